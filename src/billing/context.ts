@@ -1,0 +1,12 @@
+import type { Database } from "../store/database.js";
+import type { RetryObserver } from "../store/run-transaction.js";
+
+/** What every operation needs: storage, a clock (injected so tests can pin time), observers. */
+export interface BillingContext {
+  readonly database: Database;
+  readonly now: () => number;
+  readonly retries?: RetryObserver;
+}
+
+/** Until API keys exist, every call runs in the project the first migration creates. */
+export const DEFAULT_PROJECT_ID = 1n;

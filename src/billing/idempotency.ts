@@ -1,0 +1,24 @@
+import { BillingError } from "../errors/billing-error.js";
+import { decodeJson } from "../store/json-codec.js";
+
+/** A write already made under a key: who made it, what it asked, what it answered. */
+export interface StoredOutcome {
+  readonly customerId: string;
+  readonly requestFingerprint: string;
+  readonly response: string;
+}
+
+/**
+ * The one idempotency rule of every keyed write: same key and same request → the original
+ * answer flagged as a replay; another customer → transaction_conflict; same customer but
+ * different parameters → idempotency_conflict.
+ */
+export function replayStored<T extends { isIdempotentReplay: boolean }>(
+  stored: StoredOutcome,
+  customerId: string,
+  requestFingerprint: string,
+): T {
+  if (stored.customerId !== customerId) throw new BillingError("transaction_conflict");
+  if (stored.requestFingerprint !== requestFingerprint) throw new BillingError("idempotency_conflict");
+  return { ...decodeJson<T>(stored.response), isIdempotentReplay: true };
+}

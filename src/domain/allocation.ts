@@ -1,0 +1,48 @@
+import { BillingError } from "../errors/billing-error.js";
+import { accountStatus, availableOf, compareSpendingOrder } from "./account-status.js";
+import type { AccountSnapshot, AllocationLine } from "./types.js";
+
+export interface AllocationRequest {
+  readonly accounts: readonly AccountSnapshot[];
+  readonly amount: bigint;
+  /** Empty: every credit type. */
+  readonly creditTypes: readonly string[];
+  readonly nowMs: number;
+}
+
+/**
+ * Spreads `amount` over the ACTIVE accounts of the selected credit types, soonest expiry first.
+ * All or nothing: throws insufficient_balance (or ..._in_selected_credit_types when the other
+ * types would have covered it), with `requested` and `available` facts.
+ */
+export function allocate(request: AllocationRequest): AllocationLine[] {
+  const { amount, creditTypes, nowMs } = request;
+  const selected = new Set(creditTypes);
+  const active = request.accounts.filter((a) => accountStatus(a, nowMs) === "ACTIVE");
+  const candidates = active
+    .filter((a) => selected.size === 0 || selected.has(a.creditType))
+    .sort(compareSpendingOrder);
+
+  const lines: AllocationLine[] = [];
+  let remaining = amount;
+  for (const account of candidates) {
+    if (remaining === 0n) break;
+    const take = minBig(availableOf(account), remaining);
+    if (take <= 0n) continue;
+    lines.push({ accountId: account.id, creditType: account.creditType, source: account.source, amount: take });
+    remaining -= take;
+  }
+  if (remaining === 0n) return lines;
+
+  const availableSelected = candidates.reduce((sum, a) => sum + availableOf(a), 0n);
+  const availableAll = active.reduce((sum, a) => sum + availableOf(a), 0n);
+  const facts = { requested: amount, available: availableSelected };
+  if (selected.size > 0 && availableAll >= amount) {
+    throw new BillingError("insufficient_balance_in_selected_credit_types", undefined, facts);
+  }
+  throw new BillingError("insufficient_balance", undefined, facts);
+}
+
+export function minBig(a: bigint, b: bigint): bigint {
+  return a < b ? a : b;
+}

@@ -1,0 +1,37 @@
+/** Every limit of the API in one place, each with why it is what it is. */
+
+/** Ids are keys in UNIQUE indexes and log lines: short, printable, no spaces. */
+export const ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
+/** Credit types are compared as written, so one spelling only: lower case. */
+export const CREDIT_TYPE_PATTERN = /^[a-z0-9_.-]{1,64}$/;
+export const SOURCE_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/;
+export const CREDIT_TYPES_PER_REQUEST_MAX = 32;
+export const DESCRIPTION_LENGTH_MAX = 1024;
+export const NAME_LENGTH_MAX = 255;
+export const EMAIL_LENGTH_MAX = 255;
+export const METADATA_KEYS_MAX = 32;
+export const METADATA_KEY_LENGTH_MAX = 64;
+export const METADATA_VALUE_LENGTH_MAX = 1024;
+
+/** One operation moves at most 10^15 credits: far beyond any real top-up, far below int64. */
+export const AMOUNT_MAX = 10n ** 15n;
+/** An account never holds more than 10^18, so sums of accounts stay inside int64. */
+export const ACCOUNT_TOTAL_MAX = 10n ** 18n;
+
+export const UNFREEZE_AFTER_SECONDS_MAX = 30n * 24n * 3600n;
+export const CONSUME_AFTER_SECONDS_MAX = 7n * 24n * 3600n;
+
+export const PAGE_SIZE_DEFAULT = 20;
+export const PAGE_SIZE_MAX = 100;
+
+/** protobuf Timestamp's valid range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z. */
+export const TIMESTAMP_SECONDS_MIN = -62_135_596_800n;
+export const TIMESTAMP_SECONDS_MAX = 253_402_300_799n;
+
+/** Stored bound of an account without a start: the first valid instant. */
+export const NO_START_MS = Number(TIMESTAMP_SECONDS_MIN) * 1000;
+/** Stored bound of an account that never expires: after every valid instant, so it sorts last. */
+export const NO_EXPIRY_MS = (Number(TIMESTAMP_SECONDS_MAX) + 1) * 1000;
+
+export const DEFAULT_CREDIT_TYPE = "default";
+export const DEFAULT_SOURCE = "default";

@@ -1,0 +1,46 @@
+/** Plain domain values shared by the operations; no storage or transport types here. */
+
+export type AccountStatus = "ACTIVE" | "PENDING" | "EXPIRED";
+export type TransactionKind = "DEDUCT" | "FREEZE";
+export type TransactionStatus = "DEDUCTED" | "FROZEN" | "CONSUMED" | "UNFROZEN";
+export type Operation = "DEPOSIT" | "DEDUCT" | "FREEZE" | "CONSUME" | "UNFREEZE" | "EXPIRE";
+export type AutoAction = "UNFREEZE" | "CONSUME";
+export type Metadata = Readonly<Record<string, string>>;
+
+/** An account as read under lock. Times are epoch milliseconds. */
+export interface AccountSnapshot {
+  readonly id: bigint;
+  readonly creditType: string;
+  readonly source: string;
+  readonly startsAtMs: number;
+  readonly expiresAtMs: number;
+  readonly total: bigint;
+  readonly used: bigint;
+  readonly frozen: bigint;
+  readonly createdAtMs: number;
+}
+
+export interface Balance {
+  readonly total: bigint;
+  readonly used: bigint;
+  readonly frozen: bigint;
+  readonly available: bigint;
+}
+
+/** What one operation did to one account. */
+export interface AllocationLine {
+  readonly accountId: bigint;
+  readonly creditType: string;
+  readonly source: string;
+  readonly amount: bigint;
+}
+
+export interface AccountView extends Balance {
+  readonly id: bigint;
+  readonly creditType: string;
+  readonly source: string;
+  /** null: no bound. */
+  readonly startsAtMs: number | null;
+  readonly expiresAtMs: number | null;
+  readonly status: AccountStatus;
+}

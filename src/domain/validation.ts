@@ -1,0 +1,133 @@
+import { BillingError } from "../errors/billing-error.js";
+import type { ErrorCode } from "../errors/catalog.js";
+import {
+  AMOUNT_MAX,
+  CREDIT_TYPE_PATTERN,
+  CREDIT_TYPES_PER_REQUEST_MAX,
+  ID_PATTERN,
+  METADATA_KEY_LENGTH_MAX,
+  METADATA_KEYS_MAX,
+  METADATA_VALUE_LENGTH_MAX,
+  SOURCE_PATTERN,
+  TIMESTAMP_SECONDS_MAX,
+  TIMESTAMP_SECONDS_MIN,
+} from "./limits.js";
+import type { Metadata } from "./types.js";
+
+/** Field parsers: each returns a normalized value or throws a BillingError naming the field. */
+
+function invalid(code: ErrorCode, field: string, message: string): BillingError {
+  return new BillingError(code, message, { field });
+}
+
+/** A required id; empty → `requiredCode`, malformed → invalid_argument. */
+export function parseId(raw: string, field: string, requiredCode: ErrorCode = "invalid_argument"): string {
+  if (raw === "") throw invalid(requiredCode, field, `${field} is required.`);
+  if (!ID_PATTERN.test(raw)) {
+    throw invalid("invalid_argument", field, `${field} must be 1-128 characters of [A-Za-z0-9_.:@-].`);
+  }
+  return raw;
+}
+
+/** An optional id: empty means absent. */
+export function parseOptionalId(raw: string, field: string): string | null {
+  return raw === "" ? null : parseId(raw, field);
+}
+
+export function parseAmount(raw: bigint, field = "amount"): bigint {
+  if (raw <= 0n) throw invalid("amount_must_be_positive", field, `${field} must be a positive integer.`);
+  if (raw > AMOUNT_MAX) throw invalid("invalid_argument", field, `${field} must be at most ${AMOUNT_MAX}.`);
+  return raw;
+}
+
+export function parseActualAmount(raw: bigint | undefined): bigint | null {
+  if (raw === undefined) return null;
+  if (raw < 0n) {
+    throw invalid("actual_amount_must_be_non_negative", "actual_amount", "actual_amount must not be negative.");
+  }
+  if (raw > AMOUNT_MAX) throw invalid("invalid_argument", "actual_amount", `actual_amount must be at most ${AMOUNT_MAX}.`);
+  return raw;
+}
+
+export function parseCreditType(raw: string, fallback: string | null, field = "credit_type"): string {
+  if (raw === "" && fallback !== null) return fallback;
+  if (!CREDIT_TYPE_PATTERN.test(raw)) {
+    throw invalid("invalid_credit_types", field, `${field} must be 1-64 characters of [a-z0-9_.-], got "${raw}".`);
+  }
+  return raw;
+}
+
+/** A credit-type filter: deduplicated and sorted, so equal filters fingerprint equally. */
+export function parseCreditTypes(raw: readonly string[]): string[] {
+  if (raw.length > CREDIT_TYPES_PER_REQUEST_MAX) {
+    throw invalid("invalid_credit_types", "credit_types", `At most ${CREDIT_TYPES_PER_REQUEST_MAX} credit types.`);
+  }
+  const parsed = raw.map((t) => parseCreditType(t, null, "credit_types"));
+  return [...new Set(parsed)].sort();
+}
+
+export function parseSource(raw: string, fallback: string): string {
+  if (raw === "") return fallback;
+  if (!SOURCE_PATTERN.test(raw)) {
+    throw invalid("invalid_argument", "source", "source must be 1-64 characters of [A-Za-z0-9_.:@-].");
+  }
+  return raw;
+}
+
+export function parseText(raw: string, field: string, lengthMax: number): string {
+  if (raw.length > lengthMax) throw invalid("invalid_argument", field, `${field} must be at most ${lengthMax} characters.`);
+  return raw;
+}
+
+export function parseMetadata(raw: Readonly<Record<string, string>>): Metadata {
+  const keys = Object.keys(raw);
+  if (keys.length > METADATA_KEYS_MAX) {
+    throw invalid("invalid_argument", "metadata", `metadata holds at most ${METADATA_KEYS_MAX} keys.`);
+  }
+  const sorted: Record<string, string> = {};
+  for (const key of keys.sort()) {
+    const value = raw[key] ?? "";
+    if (key.length === 0 || key.length > METADATA_KEY_LENGTH_MAX) {
+      throw invalid("invalid_argument", "metadata", `metadata keys must be 1-${METADATA_KEY_LENGTH_MAX} characters.`);
+    }
+    if (value.length > METADATA_VALUE_LENGTH_MAX) {
+      throw invalid("invalid_argument", "metadata", `metadata values must be at most ${METADATA_VALUE_LENGTH_MAX} characters.`);
+    }
+    sorted[key] = value;
+  }
+  return sorted;
+}
+
+export interface TimestampInput {
+  readonly seconds: bigint;
+  readonly nanos: number;
+}
+
+/** A protobuf Timestamp as epoch milliseconds (sub-millisecond precision is dropped). */
+export function parseTimestamp(raw: TimestampInput | undefined, field: string, code: ErrorCode): number | null {
+  if (raw === undefined) return null;
+  const { seconds, nanos } = raw;
+  const valid =
+    seconds >= TIMESTAMP_SECONDS_MIN &&
+    seconds <= TIMESTAMP_SECONDS_MAX &&
+    Number.isInteger(nanos) &&
+    nanos >= 0 &&
+    nanos < 1_000_000_000;
+  if (!valid) throw invalid(code, field, `${field} is not a valid timestamp.`);
+  return Number(seconds) * 1000 + Math.floor(nanos / 1_000_000);
+}
+
+export interface ValidityWindow {
+  readonly startsAtMs: number | null;
+  readonly expiresAtMs: number | null;
+}
+
+/** expires_at must be in the future and after starts_at. */
+export function checkValidityWindow(window: ValidityWindow, nowMs: number): void {
+  const { startsAtMs, expiresAtMs } = window;
+  if (expiresAtMs === null) return;
+  if (expiresAtMs <= nowMs) throw invalid("invalid_expires_at", "expires_at", "expires_at must be in the future.");
+  if (startsAtMs !== null && expiresAtMs <= startsAtMs) {
+    throw invalid("invalid_datetime_range", "expires_at", "expires_at must be after starts_at.");
+  }
+}

@@ -1,0 +1,164 @@
+import { status } from "@grpc/grpc-js";
+
+/** Error families, as in the Velobase error format. */
+export type ErrorType =
+  | "auth_error"
+  | "bad_request"
+  | "not_found"
+  | "conflict"
+  | "too_many_requests"
+  | "server_error";
+
+export interface ErrorSpec {
+  readonly type: ErrorType;
+  readonly httpStatus: number;
+  readonly grpcStatus: status;
+  /** A retry of the same call may succeed later (adds google.rpc.RetryInfo). */
+  readonly retryable: boolean;
+  /** Default human message; a BillingError may give a more precise one. */
+  readonly message: string;
+}
+
+const badRequest = (message: string): ErrorSpec => ({
+  type: "bad_request",
+  httpStatus: 400,
+  grpcStatus: status.INVALID_ARGUMENT,
+  retryable: false,
+  message,
+});
+
+// State-dependent refusals: the request is well formed but the ledger's state forbids it,
+// so FAILED_PRECONDITION rather than INVALID_ARGUMENT (gRPC's guidance: retrying the same call
+// is pointless until the state changes).
+const precondition = (message: string): ErrorSpec => ({
+  type: "bad_request",
+  httpStatus: 400,
+  grpcStatus: status.FAILED_PRECONDITION,
+  retryable: false,
+  message,
+});
+
+const auth = (message: string): ErrorSpec => ({
+  type: "auth_error",
+  httpStatus: 401,
+  grpcStatus: status.UNAUTHENTICATED,
+  retryable: false,
+  message,
+});
+
+const internal = (message: string): ErrorSpec => ({
+  type: "server_error",
+  httpStatus: 500,
+  grpcStatus: status.INTERNAL,
+  retryable: false,
+  message,
+});
+
+/**
+ * The single source of every public error code. Clients branch on these codes, so a code is
+ * never renamed or removed; `docs/errors.md` is generated from this table.
+ */
+export const ERROR_CATALOG = {
+  missing_api_key: auth("An API key is required."),
+  invalid_api_key: auth("The API key is not valid."),
+  api_key_revoked: auth("The API key has been revoked."),
+
+  customer_id_required: badRequest("customer_id is required."),
+  transaction_id_required: badRequest("transaction_id is required."),
+  amount_must_be_positive: badRequest("amount must be a positive integer."),
+  actual_amount_must_be_non_negative: badRequest("actual_amount must not be negative."),
+  invalid_starts_at: badRequest("starts_at is not a valid timestamp."),
+  invalid_expires_at: badRequest("expires_at must be a valid timestamp in the future."),
+  invalid_datetime_range: badRequest("expires_at must be after starts_at."),
+  invalid_credit_types: badRequest("Credit types must be 1-64 characters of [a-z0-9_.-]."),
+  invalid_auto_settlement: badRequest(
+    "Set at most one of unfreeze_after_seconds and consume_after_seconds.",
+  ),
+  invalid_auto_settlement_ttl: badRequest(
+    "unfreeze_after_seconds must be 1-2592000 and consume_after_seconds 1-604800.",
+  ),
+  invalid_page_size: badRequest("page_size must be between 1 and 100."),
+  invalid_page_token: badRequest("page_token is not valid for this request."),
+  invalid_operation_type: badRequest("operation_types contains an unknown operation type."),
+  invalid_argument: badRequest("A field of the request is not valid."),
+
+  insufficient_balance: precondition("The customer's available balance is insufficient."),
+  insufficient_balance_in_selected_credit_types: precondition(
+    "The available balance in the selected credit types is insufficient.",
+  ),
+  no_consumable_freeze_records: precondition("The hold has no frozen amount left to consume."),
+  freeze_records_already_consumed: precondition(
+    "The hold was already consumed with another actual_amount.",
+  ),
+  no_unfreezable_records: precondition("There is no frozen hold to unfreeze."),
+  freeze_auto_unfrozen: precondition("The hold was unfrozen automatically when it timed out."),
+  actual_amount_exceeds_frozen_amount: precondition(
+    "actual_amount exceeds the frozen amount; set allow_overage to charge the excess.",
+  ),
+
+  customer_not_found: {
+    type: "not_found",
+    httpStatus: 404,
+    grpcStatus: status.NOT_FOUND,
+    retryable: false,
+    message: "The customer does not exist.",
+  },
+  transaction_not_found: {
+    type: "not_found",
+    httpStatus: 404,
+    grpcStatus: status.NOT_FOUND,
+    retryable: false,
+    message: "The transaction does not exist.",
+  },
+
+  // The key already names another request: the caller's retry logic is wrong, not the state.
+  transaction_conflict: {
+    type: "conflict",
+    httpStatus: 409,
+    grpcStatus: status.ALREADY_EXISTS,
+    retryable: false,
+    message: "The transaction id is already used by another customer.",
+  },
+  idempotency_conflict: {
+    type: "conflict",
+    httpStatus: 409,
+    grpcStatus: status.ALREADY_EXISTS,
+    retryable: false,
+    message: "The key was already used with different parameters.",
+  },
+  // ABORTED: the caller and the hold disagree about who owns it; the operation was refused.
+  customer_scope_mismatch: {
+    type: "conflict",
+    httpStatus: 409,
+    grpcStatus: status.ABORTED,
+    retryable: false,
+    message: "The transaction belongs to another customer.",
+  },
+
+  rate_limit_exceeded: {
+    type: "too_many_requests",
+    httpStatus: 429,
+    grpcStatus: status.RESOURCE_EXHAUSTED,
+    retryable: true,
+    message: "Too many requests; retry later.",
+  },
+
+  billing_account_not_found: internal("An account referenced by the hold no longer exists."),
+  freeze_records_inconsistent: internal("The hold's records are inconsistent."),
+  server_error: internal("An internal error occurred."),
+
+  service_unavailable: {
+    type: "server_error",
+    httpStatus: 503,
+    grpcStatus: status.UNAVAILABLE,
+    retryable: true,
+    message: "The service is temporarily unavailable; retry later.",
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOG;
+
+export const ERROR_CODES = Object.keys(ERROR_CATALOG) as ErrorCode[];
+
+/** Suggested client back-off for retryable errors, sent as google.rpc.RetryInfo. */
+export const RETRY_DELAY_MS = 1000;

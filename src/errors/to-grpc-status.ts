@@ -1,0 +1,73 @@
+import { Metadata, type ServiceError } from "@grpc/grpc-js";
+import { Any } from "../../gen/google/protobuf/any.js";
+import { Duration } from "../../gen/google/protobuf/duration.js";
+import { ErrorInfo, RetryInfo } from "../../gen/google/rpc/error_details.js";
+import { Status } from "../../gen/google/rpc/status.js";
+import { ErrorDetail } from "../../gen/velobase/billing/v1/errors.js";
+import { BillingError } from "./billing-error.js";
+import { RETRY_DELAY_MS } from "./catalog.js";
+
+export const ERROR_DOMAIN = "billing.velobase";
+export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
+
+const TYPE_URL_PREFIX = "type.googleapis.com/";
+
+interface Encodable<T> {
+  encode(message: T): { finish(): Uint8Array };
+}
+
+function pack<T>(typeName: string, codec: Encodable<T>, message: T): Any {
+  return { typeUrl: TYPE_URL_PREFIX + typeName, value: Buffer.from(codec.encode(message).finish()) };
+}
+
+/**
+ * Any thrown value as a BillingError: BillingErrors pass through, everything else (bugs,
+ * driver failures that nobody classified) becomes server_error, keeping the original as cause.
+ */
+export function toBillingError(thrown: unknown): BillingError {
+  if (thrown instanceof BillingError) return thrown;
+  return new BillingError("server_error", undefined, {}, { cause: thrown });
+}
+
+/** The gRPC error the client receives for a BillingError: status, message and rich details. */
+export function toServiceError(error: BillingError, trailers = new Metadata()): Partial<ServiceError> {
+  const { spec } = error;
+  const facts = Object.fromEntries(Object.entries(error.facts).map(([k, v]) => [k, String(v)]));
+  const details: Any[] = [
+    pack("velobase.billing.v1.ErrorDetail", ErrorDetail, {
+      code: error.code,
+      type: spec.type,
+      message: error.message,
+    }),
+    pack("google.rpc.ErrorInfo", ErrorInfo, {
+      reason: error.code,
+      domain: ERROR_DOMAIN,
+      metadata: facts,
+    }),
+  ];
+  if (spec.retryable) {
+    const retryDelay: Duration = { seconds: BigInt(RETRY_DELAY_MS / 1000), nanos: 0 };
+    details.push(pack("google.rpc.RetryInfo", RetryInfo, { retryDelay }));
+  }
+  const status: Status = { code: spec.grpcStatus, message: error.message, details };
+  trailers.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode(status).finish()));
+  return { code: spec.grpcStatus, details: error.message, metadata: trailers };
+}
+
+/** Client side: the ErrorDetail and ErrorInfo of a failed call, when it carries them. */
+export function decodeStatusDetails(metadata: Metadata | undefined): {
+  detail?: ErrorDetail;
+  info?: ErrorInfo;
+  retry?: RetryInfo;
+} {
+  const raw = metadata?.get(STATUS_DETAILS_KEY)[0];
+  if (!(raw instanceof Buffer)) return {};
+  const out: { detail?: ErrorDetail; info?: ErrorInfo; retry?: RetryInfo } = {};
+  for (const any of Status.decode(raw).details) {
+    const name = any.typeUrl.slice(TYPE_URL_PREFIX.length);
+    if (name === "velobase.billing.v1.ErrorDetail") out.detail = ErrorDetail.decode(any.value);
+    if (name === "google.rpc.ErrorInfo") out.info = ErrorInfo.decode(any.value);
+    if (name === "google.rpc.RetryInfo") out.retry = RetryInfo.decode(any.value);
+  }
+  return out;
+}

@@ -1,0 +1,161 @@
+import type {
+  ConsumeRequest,
+  DeductRequest,
+  DepositRequest,
+  FreezeRequest,
+  GetCustomerRequest,
+  GetTransactionRequest,
+  ListLedgerEntriesRequest,
+  UnfreezeRequest,
+} from "../../gen/velobase/billing/v1/billing.js";
+import { BusinessType, OperationType } from "../../gen/velobase/billing/v1/billing.js";
+import type { DepositInput } from "../billing/deposit.js";
+import type { LedgerQuery } from "../billing/list-ledger.js";
+import type { ConsumeInput, SettleTarget } from "../billing/settle.js";
+import type { AutoSettlement, FreezeInput, SpendInput } from "../billing/spend.js";
+import {
+  CONSUME_AFTER_SECONDS_MAX,
+  DEFAULT_CREDIT_TYPE,
+  DEFAULT_SOURCE,
+  DESCRIPTION_LENGTH_MAX,
+  EMAIL_LENGTH_MAX,
+  NAME_LENGTH_MAX,
+  PAGE_SIZE_DEFAULT,
+  PAGE_SIZE_MAX,
+  UNFREEZE_AFTER_SECONDS_MAX,
+} from "../domain/limits.js";
+import type { Operation } from "../domain/types.js";
+import {
+  parseActualAmount,
+  parseAmount,
+  parseCreditType,
+  parseCreditTypes,
+  parseId,
+  parseMetadata,
+  parseOptionalId,
+  parseSource,
+  parseText,
+  parseTimestamp,
+} from "../domain/validation.js";
+import { BillingError } from "../errors/billing-error.js";
+
+/** Proto requests → validated domain inputs: the one place where wire input is checked. */
+
+const customerIdOf = (raw: string) => parseId(raw, "customer_id", "customer_id_required");
+const transactionIdOf = (raw: string) => parseId(raw, "transaction_id", "transaction_id_required");
+
+function businessTypeOf(raw: BusinessType): number {
+  if (!Object.values(BusinessType).includes(raw) || raw === BusinessType.UNRECOGNIZED) {
+    throw new BillingError("invalid_argument", "business_type is not a known value.", { field: "business_type" });
+  }
+  return raw;
+}
+
+export function parseDeposit(r: DepositRequest, projectId: bigint): DepositInput {
+  return {
+    projectId,
+    customerId: customerIdOf(r.customerId),
+    amount: parseAmount(r.amount),
+    idempotencyKey: parseOptionalId(r.idempotencyKey, "idempotency_key"),
+    creditType: parseCreditType(r.creditType, DEFAULT_CREDIT_TYPE),
+    source: parseSource(r.source, DEFAULT_SOURCE),
+    startsAtMs: parseTimestamp(r.startsAt, "starts_at", "invalid_starts_at"),
+    expiresAtMs: parseTimestamp(r.expiresAt, "expires_at", "invalid_expires_at"),
+    name: parseText(r.name, "name", NAME_LENGTH_MAX),
+    email: parseText(r.email, "email", EMAIL_LENGTH_MAX),
+    description: parseText(r.description, "description", DESCRIPTION_LENGTH_MAX),
+    metadata: parseMetadata(r.metadata),
+  };
+}
+
+export function parseDeduct(r: DeductRequest, projectId: bigint): SpendInput {
+  return {
+    projectId,
+    customerId: customerIdOf(r.customerId),
+    transactionId: transactionIdOf(r.transactionId),
+    amount: parseAmount(r.amount),
+    creditTypes: parseCreditTypes(r.creditTypes),
+    businessType: businessTypeOf(r.businessType),
+    description: parseText(r.description, "description", DESCRIPTION_LENGTH_MAX),
+    metadata: parseMetadata(r.metadata),
+  };
+}
+
+function autoSettlementOf(r: FreezeRequest): AutoSettlement | null {
+  const { unfreezeAfterSeconds: unfreezeAfter, consumeAfterSeconds: consumeAfter } = r;
+  if (unfreezeAfter !== undefined && consumeAfter !== undefined) throw new BillingError("invalid_auto_settlement");
+  const checkTtl = (seconds: bigint, max: bigint, field: string) => {
+    if (seconds < 1n || seconds > max) {
+      throw new BillingError("invalid_auto_settlement_ttl", `${field} must be between 1 and ${max}.`, { field });
+    }
+    return seconds;
+  };
+  if (unfreezeAfter !== undefined) {
+    return { action: "UNFREEZE", afterSeconds: checkTtl(unfreezeAfter, UNFREEZE_AFTER_SECONDS_MAX, "unfreeze_after_seconds") };
+  }
+  if (consumeAfter !== undefined) {
+    return { action: "CONSUME", afterSeconds: checkTtl(consumeAfter, CONSUME_AFTER_SECONDS_MAX, "consume_after_seconds") };
+  }
+  return null;
+}
+
+export function parseFreeze(r: FreezeRequest, projectId: bigint): FreezeInput {
+  return { ...parseDeduct(r, projectId), autoSettlement: autoSettlementOf(r) };
+}
+
+function settleTargetOf(r: { transactionId: string; customerId: string }, projectId: bigint): SettleTarget {
+  return {
+    projectId,
+    transactionId: transactionIdOf(r.transactionId),
+    customerId: parseOptionalId(r.customerId, "customer_id"),
+  };
+}
+
+export function parseConsume(r: ConsumeRequest, projectId: bigint): ConsumeInput {
+  return {
+    ...settleTargetOf(r, projectId),
+    actualAmount: parseActualAmount(r.actualAmount),
+    allowOverage: r.allowOverage,
+  };
+}
+
+export const parseUnfreeze = (r: UnfreezeRequest, projectId: bigint): SettleTarget => settleTargetOf(r, projectId);
+
+export function parseGetCustomer(r: GetCustomerRequest, projectId: bigint) {
+  return { projectId, customerId: customerIdOf(r.customerId), includeInactive: r.includeInactive };
+}
+
+export function parseGetTransaction(r: GetTransactionRequest, projectId: bigint) {
+  return { projectId, transactionId: transactionIdOf(r.transactionId) };
+}
+
+const OPERATIONS: Partial<Record<OperationType, Operation>> = {
+  [OperationType.OPERATION_TYPE_DEPOSIT]: "DEPOSIT",
+  [OperationType.OPERATION_TYPE_DEDUCT]: "DEDUCT",
+  [OperationType.OPERATION_TYPE_FREEZE]: "FREEZE",
+  [OperationType.OPERATION_TYPE_CONSUME]: "CONSUME",
+  [OperationType.OPERATION_TYPE_UNFREEZE]: "UNFREEZE",
+  [OperationType.OPERATION_TYPE_EXPIRE]: "EXPIRE",
+};
+
+export function parseListLedgerEntries(r: ListLedgerEntriesRequest, projectId: bigint): LedgerQuery {
+  const operations = r.operationTypes.map((t) => {
+    const op = OPERATIONS[t];
+    if (!op) throw new BillingError("invalid_operation_type", undefined, { field: "operation_types", value: t });
+    return op;
+  });
+  if (r.pageSize < 0 || r.pageSize > PAGE_SIZE_MAX) {
+    throw new BillingError("invalid_page_size", undefined, { field: "page_size", value: r.pageSize });
+  }
+  return {
+    projectId,
+    customerId: customerIdOf(r.customerId),
+    operations: [...new Set(operations)].sort(),
+    transactionId: parseOptionalId(r.transactionId, "transaction_id"),
+    creditType: r.creditType === "" ? null : parseCreditType(r.creditType, null),
+    createdAfterMs: parseTimestamp(r.createdAfter, "created_after", "invalid_argument"),
+    createdBeforeMs: parseTimestamp(r.createdBefore, "created_before", "invalid_argument"),
+    pageSize: r.pageSize === 0 ? PAGE_SIZE_DEFAULT : r.pageSize,
+    pageToken: r.pageToken === "" ? null : r.pageToken,
+  };
+}

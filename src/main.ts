@@ -1,0 +1,46 @@
+import { pino } from "pino";
+import { startApp } from "./app.js";
+import { ConfigError, loadConfig, redactUrl } from "./config.js";
+import { DatabaseUnreachableError } from "./store/database.js";
+
+/** Entry point: config → database → server → signals. Start-up failures are one line each. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`velobase-billing: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const log = pino({ level: config.LOG_LEVEL });
+  let app;
+  try {
+    app = await startApp(config, { log });
+  } catch (error) {
+    if (error instanceof DatabaseUnreachableError) {
+      process.stderr.write(`velobase-billing: cannot reach the database at ${redactUrl(config.DATABASE_URL)}: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    app.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+await main();

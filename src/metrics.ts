@@ -1,0 +1,65 @@
+import { createServer, type Server } from "node:http";
+import type { Pool } from "mysql2/promise";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** Prometheus metrics of one server instance (prom-client). */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly calls = new Counter({
+    name: "billing_grpc_calls_total",
+    help: "gRPC calls by method and result code (ok or the error code).",
+    labelNames: ["method", "code"] as const,
+    registers: [this.registry],
+  });
+  readonly latency = new Histogram({
+    name: "billing_grpc_call_duration_seconds",
+    help: "gRPC call latency by method.",
+    labelNames: ["method"] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly retries = new Counter({
+    name: "billing_db_transaction_retries_total",
+    help: "Database transactions retried after a deadlock, lock-wait timeout or idempotency race.",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Pool usage, read when scraped. */
+  watchPool(pool: Pool): void {
+    // mysql2 keeps these arrays on the underlying callback pool; they are not in its typings.
+    const inner = pool.pool as unknown as { _allConnections?: { length: number }; _freeConnections?: { length: number } };
+    new Gauge({
+      name: "billing_db_pool_connections",
+      help: "Database pool connections by state.",
+      labelNames: ["state"] as const,
+      registers: [this.registry],
+      collect() {
+        const all = inner._allConnections?.length ?? 0;
+        const free = inner._freeConnections?.length ?? 0;
+        this.set({ state: "open" }, all);
+        this.set({ state: "in_use" }, all - free);
+      },
+    });
+  }
+
+  /** Serves /metrics on its own port; returns the listening server. */
+  async listen(host: string, port: number): Promise<Server> {
+    const server = createServer((req, res) => {
+      if (req.url !== "/metrics") {
+        res.writeHead(404).end();
+        return;
+      }
+      this.registry
+        .metrics()
+        .then((body) => res.writeHead(200, { "content-type": this.registry.contentType }).end(body))
+        .catch(() => res.writeHead(500).end());
+    });
+    await new Promise<void>((resolve) => server.listen(port, host, resolve));
+    return server;
+  }
+}

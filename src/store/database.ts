@@ -1,0 +1,106 @@
+import { fileURLToPath } from "node:url";
+import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
+import { migrate } from "drizzle-orm/mysql2/migrator";
+import mysql, { type Pool, type PoolOptions } from "mysql2/promise";
+import * as schema from "./schema.js";
+
+export type Db = MySql2Database<typeof schema>;
+
+export interface Database {
+  readonly db: Db;
+  readonly pool: Pool;
+  readonly name: string;
+  close(): Promise<void>;
+}
+
+const MIGRATIONS_FOLDER = fileURLToPath(new URL("./migrations", import.meta.url));
+const CONNECT_TIMEOUT_MS = 5_000;
+
+/** Thrown when the server cannot be reached or refuses us; main turns it into one clear line. */
+export class DatabaseUnreachableError extends Error {}
+
+function connectionOptions(url: string): PoolOptions & { database: string } {
+  const u = new URL(url);
+  const database = decodeURIComponent(u.pathname.replace(/^\//, ""));
+  if (!/^[A-Za-z0-9_]{1,64}$/.test(database)) {
+    throw new DatabaseUnreachableError(`database name must be 1-64 characters of [A-Za-z0-9_], got "${database}"`);
+  }
+  return {
+    host: u.hostname,
+    port: u.port ? Number(u.port) : 3306,
+    user: decodeURIComponent(u.username),
+    password: decodeURIComponent(u.password),
+    database,
+    // Times are UTC on both sides; big integers arrive as strings, never as lossy numbers.
+    timezone: "Z",
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+  };
+}
+
+/** Creates the database if it is missing; fails with DatabaseUnreachableError. */
+async function ensureDatabase(options: PoolOptions & { database: string }): Promise<void> {
+  const { database, ...serverOptions } = options;
+  let connection: mysql.Connection | undefined;
+  try {
+    connection = await mysql.createConnection(serverOptions);
+    await connection.query(
+      `CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
+    );
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new DatabaseUnreachableError(reason || (error as { code?: string }).code || "connection failed", {
+      cause: error,
+    });
+  } finally {
+    await connection?.end().catch(() => undefined);
+  }
+}
+
+const MIGRATION_LOCK = "velobase_billing_migrations";
+const MIGRATION_LOCK_TIMEOUT_S = 60;
+
+/** Applies pending migrations while holding a named lock, so instances starting together take turns. */
+async function migrateExclusively(pool: Pool, db: Db): Promise<void> {
+  const holder = await pool.getConnection();
+  try {
+    const [rows] = await holder.query("SELECT GET_LOCK(?, ?) AS got", [MIGRATION_LOCK, MIGRATION_LOCK_TIMEOUT_S]);
+    const got = (rows as Array<{ got: number | string | null }>)[0]?.got;
+    if (Number(got) !== 1) throw new Error("timed out waiting for another instance's migrations");
+    await migrate(db, { migrationsFolder: MIGRATIONS_FOLDER });
+  } finally {
+    await holder.query("SELECT RELEASE_LOCK(?)", [MIGRATION_LOCK]).catch(() => undefined);
+    holder.release();
+  }
+}
+
+export interface OpenOptions {
+  poolSize?: number;
+  migrate?: boolean;
+}
+
+/** Connects, creates the database when missing and applies pending migrations. */
+export async function openDatabase(url: string, options: OpenOptions = {}): Promise<Database> {
+  const connection = connectionOptions(url);
+  await ensureDatabase(connection);
+  const pool = mysql.createPool({
+    ...connection,
+    connectionLimit: options.poolSize ?? 20,
+    maxIdle: options.poolSize ?? 20,
+    enableKeepAlive: true,
+  });
+  // Every operation locks the customer row first and then reads what it needs; READ COMMITTED
+  // makes those reads see the latest committed rows and avoids gap locks.
+  pool.pool.on("connection", (conn) => {
+    conn.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+  });
+  const db = drizzle(pool, { schema, mode: "default" });
+  if (options.migrate ?? true) await migrateExclusively(pool, db);
+  return {
+    db,
+    pool,
+    name: connection.database,
+    close: () => pool.end(),
+  };
+}

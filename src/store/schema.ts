@@ -1,0 +1,179 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  boolean,
+  char,
+  check,
+  datetime,
+  index,
+  int,
+  mediumtext,
+  mysqlTable,
+  text,
+  uniqueIndex,
+  varchar,
+} from "drizzle-orm/mysql-core";
+
+// Conventions: money is BIGINT read as bigint; surrogate ids are BIGINT AUTO_INCREMENT read as
+// bigint; server times are DATETIME(3) in UTC; account validity bounds are BIGINT epoch
+// milliseconds so that every valid protobuf Timestamp (years 1-9999) fits, which DATETIME does not.
+// There are no foreign keys: every write already checks its references under lock, and FKs do not
+// survive sharding by (project, customer) on Vitess.
+
+const id = () => bigint("id", { mode: "bigint", unsigned: true }).autoincrement().primaryKey();
+const ref = (name: string) => bigint(name, { mode: "bigint", unsigned: true }).notNull();
+const money = (name: string) => bigint(name, { mode: "bigint" }).notNull().default(sql`0`);
+const createdAt = () => datetime("created_at", { mode: "date", fsp: 3 }).notNull();
+
+export const projects = mysqlTable(
+  "projects",
+  {
+    id: id(),
+    name: varchar("name", { length: 128 }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("projects_name_uq").on(t.name)],
+);
+
+export const customers = mysqlTable(
+  "customers",
+  {
+    id: id(),
+    projectId: ref("project_id"),
+    customerId: varchar("customer_id", { length: 128 }).notNull(),
+    name: varchar("name", { length: 255 }).notNull().default(""),
+    email: varchar("email", { length: 255 }).notNull().default(""),
+    metadata: text("metadata").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("customers_project_customer_uq").on(t.projectId, t.customerId)],
+);
+
+export const accounts = mysqlTable(
+  "accounts",
+  {
+    id: id(),
+    projectId: ref("project_id"),
+    customerPk: ref("customer_pk"),
+    creditType: varchar("credit_type", { length: 64 }).notNull(),
+    source: varchar("source", { length: 64 }).notNull(),
+    startsAtMs: bigint("starts_at_ms", { mode: "number" }).notNull(),
+    expiresAtMs: bigint("expires_at_ms", { mode: "number" }).notNull(),
+    total: money("total"),
+    used: money("used"),
+    frozen: money("frozen"),
+    expiryRecorded: boolean("expiry_recorded").notNull().default(false),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex("accounts_key_uq").on(
+      t.projectId,
+      t.customerPk,
+      t.creditType,
+      t.source,
+      t.startsAtMs,
+      t.expiresAtMs,
+    ),
+    index("accounts_expiry_idx").on(t.expiryRecorded, t.expiresAtMs),
+    check("accounts_total_nonneg", sql`${t.total} >= 0`),
+    check("accounts_used_nonneg", sql`${t.used} >= 0`),
+    check("accounts_frozen_nonneg", sql`${t.frozen} >= 0`),
+    check("accounts_within_total", sql`${t.used} + ${t.frozen} <= ${t.total}`),
+  ],
+);
+
+/** Deduct and Freeze transactions; a Freeze is a hold settled once by Consume or Unfreeze. */
+export const transactions = mysqlTable(
+  "transactions",
+  {
+    id: id(),
+    projectId: ref("project_id"),
+    transactionId: varchar("transaction_id", { length: 128 }).notNull(),
+    customerPk: ref("customer_pk"),
+    kind: varchar("kind", { length: 16 }).notNull(),
+    status: varchar("status", { length: 16 }).notNull(),
+    amount: money("amount"),
+    consumedAmount: money("consumed_amount"),
+    returnedAmount: money("returned_amount"),
+    overageAmount: money("overage_amount"),
+    creditTypes: text("credit_types").notNull(),
+    businessType: int("business_type").notNull().default(0),
+    description: varchar("description", { length: 1024 }).notNull().default(""),
+    metadata: text("metadata").notNull(),
+    requestFingerprint: char("request_fingerprint", { length: 64 }).notNull(),
+    response: mediumtext("response").notNull(),
+    settleResponse: mediumtext("settle_response"),
+    autoAction: varchar("auto_action", { length: 16 }),
+    autoAt: datetime("auto_at", { mode: "date", fsp: 3 }),
+    settledAutomatically: boolean("settled_automatically").notNull().default(false),
+    createdAt: createdAt(),
+    settledAt: datetime("settled_at", { mode: "date", fsp: 3 }),
+  },
+  (t) => [
+    uniqueIndex("transactions_project_tx_uq").on(t.projectId, t.transactionId),
+    index("transactions_due_idx").on(t.status, t.autoAt),
+    check("transactions_amounts_nonneg", sql`${t.amount} > 0 AND ${t.consumedAmount} >= 0 AND ${t.returnedAmount} >= 0 AND ${t.overageAmount} >= 0`),
+  ],
+);
+
+/** How a transaction was spread over accounts, in allocation order. */
+export const allocations = mysqlTable(
+  "allocations",
+  {
+    id: id(),
+    projectId: ref("project_id"),
+    transactionPk: ref("transaction_pk"),
+    seq: int("seq").notNull(),
+    accountId: ref("account_id"),
+    amount: money("amount"),
+  },
+  (t) => [
+    uniqueIndex("allocations_tx_seq_uq").on(t.transactionPk, t.seq),
+    check("allocations_amount_pos", sql`${t.amount} > 0`),
+  ],
+);
+
+/** Append-only: triggers in the migrations refuse every UPDATE and DELETE. */
+export const ledgerEntries = mysqlTable(
+  "ledger_entries",
+  {
+    id: id(),
+    projectId: ref("project_id"),
+    customerPk: ref("customer_pk"),
+    accountId: ref("account_id"),
+    operation: varchar("operation", { length: 16 }).notNull(),
+    amount: bigint("amount", { mode: "bigint" }).notNull(),
+    creditType: varchar("credit_type", { length: 64 }).notNull(),
+    source: varchar("source", { length: 64 }).notNull(),
+    transactionPk: bigint("transaction_pk", { mode: "bigint", unsigned: true }),
+    transactionId: varchar("transaction_id", { length: 128 }).notNull().default(""),
+    idempotencyKey: varchar("idempotency_key", { length: 128 }).notNull().default(""),
+    businessType: int("business_type").notNull().default(0),
+    description: varchar("description", { length: 1024 }).notNull().default(""),
+    metadata: text("metadata").notNull(),
+    automatic: boolean("automatic").notNull().default(false),
+    overage: boolean("overage").notNull().default(false),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index("ledger_customer_idx").on(t.projectId, t.customerPk, t.id),
+    index("ledger_account_idx").on(t.accountId),
+    index("ledger_transaction_idx").on(t.transactionPk),
+    check("ledger_amount_pos", sql`${t.amount} > 0`),
+  ],
+);
+
+/** Deposit idempotency keys with the response to replay. */
+export const depositKeys = mysqlTable(
+  "deposit_keys",
+  {
+    id: id(),
+    projectId: ref("project_id"),
+    idempotencyKey: varchar("idempotency_key", { length: 128 }).notNull(),
+    customerPk: ref("customer_pk"),
+    requestFingerprint: char("request_fingerprint", { length: 64 }).notNull(),
+    response: mediumtext("response").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("deposit_keys_project_key_uq").on(t.projectId, t.idempotencyKey)],
+);

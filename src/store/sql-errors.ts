@@ -1,0 +1,64 @@
+/** Classification of driver failures by MySQL errno / Node error code, wherever drizzle wrapped them. */
+
+const DEADLOCK = 1213;
+const LOCK_WAIT_TIMEOUT = 1205;
+const DUPLICATE_KEY = 1062;
+const OUT_OF_RANGE = 1690;
+
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENOTFOUND",
+  "PROTOCOL_CONNECTION_LOST",
+  "PROTOCOL_SEQUENCE_TIMEOUT",
+  "ER_CON_COUNT_ERROR",
+  "ER_SERVER_SHUTDOWN",
+  "POOL_CLOSED",
+]);
+// Connection-level errnos: too many connections, server shutdown, connection killed.
+const CONNECTION_ERRNOS = new Set([1040, 1053, 1927, 2002, 2003, 2006, 2013]);
+
+interface DriverError {
+  errno?: number;
+  code?: string;
+  message?: string;
+  fatal?: boolean;
+}
+
+/** The innermost error with a MySQL errno or a Node error code. */
+export function driverError(error: unknown): DriverError | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    const candidate = current as Error & DriverError;
+    if (typeof candidate.errno === "number" || typeof candidate.code === "string") return candidate;
+    current = candidate.cause;
+  }
+  return undefined;
+}
+
+export function isRetryableConflict(error: unknown): boolean {
+  const errno = driverError(error)?.errno;
+  return errno === DEADLOCK || errno === LOCK_WAIT_TIMEOUT;
+}
+
+/** A duplicate on the named unique index (mysql2 quotes the key name in the message). */
+export function isDuplicateOn(error: unknown, indexNames: readonly string[]): boolean {
+  const found = driverError(error);
+  if (found?.errno !== DUPLICATE_KEY) return false;
+  return indexNames.some((name) => found.message?.includes(name) ?? false);
+}
+
+export function isOutOfRange(error: unknown): boolean {
+  return driverError(error)?.errno === OUT_OF_RANGE;
+}
+
+export function isConnectionFailure(error: unknown): boolean {
+  const found = driverError(error);
+  if (!found) return false;
+  if (found.fatal === true) return true;
+  if (found.errno !== undefined && CONNECTION_ERRNOS.has(found.errno)) return true;
+  return found.code !== undefined && CONNECTION_CODES.has(found.code);
+}
