@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, inArray, lte, or, sql, type SQL } from "drizzle-orm";
-import type { AccountDelta } from "../domain/account-deltas.js";
+import { mergeDeltas, type AccountDelta } from "../domain/account-deltas.js";
 import type { AccountSnapshot } from "../domain/types.js";
 import type { Db } from "./database.js";
 import type { Tx } from "./run-transaction.js";
@@ -85,7 +85,7 @@ export async function creditAccount(
 
 /** Applies per-account changes to used and frozen in one statement. */
 export async function applyAccountDeltas(tx: Tx, deltas: readonly AccountDelta[]): Promise<void> {
-  const changed = deltas.filter((d) => d.used !== 0n || d.frozen !== 0n);
+  const changed = mergeDeltas(deltas).filter((d) => d.used !== 0n || d.frozen !== 0n);
   if (changed.length === 0) return;
   const ids = changed.map((d) => d.accountId);
   const caseOf = (pick: (d: AccountDelta) => bigint): SQL =>

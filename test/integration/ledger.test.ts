@@ -1,0 +1,276 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AccountStatus, OperationType } from "../../gen/velobase/billing/v1/billing.js";
+import { expectError } from "../support/client.js";
+import { DAY, SECOND, ts, uid } from "../support/fixtures.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+import { verifyLedger } from "../../src/billing/verify.js";
+
+let s: TestServer;
+beforeAll(async () => {
+  s = await startTestServer();
+});
+afterAll(async () => {
+  await s?.stop();
+});
+
+const balanceOf = async (customerId: string) => (await s.client.call("getCustomer", { customerId })).balance;
+
+async function newCustomer(amount = 1000n, extra: Record<string, unknown> = {}) {
+  const customerId = uid("cust");
+  await s.client.call("deposit", { customerId, amount, ...extra });
+  return customerId;
+}
+
+describe("Deposit", () => {
+  it("creates the customer and its account on the first deposit", async () => {
+    const customerId = uid("cust");
+    const r = await s.client.call("deposit", {
+      customerId,
+      amount: 500n,
+      name: "Ada",
+      email: "ada@example.com",
+      metadata: { plan: "pro" },
+    });
+    expect(r.customerId).toBe(customerId);
+    expect(r.addedAmount).toBe(500n);
+    expect(r.isIdempotentReplay).toBe(false);
+    expect(r.account).toMatchObject({ creditType: "default", source: "default", total: 500n, used: 0n, frozen: 0n, available: 500n, status: AccountStatus.ACCOUNT_STATUS_ACTIVE });
+    expect(r.balance).toEqual({ total: 500n, used: 0n, frozen: 0n, available: 500n });
+    const c = await s.client.call("getCustomer", { customerId });
+    expect(c).toMatchObject({ name: "Ada", email: "ada@example.com", metadata: { plan: "pro" } });
+    expect(c.creditTypes).toHaveLength(1);
+    expect(c.creditTypes[0]?.accounts[0]?.id).toBe(r.account?.id);
+  });
+
+  it("replays the same key and adds a new key to the same account", async () => {
+    const customerId = uid("cust");
+    const key = uid("dep");
+    const first = await s.client.call("deposit", { customerId, amount: 100n, idempotencyKey: key });
+    const replay = await s.client.call("deposit", { customerId, amount: 100n, idempotencyKey: key });
+    expect(replay).toEqual({ ...first, isIdempotentReplay: true });
+    const second = await s.client.call("deposit", { customerId, amount: 50n, idempotencyKey: uid("dep") });
+    expect(second.account?.id).toBe(first.account?.id);
+    expect(second.account?.total).toBe(150n);
+    expect(second.balance?.available).toBe(150n);
+    await expectError(s.client.call("deposit", { customerId, amount: 101n, idempotencyKey: key }), "idempotency_conflict");
+    await expectError(s.client.call("deposit", { customerId: uid("other"), amount: 100n, idempotencyKey: key }), "transaction_conflict");
+    expect(await balanceOf(customerId)).toEqual({ total: 150n, used: 0n, frozen: 0n, available: 150n });
+  });
+
+  it("keeps a future starts_at PENDING and unspendable until then", async () => {
+    const customerId = await newCustomer(100n);
+    const startsAt = s.clock.now() + DAY;
+    const r = await s.client.call("deposit", { customerId, amount: 900n, startsAt: ts(startsAt) });
+    expect(r.account?.status).toBe(AccountStatus.ACCOUNT_STATUS_PENDING);
+    expect(r.balance).toEqual({ total: 100n, used: 0n, frozen: 0n, available: 100n });
+    const info = await expectError(s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 500n }), "insufficient_balance");
+    expect(info).toMatchObject({ requested: "500", available: "100" });
+    const hidden = await s.client.call("getCustomer", { customerId });
+    expect(hidden.creditTypes[0]?.accounts).toHaveLength(1);
+    const all = await s.client.call("getCustomer", { customerId, includeInactive: true });
+    expect(all.creditTypes[0]?.accounts.map((a) => a.status)).toEqual([AccountStatus.ACCOUNT_STATUS_ACTIVE, AccountStatus.ACCOUNT_STATUS_PENDING]);
+    s.clock.advance(DAY);
+    const d = await s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 500n });
+    expect(d.balance).toEqual({ total: 1000n, used: 500n, frozen: 0n, available: 500n });
+  });
+
+  it("ignores expired accounts", async () => {
+    const customerId = await newCustomer(100n);
+    await s.client.call("deposit", { customerId, amount: 300n, expiresAt: ts(s.clock.now() + 10 * SECOND) });
+    expect((await balanceOf(customerId))?.available).toBe(400n);
+    s.clock.advance(10 * SECOND); // expiry at exactly now counts as expired
+    expect(await balanceOf(customerId)).toEqual({ total: 100n, used: 0n, frozen: 0n, available: 100n });
+    const all = await s.client.call("getCustomer", { customerId, includeInactive: true });
+    expect(all.creditTypes[0]?.accounts.map((a) => a.status)).toContain(AccountStatus.ACCOUNT_STATUS_EXPIRED);
+    await expectError(s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 101n }), "insufficient_balance");
+  });
+});
+
+describe("Allocation", () => {
+  it("spends soonest-expiring first across three accounts, one ledger entry per account", async () => {
+    const customerId = uid("cust");
+    const now = s.clock.now();
+    const never = await s.client.call("deposit", { customerId, amount: 100n });
+    const late = await s.client.call("deposit", { customerId, amount: 100n, expiresAt: ts(now + 30 * DAY) });
+    const soon = await s.client.call("deposit", { customerId, amount: 100n, expiresAt: ts(now + DAY) });
+    const tx = uid("tx");
+    const r = await s.client.call("deduct", { customerId, transactionId: tx, amount: 250n });
+    expect(r.details.map((d) => [d.accountId, d.amount])).toEqual([
+      [soon.account?.id, 100n],
+      [late.account?.id, 100n],
+      [never.account?.id, 50n],
+    ]);
+    expect(r.deductedAmount).toBe(250n);
+    expect(r.balance).toEqual({ total: 300n, used: 250n, frozen: 0n, available: 50n });
+    const ledger = await s.client.call("listLedgerEntries", { customerId, transactionId: tx });
+    expect(ledger.entries.map((e) => [e.operation, e.accountId, e.amount])).toEqual([
+      [OperationType.OPERATION_TYPE_DEDUCT, never.account?.id, 50n],
+      [OperationType.OPERATION_TYPE_DEDUCT, late.account?.id, 100n],
+      [OperationType.OPERATION_TYPE_DEDUCT, soon.account?.id, 100n],
+    ]);
+  });
+
+  it("filters by credit type and tells insufficient from insufficient-in-selected-types", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 100n, creditType: "promo" });
+    await s.client.call("deposit", { customerId, amount: 200n, creditType: "paid" });
+    const r = await s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 150n, creditTypes: ["paid"] });
+    expect(r.details.map((d) => [d.creditType, d.amount])).toEqual([["paid", 150n]]);
+    const selected = await expectError(
+      s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 60n, creditTypes: ["paid"] }),
+      "insufficient_balance_in_selected_credit_types",
+    );
+    expect(selected).toMatchObject({ requested: "60", available: "50" });
+    const all = await expectError(s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 151n }), "insufficient_balance");
+    expect(all).toMatchObject({ requested: "151", available: "150" });
+    expect(await balanceOf(customerId)).toEqual({ total: 300n, used: 150n, frozen: 0n, available: 150n });
+  });
+
+  it("fails deduct and freeze on an unknown customer", async () => {
+    await expectError(s.client.call("deduct", { customerId: uid("ghost"), transactionId: uid("tx"), amount: 1n }), "customer_not_found");
+    await expectError(s.client.call("freeze", { customerId: uid("ghost"), transactionId: uid("tx"), amount: 1n }), "customer_not_found");
+  });
+});
+
+describe("Freeze lifecycle", () => {
+  it("freezes 600, consumes 400 and returns 200 to the same accounts", async () => {
+    const customerId = uid("cust");
+    const a = await s.client.call("deposit", { customerId, amount: 500n, expiresAt: ts(s.clock.now() + DAY) });
+    const b = await s.client.call("deposit", { customerId, amount: 500n });
+    const tx = uid("hold");
+    const f = await s.client.call("freeze", { customerId, transactionId: tx, amount: 600n });
+    expect(f.details.map((d) => [d.accountId, d.amount])).toEqual([[a.account?.id, 500n], [b.account?.id, 100n]]);
+    expect(f.balance).toEqual({ total: 1000n, used: 0n, frozen: 600n, available: 400n });
+    const c = await s.client.call("consume", { transactionId: tx, actualAmount: 400n });
+    expect(c).toMatchObject({ consumedAmount: 400n, returnedAmount: 200n, overageAmount: 0n, isIdempotentReplay: false });
+    expect(c.details.map((d) => [d.accountId, d.amount])).toEqual([[a.account?.id, 400n]]);
+    expect(c.returnedDetails.map((d) => [d.accountId, d.amount])).toEqual([[a.account?.id, 100n], [b.account?.id, 100n]]);
+    expect(c.balance).toEqual({ total: 1000n, used: 400n, frozen: 0n, available: 600n });
+    const replay = await s.client.call("consume", { transactionId: tx, actualAmount: 400n });
+    expect(replay).toEqual({ ...c, isIdempotentReplay: true });
+    await expectError(s.client.call("consume", { transactionId: tx, actualAmount: 300n }), "freeze_records_already_consumed");
+    await expectError(s.client.call("unfreeze", { transactionId: tx }), "no_unfreezable_records");
+    const t = await s.client.call("getTransaction", { transactionId: tx });
+    expect(t).toMatchObject({ customerId, amount: 600n, consumedAmount: 400n, returnedAmount: 200n });
+  });
+
+  it("consumes the whole hold when actual_amount is unset, and nothing when it is 0", async () => {
+    const customerId = await newCustomer(1000n);
+    const whole = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId: whole, amount: 300n });
+    const c = await s.client.call("consume", { transactionId: whole });
+    expect([c.consumedAmount, c.returnedAmount]).toEqual([300n, 0n]);
+    const none = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId: none, amount: 200n });
+    const z = await s.client.call("consume", { transactionId: none, actualAmount: 0n });
+    expect([z.consumedAmount, z.returnedAmount, z.details.length]).toEqual([0n, 200n, 0]);
+    expect(z.balance).toEqual({ total: 1000n, used: 300n, frozen: 0n, available: 700n });
+  });
+
+  it("refuses overage without allow_overage and charges it with it", async () => {
+    const customerId = await newCustomer(1000n);
+    const tx = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId: tx, amount: 100n });
+    const info = await expectError(s.client.call("consume", { transactionId: tx, actualAmount: 150n }), "actual_amount_exceeds_frozen_amount");
+    expect(info).toMatchObject({ requested: "150", frozen: "100" });
+    await expectError(s.client.call("consume", { transactionId: tx, actualAmount: 2000n, allowOverage: true }), "insufficient_balance");
+    const c = await s.client.call("consume", { transactionId: tx, actualAmount: 150n, allowOverage: true });
+    expect(c).toMatchObject({ consumedAmount: 150n, returnedAmount: 0n, overageAmount: 50n });
+    expect(c.details.map((d) => d.amount)).toEqual([100n, 50n]);
+    expect(c.balance).toEqual({ total: 1000n, used: 150n, frozen: 0n, available: 850n });
+    const overage = await s.client.call("listLedgerEntries", { customerId, transactionId: tx, operationTypes: [OperationType.OPERATION_TYPE_CONSUME] });
+    expect(overage.entries.map((e) => [e.amount, e.overage])).toEqual([[50n, true], [100n, false]]);
+  });
+
+  it("unfreezes a hold once; a repeat replays and a consume after it fails", async () => {
+    const customerId = await newCustomer(1000n);
+    const tx = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId: tx, amount: 400n });
+    const u = await s.client.call("unfreeze", { transactionId: tx, customerId });
+    expect(u.unfrozenAmount).toBe(400n);
+    expect(u.balance).toEqual({ total: 1000n, used: 0n, frozen: 0n, available: 1000n });
+    expect(await s.client.call("unfreeze", { transactionId: tx })).toEqual({ ...u, isIdempotentReplay: true });
+    await expectError(s.client.call("consume", { transactionId: tx }), "no_consumable_freeze_records");
+    await expectError(s.client.call("unfreeze", { transactionId: uid("unknown") }), "no_unfreezable_records");
+    await expectError(s.client.call("consume", { transactionId: uid("unknown") }), "no_consumable_freeze_records");
+  });
+
+  it("rejects a customer_id that is not the hold's", async () => {
+    const customerId = await newCustomer(100n);
+    const tx = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId: tx, amount: 10n });
+    await expectError(s.client.call("consume", { transactionId: tx, customerId: uid("intruder") }), "customer_scope_mismatch");
+    await expectError(s.client.call("unfreeze", { transactionId: tx, customerId: uid("intruder") }), "customer_scope_mismatch");
+    expect((await balanceOf(customerId))?.frozen).toBe(10n);
+  });
+
+  it("lets a consume spend a hold whose account expired meanwhile", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 100n, expiresAt: ts(s.clock.now() + 5 * SECOND) });
+    const tx = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId: tx, amount: 80n });
+    s.clock.advance(6 * SECOND);
+    const c = await s.client.call("consume", { transactionId: tx, actualAmount: 80n });
+    expect(c.consumedAmount).toBe(80n);
+    expect(c.balance).toEqual({ total: 0n, used: 0n, frozen: 0n, available: 0n });
+  });
+});
+
+describe("Idempotency of Deduct and Freeze", () => {
+  it("replays, reports idempotency_conflict and transaction_conflict", async () => {
+    const customerId = await newCustomer(1000n);
+    const tx = uid("tx");
+    const first = await s.client.call("deduct", { customerId, transactionId: tx, amount: 10n, description: "job 1" });
+    expect(await s.client.call("deduct", { customerId, transactionId: tx, amount: 10n, description: "job 1" })).toEqual({ ...first, isIdempotentReplay: true });
+    await expectError(s.client.call("deduct", { customerId, transactionId: tx, amount: 11n, description: "job 1" }), "idempotency_conflict");
+    await expectError(s.client.call("freeze", { customerId, transactionId: tx, amount: 10n, description: "job 1" }), "idempotency_conflict");
+    const other = await newCustomer(1000n);
+    await expectError(s.client.call("deduct", { customerId: other, transactionId: tx, amount: 10n }), "transaction_conflict");
+    const hold = uid("hold");
+    const f = await s.client.call("freeze", { customerId, transactionId: hold, amount: 5n, creditTypes: ["default", "default"] });
+    expect(await s.client.call("freeze", { customerId, transactionId: hold, amount: 5n, creditTypes: ["default"] })).toEqual({ ...f, isIdempotentReplay: true });
+    expect(await balanceOf(customerId)).toEqual({ total: 1000n, used: 10n, frozen: 5n, available: 985n });
+  });
+});
+
+describe("Ledger listing", () => {
+  it("pages newest first with an opaque cursor bound to its filters", async () => {
+    const customerId = uid("cust");
+    for (let i = 1n; i <= 5n; i++) await s.client.call("deposit", { customerId, amount: i });
+    const p1 = await s.client.call("listLedgerEntries", { customerId, pageSize: 2 });
+    expect(p1.entries.map((e) => e.amount)).toEqual([5n, 4n]);
+    const p2 = await s.client.call("listLedgerEntries", { customerId, pageSize: 2, pageToken: p1.nextPageToken });
+    expect(p2.entries.map((e) => e.amount)).toEqual([3n, 2n]);
+    const p3 = await s.client.call("listLedgerEntries", { customerId, pageSize: 2, pageToken: p2.nextPageToken });
+    expect([p3.entries.map((e) => e.amount), p3.nextPageToken]).toEqual([[1n], ""]);
+    await expectError(s.client.call("listLedgerEntries", { customerId, pageSize: 2, pageToken: p1.nextPageToken, creditType: "x" }), "invalid_page_token");
+    await expectError(s.client.call("listLedgerEntries", { customerId, pageToken: "garbage" }), "invalid_page_token");
+    await expectError(s.client.call("listLedgerEntries", { customerId, pageSize: 101 }), "invalid_page_size");
+    await expectError(s.client.call("listLedgerEntries", { customerId, operationTypes: [OperationType.OPERATION_TYPE_UNSPECIFIED] }), "invalid_operation_type");
+  });
+});
+
+describe("verify", () => {
+  it("recomputes every account from the ledger and finds no difference", async () => {
+    const report = await verifyLedger(s.app.database.db);
+    expect(report.problems).toEqual([]);
+    expect(report.accounts).toBeGreaterThan(20);
+  });
+});
+
+describe("Records under a hold", () => {
+  it("reports billing_account_not_found when an account under a hold is gone", async () => {
+    const customerId = await newCustomer(100n);
+    const tx = uid("hold");
+    const f = await s.client.call("freeze", { customerId, transactionId: tx, amount: 10n });
+    await s.app.database.pool.query("DELETE FROM accounts WHERE id = ?", [f.details[0]?.accountId]);
+    const info = await expectError(s.client.call("consume", { transactionId: tx }), "billing_account_not_found");
+    expect(info).toMatchObject({ account_id: f.details[0]?.accountId });
+    await expectError(s.client.call("unfreeze", { transactionId: tx }), "billing_account_not_found");
+  });
+
+  it("refuses to change or delete ledger entries", async () => {
+    await expect(s.app.database.pool.query("UPDATE ledger_entries SET amount = amount + 1")).rejects.toThrow(/append-only/);
+    await expect(s.app.database.pool.query("DELETE FROM ledger_entries")).rejects.toThrow(/append-only/);
+  });
+});
