@@ -1,0 +1,82 @@
+import { Metadata } from "@grpc/grpc-js";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BillingError } from "../../src/errors/billing-error.js";
+import { ERROR_CODES, type ErrorCode } from "../../src/errors/catalog.js";
+import { decodeStatusDetails } from "../../src/errors/to-grpc-status.js";
+import { billingHandlers } from "../../src/grpc/billing-handlers.js";
+import { HealthReporter, startGrpcServer, type GrpcServer } from "../../src/grpc/server.js";
+import { unary } from "../../src/grpc/unary.js";
+import { TestClient, expectError } from "../support/client.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+// The transport half of the error contract: whatever code an operation raises, a client built
+// from gen/ decodes it intact. The real server and wrapper run; only Deposit is replaced by a
+// handler that raises the code named in customer_id, which reaches every catalogue entry,
+// including the auth and rate-limit codes that no operation raises yet.
+let grpc: GrpcServer;
+let client: TestClient;
+let real: TestServer;
+
+beforeAll(async () => {
+  real = await startTestServer();
+  const env = { log: pino({ level: "silent" }) };
+  const handlers = billingHandlers(real.app.context, env);
+  handlers.deposit = unary(env, "Deposit", async (r: { customerId: string }) => {
+    if (r.customerId === "explode") throw new TypeError("secret table velobase.accounts is on fire");
+    throw new BillingError(r.customerId as ErrorCode, undefined, { requested: 7n, available: 3n });
+  });
+  grpc = await startGrpcServer(handlers, new HealthReporter(), "127.0.0.1:0");
+  client = new TestClient(grpc.port);
+});
+
+afterAll(async () => {
+  client?.close();
+  await grpc?.shutdown(1000);
+  await real?.stop();
+});
+
+describe("every catalogue code reaches a client intact", () => {
+  it.each(ERROR_CODES)("%s", async (code) => {
+    const metadata = await expectError(client.call("deposit", { customerId: code, amount: 1n }), code);
+    expect(metadata).toEqual({ requested: "7", available: "3" });
+  });
+});
+
+describe("unexpected exceptions", () => {
+  it("arrive as server_error without their text", async () => {
+    const error = await client.call("deposit", { customerId: "explode", amount: 1n }).catch((e: unknown) => e);
+    const { detail } = decodeStatusDetails((error as { metadata: Metadata }).metadata);
+    expect(detail?.code).toBe("server_error");
+    expect(JSON.stringify(error)).not.toContain("fire");
+    expect(String((error as Error).message)).not.toContain("fire");
+  });
+
+  it("from corrupt stored data also stay generic", async () => {
+    await real.client.call("deposit", { customerId: "corrupt", amount: 1n });
+    await real.app.database.pool.query("UPDATE customers SET metadata = 'not json' WHERE customer_id = 'corrupt'");
+    await expectError(real.client.call("getCustomer", { customerId: "corrupt" }), "server_error");
+  });
+});
+
+describe("x-request-id", () => {
+  it("is echoed on success and on failure", async () => {
+    for (const customerId of ["fresh-customer", ""]) {
+      const metadata = new Metadata();
+      metadata.set("x-request-id", `req-${customerId || "empty"}`);
+      const headers = await new Promise<Metadata>((resolve) => {
+        const call = real.client.raw.deposit({ customerId, amount: 1n, metadata: {} } as never, metadata, () => undefined);
+        call.on("metadata", resolve);
+      });
+      expect(headers.get("x-request-id")).toEqual([`req-${customerId || "empty"}`]);
+    }
+  });
+
+  it("is generated when the caller sends none", async () => {
+    const headers = await new Promise<Metadata>((resolve) => {
+      const call = real.client.raw.getCustomer({ customerId: "nobody", includeInactive: false }, new Metadata(), () => undefined);
+      call.on("metadata", resolve);
+    });
+    expect(String(headers.get("x-request-id")[0])).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});

@@ -1,0 +1,104 @@
+import { credentials, loadPackageDefinition, type ServiceError } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import mysql from "mysql2/promise";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { uniqueDatabaseUrl } from "../support/database.js";
+import { collect, ROOT, spawnMain, waitForOutput } from "../support/spawn.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+type Callback<T> = (error: ServiceError | null, value: T) => void;
+interface ReflectionStream {
+  on(event: "data", listener: (m: { listServicesResponse?: { service: Array<{ name: string }> } }) => void): void;
+  on(event: "error", listener: (e: Error) => void): void;
+  write(message: object): void;
+  end(): void;
+}
+type ClientCtor<T> = new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => T;
+
+function loadClient<T>(file: string, path: string[]): ClientCtor<T> {
+  const definition = loadPackageDefinition(loadSync(`${ROOT}/${file}`, { enums: String }));
+  let node: unknown = definition;
+  for (const part of path) node = (node as Record<string, unknown>)[part];
+  return node as ClientCtor<T>;
+}
+
+let s: TestServer;
+beforeAll(async () => {
+  s = await startTestServer();
+});
+afterAll(async () => {
+  await s?.stop();
+});
+
+describe("operators' tools", () => {
+  it("reflection lists the BillingService", async () => {
+    const Reflection = loadClient<{ serverReflectionInfo(): ReflectionStream }>(
+      "node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto",
+      ["grpc", "reflection", "v1", "ServerReflection"],
+    );
+    const client = new Reflection(`127.0.0.1:${s.app.port}`, credentials.createInsecure());
+    const names = await new Promise<string[]>((resolve, reject) => {
+      const stream = client.serverReflectionInfo();
+      stream.on("data", (m) => {
+        resolve((m.listServicesResponse?.service ?? []).map((x) => x.name));
+        stream.end();
+      });
+      stream.on("error", reject);
+      stream.write({ listServices: "" });
+    });
+    expect(names).toContain("velobase.billing.v1.BillingService");
+  });
+
+  it("health answers SERVING once the database is reachable", async () => {
+    const Health = loadClient<{ check(req: object, cb: Callback<{ status: string }>): void }>(
+      "node_modules/grpc-health-check/proto/health/v1/health.proto",
+      ["grpc", "health", "v1", "Health"],
+    );
+    const client = new Health(`127.0.0.1:${s.app.port}`, credentials.createInsecure());
+    const check = (service: string) =>
+      new Promise<string>((resolve, reject) => client.check({ service }, (e, r) => (e ? reject(e) : resolve(r.status))));
+    await expect.poll(() => check(""), { timeout: 5000 }).toBe("SERVING");
+    expect(await check("velobase.billing.v1.BillingService")).toBe("SERVING");
+  });
+});
+
+describe("start-up", () => {
+  it("exits 1 with one clear line when the database is unreachable", async () => {
+    const child = spawnMain({ DATABASE_URL: "mysql://root:hunter2@127.0.0.1:1/velobase", GRPC_PORT: "0" });
+    const exit = await collect(child).exited;
+    expect(exit.code).toBe(1);
+    const lines = exit.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^velobase-billing: cannot reach the database at mysql:\/\/root:\*\*\*@127\.0\.0\.1:1\/velobase: /);
+    expect(exit.stderr + exit.stdout).not.toContain("hunter2");
+  });
+
+  it("exits 2 on a bad configuration value", async () => {
+    const exit = await collect(spawnMain({ GRPC_PORT: "not-a-port" })).exited;
+    expect(exit.code).toBe(2);
+    expect(exit.stderr.trim()).toBe("velobase-billing: invalid configuration: GRPC_PORT: Expected number, received nan");
+  });
+
+  it("creates the database, migrates once, re-applies nothing on a second start, stops on SIGTERM", async () => {
+    const db = uniqueDatabaseUrl("vb_start");
+    try {
+      for (let run = 0; run < 2; run++) {
+        const child = spawnMain({ DATABASE_URL: db.url, GRPC_PORT: "0", GRPC_HOST: "127.0.0.1" });
+        const out = collect(child);
+        await waitForOutput(() => out.output().stdout, "velobase-billing listening");
+        child.kill("SIGTERM");
+        const exit = await out.exited;
+        expect(exit.code).toBe(0);
+        expect(exit.stdout).toContain('"signal":"SIGTERM"');
+      }
+      const connection = await mysql.createConnection(db.url);
+      const [rows] = await connection.query("SELECT COUNT(*) AS n FROM __drizzle_migrations");
+      const [projects] = await connection.query("SELECT COUNT(*) AS n FROM projects");
+      await connection.end();
+      expect(Number((rows as Array<{ n: number }>)[0]?.n)).toBe(2);
+      expect(Number((projects as Array<{ n: number }>)[0]?.n)).toBe(1);
+    } finally {
+      await db.drop();
+    }
+  });
+});
