@@ -1,0 +1,104 @@
+import { credentials, loadPackageDefinition, type ServiceError } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sweepDueHolds } from "../../src/billing/sweeper.js";
+import { verifyLedger } from "../../src/billing/verify.js";
+import { expectError } from "../support/client.js";
+import { SECOND, uid } from "../support/fixtures.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+import { ROOT } from "../support/spawn.js";
+import { TcpProxy } from "../support/tcp-proxy.js";
+import { uniqueDatabaseUrl } from "../support/database.js";
+
+const silent = pino({ level: "silent" });
+
+describe("auto-settlement sweeper", () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer();
+  });
+  afterAll(async () => {
+    await s?.stop();
+  });
+
+  it("unfreezes and consumes due holds once, marking entries automatic", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 1000n });
+    const toUnfreeze = uid("hold");
+    const toConsume = uid("hold");
+    const f = await s.client.call("freeze", { customerId, transactionId: toUnfreeze, amount: 100n, unfreezeAfterSeconds: 60n });
+    expect(f.unfreezeAt?.seconds).toBe(BigInt((s.clock.now() + 60 * SECOND) / 1000));
+    await s.client.call("freeze", { customerId, transactionId: toConsume, amount: 200n, consumeAfterSeconds: 30n });
+    expect(await sweepDueHolds(s.app.context, silent)).toBe(0);
+    s.clock.advance(30 * SECOND);
+    expect(await sweepDueHolds(s.app.context, silent)).toBe(1);
+    s.clock.advance(30 * SECOND);
+    expect(await sweepDueHolds(s.app.context, silent)).toBe(1);
+    expect(await sweepDueHolds(s.app.context, silent)).toBe(0);
+
+    await expectError(s.client.call("consume", { transactionId: toUnfreeze }), "freeze_auto_unfrozen");
+    const replay = await s.client.call("consume", { transactionId: toConsume });
+    expect(replay).toMatchObject({ consumedAmount: 200n, isIdempotentReplay: true });
+    const t = await s.client.call("getTransaction", { transactionId: toConsume });
+    expect(t.settledAutomatically).toBe(true);
+    const ledger = await s.client.call("listLedgerEntries", { customerId });
+    expect(ledger.entries.filter((e) => e.automatic).map((e) => [e.transactionId, e.amount])).toEqual([
+      [toUnfreeze, 100n],
+      [toConsume, 200n],
+    ]);
+    const c = await s.client.call("getCustomer", { customerId });
+    expect(c.balance).toEqual({ total: 1000n, used: 200n, frozen: 0n, available: 800n });
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
+  it("reports freeze_records_inconsistent when a hold's allocations no longer add up", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 100n });
+    const transactionId = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId, amount: 40n });
+    await s.app.database.pool.query(
+      "DELETE al FROM allocations al JOIN transactions t ON t.id = al.transaction_pk WHERE t.transaction_id = ?",
+      [transactionId],
+    );
+    const info = await expectError(s.client.call("consume", { transactionId }), "freeze_records_inconsistent");
+    expect(info).toMatchObject({ frozen: "40", allocated: "0" });
+  });
+});
+
+describe("database outage", () => {
+  it("fails fast with service_unavailable, goes NOT_SERVING, and recovers by itself", async () => {
+    const proxy = new TcpProxy(3306);
+    const port = await proxy.start();
+    const db = uniqueDatabaseUrl("vb_outage");
+    const s = await startTestServer({
+      DATABASE_URL: db.url.replace("127.0.0.1:3306", `127.0.0.1:${port}`),
+      HEALTH_CHECK_INTERVAL_MS: "100",
+    });
+    const health = loadPackageDefinition(loadSync(`${ROOT}/node_modules/grpc-health-check/proto/health/v1/health.proto`, { enums: String }));
+    type Health = { check(r: object, cb: (e: ServiceError | null, v: { status: string }) => void): void };
+    const HealthClient = ((health.grpc as Record<string, Record<string, Record<string, unknown>>>).health?.v1?.Health) as new (a: string, c: unknown) => Health;
+    const hc = new HealthClient(`127.0.0.1:${s.app.port}`, credentials.createInsecure());
+    const status = () => new Promise<string>((resolve, reject) => hc.check({ service: "" }, (e, r) => (e ? reject(e) : resolve(r.status))));
+    try {
+      const customerId = uid("cust");
+      await s.client.call("deposit", { customerId, amount: 100n });
+      await expect.poll(status, { timeout: 5000 }).toBe("SERVING");
+
+      await proxy.cut();
+      const started = Date.now();
+      await expectError(s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 1n }), "service_unavailable");
+      expect(Date.now() - started).toBeLessThan(10_000);
+      await expect.poll(status, { timeout: 5000 }).toBe("NOT_SERVING");
+
+      await proxy.restore();
+      await expect.poll(status, { timeout: 10_000 }).toBe("SERVING");
+      const r = await s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 1n });
+      expect(r.balance?.available).toBe(99n);
+    } finally {
+      await s.stop();
+      await proxy.cut();
+      await db.drop();
+    }
+  });
+});
