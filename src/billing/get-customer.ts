@@ -3,6 +3,7 @@ import type { AccountView, Balance, Metadata } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
 import { listAccounts } from "../store/accounts-store.js";
 import { findCustomer } from "../store/customers-store.js";
+import { runQuery } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 
 export interface CustomerView {
@@ -15,7 +16,7 @@ export interface CustomerView {
   readonly creditTypes: ReadonlyArray<{ creditType: string; balance: Balance; accounts: AccountView[] }>;
 }
 
-export async function getCustomer(
+async function readCustomer(
   ctx: BillingContext,
   input: { projectId: bigint; customerId: string; includeInactive: boolean },
 ): Promise<CustomerView> {
@@ -44,3 +45,6 @@ export async function getCustomer(
       })),
   };
 }
+
+/** getCustomer with storage failures translated (database down → service_unavailable). */
+export const getCustomer: typeof readCustomer = (ctx, input) => runQuery(() => readCustomer(ctx, input));

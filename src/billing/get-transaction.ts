@@ -1,7 +1,7 @@
 import type { AllocationLine, AutoAction, Metadata, TransactionKind, TransactionStatus } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
-import { listAllocationLines } from "../store/transactions-store.js";
-import { findTransaction } from "../store/transactions-store.js";
+import { findTransaction, listAllocationLines } from "../store/transactions-store.js";
+import { runQuery } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 
 export interface TransactionView {
@@ -25,7 +25,7 @@ export interface TransactionView {
   readonly settledAutomatically: boolean;
 }
 
-export async function getTransaction(
+async function readTransaction(
   ctx: BillingContext,
   input: { projectId: bigint; transactionId: string },
 ): Promise<TransactionView> {
@@ -53,3 +53,6 @@ export async function getTransaction(
     settledAutomatically: t.settledAutomatically,
   };
 }
+
+/** getTransaction with storage failures translated (database down → service_unavailable). */
+export const getTransaction: typeof readTransaction = (ctx, input) => runQuery(() => readTransaction(ctx, input));

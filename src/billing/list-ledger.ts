@@ -5,6 +5,7 @@ import { BillingError } from "../errors/billing-error.js";
 import { findCustomer } from "../store/customers-store.js";
 import { decodeJson } from "../store/json-codec.js";
 import { ledgerEntries } from "../store/schema.js";
+import { runQuery } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 
 export interface LedgerQuery {
@@ -64,7 +65,7 @@ function decodeCursor(token: string, filters: string): bigint {
 }
 
 /** Newest first, keyset-paginated by id so pages stay stable while entries are appended. */
-export async function listLedgerEntries(
+async function readLedgerPage(
   ctx: BillingContext,
   q: LedgerQuery,
 ): Promise<{ entries: LedgerEntryView[]; nextPageToken: string }> {
@@ -112,3 +113,6 @@ export async function listLedgerEntries(
     nextPageToken,
   };
 }
+
+/** listLedgerEntries with storage failures translated (database down → service_unavailable). */
+export const listLedgerEntries: typeof readLedgerPage = (ctx, input) => runQuery(() => readLedgerPage(ctx, input));

@@ -15,8 +15,6 @@ export const METADATA_VALUE_LENGTH_MAX = 1024;
 
 /** One operation moves at most 10^15 credits: far beyond any real top-up, far below int64. */
 export const AMOUNT_MAX = 10n ** 15n;
-/** An account never holds more than 10^18, so sums of accounts stay inside int64. */
-export const ACCOUNT_TOTAL_MAX = 10n ** 18n;
 
 export const UNFREEZE_AFTER_SECONDS_MAX = 30n * 24n * 3600n;
 export const CONSUME_AFTER_SECONDS_MAX = 7n * 24n * 3600n;

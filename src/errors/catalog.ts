@@ -1,5 +1,3 @@
-import { status } from "@grpc/grpc-js";
-
 /** Error families, as in the Velobase error format. */
 export type ErrorType =
   | "auth_error"
@@ -9,10 +7,22 @@ export type ErrorType =
   | "too_many_requests"
   | "server_error";
 
+export type GrpcStatusName =
+  | "INVALID_ARGUMENT"
+  | "FAILED_PRECONDITION"
+  | "NOT_FOUND"
+  | "ALREADY_EXISTS"
+  | "ABORTED"
+  | "UNAUTHENTICATED"
+  | "RESOURCE_EXHAUSTED"
+  | "INTERNAL"
+  | "UNAVAILABLE";
+
 export interface ErrorSpec {
   readonly type: ErrorType;
   readonly httpStatus: number;
-  readonly grpcStatus: status;
+  /** Name of the gRPC status code (google.rpc.Code). */
+  readonly grpcStatus: GrpcStatusName;
   /** A retry of the same call may succeed later (adds google.rpc.RetryInfo). */
   readonly retryable: boolean;
   /** Default human message; a BillingError may give a more precise one. */
@@ -22,7 +32,7 @@ export interface ErrorSpec {
 const badRequest = (message: string): ErrorSpec => ({
   type: "bad_request",
   httpStatus: 400,
-  grpcStatus: status.INVALID_ARGUMENT,
+  grpcStatus: "INVALID_ARGUMENT",
   retryable: false,
   message,
 });
@@ -33,7 +43,7 @@ const badRequest = (message: string): ErrorSpec => ({
 const precondition = (message: string): ErrorSpec => ({
   type: "bad_request",
   httpStatus: 400,
-  grpcStatus: status.FAILED_PRECONDITION,
+  grpcStatus: "FAILED_PRECONDITION",
   retryable: false,
   message,
 });
@@ -41,7 +51,7 @@ const precondition = (message: string): ErrorSpec => ({
 const auth = (message: string): ErrorSpec => ({
   type: "auth_error",
   httpStatus: 401,
-  grpcStatus: status.UNAUTHENTICATED,
+  grpcStatus: "UNAUTHENTICATED",
   retryable: false,
   message,
 });
@@ -49,7 +59,7 @@ const auth = (message: string): ErrorSpec => ({
 const internal = (message: string): ErrorSpec => ({
   type: "server_error",
   httpStatus: 500,
-  grpcStatus: status.INTERNAL,
+  grpcStatus: "INTERNAL",
   retryable: false,
   message,
 });
@@ -99,14 +109,14 @@ export const ERROR_CATALOG = {
   customer_not_found: {
     type: "not_found",
     httpStatus: 404,
-    grpcStatus: status.NOT_FOUND,
+    grpcStatus: "NOT_FOUND",
     retryable: false,
     message: "The customer does not exist.",
   },
   transaction_not_found: {
     type: "not_found",
     httpStatus: 404,
-    grpcStatus: status.NOT_FOUND,
+    grpcStatus: "NOT_FOUND",
     retryable: false,
     message: "The transaction does not exist.",
   },
@@ -115,14 +125,14 @@ export const ERROR_CATALOG = {
   transaction_conflict: {
     type: "conflict",
     httpStatus: 409,
-    grpcStatus: status.ALREADY_EXISTS,
+    grpcStatus: "ALREADY_EXISTS",
     retryable: false,
     message: "The transaction id is already used by another customer.",
   },
   idempotency_conflict: {
     type: "conflict",
     httpStatus: 409,
-    grpcStatus: status.ALREADY_EXISTS,
+    grpcStatus: "ALREADY_EXISTS",
     retryable: false,
     message: "The key was already used with different parameters.",
   },
@@ -130,7 +140,7 @@ export const ERROR_CATALOG = {
   customer_scope_mismatch: {
     type: "conflict",
     httpStatus: 409,
-    grpcStatus: status.ABORTED,
+    grpcStatus: "ABORTED",
     retryable: false,
     message: "The transaction belongs to another customer.",
   },
@@ -138,7 +148,7 @@ export const ERROR_CATALOG = {
   rate_limit_exceeded: {
     type: "too_many_requests",
     httpStatus: 429,
-    grpcStatus: status.RESOURCE_EXHAUSTED,
+    grpcStatus: "RESOURCE_EXHAUSTED",
     retryable: true,
     message: "Too many requests; retry later.",
   },
@@ -150,7 +160,7 @@ export const ERROR_CATALOG = {
   service_unavailable: {
     type: "server_error",
     httpStatus: 503,
-    grpcStatus: status.UNAVAILABLE,
+    grpcStatus: "UNAVAILABLE",
     retryable: true,
     message: "The service is temporarily unavailable; retry later.",
   },

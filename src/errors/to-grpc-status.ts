@@ -1,4 +1,4 @@
-import { Metadata, type ServiceError } from "@grpc/grpc-js";
+import { Metadata, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { Any } from "../../gen/google/protobuf/any.js";
 import { Duration } from "../../gen/google/protobuf/duration.js";
 import { ErrorInfo, RetryInfo } from "../../gen/google/rpc/error_details.js";
@@ -46,12 +46,16 @@ export function toServiceError(error: BillingError, trailers = new Metadata()): 
     }),
   ];
   if (spec.retryable) {
-    const retryDelay: Duration = { seconds: BigInt(RETRY_DELAY_MS / 1000), nanos: 0 };
+    const retryDelay: Duration = {
+      seconds: BigInt(Math.floor(RETRY_DELAY_MS / 1000)),
+      nanos: (RETRY_DELAY_MS % 1000) * 1_000_000,
+    };
     details.push(pack("google.rpc.RetryInfo", RetryInfo, { retryDelay }));
   }
-  const status: Status = { code: spec.grpcStatus, message: error.message, details };
+  const code = GrpcStatus[spec.grpcStatus];
+  const status: Status = { code, message: error.message, details };
   trailers.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode(status).finish()));
-  return { code: spec.grpcStatus, details: error.message, metadata: trailers };
+  return { code, details: error.message, metadata: trailers };
 }
 
 /** Client side: the ErrorDetail and ErrorInfo of a failed call, when it carries them. */

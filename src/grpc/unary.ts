@@ -52,8 +52,9 @@ export function unary<Req, Res>(
       },
       (thrown: unknown) => {
         const error = toBillingError(thrown);
-        const unexpected = error.code === "server_error" || error.spec.grpcStatus === status.INTERNAL;
-        finish(error.code, error.spec.grpcStatus, unexpected ? (error.cause ?? error) : undefined);
+        const grpcCode = status[error.spec.grpcStatus];
+        const unexpected = grpcCode === status.INTERNAL;
+        finish(error.code, grpcCode, unexpected ? (error.cause ?? error) : undefined);
         const trailers = new Metadata();
         trailers.set(REQUEST_ID_HEADER, requestId);
         callback(toServiceError(error, trailers), null);

@@ -78,7 +78,8 @@ export async function creditAccount(
     .insert(accounts)
     .values({ projectId, customerPk, ...key, total: amount, createdAt: new Date(nowMs) })
     .onDuplicateKeyUpdate({
-      set: { total: sql`${accounts.total} + VALUES(${accounts.total})`, id: sql`LAST_INSERT_ID(${accounts.id})` },
+      // `total + ?` rather than VALUES(total): MySQL 8.0.20+ deprecates VALUES() here.
+      set: { total: sql`${accounts.total} + ${amount}`, id: sql`LAST_INSERT_ID(${accounts.id})` },
     });
   return BigInt(result.insertId);
 }

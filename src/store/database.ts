@@ -15,6 +15,7 @@ export interface Database {
 
 const MIGRATIONS_FOLDER = fileURLToPath(new URL("./migrations", import.meta.url));
 const CONNECT_TIMEOUT_MS = 5_000;
+const LOCK_WAIT_TIMEOUT_S = 5;
 
 /** Thrown when the server cannot be reached or refuses us; main turns it into one clear line. */
 export class DatabaseUnreachableError extends Error {}
@@ -91,9 +92,15 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     enableKeepAlive: true,
   });
   // Every operation locks the customer row first and then reads what it needs; READ COMMITTED
-  // makes those reads see the latest committed rows and avoids gap locks.
+  // makes those reads see the latest committed rows and avoids gap locks. Row locks are held for
+  // milliseconds, so a wait beyond LOCK_WAIT_TIMEOUT_S means trouble: fail (and retry) early
+  // instead of InnoDB's 50 s default. The statement is queued before any other on the connection.
   pool.pool.on("connection", (conn) => {
-    conn.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+    const onError = (error: Error | null) => {
+      if (error) conn.destroy();
+    };
+    conn.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", onError);
+    conn.query(`SET SESSION innodb_lock_wait_timeout = ${LOCK_WAIT_TIMEOUT_S}`, onError);
   });
   const db = drizzle(pool, { schema, mode: "default" });
   if (options.migrate ?? true) await migrateExclusively(pool, db);

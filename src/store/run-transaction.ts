@@ -51,3 +51,12 @@ export function translateStoreError(error: unknown): unknown {
   }
   return error;
 }
+
+/** Runs a read outside a transaction, with the same translation of storage failures. */
+export async function runQuery<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw translateStoreError(error);
+  }
+}

@@ -95,7 +95,7 @@ describe("start-up", () => {
       const [rows] = await connection.query("SELECT COUNT(*) AS n FROM __drizzle_migrations");
       const [projects] = await connection.query("SELECT COUNT(*) AS n FROM projects");
       await connection.end();
-      expect(Number((rows as Array<{ n: number }>)[0]?.n)).toBe(2);
+      expect(Number((rows as Array<{ n: number }>)[0]?.n)).toBe(3);
       expect(Number((projects as Array<{ n: number }>)[0]?.n)).toBe(1);
     } finally {
       await db.drop();

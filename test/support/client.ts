@@ -100,7 +100,7 @@ export async function expectError(
   );
   const spec = ERROR_CATALOG[code];
   const { detail, info, retry } = decodeStatusDetails(error.metadata);
-  expect({ status: status[error.code], code: detail?.code }).toEqual({ status: status[spec.grpcStatus], code });
+  expect({ status: status[error.code], code: detail?.code }).toEqual({ status: spec.grpcStatus, code });
   expect(detail?.type).toBe(spec.type);
   if (options.messageFree) expect(detail?.message).toMatch(/\S/);
   else expect(detail?.message).toBe(message ?? spec.message);
