@@ -1,11 +1,13 @@
 import type { Logger } from "pino";
-import { listDueHolds } from "../store/transactions-store.js";
+import { findTransaction, listDueHolds, postponeAutoSettlement } from "../store/transactions-store.js";
 import type { BillingContext } from "./context.js";
+import { recordExpiries } from "./expiry.js";
 import { consume, unfreeze } from "./settle.js";
-import { findTransaction } from "../store/transactions-store.js";
 
 /** Holds settled per sweep; small batches keep each pass short and fair between instances. */
 export const SWEEP_BATCH_SIZE = 50;
+/** A hold whose settlement failed is tried again after this long, behind the others. */
+export const SWEEP_RETRY_DELAY_MS = 60_000;
 
 const AUTOMATIC = { automatic: true } as const;
 
@@ -28,7 +30,10 @@ export async function sweepDueHolds(ctx: BillingContext, log: Logger): Promise<n
           : await unfreeze(ctx, target, AUTOMATIC);
       if (result && !result.isIdempotentReplay) settled++;
     } catch (error) {
-      log.warn({ err: error, transactionId: hold.transactionId }, "auto-settlement failed; will retry");
+      log.error({ err: error, transactionId: hold.transactionId }, "auto-settlement failed; postponed");
+      await postponeAutoSettlement(ctx.database.db, hold.projectId, hold.transactionId, ctx.now() + SWEEP_RETRY_DELAY_MS).catch(
+        () => undefined,
+      );
     }
   }
   return settled;
@@ -40,6 +45,7 @@ export function startSweeper(ctx: BillingContext, log: Logger, intervalMs: numbe
   const timer = setInterval(() => {
     if (running) return;
     running = sweepDueHolds(ctx, log)
+      .then(() => recordExpiries(ctx))
       .then(() => undefined)
       .catch((error: unknown) => log.warn({ err: error }, "sweep failed"))
       .finally(() => {

@@ -105,3 +105,33 @@ export async function applyAccountDeltas(tx: Tx, deltas: readonly AccountDelta[]
     throw new Error(`account update touched ${result.affectedRows} rows, expected ${changed.length}`);
   }
 }
+
+export interface ExpiredAccount {
+  readonly id: bigint;
+  readonly projectId: bigint;
+  readonly customerPk: bigint;
+}
+
+/** Accounts past their expiry whose leftover is not yet on the ledger. */
+export async function listUnrecordedExpiries(db: Db, nowMs: number, limit: number): Promise<ExpiredAccount[]> {
+  return db
+    .select({ id: accounts.id, projectId: accounts.projectId, customerPk: accounts.customerPk })
+    .from(accounts)
+    .where(and(eq(accounts.expiryRecorded, false), lte(accounts.expiresAtMs, nowMs)))
+    .orderBy(asc(accounts.expiresAtMs))
+    .limit(limit);
+}
+
+/** Locks one account and returns it unless its expiry was already recorded. */
+export async function lockUnrecordedExpiry(tx: Tx, id: bigint): Promise<AccountSnapshot | null> {
+  const rows = await tx
+    .select()
+    .from(accounts)
+    .where(and(eq(accounts.id, id), eq(accounts.expiryRecorded, false)))
+    .for("update");
+  return rows[0] ? toSnapshot(rows[0]) : null;
+}
+
+export async function markExpiryRecorded(tx: Tx, id: bigint): Promise<void> {
+  await tx.update(accounts).set({ expiryRecorded: true }).where(eq(accounts.id, id));
+}

@@ -196,3 +196,11 @@ export async function listAllocationLines(db: Db, transactionPk: bigint): Promis
     .where(eq(allocations.transactionPk, transactionPk))
     .orderBy(asc(allocations.seq));
 }
+
+/** Moves a hold's auto-settlement deadline, so one that keeps failing does not block the queue. */
+export async function postponeAutoSettlement(db: Db, projectId: bigint, transactionId: string, untilMs: number): Promise<void> {
+  await db
+    .update(transactions)
+    .set({ autoAt: new Date(untilMs) })
+    .where(and(eq(transactions.projectId, projectId), eq(transactions.transactionId, transactionId), eq(transactions.status, "FROZEN")));
+}

@@ -2,10 +2,12 @@ import { credentials, loadPackageDefinition, type ServiceError } from "@grpc/grp
 import { loadSync } from "@grpc/proto-loader";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OperationType } from "../../gen/velobase/billing/v1/billing.js";
+import { recordExpiries } from "../../src/billing/expiry.js";
 import { sweepDueHolds } from "../../src/billing/sweeper.js";
 import { verifyLedger } from "../../src/billing/verify.js";
 import { expectError } from "../support/client.js";
-import { SECOND, uid } from "../support/fixtures.js";
+import { SECOND, ts, uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { ROOT } from "../support/spawn.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
@@ -49,6 +51,20 @@ describe("auto-settlement sweeper", () => {
     ]);
     const c = await s.client.call("getCustomer", { customerId });
     expect(c.balance).toEqual({ total: 1000n, used: 200n, frozen: 0n, available: 800n });
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
+  it("records once what was left in an expired account as an EXPIRE entry", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 100n, expiresAt: ts(s.clock.now() + 10 * SECOND) });
+    await s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 30n });
+    await s.client.call("freeze", { customerId, transactionId: uid("hold"), amount: 20n });
+    expect(await recordExpiries(s.app.context)).toBe(0);
+    s.clock.advance(10 * SECOND);
+    expect(await recordExpiries(s.app.context)).toBe(1);
+    expect(await recordExpiries(s.app.context)).toBe(0);
+    const expired = await s.client.call("listLedgerEntries", { customerId, operationTypes: [OperationType.OPERATION_TYPE_EXPIRE] });
+    expect(expired.entries.map((e) => [e.amount, e.automatic])).toEqual([[50n, true]]);
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
 
