@@ -4,12 +4,14 @@ import { NO_EXPIRY_MS, NO_START_MS } from "../domain/limits.js";
 import type { DepositResult } from "../domain/results.js";
 import type { Metadata } from "../domain/types.js";
 import { checkValidityWindow } from "../domain/validation.js";
-import { creditAccount, lockAccounts } from "../store/accounts-store.js";
-import { upsertAndLockCustomer } from "../store/customers-store.js";
-import { findDepositKey, insertDepositKey } from "../store/deposit-keys-store.js";
+import { sql } from "drizzle-orm";
+import { accountsFromRows, activeAccountSql, creditAccountSql, lockCustomerAccountsSql } from "../store/accounts-store.js";
+import { customerByPkSql, upsertCustomerSql } from "../store/customers-store.js";
+import { findDepositKeySql, insertDepositKeySql, storedOutcomeFromRow } from "../store/deposit-keys-store.js";
 import { encodeJson } from "../store/json-codec.js";
-import { appendLedger } from "../store/ledger-store.js";
-import { runTransaction } from "../store/run-transaction.js";
+import { appendLedgerSql } from "../store/ledger-store.js";
+import { bigOf } from "../store/row-values.js";
+import { headerOf, rowsOf, runTransaction } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 import { replayStored } from "./idempotency.js";
 
@@ -28,31 +30,46 @@ export interface DepositInput {
   readonly metadata: Metadata;
 }
 
+/**
+ * Round trips: (BEGIN, key lookup, create-or-lock the customer, credit the account, lock the
+ * customer's ACTIVE accounts), then (ledger entry, COMMIT) — plus one more for the idempotency
+ * record, which stores the response carrying the new entry's id.
+ */
 export async function deposit(ctx: BillingContext, input: DepositInput): Promise<DepositResult> {
   const { projectId, idempotencyKey } = input;
   const requestFingerprint = fingerprint({ op: "deposit", ...input, projectId: undefined, idempotencyKey: undefined });
+  const key = {
+    creditType: input.creditType,
+    source: input.source,
+    startsAtMs: input.startsAtMs ?? NO_START_MS,
+    expiresAtMs: input.expiresAtMs ?? NO_EXPIRY_MS,
+  };
   return runTransaction(
-    ctx.database.db,
+    ctx.database,
     async (tx) => {
-      if (idempotencyKey !== null) {
-        const stored = await findDepositKey(tx, projectId, idempotencyKey);
-        if (stored) return replayStored<DepositResult>(stored, input.customerId, requestFingerprint);
-      }
       const nowMs = ctx.now();
+      const results = await tx.run([
+        ...(idempotencyKey === null ? [] : [findDepositKeySql(projectId, idempotencyKey)]),
+        upsertCustomerSql(projectId, { ...input, nowMs }),
+        sql`SET @customer = LAST_INSERT_ID()`,
+        creditAccountSql(projectId, sql`@customer`, key, input.amount, nowMs),
+        sql`SET @account = LAST_INSERT_ID()`,
+        lockCustomerAccountsSql(customerByPkSql(sql`@customer`), sql`(${activeAccountSql(nowMs)} OR a.id = @account)`),
+        sql`SELECT @customer AS customer_pk, @account AS account_id`,
+      ]);
+      // Replays roll back what the batch wrote: runTransaction never commits an unfinished transaction.
+      const stored = idempotencyKey === null ? null : storedOutcomeFromRow(rowsOf(results[0])[0]);
+      if (stored) return replayStored<DepositResult>(stored, input.customerId, requestFingerprint);
+      // After the replay check: a retry must replay even once its expires_at has passed.
       checkValidityWindow(input, nowMs);
-      const customerPk = await upsertAndLockCustomer(tx, projectId, { ...input, nowMs });
-      const key = {
-        creditType: input.creditType,
-        source: input.source,
-        startsAtMs: input.startsAtMs ?? NO_START_MS,
-        expiresAtMs: input.expiresAtMs ?? NO_EXPIRY_MS,
-      };
-      const accountId = await creditAccount(tx, projectId, customerPk, key, input.amount, nowMs);
-      const accounts = await lockAccounts(tx, projectId, customerPk, nowMs, [accountId]);
+      const ids = rowsOf(results.at(-1))[0];
+      const customerPk = bigOf(ids?.customer_pk);
+      const accountId = bigOf(ids?.account_id);
+      const accounts = accountsFromRows(rowsOf(results.at(-2)));
       const account = accounts.find((a) => a.id === accountId);
-      if (!account) throw new Error(`account ${accountId} vanished after the deposit`);
-      const ledgerEntryId = await appendLedger(
-        tx,
+      if (!account) throw new Error(`account ${accountId} not locked after the deposit`);
+
+      const ledger = appendLedgerSql(
         {
           projectId,
           customerPk,
@@ -67,17 +84,20 @@ export async function deposit(ctx: BillingContext, input: DepositInput): Promise
         },
         [{ operation: "DEPOSIT", accountId, amount: input.amount, creditType: key.creditType, source: key.source }],
       );
+      const [written] = await tx.run([ledger], { commit: idempotencyKey === null });
       const result: DepositResult = {
         customerId: input.customerId,
         account: accountView(account, nowMs),
         addedAmount: input.amount,
-        ledgerEntryId,
+        ledgerEntryId: BigInt(headerOf(written).insertId),
         balance: balanceOf(accounts, nowMs),
         isIdempotentReplay: false,
       };
       if (idempotencyKey !== null) {
         const response = encodeJson(result);
-        await insertDepositKey(tx, projectId, { key: idempotencyKey, customerPk, requestFingerprint, response, nowMs });
+        await tx.run([insertDepositKeySql(projectId, { key: idempotencyKey, customerPk, requestFingerprint, response, nowMs })], {
+          commit: true,
+        });
       }
       return result;
     },

@@ -1,8 +1,14 @@
+import { sql } from "drizzle-orm";
 import { availableOf } from "../domain/account-status.js";
-import { listUnrecordedExpiries, lockUnrecordedExpiry, markExpiryRecorded } from "../store/accounts-store.js";
-import { lockCustomerByPk } from "../store/customers-store.js";
-import { appendLedger } from "../store/ledger-store.js";
-import { runTransaction } from "../store/run-transaction.js";
+import {
+  accountsFromRows,
+  listUnrecordedExpiries,
+  lockCustomerAccountsSql,
+  markExpiryRecordedSql,
+} from "../store/accounts-store.js";
+import { customerByPkSql } from "../store/customers-store.js";
+import { appendLedgerSql } from "../store/ledger-store.js";
+import { compact, rowsOf, runTransaction } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 
 /** Accounts examined per sweep. */
@@ -11,37 +17,44 @@ export const EXPIRY_BATCH_SIZE = 50;
 /**
  * Writes, once per expired account, an EXPIRE entry for what was left available in it. The
  * account's figures do not change (the ledger equations hold); the entry tells the customer's
- * history where those credits went. Returns how many accounts were recorded.
+ * history where those credits went. A busy customer is skipped until the next sweep. Returns how
+ * many accounts were recorded.
  */
 export async function recordExpiries(ctx: BillingContext): Promise<number> {
   const nowMs = ctx.now();
   const due = await listUnrecordedExpiries(ctx.database.db, nowMs, EXPIRY_BATCH_SIZE);
   let recorded = 0;
   for (const candidate of due) {
-    const done = await runTransaction(ctx.database.db, async (tx) => {
-      if (!(await lockCustomerByPk(tx, candidate.customerPk, { skipLocked: true }))) return false;
-      const account = await lockUnrecordedExpiry(tx, candidate.id);
+    const done = await runTransaction(ctx.database, async (tx) => {
+      const [locked] = await tx.run([
+        lockCustomerAccountsSql(
+          customerByPkSql(candidate.customerPk),
+          sql`a.id = ${candidate.id} AND a.expiry_recorded = FALSE`,
+          { skipLocked: true },
+        ),
+      ]);
+      const account = accountsFromRows(rowsOf(locked))[0];
       if (!account) return false;
       const left = availableOf(account);
-      if (left > 0n) {
-        await appendLedger(
-          tx,
-          {
-            projectId: candidate.projectId,
-            customerPk: candidate.customerPk,
-            transactionPk: null,
-            transactionId: "",
-            idempotencyKey: "",
-            businessType: 0,
-            description: "",
-            metadata: {},
-            automatic: true,
-            nowMs,
-          },
-          [{ operation: "EXPIRE", accountId: account.id, amount: left, creditType: account.creditType, source: account.source }],
-        );
-      }
-      await markExpiryRecorded(tx, account.id);
+      const entry =
+        left > 0n
+          ? appendLedgerSql(
+              {
+                projectId: candidate.projectId,
+                customerPk: candidate.customerPk,
+                transactionPk: null,
+                transactionId: "",
+                idempotencyKey: "",
+                businessType: 0,
+                description: "",
+                metadata: {},
+                automatic: true,
+                nowMs,
+              },
+              [{ operation: "EXPIRE", accountId: account.id, amount: left, creditType: account.creditType, source: account.source }],
+            )
+          : null;
+      await tx.run(compact([entry, markExpiryRecordedSql(account.id)]), { commit: true });
       return true;
     });
     if (done) recorded++;

@@ -5,15 +5,25 @@ import { decideConsume, decideUnfreeze, splitConsume, type FrozenPart } from "..
 import type { ConsumeResult, UnfreezeResult } from "../domain/results.js";
 import type { AccountSnapshot, AllocationLine, Balance } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
-import { applyAccountDeltas, lockAccounts } from "../store/accounts-store.js";
-import { lockCustomerByPk } from "../store/customers-store.js";
-import { decodeJson, encodeJson } from "../store/json-codec.js";
-import { appendLedger, type NewLedgerEntry } from "../store/ledger-store.js";
-import { runTransaction, type Tx } from "../store/run-transaction.js";
+import { sql, type SQL } from "drizzle-orm";
 import {
-  findTransaction,
-  listAllocations,
-  settleTransaction,
+  accountsFromRows,
+  activeAccountSql,
+  applyAccountDeltasSql,
+  lockCustomerAccountsSql,
+} from "../store/accounts-store.js";
+import { customerByPkSql } from "../store/customers-store.js";
+import { decodeJson, encodeJson } from "../store/json-codec.js";
+import { appendLedgerSql, type NewLedgerEntry } from "../store/ledger-store.js";
+import { compact, rowsOf, runTransaction } from "../store/run-transaction.js";
+import {
+  allocatedAccountIdsSql,
+  allocationFromRow,
+  findTransactionSql,
+  listAllocationsSql,
+  settleTransactionSql,
+  transactionCustomerPkSql,
+  transactionFromRow,
   type TransactionRow,
 } from "../store/transactions-store.js";
 import type { BillingContext } from "./context.js";
@@ -39,11 +49,11 @@ export interface SettleMode {
 const MANUAL: SettleMode = { automatic: false };
 
 export async function consume(ctx: BillingContext, input: ConsumeInput, mode = MANUAL): Promise<ConsumeResult | null> {
-  return settle(ctx, input, mode, "CONSUMED", (hold) => decideConsume(hold, input.actualAmount), async (tx, hold, nowMs) => {
-    const actual = input.actualAmount ?? hold.amount;
-    const m = await moveHold(tx, input.projectId, hold, actual, input.allowOverage, mode, nowMs);
+  return settle(ctx, input, mode, "CONSUMED", (hold) => decideConsume(hold, input.actualAmount), (loaded, nowMs) => {
+    const actual = input.actualAmount ?? loaded.hold.amount;
+    const { movement: m, writes } = planMove(loaded, input.projectId, actual, input.allowOverage, mode, nowMs);
     const result: ConsumeResult = {
-      transactionId: hold.transactionId,
+      transactionId: loaded.hold.transactionId,
       consumedAmount: actual,
       returnedAmount: m.returnedAmount,
       overageAmount: m.overageAmount,
@@ -53,22 +63,22 @@ export async function consume(ctx: BillingContext, input: ConsumeInput, mode = M
       balance: m.balance,
       isIdempotentReplay: false,
     };
-    return { result, movement: m, consumedAmount: actual };
+    return { applied: { result, movement: m, consumedAmount: actual }, writes };
   });
 }
 
 export async function unfreeze(ctx: BillingContext, input: SettleTarget, mode = MANUAL): Promise<UnfreezeResult | null> {
-  return settle(ctx, input, mode, "UNFROZEN", (hold) => decideUnfreeze(hold), async (tx, hold, nowMs) => {
-    const m = await moveHold(tx, input.projectId, hold, 0n, false, mode, nowMs);
+  return settle(ctx, input, mode, "UNFROZEN", (hold) => decideUnfreeze(hold), (loaded, nowMs) => {
+    const { movement: m, writes } = planMove(loaded, input.projectId, 0n, false, mode, nowMs);
     const result: UnfreezeResult = {
-      transactionId: hold.transactionId,
+      transactionId: loaded.hold.transactionId,
       unfrozenAmount: m.returnedAmount,
       details: m.returned,
       atMs: nowMs,
       balance: m.balance,
       isIdempotentReplay: false,
     };
-    return { result, movement: m, consumedAmount: 0n };
+    return { applied: { result, movement: m, consumedAmount: 0n }, writes };
   });
 }
 
@@ -78,10 +88,17 @@ interface Applied<R> {
   readonly consumedAmount: bigint;
 }
 
+interface Loaded {
+  readonly hold: TransactionRow;
+  readonly parts: FrozenPart[];
+  readonly accounts: AccountSnapshot[];
+}
+
 /**
- * The shared settlement envelope: scope check, lock the customer then the hold, decide from its
- * state (apply or replay), apply, store the answer for replays. Returns null only when the
- * sweeper finds the customer busy.
+ * The shared settlement envelope, in two round trips: (BEGIN, lock the hold's customer with its
+ * ACTIVE and allocated accounts, lock the hold, read its allocation), then (write, COMMIT).
+ * Decides from the hold's state (apply or replay) under those locks. Returns null only when the
+ * sweeper finds the customer or the hold busy (SKIP LOCKED).
  */
 async function settle<R extends { isIdempotentReplay: boolean }>(
   ctx: BillingContext,
@@ -89,35 +106,48 @@ async function settle<R extends { isIdempotentReplay: boolean }>(
   mode: SettleMode,
   status: "CONSUMED" | "UNFROZEN",
   decide: (hold: TransactionRow | null) => "apply" | "replay",
-  apply: (tx: Tx, hold: TransactionRow, nowMs: number) => Promise<Applied<R>>,
+  apply: (loaded: Loaded, nowMs: number) => { applied: Applied<R>; writes: SQL[] },
 ): Promise<R | null> {
+  const { projectId, transactionId } = target;
   return runTransaction(
-    ctx.database.db,
+    ctx.database,
     async (tx) => {
-      const found = await findTransaction(tx, target.projectId, target.transactionId);
-      if (found && target.customerId !== null && found.customerId !== target.customerId) {
+      const nowMs = ctx.now();
+      const skipLocked = mode.automatic;
+      const accountScope = sql`(${activeAccountSql(nowMs)} OR a.id IN (${allocatedAccountIdsSql(projectId, transactionId)}))`;
+      const [locked, holdRows, allocationRows] = await tx.run([
+        lockCustomerAccountsSql(customerByPkSql(transactionCustomerPkSql(projectId, transactionId)), accountScope, { skipLocked }),
+        findTransactionSql(projectId, transactionId, { lock: true, skipLocked }),
+        listAllocationsSql(projectId, transactionId),
+      ]);
+      const hold = transactionFromRow(rowsOf(holdRows)[0]);
+      if (hold && target.customerId !== null && hold.customerId !== target.customerId) {
         throw new BillingError("customer_scope_mismatch", undefined, { customer_id: target.customerId });
       }
-      decide(found);
-      if (!found) throw new Error("decide() accepted a missing transaction");
-      if (!(await lockCustomerByPk(tx, found.customerPk, { skipLocked: mode.automatic }))) return null;
-      const hold = await findTransaction(tx, target.projectId, target.transactionId, { lock: true });
-      if (!hold) throw new Error(`transaction ${target.transactionId} vanished under lock`);
+      if (skipLocked && (!hold || rowsOf(locked).length === 0)) return null;
       if (decide(hold) === "replay") {
-        if (hold.settleResponse === null) throw new BillingError("freeze_records_inconsistent");
+        if (hold?.settleResponse == null) throw new BillingError("freeze_records_inconsistent");
         return { ...decodeJson<R>(hold.settleResponse), isIdempotentReplay: true };
       }
-      const nowMs = ctx.now();
-      const { result, movement, consumedAmount } = await apply(tx, hold, nowMs);
-      await settleTransaction(tx, hold.pk, {
-        status,
-        consumedAmount,
-        returnedAmount: movement.returnedAmount,
-        overageAmount: movement.overageAmount,
-        settleResponse: encodeJson(result),
-        automatic: mode.automatic,
-        nowMs,
-      });
+      if (!hold || rowsOf(locked).length === 0) throw new Error(`hold ${transactionId} or its customer vanished under lock`);
+      const loaded = { hold, parts: rowsOf(allocationRows).map(allocationFromRow), accounts: accountsFromRows(rowsOf(locked)) };
+      const { applied, writes } = apply(loaded, nowMs);
+      const { result, movement, consumedAmount } = applied;
+      await tx.run(
+        [
+          ...writes,
+          settleTransactionSql(hold.pk, {
+            status,
+            consumedAmount,
+            returnedAmount: movement.returnedAmount,
+            overageAmount: movement.overageAmount,
+            settleResponse: encodeJson(result),
+            automatic: mode.automatic,
+            nowMs,
+          }),
+        ],
+        { commit: true },
+      );
       return result;
     },
     ctx.retries,
@@ -132,18 +162,15 @@ interface Movement {
   readonly balance: Balance;
 }
 
-/** Charges `actual` from the hold (and beyond it, as overage), returns the rest; writes it all. */
-async function moveHold(
-  tx: Tx,
+/** Plans charging `actual` from the hold (and beyond it, as overage) and returning the rest. */
+function planMove(
+  { hold, parts, accounts }: Loaded,
   projectId: bigint,
-  hold: TransactionRow,
   actual: bigint,
   allowOverage: boolean,
   mode: SettleMode,
   nowMs: number,
-): Promise<Movement> {
-  const parts = await listAllocations(tx, hold.pk);
-  const accounts = await lockAccounts(tx, projectId, hold.customerPk, nowMs, parts.map((p) => p.accountId));
+): { movement: Movement; writes: SQL[] } {
   checkHoldRecords(hold, parts, accounts);
   const split = splitConsume(parts, actual, allowOverage);
   const overage = split.overage > 0n ? allocateOverage(accounts, hold, split.overage, nowMs) : [];
@@ -161,39 +188,40 @@ async function moveHold(
     ...returned.map((l) => ({ accountId: l.accountId, used: 0n, frozen: -l.amount })),
     ...overage.map((l) => ({ accountId: l.accountId, used: l.amount, frozen: 0n })),
   ];
-  await applyAccountDeltas(tx, deltas);
   const entries: NewLedgerEntry[] = [
     ...charged.map((l) => ({ operation: "CONSUME" as const, ...l })),
     ...returned.map((l) => ({ operation: "UNFREEZE" as const, ...l })),
     ...overage.map((l) => ({ operation: "CONSUME" as const, ...l, overage: true })),
   ];
-  if (entries.length > 0) {
-    await appendLedger(
-      tx,
-      {
-        projectId,
-        customerPk: hold.customerPk,
-        transactionPk: hold.pk,
-        transactionId: hold.transactionId,
-        idempotencyKey: "",
-        businessType: hold.businessType,
-        description: hold.description,
-        metadata: hold.metadata,
-        automatic: mode.automatic,
-        nowMs,
-      },
-      entries,
-    );
-  }
+  const ledger =
+    entries.length === 0
+      ? null
+      : appendLedgerSql(
+          {
+            projectId,
+            customerPk: hold.customerPk,
+            transactionPk: hold.pk,
+            transactionId: hold.transactionId,
+            idempotencyKey: "",
+            businessType: hold.businessType,
+            description: hold.description,
+            metadata: hold.metadata,
+            automatic: mode.automatic,
+            nowMs,
+          },
+          entries,
+        );
   return {
-    charged: [...charged, ...overage],
-    returned,
-    returnedAmount: split.returns.reduce((sum, p) => sum + p.amount, 0n),
-    overageAmount: split.overage,
-    balance: balanceOf(applyDeltas(accounts, deltas), nowMs),
+    movement: {
+      charged: [...charged, ...overage],
+      returned,
+      returnedAmount: split.returns.reduce((sum, p) => sum + p.amount, 0n),
+      overageAmount: split.overage,
+      balance: balanceOf(applyDeltas(accounts, deltas), nowMs),
+    },
+    writes: compact([applyAccountDeltasSql(deltas), ledger]),
   };
 }
-
 /** The hold's allocations must sum to its amount and still be frozen in existing accounts. */
 function checkHoldRecords(hold: TransactionRow, parts: readonly FrozenPart[], accounts: readonly AccountSnapshot[]): void {
   const total = parts.reduce((sum, p) => sum + p.amount, 0n);

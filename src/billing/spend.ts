@@ -5,12 +5,24 @@ import { fingerprint } from "../domain/fingerprint.js";
 import type { SpendResult } from "../domain/results.js";
 import type { AutoAction, Metadata, TransactionKind } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
-import { applyAccountDeltas, lockAccounts } from "../store/accounts-store.js";
-import { lockCustomer } from "../store/customers-store.js";
+import { sql } from "drizzle-orm";
+import {
+  accountsFromRows,
+  activeAccountSql,
+  applyAccountDeltasSql,
+  lockCustomerAccountsSql,
+} from "../store/accounts-store.js";
+import { customerByIdSql } from "../store/customers-store.js";
 import { encodeJson } from "../store/json-codec.js";
-import { appendLedger } from "../store/ledger-store.js";
-import { runTransaction } from "../store/run-transaction.js";
-import { findTransaction, insertAllocations, insertTransaction } from "../store/transactions-store.js";
+import { appendLedgerSql } from "../store/ledger-store.js";
+import { bigOf } from "../store/row-values.js";
+import { compact, rowsOf, runTransaction } from "../store/run-transaction.js";
+import {
+  findTransactionSql,
+  insertAllocationsSql,
+  insertTransactionSql,
+  transactionFromRow,
+} from "../store/transactions-store.js";
 import type { BillingContext } from "./context.js";
 import { replayStored } from "./idempotency.js";
 
@@ -39,26 +51,32 @@ export const deduct = (ctx: BillingContext, input: SpendInput): Promise<SpendRes
 
 export const freeze = (ctx: BillingContext, input: FreezeInput): Promise<SpendResult> => spend(ctx, "FREEZE", input);
 
-/** Deduct and Freeze: allocate over ACTIVE accounts, move to used (deduct) or frozen (freeze). */
+/**
+ * Deduct and Freeze: allocate over ACTIVE accounts, move to used (deduct) or frozen (freeze).
+ * Two round trips: (BEGIN, idempotency lookup, lock customer and accounts), then (write, COMMIT).
+ */
 async function spend(ctx: BillingContext, kind: TransactionKind, input: FreezeInput): Promise<SpendResult> {
   const { projectId } = input;
   const requestFingerprint = fingerprint({ op: kind, ...input, projectId: undefined });
   return runTransaction(
-    ctx.database.db,
+    ctx.database,
     async (tx) => {
-      const stored = await findTransaction(tx, projectId, input.transactionId);
-      if (stored) return replayStored<SpendResult>(stored, input.customerId, requestFingerprint);
-
-      const customer = await lockCustomer(tx, projectId, input.customerId);
-      if (!customer) throw new BillingError("customer_not_found", undefined, { customer_id: input.customerId });
       const nowMs = ctx.now();
-      const accounts = await lockAccounts(tx, projectId, customer.pk, nowMs);
+      const [existing, locked] = await tx.run([
+        findTransactionSql(projectId, input.transactionId),
+        lockCustomerAccountsSql(customerByIdSql(projectId, input.customerId), activeAccountSql(nowMs)),
+      ]);
+      const stored = transactionFromRow(rowsOf(existing)[0]);
+      if (stored) return replayStored<SpendResult>(stored, input.customerId, requestFingerprint);
+      const lockedRows = rowsOf(locked);
+      if (!lockedRows[0]) throw new BillingError("customer_not_found", undefined, { customer_id: input.customerId });
+      const customerPk = bigOf(lockedRows[0].c_pk);
+      const accounts = accountsFromRows(lockedRows);
+
       const lines = allocate({ accounts, amount: input.amount, creditTypes: input.creditTypes, nowMs });
       const deltas = lines.map((l) =>
         kind === "DEDUCT" ? { accountId: l.accountId, used: l.amount, frozen: 0n } : { accountId: l.accountId, used: 0n, frozen: l.amount },
       );
-      await applyAccountDeltas(tx, deltas);
-
       const auto = input.autoSettlement;
       const autoAtMs = auto ? nowMs + Number(auto.afterSeconds) * 1000 : null;
       const result: SpendResult = {
@@ -71,29 +89,29 @@ async function spend(ctx: BillingContext, kind: TransactionKind, input: FreezeIn
         balance: balanceOf(applyDeltas(accounts, deltas), nowMs),
         isIdempotentReplay: false,
       };
-      const transactionPk = await insertTransaction(tx, projectId, {
-        ...input,
-        customerPk: customer.pk,
-        kind,
-        status: kind === "DEDUCT" ? "DEDUCTED" : "FROZEN",
-        requestFingerprint,
-        response: encodeJson(result),
-        autoAction: auto?.action ?? null,
-        autoAtMs,
-        nowMs,
-      });
-      await insertAllocations(tx, projectId, transactionPk, lines);
-      await appendLedger(
-        tx,
-        {
-          ...input,
-          customerPk: customer.pk,
-          transactionPk,
-          idempotencyKey: "",
-          automatic: false,
-          nowMs,
-        },
-        lines.map((l) => ({ operation: kind, ...l })),
+      const transactionPk = sql`@tx`;
+      await tx.run(
+        compact([
+          applyAccountDeltasSql(deltas),
+          insertTransactionSql(projectId, {
+            ...input,
+            customerPk,
+            kind,
+            status: kind === "DEDUCT" ? "DEDUCTED" : "FROZEN",
+            requestFingerprint,
+            response: encodeJson(result),
+            autoAction: auto?.action ?? null,
+            autoAtMs,
+            nowMs,
+          }),
+          sql`SET @tx = LAST_INSERT_ID()`,
+          insertAllocationsSql(projectId, transactionPk, lines),
+          appendLedgerSql(
+            { ...input, customerPk, transactionPk, idempotencyKey: "", automatic: false, nowMs },
+            lines.map((l) => ({ operation: kind, ...l })),
+          ),
+        ]),
+        { commit: true },
       );
       return result;
     },

@@ -1,61 +1,51 @@
-import { and, asc, eq, gt, inArray, lte, or, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, gt, lte, sql, type SQL } from "drizzle-orm";
 import { mergeDeltas, type AccountDelta } from "../domain/account-deltas.js";
 import type { AccountSnapshot } from "../domain/types.js";
 import type { Db } from "./database.js";
-import type { Tx } from "./run-transaction.js";
-import { accounts } from "./schema.js";
+import { bigOf, msOf, numberOf, stringOf } from "./row-values.js";
+import type { Row } from "./run-transaction.js";
+import { accounts, customers } from "./schema.js";
 
-type AccountRow = typeof accounts.$inferSelect;
+/** Columns every account read selects, as `a.*` would, under stable names. */
+export const ACCOUNT_COLUMNS = sql`a.id AS a_id, a.credit_type AS a_credit_type, a.source AS a_source,
+  a.starts_at_ms AS a_starts_at_ms, a.expires_at_ms AS a_expires_at_ms, a.total AS a_total, a.used AS a_used,
+  a.frozen AS a_frozen, a.created_at AS a_created_at`;
 
-export function toSnapshot(row: AccountRow): AccountSnapshot {
+/** An account from a row selected with ACCOUNT_COLUMNS; null for a LEFT JOIN without match. */
+export function accountFromRow(row: Row): AccountSnapshot | null {
+  if (row.a_id === null || row.a_id === undefined) return null;
   return {
-    id: row.id,
-    creditType: row.creditType,
-    source: row.source,
-    startsAtMs: row.startsAtMs,
-    expiresAtMs: row.expiresAtMs,
-    total: row.total,
-    used: row.used,
-    frozen: row.frozen,
-    createdAtMs: row.createdAt.getTime(),
+    id: bigOf(row.a_id),
+    creditType: stringOf(row.a_credit_type),
+    source: stringOf(row.a_source),
+    startsAtMs: numberOf(row.a_starts_at_ms),
+    expiresAtMs: numberOf(row.a_expires_at_ms),
+    total: bigOf(row.a_total),
+    used: bigOf(row.a_used),
+    frozen: bigOf(row.a_frozen),
+    createdAtMs: msOf(row.a_created_at),
   };
 }
 
-function activeAt(nowMs: number): SQL {
-  return and(lte(accounts.startsAtMs, nowMs), gt(accounts.expiresAtMs, nowMs)) as SQL;
+export function accountsFromRows(rows: readonly Row[]): AccountSnapshot[] {
+  return rows.map(accountFromRow).filter((a): a is AccountSnapshot => a !== null);
 }
+
+/** SQL condition: account `a` is ACTIVE at nowMs (started, not expired). */
+export const activeAccountSql = (nowMs: number): SQL => sql`(a.starts_at_ms <= ${nowMs} AND a.expires_at_ms > ${nowMs})`;
 
 /**
- * Locks and returns the customer's ACTIVE accounts plus the accounts named in `alsoIds` (a hold's
- * accounts stay usable by its settlement even after they expire).
+ * Locks the customer row (the serialization point of every write on a customer) and, in the
+ * same statement, the accounts matching `accountScope`, in id order. One row per account, or
+ * one row with NULL account columns when none matches; no row when the customer does not exist.
  */
-export async function lockAccounts(
-  tx: Tx,
-  projectId: bigint,
-  customerPk: bigint,
-  nowMs: number,
-  alsoIds: readonly bigint[] = [],
-): Promise<AccountSnapshot[]> {
-  const scope = alsoIds.length > 0 ? or(activeAt(nowMs), inArray(accounts.id, [...alsoIds])) : activeAt(nowMs);
-  const rows = await tx
-    .select()
-    .from(accounts)
-    .where(and(eq(accounts.projectId, projectId), eq(accounts.customerPk, customerPk), scope))
-    .orderBy(asc(accounts.id))
-    .for("update");
-  return rows.map(toSnapshot);
-}
-
-export async function listAccounts(
-  db: Db,
-  projectId: bigint,
-  customerPk: bigint,
-  options: { activeAtMs?: number } = {},
-): Promise<AccountSnapshot[]> {
-  const conditions = [eq(accounts.projectId, projectId), eq(accounts.customerPk, customerPk)];
-  if (options.activeAtMs !== undefined) conditions.push(activeAt(options.activeAtMs));
-  const rows = await db.select().from(accounts).where(and(...conditions)).orderBy(asc(accounts.id));
-  return rows.map(toSnapshot);
+export function lockCustomerAccountsSql(customerCondition: SQL, accountScope: SQL, options: { skipLocked?: boolean } = {}): SQL {
+  return sql`SELECT c.id AS c_pk, ${ACCOUNT_COLUMNS}
+    FROM ${customers} c
+    LEFT JOIN ${accounts} a ON a.project_id = c.project_id AND a.customer_pk = c.id AND ${accountScope}
+    WHERE ${customerCondition}
+    ORDER BY a.id
+    FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
 }
 
 export interface AccountKey {
@@ -65,45 +55,53 @@ export interface AccountKey {
   readonly expiresAtMs: number;
 }
 
-/** Adds `amount` to the account with this key, creating it when missing; returns its id. */
-export async function creditAccount(
-  tx: Tx,
-  projectId: bigint,
-  customerPk: bigint,
-  key: AccountKey,
-  amount: bigint,
-  nowMs: number,
-): Promise<bigint> {
-  const [result] = await tx
-    .insert(accounts)
-    .values({ projectId, customerPk, ...key, total: amount, createdAt: new Date(nowMs) })
-    .onDuplicateKeyUpdate({
-      // `total + ?` rather than VALUES(total): MySQL 8.0.20+ deprecates VALUES() here.
-      set: { total: sql`${accounts.total} + ${amount}`, id: sql`LAST_INSERT_ID(${accounts.id})` },
-    });
-  return BigInt(result.insertId);
+/** Adds `amount` to the account with this key, creating it when missing; LAST_INSERT_ID() is its id. */
+export function creditAccountSql(projectId: bigint, customerPk: SQL, key: AccountKey, amount: bigint, nowMs: number): SQL {
+  // `total + ?` rather than VALUES(total): MySQL 8.0.20+ deprecates VALUES() here.
+  return sql`INSERT INTO ${accounts} (project_id, customer_pk, credit_type, source, starts_at_ms, expires_at_ms, total, created_at)
+    VALUES (${projectId}, ${customerPk}, ${key.creditType}, ${key.source}, ${key.startsAtMs}, ${key.expiresAtMs}, ${amount}, ${new Date(nowMs)})
+    ON DUPLICATE KEY UPDATE total = total + ${amount}, id = LAST_INSERT_ID(id)`;
 }
 
-/** Applies per-account changes to used and frozen in one statement. */
-export async function applyAccountDeltas(tx: Tx, deltas: readonly AccountDelta[]): Promise<void> {
+/** Applies per-account changes to used and frozen in one statement (null when nothing changes). */
+export function applyAccountDeltasSql(deltas: readonly AccountDelta[]): SQL | null {
   const changed = mergeDeltas(deltas).filter((d) => d.used !== 0n || d.frozen !== 0n);
-  if (changed.length === 0) return;
-  const ids = changed.map((d) => d.accountId);
+  if (changed.length === 0) return null;
   const caseOf = (pick: (d: AccountDelta) => bigint): SQL =>
-    sql`CASE ${accounts.id} ${sql.join(
+    sql`CASE id ${sql.join(
       changed.map((d) => sql`WHEN ${d.accountId} THEN ${pick(d)}`),
       sql` `,
     )} ELSE 0 END`;
-  const [result] = await tx
-    .update(accounts)
-    .set({
-      used: sql`${accounts.used} + ${caseOf((d) => d.used)}`,
-      frozen: sql`${accounts.frozen} + ${caseOf((d) => d.frozen)}`,
-    })
-    .where(inArray(accounts.id, ids));
-  if (result.affectedRows !== changed.length) {
-    throw new Error(`account update touched ${result.affectedRows} rows, expected ${changed.length}`);
+  const ids = sql.join(
+    changed.map((d) => sql`${d.accountId}`),
+    sql`, `,
+  );
+  return sql`UPDATE ${accounts} SET used = used + ${caseOf((d) => d.used)}, frozen = frozen + ${caseOf((d) => d.frozen)}
+    WHERE id IN (${ids})`;
+}
+
+export async function listAccounts(
+  db: Db,
+  projectId: bigint,
+  customerPk: bigint,
+  options: { activeAtMs?: number } = {},
+): Promise<AccountSnapshot[]> {
+  const conditions = [eq(accounts.projectId, projectId), eq(accounts.customerPk, customerPk)];
+  if (options.activeAtMs !== undefined) {
+    conditions.push(lte(accounts.startsAtMs, options.activeAtMs), gt(accounts.expiresAtMs, options.activeAtMs));
   }
+  const rows = await db.select().from(accounts).where(and(...conditions)).orderBy(asc(accounts.id));
+  return rows.map((row) => ({
+    id: row.id,
+    creditType: row.creditType,
+    source: row.source,
+    startsAtMs: row.startsAtMs,
+    expiresAtMs: row.expiresAtMs,
+    total: row.total,
+    used: row.used,
+    frozen: row.frozen,
+    createdAtMs: row.createdAt.getTime(),
+  }));
 }
 
 export interface ExpiredAccount {
@@ -122,16 +120,4 @@ export async function listUnrecordedExpiries(db: Db, nowMs: number, limit: numbe
     .limit(limit);
 }
 
-/** Locks one account and returns it unless its expiry was already recorded. */
-export async function lockUnrecordedExpiry(tx: Tx, id: bigint): Promise<AccountSnapshot | null> {
-  const rows = await tx
-    .select()
-    .from(accounts)
-    .where(and(eq(accounts.id, id), eq(accounts.expiryRecorded, false)))
-    .for("update");
-  return rows[0] ? toSnapshot(rows[0]) : null;
-}
-
-export async function markExpiryRecorded(tx: Tx, id: bigint): Promise<void> {
-  await tx.update(accounts).set({ expiryRecorded: true }).where(eq(accounts.id, id));
-}
+export const markExpiryRecordedSql = (id: bigint): SQL => sql`UPDATE ${accounts} SET expiry_recorded = TRUE WHERE id = ${id}`;

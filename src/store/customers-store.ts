@@ -1,9 +1,8 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, sql, type SQL } from "drizzle-orm";
 import type { Metadata } from "../domain/types.js";
-import { decodeJson, encodeJson } from "./json-codec.js";
-import type { Tx } from "./run-transaction.js";
-import { customers } from "./schema.js";
 import type { Db } from "./database.js";
+import { decodeJson, encodeJson } from "./json-codec.js";
+import { customers } from "./schema.js";
 
 export interface CustomerRow {
   readonly pk: bigint;
@@ -14,7 +13,13 @@ export interface CustomerRow {
   readonly createdAtMs: number;
 }
 
-function toCustomer(row: typeof customers.$inferSelect): CustomerRow {
+export async function findCustomer(db: Db, projectId: bigint, customerId: string): Promise<CustomerRow | null> {
+  const rows = await db
+    .select()
+    .from(customers)
+    .where(and(eq(customers.projectId, projectId), eq(customers.customerId, customerId)));
+  const row = rows[0];
+  if (!row) return null;
   return {
     pk: row.id,
     customerId: row.customerId,
@@ -25,32 +30,12 @@ function toCustomer(row: typeof customers.$inferSelect): CustomerRow {
   };
 }
 
-/** Locks the customer row: the serialization point of every write on this customer. */
-export async function lockCustomer(tx: Tx, projectId: bigint, customerId: string): Promise<CustomerRow | null> {
-  const rows = await tx
-    .select()
-    .from(customers)
-    .where(and(eq(customers.projectId, projectId), eq(customers.customerId, customerId)))
-    .for("update");
-  return rows[0] ? toCustomer(rows[0]) : null;
-}
+/** Customer `c` by its public id. */
+export const customerByIdSql = (projectId: bigint, customerId: string): SQL =>
+  sql`c.project_id = ${projectId} AND c.customer_id = ${customerId}`;
 
-export async function lockCustomerByPk(tx: Tx, pk: bigint, options: { skipLocked?: boolean } = {}): Promise<boolean> {
-  const rows = await tx
-    .select({ id: customers.id })
-    .from(customers)
-    .where(eq(customers.id, pk))
-    .for("update", options.skipLocked ? { skipLocked: true } : {});
-  return rows.length === 1;
-}
-
-export async function findCustomer(db: Db, projectId: bigint, customerId: string): Promise<CustomerRow | null> {
-  const rows = await db
-    .select()
-    .from(customers)
-    .where(and(eq(customers.projectId, projectId), eq(customers.customerId, customerId)));
-  return rows[0] ? toCustomer(rows[0]) : null;
-}
+/** Customer `c` by its primary key. */
+export const customerByPkSql = (pk: bigint | SQL): SQL => sql`c.id = ${pk}`;
 
 export interface NewCustomer {
   readonly customerId: string;
@@ -61,20 +46,11 @@ export interface NewCustomer {
 }
 
 /**
- * Creates the customer unless it exists and returns its pk. Either way the row ends up
- * exclusively locked by this transaction (INSERT … ON DUPLICATE KEY UPDATE locks it).
+ * Creates the customer unless it exists; LAST_INSERT_ID() is then its pk either way, and the row
+ * is exclusively locked by this transaction (INSERT … ON DUPLICATE KEY UPDATE locks it).
  */
-export async function upsertAndLockCustomer(tx: Tx, projectId: bigint, customer: NewCustomer): Promise<bigint> {
-  const [result] = await tx
-    .insert(customers)
-    .values({
-      projectId,
-      customerId: customer.customerId,
-      name: customer.name,
-      email: customer.email,
-      metadata: encodeJson(customer.metadata),
-      createdAt: new Date(customer.nowMs),
-    })
-    .onDuplicateKeyUpdate({ set: { id: sql`LAST_INSERT_ID(${customers.id})` } });
-  return BigInt(result.insertId);
+export function upsertCustomerSql(projectId: bigint, customer: NewCustomer): SQL {
+  return sql`INSERT INTO ${customers} (project_id, customer_id, name, email, metadata, created_at)
+    VALUES (${projectId}, ${customer.customerId}, ${customer.name}, ${customer.email}, ${encodeJson(customer.metadata)}, ${new Date(customer.nowMs)})
+    ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)`;
 }

@@ -1,11 +1,11 @@
+import { sql, type SQL } from "drizzle-orm";
 import type { Metadata, Operation } from "../domain/types.js";
 import { encodeJson } from "./json-codec.js";
-import type { Tx } from "./run-transaction.js";
 import { ledgerEntries } from "./schema.js";
 
 export interface NewLedgerEntry {
   readonly operation: Operation;
-  readonly accountId: bigint;
+  readonly accountId: bigint | SQL;
   readonly amount: bigint;
   readonly creditType: string;
   readonly source: string;
@@ -15,8 +15,9 @@ export interface NewLedgerEntry {
 /** What every entry of one operation shares. */
 export interface LedgerContext {
   readonly projectId: bigint;
-  readonly customerPk: bigint;
-  readonly transactionPk: bigint | null;
+  readonly customerPk: bigint | SQL;
+  /** A literal pk, or SQL such as `@tx` naming the row inserted earlier in the batch. */
+  readonly transactionPk: bigint | SQL | null;
   readonly transactionId: string;
   readonly idempotencyKey: string;
   readonly businessType: number;
@@ -26,31 +27,17 @@ export interface LedgerContext {
   readonly nowMs: number;
 }
 
-/** Appends the entries in one statement; returns the id of the first (ids are consecutive). */
-export async function appendLedger(tx: Tx, context: LedgerContext, entries: readonly NewLedgerEntry[]): Promise<bigint> {
-  if (entries.length === 0) throw new Error("appendLedger needs at least one entry");
-  const shared = {
-    projectId: context.projectId,
-    customerPk: context.customerPk,
-    transactionPk: context.transactionPk,
-    transactionId: context.transactionId,
-    idempotencyKey: context.idempotencyKey,
-    businessType: context.businessType,
-    description: context.description,
-    metadata: encodeJson(context.metadata),
-    automatic: context.automatic,
-    createdAt: new Date(context.nowMs),
-  };
-  const [result] = await tx.insert(ledgerEntries).values(
-    entries.map((e) => ({
-      ...shared,
-      operation: e.operation,
-      accountId: e.accountId,
-      amount: e.amount,
-      creditType: e.creditType,
-      source: e.source,
-      overage: e.overage ?? false,
-    })),
+/** Appends the entries in one statement; their ids are consecutive from LAST_INSERT_ID(). */
+export function appendLedgerSql(context: LedgerContext, entries: readonly NewLedgerEntry[]): SQL {
+  if (entries.length === 0) throw new Error("appendLedgerSql needs at least one entry");
+  const metadata = encodeJson(context.metadata);
+  const createdAt = new Date(context.nowMs);
+  const rows = entries.map(
+    (e) => sql`(${context.projectId}, ${context.customerPk}, ${e.accountId}, ${e.operation}, ${e.amount}, ${e.creditType},
+      ${e.source}, ${context.transactionPk}, ${context.transactionId}, ${context.idempotencyKey}, ${context.businessType},
+      ${context.description}, ${metadata}, ${context.automatic}, ${e.overage ?? false}, ${createdAt})`,
   );
-  return BigInt(result.insertId);
+  return sql`INSERT INTO ${ledgerEntries} (project_id, customer_pk, account_id, operation, amount, credit_type, source,
+      transaction_pk, transaction_id, idempotency_key, business_type, description, metadata, automatic, overage, created_at)
+    VALUES ${sql.join(rows, sql`, `)}`;
 }

@@ -1,9 +1,10 @@
-import { and, asc, eq, lte, sql } from "drizzle-orm";
+import { and, asc, eq, lte, sql, type SQL } from "drizzle-orm";
 import type { HoldState } from "../domain/hold.js";
 import type { AllocationLine, AutoAction, Metadata, TransactionKind, TransactionStatus } from "../domain/types.js";
 import type { Db } from "./database.js";
 import { decodeJson, encodeJson } from "./json-codec.js";
-import type { Tx } from "./run-transaction.js";
+import { bigOf, boolOf, msOf, numberOf, stringOf } from "./row-values.js";
+import type { Row } from "./run-transaction.js";
 import { accounts, allocations, customers, transactions } from "./schema.js";
 
 export interface TransactionRow extends HoldState {
@@ -55,20 +56,55 @@ function toRow({ t, customerId }: { t: typeof transactions.$inferSelect; custome
   };
 }
 
-/** Reads a transaction with its customer's public id; `lock` takes the row for settlement. */
-export async function findTransaction(
-  db: Db | Tx,
-  projectId: bigint,
-  transactionId: string,
-  options: { lock?: boolean } = {},
-): Promise<TransactionRow | null> {
-  const query = db
+/** Reads a transaction with its customer's public id. */
+export async function findTransaction(db: Db, projectId: bigint, transactionId: string): Promise<TransactionRow | null> {
+  const rows = await db
     .select(columns)
     .from(transactions)
     .innerJoin(customers, eq(customers.id, transactions.customerPk))
     .where(and(eq(transactions.projectId, projectId), eq(transactions.transactionId, transactionId)));
-  const rows = options.lock ? await query.for("update") : await query;
   return rows[0] ? toRow(rows[0]) : null;
+}
+
+/** The same read inside a batch; `lock` takes the row for settlement. */
+export function findTransactionSql(
+  projectId: bigint,
+  transactionId: string,
+  options: { lock?: boolean; skipLocked?: boolean } = {},
+): SQL {
+  const lock = options.lock ? sql` FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}` : sql``;
+  return sql`SELECT t.*, c.customer_id AS c_customer_id
+    FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk
+    WHERE t.project_id = ${projectId} AND t.transaction_id = ${transactionId}${lock}`;
+}
+
+export function transactionFromRow(row: Row | undefined): TransactionRow | null {
+  if (!row) return null;
+  const optionalMs = (v: unknown) => (v === null || v === undefined ? null : msOf(v));
+  return {
+    pk: bigOf(row.id),
+    transactionId: stringOf(row.transaction_id),
+    customerPk: bigOf(row.customer_pk),
+    customerId: stringOf(row.c_customer_id),
+    kind: stringOf(row.kind) as TransactionKind,
+    status: stringOf(row.status) as TransactionStatus,
+    amount: bigOf(row.amount),
+    consumedAmount: bigOf(row.consumed_amount),
+    returnedAmount: bigOf(row.returned_amount),
+    overageAmount: bigOf(row.overage_amount),
+    creditTypes: decodeJson<string[]>(stringOf(row.credit_types)),
+    businessType: numberOf(row.business_type),
+    description: stringOf(row.description),
+    metadata: decodeJson<Metadata>(stringOf(row.metadata)),
+    requestFingerprint: stringOf(row.request_fingerprint),
+    response: stringOf(row.response),
+    settleResponse: row.settle_response === null ? null : stringOf(row.settle_response),
+    autoAction: (row.auto_action ?? null) as AutoAction | null,
+    autoAtMs: optionalMs(row.auto_at),
+    settledAutomatically: boolOf(row.settled_automatically),
+    createdAtMs: msOf(row.created_at),
+    settledAtMs: optionalMs(row.settled_at),
+  };
 }
 
 export interface NewTransaction {
@@ -88,25 +124,13 @@ export interface NewTransaction {
   readonly nowMs: number;
 }
 
-export async function insertTransaction(tx: Tx, projectId: bigint, t: NewTransaction): Promise<bigint> {
-  const [result] = await tx.insert(transactions).values({
-    projectId,
-    transactionId: t.transactionId,
-    customerPk: t.customerPk,
-    kind: t.kind,
-    status: t.status,
-    amount: t.amount,
-    creditTypes: encodeJson(t.creditTypes),
-    businessType: t.businessType,
-    description: t.description,
-    metadata: encodeJson(t.metadata),
-    requestFingerprint: t.requestFingerprint,
-    response: t.response,
-    autoAction: t.autoAction,
-    autoAt: t.autoAtMs === null ? null : new Date(t.autoAtMs),
-    createdAt: new Date(t.nowMs),
-  });
-  return BigInt(result.insertId);
+/** Inserts the transaction; LAST_INSERT_ID() is then its pk. */
+export function insertTransactionSql(projectId: bigint, t: NewTransaction): SQL {
+  return sql`INSERT INTO ${transactions} (project_id, transaction_id, customer_pk, kind, status, amount, credit_types,
+      business_type, description, metadata, request_fingerprint, response, auto_action, auto_at, created_at)
+    VALUES (${projectId}, ${t.transactionId}, ${t.customerPk}, ${t.kind}, ${t.status}, ${t.amount}, ${encodeJson(t.creditTypes)},
+      ${t.businessType}, ${t.description}, ${encodeJson(t.metadata)}, ${t.requestFingerprint}, ${t.response}, ${t.autoAction},
+      ${t.autoAtMs === null ? null : new Date(t.autoAtMs)}, ${new Date(t.nowMs)})`;
 }
 
 export interface Settlement {
@@ -119,21 +143,12 @@ export interface Settlement {
   readonly nowMs: number;
 }
 
-/** FROZEN → CONSUMED | UNFROZEN; the WHERE on status makes a second settlement impossible. */
-export async function settleTransaction(tx: Tx, pk: bigint, s: Settlement): Promise<void> {
-  const [result] = await tx
-    .update(transactions)
-    .set({
-      status: s.status,
-      consumedAmount: s.consumedAmount,
-      returnedAmount: s.returnedAmount,
-      overageAmount: s.overageAmount,
-      settleResponse: s.settleResponse,
-      settledAutomatically: s.automatic,
-      settledAt: new Date(s.nowMs),
-    })
-    .where(and(eq(transactions.id, pk), eq(transactions.status, "FROZEN")));
-  if (result.affectedRows !== 1) throw new Error(`hold ${pk} was not FROZEN when settled`);
+/** FROZEN → CONSUMED | UNFROZEN; the caller holds the row lock, so this changes exactly one row. */
+export function settleTransactionSql(pk: bigint, s: Settlement): SQL {
+  return sql`UPDATE ${transactions} SET status = ${s.status}, consumed_amount = ${s.consumedAmount},
+      returned_amount = ${s.returnedAmount}, overage_amount = ${s.overageAmount}, settle_response = ${s.settleResponse},
+      settled_automatically = ${s.automatic}, settled_at = ${new Date(s.nowMs)}
+    WHERE id = ${pk} AND status = 'FROZEN'`;
 }
 
 export interface AllocationRow {
@@ -141,25 +156,27 @@ export interface AllocationRow {
   readonly amount: bigint;
 }
 
-export async function insertAllocations(
-  tx: Tx,
-  projectId: bigint,
-  transactionPk: bigint,
-  lines: readonly AllocationRow[],
-): Promise<void> {
-  if (lines.length === 0) return;
-  await tx
-    .insert(allocations)
-    .values(lines.map((l, seq) => ({ projectId, transactionPk, seq, accountId: l.accountId, amount: l.amount })));
+/** Records the allocation of the transaction whose pk is `transactionPk` (a value or `@tx`). */
+export function insertAllocationsSql(projectId: bigint, transactionPk: SQL, lines: readonly AllocationRow[]): SQL | null {
+  if (lines.length === 0) return null;
+  const rows = lines.map((l, seq) => sql`(${projectId}, ${transactionPk}, ${seq}, ${l.accountId}, ${l.amount})`);
+  return sql`INSERT INTO ${allocations} (project_id, transaction_pk, seq, account_id, amount) VALUES ${sql.join(rows, sql`, `)}`;
 }
 
-export async function listAllocations(db: Db | Tx, transactionPk: bigint): Promise<AllocationRow[]> {
-  return db
-    .select({ accountId: allocations.accountId, amount: allocations.amount })
-    .from(allocations)
-    .where(eq(allocations.transactionPk, transactionPk))
-    .orderBy(asc(allocations.seq));
-}
+export const listAllocationsSql = (projectId: bigint, transactionId: string): SQL =>
+  sql`SELECT al.account_id, al.amount FROM ${allocations} al JOIN ${transactions} t ON t.id = al.transaction_pk
+    WHERE t.project_id = ${projectId} AND t.transaction_id = ${transactionId} ORDER BY al.seq`;
+
+export const allocationFromRow = (row: Row): AllocationRow => ({ accountId: bigOf(row.account_id), amount: bigOf(row.amount) });
+
+/** Account ids allocated to a transaction, as a subquery. */
+export const allocatedAccountIdsSql = (projectId: bigint, transactionId: string): SQL =>
+  sql`SELECT al.account_id FROM ${allocations} al JOIN ${transactions} t ON t.id = al.transaction_pk
+    WHERE t.project_id = ${projectId} AND t.transaction_id = ${transactionId}`;
+
+/** The customer pk of a transaction, as a subquery. */
+export const transactionCustomerPkSql = (projectId: bigint, transactionId: string): SQL =>
+  sql`(SELECT customer_pk FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId})`;
 
 export interface DueHold {
   readonly transactionId: string;

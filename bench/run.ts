@@ -1,0 +1,323 @@
+/**
+ * `npm run bench`: starts our server and the baseline server on fresh databases (loopback only),
+ * seeds customers, runs every scenario for a fixed time at concurrencies 1, 16 and 64 over a
+ * uniform and a one-hot-customer distribution, measures cost growth (1 vs 200 accounts, 1 vs
+ * millions of ledger rows), and writes the results to bench/results/ as JSON and markdown.
+ *
+ * Environment: BENCH_SECONDS (per run, default 5), BENCH_CUSTOMERS (10000),
+ * BENCH_LEDGER_ROWS (5000000), BENCH_GROWTH=0 to skip the cost-growth part,
+ * BENCH_DATABASE_SERVER (mysql://root@127.0.0.1:3306).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, openSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+import mysql from "mysql2/promise";
+import { BillingClient } from "../src/client/billing-client.js";
+import { runLoad, type LoadResult } from "./load.js";
+import { cpuPercent, sampleProcess } from "./process-stats.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 10_000);
+const LEDGER_ROWS = Number(process.env.BENCH_LEDGER_ROWS ?? 5_000_000);
+const GROWTH = process.env.BENCH_GROWTH !== "0";
+const DB_SERVER = process.env.BENCH_DATABASE_SERVER ?? "mysql://root@127.0.0.1:3306";
+const CONCURRENCIES = [1, 16, 64] as const;
+const DISTRIBUTIONS = ["uniform", "hot"] as const;
+const MAX_OPS_PER_RUN = 500_000;
+const SEED_CREDITS = 10n ** 12n;
+
+type Distribution = (typeof DISTRIBUTIONS)[number];
+
+interface Row {
+  readonly server: "ours" | "baseline";
+  readonly scenario: string;
+  readonly distribution: Distribution | "-";
+  readonly concurrency: number;
+  readonly result: LoadResult;
+  readonly serverCpuPercent: number;
+  readonly serverRssMb: number;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+async function waitUntilServing(client: BillingClient, child: ChildProcess): Promise<void> {
+  for (let attempt = 0; attempt < 300; attempt++) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    const answered = await client.call("getTransaction", { transactionId: "probe" }).then(
+      () => true,
+      (e: { code?: number }) => e.code !== 14, // 14 = UNAVAILABLE: not listening yet
+    );
+    if (answered) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("server did not start");
+}
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly client: BillingClient;
+}
+
+async function startProcess(script: string, env: Record<string, string>): Promise<Started> {
+  const port = await freePort();
+  const devNull = openSync("/dev/null", "w");
+  const child = spawn(process.execPath, ["--import", "tsx", script], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, GRPC_HOST: "127.0.0.1", GRPC_PORT: String(port), PORT: String(port) },
+    stdio: ["ignore", devNull, "inherit"],
+  });
+  const client = new BillingClient(`127.0.0.1:${port}`);
+  await waitUntilServing(client, child);
+  return { child, client };
+}
+
+async function stopProcess({ child, client }: Started): Promise<void> {
+  client.close();
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+const pick = (distribution: Distribution, seq: number) =>
+  distribution === "hot" ? "c0" : `c${(seq * 7919 + Math.floor(Math.random() * CUSTOMERS)) % CUSTOMERS}`;
+
+/** One operation of each scenario, against either server; keys are unique per run. */
+function scenarioOperation(client: BillingClient, scenario: string, distribution: Distribution, runId: string) {
+  const freezeConsume = async (seq: number) => {
+    const transactionId = `${runId}-${seq}`;
+    await client.call("freeze", { customerId: pick(distribution, seq), transactionId, amount: 2n });
+    await client.call("consume", { transactionId, actualAmount: 1n });
+  };
+  switch (scenario) {
+    case "deposit":
+      return (seq: number) =>
+        client.call("deposit", { customerId: pick(distribution, seq), amount: 1n, idempotencyKey: `${runId}-${seq}` }).then(() => undefined);
+    case "deduct":
+      return (seq: number) =>
+        client.call("deduct", { customerId: pick(distribution, seq), transactionId: `${runId}-${seq}`, amount: 1n }).then(() => undefined);
+    case "freeze":
+      return (seq: number) =>
+        client.call("freeze", { customerId: pick(distribution, seq), transactionId: `${runId}-${seq}`, amount: 1n }).then(() => undefined);
+    case "freeze+consume":
+      return freezeConsume;
+    case "mixed":
+      return async (seq: number) => {
+        const dice = seq % 10;
+        if (dice < 7) return freezeConsume(seq);
+        if (dice < 9) {
+          await client.call("deduct", { customerId: pick(distribution, seq), transactionId: `${runId}-${seq}`, amount: 1n });
+          return;
+        }
+        await client.call("getCustomer", { customerId: pick(distribution, seq) });
+      };
+    default:
+      throw new Error(`unknown scenario ${scenario}`);
+  }
+}
+
+let runCounter = 0;
+
+async function measure(
+  server: Row["server"],
+  started: Started,
+  scenario: string,
+  distribution: Distribution,
+  concurrency: number,
+  seconds = SECONDS,
+): Promise<Row> {
+  const runId = `${server}-${scenario.replace("+", "_")}-${distribution}-${concurrency}-${++runCounter}-${Date.now().toString(36)}`;
+  const pid = started.child.pid ?? 0;
+  const before = sampleProcess(pid);
+  const result = await runLoad({
+    concurrency,
+    durationMs: seconds * 1000,
+    maxOps: MAX_OPS_PER_RUN,
+    operation: scenarioOperation(started.client, scenario, distribution, runId),
+  });
+  const after = sampleProcess(pid);
+  const row: Row = {
+    server,
+    scenario,
+    distribution,
+    concurrency,
+    result,
+    serverCpuPercent: cpuPercent(before, after),
+    serverRssMb: after.rssBytes / 2 ** 20,
+  };
+  process.stderr.write(`${formatRow(row)}${result.firstError ? `  first error: ${result.firstError}` : ""}\n`);
+  return row;
+}
+
+const fixed = (n: number, digits = 1) => n.toFixed(digits);
+
+function formatRow(r: Row): string {
+  return `| ${r.server} | ${r.scenario} | ${r.distribution} | ${r.concurrency} | ${fixed(r.result.opsPerSecond, 0)} | ${fixed(r.result.p50Ms, 2)} | ${fixed(r.result.p99Ms, 2)} | ${r.result.errors} | ${fixed(r.serverCpuPercent, 0)} | ${fixed(r.serverRssMb, 0)} |`;
+}
+
+const TABLE_HEADER =
+  "| server | scenario | customers | concurrency | ops/s | p50 ms | p99 ms | errors | server CPU % | server RSS MB |\n|---|---|---|---|---|---|---|---|---|---|";
+
+async function seedOurs(client: BillingClient): Promise<void> {
+  let next = 0;
+  await runLoad({
+    concurrency: 64,
+    durationMs: 600_000,
+    maxOps: CUSTOMERS,
+    operation: async () => {
+      const i = next++;
+      await client.call("deposit", { customerId: `c${i}`, amount: SEED_CREDITS, idempotencyKey: `seed-${i}` });
+    },
+  });
+}
+
+/** Cost growth: a customer with 1 vs 200 accounts, and the ledger at 1 vs LEDGER_ROWS rows. */
+async function growth(ours: Started, databaseUrl: string): Promise<string[]> {
+  const lines: string[] = [];
+  const { client } = ours;
+  const seconds = Math.max(2, Math.min(SECONDS, 4));
+  const one = async (label: string, customerId: string, scenario: "deduct" | "freeze+consume") => {
+    const runId = `growth-${label.replace(/\W/g, "_")}-${scenario.replace("+", "_")}-${Date.now().toString(36)}`;
+    const operation =
+      scenario === "deduct"
+        ? (seq: number) => client.call("deduct", { customerId, transactionId: `${runId}-${seq}`, amount: 1n }).then(() => undefined)
+        : async (seq: number) => {
+            const transactionId = `${runId}-${seq}`;
+            await client.call("freeze", { customerId, transactionId, amount: 2n });
+            await client.call("consume", { transactionId, actualAmount: 1n });
+          };
+    const r = await runLoad({ concurrency: 1, durationMs: seconds * 1000, maxOps: MAX_OPS_PER_RUN, operation });
+    const line = `| ${label} | ${scenario} | ${fixed(r.opsPerSecond, 0)} | ${fixed(r.p50Ms, 2)} | ${fixed(r.p99Ms, 2)} | ${r.errors} |`;
+    process.stderr.write(`${line}\n`);
+    lines.push(line);
+  };
+
+  await client.call("deposit", { customerId: "g1", amount: SEED_CREDITS });
+  const now = Date.now();
+  for (let i = 0; i < 200; i++) {
+    // Soonest-expiring first: each deduct of 1 touches only the first account, so any cost
+    // difference is the price of loading and locking the other 199.
+    await client.call("deposit", {
+      customerId: "g200",
+      amount: SEED_CREDITS,
+      expiresAt: { seconds: BigInt(Math.floor(now / 1000) + 86_400 * (i + 1)), nanos: 0 },
+    });
+  }
+  for (const scenario of ["deduct", "freeze+consume"] as const) {
+    await one("1 account", "g1", scenario);
+    await one("200 accounts", "g200", scenario);
+  }
+
+  await one("ledger as seeded", "g1", "deduct");
+  const connection = await mysql.createConnection(databaseUrl);
+  const [counted] = await connection.query("SELECT COUNT(*) AS n FROM ledger_entries");
+  const existing = Number((counted as Array<{ n: number }>)[0]?.n ?? 0);
+  const digits = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)";
+  const started = performance.now();
+  const chunk = 1_000_000;
+  for (let done = 0; done < LEDGER_ROWS; done += chunk) {
+    const rows = Math.min(chunk, LEDGER_ROWS - done);
+    // Bulk rows spread over 10,000 other customers: what years of history would look like.
+    await connection.query(
+      `INSERT INTO ledger_entries (project_id, customer_pk, account_id, operation, amount, credit_type, source, metadata, created_at)
+       SELECT 1, 1000000 + (n % 10000), 1000000 + (n % 10000), 'DEPOSIT', 1, 'default', 'default', '{}', UTC_TIMESTAMP(3)
+       FROM (SELECT a.d + 10 * b.d + 100 * c.d + 1000 * e.d + 10000 * f.d + 100000 * g.d AS n
+             FROM ${digits} a, ${digits} b, ${digits} c, ${digits} e, ${digits} f, ${digits} g) numbers
+       LIMIT ${rows}`,
+    );
+  }
+  await connection.end();
+  const seedSeconds = (performance.now() - started) / 1000;
+  process.stderr.write(`seeded ${LEDGER_ROWS} ledger rows in ${fixed(seedSeconds)} s\n`);
+  await one(`ledger + ${(LEDGER_ROWS / 1e6).toFixed(1)}M rows`, "g1", "deduct");
+  await one(`ledger + ${(LEDGER_ROWS / 1e6).toFixed(1)}M rows`, "g1", "freeze+consume");
+  lines.push(`\nLedger held ${existing} rows before the bulk seed of ${LEDGER_ROWS} rows (${fixed(seedSeconds)} s).`);
+  return lines;
+}
+
+async function dropDatabase(name: string): Promise<void> {
+  const connection = await mysql.createConnection(DB_SERVER);
+  await connection.query(`DROP DATABASE IF EXISTS \`${name}\``);
+  await connection.end();
+}
+
+async function main(): Promise<void> {
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const oursDb = `vb_bench_${Date.now().toString(36)}`;
+  const baseDb = `${oursDb}_baseline`;
+  const oursUrl = `${DB_SERVER}/${oursDb}`;
+  const ours = await startProcess("src/main.ts", { DATABASE_URL: oursUrl, LOG_LEVEL: "info", SWEEP_INTERVAL_MS: "1000" });
+  const baseline = await startProcess("bench/baseline-server.ts", { DATABASE_URL: `${DB_SERVER}/${baseDb}` });
+  const rows: Row[] = [];
+  let growthLines: string[] = [];
+  try {
+    process.stderr.write(`seeding ${CUSTOMERS} customers on each server\n`);
+    await seedOurs(ours.client);
+    await baseline.client.call("deposit", { customerId: "c", amount: BigInt(CUSTOMERS), name: SEED_CREDITS.toString() });
+    process.stderr.write(`${TABLE_HEADER}\n`);
+
+    for (const distribution of DISTRIBUTIONS) {
+      for (const concurrency of CONCURRENCIES) {
+        for (const scenario of ["freeze", "freeze+consume"]) {
+          rows.push(await measure("ours", ours, scenario, distribution, concurrency));
+          rows.push(await measure("baseline", baseline, scenario, distribution, concurrency));
+        }
+        for (const scenario of ["deposit", "deduct", "mixed"]) {
+          rows.push(await measure("ours", ours, scenario, distribution, concurrency));
+        }
+      }
+    }
+    if (GROWTH) growthLines = await growth(ours, oursUrl);
+  } finally {
+    await stopProcess(ours);
+    await stopProcess(baseline);
+    await dropDatabase(oursDb);
+    await dropDatabase(baseDb);
+  }
+
+  const ratios = rows
+    .filter((r) => r.server === "ours" && (r.scenario === "freeze" || r.scenario === "freeze+consume"))
+    .map((o) => {
+      const b = rows.find((r) => r.server === "baseline" && r.scenario === o.scenario && r.distribution === o.distribution && r.concurrency === o.concurrency);
+      const ratio = b ? o.result.opsPerSecond / b.result.opsPerSecond : 0;
+      return { scenario: o.scenario, distribution: o.distribution, concurrency: o.concurrency, ours: o.result.opsPerSecond, baseline: b?.result.opsPerSecond ?? 0, ratio };
+    });
+
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}; load generator, servers and MariaDB share the machine`;
+  const markdown = [
+    `# Benchmark ${stamp}`,
+    "",
+    `${machine}. ${SECONDS} s per run, ${CUSTOMERS} customers (uniform) or one hot customer; freeze+consume counts one pair as one op.`,
+    "",
+    TABLE_HEADER,
+    ...rows.map(formatRow),
+    "",
+    "## Ours vs the baseline (ops/s ratio; targets at concurrency 64: ≥ 0.6 uniform, ≥ 0.5 hot)",
+    "",
+    "| operation | customers | concurrency | ours ops/s | baseline ops/s | ratio |",
+    "|---|---|---|---|---|---|",
+    ...ratios.map((r) => `| ${r.scenario} | ${r.distribution} | ${r.concurrency} | ${fixed(r.ours, 0)} | ${fixed(r.baseline, 0)} | ${fixed(r.ratio, 2)} |`),
+    ...(growthLines.length > 0
+      ? ["", "## Cost growth (concurrency 1)", "", "| case | operation | ops/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|", ...growthLines]
+      : []),
+    "",
+  ].join("\n");
+  mkdirSync(`${ROOT}/bench/results`, { recursive: true });
+  const json = JSON.stringify({ stamp, machine, seconds: SECONDS, customers: CUSTOMERS, rows, ratios, growth: growthLines }, null, 2);
+  for (const name of [stamp, "latest"]) {
+    writeFileSync(`${ROOT}/bench/results/${name}.json`, `${json}\n`);
+    writeFileSync(`${ROOT}/bench/results/${name}.md`, markdown);
+  }
+  process.stdout.write(`${markdown}\nwrote bench/results/${stamp}.{json,md} and latest.{json,md}\n`);
+}
+
+await main();

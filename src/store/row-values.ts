@@ -1,0 +1,25 @@
+/** Column values as mysql2 returns them for our session settings (big numbers as strings). */
+
+export function bigOf(value: unknown): bigint {
+  if (typeof value === "bigint") return value;
+  if (typeof value === "string" || typeof value === "number") return BigInt(value);
+  throw new Error(`expected an integer column, got ${typeof value}`);
+}
+
+export function numberOf(value: unknown): number {
+  const n = typeof value === "string" || typeof value === "number" ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n)) throw new Error(`expected a safe integer column, got ${String(value)}`);
+  return n;
+}
+
+export function msOf(value: unknown): number {
+  if (value instanceof Date) return value.getTime();
+  throw new Error(`expected a DATETIME column, got ${typeof value}`);
+}
+
+export function stringOf(value: unknown): string {
+  if (typeof value === "string") return value;
+  throw new Error(`expected a text column, got ${typeof value}`);
+}
+
+export const boolOf = (value: unknown): boolean => Number(value) === 1;
