@@ -10,6 +10,8 @@ import { openDatabase, type Database } from "./store/database.js";
 
 export interface App {
   readonly port: number;
+  /** Port of the /metrics endpoint, when METRICS_PORT is set. */
+  readonly metricsPort: number | null;
   readonly database: Database;
   readonly context: BillingContext;
   readonly metrics: Metrics;
@@ -69,8 +71,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   if (config.METRICS_PORT !== undefined) metricsServer = await metrics.listen(config.GRPC_HOST, config.METRICS_PORT);
   log.info({ port: grpc.port, database: database.name, metricsPort: config.METRICS_PORT }, "velobase-billing listening");
 
+  const address = metricsServer?.address();
   return {
     port: grpc.port,
+    metricsPort: typeof address === "object" && address ? address.port : null,
     database,
     context,
     metrics,

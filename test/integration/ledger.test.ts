@@ -233,6 +233,20 @@ describe("Idempotency of Deduct and Freeze", () => {
   });
 });
 
+describe("Ids", () => {
+  it("compare byte for byte: TX1 and tx1 are two keys, Cust and cust two customers", async () => {
+    const customerId = uid("Cust");
+    await s.client.call("deposit", { customerId, amount: 100n });
+    await s.client.call("deposit", { customerId: customerId.toLowerCase(), amount: 1n });
+    const tx = uid("TX");
+    await s.client.call("deduct", { customerId, transactionId: tx, amount: 10n });
+    const second = await s.client.call("deduct", { customerId, transactionId: tx.toLowerCase(), amount: 10n });
+    expect(second.isIdempotentReplay).toBe(false);
+    expect(await balanceOf(customerId)).toEqual({ total: 100n, used: 20n, frozen: 0n, available: 80n });
+    expect(await balanceOf(customerId.toLowerCase())).toEqual({ total: 1n, used: 0n, frozen: 0n, available: 1n });
+  });
+});
+
 describe("Ledger listing", () => {
   it("pages newest first with an opaque cursor bound to its filters", async () => {
     const customerId = uid("cust");

@@ -1,0 +1,30 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectError } from "../support/client.js";
+import { uid } from "../support/fixtures.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+let s: TestServer;
+beforeAll(async () => {
+  s = await startTestServer({ METRICS_PORT: "0" });
+});
+afterAll(async () => {
+  await s?.stop();
+});
+
+const scrape = async () => (await fetch(`http://127.0.0.1:${s.app.metricsPort}/metrics`)).text();
+
+describe("Prometheus metrics", () => {
+  it("count calls by method and code, time them, and show the pool", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 10n });
+    await s.client.call("deposit", { customerId, amount: 10n });
+    await expectError(s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 100n }), "insufficient_balance");
+    const text = await scrape();
+    expect(text).toContain('billing_grpc_calls_total{method="Deposit",code="ok"} 2');
+    expect(text).toContain('billing_grpc_calls_total{method="Deduct",code="insufficient_balance"} 1');
+    expect(text).toContain('billing_grpc_call_duration_seconds_count{method="Deposit"} 2');
+    expect(text).toMatch(/billing_db_pool_connections\{state="open"\} [1-9]/);
+    expect(text).toContain("# TYPE billing_db_transaction_retries_total counter");
+    expect((await fetch(`http://127.0.0.1:${s.app.metricsPort}/other`)).status).toBe(404);
+  });
+});
