@@ -5,7 +5,8 @@
  * millions of ledger rows), and writes the results to bench/results/ as JSON and markdown.
  *
  * Environment: BENCH_SECONDS (per run, default 5), BENCH_CUSTOMERS (10000),
- * BENCH_LEDGER_ROWS (5000000), BENCH_GROWTH=0 to skip the cost-growth part,
+ * BENCH_LEDGER_ROWS (5000000), BENCH_GROWTH=0 to skip the cost-growth part, BENCH_SCENARIOS
+ * (comma-separated subset of deposit,deduct,freeze,freeze+consume,mixed),
  * BENCH_DATABASE_SERVER (mysql://root@127.0.0.1:3306).
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -23,6 +24,9 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 10_000);
 const LEDGER_ROWS = Number(process.env.BENCH_LEDGER_ROWS ?? 5_000_000);
 const GROWTH = process.env.BENCH_GROWTH !== "0";
+/** Comma-separated subset of scenarios to run (default: all). */
+const ONLY = process.env.BENCH_SCENARIOS?.split(",") ?? null;
+const wanted = (scenario: string) => ONLY === null || ONLY.includes(scenario);
 const DB_SERVER = process.env.BENCH_DATABASE_SERVER ?? "mysql://root@127.0.0.1:3306";
 const CONCURRENCIES = [1, 16, 64] as const;
 const DISTRIBUTIONS = ["uniform", "hot"] as const;
@@ -267,11 +271,11 @@ async function main(): Promise<void> {
 
     for (const distribution of DISTRIBUTIONS) {
       for (const concurrency of CONCURRENCIES) {
-        for (const scenario of ["freeze", "freeze+consume"]) {
+        for (const scenario of ["freeze", "freeze+consume"].filter(wanted)) {
           rows.push(await measure("ours", ours, scenario, distribution, concurrency));
           rows.push(await measure("baseline", baseline, scenario, distribution, concurrency));
         }
-        for (const scenario of ["deposit", "deduct", "mixed"]) {
+        for (const scenario of ["deposit", "deduct", "mixed"].filter(wanted)) {
           rows.push(await measure("ours", ours, scenario, distribution, concurrency));
         }
       }
