@@ -26,12 +26,11 @@ function requestIdOf(metadata: Metadata): string {
 export function unary<Req, Res>(
   env: CallEnvironment,
   method: string,
-  handle: (request: Req, log: Logger) => Promise<Res>,
+  handle: (request: Req) => Promise<Res>,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     const started = process.hrtime.bigint();
     const requestId = requestIdOf(call.metadata);
-    const log = env.log.child({ requestId, method });
     // Headers go out just before the answer, in the same tick, so that HTTP/2 sends them in one
     // write with the message: sent early, they cost a separate packet and a round of ACKs.
     const sendHeaders = () => {
@@ -44,12 +43,12 @@ export function unary<Req, Res>(
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       env.metrics?.calls.inc({ method, code });
       env.metrics?.latency.observe({ method }, seconds);
-      const line = { code, grpcCode: status[grpcCode], durationMs: Math.round(seconds * 1e6) / 1e3 };
-      if (error) log.error({ ...line, err: error }, "call failed with an unexpected error");
-      else log.info(line, "call");
+      const line = { requestId, method, code, grpcCode: status[grpcCode], durationMs: Math.round(seconds * 1e6) / 1e3 };
+      if (error) env.log.error({ ...line, err: error }, "call failed with an unexpected error");
+      else env.log.info(line, "call");
     };
 
-    handle(call.request, log).then(
+    handle(call.request).then(
       (response) => {
         finish("ok", status.OK);
         sendHeaders();
