@@ -1,11 +1,17 @@
-import { accountView, balanceOf } from "../domain/account-status.js";
+import { accountView } from "../domain/account-status.js";
 import { fingerprint } from "../domain/fingerprint.js";
 import { NO_EXPIRY_MS, NO_START_MS } from "../domain/limits.js";
 import type { DepositResult } from "../domain/results.js";
 import type { Metadata } from "../domain/types.js";
 import { checkValidityWindow } from "../domain/validation.js";
 import { sql } from "drizzle-orm";
-import { accountsFromRows, activeAccountSql, creditAccountSql, lockCustomerAccountsSql } from "../store/accounts-store.js";
+import {
+  accountsFromRows,
+  activeBalanceSql,
+  balanceFromRow,
+  creditAccountSql,
+  lockCustomerAccountsSql,
+} from "../store/accounts-store.js";
 import { customerByPkSql, upsertCustomerSql } from "../store/customers-store.js";
 import { findDepositKeySql, insertDepositKeySql, storedOutcomeFromRow } from "../store/deposit-keys-store.js";
 import { encodeJson } from "../store/json-codec.js";
@@ -31,8 +37,8 @@ export interface DepositInput {
 }
 
 /**
- * Round trips: (BEGIN, key lookup, create-or-lock the customer, credit the account, lock the
- * customer's ACTIVE accounts), then (ledger entry, COMMIT) — plus one more for the idempotency
+ * Round trips: (BEGIN, key lookup, create-or-lock the customer, credit the account, read it back,
+ * sum the balance), then (ledger entry, COMMIT) — plus one more for the idempotency
  * record, which stores the response carrying the new entry's id.
  */
 export async function deposit(ctx: BillingContext, input: DepositInput): Promise<DepositResult> {
@@ -54,7 +60,8 @@ export async function deposit(ctx: BillingContext, input: DepositInput): Promise
         sql`SET @customer = LAST_INSERT_ID()`,
         creditAccountSql(projectId, sql`@customer`, key, input.amount, nowMs),
         sql`SET @account = LAST_INSERT_ID()`,
-        lockCustomerAccountsSql(customerByPkSql(sql`@customer`), sql`(${activeAccountSql(nowMs)} OR a.id = @account)`),
+        lockCustomerAccountsSql(customerByPkSql(sql`@customer`), sql`a.id = @account`),
+        activeBalanceSql(projectId, sql`@customer`, nowMs),
         sql`SELECT @customer AS customer_pk, @account AS account_id`,
       ]);
       // Replays roll back what the batch wrote: runTransaction never commits an unfinished transaction.
@@ -65,9 +72,8 @@ export async function deposit(ctx: BillingContext, input: DepositInput): Promise
       const ids = rowsOf(results.at(-1))[0];
       const customerPk = bigOf(ids?.customer_pk);
       const accountId = bigOf(ids?.account_id);
-      const accounts = accountsFromRows(rowsOf(results.at(-2)));
-      const account = accounts.find((a) => a.id === accountId);
-      if (!account) throw new Error(`account ${accountId} not locked after the deposit`);
+      const account = accountsFromRows(rowsOf(results.at(-3)))[0];
+      if (account?.id !== accountId) throw new Error(`account ${accountId} not locked after the deposit`);
 
       const ledger = appendLedgerSql(
         {
@@ -90,7 +96,7 @@ export async function deposit(ctx: BillingContext, input: DepositInput): Promise
         account: accountView(account, nowMs),
         addedAmount: input.amount,
         ledgerEntryId: BigInt(headerOf(written).insertId),
-        balance: balanceOf(accounts, nowMs),
+        balance: balanceFromRow(rowsOf(results.at(-2))[0]),
         isIdempotentReplay: false,
       };
       if (idempotencyKey !== null) {

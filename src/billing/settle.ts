@@ -1,5 +1,4 @@
-import { applyDeltas, type AccountDelta } from "../domain/account-deltas.js";
-import { balanceOf } from "../domain/account-status.js";
+import { balanceAfter, type AccountDelta } from "../domain/account-deltas.js";
 import { allocate } from "../domain/allocation.js";
 import { decideConsume, decideUnfreeze, splitConsume, type FrozenPart } from "../domain/hold.js";
 import type { ConsumeResult, UnfreezeResult } from "../domain/results.js";
@@ -8,9 +7,11 @@ import { BillingError } from "../errors/billing-error.js";
 import { sql, type SQL } from "drizzle-orm";
 import {
   accountsFromRows,
-  activeAccountSql,
+  activeBalanceSql,
   applyAccountDeltasSql,
+  balanceFromRow,
   lockCustomerAccountsSql,
+  lockSpendableAccountsSql,
 } from "../store/accounts-store.js";
 import { customerByPkSql } from "../store/customers-store.js";
 import { decodeJson, encodeJson } from "../store/json-codec.js";
@@ -49,7 +50,8 @@ export interface SettleMode {
 const MANUAL: SettleMode = { automatic: false };
 
 export async function consume(ctx: BillingContext, input: ConsumeInput, mode = MANUAL): Promise<ConsumeResult | null> {
-  return settle(ctx, input, mode, "CONSUMED", (hold) => decideConsume(hold, input.actualAmount), (loaded, nowMs) => {
+  const needsSpendable = (hold: TransactionRow) => input.allowOverage && (input.actualAmount ?? 0n) > hold.amount;
+  return settle(ctx, input, mode, "CONSUMED", (hold) => decideConsume(hold, input.actualAmount), needsSpendable, (loaded, nowMs) => {
     const actual = input.actualAmount ?? loaded.hold.amount;
     const { movement: m, writes } = planMove(loaded, input.projectId, actual, input.allowOverage, mode, nowMs);
     const result: ConsumeResult = {
@@ -68,7 +70,7 @@ export async function consume(ctx: BillingContext, input: ConsumeInput, mode = M
 }
 
 export async function unfreeze(ctx: BillingContext, input: SettleTarget, mode = MANUAL): Promise<UnfreezeResult | null> {
-  return settle(ctx, input, mode, "UNFROZEN", (hold) => decideUnfreeze(hold), (loaded, nowMs) => {
+  return settle(ctx, input, mode, "UNFROZEN", (hold) => decideUnfreeze(hold), () => false, (loaded, nowMs) => {
     const { movement: m, writes } = planMove(loaded, input.projectId, 0n, false, mode, nowMs);
     const result: UnfreezeResult = {
       transactionId: loaded.hold.transactionId,
@@ -91,12 +93,18 @@ interface Applied<R> {
 interface Loaded {
   readonly hold: TransactionRow;
   readonly parts: FrozenPart[];
+  /** The hold's own accounts, and the spendable ones when an overage needs them (by id). */
   readonly accounts: AccountSnapshot[];
+  /** Spendable accounts of the hold's credit types, in spending order; empty without overage. */
+  readonly spendable: AccountSnapshot[];
+  /** The customer's balance before the settlement. */
+  readonly before: Balance;
 }
 
 /**
- * The shared settlement envelope, in two round trips: (BEGIN, lock the hold's customer with its
- * ACTIVE and allocated accounts, lock the hold, read its allocation), then (write, COMMIT).
+ * The shared settlement envelope, in two round trips: (BEGIN, lock the hold's customer with the
+ * hold's accounts, lock the hold, read its allocation, sum the balance), then (write, COMMIT);
+ * an overage adds one to lock the spendable accounts it may charge.
  * Decides from the hold's state (apply or replay) under those locks. Returns null only when the
  * sweeper finds the customer or the hold busy (SKIP LOCKED).
  */
@@ -106,6 +114,7 @@ async function settle<R extends { isIdempotentReplay: boolean }>(
   mode: SettleMode,
   status: "CONSUMED" | "UNFROZEN",
   decide: (hold: TransactionRow | null) => "apply" | "replay",
+  needsSpendable: (hold: TransactionRow) => boolean,
   apply: (loaded: Loaded, nowMs: number) => { applied: Applied<R>; writes: SQL[] },
 ): Promise<R | null> {
   const { projectId, transactionId } = target;
@@ -114,11 +123,14 @@ async function settle<R extends { isIdempotentReplay: boolean }>(
     async (tx) => {
       const nowMs = ctx.now();
       const skipLocked = mode.automatic;
-      const accountScope = sql`(${activeAccountSql(nowMs)} OR a.id IN (${allocatedAccountIdsSql(projectId, transactionId)}))`;
-      const [locked, holdRows, allocationRows] = await tx.run([
-        lockCustomerAccountsSql(customerByPkSql(transactionCustomerPkSql(projectId, transactionId)), accountScope, { skipLocked }),
+      const customerPk = transactionCustomerPkSql(projectId, transactionId);
+      const [locked, holdRows, allocationRows, balanceRows] = await tx.run([
+        lockCustomerAccountsSql(customerByPkSql(customerPk), sql`a.id IN (${allocatedAccountIdsSql(projectId, transactionId)})`, {
+          skipLocked,
+        }),
         findTransactionSql(projectId, transactionId, { lock: true, skipLocked }),
         listAllocationsSql(projectId, transactionId),
+        activeBalanceSql(projectId, customerPk, nowMs),
       ]);
       const hold = transactionFromRow(rowsOf(holdRows)[0]);
       if (hold && target.customerId !== null && hold.customerId !== target.customerId) {
@@ -130,7 +142,19 @@ async function settle<R extends { isIdempotentReplay: boolean }>(
         return { ...decodeJson<R>(hold.settleResponse), isIdempotentReplay: true };
       }
       if (!hold || rowsOf(locked).length === 0) throw new Error(`hold ${transactionId} or its customer vanished under lock`);
-      const loaded = { hold, parts: rowsOf(allocationRows).map(allocationFromRow), accounts: accountsFromRows(rowsOf(locked)) };
+      let spendable: AccountSnapshot[] = [];
+      if (needsSpendable(hold)) {
+        const [rows] = await tx.run([lockSpendableAccountsSql(customerByPkSql(hold.customerPk), nowMs, hold.creditTypes, null)]);
+        spendable = accountsFromRows(rowsOf(rows));
+      }
+      const byId = new Map([...accountsFromRows(rowsOf(locked)), ...spendable].map((a) => [a.id, a]));
+      const loaded: Loaded = {
+        hold,
+        parts: rowsOf(allocationRows).map(allocationFromRow),
+        accounts: [...byId.values()],
+        spendable,
+        before: balanceFromRow(rowsOf(balanceRows)[0]),
+      };
       const { applied, writes } = apply(loaded, nowMs);
       const { result, movement, consumedAmount } = applied;
       await tx.run(
@@ -164,7 +188,7 @@ interface Movement {
 
 /** Plans charging `actual` from the hold (and beyond it, as overage) and returning the rest. */
 function planMove(
-  { hold, parts, accounts }: Loaded,
+  { hold, parts, accounts, spendable, before }: Loaded,
   projectId: bigint,
   actual: bigint,
   allowOverage: boolean,
@@ -173,7 +197,7 @@ function planMove(
 ): { movement: Movement; writes: SQL[] } {
   checkHoldRecords(hold, parts, accounts);
   const split = splitConsume(parts, actual, allowOverage);
-  const overage = split.overage > 0n ? allocateOverage(accounts, hold, split.overage, nowMs) : [];
+  const overage = split.overage > 0n ? allocateOverage(spendable, before, hold, split.overage, nowMs) : [];
 
   const byId = new Map(accounts.map((a) => [a.id, a]));
   const line = (p: FrozenPart): AllocationLine => {
@@ -217,7 +241,7 @@ function planMove(
       returned,
       returnedAmount: split.returns.reduce((sum, p) => sum + p.amount, 0n),
       overageAmount: split.overage,
-      balance: balanceOf(applyDeltas(accounts, deltas), nowMs),
+      balance: balanceAfter(before, accounts, deltas, nowMs),
     },
     writes: compact([applyAccountDeltasSql(deltas), ledger]),
   };
@@ -239,9 +263,15 @@ function checkHoldRecords(hold: TransactionRow, parts: readonly FrozenPart[], ac
 }
 
 /** Overage is charged like a deduct over the hold's credit types; short → insufficient_balance. */
-function allocateOverage(accounts: readonly AccountSnapshot[], hold: TransactionRow, amount: bigint, nowMs: number): AllocationLine[] {
+function allocateOverage(
+  spendable: readonly AccountSnapshot[],
+  before: Balance,
+  hold: TransactionRow,
+  amount: bigint,
+  nowMs: number,
+): AllocationLine[] {
   try {
-    return allocate({ accounts, amount, creditTypes: hold.creditTypes, nowMs });
+    return allocate({ accounts: spendable, amount, creditTypes: hold.creditTypes, nowMs, availableAllTypes: before.available });
   } catch (error) {
     if (error instanceof BillingError && error.code === "insufficient_balance_in_selected_credit_types") {
       throw new BillingError("insufficient_balance", undefined, error.facts);

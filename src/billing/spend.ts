@@ -1,18 +1,19 @@
-import { applyDeltas } from "../domain/account-deltas.js";
-import { balanceOf } from "../domain/account-status.js";
+import { balanceAfter } from "../domain/account-deltas.js";
+import { availableOf } from "../domain/account-status.js";
 import { allocate } from "../domain/allocation.js";
 import { fingerprint } from "../domain/fingerprint.js";
 import type { SpendResult } from "../domain/results.js";
-import type { AutoAction, Metadata, TransactionKind } from "../domain/types.js";
+import type { AccountSnapshot, AutoAction, Metadata, TransactionKind } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
 import { sql } from "drizzle-orm";
 import {
   accountsFromRows,
-  activeAccountSql,
+  activeBalanceSql,
   applyAccountDeltasSql,
-  lockCustomerAccountsSql,
+  balanceFromRow,
+  lockSpendableAccountsSql,
 } from "../store/accounts-store.js";
-import { customerByIdSql } from "../store/customers-store.js";
+import { customerByIdSql, customerPkSql } from "../store/customers-store.js";
 import { encodeJson } from "../store/json-codec.js";
 import { appendLedgerSql } from "../store/ledger-store.js";
 import { bigOf } from "../store/row-values.js";
@@ -46,6 +47,15 @@ export interface FreezeInput extends SpendInput {
   readonly autoSettlement: AutoSettlement | null;
 }
 
+/**
+ * Spendable accounts locked up front, in spending order. Most spends are covered by the first
+ * few, so a customer's cost does not grow with its number of accounts; when these fall short,
+ * all of them are read (one more round trip).
+ */
+export const SPEND_ACCOUNTS_LOCKED_FIRST = 16;
+
+const totalAvailable = (accounts: readonly AccountSnapshot[]) => accounts.reduce((sum, a) => sum + availableOf(a), 0n);
+
 export const deduct = (ctx: BillingContext, input: SpendInput): Promise<SpendResult> =>
   spend(ctx, "DEDUCT", { ...input, autoSettlement: null });
 
@@ -53,7 +63,8 @@ export const freeze = (ctx: BillingContext, input: FreezeInput): Promise<SpendRe
 
 /**
  * Deduct and Freeze: allocate over ACTIVE accounts, move to used (deduct) or frozen (freeze).
- * Two round trips: (BEGIN, idempotency lookup, lock customer and accounts), then (write, COMMIT).
+ * Two round trips: (BEGIN, idempotency lookup, lock the customer and its first spendable accounts,
+ * sum its balance), then (write, COMMIT).
  */
 async function spend(ctx: BillingContext, kind: TransactionKind, input: FreezeInput): Promise<SpendResult> {
   const { projectId } = input;
@@ -62,18 +73,31 @@ async function spend(ctx: BillingContext, kind: TransactionKind, input: FreezeIn
     ctx.database,
     async (tx) => {
       const nowMs = ctx.now();
-      const [existing, locked] = await tx.run([
+      const customer = customerByIdSql(projectId, input.customerId);
+      const [existing, locked, balanceRows] = await tx.run([
         findTransactionSql(projectId, input.transactionId),
-        lockCustomerAccountsSql(customerByIdSql(projectId, input.customerId), activeAccountSql(nowMs)),
+        lockSpendableAccountsSql(customer, nowMs, input.creditTypes, SPEND_ACCOUNTS_LOCKED_FIRST),
+        activeBalanceSql(projectId, customerPkSql(projectId, input.customerId), nowMs),
       ]);
       const stored = transactionFromRow(rowsOf(existing)[0]);
       if (stored) return replayStored<SpendResult>(stored, input.customerId, requestFingerprint);
       const lockedRows = rowsOf(locked);
       if (!lockedRows[0]) throw new BillingError("customer_not_found", undefined, { customer_id: input.customerId });
       const customerPk = bigOf(lockedRows[0].c_pk);
-      const accounts = accountsFromRows(lockedRows);
+      let accounts = accountsFromRows(lockedRows);
+      if (accounts.length === SPEND_ACCOUNTS_LOCKED_FIRST && totalAvailable(accounts) < input.amount) {
+        const [all] = await tx.run([lockSpendableAccountsSql(customer, nowMs, input.creditTypes, null)]);
+        accounts = accountsFromRows(rowsOf(all));
+      }
+      const before = balanceFromRow(rowsOf(balanceRows)[0]);
 
-      const lines = allocate({ accounts, amount: input.amount, creditTypes: input.creditTypes, nowMs });
+      const lines = allocate({
+        accounts,
+        amount: input.amount,
+        creditTypes: input.creditTypes,
+        nowMs,
+        availableAllTypes: before.available,
+      });
       const deltas = lines.map((l) =>
         kind === "DEDUCT" ? { accountId: l.accountId, used: l.amount, frozen: 0n } : { accountId: l.accountId, used: 0n, frozen: l.amount },
       );
@@ -86,7 +110,7 @@ async function spend(ctx: BillingContext, kind: TransactionKind, input: FreezeIn
         atMs: nowMs,
         unfreezeAtMs: auto?.action === "UNFREEZE" ? autoAtMs : null,
         consumeAtMs: auto?.action === "CONSUME" ? autoAtMs : null,
-        balance: balanceOf(applyDeltas(accounts, deltas), nowMs),
+        balance: balanceAfter(before, accounts, deltas, nowMs),
         isIdempotentReplay: false,
       };
       const transactionPk = sql`@tx`;

@@ -1,4 +1,5 @@
-import type { AccountSnapshot } from "./types.js";
+import { accountStatus } from "./account-status.js";
+import type { AccountSnapshot, Balance } from "./types.js";
 
 /** A change to one account's used and frozen figures. */
 export interface AccountDelta {
@@ -17,11 +18,22 @@ export function mergeDeltas(deltas: readonly AccountDelta[]): AccountDelta[] {
   return [...merged.values()];
 }
 
-/** The accounts as they will be once the deltas are written. */
-export function applyDeltas(accounts: readonly AccountSnapshot[], deltas: readonly AccountDelta[]): AccountSnapshot[] {
-  const byId = new Map(mergeDeltas(deltas).map((d) => [d.accountId, d]));
-  return accounts.map((a) => {
-    const d = byId.get(a.id);
-    return d ? { ...a, used: a.used + d.used, frozen: a.frozen + d.frozen } : a;
-  });
+/**
+ * The customer's balance once the deltas are written, from the balance before them: only the
+ * deltas of ACTIVE accounts count (a hold settled on an expired account changes no balance).
+ */
+export function balanceAfter(
+  before: Balance,
+  accounts: readonly AccountSnapshot[],
+  deltas: readonly AccountDelta[],
+  nowMs: number,
+): Balance {
+  const active = new Set(accounts.filter((a) => accountStatus(a, nowMs) === "ACTIVE").map((a) => a.id));
+  let { used, frozen } = before;
+  for (const d of deltas) {
+    if (!active.has(d.accountId)) continue;
+    used += d.used;
+    frozen += d.frozen;
+  }
+  return { total: before.total, used, frozen, available: before.total - used - frozen };
 }

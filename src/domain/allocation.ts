@@ -8,6 +8,11 @@ export interface AllocationRequest {
   /** Empty: every credit type. */
   readonly creditTypes: readonly string[];
   readonly nowMs: number;
+  /**
+   * Available over the ACTIVE accounts of every type, when `accounts` holds only the selected
+   * types' spendable ones (they must then be all of those whenever they fall short).
+   */
+  readonly availableAllTypes?: bigint;
 }
 
 /**
@@ -35,7 +40,7 @@ export function allocate(request: AllocationRequest): AllocationLine[] {
   if (remaining === 0n) return lines;
 
   const availableSelected = candidates.reduce((sum, a) => sum + availableOf(a), 0n);
-  const availableAll = active.reduce((sum, a) => sum + availableOf(a), 0n);
+  const availableAll = request.availableAllTypes ?? active.reduce((sum, a) => sum + availableOf(a), 0n);
   const facts = { requested: amount, available: availableSelected };
   if (selected.size > 0 && availableAll >= amount) {
     throw new BillingError("insufficient_balance_in_selected_credit_types", undefined, facts);

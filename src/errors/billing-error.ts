@@ -19,13 +19,3 @@ export class BillingError extends Error {
     return ERROR_CATALOG[this.code];
   }
 }
-
-/** Throws a BillingError unless the condition holds. */
-export function ensure(
-  condition: boolean,
-  code: ErrorCode,
-  message?: string,
-  facts?: ErrorFacts,
-): asserts condition {
-  if (!condition) throw new BillingError(code, message, facts);
-}

@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, lte, sql, type SQL } from "drizzle-orm";
 import { mergeDeltas, type AccountDelta } from "../domain/account-deltas.js";
-import type { AccountSnapshot } from "../domain/types.js";
+import type { AccountSnapshot, Balance } from "../domain/types.js";
 import type { Db } from "./database.js";
 import { bigOf, msOf, numberOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
@@ -46,6 +46,48 @@ export function lockCustomerAccountsSql(customerCondition: SQL, accountScope: SQ
     WHERE ${customerCondition}
     ORDER BY a.id
     FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
+}
+
+/**
+ * Locks the customer row and its spendable accounts (ACTIVE, something available, of the selected
+ * types; all types when none) in spending order: soonest expiry, never-expiring last, then
+ * oldest, then id, as compareSpendingOrder. With `limit`, only the first ones are read and locked
+ * (the index on (project_id, customer_pk, expires_at_ms, created_at) stops the scan there).
+ */
+export function lockSpendableAccountsSql(
+  customerCondition: SQL,
+  nowMs: number,
+  creditTypes: readonly string[],
+  limit: number | null,
+): SQL {
+  const types =
+    creditTypes.length === 0
+      ? sql``
+      : sql` AND a.credit_type IN (${sql.join(
+          creditTypes.map((t) => sql`${t}`),
+          sql`, `,
+        )})`;
+  return sql`SELECT c.id AS c_pk, ${ACCOUNT_COLUMNS}
+    FROM ${customers} c
+    LEFT JOIN ${accounts} a ON a.project_id = c.project_id AND a.customer_pk = c.id AND ${activeAccountSql(nowMs)}
+      AND a.total - a.used - a.frozen > 0${types}
+    WHERE ${customerCondition}
+    ORDER BY a.expires_at_ms, a.created_at, a.id${limit === null ? sql`` : sql` LIMIT ${limit}`}
+    FOR UPDATE`;
+}
+
+/** The balance over a customer's ACTIVE accounts, summed by the database (no rows, no locks). */
+export function activeBalanceSql(projectId: bigint, customerPk: SQL, nowMs: number): SQL {
+  return sql`SELECT COALESCE(SUM(a.total), 0) AS total, COALESCE(SUM(a.used), 0) AS used, COALESCE(SUM(a.frozen), 0) AS frozen
+    FROM ${accounts} a WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND ${activeAccountSql(nowMs)}`;
+}
+
+export function balanceFromRow(row: Row | undefined): Balance {
+  if (!row) throw new Error("balance query returned no row");
+  const total = bigOf(row.total);
+  const used = bigOf(row.used);
+  const frozen = bigOf(row.frozen);
+  return { total, used, frozen, available: total - used - frozen };
 }
 
 export interface AccountKey {

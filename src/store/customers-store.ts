@@ -54,3 +54,7 @@ export function upsertCustomerSql(projectId: bigint, customer: NewCustomer): SQL
     VALUES (${projectId}, ${customer.customerId}, ${customer.name}, ${customer.email}, ${encodeJson(customer.metadata)}, ${new Date(customer.nowMs)})
     ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)`;
 }
+
+/** A customer's pk by its public id, as a subquery. */
+export const customerPkSql = (projectId: bigint, customerId: string): SQL =>
+  sql`(SELECT id FROM ${customers} WHERE project_id = ${projectId} AND customer_id = ${customerId})`;

@@ -74,6 +74,7 @@ export const accounts = mysqlTable(
       t.startsAtMs,
       t.expiresAtMs,
     ),
+    index("accounts_spending_idx").on(t.projectId, t.customerPk, t.expiresAtMs, t.createdAt),
     index("accounts_expiry_idx").on(t.expiryRecorded, t.expiresAtMs),
     check("accounts_total_nonneg", sql`${t.total} >= 0`),
     check("accounts_used_nonneg", sql`${t.used} >= 0`),

@@ -110,6 +110,22 @@ describe("Allocation", () => {
     ]);
   });
 
+  it("reads past the first 16 accounts when they do not cover the amount", async () => {
+    const customerId = uid("cust");
+    const now = s.clock.now();
+    const ids: string[] = [];
+    for (let i = 20; i >= 1; i--) {
+      const r = await s.client.call("deposit", { customerId, amount: 10n, expiresAt: ts(now + i * DAY) });
+      ids.unshift(r.account?.id ?? "");
+    }
+    const info = await expectError(s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 201n }), "insufficient_balance");
+    expect(info).toMatchObject({ requested: "201", available: "200" });
+    const r = await s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 195n });
+    expect(r.details.map((d) => d.accountId)).toEqual(ids);
+    expect(r.details.at(-1)?.amount).toBe(5n);
+    expect(r.balance).toEqual({ total: 200n, used: 195n, frozen: 0n, available: 5n });
+  });
+
   it("filters by credit type and tells insufficient from insufficient-in-selected-types", async () => {
     const customerId = uid("cust");
     await s.client.call("deposit", { customerId, amount: 100n, creditType: "promo" });

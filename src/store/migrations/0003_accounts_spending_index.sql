@@ -1,0 +1,1 @@
+CREATE INDEX `accounts_spending_idx` ON `accounts` (`project_id`,`customer_pk`,`expires_at_ms`,`created_at`);
