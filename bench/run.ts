@@ -230,13 +230,17 @@ async function growth(ours: Started, databaseUrl: string): Promise<string[]> {
   const chunk = 1_000_000;
   for (let done = 0; done < LEDGER_ROWS; done += chunk) {
     const rows = Math.min(chunk, LEDGER_ROWS - done);
-    // Bulk rows spread over 10,000 other customers: what years of history would look like.
+    // Bulk rows for 10,000 other customers, 500 each: what years of history would look like.
+    // Customer by customer, so the secondary indexes grow at their right edge and the seed
+    // takes a minute instead of a quarter of an hour.
     await connection.query(
       `INSERT INTO ledger_entries (project_id, customer_pk, account_id, operation, amount, credit_type, source, metadata, created_at)
-       SELECT 1, 1000000 + (n % 10000), 1000000 + (n % 10000), 'DEPOSIT', 1, 'default', 'default', '{}', UTC_TIMESTAMP(3)
+       SELECT 1, ${1_000_000 + done / 500} + FLOOR(n / 500), ${1_000_000 + done / 500} + FLOOR(n / 500), 'DEPOSIT', 1,
+         'default', 'default', '{}', UTC_TIMESTAMP(3)
        FROM (SELECT a.d + 10 * b.d + 100 * c.d + 1000 * e.d + 10000 * f.d + 100000 * g.d AS n
              FROM ${digits} a, ${digits} b, ${digits} c, ${digits} e, ${digits} f, ${digits} g) numbers
-       LIMIT ${rows}`,
+       WHERE n < ${rows}
+       ORDER BY n`,
     );
   }
   await connection.end();

@@ -144,7 +144,7 @@ async function settle<R extends { isIdempotentReplay: boolean }>(
       if (!hold || rowsOf(locked).length === 0) throw new Error(`hold ${transactionId} or its customer vanished under lock`);
       let spendable: AccountSnapshot[] = [];
       if (needsSpendable(hold)) {
-        const [rows] = await tx.run([lockSpendableAccountsSql(customerByPkSql(hold.customerPk), nowMs, hold.creditTypes, null)]);
+        const [rows] = await tx.run([lockSpendableAccountsSql(projectId, hold.customerPk, nowMs, hold.creditTypes, null)]);
         spendable = accountsFromRows(rowsOf(rows));
       }
       const byId = new Map([...accountsFromRows(rowsOf(locked)), ...spendable].map((a) => [a.id, a]));

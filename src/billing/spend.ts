@@ -11,6 +11,7 @@ import {
   activeBalanceSql,
   applyAccountDeltasSql,
   balanceFromRow,
+  lockCustomerSql,
   lockSpendableAccountsSql,
 } from "../store/accounts-store.js";
 import { customerByIdSql, customerPkSql } from "../store/customers-store.js";
@@ -73,20 +74,23 @@ async function spend(ctx: BillingContext, kind: TransactionKind, input: FreezeIn
     ctx.database,
     async (tx) => {
       const nowMs = ctx.now();
-      const customer = customerByIdSql(projectId, input.customerId);
-      const [existing, locked, balanceRows] = await tx.run([
+      const customerPkQuery = customerPkSql(projectId, input.customerId);
+      const spendable = (limit: number | null) =>
+        lockSpendableAccountsSql(projectId, customerPkQuery, nowMs, input.creditTypes, limit);
+      const [existing, locked, accountRows, balanceRows] = await tx.run([
         findTransactionSql(projectId, input.transactionId),
-        lockSpendableAccountsSql(customer, nowMs, input.creditTypes, SPEND_ACCOUNTS_LOCKED_FIRST),
-        activeBalanceSql(projectId, customerPkSql(projectId, input.customerId), nowMs),
+        lockCustomerSql(customerByIdSql(projectId, input.customerId)),
+        spendable(SPEND_ACCOUNTS_LOCKED_FIRST),
+        activeBalanceSql(projectId, customerPkQuery, nowMs),
       ]);
       const stored = transactionFromRow(rowsOf(existing)[0]);
       if (stored) return replayStored<SpendResult>(stored, input.customerId, requestFingerprint);
-      const lockedRows = rowsOf(locked);
-      if (!lockedRows[0]) throw new BillingError("customer_not_found", undefined, { customer_id: input.customerId });
-      const customerPk = bigOf(lockedRows[0].c_pk);
-      let accounts = accountsFromRows(lockedRows);
+      const customerRow = rowsOf(locked)[0];
+      if (!customerRow) throw new BillingError("customer_not_found", undefined, { customer_id: input.customerId });
+      const customerPk = bigOf(customerRow.c_pk);
+      let accounts = accountsFromRows(rowsOf(accountRows));
       if (accounts.length === SPEND_ACCOUNTS_LOCKED_FIRST && totalAvailable(accounts) < input.amount) {
-        const [all] = await tx.run([lockSpendableAccountsSql(customer, nowMs, input.creditTypes, null)]);
+        const [all] = await tx.run([spendable(null)]);
         accounts = accountsFromRows(rowsOf(all));
       }
       const before = balanceFromRow(rowsOf(balanceRows)[0]);

@@ -48,14 +48,21 @@ export function lockCustomerAccountsSql(customerCondition: SQL, accountScope: SQ
     FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
 }
 
+/** Locks the customer row: the serialization point of every write on a customer. */
+export function lockCustomerSql(customerCondition: SQL): SQL {
+  return sql`SELECT c.id AS c_pk FROM ${customers} c WHERE ${customerCondition} FOR UPDATE`;
+}
+
 /**
- * Locks the customer row and its spendable accounts (ACTIVE, something available, of the selected
- * types; all types when none) in spending order: soonest expiry, never-expiring last, then
- * oldest, then id, as compareSpendingOrder. With `limit`, only the first ones are read and locked
- * (the index on (project_id, customer_pk, expires_at_ms, created_at) stops the scan there).
+ * Locks a customer's spendable accounts (ACTIVE, something available, of the selected types; all
+ * types when none) in spending order: soonest expiry, never-expiring last, then oldest, then id,
+ * as compareSpendingOrder. With `limit`, only the first ones are read and locked: the index on
+ * (project_id, customer_pk, expires_at_ms, created_at) yields them in order and the scan stops
+ * there (a join with the customer row would read and sort them all). Run after lockCustomerSql.
  */
 export function lockSpendableAccountsSql(
-  customerCondition: SQL,
+  projectId: bigint,
+  customerPk: bigint | SQL,
   nowMs: number,
   creditTypes: readonly string[],
   limit: number | null,
@@ -67,11 +74,10 @@ export function lockSpendableAccountsSql(
           creditTypes.map((t) => sql`${t}`),
           sql`, `,
         )})`;
-  return sql`SELECT c.id AS c_pk, ${ACCOUNT_COLUMNS}
-    FROM ${customers} c
-    LEFT JOIN ${accounts} a ON a.project_id = c.project_id AND a.customer_pk = c.id AND ${activeAccountSql(nowMs)}
+  return sql`SELECT ${ACCOUNT_COLUMNS}
+    FROM ${accounts} a
+    WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND ${activeAccountSql(nowMs)}
       AND a.total - a.used - a.frozen > 0${types}
-    WHERE ${customerCondition}
     ORDER BY a.expires_at_ms, a.created_at, a.id${limit === null ? sql`` : sql` LIMIT ${limit}`}
     FOR UPDATE`;
 }
