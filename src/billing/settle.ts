@@ -4,13 +4,13 @@ import { decideConsume, decideUnfreeze, splitConsume, type FrozenPart } from "..
 import type { ConsumeResult, UnfreezeResult } from "../domain/results.js";
 import type { AccountSnapshot, AllocationLine, Balance } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
-import { sql, type SQL } from "drizzle-orm";
+import type { SQL } from "drizzle-orm";
 import {
   accountsFromRows,
   activeBalanceSql,
   applyAccountDeltasSql,
   balanceFromRow,
-  lockCustomerAccountsSql,
+  lockCustomerSql,
   lockSpendableAccountsSql,
 } from "../store/accounts-store.js";
 import { customerByPkSql } from "../store/customers-store.js";
@@ -18,10 +18,9 @@ import { decodeJson, encodeJson } from "../store/json-codec.js";
 import { appendLedgerSql, type NewLedgerEntry } from "../store/ledger-store.js";
 import { compact, rowsOf, runTransaction } from "../store/run-transaction.js";
 import {
-  allocatedAccountIdsSql,
   allocationFromRow,
   findTransactionSql,
-  listAllocationsSql,
+  lockAllocationAccountsSql,
   settleTransactionSql,
   transactionCustomerPkSql,
   transactionFromRow,
@@ -125,11 +124,9 @@ async function settle<R extends { isIdempotentReplay: boolean }>(
       const skipLocked = mode.automatic;
       const customerPk = transactionCustomerPkSql(projectId, transactionId);
       const [locked, holdRows, allocationRows, balanceRows] = await tx.run([
-        lockCustomerAccountsSql(customerByPkSql(customerPk), sql`a.id IN (${allocatedAccountIdsSql(projectId, transactionId)})`, {
-          skipLocked,
-        }),
+        lockCustomerSql(customerByPkSql(customerPk), { skipLocked }),
         findTransactionSql(projectId, transactionId, { lock: true, skipLocked }),
-        listAllocationsSql(projectId, transactionId),
+        lockAllocationAccountsSql(projectId, transactionId),
         activeBalanceSql(projectId, customerPk, nowMs),
       ]);
       const hold = transactionFromRow(rowsOf(holdRows)[0]);
@@ -147,7 +144,7 @@ async function settle<R extends { isIdempotentReplay: boolean }>(
         const [rows] = await tx.run([lockSpendableAccountsSql(projectId, hold.customerPk, nowMs, hold.creditTypes, null)]);
         spendable = accountsFromRows(rowsOf(rows));
       }
-      const byId = new Map([...accountsFromRows(rowsOf(locked)), ...spendable].map((a) => [a.id, a]));
+      const byId = new Map([...accountsFromRows(rowsOf(allocationRows)), ...spendable].map((a) => [a.id, a]));
       const loaded: Loaded = {
         hold,
         parts: rowsOf(allocationRows).map(allocationFromRow),

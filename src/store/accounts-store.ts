@@ -49,8 +49,8 @@ export function lockCustomerAccountsSql(customerCondition: SQL, accountScope: SQ
 }
 
 /** Locks the customer row: the serialization point of every write on a customer. */
-export function lockCustomerSql(customerCondition: SQL): SQL {
-  return sql`SELECT c.id AS c_pk FROM ${customers} c WHERE ${customerCondition} FOR UPDATE`;
+export function lockCustomerSql(customerCondition: SQL, options: { skipLocked?: boolean } = {}): SQL {
+  return sql`SELECT c.id AS c_pk FROM ${customers} c WHERE ${customerCondition} FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
 }
 
 /**

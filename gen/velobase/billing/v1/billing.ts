@@ -5441,10 +5441,11 @@ export const BillingServiceService = {
   },
   /**
    * Consume charges the actual amount of a hold and returns the rest to the
-   * accounts it came from.
+   * accounts it came from. An unknown transaction_id, or a Deduct's, is
+   * no_consumable_freeze_records.
    * Errors: transaction_id_required, actual_amount_must_be_non_negative,
-   * transaction_not_found, customer_scope_mismatch,
-   * actual_amount_exceeds_frozen_amount, insufficient_balance (overage),
+   * customer_scope_mismatch, actual_amount_exceeds_frozen_amount,
+   * insufficient_balance (overage; `requested` is the excess over the hold),
    * freeze_records_already_consumed, no_consumable_freeze_records,
    * freeze_auto_unfrozen, billing_account_not_found,
    * freeze_records_inconsistent, service_unavailable, server_error.
@@ -5549,10 +5550,11 @@ export interface BillingServiceServer extends UntypedServiceImplementation {
   freeze: handleUnaryCall<FreezeRequest, FreezeResponse>;
   /**
    * Consume charges the actual amount of a hold and returns the rest to the
-   * accounts it came from.
+   * accounts it came from. An unknown transaction_id, or a Deduct's, is
+   * no_consumable_freeze_records.
    * Errors: transaction_id_required, actual_amount_must_be_non_negative,
-   * transaction_not_found, customer_scope_mismatch,
-   * actual_amount_exceeds_frozen_amount, insufficient_balance (overage),
+   * customer_scope_mismatch, actual_amount_exceeds_frozen_amount,
+   * insufficient_balance (overage; `requested` is the excess over the hold),
    * freeze_records_already_consumed, no_consumable_freeze_records,
    * freeze_auto_unfrozen, billing_account_not_found,
    * freeze_records_inconsistent, service_unavailable, server_error.
@@ -5655,10 +5657,11 @@ export interface BillingServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Consume charges the actual amount of a hold and returns the rest to the
-   * accounts it came from.
+   * accounts it came from. An unknown transaction_id, or a Deduct's, is
+   * no_consumable_freeze_records.
    * Errors: transaction_id_required, actual_amount_must_be_non_negative,
-   * transaction_not_found, customer_scope_mismatch,
-   * actual_amount_exceeds_frozen_amount, insufficient_balance (overage),
+   * customer_scope_mismatch, actual_amount_exceeds_frozen_amount,
+   * insufficient_balance (overage; `requested` is the excess over the hold),
    * freeze_records_already_consumed, no_consumable_freeze_records,
    * freeze_auto_unfrozen, billing_account_not_found,
    * freeze_records_inconsistent, service_unavailable, server_error.
