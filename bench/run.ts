@@ -6,10 +6,10 @@
  *
  * Environment: BENCH_SECONDS (per run, default 5), BENCH_CUSTOMERS (10000),
  * BENCH_LEDGER_ROWS (5000000), BENCH_GROWTH=0 to skip the cost-growth part, BENCH_SCENARIOS
- * (comma-separated subset of deposit,deduct,freeze,freeze+consume,mixed),
+ * (comma-separated subset of deposit,deduct,freeze,freeze+consume,mixed), BENCH_REPEATS (2),
  * BENCH_DATABASE_SERVER (mysql://root@127.0.0.1:3306).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, openSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { cpus } from "node:os";
@@ -31,6 +31,7 @@ const DB_SERVER = process.env.BENCH_DATABASE_SERVER ?? "mysql://root@127.0.0.1:3
 const CONCURRENCIES = [1, 16, 64] as const;
 const DISTRIBUTIONS = ["uniform", "hot"] as const;
 const MAX_OPS_PER_RUN = 500_000;
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 2);
 const SEED_CREDITS = 10n ** 12n;
 
 type Distribution = (typeof DISTRIBUTIONS)[number];
@@ -43,6 +44,8 @@ interface Row {
   readonly result: LoadResult;
   readonly serverCpuPercent: number;
   readonly serverRssMb: number;
+  /** Database server CPU per operation, in milliseconds (mariadbd/mysqld found by name). */
+  readonly dbCpuMsPerOp: number | null;
 }
 
 async function freePort(): Promise<number> {
@@ -141,6 +144,8 @@ async function measure(
 ): Promise<Row> {
   const runId = `${server}-${scenario.replace("+", "_")}-${distribution}-${concurrency}-${++runCounter}-${Date.now().toString(36)}`;
   const pid = started.child.pid ?? 0;
+  const dbPid = databasePid();
+  const dbBefore = dbPid === null ? null : sampleProcess(dbPid);
   const before = sampleProcess(pid);
   const result = await runLoad({
     concurrency,
@@ -149,6 +154,7 @@ async function measure(
     operation: scenarioOperation(started.client, scenario, distribution, runId),
   });
   const after = sampleProcess(pid);
+  const dbAfter = dbPid === null ? null : sampleProcess(dbPid);
   const row: Row = {
     server,
     scenario,
@@ -157,6 +163,8 @@ async function measure(
     result,
     serverCpuPercent: cpuPercent(before, after),
     serverRssMb: after.rssBytes / 2 ** 20,
+    dbCpuMsPerOp:
+      dbBefore && dbAfter && result.ops > 0 ? ((dbAfter.cpuSeconds - dbBefore.cpuSeconds) * 1000) / result.ops : null,
   };
   process.stderr.write(`${formatRow(row)}${result.firstError ? `  first error: ${result.firstError}` : ""}\n`);
   return row;
@@ -165,11 +173,24 @@ async function measure(
 const fixed = (n: number, digits = 1) => n.toFixed(digits);
 
 function formatRow(r: Row): string {
-  return `| ${r.server} | ${r.scenario} | ${r.distribution} | ${r.concurrency} | ${fixed(r.result.opsPerSecond, 0)} | ${fixed(r.result.p50Ms, 2)} | ${fixed(r.result.p99Ms, 2)} | ${r.result.errors} | ${fixed(r.serverCpuPercent, 0)} | ${fixed(r.serverRssMb, 0)} |`;
+  return `| ${r.server} | ${r.scenario} | ${r.distribution} | ${r.concurrency} | ${fixed(r.result.opsPerSecond, 0)} | ${fixed(r.result.p50Ms, 2)} | ${fixed(r.result.p99Ms, 2)} | ${r.result.errors} | ${fixed(r.serverCpuPercent, 0)} | ${fixed(r.serverRssMb, 0)} | ${r.dbCpuMsPerOp === null ? "-" : fixed(r.dbCpuMsPerOp, 2)} |`;
 }
 
 const TABLE_HEADER =
-  "| server | scenario | customers | concurrency | ops/s | p50 ms | p99 ms | errors | server CPU % | server RSS MB |\n|---|---|---|---|---|---|---|---|---|---|";
+  "| server | scenario | customers | concurrency | ops/s | p50 ms | p99 ms | errors | server CPU % | server RSS MB | DB CPU ms/op |\n|---|---|---|---|---|---|---|---|---|---|---|";
+
+/** The local database server's pid, to charge its CPU to the run (null when not visible). */
+function databasePid(): number | null {
+  for (const name of ["mariadbd", "mysqld"]) {
+    try {
+      const out = execFileSync("pidof", [name], { encoding: "utf8" }).trim().split(/\s+/)[0];
+      if (out) return Number(out);
+    } catch {
+      // Not running under that name.
+    }
+  }
+  return null;
+}
 
 async function seedOurs(client: BillingClient): Promise<void> {
   let next = 0;
@@ -275,9 +296,13 @@ async function main(): Promise<void> {
 
     for (const distribution of DISTRIBUTIONS) {
       for (const concurrency of CONCURRENCIES) {
+        // The compared runs alternate, REPEATS times each, so that drift in the machine (disk
+        // flushes, other tenants) falls on both servers alike; the ratio uses their mean.
         for (const scenario of ["freeze", "freeze+consume"].filter(wanted)) {
-          rows.push(await measure("ours", ours, scenario, distribution, concurrency));
-          rows.push(await measure("baseline", baseline, scenario, distribution, concurrency));
+          for (let rep = 0; rep < REPEATS; rep++) {
+            rows.push(await measure("ours", ours, scenario, distribution, concurrency));
+            rows.push(await measure("baseline", baseline, scenario, distribution, concurrency));
+          }
         }
         for (const scenario of ["deposit", "deduct", "mixed"].filter(wanted)) {
           rows.push(await measure("ours", ours, scenario, distribution, concurrency));
@@ -292,12 +317,19 @@ async function main(): Promise<void> {
     await dropDatabase(baseDb);
   }
 
-  const ratios = rows
-    .filter((r) => r.server === "ours" && (r.scenario === "freeze" || r.scenario === "freeze+consume"))
-    .map((o) => {
-      const b = rows.find((r) => r.server === "baseline" && r.scenario === o.scenario && r.distribution === o.distribution && r.concurrency === o.concurrency);
-      const ratio = b ? o.result.opsPerSecond / b.result.opsPerSecond : 0;
-      return { scenario: o.scenario, distribution: o.distribution, concurrency: o.concurrency, ours: o.result.opsPerSecond, baseline: b?.result.opsPerSecond ?? 0, ratio };
+  const meanOpsPerSecond = (server: Row["server"], like: Row) => {
+    const runs = rows.filter(
+      (r) => r.server === server && r.scenario === like.scenario && r.distribution === like.distribution && r.concurrency === like.concurrency,
+    );
+    return runs.reduce((sum, r) => sum + r.result.opsPerSecond, 0) / Math.max(1, runs.length);
+  };
+  const compared = rows.filter((r) => r.server === "baseline");
+  const ratios = compared
+    .filter((b, i) => compared.findIndex((x) => x.scenario === b.scenario && x.distribution === b.distribution && x.concurrency === b.concurrency) === i)
+    .map((b) => {
+      const oursMean = meanOpsPerSecond("ours", b);
+      const baselineMean = meanOpsPerSecond("baseline", b);
+      return { scenario: b.scenario, distribution: b.distribution, concurrency: b.concurrency, ours: oursMean, baseline: baselineMean, ratio: oursMean / baselineMean };
     });
 
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}; load generator, servers and MariaDB share the machine`;
@@ -309,7 +341,7 @@ async function main(): Promise<void> {
     TABLE_HEADER,
     ...rows.map(formatRow),
     "",
-    "## Ours vs the baseline (ops/s ratio; targets at concurrency 64: ≥ 0.6 uniform, ≥ 0.5 hot)",
+    `## Ours vs the baseline (mean ops/s of ${REPEATS} alternating runs each; targets at concurrency 64: ≥ 0.6 uniform, ≥ 0.5 hot)`,
     "",
     "| operation | customers | concurrency | ours ops/s | baseline ops/s | ratio |",
     "|---|---|---|---|---|---|",
