@@ -15,69 +15,74 @@ async function rows(db: Db, query: ReturnType<typeof sql>): Promise<Row[]> {
   return result;
 }
 
-const big = (v: string | number | null): bigint => BigInt(v ?? 0);
+const big = (v: string | number | null | undefined): bigint => BigInt(v ?? 0);
+const key = (v: string | number | null | undefined): string => String(v ?? "");
+
+/** Ledger sums per account: each is one GROUP BY scan of the ledger, so no index is needed for it. */
+const LEDGER_BY_ACCOUNT = sql`SELECT account_id,
+    SUM(CASE WHEN operation = 'DEPOSIT' THEN amount ELSE 0 END) AS total,
+    SUM(CASE WHEN operation IN ('DEDUCT', 'CONSUME') THEN amount ELSE 0 END) AS used,
+    SUM(CASE WHEN operation = 'FREEZE' THEN amount
+             WHEN operation = 'UNFREEZE' THEN -amount
+             WHEN operation = 'CONSUME' AND overage = 0 THEN -amount ELSE 0 END) AS frozen,
+    COUNT(*) AS entries
+  FROM ledger_entries GROUP BY account_id`;
+
+const LEDGER_BY_TRANSACTION = sql`SELECT transaction_pk,
+    SUM(CASE WHEN operation IN ('DEDUCT', 'FREEZE') THEN amount ELSE 0 END) AS spent,
+    SUM(CASE WHEN operation = 'CONSUME' THEN amount ELSE 0 END) AS consumed,
+    SUM(CASE WHEN operation = 'CONSUME' AND overage = 1 THEN amount ELSE 0 END) AS overage,
+    SUM(CASE WHEN operation = 'UNFREEZE' THEN amount ELSE 0 END) AS returned
+  FROM ledger_entries WHERE transaction_pk IS NOT NULL GROUP BY transaction_pk`;
 
 /**
  * Recomputes every account from the append-only ledger and checks the design's invariants:
  * total = Σ DEPOSIT; used = Σ DEDUCT + Σ CONSUME; frozen = Σ FREEZE − Σ CONSUME (not overage)
  * − Σ UNFREEZE; each hold's allocations add up to it and each settled transaction's entries to
- * what it reports. Every difference is one line in `problems`.
+ * what it reports. Every difference is one line in `problems`. The ledger is read in two grouped
+ * scans and matched in memory (memory grows with accounts and transactions, not ledger rows).
  */
 export async function verifyLedger(db: Db): Promise<VerifyReport> {
   const problems: string[] = [];
-  const accounts = await rows(
-    db,
-    sql`SELECT a.id, a.total, a.used, a.frozen,
-      COALESCE(SUM(CASE WHEN l.operation = 'DEPOSIT' THEN l.amount END), 0) AS l_total,
-      COALESCE(SUM(CASE WHEN l.operation IN ('DEDUCT', 'CONSUME') THEN l.amount END), 0) AS l_used,
-      COALESCE(SUM(CASE WHEN l.operation = 'FREEZE' THEN l.amount
-                        WHEN l.operation = 'UNFREEZE' THEN -l.amount
-                        WHEN l.operation = 'CONSUME' AND l.overage = 0 THEN -l.amount END), 0) AS l_frozen
-    FROM accounts a LEFT JOIN ledger_entries l ON l.account_id = a.id
-    GROUP BY a.id, a.total, a.used, a.frozen`,
-  );
+  const byAccount = new Map((await rows(db, LEDGER_BY_ACCOUNT)).map((r) => [key(r.account_id), r]));
+  const byTransaction = new Map((await rows(db, LEDGER_BY_TRANSACTION)).map((r) => [key(r.transaction_pk), r]));
+  let ledgerEntries = 0;
+  for (const r of byAccount.values()) ledgerEntries += Number(r.entries ?? 0);
+
+  const accounts = await rows(db, sql`SELECT id, total, used, frozen FROM accounts`);
   for (const a of accounts) {
+    const ledger = byAccount.get(key(a.id));
+    byAccount.delete(key(a.id));
     for (const field of ["total", "used", "frozen"] as const) {
-      const stored = big(a[field] ?? null);
-      const fromLedger = big(a[`l_${field}`] ?? null);
+      const stored = big(a[field]);
+      const fromLedger = big(ledger?.[field]);
       if (stored !== fromLedger) problems.push(`account ${a.id}: ${field} is ${stored}, ledger says ${fromLedger}`);
     }
-    if (big(a.used ?? null) + big(a.frozen ?? null) > big(a.total ?? null)) problems.push(`account ${a.id}: used + frozen exceed total`);
+    if (big(a.used) + big(a.frozen) > big(a.total)) problems.push(`account ${a.id}: used + frozen exceed total`);
   }
+  for (const orphan of byAccount.keys()) problems.push(`ledger entries reference missing account ${orphan}`);
 
-  const orphans = await rows(
+  const transactions = await rows(
     db,
-    sql`SELECT DISTINCT l.account_id FROM ledger_entries l LEFT JOIN accounts a ON a.id = l.account_id WHERE a.id IS NULL`,
+    sql`SELECT t.id, t.transaction_id, t.status, t.amount, t.consumed_amount, t.returned_amount, t.overage_amount,
+        (SELECT COALESCE(SUM(al.amount), 0) FROM allocations al WHERE al.transaction_pk = t.id) AS allocated
+      FROM transactions t`,
   );
-  for (const o of orphans) problems.push(`ledger entries reference missing account ${o.account_id}`);
-
-  const holds = await rows(
-    db,
-    sql`SELECT t.transaction_id, t.kind, t.status, t.amount, t.consumed_amount, t.returned_amount, t.overage_amount,
-      (SELECT COALESCE(SUM(al.amount), 0) FROM allocations al WHERE al.transaction_pk = t.id) AS allocated,
-      COALESCE(SUM(CASE WHEN l.operation IN ('DEDUCT', 'FREEZE') THEN l.amount END), 0) AS spent,
-      COALESCE(SUM(CASE WHEN l.operation = 'CONSUME' THEN l.amount END), 0) AS consumed,
-      COALESCE(SUM(CASE WHEN l.operation = 'CONSUME' AND l.overage = 1 THEN l.amount END), 0) AS overage,
-      COALESCE(SUM(CASE WHEN l.operation = 'UNFREEZE' THEN l.amount END), 0) AS returned
-    FROM transactions t LEFT JOIN ledger_entries l ON l.transaction_pk = t.id
-    GROUP BY t.id, t.transaction_id, t.kind, t.status, t.amount, t.consumed_amount, t.returned_amount, t.overage_amount`,
-  );
-  for (const t of holds) {
+  for (const t of transactions) {
     const name = `transaction ${t.transaction_id}`;
+    const ledger = byTransaction.get(key(t.id));
     const expect = (what: string, actual: bigint, wanted: bigint) => {
       if (actual !== wanted) problems.push(`${name}: ${what} is ${actual}, expected ${wanted}`);
     };
-    expect("allocated", big(t.allocated ?? null), big(t.amount ?? null));
-    expect("ledger spend", big(t.spent ?? null), big(t.amount ?? null));
-    expect("ledger consume", big(t.consumed ?? null), big(t.consumed_amount ?? null));
-    expect("ledger overage", big(t.overage ?? null), big(t.overage_amount ?? null));
-    expect("ledger unfreeze", big(t.returned ?? null), big(t.returned_amount ?? null));
-    if (t.status === "FROZEN") expect("settled amounts", big(t.consumed_amount ?? null) + big(t.returned_amount ?? null), 0n);
+    expect("allocated", big(t.allocated), big(t.amount));
+    expect("ledger spend", big(ledger?.spent), big(t.amount));
+    expect("ledger consume", big(ledger?.consumed), big(t.consumed_amount));
+    expect("ledger overage", big(ledger?.overage), big(t.overage_amount));
+    expect("ledger unfreeze", big(ledger?.returned), big(t.returned_amount));
+    if (t.status === "FROZEN") expect("settled amounts", big(t.consumed_amount) + big(t.returned_amount), 0n);
     if (t.status === "CONSUMED" || t.status === "UNFROZEN") {
-      expect("consumed + returned - overage", big(t.consumed_amount ?? null) + big(t.returned_amount ?? null) - big(t.overage_amount ?? null), big(t.amount ?? null));
+      expect("consumed + returned - overage", big(t.consumed_amount) + big(t.returned_amount) - big(t.overage_amount), big(t.amount));
     }
   }
-
-  const [count] = await rows(db, sql`SELECT COUNT(*) AS n FROM ledger_entries`);
-  return { accounts: accounts.length, ledgerEntries: Number(count?.n ?? 0), transactions: holds.length, problems };
+  return { accounts: accounts.length, ledgerEntries, transactions: transactions.length, problems };
 }
