@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { decideConsume, decideUnfreeze, splitConsume, type HoldState } from "../../src/domain/hold.js";
-import { BillingError } from "../../src/errors/billing-error.js";
+import { codeOf } from "../support/code-of.js";
 
 const hold = (over: Partial<HoldState> = {}): HoldState => ({
   kind: "FREEZE",
@@ -11,14 +11,6 @@ const hold = (over: Partial<HoldState> = {}): HoldState => ({
   ...over,
 });
 
-const codeOf = (run: () => unknown): string => {
-  try {
-    run();
-    return "no error";
-  } catch (error) {
-    return error instanceof BillingError ? error.code : String(error);
-  }
-};
 
 describe("hold state machine", () => {
   it.each([

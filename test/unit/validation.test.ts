@@ -2,17 +2,9 @@ import { describe, expect, it } from "vitest";
 import { canonicalJson, fingerprint } from "../../src/domain/fingerprint.js";
 import { AMOUNT_MAX } from "../../src/domain/limits.js";
 import { parseAmount, parseCreditTypes, parseId, parseMetadata, parseTimestamp } from "../../src/domain/validation.js";
-import { BillingError } from "../../src/errors/billing-error.js";
+import { codeOf } from "../support/code-of.js";
 import { decodeJson, encodeJson } from "../../src/store/json-codec.js";
 
-const codeOf = (run: () => unknown): string => {
-  try {
-    run();
-    return "ok";
-  } catch (error) {
-    return error instanceof BillingError ? error.code : String(error);
-  }
-};
 
 describe("field parsers", () => {
   it.each([
