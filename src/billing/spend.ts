@@ -3,7 +3,7 @@ import { availableOf } from "../domain/account-status.js";
 import { allocate } from "../domain/allocation.js";
 import { fingerprint } from "../domain/fingerprint.js";
 import type { SpendResult } from "../domain/results.js";
-import type { AccountSnapshot, AutoAction, Metadata, TransactionKind } from "../domain/types.js";
+import type { AccountSnapshot, AutoAction, Balance, Metadata, TransactionKind } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
 import { sql } from "drizzle-orm";
 import {
@@ -18,12 +18,13 @@ import { customerByIdSql, customerPkSql } from "../store/customers-store.js";
 import { encodeJson } from "../store/json-codec.js";
 import { appendLedgerSql } from "../store/ledger-store.js";
 import { bigOf } from "../store/row-values.js";
-import { compact, rowsOf, runTransaction } from "../store/run-transaction.js";
+import { compact, rowsOf, runTransaction, type Tx } from "../store/run-transaction.js";
 import {
   findTransactionSql,
   insertAllocationsSql,
   insertTransactionSql,
   transactionFromRow,
+  type TransactionRow,
 } from "../store/transactions-store.js";
 import type { BillingContext } from "./context.js";
 import { replayStored } from "./idempotency.js";
@@ -62,10 +63,46 @@ export const deduct = (ctx: BillingContext, input: SpendInput): Promise<SpendRes
 
 export const freeze = (ctx: BillingContext, input: FreezeInput): Promise<SpendResult> => spend(ctx, "FREEZE", input);
 
+interface SpendState {
+  readonly customerPk: bigint;
+  /** Spendable accounts of the selected types, in spending order (all of them when short). */
+  readonly accounts: AccountSnapshot[];
+  readonly before: Balance;
+}
+
+/**
+ * First round trip: BEGIN, the idempotency lookup, the customer lock, its first spendable
+ * accounts and its balance. Returns the stored outcome when the key was used before.
+ */
+async function loadSpend(
+  tx: Tx,
+  input: FreezeInput,
+  nowMs: number,
+): Promise<{ stored: TransactionRow } | { state: SpendState }> {
+  const { projectId } = input;
+  const customerPkQuery = customerPkSql(projectId, input.customerId);
+  const spendable = (limit: number | null) => lockSpendableAccountsSql(projectId, customerPkQuery, nowMs, input.creditTypes, limit);
+  const [existing, locked, accountRows, balanceRows] = await tx.run([
+    findTransactionSql(projectId, input.transactionId),
+    lockCustomerSql(customerByIdSql(projectId, input.customerId)),
+    spendable(SPEND_ACCOUNTS_LOCKED_FIRST),
+    activeBalanceSql(projectId, customerPkQuery, nowMs),
+  ]);
+  const stored = transactionFromRow(rowsOf(existing)[0]);
+  if (stored) return { stored };
+  const customerRow = rowsOf(locked)[0];
+  if (!customerRow) throw new BillingError("customer_not_found", undefined, { customer_id: input.customerId });
+  let accounts = accountsFromRows(rowsOf(accountRows));
+  if (accounts.length === SPEND_ACCOUNTS_LOCKED_FIRST && totalAvailable(accounts) < input.amount) {
+    const [all] = await tx.run([spendable(null)]);
+    accounts = accountsFromRows(rowsOf(all));
+  }
+  return { state: { customerPk: bigOf(customerRow.c_pk), accounts, before: balanceFromRow(rowsOf(balanceRows)[0]) } };
+}
+
 /**
  * Deduct and Freeze: allocate over ACTIVE accounts, move to used (deduct) or frozen (freeze).
- * Two round trips: (BEGIN, idempotency lookup, lock the customer and its first spendable accounts,
- * sum its balance), then (write, COMMIT).
+ * Two round trips: loadSpend, then (write, COMMIT).
  */
 async function spend(ctx: BillingContext, kind: TransactionKind, input: FreezeInput): Promise<SpendResult> {
   const { projectId } = input;
@@ -74,34 +111,11 @@ async function spend(ctx: BillingContext, kind: TransactionKind, input: FreezeIn
     ctx.database,
     async (tx) => {
       const nowMs = ctx.now();
-      const customerPkQuery = customerPkSql(projectId, input.customerId);
-      const spendable = (limit: number | null) =>
-        lockSpendableAccountsSql(projectId, customerPkQuery, nowMs, input.creditTypes, limit);
-      const [existing, locked, accountRows, balanceRows] = await tx.run([
-        findTransactionSql(projectId, input.transactionId),
-        lockCustomerSql(customerByIdSql(projectId, input.customerId)),
-        spendable(SPEND_ACCOUNTS_LOCKED_FIRST),
-        activeBalanceSql(projectId, customerPkQuery, nowMs),
-      ]);
-      const stored = transactionFromRow(rowsOf(existing)[0]);
-      if (stored) return replayStored<SpendResult>(stored, input.customerId, requestFingerprint);
-      const customerRow = rowsOf(locked)[0];
-      if (!customerRow) throw new BillingError("customer_not_found", undefined, { customer_id: input.customerId });
-      const customerPk = bigOf(customerRow.c_pk);
-      let accounts = accountsFromRows(rowsOf(accountRows));
-      if (accounts.length === SPEND_ACCOUNTS_LOCKED_FIRST && totalAvailable(accounts) < input.amount) {
-        const [all] = await tx.run([spendable(null)]);
-        accounts = accountsFromRows(rowsOf(all));
-      }
-      const before = balanceFromRow(rowsOf(balanceRows)[0]);
+      const loaded = await loadSpend(tx, input, nowMs);
+      if ("stored" in loaded) return replayStored<SpendResult>(loaded.stored, input.customerId, requestFingerprint);
+      const { customerPk, accounts, before } = loaded.state;
 
-      const lines = allocate({
-        accounts,
-        amount: input.amount,
-        creditTypes: input.creditTypes,
-        nowMs,
-        availableAllTypes: before.available,
-      });
+      const lines = allocate({ accounts, amount: input.amount, creditTypes: input.creditTypes, nowMs, availableAllTypes: before.available });
       const deltas = lines.map((l) =>
         kind === "DEDUCT" ? { accountId: l.accountId, used: l.amount, frozen: 0n } : { accountId: l.accountId, used: 0n, frozen: l.amount },
       );
