@@ -10,10 +10,8 @@ import {
   activeBalanceSql,
   applyAccountDeltasSql,
   balanceFromRow,
-  lockCustomerSql,
   lockSpendableAccountsSql,
 } from "../store/accounts-store.js";
-import { customerByPkSql } from "../store/customers-store.js";
 import { decodeJson, encodeJson } from "../store/json-codec.js";
 import { appendLedgerSql, type NewLedgerEntry } from "../store/ledger-store.js";
 import { compact, rowsOf, runTransaction } from "../store/run-transaction.js";
@@ -101,8 +99,8 @@ interface Loaded {
 }
 
 /**
- * The shared settlement envelope, in two round trips: (BEGIN, lock the hold's customer with the
- * hold's accounts, lock the hold, read its allocation, sum the balance), then (write, COMMIT);
+ * The shared settlement envelope, in two round trips: (BEGIN, lock the hold and its customer,
+ * lock the hold's accounts through its allocation, sum the balance), then (write, COMMIT);
  * an overage adds one to lock the spendable accounts it may charge.
  * Decides from the hold's state (apply or replay) under those locks. Returns null only when the
  * sweeper finds the customer or the hold busy (SKIP LOCKED).
@@ -122,23 +120,24 @@ async function settle<R extends { isIdempotentReplay: boolean }>(
     async (tx) => {
       const nowMs = ctx.now();
       const skipLocked = mode.automatic;
-      const customerPk = transactionCustomerPkSql(projectId, transactionId);
-      const [locked, holdRows, allocationRows, balanceRows] = await tx.run([
-        lockCustomerSql(customerByPkSql(customerPk), { skipLocked }),
+      // Locking the hold joined to its customer takes both rows, hold first: nothing else ever
+      // waits on a hold while holding its customer (Deduct/Freeze only insert new holds), so
+      // this order cannot deadlock, and it saves a statement.
+      const [holdRows, allocationRows, balanceRows] = await tx.run([
         findTransactionSql(projectId, transactionId, { lock: true, skipLocked }),
         lockAllocationAccountsSql(projectId, transactionId),
-        activeBalanceSql(projectId, customerPk, nowMs),
+        activeBalanceSql(projectId, transactionCustomerPkSql(projectId, transactionId), nowMs),
       ]);
       const hold = transactionFromRow(rowsOf(holdRows)[0]);
       if (hold && target.customerId !== null && hold.customerId !== target.customerId) {
         throw new BillingError("customer_scope_mismatch", undefined, { customer_id: target.customerId });
       }
-      if (skipLocked && (!hold || rowsOf(locked).length === 0)) return null;
+      if (skipLocked && !hold) return null;
       if (decide(hold) === "replay") {
         if (hold?.settleResponse == null) throw new BillingError("freeze_records_inconsistent");
         return { ...decodeJson<R>(hold.settleResponse), isIdempotentReplay: true };
       }
-      if (!hold || rowsOf(locked).length === 0) throw new Error(`hold ${transactionId} or its customer vanished under lock`);
+      if (!hold) throw new Error(`hold ${transactionId} vanished under lock`);
       let spendable: AccountSnapshot[] = [];
       if (needsSpendable(hold)) {
         const [rows] = await tx.run([lockSpendableAccountsSql(projectId, hold.customerPk, nowMs, hold.creditTypes, null)]);
