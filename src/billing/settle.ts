@@ -1,10 +1,10 @@
+import type { SQL } from "drizzle-orm";
 import { balanceAfter, type AccountDelta } from "../domain/account-deltas.js";
 import { allocate } from "../domain/allocation.js";
 import { decideConsume, decideUnfreeze, splitConsume, type FrozenPart } from "../domain/hold.js";
 import type { ConsumeResult, UnfreezeResult } from "../domain/results.js";
 import type { AccountSnapshot, AllocationLine, Balance } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
-import type { SQL } from "drizzle-orm";
 import {
   accountsFromRows,
   activeBalanceSql,
