@@ -1,5 +1,7 @@
 import type { Logger } from "pino";
-import { findTransaction, listDueHolds, postponeAutoSettlement } from "../store/transactions-store.js";
+import { BillingError } from "../errors/billing-error.js";
+import type { ErrorCode } from "../errors/catalog.js";
+import { listDueHolds, postponeAutoSettlement } from "../store/transactions-store.js";
 import type { BillingContext } from "./context.js";
 import { recordExpiries } from "./expiry.js";
 import { consume, unfreeze } from "./settle.js";
@@ -11,6 +13,14 @@ export const SWEEP_RETRY_DELAY_MS = 60_000;
 
 const AUTOMATIC = { automatic: true } as const;
 
+/** What settle() answers for a hold that a caller consumed or unfroze after the due list was read. */
+const SETTLED_MEANWHILE: ReadonlySet<ErrorCode> = new Set([
+  "no_consumable_freeze_records",
+  "freeze_records_already_consumed",
+  "no_unfreezable_records",
+  "freeze_auto_unfrozen",
+]);
+
 /**
  * Settles holds whose auto-settlement deadline passed. Safe with many instances: each hold is
  * settled in its own transaction that re-checks the hold's state under the customer lock, and a
@@ -21,15 +31,16 @@ export async function sweepDueHolds(ctx: BillingContext, log: Logger): Promise<n
   let settled = 0;
   for (const hold of due) {
     try {
-      const row = await findTransaction(ctx.database.db, hold.projectId, hold.transactionId);
-      if (row?.status !== "FROZEN") continue;
+      // No re-read here: settle() decides from the hold's state under its lock, and a hold a
+      // caller settled meanwhile comes back as a replay or a refusal, skipped below.
       const target = { projectId: hold.projectId, transactionId: hold.transactionId, customerId: null };
       const result =
-        row.autoAction === "CONSUME"
+        hold.autoAction === "CONSUME"
           ? await consume(ctx, { ...target, actualAmount: null, allowOverage: false }, AUTOMATIC)
           : await unfreeze(ctx, target, AUTOMATIC);
       if (result && !result.isIdempotentReplay) settled++;
     } catch (error) {
+      if (error instanceof BillingError && SETTLED_MEANWHILE.has(error.code)) continue;
       log.error({ err: error, transactionId: hold.transactionId }, "auto-settlement failed; postponed");
       await postponeAutoSettlement(ctx.database.db, hold.projectId, hold.transactionId, ctx.now() + SWEEP_RETRY_DELAY_MS).catch(
         () => undefined,

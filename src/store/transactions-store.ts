@@ -185,23 +185,23 @@ export const transactionCustomerPkSql = (projectId: bigint, transactionId: strin
 export interface DueHold {
   readonly transactionId: string;
   readonly projectId: bigint;
-  readonly customerPk: bigint;
+  readonly autoAction: AutoAction;
 }
 
 /** Holds whose auto-settlement deadline has passed, oldest deadline first. */
 export async function listDueHolds(db: Db, nowMs: number, limit: number): Promise<DueHold[]> {
-  return db
+  const rows = await db
     .select({
       transactionId: transactions.transactionId,
       projectId: transactions.projectId,
-      customerPk: transactions.customerPk,
+      autoAction: transactions.autoAction,
     })
     .from(transactions)
     .where(and(eq(transactions.status, "FROZEN"), lte(transactions.autoAt, new Date(nowMs))))
     .orderBy(asc(transactions.autoAt))
     .limit(limit);
+  return rows.map((r) => ({ ...r, autoAction: r.autoAction === "CONSUME" ? "CONSUME" : "UNFREEZE" }));
 }
-
 
 /** A transaction's allocation with each account's credit type and source, in order. */
 export async function listAllocationLines(db: Db, transactionPk: bigint): Promise<AllocationLine[]> {
