@@ -1,22 +1,47 @@
 import { pino } from "pino";
 import { startApp, type App } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
+import { generateApiKey, type ProjectMode } from "../../src/domain/api-key.js";
+import type { Scope } from "../../src/domain/caller.js";
+import type { ProjectRow } from "../../src/store/projects-store.js";
+import { createApiKey, revokeApiKeyByPrefix, type CreatedApiKey } from "../../src/tenancy/api-keys.js";
+import { createProject, projectNamed } from "../../src/tenancy/projects.js";
 import { TestClient } from "./client.js";
 import { TestClock } from "./clock.js";
 import { uniqueDatabaseUrl } from "./database.js";
+import { uid } from "./fixtures.js";
 
 export interface TestServer {
   readonly app: App;
+  /** Presents `apiKey`, a write key of the `default` project, on every call. */
   readonly client: TestClient;
   readonly clock: TestClock;
   readonly databaseUrl: string;
+  readonly apiKey: string;
+  /** A client on this server presenting `apiKey` (or no key at all with null); closed by stop(). */
+  clientWith(apiKey: string | null): TestClient;
+  /** A new project (unique name unless given), rate limits as given or the defaults. */
+  createProject(options?: { name?: string; mode?: ProjectMode; ratePerSecond?: number; burst?: number }): Promise<ProjectRow>;
+  /** A new key of `project` (the default project when omitted). */
+  createKey(options?: { project?: ProjectRow; scope?: Scope; label?: string }): Promise<CreatedApiKey>;
+  revokeKey(prefix: string): Promise<void>;
   stop(): Promise<void>;
 }
 
-/** The real server on 127.0.0.1:<free port> over a fresh database, with a hand-moved clock. */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+export interface TestServerOptions {
+  /** Where the first start's key would be shown (only without BOOTSTRAP_API_KEY). */
+  readonly announce?: (line: string) => void;
+}
+
+/**
+ * The real server on 127.0.0.1:<free port> over a fresh database, with a hand-moved clock. Keys
+ * are on: the server starts with BOOTSTRAP_API_KEY (a fresh write key of the `default` project),
+ * and `client` presents it.
+ */
+export async function startTestServer(env: Record<string, string> = {}, options: TestServerOptions = {}): Promise<TestServer> {
   const database = uniqueDatabaseUrl();
   const clock = new TestClock();
+  const apiKey = env.BOOTSTRAP_API_KEY ?? generateApiKey("test");
   const config = loadConfig({
     DATABASE_URL: database.url,
     GRPC_HOST: "127.0.0.1",
@@ -24,17 +49,42 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     SWEEP_INTERVAL_MS: "0",
     SHUTDOWN_GRACE_MS: "2000",
     HEALTH_CHECK_INTERVAL_MS: "200",
+    BOOTSTRAP_API_KEY: apiKey,
     ...env,
   });
-  const app = await startApp(config, { log: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }), now: clock.now });
-  const client = new TestClient(app.port);
+  const app = await startApp(config, {
+    log: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+    now: clock.now,
+    ...(options.announce ? { announce: options.announce } : {}),
+  });
+  const client = new TestClient(app.port, apiKey);
+  const clients: TestClient[] = [client];
   return {
     app,
     client,
     clock,
     databaseUrl: database.url,
+    apiKey,
+    clientWith(key) {
+      const extra = new TestClient(app.port, key);
+      clients.push(extra);
+      return extra;
+    },
+    createProject: (o = {}) =>
+      createProject(
+        app.database,
+        { name: o.name ?? uid("project"), mode: o.mode ?? "test", ratePerSecond: o.ratePerSecond ?? 5_000, burst: o.burst ?? 10_000 },
+        Date.now(),
+      ),
+    async createKey(o = {}) {
+      const project = o.project ?? (await projectNamed(app.database, "default"));
+      return createApiKey(app.database, project, { label: o.label ?? "test", scope: o.scope ?? "write", nowMs: Date.now() });
+    },
+    async revokeKey(prefix) {
+      await revokeApiKeyByPrefix(app.database, prefix, Date.now());
+    },
     async stop() {
-      client.close();
+      for (const c of clients) c.close();
       await app.stop();
       await database.drop();
     },
