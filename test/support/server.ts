@@ -1,4 +1,4 @@
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
 import { startApp, type App } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { generateApiKey, type ProjectMode } from "../../src/domain/api-key.js";
@@ -25,12 +25,16 @@ export interface TestServer {
   /** A new key of `project` (the default project when omitted). */
   createKey(options?: { project?: ProjectRow; scope?: Scope; label?: string }): Promise<CreatedApiKey>;
   revokeKey(prefix: string): Promise<void>;
+  /** A second server instance over the same database (same environment plus `env`); stopped by stop(). */
+  startAnotherInstance(env?: Record<string, string>): Promise<App>;
   stop(): Promise<void>;
 }
 
 export interface TestServerOptions {
   /** Where the first start's key would be shown (only without BOOTSTRAP_API_KEY). */
   readonly announce?: (line: string) => void;
+  /** The server's logger; silent (or TEST_LOG_LEVEL) by default. */
+  readonly log?: Logger;
 }
 
 /**
@@ -42,7 +46,7 @@ export async function startTestServer(env: Record<string, string> = {}, options:
   const database = uniqueDatabaseUrl();
   const clock = new TestClock();
   const apiKey = env.BOOTSTRAP_API_KEY ?? generateApiKey("test");
-  const config = loadConfig({
+  const environment = {
     DATABASE_URL: database.url,
     GRPC_HOST: "127.0.0.1",
     GRPC_PORT: "0",
@@ -51,14 +55,16 @@ export async function startTestServer(env: Record<string, string> = {}, options:
     HEALTH_CHECK_INTERVAL_MS: "200",
     BOOTSTRAP_API_KEY: apiKey,
     ...env,
-  });
-  const app = await startApp(config, {
-    log: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+  };
+  const log = options.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const app = await startApp(loadConfig(environment), {
+    log,
     now: clock.now,
     ...(options.announce ? { announce: options.announce } : {}),
   });
   const client = new TestClient(app.port, apiKey);
   const clients: TestClient[] = [client];
+  const others: App[] = [];
   return {
     app,
     client,
@@ -83,8 +89,14 @@ export async function startTestServer(env: Record<string, string> = {}, options:
     async revokeKey(prefix) {
       await revokeApiKeyByPrefix(app.database, prefix, Date.now());
     },
+    async startAnotherInstance(extra = {}) {
+      const other = await startApp(loadConfig({ ...environment, ...extra }), { log, now: clock.now });
+      others.push(other);
+      return other;
+    },
     async stop() {
       for (const c of clients) c.close();
+      for (const other of others) await other.stop();
       await app.stop();
       await database.drop();
     },
