@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url";
 import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
 import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql, { type Pool, type PoolOptions } from "mysql2/promise";
+import { withNamedLock } from "./named-lock.js";
 import * as schema from "./schema.js";
 
 export type Db = MySql2Database<typeof schema>;
@@ -63,21 +64,10 @@ async function ensureDatabase(options: PoolOptions & { database: string }): Prom
 }
 
 const MIGRATION_LOCK = "velobase_billing_migrations";
-const MIGRATION_LOCK_TIMEOUT_S = 60;
 
 /** Applies pending migrations while holding a named lock, so instances starting together take turns. */
-async function migrateExclusively(pool: Pool, db: Db): Promise<void> {
-  const holder = await pool.getConnection();
-  try {
-    const [rows] = await holder.query("SELECT GET_LOCK(?, ?) AS got", [MIGRATION_LOCK, MIGRATION_LOCK_TIMEOUT_S]);
-    const got = (rows as Array<{ got: number | string | null }>)[0]?.got;
-    if (Number(got) !== 1) throw new Error("timed out waiting for another instance's migrations");
-    await migrate(db, { migrationsFolder: MIGRATIONS_FOLDER });
-  } finally {
-    await holder.query("SELECT RELEASE_LOCK(?)", [MIGRATION_LOCK]).catch(() => undefined);
-    holder.release();
-  }
-}
+const migrateExclusively = (pool: Pool, db: Db): Promise<void> =>
+  withNamedLock(pool, MIGRATION_LOCK, () => migrate(db, { migrationsFolder: MIGRATIONS_FOLDER }));
 
 export interface OpenOptions {
   poolSize?: number;

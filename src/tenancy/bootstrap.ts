@@ -34,7 +34,7 @@ async function defaultProject(database: Database, mode: "live" | "test", nowMs: 
  * turns, so exactly one key is made.
  */
 export function bootstrapApiKey(database: Database, bootstrapKey: string | null, nowMs: number): Promise<BootstrapOutcome> {
-  return withNamedLock(database, BOOTSTRAP_LOCK, async (): Promise<BootstrapOutcome> => {
+  return withNamedLock(database.pool, BOOTSTRAP_LOCK, async (): Promise<BootstrapOutcome> => {
     if (bootstrapKey !== null) {
       const mode = apiKeyModeOf(bootstrapKey);
       if (mode === null) throw new UsageError("BOOTSTRAP_API_KEY is not a vb_live_/vb_test_ key");

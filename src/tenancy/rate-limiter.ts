@@ -60,9 +60,8 @@ export class RateLimiter {
   async consume(caller: AuthenticatedCaller): Promise<void> {
     const { ratePerSecond, burst } = caller.rateLimit;
     if (ratePerSecond === 0) return;
-    let outcome: RateLimiterRes | null;
     try {
-      outcome = await this.limiterFor(caller.rateLimit).consume(caller.apiKeyId.toString());
+      await this.limiterFor(caller.rateLimit).consume(caller.apiKeyId.toString());
     } catch (rejection) {
       if (!(rejection instanceof RateLimiterRes)) {
         this.failOpen(rejection);
@@ -77,7 +76,7 @@ export class RateLimiter {
         { retryDelayMs },
       );
     }
-    if (outcome) this.backUp();
+    this.backUp();
   }
 
   async close(): Promise<void> {
