@@ -98,6 +98,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   };
   const authenticator = new Authenticator(database, { cacheTtlMs: config.API_KEY_CACHE_TTL_MS, log });
   const rateLimiter = new RateLimiter({ redisUrl: config.REDIS_URL, keyPrefix: config.RATE_LIMIT_KEY_PREFIX, log, metrics });
+  await rateLimiter.waitUntilConnected();
   const health = new HealthReporter();
   const grpc = await startGrpcServer(
     billingHandlers(context, { log, metrics, authenticator, rateLimiter }),

@@ -52,6 +52,28 @@ export class RateLimiter {
     this.redis?.on("error", () => undefined);
   }
 
+  /**
+   * Waits (up to the connect timeout) for Redis, so that the first calls after start are limited
+   * rather than let through while the connection is still being made. Not reached: the server
+   * starts anyway, failing open, and says so once.
+   */
+  async waitUntilConnected(timeoutMs = REDIS_CONNECT_TIMEOUT_MS): Promise<boolean> {
+    const redis = this.redis;
+    if (!redis || redis.status === "ready") return true;
+    const ready = await new Promise<boolean>((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        redis.off("ready", onReady);
+        resolve(ok);
+      };
+      const onReady = () => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      redis.once("ready", onReady);
+    });
+    if (!ready) this.markDown("not reachable at start");
+    return ready;
+  }
+
   get backend(): "redis" | "memory" {
     return this.redis ? "redis" : "memory";
   }
@@ -104,9 +126,13 @@ export class RateLimiter {
 
   private failOpen(error: unknown): void {
     this.options.metrics?.rateLimitFailOpen.inc();
+    this.markDown(error instanceof Error ? error.message : String(error));
+  }
+
+  /** One warning per outage, however many calls it lets through. */
+  private markDown(reason: string): void {
     if (this.redisDown) return;
     this.redisDown = true;
-    const reason = error instanceof Error ? error.message : String(error);
     this.options.log.warn({ reason }, "rate limiter: Redis unreachable, letting calls through without a limit");
   }
 
