@@ -1,8 +1,9 @@
-/** Drives one scenario against a running server: PORT, SCENARIO, SECONDS, CONCURRENCY. For profiling. */
+/** Drives one scenario against a running server: PORT, API_KEY, SCENARIO, SECONDS, CONCURRENCY. For profiling. */
+import { credentials } from "@grpc/grpc-js";
 import { BillingClient } from "../src/client/billing-client.js";
 import { runLoad } from "./load.js";
 
-const client = new BillingClient(`127.0.0.1:${process.env.PORT ?? "50051"}`);
+const client = new BillingClient(`127.0.0.1:${process.env.PORT ?? "50051"}`, credentials.createInsecure(), process.env.API_KEY ?? null);
 const scenario = process.env.SCENARIO ?? "deduct";
 const runId = `drive-${Date.now().toString(36)}`;
 await client.call("deposit", { customerId: "drive", amount: 10n ** 12n });

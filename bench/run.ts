@@ -15,7 +15,11 @@ import { createServer } from "node:net";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import mysql from "mysql2/promise";
+import { credentials } from "@grpc/grpc-js";
 import { BillingClient } from "../src/client/billing-client.js";
+import { openDatabase } from "../src/store/database.js";
+import { createApiKey } from "../src/tenancy/api-keys.js";
+import { createProject } from "../src/tenancy/projects.js";
 import { runLoad, type LoadResult } from "./load.js";
 import { cpuPercent, sampleProcess } from "./process-stats.js";
 
@@ -75,7 +79,7 @@ interface Started {
   readonly client: BillingClient;
 }
 
-async function startProcess(script: string, env: Record<string, string>): Promise<Started> {
+async function startProcess(script: string, env: Record<string, string>, apiKey: string | null = null): Promise<Started> {
   const port = await freePort();
   const devNull = openSync("/dev/null", "w");
   const child = spawn(process.execPath, ["--import", "tsx", script], {
@@ -83,7 +87,7 @@ async function startProcess(script: string, env: Record<string, string>): Promis
     env: { ...process.env, ...env, GRPC_HOST: "127.0.0.1", GRPC_PORT: String(port), PORT: String(port) },
     stdio: ["ignore", devNull, "inherit"],
   });
-  const client = new BillingClient(`127.0.0.1:${port}`);
+  const client = new BillingClient(`127.0.0.1:${port}`, credentials.createInsecure(), apiKey);
   await waitUntilServing(client, child);
   return { child, client };
 }
@@ -282,12 +286,32 @@ async function dropDatabase(name: string): Promise<void> {
   await connection.end();
 }
 
+/**
+ * The bench's own project and write key, made before the server starts (as an operator would
+ * with the CLI). Its limit is far above what this machine serves, so the limiter's cost is
+ * measured but it never refuses a call.
+ */
+async function benchKey(databaseUrl: string): Promise<string> {
+  // Two connections: migrations hold one for their lock and run on the other.
+  const database = await openDatabase(databaseUrl, { poolSize: 2 });
+  try {
+    const project = await createProject(database, { name: "bench", mode: "test", ratePerSecond: 1_000_000, burst: 2_000_000 }, Date.now());
+    return (await createApiKey(database, project, { label: "bench", scope: "write", nowMs: Date.now() })).key;
+  } finally {
+    await database.close();
+  }
+}
+
 async function main(): Promise<void> {
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const oursDb = `vb_bench_${Date.now().toString(36)}`;
   const baseDb = `${oursDb}_baseline`;
   const oursUrl = `${DB_SERVER}/${oursDb}`;
-  const ours = await startProcess("src/main.ts", { DATABASE_URL: oursUrl, LOG_LEVEL: "info", SWEEP_INTERVAL_MS: "1000" });
+  const ours = await startProcess(
+    "src/main.ts",
+    { DATABASE_URL: oursUrl, LOG_LEVEL: "info", SWEEP_INTERVAL_MS: "1000" },
+    await benchKey(oursUrl),
+  );
   const baseline = await startProcess("bench/baseline-server.ts", { DATABASE_URL: `${DB_SERVER}/${baseDb}` });
   const rows: Row[] = [];
   let growthLines: string[] = [];

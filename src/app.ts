@@ -5,8 +5,12 @@ import { startSweeper } from "./billing/sweeper.js";
 import type { Config } from "./config.js";
 import { billingHandlers } from "./grpc/billing-handlers.js";
 import { HealthReporter, startGrpcServer } from "./grpc/server.js";
+import { serverCredentials, type TransportSecurity } from "./grpc/tls.js";
 import { Metrics } from "./metrics.js";
 import { openDatabase, type Database } from "./store/database.js";
+import { Authenticator } from "./tenancy/authenticator.js";
+import { bootstrapApiKey } from "./tenancy/bootstrap.js";
+import { RateLimiter } from "./tenancy/rate-limiter.js";
 
 export interface App {
   readonly port: number;
@@ -15,6 +19,10 @@ export interface App {
   readonly database: Database;
   readonly context: BillingContext;
   readonly metrics: Metrics;
+  readonly authenticator: Authenticator;
+  readonly rateLimiter: RateLimiter;
+  /** plaintext, tls or mtls, from the TLS_* settings. */
+  readonly security: TransportSecurity;
   stop(): Promise<void>;
 }
 
@@ -22,6 +30,24 @@ export interface AppOptions {
   readonly log?: Logger;
   /** Injected clock (epoch ms); tests pin it. */
   readonly now?: () => number;
+  /** Where the first start's key is shown to a person; standard error by default. */
+  readonly announce?: (line: string) => void;
+}
+
+/** The first start's key or BOOTSTRAP_API_KEY: the key itself is only ever announced, the log gets its prefix. */
+async function ensureSomeoneCanGetIn(database: Database, config: Config, log: Logger, announce: (line: string) => void): Promise<void> {
+  const outcome = await bootstrapApiKey(database, config.BOOTSTRAP_API_KEY ?? null, Date.now());
+  if (outcome.kind === "generated") {
+    announce(
+      `velobase-billing: first start: created project "default" (mode test) and a write API key; it is shown once, store it now:\n` +
+        `${outcome.key.key}\n`,
+    );
+    log.info({ keyPrefix: outcome.key.prefix }, "created the first API key (printed once on standard error)");
+  } else if (outcome.kind === "stored") {
+    log.info({ keyPrefix: outcome.prefix }, "stored BOOTSTRAP_API_KEY in project default");
+  } else if (outcome.revokedBootstrapPrefix !== undefined) {
+    log.warn({ keyPrefix: outcome.revokedBootstrapPrefix }, "BOOTSTRAP_API_KEY is revoked; it was left revoked");
+  }
 }
 
 /** Watches the database so health reports SERVING only while it answers. */
@@ -51,7 +77,18 @@ function watchDatabase(database: Database, health: HealthReporter, intervalMs: n
 /** Database → migrations → gRPC server → sweeper; `stop()` undoes it in reverse. */
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = options.log ?? pino({ level: config.LOG_LEVEL });
+  const { credentials, security } = serverCredentials({
+    certFile: config.TLS_CERT_FILE,
+    keyFile: config.TLS_KEY_FILE,
+    clientCaFile: config.TLS_CLIENT_CA_FILE,
+  });
   const database = await openDatabase(config.DATABASE_URL, { poolSize: config.DB_POOL_SIZE });
+  try {
+    await ensureSomeoneCanGetIn(database, config, log, options.announce ?? ((line) => process.stderr.write(line)));
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
   const metrics = new Metrics();
   metrics.watchPool(database.pool);
   const context: BillingContext = {
@@ -59,17 +96,24 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     now: options.now ?? Date.now,
     retries: { onRetry: (reason) => metrics.retries.inc({ reason }) },
   };
+  const authenticator = new Authenticator(database, { cacheTtlMs: config.API_KEY_CACHE_TTL_MS, log });
+  const rateLimiter = new RateLimiter({ redisUrl: config.REDIS_URL, keyPrefix: config.RATE_LIMIT_KEY_PREFIX, log, metrics });
+  await rateLimiter.waitUntilConnected();
   const health = new HealthReporter();
   const grpc = await startGrpcServer(
-    billingHandlers(context, { log, metrics }),
+    billingHandlers(context, { log, metrics, authenticator, rateLimiter }),
     health,
     `${config.GRPC_HOST}:${config.GRPC_PORT}`,
+    credentials,
   );
   const stopWatching = watchDatabase(database, health, config.HEALTH_CHECK_INTERVAL_MS, log);
   const sweeper = config.SWEEP_INTERVAL_MS > 0 ? startSweeper(context, log, config.SWEEP_INTERVAL_MS) : null;
   let metricsServer: HttpServer | null = null;
   if (config.METRICS_PORT !== undefined) metricsServer = await metrics.listen(config.GRPC_HOST, config.METRICS_PORT);
-  log.info({ port: grpc.port, database: database.name, metricsPort: config.METRICS_PORT }, "velobase-billing listening");
+  log.info(
+    { port: grpc.port, database: database.name, metricsPort: config.METRICS_PORT, transport: security, rateLimits: rateLimiter.backend },
+    `velobase-billing listening (${security === "plaintext" ? "plaintext" : security === "tls" ? "TLS" : "mutual TLS"})`,
+  );
 
   const address = metricsServer?.address();
   return {
@@ -78,12 +122,16 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     database,
     context,
     metrics,
+    authenticator,
+    rateLimiter,
+    security,
     async stop() {
       stopWatching();
       health.set(false);
       await grpc.shutdown(config.SHUTDOWN_GRACE_MS);
       await sweeper?.stop();
       metricsServer?.close();
+      await rateLimiter.close();
       await database.close();
     },
   };

@@ -1,9 +1,21 @@
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import { verifyLedger } from "./billing/verify.js";
 import { ConfigError, loadConfig, redactUrl } from "./config.js";
+import { PROJECT_MODES, type ProjectMode } from "./domain/api-key.js";
 import { DatabaseUnreachableError, openDatabase, type Database } from "./store/database.js";
+import { apiKeysOf, checkScope, createApiKey, revokeApiKeyByPrefix } from "./tenancy/api-keys.js";
+import { API_KEY_CACHE_TTL_MS_DEFAULT } from "./tenancy/authenticator.js";
+import {
+  allProjects,
+  BURST_DEFAULT,
+  BURST_MAX,
+  createProject,
+  projectNamed,
+  RATE_PER_SECOND_DEFAULT,
+  UsageError,
+} from "./tenancy/projects.js";
 
-/** Operators' commands (commander): `migrate` and `verify`. */
+/** Operators' commands (commander): `migrate`, `verify`, `projects` and `keys`. Each creates and migrates the database first. */
 
 async function withDatabase(run: (database: Database) => Promise<number>): Promise<never> {
   let url = "";
@@ -23,6 +35,10 @@ async function withDatabase(run: (database: Database) => Promise<number>): Promi
     if (error instanceof DatabaseUnreachableError) {
       process.stderr.write(`velobase-billing: cannot reach the database at ${redactUrl(url)}: ${error.message}\n`);
       process.exit(1);
+    }
+    if (error instanceof UsageError) {
+      process.stderr.write(`velobase-billing: ${error.message}\n`);
+      process.exit(2);
     }
     throw error;
   }
@@ -52,6 +68,128 @@ program
           `${report.problems.length} problem(s)\n`,
       );
       return report.problems.length === 0 ? 0 : 1;
+    }),
+  );
+
+const out = (line: string) => process.stdout.write(`${line}\n`);
+const when = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOString());
+
+/** Left-aligned columns, two spaces apart. */
+function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  for (const row of [header, ...rows]) out(row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ").trimEnd());
+}
+
+function integerOption(name: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d{1,9}$/.test(value)) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    return Number(value);
+  };
+}
+
+function modeOption(value: string): ProjectMode {
+  const mode = PROJECT_MODES.find((m) => m === value);
+  if (!mode) throw new InvalidArgumentError("mode must be live or test");
+  return mode;
+}
+
+const projects = program.command("projects").description("create and list projects");
+
+projects
+  .command("create")
+  .description("create a project; --rate 0 means unlimited")
+  .argument("<name>", "1-64 characters of [A-Za-z0-9_.-]")
+  .option("--mode <mode>", "live or test: the prefix of its keys", modeOption, "test" as ProjectMode)
+  .option("--rate <n>", `calls per second per key (default ${RATE_PER_SECOND_DEFAULT})`, integerOption("--rate"))
+  .option("--burst <n>", `burst per key (default ${BURST_DEFAULT}, or twice --rate)`, integerOption("--burst"))
+  .action((name: string, o: { mode: ProjectMode; rate?: number; burst?: number }) =>
+    withDatabase(async (database) => {
+      const ratePerSecond = o.rate ?? RATE_PER_SECOND_DEFAULT;
+      const burst = o.burst ?? (o.rate === undefined ? BURST_DEFAULT : Math.min(ratePerSecond * 2, BURST_MAX));
+      const p = await createProject(database, { name, mode: o.mode, ratePerSecond, burst }, Date.now());
+      const limit = p.ratePerSecond === 0 ? "unlimited" : `${p.ratePerSecond}/s per key, burst ${p.burst}`;
+      out(`created project ${p.name} (id ${p.id}, mode ${p.mode}, ${limit})`);
+      return 0;
+    }),
+  );
+
+projects
+  .command("list")
+  .description("list projects")
+  .action(() =>
+    withDatabase(async (database) => {
+      const rows = (await allProjects(database)).map((p) => [
+        p.id.toString(),
+        p.name,
+        p.mode,
+        p.ratePerSecond === 0 ? "unlimited" : String(p.ratePerSecond),
+        String(p.burst),
+        when(p.createdAtMs),
+      ]);
+      table(["ID", "NAME", "MODE", "RATE", "BURST", "CREATED"], rows);
+      return 0;
+    }),
+  );
+
+const keys = program.command("keys").description("create, list and revoke API keys");
+
+keys
+  .command("create")
+  .description("create an API key; the key is printed once, alone on the last line")
+  .requiredOption("--project <name>", "the project the key belongs to")
+  .option("--label <text>", "what the key is for", "")
+  .option("--scope <scope>", "write (every RPC) or read (GetCustomer, GetTransaction, ListLedgerEntries)", "write")
+  .action((o: { project: string; label: string; scope: string }) =>
+    withDatabase(async (database) => {
+      const scope = checkScope(o.scope);
+      const project = await projectNamed(database, o.project);
+      const created = await createApiKey(database, project, { label: o.label, scope, nowMs: Date.now() });
+      out(`created ${scope} key ${created.prefix} for project ${project.name}; it is shown once, store it now:`);
+      out(created.key);
+      return 0;
+    }),
+  );
+
+keys
+  .command("list")
+  .description("list a project's keys (prefixes only: keys are never stored)")
+  .requiredOption("--project <name>", "the project")
+  .action((o: { project: string }) =>
+    withDatabase(async (database) => {
+      const project = await projectNamed(database, o.project);
+      const rows = (await apiKeysOf(database, project)).map((k) => [
+        k.prefix,
+        k.label === "" ? "-" : k.label,
+        k.scope,
+        when(k.createdAtMs),
+        when(k.lastUsedAtMs),
+        when(k.revokedAtMs),
+      ]);
+      table(["PREFIX", "LABEL", "SCOPE", "CREATED", "LAST_USED", "REVOKED"], rows);
+      return 0;
+    }),
+  );
+
+keys
+  .command("revoke")
+  .description("revoke a key by its prefix")
+  .argument("<prefix>", "the key's prefix, as keys list shows it")
+  .action((prefix: string) =>
+    withDatabase(async (database) => {
+      const outcome = await revokeApiKeyByPrefix(database, prefix, Date.now());
+      const ttlMs = (() => {
+        try {
+          return loadConfig().API_KEY_CACHE_TTL_MS;
+        } catch {
+          return API_KEY_CACHE_TTL_MS_DEFAULT;
+        }
+      })();
+      out(
+        outcome === "revoked"
+          ? `revoked ${prefix}; running servers refuse it within API_KEY_CACHE_TTL_MS (${ttlMs} ms)`
+          : `${prefix} was already revoked`,
+      );
+      return 0;
     }),
   );
 

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { apiKeyModeOf } from "./domain/api-key.js";
+import { API_KEY_CACHE_TTL_MS_DEFAULT } from "./tenancy/authenticator.js";
 
 const port = z.coerce.number().int().min(0).max(65535);
 
@@ -16,6 +18,21 @@ const ConfigSchema = z.object({
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(1_000),
   HEALTH_CHECK_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(2_000),
+  // How long a key look-up is cached; also the longest a revoke takes to reach every instance.
+  API_KEY_CACHE_TTL_MS: z.coerce.number().int().min(0).max(600_000).default(API_KEY_CACHE_TTL_MS_DEFAULT),
+  BOOTSTRAP_API_KEY: z
+    .string()
+    .refine((k) => apiKeyModeOf(k) !== null, "must be vb_live_ or vb_test_ followed by 32-96 characters of [A-Za-z0-9]")
+    .optional(),
+  REDIS_URL: z
+    .string()
+    .url()
+    .refine((u) => /^rediss?:\/\//.test(u), "must be a redis:// or rediss:// URL")
+    .optional(),
+  RATE_LIMIT_KEY_PREFIX: z.string().min(1).max(128).default("velobase:ratelimit"),
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  TLS_KEY_FILE: z.string().min(1).optional(),
+  TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -30,6 +47,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const issue = parsed.error.issues[0];
     const name = issue?.path.join(".") ?? "configuration";
     throw new ConfigError(`invalid configuration: ${name}: ${issue?.message ?? "invalid"}`);
+  }
+  const tls = parsed.data;
+  if ((tls.TLS_CERT_FILE === undefined) !== (tls.TLS_KEY_FILE === undefined)) {
+    throw new ConfigError("invalid configuration: TLS_CERT_FILE and TLS_KEY_FILE must be set together");
+  }
+  if (tls.TLS_CLIENT_CA_FILE !== undefined && tls.TLS_CERT_FILE === undefined) {
+    throw new ConfigError("invalid configuration: TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE");
   }
   return parsed.data;
 }

@@ -1,7 +1,9 @@
 import { pino } from "pino";
 import { startApp } from "./app.js";
 import { ConfigError, loadConfig, redactUrl } from "./config.js";
+import { TlsFileError } from "./grpc/tls.js";
 import { DatabaseUnreachableError } from "./store/database.js";
+import { UsageError } from "./tenancy/projects.js";
 
 /** Entry point: config → database → server → signals. Start-up failures are one line each. */
 async function main(): Promise<void> {
@@ -23,6 +25,10 @@ async function main(): Promise<void> {
     if (error instanceof DatabaseUnreachableError) {
       process.stderr.write(`velobase-billing: cannot reach the database at ${redactUrl(config.DATABASE_URL)}: ${error.message}\n`);
       process.exit(1);
+    }
+    if (error instanceof UsageError || error instanceof TlsFileError) {
+      process.stderr.write(`velobase-billing: ${error.message}\n`);
+      process.exit(2);
     }
     throw error;
   }

@@ -24,6 +24,11 @@ export class Metrics {
     labelNames: ["reason"] as const,
     registers: [this.registry],
   });
+  readonly rateLimitFailOpen = new Counter({
+    name: "billing_rate_limit_fail_open_total",
+    help: "Calls let through without a rate limit because Redis could not be reached.",
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

@@ -8,5 +8,3 @@ export interface BillingContext {
   readonly retries?: RetryObserver;
 }
 
-/** Until API keys exist, every call runs in the project the first migration creates. */
-export const DEFAULT_PROJECT_ID = 1n;

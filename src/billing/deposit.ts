@@ -23,6 +23,8 @@ import { replayStored } from "./idempotency.js";
 
 export interface DepositInput {
   readonly projectId: bigint;
+  /** The caller's key, recorded on the ledger entry; not part of the request's fingerprint. */
+  readonly apiKeyId: bigint | null;
   readonly customerId: string;
   readonly amount: bigint;
   readonly idempotencyKey: string | null;
@@ -43,7 +45,13 @@ export interface DepositInput {
  */
 export async function deposit(ctx: BillingContext, input: DepositInput): Promise<DepositResult> {
   const { projectId, idempotencyKey } = input;
-  const requestFingerprint = fingerprint({ op: "deposit", ...input, projectId: undefined, idempotencyKey: undefined });
+  const requestFingerprint = fingerprint({
+    op: "deposit",
+    ...input,
+    projectId: undefined,
+    apiKeyId: undefined,
+    idempotencyKey: undefined,
+  });
   const key = {
     creditType: input.creditType,
     source: input.source,
@@ -87,6 +95,7 @@ export async function deposit(ctx: BillingContext, input: DepositInput): Promise
           metadata: input.metadata,
           automatic: false,
           nowMs,
+          apiKeyId: input.apiKeyId,
         },
         [{ operation: "DEPOSIT", accountId, amount: input.amount, creditType: key.creditType, source: key.source }],
       );

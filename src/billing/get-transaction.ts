@@ -23,6 +23,8 @@ export interface TransactionView {
   readonly autoAction: AutoAction | null;
   readonly autoAtMs: number | null;
   readonly settledAutomatically: boolean;
+  /** Display prefix of the key that made it; null when made before keys existed. */
+  readonly apiKeyPrefix: string | null;
 }
 
 async function readTransaction(
@@ -51,6 +53,7 @@ async function readTransaction(
     autoAction: t.autoAction,
     autoAtMs: t.autoAtMs,
     settledAutomatically: t.settledAutomatically,
+    apiKeyPrefix: t.apiKeyPrefix,
   };
 }
 

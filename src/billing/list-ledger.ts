@@ -4,7 +4,7 @@ import type { Metadata, Operation } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
 import { findCustomer } from "../store/customers-store.js";
 import { decodeJson } from "../store/json-codec.js";
-import { ledgerEntries } from "../store/schema.js";
+import { apiKeys, ledgerEntries } from "../store/schema.js";
 import { runQuery } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 
@@ -35,6 +35,8 @@ export interface LedgerEntryView {
   readonly automatic: boolean;
   readonly overage: boolean;
   readonly createdAtMs: number;
+  /** Display prefix of the key that made it; null for entries the service wrote itself. */
+  readonly apiKeyPrefix: string | null;
 }
 
 interface Cursor {
@@ -84,17 +86,18 @@ async function readLedgerPage(
   if (q.createdBeforeMs !== null) conditions.push(lt(ledgerEntries.createdAt, new Date(q.createdBeforeMs)));
 
   const rows = await db
-    .select()
+    .select({ entry: ledgerEntries, apiKeyPrefix: apiKeys.prefix })
     .from(ledgerEntries)
+    .leftJoin(apiKeys, eq(apiKeys.id, ledgerEntries.apiKeyId))
     .where(and(...conditions))
     .orderBy(desc(ledgerEntries.id))
     .limit(q.pageSize + 1);
   const page = rows.slice(0, q.pageSize);
   const last = page.at(-1);
   const nextPageToken =
-    rows.length > q.pageSize && last ? encodeCursor({ before: last.id.toString(), filters }) : "";
+    rows.length > q.pageSize && last ? encodeCursor({ before: last.entry.id.toString(), filters }) : "";
   return {
-    entries: page.map((r) => ({
+    entries: page.map(({ entry: r, apiKeyPrefix }) => ({
       id: r.id,
       operation: r.operation as Operation,
       amount: r.amount,
@@ -109,6 +112,7 @@ async function readLedgerPage(
       automatic: r.automatic,
       overage: r.overage,
       createdAtMs: r.createdAt.getTime(),
+      apiKeyPrefix,
     })),
     nextPageToken,
   };

@@ -28,6 +28,8 @@ import type { BillingContext } from "./context.js";
 
 export interface SettleTarget {
   readonly projectId: bigint;
+  /** The caller's key, recorded on the settlement's ledger entries; null for the sweeper. */
+  readonly apiKeyId: bigint | null;
   readonly transactionId: string;
   /** Optional scope check: the hold must belong to this customer. */
   readonly customerId: string | null;
@@ -50,7 +52,7 @@ export async function consume(ctx: BillingContext, input: ConsumeInput, mode = M
   const needsSpendable = (hold: TransactionRow) => input.allowOverage && (input.actualAmount ?? 0n) > hold.amount;
   return settle(ctx, input, mode, "CONSUMED", (hold) => decideConsume(hold, input.actualAmount), needsSpendable, (loaded, nowMs) => {
     const actual = input.actualAmount ?? loaded.hold.amount;
-    const { movement: m, writes } = planMove(loaded, input.projectId, actual, input.allowOverage, mode, nowMs);
+    const { movement: m, writes } = planMove(loaded, input, actual, input.allowOverage, mode, nowMs);
     const result: ConsumeResult = {
       transactionId: loaded.hold.transactionId,
       consumedAmount: actual,
@@ -68,7 +70,7 @@ export async function consume(ctx: BillingContext, input: ConsumeInput, mode = M
 
 export async function unfreeze(ctx: BillingContext, input: SettleTarget, mode = MANUAL): Promise<UnfreezeResult | null> {
   return settle(ctx, input, mode, "UNFROZEN", (hold) => decideUnfreeze(hold), () => false, (loaded, nowMs) => {
-    const { movement: m, writes } = planMove(loaded, input.projectId, 0n, false, mode, nowMs);
+    const { movement: m, writes } = planMove(loaded, input, 0n, false, mode, nowMs);
     const result: UnfreezeResult = {
       transactionId: loaded.hold.transactionId,
       unfrozenAmount: m.returnedAmount,
@@ -185,7 +187,7 @@ interface Movement {
 /** Plans charging `actual` from the hold (and beyond it, as overage) and returning the rest. */
 function planMove(
   { hold, parts, accounts, spendable, before }: Loaded,
-  projectId: bigint,
+  { projectId, apiKeyId }: SettleTarget,
   actual: bigint,
   allowOverage: boolean,
   mode: SettleMode,
@@ -228,6 +230,7 @@ function planMove(
             metadata: hold.metadata,
             automatic: mode.automatic,
             nowMs,
+            apiKeyId,
           },
           entries,
         );

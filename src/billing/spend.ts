@@ -31,6 +31,8 @@ import { replayStored } from "./idempotency.js";
 
 export interface SpendInput {
   readonly projectId: bigint;
+  /** The caller's key, recorded on the transaction and its entries; not part of the fingerprint. */
+  readonly apiKeyId: bigint | null;
   readonly customerId: string;
   readonly transactionId: string;
   readonly amount: bigint;
@@ -106,7 +108,7 @@ async function loadSpend(
  */
 async function spend(ctx: BillingContext, kind: TransactionKind, input: FreezeInput): Promise<SpendResult> {
   const { projectId } = input;
-  const requestFingerprint = fingerprint({ op: kind, ...input, projectId: undefined });
+  const requestFingerprint = fingerprint({ op: kind, ...input, projectId: undefined, apiKeyId: undefined });
   return runTransaction(
     ctx.database,
     async (tx) => {

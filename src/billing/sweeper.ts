@@ -33,7 +33,7 @@ export async function sweepDueHolds(ctx: BillingContext, log: Logger): Promise<n
     try {
       // No re-read here: settle() decides from the hold's state under its lock, and a hold a
       // caller settled meanwhile comes back as a replay or a refusal, skipped below.
-      const target = { projectId: hold.projectId, transactionId: hold.transactionId, customerId: null };
+      const target = { projectId: hold.projectId, apiKeyId: null, transactionId: hold.transactionId, customerId: null };
       const result =
         hold.autoAction === "CONSUME"
           ? await consume(ctx, { ...target, actualAmount: null, allowOverage: false }, AUTOMATIC)

@@ -68,11 +68,20 @@ type Unary = (request: unknown, metadata: Metadata, callback: (error: ServiceErr
 export class BillingClient {
   readonly raw: BillingServiceClient;
 
-  constructor(address: string, channelCredentials: ChannelCredentials = credentials.createInsecure()) {
+  /** With `apiKey`, every call sends `authorization: Bearer <apiKey>` (unless the call's metadata has one). */
+  constructor(
+    address: string,
+    channelCredentials: ChannelCredentials = credentials.createInsecure(),
+    private readonly apiKey: string | null = null,
+  ) {
     this.raw = new BillingServiceClient(address, channelCredentials);
   }
 
   call<M extends BillingMethod>(method: M, request: PartialOf<RequestOf<M>>, metadata = new Metadata()): Promise<ResponseOf<M>> {
+    if (this.apiKey !== null && metadata.get("authorization").length === 0 && metadata.get("x-api-key").length === 0) {
+      metadata = metadata.clone();
+      metadata.set("authorization", `Bearer ${this.apiKey}`);
+    }
     const codec = REQUESTS[method] as Codec<RequestOf<M>>;
     const fn = this.raw[method] as unknown as Unary;
     return new Promise((resolve, reject) => {

@@ -3,16 +3,23 @@ import { ERROR_CATALOG, type ErrorCode, type ErrorSpec } from "./catalog.js";
 /** Facts attached to an error, sent as google.rpc.ErrorInfo metadata (string values). */
 export type ErrorFacts = Readonly<Record<string, string | bigint | number>>;
 
+export interface BillingErrorOptions extends ErrorOptions {
+  readonly retryDelayMs?: number;
+}
+
 /** A domain failure with a public code from the catalogue. */
 export class BillingError extends Error {
   readonly code: ErrorCode;
   readonly facts: ErrorFacts;
+  /** The real wait before a retry can succeed, when known (rate limits); sent as RetryInfo. */
+  readonly retryDelayMs: number | null;
 
-  constructor(code: ErrorCode, message?: string, facts: ErrorFacts = {}, options?: ErrorOptions) {
+  constructor(code: ErrorCode, message?: string, facts: ErrorFacts = {}, options?: BillingErrorOptions) {
     super(message ?? ERROR_CATALOG[code].message, options);
     this.name = "BillingError";
     this.code = code;
     this.facts = facts;
+    this.retryDelayMs = options?.retryDelayMs ?? null;
   }
 
   get spec(): ErrorSpec {

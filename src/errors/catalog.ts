@@ -1,6 +1,7 @@
 /** Error families, as in the Velobase error format. */
 export type ErrorType =
   | "auth_error"
+  | "permission_denied"
   | "bad_request"
   | "not_found"
   | "conflict"
@@ -14,6 +15,7 @@ export type GrpcStatusName =
   | "ALREADY_EXISTS"
   | "ABORTED"
   | "UNAUTHENTICATED"
+  | "PERMISSION_DENIED"
   | "RESOURCE_EXHAUSTED"
   | "INTERNAL"
   | "UNAVAILABLE";
@@ -72,6 +74,14 @@ export const ERROR_CATALOG = {
   missing_api_key: auth("An API key is required."),
   invalid_api_key: auth("The API key is not valid."),
   api_key_revoked: auth("The API key has been revoked."),
+  // The key is valid, so not UNAUTHENTICATED: it lacks the scope, and retrying cannot help.
+  permission_denied: {
+    type: "permission_denied",
+    httpStatus: 403,
+    grpcStatus: "PERMISSION_DENIED",
+    retryable: false,
+    message: "The API key's scope does not allow this call.",
+  },
 
   customer_id_required: badRequest("customer_id is required."),
   transaction_id_required: badRequest("transaction_id is required."),
@@ -170,5 +180,5 @@ export type ErrorCode = keyof typeof ERROR_CATALOG;
 
 export const ERROR_CODES = Object.keys(ERROR_CATALOG) as ErrorCode[];
 
-/** Suggested client back-off for retryable errors, sent as google.rpc.RetryInfo. */
+/** Suggested client back-off for retryable errors without a known wait, sent as google.rpc.RetryInfo. */
 export const RETRY_DELAY_MS = 1000;

@@ -46,9 +46,10 @@ export function toServiceError(error: BillingError, trailers = new Metadata()): 
     }),
   ];
   if (spec.retryable) {
+    const delayMs = Math.max(0, Math.ceil(error.retryDelayMs ?? RETRY_DELAY_MS));
     const retryDelay: Duration = {
-      seconds: BigInt(Math.floor(RETRY_DELAY_MS / 1000)),
-      nanos: (RETRY_DELAY_MS % 1000) * 1_000_000,
+      seconds: BigInt(Math.floor(delayMs / 1000)),
+      nanos: (delayMs % 1000) * 1_000_000,
     };
     details.push(pack("google.rpc.RetryInfo", RetryInfo, { retryDelay }));
   }

@@ -1,6 +1,6 @@
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { BillingServiceServer } from "../../gen/velobase/billing/v1/billing.js";
-import { DEFAULT_PROJECT_ID, type BillingContext } from "../billing/context.js";
+import type { BillingContext } from "../billing/context.js";
 import { deposit } from "../billing/deposit.js";
 import { getCustomer } from "../billing/get-customer.js";
 import { getTransaction } from "../billing/get-transaction.js";
@@ -9,7 +9,7 @@ import { consume, unfreeze } from "../billing/settle.js";
 import { deduct, freeze } from "../billing/spend.js";
 import * as format from "./format-responses.js";
 import * as parse from "./parse-requests.js";
-import { unary, type CallEnvironment } from "./unary.js";
+import { guarded, type GuardedEnvironment } from "./unary.js";
 
 /** Asserts what only the sweeper may see: a manual settlement never skips. */
 function settled<T>(result: T | null): T {
@@ -17,27 +17,29 @@ function settled<T>(result: T | null): T {
   return result;
 }
 
-/** BillingService: each handler parses the request, runs one operation, formats the answer. */
-export function billingHandlers(ctx: BillingContext, env: CallEnvironment): BillingServiceServer & UntypedServiceImplementation {
-  const project = DEFAULT_PROJECT_ID;
+/**
+ * BillingService: each handler admits the caller (key, scope, rate limit), parses the request in
+ * the caller's project, runs one operation, formats the answer. Read keys may call the three reads.
+ */
+export function billingHandlers(ctx: BillingContext, env: GuardedEnvironment): BillingServiceServer & UntypedServiceImplementation {
   return {
-    deposit: unary(env, "Deposit", async (r) => format.depositResponse(await deposit(ctx, parse.parseDeposit(r, project)))),
-    deduct: unary(env, "Deduct", async (r) => format.deductResponse(await deduct(ctx, parse.parseDeduct(r, project)))),
-    freeze: unary(env, "Freeze", async (r) => format.freezeResponse(await freeze(ctx, parse.parseFreeze(r, project)))),
-    consume: unary(env, "Consume", async (r) =>
-      format.consumeResponse(settled(await consume(ctx, parse.parseConsume(r, project)))),
+    deposit: guarded(env, "Deposit", "write", async (r, caller) => format.depositResponse(await deposit(ctx, parse.parseDeposit(r, caller)))),
+    deduct: guarded(env, "Deduct", "write", async (r, caller) => format.deductResponse(await deduct(ctx, parse.parseDeduct(r, caller)))),
+    freeze: guarded(env, "Freeze", "write", async (r, caller) => format.freezeResponse(await freeze(ctx, parse.parseFreeze(r, caller)))),
+    consume: guarded(env, "Consume", "write", async (r, caller) =>
+      format.consumeResponse(settled(await consume(ctx, parse.parseConsume(r, caller)))),
     ),
-    unfreeze: unary(env, "Unfreeze", async (r) =>
-      format.unfreezeResponse(settled(await unfreeze(ctx, parse.parseUnfreeze(r, project)))),
+    unfreeze: guarded(env, "Unfreeze", "write", async (r, caller) =>
+      format.unfreezeResponse(settled(await unfreeze(ctx, parse.parseUnfreeze(r, caller)))),
     ),
-    getCustomer: unary(env, "GetCustomer", async (r) =>
-      format.getCustomerResponse(await getCustomer(ctx, parse.parseGetCustomer(r, project))),
+    getCustomer: guarded(env, "GetCustomer", "read", async (r, caller) =>
+      format.getCustomerResponse(await getCustomer(ctx, parse.parseGetCustomer(r, caller))),
     ),
-    getTransaction: unary(env, "GetTransaction", async (r) =>
-      format.getTransactionResponse(await getTransaction(ctx, parse.parseGetTransaction(r, project))),
+    getTransaction: guarded(env, "GetTransaction", "read", async (r, caller) =>
+      format.getTransactionResponse(await getTransaction(ctx, parse.parseGetTransaction(r, caller))),
     ),
-    listLedgerEntries: unary(env, "ListLedgerEntries", async (r) =>
-      format.listLedgerEntriesResponse(await listLedgerEntries(ctx, parse.parseListLedgerEntries(r, project))),
+    listLedgerEntries: guarded(env, "ListLedgerEntries", "read", async (r, caller) =>
+      format.listLedgerEntriesResponse(await listLedgerEntries(ctx, parse.parseListLedgerEntries(r, caller))),
     ),
   };
 }

@@ -143,6 +143,7 @@ export const getTransactionResponse = (t: TransactionView): GetTransactionRespon
   unfreezeAt: t.autoAction === "UNFREEZE" ? timestamp(t.autoAtMs) : undefined,
   consumeAt: t.autoAction === "CONSUME" ? timestamp(t.autoAtMs) : undefined,
   settledAutomatically: t.settledAutomatically,
+  apiKeyPrefix: t.apiKeyPrefix ?? "",
 });
 
 const OPERATION: Record<Operation, OperationType> = {
@@ -173,6 +174,7 @@ export const listLedgerEntriesResponse = (page: {
     automatic: e.automatic,
     createdAt: timestamp(e.createdAtMs),
     overage: e.overage,
+    apiKeyPrefix: e.apiKeyPrefix ?? "",
   })),
   nextPageToken: page.nextPageToken,
 });

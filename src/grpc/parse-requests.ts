@@ -24,6 +24,7 @@ import {
   PAGE_SIZE_MAX,
   UNFREEZE_AFTER_SECONDS_MAX,
 } from "../domain/limits.js";
+import type { Caller } from "../domain/caller.js";
 import type { Operation } from "../domain/types.js";
 import {
   parseActualAmount,
@@ -41,6 +42,9 @@ import { BillingError } from "../errors/billing-error.js";
 
 /** Proto requests → validated domain inputs: the one place where wire input is checked. */
 
+/** Every write runs in the caller's project and records its key. */
+const auditOf = (caller: Caller) => ({ projectId: caller.projectId, apiKeyId: caller.apiKeyId });
+
 const customerIdOf = (raw: string) => parseId(raw, "customer_id", "customer_id_required");
 const transactionIdOf = (raw: string) => parseId(raw, "transaction_id", "transaction_id_required");
 
@@ -51,9 +55,9 @@ function businessTypeOf(raw: BusinessType): number {
   return raw;
 }
 
-export function parseDeposit(r: DepositRequest, projectId: bigint): DepositInput {
+export function parseDeposit(r: DepositRequest, caller: Caller): DepositInput {
   return {
-    projectId,
+    ...auditOf(caller),
     customerId: customerIdOf(r.customerId),
     amount: parseAmount(r.amount),
     idempotencyKey: parseOptionalId(r.idempotencyKey, "idempotency_key"),
@@ -68,9 +72,9 @@ export function parseDeposit(r: DepositRequest, projectId: bigint): DepositInput
   };
 }
 
-export function parseDeduct(r: DeductRequest, projectId: bigint): SpendInput {
+export function parseDeduct(r: DeductRequest, caller: Caller): SpendInput {
   return {
-    projectId,
+    ...auditOf(caller),
     customerId: customerIdOf(r.customerId),
     transactionId: transactionIdOf(r.transactionId),
     amount: parseAmount(r.amount),
@@ -99,34 +103,34 @@ function autoSettlementOf(r: FreezeRequest): AutoSettlement | null {
   return null;
 }
 
-export function parseFreeze(r: FreezeRequest, projectId: bigint): FreezeInput {
-  return { ...parseDeduct(r, projectId), autoSettlement: autoSettlementOf(r) };
+export function parseFreeze(r: FreezeRequest, caller: Caller): FreezeInput {
+  return { ...parseDeduct(r, caller), autoSettlement: autoSettlementOf(r) };
 }
 
-function settleTargetOf(r: { transactionId: string; customerId: string }, projectId: bigint): SettleTarget {
+function settleTargetOf(r: { transactionId: string; customerId: string }, caller: Caller): SettleTarget {
   return {
-    projectId,
+    ...auditOf(caller),
     transactionId: transactionIdOf(r.transactionId),
     customerId: parseOptionalId(r.customerId, "customer_id"),
   };
 }
 
-export function parseConsume(r: ConsumeRequest, projectId: bigint): ConsumeInput {
+export function parseConsume(r: ConsumeRequest, caller: Caller): ConsumeInput {
   return {
-    ...settleTargetOf(r, projectId),
+    ...settleTargetOf(r, caller),
     actualAmount: parseActualAmount(r.actualAmount),
     allowOverage: r.allowOverage,
   };
 }
 
-export const parseUnfreeze = (r: UnfreezeRequest, projectId: bigint): SettleTarget => settleTargetOf(r, projectId);
+export const parseUnfreeze = (r: UnfreezeRequest, caller: Caller): SettleTarget => settleTargetOf(r, caller);
 
-export function parseGetCustomer(r: GetCustomerRequest, projectId: bigint) {
-  return { projectId, customerId: customerIdOf(r.customerId), includeInactive: r.includeInactive };
+export function parseGetCustomer(r: GetCustomerRequest, caller: Caller) {
+  return { projectId: caller.projectId, customerId: customerIdOf(r.customerId), includeInactive: r.includeInactive };
 }
 
-export function parseGetTransaction(r: GetTransactionRequest, projectId: bigint) {
-  return { projectId, transactionId: transactionIdOf(r.transactionId) };
+export function parseGetTransaction(r: GetTransactionRequest, caller: Caller) {
+  return { projectId: caller.projectId, transactionId: transactionIdOf(r.transactionId) };
 }
 
 const OPERATIONS: Partial<Record<OperationType, Operation>> = {
@@ -138,7 +142,7 @@ const OPERATIONS: Partial<Record<OperationType, Operation>> = {
   [OperationType.OPERATION_TYPE_EXPIRE]: "EXPIRE",
 };
 
-export function parseListLedgerEntries(r: ListLedgerEntriesRequest, projectId: bigint): LedgerQuery {
+export function parseListLedgerEntries(r: ListLedgerEntriesRequest, caller: Caller): LedgerQuery {
   const operations = r.operationTypes.map((t) => {
     const op = OPERATIONS[t];
     if (!op) throw new BillingError("invalid_operation_type", undefined, { field: "operation_types", value: t });
@@ -148,7 +152,7 @@ export function parseListLedgerEntries(r: ListLedgerEntriesRequest, projectId: b
     throw new BillingError("invalid_page_size", undefined, { field: "page_size", value: r.pageSize });
   }
   return {
-    projectId,
+    projectId: caller.projectId,
     customerId: customerIdOf(r.customerId),
     operations: [...new Set(operations)].sort(),
     transactionId: parseOptionalId(r.transactionId, "transaction_id"),

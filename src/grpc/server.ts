@@ -27,13 +27,14 @@ export async function startGrpcServer(
   handlers: UntypedServiceImplementation,
   health: HealthReporter,
   address: string,
+  credentials: ServerCredentials = ServerCredentials.createInsecure(),
 ): Promise<GrpcServer> {
   const server = new Server();
   server.addService(BillingServiceService, handlers);
   health.implementation.addToServer(server);
   addReflection(server);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    server.bindAsync(address, credentials, (error, bound) => (error ? reject(error) : resolve(bound))),
   );
   return {
     server,

@@ -1,8 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { Metadata, status, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import { scopeAllows, type Caller, type Scope } from "../domain/caller.js";
+import { BillingError } from "../errors/billing-error.js";
 import { toBillingError, toServiceError } from "../errors/to-grpc-status.js";
 import type { Metrics } from "../metrics.js";
+import type { Authenticator } from "../tenancy/authenticator.js";
+import { presentedApiKey } from "../tenancy/credentials.js";
+import type { RateLimiter } from "../tenancy/rate-limiter.js";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
@@ -10,6 +15,12 @@ const REQUEST_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
 export interface CallEnvironment {
   readonly log: Logger;
   readonly metrics?: Metrics;
+}
+
+/** What guarded RPCs need beside logging: who is calling, and whether they may call now. */
+export interface GuardedEnvironment extends CallEnvironment {
+  readonly authenticator: Authenticator;
+  readonly rateLimiter: RateLimiter;
 }
 
 /** The caller's x-request-id when it is sane, else a fresh one. */
@@ -26,7 +37,7 @@ function requestIdOf(metadata: Metadata): string {
 export function unary<Req, Res>(
   env: CallEnvironment,
   method: string,
-  handle: (request: Req) => Promise<Res>,
+  handle: (request: Req, metadata: Metadata) => Promise<Res>,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     const started = process.hrtime.bigint();
@@ -48,7 +59,7 @@ export function unary<Req, Res>(
       else env.log.info(line, "call");
     };
 
-    handle(call.request).then(
+    handle(call.request, call.metadata).then(
       (response) => {
         finish("ok", status.OK);
         sendHeaders();
@@ -66,4 +77,35 @@ export function unary<Req, Res>(
       },
     );
   };
+}
+
+const firstText = (metadata: Metadata, key: string): string | undefined => {
+  const value = metadata.get(key)[0];
+  return typeof value === "string" ? value : undefined;
+};
+
+/**
+ * Authenticates a call from its metadata (`authorization: Bearer <key>` or `x-api-key`), checks
+ * the key's scope against the method's, and takes a token from its rate limit.
+ */
+export async function admit(env: GuardedEnvironment, metadata: Metadata, scope: Scope): Promise<Caller> {
+  const presented = presentedApiKey(firstText(metadata, "authorization"), firstText(metadata, "x-api-key"));
+  const caller = await env.authenticator.authenticate(presented);
+  if (!scopeAllows(caller.scope, scope)) throw new BillingError("permission_denied", undefined, { required_scope: scope });
+  await env.rateLimiter.consume(caller);
+  return caller;
+}
+
+/**
+ * `unary` for an RPC that needs a key: the handler runs only for an admitted caller, and gets it.
+ * Every service (BillingService, SlotService, EntitlementService) wraps its methods with this,
+ * naming the scope each one requires.
+ */
+export function guarded<Req, Res>(
+  env: GuardedEnvironment,
+  method: string,
+  scope: Scope,
+  handle: (request: Req, caller: Caller) => Promise<Res>,
+): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+  return unary(env, method, async (request: Req, metadata) => handle(request, await admit(env, metadata, scope)));
 }

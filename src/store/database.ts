@@ -1,8 +1,8 @@
-import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
 import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql, { type Pool, type PoolOptions } from "mysql2/promise";
+import { withNamedLock } from "./named-lock.js";
 import * as schema from "./schema.js";
 
 export type Db = MySql2Database<typeof schema>;
@@ -63,30 +63,9 @@ async function ensureDatabase(options: PoolOptions & { database: string }): Prom
   }
 }
 
-const MIGRATION_LOCK_TIMEOUT_S = 60;
-
-/**
- * GET_LOCK names are server-wide, so the lock is named after the database: instances of one
- * database take turns, while databases sharing a server (tests, the bench) never wait on each
- * other. Hashed because MySQL caps lock names at 64 characters.
- */
-const migrationLockOf = (database: string) =>
-  `velobase_migrations_${createHash("sha256").update(database).digest("hex").slice(0, 32)}`;
-
 /** Applies pending migrations while holding a named lock, so instances starting together take turns. */
-async function migrateExclusively(pool: Pool, db: Db, database: string): Promise<void> {
-  const lock = migrationLockOf(database);
-  const holder = await pool.getConnection();
-  try {
-    const [rows] = await holder.query("SELECT GET_LOCK(?, ?) AS got", [lock, MIGRATION_LOCK_TIMEOUT_S]);
-    const got = (rows as Array<{ got: number | string | null }>)[0]?.got;
-    if (Number(got) !== 1) throw new Error("timed out waiting for another instance's migrations");
-    await migrate(db, { migrationsFolder: MIGRATIONS_FOLDER });
-  } finally {
-    await holder.query("SELECT RELEASE_LOCK(?)", [lock]).catch(() => undefined);
-    holder.release();
-  }
-}
+const migrateExclusively = (pool: Pool, db: Db, database: string): Promise<void> =>
+  withNamedLock(pool, database, "migrations", () => migrate(db, { migrationsFolder: MIGRATIONS_FOLDER }));
 
 export interface OpenOptions {
   poolSize?: number;

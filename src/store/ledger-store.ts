@@ -25,6 +25,8 @@ export interface LedgerContext {
   readonly metadata: Metadata;
   readonly automatic: boolean;
   readonly nowMs: number;
+  /** The key that made the entries; absent or null when the service writes them itself (sweeper, expiry). */
+  readonly apiKeyId?: bigint | null;
 }
 
 /** Appends the entries in one statement; their ids are consecutive from LAST_INSERT_ID(). */
@@ -35,9 +37,10 @@ export function appendLedgerSql(context: LedgerContext, entries: readonly NewLed
   const rows = entries.map(
     (e) => sql`(${context.projectId}, ${context.customerPk}, ${e.accountId}, ${e.operation}, ${e.amount}, ${e.creditType},
       ${e.source}, ${context.transactionPk}, ${context.transactionId}, ${context.idempotencyKey}, ${context.businessType},
-      ${context.description}, ${metadata}, ${context.automatic}, ${e.overage ?? false}, ${createdAt})`,
+      ${context.description}, ${metadata}, ${context.automatic}, ${e.overage ?? false}, ${createdAt}, ${context.apiKeyId ?? null})`,
   );
   return sql`INSERT INTO ${ledgerEntries} (project_id, customer_pk, account_id, operation, amount, credit_type, source,
-      transaction_pk, transaction_id, idempotency_key, business_type, description, metadata, automatic, overage, created_at)
+      transaction_pk, transaction_id, idempotency_key, business_type, description, metadata, automatic, overage, created_at,
+      api_key_id)
     VALUES ${sql.join(rows, sql`, `)}`;
 }

@@ -25,14 +25,44 @@ const ref = (name: string) => bigint(name, { mode: "bigint", unsigned: true }).n
 const money = (name: string) => bigint(name, { mode: "bigint" }).notNull().default(sql`0`);
 const createdAt = () => datetime("created_at", { mode: "date", fsp: 3 }).notNull();
 
+/** A tenant: every other row belongs to one. Rate and burst size its keys' token buckets. */
 export const projects = mysqlTable(
   "projects",
   {
     id: id(),
     name: varchar("name", { length: 128 }).notNull(),
+    mode: varchar("mode", { length: 8 }).notNull().default("test"),
+    /** Calls per second per key; 0 means unlimited. */
+    ratePerSecond: int("rate_per_second", { unsigned: true }).notNull().default(5000),
+    burst: int("burst", { unsigned: true }).notNull().default(10000),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex("projects_name_uq").on(t.name)],
+  (t) => [
+    uniqueIndex("projects_name_uq").on(t.name),
+    check("projects_mode_known", sql`${t.mode} IN ('live', 'test')`),
+  ],
+);
+
+/** API keys: only the SHA-256 of a key is stored, with a display prefix. */
+export const apiKeys = mysqlTable(
+  "api_keys",
+  {
+    id: id(),
+    projectId: ref("project_id"),
+    keyHash: char("key_hash", { length: 64 }).notNull(),
+    prefix: varchar("prefix", { length: 32 }).notNull(),
+    label: varchar("label", { length: 128 }).notNull().default(""),
+    scope: varchar("scope", { length: 8 }).notNull(),
+    createdAt: createdAt(),
+    lastUsedAt: datetime("last_used_at", { mode: "date", fsp: 3 }),
+    revokedAt: datetime("revoked_at", { mode: "date", fsp: 3 }),
+  },
+  (t) => [
+    uniqueIndex("api_keys_hash_uq").on(t.keyHash),
+    uniqueIndex("api_keys_prefix_uq").on(t.prefix),
+    index("api_keys_project_idx").on(t.projectId),
+    check("api_keys_scope_known", sql`${t.scope} IN ('read', 'write')`),
+  ],
 );
 
 export const customers = mysqlTable(
@@ -109,6 +139,8 @@ export const transactions = mysqlTable(
     settledAutomatically: boolean("settled_automatically").notNull().default(false),
     createdAt: createdAt(),
     settledAt: datetime("settled_at", { mode: "date", fsp: 3 }),
+    /** The key that made the Deduct or Freeze (the settling key is on the ledger entries). */
+    apiKeyId: bigint("api_key_id", { mode: "bigint", unsigned: true }),
   },
   (t) => [
     uniqueIndex("transactions_project_tx_uq").on(t.projectId, t.transactionId),
@@ -155,6 +187,8 @@ export const ledgerEntries = mysqlTable(
     automatic: boolean("automatic").notNull().default(false),
     overage: boolean("overage").notNull().default(false),
     createdAt: createdAt(),
+    /** The key that made the entry; NULL for entries the service writes itself (sweeper, expiry). */
+    apiKeyId: bigint("api_key_id", { mode: "bigint", unsigned: true }),
   },
   (t) => [
     // The one index the RPCs need (listing a customer's entries, newest first). verify groups

@@ -6,7 +6,7 @@ import { decodeJson, encodeJson } from "./json-codec.js";
 import { ACCOUNT_COLUMNS } from "./accounts-store.js";
 import { bigOf, boolOf, msOf, numberOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
-import { accounts, allocations, customers, transactions } from "./schema.js";
+import { accounts, allocations, apiKeys, customers, transactions } from "./schema.js";
 
 export interface TransactionRow extends HoldState {
   readonly pk: bigint;
@@ -28,7 +28,7 @@ export interface TransactionRow extends HoldState {
   readonly settledAtMs: number | null;
 }
 
-const columns = { t: transactions, customerId: customers.customerId };
+const columns = { t: transactions, customerId: customers.customerId, apiKeyPrefix: apiKeys.prefix };
 
 function toRow({ t, customerId }: { t: typeof transactions.$inferSelect; customerId: string }): TransactionRow {
   return {
@@ -57,14 +57,20 @@ function toRow({ t, customerId }: { t: typeof transactions.$inferSelect; custome
   };
 }
 
-/** Reads a transaction with its customer's public id. */
-export async function findTransaction(db: Db, projectId: bigint, transactionId: string): Promise<TransactionRow | null> {
+/** Reads a transaction with its customer's public id and the prefix of the key that made it. */
+export async function findTransaction(
+  db: Db,
+  projectId: bigint,
+  transactionId: string,
+): Promise<(TransactionRow & { apiKeyPrefix: string | null }) | null> {
   const rows = await db
     .select(columns)
     .from(transactions)
     .innerJoin(customers, eq(customers.id, transactions.customerPk))
+    .leftJoin(apiKeys, eq(apiKeys.id, transactions.apiKeyId))
     .where(and(eq(transactions.projectId, projectId), eq(transactions.transactionId, transactionId)));
-  return rows[0] ? toRow(rows[0]) : null;
+  const row = rows[0];
+  return row ? { ...toRow(row), apiKeyPrefix: row.apiKeyPrefix } : null;
 }
 
 /** The same read inside a batch; `lock` takes the row for settlement. */
@@ -122,16 +128,18 @@ export interface NewTransaction {
   readonly response: string;
   readonly autoAction: AutoAction | null;
   readonly autoAtMs: number | null;
+  /** The key that made it (audit). */
+  readonly apiKeyId: bigint | null;
   readonly nowMs: number;
 }
 
 /** Inserts the transaction; LAST_INSERT_ID() is then its pk. */
 export function insertTransactionSql(projectId: bigint, t: NewTransaction): SQL {
   return sql`INSERT INTO ${transactions} (project_id, transaction_id, customer_pk, kind, status, amount, credit_types,
-      business_type, description, metadata, request_fingerprint, response, auto_action, auto_at, created_at)
+      business_type, description, metadata, request_fingerprint, response, auto_action, auto_at, created_at, api_key_id)
     VALUES (${projectId}, ${t.transactionId}, ${t.customerPk}, ${t.kind}, ${t.status}, ${t.amount}, ${encodeJson(t.creditTypes)},
       ${t.businessType}, ${t.description}, ${encodeJson(t.metadata)}, ${t.requestFingerprint}, ${t.response}, ${t.autoAction},
-      ${t.autoAtMs === null ? null : new Date(t.autoAtMs)}, ${new Date(t.nowMs)})`;
+      ${t.autoAtMs === null ? null : new Date(t.autoAtMs)}, ${new Date(t.nowMs)}, ${t.apiKeyId})`;
 }
 
 export interface Settlement {

@@ -1,12 +1,13 @@
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectError } from "../support/client.js";
 import { uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { ROOT } from "../support/spawn.js";
 
 let s: TestServer;
 beforeAll(async () => {
-  s = await startTestServer();
+  s = await startTestServer({ API_KEY_CACHE_TTL_MS: "200" });
 });
 afterAll(async () => {
   await s?.stop();
@@ -37,5 +38,67 @@ describe("verify", () => {
       expect.stringMatching(/^account \d+: total is 105, ledger says 100$/),
       expect.stringMatching(/^account \d+: frozen is 29, ledger says 30$/),
     ]);
+  });
+});
+
+describe("projects and keys", () => {
+  it("creates and lists projects", async () => {
+    const name = uid("shop").replaceAll("-", "_");
+    const created = await cli("projects", "create", name, "--mode", "live", "--rate", "100", "--burst", "250");
+    expect(created.code).toBe(0);
+    expect(created.stdout).toMatch(new RegExp(`^created project ${name} \\(id \\d+, mode live, 100/s per key, burst 250\\)\\n$`));
+    const unlimited = await cli("projects", "create", `${name}_free`, "--rate", "0");
+    expect(unlimited.stdout).toContain("mode test, unlimited");
+    const listed = (await cli("projects", "list")).stdout.trim().split("\n");
+    expect(listed[0]?.split(/\s+/)).toEqual(["ID", "NAME", "MODE", "RATE", "BURST", "CREATED"]);
+    expect(listed.find((l) => l.includes(` ${name} `))?.split(/\s+/).slice(1, 5)).toEqual([name, "live", "100", "250"]);
+    expect(listed.find((l) => l.includes(`${name}_free`))?.split(/\s+/).slice(1, 5)).toEqual([`${name}_free`, "test", "unlimited", "0"]);
+    expect(await cli("projects", "create", name)).toEqual({ code: 2, stdout: "" });
+  });
+
+  it("creates a key printed alone on the last line, lists it by prefix and revokes it", async () => {
+    const name = uid("app").replaceAll("-", "_");
+    await cli("projects", "create", name);
+    const created = await cli("keys", "create", "--project", name, "--label", "ci runner", "--scope", "read");
+    expect(created.code).toBe(0);
+    const key = created.stdout.trimEnd().split("\n").at(-1) ?? "";
+    expect(key).toMatch(/^vb_test_[0-9A-Za-z]{40}$/);
+    const prefix = key.slice(0, 16);
+    expect(created.stdout).toContain(`created read key ${prefix} for project ${name}`);
+
+    const reader = s.clientWith(key);
+    await expectError(reader.call("getCustomer", { customerId: "nobody" }), "customer_not_found");
+    await expectError(reader.call("deposit", { customerId: "nobody", amount: 1n }), "permission_denied");
+
+    const listed = (await cli("keys", "list", "--project", name)).stdout.trim().split("\n");
+    expect(listed[0]?.split(/\s+/)).toEqual(["PREFIX", "LABEL", "SCOPE", "CREATED", "LAST_USED", "REVOKED"]);
+    expect(listed).toHaveLength(2);
+    expect(listed[1]).toMatch(new RegExp(`^${prefix}  ci runner  read   \\S+Z  \\S+Z  -$`));
+    expect(listed.join("\n")).not.toContain(key);
+
+    const revoked = await cli("keys", "revoke", prefix);
+    expect(revoked.code).toBe(0);
+    expect(revoked.stdout).toMatch(new RegExp(`^revoked ${prefix}; running servers refuse it within API_KEY_CACHE_TTL_MS`));
+    await expect
+      .poll(() => reader.call("getCustomer", { customerId: "nobody" }).catch((e: unknown) => (e as Error).message), { timeout: 5_000 })
+      .toContain("revoked");
+    expect((await cli("keys", "list", "--project", name)).stdout.trim().split("\n")[1]).toMatch(/\dZ$/);
+    expect((await cli("keys", "revoke", prefix)).stdout).toBe(`${prefix} was already revoked\n`);
+    expect((await cli("keys", "revoke", "vb_test_nosuchke")).code).toBe(2);
+  });
+
+  it("works as the README writes it: the key captured with tail -n 1", async () => {
+    const name = uid("readme").replaceAll("-", "_");
+    const run = (command: string) =>
+      new Promise<string>((resolve) => {
+        const child = spawn("bash", ["-c", command], { cwd: ROOT, env: { ...process.env, DATABASE_URL: s.databaseUrl } });
+        let stdout = "";
+        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+        child.on("exit", () => resolve(stdout));
+      });
+    await run(`npm run cli -- projects create ${name}`);
+    const key = (await run(`KEY=$(npm run cli -- keys create --project ${name} | tail -n 1) && echo "$KEY"`)).trim();
+    expect(key).toMatch(/^vb_test_[0-9A-Za-z]{40}$/);
+    await expectError(s.clientWith(key).call("getCustomer", { customerId: "nobody" }), "customer_not_found");
   });
 });

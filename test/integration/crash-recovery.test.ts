@@ -10,6 +10,7 @@ import type {
   FreezeResponse,
 } from "../../gen/velobase/billing/v1/billing.js";
 import { decodeStatusDetails } from "../../src/errors/to-grpc-status.js";
+import { generateApiKey } from "../../src/domain/api-key.js";
 import { TestClient } from "../support/client.js";
 import { uniqueDatabaseUrl } from "../support/database.js";
 import { collect, ROOT, spawnMain } from "../support/spawn.js";
@@ -117,6 +118,9 @@ interface Running {
  * listening" line is not logged (it is info), so readiness is a Deduct for an unknown customer
  * answered customer_not_found: the server is up and reaches the database.
  */
+/** The servers start with this key (BOOTSTRAP_API_KEY) and every client presents it. */
+const API_KEY = generateApiKey("test");
+
 async function startServer(env: Record<string, string>, port: number): Promise<Running> {
   const child = spawnMain(env);
   const { output, exited } = collect(child);
@@ -127,7 +131,7 @@ async function startServer(env: Record<string, string>, port: number): Promise<R
     if (exitCode !== undefined) throw new Error(`the server exited with ${exitCode}:\n${show(output())}`);
     if (Date.now() > deadline) throw new Error(`the server did not answer within 30 s:\n${show(output())}`);
     // A fresh client per probe: a failed channel would otherwise wait out its reconnect backoff.
-    const probe = new TestClient(port);
+    const probe = new TestClient(port, API_KEY);
     const reply = await send(probe, { kind: "deduct", customerId: "probe", transactionId: "probe", amount: 1n });
     probe.close();
     if (reply.kind === "refused" && reply.code === "customer_not_found") return { child, exited, output };
@@ -351,7 +355,7 @@ describe("kill -9 under load", () => {
         phaseStart = Date.now();
       };
       const port = await freePort();
-      const env = { DATABASE_URL: database.url, GRPC_HOST: "127.0.0.1", GRPC_PORT: String(port), LOG_LEVEL: "warn", SWEEP_INTERVAL_MS: "0" };
+      const env = { BOOTSTRAP_API_KEY: API_KEY, DATABASE_URL: database.url, GRPC_HOST: "127.0.0.1", GRPC_PORT: String(port), LOG_LEVEL: "warn", SWEEP_INTERVAL_MS: "0" };
       const prefix = `crash-${Date.now().toString(36)}`;
       const customers = Array.from({ length: CUSTOMERS }, (_, i) => `${prefix}-c${i}`);
       const sent: Sent[] = [];
@@ -362,7 +366,7 @@ describe("kill -9 under load", () => {
       // server is still producing cannot reach the client, and the SIGKILL follows 0-60 ms later.
       // Requests committed in that window are the interesting ones: applied, answer lost.
       proxy = new TcpProxy(port);
-      const first = new TestClient(await proxy.start());
+      const first = new TestClient(await proxy.start(), API_KEY);
       phase("start");
       for (const customerId of customers) {
         const op: Op = { kind: "deposit", customerId, key: `${customerId}-seed`, amount: SEED_AMOUNT };
@@ -381,7 +385,7 @@ describe("kill -9 under load", () => {
       for (const s of sent) if (s.reply.kind === "lost") lostWhy.set(s.reply.why, (lostWhy.get(s.reply.why) ?? 0) + 1);
 
       running = await startServer(env, port);
-      const client = new TestClient(port);
+      const client = new TestClient(port, API_KEY);
       phase("restart");
       const { stats, figures } = await replayAll(client, customers, sent);
       phase("replay");

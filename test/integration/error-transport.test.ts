@@ -20,14 +20,14 @@ let real: TestServer;
 
 beforeAll(async () => {
   real = await startTestServer();
-  const env = { log: pino({ level: "silent" }) };
+  const env = { log: pino({ level: "silent" }), authenticator: real.app.authenticator, rateLimiter: real.app.rateLimiter };
   const handlers = billingHandlers(real.app.context, env);
   handlers.deposit = unary(env, "Deposit", async (r: { customerId: string }) => {
     if (r.customerId === "explode") throw new TypeError("secret table velobase.accounts is on fire");
     throw new BillingError(r.customerId as ErrorCode, undefined, { requested: 7n, available: 3n });
   });
   grpc = await startGrpcServer(handlers, new HealthReporter(), "127.0.0.1:0");
-  client = new TestClient(grpc.port);
+  client = new TestClient(grpc.port, real.apiKey);
 });
 
 afterAll(async () => {

@@ -1,13 +1,13 @@
-import { type ServiceError, status } from "@grpc/grpc-js";
+import { credentials, type ChannelCredentials, type ServiceError, status } from "@grpc/grpc-js";
 import { expect } from "vitest";
 import { BillingClient } from "../../src/client/billing-client.js";
 import { ERROR_CATALOG, type ErrorCode } from "../../src/errors/catalog.js";
 import { decodeStatusDetails, ERROR_DOMAIN } from "../../src/errors/to-grpc-status.js";
 
-/** The product's typed client, on a loopback port. */
+/** The product's typed client, on a loopback port; with `apiKey`, every call presents it. */
 export class TestClient extends BillingClient {
-  constructor(port: number) {
-    super(`127.0.0.1:${port}`);
+  constructor(port: number, apiKey: string | null = null, channelCredentials: ChannelCredentials = credentials.createInsecure()) {
+    super(`127.0.0.1:${port}`, channelCredentials, apiKey);
   }
 }
 

@@ -596,6 +596,8 @@ export interface GetTransactionResponse {
     | undefined;
   /** True when the sweeper settled the hold. */
   settledAutomatically: boolean;
+  /** Display prefix of the API key that made the transaction. */
+  apiKeyPrefix: string;
 }
 
 export interface GetTransactionResponse_MetadataEntry {
@@ -643,6 +645,11 @@ export interface LedgerEntry {
     | undefined;
   /** A CONSUME entry charging beyond the frozen amount. */
   overage: boolean;
+  /**
+   * Display prefix of the API key that made the entry; empty for entries the
+   * service wrote itself (auto-settlement, expiry).
+   */
+  apiKeyPrefix: string;
 }
 
 export interface LedgerEntry_MetadataEntry {
@@ -4074,6 +4081,7 @@ function createBaseGetTransactionResponse(): GetTransactionResponse {
     unfreezeAt: undefined,
     consumeAt: undefined,
     settledAutomatically: false,
+    apiKeyPrefix: "",
   };
 }
 
@@ -4144,6 +4152,9 @@ export const GetTransactionResponse: MessageFns<GetTransactionResponse> = {
     }
     if (message.settledAutomatically !== false) {
       writer.uint32(144).bool(message.settledAutomatically);
+    }
+    if (message.apiKeyPrefix !== "") {
+      writer.uint32(154).string(message.apiKeyPrefix);
     }
     return writer;
   },
@@ -4308,6 +4319,14 @@ export const GetTransactionResponse: MessageFns<GetTransactionResponse> = {
             message.settledAutomatically = reader.bool();
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.apiKeyPrefix = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4403,6 +4422,11 @@ export const GetTransactionResponse: MessageFns<GetTransactionResponse> = {
         : isSet(object.settled_automatically)
         ? globalThis.Boolean(object.settled_automatically)
         : false,
+      apiKeyPrefix: isSet(object.apiKeyPrefix)
+        ? globalThis.String(object.apiKeyPrefix)
+        : isSet(object.api_key_prefix)
+        ? globalThis.String(object.api_key_prefix)
+        : "",
     };
   },
 
@@ -4468,6 +4492,9 @@ export const GetTransactionResponse: MessageFns<GetTransactionResponse> = {
     if (message.settledAutomatically !== false) {
       obj.settledAutomatically = message.settledAutomatically;
     }
+    if (message.apiKeyPrefix !== "") {
+      obj.apiKeyPrefix = message.apiKeyPrefix;
+    }
     return obj;
   },
 
@@ -4516,6 +4543,7 @@ export const GetTransactionResponse: MessageFns<GetTransactionResponse> = {
       ? Timestamp.fromPartial(object.consumeAt)
       : undefined;
     message.settledAutomatically = object.settledAutomatically ?? false;
+    message.apiKeyPrefix = object.apiKeyPrefix ?? "";
     return message;
   },
 };
@@ -4861,6 +4889,7 @@ function createBaseLedgerEntry(): LedgerEntry {
     automatic: false,
     createdAt: undefined,
     overage: false,
+    apiKeyPrefix: "",
   };
 }
 
@@ -4910,6 +4939,9 @@ export const LedgerEntry: MessageFns<LedgerEntry> = {
     }
     if (message.overage !== false) {
       writer.uint32(112).bool(message.overage);
+    }
+    if (message.apiKeyPrefix !== "") {
+      writer.uint32(122).string(message.apiKeyPrefix);
     }
     return writer;
   },
@@ -5042,6 +5074,14 @@ export const LedgerEntry: MessageFns<LedgerEntry> = {
             message.overage = reader.bool();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.apiKeyPrefix = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5107,6 +5147,11 @@ export const LedgerEntry: MessageFns<LedgerEntry> = {
         ? fromJsonTimestamp(object.created_at)
         : undefined,
       overage: isSet(object.overage) ? globalThis.Boolean(object.overage) : false,
+      apiKeyPrefix: isSet(object.apiKeyPrefix)
+        ? globalThis.String(object.apiKeyPrefix)
+        : isSet(object.api_key_prefix)
+        ? globalThis.String(object.api_key_prefix)
+        : "",
     };
   },
 
@@ -5160,6 +5205,9 @@ export const LedgerEntry: MessageFns<LedgerEntry> = {
     if (message.overage !== false) {
       obj.overage = message.overage;
     }
+    if (message.apiKeyPrefix !== "") {
+      obj.apiKeyPrefix = message.apiKeyPrefix;
+    }
     return obj;
   },
 
@@ -5192,6 +5240,7 @@ export const LedgerEntry: MessageFns<LedgerEntry> = {
       ? Timestamp.fromPartial(object.createdAt)
       : undefined;
     message.overage = object.overage ?? false;
+    message.apiKeyPrefix = object.apiKeyPrefix ?? "";
     return message;
   },
 };

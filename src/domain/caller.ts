@@ -1,0 +1,19 @@
+/** What a key may do: `write` every RPC, `read` only the reads. */
+export type Scope = "read" | "write";
+
+export const SCOPES: readonly Scope[] = ["read", "write"];
+
+/**
+ * Who is calling, once authenticated: every operation runs in the caller's project and records
+ * its key for audit. apiKeyId and keyPrefix are null only for work the service does itself
+ * (the sweeper, expiry).
+ */
+export interface Caller {
+  readonly projectId: bigint;
+  readonly apiKeyId: bigint | null;
+  readonly scope: Scope;
+  readonly keyPrefix: string | null;
+}
+
+/** Whether a key of scope `held` may call a method that requires `required`. */
+export const scopeAllows = (held: Scope, required: Scope): boolean => held === "write" || required === "read";

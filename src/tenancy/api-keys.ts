@@ -1,0 +1,85 @@
+import { apiKeyPrefixOf, generateApiKey, hashApiKey } from "../domain/api-key.js";
+import { SCOPES, type Scope } from "../domain/caller.js";
+import {
+  API_KEY_PREFIX_INDEX,
+  insertApiKey,
+  listApiKeys,
+  revokeApiKey,
+  type ApiKeyListing,
+} from "../store/api-keys-store.js";
+import type { Database } from "../store/database.js";
+import type { ProjectRow } from "../store/projects-store.js";
+import { isDuplicateOn } from "../store/sql-errors.js";
+import { UsageError } from "./projects.js";
+
+export const LABEL_LENGTH_MAX = 128;
+/** Prefixes carry 8 random base62 characters; a collision is rare, two in a row are a bug. */
+const PREFIX_ATTEMPTS_MAX = 3;
+
+export interface CreatedApiKey {
+  readonly id: bigint;
+  /** The full key: shown once, never stored. */
+  readonly key: string;
+  readonly prefix: string;
+  readonly scope: Scope;
+}
+
+export function checkScope(value: string): Scope {
+  const scope = SCOPES.find((s) => s === value);
+  if (!scope) throw new UsageError("scope must be write or read");
+  return scope;
+}
+
+function checkLabel(label: string): string {
+  if (label.length > LABEL_LENGTH_MAX || /[\p{Cc}]/u.test(label)) {
+    throw new UsageError(`label must be at most ${LABEL_LENGTH_MAX} characters without control characters`);
+  }
+  return label;
+}
+
+/** Stores `key` (a given one, e.g. BOOTSTRAP_API_KEY) for the project: its hash and prefix only. */
+export async function storeApiKey(
+  database: Database,
+  project: ProjectRow,
+  key: string,
+  options: { label: string; scope: Scope; nowMs: number },
+): Promise<CreatedApiKey> {
+  const prefix = apiKeyPrefixOf(key);
+  const id = await insertApiKey(database.db, {
+    projectId: project.id,
+    keyHash: hashApiKey(key),
+    prefix,
+    label: checkLabel(options.label),
+    scope: options.scope,
+    nowMs: options.nowMs,
+  });
+  return { id, key, prefix, scope: options.scope };
+}
+
+/** A fresh key for the project, in its mode. */
+export async function createApiKey(
+  database: Database,
+  project: ProjectRow,
+  options: { label: string; scope: Scope; nowMs: number },
+): Promise<CreatedApiKey> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await storeApiKey(database, project, generateApiKey(project.mode), options);
+    } catch (error) {
+      if (!isDuplicateOn(error, [API_KEY_PREFIX_INDEX]) || attempt >= PREFIX_ATTEMPTS_MAX) throw error;
+    }
+  }
+}
+
+/** Revokes a key; revoking it again is not an error (scripts may retry). */
+export async function revokeApiKeyByPrefix(
+  database: Database,
+  prefix: string,
+  nowMs: number,
+): Promise<"revoked" | "already_revoked"> {
+  const outcome = await revokeApiKey(database.db, prefix, nowMs);
+  if (outcome === "not_found") throw new UsageError(`no key with prefix "${prefix}"`);
+  return outcome;
+}
+
+export const apiKeysOf = (database: Database, project: ProjectRow): Promise<ApiKeyListing[]> => listApiKeys(database.db, project.id);

@@ -1,0 +1,54 @@
+import { apiKeyModeOf, hashApiKey } from "../domain/api-key.js";
+import { countApiKeys, findApiKeyByHash } from "../store/api-keys-store.js";
+import type { Database } from "../store/database.js";
+import { withNamedLock } from "../store/named-lock.js";
+import { findProjectByName, type ProjectRow } from "../store/projects-store.js";
+import { createApiKey, storeApiKey, type CreatedApiKey } from "./api-keys.js";
+import { BURST_DEFAULT, createProject, DEFAULT_PROJECT_NAME, RATE_PER_SECOND_DEFAULT, UsageError } from "./projects.js";
+
+
+export type BootstrapOutcome =
+  /** A key was generated: print it once, where a person sees it. */
+  | { readonly kind: "generated"; readonly key: CreatedApiKey }
+  /** BOOTSTRAP_API_KEY was stored now. */
+  | { readonly kind: "stored"; readonly prefix: string }
+  /** Nothing to do: keys exist, or BOOTSTRAP_API_KEY already does. */
+  | { readonly kind: "none"; readonly revokedBootstrapPrefix?: string };
+
+async function defaultProject(database: Database, mode: "live" | "test", nowMs: number): Promise<ProjectRow> {
+  const existing = await findProjectByName(database.db, DEFAULT_PROJECT_NAME);
+  if (existing) return existing;
+  return createProject(
+    database,
+    { name: DEFAULT_PROJECT_NAME, mode, ratePerSecond: RATE_PER_SECOND_DEFAULT, burst: BURST_DEFAULT },
+    nowMs,
+  );
+}
+
+/**
+ * Makes sure someone can get in. With `bootstrapKey` (BOOTSTRAP_API_KEY): stores that exact key
+ * as a write key of the `default` project when it is missing. Without it: when the database has
+ * no key at all (a fresh database, or one from before keys existed), creates the `default`
+ * project (mode test) if missing and one write key for it. Instances starting together take
+ * turns, so exactly one key is made.
+ */
+export function bootstrapApiKey(database: Database, bootstrapKey: string | null, nowMs: number): Promise<BootstrapOutcome> {
+  return withNamedLock(database.pool, database.name, "bootstrap", async (): Promise<BootstrapOutcome> => {
+    if (bootstrapKey !== null) {
+      const mode = apiKeyModeOf(bootstrapKey);
+      if (mode === null) throw new UsageError("BOOTSTRAP_API_KEY is not a vb_live_/vb_test_ key");
+      const existing = await findApiKeyByHash(database.db, hashApiKey(bootstrapKey));
+      if (existing) return existing.revokedAtMs === null ? { kind: "none" } : { kind: "none", revokedBootstrapPrefix: existing.prefix };
+      const project = await defaultProject(database, mode, nowMs);
+      if (project.mode !== mode) {
+        throw new UsageError(`BOOTSTRAP_API_KEY is a ${mode} key but the project "${project.name}" is in ${project.mode} mode`);
+      }
+      const stored = await storeApiKey(database, project, bootstrapKey, { label: "bootstrap", scope: "write", nowMs });
+      return { kind: "stored", prefix: stored.prefix };
+    }
+    if ((await countApiKeys(database.db)) > 0) return { kind: "none" };
+    const project = await defaultProject(database, "test", nowMs);
+    const key = await createApiKey(database, project, { label: "first start", scope: "write", nowMs });
+    return { kind: "generated", key };
+  });
+}
