@@ -17,6 +17,8 @@ import {
 // Conventions: money is BIGINT read as bigint; surrogate ids are BIGINT AUTO_INCREMENT read as
 // bigint; server times are DATETIME(3) in UTC; account validity bounds are BIGINT epoch
 // milliseconds so that every valid protobuf Timestamp (years 1-9999) fits, which DATETIME does not.
+// Metadata JSON is MEDIUMTEXT: 32 values of 1024 UTF-16 code units can take 6 bytes each once
+// JSON-escaped ("\u0001"), about 210 KB in all, beyond TEXT's 65,535 bytes.
 // There are no foreign keys: every write already checks its references under lock, and FKs do not
 // survive sharding by (project, customer) on Vitess.
 
@@ -43,7 +45,7 @@ export const customers = mysqlTable(
     customerId: varchar("customer_id", { length: 128 }).notNull(),
     name: varchar("name", { length: 255 }).notNull().default(""),
     email: varchar("email", { length: 255 }).notNull().default(""),
-    metadata: text("metadata").notNull(),
+    metadata: mediumtext("metadata").notNull(),
     createdAt: createdAt(),
   },
   (t) => [uniqueIndex("customers_project_customer_uq").on(t.projectId, t.customerId)],
@@ -100,7 +102,7 @@ export const transactions = mysqlTable(
     creditTypes: text("credit_types").notNull(),
     businessType: int("business_type").notNull().default(0),
     description: varchar("description", { length: 1024 }).notNull().default(""),
-    metadata: text("metadata").notNull(),
+    metadata: mediumtext("metadata").notNull(),
     requestFingerprint: char("request_fingerprint", { length: 64 }).notNull(),
     response: mediumtext("response").notNull(),
     settleResponse: mediumtext("settle_response"),
@@ -151,7 +153,7 @@ export const ledgerEntries = mysqlTable(
     idempotencyKey: varchar("idempotency_key", { length: 128 }).notNull().default(""),
     businessType: int("business_type").notNull().default(0),
     description: varchar("description", { length: 1024 }).notNull().default(""),
-    metadata: text("metadata").notNull(),
+    metadata: mediumtext("metadata").notNull(),
     automatic: boolean("automatic").notNull().default(false),
     overage: boolean("overage").notNull().default(false),
     createdAt: createdAt(),

@@ -5384,6 +5384,10 @@ export const ListLedgerEntriesResponse: MessageFns<ListLedgerEntriesResponse> = 
  *   - source: 1-64 characters of [A-Za-z0-9_.:@-];
  *   - description: at most 1024 characters; name and email: at most 255;
  *   - metadata: at most 32 keys, keys 1-64 characters, values at most 1024.
+ * Text lengths (description, name, email, metadata keys and values) count
+ * UTF-16 code units, as JavaScript's String.length does: a character beyond
+ * U+FFFF (most emoji) counts as 2. Every text within these limits is stored,
+ * whatever its UTF-8 size.
  * A field over its limit fails with invalid_argument (ErrorInfo.metadata.field
  * names it) unless a more specific code is listed below.
  */
