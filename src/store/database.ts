@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
 import { migrate } from "drizzle-orm/mysql2/migrator";
@@ -62,19 +63,27 @@ async function ensureDatabase(options: PoolOptions & { database: string }): Prom
   }
 }
 
-const MIGRATION_LOCK = "velobase_billing_migrations";
 const MIGRATION_LOCK_TIMEOUT_S = 60;
 
+/**
+ * Named locks are server-wide: the name carries the database (hashed, as names are limited to
+ * 64 characters), so only instances of one database take turns, and a stuck instance of another
+ * database on the same server does not block this one.
+ */
+const migrationLockOf = (database: string): string =>
+  `velobase_billing_migrations_${createHash("sha256").update(database).digest("hex").slice(0, 32)}`;
+
 /** Applies pending migrations while holding a named lock, so instances starting together take turns. */
-async function migrateExclusively(pool: Pool, db: Db): Promise<void> {
+async function migrateExclusively(pool: Pool, db: Db, database: string): Promise<void> {
+  const lock = migrationLockOf(database);
   const holder = await pool.getConnection();
   try {
-    const [rows] = await holder.query("SELECT GET_LOCK(?, ?) AS got", [MIGRATION_LOCK, MIGRATION_LOCK_TIMEOUT_S]);
+    const [rows] = await holder.query("SELECT GET_LOCK(?, ?) AS got", [lock, MIGRATION_LOCK_TIMEOUT_S]);
     const got = (rows as Array<{ got: number | string | null }>)[0]?.got;
     if (Number(got) !== 1) throw new Error("timed out waiting for another instance's migrations");
     await migrate(db, { migrationsFolder: MIGRATIONS_FOLDER });
   } finally {
-    await holder.query("SELECT RELEASE_LOCK(?)", [MIGRATION_LOCK]).catch(() => undefined);
+    await holder.query("SELECT RELEASE_LOCK(?)", [lock]).catch(() => undefined);
     holder.release();
   }
 }
@@ -106,7 +115,7 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     conn.query(`SET SESSION innodb_lock_wait_timeout = ${LOCK_WAIT_TIMEOUT_S}`, onError);
   });
   const db = drizzle(pool, { schema, mode: "default" });
-  if (options.migrate ?? true) await migrateExclusively(pool, db);
+  if (options.migrate ?? true) await migrateExclusively(pool, db, connection.database);
   return {
     db,
     pool,
