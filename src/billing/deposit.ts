@@ -90,7 +90,7 @@ export async function deposit(ctx: BillingContext, input: DepositInput): Promise
         },
         [{ operation: "DEPOSIT", accountId, amount: input.amount, creditType: key.creditType, source: key.source }],
       );
-      const [written] = await tx.run([ledger], { commit: idempotencyKey === null });
+      const [written] = await tx.run(ledger, { commit: idempotencyKey === null });
       const result: DepositResult = {
         customerId: input.customerId,
         account: accountView(account, nowMs),

@@ -4,7 +4,7 @@ import type { Metadata, Operation } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
 import { findCustomer } from "../store/customers-store.js";
 import { decodeJson } from "../store/json-codec.js";
-import { ledgerEntries } from "../store/schema.js";
+import { ledgerEntries, transactions } from "../store/schema.js";
 import { runQuery } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 
@@ -83,18 +83,21 @@ async function readLedgerPage(
   if (q.createdAfterMs !== null) conditions.push(gte(ledgerEntries.createdAt, new Date(q.createdAfterMs)));
   if (q.createdBeforeMs !== null) conditions.push(lt(ledgerEntries.createdAt, new Date(q.createdBeforeMs)));
 
+  // A transaction's description and metadata are stored once, on the transaction (see
+  // appendLedgerSql); entries without one (deposits, expiries) carry their own.
   const rows = await db
-    .select()
+    .select({ l: ledgerEntries, txDescription: transactions.description, txMetadata: transactions.metadata })
     .from(ledgerEntries)
+    .leftJoin(transactions, eq(transactions.id, ledgerEntries.transactionPk))
     .where(and(...conditions))
     .orderBy(desc(ledgerEntries.id))
     .limit(q.pageSize + 1);
   const page = rows.slice(0, q.pageSize);
-  const last = page.at(-1);
+  const last = page.at(-1)?.l;
   const nextPageToken =
     rows.length > q.pageSize && last ? encodeCursor({ before: last.id.toString(), filters }) : "";
   return {
-    entries: page.map((r) => ({
+    entries: page.map(({ l: r, txDescription, txMetadata }) => ({
       id: r.id,
       operation: r.operation as Operation,
       amount: r.amount,
@@ -104,8 +107,8 @@ async function readLedgerPage(
       transactionId: r.transactionId,
       idempotencyKey: r.idempotencyKey,
       businessType: r.businessType,
-      description: r.description,
-      metadata: decodeJson<Metadata>(r.metadata),
+      description: txDescription ?? r.description,
+      metadata: decodeJson<Metadata>(txMetadata ?? r.metadata),
       automatic: r.automatic,
       overage: r.overage,
       createdAtMs: r.createdAt.getTime(),

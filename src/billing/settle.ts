@@ -14,7 +14,7 @@ import {
 } from "../store/accounts-store.js";
 import { decodeJson, encodeJson } from "../store/json-codec.js";
 import { appendLedgerSql, type NewLedgerEntry } from "../store/ledger-store.js";
-import { compact, rowsOf, runTransaction } from "../store/run-transaction.js";
+import { rowsOf, runTransaction } from "../store/run-transaction.js";
 import {
   allocationFromRow,
   findTransactionSql,
@@ -215,7 +215,7 @@ function planMove(
   ];
   const ledger =
     entries.length === 0
-      ? null
+      ? []
       : appendLedgerSql(
           {
             projectId,
@@ -239,7 +239,7 @@ function planMove(
       overageAmount: split.overage,
       balance: balanceAfter(before, accounts, deltas, nowMs),
     },
-    writes: compact([applyAccountDeltasSql(deltas), ledger]),
+    writes: [...applyAccountDeltasSql(deltas), ...ledger],
   };
 }
 /** The hold's allocations must sum to its amount and still be frozen in existing accounts. */

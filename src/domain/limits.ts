@@ -18,6 +18,13 @@ export const METADATA_VALUE_LENGTH_MAX = 1024;
 /** One operation moves at most 10^15 credits: far beyond any real top-up, far below int64. */
 export const AMOUNT_MAX = 10n ** 15n;
 
+/**
+ * One call spends from at most this many accounts: it writes a ledger entry and a response
+ * detail per account, and 20,000 of them (about 4 MB of response) still fit comfortably in one
+ * stored response and in the default max_allowed_packet.
+ */
+export const ACCOUNTS_PER_CALL_MAX = 20_000;
+
 export const UNFREEZE_AFTER_SECONDS_MAX = 30n * 24n * 3600n;
 export const CONSUME_AFTER_SECONDS_MAX = 7n * 24n * 3600n;
 

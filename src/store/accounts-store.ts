@@ -5,6 +5,7 @@ import type { Db } from "./database.js";
 import { bigOf, msOf, numberOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { accounts, customers } from "./schema.js";
+import { chunksOf } from "./statement-chunks.js";
 
 /** Columns every account read selects, as `a.*` would, under stable names. */
 export const ACCOUNT_COLUMNS = sql`a.id AS a_id, a.credit_type AS a_credit_type, a.source AS a_source,
@@ -111,10 +112,13 @@ export function creditAccountSql(projectId: bigint, customerPk: SQL, key: Accoun
     ON DUPLICATE KEY UPDATE total = total + ${amount}, id = LAST_INSERT_ID(id)`;
 }
 
-/** Applies per-account changes to used and frozen in one statement (null when nothing changes). */
-export function applyAccountDeltasSql(deltas: readonly AccountDelta[]): SQL | null {
+/** Applies per-account changes to used and frozen, one statement per chunk of accounts (none when nothing changes). */
+export function applyAccountDeltasSql(deltas: readonly AccountDelta[]): SQL[] {
   const changed = mergeDeltas(deltas).filter((d) => d.used !== 0n || d.frozen !== 0n);
-  if (changed.length === 0) return null;
+  return chunksOf(changed).map(updateAccountsSql);
+}
+
+function updateAccountsSql(changed: readonly AccountDelta[]): SQL {
   const caseOf = (pick: (d: AccountDelta) => bigint): SQL =>
     sql`CASE id ${sql.join(
       changed.map((d) => sql`WHEN ${d.accountId} THEN ${pick(d)}`),

@@ -7,6 +7,7 @@ import { ACCOUNT_COLUMNS } from "./accounts-store.js";
 import { bigOf, boolOf, msOf, numberOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { accounts, allocations, customers, transactions } from "./schema.js";
+import { chunksOf } from "./statement-chunks.js";
 
 export interface TransactionRow extends HoldState {
   readonly pk: bigint;
@@ -157,11 +158,12 @@ export interface AllocationRow {
   readonly amount: bigint;
 }
 
-/** Records the allocation of the transaction whose pk is `transactionPk` (a value or `@tx`). */
-export function insertAllocationsSql(projectId: bigint, transactionPk: SQL, lines: readonly AllocationRow[]): SQL | null {
-  if (lines.length === 0) return null;
+/** Records the allocation of the transaction whose pk is `transactionPk` (a value or `@tx`), in chunks. */
+export function insertAllocationsSql(projectId: bigint, transactionPk: SQL, lines: readonly AllocationRow[]): SQL[] {
   const rows = lines.map((l, seq) => sql`(${projectId}, ${transactionPk}, ${seq}, ${l.accountId}, ${l.amount})`);
-  return sql`INSERT INTO ${allocations} (project_id, transaction_pk, seq, account_id, amount) VALUES ${sql.join(rows, sql`, `)}`;
+  return chunksOf(rows).map(
+    (chunk) => sql`INSERT INTO ${allocations} (project_id, transaction_pk, seq, account_id, amount) VALUES ${sql.join(chunk, sql`, `)}`,
+  );
 }
 
 /**
