@@ -5388,6 +5388,8 @@ export const ListLedgerEntriesResponse: MessageFns<ListLedgerEntriesResponse> = 
  * UTF-16 code units, as JavaScript's String.length does: a character beyond
  * U+FFFF (most emoji) counts as 2. Every text within these limits is stored,
  * whatever its UTF-8 size.
+ * One call spends from at most 20,000 accounts; an amount
+ * that would take more fails with invalid_argument, field "amount".
  * A field over its limit fails with invalid_argument (ErrorInfo.metadata.field
  * names it) unless a more specific code is listed below.
  */
