@@ -89,6 +89,24 @@ export function activeBalanceSql(projectId: bigint, customerPk: SQL, nowMs: numb
     FROM ${accounts} a WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND ${activeAccountSql(nowMs)}`;
 }
 
+/**
+ * activeBalanceSql plus `unexpired_total`: the sum of `total` over the accounts not yet expired
+ * (ACTIVE and PENDING), the bound every later balance sum stays under. One scan for both.
+ */
+export function customerTotalsSql(projectId: bigint, customerPk: SQL, nowMs: number): SQL {
+  const active = activeAccountSql(nowMs);
+  return sql`SELECT COALESCE(SUM(CASE WHEN ${active} THEN a.total END), 0) AS total,
+      COALESCE(SUM(CASE WHEN ${active} THEN a.used END), 0) AS used,
+      COALESCE(SUM(CASE WHEN ${active} THEN a.frozen END), 0) AS frozen,
+      COALESCE(SUM(a.total), 0) AS unexpired_total
+    FROM ${accounts} a WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND a.expires_at_ms > ${nowMs}`;
+}
+
+export function unexpiredTotalFromRow(row: Row | undefined): bigint {
+  if (!row) throw new Error("totals query returned no row");
+  return bigOf(row.unexpired_total);
+}
+
 export function balanceFromRow(row: Row | undefined): Balance {
   if (!row) throw new Error("balance query returned no row");
   const total = bigOf(row.total);
