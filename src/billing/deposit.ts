@@ -1,4 +1,5 @@
 import { accountStatus, accountView } from "../domain/account-status.js";
+import { checkCustomerTotal } from "../domain/customer-limit.js";
 import { fingerprint } from "../domain/fingerprint.js";
 import { NO_EXPIRY_MS, NO_START_MS } from "../domain/limits.js";
 import type { DepositResult } from "../domain/results.js";
@@ -11,6 +12,7 @@ import {
   creditAccountSql,
   customerTotalsSql,
   lockCustomerAccountsSql,
+  unexpiredTotalFromRow,
 } from "../store/accounts-store.js";
 import { customerByPkSql, upsertCustomerSql } from "../store/customers-store.js";
 import { findDepositKeySql, insertDepositKeySql, storedOutcomeFromRow } from "../store/deposit-keys-store.js";
@@ -40,7 +42,8 @@ export interface DepositInput {
  * Round trips: (BEGIN, key lookup, create-or-lock the customer, its totals), then (credit the
  * account, ledger entry, read the account back, COMMIT) — plus one more for the idempotency
  * record, which stores the response carrying the new entry's id. The key is looked at before
- * anything is credited, so a retry replays whatever the account holds by then.
+ * anything is credited, so a retry replays whatever the account holds by then; the customer's
+ * unexpired credits are bounded before it too, so every balance stays encodable.
  */
 export async function deposit(ctx: BillingContext, input: DepositInput): Promise<DepositResult> {
   const { projectId, idempotencyKey } = input;
@@ -68,7 +71,10 @@ export async function deposit(ctx: BillingContext, input: DepositInput): Promise
       // After the replay check: a retry must replay even once its expires_at has passed.
       checkValidityWindow(input, nowMs);
       const customerPk = bigOf(rowsOf(loaded.at(-1))[0]?.customer_pk);
-      const before = balanceFromRow(rowsOf(loaded.at(-2))[0]);
+      const totals = rowsOf(loaded.at(-2))[0];
+      const before = balanceFromRow(totals);
+      // Under the customer lock: no other write adds to this customer's accounts meanwhile.
+      checkCustomerTotal(unexpiredTotalFromRow(totals), input.amount);
 
       const ledger = appendLedgerSql(
         {

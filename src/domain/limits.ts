@@ -25,6 +25,13 @@ export const AMOUNT_MAX = 10n ** 15n;
  */
 export const ACCOUNTS_PER_CALL_MAX = 20_000;
 
+/**
+ * The sum of `total` over a customer's accounts not yet expired. Every balance a response
+ * carries (customer, credit type, account) sums some of these accounts, so bounding the sum by
+ * int64's maximum keeps every balance encodable on the wire; a deposit beyond it is refused.
+ */
+export const CUSTOMER_UNEXPIRED_TOTAL_MAX = 2n ** 63n - 1n;
+
 export const UNFREEZE_AFTER_SECONDS_MAX = 30n * 24n * 3600n;
 export const CONSUME_AFTER_SECONDS_MAX = 7n * 24n * 3600n;
 

@@ -1,5 +1,5 @@
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
-import type { BillingServiceServer } from "../../gen/velobase/billing/v1/billing.js";
+import { BillingServiceService as service, type BillingServiceServer } from "../../gen/velobase/billing/v1/billing.js";
 import { DEFAULT_PROJECT_ID, type BillingContext } from "../billing/context.js";
 import { deposit } from "../billing/deposit.js";
 import { getCustomer } from "../billing/get-customer.js";
@@ -21,23 +21,53 @@ function settled<T>(result: T | null): T {
 export function billingHandlers(ctx: BillingContext, env: CallEnvironment): BillingServiceServer & UntypedServiceImplementation {
   const project = DEFAULT_PROJECT_ID;
   return {
-    deposit: unary(env, "Deposit", async (r) => format.depositResponse(await deposit(ctx, parse.parseDeposit(r, project)))),
-    deduct: unary(env, "Deduct", async (r) => format.deductResponse(await deduct(ctx, parse.parseDeduct(r, project)))),
-    freeze: unary(env, "Freeze", async (r) => format.freezeResponse(await freeze(ctx, parse.parseFreeze(r, project)))),
-    consume: unary(env, "Consume", async (r) =>
-      format.consumeResponse(settled(await consume(ctx, parse.parseConsume(r, project)))),
+    deposit: unary(
+      env,
+      "Deposit",
+      async (r) => format.depositResponse(await deposit(ctx, parse.parseDeposit(r, project))),
+      service.deposit.responseSerialize,
     ),
-    unfreeze: unary(env, "Unfreeze", async (r) =>
-      format.unfreezeResponse(settled(await unfreeze(ctx, parse.parseUnfreeze(r, project)))),
+    deduct: unary(
+      env,
+      "Deduct",
+      async (r) => format.deductResponse(await deduct(ctx, parse.parseDeduct(r, project))),
+      service.deduct.responseSerialize,
     ),
-    getCustomer: unary(env, "GetCustomer", async (r) =>
-      format.getCustomerResponse(await getCustomer(ctx, parse.parseGetCustomer(r, project))),
+    freeze: unary(
+      env,
+      "Freeze",
+      async (r) => format.freezeResponse(await freeze(ctx, parse.parseFreeze(r, project))),
+      service.freeze.responseSerialize,
     ),
-    getTransaction: unary(env, "GetTransaction", async (r) =>
-      format.getTransactionResponse(await getTransaction(ctx, parse.parseGetTransaction(r, project))),
+    consume: unary(
+      env,
+      "Consume",
+      async (r) => format.consumeResponse(settled(await consume(ctx, parse.parseConsume(r, project)))),
+      service.consume.responseSerialize,
     ),
-    listLedgerEntries: unary(env, "ListLedgerEntries", async (r) =>
-      format.listLedgerEntriesResponse(await listLedgerEntries(ctx, parse.parseListLedgerEntries(r, project))),
+    unfreeze: unary(
+      env,
+      "Unfreeze",
+      async (r) => format.unfreezeResponse(settled(await unfreeze(ctx, parse.parseUnfreeze(r, project)))),
+      service.unfreeze.responseSerialize,
+    ),
+    getCustomer: unary(
+      env,
+      "GetCustomer",
+      async (r) => format.getCustomerResponse(await getCustomer(ctx, parse.parseGetCustomer(r, project))),
+      service.getCustomer.responseSerialize,
+    ),
+    getTransaction: unary(
+      env,
+      "GetTransaction",
+      async (r) => format.getTransactionResponse(await getTransaction(ctx, parse.parseGetTransaction(r, project))),
+      service.getTransaction.responseSerialize,
+    ),
+    listLedgerEntries: unary(
+      env,
+      "ListLedgerEntries",
+      async (r) => format.listLedgerEntriesResponse(await listLedgerEntries(ctx, parse.parseListLedgerEntries(r, project))),
+      service.listLedgerEntries.responseSerialize,
     ),
   };
 }

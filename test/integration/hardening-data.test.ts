@@ -1,6 +1,12 @@
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BillingServiceService, type GetCustomerResponse } from "../../gen/velobase/billing/v1/billing.js";
+import { billingHandlers } from "../../src/grpc/billing-handlers.js";
+import { HealthReporter, startGrpcServer } from "../../src/grpc/server.js";
+import { unary } from "../../src/grpc/unary.js";
+import { Metrics } from "../../src/metrics.js";
 import { verifyLedger } from "../../src/billing/verify.js";
-import { expectError } from "../support/client.js";
+import { expectError, TestClient } from "../support/client.js";
 import { uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -23,6 +29,42 @@ function largestMetadata(unit: string): Record<string, string> {
   for (let i = 0; i < 32; i++) metadata[String(i).padStart(2, "0") + unit.repeat(62)] = unit.repeat(1024);
   return metadata;
 }
+
+describe("finding 1: a response that cannot be serialized", () => {
+  it("is a logged server_error, counted as server_error, not a bare INTERNAL counted as ok", async () => {
+    const lines: string[] = [];
+    const log = pino({ level: "info" }, { write: (line: string) => lines.push(line) });
+    const metrics = new Metrics();
+    const env = { log, metrics };
+    const handlers = billingHandlers(s.app.context, env);
+    const overflowing: GetCustomerResponse = {
+      customerId: "c",
+      name: "",
+      email: "",
+      metadata: {},
+      createdAt: undefined,
+      balance: { total: 2n ** 63n, used: 0n, frozen: 0n, available: 2n ** 63n },
+      creditTypes: [],
+    };
+    handlers.getCustomer = unary(env, "GetCustomer", async () => overflowing, BillingServiceService.getCustomer.responseSerialize);
+    const grpc = await startGrpcServer(handlers, new HealthReporter(), "127.0.0.1:0");
+    const client = new TestClient(grpc.port);
+    try {
+      await expectError(client.call("getCustomer", { customerId: "c" }), "server_error");
+      const counted = (await metrics.calls.get()).values.map((v) => [v.labels.method, v.labels.code, v.value]);
+      expect(counted).toEqual([["GetCustomer", "server_error", 1]]);
+      const logged = lines.map((l) => JSON.parse(l) as { level: number; msg: string; code?: string });
+      expect(logged.filter((l) => l.code !== undefined).map((l) => [l.level, l.code, l.msg])).toEqual([
+        [50, "server_error", "call failed with an unexpected error"],
+      ]);
+      const ok = await client.call("deposit", { customerId: uid("cust"), amount: 5n });
+      expect(ok.balance?.available).toBe(5n);
+    } finally {
+      client.close();
+      await grpc.shutdown(1000);
+    }
+  });
+});
 
 describe("finding 2: metadata inside the documented limits is stored", () => {
   for (const [name, unit] of [
@@ -72,6 +114,26 @@ describe("a customer whose default account is filled to int64 max", () => {
     expect(last.account?.total).toBe(INT64_MAX);
     expect(last.balance).toEqual({ total: INT64_MAX, used: 0n, frozen: 0n, available: INT64_MAX });
   }, 120_000);
+
+  it("finding 1: refuses a deposit beyond int64 max in all, and the customer stays usable", async () => {
+    const info = await expectError(
+      s.client.call("deposit", { customerId, amount: 1n, creditType: "other" }),
+      "invalid_argument",
+      "The deposit would take the customer's unexpired credits beyond 9223372036854775807.",
+    );
+    expect(info).toEqual({ field: "amount", requested: "1", remaining: "0" });
+    const customer = await s.client.call("getCustomer", { customerId, includeInactive: true });
+    expect(customer.balance).toEqual({ total: INT64_MAX, used: 0n, frozen: 0n, available: INT64_MAX });
+    expect(customer.creditTypes.map((t) => t.creditType)).toEqual(["default"]);
+    const deducted = await s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 1n });
+    expect(deducted.balance).toEqual({ total: INT64_MAX, used: 1n, frozen: 0n, available: INT64_MAX - 1n });
+    const holdId = uid("hold");
+    const frozen = await s.client.call("freeze", { customerId, transactionId: holdId, amount: 2n });
+    expect(frozen.balance?.available).toBe(INT64_MAX - 3n);
+    const unfrozen = await s.client.call("unfreeze", { transactionId: holdId });
+    expect(unfrozen.balance).toEqual({ total: INT64_MAX, used: 1n, frozen: 0n, available: INT64_MAX - 1n });
+    await expectLedgerVerifies();
+  });
 
   it("finding 5: replays a deposit repeated after its account became full", async () => {
     const replay = await s.client.call("deposit", { customerId, amount: AMOUNT_MAX, idempotencyKey: firstKey });

@@ -5399,6 +5399,10 @@ export const BillingServiceService = {
    * Deposit adds credits to one account of a customer, creating the customer
    * on its first deposit. The account is keyed by (credit_type, source,
    * starts_at, expires_at); a deposit with the same key adds to it.
+   * A customer's unexpired credits (the sum of total over its accounts not yet
+   * expired) stay at most 9223372036854775807 (int64 max), so every balance
+   * fits in a response; a deposit beyond fails with invalid_argument, field
+   * "amount", facts "requested" and "remaining" (what still fits).
    * Errors: customer_id_required, amount_must_be_positive, invalid_starts_at,
    * invalid_expires_at, invalid_datetime_range, invalid_credit_types,
    * invalid_argument, idempotency_conflict, transaction_conflict,
@@ -5532,6 +5536,10 @@ export interface BillingServiceServer extends UntypedServiceImplementation {
    * Deposit adds credits to one account of a customer, creating the customer
    * on its first deposit. The account is keyed by (credit_type, source,
    * starts_at, expires_at); a deposit with the same key adds to it.
+   * A customer's unexpired credits (the sum of total over its accounts not yet
+   * expired) stay at most 9223372036854775807 (int64 max), so every balance
+   * fits in a response; a deposit beyond fails with invalid_argument, field
+   * "amount", facts "requested" and "remaining" (what still fits).
    * Errors: customer_id_required, amount_must_be_positive, invalid_starts_at,
    * invalid_expires_at, invalid_datetime_range, invalid_credit_types,
    * invalid_argument, idempotency_conflict, transaction_conflict,
@@ -5597,6 +5605,10 @@ export interface BillingServiceClient extends Client {
    * Deposit adds credits to one account of a customer, creating the customer
    * on its first deposit. The account is keyed by (credit_type, source,
    * starts_at, expires_at); a deposit with the same key adds to it.
+   * A customer's unexpired credits (the sum of total over its accounts not yet
+   * expired) stay at most 9223372036854775807 (int64 max), so every balance
+   * fits in a response; a deposit beyond fails with invalid_argument, field
+   * "amount", facts "requested" and "remaining" (what still fits).
    * Errors: customer_id_required, amount_must_be_positive, invalid_starts_at,
    * invalid_expires_at, invalid_datetime_range, invalid_credit_types,
    * invalid_argument, idempotency_conflict, transaction_conflict,
