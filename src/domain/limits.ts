@@ -42,8 +42,11 @@ export const PAGE_SIZE_MAX = 100;
 export const TIMESTAMP_SECONDS_MIN = -62_135_596_800n;
 export const TIMESTAMP_SECONDS_MAX = 253_402_300_799n;
 
-/** Stored bound of an account without a start: the first valid instant. */
-export const NO_START_MS = Number(TIMESTAMP_SECONDS_MIN) * 1000;
+/**
+ * Stored bound of an account without a start: before every valid instant, so no starts_at the
+ * API accepts (0001-01-01T00:00:00Z included) is ever read back as "no start".
+ */
+export const NO_START_MS = Number(TIMESTAMP_SECONDS_MIN) * 1000 - 1;
 /** Stored bound of an account that never expires: after every valid instant, so it sorts last. */
 export const NO_EXPIRY_MS = (Number(TIMESTAMP_SECONDS_MAX) + 1) * 1000;
 

@@ -8,6 +8,7 @@ import { Metrics } from "../../src/metrics.js";
 import { verifyLedger } from "../../src/billing/verify.js";
 import { expectError, TestClient } from "../support/client.js";
 import { uid } from "../support/fixtures.js";
+import { AccountStatus } from "../../gen/velobase/billing/v1/billing.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 // Issue 9: each test replays an input of the hostile-input probe or the code review and asserts
@@ -145,6 +146,25 @@ describe("a customer whose default account is filled to int64 max", () => {
       { messageFree: true },
     );
     expect(info.field).toBe("amount");
+    await expectLedgerVerifies();
+  });
+});
+
+describe("finding 8: the first and last valid timestamps are stored as sent", () => {
+  it("keeps starts_at 0001-01-01T00:00:00Z apart from an account without a start", async () => {
+    const customerId = uid("cust");
+    const yearOne = { seconds: -62_135_596_800n, nanos: 0 };
+    const lastInstant = { seconds: 253_402_300_799n, nanos: 999_000_000 };
+    const sent = await s.client.call("deposit", { customerId, amount: 10n, startsAt: yearOne, expiresAt: lastInstant });
+    expect(sent.account).toMatchObject({ startsAt: yearOne, expiresAt: lastInstant, status: AccountStatus.ACCOUNT_STATUS_ACTIVE });
+    const unbounded = await s.client.call("deposit", { customerId, amount: 5n });
+    expect(unbounded.account).toMatchObject({ startsAt: undefined, expiresAt: undefined, total: 5n });
+    expect(unbounded.account?.id).not.toBe(sent.account?.id);
+    const accounts = (await s.client.call("getCustomer", { customerId })).creditTypes[0]?.accounts ?? [];
+    expect(accounts.map((a) => [a.startsAt, a.expiresAt, a.total])).toEqual([
+      [yearOne, lastInstant, 10n],
+      [undefined, undefined, 5n],
+    ]);
     await expectLedgerVerifies();
   });
 });

@@ -353,7 +353,11 @@ export interface DepositRequest {
   creditType: string;
   /** Where the credits came from (e.g. "purchase", "promo"). Default "default". */
   source: string;
-  /** Optional; unset means active now. Invalid timestamp → invalid_starts_at. */
+  /**
+   * Optional; unset means active now. Invalid timestamp → invalid_starts_at.
+   * Every valid timestamp (0001-01-01T00:00:00Z included) is stored and
+   * answered as sent; only an unset starts_at is answered unset.
+   */
   startsAt:
     | Timestamp
     | undefined;
