@@ -10,6 +10,7 @@ import {
   activeBalanceSql,
   applyAccountDeltasSql,
   balanceFromRow,
+  expiryRecordedIdsFromRows,
   lockSpendableAccountsSql,
 } from "../store/accounts-store.js";
 import { decodeJson, encodeJson } from "../store/json-codec.js";
@@ -96,6 +97,8 @@ interface Loaded {
   readonly spendable: AccountSnapshot[];
   /** The customer's balance before the settlement. */
   readonly before: Balance;
+  /** The hold's accounts whose expiry is on the ledger: what returns to them expires at once. */
+  readonly expiryRecorded: ReadonlySet<bigint>;
 }
 
 /**
@@ -150,6 +153,7 @@ async function settle<R extends { isIdempotentReplay: boolean }>(
         accounts: [...byId.values()],
         spendable,
         before: balanceFromRow(rowsOf(balanceRows)[0]),
+        expiryRecorded: expiryRecordedIdsFromRows(rowsOf(allocationRows)),
       };
       const { applied, writes } = apply(loaded, nowMs);
       const { result, movement, consumedAmount } = applied;
@@ -184,7 +188,7 @@ interface Movement {
 
 /** Plans charging `actual` from the hold (and beyond it, as overage) and returning the rest. */
 function planMove(
-  { hold, parts, accounts, spendable, before }: Loaded,
+  { hold, parts, accounts, spendable, before, expiryRecorded }: Loaded,
   projectId: bigint,
   actual: bigint,
   allowOverage: boolean,
@@ -231,6 +235,29 @@ function planMove(
           },
           entries,
         );
+  // Credits returned to an account whose leftover was already recorded as expired would be
+  // available again in an expired account: they expire at once, with their own entry.
+  const expiring = returned.filter((l) => expiryRecorded.has(l.accountId));
+  const expiry =
+    expiring.length === 0
+      ? []
+      : appendLedgerSql(
+          {
+            projectId,
+            customerPk: hold.customerPk,
+            // Like every EXPIRE entry, no transaction of its own; transaction_id says which
+            // settlement returned the credits.
+            transactionPk: null,
+            transactionId: hold.transactionId,
+            idempotencyKey: "",
+            businessType: 0,
+            description: "",
+            metadata: {},
+            automatic: true,
+            nowMs,
+          },
+          expiring.map((l) => ({ operation: "EXPIRE" as const, ...l })),
+        );
   return {
     movement: {
       charged: [...charged, ...overage],
@@ -239,7 +266,7 @@ function planMove(
       overageAmount: split.overage,
       balance: balanceAfter(before, accounts, deltas, nowMs),
     },
-    writes: [...applyAccountDeltasSql(deltas), ...ledger],
+    writes: [...applyAccountDeltasSql(deltas), ...ledger, ...expiry],
   };
 }
 /** The hold's allocations must sum to its amount and still be frozen in existing accounts. */

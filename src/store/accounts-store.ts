@@ -2,7 +2,7 @@ import { and, asc, eq, gt, lte, sql, type SQL } from "drizzle-orm";
 import { mergeDeltas, type AccountDelta } from "../domain/account-deltas.js";
 import type { AccountSnapshot, Balance } from "../domain/types.js";
 import type { Db } from "./database.js";
-import { bigOf, msOf, numberOf, stringOf } from "./row-values.js";
+import { bigOf, boolOf, msOf, numberOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { accounts, customers } from "./schema.js";
 import { chunksOf } from "./statement-chunks.js";
@@ -10,7 +10,7 @@ import { chunksOf } from "./statement-chunks.js";
 /** Columns every account read selects, as `a.*` would, under stable names. */
 export const ACCOUNT_COLUMNS = sql`a.id AS a_id, a.credit_type AS a_credit_type, a.source AS a_source,
   a.starts_at_ms AS a_starts_at_ms, a.expires_at_ms AS a_expires_at_ms, a.total AS a_total, a.used AS a_used,
-  a.frozen AS a_frozen, a.created_at AS a_created_at`;
+  a.frozen AS a_frozen, a.created_at AS a_created_at, a.expiry_recorded AS a_expiry_recorded`;
 
 /** An account from a row selected with ACCOUNT_COLUMNS; null for a LEFT JOIN without match. */
 export function accountFromRow(row: Row): AccountSnapshot | null {
@@ -30,6 +30,11 @@ export function accountFromRow(row: Row): AccountSnapshot | null {
 
 export function accountsFromRows(rows: readonly Row[]): AccountSnapshot[] {
   return rows.map(accountFromRow).filter((a): a is AccountSnapshot => a !== null);
+}
+
+/** Ids of the accounts in rows selected with ACCOUNT_COLUMNS whose expiry is on the ledger already. */
+export function expiryRecordedIdsFromRows(rows: readonly Row[]): Set<bigint> {
+  return new Set(rows.filter((row) => row.a_id != null && boolOf(row.a_expiry_recorded)).map((row) => bigOf(row.a_id)));
 }
 
 /** SQL condition: account `a` is ACTIVE at nowMs (started, not expired). */

@@ -5,10 +5,11 @@ import { billingHandlers } from "../../src/grpc/billing-handlers.js";
 import { HealthReporter, startGrpcServer } from "../../src/grpc/server.js";
 import { unary } from "../../src/grpc/unary.js";
 import { Metrics } from "../../src/metrics.js";
+import { recordExpiries } from "../../src/billing/expiry.js";
 import { verifyLedger } from "../../src/billing/verify.js";
 import { expectError, TestClient } from "../support/client.js";
-import { uid } from "../support/fixtures.js";
-import { AccountStatus } from "../../gen/velobase/billing/v1/billing.js";
+import { SECOND, ts, uid } from "../support/fixtures.js";
+import { AccountStatus, OperationType as Op } from "../../gen/velobase/billing/v1/billing.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 // Issue 9: each test replays an input of the hostile-input probe or the code review and asserts
@@ -165,6 +166,81 @@ describe("finding 8: the first and last valid timestamps are stored as sent", ()
       [yearOne, lastInstant, 10n],
       [undefined, undefined, 5n],
     ]);
+    await expectLedgerVerifies();
+  });
+});
+
+describe("finding 9: credits a settlement returns to an expired account expire at once", () => {
+  const history = async (customerId: string) =>
+    (await s.client.call("listLedgerEntries", { customerId })).entries.reverse().map((e) => [e.operation, e.amount]);
+
+  it("Deposit 100 expiring in 2 s, Freeze 50, 4 s later Unfreeze: the 50 returned expire with their own entry", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 100n, expiresAt: ts(s.clock.now() + 2 * SECOND) });
+    const holdId = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId: holdId, amount: 50n });
+    s.clock.advance(4 * SECOND);
+    expect(await recordExpiries(s.app.context)).toBeGreaterThanOrEqual(1);
+    const unfrozen = await s.client.call("unfreeze", { transactionId: holdId });
+    expect([unfrozen.unfrozenAmount, unfrozen.balance]).toEqual([50n, { total: 0n, used: 0n, frozen: 0n, available: 0n }]);
+    expect(await history(customerId)).toEqual([
+      [Op.OPERATION_TYPE_DEPOSIT, 100n],
+      [Op.OPERATION_TYPE_FREEZE, 50n],
+      [Op.OPERATION_TYPE_EXPIRE, 50n],
+      [Op.OPERATION_TYPE_UNFREEZE, 50n],
+      [Op.OPERATION_TYPE_EXPIRE, 50n],
+    ]);
+    const expired = await s.client.call("listLedgerEntries", { customerId, operationTypes: [Op.OPERATION_TYPE_EXPIRE] });
+    expect(expired.entries.map((e) => [e.transactionId, e.automatic])).toEqual([[holdId, true], ["", true]]);
+    const customer = await s.client.call("getCustomer", { customerId, includeInactive: true });
+    expect(customer.balance).toEqual({ total: 0n, used: 0n, frozen: 0n, available: 0n });
+    await expectLedgerVerifies();
+  });
+
+  it("a partial Consume charges what it uses and expires what it returns", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 100n, expiresAt: ts(s.clock.now() + 2 * SECOND) });
+    const holdId = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId: holdId, amount: 50n });
+    s.clock.advance(4 * SECOND);
+    await recordExpiries(s.app.context);
+    const consumed = await s.client.call("consume", { transactionId: holdId, actualAmount: 20n });
+    expect([consumed.consumedAmount, consumed.returnedAmount]).toEqual([20n, 30n]);
+    expect((await history(customerId)).slice(2)).toEqual([
+      [Op.OPERATION_TYPE_EXPIRE, 50n],
+      [Op.OPERATION_TYPE_CONSUME, 20n],
+      [Op.OPERATION_TYPE_UNFREEZE, 30n],
+      [Op.OPERATION_TYPE_EXPIRE, 30n],
+    ]);
+    await expectLedgerVerifies();
+  });
+
+  it("returned before the expiry is recorded, they are recorded with the rest, once", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 100n, expiresAt: ts(s.clock.now() + 2 * SECOND) });
+    const holdId = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId: holdId, amount: 50n });
+    s.clock.advance(4 * SECOND);
+    await s.client.call("unfreeze", { transactionId: holdId });
+    await recordExpiries(s.app.context);
+    expect((await history(customerId)).slice(2)).toEqual([
+      [Op.OPERATION_TYPE_UNFREEZE, 50n],
+      [Op.OPERATION_TYPE_EXPIRE, 100n],
+    ]);
+    await expectLedgerVerifies();
+  });
+
+  it("verify reports an expired account with credits available beyond its EXPIRE entries", async () => {
+    const customerId = uid("cust");
+    const d = await s.client.call("deposit", { customerId, amount: 70n, expiresAt: ts(s.clock.now() + 2 * SECOND) });
+    s.clock.advance(4 * SECOND);
+    // Marked recorded without its EXPIRE entry: what the settlement used to leave behind.
+    await s.app.database.pool.query("UPDATE accounts SET expiry_recorded = TRUE WHERE id = ?", [d.account?.id]);
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([
+      `account ${d.account?.id}: expired, but 70 is available once its EXPIRE entries are counted`,
+    ]);
+    await s.app.database.pool.query("UPDATE accounts SET expiry_recorded = FALSE WHERE id = ?", [d.account?.id]);
+    await recordExpiries(s.app.context);
     await expectLedgerVerifies();
   });
 });
