@@ -18,6 +18,7 @@ import { appendLedgerSql, type NewLedgerEntry } from "../store/ledger-store.js";
 import { rowsOf, runTransaction } from "../store/run-transaction.js";
 import {
   allocationFromRow,
+  countAllocationAccountsSql,
   findTransactionSql,
   lockAllocationAccountsSql,
   settleTransactionSql,
@@ -126,16 +127,22 @@ async function settle<R extends { isIdempotentReplay: boolean }>(
       // Locking the hold joined to its customer takes both rows, hold first: nothing else ever
       // waits on a hold while holding its customer (Deduct/Freeze only insert new holds), so
       // this order cannot deadlock, and it saves a statement.
-      const [holdRows, allocationRows, balanceRows] = await tx.run([
+      // The sweeper takes every lock with SKIP LOCKED and gives up on the hold when one is
+      // missing: a hold, customer or account busy elsewhere is settled on a later pass.
+      const [holdRows, allocationRows, balanceRows, accountCountRows] = await tx.run([
         findTransactionSql(projectId, transactionId, { lock: true, skipLocked }),
-        lockAllocationAccountsSql(projectId, transactionId),
+        lockAllocationAccountsSql(projectId, transactionId, { skipLocked }),
         activeBalanceSql(projectId, transactionCustomerPkSql(projectId, transactionId), nowMs),
+        ...(skipLocked ? [countAllocationAccountsSql(projectId, transactionId)] : []),
       ]);
       const hold = transactionFromRow(rowsOf(holdRows)[0]);
       if (hold && target.customerId !== null && hold.customerId !== target.customerId) {
         throw new BillingError("customer_scope_mismatch", undefined, { customer_id: target.customerId });
       }
-      if (skipLocked && !hold) return null;
+      if (skipLocked) {
+        const lockedAccounts = accountsFromRows(rowsOf(allocationRows)).length;
+        if (!hold || lockedAccounts < Number(rowsOf(accountCountRows)[0]?.accounts ?? 0)) return null;
+      }
       if (decide(hold) === "replay") {
         if (hold?.settleResponse == null) throw new BillingError("freeze_records_inconsistent");
         return { ...decodeJson<R>(hold.settleResponse), isIdempotentReplay: true };

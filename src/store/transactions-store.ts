@@ -166,17 +166,27 @@ export function insertAllocationsSql(projectId: bigint, transactionPk: SQL, line
   );
 }
 
+const allocationOf = (projectId: bigint, transactionId: string): SQL =>
+  sql`al.transaction_pk = (SELECT id FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId})`;
+
 /**
  * A transaction's allocation in order, each part with its account locked: driven from the
  * allocation's own index, then accounts by primary key (an `a.id IN (subquery)` on accounts let
- * MariaDB scan every allocation). A part whose account is gone has NULL account columns.
+ * MariaDB scan every allocation). A part whose account is gone has NULL account columns; with
+ * `skipLocked`, so does a part whose account another transaction holds (compare with
+ * countAllocationAccountsSql to tell them apart).
  */
-export const lockAllocationAccountsSql = (projectId: bigint, transactionId: string): SQL =>
+export const lockAllocationAccountsSql = (projectId: bigint, transactionId: string, options: { skipLocked?: boolean } = {}): SQL =>
   sql`SELECT al.account_id AS al_account_id, al.amount AS al_amount, ${ACCOUNT_COLUMNS}
     FROM ${allocations} al LEFT JOIN ${accounts} a ON a.id = al.account_id
-    WHERE al.transaction_pk = (SELECT id FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId})
+    WHERE ${allocationOf(projectId, transactionId)}
     ORDER BY al.seq
-    FOR UPDATE`;
+    FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
+
+/** How many of a transaction's allocation parts have an existing account (a plain read, no lock). */
+export const countAllocationAccountsSql = (projectId: bigint, transactionId: string): SQL =>
+  sql`SELECT COUNT(*) AS accounts FROM ${allocations} al JOIN ${accounts} a ON a.id = al.account_id
+    WHERE ${allocationOf(projectId, transactionId)}`;
 
 export const allocationFromRow = (row: Row): AllocationRow => ({ accountId: bigOf(row.al_account_id), amount: bigOf(row.al_amount) });
 
@@ -220,10 +230,11 @@ export async function listAllocationLines(db: Db, transactionPk: bigint): Promis
     .orderBy(asc(allocations.seq));
 }
 
+/** Locks the hold if it is still FROZEN and nobody else holds it (the sweeper never waits). */
+export const lockFrozenHoldSql = (projectId: bigint, transactionId: string): SQL =>
+  sql`SELECT id FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId} AND status = 'FROZEN'
+    FOR UPDATE SKIP LOCKED`;
+
 /** Moves a hold's auto-settlement deadline, so one that keeps failing does not block the queue. */
-export async function postponeAutoSettlement(db: Db, projectId: bigint, transactionId: string, untilMs: number): Promise<void> {
-  await db
-    .update(transactions)
-    .set({ autoAt: new Date(untilMs) })
-    .where(and(eq(transactions.projectId, projectId), eq(transactions.transactionId, transactionId), eq(transactions.status, "FROZEN")));
-}
+export const postponeAutoSettlementSql = (pk: bigint, untilMs: number): SQL =>
+  sql`UPDATE ${transactions} SET auto_at = ${new Date(untilMs)} WHERE id = ${pk} AND status = 'FROZEN'`;

@@ -5,11 +5,13 @@ import { billingHandlers } from "../../src/grpc/billing-handlers.js";
 import { HealthReporter, startGrpcServer } from "../../src/grpc/server.js";
 import { unary } from "../../src/grpc/unary.js";
 import { Metrics } from "../../src/metrics.js";
+import mysql from "mysql2/promise";
 import { recordExpiries } from "../../src/billing/expiry.js";
+import { sweepDueHolds } from "../../src/billing/sweeper.js";
 import { verifyLedger } from "../../src/billing/verify.js";
 import { expectError, TestClient } from "../support/client.js";
 import { SECOND, ts, uid } from "../support/fixtures.js";
-import { AccountStatus, OperationType as Op } from "../../gen/velobase/billing/v1/billing.js";
+import { AccountStatus, OperationType as Op, TransactionStatus as TxStatus } from "../../gen/velobase/billing/v1/billing.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 // Issue 9: each test replays an input of the hostile-input probe or the code review and asserts
@@ -241,6 +243,49 @@ describe("finding 9: credits a settlement returns to an expired account expire a
     ]);
     await s.app.database.pool.query("UPDATE accounts SET expiry_recorded = FALSE WHERE id = ?", [d.account?.id]);
     await recordExpiries(s.app.context);
+    await expectLedgerVerifies();
+  });
+});
+
+describe("finding 10: the sweeper never waits on a busy customer", () => {
+  it("settles the other due holds at once while one hold's account, customer or row is locked elsewhere", async () => {
+    const holds = Array.from({ length: 100 }, () => ({ customerId: uid("cust"), transactionId: uid("hold"), accountId: "" }));
+    await inParallel(holds.length, 16, async (i) => {
+      const h = holds[i];
+      if (!h) return;
+      const d = await s.client.call("deposit", { customerId: h.customerId, amount: 100n });
+      h.accountId = d.account?.id ?? "";
+      await s.client.call("freeze", { customerId: h.customerId, transactionId: h.transactionId, amount: 40n, unfreezeAfterSeconds: 60n });
+    });
+    const [byAccount, byCustomer, byHold] = holds as [(typeof holds)[0], (typeof holds)[0], (typeof holds)[0]];
+    s.clock.advance(60 * SECOND);
+    // Another client in the middle of transactions on three customers: one holds an account
+    // lock, one the customer row, one the hold's row (as a Consume in flight would).
+    const other = await mysql.createConnection(s.databaseUrl);
+    const retriesBefore = (await s.app.metrics.retries.get()).values.reduce((sum, v) => sum + v.value, 0);
+    try {
+      // By unique key, so that exactly these rows are locked.
+      await other.query("BEGIN");
+      await other.query("SELECT id FROM accounts WHERE id = ? FOR UPDATE", [byAccount.accountId]);
+      await other.query("SELECT id FROM customers WHERE project_id = 1 AND customer_id = ? FOR UPDATE", [byCustomer.customerId]);
+      await other.query("SELECT id FROM transactions WHERE project_id = 1 AND transaction_id = ? FOR UPDATE", [byHold.transactionId]);
+      let settled = 0;
+      for (let pass = 0; pass < 5; pass++) settled += await sweepDueHolds(s.app.context, pino({ level: "silent" }));
+      expect(settled).toBe(97);
+      const retriesAfter = (await s.app.metrics.retries.get()).values.reduce((sum, v) => sum + v.value, 0);
+      expect(retriesAfter).toBe(retriesBefore);
+    } finally {
+      await other.query("ROLLBACK");
+      await other.end();
+    }
+    for (const busy of [byAccount, byCustomer, byHold]) {
+      const t = await s.client.call("getTransaction", { transactionId: busy.transactionId });
+      // Still due at its own deadline: skipped, neither waited on nor postponed.
+      expect([t.status, t.unfreezeAt?.seconds]).toEqual([TxStatus.TRANSACTION_STATUS_FROZEN, BigInt(s.clock.now() / 1000)]);
+    }
+    expect(await sweepDueHolds(s.app.context, pino({ level: "silent" }))).toBe(3);
+    const customer = await s.client.call("getCustomer", { customerId: byAccount.customerId });
+    expect(customer.balance).toEqual({ total: 100n, used: 0n, frozen: 0n, available: 100n });
     await expectLedgerVerifies();
   });
 });
