@@ -54,7 +54,7 @@ export async function recordExpiries(ctx: BillingContext): Promise<number> {
               [{ operation: "EXPIRE", accountId: account.id, amount: left, creditType: account.creditType, source: account.source }],
             )
           : [];
-      await tx.run([...entry, markExpiryRecordedSql(account.id)], { commit: true });
+      await tx.run([...entry, ...markExpiryRecordedSql(account.id)], { commit: true });
       return true;
     });
     if (done) recorded++;

@@ -1,10 +1,11 @@
 import { and, desc, eq, gte, inArray, lt, type SQL } from "drizzle-orm";
 import { fingerprint } from "../domain/fingerprint.js";
-import type { Metadata, Operation } from "../domain/types.js";
+import { OPERATIONS, type Metadata, type Operation } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
 import { findCustomer } from "../store/customers-store.js";
 import { decodeJson } from "../store/json-codec.js";
 import { ledgerEntries, transactions } from "../store/schema.js";
+import { oneOf } from "../store/row-values.js";
 import { runQuery } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 
@@ -99,7 +100,7 @@ async function readLedgerPage(
   return {
     entries: page.map(({ l: r, txDescription, txMetadata }) => ({
       id: r.id,
-      operation: r.operation as Operation,
+      operation: oneOf(r.operation, OPERATIONS, "operation"),
       amount: r.amount,
       accountId: r.accountId,
       creditType: r.creditType,

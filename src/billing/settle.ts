@@ -16,6 +16,7 @@ import {
 import { decodeJson, encodeJson } from "../store/json-codec.js";
 import { appendLedgerSql, type NewLedgerEntry } from "../store/ledger-store.js";
 import { rowsOf, runTransaction } from "../store/run-transaction.js";
+import { isRowCountGuardFailure } from "../store/sql-errors.js";
 import {
   allocationFromRow,
   countAllocationAccountsSql,
@@ -164,21 +165,19 @@ async function settle<R extends { isIdempotentReplay: boolean }>(
       };
       const { applied, writes } = apply(loaded, nowMs);
       const { result, movement, consumedAmount } = applied;
-      await tx.run(
-        [
-          ...writes,
-          settleTransactionSql(hold.pk, {
-            status,
-            consumedAmount,
-            returnedAmount: movement.returnedAmount,
-            overageAmount: movement.overageAmount,
-            settleResponse: encodeJson(result),
-            automatic: mode.automatic,
-            nowMs,
-          }),
-        ],
-        { commit: true },
-      );
+      const settlement = settleTransactionSql(hold.pk, {
+        status,
+        consumedAmount,
+        returnedAmount: movement.returnedAmount,
+        overageAmount: movement.overageAmount,
+        settleResponse: encodeJson(result),
+        automatic: mode.automatic,
+        nowMs,
+      });
+      await tx.run([...settlement, ...writes], { commit: true }).catch((error: unknown) => {
+        // A guarded update that missed: the hold or its accounts are not what was read under lock.
+        throw isRowCountGuardFailure(error) ? new BillingError("freeze_records_inconsistent", undefined, {}, { cause: error }) : error;
+      });
       return result;
     },
     ctx.retries,

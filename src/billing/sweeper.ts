@@ -3,7 +3,7 @@ import { BillingError } from "../errors/billing-error.js";
 import type { ErrorCode } from "../errors/catalog.js";
 import { bigOf } from "../store/row-values.js";
 import { rowsOf, runTransaction } from "../store/run-transaction.js";
-import { listDueHolds, lockFrozenHoldSql, postponeAutoSettlementSql } from "../store/transactions-store.js";
+import { listDueHolds, lockFrozenHoldSql, parseAutoAction, postponeAutoSettlementSql } from "../store/transactions-store.js";
 import type { BillingContext } from "./context.js";
 import { recordExpiries } from "./expiry.js";
 import { consume, unfreeze } from "./settle.js";
@@ -38,7 +38,7 @@ export async function sweepDueHolds(ctx: BillingContext, log: Logger): Promise<n
       // caller settled meanwhile comes back as a replay or a refusal, skipped below.
       const target = { projectId: hold.projectId, transactionId: hold.transactionId, customerId: null };
       const result =
-        hold.autoAction === "CONSUME"
+        parseAutoAction(hold) === "CONSUME"
           ? await consume(ctx, { ...target, actualAmount: null, allowOverage: false }, AUTOMATIC)
           : await unfreeze(ctx, target, AUTOMATIC);
       if (result && !result.isIdempotentReplay) settled++;
@@ -56,7 +56,7 @@ async function postpone(ctx: BillingContext, projectId: bigint, transactionId: s
   await runTransaction(ctx.database, async (tx) => {
     const [locked] = await tx.run([lockFrozenHoldSql(projectId, transactionId)]);
     const row = rowsOf(locked)[0];
-    if (row) await tx.run([postponeAutoSettlementSql(bigOf(row.id), untilMs)], { commit: true });
+    if (row) await tx.run(postponeAutoSettlementSql(bigOf(row.id), untilMs), { commit: true });
   });
 }
 

@@ -5,6 +5,7 @@ import type { Db } from "./database.js";
 import { bigOf, boolOf, msOf, numberOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { accounts, customers } from "./schema.js";
+import { guardedUpdateSql } from "./row-count-guard.js";
 import { chunksOf } from "./statement-chunks.js";
 
 /** Columns every account read selects, as `a.*` would, under stable names. */
@@ -138,7 +139,7 @@ export function creditAccountSql(projectId: bigint, customerPk: SQL, key: Accoun
 /** Applies per-account changes to used and frozen, one statement per chunk of accounts (none when nothing changes). */
 export function applyAccountDeltasSql(deltas: readonly AccountDelta[]): SQL[] {
   const changed = mergeDeltas(deltas).filter((d) => d.used !== 0n || d.frozen !== 0n);
-  return chunksOf(changed).map(updateAccountsSql);
+  return chunksOf(changed).flatMap((chunk) => guardedUpdateSql(updateAccountsSql(chunk), chunk.length));
 }
 
 function updateAccountsSql(changed: readonly AccountDelta[]): SQL {
@@ -195,4 +196,5 @@ export async function listUnrecordedExpiries(db: Db, nowMs: number, limit: numbe
     .limit(limit);
 }
 
-export const markExpiryRecordedSql = (id: bigint): SQL => sql`UPDATE ${accounts} SET expiry_recorded = TRUE WHERE id = ${id}`;
+export const markExpiryRecordedSql = (id: bigint): SQL[] =>
+  guardedUpdateSql(sql`UPDATE ${accounts} SET expiry_recorded = TRUE WHERE id = ${id} AND expiry_recorded = FALSE`, 1);

@@ -8,6 +8,10 @@ import { Metrics } from "../../src/metrics.js";
 import mysql from "mysql2/promise";
 import { recordExpiries } from "../../src/billing/expiry.js";
 import { sweepDueHolds } from "../../src/billing/sweeper.js";
+import { applyAccountDeltasSql } from "../../src/store/accounts-store.js";
+import { runTransaction } from "../../src/store/run-transaction.js";
+import { isRowCountGuardFailure } from "../../src/store/sql-errors.js";
+import { findTransaction, settleTransactionSql } from "../../src/store/transactions-store.js";
 import { verifyLedger } from "../../src/billing/verify.js";
 import { expectError, TestClient } from "../support/client.js";
 import { SECOND, ts, uid } from "../support/fixtures.js";
@@ -286,6 +290,85 @@ describe("finding 10: the sweeper never waits on a busy customer", () => {
     expect(await sweepDueHolds(s.app.context, pino({ level: "silent" }))).toBe(3);
     const customer = await s.client.call("getCustomer", { customerId: byAccount.customerId });
     expect(customer.balance).toEqual({ total: 100n, used: 0n, frozen: 0n, available: 100n });
+    await expectLedgerVerifies();
+  });
+});
+
+describe("finding 11: rows are parsed when read back, guarded updates checked", () => {
+  const setStatus = async (transactionId: string, status: string) => {
+    const connection = await mysql.createConnection(s.databaseUrl);
+    try {
+      // The new CHECK constraint refuses the value (first assertion below), so this connection
+      // switches CHECKs off for itself (MariaDB's check_constraint_checks) to play a row
+      // corrupted some other way: an old row, a bad migration, a hand edit.
+      await connection.query("SET SESSION check_constraint_checks = 0");
+      await connection.query("UPDATE transactions SET status = ? WHERE transaction_id = ?", [status, transactionId]);
+    } finally {
+      await connection.end();
+    }
+  };
+  const accountOf = async (customerId: string) => (await s.client.call("getCustomer", { customerId })).creditTypes[0]?.accounts[0];
+
+  it("the database refuses a status outside the closed set", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 100n });
+    const transactionId = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId, amount: 100n });
+    await expect(s.app.database.pool.query("UPDATE transactions SET status = 'BOGUS' WHERE transaction_id = ?", [transactionId])).rejects.toThrow(
+      /transactions_status_valid/,
+    );
+    await expect(
+      s.app.database.pool.query(
+        "INSERT INTO ledger_entries (project_id, customer_pk, account_id, operation, amount, credit_type, source, metadata, created_at) VALUES (1, 1, 1, 'BOGUS', 1, 'x', 'x', '{}', NOW())",
+      ),
+    ).rejects.toThrow(/ledger_operation_valid/);
+  });
+
+  it("Consume of a hold whose status reads BOGUS answers freeze_records_inconsistent and writes nothing", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 100n });
+    const transactionId = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId, amount: 100n });
+    await setStatus(transactionId, "BOGUS");
+    const info = await expectError(s.client.call("consume", { transactionId }), "freeze_records_inconsistent");
+    expect(info).toEqual({ column: "status", value: "BOGUS" });
+    await expectError(s.client.call("unfreeze", { transactionId }), "freeze_records_inconsistent");
+    await expectError(s.client.call("getTransaction", { transactionId }), "freeze_records_inconsistent");
+    expect(await accountOf(customerId)).toMatchObject({ total: 100n, used: 0n, frozen: 100n });
+    const [rows] = await s.app.database.pool.query("SELECT status FROM transactions WHERE transaction_id = ?", [transactionId]);
+    expect(rows).toEqual([{ status: "BOGUS" }]);
+
+    await setStatus(transactionId, "FROZEN");
+    const consumed = await s.client.call("consume", { transactionId });
+    expect(consumed.balance).toEqual({ total: 100n, used: 100n, frozen: 0n, available: 0n });
+    await expectLedgerVerifies();
+  });
+
+  it("a guarded update that changes no row aborts its batch before COMMIT", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 100n });
+    const transactionId = uid("hold");
+    const frozen = await s.client.call("freeze", { customerId, transactionId, amount: 30n });
+    await s.client.call("consume", { transactionId });
+    const hold = await findTransaction(s.app.database.db, 1n, transactionId);
+    const accountId = BigInt(frozen.details[0]?.accountId ?? "0");
+    // The settlement's own statements, replayed on a hold that is no longer FROZEN: its guarded
+    // UPDATE matches no row, so the account change sent before it in the batch must not commit.
+    const settle = settleTransactionSql(hold?.pk ?? 0n, {
+      status: "UNFROZEN",
+      consumedAmount: 0n,
+      returnedAmount: 30n,
+      overageAmount: 0n,
+      settleResponse: "{}",
+      automatic: false,
+      nowMs: s.clock.now(),
+    });
+    const failure = await runTransaction(s.app.database, (tx) =>
+      tx.run([...applyAccountDeltasSql([{ accountId, used: 0n, frozen: 1n }]), ...settle], { commit: true }),
+    ).catch((error: unknown) => error);
+    expect(isRowCountGuardFailure(failure)).toBe(true);
+    expect(await accountOf(customerId)).toMatchObject({ total: 100n, used: 30n, frozen: 0n, available: 70n });
+    expect((await s.client.call("getTransaction", { transactionId })).consumedAmount).toBe(30n);
     await expectLedgerVerifies();
   });
 });
