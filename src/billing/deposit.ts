@@ -1,16 +1,18 @@
-import { accountView } from "../domain/account-status.js";
+import { accountStatus, accountView } from "../domain/account-status.js";
+import { checkCustomerTotal } from "../domain/customer-limit.js";
 import { fingerprint } from "../domain/fingerprint.js";
 import { NO_EXPIRY_MS, NO_START_MS } from "../domain/limits.js";
 import type { DepositResult } from "../domain/results.js";
-import type { Metadata } from "../domain/types.js";
+import type { Balance, Metadata } from "../domain/types.js";
 import { checkValidityWindow } from "../domain/validation.js";
 import { sql } from "drizzle-orm";
 import {
   accountsFromRows,
-  activeBalanceSql,
   balanceFromRow,
   creditAccountSql,
+  customerTotalsSql,
   lockCustomerAccountsSql,
+  unexpiredTotalFromRow,
 } from "../store/accounts-store.js";
 import { customerByPkSql, upsertCustomerSql } from "../store/customers-store.js";
 import { findDepositKeySql, insertDepositKeySql, storedOutcomeFromRow } from "../store/deposit-keys-store.js";
@@ -39,9 +41,11 @@ export interface DepositInput {
 }
 
 /**
- * Round trips: (BEGIN, key lookup, create-or-lock the customer, credit the account, read it back,
- * sum the balance), then (ledger entry, COMMIT) — plus one more for the idempotency
- * record, which stores the response carrying the new entry's id.
+ * Round trips: (BEGIN, key lookup, create-or-lock the customer, its totals), then (credit the
+ * account, ledger entry, read the account back, COMMIT) — plus one more for the idempotency
+ * record, which stores the response carrying the new entry's id. The key is looked at before
+ * anything is credited, so a retry replays whatever the account holds by then; the customer's
+ * unexpired credits are bounded before it too, so every balance stays encodable.
  */
 export async function deposit(ctx: BillingContext, input: DepositInput): Promise<DepositResult> {
   const { projectId, idempotencyKey } = input;
@@ -62,26 +66,23 @@ export async function deposit(ctx: BillingContext, input: DepositInput): Promise
     ctx.database,
     async (tx) => {
       const nowMs = ctx.now();
-      const results = await tx.run([
+      const loaded = await tx.run([
         ...(idempotencyKey === null ? [] : [findDepositKeySql(projectId, idempotencyKey)]),
         upsertCustomerSql(projectId, { ...input, nowMs }),
         sql`SET @customer = LAST_INSERT_ID()`,
-        creditAccountSql(projectId, sql`@customer`, key, input.amount, nowMs),
-        sql`SET @account = LAST_INSERT_ID()`,
-        lockCustomerAccountsSql(customerByPkSql(sql`@customer`), sql`a.id = @account`),
-        activeBalanceSql(projectId, sql`@customer`, nowMs),
-        sql`SELECT @customer AS customer_pk, @account AS account_id`,
+        customerTotalsSql(projectId, sql`@customer`, nowMs),
+        sql`SELECT @customer AS customer_pk`,
       ]);
       // Replays roll back what the batch wrote: runTransaction never commits an unfinished transaction.
-      const stored = idempotencyKey === null ? null : storedOutcomeFromRow(rowsOf(results[0])[0]);
+      const stored = idempotencyKey === null ? null : storedOutcomeFromRow(rowsOf(loaded[0])[0]);
       if (stored) return replayStored<DepositResult>(stored, input.customerId, requestFingerprint);
       // After the replay check: a retry must replay even once its expires_at has passed.
       checkValidityWindow(input, nowMs);
-      const ids = rowsOf(results.at(-1))[0];
-      const customerPk = bigOf(ids?.customer_pk);
-      const accountId = bigOf(ids?.account_id);
-      const account = accountsFromRows(rowsOf(results.at(-3)))[0];
-      if (account?.id !== accountId) throw new Error(`account ${accountId} not locked after the deposit`);
+      const customerPk = bigOf(rowsOf(loaded.at(-1))[0]?.customer_pk);
+      const totals = rowsOf(loaded.at(-2))[0];
+      const before = balanceFromRow(totals);
+      // Under the customer lock: no other write adds to this customer's accounts meanwhile.
+      checkCustomerTotal(unexpiredTotalFromRow(totals), input.amount);
 
       const ledger = appendLedgerSql(
         {
@@ -97,15 +98,25 @@ export async function deposit(ctx: BillingContext, input: DepositInput): Promise
           nowMs,
           apiKeyId: input.apiKeyId,
         },
-        [{ operation: "DEPOSIT", accountId, amount: input.amount, creditType: key.creditType, source: key.source }],
+        [{ operation: "DEPOSIT", accountId: sql`@account`, amount: input.amount, creditType: key.creditType, source: key.source }],
       );
-      const [written] = await tx.run([ledger], { commit: idempotencyKey === null });
+      const written = await tx.run(
+        [
+          creditAccountSql(projectId, sql`${customerPk}`, key, input.amount, nowMs),
+          sql`SET @account = LAST_INSERT_ID()`,
+          ...ledger,
+          lockCustomerAccountsSql(customerByPkSql(customerPk), sql`a.id = @account`),
+        ],
+        { commit: idempotencyKey === null },
+      );
+      const account = accountsFromRows(rowsOf(written.at(-1)))[0];
+      if (!account) throw new Error("the credited account was not read back");
       const result: DepositResult = {
         customerId: input.customerId,
         account: accountView(account, nowMs),
         addedAmount: input.amount,
-        ledgerEntryId: BigInt(headerOf(written).insertId),
-        balance: balanceFromRow(rowsOf(results.at(-2))[0]),
+        ledgerEntryId: BigInt(headerOf(written[2]).insertId),
+        balance: accountStatus(account, nowMs) === "ACTIVE" ? credited(before, input.amount) : before,
         isIdempotentReplay: false,
       };
       if (idempotencyKey !== null) {
@@ -119,3 +130,5 @@ export async function deposit(ctx: BillingContext, input: DepositInput): Promise
     ctx.retries,
   );
 }
+
+const credited = (b: Balance, amount: bigint): Balance => ({ ...b, total: b.total + amount, available: b.available + amount });

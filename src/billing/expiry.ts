@@ -8,7 +8,7 @@ import {
 } from "../store/accounts-store.js";
 import { customerByPkSql } from "../store/customers-store.js";
 import { appendLedgerSql } from "../store/ledger-store.js";
-import { compact, rowsOf, runTransaction } from "../store/run-transaction.js";
+import { rowsOf, runTransaction } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 
 /** Accounts examined per sweep. */
@@ -53,8 +53,8 @@ export async function recordExpiries(ctx: BillingContext): Promise<number> {
               },
               [{ operation: "EXPIRE", accountId: account.id, amount: left, creditType: account.creditType, source: account.source }],
             )
-          : null;
-      await tx.run(compact([entry, markExpiryRecordedSql(account.id)]), { commit: true });
+          : [];
+      await tx.run([...entry, ...markExpiryRecordedSql(account.id)], { commit: true });
       return true;
     });
     if (done) recorded++;

@@ -1,10 +1,11 @@
 import { and, desc, eq, gte, inArray, lt, type SQL } from "drizzle-orm";
 import { fingerprint } from "../domain/fingerprint.js";
-import type { Metadata, Operation } from "../domain/types.js";
+import { OPERATIONS, type Metadata, type Operation } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
 import { findCustomer } from "../store/customers-store.js";
 import { decodeJson } from "../store/json-codec.js";
-import { apiKeys, ledgerEntries } from "../store/schema.js";
+import { apiKeys, ledgerEntries, transactions } from "../store/schema.js";
+import { oneOf } from "../store/row-values.js";
 import { runQuery } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 
@@ -85,21 +86,24 @@ async function readLedgerPage(
   if (q.createdAfterMs !== null) conditions.push(gte(ledgerEntries.createdAt, new Date(q.createdAfterMs)));
   if (q.createdBeforeMs !== null) conditions.push(lt(ledgerEntries.createdAt, new Date(q.createdBeforeMs)));
 
+  // A transaction's description and metadata are stored once, on the transaction (see
+  // appendLedgerSql); entries without one (deposits, expiries) carry their own.
   const rows = await db
-    .select({ entry: ledgerEntries, apiKeyPrefix: apiKeys.prefix })
+    .select({ l: ledgerEntries, apiKeyPrefix: apiKeys.prefix, txDescription: transactions.description, txMetadata: transactions.metadata })
     .from(ledgerEntries)
     .leftJoin(apiKeys, eq(apiKeys.id, ledgerEntries.apiKeyId))
+    .leftJoin(transactions, eq(transactions.id, ledgerEntries.transactionPk))
     .where(and(...conditions))
     .orderBy(desc(ledgerEntries.id))
     .limit(q.pageSize + 1);
   const page = rows.slice(0, q.pageSize);
-  const last = page.at(-1);
+  const last = page.at(-1)?.l;
   const nextPageToken =
-    rows.length > q.pageSize && last ? encodeCursor({ before: last.entry.id.toString(), filters }) : "";
+    rows.length > q.pageSize && last ? encodeCursor({ before: last.id.toString(), filters }) : "";
   return {
-    entries: page.map(({ entry: r, apiKeyPrefix }) => ({
+    entries: page.map(({ l: r, apiKeyPrefix, txDescription, txMetadata }) => ({
       id: r.id,
-      operation: r.operation as Operation,
+      operation: oneOf(r.operation, OPERATIONS, "operation"),
       amount: r.amount,
       accountId: r.accountId,
       creditType: r.creditType,
@@ -107,8 +111,8 @@ async function readLedgerPage(
       transactionId: r.transactionId,
       idempotencyKey: r.idempotencyKey,
       businessType: r.businessType,
-      description: r.description,
-      metadata: decodeJson<Metadata>(r.metadata),
+      description: txDescription ?? r.description,
+      metadata: decodeJson<Metadata>(txMetadata ?? r.metadata),
       automatic: r.automatic,
       overage: r.overage,
       createdAtMs: r.createdAt.getTime(),

@@ -10,13 +10,16 @@ import {
   activeBalanceSql,
   applyAccountDeltasSql,
   balanceFromRow,
+  expiryRecordedIdsFromRows,
   lockSpendableAccountsSql,
 } from "../store/accounts-store.js";
 import { decodeJson, encodeJson } from "../store/json-codec.js";
 import { appendLedgerSql, type NewLedgerEntry } from "../store/ledger-store.js";
-import { compact, rowsOf, runTransaction } from "../store/run-transaction.js";
+import { rowsOf, runTransaction } from "../store/run-transaction.js";
+import { isRowCountGuardFailure } from "../store/sql-errors.js";
 import {
   allocationFromRow,
+  countAllocationAccountsSql,
   findTransactionSql,
   lockAllocationAccountsSql,
   settleTransactionSql,
@@ -98,6 +101,8 @@ interface Loaded {
   readonly spendable: AccountSnapshot[];
   /** The customer's balance before the settlement. */
   readonly before: Balance;
+  /** The hold's accounts whose expiry is on the ledger: what returns to them expires at once. */
+  readonly expiryRecorded: ReadonlySet<bigint>;
 }
 
 /**
@@ -125,16 +130,22 @@ async function settle<R extends { isIdempotentReplay: boolean }>(
       // Locking the hold joined to its customer takes both rows, hold first: nothing else ever
       // waits on a hold while holding its customer (Deduct/Freeze only insert new holds), so
       // this order cannot deadlock, and it saves a statement.
-      const [holdRows, allocationRows, balanceRows] = await tx.run([
+      // The sweeper takes every lock with SKIP LOCKED and gives up on the hold when one is
+      // missing: a hold, customer or account busy elsewhere is settled on a later pass.
+      const [holdRows, allocationRows, balanceRows, accountCountRows] = await tx.run([
         findTransactionSql(projectId, transactionId, { lock: true, skipLocked }),
-        lockAllocationAccountsSql(projectId, transactionId),
+        lockAllocationAccountsSql(projectId, transactionId, { skipLocked }),
         activeBalanceSql(projectId, transactionCustomerPkSql(projectId, transactionId), nowMs),
+        ...(skipLocked ? [countAllocationAccountsSql(projectId, transactionId)] : []),
       ]);
       const hold = transactionFromRow(rowsOf(holdRows)[0]);
       if (hold && target.customerId !== null && hold.customerId !== target.customerId) {
         throw new BillingError("customer_scope_mismatch", undefined, { customer_id: target.customerId });
       }
-      if (skipLocked && !hold) return null;
+      if (skipLocked) {
+        const lockedAccounts = accountsFromRows(rowsOf(allocationRows)).length;
+        if (!hold || lockedAccounts < Number(rowsOf(accountCountRows)[0]?.accounts ?? 0)) return null;
+      }
       if (decide(hold) === "replay") {
         if (hold?.settleResponse == null) throw new BillingError("freeze_records_inconsistent");
         return { ...decodeJson<R>(hold.settleResponse), isIdempotentReplay: true };
@@ -152,24 +163,23 @@ async function settle<R extends { isIdempotentReplay: boolean }>(
         accounts: [...byId.values()],
         spendable,
         before: balanceFromRow(rowsOf(balanceRows)[0]),
+        expiryRecorded: expiryRecordedIdsFromRows(rowsOf(allocationRows)),
       };
       const { applied, writes } = apply(loaded, nowMs);
       const { result, movement, consumedAmount } = applied;
-      await tx.run(
-        [
-          ...writes,
-          settleTransactionSql(hold.pk, {
-            status,
-            consumedAmount,
-            returnedAmount: movement.returnedAmount,
-            overageAmount: movement.overageAmount,
-            settleResponse: encodeJson(result),
-            automatic: mode.automatic,
-            nowMs,
-          }),
-        ],
-        { commit: true },
-      );
+      const settlement = settleTransactionSql(hold.pk, {
+        status,
+        consumedAmount,
+        returnedAmount: movement.returnedAmount,
+        overageAmount: movement.overageAmount,
+        settleResponse: encodeJson(result),
+        automatic: mode.automatic,
+        nowMs,
+      });
+      await tx.run([...settlement, ...writes], { commit: true }).catch((error: unknown) => {
+        // A guarded update that missed: the hold or its accounts are not what was read under lock.
+        throw isRowCountGuardFailure(error) ? new BillingError("freeze_records_inconsistent", undefined, {}, { cause: error }) : error;
+      });
       return result;
     },
     ctx.retries,
@@ -186,7 +196,7 @@ interface Movement {
 
 /** Plans charging `actual` from the hold (and beyond it, as overage) and returning the rest. */
 function planMove(
-  { hold, parts, accounts, spendable, before }: Loaded,
+  { hold, parts, accounts, spendable, before, expiryRecorded }: Loaded,
   { projectId, apiKeyId }: SettleTarget,
   actual: bigint,
   allowOverage: boolean,
@@ -217,7 +227,7 @@ function planMove(
   ];
   const ledger =
     entries.length === 0
-      ? null
+      ? []
       : appendLedgerSql(
           {
             projectId,
@@ -234,6 +244,29 @@ function planMove(
           },
           entries,
         );
+  // Credits returned to an account whose leftover was already recorded as expired would be
+  // available again in an expired account: they expire at once, with their own entry.
+  const expiring = returned.filter((l) => expiryRecorded.has(l.accountId));
+  const expiry =
+    expiring.length === 0
+      ? []
+      : appendLedgerSql(
+          {
+            projectId,
+            customerPk: hold.customerPk,
+            // Like every EXPIRE entry, no transaction of its own; transaction_id says which
+            // settlement returned the credits.
+            transactionPk: null,
+            transactionId: hold.transactionId,
+            idempotencyKey: "",
+            businessType: 0,
+            description: "",
+            metadata: {},
+            automatic: true,
+            nowMs,
+          },
+          expiring.map((l) => ({ operation: "EXPIRE" as const, ...l })),
+        );
   return {
     movement: {
       charged: [...charged, ...overage],
@@ -242,7 +275,7 @@ function planMove(
       overageAmount: split.overage,
       balance: balanceAfter(before, accounts, deltas, nowMs),
     },
-    writes: compact([applyAccountDeltasSql(deltas), ledger]),
+    writes: [...applyAccountDeltasSql(deltas), ...ledger, ...expiry],
   };
 }
 /** The hold's allocations must sum to its amount and still be frozen in existing accounts. */

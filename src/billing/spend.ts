@@ -136,7 +136,7 @@ async function spend(ctx: BillingContext, kind: TransactionKind, input: FreezeIn
       const transactionPk = sql`@tx`;
       await tx.run(
         compact([
-          applyAccountDeltasSql(deltas),
+          ...applyAccountDeltasSql(deltas),
           insertTransactionSql(projectId, {
             ...input,
             customerPk,
@@ -149,8 +149,8 @@ async function spend(ctx: BillingContext, kind: TransactionKind, input: FreezeIn
             nowMs,
           }),
           sql`SET @tx = LAST_INSERT_ID()`,
-          insertAllocationsSql(projectId, transactionPk, lines),
-          appendLedgerSql(
+          ...insertAllocationsSql(projectId, transactionPk, lines),
+          ...appendLedgerSql(
             { ...input, customerPk, transactionPk, idempotencyKey: "", automatic: false, nowMs },
             lines.map((l) => ({ operation: kind, ...l })),
           ),

@@ -1,7 +1,9 @@
 import type { Logger } from "pino";
 import { BillingError } from "../errors/billing-error.js";
 import type { ErrorCode } from "../errors/catalog.js";
-import { listDueHolds, postponeAutoSettlement } from "../store/transactions-store.js";
+import { bigOf } from "../store/row-values.js";
+import { rowsOf, runTransaction } from "../store/run-transaction.js";
+import { listDueHolds, lockFrozenHoldSql, parseAutoAction, postponeAutoSettlementSql } from "../store/transactions-store.js";
 import type { BillingContext } from "./context.js";
 import { recordExpiries } from "./expiry.js";
 import { consume, unfreeze } from "./settle.js";
@@ -23,8 +25,9 @@ const SETTLED_MEANWHILE: ReadonlySet<ErrorCode> = new Set([
 
 /**
  * Settles holds whose auto-settlement deadline passed. Safe with many instances: each hold is
- * settled in its own transaction that re-checks the hold's state under the customer lock, and a
- * customer locked by someone else is skipped (SKIP LOCKED) and retried on the next pass.
+ * settled in its own transaction that re-checks the hold's state under its locks. It never waits:
+ * every lock it takes is SKIP LOCKED, and a hold whose row, customer or accounts are busy is left
+ * for the next pass.
  */
 export async function sweepDueHolds(ctx: BillingContext, log: Logger): Promise<number> {
   const due = await listDueHolds(ctx.database.db, ctx.now(), SWEEP_BATCH_SIZE);
@@ -35,19 +38,26 @@ export async function sweepDueHolds(ctx: BillingContext, log: Logger): Promise<n
       // caller settled meanwhile comes back as a replay or a refusal, skipped below.
       const target = { projectId: hold.projectId, apiKeyId: null, transactionId: hold.transactionId, customerId: null };
       const result =
-        hold.autoAction === "CONSUME"
+        parseAutoAction(hold) === "CONSUME"
           ? await consume(ctx, { ...target, actualAmount: null, allowOverage: false }, AUTOMATIC)
           : await unfreeze(ctx, target, AUTOMATIC);
       if (result && !result.isIdempotentReplay) settled++;
     } catch (error) {
       if (error instanceof BillingError && SETTLED_MEANWHILE.has(error.code)) continue;
       log.error({ err: error, transactionId: hold.transactionId }, "auto-settlement failed; postponed");
-      await postponeAutoSettlement(ctx.database.db, hold.projectId, hold.transactionId, ctx.now() + SWEEP_RETRY_DELAY_MS).catch(
-        () => undefined,
-      );
+      await postpone(ctx, hold.projectId, hold.transactionId, ctx.now() + SWEEP_RETRY_DELAY_MS).catch(() => undefined);
     }
   }
   return settled;
+}
+
+/** Pushes a failing hold's deadline back, unless someone holds it (then it is being settled). */
+async function postpone(ctx: BillingContext, projectId: bigint, transactionId: string, untilMs: number): Promise<void> {
+  await runTransaction(ctx.database, async (tx) => {
+    const [locked] = await tx.run([lockFrozenHoldSql(projectId, transactionId)]);
+    const row = rowsOf(locked)[0];
+    if (row) await tx.run(postponeAutoSettlementSql(bigOf(row.id), untilMs), { commit: true });
+  });
 }
 
 /** Runs sweeps on an interval until stopped; a tick is skipped while the previous sweep runs. */

@@ -25,6 +25,7 @@ const LEDGER_BY_ACCOUNT = sql`SELECT account_id,
     SUM(CASE WHEN operation = 'FREEZE' THEN amount
              WHEN operation = 'UNFREEZE' THEN -amount
              WHEN operation = 'CONSUME' AND overage = 0 THEN -amount ELSE 0 END) AS frozen,
+    SUM(CASE WHEN operation = 'EXPIRE' THEN amount ELSE 0 END) AS expired,
     COUNT(*) AS entries
   FROM ledger_entries GROUP BY account_id`;
 
@@ -38,7 +39,8 @@ const LEDGER_BY_TRANSACTION = sql`SELECT transaction_pk,
 /**
  * Recomputes every account from the append-only ledger and checks the design's invariants:
  * total = Σ DEPOSIT; used = Σ DEDUCT + Σ CONSUME; frozen = Σ FREEZE − Σ CONSUME (not overage)
- * − Σ UNFREEZE; each hold's allocations add up to it and each settled transaction's entries to
+ * − Σ UNFREEZE; an expired account (its expiry recorded) has nothing available once its EXPIRE
+ * entries are counted; each hold's allocations add up to it and each settled transaction's entries to
  * what it reports. Every difference is one line in `problems`. The ledger is read in two grouped
  * scans and matched in memory (memory grows with accounts and transactions, not ledger rows).
  */
@@ -49,7 +51,7 @@ export async function verifyLedger(db: Db): Promise<VerifyReport> {
   let ledgerEntries = 0;
   for (const r of byAccount.values()) ledgerEntries += Number(r.entries ?? 0);
 
-  const accounts = await rows(db, sql`SELECT id, total, used, frozen FROM accounts`);
+  const accounts = await rows(db, sql`SELECT id, total, used, frozen, expiry_recorded FROM accounts`);
   for (const a of accounts) {
     const ledger = byAccount.get(key(a.id));
     byAccount.delete(key(a.id));
@@ -59,6 +61,10 @@ export async function verifyLedger(db: Db): Promise<VerifyReport> {
       if (stored !== fromLedger) problems.push(`account ${a.id}: ${field} is ${stored}, ledger says ${fromLedger}`);
     }
     if (big(a.used) + big(a.frozen) > big(a.total)) problems.push(`account ${a.id}: used + frozen exceed total`);
+    if (Number(a.expiry_recorded) === 1) {
+      const left = big(a.total) - big(a.used) - big(a.frozen) - big(ledger?.expired);
+      if (left !== 0n) problems.push(`account ${a.id}: expired, but ${left} is available once its EXPIRE entries are counted`);
+    }
   }
   for (const orphan of byAccount.keys()) problems.push(`ledger entries reference missing account ${orphan}`);
 

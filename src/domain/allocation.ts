@@ -1,5 +1,6 @@
 import { BillingError } from "../errors/billing-error.js";
 import { accountStatus, availableOf, compareSpendingOrder } from "./account-status.js";
+import { ACCOUNTS_PER_CALL_MAX } from "./limits.js";
 import type { AccountSnapshot, AllocationLine } from "./types.js";
 
 export interface AllocationRequest {
@@ -18,7 +19,8 @@ export interface AllocationRequest {
 /**
  * Spreads `amount` over the ACTIVE accounts of the selected credit types, soonest expiry first.
  * All or nothing: throws insufficient_balance (or ..._in_selected_credit_types when the other
- * types would have covered it), with `requested` and `available` facts.
+ * types would have covered it), with `requested` and `available` facts; invalid_argument on
+ * `amount` when covering it takes more than ACCOUNTS_PER_CALL_MAX accounts.
  */
 export function allocate(request: AllocationRequest): AllocationLine[] {
   const { amount, creditTypes, nowMs } = request;
@@ -37,7 +39,16 @@ export function allocate(request: AllocationRequest): AllocationLine[] {
     lines.push({ accountId: account.id, creditType: account.creditType, source: account.source, amount: take });
     remaining -= take;
   }
-  if (remaining === 0n) return lines;
+  if (remaining === 0n) {
+    if (lines.length > ACCOUNTS_PER_CALL_MAX) {
+      throw new BillingError(
+        "invalid_argument",
+        `The amount would be taken from more than ${ACCOUNTS_PER_CALL_MAX} accounts; spend it in smaller parts.`,
+        { field: "amount", accounts_max: ACCOUNTS_PER_CALL_MAX },
+      );
+    }
+    return lines;
+  }
 
   const availableSelected = candidates.reduce((sum, a) => sum + availableOf(a), 0n);
   const availableAll = request.availableAllTypes ?? active.reduce((sum, a) => sum + availableOf(a), 0n);

@@ -30,7 +30,14 @@ export function decideConsume(hold: HoldState | null, actualAmount: bigint | nul
       throw new BillingError(hold.settledAutomatically ? "freeze_auto_unfrozen" : "no_consumable_freeze_records");
     case "DEDUCTED":
       throw new BillingError("no_consumable_freeze_records");
+    default:
+      return unknownStatus(hold.status);
   }
+}
+
+/** A status outside the closed set (parsing at read time should have refused it already). */
+function unknownStatus(status: never): never {
+  throw new BillingError("freeze_records_inconsistent", undefined, { column: "status", value: String(status) });
 }
 
 /** FROZEN → UNFROZEN, exactly once; a repeat replays. */
@@ -44,6 +51,8 @@ export function decideUnfreeze(hold: HoldState | null): Decision {
     case "CONSUMED":
     case "DEDUCTED":
       throw new BillingError("no_unfreezable_records");
+    default:
+      return unknownStatus(hold.status);
   }
 }
 

@@ -6,6 +6,8 @@ export const ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
 export const CREDIT_TYPE_PATTERN = /^[a-z0-9_.-]{1,64}$/;
 export const SOURCE_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/;
 export const CREDIT_TYPES_PER_REQUEST_MAX = 32;
+// Text limits count UTF-16 code units (String.length), the unit the parsers enforce; storage
+// holds every text within them whatever its UTF-8 size (metadata JSON is MEDIUMTEXT).
 export const DESCRIPTION_LENGTH_MAX = 1024;
 export const NAME_LENGTH_MAX = 255;
 export const EMAIL_LENGTH_MAX = 255;
@@ -15,6 +17,20 @@ export const METADATA_VALUE_LENGTH_MAX = 1024;
 
 /** One operation moves at most 10^15 credits: far beyond any real top-up, far below int64. */
 export const AMOUNT_MAX = 10n ** 15n;
+
+/**
+ * One call spends from at most this many accounts: it writes a ledger entry and a response
+ * detail per account, and 20,000 of them (about 4 MB of response) still fit comfortably in one
+ * stored response and in the default max_allowed_packet.
+ */
+export const ACCOUNTS_PER_CALL_MAX = 20_000;
+
+/**
+ * The sum of `total` over a customer's accounts not yet expired. Every balance a response
+ * carries (customer, credit type, account) sums some of these accounts, so bounding the sum by
+ * int64's maximum keeps every balance encodable on the wire; a deposit beyond it is refused.
+ */
+export const CUSTOMER_UNEXPIRED_TOTAL_MAX = 2n ** 63n - 1n;
 
 export const UNFREEZE_AFTER_SECONDS_MAX = 30n * 24n * 3600n;
 export const CONSUME_AFTER_SECONDS_MAX = 7n * 24n * 3600n;
@@ -26,8 +42,11 @@ export const PAGE_SIZE_MAX = 100;
 export const TIMESTAMP_SECONDS_MIN = -62_135_596_800n;
 export const TIMESTAMP_SECONDS_MAX = 253_402_300_799n;
 
-/** Stored bound of an account without a start: the first valid instant. */
-export const NO_START_MS = Number(TIMESTAMP_SECONDS_MIN) * 1000;
+/**
+ * Stored bound of an account without a start: before every valid instant, so no starts_at the
+ * API accepts (0001-01-01T00:00:00Z included) is ever read back as "no start".
+ */
+export const NO_START_MS = Number(TIMESTAMP_SECONDS_MIN) * 1000 - 1;
 /** Stored bound of an account that never expires: after every valid instant, so it sorts last. */
 export const NO_EXPIRY_MS = (Number(TIMESTAMP_SECONDS_MAX) + 1) * 1000;
 

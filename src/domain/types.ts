@@ -1,10 +1,16 @@
 /** Plain domain values shared by the operations; no storage or transport types here. */
 
 export type AccountStatus = "ACTIVE" | "PENDING" | "EXPIRED";
-export type TransactionKind = "DEDUCT" | "FREEZE";
-export type TransactionStatus = "DEDUCTED" | "FROZEN" | "CONSUMED" | "UNFROZEN";
-export type Operation = "DEPOSIT" | "DEDUCT" | "FREEZE" | "CONSUME" | "UNFREEZE" | "EXPIRE";
-export type AutoAction = "UNFREEZE" | "CONSUME";
+// The closed value sets stored in the database: rows read back are parsed against these lists,
+// and CHECK constraints hold the columns to them.
+export const TRANSACTION_KINDS = ["DEDUCT", "FREEZE"] as const;
+export const TRANSACTION_STATUSES = ["DEDUCTED", "FROZEN", "CONSUMED", "UNFROZEN"] as const;
+export const OPERATIONS = ["DEPOSIT", "DEDUCT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE"] as const;
+export const AUTO_ACTIONS = ["UNFREEZE", "CONSUME"] as const;
+export type TransactionKind = (typeof TRANSACTION_KINDS)[number];
+export type TransactionStatus = (typeof TRANSACTION_STATUSES)[number];
+export type Operation = (typeof OPERATIONS)[number];
+export type AutoAction = (typeof AUTO_ACTIONS)[number];
 export type Metadata = Readonly<Record<string, string>>;
 
 /** An account as read under lock. Times are epoch milliseconds. */

@@ -2,6 +2,7 @@ import { Server, ServerCredentials, type UntypedServiceImplementation } from "@g
 import { HealthImplementation } from "grpc-health-check";
 import { BillingServiceService } from "../../gen/velobase/billing/v1/billing.js";
 import { addReflection } from "./reflection.js";
+import { withSerializedResponses } from "./unary.js";
 
 export const BILLING_SERVICE_NAME = "velobase.billing.v1.BillingService";
 
@@ -30,7 +31,7 @@ export async function startGrpcServer(
   credentials: ServerCredentials = ServerCredentials.createInsecure(),
 ): Promise<GrpcServer> {
   const server = new Server();
-  server.addService(BillingServiceService, handlers);
+  server.addService(withSerializedResponses(BillingServiceService), handlers);
   health.implementation.addToServer(server);
   addReflection(server);
   const port = await new Promise<number>((resolve, reject) =>

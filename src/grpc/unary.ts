@@ -1,5 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { Metadata, status, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
+import {
+  Metadata,
+  status,
+  type MethodDefinition,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServiceDefinition,
+} from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { scopeAllows, type Caller, type Scope } from "../domain/caller.js";
 import { BillingError } from "../errors/billing-error.js";
@@ -23,6 +30,29 @@ export interface GuardedEnvironment extends CallEnvironment {
   readonly rateLimiter: RateLimiter;
 }
 
+/**
+ * Responses `unary` has already serialized, by object: grpc-js serializes inside the callback and
+ * answers a failure there with a bare INTERNAL that nobody logs, so `unary` serializes first and
+ * the service definition (see withSerializedResponses) hands grpc-js these bytes.
+ */
+const serializedResponses = new WeakMap<object, Buffer>();
+
+/** The definition with each response serializer reusing the bytes `unary` produced. */
+export function withSerializedResponses<D extends ServiceDefinition>(definition: D): D {
+  const wrapped: Record<string, MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(definition) as Array<[string, MethodDefinition<unknown, unknown>]>) {
+    const serialize = method.responseSerialize;
+    wrapped[name] = {
+      ...method,
+      responseSerialize: (value: unknown) => {
+        const bytes = typeof value === "object" && value !== null ? serializedResponses.get(value) : undefined;
+        return bytes ?? serialize(value);
+      },
+    };
+  }
+  return wrapped as D;
+}
+
 /** The caller's x-request-id when it is sane, else a fresh one. */
 function requestIdOf(metadata: Metadata): string {
   const given = metadata.get(REQUEST_ID_HEADER)[0];
@@ -32,12 +62,14 @@ function requestIdOf(metadata: Metadata): string {
 /**
  * Wraps one RPC: request id in and out, one log line per call, metrics, and every failure turned
  * into a structured gRPC error by the one mapper. Unknown errors are logged with their stack and
- * reach the client only as server_error.
+ * reach the client only as server_error. With `serialize`, the response is encoded before it is
+ * sent, so one that cannot be (an int64 out of range) is a logged server_error too.
  */
 export function unary<Req, Res>(
   env: CallEnvironment,
   method: string,
   handle: (request: Req, metadata: Metadata) => Promise<Res>,
+  serialize?: (response: Res) => Buffer,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     const started = process.hrtime.bigint();
@@ -59,23 +91,30 @@ export function unary<Req, Res>(
       else env.log.info(line, "call");
     };
 
-    handle(call.request, call.metadata).then(
-      (response) => {
-        finish("ok", status.OK);
-        sendHeaders();
-        callback(null, response);
-      },
-      (thrown: unknown) => {
-        const error = toBillingError(thrown);
-        const grpcCode = status[error.spec.grpcStatus];
-        const unexpected = grpcCode === status.INTERNAL;
-        finish(error.code, grpcCode, unexpected ? (error.cause ?? error) : undefined);
-        const trailers = new Metadata();
-        trailers.set(REQUEST_ID_HEADER, requestId);
-        sendHeaders();
-        callback(toServiceError(error, trailers), null);
-      },
-    );
+    const fail = (thrown: unknown) => {
+      const error = toBillingError(thrown);
+      const grpcCode = status[error.spec.grpcStatus];
+      const unexpected = grpcCode === status.INTERNAL;
+      finish(error.code, grpcCode, unexpected ? (error.cause ?? error) : undefined);
+      const trailers = new Metadata();
+      trailers.set(REQUEST_ID_HEADER, requestId);
+      sendHeaders();
+      callback(toServiceError(error, trailers), null);
+    };
+
+    handle(call.request, call.metadata).then((response) => {
+      if (serialize && typeof response === "object" && response !== null) {
+        try {
+          serializedResponses.set(response, serialize(response));
+        } catch (error) {
+          fail(new Error(`${method} response cannot be serialized`, { cause: error }));
+          return;
+        }
+      }
+      finish("ok", status.OK);
+      sendHeaders();
+      callback(null, response);
+    }, fail);
   };
 }
 
@@ -106,6 +145,7 @@ export function guarded<Req, Res>(
   method: string,
   scope: Scope,
   handle: (request: Req, caller: Caller) => Promise<Res>,
+  serialize?: (response: Res) => Buffer,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
-  return unary(env, method, async (request: Req, metadata) => handle(request, await admit(env, metadata, scope)));
+  return unary(env, method, async (request: Req, metadata) => handle(request, await admit(env, metadata, scope)), serialize);
 }

@@ -2,14 +2,16 @@ import { and, asc, eq, gt, lte, sql, type SQL } from "drizzle-orm";
 import { mergeDeltas, type AccountDelta } from "../domain/account-deltas.js";
 import type { AccountSnapshot, Balance } from "../domain/types.js";
 import type { Db } from "./database.js";
-import { bigOf, msOf, numberOf, stringOf } from "./row-values.js";
+import { bigOf, boolOf, msOf, numberOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { accounts, customers } from "./schema.js";
+import { guardedUpdateSql } from "./row-count-guard.js";
+import { chunksOf } from "./statement-chunks.js";
 
 /** Columns every account read selects, as `a.*` would, under stable names. */
 export const ACCOUNT_COLUMNS = sql`a.id AS a_id, a.credit_type AS a_credit_type, a.source AS a_source,
   a.starts_at_ms AS a_starts_at_ms, a.expires_at_ms AS a_expires_at_ms, a.total AS a_total, a.used AS a_used,
-  a.frozen AS a_frozen, a.created_at AS a_created_at`;
+  a.frozen AS a_frozen, a.created_at AS a_created_at, a.expiry_recorded AS a_expiry_recorded`;
 
 /** An account from a row selected with ACCOUNT_COLUMNS; null for a LEFT JOIN without match. */
 export function accountFromRow(row: Row): AccountSnapshot | null {
@@ -29,6 +31,11 @@ export function accountFromRow(row: Row): AccountSnapshot | null {
 
 export function accountsFromRows(rows: readonly Row[]): AccountSnapshot[] {
   return rows.map(accountFromRow).filter((a): a is AccountSnapshot => a !== null);
+}
+
+/** Ids of the accounts in rows selected with ACCOUNT_COLUMNS whose expiry is on the ledger already. */
+export function expiryRecordedIdsFromRows(rows: readonly Row[]): Set<bigint> {
+  return new Set(rows.filter((row) => row.a_id != null && boolOf(row.a_expiry_recorded)).map((row) => bigOf(row.a_id)));
 }
 
 /** SQL condition: account `a` is ACTIVE at nowMs (started, not expired). */
@@ -88,6 +95,24 @@ export function activeBalanceSql(projectId: bigint, customerPk: SQL, nowMs: numb
     FROM ${accounts} a WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND ${activeAccountSql(nowMs)}`;
 }
 
+/**
+ * activeBalanceSql plus `unexpired_total`: the sum of `total` over the accounts not yet expired
+ * (ACTIVE and PENDING), the bound every later balance sum stays under. One scan for both.
+ */
+export function customerTotalsSql(projectId: bigint, customerPk: SQL, nowMs: number): SQL {
+  const active = activeAccountSql(nowMs);
+  return sql`SELECT COALESCE(SUM(CASE WHEN ${active} THEN a.total END), 0) AS total,
+      COALESCE(SUM(CASE WHEN ${active} THEN a.used END), 0) AS used,
+      COALESCE(SUM(CASE WHEN ${active} THEN a.frozen END), 0) AS frozen,
+      COALESCE(SUM(a.total), 0) AS unexpired_total
+    FROM ${accounts} a WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND a.expires_at_ms > ${nowMs}`;
+}
+
+export function unexpiredTotalFromRow(row: Row | undefined): bigint {
+  if (!row) throw new Error("totals query returned no row");
+  return bigOf(row.unexpired_total);
+}
+
 export function balanceFromRow(row: Row | undefined): Balance {
   if (!row) throw new Error("balance query returned no row");
   const total = bigOf(row.total);
@@ -111,10 +136,13 @@ export function creditAccountSql(projectId: bigint, customerPk: SQL, key: Accoun
     ON DUPLICATE KEY UPDATE total = total + ${amount}, id = LAST_INSERT_ID(id)`;
 }
 
-/** Applies per-account changes to used and frozen in one statement (null when nothing changes). */
-export function applyAccountDeltasSql(deltas: readonly AccountDelta[]): SQL | null {
+/** Applies per-account changes to used and frozen, one statement per chunk of accounts (none when nothing changes). */
+export function applyAccountDeltasSql(deltas: readonly AccountDelta[]): SQL[] {
   const changed = mergeDeltas(deltas).filter((d) => d.used !== 0n || d.frozen !== 0n);
-  if (changed.length === 0) return null;
+  return chunksOf(changed).flatMap((chunk) => guardedUpdateSql(updateAccountsSql(chunk), chunk.length));
+}
+
+function updateAccountsSql(changed: readonly AccountDelta[]): SQL {
   const caseOf = (pick: (d: AccountDelta) => bigint): SQL =>
     sql`CASE id ${sql.join(
       changed.map((d) => sql`WHEN ${d.accountId} THEN ${pick(d)}`),
@@ -168,4 +196,5 @@ export async function listUnrecordedExpiries(db: Db, nowMs: number, limit: numbe
     .limit(limit);
 }
 
-export const markExpiryRecordedSql = (id: bigint): SQL => sql`UPDATE ${accounts} SET expiry_recorded = TRUE WHERE id = ${id}`;
+export const markExpiryRecordedSql = (id: bigint): SQL[] =>
+  guardedUpdateSql(sql`UPDATE ${accounts} SET expiry_recorded = TRUE WHERE id = ${id} AND expiry_recorded = FALSE`, 1);

@@ -1,3 +1,5 @@
+import { BillingError } from "../errors/billing-error.js";
+
 /** Column values as mysql2 returns them for our session settings (big numbers as strings). */
 
 export function bigOf(value: unknown): bigint {
@@ -23,3 +25,15 @@ export function stringOf(value: unknown): string {
 }
 
 export const boolOf = (value: unknown): boolean => Number(value) === 1;
+
+/**
+ * A stored value of a closed set, parsed: a row holding anything else (a bad migration, a hand
+ * edit) stops the operation with freeze_records_inconsistent before anything is written.
+ */
+export function oneOf<T extends string>(value: unknown, allowed: readonly T[], column: string): T {
+  const found = allowed.find((a) => a === value);
+  if (found === undefined) {
+    throw new BillingError("freeze_records_inconsistent", undefined, { column, value: String(value) });
+  }
+  return found;
+}

@@ -23,6 +23,51 @@ export type StatementResult = Row[] | ResultSetHeader;
 const dialect = new MySqlDialect();
 
 /**
+ * A batch whose text and parameters exceed this is sent in several round trips (still one
+ * transaction): a call touching thousands of accounts must stay well under max_allowed_packet
+ * (16 MiB by default on MariaDB, where the whole batch travels as one packet).
+ */
+export const BATCH_BYTES_MAX = 4 * 1024 * 1024;
+
+interface Query {
+  readonly sql: string;
+  readonly params: unknown[];
+}
+
+/** About how many bytes a query takes on the wire once its parameters are inlined. */
+function sizeOf(query: Query): number {
+  let size = query.sql.length;
+  for (const p of query.params) size += typeof p === "string" ? p.length * 3 + 2 : 24;
+  return size;
+}
+
+/** The queries in consecutive groups of at most BATCH_BYTES_MAX (a larger single one alone). */
+function groupBySize(queries: readonly Query[]): Query[][] {
+  const groups: Query[][] = [];
+  let current: Query[] = [];
+  let size = 0;
+  for (const query of queries) {
+    const querySize = sizeOf(query);
+    if (current.length > 0 && size + querySize > BATCH_BYTES_MAX) {
+      groups.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(query);
+    size += querySize;
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+}
+
+/** One multi-statement query; parameters are appended one by one (a spread of 10^5 overflows the stack). */
+function joinQueries(queries: readonly Query[]): Query {
+  const params: unknown[] = [];
+  for (const query of queries) for (const p of query.params) params.push(p);
+  return { sql: queries.map((q) => q.sql).join(";\n"), params };
+}
+
+/**
  * One database transaction driven in batches: each `run` sends its statements in one round
  * trip (the first one prefixed by BEGIN, the finishing one followed by COMMIT). A hot customer's
  * throughput is bounded by how long its row stays locked, and that is counted in round trips:
@@ -42,24 +87,33 @@ export class Tx {
     return this.begun && !this.committed;
   }
 
-  /** Runs the statements in order in one round trip; returns one result per statement. */
+  /**
+   * Runs the statements in order in one round trip (several when they exceed BATCH_BYTES_MAX);
+   * returns one result per statement.
+   */
   async run(statements: readonly SQL[], options: { commit?: boolean } = {}): Promise<StatementResult[]> {
     if (this.committed) throw new Error("transaction already committed");
     const first = this.begun ? 0 : 1;
     const all = [...(first ? [sql`BEGIN`] : []), ...statements, ...(options.commit ? [sql`COMMIT`] : [])];
-    const query = dialect.sqlToQuery(sql.join(all, sql`;\n`));
     this.begun = true;
+    const list: StatementResult[] = [];
+    for (const group of groupBySize(all.map((s) => dialect.sqlToQuery(s)))) {
+      const results = await this.send(joinQueries(group));
+      // mysql2 returns a plain result for one statement and an array of results for several.
+      list.push(...(group.length === 1 ? [results as StatementResult] : (results as StatementResult[])));
+    }
+    if (options.commit) this.committed = true;
+    return list.slice(first, first + statements.length);
+  }
+
+  private send(query: Query): Promise<unknown> {
     // The callback API: the promise wrapper captures a stack trace per query, measurable on
     // the hot path (--cpu-prof), and errors here are classified, not read by people.
     // mysql2's typings call this field the promise Connection; at run time it is the core one.
     const core = this.connection.connection as unknown as CoreConnection;
-    const results = await new Promise<unknown>((resolve, reject) =>
+    return new Promise<unknown>((resolve, reject) =>
       core.query(query.sql, query.params, (error, rows) => (error ? reject(error) : resolve(rows))),
     );
-    if (options.commit) this.committed = true;
-    // mysql2 returns a plain result for one statement and an array of results for several.
-    const list = (all.length === 1 ? [results] : results) as StatementResult[];
-    return list.slice(first, first + statements.length);
   }
 
   async rollback(): Promise<void> {

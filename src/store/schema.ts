@@ -13,12 +13,18 @@ import {
   uniqueIndex,
   varchar,
 } from "drizzle-orm/mysql-core";
+import { AUTO_ACTIONS, OPERATIONS, TRANSACTION_KINDS, TRANSACTION_STATUSES } from "../domain/types.js";
 
 // Conventions: money is BIGINT read as bigint; surrogate ids are BIGINT AUTO_INCREMENT read as
 // bigint; server times are DATETIME(3) in UTC; account validity bounds are BIGINT epoch
 // milliseconds so that every valid protobuf Timestamp (years 1-9999) fits, which DATETIME does not.
+// Metadata JSON is MEDIUMTEXT: 32 values of 1024 UTF-16 code units can take 6 bytes each once
+// JSON-escaped ("\u0001"), about 210 KB in all, beyond TEXT's 65,535 bytes.
 // There are no foreign keys: every write already checks its references under lock, and FKs do not
 // survive sharding by (project, customer) on Vitess.
+
+/** A closed value set as SQL literals, for the CHECK constraints that hold a column to it. */
+const valuesOf = (values: readonly string[]) => sql.raw(values.map((v) => `'${v}'`).join(", "));
 
 const id = () => bigint("id", { mode: "bigint", unsigned: true }).autoincrement().primaryKey();
 const ref = (name: string) => bigint(name, { mode: "bigint", unsigned: true }).notNull();
@@ -73,7 +79,7 @@ export const customers = mysqlTable(
     customerId: varchar("customer_id", { length: 128 }).notNull(),
     name: varchar("name", { length: 255 }).notNull().default(""),
     email: varchar("email", { length: 255 }).notNull().default(""),
-    metadata: text("metadata").notNull(),
+    metadata: mediumtext("metadata").notNull(),
     createdAt: createdAt(),
   },
   (t) => [uniqueIndex("customers_project_customer_uq").on(t.projectId, t.customerId)],
@@ -130,7 +136,7 @@ export const transactions = mysqlTable(
     creditTypes: text("credit_types").notNull(),
     businessType: int("business_type").notNull().default(0),
     description: varchar("description", { length: 1024 }).notNull().default(""),
-    metadata: text("metadata").notNull(),
+    metadata: mediumtext("metadata").notNull(),
     requestFingerprint: char("request_fingerprint", { length: 64 }).notNull(),
     response: mediumtext("response").notNull(),
     settleResponse: mediumtext("settle_response"),
@@ -146,6 +152,9 @@ export const transactions = mysqlTable(
     uniqueIndex("transactions_project_tx_uq").on(t.projectId, t.transactionId),
     index("transactions_due_idx").on(t.status, t.autoAt),
     check("transactions_amounts_nonneg", sql`${t.amount} > 0 AND ${t.consumedAmount} >= 0 AND ${t.returnedAmount} >= 0 AND ${t.overageAmount} >= 0`),
+    check("transactions_kind_valid", sql`${t.kind} IN (${valuesOf(TRANSACTION_KINDS)})`),
+    check("transactions_status_valid", sql`${t.status} IN (${valuesOf(TRANSACTION_STATUSES)})`),
+    check("transactions_auto_action_valid", sql`${t.autoAction} IS NULL OR ${t.autoAction} IN (${valuesOf(AUTO_ACTIONS)})`),
   ],
 );
 
@@ -183,7 +192,7 @@ export const ledgerEntries = mysqlTable(
     idempotencyKey: varchar("idempotency_key", { length: 128 }).notNull().default(""),
     businessType: int("business_type").notNull().default(0),
     description: varchar("description", { length: 1024 }).notNull().default(""),
-    metadata: text("metadata").notNull(),
+    metadata: mediumtext("metadata").notNull(),
     automatic: boolean("automatic").notNull().default(false),
     overage: boolean("overage").notNull().default(false),
     createdAt: createdAt(),
@@ -195,6 +204,7 @@ export const ledgerEntries = mysqlTable(
     // the whole ledger in one scan instead, so appends maintain two B-trees, not four.
     index("ledger_customer_idx").on(t.projectId, t.customerPk, t.id),
     check("ledger_amount_pos", sql`${t.amount} > 0`),
+    check("ledger_operation_valid", sql`${t.operation} IN (${valuesOf(OPERATIONS)})`),
   ],
 );
 

@@ -4,6 +4,8 @@ const DEADLOCK = 1213;
 const LOCK_WAIT_TIMEOUT = 1205;
 const DUPLICATE_KEY = 1062;
 const OUT_OF_RANGE = 1690;
+/** "Subquery returns more than 1 row": raised on purpose by rowCountGuardSql, by nothing else of ours. */
+const GUARD_FAILED = 1242;
 
 const CONNECTION_CODES = new Set([
   "ECONNREFUSED",
@@ -53,6 +55,11 @@ export function isDuplicateOn(error: unknown, indexNames: readonly string[]): bo
 
 export function isOutOfRange(error: unknown): boolean {
   return driverError(error)?.errno === OUT_OF_RANGE;
+}
+
+/** A guarded update changed another number of rows than planned (see rowCountGuardSql). */
+export function isRowCountGuardFailure(error: unknown): boolean {
+  return driverError(error)?.errno === GUARD_FAILED;
 }
 
 export function isConnectionFailure(error: unknown): boolean {

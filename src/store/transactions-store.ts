@@ -1,12 +1,23 @@
 import { and, asc, eq, lte, sql, type SQL } from "drizzle-orm";
 import type { HoldState } from "../domain/hold.js";
-import type { AllocationLine, AutoAction, Metadata, TransactionKind, TransactionStatus } from "../domain/types.js";
+import {
+  AUTO_ACTIONS,
+  TRANSACTION_KINDS,
+  TRANSACTION_STATUSES,
+  type AllocationLine,
+  type AutoAction,
+  type Metadata,
+  type TransactionKind,
+  type TransactionStatus,
+} from "../domain/types.js";
 import type { Db } from "./database.js";
 import { decodeJson, encodeJson } from "./json-codec.js";
 import { ACCOUNT_COLUMNS } from "./accounts-store.js";
-import { bigOf, boolOf, msOf, numberOf, stringOf } from "./row-values.js";
+import { bigOf, boolOf, msOf, numberOf, oneOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { accounts, allocations, apiKeys, customers, transactions } from "./schema.js";
+import { guardedUpdateSql } from "./row-count-guard.js";
+import { chunksOf } from "./statement-chunks.js";
 
 export interface TransactionRow extends HoldState {
   readonly pk: bigint;
@@ -36,8 +47,8 @@ function toRow({ t, customerId }: { t: typeof transactions.$inferSelect; custome
     transactionId: t.transactionId,
     customerPk: t.customerPk,
     customerId,
-    kind: t.kind as TransactionKind,
-    status: t.status as TransactionStatus,
+    kind: oneOf(t.kind, TRANSACTION_KINDS, "kind"),
+    status: oneOf(t.status, TRANSACTION_STATUSES, "status"),
     amount: t.amount,
     consumedAmount: t.consumedAmount,
     returnedAmount: t.returnedAmount,
@@ -49,7 +60,7 @@ function toRow({ t, customerId }: { t: typeof transactions.$inferSelect; custome
     requestFingerprint: t.requestFingerprint,
     response: t.response,
     settleResponse: t.settleResponse,
-    autoAction: t.autoAction as AutoAction | null,
+    autoAction: t.autoAction === null ? null : oneOf(t.autoAction, AUTO_ACTIONS, "auto_action"),
     autoAtMs: t.autoAt?.getTime() ?? null,
     settledAutomatically: t.settledAutomatically,
     createdAtMs: t.createdAt.getTime(),
@@ -93,8 +104,8 @@ export function transactionFromRow(row: Row | undefined): TransactionRow | null 
     transactionId: stringOf(row.transaction_id),
     customerPk: bigOf(row.customer_pk),
     customerId: stringOf(row.c_customer_id),
-    kind: stringOf(row.kind) as TransactionKind,
-    status: stringOf(row.status) as TransactionStatus,
+    kind: oneOf(row.kind, TRANSACTION_KINDS, "kind"),
+    status: oneOf(row.status, TRANSACTION_STATUSES, "status"),
     amount: bigOf(row.amount),
     consumedAmount: bigOf(row.consumed_amount),
     returnedAmount: bigOf(row.returned_amount),
@@ -106,7 +117,7 @@ export function transactionFromRow(row: Row | undefined): TransactionRow | null 
     requestFingerprint: stringOf(row.request_fingerprint),
     response: stringOf(row.response),
     settleResponse: row.settle_response === null ? null : stringOf(row.settle_response),
-    autoAction: (row.auto_action ?? null) as AutoAction | null,
+    autoAction: row.auto_action == null ? null : oneOf(row.auto_action, AUTO_ACTIONS, "auto_action"),
     autoAtMs: optionalMs(row.auto_at),
     settledAutomatically: boolOf(row.settled_automatically),
     createdAtMs: msOf(row.created_at),
@@ -152,12 +163,15 @@ export interface Settlement {
   readonly nowMs: number;
 }
 
-/** FROZEN → CONSUMED | UNFROZEN; the caller holds the row lock, so this changes exactly one row. */
-export function settleTransactionSql(pk: bigint, s: Settlement): SQL {
-  return sql`UPDATE ${transactions} SET status = ${s.status}, consumed_amount = ${s.consumedAmount},
+/** FROZEN → CONSUMED | UNFROZEN, guarded: the caller holds the row lock, so anything but one row changed aborts. */
+export function settleTransactionSql(pk: bigint, s: Settlement): SQL[] {
+  return guardedUpdateSql(
+    sql`UPDATE ${transactions} SET status = ${s.status}, consumed_amount = ${s.consumedAmount},
       returned_amount = ${s.returnedAmount}, overage_amount = ${s.overageAmount}, settle_response = ${s.settleResponse},
       settled_automatically = ${s.automatic}, settled_at = ${new Date(s.nowMs)}
-    WHERE id = ${pk} AND status = 'FROZEN'`;
+    WHERE id = ${pk} AND status = 'FROZEN'`,
+    1,
+  );
 }
 
 export interface AllocationRow {
@@ -165,24 +179,35 @@ export interface AllocationRow {
   readonly amount: bigint;
 }
 
-/** Records the allocation of the transaction whose pk is `transactionPk` (a value or `@tx`). */
-export function insertAllocationsSql(projectId: bigint, transactionPk: SQL, lines: readonly AllocationRow[]): SQL | null {
-  if (lines.length === 0) return null;
+/** Records the allocation of the transaction whose pk is `transactionPk` (a value or `@tx`), in chunks. */
+export function insertAllocationsSql(projectId: bigint, transactionPk: SQL, lines: readonly AllocationRow[]): SQL[] {
   const rows = lines.map((l, seq) => sql`(${projectId}, ${transactionPk}, ${seq}, ${l.accountId}, ${l.amount})`);
-  return sql`INSERT INTO ${allocations} (project_id, transaction_pk, seq, account_id, amount) VALUES ${sql.join(rows, sql`, `)}`;
+  return chunksOf(rows).map(
+    (chunk) => sql`INSERT INTO ${allocations} (project_id, transaction_pk, seq, account_id, amount) VALUES ${sql.join(chunk, sql`, `)}`,
+  );
 }
+
+const allocationOf = (projectId: bigint, transactionId: string): SQL =>
+  sql`al.transaction_pk = (SELECT id FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId})`;
 
 /**
  * A transaction's allocation in order, each part with its account locked: driven from the
  * allocation's own index, then accounts by primary key (an `a.id IN (subquery)` on accounts let
- * MariaDB scan every allocation). A part whose account is gone has NULL account columns.
+ * MariaDB scan every allocation). A part whose account is gone has NULL account columns; with
+ * `skipLocked`, so does a part whose account another transaction holds (compare with
+ * countAllocationAccountsSql to tell them apart).
  */
-export const lockAllocationAccountsSql = (projectId: bigint, transactionId: string): SQL =>
+export const lockAllocationAccountsSql = (projectId: bigint, transactionId: string, options: { skipLocked?: boolean } = {}): SQL =>
   sql`SELECT al.account_id AS al_account_id, al.amount AS al_amount, ${ACCOUNT_COLUMNS}
     FROM ${allocations} al LEFT JOIN ${accounts} a ON a.id = al.account_id
-    WHERE al.transaction_pk = (SELECT id FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId})
+    WHERE ${allocationOf(projectId, transactionId)}
     ORDER BY al.seq
-    FOR UPDATE`;
+    FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
+
+/** How many of a transaction's allocation parts have an existing account (a plain read, no lock). */
+export const countAllocationAccountsSql = (projectId: bigint, transactionId: string): SQL =>
+  sql`SELECT COUNT(*) AS accounts FROM ${allocations} al JOIN ${accounts} a ON a.id = al.account_id
+    WHERE ${allocationOf(projectId, transactionId)}`;
 
 export const allocationFromRow = (row: Row): AllocationRow => ({ accountId: bigOf(row.al_account_id), amount: bigOf(row.al_amount) });
 
@@ -193,8 +218,12 @@ export const transactionCustomerPkSql = (projectId: bigint, transactionId: strin
 export interface DueHold {
   readonly transactionId: string;
   readonly projectId: bigint;
-  readonly autoAction: AutoAction;
+  /** As stored: parsed per hold (parseAutoAction), so one bad row does not stop the sweep. */
+  readonly autoAction: string | null;
 }
+
+/** A due hold's action; an unknown one is not guessed (freeze_records_inconsistent). */
+export const parseAutoAction = (hold: DueHold): AutoAction => oneOf(hold.autoAction, AUTO_ACTIONS, "auto_action");
 
 /** Holds whose auto-settlement deadline has passed, oldest deadline first. */
 export async function listDueHolds(db: Db, nowMs: number, limit: number): Promise<DueHold[]> {
@@ -208,7 +237,7 @@ export async function listDueHolds(db: Db, nowMs: number, limit: number): Promis
     .where(and(eq(transactions.status, "FROZEN"), lte(transactions.autoAt, new Date(nowMs))))
     .orderBy(asc(transactions.autoAt))
     .limit(limit);
-  return rows.map((r) => ({ ...r, autoAction: r.autoAction === "CONSUME" ? "CONSUME" : "UNFREEZE" }));
+  return rows;
 }
 
 /** A transaction's allocation with each account's credit type and source, in order. */
@@ -226,10 +255,11 @@ export async function listAllocationLines(db: Db, transactionPk: bigint): Promis
     .orderBy(asc(allocations.seq));
 }
 
+/** Locks the hold if it is still FROZEN and nobody else holds it (the sweeper never waits). */
+export const lockFrozenHoldSql = (projectId: bigint, transactionId: string): SQL =>
+  sql`SELECT id FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId} AND status = 'FROZEN'
+    FOR UPDATE SKIP LOCKED`;
+
 /** Moves a hold's auto-settlement deadline, so one that keeps failing does not block the queue. */
-export async function postponeAutoSettlement(db: Db, projectId: bigint, transactionId: string, untilMs: number): Promise<void> {
-  await db
-    .update(transactions)
-    .set({ autoAt: new Date(untilMs) })
-    .where(and(eq(transactions.projectId, projectId), eq(transactions.transactionId, transactionId), eq(transactions.status, "FROZEN")));
-}
+export const postponeAutoSettlementSql = (pk: bigint, untilMs: number): SQL[] =>
+  guardedUpdateSql(sql`UPDATE ${transactions} SET auto_at = ${new Date(untilMs)} WHERE id = ${pk} AND status = 'FROZEN'`, 1);

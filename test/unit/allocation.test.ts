@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { allocate } from "../../src/domain/allocation.js";
-import { NO_EXPIRY_MS, NO_START_MS } from "../../src/domain/limits.js";
+import { ACCOUNTS_PER_CALL_MAX, NO_EXPIRY_MS, NO_START_MS } from "../../src/domain/limits.js";
 import type { AccountSnapshot } from "../../src/domain/types.js";
 import { BillingError } from "../../src/errors/billing-error.js";
 
@@ -28,6 +28,16 @@ function failure(run: () => unknown): BillingError {
 }
 
 describe("allocate", () => {
+  it("spends from up to ACCOUNTS_PER_CALL_MAX accounts and refuses one more, naming amount", () => {
+    const accounts = Array.from({ length: ACCOUNTS_PER_CALL_MAX + 1 }, (_, i) => account(BigInt(i + 1), { total: 1n }));
+    const max = BigInt(ACCOUNTS_PER_CALL_MAX);
+    expect(allocate({ accounts, amount: max, creditTypes: [], nowMs: NOW })).toHaveLength(ACCOUNTS_PER_CALL_MAX);
+    const refused = failure(() => allocate({ accounts, amount: max + 1n, creditTypes: [], nowMs: NOW }));
+    expect([refused.code, refused.facts]).toEqual(["invalid_argument", { field: "amount", accounts_max: ACCOUNTS_PER_CALL_MAX }]);
+    const short = failure(() => allocate({ accounts, amount: max + 2n, creditTypes: [], nowMs: NOW }));
+    expect(short.code).toBe("insufficient_balance");
+  });
+
   it("spends soonest expiry first, never-expiring last, then oldest, then lowest id", () => {
     const accounts = [
       account(1n),

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { decideConsume, decideUnfreeze, splitConsume, type HoldState } from "../../src/domain/hold.js";
 import { codeOf } from "../support/code-of.js";
+import { TRANSACTION_STATUSES, type TransactionStatus } from "../../src/domain/types.js";
+import { oneOf } from "../../src/store/row-values.js";
 
 const hold = (over: Partial<HoldState> = {}): HoldState => ({
   kind: "FREEZE",
@@ -60,5 +62,25 @@ describe("splitConsume", () => {
 
   it("refuses overage unless allowed", () => {
     expect(codeOf(() => splitConsume(parts, 601n, false))).toBe("actual_amount_exceeds_frozen_amount");
+  });
+});
+
+describe("a status outside the closed set", () => {
+  // Parsing at read time refuses it first; the decisions refuse it too rather than fall through.
+  const bogus = hold({ status: "BOGUS" as unknown as TransactionStatus });
+  it("is freeze_records_inconsistent for Consume and Unfreeze", () => {
+    expect(codeOf(() => decideConsume(bogus, null))).toBe("freeze_records_inconsistent");
+    expect(codeOf(() => decideUnfreeze(bogus))).toBe("freeze_records_inconsistent");
+  });
+});
+
+describe("oneOf", () => {
+  it.each([
+    ["FROZEN", "ok"],
+    ["BOGUS", "freeze_records_inconsistent"],
+    ["frozen", "freeze_records_inconsistent"],
+    [null, "freeze_records_inconsistent"],
+  ])("%s", (value, expected) => {
+    expect(codeOf(() => oneOf(value, TRANSACTION_STATUSES, "status"))).toBe(expected);
   });
 });

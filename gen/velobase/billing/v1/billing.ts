@@ -353,7 +353,11 @@ export interface DepositRequest {
   creditType: string;
   /** Where the credits came from (e.g. "purchase", "promo"). Default "default". */
   source: string;
-  /** Optional; unset means active now. Invalid timestamp → invalid_starts_at. */
+  /**
+   * Optional; unset means active now. Invalid timestamp → invalid_starts_at.
+   * Every valid timestamp (0001-01-01T00:00:00Z included) is stored and
+   * answered as sent; only an unset starts_at is answered unset.
+   */
   startsAt:
     | Timestamp
     | undefined;
@@ -5433,6 +5437,12 @@ export const ListLedgerEntriesResponse: MessageFns<ListLedgerEntriesResponse> = 
  *   - source: 1-64 characters of [A-Za-z0-9_.:@-];
  *   - description: at most 1024 characters; name and email: at most 255;
  *   - metadata: at most 32 keys, keys 1-64 characters, values at most 1024.
+ * Text lengths (description, name, email, metadata keys and values) count
+ * UTF-16 code units, as JavaScript's String.length does: a character beyond
+ * U+FFFF (most emoji) counts as 2. Every text within these limits is stored,
+ * whatever its UTF-8 size.
+ * One call spends from at most 20,000 accounts; an amount
+ * that would take more fails with invalid_argument, field "amount".
  * A field over its limit fails with invalid_argument (ErrorInfo.metadata.field
  * names it) unless a more specific code is listed below.
  */
@@ -5442,6 +5452,10 @@ export const BillingServiceService = {
    * Deposit adds credits to one account of a customer, creating the customer
    * on its first deposit. The account is keyed by (credit_type, source,
    * starts_at, expires_at); a deposit with the same key adds to it.
+   * A customer's unexpired credits (the sum of total over its accounts not yet
+   * expired) stay at most 9223372036854775807 (int64 max), so every balance
+   * fits in a response; a deposit beyond fails with invalid_argument, field
+   * "amount", facts "requested" and "remaining" (what still fits).
    * Errors: customer_id_required, amount_must_be_positive, invalid_starts_at,
    * invalid_expires_at, invalid_datetime_range, invalid_credit_types,
    * invalid_argument, idempotency_conflict, transaction_conflict,
@@ -5575,6 +5589,10 @@ export interface BillingServiceServer extends UntypedServiceImplementation {
    * Deposit adds credits to one account of a customer, creating the customer
    * on its first deposit. The account is keyed by (credit_type, source,
    * starts_at, expires_at); a deposit with the same key adds to it.
+   * A customer's unexpired credits (the sum of total over its accounts not yet
+   * expired) stay at most 9223372036854775807 (int64 max), so every balance
+   * fits in a response; a deposit beyond fails with invalid_argument, field
+   * "amount", facts "requested" and "remaining" (what still fits).
    * Errors: customer_id_required, amount_must_be_positive, invalid_starts_at,
    * invalid_expires_at, invalid_datetime_range, invalid_credit_types,
    * invalid_argument, idempotency_conflict, transaction_conflict,
@@ -5640,6 +5658,10 @@ export interface BillingServiceClient extends Client {
    * Deposit adds credits to one account of a customer, creating the customer
    * on its first deposit. The account is keyed by (credit_type, source,
    * starts_at, expires_at); a deposit with the same key adds to it.
+   * A customer's unexpired credits (the sum of total over its accounts not yet
+   * expired) stay at most 9223372036854775807 (int64 max), so every balance
+   * fits in a response; a deposit beyond fails with invalid_argument, field
+   * "amount", facts "requested" and "remaining" (what still fits).
    * Errors: customer_id_required, amount_must_be_positive, invalid_starts_at,
    * invalid_expires_at, invalid_datetime_range, invalid_credit_types,
    * invalid_argument, idempotency_conflict, transaction_conflict,

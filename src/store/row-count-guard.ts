@@ -1,0 +1,17 @@
+import { sql, type SQL } from "drizzle-orm";
+
+/**
+ * Follows a guarded UPDATE in a batch: fails the batch (errno 1242, isRowCountGuardFailure)
+ * unless that UPDATE changed exactly `expected` rows. Batches end with COMMIT, so checking the
+ * count in code afterwards would be too late; failing here stops the batch before its COMMIT,
+ * and the transaction is rolled back. Plain SQL has no conditional error outside stored
+ * programs (SIGNAL), so the guard makes a scalar subquery return two rows when the count is
+ * wrong; ROW_COUNT() is the previous statement's count on MySQL and MariaDB alike.
+ */
+export function rowCountGuardSql(expected: number): SQL {
+  const wrong = sql`SELECT 1 FROM DUAL WHERE ROW_COUNT() <> ${sql.raw(String(Math.trunc(expected)))}`;
+  return sql`SELECT (${wrong} UNION ALL ${wrong}) AS row_count_guard`;
+}
+
+/** The UPDATE followed by its guard. */
+export const guardedUpdateSql = (update: SQL, expectedRows: number): SQL[] => [update, rowCountGuardSql(expectedRows)];
