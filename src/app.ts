@@ -64,6 +64,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     billingHandlers(context, { log, metrics }),
     health,
     `${config.GRPC_HOST}:${config.GRPC_PORT}`,
+    { maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES },
   );
   const stopWatching = watchDatabase(database, health, config.HEALTH_CHECK_INTERVAL_MS, log);
   const sweeper = config.SWEEP_INTERVAL_MS > 0 ? startSweeper(context, log, config.SWEEP_INTERVAL_MS) : null;

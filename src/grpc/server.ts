@@ -2,6 +2,7 @@ import { Server, ServerCredentials, type UntypedServiceImplementation } from "@g
 import { HealthImplementation } from "grpc-health-check";
 import { BillingServiceService } from "../../gen/velobase/billing/v1/billing.js";
 import { addReflection } from "./reflection.js";
+import { withCheckedRequests } from "./request-decoding.js";
 
 export const BILLING_SERVICE_NAME = "velobase.billing.v1.BillingService";
 
@@ -23,13 +24,21 @@ export interface GrpcServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
+export interface GrpcServerOptions {
+  /** Larger requests are refused by grpc-js with RESOURCE_EXHAUSTED before they are decoded. */
+  readonly maxMessageBytes?: number;
+}
+
 export async function startGrpcServer(
   handlers: UntypedServiceImplementation,
   health: HealthReporter,
   address: string,
+  options: GrpcServerOptions = {},
 ): Promise<GrpcServer> {
-  const server = new Server();
-  server.addService(BillingServiceService, handlers);
+  const server = new Server(
+    options.maxMessageBytes === undefined ? {} : { "grpc.max_receive_message_length": options.maxMessageBytes },
+  );
+  server.addService(withCheckedRequests(BillingServiceService), handlers);
   health.implementation.addToServer(server);
   addReflection(server);
   const port = await new Promise<number>((resolve, reject) =>

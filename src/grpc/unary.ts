@@ -3,6 +3,7 @@ import { Metadata, status, type sendUnaryData, type ServerUnaryCall } from "@grp
 import type { Logger } from "pino";
 import { toBillingError, toServiceError } from "../errors/to-grpc-status.js";
 import type { Metrics } from "../metrics.js";
+import { MalformedRequest } from "./request-decoding.js";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
@@ -27,7 +28,7 @@ export function unary<Req, Res>(
   env: CallEnvironment,
   method: string,
   handle: (request: Req) => Promise<Res>,
-): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+): (call: ServerUnaryCall<Req | MalformedRequest, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     const started = process.hrtime.bigint();
     const requestId = requestIdOf(call.metadata);
@@ -48,7 +49,8 @@ export function unary<Req, Res>(
       else env.log.info(line, "call");
     };
 
-    handle(call.request).then(
+    const request = call.request;
+    (request instanceof MalformedRequest ? Promise.reject(request.toError()) : handle(request)).then(
       (response) => {
         finish("ok", status.OK);
         sendHeaders();

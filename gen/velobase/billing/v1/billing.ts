@@ -5386,6 +5386,12 @@ export const ListLedgerEntriesResponse: MessageFns<ListLedgerEntriesResponse> = 
  *   - metadata: at most 32 keys, keys 1-64 characters, values at most 1024.
  * A field over its limit fails with invalid_argument (ErrorInfo.metadata.field
  * names it) unless a more specific code is listed below.
+ *
+ * A request that is not a valid protobuf message (truncated, an unknown wire
+ * type, an unterminated group, an over-long varint, groups nested over 100
+ * deep) fails with invalid_argument, field "request". A request larger than
+ * the server's GRPC_MAX_MESSAGE_BYTES (default 4 MiB) fails with gRPC's own
+ * RESOURCE_EXHAUSTED before it is read.
  */
 export type BillingServiceService = typeof BillingServiceService;
 export const BillingServiceService = {
