@@ -38,7 +38,7 @@ export async function startGrpcServer(
   const server = new Server(
     options.maxMessageBytes === undefined ? {} : { "grpc.max_receive_message_length": options.maxMessageBytes },
   );
-  server.addService(withCheckedRequests(BillingServiceService), handlers);
+  server.addService(withCheckedRequests(BillingServiceService, BILLING_SERVICE_NAME), handlers);
   health.implementation.addToServer(server);
   addReflection(server);
   const port = await new Promise<number>((resolve, reject) =>
