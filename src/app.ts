@@ -1,10 +1,11 @@
 import type { Server as HttpServer } from "node:http";
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
 import type { BillingContext } from "./billing/context.js";
 import { startSweeper } from "./billing/sweeper.js";
 import type { Config } from "./config.js";
 import { billingHandlers } from "./grpc/billing-handlers.js";
 import { HealthReporter, startGrpcServer } from "./grpc/server.js";
+import { createLogger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { openDatabase, type Database } from "./store/database.js";
 
@@ -50,7 +51,7 @@ function watchDatabase(database: Database, health: HealthReporter, intervalMs: n
 
 /** Database → migrations → gRPC server → sweeper; `stop()` undoes it in reverse. */
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
-  const log = options.log ?? pino({ level: config.LOG_LEVEL });
+  const log = options.log ?? createLogger(config.LOG_LEVEL);
   const database = await openDatabase(config.DATABASE_URL, { poolSize: config.DB_POOL_SIZE });
   const metrics = new Metrics();
   metrics.watchPool(database.pool);

@@ -1,6 +1,6 @@
-import { pino } from "pino";
 import { startApp } from "./app.js";
 import { ConfigError, loadConfig, redactUrl } from "./config.js";
+import { createLogger } from "./logger.js";
 import { DatabaseUnreachableError } from "./store/database.js";
 
 /** Entry point: config → database → server → signals. Start-up failures are one line each. */
@@ -15,7 +15,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const log = pino({ level: config.LOG_LEVEL });
+  const log = createLogger(config.LOG_LEVEL);
   let app;
   try {
     app = await startApp(config, { log });

@@ -1,6 +1,7 @@
-import { pino } from "pino";
+import type { DestinationStream } from "pino";
 import { startApp, type App } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/logger.js";
 import { TestClient } from "./client.js";
 import { TestClock } from "./clock.js";
 import { uniqueDatabaseUrl } from "./database.js";
@@ -13,8 +14,13 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
+export interface TestServerOptions {
+  /** Where the service's log lines go (at level info); silent by default, or TEST_LOG_LEVEL. */
+  readonly logDestination?: DestinationStream;
+}
+
 /** The real server on 127.0.0.1:<free port> over a fresh database, with a hand-moved clock. */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(env: Record<string, string> = {}, options: TestServerOptions = {}): Promise<TestServer> {
   const database = uniqueDatabaseUrl();
   const clock = new TestClock();
   const config = loadConfig({
@@ -26,7 +32,9 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     HEALTH_CHECK_INTERVAL_MS: "200",
     ...env,
   });
-  const app = await startApp(config, { log: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }), now: clock.now });
+  const level = options.logDestination ? "info" : (process.env.TEST_LOG_LEVEL ?? "silent");
+  const log = createLogger(level, options.logDestination);
+  const app = await startApp(config, { log, now: clock.now });
   const client = new TestClient(app.port);
   return {
     app,
