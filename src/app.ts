@@ -52,7 +52,10 @@ function watchDatabase(database: Database, health: HealthReporter, intervalMs: n
 /** Database → migrations → gRPC server → sweeper; `stop()` undoes it in reverse. */
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = options.log ?? createLogger(config.LOG_LEVEL);
-  const database = await openDatabase(config.DATABASE_URL, { poolSize: config.DB_POOL_SIZE });
+  const database = await openDatabase(config.DATABASE_URL, {
+    poolSize: config.DB_POOL_SIZE,
+    lockWaitTimeoutS: config.DB_LOCK_WAIT_TIMEOUT_S,
+  });
   const metrics = new Metrics();
   metrics.watchPool(database.pool);
   const context: BillingContext = {
