@@ -12,16 +12,19 @@ import { startTestServer, type TestServer } from "../support/server.js";
 let s: TestServer;
 let other: Connection;
 
-beforeAll(async () => {
-  s = await startTestServer({ DB_LOCK_WAIT_TIMEOUT_S: "1" });
-  other = await mysql.createConnection(s.databaseUrl);
-  await other.query("CREATE TABLE retry_ballast (id INT PRIMARY KEY)");
-});
+/** A server whose pool waits `lockWaitS` for a row lock, and a raw connection to its database. */
+function withServer(lockWaitS: number): void {
+  beforeAll(async () => {
+    s = await startTestServer({ DB_LOCK_WAIT_TIMEOUT_S: String(lockWaitS) });
+    other = await mysql.createConnection(s.databaseUrl);
+    await other.query("CREATE TABLE retry_ballast (id INT PRIMARY KEY)");
+  });
 
-afterAll(async () => {
-  await other?.end();
-  await s?.stop();
-});
+  afterAll(async () => {
+    await other?.end();
+    await s?.stop();
+  });
+}
 
 async function retries(reason: "deadlock" | "lock_wait_timeout"): Promise<number> {
   const { values } = await s.app.metrics.retries.get();
@@ -29,21 +32,23 @@ async function retries(reason: "deadlock" | "lock_wait_timeout"): Promise<number
 }
 
 async function waitFor(condition: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(10)) {
     if (await condition()) return;
-    await sleep(10);
   }
   throw new Error(`timed out waiting for ${what}`);
 }
 
-/** Transactions of this test's database waiting for a row lock. */
-async function lockWaits(): Promise<number> {
+/**
+ * Whether a connection of this test's database is inside the statement that locks a customer's
+ * accounts (`SELECT a.id … FOR UPDATE`). Only the Deduct runs one, and nothing else can hold it
+ * there but a lock. (MariaDB's INNODB_TRX does not list a transaction that has written nothing.)
+ */
+async function deductWaitsForAccounts(): Promise<boolean> {
   const [rows] = await other.query<RowDataPacket[]>(
-    `SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX t
-       JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
-     WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()`,
+    `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST
+     WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE 'SELECT a.id %' AND INFO LIKE '%FOR UPDATE'`,
   );
-  return Number(rows[0]?.n ?? 0);
+  return Number(rows[0]?.n ?? 0) === 1;
 }
 
 async function customerWithCredits(amount: bigint): Promise<{ customerId: string; customerPk: string; accountId: string }> {
@@ -58,6 +63,8 @@ async function available(customerId: string): Promise<bigint | undefined> {
 }
 
 describe("a lock-wait timeout (1205)", () => {
+  withServer(1);
+
   it("is retried, and after the last attempt answers service_unavailable with nothing written", async () => {
     const { customerId, customerPk } = await customerWithCredits(100n);
     const before = await retries("lock_wait_timeout");
@@ -79,14 +86,21 @@ describe("a lock-wait timeout (1205)", () => {
     await other.query("BEGIN");
     await other.query("SELECT id FROM customers WHERE id = ? FOR UPDATE", [customerPk]);
     const deduct = s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 10n });
-    await waitFor(async () => (await retries("lock_wait_timeout")) > before, "the first retry");
-    await other.query("ROLLBACK");
+    deduct.catch(() => undefined); // Awaited below; a failed wait must not leave it unhandled.
+    try {
+      await waitFor(async () => (await retries("lock_wait_timeout")) > before, "the first retry");
+    } finally {
+      await other.query("ROLLBACK");
+    }
     expect((await deduct).balance?.available).toBe(90n);
     expect((await retries("lock_wait_timeout")) - before).toBe(1);
   });
 });
 
 describe("a deadlock (1213)", () => {
+  // Long enough that the Deduct is still waiting when the deadlock is made, even on a busy machine.
+  withServer(30);
+
   it("rolls back the Deduct, which is retried and succeeds", async () => {
     const { customerId, customerPk, accountId } = await customerWithCredits(100n);
     const before = await retries("deadlock");
@@ -97,8 +111,9 @@ describe("a deadlock (1213)", () => {
     await other.query("SELECT id FROM accounts WHERE id = ? FOR UPDATE", [accountId]);
     // The Deduct locks the customer, then waits for the account.
     const deduct = s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 10n });
+    deduct.catch(() => undefined); // Awaited below; a failed setup must not leave it unhandled.
     try {
-      await waitFor(async () => (await lockWaits()) === 1, "the Deduct to wait for the account");
+      await waitFor(deductWaitsForAccounts, "the Deduct to wait for the account");
       // Opposite order: the customer the Deduct holds. InnoDB rolls the Deduct back.
       await other.query("SELECT id FROM customers WHERE id = ? FOR UPDATE", [customerPk]);
       await waitFor(async () => (await retries("deadlock")) > before, "the retry");
