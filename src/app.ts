@@ -1,11 +1,12 @@
 import type { Server as HttpServer } from "node:http";
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
 import type { BillingContext } from "./billing/context.js";
 import { startSweeper } from "./billing/sweeper.js";
 import type { Config } from "./config.js";
 import { billingHandlers } from "./grpc/billing-handlers.js";
 import { HealthReporter, startGrpcServer } from "./grpc/server.js";
 import { serverCredentials, type TransportSecurity } from "./grpc/tls.js";
+import { createLogger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { openDatabase, type Database } from "./store/database.js";
 import { Authenticator } from "./tenancy/authenticator.js";
@@ -76,13 +77,16 @@ function watchDatabase(database: Database, health: HealthReporter, intervalMs: n
 
 /** Database → migrations → gRPC server → sweeper; `stop()` undoes it in reverse. */
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
-  const log = options.log ?? pino({ level: config.LOG_LEVEL });
+  const log = options.log ?? createLogger(config.LOG_LEVEL);
   const { credentials, security } = serverCredentials({
     certFile: config.TLS_CERT_FILE,
     keyFile: config.TLS_KEY_FILE,
     clientCaFile: config.TLS_CLIENT_CA_FILE,
   });
-  const database = await openDatabase(config.DATABASE_URL, { poolSize: config.DB_POOL_SIZE });
+  const database = await openDatabase(config.DATABASE_URL, {
+    poolSize: config.DB_POOL_SIZE,
+    lockWaitTimeoutS: config.DB_LOCK_WAIT_TIMEOUT_S,
+  });
   try {
     await ensureSomeoneCanGetIn(database, config, log, options.announce ?? ((line) => process.stderr.write(line)));
   } catch (error) {
@@ -104,7 +108,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     billingHandlers(context, { log, metrics, authenticator, rateLimiter }),
     health,
     `${config.GRPC_HOST}:${config.GRPC_PORT}`,
-    credentials,
+    { credentials, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES },
   );
   const stopWatching = watchDatabase(database, health, config.HEALTH_CHECK_INTERVAL_MS, log);
   const sweeper = config.SWEEP_INTERVAL_MS > 0 ? startSweeper(context, log, config.SWEEP_INTERVAL_MS) : null;

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { apiKeyModeOf } from "./domain/api-key.js";
 import { API_KEY_CACHE_TTL_MS_DEFAULT } from "./tenancy/authenticator.js";
+import { LOCK_WAIT_TIMEOUT_S_DEFAULT } from "./store/database.js";
 
 const port = z.coerce.number().int().min(0).max(65535);
 
@@ -13,8 +14,11 @@ const ConfigSchema = z.object({
   GRPC_HOST: z.string().min(1).default("0.0.0.0"),
   GRPC_PORT: port.default(50051),
   METRICS_PORT: port.optional(),
+  // grpc-js's own default (4 MiB): a request at the API's field limits is far smaller.
+  GRPC_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(2 ** 31 - 1).default(4 * 1024 * 1024),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   DB_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(20),
+  DB_LOCK_WAIT_TIMEOUT_S: z.coerce.number().int().min(1).max(3600).default(LOCK_WAIT_TIMEOUT_S_DEFAULT),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(1_000),
   HEALTH_CHECK_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(2_000),

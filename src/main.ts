@@ -1,7 +1,7 @@
-import { pino } from "pino";
 import { startApp } from "./app.js";
 import { ConfigError, loadConfig, redactUrl } from "./config.js";
 import { TlsFileError } from "./grpc/tls.js";
+import { createLogger } from "./logger.js";
 import { DatabaseUnreachableError } from "./store/database.js";
 import { UsageError } from "./tenancy/projects.js";
 
@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const log = pino({ level: config.LOG_LEVEL });
+  const log = createLogger(config.LOG_LEVEL);
   let app;
   try {
     app = await startApp(config, { log });

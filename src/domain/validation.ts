@@ -84,7 +84,7 @@ export function parseMetadata(raw: Readonly<Record<string, string>>): Metadata {
   if (keys.length > METADATA_KEYS_MAX) {
     throw invalid("invalid_argument", "metadata", `metadata holds at most ${METADATA_KEYS_MAX} keys.`);
   }
-  const sorted: Record<string, string> = {};
+  const sorted: Array<[string, string]> = [];
   for (const key of keys.sort()) {
     const value = raw[key] ?? "";
     if (key.length === 0 || key.length > METADATA_KEY_LENGTH_MAX) {
@@ -93,9 +93,11 @@ export function parseMetadata(raw: Readonly<Record<string, string>>): Metadata {
     if (value.length > METADATA_VALUE_LENGTH_MAX) {
       throw invalid("invalid_argument", "metadata", `metadata values must be at most ${METADATA_VALUE_LENGTH_MAX} characters.`);
     }
-    sorted[key] = value;
+    sorted.push([key, value]);
   }
-  return sorted;
+  // Object.fromEntries keeps a key named __proto__ as an own property; `sorted[key] = value`
+  // would set the prototype instead and lose it.
+  return Object.fromEntries(sorted);
 }
 
 export interface TimestampInput {

@@ -3,6 +3,7 @@ import { HealthImplementation } from "grpc-health-check";
 import { BillingServiceService } from "../../gen/velobase/billing/v1/billing.js";
 import { addReflection } from "./reflection.js";
 import { withSerializedResponses } from "./unary.js";
+import { withCheckedRequests } from "./request-decoding.js";
 
 export const BILLING_SERVICE_NAME = "velobase.billing.v1.BillingService";
 
@@ -24,18 +25,27 @@ export interface GrpcServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
+export interface GrpcServerOptions {
+  /** Plaintext when absent; see tls.ts. */
+  readonly credentials?: ServerCredentials;
+  /** Larger requests are refused by grpc-js with RESOURCE_EXHAUSTED before they are decoded. */
+  readonly maxMessageBytes?: number;
+}
+
 export async function startGrpcServer(
   handlers: UntypedServiceImplementation,
   health: HealthReporter,
   address: string,
-  credentials: ServerCredentials = ServerCredentials.createInsecure(),
+  options: GrpcServerOptions = {},
 ): Promise<GrpcServer> {
-  const server = new Server();
-  server.addService(withSerializedResponses(BillingServiceService), handlers);
+  const server = new Server(
+    options.maxMessageBytes === undefined ? {} : { "grpc.max_receive_message_length": options.maxMessageBytes },
+  );
+  server.addService(withSerializedResponses(withCheckedRequests(BillingServiceService, BILLING_SERVICE_NAME)), handlers);
   health.implementation.addToServer(server);
   addReflection(server);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, credentials, (error, bound) => (error ? reject(error) : resolve(bound))),
+    server.bindAsync(address, options.credentials ?? ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
   );
   return {
     server,

@@ -15,6 +15,7 @@ import type { Metrics } from "../metrics.js";
 import type { Authenticator } from "../tenancy/authenticator.js";
 import { presentedApiKey } from "../tenancy/credentials.js";
 import type { RateLimiter } from "../tenancy/rate-limiter.js";
+import { MalformedRequest } from "./request-decoding.js";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
@@ -70,7 +71,7 @@ export function unary<Req, Res>(
   method: string,
   handle: (request: Req, metadata: Metadata) => Promise<Res>,
   serialize?: (response: Res) => Buffer,
-): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+): (call: ServerUnaryCall<Req | MalformedRequest, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     const started = process.hrtime.bigint();
     const requestId = requestIdOf(call.metadata);
@@ -102,7 +103,8 @@ export function unary<Req, Res>(
       callback(toServiceError(error, trailers), null);
     };
 
-    handle(call.request, call.metadata).then((response) => {
+    const request = call.request;
+    (request instanceof MalformedRequest ? Promise.reject(request.toError()) : handle(request, call.metadata)).then((response) => {
       if (serialize && typeof response === "object" && response !== null) {
         try {
           serializedResponses.set(response, serialize(response));

@@ -16,7 +16,8 @@ export interface Database {
 
 const MIGRATIONS_FOLDER = fileURLToPath(new URL("./migrations", import.meta.url));
 const CONNECT_TIMEOUT_MS = 5_000;
-const LOCK_WAIT_TIMEOUT_S = 5;
+/** Row locks are held for milliseconds; a longer wait means trouble (see openDatabase). */
+export const LOCK_WAIT_TIMEOUT_S_DEFAULT = 5;
 
 /** Thrown when the server cannot be reached or refuses us; main turns it into one clear line. */
 export class DatabaseUnreachableError extends Error {}
@@ -70,6 +71,8 @@ const migrateExclusively = (pool: Pool, db: Db, database: string): Promise<void>
 export interface OpenOptions {
   poolSize?: number;
   migrate?: boolean;
+  /** innodb_lock_wait_timeout of every pooled connection (DB_LOCK_WAIT_TIMEOUT_S). */
+  lockWaitTimeoutS?: number;
 }
 
 /** Connects, creates the database when missing and applies pending migrations. */
@@ -84,14 +87,16 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
   });
   // Every operation locks the customer row first and then reads what it needs; READ COMMITTED
   // makes those reads see the latest committed rows and avoids gap locks. Row locks are held for
-  // milliseconds, so a wait beyond LOCK_WAIT_TIMEOUT_S means trouble: fail (and retry) early
+  // milliseconds, so a wait beyond lockWaitTimeoutS means trouble: fail (and retry) early
   // instead of InnoDB's 50 s default. The statement is queued before any other on the connection.
+  const lockWaitTimeoutS = options.lockWaitTimeoutS ?? LOCK_WAIT_TIMEOUT_S_DEFAULT;
+  if (!Number.isInteger(lockWaitTimeoutS) || lockWaitTimeoutS < 1) throw new Error("lockWaitTimeoutS must be a positive integer");
   pool.pool.on("connection", (conn) => {
     const onError = (error: Error | null) => {
       if (error) conn.destroy();
     };
     conn.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", onError);
-    conn.query(`SET SESSION innodb_lock_wait_timeout = ${LOCK_WAIT_TIMEOUT_S}`, onError);
+    conn.query(`SET SESSION innodb_lock_wait_timeout = ${lockWaitTimeoutS}`, onError);
   });
   const db = drizzle(pool, { schema, mode: "default" });
   if (options.migrate ?? true) await migrateExclusively(pool, db, connection.database);

@@ -5,7 +5,7 @@ import type { Connection as CoreConnection } from "mysql2";
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { BillingError } from "../errors/billing-error.js";
 import type { Database } from "./database.js";
-import { isConnectionFailure, isDuplicateOn, isOutOfRange, isRetryableConflict } from "./sql-errors.js";
+import { isConnectionFailure, isDuplicateOn, isOutOfRange, isRetryableConflict, retryableConflictOf } from "./sql-errors.js";
 
 /** Deadlocks and lock-wait timeouts are retried this many times before service_unavailable. */
 export const TRANSACTION_ATTEMPTS_MAX = 5;
@@ -139,7 +139,7 @@ export function headerOf(result: StatementResult | undefined): ResultSetHeader {
 }
 
 export interface RetryObserver {
-  onRetry?(reason: "deadlock" | "duplicate_key", attempt: number): void;
+  onRetry?(reason: "deadlock" | "lock_wait_timeout" | "duplicate_key", attempt: number): void;
 }
 
 /**
@@ -157,10 +157,10 @@ export async function runTransaction<T>(
       return await attemptTransaction(database, work);
     } catch (error) {
       if (error instanceof BillingError) throw error;
-      const conflict = isRetryableConflict(error);
-      const duplicate = !conflict && isDuplicateOn(error, IDEMPOTENCY_INDEXES);
+      const conflict = retryableConflictOf(error);
+      const duplicate = conflict === null && isDuplicateOn(error, IDEMPOTENCY_INDEXES);
       if (!(conflict || duplicate) || attempt >= TRANSACTION_ATTEMPTS_MAX) throw translateStoreError(error);
-      observer.onRetry?.(conflict ? "deadlock" : "duplicate_key", attempt);
+      observer.onRetry?.(conflict ?? "duplicate_key", attempt);
       await sleep(Math.random() * BACKOFF_BASE_MS * 2 ** attempt);
     }
   }

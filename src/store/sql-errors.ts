@@ -42,8 +42,14 @@ export function driverError(error: unknown): DriverError | undefined {
 }
 
 export function isRetryableConflict(error: unknown): boolean {
+  return retryableConflictOf(error) !== null;
+}
+
+/** Which lock conflict failed the statement, if it was one worth retrying. */
+export function retryableConflictOf(error: unknown): "deadlock" | "lock_wait_timeout" | null {
   const errno = driverError(error)?.errno;
-  return errno === DEADLOCK || errno === LOCK_WAIT_TIMEOUT;
+  if (errno === DEADLOCK) return "deadlock";
+  return errno === LOCK_WAIT_TIMEOUT ? "lock_wait_timeout" : null;
 }
 
 /** A duplicate on the named unique index (mysql2 quotes the key name in the message). */

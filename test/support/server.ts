@@ -1,4 +1,4 @@
-import { pino, type Logger } from "pino";
+import type { DestinationStream, Logger } from "pino";
 import { startApp, type App } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { generateApiKey, type ProjectMode } from "../../src/domain/api-key.js";
@@ -6,6 +6,7 @@ import type { Scope } from "../../src/domain/caller.js";
 import type { ProjectRow } from "../../src/store/projects-store.js";
 import { createApiKey, revokeApiKeyByPrefix, type CreatedApiKey } from "../../src/tenancy/api-keys.js";
 import { createProject, projectNamed } from "../../src/tenancy/projects.js";
+import { createLogger } from "../../src/logger.js";
 import { TestClient } from "./client.js";
 import { TestClock } from "./clock.js";
 import { uniqueDatabaseUrl } from "./database.js";
@@ -35,6 +36,8 @@ export interface TestServerOptions {
   readonly announce?: (line: string) => void;
   /** The server's logger; silent (or TEST_LOG_LEVEL) by default. */
   readonly log?: Logger;
+  /** Where the service's log lines go (at level info) when no `log` is given. */
+  readonly logDestination?: DestinationStream;
 }
 
 /**
@@ -56,7 +59,8 @@ export async function startTestServer(env: Record<string, string> = {}, options:
     BOOTSTRAP_API_KEY: apiKey,
     ...env,
   };
-  const log = options.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const level = options.logDestination ? "info" : (process.env.TEST_LOG_LEVEL ?? "silent");
+  const log = options.log ?? createLogger(level, options.logDestination);
   const app = await startApp(loadConfig(environment), {
     log,
     now: clock.now,

@@ -56,6 +56,14 @@ describe("field parsers", () => {
     expect(codeOf(() => parseMetadata({ "": "x" }))).toBe("invalid_argument");
     expect(Object.keys(parseMetadata({ b: "1", a: "2" }))).toEqual(["a", "b"]);
   });
+
+  it("keeps a metadata key named __proto__ as an own key, through storage too", () => {
+    const sent = Object.fromEntries([["__proto__", "p"], ["a", "1"]]);
+    const parsed = parseMetadata(sent);
+    expect(Object.entries(parsed)).toEqual([["__proto__", "p"], ["a", "1"]]);
+    expect(Object.entries(decodeJson<Record<string, string>>(encodeJson(parsed)))).toEqual([["__proto__", "p"], ["a", "1"]]);
+    expect(Object.getPrototypeOf(parsed)).toBe(Object.prototype);
+  });
 });
 
 describe("fingerprints and stored responses", () => {

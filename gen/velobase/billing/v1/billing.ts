@@ -5445,6 +5445,14 @@ export const ListLedgerEntriesResponse: MessageFns<ListLedgerEntriesResponse> = 
  * that would take more fails with invalid_argument, field "amount".
  * A field over its limit fails with invalid_argument (ErrorInfo.metadata.field
  * names it) unless a more specific code is listed below.
+ *
+ * A request that is not a valid protobuf message (truncated, an unknown wire
+ * type, an unterminated group, an over-long varint, groups nested over 100
+ * deep) fails with invalid_argument, field "request". A request larger than
+ * the server's GRPC_MAX_MESSAGE_BYTES (default 4 MiB) fails with gRPC's own
+ * RESOURCE_EXHAUSTED before it is read. Every string field (map keys and
+ * values included) must be valid UTF-8, else invalid_argument names the field;
+ * text is stored exactly as sent, and so is every metadata key.
  */
 export type BillingServiceService = typeof BillingServiceService;
 export const BillingServiceService = {

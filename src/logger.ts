@@ -1,0 +1,154 @@
+import { pino, type DestinationStream, type LevelWithSilentOrString, type Logger } from "pino";
+
+/** A log line is cut beyond this: one runaway field must not turn into megabytes of log. */
+export const LOG_LINE_BYTES_MAX = 16 * 1024;
+/** A failed SQL statement is logged without its values, up to this many characters. */
+export const LOGGED_SQL_LENGTH_MAX = 512;
+/** An error message is logged up to this many characters (with its quoted parts removed). */
+export const LOGGED_MESSAGE_LENGTH_MAX = 512;
+/** Stack frames kept per error, and causes followed. */
+const STACK_FRAMES_MAX = 20;
+const CAUSE_DEPTH_MAX = 3;
+
+/** The index just after the quoted literal starting at `start` (backslash and doubled quotes escape). */
+function endOfQuoted(text: string, start: number): number {
+  const quote = text[start];
+  for (let i = start + 1; i < text.length; i++) {
+    if (text[i] === "\\") i++;
+    else if (text[i] === quote) {
+      if (text[i + 1] !== quote) return i + 1;
+      i++;
+    }
+  }
+  return text.length;
+}
+
+const WORD = /[A-Za-z0-9_$]/;
+const DIGIT = /[0-9]/;
+
+/**
+ * A statement with every literal (quoted strings, numbers) replaced by `?`, cut to `lengthMax`:
+ * mysql2 puts the statement with its values filled in on its errors, and those values are
+ * customer data. Backquoted identifiers are kept. Scans no further than the output needs.
+ */
+export function statementWithoutValues(sql: string, lengthMax = LOGGED_SQL_LENGTH_MAX): string {
+  let out = "";
+  let i = 0;
+  while (i < sql.length && out.length < lengthMax) {
+    const c = sql[i] ?? "";
+    if (c === "'" || c === '"') {
+      i = endOfQuoted(sql, i);
+      out += "?";
+    } else if (c === "`") {
+      const end = endOfQuoted(sql, i);
+      out += sql.slice(i, end);
+      i = end;
+    } else if (DIGIT.test(c) && !WORD.test(sql[i - 1] ?? "")) {
+      while (i < sql.length && (WORD.test(sql[i] ?? "") || sql[i] === ".")) i++;
+      out += "?";
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  return i < sql.length || out.length > lengthMax ? `${out.slice(0, lengthMax)}…` : out;
+}
+
+/**
+ * A message with its quoted parts removed: MySQL quotes the offending value ("Duplicate entry
+ * '…' for key …") without escaping the quotes inside it, so a quote opens after a non-word
+ * character and closes before one; an apostrophe inside a word ("doesn't") is text.
+ */
+export function messageWithoutValues(message: string): string {
+  let out = "";
+  let i = 0;
+  while (i < message.length && out.length < LOGGED_MESSAGE_LENGTH_MAX) {
+    const c = message[i] ?? "";
+    if ((c === "'" || c === '"') && !WORD.test(message[i - 1] ?? "")) {
+      let end = i + 1;
+      while (end < message.length && !(message[end] === c && !WORD.test(message[end + 1] ?? ""))) end++;
+      i = end + 1;
+      out += "'?'";
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  return i < message.length ? `${out.slice(0, LOGGED_MESSAGE_LENGTH_MAX)}…` : out;
+}
+
+export interface LoggedError {
+  readonly type: string;
+  // Absent fields are undefined, which JSON lines leave out.
+  readonly message?: string | undefined;
+  readonly stack?: string | undefined;
+  readonly code?: string | undefined;
+  readonly errno?: number | undefined;
+  readonly sqlState?: string | undefined;
+  readonly sql?: string | undefined;
+  readonly cause?: LoggedError | undefined;
+}
+
+function ownField(error: Error, key: string): unknown {
+  return (error as unknown as Record<string, unknown>)[key];
+}
+
+function stringField(error: Error, key: string): string | undefined {
+  const value = ownField(error, key);
+  return typeof value === "string" ? value : undefined;
+}
+
+function numberField(error: Error, key: string): number | undefined {
+  const value = ownField(error, key);
+  return typeof value === "number" ? value : undefined;
+}
+
+/**
+ * pino's `err` serializer. Never copies an error's own fields wholesale (mysql2 errors carry the
+ * statement with its values, drizzle's carry `params`): the statement is logged without values,
+ * the message without its quoted parts, both cut, and the stack is the frames only.
+ */
+export function serializeError(error: unknown, depth = 0): LoggedError {
+  if (!(error instanceof Error)) return { type: typeof error };
+  const statement = stringField(error, "sql") ?? stringField(error, "query");
+  // Drizzle's message repeats the statement and its params; mysql2's is the server's message.
+  const rawMessage = statement === undefined ? error.message : (stringField(error, "sqlMessage") ?? "Failed query");
+  const message = messageWithoutValues(rawMessage);
+  const frames = (error.stack ?? "").split("\n").filter((line) => /^\s+at /.test(line));
+  return {
+    type: error.name,
+    message,
+    stack: [`${error.name}: ${message}`, ...frames.slice(0, STACK_FRAMES_MAX)].join("\n"),
+    code: stringField(error, "code"),
+    errno: numberField(error, "errno"),
+    sqlState: stringField(error, "sqlState"),
+    sql: statement === undefined ? undefined : statementWithoutValues(statement),
+    cause: error.cause !== undefined && depth < CAUSE_DEPTH_MAX ? serializeError(error.cause, depth + 1) : undefined,
+  };
+}
+
+/** A line over LOG_LINE_BYTES_MAX becomes a short valid JSON line saying so, with its start. */
+export function capLine(line: string): string {
+  if (line.length * 3 <= LOG_LINE_BYTES_MAX || Buffer.byteLength(line) <= LOG_LINE_BYTES_MAX) return line;
+  const start = /^\{"level":(\d+),"time":(\d+)/.exec(line);
+  const make = (head: string) =>
+    `${JSON.stringify({
+      level: start ? Number(start[1]) : 50,
+      time: start ? Number(start[2]) : Date.now(),
+      msg: `log line of ${Buffer.byteLength(line)} bytes cut at ${LOG_LINE_BYTES_MAX}`,
+      head,
+    })}\n`;
+  let head = line.slice(0, LOG_LINE_BYTES_MAX / 2);
+  let capped = make(head);
+  while (Buffer.byteLength(capped) > LOG_LINE_BYTES_MAX) {
+    head = head.slice(0, Math.floor(head.length / 2));
+    capped = make(head);
+  }
+  return capped;
+}
+
+/** The service's logger: JSON lines (pino), errors serialized without values, lines capped. */
+export function createLogger(level: LevelWithSilentOrString, destination?: DestinationStream): Logger {
+  const options = { level, serializers: { err: serializeError }, hooks: { streamWrite: capLine } };
+  return destination ? pino(options, destination) : pino(options);
+}

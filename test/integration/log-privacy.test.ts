@@ -1,0 +1,79 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { verifyLedger } from "../../src/billing/verify.js";
+import { LOG_LINE_BYTES_MAX } from "../../src/logger.js";
+import { expectError } from "../support/client.js";
+import { uid } from "../support/fixtures.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+// Unexpected database errors carry the statement with every value filled in (mysql2) or the
+// values themselves (drizzle's params, MySQL's "Duplicate entry '…'"). None of it may reach the log.
+const lines: string[] = [];
+let s: TestServer;
+
+beforeAll(async () => {
+  s = await startTestServer({}, { logDestination: { write: (line: string) => void lines.push(line) } });
+});
+
+afterAll(async () => {
+  await s?.stop();
+});
+
+const SECRETS = {
+  name: "Alice Secretname",
+  email: "alice.secret@example.com",
+  description: `secret-description ${"d".repeat(1000)}`,
+  metadataValue: "secret-metadata-value",
+};
+
+function depositWithCustomerData(customerId: string) {
+  return s.client.call("deposit", {
+    customerId,
+    amount: 10n,
+    name: SECRETS.name,
+    email: SECRETS.email,
+    description: SECRETS.description,
+    metadata: Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`key${i}`, `${SECRETS.metadataValue}-${"m".repeat(900)}`])),
+  });
+}
+
+/** The error lines logged while `run` ran; asserts every line is under the cap and free of request values. */
+async function loggedWhile(run: () => Promise<void>): Promise<Array<{ err: Record<string, unknown> }>> {
+  const from = lines.length;
+  await run();
+  const written = lines.slice(from);
+  for (const line of written) {
+    expect(Buffer.byteLength(line)).toBeLessThanOrEqual(LOG_LINE_BYTES_MAX);
+    for (const secret of [SECRETS.name, SECRETS.email, "secret-description", SECRETS.metadataValue]) expect(line).not.toContain(secret);
+  }
+  return written.map((line) => JSON.parse(line) as { level: number; err: Record<string, unknown> }).filter((l) => l.level >= 50);
+}
+
+describe("an unexpected database error", () => {
+  it("logs the failed statement without its values, cut, on one capped line", async () => {
+    await s.app.database.pool.query("RENAME TABLE ledger_entries TO ledger_entries_away");
+    try {
+      const errors = await loggedWhile(() => expectError(depositWithCustomerData(uid("logged")), "server_error").then(() => undefined));
+      expect(errors).toHaveLength(1);
+      const err = errors[0]?.err ?? {};
+      expect(err).toMatchObject({ code: "ER_NO_SUCH_TABLE", errno: 1146 });
+      expect(String(err.message)).toBe("Table '?' doesn't exist");
+      expect(String(err.sql)).toMatch(/^INSERT INTO `ledger_entries` \(project_id, .*\n.*\n    VALUES \(\?, \?, /);
+      expect(String(err.sql).length).toBeLessThanOrEqual(513);
+    } finally {
+      await s.app.database.pool.query("RENAME TABLE ledger_entries_away TO ledger_entries");
+    }
+  });
+
+  it("logs a message that quotes a value without the value", async () => {
+    await s.app.database.pool.query("CREATE UNIQUE INDEX ledger_description_probe ON ledger_entries (description(64))");
+    try {
+      await depositWithCustomerData(uid("first"));
+      const errors = await loggedWhile(() => expectError(depositWithCustomerData(uid("second")), "server_error").then(() => undefined));
+      expect(errors).toHaveLength(1);
+      expect(errors[0]?.err).toMatchObject({ code: "ER_DUP_ENTRY", errno: 1062, message: "Duplicate entry '?' for key '?'" });
+    } finally {
+      await s.app.database.pool.query("DROP INDEX ledger_description_probe ON ledger_entries");
+    }
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+});
