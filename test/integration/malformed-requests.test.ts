@@ -27,7 +27,7 @@ let raw: RawClient;
 
 beforeAll(async () => {
   s = await startTestServer({ GRPC_MAX_MESSAGE_BYTES: String(MESSAGE_BYTES_MAX) });
-  raw = new RawClient(s.app.port);
+  raw = new RawClient(s.app.port, s.apiKey);
 });
 
 afterAll(async () => {

@@ -1,4 +1,4 @@
-import { Client, credentials } from "@grpc/grpc-js";
+import { Client, credentials, Metadata } from "@grpc/grpc-js";
 
 const identity = (bytes: Buffer): Buffer => bytes;
 
@@ -6,14 +6,18 @@ const identity = (bytes: Buffer): Buffer => bytes;
 export class RawClient {
   private readonly client: Client;
 
-  constructor(port: number) {
+  private readonly metadata = new Metadata();
+
+  /** `apiKey` is presented on every call, as `authorization: Bearer <key>`. */
+  constructor(port: number, apiKey: string) {
+    this.metadata.set("authorization", `Bearer ${apiKey}`);
     this.client = new Client(`127.0.0.1:${port}`, credentials.createInsecure());
   }
 
   /** Calls `/velobase.billing.v1.BillingService/<method>` with `bytes` as the request message. */
   call(method: string, bytes: Buffer): Promise<Buffer> {
     return new Promise((resolve, reject) =>
-      this.client.makeUnaryRequest(`/velobase.billing.v1.BillingService/${method}`, identity, identity, bytes, (error, response) =>
+      this.client.makeUnaryRequest(`/velobase.billing.v1.BillingService/${method}`, identity, identity, bytes, this.metadata, (error, response) =>
         error || response === undefined ? reject(error ?? new Error("no response")) : resolve(response),
       ),
     );
