@@ -3,7 +3,11 @@ import { pino, type Logger } from "pino";
 import type { BillingContext } from "./billing/context.js";
 import { startSweeper } from "./billing/sweeper.js";
 import type { Config } from "./config.js";
+import { EntitlementServiceService } from "../gen/velobase/billing/v1/entitlements.js";
+import { SlotServiceService } from "../gen/velobase/billing/v1/slots.js";
 import { billingHandlers } from "./grpc/billing-handlers.js";
+import { entitlementHandlers } from "./grpc/entitlement-handlers.js";
+import { slotHandlers } from "./grpc/slot-handlers.js";
 import { HealthReporter, startGrpcServer } from "./grpc/server.js";
 import { Metrics } from "./metrics.js";
 import { openDatabase, type Database } from "./store/database.js";
@@ -64,6 +68,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     billingHandlers(context, { log, metrics }),
     health,
     `${config.GRPC_HOST}:${config.GRPC_PORT}`,
+    [
+      { definition: SlotServiceService, handlers: slotHandlers(context, { log, metrics }) },
+      { definition: EntitlementServiceService, handlers: entitlementHandlers(context, { log, metrics }) },
+    ],
   );
   const stopWatching = watchDatabase(database, health, config.HEALTH_CHECK_INTERVAL_MS, log);
   const sweeper = config.SWEEP_INTERVAL_MS > 0 ? startSweeper(context, log, config.SWEEP_INTERVAL_MS) : null;

@@ -35,7 +35,7 @@ export interface EntitlementFields {
 }
 
 export interface SetEntitlementResult {
-  readonly entitlement: EntitlementView;
+  readonly entitlement: EntitlementWithStatus;
   readonly isCreated: boolean;
   /** null on create. */
   readonly oldValue: string | null;

@@ -1,4 +1,4 @@
-import { Server, ServerCredentials, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { BillingServiceService } from "../../gen/velobase/billing/v1/billing.js";
 import { addReflection } from "./reflection.js";
@@ -16,6 +16,12 @@ export class HealthReporter {
   }
 }
 
+/** A service served beside BillingService (SlotService, EntitlementService). */
+export interface ServiceBinding {
+  readonly definition: ServiceDefinition;
+  readonly handlers: UntypedServiceImplementation;
+}
+
 export interface GrpcServer {
   readonly server: Server;
   readonly port: number;
@@ -27,9 +33,11 @@ export async function startGrpcServer(
   handlers: UntypedServiceImplementation,
   health: HealthReporter,
   address: string,
+  otherServices: readonly ServiceBinding[] = [],
 ): Promise<GrpcServer> {
   const server = new Server();
   server.addService(BillingServiceService, handlers);
+  for (const service of otherServices) server.addService(service.definition, service.handlers);
   health.implementation.addToServer(server);
   addReflection(server);
   const port = await new Promise<number>((resolve, reject) =>
