@@ -17,7 +17,7 @@ export async function verifyPools(db: Db): Promise<PoolsReport> {
   for (const p of pools) {
     const name = `pool ${p.id}`;
     const expect = (what: string, stored: bigint, wanted: bigint, source: string) => {
-      if (stored !== wanted) problems.push(`${name}: ${what} is ${stored}, ${source} says ${wanted}`);
+      if (stored !== wanted) problems.push(`${name}: ${what} is ${stored}, ${source} give ${wanted}`);
     };
     expect("capacity", p.capacity, p.capacityFromEvents, "its events");
     expect("in_use", p.inUse, p.inUseFromEvents, "its events");
