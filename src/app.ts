@@ -3,8 +3,12 @@ import type { Logger } from "pino";
 import type { BillingContext } from "./billing/context.js";
 import { startSweeper } from "./billing/sweeper.js";
 import type { Config } from "./config.js";
+import { EntitlementServiceService } from "../gen/velobase/billing/v1/entitlements.js";
+import { SlotServiceService } from "../gen/velobase/billing/v1/slots.js";
 import { billingHandlers } from "./grpc/billing-handlers.js";
-import { HealthReporter, startGrpcServer } from "./grpc/server.js";
+import { entitlementHandlers } from "./grpc/entitlement-handlers.js";
+import { slotHandlers } from "./grpc/slot-handlers.js";
+import { ENTITLEMENT_SERVICE_NAME, HealthReporter, SLOT_SERVICE_NAME, startGrpcServer } from "./grpc/server.js";
 import { serverCredentials, type TransportSecurity } from "./grpc/tls.js";
 import { createLogger } from "./logger.js";
 import { Metrics } from "./metrics.js";
@@ -103,12 +107,20 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const authenticator = new Authenticator(database, { cacheTtlMs: config.API_KEY_CACHE_TTL_MS, log });
   const rateLimiter = new RateLimiter({ redisUrl: config.REDIS_URL, keyPrefix: config.RATE_LIMIT_KEY_PREFIX, log, metrics });
   await rateLimiter.waitUntilConnected();
+  const guard = { log, metrics, authenticator, rateLimiter };
   const health = new HealthReporter();
   const grpc = await startGrpcServer(
-    billingHandlers(context, { log, metrics, authenticator, rateLimiter }),
+    billingHandlers(context, guard),
     health,
     `${config.GRPC_HOST}:${config.GRPC_PORT}`,
-    { credentials, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES },
+    {
+      credentials,
+      maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
+      services: [
+        { name: SLOT_SERVICE_NAME, definition: SlotServiceService, handlers: slotHandlers(context, guard) },
+        { name: ENTITLEMENT_SERVICE_NAME, definition: EntitlementServiceService, handlers: entitlementHandlers(context, guard) },
+      ],
+    },
   );
   const stopWatching = watchDatabase(database, health, config.HEALTH_CHECK_INTERVAL_MS, log);
   const sweeper = config.SWEEP_INTERVAL_MS > 0 ? startSweeper(context, log, config.SWEEP_INTERVAL_MS) : null;

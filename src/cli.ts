@@ -58,13 +58,14 @@ program
 
 program
   .command("verify")
-  .description("recompute every account from the ledger; exit 1 when any difference exists")
+  .description("recompute every account from the ledger and every slot pool from its events; exit 1 when any difference exists")
   .action(() =>
     withDatabase(async (database) => {
       const report = await verifyLedger(database.db);
       for (const problem of report.problems) process.stdout.write(`${problem}\n`);
       process.stdout.write(
-        `checked ${report.accounts} accounts, ${report.transactions} transactions, ${report.ledgerEntries} ledger entries: ` +
+        `checked ${report.accounts} accounts, ${report.transactions} transactions, ${report.ledgerEntries} ledger entries, ` +
+          `${report.pools} slot pools: ` +
           `${report.problems.length} problem(s)\n`,
       );
       return report.problems.length === 0 ? 0 : 1;

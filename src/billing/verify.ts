@@ -1,10 +1,12 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../store/database.js";
+import { verifyPools } from "./slots/verify-pools.js";
 
 export interface VerifyReport {
   readonly accounts: number;
   readonly ledgerEntries: number;
   readonly transactions: number;
+  readonly pools: number;
   readonly problems: string[];
 }
 
@@ -90,5 +92,7 @@ export async function verifyLedger(db: Db): Promise<VerifyReport> {
       expect("consumed + returned - overage", big(t.consumed_amount) + big(t.returned_amount) - big(t.overage_amount), big(t.amount));
     }
   }
-  return { accounts: accounts.length, ledgerEntries, transactions: transactions.length, problems };
+  const pools = await verifyPools(db);
+  problems.push(...pools.problems);
+  return { accounts: accounts.length, ledgerEntries, transactions: transactions.length, pools: pools.pools, problems };
 }

@@ -52,3 +52,22 @@ export const NO_EXPIRY_MS = (Number(TIMESTAMP_SECONDS_MAX) + 1) * 1000;
 
 export const DEFAULT_CREDIT_TYPE = "default";
 export const DEFAULT_SOURCE = "default";
+
+// Slots and entitlements.
+
+/** Wallets name a kind of resource ("ip", "seat"); same alphabet and length as sources. */
+export const WALLET_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/;
+/** Resource ids and feature keys are keys in UNIQUE indexes, like ids. */
+export const RESOURCE_ID_PATTERN = ID_PATTERN;
+export const FEATURE_KEY_PATTERN = ID_PATTERN;
+/** A pool holds at most as much as one operation may move, so sums stay far below int64. */
+export const SLOT_CAPACITY_MAX = AMOUNT_MAX;
+/** Entitlement values are short settings (a model name, a number), not documents. */
+export const ENTITLEMENT_VALUE_LENGTH_MAX = 4096;
+/** Feature keys one list request may name. */
+export const FEATURE_KEYS_PER_REQUEST_MAX = 100;
+/** Sources (or event types) one event listing may filter on. */
+export const EVENT_FILTER_VALUES_MAX = 32;
+export const EVENT_LIMIT_DEFAULT = 20;
+export const EVENT_LIMIT_MAX = 100;
+export const DEFAULT_SLOT_SOURCE = "default";

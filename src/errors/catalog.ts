@@ -155,6 +155,45 @@ export const ERROR_CATALOG = {
     message: "The transaction belongs to another customer.",
   },
 
+  // Slots and entitlements (Velobase's other products). Their inputs are malformed requests;
+  // their refusals depend on a pool's state, so they map as the credit codes above do.
+  invalid_limit: badRequest("limit must be between 1 and 100."),
+  invalid_from_at: badRequest("from_at is not a valid timestamp."),
+  invalid_to_at: badRequest("to_at is not a valid timestamp."),
+  feature_key_required: badRequest("feature_key is required."),
+  value_required: badRequest("value is required."),
+  invalid_valid_from: badRequest("valid_from is not a valid timestamp."),
+  invalid_valid_until: badRequest("valid_until is not a valid timestamp."),
+  entitlement_validation_error: badRequest("valid_until must be after valid_from."),
+  slot_insufficient_capacity: precondition("The wallet's pools lack the capacity to claim this amount."),
+  slot_capacity_below_in_use: precondition("Capacity cannot go below what is in use."),
+  // The wallet has room in total, but a claim is never split over pools.
+  slot_split_required: precondition(
+    "No single pool of the wallet has room for the whole amount; a claim is never split across pools.",
+  ),
+  slot_pool_not_found: {
+    type: "not_found",
+    httpStatus: 404,
+    grpcStatus: "NOT_FOUND",
+    retryable: false,
+    message: "The customer has no slot pool for this wallet.",
+  },
+  slot_holding_not_found: {
+    type: "not_found",
+    httpStatus: 404,
+    grpcStatus: "NOT_FOUND",
+    retryable: false,
+    message: "The resource holds no slot in this wallet.",
+  },
+  // Entitlements are set on customers that billing created; they never create one.
+  entitlement_customer_not_found: {
+    type: "not_found",
+    httpStatus: 404,
+    grpcStatus: "NOT_FOUND",
+    retryable: false,
+    message: "The customer does not exist.",
+  },
+
   rate_limit_exceeded: {
     type: "too_many_requests",
     httpStatus: 429,

@@ -1,5 +1,5 @@
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
-import { BillingServiceService as service, type BillingServiceServer } from "../../gen/velobase/billing/v1/billing.js";
+import type { BillingServiceServer } from "../../gen/velobase/billing/v1/billing.js";
 import type { BillingContext } from "../billing/context.js";
 import { deposit } from "../billing/deposit.js";
 import { getCustomer } from "../billing/get-customer.js";
@@ -20,7 +20,6 @@ function settled<T>(result: T | null): T {
 /**
  * BillingService: each handler admits the caller (key, scope, rate limit), parses the request in
  * the caller's project, runs one operation, formats the answer. Read keys may call the three reads.
- * Responses are serialized before they are sent, so one that cannot be is a logged server_error.
  */
 export function billingHandlers(ctx: BillingContext, env: GuardedEnvironment): BillingServiceServer & UntypedServiceImplementation {
   return {
@@ -29,56 +28,48 @@ export function billingHandlers(ctx: BillingContext, env: GuardedEnvironment): B
       "Deposit",
       "write",
       async (r, caller) => format.depositResponse(await deposit(ctx, parse.parseDeposit(r, caller))),
-      service.deposit.responseSerialize,
     ),
     deduct: guarded(
       env,
       "Deduct",
       "write",
       async (r, caller) => format.deductResponse(await deduct(ctx, parse.parseDeduct(r, caller))),
-      service.deduct.responseSerialize,
     ),
     freeze: guarded(
       env,
       "Freeze",
       "write",
       async (r, caller) => format.freezeResponse(await freeze(ctx, parse.parseFreeze(r, caller))),
-      service.freeze.responseSerialize,
     ),
     consume: guarded(
       env,
       "Consume",
       "write",
       async (r, caller) => format.consumeResponse(settled(await consume(ctx, parse.parseConsume(r, caller)))),
-      service.consume.responseSerialize,
     ),
     unfreeze: guarded(
       env,
       "Unfreeze",
       "write",
       async (r, caller) => format.unfreezeResponse(settled(await unfreeze(ctx, parse.parseUnfreeze(r, caller)))),
-      service.unfreeze.responseSerialize,
     ),
     getCustomer: guarded(
       env,
       "GetCustomer",
       "read",
       async (r, caller) => format.getCustomerResponse(await getCustomer(ctx, parse.parseGetCustomer(r, caller))),
-      service.getCustomer.responseSerialize,
     ),
     getTransaction: guarded(
       env,
       "GetTransaction",
       "read",
       async (r, caller) => format.getTransactionResponse(await getTransaction(ctx, parse.parseGetTransaction(r, caller))),
-      service.getTransaction.responseSerialize,
     ),
     listLedgerEntries: guarded(
       env,
       "ListLedgerEntries",
       "read",
       async (r, caller) => format.listLedgerEntriesResponse(await listLedgerEntries(ctx, parse.parseListLedgerEntries(r, caller))),
-      service.listLedgerEntries.responseSerialize,
     ),
   };
 }

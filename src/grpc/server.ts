@@ -1,4 +1,4 @@
-import { Server, ServerCredentials, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { BillingServiceService } from "../../gen/velobase/billing/v1/billing.js";
 import { addReflection } from "./reflection.js";
@@ -6,16 +6,26 @@ import { withSerializedResponses } from "./unary.js";
 import { withCheckedRequests } from "./request-decoding.js";
 
 export const BILLING_SERVICE_NAME = "velobase.billing.v1.BillingService";
+export const SLOT_SERVICE_NAME = "velobase.billing.v1.SlotService";
+export const ENTITLEMENT_SERVICE_NAME = "velobase.billing.v1.EntitlementService";
+const SERVICE_NAMES = ["", BILLING_SERVICE_NAME, SLOT_SERVICE_NAME, ENTITLEMENT_SERVICE_NAME] as const;
 
 /** Keeps the health service in step with the database: SERVING only while it answers. */
 export class HealthReporter {
-  readonly implementation = new HealthImplementation({ "": "NOT_SERVING", [BILLING_SERVICE_NAME]: "NOT_SERVING" });
+  readonly implementation = new HealthImplementation(Object.fromEntries(SERVICE_NAMES.map((name) => [name, "NOT_SERVING"])));
 
   set(serving: boolean): void {
     const state = serving ? "SERVING" : "NOT_SERVING";
-    this.implementation.setStatus("", state);
-    this.implementation.setStatus(BILLING_SERVICE_NAME, state);
+    for (const name of SERVICE_NAMES) this.implementation.setStatus(name, state);
   }
+}
+
+/** A service served beside BillingService (SlotService, EntitlementService). */
+export interface ServiceBinding {
+  /** The fully qualified name, whose descriptor checks the requests (request-decoding.ts). */
+  readonly name: string;
+  readonly definition: ServiceDefinition;
+  readonly handlers: UntypedServiceImplementation;
 }
 
 export interface GrpcServer {
@@ -30,6 +40,8 @@ export interface GrpcServerOptions {
   readonly credentials?: ServerCredentials;
   /** Larger requests are refused by grpc-js with RESOURCE_EXHAUSTED before they are decoded. */
   readonly maxMessageBytes?: number;
+  /** Services beside BillingService (SlotService, EntitlementService). */
+  readonly services?: readonly ServiceBinding[];
 }
 
 export async function startGrpcServer(
@@ -41,7 +53,13 @@ export async function startGrpcServer(
   const server = new Server(
     options.maxMessageBytes === undefined ? {} : { "grpc.max_receive_message_length": options.maxMessageBytes },
   );
-  server.addService(withSerializedResponses(withCheckedRequests(BillingServiceService, BILLING_SERVICE_NAME)), handlers);
+  const services: ServiceBinding[] = [
+    { name: BILLING_SERVICE_NAME, definition: BillingServiceService, handlers },
+    ...(options.services ?? []),
+  ];
+  for (const service of services) {
+    server.addService(withSerializedResponses(withCheckedRequests(service.definition, service.name)), service.handlers);
+  }
   health.implementation.addToServer(server);
   addReflection(server);
   const port = await new Promise<number>((resolve, reject) =>

@@ -32,17 +32,22 @@ export interface GuardedEnvironment extends CallEnvironment {
 }
 
 /**
- * Responses `unary` has already serialized, by object: grpc-js serializes inside the callback and
- * answers a failure there with a bare INTERNAL that nobody logs, so `unary` serializes first and
- * the service definition (see withSerializedResponses) hands grpc-js these bytes.
+ * grpc-js serializes a response inside the callback and answers a failure there with a bare
+ * INTERNAL that nobody logs, so `unary` serializes first (with the serializer registered for the
+ * call's path) and the service definition hands grpc-js these bytes, found by response object.
  */
 const serializedResponses = new WeakMap<object, Buffer>();
+const responseSerializers = new Map<string, (value: unknown) => Buffer>();
 
-/** The definition with each response serializer reusing the bytes `unary` produced. */
+/**
+ * The definition with each response serializer reusing the bytes `unary` produced; every service
+ * is registered through it (see server.ts).
+ */
 export function withSerializedResponses<D extends ServiceDefinition>(definition: D): D {
   const wrapped: Record<string, MethodDefinition<unknown, unknown>> = {};
   for (const [name, method] of Object.entries(definition) as Array<[string, MethodDefinition<unknown, unknown>]>) {
     const serialize = method.responseSerialize;
+    responseSerializers.set(method.path, serialize);
     wrapped[name] = {
       ...method,
       responseSerialize: (value: unknown) => {
@@ -63,14 +68,13 @@ function requestIdOf(metadata: Metadata): string {
 /**
  * Wraps one RPC: request id in and out, one log line per call, metrics, and every failure turned
  * into a structured gRPC error by the one mapper. Unknown errors are logged with their stack and
- * reach the client only as server_error. With `serialize`, the response is encoded before it is
- * sent, so one that cannot be (an int64 out of range) is a logged server_error too.
+ * reach the client only as server_error. The response is encoded before it is sent, so one that
+ * cannot be (an int64 out of range) is a logged server_error too.
  */
 export function unary<Req, Res>(
   env: CallEnvironment,
   method: string,
   handle: (request: Req, metadata: Metadata) => Promise<Res>,
-  serialize?: (response: Res) => Buffer,
 ): (call: ServerUnaryCall<Req | MalformedRequest, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     const started = process.hrtime.bigint();
@@ -105,6 +109,7 @@ export function unary<Req, Res>(
 
     const request = call.request;
     (request instanceof MalformedRequest ? Promise.reject(request.toError()) : handle(request, call.metadata)).then((response) => {
+      const serialize = responseSerializers.get(call.getPath());
       if (serialize && typeof response === "object" && response !== null) {
         try {
           serializedResponses.set(response, serialize(response));
@@ -147,7 +152,6 @@ export function guarded<Req, Res>(
   method: string,
   scope: Scope,
   handle: (request: Req, caller: Caller) => Promise<Res>,
-  serialize?: (response: Res) => Buffer,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
-  return unary(env, method, async (request: Req, metadata) => handle(request, await admit(env, metadata, scope)), serialize);
+  return unary(env, method, async (request: Req, metadata) => handle(request, await admit(env, metadata, scope)));
 }

@@ -222,3 +222,149 @@ export const depositKeys = mysqlTable(
   },
   (t) => [uniqueIndex("deposit_keys_project_key_uq").on(t.projectId, t.idempotencyKey)],
 );
+
+// Slots: capacity pools, the holdings claimed from them, and their append-only history.
+
+/** One pool of capacity per (customer, wallet, source); `in_use` is what holdings take from it. */
+export const slotPools = mysqlTable(
+  "slot_pools",
+  {
+    id: id(),
+    projectId: ref("project_id"),
+    customerPk: ref("customer_pk"),
+    wallet: varchar("wallet", { length: 64 }).notNull(),
+    source: varchar("source", { length: 64 }).notNull(),
+    capacity: money("capacity"),
+    inUse: money("in_use"),
+    status: varchar("status", { length: 16 }).notNull().default("ACTIVE"),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex("slot_pools_key_uq").on(t.projectId, t.customerPk, t.wallet, t.source),
+    check("slot_pools_in_use_nonneg", sql`${t.inUse} >= 0`),
+    check("slot_pools_within_capacity", sql`${t.inUse} <= ${t.capacity}`),
+    check("slot_pools_status", sql`${t.status} IN ('ACTIVE', 'SUSPENDED')`),
+  ],
+);
+
+/**
+ * A claim of `amount` from one pool for one resource. `held_resource_id` equals `resource_id`
+ * while the holding is held and is NULL once released, so the UNIQUE index allows one live
+ * holding per (customer, wallet, resource) and any number of released ones.
+ */
+export const slotHoldings = mysqlTable(
+  "slot_holdings",
+  {
+    id: id(),
+    projectId: ref("project_id"),
+    customerPk: ref("customer_pk"),
+    poolId: ref("pool_id"),
+    wallet: varchar("wallet", { length: 64 }).notNull(),
+    resourceId: varchar("resource_id", { length: 128 }).notNull(),
+    heldResourceId: varchar("held_resource_id", { length: 128 }),
+    amount: money("amount"),
+    createdAt: createdAt(),
+    releasedAt: datetime("released_at", { mode: "date", fsp: 3 }),
+  },
+  (t) => [
+    uniqueIndex("slot_holdings_held_uq").on(t.projectId, t.customerPk, t.wallet, t.heldResourceId),
+    index("slot_holdings_resource_idx").on(t.projectId, t.customerPk, t.wallet, t.resourceId, t.id),
+    index("slot_holdings_pool_idx").on(t.poolId),
+    check("slot_holdings_amount_pos", sql`${t.amount} > 0`),
+    check(
+      "slot_holdings_held_is_resource",
+      sql`${t.heldResourceId} IS NULL OR (${t.heldResourceId} = ${t.resourceId} AND ${t.releasedAt} IS NULL)`,
+    ),
+  ],
+);
+
+/** Append-only: triggers in the migrations refuse every UPDATE and DELETE. */
+export const slotEvents = mysqlTable(
+  "slot_events",
+  {
+    id: id(),
+    projectId: ref("project_id"),
+    customerPk: ref("customer_pk"),
+    poolId: ref("pool_id"),
+    holdingId: bigint("holding_id", { mode: "bigint", unsigned: true }),
+    type: varchar("type", { length: 16 }).notNull(),
+    wallet: varchar("wallet", { length: 64 }).notNull(),
+    source: varchar("source", { length: 64 }).notNull(),
+    amount: bigint("amount", { mode: "bigint" }).notNull(),
+    resourceId: varchar("resource_id", { length: 128 }),
+    description: varchar("description", { length: 1024 }),
+    idempotencyKey: varchar("idempotency_key", { length: 128 }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index("slot_events_customer_idx").on(t.projectId, t.customerPk, t.id),
+    index("slot_events_pool_idx").on(t.poolId),
+    check("slot_events_amount_pos", sql`${t.amount} > 0`),
+    check("slot_events_type", sql`${t.type} IN ('GRANT_CAPACITY', 'REVOKE_CAPACITY', 'CLAIM', 'RELEASE')`),
+  ],
+);
+
+/** Grant and revoke idempotency keys with the response to replay. */
+export const slotKeys = mysqlTable(
+  "slot_keys",
+  {
+    id: id(),
+    projectId: ref("project_id"),
+    idempotencyKey: varchar("idempotency_key", { length: 128 }).notNull(),
+    customerPk: ref("customer_pk"),
+    requestFingerprint: char("request_fingerprint", { length: 64 }).notNull(),
+    response: mediumtext("response").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("slot_keys_project_key_uq").on(t.projectId, t.idempotencyKey)],
+);
+
+// Entitlements: one current value per (customer, feature_key) and its append-only history.
+
+/** Validity bounds are epoch milliseconds (NULL: unbounded), as the accounts' are. */
+export const entitlements = mysqlTable(
+  "entitlements",
+  {
+    id: id(),
+    projectId: ref("project_id"),
+    customerPk: ref("customer_pk"),
+    featureKey: varchar("feature_key", { length: 128 }).notNull(),
+    value: text("value").notNull(),
+    validFromMs: bigint("valid_from_ms", { mode: "number" }),
+    validUntilMs: bigint("valid_until_ms", { mode: "number" }),
+    source: varchar("source", { length: 64 }),
+    description: varchar("description", { length: 1024 }),
+    metadata: text("metadata"),
+    createdAt: createdAt(),
+    updatedAt: datetime("updated_at", { mode: "date", fsp: 3 }).notNull(),
+  },
+  (t) => [
+    uniqueIndex("entitlements_key_uq").on(t.projectId, t.customerPk, t.featureKey),
+    check(
+      "entitlements_window",
+      sql`${t.validFromMs} IS NULL OR ${t.validUntilMs} IS NULL OR ${t.validUntilMs} > ${t.validFromMs}`,
+    ),
+  ],
+);
+
+/** Append-only: triggers in the migrations refuse every UPDATE and DELETE. */
+export const entitlementEvents = mysqlTable(
+  "entitlement_events",
+  {
+    id: id(),
+    projectId: ref("project_id"),
+    customerPk: ref("customer_pk"),
+    entitlementId: ref("entitlement_id"),
+    featureKey: varchar("feature_key", { length: 128 }).notNull(),
+    type: varchar("type", { length: 16 }).notNull(),
+    oldValue: text("old_value"),
+    newValue: text("new_value"),
+    source: varchar("source", { length: 64 }),
+    description: varchar("description", { length: 1024 }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index("entitlement_events_customer_idx").on(t.projectId, t.customerPk, t.id),
+    check("entitlement_events_type", sql`${t.type} IN ('SET', 'REMOVE')`),
+  ],
+);

@@ -29,7 +29,7 @@ describe("verify", () => {
     await s.client.call("deposit", { customerId, amount: 100n });
     await s.client.call("freeze", { customerId, transactionId: uid("hold"), amount: 30n });
     const clean = await cli("verify");
-    expect(clean).toEqual({ code: 0, stdout: "checked 1 accounts, 1 transactions, 2 ledger entries: 0 problem(s)\n" });
+    expect(clean).toEqual({ code: 0, stdout: "checked 1 accounts, 1 transactions, 2 ledger entries, 0 slot pools: 0 problem(s)\n" });
 
     await s.app.database.pool.query("UPDATE accounts SET total = total + 5, frozen = frozen - 1");
     const dirty = await cli("verify");

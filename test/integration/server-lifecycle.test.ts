@@ -32,7 +32,7 @@ afterAll(async () => {
 });
 
 describe("operators' tools", () => {
-  it("reflection lists the BillingService", async () => {
+  it("reflection lists the BillingService, SlotService and EntitlementService", async () => {
     const Reflection = loadClient<{ serverReflectionInfo(): ReflectionStream }>(
       "node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto",
       ["grpc", "reflection", "v1", "ServerReflection"],
@@ -47,7 +47,13 @@ describe("operators' tools", () => {
       stream.on("error", reject);
       stream.write({ listServices: "" });
     });
-    expect(names).toContain("velobase.billing.v1.BillingService");
+    expect(names).toEqual(
+      expect.arrayContaining([
+        "velobase.billing.v1.BillingService",
+        "velobase.billing.v1.SlotService",
+        "velobase.billing.v1.EntitlementService",
+      ]),
+    );
   });
 
   it("health answers SERVING once the database is reachable", async () => {

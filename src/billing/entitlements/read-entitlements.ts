@@ -1,0 +1,78 @@
+import { decodeEventCursor, encodeEventCursor, filtersDigest, type EventPage } from "../../domain/event-cursor.js";
+import {
+  isExpired,
+  visibleEntitlements,
+  withStatus,
+  type EntitlementEventType,
+  type EntitlementWithStatus,
+} from "../../domain/entitlements.js";
+import { findCustomer } from "../../store/customers-store.js";
+import { readEntitlement, readEntitlementEvents, readEntitlements, type EntitlementEventRow } from "../../store/entitlements-store.js";
+import { runQuery } from "../../store/run-transaction.js";
+import type { BillingContext } from "../context.js";
+import type { EntitlementTarget } from "./write-entitlements.js";
+
+/**
+ * One entitlement, or null when it was never set, was removed or has expired (an unknown
+ * customer has none). A not-yet-started one is answered with isActive false.
+ */
+export function getEntitlement(ctx: BillingContext, input: EntitlementTarget): Promise<EntitlementWithStatus | null> {
+  return runQuery(async () => {
+    const { db } = ctx.database;
+    const customer = await findCustomer(db, input.projectId, input.customerId);
+    if (!customer) return null;
+    const found = await readEntitlement(db, input.projectId, customer.pk, input.featureKey);
+    const nowMs = ctx.now();
+    return found === null || isExpired(found, nowMs) ? null : withStatus(found, nowMs);
+  });
+}
+
+export interface ListEntitlementsInput {
+  readonly projectId: bigint;
+  readonly customerId: string;
+  /** Empty means all. */
+  readonly featureKeys: readonly string[];
+  readonly includeExpired: boolean;
+}
+
+/** A customer's entitlements by feature_key; expired ones only when asked (isActive false). */
+export function listEntitlements(ctx: BillingContext, input: ListEntitlementsInput): Promise<EntitlementWithStatus[]> {
+  return runQuery(async () => {
+    const { db } = ctx.database;
+    const customer = await findCustomer(db, input.projectId, input.customerId);
+    if (!customer) return [];
+    const all = await readEntitlements(db, input.projectId, customer.pk, input.featureKeys);
+    return visibleEntitlements(all, ctx.now(), input.includeExpired);
+  });
+}
+
+export interface EntitlementEventQuery {
+  readonly projectId: bigint;
+  readonly customerId: string;
+  readonly featureKey: string | null;
+  /** Deduplicated and sorted; empty means all. */
+  readonly types: readonly EntitlementEventType[];
+  readonly fromMs: number | null;
+  readonly toMs: number | null;
+  readonly cursor: string | null;
+  /** 1-100 (parseLimit). */
+  readonly limit: number;
+}
+
+export type EntitlementEventView = EntitlementEventRow;
+
+/** A customer's entitlement events, newest first, keyset-paginated; an unknown customer has none. */
+export function listEntitlementEvents(ctx: BillingContext, q: EntitlementEventQuery): Promise<EventPage<EntitlementEventView>> {
+  return runQuery(async () => {
+    const filters = filtersDigest({ ...q, cursor: undefined, limit: undefined });
+    const beforeId = q.cursor === null ? null : decodeEventCursor(q.cursor, filters);
+    const { db } = ctx.database;
+    const customer = await findCustomer(db, q.projectId, q.customerId);
+    if (!customer) return { items: [], totalCount: 0, hasMore: false, nextCursor: null };
+    const { rows, totalCount } = await readEntitlementEvents(db, { ...q, customerPk: customer.pk }, beforeId, q.limit + 1);
+    const items = rows.slice(0, q.limit);
+    const last = items.at(-1);
+    const hasMore = rows.length > q.limit;
+    return { items, totalCount, hasMore, nextCursor: hasMore && last ? encodeEventCursor(last.id, filters) : null };
+  });
+}

@@ -1,0 +1,46 @@
+import { BillingError } from "../errors/billing-error.js";
+import type { ErrorCode } from "../errors/catalog.js";
+import { EVENT_LIMIT_DEFAULT, EVENT_LIMIT_MAX } from "./limits.js";
+import { parseTimestamp, type TimestampInput } from "./validation.js";
+
+/** What the slot and entitlement event listings share: page size and time bounds. Pure. */
+
+/** `limit` as sent: null when the caller left it out (then the default), else 1-100. */
+export function parseLimit(raw: number | null): number {
+  if (raw === null) return EVENT_LIMIT_DEFAULT;
+  if (!Number.isInteger(raw) || raw < 1 || raw > EVENT_LIMIT_MAX) {
+    throw new BillingError("invalid_limit", undefined, { field: "limit", value: String(raw) });
+  }
+  return raw;
+}
+
+/** RFC 3339 with a zone (Z or ±hh:mm), as Velobase's HTTP API takes dates. */
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
+/** An ISO 8601 instant (HTTP) as epoch milliseconds; anything else → `code` naming `field`. */
+export function parseIsoInstant(raw: string, field: string, code: ErrorCode): number {
+  const ms = ISO_INSTANT.test(raw) ? Date.parse(raw) : Number.NaN;
+  if (!Number.isFinite(ms)) throw new BillingError(code, `${field} must be an ISO 8601 date-time with a zone.`, { field });
+  return ms;
+}
+
+/** A time bound given as a protobuf Timestamp (gRPC). */
+export const parseTimeBound = (raw: TimestampInput | undefined, field: string, code: ErrorCode): number | null =>
+  parseTimestamp(raw, field, code);
+
+/** Inclusive from, exclusive to: a window of events by created_at. */
+export interface TimeWindow {
+  readonly fromMs: number | null;
+  readonly toMs: number | null;
+}
+
+/** A deduplicated, sorted list of closed values; an unknown one → invalid_argument naming `field`. */
+export function parseClosedValues<T extends string>(raw: readonly string[], allowed: readonly T[], field: string, max: number): T[] {
+  if (raw.length > max) throw new BillingError("invalid_argument", `${field} holds at most ${max} values.`, { field });
+  const parsed = raw.map((value) => {
+    const found = allowed.find((a) => a === value);
+    if (!found) throw new BillingError("invalid_argument", `${field} holds an unknown value.`, { field, value });
+    return found;
+  });
+  return [...new Set(parsed)].sort();
+}

@@ -1,0 +1,30 @@
+import type { UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { EntitlementServiceServer } from "../../gen/velobase/billing/v1/entitlements.js";
+import type { BillingContext } from "../billing/context.js";
+import { getEntitlement, listEntitlementEvents, listEntitlements } from "../billing/entitlements/read-entitlements.js";
+import { removeEntitlement, setEntitlement } from "../billing/entitlements/write-entitlements.js";
+import * as message from "./entitlement-messages.js";
+import { guarded, type GuardedEnvironment } from "./unary.js";
+
+/** EntitlementService: each handler parses the request, runs one operation, formats the answer. */
+export function entitlementHandlers(ctx: BillingContext, env: GuardedEnvironment): EntitlementServiceServer & UntypedServiceImplementation {
+  return {
+    setEntitlement: guarded(env, "SetEntitlement", "write", async (r, caller) =>
+      message.setEntitlementResponse(await setEntitlement(ctx, message.parseSetEntitlement(r, caller.projectId))),
+    ),
+    getEntitlement: guarded(env, "GetEntitlement", "read", async (r, caller) => {
+      const found = await getEntitlement(ctx, message.parseTarget(r, caller.projectId));
+      return { entitlement: found === null ? undefined : message.entitlement(found) };
+    }),
+    listEntitlements: guarded(env, "ListEntitlements", "read", async (r, caller) => ({
+      items: (await listEntitlements(ctx, message.parseListEntitlements(r, caller.projectId))).map(message.entitlement),
+    })),
+    removeEntitlement: guarded(env, "RemoveEntitlement", "write", async (r, caller) => {
+      const removed = await removeEntitlement(ctx, message.parseTarget(r, caller.projectId));
+      return { removed: removed.removed, oldValue: removed.oldValue ?? undefined };
+    }),
+    listEntitlementEvents: guarded(env, "ListEntitlementEvents", "read", async (r, caller) =>
+      message.entitlementEventsResponse(await listEntitlementEvents(ctx, message.parseListEntitlementEvents(r, caller.projectId))),
+    ),
+  };
+}

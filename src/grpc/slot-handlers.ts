@@ -1,0 +1,32 @@
+import type { UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { SlotServiceServer } from "../../gen/velobase/billing/v1/slots.js";
+import type { BillingContext } from "../billing/context.js";
+import { grantCapacity, revokeCapacity } from "../billing/slots/capacity.js";
+import { claimSlot, releaseSlot } from "../billing/slots/claim.js";
+import { listPools, listSlotEvents } from "../billing/slots/list-slots.js";
+import type { HoldingResult, PoolResult } from "../domain/slots.js";
+import * as slot from "./slot-messages.js";
+import { guarded, type GuardedEnvironment } from "./unary.js";
+
+const poolAnswer = (r: PoolResult) => ({ pool: slot.pool(r.pool), isIdempotentReplay: r.isIdempotentReplay });
+const holdingAnswer = (r: HoldingResult) => ({
+  pool: slot.pool(r.pool),
+  holdingId: r.holdingId.toString(),
+  isIdempotentReplay: r.isIdempotentReplay,
+});
+
+/** SlotService: each handler parses the request, runs one operation, formats the answer. */
+export function slotHandlers(ctx: BillingContext, env: GuardedEnvironment): SlotServiceServer & UntypedServiceImplementation {
+  return {
+    grantCapacity: guarded(env, "GrantCapacity", "write", async (r, caller) => poolAnswer(await grantCapacity(ctx, slot.parseCapacity(r, caller.projectId)))),
+    revokeCapacity: guarded(env, "RevokeCapacity", "write", async (r, caller) => poolAnswer(await revokeCapacity(ctx, slot.parseCapacity(r, caller.projectId)))),
+    claim: guarded(env, "Claim", "write", async (r, caller) => holdingAnswer(await claimSlot(ctx, slot.parseClaim(r, caller.projectId)))),
+    release: guarded(env, "Release", "write", async (r, caller) => holdingAnswer(await releaseSlot(ctx, slot.parseRelease(r, caller.projectId)))),
+    listPools: guarded(env, "ListPools", "read", async (r, caller) => ({
+      pools: (await listPools(ctx, slot.parseListPools(r, caller.projectId))).map(slot.pool),
+    })),
+    listSlotEvents: guarded(env, "ListSlotEvents", "read", async (r, caller) =>
+      slot.slotEventsResponse(await listSlotEvents(ctx, slot.parseListSlotEvents(r, caller.projectId))),
+    ),
+  };
+}
