@@ -101,7 +101,8 @@ CREATE INDEX `entitlement_events_customer_idx` ON `entitlement_events` (`project
 CREATE INDEX `slot_events_customer_idx` ON `slot_events` (`project_id`,`customer_pk`,`id`);--> statement-breakpoint
 CREATE INDEX `slot_events_pool_idx` ON `slot_events` (`pool_id`);--> statement-breakpoint
 CREATE INDEX `slot_holdings_resource_idx` ON `slot_holdings` (`project_id`,`customer_pk`,`wallet`,`resource_id`,`id`);--> statement-breakpoint
-CREATE INDEX `slot_holdings_pool_idx` ON `slot_holdings` (`pool_id`);CREATE INDEX `slot_holdings_pool_idx` ON `slot_holdings` (`pool_id`);--> statement-breakpoint-- hand-written:
+CREATE INDEX `slot_holdings_pool_idx` ON `slot_holdings` (`pool_id`);--> statement-breakpoint
+-- hand-written:
 -- Ids, wallets and feature keys compare byte for byte, whatever collation the database has (see 0002).
 ALTER TABLE `slot_pools` CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
 --> statement-breakpoint
