@@ -58,6 +58,14 @@ export type BillingMethod = keyof typeof REQUESTS;
 export type RequestOf<M extends BillingMethod> = (typeof REQUESTS)[M] extends Codec<infer T> ? T : never;
 export type ResponseOf<M extends BillingMethod> = Responses[M];
 
+/** The call's metadata with `authorization: Bearer <apiKey>`, unless it already presents a key. */
+export function withApiKey(metadata: Metadata, apiKey: string | null): Metadata {
+  if (apiKey === null || metadata.get("authorization").length > 0 || metadata.get("x-api-key").length > 0) return metadata;
+  const presented = metadata.clone();
+  presented.set("authorization", `Bearer ${apiKey}`);
+  return presented;
+}
+
 type Unary = (request: unknown, metadata: Metadata, callback: (error: ServiceError | null, response: unknown) => void) => unknown;
 
 /**
@@ -78,10 +86,7 @@ export class BillingClient {
   }
 
   call<M extends BillingMethod>(method: M, request: PartialOf<RequestOf<M>>, metadata = new Metadata()): Promise<ResponseOf<M>> {
-    if (this.apiKey !== null && metadata.get("authorization").length === 0 && metadata.get("x-api-key").length === 0) {
-      metadata = metadata.clone();
-      metadata.set("authorization", `Bearer ${this.apiKey}`);
-    }
+    metadata = withApiKey(metadata, this.apiKey);
     const codec = REQUESTS[method] as Codec<RequestOf<M>>;
     const fn = this.raw[method] as unknown as Unary;
     return new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 import { credentials, Metadata, type ChannelCredentials, type Client, type ServiceError } from "@grpc/grpc-js";
 import * as ent from "../../gen/velobase/billing/v1/entitlements.js";
 import * as slots from "../../gen/velobase/billing/v1/slots.js";
-import type { PartialOf } from "./billing-client.js";
+import { withApiKey, type PartialOf } from "./billing-client.js";
 
 /** Promise wrappers for SlotService and EntitlementService, shaped like BillingClient. */
 
@@ -18,10 +18,12 @@ class UnaryClient<M extends Methods> {
   constructor(
     readonly raw: Client,
     private readonly codecs: Record<keyof M, Codec>,
+    private readonly apiKey: string | null,
   ) {}
 
   call<K extends keyof M & string>(method: K, request: PartialOf<M[K][0]>, metadata = new Metadata()): Promise<M[K][1]> {
     const codec = this.codecs[method] as unknown as { fromPartial(partial: PartialOf<M[K][0]>): M[K][0] };
+    metadata = withApiKey(metadata, this.apiKey);
     const fn = (this.raw as unknown as Record<string, Unary>)[method];
     if (!fn) throw new Error(`no method ${method}`);
     return new Promise((resolve, reject) => {
@@ -45,7 +47,8 @@ type SlotMethods = {
 
 /** `await new SlotClient("localhost:50051").call("claim", { customerId, wallet, resourceId })`. */
 export class SlotClient extends UnaryClient<SlotMethods> {
-  constructor(address: string, channelCredentials: ChannelCredentials = credentials.createInsecure()) {
+  /** With `apiKey`, every call sends `authorization: Bearer <apiKey>` (unless the call's metadata has one). */
+  constructor(address: string, channelCredentials: ChannelCredentials = credentials.createInsecure(), apiKey: string | null = null) {
     super(new slots.SlotServiceClient(address, channelCredentials), {
       grantCapacity: slots.GrantCapacityRequest,
       revokeCapacity: slots.RevokeCapacityRequest,
@@ -53,7 +56,7 @@ export class SlotClient extends UnaryClient<SlotMethods> {
       release: slots.ReleaseRequest,
       listPools: slots.ListPoolsRequest,
       listSlotEvents: slots.ListSlotEventsRequest,
-    });
+    }, apiKey);
   }
 }
 
@@ -67,13 +70,14 @@ type EntitlementMethods = {
 
 /** `await new EntitlementClient("localhost:50051").call("getEntitlement", { customerId, featureKey })`. */
 export class EntitlementClient extends UnaryClient<EntitlementMethods> {
-  constructor(address: string, channelCredentials: ChannelCredentials = credentials.createInsecure()) {
+  /** With `apiKey`, every call sends `authorization: Bearer <apiKey>` (unless the call's metadata has one). */
+  constructor(address: string, channelCredentials: ChannelCredentials = credentials.createInsecure(), apiKey: string | null = null) {
     super(new ent.EntitlementServiceClient(address, channelCredentials), {
       setEntitlement: ent.SetEntitlementRequest,
       getEntitlement: ent.GetEntitlementRequest,
       listEntitlements: ent.ListEntitlementsRequest,
       removeEntitlement: ent.RemoveEntitlementRequest,
       listEntitlementEvents: ent.ListEntitlementEventsRequest,
-    });
+    }, apiKey);
   }
 }

@@ -11,7 +11,7 @@ const ent = () => clients.entitlements;
 
 beforeAll(async () => {
   s = await startTestServer();
-  clients = slotClientsFor(s.app.port);
+  clients = slotClientsFor(s.app.port, s.apiKey);
 });
 afterAll(async () => {
   clients?.close();

@@ -14,7 +14,7 @@ const slots = () => clients.slots;
 
 beforeAll(async () => {
   s = await startTestServer({ DB_POOL_SIZE: "32" });
-  clients = slotClientsFor(s.app.port);
+  clients = slotClientsFor(s.app.port, s.apiKey);
 });
 afterAll(async () => {
   clients?.close();
@@ -300,5 +300,33 @@ describe("history and verify", () => {
     ]);
     await s.app.database.pool.query("UPDATE slot_pools SET capacity = capacity - 3, in_use = in_use - 1 WHERE id = ?", [id]);
     await expectPoolsConsistent();
+  });
+});
+
+describe("keys on SlotService and EntitlementService", () => {
+  it("refuses a call without a key, lets a read key read and refuses it the writes, and keeps projects apart", async () => {
+    const customerId = uid("cust");
+    await slots().call("grantCapacity", { customerId, wallet: "ip", amount: 3n });
+
+    const anonymous = slotClientsFor(s.app.port, null);
+    const reader = slotClientsFor(s.app.port, (await s.createKey({ scope: "read" })).key);
+    const other = slotClientsFor(s.app.port, (await s.createKey({ project: await s.createProject() })).key);
+    try {
+      await expectError(anonymous.slots.call("listPools", { customerId }), "missing_api_key");
+      await expectError(anonymous.entitlements.call("getEntitlement", { customerId, featureKey: "model" }), "missing_api_key");
+
+      expect((await reader.slots.call("listPools", { customerId })).pools.map((p) => p.capacity)).toEqual([3n]);
+      await expectError(reader.slots.call("claim", { customerId, wallet: "ip", resourceId: "r1" }), "permission_denied");
+      await expectError(reader.entitlements.call("setEntitlement", { customerId, featureKey: "model", value: "x" }), "permission_denied");
+
+      expect((await other.slots.call("listPools", { customerId })).pools).toEqual([]);
+      await expectError(other.slots.call("claim", { customerId, wallet: "ip", resourceId: "r1" }), "slot_pool_not_found");
+      await expectError(
+        other.entitlements.call("setEntitlement", { customerId, featureKey: "model", value: "x" }),
+        "entitlement_customer_not_found",
+      );
+    } finally {
+      for (const c of [anonymous, reader, other]) c.close();
+    }
   });
 });
