@@ -10,6 +10,9 @@ const ConfigSchema = z.object({
     .default("mysql://root@127.0.0.1:3306/velobase"),
   GRPC_HOST: z.string().min(1).default("0.0.0.0"),
   GRPC_PORT: port.default(50051),
+  /** Unset: the HTTP server binds GRPC_HOST. */
+  HTTP_HOST: z.string().min(1).optional(),
+  HTTP_PORT: port.default(8080),
   METRICS_PORT: port.optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   DB_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(20),

@@ -5,7 +5,13 @@ export type TransactionKind = "DEDUCT" | "FREEZE";
 export type TransactionStatus = "DEDUCTED" | "FROZEN" | "CONSUMED" | "UNFROZEN";
 export type Operation = "DEPOSIT" | "DEDUCT" | "FREEZE" | "CONSUME" | "UNFREEZE" | "EXPIRE";
 export type AutoAction = "UNFREEZE" | "CONSUME";
-export type Metadata = Readonly<Record<string, string>>;
+/** Any JSON value, as JSON.parse returns it. */
+export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [key: string]: JsonValue };
+/**
+ * Caller-defined facts, stored as given. gRPC sends string values only (map<string, string>);
+ * HTTP may send any JSON value, which gRPC then shows as its JSON text.
+ */
+export type Metadata = Readonly<Record<string, JsonValue>>;
 
 /** An account as read under lock. Times are epoch milliseconds. */
 export interface AccountSnapshot {

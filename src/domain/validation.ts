@@ -12,7 +12,7 @@ import {
   TIMESTAMP_SECONDS_MAX,
   TIMESTAMP_SECONDS_MIN,
 } from "./limits.js";
-import type { Metadata } from "./types.js";
+import type { JsonValue, Metadata } from "./types.js";
 
 /** Field parsers: each returns a normalized value or throws a BillingError naming the field. */
 
@@ -79,23 +79,32 @@ export function parseText(raw: string, field: string, lengthMax: number): string
   return raw;
 }
 
-export function parseMetadata(raw: Readonly<Record<string, string>>): Metadata {
+/**
+ * Metadata with its keys sorted. A value's length limit applies to the string, or to the JSON
+ * text of any other value, which is how gRPC shows it.
+ */
+export function parseMetadata(raw: Readonly<Record<string, JsonValue>>): Metadata {
   const keys = Object.keys(raw);
   if (keys.length > METADATA_KEYS_MAX) {
     throw invalid("invalid_argument", "metadata", `metadata holds at most ${METADATA_KEYS_MAX} keys.`);
   }
-  const sorted: Record<string, string> = {};
+  const sorted: Record<string, JsonValue> = {};
   for (const key of keys.sort()) {
     const value = raw[key] ?? "";
     if (key.length === 0 || key.length > METADATA_KEY_LENGTH_MAX) {
       throw invalid("invalid_argument", "metadata", `metadata keys must be 1-${METADATA_KEY_LENGTH_MAX} characters.`);
     }
-    if (value.length > METADATA_VALUE_LENGTH_MAX) {
+    if (metadataValueText(value).length > METADATA_VALUE_LENGTH_MAX) {
       throw invalid("invalid_argument", "metadata", `metadata values must be at most ${METADATA_VALUE_LENGTH_MAX} characters.`);
     }
     sorted[key] = value;
   }
   return sorted;
+}
+
+/** A metadata value as a string: strings as they are, other JSON values as their JSON text. */
+export function metadataValueText(value: JsonValue): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
 }
 
 export interface TimestampInput {

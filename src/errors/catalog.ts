@@ -1,6 +1,7 @@
 /** Error families, as in the Velobase error format. */
 export type ErrorType =
   | "auth_error"
+  | "permission_denied"
   | "bad_request"
   | "not_found"
   | "conflict"
@@ -14,6 +15,7 @@ export type GrpcStatusName =
   | "ALREADY_EXISTS"
   | "ABORTED"
   | "UNAUTHENTICATED"
+  | "PERMISSION_DENIED"
   | "RESOURCE_EXHAUSTED"
   | "INTERNAL"
   | "UNAVAILABLE";
@@ -72,6 +74,14 @@ export const ERROR_CATALOG = {
   missing_api_key: auth("An API key is required."),
   invalid_api_key: auth("The API key is not valid."),
   api_key_revoked: auth("The API key has been revoked."),
+  // 403, not 401: the key is valid, its scope (read) does not cover the call.
+  permission_denied: {
+    type: "permission_denied",
+    httpStatus: 403,
+    grpcStatus: "PERMISSION_DENIED",
+    retryable: false,
+    message: "The API key's scope does not allow this call.",
+  },
 
   customer_id_required: badRequest("customer_id is required."),
   transaction_id_required: badRequest("transaction_id is required."),
@@ -89,6 +99,8 @@ export const ERROR_CATALOG = {
   ),
   invalid_page_size: badRequest("page_size must be between 1 and 100."),
   invalid_page_token: badRequest("page_token is not valid for this request."),
+  // Velobase's HTTP name for a page size out of range (the ledger's `limit` query parameter).
+  invalid_limit: badRequest("limit must be between 1 and 100."),
   invalid_operation_type: badRequest("operation_types contains an unknown operation type."),
   invalid_argument: badRequest("A field of the request is not valid."),
 
@@ -112,6 +124,14 @@ export const ERROR_CATALOG = {
     grpcStatus: "NOT_FOUND",
     retryable: false,
     message: "The customer does not exist.",
+  },
+  // An HTTP route that does not exist; gRPC answers UNIMPLEMENTED for unknown methods itself.
+  not_found: {
+    type: "not_found",
+    httpStatus: 404,
+    grpcStatus: "NOT_FOUND",
+    retryable: false,
+    message: "The requested resource does not exist.",
   },
   transaction_not_found: {
     type: "not_found",
