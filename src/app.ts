@@ -1,15 +1,23 @@
 import type { Server as HttpServer } from "node:http";
 import { pino, type Logger } from "pino";
-import type { BillingContext } from "./billing/context.js";
+import { DEFAULT_PROJECT_ID, type BillingContext } from "./billing/context.js";
 import { startSweeper } from "./billing/sweeper.js";
 import type { Config } from "./config.js";
 import { billingHandlers } from "./grpc/billing-handlers.js";
 import { HealthReporter, startGrpcServer } from "./grpc/server.js";
+import type { Caller } from "./domain/caller.js";
+import { BillingError } from "./errors/billing-error.js";
+import type { Authenticate, RateLimit } from "./http/auth.js";
+import { startHttpServer } from "./http/server.js";
 import { Metrics } from "./metrics.js";
 import { openDatabase, type Database } from "./store/database.js";
 
 export interface App {
   readonly port: number;
+  /** Port of the HTTP API. */
+  readonly httpPort: number;
+  /** Base URL of the HTTP API, e.g. `http://127.0.0.1:8080`. */
+  readonly httpUrl: string;
   /** Port of the /metrics endpoint, when METRICS_PORT is set. */
   readonly metricsPort: number | null;
   readonly database: Database;
@@ -23,6 +31,19 @@ export interface AppOptions {
   /** Injected clock (epoch ms); tests pin it. */
   readonly now?: () => number;
 }
+
+// TEMPORARY: replaced by the tenancy branch's Authenticator at merge. Until API keys exist,
+// any well-formed key (vb_live_… / vb_test_… with 32+ letters or digits) is a write key of the
+// one project the first migration creates; there is no rate limit.
+const TEMPORARY_KEY_PATTERN = /^vb_(live|test)_[A-Za-z0-9]{32,}$/;
+const temporaryAuthenticate: Authenticate = async (rawKey) => {
+  if (rawKey === null || rawKey === "") throw new BillingError("missing_api_key");
+  if (!TEMPORARY_KEY_PATTERN.test(rawKey)) throw new BillingError("invalid_api_key");
+  const caller: Caller = { projectId: DEFAULT_PROJECT_ID, apiKeyId: null, scope: "write", keyPrefix: rawKey.slice(0, 12) };
+  return caller;
+};
+// TEMPORARY: replaced by the tenancy branch's rate limiter at merge.
+const temporaryRateLimit: RateLimit = async () => undefined;
 
 /** Watches the database so health reports SERVING only while it answers. */
 function watchDatabase(database: Database, health: HealthReporter, intervalMs: number, log: Logger): () => void {
@@ -48,7 +69,7 @@ function watchDatabase(database: Database, health: HealthReporter, intervalMs: n
   return () => clearInterval(timer);
 }
 
-/** Database → migrations → gRPC server → sweeper; `stop()` undoes it in reverse. */
+/** Database → migrations → gRPC and HTTP servers → sweeper; `stop()` undoes it in reverse. */
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = options.log ?? pino({ level: config.LOG_LEVEL });
   const database = await openDatabase(config.DATABASE_URL, { poolSize: config.DB_POOL_SIZE });
@@ -65,15 +86,28 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     health,
     `${config.GRPC_HOST}:${config.GRPC_PORT}`,
   );
+  const http = await startHttpServer(
+    { context, authenticate: temporaryAuthenticate, rateLimit: temporaryRateLimit, log, metrics, isServing: () => health.serving },
+    { host: config.HTTP_HOST ?? config.GRPC_HOST, port: config.HTTP_PORT },
+  ).catch(async (error: unknown) => {
+    await grpc.shutdown(0);
+    await database.close();
+    throw error;
+  });
   const stopWatching = watchDatabase(database, health, config.HEALTH_CHECK_INTERVAL_MS, log);
   const sweeper = config.SWEEP_INTERVAL_MS > 0 ? startSweeper(context, log, config.SWEEP_INTERVAL_MS) : null;
   let metricsServer: HttpServer | null = null;
   if (config.METRICS_PORT !== undefined) metricsServer = await metrics.listen(config.GRPC_HOST, config.METRICS_PORT);
-  log.info({ port: grpc.port, database: database.name, metricsPort: config.METRICS_PORT }, "velobase-billing listening");
+  log.info(
+    { port: grpc.port, httpPort: http.port, database: database.name, metricsPort: config.METRICS_PORT },
+    "velobase-billing listening",
+  );
 
   const address = metricsServer?.address();
   return {
     port: grpc.port,
+    httpPort: http.port,
+    httpUrl: http.url,
     metricsPort: typeof address === "object" && address ? address.port : null,
     database,
     context,
@@ -81,7 +115,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     async stop() {
       stopWatching();
       health.set(false);
-      await grpc.shutdown(config.SHUTDOWN_GRACE_MS);
+      await Promise.all([grpc.shutdown(config.SHUTDOWN_GRACE_MS), http.close(config.SHUTDOWN_GRACE_MS)]);
       await sweeper?.stop();
       metricsServer?.close();
       await database.close();

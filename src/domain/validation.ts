@@ -2,6 +2,7 @@ import { BillingError } from "../errors/billing-error.js";
 import type { ErrorCode } from "../errors/catalog.js";
 import {
   AMOUNT_MAX,
+  CONSUME_AFTER_SECONDS_MAX,
   CREDIT_TYPE_PATTERN,
   CREDIT_TYPES_PER_REQUEST_MAX,
   ID_PATTERN,
@@ -11,8 +12,9 @@ import {
   SOURCE_PATTERN,
   TIMESTAMP_SECONDS_MAX,
   TIMESTAMP_SECONDS_MIN,
+  UNFREEZE_AFTER_SECONDS_MAX,
 } from "./limits.js";
-import type { JsonValue, Metadata } from "./types.js";
+import type { AutoAction, JsonValue, Metadata } from "./types.js";
 
 /** Field parsers: each returns a normalized value or throws a BillingError naming the field. */
 
@@ -139,4 +141,27 @@ export function checkValidityWindow(window: ValidityWindow, nowMs: number): void
   if (startsAtMs !== null && expiresAtMs <= startsAtMs) {
     throw invalid("invalid_datetime_range", "expires_at", "expires_at must be after starts_at.");
   }
+}
+
+export interface AutoSettlement {
+  readonly action: AutoAction;
+  readonly afterSeconds: bigint;
+}
+
+/** A freeze's auto-settlement: at most one of the two delays, each within its range. */
+export function parseAutoSettlement(unfreezeAfter: bigint | undefined, consumeAfter: bigint | undefined): AutoSettlement | null {
+  if (unfreezeAfter !== undefined && consumeAfter !== undefined) throw new BillingError("invalid_auto_settlement");
+  const checkTtl = (seconds: bigint, max: bigint, field: string) => {
+    if (seconds < 1n || seconds > max) {
+      throw new BillingError("invalid_auto_settlement_ttl", `${field} must be between 1 and ${max}.`, { field });
+    }
+    return seconds;
+  };
+  if (unfreezeAfter !== undefined) {
+    return { action: "UNFREEZE", afterSeconds: checkTtl(unfreezeAfter, UNFREEZE_AFTER_SECONDS_MAX, "unfreeze_after_seconds") };
+  }
+  if (consumeAfter !== undefined) {
+    return { action: "CONSUME", afterSeconds: checkTtl(consumeAfter, CONSUME_AFTER_SECONDS_MAX, "consume_after_seconds") };
+  }
+  return null;
 }

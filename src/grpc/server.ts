@@ -8,8 +8,15 @@ export const BILLING_SERVICE_NAME = "velobase.billing.v1.BillingService";
 /** Keeps the health service in step with the database: SERVING only while it answers. */
 export class HealthReporter {
   readonly implementation = new HealthImplementation({ "": "NOT_SERVING", [BILLING_SERVICE_NAME]: "NOT_SERVING" });
+  private current = false;
+
+  /** The database answered its last probe. */
+  get serving(): boolean {
+    return this.current;
+  }
 
   set(serving: boolean): void {
+    this.current = serving;
     const state = serving ? "SERVING" : "NOT_SERVING";
     this.implementation.setStatus("", state);
     this.implementation.setStatus(BILLING_SERVICE_NAME, state);

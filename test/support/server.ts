@@ -10,6 +10,8 @@ export interface TestServer {
   readonly client: TestClient;
   readonly clock: TestClock;
   readonly databaseUrl: string;
+  /** Base URL of the HTTP API. */
+  readonly httpUrl: string;
   stop(): Promise<void>;
 }
 
@@ -21,6 +23,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     DATABASE_URL: database.url,
     GRPC_HOST: "127.0.0.1",
     GRPC_PORT: "0",
+    HTTP_PORT: "0",
     SWEEP_INTERVAL_MS: "0",
     SHUTDOWN_GRACE_MS: "2000",
     HEALTH_CHECK_INTERVAL_MS: "200",
@@ -33,6 +36,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     client,
     clock,
     databaseUrl: database.url,
+    httpUrl: app.httpUrl,
     async stop() {
       client.close();
       await app.stop();
