@@ -81,6 +81,8 @@ function addHooks(app: HttpApp, deps: HttpDependencies): void {
 export async function buildHttpApp(deps: HttpDependencies): Promise<HttpApp> {
   const app = Fastify({ logger: false, genReqId: requestIdOf, requestIdHeader: false }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  // JSON only: a text/plain body is refused as not JSON rather than validated as a string.
+  app.removeContentTypeParser("text/plain");
   await app.register(swagger, {
     openapi: {
       openapi: "3.1.0",
