@@ -101,7 +101,7 @@ export const ERROR_CATALOG = {
   invalid_page_token: badRequest("page_token is not valid for this request."),
   // Velobase's HTTP name for a page size out of range (the ledger's `limit` query parameter).
   invalid_limit: badRequest("limit must be between 1 and 100."),
-  invalid_operation_type: badRequest("operation_types contains an unknown operation type."),
+  invalid_operation_type: badRequest("The operation type filter names an unknown operation type."),
   invalid_argument: badRequest("A field of the request is not valid."),
 
   insufficient_balance: precondition("The customer's available balance is insufficient."),

@@ -1,6 +1,7 @@
 import swagger from "@fastify/swagger";
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest, type FastifySchemaCompiler } from "fastify";
+import type { TSchema } from "typebox";
 import { BillingError } from "../errors/billing-error.js";
 import { toBillingError } from "../errors/to-grpc-status.js";
 import { apiKeyOf, checkScope } from "./auth.js";
@@ -19,6 +20,29 @@ export interface HttpServer {
   /** Stops accepting requests, lets in-flight ones finish for up to `graceMs`, then cuts them. */
   close(graceMs: number): Promise<void>;
 }
+
+const INTEGER_TEXT = /^[+-]?\d+$/;
+
+/**
+ * TypeBox's compiler, which converts query strings to the schema's types first; that conversion
+ * would read `limit=1.5` as 1, so an integer parameter must be written as one.
+ */
+const validatorCompiler: FastifySchemaCompiler<TSchema> = (route) => {
+  const check = TypeBoxValidatorCompiler(route);
+  if (route.httpPart !== "querystring") return check;
+  const { properties = {} } = route.schema as { properties?: Record<string, { type?: unknown }> };
+  const integers = Object.keys(properties).filter((key) => properties[key]?.type === "integer");
+  return (value: unknown) => {
+    const query = (value ?? {}) as Record<string, unknown>;
+    for (const key of integers) {
+      const raw = query[key];
+      if (typeof raw === "string" && !INTEGER_TEXT.test(raw)) {
+        return { error: [{ keyword: "type", instancePath: `/${key}`, schemaPath: "#", params: { type: "integer" }, message: "must be integer" }] };
+      }
+    }
+    return check(value);
+  };
+};
 
 /** The part of the request a schema failure is about. */
 function partOf(request: FastifyRequest, context: string | undefined): unknown {
@@ -80,7 +104,7 @@ function addHooks(app: HttpApp, deps: HttpDependencies): void {
 /** The fastify application with every route, not yet listening (tests may inject requests). */
 export async function buildHttpApp(deps: HttpDependencies): Promise<HttpApp> {
   const app = Fastify({ logger: false, genReqId: requestIdOf, requestIdHeader: false }).withTypeProvider<TypeBoxTypeProvider>();
-  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  app.setValidatorCompiler(validatorCompiler);
   // JSON only: a text/plain body is refused as not JSON rather than validated as a string.
   app.removeContentTypeParser("text/plain");
   await app.register(swagger, {

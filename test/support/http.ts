@@ -44,7 +44,9 @@ export class HttpTestClient {
       body = JSON.stringify(options.body);
       headers["content-type"] = "application/json";
     }
-    const response = await fetch(`${this.baseUrl}${path}`, { method, headers: { ...headers, ...options.headers }, body });
+    const init: RequestInit = { method, headers: { ...headers, ...options.headers } };
+    if (body !== undefined) init.body = body;
+    const response = await fetch(`${this.baseUrl}${path}`, init);
     const text = await response.text();
     return { status: response.status, headers: response.headers, body: text === "" ? undefined : (JSON.parse(text) as unknown) };
   }
