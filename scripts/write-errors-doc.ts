@@ -54,7 +54,7 @@ as \`server_error\` with a generic message, never with internal details.
 Over the HTTP/JSON API the same code arrives with the HTTP column's status and Velobase's body
 \`{"error": {"code", "type", "message", "details", "retryable", "request_id"}}\`, where \`details\`
 holds the same facts (amounts as JSON numbers) and \`retryable\` is true for every 5xx and 429
-status (these also send \`Retry-After\`); \`not_found\` is its answer to an unknown route. The
+status (429 and 503 also send \`Retry-After\`); \`not_found\` is its answer to an unknown route. The
 retryable column below is gRPC's (whether \`RetryInfo\` is sent).
 
 | code | type | HTTP | gRPC status | retryable | default message |
