@@ -25,5 +25,5 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist ./dist
 USER node
-EXPOSE 50051 9464
+EXPOSE 50051 8080 9464
 CMD ["node", "dist/src/main.js"]

@@ -84,7 +84,7 @@ async function startProcess(script: string, env: Record<string, string>, apiKey:
   const devNull = openSync("/dev/null", "w");
   const child = spawn(process.execPath, ["--import", "tsx", script], {
     cwd: ROOT,
-    env: { ...process.env, ...env, GRPC_HOST: "127.0.0.1", GRPC_PORT: String(port), PORT: String(port) },
+    env: { ...process.env, ...env, GRPC_HOST: "127.0.0.1", GRPC_PORT: String(port), HTTP_PORT: "0", PORT: String(port) },
     stdio: ["ignore", devNull, "inherit"],
   });
   const client = new BillingClient(`127.0.0.1:${port}`, credentials.createInsecure(), apiKey);

@@ -51,8 +51,11 @@ Every response, failed or not, carries an \`${REQUEST_ID_HEADER}\` header (the c
 when it sends a valid one); quote it when reporting a problem. Unexpected failures are reported
 as \`server_error\` with a generic message, never with internal details.
 
-The HTTP column is the HTTP status of the same code in the Velobase error format, for clients
-that map errors across both APIs; this service itself speaks only gRPC.
+Over the HTTP/JSON API the same code arrives with the HTTP column's status and Velobase's body
+\`{"error": {"code", "type", "message", "details", "retryable", "request_id"}}\`, where \`details\`
+holds the same facts (amounts as JSON numbers) and \`retryable\` is true for every 5xx and 429
+status (429 and 503 also send \`Retry-After\`); \`not_found\` is its answer to an unknown route. The
+retryable column below is gRPC's (whether \`RetryInfo\` is sent).
 
 | code | type | HTTP | gRPC status | retryable | default message |
 |---|---|---|---|---|---|`;

@@ -11,6 +11,7 @@ import { slotHandlers } from "./grpc/slot-handlers.js";
 import { ENTITLEMENT_SERVICE_NAME, HealthReporter, SLOT_SERVICE_NAME, startGrpcServer } from "./grpc/server.js";
 import { serverCredentials, type TransportSecurity } from "./grpc/tls.js";
 import { createLogger } from "./logger.js";
+import { startHttpServer } from "./http/server.js";
 import { Metrics } from "./metrics.js";
 import { openDatabase, type Database } from "./store/database.js";
 import { Authenticator } from "./tenancy/authenticator.js";
@@ -19,6 +20,10 @@ import { RateLimiter } from "./tenancy/rate-limiter.js";
 
 export interface App {
   readonly port: number;
+  /** Port of the HTTP API. */
+  readonly httpPort: number;
+  /** Base URL of the HTTP API, e.g. `http://127.0.0.1:8080`. */
+  readonly httpUrl: string;
   /** Port of the /metrics endpoint, when METRICS_PORT is set. */
   readonly metricsPort: number | null;
   readonly database: Database;
@@ -79,7 +84,7 @@ function watchDatabase(database: Database, health: HealthReporter, intervalMs: n
   return () => clearInterval(timer);
 }
 
-/** Database → migrations → gRPC server → sweeper; `stop()` undoes it in reverse. */
+/** Database → migrations → gRPC and HTTP servers → sweeper; `stop()` undoes it in reverse. */
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = options.log ?? createLogger(config.LOG_LEVEL);
   const { credentials, security } = serverCredentials({
@@ -122,18 +127,36 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       ],
     },
   );
+  const http = await startHttpServer(
+    { context, authenticate: (key) => authenticator.authenticate(key),
+      rateLimit: (caller) => rateLimiter.consume(caller), log, metrics, isServing: () => health.serving },
+    { host: config.HTTP_HOST ?? config.GRPC_HOST, port: config.HTTP_PORT },
+  ).catch(async (error: unknown) => {
+    await grpc.shutdown(0);
+    await database.close();
+    throw error;
+  });
   const stopWatching = watchDatabase(database, health, config.HEALTH_CHECK_INTERVAL_MS, log);
   const sweeper = config.SWEEP_INTERVAL_MS > 0 ? startSweeper(context, log, config.SWEEP_INTERVAL_MS) : null;
   let metricsServer: HttpServer | null = null;
   if (config.METRICS_PORT !== undefined) metricsServer = await metrics.listen(config.GRPC_HOST, config.METRICS_PORT);
   log.info(
-    { port: grpc.port, database: database.name, metricsPort: config.METRICS_PORT, transport: security, rateLimits: rateLimiter.backend },
+    {
+      port: grpc.port,
+      httpPort: http.port,
+      database: database.name,
+      metricsPort: config.METRICS_PORT,
+      transport: security,
+      rateLimits: rateLimiter.backend,
+    },
     `velobase-billing listening (${security === "plaintext" ? "plaintext" : security === "tls" ? "TLS" : "mutual TLS"})`,
   );
 
   const address = metricsServer?.address();
   return {
     port: grpc.port,
+    httpPort: http.port,
+    httpUrl: http.url,
     metricsPort: typeof address === "object" && address ? address.port : null,
     database,
     context,
@@ -144,7 +167,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     async stop() {
       stopWatching();
       health.set(false);
-      await grpc.shutdown(config.SHUTDOWN_GRACE_MS);
+      await Promise.all([grpc.shutdown(config.SHUTDOWN_GRACE_MS), http.close(config.SHUTDOWN_GRACE_MS)]);
       await sweeper?.stop();
       metricsServer?.close();
       await rateLimiter.close();

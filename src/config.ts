@@ -13,6 +13,9 @@ const ConfigSchema = z.object({
     .default("mysql://root@127.0.0.1:3306/velobase"),
   GRPC_HOST: z.string().min(1).default("0.0.0.0"),
   GRPC_PORT: port.default(50051),
+  /** Unset: the HTTP server binds GRPC_HOST. */
+  HTTP_HOST: z.string().min(1).optional(),
+  HTTP_PORT: port.default(8080),
   METRICS_PORT: port.optional(),
   // grpc-js's own default (4 MiB): a request at the API's field limits is far smaller.
   GRPC_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(2 ** 31 - 1).default(4 * 1024 * 1024),

@@ -18,6 +18,19 @@ export class Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
+  readonly httpCalls = new Counter({
+    name: "billing_http_requests_total",
+    help: "HTTP requests by route and result code (ok or the error code).",
+    labelNames: ["route", "code"] as const,
+    registers: [this.registry],
+  });
+  readonly httpLatency = new Histogram({
+    name: "billing_http_request_duration_seconds",
+    help: "HTTP request latency by route.",
+    labelNames: ["route"] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
   readonly retries = new Counter({
     name: "billing_db_transaction_retries_total",
     help: "Database transactions retried after a deadlock, lock-wait timeout or idempotency race.",

@@ -1,10 +1,9 @@
-import { and, desc, eq, gte, inArray, lt, type SQL } from "drizzle-orm";
 import { fingerprint } from "../domain/fingerprint.js";
 import { OPERATIONS, type Metadata, type Operation } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
 import { findCustomer } from "../store/customers-store.js";
-import { decodeJson } from "../store/json-codec.js";
-import { apiKeys, ledgerEntries, transactions } from "../store/schema.js";
+import { decodeMetadata } from "../store/json-codec.js";
+import { countLedgerEntries, selectLedgerPage, type LedgerFilter } from "../store/ledger-store.js";
 import { oneOf } from "../store/row-values.js";
 import { runQuery } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
@@ -19,6 +18,16 @@ export interface LedgerQuery {
   readonly createdBeforeMs: number | null;
   readonly pageSize: number;
   readonly pageToken: string | null;
+  /** Also count every matching entry (an extra query, so only when asked: HTTP's total_count). */
+  readonly countTotal?: boolean;
+}
+
+export interface LedgerPage {
+  readonly entries: LedgerEntryView[];
+  /** "" on the last page. */
+  readonly nextPageToken: string;
+  /** null unless the query asked for it. */
+  readonly totalCount: number | null;
 }
 
 export interface LedgerEntryView {
@@ -48,7 +57,7 @@ interface Cursor {
 }
 
 function filtersOf(q: LedgerQuery): string {
-  return fingerprint({ ...q, pageSize: undefined, pageToken: undefined }).slice(0, 16);
+  return fingerprint({ ...q, pageSize: undefined, pageToken: undefined, countTotal: undefined }).slice(0, 16);
 }
 
 function encodeCursor(cursor: Cursor): string {
@@ -68,34 +77,18 @@ function decodeCursor(token: string, filters: string): bigint {
 }
 
 /** Newest first, keyset-paginated by id so pages stay stable while entries are appended. */
-async function readLedgerPage(
-  ctx: BillingContext,
-  q: LedgerQuery,
-): Promise<{ entries: LedgerEntryView[]; nextPageToken: string }> {
+async function readLedgerPage(ctx: BillingContext, q: LedgerQuery): Promise<LedgerPage> {
   const filters = filtersOf(q);
   const before = q.pageToken === null ? null : decodeCursor(q.pageToken, filters);
   const { db } = ctx.database;
   const customer = await findCustomer(db, q.projectId, q.customerId);
   if (!customer) throw new BillingError("customer_not_found", undefined, { customer_id: q.customerId });
 
-  const conditions: SQL[] = [eq(ledgerEntries.projectId, q.projectId), eq(ledgerEntries.customerPk, customer.pk)];
-  if (before !== null) conditions.push(lt(ledgerEntries.id, before));
-  if (q.operations.length > 0) conditions.push(inArray(ledgerEntries.operation, [...q.operations]));
-  if (q.transactionId !== null) conditions.push(eq(ledgerEntries.transactionId, q.transactionId));
-  if (q.creditType !== null) conditions.push(eq(ledgerEntries.creditType, q.creditType));
-  if (q.createdAfterMs !== null) conditions.push(gte(ledgerEntries.createdAt, new Date(q.createdAfterMs)));
-  if (q.createdBeforeMs !== null) conditions.push(lt(ledgerEntries.createdAt, new Date(q.createdBeforeMs)));
-
-  // A transaction's description and metadata are stored once, on the transaction (see
-  // appendLedgerSql); entries without one (deposits, expiries) carry their own.
-  const rows = await db
-    .select({ l: ledgerEntries, apiKeyPrefix: apiKeys.prefix, txDescription: transactions.description, txMetadata: transactions.metadata })
-    .from(ledgerEntries)
-    .leftJoin(apiKeys, eq(apiKeys.id, ledgerEntries.apiKeyId))
-    .leftJoin(transactions, eq(transactions.id, ledgerEntries.transactionPk))
-    .where(and(...conditions))
-    .orderBy(desc(ledgerEntries.id))
-    .limit(q.pageSize + 1);
+  const filter: LedgerFilter = { ...q, customerPk: customer.pk };
+  const [rows, totalCount] = await Promise.all([
+    selectLedgerPage(db, filter, before, q.pageSize + 1),
+    q.countTotal ? countLedgerEntries(db, filter) : null,
+  ]);
   const page = rows.slice(0, q.pageSize);
   const last = page.at(-1)?.l;
   const nextPageToken =
@@ -112,13 +105,14 @@ async function readLedgerPage(
       idempotencyKey: r.idempotencyKey,
       businessType: r.businessType,
       description: txDescription ?? r.description,
-      metadata: decodeJson<Metadata>(txMetadata ?? r.metadata),
+      metadata: decodeMetadata(txMetadata ?? r.metadata),
       automatic: r.automatic,
       overage: r.overage,
       createdAtMs: r.createdAt.getTime(),
       apiKeyPrefix,
     })),
     nextPageToken,
+    totalCount,
   };
 }
 

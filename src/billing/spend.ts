@@ -3,7 +3,8 @@ import { availableOf } from "../domain/account-status.js";
 import { allocate } from "../domain/allocation.js";
 import { fingerprint } from "../domain/fingerprint.js";
 import type { SpendResult } from "../domain/results.js";
-import type { AccountSnapshot, AutoAction, Balance, Metadata, TransactionKind } from "../domain/types.js";
+import type { AccountSnapshot, Balance, Metadata, TransactionKind } from "../domain/types.js";
+import type { AutoSettlement } from "../domain/validation.js";
 import { BillingError } from "../errors/billing-error.js";
 import { sql } from "drizzle-orm";
 import {
@@ -42,10 +43,7 @@ export interface SpendInput {
   readonly metadata: Metadata;
 }
 
-export interface AutoSettlement {
-  readonly action: AutoAction;
-  readonly afterSeconds: bigint;
-}
+export type { AutoSettlement };
 
 export interface FreezeInput extends SpendInput {
   readonly autoSettlement: AutoSettlement | null;

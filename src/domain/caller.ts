@@ -17,3 +17,9 @@ export interface Caller {
 
 /** Whether a key of scope `held` may call a method that requires `required`. */
 export const scopeAllows = (held: Scope, required: Scope): boolean => held === "write" || required === "read";
+
+/** What a write records of its caller: the project it runs in and the key, for audit. */
+export const auditOf = (caller: Caller): { projectId: bigint; apiKeyId: bigint | null } => ({
+  projectId: caller.projectId,
+  apiKeyId: caller.apiKeyId,
+});

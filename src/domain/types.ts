@@ -11,7 +11,13 @@ export type TransactionKind = (typeof TRANSACTION_KINDS)[number];
 export type TransactionStatus = (typeof TRANSACTION_STATUSES)[number];
 export type Operation = (typeof OPERATIONS)[number];
 export type AutoAction = (typeof AUTO_ACTIONS)[number];
-export type Metadata = Readonly<Record<string, string>>;
+/** Any JSON value, as JSON.parse returns it. */
+export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [key: string]: JsonValue };
+/**
+ * Caller-defined facts, stored as given. gRPC sends string values only (map<string, string>);
+ * HTTP may send any JSON value, which gRPC then shows as its JSON text.
+ */
+export type Metadata = Readonly<Record<string, JsonValue>>;
 
 /** An account as read under lock. Times are epoch milliseconds. */
 export interface AccountSnapshot {

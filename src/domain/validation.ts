@@ -2,6 +2,7 @@ import { BillingError } from "../errors/billing-error.js";
 import type { ErrorCode } from "../errors/catalog.js";
 import {
   AMOUNT_MAX,
+  CONSUME_AFTER_SECONDS_MAX,
   CREDIT_TYPE_PATTERN,
   CREDIT_TYPES_PER_REQUEST_MAX,
   ID_PATTERN,
@@ -11,8 +12,9 @@ import {
   SOURCE_PATTERN,
   TIMESTAMP_SECONDS_MAX,
   TIMESTAMP_SECONDS_MIN,
+  UNFREEZE_AFTER_SECONDS_MAX,
 } from "./limits.js";
-import type { Metadata } from "./types.js";
+import type { AutoAction, JsonValue, Metadata } from "./types.js";
 
 /** Field parsers: each returns a normalized value or throws a BillingError naming the field. */
 
@@ -79,18 +81,22 @@ export function parseText(raw: string, field: string, lengthMax: number): string
   return raw;
 }
 
-export function parseMetadata(raw: Readonly<Record<string, string>>): Metadata {
+/**
+ * Metadata with its keys sorted. A value's length limit applies to the string, or to the JSON
+ * text of any other value, which is how gRPC shows it.
+ */
+export function parseMetadata(raw: Readonly<Record<string, JsonValue>>): Metadata {
   const keys = Object.keys(raw);
   if (keys.length > METADATA_KEYS_MAX) {
     throw invalid("invalid_argument", "metadata", `metadata holds at most ${METADATA_KEYS_MAX} keys.`);
   }
-  const sorted: Array<[string, string]> = [];
+  const sorted: Array<[string, JsonValue]> = [];
   for (const key of keys.sort()) {
     const value = raw[key] ?? "";
     if (key.length === 0 || key.length > METADATA_KEY_LENGTH_MAX) {
       throw invalid("invalid_argument", "metadata", `metadata keys must be 1-${METADATA_KEY_LENGTH_MAX} characters.`);
     }
-    if (value.length > METADATA_VALUE_LENGTH_MAX) {
+    if (metadataValueText(value).length > METADATA_VALUE_LENGTH_MAX) {
       throw invalid("invalid_argument", "metadata", `metadata values must be at most ${METADATA_VALUE_LENGTH_MAX} characters.`);
     }
     sorted.push([key, value]);
@@ -98,6 +104,11 @@ export function parseMetadata(raw: Readonly<Record<string, string>>): Metadata {
   // Object.fromEntries keeps a key named __proto__ as an own property; `sorted[key] = value`
   // would set the prototype instead and lose it.
   return Object.fromEntries(sorted);
+}
+
+/** A metadata value as a string: strings as they are, other JSON values as their JSON text. */
+export function metadataValueText(value: JsonValue): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
 }
 
 export interface TimestampInput {
@@ -132,4 +143,27 @@ export function checkValidityWindow(window: ValidityWindow, nowMs: number): void
   if (startsAtMs !== null && expiresAtMs <= startsAtMs) {
     throw invalid("invalid_datetime_range", "expires_at", "expires_at must be after starts_at.");
   }
+}
+
+export interface AutoSettlement {
+  readonly action: AutoAction;
+  readonly afterSeconds: bigint;
+}
+
+/** A freeze's auto-settlement: at most one of the two delays, each within its range. */
+export function parseAutoSettlement(unfreezeAfter: bigint | undefined, consumeAfter: bigint | undefined): AutoSettlement | null {
+  if (unfreezeAfter !== undefined && consumeAfter !== undefined) throw new BillingError("invalid_auto_settlement");
+  const checkTtl = (seconds: bigint, max: bigint, field: string) => {
+    if (seconds < 1n || seconds > max) {
+      throw new BillingError("invalid_auto_settlement_ttl", `${field} must be between 1 and ${max}.`, { field });
+    }
+    return seconds;
+  };
+  if (unfreezeAfter !== undefined) {
+    return { action: "UNFREEZE", afterSeconds: checkTtl(unfreezeAfter, UNFREEZE_AFTER_SECONDS_MAX, "unfreeze_after_seconds") };
+  }
+  if (consumeAfter !== undefined) {
+    return { action: "CONSUME", afterSeconds: checkTtl(consumeAfter, CONSUME_AFTER_SECONDS_MAX, "consume_after_seconds") };
+  }
+  return null;
 }

@@ -99,7 +99,10 @@ export const ERROR_CATALOG = {
   ),
   invalid_page_size: badRequest("page_size must be between 1 and 100."),
   invalid_page_token: badRequest("page_token is not valid for this request."),
-  invalid_operation_type: badRequest("operation_types contains an unknown operation type."),
+  // Velobase's HTTP name for a page size out of range (the `limit` of the ledger, slot event and
+  // entitlement event listings).
+  invalid_limit: badRequest("limit must be between 1 and 100."),
+  invalid_operation_type: badRequest("The operation type filter names an unknown operation type."),
   invalid_argument: badRequest("A field of the request is not valid."),
 
   insufficient_balance: precondition("The customer's available balance is insufficient."),
@@ -122,6 +125,14 @@ export const ERROR_CATALOG = {
     grpcStatus: "NOT_FOUND",
     retryable: false,
     message: "The customer does not exist.",
+  },
+  // An HTTP route that does not exist; gRPC answers UNIMPLEMENTED for unknown methods itself.
+  not_found: {
+    type: "not_found",
+    httpStatus: 404,
+    grpcStatus: "NOT_FOUND",
+    retryable: false,
+    message: "The requested resource does not exist.",
   },
   transaction_not_found: {
     type: "not_found",
@@ -157,7 +168,6 @@ export const ERROR_CATALOG = {
 
   // Slots and entitlements (Velobase's other products). Their inputs are malformed requests;
   // their refusals depend on a pool's state, so they map as the credit codes above do.
-  invalid_limit: badRequest("limit must be between 1 and 100."),
   invalid_from_at: badRequest("from_at is not a valid timestamp."),
   invalid_to_at: badRequest("to_at is not a valid timestamp."),
   feature_key_required: badRequest("feature_key is required."),

@@ -18,6 +18,7 @@ import {
   type SetEntitlementResult,
 } from "../domain/entitlements.js";
 import type { EventPage } from "../domain/event-cursor.js";
+import { metadataMap } from "./format-responses.js";
 import { parseLimit, parseTimeBound } from "../domain/event-query.js";
 import { DESCRIPTION_LENGTH_MAX, FEATURE_KEYS_PER_REQUEST_MAX } from "../domain/limits.js";
 import { parseId, parseMetadata, parseSource, parseText, parseTimestamp } from "../domain/validation.js";
@@ -94,7 +95,7 @@ export const entitlement = (e: EntitlementWithStatus): Entitlement => ({
   validUntil: timestamp(e.validUntilMs),
   source: orUndefined(e.source),
   description: orUndefined(e.description),
-  metadata: { ...(e.metadata ?? {}) },
+  metadata: metadataMap(e.metadata ?? {}),
   isActive: e.isActive,
   hasMetadata: e.metadata !== null,
 });

@@ -20,7 +20,8 @@ import type { CustomerView } from "../billing/get-customer.js";
 import type { TransactionView } from "../billing/get-transaction.js";
 import type { LedgerEntryView } from "../billing/list-ledger.js";
 import type { ConsumeResult, DepositResult, SpendResult, UnfreezeResult } from "../domain/results.js";
-import type { AccountStatus, AccountView, AllocationLine, Balance, Operation } from "../domain/types.js";
+import type { AccountStatus, AccountView, AllocationLine, Balance, Metadata, Operation } from "../domain/types.js";
+import { metadataValueText } from "../domain/validation.js";
 
 /** Domain results → proto responses. Pure and deterministic, so a replay encodes byte for byte. */
 
@@ -31,6 +32,10 @@ export function timestamp(ms: number | null): Timestamp | undefined {
   const seconds = Math.floor(ms / 1000);
   return { seconds: BigInt(seconds), nanos: (ms - seconds * 1000) * 1_000_000 };
 }
+
+/** map<string, string>: a value written over HTTP as another JSON type shows as its JSON text. */
+export const metadataMap = (m: Metadata): Record<string, string> =>
+  Object.fromEntries(Object.entries(m).map(([key, value]) => [key, metadataValueText(value)]));
 
 const balance = (b: Balance): ProtoBalance => ({ total: b.total, used: b.used, frozen: b.frozen, available: b.available });
 
@@ -114,7 +119,7 @@ export const getCustomerResponse = (c: CustomerView): GetCustomerResponse => ({
   customerId: c.customerId,
   name: c.name,
   email: c.email,
-  metadata: { ...c.metadata },
+  metadata: metadataMap(c.metadata),
   createdAt: timestamp(c.createdAtMs),
   balance: balance(c.balance),
   creditTypes: c.creditTypes.map((t) => ({
@@ -137,7 +142,7 @@ export const getTransactionResponse = (t: TransactionView): GetTransactionRespon
   creditTypes: t.creditTypes,
   businessType: t.businessType,
   description: t.description,
-  metadata: { ...t.metadata },
+  metadata: metadataMap(t.metadata),
   createdAt: timestamp(t.createdAtMs),
   settledAt: timestamp(t.settledAtMs),
   unfreezeAt: t.autoAction === "UNFREEZE" ? timestamp(t.autoAtMs) : undefined,
@@ -170,7 +175,7 @@ export const listLedgerEntriesResponse = (page: {
     idempotencyKey: e.idempotencyKey,
     businessType: e.businessType,
     description: e.description,
-    metadata: { ...e.metadata },
+    metadata: metadataMap(e.metadata),
     automatic: e.automatic,
     createdAt: timestamp(e.createdAtMs),
     overage: e.overage,

@@ -12,9 +12,8 @@ import { BusinessType, OperationType } from "../../gen/velobase/billing/v1/billi
 import type { DepositInput } from "../billing/deposit.js";
 import type { LedgerQuery } from "../billing/list-ledger.js";
 import type { ConsumeInput, SettleTarget } from "../billing/settle.js";
-import type { AutoSettlement, FreezeInput, SpendInput } from "../billing/spend.js";
+import type { FreezeInput, SpendInput } from "../billing/spend.js";
 import {
-  CONSUME_AFTER_SECONDS_MAX,
   DEFAULT_CREDIT_TYPE,
   DEFAULT_SOURCE,
   DESCRIPTION_LENGTH_MAX,
@@ -22,13 +21,13 @@ import {
   NAME_LENGTH_MAX,
   PAGE_SIZE_DEFAULT,
   PAGE_SIZE_MAX,
-  UNFREEZE_AFTER_SECONDS_MAX,
 } from "../domain/limits.js";
-import type { Caller } from "../domain/caller.js";
+import { auditOf, type Caller } from "../domain/caller.js";
 import type { Operation } from "../domain/types.js";
 import {
   parseActualAmount,
   parseAmount,
+  parseAutoSettlement,
   parseCreditType,
   parseCreditTypes,
   parseId,
@@ -43,8 +42,6 @@ import { BillingError } from "../errors/billing-error.js";
 /** Proto requests → validated domain inputs: the one place where wire input is checked. */
 
 /** Every write runs in the caller's project and records its key. */
-const auditOf = (caller: Caller) => ({ projectId: caller.projectId, apiKeyId: caller.apiKeyId });
-
 const customerIdOf = (raw: string) => parseId(raw, "customer_id", "customer_id_required");
 const transactionIdOf = (raw: string) => parseId(raw, "transaction_id", "transaction_id_required");
 
@@ -85,26 +82,8 @@ export function parseDeduct(r: DeductRequest, caller: Caller): SpendInput {
   };
 }
 
-function autoSettlementOf(r: FreezeRequest): AutoSettlement | null {
-  const { unfreezeAfterSeconds: unfreezeAfter, consumeAfterSeconds: consumeAfter } = r;
-  if (unfreezeAfter !== undefined && consumeAfter !== undefined) throw new BillingError("invalid_auto_settlement");
-  const checkTtl = (seconds: bigint, max: bigint, field: string) => {
-    if (seconds < 1n || seconds > max) {
-      throw new BillingError("invalid_auto_settlement_ttl", `${field} must be between 1 and ${max}.`, { field });
-    }
-    return seconds;
-  };
-  if (unfreezeAfter !== undefined) {
-    return { action: "UNFREEZE", afterSeconds: checkTtl(unfreezeAfter, UNFREEZE_AFTER_SECONDS_MAX, "unfreeze_after_seconds") };
-  }
-  if (consumeAfter !== undefined) {
-    return { action: "CONSUME", afterSeconds: checkTtl(consumeAfter, CONSUME_AFTER_SECONDS_MAX, "consume_after_seconds") };
-  }
-  return null;
-}
-
 export function parseFreeze(r: FreezeRequest, caller: Caller): FreezeInput {
-  return { ...parseDeduct(r, caller), autoSettlement: autoSettlementOf(r) };
+  return { ...parseDeduct(r, caller), autoSettlement: parseAutoSettlement(r.unfreezeAfterSeconds, r.consumeAfterSeconds) };
 }
 
 function settleTargetOf(r: { transactionId: string; customerId: string }, caller: Caller): SettleTarget {

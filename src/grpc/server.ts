@@ -13,8 +13,15 @@ const SERVICE_NAMES = ["", BILLING_SERVICE_NAME, SLOT_SERVICE_NAME, ENTITLEMENT_
 /** Keeps the health service in step with the database: SERVING only while it answers. */
 export class HealthReporter {
   readonly implementation = new HealthImplementation(Object.fromEntries(SERVICE_NAMES.map((name) => [name, "NOT_SERVING"])));
+  private current = false;
+
+  /** The database answered its last probe. */
+  get serving(): boolean {
+    return this.current;
+  }
 
   set(serving: boolean): void {
+    this.current = serving;
     const state = serving ? "SERVING" : "NOT_SERVING";
     for (const name of SERVICE_NAMES) this.implementation.setStatus(name, state);
   }

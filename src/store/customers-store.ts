@@ -1,7 +1,7 @@
 import { and, eq, sql, type SQL } from "drizzle-orm";
 import type { Metadata } from "../domain/types.js";
 import type { Db } from "./database.js";
-import { decodeJson, encodeJson } from "./json-codec.js";
+import { decodeMetadata, encodeJson } from "./json-codec.js";
 import { customers } from "./schema.js";
 
 export interface CustomerRow {
@@ -25,7 +25,7 @@ export async function findCustomer(db: Db, projectId: bigint, customerId: string
     customerId: row.customerId,
     name: row.name,
     email: row.email,
-    metadata: decodeJson<Metadata>(row.metadata),
+    metadata: decodeMetadata(row.metadata),
     createdAtMs: row.createdAt.getTime(),
   };
 }

@@ -1,3 +1,5 @@
+import type { Metadata } from "../domain/types.js";
+
 /** JSON that round-trips bigint: stored responses keep exact amounts. */
 
 const BIGINT_TAG = "$bigint";
@@ -14,4 +16,14 @@ export function decodeJson<T>(text: string): T {
     }
     return v;
   }) as T;
+}
+
+/**
+ * A metadata column: plain JSON (never bigint-tagged, so a caller's own `{"$bigint": …}` value
+ * reads back as given), and an object, or the row is corrupt.
+ */
+export function decodeMetadata(text: string): Metadata {
+  const value: unknown = JSON.parse(text);
+  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new Error("stored metadata is not a JSON object");
+  return value as Metadata;
 }

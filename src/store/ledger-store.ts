@@ -1,7 +1,8 @@
-import { sql, type SQL } from "drizzle-orm";
+import { and, count, desc, eq, gte, inArray, lt, sql, type SQL } from "drizzle-orm";
 import type { Metadata, Operation } from "../domain/types.js";
+import type { Db } from "./database.js";
 import { encodeJson } from "./json-codec.js";
-import { ledgerEntries } from "./schema.js";
+import { apiKeys, ledgerEntries, transactions } from "./schema.js";
 import { chunksOf } from "./statement-chunks.js";
 
 export interface NewLedgerEntry {
@@ -54,4 +55,50 @@ export function appendLedgerSql(context: LedgerContext, entries: readonly NewLed
       api_key_id)
     VALUES ${sql.join(rows, sql`, `)}`;
   });
+}
+
+/** Which entries of one customer a listing reads; null fields do not filter. */
+export interface LedgerFilter {
+  readonly projectId: bigint;
+  readonly customerPk: bigint;
+  readonly operations: readonly Operation[];
+  readonly transactionId: string | null;
+  readonly creditType: string | null;
+  readonly createdAfterMs: number | null;
+  readonly createdBeforeMs: number | null;
+}
+
+function ledgerConditions(f: LedgerFilter): SQL[] {
+  const conditions: SQL[] = [eq(ledgerEntries.projectId, f.projectId), eq(ledgerEntries.customerPk, f.customerPk)];
+  if (f.operations.length > 0) conditions.push(inArray(ledgerEntries.operation, [...f.operations]));
+  if (f.transactionId !== null) conditions.push(eq(ledgerEntries.transactionId, f.transactionId));
+  if (f.creditType !== null) conditions.push(eq(ledgerEntries.creditType, f.creditType));
+  if (f.createdAfterMs !== null) conditions.push(gte(ledgerEntries.createdAt, new Date(f.createdAfterMs)));
+  if (f.createdBeforeMs !== null) conditions.push(lt(ledgerEntries.createdAt, new Date(f.createdBeforeMs)));
+  return conditions;
+}
+
+/** Up to `limit` matching entries older than `beforeId` (all when null), newest first. */
+export function selectLedgerPage(db: Db, f: LedgerFilter, beforeId: bigint | null, limit: number) {
+  const conditions = ledgerConditions(f);
+  if (beforeId !== null) conditions.push(lt(ledgerEntries.id, beforeId));
+  // A transaction's description and metadata are stored once, on the transaction (see
+  // appendLedgerSql); entries without one (deposits, expiries) carry their own.
+  return db
+    .select({ l: ledgerEntries, apiKeyPrefix: apiKeys.prefix, txDescription: transactions.description, txMetadata: transactions.metadata })
+    .from(ledgerEntries)
+    .leftJoin(apiKeys, eq(apiKeys.id, ledgerEntries.apiKeyId))
+    .leftJoin(transactions, eq(transactions.id, ledgerEntries.transactionPk))
+    .where(and(...conditions))
+    .orderBy(desc(ledgerEntries.id))
+    .limit(limit);
+}
+
+/** How many entries match, on every page together. */
+export async function countLedgerEntries(db: Db, f: LedgerFilter): Promise<number> {
+  const [row] = await db
+    .select({ n: count() })
+    .from(ledgerEntries)
+    .where(and(...ledgerConditions(f)));
+  return row?.n ?? 0;
 }

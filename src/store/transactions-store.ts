@@ -11,7 +11,7 @@ import {
   type TransactionStatus,
 } from "../domain/types.js";
 import type { Db } from "./database.js";
-import { decodeJson, encodeJson } from "./json-codec.js";
+import { decodeJson, decodeMetadata, encodeJson } from "./json-codec.js";
 import { ACCOUNT_COLUMNS } from "./accounts-store.js";
 import { bigOf, boolOf, msOf, numberOf, oneOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
@@ -56,7 +56,7 @@ function toRow({ t, customerId }: { t: typeof transactions.$inferSelect; custome
     creditTypes: decodeJson<string[]>(t.creditTypes),
     businessType: t.businessType,
     description: t.description,
-    metadata: decodeJson<Metadata>(t.metadata),
+    metadata: decodeMetadata(t.metadata),
     requestFingerprint: t.requestFingerprint,
     response: t.response,
     settleResponse: t.settleResponse,
@@ -113,7 +113,7 @@ export function transactionFromRow(row: Row | undefined): TransactionRow | null 
     creditTypes: decodeJson<string[]>(stringOf(row.credit_types)),
     businessType: numberOf(row.business_type),
     description: stringOf(row.description),
-    metadata: decodeJson<Metadata>(stringOf(row.metadata)),
+    metadata: decodeMetadata(stringOf(row.metadata)),
     requestFingerprint: stringOf(row.request_fingerprint),
     response: stringOf(row.response),
     settleResponse: row.settle_response === null ? null : stringOf(row.settle_response),

@@ -93,6 +93,13 @@ describe("start-up", () => {
         const child = spawnMain({ DATABASE_URL: db.url, GRPC_PORT: "0", GRPC_HOST: "127.0.0.1" });
         const out = collect(child);
         await waitForOutput(() => out.output().stdout, "velobase-billing listening");
+        // The HTTP API runs beside gRPC (HTTP_PORT=0 from spawnMain: a free port, logged).
+        const httpPort = /"httpPort":(\d+)/.exec(out.output().stdout)?.[1];
+        const health = async () => {
+          const response = await fetch(`http://127.0.0.1:${httpPort}/v1/health`);
+          return { status: response.status, body: (await response.json()) as unknown };
+        };
+        await expect.poll(health, { timeout: 5000 }).toEqual({ status: 200, body: { status: "ok" } });
         child.kill("SIGTERM");
         const exit = await out.exited;
         expect(exit.code).toBe(0);

@@ -28,6 +28,8 @@ export interface TestServer {
   revokeKey(prefix: string): Promise<void>;
   /** A second server instance over the same database (same environment plus `env`); stopped by stop(). */
   startAnotherInstance(env?: Record<string, string>): Promise<App>;
+  /** Base URL of the HTTP API. */
+  readonly httpUrl: string;
   stop(): Promise<void>;
 }
 
@@ -53,6 +55,7 @@ export async function startTestServer(env: Record<string, string> = {}, options:
     DATABASE_URL: database.url,
     GRPC_HOST: "127.0.0.1",
     GRPC_PORT: "0",
+    HTTP_PORT: "0",
     SWEEP_INTERVAL_MS: "0",
     SHUTDOWN_GRACE_MS: "2000",
     HEALTH_CHECK_INTERVAL_MS: "200",
@@ -98,6 +101,7 @@ export async function startTestServer(env: Record<string, string> = {}, options:
       others.push(other);
       return other;
     },
+    httpUrl: app.httpUrl,
     async stop() {
       for (const c of clients) c.close();
       for (const other of others) await other.stop();

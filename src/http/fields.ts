@@ -1,0 +1,86 @@
+import { DEFAULT_CREDIT_TYPE, DESCRIPTION_LENGTH_MAX } from "../domain/limits.js";
+import type { JsonValue, Metadata } from "../domain/types.js";
+import { parseCreditType, parseCreditTypes, parseId, parseMetadata, parseOptionalId, parseText } from "../domain/validation.js";
+import { BillingError } from "../errors/billing-error.js";
+import { BUSINESS_TYPE_NAMES, type BusinessTypeName } from "./schemas.js";
+
+/** HTTP fields → domain values, through the same domain parsers gRPC uses. */
+
+export const customerIdOf = (raw: string) => parseId(raw, "customer_id", "customer_id_required");
+export const transactionIdOf = (raw: string) => parseId(raw, "transaction_id", "transaction_id_required");
+export const optionalCustomerIdOf = (raw: string | undefined) => (raw === undefined ? null : parseOptionalId(raw, "customer_id"));
+export const descriptionOf = (raw: string | undefined) => parseText(raw ?? "", "description", DESCRIPTION_LENGTH_MAX);
+
+function isJsonValue(value: unknown): value is JsonValue {
+  if (value === null || typeof value === "string" || typeof value === "boolean") return true;
+  if (typeof value === "number") return Number.isFinite(value);
+  if (Array.isArray(value)) return value.every(isJsonValue);
+  if (typeof value === "object") return Object.values(value).every(isJsonValue);
+  return false;
+}
+
+/** Any JSON object, kept as given (within the metadata limits). */
+export function metadataOf(raw: Readonly<Record<string, unknown>> | undefined): Metadata {
+  const values: Record<string, JsonValue> = {};
+  for (const [key, value] of Object.entries(raw ?? {})) {
+    if (!isJsonValue(value)) throw new BillingError("invalid_argument", "metadata must be a JSON object.", { field: "metadata" });
+    values[key] = value;
+  }
+  return parseMetadata(values);
+}
+
+/** `wallet`, or its older name `credit_type`; both given and different is a contradiction. */
+export function depositWalletOf(wallet: string | undefined, creditType: string | undefined): string {
+  if (wallet !== undefined && creditType !== undefined && wallet !== creditType) {
+    throw new BillingError("invalid_argument", "wallet and credit_type differ; send wallet only.", { field: "wallet" });
+  }
+  return parseCreditType(wallet ?? creditType ?? "", DEFAULT_CREDIT_TYPE, "wallet");
+}
+
+/** The wallets a spend may use: `wallet`, or `credit_types`, or all (neither). */
+export function spendWalletsOf(wallet: string | undefined, creditTypes: readonly string[] | undefined): string[] {
+  if (wallet !== undefined && creditTypes !== undefined) {
+    throw new BillingError("invalid_argument", "Send wallet or credit_types, not both.", { field: "wallet" });
+  }
+  if (wallet !== undefined) return [parseCreditType(wallet, null, "wallet")];
+  return parseCreditTypes(creditTypes ?? []);
+}
+
+/** The body's key or the Idempotency-Key header (the same key may come both ways). */
+export function idempotencyKeyOf(body: string | undefined, header: string | string[] | undefined): string | null {
+  const fromHeader = Array.isArray(header) ? header[0] : header;
+  const given = [body, fromHeader].filter((k): k is string => k !== undefined && k !== "");
+  if (given.length === 2 && given[0] !== given[1]) {
+    throw new BillingError("invalid_argument", "The Idempotency-Key header and idempotency_key differ.", {
+      field: "idempotency_key",
+    });
+  }
+  return parseOptionalId(given[0] ?? "", "idempotency_key");
+}
+
+/** Stored business types are the proto enum's numbers, which BUSINESS_TYPE_NAMES lists in order. */
+export function businessTypeOf(name: BusinessTypeName | undefined): number {
+  return BUSINESS_TYPE_NAMES.indexOf(name ?? "UNDEFINED");
+}
+
+export function businessTypeName(value: number): BusinessTypeName {
+  const name = BUSINESS_TYPE_NAMES[value];
+  if (name === undefined) throw new Error(`stored business type ${value} is unknown`);
+  return name;
+}
+
+/**
+ * Velobase reports the wallet an insufficient balance is about: the one wallet spent from, the
+ * selected ones joined by commas, or "*" for a spend over every wallet.
+ */
+export async function withWalletFact<T>(run: Promise<T>, wallets: readonly string[]): Promise<T> {
+  try {
+    return await run;
+  } catch (error) {
+    if (error instanceof BillingError && (error.code === "insufficient_balance" || error.code === "insufficient_balance_in_selected_credit_types")) {
+      const wallet = wallets.length === 0 ? "*" : wallets.join(",");
+      throw new BillingError(error.code, error.message, { ...error.facts, wallet }, { cause: error });
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,41 @@
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from "fastify";
+import type { Logger } from "pino";
+import type { BillingContext } from "../billing/context.js";
+import type { Caller } from "../domain/caller.js";
+import type { Metrics } from "../metrics.js";
+import type { Authenticate, RateLimit, RouteAccess } from "./auth.js";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** Who may call the route; a route that does not say needs a write key. */
+    access?: RouteAccess;
+  }
+  interface FastifyRequest {
+    /** Set by the auth hook on every route that is not public. */
+    caller: Caller | null;
+    /** The catalogue code the request failed with, for the log line and metrics. */
+    errorCode: string | null;
+  }
+}
+
+/** The fastify instance the routes are registered on: TypeBox schemas give the handlers' types. */
+export type HttpApp = FastifyInstance<Server, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
+
+/** What the HTTP transport is given: the operations' context and the shared auth and limits. */
+export interface HttpDependencies {
+  readonly context: BillingContext;
+  readonly authenticate: Authenticate;
+  readonly rateLimit: RateLimit;
+  readonly log: Logger;
+  readonly metrics?: Metrics;
+  /** The database answered its last probe (GET /v1/health). */
+  readonly isServing: () => boolean;
+}
+
+/** The authenticated caller of a non-public route. */
+export function callerOf(request: FastifyRequest): Caller {
+  if (request.caller === null) throw new Error("a non-public route ran without a caller");
+  return request.caller;
+}

@@ -1,0 +1,14 @@
+/**
+ * Amounts are JSON numbers on the HTTP API. Inputs are checked by the schemas (integers within
+ * the amount limit, far below 2^53); outputs are sums the database holds, which could in
+ * principle pass 2^53 - 1: rather than send a rounded number, the call fails as server_error
+ * (logged), and the gRPC API, whose int64 amounts are exact, still reads them.
+ */
+export function amountToJson(amount: bigint): number {
+  const value = Number(amount);
+  if (!Number.isSafeInteger(value)) throw new RangeError("an amount exceeds the JSON safe integer range");
+  return value;
+}
+
+/** A schema-checked integer as the bigint the operations take. */
+export const amountFromJson = (value: number): bigint => BigInt(value);

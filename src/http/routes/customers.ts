@@ -1,0 +1,272 @@
+import Type, { type Static } from "typebox";
+import { deposit } from "../../billing/deposit.js";
+import { getCustomer, type CustomerView } from "../../billing/get-customer.js";
+import { listLedgerEntries, type LedgerEntryView, type LedgerPage } from "../../billing/list-ledger.js";
+import { auditOf } from "../../domain/caller.js";
+import { DEFAULT_SOURCE, EMAIL_LENGTH_MAX, NAME_LENGTH_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX } from "../../domain/limits.js";
+import type { DepositResult } from "../../domain/results.js";
+import type { AccountView, Balance, Operation } from "../../domain/types.js";
+import { parseAmount, parseOptionalId, parseSource, parseText } from "../../domain/validation.js";
+import { BillingError } from "../../errors/billing-error.js";
+import { businessTypeName, customerIdOf, depositWalletOf, descriptionOf, idempotencyKeyOf, metadataOf } from "../fields.js";
+import { callerOf, type HttpApp, type HttpDependencies } from "../http-app.js";
+import { amountFromJson, amountToJson } from "../json-amount.js";
+import { msToIso, msToIsoOrNull, parseIsoField } from "../iso-time.js";
+import {
+  Amount,
+  BUSINESS_TYPE_NAMES,
+  Description,
+  Id,
+  IdempotentReplay,
+  IsoInput,
+  IsoOutput,
+  MetadataInput,
+  Nullable,
+  responses,
+  Source,
+  Wallet,
+} from "../schemas.js";
+
+// POST /v1/customers/deposit
+
+const DepositBody = Type.Object({
+  customer_id: Id("The customer; created by its first deposit."),
+  amount: Amount("Credits to add: a positive integer."),
+  wallet: Type.Optional({ ...Wallet, description: "The wallet to credit (default \"default\")." }),
+  credit_type: Type.Optional({ ...Wallet, description: "Older name of wallet.", deprecated: true }),
+  source: Type.Optional(Source),
+  starts_at: Type.Optional(IsoInput("When the credits become spendable (default: now).")),
+  expires_at: Type.Optional(IsoInput("When they expire (default: never); in the future, after starts_at.")),
+  idempotency_key: Type.Optional(Id("Retries with the same key replay the first answer (also the Idempotency-Key header).")),
+  name: Type.Optional(Type.String({ maxLength: NAME_LENGTH_MAX })),
+  email: Type.Optional(Type.String({ maxLength: EMAIL_LENGTH_MAX })),
+  metadata: Type.Optional(MetadataInput),
+  description: Type.Optional(Description),
+});
+
+const DepositReply = Type.Object({
+  customer_id: Type.String(),
+  account_id: Type.String(),
+  wallet: Type.String(),
+  source: Type.String(),
+  total_amount: Type.Integer({ description: "The account's total after the deposit." }),
+  added_amount: Type.Integer(),
+  starts_at: Nullable(IsoOutput),
+  expires_at: Nullable(IsoOutput),
+  record_id: Type.String({ description: "The deposit's ledger entry." }),
+  is_idempotent_replay: IdempotentReplay,
+});
+
+const depositReply = (r: DepositResult): Static<typeof DepositReply> => ({
+  customer_id: r.customerId,
+  account_id: r.account.id.toString(),
+  wallet: r.account.creditType,
+  source: r.account.source,
+  total_amount: amountToJson(r.account.total),
+  added_amount: amountToJson(r.addedAmount),
+  starts_at: msToIsoOrNull(r.account.startsAtMs),
+  expires_at: msToIsoOrNull(r.account.expiresAtMs),
+  record_id: r.ledgerEntryId.toString(),
+  is_idempotent_replay: r.isIdempotentReplay,
+});
+
+// GET /v1/customers/{customer_id}
+
+const CustomerParams = Type.Object({ customer_id: Id("The customer (URL-encoded).") });
+
+const BalanceFields = {
+  total: Type.Integer(),
+  used: Type.Integer(),
+  frozen: Type.Integer(),
+  available: Type.Integer(),
+};
+
+const SourceBalance = Type.Object({
+  source: Type.String(),
+  ...BalanceFields,
+  starts_at: Nullable(IsoOutput),
+  expires_at: Nullable(IsoOutput),
+});
+
+const WalletBalance = Type.Object({ ...BalanceFields, sources: Type.Array(SourceBalance) });
+
+const CustomerReply = Type.Object({
+  id: Type.String(),
+  name: Nullable(Type.String()),
+  email: Nullable(Type.String()),
+  metadata: Nullable(Type.Record(Type.String(), Type.Unknown())),
+  wallets: Type.Record(Type.String(), WalletBalance, { description: "ACTIVE credits by wallet; one source entry per account." }),
+  created_at: IsoOutput,
+});
+
+const balanceJson = (b: Balance) => ({
+  total: amountToJson(b.total),
+  used: amountToJson(b.used),
+  frozen: amountToJson(b.frozen),
+  available: amountToJson(b.available),
+});
+
+const sourceJson = (a: AccountView): Static<typeof SourceBalance> => ({
+  source: a.source,
+  ...balanceJson(a),
+  starts_at: msToIsoOrNull(a.startsAtMs),
+  expires_at: msToIsoOrNull(a.expiresAtMs),
+});
+
+const customerReply = (c: CustomerView): Static<typeof CustomerReply> => ({
+  id: c.customerId,
+  name: c.name === "" ? null : c.name,
+  email: c.email === "" ? null : c.email,
+  metadata: Object.keys(c.metadata).length === 0 ? null : { ...c.metadata },
+  wallets: Object.fromEntries(
+    c.creditTypes.map((t) => [t.creditType, { ...balanceJson(t.balance), sources: t.accounts.map(sourceJson) }]),
+  ),
+  created_at: msToIso(c.createdAtMs),
+});
+
+// GET /v1/customers/{customer_id}/ledger
+
+/** Velobase calls a deposit a grant; DEPOSIT is accepted too. */
+const LEDGER_OPERATION_NAMES = ["GRANT", "DEPOSIT", "DEDUCT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE"] as const;
+type LedgerOperationName = (typeof LEDGER_OPERATION_NAMES)[number];
+const LEDGER_ITEM_OPERATION_NAMES = ["GRANT", "DEDUCT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE"] as const;
+
+const LedgerQuery = Type.Object({
+  limit: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: PAGE_SIZE_MAX, default: PAGE_SIZE_DEFAULT, description: "Entries per page." }),
+  ),
+  cursor: Type.Optional(Type.String({ description: "next_cursor of the previous page." })),
+  operation_type: Type.Optional(Type.Enum(LEDGER_OPERATION_NAMES, { description: "Only this operation (GRANT: deposits)." })),
+  transaction_id: Type.Optional(Id("Only the entries of this transaction.")),
+});
+
+const LedgerItem = Type.Object({
+  id: Type.String(),
+  operation_type: Type.Enum(LEDGER_ITEM_OPERATION_NAMES),
+  amount: Type.Integer({ description: "Always positive; the operation says which way it moved." }),
+  wallet: Type.String(),
+  source: Type.String(),
+  transaction_id: Nullable(Type.String()),
+  business_type: Type.Enum(BUSINESS_TYPE_NAMES),
+  description: Nullable(Type.String()),
+  account_id: Type.String(),
+  status: Type.Literal("COMPLETED"),
+  created_at: IsoOutput,
+});
+
+const LedgerReply = Type.Object({
+  items: Type.Array(LedgerItem, { description: "Newest first." }),
+  total_count: Type.Integer({ description: "Entries matching the filters, on all pages." }),
+  has_more: Type.Boolean(),
+  next_cursor: Nullable(Type.String()),
+});
+
+const operationOf = (name: LedgerOperationName): Operation => (name === "GRANT" ? "DEPOSIT" : name);
+
+const ledgerItem = (e: LedgerEntryView): Static<typeof LedgerItem> => ({
+  id: e.id.toString(),
+  operation_type: e.operation === "DEPOSIT" ? "GRANT" : e.operation,
+  amount: amountToJson(e.amount),
+  wallet: e.creditType,
+  source: e.source,
+  transaction_id: e.transactionId === "" ? null : e.transactionId,
+  business_type: businessTypeName(e.businessType),
+  description: e.description === "" ? null : e.description,
+  account_id: e.accountId.toString(),
+  status: "COMPLETED",
+  created_at: msToIso(e.createdAtMs),
+});
+
+function ledgerReply(page: LedgerPage): Static<typeof LedgerReply> {
+  if (page.totalCount === null) throw new Error("the ledger page was read without its total count");
+  return {
+    items: page.entries.map(ledgerItem),
+    total_count: page.totalCount,
+    has_more: page.nextPageToken !== "",
+    next_cursor: page.nextPageToken === "" ? null : page.nextPageToken,
+  };
+}
+
+/** The operation names its cursor page_token, as gRPC does; this API calls it cursor. */
+async function withCursorField<T>(run: Promise<T>): Promise<T> {
+  try {
+    return await run;
+  } catch (error) {
+    if (error instanceof BillingError && error.code === "invalid_page_token") {
+      throw new BillingError("invalid_page_token", "cursor is not valid for this request.", { field: "cursor" }, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** Customer routes: deposit (write), the customer and its ledger (read). */
+export function registerCustomerRoutes(app: HttpApp, deps: HttpDependencies): void {
+  const ctx = deps.context;
+
+  app.post(
+    "/v1/customers/deposit",
+    { schema: { summary: "Deposit credits", tags: ["customers"], body: DepositBody, response: responses(DepositReply) } },
+    async (request) => {
+      const { body } = request;
+      const result = await deposit(ctx, {
+        ...auditOf(callerOf(request)),
+        customerId: customerIdOf(body.customer_id),
+        amount: parseAmount(amountFromJson(body.amount)),
+        idempotencyKey: idempotencyKeyOf(body.idempotency_key, request.headers["idempotency-key"]),
+        creditType: depositWalletOf(body.wallet, body.credit_type),
+        source: parseSource(body.source ?? "", DEFAULT_SOURCE),
+        startsAtMs: parseIsoField(body.starts_at, "starts_at", "invalid_starts_at"),
+        expiresAtMs: parseIsoField(body.expires_at, "expires_at", "invalid_expires_at"),
+        name: parseText(body.name ?? "", "name", NAME_LENGTH_MAX),
+        email: parseText(body.email ?? "", "email", EMAIL_LENGTH_MAX),
+        description: descriptionOf(body.description),
+        metadata: metadataOf(body.metadata),
+      });
+      return depositReply(result);
+    },
+  );
+
+  app.get(
+    "/v1/customers/:customer_id",
+    {
+      schema: { summary: "A customer and its ACTIVE balances", tags: ["customers"], params: CustomerParams, response: responses(CustomerReply) },
+      config: { access: "read" },
+    },
+    async (request) => {
+      const input = { projectId: callerOf(request).projectId, customerId: customerIdOf(request.params.customer_id), includeInactive: false };
+      return customerReply(await getCustomer(ctx, input));
+    },
+  );
+
+  app.get(
+    "/v1/customers/:customer_id/ledger",
+    {
+      schema: {
+        summary: "A customer's ledger, newest first",
+        tags: ["customers"],
+        params: CustomerParams,
+        querystring: LedgerQuery,
+        response: responses(LedgerReply),
+      },
+      config: { access: "read" },
+    },
+    async (request) => {
+      const { query } = request;
+      const page = await withCursorField(
+        listLedgerEntries(ctx, {
+          projectId: callerOf(request).projectId,
+          customerId: customerIdOf(request.params.customer_id),
+          operations: query.operation_type === undefined ? [] : [operationOf(query.operation_type)],
+          transactionId: query.transaction_id === undefined ? null : parseOptionalId(query.transaction_id, "transaction_id"),
+          creditType: null,
+          createdAfterMs: null,
+          createdBeforeMs: null,
+          pageSize: query.limit ?? PAGE_SIZE_DEFAULT,
+          pageToken: query.cursor === undefined || query.cursor === "" ? null : query.cursor,
+          countTotal: true,
+        }),
+      );
+      return ledgerReply(page);
+    },
+  );
+}

@@ -1,0 +1,64 @@
+import { BillingError } from "../errors/billing-error.js";
+import type { ErrorCode } from "../errors/catalog.js";
+
+/** What a schema check reports (TypeBox's errors, shaped like Ajv's). */
+export interface SchemaIssue {
+  readonly keyword: string;
+  readonly instancePath: string;
+  readonly message?: string;
+  readonly params?: Readonly<Record<string, unknown>>;
+}
+
+interface FieldCodes {
+  /** Absent or empty. */
+  readonly required?: ErrorCode;
+  /** Any other failure, unless `byKeyword` names the keyword. */
+  readonly invalid: ErrorCode;
+  readonly byKeyword?: Readonly<Partial<Record<string, ErrorCode>>>;
+}
+
+/**
+ * The catalogue code of a field that fails its schema, as Velobase reports it. Fields not listed
+ * are invalid_argument.
+ */
+const FIELD_CODES: Readonly<Record<string, FieldCodes>> = {
+  customer_id: { required: "customer_id_required", invalid: "invalid_argument" },
+  transaction_id: { required: "transaction_id_required", invalid: "invalid_argument" },
+  // Not an integer, or not positive; beyond the amount limit is invalid_argument, as over gRPC.
+  amount: { required: "amount_must_be_positive", invalid: "amount_must_be_positive", byKeyword: { maximum: "invalid_argument" } },
+  actual_amount: { invalid: "invalid_argument", byKeyword: { minimum: "actual_amount_must_be_non_negative" } },
+  starts_at: { invalid: "invalid_starts_at" },
+  expires_at: { invalid: "invalid_expires_at" },
+  wallet: { invalid: "invalid_credit_types" },
+  credit_type: { invalid: "invalid_credit_types" },
+  credit_types: { invalid: "invalid_credit_types" },
+  unfreeze_after_seconds: { invalid: "invalid_auto_settlement_ttl" },
+  consume_after_seconds: { invalid: "invalid_auto_settlement_ttl" },
+  limit: { invalid: "invalid_limit" },
+  operation_type: { invalid: "invalid_operation_type" },
+  cursor: { invalid: "invalid_page_token" },
+};
+
+function valueAt(input: unknown, field: string): unknown {
+  return input !== null && typeof input === "object" ? (input as Record<string, unknown>)[field] : undefined;
+}
+
+/** The first schema failure of a request part as a catalogue error naming the field. */
+export function schemaIssueToError(issue: SchemaIssue | undefined, input: unknown): BillingError {
+  if (!issue) return new BillingError("invalid_argument");
+  const missing = issue.keyword === "required" ? issue.params?.requiredProperties : undefined;
+  const field = Array.isArray(missing) ? String(missing[0]) : issue.instancePath.split("/")[1];
+  if (field === undefined || field === "") {
+    return new BillingError("invalid_argument", "The request body must be a JSON object.");
+  }
+  const codes = FIELD_CODES[field] ?? { invalid: "invalid_argument" };
+  const value = valueAt(input, field);
+  if (codes.required && (value === undefined || value === "")) {
+    return new BillingError(codes.required, `${field} is required.`, { field });
+  }
+  if (issue.keyword === "required") return new BillingError("invalid_argument", `${field} is required.`, { field });
+  const code = codes.byKeyword?.[issue.keyword] ?? codes.invalid;
+  const detail = issue.message ? `${field} ${issue.message}.` : undefined;
+  // A specific code keeps its catalogue message; invalid_argument says what was wrong.
+  return new BillingError(code, code === "invalid_argument" ? detail : undefined, { field });
+}

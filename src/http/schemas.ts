@@ -1,0 +1,98 @@
+import Type, { type TSchema } from "typebox";
+import {
+  AMOUNT_MAX,
+  CREDIT_TYPE_PATTERN,
+  CREDIT_TYPES_PER_REQUEST_MAX,
+  DESCRIPTION_LENGTH_MAX,
+  ID_PATTERN,
+  SOURCE_PATTERN,
+} from "../domain/limits.js";
+
+/**
+ * The JSON schemas every route shares. Each is declared once and serves request validation (the
+ * TypeBox compiler), the handlers' types (Static<>) and /openapi.json (@fastify/swagger).
+ */
+
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const Id = (description: string) => Type.String({ pattern: ID_PATTERN.source, description });
+
+export const Amount = (description: string) =>
+  Type.Integer({ minimum: 1, maximum: Number(AMOUNT_MAX), description });
+
+export const Wallet = Type.String({
+  pattern: CREDIT_TYPE_PATTERN.source,
+  description: "A wallet (this service's credit type): 1-64 characters of [a-z0-9_.-].",
+});
+
+export const Wallets = Type.Array(Wallet, {
+  maxItems: CREDIT_TYPES_PER_REQUEST_MAX,
+  description: "Spend only from these wallets (all when absent).",
+});
+
+export const Source = Type.String({ pattern: SOURCE_PATTERN.source, description: "Where the credits came from." });
+
+export const IsoInput = (description: string) =>
+  Type.String({
+    description: `${description} ISO 8601: a date (midnight UTC) or a date-time, with an optional offset (none means UTC).`,
+    examples: ["2026-01-01T00:00:00.000Z", "2026-01-01T08:00:00+08:00", "2026-01-01"],
+  });
+
+export const IsoOutput = Type.String({ format: "date-time", description: "UTC with milliseconds." });
+
+export const Description = Type.String({ maxLength: DESCRIPTION_LENGTH_MAX });
+
+export const MetadataInput = Type.Record(Type.String(), Type.Unknown(), {
+  description: "Any JSON object (at most 32 keys), stored as given.",
+});
+
+export const BUSINESS_TYPE_NAMES = [
+  "UNDEFINED",
+  "TASK",
+  "ORDER",
+  "MEMBERSHIP",
+  "SUBSCRIPTION",
+  "FREE_TRIAL",
+  "ADMIN_GRANT",
+  "TOKEN_USAGE",
+] as const;
+export type BusinessTypeName = (typeof BUSINESS_TYPE_NAMES)[number];
+
+export const BusinessType = Type.Enum(BUSINESS_TYPE_NAMES, { description: "What the spend is for (default UNDEFINED)." });
+
+export const IdempotentReplay = Type.Boolean({ description: "True when this answer replays an earlier call's." });
+
+/** One account touched by a spend or a settlement. */
+export const AllocationDetail = Type.Object({
+  account_id: Type.String(),
+  wallet: Type.String(),
+  source: Type.String(),
+  amount: Type.Integer(),
+});
+
+/** One account charged by a consume (overage included). */
+export const ConsumeDetail = Type.Object({
+  account_id: Type.String(),
+  wallet: Type.String(),
+  source: Type.String(),
+  consumed: Type.Integer(),
+});
+
+/** Velobase's error body. */
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String({ description: "A code from the error catalogue (docs/errors.md)." }),
+      type: Type.String(),
+      message: Type.String(),
+      details: Type.Record(Type.String(), Type.Unknown(), {
+        description: "Facts about the failure, such as field, requested, available.",
+      }),
+      retryable: Type.Boolean(),
+      request_id: Type.String(),
+    }),
+  },
+);
+
+/** The responses of a route: its success schema and the error body for every failure. */
+export const responses = <T extends TSchema>(ok: T) => ({ 200: ok, "4xx": ErrorBody, "5xx": ErrorBody });

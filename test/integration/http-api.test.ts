@@ -1,0 +1,386 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DAY, uid } from "../support/fixtures.js";
+import { expectHttpError, httpClientFor, ok, type HttpTestClient } from "../support/http.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+// The HTTP API over real HTTP (fetch) against the started server: every route's answer, the
+// conventions (omitted zero fields, ISO 8601, Idempotency-Key, X-Request-Id), and the same data
+// seen over gRPC and HTTP.
+let s: TestServer;
+let http: HttpTestClient;
+const NOW = Date.UTC(2026, 0, 1);
+const iso = (ms: number) => new Date(ms).toISOString();
+const anyId = expect.stringMatching(/^\d+$/);
+
+beforeAll(async () => {
+  s = await startTestServer();
+  http = await httpClientFor(s);
+});
+afterAll(async () => s?.stop());
+
+const deposit = (body: Record<string, unknown>, headers?: Record<string, string>) =>
+  http.post("/v1/customers/deposit", body, headers ? { headers } : {});
+
+describe("POST /v1/customers/deposit", () => {
+  it("credits the default wallet and answers Velobase's fields", async () => {
+    const customer = uid("cust");
+    const body = ok(await deposit({ customer_id: customer, amount: 100 }));
+    expect(body).toEqual({
+      customer_id: customer,
+      account_id: anyId,
+      wallet: "default",
+      source: "default",
+      total_amount: 100,
+      added_amount: 100,
+      starts_at: null,
+      expires_at: null,
+      record_id: anyId,
+      is_idempotent_replay: false,
+    });
+    const again = ok(await deposit({ customer_id: customer, amount: 50 }));
+    expect(again).toMatchObject({ account_id: body.account_id, total_amount: 150, added_amount: 50 });
+  });
+
+  it("takes every optional field; metadata is stored as given, any JSON", async () => {
+    const customer = uid("cust");
+    const metadata = { plan: "pro", seats: 3, trial: false, tags: ["a", "b"], owner: { id: 7, note: null } };
+    const body = ok(
+      await deposit({
+        customer_id: customer,
+        amount: 250,
+        wallet: "paid",
+        source: "stripe",
+        starts_at: "2025-12-31T20:00:00-04:00",
+        expires_at: "2027-01-01",
+        idempotency_key: uid("key"),
+        name: "Ada",
+        email: "ada@example.com",
+        metadata,
+        description: "top-up",
+      }),
+    );
+    expect(body).toMatchObject({
+      wallet: "paid",
+      source: "stripe",
+      total_amount: 250,
+      starts_at: "2026-01-01T00:00:00.000Z",
+      expires_at: "2027-01-01T00:00:00.000Z",
+    });
+    const customerBody = ok(await http.get(`/v1/customers/${customer}`));
+    expect(customerBody).toMatchObject({ name: "Ada", email: "ada@example.com", metadata });
+  });
+
+  it("accepts credit_type as the older name of wallet", async () => {
+    const body = ok(await deposit({ customer_id: uid("cust"), amount: 5, credit_type: "bonus" }));
+    expect(body.wallet).toBe("bonus");
+  });
+
+  it("replays with the Idempotency-Key header, alone or with the same body key", async () => {
+    const customer = uid("cust");
+    const key = uid("key");
+    const first = ok(await deposit({ customer_id: customer, amount: 10 }, { "Idempotency-Key": key }));
+    const replay = ok(await deposit({ customer_id: customer, amount: 10 }, { "Idempotency-Key": key }));
+    const both = ok(await deposit({ customer_id: customer, amount: 10, idempotency_key: key }, { "Idempotency-Key": key }));
+    const bodyOnly = ok(await deposit({ customer_id: customer, amount: 10, idempotency_key: key }));
+    expect(first.is_idempotent_replay).toBe(false);
+    for (const r of [replay, both, bodyOnly]) expect(r).toEqual({ ...first, is_idempotent_replay: true });
+    expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toMatchObject({ default: { total: 10 } });
+  });
+});
+
+describe("ISO 8601 timestamps", () => {
+  it.each([
+    ["an offset", "2026-03-01T08:30:00+08:00", "2026-03-01T00:30:00.000Z"],
+    ["a compact offset", "2026-03-01T08:30:00+0800", "2026-03-01T00:30:00.000Z"],
+    ["no milliseconds", "2026-03-01T00:30:00Z", "2026-03-01T00:30:00.000Z"],
+    ["no seconds", "2026-03-01T00:30Z", "2026-03-01T00:30:00.000Z"],
+    ["microseconds (truncated)", "2026-03-01T00:30:00.123456Z", "2026-03-01T00:30:00.123Z"],
+    ["a date only (midnight UTC)", "2026-03-01", "2026-03-01T00:00:00.000Z"],
+    ["no offset (UTC)", "2026-03-01T00:30:00", "2026-03-01T00:30:00.000Z"],
+  ])("parses %s", async (_name, input, output) => {
+    const body = ok(await deposit({ customer_id: uid("cust"), amount: 1, expires_at: input }));
+    expect(body.expires_at).toBe(output);
+  });
+
+  it.each([["garbage"], ["2026-02-30"], ["2026-13-01"], ["2026-03-01T24:00:00Z"], ["2026-03-01T00:00:00+25:00"], ["0000-01-01"], [""]])(
+    "refuses %j",
+    async (input) => {
+      const customer = uid("cust");
+      expectHttpError(await deposit({ customer_id: customer, amount: 1, starts_at: input }), "invalid_starts_at", {
+        details: { field: "starts_at" },
+      });
+      expectHttpError(await deposit({ customer_id: customer, amount: 1, expires_at: input }), "invalid_expires_at", {
+        details: { field: "expires_at" },
+      });
+    },
+  );
+
+  it("answers in UTC with milliseconds", async () => {
+    const customer = uid("cust");
+    ok(await deposit({ customer_id: customer, amount: 1 }));
+    expect(ok(await http.get(`/v1/customers/${customer}`)).created_at).toBe("2026-01-01T00:00:00.000Z");
+  });
+});
+
+describe("GET /v1/customers/{customer_id}", () => {
+  it("shows ACTIVE credits by wallet and source; absent name, email and metadata are null", async () => {
+    const customer = uid("cust:a@b");
+    ok(await deposit({ customer_id: customer, amount: 100 }));
+    ok(await deposit({ customer_id: customer, amount: 40, wallet: "paid", source: "stripe", expires_at: iso(NOW + DAY) }));
+    ok(await deposit({ customer_id: customer, amount: 7, wallet: "paid", starts_at: iso(NOW + DAY) })); // pending: not shown
+    ok(await http.post("/v1/billing/freeze", { customer_id: customer, amount: 30, transaction_id: uid("tx"), wallet: "paid" }));
+    const body = ok(await http.get(`/v1/customers/${encodeURIComponent(customer)}`));
+    expect(body).toEqual({
+      id: customer,
+      name: null,
+      email: null,
+      metadata: null,
+      wallets: {
+        default: {
+          total: 100,
+          used: 0,
+          frozen: 0,
+          available: 100,
+          sources: [{ source: "default", total: 100, used: 0, frozen: 0, available: 100, starts_at: null, expires_at: null }],
+        },
+        paid: {
+          total: 40,
+          used: 0,
+          frozen: 30,
+          available: 10,
+          sources: [{ source: "stripe", total: 40, used: 0, frozen: 30, available: 10, starts_at: null, expires_at: iso(NOW + DAY) }],
+        },
+      },
+      created_at: iso(NOW),
+    });
+  });
+});
+
+describe("GET /v1/customers/{customer_id}/ledger", () => {
+  it("lists newest first with total_count, has_more and a cursor; filters by operation and transaction", async () => {
+    const customer = uid("cust");
+    const tx = uid("tx");
+    ok(await deposit({ customer_id: customer, amount: 100, description: "first" }));
+    ok(await deposit({ customer_id: customer, amount: 50 }));
+    ok(await http.post("/v1/billing/deduct", { customer_id: customer, amount: 30, transaction_id: tx, business_type: "TOKEN_USAGE" }));
+
+    const first = ok<{ items: Array<Record<string, unknown>>; total_count: number; has_more: boolean; next_cursor: string }>(
+      await http.get(`/v1/customers/${customer}/ledger?limit=2`),
+    );
+    expect(first).toMatchObject({ total_count: 3, has_more: true, next_cursor: expect.any(String) });
+    expect(first.items).toEqual([
+      {
+        id: anyId,
+        operation_type: "DEDUCT",
+        amount: 30,
+        wallet: "default",
+        source: "default",
+        transaction_id: tx,
+        business_type: "TOKEN_USAGE",
+        description: null,
+        account_id: anyId,
+        status: "COMPLETED",
+        created_at: iso(NOW),
+      },
+      expect.objectContaining({ operation_type: "GRANT", amount: 50, transaction_id: null, business_type: "UNDEFINED" }),
+    ]);
+    const second = ok(await http.get(`/v1/customers/${customer}/ledger?limit=2&cursor=${first.next_cursor}`));
+    expect(second).toEqual({
+      items: [expect.objectContaining({ operation_type: "GRANT", amount: 100, description: "first" })],
+      total_count: 3,
+      has_more: false,
+      next_cursor: null,
+    });
+
+    for (const name of ["GRANT", "DEPOSIT"]) {
+      const grants = ok(await http.get(`/v1/customers/${customer}/ledger?operation_type=${name}`));
+      expect(grants).toMatchObject({ total_count: 2, has_more: false, next_cursor: null });
+    }
+    const byTx = ok<{ items: unknown[]; total_count: number }>(await http.get(`/v1/customers/${customer}/ledger?transaction_id=${tx}`));
+    expect(byTx.total_count).toBe(1);
+    expect(byTx.items).toEqual([expect.objectContaining({ operation_type: "DEDUCT", transaction_id: tx })]);
+    const defaults = ok<{ items: unknown[] }>(await http.get(`/v1/customers/${customer}/ledger`));
+    expect(defaults.items).toHaveLength(3);
+  });
+});
+
+describe("billing routes", () => {
+  async function funded(amount = 100): Promise<string> {
+    const customer = uid("cust");
+    ok(await deposit({ customer_id: customer, amount }));
+    return customer;
+  }
+
+  it("deducts and replays", async () => {
+    const customer = await funded();
+    const tx = uid("tx");
+    const request = { customer_id: customer, amount: 30, transaction_id: tx, wallet: "default", metadata: { job: 1 } };
+    const body = ok(await http.post("/v1/billing/deduct", request));
+    expect(body).toEqual({
+      transaction_id: tx,
+      deducted_amount: 30,
+      deduct_details: [{ account_id: anyId, wallet: "default", source: "default", amount: 30 }],
+      deducted_at: iso(NOW),
+      is_idempotent_replay: false,
+    });
+    expect(ok(await http.post("/v1/billing/deduct", request))).toEqual({ ...body, is_idempotent_replay: true });
+  });
+
+  it("freezes with auto-settlement deadlines, then consumes part and returns the rest", async () => {
+    const customer = await funded();
+    const tx = uid("tx");
+    const frozen = ok(
+      await http.post("/v1/billing/freeze", { customer_id: customer, amount: 40, transaction_id: tx, credit_types: ["default"], unfreeze_after_seconds: 60 }),
+    );
+    expect(frozen).toEqual({
+      transaction_id: tx,
+      frozen_amount: 40,
+      freeze_details: [{ account_id: anyId, wallet: "default", source: "default", amount: 40 }],
+      unfreeze_after: iso(NOW + 60_000),
+      consume_after: null,
+      is_idempotent_replay: false,
+    });
+    const consumed = ok(await http.post("/v1/billing/consume", { transaction_id: tx, actual_amount: 25, customer_id: customer }));
+    expect(consumed).toEqual({
+      transaction_id: tx,
+      consumed_amount: 25,
+      returned_amount: 15,
+      consume_details: [{ account_id: anyId, wallet: "default", source: "default", consumed: 25 }],
+      consumed_at: iso(NOW),
+      is_idempotent_replay: false,
+    });
+    expect(ok(await http.post("/v1/billing/consume", { transaction_id: tx, actual_amount: 25 }))).toEqual({ ...consumed, is_idempotent_replay: true });
+    expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toMatchObject({ default: { total: 100, used: 25, frozen: 0, available: 75 } });
+  });
+
+  it("omits returned_amount and overage_amount when they are zero", async () => {
+    const customer = await funded();
+    const tx = uid("tx");
+    ok(await http.post("/v1/billing/freeze", { customer_id: customer, amount: 40, transaction_id: tx, consume_after_seconds: 30 }));
+    const body = ok(await http.post("/v1/billing/consume", { transaction_id: tx }));
+    expect(body).toEqual({
+      transaction_id: tx,
+      consumed_amount: 40,
+      consume_details: [{ account_id: anyId, wallet: "default", source: "default", consumed: 40 }],
+      consumed_at: iso(NOW),
+      is_idempotent_replay: false,
+    });
+    expect(body).not.toHaveProperty("returned_amount");
+    expect(body).not.toHaveProperty("overage_amount");
+  });
+
+  it("charges overage by default (allow_overage defaults to true)", async () => {
+    const customer = await funded();
+    const tx = uid("tx");
+    ok(await http.post("/v1/billing/freeze", { customer_id: customer, amount: 40, transaction_id: tx }));
+    const body = ok(await http.post("/v1/billing/consume", { transaction_id: tx, actual_amount: 55 }));
+    expect(body).toEqual({
+      transaction_id: tx,
+      consumed_amount: 55,
+      overage_amount: 15,
+      consume_details: [
+        { account_id: anyId, wallet: "default", source: "default", consumed: 40 },
+        { account_id: anyId, wallet: "default", source: "default", consumed: 15 },
+      ],
+      consumed_at: iso(NOW),
+      is_idempotent_replay: false,
+    });
+  });
+
+  it("unfreezes and replays", async () => {
+    const customer = await funded();
+    const tx = uid("tx");
+    ok(await http.post("/v1/billing/freeze", { customer_id: customer, amount: 40, transaction_id: tx }));
+    const body = ok(await http.post("/v1/billing/unfreeze", { transaction_id: tx, customer_id: customer }));
+    expect(body).toEqual({
+      transaction_id: tx,
+      unfrozen_amount: 40,
+      unfreeze_details: [{ account_id: anyId, wallet: "default", source: "default", amount: 40 }],
+      unfrozen_at: iso(NOW),
+      is_idempotent_replay: false,
+    });
+    expect(ok(await http.post("/v1/billing/unfreeze", { transaction_id: tx }))).toEqual({ ...body, is_idempotent_replay: true });
+  });
+});
+
+describe("across transports", () => {
+  it("a deposit over HTTP is seen over gRPC, and a deposit over gRPC is seen over HTTP", async () => {
+    const customer = uid("cust");
+    ok(await deposit({ customer_id: customer, amount: 100, wallet: "paid", metadata: { plan: "pro", seats: 3 } }));
+    const overGrpc = await s.client.call("getCustomer", { customerId: customer });
+    expect(overGrpc.balance).toEqual({ total: 100n, used: 0n, frozen: 0n, available: 100n });
+    expect(overGrpc.creditTypes.map((t) => t.creditType)).toEqual(["paid"]);
+    expect(overGrpc.metadata).toEqual({ plan: "pro", seats: "3" });
+
+    await s.client.call("deposit", { customerId: customer, amount: 23n, creditType: "bonus" });
+    const overHttp = ok(await http.get(`/v1/customers/${customer}`));
+    expect(overHttp.wallets).toMatchObject({ paid: { total: 100, available: 100 }, bonus: { total: 23, available: 23 } });
+    expect(overHttp.metadata).toEqual({ plan: "pro", seats: 3 });
+  });
+});
+
+describe("conventions", () => {
+  it("X-Request-Id is echoed on success and on failure, and generated when absent or unusable", async () => {
+    const success = await http.get("/v1/health", { headers: { "X-Request-Id": "req-ok-1" } });
+    expect(success.headers.get("x-request-id")).toBe("req-ok-1");
+    const failure = await http.post("/v1/customers/deposit", { amount: 1 }, { headers: { "X-Request-Id": "req-fail-1" } });
+    expect(failure.headers.get("x-request-id")).toBe("req-fail-1");
+    expectHttpError(failure, "customer_id_required", { message: "customer_id is required.", details: { field: "customer_id" } });
+    const missing = await http.get("/v1/nowhere");
+    expect(missing.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+    const unusable = await http.get("/v1/health", { headers: { "X-Request-Id": "has spaces" } });
+    expect(unusable.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("GET /v1/health needs no key", async () => {
+    const response = await http.get("/v1/health", { key: null });
+    expect({ status: response.status, body: response.body }).toEqual({ status: 200, body: { status: "ok" } });
+  });
+
+  it("an unknown route is 404 not_found", async () => {
+    expectHttpError(await http.get("/v1/nothing/here"), "not_found");
+    expectHttpError(await http.post("/v1/billing/refund", {}, { key: null }), "not_found");
+  });
+
+  it("a body that is not JSON is 400 invalid_argument", async () => {
+    const json = { "content-type": "application/json" };
+    const bodyError = { message: "The request body must be a JSON object.", details: { field: "body" } };
+    expectHttpError(await http.request("POST", "/v1/customers/deposit", { raw: "{not json", headers: json }), "invalid_argument", bodyError);
+    expectHttpError(await http.request("POST", "/v1/customers/deposit", { raw: "", headers: json }), "invalid_argument", bodyError);
+    expectHttpError(
+      await http.request("POST", "/v1/customers/deposit", { raw: "customer_id=a", headers: { "content-type": "text/plain" } }),
+      "invalid_argument",
+      bodyError,
+    );
+    for (const raw of ["[1]", "42", "null"]) {
+      expectHttpError(await http.request("POST", "/v1/billing/deduct", { raw, headers: json }), "invalid_argument", {
+        message: "The request body must be a JSON object.",
+      });
+    }
+  });
+
+  it("the key may come as Authorization: Bearer or as x-api-key", async () => {
+    const key = http.key ?? "";
+    expect((await http.get("/v1/customers/nobody", { key: null, headers: { "x-api-key": key } })).status).toBe(404);
+    expect((await http.get("/v1/customers/nobody", { key: null, headers: { authorization: `bearer ${key}` } })).status).toBe(404);
+  });
+
+  it("without a usable key: 401 missing_api_key or invalid_api_key", async () => {
+    const routes: Array<[string, string]> = [
+      ["POST", "/v1/customers/deposit"],
+      ["GET", "/v1/customers/c1"],
+      ["GET", "/v1/customers/c1/ledger"],
+      ["POST", "/v1/billing/freeze"],
+      ["POST", "/v1/billing/consume"],
+      ["POST", "/v1/billing/unfreeze"],
+      ["POST", "/v1/billing/deduct"],
+    ];
+    for (const [method, path] of routes) {
+      const body = method === "POST" ? {} : undefined;
+      expectHttpError(await http.request(method, path, { key: null, body }), "missing_api_key");
+      expectHttpError(await http.request(method, path, { key: "vb_live_fake", body }), "invalid_api_key");
+      expectHttpError(await http.request(method, path, { key: "garbage", body }), "invalid_api_key");
+      expectHttpError(await http.request(method, path, { key: null, body, headers: { authorization: "Basic dXNlcjpwdw==" } }), "invalid_api_key");
+    }
+  });
+});

@@ -1,0 +1,113 @@
+import { describe, expect, it } from "vitest";
+import { BusinessType } from "../../gen/velobase/billing/v1/billing.js";
+import { amountToJson } from "../../src/http/json-amount.js";
+import { isoToMs, msToIso } from "../../src/http/iso-time.js";
+import { BUSINESS_TYPE_NAMES } from "../../src/http/schemas.js";
+import { schemaIssueToError } from "../../src/http/schema-errors.js";
+
+describe("isoToMs", () => {
+  it.each([
+    ["2026-01-01T00:00:00.000Z", Date.UTC(2026, 0, 1)],
+    ["2026-01-01T00:00:00Z", Date.UTC(2026, 0, 1)],
+    ["2026-01-01T00:00Z", Date.UTC(2026, 0, 1)],
+    ["2026-01-01", Date.UTC(2026, 0, 1)],
+    ["2026-01-01T08:00:00+08:00", Date.UTC(2026, 0, 1)],
+    ["2026-01-01T08:00:00+0800", Date.UTC(2026, 0, 1)],
+    ["2026-01-01T08:00:00+08", Date.UTC(2026, 0, 1)],
+    ["2025-12-31T19:00:00-05:00", Date.UTC(2026, 0, 1)],
+    ["2026-01-01 00:00:00", Date.UTC(2026, 0, 1)],
+    ["2026-01-01T00:00:00.5Z", Date.UTC(2026, 0, 1) + 500],
+    ["2026-01-01T00:00:00.123999999Z", Date.UTC(2026, 0, 1) + 123],
+    ["2024-02-29", Date.UTC(2024, 1, 29)],
+    ["0001-01-01T00:00:00Z", -62_135_596_800_000],
+    ["0099-06-01", Date.parse("0099-06-01T00:00:00Z")],
+    ["9999-12-31T23:59:59.999Z", 253_402_300_799_999],
+  ])("%s", (text, ms) => expect(isoToMs(text)).toBe(ms));
+
+  it.each([
+    "",
+    "garbage",
+    "2026",
+    "2026-01",
+    "20260101",
+    "2026-1-1",
+    "2025-02-29",
+    "2026-04-31",
+    "2026-00-10",
+    "2026-01-01T24:00:00Z",
+    "2026-01-01T23:60:00Z",
+    "2026-01-01T23:59:60Z",
+    "2026-01-01T00:00:00+24:00",
+    "2026-01-01T00:00:00+05:60",
+    "2026-01-01T00:00:00.Z",
+    "2026-01-01T00:00:00.1234567890Z",
+    "0000-12-31",
+    "0001-01-01T00:00:00+00:01",
+    "10000-01-01",
+    "2026-01-01Z",
+    " 2026-01-01",
+  ])("refuses %j", (text) => expect(isoToMs(text)).toBeNull());
+
+  it("round-trips with milliseconds in UTC", () => {
+    expect(msToIso(Date.UTC(2026, 0, 1))).toBe("2026-01-01T00:00:00.000Z");
+    expect(msToIso(isoToMs("0001-01-01") ?? 0)).toBe("0001-01-01T00:00:00.000Z");
+  });
+});
+
+describe("amountToJson", () => {
+  it("sends exact numbers and refuses anything beyond 2^53 - 1", () => {
+    expect(amountToJson(0n)).toBe(0);
+    expect(amountToJson(9_007_199_254_740_991n)).toBe(9_007_199_254_740_991);
+    expect(() => amountToJson(9_007_199_254_740_992n)).toThrow(RangeError);
+    expect(() => amountToJson(-9_007_199_254_740_992n)).toThrow(RangeError);
+  });
+});
+
+describe("business type names", () => {
+  it("list the proto enum's values in order", () => {
+    const names = BUSINESS_TYPE_NAMES.map((_, value) => BusinessType[value]);
+    expect(names).toEqual([
+      "BUSINESS_TYPE_UNSPECIFIED",
+      ...BUSINESS_TYPE_NAMES.slice(1).map((n) => `BUSINESS_TYPE_${n}`),
+    ]);
+    // A value added to the proto needs its name here too.
+    expect(BusinessType[BUSINESS_TYPE_NAMES.length]).toBeUndefined();
+  });
+});
+
+describe("schemaIssueToError", () => {
+  const issue = (keyword: string, instancePath: string, params: Record<string, unknown> = {}, message = "fails") => ({
+    keyword,
+    instancePath,
+    params,
+    message,
+  });
+  it.each([
+    [issue("required", "", { requiredProperties: ["customer_id"] }), {}, "customer_id_required", "customer_id"],
+    [issue("pattern", "/customer_id"), { customer_id: "" }, "customer_id_required", "customer_id"],
+    [issue("pattern", "/customer_id"), { customer_id: "a b" }, "invalid_argument", "customer_id"],
+    [issue("required", "", { requiredProperties: ["transaction_id"] }), {}, "transaction_id_required", "transaction_id"],
+    [issue("required", "", { requiredProperties: ["amount"] }), {}, "amount_must_be_positive", "amount"],
+    [issue("minimum", "/amount"), { amount: 0 }, "amount_must_be_positive", "amount"],
+    [issue("type", "/amount"), { amount: 1.5 }, "amount_must_be_positive", "amount"],
+    [issue("maximum", "/amount"), { amount: 1e16 }, "invalid_argument", "amount"],
+    [issue("minimum", "/actual_amount"), { actual_amount: -1 }, "actual_amount_must_be_non_negative", "actual_amount"],
+    [issue("type", "/actual_amount"), { actual_amount: 0.5 }, "invalid_argument", "actual_amount"],
+    [issue("type", "/credit_types/3"), {}, "invalid_credit_types", "credit_types"],
+    [issue("type", "/limit"), {}, "invalid_limit", "limit"],
+    [issue("enum", "/operation_type"), {}, "invalid_operation_type", "operation_type"],
+    [issue("type", "/name"), {}, "invalid_argument", "name"],
+  ])("%j on %j → %s", (i, input, code, field) => {
+    const error = schemaIssueToError(i, input);
+    expect({ code: error.code, facts: error.facts }).toEqual({ code, facts: { field } });
+  });
+
+  it("a body that is not an object names no field", () => {
+    const error = schemaIssueToError(issue("type", ""), []);
+    expect({ code: error.code, message: error.message, facts: error.facts }).toEqual({
+      code: "invalid_argument",
+      message: "The request body must be a JSON object.",
+      facts: {},
+    });
+  });
+});
