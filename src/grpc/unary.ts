@@ -74,7 +74,7 @@ function requestIdOf(metadata: Metadata): string {
 export function unary<Req, Res>(
   env: CallEnvironment,
   method: string,
-  handle: (request: Req, metadata: Metadata) => Promise<Res>,
+  handle: (request: Req | MalformedRequest, metadata: Metadata) => Promise<Res>,
 ): (call: ServerUnaryCall<Req | MalformedRequest, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     const started = process.hrtime.bigint();
@@ -107,8 +107,7 @@ export function unary<Req, Res>(
       callback(toServiceError(error, trailers), null);
     };
 
-    const request = call.request;
-    (request instanceof MalformedRequest ? Promise.reject(request.toError()) : handle(request, call.metadata)).then((response) => {
+    handle(call.request, call.metadata).then((response) => {
       const serialize = responseSerializers.get(call.getPath());
       if (serialize && typeof response === "object" && response !== null) {
         try {
@@ -153,5 +152,11 @@ export function guarded<Req, Res>(
   scope: Scope,
   handle: (request: Req, caller: Caller) => Promise<Res>,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
-  return unary(env, method, async (request: Req, metadata) => handle(request, await admit(env, metadata, scope)));
+  return unary(env, method, async (request: Req | MalformedRequest, metadata) => {
+    // The key first: a caller without a valid key learns nothing, not even that its bytes are
+    // malformed, and malformed calls count against the rate limit like any other.
+    const caller = await admit(env, metadata, scope);
+    if (request instanceof MalformedRequest) throw request.toError();
+    return handle(request, caller);
+  });
 }

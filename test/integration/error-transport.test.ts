@@ -6,7 +6,7 @@ import { ERROR_CODES, type ErrorCode } from "../../src/errors/catalog.js";
 import { decodeStatusDetails } from "../../src/errors/to-grpc-status.js";
 import { billingHandlers } from "../../src/grpc/billing-handlers.js";
 import { HealthReporter, startGrpcServer, type GrpcServer } from "../../src/grpc/server.js";
-import { unary } from "../../src/grpc/unary.js";
+import { guarded } from "../../src/grpc/unary.js";
 import { TestClient, expectError } from "../support/client.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -22,7 +22,7 @@ beforeAll(async () => {
   real = await startTestServer();
   const env = { log: pino({ level: "silent" }), authenticator: real.app.authenticator, rateLimiter: real.app.rateLimiter };
   const handlers = billingHandlers(real.app.context, env);
-  handlers.deposit = unary(env, "Deposit", async (r: { customerId: string }) => {
+  handlers.deposit = guarded(env, "Deposit", "write", async (r: { customerId: string }) => {
     if (r.customerId === "explode") throw new TypeError("secret table velobase.accounts is on fire");
     throw new BillingError(r.customerId as ErrorCode, undefined, { requested: 7n, available: 3n });
   });

@@ -188,3 +188,18 @@ describe("a metadata key named __proto__", () => {
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
 });
+
+describe("a malformed request without a key", () => {
+  it("is refused for its key first: missing_api_key, then invalid_api_key, never a hint about its bytes", async () => {
+    const anonymous = new RawClient(s.app.port, null);
+    const wrong = new RawClient(s.app.port, "vb_test_fake");
+    try {
+      const truncated = Buffer.from([0x0a, 0x05, 0x61]);
+      await expectError(anonymous.call("Deposit", truncated), "missing_api_key");
+      await expectError(wrong.call("Deposit", truncated), "invalid_api_key");
+    } finally {
+      anonymous.close();
+      wrong.close();
+    }
+  });
+});

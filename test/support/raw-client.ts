@@ -8,9 +8,9 @@ export class RawClient {
 
   private readonly metadata = new Metadata();
 
-  /** `apiKey` is presented on every call, as `authorization: Bearer <key>`. */
-  constructor(port: number, apiKey: string) {
-    this.metadata.set("authorization", `Bearer ${apiKey}`);
+  /** `apiKey` is presented on every call, as `authorization: Bearer <key>` (none when null). */
+  constructor(port: number, apiKey: string | null) {
+    if (apiKey !== null) this.metadata.set("authorization", `Bearer ${apiKey}`);
     this.client = new Client(`127.0.0.1:${port}`, credentials.createInsecure());
   }
 
