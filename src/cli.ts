@@ -139,7 +139,7 @@ keys
   .description("create an API key; the key is printed once, alone on the last line")
   .requiredOption("--project <name>", "the project the key belongs to")
   .option("--label <text>", "what the key is for", "")
-  .option("--scope <scope>", "write (every RPC) or read (GetCustomer, GetTransaction, ListLedgerEntries)", "write")
+  .option("--scope <scope>", "write (every call) or read (the reads: GetCustomer, GetTransaction, ListLedgerEntries, ListPools, ListSlotEvents, the entitlement reads, and their HTTP GET routes)", "write")
   .action((o: { project: string; label: string; scope: string }) =>
     withDatabase(async (database) => {
       const scope = checkScope(o.scope);

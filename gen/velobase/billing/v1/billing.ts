@@ -5453,6 +5453,16 @@ export const ListLedgerEntriesResponse: MessageFns<ListLedgerEntriesResponse> = 
  * RESOURCE_EXHAUSTED before it is read. Every string field (map keys and
  * values included) must be valid UTF-8, else invalid_argument names the field;
  * text is stored exactly as sent, and so is every metadata key.
+ *
+ * Authentication: every call presents an API key in its metadata, as
+ * `authorization: Bearer <key>` or `x-api-key: <key>`, and runs in that key's
+ * project. No key: missing_api_key; a malformed or unknown one:
+ * invalid_api_key; a revoked one: api_key_revoked (all UNAUTHENTICATED). A
+ * read key may call GetCustomer, GetTransaction and ListLedgerEntries only;
+ * any other RPC answers permission_denied (PERMISSION_DENIED). Over the key's
+ * rate limit: rate_limit_exceeded (RESOURCE_EXHAUSTED, with a
+ * google.rpc.RetryInfo holding the wait). These codes can answer every RPC
+ * and are not repeated below.
  */
 export type BillingServiceService = typeof BillingServiceService;
 export const BillingServiceService = {

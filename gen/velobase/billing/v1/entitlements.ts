@@ -2120,6 +2120,12 @@ export const ListEntitlementEventsResponse: MessageFns<ListEntitlementEventsResp
  *   - metadata: at most 32 keys, keys 1-64 characters, values at most 1024.
  * A field over its limit fails with invalid_argument (ErrorInfo.metadata.field
  * names it) unless a more specific code is listed.
+ *
+ * Authentication as in BillingService: an API key as `authorization: Bearer
+ * <key>` or `x-api-key: <key>` (missing_api_key, invalid_api_key,
+ * api_key_revoked), the key's project, its rate limit (rate_limit_exceeded). A
+ * read key may call GetEntitlement, ListEntitlements and ListEntitlementEvents only
+ * (else permission_denied).
  */
 export type EntitlementServiceService = typeof EntitlementServiceService;
 export const EntitlementServiceService = {

@@ -2284,6 +2284,12 @@ export const ListSlotEventsResponse: MessageFns<ListSlotEventsResponse> = {
  *   - description: at most 1024 characters.
  * A field over its limit fails with invalid_argument (ErrorInfo.metadata.field
  * names it) unless a more specific code is listed.
+ *
+ * Authentication as in BillingService: an API key as `authorization: Bearer
+ * <key>` or `x-api-key: <key>` (missing_api_key, invalid_api_key,
+ * api_key_revoked), the key's project, its rate limit (rate_limit_exceeded). A
+ * read key may call ListPools and ListSlotEvents only
+ * (else permission_denied).
  */
 export type SlotServiceService = typeof SlotServiceService;
 export const SlotServiceService = {
