@@ -63,7 +63,8 @@ export function schemaIssueToError(issue: SchemaIssue | undefined, input: unknow
   }
   const codes = overrides[field] ?? FIELD_CODES[field] ?? { invalid: "invalid_argument" };
   const value = valueAt(input, field);
-  if (codes.required && (value === undefined || value === "")) {
+  // JSON null is an absent field (Velobase's Python SDK sends None as null).
+  if (codes.required && (value === undefined || value === null || value === "")) {
     return new BillingError(codes.required, `${field} is required.`, { field });
   }
   if (issue.keyword === "required") return new BillingError("invalid_argument", `${field} is required.`, { field });
