@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ErrorCode } from "../../src/errors/catalog.js";
 import { DAY, SECOND, ts, uid } from "../support/fixtures.js";
-import { expectHttpError, httpClientFor, HttpTestClient, ok, type HttpResponse } from "../support/http.js";
+import { expectHttpError, expectKeyRequired, httpClientFor, HttpTestClient, ok, type EventPageJson } from "../support/http.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { slotClientsFor } from "../support/slot-clients.js";
 
@@ -31,12 +31,6 @@ const getOne = async (customer: string, feature: string) =>
   ok<{ entitlement: Record<string, unknown> | null }>(await http.get(`/v1/entitlement/${customer}/${feature}`)).entitlement;
 const list = async (customer: string, query = "") => ok<{ items: Array<Record<string, unknown>> }>(await http.get(`/v1/entitlement/${customer}${query}`)).items;
 
-interface EventPageJson {
-  items: Array<Record<string, unknown>>;
-  total_count: number;
-  has_more: boolean;
-  next_cursor: string | null;
-}
 const events = async (customer: string, query = "") => ok<EventPageJson>(await http.get(`/v1/entitlement/${customer}/events${query}`));
 
 /** A customer billing knows (entitlements never create one). */
@@ -324,16 +318,7 @@ describe("keys", () => {
   ];
   const reads = ["/v1/entitlement/c", "/v1/entitlement/c/model", "/v1/entitlement/c/events"];
 
-  it("without a usable key: 401 missing_api_key or invalid_api_key", async () => {
-    const calls: Array<(key: string | null) => Promise<HttpResponse>> = [
-      ...writes.map(([path, body]) => (key: string | null) => http.post(path, body, { key })),
-      ...reads.map((path) => (key: string | null) => http.get(path, { key })),
-    ];
-    for (const call of calls) {
-      expectHttpError(await call(null), "missing_api_key");
-      expectHttpError(await call("vb_live_fake"), "invalid_api_key");
-    }
-  });
+  it("without a usable key: 401 missing_api_key or invalid_api_key", () => expectKeyRequired(http, writes, reads));
 
   it("a read key reads every route; set and remove are 403 permission_denied", async () => {
     const id = await customer();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyLedger } from "../../src/billing/verify.js";
 import { SECOND, uid } from "../support/fixtures.js";
-import { expectHttpError, httpClientFor, HttpTestClient, ok, type HttpResponse } from "../support/http.js";
+import { expectHttpError, expectKeyRequired, httpClientFor, HttpTestClient, ok, type EventPageJson } from "../support/http.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { slotClientsFor } from "../support/slot-clients.js";
 
@@ -31,12 +31,6 @@ const claim = (body: Record<string, unknown>) => http.post("/v1/slot/claim", bod
 const release = (body: Record<string, unknown>) => http.post("/v1/slot/release", body);
 const pools = async (customer: string, query = "") => ok<{ pools: unknown[] }>(await http.get(`/v1/slot/customer/${customer}${query}`)).pools;
 
-interface EventPageJson {
-  items: Array<Record<string, unknown>>;
-  total_count: number;
-  has_more: boolean;
-  next_cursor: string | null;
-}
 const events = async (customer: string, query = "") => ok<EventPageJson>(await http.get(`/v1/slot/events/${customer}${query}`));
 
 /** A customer with a pool of `capacity` in wallet "ip", source "default". */
@@ -402,16 +396,7 @@ describe("keys", () => {
   ];
   const reads = ["/v1/slot/customer/c", "/v1/slot/events/c"];
 
-  it("without a usable key: 401 missing_api_key or invalid_api_key", async () => {
-    const calls: Array<(key: string | null) => Promise<HttpResponse>> = [
-      ...writes.map(([path, body]) => (key: string | null) => http.post(path, body, { key })),
-      ...reads.map((path) => (key: string | null) => http.get(path, { key })),
-    ];
-    for (const call of calls) {
-      expectHttpError(await call(null), "missing_api_key");
-      expectHttpError(await call("vb_live_fake"), "invalid_api_key");
-    }
-  });
+  it("without a usable key: 401 missing_api_key or invalid_api_key", () => expectKeyRequired(http, writes, reads));
 
   it("a read key reads pools and events; every write is 403 permission_denied", async () => {
     const customer = await customerWithPool(2);
