@@ -6,6 +6,17 @@ import { BUSINESS_TYPE_NAMES, type BusinessTypeName } from "./schemas.js";
 
 /** HTTP fields → domain values, through the same domain parsers gRPC uses. */
 
+/** A body with its optional fields' nulls taken as absent (`OptionalNullable` in schemas.ts). */
+export type NullsAbsent<T> = { [K in keyof T]: Exclude<T[K], null> };
+
+/** Drops the body's top-level null values: a null optional field is an absent one. */
+export function withoutNulls<T extends object>(body: T): NullsAbsent<T> {
+  return Object.fromEntries(Object.entries(body).filter(([, value]) => value !== null)) as NullsAbsent<T>;
+}
+
+/** A comma-separated query value (`types=A,B`) as its items; absent or empty → none. */
+export const commaList = (raw: string | undefined): string[] => (raw === undefined || raw === "" ? [] : raw.split(","));
+
 export const customerIdOf = (raw: string) => parseId(raw, "customer_id", "customer_id_required");
 export const transactionIdOf = (raw: string) => parseId(raw, "transaction_id", "transaction_id_required");
 export const optionalCustomerIdOf = (raw: string | undefined) => (raw === undefined ? null : parseOptionalId(raw, "customer_id"));

@@ -6,11 +6,14 @@ import type { BillingContext } from "../billing/context.js";
 import type { Caller } from "../domain/caller.js";
 import type { Metrics } from "../metrics.js";
 import type { Authenticate, RateLimit, RouteAccess } from "./auth.js";
+import type { FieldCodeOverrides } from "./schema-errors.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {
     /** Who may call the route; a route that does not say needs a write key. */
     access?: RouteAccess;
+    /** Catalogue codes of schema failures that differ on this route from schema-errors.ts's. */
+    fieldCodes?: FieldCodeOverrides;
   }
   interface FastifyRequest {
     /** Set by the auth hook on every route that is not public. */

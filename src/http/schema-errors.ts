@@ -9,7 +9,7 @@ export interface SchemaIssue {
   readonly params?: Readonly<Record<string, unknown>>;
 }
 
-interface FieldCodes {
+export interface FieldCodes {
   /** Absent or empty. */
   readonly required?: ErrorCode;
   /** Any other failure, unless `byKeyword` names the keyword. */
@@ -37,23 +37,34 @@ const FIELD_CODES: Readonly<Record<string, FieldCodes>> = {
   limit: { invalid: "invalid_limit" },
   operation_type: { invalid: "invalid_operation_type" },
   cursor: { invalid: "invalid_page_token" },
+  resource_id: { required: "invalid_argument", invalid: "invalid_argument" },
+  feature_key: { required: "feature_key_required", invalid: "invalid_argument" },
+  value: { required: "value_required", invalid: "invalid_argument" },
+  valid_from: { invalid: "invalid_valid_from" },
+  valid_until: { invalid: "invalid_valid_until" },
+  from_at: { invalid: "invalid_from_at" },
+  to_at: { invalid: "invalid_to_at" },
 };
+
+/** A route's own codes for fields whose name means something else on the credit routes. */
+export type FieldCodeOverrides = Readonly<Record<string, FieldCodes>>;
 
 function valueAt(input: unknown, field: string): unknown {
   return input !== null && typeof input === "object" ? (input as Record<string, unknown>)[field] : undefined;
 }
 
 /** The first schema failure of a request part as a catalogue error naming the field. */
-export function schemaIssueToError(issue: SchemaIssue | undefined, input: unknown): BillingError {
+export function schemaIssueToError(issue: SchemaIssue | undefined, input: unknown, overrides: FieldCodeOverrides = {}): BillingError {
   if (!issue) return new BillingError("invalid_argument");
   const missing = issue.keyword === "required" ? issue.params?.requiredProperties : undefined;
   const field = Array.isArray(missing) ? String(missing[0]) : issue.instancePath.split("/")[1];
   if (field === undefined || field === "") {
     return new BillingError("invalid_argument", "The request body must be a JSON object.");
   }
-  const codes = FIELD_CODES[field] ?? { invalid: "invalid_argument" };
+  const codes = overrides[field] ?? FIELD_CODES[field] ?? { invalid: "invalid_argument" };
   const value = valueAt(input, field);
-  if (codes.required && (value === undefined || value === "")) {
+  // JSON null is an absent field (Velobase's Python SDK sends None as null).
+  if (codes.required && (value === undefined || value === null || value === "")) {
     return new BillingError(codes.required, `${field} is required.`, { field });
   }
   if (issue.keyword === "required") return new BillingError("invalid_argument", `${field} is required.`, { field });

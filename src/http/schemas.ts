@@ -15,6 +15,12 @@ import {
 
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
+/**
+ * An optional request field: absent or JSON null, which both mean "not given" (Velobase's Python
+ * SDK sends None as null). Handlers drop the nulls with `withoutNulls` (fields.ts) before parsing.
+ */
+export const OptionalNullable = <T extends TSchema>(schema: T) => Type.Optional(Nullable(schema));
+
 export const Id = (description: string) => Type.String({ pattern: ID_PATTERN.source, description });
 
 export const Amount = (description: string) =>

@@ -10,7 +10,9 @@ import type { HttpApp, HttpDependencies } from "./http-app.js";
 import { REQUEST_ID_HEADER, requestIdOf } from "./request-id.js";
 import { registerBillingRoutes } from "./routes/billing.js";
 import { registerCustomerRoutes } from "./routes/customers.js";
+import { registerEntitlementRoutes } from "./routes/entitlements.js";
 import { registerServiceRoutes } from "./routes/service.js";
+import { registerSlotRoutes } from "./routes/slots.js";
 import { schemaIssueToError, type SchemaIssue } from "./schema-errors.js";
 
 export interface HttpServer {
@@ -57,7 +59,7 @@ function toCatalogueError(thrown: unknown, request: FastifyRequest): BillingErro
   const fastifyError = thrown as Partial<FastifyError>;
   if (Array.isArray(fastifyError.validation)) {
     const issues = fastifyError.validation as readonly SchemaIssue[];
-    return schemaIssueToError(issues[0], partOf(request, fastifyError.validationContext));
+    return schemaIssueToError(issues[0], partOf(request, fastifyError.validationContext), request.routeOptions.config.fieldCodes);
   }
   // fastify's own 4xx: unparseable JSON, another content type, an empty or oversized body.
   const status = fastifyError.statusCode ?? 500;
@@ -113,7 +115,7 @@ export async function buildHttpApp(deps: HttpDependencies): Promise<HttpApp> {
       info: {
         title: "velobase-billing HTTP API",
         version: "1.0.0",
-        description: "Velobase-compatible JSON API over the same operations as the gRPC BillingService.",
+        description: "Velobase-compatible JSON API over the same operations as the gRPC BillingService, SlotService and EntitlementService.",
       },
       components: {
         securitySchemes: {
@@ -130,6 +132,8 @@ export async function buildHttpApp(deps: HttpDependencies): Promise<HttpApp> {
   registerServiceRoutes(app, deps);
   registerCustomerRoutes(app, deps);
   registerBillingRoutes(app, deps);
+  registerSlotRoutes(app, deps);
+  registerEntitlementRoutes(app, deps);
   await app.ready();
   return app;
 }

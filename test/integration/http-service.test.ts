@@ -36,6 +36,17 @@ describe("GET /openapi.json", () => {
       "/v1/billing/freeze": ["post"],
       "/v1/billing/consume": ["post"],
       "/v1/billing/unfreeze": ["post"],
+      "/v1/slot/grant": ["post"],
+      "/v1/slot/revoke": ["post"],
+      "/v1/slot/claim": ["post"],
+      "/v1/slot/release": ["post"],
+      "/v1/slot/customer/{customer_id}": ["get"],
+      "/v1/slot/events/{customer_id}": ["get"],
+      "/v1/entitlement/set": ["post"],
+      "/v1/entitlement/remove": ["post"],
+      "/v1/entitlement/{customer_id}/events": ["get"],
+      "/v1/entitlement/{customer_id}/{feature_key}": ["get"],
+      "/v1/entitlement/{customer_id}": ["get"],
     });
   });
 
@@ -46,6 +57,31 @@ describe("GET /openapi.json", () => {
     const deposit = document.paths["/v1/customers/deposit"]?.post?.requestBody?.content["application/json"]?.schema;
     expect(deposit?.required).toEqual(["customer_id", "amount"]);
     expect(deposit?.properties.amount).toEqual({ type: "integer", minimum: 1, maximum: 1e15, description: "Credits to add: a positive integer." });
+  });
+
+  it("documents every optional body field as nullable, and every required one as not", async () => {
+    interface BodySchema {
+      required?: string[];
+      properties: Record<string, { anyOf?: Array<{ type?: string }>; type?: string }>;
+    }
+    const document = ok<{ paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: BodySchema }> } }>> }>(
+      await http.get("/openapi.json", { key: null }),
+    );
+    const fields: string[] = [];
+    for (const [path, methods] of Object.entries(document.paths)) {
+      const schema = methods.post?.requestBody?.content["application/json"]?.schema;
+      if (!schema) continue;
+      for (const [name, property] of Object.entries(schema.properties)) {
+        const nullable = (property.anyOf ?? []).some((branch) => branch.type === "null");
+        const required = (schema.required ?? []).includes(name);
+        fields.push(`${path} ${name}: ${required ? "required" : "optional"}${nullable ? ", nullable" : ""}`);
+      }
+    }
+    expect(fields.filter((f) => f.endsWith(": optional") || f.endsWith("required, nullable"))).toEqual([]);
+    expect(fields).toContain("/v1/customers/deposit expires_at: optional, nullable");
+    expect(fields).toContain("/v1/billing/freeze unfreeze_after_seconds: optional, nullable");
+    expect(fields).toContain("/v1/slot/claim amount: optional, nullable");
+    expect(fields).toContain("/v1/entitlement/set valid_until: optional, nullable");
   });
 });
 

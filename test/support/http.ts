@@ -89,3 +89,30 @@ export function expectHttpError(
     },
   });
 }
+
+/** The page of an event listing (slot and entitlement events). */
+export interface EventPageJson {
+  readonly items: Array<Record<string, unknown>>;
+  readonly total_count: number;
+  readonly has_more: boolean;
+  readonly next_cursor: string | null;
+}
+
+/**
+ * Asserts that each write (POST with its body) and each read (GET) is refused without a key
+ * (401 missing_api_key) and with an unknown one (401 invalid_api_key).
+ */
+export async function expectKeyRequired(
+  http: HttpTestClient,
+  writes: ReadonlyArray<readonly [string, Record<string, unknown>]>,
+  reads: readonly string[],
+): Promise<void> {
+  const calls: Array<(key: string | null) => Promise<HttpResponse>> = [
+    ...writes.map(([path, body]) => (key: string | null) => http.post(path, body, { key })),
+    ...reads.map((path) => (key: string | null) => http.get(path, { key })),
+  ];
+  for (const call of calls) {
+    expectHttpError(await call(null), "missing_api_key");
+    expectHttpError(await call("vb_live_fake"), "invalid_api_key");
+  }
+}

@@ -97,9 +97,31 @@ describe("schemaIssueToError", () => {
     [issue("type", "/limit"), {}, "invalid_limit", "limit"],
     [issue("enum", "/operation_type"), {}, "invalid_operation_type", "operation_type"],
     [issue("type", "/name"), {}, "invalid_argument", "name"],
+    [issue("type", "/customer_id"), { customer_id: null }, "customer_id_required", "customer_id"],
+    [issue("type", "/amount"), { amount: null }, "amount_must_be_positive", "amount"],
+    [issue("pattern", "/feature_key"), { feature_key: "" }, "feature_key_required", "feature_key"],
+    [issue("pattern", "/feature_key"), { feature_key: "a b" }, "invalid_argument", "feature_key"],
+    [issue("required", "", { requiredProperties: ["value"] }), {}, "value_required", "value"],
+    [issue("type", "/valid_from"), { valid_from: 5 }, "invalid_valid_from", "valid_from"],
+    [issue("type", "/valid_until"), { valid_until: 5 }, "invalid_valid_until", "valid_until"],
+    [issue("type", "/from_at"), {}, "invalid_from_at", "from_at"],
+    [issue("type", "/to_at"), {}, "invalid_to_at", "to_at"],
+    [issue("pattern", "/wallet"), { wallet: "A B" }, "invalid_credit_types", "wallet"],
   ])("%j on %j → %s", (i, input, code, field) => {
     const error = schemaIssueToError(i, input);
     expect({ code: error.code, facts: error.facts }).toEqual({ code, facts: { field } });
+  });
+
+  it("a route's own codes override the shared ones (a slot wallet is not a credit wallet)", () => {
+    const overrides = { wallet: { required: "invalid_argument", invalid: "invalid_argument" } } as const;
+    const malformed = schemaIssueToError(issue("pattern", "/wallet", {}, "must match pattern"), { wallet: "a b" }, overrides);
+    expect({ code: malformed.code, message: malformed.message, facts: malformed.facts }).toEqual({
+      code: "invalid_argument",
+      message: "wallet must match pattern.",
+      facts: { field: "wallet" },
+    });
+    const missing = schemaIssueToError(issue("required", "", { requiredProperties: ["wallet"] }), {}, overrides);
+    expect({ code: missing.code, message: missing.message }).toEqual({ code: "invalid_argument", message: "wallet is required." });
   });
 
   it("a body that is not an object names no field", () => {

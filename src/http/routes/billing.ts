@@ -14,7 +14,9 @@ import {
   optionalCustomerIdOf,
   spendWalletsOf,
   transactionIdOf,
+  withoutNulls,
   withWalletFact,
+  type NullsAbsent,
 } from "../fields.js";
 import { callerOf, type HttpApp, type HttpDependencies } from "../http-app.js";
 import { amountFromJson, amountToJson } from "../json-amount.js";
@@ -30,6 +32,7 @@ import {
   IsoOutput,
   MetadataInput,
   Nullable,
+  OptionalNullable,
   responses,
   Wallet,
   Wallets,
@@ -41,35 +44,35 @@ const SpendFields = {
   customer_id: Id("The customer to charge."),
   amount: Amount("Credits: a positive integer."),
   transaction_id: Id("Your id of this charge; retries with the same id replay the first answer."),
-  wallet: Type.Optional({ ...Wallet, description: "Spend from this wallet only (all wallets when neither this nor credit_types)." }),
-  credit_types: Type.Optional(Wallets),
-  business_type: Type.Optional(BusinessType),
-  description: Type.Optional(Description),
-  metadata: Type.Optional(MetadataInput),
+  wallet: OptionalNullable({ ...Wallet, description: "Spend from this wallet only (all wallets when neither this nor credit_types)." }),
+  credit_types: OptionalNullable(Wallets),
+  business_type: OptionalNullable(BusinessType),
+  description: OptionalNullable(Description),
+  metadata: OptionalNullable(MetadataInput),
 };
 
 const DeductBody = Type.Object(SpendFields);
 
 const FreezeBody = Type.Object({
   ...SpendFields,
-  unfreeze_after_seconds: Type.Optional(Type.Integer({ description: "Unfreeze automatically after 1-2592000 s." })),
-  consume_after_seconds: Type.Optional(Type.Integer({ description: "Consume automatically after 1-604800 s." })),
+  unfreeze_after_seconds: OptionalNullable(Type.Integer({ description: "Unfreeze automatically after 1-2592000 s." })),
+  consume_after_seconds: OptionalNullable(Type.Integer({ description: "Consume automatically after 1-604800 s." })),
 });
 
 const ConsumeBody = Type.Object({
   transaction_id: Id("The hold to settle."),
-  actual_amount: Type.Optional(
+  actual_amount: OptionalNullable(
     Type.Integer({ minimum: 0, maximum: Number(AMOUNT_MAX), description: "What to charge (default: the frozen amount)." }),
   ),
-  customer_id: Type.Optional(Id("When given, the hold must be this customer's.")),
-  allow_overage: Type.Optional(
+  customer_id: OptionalNullable(Id("When given, the hold must be this customer's.")),
+  allow_overage: OptionalNullable(
     Type.Boolean({ default: true, description: "Charge an actual_amount above the hold from the same wallets (default true)." }),
   ),
 });
 
 const UnfreezeBody = Type.Object({
   transaction_id: Id("The hold to release."),
-  customer_id: Type.Optional(Id("When given, the hold must be this customer's.")),
+  customer_id: OptionalNullable(Id("When given, the hold must be this customer's.")),
 });
 
 // Replies
@@ -158,7 +161,7 @@ const unfreezeReply = (r: UnfreezeResult): Static<typeof UnfreezeReply> => ({
   is_idempotent_replay: r.isIdempotentReplay,
 });
 
-function spendInputOf(body: Static<typeof DeductBody>, caller: Caller): SpendInput {
+function spendInputOf(body: NullsAbsent<Static<typeof DeductBody>>, caller: Caller): SpendInput {
   return {
     ...auditOf(caller),
     customerId: customerIdOf(body.customer_id),
@@ -185,12 +188,12 @@ export function registerBillingRoutes(app: HttpApp, deps: HttpDependencies): voi
   const tags = ["billing"];
 
   app.post("/v1/billing/deduct", { schema: { summary: "Deduct credits in one step", tags, body: DeductBody, response: responses(DeductReply) } }, async (request) => {
-    const input = spendInputOf(request.body, callerOf(request));
+    const input = spendInputOf(withoutNulls(request.body), callerOf(request));
     return deductReply(await withWalletFact(deduct(ctx, input), input.creditTypes));
   });
 
   app.post("/v1/billing/freeze", { schema: { summary: "Freeze credits", tags, body: FreezeBody, response: responses(FreezeReply) } }, async (request) => {
-    const { body } = request;
+    const body = withoutNulls(request.body);
     const input = {
       ...spendInputOf(body, callerOf(request)),
       autoSettlement: parseAutoSettlement(optionalBigint(body.unfreeze_after_seconds), optionalBigint(body.consume_after_seconds)),
@@ -199,7 +202,7 @@ export function registerBillingRoutes(app: HttpApp, deps: HttpDependencies): voi
   });
 
   app.post("/v1/billing/consume", { schema: { summary: "Consume a hold", tags, body: ConsumeBody, response: responses(ConsumeReply) } }, async (request) => {
-    const { body } = request;
+    const body = withoutNulls(request.body);
     const result = await consume(ctx, {
       ...auditOf(callerOf(request)),
       transactionId: transactionIdOf(body.transaction_id),
@@ -211,7 +214,7 @@ export function registerBillingRoutes(app: HttpApp, deps: HttpDependencies): voi
   });
 
   app.post("/v1/billing/unfreeze", { schema: { summary: "Release a hold", tags, body: UnfreezeBody, response: responses(UnfreezeReply) } }, async (request) => {
-    const { body } = request;
+    const body = withoutNulls(request.body);
     const result = await unfreeze(ctx, {
       ...auditOf(callerOf(request)),
       transactionId: transactionIdOf(body.transaction_id),

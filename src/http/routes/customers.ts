@@ -8,7 +8,7 @@ import type { DepositResult } from "../../domain/results.js";
 import type { AccountView, Balance, Operation } from "../../domain/types.js";
 import { parseAmount, parseOptionalId, parseSource, parseText } from "../../domain/validation.js";
 import { BillingError } from "../../errors/billing-error.js";
-import { businessTypeName, customerIdOf, depositWalletOf, descriptionOf, idempotencyKeyOf, metadataOf } from "../fields.js";
+import { businessTypeName, customerIdOf, depositWalletOf, descriptionOf, idempotencyKeyOf, metadataOf, withoutNulls } from "../fields.js";
 import { callerOf, type HttpApp, type HttpDependencies } from "../http-app.js";
 import { amountFromJson, amountToJson } from "../json-amount.js";
 import { msToIso, msToIsoOrNull, parseIsoField } from "../iso-time.js";
@@ -22,6 +22,7 @@ import {
   IsoOutput,
   MetadataInput,
   Nullable,
+  OptionalNullable,
   responses,
   Source,
   Wallet,
@@ -32,16 +33,16 @@ import {
 const DepositBody = Type.Object({
   customer_id: Id("The customer; created by its first deposit."),
   amount: Amount("Credits to add: a positive integer."),
-  wallet: Type.Optional({ ...Wallet, description: "The wallet to credit (default \"default\")." }),
-  credit_type: Type.Optional({ ...Wallet, description: "Older name of wallet.", deprecated: true }),
-  source: Type.Optional(Source),
-  starts_at: Type.Optional(IsoInput("When the credits become spendable (default: now).")),
-  expires_at: Type.Optional(IsoInput("When they expire (default: never); in the future, after starts_at.")),
-  idempotency_key: Type.Optional(Id("Retries with the same key replay the first answer (also the Idempotency-Key header).")),
-  name: Type.Optional(Type.String({ maxLength: NAME_LENGTH_MAX })),
-  email: Type.Optional(Type.String({ maxLength: EMAIL_LENGTH_MAX })),
-  metadata: Type.Optional(MetadataInput),
-  description: Type.Optional(Description),
+  wallet: OptionalNullable({ ...Wallet, description: "The wallet to credit (default \"default\")." }),
+  credit_type: OptionalNullable({ ...Wallet, description: "Older name of wallet.", deprecated: true }),
+  source: OptionalNullable(Source),
+  starts_at: OptionalNullable(IsoInput("When the credits become spendable (default: now).")),
+  expires_at: OptionalNullable(IsoInput("When they expire (default: never); in the future, after starts_at.")),
+  idempotency_key: OptionalNullable(Id("Retries with the same key replay the first answer (also the Idempotency-Key header).")),
+  name: OptionalNullable(Type.String({ maxLength: NAME_LENGTH_MAX })),
+  email: OptionalNullable(Type.String({ maxLength: EMAIL_LENGTH_MAX })),
+  metadata: OptionalNullable(MetadataInput),
+  description: OptionalNullable(Description),
 });
 
 const DepositReply = Type.Object({
@@ -207,7 +208,7 @@ export function registerCustomerRoutes(app: HttpApp, deps: HttpDependencies): vo
     "/v1/customers/deposit",
     { schema: { summary: "Deposit credits", tags: ["customers"], body: DepositBody, response: responses(DepositReply) } },
     async (request) => {
-      const { body } = request;
+      const body = withoutNulls(request.body);
       const result = await deposit(ctx, {
         ...auditOf(callerOf(request)),
         customerId: customerIdOf(body.customer_id),
