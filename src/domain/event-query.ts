@@ -14,16 +14,6 @@ export function parseLimit(raw: number | null): number {
   return raw;
 }
 
-/** RFC 3339 with a zone (Z or ±hh:mm), as Velobase's HTTP API takes dates. */
-const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
-
-/** An ISO 8601 instant (HTTP) as epoch milliseconds; anything else → `code` naming `field`. */
-export function parseIsoInstant(raw: string, field: string, code: ErrorCode): number {
-  const ms = ISO_INSTANT.test(raw) ? Date.parse(raw) : Number.NaN;
-  if (!Number.isFinite(ms)) throw new BillingError(code, `${field} must be an ISO 8601 date-time with a zone.`, { field });
-  return ms;
-}
-
 /** A time bound given as a protobuf Timestamp (gRPC). */
 export const parseTimeBound = (raw: TimestampInput | undefined, field: string, code: ErrorCode): number | null =>
   parseTimestamp(raw, field, code);
