@@ -5461,8 +5461,9 @@ export const BillingServiceService = {
    * on its first deposit. The account is keyed by (credit_type, source,
    * starts_at, expires_at); a deposit with the same key adds to it.
    * A customer's unexpired credits (the sum of total over its accounts not yet
-   * expired) stay at most 9223372036854775807 (int64 max), so every balance
-   * fits in a response; a deposit beyond fails with invalid_argument, field
+   * expired) stay at most 9007199254740991 (2^53 - 1), so every balance is
+   * exact in a response of either API (an int64 here, a JSON number over
+   * HTTP); a deposit beyond fails with invalid_argument, field
    * "amount", facts "requested" and "remaining" (what still fits).
    * Errors: customer_id_required, amount_must_be_positive, invalid_starts_at,
    * invalid_expires_at, invalid_datetime_range, invalid_credit_types,
@@ -5598,8 +5599,9 @@ export interface BillingServiceServer extends UntypedServiceImplementation {
    * on its first deposit. The account is keyed by (credit_type, source,
    * starts_at, expires_at); a deposit with the same key adds to it.
    * A customer's unexpired credits (the sum of total over its accounts not yet
-   * expired) stay at most 9223372036854775807 (int64 max), so every balance
-   * fits in a response; a deposit beyond fails with invalid_argument, field
+   * expired) stay at most 9007199254740991 (2^53 - 1), so every balance is
+   * exact in a response of either API (an int64 here, a JSON number over
+   * HTTP); a deposit beyond fails with invalid_argument, field
    * "amount", facts "requested" and "remaining" (what still fits).
    * Errors: customer_id_required, amount_must_be_positive, invalid_starts_at,
    * invalid_expires_at, invalid_datetime_range, invalid_credit_types,
@@ -5667,8 +5669,9 @@ export interface BillingServiceClient extends Client {
    * on its first deposit. The account is keyed by (credit_type, source,
    * starts_at, expires_at); a deposit with the same key adds to it.
    * A customer's unexpired credits (the sum of total over its accounts not yet
-   * expired) stay at most 9223372036854775807 (int64 max), so every balance
-   * fits in a response; a deposit beyond fails with invalid_argument, field
+   * expired) stay at most 9007199254740991 (2^53 - 1), so every balance is
+   * exact in a response of either API (an int64 here, a JSON number over
+   * HTTP); a deposit beyond fails with invalid_argument, field
    * "amount", facts "requested" and "remaining" (what still fits).
    * Errors: customer_id_required, amount_must_be_positive, invalid_starts_at,
    * invalid_expires_at, invalid_datetime_range, invalid_credit_types,
