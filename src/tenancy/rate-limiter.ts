@@ -23,7 +23,8 @@ type Window = RateLimiterMemory | RateLimiterRedis;
 
 /**
  * Two windows a call must both pass, the short one first. A call the long one refuses gives its
- * point in the short one back, so refused calls never use up room. The wait a refusal carries is
+ * point in the short one back, so refused calls never use up room (a refund that lands just
+ * after its one-second window ended gives the next window one call more). The wait a refusal carries is
  * the longest of the exhausted windows', so a retry after it is admitted.
  */
 class Windows {
