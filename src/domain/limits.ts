@@ -7,7 +7,8 @@ export const CREDIT_TYPE_PATTERN = /^[a-z0-9_.-]{1,64}$/;
 export const SOURCE_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/;
 export const CREDIT_TYPES_PER_REQUEST_MAX = 32;
 // Text limits count UTF-16 code units (String.length), the unit the parsers enforce; storage
-// holds every text within them whatever its UTF-8 size (metadata JSON is MEDIUMTEXT).
+// holds every text within them whatever its UTF-8 size (every metadata JSON column, the
+// entitlements' included, is MEDIUMTEXT).
 export const DESCRIPTION_LENGTH_MAX = 1024;
 export const NAME_LENGTH_MAX = 255;
 export const EMAIL_LENGTH_MAX = 255;

@@ -334,7 +334,7 @@ export const entitlements = mysqlTable(
     validUntilMs: bigint("valid_until_ms", { mode: "number" }),
     source: varchar("source", { length: 64 }),
     description: varchar("description", { length: 1024 }),
-    metadata: text("metadata"),
+    metadata: mediumtext("metadata"),
     createdAt: createdAt(),
     updatedAt: datetime("updated_at", { mode: "date", fsp: 3 }).notNull(),
   },

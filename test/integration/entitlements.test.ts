@@ -210,3 +210,25 @@ describe("events", () => {
     await expect(s.app.database.pool.query("DELETE FROM entitlement_events")).rejects.toThrow(/append-only/);
   });
 });
+
+describe("metadata inside the documented limits (hardening finding 2, replayed on SetEntitlement)", () => {
+  /** The largest metadata the documented limits allow: 32 keys of 64 and values of 1024 code units. */
+  function largestMetadata(unit: string): Record<string, string> {
+    const metadata: Record<string, string> = {};
+    for (let i = 0; i < 32; i++) metadata[String(i).padStart(2, "0") + unit.repeat(62)] = unit.repeat(1024);
+    return metadata;
+  }
+
+  for (const [name, unit] of [
+    ["3-byte characters", "中"],
+    ["control characters JSON escapes 6 bytes each", "\u0001"],
+  ] as const) {
+    it(`stores 32 values of 1024 ${name}`, async () => {
+      const customerId = await customer();
+      const metadata = largestMetadata(unit);
+      const set = await ent().call("setEntitlement", { customerId, featureKey: "model", value: "gpt-5", metadata });
+      expect(set.entitlement?.metadata).toEqual(metadata);
+      expect((await ent().call("getEntitlement", { customerId, featureKey: "model" })).entitlement?.metadata).toEqual(metadata);
+    });
+  }
+});

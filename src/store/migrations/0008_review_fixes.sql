@@ -1,0 +1,1 @@
+ALTER TABLE `entitlements` MODIFY COLUMN `metadata` mediumtext;
