@@ -8,6 +8,7 @@ import {
 import type { Metadata } from "../domain/types.js";
 import type { Db } from "./database.js";
 import { decodeJson, encodeJson } from "./json-codec.js";
+import { guardedUpdateSql } from "./row-count-guard.js";
 import { bigOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { entitlementEvents, entitlements } from "./schema.js";
@@ -63,13 +64,18 @@ export function insertEntitlementSql(projectId: bigint, customerPk: bigint, f: E
       ${f.description}, ${metadataText(f.metadata)}, ${at}, ${at})`;
 }
 
-export function updateEntitlementSql(id: bigint, f: EntitlementFields, nowMs: number): SQL {
-  return sql`UPDATE ${entitlements} SET value = ${f.value}, valid_from_ms = ${f.validFromMs}, valid_until_ms = ${f.validUntilMs},
+/** Guarded: an entitlement that is gone fails the batch before COMMIT. */
+export function updateEntitlementSql(id: bigint, f: EntitlementFields, nowMs: number): SQL[] {
+  return guardedUpdateSql(
+    sql`UPDATE ${entitlements} SET value = ${f.value}, valid_from_ms = ${f.validFromMs}, valid_until_ms = ${f.validUntilMs},
       source = ${f.source}, description = ${f.description}, metadata = ${metadataText(f.metadata)}, updated_at = ${new Date(nowMs)}
-    WHERE id = ${id}`;
+    WHERE id = ${id}`,
+    1,
+  );
 }
 
-export const deleteEntitlementSql = (id: bigint): SQL => sql`DELETE FROM ${entitlements} WHERE id = ${id}`;
+/** Guarded like the update. */
+export const deleteEntitlementSql = (id: bigint): SQL[] => guardedUpdateSql(sql`DELETE FROM ${entitlements} WHERE id = ${id}`, 1);
 
 export interface NewEntitlementEvent {
   readonly projectId: bigint;

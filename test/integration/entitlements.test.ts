@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EntitlementEventType } from "../../gen/velobase/billing/v1/entitlements.js";
+import { deleteEntitlementSql, insertEntitlementEventSql, updateEntitlementSql } from "../../src/store/entitlements-store.js";
+import { runTransaction } from "../../src/store/run-transaction.js";
+import { isRowCountGuardFailure } from "../../src/store/sql-errors.js";
 import { expectError } from "../support/client.js";
 import { DAY, ts, uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -231,4 +234,37 @@ describe("metadata inside the documented limits (hardening finding 2, replayed o
       expect((await ent().call("getEntitlement", { customerId, featureKey: "model" })).entitlement?.metadata).toEqual(metadata);
     });
   }
+});
+
+describe("guarded entitlement writes (like hardening finding 11)", () => {
+  it("an update or delete of an entitlement that is gone rolls back its batch before COMMIT", async () => {
+    const customerId = await customer();
+    const set = await ent().call("setEntitlement", { customerId, featureKey: "model", value: "gpt-5" });
+    // Set again unchanged, at the same instant: the guard counts the row found, not changed.
+    expect((await ent().call("setEntitlement", { customerId, featureKey: "model", value: "gpt-5" })).oldValue).toBe("gpt-5");
+    await ent().call("removeEntitlement", { customerId, featureKey: "model" });
+    const events = (await ent().call("listEntitlementEvents", { customerId })).totalCount;
+    const [rows] = await s.app.database.pool.query("SELECT id FROM customers WHERE project_id = 1 AND customer_id = ?", [customerId]);
+    const customerPk = BigInt((rows as Array<{ id: number | string }>)[0]?.id ?? 0);
+    const entitlementId = BigInt(set.entitlement?.entitlementId ?? "0");
+    const event = insertEntitlementEventSql({
+      projectId: 1n,
+      customerPk,
+      entitlementId,
+      featureKey: "model",
+      type: "SET",
+      oldValue: "gpt-5",
+      newValue: "gpt-6",
+      source: null,
+      description: null,
+      nowMs: s.clock.now(),
+    });
+    const fields = { featureKey: "model", value: "gpt-6", validFromMs: null, validUntilMs: null, source: null, description: null, metadata: null };
+    for (const write of [updateEntitlementSql(entitlementId, fields, s.clock.now()), deleteEntitlementSql(entitlementId)]) {
+      const failure = await runTransaction(s.app.database, (tx) => tx.run([event, ...write], { commit: true })).catch((error: unknown) => error);
+      expect(isRowCountGuardFailure(failure)).toBe(true);
+    }
+    expect((await ent().call("listEntitlementEvents", { customerId })).totalCount).toBe(events);
+    expect(await ent().call("getEntitlement", { customerId, featureKey: "model" })).toEqual({ entitlement: undefined });
+  });
 });

@@ -18,6 +18,7 @@ import {
   updateEntitlementSql,
 } from "../../store/entitlements-store.js";
 import { bigOf } from "../../store/row-values.js";
+import { rethrowGuardFailure } from "../../store/row-count-guard.js";
 import { rowsOf, runTransaction, type Tx } from "../../store/run-transaction.js";
 import type { BillingContext } from "../context.js";
 
@@ -60,7 +61,7 @@ export function setEntitlement(ctx: BillingContext, input: SetEntitlementInput):
         [
           ...(current === null
             ? [insertEntitlementSql(projectId, customerPk, fields, nowMs), sql`SET @entitlement = LAST_INSERT_ID()`]
-            : [updateEntitlementSql(current.entitlementId, fields, nowMs), sql`SET @entitlement = ${current.entitlementId}`]),
+            : [...updateEntitlementSql(current.entitlementId, fields, nowMs), sql`SET @entitlement = ${current.entitlementId}`]),
           insertEntitlementEventSql({
             projectId,
             customerPk,
@@ -76,7 +77,7 @@ export function setEntitlement(ctx: BillingContext, input: SetEntitlementInput):
           sql`SELECT @entitlement AS entitlement_id`,
         ],
         { commit: true },
-      );
+      ).catch(rethrowGuardFailure);
       const entitlementId = bigOf(rowsOf(results.at(-1))[0]?.entitlement_id);
       return {
         entitlement: withStatus(
@@ -112,7 +113,7 @@ export function removeEntitlement(ctx: BillingContext, input: EntitlementTarget)
       if (loaded === null || current === null) return { removed: false, oldValue: null };
       await tx.run(
         [
-          deleteEntitlementSql(current.entitlementId),
+          ...deleteEntitlementSql(current.entitlementId),
           insertEntitlementEventSql({
             projectId,
             customerPk: loaded.customerPk,
@@ -127,7 +128,7 @@ export function removeEntitlement(ctx: BillingContext, input: EntitlementTarget)
           }),
         ],
         { commit: true },
-      );
+      ).catch(rethrowGuardFailure);
       return { removed: true, oldValue: current.value };
     },
     ctx.retries,

@@ -6,6 +6,7 @@ import { lockCustomerSql } from "../../store/accounts-store.js";
 import { customerByIdSql, customerPkSql, upsertCustomerSql } from "../../store/customers-store.js";
 import { encodeJson } from "../../store/json-codec.js";
 import { bigOf } from "../../store/row-values.js";
+import { rethrowGuardFailure } from "../../store/row-count-guard.js";
 import { compact, rowsOf, runTransaction, type Tx } from "../../store/run-transaction.js";
 import {
   ensurePoolSql,
@@ -91,7 +92,7 @@ function changeCapacity(ctx: BillingContext, type: SlotEventType, input: Capacit
       const result: PoolResult = { pool: poolView(after), isIdempotentReplay: false };
       await tx.run(
         compact([
-          updatePoolSql(before, after),
+          ...updatePoolSql(before, after),
           insertSlotEventSql({
             projectId,
             customerPk,
@@ -111,7 +112,7 @@ function changeCapacity(ctx: BillingContext, type: SlotEventType, input: Capacit
             : insertSlotKeySql(projectId, { key: idempotencyKey, customerPk, requestFingerprint, response: encodeJson(result), nowMs }),
         ]),
         { commit: true },
-      );
+      ).catch(rethrowGuardFailure);
       return result;
     },
     ctx.retries,

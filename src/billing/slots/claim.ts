@@ -4,7 +4,8 @@ import { BillingError } from "../../errors/billing-error.js";
 import { lockCustomerSql } from "../../store/accounts-store.js";
 import { customerByIdSql, customerPkSql } from "../../store/customers-store.js";
 import { bigOf } from "../../store/row-values.js";
-import { headerOf, rowsOf, runTransaction, type Tx } from "../../store/run-transaction.js";
+import { rethrowGuardFailure } from "../../store/row-count-guard.js";
+import { rowsOf, runTransaction, type Tx } from "../../store/run-transaction.js";
 import {
   holdingFromRows,
   insertHoldingSql,
@@ -80,12 +81,12 @@ export function claimSlot(ctx: BillingContext, input: ClaimInput): Promise<Holdi
       const after = planClaim(candidates, input.amount, input.wallet);
       const before = state.pools.find((p) => p.id === after.id);
       if (!before) throw new Error(`planClaim chose pool ${after.id}, which is not locked`);
-      const [, , , ids] = await tx.run(
+      const [, , ids] = await tx.run(
         [
           insertHoldingSql({ ...input, customerPk: state.customerPk, poolId: after.id, nowMs }),
           sql`SET @holding = LAST_INSERT_ID()`,
-          updatePoolSql(before, after),
           sql`SELECT @holding AS holding_id`,
+          ...updatePoolSql(before, after),
           insertSlotEventSql({
             projectId,
             customerPk: state.customerPk,
@@ -102,7 +103,7 @@ export function claimSlot(ctx: BillingContext, input: ClaimInput): Promise<Holdi
           }),
         ],
         { commit: true },
-      );
+      ).catch(rethrowGuardFailure);
       return { pool: poolView(after), holdingId: bigOf(rowsOf(ids)[0]?.holding_id), isIdempotentReplay: false };
     },
     ctx.retries,
@@ -127,10 +128,10 @@ export function releaseSlot(ctx: BillingContext, input: ReleaseInput): Promise<H
       const before = poolOf(state, holding);
       if (holding.released) return { pool: poolView(before), holdingId: holding.id, isIdempotentReplay: true };
       const after = planRelease(before, holding);
-      const [released] = await tx.run(
+      await tx.run(
         [
-          releaseHoldingSql(holding.id, nowMs),
-          updatePoolSql(before, after),
+          ...releaseHoldingSql(holding.id, nowMs),
+          ...updatePoolSql(before, after),
           insertSlotEventSql({
             projectId,
             customerPk: state.customerPk,
@@ -147,10 +148,7 @@ export function releaseSlot(ctx: BillingContext, input: ReleaseInput): Promise<H
           }),
         ],
         { commit: true },
-      );
-      // The holding row was locked as held, so the guarded update cannot miss; if it did, the
-      // pool was credited wrongly and `verify` will name it.
-      if (headerOf(released).affectedRows !== 1) throw new Error(`holding ${holding.id} was not held at release`);
+      ).catch(rethrowGuardFailure);
       return { pool: poolView(after), holdingId: holding.id, isIdempotentReplay: false };
     },
     ctx.retries,
