@@ -335,6 +335,21 @@ describe("keys on SlotService and EntitlementService", () => {
   });
 });
 
+describe("a customer created by a capacity grant", () => {
+  it("takes name, email and metadata from its first deposit that has them, and keeps them after", async () => {
+    const customerId = uid("cust");
+    await slots().call("grantCapacity", { customerId, wallet: "ip", amount: 1n });
+    const created = await s.client.call("getCustomer", { customerId });
+    expect([created.name, created.email, created.metadata]).toEqual(["", "", {}]);
+    await s.client.call("deposit", { customerId, amount: 5n, name: "Ada", email: "ada@example.com", metadata: { plan: "pro" } });
+    const filled = await s.client.call("getCustomer", { customerId });
+    expect([filled.name, filled.email, filled.metadata, filled.balance?.available]).toEqual(["Ada", "ada@example.com", { plan: "pro" }, 5n]);
+    await s.client.call("deposit", { customerId, amount: 1n, name: "Bob", email: "bob@example.com", metadata: { plan: "free" } });
+    const kept = await s.client.call("getCustomer", { customerId });
+    expect([kept.name, kept.email, kept.metadata, kept.balance?.available]).toEqual(["Ada", "ada@example.com", { plan: "pro" }, 6n]);
+  });
+});
+
 describe("guarded slot writes (like hardening finding 11)", () => {
   const eventCount = async (customerId: string) =>
     (await slots().call("listSlotEvents", { customerId })).totalCount;

@@ -368,12 +368,19 @@ export interface DepositRequest {
   expiresAt:
     | Timestamp
     | undefined;
-  /** Customer profile, stored on the first deposit only. At most 255 each. */
+  /**
+   * Customer profile, stored on the first deposit only (each one still empty,
+   * as for a customer a slot capacity grant created, is filled by the next
+   * deposit that has it; a stored one never changes). At most 255 each.
+   */
   name: string;
   email: string;
   /** Free text on the ledger entry, at most 1024 characters. */
   description: string;
-  /** Stored on the ledger entry; on the customer too for its first deposit. */
+  /**
+   * Stored on the ledger entry; on the customer too for its first deposit (or
+   * while the customer's metadata is still empty, like name and email).
+   */
   metadata: { [key: string]: string };
 }
 
