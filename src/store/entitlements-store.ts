@@ -88,13 +88,15 @@ export interface NewEntitlementEvent {
   readonly source: string | null;
   readonly description: string | null;
   readonly nowMs: number;
+  /** The key that made the change. */
+  readonly apiKeyId: bigint | null;
 }
 
 export function insertEntitlementEventSql(e: NewEntitlementEvent): SQL {
   return sql`INSERT INTO ${entitlementEvents} (project_id, customer_pk, entitlement_id, feature_key, type, old_value, new_value,
-      source, description, created_at)
+      source, description, created_at, api_key_id)
     VALUES (${e.projectId}, ${e.customerPk}, ${e.entitlementId}, ${e.featureKey}, ${e.type}, ${e.oldValue}, ${e.newValue},
-      ${e.source}, ${e.description}, ${new Date(e.nowMs)})`;
+      ${e.source}, ${e.description}, ${new Date(e.nowMs)}, ${e.apiKeyId})`;
 }
 
 export async function readEntitlement(db: Db, projectId: bigint, customerPk: bigint, featureKey: string): Promise<EntitlementView | null> {

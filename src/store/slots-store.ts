@@ -122,13 +122,15 @@ export interface NewSlotEvent {
   readonly description: string | null;
   readonly idempotencyKey: string | null;
   readonly nowMs: number;
+  /** The key that made the change. */
+  readonly apiKeyId: bigint | null;
 }
 
 export function insertSlotEventSql(e: NewSlotEvent): SQL {
   return sql`INSERT INTO ${slotEvents} (project_id, customer_pk, pool_id, holding_id, type, wallet, source, amount,
-      resource_id, description, idempotency_key, created_at)
+      resource_id, description, idempotency_key, created_at, api_key_id)
     VALUES (${e.projectId}, ${e.customerPk}, ${e.poolId}, ${e.holdingId}, ${e.type}, ${e.wallet}, ${e.source}, ${e.amount},
-      ${e.resourceId}, ${e.description}, ${e.idempotencyKey}, ${new Date(e.nowMs)})`;
+      ${e.resourceId}, ${e.description}, ${e.idempotencyKey}, ${new Date(e.nowMs)}, ${e.apiKeyId})`;
 }
 
 export const findSlotKeySql = (projectId: bigint, key: string): SQL =>

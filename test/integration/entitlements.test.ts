@@ -258,6 +258,7 @@ describe("guarded entitlement writes (like hardening finding 11)", () => {
       source: null,
       description: null,
       nowMs: s.clock.now(),
+      apiKeyId: null,
     });
     const fields = { featureKey: "model", value: "gpt-6", validFromMs: null, validUntilMs: null, source: null, description: null, metadata: null };
     for (const write of [updateEntitlementSql(entitlementId, fields, s.clock.now()), deleteEntitlementSql(entitlementId)]) {
@@ -266,5 +267,28 @@ describe("guarded entitlement writes (like hardening finding 11)", () => {
     }
     expect((await ent().call("listEntitlementEvents", { customerId })).totalCount).toBe(events);
     expect(await ent().call("getEntitlement", { customerId, featureKey: "model" })).toEqual({ entitlement: undefined });
+  });
+});
+
+describe("audit", () => {
+  it("every entitlement event records the key that made it", async () => {
+    const created = await s.createKey({ label: "entitlements-audit" });
+    const other = slotClientsFor(s.app.port, created.key);
+    try {
+      const customerId = await customer();
+      await other.entitlements.call("setEntitlement", { customerId, featureKey: "model", value: "gpt-5" });
+      await other.entitlements.call("removeEntitlement", { customerId, featureKey: "model" });
+      const [rows] = await s.app.database.pool.query(
+        "SELECT e.type, e.api_key_id FROM entitlement_events e JOIN customers c ON c.id = e.customer_pk WHERE c.customer_id = ? ORDER BY e.id",
+        [customerId],
+      );
+      const id = created.id.toString();
+      expect(rows).toEqual([
+        { type: "SET", api_key_id: id },
+        { type: "REMOVE", api_key_id: id },
+      ]);
+    } finally {
+      other.close();
+    }
   });
 });

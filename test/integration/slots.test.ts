@@ -381,6 +381,7 @@ describe("guarded slot writes (like hardening finding 11)", () => {
       description: null,
       idempotencyKey: null,
       nowMs: s.clock.now(),
+      apiKeyId: null,
     });
     // Planned from a snapshot that is not the pool's row (in_use 2, as before the release): the
     // guarded UPDATE matches no row, so the event sent before it must not commit.
@@ -409,3 +410,30 @@ function rethrowOf(error: unknown): unknown {
     return mapped;
   }
 }
+
+describe("audit", () => {
+  it("every slot event records the key that made it", async () => {
+    const created = await s.createKey({ label: "slots-audit" });
+    const other = slotClientsFor(s.app.port, created.key);
+    try {
+      const customerId = uid("cust");
+      await other.slots.call("grantCapacity", { customerId, wallet: "ip", amount: 3n });
+      await other.slots.call("claim", { customerId, wallet: "ip", resourceId: "r" });
+      await other.slots.call("release", { customerId, wallet: "ip", resourceId: "r" });
+      await other.slots.call("revokeCapacity", { customerId, wallet: "ip", amount: 1n });
+      const [rows] = await s.app.database.pool.query(
+        "SELECT e.type, e.api_key_id FROM slot_events e JOIN customers c ON c.id = e.customer_pk WHERE c.customer_id = ? ORDER BY e.id",
+        [customerId],
+      );
+      const id = created.id.toString();
+      expect(rows).toEqual([
+        { type: "GRANT_CAPACITY", api_key_id: id },
+        { type: "CLAIM", api_key_id: id },
+        { type: "RELEASE", api_key_id: id },
+        { type: "REVOKE_CAPACITY", api_key_id: id },
+      ]);
+    } finally {
+      other.close();
+    }
+  });
+});

@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import type { Audit } from "../../domain/caller.js";
 import {
   planSet,
   withStatus,
@@ -17,8 +18,8 @@ import {
   lockEntitlementSql,
   updateEntitlementSql,
 } from "../../store/entitlements-store.js";
-import { bigOf } from "../../store/row-values.js";
 import { rethrowGuardFailure } from "../../store/row-count-guard.js";
+import { bigOf } from "../../store/row-values.js";
 import { rowsOf, runTransaction, type Tx } from "../../store/run-transaction.js";
 import type { BillingContext } from "../context.js";
 
@@ -46,7 +47,7 @@ async function loadEntitlement(tx: Tx, target: EntitlementTarget) {
 }
 
 /** Creates or replaces a customer's value of one feature, and appends a SET event. Two round trips. */
-export function setEntitlement(ctx: BillingContext, input: SetEntitlementInput): Promise<SetEntitlementResult> {
+export function setEntitlement(ctx: BillingContext, input: SetEntitlementInput & Audit): Promise<SetEntitlementResult> {
   const { projectId } = input;
   return runTransaction(
     ctx.database,
@@ -73,6 +74,7 @@ export function setEntitlement(ctx: BillingContext, input: SetEntitlementInput):
             source: fields.source,
             description: fields.description,
             nowMs,
+            apiKeyId: input.apiKeyId,
           }),
           sql`SELECT @entitlement AS entitlement_id`,
         ],
@@ -102,7 +104,7 @@ export function setEntitlement(ctx: BillingContext, input: SetEntitlementInput):
 }
 
 /** Removes a customer's value of one feature and appends a REMOVE event; nothing to remove is no error. */
-export function removeEntitlement(ctx: BillingContext, input: EntitlementTarget): Promise<RemoveEntitlementResult> {
+export function removeEntitlement(ctx: BillingContext, input: EntitlementTarget & Audit): Promise<RemoveEntitlementResult> {
   const { projectId } = input;
   return runTransaction(
     ctx.database,
@@ -125,6 +127,7 @@ export function removeEntitlement(ctx: BillingContext, input: EntitlementTarget)
             source: current.source,
             description: null,
             nowMs,
+            apiKeyId: input.apiKeyId,
           }),
         ],
         { commit: true },

@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import type { Audit } from "../../domain/caller.js";
 import { fingerprint } from "../../domain/fingerprint.js";
 import { planGrant, planRevoke, poolView, type PoolResult, type PoolSnapshot, type SlotEventType } from "../../domain/slots.js";
 import { BillingError } from "../../errors/billing-error.js";
@@ -75,9 +76,9 @@ function locked(pool: PoolSnapshot | null): PoolSnapshot {
 }
 
 /** One envelope for both directions: load, replay or plan, then (pool, event, key, COMMIT). */
-function changeCapacity(ctx: BillingContext, type: SlotEventType, input: CapacityInput): Promise<PoolResult> {
+function changeCapacity(ctx: BillingContext, type: SlotEventType, input: CapacityInput & Audit): Promise<PoolResult> {
   const { projectId, idempotencyKey } = input;
-  const requestFingerprint = fingerprint({ op: type, ...input, projectId: undefined, idempotencyKey: undefined });
+  const requestFingerprint = fingerprint({ op: type, ...input, projectId: undefined, apiKeyId: undefined, idempotencyKey: undefined });
   return runTransaction(
     ctx.database,
     async (tx) => {
@@ -106,6 +107,7 @@ function changeCapacity(ctx: BillingContext, type: SlotEventType, input: Capacit
             description: input.description,
             idempotencyKey,
             nowMs,
+            apiKeyId: input.apiKeyId,
           }),
           idempotencyKey === null
             ? null
@@ -120,9 +122,9 @@ function changeCapacity(ctx: BillingContext, type: SlotEventType, input: Capacit
 }
 
 /** Adds capacity to the (customer, wallet, source) pool, creating customer and pool on first use. */
-export const grantCapacity = (ctx: BillingContext, input: CapacityInput): Promise<PoolResult> =>
+export const grantCapacity = (ctx: BillingContext, input: CapacityInput & Audit): Promise<PoolResult> =>
   changeCapacity(ctx, "GRANT_CAPACITY", input);
 
 /** Removes capacity from a pool; never below what is in use. */
-export const revokeCapacity = (ctx: BillingContext, input: CapacityInput): Promise<PoolResult> =>
+export const revokeCapacity = (ctx: BillingContext, input: CapacityInput & Audit): Promise<PoolResult> =>
   changeCapacity(ctx, "REVOKE_CAPACITY", input);

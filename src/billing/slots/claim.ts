@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import type { Audit } from "../../domain/caller.js";
 import { planClaim, planRelease, poolView, type HoldingResult, type HoldingSnapshot, type PoolSnapshot } from "../../domain/slots.js";
 import { BillingError } from "../../errors/billing-error.js";
 import { lockCustomerSql } from "../../store/accounts-store.js";
@@ -65,7 +66,7 @@ function poolOf(state: HoldingState, holding: HoldingSnapshot): PoolSnapshot {
  * gets its holding back as a replay. Two round trips: loadHolding, then (holding, pool, event,
  * COMMIT).
  */
-export function claimSlot(ctx: BillingContext, input: ClaimInput): Promise<HoldingResult> {
+export function claimSlot(ctx: BillingContext, input: ClaimInput & Audit): Promise<HoldingResult> {
   const { projectId } = input;
   return runTransaction(
     ctx.database,
@@ -100,6 +101,7 @@ export function claimSlot(ctx: BillingContext, input: ClaimInput): Promise<Holdi
             description: input.description,
             idempotencyKey: null,
             nowMs,
+            apiKeyId: input.apiKeyId,
           }),
         ],
         { commit: true },
@@ -114,7 +116,7 @@ export function claimSlot(ctx: BillingContext, input: ClaimInput): Promise<Holdi
  * Gives a resource's holding back to its pool. Its last holding already released → a replay
  * answering that holding; never held → slot_holding_not_found.
  */
-export function releaseSlot(ctx: BillingContext, input: ReleaseInput): Promise<HoldingResult> {
+export function releaseSlot(ctx: BillingContext, input: ReleaseInput & Audit): Promise<HoldingResult> {
   const { projectId } = input;
   return runTransaction(
     ctx.database,
@@ -145,6 +147,7 @@ export function releaseSlot(ctx: BillingContext, input: ReleaseInput): Promise<H
             description: null,
             idempotencyKey: null,
             nowMs,
+            apiKeyId: input.apiKeyId,
           }),
         ],
         { commit: true },
