@@ -9,7 +9,7 @@ import { billingHandlers } from "./grpc/billing-handlers.js";
 import { entitlementHandlers } from "./grpc/entitlement-handlers.js";
 import { slotHandlers } from "./grpc/slot-handlers.js";
 import { ENTITLEMENT_SERVICE_NAME, HealthReporter, SLOT_SERVICE_NAME, startGrpcServer } from "./grpc/server.js";
-import { serverCredentials, type TransportSecurity } from "./grpc/tls.js";
+import { readTlsFiles, serverCredentials, type TransportSecurity } from "./grpc/tls.js";
 import { createLogger } from "./logger.js";
 import { startHttpServer } from "./http/server.js";
 import { Metrics } from "./metrics.js";
@@ -84,14 +84,22 @@ function watchDatabase(database: Database, health: HealthReporter, intervalMs: n
   return () => clearInterval(timer);
 }
 
+/** What the start-up line says of both listeners, which always share one setting. */
+const LISTENERS_SECURITY: Record<TransportSecurity, string> = {
+  plaintext: "gRPC plaintext, HTTP cleartext",
+  tls: "gRPC TLS, HTTPS",
+  mtls: "gRPC mutual TLS, HTTPS with client certificates",
+};
+
 /** Database → migrations → gRPC and HTTP servers → sweeper; `stop()` undoes it in reverse. */
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = options.log ?? createLogger(config.LOG_LEVEL);
-  const { credentials, security } = serverCredentials({
+  const tls = readTlsFiles({
     certFile: config.TLS_CERT_FILE,
     keyFile: config.TLS_KEY_FILE,
     clientCaFile: config.TLS_CLIENT_CA_FILE,
   });
+  const { credentials, security } = serverCredentials(tls);
   const database = await openDatabase(config.DATABASE_URL, {
     poolSize: config.DB_POOL_SIZE,
     lockWaitTimeoutS: config.DB_LOCK_WAIT_TIMEOUT_S,
@@ -131,6 +139,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     { context, authenticate: (key) => authenticator.authenticate(key),
       rateLimit: (caller) => rateLimiter.consume(caller), log, metrics, isServing: () => health.serving },
     { host: config.HTTP_HOST ?? config.GRPC_HOST, port: config.HTTP_PORT },
+    // The same files as gRPC: HTTPS, and under mutual TLS a client certificate the CA signed.
+    tls && { key: tls.key, cert: tls.cert, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) },
   ).catch(async (error: unknown) => {
     await grpc.shutdown(0);
     await database.close();
@@ -149,7 +159,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       transport: security,
       rateLimits: rateLimiter.backend,
     },
-    `velobase-billing listening (${security === "plaintext" ? "plaintext" : security === "tls" ? "TLS" : "mutual TLS"})`,
+    `velobase-billing listening (${LISTENERS_SECURITY[security]})`,
   );
 
   const address = metricsServer?.address();

@@ -19,7 +19,12 @@ export interface Caller {
 export const scopeAllows = (held: Scope, required: Scope): boolean => held === "write" || required === "read";
 
 /** What a write records of its caller: the project it runs in and the key, for audit. */
-export const auditOf = (caller: Caller): { projectId: bigint; apiKeyId: bigint | null } => ({
+export const auditOf = (caller: Caller): Audit => ({
   projectId: caller.projectId,
   apiKeyId: caller.apiKeyId,
 });
+
+export interface Audit {
+  readonly projectId: bigint;
+  readonly apiKeyId: bigint | null;
+}

@@ -7,7 +7,8 @@ export const CREDIT_TYPE_PATTERN = /^[a-z0-9_.-]{1,64}$/;
 export const SOURCE_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/;
 export const CREDIT_TYPES_PER_REQUEST_MAX = 32;
 // Text limits count UTF-16 code units (String.length), the unit the parsers enforce; storage
-// holds every text within them whatever its UTF-8 size (metadata JSON is MEDIUMTEXT).
+// holds every text within them whatever its UTF-8 size (every metadata JSON column, the
+// entitlements' included, is MEDIUMTEXT).
 export const DESCRIPTION_LENGTH_MAX = 1024;
 export const NAME_LENGTH_MAX = 255;
 export const EMAIL_LENGTH_MAX = 255;
@@ -28,9 +29,11 @@ export const ACCOUNTS_PER_CALL_MAX = 20_000;
 /**
  * The sum of `total` over a customer's accounts not yet expired. Every balance a response
  * carries (customer, credit type, account) sums some of these accounts, so bounding the sum by
- * int64's maximum keeps every balance encodable on the wire; a deposit beyond it is refused.
+ * 2^53 - 1 (Number.MAX_SAFE_INTEGER) keeps every balance exact on both transports: an int64 on
+ * gRPC and a JSON number on HTTP. A deposit beyond it is refused inside its transaction, so no
+ * write commits whose answer could not be sent.
  */
-export const CUSTOMER_UNEXPIRED_TOTAL_MAX = 2n ** 63n - 1n;
+export const CUSTOMER_UNEXPIRED_TOTAL_MAX = 2n ** 53n - 1n;
 
 export const UNFREEZE_AFTER_SECONDS_MAX = 30n * 24n * 3600n;
 export const CONSUME_AFTER_SECONDS_MAX = 7n * 24n * 3600n;
@@ -60,7 +63,7 @@ export const WALLET_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/;
 /** Resource ids and feature keys are keys in UNIQUE indexes, like ids. */
 export const RESOURCE_ID_PATTERN = ID_PATTERN;
 export const FEATURE_KEY_PATTERN = ID_PATTERN;
-/** A pool holds at most as much as one operation may move, so sums stay far below int64. */
+/** A pool holds at most as much as one operation may move: within 2^53 - 1, exact as a JSON number. */
 export const SLOT_CAPACITY_MAX = AMOUNT_MAX;
 /** Entitlement values are short settings (a model name, a number), not documents. */
 export const ENTITLEMENT_VALUE_LENGTH_MAX = 4096;

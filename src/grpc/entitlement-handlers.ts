@@ -3,6 +3,7 @@ import type { EntitlementServiceServer } from "../../gen/velobase/billing/v1/ent
 import type { BillingContext } from "../billing/context.js";
 import { getEntitlement, listEntitlementEvents, listEntitlements } from "../billing/entitlements/read-entitlements.js";
 import { removeEntitlement, setEntitlement } from "../billing/entitlements/write-entitlements.js";
+import { auditOf } from "../domain/caller.js";
 import * as message from "./entitlement-messages.js";
 import { guarded, type GuardedEnvironment } from "./unary.js";
 
@@ -10,7 +11,7 @@ import { guarded, type GuardedEnvironment } from "./unary.js";
 export function entitlementHandlers(ctx: BillingContext, env: GuardedEnvironment): EntitlementServiceServer & UntypedServiceImplementation {
   return {
     setEntitlement: guarded(env, "SetEntitlement", "write", async (r, caller) =>
-      message.setEntitlementResponse(await setEntitlement(ctx, message.parseSetEntitlement(r, caller.projectId))),
+      message.setEntitlementResponse(await setEntitlement(ctx, { ...message.parseSetEntitlement(r, caller.projectId), ...auditOf(caller) })),
     ),
     getEntitlement: guarded(env, "GetEntitlement", "read", async (r, caller) => {
       const found = await getEntitlement(ctx, message.parseTarget(r, caller.projectId));
@@ -20,7 +21,7 @@ export function entitlementHandlers(ctx: BillingContext, env: GuardedEnvironment
       items: (await listEntitlements(ctx, message.parseListEntitlements(r, caller.projectId))).map(message.entitlement),
     })),
     removeEntitlement: guarded(env, "RemoveEntitlement", "write", async (r, caller) => {
-      const removed = await removeEntitlement(ctx, message.parseTarget(r, caller.projectId));
+      const removed = await removeEntitlement(ctx, { ...message.parseTarget(r, caller.projectId), ...auditOf(caller) });
       return { removed: removed.removed, oldValue: removed.oldValue ?? undefined };
     }),
     listEntitlementEvents: guarded(env, "ListEntitlementEvents", "read", async (r, caller) =>

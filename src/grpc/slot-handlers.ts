@@ -4,6 +4,7 @@ import type { BillingContext } from "../billing/context.js";
 import { grantCapacity, revokeCapacity } from "../billing/slots/capacity.js";
 import { claimSlot, releaseSlot } from "../billing/slots/claim.js";
 import { listPools, listSlotEvents } from "../billing/slots/list-slots.js";
+import { auditOf } from "../domain/caller.js";
 import type { HoldingResult, PoolResult } from "../domain/slots.js";
 import * as slot from "./slot-messages.js";
 import { guarded, type GuardedEnvironment } from "./unary.js";
@@ -18,10 +19,10 @@ const holdingAnswer = (r: HoldingResult) => ({
 /** SlotService: each handler parses the request, runs one operation, formats the answer. */
 export function slotHandlers(ctx: BillingContext, env: GuardedEnvironment): SlotServiceServer & UntypedServiceImplementation {
   return {
-    grantCapacity: guarded(env, "GrantCapacity", "write", async (r, caller) => poolAnswer(await grantCapacity(ctx, slot.parseCapacity(r, caller.projectId)))),
-    revokeCapacity: guarded(env, "RevokeCapacity", "write", async (r, caller) => poolAnswer(await revokeCapacity(ctx, slot.parseCapacity(r, caller.projectId)))),
-    claim: guarded(env, "Claim", "write", async (r, caller) => holdingAnswer(await claimSlot(ctx, slot.parseClaim(r, caller.projectId)))),
-    release: guarded(env, "Release", "write", async (r, caller) => holdingAnswer(await releaseSlot(ctx, slot.parseRelease(r, caller.projectId)))),
+    grantCapacity: guarded(env, "GrantCapacity", "write", async (r, caller) => poolAnswer(await grantCapacity(ctx, { ...slot.parseCapacity(r, caller.projectId), ...auditOf(caller) }))),
+    revokeCapacity: guarded(env, "RevokeCapacity", "write", async (r, caller) => poolAnswer(await revokeCapacity(ctx, { ...slot.parseCapacity(r, caller.projectId), ...auditOf(caller) }))),
+    claim: guarded(env, "Claim", "write", async (r, caller) => holdingAnswer(await claimSlot(ctx, { ...slot.parseClaim(r, caller.projectId), ...auditOf(caller) }))),
+    release: guarded(env, "Release", "write", async (r, caller) => holdingAnswer(await releaseSlot(ctx, { ...slot.parseRelease(r, caller.projectId), ...auditOf(caller) }))),
     listPools: guarded(env, "ListPools", "read", async (r, caller) => ({
       pools: (await listPools(ctx, slot.parseListPools(r, caller.projectId))).map(slot.pool),
     })),

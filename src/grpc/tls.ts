@@ -21,15 +21,32 @@ function read(path: string, name: string): Buffer {
   }
 }
 
+/** The configured files' contents, read once and served by both listeners; null without them. */
+export interface TlsMaterial {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  /** Set under mutual TLS. */
+  readonly clientCa: Buffer | null;
+}
+
+export function readTlsFiles(files: TlsFiles): TlsMaterial | null {
+  if (files.certFile === undefined || files.keyFile === undefined) return null;
+  return {
+    cert: read(files.certFile, "TLS_CERT_FILE"),
+    key: read(files.keyFile, "TLS_KEY_FILE"),
+    clientCa: files.clientCaFile === undefined ? null : read(files.clientCaFile, "TLS_CLIENT_CA_FILE"),
+  };
+}
+
+export function securityOf(material: TlsMaterial | null): TransportSecurity {
+  if (material === null) return "plaintext";
+  return material.clientCa === null ? "tls" : "mtls";
+}
+
 /** Server credentials from the configured files: plaintext without them, TLS, or mutual TLS. */
-export function serverCredentials(files: TlsFiles): { credentials: ServerCredentials; security: TransportSecurity } {
-  if (files.certFile === undefined || files.keyFile === undefined) {
-    return { credentials: ServerCredentials.createInsecure(), security: "plaintext" };
-  }
-  const pair = { cert_chain: read(files.certFile, "TLS_CERT_FILE"), private_key: read(files.keyFile, "TLS_KEY_FILE") };
-  if (files.clientCaFile === undefined) {
-    return { credentials: ServerCredentials.createSsl(null, [pair], false), security: "tls" };
-  }
-  const ca = read(files.clientCaFile, "TLS_CLIENT_CA_FILE");
-  return { credentials: ServerCredentials.createSsl(ca, [pair], true), security: "mtls" };
+export function serverCredentials(material: TlsMaterial | null): { credentials: ServerCredentials; security: TransportSecurity } {
+  const security = securityOf(material);
+  if (material === null) return { credentials: ServerCredentials.createInsecure(), security };
+  const pair = { cert_chain: material.cert, private_key: material.key };
+  return { credentials: ServerCredentials.createSsl(material.clientCa, [pair], material.clientCa !== null), security };
 }

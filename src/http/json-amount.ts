@@ -1,8 +1,9 @@
 /**
  * Amounts are JSON numbers on the HTTP API. Inputs are checked by the schemas (integers within
- * the amount limit, far below 2^53); outputs are sums the database holds, which could in
- * principle pass 2^53 - 1: rather than send a rounded number, the call fails as server_error
- * (logged), and the gRPC API, whose int64 amounts are exact, still reads them.
+ * the amount limit, far below 2^53); outputs are sums the database holds, which the deposit's
+ * customer limit (CUSTOMER_UNEXPIRED_TOTAL_MAX = 2^53 - 1) keeps exact. Should a row edited
+ * by hand pass it anyway, the call fails as server_error (logged) rather than send a rounded
+ * number.
  */
 export function amountToJson(amount: bigint): number {
   const value = Number(amount);

@@ -1,3 +1,5 @@
+import type { RequestListener, Server } from "node:http";
+import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from "node:https";
 import swagger from "@fastify/swagger";
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest, type FastifySchemaCompiler } from "fastify";
@@ -17,7 +19,7 @@ import { schemaIssueToError, type SchemaIssue } from "./schema-errors.js";
 
 export interface HttpServer {
   readonly port: number;
-  /** `http://host:port`, with the bound port. */
+  /** `http://host:port` (`https://` with TLS), with the bound port. */
   readonly url: string;
   /** Stops accepting requests, lets in-flight ones finish for up to `graceMs`, then cuts them. */
   close(graceMs: number): Promise<void>;
@@ -103,9 +105,18 @@ function addHooks(app: HttpApp, deps: HttpDependencies): void {
   });
 }
 
-/** The fastify application with every route, not yet listening (tests may inject requests). */
-export async function buildHttpApp(deps: HttpDependencies): Promise<HttpApp> {
-  const app = Fastify({ logger: false, genReqId: requestIdOf, requestIdHeader: false }).withTypeProvider<TypeBoxTypeProvider>();
+/**
+ * The fastify application with every route, not yet listening (tests may inject requests); over
+ * HTTPS with `tls`. The routes see the same request and reply objects either way, so the app
+ * keeps its http.Server type.
+ */
+export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptions | null = null): Promise<HttpApp> {
+  const app = Fastify({
+    logger: false,
+    genReqId: requestIdOf,
+    requestIdHeader: false,
+    ...(tls ? { serverFactory: (handler: RequestListener) => createHttpsServer(tls, handler) as unknown as Server } : {}),
+  }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   // JSON only: a text/plain body is refused as not JSON rather than validated as a string.
   app.removeContentTypeParser("text/plain");
@@ -138,16 +149,20 @@ export async function buildHttpApp(deps: HttpDependencies): Promise<HttpApp> {
   return app;
 }
 
-/** The HTTP API on host:port (0 picks a free port). */
-export async function startHttpServer(deps: HttpDependencies, address: { host: string; port: number }): Promise<HttpServer> {
-  const app = await buildHttpApp(deps);
+/** The HTTP API on host:port (0 picks a free port), over HTTPS with `tls`. */
+export async function startHttpServer(
+  deps: HttpDependencies,
+  address: { host: string; port: number },
+  tls: HttpsServerOptions | null = null,
+): Promise<HttpServer> {
+  const app = await buildHttpApp(deps, tls);
   await app.listen({ host: address.host, port: address.port });
   const bound = app.server.address();
   const port = typeof bound === "object" && bound ? bound.port : address.port;
   const host = address.host.includes(":") ? `[${address.host}]` : address.host;
   return {
     port,
-    url: `http://${host}:${port}`,
+    url: `${tls ? "https" : "http"}://${host}:${port}`,
     async close(graceMs) {
       const cut = setTimeout(() => app.server.closeAllConnections(), graceMs);
       cut.unref();

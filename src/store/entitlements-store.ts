@@ -8,6 +8,7 @@ import {
 import type { Metadata } from "../domain/types.js";
 import type { Db } from "./database.js";
 import { decodeJson, encodeJson } from "./json-codec.js";
+import { guardedUpdateSql } from "./row-count-guard.js";
 import { bigOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { entitlementEvents, entitlements } from "./schema.js";
@@ -63,13 +64,18 @@ export function insertEntitlementSql(projectId: bigint, customerPk: bigint, f: E
       ${f.description}, ${metadataText(f.metadata)}, ${at}, ${at})`;
 }
 
-export function updateEntitlementSql(id: bigint, f: EntitlementFields, nowMs: number): SQL {
-  return sql`UPDATE ${entitlements} SET value = ${f.value}, valid_from_ms = ${f.validFromMs}, valid_until_ms = ${f.validUntilMs},
+/** Guarded: an entitlement that is gone fails the batch before COMMIT. */
+export function updateEntitlementSql(id: bigint, f: EntitlementFields, nowMs: number): SQL[] {
+  return guardedUpdateSql(
+    sql`UPDATE ${entitlements} SET value = ${f.value}, valid_from_ms = ${f.validFromMs}, valid_until_ms = ${f.validUntilMs},
       source = ${f.source}, description = ${f.description}, metadata = ${metadataText(f.metadata)}, updated_at = ${new Date(nowMs)}
-    WHERE id = ${id}`;
+    WHERE id = ${id}`,
+    1,
+  );
 }
 
-export const deleteEntitlementSql = (id: bigint): SQL => sql`DELETE FROM ${entitlements} WHERE id = ${id}`;
+/** Guarded like the update. */
+export const deleteEntitlementSql = (id: bigint): SQL[] => guardedUpdateSql(sql`DELETE FROM ${entitlements} WHERE id = ${id}`, 1);
 
 export interface NewEntitlementEvent {
   readonly projectId: bigint;
@@ -82,13 +88,15 @@ export interface NewEntitlementEvent {
   readonly source: string | null;
   readonly description: string | null;
   readonly nowMs: number;
+  /** The key that made the change. */
+  readonly apiKeyId: bigint | null;
 }
 
 export function insertEntitlementEventSql(e: NewEntitlementEvent): SQL {
   return sql`INSERT INTO ${entitlementEvents} (project_id, customer_pk, entitlement_id, feature_key, type, old_value, new_value,
-      source, description, created_at)
+      source, description, created_at, api_key_id)
     VALUES (${e.projectId}, ${e.customerPk}, ${e.entitlementId}, ${e.featureKey}, ${e.type}, ${e.oldValue}, ${e.newValue},
-      ${e.source}, ${e.description}, ${new Date(e.nowMs)})`;
+      ${e.source}, ${e.description}, ${new Date(e.nowMs)}, ${e.apiKeyId})`;
 }
 
 export async function readEntitlement(db: Db, projectId: bigint, customerPk: bigint, featureKey: string): Promise<EntitlementView | null> {

@@ -1,4 +1,6 @@
 import { sql, type SQL } from "drizzle-orm";
+import { BillingError } from "../errors/billing-error.js";
+import { isRowCountGuardFailure } from "./sql-errors.js";
 
 /**
  * Follows a guarded UPDATE in a batch: fails the batch (errno 1242, isRowCountGuardFailure)
@@ -15,3 +17,12 @@ export function rowCountGuardSql(expected: number): SQL {
 
 /** The UPDATE followed by its guard. */
 export const guardedUpdateSql = (update: SQL, expectedRows: number): SQL[] => [update, rowCountGuardSql(expectedRows)];
+
+/**
+ * For a batch's catch: a guard that failed means rows are not what the transaction read under
+ * lock, so nothing was committed and the call fails as server_error (logged with this cause);
+ * anything else is rethrown as it is. The credit side has its own code for holds.
+ */
+export function rethrowGuardFailure(error: unknown): never {
+  throw isRowCountGuardFailure(error) ? new BillingError("server_error", undefined, {}, { cause: error }) : error;
+}

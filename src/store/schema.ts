@@ -295,6 +295,8 @@ export const slotEvents = mysqlTable(
     description: varchar("description", { length: 1024 }),
     idempotencyKey: varchar("idempotency_key", { length: 128 }),
     createdAt: createdAt(),
+    /** The key that made the change. */
+    apiKeyId: bigint("api_key_id", { mode: "bigint", unsigned: true }),
   },
   (t) => [
     index("slot_events_customer_idx").on(t.projectId, t.customerPk, t.id),
@@ -334,7 +336,7 @@ export const entitlements = mysqlTable(
     validUntilMs: bigint("valid_until_ms", { mode: "number" }),
     source: varchar("source", { length: 64 }),
     description: varchar("description", { length: 1024 }),
-    metadata: text("metadata"),
+    metadata: mediumtext("metadata"),
     createdAt: createdAt(),
     updatedAt: datetime("updated_at", { mode: "date", fsp: 3 }).notNull(),
   },
@@ -362,6 +364,8 @@ export const entitlementEvents = mysqlTable(
     source: varchar("source", { length: 64 }),
     description: varchar("description", { length: 1024 }),
     createdAt: createdAt(),
+    /** The key that made the change. */
+    apiKeyId: bigint("api_key_id", { mode: "bigint", unsigned: true }),
   },
   (t) => [
     index("entitlement_events_customer_idx").on(t.projectId, t.customerPk, t.id),

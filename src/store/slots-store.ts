@@ -3,6 +3,7 @@ import type { StoredOutcome } from "../billing/idempotency.js";
 import { parsePoolStatus, SLOT_EVENT_TYPES, type HoldingSnapshot, type PoolSnapshot, type SlotEventType } from "../domain/slots.js";
 import type { Db } from "./database.js";
 import { bigOf, msOf, stringOf } from "./row-values.js";
+import { guardedUpdateSql } from "./row-count-guard.js";
 import type { Row } from "./run-transaction.js";
 import { customers, slotEvents, slotHoldings, slotKeys, slotPools } from "./schema.js";
 
@@ -49,11 +50,16 @@ export const poolByIdSql = (poolId: bigint | SQL): SQL => sql`SELECT ${POOL_COLU
 /**
  * Moves a pool from `before` to `after` as deltas: the CHECK constraints (0 <= in_use <=
  * capacity) refuse any result the plan got wrong, instead of the write silently missing.
+ * Guarded: a pool that is not `before` (as read under lock) fails the batch before COMMIT.
  */
-export function updatePoolSql(before: PoolSnapshot, after: PoolSnapshot): SQL {
+export function updatePoolSql(before: PoolSnapshot, after: PoolSnapshot): SQL[] {
   if (before.id !== after.id) throw new Error("updatePoolSql moves one pool");
-  return sql`UPDATE ${slotPools} SET capacity = capacity + ${after.capacity - before.capacity},
-    in_use = in_use + ${after.inUse - before.inUse} WHERE id = ${before.id}`;
+  return guardedUpdateSql(
+    sql`UPDATE ${slotPools} SET capacity = capacity + ${after.capacity - before.capacity},
+      in_use = in_use + ${after.inUse - before.inUse}
+    WHERE id = ${before.id} AND capacity = ${before.capacity} AND in_use = ${before.inUse}`,
+    1,
+  );
 }
 
 const HOLDING_COLUMNS = sql`h.id AS h_id, h.pool_id AS h_pool_id, h.amount AS h_amount, h.held_resource_id AS h_held`;
@@ -95,10 +101,13 @@ export function insertHoldingSql(h: NewHolding): SQL {
     VALUES (${h.projectId}, ${h.customerPk}, ${h.poolId}, ${h.wallet}, ${h.resourceId}, ${h.resourceId}, ${h.amount}, ${new Date(h.nowMs)})`;
 }
 
-/** Guarded: affects one row only while the holding is held. */
-export const releaseHoldingSql = (holdingId: bigint, nowMs: number): SQL =>
-  sql`UPDATE ${slotHoldings} SET held_resource_id = NULL, released_at = ${new Date(nowMs)}
-    WHERE id = ${holdingId} AND held_resource_id IS NOT NULL`;
+/** Guarded: affects one row only while the holding is held, else fails the batch before COMMIT. */
+export const releaseHoldingSql = (holdingId: bigint, nowMs: number): SQL[] =>
+  guardedUpdateSql(
+    sql`UPDATE ${slotHoldings} SET held_resource_id = NULL, released_at = ${new Date(nowMs)}
+    WHERE id = ${holdingId} AND held_resource_id IS NOT NULL`,
+    1,
+  );
 
 export interface NewSlotEvent {
   readonly projectId: bigint;
@@ -113,13 +122,15 @@ export interface NewSlotEvent {
   readonly description: string | null;
   readonly idempotencyKey: string | null;
   readonly nowMs: number;
+  /** The key that made the change. */
+  readonly apiKeyId: bigint | null;
 }
 
 export function insertSlotEventSql(e: NewSlotEvent): SQL {
   return sql`INSERT INTO ${slotEvents} (project_id, customer_pk, pool_id, holding_id, type, wallet, source, amount,
-      resource_id, description, idempotency_key, created_at)
+      resource_id, description, idempotency_key, created_at, api_key_id)
     VALUES (${e.projectId}, ${e.customerPk}, ${e.poolId}, ${e.holdingId}, ${e.type}, ${e.wallet}, ${e.source}, ${e.amount},
-      ${e.resourceId}, ${e.description}, ${e.idempotencyKey}, ${new Date(e.nowMs)})`;
+      ${e.resourceId}, ${e.description}, ${e.idempotencyKey}, ${new Date(e.nowMs)}, ${e.apiKeyId})`;
 }
 
 export const findSlotKeySql = (projectId: bigint, key: string): SQL =>

@@ -1,6 +1,6 @@
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { BillingError } from "../errors/billing-error.js";
 import type { Metrics } from "../metrics.js";
 import type { AuthenticatedCaller, RateLimit } from "./authenticator.js";
@@ -19,21 +19,63 @@ export interface RateLimiterOptions {
   readonly metrics?: Metrics | undefined;
 }
 
-interface Limiter {
-  consume(key: string): Promise<RateLimiterRes>;
+type Window = RateLimiterMemory | RateLimiterRedis;
+
+/**
+ * Two windows a call must both pass, the short one first. A call the long one refuses gives its
+ * point in the short one back, so refused calls never use up room (a refund that lands just
+ * after its one-second window ended gives the next window one call more). The wait a refusal carries is
+ * the longest of the exhausted windows', so a retry after it is admitted.
+ */
+class Windows {
+  constructor(
+    private readonly short: Window,
+    private readonly long: Window,
+  ) {}
+
+  async consume(key: string): Promise<void> {
+    try {
+      await this.short.consume(key);
+    } catch (rejection) {
+      throw await this.refusal(key, rejection);
+    }
+    try {
+      await this.long.consume(key);
+    } catch (rejection) {
+      if (rejection instanceof RateLimiterRes) await this.short.reward(key, 1);
+      throw await this.refusal(key, rejection);
+    }
+  }
+
+  /** A window's refusal carrying the real wait; anything else (Redis down) as it is. */
+  private async refusal(key: string, rejection: unknown): Promise<unknown> {
+    if (!(rejection instanceof RateLimiterRes)) return rejection;
+    let waitMs = rejection.msBeforeNext;
+    for (const window of [this.short, this.long]) {
+      const state = await window.get(key);
+      if (state && state.consumedPoints >= window.points) waitMs = Math.max(waitMs, state.msBeforeNext);
+    }
+    return new RateLimiterRes(0, waitMs);
+  }
 }
 
 /**
- * One token bucket per API key, sized by its project (rate per second and burst), built from
- * rate-limiter-flexible: a one-second window of `rate` calls, topped up by a burst allowance of
- * `burst - rate` calls that refills over `(burst - rate) / rate` seconds (its BurstyRateLimiter).
+ * One limit per API key, sized by its project (rate per second and burst): a token bucket's
+ * behaviour built from two of rate-limiter-flexible's fixed windows that a call must both pass,
+ * `burst` calls per second and rate × D calls per D seconds, D = ⌈burst / rate⌉ + 1 (whole
+ * seconds, as Redis expiries are). A window starts at the first call after the previous one
+ * ended. So a fresh key passes `burst` calls at once, the next ones a second later, and `rate`
+ * per second sustained (rate × D per D seconds). The worst case, exactly: in any T seconds at
+ * most min(burst × (⌈T⌉ + 1), rate × D × (⌈T / D⌉ + 1)) calls pass, which is 2 × burst within
+ * a moment where one one-second window ends and the next begins (a token bucket: burst +
+ * rate × T). From a fresh key, constant load passes at most rate × D in the first D seconds.
  * Over the limit → rate_limit_exceeded carrying the real wait. When Redis cannot be reached the
  * call is let through: a billing call is never refused because the limiter is down. That is
  * logged once per outage and counted in billing_rate_limit_fail_open_total.
  */
 export class RateLimiter {
   private readonly redis: Redis | null;
-  private readonly limiters = new Map<string, Limiter>();
+  private readonly limiters = new Map<string, Windows>();
   private redisDown = false;
 
   constructor(private readonly options: RateLimiterOptions) {
@@ -106,20 +148,20 @@ export class RateLimiter {
     await this.redis.quit().catch(() => this.redis?.disconnect());
   }
 
-  private limiterFor({ ratePerSecond, burst }: RateLimit): Limiter {
+  private limiterFor({ ratePerSecond, burst }: RateLimit): Windows {
     const name = `${ratePerSecond}:${burst}`;
     const existing = this.limiters.get(name);
     if (existing) return existing;
-    const extra = Math.max(0, burst - ratePerSecond);
-    const window = (points: number, seconds: number, part: string) => {
+    const window = (points: number, seconds: number, part: string): Window => {
       const keyPrefix = `${this.options.keyPrefix}:${part}:${name}`;
       return this.redis
         ? new RateLimiterRedis({ storeClient: this.redis, rejectIfRedisNotReady: true, points, duration: seconds, keyPrefix })
         : new RateLimiterMemory({ points, duration: seconds, keyPrefix });
     };
-    const steady = window(ratePerSecond, 1, "rate");
-    const limiter: Limiter =
-      extra === 0 ? steady : new BurstyRateLimiter(steady, window(extra, Math.max(1, Math.ceil(extra / ratePerSecond)), "burst"));
+    // The long window holds a burst and a second's rate more, so that after a burst the next
+    // calls pass as soon as the one-second window renews, not only when the long one does.
+    const seconds = Math.ceil(burst / ratePerSecond) + 1;
+    const limiter = new Windows(window(burst, 1, "second"), window(ratePerSecond * seconds, seconds, "window"));
     this.limiters.set(name, limiter);
     return limiter;
   }

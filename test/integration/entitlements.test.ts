@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EntitlementEventType } from "../../gen/velobase/billing/v1/entitlements.js";
+import { deleteEntitlementSql, insertEntitlementEventSql, updateEntitlementSql } from "../../src/store/entitlements-store.js";
+import { runTransaction } from "../../src/store/run-transaction.js";
+import { isRowCountGuardFailure } from "../../src/store/sql-errors.js";
 import { expectError } from "../support/client.js";
 import { DAY, ts, uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -208,5 +211,84 @@ describe("events", () => {
   it("entitlement events are append-only", async () => {
     await expect(s.app.database.pool.query("UPDATE entitlement_events SET new_value = 'x'")).rejects.toThrow(/append-only/);
     await expect(s.app.database.pool.query("DELETE FROM entitlement_events")).rejects.toThrow(/append-only/);
+  });
+});
+
+describe("metadata inside the documented limits (hardening finding 2, replayed on SetEntitlement)", () => {
+  /** The largest metadata the documented limits allow: 32 keys of 64 and values of 1024 code units. */
+  function largestMetadata(unit: string): Record<string, string> {
+    const metadata: Record<string, string> = {};
+    for (let i = 0; i < 32; i++) metadata[String(i).padStart(2, "0") + unit.repeat(62)] = unit.repeat(1024);
+    return metadata;
+  }
+
+  for (const [name, unit] of [
+    ["3-byte characters", "中"],
+    ["control characters JSON escapes 6 bytes each", "\u0001"],
+  ] as const) {
+    it(`stores 32 values of 1024 ${name}`, async () => {
+      const customerId = await customer();
+      const metadata = largestMetadata(unit);
+      const set = await ent().call("setEntitlement", { customerId, featureKey: "model", value: "gpt-5", metadata });
+      expect(set.entitlement?.metadata).toEqual(metadata);
+      expect((await ent().call("getEntitlement", { customerId, featureKey: "model" })).entitlement?.metadata).toEqual(metadata);
+    });
+  }
+});
+
+describe("guarded entitlement writes (like hardening finding 11)", () => {
+  it("an update or delete of an entitlement that is gone rolls back its batch before COMMIT", async () => {
+    const customerId = await customer();
+    const set = await ent().call("setEntitlement", { customerId, featureKey: "model", value: "gpt-5" });
+    // Set again unchanged, at the same instant: the guard counts the row found, not changed.
+    expect((await ent().call("setEntitlement", { customerId, featureKey: "model", value: "gpt-5" })).oldValue).toBe("gpt-5");
+    await ent().call("removeEntitlement", { customerId, featureKey: "model" });
+    const events = (await ent().call("listEntitlementEvents", { customerId })).totalCount;
+    const [rows] = await s.app.database.pool.query("SELECT id FROM customers WHERE project_id = 1 AND customer_id = ?", [customerId]);
+    const customerPk = BigInt((rows as Array<{ id: number | string }>)[0]?.id ?? 0);
+    const entitlementId = BigInt(set.entitlement?.entitlementId ?? "0");
+    const event = insertEntitlementEventSql({
+      projectId: 1n,
+      customerPk,
+      entitlementId,
+      featureKey: "model",
+      type: "SET",
+      oldValue: "gpt-5",
+      newValue: "gpt-6",
+      source: null,
+      description: null,
+      nowMs: s.clock.now(),
+      apiKeyId: null,
+    });
+    const fields = { featureKey: "model", value: "gpt-6", validFromMs: null, validUntilMs: null, source: null, description: null, metadata: null };
+    for (const write of [updateEntitlementSql(entitlementId, fields, s.clock.now()), deleteEntitlementSql(entitlementId)]) {
+      const failure = await runTransaction(s.app.database, (tx) => tx.run([event, ...write], { commit: true })).catch((error: unknown) => error);
+      expect(isRowCountGuardFailure(failure)).toBe(true);
+    }
+    expect((await ent().call("listEntitlementEvents", { customerId })).totalCount).toBe(events);
+    expect(await ent().call("getEntitlement", { customerId, featureKey: "model" })).toEqual({ entitlement: undefined });
+  });
+});
+
+describe("audit", () => {
+  it("every entitlement event records the key that made it", async () => {
+    const created = await s.createKey({ label: "entitlements-audit" });
+    const other = slotClientsFor(s.app.port, created.key);
+    try {
+      const customerId = await customer();
+      await other.entitlements.call("setEntitlement", { customerId, featureKey: "model", value: "gpt-5" });
+      await other.entitlements.call("removeEntitlement", { customerId, featureKey: "model" });
+      const [rows] = await s.app.database.pool.query(
+        "SELECT e.type, e.api_key_id FROM entitlement_events e JOIN customers c ON c.id = e.customer_pk WHERE c.customer_id = ? ORDER BY e.id",
+        [customerId],
+      );
+      const id = created.id.toString();
+      expect(rows).toEqual([
+        { type: "SET", api_key_id: id },
+        { type: "REMOVE", api_key_id: id },
+      ]);
+    } finally {
+      other.close();
+    }
   });
 });

@@ -14,6 +14,7 @@ import { isRowCountGuardFailure } from "../../src/store/sql-errors.js";
 import { findTransaction, settleTransactionSql } from "../../src/store/transactions-store.js";
 import { verifyLedger } from "../../src/billing/verify.js";
 import { expectError, TestClient } from "../support/client.js";
+import { expectHttpError, httpClientFor, ok } from "../support/http.js";
 import { SECOND, ts, uid } from "../support/fixtures.js";
 import { AccountStatus, OperationType as Op, TransactionStatus as TxStatus } from "../../gen/velobase/billing/v1/billing.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -98,7 +99,7 @@ describe("finding 2: metadata inside the documented limits is stored", () => {
   }
 });
 
-const INT64_MAX = 2n ** 63n - 1n;
+const CUSTOMER_MAX = 2n ** 53n - 1n;
 const AMOUNT_MAX = 10n ** 15n;
 
 /** Runs `count` calls of `call(i)` over `concurrency` workers. */
@@ -110,36 +111,36 @@ async function inParallel(count: number, concurrency: number, call: (i: number) 
   await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
-describe("a customer whose default account is filled to int64 max", () => {
+describe("a customer whose default account is filled to 2^53 - 1, the customer limit", () => {
   const customerId = uid("cust");
   const firstKey = uid("dep");
   let first: Awaited<ReturnType<typeof s.client.call<"deposit">>>;
   beforeAll(async () => {
-    // The probe's input: 9,223 deposits of 10^15, then 372036854775807 more.
+    // The probe's input scaled to the limit: 9 deposits of 10^15, then 7199254740991 more.
     first = await s.client.call("deposit", { customerId, amount: AMOUNT_MAX, idempotencyKey: firstKey });
-    await inParallel(9_222, 16, () => s.client.call("deposit", { customerId, amount: AMOUNT_MAX }));
-    const last = await s.client.call("deposit", { customerId, amount: 372_036_854_775_807n });
-    expect(last.account?.total).toBe(INT64_MAX);
-    expect(last.balance).toEqual({ total: INT64_MAX, used: 0n, frozen: 0n, available: INT64_MAX });
-  }, 120_000);
+    await inParallel(8, 4, () => s.client.call("deposit", { customerId, amount: AMOUNT_MAX }));
+    const last = await s.client.call("deposit", { customerId, amount: 7_199_254_740_991n });
+    expect(last.account?.total).toBe(CUSTOMER_MAX);
+    expect(last.balance).toEqual({ total: CUSTOMER_MAX, used: 0n, frozen: 0n, available: CUSTOMER_MAX });
+  });
 
-  it("finding 1: refuses a deposit beyond int64 max in all, and the customer stays usable", async () => {
+  it("finding 1: refuses a deposit beyond 2^53 - 1 in all, and the customer stays usable", async () => {
     const info = await expectError(
       s.client.call("deposit", { customerId, amount: 1n, creditType: "other" }),
       "invalid_argument",
-      "The deposit would take the customer's unexpired credits beyond 9223372036854775807.",
+      "The deposit would take the customer's unexpired credits beyond 9007199254740991.",
     );
     expect(info).toEqual({ field: "amount", requested: "1", remaining: "0" });
     const customer = await s.client.call("getCustomer", { customerId, includeInactive: true });
-    expect(customer.balance).toEqual({ total: INT64_MAX, used: 0n, frozen: 0n, available: INT64_MAX });
+    expect(customer.balance).toEqual({ total: CUSTOMER_MAX, used: 0n, frozen: 0n, available: CUSTOMER_MAX });
     expect(customer.creditTypes.map((t) => t.creditType)).toEqual(["default"]);
     const deducted = await s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 1n });
-    expect(deducted.balance).toEqual({ total: INT64_MAX, used: 1n, frozen: 0n, available: INT64_MAX - 1n });
+    expect(deducted.balance).toEqual({ total: CUSTOMER_MAX, used: 1n, frozen: 0n, available: CUSTOMER_MAX - 1n });
     const holdId = uid("hold");
     const frozen = await s.client.call("freeze", { customerId, transactionId: holdId, amount: 2n });
-    expect(frozen.balance?.available).toBe(INT64_MAX - 3n);
+    expect(frozen.balance?.available).toBe(CUSTOMER_MAX - 3n);
     const unfrozen = await s.client.call("unfreeze", { transactionId: holdId });
-    expect(unfrozen.balance).toEqual({ total: INT64_MAX, used: 1n, frozen: 0n, available: INT64_MAX - 1n });
+    expect(unfrozen.balance).toEqual({ total: CUSTOMER_MAX, used: 1n, frozen: 0n, available: CUSTOMER_MAX - 1n });
     await expectLedgerVerifies();
   });
 
@@ -153,6 +154,34 @@ describe("a customer whose default account is filled to int64 max", () => {
       { messageFree: true },
     );
     expect(info.field).toBe("amount");
+    await expectLedgerVerifies();
+  });
+});
+
+describe("finding 1 over HTTP: every balance stays an exact JSON number", () => {
+  it("deposits up to 2^53 - 1, refuses one more with invalid_argument, and GET customer still answers", async () => {
+    const http = await httpClientFor(s);
+    const customerId = uid("cust");
+    const deposit = (amount: number, wallet = "default") => http.post("/v1/customers/deposit", { customer_id: customerId, amount, wallet });
+    for (let i = 0; i < 9; i++) ok(await deposit(Number(AMOUNT_MAX)));
+    const last = ok(await deposit(7_199_254_740_991));
+    expect(last).toMatchObject({ total_amount: Number.MAX_SAFE_INTEGER, added_amount: 7_199_254_740_991 });
+    expectHttpError(await deposit(1, "other"), "invalid_argument", {
+      message: "The deposit would take the customer's unexpired credits beyond 9007199254740991.",
+      details: { field: "amount", requested: 1, remaining: 0 },
+    });
+    const customer = ok(await http.get(`/v1/customers/${customerId}`));
+    expect(customer.wallets).toEqual({
+      default: {
+        total: Number.MAX_SAFE_INTEGER,
+        used: 0,
+        frozen: 0,
+        available: Number.MAX_SAFE_INTEGER,
+        sources: [
+          { source: "default", total: Number.MAX_SAFE_INTEGER, used: 0, frozen: 0, available: Number.MAX_SAFE_INTEGER, starts_at: null, expires_at: null },
+        ],
+      },
+    });
     await expectLedgerVerifies();
   });
 });

@@ -46,6 +46,38 @@ async function refusedFor(client: TestClient): Promise<number> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Calls as fast as 4 callers can for `ms`; returns how many passed the limiter. */
+async function hammer(client: TestClient, ms: number): Promise<number> {
+  const end = Date.now() + ms;
+  let passed = 0;
+  const caller = async () => {
+    while (Date.now() < end) {
+      const code = await client.call("getCustomer", { customerId: "nobody" }).then(
+        () => "ok",
+        (e: unknown) => decodeStatusDetails((e as ServiceError).metadata).detail?.code,
+      );
+      if (code === "customer_not_found") passed++;
+      else expect(code).toBe("rate_limit_exceeded");
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, caller));
+  return passed;
+}
+
+describe("the sustained rate is the configured one, not twice it", () => {
+  for (const backend of ["memory", "redis"] as const) {
+    it(`rate 10, burst 20, hammered for 2.8 s (${backend}): at least the burst, at most burst + rate × T`, async () => {
+      const s = await server(backend === "redis" ? { REDIS_URL, RATE_LIMIT_KEY_PREFIX: uniquePrefix() } : {});
+      const { client } = await limitedClient(s, 10, 20);
+      const passed = await hammer(client, 2_800);
+      // A token bucket passes 20 + 10 × 2.8 = 48; the windows pass 30 (20, then 10 a second
+      // later, then none until the 3-second window renews); a limit refilling twice as fast, 60.
+      expect(passed).toBeGreaterThanOrEqual(20);
+      expect(passed).toBeLessThanOrEqual(48);
+    }, 15_000);
+  }
+});
+
 describe("rate limits in process memory (no REDIS_URL)", () => {
   it("answers rate_limit_exceeded with the real wait after the burst, and recovers after it", async () => {
     const s = await server();

@@ -3,6 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PoolStatus, SlotEventType } from "../../gen/velobase/billing/v1/slots.js";
 import { verifyLedger } from "../../src/billing/verify.js";
 import { decodeStatusDetails } from "../../src/errors/to-grpc-status.js";
+import { rethrowGuardFailure } from "../../src/store/row-count-guard.js";
+import { runTransaction } from "../../src/store/run-transaction.js";
+import { insertSlotEventSql, readPools, releaseHoldingSql, updatePoolSql } from "../../src/store/slots-store.js";
+import { isRowCountGuardFailure } from "../../src/store/sql-errors.js";
 import { expectError } from "../support/client.js";
 import { ts, uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -327,6 +331,109 @@ describe("keys on SlotService and EntitlementService", () => {
       );
     } finally {
       for (const c of [anonymous, reader, other]) c.close();
+    }
+  });
+});
+
+describe("a customer created by a capacity grant", () => {
+  it("takes name, email and metadata from its first deposit that has them, and keeps them after", async () => {
+    const customerId = uid("cust");
+    await slots().call("grantCapacity", { customerId, wallet: "ip", amount: 1n });
+    const created = await s.client.call("getCustomer", { customerId });
+    expect([created.name, created.email, created.metadata]).toEqual(["", "", {}]);
+    await s.client.call("deposit", { customerId, amount: 5n, name: "Ada", email: "ada@example.com", metadata: { plan: "pro" } });
+    const filled = await s.client.call("getCustomer", { customerId });
+    expect([filled.name, filled.email, filled.metadata, filled.balance?.available]).toEqual(["Ada", "ada@example.com", { plan: "pro" }, 5n]);
+    await s.client.call("deposit", { customerId, amount: 1n, name: "Bob", email: "bob@example.com", metadata: { plan: "free" } });
+    const kept = await s.client.call("getCustomer", { customerId });
+    expect([kept.name, kept.email, kept.metadata, kept.balance?.available]).toEqual(["Ada", "ada@example.com", { plan: "pro" }, 6n]);
+  });
+});
+
+describe("guarded slot writes (like hardening finding 11)", () => {
+  const eventCount = async (customerId: string) =>
+    (await slots().call("listSlotEvents", { customerId })).totalCount;
+  const poolsOf = async (customerId: string) => {
+    const [rows] = await s.app.database.pool.query("SELECT id FROM customers WHERE project_id = 1 AND customer_id = ?", [customerId]);
+    const customerPk = BigInt((rows as Array<{ id: number | string }>)[0]?.id ?? 0);
+    return { customerPk, pools: await readPools(s.app.database.db, 1n, customerPk, "ip") };
+  };
+
+  it("a pool update from a stale snapshot, or a release of a released holding, rolls back its batch before COMMIT", async () => {
+    const customerId = uid("cust");
+    await slots().call("grantCapacity", { customerId, wallet: "ip", amount: 5n });
+    const claimed = await slots().call("claim", { customerId, wallet: "ip", resourceId: "r1", amount: 2n });
+    await slots().call("release", { customerId, wallet: "ip", resourceId: "r1" });
+    const { customerPk, pools } = await poolsOf(customerId);
+    const current = pools[0];
+    if (!current) throw new Error("no pool");
+    const events = await eventCount(customerId);
+    const event = insertSlotEventSql({
+      projectId: 1n,
+      customerPk,
+      poolId: current.id,
+      holdingId: null,
+      type: "GRANT_CAPACITY",
+      wallet: "ip",
+      source: "default",
+      amount: 1n,
+      resourceId: null,
+      description: null,
+      idempotencyKey: null,
+      nowMs: s.clock.now(),
+      apiKeyId: null,
+    });
+    // Planned from a snapshot that is not the pool's row (in_use 2, as before the release): the
+    // guarded UPDATE matches no row, so the event sent before it must not commit.
+    const stale = { ...current, inUse: 2n };
+    const staleUpdate = await runTransaction(s.app.database, (tx) =>
+      tx.run([event, ...updatePoolSql(stale, { ...stale, capacity: stale.capacity + 1n })], { commit: true }),
+    ).catch((error: unknown) => error);
+    expect(isRowCountGuardFailure(staleUpdate)).toBe(true);
+    // The holding is released already: releasing it again matches no row.
+    const twice = await runTransaction(s.app.database, (tx) =>
+      tx.run([event, ...releaseHoldingSql(BigInt(claimed.holdingId), s.clock.now())], { commit: true }),
+    ).catch((error: unknown) => error);
+    expect(isRowCountGuardFailure(twice)).toBe(true);
+    expect(rethrowOf(twice)).toMatchObject({ code: "server_error" });
+
+    expect((await slots().call("listPools", { customerId })).pools.map((p) => [p.capacity, p.inUse])).toEqual([[5n, 0n]]);
+    expect(await eventCount(customerId)).toBe(events);
+    await expectPoolsConsistent();
+  });
+});
+
+function rethrowOf(error: unknown): unknown {
+  try {
+    rethrowGuardFailure(error);
+  } catch (mapped) {
+    return mapped;
+  }
+}
+
+describe("audit", () => {
+  it("every slot event records the key that made it", async () => {
+    const created = await s.createKey({ label: "slots-audit" });
+    const other = slotClientsFor(s.app.port, created.key);
+    try {
+      const customerId = uid("cust");
+      await other.slots.call("grantCapacity", { customerId, wallet: "ip", amount: 3n });
+      await other.slots.call("claim", { customerId, wallet: "ip", resourceId: "r" });
+      await other.slots.call("release", { customerId, wallet: "ip", resourceId: "r" });
+      await other.slots.call("revokeCapacity", { customerId, wallet: "ip", amount: 1n });
+      const [rows] = await s.app.database.pool.query(
+        "SELECT e.type, e.api_key_id FROM slot_events e JOIN customers c ON c.id = e.customer_pk WHERE c.customer_id = ? ORDER BY e.id",
+        [customerId],
+      );
+      const id = created.id.toString();
+      expect(rows).toEqual([
+        { type: "GRANT_CAPACITY", api_key_id: id },
+        { type: "CLAIM", api_key_id: id },
+        { type: "RELEASE", api_key_id: id },
+        { type: "REVOKE_CAPACITY", api_key_id: id },
+      ]);
+    } finally {
+      other.close();
     }
   });
 });

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { request as httpsRequest } from "node:https";
 import { credentials, type ServiceError, status } from "@grpc/grpc-js";
 import { generate } from "selfsigned";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -67,6 +68,40 @@ const tlsClient = (s: TestServer, client?: Pem) =>
       : credentials.createSsl(Buffer.from(ca.cert)),
   );
 
+/** An HTTPS call to the server's HTTP API trusting the test CA, presenting `client` if given. */
+function overHttps(s: TestServer, method: string, path: string, client?: Pem, body?: unknown): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const call = httpsRequest(
+      `${s.httpUrl}${path}`,
+      {
+        method,
+        ca: ca.cert,
+        servername: "localhost",
+        ...(client ? { cert: client.cert, key: client.key } : {}),
+        headers: { authorization: `Bearer ${s.apiKey}`, ...(payload === undefined ? {} : { "content-type": "application/json" }) },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString("utf8")) }));
+        response.on("error", reject);
+      },
+    );
+    call.on("error", reject);
+    call.end(payload);
+  });
+}
+
+/** The HTTPS call fails below HTTP: no status at all, the TLS connection is refused. */
+async function refusedAtTls(call: Promise<{ status: number }>): Promise<void> {
+  const outcome = await call.then(
+    (answer) => `HTTP ${answer.status}`,
+    (e: unknown) => (e as NodeJS.ErrnoException).code ?? String(e),
+  );
+  expect(outcome).toMatch(/^(ECONNRESET|EPIPE|ERR_SSL_)/);
+}
+
 async function unavailable(call: Promise<unknown>): Promise<void> {
   const error = (await call.then(
     () => new Error("expected the call to fail"),
@@ -94,6 +129,19 @@ describe("TLS", () => {
     }
   });
 
+  it("serves the HTTP API over HTTPS from the same files, still asking for a key", async () => {
+    expect(s.httpUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const deposited = await overHttps(s, "POST", "/v1/customers/deposit", undefined, { customer_id: "https-customer", amount: 7 });
+    expect([deposited.status, (deposited.body as { total_amount: number }).total_amount]).toEqual([200, 7]);
+    const customer = await overHttps(s, "GET", "/v1/customers/https-customer");
+    expect(customer.status).toBe(200);
+    const cleartext = await fetch(`${s.httpUrl.replace("https:", "http:")}/v1/health`).then(
+      (r) => `HTTP ${r.status}`,
+      (e: unknown) => String(e),
+    );
+    expect(cleartext).not.toMatch(/^HTTP 2/);
+  });
+
   it("refuses a plaintext client", async () => {
     const plaintext = new TestClient(s.app.port, s.apiKey);
     try {
@@ -119,6 +167,20 @@ describe("mutual TLS", () => {
     } finally {
       client.close();
     }
+  });
+
+  it("serves HTTPS to a client whose certificate the CA signed", async () => {
+    expect(s.httpUrl).toMatch(/^https:/);
+    const deposited = await overHttps(s, "POST", "/v1/customers/deposit", clientPem, { customer_id: "mtls-http", amount: 9 });
+    expect([deposited.status, (deposited.body as { total_amount: number }).total_amount]).toEqual([200, 9]);
+  });
+
+  it("refuses at the TLS layer an HTTPS client without a certificate, or with one another CA signed, bearer key or not", async () => {
+    await refusedAtTls(overHttps(s, "GET", "/v1/customers/mtls-http"));
+    await refusedAtTls(overHttps(s, "GET", "/v1/customers/mtls-http", strangerPem));
+    await refusedAtTls(overHttps(s, "POST", "/v1/customers/deposit", undefined, { customer_id: "mtls-http", amount: 1 }));
+    const unchanged = await overHttps(s, "GET", "/v1/customers/mtls-http", clientPem);
+    expect((unchanged.body as { wallets: { default: { total: number } } }).wallets.default.total).toBe(9);
   });
 
   it("refuses a client without a certificate, or with one another CA signed", async () => {

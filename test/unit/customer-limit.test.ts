@@ -7,6 +7,11 @@ import { codeOf } from "../support/code-of.js";
 const MAX = CUSTOMER_UNEXPIRED_TOTAL_MAX;
 
 describe("checkCustomerTotal", () => {
+  it("bounds a customer's unexpired credits by 2^53 - 1, exact as a JSON number", () => {
+    expect(MAX).toBe(9_007_199_254_740_991n);
+    expect(MAX).toBe(BigInt(Number.MAX_SAFE_INTEGER));
+  });
+
   it.each([
     [0n, 1n, "ok"],
     [0n, MAX, "ok"],

@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import type { Audit } from "../../domain/caller.js";
 import {
   planSet,
   withStatus,
@@ -17,6 +18,7 @@ import {
   lockEntitlementSql,
   updateEntitlementSql,
 } from "../../store/entitlements-store.js";
+import { rethrowGuardFailure } from "../../store/row-count-guard.js";
 import { bigOf } from "../../store/row-values.js";
 import { rowsOf, runTransaction, type Tx } from "../../store/run-transaction.js";
 import type { BillingContext } from "../context.js";
@@ -45,7 +47,7 @@ async function loadEntitlement(tx: Tx, target: EntitlementTarget) {
 }
 
 /** Creates or replaces a customer's value of one feature, and appends a SET event. Two round trips. */
-export function setEntitlement(ctx: BillingContext, input: SetEntitlementInput): Promise<SetEntitlementResult> {
+export function setEntitlement(ctx: BillingContext, input: SetEntitlementInput & Audit): Promise<SetEntitlementResult> {
   const { projectId } = input;
   return runTransaction(
     ctx.database,
@@ -60,7 +62,7 @@ export function setEntitlement(ctx: BillingContext, input: SetEntitlementInput):
         [
           ...(current === null
             ? [insertEntitlementSql(projectId, customerPk, fields, nowMs), sql`SET @entitlement = LAST_INSERT_ID()`]
-            : [updateEntitlementSql(current.entitlementId, fields, nowMs), sql`SET @entitlement = ${current.entitlementId}`]),
+            : [...updateEntitlementSql(current.entitlementId, fields, nowMs), sql`SET @entitlement = ${current.entitlementId}`]),
           insertEntitlementEventSql({
             projectId,
             customerPk,
@@ -72,11 +74,12 @@ export function setEntitlement(ctx: BillingContext, input: SetEntitlementInput):
             source: fields.source,
             description: fields.description,
             nowMs,
+            apiKeyId: input.apiKeyId,
           }),
           sql`SELECT @entitlement AS entitlement_id`,
         ],
         { commit: true },
-      );
+      ).catch(rethrowGuardFailure);
       const entitlementId = bigOf(rowsOf(results.at(-1))[0]?.entitlement_id);
       return {
         entitlement: withStatus(
@@ -101,7 +104,7 @@ export function setEntitlement(ctx: BillingContext, input: SetEntitlementInput):
 }
 
 /** Removes a customer's value of one feature and appends a REMOVE event; nothing to remove is no error. */
-export function removeEntitlement(ctx: BillingContext, input: EntitlementTarget): Promise<RemoveEntitlementResult> {
+export function removeEntitlement(ctx: BillingContext, input: EntitlementTarget & Audit): Promise<RemoveEntitlementResult> {
   const { projectId } = input;
   return runTransaction(
     ctx.database,
@@ -112,7 +115,7 @@ export function removeEntitlement(ctx: BillingContext, input: EntitlementTarget)
       if (loaded === null || current === null) return { removed: false, oldValue: null };
       await tx.run(
         [
-          deleteEntitlementSql(current.entitlementId),
+          ...deleteEntitlementSql(current.entitlementId),
           insertEntitlementEventSql({
             projectId,
             customerPk: loaded.customerPk,
@@ -124,10 +127,11 @@ export function removeEntitlement(ctx: BillingContext, input: EntitlementTarget)
             source: current.source,
             description: null,
             nowMs,
+            apiKeyId: input.apiKeyId,
           }),
         ],
         { commit: true },
-      );
+      ).catch(rethrowGuardFailure);
       return { removed: true, oldValue: current.value };
     },
     ctx.retries,

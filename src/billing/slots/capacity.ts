@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import type { Audit } from "../../domain/caller.js";
 import { fingerprint } from "../../domain/fingerprint.js";
 import { planGrant, planRevoke, poolView, type PoolResult, type PoolSnapshot, type SlotEventType } from "../../domain/slots.js";
 import { BillingError } from "../../errors/billing-error.js";
@@ -6,6 +7,7 @@ import { lockCustomerSql } from "../../store/accounts-store.js";
 import { customerByIdSql, customerPkSql, upsertCustomerSql } from "../../store/customers-store.js";
 import { encodeJson } from "../../store/json-codec.js";
 import { bigOf } from "../../store/row-values.js";
+import { rethrowGuardFailure } from "../../store/row-count-guard.js";
 import { compact, rowsOf, runTransaction, type Tx } from "../../store/run-transaction.js";
 import {
   ensurePoolSql,
@@ -74,9 +76,9 @@ function locked(pool: PoolSnapshot | null): PoolSnapshot {
 }
 
 /** One envelope for both directions: load, replay or plan, then (pool, event, key, COMMIT). */
-function changeCapacity(ctx: BillingContext, type: SlotEventType, input: CapacityInput): Promise<PoolResult> {
+function changeCapacity(ctx: BillingContext, type: SlotEventType, input: CapacityInput & Audit): Promise<PoolResult> {
   const { projectId, idempotencyKey } = input;
-  const requestFingerprint = fingerprint({ op: type, ...input, projectId: undefined, idempotencyKey: undefined });
+  const requestFingerprint = fingerprint({ op: type, ...input, projectId: undefined, apiKeyId: undefined, idempotencyKey: undefined });
   return runTransaction(
     ctx.database,
     async (tx) => {
@@ -91,7 +93,7 @@ function changeCapacity(ctx: BillingContext, type: SlotEventType, input: Capacit
       const result: PoolResult = { pool: poolView(after), isIdempotentReplay: false };
       await tx.run(
         compact([
-          updatePoolSql(before, after),
+          ...updatePoolSql(before, after),
           insertSlotEventSql({
             projectId,
             customerPk,
@@ -105,13 +107,14 @@ function changeCapacity(ctx: BillingContext, type: SlotEventType, input: Capacit
             description: input.description,
             idempotencyKey,
             nowMs,
+            apiKeyId: input.apiKeyId,
           }),
           idempotencyKey === null
             ? null
             : insertSlotKeySql(projectId, { key: idempotencyKey, customerPk, requestFingerprint, response: encodeJson(result), nowMs }),
         ]),
         { commit: true },
-      );
+      ).catch(rethrowGuardFailure);
       return result;
     },
     ctx.retries,
@@ -119,9 +122,9 @@ function changeCapacity(ctx: BillingContext, type: SlotEventType, input: Capacit
 }
 
 /** Adds capacity to the (customer, wallet, source) pool, creating customer and pool on first use. */
-export const grantCapacity = (ctx: BillingContext, input: CapacityInput): Promise<PoolResult> =>
+export const grantCapacity = (ctx: BillingContext, input: CapacityInput & Audit): Promise<PoolResult> =>
   changeCapacity(ctx, "GRANT_CAPACITY", input);
 
 /** Removes capacity from a pool; never below what is in use. */
-export const revokeCapacity = (ctx: BillingContext, input: CapacityInput): Promise<PoolResult> =>
+export const revokeCapacity = (ctx: BillingContext, input: CapacityInput & Audit): Promise<PoolResult> =>
   changeCapacity(ctx, "REVOKE_CAPACITY", input);

@@ -1,10 +1,12 @@
 import { sql } from "drizzle-orm";
+import type { Audit } from "../../domain/caller.js";
 import { planClaim, planRelease, poolView, type HoldingResult, type HoldingSnapshot, type PoolSnapshot } from "../../domain/slots.js";
 import { BillingError } from "../../errors/billing-error.js";
 import { lockCustomerSql } from "../../store/accounts-store.js";
 import { customerByIdSql, customerPkSql } from "../../store/customers-store.js";
 import { bigOf } from "../../store/row-values.js";
-import { headerOf, rowsOf, runTransaction, type Tx } from "../../store/run-transaction.js";
+import { rethrowGuardFailure } from "../../store/row-count-guard.js";
+import { rowsOf, runTransaction, type Tx } from "../../store/run-transaction.js";
 import {
   holdingFromRows,
   insertHoldingSql,
@@ -64,7 +66,7 @@ function poolOf(state: HoldingState, holding: HoldingSnapshot): PoolSnapshot {
  * gets its holding back as a replay. Two round trips: loadHolding, then (holding, pool, event,
  * COMMIT).
  */
-export function claimSlot(ctx: BillingContext, input: ClaimInput): Promise<HoldingResult> {
+export function claimSlot(ctx: BillingContext, input: ClaimInput & Audit): Promise<HoldingResult> {
   const { projectId } = input;
   return runTransaction(
     ctx.database,
@@ -80,12 +82,12 @@ export function claimSlot(ctx: BillingContext, input: ClaimInput): Promise<Holdi
       const after = planClaim(candidates, input.amount, input.wallet);
       const before = state.pools.find((p) => p.id === after.id);
       if (!before) throw new Error(`planClaim chose pool ${after.id}, which is not locked`);
-      const [, , , ids] = await tx.run(
+      const [, , ids] = await tx.run(
         [
           insertHoldingSql({ ...input, customerPk: state.customerPk, poolId: after.id, nowMs }),
           sql`SET @holding = LAST_INSERT_ID()`,
-          updatePoolSql(before, after),
           sql`SELECT @holding AS holding_id`,
+          ...updatePoolSql(before, after),
           insertSlotEventSql({
             projectId,
             customerPk: state.customerPk,
@@ -99,10 +101,11 @@ export function claimSlot(ctx: BillingContext, input: ClaimInput): Promise<Holdi
             description: input.description,
             idempotencyKey: null,
             nowMs,
+            apiKeyId: input.apiKeyId,
           }),
         ],
         { commit: true },
-      );
+      ).catch(rethrowGuardFailure);
       return { pool: poolView(after), holdingId: bigOf(rowsOf(ids)[0]?.holding_id), isIdempotentReplay: false };
     },
     ctx.retries,
@@ -113,7 +116,7 @@ export function claimSlot(ctx: BillingContext, input: ClaimInput): Promise<Holdi
  * Gives a resource's holding back to its pool. Its last holding already released → a replay
  * answering that holding; never held → slot_holding_not_found.
  */
-export function releaseSlot(ctx: BillingContext, input: ReleaseInput): Promise<HoldingResult> {
+export function releaseSlot(ctx: BillingContext, input: ReleaseInput & Audit): Promise<HoldingResult> {
   const { projectId } = input;
   return runTransaction(
     ctx.database,
@@ -127,10 +130,10 @@ export function releaseSlot(ctx: BillingContext, input: ReleaseInput): Promise<H
       const before = poolOf(state, holding);
       if (holding.released) return { pool: poolView(before), holdingId: holding.id, isIdempotentReplay: true };
       const after = planRelease(before, holding);
-      const [released] = await tx.run(
+      await tx.run(
         [
-          releaseHoldingSql(holding.id, nowMs),
-          updatePoolSql(before, after),
+          ...releaseHoldingSql(holding.id, nowMs),
+          ...updatePoolSql(before, after),
           insertSlotEventSql({
             projectId,
             customerPk: state.customerPk,
@@ -144,13 +147,11 @@ export function releaseSlot(ctx: BillingContext, input: ReleaseInput): Promise<H
             description: null,
             idempotencyKey: null,
             nowMs,
+            apiKeyId: input.apiKeyId,
           }),
         ],
         { commit: true },
-      );
-      // The holding row was locked as held, so the guarded update cannot miss; if it did, the
-      // pool was credited wrongly and `verify` will name it.
-      if (headerOf(released).affectedRows !== 1) throw new Error(`holding ${holding.id} was not held at release`);
+      ).catch(rethrowGuardFailure);
       return { pool: poolView(after), holdingId: holding.id, isIdempotentReplay: false };
     },
     ctx.retries,

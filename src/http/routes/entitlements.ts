@@ -11,6 +11,7 @@ import {
 } from "../../domain/entitlements.js";
 import { parseClosedValues } from "../../domain/event-query.js";
 import { DESCRIPTION_LENGTH_MAX, ENTITLEMENT_VALUE_LENGTH_MAX, EVENT_FILTER_VALUES_MAX, FEATURE_KEYS_PER_REQUEST_MAX } from "../../domain/limits.js";
+import { auditOf } from "../../domain/caller.js";
 import { parseSource, parseText } from "../../domain/validation.js";
 import { BillingError } from "../../errors/billing-error.js";
 import { eventPageJson, EventPageReply, EventQueryFields, eventWindowOf } from "../event-page.js";
@@ -156,6 +157,7 @@ export function registerEntitlementRoutes(app: HttpApp, deps: HttpDependencies):
     const body = withoutNulls(request.body);
     const result = await setEntitlement(ctx, {
       ...targetOf(body, callerOf(request).projectId),
+      ...auditOf(callerOf(request)),
       value: parseEntitlementValue(body.value),
       validFromMs: parseIsoField(body.valid_from, "valid_from", "invalid_valid_from"),
       validUntilMs: parseIsoField(body.valid_until, "valid_until", "invalid_valid_until"),
@@ -167,7 +169,7 @@ export function registerEntitlementRoutes(app: HttpApp, deps: HttpDependencies):
   });
 
   app.post("/v1/entitlement/remove", { schema: { summary: "Remove a feature's value", tags, body: RemoveBody, response: responses(RemoveReply) } }, async (request) =>
-    removeReply(await removeEntitlement(ctx, targetOf(request.body, callerOf(request).projectId))),
+    removeReply(await removeEntitlement(ctx, { ...targetOf(request.body, callerOf(request).projectId), ...auditOf(callerOf(request)) })),
   );
 
   app.get(

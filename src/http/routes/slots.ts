@@ -4,6 +4,7 @@ import { claimSlot, releaseSlot, type ReleaseInput } from "../../billing/slots/c
 import { listPools, listSlotEvents, type SlotEventView } from "../../billing/slots/list-slots.js";
 import { parseClosedValues } from "../../domain/event-query.js";
 import { DEFAULT_SLOT_SOURCE, DESCRIPTION_LENGTH_MAX, EVENT_FILTER_VALUES_MAX, WALLET_PATTERN } from "../../domain/limits.js";
+import { auditOf } from "../../domain/caller.js";
 import {
   parseResourceId,
   parseWallet,
@@ -180,7 +181,7 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
     { schema: { summary: "Grant capacity (creates the customer and the pool)", tags, body: CapacityBody, response: responses(CapacityReply) }, config: write },
     async (request) => {
       const input = capacityInputOf(withoutNulls(request.body), callerOf(request).projectId, request.headers["idempotency-key"]);
-      return capacityReply(await grantCapacity(ctx, input));
+      return capacityReply(await grantCapacity(ctx, { ...input, ...auditOf(callerOf(request)) }));
     },
   );
 
@@ -189,7 +190,7 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
     { schema: { summary: "Revoke capacity (never below in_use)", tags, body: CapacityBody, response: responses(CapacityReply) }, config: write },
     async (request) => {
       const input = capacityInputOf(withoutNulls(request.body), callerOf(request).projectId, request.headers["idempotency-key"]);
-      return capacityReply(await revokeCapacity(ctx, input));
+      return capacityReply(await revokeCapacity(ctx, { ...input, ...auditOf(callerOf(request)) }));
     },
   );
 
@@ -200,6 +201,7 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
       const body = withoutNulls(request.body);
       const result = await claimSlot(ctx, {
         ...releaseInputOf(body, callerOf(request).projectId),
+        ...auditOf(callerOf(request)),
         source: body.source === undefined || body.source === "" ? null : parseSource(body.source, DEFAULT_SLOT_SOURCE),
         amount: body.amount === undefined ? 1n : parseAmount(amountFromJson(body.amount)),
         description: descriptionOf(body.description),
@@ -211,7 +213,7 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
   app.post(
     "/v1/slot/release",
     { schema: { summary: "Release a resource's slot (twice: a replay)", tags, body: ReleaseBody, response: responses(HoldingReply) }, config: write },
-    async (request) => holdingReply(await releaseSlot(ctx, releaseInputOf(request.body, callerOf(request).projectId))),
+    async (request) => holdingReply(await releaseSlot(ctx, { ...releaseInputOf(request.body, callerOf(request).projectId), ...auditOf(callerOf(request)) })),
   );
 
   app.get(

@@ -368,12 +368,19 @@ export interface DepositRequest {
   expiresAt:
     | Timestamp
     | undefined;
-  /** Customer profile, stored on the first deposit only. At most 255 each. */
+  /**
+   * Customer profile, stored on the first deposit only (each one still empty,
+   * as for a customer a slot capacity grant created, is filled by the next
+   * deposit that has it; a stored one never changes). At most 255 each.
+   */
   name: string;
   email: string;
   /** Free text on the ledger entry, at most 1024 characters. */
   description: string;
-  /** Stored on the ledger entry; on the customer too for its first deposit. */
+  /**
+   * Stored on the ledger entry; on the customer too for its first deposit (or
+   * while the customer's metadata is still empty, like name and email).
+   */
   metadata: { [key: string]: string };
 }
 
@@ -5471,8 +5478,9 @@ export const BillingServiceService = {
    * on its first deposit. The account is keyed by (credit_type, source,
    * starts_at, expires_at); a deposit with the same key adds to it.
    * A customer's unexpired credits (the sum of total over its accounts not yet
-   * expired) stay at most 9223372036854775807 (int64 max), so every balance
-   * fits in a response; a deposit beyond fails with invalid_argument, field
+   * expired) stay at most 9007199254740991 (2^53 - 1), so every balance is
+   * exact in a response of either API (an int64 here, a JSON number over
+   * HTTP); a deposit beyond fails with invalid_argument, field
    * "amount", facts "requested" and "remaining" (what still fits).
    * Errors: customer_id_required, amount_must_be_positive, invalid_starts_at,
    * invalid_expires_at, invalid_datetime_range, invalid_credit_types,
@@ -5608,8 +5616,9 @@ export interface BillingServiceServer extends UntypedServiceImplementation {
    * on its first deposit. The account is keyed by (credit_type, source,
    * starts_at, expires_at); a deposit with the same key adds to it.
    * A customer's unexpired credits (the sum of total over its accounts not yet
-   * expired) stay at most 9223372036854775807 (int64 max), so every balance
-   * fits in a response; a deposit beyond fails with invalid_argument, field
+   * expired) stay at most 9007199254740991 (2^53 - 1), so every balance is
+   * exact in a response of either API (an int64 here, a JSON number over
+   * HTTP); a deposit beyond fails with invalid_argument, field
    * "amount", facts "requested" and "remaining" (what still fits).
    * Errors: customer_id_required, amount_must_be_positive, invalid_starts_at,
    * invalid_expires_at, invalid_datetime_range, invalid_credit_types,
@@ -5677,8 +5686,9 @@ export interface BillingServiceClient extends Client {
    * on its first deposit. The account is keyed by (credit_type, source,
    * starts_at, expires_at); a deposit with the same key adds to it.
    * A customer's unexpired credits (the sum of total over its accounts not yet
-   * expired) stay at most 9223372036854775807 (int64 max), so every balance
-   * fits in a response; a deposit beyond fails with invalid_argument, field
+   * expired) stay at most 9007199254740991 (2^53 - 1), so every balance is
+   * exact in a response of either API (an int64 here, a JSON number over
+   * HTTP); a deposit beyond fails with invalid_argument, field
    * "amount", facts "requested" and "remaining" (what still fits).
    * Errors: customer_id_required, amount_must_be_positive, invalid_starts_at,
    * invalid_expires_at, invalid_datetime_range, invalid_credit_types,
