@@ -78,7 +78,13 @@ const when = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOStrin
 /** Left-aligned columns, two spaces apart. */
 function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  for (const row of [header, ...rows]) out(row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ").trimEnd());
+  for (const row of [header, ...rows])
+    out(
+      row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    );
 }
 
 function integerOption(name: string): (value: string) => number {
@@ -139,7 +145,11 @@ keys
   .description("create an API key; the key is printed once, alone on the last line")
   .requiredOption("--project <name>", "the project the key belongs to")
   .option("--label <text>", "what the key is for", "")
-  .option("--scope <scope>", "write (every call) or read (the reads: GetCustomer, GetTransaction, ListLedgerEntries, ListPools, ListSlotEvents, the entitlement reads, and their HTTP GET routes)", "write")
+  .option(
+    "--scope <scope>",
+    "write (every call) or read (the reads: GetCustomer, GetTransaction, ListLedgerEntries, ListPools, ListSlotEvents, the entitlement reads, and their HTTP GET routes)",
+    "write",
+  )
   .action((o: { project: string; label: string; scope: string }) =>
     withDatabase(async (database) => {
       const scope = checkScope(o.scope);

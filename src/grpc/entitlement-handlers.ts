@@ -11,7 +11,9 @@ import { guarded, type GuardedEnvironment } from "./unary.js";
 export function entitlementHandlers(ctx: BillingContext, env: GuardedEnvironment): EntitlementServiceServer & UntypedServiceImplementation {
   return {
     setEntitlement: guarded(env, "SetEntitlement", "write", async (r, caller) =>
-      message.setEntitlementResponse(await setEntitlement(ctx, { ...message.parseSetEntitlement(r, caller.projectId), ...auditOf(caller) })),
+      message.setEntitlementResponse(
+        await setEntitlement(ctx, { ...message.parseSetEntitlement(r, caller.projectId), ...auditOf(caller) }),
+      ),
     ),
     getEntitlement: guarded(env, "GetEntitlement", "read", async (r, caller) => {
       const found = await getEntitlement(ctx, message.parseTarget(r, caller.projectId));

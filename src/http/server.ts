@@ -41,7 +41,9 @@ const validatorCompiler: FastifySchemaCompiler<TSchema> = (route) => {
     for (const key of integers) {
       const raw = query[key];
       if (typeof raw === "string" && !INTEGER_TEXT.test(raw)) {
-        return { error: [{ keyword: "type", instancePath: `/${key}`, schemaPath: "#", params: { type: "integer" }, message: "must be integer" }] };
+        return {
+          error: [{ keyword: "type", instancePath: `/${key}`, schemaPath: "#", params: { type: "integer" }, message: "must be integer" }],
+        };
       }
     }
     return check(value);
@@ -101,7 +103,10 @@ function addHooks(app: HttpApp, deps: HttpDependencies): void {
     const seconds = reply.elapsedTime / 1000;
     deps.metrics?.httpCalls.inc({ route, code });
     deps.metrics?.httpLatency.observe({ route }, seconds);
-    deps.log.info({ requestId: request.id, route, code, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 1e3) / 1e3 }, "http call");
+    deps.log.info(
+      { requestId: request.id, route, code, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 1e3) / 1e3 },
+      "http call",
+    );
   });
 }
 
@@ -126,7 +131,8 @@ export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptio
       info: {
         title: "velobase-billing HTTP API",
         version: "1.0.0",
-        description: "Velobase-compatible JSON API over the same operations as the gRPC BillingService, SlotService and EntitlementService.",
+        description:
+          "Velobase-compatible JSON API over the same operations as the gRPC BillingService, SlotService and EntitlementService.",
       },
       components: {
         securitySchemes: {

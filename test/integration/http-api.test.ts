@@ -230,7 +230,13 @@ describe("billing routes", () => {
     const customer = await funded();
     const tx = uid("tx");
     const frozen = ok(
-      await http.post("/v1/billing/freeze", { customer_id: customer, amount: 40, transaction_id: tx, credit_types: ["default"], unfreeze_after_seconds: 60 }),
+      await http.post("/v1/billing/freeze", {
+        customer_id: customer,
+        amount: 40,
+        transaction_id: tx,
+        credit_types: ["default"],
+        unfreeze_after_seconds: 60,
+      }),
     );
     expect(frozen).toEqual({
       transaction_id: tx,
@@ -249,8 +255,13 @@ describe("billing routes", () => {
       consumed_at: iso(NOW),
       is_idempotent_replay: false,
     });
-    expect(ok(await http.post("/v1/billing/consume", { transaction_id: tx, actual_amount: 25 }))).toEqual({ ...consumed, is_idempotent_replay: true });
-    expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toMatchObject({ default: { total: 100, used: 25, frozen: 0, available: 75 } });
+    expect(ok(await http.post("/v1/billing/consume", { transaction_id: tx, actual_amount: 25 }))).toEqual({
+      ...consumed,
+      is_idempotent_replay: true,
+    });
+    expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toMatchObject({
+      default: { total: 100, used: 25, frozen: 0, available: 75 },
+    });
   });
 
   it("omits returned_amount and overage_amount when they are zero", async () => {
@@ -307,7 +318,18 @@ describe("optional fields sent as JSON null", () => {
   // Velobase's Python SDK sends None as null: every optional field takes null as absent.
   it("deposit: every optional field null is the same as absent; the header key still applies", async () => {
     const customer = uid("cust");
-    const nulls = { wallet: null, credit_type: null, source: null, starts_at: null, expires_at: null, idempotency_key: null, name: null, email: null, metadata: null, description: null };
+    const nulls = {
+      wallet: null,
+      credit_type: null,
+      source: null,
+      starts_at: null,
+      expires_at: null,
+      idempotency_key: null,
+      name: null,
+      email: null,
+      metadata: null,
+      description: null,
+    };
     const key = uid("key");
     const body = ok(await deposit({ customer_id: customer, amount: 7, ...nulls }, { "Idempotency-Key": key }));
     expect(body).toEqual({
@@ -330,27 +352,54 @@ describe("optional fields sent as JSON null", () => {
     const customer = uid("cust");
     ok(await deposit({ customer_id: customer, amount: 100 }));
     const spendNulls = { wallet: null, credit_types: null, business_type: null, description: null, metadata: null };
-    const deducted = ok(await http.post("/v1/billing/deduct", { customer_id: customer, amount: 10, transaction_id: uid("tx"), ...spendNulls }));
+    const deducted = ok(
+      await http.post("/v1/billing/deduct", { customer_id: customer, amount: 10, transaction_id: uid("tx"), ...spendNulls }),
+    );
     expect(deducted).toMatchObject({ deducted_amount: 10, deduct_details: [{ wallet: "default", amount: 10 }] });
 
     const held = uid("tx");
     const frozen = ok(
-      await http.post("/v1/billing/freeze", { customer_id: customer, amount: 20, transaction_id: held, ...spendNulls, unfreeze_after_seconds: null, consume_after_seconds: 60 }),
+      await http.post("/v1/billing/freeze", {
+        customer_id: customer,
+        amount: 20,
+        transaction_id: held,
+        ...spendNulls,
+        unfreeze_after_seconds: null,
+        consume_after_seconds: 60,
+      }),
     );
     expect(frozen).toMatchObject({ frozen_amount: 20, unfreeze_after: null, consume_after: iso(NOW + 60_000) });
-    const consumed = ok(await http.post("/v1/billing/consume", { transaction_id: held, actual_amount: null, customer_id: null, allow_overage: null }));
+    const consumed = ok(
+      await http.post("/v1/billing/consume", { transaction_id: held, actual_amount: null, customer_id: null, allow_overage: null }),
+    );
     expect(consumed).toMatchObject({ consumed_amount: 20 });
     expect(consumed).not.toHaveProperty("returned_amount");
 
     const other = uid("tx");
-    ok(await http.post("/v1/billing/freeze", { customer_id: customer, amount: 5, transaction_id: other, unfreeze_after_seconds: null, consume_after_seconds: null }));
+    ok(
+      await http.post("/v1/billing/freeze", {
+        customer_id: customer,
+        amount: 5,
+        transaction_id: other,
+        unfreeze_after_seconds: null,
+        consume_after_seconds: null,
+      }),
+    );
     expect(ok(await http.post("/v1/billing/unfreeze", { transaction_id: other, customer_id: null }))).toMatchObject({ unfrozen_amount: 5 });
-    expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toMatchObject({ default: { total: 100, used: 30, frozen: 0, available: 70 } });
+    expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toMatchObject({
+      default: { total: 100, used: 30, frozen: 0, available: 70 },
+    });
   });
 
   it("a required field sent as null is missing", async () => {
-    expectHttpError(await deposit({ customer_id: null, amount: 1 }), "customer_id_required", { message: "customer_id is required.", details: { field: "customer_id" } });
-    expectHttpError(await deposit({ customer_id: uid("cust"), amount: null }), "amount_must_be_positive", { message: "amount is required.", details: { field: "amount" } });
+    expectHttpError(await deposit({ customer_id: null, amount: 1 }), "customer_id_required", {
+      message: "customer_id is required.",
+      details: { field: "customer_id" },
+    });
+    expectHttpError(await deposit({ customer_id: uid("cust"), amount: null }), "amount_must_be_positive", {
+      message: "amount is required.",
+      details: { field: "amount" },
+    });
     expectHttpError(await http.post("/v1/billing/unfreeze", { transaction_id: null }), "transaction_id_required", {
       message: "transaction_id is required.",
       details: { field: "transaction_id" },
@@ -400,7 +449,11 @@ describe("conventions", () => {
   it("a body that is not JSON is 400 invalid_argument", async () => {
     const json = { "content-type": "application/json" };
     const bodyError = { message: "The request body must be a JSON object.", details: { field: "body" } };
-    expectHttpError(await http.request("POST", "/v1/customers/deposit", { raw: "{not json", headers: json }), "invalid_argument", bodyError);
+    expectHttpError(
+      await http.request("POST", "/v1/customers/deposit", { raw: "{not json", headers: json }),
+      "invalid_argument",
+      bodyError,
+    );
     expectHttpError(await http.request("POST", "/v1/customers/deposit", { raw: "", headers: json }), "invalid_argument", bodyError);
     expectHttpError(
       await http.request("POST", "/v1/customers/deposit", { raw: "customer_id=a", headers: { "content-type": "text/plain" } }),
@@ -435,7 +488,10 @@ describe("conventions", () => {
       expectHttpError(await http.request(method, path, { key: null, body }), "missing_api_key");
       expectHttpError(await http.request(method, path, { key: "vb_live_fake", body }), "invalid_api_key");
       expectHttpError(await http.request(method, path, { key: "garbage", body }), "invalid_api_key");
-      expectHttpError(await http.request(method, path, { key: null, body, headers: { authorization: "Basic dXNlcjpwdw==" } }), "invalid_api_key");
+      expectHttpError(
+        await http.request(method, path, { key: null, body, headers: { authorization: "Basic dXNlcjpwdw==" } }),
+        "invalid_api_key",
+      );
     }
   });
 });

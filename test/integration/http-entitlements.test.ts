@@ -29,7 +29,8 @@ const set = (body: Record<string, unknown>) => http.post("/v1/entitlement/set", 
 const remove = (body: Record<string, unknown>) => http.post("/v1/entitlement/remove", body);
 const getOne = async (customer: string, feature: string) =>
   ok<{ entitlement: Record<string, unknown> | null }>(await http.get(`/v1/entitlement/${customer}/${feature}`)).entitlement;
-const list = async (customer: string, query = "") => ok<{ items: Array<Record<string, unknown>> }>(await http.get(`/v1/entitlement/${customer}${query}`)).items;
+const list = async (customer: string, query = "") =>
+  ok<{ items: Array<Record<string, unknown>> }>(await http.get(`/v1/entitlement/${customer}${query}`)).items;
 
 const events = async (customer: string, query = "") => ok<EventPageJson>(await http.get(`/v1/entitlement/${customer}/events${query}`));
 
@@ -91,13 +92,22 @@ describe("POST /v1/entitlement/set and GET /v1/entitlement/{customer_id}/{featur
   it("optional fields sent as null are absent, and nulls come back as JSON null", async () => {
     const id = await customer();
     const body = ok(
-      await set({ customer_id: id, feature_key: "tier", value: "gold", valid_from: null, valid_until: null, source: null, description: null, metadata: null }),
+      await set({
+        customer_id: id,
+        feature_key: "tier",
+        value: "gold",
+        valid_from: null,
+        valid_until: null,
+        source: null,
+        description: null,
+        metadata: null,
+      }),
     );
     expect(body).toEqual({ ...bare("tier", "gold"), is_created: true, old_value: null });
     expect(await getOne(id, "tier")).toEqual(bare("tier", "gold"));
   });
 
-  it("never set, or on an unknown customer → 200 {\"entitlement\": null}", async () => {
+  it('never set, or on an unknown customer → 200 {"entitlement": null}', async () => {
     const id = await customer();
     const response = await http.get(`/v1/entitlement/${id}/model`);
     expect({ status: response.status, body: response.body }).toEqual({ status: 200, body: { entitlement: null } });
@@ -118,7 +128,10 @@ describe("POST /v1/entitlement/set and GET /v1/entitlement/{customer_id}/{featur
     s.clock.advance(DAY);
     expect(await getOne(id, "model")).toBeNull();
     expect(await list(id)).toEqual([]);
-    expect((await list(id, "?include_expired=true")).map((e) => [e.feature_key, e.is_active])).toEqual([["beta", false], ["model", false]]);
+    expect((await list(id, "?include_expired=true")).map((e) => [e.feature_key, e.is_active])).toEqual([
+      ["beta", false],
+      ["model", false],
+    ]);
   });
 
   it("one not yet started is answered with is_active false", async () => {
@@ -132,7 +145,16 @@ describe("POST /v1/entitlement/set and GET /v1/entitlement/{customer_id}/{featur
   it("an entitlement set over HTTP is read over gRPC", async () => {
     const id = await customer();
     const until = s.clock.now() + DAY;
-    const created = ok(await set({ customer_id: id, feature_key: "model", value: "gpt-4", valid_until: iso(until), source: "plan", metadata: { plan: "pro" } }));
+    const created = ok(
+      await set({
+        customer_id: id,
+        feature_key: "model",
+        value: "gpt-4",
+        valid_until: iso(until),
+        source: "plan",
+        metadata: { plan: "pro" },
+      }),
+    );
     const got = await grpc.entitlements.call("getEntitlement", { customerId: id, featureKey: "model" });
     expect(got.entitlement).toMatchObject({
       entitlementId: created.entitlement_id,
@@ -144,14 +166,24 @@ describe("POST /v1/entitlement/set and GET /v1/entitlement/{customer_id}/{featur
       isActive: true,
     });
     await grpc.entitlements.call("setEntitlement", { customerId: id, featureKey: "model", value: "gpt-5" });
-    expect(await getOne(id, "model")).toMatchObject({ entitlement_id: created.entitlement_id, value: "gpt-5", source: null, valid_until: null });
+    expect(await getOne(id, "model")).toMatchObject({
+      entitlement_id: created.entitlement_id,
+      value: "gpt-5",
+      source: null,
+      valid_until: null,
+    });
   });
 });
 
 describe("GET /v1/entitlement/{customer_id}", () => {
   it("every entitlement by feature_key, or only the ones named; an unknown customer has none", async () => {
     const id = await customer();
-    for (const [feature_key, value] of [["seats", "5"], ["model", "gpt-4"], ["region", "eu"]]) ok(await set({ customer_id: id, feature_key, value }));
+    for (const [feature_key, value] of [
+      ["seats", "5"],
+      ["model", "gpt-4"],
+      ["region", "eu"],
+    ])
+      ok(await set({ customer_id: id, feature_key, value }));
     expect(await list(id)).toEqual([bare("model", "gpt-4"), bare("region", "eu"), bare("seats", "5")]);
     expect((await list(id, "?feature_keys=seats,model,seats,unknown")).map((e) => e.feature_key)).toEqual(["model", "seats"]);
     expect(await list(uid("nobody"))).toEqual([]);
@@ -209,10 +241,46 @@ describe("GET /v1/entitlement/{customer_id}/events", () => {
     const page = await events(id);
     expect(page).toEqual({
       items: [
-        { id: anyId, feature_key: "model", type: "REMOVE", old_value: "gpt-5", new_value: null, source: null, description: null, created_at: iso(startMs + 3 * SECOND) },
-        { id: anyId, feature_key: "beta", type: "SET", old_value: null, new_value: "on", source: null, description: null, created_at: iso(startMs + 2 * SECOND) },
-        { id: anyId, feature_key: "model", type: "SET", old_value: "gpt-4", new_value: "gpt-5", source: null, description: null, created_at: iso(startMs + SECOND) },
-        { id: anyId, feature_key: "model", type: "SET", old_value: null, new_value: "gpt-4", source: "plan", description: "pro", created_at: iso(startMs) },
+        {
+          id: anyId,
+          feature_key: "model",
+          type: "REMOVE",
+          old_value: "gpt-5",
+          new_value: null,
+          source: null,
+          description: null,
+          created_at: iso(startMs + 3 * SECOND),
+        },
+        {
+          id: anyId,
+          feature_key: "beta",
+          type: "SET",
+          old_value: null,
+          new_value: "on",
+          source: null,
+          description: null,
+          created_at: iso(startMs + 2 * SECOND),
+        },
+        {
+          id: anyId,
+          feature_key: "model",
+          type: "SET",
+          old_value: "gpt-4",
+          new_value: "gpt-5",
+          source: null,
+          description: null,
+          created_at: iso(startMs + SECOND),
+        },
+        {
+          id: anyId,
+          feature_key: "model",
+          type: "SET",
+          old_value: null,
+          new_value: "gpt-4",
+          source: "plan",
+          description: "pro",
+          created_at: iso(startMs),
+        },
       ],
       total_count: 4,
       has_more: false,
@@ -237,7 +305,7 @@ describe("GET /v1/entitlement/{customer_id}/events", () => {
     expect(await events(uid("nobody"))).toEqual({ items: [], total_count: 0, has_more: false, next_cursor: null });
   });
 
-  it("a feature key named \"events\" is set and listed, but its path is the events route", async () => {
+  it('a feature key named "events" is set and listed, but its path is the events route', async () => {
     const id = await customer();
     ok(await set({ customer_id: id, feature_key: "events", value: "on" }));
     expect(await events(id)).toMatchObject({ total_count: 1, items: [{ type: "SET", feature_key: "events", new_value: "on" }] });
@@ -279,27 +347,143 @@ describe("request validation", () => {
   const base = (customer_id: string) => ({ customer_id, feature_key: "model", value: "gpt-4" });
   const at = "2026-06-01T00:00:00.000Z";
   const cases: Case[] = [
-    { name: "unknown customer", path: "/v1/entitlement/set", body: () => base("nobody-here"), code: "entitlement_customer_not_found", details: { customer_id: "nobody-here" } },
-    { name: "no customer_id", path: "/v1/entitlement/set", body: () => ({ feature_key: "model", value: "v" }), code: "customer_id_required", message: "customer_id is required.", details: { field: "customer_id" } },
-    { name: "no feature_key", path: "/v1/entitlement/set", body: (c) => ({ customer_id: c, value: "v" }), code: "feature_key_required", message: "feature_key is required.", details: { field: "feature_key" } },
-    { name: "empty feature_key", path: "/v1/entitlement/set", body: (c) => ({ ...base(c), feature_key: "" }), code: "feature_key_required", message: "feature_key is required.", details: { field: "feature_key" } },
-    { name: "malformed feature_key", path: "/v1/entitlement/set", body: (c) => ({ ...base(c), feature_key: "a b" }), code: "invalid_argument", message: 'feature_key must match pattern "^[A-Za-z0-9_.:@-]{1,128}$".', details: { field: "feature_key" } },
-    { name: "no value", path: "/v1/entitlement/set", body: (c) => ({ customer_id: c, feature_key: "model" }), code: "value_required", message: "value is required.", details: { field: "value" } },
-    { name: "empty value", path: "/v1/entitlement/set", body: (c) => ({ ...base(c), value: "" }), code: "value_required", details: { field: "value" } },
-    { name: "numeric value", path: "/v1/entitlement/set", body: (c) => ({ ...base(c), value: 4 }), code: "invalid_argument", message: "value must be string.", details: { field: "value" } },
-    { name: "value too long", path: "/v1/entitlement/set", body: (c) => ({ ...base(c), value: "x".repeat(4097) }), code: "invalid_argument", message: "value must not have more than 4096 characters.", details: { field: "value" } },
-    { name: "bad valid_from", path: "/v1/entitlement/set", body: (c) => ({ ...base(c), valid_from: "tomorrow" }), code: "invalid_valid_from", details: { field: "valid_from" } },
-    { name: "numeric valid_from", path: "/v1/entitlement/set", body: (c) => ({ ...base(c), valid_from: 5 }), code: "invalid_valid_from", details: { field: "valid_from" } },
-    { name: "bad valid_until", path: "/v1/entitlement/set", body: (c) => ({ ...base(c), valid_until: "2026-02-30" }), code: "invalid_valid_until", details: { field: "valid_until" } },
-    { name: "valid_until = valid_from", path: "/v1/entitlement/set", body: (c) => ({ ...base(c), valid_from: at, valid_until: at }), code: "entitlement_validation_error", details: { field: "valid_until" } },
-    { name: "malformed source", path: "/v1/entitlement/set", body: (c) => ({ ...base(c), source: "a b" }), code: "invalid_argument", message: 'source must match pattern "^[A-Za-z0-9_.:@-]{1,64}$".', details: { field: "source" } },
-    { name: "metadata not an object", path: "/v1/entitlement/set", body: (c) => ({ ...base(c), metadata: "x" }), code: "invalid_argument", message: "metadata must be object.", details: { field: "metadata" } },
-    { name: "remove without feature_key", path: "/v1/entitlement/remove", body: (c) => ({ customer_id: c }), code: "feature_key_required", message: "feature_key is required.", details: { field: "feature_key" } },
-    { name: "remove without customer_id", path: "/v1/entitlement/remove", body: () => ({ feature_key: "model" }), code: "customer_id_required", message: "customer_id is required.", details: { field: "customer_id" } },
+    {
+      name: "unknown customer",
+      path: "/v1/entitlement/set",
+      body: () => base("nobody-here"),
+      code: "entitlement_customer_not_found",
+      details: { customer_id: "nobody-here" },
+    },
+    {
+      name: "no customer_id",
+      path: "/v1/entitlement/set",
+      body: () => ({ feature_key: "model", value: "v" }),
+      code: "customer_id_required",
+      message: "customer_id is required.",
+      details: { field: "customer_id" },
+    },
+    {
+      name: "no feature_key",
+      path: "/v1/entitlement/set",
+      body: (c) => ({ customer_id: c, value: "v" }),
+      code: "feature_key_required",
+      message: "feature_key is required.",
+      details: { field: "feature_key" },
+    },
+    {
+      name: "empty feature_key",
+      path: "/v1/entitlement/set",
+      body: (c) => ({ ...base(c), feature_key: "" }),
+      code: "feature_key_required",
+      message: "feature_key is required.",
+      details: { field: "feature_key" },
+    },
+    {
+      name: "malformed feature_key",
+      path: "/v1/entitlement/set",
+      body: (c) => ({ ...base(c), feature_key: "a b" }),
+      code: "invalid_argument",
+      message: 'feature_key must match pattern "^[A-Za-z0-9_.:@-]{1,128}$".',
+      details: { field: "feature_key" },
+    },
+    {
+      name: "no value",
+      path: "/v1/entitlement/set",
+      body: (c) => ({ customer_id: c, feature_key: "model" }),
+      code: "value_required",
+      message: "value is required.",
+      details: { field: "value" },
+    },
+    {
+      name: "empty value",
+      path: "/v1/entitlement/set",
+      body: (c) => ({ ...base(c), value: "" }),
+      code: "value_required",
+      details: { field: "value" },
+    },
+    {
+      name: "numeric value",
+      path: "/v1/entitlement/set",
+      body: (c) => ({ ...base(c), value: 4 }),
+      code: "invalid_argument",
+      message: "value must be string.",
+      details: { field: "value" },
+    },
+    {
+      name: "value too long",
+      path: "/v1/entitlement/set",
+      body: (c) => ({ ...base(c), value: "x".repeat(4097) }),
+      code: "invalid_argument",
+      message: "value must not have more than 4096 characters.",
+      details: { field: "value" },
+    },
+    {
+      name: "bad valid_from",
+      path: "/v1/entitlement/set",
+      body: (c) => ({ ...base(c), valid_from: "tomorrow" }),
+      code: "invalid_valid_from",
+      details: { field: "valid_from" },
+    },
+    {
+      name: "numeric valid_from",
+      path: "/v1/entitlement/set",
+      body: (c) => ({ ...base(c), valid_from: 5 }),
+      code: "invalid_valid_from",
+      details: { field: "valid_from" },
+    },
+    {
+      name: "bad valid_until",
+      path: "/v1/entitlement/set",
+      body: (c) => ({ ...base(c), valid_until: "2026-02-30" }),
+      code: "invalid_valid_until",
+      details: { field: "valid_until" },
+    },
+    {
+      name: "valid_until = valid_from",
+      path: "/v1/entitlement/set",
+      body: (c) => ({ ...base(c), valid_from: at, valid_until: at }),
+      code: "entitlement_validation_error",
+      details: { field: "valid_until" },
+    },
+    {
+      name: "malformed source",
+      path: "/v1/entitlement/set",
+      body: (c) => ({ ...base(c), source: "a b" }),
+      code: "invalid_argument",
+      message: 'source must match pattern "^[A-Za-z0-9_.:@-]{1,64}$".',
+      details: { field: "source" },
+    },
+    {
+      name: "metadata not an object",
+      path: "/v1/entitlement/set",
+      body: (c) => ({ ...base(c), metadata: "x" }),
+      code: "invalid_argument",
+      message: "metadata must be object.",
+      details: { field: "metadata" },
+    },
+    {
+      name: "remove without feature_key",
+      path: "/v1/entitlement/remove",
+      body: (c) => ({ customer_id: c }),
+      code: "feature_key_required",
+      message: "feature_key is required.",
+      details: { field: "feature_key" },
+    },
+    {
+      name: "remove without customer_id",
+      path: "/v1/entitlement/remove",
+      body: () => ({ feature_key: "model" }),
+      code: "customer_id_required",
+      message: "customer_id is required.",
+      details: { field: "customer_id" },
+    },
   ];
   it.each(cases)("$name → $code", async (c) => {
     const id = await customer();
-    expectHttpError(await http.post(c.path, c.body(id)), c.code, { ...(c.message === undefined ? {} : { message: c.message }), details: c.details ?? {} });
+    expectHttpError(await http.post(c.path, c.body(id)), c.code, {
+      ...(c.message === undefined ? {} : { message: c.message }),
+      details: c.details ?? {},
+    });
     expect(await list(id, "?include_expired=true")).toEqual([]);
   });
 
@@ -338,8 +522,12 @@ describe("keys", () => {
     ok(await set({ customer_id: id, feature_key: "model", value: "gpt-4" }));
     const other = new HttpTestClient(s.httpUrl, (await s.createKey({ project: await s.createProject() })).key);
     expect(ok(await other.get(`/v1/entitlement/${id}/model`))).toEqual({ entitlement: null });
-    expectHttpError(await other.post("/v1/entitlement/set", { customer_id: id, feature_key: "model", value: "x" }), "entitlement_customer_not_found", {
-      details: { customer_id: id },
-    });
+    expectHttpError(
+      await other.post("/v1/entitlement/set", { customer_id: id, feature_key: "model", value: "x" }),
+      "entitlement_customer_not_found",
+      {
+        details: { customer_id: id },
+      },
+    );
   });
 });

@@ -25,11 +25,13 @@ afterAll(async () => {
 const anyId = expect.stringMatching(/^\d+$/);
 const pool = (over: Record<string, unknown>) => ({ pool_id: anyId, wallet: "ip", source: "default", status: "ACTIVE", ...over });
 
-const grant = (body: Record<string, unknown>, headers?: Record<string, string>) => http.post("/v1/slot/grant", body, headers ? { headers } : {});
+const grant = (body: Record<string, unknown>, headers?: Record<string, string>) =>
+  http.post("/v1/slot/grant", body, headers ? { headers } : {});
 const revoke = (body: Record<string, unknown>) => http.post("/v1/slot/revoke", body);
 const claim = (body: Record<string, unknown>) => http.post("/v1/slot/claim", body);
 const release = (body: Record<string, unknown>) => http.post("/v1/slot/release", body);
-const pools = async (customer: string, query = "") => ok<{ pools: unknown[] }>(await http.get(`/v1/slot/customer/${customer}${query}`)).pools;
+const pools = async (customer: string, query = "") =>
+  ok<{ pools: unknown[] }>(await http.get(`/v1/slot/customer/${customer}${query}`)).pools;
 
 const events = async (customer: string, query = "") => ok<EventPageJson>(await http.get(`/v1/slot/events/${customer}${query}`));
 
@@ -69,9 +71,15 @@ describe("POST /v1/slot/grant and /v1/slot/revoke", () => {
 
   it("revoke of an unknown pool or customer → 404 slot_pool_not_found", async () => {
     const customer = await customerWithPool(3);
-    expectHttpError(await revoke({ customer_id: customer, wallet: "seat", amount: 1 }), "slot_pool_not_found", { details: { wallet: "seat" } });
-    expectHttpError(await revoke({ customer_id: customer, wallet: "ip", source: "promo", amount: 1 }), "slot_pool_not_found", { details: { wallet: "ip" } });
-    expectHttpError(await revoke({ customer_id: uid("nobody"), wallet: "ip", amount: 1 }), "slot_pool_not_found", { details: { wallet: "ip" } });
+    expectHttpError(await revoke({ customer_id: customer, wallet: "seat", amount: 1 }), "slot_pool_not_found", {
+      details: { wallet: "seat" },
+    });
+    expectHttpError(await revoke({ customer_id: customer, wallet: "ip", source: "promo", amount: 1 }), "slot_pool_not_found", {
+      details: { wallet: "ip" },
+    });
+    expectHttpError(await revoke({ customer_id: uid("nobody"), wallet: "ip", amount: 1 }), "slot_pool_not_found", {
+      details: { wallet: "ip" },
+    });
   });
 
   it("a repeated grant with its key replays with the capacity unchanged (body key, header, or both)", async () => {
@@ -106,17 +114,25 @@ describe("POST /v1/slot/grant and /v1/slot/revoke", () => {
   });
 
   it("the header and the body key differ → invalid_argument", async () => {
-    expectHttpError(await grant({ customer_id: uid("cust"), wallet: "ip", amount: 1, idempotency_key: "a" }, { "Idempotency-Key": "b" }), "invalid_argument", {
-      message: "The Idempotency-Key header and idempotency_key differ.",
-      details: { field: "idempotency_key" },
-    });
+    expectHttpError(
+      await grant({ customer_id: uid("cust"), wallet: "ip", amount: 1, idempotency_key: "a" }, { "Idempotency-Key": "b" }),
+      "invalid_argument",
+      {
+        message: "The Idempotency-Key header and idempotency_key differ.",
+        details: { field: "idempotency_key" },
+      },
+    );
   });
 
   it("optional fields sent as null are absent", async () => {
     const customer = uid("cust");
-    const body = ok(await grant({ customer_id: customer, wallet: "ip", amount: 2, source: null, idempotency_key: null, description: null }));
+    const body = ok(
+      await grant({ customer_id: customer, wallet: "ip", amount: 2, source: null, idempotency_key: null, description: null }),
+    );
     expect(body).toEqual({ ...pool({ capacity: 2, in_use: 0, available: 2 }), is_idempotent_replay: false });
-    const claimed = ok(await claim({ customer_id: customer, wallet: "ip", resource_id: "r", source: null, amount: null, description: null }));
+    const claimed = ok(
+      await claim({ customer_id: customer, wallet: "ip", resource_id: "r", source: null, amount: null, description: null }),
+    );
     expect(claimed).toMatchObject({ in_use: 1, is_idempotent_replay: false });
   });
 });
@@ -131,7 +147,7 @@ describe("POST /v1/slot/claim and /v1/slot/release", () => {
     expect(await pools(customer)).toEqual([pool({ capacity: 10, in_use: 1, available: 9 })]);
   });
 
-  it("takes from \"default\" first, then the oldest; with source, only that pool", async () => {
+  it('takes from "default" first, then the oldest; with source, only that pool', async () => {
     const customer = uid("cust");
     const promo = ok(await grant({ customer_id: customer, wallet: "ip", source: "promo", amount: 5 }));
     s.clock.advance(SECOND);
@@ -139,30 +155,50 @@ describe("POST /v1/slot/claim and /v1/slot/release", () => {
     expect(ok(await claim({ customer_id: customer, wallet: "ip", resource_id: "a" })).pool_id).toBe(main.pool_id);
     expect(ok(await claim({ customer_id: customer, wallet: "ip", resource_id: "b" })).pool_id).toBe(promo.pool_id);
     const chosen = ok(await claim({ customer_id: customer, wallet: "ip", resource_id: "c", source: "promo", amount: 2 }));
-    expect(chosen).toEqual({ ...pool({ source: "promo", capacity: 5, in_use: 3, available: 2 }), holding_id: anyId, is_idempotent_replay: false });
+    expect(chosen).toEqual({
+      ...pool({ source: "promo", capacity: 5, in_use: 3, available: 2 }),
+      holding_id: anyId,
+      is_idempotent_replay: false,
+    });
   });
 
   it("no pool → 404 slot_pool_not_found; too little room → slot_insufficient_capacity; room only split → slot_split_required", async () => {
     const customer = await customerWithPool(2);
     ok(await grant({ customer_id: customer, wallet: "ip", source: "promo", amount: 2 }));
-    expectHttpError(await claim({ customer_id: customer, wallet: "seat", resource_id: "r" }), "slot_pool_not_found", { details: { wallet: "seat" } });
-    expectHttpError(await claim({ customer_id: uid("nobody"), wallet: "ip", resource_id: "r" }), "slot_pool_not_found", { details: { wallet: "ip" } });
-    expectHttpError(await claim({ customer_id: customer, wallet: "ip", resource_id: "r", source: "other" }), "slot_pool_not_found", { details: { wallet: "ip" } });
+    expectHttpError(await claim({ customer_id: customer, wallet: "seat", resource_id: "r" }), "slot_pool_not_found", {
+      details: { wallet: "seat" },
+    });
+    expectHttpError(await claim({ customer_id: uid("nobody"), wallet: "ip", resource_id: "r" }), "slot_pool_not_found", {
+      details: { wallet: "ip" },
+    });
+    expectHttpError(await claim({ customer_id: customer, wallet: "ip", resource_id: "r", source: "other" }), "slot_pool_not_found", {
+      details: { wallet: "ip" },
+    });
     expectHttpError(await claim({ customer_id: customer, wallet: "ip", resource_id: "r", amount: 5 }), "slot_insufficient_capacity", {
       details: { wallet: "ip", requested: 5, available: 4 },
     });
     expectHttpError(await claim({ customer_id: customer, wallet: "ip", resource_id: "r", amount: 3 }), "slot_split_required", {
       details: { wallet: "ip", requested: 3, available: 4, largest_available: 2 },
     });
-    expect(await pools(customer)).toEqual([pool({ capacity: 2, in_use: 0, available: 2 }), pool({ source: "promo", capacity: 2, in_use: 0, available: 2 })]);
+    expect(await pools(customer)).toEqual([
+      pool({ capacity: 2, in_use: 0, available: 2 }),
+      pool({ source: "promo", capacity: 2, in_use: 0, available: 2 }),
+    ]);
   });
 
   it("release gives the units back; released twice is a replay of the same holding; a new claim is a new holding", async () => {
     const customer = await customerWithPool(5);
     const held = ok(await claim({ customer_id: customer, wallet: "ip", resource_id: "job-1", amount: 2 }));
     const released = ok(await release({ customer_id: customer, wallet: "ip", resource_id: "job-1" }));
-    expect(released).toEqual({ ...pool({ capacity: 5, in_use: 0, available: 5 }), holding_id: held.holding_id, is_idempotent_replay: false });
-    expect(ok(await release({ customer_id: customer, wallet: "ip", resource_id: "job-1" }))).toEqual({ ...released, is_idempotent_replay: true });
+    expect(released).toEqual({
+      ...pool({ capacity: 5, in_use: 0, available: 5 }),
+      holding_id: held.holding_id,
+      is_idempotent_replay: false,
+    });
+    expect(ok(await release({ customer_id: customer, wallet: "ip", resource_id: "job-1" }))).toEqual({
+      ...released,
+      is_idempotent_replay: true,
+    });
     const reclaimed = ok(await claim({ customer_id: customer, wallet: "ip", resource_id: "job-1" }));
     expect(reclaimed.holding_id).not.toBe(held.holding_id);
     expect(reclaimed.in_use).toBe(1);
@@ -218,7 +254,9 @@ describe("GET /v1/slot/customer/{customer_id}", () => {
     const granted = await grpc.slots.call("grantCapacity", { customerId, wallet: "gpu", amount: 4n });
     const claimed = ok(await claim({ customer_id: customerId, wallet: "gpu", resource_id: "job" }));
     expect(claimed.pool_id).toBe(granted.pool?.poolId);
-    expect(await pools(customerId)).toEqual([{ pool_id: granted.pool?.poolId, wallet: "gpu", source: "default", capacity: 4, in_use: 1, available: 3, status: "ACTIVE" }]);
+    expect(await pools(customerId)).toEqual([
+      { pool_id: granted.pool?.poolId, wallet: "gpu", source: "default", capacity: 4, in_use: 1, available: 3, status: "ACTIVE" },
+    ]);
     const overGrpc = await grpc.slots.call("listPools", { customerId });
     expect(overGrpc.pools.map((p) => p.inUse)).toEqual([1n]);
   });
@@ -309,7 +347,11 @@ describe("GET /v1/slot/events/{customer_id}", () => {
     const { customer } = await history();
     const seen: string[] = [];
     let query = "?limit=2";
-    for (const expected of [{ n: 2, more: true }, { n: 2, more: true }, { n: 1, more: false }]) {
+    for (const expected of [
+      { n: 2, more: true },
+      { n: 2, more: true },
+      { n: 1, more: false },
+    ]) {
       const page = await events(customer, query);
       expect({ n: page.items.length, more: page.has_more, total: page.total_count }).toEqual({ ...expected, total: 5 });
       seen.push(...page.items.map((e) => String(e.id)));
@@ -364,26 +406,145 @@ describe("GET /v1/slot/events/{customer_id}", () => {
 
 describe("request validation", () => {
   const ID = (field: string) => `${field} must match pattern "^[A-Za-z0-9_.:@-]{1,128}$".`;
-  const cases: Array<{ name: string; path: string; body: Record<string, unknown>; code: Parameters<typeof expectHttpError>[1]; message?: string; field: string }> = [
-    { name: "grant without customer_id", path: "/v1/slot/grant", body: { wallet: "ip", amount: 1 }, code: "customer_id_required", message: "customer_id is required.", field: "customer_id" },
-    { name: "grant with empty customer_id", path: "/v1/slot/grant", body: { customer_id: "", wallet: "ip", amount: 1 }, code: "customer_id_required", message: "customer_id is required.", field: "customer_id" },
-    { name: "grant without wallet", path: "/v1/slot/grant", body: { customer_id: "c", amount: 1 }, code: "invalid_argument", message: "wallet is required.", field: "wallet" },
-    { name: "grant with empty wallet", path: "/v1/slot/grant", body: { customer_id: "c", wallet: "", amount: 1 }, code: "invalid_argument", message: "wallet is required.", field: "wallet" },
-    { name: "grant with malformed wallet", path: "/v1/slot/grant", body: { customer_id: "c", wallet: "a b", amount: 1 }, code: "invalid_argument", message: 'wallet must match pattern "^[A-Za-z0-9_.:@-]{1,64}$".', field: "wallet" },
-    { name: "grant without amount", path: "/v1/slot/grant", body: { customer_id: "c", wallet: "ip" }, code: "amount_must_be_positive", message: "amount is required.", field: "amount" },
-    { name: "grant amount 0", path: "/v1/slot/grant", body: { customer_id: "c", wallet: "ip", amount: 0 }, code: "amount_must_be_positive", field: "amount" },
-    { name: "revoke amount 1.5", path: "/v1/slot/revoke", body: { customer_id: "c", wallet: "ip", amount: 1.5 }, code: "amount_must_be_positive", field: "amount" },
-    { name: "grant amount above 10^15", path: "/v1/slot/grant", body: { customer_id: "c", wallet: "ip", amount: 1e15 + 1 }, code: "invalid_argument", message: "amount must be <= 1000000000000000.", field: "amount" },
-    { name: "grant malformed source", path: "/v1/slot/grant", body: { customer_id: "c", wallet: "ip", amount: 1, source: "a b" }, code: "invalid_argument", message: 'source must match pattern "^[A-Za-z0-9_.:@-]{1,64}$".', field: "source" },
-    { name: "grant malformed idempotency_key", path: "/v1/slot/grant", body: { customer_id: "c", wallet: "ip", amount: 1, idempotency_key: "a b" }, code: "invalid_argument", message: ID("idempotency_key"), field: "idempotency_key" },
-    { name: "claim without resource_id", path: "/v1/slot/claim", body: { customer_id: "c", wallet: "ip" }, code: "invalid_argument", message: "resource_id is required.", field: "resource_id" },
-    { name: "claim with empty resource_id", path: "/v1/slot/claim", body: { customer_id: "c", wallet: "ip", resource_id: "" }, code: "invalid_argument", message: "resource_id is required.", field: "resource_id" },
-    { name: "claim amount 0", path: "/v1/slot/claim", body: { customer_id: "c", wallet: "ip", resource_id: "r", amount: 0 }, code: "amount_must_be_positive", field: "amount" },
-    { name: "release with malformed resource_id", path: "/v1/slot/release", body: { customer_id: "c", wallet: "ip", resource_id: "a b" }, code: "invalid_argument", message: ID("resource_id"), field: "resource_id" },
-    { name: "release with numeric wallet", path: "/v1/slot/release", body: { customer_id: "c", wallet: 7, resource_id: "r" }, code: "invalid_argument", message: "wallet must be string.", field: "wallet" },
+  const cases: Array<{
+    name: string;
+    path: string;
+    body: Record<string, unknown>;
+    code: Parameters<typeof expectHttpError>[1];
+    message?: string;
+    field: string;
+  }> = [
+    {
+      name: "grant without customer_id",
+      path: "/v1/slot/grant",
+      body: { wallet: "ip", amount: 1 },
+      code: "customer_id_required",
+      message: "customer_id is required.",
+      field: "customer_id",
+    },
+    {
+      name: "grant with empty customer_id",
+      path: "/v1/slot/grant",
+      body: { customer_id: "", wallet: "ip", amount: 1 },
+      code: "customer_id_required",
+      message: "customer_id is required.",
+      field: "customer_id",
+    },
+    {
+      name: "grant without wallet",
+      path: "/v1/slot/grant",
+      body: { customer_id: "c", amount: 1 },
+      code: "invalid_argument",
+      message: "wallet is required.",
+      field: "wallet",
+    },
+    {
+      name: "grant with empty wallet",
+      path: "/v1/slot/grant",
+      body: { customer_id: "c", wallet: "", amount: 1 },
+      code: "invalid_argument",
+      message: "wallet is required.",
+      field: "wallet",
+    },
+    {
+      name: "grant with malformed wallet",
+      path: "/v1/slot/grant",
+      body: { customer_id: "c", wallet: "a b", amount: 1 },
+      code: "invalid_argument",
+      message: 'wallet must match pattern "^[A-Za-z0-9_.:@-]{1,64}$".',
+      field: "wallet",
+    },
+    {
+      name: "grant without amount",
+      path: "/v1/slot/grant",
+      body: { customer_id: "c", wallet: "ip" },
+      code: "amount_must_be_positive",
+      message: "amount is required.",
+      field: "amount",
+    },
+    {
+      name: "grant amount 0",
+      path: "/v1/slot/grant",
+      body: { customer_id: "c", wallet: "ip", amount: 0 },
+      code: "amount_must_be_positive",
+      field: "amount",
+    },
+    {
+      name: "revoke amount 1.5",
+      path: "/v1/slot/revoke",
+      body: { customer_id: "c", wallet: "ip", amount: 1.5 },
+      code: "amount_must_be_positive",
+      field: "amount",
+    },
+    {
+      name: "grant amount above 10^15",
+      path: "/v1/slot/grant",
+      body: { customer_id: "c", wallet: "ip", amount: 1e15 + 1 },
+      code: "invalid_argument",
+      message: "amount must be <= 1000000000000000.",
+      field: "amount",
+    },
+    {
+      name: "grant malformed source",
+      path: "/v1/slot/grant",
+      body: { customer_id: "c", wallet: "ip", amount: 1, source: "a b" },
+      code: "invalid_argument",
+      message: 'source must match pattern "^[A-Za-z0-9_.:@-]{1,64}$".',
+      field: "source",
+    },
+    {
+      name: "grant malformed idempotency_key",
+      path: "/v1/slot/grant",
+      body: { customer_id: "c", wallet: "ip", amount: 1, idempotency_key: "a b" },
+      code: "invalid_argument",
+      message: ID("idempotency_key"),
+      field: "idempotency_key",
+    },
+    {
+      name: "claim without resource_id",
+      path: "/v1/slot/claim",
+      body: { customer_id: "c", wallet: "ip" },
+      code: "invalid_argument",
+      message: "resource_id is required.",
+      field: "resource_id",
+    },
+    {
+      name: "claim with empty resource_id",
+      path: "/v1/slot/claim",
+      body: { customer_id: "c", wallet: "ip", resource_id: "" },
+      code: "invalid_argument",
+      message: "resource_id is required.",
+      field: "resource_id",
+    },
+    {
+      name: "claim amount 0",
+      path: "/v1/slot/claim",
+      body: { customer_id: "c", wallet: "ip", resource_id: "r", amount: 0 },
+      code: "amount_must_be_positive",
+      field: "amount",
+    },
+    {
+      name: "release with malformed resource_id",
+      path: "/v1/slot/release",
+      body: { customer_id: "c", wallet: "ip", resource_id: "a b" },
+      code: "invalid_argument",
+      message: ID("resource_id"),
+      field: "resource_id",
+    },
+    {
+      name: "release with numeric wallet",
+      path: "/v1/slot/release",
+      body: { customer_id: "c", wallet: 7, resource_id: "r" },
+      code: "invalid_argument",
+      message: "wallet must be string.",
+      field: "wallet",
+    },
   ];
   it.each(cases)("$name → $code", async (c) => {
-    expectHttpError(await http.post(c.path, c.body), c.code, { ...(c.message === undefined ? {} : { message: c.message }), details: { field: c.field } });
+    expectHttpError(await http.post(c.path, c.body), c.code, {
+      ...(c.message === undefined ? {} : { message: c.message }),
+      details: { field: c.field },
+    });
   });
 });
 
@@ -404,7 +565,9 @@ describe("keys", () => {
     expect(ok<{ pools: unknown[] }>(await reader.get(`/v1/slot/customer/${customer}`)).pools).toHaveLength(1);
     expect(ok<EventPageJson>(await reader.get(`/v1/slot/events/${customer}`)).total_count).toBe(1);
     for (const [path, body] of writes) {
-      expectHttpError(await reader.post(path, { ...body, customer_id: customer }), "permission_denied", { details: { required_scope: "write" } });
+      expectHttpError(await reader.post(path, { ...body, customer_id: customer }), "permission_denied", {
+        details: { required_scope: "write" },
+      });
     }
     expect(await pools(customer)).toEqual([pool({ capacity: 2, in_use: 0, available: 2 })]);
   });

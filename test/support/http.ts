@@ -2,7 +2,6 @@ import { expect } from "vitest";
 import { ERROR_CATALOG, type ErrorCode } from "../../src/errors/catalog.js";
 import type { TestServer } from "./server.js";
 
-
 export interface HttpResponse {
   readonly status: number;
   readonly headers: Headers;
@@ -108,7 +107,11 @@ export async function expectKeyRequired(
   reads: readonly string[],
 ): Promise<void> {
   const calls: Array<(key: string | null) => Promise<HttpResponse>> = [
-    ...writes.map(([path, body]) => (key: string | null) => http.post(path, body, { key })),
+    ...writes.map(
+      ([path, body]) =>
+        (key: string | null) =>
+          http.post(path, body, { key }),
+    ),
     ...reads.map((path) => (key: string | null) => http.get(path, { key })),
   ];
   for (const call of calls) {

@@ -58,40 +58,42 @@ export function setEntitlement(ctx: BillingContext, input: SetEntitlementInput &
       const { customerPk, current } = loaded;
       const plan = planSet(current, input);
       const { fields } = plan;
-      const results = await tx.run(
-        [
-          ...(current === null
-            ? [insertEntitlementSql(projectId, customerPk, fields, nowMs), sql`SET @entitlement = LAST_INSERT_ID()`]
-            : [...updateEntitlementSql(current.entitlementId, fields, nowMs), sql`SET @entitlement = ${current.entitlementId}`]),
-          insertEntitlementEventSql({
-            projectId,
-            customerPk,
-            entitlementId: sql`@entitlement`,
-            featureKey: fields.featureKey,
-            type: "SET",
-            oldValue: plan.oldValue,
-            newValue: fields.value,
-            source: fields.source,
-            description: fields.description,
-            nowMs,
-            apiKeyId: input.apiKeyId,
-          }),
-          sql`SELECT @entitlement AS entitlement_id`,
-        ],
-        { commit: true },
-      ).catch(rethrowGuardFailure);
+      const results = await tx
+        .run(
+          [
+            ...(current === null
+              ? [insertEntitlementSql(projectId, customerPk, fields, nowMs), sql`SET @entitlement = LAST_INSERT_ID()`]
+              : [...updateEntitlementSql(current.entitlementId, fields, nowMs), sql`SET @entitlement = ${current.entitlementId}`]),
+            insertEntitlementEventSql({
+              projectId,
+              customerPk,
+              entitlementId: sql`@entitlement`,
+              featureKey: fields.featureKey,
+              type: "SET",
+              oldValue: plan.oldValue,
+              newValue: fields.value,
+              source: fields.source,
+              description: fields.description,
+              nowMs,
+              apiKeyId: input.apiKeyId,
+            }),
+            sql`SELECT @entitlement AS entitlement_id`,
+          ],
+          { commit: true },
+        )
+        .catch(rethrowGuardFailure);
       const entitlementId = bigOf(rowsOf(results.at(-1))[0]?.entitlement_id);
       return {
         entitlement: withStatus(
           {
             entitlementId,
-          featureKey: fields.featureKey,
-          value: fields.value,
-          validFromMs: fields.validFromMs,
-          validUntilMs: fields.validUntilMs,
-          source: fields.source,
-          description: fields.description,
-          metadata: fields.metadata,
+            featureKey: fields.featureKey,
+            value: fields.value,
+            validFromMs: fields.validFromMs,
+            validUntilMs: fields.validUntilMs,
+            source: fields.source,
+            description: fields.description,
+            metadata: fields.metadata,
           },
           nowMs,
         ),
@@ -113,25 +115,27 @@ export function removeEntitlement(ctx: BillingContext, input: EntitlementTarget 
       const loaded = await loadEntitlement(tx, input);
       const current = loaded?.current ?? null;
       if (loaded === null || current === null) return { removed: false, oldValue: null };
-      await tx.run(
-        [
-          ...deleteEntitlementSql(current.entitlementId),
-          insertEntitlementEventSql({
-            projectId,
-            customerPk: loaded.customerPk,
-            entitlementId: current.entitlementId,
-            featureKey: current.featureKey,
-            type: "REMOVE",
-            oldValue: current.value,
-            newValue: null,
-            source: current.source,
-            description: null,
-            nowMs,
-            apiKeyId: input.apiKeyId,
-          }),
-        ],
-        { commit: true },
-      ).catch(rethrowGuardFailure);
+      await tx
+        .run(
+          [
+            ...deleteEntitlementSql(current.entitlementId),
+            insertEntitlementEventSql({
+              projectId,
+              customerPk: loaded.customerPk,
+              entitlementId: current.entitlementId,
+              featureKey: current.featureKey,
+              type: "REMOVE",
+              oldValue: current.value,
+              newValue: null,
+              source: current.source,
+              description: null,
+              nowMs,
+              apiKeyId: input.apiKeyId,
+            }),
+          ],
+          { commit: true },
+        )
+        .catch(rethrowGuardFailure);
       return { removed: true, oldValue: current.value };
     },
     ctx.retries,

@@ -87,34 +87,35 @@ function changeCapacity(ctx: BillingContext, type: SlotEventType, input: Capacit
       // A replay rolls back what the load wrote (a fresh customer or pool): nothing is committed.
       if ("stored" in loaded) return replayStored<PoolResult>(loaded.stored, input.customerId, requestFingerprint);
       const { customerPk, pool } = loaded;
-      const after =
-        type === "REVOKE_CAPACITY" ? planRevoke(pool, input.amount, input.wallet) : planGrant(locked(pool), input.amount);
+      const after = type === "REVOKE_CAPACITY" ? planRevoke(pool, input.amount, input.wallet) : planGrant(locked(pool), input.amount);
       const before = locked(pool);
       const result: PoolResult = { pool: poolView(after), isIdempotentReplay: false };
-      await tx.run(
-        compact([
-          ...updatePoolSql(before, after),
-          insertSlotEventSql({
-            projectId,
-            customerPk,
-            poolId: after.id,
-            holdingId: null,
-            type,
-            wallet: after.wallet,
-            source: after.source,
-            amount: input.amount,
-            resourceId: null,
-            description: input.description,
-            idempotencyKey,
-            nowMs,
-            apiKeyId: input.apiKeyId,
-          }),
-          idempotencyKey === null
-            ? null
-            : insertSlotKeySql(projectId, { key: idempotencyKey, customerPk, requestFingerprint, response: encodeJson(result), nowMs }),
-        ]),
-        { commit: true },
-      ).catch(rethrowGuardFailure);
+      await tx
+        .run(
+          compact([
+            ...updatePoolSql(before, after),
+            insertSlotEventSql({
+              projectId,
+              customerPk,
+              poolId: after.id,
+              holdingId: null,
+              type,
+              wallet: after.wallet,
+              source: after.source,
+              amount: input.amount,
+              resourceId: null,
+              description: input.description,
+              idempotencyKey,
+              nowMs,
+              apiKeyId: input.apiKeyId,
+            }),
+            idempotencyKey === null
+              ? null
+              : insertSlotKeySql(projectId, { key: idempotencyKey, customerPk, requestFingerprint, response: encodeJson(result), nowMs }),
+          ]),
+          { commit: true },
+        )
+        .catch(rethrowGuardFailure);
       return result;
     },
     ctx.retries,

@@ -82,30 +82,32 @@ export function claimSlot(ctx: BillingContext, input: ClaimInput & Audit): Promi
       const after = planClaim(candidates, input.amount, input.wallet);
       const before = state.pools.find((p) => p.id === after.id);
       if (!before) throw new Error(`planClaim chose pool ${after.id}, which is not locked`);
-      const [, , ids] = await tx.run(
-        [
-          insertHoldingSql({ ...input, customerPk: state.customerPk, poolId: after.id, nowMs }),
-          sql`SET @holding = LAST_INSERT_ID()`,
-          sql`SELECT @holding AS holding_id`,
-          ...updatePoolSql(before, after),
-          insertSlotEventSql({
-            projectId,
-            customerPk: state.customerPk,
-            poolId: after.id,
-            holdingId: sql`@holding`,
-            type: "CLAIM",
-            wallet: input.wallet,
-            source: after.source,
-            amount: input.amount,
-            resourceId: input.resourceId,
-            description: input.description,
-            idempotencyKey: null,
-            nowMs,
-            apiKeyId: input.apiKeyId,
-          }),
-        ],
-        { commit: true },
-      ).catch(rethrowGuardFailure);
+      const [, , ids] = await tx
+        .run(
+          [
+            insertHoldingSql({ ...input, customerPk: state.customerPk, poolId: after.id, nowMs }),
+            sql`SET @holding = LAST_INSERT_ID()`,
+            sql`SELECT @holding AS holding_id`,
+            ...updatePoolSql(before, after),
+            insertSlotEventSql({
+              projectId,
+              customerPk: state.customerPk,
+              poolId: after.id,
+              holdingId: sql`@holding`,
+              type: "CLAIM",
+              wallet: input.wallet,
+              source: after.source,
+              amount: input.amount,
+              resourceId: input.resourceId,
+              description: input.description,
+              idempotencyKey: null,
+              nowMs,
+              apiKeyId: input.apiKeyId,
+            }),
+          ],
+          { commit: true },
+        )
+        .catch(rethrowGuardFailure);
       return { pool: poolView(after), holdingId: bigOf(rowsOf(ids)[0]?.holding_id), isIdempotentReplay: false };
     },
     ctx.retries,
@@ -130,28 +132,30 @@ export function releaseSlot(ctx: BillingContext, input: ReleaseInput & Audit): P
       const before = poolOf(state, holding);
       if (holding.released) return { pool: poolView(before), holdingId: holding.id, isIdempotentReplay: true };
       const after = planRelease(before, holding);
-      await tx.run(
-        [
-          ...releaseHoldingSql(holding.id, nowMs),
-          ...updatePoolSql(before, after),
-          insertSlotEventSql({
-            projectId,
-            customerPk: state.customerPk,
-            poolId: after.id,
-            holdingId: holding.id,
-            type: "RELEASE",
-            wallet: input.wallet,
-            source: after.source,
-            amount: holding.amount,
-            resourceId: input.resourceId,
-            description: null,
-            idempotencyKey: null,
-            nowMs,
-            apiKeyId: input.apiKeyId,
-          }),
-        ],
-        { commit: true },
-      ).catch(rethrowGuardFailure);
+      await tx
+        .run(
+          [
+            ...releaseHoldingSql(holding.id, nowMs),
+            ...updatePoolSql(before, after),
+            insertSlotEventSql({
+              projectId,
+              customerPk: state.customerPk,
+              poolId: after.id,
+              holdingId: holding.id,
+              type: "RELEASE",
+              wallet: input.wallet,
+              source: after.source,
+              amount: holding.amount,
+              resourceId: input.resourceId,
+              description: null,
+              idempotencyKey: null,
+              nowMs,
+              apiKeyId: input.apiKeyId,
+            }),
+          ],
+          { commit: true },
+        )
+        .catch(rethrowGuardFailure);
       return { pool: poolView(after), holdingId: holding.id, isIdempotentReplay: false };
     },
     ctx.retries,

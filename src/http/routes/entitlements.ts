@@ -1,5 +1,10 @@
 import Type, { type Static } from "typebox";
-import { getEntitlement, listEntitlementEvents, listEntitlements, type EntitlementEventView } from "../../billing/entitlements/read-entitlements.js";
+import {
+  getEntitlement,
+  listEntitlementEvents,
+  listEntitlements,
+  type EntitlementEventView,
+} from "../../billing/entitlements/read-entitlements.js";
 import { removeEntitlement, setEntitlement, type EntitlementTarget } from "../../billing/entitlements/write-entitlements.js";
 import {
   ENTITLEMENT_EVENT_TYPES,
@@ -10,7 +15,12 @@ import {
   type SetEntitlementResult,
 } from "../../domain/entitlements.js";
 import { parseClosedValues } from "../../domain/event-query.js";
-import { DESCRIPTION_LENGTH_MAX, ENTITLEMENT_VALUE_LENGTH_MAX, EVENT_FILTER_VALUES_MAX, FEATURE_KEYS_PER_REQUEST_MAX } from "../../domain/limits.js";
+import {
+  DESCRIPTION_LENGTH_MAX,
+  ENTITLEMENT_VALUE_LENGTH_MAX,
+  EVENT_FILTER_VALUES_MAX,
+  FEATURE_KEYS_PER_REQUEST_MAX,
+} from "../../domain/limits.js";
 import { auditOf } from "../../domain/caller.js";
 import { parseSource, parseText } from "../../domain/validation.js";
 import { BillingError } from "../../errors/billing-error.js";
@@ -24,7 +34,7 @@ import { Description, Id, IsoInput, IsoOutput, MetadataInput, Nullable, Optional
 
 const TargetFields = {
   customer_id: Id("The customer."),
-  feature_key: Id("The feature (\"model\", \"max_projects\")."),
+  feature_key: Id('The feature ("model", "max_projects").'),
 };
 
 const SetBody = Type.Object({
@@ -32,7 +42,7 @@ const SetBody = Type.Object({
   value: Type.String({ maxLength: ENTITLEMENT_VALUE_LENGTH_MAX, description: "The customer's value of the feature: a non-empty string." }),
   valid_from: OptionalNullable(IsoInput("When it starts to apply (default: now).")),
   valid_until: OptionalNullable(IsoInput("When it stops applying (default: never); after valid_from; may be past.")),
-  source: OptionalNullable({ ...Source, description: "Where it came from (\"plan\", \"admin\")." }),
+  source: OptionalNullable({ ...Source, description: 'Where it came from ("plan", "admin").' }),
   description: OptionalNullable(Description),
   metadata: OptionalNullable(MetadataInput),
 });
@@ -111,7 +121,7 @@ const eventJson = (e: EntitlementEventView): Static<typeof EntitlementEventItem>
 const CustomerParams = Type.Object({ customer_id: Id("The customer (URL-encoded).") });
 const TargetParams = Type.Object({
   customer_id: Id("The customer (URL-encoded)."),
-  feature_key: Id("The feature (URL-encoded). One named \"events\" is read through the list route (feature_keys=events)."),
+  feature_key: Id('The feature (URL-encoded). One named "events" is read through the list route (feature_keys=events).'),
 });
 
 const ListQuery = Type.Object({
@@ -137,7 +147,9 @@ const targetOf = (fields: { customer_id: string; feature_key: string }, projectI
 function featureKeysOf(raw: string | undefined): string[] {
   const keys = commaList(raw);
   if (keys.length > FEATURE_KEYS_PER_REQUEST_MAX) {
-    throw new BillingError("invalid_argument", `feature_keys holds at most ${FEATURE_KEYS_PER_REQUEST_MAX} keys.`, { field: "feature_keys" });
+    throw new BillingError("invalid_argument", `feature_keys holds at most ${FEATURE_KEYS_PER_REQUEST_MAX} keys.`, {
+      field: "feature_keys",
+    });
   }
   return [...new Set(keys.map((k) => parseFeatureKey(k, "feature_keys")))].sort();
 }
@@ -153,23 +165,30 @@ export function registerEntitlementRoutes(app: HttpApp, deps: HttpDependencies):
   const tags = ["entitlements"];
   const read = { access: "read" as const };
 
-  app.post("/v1/entitlement/set", { schema: { summary: "Set a feature's value (create or replace)", tags, body: SetBody, response: responses(SetReply) } }, async (request) => {
-    const body = withoutNulls(request.body);
-    const result = await setEntitlement(ctx, {
-      ...targetOf(body, callerOf(request).projectId),
-      ...auditOf(callerOf(request)),
-      value: parseEntitlementValue(body.value),
-      validFromMs: parseIsoField(body.valid_from, "valid_from", "invalid_valid_from"),
-      validUntilMs: parseIsoField(body.valid_until, "valid_until", "invalid_valid_until"),
-      source: body.source === undefined || body.source === "" ? null : parseSource(body.source, ""),
-      description: body.description === undefined ? null : parseText(body.description, "description", DESCRIPTION_LENGTH_MAX),
-      metadata: body.metadata === undefined ? null : metadataOf(body.metadata),
-    });
-    return setReply(result);
-  });
+  app.post(
+    "/v1/entitlement/set",
+    { schema: { summary: "Set a feature's value (create or replace)", tags, body: SetBody, response: responses(SetReply) } },
+    async (request) => {
+      const body = withoutNulls(request.body);
+      const result = await setEntitlement(ctx, {
+        ...targetOf(body, callerOf(request).projectId),
+        ...auditOf(callerOf(request)),
+        value: parseEntitlementValue(body.value),
+        validFromMs: parseIsoField(body.valid_from, "valid_from", "invalid_valid_from"),
+        validUntilMs: parseIsoField(body.valid_until, "valid_until", "invalid_valid_until"),
+        source: body.source === undefined || body.source === "" ? null : parseSource(body.source, ""),
+        description: body.description === undefined ? null : parseText(body.description, "description", DESCRIPTION_LENGTH_MAX),
+        metadata: body.metadata === undefined ? null : metadataOf(body.metadata),
+      });
+      return setReply(result);
+    },
+  );
 
-  app.post("/v1/entitlement/remove", { schema: { summary: "Remove a feature's value", tags, body: RemoveBody, response: responses(RemoveReply) } }, async (request) =>
-    removeReply(await removeEntitlement(ctx, { ...targetOf(request.body, callerOf(request).projectId), ...auditOf(callerOf(request)) })),
+  app.post(
+    "/v1/entitlement/remove",
+    { schema: { summary: "Remove a feature's value", tags, body: RemoveBody, response: responses(RemoveReply) } },
+    async (request) =>
+      removeReply(await removeEntitlement(ctx, { ...targetOf(request.body, callerOf(request).projectId), ...auditOf(callerOf(request)) })),
   );
 
   app.get(
@@ -200,7 +219,12 @@ export function registerEntitlementRoutes(app: HttpApp, deps: HttpDependencies):
   app.get(
     "/v1/entitlement/:customer_id/:feature_key",
     {
-      schema: { summary: "One entitlement (null when never set, removed or expired)", tags, params: TargetParams, response: responses(GetReply) },
+      schema: {
+        summary: "One entitlement (null when never set, removed or expired)",
+        tags,
+        params: TargetParams,
+        response: responses(GetReply),
+      },
       config: read,
     },
     async (request) => {
@@ -212,7 +236,13 @@ export function registerEntitlementRoutes(app: HttpApp, deps: HttpDependencies):
   app.get(
     "/v1/entitlement/:customer_id",
     {
-      schema: { summary: "A customer's entitlements (expired ones on request)", tags, params: CustomerParams, querystring: ListQuery, response: responses(ListReply) },
+      schema: {
+        summary: "A customer's entitlements (expired ones on request)",
+        tags,
+        params: CustomerParams,
+        querystring: ListQuery,
+        response: responses(ListReply),
+      },
       config: read,
     },
     async (request) => {

@@ -28,7 +28,7 @@ import { Amount, Description, Id, IdempotentReplay, IsoOutput, Nullable, Optiona
 // and a malformed one is invalid_argument (as over gRPC), not invalid_credit_types.
 const SlotWallet = Type.String({
   pattern: WALLET_PATTERN.source,
-  description: "The kind of resource (\"ip\", \"seat\"): 1-64 characters of [A-Za-z0-9_.:@-].",
+  description: 'The kind of resource ("ip", "seat"): 1-64 characters of [A-Za-z0-9_.:@-].',
 });
 const fieldCodes: FieldCodeOverrides = { wallet: { required: "invalid_argument", invalid: "invalid_argument" } };
 
@@ -37,7 +37,7 @@ const fieldCodes: FieldCodeOverrides = { wallet: { required: "invalid_argument",
 const CapacityBody = Type.Object({
   customer_id: Id("The customer; a grant creates it on first use."),
   wallet: SlotWallet,
-  source: OptionalNullable({ ...Source, description: "The pool's source within the wallet (default \"default\")." }),
+  source: OptionalNullable({ ...Source, description: 'The pool\'s source within the wallet (default "default").' }),
   amount: Amount("Capacity units: a positive integer."),
   idempotency_key: OptionalNullable(Id("Retries with the same key replay the first answer (also the Idempotency-Key header).")),
   description: OptionalNullable(Description),
@@ -51,7 +51,10 @@ const ReleaseBody = Type.Object({
 
 const ClaimBody = Type.Object({
   ...ReleaseBody.properties,
-  source: OptionalNullable({ ...Source, description: "Claim from this pool only (default: the wallet's pools, \"default\" first, then oldest)." }),
+  source: OptionalNullable({
+    ...Source,
+    description: 'Claim from this pool only (default: the wallet\'s pools, "default" first, then oldest).',
+  }),
   amount: OptionalNullable(Amount("Units to hold (default 1).")),
   description: OptionalNullable(Description),
 });
@@ -74,7 +77,7 @@ const HoldingReply = Type.Object({
   holding_id: Type.String({ description: "The same for every claim of a held resource." }),
   is_idempotent_replay: IdempotentReplay,
 });
-const PoolsReply = Type.Object({ pools: Type.Array(PoolReply, { description: "In claim order: \"default\" first, then oldest." }) });
+const PoolsReply = Type.Object({ pools: Type.Array(PoolReply, { description: 'In claim order: "default" first, then oldest.' }) });
 
 const SlotEventItem = Type.Object({
   id: Type.String(),
@@ -100,7 +103,10 @@ const poolJson = (p: PoolView): Static<typeof PoolReply> => ({
   status: p.status,
 });
 
-const capacityReply = (r: PoolResult): Static<typeof CapacityReply> => ({ ...poolJson(r.pool), is_idempotent_replay: r.isIdempotentReplay });
+const capacityReply = (r: PoolResult): Static<typeof CapacityReply> => ({
+  ...poolJson(r.pool),
+  is_idempotent_replay: r.isIdempotentReplay,
+});
 
 const holdingReply = (r: HoldingResult): Static<typeof HoldingReply> => ({
   ...poolJson(r.pool),
@@ -141,7 +147,11 @@ const SlotEventsQuery = Type.Object({
 const descriptionOf = (raw: string | undefined) =>
   raw === undefined || raw === "" ? null : parseText(raw, "description", DESCRIPTION_LENGTH_MAX);
 
-function capacityInputOf(body: NullsAbsent<Static<typeof CapacityBody>>, projectId: bigint, header: string | string[] | undefined): CapacityInput {
+function capacityInputOf(
+  body: NullsAbsent<Static<typeof CapacityBody>>,
+  projectId: bigint,
+  header: string | string[] | undefined,
+): CapacityInput {
   return {
     projectId,
     customerId: customerIdOf(body.customer_id),
@@ -178,7 +188,15 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
 
   app.post(
     "/v1/slot/grant",
-    { schema: { summary: "Grant capacity (creates the customer and the pool)", tags, body: CapacityBody, response: responses(CapacityReply) }, config: write },
+    {
+      schema: {
+        summary: "Grant capacity (creates the customer and the pool)",
+        tags,
+        body: CapacityBody,
+        response: responses(CapacityReply),
+      },
+      config: write,
+    },
     async (request) => {
       const input = capacityInputOf(withoutNulls(request.body), callerOf(request).projectId, request.headers["idempotency-key"]);
       return capacityReply(await grantCapacity(ctx, { ...input, ...auditOf(callerOf(request)) }));
@@ -187,7 +205,10 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
 
   app.post(
     "/v1/slot/revoke",
-    { schema: { summary: "Revoke capacity (never below in_use)", tags, body: CapacityBody, response: responses(CapacityReply) }, config: write },
+    {
+      schema: { summary: "Revoke capacity (never below in_use)", tags, body: CapacityBody, response: responses(CapacityReply) },
+      config: write,
+    },
     async (request) => {
       const input = capacityInputOf(withoutNulls(request.body), callerOf(request).projectId, request.headers["idempotency-key"]);
       return capacityReply(await revokeCapacity(ctx, { ...input, ...auditOf(callerOf(request)) }));
@@ -196,7 +217,15 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
 
   app.post(
     "/v1/slot/claim",
-    { schema: { summary: "Claim a slot for a resource (idempotent per resource)", tags, body: ClaimBody, response: responses(HoldingReply) }, config: write },
+    {
+      schema: {
+        summary: "Claim a slot for a resource (idempotent per resource)",
+        tags,
+        body: ClaimBody,
+        response: responses(HoldingReply),
+      },
+      config: write,
+    },
     async (request) => {
       const body = withoutNulls(request.body);
       const result = await claimSlot(ctx, {
@@ -212,8 +241,12 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
 
   app.post(
     "/v1/slot/release",
-    { schema: { summary: "Release a resource's slot (twice: a replay)", tags, body: ReleaseBody, response: responses(HoldingReply) }, config: write },
-    async (request) => holdingReply(await releaseSlot(ctx, { ...releaseInputOf(request.body, callerOf(request).projectId), ...auditOf(callerOf(request)) })),
+    {
+      schema: { summary: "Release a resource's slot (twice: a replay)", tags, body: ReleaseBody, response: responses(HoldingReply) },
+      config: write,
+    },
+    async (request) =>
+      holdingReply(await releaseSlot(ctx, { ...releaseInputOf(request.body, callerOf(request).projectId), ...auditOf(callerOf(request)) })),
   );
 
   app.get(
