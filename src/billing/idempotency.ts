@@ -1,12 +1,8 @@
 import { BillingError } from "../errors/billing-error.js";
+import type { StoredOutcome } from "../domain/idempotency.js";
 import { decodeJson } from "../store/json-codec.js";
 
-/** A write already made under a key: who made it, what it asked, what it answered. */
-export interface StoredOutcome {
-  readonly customerId: string;
-  readonly requestFingerprint: string;
-  readonly response: string;
-}
+export type { StoredOutcome };
 
 /**
  * The one idempotency rule of every keyed write: same key and same request → the original

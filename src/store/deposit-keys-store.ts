@@ -1,5 +1,5 @@
 import { sql, type SQL } from "drizzle-orm";
-import type { StoredOutcome } from "../billing/idempotency.js";
+import type { StoredOutcome } from "../domain/idempotency.js";
 import { stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { customers, depositKeys } from "./schema.js";

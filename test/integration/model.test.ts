@@ -659,7 +659,7 @@ class Run {
   private holdFor(transactionId: string, scope: string, missing: string): MTransaction | Outcome<never> {
     const hold = this.transactions.get(transactionId);
     if (hold && scope !== "" && scope !== hold.customerId) return fail("customer_scope_mismatch", { customer_id: scope });
-    if (!hold || hold.kind !== "freeze") return fail(missing);
+    if (hold?.kind !== "freeze") return fail(missing);
     return hold;
   }
 
