@@ -4,7 +4,14 @@
  * and the minimal SQL per call with mysql2 prepared statements — no validation, no idempotency,
  * no ledger, no allocation. Run: DATABASE_URL=… PORT=… node --import tsx bench/baseline-server.ts
  */
-import { Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  Server,
+  ServerCredentials,
+  status,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import mysql from "mysql2/promise";
 import {
   BillingServiceService,
@@ -67,12 +74,27 @@ function unary<Req, Res>(run: (r: Req) => Promise<Res>) {
 const handlers = {
   freeze: unary<FreezeRequest, FreezeResponse>((r) =>
     inTransaction(async (c) => {
-      const [rows] = await c.execute("SELECT total - used - frozen AS available FROM b_accounts WHERE customer_id = ? FOR UPDATE", [r.customerId]);
+      const [rows] = await c.execute("SELECT total - used - frozen AS available FROM b_accounts WHERE customer_id = ? FOR UPDATE", [
+        r.customerId,
+      ]);
       const available = BigInt((rows as Row[])[0]?.available ?? "0");
       if (available < r.amount) throw new Error("insufficient_balance");
       await c.execute("UPDATE b_accounts SET frozen = frozen + ? WHERE customer_id = ?", [r.amount.toString(), r.customerId]);
-      await c.execute("INSERT INTO b_holds (transaction_id, customer_id, amount) VALUES (?, ?, ?)", [r.transactionId, r.customerId, r.amount.toString()]);
-      return { transactionId: r.transactionId, frozenAmount: r.amount, details: [], frozenAt: undefined, unfreezeAt: undefined, consumeAt: undefined, balance: undefined, isIdempotentReplay: false };
+      await c.execute("INSERT INTO b_holds (transaction_id, customer_id, amount) VALUES (?, ?, ?)", [
+        r.transactionId,
+        r.customerId,
+        r.amount.toString(),
+      ]);
+      return {
+        transactionId: r.transactionId,
+        frozenAmount: r.amount,
+        details: [],
+        frozenAt: undefined,
+        unfreezeAt: undefined,
+        consumeAt: undefined,
+        balance: undefined,
+        isIdempotentReplay: false,
+      };
     }),
   ),
   consume: unary<ConsumeRequest, ConsumeResponse>((r) =>
@@ -82,9 +104,23 @@ const handlers = {
       if (!hold) throw new Error("no_consumable_freeze_records");
       const frozen = hold.amount ?? "0";
       const actual = r.actualAmount ?? BigInt(frozen);
-      await c.execute("UPDATE b_accounts SET frozen = frozen - ?, used = used + ? WHERE customer_id = ?", [frozen, actual.toString(), hold.customer_id ?? ""]);
+      await c.execute("UPDATE b_accounts SET frozen = frozen - ?, used = used + ? WHERE customer_id = ?", [
+        frozen,
+        actual.toString(),
+        hold.customer_id ?? "",
+      ]);
       await c.execute("INSERT INTO b_consumes (transaction_id, amount) VALUES (?, ?)", [r.transactionId, actual.toString()]);
-      return { transactionId: r.transactionId, consumedAmount: actual, returnedAmount: 0n, overageAmount: 0n, details: [], consumedAt: undefined, balance: undefined, isIdempotentReplay: false, returnedDetails: [] };
+      return {
+        transactionId: r.transactionId,
+        consumedAmount: actual,
+        returnedAmount: 0n,
+        overageAmount: 0n,
+        details: [],
+        consumedAt: undefined,
+        balance: undefined,
+        isIdempotentReplay: false,
+        returnedDetails: [],
+      };
     }),
   ),
   // Seeds accounts in bulk: customer_id = prefix + i for i < amount.
@@ -93,7 +129,10 @@ const handlers = {
     for (let start = 0; start < count; start += 1000) {
       const ids = Array.from({ length: Math.min(1000, count - start) }, (_, i) => `${r.customerId}${start + i}`);
       const rows = ids.map(() => "(?, ?)").join(", ");
-      await pool.query(`INSERT IGNORE INTO b_accounts (customer_id, total) VALUES ${rows}`, ids.flatMap((id) => [id, r.name]));
+      await pool.query(
+        `INSERT IGNORE INTO b_accounts (customer_id, total) VALUES ${rows}`,
+        ids.flatMap((id) => [id, r.name]),
+      );
     }
     return DepositResponse.fromPartial({ addedAmount: r.amount });
   }),

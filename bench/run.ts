@@ -112,7 +112,9 @@ function scenarioOperation(client: BillingClient, scenario: string, distribution
   switch (scenario) {
     case "deposit":
       return (seq: number) =>
-        client.call("deposit", { customerId: pick(distribution, seq), amount: 1n, idempotencyKey: `${runId}-${seq}` }).then(() => undefined);
+        client
+          .call("deposit", { customerId: pick(distribution, seq), amount: 1n, idempotencyKey: `${runId}-${seq}` })
+          .then(() => undefined);
     case "deduct":
       return (seq: number) =>
         client.call("deduct", { customerId: pick(distribution, seq), transactionId: `${runId}-${seq}`, amount: 1n }).then(() => undefined);
@@ -167,8 +169,7 @@ async function measure(
     result,
     serverCpuPercent: cpuPercent(before, after),
     serverRssMb: after.rssBytes / 2 ** 20,
-    dbCpuMsPerOp:
-      dbBefore && dbAfter && result.ops > 0 ? ((dbAfter.cpuSeconds - dbBefore.cpuSeconds) * 1000) / result.ops : null,
+    dbCpuMsPerOp: dbBefore && dbAfter && result.ops > 0 ? ((dbAfter.cpuSeconds - dbBefore.cpuSeconds) * 1000) / result.ops : null,
   };
   process.stderr.write(`${formatRow(row)}${result.firstError ? `  first error: ${result.firstError}` : ""}\n`);
   return row;
@@ -253,7 +254,8 @@ async function growth(ours: Started, databaseUrl: string): Promise<string[]> {
   const connection = await mysql.createConnection(databaseUrl);
   const [counted] = await connection.query("SELECT COUNT(*) AS n FROM ledger_entries");
   const existing = Number((counted as Array<{ n: number }>)[0]?.n ?? 0);
-  const digits = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)";
+  const digits =
+    "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)";
   const started = performance.now();
   const chunk = 1_000_000;
   for (let done = 0; done < LEDGER_ROWS; done += chunk) {
@@ -346,17 +348,28 @@ async function main(): Promise<void> {
 
   const meanOpsPerSecond = (server: Row["server"], like: Row) => {
     const runs = rows.filter(
-      (r) => r.server === server && r.scenario === like.scenario && r.distribution === like.distribution && r.concurrency === like.concurrency,
+      (r) =>
+        r.server === server && r.scenario === like.scenario && r.distribution === like.distribution && r.concurrency === like.concurrency,
     );
     return runs.reduce((sum, r) => sum + r.result.opsPerSecond, 0) / Math.max(1, runs.length);
   };
   const compared = rows.filter((r) => r.server === "baseline");
   const ratios = compared
-    .filter((b, i) => compared.findIndex((x) => x.scenario === b.scenario && x.distribution === b.distribution && x.concurrency === b.concurrency) === i)
+    .filter(
+      (b, i) =>
+        compared.findIndex((x) => x.scenario === b.scenario && x.distribution === b.distribution && x.concurrency === b.concurrency) === i,
+    )
     .map((b) => {
       const oursMean = meanOpsPerSecond("ours", b);
       const baselineMean = meanOpsPerSecond("baseline", b);
-      return { scenario: b.scenario, distribution: b.distribution, concurrency: b.concurrency, ours: oursMean, baseline: baselineMean, ratio: oursMean / baselineMean };
+      return {
+        scenario: b.scenario,
+        distribution: b.distribution,
+        concurrency: b.concurrency,
+        ours: oursMean,
+        baseline: baselineMean,
+        ratio: oursMean / baselineMean,
+      };
     });
 
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}; load generator, servers and MariaDB share the machine`;
@@ -372,9 +385,19 @@ async function main(): Promise<void> {
     "",
     "| operation | customers | concurrency | ours ops/s | baseline ops/s | ratio |",
     "|---|---|---|---|---|---|",
-    ...ratios.map((r) => `| ${r.scenario} | ${r.distribution} | ${r.concurrency} | ${fixed(r.ours, 0)} | ${fixed(r.baseline, 0)} | ${fixed(r.ratio, 2)} |`),
+    ...ratios.map(
+      (r) =>
+        `| ${r.scenario} | ${r.distribution} | ${r.concurrency} | ${fixed(r.ours, 0)} | ${fixed(r.baseline, 0)} | ${fixed(r.ratio, 2)} |`,
+    ),
     ...(growthLines.length > 0
-      ? ["", "## Cost growth (concurrency 1)", "", "| case | operation | ops/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|", ...growthLines]
+      ? [
+          "",
+          "## Cost growth (concurrency 1)",
+          "",
+          "| case | operation | ops/s | p50 ms | p99 ms | errors |",
+          "|---|---|---|---|---|---|",
+          ...growthLines,
+        ]
       : []),
     "",
   ].join("\n");

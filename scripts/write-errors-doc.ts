@@ -18,14 +18,7 @@ function cell(text: string): string {
 }
 
 function row(code: string, spec: ErrorSpec): string {
-  const cells = [
-    `\`${code}\``,
-    spec.type,
-    String(spec.httpStatus),
-    spec.grpcStatus,
-    spec.retryable ? "yes" : "no",
-    cell(spec.message),
-  ];
+  const cells = [`\`${code}\``, spec.type, String(spec.httpStatus), spec.grpcStatus, spec.retryable ? "yes" : "no", cell(spec.message)];
   return `| ${cells.join(" | ")} |`;
 }
 

@@ -114,22 +114,23 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   await rateLimiter.waitUntilConnected();
   const guard = { log, metrics, authenticator, rateLimiter };
   const health = new HealthReporter();
-  const grpc = await startGrpcServer(
-    billingHandlers(context, guard),
-    health,
-    `${config.GRPC_HOST}:${config.GRPC_PORT}`,
-    {
-      credentials,
-      maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
-      services: [
-        { name: SLOT_SERVICE_NAME, definition: SlotServiceService, handlers: slotHandlers(context, guard) },
-        { name: ENTITLEMENT_SERVICE_NAME, definition: EntitlementServiceService, handlers: entitlementHandlers(context, guard) },
-      ],
-    },
-  );
+  const grpc = await startGrpcServer(billingHandlers(context, guard), health, `${config.GRPC_HOST}:${config.GRPC_PORT}`, {
+    credentials,
+    maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
+    services: [
+      { name: SLOT_SERVICE_NAME, definition: SlotServiceService, handlers: slotHandlers(context, guard) },
+      { name: ENTITLEMENT_SERVICE_NAME, definition: EntitlementServiceService, handlers: entitlementHandlers(context, guard) },
+    ],
+  });
   const http = await startHttpServer(
-    { context, authenticate: (key) => authenticator.authenticate(key),
-      rateLimit: (caller) => rateLimiter.consume(caller), log, metrics, isServing: () => health.serving },
+    {
+      context,
+      authenticate: (key) => authenticator.authenticate(key),
+      rateLimit: (caller) => rateLimiter.consume(caller),
+      log,
+      metrics,
+      isServing: () => health.serving,
+    },
     { host: config.HTTP_HOST ?? config.GRPC_HOST, port: config.HTTP_PORT },
   ).catch(async (error: unknown) => {
     await grpc.shutdown(0);

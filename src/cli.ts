@@ -78,7 +78,13 @@ const when = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOStrin
 /** Left-aligned columns, two spaces apart. */
 function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  for (const row of [header, ...rows]) out(row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ").trimEnd());
+  for (const row of [header, ...rows])
+    out(
+      row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    );
 }
 
 function integerOption(name: string): (value: string) => number {

@@ -18,7 +18,12 @@ const ConfigSchema = z.object({
   HTTP_PORT: port.default(8080),
   METRICS_PORT: port.optional(),
   // grpc-js's own default (4 MiB): a request at the API's field limits is far smaller.
-  GRPC_MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).max(2 ** 31 - 1).default(4 * 1024 * 1024),
+  GRPC_MAX_MESSAGE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(2 ** 31 - 1)
+    .default(4 * 1024 * 1024),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   DB_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(20),
   DB_LOCK_WAIT_TIMEOUT_S: z.coerce.number().int().min(1).max(3600).default(LOCK_WAIT_TIMEOUT_S_DEFAULT),

@@ -7,4 +7,3 @@ export interface BillingContext {
   readonly now: () => number;
   readonly retries?: RetryObserver;
 }
-

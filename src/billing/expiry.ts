@@ -1,11 +1,6 @@
 import { sql } from "drizzle-orm";
 import { availableOf } from "../domain/account-status.js";
-import {
-  accountsFromRows,
-  listUnrecordedExpiries,
-  lockCustomerAccountsSql,
-  markExpiryRecordedSql,
-} from "../store/accounts-store.js";
+import { accountsFromRows, listUnrecordedExpiries, lockCustomerAccountsSql, markExpiryRecordedSql } from "../store/accounts-store.js";
 import { customerByPkSql } from "../store/customers-store.js";
 import { appendLedgerSql } from "../store/ledger-store.js";
 import { rowsOf, runTransaction } from "../store/run-transaction.js";
@@ -27,11 +22,9 @@ export async function recordExpiries(ctx: BillingContext): Promise<number> {
   for (const candidate of due) {
     const done = await runTransaction(ctx.database, async (tx) => {
       const [locked] = await tx.run([
-        lockCustomerAccountsSql(
-          customerByPkSql(candidate.customerPk),
-          sql`a.id = ${candidate.id} AND a.expiry_recorded = FALSE`,
-          { skipLocked: true },
-        ),
+        lockCustomerAccountsSql(customerByPkSql(candidate.customerPk), sql`a.id = ${candidate.id} AND a.expiry_recorded = FALSE`, {
+          skipLocked: true,
+        }),
       ]);
       const account = accountsFromRows(rowsOf(locked))[0];
       if (!account) return false;

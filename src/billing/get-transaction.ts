@@ -27,10 +27,7 @@ export interface TransactionView {
   readonly apiKeyPrefix: string | null;
 }
 
-async function readTransaction(
-  ctx: BillingContext,
-  input: { projectId: bigint; transactionId: string },
-): Promise<TransactionView> {
+async function readTransaction(ctx: BillingContext, input: { projectId: bigint; transactionId: string }): Promise<TransactionView> {
   const { db } = ctx.database;
   const t = await findTransaction(db, input.projectId, input.transactionId);
   if (!t) throw new BillingError("transaction_not_found", undefined, { transaction_id: input.transactionId });

@@ -91,8 +91,7 @@ async function readLedgerPage(ctx: BillingContext, q: LedgerQuery): Promise<Ledg
   ]);
   const page = rows.slice(0, q.pageSize);
   const last = page.at(-1)?.l;
-  const nextPageToken =
-    rows.length > q.pageSize && last ? encodeCursor({ before: last.id.toString(), filters }) : "";
+  const nextPageToken = rows.length > q.pageSize && last ? encodeCursor({ before: last.id.toString(), filters }) : "";
   return {
     entries: page.map(({ l: r, apiKeyPrefix, txDescription, txMetadata }) => ({
       id: r.id,

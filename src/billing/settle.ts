@@ -53,37 +53,53 @@ const MANUAL: SettleMode = { automatic: false };
 
 export async function consume(ctx: BillingContext, input: ConsumeInput, mode = MANUAL): Promise<ConsumeResult | null> {
   const needsSpendable = (hold: TransactionRow) => input.allowOverage && (input.actualAmount ?? 0n) > hold.amount;
-  return settle(ctx, input, mode, "CONSUMED", (hold) => decideConsume(hold, input.actualAmount), needsSpendable, (loaded, nowMs) => {
-    const actual = input.actualAmount ?? loaded.hold.amount;
-    const { movement: m, writes } = planMove(loaded, input, actual, input.allowOverage, mode, nowMs);
-    const result: ConsumeResult = {
-      transactionId: loaded.hold.transactionId,
-      consumedAmount: actual,
-      returnedAmount: m.returnedAmount,
-      overageAmount: m.overageAmount,
-      details: m.charged,
-      returnedDetails: m.returned,
-      atMs: nowMs,
-      balance: m.balance,
-      isIdempotentReplay: false,
-    };
-    return { applied: { result, movement: m, consumedAmount: actual }, writes };
-  });
+  return settle(
+    ctx,
+    input,
+    mode,
+    "CONSUMED",
+    (hold) => decideConsume(hold, input.actualAmount),
+    needsSpendable,
+    (loaded, nowMs) => {
+      const actual = input.actualAmount ?? loaded.hold.amount;
+      const { movement: m, writes } = planMove(loaded, input, actual, input.allowOverage, mode, nowMs);
+      const result: ConsumeResult = {
+        transactionId: loaded.hold.transactionId,
+        consumedAmount: actual,
+        returnedAmount: m.returnedAmount,
+        overageAmount: m.overageAmount,
+        details: m.charged,
+        returnedDetails: m.returned,
+        atMs: nowMs,
+        balance: m.balance,
+        isIdempotentReplay: false,
+      };
+      return { applied: { result, movement: m, consumedAmount: actual }, writes };
+    },
+  );
 }
 
 export async function unfreeze(ctx: BillingContext, input: SettleTarget, mode = MANUAL): Promise<UnfreezeResult | null> {
-  return settle(ctx, input, mode, "UNFROZEN", (hold) => decideUnfreeze(hold), () => false, (loaded, nowMs) => {
-    const { movement: m, writes } = planMove(loaded, input, 0n, false, mode, nowMs);
-    const result: UnfreezeResult = {
-      transactionId: loaded.hold.transactionId,
-      unfrozenAmount: m.returnedAmount,
-      details: m.returned,
-      atMs: nowMs,
-      balance: m.balance,
-      isIdempotentReplay: false,
-    };
-    return { applied: { result, movement: m, consumedAmount: 0n }, writes };
-  });
+  return settle(
+    ctx,
+    input,
+    mode,
+    "UNFROZEN",
+    (hold) => decideUnfreeze(hold),
+    () => false,
+    (loaded, nowMs) => {
+      const { movement: m, writes } = planMove(loaded, input, 0n, false, mode, nowMs);
+      const result: UnfreezeResult = {
+        transactionId: loaded.hold.transactionId,
+        unfrozenAmount: m.returnedAmount,
+        details: m.returned,
+        atMs: nowMs,
+        balance: m.balance,
+        isIdempotentReplay: false,
+      };
+      return { applied: { result, movement: m, consumedAmount: 0n }, writes };
+    },
+  );
 }
 
 interface Applied<R> {

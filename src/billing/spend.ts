@@ -74,11 +74,7 @@ interface SpendState {
  * First round trip: BEGIN, the idempotency lookup, the customer lock, its first spendable
  * accounts and its balance. Returns the stored outcome when the key was used before.
  */
-async function loadSpend(
-  tx: Tx,
-  input: FreezeInput,
-  nowMs: number,
-): Promise<{ stored: TransactionRow } | { state: SpendState }> {
+async function loadSpend(tx: Tx, input: FreezeInput, nowMs: number): Promise<{ stored: TransactionRow } | { state: SpendState }> {
   const { projectId } = input;
   const customerPkQuery = customerPkSql(projectId, input.customerId);
   const spendable = (limit: number | null) => lockSpendableAccountsSql(projectId, customerPkQuery, nowMs, input.creditTypes, limit);
@@ -115,7 +111,13 @@ async function spend(ctx: BillingContext, kind: TransactionKind, input: FreezeIn
       if ("stored" in loaded) return replayStored<SpendResult>(loaded.stored, input.customerId, requestFingerprint);
       const { customerPk, accounts, before } = loaded.state;
 
-      const lines = allocate({ accounts, amount: input.amount, creditTypes: input.creditTypes, nowMs, availableAllTypes: before.available });
+      const lines = allocate({
+        accounts,
+        amount: input.amount,
+        creditTypes: input.creditTypes,
+        nowMs,
+        availableAllTypes: before.available,
+      });
       const deltas = lines.map((l) =>
         kind === "DEDUCT" ? { accountId: l.accountId, used: l.amount, frozen: 0n } : { accountId: l.accountId, used: 0n, frozen: l.amount },
       );

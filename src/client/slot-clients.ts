@@ -49,14 +49,18 @@ type SlotMethods = {
 export class SlotClient extends UnaryClient<SlotMethods> {
   /** With `apiKey`, every call sends `authorization: Bearer <apiKey>` (unless the call's metadata has one). */
   constructor(address: string, channelCredentials: ChannelCredentials = credentials.createInsecure(), apiKey: string | null = null) {
-    super(new slots.SlotServiceClient(address, channelCredentials), {
-      grantCapacity: slots.GrantCapacityRequest,
-      revokeCapacity: slots.RevokeCapacityRequest,
-      claim: slots.ClaimRequest,
-      release: slots.ReleaseRequest,
-      listPools: slots.ListPoolsRequest,
-      listSlotEvents: slots.ListSlotEventsRequest,
-    }, apiKey);
+    super(
+      new slots.SlotServiceClient(address, channelCredentials),
+      {
+        grantCapacity: slots.GrantCapacityRequest,
+        revokeCapacity: slots.RevokeCapacityRequest,
+        claim: slots.ClaimRequest,
+        release: slots.ReleaseRequest,
+        listPools: slots.ListPoolsRequest,
+        listSlotEvents: slots.ListSlotEventsRequest,
+      },
+      apiKey,
+    );
   }
 }
 
@@ -72,12 +76,16 @@ type EntitlementMethods = {
 export class EntitlementClient extends UnaryClient<EntitlementMethods> {
   /** With `apiKey`, every call sends `authorization: Bearer <apiKey>` (unless the call's metadata has one). */
   constructor(address: string, channelCredentials: ChannelCredentials = credentials.createInsecure(), apiKey: string | null = null) {
-    super(new ent.EntitlementServiceClient(address, channelCredentials), {
-      setEntitlement: ent.SetEntitlementRequest,
-      getEntitlement: ent.GetEntitlementRequest,
-      listEntitlements: ent.ListEntitlementsRequest,
-      removeEntitlement: ent.RemoveEntitlementRequest,
-      listEntitlementEvents: ent.ListEntitlementEventsRequest,
-    }, apiKey);
+    super(
+      new ent.EntitlementServiceClient(address, channelCredentials),
+      {
+        setEntitlement: ent.SetEntitlementRequest,
+        getEntitlement: ent.GetEntitlementRequest,
+        listEntitlements: ent.ListEntitlementsRequest,
+        removeEntitlement: ent.RemoveEntitlementRequest,
+        listEntitlementEvents: ent.ListEntitlementEventsRequest,
+      },
+      apiKey,
+    );
   }
 }

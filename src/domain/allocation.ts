@@ -26,9 +26,7 @@ export function allocate(request: AllocationRequest): AllocationLine[] {
   const { amount, creditTypes, nowMs } = request;
   const selected = new Set(creditTypes);
   const active = request.accounts.filter((a) => accountStatus(a, nowMs) === "ACTIVE");
-  const candidates = active
-    .filter((a) => selected.size === 0 || selected.has(a.creditType))
-    .sort(compareSpendingOrder);
+  const candidates = active.filter((a) => selected.size === 0 || selected.has(a.creditType)).sort(compareSpendingOrder);
 
   const lines: AllocationLine[] = [];
   let remaining = amount;

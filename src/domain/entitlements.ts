@@ -76,11 +76,7 @@ export function planSet(
 }
 
 /** The view list answers: expired ones only when asked, each with whether it is active now. */
-export function visibleEntitlements(
-  all: readonly EntitlementView[],
-  nowMs: number,
-  includeExpired: boolean,
-): EntitlementWithStatus[] {
+export function visibleEntitlements(all: readonly EntitlementView[], nowMs: number, includeExpired: boolean): EntitlementWithStatus[] {
   return all.filter((e) => includeExpired || !isExpired(e, nowMs)).map((e) => withStatus(e, nowMs));
 }
 

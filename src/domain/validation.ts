@@ -121,11 +121,7 @@ export function parseTimestamp(raw: TimestampInput | undefined, field: string, c
   if (raw === undefined) return null;
   const { seconds, nanos } = raw;
   const valid =
-    seconds >= TIMESTAMP_SECONDS_MIN &&
-    seconds <= TIMESTAMP_SECONDS_MAX &&
-    Number.isInteger(nanos) &&
-    nanos >= 0 &&
-    nanos < 1_000_000_000;
+    seconds >= TIMESTAMP_SECONDS_MIN && seconds <= TIMESTAMP_SECONDS_MAX && Number.isInteger(nanos) && nanos >= 0 && nanos < 1_000_000_000;
   if (!valid) throw invalid(code, field, `${field} is not a valid timestamp.`);
   return Number(seconds) * 1000 + Math.floor(nanos / 1_000_000);
 }

@@ -91,12 +91,8 @@ export const ERROR_CATALOG = {
   invalid_expires_at: badRequest("expires_at must be a valid timestamp in the future."),
   invalid_datetime_range: badRequest("expires_at must be after starts_at."),
   invalid_credit_types: badRequest("Credit types must be 1-64 characters of [a-z0-9_.-]."),
-  invalid_auto_settlement: badRequest(
-    "Set at most one of unfreeze_after_seconds and consume_after_seconds.",
-  ),
-  invalid_auto_settlement_ttl: badRequest(
-    "unfreeze_after_seconds must be 1-2592000 and consume_after_seconds 1-604800.",
-  ),
+  invalid_auto_settlement: badRequest("Set at most one of unfreeze_after_seconds and consume_after_seconds."),
+  invalid_auto_settlement_ttl: badRequest("unfreeze_after_seconds must be 1-2592000 and consume_after_seconds 1-604800."),
   invalid_page_size: badRequest("page_size must be between 1 and 100."),
   invalid_page_token: badRequest("page_token is not valid for this request."),
   // Velobase's HTTP name for a page size out of range (the `limit` of the ledger, slot event and
@@ -106,18 +102,12 @@ export const ERROR_CATALOG = {
   invalid_argument: badRequest("A field of the request is not valid."),
 
   insufficient_balance: precondition("The customer's available balance is insufficient."),
-  insufficient_balance_in_selected_credit_types: precondition(
-    "The available balance in the selected credit types is insufficient.",
-  ),
+  insufficient_balance_in_selected_credit_types: precondition("The available balance in the selected credit types is insufficient."),
   no_consumable_freeze_records: precondition("The hold has no frozen amount left to consume."),
-  freeze_records_already_consumed: precondition(
-    "The hold was already consumed with another actual_amount.",
-  ),
+  freeze_records_already_consumed: precondition("The hold was already consumed with another actual_amount."),
   no_unfreezable_records: precondition("There is no frozen hold to unfreeze."),
   freeze_auto_unfrozen: precondition("The hold was unfrozen automatically when it timed out."),
-  actual_amount_exceeds_frozen_amount: precondition(
-    "actual_amount exceeds the frozen amount; set allow_overage to charge the excess.",
-  ),
+  actual_amount_exceeds_frozen_amount: precondition("actual_amount exceeds the frozen amount; set allow_overage to charge the excess."),
 
   customer_not_found: {
     type: "not_found",
@@ -178,9 +168,7 @@ export const ERROR_CATALOG = {
   slot_insufficient_capacity: precondition("The wallet's pools lack the capacity to claim this amount."),
   slot_capacity_below_in_use: precondition("Capacity cannot go below what is in use."),
   // The wallet has room in total, but a claim is never split over pools.
-  slot_split_required: precondition(
-    "No single pool of the wallet has room for the whole amount; a claim is never split across pools.",
-  ),
+  slot_split_required: precondition("No single pool of the wallet has room for the whole amount; a claim is never split across pools."),
   slot_pool_not_found: {
     type: "not_found",
     httpStatus: 404,

@@ -23,53 +23,25 @@ function settled<T>(result: T | null): T {
  */
 export function billingHandlers(ctx: BillingContext, env: GuardedEnvironment): BillingServiceServer & UntypedServiceImplementation {
   return {
-    deposit: guarded(
-      env,
-      "Deposit",
-      "write",
-      async (r, caller) => format.depositResponse(await deposit(ctx, parse.parseDeposit(r, caller))),
+    deposit: guarded(env, "Deposit", "write", async (r, caller) =>
+      format.depositResponse(await deposit(ctx, parse.parseDeposit(r, caller))),
     ),
-    deduct: guarded(
-      env,
-      "Deduct",
-      "write",
-      async (r, caller) => format.deductResponse(await deduct(ctx, parse.parseDeduct(r, caller))),
+    deduct: guarded(env, "Deduct", "write", async (r, caller) => format.deductResponse(await deduct(ctx, parse.parseDeduct(r, caller)))),
+    freeze: guarded(env, "Freeze", "write", async (r, caller) => format.freezeResponse(await freeze(ctx, parse.parseFreeze(r, caller)))),
+    consume: guarded(env, "Consume", "write", async (r, caller) =>
+      format.consumeResponse(settled(await consume(ctx, parse.parseConsume(r, caller)))),
     ),
-    freeze: guarded(
-      env,
-      "Freeze",
-      "write",
-      async (r, caller) => format.freezeResponse(await freeze(ctx, parse.parseFreeze(r, caller))),
+    unfreeze: guarded(env, "Unfreeze", "write", async (r, caller) =>
+      format.unfreezeResponse(settled(await unfreeze(ctx, parse.parseUnfreeze(r, caller)))),
     ),
-    consume: guarded(
-      env,
-      "Consume",
-      "write",
-      async (r, caller) => format.consumeResponse(settled(await consume(ctx, parse.parseConsume(r, caller)))),
+    getCustomer: guarded(env, "GetCustomer", "read", async (r, caller) =>
+      format.getCustomerResponse(await getCustomer(ctx, parse.parseGetCustomer(r, caller))),
     ),
-    unfreeze: guarded(
-      env,
-      "Unfreeze",
-      "write",
-      async (r, caller) => format.unfreezeResponse(settled(await unfreeze(ctx, parse.parseUnfreeze(r, caller)))),
+    getTransaction: guarded(env, "GetTransaction", "read", async (r, caller) =>
+      format.getTransactionResponse(await getTransaction(ctx, parse.parseGetTransaction(r, caller))),
     ),
-    getCustomer: guarded(
-      env,
-      "GetCustomer",
-      "read",
-      async (r, caller) => format.getCustomerResponse(await getCustomer(ctx, parse.parseGetCustomer(r, caller))),
-    ),
-    getTransaction: guarded(
-      env,
-      "GetTransaction",
-      "read",
-      async (r, caller) => format.getTransactionResponse(await getTransaction(ctx, parse.parseGetTransaction(r, caller))),
-    ),
-    listLedgerEntries: guarded(
-      env,
-      "ListLedgerEntries",
-      "read",
-      async (r, caller) => format.listLedgerEntriesResponse(await listLedgerEntries(ctx, parse.parseListLedgerEntries(r, caller))),
+    listLedgerEntries: guarded(env, "ListLedgerEntries", "read", async (r, caller) =>
+      format.listLedgerEntriesResponse(await listLedgerEntries(ctx, parse.parseListLedgerEntries(r, caller))),
     ),
   };
 }

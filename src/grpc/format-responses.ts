@@ -160,10 +160,7 @@ const OPERATION: Record<Operation, OperationType> = {
   EXPIRE: OperationType.OPERATION_TYPE_EXPIRE,
 };
 
-export const listLedgerEntriesResponse = (page: {
-  entries: LedgerEntryView[];
-  nextPageToken: string;
-}): ListLedgerEntriesResponse => ({
+export const listLedgerEntriesResponse = (page: { entries: LedgerEntryView[]; nextPageToken: string }): ListLedgerEntriesResponse => ({
   entries: page.entries.map((e) => ({
     id: e.id.toString(),
     operation: OPERATION[e.operation],

@@ -29,10 +29,7 @@ function keepMapsAsSent(request: unknown, maps: ReturnType<typeof checkWire>): v
   for (const [field, entries] of maps) Object.assign(request, { [field.localName]: Object.fromEntries(entries) });
 }
 
-function checkedDeserializer(
-  decode: (bytes: Buffer) => unknown,
-  input: DescMessage,
-): (bytes: Buffer) => unknown {
+function checkedDeserializer(decode: (bytes: Buffer) => unknown, input: DescMessage): (bytes: Buffer) => unknown {
   return (bytes) => {
     let request: unknown;
     try {

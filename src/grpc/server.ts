@@ -57,9 +57,7 @@ export async function startGrpcServer(
   address: string,
   options: GrpcServerOptions = {},
 ): Promise<GrpcServer> {
-  const server = new Server(
-    options.maxMessageBytes === undefined ? {} : { "grpc.max_receive_message_length": options.maxMessageBytes },
-  );
+  const server = new Server(options.maxMessageBytes === undefined ? {} : { "grpc.max_receive_message_length": options.maxMessageBytes });
   const services: ServiceBinding[] = [
     { name: BILLING_SERVICE_NAME, definition: BillingServiceService, handlers },
     ...(options.services ?? []),
@@ -70,7 +68,9 @@ export async function startGrpcServer(
   health.implementation.addToServer(server);
   addReflection(server);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, options.credentials ?? ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    server.bindAsync(address, options.credentials ?? ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    ),
   );
   return {
     server,

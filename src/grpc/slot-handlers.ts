@@ -18,10 +18,16 @@ const holdingAnswer = (r: HoldingResult) => ({
 /** SlotService: each handler parses the request, runs one operation, formats the answer. */
 export function slotHandlers(ctx: BillingContext, env: GuardedEnvironment): SlotServiceServer & UntypedServiceImplementation {
   return {
-    grantCapacity: guarded(env, "GrantCapacity", "write", async (r, caller) => poolAnswer(await grantCapacity(ctx, slot.parseCapacity(r, caller.projectId)))),
-    revokeCapacity: guarded(env, "RevokeCapacity", "write", async (r, caller) => poolAnswer(await revokeCapacity(ctx, slot.parseCapacity(r, caller.projectId)))),
+    grantCapacity: guarded(env, "GrantCapacity", "write", async (r, caller) =>
+      poolAnswer(await grantCapacity(ctx, slot.parseCapacity(r, caller.projectId))),
+    ),
+    revokeCapacity: guarded(env, "RevokeCapacity", "write", async (r, caller) =>
+      poolAnswer(await revokeCapacity(ctx, slot.parseCapacity(r, caller.projectId))),
+    ),
     claim: guarded(env, "Claim", "write", async (r, caller) => holdingAnswer(await claimSlot(ctx, slot.parseClaim(r, caller.projectId)))),
-    release: guarded(env, "Release", "write", async (r, caller) => holdingAnswer(await releaseSlot(ctx, slot.parseRelease(r, caller.projectId)))),
+    release: guarded(env, "Release", "write", async (r, caller) =>
+      holdingAnswer(await releaseSlot(ctx, slot.parseRelease(r, caller.projectId))),
+    ),
     listPools: guarded(env, "ListPools", "read", async (r, caller) => ({
       pools: (await listPools(ctx, slot.parseListPools(r, caller.projectId))).map(slot.pool),
     })),

@@ -1,12 +1,5 @@
 import { randomUUID } from "node:crypto";
-import {
-  Metadata,
-  status,
-  type MethodDefinition,
-  type sendUnaryData,
-  type ServerUnaryCall,
-  type ServiceDefinition,
-} from "@grpc/grpc-js";
+import { Metadata, status, type MethodDefinition, type sendUnaryData, type ServerUnaryCall, type ServiceDefinition } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { scopeAllows, type Caller, type Scope } from "../domain/caller.js";
 import { BillingError } from "../errors/billing-error.js";

@@ -43,7 +43,13 @@ function delimitedEnd(reader: BinaryReader, end: number): number {
 
 const isString = (scalar: ScalarType | undefined) => scalar === ScalarType.STRING;
 
-function readMapEntry(reader: BinaryReader, end: number, field: DescField & { fieldKind: "map" }, top: string, depth: number): [string, string] {
+function readMapEntry(
+  reader: BinaryReader,
+  end: number,
+  field: DescField & { fieldKind: "map" },
+  top: string,
+  depth: number,
+): [string, string] {
   const entryEnd = delimitedEnd(reader, end);
   let key = "";
   let value = "";
@@ -77,7 +83,14 @@ function holdsStrings(field: DescField): boolean {
  * messages and map entries included) must be valid UTF-8, every tag, length and group well
  * formed. `maps` collects the top-level map<string, string> entries.
  */
-function readMessage(reader: BinaryReader, end: number, message: DescMessage, top: string | null, depth: number, maps: MapEntries | null): void {
+function readMessage(
+  reader: BinaryReader,
+  end: number,
+  message: DescMessage,
+  top: string | null,
+  depth: number,
+  maps: MapEntries | null,
+): void {
   if (depth > MESSAGE_DEPTH_MAX) throw malformed();
   while (reader.pos < end) {
     const [number, wireType] = reader.tag();

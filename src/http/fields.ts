@@ -77,7 +77,10 @@ export async function withWalletFact<T>(run: Promise<T>, wallets: readonly strin
   try {
     return await run;
   } catch (error) {
-    if (error instanceof BillingError && (error.code === "insufficient_balance" || error.code === "insufficient_balance_in_selected_credit_types")) {
+    if (
+      error instanceof BillingError &&
+      (error.code === "insufficient_balance" || error.code === "insufficient_balance_in_selected_credit_types")
+    ) {
       const wallet = wallets.length === 0 ? "*" : wallets.join(",");
       throw new BillingError(error.code, error.message, { ...error.facts, wallet }, { cause: error });
     }

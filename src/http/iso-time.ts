@@ -7,8 +7,7 @@ import type { ErrorCode } from "../errors/catalog.js";
  * fraction (sub-millisecond digits are dropped, as gRPC does) and offset (none means UTC: a
  * server has no meaningful local time). Weeks, ordinal dates and leap seconds are refused.
  */
-const ISO_8601 =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?([Zz]|[+-]\d{2}(?::?\d{2})?)?)?$/;
+const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?([Zz]|[+-]\d{2}(?::?\d{2})?)?)?$/;
 
 const MS_MIN = Number(TIMESTAMP_SECONDS_MIN) * 1000;
 const MS_MAX = Number(TIMESTAMP_SECONDS_MAX) * 1000 + 999;

@@ -17,8 +17,7 @@ export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Ty
 
 export const Id = (description: string) => Type.String({ pattern: ID_PATTERN.source, description });
 
-export const Amount = (description: string) =>
-  Type.Integer({ minimum: 1, maximum: Number(AMOUNT_MAX), description });
+export const Amount = (description: string) => Type.Integer({ minimum: 1, maximum: Number(AMOUNT_MAX), description });
 
 export const Wallet = Type.String({
   pattern: CREDIT_TYPE_PATTERN.source,
@@ -79,20 +78,18 @@ export const ConsumeDetail = Type.Object({
 });
 
 /** Velobase's error body. */
-export const ErrorBody = Type.Object(
-  {
-    error: Type.Object({
-      code: Type.String({ description: "A code from the error catalogue (docs/errors.md)." }),
-      type: Type.String(),
-      message: Type.String(),
-      details: Type.Record(Type.String(), Type.Unknown(), {
-        description: "Facts about the failure, such as field, requested, available.",
-      }),
-      retryable: Type.Boolean(),
-      request_id: Type.String(),
+export const ErrorBody = Type.Object({
+  error: Type.Object({
+    code: Type.String({ description: "A code from the error catalogue (docs/errors.md)." }),
+    type: Type.String(),
+    message: Type.String(),
+    details: Type.Record(Type.String(), Type.Unknown(), {
+      description: "Facts about the failure, such as field, requested, available.",
     }),
-  },
-);
+    retryable: Type.Boolean(),
+    request_id: Type.String(),
+  }),
+});
 
 /** The responses of a route: its success schema and the error body for every failure. */
 export const responses = <T extends TSchema>(ok: T) => ({ 200: ok, "4xx": ErrorBody, "5xx": ErrorBody });

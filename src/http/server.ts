@@ -37,7 +37,9 @@ const validatorCompiler: FastifySchemaCompiler<TSchema> = (route) => {
     for (const key of integers) {
       const raw = query[key];
       if (typeof raw === "string" && !INTEGER_TEXT.test(raw)) {
-        return { error: [{ keyword: "type", instancePath: `/${key}`, schemaPath: "#", params: { type: "integer" }, message: "must be integer" }] };
+        return {
+          error: [{ keyword: "type", instancePath: `/${key}`, schemaPath: "#", params: { type: "integer" }, message: "must be integer" }],
+        };
       }
     }
     return check(value);
@@ -97,7 +99,10 @@ function addHooks(app: HttpApp, deps: HttpDependencies): void {
     const seconds = reply.elapsedTime / 1000;
     deps.metrics?.httpCalls.inc({ route, code });
     deps.metrics?.httpLatency.observe({ route }, seconds);
-    deps.log.info({ requestId: request.id, route, code, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 1e3) / 1e3 }, "http call");
+    deps.log.info(
+      { requestId: request.id, route, code, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 1e3) / 1e3 },
+      "http call",
+    );
   });
 }
 

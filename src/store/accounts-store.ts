@@ -166,7 +166,11 @@ export async function listAccounts(
   if (options.activeAtMs !== undefined) {
     conditions.push(lte(accounts.startsAtMs, options.activeAtMs), gt(accounts.expiresAtMs, options.activeAtMs));
   }
-  const rows = await db.select().from(accounts).where(and(...conditions)).orderBy(asc(accounts.id));
+  const rows = await db
+    .select()
+    .from(accounts)
+    .where(and(...conditions))
+    .orderBy(asc(accounts.id));
   return rows.map((row) => ({
     id: row.id,
     creditType: row.creditType,

@@ -51,9 +51,7 @@ async function ensureDatabase(options: PoolOptions & { database: string }): Prom
   let connection: mysql.Connection | undefined;
   try {
     connection = await mysql.createConnection(serverOptions);
-    await connection.query(
-      `CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
-    );
+    await connection.query(`CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new DatabaseUnreachableError(reason || (error as { code?: string }).code || "connection failed", {

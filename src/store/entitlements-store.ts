@@ -109,7 +109,11 @@ export async function readEntitlements(
 ): Promise<EntitlementView[]> {
   const conditions = [eq(entitlements.projectId, projectId), eq(entitlements.customerPk, customerPk)];
   if (featureKeys.length > 0) conditions.push(inArray(entitlements.featureKey, [...featureKeys]));
-  const rows = await db.select().from(entitlements).where(and(...conditions)).orderBy(asc(entitlements.featureKey));
+  const rows = await db
+    .select()
+    .from(entitlements)
+    .where(and(...conditions))
+    .orderBy(asc(entitlements.featureKey));
   return rows.map(viewOf);
 }
 
@@ -158,7 +162,10 @@ export async function readEntitlementEvents(
       .where(and(...conditions, ...(beforeId === null ? [] : [lt(entitlementEvents.id, beforeId)])))
       .orderBy(desc(entitlementEvents.id))
       .limit(limit),
-    db.select({ n: count() }).from(entitlementEvents).where(and(...conditions)),
+    db
+      .select({ n: count() })
+      .from(entitlementEvents)
+      .where(and(...conditions)),
   ]);
   return {
     rows: rows.map((r) => ({

@@ -15,11 +15,7 @@ const BACKOFF_BASE_MS = 5;
  * Two requests racing for one idempotency key: the loser's INSERT hits the UNIQUE index; a fresh
  * attempt then finds the winner's row and replays or reports the conflict.
  */
-export const IDEMPOTENCY_INDEXES = [
-  "transactions_project_tx_uq",
-  "deposit_keys_project_key_uq",
-  "slot_keys_project_key_uq",
-] as const;
+export const IDEMPOTENCY_INDEXES = ["transactions_project_tx_uq", "deposit_keys_project_key_uq", "slot_keys_project_key_uq"] as const;
 
 export type Row = RowDataPacket;
 export type StatementResult = Row[] | ResultSetHeader;
@@ -151,11 +147,7 @@ export interface RetryObserver {
  * work commits by passing `commit: true` to its last `run`; a transaction it leaves open (a
  * replay, a refusal) is rolled back, so nothing it wrote before deciding survives.
  */
-export async function runTransaction<T>(
-  database: Database,
-  work: (tx: Tx) => Promise<T>,
-  observer: RetryObserver = {},
-): Promise<T> {
+export async function runTransaction<T>(database: Database, work: (tx: Tx) => Promise<T>, observer: RetryObserver = {}): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await attemptTransaction(database, work);

@@ -43,10 +43,7 @@ export const projects = mysqlTable(
     burst: int("burst", { unsigned: true }).notNull().default(10000),
     createdAt: createdAt(),
   },
-  (t) => [
-    uniqueIndex("projects_name_uq").on(t.name),
-    check("projects_mode_known", sql`${t.mode} IN ('live', 'test')`),
-  ],
+  (t) => [uniqueIndex("projects_name_uq").on(t.name), check("projects_mode_known", sql`${t.mode} IN ('live', 'test')`)],
 );
 
 /** API keys: only the SHA-256 of a key is stored, with a display prefix. */
@@ -102,14 +99,7 @@ export const accounts = mysqlTable(
     createdAt: createdAt(),
   },
   (t) => [
-    uniqueIndex("accounts_key_uq").on(
-      t.projectId,
-      t.customerPk,
-      t.creditType,
-      t.source,
-      t.startsAtMs,
-      t.expiresAtMs,
-    ),
+    uniqueIndex("accounts_key_uq").on(t.projectId, t.customerPk, t.creditType, t.source, t.startsAtMs, t.expiresAtMs),
     index("accounts_spending_idx").on(t.projectId, t.customerPk, t.expiresAtMs, t.createdAt),
     index("accounts_expiry_idx").on(t.expiryRecorded, t.expiresAtMs),
     check("accounts_total_nonneg", sql`${t.total} >= 0`),
@@ -151,7 +141,10 @@ export const transactions = mysqlTable(
   (t) => [
     uniqueIndex("transactions_project_tx_uq").on(t.projectId, t.transactionId),
     index("transactions_due_idx").on(t.status, t.autoAt),
-    check("transactions_amounts_nonneg", sql`${t.amount} > 0 AND ${t.consumedAmount} >= 0 AND ${t.returnedAmount} >= 0 AND ${t.overageAmount} >= 0`),
+    check(
+      "transactions_amounts_nonneg",
+      sql`${t.amount} > 0 AND ${t.consumedAmount} >= 0 AND ${t.returnedAmount} >= 0 AND ${t.overageAmount} >= 0`,
+    ),
     check("transactions_kind_valid", sql`${t.kind} IN (${valuesOf(TRANSACTION_KINDS)})`),
     check("transactions_status_valid", sql`${t.status} IN (${valuesOf(TRANSACTION_STATUSES)})`),
     check("transactions_auto_action_valid", sql`${t.autoAction} IS NULL OR ${t.autoAction} IN (${valuesOf(AUTO_ACTIONS)})`),
@@ -169,10 +162,7 @@ export const allocations = mysqlTable(
     accountId: ref("account_id"),
     amount: money("amount"),
   },
-  (t) => [
-    uniqueIndex("allocations_tx_seq_uq").on(t.transactionPk, t.seq),
-    check("allocations_amount_pos", sql`${t.amount} > 0`),
-  ],
+  (t) => [uniqueIndex("allocations_tx_seq_uq").on(t.transactionPk, t.seq), check("allocations_amount_pos", sql`${t.amount} > 0`)],
 );
 
 /** Append-only: triggers in the migrations refuse every UPDATE and DELETE. */
@@ -340,10 +330,7 @@ export const entitlements = mysqlTable(
   },
   (t) => [
     uniqueIndex("entitlements_key_uq").on(t.projectId, t.customerPk, t.featureKey),
-    check(
-      "entitlements_window",
-      sql`${t.validFromMs} IS NULL OR ${t.validUntilMs} IS NULL OR ${t.validUntilMs} > ${t.validFromMs}`,
-    ),
+    check("entitlements_window", sql`${t.validFromMs} IS NULL OR ${t.validUntilMs} IS NULL OR ${t.validUntilMs} > ${t.validFromMs}`),
   ],
 );
 

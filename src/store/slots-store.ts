@@ -148,7 +148,11 @@ export function insertSlotKeySql(
 export async function readPools(db: Db, projectId: bigint, customerPk: bigint, wallet: string | null): Promise<PoolSnapshot[]> {
   const conditions = [eq(slotPools.projectId, projectId), eq(slotPools.customerPk, customerPk)];
   if (wallet !== null) conditions.push(eq(slotPools.wallet, wallet));
-  const rows = await db.select().from(slotPools).where(and(...conditions)).orderBy(slotPools.id);
+  const rows = await db
+    .select()
+    .from(slotPools)
+    .where(and(...conditions))
+    .orderBy(slotPools.id);
   return rows.map((r) => ({
     id: r.id,
     wallet: r.wallet,
@@ -217,7 +221,10 @@ export async function readSlotEvents(
       .where(and(...conditions, ...(beforeId === null ? [] : [lt(slotEvents.id, beforeId)])))
       .orderBy(desc(slotEvents.id))
       .limit(limit),
-    db.select({ n: count() }).from(slotEvents).where(and(...conditions)),
+    db
+      .select({ n: count() })
+      .from(slotEvents)
+      .where(and(...conditions)),
   ]);
   return {
     rows: rows.map((r) => ({

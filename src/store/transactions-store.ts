@@ -85,11 +85,7 @@ export async function findTransaction(
 }
 
 /** The same read inside a batch; `lock` takes the row for settlement. */
-export function findTransactionSql(
-  projectId: bigint,
-  transactionId: string,
-  options: { lock?: boolean; skipLocked?: boolean } = {},
-): SQL {
+export function findTransactionSql(projectId: bigint, transactionId: string, options: { lock?: boolean; skipLocked?: boolean } = {}): SQL {
   const lock = options.lock ? sql` FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}` : sql``;
   return sql`SELECT t.*, c.customer_id AS c_customer_id
     FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk

@@ -1,12 +1,6 @@
 import { apiKeyPrefixOf, generateApiKey, hashApiKey } from "../domain/api-key.js";
 import { SCOPES, type Scope } from "../domain/caller.js";
-import {
-  API_KEY_PREFIX_INDEX,
-  insertApiKey,
-  listApiKeys,
-  revokeApiKey,
-  type ApiKeyListing,
-} from "../store/api-keys-store.js";
+import { API_KEY_PREFIX_INDEX, insertApiKey, listApiKeys, revokeApiKey, type ApiKeyListing } from "../store/api-keys-store.js";
 import type { Database } from "../store/database.js";
 import type { ProjectRow } from "../store/projects-store.js";
 import { isDuplicateOn } from "../store/sql-errors.js";
@@ -72,11 +66,7 @@ export async function createApiKey(
 }
 
 /** Revokes a key; revoking it again is not an error (scripts may retry). */
-export async function revokeApiKeyByPrefix(
-  database: Database,
-  prefix: string,
-  nowMs: number,
-): Promise<"revoked" | "already_revoked"> {
+export async function revokeApiKeyByPrefix(database: Database, prefix: string, nowMs: number): Promise<"revoked" | "already_revoked"> {
   const outcome = await revokeApiKey(database.db, prefix, nowMs);
   if (outcome === "not_found") throw new UsageError(`no key with prefix "${prefix}"`);
   return outcome;

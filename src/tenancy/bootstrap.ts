@@ -6,7 +6,6 @@ import { findProjectByName, type ProjectRow } from "../store/projects-store.js";
 import { createApiKey, storeApiKey, type CreatedApiKey } from "./api-keys.js";
 import { BURST_DEFAULT, createProject, DEFAULT_PROJECT_NAME, RATE_PER_SECOND_DEFAULT, UsageError } from "./projects.js";
 
-
 export type BootstrapOutcome =
   /** A key was generated: print it once, where a person sees it. */
   | { readonly kind: "generated"; readonly key: CreatedApiKey }
@@ -18,11 +17,7 @@ export type BootstrapOutcome =
 async function defaultProject(database: Database, mode: "live" | "test", nowMs: number): Promise<ProjectRow> {
   const existing = await findProjectByName(database.db, DEFAULT_PROJECT_NAME);
   if (existing) return existing;
-  return createProject(
-    database,
-    { name: DEFAULT_PROJECT_NAME, mode, ratePerSecond: RATE_PER_SECOND_DEFAULT, burst: BURST_DEFAULT },
-    nowMs,
-  );
+  return createProject(database, { name: DEFAULT_PROJECT_NAME, mode, ratePerSecond: RATE_PER_SECOND_DEFAULT, burst: BURST_DEFAULT }, nowMs);
 }
 
 /**

@@ -51,8 +51,18 @@ describe("projects and keys", () => {
     expect(unlimited.stdout).toContain("mode test, unlimited");
     const listed = (await cli("projects", "list")).stdout.trim().split("\n");
     expect(listed[0]?.split(/\s+/)).toEqual(["ID", "NAME", "MODE", "RATE", "BURST", "CREATED"]);
-    expect(listed.find((l) => l.includes(` ${name} `))?.split(/\s+/).slice(1, 5)).toEqual([name, "live", "100", "250"]);
-    expect(listed.find((l) => l.includes(`${name}_free`))?.split(/\s+/).slice(1, 5)).toEqual([`${name}_free`, "test", "unlimited", "0"]);
+    expect(
+      listed
+        .find((l) => l.includes(` ${name} `))
+        ?.split(/\s+/)
+        .slice(1, 5),
+    ).toEqual([name, "live", "100", "250"]);
+    expect(
+      listed
+        .find((l) => l.includes(`${name}_free`))
+        ?.split(/\s+/)
+        .slice(1, 5),
+    ).toEqual([`${name}_free`, "test", "unlimited", "0"]);
     expect(await cli("projects", "create", name)).toEqual({ code: 2, stdout: "" });
   });
 

@@ -2,13 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
 import type { ServiceError } from "@grpc/grpc-js";
 import { afterAll, describe, expect, it } from "vitest";
-import type {
-  Balance,
-  ConsumeResponse,
-  DeductResponse,
-  DepositResponse,
-  FreezeResponse,
-} from "../../gen/velobase/billing/v1/billing.js";
+import type { Balance, ConsumeResponse, DeductResponse, DepositResponse, FreezeResponse } from "../../gen/velobase/billing/v1/billing.js";
 import { decodeStatusDetails } from "../../src/errors/to-grpc-status.js";
 import { generateApiKey } from "../../src/domain/api-key.js";
 import { TestClient } from "../support/client.js";
@@ -186,7 +180,10 @@ const balanceOf = (f: Figures): Balance => ({ total: f.total, used: f.used, froz
  * be applied (Deduct, Freeze and an overage beyond the hold need available credits).
  */
 function applyFresh(f: Figures, op: Op): { code: string; facts: Record<string, string> } | null {
-  const short = (requested: bigint) => ({ code: "insufficient_balance", facts: { requested: `${requested}`, available: `${available(f)}` } });
+  const short = (requested: bigint) => ({
+    code: "insufficient_balance",
+    facts: { requested: `${requested}`, available: `${available(f)}` },
+  });
   switch (op.kind) {
     case "deposit":
       f.total += op.amount;
@@ -223,7 +220,12 @@ function killer(victim: Running, proxy: TcpProxy): () => Promise<void> {
  * KILL_AFTER_MIN..MAX answers the proxy is cut and the server killed. Requests still running then
  * (and all sent after) get no answer. Returns how many answers arrived before the kill.
  */
-async function loadUntilKilled(client: TestClient, operations: ReturnType<typeof plan>, sent: Sent[], kill: () => Promise<void>): Promise<number> {
+async function loadUntilKilled(
+  client: TestClient,
+  operations: ReturnType<typeof plan>,
+  sent: Sent[],
+  kill: () => Promise<void>,
+): Promise<number> {
   const killAt = KILL_AFTER_MIN + Math.floor(Math.random() * (KILL_AFTER_MAX - KILL_AFTER_MIN + 1));
   let answered = 0;
   let killed: Promise<void> | null = null;
@@ -293,7 +295,11 @@ async function replay(client: TestClient, s: Sent, f: Figures, stats: ReplayStat
 }
 
 /** Every lost request and a sample of answered ones, per customer in the order first sent. */
-async function replayAll(client: TestClient, customers: readonly string[], sent: readonly Sent[]): Promise<{ stats: ReplayStats; figures: Map<string, Figures> }> {
+async function replayAll(
+  client: TestClient,
+  customers: readonly string[],
+  sent: readonly Sent[],
+): Promise<{ stats: ReplayStats; figures: Map<string, Figures> }> {
   const figures = new Map<string, Figures>();
   for (const customerId of customers) {
     const balance = (await client.call("getCustomer", { customerId })).balance;
@@ -302,7 +308,9 @@ async function replayAll(client: TestClient, customers: readonly string[], sent:
   const lost = sent.filter((s) => s.reply.kind === "lost");
   const sample = sent.filter((s) => s.reply.kind === "ok" && Math.random() < ANSWERED_REPLAY_SHARE);
   const stats: ReplayStats = { lost: lost.length, appliedBeforeCrash: 0, appliedNow: 0, refused: 0, answeredReplayed: sample.length };
-  const lanes = customers.map((customerId) => [...lost, ...sample].filter((s) => s.op.customerId === customerId).sort((a, b) => a.seq - b.seq));
+  const lanes = customers.map((customerId) =>
+    [...lost, ...sample].filter((s) => s.op.customerId === customerId).sort((a, b) => a.seq - b.seq),
+  );
   let next = 0;
   await Promise.all(
     Array.from({ length: REPLAY_LANES_AT_ONCE }, async () => {
@@ -345,73 +353,83 @@ afterAll(async () => {
 });
 
 describe("kill -9 under load", () => {
-  it(
-    "loses no committed request and applies none twice: lost answers replay, balances add up, the ledger verifies",
-    async () => {
-      const phases: Record<string, number> = {};
-      let phaseStart = Date.now();
-      const phase = (name: string) => {
-        phases[name] = Date.now() - phaseStart;
-        phaseStart = Date.now();
-      };
-      const port = await freePort();
-      const env = { BOOTSTRAP_API_KEY: API_KEY, DATABASE_URL: database.url, GRPC_HOST: "127.0.0.1", GRPC_PORT: String(port), LOG_LEVEL: "warn", SWEEP_INTERVAL_MS: "0" };
-      const prefix = `crash-${Date.now().toString(36)}`;
-      const customers = Array.from({ length: CUSTOMERS }, (_, i) => `${prefix}-c${i}`);
-      const sent: Sent[] = [];
+  it("loses no committed request and applies none twice: lost answers replay, balances add up, the ledger verifies", async () => {
+    const phases: Record<string, number> = {};
+    let phaseStart = Date.now();
+    const phase = (name: string) => {
+      phases[name] = Date.now() - phaseStart;
+      phaseStart = Date.now();
+    };
+    const port = await freePort();
+    const env = {
+      BOOTSTRAP_API_KEY: API_KEY,
+      DATABASE_URL: database.url,
+      GRPC_HOST: "127.0.0.1",
+      GRPC_PORT: String(port),
+      LOG_LEVEL: "warn",
+      SWEEP_INTERVAL_MS: "0",
+    };
+    const prefix = `crash-${Date.now().toString(36)}`;
+    const customers = Array.from({ length: CUSTOMERS }, (_, i) => `${prefix}-c${i}`);
+    const sent: Sent[] = [];
 
-      const victim = await startServer(env, port);
-      running = victim;
-      // The load goes through a loopback proxy: at the kill the proxy is cut first, so answers the
-      // server is still producing cannot reach the client, and the SIGKILL follows 0-60 ms later.
-      // Requests committed in that window are the interesting ones: applied, answer lost.
-      proxy = new TcpProxy(port);
-      const first = new TestClient(await proxy.start(), API_KEY);
-      phase("start");
-      for (const customerId of customers) {
-        const op: Op = { kind: "deposit", customerId, key: `${customerId}-seed`, amount: SEED_AMOUNT };
-        const reply = await send(first, op);
-        expect(reply.kind).toBe("ok");
-        sent.push({ seq: sent.length, op, reply });
-      }
-      phase("seed");
-      const killAt = await loadUntilKilled(first, plan(prefix, customers), sent, killer(victim, proxy));
-      first.close();
-      expect((await victim.exited).code, "killed by a signal").toBe(null);
-      phase("load");
-      // Before the kill only the rules may refuse a request.
-      for (const s of sent) if (s.reply.kind === "refused") expect(s.reply.code, show(s)).toBe("insufficient_balance");
-      const lostWhy = new Map<string, number>();
-      for (const s of sent) if (s.reply.kind === "lost") lostWhy.set(s.reply.why, (lostWhy.get(s.reply.why) ?? 0) + 1);
+    const victim = await startServer(env, port);
+    running = victim;
+    // The load goes through a loopback proxy: at the kill the proxy is cut first, so answers the
+    // server is still producing cannot reach the client, and the SIGKILL follows 0-60 ms later.
+    // Requests committed in that window are the interesting ones: applied, answer lost.
+    proxy = new TcpProxy(port);
+    const first = new TestClient(await proxy.start(), API_KEY);
+    phase("start");
+    for (const customerId of customers) {
+      const op: Op = { kind: "deposit", customerId, key: `${customerId}-seed`, amount: SEED_AMOUNT };
+      const reply = await send(first, op);
+      expect(reply.kind).toBe("ok");
+      sent.push({ seq: sent.length, op, reply });
+    }
+    phase("seed");
+    const killAt = await loadUntilKilled(first, plan(prefix, customers), sent, killer(victim, proxy));
+    first.close();
+    expect((await victim.exited).code, "killed by a signal").toBe(null);
+    phase("load");
+    // Before the kill only the rules may refuse a request.
+    for (const s of sent) if (s.reply.kind === "refused") expect(s.reply.code, show(s)).toBe("insufficient_balance");
+    const lostWhy = new Map<string, number>();
+    for (const s of sent) if (s.reply.kind === "lost") lostWhy.set(s.reply.why, (lostWhy.get(s.reply.why) ?? 0) + 1);
 
-      running = await startServer(env, port);
-      const client = new TestClient(port, API_KEY);
-      phase("restart");
-      const { stats, figures } = await replayAll(client, customers, sent);
-      phase("replay");
+    running = await startServer(env, port);
+    const client = new TestClient(port, API_KEY);
+    phase("restart");
+    const { stats, figures } = await replayAll(client, customers, sent);
+    phase("replay");
 
-      const sums = sumOfAnswers(customers, sent);
-      for (const customerId of customers) {
-        const actual = (await client.call("getCustomer", { customerId })).balance;
-        const sum = sums.get(customerId);
-        const followed = figures.get(customerId);
-        if (!sum || !followed) throw new Error(`no figures for ${customerId}`);
-        expect(actual, `${customerId}: balance = what the successful answers add up to`).toEqual(balanceOf(sum));
-        expect(actual, `${customerId}: balance = the figures followed through the replays`).toEqual(balanceOf(followed));
-      }
-      client.close();
-      const verify = await verifyCli(database.url);
-      expect(verify.code, verify.stdout + verify.stderr).toBe(0);
-      expect(verify.stdout).toMatch(/: 0 problem\(s\)\n$/);
-      phase("verify");
+    const sums = sumOfAnswers(customers, sent);
+    for (const customerId of customers) {
+      const actual = (await client.call("getCustomer", { customerId })).balance;
+      const sum = sums.get(customerId);
+      const followed = figures.get(customerId);
+      if (!sum || !followed) throw new Error(`no figures for ${customerId}`);
+      expect(actual, `${customerId}: balance = what the successful answers add up to`).toEqual(balanceOf(sum));
+      expect(actual, `${customerId}: balance = the figures followed through the replays`).toEqual(balanceOf(followed));
+    }
+    client.close();
+    const verify = await verifyCli(database.url);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+    expect(verify.stdout).toMatch(/: 0 problem\(s\)\n$/);
+    phase("verify");
 
-      running.child.kill("SIGTERM");
-      expect((await running.exited).code).toBe(0);
-      running = null;
-      console.log(`killed after ${killAt} answers; ${sent.length} requests; lost:`, Object.fromEntries(lostWhy), "after the restart:", stats, "ms:", phases);
-    },
-    90_000,
-  );
+    running.child.kill("SIGTERM");
+    expect((await running.exited).code).toBe(0);
+    running = null;
+    console.log(
+      `killed after ${killAt} answers; ${sent.length} requests; lost:`,
+      Object.fromEntries(lostWhy),
+      "after the restart:",
+      stats,
+      "ms:",
+      phases,
+    );
+  }, 90_000);
 });
 
 /** A success (fresh or replayed) reports the amounts of the request that made it. */
@@ -429,7 +447,11 @@ function expectAmounts(response: Response, op: Op, what: string): void {
     case "consume": {
       const r = response as ConsumeResponse;
       const overage = op.actualAmount > op.frozen ? op.actualAmount - op.frozen : 0n;
-      expect([r.consumedAmount, r.returnedAmount, r.overageAmount], what).toEqual([op.actualAmount, op.frozen - op.actualAmount + overage, overage]);
+      expect([r.consumedAmount, r.returnedAmount, r.overageAmount], what).toEqual([
+        op.actualAmount,
+        op.frozen - op.actualAmount + overage,
+        overage,
+      ]);
       return;
     }
   }

@@ -93,7 +93,10 @@ describe("set and get", () => {
   it("refuses unknown customers and malformed requests with their codes", async () => {
     const customerId = await customer();
     const now = s.clock.now();
-    await expectError(ent().call("setEntitlement", { customerId: uid("nobody"), featureKey: "k", value: "v" }), "entitlement_customer_not_found");
+    await expectError(
+      ent().call("setEntitlement", { customerId: uid("nobody"), featureKey: "k", value: "v" }),
+      "entitlement_customer_not_found",
+    );
     await expectError(ent().call("setEntitlement", { featureKey: "k", value: "v" }), "customer_id_required", "customer_id is required.");
     await expectError(ent().call("setEntitlement", { customerId, value: "v" }), "feature_key_required");
     await expectError(ent().call("setEntitlement", { customerId, featureKey: "k" }), "value_required");
@@ -197,7 +200,11 @@ describe("events", () => {
     await expectError(ent().call("listEntitlementEvents", { customerId, limit: 0 }), "invalid_limit");
     await expectError(ent().call("listEntitlementEvents", { customerId, fromAt: { seconds: 0n, nanos: -5 } }), "invalid_from_at");
     await expectError(ent().call("listEntitlementEvents", { customerId, toAt: { seconds: 10n ** 13n, nanos: 0 } }), "invalid_to_at");
-    await expectError(ent().call("listEntitlementEvents", { customerId, cursor: "nope" }), "invalid_page_token", "cursor is not valid for this request.");
+    await expectError(
+      ent().call("listEntitlementEvents", { customerId, cursor: "nope" }),
+      "invalid_page_token",
+      "cursor is not valid for this request.",
+    );
     await expectError(
       ent().call("listEntitlementEvents", { customerId, types: [EntitlementEventType.ENTITLEMENT_EVENT_TYPE_UNSPECIFIED] }),
       "invalid_argument",

@@ -91,9 +91,14 @@ describe("database outage", () => {
       DATABASE_URL: db.url.replace("127.0.0.1:3306", `127.0.0.1:${port}`),
       HEALTH_CHECK_INTERVAL_MS: "100",
     });
-    const health = loadPackageDefinition(loadSync(`${ROOT}/node_modules/grpc-health-check/proto/health/v1/health.proto`, { enums: String }));
+    const health = loadPackageDefinition(
+      loadSync(`${ROOT}/node_modules/grpc-health-check/proto/health/v1/health.proto`, { enums: String }),
+    );
     type Health = { check(r: object, cb: (e: ServiceError | null, v: { status: string }) => void): void };
-    const HealthClient = ((health.grpc as Record<string, Record<string, Record<string, unknown>>>).health?.v1?.Health) as new (a: string, c: unknown) => Health;
+    const HealthClient = (health.grpc as Record<string, Record<string, Record<string, unknown>>>).health?.v1?.Health as new (
+      a: string,
+      c: unknown,
+    ) => Health;
     const hc = new HealthClient(`127.0.0.1:${s.app.port}`, credentials.createInsecure());
     const status = () => new Promise<string>((resolve, reject) => hc.check({ service: "" }, (e, r) => (e ? reject(e) : resolve(r.status))));
     try {

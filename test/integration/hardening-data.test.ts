@@ -197,7 +197,10 @@ describe("finding 9: credits a settlement returns to an expired account expire a
       [Op.OPERATION_TYPE_EXPIRE, 50n],
     ]);
     const expired = await s.client.call("listLedgerEntries", { customerId, operationTypes: [Op.OPERATION_TYPE_EXPIRE] });
-    expect(expired.entries.map((e) => [e.transactionId, e.automatic])).toEqual([[holdId, true], ["", true]]);
+    expect(expired.entries.map((e) => [e.transactionId, e.automatic])).toEqual([
+      [holdId, true],
+      ["", true],
+    ]);
     const customer = await s.client.call("getCustomer", { customerId, includeInactive: true });
     expect(customer.balance).toEqual({ total: 0n, used: 0n, frozen: 0n, available: 0n });
     await expectLedgerVerifies();
@@ -314,9 +317,9 @@ describe("finding 11: rows are parsed when read back, guarded updates checked", 
     await s.client.call("deposit", { customerId, amount: 100n });
     const transactionId = uid("hold");
     await s.client.call("freeze", { customerId, transactionId, amount: 100n });
-    await expect(s.app.database.pool.query("UPDATE transactions SET status = 'BOGUS' WHERE transaction_id = ?", [transactionId])).rejects.toThrow(
-      /transactions_status_valid/,
-    );
+    await expect(
+      s.app.database.pool.query("UPDATE transactions SET status = 'BOGUS' WHERE transaction_id = ?", [transactionId]),
+    ).rejects.toThrow(/transactions_status_valid/);
     await expect(
       s.app.database.pool.query(
         "INSERT INTO ledger_entries (project_id, customer_pk, account_id, operation, amount, credit_type, source, metadata, created_at) VALUES (1, 1, 1, 'BOGUS', 1, 'x', 'x', '{}', NOW())",

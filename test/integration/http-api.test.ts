@@ -230,7 +230,13 @@ describe("billing routes", () => {
     const customer = await funded();
     const tx = uid("tx");
     const frozen = ok(
-      await http.post("/v1/billing/freeze", { customer_id: customer, amount: 40, transaction_id: tx, credit_types: ["default"], unfreeze_after_seconds: 60 }),
+      await http.post("/v1/billing/freeze", {
+        customer_id: customer,
+        amount: 40,
+        transaction_id: tx,
+        credit_types: ["default"],
+        unfreeze_after_seconds: 60,
+      }),
     );
     expect(frozen).toEqual({
       transaction_id: tx,
@@ -249,8 +255,13 @@ describe("billing routes", () => {
       consumed_at: iso(NOW),
       is_idempotent_replay: false,
     });
-    expect(ok(await http.post("/v1/billing/consume", { transaction_id: tx, actual_amount: 25 }))).toEqual({ ...consumed, is_idempotent_replay: true });
-    expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toMatchObject({ default: { total: 100, used: 25, frozen: 0, available: 75 } });
+    expect(ok(await http.post("/v1/billing/consume", { transaction_id: tx, actual_amount: 25 }))).toEqual({
+      ...consumed,
+      is_idempotent_replay: true,
+    });
+    expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toMatchObject({
+      default: { total: 100, used: 25, frozen: 0, available: 75 },
+    });
   });
 
   it("omits returned_amount and overage_amount when they are zero", async () => {
@@ -345,7 +356,11 @@ describe("conventions", () => {
   it("a body that is not JSON is 400 invalid_argument", async () => {
     const json = { "content-type": "application/json" };
     const bodyError = { message: "The request body must be a JSON object.", details: { field: "body" } };
-    expectHttpError(await http.request("POST", "/v1/customers/deposit", { raw: "{not json", headers: json }), "invalid_argument", bodyError);
+    expectHttpError(
+      await http.request("POST", "/v1/customers/deposit", { raw: "{not json", headers: json }),
+      "invalid_argument",
+      bodyError,
+    );
     expectHttpError(await http.request("POST", "/v1/customers/deposit", { raw: "", headers: json }), "invalid_argument", bodyError);
     expectHttpError(
       await http.request("POST", "/v1/customers/deposit", { raw: "customer_id=a", headers: { "content-type": "text/plain" } }),
@@ -380,7 +395,10 @@ describe("conventions", () => {
       expectHttpError(await http.request(method, path, { key: null, body }), "missing_api_key");
       expectHttpError(await http.request(method, path, { key: "vb_live_fake", body }), "invalid_api_key");
       expectHttpError(await http.request(method, path, { key: "garbage", body }), "invalid_api_key");
-      expectHttpError(await http.request(method, path, { key: null, body, headers: { authorization: "Basic dXNlcjpwdw==" } }), "invalid_api_key");
+      expectHttpError(
+        await http.request(method, path, { key: null, body, headers: { authorization: "Basic dXNlcjpwdw==" } }),
+        "invalid_api_key",
+      );
     }
   });
 });

@@ -40,12 +40,23 @@ describe("GET /openapi.json", () => {
   });
 
   it("documents the same schemas that validate requests", async () => {
-    const document = ok<{ paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { required: string[]; properties: Record<string, unknown> } }> } }>> }>(
-      await http.get("/openapi.json", { key: null }),
-    );
+    const document = ok<{
+      paths: Record<
+        string,
+        Record<
+          string,
+          { requestBody?: { content: Record<string, { schema: { required: string[]; properties: Record<string, unknown> } }> } }
+        >
+      >;
+    }>(await http.get("/openapi.json", { key: null }));
     const deposit = document.paths["/v1/customers/deposit"]?.post?.requestBody?.content["application/json"]?.schema;
     expect(deposit?.required).toEqual(["customer_id", "amount"]);
-    expect(deposit?.properties.amount).toEqual({ type: "integer", minimum: 1, maximum: 1e15, description: "Credits to add: a positive integer." });
+    expect(deposit?.properties.amount).toEqual({
+      type: "integer",
+      minimum: 1,
+      maximum: 1e15,
+      description: "Credits to add: a positive integer.",
+    });
   });
 });
 
@@ -56,7 +67,13 @@ describe("keys over HTTP", () => {
     const reader = new HttpTestClient(s.httpUrl, (await s.createKey({ scope: "read" })).key);
     expect(ok(await reader.get(`/v1/customers/${customer}`)).id).toBe(customer);
     expect(ok(await reader.get(`/v1/customers/${customer}/ledger`)).total_count).toBe(1);
-    for (const path of ["/v1/customers/deposit", "/v1/billing/deduct", "/v1/billing/freeze", "/v1/billing/consume", "/v1/billing/unfreeze"]) {
+    for (const path of [
+      "/v1/customers/deposit",
+      "/v1/billing/deduct",
+      "/v1/billing/freeze",
+      "/v1/billing/consume",
+      "/v1/billing/unfreeze",
+    ]) {
       expectHttpError(await reader.post(path, { customer_id: customer, amount: 1, transaction_id: uid("tx") }), "permission_denied", {
         details: { required_scope: "write" },
       });
@@ -94,7 +111,10 @@ describe("database outage", () => {
     const proxy = new TcpProxy(3306);
     const port = await proxy.start();
     const db = uniqueDatabaseUrl("vb_http_outage");
-    const outage = await startTestServer({ DATABASE_URL: db.url.replace("127.0.0.1:3306", `127.0.0.1:${port}`), HEALTH_CHECK_INTERVAL_MS: "100" });
+    const outage = await startTestServer({
+      DATABASE_URL: db.url.replace("127.0.0.1:3306", `127.0.0.1:${port}`),
+      HEALTH_CHECK_INTERVAL_MS: "100",
+    });
     const client = await httpClientFor(outage);
     const health = async () => (await client.get("/v1/health", { key: null })).status;
     try {

@@ -34,7 +34,15 @@ describe("Deposit", () => {
     expect(r.customerId).toBe(customerId);
     expect(r.addedAmount).toBe(500n);
     expect(r.isIdempotentReplay).toBe(false);
-    expect(r.account).toMatchObject({ creditType: "default", source: "default", total: 500n, used: 0n, frozen: 0n, available: 500n, status: AccountStatus.ACCOUNT_STATUS_ACTIVE });
+    expect(r.account).toMatchObject({
+      creditType: "default",
+      source: "default",
+      total: 500n,
+      used: 0n,
+      frozen: 0n,
+      available: 500n,
+      status: AccountStatus.ACCOUNT_STATUS_ACTIVE,
+    });
     expect(r.balance).toEqual({ total: 500n, used: 0n, frozen: 0n, available: 500n });
     const c = await s.client.call("getCustomer", { customerId });
     expect(c).toMatchObject({ name: "Ada", email: "ada@example.com", metadata: { plan: "pro" } });
@@ -68,7 +76,10 @@ describe("Deposit", () => {
     const hidden = await s.client.call("getCustomer", { customerId });
     expect(hidden.creditTypes[0]?.accounts).toHaveLength(1);
     const all = await s.client.call("getCustomer", { customerId, includeInactive: true });
-    expect(all.creditTypes[0]?.accounts.map((a) => a.status)).toEqual([AccountStatus.ACCOUNT_STATUS_ACTIVE, AccountStatus.ACCOUNT_STATUS_PENDING]);
+    expect(all.creditTypes[0]?.accounts.map((a) => a.status)).toEqual([
+      AccountStatus.ACCOUNT_STATUS_ACTIVE,
+      AccountStatus.ACCOUNT_STATUS_PENDING,
+    ]);
     s.clock.advance(DAY);
     const d = await s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 500n });
     expect(d.balance).toEqual({ total: 1000n, used: 500n, frozen: 0n, available: 500n });
@@ -155,12 +166,18 @@ describe("Freeze lifecycle", () => {
     const b = await s.client.call("deposit", { customerId, amount: 500n });
     const tx = uid("hold");
     const f = await s.client.call("freeze", { customerId, transactionId: tx, amount: 600n });
-    expect(f.details.map((d) => [d.accountId, d.amount])).toEqual([[a.account?.id, 500n], [b.account?.id, 100n]]);
+    expect(f.details.map((d) => [d.accountId, d.amount])).toEqual([
+      [a.account?.id, 500n],
+      [b.account?.id, 100n],
+    ]);
     expect(f.balance).toEqual({ total: 1000n, used: 0n, frozen: 600n, available: 400n });
     const c = await s.client.call("consume", { transactionId: tx, actualAmount: 400n });
     expect(c).toMatchObject({ consumedAmount: 400n, returnedAmount: 200n, overageAmount: 0n, isIdempotentReplay: false });
     expect(c.details.map((d) => [d.accountId, d.amount])).toEqual([[a.account?.id, 400n]]);
-    expect(c.returnedDetails.map((d) => [d.accountId, d.amount])).toEqual([[a.account?.id, 100n], [b.account?.id, 100n]]);
+    expect(c.returnedDetails.map((d) => [d.accountId, d.amount])).toEqual([
+      [a.account?.id, 100n],
+      [b.account?.id, 100n],
+    ]);
     expect(c.balance).toEqual({ total: 1000n, used: 400n, frozen: 0n, available: 600n });
     const replay = await s.client.call("consume", { transactionId: tx, actualAmount: 400n });
     expect(replay).toEqual({ ...c, isIdempotentReplay: true });
@@ -187,15 +204,25 @@ describe("Freeze lifecycle", () => {
     const customerId = await newCustomer(1000n);
     const tx = uid("hold");
     await s.client.call("freeze", { customerId, transactionId: tx, amount: 100n });
-    const info = await expectError(s.client.call("consume", { transactionId: tx, actualAmount: 150n }), "actual_amount_exceeds_frozen_amount");
+    const info = await expectError(
+      s.client.call("consume", { transactionId: tx, actualAmount: 150n }),
+      "actual_amount_exceeds_frozen_amount",
+    );
     expect(info).toMatchObject({ requested: "150", frozen: "100" });
     await expectError(s.client.call("consume", { transactionId: tx, actualAmount: 2000n, allowOverage: true }), "insufficient_balance");
     const c = await s.client.call("consume", { transactionId: tx, actualAmount: 150n, allowOverage: true });
     expect(c).toMatchObject({ consumedAmount: 150n, returnedAmount: 0n, overageAmount: 50n });
     expect(c.details.map((d) => d.amount)).toEqual([100n, 50n]);
     expect(c.balance).toEqual({ total: 1000n, used: 150n, frozen: 0n, available: 850n });
-    const overage = await s.client.call("listLedgerEntries", { customerId, transactionId: tx, operationTypes: [OperationType.OPERATION_TYPE_CONSUME] });
-    expect(overage.entries.map((e) => [e.amount, e.overage])).toEqual([[50n, true], [100n, false]]);
+    const overage = await s.client.call("listLedgerEntries", {
+      customerId,
+      transactionId: tx,
+      operationTypes: [OperationType.OPERATION_TYPE_CONSUME],
+    });
+    expect(overage.entries.map((e) => [e.amount, e.overage])).toEqual([
+      [50n, true],
+      [100n, false],
+    ]);
   });
 
   it("unfreezes a hold once; a repeat replays and a consume after it fails", async () => {
@@ -237,14 +264,26 @@ describe("Idempotency of Deduct and Freeze", () => {
     const customerId = await newCustomer(1000n);
     const tx = uid("tx");
     const first = await s.client.call("deduct", { customerId, transactionId: tx, amount: 10n, description: "job 1" });
-    expect(await s.client.call("deduct", { customerId, transactionId: tx, amount: 10n, description: "job 1" })).toEqual({ ...first, isIdempotentReplay: true });
-    await expectError(s.client.call("deduct", { customerId, transactionId: tx, amount: 11n, description: "job 1" }), "idempotency_conflict");
-    await expectError(s.client.call("freeze", { customerId, transactionId: tx, amount: 10n, description: "job 1" }), "idempotency_conflict");
+    expect(await s.client.call("deduct", { customerId, transactionId: tx, amount: 10n, description: "job 1" })).toEqual({
+      ...first,
+      isIdempotentReplay: true,
+    });
+    await expectError(
+      s.client.call("deduct", { customerId, transactionId: tx, amount: 11n, description: "job 1" }),
+      "idempotency_conflict",
+    );
+    await expectError(
+      s.client.call("freeze", { customerId, transactionId: tx, amount: 10n, description: "job 1" }),
+      "idempotency_conflict",
+    );
     const other = await newCustomer(1000n);
     await expectError(s.client.call("deduct", { customerId: other, transactionId: tx, amount: 10n }), "transaction_conflict");
     const hold = uid("hold");
     const f = await s.client.call("freeze", { customerId, transactionId: hold, amount: 5n, creditTypes: ["default", "default"] });
-    expect(await s.client.call("freeze", { customerId, transactionId: hold, amount: 5n, creditTypes: ["default"] })).toEqual({ ...f, isIdempotentReplay: true });
+    expect(await s.client.call("freeze", { customerId, transactionId: hold, amount: 5n, creditTypes: ["default"] })).toEqual({
+      ...f,
+      isIdempotentReplay: true,
+    });
     expect(await balanceOf(customerId)).toEqual({ total: 1000n, used: 10n, frozen: 5n, available: 985n });
   });
 });
@@ -273,10 +312,16 @@ describe("Ledger listing", () => {
     expect(p2.entries.map((e) => e.amount)).toEqual([3n, 2n]);
     const p3 = await s.client.call("listLedgerEntries", { customerId, pageSize: 2, pageToken: p2.nextPageToken });
     expect([p3.entries.map((e) => e.amount), p3.nextPageToken]).toEqual([[1n], ""]);
-    await expectError(s.client.call("listLedgerEntries", { customerId, pageSize: 2, pageToken: p1.nextPageToken, creditType: "x" }), "invalid_page_token");
+    await expectError(
+      s.client.call("listLedgerEntries", { customerId, pageSize: 2, pageToken: p1.nextPageToken, creditType: "x" }),
+      "invalid_page_token",
+    );
     await expectError(s.client.call("listLedgerEntries", { customerId, pageToken: "garbage" }), "invalid_page_token");
     await expectError(s.client.call("listLedgerEntries", { customerId, pageSize: 101 }), "invalid_page_size");
-    await expectError(s.client.call("listLedgerEntries", { customerId, operationTypes: [OperationType.OPERATION_TYPE_UNSPECIFIED] }), "invalid_operation_type");
+    await expectError(
+      s.client.call("listLedgerEntries", { customerId, operationTypes: [OperationType.OPERATION_TYPE_UNSPECIFIED] }),
+      "invalid_operation_type",
+    );
   });
 });
 

@@ -72,7 +72,9 @@ describe("a request that is not a valid protobuf message", () => {
 describe("an oversized request", () => {
   it("keeps grpc-js's RESOURCE_EXHAUSTED at GRPC_MAX_MESSAGE_BYTES", async () => {
     const description = "d".repeat(MESSAGE_BYTES_MAX);
-    const bytes = Buffer.from(DepositRequest.encode(DepositRequest.fromPartial({ customerId: uid("big"), amount: 1n, description })).finish());
+    const bytes = Buffer.from(
+      DepositRequest.encode(DepositRequest.fromPartial({ customerId: uid("big"), amount: 1n, description })).finish(),
+    );
     const error = await raw.call("Deposit", bytes).then(
       () => null,
       (e: unknown) => e as ServiceError,
@@ -81,7 +83,9 @@ describe("an oversized request", () => {
   });
 
   it("is accepted just under the limit", async () => {
-    const bytes = Buffer.from(DepositRequest.encode(DepositRequest.fromPartial({ customerId: uid("fits"), amount: 1n, description: "d".repeat(1000) })).finish());
+    const bytes = Buffer.from(
+      DepositRequest.encode(DepositRequest.fromPartial({ customerId: uid("fits"), amount: 1n, description: "d".repeat(1000) })).finish(),
+    );
     expect(DepositResponse.decode(await raw.call("Deposit", bytes)).addedAmount).toBe(1n);
   });
 });
@@ -118,8 +122,7 @@ describe("text that is not valid UTF-8", () => {
     method.input.fields.flatMap((field) => {
       const invalid = hex("61 ff 62");
       const stringField =
-        (field.fieldKind === "scalar" || (field.fieldKind === "list" && field.listKind === "scalar")) &&
-        field.scalar === ScalarType.STRING;
+        (field.fieldKind === "scalar" || (field.fieldKind === "list" && field.listKind === "scalar")) && field.scalar === ScalarType.STRING;
       if (stringField) return [[method.name, field.name, delimited(field.number, invalid)] as const];
       if (field.fieldKind !== "map") return [];
       return [
@@ -148,7 +151,10 @@ describe("text that is not valid UTF-8", () => {
 });
 
 describe("a metadata key named __proto__", () => {
-  const metadata = Object.fromEntries([["__proto__", "p"], ["plan", "pro"]]);
+  const metadata = Object.fromEntries([
+    ["__proto__", "p"],
+    ["plan", "pro"],
+  ]);
   // ts-proto's decoder drops this key too, so responses are checked as bytes.
   const entryBytes = Buffer.from(DepositRequest_MetadataEntry.encode({ key: "__proto__", value: "p" }).finish());
   const occurrences = (haystack: Buffer) => {
@@ -167,7 +173,10 @@ describe("a metadata key named __proto__", () => {
     const deductBytes = Buffer.from(DeductRequest.encode(deduct).finish());
     expect(DeductResponse.decode(await raw.call("Deduct", deductBytes)).balance?.available).toBe(7n);
 
-    const customer = await raw.call("GetCustomer", Buffer.from(GetCustomerRequest.encode(GetCustomerRequest.fromPartial({ customerId })).finish()));
+    const customer = await raw.call(
+      "GetCustomer",
+      Buffer.from(GetCustomerRequest.encode(GetCustomerRequest.fromPartial({ customerId })).finish()),
+    );
     expect(occurrences(customer)).toBe(1);
     expect(GetCustomerResponse.decode(customer).metadata).toEqual({ plan: "pro" });
     const transaction = await raw.call(

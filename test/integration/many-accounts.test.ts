@@ -70,7 +70,8 @@ describe("finding 3: a call touching many accounts", () => {
     expect(r.balance).toEqual({ total: 600n, used: 600n, frozen: 0n, available: 0n });
     const page = await s.client.call("listLedgerEntries", { customerId, transactionId, pageSize: 100 });
     expect(page.entries).toHaveLength(100);
-    for (const e of page.entries) expect([e.operation, e.amount, e.description, e.metadata]).toEqual([OperationType.OPERATION_TYPE_DEDUCT, 1n, description, metadata]);
+    for (const e of page.entries)
+      expect([e.operation, e.amount, e.description, e.metadata]).toEqual([OperationType.OPERATION_TYPE_DEDUCT, 1n, description, metadata]);
     const [stored] = await s.app.database.pool.query(
       "SELECT COUNT(*) AS entries, MAX(LENGTH(description) + LENGTH(metadata)) AS text_bytes FROM ledger_entries WHERE transaction_id = ?",
       [transactionId],

@@ -45,11 +45,12 @@ afterAll(async () => {
 // key to reuse, which hold to settle) are indices resolved against the run's history at execution.
 
 type When = { readonly anchor: number } | { readonly aheadMs: number };
-type KeyChoice = { readonly mode: "none" } | { readonly mode: "new" } | { readonly mode: "reuse"; readonly pick: number; readonly exact: boolean };
+type KeyChoice =
+  | { readonly mode: "none" }
+  | { readonly mode: "new" }
+  | { readonly mode: "reuse"; readonly pick: number; readonly exact: boolean };
 type Scope = "none" | "own" | "other";
-type Target =
-  | { readonly from: "frozen" | "hold" | "any" | "repeat"; readonly pick: number }
-  | { readonly from: "unknown" };
+type Target = { readonly from: "frozen" | "hold" | "any" | "repeat"; readonly pick: number } | { readonly from: "unknown" };
 type Actual = { readonly mode: "unset" } | { readonly mode: "zero" } | { readonly mode: "delta"; readonly delta: bigint };
 
 interface DepositCmd {
@@ -135,7 +136,10 @@ const spendArb: fc.Arbitrary<SpendCmd> = fc.record({
   amount: fc.oneof(
     { weight: 6, arbitrary: fc.bigInt({ min: 1n, max: 60n }) },
     { weight: 2, arbitrary: fc.bigInt({ min: 1n, max: 300n }) },
-    { weight: 1, arbitrary: fc.record({ edge: fc.constantFrom("all" as const, "selected" as const), plus: fc.bigInt({ min: -1n, max: 1n }) }) },
+    {
+      weight: 1,
+      arbitrary: fc.record({ edge: fc.constantFrom("all" as const, "selected" as const), plus: fc.bigInt({ min: -1n, max: 1n }) }),
+    },
   ),
   creditTypes: fc.oneof(
     { weight: 2, arbitrary: fc.constant<string[]>([]) },
@@ -213,7 +217,9 @@ interface UnfreezeReq {
   readonly customerId: string;
 }
 
-type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly code: string; readonly facts: Record<string, string> };
+type Outcome<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly code: string; readonly facts: Record<string, string> };
 
 async function outcomeOf<T>(call: Promise<T>): Promise<Outcome<T>> {
   try {
@@ -460,7 +466,8 @@ class Run {
     const frozen = holds.filter((id) => this.transactions.get(id)?.status === "FROZEN");
     // A "repeat" with no earlier Consume to repeat acts as "frozen".
     const from = target.from === "repeat" ? "frozen" : target.from;
-    const ids = from === "frozen" ? (frozen.length > 0 ? frozen : holds) : from === "hold" ? holds : this.sentSpends.map((r) => r.transactionId);
+    const ids =
+      from === "frozen" ? (frozen.length > 0 ? frozen : holds) : from === "hold" ? holds : this.sentSpends.map((r) => r.transactionId);
     if (target.from === "unknown" || ids.length === 0) {
       return { transactionId: this.fresh("unknown"), customerId: null, amount: 50n };
     }
@@ -485,7 +492,13 @@ class Run {
     }
     const target = this.targetOf(c.target);
     const actualAmount =
-      c.actual.mode === "unset" ? undefined : c.actual.mode === "zero" ? 0n : target.amount + c.actual.delta < 0n ? 0n : target.amount + c.actual.delta;
+      c.actual.mode === "unset"
+        ? undefined
+        : c.actual.mode === "zero"
+          ? 0n
+          : target.amount + c.actual.delta < 0n
+            ? 0n
+            : target.amount + c.actual.delta;
     return {
       transactionId: target.transactionId,
       customerId: this.scopeOf(c.scope, target.customerId),
@@ -565,7 +578,17 @@ class Run {
       const id = actual.value.account?.id ?? "";
       expect(BigInt(id), "a new account gets a new, larger id").toBeGreaterThan(this.ids.account);
       this.ids.account = BigInt(id);
-      account = { id, seq: Number(id), creditType, source, startsAtMs: r.startsAtMs, expiresAtMs: r.expiresAtMs, total: 0n, used: 0n, frozen: 0n };
+      account = {
+        id,
+        seq: Number(id),
+        creditType,
+        source,
+        startsAtMs: r.startsAtMs,
+        expiresAtMs: r.expiresAtMs,
+        total: 0n,
+        used: 0n,
+        frozen: 0n,
+      };
       accounts.push(account);
     } else {
       this.note("deposit into an existing account");
@@ -682,7 +705,8 @@ class Run {
     if ("ok" in hold) return hold;
     const actual = r.actualAmount ?? hold.amount;
     if (hold.status === "CONSUMED") {
-      if (hold.consumedAmount !== actual) return fail("freeze_records_already_consumed", { consumed: hold.consumedAmount, requested: actual });
+      if (hold.consumedAmount !== actual)
+        return fail("freeze_records_already_consumed", { consumed: hold.consumedAmount, requested: actual });
       return { ok: true, value: { ...(hold.settleResponse as ConsumeResponse), isIdempotentReplay: true } };
     }
     if (hold.status !== "FROZEN") return fail("no_consumable_freeze_records");
@@ -780,7 +804,9 @@ class Run {
           return { creditType, balance: balanceOf(ofType, nowMs), accounts: ofType.map((a) => accountView(a, nowMs)) };
         }),
       };
-      const seen = actual.ok ? { ok: true as const, value: { balance: actual.value.balance, creditTypes: actual.value.creditTypes } } : actual;
+      const seen = actual.ok
+        ? { ok: true as const, value: { balance: actual.value.balance, creditTypes: actual.value.creditTypes } }
+        : actual;
       this.check(`getCustomer ${customerId}`, seen, () => ({ ok: true, value: expected }));
     }
   }

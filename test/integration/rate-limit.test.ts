@@ -108,10 +108,16 @@ describe("rate limits in Redis", () => {
 
     await proxy.restore();
     await expect
-      .poll(() => client.call("getCustomer", { customerId: "nobody" }).catch((e: unknown) => decodeStatusDetails((e as ServiceError).metadata).detail?.code), {
-        timeout: 15_000,
-        interval: 100,
-      })
+      .poll(
+        () =>
+          client
+            .call("getCustomer", { customerId: "nobody" })
+            .catch((e: unknown) => decodeStatusDetails((e as ServiceError).metadata).detail?.code),
+        {
+          timeout: 15_000,
+          interval: 100,
+        },
+      )
       .toBe("rate_limit_exceeded");
     expect(lines.filter((l) => l.includes("Redis reachable again"))).toHaveLength(1);
   });

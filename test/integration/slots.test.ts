@@ -81,7 +81,11 @@ describe("grant and revoke capacity", () => {
       "amount must be a positive integer.",
     );
     await expectError(slots().call("grantCapacity", { customerId: "c", amount: 1n }), "invalid_argument", "wallet is required.");
-    await expectError(slots().call("claim", { customerId: "c", wallet: "ip", resourceId: "" }), "invalid_argument", "resource_id is required.");
+    await expectError(
+      slots().call("claim", { customerId: "c", wallet: "ip", resourceId: "" }),
+      "invalid_argument",
+      "resource_id is required.",
+    );
   });
 });
 
@@ -97,7 +101,10 @@ describe("claim and release", () => {
     expect(b.pool).toEqual(pool({ source: "promo", capacity: 4n, inUse: 3n, available: 1n }));
     const c = await slots().call("claim", { customerId, wallet: "ip", resourceId: "c", source: "addon" });
     expect(c.pool).toEqual(pool({ source: "addon", capacity: 4n, inUse: 1n, available: 3n }));
-    const split = await expectError(slots().call("claim", { customerId, wallet: "ip", resourceId: "d", amount: 4n }), "slot_split_required");
+    const split = await expectError(
+      slots().call("claim", { customerId, wallet: "ip", resourceId: "d", amount: 4n }),
+      "slot_split_required",
+    );
     expect(split).toEqual({ wallet: "ip", requested: "4", available: "4", largest_available: "3" });
     const short = await expectError(
       slots().call("claim", { customerId, wallet: "ip", resourceId: "d", amount: 5n }),
@@ -130,7 +137,10 @@ describe("claim and release", () => {
       holdingId: claimed.holdingId,
       isIdempotentReplay: false,
     });
-    expect(await slots().call("release", { customerId, wallet: "ip", resourceId: "vm-1" })).toEqual({ ...released, isIdempotentReplay: true });
+    expect(await slots().call("release", { customerId, wallet: "ip", resourceId: "vm-1" })).toEqual({
+      ...released,
+      isIdempotentReplay: true,
+    });
     const reclaimed = await slots().call("claim", { customerId, wallet: "ip", resourceId: "vm-1" });
     expect(reclaimed.holdingId).not.toBe(claimed.holdingId);
     expect(reclaimed.isIdempotentReplay).toBe(false);
@@ -174,7 +184,9 @@ describe("concurrency", () => {
   it("64 concurrent claims of one resource make one holding", async () => {
     const customerId = uid("cust");
     await slots().call("grantCapacity", { customerId, wallet: "ip", amount: 10n });
-    const all = await Promise.all(Array.from({ length: 64 }, () => slots().call("claim", { customerId, wallet: "ip", resourceId: "same" })));
+    const all = await Promise.all(
+      Array.from({ length: 64 }, () => slots().call("claim", { customerId, wallet: "ip", resourceId: "same" })),
+    );
     expect(new Set(all.map((r) => r.holdingId)).size).toBe(1);
     expect(all.filter((r) => !r.isIdempotentReplay)).toHaveLength(1);
     const { pools } = await slots().call("listPools", { customerId });

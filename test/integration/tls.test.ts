@@ -29,7 +29,13 @@ async function issue(commonName: string, signer: Pem | null, usage: "server" | "
       : usage === "server"
         ? [
             { name: "extKeyUsage" as const, serverAuth: true },
-            { name: "subjectAltName" as const, altNames: [{ type: 2 as const, value: "localhost" }, { type: 7 as const, ip: "127.0.0.1" }] },
+            {
+              name: "subjectAltName" as const,
+              altNames: [
+                { type: 2 as const, value: "localhost" },
+                { type: 7 as const, ip: "127.0.0.1" },
+              ],
+            },
           ]
         : [{ name: "extKeyUsage" as const, clientAuth: true }];
   const made = await generate([{ name: "commonName", value: commonName }], {
@@ -88,7 +94,10 @@ describe("TLS", () => {
     try {
       const answer = await client.call("deposit", { customerId: "tls-customer", amount: 3n });
       expect(answer.balance?.available).toBe(3n);
-      await expectError(new TestClient(s.app.port, null, credentials.createSsl(Buffer.from(ca.cert))).call("getCustomer", { customerId: "x" }), "missing_api_key");
+      await expectError(
+        new TestClient(s.app.port, null, credentials.createSsl(Buffer.from(ca.cert))).call("getCustomer", { customerId: "x" }),
+        "missing_api_key",
+      );
     } finally {
       client.close();
     }

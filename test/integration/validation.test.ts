@@ -35,7 +35,12 @@ describe("malformed input returns a structured error, never a crash", () => {
     ["idempotency key with unicode", { idempotencyKey: "clé" }, "invalid_argument", "idempotency_key"],
     ["description of 1025 characters", { description: long(1025) }, "invalid_argument", "description"],
     ["name of 256 characters", { name: long(256) }, "invalid_argument", "name"],
-    ["33 metadata keys", { metadata: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, "v"])) }, "invalid_argument", "metadata"],
+    [
+      "33 metadata keys",
+      { metadata: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, "v"])) },
+      "invalid_argument",
+      "metadata",
+    ],
     ["a metadata value of 1025 characters", { metadata: { k: long(1025) } }, "invalid_argument", "metadata"],
     ["starts_at in year 10000", { startsAt: { seconds: 253_402_300_800n, nanos: 0 } }, "invalid_starts_at", "starts_at"],
     ["starts_at with negative nanos", { startsAt: { seconds: 0n, nanos: -1 } }, "invalid_starts_at", "starts_at"],
@@ -75,12 +80,9 @@ describe("malformed input returns a structured error, never a crash", () => {
     ["consume_after_seconds above 7 days", { consumeAfterSeconds: 604_801n }, "invalid_auto_settlement_ttl"],
     ["negative consume_after_seconds", { consumeAfterSeconds: -1n }, "invalid_auto_settlement_ttl"],
   ])("Freeze with %s", async (_name, extra, code) => {
-    await expectError(
-      s.client.call("freeze", { customerId, transactionId: uid("tx"), amount: 1n, ...extra }),
-      code as never,
-      undefined,
-      { messageFree: true },
-    );
+    await expectError(s.client.call("freeze", { customerId, transactionId: uid("tx"), amount: 1n, ...extra }), code as never, undefined, {
+      messageFree: true,
+    });
   });
 
   it("Consume and Unfreeze without a transaction_id, or with a negative actual amount", async () => {

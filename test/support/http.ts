@@ -2,7 +2,6 @@ import { expect } from "vitest";
 import { ERROR_CATALOG, type ErrorCode } from "../../src/errors/catalog.js";
 import type { TestServer } from "./server.js";
 
-
 export interface HttpResponse {
   readonly status: number;
   readonly headers: Headers;

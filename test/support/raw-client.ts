@@ -17,8 +17,13 @@ export class RawClient {
   /** Calls `/velobase.billing.v1.BillingService/<method>` with `bytes` as the request message. */
   call(method: string, bytes: Buffer): Promise<Buffer> {
     return new Promise((resolve, reject) =>
-      this.client.makeUnaryRequest(`/velobase.billing.v1.BillingService/${method}`, identity, identity, bytes, this.metadata, (error, response) =>
-        error || response === undefined ? reject(error ?? new Error("no response")) : resolve(response),
+      this.client.makeUnaryRequest(
+        `/velobase.billing.v1.BillingService/${method}`,
+        identity,
+        identity,
+        bytes,
+        this.metadata,
+        (error, response) => (error || response === undefined ? reject(error ?? new Error("no response")) : resolve(response)),
       ),
     );
   }

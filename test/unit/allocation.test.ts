@@ -47,7 +47,13 @@ describe("allocate", () => {
       account(4n, { createdAtMs: 10 }),
     ];
     const lines = allocate({ accounts, amount: 450n, creditTypes: [], nowMs: NOW });
-    expect(lines.map((l) => [l.accountId, l.amount])).toEqual([[3n, 100n], [2n, 100n], [1n, 100n], [4n, 100n], [5n, 50n]]);
+    expect(lines.map((l) => [l.accountId, l.amount])).toEqual([
+      [3n, 100n],
+      [2n, 100n],
+      [1n, 100n],
+      [4n, 100n],
+      [5n, 50n],
+    ]);
   });
 
   it("skips pending, expired (at exactly now) and empty accounts", () => {

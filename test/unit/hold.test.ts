@@ -13,7 +13,6 @@ const hold = (over: Partial<HoldState> = {}): HoldState => ({
   ...over,
 });
 
-
 describe("hold state machine", () => {
   it.each([
     ["FROZEN", {}, 100n, "apply"],
@@ -48,11 +47,51 @@ describe("splitConsume", () => {
     { accountId: 2n, amount: 100n },
   ];
   it.each([
-    [400n, [[1n, 400n]], [[1n, 100n], [2n, 100n]], 0n],
-    [0n, [], [[1n, 500n], [2n, 100n]], 0n],
-    [600n, [[1n, 500n], [2n, 100n]], [], 0n],
-    [550n, [[1n, 500n], [2n, 50n]], [[2n, 50n]], 0n],
-    [650n, [[1n, 500n], [2n, 100n]], [], 50n],
+    [
+      400n,
+      [[1n, 400n]],
+      [
+        [1n, 100n],
+        [2n, 100n],
+      ],
+      0n,
+    ],
+    [
+      0n,
+      [],
+      [
+        [1n, 500n],
+        [2n, 100n],
+      ],
+      0n,
+    ],
+    [
+      600n,
+      [
+        [1n, 500n],
+        [2n, 100n],
+      ],
+      [],
+      0n,
+    ],
+    [
+      550n,
+      [
+        [1n, 500n],
+        [2n, 50n],
+      ],
+      [[2n, 50n]],
+      0n,
+    ],
+    [
+      650n,
+      [
+        [1n, 500n],
+        [2n, 100n],
+      ],
+      [],
+      50n,
+    ],
   ])("actual %s", (actual, charges, returns, overage) => {
     const split = splitConsume(parts, actual, true);
     expect(split.charges.map((p) => [p.accountId, p.amount])).toEqual(charges);

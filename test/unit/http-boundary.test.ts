@@ -66,10 +66,7 @@ describe("amountToJson", () => {
 describe("business type names", () => {
   it("list the proto enum's values in order", () => {
     const names = BUSINESS_TYPE_NAMES.map((_, value) => BusinessType[value]);
-    expect(names).toEqual([
-      "BUSINESS_TYPE_UNSPECIFIED",
-      ...BUSINESS_TYPE_NAMES.slice(1).map((n) => `BUSINESS_TYPE_${n}`),
-    ]);
+    expect(names).toEqual(["BUSINESS_TYPE_UNSPECIFIED", ...BUSINESS_TYPE_NAMES.slice(1).map((n) => `BUSINESS_TYPE_${n}`)]);
     // A value added to the proto needs its name here too.
     expect(BusinessType[BUSINESS_TYPE_NAMES.length]).toBeUndefined();
   });

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { capLine, createLogger, LOG_LINE_BYTES_MAX, messageWithoutValues, serializeError, statementWithoutValues } from "../../src/logger.js";
+import {
+  capLine,
+  createLogger,
+  LOG_LINE_BYTES_MAX,
+  messageWithoutValues,
+  serializeError,
+  statementWithoutValues,
+} from "../../src/logger.js";
 
 describe("statementWithoutValues", () => {
   it.each([
@@ -86,7 +93,11 @@ describe("log lines", () => {
     const capped = capLine(line);
     expect(Buffer.byteLength(capped)).toBeLessThanOrEqual(LOG_LINE_BYTES_MAX);
     expect(capped.endsWith("\n")).toBe(true);
-    expect(JSON.parse(capped)).toMatchObject({ level: 50, time: 1234, msg: `log line of ${Buffer.byteLength(line)} bytes cut at ${LOG_LINE_BYTES_MAX}` });
+    expect(JSON.parse(capped)).toMatchObject({
+      level: 50,
+      time: 1234,
+      msg: `log line of ${Buffer.byteLength(line)} bytes cut at ${LOG_LINE_BYTES_MAX}`,
+    });
   });
 
   it("are capped by the service's logger", () => {

@@ -58,8 +58,18 @@ describe("claim", () => {
   it.each([
     ["no pool", [], 1n, "slot_pool_not_found"],
     ["not enough in total", [pool(1n, { capacity: 2n }), pool(2n, { source: "x", capacity: 2n })], 5n, "slot_insufficient_capacity"],
-    ["enough in total, in no single pool", [pool(1n, { capacity: 2n }), pool(2n, { source: "x", capacity: 2n })], 3n, "slot_split_required"],
-    ["only a suspended pool has room", [pool(1n, { status: "SUSPENDED" }), pool(2n, { source: "x", capacity: 0n })], 1n, "slot_insufficient_capacity"],
+    [
+      "enough in total, in no single pool",
+      [pool(1n, { capacity: 2n }), pool(2n, { source: "x", capacity: 2n })],
+      3n,
+      "slot_split_required",
+    ],
+    [
+      "only a suspended pool has room",
+      [pool(1n, { status: "SUSPENDED" }), pool(2n, { source: "x", capacity: 0n })],
+      1n,
+      "slot_insufficient_capacity",
+    ],
     ["exactly the room left", [pool(1n, { capacity: 2n, inUse: 1n })], 1n, "ok"],
     ["one more than the room left", [pool(1n, { capacity: 2n, inUse: 1n })], 2n, "slot_insufficient_capacity"],
   ] as const)("%s → %s", (_name, pools, amount, code) => {
@@ -84,7 +94,9 @@ describe("release", () => {
 
   it("asserts the holding is held and in that pool", () => {
     expect(codeOf(() => planRelease(pool(1n, { inUse: 4n }), { id: 7n, poolId: 2n, amount: 3n, released: false }))).toMatch(/not in pool/);
-    expect(codeOf(() => planRelease(pool(1n, { inUse: 4n }), { id: 7n, poolId: 1n, amount: 3n, released: true }))).toMatch(/already released/);
+    expect(codeOf(() => planRelease(pool(1n, { inUse: 4n }), { id: 7n, poolId: 1n, amount: 3n, released: true }))).toMatch(
+      /already released/,
+    );
     expect(codeOf(() => planRelease(pool(1n, { inUse: 2n }), { id: 7n, poolId: 1n, amount: 3n, released: false }))).toMatch(/in_use/);
   });
 });

@@ -5,7 +5,6 @@ import { parseAmount, parseCreditTypes, parseId, parseMetadata, parseTimestamp }
 import { codeOf } from "../support/code-of.js";
 import { decodeJson, encodeJson } from "../../src/store/json-codec.js";
 
-
 describe("field parsers", () => {
   it.each([
     ["", "customer_id_required"],
@@ -29,19 +28,18 @@ describe("field parsers", () => {
     expect(codeOf(() => parseAmount(raw))).toBe(code);
   });
 
-  it.each([
-    [{ seconds: -62_135_596_800n, nanos: 0 }, "ok"],
-    [{ seconds: -62_135_596_801n, nanos: 0 }, "invalid_starts_at"],
-    [{ seconds: 253_402_300_799n, nanos: 999_999_999 }, "ok"],
-    [{ seconds: 253_402_300_800n, nanos: 0 }, "invalid_starts_at"],
-    [{ seconds: 0n, nanos: -1 }, "invalid_starts_at"],
-    [{ seconds: 0n, nanos: 1_000_000_000 }, "invalid_starts_at"],
-  ].map(([raw, code]) => [`${String((raw as { seconds: bigint }).seconds)}s ${(raw as { nanos: number }).nanos}ns`, raw, code] as const))(
-    "timestamp %s → %s",
-    (_label, raw, code) => {
-      expect(codeOf(() => parseTimestamp(raw as { seconds: bigint; nanos: number }, "starts_at", "invalid_starts_at"))).toBe(code);
-    },
-  );
+  it.each(
+    [
+      [{ seconds: -62_135_596_800n, nanos: 0 }, "ok"],
+      [{ seconds: -62_135_596_801n, nanos: 0 }, "invalid_starts_at"],
+      [{ seconds: 253_402_300_799n, nanos: 999_999_999 }, "ok"],
+      [{ seconds: 253_402_300_800n, nanos: 0 }, "invalid_starts_at"],
+      [{ seconds: 0n, nanos: -1 }, "invalid_starts_at"],
+      [{ seconds: 0n, nanos: 1_000_000_000 }, "invalid_starts_at"],
+    ].map(([raw, code]) => [`${String((raw as { seconds: bigint }).seconds)}s ${(raw as { nanos: number }).nanos}ns`, raw, code] as const),
+  )("timestamp %s → %s", (_label, raw, code) => {
+    expect(codeOf(() => parseTimestamp(raw as { seconds: bigint; nanos: number }, "starts_at", "invalid_starts_at"))).toBe(code);
+  });
 
   it("keeps milliseconds of a timestamp", () => {
     expect(parseTimestamp({ seconds: 1n, nanos: 2_999_999 }, "t", "invalid_argument")).toBe(1002);
@@ -58,10 +56,19 @@ describe("field parsers", () => {
   });
 
   it("keeps a metadata key named __proto__ as an own key, through storage too", () => {
-    const sent = Object.fromEntries([["__proto__", "p"], ["a", "1"]]);
+    const sent = Object.fromEntries([
+      ["__proto__", "p"],
+      ["a", "1"],
+    ]);
     const parsed = parseMetadata(sent);
-    expect(Object.entries(parsed)).toEqual([["__proto__", "p"], ["a", "1"]]);
-    expect(Object.entries(decodeJson<Record<string, string>>(encodeJson(parsed)))).toEqual([["__proto__", "p"], ["a", "1"]]);
+    expect(Object.entries(parsed)).toEqual([
+      ["__proto__", "p"],
+      ["a", "1"],
+    ]);
+    expect(Object.entries(decodeJson<Record<string, string>>(encodeJson(parsed)))).toEqual([
+      ["__proto__", "p"],
+      ["a", "1"],
+    ]);
     expect(Object.getPrototypeOf(parsed)).toBe(Object.prototype);
   });
 });

@@ -85,8 +85,7 @@ function changeCapacity(ctx: BillingContext, type: SlotEventType, input: Capacit
       // A replay rolls back what the load wrote (a fresh customer or pool): nothing is committed.
       if ("stored" in loaded) return replayStored<PoolResult>(loaded.stored, input.customerId, requestFingerprint);
       const { customerPk, pool } = loaded;
-      const after =
-        type === "REVOKE_CAPACITY" ? planRevoke(pool, input.amount, input.wallet) : planGrant(locked(pool), input.amount);
+      const after = type === "REVOKE_CAPACITY" ? planRevoke(pool, input.amount, input.wallet) : planGrant(locked(pool), input.amount);
       const before = locked(pool);
       const result: PoolResult = { pool: poolView(after), isIdempotentReplay: false };
       await tx.run(

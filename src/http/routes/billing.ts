@@ -184,39 +184,55 @@ export function registerBillingRoutes(app: HttpApp, deps: HttpDependencies): voi
   const ctx = deps.context;
   const tags = ["billing"];
 
-  app.post("/v1/billing/deduct", { schema: { summary: "Deduct credits in one step", tags, body: DeductBody, response: responses(DeductReply) } }, async (request) => {
-    const input = spendInputOf(request.body, callerOf(request));
-    return deductReply(await withWalletFact(deduct(ctx, input), input.creditTypes));
-  });
+  app.post(
+    "/v1/billing/deduct",
+    { schema: { summary: "Deduct credits in one step", tags, body: DeductBody, response: responses(DeductReply) } },
+    async (request) => {
+      const input = spendInputOf(request.body, callerOf(request));
+      return deductReply(await withWalletFact(deduct(ctx, input), input.creditTypes));
+    },
+  );
 
-  app.post("/v1/billing/freeze", { schema: { summary: "Freeze credits", tags, body: FreezeBody, response: responses(FreezeReply) } }, async (request) => {
-    const { body } = request;
-    const input = {
-      ...spendInputOf(body, callerOf(request)),
-      autoSettlement: parseAutoSettlement(optionalBigint(body.unfreeze_after_seconds), optionalBigint(body.consume_after_seconds)),
-    };
-    return freezeReply(await withWalletFact(freeze(ctx, input), input.creditTypes));
-  });
+  app.post(
+    "/v1/billing/freeze",
+    { schema: { summary: "Freeze credits", tags, body: FreezeBody, response: responses(FreezeReply) } },
+    async (request) => {
+      const { body } = request;
+      const input = {
+        ...spendInputOf(body, callerOf(request)),
+        autoSettlement: parseAutoSettlement(optionalBigint(body.unfreeze_after_seconds), optionalBigint(body.consume_after_seconds)),
+      };
+      return freezeReply(await withWalletFact(freeze(ctx, input), input.creditTypes));
+    },
+  );
 
-  app.post("/v1/billing/consume", { schema: { summary: "Consume a hold", tags, body: ConsumeBody, response: responses(ConsumeReply) } }, async (request) => {
-    const { body } = request;
-    const result = await consume(ctx, {
-      ...auditOf(callerOf(request)),
-      transactionId: transactionIdOf(body.transaction_id),
-      customerId: optionalCustomerIdOf(body.customer_id),
-      actualAmount: parseActualAmount(optionalBigint(body.actual_amount)),
-      allowOverage: body.allow_overage ?? true,
-    });
-    return consumeReply(settled(result));
-  });
+  app.post(
+    "/v1/billing/consume",
+    { schema: { summary: "Consume a hold", tags, body: ConsumeBody, response: responses(ConsumeReply) } },
+    async (request) => {
+      const { body } = request;
+      const result = await consume(ctx, {
+        ...auditOf(callerOf(request)),
+        transactionId: transactionIdOf(body.transaction_id),
+        customerId: optionalCustomerIdOf(body.customer_id),
+        actualAmount: parseActualAmount(optionalBigint(body.actual_amount)),
+        allowOverage: body.allow_overage ?? true,
+      });
+      return consumeReply(settled(result));
+    },
+  );
 
-  app.post("/v1/billing/unfreeze", { schema: { summary: "Release a hold", tags, body: UnfreezeBody, response: responses(UnfreezeReply) } }, async (request) => {
-    const { body } = request;
-    const result = await unfreeze(ctx, {
-      ...auditOf(callerOf(request)),
-      transactionId: transactionIdOf(body.transaction_id),
-      customerId: optionalCustomerIdOf(body.customer_id),
-    });
-    return unfreezeReply(settled(result));
-  });
+  app.post(
+    "/v1/billing/unfreeze",
+    { schema: { summary: "Release a hold", tags, body: UnfreezeBody, response: responses(UnfreezeReply) } },
+    async (request) => {
+      const { body } = request;
+      const result = await unfreeze(ctx, {
+        ...auditOf(callerOf(request)),
+        transactionId: transactionIdOf(body.transaction_id),
+        customerId: optionalCustomerIdOf(body.customer_id),
+      });
+      return unfreezeReply(settled(result));
+    },
+  );
 }

@@ -32,7 +32,7 @@ import {
 const DepositBody = Type.Object({
   customer_id: Id("The customer; created by its first deposit."),
   amount: Amount("Credits to add: a positive integer."),
-  wallet: Type.Optional({ ...Wallet, description: "The wallet to credit (default \"default\")." }),
+  wallet: Type.Optional({ ...Wallet, description: 'The wallet to credit (default "default").' }),
   credit_type: Type.Optional({ ...Wallet, description: "Older name of wallet.", deprecated: true }),
   source: Type.Optional(Source),
   starts_at: Type.Optional(IsoInput("When the credits become spendable (default: now).")),
@@ -118,9 +118,7 @@ const customerReply = (c: CustomerView): Static<typeof CustomerReply> => ({
   name: c.name === "" ? null : c.name,
   email: c.email === "" ? null : c.email,
   metadata: Object.keys(c.metadata).length === 0 ? null : { ...c.metadata },
-  wallets: Object.fromEntries(
-    c.creditTypes.map((t) => [t.creditType, { ...balanceJson(t.balance), sources: t.accounts.map(sourceJson) }]),
-  ),
+  wallets: Object.fromEntries(c.creditTypes.map((t) => [t.creditType, { ...balanceJson(t.balance), sources: t.accounts.map(sourceJson) }])),
   created_at: msToIso(c.createdAtMs),
 });
 
@@ -132,9 +130,7 @@ type LedgerOperationName = (typeof LEDGER_OPERATION_NAMES)[number];
 const LEDGER_ITEM_OPERATION_NAMES = ["GRANT", "DEDUCT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE"] as const;
 
 const LedgerQuery = Type.Object({
-  limit: Type.Optional(
-    Type.Integer({ minimum: 1, maximum: PAGE_SIZE_MAX, default: PAGE_SIZE_DEFAULT, description: "Entries per page." }),
-  ),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PAGE_SIZE_MAX, default: PAGE_SIZE_DEFAULT, description: "Entries per page." })),
   cursor: Type.Optional(Type.String({ description: "next_cursor of the previous page." })),
   operation_type: Type.Optional(Type.Enum(LEDGER_OPERATION_NAMES, { description: "Only this operation (GRANT: deposits)." })),
   transaction_id: Type.Optional(Id("Only the entries of this transaction.")),
@@ -229,11 +225,20 @@ export function registerCustomerRoutes(app: HttpApp, deps: HttpDependencies): vo
   app.get(
     "/v1/customers/:customer_id",
     {
-      schema: { summary: "A customer and its ACTIVE balances", tags: ["customers"], params: CustomerParams, response: responses(CustomerReply) },
+      schema: {
+        summary: "A customer and its ACTIVE balances",
+        tags: ["customers"],
+        params: CustomerParams,
+        response: responses(CustomerReply),
+      },
       config: { access: "read" },
     },
     async (request) => {
-      const input = { projectId: callerOf(request).projectId, customerId: customerIdOf(request.params.customer_id), includeInactive: false };
+      const input = {
+        projectId: callerOf(request).projectId,
+        customerId: customerIdOf(request.params.customer_id),
+        includeInactive: false,
+      };
       return customerReply(await getCustomer(ctx, input));
     },
   );
