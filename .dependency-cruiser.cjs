@@ -39,14 +39,14 @@ module.exports = {
       comment: "The store builds statements and maps rows for the operations; it never calls one.",
       severity: "error",
       from: { path: "^src/store/" },
-      to: { path: "^src/(operations|billing|tenancy|grpc|http)/" },
+      to: { path: "^src/(operations|tenancy|grpc|http)/" },
     },
     {
       name: "domain-is-pure",
       comment: "Domain code (and the error catalogue) depends on nothing of the service around it.",
       severity: "error",
       from: { path: "^src/(domain|errors)/" },
-      to: { path: "^src/(operations|billing|tenancy|store|grpc|http|client)/|^src/(app|main|cli|config|logger|metrics)\\.ts$" },
+      to: { path: "^src/(operations|tenancy|store|grpc|http|client)/|^src/(app|main|cli|config|logger|metrics)\\.ts$" },
     },
     {
       name: "domain-has-no-io",

@@ -1,7 +1,7 @@
 import type { Server as HttpServer } from "node:http";
 import type { Logger } from "pino";
-import type { BillingContext } from "./billing/context.js";
-import { startSweeper } from "./billing/sweeper.js";
+import type { BillingContext } from "./operations/context.js";
+import { startSweeper } from "./operations/sweeper.js";
 import type { Config } from "./config.js";
 import { EntitlementServiceService } from "../gen/velobase/billing/v1/entitlements.js";
 import { SlotServiceService } from "../gen/velobase/billing/v1/slots.js";

@@ -16,9 +16,9 @@ import {
   type ListLedgerEntriesResponse,
   type UnfreezeResponse,
 } from "../../gen/velobase/billing/v1/billing.js";
-import type { CustomerView } from "../billing/get-customer.js";
-import type { TransactionView } from "../billing/get-transaction.js";
-import type { LedgerEntryView } from "../billing/list-ledger.js";
+import type { CustomerView } from "../operations/get-customer.js";
+import type { TransactionView } from "../operations/get-transaction.js";
+import type { LedgerEntryView } from "../operations/list-ledger.js";
 import type { ConsumeResult, DepositResult, SpendResult, UnfreezeResult } from "../domain/results.js";
 import type { AccountStatus, AccountView, AllocationLine, Balance, Metadata, Operation } from "../domain/types.js";
 import { metadataValueText } from "../domain/validation.js";

@@ -9,10 +9,10 @@ import type {
   UnfreezeRequest,
 } from "../../gen/velobase/billing/v1/billing.js";
 import { BusinessType, OperationType } from "../../gen/velobase/billing/v1/billing.js";
-import type { DepositInput } from "../billing/deposit.js";
-import type { LedgerQuery } from "../billing/list-ledger.js";
-import type { ConsumeInput, SettleTarget } from "../billing/settle.js";
-import type { FreezeInput, SpendInput } from "../billing/spend.js";
+import type { DepositInput } from "../operations/deposit.js";
+import type { LedgerQuery } from "../operations/list-ledger.js";
+import type { ConsumeInput, SettleTarget } from "../operations/settle.js";
+import type { FreezeInput, SpendInput } from "../operations/spend.js";
 import {
   DEFAULT_CREDIT_TYPE,
   DEFAULT_SOURCE,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { verifyLedger } from "../../src/billing/verify.js";
+import { verifyLedger } from "../../src/operations/verify.js";
 import { LOG_LINE_BYTES_MAX } from "../../src/logger.js";
 import { expectError } from "../support/client.js";
 import { uid } from "../support/fixtures.js";

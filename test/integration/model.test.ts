@@ -13,7 +13,7 @@ import {
   type FreezeResponse,
   type UnfreezeResponse,
 } from "../../gen/velobase/billing/v1/billing.js";
-import { verifyLedger } from "../../src/billing/verify.js";
+import { verifyLedger } from "../../src/operations/verify.js";
 import { decodeStatusDetails } from "../../src/errors/to-grpc-status.js";
 import { ts, uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
