@@ -1,6 +1,6 @@
 import { accountStatus, accountView } from "../domain/account-status.js";
 import { checkCustomerTotal } from "../domain/customer-limit.js";
-import { fingerprint } from "../domain/fingerprint.js";
+import { envelopeOf } from "../domain/idempotency.js";
 import { NO_EXPIRY_MS, NO_START_MS } from "../domain/limits.js";
 import type { DepositResult } from "../domain/results.js";
 import type { Balance, Metadata } from "../domain/types.js";
@@ -15,13 +15,13 @@ import {
   unexpiredTotalFromRow,
 } from "../store/accounts-store.js";
 import { customerByPkSql, upsertCustomerSql } from "../store/customers-store.js";
-import { findDepositKeySql, insertDepositKeySql, storedOutcomeFromRow } from "../store/deposit-keys-store.js";
 import { encodeJson } from "../store/json-codec.js";
 import { appendLedgerSql } from "../store/ledger-store.js";
+import { findOutcomeSql, outcomeFromRow, recordOutcomeSql } from "../store/outcomes-store.js";
 import { bigOf } from "../store/row-values.js";
 import { headerOf, rowsOf, runTransaction } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
-import { replayStored } from "./idempotency.js";
+import { replayOf } from "./idempotency.js";
 
 export interface DepositInput {
   readonly projectId: bigint;
@@ -49,13 +49,16 @@ export interface DepositInput {
  */
 export async function deposit(ctx: BillingContext, input: DepositInput): Promise<DepositResult> {
   const { projectId, idempotencyKey } = input;
-  const requestFingerprint = fingerprint({
-    op: "deposit",
-    ...input,
-    projectId: undefined,
-    apiKeyId: undefined,
-    idempotencyKey: undefined,
-  });
+  const envelope =
+    idempotencyKey === null
+      ? null
+      : envelopeOf("DEPOSIT", idempotencyKey, {
+          op: "deposit",
+          ...input,
+          projectId: undefined,
+          apiKeyId: undefined,
+          idempotencyKey: undefined,
+        });
   const key = {
     creditType: input.creditType,
     source: input.source,
@@ -67,15 +70,15 @@ export async function deposit(ctx: BillingContext, input: DepositInput): Promise
     async (tx) => {
       const nowMs = ctx.now();
       const loaded = await tx.run([
-        ...(idempotencyKey === null ? [] : [findDepositKeySql(projectId, idempotencyKey)]),
+        ...(envelope === null ? [] : [findOutcomeSql(projectId, envelope)]),
         upsertCustomerSql(projectId, { ...input, nowMs }),
         sql`SET @customer = LAST_INSERT_ID()`,
         customerTotalsSql(projectId, sql`@customer`, nowMs),
         sql`SELECT @customer AS customer_pk`,
       ]);
       // Replays roll back what the batch wrote: runTransaction never commits an unfinished transaction.
-      const stored = idempotencyKey === null ? null : storedOutcomeFromRow(rowsOf(loaded[0])[0]);
-      if (stored) return replayStored<DepositResult>(stored, input.customerId, requestFingerprint);
+      const replay = envelope === null ? null : replayOf<DepositResult>(outcomeFromRow(rowsOf(loaded[0])[0]), { ...input, ...envelope });
+      if (replay) return replay;
       // After the replay check: a retry must replay even once its expires_at has passed.
       checkValidityWindow(input, nowMs);
       const customerPk = bigOf(rowsOf(loaded.at(-1))[0]?.customer_pk);
@@ -107,7 +110,7 @@ export async function deposit(ctx: BillingContext, input: DepositInput): Promise
           ...ledger,
           lockCustomerAccountsSql(customerByPkSql(customerPk), sql`a.id = @account`),
         ],
-        { commit: idempotencyKey === null },
+        { commit: envelope === null },
       );
       const account = accountsFromRows(rowsOf(written.at(-1)))[0];
       if (!account) throw new Error("the credited account was not read back");
@@ -119,11 +122,8 @@ export async function deposit(ctx: BillingContext, input: DepositInput): Promise
         balance: accountStatus(account, nowMs) === "ACTIVE" ? credited(before, input.amount) : before,
         isIdempotentReplay: false,
       };
-      if (idempotencyKey !== null) {
-        const response = encodeJson(result);
-        await tx.run([insertDepositKeySql(projectId, { key: idempotencyKey, customerPk, requestFingerprint, response, nowMs })], {
-          commit: true,
-        });
+      if (envelope !== null) {
+        await tx.run([recordOutcomeSql(projectId, { envelope, customerPk, response: encodeJson(result), nowMs })], { commit: true });
       }
       return result;
     },

@@ -1,7 +1,8 @@
 import type { SQL } from "drizzle-orm";
 import { balanceAfter, type AccountDelta } from "../domain/account-deltas.js";
 import { allocate } from "../domain/allocation.js";
-import { decideConsume, decideUnfreeze, splitConsume, type FrozenPart } from "../domain/hold.js";
+import { type Decision, decideConsume, decideUnfreeze, splitConsume, type FrozenPart } from "../domain/hold.js";
+import { consumeEnvelope, type IdempotencyEnvelope, unfreezeEnvelope } from "../domain/idempotency.js";
 import type { ConsumeResult, UnfreezeResult } from "../domain/results.js";
 import type { AccountSnapshot, AllocationLine, Balance } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
@@ -13,8 +14,9 @@ import {
   expiryRecordedIdsFromRows,
   lockSpendableAccountsSql,
 } from "../store/accounts-store.js";
-import { decodeJson, encodeJson } from "../store/json-codec.js";
+import { encodeJson } from "../store/json-codec.js";
 import { appendLedgerSql, type NewLedgerEntry } from "../store/ledger-store.js";
+import { findOutcomeSql, outcomeFromRow, recordOutcomeSql } from "../store/outcomes-store.js";
 import { rowsOf, runTransaction } from "../store/run-transaction.js";
 import { isRowCountGuardFailure } from "../store/sql-errors.js";
 import {
@@ -28,6 +30,7 @@ import {
   type TransactionRow,
 } from "../store/transactions-store.js";
 import type { BillingContext } from "./context.js";
+import { replayOf } from "./idempotency.js";
 
 export interface SettleTarget {
   readonly projectId: bigint;
@@ -58,7 +61,10 @@ export async function consume(ctx: BillingContext, input: ConsumeInput, mode = M
     input,
     mode,
     "CONSUMED",
-    (hold) => decideConsume(hold, input.actualAmount),
+    {
+      decide: (hold) => decideConsume(hold, input.actualAmount),
+      envelope: (hold) => consumeEnvelope(hold.transactionId, input.actualAmount ?? hold.amount),
+    },
     needsSpendable,
     (loaded, nowMs) => {
       const actual = input.actualAmount ?? loaded.hold.amount;
@@ -85,7 +91,7 @@ export async function unfreeze(ctx: BillingContext, input: SettleTarget, mode = 
     input,
     mode,
     "UNFROZEN",
-    (hold) => decideUnfreeze(hold),
+    { decide: (hold) => decideUnfreeze(hold), envelope: (hold) => unfreezeEnvelope(hold.transactionId) },
     () => false,
     (loaded, nowMs) => {
       const { movement: m, writes } = planMove(loaded, input, 0n, false, mode, nowMs);
@@ -100,6 +106,12 @@ export async function unfreeze(ctx: BillingContext, input: SettleTarget, mode = 
       return { applied: { result, movement: m, consumedAmount: 0n }, writes };
     },
   );
+}
+
+/** What a repeat of the settlement may do (hold.ts), and the envelope its outcome is stored under. */
+interface SettleRule {
+  decide(hold: TransactionRow | null): Decision;
+  envelope(hold: TransactionRow): IdempotencyEnvelope;
 }
 
 interface Applied<R> {
@@ -133,7 +145,7 @@ async function settle<R extends { isIdempotentReplay: boolean }>(
   target: SettleTarget,
   mode: SettleMode,
   status: "CONSUMED" | "UNFROZEN",
-  decide: (hold: TransactionRow | null) => "apply" | "replay",
+  rule: SettleRule,
   needsSpendable: (hold: TransactionRow) => boolean,
   apply: (loaded: Loaded, nowMs: number) => { applied: Applied<R>; writes: SQL[] },
 ): Promise<R | null> {
@@ -148,7 +160,8 @@ async function settle<R extends { isIdempotentReplay: boolean }>(
       // this order cannot deadlock, and it saves a statement.
       // The sweeper takes every lock with SKIP LOCKED and gives up on the hold when one is
       // missing: a hold, customer or account busy elsewhere is settled on a later pass.
-      const [holdRows, allocationRows, balanceRows, accountCountRows] = await tx.run([
+      const [outcomeRows, holdRows, allocationRows, balanceRows, accountCountRows] = await tx.run([
+        findOutcomeSql(projectId, { scope: "SETTLE", key: transactionId }),
         findTransactionSql(projectId, transactionId, { lock: true, skipLocked }),
         lockAllocationAccountsSql(projectId, transactionId, { skipLocked }),
         activeBalanceSql(projectId, transactionCustomerPkSql(projectId, transactionId), nowMs),
@@ -162,11 +175,20 @@ async function settle<R extends { isIdempotentReplay: boolean }>(
         const lockedAccounts = accountsFromRows(rowsOf(allocationRows)).length;
         if (!hold || lockedAccounts < Number(rowsOf(accountCountRows)[0]?.accounts ?? 0)) return null;
       }
-      if (decide(hold) === "replay") {
-        if (hold?.settleResponse == null) throw new BillingError("freeze_records_inconsistent");
-        return { ...decodeJson<R>(hold.settleResponse), isIdempotentReplay: true };
+      const envelope = hold === null ? null : rule.envelope(hold);
+      if (envelope !== null) {
+        // A stored settlement under another request is refused with the code the hold's state
+        // gives (freeze_records_already_consumed, no_unfreezable_records, ...).
+        const refuse = (): never => {
+          rule.decide(hold);
+          throw new BillingError("freeze_records_inconsistent");
+        };
+        const replay = replayOf<R>(outcomeFromRow(rowsOf(outcomeRows)[0]), { customerId: null, ...envelope }, refuse);
+        if (replay) return replay;
       }
-      if (!hold) throw new Error(`hold ${transactionId} vanished under lock`);
+      // Settled, yet nothing stored to replay: the records disagree.
+      if (rule.decide(hold) === "replay") throw new BillingError("freeze_records_inconsistent");
+      if (!hold || !envelope) throw new Error(`hold ${transactionId} vanished under lock`);
       let spendable: AccountSnapshot[] = [];
       if (needsSpendable(hold)) {
         const [rows] = await tx.run([lockSpendableAccountsSql(projectId, hold.customerPk, nowMs, hold.creditTypes, null)]);
@@ -188,11 +210,11 @@ async function settle<R extends { isIdempotentReplay: boolean }>(
         consumedAmount,
         returnedAmount: movement.returnedAmount,
         overageAmount: movement.overageAmount,
-        settleResponse: encodeJson(result),
         automatic: mode.automatic,
         nowMs,
       });
-      await tx.run([...settlement, ...writes], { commit: true }).catch((error: unknown) => {
+      const outcome = recordOutcomeSql(projectId, { envelope, customerPk: hold.customerPk, response: encodeJson(result), nowMs });
+      await tx.run([...settlement, outcome, ...writes], { commit: true }).catch((error: unknown) => {
         // A guarded update that missed: the hold or its accounts are not what was read under lock.
         throw isRowCountGuardFailure(error) ? new BillingError("freeze_records_inconsistent", undefined, {}, { cause: error }) : error;
       });

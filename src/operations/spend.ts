@@ -1,7 +1,7 @@
 import { balanceAfter } from "../domain/account-deltas.js";
 import { availableOf } from "../domain/account-status.js";
 import { allocate } from "../domain/allocation.js";
-import { fingerprint } from "../domain/fingerprint.js";
+import { envelopeOf, type IdempotencyEnvelope, type StoredOutcome } from "../domain/idempotency.js";
 import type { SpendResult } from "../domain/results.js";
 import type { AccountSnapshot, Balance, Metadata, TransactionKind } from "../domain/types.js";
 import type { AutoSettlement } from "../domain/validation.js";
@@ -20,15 +20,10 @@ import { encodeJson } from "../store/json-codec.js";
 import { appendLedgerSql } from "../store/ledger-store.js";
 import { bigOf } from "../store/row-values.js";
 import { compact, rowsOf, runTransaction, type Tx } from "../store/run-transaction.js";
-import {
-  findTransactionSql,
-  insertAllocationsSql,
-  insertTransactionSql,
-  transactionFromRow,
-  type TransactionRow,
-} from "../store/transactions-store.js";
+import { findOutcomeSql, outcomeFromRow, recordOutcomeSql } from "../store/outcomes-store.js";
+import { insertAllocationsSql, insertTransactionSql } from "../store/transactions-store.js";
 import type { BillingContext } from "./context.js";
-import { replayStored } from "./idempotency.js";
+import { replayOf } from "./idempotency.js";
 
 export interface SpendInput {
   readonly projectId: bigint;
@@ -74,17 +69,22 @@ interface SpendState {
  * First round trip: BEGIN, the idempotency lookup, the customer lock, its first spendable
  * accounts and its balance. Returns the stored outcome when the key was used before.
  */
-async function loadSpend(tx: Tx, input: FreezeInput, nowMs: number): Promise<{ stored: TransactionRow } | { state: SpendState }> {
+async function loadSpend(
+  tx: Tx,
+  input: FreezeInput,
+  envelope: IdempotencyEnvelope,
+  nowMs: number,
+): Promise<{ stored: StoredOutcome } | { state: SpendState }> {
   const { projectId } = input;
   const customerPkQuery = customerPkSql(projectId, input.customerId);
   const spendable = (limit: number | null) => lockSpendableAccountsSql(projectId, customerPkQuery, nowMs, input.creditTypes, limit);
   const [existing, locked, accountRows, balanceRows] = await tx.run([
-    findTransactionSql(projectId, input.transactionId),
+    findOutcomeSql(projectId, envelope),
     lockCustomerSql(customerByIdSql(projectId, input.customerId)),
     spendable(SPEND_ACCOUNTS_LOCKED_FIRST),
     activeBalanceSql(projectId, customerPkQuery, nowMs),
   ]);
-  const stored = transactionFromRow(rowsOf(existing)[0]);
+  const stored = outcomeFromRow(rowsOf(existing)[0]);
   if (stored) return { stored };
   const customerRow = rowsOf(locked)[0];
   if (!customerRow) throw new BillingError("customer_not_found", undefined, { customer_id: input.customerId });
@@ -102,13 +102,17 @@ async function loadSpend(tx: Tx, input: FreezeInput, nowMs: number): Promise<{ s
  */
 async function spend(ctx: BillingContext, kind: TransactionKind, input: FreezeInput): Promise<SpendResult> {
   const { projectId } = input;
-  const requestFingerprint = fingerprint({ op: kind, ...input, projectId: undefined, apiKeyId: undefined });
+  const envelope = envelopeOf("SPEND", input.transactionId, { op: kind, ...input, projectId: undefined, apiKeyId: undefined });
   return runTransaction(
     ctx.database,
     async (tx) => {
       const nowMs = ctx.now();
-      const loaded = await loadSpend(tx, input, nowMs);
-      if ("stored" in loaded) return replayStored<SpendResult>(loaded.stored, input.customerId, requestFingerprint);
+      const loaded = await loadSpend(tx, input, envelope, nowMs);
+      if ("stored" in loaded) {
+        const replay = replayOf<SpendResult>(loaded.stored, { customerId: input.customerId, ...envelope });
+        if (replay) return replay;
+        throw new Error("a stored outcome did not replay");
+      }
       const { customerPk, accounts, before } = loaded.state;
 
       const lines = allocate({
@@ -142,13 +146,12 @@ async function spend(ctx: BillingContext, kind: TransactionKind, input: FreezeIn
             customerPk,
             kind,
             status: kind === "DEDUCT" ? "DEDUCTED" : "FROZEN",
-            requestFingerprint,
-            response: encodeJson(result),
             autoAction: auto?.action ?? null,
             autoAtMs,
             nowMs,
           }),
           sql`SET @tx = LAST_INSERT_ID()`,
+          recordOutcomeSql(projectId, { envelope, customerPk, response: encodeJson(result), nowMs }),
           ...insertAllocationsSql(projectId, transactionPk, lines),
           ...appendLedgerSql(
             { ...input, customerPk, transactionPk, idempotencyKey: "", automatic: false, nowMs },

@@ -15,7 +15,7 @@ const BACKOFF_BASE_MS = 5;
  * Two requests racing for one idempotency key: the loser's INSERT hits the UNIQUE index; a fresh
  * attempt then finds the winner's row and replays or reports the conflict.
  */
-export const IDEMPOTENCY_INDEXES = ["transactions_project_tx_uq", "deposit_keys_project_key_uq", "slot_keys_project_key_uq"] as const;
+export const IDEMPOTENCY_INDEXES = ["transactions_project_tx_uq", "idempotency_outcomes_key_uq", "slot_keys_project_key_uq"] as const;
 
 export type Row = RowDataPacket;
 export type StatementResult = Row[] | ResultSetHeader;

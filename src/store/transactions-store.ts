@@ -30,9 +30,6 @@ export interface TransactionRow extends HoldState {
   readonly businessType: number;
   readonly description: string;
   readonly metadata: Metadata;
-  readonly requestFingerprint: string;
-  readonly response: string;
-  readonly settleResponse: string | null;
   readonly autoAction: AutoAction | null;
   readonly autoAtMs: number | null;
   readonly createdAtMs: number;
@@ -57,9 +54,6 @@ function toRow({ t, customerId }: { t: typeof transactions.$inferSelect; custome
     businessType: t.businessType,
     description: t.description,
     metadata: decodeMetadata(t.metadata),
-    requestFingerprint: t.requestFingerprint,
-    response: t.response,
-    settleResponse: t.settleResponse,
     autoAction: t.autoAction === null ? null : oneOf(t.autoAction, AUTO_ACTIONS, "auto_action"),
     autoAtMs: t.autoAt?.getTime() ?? null,
     settledAutomatically: t.settledAutomatically,
@@ -110,9 +104,6 @@ export function transactionFromRow(row: Row | undefined): TransactionRow | null 
     businessType: numberOf(row.business_type),
     description: stringOf(row.description),
     metadata: decodeMetadata(stringOf(row.metadata)),
-    requestFingerprint: stringOf(row.request_fingerprint),
-    response: stringOf(row.response),
-    settleResponse: row.settle_response === null ? null : stringOf(row.settle_response),
     autoAction: row.auto_action == null ? null : oneOf(row.auto_action, AUTO_ACTIONS, "auto_action"),
     autoAtMs: optionalMs(row.auto_at),
     settledAutomatically: boolOf(row.settled_automatically),
@@ -131,8 +122,6 @@ export interface NewTransaction {
   readonly businessType: number;
   readonly description: string;
   readonly metadata: Metadata;
-  readonly requestFingerprint: string;
-  readonly response: string;
   readonly autoAction: AutoAction | null;
   readonly autoAtMs: number | null;
   /** The key that made it (audit). */
@@ -143,9 +132,9 @@ export interface NewTransaction {
 /** Inserts the transaction; LAST_INSERT_ID() is then its pk. */
 export function insertTransactionSql(projectId: bigint, t: NewTransaction): SQL {
   return sql`INSERT INTO ${transactions} (project_id, transaction_id, customer_pk, kind, status, amount, credit_types,
-      business_type, description, metadata, request_fingerprint, response, auto_action, auto_at, created_at, api_key_id)
+      business_type, description, metadata, auto_action, auto_at, created_at, api_key_id)
     VALUES (${projectId}, ${t.transactionId}, ${t.customerPk}, ${t.kind}, ${t.status}, ${t.amount}, ${encodeJson(t.creditTypes)},
-      ${t.businessType}, ${t.description}, ${encodeJson(t.metadata)}, ${t.requestFingerprint}, ${t.response}, ${t.autoAction},
+      ${t.businessType}, ${t.description}, ${encodeJson(t.metadata)}, ${t.autoAction},
       ${t.autoAtMs === null ? null : new Date(t.autoAtMs)}, ${new Date(t.nowMs)}, ${t.apiKeyId})`;
 }
 
@@ -154,7 +143,6 @@ export interface Settlement {
   readonly consumedAmount: bigint;
   readonly returnedAmount: bigint;
   readonly overageAmount: bigint;
-  readonly settleResponse: string;
   readonly automatic: boolean;
   readonly nowMs: number;
 }
@@ -163,7 +151,7 @@ export interface Settlement {
 export function settleTransactionSql(pk: bigint, s: Settlement): SQL[] {
   return guardedUpdateSql(
     sql`UPDATE ${transactions} SET status = ${s.status}, consumed_amount = ${s.consumedAmount},
-      returned_amount = ${s.returnedAmount}, overage_amount = ${s.overageAmount}, settle_response = ${s.settleResponse},
+      returned_amount = ${s.returnedAmount}, overage_amount = ${s.overageAmount},
       settled_automatically = ${s.automatic}, settled_at = ${new Date(s.nowMs)}
     WHERE id = ${pk} AND status = 'FROZEN'`,
     1,

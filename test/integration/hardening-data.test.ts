@@ -362,7 +362,6 @@ describe("finding 11: rows are parsed when read back, guarded updates checked", 
       consumedAmount: 0n,
       returnedAmount: 30n,
       overageAmount: 0n,
-      settleResponse: "{}",
       automatic: false,
       nowMs: s.clock.now(),
     });
