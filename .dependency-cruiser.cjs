@@ -63,6 +63,14 @@ module.exports = {
       to: { path: "node_modules/(drizzle-orm|mysql2|ioredis)/" },
     },
     {
+      name: "operations-build-no-sql",
+      comment:
+        "Operations are orchestrators: load, plan and apply come from store/ and domain/. No query builder, driver or schema here (slots/ and entitlements/ still build some statements: follow-up).",
+      severity: "error",
+      from: { path: "^src/operations/", pathNot: "^src/operations/(slots|entitlements)/" },
+      to: { path: "node_modules/(drizzle-orm|mysql2)/|^src/store/schema\\.ts$" },
+    },
+    {
       name: "no-circular",
       severity: "error",
       from: { path: "^src/" },

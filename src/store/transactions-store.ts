@@ -1,5 +1,5 @@
 import { and, asc, eq, lte, sql, type SQL } from "drizzle-orm";
-import type { HoldState } from "../domain/hold.js";
+import type { Hold } from "../domain/hold.js";
 import {
   AUTO_ACTIONS,
   TRANSACTION_KINDS,
@@ -19,7 +19,7 @@ import { accounts, allocations, apiKeys, customers, transactions } from "./schem
 import { guardedUpdateSql } from "./row-count-guard.js";
 import { chunksOf } from "./statement-chunks.js";
 
-export interface TransactionRow extends HoldState {
+export interface TransactionRow extends Hold {
   readonly pk: bigint;
   readonly transactionId: string;
   readonly customerPk: bigint;

@@ -1,0 +1,90 @@
+import type { Planned } from "../domain/plans/planned.js";
+import { decodeJson } from "../store/json-codec.js";
+import { type Batch, mapBatch, runTransaction, type Tx } from "../store/run-transaction.js";
+import type { BillingContext } from "./context.js";
+
+/**
+ * One write, as the executor runs it: load (store: lock and read, one round trip), plan (domain:
+ * pure), apply (store: the statements the plan decided). `S` is the loaded state, `C` the
+ * planned changes, `R` the response.
+ */
+export interface OperationSpec<S, C, R> {
+  /** The customer the write locks first, when the request names it (group commit queues by it). */
+  readonly customerKey: string | null;
+  load(nowMs: number): Batch<S>;
+  /** The rest of the state, when the plan asks for more (many accounts, an overage). */
+  loadMore(state: S, nowMs: number): Batch<S>;
+  plan(state: S, nowMs: number): Planned<C, R>;
+  /** The writes of the plan; `slot` tells apart the session variables of writes sharing a transaction. */
+  apply(changes: C, result: R, nowMs: number, slot: number): Batch<R>;
+  /** A failure of the writes with a public meaning (a guarded update that missed). */
+  writeError?(error: unknown): unknown;
+}
+
+/** What the executor does with one write once its state is loaded. */
+export type Step<R> =
+  | { readonly kind: "apply"; readonly writes: (slot: number) => Batch<R> }
+  | { readonly kind: "done"; readonly result: R | null }
+  | { readonly kind: "more"; readonly load: Batch<() => Step<R>> };
+
+/** A write ready for the executor, its state types hidden. */
+export interface WriteOperation<R> {
+  readonly customerKey: string | null;
+  start(nowMs: number): Batch<() => Step<R>>;
+  writeError(error: unknown): unknown;
+}
+
+export function operation<S, C, R extends { isIdempotentReplay: boolean }>(spec: OperationSpec<S, C, R>): WriteOperation<R> {
+  const decide = (state: S, nowMs: number) => (): Step<R> => {
+    const planned = spec.plan(state, nowMs);
+    switch (planned.kind) {
+      case "apply":
+        return { kind: "apply", writes: (slot) => spec.apply(planned.changes, planned.result, nowMs, slot) };
+      case "replay":
+        // The one replay path: the stored response as it was, flagged.
+        return { kind: "done", result: { ...decodeJson<R>(planned.stored.response), isIdempotentReplay: true } };
+      case "more":
+        return { kind: "more", load: mapBatch(spec.loadMore(state, nowMs), (more) => decide(more, nowMs)) };
+      case "skip":
+        return { kind: "done", result: null };
+    }
+  };
+  return {
+    customerKey: spec.customerKey,
+    start: (nowMs) => mapBatch(spec.load(nowMs), (state) => decide(state, nowMs)),
+    writeError: (error) => spec.writeError?.(error) ?? error,
+  };
+}
+
+/** Plans a loaded write to its end: loads more while the plan asks for it. */
+export async function settleStep<R>(tx: Tx, step: Step<R>): Promise<Exclude<Step<R>, { kind: "more" }>> {
+  let current = step;
+  while (current.kind === "more") current = (await tx.runBatch(current.load))();
+  return current;
+}
+
+/**
+ * Runs one write in its own transaction: two round trips (load; writes and COMMIT), one more when
+ * the plan asks for more state. Null only when the sweeper skips a busy hold.
+ */
+export async function executeOne<R>(ctx: BillingContext, op: WriteOperation<R>): Promise<R | null> {
+  return runTransaction(
+    ctx.database,
+    async (tx) => {
+      const nowMs = ctx.now();
+      const step = await settleStep(tx, (await tx.runBatch(op.start(nowMs)))());
+      if (step.kind === "done") return step.result;
+      return tx.runBatch(step.writes(0), { commit: true }).catch((error: unknown) => {
+        throw op.writeError(error);
+      });
+    },
+    ctx.retries,
+  );
+}
+
+/** executeOne for a write that always answers (every caller but the sweeper). */
+export async function execute<R>(ctx: BillingContext, op: WriteOperation<R>): Promise<R> {
+  const result = await executeOne(ctx, op);
+  if (result === null) throw new Error("a write that always answers was skipped");
+  return result;
+}
