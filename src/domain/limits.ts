@@ -35,6 +35,12 @@ export const CUSTOMER_UNEXPIRED_TOTAL_MAX = 2n ** 63n - 1n;
 export const UNFREEZE_AFTER_SECONDS_MAX = 30n * 24n * 3600n;
 export const CONSUME_AFTER_SECONDS_MAX = 7n * 24n * 3600n;
 
+/**
+ * Writes in one Batch call: one transaction holds every customer it names for all of them, so a
+ * bound keeps that lock time (and the response) small; 100 covers the bulk jobs it is for.
+ */
+export const BATCH_OPERATIONS_MAX = 100;
+
 export const PAGE_SIZE_DEFAULT = 20;
 export const PAGE_SIZE_MAX = 100;
 

@@ -1,5 +1,6 @@
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { BillingServiceServer } from "../../gen/velobase/billing/v1/billing.js";
+import { batch } from "../operations/batch.js";
 import type { BillingContext } from "../operations/context.js";
 import { deposit } from "../operations/deposit.js";
 import { getCustomer } from "../operations/get-customer.js";
@@ -42,6 +43,9 @@ export function billingHandlers(ctx: BillingContext, env: GuardedEnvironment): B
     ),
     listLedgerEntries: guarded(env, "ListLedgerEntries", "read", async (r, caller) =>
       format.listLedgerEntriesResponse(await listLedgerEntries(ctx, parse.parseListLedgerEntries(r, caller))),
+    ),
+    batch: guarded(env, "Batch", "write", async (r, caller) =>
+      format.batchResponse(await batch(ctx, caller.projectId, parse.parseBatch(r, caller), r.atomic)),
     ),
   };
 }

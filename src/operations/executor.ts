@@ -1,6 +1,16 @@
 import type { Planned } from "../domain/plans/planned.js";
+import { BillingError } from "../errors/billing-error.js";
 import { decodeJson } from "../store/json-codec.js";
-import { type Batch, mapBatch, runTransaction, type Tx } from "../store/run-transaction.js";
+import {
+  type Batch,
+  mapBatch,
+  NO_STATEMENTS,
+  rollbackToSavepoint,
+  runTransaction,
+  savepoint,
+  sequence,
+  type Tx,
+} from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 
 /**
@@ -87,4 +97,98 @@ export async function execute<R>(ctx: BillingContext, op: WriteOperation<R>): Pr
   const result = await executeOne(ctx, op);
   if (result === null) throw new Error("a write that always answers was skipped");
   return result;
+}
+
+/** One write's answer among several: its response, or the catalogue error it alone would have got. */
+export type Settled<R> = { readonly ok: true; readonly result: R | null } | { readonly ok: false; readonly error: BillingError };
+
+/** An atomic list refused: the index of the first write that failed and its error; nothing was written. */
+export class AtomicFailure extends Error {
+  constructor(
+    readonly index: number,
+    readonly error: BillingError,
+  ) {
+    super(`write ${index} of an atomic list failed: ${error.code}`);
+  }
+}
+
+export interface TogetherOptions {
+  /** All or none: the first refusal rolls everything back (AtomicFailure). Otherwise each write stands alone. */
+  readonly atomic: boolean;
+  /** Locks taken before the first write's load: found in one round trip, taken with that load. */
+  readonly lockFirst?: Batch<Batch<void>>;
+}
+
+/**
+ * The executor of several writes in one transaction (the Batch RPC and per-customer group
+ * commit). Each write is loaded, planned and applied in turn, in list order, on the state the
+ * earlier ones left, so each answer is the one it would have got alone in that order; the writes
+ * of one go in the same round trip as the load of the next (n writes: n + 1 round trips, one
+ * COMMIT). Not atomic: each write has a savepoint, and a refused one (or a replay) is rolled back
+ * to it, alone. A failure of the transaction itself (a database error) fails the whole list:
+ * callers then run each write alone (executeEachAlone), or report it.
+ */
+export async function executeTogether(
+  ctx: BillingContext,
+  ops: readonly WriteOperation<unknown>[],
+  options: TogetherOptions,
+): Promise<Settled<unknown>[]> {
+  return runTransaction(
+    ctx.database,
+    async (tx) => {
+      const nowMs = ctx.now();
+      const settled: Settled<unknown>[] = [];
+      let pending: Batch<void> = options.lockFirst ? await tx.runBatch(options.lockFirst) : NO_STATEMENTS;
+      let writing = -1;
+      const send = async <T>(batch: Batch<T>, commit = false): Promise<T> => {
+        try {
+          return await tx.runBatch(batch, { commit });
+        } catch (error) {
+          // Statements of the previous write fail with their own meaning (a guarded update).
+          const translated = writing >= 0 ? (ops[writing]?.writeError(error) ?? error) : error;
+          if (options.atomic && translated instanceof BillingError) throw new AtomicFailure(writing, translated);
+          throw translated;
+        }
+      };
+      for (const [index, op] of ops.entries()) {
+        const begin = options.atomic ? NO_STATEMENTS : savepoint(index);
+        const [, [, decide]] = await send(sequence(pending, sequence(begin, op.start(nowMs))));
+        writing = -1;
+        pending = NO_STATEMENTS;
+        try {
+          const step = await settleStep(tx, decide());
+          if (step.kind === "apply") {
+            writing = index;
+            pending = mapBatch(step.writes(index), (result) => {
+              settled[index] = { ok: true, result };
+            });
+            continue;
+          }
+          settled[index] = { ok: true, result: step.result };
+        } catch (error) {
+          if (!(error instanceof BillingError)) throw error;
+          if (options.atomic) throw new AtomicFailure(index, error);
+          settled[index] = { ok: false, error };
+        }
+        if (!options.atomic) pending = rollbackToSavepoint(index);
+      }
+      await send(pending, true);
+      return settled;
+    },
+    ctx.retries,
+  );
+}
+
+/** Each write in its own transaction, in order: the fallback when a shared transaction failed. */
+export async function executeEachAlone(ctx: BillingContext, ops: readonly WriteOperation<unknown>[]): Promise<Settled<unknown>[]> {
+  const settled: Settled<unknown>[] = [];
+  for (const op of ops) {
+    try {
+      settled.push({ ok: true, result: await executeOne(ctx, op) });
+    } catch (error) {
+      if (!(error instanceof BillingError)) throw error;
+      settled.push({ ok: false, error });
+    }
+  }
+  return settled;
 }

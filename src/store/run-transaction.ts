@@ -241,3 +241,11 @@ export async function runQuery<T>(work: () => Promise<T>): Promise<T> {
     throw translateStoreError(error);
   }
 }
+
+/** A savepoint before write `slot` of a shared transaction, so a refused write can be undone alone. */
+export const savepoint = (slot: number): Batch<void> => writesOnly([sql.raw(`SAVEPOINT w${Math.trunc(slot)}`)]);
+
+/** Undoes what write `slot` did since its savepoint (its load may have created its customer). */
+export const rollbackToSavepoint = (slot: number): Batch<void> => writesOnly([sql.raw(`ROLLBACK TO SAVEPOINT w${Math.trunc(slot)}`)]);
+
+export const NO_STATEMENTS: Batch<void> = writesOnly([]);
