@@ -169,7 +169,7 @@ describe("Batch and idempotency", () => {
       "consume",
       "freeze_records_already_consumed",
     ]);
-    expect((response.results[2]?.result?.value as { isIdempotentReplay: boolean }).isIdempotentReplay).toBe(true);
+    expect(response.results[2]?.result?.value).toMatchObject({ isIdempotentReplay: true });
   });
 });
 
