@@ -41,6 +41,13 @@ export const CONSUME_AFTER_SECONDS_MAX = 7n * 24n * 3600n;
  */
 export const BATCH_OPERATIONS_MAX = 100;
 
+/**
+ * Calls of one customer applied together by group commit (operations/group-commit.ts): one
+ * transaction holds the customer's lock for all of them, so a bound keeps its latency (and a
+ * retry of each alone, when it fails) short.
+ */
+export const GROUP_COMMIT_MAX = 32;
+
 export const PAGE_SIZE_DEFAULT = 20;
 export const PAGE_SIZE_MAX = 100;
 

@@ -92,7 +92,11 @@ export async function batch(
     if (p instanceof BillingError) return p;
     const s = settled[next++];
     if (!s) throw new Error("a write of the batch has no result");
-    if (!s.ok) return s.error;
+    if (!s.ok) {
+      // A refusal is the write's answer; anything else (a bug, a lost database) fails the call.
+      if (s.error instanceof BillingError) return s.error;
+      throw s.error;
+    }
     return { kind: p.kind, result: s.result } as BatchWriteResult;
   });
   return { ok: true, results };

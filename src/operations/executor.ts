@@ -12,6 +12,9 @@ import {
   type Tx,
 } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
+import type { Step, WriteOperation } from "./write-operation.js";
+
+export type { Step, WriteOperation };
 
 /**
  * One write, as the executor runs it: load (store: lock and read, one round trip), plan (domain:
@@ -29,19 +32,6 @@ export interface OperationSpec<S, C, R> {
   apply(changes: C, result: R, nowMs: number, slot: number): Batch<R>;
   /** A failure of the writes with a public meaning (a guarded update that missed). */
   writeError?(error: unknown): unknown;
-}
-
-/** What the executor does with one write once its state is loaded. */
-export type Step<R> =
-  | { readonly kind: "apply"; readonly writes: (slot: number) => Batch<R> }
-  | { readonly kind: "done"; readonly result: R | null }
-  | { readonly kind: "more"; readonly load: Batch<() => Step<R>> };
-
-/** A write ready for the executor, its state types hidden. */
-export interface WriteOperation<R> {
-  readonly customerKey: string | null;
-  start(nowMs: number): Batch<() => Step<R>>;
-  writeError(error: unknown): unknown;
 }
 
 export function operation<S, C, R extends { isIdempotentReplay: boolean }>(spec: OperationSpec<S, C, R>): WriteOperation<R> {
@@ -74,10 +64,18 @@ export async function settleStep<R>(tx: Tx, step: Step<R>): Promise<Exclude<Step
 }
 
 /**
- * Runs one write in its own transaction: two round trips (load; writes and COMMIT), one more when
- * the plan asks for more state. Null only when the sweeper skips a busy hold.
+ * Runs one write: through the context's group commit when it has one (calls of a busy customer
+ * are applied together), else alone. Null only when the sweeper skips a busy hold.
  */
-export async function executeOne<R>(ctx: BillingContext, op: WriteOperation<R>): Promise<R | null> {
+export function executeOne<R>(ctx: BillingContext, op: WriteOperation<R>): Promise<R | null> {
+  return ctx.groupCommit ? ctx.groupCommit.run(op) : executeAlone(ctx, op);
+}
+
+/**
+ * Runs one write in its own transaction: two round trips (load; writes and COMMIT), one more when
+ * the plan asks for more state.
+ */
+export async function executeAlone<R>(ctx: BillingContext, op: WriteOperation<R>): Promise<R | null> {
   return runTransaction(
     ctx.database,
     async (tx) => {
@@ -100,7 +98,7 @@ export async function execute<R>(ctx: BillingContext, op: WriteOperation<R>): Pr
 }
 
 /** One write's answer among several: its response, or the catalogue error it alone would have got. */
-export type Settled<R> = { readonly ok: true; readonly result: R | null } | { readonly ok: false; readonly error: BillingError };
+export type Settled<R> = { readonly ok: true; readonly result: R | null } | { readonly ok: false; readonly error: unknown };
 
 /** An atomic list refused: the index of the first write that failed and its error; nothing was written. */
 export class AtomicFailure extends Error {
@@ -179,14 +177,16 @@ export async function executeTogether(
   );
 }
 
-/** Each write in its own transaction, in order: the fallback when a shared transaction failed. */
+/**
+ * Each write in its own transaction, in order: the fallback when a shared transaction failed.
+ * Whatever one write throws is its own answer (a catalogue error, or a failure its caller logs).
+ */
 export async function executeEachAlone(ctx: BillingContext, ops: readonly WriteOperation<unknown>[]): Promise<Settled<unknown>[]> {
   const settled: Settled<unknown>[] = [];
   for (const op of ops) {
     try {
-      settled.push({ ok: true, result: await executeOne(ctx, op) });
+      settled.push({ ok: true, result: await executeAlone(ctx, op) });
     } catch (error) {
-      if (!(error instanceof BillingError)) throw error;
       settled.push({ ok: false, error });
     }
   }

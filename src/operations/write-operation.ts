@@ -1,0 +1,19 @@
+import type { Batch } from "../store/run-transaction.js";
+
+/** What the executor does with one write once its state is loaded. */
+export type Step<R> =
+  | { readonly kind: "apply"; readonly writes: (slot: number) => Batch<R> }
+  | { readonly kind: "done"; readonly result: R | null }
+  | { readonly kind: "more"; readonly load: Batch<() => Step<R>> };
+
+/** A write ready for the executor, its state types hidden. */
+export interface WriteOperation<R> {
+  readonly customerKey: string | null;
+  start(nowMs: number): Batch<() => Step<R>>;
+  writeError(error: unknown): unknown;
+}
+
+/** Where writes go to be run: group commit, or straight to the executor. */
+export interface WriteRunner {
+  run<R>(op: WriteOperation<R>): Promise<R | null>;
+}
