@@ -485,7 +485,10 @@ class Run {
     const issued = command.calls.map((c) => this.issue(c, this.customer(command.customer)));
     const seen = await Promise.all(issued.map((i) => i.actual));
     this.trace.push(`burst of ${issued.length}:`);
-    issued.forEach((i, n) => this.check(`  ${i.what}`, seen[n] as Outcome<unknown>, () => i.expected(seen[n] as Outcome<unknown>)));
+    for (const [n, i] of issued.entries()) {
+      const answer = seen[n] as Outcome<unknown>;
+      this.check(`  ${i.what}`, answer, () => i.expected(answer));
+    }
   }
 
   private issued<T>(what: string, actual: Promise<Outcome<T>>, expected: (seen: Outcome<T>) => Outcome<T>): Issued {
