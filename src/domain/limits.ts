@@ -48,6 +48,13 @@ export const BATCH_OPERATIONS_MAX = 100;
  */
 export const GROUP_COMMIT_MAX = 32;
 
+/**
+ * Holds whose customer group commit remembers (a Consume or Unfreeze that names no customer is
+ * queued with the customer whose Freeze went through this instance): a hint, never a rule (the
+ * row locks decide), so a bounded memory that forgets the oldest is enough.
+ */
+export const GROUP_COMMIT_HOLDS_REMEMBERED = 100_000;
+
 export const PAGE_SIZE_DEFAULT = 20;
 export const PAGE_SIZE_MAX = 100;
 

@@ -24,6 +24,8 @@ export type { Step, WriteOperation };
 export interface OperationSpec<S, C, R> {
   /** The customer the write locks first, when the request names it (group commit queues by it). */
   readonly customerKey: string | null;
+  /** The hold it creates or settles (group commit finds a settlement's customer by it). */
+  readonly holdKey?: string;
   load(nowMs: number): Batch<S>;
   /** The rest of the state, when the plan asks for more (many accounts, an overage). */
   loadMore(state: S, nowMs: number): Batch<S>;
@@ -51,6 +53,7 @@ export function operation<S, C, R extends { isIdempotentReplay: boolean }>(spec:
   };
   return {
     customerKey: spec.customerKey,
+    ...(spec.holdKey === undefined ? {} : { holdKey: spec.holdKey }),
     start: (nowMs) => mapBatch(spec.load(nowMs), (state) => decide(state, nowMs)),
     writeError: (error) => spec.writeError?.(error) ?? error,
   };

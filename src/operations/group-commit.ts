@@ -1,4 +1,4 @@
-import { GROUP_COMMIT_MAX } from "../domain/limits.js";
+import { GROUP_COMMIT_HOLDS_REMEMBERED, GROUP_COMMIT_MAX } from "../domain/limits.js";
 import type { BillingContext } from "./context.js";
 import { executeAlone, executeEachAlone, executeTogether, type Settled, type WriteOperation } from "./executor.js";
 
@@ -21,13 +21,16 @@ interface Waiting {
  * order, go through the executor as one transaction (executeTogether, not atomic): each planned
  * on the state the earlier ones left, each answered exactly as alone, one's refusal rolled back
  * to its own savepoint without touching the others. If that transaction fails, each is run again
- * alone. A hot customer thus pays one COMMIT, and one customer-lock acquisition, per group
+ * alone. A Consume or Unfreeze that names no customer queues with the customer of its hold when a
+ * call naming both went through this instance. A hot customer thus pays one COMMIT, and one customer-lock acquisition, per group
  * instead of per call. Other instances are not coordinated: the customer's row lock still
  * decides, so many instances stay correct.
  */
 export class GroupCommit {
   /** Customers with a transaction in flight, and the calls waiting for it. */
   private readonly queues = new Map<string, Waiting[]>();
+  /** Hold → customer, for settlements that name no customer (oldest forgotten first). */
+  private readonly holdOwners = new Map<string, string>();
 
   constructor(
     private readonly ctx: BillingContext,
@@ -35,8 +38,9 @@ export class GroupCommit {
   ) {}
 
   async run<R>(op: WriteOperation<R>): Promise<R | null> {
-    const key = op.customerKey;
-    if (key === null) return executeAlone(this.ctx, op);
+    const key = op.customerKey ?? (op.holdKey === undefined ? undefined : this.holdOwners.get(op.holdKey));
+    if (op.customerKey !== null && op.holdKey !== undefined) this.remember(op.holdKey, op.customerKey);
+    if (key === undefined || key === null) return executeAlone(this.ctx, op);
     const queue = this.queues.get(key);
     if (queue !== undefined) {
       const settled = await new Promise<Settled<unknown>>((settle, fail) => queue.push({ op, settle, fail }));
@@ -48,6 +52,15 @@ export class GroupCommit {
       return await executeAlone(this.ctx, op);
     } finally {
       void this.drain(key);
+    }
+  }
+
+  private remember(holdKey: string, customerKey: string): void {
+    this.holdOwners.delete(holdKey);
+    this.holdOwners.set(holdKey, customerKey);
+    if (this.holdOwners.size > GROUP_COMMIT_HOLDS_REMEMBERED) {
+      const oldest = this.holdOwners.keys().next();
+      if (!oldest.done) this.holdOwners.delete(oldest.value);
     }
   }
 

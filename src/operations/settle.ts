@@ -29,7 +29,9 @@ function settleOperation<R extends { isIdempotentReplay: boolean }>(
 ): WriteOperation<R> {
   const { projectId } = request;
   return operation({
-    customerKey: request.customerId === null ? null : `${projectId}:${request.customerId}`,
+    // The sweeper runs alone, never queued behind callers.
+    customerKey: request.customerId === null || mode.automatic ? null : `${projectId}:${request.customerId}`,
+    ...(mode.automatic ? {} : { holdKey: `${projectId}:${request.transactionId}` }),
     load: (nowMs) => loadSettle(projectId, request.transactionId, nowMs, { skipLocked: mode.automatic }),
     loadMore: (state, nowMs): Batch<SettleState> => {
       if (!state.hold) throw new Error("more state asked for a missing hold");

@@ -23,6 +23,7 @@ export function spendOperation(kind: TransactionKind, request: FreezeRequest): W
   const envelope = spendEnvelope(kind, request);
   return operation({
     customerKey: `${request.projectId}:${request.customerId}`,
+    holdKey: `${request.projectId}:${request.transactionId}`,
     load: (nowMs) => loadSpend(request, envelope, nowMs),
     loadMore: (state, nowMs) =>
       mapBatch(loadAllSpendable(request.projectId, state.customerPk ?? 0n, request.creditTypes, nowMs), (accounts) => ({

@@ -8,7 +8,10 @@ export type Step<R> =
 
 /** A write ready for the executor, its state types hidden. */
 export interface WriteOperation<R> {
+  /** The customer the request names (`project:customer`): group commit queues by it. */
   readonly customerKey: string | null;
+  /** The hold the write creates (Freeze) or settles (Consume, Unfreeze), as `project:transaction_id`. */
+  readonly holdKey?: string;
   start(nowMs: number): Batch<() => Step<R>>;
   writeError(error: unknown): unknown;
 }
