@@ -17,6 +17,7 @@ export function depositOperation(request: DepositRequest): WriteOperation<Deposi
   const envelope = depositEnvelope(request);
   return operation({
     customerKey: `${request.projectId}:${request.customerId}`,
+    loadWrites: true,
     load: (nowMs) => loadDeposit(request, envelope, nowMs),
     loadMore: (state) => {
       throw new Error(`a deposit never needs more state (customer ${state.customerPk})`);

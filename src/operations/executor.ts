@@ -26,6 +26,8 @@ export interface OperationSpec<S, C, R> {
   readonly customerKey: string | null;
   /** The hold it creates or settles (group commit finds a settlement's customer by it). */
   readonly holdKey?: string;
+  /** Its load writes something (a deposit creates its customer). */
+  readonly loadWrites?: boolean;
   load(nowMs: number): Batch<S>;
   /** The rest of the state, when the plan asks for more (many accounts, an overage). */
   loadMore(state: S, nowMs: number): Batch<S>;
@@ -54,6 +56,7 @@ export function operation<S, C, R extends { isIdempotentReplay: boolean }>(spec:
   return {
     customerKey: spec.customerKey,
     ...(spec.holdKey === undefined ? {} : { holdKey: spec.holdKey }),
+    ...(spec.loadWrites === undefined ? {} : { loadWrites: spec.loadWrites }),
     start: (nowMs) => mapBatch(spec.load(nowMs), (state) => decide(state, nowMs)),
     writeError: (error) => spec.writeError?.(error) ?? error,
   };
@@ -125,8 +128,9 @@ export interface TogetherOptions {
  * commit). Each write is loaded, planned and applied in turn, in list order, on the state the
  * earlier ones left, so each answer is the one it would have got alone in that order; the writes
  * of one go in the same round trip as the load of the next (n writes: n + 1 round trips, one
- * COMMIT). Not atomic: each write has a savepoint, and a refused one (or a replay) is rolled back
- * to it, alone. A failure of the transaction itself (a database error) fails the whole list:
+ * COMMIT). Not atomic: a write whose load writes (a deposit creates its customer) has a
+ * savepoint, and if refused (or replayed) is rolled back to it, alone; the others write nothing
+ * before their plan accepts them. A failure of the transaction itself (a database error) fails the whole list:
  * callers then run each write alone (executeEachAlone), or report it.
  */
 export async function executeTogether(
@@ -152,7 +156,9 @@ export async function executeTogether(
         }
       };
       for (const [index, op] of ops.entries()) {
-        const begin = options.atomic ? NO_STATEMENTS : savepoint(index);
+        // Only a write whose load writes needs undoing when refused; the others wrote nothing yet.
+        const undoable = !options.atomic && op.loadWrites === true;
+        const begin = undoable ? savepoint(index) : NO_STATEMENTS;
         const [, [, decide]] = await send(sequence(pending, sequence(begin, op.start(nowMs))));
         writing = -1;
         pending = NO_STATEMENTS;
@@ -171,7 +177,7 @@ export async function executeTogether(
           if (options.atomic) throw new AtomicFailure(index, error);
           settled[index] = { ok: false, error };
         }
-        if (!options.atomic) pending = rollbackToSavepoint(index);
+        if (undoable) pending = rollbackToSavepoint(index);
       }
       await send(pending, true);
       return settled;

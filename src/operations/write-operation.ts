@@ -12,6 +12,8 @@ export interface WriteOperation<R> {
   readonly customerKey: string | null;
   /** The hold the write creates (Freeze) or settles (Consume, Unfreeze), as `project:transaction_id`. */
   readonly holdKey?: string;
+  /** Its load writes (a deposit creates its customer): sharing a transaction, it needs a savepoint. */
+  readonly loadWrites?: boolean;
   start(nowMs: number): Batch<() => Step<R>>;
   writeError(error: unknown): unknown;
 }
