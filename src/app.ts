@@ -113,6 +113,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   // Every write goes through this instance's per-customer group commit (its runs use `base`).
   const groupCommit = new GroupCommit(base, {
     onGroup: (size) => metrics.groupCommitSize.observe(size),
+    onPlanned: () => metrics.groupCommitPlanned.inc(),
     onFallback: () => metrics.groupCommitFallbacks.inc(),
   });
   const context: BillingContext = { ...base, groupCommit };

@@ -43,6 +43,11 @@ export class Metrics {
     buckets: [1, 2, 4, 8, 16, 32],
     registers: [this.registry],
   });
+  readonly groupCommitPlanned = new Counter({
+    name: "billing_group_commit_planned_total",
+    help: "Groups loaded once and planned in memory (the others ran write by write in one transaction).",
+    registers: [this.registry],
+  });
   readonly groupCommitFallbacks = new Counter({
     name: "billing_group_commit_fallbacks_total",
     help: "Groups whose shared transaction failed, so each call was run again alone.",

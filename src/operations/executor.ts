@@ -1,3 +1,4 @@
+import type { GroupWrite } from "../domain/plans/group-plan.js";
 import type { Planned } from "../domain/plans/planned.js";
 import { BillingError } from "../errors/billing-error.js";
 import { decodeJson } from "../store/json-codec.js";
@@ -28,6 +29,7 @@ export interface OperationSpec<S, C, R> {
   readonly holdKey?: string;
   /** Its load writes something (a deposit creates its customer). */
   readonly loadWrites?: boolean;
+  readonly groupable?: GroupWrite;
   load(nowMs: number): Batch<S>;
   /** The rest of the state, when the plan asks for more (many accounts, an overage). */
   loadMore(state: S, nowMs: number): Batch<S>;
@@ -57,6 +59,7 @@ export function operation<S, C, R extends { isIdempotentReplay: boolean }>(spec:
     customerKey: spec.customerKey,
     ...(spec.holdKey === undefined ? {} : { holdKey: spec.holdKey }),
     ...(spec.loadWrites === undefined ? {} : { loadWrites: spec.loadWrites }),
+    ...(spec.groupable === undefined ? {} : { groupable: spec.groupable }),
     start: (nowMs) => mapBatch(spec.load(nowMs), (state) => decide(state, nowMs)),
     writeError: (error) => spec.writeError?.(error) ?? error,
   };

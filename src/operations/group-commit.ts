@@ -1,10 +1,13 @@
 import { GROUP_COMMIT_HOLDS_REMEMBERED, GROUP_COMMIT_MAX } from "../domain/limits.js";
 import type { BillingContext } from "./context.js";
+import { executeGroupPlanned } from "./group-plan.js";
 import { executeAlone, executeEachAlone, executeTogether, type Settled, type WriteOperation } from "./executor.js";
 
 /** What group commit reports (metrics). */
 export interface GroupCommitObserver {
   onGroup?(size: number): void;
+  /** A group loaded once and planned in memory. */
+  onPlanned?(): void;
   onFallback?(): void;
 }
 
@@ -74,7 +77,10 @@ export class GroupCommit {
       }
       const group = queue.splice(0, GROUP_COMMIT_MAX);
       try {
-        const settled = await this.commit(group.map((w) => w.op));
+        const settled = await this.commit(
+          key,
+          group.map((w) => w.op),
+        );
         group.forEach((w, i) => {
           const s = settled[i];
           if (s) w.settle(s);
@@ -86,10 +92,15 @@ export class GroupCommit {
     }
   }
 
-  private async commit(ops: readonly WriteOperation<unknown>[]): Promise<Settled<unknown>[]> {
+  private async commit(key: string, ops: readonly WriteOperation<unknown>[]): Promise<Settled<unknown>[]> {
     this.observer.onGroup?.(ops.length);
     if (ops.length === 1) return executeEachAlone(this.ctx, ops);
     try {
+      const planned = await executeGroupPlanned(this.ctx, key, ops);
+      if (planned !== null) {
+        this.observer.onPlanned?.();
+        return planned;
+      }
       return await executeTogether(this.ctx, ops, { atomic: false });
     } catch {
       // The shared transaction failed (a database error): each call again, alone, in order.

@@ -1,3 +1,4 @@
+import type { GroupWrite } from "../domain/plans/group-plan.js";
 import type { Planned } from "../domain/plans/planned.js";
 import { planConsume, planUnfreeze, type SettleChanges, type SettleState } from "../domain/plans/settle-plan.js";
 import type { ConsumeRequest, SettleMode, SettleRequest } from "../domain/requests.js";
@@ -26,12 +27,13 @@ function settleOperation<R extends { isIdempotentReplay: boolean }>(
   request: SettleRequest,
   mode: SettleMode,
   plan: (state: SettleState, nowMs: number) => Planned<SettleChanges, R>,
+  groupable: GroupWrite,
 ): WriteOperation<R> {
   const { projectId } = request;
   return operation({
     // The sweeper runs alone, never queued behind callers.
     customerKey: request.customerId === null || mode.automatic ? null : `${projectId}:${request.customerId}`,
-    ...(mode.automatic ? {} : { holdKey: `${projectId}:${request.transactionId}` }),
+    ...(mode.automatic ? {} : { holdKey: `${projectId}:${request.transactionId}`, groupable }),
     load: (nowMs) => loadSettle(projectId, request.transactionId, nowMs, { skipLocked: mode.automatic }),
     loadMore: (state, nowMs): Batch<SettleState> => {
       if (!state.hold) throw new Error("more state asked for a missing hold");
@@ -50,10 +52,10 @@ function settleOperation<R extends { isIdempotentReplay: boolean }>(
 }
 
 export const consumeOperation = (request: ConsumeRequest, mode = MANUAL): WriteOperation<ConsumeResult> =>
-  settleOperation(request, mode, (state, nowMs) => planConsume(state, request, mode, nowMs));
+  settleOperation(request, mode, (state, nowMs) => planConsume(state, request, mode, nowMs), { kind: "consume", request });
 
 export const unfreezeOperation = (request: SettleRequest, mode = MANUAL): WriteOperation<UnfreezeResult> =>
-  settleOperation(request, mode, (state, nowMs) => planUnfreeze(state, request, mode, nowMs));
+  settleOperation(request, mode, (state, nowMs) => planUnfreeze(state, request, mode, nowMs), { kind: "unfreeze", request });
 
 /** Null only when the sweeper finds the hold, its customer or an account busy (SKIP LOCKED). */
 export const consume = (ctx: BillingContext, input: ConsumeInput, mode = MANUAL): Promise<ConsumeResult | null> =>

@@ -24,6 +24,7 @@ export function spendOperation(kind: TransactionKind, request: FreezeRequest): W
   return operation({
     customerKey: `${request.projectId}:${request.customerId}`,
     holdKey: `${request.projectId}:${request.transactionId}`,
+    groupable: { kind: "spend", spendKind: kind, request },
     load: (nowMs) => loadSpend(request, envelope, nowMs),
     loadMore: (state, nowMs) =>
       mapBatch(loadAllSpendable(request.projectId, state.customerPk ?? 0n, request.creditTypes, nowMs), (accounts) => ({

@@ -1,3 +1,4 @@
+import type { GroupWrite } from "../domain/plans/group-plan.js";
 import type { Batch } from "../store/run-transaction.js";
 
 /** What the executor does with one write once its state is loaded. */
@@ -14,6 +15,8 @@ export interface WriteOperation<R> {
   readonly holdKey?: string;
   /** Its load writes (a deposit creates its customer): sharing a transaction, it needs a savepoint. */
   readonly loadWrites?: boolean;
+  /** The write as group commit can plan it in memory with others of its customer (group-plan.ts). */
+  readonly groupable?: GroupWrite;
   start(nowMs: number): Batch<() => Step<R>>;
   writeError(error: unknown): unknown;
 }

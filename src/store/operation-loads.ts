@@ -1,5 +1,6 @@
 import { type SQL, sql } from "drizzle-orm";
-import type { IdempotencyEnvelope } from "../domain/idempotency.js";
+import type { IdempotencyEnvelope, OutcomeScope, StoredOutcome } from "../domain/idempotency.js";
+import { type GroupHold, type GroupState, outcomeKey } from "../domain/plans/group-plan.js";
 import { accountKeyOf, type DepositState } from "../domain/plans/deposit-plan.js";
 import type { SettleState } from "../domain/plans/settle-plan.js";
 import type { SpendState } from "../domain/plans/spend-plan.js";
@@ -136,6 +137,71 @@ export function loadSettle(projectId: bigint, transactionId: string, nowMs: numb
         before: balanceFromRow(rowsOf(balanceRows)[0]),
         expiryRecorded: expiryRecordedIdsFromRows(rowsOf(allocationRows)),
         busy,
+      };
+    },
+  );
+}
+
+/**
+ * A group of one customer's writes (group commit), in one round trip: the customer's lock, the
+ * holds it settles with their allocation and accounts, its first spendable accounts of the
+ * group's credit types, its balance, and the stored outcome of every key. Locks in the one order:
+ * customer, holds, accounts.
+ */
+export function loadCustomerGroup(
+  projectId: bigint,
+  customerId: string,
+  creditTypes: readonly string[],
+  keys: ReadonlyArray<{ readonly scope: OutcomeScope; readonly key: string }>,
+  settled: readonly string[],
+  nowMs: number,
+): Batch<GroupState> {
+  const customerPk = customerPkSql(projectId, customerId);
+  const holdStatements = settled.flatMap((transactionId) => [
+    findTransactionSql(projectId, transactionId, { lock: true }),
+    lockAllocationAccountsSql(projectId, transactionId),
+  ]);
+  return batchOf(
+    [
+      lockCustomerSql(customerByIdSql(projectId, customerId)),
+      ...holdStatements,
+      lockSpendableAccountsSql(projectId, customerPk, nowMs, creditTypes, SPEND_ACCOUNTS_LOCKED_FIRST),
+      activeBalanceSql(projectId, customerPk, nowMs),
+      ...keys.map((k) => findOutcomeSql(projectId, k)),
+    ],
+    (results) => {
+      const [customerRows] = results;
+      const holdResults = results.slice(1, 1 + holdStatements.length);
+      const [spendableRows, balanceRows] = results.slice(1 + holdStatements.length, 3 + holdStatements.length);
+      const outcomeResults = results.slice(3 + holdStatements.length);
+      const customer = rowsOf(customerRows)[0];
+      const spendable = accountsFromRows(rowsOf(spendableRows));
+      const holds = new Map<string, GroupHold>(
+        settled.map((transactionId, i) => {
+          const allocationRows = rowsOf(holdResults[2 * i + 1]);
+          return [
+            transactionId,
+            {
+              hold: transactionFromRow(rowsOf(holdResults[2 * i])[0]),
+              parts: allocationRows.map(allocationFromRow),
+              accounts: accountsFromRows(allocationRows),
+              expiryRecorded: expiryRecordedIdsFromRows(allocationRows),
+            },
+          ];
+        }),
+      );
+      const outcomes = new Map<string, StoredOutcome>();
+      keys.forEach((k, i) => {
+        const stored = outcomeFromRow(rowsOf(outcomeResults[i])[0]);
+        if (stored) outcomes.set(outcomeKey(k.scope, k.key), stored);
+      });
+      return {
+        customerPk: customer ? bigOf(customer.c_pk) : null,
+        before: balanceFromRow(rowsOf(balanceRows)[0]),
+        spendable,
+        complete: spendable.length < SPEND_ACCOUNTS_LOCKED_FIRST,
+        outcomes,
+        holds,
       };
     },
   );

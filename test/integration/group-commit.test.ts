@@ -23,7 +23,8 @@ const groups = async () => {
   const metric = await s.app.metrics.groupCommitSize.get();
   const sum = metric.values.find((v) => v.metricName === "billing_group_commit_size_sum")?.value ?? 0;
   const count = metric.values.find((v) => v.metricName === "billing_group_commit_size_count")?.value ?? 0;
-  return { calls: sum, groups: count };
+  const planned = (await s.app.metrics.groupCommitPlanned.get()).values[0]?.value ?? 0;
+  return { calls: sum, groups: count, planned };
 };
 
 const request = (customerId: string, amount: bigint) => ({
@@ -53,8 +54,10 @@ describe("per-customer group commit", () => {
     expect(answers.filter((a) => a === 30n)).toHaveLength(33);
     expect(answers.filter((a) => a === "refused")).toHaveLength(7);
     const after = await groups();
-    // Some calls waited for a transaction in flight and were applied in groups of more than one.
+    // Some calls waited for a transaction in flight and were applied in groups of more than one,
+    // loaded once and planned in memory.
     expect(after.calls - before.calls).toBeGreaterThan(after.groups - before.groups);
+    expect(after.planned).toBeGreaterThan(before.planned);
     const c = await s.client.call("getCustomer", { customerId });
     expect(c.balance).toEqual({ total: 1000n, used: 0n, frozen: 990n, available: 10n });
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
