@@ -28,6 +28,7 @@ import {
   lockAllocationAccountsSql,
   transactionCustomerPkSql,
   transactionFromRow,
+  transactionOwnerSql,
 } from "./transactions-store.js";
 
 // The first round trip of each write: lock what it changes and read what it decides from. Every
@@ -157,9 +158,12 @@ export function loadCustomerGroup(
   nowMs: number,
 ): Batch<GroupState> {
   const customerPk = customerPkSql(projectId, customerId);
+  // Only the group's customer's holds and accounts are locked (the lock order: customer first);
+  // a hold of another customer is only seen to exist, and the group then runs write by write.
   const holdStatements = settled.flatMap((transactionId) => [
-    findTransactionSql(projectId, transactionId, { lock: true }),
-    lockAllocationAccountsSql(projectId, transactionId),
+    findTransactionSql(projectId, transactionId, { lock: true, ofCustomer: customerPk }),
+    lockAllocationAccountsSql(projectId, transactionId, { ofCustomer: customerPk }),
+    transactionOwnerSql(projectId, transactionId),
   ]);
   return batchOf(
     [
@@ -178,11 +182,13 @@ export function loadCustomerGroup(
       const spendable = accountsFromRows(rowsOf(spendableRows));
       const holds = new Map<string, GroupHold>(
         settled.map((transactionId, i) => {
-          const allocationRows = rowsOf(holdResults[2 * i + 1]);
+          const allocationRows = rowsOf(holdResults[3 * i + 1]);
+          const hold = transactionFromRow(rowsOf(holdResults[3 * i])[0]);
           return [
             transactionId,
             {
-              hold: transactionFromRow(rowsOf(holdResults[2 * i])[0]),
+              hold,
+              elsewhere: hold === null && rowsOf(holdResults[3 * i + 2]).length > 0,
               parts: allocationRows.map(allocationFromRow),
               accounts: accountsFromRows(allocationRows),
               expiryRecorded: expiryRecordedIdsFromRows(allocationRows),

@@ -79,12 +79,21 @@ export async function findTransaction(
 }
 
 /** The same read inside a batch; `lock` takes the row for settlement. */
-export function findTransactionSql(projectId: bigint, transactionId: string, options: { lock?: boolean; skipLocked?: boolean } = {}): SQL {
+export function findTransactionSql(
+  projectId: bigint,
+  transactionId: string,
+  options: { lock?: boolean; skipLocked?: boolean; ofCustomer?: SQL } = {},
+): SQL {
   const lock = options.lock ? sql` FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}` : sql``;
+  const owner = options.ofCustomer ? sql` AND t.customer_pk = ${options.ofCustomer}` : sql``;
   return sql`SELECT t.*, c.customer_id AS c_customer_id
     FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk
-    WHERE t.project_id = ${projectId} AND t.transaction_id = ${transactionId}${lock}`;
+    WHERE t.project_id = ${projectId} AND t.transaction_id = ${transactionId}${owner}${lock}`;
 }
+
+/** Whether a transaction exists, and whose it is: a plain read that locks nothing. */
+export const transactionOwnerSql = (projectId: bigint, transactionId: string): SQL =>
+  sql`SELECT customer_pk FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId}`;
 
 export function transactionFromRow(row: Row | undefined): TransactionRow | null {
   if (!row) return null;
@@ -171,8 +180,10 @@ export function insertAllocationsSql(projectId: bigint, transactionPk: SQL, line
   );
 }
 
-const allocationOf = (projectId: bigint, transactionId: string): SQL =>
-  sql`al.transaction_pk = (SELECT id FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId})`;
+const allocationOf = (projectId: bigint, transactionId: string, ofCustomer?: SQL): SQL =>
+  sql`al.transaction_pk = (SELECT id FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId}${
+    ofCustomer ? sql` AND customer_pk = ${ofCustomer}` : sql``
+  })`;
 
 /**
  * A transaction's allocation in order, each part with its account locked: driven from the
@@ -181,10 +192,14 @@ const allocationOf = (projectId: bigint, transactionId: string): SQL =>
  * `skipLocked`, so does a part whose account another transaction holds (compare with
  * countAllocationAccountsSql to tell them apart).
  */
-export const lockAllocationAccountsSql = (projectId: bigint, transactionId: string, options: { skipLocked?: boolean } = {}): SQL =>
+export const lockAllocationAccountsSql = (
+  projectId: bigint,
+  transactionId: string,
+  options: { skipLocked?: boolean; ofCustomer?: SQL } = {},
+): SQL =>
   sql`SELECT al.account_id AS al_account_id, al.amount AS al_amount, ${ACCOUNT_COLUMNS}
     FROM ${allocations} al LEFT JOIN ${accounts} a ON a.id = al.account_id
-    WHERE ${allocationOf(projectId, transactionId)}
+    WHERE ${allocationOf(projectId, transactionId, options.ofCustomer)}
     ORDER BY al.seq
     FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
 

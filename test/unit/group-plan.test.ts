@@ -57,7 +57,16 @@ const state: GroupState = {
   complete: true,
   outcomes: new Map(),
   holds: new Map([
-    ["old", { hold, parts: [{ accountId: 1n, amount: 40n }], accounts: [account(1n, { frozen: 40n })], expiryRecorded: new Set() }],
+    [
+      "old",
+      {
+        hold,
+        elsewhere: false,
+        parts: [{ accountId: 1n, amount: 40n }],
+        accounts: [account(1n, { frozen: 40n })],
+        expiryRecorded: new Set(),
+      },
+    ],
   ]),
 };
 const balanceOf = (p: ReturnType<typeof planGroup>, i: number) => {
@@ -88,7 +97,7 @@ describe("planGroup", () => {
   });
 
   it("gives up on a hold of another customer", () => {
-    const other = new Map([["old", { hold: { ...hold, customerPk: 8n }, parts: [], accounts: [], expiryRecorded: new Set<bigint>() }]]);
+    const other = new Map([["old", { hold: null, elsewhere: true, parts: [], accounts: [], expiryRecorded: new Set<bigint>() }]]);
     const unfreeze: GroupWrite = { kind: "unfreeze", request: { projectId: 1n, apiKeyId: null, transactionId: "old", customerId: null } };
     expect(planGroup({ ...state, holds: other }, [unfreeze], NOW)).toBeNull();
   });

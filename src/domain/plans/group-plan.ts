@@ -17,7 +17,10 @@ export type GroupWrite =
 
 /** A hold as loaded for a group, with its allocation and accounts. */
 export interface GroupHold {
+  /** null: no such transaction of this customer. */
   readonly hold: Hold | null;
+  /** The transaction exists, but belongs to another customer (not locked). */
+  readonly elsewhere: boolean;
   readonly parts: readonly FrozenPart[];
   readonly accounts: readonly AccountSnapshot[];
   readonly expiryRecorded: ReadonlySet<bigint>;
@@ -97,7 +100,7 @@ export function planGroup(state: GroupState, writes: readonly GroupWrite[], nowM
       }
       const loaded = state.holds.get(w.request.transactionId);
       if (!loaded) throw new Error(`hold ${w.request.transactionId} not loaded`);
-      if (loaded.hold !== null && loaded.hold.customerPk !== state.customerPk) return null;
+      if (loaded.elsewhere || (loaded.hold !== null && loaded.hold.customerPk !== state.customerPk)) return null;
       const settleState = {
         stored: state.outcomes.get(outcomeKey("SETTLE", w.request.transactionId)) ?? null,
         hold: loaded.hold,
