@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, lte, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, lte, sql, type SQL } from "drizzle-orm";
 import { mergeDeltas, type AccountDelta } from "../domain/account-deltas.js";
 import type { AccountKey } from "../domain/plans/deposit-plan.js";
 import type { AccountSnapshot, Balance } from "../domain/types.js";
@@ -162,32 +162,18 @@ function updateAccountsSql(changed: readonly AccountDelta[]): SQL {
     WHERE id IN (${ids})`;
 }
 
+/** A customer's accounts in id order (only those ACTIVE at `activeAtMs` when given), through the one mapper. */
 export async function listAccounts(
   db: Db,
   projectId: bigint,
   customerPk: bigint,
   options: { activeAtMs?: number } = {},
 ): Promise<AccountSnapshot[]> {
-  const conditions = [eq(accounts.projectId, projectId), eq(accounts.customerPk, customerPk)];
-  if (options.activeAtMs !== undefined) {
-    conditions.push(lte(accounts.startsAtMs, options.activeAtMs), gt(accounts.expiresAtMs, options.activeAtMs));
-  }
-  const rows = await db
-    .select()
-    .from(accounts)
-    .where(and(...conditions))
-    .orderBy(asc(accounts.id));
-  return rows.map((row) => ({
-    id: row.id,
-    creditType: row.creditType,
-    source: row.source,
-    startsAtMs: row.startsAtMs,
-    expiresAtMs: row.expiresAtMs,
-    total: row.total,
-    used: row.used,
-    frozen: row.frozen,
-    createdAtMs: row.createdAt.getTime(),
-  }));
+  const active = options.activeAtMs === undefined ? sql`` : sql` AND ${activeAccountSql(options.activeAtMs)}`;
+  const [rows] = (await db.execute(
+    sql`SELECT ${ACCOUNT_COLUMNS} FROM ${accounts} a WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk}${active} ORDER BY a.id`,
+  )) as unknown as [Row[]];
+  return accountsFromRows(rows);
 }
 
 export interface ExpiredAccount {

@@ -36,58 +36,33 @@ export interface TransactionRow extends Hold {
   readonly settledAtMs: number | null;
 }
 
-const columns = { t: transactions, customerId: customers.customerId, apiKeyPrefix: apiKeys.prefix };
-
-function toRow({ t, customerId }: { t: typeof transactions.$inferSelect; customerId: string }): TransactionRow {
-  return {
-    pk: t.id,
-    transactionId: t.transactionId,
-    customerPk: t.customerPk,
-    customerId,
-    kind: oneOf(t.kind, TRANSACTION_KINDS, "kind"),
-    status: oneOf(t.status, TRANSACTION_STATUSES, "status"),
-    amount: t.amount,
-    consumedAmount: t.consumedAmount,
-    returnedAmount: t.returnedAmount,
-    overageAmount: t.overageAmount,
-    creditTypes: decodeJson<string[]>(t.creditTypes),
-    businessType: t.businessType,
-    description: t.description,
-    metadata: decodeMetadata(t.metadata),
-    autoAction: t.autoAction === null ? null : oneOf(t.autoAction, AUTO_ACTIONS, "auto_action"),
-    autoAtMs: t.autoAt?.getTime() ?? null,
-    settledAutomatically: t.settledAutomatically,
-    createdAtMs: t.createdAt.getTime(),
-    settledAtMs: t.settledAt?.getTime() ?? null,
-  };
-}
-
 /** Reads a transaction with its customer's public id and the prefix of the key that made it. */
 export async function findTransaction(
   db: Db,
   projectId: bigint,
   transactionId: string,
 ): Promise<(TransactionRow & { apiKeyPrefix: string | null }) | null> {
-  const rows = await db
-    .select(columns)
-    .from(transactions)
-    .innerJoin(customers, eq(customers.id, transactions.customerPk))
-    .leftJoin(apiKeys, eq(apiKeys.id, transactions.apiKeyId))
-    .where(and(eq(transactions.projectId, projectId), eq(transactions.transactionId, transactionId)));
+  const [rows] = (await db.execute(findTransactionSql(projectId, transactionId, { withKeyPrefix: true }))) as unknown as [Row[]];
   const row = rows[0];
-  return row ? { ...toRow(row), apiKeyPrefix: row.apiKeyPrefix } : null;
+  const found = transactionFromRow(row);
+  return found && row ? { ...found, apiKeyPrefix: row.k_prefix == null ? null : stringOf(row.k_prefix) } : null;
 }
 
-/** The same read inside a batch; `lock` takes the row for settlement. */
+/**
+ * A transaction with its customer's public id (transactionFromRow, the one mapper of the table);
+ * `lock` takes the row for settlement, `ofCustomer` only if it is that customer's, `withKeyPrefix`
+ * adds the prefix of the key that made it.
+ */
 export function findTransactionSql(
   projectId: bigint,
   transactionId: string,
-  options: { lock?: boolean; skipLocked?: boolean; ofCustomer?: SQL } = {},
+  options: { lock?: boolean; skipLocked?: boolean; ofCustomer?: SQL; withKeyPrefix?: boolean } = {},
 ): SQL {
   const lock = options.lock ? sql` FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}` : sql``;
   const owner = options.ofCustomer ? sql` AND t.customer_pk = ${options.ofCustomer}` : sql``;
-  return sql`SELECT t.*, c.customer_id AS c_customer_id
-    FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk
+  const key = options.withKeyPrefix ? sql` LEFT JOIN ${apiKeys} k ON k.id = t.api_key_id` : sql``;
+  return sql`SELECT t.*, c.customer_id AS c_customer_id${options.withKeyPrefix ? sql`, k.prefix AS k_prefix` : sql``}
+    FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk${key}
     WHERE t.project_id = ${projectId} AND t.transaction_id = ${transactionId}${owner}${lock}`;
 }
 
