@@ -1,7 +1,8 @@
 import type { Server as HttpServer } from "node:http";
 import type { Logger } from "pino";
-import type { BillingContext } from "./billing/context.js";
-import { startSweeper } from "./billing/sweeper.js";
+import type { BillingContext } from "./operations/context.js";
+import { GroupCommit } from "./operations/group-commit.js";
+import { startSweeper } from "./operations/sweeper.js";
 import type { Config } from "./config.js";
 import { EntitlementServiceService } from "../gen/velobase/billing/v1/entitlements.js";
 import { SlotServiceService } from "../gen/velobase/billing/v1/slots.js";
@@ -112,11 +113,18 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   }
   const metrics = new Metrics();
   metrics.watchPool(database.pool);
-  const context: BillingContext = {
+  const base: BillingContext = {
     database,
     now: options.now ?? Date.now,
     retries: { onRetry: (reason) => metrics.retries.inc({ reason }) },
   };
+  // Every write goes through this instance's per-customer group commit (its runs use `base`).
+  const groupCommit = new GroupCommit(base, {
+    onGroup: (size) => metrics.groupCommitSize.observe(size),
+    onPlanned: () => metrics.groupCommitPlanned.inc(),
+    onFallback: () => metrics.groupCommitFallbacks.inc(),
+  });
+  const context: BillingContext = { ...base, groupCommit };
   const authenticator = new Authenticator(database, { cacheTtlMs: config.API_KEY_CACHE_TTL_MS, log });
   const rateLimiter = new RateLimiter({ redisUrl: config.REDIS_URL, keyPrefix: config.RATE_LIMIT_KEY_PREFIX, log, metrics });
   await rateLimiter.waitUntilConnected();

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from "commander";
-import { verifyLedger } from "./billing/verify.js";
+import { verifyLedger } from "./operations/verify.js";
 import { ConfigError, loadConfig, redactUrl } from "./config.js";
 import { PROJECT_MODES, type ProjectMode } from "./domain/api-key.js";
 import { DatabaseUnreachableError, openDatabase, type Database } from "./store/database.js";

@@ -1,5 +1,5 @@
-import { startApp } from "./app.js";
-import { ConfigError, loadConfig, redactUrl } from "./config.js";
+import { type App, startApp } from "./app.js";
+import { type Config, ConfigError, loadConfig, redactUrl } from "./config.js";
 import { TlsFileError } from "./grpc/tls.js";
 import { createLogger } from "./logger.js";
 import { DatabaseUnreachableError } from "./store/database.js";
@@ -7,7 +7,7 @@ import { UsageError } from "./tenancy/projects.js";
 
 /** Entry point: config → database → server → signals. Start-up failures are one line each. */
 async function main(): Promise<void> {
-  let config;
+  let config: Config;
   try {
     config = loadConfig();
   } catch (error) {
@@ -18,7 +18,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const log = createLogger(config.LOG_LEVEL);
-  let app;
+  let app: App;
   try {
     app = await startApp(config, { log });
   } catch (error) {

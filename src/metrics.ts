@@ -37,6 +37,22 @@ export class Metrics {
     labelNames: ["reason"] as const,
     registers: [this.registry],
   });
+  readonly groupCommitSize = new Histogram({
+    name: "billing_group_commit_size",
+    help: "Calls of one customer applied in one transaction by group commit (calls that waited for one in flight).",
+    buckets: [1, 2, 4, 8, 16, 32],
+    registers: [this.registry],
+  });
+  readonly groupCommitPlanned = new Counter({
+    name: "billing_group_commit_planned_total",
+    help: "Groups loaded once and planned in memory (the others ran write by write in one transaction).",
+    registers: [this.registry],
+  });
+  readonly groupCommitFallbacks = new Counter({
+    name: "billing_group_commit_fallbacks_total",
+    help: "Groups whose shared transaction failed, so each call was run again alone.",
+    registers: [this.registry],
+  });
   readonly rateLimitFailOpen = new Counter({
     name: "billing_rate_limit_fail_open_total",
     help: "Calls let through without a rate limit because Redis could not be reached.",

@@ -1,5 +1,6 @@
 import { credentials, Metadata, type ChannelCredentials, type ServiceError } from "@grpc/grpc-js";
 import {
+  BatchRequest,
   BillingServiceClient,
   ConsumeRequest,
   DeductRequest,
@@ -9,6 +10,7 @@ import {
   GetTransactionRequest,
   ListLedgerEntriesRequest,
   UnfreezeRequest,
+  type BatchResponse,
   type ConsumeResponse,
   type DeductResponse,
   type DepositResponse,
@@ -41,6 +43,7 @@ const REQUESTS = {
   getCustomer: GetCustomerRequest as Codec<GetCustomerRequest>,
   getTransaction: GetTransactionRequest as Codec<GetTransactionRequest>,
   listLedgerEntries: ListLedgerEntriesRequest as Codec<ListLedgerEntriesRequest>,
+  batch: BatchRequest as Codec<BatchRequest>,
 };
 
 interface Responses {
@@ -52,6 +55,7 @@ interface Responses {
   getCustomer: GetCustomerResponse;
   getTransaction: GetTransactionResponse;
   listLedgerEntries: ListLedgerEntriesResponse;
+  batch: BatchResponse;
 }
 
 export type BillingMethod = keyof typeof REQUESTS;

@@ -1,6 +1,6 @@
 import { BillingError } from "../errors/billing-error.js";
 import { minBig } from "./allocation.js";
-import type { TransactionKind, TransactionStatus } from "./types.js";
+import type { Metadata, TransactionKind, TransactionStatus } from "./types.js";
 
 /** The parts of a transaction that decide what Consume and Unfreeze may do with it. */
 export interface HoldState {
@@ -89,4 +89,16 @@ export function splitConsume(parts: readonly FrozenPart[], actual: bigint, allow
     if (part.amount > charge) returns.push({ accountId: part.accountId, amount: part.amount - charge });
   }
   return { charges, returns, overage: actual > frozen ? actual - frozen : 0n };
+}
+
+/** A Deduct or Freeze as read under lock, with what a settlement needs of it. */
+export interface Hold extends HoldState {
+  readonly pk: bigint;
+  readonly transactionId: string;
+  readonly customerPk: bigint;
+  readonly customerId: string;
+  readonly creditTypes: readonly string[];
+  readonly businessType: number;
+  readonly description: string;
+  readonly metadata: Metadata;
 }

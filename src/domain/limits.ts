@@ -38,6 +38,26 @@ export const CUSTOMER_UNEXPIRED_TOTAL_MAX = 2n ** 53n - 1n;
 export const UNFREEZE_AFTER_SECONDS_MAX = 30n * 24n * 3600n;
 export const CONSUME_AFTER_SECONDS_MAX = 7n * 24n * 3600n;
 
+/**
+ * Writes in one Batch call: one transaction holds every customer it names for all of them, so a
+ * bound keeps that lock time (and the response) small; 100 covers the bulk jobs it is for.
+ */
+export const BATCH_OPERATIONS_MAX = 100;
+
+/**
+ * Calls of one customer applied together by group commit (operations/group-commit.ts): one
+ * transaction holds the customer's lock for all of them, so a bound keeps its latency (and a
+ * retry of each alone, when it fails) short.
+ */
+export const GROUP_COMMIT_MAX = 32;
+
+/**
+ * Holds whose customer group commit remembers (a Consume or Unfreeze that names no customer is
+ * queued with the customer whose Freeze went through this instance): a hint, never a rule (the
+ * row locks decide), so a bounded memory that forgets the oldest is enough.
+ */
+export const GROUP_COMMIT_HOLDS_REMEMBERED = 100_000;
+
 export const PAGE_SIZE_DEFAULT = 20;
 export const PAGE_SIZE_MAX = 100;
 

@@ -1,6 +1,6 @@
 import { Metadata, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
-import { Any } from "../../gen/google/protobuf/any.js";
-import { Duration } from "../../gen/google/protobuf/duration.js";
+import type { Any } from "../../gen/google/protobuf/any.js";
+import type { Duration } from "../../gen/google/protobuf/duration.js";
 import { ErrorInfo, RetryInfo } from "../../gen/google/rpc/error_details.js";
 import { Status } from "../../gen/google/rpc/status.js";
 import { ErrorDetail } from "../../gen/velobase/billing/v1/errors.js";

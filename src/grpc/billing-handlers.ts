@@ -1,12 +1,13 @@
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { BillingServiceServer } from "../../gen/velobase/billing/v1/billing.js";
-import type { BillingContext } from "../billing/context.js";
-import { deposit } from "../billing/deposit.js";
-import { getCustomer } from "../billing/get-customer.js";
-import { getTransaction } from "../billing/get-transaction.js";
-import { listLedgerEntries } from "../billing/list-ledger.js";
-import { consume, unfreeze } from "../billing/settle.js";
-import { deduct, freeze } from "../billing/spend.js";
+import { batch } from "../operations/batch.js";
+import type { BillingContext } from "../operations/context.js";
+import { deposit } from "../operations/deposit.js";
+import { getCustomer } from "../operations/get-customer.js";
+import { getTransaction } from "../operations/get-transaction.js";
+import { listLedgerEntries } from "../operations/list-ledger.js";
+import { consume, unfreeze } from "../operations/settle.js";
+import { deduct, freeze } from "../operations/spend.js";
 import * as format from "./format-responses.js";
 import * as parse from "./parse-requests.js";
 import { guarded, type GuardedEnvironment } from "./unary.js";
@@ -42,6 +43,9 @@ export function billingHandlers(ctx: BillingContext, env: GuardedEnvironment): B
     ),
     listLedgerEntries: guarded(env, "ListLedgerEntries", "read", async (r, caller) =>
       format.listLedgerEntriesResponse(await listLedgerEntries(ctx, parse.parseListLedgerEntries(r, caller))),
+    ),
+    batch: guarded(env, "Batch", "write", async (r, caller) =>
+      format.batchResponse(await batch(ctx, caller.projectId, parse.parseBatch(r, caller), r.atomic)),
     ),
   };
 }

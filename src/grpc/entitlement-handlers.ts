@@ -1,8 +1,8 @@
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { EntitlementServiceServer } from "../../gen/velobase/billing/v1/entitlements.js";
-import type { BillingContext } from "../billing/context.js";
-import { getEntitlement, listEntitlementEvents, listEntitlements } from "../billing/entitlements/read-entitlements.js";
-import { removeEntitlement, setEntitlement } from "../billing/entitlements/write-entitlements.js";
+import type { BillingContext } from "../operations/context.js";
+import { getEntitlement, listEntitlementEvents, listEntitlements } from "../operations/entitlements/read-entitlements.js";
+import { removeEntitlement, setEntitlement } from "../operations/entitlements/write-entitlements.js";
 import { auditOf } from "../domain/caller.js";
 import * as message from "./entitlement-messages.js";
 import { guarded, type GuardedEnvironment } from "./unary.js";

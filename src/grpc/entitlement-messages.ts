@@ -8,8 +8,8 @@ import {
   type SetEntitlementRequest,
   type SetEntitlementResponse,
 } from "../../gen/velobase/billing/v1/entitlements.js";
-import type { EntitlementEventQuery, EntitlementEventView, ListEntitlementsInput } from "../billing/entitlements/read-entitlements.js";
-import type { EntitlementTarget, SetEntitlementInput } from "../billing/entitlements/write-entitlements.js";
+import type { EntitlementEventQuery, EntitlementEventView, ListEntitlementsInput } from "../operations/entitlements/read-entitlements.js";
+import type { EntitlementTarget, SetEntitlementInput } from "../operations/entitlements/write-entitlements.js";
 import {
   parseEntitlementValue,
   parseFeatureKey,

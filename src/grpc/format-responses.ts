@@ -6,6 +6,8 @@ import {
   TransactionStatus as ProtoStatus,
   type Account,
   type AllocationDetail,
+  type BatchResponse,
+  type OperationResult,
   type Balance as ProtoBalance,
   type ConsumeResponse,
   type DeductResponse,
@@ -16,10 +18,13 @@ import {
   type ListLedgerEntriesResponse,
   type UnfreezeResponse,
 } from "../../gen/velobase/billing/v1/billing.js";
-import type { CustomerView } from "../billing/get-customer.js";
-import type { TransactionView } from "../billing/get-transaction.js";
-import type { LedgerEntryView } from "../billing/list-ledger.js";
+import type { CustomerView } from "../operations/get-customer.js";
+import type { TransactionView } from "../operations/get-transaction.js";
+import type { LedgerEntryView } from "../operations/list-ledger.js";
 import type { ConsumeResult, DepositResult, SpendResult, UnfreezeResult } from "../domain/results.js";
+import type { BillingError } from "../errors/billing-error.js";
+import type { ErrorDetail } from "../../gen/velobase/billing/v1/errors.js";
+import type { BatchOutcome, BatchWriteResult } from "../operations/batch.js";
 import type { AccountStatus, AccountView, AllocationLine, Balance, Metadata, Operation } from "../domain/types.js";
 import { metadataValueText } from "../domain/validation.js";
 
@@ -180,3 +185,27 @@ export const listLedgerEntriesResponse = (page: { entries: LedgerEntryView[]; ne
   })),
   nextPageToken: page.nextPageToken,
 });
+
+/** The ErrorDetail of a refused write of a Batch (the call itself succeeded). */
+const errorDetail = (e: BillingError): ErrorDetail => ({ code: e.code, type: e.spec.type, message: e.message });
+
+function operationResult(r: BatchWriteResult | BillingError): OperationResult {
+  if (!("kind" in r)) return { result: { $case: "error", value: errorDetail(r) } };
+  switch (r.kind) {
+    case "deposit":
+      return { result: { $case: "deposit", value: depositResponse(r.result) } };
+    case "deduct":
+      return { result: { $case: "deduct", value: deductResponse(r.result) } };
+    case "freeze":
+      return { result: { $case: "freeze", value: freezeResponse(r.result) } };
+    case "consume":
+      return { result: { $case: "consume", value: consumeResponse(r.result) } };
+    case "unfreeze":
+      return { result: { $case: "unfreeze", value: unfreezeResponse(r.result) } };
+  }
+}
+
+export const batchResponse = (outcome: BatchOutcome): BatchResponse =>
+  outcome.ok
+    ? { results: outcome.results.map(operationResult), failedError: undefined }
+    : { results: [], failedIndex: outcome.failedIndex, failedError: errorDetail(outcome.error) };

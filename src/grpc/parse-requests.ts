@@ -1,4 +1,5 @@
 import type {
+  BatchRequest,
   ConsumeRequest,
   DeductRequest,
   DepositRequest,
@@ -9,11 +10,13 @@ import type {
   UnfreezeRequest,
 } from "../../gen/velobase/billing/v1/billing.js";
 import { BusinessType, OperationType } from "../../gen/velobase/billing/v1/billing.js";
-import type { DepositInput } from "../billing/deposit.js";
-import type { LedgerQuery } from "../billing/list-ledger.js";
-import type { ConsumeInput, SettleTarget } from "../billing/settle.js";
-import type { FreezeInput, SpendInput } from "../billing/spend.js";
+import type { BatchWrite } from "../operations/batch.js";
+import type { DepositInput } from "../operations/deposit.js";
+import type { LedgerQuery } from "../operations/list-ledger.js";
+import type { ConsumeInput, SettleTarget } from "../operations/settle.js";
+import type { FreezeInput, SpendInput } from "../operations/spend.js";
 import {
+  BATCH_OPERATIONS_MAX,
   DEFAULT_CREDIT_TYPE,
   DEFAULT_SOURCE,
   DESCRIPTION_LENGTH_MAX,
@@ -141,4 +144,43 @@ export function parseListLedgerEntries(r: ListLedgerEntriesRequest, caller: Call
     pageSize: r.pageSize === 0 ? PAGE_SIZE_DEFAULT : r.pageSize,
     pageToken: r.pageToken === "" ? null : r.pageToken,
   };
+}
+
+/**
+ * A Batch's writes, each parsed as its own RPC would parse it; one that does not parse is its
+ * error (the others still run unless the batch is atomic). More than BATCH_OPERATIONS_MAX is
+ * refused whole.
+ */
+export function parseBatch(r: BatchRequest, caller: Caller): Array<BatchWrite | BillingError> {
+  if (r.operations.length > BATCH_OPERATIONS_MAX) {
+    throw new BillingError("invalid_argument", `A batch holds at most ${BATCH_OPERATIONS_MAX} operations.`, {
+      field: "operations",
+      requested: r.operations.length,
+      limit: BATCH_OPERATIONS_MAX,
+    });
+  }
+  return r.operations.map((o): BatchWrite | BillingError => {
+    try {
+      const op = o.operation;
+      switch (op?.$case) {
+        case "deposit":
+          return { kind: "deposit", request: parseDeposit(op.value, caller) };
+        case "deduct":
+          return { kind: "deduct", request: parseDeduct(op.value, caller) };
+        case "freeze":
+          return { kind: "freeze", request: parseFreeze(op.value, caller) };
+        case "consume":
+          return { kind: "consume", request: parseConsume(op.value, caller) };
+        case "unfreeze":
+          return { kind: "unfreeze", request: parseUnfreeze(op.value, caller) };
+        default:
+          return new BillingError("invalid_argument", "Each operation must be one of deposit, deduct, freeze, consume or unfreeze.", {
+            field: "operations",
+          });
+      }
+    } catch (error) {
+      if (error instanceof BillingError) return error;
+      throw error;
+    }
+  });
 }

@@ -1,9 +1,9 @@
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { SlotServiceServer } from "../../gen/velobase/billing/v1/slots.js";
-import type { BillingContext } from "../billing/context.js";
-import { grantCapacity, revokeCapacity } from "../billing/slots/capacity.js";
-import { claimSlot, releaseSlot } from "../billing/slots/claim.js";
-import { listPools, listSlotEvents } from "../billing/slots/list-slots.js";
+import type { BillingContext } from "../operations/context.js";
+import { grantCapacity, revokeCapacity } from "../operations/slots/capacity.js";
+import { claimSlot, releaseSlot } from "../operations/slots/claim.js";
+import { listPools, listSlotEvents } from "../operations/slots/list-slots.js";
 import { auditOf } from "../domain/caller.js";
 import type { HoldingResult, PoolResult } from "../domain/slots.js";
 import * as slot from "./slot-messages.js";

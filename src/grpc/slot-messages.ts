@@ -10,9 +10,9 @@ import {
   type ReleaseRequest,
   type RevokeCapacityRequest,
 } from "../../gen/velobase/billing/v1/slots.js";
-import type { CapacityInput } from "../billing/slots/capacity.js";
-import type { ClaimInput, ReleaseInput } from "../billing/slots/claim.js";
-import type { ListPoolsInput, SlotEventQuery, SlotEventView } from "../billing/slots/list-slots.js";
+import type { CapacityInput } from "../operations/slots/capacity.js";
+import type { ClaimInput, ReleaseInput } from "../operations/slots/claim.js";
+import type { ListPoolsInput, SlotEventQuery, SlotEventView } from "../operations/slots/list-slots.js";
 import type { EventPage } from "../domain/event-cursor.js";
 import { parseLimit, parseTimeBound } from "../domain/event-query.js";
 import { DEFAULT_SLOT_SOURCE, DESCRIPTION_LENGTH_MAX, EVENT_FILTER_VALUES_MAX } from "../domain/limits.js";

@@ -2,7 +2,7 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
-import type { BillingContext } from "../billing/context.js";
+import type { BillingContext } from "../operations/context.js";
 import type { Caller } from "../domain/caller.js";
 import type { Metrics } from "../metrics.js";
 import type { Authenticate, RateLimit, RouteAccess } from "./auth.js";

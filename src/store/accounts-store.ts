@@ -1,5 +1,6 @@
-import { and, asc, eq, gt, lte, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, lte, sql, type SQL } from "drizzle-orm";
 import { mergeDeltas, type AccountDelta } from "../domain/account-deltas.js";
+import type { AccountKey } from "../domain/plans/deposit-plan.js";
 import type { AccountSnapshot, Balance } from "../domain/types.js";
 import type { Db } from "./database.js";
 import { bigOf, boolOf, msOf, numberOf, stringOf } from "./row-values.js";
@@ -54,6 +55,10 @@ export function lockCustomerAccountsSql(customerCondition: SQL, accountScope: SQ
     ORDER BY a.id
     FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
 }
+
+/** The customer, then the expired account if its expiry is still unrecorded; both SKIP LOCKED (the sweeper never waits). */
+export const lockUnrecordedExpirySql = (customerPk: bigint, accountId: bigint): SQL =>
+  lockCustomerAccountsSql(sql`c.id = ${customerPk}`, sql`a.id = ${accountId} AND a.expiry_recorded = FALSE`, { skipLocked: true });
 
 /** Locks the customer row: the serialization point of every write on a customer. */
 export function lockCustomerSql(customerCondition: SQL, options: { skipLocked?: boolean } = {}): SQL {
@@ -121,15 +126,16 @@ export function balanceFromRow(row: Row | undefined): Balance {
   return { total, used, frozen, available: total - used - frozen };
 }
 
-export interface AccountKey {
-  readonly creditType: string;
-  readonly source: string;
-  readonly startsAtMs: number;
-  readonly expiresAtMs: number;
+/** The account with this key (at most one: the key is UNIQUE), locked; run after the customer's lock. */
+export function lockAccountByKeySql(projectId: bigint, customerPk: bigint | SQL, key: AccountKey): SQL {
+  return sql`SELECT ${ACCOUNT_COLUMNS} FROM ${accounts} a
+    WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND a.credit_type = ${key.creditType}
+      AND a.source = ${key.source} AND a.starts_at_ms = ${key.startsAtMs} AND a.expires_at_ms = ${key.expiresAtMs}
+    FOR UPDATE`;
 }
 
 /** Adds `amount` to the account with this key, creating it when missing; LAST_INSERT_ID() is its id. */
-export function creditAccountSql(projectId: bigint, customerPk: SQL, key: AccountKey, amount: bigint, nowMs: number): SQL {
+export function creditAccountSql(projectId: bigint, customerPk: bigint | SQL, key: AccountKey, amount: bigint, nowMs: number): SQL {
   // `total + ?` rather than VALUES(total): MySQL 8.0.20+ deprecates VALUES() here.
   return sql`INSERT INTO ${accounts} (project_id, customer_pk, credit_type, source, starts_at_ms, expires_at_ms, total, created_at)
     VALUES (${projectId}, ${customerPk}, ${key.creditType}, ${key.source}, ${key.startsAtMs}, ${key.expiresAtMs}, ${amount}, ${new Date(nowMs)})
@@ -156,32 +162,18 @@ function updateAccountsSql(changed: readonly AccountDelta[]): SQL {
     WHERE id IN (${ids})`;
 }
 
+/** A customer's accounts in id order (only those ACTIVE at `activeAtMs` when given), through the one mapper. */
 export async function listAccounts(
   db: Db,
   projectId: bigint,
   customerPk: bigint,
   options: { activeAtMs?: number } = {},
 ): Promise<AccountSnapshot[]> {
-  const conditions = [eq(accounts.projectId, projectId), eq(accounts.customerPk, customerPk)];
-  if (options.activeAtMs !== undefined) {
-    conditions.push(lte(accounts.startsAtMs, options.activeAtMs), gt(accounts.expiresAtMs, options.activeAtMs));
-  }
-  const rows = await db
-    .select()
-    .from(accounts)
-    .where(and(...conditions))
-    .orderBy(asc(accounts.id));
-  return rows.map((row) => ({
-    id: row.id,
-    creditType: row.creditType,
-    source: row.source,
-    startsAtMs: row.startsAtMs,
-    expiresAtMs: row.expiresAtMs,
-    total: row.total,
-    used: row.used,
-    frozen: row.frozen,
-    createdAtMs: row.createdAt.getTime(),
-  }));
+  const active = options.activeAtMs === undefined ? sql`` : sql` AND ${activeAccountSql(options.activeAtMs)}`;
+  const [rows] = (await db.execute(
+    sql`SELECT ${ACCOUNT_COLUMNS} FROM ${accounts} a WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk}${active} ORDER BY a.id`,
+  )) as unknown as [Row[]];
+  return accountsFromRows(rows);
 }
 
 export interface ExpiredAccount {

@@ -2,7 +2,9 @@ import { and, eq, sql, type SQL } from "drizzle-orm";
 import type { Metadata } from "../domain/types.js";
 import type { Db } from "./database.js";
 import { decodeMetadata, encodeJson } from "./json-codec.js";
-import { customers } from "./schema.js";
+import { bigOf } from "./row-values.js";
+import { type Batch, batchOf, rowsOf, writesOnly } from "./run-transaction.js";
+import { customers, transactions } from "./schema.js";
 
 export interface CustomerRow {
   readonly pk: bigint;
@@ -65,3 +67,35 @@ export function upsertCustomerSql(projectId: bigint, customer: NewCustomer): SQL
 /** A customer's pk by its public id, as a subquery. */
 export const customerPkSql = (projectId: bigint, customerId: string): SQL =>
   sql`(SELECT id FROM ${customers} WHERE project_id = ${projectId} AND customer_id = ${customerId})`;
+
+/**
+ * The customers a list of writes touches, found without locking (by customer id, or through a
+ * hold's transaction id), and the batch that then locks them one by one in ascending primary-key
+ * order: every multi-customer transaction takes its customers in that one order, so two of them
+ * never wait on each other in a cycle. Customers created by a deposit of the list are not there
+ * yet; their insert is serialized by the UNIQUE index.
+ */
+export function lockCustomersInOrder(
+  projectId: bigint,
+  customerIds: readonly string[],
+  transactionIds: readonly string[],
+): Batch<Batch<void>> {
+  const byId =
+    customerIds.length === 0
+      ? sql`SELECT NULL AS pk FROM DUAL WHERE FALSE`
+      : sql`SELECT id AS pk FROM ${customers} WHERE project_id = ${projectId} AND customer_id IN (${sql.join(
+          customerIds.map((id) => sql`${id}`),
+          sql`, `,
+        )})`;
+  const byHold =
+    transactionIds.length === 0
+      ? sql``
+      : sql` UNION SELECT customer_pk AS pk FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id IN (${sql.join(
+          transactionIds.map((id) => sql`${id}`),
+          sql`, `,
+        )})`;
+  return batchOf([sql`${byId}${byHold}`], ([rows]) => {
+    const pks = [...new Set(rowsOf(rows).map((row) => bigOf(row.pk)))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return writesOnly(pks.map((pk) => sql`SELECT id FROM ${customers} WHERE id = ${pk} FOR UPDATE`));
+  });
+}

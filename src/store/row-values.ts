@@ -14,8 +14,15 @@ export function numberOf(value: unknown): number {
   return n;
 }
 
+/** DATETIME text as the database sends it when a driver asks for text (drizzle's `execute`): UTC. */
+const DATETIME_TEXT = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?$/;
+
 export function msOf(value: unknown): number {
   if (value instanceof Date) return value.getTime();
+  if (typeof value === "string" && DATETIME_TEXT.test(value)) {
+    const ms = Date.parse(`${value.replace(" ", "T")}Z`);
+    if (Number.isFinite(ms)) return ms;
+  }
   throw new Error(`expected a DATETIME column, got ${typeof value}`);
 }
 

@@ -15,7 +15,7 @@ const BACKOFF_BASE_MS = 5;
  * Two requests racing for one idempotency key: the loser's INSERT hits the UNIQUE index; a fresh
  * attempt then finds the winner's row and replays or reports the conflict.
  */
-export const IDEMPOTENCY_INDEXES = ["transactions_project_tx_uq", "deposit_keys_project_key_uq", "slot_keys_project_key_uq"] as const;
+export const IDEMPOTENCY_INDEXES = ["transactions_project_tx_uq", "idempotency_outcomes_key_uq", "slot_keys_project_key_uq"] as const;
 
 export type Row = RowDataPacket;
 export type StatementResult = Row[] | ResultSetHeader;
@@ -106,6 +106,11 @@ export class Tx {
     return list.slice(first, first + statements.length);
   }
 
+  /** Runs a batch's statements in one round trip and parses their results. */
+  async runBatch<T>(batch: Batch<T>, options: { commit?: boolean } = {}): Promise<T> {
+    return batch.parse(await this.run(batch.statements, options));
+  }
+
   private send(query: Query): Promise<unknown> {
     // The callback API: the promise wrapper captures a stack trace per query, measurable on
     // the hot path (--cpu-prof), and errors here are classified, not read by people.
@@ -121,6 +126,37 @@ export class Tx {
     this.begun = false;
     await this.connection.query("ROLLBACK");
   }
+}
+
+/**
+ * Statements sent together and what their results mean: `parse` receives exactly one result per
+ * statement, in order. Batches compose (`sequence`), so one round trip can carry the writes of one
+ * operation and the reads of the next.
+ */
+export interface Batch<T> {
+  readonly statements: readonly SQL[];
+  readonly parse: (results: readonly StatementResult[]) => T;
+}
+
+export const batchOf = <T>(statements: readonly SQL[], parse: (results: readonly StatementResult[]) => T): Batch<T> => ({
+  statements,
+  parse,
+});
+
+/** A batch whose results mean nothing (writes checked by the database itself). */
+export const writesOnly = (statements: readonly SQL[]): Batch<void> => batchOf(statements, () => undefined);
+
+/** The batch with its parsed value transformed. */
+export const mapBatch = <T, U>(batch: Batch<T>, f: (value: T) => U): Batch<U> =>
+  batchOf(batch.statements, (results) => f(batch.parse(results)));
+
+/** Two batches in one round trip, each parsing its own results. */
+export function sequence<A, B>(first: Batch<A>, second: Batch<B>): Batch<[A, B]> {
+  const split = first.statements.length;
+  return batchOf([...first.statements, ...second.statements], (results) => [
+    first.parse(results.slice(0, split)),
+    second.parse(results.slice(split)),
+  ]);
 }
 
 /** The statements of a batch, without the ones a step did not need. */
@@ -205,3 +241,11 @@ export async function runQuery<T>(work: () => Promise<T>): Promise<T> {
     throw translateStoreError(error);
   }
 }
+
+/** A savepoint before write `slot` of a shared transaction, so a refused write can be undone alone. */
+export const savepoint = (slot: number): Batch<void> => writesOnly([sql.raw(`SAVEPOINT w${Math.trunc(slot)}`)]);
+
+/** Undoes what write `slot` did since its savepoint (its load may have created its customer). */
+export const rollbackToSavepoint = (slot: number): Batch<void> => writesOnly([sql.raw(`ROLLBACK TO SAVEPOINT w${Math.trunc(slot)}`)]);
+
+export const NO_STATEMENTS: Batch<void> = writesOnly([]);

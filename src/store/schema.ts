@@ -13,6 +13,7 @@ import {
   uniqueIndex,
   varchar,
 } from "drizzle-orm/mysql-core";
+import { OUTCOME_SCOPES } from "../domain/idempotency.js";
 import { AUTO_ACTIONS, OPERATIONS, TRANSACTION_KINDS, TRANSACTION_STATUSES } from "../domain/types.js";
 
 // Conventions: money is BIGINT read as bigint; surrogate ids are BIGINT AUTO_INCREMENT read as
@@ -127,9 +128,6 @@ export const transactions = mysqlTable(
     businessType: int("business_type").notNull().default(0),
     description: varchar("description", { length: 1024 }).notNull().default(""),
     metadata: mediumtext("metadata").notNull(),
-    requestFingerprint: char("request_fingerprint", { length: 64 }).notNull(),
-    response: mediumtext("response").notNull(),
-    settleResponse: mediumtext("settle_response"),
     autoAction: varchar("auto_action", { length: 16 }),
     autoAt: datetime("auto_at", { mode: "date", fsp: 3 }),
     settledAutomatically: boolean("settled_automatically").notNull().default(false),
@@ -198,19 +196,28 @@ export const ledgerEntries = mysqlTable(
   ],
 );
 
-/** Deposit idempotency keys with the response to replay. */
-export const depositKeys = mysqlTable(
-  "deposit_keys",
+/**
+ * The one idempotency envelope: what every keyed write (Deposit, Deduct, Freeze, Consume,
+ * Unfreeze) answered, under its scope and key. DEPOSIT is keyed by idempotency_key, SPEND
+ * (Deduct, Freeze) and SETTLE (Consume, Unfreeze) by transaction_id; the fingerprint is of the
+ * canonical request (domain/idempotency.ts), the response is replayed byte for byte.
+ */
+export const outcomes = mysqlTable(
+  "idempotency_outcomes",
   {
     id: id(),
     projectId: ref("project_id"),
+    scope: varchar("scope", { length: 16 }).notNull(),
     idempotencyKey: varchar("idempotency_key", { length: 128 }).notNull(),
     customerPk: ref("customer_pk"),
     requestFingerprint: char("request_fingerprint", { length: 64 }).notNull(),
     response: mediumtext("response").notNull(),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex("deposit_keys_project_key_uq").on(t.projectId, t.idempotencyKey)],
+  (t) => [
+    uniqueIndex("idempotency_outcomes_key_uq").on(t.projectId, t.scope, t.idempotencyKey),
+    check("idempotency_outcomes_scope_valid", sql`${t.scope} IN (${valuesOf(OUTCOME_SCOPES)})`),
+  ],
 );
 
 // Slots: capacity pools, the holdings claimed from them, and their append-only history.

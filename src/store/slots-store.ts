@@ -1,5 +1,5 @@
 import { and, count, desc, eq, gte, inArray, lt, sql, type SQL } from "drizzle-orm";
-import type { StoredOutcome } from "../billing/idempotency.js";
+import type { StoredOutcome } from "../domain/idempotency.js";
 import { parsePoolStatus, SLOT_EVENT_TYPES, type HoldingSnapshot, type PoolSnapshot, type SlotEventType } from "../domain/slots.js";
 import type { Db } from "./database.js";
 import { bigOf, msOf, stringOf } from "./row-values.js";

@@ -1,5 +1,5 @@
 import { and, asc, eq, lte, sql, type SQL } from "drizzle-orm";
-import type { HoldState } from "../domain/hold.js";
+import type { Hold } from "../domain/hold.js";
 import {
   AUTO_ACTIONS,
   TRANSACTION_KINDS,
@@ -19,7 +19,7 @@ import { accounts, allocations, apiKeys, customers, transactions } from "./schem
 import { guardedUpdateSql } from "./row-count-guard.js";
 import { chunksOf } from "./statement-chunks.js";
 
-export interface TransactionRow extends HoldState {
+export interface TransactionRow extends Hold {
   readonly pk: bigint;
   readonly transactionId: string;
   readonly customerPk: bigint;
@@ -30,42 +30,10 @@ export interface TransactionRow extends HoldState {
   readonly businessType: number;
   readonly description: string;
   readonly metadata: Metadata;
-  readonly requestFingerprint: string;
-  readonly response: string;
-  readonly settleResponse: string | null;
   readonly autoAction: AutoAction | null;
   readonly autoAtMs: number | null;
   readonly createdAtMs: number;
   readonly settledAtMs: number | null;
-}
-
-const columns = { t: transactions, customerId: customers.customerId, apiKeyPrefix: apiKeys.prefix };
-
-function toRow({ t, customerId }: { t: typeof transactions.$inferSelect; customerId: string }): TransactionRow {
-  return {
-    pk: t.id,
-    transactionId: t.transactionId,
-    customerPk: t.customerPk,
-    customerId,
-    kind: oneOf(t.kind, TRANSACTION_KINDS, "kind"),
-    status: oneOf(t.status, TRANSACTION_STATUSES, "status"),
-    amount: t.amount,
-    consumedAmount: t.consumedAmount,
-    returnedAmount: t.returnedAmount,
-    overageAmount: t.overageAmount,
-    creditTypes: decodeJson<string[]>(t.creditTypes),
-    businessType: t.businessType,
-    description: t.description,
-    metadata: decodeMetadata(t.metadata),
-    requestFingerprint: t.requestFingerprint,
-    response: t.response,
-    settleResponse: t.settleResponse,
-    autoAction: t.autoAction === null ? null : oneOf(t.autoAction, AUTO_ACTIONS, "auto_action"),
-    autoAtMs: t.autoAt?.getTime() ?? null,
-    settledAutomatically: t.settledAutomatically,
-    createdAtMs: t.createdAt.getTime(),
-    settledAtMs: t.settledAt?.getTime() ?? null,
-  };
 }
 
 /** Reads a transaction with its customer's public id and the prefix of the key that made it. */
@@ -74,23 +42,33 @@ export async function findTransaction(
   projectId: bigint,
   transactionId: string,
 ): Promise<(TransactionRow & { apiKeyPrefix: string | null }) | null> {
-  const rows = await db
-    .select(columns)
-    .from(transactions)
-    .innerJoin(customers, eq(customers.id, transactions.customerPk))
-    .leftJoin(apiKeys, eq(apiKeys.id, transactions.apiKeyId))
-    .where(and(eq(transactions.projectId, projectId), eq(transactions.transactionId, transactionId)));
+  const [rows] = (await db.execute(findTransactionSql(projectId, transactionId, { withKeyPrefix: true }))) as unknown as [Row[]];
   const row = rows[0];
-  return row ? { ...toRow(row), apiKeyPrefix: row.apiKeyPrefix } : null;
+  const found = transactionFromRow(row);
+  return found && row ? { ...found, apiKeyPrefix: row.k_prefix == null ? null : stringOf(row.k_prefix) } : null;
 }
 
-/** The same read inside a batch; `lock` takes the row for settlement. */
-export function findTransactionSql(projectId: bigint, transactionId: string, options: { lock?: boolean; skipLocked?: boolean } = {}): SQL {
+/**
+ * A transaction with its customer's public id (transactionFromRow, the one mapper of the table);
+ * `lock` takes the row for settlement, `ofCustomer` only if it is that customer's, `withKeyPrefix`
+ * adds the prefix of the key that made it.
+ */
+export function findTransactionSql(
+  projectId: bigint,
+  transactionId: string,
+  options: { lock?: boolean; skipLocked?: boolean; ofCustomer?: SQL; withKeyPrefix?: boolean } = {},
+): SQL {
   const lock = options.lock ? sql` FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}` : sql``;
-  return sql`SELECT t.*, c.customer_id AS c_customer_id
-    FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk
-    WHERE t.project_id = ${projectId} AND t.transaction_id = ${transactionId}${lock}`;
+  const owner = options.ofCustomer ? sql` AND t.customer_pk = ${options.ofCustomer}` : sql``;
+  const key = options.withKeyPrefix ? sql` LEFT JOIN ${apiKeys} k ON k.id = t.api_key_id` : sql``;
+  return sql`SELECT t.*, c.customer_id AS c_customer_id${options.withKeyPrefix ? sql`, k.prefix AS k_prefix` : sql``}
+    FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk${key}
+    WHERE t.project_id = ${projectId} AND t.transaction_id = ${transactionId}${owner}${lock}`;
 }
+
+/** Whether a transaction exists, and whose it is: a plain read that locks nothing. */
+export const transactionOwnerSql = (projectId: bigint, transactionId: string): SQL =>
+  sql`SELECT customer_pk FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId}`;
 
 export function transactionFromRow(row: Row | undefined): TransactionRow | null {
   if (!row) return null;
@@ -110,9 +88,6 @@ export function transactionFromRow(row: Row | undefined): TransactionRow | null 
     businessType: numberOf(row.business_type),
     description: stringOf(row.description),
     metadata: decodeMetadata(stringOf(row.metadata)),
-    requestFingerprint: stringOf(row.request_fingerprint),
-    response: stringOf(row.response),
-    settleResponse: row.settle_response === null ? null : stringOf(row.settle_response),
     autoAction: row.auto_action == null ? null : oneOf(row.auto_action, AUTO_ACTIONS, "auto_action"),
     autoAtMs: optionalMs(row.auto_at),
     settledAutomatically: boolOf(row.settled_automatically),
@@ -131,8 +106,6 @@ export interface NewTransaction {
   readonly businessType: number;
   readonly description: string;
   readonly metadata: Metadata;
-  readonly requestFingerprint: string;
-  readonly response: string;
   readonly autoAction: AutoAction | null;
   readonly autoAtMs: number | null;
   /** The key that made it (audit). */
@@ -143,9 +116,9 @@ export interface NewTransaction {
 /** Inserts the transaction; LAST_INSERT_ID() is then its pk. */
 export function insertTransactionSql(projectId: bigint, t: NewTransaction): SQL {
   return sql`INSERT INTO ${transactions} (project_id, transaction_id, customer_pk, kind, status, amount, credit_types,
-      business_type, description, metadata, request_fingerprint, response, auto_action, auto_at, created_at, api_key_id)
+      business_type, description, metadata, auto_action, auto_at, created_at, api_key_id)
     VALUES (${projectId}, ${t.transactionId}, ${t.customerPk}, ${t.kind}, ${t.status}, ${t.amount}, ${encodeJson(t.creditTypes)},
-      ${t.businessType}, ${t.description}, ${encodeJson(t.metadata)}, ${t.requestFingerprint}, ${t.response}, ${t.autoAction},
+      ${t.businessType}, ${t.description}, ${encodeJson(t.metadata)}, ${t.autoAction},
       ${t.autoAtMs === null ? null : new Date(t.autoAtMs)}, ${new Date(t.nowMs)}, ${t.apiKeyId})`;
 }
 
@@ -154,7 +127,6 @@ export interface Settlement {
   readonly consumedAmount: bigint;
   readonly returnedAmount: bigint;
   readonly overageAmount: bigint;
-  readonly settleResponse: string;
   readonly automatic: boolean;
   readonly nowMs: number;
 }
@@ -163,7 +135,7 @@ export interface Settlement {
 export function settleTransactionSql(pk: bigint, s: Settlement): SQL[] {
   return guardedUpdateSql(
     sql`UPDATE ${transactions} SET status = ${s.status}, consumed_amount = ${s.consumedAmount},
-      returned_amount = ${s.returnedAmount}, overage_amount = ${s.overageAmount}, settle_response = ${s.settleResponse},
+      returned_amount = ${s.returnedAmount}, overage_amount = ${s.overageAmount},
       settled_automatically = ${s.automatic}, settled_at = ${new Date(s.nowMs)}
     WHERE id = ${pk} AND status = 'FROZEN'`,
     1,
@@ -183,8 +155,10 @@ export function insertAllocationsSql(projectId: bigint, transactionPk: SQL, line
   );
 }
 
-const allocationOf = (projectId: bigint, transactionId: string): SQL =>
-  sql`al.transaction_pk = (SELECT id FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId})`;
+const allocationOf = (projectId: bigint, transactionId: string, ofCustomer?: SQL): SQL =>
+  sql`al.transaction_pk = (SELECT id FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId}${
+    ofCustomer ? sql` AND customer_pk = ${ofCustomer}` : sql``
+  })`;
 
 /**
  * A transaction's allocation in order, each part with its account locked: driven from the
@@ -193,10 +167,14 @@ const allocationOf = (projectId: bigint, transactionId: string): SQL =>
  * `skipLocked`, so does a part whose account another transaction holds (compare with
  * countAllocationAccountsSql to tell them apart).
  */
-export const lockAllocationAccountsSql = (projectId: bigint, transactionId: string, options: { skipLocked?: boolean } = {}): SQL =>
+export const lockAllocationAccountsSql = (
+  projectId: bigint,
+  transactionId: string,
+  options: { skipLocked?: boolean; ofCustomer?: SQL } = {},
+): SQL =>
   sql`SELECT al.account_id AS al_account_id, al.amount AS al_amount, ${ACCOUNT_COLUMNS}
     FROM ${allocations} al LEFT JOIN ${accounts} a ON a.id = al.account_id
-    WHERE ${allocationOf(projectId, transactionId)}
+    WHERE ${allocationOf(projectId, transactionId, options.ofCustomer)}
     ORDER BY al.seq
     FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
 

@@ -6,13 +6,13 @@ import { HealthReporter, startGrpcServer } from "../../src/grpc/server.js";
 import { guarded } from "../../src/grpc/unary.js";
 import { Metrics } from "../../src/metrics.js";
 import mysql from "mysql2/promise";
-import { recordExpiries } from "../../src/billing/expiry.js";
-import { sweepDueHolds } from "../../src/billing/sweeper.js";
+import { recordExpiries } from "../../src/operations/expiry.js";
+import { sweepDueHolds } from "../../src/operations/sweeper.js";
 import { applyAccountDeltasSql } from "../../src/store/accounts-store.js";
 import { runTransaction } from "../../src/store/run-transaction.js";
 import { isRowCountGuardFailure } from "../../src/store/sql-errors.js";
 import { findTransaction, settleTransactionSql } from "../../src/store/transactions-store.js";
-import { verifyLedger } from "../../src/billing/verify.js";
+import { verifyLedger } from "../../src/operations/verify.js";
 import { expectError, TestClient } from "../support/client.js";
 import { expectHttpError, httpClientFor, ok } from "../support/http.js";
 import { SECOND, ts, uid } from "../support/fixtures.js";
@@ -399,7 +399,6 @@ describe("finding 11: rows are parsed when read back, guarded updates checked", 
       consumedAmount: 0n,
       returnedAmount: 30n,
       overageAmount: 0n,
-      settleResponse: "{}",
       automatic: false,
       nowMs: s.clock.now(),
     });

@@ -1,6 +1,6 @@
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sweepDueHolds } from "../../src/billing/sweeper.js";
+import { sweepDueHolds } from "../../src/operations/sweeper.js";
 import type { ErrorCode } from "../../src/errors/catalog.js";
 import { uid } from "../support/fixtures.js";
 import { expectHttpError, httpClientFor, ok, type HttpTestClient } from "../support/http.js";

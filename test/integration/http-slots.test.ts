@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { verifyLedger } from "../../src/billing/verify.js";
+import { verifyLedger } from "../../src/operations/verify.js";
 import { SECOND, uid } from "../support/fixtures.js";
 import { expectHttpError, expectKeyRequired, httpClientFor, HttpTestClient, ok, type EventPageJson } from "../support/http.js";
 import { startTestServer, type TestServer } from "../support/server.js";

@@ -3,7 +3,7 @@ import { AccountStatus, OperationType } from "../../gen/velobase/billing/v1/bill
 import { expectError } from "../support/client.js";
 import { DAY, SECOND, ts, uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { verifyLedger } from "../../src/billing/verify.js";
+import { verifyLedger } from "../../src/operations/verify.js";
 
 let s: TestServer;
 beforeAll(async () => {

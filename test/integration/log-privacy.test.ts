@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { verifyLedger } from "../../src/billing/verify.js";
+import { verifyLedger } from "../../src/operations/verify.js";
 import { LOG_LINE_BYTES_MAX } from "../../src/logger.js";
 import { expectError } from "../support/client.js";
 import { uid } from "../support/fixtures.js";
@@ -58,7 +58,7 @@ describe("an unexpected database error", () => {
       expect(err).toMatchObject({ code: "ER_NO_SUCH_TABLE", errno: 1146 });
       expect(String(err.message)).toBe("Table '?' doesn't exist");
       // The deposit's second round trip: the account credit, then the ledger entry that fails.
-      expect(String(err.sql)).toMatch(/^INSERT INTO `accounts` \(project_id, .*\n    VALUES \(\?, \?, \?, /);
+      expect(String(err.sql)).toMatch(/^INSERT INTO `accounts` \(project_id, .*\n {4}VALUES \(\?, \?, \?, /);
       expect(String(err.sql)).toContain("INSERT INTO `ledger_entries` (project_id, ");
       expect(String(err.sql).length).toBeLessThanOrEqual(513);
     } finally {

@@ -12,7 +12,7 @@ import {
   GetTransactionRequest,
   ListLedgerEntriesRequest,
 } from "../../gen/velobase/billing/v1/billing.js";
-import { verifyLedger } from "../../src/billing/verify.js";
+import { verifyLedger } from "../../src/operations/verify.js";
 import { descriptorRegistry } from "../../src/grpc/descriptors.js";
 import { BILLING_SERVICE_NAME } from "../../src/grpc/server.js";
 import { expectError } from "../support/client.js";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OperationType } from "../../gen/velobase/billing/v1/billing.js";
-import { verifyLedger } from "../../src/billing/verify.js";
+import { verifyLedger } from "../../src/operations/verify.js";
 import { NO_EXPIRY_MS, NO_START_MS } from "../../src/domain/limits.js";
 import { uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";

@@ -13,7 +13,7 @@ import {
   type FreezeResponse,
   type UnfreezeResponse,
 } from "../../gen/velobase/billing/v1/billing.js";
-import { verifyLedger } from "../../src/billing/verify.js";
+import { verifyLedger } from "../../src/operations/verify.js";
 import { decodeStatusDetails } from "../../src/errors/to-grpc-status.js";
 import { ts, uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -23,6 +23,9 @@ import { startTestServer, type TestServer } from "../support/server.js";
  * moves on three customers run against the real server, and every answer (amounts, per-account
  * details in order, balances, error codes and their facts) is compared with an in-memory model
  * of the design's semantics (design.md section 2). The model shares no code with src/.
+ * Bursts send several calls at once without waiting, the deposits and spends on one customer,
+ * so the server's per-customer group commit applies them together; each answer must still be
+ * the sequential model's, in arrival order.
  */
 
 /** MODEL_RUNS=1000 for a longer hunt. */
@@ -76,6 +79,8 @@ interface SpendCmd {
 }
 interface ConsumeCmd {
   readonly kind: "consume";
+  /** In a burst: the burst's customer, named as the call's customer_id (so the server orders it with the others). */
+  readonly burstCustomer?: number;
   readonly target: Target;
   readonly actual: Actual;
   readonly allowOverage: boolean;
@@ -83,6 +88,7 @@ interface ConsumeCmd {
 }
 interface UnfreezeCmd {
   readonly kind: "unfreeze";
+  readonly burstCustomer?: number;
   readonly target: Target;
   readonly scope: Scope;
 }
@@ -90,7 +96,14 @@ interface AdvanceCmd {
   readonly kind: "advance";
   readonly by: { readonly ms: number } | { readonly toAnchor: number };
 }
-type Command = DepositCmd | SpendCmd | ConsumeCmd | UnfreezeCmd | AdvanceCmd;
+type CallCmd = DepositCmd | SpendCmd | ConsumeCmd | UnfreezeCmd;
+/** Calls sent together without waiting, deposits and spends all on one customer. */
+interface BurstCmd {
+  readonly kind: "burst";
+  readonly customer: number;
+  readonly calls: readonly CallCmd[];
+}
+type Command = CallCmd | BurstCmd | AdvanceCmd;
 
 const whenArb: fc.Arbitrary<When> = fc.oneof(
   fc.record({ anchor: fc.integer({ min: 0, max: ANCHORS_S.length - 1 }) }),
@@ -178,12 +191,37 @@ const advanceArb: fc.Arbitrary<AdvanceCmd> = fc.record({
   ),
 });
 
+const burstArb: fc.Arbitrary<BurstCmd> = fc
+  .tuple(
+    fc.integer({ min: 0, max: CUSTOMERS - 1 }),
+    fc.array(
+      fc.oneof(
+        { weight: 2, arbitrary: depositArb },
+        { weight: 6, arbitrary: spendArb },
+        { weight: 3, arbitrary: consumeArb },
+        { weight: 1, arbitrary: unfreezeArb },
+      ),
+      { minLength: 2, maxLength: 6 },
+    ),
+  )
+  .map(([customer, calls]) => ({
+    kind: "burst" as const,
+    customer,
+    // Every call names the burst's customer: calls of one customer are serialized by the server
+    // (its lock, and group commit's queue), so their arrival order is the order they take effect.
+    calls: calls.map((c): CallCmd => {
+      if (c.kind === "consume" || c.kind === "unfreeze") return { ...c, burstCustomer: customer };
+      return { ...c, customer };
+    }),
+  }));
+
 const commandArb: fc.Arbitrary<Command> = fc.oneof(
   { weight: 4, arbitrary: depositArb },
   { weight: 6, arbitrary: spendArb },
   { weight: 3, arbitrary: consumeArb },
   { weight: 1, arbitrary: unfreezeArb },
   { weight: 2, arbitrary: advanceArb },
+  { weight: 3, arbitrary: burstArb },
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -215,6 +253,13 @@ interface ConsumeReq {
 interface UnfreezeReq {
   readonly transactionId: string;
   readonly customerId: string;
+}
+
+/** A call sent, not yet checked: what it was, what it answered, and what the model says it should have. */
+interface Issued {
+  readonly what: string;
+  readonly actual: Promise<Outcome<unknown>>;
+  readonly expected: (seen: Outcome<unknown>) => Outcome<unknown>;
 }
 
 type Outcome<T> =
@@ -398,14 +443,13 @@ class Run {
   async step(command: Command): Promise<void> {
     switch (command.kind) {
       case "deposit":
-        return this.deposit(this.depositRequest(command));
       case "deduct":
       case "freeze":
-        return this.spend(this.spendRequest(command));
       case "consume":
-        return this.consume(this.consumeRequest(command));
       case "unfreeze":
-        return this.unfreeze(this.unfreezeRequest(command));
+        return this.checkIssued(this.issue(command));
+      case "burst":
+        return this.burst(command);
       case "advance": {
         const by = "ms" in command.by ? command.by.ms : this.startMs + (ANCHORS_S[command.by.toAnchor] ?? 0) * 1000 - this.now;
         if (by > 0) this.server.clock.advance(by);
@@ -413,6 +457,47 @@ class Run {
         return;
       }
     }
+  }
+
+  /** Resolves a call command against the history so far and sends it at once. */
+  private issue(command: CallCmd, burstCustomer?: string): Issued {
+    // In a burst every call names the burst's customer, a repeat of an earlier request too.
+    const on = <T extends { customerId: string }>(r: T): T => (burstCustomer === undefined ? r : { ...r, customerId: burstCustomer });
+    switch (command.kind) {
+      case "deposit":
+        return this.deposit(on(this.depositRequest(command)));
+      case "deduct":
+      case "freeze":
+        return this.spend(on(this.spendRequest(command)));
+      case "consume":
+        return this.consume(this.consumeRequest(command));
+      case "unfreeze":
+        return this.unfreeze(this.unfreezeRequest(command));
+    }
+  }
+
+  /**
+   * Sends the calls of a burst at once, without waiting between them (the server sees them
+   * concurrently, so group commit applies those of one customer together), then checks every
+   * answer against the sequential model in arrival order: the order they were sent in.
+   */
+  private async burst(command: BurstCmd): Promise<void> {
+    const issued = command.calls.map((c) => this.issue(c, this.customer(command.customer)));
+    const seen = await Promise.all(issued.map((i) => i.actual));
+    this.trace.push(`burst of ${issued.length}:`);
+    for (const [n, i] of issued.entries()) {
+      const answer = seen[n] as Outcome<unknown>;
+      this.check(`  ${i.what}`, answer, () => i.expected(answer));
+    }
+  }
+
+  private issued<T>(what: string, actual: Promise<Outcome<T>>, expected: (seen: Outcome<T>) => Outcome<T>): Issued {
+    return { what, actual, expected: expected as (seen: Outcome<unknown>) => Outcome<unknown> };
+  }
+
+  private async checkIssued(i: Issued): Promise<void> {
+    const seen = await i.actual;
+    this.check(i.what, seen, () => i.expected(seen));
   }
 
   // --- resolving abstract commands ---------------------------------------------------------
@@ -501,7 +586,7 @@ class Run {
             : target.amount + c.actual.delta;
     return {
       transactionId: target.transactionId,
-      customerId: this.scopeOf(c.scope, target.customerId),
+      customerId: c.burstCustomer === undefined ? this.scopeOf(c.scope, target.customerId) : this.customer(c.burstCustomer),
       actualAmount,
       allowOverage: c.allowOverage,
     };
@@ -509,7 +594,8 @@ class Run {
 
   private unfreezeRequest(c: UnfreezeCmd): UnfreezeReq {
     const target = this.targetOf(c.target);
-    return { transactionId: target.transactionId, customerId: this.scopeOf(c.scope, target.customerId) };
+    const customerId = c.burstCustomer === undefined ? this.scopeOf(c.scope, target.customerId) : this.customer(c.burstCustomer);
+    return { transactionId: target.transactionId, customerId };
   }
 
   // --- executing and checking ---------------------------------------------------------------
@@ -533,9 +619,9 @@ class Run {
     return this.customers.get(customerId) ?? [];
   }
 
-  private async deposit(r: DepositReq): Promise<void> {
+  private deposit(r: DepositReq): Issued {
     this.sentDeposits.push(r);
-    const actual = await outcomeOf(
+    const actual = outcomeOf(
       this.server.client.call("deposit", {
         customerId: r.customerId,
         amount: r.amount,
@@ -547,7 +633,7 @@ class Run {
       }),
     );
     const what = `deposit ${JSON.stringify({ ...r, amount: r.amount.toString(), t: this.now - this.startMs })}`;
-    this.check(what, actual, () => this.expectDeposit(r, actual));
+    return this.issued(what, actual, (seen) => this.expectDeposit(r, seen));
   }
 
   private expectDeposit(r: DepositReq, actual: Outcome<DepositResponse>): Outcome<DepositResponse> {
@@ -610,13 +696,13 @@ class Run {
     return { ok: true, value: response };
   }
 
-  private async spend(r: SpendReq): Promise<void> {
+  private spend(r: SpendReq): Issued {
     this.sentSpends.push(r);
     const base = { customerId: r.customerId, transactionId: r.transactionId, amount: r.amount, creditTypes: [...r.creditTypes] };
-    const actual: Outcome<DeductResponse | FreezeResponse> =
+    const actual: Promise<Outcome<DeductResponse | FreezeResponse>> =
       r.kind === "deduct"
-        ? await outcomeOf(this.server.client.call("deduct", base))
-        : await outcomeOf(
+        ? outcomeOf(this.server.client.call("deduct", base))
+        : outcomeOf(
             this.server.client.call("freeze", {
               ...base,
               unfreezeAfterSeconds: r.auto?.action === "unfreeze" ? r.auto.seconds : undefined,
@@ -624,7 +710,7 @@ class Run {
             }),
           );
     const what = `${r.kind} ${JSON.stringify({ ...r, amount: r.amount.toString(), auto: r.auto && `${r.auto.action} ${r.auto.seconds}` })}`;
-    this.check(what, actual, () => this.expectSpend(r));
+    return this.issued(what, actual, () => this.expectSpend(r));
   }
 
   private expectSpend(r: SpendReq): Outcome<DeductResponse | FreezeResponse> {
@@ -682,13 +768,13 @@ class Run {
   private holdFor(transactionId: string, scope: string, missing: string): MTransaction | Outcome<never> {
     const hold = this.transactions.get(transactionId);
     if (hold && scope !== "" && scope !== hold.customerId) return fail("customer_scope_mismatch", { customer_id: scope });
-    if (!hold || hold.kind !== "freeze") return fail(missing);
+    if (hold?.kind !== "freeze") return fail(missing);
     return hold;
   }
 
-  private async consume(r: ConsumeReq): Promise<void> {
+  private consume(r: ConsumeReq): Issued {
     this.sentConsumes.push(r);
-    const actual = await outcomeOf(
+    const actual = outcomeOf(
       this.server.client.call("consume", {
         transactionId: r.transactionId,
         customerId: r.customerId,
@@ -697,7 +783,7 @@ class Run {
       }),
     );
     const what = `consume ${JSON.stringify({ ...r, actualAmount: r.actualAmount?.toString() ?? "unset" })}`;
-    this.check(what, actual, () => this.expectConsume(r));
+    return this.issued(what, actual, () => this.expectConsume(r));
   }
 
   private expectConsume(r: ConsumeReq): Outcome<ConsumeResponse> {
@@ -760,9 +846,9 @@ class Run {
     return { ok: true, value: response };
   }
 
-  private async unfreeze(r: UnfreezeReq): Promise<void> {
-    const actual = await outcomeOf(this.server.client.call("unfreeze", { transactionId: r.transactionId, customerId: r.customerId }));
-    this.check(`unfreeze ${JSON.stringify(r)}`, actual, () => this.expectUnfreeze(r));
+  private unfreeze(r: UnfreezeReq): Issued {
+    const actual = outcomeOf(this.server.client.call("unfreeze", { transactionId: r.transactionId, customerId: r.customerId }));
+    return this.issued(`unfreeze ${JSON.stringify(r)}`, actual, () => this.expectUnfreeze(r));
   }
 
   private expectUnfreeze(r: UnfreezeReq): Outcome<UnfreezeResponse> {
@@ -825,7 +911,7 @@ const commandsArb: fc.Arbitrary<Command[]> = fc
 
 describe("the server agrees with a model of the design", () => {
   it(
-    `over ${RUNS} random runs of up to ${COMMANDS_MAX} deposits, deducts, freezes, consumes, unfreezes and clock moves`,
+    `over ${RUNS} random runs of up to ${COMMANDS_MAX} deposits, deducts, freezes, consumes, unfreezes, concurrent bursts on one customer and clock moves`,
     async () => {
       const ids = { account: 0n, ledgerEntry: 0n };
       const stats = { runs: 0, commands: 0 };
@@ -851,6 +937,15 @@ describe("the server agrees with a model of the design", () => {
       );
       console.log(`${stats.runs} runs, ${stats.commands} commands; outcomes:`, Object.fromEntries([...tally].sort()));
       expect(stats.runs).toBeGreaterThanOrEqual(RUNS);
+      // The bursts reached group commit: some calls waited for their customer's transaction and
+      // were applied together with others.
+      const groups = (await s.app.metrics.groupCommitSize.get()).values;
+      const calls = groups.find((v) => v.metricName === "billing_group_commit_size_sum")?.value ?? 0;
+      const transactions = groups.find((v) => v.metricName === "billing_group_commit_size_count")?.value ?? 0;
+      const planned = (await s.app.metrics.groupCommitPlanned.get()).values[0]?.value ?? 0;
+      console.log(`group commit: ${calls} calls in ${transactions} transactions, ${planned} groups planned in memory`);
+      expect(calls).toBeGreaterThan(transactions);
+      expect(planned).toBeGreaterThan(0);
     },
     Math.max(180_000, RUNS * 3000),
   );

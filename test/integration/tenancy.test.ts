@@ -2,7 +2,7 @@ import { Metadata } from "@grpc/grpc-js";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OperationType, TransactionStatus } from "../../gen/velobase/billing/v1/billing.js";
-import { sweepDueHolds } from "../../src/billing/sweeper.js";
+import { sweepDueHolds } from "../../src/operations/sweeper.js";
 import { generateApiKey } from "../../src/domain/api-key.js";
 import type { ProjectRow } from "../../src/store/projects-store.js";
 import type { CreatedApiKey } from "../../src/tenancy/api-keys.js";

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import mysql, { type Connection, type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { verifyLedger } from "../../src/billing/verify.js";
+import { verifyLedger } from "../../src/operations/verify.js";
 import { TRANSACTION_ATTEMPTS_MAX } from "../../src/store/run-transaction.js";
 import { expectError } from "../support/client.js";
 import { uid } from "../support/fixtures.js";

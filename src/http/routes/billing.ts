@@ -1,6 +1,6 @@
 import Type, { type Static } from "typebox";
-import { consume, unfreeze } from "../../billing/settle.js";
-import { deduct, freeze, type SpendInput } from "../../billing/spend.js";
+import { consume, unfreeze } from "../../operations/settle.js";
+import { deduct, freeze, type SpendInput } from "../../operations/spend.js";
 import { auditOf, type Caller } from "../../domain/caller.js";
 import { AMOUNT_MAX } from "../../domain/limits.js";
 import type { ConsumeResult, SpendResult, UnfreezeResult } from "../../domain/results.js";

@@ -1,7 +1,7 @@
 import Type, { type Static } from "typebox";
-import { deposit } from "../../billing/deposit.js";
-import { getCustomer, type CustomerView } from "../../billing/get-customer.js";
-import { listLedgerEntries, type LedgerEntryView, type LedgerPage } from "../../billing/list-ledger.js";
+import { deposit } from "../../operations/deposit.js";
+import { getCustomer, type CustomerView } from "../../operations/get-customer.js";
+import { listLedgerEntries, type LedgerEntryView, type LedgerPage } from "../../operations/list-ledger.js";
 import { auditOf } from "../../domain/caller.js";
 import { DEFAULT_SOURCE, EMAIL_LENGTH_MAX, NAME_LENGTH_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX } from "../../domain/limits.js";
 import type { DepositResult } from "../../domain/results.js";

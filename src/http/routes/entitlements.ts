@@ -4,8 +4,8 @@ import {
   listEntitlementEvents,
   listEntitlements,
   type EntitlementEventView,
-} from "../../billing/entitlements/read-entitlements.js";
-import { removeEntitlement, setEntitlement, type EntitlementTarget } from "../../billing/entitlements/write-entitlements.js";
+} from "../../operations/entitlements/read-entitlements.js";
+import { removeEntitlement, setEntitlement, type EntitlementTarget } from "../../operations/entitlements/write-entitlements.js";
 import {
   ENTITLEMENT_EVENT_TYPES,
   parseEntitlementValue,

@@ -1,7 +1,7 @@
 import Type, { type Static } from "typebox";
-import { grantCapacity, revokeCapacity, type CapacityInput } from "../../billing/slots/capacity.js";
-import { claimSlot, releaseSlot, type ReleaseInput } from "../../billing/slots/claim.js";
-import { listPools, listSlotEvents, type SlotEventView } from "../../billing/slots/list-slots.js";
+import { grantCapacity, revokeCapacity, type CapacityInput } from "../../operations/slots/capacity.js";
+import { claimSlot, releaseSlot, type ReleaseInput } from "../../operations/slots/claim.js";
+import { listPools, listSlotEvents, type SlotEventView } from "../../operations/slots/list-slots.js";
 import { parseClosedValues } from "../../domain/event-query.js";
 import { DEFAULT_SLOT_SOURCE, DESCRIPTION_LENGTH_MAX, EVENT_FILTER_VALUES_MAX, WALLET_PATTERN } from "../../domain/limits.js";
 import { auditOf } from "../../domain/caller.js";

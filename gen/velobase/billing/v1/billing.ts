@@ -19,6 +19,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
+import { ErrorDetail } from "./errors.js";
 
 export const protobufPackage = "velobase.billing.v1";
 
@@ -672,6 +673,47 @@ export interface ListLedgerEntriesResponse {
   entries: LedgerEntry[];
   /** Empty on the last page. */
   nextPageToken: string;
+}
+
+/** One write of a Batch. */
+export interface Operation {
+  operation:
+    | { $case: "deposit"; value: DepositRequest }
+    | { $case: "deduct"; value: DeductRequest }
+    | { $case: "freeze"; value: FreezeRequest }
+    | { $case: "consume"; value: ConsumeRequest }
+    | { $case: "unfreeze"; value: UnfreezeRequest }
+    | undefined;
+}
+
+export interface BatchRequest {
+  /** At most 100. */
+  operations: Operation[];
+  /** All or none (see Batch). */
+  atomic: boolean;
+}
+
+/** What one write of a Batch answered: the response of its kind, or its error. */
+export interface OperationResult {
+  result:
+    | { $case: "deposit"; value: DepositResponse }
+    | { $case: "deduct"; value: DeductResponse }
+    | { $case: "freeze"; value: FreezeResponse }
+    | { $case: "consume"; value: ConsumeResponse }
+    | { $case: "unfreeze"; value: UnfreezeResponse }
+    | { $case: "error"; value: ErrorDetail }
+    | undefined;
+}
+
+export interface BatchResponse {
+  /** One per operation, in request order; empty when an atomic batch failed. */
+  results: OperationResult[];
+  /**
+   * An atomic batch that failed: the index of the first operation that
+   * failed, and its error. Nothing was written.
+   */
+  failedIndex?: number | undefined;
+  failedError: ErrorDetail | undefined;
 }
 
 function createBaseBalance(): Balance {
@@ -5430,6 +5472,555 @@ export const ListLedgerEntriesResponse: MessageFns<ListLedgerEntriesResponse> = 
   },
 };
 
+function createBaseOperation(): Operation {
+  return { operation: undefined };
+}
+
+export const Operation: MessageFns<Operation> = {
+  encode(message: Operation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.operation?.$case) {
+      case "deposit":
+        DepositRequest.encode(message.operation.value, writer.uint32(10).fork()).join();
+        break;
+      case "deduct":
+        DeductRequest.encode(message.operation.value, writer.uint32(18).fork()).join();
+        break;
+      case "freeze":
+        FreezeRequest.encode(message.operation.value, writer.uint32(26).fork()).join();
+        break;
+      case "consume":
+        ConsumeRequest.encode(message.operation.value, writer.uint32(34).fork()).join();
+        break;
+      case "unfreeze":
+        UnfreezeRequest.encode(message.operation.value, writer.uint32(42).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Operation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOperation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operation = { $case: "deposit", value: DepositRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.operation = { $case: "deduct", value: DeductRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.operation = { $case: "freeze", value: FreezeRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.operation = { $case: "consume", value: ConsumeRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.operation = { $case: "unfreeze", value: UnfreezeRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Operation {
+    return {
+      operation: isSet(object.deposit)
+        ? { $case: "deposit", value: DepositRequest.fromJSON(object.deposit) }
+        : isSet(object.deduct)
+        ? { $case: "deduct", value: DeductRequest.fromJSON(object.deduct) }
+        : isSet(object.freeze)
+        ? { $case: "freeze", value: FreezeRequest.fromJSON(object.freeze) }
+        : isSet(object.consume)
+        ? { $case: "consume", value: ConsumeRequest.fromJSON(object.consume) }
+        : isSet(object.unfreeze)
+        ? { $case: "unfreeze", value: UnfreezeRequest.fromJSON(object.unfreeze) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: Operation): unknown {
+    const obj: any = {};
+    if (message.operation?.$case === "deposit") {
+      obj.deposit = DepositRequest.toJSON(message.operation.value);
+    } else if (message.operation?.$case === "deduct") {
+      obj.deduct = DeductRequest.toJSON(message.operation.value);
+    } else if (message.operation?.$case === "freeze") {
+      obj.freeze = FreezeRequest.toJSON(message.operation.value);
+    } else if (message.operation?.$case === "consume") {
+      obj.consume = ConsumeRequest.toJSON(message.operation.value);
+    } else if (message.operation?.$case === "unfreeze") {
+      obj.unfreeze = UnfreezeRequest.toJSON(message.operation.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Operation>): Operation {
+    return Operation.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Operation>): Operation {
+    const message = createBaseOperation();
+    switch (object.operation?.$case) {
+      case "deposit": {
+        if (object.operation?.value !== undefined && object.operation?.value !== null) {
+          message.operation = { $case: "deposit", value: DepositRequest.fromPartial(object.operation.value) };
+        }
+        break;
+      }
+      case "deduct": {
+        if (object.operation?.value !== undefined && object.operation?.value !== null) {
+          message.operation = { $case: "deduct", value: DeductRequest.fromPartial(object.operation.value) };
+        }
+        break;
+      }
+      case "freeze": {
+        if (object.operation?.value !== undefined && object.operation?.value !== null) {
+          message.operation = { $case: "freeze", value: FreezeRequest.fromPartial(object.operation.value) };
+        }
+        break;
+      }
+      case "consume": {
+        if (object.operation?.value !== undefined && object.operation?.value !== null) {
+          message.operation = { $case: "consume", value: ConsumeRequest.fromPartial(object.operation.value) };
+        }
+        break;
+      }
+      case "unfreeze": {
+        if (object.operation?.value !== undefined && object.operation?.value !== null) {
+          message.operation = { $case: "unfreeze", value: UnfreezeRequest.fromPartial(object.operation.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseBatchRequest(): BatchRequest {
+  return { operations: [], atomic: false };
+}
+
+export const BatchRequest: MessageFns<BatchRequest> = {
+  encode(message: BatchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.operations) {
+      Operation.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.atomic !== false) {
+      writer.uint32(16).bool(message.atomic);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.operations.push(Operation.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.atomic = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchRequest {
+    return {
+      operations: globalThis.Array.isArray(object?.operations)
+        ? object.operations.map((e: any) => Operation.fromJSON(e))
+        : [],
+      atomic: isSet(object.atomic) ? globalThis.Boolean(object.atomic) : false,
+    };
+  },
+
+  toJSON(message: BatchRequest): unknown {
+    const obj: any = {};
+    if (message.operations?.length) {
+      obj.operations = message.operations.map((e) => Operation.toJSON(e));
+    }
+    if (message.atomic !== false) {
+      obj.atomic = message.atomic;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BatchRequest>): BatchRequest {
+    return BatchRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchRequest>): BatchRequest {
+    const message = createBaseBatchRequest();
+    message.operations = object.operations?.map((e) => Operation.fromPartial(e)) || [];
+    message.atomic = object.atomic ?? false;
+    return message;
+  },
+};
+
+function createBaseOperationResult(): OperationResult {
+  return { result: undefined };
+}
+
+export const OperationResult: MessageFns<OperationResult> = {
+  encode(message: OperationResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.result?.$case) {
+      case "deposit":
+        DepositResponse.encode(message.result.value, writer.uint32(10).fork()).join();
+        break;
+      case "deduct":
+        DeductResponse.encode(message.result.value, writer.uint32(18).fork()).join();
+        break;
+      case "freeze":
+        FreezeResponse.encode(message.result.value, writer.uint32(26).fork()).join();
+        break;
+      case "consume":
+        ConsumeResponse.encode(message.result.value, writer.uint32(34).fork()).join();
+        break;
+      case "unfreeze":
+        UnfreezeResponse.encode(message.result.value, writer.uint32(42).fork()).join();
+        break;
+      case "error":
+        ErrorDetail.encode(message.result.value, writer.uint32(50).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OperationResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOperationResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.result = { $case: "deposit", value: DepositResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.result = { $case: "deduct", value: DeductResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.result = { $case: "freeze", value: FreezeResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.result = { $case: "consume", value: ConsumeResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.result = { $case: "unfreeze", value: UnfreezeResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.result = { $case: "error", value: ErrorDetail.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OperationResult {
+    return {
+      result: isSet(object.deposit)
+        ? { $case: "deposit", value: DepositResponse.fromJSON(object.deposit) }
+        : isSet(object.deduct)
+        ? { $case: "deduct", value: DeductResponse.fromJSON(object.deduct) }
+        : isSet(object.freeze)
+        ? { $case: "freeze", value: FreezeResponse.fromJSON(object.freeze) }
+        : isSet(object.consume)
+        ? { $case: "consume", value: ConsumeResponse.fromJSON(object.consume) }
+        : isSet(object.unfreeze)
+        ? { $case: "unfreeze", value: UnfreezeResponse.fromJSON(object.unfreeze) }
+        : isSet(object.error)
+        ? { $case: "error", value: ErrorDetail.fromJSON(object.error) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: OperationResult): unknown {
+    const obj: any = {};
+    if (message.result?.$case === "deposit") {
+      obj.deposit = DepositResponse.toJSON(message.result.value);
+    } else if (message.result?.$case === "deduct") {
+      obj.deduct = DeductResponse.toJSON(message.result.value);
+    } else if (message.result?.$case === "freeze") {
+      obj.freeze = FreezeResponse.toJSON(message.result.value);
+    } else if (message.result?.$case === "consume") {
+      obj.consume = ConsumeResponse.toJSON(message.result.value);
+    } else if (message.result?.$case === "unfreeze") {
+      obj.unfreeze = UnfreezeResponse.toJSON(message.result.value);
+    } else if (message.result?.$case === "error") {
+      obj.error = ErrorDetail.toJSON(message.result.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<OperationResult>): OperationResult {
+    return OperationResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<OperationResult>): OperationResult {
+    const message = createBaseOperationResult();
+    switch (object.result?.$case) {
+      case "deposit": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "deposit", value: DepositResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "deduct": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "deduct", value: DeductResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "freeze": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "freeze", value: FreezeResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "consume": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "consume", value: ConsumeResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "unfreeze": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "unfreeze", value: UnfreezeResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "error": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "error", value: ErrorDetail.fromPartial(object.result.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseBatchResponse(): BatchResponse {
+  return { results: [], failedIndex: undefined, failedError: undefined };
+}
+
+export const BatchResponse: MessageFns<BatchResponse> = {
+  encode(message: BatchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      OperationResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.failedIndex !== undefined) {
+      writer.uint32(16).int32(message.failedIndex);
+    }
+    if (message.failedError !== undefined) {
+      ErrorDetail.encode(message.failedError, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(OperationResult.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.failedIndex = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.failedError = ErrorDetail.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchResponse {
+    return {
+      results: globalThis.Array.isArray(object?.results)
+        ? object.results.map((e: any) => OperationResult.fromJSON(e))
+        : [],
+      failedIndex: isSet(object.failedIndex)
+        ? globalThis.Number(object.failedIndex)
+        : isSet(object.failed_index)
+        ? globalThis.Number(object.failed_index)
+        : undefined,
+      failedError: isSet(object.failedError)
+        ? ErrorDetail.fromJSON(object.failedError)
+        : isSet(object.failed_error)
+        ? ErrorDetail.fromJSON(object.failed_error)
+        : undefined,
+    };
+  },
+
+  toJSON(message: BatchResponse): unknown {
+    const obj: any = {};
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => OperationResult.toJSON(e));
+    }
+    if (message.failedIndex !== undefined) {
+      obj.failedIndex = Math.round(message.failedIndex);
+    }
+    if (message.failedError !== undefined) {
+      obj.failedError = ErrorDetail.toJSON(message.failedError);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BatchResponse>): BatchResponse {
+    return BatchResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchResponse>): BatchResponse {
+    const message = createBaseBatchResponse();
+    message.results = object.results?.map((e) => OperationResult.fromPartial(e)) || [];
+    message.failedIndex = object.failedIndex ?? undefined;
+    message.failedError = (object.failedError !== undefined && object.failedError !== null)
+      ? ErrorDetail.fromPartial(object.failedError)
+      : undefined;
+    return message;
+  },
+};
+
 /**
  * BillingService keeps prepaid credit balances per customer in an append-only
  * ledger. Every failed call carries a google.rpc.Status in
@@ -5608,6 +6199,30 @@ export const BillingServiceService = {
       Buffer.from(ListLedgerEntriesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListLedgerEntriesResponse => ListLedgerEntriesResponse.decode(value),
   },
+  /**
+   * Batch applies up to 100 writes (Deposit, Deduct, Freeze, Consume,
+   * Unfreeze), over any customers of the caller's project, in one database
+   * transaction, in request order: each sees what the earlier ones did. Each
+   * keeps its own idempotency key and replays on its own, exactly as the RPC
+   * of its kind would answer it (repeating a whole batch replays every write).
+   * The customers are locked in one fixed order, so batches never deadlock.
+   * atomic = true: all are applied or none is; on a refusal the response has
+   * no results, and names the index of the first write that failed and its
+   * ErrorDetail. atomic = false: each result is the write's response or its
+   * ErrorDetail, in request order; one write's error does not undo another.
+   * Needs a write key.
+   * Errors (of the call itself): invalid_argument (field "operations": more
+   * than 100), permission_denied, service_unavailable, server_error.
+   */
+  batch: {
+    path: "/velobase.billing.v1.BillingService/Batch" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BatchRequest): Buffer => Buffer.from(BatchRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BatchRequest => BatchRequest.decode(value),
+    responseSerialize: (value: BatchResponse): Buffer => Buffer.from(BatchResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BatchResponse => BatchResponse.decode(value),
+  },
 } as const;
 
 export interface BillingServiceServer extends UntypedServiceImplementation {
@@ -5678,6 +6293,22 @@ export interface BillingServiceServer extends UntypedServiceImplementation {
    * customer_not_found.
    */
   listLedgerEntries: handleUnaryCall<ListLedgerEntriesRequest, ListLedgerEntriesResponse>;
+  /**
+   * Batch applies up to 100 writes (Deposit, Deduct, Freeze, Consume,
+   * Unfreeze), over any customers of the caller's project, in one database
+   * transaction, in request order: each sees what the earlier ones did. Each
+   * keeps its own idempotency key and replays on its own, exactly as the RPC
+   * of its kind would answer it (repeating a whole batch replays every write).
+   * The customers are locked in one fixed order, so batches never deadlock.
+   * atomic = true: all are applied or none is; on a refusal the response has
+   * no results, and names the index of the first write that failed and its
+   * ErrorDetail. atomic = false: each result is the write's response or its
+   * ErrorDetail, in request order; one write's error does not undo another.
+   * Needs a write key.
+   * Errors (of the call itself): invalid_argument (field "operations": more
+   * than 100), permission_denied, service_unavailable, server_error.
+   */
+  batch: handleUnaryCall<BatchRequest, BatchResponse>;
 }
 
 export interface BillingServiceClient extends Client {
@@ -5859,6 +6490,36 @@ export interface BillingServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListLedgerEntriesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Batch applies up to 100 writes (Deposit, Deduct, Freeze, Consume,
+   * Unfreeze), over any customers of the caller's project, in one database
+   * transaction, in request order: each sees what the earlier ones did. Each
+   * keeps its own idempotency key and replays on its own, exactly as the RPC
+   * of its kind would answer it (repeating a whole batch replays every write).
+   * The customers are locked in one fixed order, so batches never deadlock.
+   * atomic = true: all are applied or none is; on a refusal the response has
+   * no results, and names the index of the first write that failed and its
+   * ErrorDetail. atomic = false: each result is the write's response or its
+   * ErrorDetail, in request order; one write's error does not undo another.
+   * Needs a write key.
+   * Errors (of the call itself): invalid_argument (field "operations": more
+   * than 100), permission_denied, service_unavailable, server_error.
+   */
+  batch(
+    request: BatchRequest,
+    callback: (error: ServiceError | null, response: BatchResponse) => void,
+  ): ClientUnaryCall;
+  batch(
+    request: BatchRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BatchResponse) => void,
+  ): ClientUnaryCall;
+  batch(
+    request: BatchRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BatchResponse) => void,
   ): ClientUnaryCall;
 }
 

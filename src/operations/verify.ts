@@ -1,5 +1,5 @@
-import { sql } from "drizzle-orm";
 import type { Db } from "../store/database.js";
+import { accountFigures, ledgerByAccount, ledgerByTransaction, transactionFigures } from "../store/verify-store.js";
 import { verifyPools } from "./slots/verify-pools.js";
 
 export interface VerifyReport {
@@ -10,33 +10,8 @@ export interface VerifyReport {
   readonly problems: string[];
 }
 
-type Row = Record<string, string | number | null>;
-
-async function rows(db: Db, query: ReturnType<typeof sql>): Promise<Row[]> {
-  const [result] = (await db.execute(query)) as unknown as [Row[]];
-  return result;
-}
-
 const big = (v: string | number | null | undefined): bigint => BigInt(v ?? 0);
 const key = (v: string | number | null | undefined): string => String(v ?? "");
-
-/** Ledger sums per account: each is one GROUP BY scan of the ledger, so no index is needed for it. */
-const LEDGER_BY_ACCOUNT = sql`SELECT account_id,
-    SUM(CASE WHEN operation = 'DEPOSIT' THEN amount ELSE 0 END) AS total,
-    SUM(CASE WHEN operation IN ('DEDUCT', 'CONSUME') THEN amount ELSE 0 END) AS used,
-    SUM(CASE WHEN operation = 'FREEZE' THEN amount
-             WHEN operation = 'UNFREEZE' THEN -amount
-             WHEN operation = 'CONSUME' AND overage = 0 THEN -amount ELSE 0 END) AS frozen,
-    SUM(CASE WHEN operation = 'EXPIRE' THEN amount ELSE 0 END) AS expired,
-    COUNT(*) AS entries
-  FROM ledger_entries GROUP BY account_id`;
-
-const LEDGER_BY_TRANSACTION = sql`SELECT transaction_pk,
-    SUM(CASE WHEN operation IN ('DEDUCT', 'FREEZE') THEN amount ELSE 0 END) AS spent,
-    SUM(CASE WHEN operation = 'CONSUME' THEN amount ELSE 0 END) AS consumed,
-    SUM(CASE WHEN operation = 'CONSUME' AND overage = 1 THEN amount ELSE 0 END) AS overage,
-    SUM(CASE WHEN operation = 'UNFREEZE' THEN amount ELSE 0 END) AS returned
-  FROM ledger_entries WHERE transaction_pk IS NOT NULL GROUP BY transaction_pk`;
 
 /**
  * Recomputes every account from the append-only ledger and checks the design's invariants:
@@ -48,12 +23,12 @@ const LEDGER_BY_TRANSACTION = sql`SELECT transaction_pk,
  */
 export async function verifyLedger(db: Db): Promise<VerifyReport> {
   const problems: string[] = [];
-  const byAccount = new Map((await rows(db, LEDGER_BY_ACCOUNT)).map((r) => [key(r.account_id), r]));
-  const byTransaction = new Map((await rows(db, LEDGER_BY_TRANSACTION)).map((r) => [key(r.transaction_pk), r]));
+  const byAccount = new Map((await ledgerByAccount(db)).map((r) => [key(r.account_id), r]));
+  const byTransaction = new Map((await ledgerByTransaction(db)).map((r) => [key(r.transaction_pk), r]));
   let ledgerEntries = 0;
   for (const r of byAccount.values()) ledgerEntries += Number(r.entries ?? 0);
 
-  const accounts = await rows(db, sql`SELECT id, total, used, frozen, expiry_recorded FROM accounts`);
+  const accounts = await accountFigures(db);
   for (const a of accounts) {
     const ledger = byAccount.get(key(a.id));
     byAccount.delete(key(a.id));
@@ -70,12 +45,7 @@ export async function verifyLedger(db: Db): Promise<VerifyReport> {
   }
   for (const orphan of byAccount.keys()) problems.push(`ledger entries reference missing account ${orphan}`);
 
-  const transactions = await rows(
-    db,
-    sql`SELECT t.id, t.transaction_id, t.status, t.amount, t.consumed_amount, t.returned_amount, t.overage_amount,
-        (SELECT COALESCE(SUM(al.amount), 0) FROM allocations al WHERE al.transaction_pk = t.id) AS allocated
-      FROM transactions t`,
-  );
+  const transactions = await transactionFigures(db);
   for (const t of transactions) {
     const name = `transaction ${t.transaction_id}`;
     const ledger = byTransaction.get(key(t.id));

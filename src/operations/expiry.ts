@@ -1,7 +1,5 @@
-import { sql } from "drizzle-orm";
 import { availableOf } from "../domain/account-status.js";
-import { accountsFromRows, listUnrecordedExpiries, lockCustomerAccountsSql, markExpiryRecordedSql } from "../store/accounts-store.js";
-import { customerByPkSql } from "../store/customers-store.js";
+import { accountsFromRows, listUnrecordedExpiries, lockUnrecordedExpirySql, markExpiryRecordedSql } from "../store/accounts-store.js";
 import { appendLedgerSql } from "../store/ledger-store.js";
 import { rowsOf, runTransaction } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
@@ -21,11 +19,7 @@ export async function recordExpiries(ctx: BillingContext): Promise<number> {
   let recorded = 0;
   for (const candidate of due) {
     const done = await runTransaction(ctx.database, async (tx) => {
-      const [locked] = await tx.run([
-        lockCustomerAccountsSql(customerByPkSql(candidate.customerPk), sql`a.id = ${candidate.id} AND a.expiry_recorded = FALSE`, {
-          skipLocked: true,
-        }),
-      ]);
+      const [locked] = await tx.run([lockUnrecordedExpirySql(candidate.customerPk, candidate.id)]);
       const account = accountsFromRows(rowsOf(locked))[0];
       if (!account) return false;
       const left = availableOf(account);

@@ -1,9 +1,12 @@
 import type { Database } from "../store/database.js";
 import type { RetryObserver } from "../store/run-transaction.js";
+import type { WriteRunner } from "./write-operation.js";
 
 /** What every operation needs: storage, a clock (injected so tests can pin time), observers. */
 export interface BillingContext {
   readonly database: Database;
   readonly now: () => number;
   readonly retries?: RetryObserver;
+  /** Per-customer group commit of this instance (operations/group-commit.ts); absent: each write alone. */
+  readonly groupCommit?: WriteRunner;
 }

@@ -1,0 +1,87 @@
+/**
+ * The layers of docs/architecture.md, enforced by `npm run lint`:
+ *   transports (grpc, http) → operations (operations, tenancy) → store → domain (domain, errors).
+ * Nothing below a layer imports it, and nothing but the wiring (app.ts, main.ts, cli.ts) imports
+ * a transport.
+ */
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: "no-transport-imports",
+      comment: "Only the wiring (app.ts, main.ts, cli.ts) and the transports themselves import a transport.",
+      severity: "error",
+      from: { path: "^src/", pathNot: ["^src/(app|main|cli)\\.ts$", "^src/grpc/", "^src/http/"] },
+      to: { path: "^src/(grpc|http)/" },
+    },
+    {
+      name: "transports-stay-apart",
+      comment: "gRPC and HTTP are two transports over the same operations; neither imports the other.",
+      severity: "error",
+      from: { path: "^src/grpc/" },
+      to: { path: "^src/http/" },
+    },
+    {
+      name: "transports-stay-apart-http",
+      severity: "error",
+      from: { path: "^src/http/" },
+      to: { path: "^src/grpc/" },
+    },
+    {
+      name: "transports-call-operations",
+      comment: "A transport parses, calls one operation and formats; it never reaches the store.",
+      severity: "error",
+      from: { path: "^src/(grpc|http)/" },
+      to: { path: "^src/store/" },
+    },
+    {
+      name: "store-below-operations",
+      comment: "The store builds statements and maps rows for the operations; it never calls one.",
+      severity: "error",
+      from: { path: "^src/store/" },
+      to: { path: "^src/(operations|tenancy|grpc|http)/" },
+    },
+    {
+      name: "domain-is-pure",
+      comment: "Domain code (and the error catalogue) depends on nothing of the service around it.",
+      severity: "error",
+      from: { path: "^src/(domain|errors)/" },
+      to: { path: "^src/(operations|tenancy|store|grpc|http|client)/|^src/(app|main|cli|config|logger|metrics)\\.ts$" },
+    },
+    {
+      name: "domain-has-no-io",
+      comment: "No database, driver or transport library in pure code.",
+      severity: "error",
+      from: { path: "^src/domain/" },
+      to: { path: "node_modules/(drizzle-orm|mysql2|@grpc|fastify|ioredis)/" },
+    },
+    {
+      name: "errors-have-no-storage",
+      comment: "The catalogue maps codes to gRPC and HTTP statuses; it knows nothing of the database.",
+      severity: "error",
+      from: { path: "^src/errors/" },
+      to: { path: "node_modules/(drizzle-orm|mysql2|ioredis)/" },
+    },
+    {
+      name: "operations-build-no-sql",
+      comment:
+        "Operations are orchestrators: load, plan and apply come from store/ and domain/. No query builder, driver or schema here (slots/ and entitlements/ still build some statements: follow-up).",
+      severity: "error",
+      from: { path: "^src/operations/", pathNot: "^src/operations/(slots|entitlements)/" },
+      to: { path: "node_modules/(drizzle-orm|mysql2)/|^src/store/schema\\.ts$" },
+    },
+    {
+      name: "no-circular",
+      severity: "error",
+      from: { path: "^src/" },
+      to: { circular: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: "node_modules" },
+    exclude: { path: "^(gen|dist)/|^src/store/migrations/" },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: "tsconfig.json" },
+    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "require", "node", "default"] },
+  },
+};

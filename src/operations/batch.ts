@@ -1,0 +1,113 @@
+import { BATCH_OPERATIONS_MAX } from "../domain/limits.js";
+import type { ConsumeRequest, DepositRequest, FreezeRequest, SettleRequest, SpendRequest } from "../domain/requests.js";
+import type { ConsumeResult, DepositResult, SpendResult, UnfreezeResult } from "../domain/results.js";
+import { BillingError } from "../errors/billing-error.js";
+import { lockCustomersInOrder } from "../store/customers-store.js";
+import type { BillingContext } from "./context.js";
+import { depositOperation } from "./deposit.js";
+import { AtomicFailure, executeEachAlone, executeTogether, type Settled, type WriteOperation } from "./executor.js";
+import { consumeOperation, unfreezeOperation } from "./settle.js";
+import { deductOperation, spendOperation } from "./spend.js";
+
+/** One write of a Batch call, as parsed; a write that did not parse is its error. */
+export type BatchWrite =
+  | { readonly kind: "deposit"; readonly request: DepositRequest }
+  | { readonly kind: "deduct"; readonly request: SpendRequest }
+  | { readonly kind: "freeze"; readonly request: FreezeRequest }
+  | { readonly kind: "consume"; readonly request: ConsumeRequest }
+  | { readonly kind: "unfreeze"; readonly request: SettleRequest };
+
+export type BatchWriteResult =
+  | { readonly kind: "deposit"; readonly result: DepositResult }
+  | { readonly kind: "deduct" | "freeze"; readonly result: SpendResult }
+  | { readonly kind: "consume"; readonly result: ConsumeResult }
+  | { readonly kind: "unfreeze"; readonly result: UnfreezeResult };
+
+export type BatchOutcome =
+  /** In request order: each write's response or its error (atomic: every one succeeded). */
+  | { readonly ok: true; readonly results: ReadonlyArray<BatchWriteResult | BillingError> }
+  /** Atomic and refused: nothing was written. */
+  | { readonly ok: false; readonly failedIndex: number; readonly error: BillingError };
+
+function operationOf(write: BatchWrite): WriteOperation<unknown> {
+  switch (write.kind) {
+    case "deposit":
+      return depositOperation(write.request);
+    case "deduct":
+      return deductOperation(write.request);
+    case "freeze":
+      return spendOperation("FREEZE", write.request);
+    case "consume":
+      return consumeOperation(write.request);
+    case "unfreeze":
+      return unfreezeOperation(write.request);
+  }
+}
+
+/** The customers the writes name, and the holds whose customers they settle. */
+function lockOrderOf(projectId: bigint, writes: readonly BatchWrite[]) {
+  const customerIds = new Set<string>();
+  const transactionIds = new Set<string>();
+  for (const w of writes) {
+    if (w.kind === "consume" || w.kind === "unfreeze") transactionIds.add(w.request.transactionId);
+    else customerIds.add(w.request.customerId);
+  }
+  return lockCustomersInOrder(projectId, [...customerIds], [...transactionIds]);
+}
+
+/**
+ * Batch: up to BATCH_OPERATIONS_MAX writes over any customers of one project, in one transaction
+ * (operations/executor.ts). Their customers are locked first, in ascending primary-key order,
+ * so two batches never deadlock. Each write keeps its own key and replays on its own. Atomic:
+ * all or none, and the first refusal is named by its index. Not atomic: each write gets what it
+ * would have got alone; if the shared transaction fails, each is run alone.
+ */
+export async function batch(
+  ctx: BillingContext,
+  projectId: bigint,
+  parsed: ReadonlyArray<BatchWrite | BillingError>,
+  atomic: boolean,
+): Promise<BatchOutcome> {
+  if (parsed.length > BATCH_OPERATIONS_MAX) {
+    throw new BillingError("invalid_argument", `A batch holds at most ${BATCH_OPERATIONS_MAX} operations.`, {
+      field: "operations",
+      requested: parsed.length,
+      limit: BATCH_OPERATIONS_MAX,
+    });
+  }
+  const firstInvalid = parsed.findIndex((p) => p instanceof BillingError);
+  if (atomic && firstInvalid >= 0) return { ok: false, failedIndex: firstInvalid, error: parsed[firstInvalid] as BillingError };
+  const writes = parsed.filter((p): p is BatchWrite => !(p instanceof BillingError));
+  const ops = writes.map(operationOf);
+  let settled: Settled<unknown>[];
+  try {
+    settled = await executeTogether(ctx, ops, { atomic, lockFirst: lockOrderOf(projectId, writes) });
+  } catch (error) {
+    if (error instanceof AtomicFailure) return { ok: false, failedIndex: originalIndex(parsed, error.index), error: error.error };
+    if (atomic) throw error;
+    settled = await executeEachAlone(ctx, ops);
+  }
+  let next = 0;
+  const results = parsed.map((p): BatchWriteResult | BillingError => {
+    if (p instanceof BillingError) return p;
+    const s = settled[next++];
+    if (!s) throw new Error("a write of the batch has no result");
+    if (!s.ok) {
+      // A refusal is the write's answer; anything else (a bug, a lost database) fails the call.
+      if (s.error instanceof BillingError) return s.error;
+      throw s.error;
+    }
+    return { kind: p.kind, result: s.result } as BatchWriteResult;
+  });
+  return { ok: true, results };
+}
+
+/** The position in the request of the n-th write that parsed. */
+function originalIndex(parsed: ReadonlyArray<BatchWrite | BillingError>, n: number): number {
+  let seen = -1;
+  for (const [index, p] of parsed.entries()) {
+    if (!(p instanceof BillingError)) seen++;
+    if (seen === n) return index;
+  }
+  return n;
+}

@@ -1,0 +1,44 @@
+import { planSpend } from "../domain/plans/spend-plan.js";
+import type { FreezeRequest, SpendRequest } from "../domain/requests.js";
+import type { SpendResult } from "../domain/results.js";
+import type { TransactionKind } from "../domain/types.js";
+import type { AutoSettlement } from "../domain/validation.js";
+import { spendEnvelope } from "../domain/plans/spend-plan.js";
+import { loadAllSpendable, loadSpend } from "../store/operation-loads.js";
+import { applySpend } from "../store/operation-writes.js";
+import { mapBatch } from "../store/run-transaction.js";
+import type { BillingContext } from "./context.js";
+import { execute, operation, type WriteOperation } from "./executor.js";
+
+export type SpendInput = SpendRequest;
+export type FreezeInput = FreezeRequest;
+export type { AutoSettlement };
+
+/**
+ * Deduct and Freeze: load (the stored outcome, the customer's lock, its first spendable accounts,
+ * its balance; all its spendable accounts when those fall short), plan (allocation,
+ * domain/plans/spend-plan.ts), apply (account deltas, transaction, allocation, entries, outcome).
+ */
+export function spendOperation(kind: TransactionKind, request: FreezeRequest): WriteOperation<SpendResult> {
+  const envelope = spendEnvelope(kind, request);
+  return operation({
+    customerKey: `${request.projectId}:${request.customerId}`,
+    holdKey: `${request.projectId}:${request.transactionId}`,
+    groupable: { kind: "spend", spendKind: kind, request },
+    load: (nowMs) => loadSpend(request, envelope, nowMs),
+    loadMore: (state, nowMs) =>
+      mapBatch(loadAllSpendable(request.projectId, state.customerPk ?? 0n, request.creditTypes, nowMs), (accounts) => ({
+        ...state,
+        accounts,
+        complete: true,
+      })),
+    plan: (state, nowMs) => planSpend(kind, state, request, nowMs),
+    apply: (changes, result, nowMs, slot) => mapBatch(applySpend(request, changes, result, nowMs, slot), () => result),
+  });
+}
+
+export const deductOperation = (request: SpendRequest) => spendOperation("DEDUCT", { ...request, autoSettlement: null });
+
+export const deduct = (ctx: BillingContext, input: SpendInput): Promise<SpendResult> => execute(ctx, deductOperation(input));
+
+export const freeze = (ctx: BillingContext, input: FreezeInput): Promise<SpendResult> => execute(ctx, spendOperation("FREEZE", input));

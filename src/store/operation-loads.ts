@@ -1,0 +1,214 @@
+import { type SQL, sql } from "drizzle-orm";
+import type { IdempotencyEnvelope, OutcomeScope, StoredOutcome } from "../domain/idempotency.js";
+import { type GroupHold, type GroupState, outcomeKey } from "../domain/plans/group-plan.js";
+import { accountKeyOf, type DepositState } from "../domain/plans/deposit-plan.js";
+import type { SettleState } from "../domain/plans/settle-plan.js";
+import type { SpendState } from "../domain/plans/spend-plan.js";
+import type { DepositRequest, SpendRequest } from "../domain/requests.js";
+import type { AccountSnapshot } from "../domain/types.js";
+import {
+  accountsFromRows,
+  activeBalanceSql,
+  balanceFromRow,
+  customerTotalsSql,
+  expiryRecordedIdsFromRows,
+  lockAccountByKeySql,
+  lockCustomerSql,
+  lockSpendableAccountsSql,
+  unexpiredTotalFromRow,
+} from "./accounts-store.js";
+import { customerByIdSql, customerByPkSql, customerPkSql, upsertCustomerSql } from "./customers-store.js";
+import { findOutcomeSql, outcomeFromRow } from "./outcomes-store.js";
+import { bigOf } from "./row-values.js";
+import { type Batch, batchOf, rowsOf } from "./run-transaction.js";
+import {
+  allocationFromRow,
+  countAllocationAccountsSql,
+  findTransactionSql,
+  lockAllocationAccountsSql,
+  transactionCustomerPkSql,
+  transactionFromRow,
+  transactionOwnerSql,
+} from "./transactions-store.js";
+
+// The first round trip of each write: lock what it changes and read what it decides from. Every
+// load takes the customer's row lock first (the order docs/architecture.md relies on), then the
+// rows below it: the hold, then accounts.
+
+/**
+ * Spendable accounts locked up front, in spending order. Most spends are covered by the first
+ * few, so a customer's cost does not grow with its number of accounts; when these fall short,
+ * all of them are read (loadAllSpendable, one more round trip).
+ */
+export const SPEND_ACCOUNTS_LOCKED_FIRST = 16;
+
+/**
+ * Deposit: the stored outcome, then the customer created or locked (INSERT … ON DUPLICATE KEY
+ * locks it either way), its totals and the account with the deposit's key.
+ */
+export function loadDeposit(request: DepositRequest, envelope: IdempotencyEnvelope | null, nowMs: number): Batch<DepositState> {
+  const { projectId } = request;
+  const customer = sql`@customer`;
+  const outcome = envelope === null ? [] : [findOutcomeSql(projectId, envelope)];
+  return batchOf(
+    [
+      ...outcome,
+      upsertCustomerSql(projectId, { ...request, nowMs }),
+      sql`SET @customer = LAST_INSERT_ID()`,
+      customerTotalsSql(projectId, customer, nowMs),
+      lockAccountByKeySql(projectId, customer, accountKeyOf(request)),
+      sql`SELECT @customer AS customer_pk`,
+    ],
+    (results) => {
+      const [outcomeRows, , , totalsRows, accountRows, customerRows] = outcome.length === 0 ? [undefined, ...results] : results;
+      const totals = rowsOf(totalsRows)[0];
+      return {
+        stored: outcomeRows === undefined ? null : outcomeFromRow(rowsOf(outcomeRows)[0]),
+        customerPk: bigOf(rowsOf(customerRows)[0]?.customer_pk),
+        before: balanceFromRow(totals),
+        unexpiredTotal: unexpiredTotalFromRow(totals),
+        account: accountsFromRows(rowsOf(accountRows))[0] ?? null,
+      };
+    },
+  );
+}
+
+/** Deduct and Freeze: the stored outcome, the customer's lock, its first spendable accounts, its balance. */
+export function loadSpend(request: SpendRequest, envelope: IdempotencyEnvelope, nowMs: number): Batch<SpendState> {
+  const { projectId } = request;
+  const customerPk = customerPkSql(projectId, request.customerId);
+  return batchOf(
+    [
+      findOutcomeSql(projectId, envelope),
+      lockCustomerSql(customerByIdSql(projectId, request.customerId)),
+      lockSpendableAccountsSql(projectId, customerPk, nowMs, request.creditTypes, SPEND_ACCOUNTS_LOCKED_FIRST),
+      activeBalanceSql(projectId, customerPk, nowMs),
+    ],
+    ([outcomeRows, customerRows, accountRows, balanceRows]) => {
+      const customer = rowsOf(customerRows)[0];
+      const accounts = accountsFromRows(rowsOf(accountRows));
+      return {
+        stored: outcomeFromRow(rowsOf(outcomeRows)[0]),
+        customerPk: customer ? bigOf(customer.c_pk) : null,
+        accounts,
+        complete: accounts.length < SPEND_ACCOUNTS_LOCKED_FIRST,
+        before: balanceFromRow(rowsOf(balanceRows)[0]),
+      };
+    },
+  );
+}
+
+/** All of a customer's spendable accounts of the selected types, in spending order, locked. */
+export const loadAllSpendable = (
+  projectId: bigint,
+  customerPk: bigint,
+  creditTypes: readonly string[],
+  nowMs: number,
+): Batch<AccountSnapshot[]> =>
+  batchOf([lockSpendableAccountsSql(projectId, customerPk, nowMs, creditTypes, null)], ([rows]) => accountsFromRows(rowsOf(rows)));
+
+/**
+ * Consume and Unfreeze: the stored outcome, then the hold's customer (found through the hold by
+ * a plain subquery: a hold's customer never changes), the hold, its allocation with its accounts,
+ * and the balance. With `skipLocked` (the sweeper) nothing is waited for: a row locked elsewhere
+ * is missing from the result, and the state says `busy`.
+ */
+export function loadSettle(projectId: bigint, transactionId: string, nowMs: number, options: { skipLocked: boolean }): Batch<SettleState> {
+  const { skipLocked } = options;
+  const customerPk: SQL = transactionCustomerPkSql(projectId, transactionId);
+  return batchOf(
+    [
+      findOutcomeSql(projectId, { scope: "SETTLE", key: transactionId }),
+      lockCustomerSql(customerByPkSql(customerPk), { skipLocked }),
+      findTransactionSql(projectId, transactionId, { lock: true, skipLocked }),
+      lockAllocationAccountsSql(projectId, transactionId, { skipLocked }),
+      activeBalanceSql(projectId, customerPk, nowMs),
+      ...(skipLocked ? [countAllocationAccountsSql(projectId, transactionId)] : []),
+    ],
+    ([outcomeRows, customerRows, holdRows, allocationRows, balanceRows, countRows]) => {
+      const hold = transactionFromRow(rowsOf(holdRows)[0]);
+      const accounts = accountsFromRows(rowsOf(allocationRows));
+      const busy = skipLocked && (rowsOf(customerRows).length === 0 || accounts.length < Number(rowsOf(countRows)[0]?.accounts ?? 0));
+      return {
+        stored: outcomeFromRow(rowsOf(outcomeRows)[0]),
+        hold,
+        parts: rowsOf(allocationRows).map(allocationFromRow),
+        accounts,
+        spendable: null,
+        before: balanceFromRow(rowsOf(balanceRows)[0]),
+        expiryRecorded: expiryRecordedIdsFromRows(rowsOf(allocationRows)),
+        busy,
+      };
+    },
+  );
+}
+
+/**
+ * A group of one customer's writes (group commit), in one round trip: the customer's lock, the
+ * holds it settles with their allocation and accounts, its first spendable accounts of the
+ * group's credit types, its balance, and the stored outcome of every key. Locks in the one order:
+ * customer, holds, accounts.
+ */
+export function loadCustomerGroup(
+  projectId: bigint,
+  customerId: string,
+  creditTypes: readonly string[],
+  keys: ReadonlyArray<{ readonly scope: OutcomeScope; readonly key: string }>,
+  settled: readonly string[],
+  nowMs: number,
+): Batch<GroupState> {
+  const customerPk = customerPkSql(projectId, customerId);
+  // Only the group's customer's holds and accounts are locked (the lock order: customer first);
+  // a hold of another customer is only seen to exist, and the group then runs write by write.
+  const holdStatements = settled.flatMap((transactionId) => [
+    findTransactionSql(projectId, transactionId, { lock: true, ofCustomer: customerPk }),
+    lockAllocationAccountsSql(projectId, transactionId, { ofCustomer: customerPk }),
+    transactionOwnerSql(projectId, transactionId),
+  ]);
+  return batchOf(
+    [
+      lockCustomerSql(customerByIdSql(projectId, customerId)),
+      ...holdStatements,
+      lockSpendableAccountsSql(projectId, customerPk, nowMs, creditTypes, SPEND_ACCOUNTS_LOCKED_FIRST),
+      activeBalanceSql(projectId, customerPk, nowMs),
+      ...keys.map((k) => findOutcomeSql(projectId, k)),
+    ],
+    (results) => {
+      const [customerRows] = results;
+      const holdResults = results.slice(1, 1 + holdStatements.length);
+      const [spendableRows, balanceRows] = results.slice(1 + holdStatements.length, 3 + holdStatements.length);
+      const outcomeResults = results.slice(3 + holdStatements.length);
+      const customer = rowsOf(customerRows)[0];
+      const spendable = accountsFromRows(rowsOf(spendableRows));
+      const holds = new Map<string, GroupHold>(
+        settled.map((transactionId, i) => {
+          const allocationRows = rowsOf(holdResults[3 * i + 1]);
+          const hold = transactionFromRow(rowsOf(holdResults[3 * i])[0]);
+          return [
+            transactionId,
+            {
+              hold,
+              elsewhere: hold === null && rowsOf(holdResults[3 * i + 2]).length > 0,
+              parts: allocationRows.map(allocationFromRow),
+              accounts: accountsFromRows(allocationRows),
+              expiryRecorded: expiryRecordedIdsFromRows(allocationRows),
+            },
+          ];
+        }),
+      );
+      const outcomes = new Map<string, StoredOutcome>();
+      keys.forEach((k, i) => {
+        const stored = outcomeFromRow(rowsOf(outcomeResults[i])[0]);
+        if (stored) outcomes.set(outcomeKey(k.scope, k.key), stored);
+      });
+      return {
+        customerPk: customer ? bigOf(customer.c_pk) : null,
+        before: balanceFromRow(rowsOf(balanceRows)[0]),
+        spendable,
+        complete: spendable.length < SPEND_ACCOUNTS_LOCKED_FIRST,
+        outcomes,
+        holds,
+      };
+    },
+  );
+}

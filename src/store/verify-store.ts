@@ -1,0 +1,44 @@
+import { sql } from "drizzle-orm";
+import type { Db } from "./database.js";
+
+// The reads of `verify` (operations/verify.ts): whole-table scans, grouped by the database.
+
+export type VerifyRow = Record<string, string | number | null>;
+
+async function rows(db: Db, query: ReturnType<typeof sql>): Promise<VerifyRow[]> {
+  const [result] = (await db.execute(query)) as unknown as [VerifyRow[]];
+  return result;
+}
+
+/** Ledger sums per account: each is one GROUP BY scan of the ledger, so no index is needed for it. */
+const LEDGER_BY_ACCOUNT = sql`SELECT account_id,
+    SUM(CASE WHEN operation = 'DEPOSIT' THEN amount ELSE 0 END) AS total,
+    SUM(CASE WHEN operation IN ('DEDUCT', 'CONSUME') THEN amount ELSE 0 END) AS used,
+    SUM(CASE WHEN operation = 'FREEZE' THEN amount
+             WHEN operation = 'UNFREEZE' THEN -amount
+             WHEN operation = 'CONSUME' AND overage = 0 THEN -amount ELSE 0 END) AS frozen,
+    SUM(CASE WHEN operation = 'EXPIRE' THEN amount ELSE 0 END) AS expired,
+    COUNT(*) AS entries
+  FROM ledger_entries GROUP BY account_id`;
+
+const LEDGER_BY_TRANSACTION = sql`SELECT transaction_pk,
+    SUM(CASE WHEN operation IN ('DEDUCT', 'FREEZE') THEN amount ELSE 0 END) AS spent,
+    SUM(CASE WHEN operation = 'CONSUME' THEN amount ELSE 0 END) AS consumed,
+    SUM(CASE WHEN operation = 'CONSUME' AND overage = 1 THEN amount ELSE 0 END) AS overage,
+    SUM(CASE WHEN operation = 'UNFREEZE' THEN amount ELSE 0 END) AS returned
+  FROM ledger_entries WHERE transaction_pk IS NOT NULL GROUP BY transaction_pk`;
+
+export const ledgerByAccount = (db: Db) => rows(db, LEDGER_BY_ACCOUNT);
+export const ledgerByTransaction = (db: Db) => rows(db, LEDGER_BY_TRANSACTION);
+
+/** Every account's stored figures. */
+export const accountFigures = (db: Db) => rows(db, sql`SELECT id, total, used, frozen, expiry_recorded FROM accounts`);
+
+/** Every transaction's stored figures, with the sum of its allocation. */
+export const transactionFigures = (db: Db) =>
+  rows(
+    db,
+    sql`SELECT t.id, t.transaction_id, t.status, t.amount, t.consumed_amount, t.returned_amount, t.overage_amount,
+        (SELECT COALESCE(SUM(al.amount), 0) FROM allocations al WHERE al.transaction_pk = t.id) AS allocated
+      FROM transactions t`,
+  );

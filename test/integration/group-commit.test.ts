@@ -1,0 +1,128 @@
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BillingContext } from "../../src/operations/context.js";
+import { depositOperation } from "../../src/operations/deposit.js";
+import { operation } from "../../src/operations/executor.js";
+import { GroupCommit } from "../../src/operations/group-commit.js";
+import { deductOperation, spendOperation } from "../../src/operations/spend.js";
+import { verifyLedger } from "../../src/operations/verify.js";
+import { BillingError } from "../../src/errors/billing-error.js";
+import { mapBatch, writesOnly } from "../../src/store/run-transaction.js";
+import { uid } from "../support/fixtures.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+let s: TestServer;
+beforeAll(async () => {
+  s = await startTestServer({ DB_POOL_SIZE: "16" });
+});
+afterAll(async () => {
+  await s?.stop();
+});
+
+const groups = async () => {
+  const metric = await s.app.metrics.groupCommitSize.get();
+  const sum = metric.values.find((v) => v.metricName === "billing_group_commit_size_sum")?.value ?? 0;
+  const count = metric.values.find((v) => v.metricName === "billing_group_commit_size_count")?.value ?? 0;
+  const planned = (await s.app.metrics.groupCommitPlanned.get()).values[0]?.value ?? 0;
+  return { calls: sum, groups: count, planned };
+};
+
+const request = (customerId: string, amount: bigint) => ({
+  projectId: 1n,
+  apiKeyId: null,
+  customerId,
+  transactionId: uid("t"),
+  amount,
+  creditTypes: [],
+  businessType: 0,
+  description: "",
+  metadata: {},
+});
+
+describe("per-customer group commit", () => {
+  it("applies the calls that queue behind a customer's transaction together, each answered as alone", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 1000n });
+    const before = await groups();
+    const calls = Array.from({ length: 40 }, (_, i) =>
+      s.client.call("freeze", { customerId, transactionId: `${customerId}-h${i}`, amount: 30n }).then(
+        (r) => r.frozenAmount,
+        () => "refused",
+      ),
+    );
+    const answers = await Promise.all(calls);
+    expect(answers.filter((a) => a === 30n)).toHaveLength(33);
+    expect(answers.filter((a) => a === "refused")).toHaveLength(7);
+    const after = await groups();
+    // Some calls waited for a transaction in flight and were applied in groups of more than one,
+    // loaded once and planned in memory.
+    expect(after.calls - before.calls).toBeGreaterThan(after.groups - before.groups);
+    expect(after.planned).toBeGreaterThan(before.planned);
+    const c = await s.client.call("getCustomer", { customerId });
+    expect(c.balance).toEqual({ total: 1000n, used: 0n, frozen: 990n, available: 10n });
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
+  it("lets one call's refusal fail no other call of its group", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 100n });
+    const reused = uid("t");
+    await s.client.call("deduct", { customerId, transactionId: reused, amount: 1n });
+    const outcomes = await Promise.all([
+      s.client.call("deduct", { customerId, transactionId: uid("t"), amount: 1n }).then(() => "ok"),
+      s.client.call("deduct", { customerId, transactionId: reused, amount: 2n }).catch(() => "refused"),
+      s.client.call("deduct", { customerId, transactionId: uid("t"), amount: 500n }).catch(() => "refused"),
+      s.client.call("deduct", { customerId, transactionId: uid("t"), amount: 1n }).then(() => "ok"),
+      s.client.call("deduct", { customerId, transactionId: reused, amount: 1n }).then((r) => (r.isIdempotentReplay ? "replay" : "fresh")),
+    ]);
+    expect(outcomes).toEqual(["ok", "refused", "refused", "ok", "replay"]);
+    expect((await s.client.call("getCustomer", { customerId })).balance?.available).toBe(97n);
+  });
+
+  it("runs each call alone when the group's transaction fails", async () => {
+    const customerId = uid("cust");
+    const base: BillingContext = { database: s.app.database, now: s.clock.now };
+    const observed = { groups: [] as number[], fallbacks: 0 };
+    const commit = new GroupCommit(base, { onGroup: (n) => observed.groups.push(n), onFallback: () => observed.fallbacks++ });
+    await commit.run(
+      depositOperation({
+        ...request(customerId, 100n),
+        idempotencyKey: null,
+        creditType: "default",
+        source: "default",
+        startsAtMs: null,
+        expiresAtMs: null,
+        name: "",
+        email: "",
+      }),
+    );
+    // A write whose statements the database refuses: it fails its group's transaction.
+    const broken = operation({
+      customerKey: `1:${customerId}`,
+      load: () => writesOnly([]),
+      loadMore: () => writesOnly([]),
+      plan: () => ({ kind: "apply" as const, changes: null, result: { isIdempotentReplay: false } }),
+      apply: (_c, result) => mapBatch(writesOnly([sql`SELECT * FROM no_such_table`]), () => result),
+    });
+    const first = commit.run(spendOperation("FREEZE", { ...request(customerId, 10n), autoSettlement: null }));
+    const queued = [
+      commit.run(deductOperation(request(customerId, 5n))),
+      commit.run(broken),
+      commit.run(deductOperation(request(customerId, 7n))),
+    ];
+    const settled = await Promise.allSettled([first, ...queued]);
+    expect(settled.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+    expect(observed).toEqual({ groups: [3], fallbacks: 1 });
+    const c = await s.client.call("getCustomer", { customerId });
+    expect(c.balance).toEqual({ total: 100n, used: 12n, frozen: 10n, available: 78n });
+  });
+
+  it("adds nothing for an idle customer: a lone call runs at once, alone", async () => {
+    const customerId = uid("cust");
+    const base: BillingContext = { database: s.app.database, now: s.clock.now };
+    const observed: number[] = [];
+    const commit = new GroupCommit(base, { onGroup: (n) => observed.push(n) });
+    await expect(commit.run(deductOperation(request(customerId, 5n)))).rejects.toBeInstanceOf(BillingError);
+    expect(observed).toEqual([]);
+  });
+});
