@@ -52,6 +52,12 @@ export const BATCH_OPERATIONS_MAX = 100;
 export const GROUP_COMMIT_MAX = 32;
 
 /**
+ * Calls one customer's queue holds on this instance: beyond it a call runs alone and waits on the
+ * row lock, so an overloaded customer cannot grow this instance's memory without bound.
+ */
+export const GROUP_COMMIT_QUEUE_MAX = 1024;
+
+/**
  * Holds whose customer group commit remembers (a Consume or Unfreeze that names no customer is
  * queued with the customer whose Freeze went through this instance): a hint, never a rule (the
  * row locks decide), so a bounded memory that forgets the oldest is enough.

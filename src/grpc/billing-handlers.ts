@@ -8,6 +8,7 @@ import { getTransaction } from "../operations/get-transaction.js";
 import { listLedgerEntries } from "../operations/list-ledger.js";
 import { consume, unfreeze } from "../operations/settle.js";
 import { deduct, freeze } from "../operations/spend.js";
+import { BATCH_OPERATIONS_MAX } from "../domain/limits.js";
 import * as format from "./format-responses.js";
 import * as parse from "./parse-requests.js";
 import { guarded, type GuardedEnvironment } from "./unary.js";
@@ -44,8 +45,14 @@ export function billingHandlers(ctx: BillingContext, env: GuardedEnvironment): B
     listLedgerEntries: guarded(env, "ListLedgerEntries", "read", async (r, caller) =>
       format.listLedgerEntriesResponse(await listLedgerEntries(ctx, parse.parseListLedgerEntries(r, caller))),
     ),
-    batch: guarded(env, "Batch", "write", async (r, caller) =>
-      format.batchResponse(await batch(ctx, caller.projectId, parse.parseBatch(r, caller), r.atomic)),
+    batch: guarded(
+      env,
+      "Batch",
+      "write",
+      async (r, caller) => format.batchResponse(await batch(ctx, caller.projectId, parse.parseBatch(r, caller), r.atomic)),
+      // One token per write, so a Batch is not a way around the rate limit (a longer one is refused
+      // with invalid_argument before anything runs, so it is charged the limit).
+      (r) => Math.min(r.operations.length, BATCH_OPERATIONS_MAX),
     ),
   };
 }

@@ -126,11 +126,11 @@ const firstText = (metadata: Metadata, key: string): string | undefined => {
  * Authenticates a call from its metadata (`authorization: Bearer <key>` or `x-api-key`), checks
  * the key's scope against the method's, and takes a token from its rate limit.
  */
-export async function admit(env: GuardedEnvironment, metadata: Metadata, scope: Scope): Promise<Caller> {
+export async function admit(env: GuardedEnvironment, metadata: Metadata, scope: Scope, points = 1): Promise<Caller> {
   const presented = presentedApiKey(firstText(metadata, "authorization"), firstText(metadata, "x-api-key"));
   const caller = await env.authenticator.authenticate(presented);
   if (!scopeAllows(caller.scope, scope)) throw new BillingError("permission_denied", undefined, { required_scope: scope });
-  await env.rateLimiter.consume(caller);
+  await env.rateLimiter.consume(caller, points);
   return caller;
 }
 
@@ -144,11 +144,14 @@ export function guarded<Req, Res>(
   method: string,
   scope: Scope,
   handle: (request: Req, caller: Caller) => Promise<Res>,
+  /** Rate-limit tokens the call takes: one, or one per write for a Batch. */
+  costOf: (request: Req) => number = () => 1,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   return unary(env, method, async (request: Req | MalformedRequest, metadata) => {
     // The key first: a caller without a valid key learns nothing, not even that its bytes are
     // malformed, and malformed calls count against the rate limit like any other.
-    const caller = await admit(env, metadata, scope);
+    const cost = request instanceof MalformedRequest ? 1 : Math.max(1, costOf(request));
+    const caller = await admit(env, metadata, scope, cost);
     if (request instanceof MalformedRequest) throw request.toError();
     return handle(request, caller);
   });

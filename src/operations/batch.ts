@@ -3,6 +3,7 @@ import type { ConsumeRequest, DepositRequest, FreezeRequest, SettleRequest, Spen
 import type { ConsumeResult, DepositResult, SpendResult, UnfreezeResult } from "../domain/results.js";
 import { BillingError } from "../errors/billing-error.js";
 import { lockCustomersInOrder } from "../store/customers-store.js";
+import { isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 import { depositOperation } from "./deposit.js";
 import { AtomicFailure, executeEachAlone, executeTogether, type Settled, type WriteOperation } from "./executor.js";
@@ -84,7 +85,8 @@ export async function batch(
     settled = await executeTogether(ctx, ops, { atomic, lockFirst: lockOrderOf(projectId, writes) });
   } catch (error) {
     if (error instanceof AtomicFailure) return { ok: false, failedIndex: originalIndex(parsed, error.index), error: error.error };
-    if (atomic) throw error;
+    // As in group commit: after a lost connection the COMMIT may have happened, so nothing is re-run.
+    if (atomic || isLostConnection(error)) throw error;
     settled = await executeEachAlone(ctx, ops);
   }
   let next = 0;

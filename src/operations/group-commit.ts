@@ -1,4 +1,5 @@
-import { GROUP_COMMIT_HOLDS_REMEMBERED, GROUP_COMMIT_MAX } from "../domain/limits.js";
+import { GROUP_COMMIT_HOLDS_REMEMBERED, GROUP_COMMIT_MAX, GROUP_COMMIT_QUEUE_MAX } from "../domain/limits.js";
+import { isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 import { executeGroupPlanned } from "./group-plan.js";
 import { executeAlone, executeEachAlone, executeTogether, type Settled, type WriteOperation } from "./executor.js";
@@ -41,10 +42,19 @@ export class GroupCommit {
   ) {}
 
   async run<R>(op: WriteOperation<R>): Promise<R | null> {
-    const key = op.customerKey ?? (op.holdKey === undefined ? undefined : this.holdOwners.get(op.holdKey));
+    const result = await this.schedule(op);
+    // Only a write that went through proves its hold belongs to the customer it named: a refused
+    // one (another customer's transaction id, a scope mismatch) must not steer later settlements.
     if (op.customerKey !== null && op.holdKey !== undefined) this.remember(op.holdKey, op.customerKey);
+    return result;
+  }
+
+  private async schedule<R>(op: WriteOperation<R>): Promise<R | null> {
+    const key = op.customerKey ?? (op.holdKey === undefined ? undefined : this.holdOwners.get(op.holdKey));
     if (key === undefined || key === null) return executeAlone(this.ctx, op);
     const queue = this.queues.get(key);
+    // A full queue is not grown: the call runs alone and waits on the customer's row lock instead.
+    if (queue !== undefined && queue.length >= GROUP_COMMIT_QUEUE_MAX) return executeAlone(this.ctx, op);
     if (queue !== undefined) {
       const settled = await new Promise<Settled<unknown>>((settle, fail) => queue.push({ op, settle, fail }));
       if (!settled.ok) throw settled.error;
@@ -102,8 +112,12 @@ export class GroupCommit {
         return planned;
       }
       return await executeTogether(this.ctx, ops, { atomic: false });
-    } catch {
-      // The shared transaction failed (a database error): each call again, alone, in order.
+    } catch (error) {
+      // A lost connection may have lost only the answer to a COMMIT that happened: running the
+      // calls again could apply them twice (a deposit without a key), so each gets the error, as
+      // it would have alone.
+      if (isLostConnection(error)) throw error;
+      // The shared transaction failed before COMMIT (a database error): each call again, alone, in order.
       this.observer.onFallback?.();
       return executeEachAlone(this.ctx, ops);
     }

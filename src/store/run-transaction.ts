@@ -216,6 +216,14 @@ async function attemptTransaction<T>(database: Database, work: (tx: Tx) => Promi
   }
 }
 
+/**
+ * The database connection was lost (as is or as the service_unavailable it became): a COMMIT in
+ * flight may have happened, so the work must not be run again as if it had not.
+ */
+export function isLostConnection(error: unknown): boolean {
+  return isConnectionFailure(error) || (error instanceof BillingError && isConnectionFailure(error.cause));
+}
+
 /** Storage failures that have a public meaning; anything else stays a bug (server_error). */
 export function translateStoreError(error: unknown): unknown {
   if (error instanceof BillingError) return error;

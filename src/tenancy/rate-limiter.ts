@@ -33,16 +33,16 @@ class Windows {
     private readonly long: Window,
   ) {}
 
-  async consume(key: string): Promise<void> {
+  async consume(key: string, points: number): Promise<void> {
     try {
-      await this.short.consume(key);
+      await this.short.consume(key, points);
     } catch (rejection) {
       throw await this.refusal(key, rejection);
     }
     try {
-      await this.long.consume(key);
+      await this.long.consume(key, points);
     } catch (rejection) {
-      if (rejection instanceof RateLimiterRes) await this.short.reward(key, 1);
+      if (rejection instanceof RateLimiterRes) await this.short.reward(key, points);
       throw await this.refusal(key, rejection);
     }
   }
@@ -120,12 +120,15 @@ export class RateLimiter {
     return this.redis ? "redis" : "memory";
   }
 
-  /** Takes one token from the caller's bucket; throws rate_limit_exceeded when it is empty. */
-  async consume(caller: AuthenticatedCaller): Promise<void> {
+  /**
+   * Takes `points` tokens (one per write: a Batch of n writes costs n) from the caller's bucket;
+   * throws rate_limit_exceeded when there are not that many.
+   */
+  async consume(caller: AuthenticatedCaller, points = 1): Promise<void> {
     const { ratePerSecond, burst } = caller.rateLimit;
     if (ratePerSecond === 0) return;
     try {
-      await this.limiterFor(caller.rateLimit).consume(caller.apiKeyId.toString());
+      await this.limiterFor(caller.rateLimit).consume(caller.apiKeyId.toString(), points);
     } catch (rejection) {
       if (!(rejection instanceof RateLimiterRes)) {
         this.failOpen(rejection);

@@ -198,3 +198,17 @@ describe("Batch and locks", () => {
     await expectLedgerConsistent();
   });
 });
+
+describe("Batch and the rate limit", () => {
+  it("takes one token per operation: a batch of 5 empties a burst of 5, and the next call is refused", async () => {
+    const project = await s.createProject({ ratePerSecond: 1, burst: 5 });
+    const client = s.clientWith((await s.createKey({ project })).key);
+    const customerId = uid("cust");
+    const result = await client.call("batch", { operations: [1n, 2n, 3n, 4n, 5n].map((n) => deposit(customerId, n)), atomic: true });
+    expect(kinds(result.results)).toEqual(["deposit", "deposit", "deposit", "deposit", "deposit"]);
+    const facts = await expectError(client.call("deposit", { customerId, amount: 1n }), "rate_limit_exceeded");
+    expect(facts).toMatchObject({ rate_per_second: "1", burst: "5" });
+    const reader = s.clientWith((await s.createKey({ project, scope: "read" })).key);
+    expect((await reader.call("getCustomer", { customerId })).balance?.available).toBe(15n);
+  });
+});

@@ -6208,9 +6208,11 @@ export const BillingServiceService = {
    * The customers are locked in one fixed order, so batches never deadlock.
    * atomic = true: all are applied or none is; on a refusal the response has
    * no results, and names the index of the first write that failed and its
-   * ErrorDetail. atomic = false: each result is the write's response or its
+   * ErrorDetail. Every operation is validated before any runs, so when one
+   * is malformed that one is named, even if an earlier one would have been
+   * refused. atomic = false: each result is the write's response or its
    * ErrorDetail, in request order; one write's error does not undo another.
-   * Needs a write key.
+   * Needs a write key; takes one rate-limit token per operation.
    * Errors (of the call itself): invalid_argument (field "operations": more
    * than 100), permission_denied, service_unavailable, server_error.
    */
@@ -6302,9 +6304,11 @@ export interface BillingServiceServer extends UntypedServiceImplementation {
    * The customers are locked in one fixed order, so batches never deadlock.
    * atomic = true: all are applied or none is; on a refusal the response has
    * no results, and names the index of the first write that failed and its
-   * ErrorDetail. atomic = false: each result is the write's response or its
+   * ErrorDetail. Every operation is validated before any runs, so when one
+   * is malformed that one is named, even if an earlier one would have been
+   * refused. atomic = false: each result is the write's response or its
    * ErrorDetail, in request order; one write's error does not undo another.
-   * Needs a write key.
+   * Needs a write key; takes one rate-limit token per operation.
    * Errors (of the call itself): invalid_argument (field "operations": more
    * than 100), permission_denied, service_unavailable, server_error.
    */
@@ -6500,9 +6504,11 @@ export interface BillingServiceClient extends Client {
    * The customers are locked in one fixed order, so batches never deadlock.
    * atomic = true: all are applied or none is; on a refusal the response has
    * no results, and names the index of the first write that failed and its
-   * ErrorDetail. atomic = false: each result is the write's response or its
+   * ErrorDetail. Every operation is validated before any runs, so when one
+   * is malformed that one is named, even if an earlier one would have been
+   * refused. atomic = false: each result is the write's response or its
    * ErrorDetail, in request order; one write's error does not undo another.
-   * Needs a write key.
+   * Needs a write key; takes one rate-limit token per operation.
    * Errors (of the call itself): invalid_argument (field "operations": more
    * than 100), permission_denied, service_unavailable, server_error.
    */
