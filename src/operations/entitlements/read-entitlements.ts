@@ -1,4 +1,4 @@
-import { decodeEventCursor, encodeEventCursor, filtersDigest, type EventPage } from "../../domain/event-cursor.js";
+import type { EventPage } from "../../domain/event-cursor.js";
 import {
   isExpired,
   visibleEntitlements,
@@ -10,6 +10,7 @@ import { findCustomer } from "../../store/customers-store.js";
 import { readEntitlement, readEntitlementEvents, readEntitlements, type EntitlementEventRow } from "../../store/entitlements-store.js";
 import { runQuery } from "../../store/run-transaction.js";
 import type { BillingContext } from "../context.js";
+import { listEventPage } from "../event-page.js";
 import type { EntitlementTarget } from "./write-entitlements.js";
 
 /**
@@ -63,16 +64,5 @@ export type EntitlementEventView = EntitlementEventRow;
 
 /** A customer's entitlement events, newest first, keyset-paginated; an unknown customer has none. */
 export function listEntitlementEvents(ctx: BillingContext, q: EntitlementEventQuery): Promise<EventPage<EntitlementEventView>> {
-  return runQuery(async () => {
-    const filters = filtersDigest({ ...q, cursor: undefined, limit: undefined });
-    const beforeId = q.cursor === null ? null : decodeEventCursor(q.cursor, filters);
-    const { db } = ctx.database;
-    const customer = await findCustomer(db, q.projectId, q.customerId);
-    if (!customer) return { items: [], totalCount: 0, hasMore: false, nextCursor: null };
-    const { rows, totalCount } = await readEntitlementEvents(db, { ...q, customerPk: customer.pk }, beforeId, q.limit + 1);
-    const items = rows.slice(0, q.limit);
-    const last = items.at(-1);
-    const hasMore = rows.length > q.limit;
-    return { items, totalCount, hasMore, nextCursor: hasMore && last ? encodeEventCursor(last.id, filters) : null };
-  });
+  return listEventPage(ctx, q, readEntitlementEvents);
 }

@@ -1,9 +1,10 @@
-import { decodeEventCursor, encodeEventCursor, filtersDigest, type EventPage } from "../../domain/event-cursor.js";
+import type { EventPage } from "../../domain/event-cursor.js";
 import { compareClaimOrder, poolView, type PoolView, type SlotEventType } from "../../domain/slots.js";
 import { findCustomer } from "../../store/customers-store.js";
 import { runQuery } from "../../store/run-transaction.js";
 import { readPools, readSlotEvents, type SlotEventRow } from "../../store/slots-store.js";
 import type { BillingContext } from "../context.js";
+import { listEventPage } from "../event-page.js";
 
 export interface ListPoolsInput {
   readonly projectId: bigint;
@@ -42,16 +43,5 @@ export type SlotEventView = SlotEventRow;
 
 /** A customer's slot events, newest first, keyset-paginated; an unknown customer has none. */
 export function listSlotEvents(ctx: BillingContext, q: SlotEventQuery): Promise<EventPage<SlotEventView>> {
-  return runQuery(async () => {
-    const filters = filtersDigest({ ...q, cursor: undefined, limit: undefined });
-    const beforeId = q.cursor === null ? null : decodeEventCursor(q.cursor, filters);
-    const { db } = ctx.database;
-    const customer = await findCustomer(db, q.projectId, q.customerId);
-    if (!customer) return { items: [], totalCount: 0, hasMore: false, nextCursor: null };
-    const { rows, totalCount } = await readSlotEvents(db, { ...q, customerPk: customer.pk }, beforeId, q.limit + 1);
-    const items = rows.slice(0, q.limit);
-    const last = items.at(-1);
-    const hasMore = rows.length > q.limit;
-    return { items, totalCount, hasMore, nextCursor: hasMore && last ? encodeEventCursor(last.id, filters) : null };
-  });
+  return listEventPage(ctx, q, readSlotEvents);
 }
