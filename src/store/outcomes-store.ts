@@ -1,22 +1,20 @@
-import { and, eq, type SQL } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { IdempotencyEnvelope, StoredOutcome } from "../domain/idempotency.js";
 import { stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { customers, outcomes } from "./schema.js";
-import { reader, writer } from "./statement-builder.js";
+import { writer } from "./statement-builder.js";
 
 /**
  * The stored outcome under an envelope's key, with the public id of the customer it was made
  * for. A plain read: the key's UNIQUE index settles races (the loser's insert fails and its
- * retry replays).
+ * retry replays). Hand-written like the other loads: every write reads it, and building it with
+ * the query builder cost about 30 µs of CPU per call (half of a Freeze's load).
  */
 export const findOutcomeSql = (projectId: bigint, envelope: Pick<IdempotencyEnvelope, "scope" | "key">): SQL =>
-  reader
-    .select({ customerId: customers.customerId, requestFingerprint: outcomes.requestFingerprint, response: outcomes.response })
-    .from(outcomes)
-    .innerJoin(customers, eq(customers.id, outcomes.customerPk))
-    .where(and(eq(outcomes.projectId, projectId), eq(outcomes.scope, envelope.scope), eq(outcomes.idempotencyKey, envelope.key)))
-    .getSQL();
+  sql`SELECT c.customer_id, o.request_fingerprint, o.response
+    FROM ${outcomes} o JOIN ${customers} c ON c.id = o.customer_pk
+    WHERE o.project_id = ${projectId} AND o.scope = ${envelope.scope} AND o.idempotency_key = ${envelope.key}`;
 
 /** The one row mapper of idempotency_outcomes (as selected by findOutcomeSql). */
 export function outcomeFromRow(row: Row | undefined): StoredOutcome | null {
