@@ -30,20 +30,22 @@ export function toBillingError(thrown: unknown): BillingError {
 }
 
 /** The gRPC error the client receives for a BillingError: status, message and rich details. */
+/** The error's facts as a google.rpc.ErrorInfo (in status details, and in Batch results). */
+export const errorInfoOf = (error: BillingError): ErrorInfo => ({
+  reason: error.code,
+  domain: ERROR_DOMAIN,
+  metadata: Object.fromEntries(Object.entries(error.facts).map(([k, v]) => [k, String(v)])),
+});
+
 export function toServiceError(error: BillingError, trailers = new Metadata()): Partial<ServiceError> {
   const { spec } = error;
-  const facts = Object.fromEntries(Object.entries(error.facts).map(([k, v]) => [k, String(v)]));
   const details: Any[] = [
     pack("velobase.billing.v1.ErrorDetail", ErrorDetail, {
       code: error.code,
       type: spec.type,
       message: error.message,
     }),
-    pack("google.rpc.ErrorInfo", ErrorInfo, {
-      reason: error.code,
-      domain: ERROR_DOMAIN,
-      metadata: facts,
-    }),
+    pack("google.rpc.ErrorInfo", ErrorInfo, errorInfoOf(error)),
   ];
   if (spec.retryable) {
     const delayMs = Math.max(0, Math.ceil(error.retryDelayMs ?? RETRY_DELAY_MS));

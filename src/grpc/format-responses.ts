@@ -23,6 +23,7 @@ import type { TransactionView } from "../operations/get-transaction.js";
 import type { LedgerEntryView } from "../operations/list-ledger.js";
 import type { ConsumeResult, DepositResult, SpendResult, UnfreezeResult } from "../domain/results.js";
 import type { BillingError } from "../errors/billing-error.js";
+import { errorInfoOf } from "../errors/to-grpc-status.js";
 import type { ErrorDetail } from "../../gen/velobase/billing/v1/errors.js";
 import type { BatchOutcome, BatchWriteResult } from "../operations/batch.js";
 import type { AccountStatus, AccountView, AllocationLine, Balance, Metadata, Operation } from "../domain/types.js";
@@ -190,22 +191,28 @@ export const listLedgerEntriesResponse = (page: { entries: LedgerEntryView[]; ne
 const errorDetail = (e: BillingError): ErrorDetail => ({ code: e.code, type: e.spec.type, message: e.message });
 
 function operationResult(r: BatchWriteResult | BillingError): OperationResult {
-  if (!("kind" in r)) return { result: { $case: "error", value: errorDetail(r) } };
+  if (!("kind" in r)) return { result: { $case: "error", value: errorDetail(r) }, errorInfo: errorInfoOf(r) };
+  const errorInfo = undefined;
   switch (r.kind) {
     case "deposit":
-      return { result: { $case: "deposit", value: depositResponse(r.result) } };
+      return { result: { $case: "deposit", value: depositResponse(r.result) }, errorInfo };
     case "deduct":
-      return { result: { $case: "deduct", value: deductResponse(r.result) } };
+      return { result: { $case: "deduct", value: deductResponse(r.result) }, errorInfo };
     case "freeze":
-      return { result: { $case: "freeze", value: freezeResponse(r.result) } };
+      return { result: { $case: "freeze", value: freezeResponse(r.result) }, errorInfo };
     case "consume":
-      return { result: { $case: "consume", value: consumeResponse(r.result) } };
+      return { result: { $case: "consume", value: consumeResponse(r.result) }, errorInfo };
     case "unfreeze":
-      return { result: { $case: "unfreeze", value: unfreezeResponse(r.result) } };
+      return { result: { $case: "unfreeze", value: unfreezeResponse(r.result) }, errorInfo };
   }
 }
 
 export const batchResponse = (outcome: BatchOutcome): BatchResponse =>
   outcome.ok
-    ? { results: outcome.results.map(operationResult), failedError: undefined }
-    : { results: [], failedIndex: outcome.failedIndex, failedError: errorDetail(outcome.error) };
+    ? { results: outcome.results.map(operationResult), failedError: undefined, failedErrorInfo: undefined }
+    : {
+        results: [],
+        failedIndex: outcome.failedIndex,
+        failedError: errorDetail(outcome.error),
+        failedErrorInfo: errorInfoOf(outcome.error),
+      };

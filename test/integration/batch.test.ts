@@ -67,6 +67,7 @@ describe("Batch, atomic", () => {
     expect(response.results).toEqual([]);
     expect(response.failedIndex).toBe(2);
     expect(response.failedError).toEqual({ code: "customer_not_found", type: "not_found", message: "The customer does not exist." });
+    expect(response.failedErrorInfo).toEqual({ reason: "customer_not_found", domain: "billing.velobase", metadata: { customer_id: b } });
     expect(await available(a)).toBe(100n);
     await expectError(s.client.call("getCustomer", { customerId: b }), "customer_not_found");
   });
@@ -107,6 +108,9 @@ describe("Batch, not atomic", () => {
       "invalid_argument",
     ]);
     expect(response.results[6]?.result?.value).toMatchObject({ balance: { total: 100n, frozen: 70n, available: 30n } });
+    // A refused write carries its facts, as the RPC of its kind would in its status details.
+    expect(response.results[2]?.errorInfo?.metadata).toMatchObject({ requested: "70", available: "30" });
+    expect(response.results[0]?.errorInfo).toBeUndefined();
     expect(await available(a)).toBe(30n);
     await expectLedgerConsistent();
   });

@@ -19,6 +19,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
+import { ErrorInfo } from "../../../google/rpc/error_details.js";
 import { ErrorDetail } from "./errors.js";
 
 export const protobufPackage = "velobase.billing.v1";
@@ -703,6 +704,11 @@ export interface OperationResult {
     | { $case: "unfreeze"; value: UnfreezeResponse }
     | { $case: "error"; value: ErrorDetail }
     | undefined;
+  /**
+   * With `error`: its facts (requested, available, field, ...), as the RPC of
+   * its kind would carry them in its status details.
+   */
+  errorInfo: ErrorInfo | undefined;
 }
 
 export interface BatchResponse {
@@ -713,7 +719,11 @@ export interface BatchResponse {
    * failed, and its error. Nothing was written.
    */
   failedIndex?: number | undefined;
-  failedError: ErrorDetail | undefined;
+  failedError:
+    | ErrorDetail
+    | undefined;
+  /** The facts of failed_error (requested, available, field, ...). */
+  failedErrorInfo: ErrorInfo | undefined;
 }
 
 function createBaseBalance(): Balance {
@@ -5724,7 +5734,7 @@ export const BatchRequest: MessageFns<BatchRequest> = {
 };
 
 function createBaseOperationResult(): OperationResult {
-  return { result: undefined };
+  return { result: undefined, errorInfo: undefined };
 }
 
 export const OperationResult: MessageFns<OperationResult> = {
@@ -5748,6 +5758,9 @@ export const OperationResult: MessageFns<OperationResult> = {
       case "error":
         ErrorDetail.encode(message.result.value, writer.uint32(50).fork()).join();
         break;
+    }
+    if (message.errorInfo !== undefined) {
+      ErrorInfo.encode(message.errorInfo, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -5813,6 +5826,14 @@ export const OperationResult: MessageFns<OperationResult> = {
             message.result = { $case: "error", value: ErrorDetail.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.errorInfo = ErrorInfo.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5840,6 +5861,11 @@ export const OperationResult: MessageFns<OperationResult> = {
         : isSet(object.error)
         ? { $case: "error", value: ErrorDetail.fromJSON(object.error) }
         : undefined,
+      errorInfo: isSet(object.errorInfo)
+        ? ErrorInfo.fromJSON(object.errorInfo)
+        : isSet(object.error_info)
+        ? ErrorInfo.fromJSON(object.error_info)
+        : undefined,
     };
   },
 
@@ -5857,6 +5883,9 @@ export const OperationResult: MessageFns<OperationResult> = {
       obj.unfreeze = UnfreezeResponse.toJSON(message.result.value);
     } else if (message.result?.$case === "error") {
       obj.error = ErrorDetail.toJSON(message.result.value);
+    }
+    if (message.errorInfo !== undefined) {
+      obj.errorInfo = ErrorInfo.toJSON(message.errorInfo);
     }
     return obj;
   },
@@ -5904,12 +5933,15 @@ export const OperationResult: MessageFns<OperationResult> = {
         break;
       }
     }
+    message.errorInfo = (object.errorInfo !== undefined && object.errorInfo !== null)
+      ? ErrorInfo.fromPartial(object.errorInfo)
+      : undefined;
     return message;
   },
 };
 
 function createBaseBatchResponse(): BatchResponse {
-  return { results: [], failedIndex: undefined, failedError: undefined };
+  return { results: [], failedIndex: undefined, failedError: undefined, failedErrorInfo: undefined };
 }
 
 export const BatchResponse: MessageFns<BatchResponse> = {
@@ -5922,6 +5954,9 @@ export const BatchResponse: MessageFns<BatchResponse> = {
     }
     if (message.failedError !== undefined) {
       ErrorDetail.encode(message.failedError, writer.uint32(26).fork()).join();
+    }
+    if (message.failedErrorInfo !== undefined) {
+      ErrorInfo.encode(message.failedErrorInfo, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -5963,6 +5998,14 @@ export const BatchResponse: MessageFns<BatchResponse> = {
             message.failedError = ErrorDetail.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.failedErrorInfo = ErrorInfo.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5990,6 +6033,11 @@ export const BatchResponse: MessageFns<BatchResponse> = {
         : isSet(object.failed_error)
         ? ErrorDetail.fromJSON(object.failed_error)
         : undefined,
+      failedErrorInfo: isSet(object.failedErrorInfo)
+        ? ErrorInfo.fromJSON(object.failedErrorInfo)
+        : isSet(object.failed_error_info)
+        ? ErrorInfo.fromJSON(object.failed_error_info)
+        : undefined,
     };
   },
 
@@ -6004,6 +6052,9 @@ export const BatchResponse: MessageFns<BatchResponse> = {
     if (message.failedError !== undefined) {
       obj.failedError = ErrorDetail.toJSON(message.failedError);
     }
+    if (message.failedErrorInfo !== undefined) {
+      obj.failedErrorInfo = ErrorInfo.toJSON(message.failedErrorInfo);
+    }
     return obj;
   },
 
@@ -6016,6 +6067,9 @@ export const BatchResponse: MessageFns<BatchResponse> = {
     message.failedIndex = object.failedIndex ?? undefined;
     message.failedError = (object.failedError !== undefined && object.failedError !== null)
       ? ErrorDetail.fromPartial(object.failedError)
+      : undefined;
+    message.failedErrorInfo = (object.failedErrorInfo !== undefined && object.failedErrorInfo !== null)
+      ? ErrorInfo.fromPartial(object.failedErrorInfo)
       : undefined;
     return message;
   },
