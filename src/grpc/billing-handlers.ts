@@ -13,12 +13,6 @@ import * as format from "./format-responses.js";
 import * as parse from "./parse-requests.js";
 import { guarded, type GuardedEnvironment } from "./unary.js";
 
-/** Asserts what only the sweeper may see: a manual settlement never skips. */
-function settled<T>(result: T | null): T {
-  if (result === null) throw new Error("a manual settlement returned no result");
-  return result;
-}
-
 /**
  * BillingService: each handler admits the caller (key, scope, rate limit), parses the request in
  * the caller's project, runs one operation, formats the answer. Read keys may call the three reads.
@@ -31,10 +25,10 @@ export function billingHandlers(ctx: BillingContext, env: GuardedEnvironment): B
     deduct: guarded(env, "Deduct", "write", async (r, caller) => format.deductResponse(await deduct(ctx, parse.parseDeduct(r, caller)))),
     freeze: guarded(env, "Freeze", "write", async (r, caller) => format.freezeResponse(await freeze(ctx, parse.parseFreeze(r, caller)))),
     consume: guarded(env, "Consume", "write", async (r, caller) =>
-      format.consumeResponse(settled(await consume(ctx, parse.parseConsume(r, caller)))),
+      format.consumeResponse(await consume(ctx, parse.parseConsume(r, caller))),
     ),
     unfreeze: guarded(env, "Unfreeze", "write", async (r, caller) =>
-      format.unfreezeResponse(settled(await unfreeze(ctx, parse.parseUnfreeze(r, caller)))),
+      format.unfreezeResponse(await unfreeze(ctx, parse.parseUnfreeze(r, caller))),
     ),
     getCustomer: guarded(env, "GetCustomer", "read", async (r, caller) =>
       format.getCustomerResponse(await getCustomer(ctx, parse.parseGetCustomer(r, caller))),

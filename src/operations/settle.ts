@@ -57,9 +57,23 @@ export const consumeOperation = (request: ConsumeRequest, mode = MANUAL): WriteO
 export const unfreezeOperation = (request: SettleRequest, mode = MANUAL): WriteOperation<UnfreezeResult> =>
   settleOperation(request, mode, (state, nowMs) => planUnfreeze(state, request, mode, nowMs), { kind: "unfreeze", request });
 
-/** Null only when the sweeper finds the hold, its customer or an account busy (SKIP LOCKED). */
-export const consume = (ctx: BillingContext, input: ConsumeInput, mode = MANUAL): Promise<ConsumeResult | null> =>
-  executeOne(ctx, consumeOperation(input, mode));
+const AUTOMATIC: SettleMode = { automatic: true };
 
-export const unfreeze = (ctx: BillingContext, input: SettleTarget, mode = MANUAL): Promise<UnfreezeResult | null> =>
-  executeOne(ctx, unfreezeOperation(input, mode));
+/** A caller's settlement waits for its locks, so it always has an answer (never null). */
+function answered<R>(result: R | null): R {
+  if (result === null) throw new Error("a manual settlement returned no result");
+  return result;
+}
+
+export const consume = async (ctx: BillingContext, input: ConsumeInput): Promise<ConsumeResult> =>
+  answered(await executeOne(ctx, consumeOperation(input, MANUAL)));
+
+export const unfreeze = async (ctx: BillingContext, input: SettleTarget): Promise<UnfreezeResult> =>
+  answered(await executeOne(ctx, unfreezeOperation(input, MANUAL)));
+
+/** The sweeper's settlements: entries marked automatic, and null when the hold, its customer or an account is busy (SKIP LOCKED). */
+export const consumeAutomatically = (ctx: BillingContext, input: ConsumeInput): Promise<ConsumeResult | null> =>
+  executeOne(ctx, consumeOperation(input, AUTOMATIC));
+
+export const unfreezeAutomatically = (ctx: BillingContext, input: SettleTarget): Promise<UnfreezeResult | null> =>
+  executeOne(ctx, unfreezeOperation(input, AUTOMATIC));

@@ -6,14 +6,12 @@ import { rowsOf, runTransaction } from "../store/run-transaction.js";
 import { listDueHolds, lockFrozenHoldSql, parseAutoAction, postponeAutoSettlementSql } from "../store/transactions-store.js";
 import type { BillingContext } from "./context.js";
 import { recordExpiries } from "./expiry.js";
-import { consume, unfreeze } from "./settle.js";
+import { consumeAutomatically, unfreezeAutomatically } from "./settle.js";
 
 /** Holds settled per sweep; small batches keep each pass short and fair between instances. */
 export const SWEEP_BATCH_SIZE = 50;
 /** A hold whose settlement failed is tried again after this long, behind the others. */
 export const SWEEP_RETRY_DELAY_MS = 60_000;
-
-const AUTOMATIC = { automatic: true } as const;
 
 /** What settle() answers for a hold that a caller consumed or unfroze after the due list was read. */
 const SETTLED_MEANWHILE: ReadonlySet<ErrorCode> = new Set([
@@ -39,8 +37,8 @@ export async function sweepDueHolds(ctx: BillingContext, log: Logger): Promise<n
       const target = { projectId: hold.projectId, apiKeyId: null, transactionId: hold.transactionId, customerId: null };
       const result =
         parseAutoAction(hold) === "CONSUME"
-          ? await consume(ctx, { ...target, actualAmount: null, allowOverage: false }, AUTOMATIC)
-          : await unfreeze(ctx, target, AUTOMATIC);
+          ? await consumeAutomatically(ctx, { ...target, actualAmount: null, allowOverage: false })
+          : await unfreezeAutomatically(ctx, target);
       if (result && !result.isIdempotentReplay) settled++;
     } catch (error) {
       if (error instanceof BillingError && SETTLED_MEANWHILE.has(error.code)) continue;

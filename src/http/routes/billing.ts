@@ -174,12 +174,6 @@ function spendInputOf(body: NullsAbsent<Static<typeof DeductBody>>, caller: Call
   };
 }
 
-/** Asserts what only the sweeper may see: a manual settlement never skips. */
-function settled<T>(result: T | null): T {
-  if (result === null) throw new Error("a manual settlement returned no result");
-  return result;
-}
-
 const optionalBigint = (value: number | undefined) => (value === undefined ? undefined : BigInt(value));
 
 /** Billing routes: deduct, freeze, consume, unfreeze (write keys). */
@@ -221,7 +215,7 @@ export function registerBillingRoutes(app: HttpApp, deps: HttpDependencies): voi
         actualAmount: parseActualAmount(optionalBigint(body.actual_amount)),
         allowOverage: body.allow_overage ?? true,
       });
-      return consumeReply(settled(result));
+      return consumeReply(result);
     },
   );
 
@@ -235,7 +229,7 @@ export function registerBillingRoutes(app: HttpApp, deps: HttpDependencies): voi
         transactionId: transactionIdOf(body.transaction_id),
         customerId: optionalCustomerIdOf(body.customer_id),
       });
-      return unfreezeReply(settled(result));
+      return unfreezeReply(result);
     },
   );
 }
