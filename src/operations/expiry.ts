@@ -1,6 +1,6 @@
 import { availableOf } from "../domain/account-status.js";
 import { accountsFromRows, listUnrecordedExpiries, lockUnrecordedExpirySql, markExpiryRecordedSql } from "../store/accounts-store.js";
-import { appendLedgerSql } from "../store/ledger-store.js";
+import { appendExpirySql } from "../store/ledger-store.js";
 import { rowsOf, runTransaction } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 
@@ -25,21 +25,9 @@ export async function recordExpiries(ctx: BillingContext): Promise<number> {
       const left = availableOf(account);
       const entry =
         left > 0n
-          ? appendLedgerSql(
-              {
-                projectId: candidate.projectId,
-                customerPk: candidate.customerPk,
-                transactionPk: null,
-                transactionId: "",
-                idempotencyKey: "",
-                businessType: 0,
-                description: "",
-                metadata: {},
-                automatic: true,
-                nowMs,
-              },
-              [{ operation: "EXPIRE", accountId: account.id, amount: left, creditType: account.creditType, source: account.source }],
-            )
+          ? appendExpirySql({ projectId: candidate.projectId, customerPk: candidate.customerPk, transactionId: "", nowMs }, [
+              { accountId: account.id, amount: left, creditType: account.creditType, source: account.source },
+            ])
           : [];
       await tx.run([...entry, ...markExpiryRecordedSql(account.id)], { commit: true });
       return true;

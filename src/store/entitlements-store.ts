@@ -125,10 +125,12 @@ export async function readEntitlements(
   return rows.map(viewOf);
 }
 
+/** Which events of one customer a listing reads; null or empty fields do not filter; from inclusive, to exclusive, on created_at. */
 export interface EntitlementEventFilter {
   readonly projectId: bigint;
   readonly customerPk: bigint;
   readonly featureKey: string | null;
+  /** Deduplicated and sorted; empty means all. */
   readonly types: readonly EntitlementEventType[];
   readonly fromMs: number | null;
   readonly toMs: number | null;

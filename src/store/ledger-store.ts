@@ -57,6 +57,22 @@ export function appendLedgerSql(context: LedgerContext, entries: readonly NewLed
   });
 }
 
+/**
+ * EXPIRE entries: written by the service itself (automatic, no key, no transaction of their
+ * own). `transactionId` names the settlement that returned the credits, or is empty when the
+ * sweep recorded an account's leftover.
+ */
+export function appendExpirySql(
+  context: { projectId: bigint; customerPk: bigint; transactionId: string; nowMs: number },
+  entries: readonly Omit<NewLedgerEntry, "operation">[],
+): SQL[] {
+  if (entries.length === 0) return [];
+  return appendLedgerSql(
+    { ...context, transactionPk: null, idempotencyKey: "", businessType: 0, description: "", metadata: {}, automatic: true },
+    entries.map((e) => ({ ...e, operation: "EXPIRE" })),
+  );
+}
+
 /** Which entries of one customer a listing reads; null fields do not filter. */
 export interface LedgerFilter {
   readonly projectId: bigint;

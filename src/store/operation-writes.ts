@@ -6,7 +6,7 @@ import type { SpendChanges } from "../domain/plans/spend-plan.js";
 import type { DepositRequest, SpendRequest } from "../domain/requests.js";
 import { applyAccountDeltasSql, creditAccountSql } from "./accounts-store.js";
 import { encodeJson } from "./json-codec.js";
-import { appendLedgerSql } from "./ledger-store.js";
+import { appendExpirySql, appendLedgerSql } from "./ledger-store.js";
 import { recordOutcomeSql } from "./outcomes-store.js";
 import { bigOf } from "./row-values.js";
 import { type Batch, batchOf, rowsOf, writesOnly } from "./run-transaction.js";
@@ -135,26 +135,8 @@ export function applySettle(
           },
           entries,
         );
-  // Like every EXPIRE entry, no transaction of its own; transaction_id says which settlement
-  // returned the credits.
-  const expiring =
-    changes.expiring.length === 0
-      ? []
-      : appendLedgerSql(
-          {
-            projectId,
-            customerPk: hold.customerPk,
-            transactionPk: null,
-            transactionId: hold.transactionId,
-            idempotencyKey: "",
-            businessType: 0,
-            description: "",
-            metadata: {},
-            automatic: true,
-            nowMs,
-          },
-          changes.expiring,
-        );
+  // transaction_id says which settlement returned the credits.
+  const expiring = appendExpirySql({ projectId, customerPk: hold.customerPk, transactionId: hold.transactionId, nowMs }, changes.expiring);
   return writesOnly([
     ...settleTransactionSql(hold.pk, { ...changes, nowMs }),
     recordOutcomeSql(projectId, { envelope: changes.envelope, customerPk: hold.customerPk, response: encodeJson(response), nowMs }),

@@ -175,11 +175,13 @@ export async function readPools(db: Db, projectId: bigint, customerPk: bigint, w
   }));
 }
 
+/** Which events of one customer a listing reads; null or empty fields do not filter; from inclusive, to exclusive, on created_at. */
 export interface SlotEventFilter {
   readonly projectId: bigint;
   readonly customerPk: bigint;
   readonly wallet: string | null;
   readonly resourceId: string | null;
+  /** Deduplicated and sorted; empty means all. */
   readonly types: readonly SlotEventType[];
   readonly sources: readonly string[];
   readonly fromMs: number | null;

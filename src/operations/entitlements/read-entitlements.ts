@@ -1,16 +1,16 @@
 import type { EventPage } from "../../domain/event-cursor.js";
-import {
-  isExpired,
-  visibleEntitlements,
-  withStatus,
-  type EntitlementEventType,
-  type EntitlementWithStatus,
-} from "../../domain/entitlements.js";
+import { isExpired, visibleEntitlements, withStatus, type EntitlementWithStatus } from "../../domain/entitlements.js";
 import { findCustomer } from "../../store/customers-store.js";
-import { readEntitlement, readEntitlementEvents, readEntitlements, type EntitlementEventRow } from "../../store/entitlements-store.js";
+import {
+  readEntitlement,
+  readEntitlementEvents,
+  readEntitlements,
+  type EntitlementEventFilter,
+  type EntitlementEventRow,
+} from "../../store/entitlements-store.js";
 import { runQuery } from "../../store/run-transaction.js";
 import type { BillingContext } from "../context.js";
-import { listEventPage } from "../event-page.js";
+import { listEventPage, type EventQuery } from "../event-page.js";
 import type { EntitlementTarget } from "./write-entitlements.js";
 
 /**
@@ -47,18 +47,8 @@ export function listEntitlements(ctx: BillingContext, input: ListEntitlementsInp
   });
 }
 
-export interface EntitlementEventQuery {
-  readonly projectId: bigint;
-  readonly customerId: string;
-  readonly featureKey: string | null;
-  /** Deduplicated and sorted; empty means all. */
-  readonly types: readonly EntitlementEventType[];
-  readonly fromMs: number | null;
-  readonly toMs: number | null;
-  readonly cursor: string | null;
-  /** 1-100 (parseLimit). */
-  readonly limit: number;
-}
+/** The store's filter, by customer id instead of pk, with a cursor and a page size. */
+export type EntitlementEventQuery = Omit<EntitlementEventFilter, "customerPk"> & EventQuery;
 
 export type EntitlementEventView = EntitlementEventRow;
 

@@ -1,10 +1,10 @@
 import type { EventPage } from "../../domain/event-cursor.js";
-import { compareClaimOrder, poolView, type PoolView, type SlotEventType } from "../../domain/slots.js";
+import { compareClaimOrder, poolView, type PoolView } from "../../domain/slots.js";
 import { findCustomer } from "../../store/customers-store.js";
 import { runQuery } from "../../store/run-transaction.js";
-import { readPools, readSlotEvents, type SlotEventRow } from "../../store/slots-store.js";
+import { readPools, readSlotEvents, type SlotEventFilter, type SlotEventRow } from "../../store/slots-store.js";
 import type { BillingContext } from "../context.js";
-import { listEventPage } from "../event-page.js";
+import { listEventPage, type EventQuery } from "../event-page.js";
 
 export interface ListPoolsInput {
   readonly projectId: bigint;
@@ -23,21 +23,8 @@ export function listPools(ctx: BillingContext, input: ListPoolsInput): Promise<P
   });
 }
 
-export interface SlotEventQuery {
-  readonly projectId: bigint;
-  readonly customerId: string;
-  readonly wallet: string | null;
-  readonly resourceId: string | null;
-  /** Deduplicated and sorted; empty means all. */
-  readonly types: readonly SlotEventType[];
-  readonly sources: readonly string[];
-  /** Inclusive from, exclusive to, on created_at. */
-  readonly fromMs: number | null;
-  readonly toMs: number | null;
-  readonly cursor: string | null;
-  /** 1-100 (parseLimit). */
-  readonly limit: number;
-}
+/** The store's filter, by customer id instead of pk, with a cursor and a page size. */
+export type SlotEventQuery = Omit<SlotEventFilter, "customerPk"> & EventQuery;
 
 export type SlotEventView = SlotEventRow;
 
