@@ -7,7 +7,8 @@
  * Environment: BENCH_SECONDS (per run, default 5), BENCH_CUSTOMERS (10000),
  * BENCH_LEDGER_ROWS (5000000), BENCH_GROWTH=0 to skip the cost-growth part, BENCH_SCENARIOS
  * (comma-separated subset of deposit,deduct,freeze,freeze+consume,mixed,batch), BENCH_REPEATS (2),
- * BENCH_DATABASE_SERVER (mysql://root@127.0.0.1:3306).
+ * BENCH_DATABASE_SERVER (mysql://root@127.0.0.1:3306), BENCH_SERVER_NODE_ARGS (node flags for both servers),
+ * BENCH_CONCURRENCIES (1,16,64), BENCH_DISTRIBUTIONS (uniform,hot).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, openSync, writeFileSync } from "node:fs";
@@ -32,13 +33,17 @@ const GROWTH = process.env.BENCH_GROWTH !== "0";
 const ONLY = process.env.BENCH_SCENARIOS?.split(",") ?? null;
 const wanted = (scenario: string) => ONLY === null || ONLY.includes(scenario);
 const DB_SERVER = process.env.BENCH_DATABASE_SERVER ?? "mysql://root@127.0.0.1:3306";
-const CONCURRENCIES = [1, 16, 64] as const;
-const DISTRIBUTIONS = ["uniform", "hot"] as const;
+const ALL_DISTRIBUTIONS = ["uniform", "hot"] as const;
+/** BENCH_CONCURRENCIES and BENCH_DISTRIBUTIONS narrow a run (e.g. "64" and "uniform" to profile one case). */
+const CONCURRENCIES = process.env.BENCH_CONCURRENCIES?.split(",").map(Number) ?? [1, 16, 64];
+const DISTRIBUTIONS = ALL_DISTRIBUTIONS.filter((d) => process.env.BENCH_DISTRIBUTIONS?.split(",").includes(d) ?? true);
 const MAX_OPS_PER_RUN = 500_000;
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 2);
+/** Extra node flags for both servers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them. */
+const SERVER_NODE_ARGS = process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
 const SEED_CREDITS = 10n ** 12n;
 
-type Distribution = (typeof DISTRIBUTIONS)[number];
+type Distribution = (typeof ALL_DISTRIBUTIONS)[number];
 
 interface Row {
   readonly server: "ours" | "baseline";
@@ -82,7 +87,7 @@ interface Started {
 async function startProcess(script: string, env: Record<string, string>, apiKey: string | null = null): Promise<Started> {
   const port = await freePort();
   const devNull = openSync("/dev/null", "w");
-  const child = spawn(process.execPath, ["--import", "tsx", script], {
+  const child = spawn(process.execPath, [...SERVER_NODE_ARGS, "--import", "tsx", script], {
     cwd: ROOT,
     env: { ...process.env, ...env, GRPC_HOST: "127.0.0.1", GRPC_PORT: String(port), HTTP_PORT: "0", PORT: String(port) },
     stdio: ["ignore", devNull, "inherit"],

@@ -119,11 +119,16 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     retries: { onRetry: (reason) => metrics.retries.inc({ reason }) },
   };
   // Every write goes through this instance's per-customer group commit (its runs use `base`).
-  const groupCommit = new GroupCommit(base, {
-    onGroup: (size) => metrics.groupCommitSize.observe(size),
-    onPlanned: () => metrics.groupCommitPlanned.inc(),
-    onFallback: () => metrics.groupCommitFallbacks.inc(),
-  });
+  const groupCommit = new GroupCommit(
+    base,
+    {
+      onGroup: (size) => metrics.groupCommitSize.observe(size),
+      onPlanned: () => metrics.groupCommitPlanned.inc(),
+      onFallback: () => metrics.groupCommitFallbacks.inc(),
+      onSideBySide: (size) => metrics.sideBySideSize.observe(size),
+    },
+    { transactions: config.GROUP_COMMIT_TRANSACTIONS ?? config.DB_POOL_SIZE },
+  );
   const context: BillingContext = { ...base, groupCommit };
   const authenticator = new Authenticator(database, { cacheTtlMs: config.API_KEY_CACHE_TTL_MS, log });
   const rateLimiter = new RateLimiter({ redisUrl: config.REDIS_URL, keyPrefix: config.RATE_LIMIT_KEY_PREFIX, log, metrics });

@@ -48,6 +48,12 @@ export class Metrics {
     help: "Groups loaded once and planned in memory (the others ran write by write in one transaction).",
     registers: [this.registry],
   });
+  readonly sideBySideSize = new Histogram({
+    name: "billing_group_commit_side_by_side_size",
+    help: "Calls of different customers applied in one transaction because the instance had every transaction busy.",
+    buckets: [1, 2, 4, 8, 16, 32],
+    registers: [this.registry],
+  });
   readonly groupCommitFallbacks = new Counter({
     name: "billing_group_commit_fallbacks_total",
     help: "Groups whose shared transaction failed, so each call was run again alone.",

@@ -23,8 +23,10 @@ export function depositOperation(request: DepositRequest): WriteOperation<Deposi
       throw new Error(`a deposit never needs more state (customer ${state.customerPk})`);
     },
     plan: (state, nowMs) => planDeposit(state, request, nowMs),
-    apply: (changes, result, nowMs, slot) =>
-      mapBatch(applyDeposit(request, changes, result, nowMs, slot), (ids) => withWrittenIds(result, ids)),
+    apply: {
+      statements: (changes, result, nowMs, slot) =>
+        mapBatch(applyDeposit(request, changes, result, nowMs, slot), (ids) => withWrittenIds(result, ids)),
+    },
   });
 }
 

@@ -3,6 +3,7 @@ import type { Planned } from "../domain/plans/planned.js";
 import { BillingError } from "../errors/billing-error.js";
 import { decodeJson } from "../store/json-codec.js";
 import {
+  all,
   type Batch,
   mapBatch,
   NO_STATEMENTS,
@@ -11,7 +12,9 @@ import {
   savepoint,
   sequence,
   type Tx,
+  writesOnly,
 } from "../store/run-transaction.js";
+import { type WritePart, writeSetSql } from "../store/write-set.js";
 import type { BillingContext } from "./context.js";
 import type { Step, WriteOperation } from "./write-operation.js";
 
@@ -34,8 +37,13 @@ export interface OperationSpec<S, C, R> {
   /** The rest of the state, when the plan asks for more (many accounts, an overage). */
   loadMore(state: S, nowMs: number): Batch<S>;
   plan(state: S, nowMs: number): Planned<C, R>;
-  /** The writes of the plan; `slot` tells apart the session variables of writes sharing a transaction. */
-  apply(changes: C, result: R, nowMs: number, slot: number): Batch<R>;
+  /**
+   * The writes of the plan: statements of its own (`slot` tells apart the session variables of
+   * writes sharing a transaction), or parts that merge with other writes' (write-set.ts).
+   */
+  apply:
+    | { readonly statements: (changes: C, result: R, nowMs: number, slot: number) => Batch<R> }
+    | { readonly parts: (changes: C, result: R, nowMs: number) => readonly WritePart[] };
   /** A failure of the writes with a public meaning (a guarded update that missed). */
   writeError?(error: unknown): unknown;
 }
@@ -44,8 +52,13 @@ export function operation<S, C, R extends { isIdempotentReplay: boolean }>(spec:
   const decide = (state: S, nowMs: number) => (): Step<R> => {
     const planned = spec.plan(state, nowMs);
     switch (planned.kind) {
-      case "apply":
-        return { kind: "apply", writes: (slot) => spec.apply(planned.changes, planned.result, nowMs, slot) };
+      case "apply": {
+        const { apply } = spec;
+        const { changes, result } = planned;
+        if ("statements" in apply) return { kind: "apply", writes: (slot) => apply.statements(changes, result, nowMs, slot) };
+        const parts = apply.parts(changes, result, nowMs);
+        return { kind: "apply", writes: () => mapBatch(writesOnly(writeSetSql(parts)), () => result), parts: { parts, result } };
+      }
       case "replay":
         // The one replay path: the stored response as it was, flagged.
         return { kind: "done", result: { ...decodeJson<R>(planned.stored.response), isIdempotentReplay: true } };
@@ -183,6 +196,54 @@ export async function executeTogether(
         if (undoable) pending = rollbackToSavepoint(index);
       }
       await send(pending, true);
+      return settled;
+    },
+    ctx.retries,
+  );
+}
+
+/**
+ * Writes of different customers in one transaction, side by side (group commit's cross-customer
+ * path): every load in the first round trip, every write and the COMMIT in the second, so a busy
+ * instance pays one transaction and two round trips for the whole list. Each load locks only its
+ * own customer's rows, customer first; the caller sorts the list by customer, so two such lists
+ * take their locks in one order. A refusal or a replay writes nothing and leaves the others alone.
+ * Writes whose load writes (a deposit) are not for this path: undoing one would need a savepoint
+ * between loads sent together. A failure of the transaction fails the whole list (the caller then
+ * runs each write alone, where its own failure gets its own meaning).
+ */
+export async function executeSideBySide(ctx: BillingContext, ops: readonly WriteOperation<unknown>[]): Promise<Settled<unknown>[]> {
+  return runTransaction(
+    ctx.database,
+    async (tx) => {
+      const nowMs = ctx.now();
+      const decisions = await tx.runBatch(all(ops.map((op) => op.start(nowMs))));
+      const settled: Settled<unknown>[] = [];
+      const writes: Batch<void>[] = [];
+      const parts: WritePart[] = [];
+      for (const [index, decide] of decisions.entries()) {
+        try {
+          const step = await settleStep(tx, decide());
+          if (step.kind === "apply" && step.parts) {
+            parts.push(...step.parts.parts);
+            settled[index] = { ok: true, result: step.parts.result };
+          } else if (step.kind === "apply") {
+            writes.push(
+              mapBatch(step.writes(index), (result) => {
+                settled[index] = { ok: true, result };
+              }),
+            );
+          } else {
+            settled[index] = { ok: true, result: step.result };
+          }
+        } catch (error) {
+          if (!(error instanceof BillingError)) throw error;
+          settled[index] = { ok: false, error };
+        }
+      }
+      // The parts of every write merge into a few statements: what a statement costs the database is paid once.
+      if (parts.length > 0) writes.push(writesOnly(writeSetSql(parts)));
+      if (writes.length > 0) await tx.runBatch(all(writes), { commit: true });
       return settled;
     },
     ctx.retries,

@@ -2,7 +2,7 @@ import { GROUP_COMMIT_HOLDS_REMEMBERED, GROUP_COMMIT_MAX, GROUP_COMMIT_QUEUE_MAX
 import { isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 import { executeGroupPlanned } from "./group-plan.js";
-import { executeAlone, executeEachAlone, executeTogether, type Settled, type WriteOperation } from "./executor.js";
+import { executeAlone, executeEachAlone, executeSideBySide, executeTogether, type Settled, type WriteOperation } from "./executor.js";
 
 /** What group commit reports (metrics). */
 export interface GroupCommitObserver {
@@ -10,10 +10,23 @@ export interface GroupCommitObserver {
   /** A group loaded once and planned in memory. */
   onPlanned?(): void;
   onFallback?(): void;
+  /** Writes of different customers applied side by side in one transaction. */
+  onSideBySide?(size: number): void;
+}
+
+export interface GroupCommitOptions {
+  /**
+   * Transactions this instance runs at once before new calls wait to go side by side: a call
+   * that finds this many in flight would wait for a pooled connection anyway, so it waits in
+   * line instead and the next free transaction carries the waiting calls together.
+   */
+  readonly transactions: number;
 }
 
 interface Waiting {
   readonly op: WriteOperation<unknown>;
+  /** The customer's queue key (calls waiting to go side by side). */
+  readonly key?: string;
   readonly settle: (settled: Settled<unknown>) => void;
   readonly fail: (error: unknown) => void;
 }
@@ -35,10 +48,15 @@ export class GroupCommit {
   private readonly queues = new Map<string, Waiting[]>();
   /** Hold → customer, for settlements that name no customer (oldest forgotten first). */
   private readonly holdOwners = new Map<string, string>();
+  /** First calls of idle customers, waiting for a transaction to go side by side in. */
+  private readonly waiting: Waiting[] = [];
+  /** Transactions this instance has in flight. */
+  private inFlight = 0;
 
   constructor(
     private readonly ctx: BillingContext,
     private readonly observer: GroupCommitObserver = {},
+    private readonly options: GroupCommitOptions = { transactions: Number.POSITIVE_INFINITY },
   ) {}
 
   async run<R>(op: WriteOperation<R>): Promise<R | null> {
@@ -62,9 +80,50 @@ export class GroupCommit {
     }
     this.queues.set(key, []);
     try {
-      return await executeAlone(this.ctx, op);
+      // A write whose load writes (a deposit creates its customer) cannot share a load round trip.
+      if (this.inFlight < this.options.transactions || op.loadWrites === true) return await this.counted(() => executeAlone(this.ctx, op));
+      const settled = await new Promise<Settled<unknown>>((settle, fail) => this.waiting.push({ op, key, settle, fail }));
+      if (!settled.ok) throw settled.error;
+      return settled.result as R | null;
     } finally {
       void this.drain(key);
+    }
+  }
+
+  /** Runs one transaction of this instance, counted; when it ends, waiting calls may start. */
+  private async counted<T>(work: () => Promise<T>): Promise<T> {
+    this.inFlight++;
+    try {
+      return await work();
+    } finally {
+      this.inFlight--;
+      this.startWaiting();
+    }
+  }
+
+  /** Starts the waiting calls, side by side, while this instance has transactions to spare. */
+  private startWaiting(): void {
+    while (this.inFlight < this.options.transactions && this.waiting.length > 0) {
+      // Sorted by customer: two such transactions take their customers' locks in one order.
+      const group = this.waiting.splice(0, GROUP_COMMIT_MAX).sort((a, b) => ((a.key ?? "") < (b.key ?? "") ? -1 : 1));
+      void this.counted(() => this.sideBySide(group.map((w) => w.op))).then(
+        (settled) => group.forEach((w, i) => w.settle(settled[i] ?? { ok: false, error: new Error("a waiting call has no result") })),
+        (error: unknown) => {
+          for (const w of group) w.fail(error);
+        },
+      );
+    }
+  }
+
+  private async sideBySide(ops: readonly WriteOperation<unknown>[]): Promise<Settled<unknown>[]> {
+    this.observer.onSideBySide?.(ops.length);
+    if (ops.length === 1) return executeEachAlone(this.ctx, ops);
+    try {
+      return await executeSideBySide(this.ctx, ops);
+    } catch (error) {
+      if (isLostConnection(error)) throw error;
+      this.observer.onFallback?.();
+      return executeEachAlone(this.ctx, ops);
     }
   }
 
@@ -87,9 +146,11 @@ export class GroupCommit {
       }
       const group = queue.splice(0, GROUP_COMMIT_MAX);
       try {
-        const settled = await this.commit(
-          key,
-          group.map((w) => w.op),
+        const settled = await this.counted(() =>
+          this.commit(
+            key,
+            group.map((w) => w.op),
+          ),
         );
         group.forEach((w, i) => {
           const s = settled[i];

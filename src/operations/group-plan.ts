@@ -2,8 +2,9 @@ import { type GroupWrite, planGroup } from "../domain/plans/group-plan.js";
 import type { OutcomeScope } from "../domain/idempotency.js";
 import { decodeJson } from "../store/json-codec.js";
 import { loadCustomerGroup } from "../store/operation-loads.js";
-import { applySettle, applySpend } from "../store/operation-writes.js";
-import { type Batch, NO_STATEMENTS, runTransaction, sequence, mapBatch } from "../store/run-transaction.js";
+import { settleParts, spendParts } from "../store/operation-writes.js";
+import { runTransaction, writesOnly } from "../store/run-transaction.js";
+import { type WritePart, writeSetSql } from "../store/write-set.js";
 import type { BillingContext } from "./context.js";
 import type { Settled } from "./executor.js";
 import type { WriteOperation } from "./write-operation.js";
@@ -73,7 +74,7 @@ export async function executeGroupPlanned(
       const planned = planGroup(state, writes, nowMs);
       // Rolled back: nothing was written, the locks are released.
       if (planned === null) return null;
-      let apply: Batch<unknown> = NO_STATEMENTS;
+      const parts: WritePart[] = [];
       const answers = planned.map((p, slot): Settled<unknown> => {
         const w = writes[slot];
         if (p.kind === "refused" || w === undefined) return { ok: false, error: p.kind === "refused" ? p.error : new Error("no write") };
@@ -81,16 +82,14 @@ export async function executeGroupPlanned(
           return { ok: true, result: { ...decodeJson<object>(p.planned.stored.response), isIdempotentReplay: true } };
         }
         if (p.kind === "spend" && w.kind === "spend") {
-          apply = mapBatch(sequence(apply, applySpend(w.request, p.planned.changes, p.planned.result, nowMs, slot)), () => undefined);
+          parts.push(...spendParts(w.request, p.planned.changes, p.planned.result, nowMs));
         } else if (p.kind === "settle" && w.kind !== "spend") {
-          apply = mapBatch(
-            sequence(apply, applySettle(projectId, w.request.apiKeyId, p.planned.changes, p.planned.result, nowMs)),
-            () => undefined,
-          );
+          parts.push(...settleParts(projectId, w.request.apiKeyId, p.planned.changes, p.planned.result, nowMs));
         }
         return { ok: true, result: p.planned.result };
       });
-      if (apply.statements.length > 0) await tx.runBatch(apply, { commit: true });
+      // One statement per table for the whole group (write-set.ts).
+      if (parts.length > 0) await tx.runBatch(writesOnly(writeSetSql(parts)), { commit: true });
       return answers;
     },
     ctx.retries,

@@ -5,7 +5,7 @@ import type { ConsumeRequest, SettleMode, SettleRequest } from "../domain/reques
 import type { ConsumeResult, UnfreezeResult } from "../domain/results.js";
 import { BillingError } from "../errors/billing-error.js";
 import { loadAllSpendable, loadSettle } from "../store/operation-loads.js";
-import { applySettle } from "../store/operation-writes.js";
+import { settleParts } from "../store/operation-writes.js";
 import { type Batch, mapBatch } from "../store/run-transaction.js";
 import { isRowCountGuardFailure } from "../store/sql-errors.js";
 import type { BillingContext } from "./context.js";
@@ -44,7 +44,7 @@ function settleOperation<R extends { isIdempotentReplay: boolean }>(
       });
     },
     plan,
-    apply: (changes, result, nowMs) => mapBatch(applySettle(projectId, request.apiKeyId, changes, result, nowMs), () => result),
+    apply: { parts: (changes, result, nowMs) => settleParts(projectId, request.apiKeyId, changes, result, nowMs) },
     // A guarded update that missed: the hold or its accounts are not what was read under lock.
     writeError: (error) =>
       isRowCountGuardFailure(error) ? new BillingError("freeze_records_inconsistent", undefined, {}, { cause: error }) : error,

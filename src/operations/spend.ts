@@ -5,7 +5,7 @@ import type { TransactionKind } from "../domain/types.js";
 import type { AutoSettlement } from "../domain/validation.js";
 import { spendEnvelope } from "../domain/plans/spend-plan.js";
 import { loadAllSpendable, loadSpend } from "../store/operation-loads.js";
-import { applySpend } from "../store/operation-writes.js";
+import { spendParts } from "../store/operation-writes.js";
 import { mapBatch } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 import { execute, operation, type WriteOperation } from "./executor.js";
@@ -33,7 +33,7 @@ export function spendOperation(kind: TransactionKind, request: FreezeRequest): W
         complete: true,
       })),
     plan: (state, nowMs) => planSpend(kind, state, request, nowMs),
-    apply: (changes, result, nowMs, slot) => mapBatch(applySpend(request, changes, result, nowMs, slot), () => result),
+    apply: { parts: (changes, result, nowMs) => spendParts(request, changes, result, nowMs) },
   });
 }
 

@@ -1,9 +1,18 @@
 import type { GroupWrite } from "../domain/plans/group-plan.js";
 import type { Batch } from "../store/run-transaction.js";
+import type { WritePart } from "../store/write-set.js";
 
-/** What the executor does with one write once its state is loaded. */
+/**
+ * What the executor does with one write once its state is loaded. An `apply` whose answer the
+ * plan already knows also has its writes as `parts`, which merge with other writes' parts into
+ * the same statements (write-set.ts) when several go in one round trip.
+ */
 export type Step<R> =
-  | { readonly kind: "apply"; readonly writes: (slot: number) => Batch<R> }
+  | {
+      readonly kind: "apply";
+      readonly writes: (slot: number) => Batch<R>;
+      readonly parts?: { readonly parts: readonly WritePart[]; readonly result: R };
+    }
   | { readonly kind: "done"; readonly result: R | null }
   | { readonly kind: "more"; readonly load: Batch<() => Step<R>> };
 

@@ -1,5 +1,4 @@
 import { and, asc, eq, lte, sql, type SQL } from "drizzle-orm";
-import { mergeDeltas, type AccountDelta } from "../domain/account-deltas.js";
 import type { AccountKey } from "../domain/plans/deposit-plan.js";
 import type { AccountSnapshot, Balance } from "../domain/types.js";
 import type { Db } from "./database.js";
@@ -7,7 +6,6 @@ import { bigOf, boolOf, msOf, numberOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { accounts, customers } from "./schema.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
-import { chunksOf } from "./statement-chunks.js";
 
 /** Columns every account read selects, as `a.*` would, under stable names. */
 export const ACCOUNT_COLUMNS = sql`a.id AS a_id, a.credit_type AS a_credit_type, a.source AS a_source,
@@ -143,25 +141,6 @@ export function creditAccountSql(projectId: bigint, customerPk: bigint | SQL, ke
 }
 
 /** Applies per-account changes to used and frozen, one statement per chunk of accounts (none when nothing changes). */
-export function applyAccountDeltasSql(deltas: readonly AccountDelta[]): SQL[] {
-  const changed = mergeDeltas(deltas).filter((d) => d.used !== 0n || d.frozen !== 0n);
-  return chunksOf(changed).flatMap((chunk) => guardedUpdateSql(updateAccountsSql(chunk), chunk.length));
-}
-
-function updateAccountsSql(changed: readonly AccountDelta[]): SQL {
-  const caseOf = (pick: (d: AccountDelta) => bigint): SQL =>
-    sql`CASE id ${sql.join(
-      changed.map((d) => sql`WHEN ${d.accountId} THEN ${pick(d)}`),
-      sql` `,
-    )} ELSE 0 END`;
-  const ids = sql.join(
-    changed.map((d) => sql`${d.accountId}`),
-    sql`, `,
-  );
-  return sql`UPDATE ${accounts} SET used = used + ${caseOf((d) => d.used)}, frozen = frozen + ${caseOf((d) => d.frozen)}
-    WHERE id IN (${ids})`;
-}
-
 /** A customer's accounts in id order (only those ACTIVE at `activeAtMs` when given), through the one mapper. */
 export async function listAccounts(
   db: Db,

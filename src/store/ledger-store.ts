@@ -3,7 +3,7 @@ import type { Metadata, Operation } from "../domain/types.js";
 import type { Db } from "./database.js";
 import { encodeJson } from "./json-codec.js";
 import { apiKeys, ledgerEntries, transactions } from "./schema.js";
-import { chunksOf } from "./statement-chunks.js";
+import { rowsPart, type WritePart, writeSetSql } from "./write-set.js";
 
 export interface NewLedgerEntry {
   readonly operation: Operation;
@@ -32,46 +32,54 @@ export interface LedgerContext {
   readonly apiKeyId?: bigint | null;
 }
 
+const LEDGER_HEAD = sql`INSERT INTO ${ledgerEntries} (project_id, customer_pk, account_id, operation, amount, credit_type, source,
+      transaction_pk, transaction_id, idempotency_key, business_type, description, metadata, automatic, overage, created_at,
+      api_key_id)`;
+
 /**
- * Appends the entries, one statement per ROWS_PER_STATEMENT of them. The description and
- * metadata of a transaction are stored once, on its row, not copied into each of its entries
- * (a call touching thousands of accounts would copy 35 KB of metadata thousands of times);
- * listings read them from the transaction. A single entry's id is its statement's insertId.
+ * The entries as new rows (write-set.ts puts them in one INSERT with the other writes' entries).
+ * The description and metadata of a transaction are stored once, on its row, not copied into
+ * each of its entries (a call touching thousands of accounts would copy 35 KB of metadata
+ * thousands of times); listings read them from the transaction.
  */
-export function appendLedgerSql(context: LedgerContext, entries: readonly NewLedgerEntry[]): SQL[] {
-  if (entries.length === 0) throw new Error("appendLedgerSql needs at least one entry");
+export function ledgerPart(context: LedgerContext, entries: readonly NewLedgerEntry[]): WritePart {
+  if (entries.length === 0) throw new Error("ledgerPart needs at least one entry");
   const ownText = context.transactionPk === null;
   const description = ownText ? context.description : "";
   const metadata = encodeJson(ownText ? context.metadata : {});
   const createdAt = new Date(context.nowMs);
-  return chunksOf(entries).map((chunk) => {
-    const rows = chunk.map(
-      (e) => sql`(${context.projectId}, ${context.customerPk}, ${e.accountId}, ${e.operation}, ${e.amount}, ${e.creditType},
+  const rows = entries.map(
+    (e) => sql`(${context.projectId}, ${context.customerPk}, ${e.accountId}, ${e.operation}, ${e.amount}, ${e.creditType},
       ${e.source}, ${context.transactionPk}, ${context.transactionId}, ${context.idempotencyKey}, ${context.businessType},
       ${description}, ${metadata}, ${context.automatic}, ${e.overage ?? false}, ${createdAt}, ${context.apiKeyId ?? null})`,
-    );
-    return sql`INSERT INTO ${ledgerEntries} (project_id, customer_pk, account_id, operation, amount, credit_type, source,
-      transaction_pk, transaction_id, idempotency_key, business_type, description, metadata, automatic, overage, created_at,
-      api_key_id)
-    VALUES ${sql.join(rows, sql`, `)}`;
-  });
+  );
+  return rowsPart("ledger_entries", LEDGER_HEAD, rows);
 }
+
+/** Appends the entries, one statement per ROWS_PER_STATEMENT of them. A single entry's id is its statement's insertId. */
+export const appendLedgerSql = (context: LedgerContext, entries: readonly NewLedgerEntry[]): SQL[] =>
+  writeSetSql([ledgerPart(context, entries)]);
 
 /**
  * EXPIRE entries: written by the service itself (automatic, no key, no transaction of their
  * own). `transactionId` names the settlement that returned the credits, or is empty when the
  * sweep recorded an account's leftover.
  */
-export function appendExpirySql(
+export function expiryParts(
   context: { projectId: bigint; customerPk: bigint; transactionId: string; nowMs: number },
   entries: readonly Omit<NewLedgerEntry, "operation">[],
-): SQL[] {
+): WritePart[] {
   if (entries.length === 0) return [];
-  return appendLedgerSql(
-    { ...context, transactionPk: null, idempotencyKey: "", businessType: 0, description: "", metadata: {}, automatic: true },
-    entries.map((e) => ({ ...e, operation: "EXPIRE" })),
-  );
+  return [
+    ledgerPart(
+      { ...context, transactionPk: null, idempotencyKey: "", businessType: 0, description: "", metadata: {}, automatic: true },
+      entries.map((e) => ({ ...e, operation: "EXPIRE" })),
+    ),
+  ];
 }
+
+/** expiryParts as statements. */
+export const appendExpirySql = (...args: Parameters<typeof expiryParts>): SQL[] => writeSetSql(expiryParts(...args));
 
 /** Which entries of one customer a listing reads; null fields do not filter. */
 export interface LedgerFilter {

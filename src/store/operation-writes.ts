@@ -4,16 +4,19 @@ import type { LedgerLine } from "../domain/plans/planned.js";
 import type { SettleChanges } from "../domain/plans/settle-plan.js";
 import type { SpendChanges } from "../domain/plans/spend-plan.js";
 import type { DepositRequest, SpendRequest } from "../domain/requests.js";
-import { applyAccountDeltasSql, creditAccountSql } from "./accounts-store.js";
+import { creditAccountSql } from "./accounts-store.js";
 import { encodeJson } from "./json-codec.js";
-import { appendExpirySql, appendLedgerSql } from "./ledger-store.js";
-import { recordOutcomeSql } from "./outcomes-store.js";
+import { expiryParts, ledgerPart } from "./ledger-store.js";
+import { outcomePart } from "./outcomes-store.js";
 import { bigOf } from "./row-values.js";
-import { type Batch, batchOf, rowsOf, writesOnly } from "./run-transaction.js";
-import { insertAllocationsSql, insertTransactionSql, settleTransactionSql } from "./transactions-store.js";
+import { type Batch, batchOf, rowsOf } from "./run-transaction.js";
+import { allocationsPart, newTransactionPart, settleTransactionSql, transactionPkSql } from "./transactions-store.js";
+import { type WritePart, writeSetSql } from "./write-set.js";
 
-// The second round trip of each write: what its plan decided, as statements. `slot` names the
-// session variables of one write, so several writes can share a transaction (the executor).
+// The second round trip of each write: what its plan decided, as statements. A deposit's writes
+// are statements of its own (`slot` names its session variables, so several writes can share a
+// transaction); a spend's and a settlement's are parts (write-set.ts) that merge with the parts
+// of other writes sent in the same round trip.
 
 /** A session variable of write `slot` (ids known only once a row is inserted). */
 const variable = (slot: number, name: string): SQL => sql.raw(`@w${Math.trunc(slot)}_${name}`);
@@ -40,7 +43,7 @@ export function applyDeposit(
   const { projectId } = request;
   const account = variable(slot, "account");
   const entry = variable(slot, "entry");
-  const ledger = appendLedgerSql(
+  const ledger = ledgerPart(
     {
       projectId,
       customerPk: changes.customerPk,
@@ -59,18 +62,18 @@ export function applyDeposit(
   const outcome =
     changes.envelope === null
       ? []
-      : [
-          recordOutcomeSql(projectId, {
+      : writeSetSql([
+          outcomePart(projectId, {
             envelope: changes.envelope,
             customerPk: changes.customerPk,
             response: responseWithIds(response, { account, entry }),
             nowMs,
           }),
-        ];
+        ]);
   const statements = [
     creditAccountSql(projectId, changes.customerPk, changes.accountKey, changes.amount, nowMs),
     sql`SET ${account} = LAST_INSERT_ID()`,
-    ...ledger,
+    ...writeSetSql([ledger]),
     sql`SET ${entry} = LAST_INSERT_ID()`,
     ...outcome,
     sql`SELECT ${account} AS account_id, ${entry} AS ledger_entry_id`,
@@ -82,13 +85,13 @@ export function applyDeposit(
 }
 
 /** Moves the allocated credits, inserts the transaction with its allocation and entries, records the outcome. */
-export function applySpend(request: SpendRequest, changes: SpendChanges, response: unknown, nowMs: number, slot: number): Batch<void> {
+export function spendParts(request: SpendRequest, changes: SpendChanges, response: unknown, nowMs: number): WritePart[] {
   const { projectId } = request;
   const { customerPk, kind, lines } = changes;
-  const transactionPk = variable(slot, "tx");
-  return writesOnly([
-    ...applyAccountDeltasSql(changes.deltas),
-    insertTransactionSql(projectId, {
+  const transactionPk = transactionPkSql(projectId, request.transactionId);
+  return [
+    { kind: "deltas", deltas: changes.deltas },
+    newTransactionPart(projectId, {
       ...request,
       customerPk,
       kind,
@@ -97,51 +100,51 @@ export function applySpend(request: SpendRequest, changes: SpendChanges, respons
       autoAtMs: changes.autoAtMs,
       nowMs,
     }),
-    sql`SET ${transactionPk} = LAST_INSERT_ID()`,
-    recordOutcomeSql(projectId, { envelope: changes.envelope, customerPk, response: encodeJson(response), nowMs }),
-    ...insertAllocationsSql(projectId, transactionPk, lines),
-    ...appendLedgerSql(
+    outcomePart(projectId, { envelope: changes.envelope, customerPk, response: encodeJson(response), nowMs }),
+    allocationsPart(projectId, transactionPk, lines),
+    ledgerPart(
       { ...request, customerPk, transactionPk, idempotencyKey: "", automatic: false, nowMs },
       lines.map((l) => ({ operation: kind, ...l })),
     ),
-  ]);
+  ];
 }
 
 /** Settles the hold (guarded: it must still be FROZEN), moves the credits, appends the entries, records the outcome. */
-export function applySettle(
+export function settleParts(
   projectId: bigint,
   apiKeyId: bigint | null,
   changes: SettleChanges,
   response: unknown,
   nowMs: number,
-): Batch<void> {
+): WritePart[] {
   const { hold } = changes;
   const onHold = (entries: readonly LedgerLine[]) =>
     entries.length === 0
       ? []
-      : appendLedgerSql(
-          {
-            projectId,
-            customerPk: hold.customerPk,
-            transactionPk: hold.pk,
-            transactionId: hold.transactionId,
-            idempotencyKey: "",
-            businessType: hold.businessType,
-            description: hold.description,
-            metadata: hold.metadata,
-            automatic: changes.automatic,
-            nowMs,
-            apiKeyId,
-          },
-          entries,
-        );
-  // transaction_id says which settlement returned the credits.
-  const expiring = appendExpirySql({ projectId, customerPk: hold.customerPk, transactionId: hold.transactionId, nowMs }, changes.expiring);
-  return writesOnly([
-    ...settleTransactionSql(hold.pk, { ...changes, nowMs }),
-    recordOutcomeSql(projectId, { envelope: changes.envelope, customerPk: hold.customerPk, response: encodeJson(response), nowMs }),
-    ...applyAccountDeltasSql(changes.deltas),
+      : [
+          ledgerPart(
+            {
+              projectId,
+              customerPk: hold.customerPk,
+              transactionPk: hold.pk,
+              transactionId: hold.transactionId,
+              idempotencyKey: "",
+              businessType: hold.businessType,
+              description: hold.description,
+              metadata: hold.metadata,
+              automatic: changes.automatic,
+              nowMs,
+              apiKeyId,
+            },
+            entries,
+          ),
+        ];
+  return [
+    { kind: "statements", statements: settleTransactionSql(hold.pk, { ...changes, nowMs }) },
+    outcomePart(projectId, { envelope: changes.envelope, customerPk: hold.customerPk, response: encodeJson(response), nowMs }),
+    { kind: "deltas", deltas: changes.deltas },
     ...onHold(changes.entries),
-    ...expiring,
-  ]);
+    // transaction_id says which settlement returned the credits.
+    ...expiryParts({ projectId, customerPk: hold.customerPk, transactionId: hold.transactionId, nowMs }, changes.expiring),
+  ];
 }

@@ -3,7 +3,7 @@ import type { IdempotencyEnvelope, StoredOutcome } from "../domain/idempotency.j
 import { stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { customers, outcomes } from "./schema.js";
-import { writer } from "./statement-builder.js";
+import { rowsPart, type WritePart } from "./write-set.js";
 
 /**
  * The stored outcome under an envelope's key, with the public id of the customer it was made
@@ -34,17 +34,11 @@ export interface NewOutcome {
   readonly nowMs: number;
 }
 
+const OUTCOMES_HEAD = sql`INSERT INTO ${outcomes} (project_id, scope, idempotency_key, customer_pk, request_fingerprint, response, created_at)`;
+
 /** Records what a keyed write answered; a second writer of the same key fails on the UNIQUE index. */
-export const recordOutcomeSql = (projectId: bigint, o: NewOutcome): SQL =>
-  writer
-    .insert(outcomes)
-    .values({
-      projectId,
-      scope: o.envelope.scope,
-      idempotencyKey: o.envelope.key,
-      customerPk: o.customerPk,
-      requestFingerprint: o.envelope.requestFingerprint,
-      response: o.response,
-      createdAt: new Date(o.nowMs),
-    })
-    .getSQL();
+export const outcomePart = (projectId: bigint, o: NewOutcome): WritePart =>
+  rowsPart("idempotency_outcomes", OUTCOMES_HEAD, [
+    sql`(${projectId}, ${o.envelope.scope}, ${o.envelope.key}, ${o.customerPk}, ${o.envelope.requestFingerprint}, ${o.response},
+      ${new Date(o.nowMs)})`,
+  ]);

@@ -159,6 +159,21 @@ export function sequence<A, B>(first: Batch<A>, second: Batch<B>): Batch<[A, B]>
   ]);
 }
 
+/** Batches in one round trip, each parsing its own results. */
+export function all<T>(batches: readonly Batch<T>[]): Batch<T[]> {
+  return batchOf(
+    batches.flatMap((b) => b.statements),
+    (results) => {
+      let at = 0;
+      return batches.map((b) => {
+        const own = results.slice(at, at + b.statements.length);
+        at += b.statements.length;
+        return b.parse(own);
+      });
+    },
+  );
+}
+
 /** The statements of a batch, without the ones a step did not need. */
 export function compact(statements: ReadonlyArray<SQL | null>): SQL[] {
   return statements.filter((s): s is SQL => s !== null);

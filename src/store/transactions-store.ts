@@ -17,7 +17,7 @@ import { bigOf, boolOf, msOf, numberOf, oneOf, stringOf } from "./row-values.js"
 import type { Row } from "./run-transaction.js";
 import { accounts, allocations, apiKeys, customers, transactions } from "./schema.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
-import { chunksOf } from "./statement-chunks.js";
+import { rowsPart, type WritePart } from "./write-set.js";
 
 export interface TransactionRow extends Hold {
   readonly pk: bigint;
@@ -113,14 +113,24 @@ export interface NewTransaction {
   readonly nowMs: number;
 }
 
-/** Inserts the transaction; LAST_INSERT_ID() is then its pk. */
-export function insertTransactionSql(projectId: bigint, t: NewTransaction): SQL {
-  return sql`INSERT INTO ${transactions} (project_id, transaction_id, customer_pk, kind, status, amount, credit_types,
-      business_type, description, metadata, auto_action, auto_at, created_at, api_key_id)
-    VALUES (${projectId}, ${t.transactionId}, ${t.customerPk}, ${t.kind}, ${t.status}, ${t.amount}, ${encodeJson(t.creditTypes)},
+const TRANSACTIONS_HEAD = sql`INSERT INTO ${transactions} (project_id, transaction_id, customer_pk, kind, status, amount, credit_types,
+      business_type, description, metadata, auto_action, auto_at, created_at, api_key_id)`;
+
+/** The new transaction's row; later rows of the same write name it by transactionPkSql. */
+export function newTransactionPart(projectId: bigint, t: NewTransaction): WritePart {
+  return rowsPart("transactions", TRANSACTIONS_HEAD, [
+    sql`(${projectId}, ${t.transactionId}, ${t.customerPk}, ${t.kind}, ${t.status}, ${t.amount}, ${encodeJson(t.creditTypes)},
       ${t.businessType}, ${t.description}, ${encodeJson(t.metadata)}, ${t.autoAction},
-      ${t.autoAtMs === null ? null : new Date(t.autoAtMs)}, ${new Date(t.nowMs)}, ${t.apiKeyId})`;
+      ${t.autoAtMs === null ? null : new Date(t.autoAtMs)}, ${new Date(t.nowMs)}, ${t.apiKeyId})`,
+  ]);
 }
+
+/**
+ * A transaction's pk by its public id, for rows inserted after it in the same batch: unlike
+ * LAST_INSERT_ID(), it still names the right row when several writes' transactions go in one INSERT.
+ */
+export const transactionPkSql = (projectId: bigint, transactionId: string): SQL =>
+  sql`(SELECT id FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId})`;
 
 export interface Settlement {
   readonly status: "CONSUMED" | "UNFROZEN";
@@ -148,10 +158,13 @@ export interface AllocationRow {
 }
 
 /** Records the allocation of the transaction whose pk is `transactionPk` (a value or `@tx`), in chunks. */
-export function insertAllocationsSql(projectId: bigint, transactionPk: SQL, lines: readonly AllocationRow[]): SQL[] {
-  const rows = lines.map((l, seq) => sql`(${projectId}, ${transactionPk}, ${seq}, ${l.accountId}, ${l.amount})`);
-  return chunksOf(rows).map(
-    (chunk) => sql`INSERT INTO ${allocations} (project_id, transaction_pk, seq, account_id, amount) VALUES ${sql.join(chunk, sql`, `)}`,
+const ALLOCATIONS_HEAD = sql`INSERT INTO ${allocations} (project_id, transaction_pk, seq, account_id, amount)`;
+
+export function allocationsPart(projectId: bigint, transactionPk: SQL, lines: readonly AllocationRow[]): WritePart {
+  return rowsPart(
+    "allocations",
+    ALLOCATIONS_HEAD,
+    lines.map((l, seq) => sql`(${projectId}, ${transactionPk}, ${seq}, ${l.accountId}, ${l.amount})`),
   );
 }
 

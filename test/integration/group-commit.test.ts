@@ -102,7 +102,7 @@ describe("per-customer group commit", () => {
       load: () => writesOnly([]),
       loadMore: () => writesOnly([]),
       plan: () => ({ kind: "apply" as const, changes: null, result: { isIdempotentReplay: false } }),
-      apply: (_c, result) => mapBatch(writesOnly([sql`SELECT * FROM no_such_table`]), () => result),
+      apply: { statements: (_c, result) => mapBatch(writesOnly([sql`SELECT * FROM no_such_table`]), () => result) },
     });
     const first = commit.run(spendOperation("FREEZE", { ...request(customerId, 10n), autoSettlement: null }));
     const queued = [

@@ -8,10 +8,10 @@ import { Metrics } from "../../src/metrics.js";
 import mysql from "mysql2/promise";
 import { recordExpiries } from "../../src/operations/expiry.js";
 import { sweepDueHolds } from "../../src/operations/sweeper.js";
-import { applyAccountDeltasSql } from "../../src/store/accounts-store.js";
 import { runTransaction } from "../../src/store/run-transaction.js";
 import { isRowCountGuardFailure } from "../../src/store/sql-errors.js";
 import { findTransaction, settleTransactionSql } from "../../src/store/transactions-store.js";
+import { writeSetSql } from "../../src/store/write-set.js";
 import { verifyLedger } from "../../src/operations/verify.js";
 import { expectError, TestClient } from "../support/client.js";
 import { expectHttpError, httpClientFor, ok } from "../support/http.js";
@@ -403,7 +403,7 @@ describe("finding 11: rows are parsed when read back, guarded updates checked", 
       nowMs: s.clock.now(),
     });
     const failure = await runTransaction(s.app.database, (tx) =>
-      tx.run([...applyAccountDeltasSql([{ accountId, used: 0n, frozen: 1n }]), ...settle], { commit: true }),
+      tx.run([...writeSetSql([{ kind: "deltas", deltas: [{ accountId, used: 0n, frozen: 1n }] }]), ...settle], { commit: true }),
     ).catch((error: unknown) => error);
     expect(isRowCountGuardFailure(failure)).toBe(true);
     expect(await accountOf(customerId)).toMatchObject({ total: 100n, used: 30n, frozen: 0n, available: 70n });
