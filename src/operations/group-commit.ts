@@ -107,7 +107,9 @@ export class GroupCommit {
       // Sorted by customer: two such transactions take their customers' locks in one order.
       const group = this.waiting.splice(0, GROUP_COMMIT_MAX).sort((a, b) => ((a.key ?? "") < (b.key ?? "") ? -1 : 1));
       void this.counted(() => this.sideBySide(group.map((w) => w.op))).then(
-        (settled) => group.forEach((w, i) => w.settle(settled[i] ?? { ok: false, error: new Error("a waiting call has no result") })),
+        (settled) => {
+          for (const [i, w] of group.entries()) w.settle(settled[i] ?? { ok: false, error: new Error("a waiting call has no result") });
+        },
         (error: unknown) => {
           for (const w of group) w.fail(error);
         },
