@@ -126,3 +126,114 @@ describe("per-customer group commit", () => {
     expect(observed).toEqual([]);
   });
 });
+
+describe("group commit across customers (side by side)", () => {
+  const depositFor = (customerId: string, amount: bigint) =>
+    depositOperation({
+      ...request(customerId, amount),
+      idempotencyKey: null,
+      creditType: "default",
+      source: "default",
+      startsAtMs: null,
+      expiresAtMs: null,
+      name: "",
+      email: "",
+    });
+  const freezeOf = (customerId: string, amount: bigint, transactionId = uid("t")) =>
+    spendOperation("FREEZE", { ...request(customerId, amount), transactionId, autoSettlement: null });
+
+  it("carries the calls that wait for a busy instance in one transaction, each answered as alone", async () => {
+    const base: BillingContext = { database: s.app.database, now: s.clock.now };
+    const sideBySide: number[] = [];
+    const commit = new GroupCommit(base, { onSideBySide: (n) => sideBySide.push(n) }, { transactions: 1 });
+    const customers = Array.from({ length: 6 }, () => uid("cust"));
+    for (const c of customers) await commit.run(depositFor(c, 100n));
+    const [c0, c1, c2, c3, c4, c5] = customers as [string, string, string, string, string, string];
+    const reused = uid("t");
+    const first = await commit.run(freezeOf(c5, 10n, reused));
+    // The first call takes the instance's one transaction; the others wait, then go together.
+    const calls = [
+      commit.run(freezeOf(c0, 1n)),
+      commit.run(freezeOf(c1, 30n)),
+      commit.run(freezeOf(c2, 30n)),
+      commit.run(freezeOf(c3, 500n)),
+      commit.run(deductOperation({ ...request(c4, 40n) })),
+      commit.run(freezeOf(c5, 10n, reused)),
+      commit.run(freezeOf(c5, 11n, reused)),
+    ];
+    const settled = await Promise.allSettled(calls);
+    const answer = (i: number) => {
+      const r = settled[i];
+      if (r?.status === "fulfilled") return { amount: r.value?.amount, balance: r.value?.balance, replay: r.value?.isIdempotentReplay };
+      return r?.reason instanceof BillingError ? r.reason.code : String(r?.reason);
+    };
+    const balance = (used: bigint, frozen: bigint) => ({ total: 100n, used, frozen, available: 100n - used - frozen });
+    expect(settled.map((_, i) => answer(i))).toEqual([
+      { amount: 1n, balance: balance(0n, 1n), replay: false },
+      { amount: 30n, balance: balance(0n, 30n), replay: false },
+      { amount: 30n, balance: balance(0n, 30n), replay: false },
+      "insufficient_balance",
+      { amount: 40n, balance: balance(40n, 0n), replay: false },
+      { amount: 10n, balance: first?.balance, replay: true },
+      "idempotency_conflict",
+    ]);
+    // One went alone; the first call of each of the five other customers waited and went side by
+    // side in one transaction; the second call for c5 queued behind its customer's (group commit).
+    expect(sideBySide).toEqual([5]);
+    for (const [c, used, frozen] of [
+      [c0, 0n, 1n],
+      [c1, 0n, 30n],
+      [c3, 0n, 0n],
+      [c4, 40n, 0n],
+      [c5, 0n, 10n],
+    ] as const) {
+      expect((await s.client.call("getCustomer", { customerId: c })).balance).toEqual(balance(used, frozen));
+    }
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
+  it("runs each waiting call alone when their shared transaction fails", async () => {
+    const base: BillingContext = { database: s.app.database, now: s.clock.now };
+    const observed = { sideBySide: [] as number[], fallbacks: 0 };
+    const commit = new GroupCommit(
+      base,
+      { onSideBySide: (n) => observed.sideBySide.push(n), onFallback: () => observed.fallbacks++ },
+      { transactions: 1 },
+    );
+    const [a, b, c] = [uid("cust"), uid("cust"), uid("cust")];
+    for (const customer of [a, b]) await commit.run(depositFor(customer, 100n));
+    const broken = operation({
+      customerKey: `1:${c}`,
+      load: () => writesOnly([]),
+      loadMore: () => writesOnly([]),
+      plan: () => ({ kind: "apply" as const, changes: null, result: { isIdempotentReplay: false } }),
+      apply: { statements: (_c, result) => mapBatch(writesOnly([sql`SELECT * FROM no_such_table`]), () => result) },
+    });
+    const busy = commit.run(freezeOf(a, 5n));
+    const waiting = [commit.run(freezeOf(a, 7n)), commit.run(broken), commit.run(freezeOf(b, 9n))];
+    const settled = await Promise.allSettled([busy, ...waiting]);
+    expect(settled.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+    expect(observed).toEqual({ sideBySide: [2], fallbacks: 1 });
+    expect((await s.client.call("getCustomer", { customerId: a })).balance?.frozen).toBe(12n);
+    expect((await s.client.call("getCustomer", { customerId: b })).balance?.frozen).toBe(9n);
+  });
+
+  it("keeps every credit under many customers' calls at once, with two transactions for the instance", async () => {
+    const base: BillingContext = { database: s.app.database, now: s.clock.now };
+    const commit = new GroupCommit(base, {}, { transactions: 2 });
+    const customers = Array.from({ length: 8 }, () => uid("cust"));
+    for (const c of customers) await commit.run(depositFor(c, 50n));
+    // 8 customers × 12 calls of 5, interleaved: 10 fit each customer's 50, 2 are refused.
+    const calls = Array.from({ length: 96 }, (_, i) =>
+      commit.run(i % 3 === 0 ? deductOperation(request(customers[i % 8] ?? "", 5n)) : freezeOf(customers[i % 8] ?? "", 5n)).then(
+        () => "ok",
+        (error: unknown) => (error instanceof BillingError ? error.code : String(error)),
+      ),
+    );
+    const answers = await Promise.all(calls);
+    expect(answers.filter((a) => a === "ok")).toHaveLength(80);
+    expect(answers.filter((a) => a === "insufficient_balance")).toHaveLength(16);
+    for (const c of customers) expect((await s.client.call("getCustomer", { customerId: c })).balance?.available).toBe(0n);
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+});
