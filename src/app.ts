@@ -127,7 +127,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       onFallback: () => metrics.groupCommitFallbacks.inc(),
       onSideBySide: (size) => metrics.sideBySideSize.observe(size),
     },
-    { transactions: config.GROUP_COMMIT_TRANSACTIONS ?? config.DB_POOL_SIZE },
+    { transactions: config.GROUP_COMMIT_TRANSACTIONS },
   );
   const context: BillingContext = { ...base, groupCommit };
   const authenticator = new Authenticator(database, { cacheTtlMs: config.API_KEY_CACHE_TTL_MS, log });

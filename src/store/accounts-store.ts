@@ -64,6 +64,27 @@ export function lockCustomerSql(customerCondition: SQL, options: { skipLocked?: 
 }
 
 /**
+ * Locks the customer row and, in the same statement, its ACTIVE accounts, and sums them: the
+ * balance a write answers from, one statement instead of two. The sum is a locking read, so it
+ * sees the rows as the transactions it waited for left them (a plain read in the same statement
+ * could see them as they were before the wait). Locking the customer's other ACTIVE accounts
+ * costs no one anything: every write on them takes the customer's lock first. No row when the
+ * customer does not exist.
+ */
+export function lockCustomerWithBalanceSql(customerCondition: SQL, nowMs: number): SQL {
+  return sql`SELECT c.id AS c_pk, COALESCE(SUM(a.total), 0) AS total, COALESCE(SUM(a.used), 0) AS used,
+      COALESCE(SUM(a.frozen), 0) AS frozen
+    FROM ${customers} c
+    LEFT JOIN ${accounts} a ON a.project_id = c.project_id AND a.customer_pk = c.id AND ${activeAccountSql(nowMs)}
+    WHERE ${customerCondition}
+    GROUP BY c.id
+    FOR UPDATE`;
+}
+
+/** The balance of a customer that has no row (and so no accounts). */
+export const NO_BALANCE: Balance = { total: 0n, used: 0n, frozen: 0n, available: 0n };
+
+/**
  * Locks a customer's spendable accounts (ACTIVE, something available, of the selected types; all
  * types when none) in spending order: soonest expiry, never-expiring last, then oldest, then id,
  * as compareSpendingOrder. With `limit`, only the first ones are read and locked: the index on

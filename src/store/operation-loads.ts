@@ -5,7 +5,7 @@ import { accountKeyOf, type DepositState } from "../domain/plans/deposit-plan.js
 import type { SettleState } from "../domain/plans/settle-plan.js";
 import type { SpendState } from "../domain/plans/spend-plan.js";
 import type { DepositRequest, SpendRequest } from "../domain/requests.js";
-import type { AccountSnapshot } from "../domain/types.js";
+import type { AccountSnapshot, Balance } from "../domain/types.js";
 import {
   accountsFromRows,
   activeBalanceSql,
@@ -14,13 +14,15 @@ import {
   expiryRecordedIdsFromRows,
   lockAccountByKeySql,
   lockCustomerSql,
+  lockCustomerWithBalanceSql,
   lockSpendableAccountsSql,
+  NO_BALANCE,
   unexpiredTotalFromRow,
 } from "./accounts-store.js";
 import { customerByIdSql, customerByPkSql, customerPkSql, upsertCustomerSql } from "./customers-store.js";
 import { findOutcomeSql, outcomeFromRow } from "./outcomes-store.js";
 import { bigOf } from "./row-values.js";
-import { type Batch, batchOf, rowsOf } from "./run-transaction.js";
+import { type Batch, batchOf, type Row, rowsOf } from "./run-transaction.js";
 import {
   allocationFromRow,
   countAllocationAccountsSql,
@@ -29,6 +31,7 @@ import {
   transactionCustomerPkSql,
   transactionFromRow,
   transactionOwnerSql,
+  type TransactionRow,
 } from "./transactions-store.js";
 
 // The first round trip of each write: lock what it changes and read what it decides from. Every
@@ -73,18 +76,17 @@ export function loadDeposit(request: DepositRequest, envelope: IdempotencyEnvelo
   );
 }
 
-/** Deduct and Freeze: the stored outcome, the customer's lock, its first spendable accounts, its balance. */
+/** Deduct and Freeze: the stored outcome, the customer's lock with its balance, its first spendable accounts. */
 export function loadSpend(request: SpendRequest, envelope: IdempotencyEnvelope, nowMs: number): Batch<SpendState> {
   const { projectId } = request;
   const customerPk = customerPkSql(projectId, request.customerId);
   return batchOf(
     [
       findOutcomeSql(projectId, envelope),
-      lockCustomerSql(customerByIdSql(projectId, request.customerId)),
+      lockCustomerWithBalanceSql(customerByIdSql(projectId, request.customerId), nowMs),
       lockSpendableAccountsSql(projectId, customerPk, nowMs, request.creditTypes, SPEND_ACCOUNTS_LOCKED_FIRST),
-      activeBalanceSql(projectId, customerPk, nowMs),
     ],
-    ([outcomeRows, customerRows, accountRows, balanceRows]) => {
+    ([outcomeRows, customerRows, accountRows]) => {
       const customer = rowsOf(customerRows)[0];
       const accounts = accountsFromRows(rowsOf(accountRows));
       return {
@@ -92,7 +94,7 @@ export function loadSpend(request: SpendRequest, envelope: IdempotencyEnvelope, 
         customerPk: customer ? bigOf(customer.c_pk) : null,
         accounts,
         complete: accounts.length < SPEND_ACCOUNTS_LOCKED_FIRST,
-        before: balanceFromRow(rowsOf(balanceRows)[0]),
+        before: customer ? balanceFromRow(customer) : NO_BALANCE,
       };
     },
   );
@@ -108,14 +110,46 @@ export const loadAllSpendable = (
   batchOf([lockSpendableAccountsSql(projectId, customerPk, nowMs, creditTypes, null)], ([rows]) => accountsFromRows(rowsOf(rows)));
 
 /**
- * Consume and Unfreeze: the stored outcome, then the hold's customer (found through the hold by
- * a plain subquery: a hold's customer never changes), the hold, its allocation with its accounts,
- * and the balance. With `skipLocked` (the sweeper) nothing is waited for: a row locked elsewhere
- * is missing from the result, and the state says `busy`.
+ * Consume and Unfreeze: the hold's customer (found through the hold by a plain subquery: a hold's
+ * customer never changes) locked with its balance, the hold with its stored settlement, its
+ * allocation with its accounts. With `skipLocked` (the sweeper) nothing is waited for: a row
+ * locked elsewhere is missing from the result, and the state says `busy`; the balance is then a
+ * plain sum (a sum that skips locked rows would be wrong).
  */
 export function loadSettle(projectId: bigint, transactionId: string, nowMs: number, options: { skipLocked: boolean }): Batch<SettleState> {
-  const { skipLocked } = options;
   const customerPk: SQL = transactionCustomerPkSql(projectId, transactionId);
+  const stateOf = (
+    stored: StoredOutcome | null,
+    hold: TransactionRow | null,
+    allocationRows: Row[],
+    before: Balance,
+    busy: boolean,
+  ): SettleState => ({
+    stored,
+    hold,
+    parts: allocationRows.map(allocationFromRow),
+    accounts: accountsFromRows(allocationRows),
+    spendable: null,
+    before,
+    expiryRecorded: expiryRecordedIdsFromRows(allocationRows),
+    busy,
+  });
+  if (!options.skipLocked) {
+    return batchOf(
+      [
+        lockCustomerWithBalanceSql(customerByPkSql(customerPk), nowMs),
+        findTransactionSql(projectId, transactionId, { lock: true, withSettlement: true }),
+        lockAllocationAccountsSql(projectId, transactionId),
+      ],
+      ([customerRows, holdRows, allocationRows]) => {
+        const customer = rowsOf(customerRows)[0];
+        const holdRow = rowsOf(holdRows)[0];
+        const before = customer ? balanceFromRow(customer) : NO_BALANCE;
+        return stateOf(outcomeFromRow(holdRow, true), transactionFromRow(holdRow), rowsOf(allocationRows), before, false);
+      },
+    );
+  }
+  const skipLocked = true;
   return batchOf(
     [
       findOutcomeSql(projectId, { scope: "SETTLE", key: transactionId }),
@@ -123,30 +157,21 @@ export function loadSettle(projectId: bigint, transactionId: string, nowMs: numb
       findTransactionSql(projectId, transactionId, { lock: true, skipLocked }),
       lockAllocationAccountsSql(projectId, transactionId, { skipLocked }),
       activeBalanceSql(projectId, customerPk, nowMs),
-      ...(skipLocked ? [countAllocationAccountsSql(projectId, transactionId)] : []),
+      countAllocationAccountsSql(projectId, transactionId),
     ],
     ([outcomeRows, customerRows, holdRows, allocationRows, balanceRows, countRows]) => {
-      const hold = transactionFromRow(rowsOf(holdRows)[0]);
       const accounts = accountsFromRows(rowsOf(allocationRows));
-      const busy = skipLocked && (rowsOf(customerRows).length === 0 || accounts.length < Number(rowsOf(countRows)[0]?.accounts ?? 0));
-      return {
-        stored: outcomeFromRow(rowsOf(outcomeRows)[0]),
-        hold,
-        parts: rowsOf(allocationRows).map(allocationFromRow),
-        accounts,
-        spendable: null,
-        before: balanceFromRow(rowsOf(balanceRows)[0]),
-        expiryRecorded: expiryRecordedIdsFromRows(rowsOf(allocationRows)),
-        busy,
-      };
+      const busy = rowsOf(customerRows).length === 0 || accounts.length < Number(rowsOf(countRows)[0]?.accounts ?? 0);
+      const before = balanceFromRow(rowsOf(balanceRows)[0]);
+      return stateOf(outcomeFromRow(rowsOf(outcomeRows)[0]), transactionFromRow(rowsOf(holdRows)[0]), rowsOf(allocationRows), before, busy);
     },
   );
 }
 
 /**
- * A group of one customer's writes (group commit), in one round trip: the customer's lock, the
+ * A group of one customer's writes (group commit), in one round trip: the customer's lock with its balance, the
  * holds it settles with their allocation and accounts, its first spendable accounts of the
- * group's credit types, its balance, and the stored outcome of every key. Locks in the one order:
+ * group's credit types, and the stored outcome of every key. Locks in the one order:
  * customer, holds, accounts.
  */
 export function loadCustomerGroup(
@@ -167,17 +192,16 @@ export function loadCustomerGroup(
   ]);
   return batchOf(
     [
-      lockCustomerSql(customerByIdSql(projectId, customerId)),
+      lockCustomerWithBalanceSql(customerByIdSql(projectId, customerId), nowMs),
       ...holdStatements,
       lockSpendableAccountsSql(projectId, customerPk, nowMs, creditTypes, SPEND_ACCOUNTS_LOCKED_FIRST),
-      activeBalanceSql(projectId, customerPk, nowMs),
       ...keys.map((k) => findOutcomeSql(projectId, k)),
     ],
     (results) => {
       const [customerRows] = results;
       const holdResults = results.slice(1, 1 + holdStatements.length);
-      const [spendableRows, balanceRows] = results.slice(1 + holdStatements.length, 3 + holdStatements.length);
-      const outcomeResults = results.slice(3 + holdStatements.length);
+      const spendableRows = results[1 + holdStatements.length];
+      const outcomeResults = results.slice(2 + holdStatements.length);
       const customer = rowsOf(customerRows)[0];
       const spendable = accountsFromRows(rowsOf(spendableRows));
       const holds = new Map<string, GroupHold>(
@@ -203,7 +227,7 @@ export function loadCustomerGroup(
       });
       return {
         customerPk: customer ? bigOf(customer.c_pk) : null,
-        before: balanceFromRow(rowsOf(balanceRows)[0]),
+        before: customer ? balanceFromRow(customer) : NO_BALANCE,
         spendable,
         complete: spendable.length < SPEND_ACCOUNTS_LOCKED_FIRST,
         outcomes,

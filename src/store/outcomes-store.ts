@@ -16,13 +16,21 @@ export const findOutcomeSql = (projectId: bigint, envelope: Pick<IdempotencyEnve
     FROM ${outcomes} o JOIN ${customers} c ON c.id = o.customer_pk
     WHERE o.project_id = ${projectId} AND o.scope = ${envelope.scope} AND o.idempotency_key = ${envelope.key}`;
 
-/** The one row mapper of idempotency_outcomes (as selected by findOutcomeSql). */
-export function outcomeFromRow(row: Row | undefined): StoredOutcome | null {
+/**
+ * A hold's settlement outcome joined to the hold's row (`t`, its customer `c`), so a Consume or
+ * Unfreeze reads both in one statement: a settlement's key is its hold's transaction id.
+ */
+export const settledOutcomeJoinSql = sql`${outcomes} o ON o.project_id = t.project_id AND o.scope = 'SETTLE' AND o.idempotency_key = t.transaction_id`;
+export const SETTLED_OUTCOME_COLUMNS = sql`, c.customer_id AS o_customer_id, o.request_fingerprint AS o_request_fingerprint, o.response AS o_response`;
+
+/** The one row mapper of idempotency_outcomes (as selected by findOutcomeSql, or joined with `o_` names). */
+export function outcomeFromRow(row: Row | undefined, joined = false): StoredOutcome | null {
   if (!row) return null;
+  if (joined && row.o_response == null) return null;
   return {
-    customerId: stringOf(row.customer_id),
-    requestFingerprint: stringOf(row.request_fingerprint),
-    response: stringOf(row.response),
+    customerId: stringOf(joined ? row.o_customer_id : row.customer_id),
+    requestFingerprint: stringOf(joined ? row.o_request_fingerprint : row.request_fingerprint),
+    response: stringOf(joined ? row.o_response : row.response),
   };
 }
 

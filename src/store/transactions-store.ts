@@ -16,6 +16,7 @@ import { ACCOUNT_COLUMNS } from "./accounts-store.js";
 import { bigOf, boolOf, msOf, numberOf, oneOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { accounts, allocations, apiKeys, customers, transactions } from "./schema.js";
+import { SETTLED_OUTCOME_COLUMNS, settledOutcomeJoinSql } from "./outcomes-store.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
 import { rowsPart, type WritePart } from "./write-set.js";
 
@@ -56,13 +57,16 @@ export async function findTransaction(
 export function findTransactionSql(
   projectId: bigint,
   transactionId: string,
-  options: { lock?: boolean; skipLocked?: boolean; ofCustomer?: SQL; withKeyPrefix?: boolean } = {},
+  options: { lock?: boolean; skipLocked?: boolean; ofCustomer?: SQL; withKeyPrefix?: boolean; withSettlement?: boolean } = {},
 ): SQL {
   const lock = options.lock ? sql` FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}` : sql``;
   const owner = options.ofCustomer ? sql` AND t.customer_pk = ${options.ofCustomer}` : sql``;
   const key = options.withKeyPrefix ? sql` LEFT JOIN ${apiKeys} k ON k.id = t.api_key_id` : sql``;
-  return sql`SELECT t.*, c.customer_id AS c_customer_id${options.withKeyPrefix ? sql`, k.prefix AS k_prefix` : sql``}
-    FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk${key}
+  const settlement = options.withSettlement ? sql` LEFT JOIN ${settledOutcomeJoinSql}` : sql``;
+  return sql`SELECT t.*, c.customer_id AS c_customer_id${options.withKeyPrefix ? sql`, k.prefix AS k_prefix` : sql``}${
+    options.withSettlement ? SETTLED_OUTCOME_COLUMNS : sql``
+  }
+    FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk${key}${settlement}
     WHERE t.project_id = ${projectId} AND t.transaction_id = ${transactionId}${owner}${lock}`;
 }
 
