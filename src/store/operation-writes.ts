@@ -10,7 +10,7 @@ import { expiryParts, ledgerPart } from "./ledger-store.js";
 import { outcomePart } from "./outcomes-store.js";
 import { bigOf } from "./row-values.js";
 import { type Batch, batchOf, rowsOf } from "./run-transaction.js";
-import { allocationsPart, newTransactionPart, settleTransactionSql, transactionPkSql } from "./transactions-store.js";
+import { allocationsPart, newTransactionPart, transactionPkSql } from "./transactions-store.js";
 import { type WritePart, writeSetSql } from "./write-set.js";
 
 // The second round trip of each write: what its plan decided, as statements. A deposit's writes
@@ -140,7 +140,7 @@ export function settleParts(
           ),
         ];
   return [
-    { kind: "statements", statements: settleTransactionSql(hold.pk, { ...changes, nowMs }) },
+    { kind: "settle", holdPk: hold.pk, settlement: { ...changes, nowMs } },
     outcomePart(projectId, { envelope: changes.envelope, customerPk: hold.customerPk, response: encodeJson(response), nowMs }),
     { kind: "deltas", deltas: changes.deltas },
     ...onHold(changes.entries),

@@ -18,7 +18,7 @@ import type { Row } from "./run-transaction.js";
 import { accounts, allocations, apiKeys, customers, transactions } from "./schema.js";
 import { SETTLED_OUTCOME_COLUMNS, settledOutcomeJoinSql } from "./outcomes-store.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
-import { rowsPart, type WritePart } from "./write-set.js";
+import { rowsPart, type Settlement, type WritePart, writeSetSql } from "./write-set.js";
 
 export interface TransactionRow extends Hold {
   readonly pk: bigint;
@@ -136,25 +136,11 @@ export function newTransactionPart(projectId: bigint, t: NewTransaction): WriteP
 export const transactionPkSql = (projectId: bigint, transactionId: string): SQL =>
   sql`(SELECT id FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId})`;
 
-export interface Settlement {
-  readonly status: "CONSUMED" | "UNFROZEN";
-  readonly consumedAmount: bigint;
-  readonly returnedAmount: bigint;
-  readonly overageAmount: bigint;
-  readonly automatic: boolean;
-  readonly nowMs: number;
-}
+export type { Settlement };
 
 /** FROZEN → CONSUMED | UNFROZEN, guarded: the caller holds the row lock, so anything but one row changed aborts. */
-export function settleTransactionSql(pk: bigint, s: Settlement): SQL[] {
-  return guardedUpdateSql(
-    sql`UPDATE ${transactions} SET status = ${s.status}, consumed_amount = ${s.consumedAmount},
-      returned_amount = ${s.returnedAmount}, overage_amount = ${s.overageAmount},
-      settled_automatically = ${s.automatic}, settled_at = ${new Date(s.nowMs)}
-    WHERE id = ${pk} AND status = 'FROZEN'`,
-    1,
-  );
-}
+export const settleTransactionSql = (holdPk: bigint, settlement: Settlement): SQL[] =>
+  writeSetSql([{ kind: "settle", holdPk, settlement }]);
 
 export interface AllocationRow {
   readonly accountId: bigint;

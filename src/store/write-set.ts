@@ -1,7 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type AccountDelta, mergeDeltas } from "../domain/account-deltas.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
-import { accounts } from "./schema.js";
+import { accounts, transactions } from "./schema.js";
 import { chunksOf } from "./statement-chunks.js";
 
 /** Tables whose new rows of several writes go into one INSERT, in this order (allocations and entries name their transaction). */
@@ -10,30 +10,41 @@ export type InsertTarget = (typeof INSERT_ORDER)[number];
 
 /**
  * One write's changes as parts that the changes of other writes in the same transaction can join:
- * its own statements (a guarded settlement), account deltas (summed per account into one
+ * settlements (one guarded UPDATE for all holds), account deltas (summed per account into one
  * guarded UPDATE), and new rows (one multi-row INSERT per table). A spend touching one account
  * is then 6 statements alone, and 32 spends side by side are still 6: what a statement costs
  * the database (parse, open, plan) is paid per statement, not per row.
  */
 export type WritePart =
-  | { readonly kind: "statements"; readonly statements: readonly SQL[] }
+  | { readonly kind: "settle"; readonly holdPk: bigint; readonly settlement: Settlement }
   | { readonly kind: "deltas"; readonly deltas: readonly AccountDelta[] }
   | { readonly kind: "rows"; readonly into: InsertTarget; readonly head: SQL; readonly rows: readonly SQL[] };
+
+/** A hold's settlement: FROZEN → CONSUMED | UNFROZEN. */
+export interface Settlement {
+  readonly status: "CONSUMED" | "UNFROZEN";
+  readonly consumedAmount: bigint;
+  readonly returnedAmount: bigint;
+  readonly overageAmount: bigint;
+  readonly automatic: boolean;
+  readonly nowMs: number;
+}
 
 export const rowsPart = (into: InsertTarget, head: SQL, rows: readonly SQL[]): WritePart => ({ kind: "rows", into, head, rows });
 
 /**
- * The statements of many writes' parts, merged: their own statements first, in order; then every
+ * The statements of many writes' parts, merged: every settlement in one guarded UPDATE; then every
  * account delta, summed per account, in one guarded UPDATE; then each table's new rows in one
  * INSERT, rows in write order (so ledger entry ids follow the order of the writes). Each step
  * splits at ROWS_PER_STATEMENT rows.
  */
 export function writeSetSql(parts: readonly WritePart[]): SQL[] {
   const statements: SQL[] = [];
+  const settlements: { holdPk: bigint; settlement: Settlement }[] = [];
   const deltas: AccountDelta[] = [];
   const rows = new Map<InsertTarget, { head: SQL; rows: SQL[] }>();
   for (const part of parts) {
-    if (part.kind === "statements") statements.push(...part.statements);
+    if (part.kind === "settle") settlements.push(part);
     else if (part.kind === "deltas") deltas.push(...part.deltas);
     else {
       const into = rows.get(part.into) ?? { head: part.head, rows: [] };
@@ -41,6 +52,7 @@ export function writeSetSql(parts: readonly WritePart[]): SQL[] {
       rows.set(part.into, into);
     }
   }
+  statements.push(...chunksOf(settlements).flatMap((chunk) => guardedUpdateSql(settleHoldsSql(chunk), chunk.length)));
   const changed = mergeDeltas(deltas).filter((d) => d.used !== 0n || d.frozen !== 0n);
   statements.push(...chunksOf(changed).flatMap((chunk) => guardedUpdateSql(updateAccountsSql(chunk), chunk.length)));
   for (const target of INSERT_ORDER) {
@@ -48,6 +60,30 @@ export function writeSetSql(parts: readonly WritePart[]): SQL[] {
     if (insert) statements.push(...chunksOf(insert.rows).map((chunk) => sql`${insert.head} VALUES ${sql.join(chunk, sql`, `)}`));
   }
   return statements;
+}
+
+/** A value per row of an UPDATE over several ids. */
+function caseById<T>(items: readonly T[], id: (item: T) => bigint, value: (item: T) => unknown): SQL {
+  return sql`CASE id ${sql.join(
+    items.map((item) => sql`WHEN ${id(item)} THEN ${value(item)}`),
+    sql` `,
+  )} END`;
+}
+
+/**
+ * FROZEN → CONSUMED | UNFROZEN for each hold, guarded by the caller: it holds every row's lock, so
+ * anything but one changed row per hold aborts.
+ */
+function settleHoldsSql(holds: readonly { holdPk: bigint; settlement: Settlement }[]): SQL {
+  const pk = (h: { holdPk: bigint }) => h.holdPk;
+  const of = (pick: (s: Settlement) => unknown) => caseById(holds, pk, (h) => pick(h.settlement));
+  return sql`UPDATE ${transactions} SET status = ${of((s) => s.status)}, consumed_amount = ${of((s) => s.consumedAmount)},
+      returned_amount = ${of((s) => s.returnedAmount)}, overage_amount = ${of((s) => s.overageAmount)},
+      settled_automatically = ${of((s) => s.automatic)}, settled_at = ${of((s) => new Date(s.nowMs))}
+    WHERE id IN (${sql.join(
+      holds.map((h) => sql`${h.holdPk}`),
+      sql`, `,
+    )}) AND status = 'FROZEN'`;
 }
 
 /** Adds each delta to its account (the caller holds every row's lock). */
