@@ -28,6 +28,7 @@ import {
   countAllocationAccountsSql,
   findTransactionSql,
   lockAllocationAccountsSql,
+  lockHoldWithAllocationSql,
   transactionCustomerPkSql,
   transactionFromRow,
   transactionOwnerSql,
@@ -136,16 +137,13 @@ export function loadSettle(projectId: bigint, transactionId: string, nowMs: numb
   });
   if (!options.skipLocked) {
     return batchOf(
-      [
-        lockCustomerWithBalanceSql(customerByPkSql(customerPk), nowMs),
-        findTransactionSql(projectId, transactionId, { lock: true, withSettlement: true }),
-        lockAllocationAccountsSql(projectId, transactionId),
-      ],
-      ([customerRows, holdRows, allocationRows]) => {
+      [lockCustomerWithBalanceSql(customerByPkSql(customerPk), nowMs), lockHoldWithAllocationSql(projectId, transactionId)],
+      ([customerRows, holdRows]) => {
         const customer = rowsOf(customerRows)[0];
-        const holdRow = rowsOf(holdRows)[0];
+        const rows = rowsOf(holdRows);
         const before = customer ? balanceFromRow(customer) : NO_BALANCE;
-        return stateOf(outcomeFromRow(holdRow, true), transactionFromRow(holdRow), rowsOf(allocationRows), before, false);
+        const parts = rows.filter((row) => row.al_account_id != null);
+        return stateOf(outcomeFromRow(rows[0], true), transactionFromRow(rows[0]), parts, before, false);
       },
     );
   }

@@ -57,16 +57,13 @@ export async function findTransaction(
 export function findTransactionSql(
   projectId: bigint,
   transactionId: string,
-  options: { lock?: boolean; skipLocked?: boolean; ofCustomer?: SQL; withKeyPrefix?: boolean; withSettlement?: boolean } = {},
+  options: { lock?: boolean; skipLocked?: boolean; ofCustomer?: SQL; withKeyPrefix?: boolean } = {},
 ): SQL {
   const lock = options.lock ? sql` FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}` : sql``;
   const owner = options.ofCustomer ? sql` AND t.customer_pk = ${options.ofCustomer}` : sql``;
   const key = options.withKeyPrefix ? sql` LEFT JOIN ${apiKeys} k ON k.id = t.api_key_id` : sql``;
-  const settlement = options.withSettlement ? sql` LEFT JOIN ${settledOutcomeJoinSql}` : sql``;
-  return sql`SELECT t.*, c.customer_id AS c_customer_id${options.withKeyPrefix ? sql`, k.prefix AS k_prefix` : sql``}${
-    options.withSettlement ? SETTLED_OUTCOME_COLUMNS : sql``
-  }
-    FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk${key}${settlement}
+  return sql`SELECT t.*, c.customer_id AS c_customer_id${options.withKeyPrefix ? sql`, k.prefix AS k_prefix` : sql``}
+    FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk${key}
     WHERE t.project_id = ${projectId} AND t.transaction_id = ${transactionId}${owner}${lock}`;
 }
 
@@ -180,6 +177,24 @@ export const lockAllocationAccountsSql = (
     WHERE ${allocationOf(projectId, transactionId, options.ofCustomer)}
     ORDER BY al.seq
     FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
+
+/**
+ * A hold to settle, in one statement: its row with its customer's public id and its stored
+ * settlement (the key of a settlement is its hold's transaction id), then its allocation in
+ * order with each part's account: one row per part, the hold's columns repeated. Locks the hold,
+ * then its accounts (the lock order: the caller has locked the customer first). A part whose
+ * account is gone has NULL account columns; no row when there is no such hold.
+ */
+export const lockHoldWithAllocationSql = (projectId: bigint, transactionId: string): SQL =>
+  sql`SELECT t.*, c.customer_id AS c_customer_id${SETTLED_OUTCOME_COLUMNS}, al.account_id AS al_account_id, al.amount AS al_amount,
+      ${ACCOUNT_COLUMNS}
+    FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk
+    LEFT JOIN ${settledOutcomeJoinSql}
+    LEFT JOIN ${allocations} al ON al.transaction_pk = t.id
+    LEFT JOIN ${accounts} a ON a.id = al.account_id
+    WHERE t.project_id = ${projectId} AND t.transaction_id = ${transactionId}
+    ORDER BY al.seq
+    FOR UPDATE`;
 
 /** How many of a transaction's allocation parts have an existing account (a plain read, no lock). */
 export const countAllocationAccountsSql = (projectId: bigint, transactionId: string): SQL =>
