@@ -15,6 +15,7 @@ import {
   writesOnly,
 } from "../store/run-transaction.js";
 import { type WritePart, writeSetSql } from "../store/write-set.js";
+import { loadSpendsTogether } from "../store/operation-loads.js";
 import type { BillingContext } from "./context.js";
 import type { Step, WriteOperation } from "./write-operation.js";
 
@@ -48,7 +49,8 @@ export interface OperationSpec<S, C, R> {
   writeError?(error: unknown): unknown;
 }
 
-export function operation<S, C, R extends { isIdempotentReplay: boolean }>(spec: OperationSpec<S, C, R>): WriteOperation<R> {
+/** The executor's step for a write whose state is loaded: its plan, decided. */
+export function decider<S, C, R extends { isIdempotentReplay: boolean }>(spec: OperationSpec<S, C, R>) {
   const decide = (state: S, nowMs: number) => (): Step<R> => {
     const planned = spec.plan(state, nowMs);
     switch (planned.kind) {
@@ -68,6 +70,11 @@ export function operation<S, C, R extends { isIdempotentReplay: boolean }>(spec:
         return { kind: "done", result: null };
     }
   };
+  return decide;
+}
+
+export function operation<S, C, R extends { isIdempotentReplay: boolean }>(spec: OperationSpec<S, C, R>): WriteOperation<R> {
+  const decide = decider(spec);
   return {
     customerKey: spec.customerKey,
     ...(spec.holdKey === undefined ? {} : { holdKey: spec.holdKey }),
@@ -217,7 +224,7 @@ export async function executeSideBySide(ctx: BillingContext, ops: readonly Write
     ctx.database,
     async (tx) => {
       const nowMs = ctx.now();
-      const decisions = await tx.runBatch(all(ops.map((op) => op.start(nowMs))));
+      const decisions = await tx.runBatch(loadSideBySide(ops, nowMs));
       const settled: Settled<unknown>[] = [];
       const writes: Batch<void>[] = [];
       const parts: WritePart[] = [];
@@ -247,6 +254,29 @@ export async function executeSideBySide(ctx: BillingContext, ops: readonly Write
       return settled;
     },
     ctx.retries,
+  );
+}
+
+/**
+ * The loads of writes side by side, in one round trip: Deducts and Freezes (two or more) in two
+ * statements for all of them, every other write its own load.
+ */
+function loadSideBySide(ops: readonly WriteOperation<unknown>[], nowMs: number): Batch<(() => Step<unknown>)[]> {
+  const spends = ops.flatMap((op) => (op.together ? [op.together] : []));
+  if (spends.length < 2) return all(ops.map((op) => op.start(nowMs)));
+  const others = ops.filter((op) => !op.together);
+  return mapBatch(
+    sequence(
+      loadSpendsTogether(
+        spends.map((s) => s.key),
+        nowMs,
+      ),
+      all(others.map((op) => op.start(nowMs))),
+    ),
+    ([loaded, decided]) => {
+      let other = 0;
+      return ops.map((op) => op.together?.decide(loaded, nowMs) ?? decided[other++] ?? (() => ({ kind: "done", result: null })));
+    },
   );
 }
 

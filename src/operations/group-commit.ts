@@ -119,7 +119,10 @@ export class GroupCommit {
 
   private async sideBySide(ops: readonly WriteOperation<unknown>[]): Promise<Settled<unknown>[]> {
     this.observer.onSideBySide?.(ops.length);
-    if (ops.length === 1) return executeEachAlone(this.ctx, ops);
+    // Two calls of one transaction id (a client's mistake, or a settlement of a hold made in
+    // the same list) depend on each other: each alone, in order, answers them as it should.
+    const holds = ops.flatMap((op) => (op.holdKey === undefined ? [] : [op.holdKey]));
+    if (ops.length === 1 || new Set(holds).size < holds.length) return executeEachAlone(this.ctx, ops);
     try {
       return await executeSideBySide(this.ctx, ops);
     } catch (error) {

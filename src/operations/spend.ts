@@ -1,4 +1,4 @@
-import { planSpend } from "../domain/plans/spend-plan.js";
+import { planSpend, type SpendChanges, type SpendState, spendStateFromActive } from "../domain/plans/spend-plan.js";
 import type { FreezeRequest, SpendRequest } from "../domain/requests.js";
 import type { SpendResult } from "../domain/results.js";
 import type { TransactionKind } from "../domain/types.js";
@@ -8,7 +8,7 @@ import { loadAllSpendable, loadSpend } from "../store/operation-loads.js";
 import { spendParts } from "../store/operation-writes.js";
 import { mapBatch } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
-import { execute, operation, type WriteOperation } from "./executor.js";
+import { decider, execute, type OperationSpec, operation, type WriteOperation } from "./executor.js";
 
 export type SpendInput = SpendRequest;
 export type FreezeInput = FreezeRequest;
@@ -21,20 +21,33 @@ export type { AutoSettlement };
  */
 export function spendOperation(kind: TransactionKind, request: FreezeRequest): WriteOperation<SpendResult> {
   const envelope = spendEnvelope(kind, request);
-  return operation({
-    customerKey: `${request.projectId}:${request.customerId}`,
-    holdKey: `${request.projectId}:${request.transactionId}`,
+  const { projectId, customerId, transactionId, creditTypes } = request;
+  const spec: OperationSpec<SpendState, SpendChanges, SpendResult> = {
+    customerKey: `${projectId}:${customerId}`,
+    holdKey: `${projectId}:${transactionId}`,
     groupable: { kind: "spend", spendKind: kind, request },
     load: (nowMs) => loadSpend(request, envelope, nowMs),
     loadMore: (state, nowMs) =>
-      mapBatch(loadAllSpendable(request.projectId, state.customerPk ?? 0n, request.creditTypes, nowMs), (accounts) => ({
+      mapBatch(loadAllSpendable(projectId, state.customerPk ?? 0n, creditTypes, nowMs), (accounts) => ({
         ...state,
         accounts,
         complete: true,
       })),
     plan: (state, nowMs) => planSpend(kind, state, request, nowMs),
     apply: { parts: (changes, result, nowMs) => spendParts(request, changes, result, nowMs) },
-  });
+  };
+  const decide = decider(spec);
+  return {
+    ...operation(spec),
+    together: {
+      key: { projectId, customerId, transactionId },
+      decide: (loaded, nowMs) => {
+        const stored = loaded.outcomes.get(`${projectId}:${transactionId}`) ?? null;
+        const customer = loaded.customers.get(`${projectId}:${customerId}`) ?? null;
+        return decide(spendStateFromActive(stored, customer, creditTypes, nowMs), nowMs);
+      },
+    },
+  };
 }
 
 export const deductOperation = (request: SpendRequest) => spendOperation("DEDUCT", { ...request, autoSettlement: null });

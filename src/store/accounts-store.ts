@@ -81,6 +81,25 @@ export function lockCustomerWithBalanceSql(customerCondition: SQL, nowMs: number
     FOR UPDATE`;
 }
 
+/**
+ * Several customers locked, each with all its ACTIVE accounts (one row per account; NULL account
+ * columns when it has none): the load of writes of different customers sent together. The rows
+ * are locked in the index order of (project, customer), each customer before its accounts.
+ */
+export function lockCustomersWithActiveAccountsSql(
+  keys: ReadonlyArray<{ readonly projectId: bigint; readonly customerId: string }>,
+  nowMs: number,
+): SQL {
+  return sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id, ${ACCOUNT_COLUMNS}
+    FROM ${customers} c
+    LEFT JOIN ${accounts} a ON a.project_id = c.project_id AND a.customer_pk = c.id AND ${activeAccountSql(nowMs)}
+    WHERE ${sql.join(
+      keys.map((k) => sql`(c.project_id = ${k.projectId} AND c.customer_id = ${k.customerId})`),
+      sql` OR `,
+    )}
+    FOR UPDATE`;
+}
+
 /** The balance of a customer that has no row (and so no accounts). */
 export const NO_BALANCE: Balance = { total: 0n, used: 0n, frozen: 0n, available: 0n };
 

@@ -7,6 +7,7 @@ import type { SpendState } from "../domain/plans/spend-plan.js";
 import type { DepositRequest, SpendRequest } from "../domain/requests.js";
 import type { AccountSnapshot, Balance } from "../domain/types.js";
 import {
+  accountFromRow,
   accountsFromRows,
   activeBalanceSql,
   balanceFromRow,
@@ -14,14 +15,15 @@ import {
   expiryRecordedIdsFromRows,
   lockAccountByKeySql,
   lockCustomerSql,
+  lockCustomersWithActiveAccountsSql,
   lockCustomerWithBalanceSql,
   lockSpendableAccountsSql,
   NO_BALANCE,
   unexpiredTotalFromRow,
 } from "./accounts-store.js";
 import { customerByIdSql, customerByPkSql, customerPkSql, upsertCustomerSql } from "./customers-store.js";
-import { findOutcomeSql, outcomeFromRow } from "./outcomes-store.js";
-import { bigOf } from "./row-values.js";
+import { findOutcomeSql, findOutcomesSql, outcomeFromRow } from "./outcomes-store.js";
+import { bigOf, stringOf } from "./row-values.js";
 import { type Batch, batchOf, type Row, rowsOf } from "./run-transaction.js";
 import {
   allocationFromRow,
@@ -97,6 +99,53 @@ export function loadSpend(request: SpendRequest, envelope: IdempotencyEnvelope, 
         complete: accounts.length < SPEND_ACCOUNTS_LOCKED_FIRST,
         before: customer ? balanceFromRow(customer) : NO_BALANCE,
       };
+    },
+  );
+}
+
+/** A Deduct or Freeze among others loaded together: its customer and its key. */
+export interface SpendKey {
+  readonly projectId: bigint;
+  readonly customerId: string;
+  readonly transactionId: string;
+}
+
+/** What loadSpendsTogether read, by `project:customer` and `project:transaction`. */
+export interface SpendsLoaded {
+  readonly customers: ReadonlyMap<string, { readonly customerPk: bigint; readonly active: AccountSnapshot[] }>;
+  readonly outcomes: ReadonlyMap<string, StoredOutcome>;
+}
+
+/**
+ * Deducts and Freezes of different customers, loaded together in two statements instead of
+ * three each: the stored outcomes of their keys, then their customers locked with all their
+ * ACTIVE accounts (summed and ordered by the plan's domain/plans/spend-plan.ts
+ * spendStateFromActive, not by the database).
+ */
+export function loadSpendsTogether(spends: readonly SpendKey[], nowMs: number): Batch<SpendsLoaded> {
+  return batchOf(
+    [
+      findOutcomesSql(
+        "SPEND",
+        spends.map((s) => ({ projectId: s.projectId, key: s.transactionId })),
+      ),
+      lockCustomersWithActiveAccountsSql(spends, nowMs),
+    ],
+    ([outcomeRows, customerRows]) => {
+      const outcomes = new Map<string, StoredOutcome>();
+      for (const row of rowsOf(outcomeRows)) {
+        const stored = outcomeFromRow(row);
+        if (stored) outcomes.set(`${bigOf(row.o_project_id)}:${stringOf(row.o_key)}`, stored);
+      }
+      const customers = new Map<string, { customerPk: bigint; active: AccountSnapshot[] }>();
+      for (const row of rowsOf(customerRows)) {
+        const key = `${bigOf(row.c_project_id)}:${stringOf(row.c_customer_id)}`;
+        const customer = customers.get(key) ?? { customerPk: bigOf(row.c_pk), active: [] };
+        const account = accountFromRow(row);
+        if (account) customer.active.push(account);
+        customers.set(key, customer);
+      }
+      return { customers, outcomes };
     },
   );
 }

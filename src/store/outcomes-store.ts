@@ -1,5 +1,5 @@
 import { type SQL, sql } from "drizzle-orm";
-import type { IdempotencyEnvelope, StoredOutcome } from "../domain/idempotency.js";
+import type { IdempotencyEnvelope, OutcomeScope, StoredOutcome } from "../domain/idempotency.js";
 import { stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { customers, outcomes } from "./schema.js";
@@ -15,6 +15,15 @@ export const findOutcomeSql = (projectId: bigint, envelope: Pick<IdempotencyEnve
   sql`SELECT c.customer_id, o.request_fingerprint, o.response
     FROM ${outcomes} o JOIN ${customers} c ON c.id = o.customer_pk
     WHERE o.project_id = ${projectId} AND o.scope = ${envelope.scope} AND o.idempotency_key = ${envelope.key}`;
+
+/** The stored outcomes of several keys of one scope (`o_project_id` and `o_key` name each). */
+export const findOutcomesSql = (scope: OutcomeScope, keys: ReadonlyArray<{ readonly projectId: bigint; readonly key: string }>): SQL =>
+  sql`SELECT o.project_id AS o_project_id, o.idempotency_key AS o_key, c.customer_id, o.request_fingerprint, o.response
+    FROM ${outcomes} o JOIN ${customers} c ON c.id = o.customer_pk
+    WHERE ${sql.join(
+      keys.map((k) => sql`(o.project_id = ${k.projectId} AND o.scope = ${scope} AND o.idempotency_key = ${k.key})`),
+      sql` OR `,
+    )}`;
 
 /**
  * A hold's settlement outcome joined to the hold's row (`t`, its customer `c`), so a Consume or

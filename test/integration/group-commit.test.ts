@@ -4,6 +4,7 @@ import type { BillingContext } from "../../src/operations/context.js";
 import { depositOperation } from "../../src/operations/deposit.js";
 import { operation } from "../../src/operations/executor.js";
 import { GroupCommit } from "../../src/operations/group-commit.js";
+import { consumeOperation } from "../../src/operations/settle.js";
 import { deductOperation, spendOperation } from "../../src/operations/spend.js";
 import { verifyLedger } from "../../src/operations/verify.js";
 import { BillingError } from "../../src/errors/billing-error.js";
@@ -146,11 +147,14 @@ describe("group commit across customers (side by side)", () => {
     const base: BillingContext = { database: s.app.database, now: s.clock.now };
     const sideBySide: number[] = [];
     const commit = new GroupCommit(base, { onSideBySide: (n) => sideBySide.push(n) }, { transactions: 1 });
-    const customers = Array.from({ length: 6 }, () => uid("cust"));
+    const customers = Array.from({ length: 7 }, () => uid("cust"));
     for (const c of customers) await commit.run(depositFor(c, 100n));
-    const [c0, c1, c2, c3, c4, c5] = customers as [string, string, string, string, string, string];
+    const [c0, c1, c2, c3, c4, c5, c6] = customers as [string, string, string, string, string, string, string];
     const reused = uid("t");
     const first = await commit.run(freezeOf(c5, 10n, reused));
+    const held = uid("t");
+    await commit.run(freezeOf(c6, 20n, held));
+    const consume = { projectId: 1n, apiKeyId: null, transactionId: held, customerId: null, actualAmount: 5n, allowOverage: false };
     // The first call takes the instance's one transaction; the others wait, then go together.
     const calls = [
       commit.run(freezeOf(c0, 1n)),
@@ -160,12 +164,16 @@ describe("group commit across customers (side by side)", () => {
       commit.run(deductOperation({ ...request(c4, 40n) })),
       commit.run(freezeOf(c5, 10n, reused)),
       commit.run(freezeOf(c5, 11n, reused)),
+      commit.run(consumeOperation(consume)),
     ];
     const settled = await Promise.allSettled(calls);
     const answer = (i: number) => {
       const r = settled[i];
-      if (r?.status === "fulfilled") return { amount: r.value?.amount, balance: r.value?.balance, replay: r.value?.isIdempotentReplay };
-      return r?.reason instanceof BillingError ? r.reason.code : String(r?.reason);
+      if (r === undefined) return "missing";
+      if (r.status === "rejected") return r.reason instanceof BillingError ? r.reason.code : String(r.reason);
+      const v = r.value;
+      if (v !== null && "consumedAmount" in v) return { consumed: v.consumedAmount, returned: v.returnedAmount, balance: v.balance };
+      return { amount: v?.amount, balance: v?.balance, replay: v?.isIdempotentReplay };
     };
     const balance = (used: bigint, frozen: bigint) => ({ total: 100n, used, frozen, available: 100n - used - frozen });
     expect(settled.map((_, i) => answer(i))).toEqual([
@@ -176,16 +184,19 @@ describe("group commit across customers (side by side)", () => {
       { amount: 40n, balance: balance(40n, 0n), replay: false },
       { amount: 10n, balance: first?.balance, replay: true },
       "idempotency_conflict",
+      { consumed: 5n, returned: 15n, balance: balance(5n, 0n) },
     ]);
-    // One went alone; the first call of each of the five other customers waited and went side by
-    // side in one transaction; the second call for c5 queued behind its customer's (group commit).
-    expect(sideBySide).toEqual([5]);
+    // One went alone; the first call of each of the six other customers waited and went side by
+    // side in one transaction (five spends loaded together, the settlement with its own load);
+    // the second call for c5 queued behind its customer's (group commit).
+    expect(sideBySide).toEqual([6]);
     for (const [c, used, frozen] of [
       [c0, 0n, 1n],
       [c1, 0n, 30n],
       [c3, 0n, 0n],
       [c4, 40n, 0n],
       [c5, 0n, 10n],
+      [c6, 5n, 0n],
     ] as const) {
       expect((await s.client.call("getCustomer", { customerId: c })).balance).toEqual(balance(used, frozen));
     }
