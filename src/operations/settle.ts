@@ -9,7 +9,7 @@ import { settleParts } from "../store/operation-writes.js";
 import { type Batch, mapBatch } from "../store/run-transaction.js";
 import { isRowCountGuardFailure } from "../store/sql-errors.js";
 import type { BillingContext } from "./context.js";
-import { executeOne, operation, type WriteOperation } from "./executor.js";
+import { decider, executeOne, type OperationSpec, operation, type WriteOperation } from "./executor.js";
 
 export type SettleTarget = SettleRequest;
 export type ConsumeInput = ConsumeRequest;
@@ -29,8 +29,8 @@ function settleOperation<R extends { isIdempotentReplay: boolean }>(
   plan: (state: SettleState, nowMs: number) => Planned<SettleChanges, R>,
   groupable: GroupWrite,
 ): WriteOperation<R> {
-  const { projectId } = request;
-  return operation({
+  const { projectId, transactionId } = request;
+  const spec: OperationSpec<SettleState, SettleChanges, R> = {
     // The sweeper runs alone, never queued behind callers.
     customerKey: request.customerId === null || mode.automatic ? null : `${projectId}:${request.customerId}`,
     ...(mode.automatic ? {} : { holdKey: `${projectId}:${request.transactionId}`, groupable }),
@@ -48,7 +48,10 @@ function settleOperation<R extends { isIdempotentReplay: boolean }>(
     // A guarded update that missed: the hold or its accounts are not what was read under lock.
     writeError: (error) =>
       isRowCountGuardFailure(error) ? new BillingError("freeze_records_inconsistent", undefined, {}, { cause: error }) : error,
-  });
+  };
+  if (mode.automatic) return operation(spec);
+  const decide = decider(spec);
+  return { ...operation(spec), together: { kind: "settle", key: { projectId, transactionId }, decide } };
 }
 
 export const consumeOperation = (request: ConsumeRequest, mode = MANUAL): WriteOperation<ConsumeResult> =>

@@ -40,6 +40,7 @@ export function spendOperation(kind: TransactionKind, request: FreezeRequest): W
   return {
     ...operation(spec),
     together: {
+      kind: "spend",
       key: { projectId, customerId, transactionId },
       decide: (loaded, nowMs) => {
         const stored = loaded.outcomes.get(`${projectId}:${transactionId}`) ?? null;

@@ -1,5 +1,6 @@
 import type { GroupWrite } from "../domain/plans/group-plan.js";
-import type { SpendKey, SpendsLoaded } from "../store/operation-loads.js";
+import type { SettleState } from "../domain/plans/settle-plan.js";
+import type { HoldKey, SpendKey, SpendsLoaded } from "../store/operation-loads.js";
 import type { Batch } from "../store/run-transaction.js";
 import type { WritePart } from "../store/write-set.js";
 
@@ -28,8 +29,13 @@ export interface WriteOperation<R> {
   /** The write as group commit can plan it in memory with others of its customer (group-plan.ts). */
   readonly groupable?: GroupWrite;
   start(nowMs: number): Batch<() => Step<R>>;
-  /** A Deduct or Freeze, which can also be loaded with others of different customers (loadSpendsTogether). */
-  readonly together?: { readonly key: SpendKey; decide(loaded: SpendsLoaded, nowMs: number): () => Step<R> };
+  /**
+   * A Deduct or Freeze, or a caller's Consume or Unfreeze, which can also be loaded with others of
+   * its kind for different customers (loadSpendsTogether, loadSettlesTogether).
+   */
+  readonly together?:
+    | { readonly kind: "spend"; readonly key: SpendKey; decide(loaded: SpendsLoaded, nowMs: number): () => Step<R> }
+    | { readonly kind: "settle"; readonly key: HoldKey; decide(state: SettleState, nowMs: number): () => Step<R> };
   writeError(error: unknown): unknown;
 }
 

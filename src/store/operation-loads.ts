@@ -24,13 +24,14 @@ import {
 import { customerByIdSql, customerByPkSql, customerPkSql, upsertCustomerSql } from "./customers-store.js";
 import { findOutcomeSql, findOutcomesSql, outcomeFromRow } from "./outcomes-store.js";
 import { bigOf, stringOf } from "./row-values.js";
-import { type Batch, batchOf, type Row, rowsOf } from "./run-transaction.js";
+import { type Batch, batchOf, mapBatch, type Row, rowsOf } from "./run-transaction.js";
 import {
   allocationFromRow,
   countAllocationAccountsSql,
   findTransactionSql,
   lockAllocationAccountsSql,
-  lockHoldWithAllocationSql,
+  lockHoldsWithAllocationSql,
+  transactionsCustomerPksSql,
   transactionCustomerPkSql,
   transactionFromRow,
   transactionOwnerSql,
@@ -110,6 +111,12 @@ export interface SpendKey {
   readonly transactionId: string;
 }
 
+/** A Consume or Unfreeze among others loaded together: its hold. */
+export interface HoldKey {
+  readonly projectId: bigint;
+  readonly transactionId: string;
+}
+
 /** What loadSpendsTogether read, by `project:customer` and `project:transaction`. */
 export interface SpendsLoaded {
   readonly customers: ReadonlyMap<string, { readonly customerPk: bigint; readonly active: AccountSnapshot[] }>;
@@ -159,6 +166,25 @@ export const loadAllSpendable = (
 ): Batch<AccountSnapshot[]> =>
   batchOf([lockSpendableAccountsSql(projectId, customerPk, nowMs, creditTypes, null)], ([rows]) => accountsFromRows(rowsOf(rows)));
 
+function settleStateOf(
+  stored: StoredOutcome | null,
+  hold: TransactionRow | null,
+  allocationRows: Row[],
+  before: Balance,
+  busy: boolean,
+): SettleState {
+  return {
+    stored,
+    hold,
+    parts: allocationRows.map(allocationFromRow),
+    accounts: accountsFromRows(allocationRows),
+    spendable: null,
+    before,
+    expiryRecorded: expiryRecordedIdsFromRows(allocationRows),
+    busy,
+  };
+}
+
 /**
  * Consume and Unfreeze: the hold's customer (found through the hold by a plain subquery: a hold's
  * customer never changes) locked with its balance, the hold with its stored settlement, its
@@ -168,33 +194,12 @@ export const loadAllSpendable = (
  */
 export function loadSettle(projectId: bigint, transactionId: string, nowMs: number, options: { skipLocked: boolean }): Batch<SettleState> {
   const customerPk: SQL = transactionCustomerPkSql(projectId, transactionId);
-  const stateOf = (
-    stored: StoredOutcome | null,
-    hold: TransactionRow | null,
-    allocationRows: Row[],
-    before: Balance,
-    busy: boolean,
-  ): SettleState => ({
-    stored,
-    hold,
-    parts: allocationRows.map(allocationFromRow),
-    accounts: accountsFromRows(allocationRows),
-    spendable: null,
-    before,
-    expiryRecorded: expiryRecordedIdsFromRows(allocationRows),
-    busy,
-  });
   if (!options.skipLocked) {
-    return batchOf(
-      [lockCustomerWithBalanceSql(customerByPkSql(customerPk), nowMs), lockHoldWithAllocationSql(projectId, transactionId)],
-      ([customerRows, holdRows]) => {
-        const customer = rowsOf(customerRows)[0];
-        const rows = rowsOf(holdRows);
-        const before = customer ? balanceFromRow(customer) : NO_BALANCE;
-        const parts = rows.filter((row) => row.al_account_id != null);
-        return stateOf(outcomeFromRow(rows[0], true), transactionFromRow(rows[0]), parts, before, false);
-      },
-    );
+    return mapBatch(loadSettlesTogether([{ projectId, transactionId }], nowMs), (states) => {
+      const state = states.get(`${projectId}:${transactionId}`);
+      if (!state) throw new Error("a settlement's load has no state");
+      return state;
+    });
   }
   const skipLocked = true;
   return batchOf(
@@ -210,7 +215,42 @@ export function loadSettle(projectId: bigint, transactionId: string, nowMs: numb
       const accounts = accountsFromRows(rowsOf(allocationRows));
       const busy = rowsOf(customerRows).length === 0 || accounts.length < Number(rowsOf(countRows)[0]?.accounts ?? 0);
       const before = balanceFromRow(rowsOf(balanceRows)[0]);
-      return stateOf(outcomeFromRow(rowsOf(outcomeRows)[0]), transactionFromRow(rowsOf(holdRows)[0]), rowsOf(allocationRows), before, busy);
+      return settleStateOf(
+        outcomeFromRow(rowsOf(outcomeRows)[0]),
+        transactionFromRow(rowsOf(holdRows)[0]),
+        rowsOf(allocationRows),
+        before,
+        busy,
+      );
+    },
+  );
+}
+
+/**
+ * Consumes and Unfreezes (not the sweeper's), one or many, in two statements: the holds'
+ * customers (found through the holds by a plain subquery: a hold's customer never changes)
+ * locked with their balances, then the holds with their stored settlements, allocations and
+ * accounts. By `project:transaction`; a hold that does not exist has a state without it.
+ */
+export function loadSettlesTogether(holds: readonly HoldKey[], nowMs: number): Batch<Map<string, SettleState>> {
+  return batchOf(
+    [lockCustomerWithBalanceSql(sql`c.id IN ${transactionsCustomerPksSql(holds)}`, nowMs), lockHoldsWithAllocationSql(holds)],
+    ([customerRows, holdRows]) => {
+      const balances = new Map(rowsOf(customerRows).map((row) => [bigOf(row.c_pk), balanceFromRow(row)]));
+      const rowsByHold = new Map<string, Row[]>();
+      for (const row of rowsOf(holdRows)) {
+        const key = `${bigOf(row.project_id)}:${stringOf(row.transaction_id)}`;
+        rowsByHold.set(key, [...(rowsByHold.get(key) ?? []), row]);
+      }
+      return new Map(
+        holds.map((h) => {
+          const rows = rowsByHold.get(`${h.projectId}:${h.transactionId}`) ?? [];
+          const hold = transactionFromRow(rows[0]);
+          const parts = rows.filter((row) => row.al_account_id != null);
+          const before = (hold && balances.get(hold.customerPk)) ?? NO_BALANCE;
+          return [`${h.projectId}:${h.transactionId}`, settleStateOf(outcomeFromRow(rows[0], true), hold, parts, before, false)];
+        }),
+      );
     },
   );
 }

@@ -179,22 +179,42 @@ export const lockAllocationAccountsSql = (
     FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
 
 /**
- * A hold to settle, in one statement: its row with its customer's public id and its stored
+ * Holds to settle, in one statement: each hold's row with its customer's public id and its stored
  * settlement (the key of a settlement is its hold's transaction id), then its allocation in
- * order with each part's account: one row per part, the hold's columns repeated. Locks the hold,
- * then its accounts (the lock order: the caller has locked the customer first). A part whose
- * account is gone has NULL account columns; no row when there is no such hold.
+ * order with each part's account: one row per part, the hold's columns repeated. Locks the holds,
+ * then their accounts (the lock order: the caller has locked their customers first). A part
+ * whose account is gone has NULL account columns; no row for a hold that does not exist. The
+ * allocation is read by its index even when statistics say a scan is cheaper (a small or new
+ * table): under FOR UPDATE a scan would lock every allocation it reads.
  */
-export const lockHoldWithAllocationSql = (projectId: bigint, transactionId: string): SQL =>
+export const lockHoldsWithAllocationSql = (holds: ReadonlyArray<{ readonly projectId: bigint; readonly transactionId: string }>): SQL =>
   sql`SELECT t.*, c.customer_id AS c_customer_id${SETTLED_OUTCOME_COLUMNS}, al.account_id AS al_account_id, al.amount AS al_amount,
       ${ACCOUNT_COLUMNS}
     FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk
     LEFT JOIN ${settledOutcomeJoinSql}
-    LEFT JOIN ${allocations} al ON al.transaction_pk = t.id
+    LEFT JOIN ${allocations} al FORCE INDEX (allocations_tx_seq_uq) ON al.transaction_pk = t.id
     LEFT JOIN ${accounts} a ON a.id = al.account_id
-    WHERE t.project_id = ${projectId} AND t.transaction_id = ${transactionId}
-    ORDER BY al.seq
+    WHERE ${transactionsNamedSql(holds)}
+    ORDER BY t.id, al.seq
     FOR UPDATE`;
+
+/** SQL condition: transaction `t` is one of these. */
+export const transactionsNamedSql = (holds: ReadonlyArray<{ readonly projectId: bigint; readonly transactionId: string }>): SQL =>
+  sql.join(
+    holds.map((h) => sql`(t.project_id = ${h.projectId} AND t.transaction_id = ${h.transactionId})`),
+    sql` OR `,
+  );
+
+/**
+ * The customers of these transactions, as a list of scalar subqueries: each is a constant to the
+ * optimizer, so `c.id IN (…)` reads the customers by primary key. (An `IN (SELECT …)` may be
+ * planned as a scan of customers, and under FOR UPDATE a scan locks every row it reads.)
+ */
+export const transactionsCustomerPksSql = (holds: ReadonlyArray<{ readonly projectId: bigint; readonly transactionId: string }>): SQL =>
+  sql`(${sql.join(
+    holds.map((h) => transactionCustomerPkSql(h.projectId, h.transactionId)),
+    sql`, `,
+  )})`;
 
 /** How many of a transaction's allocation parts have an existing account (a plain read, no lock). */
 export const countAllocationAccountsSql = (projectId: bigint, transactionId: string): SQL =>

@@ -147,13 +147,15 @@ describe("group commit across customers (side by side)", () => {
     const base: BillingContext = { database: s.app.database, now: s.clock.now };
     const sideBySide: number[] = [];
     const commit = new GroupCommit(base, { onSideBySide: (n) => sideBySide.push(n) }, { transactions: 1 });
-    const customers = Array.from({ length: 7 }, () => uid("cust"));
+    const customers = Array.from({ length: 8 }, () => uid("cust"));
     for (const c of customers) await commit.run(depositFor(c, 100n));
-    const [c0, c1, c2, c3, c4, c5, c6] = customers as [string, string, string, string, string, string, string];
+    const [c0, c1, c2, c3, c4, c5, c6, c7] = customers as [string, string, string, string, string, string, string, string];
     const reused = uid("t");
     const first = await commit.run(freezeOf(c5, 10n, reused));
     const held = uid("t");
     await commit.run(freezeOf(c6, 20n, held));
+    const heldWhole = uid("t");
+    await commit.run(freezeOf(c7, 30n, heldWhole));
     const consume = { projectId: 1n, apiKeyId: null, transactionId: held, customerId: null, actualAmount: 5n, allowOverage: false };
     // The first call takes the instance's one transaction; the others wait, then go together.
     const calls = [
@@ -165,6 +167,7 @@ describe("group commit across customers (side by side)", () => {
       commit.run(freezeOf(c5, 10n, reused)),
       commit.run(freezeOf(c5, 11n, reused)),
       commit.run(consumeOperation(consume)),
+      commit.run(consumeOperation({ ...consume, transactionId: heldWhole, customerId: c7, actualAmount: null })),
     ];
     const settled = await Promise.allSettled(calls);
     const answer = (i: number) => {
@@ -185,11 +188,12 @@ describe("group commit across customers (side by side)", () => {
       { amount: 10n, balance: first?.balance, replay: true },
       "idempotency_conflict",
       { consumed: 5n, returned: 15n, balance: balance(5n, 0n) },
+      { consumed: 30n, returned: 0n, balance: balance(30n, 0n) },
     ]);
-    // One went alone; the first call of each of the six other customers waited and went side by
-    // side in one transaction (five spends loaded together, the settlement with its own load);
+    // One went alone; the first call of each of the seven other customers waited and went side by
+    // side in one transaction (five spends loaded together, two settlements loaded together);
     // the second call for c5 queued behind its customer's (group commit).
-    expect(sideBySide).toEqual([6]);
+    expect(sideBySide).toEqual([7]);
     for (const [c, used, frozen] of [
       [c0, 0n, 1n],
       [c1, 0n, 30n],
@@ -197,6 +201,7 @@ describe("group commit across customers (side by side)", () => {
       [c4, 40n, 0n],
       [c5, 0n, 10n],
       [c6, 5n, 0n],
+      [c7, 30n, 0n],
     ] as const) {
       expect((await s.client.call("getCustomer", { customerId: c })).balance).toEqual(balance(used, frozen));
     }
