@@ -39,14 +39,15 @@ async function waitFor(condition: () => Promise<boolean>, what: string): Promise
 }
 
 /**
- * Whether a connection of this test's database is inside the statement that locks a customer's
- * accounts (`SELECT a.id … FOR UPDATE`). Only the Deduct runs one, and nothing else can hold it
- * there but a lock. (MariaDB's INNODB_TRX does not list a transaction that has written nothing.)
+ * Whether a connection of this test's database is inside the statement that locks a customer and
+ * then its accounts (`SELECT c.id AS c_pk, COALESCE(SUM(…)) … FOR UPDATE`). Only the Deduct runs
+ * one, and nothing else can hold it there but a lock. (MariaDB's INNODB_TRX does not list a
+ * transaction that has written nothing.)
  */
 async function deductWaitsForAccounts(): Promise<boolean> {
   const [rows] = await other.query<RowDataPacket[]>(
     `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST
-     WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE 'SELECT a.id %' AND INFO LIKE '%FOR UPDATE'`,
+     WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE 'SELECT c.id AS c_pk, COALESCE(SUM%' AND INFO LIKE '%FOR UPDATE'`,
   );
   return Number(rows[0]?.n ?? 0) === 1;
 }
@@ -109,7 +110,7 @@ describe("a deadlock (1213)", () => {
     await other.query("BEGIN");
     await other.query(`INSERT INTO retry_ballast (id) VALUES ${Array.from({ length: 200 }, (_, i) => `(${i})`).join(",")}`);
     await other.query("SELECT id FROM accounts WHERE id = ? FOR UPDATE", [accountId]);
-    // The Deduct locks the customer, then waits for the account.
+    // The Deduct locks the customer, then waits for the account (in the same statement).
     const deduct = s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 10n });
     deduct.catch(() => undefined); // Awaited below; a failed setup must not leave it unhandled.
     try {
