@@ -15,7 +15,7 @@ import {
   writesOnly,
 } from "../store/run-transaction.js";
 import { type WritePart, writeSetSql } from "../store/write-set.js";
-import { loadSettlesTogether, loadSpendsTogether } from "../store/operation-loads.js";
+import { loadTogether } from "../store/operation-loads.js";
 import type { BillingContext } from "./context.js";
 import type { Step, WriteOperation } from "./write-operation.js";
 
@@ -258,45 +258,26 @@ export async function executeSideBySide(ctx: BillingContext, ops: readonly Write
 }
 
 /**
- * The loads of writes side by side, in one round trip: two or more Deducts and Freezes in two
- * statements for all of them, two or more Consumes and Unfreezes likewise, every other write
- * its own load.
+ * The loads of writes side by side, in one round trip: Deducts, Freezes, Consumes and Unfreezes
+ * in at most three statements for all of them (loadTogether), any other write its own load.
  */
 function loadSideBySide(ops: readonly WriteOperation<unknown>[], nowMs: number): Batch<(() => Step<unknown>)[]> {
-  const spends = ops.flatMap((op) => (op.together?.kind === "spend" ? [op.together] : []));
-  const settles = ops.flatMap((op) => (op.together?.kind === "settle" ? [op.together] : []));
-  const shared = (op: WriteOperation<unknown>) =>
-    (op.together?.kind === "spend" && spends.length > 1) || (op.together?.kind === "settle" && settles.length > 1);
-  const others = ops.filter((op) => !shared(op));
-  const nothing = mapBatch(NO_STATEMENTS, () => null);
-  const loads = sequence(
-    sequence(
-      spends.length > 1
-        ? loadSpendsTogether(
-            spends.map((s) => s.key),
-            nowMs,
-          )
-        : nothing,
-      settles.length > 1
-        ? loadSettlesTogether(
-            settles.map((s) => s.key),
-            nowMs,
-          )
-        : nothing,
-    ),
-    all(others.map((op) => op.start(nowMs))),
-  );
-  return mapBatch(loads, ([[spent, settled], decided]) => {
+  const spends = ops.flatMap((op) => (op.together?.kind === "spend" ? [op.together.key] : []));
+  const settles = ops.flatMap((op) => (op.together?.kind === "settle" ? [op.together.key] : []));
+  const others = ops.filter((op) => !op.together);
+  return mapBatch(sequence(loadTogether(spends, settles, nowMs), all(others.map((op) => op.start(nowMs)))), ([loaded, decided]) => {
     let other = 0;
     return ops.map((op) => {
       const together = op.together;
-      if (together?.kind === "spend" && spent !== null) return together.decide(spent, nowMs);
-      if (together?.kind === "settle" && settled !== null) {
-        const state = settled.get(`${together.key.projectId}:${together.key.transactionId}`);
+      if (together?.kind === "spend") return together.decide(loaded, nowMs);
+      if (together?.kind === "settle") {
+        const state = loaded.settles.get(`${together.key.projectId}:${together.key.transactionId}`);
         if (!state) throw new Error("a settlement loaded with others has no state");
         return together.decide(state, nowMs);
       }
-      return decided[other++] ?? (() => ({ kind: "done" as const, result: null }));
+      const decide = decided[other++];
+      if (!decide) throw new Error("a write loaded with others has no load");
+      return decide;
     });
   });
 }

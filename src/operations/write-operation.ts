@@ -1,6 +1,6 @@
 import type { GroupWrite } from "../domain/plans/group-plan.js";
 import type { SettleState } from "../domain/plans/settle-plan.js";
-import type { HoldKey, SpendKey, SpendsLoaded } from "../store/operation-loads.js";
+import type { HoldKey, SpendKey, TogetherLoaded } from "../store/operation-loads.js";
 import type { Batch } from "../store/run-transaction.js";
 import type { WritePart } from "../store/write-set.js";
 
@@ -31,10 +31,10 @@ export interface WriteOperation<R> {
   start(nowMs: number): Batch<() => Step<R>>;
   /**
    * A Deduct or Freeze, or a caller's Consume or Unfreeze, which can also be loaded with others of
-   * its kind for different customers (loadSpendsTogether, loadSettlesTogether).
+   * others of different customers (loadTogether).
    */
   readonly together?:
-    | { readonly kind: "spend"; readonly key: SpendKey; decide(loaded: SpendsLoaded, nowMs: number): () => Step<R> }
+    | { readonly kind: "spend"; readonly key: SpendKey; decide(loaded: TogetherLoaded, nowMs: number): () => Step<R> }
     | { readonly kind: "settle"; readonly key: HoldKey; decide(state: SettleState, nowMs: number): () => Step<R> };
   writeError(error: unknown): unknown;
 }

@@ -85,21 +85,18 @@ export function lockCustomerWithBalanceSql(customerCondition: SQL, nowMs: number
 
 /**
  * Several customers locked, each with all its ACTIVE accounts (one row per account; NULL account
- * columns when it has none): the load of writes of different customers sent together. The rows
- * are locked in the index order of (project, customer), each customer before its accounts.
+ * columns when it has none): the load of writes of different customers sent together. `pks` are
+ * scalar subqueries (a customer by its id, a hold's customer), constants to the optimizer, so
+ * the customers are read and locked by primary key in ascending order, each before its accounts:
+ * the order a Batch takes them in.
  */
-export function lockCustomersWithActiveAccountsSql(
-  keys: ReadonlyArray<{ readonly projectId: bigint; readonly customerId: string }>,
-  nowMs: number,
-): SQL {
+export function lockCustomersWithActiveAccountsSql(pks: readonly SQL[], nowMs: number): SQL {
   return sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id, ${ACCOUNT_COLUMNS}
     FROM ${customers} c
     LEFT JOIN ${accounts} a FORCE INDEX (accounts_spending_idx)
       ON a.project_id = c.project_id AND a.customer_pk = c.id AND ${activeAccountSql(nowMs)}
-    WHERE ${sql.join(
-      keys.map((k) => sql`(c.project_id = ${k.projectId} AND c.customer_id = ${k.customerId})`),
-      sql` OR `,
-    )}
+    WHERE c.id IN (${sql.join([...pks], sql`, `)})
+    ORDER BY c.id, a.id
     FOR UPDATE`;
 }
 

@@ -1,4 +1,5 @@
 import { type SQL, sql } from "drizzle-orm";
+import { balanceOf } from "../domain/account-status.js";
 import type { IdempotencyEnvelope, OutcomeScope, StoredOutcome } from "../domain/idempotency.js";
 import { type GroupHold, type GroupState, outcomeKey } from "../domain/plans/group-plan.js";
 import { accountKeyOf, type DepositState } from "../domain/plans/deposit-plan.js";
@@ -24,14 +25,13 @@ import {
 import { customerByIdSql, customerByPkSql, customerPkSql, upsertCustomerSql } from "./customers-store.js";
 import { findOutcomeSql, findOutcomesSql, outcomeFromRow } from "./outcomes-store.js";
 import { bigOf, stringOf } from "./row-values.js";
-import { type Batch, batchOf, mapBatch, type Row, rowsOf } from "./run-transaction.js";
+import { type Batch, batchOf, mapBatch, type Row, rowsOf, sequence } from "./run-transaction.js";
 import {
   allocationFromRow,
   countAllocationAccountsSql,
   findTransactionSql,
   lockAllocationAccountsSql,
   lockHoldsWithAllocationSql,
-  transactionsCustomerPksSql,
   transactionCustomerPkSql,
   transactionFromRow,
   transactionOwnerSql,
@@ -117,45 +117,83 @@ export interface HoldKey {
   readonly transactionId: string;
 }
 
-/** What loadSpendsTogether read, by `project:customer` and `project:transaction`. */
-export interface SpendsLoaded {
-  readonly customers: ReadonlyMap<string, { readonly customerPk: bigint; readonly active: AccountSnapshot[] }>;
+/** A customer read with others, with every ACTIVE account. */
+export interface CustomerLoaded {
+  readonly customerPk: bigint;
+  readonly active: AccountSnapshot[];
+}
+
+/** What loadTogether read, by `project:customer` (customers) and `project:transaction` (the rest). */
+export interface TogetherLoaded {
+  readonly customers: ReadonlyMap<string, CustomerLoaded>;
+  /** The stored outcomes of the Deducts' and Freezes' keys. */
   readonly outcomes: ReadonlyMap<string, StoredOutcome>;
+  /** The state of each Consume and Unfreeze. */
+  readonly settles: ReadonlyMap<string, SettleState>;
 }
 
 /**
- * Deducts and Freezes of different customers, loaded together in two statements instead of
- * three each: the stored outcomes of their keys, then their customers locked with all their
- * ACTIVE accounts (summed and ordered by the plan's domain/plans/spend-plan.ts
- * spendStateFromActive, not by the database).
+ * Writes of different customers loaded together (side by side, group commit), in at most three
+ * statements for all of them: the Deducts' and Freezes' stored outcomes; every customer locked
+ * with all its ACTIVE accounts, in ascending primary key (the Batch order); the holds settled,
+ * with their stored settlements, allocations and accounts. Balances and spending order are
+ * computed by the plans (spendStateFromActive, balanceOf), not by the database.
  */
-export function loadSpendsTogether(spends: readonly SpendKey[], nowMs: number): Batch<SpendsLoaded> {
-  return batchOf(
-    [
-      findOutcomesSql(
-        "SPEND",
-        spends.map((s) => ({ projectId: s.projectId, key: s.transactionId })),
-      ),
-      lockCustomersWithActiveAccountsSql(spends, nowMs),
-    ],
-    ([outcomeRows, customerRows]) => {
-      const outcomes = new Map<string, StoredOutcome>();
-      for (const row of rowsOf(outcomeRows)) {
-        const stored = outcomeFromRow(row);
-        if (stored) outcomes.set(`${bigOf(row.o_project_id)}:${stringOf(row.o_key)}`, stored);
-      }
-      const customers = new Map<string, { customerPk: bigint; active: AccountSnapshot[] }>();
-      for (const row of rowsOf(customerRows)) {
-        const key = `${bigOf(row.c_project_id)}:${stringOf(row.c_customer_id)}`;
-        const customer = customers.get(key) ?? { customerPk: bigOf(row.c_pk), active: [] };
-        const account = accountFromRow(row);
-        if (account) customer.active.push(account);
-        customers.set(key, customer);
-      }
-      return { customers, outcomes };
-    },
-  );
+export function loadTogether(spends: readonly SpendKey[], settles: readonly HoldKey[], nowMs: number): Batch<TogetherLoaded> {
+  const pks = [
+    ...spends.map((s) => customerPkSql(s.projectId, s.customerId)),
+    ...settles.map((h) => transactionCustomerPkSql(h.projectId, h.transactionId)),
+  ];
+  const outcomes =
+    spends.length === 0
+      ? NO_ROWS
+      : batchOf(
+          [
+            findOutcomesSql(
+              "SPEND",
+              spends.map((s) => ({ projectId: s.projectId, key: s.transactionId })),
+            ),
+          ],
+          ([rows]) => rowsOf(rows),
+        );
+  const holds = settles.length === 0 ? NO_ROWS : batchOf([lockHoldsWithAllocationSql(settles)], ([rows]) => rowsOf(rows));
+  const customers = batchOf([lockCustomersWithActiveAccountsSql(pks, nowMs)], ([rows]) => rowsOf(rows));
+  return mapBatch(sequence(sequence(outcomes, customers), holds), ([[outcomeRows, customerRows], holdRows]) => {
+    const stored = new Map<string, StoredOutcome>();
+    for (const row of outcomeRows) {
+      const outcome = outcomeFromRow(row);
+      if (outcome) stored.set(`${bigOf(row.o_project_id)}:${stringOf(row.o_key)}`, outcome);
+    }
+    const byPk = new Map<bigint, CustomerLoaded>();
+    const byKey = new Map<string, CustomerLoaded>();
+    for (const row of customerRows) {
+      const customerPk = bigOf(row.c_pk);
+      const customer = byPk.get(customerPk) ?? { customerPk, active: [] };
+      const account = accountFromRow(row);
+      if (account) customer.active.push(account);
+      byPk.set(customerPk, customer);
+      byKey.set(`${bigOf(row.c_project_id)}:${stringOf(row.c_customer_id)}`, customer);
+    }
+    const rowsByHold = new Map<string, Row[]>();
+    for (const row of holdRows) {
+      const key = `${bigOf(row.project_id)}:${stringOf(row.transaction_id)}`;
+      rowsByHold.set(key, [...(rowsByHold.get(key) ?? []), row]);
+    }
+    const states = new Map<string, SettleState>();
+    for (const { projectId, transactionId } of settles) {
+      const key = `${projectId}:${transactionId}`;
+      const rows = rowsByHold.get(key) ?? [];
+      const hold = transactionFromRow(rows[0]);
+      const customer = hold ? byPk.get(hold.customerPk) : undefined;
+      const before = customer ? balanceOf(customer.active, nowMs) : NO_BALANCE;
+      const parts = rows.filter((row) => row.al_account_id != null);
+      states.set(key, settleStateOf(outcomeFromRow(rows[0], true), hold, parts, before, false));
+    }
+    return { customers: byKey, outcomes: stored, settles: states };
+  });
 }
+
+const NO_ROWS: Batch<Row[]> = batchOf([], () => []);
 
 /** All of a customer's spendable accounts of the selected types, in spending order, locked. */
 export const loadAllSpendable = (
@@ -195,11 +233,16 @@ function settleStateOf(
 export function loadSettle(projectId: bigint, transactionId: string, nowMs: number, options: { skipLocked: boolean }): Batch<SettleState> {
   const customerPk: SQL = transactionCustomerPkSql(projectId, transactionId);
   if (!options.skipLocked) {
-    return mapBatch(loadSettlesTogether([{ projectId, transactionId }], nowMs), (states) => {
-      const state = states.get(`${projectId}:${transactionId}`);
-      if (!state) throw new Error("a settlement's load has no state");
-      return state;
-    });
+    return batchOf(
+      [lockCustomerWithBalanceSql(customerByPkSql(customerPk), nowMs), lockHoldsWithAllocationSql([{ projectId, transactionId }])],
+      ([customerRows, holdRows]) => {
+        const customer = rowsOf(customerRows)[0];
+        const rows = rowsOf(holdRows);
+        const parts = rows.filter((row) => row.al_account_id != null);
+        const before = customer ? balanceFromRow(customer) : NO_BALANCE;
+        return settleStateOf(outcomeFromRow(rows[0], true), transactionFromRow(rows[0]), parts, before, false);
+      },
+    );
   }
   const skipLocked = true;
   return batchOf(
@@ -221,35 +264,6 @@ export function loadSettle(projectId: bigint, transactionId: string, nowMs: numb
         rowsOf(allocationRows),
         before,
         busy,
-      );
-    },
-  );
-}
-
-/**
- * Consumes and Unfreezes (not the sweeper's), one or many, in two statements: the holds'
- * customers (found through the holds by a plain subquery: a hold's customer never changes)
- * locked with their balances, then the holds with their stored settlements, allocations and
- * accounts. By `project:transaction`; a hold that does not exist has a state without it.
- */
-export function loadSettlesTogether(holds: readonly HoldKey[], nowMs: number): Batch<Map<string, SettleState>> {
-  return batchOf(
-    [lockCustomerWithBalanceSql(sql`c.id IN ${transactionsCustomerPksSql(holds)}`, nowMs), lockHoldsWithAllocationSql(holds)],
-    ([customerRows, holdRows]) => {
-      const balances = new Map(rowsOf(customerRows).map((row) => [bigOf(row.c_pk), balanceFromRow(row)]));
-      const rowsByHold = new Map<string, Row[]>();
-      for (const row of rowsOf(holdRows)) {
-        const key = `${bigOf(row.project_id)}:${stringOf(row.transaction_id)}`;
-        rowsByHold.set(key, [...(rowsByHold.get(key) ?? []), row]);
-      }
-      return new Map(
-        holds.map((h) => {
-          const rows = rowsByHold.get(`${h.projectId}:${h.transactionId}`) ?? [];
-          const hold = transactionFromRow(rows[0]);
-          const parts = rows.filter((row) => row.al_account_id != null);
-          const before = (hold && balances.get(hold.customerPk)) ?? NO_BALANCE;
-          return [`${h.projectId}:${h.transactionId}`, settleStateOf(outcomeFromRow(rows[0], true), hold, parts, before, false)];
-        }),
       );
     },
   );

@@ -205,17 +205,6 @@ export const transactionsNamedSql = (holds: ReadonlyArray<{ readonly projectId: 
     sql` OR `,
   );
 
-/**
- * The customers of these transactions, as a list of scalar subqueries: each is a constant to the
- * optimizer, so `c.id IN (…)` reads the customers by primary key. (An `IN (SELECT …)` may be
- * planned as a scan of customers, and under FOR UPDATE a scan locks every row it reads.)
- */
-export const transactionsCustomerPksSql = (holds: ReadonlyArray<{ readonly projectId: bigint; readonly transactionId: string }>): SQL =>
-  sql`(${sql.join(
-    holds.map((h) => transactionCustomerPkSql(h.projectId, h.transactionId)),
-    sql`, `,
-  )})`;
-
 /** How many of a transaction's allocation parts have an existing account (a plain read, no lock). */
 export const countAllocationAccountsSql = (projectId: bigint, transactionId: string): SQL =>
   sql`SELECT COUNT(*) AS accounts FROM ${allocations} al JOIN ${accounts} a ON a.id = al.account_id
