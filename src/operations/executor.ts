@@ -211,13 +211,14 @@ export async function executeTogether(
 
 /**
  * Writes of different customers in one transaction, side by side (group commit's cross-customer
- * path): every load in the first round trip, every write and the COMMIT in the second, so a busy
- * instance pays one transaction and two round trips for the whole list. Each load locks only its
- * own customer's rows, customer first; the caller sorts the list by customer, so two such lists
- * take their locks in one order. A refusal or a replay writes nothing and leaves the others alone.
- * Writes whose load writes (a deposit) are not for this path: undoing one would need a savepoint
- * between loads sent together. A failure of the transaction fails the whole list (the caller then
- * runs each write alone, where its own failure gets its own meaning).
+ * path): every load in the first round trip (loadTogether: all their customers locked in one
+ * statement, in ascending primary key, then their holds), every write merged with the others'
+ * and the COMMIT in the second, so a busy instance pays one transaction, two round trips and a
+ * dozen statements for the whole list. Only Deducts, Freezes, Consumes and Unfreezes (`together`)
+ * go this way: a deposit's load writes, and undoing it would need a savepoint between loads sent
+ * together. A refusal or a replay writes nothing and leaves the others alone. A failure of the
+ * transaction fails the whole list (the caller then runs each write alone, where its own failure
+ * gets its own meaning).
  */
 export async function executeSideBySide(ctx: BillingContext, ops: readonly WriteOperation<unknown>[]): Promise<Settled<unknown>[]> {
   return runTransaction(
@@ -257,29 +258,20 @@ export async function executeSideBySide(ctx: BillingContext, ops: readonly Write
   );
 }
 
-/**
- * The loads of writes side by side, in one round trip: Deducts, Freezes, Consumes and Unfreezes
- * in at most three statements for all of them (loadTogether), any other write its own load.
- */
+/** The loads of writes side by side, in one round trip (loadTogether), each write's decision. */
 function loadSideBySide(ops: readonly WriteOperation<unknown>[], nowMs: number): Batch<(() => Step<unknown>)[]> {
   const spends = ops.flatMap((op) => (op.together?.kind === "spend" ? [op.together.key] : []));
   const settles = ops.flatMap((op) => (op.together?.kind === "settle" ? [op.together.key] : []));
-  const others = ops.filter((op) => !op.together);
-  return mapBatch(sequence(loadTogether(spends, settles, nowMs), all(others.map((op) => op.start(nowMs)))), ([loaded, decided]) => {
-    let other = 0;
-    return ops.map((op) => {
+  return mapBatch(loadTogether(spends, settles, nowMs), (loaded) =>
+    ops.map((op) => {
       const together = op.together;
       if (together?.kind === "spend") return together.decide(loaded, nowMs);
-      if (together?.kind === "settle") {
-        const state = loaded.settles.get(`${together.key.projectId}:${together.key.transactionId}`);
-        if (!state) throw new Error("a settlement loaded with others has no state");
-        return together.decide(state, nowMs);
-      }
-      const decide = decided[other++];
-      if (!decide) throw new Error("a write loaded with others has no load");
-      return decide;
-    });
-  });
+      if (together?.kind !== "settle") throw new Error("only Deducts, Freezes, Consumes and Unfreezes go side by side");
+      const state = loaded.settles.get(`${together.key.projectId}:${together.key.transactionId}`);
+      if (!state) throw new Error("a settlement loaded with others has no state");
+      return together.decide(state, nowMs);
+    }),
+  );
 }
 
 /**

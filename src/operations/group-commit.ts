@@ -25,8 +25,6 @@ export interface GroupCommitOptions {
 
 interface Waiting {
   readonly op: WriteOperation<unknown>;
-  /** The customer's queue key (calls waiting to go side by side). */
-  readonly key?: string;
   readonly settle: (settled: Settled<unknown>) => void;
   readonly fail: (error: unknown) => void;
 }
@@ -39,9 +37,14 @@ interface Waiting {
  * on the state the earlier ones left, each answered exactly as alone, one's refusal rolled back
  * to its own savepoint without touching the others. If that transaction fails, each is run again
  * alone. A Consume or Unfreeze that names no customer queues with the customer of its hold when a
- * call naming both went through this instance. A hot customer thus pays one COMMIT, and one customer-lock acquisition, per group
- * instead of per call. Other instances are not coordinated: the customer's row lock still
- * decides, so many instances stay correct.
+ * call naming both went through this instance. A hot customer thus pays one COMMIT, and one
+ * customer-lock acquisition, per group instead of per call.
+ *
+ * Across customers: with `transactions` of them in flight, the first call of an idle customer
+ * waits in line (it would wait for a pooled connection anyway); the next transaction to end
+ * starts up to GROUP_COMMIT_MAX waiting calls side by side in one transaction (executeSideBySide:
+ * loaded together, written together). Other instances are not coordinated: the customer's row
+ * lock still decides, so many instances stay correct.
  */
 export class GroupCommit {
   /** Customers with a transaction in flight, and the calls waiting for it. */
@@ -80,9 +83,9 @@ export class GroupCommit {
     }
     this.queues.set(key, []);
     try {
-      // A write whose load writes (a deposit creates its customer) cannot share a load round trip.
-      if (this.inFlight < this.options.transactions || op.loadWrites === true) return await this.counted(() => executeAlone(this.ctx, op));
-      const settled = await new Promise<Settled<unknown>>((settle, fail) => this.waiting.push({ op, key, settle, fail }));
+      // Only Deducts, Freezes, Consumes and Unfreezes go side by side (a deposit's load writes).
+      if (this.inFlight < this.options.transactions || !op.together) return await this.counted(() => executeAlone(this.ctx, op));
+      const settled = await new Promise<Settled<unknown>>((settle, fail) => this.waiting.push({ op, settle, fail }));
       if (!settled.ok) throw settled.error;
       return settled.result as R | null;
     } finally {
@@ -104,8 +107,9 @@ export class GroupCommit {
   /** Starts the waiting calls, side by side, while this instance has transactions to spare. */
   private startWaiting(): void {
     while (this.inFlight < this.options.transactions && this.waiting.length > 0) {
-      // Sorted by customer: two such transactions take their customers' locks in one order.
-      const group = this.waiting.splice(0, GROUP_COMMIT_MAX).sort((a, b) => ((a.key ?? "") < (b.key ?? "") ? -1 : 1));
+      // The customers are all different (each has this call in flight); their locks are taken in
+      // one statement, in primary-key order (loadTogether).
+      const group = this.waiting.splice(0, GROUP_COMMIT_MAX);
       void this.counted(() => this.sideBySide(group.map((w) => w.op))).then(
         (settled) => {
           for (const [i, w] of group.entries()) w.settle(settled[i] ?? { ok: false, error: new Error("a waiting call has no result") });

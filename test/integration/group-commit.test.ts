@@ -218,13 +218,20 @@ describe("group commit across customers (side by side)", () => {
     );
     const [a, b, c] = [uid("cust"), uid("cust"), uid("cust")];
     for (const customer of [a, b]) await commit.run(depositFor(customer, 100n));
-    const broken = operation({
-      customerKey: `1:${c}`,
-      load: () => writesOnly([]),
-      loadMore: () => writesOnly([]),
-      plan: () => ({ kind: "apply" as const, changes: null, result: { isIdempotentReplay: false } }),
-      apply: { statements: (_c, result) => mapBatch(writesOnly([sql`SELECT * FROM no_such_table`]), () => result) },
-    });
+    // A Freeze whose plan fails with a bug (not a catalogue error): it fails the shared transaction.
+    const bug = () => {
+      throw new Error("a plan that breaks");
+    };
+    const broken = {
+      ...operation({
+        customerKey: `1:${c}`,
+        load: () => writesOnly([]),
+        loadMore: () => writesOnly([]),
+        plan: bug,
+        apply: { statements: (_c: null, result: { isIdempotentReplay: false }) => mapBatch(writesOnly([]), () => result) },
+      }),
+      together: { kind: "spend" as const, key: { projectId: 1n, customerId: c, transactionId: uid("t") }, decide: () => bug },
+    };
     const busy = commit.run(freezeOf(a, 5n));
     const waiting = [commit.run(freezeOf(a, 7n)), commit.run(broken), commit.run(freezeOf(b, 9n))];
     const settled = await Promise.allSettled([busy, ...waiting]);
