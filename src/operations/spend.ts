@@ -43,7 +43,7 @@ export function spendOperation(kind: TransactionKind, request: FreezeRequest): W
       kind: "spend",
       key: { projectId, customerId, transactionId },
       decide: (loaded, nowMs) => {
-        const stored = loaded.outcomes.get(`${projectId}:${transactionId}`) ?? null;
+        const stored = loaded.outcomes.get(`SPEND:${projectId}:${transactionId}`) ?? null;
         const customer = loaded.customers.get(`${projectId}:${customerId}`) ?? null;
         return decide(spendStateFromActive(stored, customer, creditTypes, nowMs), nowMs);
       },

@@ -25,13 +25,14 @@ import {
 import { customerByIdSql, customerByPkSql, customerPkSql, upsertCustomerSql } from "./customers-store.js";
 import { findOutcomeSql, findOutcomesSql, outcomeFromRow } from "./outcomes-store.js";
 import { bigOf, stringOf } from "./row-values.js";
-import { type Batch, batchOf, mapBatch, type Row, rowsOf, sequence } from "./run-transaction.js";
+import { type Batch, batchOf, mapBatch, type Row, rowsOf } from "./run-transaction.js";
 import {
   allocationFromRow,
   countAllocationAccountsSql,
   findTransactionSql,
   lockAllocationAccountsSql,
-  lockHoldsWithAllocationSql,
+  lockAllocationsOfSql,
+  lockHoldsSql,
   transactionCustomerPkSql,
   transactionFromRow,
   transactionOwnerSql,
@@ -123,20 +124,19 @@ export interface CustomerLoaded {
   readonly active: AccountSnapshot[];
 }
 
-/** What loadTogether read, by `project:customer` (customers) and `project:transaction` (the rest). */
+/** What loadTogether read, by `project:customer` (customers), `scope:project:key` (outcomes), `project:transaction` (settlements). */
 export interface TogetherLoaded {
   readonly customers: ReadonlyMap<string, CustomerLoaded>;
-  /** The stored outcomes of the Deducts' and Freezes' keys. */
   readonly outcomes: ReadonlyMap<string, StoredOutcome>;
   /** The state of each Consume and Unfreeze. */
   readonly settles: ReadonlyMap<string, SettleState>;
 }
 
 /**
- * Writes of different customers loaded together (side by side, group commit), in at most three
- * statements for all of them: the Deducts' and Freezes' stored outcomes; every customer locked
- * with all its ACTIVE accounts, in ascending primary key (the Batch order); the holds settled,
- * with their stored settlements, allocations and accounts. Balances and spending order are
+ * Writes of different customers loaded together (side by side, group commit), in at most four
+ * statements for all of them: the stored outcomes of their keys; every customer locked with all
+ * its ACTIVE accounts, in ascending primary key (the Batch order); the holds they settle; the
+ * holds' allocations with their accounts. Balances and spending order are
  * computed by the plans (spendStateFromActive, balanceOf), not by the database.
  */
 export function loadTogether(spends: readonly SpendKey[], settles: readonly HoldKey[], nowMs: number): Batch<TogetherLoaded> {
@@ -144,56 +144,53 @@ export function loadTogether(spends: readonly SpendKey[], settles: readonly Hold
     ...spends.map((s) => customerPkSql(s.projectId, s.customerId)),
     ...settles.map((h) => transactionCustomerPkSql(h.projectId, h.transactionId)),
   ];
-  const outcomes =
-    spends.length === 0
-      ? NO_ROWS
-      : batchOf(
-          [
-            findOutcomesSql(
-              "SPEND",
-              spends.map((s) => ({ projectId: s.projectId, key: s.transactionId })),
-            ),
-          ],
-          ([rows]) => rowsOf(rows),
-        );
-  const holds = settles.length === 0 ? NO_ROWS : batchOf([lockHoldsWithAllocationSql(settles)], ([rows]) => rowsOf(rows));
-  const customers = batchOf([lockCustomersWithActiveAccountsSql(pks, nowMs)], ([rows]) => rowsOf(rows));
-  return mapBatch(sequence(sequence(outcomes, customers), holds), ([[outcomeRows, customerRows], holdRows]) => {
-    const stored = new Map<string, StoredOutcome>();
-    for (const row of outcomeRows) {
-      const outcome = outcomeFromRow(row);
-      if (outcome) stored.set(`${bigOf(row.o_project_id)}:${stringOf(row.o_key)}`, outcome);
-    }
-    const byPk = new Map<bigint, CustomerLoaded>();
-    const byKey = new Map<string, CustomerLoaded>();
-    for (const row of customerRows) {
-      const customerPk = bigOf(row.c_pk);
-      const customer = byPk.get(customerPk) ?? { customerPk, active: [] };
-      const account = accountFromRow(row);
-      if (account) customer.active.push(account);
-      byPk.set(customerPk, customer);
-      byKey.set(`${bigOf(row.c_project_id)}:${stringOf(row.c_customer_id)}`, customer);
-    }
-    const rowsByHold = new Map<string, Row[]>();
-    for (const row of holdRows) {
-      const key = `${bigOf(row.project_id)}:${stringOf(row.transaction_id)}`;
-      rowsByHold.set(key, [...(rowsByHold.get(key) ?? []), row]);
-    }
-    const states = new Map<string, SettleState>();
-    for (const { projectId, transactionId } of settles) {
-      const key = `${projectId}:${transactionId}`;
-      const rows = rowsByHold.get(key) ?? [];
-      const hold = transactionFromRow(rows[0]);
-      const customer = hold ? byPk.get(hold.customerPk) : undefined;
-      const before = customer ? balanceOf(customer.active, nowMs) : NO_BALANCE;
-      const parts = rows.filter((row) => row.al_account_id != null);
-      states.set(key, settleStateOf(outcomeFromRow(rows[0], true), hold, parts, before, false));
-    }
-    return { customers: byKey, outcomes: stored, settles: states };
-  });
+  const keys = [
+    ...spends.map((s) => ({ projectId: s.projectId, scope: "SPEND" as const, key: s.transactionId })),
+    ...settles.map((h) => ({ projectId: h.projectId, scope: "SETTLE" as const, key: h.transactionId })),
+  ];
+  const rowsOfEach = (statements: SQL[]) => batchOf(statements, (results) => results.map(rowsOf));
+  const holdStatements = settles.length === 0 ? [] : [lockHoldsSql(settles), lockAllocationsOfSql(settles)];
+  return mapBatch(
+    rowsOfEach([findOutcomesSql(keys), lockCustomersWithActiveAccountsSql(pks, nowMs), ...holdStatements]),
+    ([outcomeRows = [], customerRows = [], holdRows = [], allocationRows = []]) => {
+      const stored = new Map<string, StoredOutcome>();
+      for (const row of outcomeRows) {
+        const outcome = outcomeFromRow(row);
+        if (outcome) stored.set(`${stringOf(row.o_scope)}:${bigOf(row.o_project_id)}:${stringOf(row.o_key)}`, outcome);
+      }
+      const byPk = new Map<bigint, CustomerLoaded>();
+      const byKey = new Map<string, CustomerLoaded>();
+      for (const row of customerRows) {
+        const customerPk = bigOf(row.c_pk);
+        const customer = byPk.get(customerPk) ?? { customerPk, active: [] };
+        const account = accountFromRow(row);
+        if (account) customer.active.push(account);
+        byPk.set(customerPk, customer);
+        byKey.set(`${bigOf(row.c_project_id)}:${stringOf(row.c_customer_id)}`, customer);
+      }
+      const partsByHold = new Map<bigint, Row[]>();
+      for (const row of allocationRows) {
+        const pk = bigOf(row.al_transaction_pk);
+        const parts = partsByHold.get(pk) ?? [];
+        parts.push(row);
+        partsByHold.set(pk, parts);
+      }
+      const holds = new Map<string, TransactionRow | null>(
+        holdRows.map((row) => [`${bigOf(row.project_id)}:${stringOf(row.transaction_id)}`, transactionFromRow(row)]),
+      );
+      const states = new Map<string, SettleState>();
+      for (const { projectId, transactionId } of settles) {
+        const key = `${projectId}:${transactionId}`;
+        const hold = holds.get(key) ?? null;
+        const customer = hold ? byPk.get(hold.customerPk) : undefined;
+        const before = customer ? balanceOf(customer.active, nowMs) : NO_BALANCE;
+        const parts = hold ? (partsByHold.get(hold.pk) ?? []) : [];
+        states.set(key, settleStateOf(stored.get(`SETTLE:${key}`) ?? null, hold, parts, before, false));
+      }
+      return { customers: byKey, outcomes: stored, settles: states };
+    },
+  );
 }
-
-const NO_ROWS: Batch<Row[]> = batchOf([], () => []);
 
 /** All of a customer's spendable accounts of the selected types, in spending order, locked. */
 export const loadAllSpendable = (
@@ -234,13 +231,17 @@ export function loadSettle(projectId: bigint, transactionId: string, nowMs: numb
   const customerPk: SQL = transactionCustomerPkSql(projectId, transactionId);
   if (!options.skipLocked) {
     return batchOf(
-      [lockCustomerWithBalanceSql(customerByPkSql(customerPk), nowMs), lockHoldsWithAllocationSql([{ projectId, transactionId }])],
-      ([customerRows, holdRows]) => {
+      [
+        findOutcomeSql(projectId, { scope: "SETTLE", key: transactionId }),
+        lockCustomerWithBalanceSql(customerByPkSql(customerPk), nowMs),
+        findTransactionSql(projectId, transactionId, { lock: true }),
+        lockAllocationAccountsSql(projectId, transactionId),
+      ],
+      ([outcomeRows, customerRows, holdRows, allocationRows]) => {
         const customer = rowsOf(customerRows)[0];
-        const rows = rowsOf(holdRows);
-        const parts = rows.filter((row) => row.al_account_id != null);
         const before = customer ? balanceFromRow(customer) : NO_BALANCE;
-        return settleStateOf(outcomeFromRow(rows[0], true), transactionFromRow(rows[0]), parts, before, false);
+        const hold = transactionFromRow(rowsOf(holdRows)[0]);
+        return settleStateOf(outcomeFromRow(rowsOf(outcomeRows)[0]), hold, rowsOf(allocationRows), before, false);
       },
     );
   }

@@ -16,30 +16,25 @@ export const findOutcomeSql = (projectId: bigint, envelope: Pick<IdempotencyEnve
     FROM ${outcomes} o JOIN ${customers} c ON c.id = o.customer_pk
     WHERE o.project_id = ${projectId} AND o.scope = ${envelope.scope} AND o.idempotency_key = ${envelope.key}`;
 
-/** The stored outcomes of several keys of one scope (`o_project_id` and `o_key` name each). */
-export const findOutcomesSql = (scope: OutcomeScope, keys: ReadonlyArray<{ readonly projectId: bigint; readonly key: string }>): SQL =>
-  sql`SELECT o.project_id AS o_project_id, o.idempotency_key AS o_key, c.customer_id, o.request_fingerprint, o.response
+/** The stored outcomes of several keys (`o_project_id`, `o_scope` and `o_key` name each). */
+export const findOutcomesSql = (
+  keys: ReadonlyArray<{ readonly projectId: bigint; readonly scope: OutcomeScope; readonly key: string }>,
+): SQL =>
+  sql`SELECT o.project_id AS o_project_id, o.scope AS o_scope, o.idempotency_key AS o_key, c.customer_id, o.request_fingerprint,
+      o.response
     FROM ${outcomes} o JOIN ${customers} c ON c.id = o.customer_pk
     WHERE ${sql.join(
-      keys.map((k) => sql`(o.project_id = ${k.projectId} AND o.scope = ${scope} AND o.idempotency_key = ${k.key})`),
+      keys.map((k) => sql`(o.project_id = ${k.projectId} AND o.scope = ${k.scope} AND o.idempotency_key = ${k.key})`),
       sql` OR `,
     )}`;
 
-/**
- * A hold's settlement outcome joined to the hold's row (`t`, its customer `c`), so a Consume or
- * Unfreeze reads both in one statement: a settlement's key is its hold's transaction id.
- */
-export const settledOutcomeJoinSql = sql`${outcomes} o ON o.project_id = t.project_id AND o.scope = 'SETTLE' AND o.idempotency_key = t.transaction_id`;
-export const SETTLED_OUTCOME_COLUMNS = sql`, c.customer_id AS o_customer_id, o.request_fingerprint AS o_request_fingerprint, o.response AS o_response`;
-
-/** The one row mapper of idempotency_outcomes (as selected by findOutcomeSql, or joined with `o_` names). */
-export function outcomeFromRow(row: Row | undefined, joined = false): StoredOutcome | null {
+/** The one row mapper of idempotency_outcomes (as selected by findOutcomeSql and findOutcomesSql). */
+export function outcomeFromRow(row: Row | undefined): StoredOutcome | null {
   if (!row) return null;
-  if (joined && row.o_response == null) return null;
   return {
-    customerId: stringOf(joined ? row.o_customer_id : row.customer_id),
-    requestFingerprint: stringOf(joined ? row.o_request_fingerprint : row.request_fingerprint),
-    response: stringOf(joined ? row.o_response : row.response),
+    customerId: stringOf(row.customer_id),
+    requestFingerprint: stringOf(row.request_fingerprint),
+    response: stringOf(row.response),
   };
 }
 

@@ -16,7 +16,6 @@ import { ACCOUNT_COLUMNS } from "./accounts-store.js";
 import { bigOf, boolOf, msOf, numberOf, oneOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { accounts, allocations, apiKeys, customers, transactions } from "./schema.js";
-import { SETTLED_OUTCOME_COLUMNS, settledOutcomeJoinSql } from "./outcomes-store.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
 import { rowsPart, type Settlement, type WritePart, writeSetSql } from "./write-set.js";
 
@@ -178,24 +177,27 @@ export const lockAllocationAccountsSql = (
     ORDER BY al.seq
     FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
 
+/** Holds to settle, each with its customer's public id, locked (the caller has locked their customers first). */
+export const lockHoldsSql = (holds: ReadonlyArray<{ readonly projectId: bigint; readonly transactionId: string }>): SQL =>
+  sql`SELECT t.*, c.customer_id AS c_customer_id
+    FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk
+    WHERE ${transactionsNamedSql(holds)}
+    FOR UPDATE`;
+
 /**
- * Holds to settle, in one statement: each hold's row with its customer's public id and its stored
- * settlement (the key of a settlement is its hold's transaction id), then its allocation in
- * order with each part's account: one row per part, the hold's columns repeated. Locks the holds,
- * then their accounts (the lock order: the caller has locked their customers first). A part
- * whose account is gone has NULL account columns; no row for a hold that does not exist. The
- * allocation is read by its index even when statistics say a scan is cheaper (a small or new
+ * The allocations of several holds in order, each part with its account locked, by
+ * `al_transaction_pk`. The holds are named by scalar subqueries (constants to the optimizer), and
+ * the allocation is read by its index even when statistics say a scan is cheaper (a small or new
  * table): under FOR UPDATE a scan would lock every allocation it reads.
  */
-export const lockHoldsWithAllocationSql = (holds: ReadonlyArray<{ readonly projectId: bigint; readonly transactionId: string }>): SQL =>
-  sql`SELECT t.*, c.customer_id AS c_customer_id${SETTLED_OUTCOME_COLUMNS}, al.account_id AS al_account_id, al.amount AS al_amount,
-      ${ACCOUNT_COLUMNS}
-    FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk
-    LEFT JOIN ${settledOutcomeJoinSql}
-    LEFT JOIN ${allocations} al FORCE INDEX (allocations_tx_seq_uq) ON al.transaction_pk = t.id
-    LEFT JOIN ${accounts} a ON a.id = al.account_id
-    WHERE ${transactionsNamedSql(holds)}
-    ORDER BY t.id, al.seq
+export const lockAllocationsOfSql = (holds: ReadonlyArray<{ readonly projectId: bigint; readonly transactionId: string }>): SQL =>
+  sql`SELECT al.transaction_pk AS al_transaction_pk, al.account_id AS al_account_id, al.amount AS al_amount, ${ACCOUNT_COLUMNS}
+    FROM ${allocations} al FORCE INDEX (allocations_tx_seq_uq) LEFT JOIN ${accounts} a ON a.id = al.account_id
+    WHERE al.transaction_pk IN (${sql.join(
+      holds.map((h) => transactionPkSql(h.projectId, h.transactionId)),
+      sql`, `,
+    )})
+    ORDER BY al.transaction_pk, al.seq
     FOR UPDATE`;
 
 /** SQL condition: transaction `t` is one of these. */
