@@ -28,7 +28,7 @@ const ConfigSchema = z.object({
   DB_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(20),
   // Transactions group commit runs at once before calls of different customers wait to share one
   // (operations/group-commit.ts). Fewer, fuller transactions cost the database less: see docs/scaling.md.
-  GROUP_COMMIT_TRANSACTIONS: z.coerce.number().int().min(1).max(1000).default(8),
+  GROUP_COMMIT_TRANSACTIONS: z.coerce.number().int().min(1).max(1000).default(4),
   DB_LOCK_WAIT_TIMEOUT_S: z.coerce.number().int().min(1).max(3600).default(LOCK_WAIT_TIMEOUT_S_DEFAULT),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(1_000),
