@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { sql, type SQL } from "drizzle-orm";
+import { getTableName, SQL, sql, StringChunk, Table } from "drizzle-orm";
 import { MySqlDialect } from "drizzle-orm/mysql-core";
 import type { Connection as CoreConnection } from "mysql2";
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
@@ -29,9 +29,47 @@ const dialect = new MySqlDialect();
  */
 export const BATCH_BYTES_MAX = 4 * 1024 * 1024;
 
-interface Query {
+export interface Query {
   readonly sql: string;
   readonly params: unknown[];
+}
+
+/**
+ * A statement's text and parameters, as drizzle's MySQL dialect would build them, for the kinds
+ * of chunk `sql` templates hold (text, nested templates, tables, plain values); anything else
+ * (columns, Param, placeholders from the query builder) goes through the dialect. Every write
+ * builds hundreds of chunks, and the dialect spent about a tenth of the server's CPU on them
+ * (an `is()` check and a small object per chunk); this walk does the same in one pass.
+ * test/unit/statement-compile.test.ts checks both give the same query.
+ */
+export function compileStatement(statement: SQL): Query {
+  const text: string[] = [];
+  const params: unknown[] = [];
+  return appendChunks(statement, text, params) ? { sql: text.join(""), params } : dialect.sqlToQuery(statement);
+}
+
+function appendChunks(statement: SQL, text: string[], params: unknown[]): boolean {
+  // A template made with .inlineParams() (drizzle keeps the flag private) is left to the dialect.
+  if (Reflect.get(statement, "shouldInlineParams") === true) return false;
+  for (const chunk of statement.queryChunks) {
+    if (chunk instanceof StringChunk) text.push(chunk.value.join(""));
+    else if (chunk instanceof SQL) {
+      if (!appendChunks(chunk, text, params)) return false;
+    } else if (chunk === undefined) continue;
+    else if (
+      chunk === null ||
+      typeof chunk === "string" ||
+      typeof chunk === "number" ||
+      typeof chunk === "bigint" ||
+      typeof chunk === "boolean" ||
+      chunk instanceof Date
+    ) {
+      text.push("?");
+      params.push(chunk);
+    } else if (chunk instanceof Table) text.push(`\`${getTableName(chunk)}\``);
+    else return false;
+  }
+  return true;
 }
 
 /** About how many bytes a query takes on the wire once its parameters are inlined. */
@@ -97,7 +135,7 @@ export class Tx {
     const all = [...(first ? [sql`BEGIN`] : []), ...statements, ...(options.commit ? [sql`COMMIT`] : [])];
     this.begun = true;
     const list: StatementResult[] = [];
-    for (const group of groupBySize(all.map((s) => dialect.sqlToQuery(s)))) {
+    for (const group of groupBySize(all.map(compileStatement))) {
       const results = await this.send(joinQueries(group));
       // mysql2 returns a plain result for one statement and an array of results for several.
       list.push(...(group.length === 1 ? [results as StatementResult] : (results as StatementResult[])));

@@ -1,0 +1,72 @@
+import { sql } from "drizzle-orm";
+import { MySqlDialect } from "drizzle-orm/mysql-core";
+import { describe, expect, it } from "vitest";
+import { NO_EXPIRY_MS } from "../../src/domain/limits.js";
+import { lockCustomersWithActiveAccountsSql, lockCustomerWithBalanceSql } from "../../src/store/accounts-store.js";
+import { customerByIdSql, customerPkSql } from "../../src/store/customers-store.js";
+import { ledgerPart } from "../../src/store/ledger-store.js";
+import { findOutcomesSql } from "../../src/store/outcomes-store.js";
+import { compileStatement } from "../../src/store/run-transaction.js";
+import { newTransactionPart, transactionPkSql } from "../../src/store/transactions-store.js";
+import { writeSetSql } from "../../src/store/write-set.js";
+
+// The statement compiler of the hot path must build exactly what drizzle's MySQL dialect builds.
+const dialect = new MySqlDialect();
+const NOW = 1_800_000_000_000;
+
+describe("compileStatement", () => {
+  const statements = [
+    lockCustomerWithBalanceSql(customerByIdSql(1n, "c1"), NOW),
+    lockCustomersWithActiveAccountsSql([customerPkSql(1n, "c1"), customerPkSql(2n, "c2")], NOW),
+    findOutcomesSql([{ projectId: 1n, scope: "SPEND", key: "t1" }]),
+    ...writeSetSql([
+      { kind: "deltas", deltas: [{ accountId: 5n, used: 0n, frozen: 3n }] },
+      {
+        kind: "settle",
+        holdPk: 9n,
+        settlement: { status: "CONSUMED", consumedAmount: 2n, returnedAmount: 1n, overageAmount: 0n, automatic: false, nowMs: NOW },
+      },
+      newTransactionPart(1n, {
+        transactionId: "t1",
+        customerPk: 7n,
+        kind: "FREEZE",
+        status: "FROZEN",
+        amount: 3n,
+        creditTypes: ["a"],
+        businessType: 0,
+        description: "d",
+        metadata: { k: "v" },
+        autoAction: null,
+        autoAtMs: NO_EXPIRY_MS,
+        apiKeyId: null,
+        nowMs: NOW,
+      }),
+      ledgerPart(
+        {
+          projectId: 1n,
+          customerPk: 7n,
+          transactionPk: transactionPkSql(1n, "t1"),
+          transactionId: "t1",
+          idempotencyKey: "",
+          businessType: 0,
+          description: "",
+          metadata: {},
+          automatic: false,
+          nowMs: NOW,
+        },
+        [{ operation: "FREEZE", accountId: 5n, amount: 3n, creditType: "a", source: "s" }],
+      ),
+    ]),
+    sql`SELECT ${null} AS n, ${true} AS b, ${sql.raw("1")} AS r`,
+  ];
+
+  it.each(statements.map((s, i) => [i, s] as const))("builds statement %i as the dialect does", (_i, statement) => {
+    const { sql: text, params } = dialect.sqlToQuery(statement);
+    expect(compileStatement(statement)).toEqual({ sql: text, params });
+  });
+
+  it("leaves what it does not know to the dialect", () => {
+    const inlined = sql`SELECT ${1} AS one`.inlineParams();
+    expect(compileStatement(inlined)).toEqual({ sql: "SELECT 1 AS one", params: [] });
+  });
+});
