@@ -40,6 +40,18 @@ const request = (customerId: string, amount: bigint) => ({
   metadata: {},
 });
 
+const depositFor = (customerId: string, amount: bigint) =>
+  depositOperation({
+    ...request(customerId, amount),
+    idempotencyKey: null,
+    creditType: "default",
+    source: "default",
+    startsAtMs: null,
+    expiresAtMs: null,
+    name: "",
+    email: "",
+  });
+
 describe("per-customer group commit", () => {
   it("applies the calls that queue behind a customer's transaction together, each answered as alone", async () => {
     const customerId = uid("cust");
@@ -85,18 +97,7 @@ describe("per-customer group commit", () => {
     const base: BillingContext = { database: s.app.database, now: s.clock.now };
     const observed = { groups: [] as number[], fallbacks: 0 };
     const commit = new GroupCommit(base, { onGroup: (n) => observed.groups.push(n), onFallback: () => observed.fallbacks++ });
-    await commit.run(
-      depositOperation({
-        ...request(customerId, 100n),
-        idempotencyKey: null,
-        creditType: "default",
-        source: "default",
-        startsAtMs: null,
-        expiresAtMs: null,
-        name: "",
-        email: "",
-      }),
-    );
+    await commit.run(depositFor(customerId, 100n));
     // A write whose statements the database refuses: it fails its group's transaction.
     const broken = operation({
       customerKey: `1:${customerId}`,
@@ -129,17 +130,6 @@ describe("per-customer group commit", () => {
 });
 
 describe("group commit across customers (side by side)", () => {
-  const depositFor = (customerId: string, amount: bigint) =>
-    depositOperation({
-      ...request(customerId, amount),
-      idempotencyKey: null,
-      creditType: "default",
-      source: "default",
-      startsAtMs: null,
-      expiresAtMs: null,
-      name: "",
-      email: "",
-    });
   const freezeOf = (customerId: string, amount: bigint, transactionId = uid("t")) =>
     spendOperation("FREEZE", { ...request(customerId, amount), transactionId, autoSettlement: null });
 
