@@ -221,8 +221,8 @@ function settleStateOf(
 }
 
 /**
- * Consume and Unfreeze: the hold's customer (found through the hold by a plain subquery: a hold's
- * customer never changes) locked with its balance, the hold with its stored settlement, its
+ * Consume and Unfreeze: the stored outcome, then the hold's customer (found through the hold by
+ * a plain subquery: a hold's customer never changes) locked with its balance, the hold, its
  * allocation with its accounts. With `skipLocked` (the sweeper) nothing is waited for: a row
  * locked elsewhere is missing from the result, and the state says `busy`; the balance is then a
  * plain sum (a sum that skips locked rows would be wrong).
@@ -271,9 +271,9 @@ export function loadSettle(projectId: bigint, transactionId: string, nowMs: numb
 }
 
 /**
- * A group of one customer's writes (group commit), in one round trip: the customer's lock with its balance, the
- * holds it settles with their allocation and accounts, its first spendable accounts of the
- * group's credit types, and the stored outcome of every key. Locks in the one order:
+ * A group of one customer's writes (group commit), in one round trip: the customer's lock with
+ * its balance, the holds it settles with their allocation and accounts, its first spendable
+ * accounts of the group's credit types, and the stored outcome of every key. Locks in the one order:
  * customer, holds, accounts.
  */
 export function loadCustomerGroup(
