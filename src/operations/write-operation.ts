@@ -30,8 +30,8 @@ export interface WriteOperation<R> {
   readonly groupable?: GroupWrite;
   start(nowMs: number): Batch<() => Step<R>>;
   /**
-   * A Deduct or Freeze, or a caller's Consume or Unfreeze, which can also be loaded with others of
-   * others of different customers (loadTogether).
+   * A Deduct or Freeze, or a caller's Consume or Unfreeze, which can also be loaded with writes
+   * of other customers (loadTogether), side by side.
    */
   readonly together?:
     | { readonly kind: "spend"; readonly key: SpendKey; decide(loaded: TogetherLoaded, nowMs: number): () => Step<R> }

@@ -180,7 +180,6 @@ export function creditAccountSql(projectId: bigint, customerPk: bigint | SQL, ke
     ON DUPLICATE KEY UPDATE total = total + ${amount}, id = LAST_INSERT_ID(id)`;
 }
 
-/** Applies per-account changes to used and frozen, one statement per chunk of accounts (none when nothing changes). */
 /** A customer's accounts in id order (only those ACTIVE at `activeAtMs` when given), through the one mapper. */
 export async function listAccounts(
   db: Db,
