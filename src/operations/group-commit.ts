@@ -127,9 +127,17 @@ export class GroupCommit {
     // the same list) depend on each other: each alone, in order, answers them as it should.
     const holds = ops.flatMap((op) => (op.holdKey === undefined ? [] : [op.holdKey]));
     if (ops.length === 1 || new Set(holds).size < holds.length) return executeEachAlone(this.ctx, ops);
+    return this.sharedOrEachAlone(ops, () => executeSideBySide(this.ctx, ops));
+  }
+
+  /** Runs the calls' shared transaction; if it fails before COMMIT, each call again, alone, in order. */
+  private async sharedOrEachAlone(ops: readonly WriteOperation<unknown>[], shared: () => Promise<Settled<unknown>[]>) {
     try {
-      return await executeSideBySide(this.ctx, ops);
+      return await shared();
     } catch (error) {
+      // A lost connection may have lost only the answer to a COMMIT that happened: running the
+      // calls again could apply them twice (a deposit without a key), so each gets the error, as
+      // it would have alone.
       if (isLostConnection(error)) throw error;
       this.observer.onFallback?.();
       return executeEachAlone(this.ctx, ops);
@@ -175,21 +183,11 @@ export class GroupCommit {
   private async commit(key: string, ops: readonly WriteOperation<unknown>[]): Promise<Settled<unknown>[]> {
     this.observer.onGroup?.(ops.length);
     if (ops.length === 1) return executeEachAlone(this.ctx, ops);
-    try {
+    return this.sharedOrEachAlone(ops, async () => {
       const planned = await executeGroupPlanned(this.ctx, key, ops);
-      if (planned !== null) {
-        this.observer.onPlanned?.();
-        return planned;
-      }
-      return await executeTogether(this.ctx, ops, { atomic: false });
-    } catch (error) {
-      // A lost connection may have lost only the answer to a COMMIT that happened: running the
-      // calls again could apply them twice (a deposit without a key), so each gets the error, as
-      // it would have alone.
-      if (isLostConnection(error)) throw error;
-      // The shared transaction failed before COMMIT (a database error): each call again, alone, in order.
-      this.observer.onFallback?.();
-      return executeEachAlone(this.ctx, ops);
-    }
+      if (planned === null) return executeTogether(this.ctx, ops, { atomic: false });
+      this.observer.onPlanned?.();
+      return planned;
+    });
   }
 }

@@ -5,6 +5,7 @@ import type { TransactionKind } from "../domain/types.js";
 import type { AutoSettlement } from "../domain/validation.js";
 import { spendEnvelope } from "../domain/plans/spend-plan.js";
 import { loadAllSpendable, loadSpend } from "../store/operation-loads.js";
+import { storedOutcomeKey } from "../store/outcomes-store.js";
 import { spendParts } from "../store/operation-writes.js";
 import { mapBatch } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
@@ -43,7 +44,7 @@ export function spendOperation(kind: TransactionKind, request: FreezeRequest): W
       kind: "spend",
       key: { projectId, customerId, transactionId },
       decide: (loaded, nowMs) => {
-        const stored = loaded.outcomes.get(`SPEND:${projectId}:${transactionId}`) ?? null;
+        const stored = loaded.outcomes.get(storedOutcomeKey("SPEND", projectId, transactionId)) ?? null;
         const customer = loaded.customers.get(`${projectId}:${customerId}`) ?? null;
         return decide(spendStateFromActive(stored, customer, creditTypes, nowMs), nowMs);
       },

@@ -23,7 +23,7 @@ import {
   unexpiredTotalFromRow,
 } from "./accounts-store.js";
 import { customerByIdSql, customerByPkSql, customerPkSql, upsertCustomerSql } from "./customers-store.js";
-import { findOutcomeSql, findOutcomesSql, outcomeFromRow } from "./outcomes-store.js";
+import { findOutcomeSql, findOutcomesSql, outcomeFromRow, outcomesFromRows, storedOutcomeKey } from "./outcomes-store.js";
 import { bigOf, stringOf } from "./row-values.js";
 import { type Batch, batchOf, mapBatch, type Row, rowsOf } from "./run-transaction.js";
 import {
@@ -124,7 +124,7 @@ export interface CustomerLoaded {
   readonly active: AccountSnapshot[];
 }
 
-/** What loadTogether read, by `project:customer` (customers), `scope:project:key` (outcomes), `project:transaction` (settlements). */
+/** What loadTogether read, by `project:customer` (customers), storedOutcomeKey (outcomes), `project:transaction` (settlements). */
 export interface TogetherLoaded {
   readonly customers: ReadonlyMap<string, CustomerLoaded>;
   readonly outcomes: ReadonlyMap<string, StoredOutcome>;
@@ -153,11 +153,7 @@ export function loadTogether(spends: readonly SpendKey[], settles: readonly Hold
   return mapBatch(
     rowsOfEach([findOutcomesSql(keys), lockCustomersWithActiveAccountsSql(pks, nowMs), ...holdStatements]),
     ([outcomeRows = [], customerRows = [], holdRows = [], allocationRows = []]) => {
-      const stored = new Map<string, StoredOutcome>();
-      for (const row of outcomeRows) {
-        const outcome = outcomeFromRow(row);
-        if (outcome) stored.set(`${stringOf(row.o_scope)}:${bigOf(row.o_project_id)}:${stringOf(row.o_key)}`, outcome);
-      }
+      const stored = outcomesFromRows(outcomeRows);
       const byPk = new Map<bigint, CustomerLoaded>();
       const byKey = new Map<string, CustomerLoaded>();
       for (const row of customerRows) {
@@ -185,7 +181,10 @@ export function loadTogether(spends: readonly SpendKey[], settles: readonly Hold
         const customer = hold ? byPk.get(hold.customerPk) : undefined;
         const before = customer ? balanceOf(customer.active, nowMs) : NO_BALANCE;
         const parts = hold ? (partsByHold.get(hold.pk) ?? []) : [];
-        states.set(key, settleStateOf(stored.get(`SETTLE:${key}`) ?? null, hold, parts, before, false));
+        states.set(
+          key,
+          settleStateOf(stored.get(storedOutcomeKey("SETTLE", projectId, transactionId)) ?? null, hold, parts, before, false),
+        );
       }
       return { customers: byKey, outcomes: stored, settles: states };
     },
@@ -273,7 +272,7 @@ export function loadSettle(projectId: bigint, transactionId: string, nowMs: numb
 /**
  * A group of one customer's writes (group commit), in one round trip: the customer's lock with
  * its balance, the holds it settles with their allocation and accounts, its first spendable
- * accounts of the group's credit types, and the stored outcome of every key. Locks in the one order:
+ * accounts of the group's credit types, and the stored outcomes of its keys (one statement). Locks in the one order:
  * customer, holds, accounts.
  */
 export function loadCustomerGroup(
@@ -297,13 +296,13 @@ export function loadCustomerGroup(
       lockCustomerWithBalanceSql(customerByIdSql(projectId, customerId), nowMs),
       ...holdStatements,
       lockSpendableAccountsSql(projectId, customerPk, nowMs, creditTypes, SPEND_ACCOUNTS_LOCKED_FIRST),
-      ...keys.map((k) => findOutcomeSql(projectId, k)),
+      findOutcomesSql(keys.map((k) => ({ projectId, ...k }))),
     ],
     (results) => {
       const [customerRows] = results;
       const holdResults = results.slice(1, 1 + holdStatements.length);
       const spendableRows = results[1 + holdStatements.length];
-      const outcomeResults = results.slice(2 + holdStatements.length);
+      const stored = outcomesFromRows(rowsOf(results[2 + holdStatements.length]));
       const customer = rowsOf(customerRows)[0];
       const spendable = accountsFromRows(rowsOf(spendableRows));
       const holds = new Map<string, GroupHold>(
@@ -323,10 +322,10 @@ export function loadCustomerGroup(
         }),
       );
       const outcomes = new Map<string, StoredOutcome>();
-      keys.forEach((k, i) => {
-        const stored = outcomeFromRow(rowsOf(outcomeResults[i])[0]);
-        if (stored) outcomes.set(outcomeKey(k.scope, k.key), stored);
-      });
+      for (const k of keys) {
+        const outcome = stored.get(storedOutcomeKey(k.scope, projectId, k.key));
+        if (outcome) outcomes.set(outcomeKey(k.scope, k.key), outcome);
+      }
       return {
         customerPk: customer ? bigOf(customer.c_pk) : null,
         before: customer ? balanceFromRow(customer) : NO_BALANCE,

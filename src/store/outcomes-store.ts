@@ -1,6 +1,6 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { IdempotencyEnvelope, OutcomeScope, StoredOutcome } from "../domain/idempotency.js";
-import { stringOf } from "./row-values.js";
+import { bigOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { customers, outcomes } from "./schema.js";
 import { rowsPart, type WritePart } from "./write-set.js";
@@ -23,10 +23,26 @@ export const findOutcomesSql = (
   sql`SELECT o.project_id AS o_project_id, o.scope AS o_scope, o.idempotency_key AS o_key, c.customer_id, o.request_fingerprint,
       o.response
     FROM ${outcomes} o JOIN ${customers} c ON c.id = o.customer_pk
-    WHERE ${sql.join(
-      keys.map((k) => sql`(o.project_id = ${k.projectId} AND o.scope = ${k.scope} AND o.idempotency_key = ${k.key})`),
-      sql` OR `,
-    )}`;
+    WHERE ${
+      keys.length === 0
+        ? sql`FALSE`
+        : sql.join(
+            keys.map((k) => sql`(o.project_id = ${k.projectId} AND o.scope = ${k.scope} AND o.idempotency_key = ${k.key})`),
+            sql` OR `,
+          )
+    }`;
+
+/** The rows of findOutcomesSql by `scope:project:key` (storedOutcomeKey). */
+export function outcomesFromRows(rows: readonly Row[]): Map<string, StoredOutcome> {
+  const stored = new Map<string, StoredOutcome>();
+  for (const row of rows) {
+    const outcome = outcomeFromRow(row);
+    if (outcome) stored.set(storedOutcomeKey(stringOf(row.o_scope), bigOf(row.o_project_id), stringOf(row.o_key)), outcome);
+  }
+  return stored;
+}
+
+export const storedOutcomeKey = (scope: string, projectId: bigint, key: string) => `${scope}:${projectId}:${key}`;
 
 /** The one row mapper of idempotency_outcomes (as selected by findOutcomeSql and findOutcomesSql). */
 export function outcomeFromRow(row: Row | undefined): StoredOutcome | null {

@@ -80,23 +80,19 @@ function settleHoldsSql(holds: readonly { holdPk: bigint; settlement: Settlement
   return sql`UPDATE ${transactions} SET status = ${of((s) => s.status)}, consumed_amount = ${of((s) => s.consumedAmount)},
       returned_amount = ${of((s) => s.returnedAmount)}, overage_amount = ${of((s) => s.overageAmount)},
       settled_automatically = ${of((s) => s.automatic)}, settled_at = ${of((s) => new Date(s.nowMs))}
-    WHERE id IN (${sql.join(
-      holds.map((h) => sql`${h.holdPk}`),
-      sql`, `,
-    )}) AND status = 'FROZEN'`;
+    WHERE id IN (${idList(holds.map(pk))}) AND status = 'FROZEN'`;
 }
 
 /** Adds each delta to its account (the caller holds every row's lock). */
 function updateAccountsSql(changed: readonly AccountDelta[]): SQL {
-  const caseOf = (pick: (d: AccountDelta) => bigint): SQL =>
-    sql`CASE id ${sql.join(
-      changed.map((d) => sql`WHEN ${d.accountId} THEN ${pick(d)}`),
-      sql` `,
-    )} ELSE 0 END`;
-  const ids = sql.join(
-    changed.map((d) => sql`${d.accountId}`),
+  const id = (d: AccountDelta) => d.accountId;
+  return sql`UPDATE ${accounts} SET used = used + ${caseById(changed, id, (d) => d.used)},
+      frozen = frozen + ${caseById(changed, id, (d) => d.frozen)}
+    WHERE id IN (${idList(changed.map(id))})`;
+}
+
+const idList = (ids: readonly bigint[]): SQL =>
+  sql.join(
+    ids.map((id) => sql`${id}`),
     sql`, `,
   );
-  return sql`UPDATE ${accounts} SET used = used + ${caseOf((d) => d.used)}, frozen = frozen + ${caseOf((d) => d.frozen)}
-    WHERE id IN (${ids})`;
-}
