@@ -9,4 +9,9 @@ export interface BillingContext {
   readonly retries?: RetryObserver;
   /** Per-customer group commit of this instance (operations/group-commit.ts); absent: each write alone. */
   readonly groupCommit?: WriteRunner;
+  /**
+   * The call's deadline and cancellation (from the transport): a write whose signal has aborted
+   * before its transaction starts is not run.
+   */
+  readonly signal?: AbortSignal;
 }
