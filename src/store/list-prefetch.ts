@@ -15,7 +15,9 @@ import {
 import type { AccountSnapshot } from "../domain/types.js";
 import {
   accountFromRow,
+  CUSTOMER_LEDGER_COLUMNS,
   customerTotalsSql,
+  ledgerPositionFromRow,
   expiryRecordedIdsFromRows,
   type LockedCustomerRow,
   lockAccountByKeySql,
@@ -172,6 +174,7 @@ const customerStateOf = (c: Assembling): CustomerState => ({
   completeSelections: c.completeSelections,
   allSpendable: false,
   created: c.created,
+  ledger: c.row.ledger,
 });
 
 /** Holds by holdKey with their allocation in order; their accounts go to their customers. */
@@ -220,8 +223,11 @@ export function prefetchMore(state: ListState, customerPks: readonly bigint[], n
 
 /** A customer locked by pk without waiting (the sweeper): no row when another transaction holds it. */
 const lockCustomerNowaitSql = (pk: SQL): SQL =>
-  sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id FROM ${customers} c WHERE c.id = ${pk}
-    FOR UPDATE SKIP LOCKED`;
+  sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id, ${CUSTOMER_LEDGER_COLUMNS}
+    FROM ${customers} c WHERE c.id = ${pk} FOR UPDATE SKIP LOCKED`;
+
+/** The ledger position of a customer this transaction has locked already. */
+const customerLedgerSql = (pk: bigint): SQL => sql`SELECT ${CUSTOMER_LEDGER_COLUMNS} FROM ${customers} c WHERE c.id = ${pk}`;
 
 /**
  * The sweeper's prefetch of one write (an automatic settlement, an expiry record): the same state,
@@ -257,7 +263,12 @@ export function prefetchSkipLocked(write: CreditWrite, nowMs: number): Batch<Lis
     if (customerRow && hold) {
       const totals = rowsOf(r.totals[0])[0];
       const c: Assembling = {
-        row: { ...lockedRefOf(customerRow), before: balanceFromRow(totals), unexpiredTotal: unexpiredTotalFromRow(totals) },
+        row: {
+          ...lockedRefOf(customerRow),
+          before: balanceFromRow(totals),
+          unexpiredTotal: unexpiredTotalFromRow(totals),
+          ledger: ledgerPositionFromRow(customerRow),
+        },
         accounts: new Map(),
         expiryRecorded: new Set(),
         completeSelections: new Set(),
@@ -277,14 +288,24 @@ function prefetchExpiry(write: Extract<CreditWrite, { kind: "expire" }>, nowMs: 
   const batch = namedBatch({
     locked: [lockUnrecordedExpirySql(customerPk, accountId)],
     totals: [customerTotalsSql(projectId, sql`${customerPk}`, nowMs)],
+    ledger: [customerLedgerSql(customerPk)],
   });
   return mapBatch(batch, (r) => {
     const rows = rowsOf(r.locked[0]);
     const first = rows[0];
     if (!first) return { customers: new Map(), customerPks: new Map(), holds: new Map(), outcomes: new Map(), busy: new Set([customerPk]) };
     const totals = rowsOf(r.totals[0])[0];
+    const ledgerRow = rowsOf(r.ledger[0])[0];
+    if (!ledgerRow) throw new Error("a locked customer has no row");
     const c: Assembling = {
-      row: { pk: customerPk, projectId, customerId: "", before: balanceFromRow(totals), unexpiredTotal: unexpiredTotalFromRow(totals) },
+      row: {
+        pk: customerPk,
+        projectId,
+        customerId: "",
+        before: balanceFromRow(totals),
+        unexpiredTotal: unexpiredTotalFromRow(totals),
+        ledger: ledgerPositionFromRow(ledgerRow),
+      },
       accounts: new Map(),
       expiryRecorded: new Set(),
       completeSelections: new Set(),

@@ -3,9 +3,10 @@ import type { AccountDelta } from "../account-deltas.js";
 import { accountStatus, availableOf, compareSpendingOrder } from "../account-status.js";
 import { holdKey } from "../customer-ref.js";
 import type { AccountSnapshot, Balance } from "../types.js";
-import { accountKeyOf, planDeposit } from "./deposit-plan.js";
+import { type LedgerPosition, nextPosition } from "../ledger-position.js";
+import { accountKeyOf, PENDING_ACCOUNT_ID, planDeposit } from "./deposit-plan.js";
 import { planExpiry } from "./expiry-plan.js";
-import type { Planned } from "./planned.js";
+import type { LedgerLine, Planned } from "./planned.js";
 import { planConsume, planUnfreeze, type SettleChanges, type SettleState } from "./settle-plan.js";
 import type { ConsumeResult, UnfreezeResult } from "../results.js";
 import { planSpend } from "./spend-plan.js";
@@ -35,6 +36,8 @@ interface Working {
   newAccount: boolean;
   /** An account of the list's expiry records. */
   readonly expired: Set<bigint>;
+  /** Its ledger position after the list's writes so far. */
+  ledger: LedgerPosition;
   /** False for a customer the prefetch created until a deposit of the list lands on it: the writes before that see no customer. */
   exists: boolean;
 }
@@ -64,20 +67,68 @@ export function planList(state: ListState, writes: readonly CreditWrite[], nowMs
       newAccount: false,
       expired: new Set(),
       exists: !loaded.created,
+      ledger: loaded.ledger,
     };
     working.set(pk, fresh);
     return fresh;
   };
   const keys = new Set<string>();
   const plans: WritePlan[] = [];
+  const positions: LedgerPosition[][] = [];
   for (const write of writes) {
     const step = dependsOnList(write, keys) ? { kind: "cut" as const } : planOne(state, write, customer, nowMs);
     if (step.kind === "cut") break;
     if (step.kind === "more") return { kind: "more", customerPks: [step.customerPk] };
     plans.push(step.plan);
+    positions.push(positionEntries(step.plan, customer));
     remember(write, keys);
   }
-  return { kind: "planned", plans };
+  const ledgers = new Map<bigint, { from: bigint; to: LedgerPosition }>();
+  for (const [pk, c] of working) {
+    if (c.ledger.sequence !== c.state.ledger.sequence) ledgers.set(pk, { from: c.state.ledger.sequence, to: c.ledger });
+  }
+  return { kind: "planned", plans, positions, ledgers };
+}
+
+/** The entries a plan writes, in the order it writes them, and the customer whose ledger they extend. */
+function entriesOf(plan: WritePlan): { customerPk: bigint; entries: readonly LedgerLine[] } | null {
+  switch (plan.kind) {
+    case "deposit": {
+      const { changes } = plan;
+      const accountId = changes.accountId ?? PENDING_ACCOUNT_ID;
+      return {
+        customerPk: changes.customerPk,
+        entries: [{ operation: "DEPOSIT", accountId, amount: changes.amount, ...changes.accountKey }],
+      };
+    }
+    case "spend":
+      return { customerPk: plan.changes.customerPk, entries: plan.changes.lines.map((l) => ({ operation: plan.changes.kind, ...l })) };
+    case "settle":
+      return { customerPk: plan.changes.hold.customerPk, entries: [...plan.changes.entries, ...plan.changes.expiring] };
+    case "expire":
+      return { customerPk: plan.changes.customerPk, entries: plan.changes.entries };
+    default:
+      return null;
+  }
+}
+
+/**
+ * Numbers a plan's entries in its customer's ledger and computes the balance each leaves
+ * (domain/ledger-position.ts). Run before the plan's deltas move the accounts: an expiry removes
+ * an account with the figures it had.
+ */
+function positionEntries(plan: WritePlan, customer: (pk: bigint) => Working | undefined): LedgerPosition[] {
+  const written = entriesOf(plan);
+  if (written === null) return [];
+  const c = customer(written.customerPk);
+  if (!c) throw new Error("a plan's customer was not prefetched");
+  return written.entries.map((entry) => {
+    const account = c.accounts.get(entry.accountId);
+    const removed = c.state.expiryRecorded.has(entry.accountId) || c.expired.has(entry.accountId);
+    c.ledger = nextPosition(c.ledger, entry, account ? { ...account, removed } : null);
+    if (entry.operation === "EXPIRE") c.expired.add(entry.accountId);
+    return c.ledger;
+  });
 }
 
 /** The keys a write uses: its stored outcome's and its hold's. */
@@ -292,6 +343,5 @@ function planExpiryStep(
   // Recorded meanwhile, or its customer busy: nothing to do now (the sweeper never waits).
   if (!c || !snapshot || c.state.expiryRecorded.has(snapshot.id) || c.expired.has(snapshot.id))
     return { kind: "plan", plan: { kind: "skipped" } };
-  c.expired.add(snapshot.id);
   return { kind: "plan", plan: { kind: "expire", changes: planExpiry(account.projectId, account.customerPk, snapshot) } };
 }
