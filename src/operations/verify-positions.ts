@@ -59,7 +59,8 @@ export async function verifyLedgerPositions(db: Db): Promise<string[]> {
   for (const c of await customerLedgerPositions(db)) {
     const expected = last.get(String(c.id)) ?? LEDGER_START;
     const stored = { sequence: big(c.ledger_sequence), total: big(c.ledger_total), used: big(c.ledger_used), frozen: big(c.ledger_frozen) };
-    if (!samePosition(stored, expected)) problems.push(`customer ${c.id}: ledger position ${show(stored)}, its entries say ${show(expected)}`);
+    if (!samePosition(stored, expected))
+      problems.push(`customer ${c.id}: ledger position ${show(stored)}, its entries say ${show(expected)}`);
   }
   return problems;
 }
@@ -72,7 +73,12 @@ function checkEntry(row: VerifyRow, before: LedgerPosition, accounts: Map<string
   const overage = Number(row.overage) === 1;
   const line = { operation, accountId: big(row.account_id), amount, creditType: "", source: "", overage };
   const expected = nextPosition(before, line, account);
-  const stored = { sequence: big(row.sequence), total: big(row.balance_total), used: big(row.balance_used), frozen: big(row.balance_frozen) };
+  const stored = {
+    sequence: big(row.sequence),
+    total: big(row.balance_total),
+    used: big(row.balance_used),
+    frozen: big(row.balance_frozen),
+  };
   if (stored.sequence !== expected.sequence) {
     problems.push(`ledger entry ${row.id}: sequence ${stored.sequence}, expected ${expected.sequence} (customer ${row.customer_pk})`);
   } else if (!samePosition(stored, expected)) {
