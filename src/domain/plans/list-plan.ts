@@ -24,6 +24,8 @@ import {
   type WritePlan,
 } from "./write-list.js";
 
+const NO_BALANCE: Balance = { total: 0n, used: 0n, frozen: 0n, available: 0n };
+
 /** A customer as the planner moves it: the prefetched state plus what the earlier writes of the list did. */
 interface Working {
   readonly state: CustomerState;
@@ -273,7 +275,7 @@ function planSpendStep(
         customerPk: pk ?? null,
         accounts: c === undefined ? [] : spendableOf(c, request.creditTypes, nowMs),
         complete,
-        before: c?.before ?? { total: 0n, used: 0n, frozen: 0n, available: 0n },
+        before: c?.before ?? NO_BALANCE,
       },
       request,
       nowMs,
@@ -286,32 +288,44 @@ function planSpendStep(
   return step ?? { kind: "more", customerPk: pk ?? 0n };
 }
 
+/** A settlement's state from the list's: the hold, its accounts as the earlier writes left them, the spendable ones once read. */
+function settleStateOf(
+  state: ListState,
+  write: Extract<CreditWrite, { kind: "consume" | "unfreeze" }>,
+  c: Working | undefined,
+  nowMs: number,
+): SettleState {
+  const loaded = holdOf(state, write.request);
+  const hold = loaded?.hold ?? null;
+  const parts = loaded?.parts ?? [];
+  const accountsOfHold = parts.flatMap((p) => {
+    const a = c?.accounts.get(p.accountId);
+    return a ? [a] : [];
+  });
+  const allRead = c?.state.allSpendable === true;
+  return {
+    stored: storedOf(state, write),
+    hold,
+    parts,
+    accounts: allRead && c ? [...c.accounts.values()] : accountsOfHold,
+    spendable: allRead && c && hold ? spendableOf(c, hold.creditTypes, nowMs) : null,
+    before: c?.before ?? NO_BALANCE,
+    expiryRecorded: new Set([...(c?.state.expiryRecorded ?? []), ...(c?.expired ?? [])]),
+    busy: hold !== null && state.busy.has(hold.customerPk),
+  };
+}
+
 function planSettleStep(
   state: ListState,
   write: Extract<CreditWrite, { kind: "consume" | "unfreeze" }>,
   customer: (pk: bigint) => Working | undefined,
   nowMs: number,
 ): Step {
-  const { request, mode } = write;
-  const loaded = holdOf(state, request);
-  const hold = loaded?.hold ?? null;
+  const hold = holdOf(state, write.request)?.hold ?? null;
   const c = hold === null ? undefined : customer(hold.customerPk);
   if (hold !== null && c === undefined) throw new Error("a hold's customer was not prefetched");
   if (c?.newAccount) return { kind: "cut" };
-  const accountsOfHold = (loaded?.parts ?? []).flatMap((p) => {
-    const a = c?.accounts.get(p.accountId);
-    return a ? [a] : [];
-  });
-  const settleState: SettleState = {
-    stored: storedOf(state, write),
-    hold,
-    parts: loaded?.parts ?? [],
-    accounts: c?.state.allSpendable ? [...c.accounts.values()] : accountsOfHold,
-    spendable: c?.state.allSpendable && hold ? spendableOf(c, hold.creditTypes, nowMs) : null,
-    before: c?.before ?? { total: 0n, used: 0n, frozen: 0n, available: 0n },
-    expiryRecorded: new Set([...(c?.state.expiryRecorded ?? []), ...(c?.expired ?? [])]),
-    busy: hold !== null && state.busy.has(hold.customerPk),
-  };
+  const settleState = settleStateOf(state, write, c, nowMs);
   const applied = (p: { changes: SettleChanges; result: ConsumeResult | UnfreezeResult }): WritePlan => {
     if (c) {
       move(c, p.changes.deltas, p.result.balance);
@@ -322,11 +336,11 @@ function planSettleStep(
   const step =
     write.kind === "consume"
       ? asStep(
-          refusable(() => planConsume(settleState, write.request, mode, nowMs)),
+          refusable(() => planConsume(settleState, write.request, write.mode, nowMs)),
           applied,
         )
       : asStep(
-          refusable(() => planUnfreeze(settleState, request, mode, nowMs)),
+          refusable(() => planUnfreeze(settleState, write.request, write.mode, nowMs)),
           applied,
         );
   return step ?? { kind: "more", customerPk: hold?.customerPk ?? 0n };
