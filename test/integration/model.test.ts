@@ -14,7 +14,7 @@ import {
   type UnfreezeResponse,
 } from "../../gen/velobase/billing/v1/billing.js";
 import { verifyLedger } from "../../src/operations/verify.js";
-import { decodeStatusDetails } from "../../src/errors/to-grpc-status.js";
+import { decodeStatusDetails } from "../../src/grpc/status-details.js";
 import { ts, uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
