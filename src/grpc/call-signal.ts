@@ -1,0 +1,50 @@
+import type { ServerUnaryCall } from "@grpc/grpc-js";
+
+/** What of a server call its signal watches (every kind of grpc-js server call has it). */
+export type WatchedCall = Pick<ServerUnaryCall<unknown, unknown>, "getDeadline" | "cancelled" | "on" | "off">;
+
+/** setTimeout fires at once for a delay beyond a signed 32-bit number of milliseconds. */
+const TIMER_DELAY_MAX_MS = 2 ** 31 - 1;
+
+/** A call's AbortSignal, and the way to stop watching the call once it is answered. */
+export interface CallSignal {
+  readonly signal: AbortSignal;
+  /** Clears the deadline timer and the cancel listener (the call has its answer). */
+  release(): void;
+}
+
+/** The call's deadline as epoch milliseconds; Infinity when the client set none. */
+function deadlineMsOf(call: WatchedCall): number {
+  const deadline = call.getDeadline();
+  return deadline instanceof Date ? deadline.getTime() : deadline;
+}
+
+/**
+ * A signal that aborts when the call's deadline passes (reason: a `TimeoutError` DOMException)
+ * or the client cancels it (an `AbortError`), so that the operation does not start work whose
+ * answer nobody will read. grpc-js answers DEADLINE_EXCEEDED or CANCELLED to the client itself.
+ */
+export function callSignal(call: WatchedCall, nowMs: () => number = Date.now): CallSignal {
+  const controller = new AbortController();
+  const deadlineMs = deadlineMsOf(call);
+  const deadlinePassed = () => controller.abort(new DOMException("The call's deadline passed.", "TimeoutError"));
+  // grpc-js ends a call whose deadline passed itself, which may reach us first as a cancel.
+  const onCancelled = () =>
+    nowMs() >= deadlineMs ? deadlinePassed() : controller.abort(new DOMException("The client cancelled the call.", "AbortError"));
+  let timer: NodeJS.Timeout | undefined;
+  const release = () => {
+    clearTimeout(timer);
+    call.off("cancelled", onCancelled);
+  };
+  const leftMs = deadlineMs - nowMs();
+  if (call.cancelled) onCancelled();
+  else if (leftMs <= 0) deadlinePassed();
+  else {
+    call.on("cancelled", onCancelled);
+    if (leftMs <= TIMER_DELAY_MAX_MS) {
+      timer = setTimeout(deadlinePassed, leftMs);
+      timer.unref();
+    }
+  }
+  return { signal: controller.signal, release };
+}
