@@ -5,7 +5,7 @@ import mysql, { type Connection, type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeductRequest } from "../../gen/velobase/billing/v1/billing.js";
 import { verifyLedger } from "../../src/operations/verify.js";
-import { expectError, TestClient } from "../support/client.js";
+import { expectError, type TestClient } from "../support/client.js";
 import { uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
