@@ -1,24 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { Hold } from "../../src/domain/hold.js";
-import { NO_EXPIRY_MS, NO_START_MS } from "../../src/domain/limits.js";
 import { type GroupState, type GroupWrite, planGroup } from "../../src/domain/plans/group-plan.js";
-import type { AccountSnapshot } from "../../src/domain/types.js";
+import { account } from "../support/accounts.js";
 
 // Group commit's in-memory planning: each write sees what the earlier ones of the group did.
 
 const NOW = 1_800_000_000_000;
-const account = (id: bigint, over: Partial<AccountSnapshot> = {}): AccountSnapshot => ({
-  id,
-  creditType: "default",
-  source: "default",
-  startsAtMs: NO_START_MS,
-  expiresAtMs: NO_EXPIRY_MS,
-  total: 100n,
-  used: 0n,
-  frozen: 0n,
-  createdAtMs: NOW - 1000,
-  ...over,
-});
 const freeze = (transactionId: string, amount: bigint): GroupWrite => ({
   kind: "spend",
   spendKind: "FREEZE",
