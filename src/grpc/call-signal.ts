@@ -5,6 +5,11 @@ export type WatchedCall = Pick<ServerUnaryCall<unknown, unknown>, "getDeadline" 
 
 /** setTimeout fires at once for a delay beyond a signed 32-bit number of milliseconds. */
 const TIMER_DELAY_MAX_MS = 2 ** 31 - 1;
+/**
+ * A cancel this close to the deadline is the deadline: the client's own timer, which starts before
+ * the request travels, cancels the call (RST_STREAM) a transit time before the server's would fire.
+ */
+const DEADLINE_CANCEL_SLACK_MS = 1000;
 
 /** A call's AbortSignal, and the way to stop watching the call once it is answered. */
 export interface CallSignal {
@@ -28,9 +33,12 @@ export function callSignal(call: WatchedCall, nowMs: () => number = Date.now): C
   const controller = new AbortController();
   const deadlineMs = deadlineMsOf(call);
   const deadlinePassed = () => controller.abort(new DOMException("The call's deadline passed.", "TimeoutError"));
-  // grpc-js ends a call whose deadline passed itself, which may reach us first as a cancel.
+  // A call whose deadline passes is cancelled by the client's timer or ended by grpc-js's, either
+  // of which may reach us before our own timer does.
   const onCancelled = () =>
-    nowMs() >= deadlineMs ? deadlinePassed() : controller.abort(new DOMException("The client cancelled the call.", "AbortError"));
+    deadlineMs - nowMs() <= DEADLINE_CANCEL_SLACK_MS
+      ? deadlinePassed()
+      : controller.abort(new DOMException("The client cancelled the call.", "AbortError"));
   let timer: NodeJS.Timeout | undefined;
   const release = () => {
     clearTimeout(timer);
