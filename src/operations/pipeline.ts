@@ -46,7 +46,7 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
   return runTransaction(
     ctx.database,
     async (tx) => {
-      if (ctx.signal?.aborted) throw new BillingError("service_unavailable", "The call's deadline passed before it ran.");
+      if (ctx.signal?.aborted) throw deadlinePassed();
       const nowMs = ctx.now();
       const prefetch = (rest: readonly CreditWrite[]) =>
         options.skipLocked && rest[0] ? prefetchSkipLocked(rest[0], nowMs) : prefetchList(rest, nowMs);
@@ -136,6 +136,9 @@ function answerOf(plan: WritePlan, ids: { accountId: bigint; ledgerEntryId: bigi
       return { ok: true, result: null };
   }
 }
+
+/** A call whose deadline passed (or whose client went away) before its transaction started: it is not run. */
+export const deadlinePassed = () => new BillingError("service_unavailable", "The call's deadline passed before it ran.");
 
 /** A list's answers run each alone, in order: the fallback when their shared transaction failed. */
 export async function runEachAlone(ctx: BillingContext, writes: readonly CreditWrite[]): Promise<Settled[]> {
