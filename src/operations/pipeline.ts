@@ -1,7 +1,9 @@
 import { withWrittenIds } from "../domain/plans/deposit-plan.js";
 import { planList } from "../domain/plans/list-plan.js";
 import type { WriteOutcome } from "../domain/plans/outcome.js";
-import type { CreditWrite, ListState, WritePlan } from "../domain/plans/write-list.js";
+import type { CreditWrite, ListPlan, ListState, WritePlan } from "../domain/plans/write-list.js";
+
+type PlannedList = Extract<ListPlan, { kind: "planned" }>;
 import type { DepositResult } from "../domain/results.js";
 import { BillingError } from "../errors/billing-error.js";
 import { applyList, type WrittenIds } from "../store/list-apply.js";
@@ -46,7 +48,8 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
   return runTransaction(
     ctx.database,
     async (tx) => {
-      const nowMs = startOf(ctx);
+      if (ctx.signal?.aborted) throw deadlinePassed();
+      const nowMs = ctx.now();
       const prefetch = (rest: readonly CreditWrite[]) =>
         options.skipLocked && rest[0] ? prefetchSkipLocked(rest[0], nowMs) : prefetchList(rest, nowMs);
       const answers: Settled[] = [];
@@ -54,11 +57,12 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
       let applied = false;
       for (let done = 0; done < writes.length; ) {
         const rest = writes.slice(done);
-        const plans = await planSegment(tx, state, rest, nowMs);
+        const planned = await planSegment(tx, state, rest, nowMs);
+        const { plans } = planned;
         if (options.atomic) throwFirstRefusal(plans, done);
         applied ||= plans.some(isApplied);
         const next = writes.slice(done + plans.length);
-        const apply = applyList(state, rest, plans, nowMs);
+        const apply = applyList(state, rest, planned, nowMs);
         const last = next.length === 0;
         const [ids, nextState] = await runApply(tx, rest, apply, last ? null : prefetch(next), last && applied);
         answers.push(...plans.map((p, i) => answerOf(p, ids.get(i))));
@@ -72,13 +76,13 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
 }
 
 /** Plans a segment to its end: reads more while the plan asks for it. */
-async function planSegment(tx: Tx, state: ListState, writes: readonly CreditWrite[], nowMs: number): Promise<readonly WritePlan[]> {
+async function planSegment(tx: Tx, state: ListState, writes: readonly CreditWrite[], nowMs: number): Promise<PlannedList> {
   let current = state;
   for (;;) {
     const plan = planList(current, writes, nowMs);
     if (plan.kind === "planned") {
       if (plan.plans.length === 0) throw new Error("a segment planned no write");
-      return plan.plans;
+      return plan;
     }
     current = await tx.runBatch(prefetchMore(current, plan.customerPks, nowMs));
   }
@@ -135,6 +139,9 @@ function answerOf(plan: WritePlan, ids: { accountId: bigint; ledgerEntryId: bigi
   }
 }
 
+/** A call whose deadline passed (or whose client went away) before its transaction started: it is not run. */
+export const deadlinePassed = () => new BillingError("service_unavailable", "The call's deadline passed before it ran.");
+
 /** A list's answers run each alone, in order: the fallback when their shared transaction failed. */
 export async function runEachAlone(ctx: BillingContext, writes: readonly CreditWrite[]): Promise<Settled[]> {
   const settled: Settled[] = [];
@@ -146,12 +153,6 @@ export async function runEachAlone(ctx: BillingContext, writes: readonly CreditW
     }
   }
   return settled;
-}
-
-/** A write's clock, read once it runs; a call whose deadline passed before its transaction started is not run. */
-function startOf(ctx: BillingContext): number {
-  if (ctx.signal?.aborted) throw new BillingError("service_unavailable", "The call's deadline passed before it ran.");
-  return ctx.now();
 }
 
 /**
@@ -175,7 +176,8 @@ export function runProgram<S, C, R extends object>(ctx: BillingContext, program:
   return runTransaction(
     ctx.database,
     async (tx) => {
-      const nowMs = startOf(ctx);
+      if (ctx.signal?.aborted) throw deadlinePassed();
+      const nowMs = ctx.now();
       const outcome = program.plan(await tx.runBatch(program.prefetch(nowMs)), nowMs);
       switch (outcome.kind) {
         case "refused":

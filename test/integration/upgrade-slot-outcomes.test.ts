@@ -18,9 +18,9 @@ import { slotClientsFor } from "../support/slot-clients.js";
 import { ROOT } from "../support/spawn.js";
 
 // A database from before Grant and Revoke kept their outcomes in idempotency_outcomes (migrations
-// up to 0009) stored them in slot_keys. After the upgrade, a capacity change stored there still
+// up to 0010) stored them in slot_keys. After the upgrade, a capacity change stored there still
 // replays its stored answer, and the same key is still refused for another request.
-const LAST_MIGRATION_BEFORE_SLOT_OUTCOMES = 9;
+const LAST_MIGRATION_BEFORE_SLOT_OUTCOMES = 10;
 const NOW = Date.UTC(2026, 0, 1);
 
 const db = uniqueDatabaseUrl("vb_upgrade_slot_outcomes");

@@ -48,7 +48,7 @@ export interface ClaimInput extends ReleaseInput {
 /**
  * The envelope of a keyed Grant or Revoke: the request but who sent it and the key. Grant and
  * Revoke share one key space (the op tells them apart). These are the fingerprints slot_keys
- * stored, moved as they are by migration 0010: the canonical form never changes.
+ * stored, moved as they are by migration 0011: the canonical form never changes.
  */
 export function capacityEnvelope(direction: CapacityDirection, input: CapacityInput): IdempotencyEnvelope | null {
   if (input.idempotencyKey === null) return null;
