@@ -19,7 +19,7 @@ export type WriteOutcome<C, R> =
  * The plan's outcome, with a refusal the domain rules throw (planClaim, replayDecision, …) turned
  * into a value. Anything else thrown is a bug and stays thrown.
  */
-export function refusable<C, R>(plan: () => WriteOutcome<C, R>): WriteOutcome<C, R> {
+export function refusable<T>(plan: () => T): T | { readonly kind: "refused"; readonly error: BillingError } {
   try {
     return plan();
   } catch (error) {
