@@ -80,7 +80,7 @@ export function planCapacity(
   state: CapacityState,
   input: CapacityInput,
 ): WriteOutcome<CapacityChanges, PoolResult> {
-  return refusable<CapacityChanges, PoolResult>(() => {
+  return refusable<WriteOutcome<CapacityChanges, PoolResult>>(() => {
     const envelope = capacityEnvelope(direction, input);
     if (envelope !== null && replayDecision(state.stored, { customerId: input.customerId, ...envelope }) === "replay") {
       return { kind: "replay", stored: state.stored as StoredOutcome };
@@ -134,7 +134,7 @@ function poolOf(state: HoldingState, holding: HoldingSnapshot): PoolSnapshot {
  * the answer's `holdingId` is filled by the apply.
  */
 export function planClaimWrite(state: HoldingState, input: ClaimInput): WriteOutcome<ClaimChanges, HoldingResult> {
-  return refusable<ClaimChanges, HoldingResult>(() => {
+  return refusable<WriteOutcome<ClaimChanges, HoldingResult>>(() => {
     const { customerPk, holding } = state;
     if (customerPk === null) throw new BillingError("slot_pool_not_found", undefined, { wallet: input.wallet });
     if (holding !== null && !holding.released) {
@@ -160,7 +160,7 @@ export const PENDING_HOLDING_ID = -1n;
  * replay answering that holding; never held → slot_holding_not_found.
  */
 export function planReleaseWrite(state: HoldingState, input: ReleaseInput): WriteOutcome<ReleaseChanges, HoldingResult> {
-  return refusable<ReleaseChanges, HoldingResult>(() => {
+  return refusable<WriteOutcome<ReleaseChanges, HoldingResult>>(() => {
     const { customerPk, holding } = state;
     if (customerPk === null || holding === null) {
       throw new BillingError("slot_holding_not_found", undefined, { wallet: input.wallet, resource_id: input.resourceId });
