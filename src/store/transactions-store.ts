@@ -273,3 +273,13 @@ export const lockFrozenHoldSql = (projectId: bigint, transactionId: string): SQL
 /** Moves a hold's auto-settlement deadline, so one that keeps failing does not block the queue. */
 export const postponeAutoSettlementSql = (pk: bigint, untilMs: number): SQL[] =>
   guardedUpdateSql(sql`UPDATE ${transactions} SET auto_at = ${new Date(untilMs)} WHERE id = ${pk} AND status = 'FROZEN'`, 1);
+
+/** A customer's holds still FROZEN, newest first, at most `limit` (by transactions_customer_status_idx). */
+export async function listOpenHolds(db: Db, projectId: bigint, customerPk: bigint, limit: number): Promise<TransactionRow[]> {
+  const [rows] = (await db.execute(
+    sql`SELECT t.*, c.customer_id AS c_customer_id FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk
+      WHERE t.customer_pk = ${customerPk} AND t.status = 'FROZEN' AND t.project_id = ${projectId}
+      ORDER BY t.id DESC LIMIT ${limit}`,
+  )) as unknown as [Row[]];
+  return rows.flatMap((row) => transactionFromRow(row) ?? []);
+}
