@@ -13,6 +13,8 @@ import { ENTITLEMENT_SERVICE_NAME, HealthReporter, SLOT_SERVICE_NAME, startGrpcS
 import { readTlsFiles, serverCredentials, type TransportSecurity } from "./grpc/tls.js";
 import { createLogger } from "./logger.js";
 import { startHttpServer } from "./http/server.js";
+import { consoleDependencies } from "./console-wiring.js";
+import { consolePlugin } from "./console/console-plugin.js";
 import { Metrics } from "./metrics.js";
 import { openDatabase, type Database } from "./store/database.js";
 import { Authenticator } from "./tenancy/authenticator.js";
@@ -151,6 +153,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       log,
       metrics,
       isServing: () => health.serving,
+      mount: consolePlugin(consoleDependencies(config, { context, authenticator, rateLimiter, database, log, secure: tls !== null })),
     },
     { host: config.HTTP_HOST ?? config.GRPC_HOST, port: config.HTTP_PORT },
     // The same files as gRPC: HTTPS, and under mutual TLS a client certificate the CA signed.

@@ -151,6 +151,7 @@ export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptio
   registerBillingRoutes(app, deps);
   registerSlotRoutes(app, deps);
   registerEntitlementRoutes(app, deps);
+  if (deps.mount) await app.register(deps.mount);
   await app.ready();
   return app;
 }

@@ -19,7 +19,8 @@ export interface CustomerSearchPage {
 }
 
 /** A page token: the pk the next page starts below, bound to the search text it was issued for. */
-const encodeToken = (pk: bigint, text: string): string => Buffer.from(JSON.stringify({ before: pk.toString(), text })).toString("base64url");
+const encodeToken = (pk: bigint, text: string): string =>
+  Buffer.from(JSON.stringify({ before: pk.toString(), text })).toString("base64url");
 
 function decodeToken(token: string, text: string): bigint {
   try {
