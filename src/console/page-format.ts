@@ -27,13 +27,5 @@ export function queryOf(values: Readonly<Record<string, string | null | undefine
   return text === "" ? "" : `?${text}`;
 }
 
-/**
- * JSON for a `<script type="application/json">` data block: `<`, `>`, `&` and the two line
- * separators escaped, so no value can close the element or be read as markup.
- */
-export function jsonForScript(value: unknown): string {
-  return JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-}
-
 /** Everything a template may call; passed to each as `it.f`. */
 export const FORMAT = { amountText, timeText, isoOf, customerPath, transactionPath, queryOf };

@@ -13,7 +13,6 @@ import { searchCustomers } from "../operations/search-customers.js";
 import { listPools } from "../operations/slots/list-slots.js";
 import { listTransactionEntries } from "../operations/transaction-entries.js";
 import { consoleCallerOf, type ConsoleScope, newFormKey, renderPage } from "./console-scope.js";
-import { jsonForScript } from "./page-format.js";
 import {
   cursorOf,
   idOrNull,
@@ -49,7 +48,7 @@ async function chartOf(ctx: BillingContext, caller: AuthenticatedCaller, custome
       frozen: p.frozen.toString(),
     })),
   };
-  return { range, ranges: RANGE_NAMES, points: history.points, truncated: history.truncated, chartJson: jsonForScript(data) };
+  return { range, ranges: RANGE_NAMES, points: history.points, truncated: history.truncated, chartJson: JSON.stringify(data) };
 }
 
 /** The ledger section: a page of entries for the filters, or the filters' error in its place. */

@@ -1,7 +1,7 @@
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ERROR_CATALOG } from "../../src/errors/catalog.js";
-import { launchChromium, type PageIncidents, signIn, watchIncidents } from "../support/browser.js";
+import { clickAndWait, launchChromium, type PageIncidents, signIn, watchIncidents } from "../support/browser.js";
 import { uid } from "../support/fixtures.js";
 import { HttpTestClient, ok } from "../support/http.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -28,6 +28,14 @@ const deposit = (customerId: string, amount: number, extra: Record<string, unkno
 
 const customerJson = (customerId: string) =>
   api.get(`/v1/customers/${encodeURIComponent(customerId)}`).then((r) => ok<{ wallets: Record<string, WalletJson> }>(r));
+
+/** The hidden fields of a form on the page (its CSRF token, its idempotency key, …), by name. */
+const formFields = async (on: Page, form: string): Promise<Record<string, string>> =>
+  Object.fromEntries(
+    await on
+      .locator(`${form} input[type=hidden]`)
+      .evaluateAll((inputs) => inputs.map((i) => [i.getAttribute("name") ?? "", i.getAttribute("value") ?? ""] as const)),
+  );
 
 const consoleUrl = (path: string) => `${server.httpUrl}/console${path}`;
 
@@ -60,9 +68,13 @@ describe("console with a read key", () => {
     const requestId = uid("req");
     const holdId = uid("hold");
     ok(
-      await api.post("/v1/billing/freeze", { customer_id: customerId, transaction_id: holdId, amount: 300, unfreeze_after_seconds: 3600 }, {
-        headers: { "x-request-id": requestId },
-      }),
+      await api.post(
+        "/v1/billing/freeze",
+        { customer_id: customerId, transaction_id: holdId, amount: 300, unfreeze_after_seconds: 3600 },
+        {
+          headers: { "x-request-id": requestId },
+        },
+      ),
     );
     ok(await api.post("/v1/billing/deduct", { customer_id: customerId, transaction_id: uid("job"), amount: 100 }));
     const readKey = await server.createKey({ scope: "read" });
@@ -82,7 +94,7 @@ describe("console with a read key", () => {
     }
 
     await page.goto(consoleUrl("/customers?q=ada"));
-    await Promise.all([page.waitForLoadState("load"), page.click(`a:has-text("${customerId}")`)]);
+    await clickAndWait(page, `a:has-text("${customerId}")`);
     expect(page.url()).toBe(consoleUrl(`/customers/${customerId}`));
 
     // The wallets as GetCustomer answers them.
@@ -102,7 +114,7 @@ describe("console with a read key", () => {
     expect(await page.locator(`#holds tr[data-transaction-id="${holdId}"]`).textContent()).toContain("unfrozen at 2026-01-01 01:00:00Z");
 
     // One chart point per ledger entry of the range (7 days), the last one the balance now.
-    const chart = JSON.parse((await page.getByTestId("chart-data").textContent()) ?? "{}") as {
+    const chart = JSON.parse((await page.getByTestId("chart-data").getAttribute("data-points")) ?? "{}") as {
       points: Array<{ available: string; frozen: string }>;
     };
     const ledger = ok<{ total_count: number; items: Array<{ id: string }> }>(
@@ -114,15 +126,16 @@ describe("console with a read key", () => {
     // 24 h: the same entries (all made now); the range picker swaps the chart in place.
     await page.click('#chart a:has-text("24 h")');
     await page.waitForSelector('[data-testid="chart-data"][data-range="24h"]', { state: "attached" });
-    expect(JSON.parse((await page.getByTestId("chart-data").textContent()) ?? "{}").points).toHaveLength(4);
+    expect(JSON.parse((await page.getByTestId("chart-data").getAttribute("data-points")) ?? "{}").points).toHaveLength(4);
     expect(await page.locator("#chart canvas").count()).toBeGreaterThan(0);
 
     // The ledger's filters give the API's answers.
-    const shownIds = () => page.locator("#ledger tr[data-entry-id]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-entry-id")));
+    const shownIds = () =>
+      page.locator("#ledger tr[data-entry-id]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-entry-id")));
     expect(await shownIds()).toEqual(ledger.items.map((i) => i.id));
     await page.selectOption('#ledger select[name="op"]', "FREEZE");
     await page.click('#ledger button:has-text("Filter")');
-    await page.waitForSelector('#ledger tr[data-operation="FREEZE"]');
+    await page.waitForSelector('#ledger[data-op="FREEZE"]');
     const freezes = ok<{ items: Array<{ id: string }> }>(await api.get(`/v1/customers/${customerId}/ledger?operation_type=FREEZE`));
     expect(await shownIds()).toEqual(freezes.items.map((i) => i.id));
     await page.goto(consoleUrl(`/customers/${customerId}?before=2026-01-01T00:00`));
@@ -150,15 +163,15 @@ describe("console with a write key", () => {
     await page.fill('#deposit input[name="amount"]', "250");
     await page.fill('#deposit input[name="expires_at"]', "2027-01-01T00:00");
     await page.fill('#deposit input[name="description"]', "goodwill for ticket 42");
-    await Promise.all([page.waitForLoadState("load"), page.click('button:has-text("Review deposit")')]);
+    await clickAndWait(page, 'button:has-text("Review deposit")');
     expect(await page.getByTestId("confirm-text").textContent()).toBe(
       `Deposit 250 credits of type default (source default) to customer ${customerId}, spendable now, expiring 2027-01-01 00:00:00Z.`,
     );
-    const confirmed = await page.getByTestId("confirm-form").evaluate((f) => Object.fromEntries(new FormData(f as HTMLFormElement)));
-    await Promise.all([page.waitForLoadState("load"), page.click('button:has-text("Deposit 250 credits")')]);
+    const confirmed = await formFields(page, "[data-testid=confirm-form]");
+    await clickAndWait(page, 'button:has-text("Deposit 250 credits")');
     expect(await page.getByTestId("result-available").getAttribute("data-amount")).toBe("350");
     // The same form again (a double click, a resubmit after going back): a replay.
-    const again = await page.request.post(consoleUrl(`/customers/${customerId}/deposit`), { form: confirmed as Record<string, string> });
+    const again = await page.request.post(consoleUrl(`/customers/${customerId}/deposit`), { form: confirmed });
     expect(again.status()).toBe(200);
     expect(await again.text()).toContain("This form was submitted before: nothing changed.");
     const { wallets } = await customerJson(customerId);
@@ -167,15 +180,16 @@ describe("console with a write key", () => {
     const holdId = uid("hold");
     ok(await api.post("/v1/billing/freeze", { customer_id: customerId, transaction_id: holdId, amount: 50 }));
     await page.goto(consoleUrl(`/transactions/${holdId}`));
-    await Promise.all([page.waitForLoadState("load"), page.click('button:has-text("Review unfreeze")')]);
-    await Promise.all([page.waitForLoadState("load"), page.click('button:has-text("Unfreeze 50 credits")')]);
+    await clickAndWait(page, 'button:has-text("Review unfreeze")');
+    await clickAndWait(page, 'button:has-text("Unfreeze 50 credits")');
     expect(await page.getByTestId("result-available").getAttribute("data-amount")).toBe("350");
     await page.goto(consoleUrl(`/transactions/${holdId}`));
     expect(await page.getByTestId("status").textContent()).toBe("UNFROZEN");
-    expect(await page.locator("[data-testid=entries] tr[data-operation]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-operation")))).toEqual([
-      "FREEZE",
-      "UNFREEZE",
-    ]);
+    expect(
+      await page
+        .locator("[data-testid=entries] tr[data-operation]")
+        .evaluateAll((rows) => rows.map((r) => r.getAttribute("data-operation"))),
+    ).toEqual(["FREEZE", "UNFREEZE"]);
     expect(incidents).toEqual({ dialogs: [], errors: [] });
   });
 });
@@ -196,8 +210,8 @@ describe("console refusals", () => {
     const key = await server.createKey({ scope: "write" });
     await signIn(page, server.httpUrl, key.key);
     await page.goto(consoleUrl(`/customers/${customerId}`));
-    const form = await page.getByTestId("deposit-form").evaluate((f) => Object.fromEntries(new FormData(f as HTMLFormElement)));
-    const withoutToken = { ...form, amount: "5", description: "no token" } as Record<string, string>;
+    const form = await formFields(page, "[data-testid=deposit-form]");
+    const withoutToken: Record<string, string> = { ...form, amount: "5", description: "no token" };
     delete withoutToken._csrf;
     const refused = await page.request.post(consoleUrl(`/customers/${customerId}/deposit`), { form: withoutToken });
     expect(refused.status()).toBe(403);
@@ -245,7 +259,12 @@ describe("console escaping", () => {
     const name = "<script>alert('name')</script>";
     const email = '"><img src=x onerror=alert(1)>@example.com';
     const rtl = "\u202Eevil\u202C 🎉 שלום";
-    await deposit(customerId, 100, { name, email, description: "<script>alert('d')</script>", metadata: { "<b>key</b>": rtl, plain: email } });
+    await deposit(customerId, 100, {
+      name,
+      email,
+      description: "<script>alert('d')</script>",
+      metadata: { "<b>key</b>": rtl, plain: email },
+    });
     const holdId = uid("hold");
     ok(
       await api.post("/v1/billing/freeze", {

@@ -40,5 +40,10 @@ export function watchIncidents(page: Page): PageIncidents {
 export async function signIn(page: Page, baseUrl: string, apiKey: string): Promise<void> {
   await page.goto(`${baseUrl}/console/sign-in`);
   await page.fill('input[name="api_key"]', apiKey);
-  await Promise.all([page.waitForLoadState("load"), page.click('button:has-text("Sign in")')]);
+  await clickAndWait(page, 'button:has-text("Sign in")');
+}
+
+/** Clicks what navigates (a link, a form's button) and waits until the next page has loaded. */
+export async function clickAndWait(page: Page, selector: string): Promise<void> {
+  await Promise.all([page.waitForNavigation({ waitUntil: "load" }), page.click(selector)]);
 }

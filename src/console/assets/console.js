@@ -1,25 +1,19 @@
-// The console's only script: draws each balance chart from the JSON data block beside it
+// The console's only script: draws each balance chart from the points its element carries
 // (uPlot), on load and whenever htmx swaps new content in. Everything else works without it.
-"use strict";
 
 (() => {
   const SECOND_MS = 1000;
 
-  function draw(dataBlock) {
-    const canvas = dataBlock.parentElement?.querySelector(".chart-canvas");
-    if (!canvas || typeof uPlot !== "function") return;
-    const { points } = JSON.parse(dataBlock.textContent || "{}");
+  function draw(canvas) {
+    if (typeof uPlot !== "function") return;
+    const { points } = JSON.parse(canvas.dataset.points || "{}");
     canvas.replaceChildren();
     if (!points || points.length === 0) {
       canvas.textContent = "No ledger entry in this range.";
       return;
     }
     // Display only: amounts arrive as decimal text (exact); a chart plots them as numbers.
-    const data = [
-      points.map((p) => p.t / SECOND_MS),
-      points.map((p) => Number(p.available)),
-      points.map((p) => Number(p.frozen)),
-    ];
+    const data = [points.map((p) => p.t / SECOND_MS), points.map((p) => Number(p.available)), points.map((p) => Number(p.frozen))];
     const options = {
       width: Math.max(280, canvas.clientWidth),
       height: 240,
@@ -31,7 +25,7 @@
   }
 
   function drawAll(root) {
-    for (const block of root.querySelectorAll("script.chart-data")) draw(block);
+    for (const canvas of root.querySelectorAll(".chart-canvas[data-points]")) draw(canvas);
   }
 
   document.addEventListener("DOMContentLoaded", () => drawAll(document));
