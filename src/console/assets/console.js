@@ -19,6 +19,7 @@
       height: 240,
       series: [{}, { label: "available", stroke: "#1f6feb", width: 2 }, { label: "frozen", stroke: "#bf8700", width: 2 }],
       scales: { x: { time: true } },
+      axes: [{}, { size: 80 }],
     };
     const chart = new uPlot(options, data, canvas);
     new ResizeObserver(() => chart.setSize({ width: Math.max(280, canvas.clientWidth), height: 240 })).observe(canvas);
