@@ -121,6 +121,10 @@ export function consolePlugin(deps: ConsoleDependencies): FastifyPluginAsync {
         });
         await app.register(fastifyStatic, { root: OWN_ASSETS_DIR, serve: false });
         app.decorateRequest("consoleCaller", null);
+        // Pages, not API: kept out of /openapi.json.
+        app.addHook("onRoute", (route) => {
+          route.schema = { ...route.schema, hide: true };
+        });
         app.addHook("onSend", async (_request, reply, payload) => {
           setSecurityHeaders(reply);
           if (!reply.hasHeader("cache-control")) void reply.header("cache-control", "no-store");

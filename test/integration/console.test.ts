@@ -253,6 +253,19 @@ describe("console refusals", () => {
   });
 });
 
+describe("console beside the API", () => {
+  it("is served on the HTTP port with a strict CSP, and stays out of /openapi.json", async () => {
+    const response = await fetch(consoleUrl("/sign-in"));
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-security-policy")).toContain("script-src 'self';");
+    expect(response.headers.get("content-security-policy")).not.toContain("unsafe-inline");
+    expect(response.headers.get("x-request-id")).toMatch(/\S/);
+    const paths = Object.keys(ok<{ paths: Record<string, unknown> }>(await api.get("/openapi.json")).paths);
+    expect(paths.filter((p) => p.startsWith("/console"))).toEqual([]);
+    expect(paths).toContain("/v1/customers/{customer_id}/ledger");
+  });
+});
+
 describe("console escaping", () => {
   it("renders names, descriptions and metadata as text, running no script", async () => {
     const customerId = uid("xss");
