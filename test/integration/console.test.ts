@@ -154,6 +154,35 @@ describe("console with a read key", () => {
   });
 });
 
+describe("console paging", () => {
+  it("pages customers newest first and the ledger by cursor", async () => {
+    const tag = uid("Pager").replaceAll("-", "");
+    const ids: string[] = [];
+    for (let i = 0; i < 22; i += 1) {
+      ids.push(uid("page"));
+      await deposit(ids[i] ?? "", 1, { name: `${tag} ${i}` });
+    }
+    for (let i = 0; i < 21; i += 1) await deposit(ids[0] ?? "", 1);
+    await signIn(page, server.httpUrl, server.apiKey);
+    await page.goto(consoleUrl(`/customers?q=${tag.toLowerCase()}`));
+    const rows = () => page.locator("tr[data-customer-id]").evaluateAll((r) => r.map((row) => row.getAttribute("data-customer-id")));
+    expect(await rows()).toEqual([...ids].reverse().slice(0, 20));
+    await clickAndWait(page, "[data-testid=next-page]");
+    expect(await rows()).toEqual([ids[1], ids[0]]);
+    expect(await page.getByTestId("next-page").count()).toBe(0);
+
+    await page.goto(consoleUrl(`/customers/${ids[0]}`));
+    const entries = () => page.locator("#ledger tr[data-entry-id]").evaluateAll((r) => r.map((row) => row.getAttribute("data-entry-id")));
+    const first = await entries();
+    await page.click("[data-testid=ledger-next]");
+    await page.waitForSelector('#ledger:not([data-cursor=""])');
+    const second = await entries();
+    const all = ok<{ items: Array<{ id: string }> }>(await api.get(`/v1/customers/${ids[0]}/ledger?limit=100`)).items.map((i) => i.id);
+    expect([...first, ...second]).toEqual(all);
+    expect(all).toHaveLength(22);
+  });
+});
+
 describe("console with a write key", () => {
   it("deposits once through a form submitted twice, and unfreezes a hold", async () => {
     const customerId = uid("cust");
@@ -207,6 +236,17 @@ describe("console refusals", () => {
 
     const customerId = uid("cust");
     await deposit(customerId, 10);
+    // A read key's session may not act, even with the form's token.
+    const reader = await server.createKey({ scope: "read" });
+    await signIn(page, server.httpUrl, reader.key);
+    await page.goto(consoleUrl(`/customers/${customerId}`));
+    const token = await page.locator("form.sign-out input[name=_csrf]").getAttribute("value");
+    const denied = await page.request.post(consoleUrl(`/customers/${customerId}/deposit`), {
+      form: { _csrf: token ?? "", amount: "5", description: "read key", idempotency_key: uid("k") },
+    });
+    expect(denied.status()).toBe(403);
+    expect(await denied.text()).toContain('<code data-testid="error-code">permission_denied</code>');
+
     const key = await server.createKey({ scope: "write" });
     await signIn(page, server.httpUrl, key.key);
     await page.goto(consoleUrl(`/customers/${customerId}`));
@@ -243,10 +283,19 @@ describe("console refusals", () => {
     expect(await page.getByTestId("no-customers").count()).toBe(1);
   });
 
-  it("ends a session once its time is up", async () => {
+  it("greys sources that have expired, then ends a session once its time is up", async () => {
+    const customerId = uid("cust");
+    await deposit(customerId, 10, { expires_at: new Date(server.clock.now() + 60_000).toISOString() });
+    await deposit(customerId, 20);
     await signIn(page, server.httpUrl, server.apiKey);
     await page.goto(consoleUrl("/customers"));
     expect(page.url()).toBe(consoleUrl("/customers"));
+    server.clock.advance(2 * 60_000);
+    await page.goto(consoleUrl(`/customers/${customerId}`));
+    expect(await page.locator("tr.account").evaluateAll((r) => r.map((row) => [row.getAttribute("data-status"), row.className]))).toEqual([
+      ["EXPIRED", "account status-expired"],
+      ["ACTIVE", "account status-active"],
+    ]);
     server.clock.advance(60 * 60_000);
     await page.goto(consoleUrl("/customers"));
     expect(page.url()).toBe(consoleUrl("/sign-in"));
