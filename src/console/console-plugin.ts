@@ -9,7 +9,7 @@ import view from "@fastify/view";
 import { Eta } from "eta";
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { BillingError } from "../errors/billing-error.js";
-import { toBillingError } from "../errors/to-grpc-status.js";
+import { toBillingError } from "../errors/billing-error.js";
 import { type ConsoleScope, renderPage } from "./console-scope.js";
 import type { ConsoleDependencies } from "./console-dependencies.js";
 import { registerActionRoutes } from "./action-routes.js";

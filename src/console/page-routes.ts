@@ -97,7 +97,7 @@ function registerCustomerPages(scope: ConsoleScope): void {
     if (customerId === null) return unknownCustomer(request, reply, request.params.id);
     let customer: Awaited<ReturnType<typeof getCustomer>>;
     try {
-      customer = await getCustomer(ctx, { projectId: caller.projectId, customerId, includeInactive: true });
+      customer = await getCustomer(ctx, { projectId: caller.projectId, customerId, includeInactive: true, asOfMs: null });
     } catch (error) {
       if (error instanceof BillingError && error.code === "customer_not_found") return unknownCustomer(request, reply, customerId);
       throw error;
@@ -137,7 +137,7 @@ function registerCustomerPages(scope: ConsoleScope): void {
     const caller = consoleCallerOf(request);
     const customerId = idOrNull(request.params.id);
     if (customerId === null) throw new BillingError("customer_not_found");
-    await getCustomer(ctx, { projectId: caller.projectId, customerId, includeInactive: false });
+    await getCustomer(ctx, { projectId: caller.projectId, customerId, includeInactive: false, asOfMs: null });
     const ledger = await ledgerOf(ctx, caller, customerId, request.query);
     return renderPage(request, reply, "ledger", "Ledger", {
       customerId,

@@ -101,6 +101,13 @@ export const EVENT_LIMIT_DEFAULT = 20;
 export const EVENT_LIMIT_MAX = 100;
 export const DEFAULT_SLOT_SOURCE = "default";
 
+/**
+ * Spendable accounts a write's prefetch locks up front, in spending order. Most spends are
+ * covered by the first few, so a customer's cost does not grow with its number of accounts; when
+ * these fall short, all of them are read (one more round trip).
+ */
+export const SPEND_ACCOUNTS_LOCKED_FIRST = 16;
+
 /** Customers per page of the console's search. */
 export const CUSTOMER_SEARCH_PAGE_SIZE = 20;
 /** Search text: a prefix of an id (128), a name or an email (255). */

@@ -13,22 +13,10 @@ export interface BalancePoint {
 }
 
 /**
- * How each operation moves the available and the frozen balance. A CONSUME flagged overage is
- * charged from available credits; any other CONSUME spends what its hold froze.
- */
-const AVAILABLE_DELTA = sql`CASE operation WHEN 'DEPOSIT' THEN amount WHEN 'UNFREEZE' THEN amount
-  WHEN 'DEDUCT' THEN -amount WHEN 'FREEZE' THEN -amount WHEN 'EXPIRE' THEN -amount
-  WHEN 'CONSUME' THEN IF(overage, -amount, 0) ELSE 0 END`;
-const FROZEN_DELTA = sql`CASE operation WHEN 'FREEZE' THEN amount WHEN 'UNFREEZE' THEN -amount
-  WHEN 'CONSUME' THEN IF(overage, 0, -amount) ELSE 0 END`;
-const RUNNING = sql`OVER (ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)`;
-
-/**
  * The customer's balance after each of its ledger entries made in [fromMs, toMs), oldest first;
- * the latest `limit` of them when there are more. Until every entry stores its `balance_after`
- * (the events issue), it is the running sum of the customer's entries (a window function over
- * its whole ledger, read by ledger_customer_idx): credits deposited to start later count from
- * their deposit, not from their start.
+ * the latest `limit` of them when there are more. Each entry carries the balance it left
+ * (balance_after: the ledger's total, used and frozen, docs/architecture.md), read by the
+ * customer's ledger index, newest first.
  */
 export async function balanceHistory(
   db: Db,
@@ -38,12 +26,11 @@ export async function balanceHistory(
   limit: number,
 ): Promise<BalancePoint[]> {
   const [rows] = (await db.execute(
-    sql`SELECT h.id, h.created_at, h.available, h.frozen FROM (
-        SELECT id, created_at, SUM(${AVAILABLE_DELTA}) ${RUNNING} AS available, SUM(${FROZEN_DELTA}) ${RUNNING} AS frozen
-        FROM ${ledgerEntries} WHERE project_id = ${customer.projectId} AND customer_pk = ${customer.customerPk}
-      ) h
-      WHERE h.created_at >= ${new Date(fromMs)} AND h.created_at < ${new Date(toMs)}
-      ORDER BY h.id DESC LIMIT ${limit}`,
+    sql`SELECT id, created_at, balance_total - balance_used - balance_frozen AS available, balance_frozen AS frozen
+      FROM ${ledgerEntries}
+      WHERE project_id = ${customer.projectId} AND customer_pk = ${customer.customerPk}
+        AND created_at >= ${new Date(fromMs)} AND created_at < ${new Date(toMs)}
+      ORDER BY id DESC LIMIT ${limit}`,
   )) as unknown as [Row[]];
   return rows
     .map((row) => ({ entryId: bigOf(row.id), atMs: msOf(row.created_at), available: bigOf(row.available), frozen: bigOf(row.frozen) }))
