@@ -32,11 +32,12 @@ export interface CanonicalRequest {
 /**
  * The envelope of a request. `canonicalRequest` names the operation (`op`) and holds what decides
  * "the same request": everything the caller sent but the key itself when the key is not part of
- * the request (a deposit's), and never who sent it (project, API key). Stored fingerprints are
- * compared as they are, so the canonical form of an operation never changes once released.
+ * the request (a deposit's), and never who sent it (project, API key) or in which call (its
+ * request id, dropped here: a retry has another one). Stored fingerprints are compared as they
+ * are, so the canonical form of an operation never changes once released.
  */
 export function envelopeOf(scope: OutcomeScope, key: string, canonicalRequest: CanonicalRequest): IdempotencyEnvelope {
-  return { scope, key, requestFingerprint: fingerprint(canonicalRequest) };
+  return { scope, key, requestFingerprint: fingerprint({ ...canonicalRequest, requestId: undefined }) };
 }
 
 /**
