@@ -3,9 +3,10 @@ import { fingerprint } from "./fingerprint.js";
 
 /**
  * The key spaces of the idempotency envelope: a deposit's idempotency_key, a Deduct's or Freeze's
- * transaction_id, and the settlement (Consume or Unfreeze) of that transaction_id.
+ * transaction_id, the settlement (Consume or Unfreeze) of that transaction_id, a Refund's
+ * refund_id and a VoidDeposit's void_id.
  */
-export const OUTCOME_SCOPES = ["DEPOSIT", "SPEND", "SETTLE"] as const;
+export const OUTCOME_SCOPES = ["DEPOSIT", "SPEND", "SETTLE", "REFUND", "VOID"] as const;
 export type OutcomeScope = (typeof OUTCOME_SCOPES)[number];
 
 /** A write already made under a key: who made it, what it asked, what it answered. */

@@ -6,6 +6,7 @@ import { deposit } from "../operations/deposit.js";
 import { getCustomer } from "../operations/get-customer.js";
 import { getTransaction } from "../operations/get-transaction.js";
 import { listLedgerEntries } from "../operations/list-ledger.js";
+import { refund, voidDeposit } from "../operations/reversal.js";
 import { consume, unfreeze } from "../operations/settle.js";
 import { deduct, freeze } from "../operations/spend.js";
 import { BATCH_OPERATIONS_MAX } from "../domain/limits.js";
@@ -29,6 +30,10 @@ export function billingHandlers(ctx: BillingContext, env: GuardedEnvironment): B
     ),
     unfreeze: guarded(env, "Unfreeze", "write", async (r, caller) =>
       format.unfreezeResponse(await unfreeze(ctx, parse.parseUnfreeze(r, caller))),
+    ),
+    refund: guarded(env, "Refund", "write", async (r, caller) => format.refundResponse(await refund(ctx, parse.parseRefund(r, caller)))),
+    voidDeposit: guarded(env, "VoidDeposit", "write", async (r, caller) =>
+      format.voidDepositResponse(await voidDeposit(ctx, parse.parseVoidDeposit(r, caller))),
     ),
     getCustomer: guarded(env, "GetCustomer", "read", async (r, caller) =>
       format.getCustomerResponse(await getCustomer(ctx, parse.parseGetCustomer(r, caller))),

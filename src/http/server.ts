@@ -11,6 +11,7 @@ import { errorBody, retryAfterSeconds } from "./error-body.js";
 import type { HttpApp, HttpDependencies } from "./http-app.js";
 import { REQUEST_ID_HEADER, requestIdOf } from "./request-id.js";
 import { registerBillingRoutes } from "./routes/billing.js";
+import { registerReversalRoutes } from "./routes/reversals.js";
 import { registerCustomerRoutes } from "./routes/customers.js";
 import { registerEntitlementRoutes } from "./routes/entitlements.js";
 import { registerServiceRoutes } from "./routes/service.js";
@@ -149,6 +150,7 @@ export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptio
   registerServiceRoutes(app, deps);
   registerCustomerRoutes(app, deps);
   registerBillingRoutes(app, deps);
+  registerReversalRoutes(app, deps);
   registerSlotRoutes(app, deps);
   registerEntitlementRoutes(app, deps);
   await app.ready();

@@ -25,6 +25,8 @@ export interface TransactionView {
   readonly settledAutomatically: boolean;
   /** Display prefix of the key that made it; null when made before keys existed. */
   readonly apiKeyPrefix: string | null;
+  /** What refunds gave back of the charge, in all. */
+  readonly refundedAmount: bigint;
 }
 
 async function readTransaction(ctx: BillingContext, input: { projectId: bigint; transactionId: string }): Promise<TransactionView> {
@@ -51,6 +53,7 @@ async function readTransaction(ctx: BillingContext, input: { projectId: bigint; 
     autoAtMs: t.autoAtMs,
     settledAutomatically: t.settledAutomatically,
     apiKeyPrefix: t.apiKeyPrefix,
+    refundedAmount: t.refundedAmount,
   };
 }
 

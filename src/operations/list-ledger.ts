@@ -13,6 +13,10 @@ export interface LedgerQuery {
   readonly customerId: string;
   readonly operations: readonly Operation[];
   readonly transactionId: string | null;
+  /** Only the REFUND entries of this charge. */
+  readonly reversesTransactionId: string | null;
+  /** Only the VOID entries of this deposit. */
+  readonly reversesRecordId: bigint | null;
   readonly creditType: string | null;
   readonly createdAfterMs: number | null;
   readonly createdBeforeMs: number | null;
@@ -47,6 +51,10 @@ export interface LedgerEntryView {
   readonly createdAtMs: number;
   /** Display prefix of the key that made it; null for entries the service wrote itself. */
   readonly apiKeyPrefix: string | null;
+  /** A REFUND entry's charge; null otherwise. */
+  readonly reversesTransactionId: string | null;
+  /** A VOID entry's deposit; null otherwise. */
+  readonly reversesRecordId: bigint | null;
 }
 
 interface Cursor {
@@ -93,23 +101,29 @@ async function readLedgerPage(ctx: BillingContext, q: LedgerQuery): Promise<Ledg
   const last = page.at(-1)?.l;
   const nextPageToken = rows.length > q.pageSize && last ? encodeCursor({ before: last.id.toString(), filters }) : "";
   return {
-    entries: page.map(({ l: r, apiKeyPrefix, txDescription, txMetadata }) => ({
-      id: r.id,
-      operation: oneOf(r.operation, OPERATIONS, "operation"),
-      amount: r.amount,
-      accountId: r.accountId,
-      creditType: r.creditType,
-      source: r.source,
-      transactionId: r.transactionId,
-      idempotencyKey: r.idempotencyKey,
-      businessType: r.businessType,
-      description: txDescription ?? r.description,
-      metadata: decodeMetadata(txMetadata ?? r.metadata),
-      automatic: r.automatic,
-      overage: r.overage,
-      createdAtMs: r.createdAt.getTime(),
-      apiKeyPrefix,
-    })),
+    entries: page.map(({ l: r, apiKeyPrefix, txDescription, txMetadata }) => {
+      // A refund's entries name their charge, but carry the refund's own reason and metadata.
+      const own = r.reversesTransactionId !== null;
+      return {
+        id: r.id,
+        operation: oneOf(r.operation, OPERATIONS, "operation"),
+        amount: r.amount,
+        accountId: r.accountId,
+        creditType: r.creditType,
+        source: r.source,
+        transactionId: r.transactionId,
+        idempotencyKey: r.idempotencyKey,
+        businessType: r.businessType,
+        description: own ? r.description : (txDescription ?? r.description),
+        metadata: decodeMetadata(own ? r.metadata : (txMetadata ?? r.metadata)),
+        automatic: r.automatic,
+        overage: r.overage,
+        createdAtMs: r.createdAt.getTime(),
+        apiKeyPrefix,
+        reversesTransactionId: r.reversesTransactionId,
+        reversesRecordId: r.reversesRecordId,
+      };
+    }),
     nextPageToken,
     totalCount,
   };

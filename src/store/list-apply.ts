@@ -10,6 +10,7 @@ import { fillCustomerSql, removeCreatedCustomerSql } from "./customers-store.js"
 import { encodeJson } from "./json-codec.js";
 import { expiryParts, ledgerPart } from "./ledger-store.js";
 import { outcomePart } from "./outcomes-store.js";
+import { reversalApply } from "./reversal-apply.js";
 import { bigOf } from "./row-values.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
 import { type Batch, mapBatch, namedBatch, rowsOf } from "./run-transaction.js";
@@ -29,6 +30,7 @@ export function applyList(state: ListState, writes: readonly CreditWrite[], plan
   const deposits: { index: number; statements: SQL[] }[] = [];
   const parts: WritePart[] = [];
   const expiries: SQL[] = [];
+  const reversals: SQL[] = [];
   plans.forEach((plan, index) => {
     const write = writes[index];
     if (!write) throw new Error("a plan without its write");
@@ -36,6 +38,10 @@ export function applyList(state: ListState, writes: readonly CreditWrite[], plan
     else if (plan.kind === "spend" && write.kind === "spend") parts.push(...spendParts(write.request, plan.changes, plan.result, nowMs));
     else if (plan.kind === "settle" && (write.kind === "consume" || write.kind === "unfreeze")) {
       parts.push(...settleParts(write.request.projectId, write.request.apiKeyId, plan.changes, plan.result, nowMs));
+    } else if (plan.kind === "refund" || plan.kind === "void") {
+      const applied = reversalApply(write, plan, nowMs);
+      parts.push(...applied.parts);
+      reversals.push(...applied.statements);
     } else if (plan.kind === "expire") {
       const { changes } = plan;
       expiries.push(
@@ -49,6 +55,7 @@ export function applyList(state: ListState, writes: readonly CreditWrite[], plan
   const groups = {
     customers: customerLabelsSql(state, writes, plans),
     writeSet: writeSetSql(parts),
+    reversals,
     expiries,
   };
   const depositGroups = Object.fromEntries(deposits.map((d) => [`deposit${d.index}`, d.statements]));

@@ -29,6 +29,7 @@ import {
 } from "./accounts-store.js";
 import { createCustomerSql, customerPkSql } from "./customers-store.js";
 import { findOutcomesSql, outcomesFromRows } from "./outcomes-store.js";
+import { reversalCustomerPksSql, reversalStatements, reversalsFromRows } from "./reversal-prefetch.js";
 import { bigOf, stringOf } from "./row-values.js";
 import { type Batch, headerOf, mapBatch, namedBatch, type Row, rowsOf } from "./run-transaction.js";
 import { customers } from "./schema.js";
@@ -96,6 +97,7 @@ export function prefetchList(writes: readonly CreditWrite[], nowMs: number): Bat
   const pks = [
     ...named.map((r) => customerPkSql(r.projectId, r.customerId)),
     ...holds.map((h) => transactionCustomerPkSql(h.projectId, h.transactionId)),
+    ...reversalCustomerPksSql(writes),
   ];
   const pkOf = (ref: CustomerRef) => customerPkSql(ref.projectId, ref.customerId);
   const batch = namedBatch({
@@ -108,6 +110,7 @@ export function prefetchList(writes: readonly CreditWrite[], nowMs: number): Bat
       lockSpendableAccountsSql(s.ref.projectId, pkOf(s.ref), nowMs, s.creditTypes, SPEND_ACCOUNTS_LOCKED_FIRST),
     ),
     depositAccounts: deposits.map((d) => lockAccountByKeySql(d.projectId, pkOf(d), accountKeyOf(d))),
+    ...reversalStatements(writes),
     outcomes: keys.length === 0 ? [] : [findOutcomesSql(keys)],
   });
   return mapBatch(batch, (r) => {
@@ -144,12 +147,17 @@ export function prefetchList(writes: readonly CreditWrite[], nowMs: number): Bat
       const c = found.get(byRef.get(customerKey(d)) ?? -1n);
       if (c) addAccounts(c, rowsOf(r.depositAccounts[i]));
     });
+    const reversals = reversalsFromRows(writes, r, (pk, rows) => {
+      const c = found.get(pk);
+      if (c) addAccounts(c, rows);
+    });
     return {
       customers: new Map([...found].map(([pk, c]) => [pk, customerStateOf(c)])),
       customerPks: byRef,
       holds: holdStates,
       outcomes: outcomesFromRows(rowsOf(r.outcomes[0] ?? [])),
       busy: new Set(),
+      ...(reversals ? { reversals } : {}),
     };
   });
 }

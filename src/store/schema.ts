@@ -135,6 +135,8 @@ export const transactions = mysqlTable(
     settledAt: datetime("settled_at", { mode: "date", fsp: 3 }),
     /** The key that made the Deduct or Freeze (the settling key is on the ledger entries). */
     apiKeyId: bigint("api_key_id", { mode: "bigint", unsigned: true }),
+    /** What refunds gave back of the charge, in all (= Σ its REFUND entries). */
+    refundedAmount: money("refunded_amount"),
   },
   (t) => [
     uniqueIndex("transactions_project_tx_uq").on(t.projectId, t.transactionId),
@@ -146,6 +148,12 @@ export const transactions = mysqlTable(
     check("transactions_kind_valid", sql`${t.kind} IN (${valuesOf(TRANSACTION_KINDS)})`),
     check("transactions_status_valid", sql`${t.status} IN (${valuesOf(TRANSACTION_STATUSES)})`),
     check("transactions_auto_action_valid", sql`${t.autoAction} IS NULL OR ${t.autoAction} IN (${valuesOf(AUTO_ACTIONS)})`),
+    // Refunds never give back more than the charge took: a Deduct's amount, a consumed Freeze's
+    // actual amount (overage included; 0 until consumed).
+    check(
+      "transactions_refunded_within_charge",
+      sql`${t.refundedAmount} >= 0 AND ${t.refundedAmount} <= CASE WHEN ${t.kind} = 'DEDUCT' THEN ${t.amount} ELSE ${t.consumedAmount} END`,
+    ),
   ],
 );
 
@@ -186,20 +194,31 @@ export const ledgerEntries = mysqlTable(
     createdAt: createdAt(),
     /** The key that made the entry; NULL for entries the service writes itself (sweeper, expiry). */
     apiKeyId: bigint("api_key_id", { mode: "bigint", unsigned: true }),
+    /** A REFUND entry: the charge it gives credits back from. */
+    reversesTransactionId: varchar("reverses_transaction_id", { length: 128 }),
+    /** A VOID entry: the DEPOSIT entry whose credits it removes. */
+    reversesRecordId: bigint("reverses_record_id", { mode: "bigint", unsigned: true }),
   },
   (t) => [
-    // The one index the RPCs need (listing a customer's entries, newest first). verify groups
-    // the whole ledger in one scan instead, so appends maintain two B-trees, not four.
+    // The index the listings need (a customer's entries, newest first), and a refund's (the
+    // entries of its charge, per account: what each gave and what earlier refunds gave back).
+    // verify groups the whole ledger in one scan instead.
     index("ledger_customer_idx").on(t.projectId, t.customerPk, t.id),
+    index("ledger_transaction_idx").on(t.transactionPk),
     check("ledger_amount_pos", sql`${t.amount} > 0`),
     check("ledger_operation_valid", sql`${t.operation} IN (${valuesOf(OPERATIONS)})`),
+    // Every reversal names what it reverses, and nothing else does. The ledger equations:
+    // total = Σ DEPOSIT − Σ VOID; used = Σ DEDUCT + Σ CONSUME − Σ REFUND.
+    check("ledger_refund_reverses_charge", sql`(${t.operation} = 'REFUND') = (${t.reversesTransactionId} IS NOT NULL)`),
+    check("ledger_void_reverses_deposit", sql`(${t.operation} = 'VOID') = (${t.reversesRecordId} IS NOT NULL)`),
   ],
 );
 
 /**
  * The one idempotency envelope: what every keyed write (Deposit, Deduct, Freeze, Consume,
- * Unfreeze) answered, under its scope and key. DEPOSIT is keyed by idempotency_key, SPEND
- * (Deduct, Freeze) and SETTLE (Consume, Unfreeze) by transaction_id; the fingerprint is of the
+ * Unfreeze, Refund, VoidDeposit) answered, under its scope and key. DEPOSIT is keyed by
+ * idempotency_key, SPEND (Deduct, Freeze) and SETTLE (Consume, Unfreeze) by transaction_id,
+ * REFUND by refund_id, VOID by void_id; the fingerprint is of the
  * canonical request (domain/idempotency.ts), the response is replayed byte for byte.
  */
 export const outcomes = mysqlTable(

@@ -9,6 +9,7 @@ import type { Planned } from "./planned.js";
 import { planConsume, planUnfreeze, type SettleChanges, type SettleState } from "./settle-plan.js";
 import type { ConsumeResult, UnfreezeResult } from "../results.js";
 import { planSpend } from "./spend-plan.js";
+import { planRefundStep, planVoidStep, reversalKeysOf } from "./reversal-steps.js";
 import {
   type CreditWrite,
   type CustomerState,
@@ -84,7 +85,7 @@ export function planList(state: ListState, writes: readonly CreditWrite[], nowMs
 function keysOf(write: CreditWrite): string[] {
   const outcome = outcomeRefOf(write);
   const hold = holdRefOf(write);
-  return [...(outcome ? [outcomeMapKey(outcome)] : []), ...(hold ? [`hold:${holdKey(hold)}`] : [])];
+  return [...(outcome ? [outcomeMapKey(outcome)] : []), ...(hold ? [`hold:${holdKey(hold)}`] : []), ...reversalKeysOf(write)];
 }
 
 /** A write whose key an earlier write of the list used (a repeat, a settlement of a hold the list creates). */
@@ -115,6 +116,10 @@ function planOne(state: ListState, write: CreditWrite, customer: (pk: bigint) =>
       return planSettleStep(state, write, customer, nowMs);
     case "expire":
       return planExpiryStep(state, write, customer);
+    case "refund":
+      return planRefundStep(state, write, customer, nowMs);
+    case "void":
+      return planVoidStep(state, write, customer, nowMs);
   }
 }
 
