@@ -1,5 +1,12 @@
 import type { Db } from "../store/database.js";
-import { accountFigures, ledgerByAccount, ledgerByTransaction, transactionFigures } from "../store/verify-store.js";
+import {
+  accountFigures,
+  ledgerByAccount,
+  ledgerByTransaction,
+  overRefundedAccounts,
+  transactionFigures,
+  unsoundVoids,
+} from "../store/verify-store.js";
 import { verifyPools } from "./slots/verify-pools.js";
 
 export interface VerifyReport {
@@ -15,10 +22,11 @@ const key = (v: string | number | null | undefined): string => String(v ?? "");
 
 /**
  * Recomputes every account from the append-only ledger and checks the design's invariants:
- * total = Σ DEPOSIT; used = Σ DEDUCT + Σ CONSUME; frozen = Σ FREEZE − Σ CONSUME (not overage)
- * − Σ UNFREEZE; an expired account (its expiry recorded) has nothing available once its EXPIRE
- * entries are counted; each hold's allocations add up to it and each settled transaction's entries to
- * what it reports. Every difference is one line in `problems`. The ledger is read in two grouped
+ * total = Σ DEPOSIT − Σ VOID; used = Σ DEDUCT + Σ CONSUME − Σ REFUND; frozen = Σ FREEZE
+ * − Σ CONSUME (not overage) − Σ UNFREEZE; an expired account (its expiry recorded) has nothing
+ * available once its EXPIRE entries are counted; each hold's allocations add up to it and each
+ * settled transaction's entries to what it reports; a charge's refunds never exceed it, in all
+ * or per account; a deposit's voids never exceed it. Every difference is one line in `problems`. The ledger is read in two grouped
  * scans and matched in memory (memory grows with accounts and transactions, not ledger rows).
  */
 export async function verifyLedger(db: Db): Promise<VerifyReport> {
@@ -57,10 +65,19 @@ export async function verifyLedger(db: Db): Promise<VerifyReport> {
     expect("ledger consume", big(ledger?.consumed), big(t.consumed_amount));
     expect("ledger overage", big(ledger?.overage), big(t.overage_amount));
     expect("ledger unfreeze", big(ledger?.returned), big(t.returned_amount));
+    expect("ledger refund", big(ledger?.refunded), big(t.refunded_amount));
+    const charged = t.kind === "DEDUCT" ? big(t.amount) : big(t.consumed_amount);
+    if (big(t.refunded_amount) > charged) problems.push(`${name}: refunded ${t.refunded_amount}, more than the ${charged} it charged`);
     if (t.status === "FROZEN") expect("settled amounts", big(t.consumed_amount) + big(t.returned_amount), 0n);
     if (t.status === "CONSUMED" || t.status === "UNFROZEN") {
       expect("consumed + returned - overage", big(t.consumed_amount) + big(t.returned_amount) - big(t.overage_amount), big(t.amount));
     }
+  }
+  for (const r of await overRefundedAccounts(db)) {
+    problems.push(`transaction pk ${r.transaction_pk}: refunded ${r.refunded} to account ${r.account_id}, which gave ${r.charged}`);
+  }
+  for (const v of await unsoundVoids(db)) {
+    problems.push(`voids of record ${v.record_id}: ${v.voided} voided, not within a deposit of ${v.deposited ?? "nothing"} to its own account`);
   }
   const pools = await verifyPools(db);
   problems.push(...pools.problems);
