@@ -7527,7 +7527,8 @@ export const BillingServiceService = {
   },
   /**
    * Batch applies up to 100 writes (Deposit, Deduct, Freeze, Consume,
-   * Unfreeze), over any customers of the caller's project, in one database
+   * Unfreeze, Refund, VoidDeposit), over any customers of the caller's
+   * project, in one database
    * transaction, in request order: each sees what the earlier ones did. Each
    * keeps its own idempotency key and replays on its own, exactly as the RPC
    * of its kind would answer it (repeating a whole batch replays every write).
@@ -7676,7 +7677,8 @@ export interface BillingServiceServer extends UntypedServiceImplementation {
   listLedgerEntries: handleUnaryCall<ListLedgerEntriesRequest, ListLedgerEntriesResponse>;
   /**
    * Batch applies up to 100 writes (Deposit, Deduct, Freeze, Consume,
-   * Unfreeze), over any customers of the caller's project, in one database
+   * Unfreeze, Refund, VoidDeposit), over any customers of the caller's
+   * project, in one database
    * transaction, in request order: each sees what the earlier ones did. Each
    * keeps its own idempotency key and replays on its own, exactly as the RPC
    * of its kind would answer it (repeating a whole batch replays every write).
@@ -7913,7 +7915,8 @@ export interface BillingServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Batch applies up to 100 writes (Deposit, Deduct, Freeze, Consume,
-   * Unfreeze), over any customers of the caller's project, in one database
+   * Unfreeze, Refund, VoidDeposit), over any customers of the caller's
+   * project, in one database
    * transaction, in request order: each sees what the earlier ones did. Each
    * keeps its own idempotency key and replays on its own, exactly as the RPC
    * of its kind would answer it (repeating a whole batch replays every write).
