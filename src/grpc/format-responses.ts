@@ -215,6 +215,8 @@ export const listLedgerEntriesResponse = (page: { entries: LedgerEntryView[]; ne
     createdAt: timestamp(e.createdAtMs),
     overage: e.overage,
     apiKeyPrefix: e.apiKeyPrefix ?? "",
+    sequence: e.sequence,
+    balanceAfter: balance(e.balanceAfter),
     reversesTransactionId: e.reversesTransactionId ?? "",
     reversesRecordId: e.reversesRecordId?.toString() ?? "",
   })),

@@ -133,7 +133,12 @@ export function parseVoidDeposit(r: VoidDepositRequest, caller: Caller): VoidInp
 }
 
 export function parseGetCustomer(r: GetCustomerRequest, caller: Caller) {
-  return { projectId: caller.projectId, customerId: customerIdOf(r.customerId), includeInactive: r.includeInactive };
+  return {
+    projectId: caller.projectId,
+    customerId: customerIdOf(r.customerId),
+    includeInactive: r.includeInactive,
+    asOfMs: parseTimestamp(r.asOf, "as_of", "invalid_argument"),
+  };
 }
 
 export function parseGetTransaction(r: GetTransactionRequest, caller: Caller) {

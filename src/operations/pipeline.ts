@@ -1,6 +1,8 @@
 import { withWrittenIds } from "../domain/plans/deposit-plan.js";
 import { planList } from "../domain/plans/list-plan.js";
-import type { CreditWrite, ListState, WritePlan } from "../domain/plans/write-list.js";
+import type { CreditWrite, ListPlan, ListState, WritePlan } from "../domain/plans/write-list.js";
+
+type PlannedList = Extract<ListPlan, { kind: "planned" }>;
 import type { DepositResult } from "../domain/results.js";
 import { BillingError } from "../errors/billing-error.js";
 import { decodeJson } from "../store/json-codec.js";
@@ -53,11 +55,12 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
       let applied = false;
       for (let done = 0; done < writes.length; ) {
         const rest = writes.slice(done);
-        const plans = await planSegment(tx, state, rest, nowMs);
+        const planned = await planSegment(tx, state, rest, nowMs);
+        const { plans } = planned;
         if (options.atomic) throwFirstRefusal(plans, done);
         applied ||= plans.some(isApplied);
         const next = writes.slice(done + plans.length);
-        const apply = applyList(state, rest, plans, nowMs);
+        const apply = applyList(state, rest, planned, nowMs);
         const last = next.length === 0;
         const [ids, nextState] = await runApply(tx, rest, apply, last ? null : prefetch(next), last && applied);
         answers.push(...plans.map((p, i) => answerOf(p, ids.get(i))));
@@ -71,13 +74,13 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
 }
 
 /** Plans a segment to its end: reads more while the plan asks for it. */
-async function planSegment(tx: Tx, state: ListState, writes: readonly CreditWrite[], nowMs: number): Promise<readonly WritePlan[]> {
+async function planSegment(tx: Tx, state: ListState, writes: readonly CreditWrite[], nowMs: number): Promise<PlannedList> {
   let current = state;
   for (;;) {
     const plan = planList(current, writes, nowMs);
     if (plan.kind === "planned") {
       if (plan.plans.length === 0) throw new Error("a segment planned no write");
-      return plan.plans;
+      return plan;
     }
     current = await tx.runBatch(prefetchMore(current, plan.customerPks, nowMs));
   }

@@ -8,6 +8,7 @@ import {
   unsoundVoids,
 } from "../store/verify-store.js";
 import { verifyPools } from "./slots/verify-pools.js";
+import { verifyLedgerPositions } from "./verify-positions.js";
 
 export interface VerifyReport {
   readonly accounts: number;
@@ -26,7 +27,9 @@ const key = (v: string | number | null | undefined): string => String(v ?? "");
  * − Σ CONSUME (not overage) − Σ UNFREEZE; an expired account (its expiry recorded) has nothing
  * available once its EXPIRE entries are counted; each hold's allocations add up to it and each
  * settled transaction's entries to what it reports; a charge's refunds never exceed it, in all
- * or per account; a deposit's voids never exceed it. Every difference is one line in `problems`. The ledger is read in two grouped
+ * or per account; a deposit's voids never exceed it; every customer's ledger is numbered without
+ * a gap and each entry's balance_after follows from the one before (verify-positions.ts). Every
+ * difference is one line in `problems`. The ledger is read in two grouped
  * scans and matched in memory (memory grows with accounts and transactions, not ledger rows).
  */
 export async function verifyLedger(db: Db): Promise<VerifyReport> {
@@ -77,8 +80,11 @@ export async function verifyLedger(db: Db): Promise<VerifyReport> {
     problems.push(`transaction pk ${r.transaction_pk}: refunded ${r.refunded} to account ${r.account_id}, which gave ${r.charged}`);
   }
   for (const v of await unsoundVoids(db)) {
-    problems.push(`voids of record ${v.record_id}: ${v.voided} voided, not within a deposit of ${v.deposited ?? "nothing"} to its own account`);
+    problems.push(
+      `voids of record ${v.record_id}: ${v.voided} voided, not within a deposit of ${v.deposited ?? "nothing"} to its own account`,
+    );
   }
+  problems.push(...(await verifyLedgerPositions(db)));
   const pools = await verifyPools(db);
   problems.push(...pools.problems);
   return { accounts: accounts.length, ledgerEntries, transactions: transactions.length, pools: pools.pools, problems };

@@ -1,4 +1,5 @@
 import { and, asc, eq, lte, sql, type SQL } from "drizzle-orm";
+import type { LedgerPosition } from "../domain/ledger-position.js";
 import type { AccountKey } from "../domain/plans/deposit-plan.js";
 import type { AccountSnapshot, Balance } from "../domain/types.js";
 import type { Db } from "./database.js";
@@ -224,7 +225,7 @@ export const markExpiryRecordedSql = (id: bigint): SQL[] =>
  */
 export function lockCustomersWithTotalsSql(pks: readonly SQL[], nowMs: number, options: { skipLocked?: boolean } = {}): SQL {
   const active = activeAccountSql(nowMs);
-  return sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id,
+  return sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id, ${CUSTOMER_LEDGER_COLUMNS},
       COALESCE(SUM(CASE WHEN ${active} THEN a.total END), 0) AS total,
       COALESCE(SUM(CASE WHEN ${active} THEN a.used END), 0) AS used,
       COALESCE(SUM(CASE WHEN ${active} THEN a.frozen END), 0) AS frozen,
@@ -238,6 +239,17 @@ export function lockCustomersWithTotalsSql(pks: readonly SQL[], nowMs: number, o
     FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
 }
 
+/** A customer's ledger position (its last entry's sequence and balance_after), as `c` selects it. */
+export const CUSTOMER_LEDGER_COLUMNS = sql`c.ledger_sequence AS c_ledger_sequence, c.ledger_total AS c_ledger_total,
+  c.ledger_used AS c_ledger_used, c.ledger_frozen AS c_ledger_frozen`;
+
+export const ledgerPositionFromRow = (row: Row): LedgerPosition => ({
+  sequence: bigOf(row.c_ledger_sequence),
+  total: bigOf(row.c_ledger_total),
+  used: bigOf(row.c_ledger_used),
+  frozen: bigOf(row.c_ledger_frozen),
+});
+
 /** A customer row of lockCustomersWithTotalsSql. */
 export interface LockedCustomerRow {
   readonly pk: bigint;
@@ -245,6 +257,7 @@ export interface LockedCustomerRow {
   readonly customerId: string;
   readonly before: Balance;
   readonly unexpiredTotal: bigint;
+  readonly ledger: LedgerPosition;
 }
 
 export const lockedCustomerFromRow = (row: Row): LockedCustomerRow => ({
@@ -253,6 +266,7 @@ export const lockedCustomerFromRow = (row: Row): LockedCustomerRow => ({
   customerId: stringOf(row.c_customer_id),
   before: balanceFromRow(row),
   unexpiredTotal: bigOf(row.unexpired_total),
+  ledger: ledgerPositionFromRow(row),
 });
 
 /** Every spendable account (ACTIVE, something available) of these customers, all types, locked, by customer then id. */

@@ -3,18 +3,19 @@ import { accountKeyOf, PENDING_ACCOUNT_ID, PENDING_LEDGER_ENTRY_ID } from "../do
 import type { LedgerLine } from "../domain/plans/planned.js";
 import type { SettleChanges } from "../domain/plans/settle-plan.js";
 import type { SpendChanges } from "../domain/plans/spend-plan.js";
-import type { CreditWrite, ListState, WritePlan } from "../domain/plans/write-list.js";
+import type { LedgerPosition } from "../domain/ledger-position.js";
+import type { CreditWrite, ListPlan, ListState, WritePlan } from "../domain/plans/write-list.js";
 import type { DepositRequest, SpendRequest } from "../domain/requests.js";
 import { creditAccountSql, markExpiryRecordedSql } from "./accounts-store.js";
 import { fillCustomerSql, removeCreatedCustomerSql } from "./customers-store.js";
 import { encodeJson } from "./json-codec.js";
-import { expiryParts, ledgerPart } from "./ledger-store.js";
+import { expiryParts, ledgerPart, type NewLedgerEntry } from "./ledger-store.js";
 import { outcomePart } from "./outcomes-store.js";
 import { reversalApply } from "./reversal-apply.js";
 import { bigOf } from "./row-values.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
 import { type Batch, mapBatch, namedBatch, rowsOf } from "./run-transaction.js";
-import { accounts } from "./schema.js";
+import { accounts, customers } from "./schema.js";
 import { allocationsPart, newTransactionPart, transactionPkSql } from "./transactions-store.js";
 import { type WritePart, writeSetSql } from "./write-set.js";
 
@@ -23,36 +24,50 @@ import { type WritePart, writeSetSql } from "./write-set.js";
 // settlement's parts merged into one statement per table (write-set.ts), then expiry records,
 // then the customers' labels. The ids a deposit creates are read back by name.
 
+type PlannedList = Extract<ListPlan, { kind: "planned" }>;
+
 /** The ids each applied deposit wrote, by its index in the list. */
 export type WrittenIds = ReadonlyMap<number, { readonly accountId: bigint; readonly ledgerEntryId: bigint }>;
 
-export function applyList(state: ListState, writes: readonly CreditWrite[], plans: readonly WritePlan[], nowMs: number): Batch<WrittenIds> {
+/** Each planned entry with its position in the customer's ledger. */
+const positioned = (entries: readonly LedgerLine[], positions: readonly LedgerPosition[]): NewLedgerEntry[] =>
+  entries.map((e, i) => {
+    const position = positions[i];
+    if (!position) throw new Error("an entry without its ledger position");
+    return { ...e, position };
+  });
+
+export function applyList(state: ListState, writes: readonly CreditWrite[], planned: PlannedList, nowMs: number): Batch<WrittenIds> {
   const deposits: { index: number; statements: SQL[] }[] = [];
   const parts: WritePart[] = [];
   const expiries: SQL[] = [];
+  const { plans } = planned;
   const reversals: SQL[] = [];
   plans.forEach((plan, index) => {
     const write = writes[index];
+    const positions = planned.positions[index] ?? [];
     if (!write) throw new Error("a plan without its write");
-    if (plan.kind === "deposit" && write.kind === "deposit") deposits.push({ index, statements: depositSql(write.request, plan, nowMs) });
-    else if (plan.kind === "spend" && write.kind === "spend") parts.push(...spendParts(write.request, plan.changes, plan.result, nowMs));
-    else if (plan.kind === "settle" && (write.kind === "consume" || write.kind === "unfreeze")) {
-      parts.push(...settleParts(write.request.projectId, write.request.apiKeyId, plan.changes, plan.result, nowMs));
+    if (plan.kind === "deposit" && write.kind === "deposit") {
+      deposits.push({ index, statements: depositSql(write.request, plan, positions, nowMs) });
+    } else if (plan.kind === "spend" && write.kind === "spend") {
+      parts.push(...spendParts(write.request, plan.changes, plan.result, positions, nowMs));
+    } else if (plan.kind === "settle" && (write.kind === "consume" || write.kind === "unfreeze")) {
+      parts.push(...settleParts(write.request.projectId, write.request.apiKeyId, plan.changes, plan.result, positions, nowMs));
     } else if (plan.kind === "refund" || plan.kind === "void") {
-      const applied = reversalApply(write, plan, nowMs);
+      const applied = reversalApply(write, plan, positions, nowMs);
       parts.push(...applied.parts);
       reversals.push(...applied.statements);
     } else if (plan.kind === "expire") {
       const { changes } = plan;
+      const context = { projectId: changes.projectId, customerPk: changes.customerPk, transactionId: "", nowMs };
       expiries.push(
-        ...writeSetSql(
-          expiryParts({ projectId: changes.projectId, customerPk: changes.customerPk, transactionId: "", nowMs }, changes.entries),
-        ),
+        ...writeSetSql(expiryParts(context, positioned(changes.entries, positions))),
         ...markExpiryRecordedSql(changes.accountId),
       );
     }
   });
   const groups = {
+    ledgers: customerLedgersSql(planned.ledgers),
     customers: customerLabelsSql(state, writes, plans),
     writeSet: writeSetSql(parts),
     reversals,
@@ -89,6 +104,30 @@ function customerLabelsSql(state: ListState, writes: readonly CreditWrite[], pla
   return statements;
 }
 
+/**
+ * Each customer's ledger position moves to its last entry's, guarded: the row must still be at the
+ * position the prefetch read under its lock.
+ */
+function customerLedgersSql(ledgers: PlannedList["ledgers"]): SQL[] {
+  const moved = [...ledgers];
+  if (moved.length === 0) return [];
+  const caseOf = (value: (l: { from: bigint; to: LedgerPosition }) => bigint) =>
+    sql`CASE id ${sql.join(
+      moved.map(([pk, l]) => sql`WHEN ${pk} THEN ${value(l)}`),
+      sql` `,
+    )} END`;
+  const ids = sql.join(
+    moved.map(([pk]) => sql`${pk}`),
+    sql`, `,
+  );
+  return guardedUpdateSql(
+    sql`UPDATE ${customers} SET ledger_sequence = ${caseOf((l) => l.to.sequence)}, ledger_total = ${caseOf((l) => l.to.total)},
+      ledger_used = ${caseOf((l) => l.to.used)}, ledger_frozen = ${caseOf((l) => l.to.frozen)}
+    WHERE id IN (${ids}) AND ledger_sequence = ${caseOf((l) => l.from)}`,
+    moved.length,
+  );
+}
+
 /** Where the SELECT of the written ids sits among a deposit's statements. */
 const DEPOSIT_IDS_AT = 2;
 
@@ -96,7 +135,12 @@ const DEPOSIT_IDS_AT = 2;
  * Credits the account (creating it when new), appends the DEPOSIT entry, reads both ids back,
  * records the outcome with them: the stored response is the exact answer, without a third round trip.
  */
-function depositSql(request: DepositRequest, plan: Extract<WritePlan, { kind: "deposit" }>, nowMs: number): SQL[] {
+function depositSql(
+  request: DepositRequest,
+  plan: Extract<WritePlan, { kind: "deposit" }>,
+  positions: readonly LedgerPosition[],
+  nowMs: number,
+): SQL[] {
   const { projectId } = request;
   const { changes, result } = plan;
   const key = accountKeyOf(request);
@@ -117,7 +161,10 @@ function depositSql(request: DepositRequest, plan: Extract<WritePlan, { kind: "d
       nowMs,
       apiKeyId: request.apiKeyId,
     },
-    [{ operation: "DEPOSIT", accountId, amount: changes.amount, ...changes.accountKey }],
+    positioned([{ operation: "DEPOSIT", accountId: 0n, amount: changes.amount, ...changes.accountKey }], positions).map((e) => ({
+      ...e,
+      accountId,
+    })),
   );
   // The entry is a single-row INSERT: LAST_INSERT_ID() is its id until the next insert.
   const statements = [
@@ -136,7 +183,13 @@ function depositSql(request: DepositRequest, plan: Extract<WritePlan, { kind: "d
 }
 
 /** Moves the allocated credits, inserts the transaction with its allocation and entries, records the outcome. */
-export function spendParts(request: SpendRequest, changes: SpendChanges, response: unknown, nowMs: number): WritePart[] {
+function spendParts(
+  request: SpendRequest,
+  changes: SpendChanges,
+  response: unknown,
+  positions: readonly LedgerPosition[],
+  nowMs: number,
+): WritePart[] {
   const { projectId } = request;
   const { customerPk, kind, lines } = changes;
   const transactionPk = transactionPkSql(projectId, request.transactionId);
@@ -155,21 +208,27 @@ export function spendParts(request: SpendRequest, changes: SpendChanges, respons
     allocationsPart(projectId, transactionPk, lines),
     ledgerPart(
       { ...request, customerPk, transactionPk, idempotencyKey: "", automatic: false, nowMs },
-      lines.map((l) => ({ operation: kind, ...l })),
+      positioned(
+        lines.map((l) => ({ operation: kind, ...l })),
+        positions,
+      ),
     ),
   ];
 }
 
 /** Settles the hold (guarded: it must still be FROZEN), moves the credits, appends the entries, records the outcome. */
-export function settleParts(
+function settleParts(
   projectId: bigint,
   apiKeyId: bigint | null,
   changes: SettleChanges,
   response: unknown,
+  positions: readonly LedgerPosition[],
   nowMs: number,
 ): WritePart[] {
   const { hold } = changes;
-  const onHold = (entries: readonly LedgerLine[]) =>
+  const onHoldPositions = positions.slice(0, changes.entries.length);
+  const expiringPositions = positions.slice(changes.entries.length);
+  const onHold = (entries: readonly NewLedgerEntry[]) =>
     entries.length === 0
       ? []
       : [
@@ -194,8 +253,11 @@ export function settleParts(
     { kind: "settle", holdPk: hold.pk, settlement: { ...changes, nowMs } },
     outcomePart(projectId, { envelope: changes.envelope, customerPk: hold.customerPk, response: encodeJson(response), nowMs }),
     { kind: "deltas", deltas: changes.deltas },
-    ...onHold(changes.entries),
+    ...onHold(positioned(changes.entries, onHoldPositions)),
     // transaction_id says which settlement returned the credits.
-    ...expiryParts({ projectId, customerPk: hold.customerPk, transactionId: hold.transactionId, nowMs }, changes.expiring),
+    ...expiryParts(
+      { projectId, customerPk: hold.customerPk, transactionId: hold.transactionId, nowMs },
+      positioned(changes.expiring, expiringPositions),
+    ),
   ];
 }

@@ -1,9 +1,11 @@
 import { type SQL, sql } from "drizzle-orm";
+import type { LedgerPosition } from "../domain/ledger-position.js";
+import type { LedgerLine } from "../domain/plans/planned.js";
 import type { RefundChanges, RefundRequest, RefundResult } from "../domain/plans/refund-plan.js";
 import type { VoidChanges, VoidRequest, VoidResult } from "../domain/plans/void-plan.js";
 import type { CreditWrite, WritePlan } from "../domain/plans/write-list.js";
 import { encodeJson } from "./json-codec.js";
-import { expiryParts, ledgerPart } from "./ledger-store.js";
+import { expiryParts, ledgerPart, type NewLedgerEntry } from "./ledger-store.js";
 import { outcomePart } from "./outcomes-store.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
 import { accounts, transactions } from "./schema.js";
@@ -19,11 +21,17 @@ export interface ReversalApply {
   readonly statements: readonly SQL[];
 }
 
-/** A refund or void plan's parts and statements; none for any other write. */
-export function reversalApply(write: CreditWrite, plan: WritePlan, nowMs: number): ReversalApply {
-  if (plan.kind === "refund" && write.kind === "refund") return refundApply(write.request, plan.changes, plan.result, nowMs);
-  if (plan.kind === "void" && write.kind === "void") return voidApply(write.request, plan.changes, plan.result, nowMs);
+/** A refund or void plan's parts and statements (its entries at `positions`, in the order they are written); none for any other write. */
+export function reversalApply(write: CreditWrite, plan: WritePlan, positions: readonly LedgerPosition[], nowMs: number): ReversalApply {
+  if (plan.kind === "refund" && write.kind === "refund") return refundApply(write.request, plan.changes, plan.result, positions, nowMs);
+  if (plan.kind === "void" && write.kind === "void") return voidApply(write.request, plan.changes, plan.result, positions, nowMs);
   return { parts: [], statements: [] };
+}
+
+/** Each entry with its position in the customer's ledger. */
+function positioned(entries: readonly LedgerLine[], positions: readonly LedgerPosition[]): NewLedgerEntry[] {
+  if (positions.length !== entries.length) throw new Error("a reversal's entries and their ledger positions differ in number");
+  return entries.map((e, i) => ({ ...e, position: positions[i] as LedgerPosition }));
 }
 
 /**
@@ -32,7 +40,15 @@ export function reversalApply(write: CreditWrite, plan: WritePlan, nowMs: number
  * accounts already recorded as expired, records the outcome, and adds to the charge's refunded
  * amount (guarded: it must still be what was read under lock).
  */
-function refundApply(request: RefundRequest, changes: RefundChanges, result: RefundResult, nowMs: number): ReversalApply {
+function refundApply(
+  request: RefundRequest,
+  changes: RefundChanges,
+  result: RefundResult,
+  positions: readonly LedgerPosition[],
+  nowMs: number,
+): ReversalApply {
+  const onCharge = positions.slice(0, changes.entries.length);
+  const expiring = positions.slice(changes.entries.length);
   const { projectId } = request;
   const { charge } = changes;
   const parts: WritePart[] = [
@@ -53,9 +69,12 @@ function refundApply(request: RefundRequest, changes: RefundChanges, result: Ref
         apiKeyId: request.apiKeyId,
         reversesTransactionId: charge.transactionId,
       },
-      changes.entries,
+      positioned(changes.entries, onCharge),
     ),
-    ...expiryParts({ projectId, customerPk: charge.customerPk, transactionId: charge.transactionId, nowMs }, changes.expiring),
+    ...expiryParts(
+      { projectId, customerPk: charge.customerPk, transactionId: charge.transactionId, nowMs },
+      positioned(changes.expiring, expiring),
+    ),
   ];
   const refunded = sql`UPDATE ${transactions} SET refunded_amount = refunded_amount + ${changes.amount}
     WHERE id = ${charge.pk} AND refunded_amount = ${charge.refundedAmount}`;
@@ -63,7 +82,13 @@ function refundApply(request: RefundRequest, changes: RefundChanges, result: Ref
 }
 
 /** Appends the VOID entry naming the deposit, records the outcome, and takes the credits off the account's total (guarded: still available). */
-function voidApply(request: VoidRequest, changes: VoidChanges, result: VoidResult, nowMs: number): ReversalApply {
+function voidApply(
+  request: VoidRequest,
+  changes: VoidChanges,
+  result: VoidResult,
+  positions: readonly LedgerPosition[],
+  nowMs: number,
+): ReversalApply {
   const { projectId } = request;
   const parts: WritePart[] = [
     outcomePart(projectId, { envelope: changes.envelope, customerPk: changes.customerPk, response: encodeJson(result), nowMs }),
@@ -82,7 +107,7 @@ function voidApply(request: VoidRequest, changes: VoidChanges, result: VoidResul
         apiKeyId: request.apiKeyId,
         reversesRecordId: changes.record.id,
       },
-      [changes.entry],
+      positioned([changes.entry], positions),
     ),
   ];
   const voided = sql`UPDATE ${accounts} SET total = total - ${changes.amount}

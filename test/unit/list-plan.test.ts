@@ -85,6 +85,7 @@ const customer = (over: Partial<CustomerState> = {}): CustomerState => ({
   completeSelections: new Set([""]),
   allSpendable: false,
   created: false,
+  ledger: { sequence: 3n, total: 100n, used: 0n, frozen: 40n },
   ...over,
 });
 const stateOf = (customers: CustomerState[]): ListState => ({

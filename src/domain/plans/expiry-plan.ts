@@ -7,7 +7,7 @@ export interface ExpiryChanges {
   readonly projectId: bigint;
   readonly customerPk: bigint;
   readonly accountId: bigint;
-  /** The EXPIRE entry of what was left available; none when nothing was. */
+  /** The EXPIRE entry of what was left available, even nothing: it removes the account from balance_after. */
   readonly entries: readonly LedgerLine[];
 }
 
@@ -18,7 +18,8 @@ export interface ExpiryChanges {
  */
 export function planExpiry(projectId: bigint, customerPk: bigint, account: AccountSnapshot): ExpiryChanges {
   const left = availableOf(account);
-  const entries: LedgerLine[] =
-    left > 0n ? [{ operation: "EXPIRE", accountId: account.id, amount: left, creditType: account.creditType, source: account.source }] : [];
+  const entries: LedgerLine[] = [
+    { operation: "EXPIRE", accountId: account.id, amount: left, creditType: account.creditType, source: account.source },
+  ];
   return { projectId, customerPk, accountId: account.id, entries };
 }

@@ -3,9 +3,10 @@ import type { AccountDelta } from "../account-deltas.js";
 import { accountStatus, availableOf, compareSpendingOrder } from "../account-status.js";
 import { holdKey } from "../customer-ref.js";
 import type { AccountSnapshot, Balance } from "../types.js";
-import { accountKeyOf, planDeposit } from "./deposit-plan.js";
+import { type LedgerPosition, nextPosition } from "../ledger-position.js";
+import { accountKeyOf, PENDING_ACCOUNT_ID, planDeposit } from "./deposit-plan.js";
 import { planExpiry } from "./expiry-plan.js";
-import type { Planned } from "./planned.js";
+import type { LedgerLine, Planned } from "./planned.js";
 import { planConsume, planUnfreeze, type SettleChanges, type SettleState } from "./settle-plan.js";
 import type { ConsumeResult, UnfreezeResult } from "../results.js";
 import { planSpend } from "./spend-plan.js";
@@ -24,6 +25,8 @@ import {
   type WritePlan,
 } from "./write-list.js";
 
+const NO_BALANCE: Balance = { total: 0n, used: 0n, frozen: 0n, available: 0n };
+
 /** A customer as the planner moves it: the prefetched state plus what the earlier writes of the list did. */
 interface Working {
   readonly state: CustomerState;
@@ -36,6 +39,8 @@ interface Working {
   newAccount: boolean;
   /** An account of the list's expiry records. */
   readonly expired: Set<bigint>;
+  /** Its ledger position after the list's writes so far. */
+  ledger: LedgerPosition;
   /** False for a customer the prefetch created until a deposit of the list lands on it: the writes before that see no customer. */
   exists: boolean;
 }
@@ -65,20 +70,72 @@ export function planList(state: ListState, writes: readonly CreditWrite[], nowMs
       newAccount: false,
       expired: new Set(),
       exists: !loaded.created,
+      ledger: loaded.ledger,
     };
     working.set(pk, fresh);
     return fresh;
   };
   const keys = new Set<string>();
   const plans: WritePlan[] = [];
+  const positions: LedgerPosition[][] = [];
   for (const write of writes) {
     const step = dependsOnList(write, keys) ? { kind: "cut" as const } : planOne(state, write, customer, nowMs);
     if (step.kind === "cut") break;
     if (step.kind === "more") return { kind: "more", customerPks: [step.customerPk] };
     plans.push(step.plan);
+    positions.push(positionEntries(step.plan, customer));
     remember(write, keys);
   }
-  return { kind: "planned", plans };
+  const ledgers = new Map<bigint, { from: bigint; to: LedgerPosition }>();
+  for (const [pk, c] of working) {
+    if (c.ledger.sequence !== c.state.ledger.sequence) ledgers.set(pk, { from: c.state.ledger.sequence, to: c.ledger });
+  }
+  return { kind: "planned", plans, positions, ledgers };
+}
+
+/** The entries a plan writes, in the order it writes them, and the customer whose ledger they extend. */
+function entriesOf(plan: WritePlan): { customerPk: bigint; entries: readonly LedgerLine[] } | null {
+  switch (plan.kind) {
+    case "deposit": {
+      const { changes } = plan;
+      const accountId = changes.accountId ?? PENDING_ACCOUNT_ID;
+      return {
+        customerPk: changes.customerPk,
+        entries: [{ operation: "DEPOSIT", accountId, amount: changes.amount, ...changes.accountKey }],
+      };
+    }
+    case "spend":
+      return { customerPk: plan.changes.customerPk, entries: plan.changes.lines.map((l) => ({ operation: plan.changes.kind, ...l })) };
+    case "settle":
+      return { customerPk: plan.changes.hold.customerPk, entries: [...plan.changes.entries, ...plan.changes.expiring] };
+    case "expire":
+      return { customerPk: plan.changes.customerPk, entries: plan.changes.entries };
+    case "refund":
+      return { customerPk: plan.changes.charge.customerPk, entries: [...plan.changes.entries, ...plan.changes.expiring] };
+    case "void":
+      return { customerPk: plan.changes.customerPk, entries: [plan.changes.entry] };
+    default:
+      return null;
+  }
+}
+
+/**
+ * Numbers a plan's entries in its customer's ledger and computes the balance each leaves
+ * (domain/ledger-position.ts). Run before the plan's deltas move the accounts: an expiry removes
+ * an account with the figures it had.
+ */
+function positionEntries(plan: WritePlan, customer: (pk: bigint) => Working | undefined): LedgerPosition[] {
+  const written = entriesOf(plan);
+  if (written === null) return [];
+  const c = customer(written.customerPk);
+  if (!c) throw new Error("a plan's customer was not prefetched");
+  return written.entries.map((entry) => {
+    const account = c.accounts.get(entry.accountId);
+    const removed = c.state.expiryRecorded.has(entry.accountId) || c.expired.has(entry.accountId);
+    c.ledger = nextPosition(c.ledger, entry, account ? { ...account, removed } : null);
+    if (entry.operation === "EXPIRE") c.expired.add(entry.accountId);
+    return c.ledger;
+  });
 }
 
 /** The keys a write uses: its stored outcome's and its hold's. */
@@ -227,7 +284,7 @@ function planSpendStep(
         customerPk: pk ?? null,
         accounts: c === undefined ? [] : spendableOf(c, request.creditTypes, nowMs),
         complete,
-        before: c?.before ?? { total: 0n, used: 0n, frozen: 0n, available: 0n },
+        before: c?.before ?? NO_BALANCE,
       },
       request,
       nowMs,
@@ -240,32 +297,44 @@ function planSpendStep(
   return step ?? { kind: "more", customerPk: pk ?? 0n };
 }
 
+/** A settlement's state from the list's: the hold, its accounts as the earlier writes left them, the spendable ones once read. */
+function settleStateOf(
+  state: ListState,
+  write: Extract<CreditWrite, { kind: "consume" | "unfreeze" }>,
+  c: Working | undefined,
+  nowMs: number,
+): SettleState {
+  const loaded = holdOf(state, write.request);
+  const hold = loaded?.hold ?? null;
+  const parts = loaded?.parts ?? [];
+  const accountsOfHold = parts.flatMap((p) => {
+    const a = c?.accounts.get(p.accountId);
+    return a ? [a] : [];
+  });
+  const allRead = c?.state.allSpendable === true;
+  return {
+    stored: storedOf(state, write),
+    hold,
+    parts,
+    accounts: allRead && c ? [...c.accounts.values()] : accountsOfHold,
+    spendable: allRead && c && hold ? spendableOf(c, hold.creditTypes, nowMs) : null,
+    before: c?.before ?? NO_BALANCE,
+    expiryRecorded: new Set([...(c?.state.expiryRecorded ?? []), ...(c?.expired ?? [])]),
+    busy: hold !== null && state.busy.has(hold.customerPk),
+  };
+}
+
 function planSettleStep(
   state: ListState,
   write: Extract<CreditWrite, { kind: "consume" | "unfreeze" }>,
   customer: (pk: bigint) => Working | undefined,
   nowMs: number,
 ): Step {
-  const { request, mode } = write;
-  const loaded = holdOf(state, request);
-  const hold = loaded?.hold ?? null;
+  const hold = holdOf(state, write.request)?.hold ?? null;
   const c = hold === null ? undefined : customer(hold.customerPk);
   if (hold !== null && c === undefined) throw new Error("a hold's customer was not prefetched");
   if (c?.newAccount) return { kind: "cut" };
-  const accountsOfHold = (loaded?.parts ?? []).flatMap((p) => {
-    const a = c?.accounts.get(p.accountId);
-    return a ? [a] : [];
-  });
-  const settleState: SettleState = {
-    stored: storedOf(state, write),
-    hold,
-    parts: loaded?.parts ?? [],
-    accounts: c?.state.allSpendable ? [...c.accounts.values()] : accountsOfHold,
-    spendable: c?.state.allSpendable && hold ? spendableOf(c, hold.creditTypes, nowMs) : null,
-    before: c?.before ?? { total: 0n, used: 0n, frozen: 0n, available: 0n },
-    expiryRecorded: new Set([...(c?.state.expiryRecorded ?? []), ...(c?.expired ?? [])]),
-    busy: hold !== null && state.busy.has(hold.customerPk),
-  };
+  const settleState = settleStateOf(state, write, c, nowMs);
   const applied = (p: { changes: SettleChanges; result: ConsumeResult | UnfreezeResult }): WritePlan => {
     if (c) {
       move(c, p.changes.deltas, p.result.balance);
@@ -276,11 +345,11 @@ function planSettleStep(
   const step =
     write.kind === "consume"
       ? asStep(
-          refusable(() => planConsume(settleState, write.request, mode, nowMs)),
+          refusable(() => planConsume(settleState, write.request, write.mode, nowMs)),
           applied,
         )
       : asStep(
-          refusable(() => planUnfreeze(settleState, request, mode, nowMs)),
+          refusable(() => planUnfreeze(settleState, write.request, write.mode, nowMs)),
           applied,
         );
   return step ?? { kind: "more", customerPk: hold?.customerPk ?? 0n };
@@ -297,6 +366,5 @@ function planExpiryStep(
   // Recorded meanwhile, or its customer busy: nothing to do now (the sweeper never waits).
   if (!c || !snapshot || c.state.expiryRecorded.has(snapshot.id) || c.expired.has(snapshot.id))
     return { kind: "plan", plan: { kind: "skipped" } };
-  c.expired.add(snapshot.id);
   return { kind: "plan", plan: { kind: "expire", changes: planExpiry(account.projectId, account.customerPk, snapshot) } };
 }

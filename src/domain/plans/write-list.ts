@@ -1,6 +1,7 @@
 import type { BillingError } from "../../errors/billing-error.js";
 import { type CustomerRef, customerKey, type HoldRef, holdKey } from "../customer-ref.js";
 import type { FrozenPart, Hold } from "../hold.js";
+import type { LedgerPosition } from "../ledger-position.js";
 import type { OutcomeScope, StoredOutcome } from "../idempotency.js";
 import type { ConsumeRequest, DepositRequest, FreezeRequest, SettleMode, SettleRequest } from "../requests.js";
 import type { ConsumeResult, DepositResult, SpendResult, UnfreezeResult } from "../results.js";
@@ -95,6 +96,8 @@ export interface CustomerState {
   readonly allSpendable: boolean;
   /** The prefetch created it (a first deposit): removed again if no write of the list lands on it. */
   readonly created: boolean;
+  /** Its last ledger entry's sequence and balance_after. */
+  readonly ledger: LedgerPosition;
 }
 
 /** A hold as the prefetch locked it, with its allocation; null hold: no such transaction. */
@@ -145,5 +148,12 @@ export type WritePlan =
  *   accounts, or an overage): read all their spendable accounts and plan again.
  */
 export type ListPlan =
-  | { readonly kind: "planned"; readonly plans: readonly WritePlan[] }
+  | {
+      readonly kind: "planned";
+      readonly plans: readonly WritePlan[];
+      /** Each plan's entries' positions, in the order its entries are written (none for a write that changes nothing). */
+      readonly positions: readonly (readonly LedgerPosition[])[];
+      /** Each customer whose ledger moved: its last sequence before the list, and its position after. */
+      readonly ledgers: ReadonlyMap<bigint, { readonly from: bigint; readonly to: LedgerPosition }>;
+    }
   | { readonly kind: "more"; readonly customerPks: readonly bigint[] };
