@@ -146,7 +146,11 @@ describe("Refund", () => {
     expect(r.balance).toEqual({ total: 100n, used: 0n, frozen: 0n, available: 100n });
     await recordExpiries(s.app.context);
     const expiries = await s.client.call("listLedgerEntries", { customerId, operationTypes: [OperationType.OPERATION_TYPE_EXPIRE] });
-    expect(expiries.entries.map((e) => [e.accountId, e.amount, e.transactionId])).toEqual([[soon.account?.id, 100n, transactionId]]);
+    // Newest first: the refund's EXPIRE of what it returned, after the sweeper's record of nothing left.
+    expect(expiries.entries.map((e) => [e.accountId, e.amount, e.transactionId])).toEqual([
+      [soon.account?.id, 100n, transactionId],
+      [soon.account?.id, 0n, ""],
+    ]);
     await verified();
   });
 
@@ -380,6 +384,25 @@ describe("VoidDeposit", () => {
     await expectError(s.client.call("voidDeposit", { ...request, amount: 31n }), "idempotency_conflict");
     await expectError(s.client.call("voidDeposit", { customerId: other, recordId: theirs.ledgerEntryId, voidId }), "transaction_conflict");
     expect((await s.client.call("getCustomer", { customerId })).balance).toEqual({ total: 70n, used: 10n, frozen: 0n, available: 60n });
+    await verified();
+  });
+});
+
+describe("ledger positions", () => {
+  it("REFUND and VOID entries take their place in the customer's ledger, with the balance they leave", async () => {
+    const customerId = uid("cust");
+    const d = await s.client.call("deposit", { customerId, amount: 100n });
+    const transactionId = uid("tx");
+    await s.client.call("deduct", { customerId, transactionId, amount: 40n });
+    await s.client.call("refund", { transactionId, refundId: uid("refund"), amount: 15n });
+    await s.client.call("voidDeposit", { customerId, recordId: d.ledgerEntryId, voidId: uid("void"), amount: 50n });
+    const ledger = await s.client.call("listLedgerEntries", { customerId });
+    expect(ledger.entries.map((e) => [e.operation, e.amount, e.sequence, e.balanceAfter])).toEqual([
+      [OperationType.OPERATION_TYPE_VOID, 50n, 4n, { total: 50n, used: 25n, frozen: 0n, available: 25n }],
+      [OperationType.OPERATION_TYPE_REFUND, 15n, 3n, { total: 100n, used: 25n, frozen: 0n, available: 75n }],
+      [OperationType.OPERATION_TYPE_DEDUCT, 40n, 2n, { total: 100n, used: 40n, frozen: 0n, available: 60n }],
+      [OperationType.OPERATION_TYPE_DEPOSIT, 100n, 1n, { total: 100n, used: 0n, frozen: 0n, available: 100n }],
+    ]);
     await verified();
   });
 });
