@@ -407,6 +407,31 @@ describe("ledger positions", () => {
   });
 });
 
+describe("the schema's CHECKs", () => {
+  it("refuse a REFUND that names no charge, a VOID that names no deposit, another entry naming either, a refund beyond its charge", async () => {
+    const { pool } = s.app.database;
+    const insert = (operation: string, reversesTransactionId: string | null, reversesRecordId: number | null) =>
+      pool.query(
+        `INSERT INTO ledger_entries (project_id, customer_pk, account_id, operation, amount, credit_type, source, metadata, created_at,
+          sequence, balance_total, balance_used, balance_frozen, reverses_transaction_id, reverses_record_id)
+        VALUES (1, 1, 1, ?, 1, 'x', 'x', '{}', NOW(), 999999, 0, 0, 0, ?, ?)`,
+        [operation, reversesTransactionId, reversesRecordId],
+      );
+    await expect(insert("REFUND", null, null)).rejects.toThrow(/ledger_refund_reverses_charge/);
+    await expect(insert("DEDUCT", "tx", null)).rejects.toThrow(/ledger_refund_reverses_charge/);
+    await expect(insert("VOID", null, null)).rejects.toThrow(/ledger_void_reverses_deposit/);
+    await expect(insert("DEPOSIT", null, 1)).rejects.toThrow(/ledger_void_reverses_deposit/);
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 100n });
+    const transactionId = uid("tx");
+    await s.client.call("deduct", { customerId, transactionId, amount: 40n });
+    const refunded = (amount: number) =>
+      pool.query("UPDATE transactions SET refunded_amount = ? WHERE transaction_id = ?", [amount, transactionId]);
+    await expect(refunded(41)).rejects.toThrow(/transactions_refunded_within_charge/);
+    await expect(refunded(-1)).rejects.toThrow(/transactions_refunded_within_charge/);
+  });
+});
+
 describe("scopes and projects", () => {
   it("a read key may not refund or void; another project's key sees neither the charge nor the deposit", async () => {
     const customerId = uid("cust");
