@@ -294,6 +294,40 @@ describe("Refund", () => {
   });
 });
 
+describe("Batch", () => {
+  it("voids and refunds beside other writes, each refusal its own result with its facts", async () => {
+    const customerId = uid("cust");
+    const d = await s.client.call("deposit", { customerId, amount: 100n });
+    const transactionId = uid("tx");
+    await s.client.call("deduct", { customerId, transactionId, amount: 30n });
+    const r = await s.client.call("batch", {
+      atomic: false,
+      operations: [
+        { operation: { $case: "voidDeposit", value: { customerId, recordId: d.ledgerEntryId, voidId: uid("void"), amount: 20n } } },
+        { operation: { $case: "refund", value: { transactionId, refundId: uid("refund"), amount: 31n } } },
+        { operation: { $case: "refund", value: { transactionId, refundId: uid("refund"), amount: 30n } } },
+        { operation: { $case: "voidDeposit", value: { customerId, recordId: d.ledgerEntryId, voidId: uid("void") } } },
+      ],
+    });
+    const [voided, refused, refunded, rest] = r.results;
+    expect(voided?.result?.$case === "voidDeposit" && voided.result.value.voidedAmount).toBe(20n);
+    expect(refused?.result?.$case === "error" && refused.result.value.code).toBe("refund_exceeds_refundable");
+    expect(refused?.errorInfo?.metadata).toEqual({ requested: "31", refundable: "30" });
+    expect(refunded?.result?.$case === "refund" && refunded.result.value.balance).toEqual({
+      total: 80n,
+      used: 0n,
+      frozen: 0n,
+      available: 80n,
+    });
+    // What the refund gave back is available again, and so voidable (never more than the deposit added less the first void).
+    expect(rest?.result?.$case === "voidDeposit" && rest.result.value).toMatchObject({
+      voidedAmount: 80n,
+      balance: { total: 0n, used: 0n, frozen: 0n, available: 0n },
+    });
+    await verified();
+  });
+});
+
 describe("VoidDeposit", () => {
   it("removes what a partly used deposit still has available, never more", async () => {
     const customerId = uid("cust");
