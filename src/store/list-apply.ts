@@ -47,16 +47,16 @@ export function applyList(state: ListState, writes: readonly CreditWrite[], plan
     const write = writes[index];
     const positions = planned.positions[index] ?? [];
     if (!write) throw new Error("a plan without its write");
+    // A refund's or void's parts (reversal-apply.ts); nothing for the other writes.
+    const reversal = reversalApply(write, plan, positions, nowMs);
+    parts.push(...reversal.parts);
+    reversals.push(...reversal.statements);
     if (plan.kind === "deposit" && write.kind === "deposit") {
       deposits.push({ index, statements: depositSql(write.request, plan, positions, nowMs) });
     } else if (plan.kind === "spend" && write.kind === "spend") {
       parts.push(...spendParts(write.request, plan.changes, plan.result, positions, nowMs));
     } else if (plan.kind === "settle" && (write.kind === "consume" || write.kind === "unfreeze")) {
       parts.push(...settleParts(write.request.projectId, write.request.apiKeyId, plan.changes, plan.result, positions, nowMs));
-    } else if (plan.kind === "refund" || plan.kind === "void") {
-      const applied = reversalApply(write, plan, positions, nowMs);
-      parts.push(...applied.parts);
-      reversals.push(...applied.statements);
     } else if (plan.kind === "expire") {
       const { changes } = plan;
       const context = { projectId: changes.projectId, customerPk: changes.customerPk, transactionId: "", nowMs };

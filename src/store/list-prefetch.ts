@@ -31,6 +31,7 @@ import {
 } from "./accounts-store.js";
 import { createCustomerSql, customerPkSql } from "./customers-store.js";
 import { findOutcomesSql, outcomesFromRows } from "./outcomes-store.js";
+import type { ReversalState } from "../domain/plans/reversal-state.js";
 import { reversalCustomerPksSql, reversalStatements, reversalsFromRows } from "./reversal-prefetch.js";
 import { bigOf, stringOf } from "./row-values.js";
 import { type Batch, headerOf, mapBatch, namedBatch, type Row, rowsOf, type StatementResult } from "./run-transaction.js";
@@ -149,19 +150,28 @@ export function prefetchList(writes: readonly CreditWrite[], nowMs: number): Bat
       const c = found.get(byRef.get(customerKey(d)) ?? -1n);
       if (c) addAccounts(c, rowsOf(r.depositAccounts[i]));
     });
-    const reversals = reversalsFromRows(writes, r, (pk, rows) => {
-      const c = found.get(pk);
-      if (c) addAccounts(c, rows);
-    });
     return {
+      ...reversalsOf(writes, r, found),
       customers: new Map([...found].map(([pk, c]) => [pk, customerStateOf(c)])),
       customerPks: byRef,
       holds: holdStates,
       outcomes: outcomesFromRows(rowsOf(r.outcomes[0] ?? [])),
       busy: new Set(),
-      ...(reversals ? { reversals } : {}),
     };
   });
+}
+
+/** The list's reversals (reversal-prefetch.ts; absent when it has none), their accounts added to their customers. */
+function reversalsOf(
+  writes: readonly CreditWrite[],
+  results: Parameters<typeof reversalsFromRows>[1],
+  found: ReadonlyMap<bigint, Assembling>,
+): { reversals?: ReversalState } {
+  const reversals = reversalsFromRows(writes, results, (pk, rows) => {
+    const c = found.get(pk);
+    if (c) addAccounts(c, rows);
+  });
+  return reversals ? { reversals } : {};
 }
 
 function addAccounts(c: Assembling, rows: readonly Row[]): void {

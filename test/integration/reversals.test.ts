@@ -3,7 +3,7 @@ import { OperationType } from "../../gen/velobase/billing/v1/billing.js";
 import { recordExpiries } from "../../src/operations/expiry.js";
 import { verifyLedger } from "../../src/operations/verify.js";
 import type { ServiceError } from "@grpc/grpc-js";
-import { decodeStatusDetails } from "../../src/errors/to-grpc-status.js";
+import { decodeStatusDetails } from "../../src/grpc/status-details.js";
 import { expectError, type TestClient } from "../support/client.js";
 import { DAY, SECOND, ts, uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";

@@ -5,7 +5,7 @@ import { DESCRIPTION_LENGTH_MAX } from "../../domain/limits.js";
 import type { Balance } from "../../domain/types.js";
 import { type RefundResult, refund, type VoidResult, voidDeposit } from "../../operations/reversal.js";
 import { customerIdOf, metadataOf, optionalCustomerIdOf, transactionIdOf, withoutNulls } from "../fields.js";
-import { callerOf, type HttpApp, type HttpDependencies } from "../http-app.js";
+import { callerOf, contextOf, type HttpApp } from "../http-app.js";
 import { msToIso } from "../iso-time.js";
 import { amountFromJson, amountToJson } from "../json-amount.js";
 import { Amount, Description, Id, IdempotentReplay, IsoOutput, MetadataInput, OptionalNullable, responses } from "../schemas.js";
@@ -98,9 +98,7 @@ const voidReply = (r: VoidResult): Static<typeof VoidReply> => ({
 
 const optionalAmount = (value: number | undefined) => parseOptionalAmount(value === undefined ? undefined : amountFromJson(value));
 
-export function registerReversalRoutes(app: HttpApp, deps: HttpDependencies): void {
-  const ctx = deps.context;
-
+export function registerReversalRoutes(app: HttpApp): void {
   app.post(
     "/v1/billing/refund",
     {
@@ -113,7 +111,7 @@ export function registerReversalRoutes(app: HttpApp, deps: HttpDependencies): vo
     },
     async (request) => {
       const body = withoutNulls(request.body);
-      const result = await refund(ctx, {
+      const result = await refund(contextOf(request), {
         ...auditOf(callerOf(request)),
         transactionId: transactionIdOf(body.transaction_id),
         refundId: parseId(body.refund_id, "refund_id"),
@@ -133,7 +131,7 @@ export function registerReversalRoutes(app: HttpApp, deps: HttpDependencies): vo
     },
     async (request) => {
       const body = withoutNulls(request.body);
-      const result = await voidDeposit(ctx, {
+      const result = await voidDeposit(contextOf(request), {
         ...auditOf(callerOf(request)),
         customerId: customerIdOf(body.customer_id),
         recordId: parseRecordId(body.record_id),
