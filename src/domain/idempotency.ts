@@ -3,10 +3,11 @@ import { fingerprint } from "./fingerprint.js";
 
 /**
  * The key spaces of the idempotency envelope: a deposit's idempotency_key, a Deduct's or Freeze's
- * transaction_id, the settlement (Consume or Unfreeze) of that transaction_id, and a capacity
- * Grant's or Revoke's idempotency_key (one key space for both, as slot_keys had).
+ * transaction_id, the settlement (Consume or Unfreeze) of that transaction_id, a capacity
+ * Grant's or Revoke's idempotency_key (one key space for both, as slot_keys had), a Refund's
+ * refund_id and a VoidDeposit's void_id.
  */
-export const OUTCOME_SCOPES = ["DEPOSIT", "SPEND", "SETTLE", "SLOT"] as const;
+export const OUTCOME_SCOPES = ["DEPOSIT", "SPEND", "SETTLE", "SLOT", "REFUND", "VOID"] as const;
 export type OutcomeScope = (typeof OUTCOME_SCOPES)[number];
 
 /** A write already made under a key: who made it, what it asked, what it answered. */

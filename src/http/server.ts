@@ -11,6 +11,7 @@ import { errorBody, retryAfterSeconds } from "./error-body.js";
 import type { HttpApp, HttpDependencies } from "./http-app.js";
 import { REQUEST_ID_HEADER, requestIdOf } from "./request-id.js";
 import { registerBillingRoutes } from "./routes/billing.js";
+import { registerReversalRoutes } from "./routes/reversals.js";
 import { registerCustomerRoutes } from "./routes/customers.js";
 import { registerEntitlementRoutes } from "./routes/entitlements.js";
 import { registerServiceRoutes } from "./routes/service.js";
@@ -154,6 +155,7 @@ export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptio
   registerServiceRoutes(app, deps);
   registerCustomerRoutes(app);
   registerBillingRoutes(app);
+  registerReversalRoutes(app);
   registerSlotRoutes(app);
   registerEntitlementRoutes(app);
   if (deps.mount) await app.register(deps.mount);

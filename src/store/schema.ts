@@ -153,6 +153,8 @@ export const transactions = mysqlTable(
     apiKeyId: bigint("api_key_id", { mode: "bigint", unsigned: true }),
     /** x-request-id of the call that made it, so support can find its log lines (NULL before 0013). */
     requestId: varchar("request_id", { length: 128 }),
+    /** What refunds gave back of the charge, in all (= Σ its REFUND entries). */
+    refundedAmount: money("refunded_amount"),
   },
   (t) => [
     uniqueIndex("transactions_project_tx_uq").on(t.projectId, t.transactionId),
@@ -166,6 +168,12 @@ export const transactions = mysqlTable(
     check("transactions_kind_valid", sql`${t.kind} IN (${valuesOf(TRANSACTION_KINDS)})`),
     check("transactions_status_valid", sql`${t.status} IN (${valuesOf(TRANSACTION_STATUSES)})`),
     check("transactions_auto_action_valid", sql`${t.autoAction} IS NULL OR ${t.autoAction} IN (${valuesOf(AUTO_ACTIONS)})`),
+    // Refunds never give back more than the charge took: a Deduct's amount, a consumed Freeze's
+    // actual amount (overage included; 0 until consumed).
+    check(
+      "transactions_refunded_within_charge",
+      sql`${t.refundedAmount} >= 0 AND ${t.refundedAmount} <= CASE WHEN ${t.kind} = 'DEDUCT' THEN ${t.amount} ELSE ${t.consumedAmount} END`,
+    ),
   ],
 );
 
@@ -212,22 +220,33 @@ export const ledgerEntries = mysqlTable(
     balanceTotal: bigint("balance_total", { mode: "bigint" }).notNull(),
     balanceUsed: bigint("balance_used", { mode: "bigint" }).notNull(),
     balanceFrozen: bigint("balance_frozen", { mode: "bigint" }).notNull(),
+    /** A REFUND entry: the charge it gives credits back from. */
+    reversesTransactionId: varchar("reverses_transaction_id", { length: 128 }),
+    /** A VOID entry: the DEPOSIT entry whose credits it removes. */
+    reversesRecordId: bigint("reverses_record_id", { mode: "bigint", unsigned: true }),
   },
   (t) => [
     uniqueIndex("ledger_customer_sequence_uq").on(t.customerPk, t.sequence),
-    // The one index the RPCs need (listing a customer's entries, newest first). verify groups
-    // the whole ledger in one scan instead, so appends maintain two B-trees, not four.
+    // The index the listings need (a customer's entries, newest first), and a refund's (the
+    // entries of its charge, per account: what each gave and what earlier refunds gave back).
+    // verify groups the whole ledger in one scan instead.
     index("ledger_customer_idx").on(t.projectId, t.customerPk, t.id),
+    index("ledger_transaction_idx").on(t.transactionPk),
     // An expiry records what was left, even nothing: it removes the account from balance_after.
     check("ledger_amount_pos", sql`${t.amount} > 0 OR ${t.operation} = 'EXPIRE'`),
     check("ledger_operation_valid", sql`${t.operation} IN (${valuesOf(OPERATIONS)})`),
+    // Every reversal names what it reverses, and nothing else does. The ledger equations:
+    // total = Σ DEPOSIT − Σ VOID; used = Σ DEDUCT + Σ CONSUME − Σ REFUND.
+    check("ledger_refund_reverses_charge", sql`(${t.operation} = 'REFUND') = (${t.reversesTransactionId} IS NOT NULL)`),
+    check("ledger_void_reverses_deposit", sql`(${t.operation} = 'VOID') = (${t.reversesRecordId} IS NOT NULL)`),
   ],
 );
 
 /**
  * The one idempotency envelope: what every keyed write (Deposit, Deduct, Freeze, Consume,
- * Unfreeze, Grant and Revoke capacity) answered, under its scope and key. DEPOSIT and SLOT are
- * keyed by idempotency_key, SPEND (Deduct, Freeze) and SETTLE (Consume, Unfreeze) by transaction_id; the fingerprint is of the
+ * Unfreeze, Grant and Revoke capacity, Refund, VoidDeposit) answered, under its scope and key.
+ * DEPOSIT and SLOT are keyed by idempotency_key, SPEND (Deduct, Freeze) and SETTLE (Consume,
+ * Unfreeze) by transaction_id, REFUND by refund_id, VOID by void_id; the fingerprint is of the
  * canonical request (domain/idempotency.ts), the response is replayed byte for byte.
  */
 export const outcomes = mysqlTable(
