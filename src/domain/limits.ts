@@ -100,3 +100,15 @@ export const EVENT_FILTER_VALUES_MAX = 32;
 export const EVENT_LIMIT_DEFAULT = 20;
 export const EVENT_LIMIT_MAX = 100;
 export const DEFAULT_SLOT_SOURCE = "default";
+
+// The event feed (docs/events.md).
+/** A stamper or publisher that stops renewing its lease loses it after this; another takes over. */
+export const EVENT_LEASE_TTL_MS = 5_000;
+/** Events stamped per stamping transaction: one round trip, one UPDATE … CASE. */
+export const EVENT_STAMP_BATCH = 1_000;
+/** Events a watcher or the publisher reads per query. */
+export const EVENT_READ_BATCH = 500;
+/** Events pruned per transaction by the sweeper (a short DELETE on an index range). */
+export const EVENT_PRUNE_BATCH = 1_000;
+/** Events `GET /v1/events` returns per page at most. */
+export const EVENT_PAGE_LIMIT_MAX = 500;

@@ -108,6 +108,9 @@ export const ERROR_CATALOG = {
   no_unfreezable_records: precondition("There is no frozen hold to unfreeze."),
   freeze_auto_unfrozen: precondition("The hold was unfrozen automatically when it timed out."),
   actual_amount_exceeds_frozen_amount: precondition("actual_amount exceeds the frozen amount; set allow_overage to charge the excess."),
+  // The events after the cursor were pruned (EVENTS_RETENTION_HOURS): the cursor was valid, but
+  // the feed's state no longer serves it, and retrying with it never will, hence a precondition.
+  cursor_expired: precondition("The events after this cursor were pruned; start again from an empty cursor."),
 
   customer_not_found: {
     type: "not_found",

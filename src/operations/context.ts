@@ -1,5 +1,6 @@
 import type { Database } from "../store/database.js";
 import type { RetryObserver } from "../store/run-transaction.js";
+import type { EventFeed } from "./events/event-feed.js";
 import type { WriteRunner } from "./write-operation.js";
 
 /** What every operation needs: storage, a clock (injected so tests can pin time), observers. */
@@ -9,4 +10,6 @@ export interface BillingContext {
   readonly retries?: RetryObserver;
   /** Per-customer group commit of this instance (operations/group-commit.ts); absent: each write alone. */
   readonly groupCommit?: WriteRunner;
+  /** The event feed of this instance (deployment id, commit nudge, watchers' tail); absent: no feed (some tests). */
+  readonly events?: EventFeed;
 }

@@ -1,0 +1,99 @@
+import { decodeFeedCursor, encodeFeedCursor, type FeedEvent } from "../../domain/events.js";
+import { EVENT_READ_BATCH } from "../../domain/limits.js";
+import { BillingError } from "../../errors/billing-error.js";
+import { prunedThrough, readFeed, type FeedFilter } from "../../store/event-feed-store.js";
+import { runQuery } from "../../store/run-transaction.js";
+import type { BillingContext } from "../context.js";
+
+/** Which events a reader of one project wants. */
+export interface EventQuery {
+  readonly projectId: bigint;
+  /** An event's cursor: the events after it. Empty: from the oldest kept event. */
+  readonly cursor: string;
+  readonly customerId: string | null;
+  /** Empty: every type. */
+  readonly types: readonly string[];
+}
+
+export interface FeedPage {
+  readonly items: readonly FeedEvent[];
+  /** Where the next read starts: the last item's cursor, else the cursor asked with (null when none). */
+  readonly nextCursor: string | null;
+  readonly hasMore: boolean;
+}
+
+/**
+ * Reads up to `limit` events after `after`. The feed's pruned mark is read after the events: if a
+ * prune reached past `after` before or during the read, an event the caller has not seen may be
+ * gone, so the read fails with cursor_expired rather than skip it silently. A read from the
+ * oldest event instead starts again from what is kept.
+ */
+async function readAfter(ctx: BillingContext, query: EventQuery, after: bigint | null, limit: number): Promise<{ after: bigint; rows: FeedEvent[] }> {
+  const pool = ctx.database.pool;
+  const filter = (position: bigint): FeedFilter => ({ projectId: query.projectId, afterPosition: position, customerId: query.customerId, types: query.types });
+  for (;;) {
+    const from = after ?? (await prunedThrough(pool));
+    const rows = await readFeed(pool, filter(from), limit);
+    if ((await prunedThrough(pool)) <= from) return { after: from, rows };
+    if (after !== null) throw new BillingError("cursor_expired", undefined, { field: "cursor" });
+  }
+}
+
+const positionOf = (cursor: string): bigint | null => (cursor === "" ? null : decodeFeedCursor(cursor));
+
+/** One page of a project's events in commit order (GET /v1/events). */
+export function listEvents(ctx: BillingContext, query: EventQuery, limit: number): Promise<FeedPage> {
+  return runQuery(async () => {
+    const { rows } = await readAfter(ctx, query, positionOf(query.cursor), limit + 1);
+    const items = rows.slice(0, limit);
+    const last = items.at(-1);
+    return {
+      items,
+      nextCursor: last ? encodeFeedCursor(last.position) : query.cursor === "" ? null : query.cursor,
+      hasMore: rows.length > limit,
+    };
+  });
+}
+
+/**
+ * Streams a project's events in commit order until `signal` aborts: what exists after the cursor,
+ * then each event as it is stamped. `deliver` is awaited (the stream's backpressure). At least
+ * once, never a skip: the next read always starts after the last position delivered.
+ */
+export async function watchEvents(
+  ctx: BillingContext,
+  query: EventQuery,
+  signal: AbortSignal,
+  deliver: (event: FeedEvent) => Promise<void>,
+): Promise<void> {
+  const feed = ctx.events;
+  if (!feed) throw new Error("watchEvents needs the instance's event feed");
+  let after = positionOf(query.cursor);
+  let moved = true;
+  let wake: (() => void) | null = null;
+  const poke = () => {
+    moved = true;
+    wake?.();
+  };
+  const unsubscribe = feed.tail.subscribe(poke);
+  signal.addEventListener("abort", poke);
+  try {
+    while (!signal.aborted) {
+      if (!moved) await new Promise<void>((resolve) => (wake = resolve));
+      wake = null;
+      moved = false;
+      const page = await runQuery(() => readAfter(ctx, query, after, EVENT_READ_BATCH));
+      after = page.after;
+      for (const event of page.rows) {
+        if (signal.aborted) return;
+        await deliver(event);
+        after = event.position;
+      }
+      // A full page: more may be there already.
+      if (page.rows.length === EVENT_READ_BATCH) moved = true;
+    }
+  } finally {
+    unsubscribe();
+    signal.removeEventListener("abort", poke);
+  }
+}

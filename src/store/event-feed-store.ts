@@ -1,0 +1,185 @@
+import { type SQL, sql } from "drizzle-orm";
+import type { Pool, RowDataPacket } from "mysql2/promise";
+import { stampOrder } from "../domain/event-order.js";
+import { type FeedEvent, parsePayload } from "../domain/events.js";
+import type { Database } from "./database.js";
+import { guardedUpdateSql } from "./row-count-guard.js";
+import { bigOf, msOf, stringOf } from "./row-values.js";
+import { rowsOf, runTransaction } from "./run-transaction.js";
+
+/**
+ * The event feed's storage: stamping commit-order positions, reading the feed by position,
+ * retention, and the publishers' stored positions. Readers only ever see stamped events.
+ */
+
+const PRUNED_THROUGH = "events_pruned_through";
+
+/** A lease the stamping transaction checks, under lock, before it stamps. */
+export interface LeaseHeld {
+  readonly name: string;
+  readonly owner: string;
+}
+
+/**
+ * Gives the next positions (gapless, after the highest given) to up to `limit` committed,
+ * unstamped events, in one transaction that first locks the stamper's lease row and checks it
+ * still holds it: a stamper whose lease expired (a long pause) stamps nothing. The UNIQUE index
+ * on `position` refuses a second stamper's overlapping positions whatever happens. Returns the
+ * number stamped, or null when the lease is not held.
+ */
+export async function stampCommittedEvents(database: Database, lease: LeaseHeld, limit: number): Promise<number | null> {
+  return runTransaction(database, async (tx) => {
+    const [held, top, unstamped] = await tx.run([
+      sql`SELECT owner FROM leases WHERE name = ${lease.name} AND owner = ${lease.owner} AND expires_at > NOW(3) FOR UPDATE`,
+      sql`SELECT COALESCE(MAX(position), 0) AS top FROM events`,
+      sql`SELECT id, project_id, customer_id,
+            JSON_UNQUOTE(JSON_EXTRACT(payload, '$.entries[0].sequence')) AS sequence
+          FROM events WHERE position IS NULL ORDER BY id LIMIT ${Math.trunc(limit)}`,
+    ]);
+    if (rowsOf(held).length === 0) return null;
+    const rows = rowsOf(unstamped);
+    if (rows.length === 0) return 0;
+    const first = bigOf(rowsOf(top)[0]?.top) + 1n;
+    const order = stampOrder(
+      rows.map((r) => ({
+        id: bigOf(r.id),
+        customerKey: r.customer_id === null ? null : `${String(r.project_id)}:${stringOf(r.customer_id)}`,
+        sequence: typeof r.sequence === "string" && /^\d+$/.test(r.sequence) ? BigInt(r.sequence) : null,
+      })),
+    );
+    await tx.run(guardedUpdateSql(stampSql(order, first), order.length), { commit: true });
+    return order.length;
+  });
+}
+
+function stampSql(ids: readonly bigint[], first: bigint): SQL {
+  const cases = sql.join(
+    ids.map((id, i) => sql`WHEN ${id} THEN ${first + BigInt(i)}`),
+    sql` `,
+  );
+  const list = sql.join(
+    ids.map((id) => sql`${id}`),
+    sql`, `,
+  );
+  return sql`UPDATE events SET position = CASE id ${cases} END WHERE id IN (${list}) AND position IS NULL`;
+}
+
+/** The highest position given so far (0 before the first). */
+export async function lastPosition(pool: Pool): Promise<bigint> {
+  const [rows] = await pool.query<RowDataPacket[]>("SELECT COALESCE(MAX(position), 0) AS top FROM events");
+  return bigOf(rows[0]?.top);
+}
+
+/** Events committed but not stamped yet (the stamper's backlog). */
+export async function unstampedCount(pool: Pool): Promise<number> {
+  const [rows] = await pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM events WHERE position IS NULL");
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** Every position up to this one has been pruned (0: none). */
+export async function prunedThrough(pool: Pool): Promise<bigint> {
+  const [rows] = await pool.query<RowDataPacket[]>("SELECT value FROM settings WHERE name = ?", [PRUNED_THROUGH]);
+  const value = rows[0]?.value;
+  return value === undefined ? 0n : bigOf(value);
+}
+
+/** Which stamped events a reader wants: after a position, optionally one project, customer, types. */
+export interface FeedFilter {
+  /** null: every project (the publisher). */
+  readonly projectId: bigint | null;
+  readonly afterPosition: bigint;
+  readonly customerId: string | null;
+  /** Empty: every type. */
+  readonly types: readonly string[];
+}
+
+/** Up to `limit` stamped events after `afterPosition`, in position order. */
+export async function readFeed(pool: Pool, filter: FeedFilter, limit: number): Promise<FeedEvent[]> {
+  const where = ["position > ?"];
+  const params: unknown[] = [filter.afterPosition.toString()];
+  if (filter.projectId !== null) {
+    where.push("project_id = ?");
+    params.push(filter.projectId.toString());
+  }
+  if (filter.customerId !== null) {
+    where.push("customer_id = ?");
+    params.push(filter.customerId);
+  }
+  if (filter.types.length > 0) {
+    where.push(`type IN (${filter.types.map(() => "?").join(", ")})`);
+    params.push(...filter.types);
+  }
+  params.push(Math.trunc(limit));
+  const [rows] = await pool.query<RowDataPacket[]>(
+    `SELECT event_id, position, project_id, customer_id, type, transaction_id, payload, created_at
+       FROM events WHERE ${where.join(" AND ")} ORDER BY position LIMIT ?`,
+    params,
+  );
+  return rows.map(feedEventOf);
+}
+
+/** A row read back as untrusted: a malformed payload throws. */
+function feedEventOf(row: RowDataPacket): FeedEvent {
+  // MariaDB's JSON is text; MySQL's arrives parsed.
+  const payload: unknown = typeof row.payload === "string" ? JSON.parse(row.payload) : row.payload;
+  return {
+    eventId: stringOf(row.event_id),
+    position: bigOf(row.position),
+    projectId: bigOf(row.project_id),
+    customerId: row.customer_id === null ? null : stringOf(row.customer_id),
+    type: stringOf(row.type),
+    transactionId: row.transaction_id === null ? null : stringOf(row.transaction_id),
+    payload: parsePayload(payload),
+    createdAtMs: msOf(row.created_at),
+  };
+}
+
+/**
+ * Deletes the oldest stamped events, at most `batch`, that are older than `olderThanMs` and not
+ * after `notAfter` (the publisher's position, when one must send them first), as one prefix of
+ * the feed, and records how far the feed is pruned (cursor_expired). Returns how many went.
+ */
+export async function pruneEvents(
+  database: Database,
+  options: { olderThanMs: number; notAfter: bigint | null; batch: number },
+): Promise<number> {
+  return runTransaction(database, async (tx) => {
+    const [oldest] = await tx.run([
+      sql`SELECT position, created_at FROM events WHERE position IS NOT NULL ORDER BY position LIMIT ${Math.trunc(options.batch)}`,
+    ]);
+    let through: bigint | null = null;
+    let count = 0;
+    for (const row of rowsOf(oldest)) {
+      const position = bigOf(row.position);
+      if (msOf(row.created_at) >= options.olderThanMs) break;
+      if (options.notAfter !== null && position > options.notAfter) break;
+      through = position;
+      count++;
+    }
+    if (through === null) return 0;
+    await tx.run(
+      [
+        sql`DELETE FROM events WHERE position IS NOT NULL AND position <= ${through}`,
+        sql`INSERT INTO settings (name, value) VALUES (${PRUNED_THROUGH}, ${through.toString()})
+            ON DUPLICATE KEY UPDATE value = CAST(GREATEST(CAST(value AS UNSIGNED), ${through}) AS CHAR)`,
+      ],
+      { commit: true },
+    );
+    return count;
+  });
+}
+
+/** Where a publisher stands: every position up to it is sent (0: nothing yet). */
+export async function publisherPosition(pool: Pool, name: string): Promise<bigint> {
+  const [rows] = await pool.query<RowDataPacket[]>("SELECT position FROM event_publishers WHERE name = ?", [name]);
+  return rows[0] === undefined ? 0n : bigOf(rows[0].position);
+}
+
+/** Records that a publisher has sent everything up to `position` (never moves it back). */
+export async function savePublisherPosition(pool: Pool, name: string, position: bigint): Promise<void> {
+  await pool.query(
+    `INSERT INTO event_publishers (name, position, updated_at) VALUES (?, ?, NOW(3))
+     ON DUPLICATE KEY UPDATE position = GREATEST(position, ?), updated_at = NOW(3)`,
+    [name, position.toString(), position.toString()],
+  );
+}
