@@ -3,13 +3,25 @@ import type { Logger } from "pino";
 import type { BillingContext } from "./operations/context.js";
 import { GroupCommit } from "./operations/group-commit.js";
 import { startSweeper } from "./operations/sweeper.js";
+import { startEventFeed } from "./operations/events/start-event-feed.js";
+import { AlertServiceService } from "../gen/velobase/billing/v1/alerts.js";
+import { EventServiceService } from "../gen/velobase/billing/v1/events.js";
+import { alertHandlers } from "./grpc/alert-handlers.js";
+import { eventHandlers } from "./grpc/event-handlers.js";
 import type { Config } from "./config.js";
 import { EntitlementServiceService } from "../gen/velobase/billing/v1/entitlements.js";
 import { SlotServiceService } from "../gen/velobase/billing/v1/slots.js";
 import { billingHandlers } from "./grpc/billing-handlers.js";
 import { entitlementHandlers } from "./grpc/entitlement-handlers.js";
 import { slotHandlers } from "./grpc/slot-handlers.js";
-import { ENTITLEMENT_SERVICE_NAME, HealthReporter, SLOT_SERVICE_NAME, startGrpcServer } from "./grpc/server.js";
+import {
+  ALERT_SERVICE_NAME,
+  ENTITLEMENT_SERVICE_NAME,
+  EVENT_SERVICE_NAME,
+  HealthReporter,
+  SLOT_SERVICE_NAME,
+  startGrpcServer,
+} from "./grpc/server.js";
 import { readTlsFiles, serverCredentials, type TransportSecurity } from "./grpc/tls.js";
 import { createLogger } from "./logger.js";
 import { startHttpServer } from "./http/server.js";
@@ -113,8 +125,15 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   }
   const metrics = new Metrics();
   metrics.watchPool(database.pool);
+  const events = await startEventFeed(database, {
+    pollIntervalMs: config.EVENTS_POLL_INTERVAL_MS,
+    nats: config.NATS_URL ? { url: config.NATS_URL, stream: config.NATS_STREAM, subjectPrefix: config.NATS_SUBJECT_PREFIX } : null,
+    log,
+    onPublishLag: (lag) => metrics.eventsPublishLag.set(lag),
+  });
   const base: BillingContext = {
     database,
+    events: events.feed,
     now: options.now ?? Date.now,
     retries: { onRetry: (reason) => metrics.retries.inc({ reason }) },
   };
@@ -134,6 +153,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const rateLimiter = new RateLimiter({ redisUrl: config.REDIS_URL, keyPrefix: config.RATE_LIMIT_KEY_PREFIX, log, metrics });
   await rateLimiter.waitUntilConnected();
   const guard = { log, metrics, authenticator, rateLimiter };
+  // Aborted first on stop: open event streams end (service_unavailable) instead of holding the shutdown.
+  const closing = new AbortController();
   const health = new HealthReporter();
   const grpc = await startGrpcServer(billingHandlers(context, guard), health, `${config.GRPC_HOST}:${config.GRPC_PORT}`, {
     credentials,
@@ -141,6 +162,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     services: [
       { name: SLOT_SERVICE_NAME, definition: SlotServiceService, handlers: slotHandlers(context, guard) },
       { name: ENTITLEMENT_SERVICE_NAME, definition: EntitlementServiceService, handlers: entitlementHandlers(context, guard) },
+      { name: EVENT_SERVICE_NAME, definition: EventServiceService, handlers: eventHandlers(context, { ...guard, closing: closing.signal }) },
+      { name: ALERT_SERVICE_NAME, definition: AlertServiceService, handlers: alertHandlers(context, guard) },
     ],
   });
   const http = await startHttpServer(
@@ -157,11 +180,18 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     tls && { key: tls.key, cert: tls.cert, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) },
   ).catch(async (error: unknown) => {
     await grpc.shutdown(0);
+    await events.stop();
     await database.close();
     throw error;
   });
   const stopWatching = watchDatabase(database, health, config.HEALTH_CHECK_INTERVAL_MS, log);
-  const sweeper = config.SWEEP_INTERVAL_MS > 0 ? startSweeper(context, log, config.SWEEP_INTERVAL_MS) : null;
+  const sweeper =
+    config.SWEEP_INTERVAL_MS > 0
+      ? startSweeper(context, log, config.SWEEP_INTERVAL_MS, {
+          retentionMs: config.EVENTS_RETENTION_HOURS * 3_600_000,
+          awaitPublisher: config.NATS_URL !== undefined,
+        })
+      : null;
   let metricsServer: HttpServer | null = null;
   if (config.METRICS_PORT !== undefined) metricsServer = await metrics.listen(config.GRPC_HOST, config.METRICS_PORT);
   log.info(
@@ -191,8 +221,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     async stop() {
       stopWatching();
       health.set(false);
+      closing.abort();
       await Promise.all([grpc.shutdown(config.SHUTDOWN_GRACE_MS), http.close(config.SHUTDOWN_GRACE_MS)]);
       await sweeper?.stop();
+      await events.stop();
       metricsServer?.close();
       await rateLimiter.close();
       await database.close();

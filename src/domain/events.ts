@@ -167,3 +167,53 @@ export function decodeFeedCursor(cursor: string, field = "cursor"): bigint {
   }
   throw new BillingError("invalid_page_token", "cursor is not an event cursor.", { field });
 }
+
+/** An event as JSON (GET /v1/events items, NATS message bodies): ids and amounts as strings, except where noted. */
+export interface EventJson {
+  readonly id: string;
+  readonly cursor: string;
+  readonly type: string;
+  readonly customer_id: string | null;
+  readonly transaction_id: string | null;
+  readonly entries: readonly Record<string, unknown>[];
+  readonly balance_after: Record<string, unknown> | null;
+  readonly data: Readonly<Record<string, string>>;
+  readonly created_at: string;
+}
+
+/** The JSON form of a stamped event; `amounts` says how amounts are written (HTTP: numbers, NATS: strings). */
+export function eventJson(e: FeedEvent, amounts: "number" | "string"): EventJson {
+  const amount = (v: bigint): number | string => (amounts === "string" ? v.toString() : exactNumber(v));
+  const balance = (b: BalanceAfter) => ({
+    total: amount(b.total),
+    used: amount(b.used),
+    frozen: amount(b.frozen),
+    available: amount(b.available),
+  });
+  return {
+    id: e.eventId,
+    cursor: encodeFeedCursor(e.position),
+    type: e.type,
+    customer_id: e.customerId,
+    transaction_id: e.transactionId,
+    entries: e.payload.entries.map((entry) => ({
+      id: entry.entryId.toString(),
+      sequence: amount(entry.sequence),
+      operation: entry.operation,
+      amount: amount(entry.amount),
+      account_id: entry.accountId.toString(),
+      credit_type: entry.creditType,
+      balance_after: balance(entry.balanceAfter),
+    })),
+    balance_after: e.payload.balanceAfter === null ? null : balance(e.payload.balanceAfter),
+    data: e.payload.data,
+    created_at: new Date(e.createdAtMs).toISOString(),
+  };
+}
+
+/** A JSON number only when exact (balances are kept within 2^53 − 1, CUSTOMER_UNEXPIRED_TOTAL_MAX). */
+function exactNumber(v: bigint): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new Error("an event amount beyond 2^53 - 1 cannot be a JSON number");
+  return n;
+}

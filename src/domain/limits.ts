@@ -110,5 +110,3 @@ export const EVENT_STAMP_BATCH = 1_000;
 export const EVENT_READ_BATCH = 500;
 /** Events pruned per transaction by the sweeper (a short DELETE on an index range). */
 export const EVENT_PRUNE_BATCH = 1_000;
-/** Events `GET /v1/events` returns per page at most. */
-export const EVENT_PAGE_LIMIT_MAX = 500;

@@ -13,6 +13,7 @@ import { REQUEST_ID_HEADER, requestIdOf } from "./request-id.js";
 import { registerBillingRoutes } from "./routes/billing.js";
 import { registerCustomerRoutes } from "./routes/customers.js";
 import { registerEntitlementRoutes } from "./routes/entitlements.js";
+import { registerEventRoutes } from "./routes/events.js";
 import { registerServiceRoutes } from "./routes/service.js";
 import { registerSlotRoutes } from "./routes/slots.js";
 import { schemaIssueToError, type SchemaIssue } from "./schema-errors.js";
@@ -151,6 +152,7 @@ export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptio
   registerBillingRoutes(app, deps);
   registerSlotRoutes(app, deps);
   registerEntitlementRoutes(app, deps);
+  registerEventRoutes(app, deps);
   await app.ready();
   return app;
 }
