@@ -110,3 +110,27 @@ export class TestWatcher {
     this.client.close();
   }
 }
+
+import { AlertServiceClient } from "../../gen/velobase/billing/v1/alerts.js";
+
+type AlertMethod = "setAlert" | "listAlerts" | "deleteAlert";
+
+/** One AlertService call with a key (promise form of the generated callback client). */
+export function alertCall<M extends AlertMethod>(
+  port: number,
+  apiKey: string,
+  method: M,
+  request: Parameters<AlertServiceClient[M]>[0],
+): Promise<unknown> {
+  const client = new AlertServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+  const metadata = new Metadata();
+  metadata.set("authorization", `Bearer ${apiKey}`);
+  const call = client[method].bind(client) as unknown as (r: unknown, m: Metadata, cb: (e: ServiceError | null, v: unknown) => void) => void;
+  return new Promise<unknown>((resolve, reject) =>
+    call(request, metadata, (error, value) => {
+      client.close();
+      if (error) reject(error);
+      else resolve(value);
+    }),
+  );
+}
