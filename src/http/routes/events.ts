@@ -121,6 +121,8 @@ export function registerEventRoutes(app: HttpApp, deps: HttpDependencies): void 
         body: SetAlertBody,
         response: responses(Type.Object({ alert: AlertJson, created: Type.Boolean() })),
       },
+      // A threshold is an amount: the amount's codes (as over gRPC).
+      config: { fieldCodes: { threshold: { required: "amount_must_be_positive", invalid: "amount_must_be_positive", byKeyword: { maximum: "invalid_argument" } } } },
     },
     async (request) => {
       const body = request.body;
