@@ -162,7 +162,11 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     services: [
       { name: SLOT_SERVICE_NAME, definition: SlotServiceService, handlers: slotHandlers(context, guard) },
       { name: ENTITLEMENT_SERVICE_NAME, definition: EntitlementServiceService, handlers: entitlementHandlers(context, guard) },
-      { name: EVENT_SERVICE_NAME, definition: EventServiceService, handlers: eventHandlers(context, { ...guard, closing: closing.signal }) },
+      {
+        name: EVENT_SERVICE_NAME,
+        definition: EventServiceService,
+        handlers: eventHandlers(context, { ...guard, closing: closing.signal }),
+      },
       { name: ALERT_SERVICE_NAME, definition: AlertServiceService, handlers: alertHandlers(context, guard) },
     ],
   });

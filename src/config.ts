@@ -48,7 +48,12 @@ const ConfigSchema = z.object({
   // The event feed (docs/events.md). How often the stamper and the watchers look for new events
   // when nothing nudged them (a commit on this instance does): the feed lag of other instances' writes.
   EVENTS_POLL_INTERVAL_MS: z.coerce.number().int().min(1).max(10_000).default(20),
-  EVENTS_RETENTION_HOURS: z.coerce.number().int().min(1).max(24 * 365 * 10).default(168),
+  EVENTS_RETENTION_HOURS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 365 * 10)
+    .default(168),
   NATS_URL: z
     .string()
     .refine((u) => /^(nats|tls|ws|wss):\/\/[^\s]+$/.test(u), "must be a nats:// or tls:// URL")

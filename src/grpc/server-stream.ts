@@ -82,7 +82,8 @@ export function guardedStream<Req, Res>(
       .then(
         () => {
           if (call.cancelled) return finish("cancelled", status.CANCELLED);
-          if (env.closing.aborted) return fail(new BillingError("service_unavailable", "The server is shutting down; resume from the last cursor."));
+          if (env.closing.aborted)
+            return fail(new BillingError("service_unavailable", "The server is shutting down; resume from the last cursor."));
           finish("ok", status.OK);
           call.end();
         },

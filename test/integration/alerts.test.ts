@@ -20,7 +20,8 @@ afterAll(async () => {
   await s?.stop();
 });
 
-const deposit = (customerId: string, amount: bigint, creditType = "default") => s.client.call("deposit", { customerId, amount, creditType });
+const deposit = (customerId: string, amount: bigint, creditType = "default") =>
+  s.client.call("deposit", { customerId, amount, creditType });
 
 describe("AlertService", () => {
   it("sets, replaces, lists and deletes a customer's alerts; the state starts from the balance", async () => {
@@ -47,7 +48,9 @@ describe("AlertService", () => {
     expect(replaced).toMatchObject({ created: false, alert: { alertId: set.alert.alertId, state: AlertState.ALERT_STATE_LOW } });
 
     const read = await s.createKey({ scope: "read" });
-    const listed = (await alertCall(s.app.port, read.key, "listAlerts", { customerId: "al-1" })) as { alerts: { creditType?: string; threshold: bigint }[] };
+    const listed = (await alertCall(s.app.port, read.key, "listAlerts", { customerId: "al-1" })) as {
+      alerts: { creditType?: string; threshold: bigint }[];
+    };
     expect(listed.alerts.map((a) => [a.creditType ?? null, a.threshold])).toEqual([
       [null, 1000n],
       ["paid", 50n],
@@ -68,10 +71,19 @@ describe("AlertService", () => {
       "amount_must_be_positive",
       "threshold must be at least 1.",
     );
-    await expectError(alertCall(s.app.port, s.apiKey, "setAlert", { customerId: "al-2", threshold: 10n ** 15n + 1n }), "invalid_argument", "threshold must be at most 1000000000000000.");
-    await expectError(alertCall(s.app.port, s.apiKey, "setAlert", { customerId: "al-2", creditType: "BAD", threshold: 5n }), "invalid_credit_types", undefined, {
-      messageFree: true,
-    });
+    await expectError(
+      alertCall(s.app.port, s.apiKey, "setAlert", { customerId: "al-2", threshold: 10n ** 15n + 1n }),
+      "invalid_argument",
+      "threshold must be at most 1000000000000000.",
+    );
+    await expectError(
+      alertCall(s.app.port, s.apiKey, "setAlert", { customerId: "al-2", creditType: "BAD", threshold: 5n }),
+      "invalid_credit_types",
+      undefined,
+      {
+        messageFree: true,
+      },
+    );
     await alertCall(s.app.port, s.apiKey, "setAlert", { customerId: "al-2", threshold: 5n });
     const other = await s.createKey({ project: await s.createProject() });
     expect(await alertCall(s.app.port, other.key, "listAlerts", { customerId: "" })).toEqual({ alerts: [] });
@@ -84,7 +96,9 @@ describe("AlertService", () => {
 describe("/v1/alerts", () => {
   it("sets, lists and deletes over HTTP", async () => {
     await deposit("al-h", 30n);
-    const set = ok<{ alert: Record<string, unknown>; created: boolean }>(await http.post("/v1/alerts", { customer_id: "al-h", threshold: 50 }));
+    const set = ok<{ alert: Record<string, unknown>; created: boolean }>(
+      await http.post("/v1/alerts", { customer_id: "al-h", threshold: 50 }),
+    );
     expect(set).toEqual({
       created: true,
       alert: {
@@ -100,9 +114,13 @@ describe("/v1/alerts", () => {
     const read = await s.createKey({ scope: "read" });
     const list = ok<{ items: { customer_id: string }[] }>(await http.get("/v1/alerts?customer_id=al-h", { key: read.key }));
     expect(list.items.map((a) => a.customer_id)).toEqual(["al-h"]);
-    expectHttpError(await http.request("DELETE", "/v1/alerts/al-h", { key: read.key }), "permission_denied", { details: { required_scope: "write" } });
+    expectHttpError(await http.request("DELETE", "/v1/alerts/al-h", { key: read.key }), "permission_denied", {
+      details: { required_scope: "write" },
+    });
     expect(ok(await http.request("DELETE", "/v1/alerts/al-h"))).toEqual({ deleted: true });
-    expectHttpError(await http.post("/v1/alerts", { customer_id: "al-h", threshold: 0 }), "amount_must_be_positive", { details: { field: "threshold" } });
+    expectHttpError(await http.post("/v1/alerts", { customer_id: "al-h", threshold: 0 }), "amount_must_be_positive", {
+      details: { field: "threshold" },
+    });
   });
 });
 

@@ -22,7 +22,9 @@ afterAll(async () => {
 });
 
 const idsOf = async (eventIds: readonly string[]) => {
-  const [rows] = await s.app.database.pool.query<RowDataPacket[]>("SELECT event_id, id, position FROM events WHERE event_id IN (?)", [eventIds]);
+  const [rows] = await s.app.database.pool.query<RowDataPacket[]>("SELECT event_id, id, position FROM events WHERE event_id IN (?)", [
+    eventIds,
+  ]);
   return new Map(rows.map((r) => [String(r.event_id), { id: BigInt(r.id), position: r.position === null ? null : BigInt(r.position) }]));
 };
 
@@ -65,7 +67,13 @@ describe("WatchEvents", () => {
     await commitEvents(s.app, next);
     await watcher.count(5);
     expect(watcher.events.map((e) => e.transactionId)).toEqual(["t1", "t2", "t3", "t4", "t5"]);
-    expect(watcher.events.map((e) => e.type)).toEqual(["ledger.deposit", "ledger.deposit", "ledger.deposit", "ledger.deduct", "ledger.deduct"]);
+    expect(watcher.events.map((e) => e.type)).toEqual([
+      "ledger.deposit",
+      "ledger.deposit",
+      "ledger.deposit",
+      "ledger.deduct",
+      "ledger.deduct",
+    ]);
     const positions = watcher.events.map((e) => decodeFeedCursor(e.cursor));
     expect([...positions].sort((a, b) => (a < b ? -1 : 1))).toEqual(positions);
 
@@ -85,7 +93,9 @@ describe("WatchEvents", () => {
       type: "ledger.freeze",
       transactionId: "job-1",
       payload: {
-        entries: [{ entryId: 7n, sequence: 4n, operation: "FREEZE", amount: 20n, accountId: 3n, creditType: "default", balanceAfter: balance }],
+        entries: [
+          { entryId: 7n, sequence: 4n, operation: "FREEZE", amount: 20n, accountId: 3n, creditType: "default", balanceAfter: balance },
+        ],
         balanceAfter: balance,
       },
     });
@@ -124,8 +134,15 @@ describe("WatchEvents", () => {
   it("refuses a missing key, a malformed cursor and an unknown type", async () => {
     const noKey = new TestWatcher(s.app.port, "vb_test_nope", {});
     watchers.push(noKey);
-    await expectError(noKey.ended.then((e) => Promise.reject(e)), "invalid_api_key");
-    await expectError(watch({ cursor: "garbage" }).ended.then((e) => Promise.reject(e)), "invalid_page_token", "cursor is not an event cursor.");
+    await expectError(
+      noKey.ended.then((e) => Promise.reject(e)),
+      "invalid_api_key",
+    );
+    await expectError(
+      watch({ cursor: "garbage" }).ended.then((e) => Promise.reject(e)),
+      "invalid_page_token",
+      "cursor is not an event cursor.",
+    );
     await expectError(
       watch({ types: ["ledger.nope"] }).ended.then((e) => Promise.reject(e)),
       "invalid_argument",

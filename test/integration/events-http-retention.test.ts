@@ -20,7 +20,16 @@ afterAll(async () => {
 });
 
 interface Page {
-  items: { id: string; cursor: string; type: string; customer_id: string | null; transaction_id: string | null; entries: unknown[]; balance_after: unknown; created_at: string }[];
+  items: {
+    id: string;
+    cursor: string;
+    type: string;
+    customer_id: string | null;
+    transaction_id: string | null;
+    entries: unknown[];
+    balance_after: unknown;
+    created_at: string;
+  }[];
   next_cursor: string | null;
   has_more: boolean;
 }
@@ -44,13 +53,26 @@ describe("GET /v1/events", () => {
         type: "ledger.deposit",
         transactionId: n === 1 ? null : `t${n}`,
         payload: {
-          entries: [{ entryId: BigInt(n), sequence: BigInt(n), operation: "DEPOSIT", amount: 10n, accountId: 1n, creditType: "default", balanceAfter: balance }],
+          entries: [
+            {
+              entryId: BigInt(n),
+              sequence: BigInt(n),
+              operation: "DEPOSIT",
+              amount: 10n,
+              accountId: 1n,
+              creditType: "default",
+              balanceAfter: balance,
+            },
+          ],
           balanceAfter: balance,
         },
       }),
     );
     await commitEvents(s.app, events);
-    const all = await pageUntil(`customer_id=${customerId}`, events.map((e) => e.eventId));
+    const all = await pageUntil(
+      `customer_id=${customerId}`,
+      events.map((e) => e.eventId),
+    );
     expect(all.map((i) => i.id)).toEqual(events.map((e) => e.eventId));
     expect(all[0]).toEqual({
       id: events[0]?.eventId,
@@ -115,7 +137,10 @@ describe("retention", () => {
     const customerId = "retention-1";
     const old = [1, 2, 3].map(() => testEvent(s.app, { customerId, type: "ledger.deduct" }));
     await commitEvents(s.app, old);
-    const kept = await pageUntil(`customer_id=${customerId}`, old.map((e) => e.eventId));
+    const kept = await pageUntil(
+      `customer_id=${customerId}`,
+      old.map((e) => e.eventId),
+    );
     const startCursor = ok<Page>(await http.get("/v1/events?limit=1")).items[0]?.cursor ?? "";
     s.clock.advance(2 * HOUR);
     const fresh = testEvent(s.app, { customerId, type: "ledger.deposit" });
@@ -140,7 +165,10 @@ describe("retention", () => {
 
     expectHttpError(await http.get(`/v1/events?cursor=${startCursor}`), "cursor_expired", { details: { field: "cursor" } });
     const watcher = new TestWatcher(s.app.port, s.apiKey, { cursor: startCursor });
-    await expectError(watcher.ended.then((e) => Promise.reject(e)), "cursor_expired");
+    await expectError(
+      watcher.ended.then((e) => Promise.reject(e)),
+      "cursor_expired",
+    );
     watcher.close();
     // The last pruned event's cursor is still good: nothing after it is gone.
     const last = ok<Page>(await http.get(`/v1/events?customer_id=${customerId}&cursor=${cursorOf(2)}`));

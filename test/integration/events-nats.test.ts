@@ -74,7 +74,9 @@ async function storedMessages() {
 
 describe("the NATS JetStream publisher", () => {
   it("publishes every stamped event once, in order, with its id as Nats-Msg-Id, and resumes from its stored position", async () => {
-    const first = [1, 2, 3].map((n) => testEvent(s.app, { customerId: "nats-1", type: n === 3 ? "balance.low" : "ledger.deduct", transactionId: `n${n}` }));
+    const first = [1, 2, 3].map((n) =>
+      testEvent(s.app, { customerId: "nats-1", type: n === 3 ? "balance.low" : "ledger.deduct", transactionId: `n${n}` }),
+    );
     await commitEvents(s.app, first);
     await stamped(3);
     const one = publisher("owner-1");

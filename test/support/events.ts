@@ -8,7 +8,14 @@ import { runTransaction, type Tx } from "../../src/store/run-transaction.js";
 /** An event as a write would append it; the payload's entries are the caller's. */
 export function testEvent(
   app: App,
-  fields: { customerId?: string | null; type?: EventType; transactionId?: string | null; payload?: Partial<EventPayload>; projectId?: bigint; nowMs?: number },
+  fields: {
+    customerId?: string | null;
+    type?: EventType;
+    transactionId?: string | null;
+    payload?: Partial<EventPayload>;
+    projectId?: bigint;
+    nowMs?: number;
+  },
 ): NewEvent {
   const feed = app.context.events;
   if (!feed) throw new Error("the app has no event feed");
@@ -33,7 +40,10 @@ export async function commitEvents(app: App, events: readonly NewEvent[]): Promi
  * A transaction that appended events and stays open until `commit()` (or `rollback()`): the
  * lower-id event that commits after a higher one.
  */
-export async function openEventTransaction(app: App, events: readonly NewEvent[]): Promise<{ commit(): Promise<void>; rollback(): Promise<void> }> {
+export async function openEventTransaction(
+  app: App,
+  events: readonly NewEvent[],
+): Promise<{ commit(): Promise<void>; rollback(): Promise<void> }> {
   let release: (commit: boolean) => void = () => undefined;
   const decided = new Promise<boolean>((resolve) => (release = resolve));
   let appended: () => void = () => undefined;
@@ -125,7 +135,11 @@ export function alertCall<M extends AlertMethod>(
   const client = new AlertServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
   const metadata = new Metadata();
   metadata.set("authorization", `Bearer ${apiKey}`);
-  const call = client[method].bind(client) as unknown as (r: unknown, m: Metadata, cb: (e: ServiceError | null, v: unknown) => void) => void;
+  const call = client[method].bind(client) as unknown as (
+    r: unknown,
+    m: Metadata,
+    cb: (e: ServiceError | null, v: unknown) => void,
+  ) => void;
   return new Promise<unknown>((resolve, reject) =>
     call(request, metadata, (error, value) => {
       client.close();

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { type AlertState, type AvailableBalances, type BalanceAlert, alertEventOf, crossings, finalStates, stateFor } from "../../src/domain/balance-alerts.js";
+import {
+  type AlertState,
+  type AvailableBalances,
+  type BalanceAlert,
+  alertEventOf,
+  crossings,
+  finalStates,
+  stateFor,
+} from "../../src/domain/balance-alerts.js";
 
 const alert = (state: AlertState, threshold = 100n, creditType: string | null = null, alertId = 1n): BalanceAlert => ({
   alertId,
@@ -37,7 +45,16 @@ describe("crossings", () => {
   it.each([
     ["armed, stays at the threshold", "armed", 150n, 100n, []],
     ["armed, goes just below", "armed", 100n, 99n, [["balance.low", "low"]]],
-    ["armed, goes to 0 in one write", "armed", 150n, 0n, [["balance.low", "depleted"], ["balance.depleted", "depleted"]]],
+    [
+      "armed, goes to 0 in one write",
+      "armed",
+      150n,
+      0n,
+      [
+        ["balance.low", "depleted"],
+        ["balance.depleted", "depleted"],
+      ],
+    ],
     ["low, goes lower: nothing again", "low", 99n, 10n, []],
     ["low, reaches 0", "low", 10n, 0n, [["balance.depleted", "depleted"]]],
     ["depleted, stays at 0", "depleted", 0n, 0n, []],

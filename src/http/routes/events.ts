@@ -32,14 +32,18 @@ const EventItem = Type.Object({
   type: Type.String({ description: `One of: ${EVENT_TYPES.join(", ")}.` }),
   customer_id: Nullable(Type.String()),
   transaction_id: Nullable(Type.String()),
-  entries: Type.Array(EntryJson, { description: "The write's ledger entries in sequence order (none for slot, entitlement and alert events)." }),
+  entries: Type.Array(EntryJson, {
+    description: "The write's ledger entries in sequence order (none for slot, entitlement and alert events).",
+  }),
   balance_after: Nullable(BalanceJson),
   data: Type.Record(Type.String(), Type.String(), { description: "The facts of a slot, entitlement or alert event." }),
   created_at: IsoOutput,
 });
 
 const EventsQuery = Type.Object({
-  cursor: Type.Optional(Type.String({ description: "An event's cursor (or next_cursor): the events after it. Absent: from the oldest kept." })),
+  cursor: Type.Optional(
+    Type.String({ description: "An event's cursor (or next_cursor): the events after it. Absent: from the oldest kept." }),
+  ),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: EVENT_LIMIT_MAX, default: EVENT_LIMIT_DEFAULT })),
   customer_id: Type.Optional(Id("Only this customer's events.")),
   types: Type.Optional(Type.String({ description: "Comma-separated event types.", examples: ["ledger.deduct,balance.low"] })),
@@ -47,7 +51,9 @@ const EventsQuery = Type.Object({
 
 const EventsReply = Type.Object({
   items: Type.Array(EventItem, { description: "In commit order (oldest first)." }),
-  next_cursor: Nullable(Type.String({ description: "Where to read on from (the last item's cursor, or the cursor sent); null when there is nothing yet." })),
+  next_cursor: Nullable(
+    Type.String({ description: "Where to read on from (the last item's cursor, or the cursor sent); null when there is nothing yet." }),
+  ),
   has_more: Type.Boolean(),
 });
 
@@ -92,7 +98,12 @@ export function registerEventRoutes(app: HttpApp, deps: HttpDependencies): void 
   app.get(
     "/v1/events",
     {
-      schema: { summary: "The project's events in commit order, after a cursor", tags: ["events"], querystring: EventsQuery, response: responses(EventsReply) },
+      schema: {
+        summary: "The project's events in commit order, after a cursor",
+        tags: ["events"],
+        querystring: EventsQuery,
+        response: responses(EventsReply),
+      },
       config: read,
     },
     async (request) => {
@@ -122,7 +133,15 @@ export function registerEventRoutes(app: HttpApp, deps: HttpDependencies): void 
         response: responses(Type.Object({ alert: AlertJson, created: Type.Boolean() })),
       },
       // A threshold is an amount: the amount's codes (as over gRPC).
-      config: { fieldCodes: { threshold: { required: "amount_must_be_positive", invalid: "amount_must_be_positive", byKeyword: { maximum: "invalid_argument" } } } },
+      config: {
+        fieldCodes: {
+          threshold: {
+            required: "amount_must_be_positive",
+            invalid: "amount_must_be_positive",
+            byKeyword: { maximum: "invalid_argument" },
+          },
+        },
+      },
     },
     async (request) => {
       const body = request.body;

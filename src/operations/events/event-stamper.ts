@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { EVENT_STAMP_BATCH } from "../../domain/limits.js";
 import type { Database } from "../../store/database.js";
 import { stampCommittedEvents } from "../../store/event-feed-store.js";
-import { LeaseKeeper } from "./lease-keeper.js";
+import type { LeaseKeeper } from "./lease-keeper.js";
 import { WakeUp } from "./wake-up.js";
 
 export const STAMPER_LEASE = "event_stamper";

@@ -28,9 +28,19 @@ export interface FeedPage {
  * gone, so the read fails with cursor_expired rather than skip it silently. A read from the
  * oldest event instead starts again from what is kept.
  */
-async function readAfter(ctx: BillingContext, query: EventQuery, after: bigint | null, limit: number): Promise<{ after: bigint; rows: FeedEvent[] }> {
+async function readAfter(
+  ctx: BillingContext,
+  query: EventQuery,
+  after: bigint | null,
+  limit: number,
+): Promise<{ after: bigint; rows: FeedEvent[] }> {
   const pool = ctx.database.pool;
-  const filter = (position: bigint): FeedFilter => ({ projectId: query.projectId, afterPosition: position, customerId: query.customerId, types: query.types });
+  const filter = (position: bigint): FeedFilter => ({
+    projectId: query.projectId,
+    afterPosition: position,
+    customerId: query.customerId,
+    types: query.types,
+  });
   for (;;) {
     const from = after ?? (await prunedThrough(pool));
     const rows = await readFeed(pool, filter(from), limit);
