@@ -7,7 +7,8 @@ import type { BillingContext } from "../context.js";
 
 /** Which events a reader of one project wants. */
 export interface EventQuery {
-  readonly projectId: bigint;
+  /** null: every project's events (the operators' `events tail`; transports always name the caller's). */
+  readonly projectId: bigint | null;
   /** An event's cursor: the events after it. Empty: from the oldest kept event. */
   readonly cursor: string;
   readonly customerId: string | null;
