@@ -1,3 +1,4 @@
+-- Hand-edited: every table compares ids byte for byte whatever the database's default collation (see 0002).
 CREATE TABLE `balance_alerts` (
 	`id` bigint unsigned AUTO_INCREMENT NOT NULL,
 	`project_id` bigint unsigned NOT NULL,
@@ -11,14 +12,14 @@ CREATE TABLE `balance_alerts` (
 	CONSTRAINT `balance_alerts_key_uq` UNIQUE(`project_id`,`customer_id`,`credit_type`),
 	CONSTRAINT `balance_alerts_threshold_pos` CHECK(`balance_alerts`.`threshold` > 0),
 	CONSTRAINT `balance_alerts_state_known` CHECK(`balance_alerts`.`state` IN ('armed', 'low', 'depleted'))
-);
+) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
 --> statement-breakpoint
 CREATE TABLE `event_publishers` (
 	`name` varchar(64) NOT NULL,
 	`position` bigint unsigned NOT NULL,
 	`updated_at` datetime(3) NOT NULL,
 	CONSTRAINT `event_publishers_name` PRIMARY KEY(`name`)
-);
+) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
 --> statement-breakpoint
 CREATE TABLE `events` (
 	`id` bigint unsigned AUTO_INCREMENT NOT NULL,
@@ -32,31 +33,19 @@ CREATE TABLE `events` (
 	`position` bigint unsigned,
 	CONSTRAINT `events_id` PRIMARY KEY(`id`),
 	CONSTRAINT `events_event_id_uq` UNIQUE(`event_id`),
-	CONSTRAINT `events_position_uq` UNIQUE(`position`)
-);
+	CONSTRAINT `events_position_uq` UNIQUE(`position`),
+	INDEX `events_project_position_idx` (`project_id`,`position`)
+) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
 --> statement-breakpoint
 CREATE TABLE `leases` (
 	`name` varchar(64) NOT NULL,
 	`owner` varchar(128) NOT NULL,
 	`expires_at` datetime(3) NOT NULL,
 	CONSTRAINT `leases_name` PRIMARY KEY(`name`)
-);
+) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
 --> statement-breakpoint
 CREATE TABLE `settings` (
 	`name` varchar(64) NOT NULL,
 	`value` varchar(255) NOT NULL,
 	CONSTRAINT `settings_name` PRIMARY KEY(`name`)
-);
---> statement-breakpoint
-CREATE INDEX `events_project_position_idx` ON `events` (`project_id`,`position`);--> statement-breakpoint
--- hand-written:
--- Ids compare byte for byte, whatever collation the database has (see 0002).
-ALTER TABLE `events` CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
---> statement-breakpoint
-ALTER TABLE `balance_alerts` CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
---> statement-breakpoint
-ALTER TABLE `settings` CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
---> statement-breakpoint
-ALTER TABLE `leases` CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
---> statement-breakpoint
-ALTER TABLE `event_publishers` CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
+) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
