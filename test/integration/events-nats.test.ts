@@ -41,6 +41,10 @@ const publisher = (owner: string, app: App = s.app) =>
     log: silent,
   });
 
+const until = async (check: () => boolean) => {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 20));
+};
+
 const streamCount = async () => Number((await jsm.streams.info(STREAM).catch(() => null))?.state.messages ?? 0);
 
 /** Waits until the publisher has sent everything stamped so far (its stored position reaches the feed's top). */
@@ -53,11 +57,13 @@ async function caughtUp(): Promise<bigint> {
   }
 }
 
-/** Waits until every given event is stamped (positions are the stamper's, after commit). */
-async function stamped(count: number): Promise<void> {
+/** Waits until these events are stamped (positions are the stamper's, after commit). */
+async function stamped(events: readonly { eventId: string }[]): Promise<void> {
   for (;;) {
-    const [rows] = await s.app.database.pool.query("SELECT COUNT(*) AS n FROM events WHERE position IS NOT NULL");
-    if (Number((rows as { n: number }[])[0]?.n) >= count) return;
+    const [rows] = await s.app.database.pool.query("SELECT COUNT(*) AS n FROM events WHERE position IS NOT NULL AND event_id IN (?)", [
+      events.map((e) => e.eventId),
+    ]);
+    if (Number((rows as { n: number }[])[0]?.n) === events.length) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -78,7 +84,7 @@ describe("the NATS JetStream publisher", () => {
       testEvent(s.app, { customerId: "nats-1", type: n === 3 ? "balance.low" : "ledger.deduct", transactionId: `n${n}` }),
     );
     await commitEvents(s.app, first);
-    await stamped(3);
+    await stamped(first);
     const one = publisher("owner-1");
     await caughtUp();
     await one.stop();
@@ -93,7 +99,7 @@ describe("the NATS JetStream publisher", () => {
     // crashed before saving its last batch: it sends that batch again, JetStream drops the copies.
     const second = [4, 5].map((n) => testEvent(s.app, { customerId: "nats-1", type: "ledger.deposit", transactionId: `n${n}` }));
     await commitEvents(s.app, second);
-    await stamped(5);
+    await stamped(second);
     const top = await publisherPosition(s.app.database.pool, NATS_PUBLISHER);
     await s.app.database.pool.query("UPDATE event_publishers SET position = ? WHERE name = ?", [String(top - 2n), NATS_PUBLISHER]);
     const two = publisher("owner-2");
@@ -117,7 +123,7 @@ describe("the NATS JetStream publisher", () => {
     const waiting = publisher("owner-4");
     const events = [6, 7].map((n) => testEvent(s.app, { customerId: "nats-2", type: "ledger.freeze", transactionId: `n${n}` }));
     await commitEvents(s.app, events);
-    await stamped(7);
+    await stamped(events);
     await caughtUp();
     const [rows] = await s.app.database.pool.query("SELECT owner FROM leases WHERE name = ?", [NATS_PUBLISHER]);
     const owner = (rows as { owner: string }[])[0]?.owner;
@@ -126,12 +132,58 @@ describe("the NATS JetStream publisher", () => {
     expect(await streamCount()).toBe(7);
     expect((await storedMessages()).map((m) => m.msgId).slice(5)).toEqual(events.map((e) => e.eventId));
   });
+});
 
+describe("a NATS outage", () => {
+  it("keeps events in the outbox with one warning, reports the lag, and sends them when NATS is back", async () => {
+    const { TcpProxy } = await import("../support/tcp-proxy.js");
+    const proxy = new TcpProxy(Number(new URL(NATS_URL).port || 4222), new URL(NATS_URL).hostname);
+    await proxy.start();
+    const lines: { level: number; msg: string }[] = [];
+    const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const lags: number[] = [];
+    const before = await streamCount();
+    const p = new NatsPublisher(s.app.database, new LeaseKeeper(s.app.database, NATS_PUBLISHER, "owner-outage"), {
+      url: `nats://127.0.0.1:${proxy.port}`,
+      stream: STREAM,
+      subjectPrefix: PREFIX,
+      intervalMs: 20,
+      ackTimeoutMs: 300,
+      log,
+      onLag: (lag) => lags.push(lag),
+    });
+    try {
+      await caughtUp();
+      await proxy.cut();
+      const waiting = [1, 2].map(() => testEvent(s.app, { customerId: "nats-outage", type: "ledger.unfreeze" }));
+      await commitEvents(s.app, waiting);
+      await stamped(waiting);
+      await until(() => lines.some((l) => l.msg.startsWith("NATS publish failed")));
+      // Several more rounds fail while it is down: still one warning.
+      const rounds = lags.length;
+      await until(() => lags.length >= rounds + 5);
+      expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual(["NATS publish failed; events wait in the outbox"]);
+      expect(lags.at(-1)).toBe(2);
+      expect(await streamCount()).toBe(before);
+
+      await proxy.restore();
+      await caughtUp();
+      await until(() => lines.some((l) => l.msg === "NATS reachable again; publishing the waiting events"));
+      expect((await storedMessages()).slice(-2).map((m) => m.msgId)).toEqual(waiting.map((e) => e.eventId));
+      expect(await streamCount()).toBe(before + 2);
+    } finally {
+      await p.stop();
+      await proxy.cut();
+    }
+  });
+});
+
+describe("the server's own publisher", () => {
   it("a server with NATS_URL publishes through its own publisher", async () => {
     const other = await s.startAnotherInstance({ NATS_URL, NATS_STREAM: STREAM, NATS_SUBJECT_PREFIX: PREFIX });
     const event = testEvent(other, { customerId: "nats-3", type: "ledger.consume" });
     await commitEvents(other, [event]);
-    await stamped(8);
+    await stamped([event]);
     await caughtUp();
     expect((await storedMessages()).at(-1)?.msgId).toBe(event.eventId);
   });

@@ -19,6 +19,8 @@ export interface NatsPublisherOptions {
   readonly subjectPrefix: string;
   readonly intervalMs: number;
   readonly log: Logger;
+  /** How long a publish waits for JetStream's ack (default PUBLISH_ACK_TIMEOUT_MS). */
+  readonly ackTimeoutMs?: number;
   /** Stamped events not yet sent (the lag gauge). */
   readonly onLag?: (events: number) => void;
 }
@@ -84,7 +86,7 @@ export class NatsPublisher {
         batch.map((event) =>
           js.publish(subjectOf(this.options.subjectPrefix, event), JSON.stringify(eventJson(event, "string")), {
             msgID: event.eventId,
-            timeout: PUBLISH_ACK_TIMEOUT_MS,
+            timeout: this.options.ackTimeoutMs ?? PUBLISH_ACK_TIMEOUT_MS,
           }),
         ),
       );
