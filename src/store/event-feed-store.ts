@@ -95,6 +95,31 @@ export interface FeedFilter {
 
 /** Up to `limit` stamped events after `afterPosition`, in position order. */
 export async function readFeed(pool: Pool, filter: FeedFilter, limit: number): Promise<FeedEvent[]> {
+  const query = feedQuery(filter, limit);
+  const [rows] = await pool.query<RowDataPacket[]>(query.sql, query.params);
+  return rows.map(feedEventOf);
+}
+
+/**
+ * readFeed, and then, in the same round trip, how far the feed is pruned: read after the rows
+ * (READ COMMITTED reads each statement afresh), so a prune that raced the read shows.
+ */
+export async function readFeedChecked(
+  pool: Pool,
+  filter: FeedFilter,
+  limit: number,
+): Promise<{ rows: FeedEvent[]; prunedThrough: bigint }> {
+  const query = feedQuery(filter, limit);
+  const [results] = await pool.query<RowDataPacket[][]>(`${query.sql}; SELECT value FROM settings WHERE name = ?`, [
+    ...query.params,
+    PRUNED_THROUGH,
+  ]);
+  const [rows = [], mark = []] = results;
+  const value = mark[0]?.value;
+  return { rows: rows.map(feedEventOf), prunedThrough: value === undefined ? 0n : bigOf(value) };
+}
+
+function feedQuery(filter: FeedFilter, limit: number): { sql: string; params: unknown[] } {
   const where = ["position > ?"];
   const params: unknown[] = [filter.afterPosition.toString()];
   if (filter.projectId !== null) {
@@ -110,12 +135,11 @@ export async function readFeed(pool: Pool, filter: FeedFilter, limit: number): P
     params.push(...filter.types);
   }
   params.push(Math.trunc(limit));
-  const [rows] = await pool.query<RowDataPacket[]>(
-    `SELECT event_id, position, project_id, customer_id, type, transaction_id, payload, created_at
+  return {
+    sql: `SELECT event_id, position, project_id, customer_id, type, transaction_id, payload, created_at
        FROM events WHERE ${where.join(" AND ")} ORDER BY position LIMIT ?`,
     params,
-  );
-  return rows.map(feedEventOf);
+  };
 }
 
 /** A row read back as untrusted: a malformed payload throws. */

@@ -26,9 +26,9 @@ export class FeedTail {
     return () => this.listeners.delete(listener);
   }
 
-  /** Events were stamped here: wake the listeners without waiting for the poll. */
+  /** Events were stamped here: wake the listeners at once, without a query. */
   poke(): void {
-    this.wakeUp.poke();
+    for (const listener of this.listeners) listener();
   }
 
   /** Started by the first listener; runs until stop(), idle (no query) while nobody listens. */

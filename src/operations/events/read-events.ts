@@ -1,7 +1,7 @@
 import { decodeFeedCursor, encodeFeedCursor, type FeedEvent } from "../../domain/events.js";
 import { EVENT_READ_BATCH } from "../../domain/limits.js";
 import { BillingError } from "../../errors/billing-error.js";
-import { prunedThrough, readFeed, type FeedFilter } from "../../store/event-feed-store.js";
+import { type FeedFilter, prunedThrough, readFeedChecked } from "../../store/event-feed-store.js";
 import { runQuery } from "../../store/run-transaction.js";
 import type { BillingContext } from "../context.js";
 
@@ -36,16 +36,11 @@ async function readAfter(
   limit: number,
 ): Promise<{ after: bigint; rows: FeedEvent[] }> {
   const pool = ctx.database.pool;
-  const filter = (position: bigint): FeedFilter => ({
-    projectId: query.projectId,
-    afterPosition: position,
-    customerId: query.customerId,
-    types: query.types,
-  });
   for (;;) {
     const from = after ?? (await prunedThrough(pool));
-    const rows = await readFeed(pool, filter(from), limit);
-    if ((await prunedThrough(pool)) <= from) return { after: from, rows };
+    const filter: FeedFilter = { projectId: query.projectId, afterPosition: from, customerId: query.customerId, types: query.types };
+    const read = await readFeedChecked(pool, filter, limit);
+    if (read.prunedThrough <= from) return { after: from, rows: read.rows };
     if (after !== null) throw new BillingError("cursor_expired", undefined, { field: "cursor" });
   }
 }
