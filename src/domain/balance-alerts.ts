@@ -29,6 +29,20 @@ export interface AvailableBalances {
   readonly byCreditType: ReadonlyMap<string, bigint>;
 }
 
+/**
+ * The balances after a write, from the ones before and the available change per credit type its
+ * entries make (a deduct of 5 from "paid": ["paid", -5n]).
+ */
+export function shiftAvailable(before: AvailableBalances, changes: readonly (readonly [string, bigint])[]): AvailableBalances {
+  const byCreditType = new Map(before.byCreditType);
+  let all = before.all;
+  for (const [creditType, change] of changes) {
+    byCreditType.set(creditType, (byCreditType.get(creditType) ?? 0n) + change);
+    all += change;
+  }
+  return { all, byCreditType };
+}
+
 /** What an alert watches of the balances: its credit type's available, or everything's. */
 export const availableFor = (balances: AvailableBalances, creditType: string | null): bigint =>
   creditType === null ? balances.all : (balances.byCreditType.get(creditType) ?? 0n);

@@ -32,9 +32,11 @@ export interface BalanceAfter {
   readonly available: bigint;
 }
 
-/** One ledger entry as an event carries it. */
+/**
+ * One ledger entry as an event carries it. The customer's `sequence` identifies it (the entry's
+ * row id is not known to the write that builds the event: it comes from the INSERT).
+ */
 export interface EventEntry {
-  readonly entryId: bigint;
   /** The customer's sequence: 1, 2, 3… in commit order, gapless. */
   readonly sequence: bigint;
   readonly operation: string;
@@ -92,7 +94,6 @@ const balanceJson = (b: BalanceAfter): Json => ({
 export function payloadJson(payload: EventPayload): Json {
   return {
     entries: payload.entries.map((e) => ({
-      id: e.entryId.toString(),
       sequence: e.sequence.toString(),
       operation: e.operation,
       amount: e.amount.toString(),
@@ -137,7 +138,6 @@ export function parsePayload(value: unknown): EventPayload {
     entries: entries.map((raw: unknown) => {
       const e = object(raw, "entry");
       return {
-        entryId: big(e.id, "entry id"),
         sequence: big(e.sequence, "sequence"),
         operation: text(e.operation, "operation"),
         amount: big(e.amount, "amount"),
@@ -197,7 +197,6 @@ export function eventJson(e: FeedEvent, amounts: "number" | "string"): EventJson
     customer_id: e.customerId,
     transaction_id: e.transactionId,
     entries: e.payload.entries.map((entry) => ({
-      id: entry.entryId.toString(),
       sequence: amount(entry.sequence),
       operation: entry.operation,
       amount: amount(entry.amount),

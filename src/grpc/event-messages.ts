@@ -27,7 +27,6 @@ export function eventMessage(e: FeedEvent): Event {
     customerId: e.customerId ?? undefined,
     transactionId: e.transactionId ?? undefined,
     entries: e.payload.entries.map((entry) => ({
-      id: entry.entryId.toString(),
       sequence: entry.sequence,
       operation: entry.operation,
       amount: entry.amount,

@@ -55,6 +55,37 @@ export function updateAlertStatesSql(states: ReadonlyMap<bigint, AlertState>, no
   ];
 }
 
+/** The available balance per credit type over a customer's ACTIVE accounts. */
+const availableByCreditTypeSql = (projectId: bigint, customerPk: SQL, nowMs: number): SQL =>
+  sql`SELECT a.credit_type, COALESCE(SUM(a.total - a.used - a.frozen), 0) AS available FROM ${accounts} a
+    WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND ${activeAccountSql(nowMs)}
+    GROUP BY a.credit_type`;
+
+function availableOf(rows: readonly Row[]): AvailableBalances {
+  const byCreditType = new Map(rows.map((r) => [stringOf(r.credit_type), bigOf(r.available)] as const));
+  return { all: [...byCreditType.values()].reduce((a, b) => a + b, 0n), byCreditType };
+}
+
+/**
+ * For a write's prefetch, after its customer's lock: the customer's alerts (locked) and, when it
+ * has any, the available balance per credit type the crossings start from (`crossings`, then
+ * `shiftAvailable` for the balances after). A customer without alerts costs one indexed read.
+ */
+export const loadAlertsWithAvailable = (
+  projectId: bigint,
+  customerId: string,
+  customerPk: bigint | SQL,
+  nowMs: number,
+): Batch<{ alerts: BalanceAlert[]; available: AvailableBalances }> =>
+  batchOf(
+    [
+      ...loadCustomerAlerts(projectId, customerId).statements,
+      sql`SELECT t.credit_type, t.available FROM (${availableByCreditTypeSql(projectId, sql`${customerPk}`, nowMs)}) t
+        WHERE EXISTS (SELECT 1 FROM ${balanceAlerts} WHERE project_id = ${projectId} AND customer_id = ${customerId})`,
+    ],
+    ([alerts, available]) => ({ alerts: rowsOf(alerts).map(alertOf), available: availableOf(rowsOf(available)) }),
+  );
+
 /**
  * Locks the customer row and reads its available balance per credit type (ACTIVE accounts), in
  * one round trip; null when the customer does not exist.
@@ -63,17 +94,13 @@ export const lockCustomerAvailable = (projectId: bigint, customerId: string, now
   batchOf(
     [
       sql`SELECT id FROM ${customers} WHERE project_id = ${projectId} AND customer_id = ${customerId} FOR UPDATE`,
-      sql`SELECT a.credit_type, COALESCE(SUM(a.total - a.used - a.frozen), 0) AS available FROM ${accounts} a
-        WHERE a.project_id = ${projectId}
-          AND a.customer_pk = (SELECT id FROM ${customers} WHERE project_id = ${projectId} AND customer_id = ${customerId})
-          AND ${activeAccountSql(nowMs)}
-        GROUP BY a.credit_type`,
+      availableByCreditTypeSql(
+        projectId,
+        sql`(SELECT id FROM ${customers} WHERE project_id = ${projectId} AND customer_id = ${customerId})`,
+        nowMs,
+      ),
     ],
-    ([customer, balances]) => {
-      if (rowsOf(customer).length === 0) return null;
-      const byCreditType = new Map(rowsOf(balances).map((r) => [stringOf(r.credit_type), bigOf(r.available)] as const));
-      return { all: [...byCreditType.values()].reduce((a, b) => a + b, 0n), byCreditType };
-    },
+    ([customer, balances]) => (rowsOf(customer).length === 0 ? null : availableOf(rowsOf(balances))),
   );
 
 export interface AlertToSet {

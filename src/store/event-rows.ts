@@ -12,15 +12,22 @@ import { chunksOf } from "./statement-chunks.js";
  */
 export const EVENTS_INSERT_HEAD: SQL = sql`INSERT INTO ${events} (event_id, project_id, customer_id, type, transaction_id, payload, created_at)`;
 
-/** One VALUES row of EVENTS_INSERT_HEAD. */
-export function eventRowSql(event: NewEvent): SQL {
-  const payload = JSON.stringify(payloadJson(event.payload));
-  return sql`(${event.eventId}, ${event.projectId}, ${event.customerId}, ${event.type}, ${event.transactionId}, ${payload}, ${new Date(event.nowMs)})`;
+/** The payload's JSON text, as `eventRowSql` stores it (for a caller that must edit it in SQL). */
+export const payloadText = (event: NewEvent): string => JSON.stringify(payloadJson(event.payload));
+
+/**
+ * One VALUES row of EVENTS_INSERT_HEAD. `payload`, when given, replaces the payload's text: an
+ * SQL expression for a payload holding ids only the database knows yet (a deposit's new account:
+ * `REPLACE(<payloadText>, <placeholder>, LAST_INSERT_ID())`, as the deposit's stored outcome does).
+ */
+export function eventRowSql(event: NewEvent, payload?: SQL): SQL {
+  const text = payload ?? sql`${payloadText(event)}`;
+  return sql`(${event.eventId}, ${event.projectId}, ${event.customerId}, ${event.type}, ${event.transactionId}, ${text}, ${new Date(event.nowMs)})`;
 }
 
 /** The INSERT statements of these events, ROWS_PER_STATEMENT rows each (none for none). */
 export function appendEventsSql(list: readonly NewEvent[]): SQL[] {
-  return chunksOf(list.map(eventRowSql)).map((rows) => sql`${EVENTS_INSERT_HEAD} VALUES ${sql.join(rows, sql`, `)}`);
+  return chunksOf(list.map((event) => eventRowSql(event))).map((rows) => sql`${EVENTS_INSERT_HEAD} VALUES ${sql.join(rows, sql`, `)}`);
 }
 
 /**

@@ -1,8 +1,9 @@
 import type { ServiceError } from "@grpc/grpc-js";
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AlertState } from "../../gen/velobase/billing/v1/alerts.js";
 import { crossings, finalStates } from "../../src/domain/balance-alerts.js";
-import { loadCustomerAlerts, lockCustomerAvailable, updateAlertStatesSql } from "../../src/store/alerts-store.js";
+import { loadAlertsWithAvailable, loadCustomerAlerts, lockCustomerAvailable, updateAlertStatesSql } from "../../src/store/alerts-store.js";
 import { runTransaction } from "../../src/store/run-transaction.js";
 import { expectError } from "../support/client.js";
 import { alertCall } from "../support/events.js";
@@ -147,5 +148,34 @@ describe("what the pipeline calls under the customer's lock", () => {
       ),
     );
     expect(decided.flat()).toEqual(["balance.low"]);
+  });
+
+  it("loads a customer's alerts with its available balance per credit type, and nothing more without alerts", async () => {
+    await deposit("al-load", 300n, "paid");
+    await deposit("al-load", 50n, "free");
+    await deposit("al-none", 10n);
+    const load = (customerId: string) =>
+      runTransaction(s.app.database, async (tx) => {
+        await tx.runBatch(lockCustomerAvailable(1n, customerId, s.clock.now()));
+        return tx.runBatch(
+          loadAlertsWithAvailable(
+            1n,
+            customerId,
+            sql`(SELECT id FROM customers WHERE project_id = 1 AND customer_id = ${customerId})`,
+            s.clock.now(),
+          ),
+        );
+      });
+    expect(await load("al-none")).toEqual({ alerts: [], available: { all: 0n, byCreditType: new Map() } });
+    await alertCall(s.app.port, s.apiKey, "setAlert", { customerId: "al-load", creditType: "paid", threshold: 100n });
+    const loaded = await load("al-load");
+    expect(loaded.alerts.map((a) => [a.creditType, a.threshold, a.state])).toEqual([["paid", 100n, "armed"]]);
+    expect(loaded.available).toEqual({
+      all: 350n,
+      byCreditType: new Map([
+        ["free", 50n],
+        ["paid", 300n],
+      ]),
+    });
   });
 });

@@ -1,5 +1,8 @@
 import type { RowDataPacket } from "mysql2/promise";
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EVENTS_INSERT_HEAD, eventRowSql, payloadText } from "../../src/store/event-rows.js";
+import { runTransaction } from "../../src/store/run-transaction.js";
 import { decodeFeedCursor } from "../../src/domain/events.js";
 import { expectError } from "../support/client.js";
 import { commitEvents, openEventTransaction, testEvent, TestWatcher } from "../support/events.js";
@@ -93,9 +96,7 @@ describe("WatchEvents", () => {
       type: "ledger.freeze",
       transactionId: "job-1",
       payload: {
-        entries: [
-          { entryId: 7n, sequence: 4n, operation: "FREEZE", amount: 20n, accountId: 3n, creditType: "default", balanceAfter: balance },
-        ],
+        entries: [{ sequence: 4n, operation: "FREEZE", amount: 20n, accountId: 3n, creditType: "default", balanceAfter: balance }],
         balanceAfter: balance,
       },
     });
@@ -108,11 +109,35 @@ describe("WatchEvents", () => {
       type: "ledger.freeze",
       customerId,
       transactionId: "job-1",
-      entries: [{ id: "7", sequence: 4n, operation: "FREEZE", amount: 20n, accountId: "3", creditType: "default", balanceAfter: balance }],
+      entries: [{ sequence: 4n, operation: "FREEZE", amount: 20n, accountId: "3", creditType: "default", balanceAfter: balance }],
       balanceAfter: balance,
       data: {},
     });
     expect(event.eventId.startsWith(`${s.app.context.events?.deploymentId}-`)).toBe(true);
+  });
+
+  it("stores a payload whose text the write edits in SQL (ids only the INSERT knows)", async () => {
+    const customerId = "payload-sql";
+    const balance = { total: 5n, used: 0n, frozen: 0n, available: 5n };
+    const event = testEvent(s.app, {
+      customerId,
+      type: "ledger.deposit",
+      payload: {
+        entries: [
+          { sequence: 1n, operation: "DEPOSIT", amount: 5n, accountId: 999_999_999n, creditType: "default", balanceAfter: balance },
+        ],
+        balanceAfter: balance,
+      },
+    });
+    // As a deposit into a new account would: a placeholder replaced by the id the database made.
+    const payload = sql`REPLACE(${payloadText(event)}, '"999999999"', CONCAT('"', CAST(4242 AS CHAR), '"'))`;
+    await runTransaction(s.app.database, (tx) =>
+      tx.run([sql`${EVENTS_INSERT_HEAD} VALUES ${eventRowSql(event, payload)}`], { commit: true }),
+    );
+    s.app.context.events?.notifyCommitted();
+    const watcher = watch({ customerId });
+    await watcher.count(1);
+    expect(watcher.events[0]?.entries.map((e) => e.accountId)).toEqual(["4242"]);
   });
 
   it("a read key watches; another project's key sees none of these events", async () => {

@@ -55,7 +55,6 @@ describe("GET /v1/events", () => {
         payload: {
           entries: [
             {
-              entryId: BigInt(n),
               sequence: BigInt(n),
               operation: "DEPOSIT",
               amount: 10n,
@@ -82,7 +81,6 @@ describe("GET /v1/events", () => {
       transaction_id: null,
       entries: [
         {
-          id: "1",
           sequence: 1,
           operation: "DEPOSIT",
           amount: 10,

@@ -6,6 +6,7 @@ import {
   alertEventOf,
   crossings,
   finalStates,
+  shiftAvailable,
   stateFor,
 } from "../../src/domain/balance-alerts.js";
 
@@ -38,6 +39,23 @@ describe("stateFor", () => {
     [1n, 1n, "armed"],
   ] as const)("threshold %s, available %s → %s", (threshold, available, state) => {
     expect(stateFor(threshold, available)).toBe(state);
+  });
+});
+
+describe("shiftAvailable", () => {
+  it("moves each credit type and the total by the write's changes, a new type from 0", () => {
+    const after = shiftAvailable(all(100n, { paid: 60n, free: 40n }), [
+      ["paid", -50n],
+      ["free", 10n],
+      ["gift", 5n],
+      ["paid", -10n],
+    ]);
+    expect(after.all).toBe(55n);
+    expect([...after.byCreditType]).toEqual([
+      ["paid", 0n],
+      ["free", 50n],
+      ["gift", 5n],
+    ]);
   });
 });
 

@@ -53,9 +53,7 @@ describe("event payloads", () => {
   it("round-trip through their stored JSON exactly, beyond 2^53", () => {
     const balance = { total: 2n ** 60n, used: 1n, frozen: 2n, available: 2n ** 60n - 3n };
     const payload = {
-      entries: [
-        { entryId: 1n, sequence: 9n, operation: "DEDUCT", amount: 2n ** 55n, accountId: 4n, creditType: "paid", balanceAfter: balance },
-      ],
+      entries: [{ sequence: 9n, operation: "DEDUCT", amount: 2n ** 55n, accountId: 4n, creditType: "paid", balanceAfter: balance }],
       balanceAfter: balance,
       data: { note: "x" },
     };
@@ -63,7 +61,7 @@ describe("event payloads", () => {
   });
 
   it("refuses a malformed stored payload", () => {
-    expect(() => parsePayload({ entries: [{ id: 1 }] })).toThrow(/entry id/);
+    expect(() => parsePayload({ entries: [{ sequence: 1 }] })).toThrow(/sequence/);
     expect(() => parsePayload("x")).toThrow(/payload/);
   });
 });

@@ -17,8 +17,7 @@ import { Amount, Id, IsoOutput, Nullable, responses } from "../schemas.js";
 const BalanceJson = Type.Object({ total: Type.Integer(), used: Type.Integer(), frozen: Type.Integer(), available: Type.Integer() });
 
 const EntryJson = Type.Object({
-  id: Type.String({ description: "The ledger entry's id." }),
-  sequence: Type.Integer({ description: "The customer's sequence: 1, 2, 3… in commit order, gapless." }),
+  sequence: Type.Integer({ description: "The customer's sequence (1, 2, 3… in commit order, gapless): identifies the entry." }),
   operation: Type.String(),
   amount: Type.Integer(),
   account_id: Type.String(),

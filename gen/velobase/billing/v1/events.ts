@@ -85,10 +85,11 @@ export interface Event_DataEntry {
   value: string;
 }
 
-/** EventEntry is one ledger entry of an event. */
+/**
+ * EventEntry is one ledger entry of an event, identified by the customer's
+ * sequence (ListLedgerEntries shows the same `sequence` on the entry).
+ */
 export interface EventEntry {
-  /** The ledger entry's id (a decimal string). */
-  id: string;
   /** The customer's sequence: 1, 2, 3... in commit order, gapless. */
   sequence: bigint;
   /** DEPOSIT, DEDUCT, FREEZE, CONSUME, UNFREEZE or EXPIRE. */
@@ -615,37 +616,34 @@ export const Event_DataEntry: MessageFns<Event_DataEntry> = {
 };
 
 function createBaseEventEntry(): EventEntry {
-  return { id: "", sequence: 0n, operation: "", amount: 0n, accountId: "", creditType: "", balanceAfter: undefined };
+  return { sequence: 0n, operation: "", amount: 0n, accountId: "", creditType: "", balanceAfter: undefined };
 }
 
 export const EventEntry: MessageFns<EventEntry> = {
   encode(message: EventEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.id !== "") {
-      writer.uint32(10).string(message.id);
-    }
     if (message.sequence !== 0n) {
       if (BigInt.asIntN(64, message.sequence) !== message.sequence) {
         throw new globalThis.Error("value provided for field message.sequence of type int64 too large");
       }
-      writer.uint32(16).int64(message.sequence);
+      writer.uint32(8).int64(message.sequence);
     }
     if (message.operation !== "") {
-      writer.uint32(26).string(message.operation);
+      writer.uint32(18).string(message.operation);
     }
     if (message.amount !== 0n) {
       if (BigInt.asIntN(64, message.amount) !== message.amount) {
         throw new globalThis.Error("value provided for field message.amount of type int64 too large");
       }
-      writer.uint32(32).int64(message.amount);
+      writer.uint32(24).int64(message.amount);
     }
     if (message.accountId !== "") {
-      writer.uint32(42).string(message.accountId);
+      writer.uint32(34).string(message.accountId);
     }
     if (message.creditType !== "") {
-      writer.uint32(50).string(message.creditType);
+      writer.uint32(42).string(message.creditType);
     }
     if (message.balanceAfter !== undefined) {
-      Balance.encode(message.balanceAfter, writer.uint32(58).fork()).join();
+      Balance.encode(message.balanceAfter, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -664,35 +662,35 @@ export const EventEntry: MessageFns<EventEntry> = {
         const tag = reader.uint32();
         switch (tag >>> 3) {
           case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.id = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 16) {
+            if (tag !== 8) {
               break;
             }
 
             message.sequence = reader.int64() as bigint;
             continue;
           }
-          case 3: {
-            if (tag !== 26) {
+          case 2: {
+            if (tag !== 18) {
               break;
             }
 
             message.operation = reader.string();
             continue;
           }
-          case 4: {
-            if (tag !== 32) {
+          case 3: {
+            if (tag !== 24) {
               break;
             }
 
             message.amount = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.accountId = reader.string();
             continue;
           }
           case 5: {
@@ -700,19 +698,11 @@ export const EventEntry: MessageFns<EventEntry> = {
               break;
             }
 
-            message.accountId = reader.string();
+            message.creditType = reader.string();
             continue;
           }
           case 6: {
             if (tag !== 50) {
-              break;
-            }
-
-            message.creditType = reader.string();
-            continue;
-          }
-          case 7: {
-            if (tag !== 58) {
               break;
             }
 
@@ -733,7 +723,6 @@ export const EventEntry: MessageFns<EventEntry> = {
 
   fromJSON(object: any): EventEntry {
     return {
-      id: isSet(object.id) ? globalThis.String(object.id) : "",
       sequence: isSet(object.sequence) ? BigInt(object.sequence) : 0n,
       operation: isSet(object.operation) ? globalThis.String(object.operation) : "",
       amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
@@ -757,9 +746,6 @@ export const EventEntry: MessageFns<EventEntry> = {
 
   toJSON(message: EventEntry): unknown {
     const obj: any = {};
-    if (message.id !== "") {
-      obj.id = message.id;
-    }
     if (message.sequence !== 0n) {
       obj.sequence = message.sequence.toString();
     }
@@ -786,7 +772,6 @@ export const EventEntry: MessageFns<EventEntry> = {
   },
   fromPartial(object: DeepPartial<EventEntry>): EventEntry {
     const message = createBaseEventEntry();
-    message.id = object.id ?? "";
     message.sequence = (object.sequence !== undefined && object.sequence !== null) ? BigInt(object.sequence) : 0n;
     message.operation = object.operation ?? "";
     message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
