@@ -142,11 +142,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     base,
     {
       onGroup: (size) => metrics.groupCommitSize.observe(size),
-      onPlanned: () => metrics.groupCommitPlanned.inc(),
       onFallback: () => metrics.groupCommitFallbacks.inc(),
       onSideBySide: (size) => metrics.sideBySideSize.observe(size),
     },
-    { transactions: config.GROUP_COMMIT_TRANSACTIONS },
+    { transactions: config.GROUP_COMMIT_TRANSACTIONS, sideBySide: config.GROUP_COMMIT_SIDE_BY_SIDE },
   );
   const context: BillingContext = { ...base, groupCommit };
   const authenticator = new Authenticator(database, { cacheTtlMs: config.API_KEY_CACHE_TTL_MS, log });

@@ -43,7 +43,7 @@ export function billingHandlers(ctx: BillingContext, env: GuardedEnvironment): B
       env,
       "Batch",
       "write",
-      async (r, caller) => format.batchResponse(await batch(ctx, caller.projectId, parse.parseBatch(r, caller), r.atomic)),
+      async (r, caller) => format.batchResponse(await batch(ctx, parse.parseBatch(r, caller), r.atomic)),
       // One token per write, so a Batch is not a way around the rate limit (a longer one is refused
       // with invalid_argument before anything runs, so it is charged the limit).
       (r) => Math.min(r.operations.length, BATCH_OPERATIONS_MAX),

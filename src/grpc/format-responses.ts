@@ -183,6 +183,8 @@ export const listLedgerEntriesResponse = (page: { entries: LedgerEntryView[]; ne
     createdAt: timestamp(e.createdAtMs),
     overage: e.overage,
     apiKeyPrefix: e.apiKeyPrefix ?? "",
+    sequence: e.sequence,
+    balanceAfter: balance(e.balanceAfter),
   })),
   nextPageToken: page.nextPageToken,
 });

@@ -1,6 +1,7 @@
 import type { Db } from "../store/database.js";
 import { accountFigures, ledgerByAccount, ledgerByTransaction, transactionFigures } from "../store/verify-store.js";
 import { verifyPools } from "./slots/verify-pools.js";
+import { verifyLedgerPositions } from "./verify-positions.js";
 
 export interface VerifyReport {
   readonly accounts: number;
@@ -18,7 +19,8 @@ const key = (v: string | number | null | undefined): string => String(v ?? "");
  * total = Σ DEPOSIT; used = Σ DEDUCT + Σ CONSUME; frozen = Σ FREEZE − Σ CONSUME (not overage)
  * − Σ UNFREEZE; an expired account (its expiry recorded) has nothing available once its EXPIRE
  * entries are counted; each hold's allocations add up to it and each settled transaction's entries to
- * what it reports. Every difference is one line in `problems`. The ledger is read in two grouped
+ * what it reports; every customer's ledger is numbered without a gap and each entry's
+ * balance_after follows from the one before (verify-positions.ts). Every difference is one line in `problems`. The ledger is read in two grouped
  * scans and matched in memory (memory grows with accounts and transactions, not ledger rows).
  */
 export async function verifyLedger(db: Db): Promise<VerifyReport> {
@@ -62,6 +64,7 @@ export async function verifyLedger(db: Db): Promise<VerifyReport> {
       expect("consumed + returned - overage", big(t.consumed_amount) + big(t.returned_amount) - big(t.overage_amount), big(t.amount));
     }
   }
+  problems.push(...(await verifyLedgerPositions(db)));
   const pools = await verifyPools(db);
   problems.push(...pools.problems);
   return { accounts: accounts.length, ledgerEntries, transactions: transactions.length, pools: pools.pools, problems };

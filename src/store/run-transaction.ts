@@ -15,7 +15,13 @@ const BACKOFF_BASE_MS = 5;
  * Two requests racing for one idempotency key: the loser's INSERT hits the UNIQUE index; a fresh
  * attempt then finds the winner's row and replays or reports the conflict.
  */
-export const IDEMPOTENCY_INDEXES = ["transactions_project_tx_uq", "idempotency_outcomes_key_uq", "slot_keys_project_key_uq"] as const;
+export const IDEMPOTENCY_INDEXES = [
+  "transactions_project_tx_uq",
+  "idempotency_outcomes_key_uq",
+  "slot_keys_project_key_uq",
+  // Two first deposits of one customer: the second finds it on its retry.
+  "customers_project_customer_uq",
+] as const;
 
 export type Row = RowDataPacket;
 export type StatementResult = Row[] | ResultSetHeader;
@@ -310,3 +316,24 @@ export const savepoint = (slot: number): Batch<void> => writesOnly([sql.raw(`SAV
 export const rollbackToSavepoint = (slot: number): Batch<void> => writesOnly([sql.raw(`ROLLBACK TO SAVEPOINT w${Math.trunc(slot)}`)]);
 
 export const NO_STATEMENTS: Batch<void> = writesOnly([]);
+
+/**
+ * Groups of statements sent in one round trip, in the order the object lists them, each group's
+ * results under its own name: callers read `results.holds`, never `results[3]`.
+ */
+export function namedBatch<K extends string>(groups: { readonly [name in K]: readonly SQL[] }): Batch<Record<K, StatementResult[]>> {
+  const names = Object.keys(groups) as K[];
+  return batchOf(
+    names.flatMap((name) => groups[name]),
+    (results) => {
+      const named = {} as Record<K, StatementResult[]>;
+      let at = 0;
+      for (const name of names) {
+        const count = groups[name].length;
+        named[name] = results.slice(at, at + count);
+        at += count;
+      }
+      return named;
+    },
+  );
+}

@@ -74,7 +74,11 @@ describe("x-request-id", () => {
 
   it("is generated when the caller sends none", async () => {
     const headers = await new Promise<Metadata>((resolve) => {
-      const call = real.client.raw.getCustomer({ customerId: "nobody", includeInactive: false }, new Metadata(), () => undefined);
+      const call = real.client.raw.getCustomer(
+        { customerId: "nobody", includeInactive: false, asOf: undefined },
+        new Metadata(),
+        () => undefined,
+      );
       call.on("metadata", resolve);
     });
     expect(String(headers.get("x-request-id")[0])).toMatch(/^[0-9a-f-]{36}$/);

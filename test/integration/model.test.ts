@@ -942,10 +942,8 @@ describe("the server agrees with a model of the design", () => {
       const groups = (await s.app.metrics.groupCommitSize.get()).values;
       const calls = groups.find((v) => v.metricName === "billing_group_commit_size_sum")?.value ?? 0;
       const transactions = groups.find((v) => v.metricName === "billing_group_commit_size_count")?.value ?? 0;
-      const planned = (await s.app.metrics.groupCommitPlanned.get()).values[0]?.value ?? 0;
-      console.log(`group commit: ${calls} calls in ${transactions} transactions, ${planned} groups planned in memory`);
+      console.log(`group commit: ${calls} calls in ${transactions} transactions`);
       expect(calls).toBeGreaterThan(transactions);
-      expect(planned).toBeGreaterThan(0);
     },
     Math.max(180_000, RUNS * 3000),
   );

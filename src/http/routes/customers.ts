@@ -74,6 +74,9 @@ const depositReply = (r: DepositResult): Static<typeof DepositReply> => ({
 // GET /v1/customers/{customer_id}
 
 const CustomerParams = Type.Object({ customer_id: Id("The customer (URL-encoded).") });
+const CustomerQueryString = Type.Object({
+  as_of: Type.Optional(Type.String({ description: "ISO 8601: the balances as they were then, from the ledger's entries." })),
+});
 
 const BalanceFields = {
   total: Type.Integer(),
@@ -149,6 +152,8 @@ const LedgerItem = Type.Object({
   account_id: Type.String(),
   status: Type.Literal("COMPLETED"),
   created_at: IsoOutput,
+  sequence: Type.Integer({ description: "Position in the customer's ledger: 1, 2, … without a gap, in commit order." }),
+  balance_after: Type.Object(BalanceFields, { description: "The customer's ledger balance after this entry, over all credit types." }),
 });
 
 const LedgerReply = Type.Object({
@@ -172,6 +177,8 @@ const ledgerItem = (e: LedgerEntryView): Static<typeof LedgerItem> => ({
   account_id: e.accountId.toString(),
   status: "COMPLETED",
   created_at: msToIso(e.createdAtMs),
+  sequence: amountToJson(e.sequence),
+  balance_after: balanceJson(e.balanceAfter),
 });
 
 function ledgerReply(page: LedgerPage): Static<typeof LedgerReply> {
@@ -230,6 +237,7 @@ export function registerCustomerRoutes(app: HttpApp, deps: HttpDependencies): vo
         summary: "A customer and its ACTIVE balances",
         tags: ["customers"],
         params: CustomerParams,
+        querystring: CustomerQueryString,
         response: responses(CustomerReply),
       },
       config: { access: "read" },
@@ -239,6 +247,7 @@ export function registerCustomerRoutes(app: HttpApp, deps: HttpDependencies): vo
         projectId: callerOf(request).projectId,
         customerId: customerIdOf(request.params.customer_id),
         includeInactive: false,
+        asOfMs: parseIsoField(request.query.as_of, "as_of", "invalid_argument"),
       };
       return customerReply(await getCustomer(ctx, input));
     },
