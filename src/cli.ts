@@ -149,7 +149,7 @@ keys
   .option("--label <text>", "what the key is for", "")
   .option(
     "--scope <scope>",
-    "write (every call) or read (the reads: GetCustomer, GetTransaction, ListLedgerEntries, ListPools, ListSlotEvents, the entitlement reads, and their HTTP GET routes)",
+    "write (every call) or read (the reads: GetCustomer, GetTransaction, ListLedgerEntries, ListPools, ListSlotEvents, the entitlement reads, WatchEvents, ListAlerts, and their HTTP GET routes)",
     "write",
   )
   .action((o: { project: string; label: string; scope: string }) =>
