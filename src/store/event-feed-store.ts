@@ -70,10 +70,10 @@ export async function lastPosition(pool: Pool): Promise<bigint> {
   return bigOf(rows[0]?.top);
 }
 
-/** Events committed but not stamped yet (the stamper's backlog). */
-export async function unstampedCount(pool: Pool): Promise<number> {
-  const [rows] = await pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM events WHERE position IS NULL");
-  return Number(rows[0]?.n ?? 0);
+/** Whether any committed event waits for its position: one index probe, no transaction (the stamper's idle poll). */
+export async function hasUnstamped(pool: Pool): Promise<boolean> {
+  const [rows] = await pool.query<RowDataPacket[]>("SELECT 1 AS found FROM events WHERE position IS NULL LIMIT 1");
+  return rows.length > 0;
 }
 
 /** Every position up to this one has been pruned (0: none). */

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { EVENT_STAMP_BATCH } from "../../domain/limits.js";
 import type { Database } from "../../store/database.js";
-import { stampCommittedEvents } from "../../store/event-feed-store.js";
+import { hasUnstamped, stampCommittedEvents } from "../../store/event-feed-store.js";
 import type { LeaseKeeper } from "./lease-keeper.js";
 import { WakeUp } from "./wake-up.js";
 
@@ -48,6 +48,8 @@ export class EventStamper {
 
   /** Stamps until nothing committed is left unstamped (or the lease is lost). */
   private async stampAll(): Promise<void> {
+    // The idle poll costs one index probe, not a transaction.
+    if (!(await this.lease.held()) || !(await hasUnstamped(this.database.pool))) return;
     while (!this.stopped && (await this.lease.held())) {
       const stamped = await stampCommittedEvents(this.database, { name: this.lease.name, owner: this.lease.owner }, EVENT_STAMP_BATCH);
       if (stamped === null || stamped === 0) return;
