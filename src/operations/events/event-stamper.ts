@@ -34,10 +34,10 @@ export class EventStamper {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      await this.wakeUp.wait(this.options.intervalMs);
+      const nudged = await this.wakeUp.wait(this.options.intervalMs);
       if (this.stopped) break;
       try {
-        await this.stampAll();
+        await this.stampAll(nudged);
         this.warned = false;
       } catch (error) {
         if (!this.warned) this.options.log.warn({ err: error }, "event stamping failed; retrying");
@@ -47,9 +47,9 @@ export class EventStamper {
   }
 
   /** Stamps until nothing committed is left unstamped (or the lease is lost). */
-  private async stampAll(): Promise<void> {
-    // The idle poll costs one index probe, not a transaction.
-    if (!(await this.lease.held()) || !(await hasUnstamped(this.database.pool))) return;
+  private async stampAll(nudged: boolean): Promise<void> {
+    // The idle poll costs one index probe, not a transaction; a local commit has events for sure.
+    if (!(await this.lease.held()) || (!nudged && !(await hasUnstamped(this.database.pool)))) return;
     while (!this.stopped && (await this.lease.held())) {
       const stamped = await stampCommittedEvents(this.database, { name: this.lease.name, owner: this.lease.owner }, EVENT_STAMP_BATCH);
       if (stamped === null || stamped === 0) return;

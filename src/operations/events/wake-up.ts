@@ -12,22 +12,21 @@ export class WakeUp {
     this.wake?.();
   }
 
-  /** Resolves after `ms`, or at once when poked since the last wait. */
-  wait(ms: number): Promise<void> {
+  /** Resolves after `ms` (false), or when poked (true), at once when poked since the last wait. */
+  wait(ms: number): Promise<boolean> {
     if (this.pending) {
       this.pending = false;
-      return Promise.resolve();
+      return Promise.resolve(true);
     }
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done() {
+      const finish = (poked: boolean) => {
         clearTimeout(timer);
-        self.wake = null;
-        self.pending = false;
-        resolve();
-      }
-      this.wake = done;
+        this.wake = null;
+        this.pending = false;
+        resolve(poked);
+      };
+      const timer = setTimeout(() => finish(false), ms);
+      this.wake = () => finish(true);
     });
   }
 }
