@@ -168,6 +168,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       },
       { name: ALERT_SERVICE_NAME, definition: AlertServiceService, handlers: alertHandlers(context, guard) },
     ],
+  }).catch(async (error: unknown) => {
+    await events.stop();
+    await database.close();
+    throw error;
   });
   const http = await startHttpServer(
     {
