@@ -100,23 +100,33 @@ export async function readFeed(pool: Pool, filter: FeedFilter, limit: number): P
   return rows.map(feedEventOf);
 }
 
+/** What readFeedChecked reads in one round trip. */
+export interface CheckedRead {
+  /**
+   * The highest position given before the rows were read: every event up to it was there to be
+   * read (stamps commit whole and in order), so a reader whose page was not full has seen every
+   * matching event up to it, and may read on from there.
+   */
+  readonly top: bigint;
+  readonly rows: FeedEvent[];
+  /** How far the feed was pruned once the rows were read. */
+  readonly prunedThrough: bigint;
+}
+
 /**
- * readFeed, and then, in the same round trip, how far the feed is pruned: read after the rows
- * (READ COMMITTED reads each statement afresh), so a prune that raced the read shows.
+ * readFeed between two reads of the feed's marks, in one round trip (READ COMMITTED reads each
+ * statement afresh): the top position before the rows, how far it is pruned after them, so a
+ * prune that raced the read shows.
  */
-export async function readFeedChecked(
-  pool: Pool,
-  filter: FeedFilter,
-  limit: number,
-): Promise<{ rows: FeedEvent[]; prunedThrough: bigint }> {
+export async function readFeedChecked(pool: Pool, filter: FeedFilter, limit: number): Promise<CheckedRead> {
   const query = feedQuery(filter, limit);
-  const [results] = await pool.query<RowDataPacket[][]>(`${query.sql}; SELECT value FROM settings WHERE name = ?`, [
-    ...query.params,
-    PRUNED_THROUGH,
-  ]);
-  const [rows = [], mark = []] = results;
+  const [results] = await pool.query<RowDataPacket[][]>(
+    `SELECT COALESCE(MAX(position), 0) AS top FROM events; ${query.sql}; SELECT value FROM settings WHERE name = ?`,
+    [...query.params, PRUNED_THROUGH],
+  );
+  const [top = [], rows = [], mark = []] = results;
   const value = mark[0]?.value;
-  return { rows: rows.map(feedEventOf), prunedThrough: value === undefined ? 0n : bigOf(value) };
+  return { top: bigOf(top[0]?.top ?? 0), rows: rows.map(feedEventOf), prunedThrough: value === undefined ? 0n : bigOf(value) };
 }
 
 function feedQuery(filter: FeedFilter, limit: number): { sql: string; params: unknown[] } {

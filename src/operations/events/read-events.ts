@@ -18,7 +18,11 @@ export interface EventQuery {
 
 export interface FeedPage {
   readonly items: readonly FeedEvent[];
-  /** Where the next read starts: the last item's cursor, else the cursor asked with (null when none). */
+  /**
+   * Where the next read starts: the last item's cursor when there are more, else the feed's top
+   * as the read saw it (every matching event up to it is in `items` or before the cursor); null
+   * while the feed is empty.
+   */
   readonly nextCursor: string | null;
   readonly hasMore: boolean;
 }
@@ -27,20 +31,26 @@ export interface FeedPage {
  * Reads up to `limit` events after `after`. The feed's pruned mark is read after the events: if a
  * prune reached past `after` before or during the read, an event the caller has not seen may be
  * gone, so the read fails with cursor_expired rather than skip it silently. A read from the
- * oldest event instead starts again from what is kept.
+ * oldest event instead starts again from what is kept. `seenThrough` is how far the reader has
+ * seen everything it asked for: the last row's position when the page is full, else the feed's
+ * top before the read (so a filtered reader does not scan the same others' events again).
  */
 async function readAfter(
   ctx: BillingContext,
   query: EventQuery,
   after: bigint | null,
   limit: number,
-): Promise<{ after: bigint; rows: FeedEvent[] }> {
+): Promise<{ rows: FeedEvent[]; seenThrough: bigint }> {
   const pool = ctx.database.pool;
   for (;;) {
     const from = after ?? (await prunedThrough(pool));
     const filter: FeedFilter = { projectId: query.projectId, afterPosition: from, customerId: query.customerId, types: query.types };
     const read = await readFeedChecked(pool, filter, limit);
-    if (read.prunedThrough <= from) return { after: from, rows: read.rows };
+    if (read.prunedThrough <= from) {
+      const last = read.rows.at(-1)?.position ?? from;
+      const seenThrough = read.rows.length < limit && read.top > last ? read.top : last;
+      return { rows: read.rows, seenThrough };
+    }
     if (after !== null) throw new BillingError("cursor_expired", undefined, { field: "cursor" });
   }
 }
@@ -50,14 +60,11 @@ const positionOf = (cursor: string): bigint | null => (cursor === "" ? null : de
 /** One page of a project's events in commit order (GET /v1/events). */
 export function listEvents(ctx: BillingContext, query: EventQuery, limit: number): Promise<FeedPage> {
   return runQuery(async () => {
-    const { rows } = await readAfter(ctx, query, positionOf(query.cursor), limit + 1);
+    const { rows, seenThrough } = await readAfter(ctx, query, positionOf(query.cursor), limit + 1);
     const items = rows.slice(0, limit);
-    const last = items.at(-1);
-    return {
-      items,
-      nextCursor: last ? encodeFeedCursor(last.position) : query.cursor === "" ? null : query.cursor,
-      hasMore: rows.length > limit,
-    };
+    const hasMore = rows.length > limit;
+    const through = hasMore ? (items.at(-1)?.position ?? 0n) : seenThrough;
+    return { items, nextCursor: through > 0n ? encodeFeedCursor(through) : null, hasMore };
   });
 }
 
@@ -89,12 +96,12 @@ export async function watchEvents(
       wake = null;
       moved = false;
       const page = await runQuery(() => readAfter(ctx, query, after, EVENT_READ_BATCH));
-      after = page.after;
       for (const event of page.rows) {
         if (signal.aborted) return;
         await deliver(event);
         after = event.position;
       }
+      after = page.seenThrough;
       // A full page: more may be there already.
       if (page.rows.length === EVENT_READ_BATCH) moved = true;
     }
