@@ -70,7 +70,10 @@ export interface NewEvent {
 /** A stamped event as readers get it. */
 export interface FeedEvent {
   readonly eventId: string;
+  /** Commit order over every project (the publisher, the operators' tail). */
   readonly position: bigint;
+  /** Commit order within its project: what the project's readers page by and their cursors hold. */
+  readonly projectPosition: bigint;
   readonly projectId: bigint;
   readonly customerId: string | null;
   readonly type: string;
@@ -181,8 +184,11 @@ export interface EventJson {
   readonly created_at: string;
 }
 
-/** The JSON form of a stamped event; `amounts` says how amounts are written (HTTP: numbers, NATS: strings). */
-export function eventJson(e: FeedEvent, amounts: "number" | "string"): EventJson {
+/**
+ * The JSON form of a stamped event; `amounts` says how amounts are written (HTTP: numbers, NATS:
+ * strings), `cursor` which position its cursor holds (a project's readers: the project's).
+ */
+export function eventJson(e: FeedEvent, amounts: "number" | "string", cursor: "project" | "global" = "project"): EventJson {
   const amount = (v: bigint): number | string => (amounts === "string" ? v.toString() : exactNumber(v));
   const balance = (b: BalanceAfter) => ({
     total: amount(b.total),
@@ -192,7 +198,7 @@ export function eventJson(e: FeedEvent, amounts: "number" | "string"): EventJson
   });
   return {
     id: e.eventId,
-    cursor: encodeFeedCursor(e.position),
+    cursor: encodeFeedCursor(cursor === "project" ? e.projectPosition : e.position),
     type: e.type,
     customer_id: e.customerId,
     transaction_id: e.transactionId,

@@ -407,16 +407,30 @@ export const events = mysqlTable(
     payload: json("payload").notNull(),
     createdAt: createdAt(),
     position: bigint("position", { mode: "bigint", unsigned: true }),
+    /**
+     * The commit order within the project, stamped with `position`: what a project's readers page
+     * by and their cursors hold, so a cursor says nothing of other projects' events.
+     */
+    projectPosition: bigint("project_position", { mode: "bigint", unsigned: true }),
   },
   (t) => [
     uniqueIndex("events_event_id_uq").on(t.eventId),
     uniqueIndex("events_position_uq").on(t.position),
     // A project's feed, in commit order (WatchEvents, GET /v1/events).
-    index("events_project_position_idx").on(t.projectId, t.position),
+    uniqueIndex("events_project_position_uq").on(t.projectId, t.projectPosition),
   ],
 );
 
-/** Named values of this database: `deployment_id` (made at first start), `events_pruned_through`. */
+/**
+ * How far each project's feed is pruned: every event of the project up to `pruned_through`
+ * (a project position) is gone, so an older cursor is cursor_expired.
+ */
+export const eventPruneMarks = mysqlTable("event_prune_marks", {
+  projectId: bigint("project_id", { mode: "bigint", unsigned: true }).primaryKey(),
+  prunedThrough: bigint("pruned_through", { mode: "bigint", unsigned: true }).notNull(),
+});
+
+/** Named values of this database: `deployment_id` (made at first start), `events_pruned_through` (global positions). */
 export const settings = mysqlTable("settings", {
   name: varchar("name", { length: 64 }).primaryKey(),
   value: varchar("value", { length: 255 }).notNull(),

@@ -154,6 +154,12 @@ describe("WatchEvents", () => {
     await theirs.count(1);
     expect(theirs.events.map((e) => e.id)).toEqual([theirEvent.eventId]);
     expect(mine.events.map((e) => e.id)).not.toContain(theirEvent.eventId);
+    // Cursors count the project's own events only: theirs interleaved with ours leave no gap.
+    await commitEvents(s.app, [testEvent(s.app, { customerId, type: "ledger.deduct", projectId: project.id })]);
+    await commitEvents(s.app, [testEvent(s.app, { customerId, type: "ledger.deduct" })]);
+    await commitEvents(s.app, [testEvent(s.app, { customerId, type: "ledger.deduct", projectId: project.id })]);
+    await theirs.count(3);
+    expect(theirs.events.map((e) => decodeFeedCursor(e.cursor))).toEqual([1n, 2n, 3n]);
   });
 
   it("refuses a missing key, a malformed cursor and an unknown type", async () => {

@@ -78,7 +78,7 @@ export class NatsPublisher {
     let position = await publisherPosition(pool, NATS_PUBLISHER);
     this.options.onLag?.(Number((await lastPosition(pool)) - position));
     for (;;) {
-      const batch = await readFeed(pool, { projectId: null, afterPosition: position, customerId: null, types: [] }, EVENT_READ_BATCH);
+      const batch = await readFeed(pool, { projectId: null, after: position, customerId: null, types: [] }, EVENT_READ_BATCH);
       if (batch.length === 0 || this.stopped) return;
       const js = await this.jetStream();
       // Sent in order on one connection, acknowledged together: the stream keeps their order.

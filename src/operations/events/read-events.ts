@@ -1,7 +1,7 @@
 import { decodeFeedCursor, encodeFeedCursor, type FeedEvent } from "../../domain/events.js";
 import { EVENT_READ_BATCH } from "../../domain/limits.js";
 import { BillingError } from "../../errors/billing-error.js";
-import { type FeedFilter, prunedThrough, readFeedChecked } from "../../store/event-feed-store.js";
+import { type FeedFilter, projectPrunedThrough, prunedThrough, readFeedChecked } from "../../store/event-feed-store.js";
 import { runQuery } from "../../store/run-transaction.js";
 import type { BillingContext } from "../context.js";
 
@@ -43,12 +43,13 @@ async function readAfter(
 ): Promise<{ rows: FeedEvent[]; seenThrough: bigint }> {
   const pool = ctx.database.pool;
   for (;;) {
-    const from = after ?? (await prunedThrough(pool));
-    const filter: FeedFilter = { projectId: query.projectId, afterPosition: from, customerId: query.customerId, types: query.types };
+    const from = after ?? (query.projectId === null ? await prunedThrough(pool) : await projectPrunedThrough(pool, query.projectId));
+    const filter: FeedFilter = { projectId: query.projectId, after: from, customerId: query.customerId, types: query.types };
     const read = await readFeedChecked(pool, filter, limit);
     if (read.prunedThrough <= from) {
-      const last = read.rows.at(-1)?.position ?? from;
-      const seenThrough = read.rows.length < limit && read.top > last ? read.top : last;
+      const last = read.rows.at(-1);
+      const lastPosition = last ? positionIn(query, last) : from;
+      const seenThrough = read.rows.length < limit && read.top > lastPosition ? read.top : lastPosition;
       return { rows: read.rows, seenThrough };
     }
     if (after !== null) throw new BillingError("cursor_expired", undefined, { field: "cursor" });
@@ -57,13 +58,18 @@ async function readAfter(
 
 const positionOf = (cursor: string): bigint | null => (cursor === "" ? null : decodeFeedCursor(cursor));
 
+/** An event's place in the feed the query reads: its project's, or (no project) the global one. */
+export const positionIn = (query: { readonly projectId: bigint | null }, event: FeedEvent): bigint =>
+  query.projectId === null ? event.position : event.projectPosition;
+
 /** One page of a project's events in commit order (GET /v1/events). */
 export function listEvents(ctx: BillingContext, query: EventQuery, limit: number): Promise<FeedPage> {
   return runQuery(async () => {
     const { rows, seenThrough } = await readAfter(ctx, query, positionOf(query.cursor), limit + 1);
     const items = rows.slice(0, limit);
     const hasMore = rows.length > limit;
-    const through = hasMore ? (items.at(-1)?.position ?? 0n) : seenThrough;
+    const last = items.at(-1);
+    const through = hasMore && last ? positionIn(query, last) : seenThrough;
     return { items, nextCursor: through > 0n ? encodeFeedCursor(through) : null, hasMore };
   });
 }
@@ -99,7 +105,7 @@ export async function watchEvents(
       for (const event of page.rows) {
         if (signal.aborted) return;
         await deliver(event);
-        after = event.position;
+        after = positionIn(query, event);
       }
       after = page.seenThrough;
       // A full page: more may be there already.

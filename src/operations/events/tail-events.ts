@@ -31,7 +31,8 @@ export async function tailEvents(
       ctx,
       { projectId: options.projectId, cursor: options.cursor, customerId: options.customerId, types: [] },
       signal,
-      async (e) => print({ ...eventJson(e, "string"), project_id: e.projectId.toString() }),
+      async (e) =>
+        print({ ...eventJson(e, "string", options.projectId === null ? "global" : "project"), project_id: e.projectId.toString() }),
     );
   } finally {
     await running.stop();

@@ -14,6 +14,12 @@ CREATE TABLE `balance_alerts` (
 	CONSTRAINT `balance_alerts_state_known` CHECK(`balance_alerts`.`state` IN ('armed', 'low', 'depleted'))
 ) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
 --> statement-breakpoint
+CREATE TABLE `event_prune_marks` (
+	`project_id` bigint unsigned NOT NULL,
+	`pruned_through` bigint unsigned NOT NULL,
+	CONSTRAINT `event_prune_marks_project_id` PRIMARY KEY(`project_id`)
+) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
+--> statement-breakpoint
 CREATE TABLE `event_publishers` (
 	`name` varchar(64) NOT NULL,
 	`position` bigint unsigned NOT NULL,
@@ -31,10 +37,11 @@ CREATE TABLE `events` (
 	`payload` json NOT NULL,
 	`created_at` datetime(3) NOT NULL,
 	`position` bigint unsigned,
+	`project_position` bigint unsigned,
 	CONSTRAINT `events_id` PRIMARY KEY(`id`),
 	CONSTRAINT `events_event_id_uq` UNIQUE(`event_id`),
 	CONSTRAINT `events_position_uq` UNIQUE(`position`),
-	INDEX `events_project_position_idx` (`project_id`,`position`)
+	CONSTRAINT `events_project_position_uq` UNIQUE(`project_id`,`project_position`)
 ) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
 --> statement-breakpoint
 CREATE TABLE `leases` (
