@@ -1,8 +1,10 @@
-import type { Server as HttpServer } from "node:http";
+import type { Server as NodeHttpServer } from "node:http";
+import type { ServerCredentials } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { BillingContext } from "./operations/context.js";
 import { GroupCommit } from "./operations/group-commit.js";
 import { startSweeper } from "./operations/sweeper.js";
+import type { EventFeed } from "./operations/events/event-feed.js";
 import { startEventFeed } from "./operations/events/start-event-feed.js";
 import { AlertServiceService } from "../gen/velobase/billing/v1/alerts.js";
 import { EventServiceService } from "../gen/velobase/billing/v1/events.js";
@@ -18,13 +20,17 @@ import {
   ALERT_SERVICE_NAME,
   ENTITLEMENT_SERVICE_NAME,
   EVENT_SERVICE_NAME,
+  type GrpcServer,
   HealthReporter,
   SLOT_SERVICE_NAME,
   startGrpcServer,
 } from "./grpc/server.js";
-import { readTlsFiles, serverCredentials, type TransportSecurity } from "./grpc/tls.js";
+import { readTlsFiles, serverCredentials, type TlsMaterial, type TransportSecurity } from "./grpc/tls.js";
+import type { GuardedEnvironment } from "./grpc/unary.js";
 import { createLogger } from "./logger.js";
-import { startHttpServer } from "./http/server.js";
+import { type HttpServer, startHttpServer } from "./http/server.js";
+import { consoleDependencies } from "./console-wiring.js";
+import { consolePlugin } from "./console/console-plugin.js";
 import { Metrics } from "./metrics.js";
 import { openDatabase, type Database } from "./store/database.js";
 import { Authenticator } from "./tenancy/authenticator.js";
@@ -104,40 +110,25 @@ const LISTENERS_SECURITY: Record<TransportSecurity, string> = {
   mtls: "gRPC mutual TLS, HTTPS with client certificates",
 };
 
-/** Database → migrations → gRPC and HTTP servers → sweeper; `stop()` undoes it in reverse. */
-export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
-  const log = options.log ?? createLogger(config.LOG_LEVEL);
-  const tls = readTlsFiles({
-    certFile: config.TLS_CERT_FILE,
-    keyFile: config.TLS_KEY_FILE,
-    clientCaFile: config.TLS_CLIENT_CA_FILE,
-  });
-  const { credentials, security } = serverCredentials(tls);
+/** The database, migrated, with someone able to get in (closed again when that fails). */
+async function openReadyDatabase(config: Config, log: Logger, announce: (line: string) => void): Promise<Database> {
   const database = await openDatabase(config.DATABASE_URL, {
     poolSize: config.DB_POOL_SIZE,
     lockWaitTimeoutS: config.DB_LOCK_WAIT_TIMEOUT_S,
   });
   try {
-    await ensureSomeoneCanGetIn(database, config, log, options.announce ?? ((line) => process.stderr.write(line)));
+    await ensureSomeoneCanGetIn(database, config, log, announce);
   } catch (error) {
     await database.close();
     throw error;
   }
-  const metrics = new Metrics();
-  metrics.watchPool(database.pool);
-  const events = await startEventFeed(database, {
-    pollIntervalMs: config.EVENTS_POLL_INTERVAL_MS,
-    nats: config.NATS_URL ? { url: config.NATS_URL, stream: config.NATS_STREAM, subjectPrefix: config.NATS_SUBJECT_PREFIX } : null,
-    log,
-    onPublishLag: (lag) => metrics.eventsPublishLag.set(lag),
-  });
-  const base: BillingContext = {
-    database,
-    events: events.feed,
-    now: options.now ?? Date.now,
-    retries: { onRetry: (reason) => metrics.retries.inc({ reason }) },
-  };
-  // Every write goes through this instance's per-customer group commit (its runs use `base`).
+  return database;
+}
+
+/** The operations' context: every write goes through this instance's per-customer group commit. */
+function billingContext(database: Database, metrics: Metrics, config: Config, now: () => number, events: EventFeed): BillingContext {
+  const base: BillingContext = { database, now, events, retries: { onRetry: (reason) => metrics.retries.inc({ reason }) } };
+  // The group commit's runs use `base`.
   const groupCommit = new GroupCommit(
     base,
     {
@@ -147,59 +138,98 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     },
     { transactions: config.GROUP_COMMIT_TRANSACTIONS, sideBySide: config.GROUP_COMMIT_SIDE_BY_SIDE },
   );
-  const context: BillingContext = { ...base, groupCommit };
-  const authenticator = new Authenticator(database, { cacheTtlMs: config.API_KEY_CACHE_TTL_MS, log });
-  const rateLimiter = new RateLimiter({ redisUrl: config.REDIS_URL, keyPrefix: config.RATE_LIMIT_KEY_PREFIX, log, metrics });
-  await rateLimiter.waitUntilConnected();
-  const guard = { log, metrics, authenticator, rateLimiter };
-  // Aborted first on stop: open event streams end (service_unavailable) instead of holding the shutdown.
-  const closing = new AbortController();
-  const health = new HealthReporter();
+  return { ...base, groupCommit };
+}
+
+/** What both transports are given: the operations' context and the shared guards. */
+interface TransportDependencies {
+  readonly context: BillingContext;
+  readonly guard: GuardedEnvironment & { readonly metrics: Metrics };
+  readonly health: HealthReporter;
+  readonly tls: TlsMaterial | null;
+  readonly credentials: ServerCredentials;
+  /** Aborted first on stop: open event streams end (service_unavailable) instead of holding the shutdown. */
+  readonly closing: AbortSignal;
+}
+
+/** The gRPC server (five services) and the HTTP API, over the same context; neither when one fails. */
+async function startTransports(config: Config, deps: TransportDependencies): Promise<{ grpc: GrpcServer; http: HttpServer }> {
+  const { context, guard, health, tls } = deps;
   const grpc = await startGrpcServer(billingHandlers(context, guard), health, `${config.GRPC_HOST}:${config.GRPC_PORT}`, {
-    credentials,
+    credentials: deps.credentials,
     maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
     services: [
       { name: SLOT_SERVICE_NAME, definition: SlotServiceService, handlers: slotHandlers(context, guard) },
       { name: ENTITLEMENT_SERVICE_NAME, definition: EntitlementServiceService, handlers: entitlementHandlers(context, guard) },
-      {
-        name: EVENT_SERVICE_NAME,
-        definition: EventServiceService,
-        handlers: eventHandlers(context, { ...guard, closing: closing.signal }),
-      },
+      { name: EVENT_SERVICE_NAME, definition: EventServiceService, handlers: eventHandlers(context, { ...guard, closing: deps.closing }) },
       { name: ALERT_SERVICE_NAME, definition: AlertServiceService, handlers: alertHandlers(context, guard) },
     ],
-  }).catch(async (error: unknown) => {
-    await events.stop();
-    await database.close();
-    throw error;
   });
   const http = await startHttpServer(
     {
       context,
-      authenticate: (key) => authenticator.authenticate(key),
-      rateLimit: (caller) => rateLimiter.consume(caller),
-      log,
-      metrics,
+      authenticate: (key) => guard.authenticator.authenticate(key),
+      rateLimit: (caller) => guard.rateLimiter.consume(caller),
+      log: guard.log,
+      metrics: guard.metrics,
       isServing: () => health.serving,
+      mount: consolePlugin(
+        consoleDependencies(config, {
+          context,
+          authenticator: guard.authenticator,
+          rateLimiter: guard.rateLimiter,
+          database: context.database,
+          log: guard.log,
+          secure: tls !== null,
+        }),
+      ),
     },
     { host: config.HTTP_HOST ?? config.GRPC_HOST, port: config.HTTP_PORT },
     // The same files as gRPC: HTTPS, and under mutual TLS a client certificate the CA signed.
     tls && { key: tls.key, cert: tls.cert, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) },
   ).catch(async (error: unknown) => {
     await grpc.shutdown(0);
+    throw error;
+  });
+  return { grpc, http };
+}
+
+/** Database → migrations → gRPC and HTTP servers → sweeper; `stop()` undoes it in reverse. */
+export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const log = options.log ?? createLogger(config.LOG_LEVEL);
+  const tls = readTlsFiles({
+    certFile: config.TLS_CERT_FILE,
+    keyFile: config.TLS_KEY_FILE,
+    clientCaFile: config.TLS_CLIENT_CA_FILE,
+  });
+  const { credentials, security } = serverCredentials(tls);
+  const database = await openReadyDatabase(config, log, options.announce ?? ((line) => process.stderr.write(line)));
+  const metrics = new Metrics();
+  metrics.watchPool(database.pool);
+  const events = await startEventFeed(database, {
+    pollIntervalMs: config.EVENTS_POLL_INTERVAL_MS,
+    nats: config.NATS_URL ? { url: config.NATS_URL, stream: config.NATS_STREAM, subjectPrefix: config.NATS_SUBJECT_PREFIX } : null,
+    log,
+    onPublishLag: (lag) => metrics.eventsPublishLag.set(lag),
+  });
+  const context = billingContext(database, metrics, config, options.now ?? Date.now, events.feed);
+  const authenticator = new Authenticator(database, { cacheTtlMs: config.API_KEY_CACHE_TTL_MS, log });
+  const rateLimiter = new RateLimiter({ redisUrl: config.REDIS_URL, keyPrefix: config.RATE_LIMIT_KEY_PREFIX, log, metrics });
+  await rateLimiter.waitUntilConnected();
+  const health = new HealthReporter();
+  const guard = { log, metrics, authenticator, rateLimiter };
+  const closing = new AbortController();
+  const transports = { context, guard, health, tls, credentials, closing: closing.signal };
+  const { grpc, http } = await startTransports(config, transports).catch(async (error: unknown) => {
+    await rateLimiter.close();
     await events.stop();
     await database.close();
     throw error;
   });
   const stopWatching = watchDatabase(database, health, config.HEALTH_CHECK_INTERVAL_MS, log);
-  const sweeper =
-    config.SWEEP_INTERVAL_MS > 0
-      ? startSweeper(context, log, config.SWEEP_INTERVAL_MS, {
-          retentionMs: config.EVENTS_RETENTION_HOURS * 3_600_000,
-          awaitPublisher: config.NATS_URL !== undefined,
-        })
-      : null;
-  let metricsServer: HttpServer | null = null;
+  const retention = { retentionMs: config.EVENTS_RETENTION_HOURS * 3_600_000, awaitPublisher: config.NATS_URL !== undefined };
+  const sweeper = config.SWEEP_INTERVAL_MS > 0 ? startSweeper(context, log, config.SWEEP_INTERVAL_MS, retention) : null;
+  let metricsServer: NodeHttpServer | null = null;
   if (config.METRICS_PORT !== undefined) metricsServer = await metrics.listen(config.GRPC_HOST, config.METRICS_PORT);
   log.info(
     {

@@ -71,27 +71,27 @@ export interface AlertCrossing {
  * started) is reconciled by the next write.
  */
 export function crossings(alerts: readonly BalanceAlert[], before: AvailableBalances, after: AvailableBalances): AlertCrossing[] {
-  const result: AlertCrossing[] = [];
-  for (const alert of alerts) {
-    const availableBefore = availableFor(before, alert.creditType);
-    const availableAfter = availableFor(after, alert.creditType);
-    const next = stateFor(alert.threshold, availableAfter);
-    if (next === alert.state) continue;
-    const crossing = (newState: AlertState, eventType: AlertEventType | null): AlertCrossing => ({
-      alertId: alert.alertId,
-      newState,
-      eventType,
-      availableBefore,
-      availableAfter,
-    });
-    if (next === "armed") result.push(crossing("armed", "balance.recovered"));
-    else if (alert.state === "armed") {
-      result.push(crossing(next === "depleted" ? "depleted" : "low", "balance.low"));
-      if (next === "depleted") result.push(crossing("depleted", "balance.depleted"));
-    } else if (next === "depleted") result.push(crossing("depleted", "balance.depleted"));
-    else result.push(crossing("low", null));
+  return alerts.flatMap((alert) => crossingsOf(alert, availableFor(before, alert.creditType), availableFor(after, alert.creditType)));
+}
+
+/** One alert's crossings when its balance goes from `availableBefore` to `availableAfter`. */
+function crossingsOf(alert: BalanceAlert, availableBefore: bigint, availableAfter: bigint): AlertCrossing[] {
+  const next = stateFor(alert.threshold, availableAfter);
+  const crossing = (newState: AlertState, eventType: AlertEventType | null): AlertCrossing => ({
+    alertId: alert.alertId,
+    newState,
+    eventType,
+    availableBefore,
+    availableAfter,
+  });
+  if (next === alert.state) return [];
+  if (next === "armed") return [crossing("armed", "balance.recovered")];
+  if (alert.state === "armed") {
+    return next === "depleted"
+      ? [crossing("depleted", "balance.low"), crossing("depleted", "balance.depleted")]
+      : [crossing("low", "balance.low")];
   }
-  return result;
+  return next === "depleted" ? [crossing("depleted", "balance.depleted")] : [crossing("low", null)];
 }
 
 /** The last state each alert reaches, for the UPDATE of the write. */

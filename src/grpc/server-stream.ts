@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import { Metadata, status, type ServerWritableStream } from "@grpc/grpc-js";
 import type { Caller, Scope } from "../domain/caller.js";
 import { BillingError } from "../errors/billing-error.js";
-import { toBillingError, toServiceError } from "../errors/to-grpc-status.js";
+import { toBillingError } from "../errors/billing-error.js";
+import { toServiceError } from "./status-details.js";
 import { MalformedRequest } from "./request-decoding.js";
 import { admit, REQUEST_ID_HEADER, type GuardedEnvironment } from "./unary.js";
 

@@ -9,7 +9,7 @@ export interface BillingContext {
   readonly now: () => number;
   readonly retries?: RetryObserver;
   /** Per-customer group commit of this instance (operations/group-commit.ts); absent: each write alone. */
-  readonly groupCommit?: { run(write: CreditWrite): Promise<unknown> };
+  readonly groupCommit?: { run(write: CreditWrite, signal?: AbortSignal): Promise<unknown> };
   /**
    * The call's deadline and cancellation (from the transport): a write whose signal has aborted
    * before its transaction starts is not run.

@@ -3,7 +3,7 @@ import { customerKey, holdKey } from "../domain/customer-ref.js";
 import { type CreditWrite, customerRefOf, holdRefOf } from "../domain/plans/write-list.js";
 import { isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
-import { runEachAlone, runList, type Settled } from "./pipeline.js";
+import { deadlinePassed, runEachAlone, runList, type Settled } from "./pipeline.js";
 
 /** What group commit reports (metrics). */
 export interface GroupCommitObserver {
@@ -29,6 +29,8 @@ export interface GroupCommitOptions {
 
 interface Waiting {
   readonly op: CreditWrite;
+  /** The caller's deadline and cancellation: a call that waited past them is answered without running. */
+  readonly signal: AbortSignal | undefined;
   readonly settle: (settled: Settled) => void;
   readonly fail: (error: unknown) => void;
 }
@@ -66,8 +68,8 @@ export class GroupCommit {
     private readonly options: GroupCommitOptions = { transactions: Number.POSITIVE_INFINITY, sideBySide: true },
   ) {}
 
-  async run(write: CreditWrite): Promise<unknown> {
-    const result = await this.schedule(write);
+  async run(write: CreditWrite, signal?: AbortSignal): Promise<unknown> {
+    const result = await this.schedule(write, signal);
     // Only a write that went through proves its hold belongs to the customer it named: a refused
     // one (another customer's transaction id, a scope mismatch) must not steer later settlements.
     const customer = customerRefOf(write);
@@ -77,8 +79,8 @@ export class GroupCommit {
   }
 
   /** A call alone, in its own transaction. */
-  private async alone(write: CreditWrite): Promise<unknown> {
-    const [settled] = await runList(this.ctx, [write], { atomic: false });
+  private async alone(write: CreditWrite, signal: AbortSignal | undefined): Promise<unknown> {
+    const [settled] = await runList(signal ? { ...this.ctx, signal } : this.ctx, [write], { atomic: false });
     return answerOf(settled);
   }
 
@@ -89,17 +91,19 @@ export class GroupCommit {
     return hold === null ? undefined : this.holdOwners.get(holdKey(hold));
   }
 
-  private async schedule(write: CreditWrite): Promise<unknown> {
+  private async schedule(write: CreditWrite, signal: AbortSignal | undefined): Promise<unknown> {
     const key = this.queueKeyOf(write);
-    if (key === undefined) return this.alone(write);
+    if (key === undefined) return this.alone(write, signal);
     const queue = this.queues.get(key);
     // A full queue is not grown: the call runs alone and waits on the customer's row lock instead.
-    if (queue !== undefined && queue.length >= GROUP_COMMIT_QUEUE_MAX) return this.alone(write);
-    if (queue !== undefined) return answerOf(await new Promise<Settled>((settle, fail) => queue.push({ op: write, settle, fail })));
+    if (queue !== undefined && queue.length >= GROUP_COMMIT_QUEUE_MAX) return this.alone(write, signal);
+    if (queue !== undefined) {
+      return answerOf(await new Promise<Settled>((settle, fail) => queue.push({ op: write, signal, settle, fail })));
+    }
     this.queues.set(key, []);
     try {
-      if (this.inFlight < this.options.transactions) return await this.counted(() => this.alone(write));
-      return answerOf(await new Promise<Settled>((settle, fail) => this.waiting.push({ op: write, settle, fail })));
+      if (this.inFlight < this.options.transactions) return await this.counted(() => this.alone(write, signal));
+      return answerOf(await new Promise<Settled>((settle, fail) => this.waiting.push({ op: write, signal, settle, fail })));
     } finally {
       void this.drain(key);
     }
@@ -121,7 +125,8 @@ export class GroupCommit {
     while (this.inFlight < this.options.transactions && this.waiting.length > 0) {
       // The customers are all different (each has this call in flight); the prefetch locks them
       // in one statement, in primary-key order.
-      const group = this.waiting.splice(0, this.options.sideBySide ? GROUP_COMMIT_MAX : 1);
+      const group = stillWanted(this.waiting.splice(0, this.options.sideBySide ? GROUP_COMMIT_MAX : 1));
+      if (group.length === 0) continue;
       void this.counted(() => this.sideBySide(group.map((w) => w.op))).then(
         (settled) => {
           for (const [i, w] of group.entries()) w.settle(settled[i] ?? { ok: false, error: new Error("a waiting call has no result") });
@@ -170,7 +175,8 @@ export class GroupCommit {
         this.queues.delete(key);
         return;
       }
-      const group = queue.splice(0, GROUP_COMMIT_MAX);
+      const group = stillWanted(queue.splice(0, GROUP_COMMIT_MAX));
+      if (group.length === 0) continue;
       try {
         this.observer.onGroup?.(group.length);
         const settled = await this.counted(() => this.listOrEachAlone(group.map((w) => w.op)));
@@ -184,6 +190,15 @@ export class GroupCommit {
       }
     }
   }
+}
+
+/** The waiting calls whose callers still want an answer; the others are answered now, without running. */
+function stillWanted(group: readonly Waiting[]): Waiting[] {
+  return group.filter((w) => {
+    if (!w.signal?.aborted) return true;
+    w.settle({ ok: false, error: deadlinePassed() });
+    return false;
+  });
 }
 
 /** A call's own answer: its result, or the error it alone would have got. */

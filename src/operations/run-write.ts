@@ -12,7 +12,7 @@ const isSweeperWrite = (write: CreditWrite) =>
  * when the sweeper leaves a busy row for a later pass.
  */
 export async function runWrite(ctx: BillingContext, write: CreditWrite): Promise<unknown> {
-  if (ctx.groupCommit && !isSweeperWrite(write)) return ctx.groupCommit.run(write);
+  if (ctx.groupCommit && !isSweeperWrite(write)) return ctx.groupCommit.run(write, ctx.signal);
   const [settled] = await runList(ctx, [write], { atomic: false, skipLocked: isSweeperWrite(write) });
   if (!settled) throw new Error("a write has no answer");
   if (!settled.ok) throw settled.error;

@@ -34,28 +34,7 @@ function accountAfter(account: EntryAccount, operation: string, amount: bigint, 
  */
 export async function verifyLedgerPositions(db: Db): Promise<string[]> {
   const problems: string[] = [];
-  const last = new Map<string, LedgerPosition>();
-  let customer: string | null = null;
-  let position = LEDGER_START;
-  let accounts = new Map<string, EntryAccount>();
-  let after = { customerPk: 0n, sequence: 0n };
-  for (;;) {
-    const page = await ledgerPositionsPage(db, after, PAGE_ENTRIES);
-    for (const row of page) {
-      const pk = String(row.customer_pk);
-      if (pk !== customer) {
-        if (customer !== null) last.set(customer, position);
-        customer = pk;
-        position = LEDGER_START;
-        accounts = new Map();
-      }
-      position = checkEntry(row, position, accounts, problems);
-    }
-    const tail = page[page.length - 1];
-    if (!tail || page.length < PAGE_ENTRIES) break;
-    after = { customerPk: big(tail.customer_pk), sequence: big(tail.sequence) };
-  }
-  if (customer !== null) last.set(customer, position);
+  const last = await walkLedgers(db, problems);
   for (const c of await customerLedgerPositions(db)) {
     const expected = last.get(String(c.id)) ?? LEDGER_START;
     const stored = { sequence: big(c.ledger_sequence), total: big(c.ledger_total), used: big(c.ledger_used), frozen: big(c.ledger_frozen) };
@@ -63,6 +42,31 @@ export async function verifyLedgerPositions(db: Db): Promise<string[]> {
       problems.push(`customer ${c.id}: ledger position ${show(stored)}, its entries say ${show(expected)}`);
   }
   return problems;
+}
+
+/** Every customer's entries in order, page by page: each checked, and each customer's last position. */
+async function walkLedgers(db: Db, problems: string[]): Promise<Map<string, LedgerPosition>> {
+  const last = new Map<string, LedgerPosition>();
+  let customer: string | null = null;
+  let position = LEDGER_START;
+  let accounts = new Map<string, EntryAccount>();
+  let after = { customerPk: 0n, sequence: 0n };
+  for (let more = true; more; ) {
+    const page = await ledgerPositionsPage(db, after, PAGE_ENTRIES);
+    for (const row of page) {
+      const pk = String(row.customer_pk);
+      if (pk !== customer) {
+        if (customer !== null) last.set(customer, position);
+        [customer, position, accounts] = [pk, LEDGER_START, new Map()];
+      }
+      position = checkEntry(row, position, accounts, problems);
+    }
+    const tail = page[page.length - 1];
+    more = tail !== undefined && page.length === PAGE_ENTRIES;
+    if (tail) after = { customerPk: big(tail.customer_pk), sequence: big(tail.sequence) };
+  }
+  if (customer !== null) last.set(customer, position);
+  return last;
 }
 
 function checkEntry(row: VerifyRow, before: LedgerPosition, accounts: Map<string, EntryAccount>, problems: string[]): LedgerPosition {

@@ -32,7 +32,7 @@ import {
 import { createCustomerSql, customerPkSql } from "./customers-store.js";
 import { findOutcomesSql, outcomesFromRows } from "./outcomes-store.js";
 import { bigOf, stringOf } from "./row-values.js";
-import { type Batch, headerOf, mapBatch, namedBatch, type Row, rowsOf } from "./run-transaction.js";
+import { type Batch, headerOf, mapBatch, namedBatch, type Row, rowsOf, type StatementResult } from "./run-transaction.js";
 import { customers } from "./schema.js";
 import {
   allocationFromRow,
@@ -205,20 +205,24 @@ export function prefetchMore(state: ListState, customerPks: readonly bigint[], n
   });
   if (wanted.length === 0) throw new Error("more state asked for customers the prefetch did not lock");
   return mapBatch(namedBatch({ spendable: [lockAllSpendableSql(wanted, nowMs)] }), (r) => {
-    const customersNow = new Map(state.customers);
     const rows = rowsOf(r.spendable[0]);
+    const customersNow = new Map(state.customers);
     for (const { pk } of wanted) {
       const c = customersNow.get(pk);
-      if (!c) continue;
-      const accounts = new Map(c.accounts);
-      for (const row of rows) {
-        const account = bigOf(row.a_customer_pk) === pk ? accountFromRow(row) : null;
-        if (account) accounts.set(account.id, account);
-      }
-      customersNow.set(pk, { ...c, accounts, allSpendable: true });
+      if (c) customersNow.set(pk, withAllSpendable(c, rows));
     }
     return { ...state, customers: customersNow };
   });
+}
+
+/** The customer with every spendable account of its in `rows` (rows of several customers). */
+function withAllSpendable(c: CustomerState, rows: readonly Row[]): CustomerState {
+  const accounts = new Map(c.accounts);
+  for (const row of rows) {
+    const account = bigOf(row.a_customer_pk) === c.pk ? accountFromRow(row) : null;
+    if (account) accounts.set(account.id, account);
+  }
+  return { ...c, accounts, allSpendable: true };
 }
 
 /** A customer locked by pk without waiting (the sweeper): no row when another transaction holds it. */
@@ -248,37 +252,43 @@ export function prefetchSkipLocked(write: CreditWrite, nowMs: number): Batch<Lis
     allocated: [countAllocationAccountsSql(projectId, transactionId)],
     outcomes: key ? [findOutcomesSql([key])] : [],
   });
-  return mapBatch(batch, (r) => {
-    const customerRow = rowsOf(r.customer[0])[0];
-    const hold = transactionFromRow(rowsOf(r.hold[0])[0]);
-    const allocationRows = rowsOf(r.allocation[0]);
-    const accountsRead = allocationRows.filter((row) => row.a_id != null).length;
-    const holds = new Map<string, HoldState>();
-    const customersFound = new Map<bigint, CustomerState>();
-    const busy = new Set<bigint>();
-    if (hold) {
-      holds.set(holdKey(write.request), { hold, parts: allocationRows.map(allocationFromRow) });
-      if (!customerRow || accountsRead < Number(rowsOf(r.allocated[0])[0]?.accounts ?? 0)) busy.add(hold.customerPk);
-    }
-    if (customerRow && hold) {
-      const totals = rowsOf(r.totals[0])[0];
-      const c: Assembling = {
-        row: {
-          ...lockedRefOf(customerRow),
-          before: balanceFromRow(totals),
-          unexpiredTotal: unexpiredTotalFromRow(totals),
-          ledger: ledgerPositionFromRow(customerRow),
-        },
-        accounts: new Map(),
-        expiryRecorded: new Set(),
-        completeSelections: new Set(),
-        created: false,
-      };
-      addAccounts(c, allocationRows);
-      customersFound.set(c.row.pk, customerStateOf(c));
-    }
-    return { customers: customersFound, customerPks: new Map(), holds, outcomes: outcomesFromRows(rowsOf(r.outcomes[0] ?? [])), busy };
-  });
+  return mapBatch(batch, (r) => skipLockedStateOf(write.request, r));
+}
+
+/** The sweeper's state of a settlement: its customer busy when it or one of the hold's accounts is locked elsewhere. */
+function skipLockedStateOf(
+  hold: HoldRef,
+  r: Record<"customer" | "totals" | "hold" | "allocation" | "allocated" | "outcomes", StatementResult[]>,
+): ListState {
+  const customerRow = rowsOf(r.customer[0])[0];
+  const found = transactionFromRow(rowsOf(r.hold[0])[0]);
+  const allocationRows = rowsOf(r.allocation[0]);
+  const accountsRead = allocationRows.filter((row) => row.a_id != null).length;
+  const holds = new Map<string, HoldState>();
+  const customersFound = new Map<bigint, CustomerState>();
+  const busy = new Set<bigint>();
+  if (found) {
+    holds.set(holdKey(hold), { hold: found, parts: allocationRows.map(allocationFromRow) });
+    if (!customerRow || accountsRead < Number(rowsOf(r.allocated[0])[0]?.accounts ?? 0)) busy.add(found.customerPk);
+  }
+  if (customerRow && found) {
+    const totals = rowsOf(r.totals[0])[0];
+    const c: Assembling = {
+      row: {
+        ...lockedRefOf(customerRow),
+        before: balanceFromRow(totals),
+        unexpiredTotal: unexpiredTotalFromRow(totals),
+        ledger: ledgerPositionFromRow(customerRow),
+      },
+      accounts: new Map(),
+      expiryRecorded: new Set(),
+      completeSelections: new Set(),
+      created: false,
+    };
+    addAccounts(c, allocationRows);
+    customersFound.set(c.row.pk, customerStateOf(c));
+  }
+  return { customers: customersFound, customerPks: new Map(), holds, outcomes: outcomesFromRows(rowsOf(r.outcomes[0] ?? [])), busy };
 }
 
 const lockedRefOf = (row: Row) => ({ pk: bigOf(row.c_pk), projectId: bigOf(row.c_project_id), customerId: stringOf(row.c_customer_id) });

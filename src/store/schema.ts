@@ -88,8 +88,16 @@ export const customers = mysqlTable(
     ledgerTotal: bigint("ledger_total", { mode: "bigint" }).notNull().default(sql`0`),
     ledgerUsed: bigint("ledger_used", { mode: "bigint" }).notNull().default(sql`0`),
     ledgerFrozen: bigint("ledger_frozen", { mode: "bigint" }).notNull().default(sql`0`),
+    // The columns compare byte for byte (0002); the console searches names and emails in any case
+    // through these lower-cased copies, kept by the database and indexed.
+    nameSearch: varchar("name_search", { length: 255 }).generatedAlwaysAs(sql`LOWER(\`name\`)`, { mode: "stored" }),
+    emailSearch: varchar("email_search", { length: 255 }).generatedAlwaysAs(sql`LOWER(\`email\`)`, { mode: "stored" }),
   },
-  (t) => [uniqueIndex("customers_project_customer_uq").on(t.projectId, t.customerId)],
+  (t) => [
+    uniqueIndex("customers_project_customer_uq").on(t.projectId, t.customerId),
+    index("customers_name_search_idx").on(t.projectId, t.nameSearch),
+    index("customers_email_search_idx").on(t.projectId, t.emailSearch),
+  ],
 );
 
 export const accounts = mysqlTable(
@@ -144,10 +152,14 @@ export const transactions = mysqlTable(
     settledAt: datetime("settled_at", { mode: "date", fsp: 3 }),
     /** The key that made the Deduct or Freeze (the settling key is on the ledger entries). */
     apiKeyId: bigint("api_key_id", { mode: "bigint", unsigned: true }),
+    /** x-request-id of the call that made it, so support can find its log lines (NULL before 0013). */
+    requestId: varchar("request_id", { length: 128 }),
   },
   (t) => [
     uniqueIndex("transactions_project_tx_uq").on(t.projectId, t.transactionId),
     index("transactions_due_idx").on(t.status, t.autoAt),
+    // A customer's open holds (the console).
+    index("transactions_customer_status_idx").on(t.customerPk, t.status),
     check(
       "transactions_amounts_nonneg",
       sql`${t.amount} > 0 AND ${t.consumedAmount} >= 0 AND ${t.returnedAmount} >= 0 AND ${t.overageAmount} >= 0`,
@@ -215,8 +227,8 @@ export const ledgerEntries = mysqlTable(
 
 /**
  * The one idempotency envelope: what every keyed write (Deposit, Deduct, Freeze, Consume,
- * Unfreeze) answered, under its scope and key. DEPOSIT is keyed by idempotency_key, SPEND
- * (Deduct, Freeze) and SETTLE (Consume, Unfreeze) by transaction_id; the fingerprint is of the
+ * Unfreeze, Grant and Revoke capacity) answered, under its scope and key. DEPOSIT and SLOT are
+ * keyed by idempotency_key, SPEND (Deduct, Freeze) and SETTLE (Consume, Unfreeze) by transaction_id; the fingerprint is of the
  * canonical request (domain/idempotency.ts), the response is replayed byte for byte.
  */
 export const outcomes = mysqlTable(
@@ -320,21 +332,6 @@ export const slotEvents = mysqlTable(
   ],
 );
 
-/** Grant and revoke idempotency keys with the response to replay. */
-export const slotKeys = mysqlTable(
-  "slot_keys",
-  {
-    id: id(),
-    projectId: ref("project_id"),
-    idempotencyKey: varchar("idempotency_key", { length: 128 }).notNull(),
-    customerPk: ref("customer_pk"),
-    requestFingerprint: char("request_fingerprint", { length: 64 }).notNull(),
-    response: mediumtext("response").notNull(),
-    createdAt: createdAt(),
-  },
-  (t) => [uniqueIndex("slot_keys_project_key_uq").on(t.projectId, t.idempotencyKey)],
-);
-
 // Entitlements: one current value per (customer, feature_key) and its append-only history.
 
 /** Validity bounds are epoch milliseconds (NULL: unbounded), as the accounts' are. */
@@ -384,12 +381,29 @@ export const entitlementEvents = mysqlTable(
   ],
 );
 
+/**
+ * Console sign-ins: the cookie holds a random session id, this table only its SHA-256, the key
+ * that signed in (checked again on every request, so a revoked key ends its sessions) and when
+ * the session ends.
+ */
+export const consoleSessions = mysqlTable(
+  "console_sessions",
+  {
+    idHash: char("id_hash", { length: 64 }).primaryKey(),
+    projectId: ref("project_id"),
+    apiKeyId: ref("api_key_id"),
+    createdAt: createdAt(),
+    expiresAt: datetime("expires_at", { mode: "date", fsp: 3 }).notNull(),
+  },
+  (t) => [index("console_sessions_expiry_idx").on(t.expiresAt), index("console_sessions_key_idx").on(t.apiKeyId)],
+);
+
 // Events out (docs/events.md): the outbox, the feed's singletons and the balance alerts.
 
 /**
  * The transactional outbox: one row per committed write (and per alert crossing), inserted in the
  * write's own transaction, so an event exists if and only if its write committed. `position` is
- * the commit order, stamped after commit by the one elected stamper (store/event-stamps.ts):
+ * the commit order, stamped after commit by the one elected stamper (store/event-feed-store.ts):
  * readers page by it, never by `id`, whose AUTO_INCREMENT order is not commit order (a lower id
  * can commit later; on Galera ids step by the node count). NULL until stamped.
  */

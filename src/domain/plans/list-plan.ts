@@ -1,4 +1,4 @@
-import { BillingError } from "../../errors/billing-error.js";
+import type { BillingError } from "../../errors/billing-error.js";
 import type { AccountDelta } from "../account-deltas.js";
 import { accountStatus, availableOf, compareSpendingOrder } from "../account-status.js";
 import { holdKey } from "../customer-ref.js";
@@ -6,6 +6,7 @@ import type { AccountSnapshot, Balance } from "../types.js";
 import { type LedgerPosition, nextPosition } from "../ledger-position.js";
 import { accountKeyOf, PENDING_ACCOUNT_ID, planDeposit } from "./deposit-plan.js";
 import { planExpiry } from "./expiry-plan.js";
+import { refusable } from "./outcome.js";
 import type { LedgerLine, Planned } from "./planned.js";
 import { planConsume, planUnfreeze, type SettleChanges, type SettleState } from "./settle-plan.js";
 import type { ConsumeResult, UnfreezeResult } from "../results.js";
@@ -23,6 +24,8 @@ import {
   selectionKey,
   type WritePlan,
 } from "./write-list.js";
+
+const NO_BALANCE: Balance = { total: 0n, used: 0n, frozen: 0n, available: 0n };
 
 /** A customer as the planner moves it: the prefetched state plus what the earlier writes of the list did. */
 interface Working {
@@ -145,16 +148,6 @@ function remember(write: CreditWrite, keys: Set<string>): void {
   for (const k of keysOf(write)) keys.add(k);
 }
 
-/** A refusal from the catalogue is the write's answer; anything else is a bug and fails the list. */
-function refusable<T>(plan: () => T): T | { kind: "refused"; error: BillingError } {
-  try {
-    return plan();
-  } catch (error) {
-    if (error instanceof BillingError) return { kind: "refused", error };
-    throw error;
-  }
-}
-
 function planOne(state: ListState, write: CreditWrite, customer: (pk: bigint) => Working | undefined, nowMs: number): Step {
   switch (write.kind) {
     case "deposit":
@@ -185,7 +178,7 @@ function move(c: Working, deltas: readonly AccountDelta[], balance: Balance): vo
 }
 
 function asStep<C, R>(
-  planned: Planned<C, R> | { kind: "refused"; error: BillingError },
+  planned: Planned<C, R> | { readonly kind: "refused"; readonly error: BillingError },
   applied: (p: { changes: C; result: R }) => WritePlan,
 ): Step | null {
   switch (planned.kind) {
@@ -273,7 +266,7 @@ function planSpendStep(
         customerPk: pk ?? null,
         accounts: c === undefined ? [] : spendableOf(c, request.creditTypes, nowMs),
         complete,
-        before: c?.before ?? { total: 0n, used: 0n, frozen: 0n, available: 0n },
+        before: c?.before ?? NO_BALANCE,
       },
       request,
       nowMs,
@@ -286,32 +279,44 @@ function planSpendStep(
   return step ?? { kind: "more", customerPk: pk ?? 0n };
 }
 
+/** A settlement's state from the list's: the hold, its accounts as the earlier writes left them, the spendable ones once read. */
+function settleStateOf(
+  state: ListState,
+  write: Extract<CreditWrite, { kind: "consume" | "unfreeze" }>,
+  c: Working | undefined,
+  nowMs: number,
+): SettleState {
+  const loaded = holdOf(state, write.request);
+  const hold = loaded?.hold ?? null;
+  const parts = loaded?.parts ?? [];
+  const accountsOfHold = parts.flatMap((p) => {
+    const a = c?.accounts.get(p.accountId);
+    return a ? [a] : [];
+  });
+  const allRead = c?.state.allSpendable === true;
+  return {
+    stored: storedOf(state, write),
+    hold,
+    parts,
+    accounts: allRead && c ? [...c.accounts.values()] : accountsOfHold,
+    spendable: allRead && c && hold ? spendableOf(c, hold.creditTypes, nowMs) : null,
+    before: c?.before ?? NO_BALANCE,
+    expiryRecorded: new Set([...(c?.state.expiryRecorded ?? []), ...(c?.expired ?? [])]),
+    busy: hold !== null && state.busy.has(hold.customerPk),
+  };
+}
+
 function planSettleStep(
   state: ListState,
   write: Extract<CreditWrite, { kind: "consume" | "unfreeze" }>,
   customer: (pk: bigint) => Working | undefined,
   nowMs: number,
 ): Step {
-  const { request, mode } = write;
-  const loaded = holdOf(state, request);
-  const hold = loaded?.hold ?? null;
+  const hold = holdOf(state, write.request)?.hold ?? null;
   const c = hold === null ? undefined : customer(hold.customerPk);
   if (hold !== null && c === undefined) throw new Error("a hold's customer was not prefetched");
   if (c?.newAccount) return { kind: "cut" };
-  const accountsOfHold = (loaded?.parts ?? []).flatMap((p) => {
-    const a = c?.accounts.get(p.accountId);
-    return a ? [a] : [];
-  });
-  const settleState: SettleState = {
-    stored: storedOf(state, write),
-    hold,
-    parts: loaded?.parts ?? [],
-    accounts: c?.state.allSpendable ? [...c.accounts.values()] : accountsOfHold,
-    spendable: c?.state.allSpendable && hold ? spendableOf(c, hold.creditTypes, nowMs) : null,
-    before: c?.before ?? { total: 0n, used: 0n, frozen: 0n, available: 0n },
-    expiryRecorded: new Set([...(c?.state.expiryRecorded ?? []), ...(c?.expired ?? [])]),
-    busy: hold !== null && state.busy.has(hold.customerPk),
-  };
+  const settleState = settleStateOf(state, write, c, nowMs);
   const applied = (p: { changes: SettleChanges; result: ConsumeResult | UnfreezeResult }): WritePlan => {
     if (c) {
       move(c, p.changes.deltas, p.result.balance);
@@ -322,11 +327,11 @@ function planSettleStep(
   const step =
     write.kind === "consume"
       ? asStep(
-          refusable(() => planConsume(settleState, write.request, mode, nowMs)),
+          refusable(() => planConsume(settleState, write.request, write.mode, nowMs)),
           applied,
         )
       : asStep(
-          refusable(() => planUnfreeze(settleState, request, mode, nowMs)),
+          refusable(() => planUnfreeze(settleState, write.request, write.mode, nowMs)),
           applied,
         );
   return step ?? { kind: "more", customerPk: hold?.customerPk ?? 0n };

@@ -9,7 +9,7 @@ import type { AccountView, Balance, Operation } from "../../domain/types.js";
 import { parseAmount, parseOptionalId, parseSource, parseText } from "../../domain/validation.js";
 import { BillingError } from "../../errors/billing-error.js";
 import { businessTypeName, customerIdOf, depositWalletOf, descriptionOf, idempotencyKeyOf, metadataOf, withoutNulls } from "../fields.js";
-import { callerOf, type HttpApp, type HttpDependencies } from "../http-app.js";
+import { callerOf, contextOf, type HttpApp } from "../http-app.js";
 import { amountFromJson, amountToJson } from "../json-amount.js";
 import { msToIso, msToIsoOrNull, parseIsoField } from "../iso-time.js";
 import {
@@ -138,6 +138,8 @@ const LedgerQuery = Type.Object({
   cursor: Type.Optional(Type.String({ description: "next_cursor of the previous page." })),
   operation_type: Type.Optional(Type.Enum(LEDGER_OPERATION_NAMES, { description: "Only this operation (GRANT: deposits)." })),
   transaction_id: Type.Optional(Id("Only the entries of this transaction.")),
+  created_after: Type.Optional(IsoInput("Only entries made at or after this time (as gRPC's created_after).")),
+  created_before: Type.Optional(IsoInput("Only entries made before this time (as gRPC's created_before).")),
 });
 
 const LedgerItem = Type.Object({
@@ -204,15 +206,13 @@ async function withCursorField<T>(run: Promise<T>): Promise<T> {
 }
 
 /** Customer routes: deposit (write), the customer and its ledger (read). */
-export function registerCustomerRoutes(app: HttpApp, deps: HttpDependencies): void {
-  const ctx = deps.context;
-
+export function registerCustomerRoutes(app: HttpApp): void {
   app.post(
     "/v1/customers/deposit",
     { schema: { summary: "Deposit credits", tags: ["customers"], body: DepositBody, response: responses(DepositReply) } },
     async (request) => {
       const body = withoutNulls(request.body);
-      const result = await deposit(ctx, {
+      const result = await deposit(contextOf(request), {
         ...auditOf(callerOf(request)),
         customerId: customerIdOf(body.customer_id),
         amount: parseAmount(amountFromJson(body.amount)),
@@ -249,7 +249,7 @@ export function registerCustomerRoutes(app: HttpApp, deps: HttpDependencies): vo
         includeInactive: false,
         asOfMs: parseIsoField(request.query.as_of, "as_of", "invalid_argument"),
       };
-      return customerReply(await getCustomer(ctx, input));
+      return customerReply(await getCustomer(contextOf(request), input));
     },
   );
 
@@ -268,14 +268,14 @@ export function registerCustomerRoutes(app: HttpApp, deps: HttpDependencies): vo
     async (request) => {
       const { query } = request;
       const page = await withCursorField(
-        listLedgerEntries(ctx, {
+        listLedgerEntries(contextOf(request), {
           projectId: callerOf(request).projectId,
           customerId: customerIdOf(request.params.customer_id),
           operations: query.operation_type === undefined ? [] : [operationOf(query.operation_type)],
           transactionId: query.transaction_id === undefined ? null : parseOptionalId(query.transaction_id, "transaction_id"),
           creditType: null,
-          createdAfterMs: null,
-          createdBeforeMs: null,
+          createdAfterMs: parseIsoField(query.created_after, "created_after", "invalid_argument"),
+          createdBeforeMs: parseIsoField(query.created_before, "created_before", "invalid_argument"),
           pageSize: query.limit ?? PAGE_SIZE_DEFAULT,
           pageToken: query.cursor === undefined || query.cursor === "" ? null : query.cursor,
           countTotal: true,

@@ -7,7 +7,7 @@ import { parseCreditType } from "../../domain/validation.js";
 import { deleteAlert, listAlerts, setAlert, type AlertTarget } from "../../operations/alerts.js";
 import { listEvents } from "../../operations/events/read-events.js";
 import { commaList, customerIdOf } from "../fields.js";
-import { callerOf, type HttpApp, type HttpDependencies } from "../http-app.js";
+import { callerOf, contextOf, type HttpApp } from "../http-app.js";
 import { amountFromJson, amountToJson } from "../json-amount.js";
 import { msToIso } from "../iso-time.js";
 import { Amount, Id, IsoOutput, Nullable, responses } from "../schemas.js";
@@ -90,10 +90,15 @@ const creditTypeOf = (raw: string | null | undefined): string | null =>
   raw === undefined || raw === null || raw === "" ? null : parseCreditType(raw, null);
 
 /** GET /v1/events (read keys); /v1/alerts: set and delete (write keys), list (read). */
-export function registerEventRoutes(app: HttpApp, deps: HttpDependencies): void {
-  const ctx = deps.context;
-  const read = { access: "read" as const };
+export function registerEventRoutes(app: HttpApp): void {
+  registerEventReads(app);
+  registerAlertRoutes(app);
+}
 
+const read = { access: "read" as const };
+const tags = ["alerts"];
+
+function registerEventReads(app: HttpApp): void {
   app.get(
     "/v1/events",
     {
@@ -108,7 +113,7 @@ export function registerEventRoutes(app: HttpApp, deps: HttpDependencies): void 
     async (request) => {
       const { query } = request;
       const page = await listEvents(
-        ctx,
+        contextOf(request),
         {
           projectId: callerOf(request).projectId,
           cursor: query.cursor ?? "",
@@ -120,8 +125,9 @@ export function registerEventRoutes(app: HttpApp, deps: HttpDependencies): void 
       return { items: page.items.map(eventItem), next_cursor: page.nextCursor, has_more: page.hasMore };
     },
   );
+}
 
-  const tags = ["alerts"];
+function registerAlertRoutes(app: HttpApp): void {
   app.post(
     "/v1/alerts",
     {
@@ -144,7 +150,7 @@ export function registerEventRoutes(app: HttpApp, deps: HttpDependencies): void 
     },
     async (request) => {
       const body = request.body;
-      const result = await setAlert(ctx, {
+      const result = await setAlert(contextOf(request), {
         projectId: callerOf(request).projectId,
         customerId: customerIdOf(body.customer_id),
         creditType: creditTypeOf(body.credit_type),
@@ -167,7 +173,7 @@ export function registerEventRoutes(app: HttpApp, deps: HttpDependencies): void 
     },
     async (request) => {
       const customerId = request.query.customer_id === undefined ? null : customerIdOf(request.query.customer_id);
-      return { items: (await listAlerts(ctx, callerOf(request).projectId, customerId)).map(alertJson) };
+      return { items: (await listAlerts(contextOf(request), callerOf(request).projectId, customerId)).map(alertJson) };
     },
   );
 
@@ -188,7 +194,7 @@ export function registerEventRoutes(app: HttpApp, deps: HttpDependencies): void 
         customerId: customerIdOf(request.params.customer_id),
         creditType: creditTypeOf(request.query.credit_type),
       };
-      return { deleted: await deleteAlert(ctx, target) };
+      return { deleted: await deleteAlert(contextOf(request), target) };
     },
   );
 }
