@@ -119,6 +119,9 @@ export const ERROR_CATALOG = {
   // The deposit exists, but its account has none of it available (used, frozen, expired, or
   // voided already), or less than the amount asked (ErrorInfo: requested, voidable).
   deposit_not_voidable: precondition("The deposit has nothing available to void, or less than the amount asked."),
+  // The events after the cursor were pruned (EVENTS_RETENTION_HOURS): the cursor was valid, but
+  // the feed's state no longer serves it, and retrying with it never will, hence a precondition.
+  cursor_expired: precondition("The events after this cursor were pruned; start again from an empty cursor."),
 
   customer_not_found: {
     type: "not_found",

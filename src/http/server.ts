@@ -14,6 +14,7 @@ import { registerBillingRoutes } from "./routes/billing.js";
 import { registerReversalRoutes } from "./routes/reversals.js";
 import { registerCustomerRoutes } from "./routes/customers.js";
 import { registerEntitlementRoutes } from "./routes/entitlements.js";
+import { registerEventRoutes } from "./routes/events.js";
 import { registerServiceRoutes } from "./routes/service.js";
 import { registerSlotRoutes } from "./routes/slots.js";
 import { schemaIssueToError, type SchemaIssue } from "./schema-errors.js";
@@ -158,6 +159,7 @@ export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptio
   registerReversalRoutes(app);
   registerSlotRoutes(app);
   registerEntitlementRoutes(app);
+  registerEventRoutes(app);
   if (deps.mount) await app.register(deps.mount);
   await app.ready();
   return app;

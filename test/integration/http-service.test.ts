@@ -49,6 +49,9 @@ describe("GET /openapi.json", () => {
       "/v1/entitlement/{customer_id}/events": ["get"],
       "/v1/entitlement/{customer_id}/{feature_key}": ["get"],
       "/v1/entitlement/{customer_id}": ["get"],
+      "/v1/events": ["get"],
+      "/v1/alerts": ["post", "get"],
+      "/v1/alerts/{customer_id}": ["delete"],
     });
   });
 
