@@ -127,7 +127,13 @@ async function openReadyDatabase(config: Config, log: Logger, announce: (line: s
 
 /** The operations' context: every write goes through this instance's per-customer group commit. */
 function billingContext(database: Database, metrics: Metrics, config: Config, now: () => number, events: EventFeed): BillingContext {
-  const base: BillingContext = { database, now, events, retries: { onRetry: (reason) => metrics.retries.inc({ reason }) } };
+  const base: BillingContext = {
+    database,
+    now,
+    events,
+    outbox: config.EVENTS_OUTBOX === "on",
+    retries: { onRetry: (reason) => metrics.retries.inc({ reason }) },
+  };
   // The group commit's runs use `base`.
   const groupCommit = new GroupCommit(
     base,

@@ -31,6 +31,8 @@ const ConfigSchema = z.object({
   GROUP_COMMIT_TRANSACTIONS: z.coerce.number().int().min(1).max(1000).default(4),
   // Calls of different customers may share a transaction (side by side). "false" on a sharded
   // database (Vitess, TiDB), where a transaction must stay within one customer: docs/scaling.md.
+  // Bench only: "off" makes writes append no events, so the bench can show what the outbox costs.
+  EVENTS_OUTBOX: z.enum(["on", "off"]).default("on"),
   GROUP_COMMIT_SIDE_BY_SIDE: z
     .enum(["true", "false"])
     .default("true")

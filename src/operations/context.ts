@@ -17,4 +17,6 @@ export interface BillingContext {
   readonly signal?: AbortSignal;
   /** The event feed of this instance (deployment id, commit nudge, watchers' tail); absent: no feed (some tests). */
   readonly events?: EventFeed;
+  /** false: writes append no events (EVENTS_OUTBOX=off, a switch for the bench's comparison only). */
+  readonly outbox?: boolean;
 }

@@ -6,7 +6,7 @@ import type { CreditWrite, ListPlan, ListState, WritePlan } from "../domain/plan
 type PlannedList = Extract<ListPlan, { kind: "planned" }>;
 import type { DepositResult } from "../domain/results.js";
 import { BillingError } from "../errors/billing-error.js";
-import { applyList, type WrittenIds } from "../store/list-apply.js";
+import { applyList, type Outbox, type WrittenIds } from "../store/list-apply.js";
 import { prefetchList, prefetchMore, prefetchSkipLocked } from "../store/list-prefetch.js";
 import { type Batch, runTransaction, sequence, type Tx } from "../store/run-transaction.js";
 import { rethrowGuardFailure } from "../store/row-count-guard.js";
@@ -45,7 +45,7 @@ export interface ListOptions {
  * prefetch travels with the previous segment's writes.
  */
 export async function runList(ctx: BillingContext, writes: readonly CreditWrite[], options: ListOptions): Promise<Settled[]> {
-  return runTransaction(
+  const answers = await runTransaction(
     ctx.database,
     async (tx) => {
       if (ctx.signal?.aborted) throw deadlinePassed();
@@ -62,7 +62,7 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
         if (options.atomic) throwFirstRefusal(plans, done);
         applied ||= plans.some(isApplied);
         const next = writes.slice(done + plans.length);
-        const apply = applyList(state, rest, planned, nowMs);
+        const apply = applyList(state, rest, planned, nowMs, outboxOf(ctx));
         const last = next.length === 0;
         const [ids, nextState] = await runApply(tx, rest, apply, last ? null : prefetch(next), last && applied);
         answers.push(...plans.map((p, i) => answerOf(p, ids.get(i))));
@@ -73,6 +73,9 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
     },
     ctx.retries,
   );
+  // The local stamper orders the new events at once (the others find them within their poll).
+  if (answers.some(isWritten)) ctx.events?.notifyCommitted();
+  return answers;
 }
 
 /** Plans a segment to its end: reads more while the plan asks for it. */
@@ -110,6 +113,14 @@ async function runApply(
     throw error;
   }
 }
+
+/** An answer that wrote something (a replay, a refusal and a sweeper's skip write nothing). */
+const isWritten = (settled: Settled) => settled.ok && settled.result !== null && !isReplay(settled.result);
+const isReplay = (result: unknown) => typeof result === "object" && result !== null && Reflect.get(result, "isIdempotentReplay") === true;
+
+/** The outbox a write's events go to: this deployment's, unless the bench switched it off. */
+const outboxOf = (ctx: BillingContext): Outbox | null =>
+  ctx.events && ctx.outbox !== false ? { deploymentId: ctx.events.deploymentId } : null;
 
 const isApplied = (p: WritePlan) =>
   p.kind === "deposit" || p.kind === "spend" || p.kind === "settle" || p.kind === "expire" || p.kind === "refund" || p.kind === "void";

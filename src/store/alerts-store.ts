@@ -1,5 +1,6 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Pool, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import { customerKey } from "../domain/customer-ref.js";
 import { ALERT_STATES, type AlertState, type AvailableBalances, type BalanceAlert } from "../domain/balance-alerts.js";
 import { activeAccountSql } from "./accounts-store.js";
 import { bigOf, msOf, oneOf, stringOf } from "./row-values.js";
@@ -150,4 +151,53 @@ export async function deleteAlert(pool: Pool, projectId: bigint, customerId: str
     [projectId.toString(), customerId, creditType ?? ""],
   );
   return result.affectedRows === 1;
+}
+
+/** The alerts of a list's customers, locked (their customers are locked first), and their balances. */
+export interface ListAlerts {
+  /** By customerKey. */
+  readonly alerts: ReadonlyMap<string, BalanceAlert[]>;
+  /** By customerKey, only for customers with alerts: available per credit type over ACTIVE accounts. */
+  readonly available: ReadonlyMap<string, AvailableBalances>;
+}
+
+/**
+ * For a list's prefetch, after its customers' lock: their alerts (two statements for the whole
+ * list; the balances per credit type only of customers that have alerts).
+ */
+export function prefetchListAlertsSql(refs: ReadonlyArray<{ projectId: bigint; customerId: string }>, nowMs: number): SQL[] {
+  if (refs.length === 0) return [];
+  const named = sql.join(
+    refs.map((r) => sql`(project_id = ${r.projectId} AND customer_id = ${r.customerId})`),
+    sql` OR `,
+  );
+  const namedCustomers = sql.join(
+    refs.map((r) => sql`(c.project_id = ${r.projectId} AND c.customer_id = ${r.customerId})`),
+    sql` OR `,
+  );
+  return [
+    sql`SELECT ${ALERT_COLUMNS} FROM ${balanceAlerts} WHERE ${named} ORDER BY id FOR UPDATE`,
+    sql`SELECT c.project_id AS c_project_id, c.customer_id AS c_customer_id, a.credit_type,
+        COALESCE(SUM(a.total - a.used - a.frozen), 0) AS available
+      FROM ${customers} c JOIN ${accounts} a ON a.project_id = c.project_id AND a.customer_pk = c.id AND ${activeAccountSql(nowMs)}
+      WHERE (${namedCustomers})
+        AND EXISTS (SELECT 1 FROM ${balanceAlerts} b WHERE b.project_id = c.project_id AND b.customer_id = c.customer_id)
+      GROUP BY c.id, a.credit_type`,
+  ];
+}
+
+export function listAlertsFromRows(alertRows: readonly Row[], availableRows: readonly Row[]): ListAlerts {
+  const alerts = new Map<string, BalanceAlert[]>();
+  for (const alert of alertRows.map(alertOf)) {
+    const key = customerKey(alert);
+    alerts.set(key, [...(alerts.get(key) ?? []), alert]);
+  }
+  const rowsByCustomer = new Map<string, Row[]>();
+  for (const row of availableRows) {
+    const key = customerKey({ projectId: bigOf(row.c_project_id), customerId: stringOf(row.c_customer_id) });
+    rowsByCustomer.set(key, [...(rowsByCustomer.get(key) ?? []), row]);
+  }
+  const available = new Map<string, AvailableBalances>();
+  for (const key of alerts.keys()) available.set(key, availableOf(rowsByCustomer.get(key) ?? []));
+  return { alerts, available };
 }

@@ -8,6 +8,7 @@ import type { CreditWrite, ListPlan, ListState, WritePlan } from "../domain/plan
 import type { DepositRequest, SpendRequest } from "../domain/requests.js";
 import { creditAccountSql, markExpiryRecordedSql } from "./accounts-store.js";
 import { fillCustomerSql, removeCreatedCustomerSql } from "./customers-store.js";
+import { listEventsSql } from "./list-events.js";
 import { encodeJson } from "./json-codec.js";
 import { expiryParts, ledgerPart, type NewLedgerEntry } from "./ledger-store.js";
 import { outcomePart } from "./outcomes-store.js";
@@ -37,7 +38,18 @@ const positioned = (entries: readonly LedgerLine[], positions: readonly LedgerPo
     return { ...e, position };
   });
 
-export function applyList(state: ListState, writes: readonly CreditWrite[], planned: PlannedList, nowMs: number): Batch<WrittenIds> {
+/** Where a list's events go: this deployment's outbox (null: no outbox, the bench's switch). */
+export interface Outbox {
+  readonly deploymentId: string;
+}
+
+export function applyList(
+  state: ListState,
+  writes: readonly CreditWrite[],
+  planned: PlannedList,
+  nowMs: number,
+  outbox: Outbox | null,
+): Batch<WrittenIds> {
   const deposits: { index: number; statements: SQL[] }[] = [];
   const parts: WritePart[] = [];
   const expiries: SQL[] = [];
@@ -72,6 +84,7 @@ export function applyList(state: ListState, writes: readonly CreditWrite[], plan
     writeSet: writeSetSql(parts),
     reversals,
     expiries,
+    events: outbox === null ? [] : listEventsSql(state, writes, planned, outbox.deploymentId, nowMs),
   };
   const depositGroups = Object.fromEntries(deposits.map((d) => [`deposit${d.index}`, d.statements]));
   return mapBatch(namedBatch<string>({ ...depositGroups, ...groups }), (results) => {

@@ -9,6 +9,7 @@ import {
   customerRefOf,
   type HoldState,
   type ListState,
+  NO_AVAILABLE,
   outcomeRefOf,
   selectionKey,
 } from "../domain/plans/write-list.js";
@@ -30,6 +31,7 @@ import {
   balanceFromRow,
 } from "./accounts-store.js";
 import { createCustomerSql, customerPkSql } from "./customers-store.js";
+import { listAlertsFromRows, prefetchListAlertsSql } from "./alerts-store.js";
 import { findOutcomesSql, outcomesFromRows } from "./outcomes-store.js";
 import type { ReversalState } from "../domain/plans/reversal-state.js";
 import { reversalCustomerPksSql, reversalStatements, reversalsFromRows } from "./reversal-prefetch.js";
@@ -114,6 +116,7 @@ export function prefetchList(writes: readonly CreditWrite[], nowMs: number): Bat
     ),
     depositAccounts: deposits.map((d) => lockAccountByKeySql(d.projectId, pkOf(d), accountKeyOf(d))),
     ...reversalStatements(writes),
+    alerts: prefetchListAlertsSql(named, nowMs),
     outcomes: keys.length === 0 ? [] : [findOutcomesSql(keys)],
   });
   return mapBatch(batch, (r) => {
@@ -150,9 +153,14 @@ export function prefetchList(writes: readonly CreditWrite[], nowMs: number): Bat
       const c = found.get(byRef.get(customerKey(d)) ?? -1n);
       if (c) addAccounts(c, rowsOf(r.depositAccounts[i]));
     });
+    const alerts = r.alerts.length === 0 ? null : listAlertsFromRows(rowsOf(r.alerts[0]), rowsOf(r.alerts[1]));
+    const withAlerts = (c: Assembling): CustomerState => {
+      const key = customerKey(c.row);
+      return { ...customerStateOf(c), alerts: alerts?.alerts.get(key) ?? [], available: alerts?.available.get(key) ?? NO_AVAILABLE };
+    };
     return {
       ...reversalsOf(writes, r, found),
-      customers: new Map([...found].map(([pk, c]) => [pk, customerStateOf(c)])),
+      customers: new Map([...found].map(([pk, c]) => [pk, withAlerts(c)])),
       customerPks: byRef,
       holds: holdStates,
       outcomes: outcomesFromRows(rowsOf(r.outcomes[0] ?? [])),
@@ -193,6 +201,8 @@ const customerStateOf = (c: Assembling): CustomerState => ({
   allSpendable: false,
   created: c.created,
   ledger: c.row.ledger,
+  alerts: [],
+  available: NO_AVAILABLE,
 });
 
 /** Holds by holdKey with their allocation in order; their accounts go to their customers. */
@@ -249,7 +259,8 @@ const lockCustomerNowaitSql = (pk: SQL): SQL =>
     FROM ${customers} c WHERE c.id = ${pk} FOR UPDATE SKIP LOCKED`;
 
 /** The ledger position of a customer this transaction has locked already. */
-const customerLedgerSql = (pk: bigint): SQL => sql`SELECT ${CUSTOMER_LEDGER_COLUMNS} FROM ${customers} c WHERE c.id = ${pk}`;
+const customerLedgerSql = (pk: bigint): SQL =>
+  sql`SELECT c.customer_id AS c_customer_id, ${CUSTOMER_LEDGER_COLUMNS} FROM ${customers} c WHERE c.id = ${pk}`;
 
 /**
  * The sweeper's prefetch of one write (an automatic settlement, an expiry record): the same state,
@@ -329,7 +340,7 @@ function prefetchExpiry(write: Extract<CreditWrite, { kind: "expire" }>, nowMs: 
       row: {
         pk: customerPk,
         projectId,
-        customerId: "",
+        customerId: stringOf(ledgerRow.c_customer_id),
         before: balanceFromRow(totals),
         unexpiredTotal: unexpiredTotalFromRow(totals),
         ledger: ledgerPositionFromRow(ledgerRow),

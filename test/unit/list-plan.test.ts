@@ -86,6 +86,8 @@ const customer = (over: Partial<CustomerState> = {}): CustomerState => ({
   allSpendable: false,
   created: false,
   ledger: { sequence: 3n, total: 100n, used: 0n, frozen: 40n },
+  alerts: [],
+  available: { all: 60n, byCreditType: new Map([["default", 60n]]) },
   ...over,
 });
 const stateOf = (customers: CustomerState[]): ListState => ({

@@ -3,6 +3,7 @@ import type { AccountDelta } from "../account-deltas.js";
 import { accountStatus, availableOf, compareSpendingOrder } from "../account-status.js";
 import { holdKey } from "../customer-ref.js";
 import type { AccountSnapshot, Balance } from "../types.js";
+import { type AvailableBalances, type BalanceAlert, crossings, finalStates, shiftAvailable } from "../balance-alerts.js";
 import { type LedgerPosition, nextPosition } from "../ledger-position.js";
 import { accountKeyOf, PENDING_ACCOUNT_ID, planDeposit } from "./deposit-plan.js";
 import { planExpiry } from "./expiry-plan.js";
@@ -13,6 +14,7 @@ import type { ConsumeResult, UnfreezeResult } from "../results.js";
 import { planSpend } from "./spend-plan.js";
 import { planRefundStep, planVoidStep, reversalKeysOf } from "./reversal-steps.js";
 import {
+  type AlertCrossingOf,
   type CreditWrite,
   type CustomerState,
   customerPkOf,
@@ -44,6 +46,9 @@ interface Working {
   ledger: LedgerPosition;
   /** False for a customer the prefetch created until a deposit of the list lands on it: the writes before that see no customer. */
   exists: boolean;
+  /** Its alerts in the states the list's writes so far left them, and the available balances they watch. */
+  alerts: readonly BalanceAlert[];
+  available: AvailableBalances;
 }
 
 /** What one write needs before it can be planned on the state the earlier ones left. */
@@ -72,6 +77,8 @@ export function planList(state: ListState, writes: readonly CreditWrite[], nowMs
       expired: new Set(),
       exists: !loaded.created,
       ledger: loaded.ledger,
+      alerts: loaded.alerts,
+      available: loaded.available,
     };
     working.set(pk, fresh);
     return fresh;
@@ -79,23 +86,27 @@ export function planList(state: ListState, writes: readonly CreditWrite[], nowMs
   const keys = new Set<string>();
   const plans: WritePlan[] = [];
   const positions: LedgerPosition[][] = [];
+  const crossed: AlertCrossingOf[][] = [];
   for (const write of writes) {
     const step = dependsOnList(write, keys) ? { kind: "cut" as const } : planOne(state, write, customer, nowMs);
     if (step.kind === "cut") break;
     if (step.kind === "more") return { kind: "more", customerPks: [step.customerPk] };
     plans.push(step.plan);
-    positions.push(positionEntries(step.plan, customer));
+    const written = recordEntries(step.plan, customer, nowMs);
+    positions.push(written.positions);
+    crossed.push(written.crossings);
     remember(write, keys);
   }
   const ledgers = new Map<bigint, { from: bigint; to: LedgerPosition }>();
   for (const [pk, c] of working) {
     if (c.ledger.sequence !== c.state.ledger.sequence) ledgers.set(pk, { from: c.state.ledger.sequence, to: c.ledger });
   }
-  return { kind: "planned", plans, positions, ledgers };
+  const alertStates = new Map(crossed.flat().map((c) => [c.alert.alertId, c.crossing.newState] as const));
+  return { kind: "planned", plans, positions, ledgers, crossings: crossed, alertStates };
 }
 
 /** The entries a plan writes, in the order it writes them, and the customer whose ledger they extend. */
-function entriesOf(plan: WritePlan): { customerPk: bigint; entries: readonly LedgerLine[] } | null {
+export function writtenEntries(plan: WritePlan): { customerPk: bigint; entries: readonly LedgerLine[] } | null {
   switch (plan.kind) {
     case "deposit": {
       const { changes } = plan;
@@ -125,18 +136,64 @@ function entriesOf(plan: WritePlan): { customerPk: bigint; entries: readonly Led
  * (domain/ledger-position.ts). Run before the plan's deltas move the accounts: an expiry removes
  * an account with the figures it had.
  */
-function positionEntries(plan: WritePlan, customer: (pk: bigint) => Working | undefined): LedgerPosition[] {
-  const written = entriesOf(plan);
-  if (written === null) return [];
+function recordEntries(
+  plan: WritePlan,
+  customer: (pk: bigint) => Working | undefined,
+  nowMs: number,
+): { positions: LedgerPosition[]; crossings: AlertCrossingOf[] } {
+  const written = writtenEntries(plan);
+  if (written === null) return { positions: [], crossings: [] };
   const c = customer(written.customerPk);
   if (!c) throw new Error("a plan's customer was not prefetched");
-  return written.entries.map((entry) => {
+  const changes: (readonly [string, bigint])[] = [];
+  const positions = written.entries.map((entry) => {
     const account = c.accounts.get(entry.accountId);
     const removed = c.state.expiryRecorded.has(entry.accountId) || c.expired.has(entry.accountId);
+    const active = account ? accountStatus(account, nowMs) === "ACTIVE" : plan.kind === "deposit" && depositIsActive(plan, nowMs);
+    if (active) changes.push([entry.creditType, availableChangeOf(entry)]);
     c.ledger = nextPosition(c.ledger, entry, account ? { ...account, removed } : null);
     if (entry.operation === "EXPIRE") c.expired.add(entry.accountId);
     return c.ledger;
   });
+  return { positions, crossings: crossAlerts(c, changes) };
+}
+
+/** A deposit's new account counts in the available balance when it has started and not expired. */
+const depositIsActive = (plan: Extract<WritePlan, { kind: "deposit" }>, nowMs: number) =>
+  plan.changes.accountKey.startsAtMs <= nowMs && plan.changes.accountKey.expiresAtMs > nowMs;
+
+/** How an entry on an ACTIVE account moves the available balance (total − used − frozen). */
+function availableChangeOf(entry: LedgerLine): bigint {
+  switch (entry.operation) {
+    case "DEPOSIT":
+    case "UNFREEZE":
+    case "REFUND":
+      return entry.amount;
+    case "DEDUCT":
+    case "FREEZE":
+    case "VOID":
+      return -entry.amount;
+    case "CONSUME":
+      return entry.overage ? -entry.amount : 0n;
+    case "EXPIRE":
+      return 0n;
+  }
+}
+
+/** The customer's alerts crossed by a write's change of the available balances; their states move on. */
+function crossAlerts(c: Working, changes: readonly (readonly [string, bigint])[]): AlertCrossingOf[] {
+  if (c.alerts.length === 0) return [];
+  const after = shiftAvailable(c.available, changes);
+  const found = crossings(c.alerts, c.available, after);
+  const byId = new Map(c.alerts.map((a) => [a.alertId, a]));
+  const result = found.flatMap((crossing) => {
+    const alert = byId.get(crossing.alertId);
+    return alert ? [{ alert, crossing }] : [];
+  });
+  const states = finalStates(found);
+  c.alerts = c.alerts.map((a) => ({ ...a, state: states.get(a.alertId) ?? a.state }));
+  c.available = after;
+  return result;
 }
 
 /** The keys a write uses: its stored outcome's and its hold's. */

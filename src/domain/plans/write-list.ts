@@ -1,6 +1,7 @@
 import type { BillingError } from "../../errors/billing-error.js";
 import { type CustomerRef, customerKey, type HoldRef, holdKey } from "../customer-ref.js";
 import type { FrozenPart, Hold } from "../hold.js";
+import type { AlertCrossing, AlertState, AvailableBalances, BalanceAlert } from "../balance-alerts.js";
 import type { LedgerPosition } from "../ledger-position.js";
 import type { OutcomeScope, StoredOutcome } from "../idempotency.js";
 import type { ConsumeRequest, DepositRequest, FreezeRequest, SettleMode, SettleRequest } from "../requests.js";
@@ -98,6 +99,9 @@ export interface CustomerState {
   readonly created: boolean;
   /** Its last ledger entry's sequence and balance_after. */
   readonly ledger: LedgerPosition;
+  /** Its balance alerts (locked) and the available balances they watch; none read for the sweeper's writes. */
+  readonly alerts: readonly BalanceAlert[];
+  readonly available: AvailableBalances;
 }
 
 /** A hold as the prefetch locked it, with its allocation; null hold: no such transaction. */
@@ -120,6 +124,14 @@ export interface ListState {
   /** The charges and deposits the list's refunds and voids name (absent: the list has none). */
   readonly reversals?: ReversalState;
 }
+
+/** A crossing with the alert it is of. */
+export interface AlertCrossingOf {
+  readonly alert: BalanceAlert;
+  readonly crossing: AlertCrossing;
+}
+
+export const NO_AVAILABLE: AvailableBalances = { all: 0n, byCreditType: new Map() };
 
 export const selectionKey = (creditTypes: readonly string[]) => [...creditTypes].sort().join(",");
 
@@ -155,5 +167,9 @@ export type ListPlan =
       readonly positions: readonly (readonly LedgerPosition[])[];
       /** Each customer whose ledger moved: its last sequence before the list, and its position after. */
       readonly ledgers: ReadonlyMap<bigint, { readonly from: bigint; readonly to: LedgerPosition }>;
+      /** Each plan's balance-alert crossings (domain/balance-alerts.ts), decided under the customer's lock. */
+      readonly crossings: readonly (readonly AlertCrossingOf[])[];
+      /** The state each crossed alert is left in. */
+      readonly alertStates: ReadonlyMap<bigint, AlertState>;
     }
   | { readonly kind: "more"; readonly customerPks: readonly bigint[] };

@@ -1,10 +1,4 @@
-/**
- * PENDING: the end-to-end tests of issue 17 through real writes. They need the write side of
- * events in the pipeline (each write's outbox row with its entries' sequences and balance_after,
- * notifyCommitted after COMMIT, alert crossings in the write's transaction). When that lands,
- * rename this file to `events-writes.test.ts` so vitest runs it (it is type-checked and linted
- * already; vitest only runs `*.test.ts`).
- */
+// Issue 17 end to end: events of real writes (gRPC), watched as they commit.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Event } from "../../gen/velobase/billing/v1/events.js";
 import { alertCall, TestWatcher } from "../support/events.js";
