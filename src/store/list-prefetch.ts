@@ -120,22 +120,7 @@ export function prefetchList(writes: readonly CreditWrite[], nowMs: number): Bat
     outcomes: keys.length === 0 ? [] : [findOutcomesSql(keys)],
   });
   return mapBatch(batch, (r) => {
-    const found = new Map<bigint, Assembling>();
-    const byRef = new Map<string, bigint>();
-    for (const row of [...r.customers, ...r.depositCustomers].flatMap(rowsOf)) {
-      const locked = lockedCustomerFromRow(row);
-      const known = found.get(locked.pk);
-      if (known) known.row = locked;
-      else
-        found.set(locked.pk, {
-          row: locked,
-          accounts: new Map(),
-          expiryRecorded: new Set(),
-          completeSelections: new Set(),
-          created: false,
-        });
-      byRef.set(customerKey(locked), locked.pk);
-    }
+    const { found, byRef } = lockedCustomersOf([...r.customers, ...r.depositCustomers].flatMap(rowsOf));
     depositCustomers.forEach((d, i) => {
       const pk = byRef.get(customerKey(d));
       const c = pk === undefined ? undefined : found.get(pk);
@@ -153,11 +138,7 @@ export function prefetchList(writes: readonly CreditWrite[], nowMs: number): Bat
       const c = found.get(byRef.get(customerKey(d)) ?? -1n);
       if (c) addAccounts(c, rowsOf(r.depositAccounts[i]));
     });
-    const alerts = r.alerts.length === 0 ? null : listAlertsFromRows(rowsOf(r.alerts[0]), rowsOf(r.alerts[1]));
-    const withAlerts = (c: Assembling): CustomerState => {
-      const key = customerKey(c.row);
-      return { ...customerStateOf(c), alerts: alerts?.alerts.get(key) ?? [], available: alerts?.available.get(key) ?? NO_AVAILABLE };
-    };
+    const withAlerts = alertsOf(r.alerts);
     return {
       ...reversalsOf(writes, r, found),
       customers: new Map([...found].map(([pk, c]) => [pk, withAlerts(c)])),
@@ -180,6 +161,30 @@ function reversalsOf(
     if (c) addAccounts(c, rows);
   });
   return reversals ? { reversals } : {};
+}
+
+/** The locked customers by pk (a customer read twice keeps its later row), and their pks by customerKey. */
+function lockedCustomersOf(rows: readonly Row[]) {
+  const found = new Map<bigint, Assembling>();
+  const byRef = new Map<string, bigint>();
+  for (const row of rows) {
+    const locked = lockedCustomerFromRow(row);
+    const known = found.get(locked.pk);
+    if (known) known.row = locked;
+    else
+      found.set(locked.pk, { row: locked, accounts: new Map(), expiryRecorded: new Set(), completeSelections: new Set(), created: false });
+    byRef.set(customerKey(locked), locked.pk);
+  }
+  return { found, byRef };
+}
+
+/** A customer's state with its alerts and the balances they watch (none when it has no alerts). */
+function alertsOf(results: readonly StatementResult[]): (c: Assembling) => CustomerState {
+  const alerts = results.length === 0 ? null : listAlertsFromRows(rowsOf(results[0]), rowsOf(results[1]));
+  return (c) => {
+    const key = customerKey(c.row);
+    return { ...customerStateOf(c), alerts: alerts?.alerts.get(key) ?? [], available: alerts?.available.get(key) ?? NO_AVAILABLE };
+  };
 }
 
 function addAccounts(c: Assembling, rows: readonly Row[]): void {
