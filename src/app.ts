@@ -68,10 +68,7 @@ function watchDatabase(database: Database, health: HealthReporter, intervalMs: n
   const probe = async () => {
     if (busy) return;
     busy = true;
-    const ok = await database.pool.query("SELECT 1").then(
-      () => true,
-      () => false,
-    );
+    const ok = await database.probe();
     busy = false;
     if (ok !== last) {
       health.set(ok);
@@ -104,6 +101,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const database = await openDatabase(config.DATABASE_URL, {
     poolSize: config.DB_POOL_SIZE,
     lockWaitTimeoutS: config.DB_LOCK_WAIT_TIMEOUT_S,
+    nodeSelector: config.DB_NODE_SELECTOR,
   });
   try {
     await ensureSomeoneCanGetIn(database, config, log, options.announce ?? ((line) => process.stderr.write(line)));
@@ -112,7 +110,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     throw error;
   }
   const metrics = new Metrics();
-  metrics.watchPool(database.pool);
+  if (database.singlePool) metrics.watchPool(database.singlePool);
   const base: BillingContext = {
     database,
     now: options.now ?? Date.now,

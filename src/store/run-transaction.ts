@@ -5,7 +5,7 @@ import type { Connection as CoreConnection } from "mysql2";
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { BillingError } from "../errors/billing-error.js";
 import type { Database } from "./database.js";
-import { isConnectionFailure, isDuplicateOn, isOutOfRange, isRetryableConflict, retryableConflictOf } from "./sql-errors.js";
+import { isConnectionFailure, isDuplicateOn, isNotPrimary, isOutOfRange, isRetryableConflict, retryableConflictOf } from "./sql-errors.js";
 
 /** Deadlocks and lock-wait timeouts are retried this many times before service_unavailable. */
 export const TRANSACTION_ATTEMPTS_MAX = 5;
@@ -114,6 +114,7 @@ function joinQueries(queries: readonly Query[]): Query {
 export class Tx {
   private begun = false;
   private committed = false;
+  private commitSent = false;
 
   constructor(private readonly connection: PoolConnection) {}
 
@@ -125,6 +126,11 @@ export class Tx {
     return this.begun && !this.committed;
   }
 
+  /** A batch carrying COMMIT was sent: if it failed, whether it committed is unknown. */
+  get isCommitSent(): boolean {
+    return this.commitSent;
+  }
+
   /**
    * Runs the statements in order in one round trip (several when they exceed BATCH_BYTES_MAX);
    * returns one result per statement.
@@ -134,6 +140,7 @@ export class Tx {
     const first = this.begun ? 0 : 1;
     const all = [...(first ? [sql`BEGIN`] : []), ...statements, ...(options.commit ? [sql`COMMIT`] : [])];
     this.begun = true;
+    if (options.commit) this.commitSent = true;
     const list: StatementResult[] = [];
     for (const group of groupBySize(all.map(compileStatement))) {
       const results = await this.send(joinQueries(group));
@@ -227,8 +234,36 @@ export function headerOf(result: StatementResult | undefined): ResultSetHeader {
   return result;
 }
 
+/**
+ * Why a transaction ran again. On a Galera node, a deadlock error (1213) on the batch that
+ * carries COMMIT is a certification failure (or a brute-force abort by a replicated write):
+ * another node committed a conflicting write first. `connection_lost`: the connection failed, or
+ * reached a node outside the primary component, before COMMIT was sent, so nothing committed.
+ */
+export type RetryReason = "deadlock" | "lock_wait_timeout" | "duplicate_key" | "certification_failure" | "connection_lost";
+
 export interface RetryObserver {
-  onRetry?(reason: "deadlock" | "lock_wait_timeout" | "duplicate_key", attempt: number): void;
+  onRetry?(reason: RetryReason, attempt: number): void;
+}
+
+/** A failure of one attempt, with what the retry loop needs to know of it. */
+class AttemptFailure extends Error {
+  constructor(
+    readonly failure: unknown,
+    readonly commitSent: boolean,
+  ) {
+    super("transaction attempt failed", { cause: failure });
+  }
+}
+
+function retryReasonOf(database: Database, failure: AttemptFailure): RetryReason | null {
+  const { failure: error, commitSent } = failure;
+  const conflict = retryableConflictOf(error);
+  if (conflict === "deadlock" && database.galera && commitSent) return "certification_failure";
+  if (conflict) return conflict;
+  if (isDuplicateOn(error, IDEMPOTENCY_INDEXES)) return "duplicate_key";
+  if (!commitSent && (isConnectionFailure(error) || isNotPrimary(error))) return "connection_lost";
+  return null;
 }
 
 /**
@@ -240,18 +275,21 @@ export async function runTransaction<T>(database: Database, work: (tx: Tx) => Pr
   for (let attempt = 1; ; attempt++) {
     try {
       return await attemptTransaction(database, work);
-    } catch (error) {
+    } catch (thrown) {
+      if (!(thrown instanceof AttemptFailure)) throw translateStoreError(thrown);
+      const error = thrown.failure;
       if (error instanceof BillingError) throw error;
-      const conflict = retryableConflictOf(error);
-      const duplicate = conflict === null && isDuplicateOn(error, IDEMPOTENCY_INDEXES);
-      if (!(conflict || duplicate) || attempt >= TRANSACTION_ATTEMPTS_MAX) throw translateStoreError(error);
-      observer.onRetry?.(conflict ?? "duplicate_key", attempt);
-      await sleep(Math.random() * BACKOFF_BASE_MS * 2 ** attempt);
+      const reason = retryReasonOf(database, thrown);
+      if (reason === null || attempt >= TRANSACTION_ATTEMPTS_MAX) throw translateStoreError(error);
+      observer.onRetry?.(reason, attempt);
+      // A lost connection is retried at once, on the next node of a cluster.
+      if (reason !== "connection_lost") await sleep(Math.random() * BACKOFF_BASE_MS * 2 ** attempt);
     }
   }
 }
 
 async function attemptTransaction<T>(database: Database, work: (tx: Tx) => Promise<T>): Promise<T> {
+  // No connection from any server: not retried here (a cluster already tried every node).
   const connection = await database.pool.getConnection();
   let broken = false;
   const tx = new Tx(connection);
@@ -260,9 +298,10 @@ async function attemptTransaction<T>(database: Database, work: (tx: Tx) => Promi
     await tx.rollback();
     return result;
   } catch (error) {
-    broken = isConnectionFailure(error);
+    broken = isConnectionFailure(error) || isNotPrimary(error);
+    if (isNotPrimary(error)) database.pool.noteFailure?.(connection, error);
     if (!broken) await tx.rollback().catch(() => (broken = true));
-    throw error;
+    throw new AttemptFailure(error, tx.isCommitSent);
   } finally {
     if (broken) connection.destroy();
     else connection.release();
@@ -280,7 +319,7 @@ export function isLostConnection(error: unknown): boolean {
 /** Storage failures that have a public meaning; anything else stays a bug (server_error). */
 export function translateStoreError(error: unknown): unknown {
   if (error instanceof BillingError) return error;
-  if (isConnectionFailure(error) || isRetryableConflict(error)) {
+  if (isConnectionFailure(error) || isRetryableConflict(error) || isNotPrimary(error)) {
     return new BillingError("service_unavailable", undefined, {}, { cause: error });
   }
   if (isOutOfRange(error)) {
