@@ -109,12 +109,15 @@ start_node() {
   chown -R mysql:mysql "$(node_dir "$n")"
   # mariadbd itself in the background: start-stop-daemon refuses while the main server runs.
   "$MARIADBD" --defaults-file="$(node_dir "$n")/my.cnf" "$@" >>"$(node_dir "$n")/stdout.log" 2>&1 &
+  echo $! >"$(node_dir "$n")/started.pid"
   disown
 }
 
 wait_synced() {
   local n=$1
   for _ in $(seq 1 "$SYNC_WAIT_SECONDS"); do
+    # Its own process, not another one on the same port.
+    kill -0 "$(cat "$(node_dir "$n")/started.pid")" 2>/dev/null || fail "node ${n} exited (see $(node_dir "$n")/error.log)"
     [ "$(state_of "$n")" = "Synced" ] && return 0
     sleep 1
   done
