@@ -105,6 +105,9 @@ function joinQueries(queries: readonly Query[]): Query {
   return { sql: queries.map((q) => q.sql).join(";\n"), params };
 }
 
+/** Waits until this Galera node has applied what the cluster committed before it (see Tx). */
+const CAUSAL_WAIT = sql`SET STATEMENT wsrep_sync_wait = 1 FOR SELECT 1`;
+
 /**
  * One database transaction driven in batches: each `run` sends its statements in one round
  * trip (the first one prefixed by BEGIN, the finishing one followed by COMMIT). A hot customer's
@@ -116,7 +119,16 @@ export class Tx {
   private committed = false;
   private commitSent = false;
 
-  constructor(private readonly connection: PoolConnection) {}
+  /**
+   * `causal` (on a Galera node): the first round trip waits until the node has applied every
+   * write the cluster had committed (wsrep_sync_wait), so the transaction's locking reads see
+   * what another node just acknowledged. Later reads need no wait: a write committed elsewhere
+   * after it conflicts with this transaction's at COMMIT (a certification failure).
+   */
+  constructor(
+    private readonly connection: PoolConnection,
+    private readonly causal = false,
+  ) {}
 
   get isCommitted(): boolean {
     return this.committed;
@@ -137,8 +149,9 @@ export class Tx {
    */
   async run(statements: readonly SQL[], options: { commit?: boolean } = {}): Promise<StatementResult[]> {
     if (this.committed) throw new Error("transaction already committed");
-    const first = this.begun ? 0 : 1;
-    const all = [...(first ? [sql`BEGIN`] : []), ...statements, ...(options.commit ? [sql`COMMIT`] : [])];
+    const opening = this.begun ? [] : this.causal ? [sql`BEGIN`, CAUSAL_WAIT] : [sql`BEGIN`];
+    const first = opening.length;
+    const all = [...opening, ...statements, ...(options.commit ? [sql`COMMIT`] : [])];
     this.begun = true;
     if (options.commit) this.commitSent = true;
     const list: StatementResult[] = [];
@@ -292,7 +305,7 @@ async function attemptTransaction<T>(database: Database, work: (tx: Tx) => Promi
   // No connection from any server: not retried here (a cluster already tried every node).
   const connection = await database.pool.getConnection();
   let broken = false;
-  const tx = new Tx(connection);
+  const tx = new Tx(connection, database.galera);
   try {
     const result = await work(tx);
     await tx.rollback();

@@ -31,7 +31,14 @@ export const uniqueDatabaseName = (prefix = "vb_galera") => `${prefix}_${Date.no
 
 /** A connection straight to one node (no database selected). */
 export const connectTo = (node: Node) =>
-  mysql.createConnection({ host: "127.0.0.1", port: portOf(node), user: "root", multipleStatements: true, supportBigNumbers: true, bigNumberStrings: true });
+  mysql.createConnection({
+    host: "127.0.0.1",
+    port: portOf(node),
+    user: "root",
+    multipleStatements: true,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+  });
 
 export async function dropDatabase(name: string, node: Node = 2): Promise<void> {
   const connection = await connectTo(node);
