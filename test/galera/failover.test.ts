@@ -2,7 +2,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyLedger } from "../../src/operations/verify.js";
 import { openDatabase } from "../../src/store/database.js";
 import { uid } from "../support/fixtures.js";
-import { connectTo, errorLogOf, type Instance, Instances, killNode, type Node, nodeUrl, rejoinNode, uniqueDatabaseName, untilAnswered } from "./cluster.js";
+import {
+  connectTo,
+  errorLogOf,
+  type Instance,
+  Instances,
+  killNode,
+  type Node,
+  nodeUrl,
+  rejoinNode,
+  uniqueDatabaseName,
+  untilAnswered,
+} from "./cluster.js";
 
 const CUSTOMERS = 8;
 const CALLS = 400;
@@ -36,10 +47,17 @@ async function burst(customers: readonly string[], calls: number, onDone: (done:
   const worker = async (instance: Instance) => {
     while (next < calls) {
       const i = next++;
-      const item: Sent = { customerId: customers[i % customers.length] as string, amount: BigInt(1 + (i % 5)), answered: false, doneAtMs: 0 };
+      const item: Sent = {
+        customerId: customers[i % customers.length] as string,
+        amount: BigInt(1 + (i % 5)),
+        answered: false,
+        doneAtMs: 0,
+      };
       sent.push(item);
       const idempotencyKey = uid("dep");
-      const answer = await untilAnswered(() => instance.client.call("deposit", { customerId: item.customerId, amount: item.amount, idempotencyKey }));
+      const answer = await untilAnswered(() =>
+        instance.client.call("deposit", { customerId: item.customerId, amount: item.amount, idempotencyKey }),
+      );
       item.answered = answer.value !== undefined;
       item.doneAtMs = Date.now();
       onDone(++done);
