@@ -7,10 +7,11 @@
  * markdown table (docs/scaling.md keeps the measured ones).
  *
  * Environment: BENCH_SECONDS (per run, default 10), BENCH_CUSTOMERS (1000), GALERA_DIR (as for
- * npm run test:galera), BENCH_DATABASE_SERVER (mysql://root@127.0.0.1:3306).
+ * npm run test:galera), BENCH_DATABASE_SERVER (mysql://root@127.0.0.1:3306), BENCH_LOG_FILE,
+ * BENCH_ONLY (one setup: single-1, single-2, cluster-1, cluster-2 or failover).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -29,6 +30,8 @@ const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 1000);
 const IN_FLIGHT = 64;
 const SINGLE = process.env.BENCH_DATABASE_SERVER ?? "mysql://root@127.0.0.1:3306";
 const GALERA_DIR = process.env.GALERA_DIR ?? join(tmpdir(), "velobase-galera");
+/** BENCH_LOG_FILE: the servers' log lines are appended there (dropped otherwise). */
+const LOG_FILE = process.env.BENCH_LOG_FILE ?? null;
 const clusterHosts = (order: number[]) => order.map((n) => `127.0.0.1:${3310 + n}`).join(",");
 
 interface Instance {
@@ -51,6 +54,7 @@ async function startInstance(databaseUrl: string, apiKey: string): Promise<Insta
     });
     child.on("exit", (code) => reject(new Error(`server exited with ${code}`)));
   });
+  if (LOG_FILE) child.stdout?.on("data", (d: Buffer) => appendFileSync(LOG_FILE, d));
   child.stdout?.resume();
   return { child, client: new BillingClient(`127.0.0.1:${port}`, credentials.createInsecure(), apiKey) };
 }
@@ -120,9 +124,11 @@ async function measure(setup: string, urls: readonly string[], serverUrl: string
   try {
     await seed(instances);
     for (const distribution of ["uniform", "hot"] as const) {
-      const result = await deducts(instances, distribution === "hot", `${setup}-${distribution}`);
+      const result = await deducts(instances, distribution === "hot", `${database}-${distribution}`);
       rows.push({ setup, distribution, result });
-      console.error(`${setup} ${distribution}: ${result.opsPerSecond.toFixed(0)}/s p50 ${result.p50Ms.toFixed(1)} ms p99 ${result.p99Ms.toFixed(1)} ms errors ${result.errors}`);
+      console.error(
+        `${setup} ${distribution}: ${result.opsPerSecond.toFixed(0)}/s p50 ${result.p50Ms.toFixed(1)} ms p99 ${result.p99Ms.toFixed(1)} ms errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ""}`,
+      );
     }
   } finally {
     for (const instance of instances) await stopInstance(instance);
@@ -171,25 +177,24 @@ async function failover(): Promise<{ gapMs: number; ok: number; unavailable: num
   return { gapMs, ok: answers.length, unavailable };
 }
 
+const ONLY = process.env.BENCH_ONLY ?? null;
+const wanted = (setup: string) => ONLY === null || ONLY === setup;
+
 async function main(): Promise<void> {
   execFileSync("bash", [join(ROOT, "scripts/galera.sh"), "up", GALERA_DIR], { stdio: "inherit" });
   const rows: Row[] = [];
   const stamp = Date.now().toString(36);
   const single = `vb_bench_single_${stamp}`;
-  await measure("1 instance, 1 server", [`${SINGLE}/${single}`], SINGLE, single, rows);
+  if (wanted("single-1")) await measure("1 instance, 1 server", [`${SINGLE}/${single}`], SINGLE, single, rows);
   const single2 = `${single}_2`;
-  await measure("2 instances, 1 server", [`${SINGLE}/${single2}`, `${SINGLE}/${single2}`], SINGLE, single2, rows);
+  if (wanted("single-2")) await measure("2 instances, 1 server", [`${SINGLE}/${single2}`, `${SINGLE}/${single2}`], SINGLE, single2, rows);
   const cluster1 = `vb_bench_cluster_${stamp}_1`;
-  await measure("1 instance, 3-node cluster", [`mysql://root@${clusterHosts([1, 2, 3])}/${cluster1}`], "mysql://root@127.0.0.1:3311", cluster1, rows);
+  const node1 = "mysql://root@127.0.0.1:3311";
+  if (wanted("cluster-1")) await measure("1 instance, 3-node cluster", [`mysql://root@${clusterHosts([1, 2, 3])}/${cluster1}`], node1, cluster1, rows);
   const cluster2 = `vb_bench_cluster_${stamp}_2`;
-  await measure(
-    "2 instances, 3-node cluster (nodes 1 and 2)",
-    [`mysql://root@${clusterHosts([1, 2, 3])}/${cluster2}`, `mysql://root@${clusterHosts([2, 3, 1])}/${cluster2}`],
-    "mysql://root@127.0.0.1:3311",
-    cluster2,
-    rows,
-  );
-  const gap = await failover();
+  const cluster2Urls = [`mysql://root@${clusterHosts([1, 2, 3])}/${cluster2}`, `mysql://root@${clusterHosts([2, 3, 1])}/${cluster2}`];
+  if (wanted("cluster-2")) await measure("2 instances, 3-node cluster (nodes 1 and 2)", cluster2Urls, node1, cluster2, rows);
+  const gap = wanted("failover") ? await failover() : null;
   console.log(`Deducts of 1 credit, ${IN_FLIGHT} in flight, ${SECONDS} s per run, ${CUSTOMERS} customers (uniform) or one (hot).\n`);
   console.log("| setup | distribution | calls/s | p50 ms | p99 ms | errors |");
   console.log("|---|---|---:|---:|---:|---:|");
@@ -198,7 +203,7 @@ async function main(): Promise<void> {
       `| ${setup} | ${distribution} | ${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(1)} | ${result.p99Ms.toFixed(1)} | ${result.errors} |`,
     );
   }
-  console.log(
+  if (gap) console.log(
     `\nFailover (deposits, ${IN_FLIGHT} in flight over 2 instances, node 1 killed): longest gap between successful calls ${gap.gapMs.toFixed(0)} ms; ${gap.ok} calls succeeded, ${gap.unavailable} answered service_unavailable.`,
   );
 }
