@@ -42,7 +42,15 @@ interface Instance {
 async function startInstance(databaseUrl: string, apiKey: string): Promise<Instance> {
   const child = spawn(process.execPath, ["--import", "tsx", "--import", "./src/telemetry/register.ts", "src/main.ts"], {
     cwd: ROOT,
-    env: { ...process.env, DATABASE_URL: databaseUrl, GRPC_HOST: "127.0.0.1", GRPC_PORT: "0", HTTP_PORT: "0", LOG_LEVEL: "info", DB_POOL_SIZE: "32" },
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      GRPC_HOST: "127.0.0.1",
+      GRPC_PORT: "0",
+      HTTP_PORT: "0",
+      LOG_LEVEL: "info",
+      DB_POOL_SIZE: "32",
+    },
     stdio: ["ignore", "pipe", "inherit"],
   });
   let output = "";
@@ -190,7 +198,8 @@ async function main(): Promise<void> {
   if (wanted("single-2")) await measure("2 instances, 1 server", [`${SINGLE}/${single2}`, `${SINGLE}/${single2}`], SINGLE, single2, rows);
   const cluster1 = `vb_bench_cluster_${stamp}_1`;
   const node1 = "mysql://root@127.0.0.1:3311";
-  if (wanted("cluster-1")) await measure("1 instance, 3-node cluster", [`mysql://root@${clusterHosts([1, 2, 3])}/${cluster1}`], node1, cluster1, rows);
+  if (wanted("cluster-1"))
+    await measure("1 instance, 3-node cluster", [`mysql://root@${clusterHosts([1, 2, 3])}/${cluster1}`], node1, cluster1, rows);
   const cluster2 = `vb_bench_cluster_${stamp}_2`;
   const cluster2Urls = [`mysql://root@${clusterHosts([1, 2, 3])}/${cluster2}`, `mysql://root@${clusterHosts([2, 3, 1])}/${cluster2}`];
   if (wanted("cluster-2")) await measure("2 instances, 3-node cluster (nodes 1 and 2)", cluster2Urls, node1, cluster2, rows);
@@ -203,9 +212,10 @@ async function main(): Promise<void> {
       `| ${setup} | ${distribution} | ${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(1)} | ${result.p99Ms.toFixed(1)} | ${result.errors} |`,
     );
   }
-  if (gap) console.log(
-    `\nFailover (deposits, ${IN_FLIGHT} in flight over 2 instances, node 1 killed): longest gap between successful calls ${gap.gapMs.toFixed(0)} ms; ${gap.ok} calls succeeded, ${gap.unavailable} answered service_unavailable.`,
-  );
+  if (gap)
+    console.log(
+      `\nFailover (deposits, ${IN_FLIGHT} in flight over 2 instances, node 1 killed): longest gap between successful calls ${gap.gapMs.toFixed(0)} ms; ${gap.ok} calls succeeded, ${gap.unavailable} answered service_unavailable.`,
+    );
 }
 
 await main();

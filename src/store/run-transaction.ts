@@ -155,7 +155,12 @@ export class Tx {
     this.begun = true;
     if (options.commit) this.commitSent = true;
     const list: StatementResult[] = [];
-    for (const group of groupBySize(all.map(compileStatement))) {
+    const queries = all.map(compileStatement);
+    // On Galera each statement goes alone: when a replicated write-set aborts this transaction
+    // between two statements of one multi-statement packet, the server was seen to run the rest
+    // of the packet outside any transaction (a stored outcome committed without its writes, a
+    // call answered as done that was not). Sent alone, the next statement gets the deadlock error.
+    for (const group of this.causal ? queries.map((q) => [q]) : groupBySize(queries)) {
       const results = await this.send(joinQueries(group));
       // mysql2 returns a plain result for one statement and an array of results for several.
       list.push(...(group.length === 1 ? [results as StatementResult] : (results as StatementResult[])));
@@ -264,13 +269,16 @@ class AttemptFailure extends Error {
   constructor(
     readonly failure: unknown,
     readonly commitSent: boolean,
+    /** A Galera node rolled the transaction back under it (see serverRolledBack). */
+    readonly abortedByCluster = false,
   ) {
     super("transaction attempt failed", { cause: failure });
   }
 }
 
 function retryReasonOf(database: Database, failure: AttemptFailure): RetryReason | null {
-  const { failure: error, commitSent } = failure;
+  const { failure: error, commitSent, abortedByCluster } = failure;
+  if (abortedByCluster) return "certification_failure";
   const conflict = retryableConflictOf(error);
   if (conflict === "deadlock" && database.galera && commitSent) return "certification_failure";
   if (conflict) return conflict;
@@ -313,11 +321,28 @@ async function attemptTransaction<T>(database: Database, work: (tx: Tx) => Promi
   } catch (error) {
     broken = isConnectionFailure(error) || isNotPrimary(error);
     if (isNotPrimary(error)) database.pool.noteFailure?.(connection, error);
+    const aborted = !broken && database.galera && tx.isOpen && !(error instanceof BillingError) && (await serverRolledBack(connection));
     if (!broken) await tx.rollback().catch(() => (broken = true));
-    throw new AttemptFailure(error, tx.isCommitSent);
+    throw new AttemptFailure(error, tx.isCommitSent, aborted);
   } finally {
     if (broken) connection.destroy();
     else connection.release();
+  }
+}
+
+/**
+ * Whether the server ended the open transaction by itself. On Galera a replicated write-set that
+ * conflicts with a local transaction aborts it (brute-force abort); a statement of the same
+ * batch that then fails reports its own error (seen: 1048 from a subquery that no longer finds
+ * the row the batch inserted before the abort) instead of the deadlock, with nothing of the
+ * transaction left. That is a conflict like a certification failure: retried.
+ */
+async function serverRolledBack(connection: PoolConnection): Promise<boolean> {
+  try {
+    const [rows] = await connection.query("SELECT @@in_transaction AS open");
+    return Number((rows as Row[])[0]?.open) === 0;
+  } catch {
+    return false;
   }
 }
 

@@ -44,6 +44,28 @@ describe("two instances on two Galera nodes", () => {
     expect((await verifyLedger(b.app.database.db)).problems).toEqual([]);
   });
 
+  it("800 Deducts of one hot customer over both nodes: each acknowledged one counted once, the ledger verifies", async () => {
+    const customerId = uid("hot");
+    await a.client.call("deposit", { customerId, amount: 1_000_000n });
+    let next = 0;
+    const codes: string[] = [];
+    const worker = async (w: number) => {
+      while (next < 800) {
+        const transactionId = uid(`deduct${next++}`);
+        const answer = await untilAnswered(() => bothInTurn(w).client.call("deduct", { customerId, transactionId, amount: 1n }));
+        if (answer.code) codes.push(answer.code);
+      }
+    };
+    await Promise.all(Array.from({ length: 64 }, (_, w) => worker(w)));
+    const c = await b.client.call("getCustomer", { customerId });
+    const problems = (await verifyLedger(a.app.database.db)).problems;
+    expect({ codes, balance: c.balance, problems }).toEqual({
+      codes: [],
+      balance: { total: 1_000_000n, used: 800n, frozen: 0n, available: 999_200n },
+      problems: [],
+    });
+  });
+
   it("one idempotency key sent to both at once has one effect, 20 times over", async () => {
     const customerId = uid("cust");
     for (let round = 0; round < 20; round++) {
