@@ -297,16 +297,22 @@ export async function runTransaction<T>(database: Database, work: (tx: Tx) => Pr
     try {
       return await attemptTransaction(database, work);
     } catch (thrown) {
-      if (!(thrown instanceof AttemptFailure)) throw translateStoreError(thrown);
-      const error = thrown.failure;
-      if (error instanceof BillingError) throw error;
-      const reason = retryReasonOf(database, thrown);
-      if (reason === null || attempt >= TRANSACTION_ATTEMPTS_MAX) throw translateStoreError(error);
+      const reason = retryableReasonOf(database, thrown, attempt);
       observer.onRetry?.(reason, attempt);
       // A lost connection is retried at once, on the next node of a cluster.
       if (reason !== "connection_lost") await sleep(Math.random() * BACKOFF_BASE_MS * 2 ** attempt);
     }
   }
+}
+
+/** Why the failed attempt runs again; throws (translated) what must not be retried. */
+function retryableReasonOf(database: Database, thrown: unknown, attempt: number): RetryReason {
+  if (!(thrown instanceof AttemptFailure)) throw translateStoreError(thrown);
+  const error = thrown.failure;
+  if (error instanceof BillingError) throw error;
+  const reason = retryReasonOf(database, thrown);
+  if (reason === null || attempt >= TRANSACTION_ATTEMPTS_MAX) throw translateStoreError(error);
+  return reason;
 }
 
 async function attemptTransaction<T>(database: Database, work: (tx: Tx) => Promise<T>): Promise<T> {
