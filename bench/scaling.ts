@@ -8,7 +8,8 @@
  *
  * Environment: BENCH_SECONDS (per run, default 10), BENCH_CUSTOMERS (1000), GALERA_DIR (as for
  * npm run test:galera), BENCH_DATABASE_SERVER (mysql://root@127.0.0.1:3306), BENCH_LOG_FILE,
- * BENCH_ONLY (one setup: single-1, single-2, cluster-1, cluster-2 or failover).
+ * BENCH_ONLY (one setup: single-1, single-2, cluster-1, cluster-2, latency (1 in flight on one
+ * server and on the cluster) or failover).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { appendFileSync, readFileSync } from "node:fs";
@@ -106,9 +107,9 @@ async function seed(instances: readonly Instance[]): Promise<void> {
 }
 
 /** Deducts of 1 credit, calls spread evenly over the instances. */
-function deducts(instances: readonly Instance[], hot: boolean, runId: string): Promise<LoadResult> {
+function deducts(instances: readonly Instance[], hot: boolean, runId: string, concurrency = IN_FLIGHT): Promise<LoadResult> {
   return runLoad({
-    concurrency: IN_FLIGHT,
+    concurrency,
     durationMs: SECONDS * 1000,
     maxOps: 5_000_000,
     operation: async (seq) => {
@@ -125,14 +126,21 @@ interface Row {
   readonly result: LoadResult;
 }
 
-async function measure(setup: string, urls: readonly string[], serverUrl: string, database: string, rows: Row[]): Promise<void> {
+async function measure(
+  setup: string,
+  urls: readonly string[],
+  serverUrl: string,
+  database: string,
+  rows: Row[],
+  concurrency = IN_FLIGHT,
+): Promise<void> {
   const apiKey = await benchKey(urls[0] as string);
   const instances: Instance[] = [];
   for (const url of urls) instances.push(await startInstance(url, apiKey));
   try {
     await seed(instances);
-    for (const distribution of ["uniform", "hot"] as const) {
-      const result = await deducts(instances, distribution === "hot", `${database}-${distribution}`);
+    for (const distribution of concurrency === 1 ? (["uniform"] as const) : (["uniform", "hot"] as const)) {
+      const result = await deducts(instances, distribution === "hot", `${database}-${distribution}`, concurrency);
       rows.push({ setup, distribution, result });
       console.error(
         `${setup} ${distribution}: ${result.opsPerSecond.toFixed(0)}/s p50 ${result.p50Ms.toFixed(1)} ms p99 ${result.p99Ms.toFixed(1)} ms errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ""}`,
@@ -203,6 +211,12 @@ async function main(): Promise<void> {
   const cluster2 = `vb_bench_cluster_${stamp}_2`;
   const cluster2Urls = [`mysql://root@${clusterHosts([1, 2, 3])}/${cluster2}`, `mysql://root@${clusterHosts([2, 3, 1])}/${cluster2}`];
   if (wanted("cluster-2")) await measure("2 instances, 3-node cluster (nodes 1 and 2)", cluster2Urls, node1, cluster2, rows);
+  // One call at a time: what a write costs on each, without queueing.
+  if (wanted("latency")) {
+    const alone = `vb_bench_alone_${stamp}`;
+    await measure("1 instance, 1 server, 1 in flight", [`${SINGLE}/${alone}`], SINGLE, alone, rows, 1);
+    await measure("1 instance, 3-node cluster, 1 in flight", [`mysql://root@${clusterHosts([1, 2, 3])}/${alone}`], node1, alone, rows, 1);
+  }
   const gap = wanted("failover") ? await failover() : null;
   console.log(`Deducts of 1 credit, ${IN_FLIGHT} in flight, ${SECONDS} s per run, ${CUSTOMERS} customers (uniform) or one (hot).\n`);
   console.log("| setup | distribution | calls/s | p50 ms | p99 ms | errors |");
