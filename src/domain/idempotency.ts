@@ -3,9 +3,11 @@ import { fingerprint } from "./fingerprint.js";
 
 /**
  * The key spaces of the idempotency envelope: a deposit's idempotency_key, a Deduct's or Freeze's
- * transaction_id, and the settlement (Consume or Unfreeze) of that transaction_id.
+ * transaction_id, the settlement (Consume or Unfreeze) of that transaction_id, a capacity
+ * Grant's or Revoke's idempotency_key (one key space for both, as slot_keys had), a Refund's
+ * refund_id and a VoidDeposit's void_id.
  */
-export const OUTCOME_SCOPES = ["DEPOSIT", "SPEND", "SETTLE"] as const;
+export const OUTCOME_SCOPES = ["DEPOSIT", "SPEND", "SETTLE", "SLOT", "REFUND", "VOID"] as const;
 export type OutcomeScope = (typeof OUTCOME_SCOPES)[number];
 
 /** A write already made under a key: who made it, what it asked, what it answered. */
@@ -31,11 +33,12 @@ export interface CanonicalRequest {
 /**
  * The envelope of a request. `canonicalRequest` names the operation (`op`) and holds what decides
  * "the same request": everything the caller sent but the key itself when the key is not part of
- * the request (a deposit's), and never who sent it (project, API key). Stored fingerprints are
- * compared as they are, so the canonical form of an operation never changes once released.
+ * the request (a deposit's), and never who sent it (project, API key) or in which call (its
+ * request id, dropped here: a retry has another one). Stored fingerprints are compared as they
+ * are, so the canonical form of an operation never changes once released.
  */
 export function envelopeOf(scope: OutcomeScope, key: string, canonicalRequest: CanonicalRequest): IdempotencyEnvelope {
-  return { scope, key, requestFingerprint: fingerprint(canonicalRequest) };
+  return { scope, key, requestFingerprint: fingerprint({ ...canonicalRequest, requestId: undefined }) };
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { BillingContext } from "../operations/context.js";
 import type { Caller } from "../domain/caller.js";
@@ -20,6 +20,8 @@ declare module "fastify" {
     caller: Caller | null;
     /** The catalogue code the request failed with, for the log line and metrics. */
     errorCode: string | null;
+    /** The operations' context for this request, with its signal (set by the first hook). */
+    billingContext: BillingContext | null;
   }
 }
 
@@ -35,6 +37,17 @@ export interface HttpDependencies {
   readonly metrics?: Metrics;
   /** The database answered its last probe (GET /v1/health). */
   readonly isServing: () => boolean;
+  /** Routes of another transport served on the same port (the console), registered by the wiring. */
+  readonly mount?: FastifyPluginAsync;
+}
+
+/**
+ * The context a route calls its operation with: the shared one, with a signal that aborts when
+ * the client goes away before the reply (call-signal.ts).
+ */
+export function contextOf(request: FastifyRequest): BillingContext {
+  if (request.billingContext === null) throw new Error("a route ran before the request hook set its context");
+  return request.billingContext;
 }
 
 /** The authenticated caller of a non-public route. */

@@ -1,5 +1,6 @@
 import { fingerprint } from "../domain/fingerprint.js";
-import { OPERATIONS, type Metadata, type Operation } from "../domain/types.js";
+import { balanceOfPosition } from "../domain/ledger-position.js";
+import { type Balance, OPERATIONS, type Metadata, type Operation } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
 import { findCustomer } from "../store/customers-store.js";
 import { decodeMetadata } from "../store/json-codec.js";
@@ -13,6 +14,10 @@ export interface LedgerQuery {
   readonly customerId: string;
   readonly operations: readonly Operation[];
   readonly transactionId: string | null;
+  /** Only the REFUND entries of this charge. */
+  readonly reversesTransactionId: string | null;
+  /** Only the VOID entries of this deposit. */
+  readonly reversesRecordId: bigint | null;
   readonly creditType: string | null;
   readonly createdAfterMs: number | null;
   readonly createdBeforeMs: number | null;
@@ -47,10 +52,18 @@ export interface LedgerEntryView {
   readonly createdAtMs: number;
   /** Display prefix of the key that made it; null for entries the service wrote itself. */
   readonly apiKeyPrefix: string | null;
+  /** Its place in the customer's ledger (1, 2, … without a gap). */
+  readonly sequence: bigint;
+  /** The customer's ledger balance after it (domain/ledger-position.ts). */
+  readonly balanceAfter: Balance;
+  /** A REFUND entry's charge; null otherwise. */
+  readonly reversesTransactionId: string | null;
+  /** A VOID entry's deposit; null otherwise. */
+  readonly reversesRecordId: bigint | null;
 }
 
 interface Cursor {
-  /** Entries strictly older (lower id) than this one come next. */
+  /** Entries strictly older (lower sequence) than this one come next. */
   readonly before: string;
   /** Ties the token to the filters it was issued for. */
   readonly filters: string;
@@ -76,7 +89,7 @@ function decodeCursor(token: string, filters: string): bigint {
   throw new BillingError("invalid_page_token", undefined, { field: "page_token" });
 }
 
-/** Newest first, keyset-paginated by id so pages stay stable while entries are appended. */
+/** Newest first, keyset-paginated by sequence so pages stay stable while entries are appended. */
 async function readLedgerPage(ctx: BillingContext, q: LedgerQuery): Promise<LedgerPage> {
   const filters = filtersOf(q);
   const before = q.pageToken === null ? null : decodeCursor(q.pageToken, filters);
@@ -91,25 +104,33 @@ async function readLedgerPage(ctx: BillingContext, q: LedgerQuery): Promise<Ledg
   ]);
   const page = rows.slice(0, q.pageSize);
   const last = page.at(-1)?.l;
-  const nextPageToken = rows.length > q.pageSize && last ? encodeCursor({ before: last.id.toString(), filters }) : "";
+  const nextPageToken = rows.length > q.pageSize && last ? encodeCursor({ before: last.sequence.toString(), filters }) : "";
   return {
-    entries: page.map(({ l: r, apiKeyPrefix, txDescription, txMetadata }) => ({
-      id: r.id,
-      operation: oneOf(r.operation, OPERATIONS, "operation"),
-      amount: r.amount,
-      accountId: r.accountId,
-      creditType: r.creditType,
-      source: r.source,
-      transactionId: r.transactionId,
-      idempotencyKey: r.idempotencyKey,
-      businessType: r.businessType,
-      description: txDescription ?? r.description,
-      metadata: decodeMetadata(txMetadata ?? r.metadata),
-      automatic: r.automatic,
-      overage: r.overage,
-      createdAtMs: r.createdAt.getTime(),
-      apiKeyPrefix,
-    })),
+    entries: page.map(({ l: r, apiKeyPrefix, txDescription, txMetadata }) => {
+      // A refund's entries name their charge, but carry the refund's own reason and metadata.
+      const own = r.reversesTransactionId !== null;
+      return {
+        id: r.id,
+        operation: oneOf(r.operation, OPERATIONS, "operation"),
+        amount: r.amount,
+        accountId: r.accountId,
+        creditType: r.creditType,
+        source: r.source,
+        transactionId: r.transactionId,
+        idempotencyKey: r.idempotencyKey,
+        businessType: r.businessType,
+        description: own ? r.description : (txDescription ?? r.description),
+        metadata: decodeMetadata(own ? r.metadata : (txMetadata ?? r.metadata)),
+        automatic: r.automatic,
+        overage: r.overage,
+        createdAtMs: r.createdAt.getTime(),
+        apiKeyPrefix,
+        sequence: r.sequence,
+        balanceAfter: balanceOfPosition({ sequence: r.sequence, total: r.balanceTotal, used: r.balanceUsed, frozen: r.balanceFrozen }),
+        reversesTransactionId: r.reversesTransactionId,
+        reversesRecordId: r.reversesRecordId,
+      };
+    }),
     nextPageToken,
     totalCount,
   };

@@ -79,8 +79,24 @@ export const customers = mysqlTable(
     email: varchar("email", { length: 255 }).notNull().default(""),
     metadata: mediumtext("metadata").notNull(),
     createdAt: createdAt(),
+    /**
+     * The ledger's position of the customer: its last entry's sequence and the balance that entry
+     * left (balance_after), written by every write under the customer's lock.
+     */
+    ledgerSequence: bigint("ledger_sequence", { mode: "bigint" }).notNull().default(sql`0`),
+    ledgerTotal: bigint("ledger_total", { mode: "bigint" }).notNull().default(sql`0`),
+    ledgerUsed: bigint("ledger_used", { mode: "bigint" }).notNull().default(sql`0`),
+    ledgerFrozen: bigint("ledger_frozen", { mode: "bigint" }).notNull().default(sql`0`),
+    // The columns compare byte for byte (0002); the console searches names and emails in any case
+    // through these lower-cased copies, kept by the database and indexed.
+    nameSearch: varchar("name_search", { length: 255 }).generatedAlwaysAs(sql`LOWER(\`name\`)`, { mode: "stored" }),
+    emailSearch: varchar("email_search", { length: 255 }).generatedAlwaysAs(sql`LOWER(\`email\`)`, { mode: "stored" }),
   },
-  (t) => [uniqueIndex("customers_project_customer_uq").on(t.projectId, t.customerId)],
+  (t) => [
+    uniqueIndex("customers_project_customer_uq").on(t.projectId, t.customerId),
+    index("customers_name_search_idx").on(t.projectId, t.nameSearch),
+    index("customers_email_search_idx").on(t.projectId, t.emailSearch),
+  ],
 );
 
 export const accounts = mysqlTable(
@@ -135,10 +151,16 @@ export const transactions = mysqlTable(
     settledAt: datetime("settled_at", { mode: "date", fsp: 3 }),
     /** The key that made the Deduct or Freeze (the settling key is on the ledger entries). */
     apiKeyId: bigint("api_key_id", { mode: "bigint", unsigned: true }),
+    /** x-request-id of the call that made it, so support can find its log lines (NULL before 0013). */
+    requestId: varchar("request_id", { length: 128 }),
+    /** What refunds gave back of the charge, in all (= Σ its REFUND entries). */
+    refundedAmount: money("refunded_amount"),
   },
   (t) => [
     uniqueIndex("transactions_project_tx_uq").on(t.projectId, t.transactionId),
     index("transactions_due_idx").on(t.status, t.autoAt),
+    // A customer's open holds (the console).
+    index("transactions_customer_status_idx").on(t.customerPk, t.status),
     check(
       "transactions_amounts_nonneg",
       sql`${t.amount} > 0 AND ${t.consumedAmount} >= 0 AND ${t.returnedAmount} >= 0 AND ${t.overageAmount} >= 0`,
@@ -146,6 +168,12 @@ export const transactions = mysqlTable(
     check("transactions_kind_valid", sql`${t.kind} IN (${valuesOf(TRANSACTION_KINDS)})`),
     check("transactions_status_valid", sql`${t.status} IN (${valuesOf(TRANSACTION_STATUSES)})`),
     check("transactions_auto_action_valid", sql`${t.autoAction} IS NULL OR ${t.autoAction} IN (${valuesOf(AUTO_ACTIONS)})`),
+    // Refunds never give back more than the charge took: a Deduct's amount, a consumed Freeze's
+    // actual amount (overage included; 0 until consumed).
+    check(
+      "transactions_refunded_within_charge",
+      sql`${t.refundedAmount} >= 0 AND ${t.refundedAmount} <= CASE WHEN ${t.kind} = 'DEDUCT' THEN ${t.amount} ELSE ${t.consumedAmount} END`,
+    ),
   ],
 );
 
@@ -186,20 +214,39 @@ export const ledgerEntries = mysqlTable(
     createdAt: createdAt(),
     /** The key that made the entry; NULL for entries the service writes itself (sweeper, expiry). */
     apiKeyId: bigint("api_key_id", { mode: "bigint", unsigned: true }),
+    /** Position in the customer's ledger: 1, 2, … gapless, in commit order. */
+    sequence: bigint("sequence", { mode: "bigint" }).notNull(),
+    /** The customer's ledger balance after this entry (docs/architecture.md: balance_after). */
+    balanceTotal: bigint("balance_total", { mode: "bigint" }).notNull(),
+    balanceUsed: bigint("balance_used", { mode: "bigint" }).notNull(),
+    balanceFrozen: bigint("balance_frozen", { mode: "bigint" }).notNull(),
+    /** A REFUND entry: the charge it gives credits back from. */
+    reversesTransactionId: varchar("reverses_transaction_id", { length: 128 }),
+    /** A VOID entry: the DEPOSIT entry whose credits it removes. */
+    reversesRecordId: bigint("reverses_record_id", { mode: "bigint", unsigned: true }),
   },
   (t) => [
-    // The one index the RPCs need (listing a customer's entries, newest first). verify groups
-    // the whole ledger in one scan instead, so appends maintain two B-trees, not four.
+    uniqueIndex("ledger_customer_sequence_uq").on(t.customerPk, t.sequence),
+    // The index the listings need (a customer's entries, newest first), and a refund's (the
+    // entries of its charge, per account: what each gave and what earlier refunds gave back).
+    // verify groups the whole ledger in one scan instead.
     index("ledger_customer_idx").on(t.projectId, t.customerPk, t.id),
-    check("ledger_amount_pos", sql`${t.amount} > 0`),
+    index("ledger_transaction_idx").on(t.transactionPk),
+    // An expiry records what was left, even nothing: it removes the account from balance_after.
+    check("ledger_amount_pos", sql`${t.amount} > 0 OR ${t.operation} = 'EXPIRE'`),
     check("ledger_operation_valid", sql`${t.operation} IN (${valuesOf(OPERATIONS)})`),
+    // Every reversal names what it reverses, and nothing else does. The ledger equations:
+    // total = Σ DEPOSIT − Σ VOID; used = Σ DEDUCT + Σ CONSUME − Σ REFUND.
+    check("ledger_refund_reverses_charge", sql`(${t.operation} = 'REFUND') = (${t.reversesTransactionId} IS NOT NULL)`),
+    check("ledger_void_reverses_deposit", sql`(${t.operation} = 'VOID') = (${t.reversesRecordId} IS NOT NULL)`),
   ],
 );
 
 /**
  * The one idempotency envelope: what every keyed write (Deposit, Deduct, Freeze, Consume,
- * Unfreeze) answered, under its scope and key. DEPOSIT is keyed by idempotency_key, SPEND
- * (Deduct, Freeze) and SETTLE (Consume, Unfreeze) by transaction_id; the fingerprint is of the
+ * Unfreeze, Grant and Revoke capacity, Refund, VoidDeposit) answered, under its scope and key.
+ * DEPOSIT and SLOT are keyed by idempotency_key, SPEND (Deduct, Freeze) and SETTLE (Consume,
+ * Unfreeze) by transaction_id, REFUND by refund_id, VOID by void_id; the fingerprint is of the
  * canonical request (domain/idempotency.ts), the response is replayed byte for byte.
  */
 export const outcomes = mysqlTable(
@@ -303,21 +350,6 @@ export const slotEvents = mysqlTable(
   ],
 );
 
-/** Grant and revoke idempotency keys with the response to replay. */
-export const slotKeys = mysqlTable(
-  "slot_keys",
-  {
-    id: id(),
-    projectId: ref("project_id"),
-    idempotencyKey: varchar("idempotency_key", { length: 128 }).notNull(),
-    customerPk: ref("customer_pk"),
-    requestFingerprint: char("request_fingerprint", { length: 64 }).notNull(),
-    response: mediumtext("response").notNull(),
-    createdAt: createdAt(),
-  },
-  (t) => [uniqueIndex("slot_keys_project_key_uq").on(t.projectId, t.idempotencyKey)],
-);
-
 // Entitlements: one current value per (customer, feature_key) and its append-only history.
 
 /** Validity bounds are epoch milliseconds (NULL: unbounded), as the accounts' are. */
@@ -365,4 +397,21 @@ export const entitlementEvents = mysqlTable(
     index("entitlement_events_customer_idx").on(t.projectId, t.customerPk, t.id),
     check("entitlement_events_type", sql`${t.type} IN ('SET', 'REMOVE')`),
   ],
+);
+
+/**
+ * Console sign-ins: the cookie holds a random session id, this table only its SHA-256, the key
+ * that signed in (checked again on every request, so a revoked key ends its sessions) and when
+ * the session ends.
+ */
+export const consoleSessions = mysqlTable(
+  "console_sessions",
+  {
+    idHash: char("id_hash", { length: 64 }).primaryKey(),
+    projectId: ref("project_id"),
+    apiKeyId: ref("api_key_id"),
+    createdAt: createdAt(),
+    expiresAt: datetime("expires_at", { mode: "date", fsp: 3 }).notNull(),
+  },
+  (t) => [index("console_sessions_expiry_idx").on(t.expiresAt), index("console_sessions_key_idx").on(t.apiKeyId)],
 );

@@ -10,7 +10,7 @@ import mysql from "mysql2/promise";
 import { startApp, type App } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { generateApiKey } from "../../src/domain/api-key.js";
-import { decodeStatusDetails } from "../../src/errors/to-grpc-status.js";
+import { decodeStatusDetails } from "../../src/grpc/status-details.js";
 import { createLogger } from "../../src/logger.js";
 import { TestClient } from "../support/client.js";
 import { TestClock } from "../support/clock.js";

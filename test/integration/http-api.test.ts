@@ -181,8 +181,10 @@ describe("GET /v1/customers/{customer_id}/ledger", () => {
         account_id: anyId,
         status: "COMPLETED",
         created_at: iso(NOW),
+        sequence: 3,
+        balance_after: { total: 150, used: 30, frozen: 0, available: 120 },
       },
-      expect.objectContaining({ operation_type: "GRANT", amount: 50, transaction_id: null, business_type: "UNDEFINED" }),
+      expect.objectContaining({ operation_type: "GRANT", amount: 50, transaction_id: null, business_type: "UNDEFINED", sequence: 2 }),
     ]);
     const second = ok(await http.get(`/v1/customers/${customer}/ledger?limit=2&cursor=${first.next_cursor}`));
     expect(second).toEqual({
@@ -443,7 +445,7 @@ describe("conventions", () => {
 
   it("an unknown route is 404 not_found", async () => {
     expectHttpError(await http.get("/v1/nothing/here"), "not_found");
-    expectHttpError(await http.post("/v1/billing/refund", {}, { key: null }), "not_found");
+    expectHttpError(await http.post("/v1/billing/reverse", {}, { key: null }), "not_found");
   });
 
   it("a body that is not JSON is 400 invalid_argument", async () => {

@@ -36,6 +36,8 @@ describe("GET /openapi.json", () => {
       "/v1/billing/freeze": ["post"],
       "/v1/billing/consume": ["post"],
       "/v1/billing/unfreeze": ["post"],
+      "/v1/billing/refund": ["post"],
+      "/v1/customers/deposit/void": ["post"],
       "/v1/slot/grant": ["post"],
       "/v1/slot/revoke": ["post"],
       "/v1/slot/claim": ["post"],

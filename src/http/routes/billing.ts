@@ -1,7 +1,7 @@
 import Type, { type Static } from "typebox";
 import { consume, unfreeze } from "../../operations/settle.js";
 import { deduct, freeze, type SpendInput } from "../../operations/spend.js";
-import { auditOf, type Caller } from "../../domain/caller.js";
+import { auditOf, requestIdOf, type Caller } from "../../domain/caller.js";
 import { AMOUNT_MAX } from "../../domain/limits.js";
 import type { ConsumeResult, SpendResult, UnfreezeResult } from "../../domain/results.js";
 import type { AllocationLine } from "../../domain/types.js";
@@ -18,7 +18,7 @@ import {
   withWalletFact,
   type NullsAbsent,
 } from "../fields.js";
-import { callerOf, type HttpApp, type HttpDependencies } from "../http-app.js";
+import { callerOf, contextOf, type HttpApp } from "../http-app.js";
 import { amountFromJson, amountToJson } from "../json-amount.js";
 import { msToIso, msToIsoOrNull } from "../iso-time.js";
 import {
@@ -164,6 +164,7 @@ const unfreezeReply = (r: UnfreezeResult): Static<typeof UnfreezeReply> => ({
 function spendInputOf(body: NullsAbsent<Static<typeof DeductBody>>, caller: Caller): SpendInput {
   return {
     ...auditOf(caller),
+    ...requestIdOf(caller),
     customerId: customerIdOf(body.customer_id),
     transactionId: transactionIdOf(body.transaction_id),
     amount: parseAmount(amountFromJson(body.amount)),
@@ -177,8 +178,7 @@ function spendInputOf(body: NullsAbsent<Static<typeof DeductBody>>, caller: Call
 const optionalBigint = (value: number | undefined) => (value === undefined ? undefined : BigInt(value));
 
 /** Billing routes: deduct, freeze, consume, unfreeze (write keys). */
-export function registerBillingRoutes(app: HttpApp, deps: HttpDependencies): void {
-  const ctx = deps.context;
+export function registerBillingRoutes(app: HttpApp): void {
   const tags = ["billing"];
 
   app.post(
@@ -186,7 +186,7 @@ export function registerBillingRoutes(app: HttpApp, deps: HttpDependencies): voi
     { schema: { summary: "Deduct credits in one step", tags, body: DeductBody, response: responses(DeductReply) } },
     async (request) => {
       const input = spendInputOf(withoutNulls(request.body), callerOf(request));
-      return deductReply(await withWalletFact(deduct(ctx, input), input.creditTypes));
+      return deductReply(await withWalletFact(deduct(contextOf(request), input), input.creditTypes));
     },
   );
 
@@ -199,7 +199,7 @@ export function registerBillingRoutes(app: HttpApp, deps: HttpDependencies): voi
         ...spendInputOf(body, callerOf(request)),
         autoSettlement: parseAutoSettlement(optionalBigint(body.unfreeze_after_seconds), optionalBigint(body.consume_after_seconds)),
       };
-      return freezeReply(await withWalletFact(freeze(ctx, input), input.creditTypes));
+      return freezeReply(await withWalletFact(freeze(contextOf(request), input), input.creditTypes));
     },
   );
 
@@ -208,7 +208,7 @@ export function registerBillingRoutes(app: HttpApp, deps: HttpDependencies): voi
     { schema: { summary: "Consume a hold", tags, body: ConsumeBody, response: responses(ConsumeReply) } },
     async (request) => {
       const body = withoutNulls(request.body);
-      const result = await consume(ctx, {
+      const result = await consume(contextOf(request), {
         ...auditOf(callerOf(request)),
         transactionId: transactionIdOf(body.transaction_id),
         customerId: optionalCustomerIdOf(body.customer_id),
@@ -224,7 +224,7 @@ export function registerBillingRoutes(app: HttpApp, deps: HttpDependencies): voi
     { schema: { summary: "Release a hold", tags, body: UnfreezeBody, response: responses(UnfreezeReply) } },
     async (request) => {
       const body = withoutNulls(request.body);
-      const result = await unfreeze(ctx, {
+      const result = await unfreeze(contextOf(request), {
         ...auditOf(callerOf(request)),
         transactionId: transactionIdOf(body.transaction_id),
         customerId: optionalCustomerIdOf(body.customer_id),

@@ -6,10 +6,10 @@ import { auditOf } from "../../domain/caller.js";
 import { DEFAULT_SOURCE, EMAIL_LENGTH_MAX, NAME_LENGTH_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX } from "../../domain/limits.js";
 import type { DepositResult } from "../../domain/results.js";
 import type { AccountView, Balance, Operation } from "../../domain/types.js";
-import { parseAmount, parseOptionalId, parseSource, parseText } from "../../domain/validation.js";
+import { parseAmount, parseOptionalId, parseRecordId, parseSource, parseText } from "../../domain/validation.js";
 import { BillingError } from "../../errors/billing-error.js";
 import { businessTypeName, customerIdOf, depositWalletOf, descriptionOf, idempotencyKeyOf, metadataOf, withoutNulls } from "../fields.js";
-import { callerOf, type HttpApp, type HttpDependencies } from "../http-app.js";
+import { callerOf, contextOf, type HttpApp } from "../http-app.js";
 import { amountFromJson, amountToJson } from "../json-amount.js";
 import { msToIso, msToIsoOrNull, parseIsoField } from "../iso-time.js";
 import {
@@ -74,6 +74,9 @@ const depositReply = (r: DepositResult): Static<typeof DepositReply> => ({
 // GET /v1/customers/{customer_id}
 
 const CustomerParams = Type.Object({ customer_id: Id("The customer (URL-encoded).") });
+const CustomerQueryString = Type.Object({
+  as_of: Type.Optional(Type.String({ description: "ISO 8601: the balances as they were then, from the ledger's entries." })),
+});
 
 const BalanceFields = {
   total: Type.Integer(),
@@ -126,15 +129,19 @@ const customerReply = (c: CustomerView): Static<typeof CustomerReply> => ({
 // GET /v1/customers/{customer_id}/ledger
 
 /** Velobase calls a deposit a grant; DEPOSIT is accepted too. */
-const LEDGER_OPERATION_NAMES = ["GRANT", "DEPOSIT", "DEDUCT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE"] as const;
+const LEDGER_OPERATION_NAMES = ["GRANT", "DEPOSIT", "DEDUCT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE", "REFUND", "VOID"] as const;
 type LedgerOperationName = (typeof LEDGER_OPERATION_NAMES)[number];
-const LEDGER_ITEM_OPERATION_NAMES = ["GRANT", "DEDUCT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE"] as const;
+const LEDGER_ITEM_OPERATION_NAMES = ["GRANT", "DEDUCT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE", "REFUND", "VOID"] as const;
 
 const LedgerQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PAGE_SIZE_MAX, default: PAGE_SIZE_DEFAULT, description: "Entries per page." })),
   cursor: Type.Optional(Type.String({ description: "next_cursor of the previous page." })),
   operation_type: Type.Optional(Type.Enum(LEDGER_OPERATION_NAMES, { description: "Only this operation (GRANT: deposits)." })),
   transaction_id: Type.Optional(Id("Only the entries of this transaction.")),
+  created_after: Type.Optional(IsoInput("Only entries made at or after this time (as gRPC's created_after).")),
+  created_before: Type.Optional(IsoInput("Only entries made before this time (as gRPC's created_before).")),
+  reverses_transaction_id: Type.Optional(Id("Only the REFUND entries of this charge.")),
+  reverses_record_id: Type.Optional(Type.String({ description: "Only the VOID entries of this deposit (its record_id)." })),
 });
 
 const LedgerItem = Type.Object({
@@ -149,6 +156,10 @@ const LedgerItem = Type.Object({
   account_id: Type.String(),
   status: Type.Literal("COMPLETED"),
   created_at: IsoOutput,
+  sequence: Type.Integer({ description: "Position in the customer's ledger: 1, 2, … without a gap, in commit order." }),
+  balance_after: Type.Object(BalanceFields, { description: "The customer's ledger balance after this entry, over all credit types." }),
+  reverses_transaction_id: Type.Optional(Type.String({ description: "A REFUND entry: the charge it gives credits back from." })),
+  reverses_record_id: Type.Optional(Type.String({ description: "A VOID entry: the deposit (record_id) whose credits it removes." })),
 });
 
 const LedgerReply = Type.Object({
@@ -172,6 +183,10 @@ const ledgerItem = (e: LedgerEntryView): Static<typeof LedgerItem> => ({
   account_id: e.accountId.toString(),
   status: "COMPLETED",
   created_at: msToIso(e.createdAtMs),
+  sequence: amountToJson(e.sequence),
+  balance_after: balanceJson(e.balanceAfter),
+  ...(e.reversesTransactionId === null ? {} : { reverses_transaction_id: e.reversesTransactionId }),
+  ...(e.reversesRecordId === null ? {} : { reverses_record_id: e.reversesRecordId.toString() }),
 });
 
 function ledgerReply(page: LedgerPage): Static<typeof LedgerReply> {
@@ -197,15 +212,13 @@ async function withCursorField<T>(run: Promise<T>): Promise<T> {
 }
 
 /** Customer routes: deposit (write), the customer and its ledger (read). */
-export function registerCustomerRoutes(app: HttpApp, deps: HttpDependencies): void {
-  const ctx = deps.context;
-
+export function registerCustomerRoutes(app: HttpApp): void {
   app.post(
     "/v1/customers/deposit",
     { schema: { summary: "Deposit credits", tags: ["customers"], body: DepositBody, response: responses(DepositReply) } },
     async (request) => {
       const body = withoutNulls(request.body);
-      const result = await deposit(ctx, {
+      const result = await deposit(contextOf(request), {
         ...auditOf(callerOf(request)),
         customerId: customerIdOf(body.customer_id),
         amount: parseAmount(amountFromJson(body.amount)),
@@ -230,6 +243,7 @@ export function registerCustomerRoutes(app: HttpApp, deps: HttpDependencies): vo
         summary: "A customer and its ACTIVE balances",
         tags: ["customers"],
         params: CustomerParams,
+        querystring: CustomerQueryString,
         response: responses(CustomerReply),
       },
       config: { access: "read" },
@@ -239,8 +253,9 @@ export function registerCustomerRoutes(app: HttpApp, deps: HttpDependencies): vo
         projectId: callerOf(request).projectId,
         customerId: customerIdOf(request.params.customer_id),
         includeInactive: false,
+        asOfMs: parseIsoField(request.query.as_of, "as_of", "invalid_argument"),
       };
-      return customerReply(await getCustomer(ctx, input));
+      return customerReply(await getCustomer(contextOf(request), input));
     },
   );
 
@@ -259,14 +274,17 @@ export function registerCustomerRoutes(app: HttpApp, deps: HttpDependencies): vo
     async (request) => {
       const { query } = request;
       const page = await withCursorField(
-        listLedgerEntries(ctx, {
+        listLedgerEntries(contextOf(request), {
           projectId: callerOf(request).projectId,
           customerId: customerIdOf(request.params.customer_id),
           operations: query.operation_type === undefined ? [] : [operationOf(query.operation_type)],
           transactionId: query.transaction_id === undefined ? null : parseOptionalId(query.transaction_id, "transaction_id"),
+          reversesTransactionId:
+            query.reverses_transaction_id === undefined ? null : parseOptionalId(query.reverses_transaction_id, "reverses_transaction_id"),
+          reversesRecordId: query.reverses_record_id === undefined ? null : parseRecordId(query.reverses_record_id, "reverses_record_id"),
           creditType: null,
-          createdAfterMs: null,
-          createdBeforeMs: null,
+          createdAfterMs: parseIsoField(query.created_after, "created_after", "invalid_argument"),
+          createdBeforeMs: parseIsoField(query.created_before, "created_before", "invalid_argument"),
           pageSize: query.limit ?? PAGE_SIZE_DEFAULT,
           pageToken: query.cursor === undefined || query.cursor === "" ? null : query.cursor,
           countTotal: true,

@@ -18,7 +18,7 @@ import { parseAmount, parseSource, parseText } from "../../domain/validation.js"
 import { BillingError } from "../../errors/billing-error.js";
 import { eventPageJson, EventPageReply, EventQueryFields, eventWindowOf } from "../event-page.js";
 import { commaList, customerIdOf, idempotencyKeyOf, withoutNulls, type NullsAbsent } from "../fields.js";
-import { callerOf, type HttpApp, type HttpDependencies } from "../http-app.js";
+import { callerOf, contextOf, type HttpApp } from "../http-app.js";
 import { amountFromJson, amountToJson } from "../json-amount.js";
 import { msToIso } from "../iso-time.js";
 import type { FieldCodeOverrides } from "../schema-errors.js";
@@ -180,11 +180,16 @@ function sourcesOf(raw: string | undefined): string[] {
 }
 
 /** Slot routes: grant, revoke, claim, release (write keys); pools and events (read). */
-export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
-  const ctx = deps.context;
-  const tags = ["slots"];
+const tags = ["slots"];
+const read = { fieldCodes, access: "read" as const };
+
+export function registerSlotRoutes(app: HttpApp): void {
+  registerSlotWrites(app);
+  registerSlotReads(app);
+}
+
+function registerSlotWrites(app: HttpApp): void {
   const write = { fieldCodes };
-  const read = { fieldCodes, access: "read" as const };
 
   app.post(
     "/v1/slot/grant",
@@ -199,7 +204,7 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
     },
     async (request) => {
       const input = capacityInputOf(withoutNulls(request.body), callerOf(request).projectId, request.headers["idempotency-key"]);
-      return capacityReply(await grantCapacity(ctx, { ...input, ...auditOf(callerOf(request)) }));
+      return capacityReply(await grantCapacity(contextOf(request), { ...input, ...auditOf(callerOf(request)) }));
     },
   );
 
@@ -211,7 +216,7 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
     },
     async (request) => {
       const input = capacityInputOf(withoutNulls(request.body), callerOf(request).projectId, request.headers["idempotency-key"]);
-      return capacityReply(await revokeCapacity(ctx, { ...input, ...auditOf(callerOf(request)) }));
+      return capacityReply(await revokeCapacity(contextOf(request), { ...input, ...auditOf(callerOf(request)) }));
     },
   );
 
@@ -228,7 +233,7 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
     },
     async (request) => {
       const body = withoutNulls(request.body);
-      const result = await claimSlot(ctx, {
+      const result = await claimSlot(contextOf(request), {
         ...releaseInputOf(body, callerOf(request).projectId),
         ...auditOf(callerOf(request)),
         source: body.source === undefined || body.source === "" ? null : parseSource(body.source, DEFAULT_SLOT_SOURCE),
@@ -246,9 +251,16 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
       config: write,
     },
     async (request) =>
-      holdingReply(await releaseSlot(ctx, { ...releaseInputOf(request.body, callerOf(request).projectId), ...auditOf(callerOf(request)) })),
+      holdingReply(
+        await releaseSlot(contextOf(request), {
+          ...releaseInputOf(request.body, callerOf(request).projectId),
+          ...auditOf(callerOf(request)),
+        }),
+      ),
   );
+}
 
+function registerSlotReads(app: HttpApp): void {
   app.get(
     "/v1/slot/customer/:customer_id",
     {
@@ -257,7 +269,7 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
     },
     async (request) => {
       const { wallet } = request.query;
-      const pools = await listPools(ctx, {
+      const pools = await listPools(contextOf(request), {
         projectId: callerOf(request).projectId,
         customerId: customerIdOf(request.params.customer_id),
         wallet: wallet === undefined ? null : parseWallet(wallet),
@@ -280,7 +292,7 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
     },
     async (request) => {
       const { query } = request;
-      const page = await listSlotEvents(ctx, {
+      const page = await listSlotEvents(contextOf(request), {
         projectId: callerOf(request).projectId,
         customerId: customerIdOf(request.params.customer_id),
         wallet: query.wallet === undefined ? null : parseWallet(query.wallet),
