@@ -26,4 +26,5 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist ./dist
 USER node
 EXPOSE 50051 8080 9464
-CMD ["node", "dist/src/main.js"]
+# Tracing (src/telemetry) loads before the app; it exports over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+CMD ["node", "--import", "./dist/src/telemetry/register.js", "dist/src/main.js"]

@@ -86,10 +86,7 @@ function watchDatabase(database: Database, health: HealthReporter, intervalMs: n
   const probe = async () => {
     if (busy) return;
     busy = true;
-    const ok = await database.pool.query("SELECT 1").then(
-      () => true,
-      () => false,
-    );
+    const ok = await database.probe();
     busy = false;
     if (ok !== last) {
       health.set(ok);
@@ -115,6 +112,7 @@ async function openReadyDatabase(config: Config, log: Logger, announce: (line: s
   const database = await openDatabase(config.DATABASE_URL, {
     poolSize: config.DB_POOL_SIZE,
     lockWaitTimeoutS: config.DB_LOCK_WAIT_TIMEOUT_S,
+    nodeSelector: config.DB_NODE_SELECTOR,
   });
   try {
     await ensureSomeoneCanGetIn(database, config, log, announce);
@@ -211,7 +209,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const { credentials, security } = serverCredentials(tls);
   const database = await openReadyDatabase(config, log, options.announce ?? ((line) => process.stderr.write(line)));
   const metrics = new Metrics();
-  metrics.watchPool(database.pool);
+  if (database.singlePool) metrics.watchPool(database.singlePool);
   const events = await startEventFeed(database, {
     pollIntervalMs: config.EVENTS_POLL_INTERVAL_MS,
     nats: config.NATS_URL ? { url: config.NATS_URL, stream: config.NATS_STREAM, subjectPrefix: config.NATS_SUBJECT_PREFIX } : null,

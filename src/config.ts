@@ -2,15 +2,23 @@ import { z } from "zod";
 import { apiKeyModeOf } from "./domain/api-key.js";
 import { API_KEY_CACHE_TTL_MS_DEFAULT } from "./tenancy/authenticator.js";
 import { LOCK_WAIT_TIMEOUT_S_DEFAULT } from "./store/database.js";
+import { parseDatabaseUrl, redactDatabaseUrl } from "./store/database-url.js";
 
 const port = z.coerce.number().int().min(0).max(65535);
 
 const ConfigSchema = z.object({
   DATABASE_URL: z
     .string()
-    .url()
-    .refine((u) => /^mysql:\/\//.test(u), "must be a mysql:// URL")
+    .superRefine((u, ctx) => {
+      try {
+        parseDatabaseUrl(u);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: error instanceof Error ? error.message : "invalid" });
+      }
+    })
     .default("mysql://root@127.0.0.1:3306/velobase"),
+  // With several hosts in DATABASE_URL: the first one up in URL order, or each in turn.
+  DB_NODE_SELECTOR: z.enum(["order", "round_robin"]).default("order"),
   GRPC_HOST: z.string().min(1).default("0.0.0.0"),
   GRPC_PORT: port.default(50051),
   /** Unset: the HTTP server binds GRPC_HOST. */
@@ -107,12 +115,4 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 /** The URL with its password masked, for log lines and error messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "<unparseable url>";
-  }
-}
+export const redactUrl = redactDatabaseUrl;

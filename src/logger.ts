@@ -1,3 +1,4 @@
+import { isSpanContextValid, trace } from "@opentelemetry/api";
 import { pino, type DestinationStream, type LevelWithSilentOrString, type Logger } from "pino";
 
 /** A log line is cut beyond this: one runaway field must not turn into megabytes of log. */
@@ -166,8 +167,14 @@ export function capLine(line: string): string {
   return capped;
 }
 
-/** The service's logger: JSON lines (pino), errors serialized without values, lines capped. */
+/** The trace and span of the call being served (src/telemetry), on every line logged within it. */
+export function traceFields(): { trace_id?: string; span_id?: string } {
+  const context = trace.getActiveSpan()?.spanContext();
+  return context && isSpanContextValid(context) ? { trace_id: context.traceId, span_id: context.spanId } : {};
+}
+
+/** The service's logger: JSON lines (pino), errors serialized without values, lines capped, trace ids. */
 export function createLogger(level: LevelWithSilentOrString, destination?: DestinationStream): Logger {
-  const options = { level, serializers: { err: serializeError }, hooks: { streamWrite: capLine } };
+  const options = { level, serializers: { err: serializeError }, hooks: { streamWrite: capLine }, mixin: traceFields };
   return destination ? pino(options, destination) : pino(options);
 }

@@ -1,5 +1,6 @@
+import type { ConnectionSource } from "./cluster-pool.js";
 import { type SQL, sql } from "drizzle-orm";
-import type { Pool, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { customerKey } from "../domain/customer-ref.js";
 import { ALERT_STATES, type AlertState, type AvailableBalances, type BalanceAlert } from "../domain/balance-alerts.js";
 import { activeAccountSql } from "./accounts-store.js";
@@ -135,7 +136,7 @@ export const upsertAlert = (alert: AlertToSet): Batch<{ alert: BalanceAlert; cre
 };
 
 /** A project's alerts (one customer's, when given), by customer then credit type. */
-export async function listAlerts(pool: Pool, projectId: bigint, customerId: string | null): Promise<BalanceAlert[]> {
+export async function listAlerts(pool: ConnectionSource, projectId: bigint, customerId: string | null): Promise<BalanceAlert[]> {
   const [rows] = await pool.query<RowDataPacket[]>(
     `SELECT id, project_id, customer_id, credit_type, threshold, state, created_at, updated_at FROM balance_alerts
       WHERE project_id = ?${customerId === null ? "" : " AND customer_id = ?"} ORDER BY customer_id, credit_type`,
@@ -145,7 +146,12 @@ export async function listAlerts(pool: Pool, projectId: bigint, customerId: stri
 }
 
 /** Deletes one alert; true when there was one. */
-export async function deleteAlert(pool: Pool, projectId: bigint, customerId: string, creditType: string | null): Promise<boolean> {
+export async function deleteAlert(
+  pool: ConnectionSource,
+  projectId: bigint,
+  customerId: string,
+  creditType: string | null,
+): Promise<boolean> {
   const [result] = await pool.query<ResultSetHeader>(
     "DELETE FROM balance_alerts WHERE project_id = ? AND customer_id = ? AND credit_type = ?",
     [projectId.toString(), customerId, creditType ?? ""],

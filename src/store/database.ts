@@ -2,15 +2,24 @@ import { fileURLToPath } from "node:url";
 import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
 import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql, { type Pool, type PoolOptions } from "mysql2/promise";
-import { withNamedLock } from "./named-lock.js";
+import { ClusterPool, type ConnectionSource, type NodeSelector } from "./cluster-pool.js";
+import { type DatabaseHost, type DatabaseUrl, parseDatabaseUrl } from "./database-url.js";
+import { withLease } from "./lease.js";
 import * as schema from "./schema.js";
 
 export type Db = MySql2Database<typeof schema>;
 
 export interface Database {
   readonly db: Db;
-  readonly pool: Pool;
+  /** Connections for transactions (runTransaction) and one-off queries; several servers behind one pool when clustered. */
+  readonly pool: ConnectionSource;
+  /** mysql2's own pool when DATABASE_URL names one server that is not a Galera node (its metrics read it). */
+  readonly singlePool: Pool | null;
   readonly name: string;
+  /** Whether the server is a Galera node (wsrep_on): its conflicts surface at COMMIT (docs/architecture.md). */
+  readonly galera: boolean;
+  /** True while some server answers and may serve (a Galera node must be in the primary component). */
+  probe(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -22,86 +31,150 @@ export const LOCK_WAIT_TIMEOUT_S_DEFAULT = 5;
 /** Thrown when the server cannot be reached or refuses us; main turns it into one clear line. */
 export class DatabaseUnreachableError extends Error {}
 
-function connectionOptions(url: string): PoolOptions & { database: string } {
-  const u = new URL(url);
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ""));
+interface ServerOptions {
+  readonly hosts: readonly DatabaseHost[];
+  readonly connection: PoolOptions & { database: string };
+}
+
+function connectionOptions(url: string): ServerOptions {
+  let parsed: DatabaseUrl;
+  try {
+    parsed = parseDatabaseUrl(url);
+  } catch (error) {
+    throw new DatabaseUnreachableError(error instanceof Error ? error.message : String(error));
+  }
+  const { database } = parsed;
   if (!/^[A-Za-z0-9_]{1,64}$/.test(database)) {
     throw new DatabaseUnreachableError(`database name must be 1-64 characters of [A-Za-z0-9_], got "${database}"`);
   }
   return {
-    host: u.hostname,
-    port: u.port ? Number(u.port) : 3306,
-    user: decodeURIComponent(u.username),
-    password: decodeURIComponent(u.password),
-    database,
-    // Times are UTC on both sides; big integers arrive as strings, never as lossy numbers.
-    timezone: "Z",
-    supportBigNumbers: true,
-    bigNumberStrings: true,
-    connectTimeout: CONNECT_TIMEOUT_MS,
-    // Operations send their statements in batches (one round trip each, see run-transaction.ts).
-    // Every value is a bound parameter, so batching adds no injection surface.
-    multipleStatements: true,
+    hosts: parsed.hosts,
+    connection: {
+      user: parsed.user,
+      password: parsed.password,
+      database,
+      // Times are UTC on both sides; big integers arrive as strings, never as lossy numbers.
+      timezone: "Z",
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      // Operations send their statements in batches (one round trip each, see run-transaction.ts).
+      // Every value is a bound parameter, so batching adds no injection surface.
+      multipleStatements: true,
+    },
   };
 }
 
-/** Creates the database if it is missing; fails with DatabaseUnreachableError. */
-async function ensureDatabase(options: PoolOptions & { database: string }): Promise<void> {
-  const { database, ...serverOptions } = options;
-  let connection: mysql.Connection | undefined;
-  try {
-    connection = await mysql.createConnection(serverOptions);
-    await connection.query(`CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new DatabaseUnreachableError(reason || (error as { code?: string }).code || "connection failed", {
-      cause: error,
-    });
-  } finally {
-    await connection?.end().catch(() => undefined);
+/**
+ * Creates the database if it is missing, through the first server that answers; tells whether
+ * that server is a Galera node. Fails with DatabaseUnreachableError when none answers.
+ */
+async function ensureDatabase(server: ServerOptions): Promise<{ galera: boolean }> {
+  const { database, ...serverOptions } = server.connection;
+  let lastError: unknown;
+  for (const host of server.hosts) {
+    let connection: mysql.Connection | undefined;
+    try {
+      connection = await mysql.createConnection({ ...serverOptions, host: host.host, port: host.port });
+      await connection.query(`CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+      const [rows] = await connection.query("SHOW GLOBAL VARIABLES LIKE 'wsrep_on'");
+      const on = (rows as Array<{ Value?: unknown }>)[0]?.Value;
+      return { galera: String(on ?? "OFF").toUpperCase() === "ON" };
+    } catch (error) {
+      lastError = error;
+    } finally {
+      await connection?.end().catch(() => undefined);
+    }
   }
+  const reason = lastError instanceof Error ? lastError.message : String(lastError);
+  throw new DatabaseUnreachableError(reason || (lastError as { code?: string }).code || "connection failed", {
+    cause: lastError,
+  });
 }
 
-/** Applies pending migrations while holding a named lock, so instances starting together take turns. */
-const migrateExclusively = (pool: Pool, db: Db, database: string): Promise<void> =>
-  withNamedLock(pool, database, "migrations", () => migrate(db, { migrationsFolder: MIGRATIONS_FOLDER }));
+/**
+ * Applies pending migrations while holding the migrations lease (a committed row, so instances
+ * starting together on different Galera nodes take turns as well).
+ */
+const migrateExclusively = (pool: ConnectionSource, db: Db, migrationsFolder: string): Promise<void> =>
+  withLease(pool, "migrations", () => migrate(db, { migrationsFolder }));
 
 export interface OpenOptions {
   poolSize?: number;
   migrate?: boolean;
   /** innodb_lock_wait_timeout of every pooled connection (DB_LOCK_WAIT_TIMEOUT_S). */
   lockWaitTimeoutS?: number;
+  /** How several servers are used: the first one up in URL order (default), or each in turn. */
+  nodeSelector?: NodeSelector;
+  /** Where the migrations are read from; the service's own by default. */
+  migrationsFolder?: string;
 }
 
 /** Connects, creates the database when missing and applies pending migrations. */
 export async function openDatabase(url: string, options: OpenOptions = {}): Promise<Database> {
-  const connection = connectionOptions(url);
-  await ensureDatabase(connection);
-  const pool = mysql.createPool({
-    ...connection,
-    connectionLimit: options.poolSize ?? 20,
-    maxIdle: options.poolSize ?? 20,
-    enableKeepAlive: true,
-  });
+  const server = connectionOptions(url);
+  const { galera } = await ensureDatabase(server);
   // Every operation locks the customer row first and then reads what it needs; READ COMMITTED
   // makes those reads see the latest committed rows and avoids gap locks. Row locks are held for
   // milliseconds, so a wait beyond lockWaitTimeoutS means trouble: fail (and retry) early
-  // instead of InnoDB's 50 s default. The statement is queued before any other on the connection.
+  // instead of InnoDB's 50 s default. The statements run before any other on the connection.
   const lockWaitTimeoutS = options.lockWaitTimeoutS ?? LOCK_WAIT_TIMEOUT_S_DEFAULT;
   if (!Number.isInteger(lockWaitTimeoutS) || lockWaitTimeoutS < 1) throw new Error("lockWaitTimeoutS must be a positive integer");
+  const sessionSetup = [
+    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    `SET SESSION innodb_lock_wait_timeout = ${lockWaitTimeoutS}`,
+  ];
+  const poolOptions: PoolOptions = {
+    ...server.connection,
+    connectionLimit: options.poolSize ?? 20,
+    maxIdle: options.poolSize ?? 20,
+    enableKeepAlive: true,
+  };
+  const opened =
+    server.hosts.length === 1 && !galera
+      ? singleServer(poolOptions, server.hosts[0] as DatabaseHost, sessionSetup)
+      : cluster(poolOptions, server.hosts, sessionSetup, options.nodeSelector ?? "order", galera);
+  // drizzle calls getConnection, query and execute of its client, which both shapes provide.
+  const db = drizzle(opened.pool as Pool, { schema, mode: "default" });
+  if (options.migrate ?? true) {
+    await migrateExclusively(opened.pool, db, options.migrationsFolder ?? MIGRATIONS_FOLDER).catch(async (error: unknown) => {
+      await opened.pool.end().catch(() => undefined);
+      throw error;
+    });
+  }
+  return { db, name: server.connection.database, galera, ...opened, close: () => opened.pool.end() };
+}
+
+type Opened = Pick<Database, "pool" | "singlePool" | "probe">;
+
+function singleServer(options: PoolOptions, host: DatabaseHost, sessionSetup: readonly string[]): Opened {
+  const pool = mysql.createPool({ ...options, host: host.host, port: host.port });
   pool.pool.on("connection", (conn) => {
     const onError = (error: Error | null) => {
       if (error) conn.destroy();
     };
-    conn.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", onError);
-    conn.query(`SET SESSION innodb_lock_wait_timeout = ${lockWaitTimeoutS}`, onError);
+    for (const statement of sessionSetup) conn.query(statement, onError);
   });
-  const db = drizzle(pool, { schema, mode: "default" });
-  if (options.migrate ?? true) await migrateExclusively(pool, db, connection.database);
   return {
-    db,
     pool,
-    name: connection.database,
-    close: () => pool.end(),
+    singlePool: pool,
+    probe: () =>
+      pool.query("SELECT 1").then(
+        () => true,
+        () => false,
+      ),
   };
+}
+
+function cluster(
+  options: PoolOptions,
+  hosts: readonly DatabaseHost[],
+  sessionSetup: readonly string[],
+  selector: NodeSelector,
+  galera: boolean,
+): Opened {
+  // On Galera, reads outside transactions are causal, so a read through one node sees what a
+  // write through another returned (docs/architecture.md).
+  const pool = new ClusterPool({ hosts, connection: options, selector, sessionSetup, causalReads: galera });
+  return { pool, singlePool: null, probe: () => pool.probeNodes() };
 }

@@ -1,5 +1,6 @@
+import type { ConnectionSource } from "./cluster-pool.js";
 import { type SQL, sql } from "drizzle-orm";
-import type { Pool, RowDataPacket } from "mysql2/promise";
+import type { RowDataPacket } from "mysql2/promise";
 import { stampOrder } from "../domain/event-order.js";
 import { type FeedEvent, parsePayload } from "../domain/events.js";
 import type { Database } from "./database.js";
@@ -77,26 +78,26 @@ function stampSql(stamps: readonly { id: bigint; position: bigint; projectPositi
 }
 
 /** The highest position given so far (0 before the first). */
-export async function lastPosition(pool: Pool): Promise<bigint> {
+export async function lastPosition(pool: ConnectionSource): Promise<bigint> {
   const [rows] = await pool.query<RowDataPacket[]>("SELECT COALESCE(MAX(position), 0) AS top FROM events");
   return bigOf(rows[0]?.top);
 }
 
 /** Whether any committed event waits for its position: one index probe, no transaction (the stamper's idle poll). */
-export async function hasUnstamped(pool: Pool): Promise<boolean> {
+export async function hasUnstamped(pool: ConnectionSource): Promise<boolean> {
   const [rows] = await pool.query<RowDataPacket[]>("SELECT 1 AS found FROM events WHERE position IS NULL LIMIT 1");
   return rows.length > 0;
 }
 
 /** Every position up to this one has been pruned (0: none). */
-export async function prunedThrough(pool: Pool): Promise<bigint> {
+export async function prunedThrough(pool: ConnectionSource): Promise<bigint> {
   const [rows] = await pool.query<RowDataPacket[]>("SELECT value FROM settings WHERE name = ?", [PRUNED_THROUGH]);
   const value = rows[0]?.value;
   return value === undefined ? 0n : bigOf(value);
 }
 
 /** Every project position of the project up to this one has been pruned (0: none). */
-export async function projectPrunedThrough(pool: Pool, projectId: bigint): Promise<bigint> {
+export async function projectPrunedThrough(pool: ConnectionSource, projectId: bigint): Promise<bigint> {
   const [rows] = await pool.query<RowDataPacket[]>("SELECT pruned_through FROM event_prune_marks WHERE project_id = ?", [
     projectId.toString(),
   ]);
@@ -119,7 +120,7 @@ export interface FeedFilter {
 }
 
 /** Up to `limit` stamped events after `filter.after`, in commit order. */
-export async function readFeed(pool: Pool, filter: FeedFilter, limit: number): Promise<FeedEvent[]> {
+export async function readFeed(pool: ConnectionSource, filter: FeedFilter, limit: number): Promise<FeedEvent[]> {
   const query = feedQuery(filter, limit);
   const [rows] = await pool.query<RowDataPacket[]>(query.sql, query.params);
   return rows.map(feedEventOf);
@@ -143,7 +144,7 @@ export interface CheckedRead {
  * statement afresh): the top position before the rows, how far it is pruned after them, so a
  * prune that raced the read shows.
  */
-export async function readFeedChecked(pool: Pool, filter: FeedFilter, limit: number): Promise<CheckedRead> {
+export async function readFeedChecked(pool: ConnectionSource, filter: FeedFilter, limit: number): Promise<CheckedRead> {
   const query = feedQuery(filter, limit);
   const project = filter.projectId?.toString();
   const [top, mark] =
@@ -260,13 +261,13 @@ export async function pruneEvents(
 }
 
 /** Where a publisher stands: every position up to it is sent (0: nothing yet). */
-export async function publisherPosition(pool: Pool, name: string): Promise<bigint> {
+export async function publisherPosition(pool: ConnectionSource, name: string): Promise<bigint> {
   const [rows] = await pool.query<RowDataPacket[]>("SELECT position FROM event_publishers WHERE name = ?", [name]);
   return rows[0] === undefined ? 0n : bigOf(rows[0].position);
 }
 
 /** Records that a publisher has sent everything up to `position` (never moves it back). */
-export async function savePublisherPosition(pool: Pool, name: string, position: bigint): Promise<void> {
+export async function savePublisherPosition(pool: ConnectionSource, name: string, position: bigint): Promise<void> {
   await pool.query(
     `INSERT INTO event_publishers (name, position, updated_at) VALUES (?, ?, NOW(3))
      ON DUPLICATE KEY UPDATE position = GREATEST(position, ?), updated_at = NOW(3)`,

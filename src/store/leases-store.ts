@@ -1,4 +1,5 @@
-import type { Pool, ResultSetHeader } from "mysql2/promise";
+import type { ConnectionSource } from "./cluster-pool.js";
+import type { ResultSetHeader } from "mysql2/promise";
 import { isRetryableConflict } from "./sql-errors.js";
 
 /**
@@ -14,7 +15,7 @@ const expiry = (ttlMs: number) => Math.max(1, Math.trunc(ttlMs)) * 1000;
  * Takes the lease when it is free or expired, or renews it when `owner` holds it; true when
  * `owner` holds it afterwards.
  */
-export async function tryAcquireLease(pool: Pool, name: string, owner: string, ttlMs: number): Promise<boolean> {
+export async function tryAcquireLease(pool: ConnectionSource, name: string, owner: string, ttlMs: number): Promise<boolean> {
   try {
     const [renewed] = await pool.query<ResultSetHeader>(
       `UPDATE leases SET owner = ?, expires_at = NOW(3) + INTERVAL ? MICROSECOND
@@ -34,6 +35,6 @@ export async function tryAcquireLease(pool: Pool, name: string, owner: string, t
 }
 
 /** Gives the lease up (when `owner` still holds it), so another instance takes over at once. */
-export async function releaseLease(pool: Pool, name: string, owner: string): Promise<void> {
+export async function releaseLease(pool: ConnectionSource, name: string, owner: string): Promise<void> {
   await pool.query("DELETE FROM leases WHERE name = ? AND owner = ?", [name, owner]);
 }

@@ -5,7 +5,7 @@ import type { Connection as CoreConnection } from "mysql2";
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { BillingError } from "../errors/billing-error.js";
 import type { Database } from "./database.js";
-import { isConnectionFailure, isDuplicateOn, isOutOfRange, isRetryableConflict, retryableConflictOf } from "./sql-errors.js";
+import { isConnectionFailure, isDuplicateOn, isNotPrimary, isOutOfRange, isRetryableConflict, retryableConflictOf } from "./sql-errors.js";
 
 /** Deadlocks and lock-wait timeouts are retried this many times before service_unavailable. */
 export const TRANSACTION_ATTEMPTS_MAX = 5;
@@ -116,6 +116,9 @@ function joinQueries(queries: readonly Query[]): Query {
   return { sql: queries.map((q) => q.sql).join(";\n"), params };
 }
 
+/** Waits until this Galera node has applied what the cluster committed before it (see Tx). */
+const CAUSAL_WAIT = sql`SET STATEMENT wsrep_sync_wait = 1 FOR SELECT 1`;
+
 /**
  * One database transaction driven in batches: each `run` sends its statements in one round
  * trip (the first one prefixed by BEGIN, the finishing one followed by COMMIT). A hot customer's
@@ -125,8 +128,18 @@ function joinQueries(queries: readonly Query[]): Query {
 export class Tx {
   private begun = false;
   private committed = false;
+  private commitSent = false;
 
-  constructor(private readonly connection: PoolConnection) {}
+  /**
+   * `causal` (on a Galera node): the first round trip waits until the node has applied every
+   * write the cluster had committed (wsrep_sync_wait), so the transaction's locking reads see
+   * what another node just acknowledged. Later reads need no wait: a write committed elsewhere
+   * after it conflicts with this transaction's at COMMIT (a certification failure).
+   */
+  constructor(
+    private readonly connection: PoolConnection,
+    private readonly causal = false,
+  ) {}
 
   get isCommitted(): boolean {
     return this.committed;
@@ -136,17 +149,29 @@ export class Tx {
     return this.begun && !this.committed;
   }
 
+  /** A batch carrying COMMIT was sent: if it failed, whether it committed is unknown. */
+  get isCommitSent(): boolean {
+    return this.commitSent;
+  }
+
   /**
    * Runs the statements in order in one round trip (several when they exceed BATCH_BYTES_MAX);
    * returns one result per statement.
    */
   async run(statements: readonly SQL[], options: { commit?: boolean } = {}): Promise<StatementResult[]> {
     if (this.committed) throw new Error("transaction already committed");
-    const first = this.begun ? 0 : 1;
-    const all = [...(first ? [sql`BEGIN`] : []), ...statements, ...(options.commit ? [sql`COMMIT`] : [])];
+    const opening = this.begun ? [] : this.causal ? [sql`BEGIN`, CAUSAL_WAIT] : [sql`BEGIN`];
+    const first = opening.length;
+    const all = [...opening, ...statements, ...(options.commit ? [sql`COMMIT`] : [])];
     this.begun = true;
+    if (options.commit) this.commitSent = true;
     const list: StatementResult[] = [];
-    for (const group of groupBySize(all.map(compileStatement))) {
+    const queries = all.map(compileStatement);
+    // On Galera each statement goes alone: when a replicated write-set aborts this transaction
+    // between two statements of one multi-statement packet, the server was seen to run the rest
+    // of the packet outside any transaction (a stored outcome committed without its writes, a
+    // call answered as done that was not). Sent alone, the next statement gets the deadlock error.
+    for (const group of this.causal ? queries.map((q) => [q]) : groupBySize(queries)) {
       const results = await this.send(joinQueries(group));
       // mysql2 returns a plain result for one statement and an array of results for several.
       list.push(...(group.length === 1 ? [results as StatementResult] : (results as StatementResult[])));
@@ -238,8 +263,39 @@ export function headerOf(result: StatementResult | undefined): ResultSetHeader {
   return result;
 }
 
+/**
+ * Why a transaction ran again. On a Galera node, a deadlock error (1213) on the batch that
+ * carries COMMIT is a certification failure (or a brute-force abort by a replicated write):
+ * another node committed a conflicting write first. `connection_lost`: the connection failed, or
+ * reached a node outside the primary component, before COMMIT was sent, so nothing committed.
+ */
+export type RetryReason = "deadlock" | "lock_wait_timeout" | "duplicate_key" | "certification_failure" | "connection_lost";
+
 export interface RetryObserver {
-  onRetry?(reason: "deadlock" | "lock_wait_timeout" | "duplicate_key", attempt: number): void;
+  onRetry?(reason: RetryReason, attempt: number): void;
+}
+
+/** A failure of one attempt, with what the retry loop needs to know of it. */
+class AttemptFailure extends Error {
+  constructor(
+    readonly failure: unknown,
+    readonly commitSent: boolean,
+    /** A Galera node rolled the transaction back under it (see serverRolledBack). */
+    readonly abortedByCluster = false,
+  ) {
+    super("transaction attempt failed", { cause: failure });
+  }
+}
+
+function retryReasonOf(database: Database, failure: AttemptFailure): RetryReason | null {
+  const { failure: error, commitSent, abortedByCluster } = failure;
+  if (abortedByCluster) return "certification_failure";
+  const conflict = retryableConflictOf(error);
+  if (conflict === "deadlock" && database.galera && commitSent) return "certification_failure";
+  if (conflict) return conflict;
+  if (isDuplicateOn(error, IDEMPOTENCY_INDEXES)) return "duplicate_key";
+  if (!commitSent && (isConnectionFailure(error) || isNotPrimary(error))) return "connection_lost";
+  return null;
 }
 
 /**
@@ -251,32 +307,59 @@ export async function runTransaction<T>(database: Database, work: (tx: Tx) => Pr
   for (let attempt = 1; ; attempt++) {
     try {
       return await attemptTransaction(database, work);
-    } catch (error) {
-      if (error instanceof BillingError) throw error;
-      const conflict = retryableConflictOf(error);
-      const duplicate = conflict === null && isDuplicateOn(error, IDEMPOTENCY_INDEXES);
-      if (!(conflict || duplicate) || attempt >= TRANSACTION_ATTEMPTS_MAX) throw translateStoreError(error);
-      observer.onRetry?.(conflict ?? "duplicate_key", attempt);
-      await sleep(Math.random() * BACKOFF_BASE_MS * 2 ** attempt);
+    } catch (thrown) {
+      const reason = retryableReasonOf(database, thrown, attempt);
+      observer.onRetry?.(reason, attempt);
+      // A lost connection is retried at once, on the next node of a cluster.
+      if (reason !== "connection_lost") await sleep(Math.random() * BACKOFF_BASE_MS * 2 ** attempt);
     }
   }
 }
 
+/** Why the failed attempt runs again; throws (translated) what must not be retried. */
+function retryableReasonOf(database: Database, thrown: unknown, attempt: number): RetryReason {
+  if (!(thrown instanceof AttemptFailure)) throw translateStoreError(thrown);
+  const error = thrown.failure;
+  if (error instanceof BillingError) throw error;
+  const reason = retryReasonOf(database, thrown);
+  if (reason === null || attempt >= TRANSACTION_ATTEMPTS_MAX) throw translateStoreError(error);
+  return reason;
+}
+
 async function attemptTransaction<T>(database: Database, work: (tx: Tx) => Promise<T>): Promise<T> {
+  // No connection from any server: not retried here (a cluster already tried every node).
   const connection = await database.pool.getConnection();
   let broken = false;
-  const tx = new Tx(connection);
+  const tx = new Tx(connection, database.galera);
   try {
     const result = await work(tx);
     await tx.rollback();
     return result;
   } catch (error) {
-    broken = isConnectionFailure(error);
+    broken = isConnectionFailure(error) || isNotPrimary(error);
+    if (isNotPrimary(error)) database.pool.noteFailure?.(connection, error);
+    const aborted = !broken && database.galera && tx.isOpen && !(error instanceof BillingError) && (await serverRolledBack(connection));
     if (!broken) await tx.rollback().catch(() => (broken = true));
-    throw error;
+    throw new AttemptFailure(error, tx.isCommitSent, aborted);
   } finally {
     if (broken) connection.destroy();
     else connection.release();
+  }
+}
+
+/**
+ * Whether the server ended the open transaction by itself. On Galera a replicated write-set that
+ * conflicts with a local transaction aborts it (brute-force abort); a statement of the same
+ * batch that then fails reports its own error (seen: 1048 from a subquery that no longer finds
+ * the row the batch inserted before the abort) instead of the deadlock, with nothing of the
+ * transaction left. That is a conflict like a certification failure: retried.
+ */
+async function serverRolledBack(connection: PoolConnection): Promise<boolean> {
+  try {
+    const [rows] = await connection.query("SELECT @@in_transaction AS open");
+    return Number((rows as Row[])[0]?.open) === 0;
+  } catch {
+    return false;
   }
 }
 
@@ -291,7 +374,7 @@ export function isLostConnection(error: unknown): boolean {
 /** Storage failures that have a public meaning; anything else stays a bug (server_error). */
 export function translateStoreError(error: unknown): unknown {
   if (error instanceof BillingError) return error;
-  if (isConnectionFailure(error) || isRetryableConflict(error)) {
+  if (isConnectionFailure(error) || isRetryableConflict(error) || isNotPrimary(error)) {
     return new BillingError("service_unavailable", undefined, {}, { cause: error });
   }
   if (isOutOfRange(error)) {

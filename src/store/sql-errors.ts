@@ -6,6 +6,8 @@ const DUPLICATE_KEY = 1062;
 const OUT_OF_RANGE = 1690;
 /** "Subquery returns more than 1 row": raised on purpose by rowCountGuardSql, by nothing else of ours. */
 const GUARD_FAILED = 1242;
+/** ER_UNKNOWN_COM_ERROR: a Galera node outside the primary component refuses every statement. */
+const NOT_PRIMARY = 1047;
 
 const CONNECTION_CODES = new Set([
   "ECONNREFUSED",
@@ -74,4 +76,9 @@ export function isConnectionFailure(error: unknown): boolean {
   if (found.fatal === true) return true;
   if (found.errno !== undefined && CONNECTION_ERRNOS.has(found.errno)) return true;
   return found.code !== undefined && CONNECTION_CODES.has(found.code);
+}
+
+/** The statement reached a Galera node that is not part of the primary component: nothing ran. */
+export function isNotPrimary(error: unknown): boolean {
+  return driverError(error)?.errno === NOT_PRIMARY;
 }

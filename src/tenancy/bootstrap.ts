@@ -1,7 +1,7 @@
 import { apiKeyModeOf, hashApiKey } from "../domain/api-key.js";
 import { countApiKeys, findApiKeyByHash } from "../store/api-keys-store.js";
 import type { Database } from "../store/database.js";
-import { withNamedLock } from "../store/named-lock.js";
+import { withLease } from "../store/lease.js";
 import { findProjectByName, type ProjectRow } from "../store/projects-store.js";
 import { createApiKey, storeApiKey, type CreatedApiKey } from "./api-keys.js";
 import { BURST_DEFAULT, createProject, DEFAULT_PROJECT_NAME, RATE_PER_SECOND_DEFAULT, UsageError } from "./projects.js";
@@ -50,7 +50,7 @@ async function generateFirstKey(database: Database, nowMs: number): Promise<Boot
  * turns, so exactly one key is made.
  */
 export function bootstrapApiKey(database: Database, bootstrapKey: string | null, nowMs: number): Promise<BootstrapOutcome> {
-  return withNamedLock(database.pool, database.name, "bootstrap", () =>
+  return withLease(database.pool, "bootstrap", () =>
     bootstrapKey === null ? generateFirstKey(database, nowMs) : storeBootstrapKey(database, bootstrapKey, nowMs),
   );
 }

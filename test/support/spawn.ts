@@ -5,7 +5,7 @@ export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 /** Starts `src/main.ts` exactly as `npm start` does, as one process (no npm wrapper). */
 export function spawnMain(env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+  return spawn(process.execPath, ["--import", "tsx", "--import", "./src/telemetry/register.ts", "src/main.ts"], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: "info", HTTP_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -1,0 +1,181 @@
+import mysql, { type Pool, type PoolCluster, type PoolConnection, type PoolOptions } from "mysql2/promise";
+import type { DatabaseHost } from "./database-url.js";
+import { isConnectionFailure, isNotPrimary } from "./sql-errors.js";
+
+/** Which node a new connection comes from: the first one up in URL order, or each in turn. */
+export type NodeSelector = "order" | "round_robin";
+
+/** A failed node is left out for this long before a connection is tried on it again. */
+export const RESTORE_NODE_TIMEOUT_MS = 5_000;
+const PROBE_TIMEOUT_MS = 2_000;
+
+/** What a pool is asked for by drizzle and by runTransaction: connections, and one-off queries. */
+export type ConnectionSource = Pick<Pool, "getConnection" | "query" | "execute" | "end"> & {
+  /** Told of a connection's failure, so a node that cannot serve is left out (clusters only). */
+  noteFailure?(connection: PoolConnection, error: unknown): void;
+};
+
+export interface ClusterOptions {
+  readonly hosts: readonly DatabaseHost[];
+  /** Everything but host and port, shared by every node's pool. */
+  readonly connection: PoolOptions;
+  readonly selector: NodeSelector;
+  /** Statements every new connection runs once, before its first use (session settings). */
+  readonly sessionSetup: readonly string[];
+  /**
+   * Reads outside a transaction wait until the node has applied every write the cluster had
+   * committed when they started (wsrep_sync_wait = 1), so a read through one node sees what a
+   * write through another returned.
+   */
+  readonly causalReads: boolean;
+}
+
+const nodeIdOf = (host: DatabaseHost) => `${host.host}:${host.port}`;
+
+/** Whether a node may serve: a Galera node must be in the primary component (wsrep_ready). */
+export async function nodeIsReady(connection: Pick<mysql.Connection, "query">): Promise<boolean> {
+  const [results] = await connection.query("SHOW GLOBAL VARIABLES LIKE 'wsrep_on'; SHOW GLOBAL STATUS LIKE 'wsrep_ready'");
+  const [on, ready] = results as unknown as Array<Array<{ Value?: unknown }>>;
+  if (String(on?.[0]?.Value ?? "OFF").toUpperCase() !== "ON") return true;
+  return String(ready?.[0]?.Value ?? "OFF").toUpperCase() === "ON";
+}
+
+/** `SELECT …` sent by drizzle outside a transaction, made a causal read on a Galera node. */
+function causal(sql: unknown): unknown {
+  const wrap = (text: string) => (/^\s*select\b/i.test(text) ? `SET STATEMENT wsrep_sync_wait = 1 FOR ${text}` : text);
+  if (typeof sql === "string") return wrap(sql);
+  if (typeof sql === "object" && sql !== null && typeof (sql as { sql?: unknown }).sql === "string") {
+    return { ...sql, sql: wrap((sql as { sql: string }).sql) };
+  }
+  return sql;
+}
+
+/**
+ * Several database servers (a Galera cluster) behind mysql2's PoolCluster, shaped like a pool.
+ * A node that refuses connections is left out for RESTORE_NODE_TIMEOUT_MS and new connections go
+ * to the next one; a node that answers but is not in the primary component (error 1047, or
+ * wsrep_ready OFF when probed) is taken out until a probe finds it ready again.
+ */
+export class ClusterPool implements ConnectionSource {
+  private readonly cluster: PoolCluster;
+  private readonly selector: "ORDER" | "RR";
+  private readonly prepared = new WeakSet<object>();
+  private readonly out = new Set<string>();
+  private readonly setup: string;
+
+  constructor(private readonly options: ClusterOptions) {
+    this.cluster = mysql.createPoolCluster({
+      canRetry: true,
+      // One failed connection attempt takes a node out; it is tried again after the timeout
+      // (mysql2's default of 0 would drop it for good).
+      removeNodeErrorCount: 1,
+      restoreNodeTimeout: RESTORE_NODE_TIMEOUT_MS,
+      // Set explicitly: mysql2's default is round robin.
+      defaultSelector: options.selector === "order" ? "ORDER" : "RR",
+    });
+    this.selector = options.selector === "order" ? "ORDER" : "RR";
+    this.setup = options.sessionSetup.join(";\n");
+    for (const host of options.hosts) this.addNode(host);
+  }
+
+  get nodeIds(): string[] {
+    return this.options.hosts.map(nodeIdOf);
+  }
+
+  private addNode(host: DatabaseHost): void {
+    this.cluster.add(nodeIdOf(host), { ...this.options.connection, host: host.host, port: host.port });
+  }
+
+  async getConnection(): Promise<PoolConnection> {
+    const connection = await this.cluster.getConnection("*", this.selector);
+    const core = connection.connection as unknown as object;
+    if (this.prepared.has(core) || this.setup === "") return connection;
+    try {
+      await connection.query(this.setup);
+    } catch (error) {
+      this.noteFailure(connection, error);
+      connection.destroy();
+      throw error;
+    }
+    this.prepared.add(core);
+    return connection;
+  }
+
+  // mysql2's overloaded signatures; every form is passed on as is to a connection of the cluster.
+  readonly query = ((sql: string, values?: unknown) =>
+    this.oneOff((connection) => connection.query(this.read(sql) as string, values as never))) as Pool["query"];
+
+  readonly execute = ((sql: string, values?: unknown) =>
+    this.oneOff((connection) => connection.execute(this.read(sql) as string, values as never))) as Pool["execute"];
+
+  end(): Promise<void> {
+    return this.cluster.end();
+  }
+
+  /**
+   * A failure on this connection says its node cannot serve: a node out of the primary
+   * component is taken out of the cluster until probeNodes finds it ready.
+   */
+  noteFailure(connection: PoolConnection, error: unknown): void {
+    if (!isNotPrimary(error)) return;
+    const config = (connection.connection as unknown as { config?: { host?: string; port?: number } }).config;
+    const host = this.options.hosts.find((h) => h.host === config?.host && h.port === config?.port);
+    if (host) this.takeOut(host);
+  }
+
+  private takeOut(host: DatabaseHost): void {
+    const id = nodeIdOf(host);
+    if (this.out.has(id) || this.out.size + 1 >= this.options.hosts.length) return;
+    this.out.add(id);
+    // PoolCluster.remove is in mysql2's promise wrapper, though not in its typings.
+    (this.cluster as PoolCluster & { remove(pattern: string): void }).remove(id);
+  }
+
+  /**
+   * Asks every node directly whether it can serve; nodes taken out come back when ready (at the
+   * end of the order), ready ones out of the primary component are taken out. True when any
+   * node is ready.
+   */
+  async probeNodes(): Promise<boolean> {
+    const states = await Promise.all(this.options.hosts.map((host) => this.probe(host)));
+    this.options.hosts.forEach((host, i) => {
+      const id = nodeIdOf(host);
+      if (states[i] === "ready" && this.out.has(id)) {
+        this.out.delete(id);
+        this.addNode(host);
+      } else if (states[i] === "not_primary") this.takeOut(host);
+    });
+    return states.includes("ready");
+  }
+
+  private async probe(host: DatabaseHost): Promise<"ready" | "not_primary" | "unreachable"> {
+    const { database: _database, ...server } = this.options.connection;
+    let connection: mysql.Connection | undefined;
+    try {
+      connection = await mysql.createConnection({ ...server, host: host.host, port: host.port, connectTimeout: PROBE_TIMEOUT_MS });
+      return (await nodeIsReady(connection)) ? "ready" : "not_primary";
+    } catch (error) {
+      return isConnectionFailure(error) ? "unreachable" : "not_primary";
+    } finally {
+      connection?.destroy();
+    }
+  }
+
+  private read(sql: unknown): unknown {
+    return this.options.causalReads ? causal(sql) : sql;
+  }
+
+  private async oneOff<T>(work: (connection: PoolConnection) => Promise<T>): Promise<T> {
+    const connection = await this.getConnection();
+    try {
+      const result = await work(connection);
+      connection.release();
+      return result;
+    } catch (error) {
+      this.noteFailure(connection, error);
+      if (isConnectionFailure(error) || isNotPrimary(error)) connection.destroy();
+      else connection.release();
+      throw error;
+    }
+  }
+}

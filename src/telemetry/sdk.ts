@@ -1,0 +1,49 @@
+import { FastifyOtelInstrumentation } from "@fastify/otel";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+import { GrpcInstrumentation } from "@opentelemetry/instrumentation-grpc";
+import { MySQL2Instrumentation } from "@opentelemetry/instrumentation-mysql2";
+import { NodeSDK } from "@opentelemetry/sdk-node";
+import { BatchSpanProcessor, NoopSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
+
+export const SERVICE_NAME = "velobase-billing";
+
+export interface TelemetryOptions {
+  /** Where finished spans go; by default OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, nowhere otherwise. */
+  readonly spanProcessors?: SpanProcessor[];
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * OTLP over HTTP (protobuf) when OTEL_EXPORTER_OTLP_ENDPOINT (or its traces variant) is set; the
+ * exporter reads the standard OTEL_EXPORTER_OTLP_* settings itself. Without it spans are still
+ * made, so a log line carries its trace id and callers' trace context is passed on, but no
+ * exporter exists.
+ */
+function defaultSpanProcessors(env: NodeJS.ProcessEnv): SpanProcessor[] {
+  const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  return endpoint ? [new BatchSpanProcessor(new OTLPTraceExporter())] : [new NoopSpanProcessor()];
+}
+
+/**
+ * The OpenTelemetry Node SDK with the instrumentations of our transports and database driver: a
+ * span per gRPC call (@opentelemetry/instrumentation-grpc) and HTTP route (@fastify/otel, which
+ * registers itself on every fastify instance), and a child span per database round trip
+ * (@opentelemetry/instrumentation-mysql2). Metrics and logs stay with Prometheus and pino.
+ * Must start before the app's modules load: see src/telemetry/register.ts.
+ */
+export function startTelemetry(options: TelemetryOptions = {}): NodeSDK {
+  const sdk = new NodeSDK({
+    serviceName: SERVICE_NAME,
+    spanProcessors: options.spanProcessors ?? defaultSpanProcessors(options.env ?? process.env),
+    metricReaders: [],
+    logRecordProcessors: [],
+    instrumentations: [
+      new GrpcInstrumentation(),
+      // Statements only, never their values (the instrumentation's default).
+      new MySQL2Instrumentation(),
+      new FastifyOtelInstrumentation({ registerOnInitialization: true }),
+    ],
+  });
+  sdk.start();
+  return sdk;
+}
