@@ -1,4 +1,4 @@
-import { replayDecision, type StoredOutcome } from "../domain/idempotency.js";
+import { type RequestFingerprints, replayDecision, type StoredOutcome } from "../domain/idempotency.js";
 import { decodeJson } from "../store/json-codec.js";
 
 export type { StoredOutcome };
@@ -9,7 +9,7 @@ export type { StoredOutcome };
  */
 export function replayOf<T extends { isIdempotentReplay: boolean }>(
   stored: StoredOutcome | null,
-  request: { readonly customerId: string | null; readonly requestFingerprint: string },
+  request: RequestFingerprints & { readonly customerId: string | null },
   onMismatch?: () => never,
 ): T | null {
   if (stored === null || replayDecision(stored, request, onMismatch) === "fresh") return null;
@@ -20,9 +20,9 @@ export function replayOf<T extends { isIdempotentReplay: boolean }>(
 export function replayStored<T extends { isIdempotentReplay: boolean }>(
   stored: StoredOutcome,
   customerId: string,
-  requestFingerprint: string,
+  fingerprints: RequestFingerprints,
 ): T {
-  const replay = replayOf<T>(stored, { customerId, requestFingerprint });
+  const replay = replayOf<T>(stored, { customerId, ...fingerprints });
   if (replay === null) throw new Error("a stored outcome did not replay");
   return replay;
 }

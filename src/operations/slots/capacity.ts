@@ -1,6 +1,5 @@
 import { sql } from "drizzle-orm";
 import type { Audit } from "../../domain/caller.js";
-import { fingerprint } from "../../domain/fingerprint.js";
 import { planGrant, planRevoke, poolView, type PoolResult, type PoolSnapshot, type SlotEventType } from "../../domain/slots.js";
 import { BillingError } from "../../errors/billing-error.js";
 import { lockCustomerSql } from "../../store/accounts-store.js";
@@ -21,6 +20,7 @@ import {
   updatePoolSql,
 } from "../../store/slots-store.js";
 import type { BillingContext } from "../context.js";
+import { requestFingerprints } from "../../domain/idempotency.js";
 import { replayStored, type StoredOutcome } from "../idempotency.js";
 
 /** Grant and Revoke: the same request shape, opposite directions. */
@@ -78,14 +78,14 @@ function locked(pool: PoolSnapshot | null): PoolSnapshot {
 /** One envelope for both directions: load, replay or plan, then (pool, event, key, COMMIT). */
 function changeCapacity(ctx: BillingContext, type: SlotEventType, input: CapacityInput & Audit): Promise<PoolResult> {
   const { projectId, idempotencyKey } = input;
-  const requestFingerprint = fingerprint({ op: type, ...input, projectId: undefined, apiKeyId: undefined, idempotencyKey: undefined });
+  const fingerprints = requestFingerprints({ op: type, ...input, projectId: undefined, apiKeyId: undefined, idempotencyKey: undefined });
   return runTransaction(
     ctx.database,
     async (tx) => {
       const nowMs = ctx.now();
       const loaded = type === "GRANT_CAPACITY" ? await loadGrant(tx, input, nowMs) : await loadRevoke(tx, input);
       // A replay rolls back what the load wrote (a fresh customer or pool): nothing is committed.
-      if ("stored" in loaded) return replayStored<PoolResult>(loaded.stored, input.customerId, requestFingerprint);
+      if ("stored" in loaded) return replayStored<PoolResult>(loaded.stored, input.customerId, fingerprints);
       const { customerPk, pool } = loaded;
       const after = type === "REVOKE_CAPACITY" ? planRevoke(pool, input.amount, input.wallet) : planGrant(locked(pool), input.amount);
       const before = locked(pool);
@@ -111,7 +111,13 @@ function changeCapacity(ctx: BillingContext, type: SlotEventType, input: Capacit
             }),
             idempotencyKey === null
               ? null
-              : insertSlotKeySql(projectId, { key: idempotencyKey, customerPk, requestFingerprint, response: encodeJson(result), nowMs }),
+              : insertSlotKeySql(projectId, {
+                  key: idempotencyKey,
+                  customerPk,
+                  requestFingerprint: fingerprints.requestFingerprint,
+                  response: encodeJson(result),
+                  nowMs,
+                }),
           ]),
           { commit: true },
         )
