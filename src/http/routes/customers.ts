@@ -49,6 +49,7 @@ const DepositReply = Type.Object({
   customer_id: Type.String(),
   account_id: Type.String(),
   wallet: Type.String(),
+  credit_type: Type.String({ description: "The wallet again, under the name Velobase's Python SDK reads." }),
   source: Type.String(),
   total_amount: Type.Integer({ description: "The account's total after the deposit." }),
   added_amount: Type.Integer(),
@@ -62,6 +63,7 @@ const depositReply = (r: DepositResult): Static<typeof DepositReply> => ({
   customer_id: r.customerId,
   account_id: r.account.id.toString(),
   wallet: r.account.creditType,
+  credit_type: r.account.creditType,
   source: r.account.source,
   total_amount: amountToJson(r.account.total),
   added_amount: amountToJson(r.addedAmount),
@@ -91,11 +93,26 @@ const SourceBalance = Type.Object({
 
 const WalletBalance = Type.Object({ ...BalanceFields, sources: Type.Array(SourceBalance) });
 
+/** One ACTIVE account in the older shape Velobase's Python SDK reads (`accounts`). */
+const CreditAccount = Type.Object({
+  account_type: Type.Literal("CREDIT"),
+  credit_type: Type.String(),
+  ...BalanceFields,
+  starts_at: Nullable(IsoOutput),
+  expires_at: Nullable(IsoOutput),
+});
+
+/**
+ * Both shapes Velobase's SDKs read: `wallets` (the JS SDK) and `balance` with `accounts` (the
+ * Python SDK); each ignores the fields it does not know.
+ */
 const CustomerReply = Type.Object({
   id: Type.String(),
   name: Nullable(Type.String()),
   email: Nullable(Type.String()),
   metadata: Nullable(Type.Record(Type.String(), Type.Unknown())),
+  balance: Type.Object(BalanceFields, { description: "Over every ACTIVE account." }),
+  accounts: Type.Array(CreditAccount, { description: "Every ACTIVE account, by wallet, in spending order." }),
   wallets: Type.Record(Type.String(), WalletBalance, { description: "ACTIVE credits by wallet; one source entry per account." }),
   created_at: IsoOutput,
 });
@@ -114,11 +131,21 @@ const sourceJson = (a: AccountView): Static<typeof SourceBalance> => ({
   expires_at: msToIsoOrNull(a.expiresAtMs),
 });
 
+const creditAccountJson = (a: AccountView): Static<typeof CreditAccount> => ({
+  account_type: "CREDIT",
+  credit_type: a.creditType,
+  ...balanceJson(a),
+  starts_at: msToIsoOrNull(a.startsAtMs),
+  expires_at: msToIsoOrNull(a.expiresAtMs),
+});
+
 const customerReply = (c: CustomerView): Static<typeof CustomerReply> => ({
   id: c.customerId,
   name: c.name === "" ? null : c.name,
   email: c.email === "" ? null : c.email,
   metadata: Object.keys(c.metadata).length === 0 ? null : { ...c.metadata },
+  balance: balanceJson(c.balance),
+  accounts: c.creditTypes.flatMap((t) => t.accounts.map(creditAccountJson)),
   wallets: Object.fromEntries(c.creditTypes.map((t) => [t.creditType, { ...balanceJson(t.balance), sources: t.accounts.map(sourceJson) }])),
   created_at: msToIso(c.createdAtMs),
 });
@@ -142,6 +169,7 @@ const LedgerItem = Type.Object({
   operation_type: Type.Enum(LEDGER_ITEM_OPERATION_NAMES),
   amount: Type.Integer({ description: "Always positive; the operation says which way it moved." }),
   wallet: Type.String(),
+  credit_type: Type.String({ description: "The wallet again, under the name Velobase's Python SDK reads." }),
   source: Type.String(),
   transaction_id: Nullable(Type.String()),
   business_type: Type.Enum(BUSINESS_TYPE_NAMES),
@@ -165,6 +193,7 @@ const ledgerItem = (e: LedgerEntryView): Static<typeof LedgerItem> => ({
   operation_type: e.operation === "DEPOSIT" ? "GRANT" : e.operation,
   amount: amountToJson(e.amount),
   wallet: e.creditType,
+  credit_type: e.creditType,
   source: e.source,
   transaction_id: e.transactionId === "" ? null : e.transactionId,
   business_type: businessTypeName(e.businessType),
