@@ -196,7 +196,7 @@ describe("GET /v1/customers/{customer_id}/ledger", () => {
     expect(first.items).toEqual([
       {
         id: anyId,
-        operation_type: "DEDUCT",
+        operation_type: "CONSUME",
         amount: 30,
         wallet: "default",
         credit_type: "default",
@@ -224,7 +224,7 @@ describe("GET /v1/customers/{customer_id}/ledger", () => {
     }
     const byTx = ok<{ items: unknown[]; total_count: number }>(await http.get(`/v1/customers/${customer}/ledger?transaction_id=${tx}`));
     expect(byTx.total_count).toBe(1);
-    expect(byTx.items).toEqual([expect.objectContaining({ operation_type: "DEDUCT", transaction_id: tx })]);
+    expect(byTx.items).toEqual([expect.objectContaining({ operation_type: "CONSUME", transaction_id: tx })]);
     const defaults = ok<{ items: unknown[] }>(await http.get(`/v1/customers/${customer}/ledger`));
     expect(defaults.items).toHaveLength(3);
   });

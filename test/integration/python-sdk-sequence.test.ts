@@ -150,7 +150,13 @@ describe("Velobase's Python SDK sequence over HTTP", () => {
       expect(item).toMatchObject({ credit_type: "default", wallet: "default", status: "COMPLETED" });
       expect(typeof item.business_type).toBe("string");
     }
-    expect(ledger.items[0]).toMatchObject({ operation_type: "DEDUCT", amount: 50, business_type: "TASK" });
+    // Velobase's five operation types only: the deduct reads as a consume (without a hold).
+    expect(new Set(ledger.items.map((i) => i.operation_type))).toEqual(new Set(["GRANT", "FREEZE", "CONSUME", "UNFREEZE"]));
+    expect(ledger.items[0]).toMatchObject({ operation_type: "CONSUME", amount: 50, business_type: "TASK" });
+    const consumes = ok<{ items: Array<{ amount: number }> }>(await http.get(`/v1/customers/${customer}/ledger?operation_type=CONSUME`));
+    expect(consumes.items.map((i) => i.amount)).toEqual([50, 200, 400]);
+    const deducts = ok<{ items: Array<{ amount: number }> }>(await http.get(`/v1/customers/${customer}/ledger?operation_type=DEDUCT`));
+    expect(deducts.items.map((i) => i.amount)).toEqual([50]);
     const grants = ok<{ items: Array<{ operation_type: string }> }>(
       await http.get(`/v1/customers/${customer}/ledger?operation_type=GRANT`),
     );

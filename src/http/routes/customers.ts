@@ -152,10 +152,16 @@ const customerReply = (c: CustomerView): Static<typeof CustomerReply> => ({
 
 // GET /v1/customers/{customer_id}/ledger
 
-/** Velobase calls a deposit a grant; DEPOSIT is accepted too. */
+/**
+ * Velobase's ledger speaks of GRANT, FREEZE, CONSUME, UNFREEZE and EXPIRE only (both SDKs list
+ * these five): a deposit is a grant, and a deduct is a consume without a hold. So a DEDUCT entry
+ * reads as CONSUME here and the CONSUME filter finds both; DEPOSIT and DEDUCT are accepted as
+ * filters too (DEDUCT: the deducts alone).
+ */
 const LEDGER_OPERATION_NAMES = ["GRANT", "DEPOSIT", "DEDUCT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE"] as const;
 type LedgerOperationName = (typeof LEDGER_OPERATION_NAMES)[number];
-const LEDGER_ITEM_OPERATION_NAMES = ["GRANT", "DEDUCT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE"] as const;
+const LEDGER_ITEM_OPERATION_NAMES = ["GRANT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE"] as const;
+type LedgerItemOperationName = (typeof LEDGER_ITEM_OPERATION_NAMES)[number];
 
 const LedgerQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PAGE_SIZE_MAX, default: PAGE_SIZE_DEFAULT, description: "Entries per page." })),
@@ -186,11 +192,15 @@ const LedgerReply = Type.Object({
   next_cursor: Nullable(Type.String()),
 });
 
-const operationOf = (name: LedgerOperationName): Operation => (name === "GRANT" ? "DEPOSIT" : name);
+const operationsOf = (name: LedgerOperationName): Operation[] =>
+  name === "GRANT" ? ["DEPOSIT"] : name === "CONSUME" ? ["CONSUME", "DEDUCT"] : [name];
+
+const itemOperationOf = (operation: Operation): LedgerItemOperationName =>
+  operation === "DEPOSIT" ? "GRANT" : operation === "DEDUCT" ? "CONSUME" : operation;
 
 const ledgerItem = (e: LedgerEntryView): Static<typeof LedgerItem> => ({
   id: e.id.toString(),
-  operation_type: e.operation === "DEPOSIT" ? "GRANT" : e.operation,
+  operation_type: itemOperationOf(e.operation),
   amount: amountToJson(e.amount),
   wallet: e.creditType,
   credit_type: e.creditType,
@@ -291,7 +301,7 @@ export function registerCustomerRoutes(app: HttpApp, deps: HttpDependencies): vo
         listLedgerEntries(ctx, {
           projectId: callerOf(request).projectId,
           customerId: customerIdOf(request.params.customer_id),
-          operations: query.operation_type === undefined ? [] : [operationOf(query.operation_type)],
+          operations: query.operation_type === undefined ? [] : operationsOf(query.operation_type),
           transactionId: query.transaction_id === undefined ? null : parseOptionalId(query.transaction_id, "transaction_id"),
           creditType: null,
           createdAfterMs: null,
