@@ -71,6 +71,21 @@ module.exports = {
       to: { path: "node_modules/(drizzle-orm|mysql2)/|^src/store/schema\\.ts$" },
     },
     {
+      name: "grpc-stays-in-grpc",
+      comment:
+        "gRPC is one transport: only grpc/, the client library and the wiring import grpc-js or gen/. The error model is transport-neutral (grpc/status-details.ts puts it on the wire).",
+      severity: "error",
+      from: { path: "^src/", pathNot: ["^src/grpc/", "^src/client/", "^src/(app|main|cli)\\.ts$"] },
+      to: { path: "^gen/|node_modules/(@grpc|grpc-health-check)/" },
+    },
+    {
+      name: "http-reaches-no-grpc",
+      comment: "Nothing HTTP imports, directly or through other modules, is gRPC.",
+      severity: "error",
+      from: { path: "^src/http/" },
+      to: { path: "^gen/|node_modules/(@grpc|grpc-health-check)/|^src/(grpc|client)/", reachable: true },
+    },
+    {
       name: "no-circular",
       severity: "error",
       from: { path: "^src/" },
@@ -78,8 +93,9 @@ module.exports = {
     },
   ],
   options: {
-    doNotFollow: { path: "node_modules" },
-    exclude: { path: "^(gen|dist)/|^src/store/migrations/" },
+    // gen/ is kept in the graph (rules name it) but not followed into.
+    doNotFollow: { path: "node_modules|^gen/" },
+    exclude: { path: "^dist/|^src/store/migrations/" },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: "tsconfig.json" },
     enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "require", "node", "default"] },

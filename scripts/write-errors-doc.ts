@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ERROR_CATALOG, ERROR_CODES, RETRY_DELAY_MS, type ErrorSpec } from "../src/errors/catalog.js";
-import { ERROR_DOMAIN, STATUS_DETAILS_KEY } from "../src/errors/to-grpc-status.js";
+import { ERROR_DOMAIN, STATUS_DETAILS_KEY } from "../src/grpc/status-details.js";
 import { REQUEST_ID_HEADER } from "../src/grpc/unary.js";
 
 const OUTPUT = fileURLToPath(new URL("../docs/errors.md", import.meta.url));

@@ -1,4 +1,5 @@
-import type { Server as HttpServer } from "node:http";
+import type { Server as NodeHttpServer } from "node:http";
+import type { ServerCredentials } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { BillingContext } from "./operations/context.js";
 import { GroupCommit } from "./operations/group-commit.js";
@@ -9,10 +10,11 @@ import { SlotServiceService } from "../gen/velobase/billing/v1/slots.js";
 import { billingHandlers } from "./grpc/billing-handlers.js";
 import { entitlementHandlers } from "./grpc/entitlement-handlers.js";
 import { slotHandlers } from "./grpc/slot-handlers.js";
-import { ENTITLEMENT_SERVICE_NAME, HealthReporter, SLOT_SERVICE_NAME, startGrpcServer } from "./grpc/server.js";
-import { readTlsFiles, serverCredentials, type TransportSecurity } from "./grpc/tls.js";
+import { ENTITLEMENT_SERVICE_NAME, type GrpcServer, HealthReporter, SLOT_SERVICE_NAME, startGrpcServer } from "./grpc/server.js";
+import { readTlsFiles, serverCredentials, type TlsMaterial, type TransportSecurity } from "./grpc/tls.js";
+import type { GuardedEnvironment } from "./grpc/unary.js";
 import { createLogger } from "./logger.js";
-import { startHttpServer } from "./http/server.js";
+import { type HttpServer, startHttpServer } from "./http/server.js";
 import { Metrics } from "./metrics.js";
 import { openDatabase, type Database } from "./store/database.js";
 import { Authenticator } from "./tenancy/authenticator.js";
@@ -92,51 +94,51 @@ const LISTENERS_SECURITY: Record<TransportSecurity, string> = {
   mtls: "gRPC mutual TLS, HTTPS with client certificates",
 };
 
-/** Database → migrations → gRPC and HTTP servers → sweeper; `stop()` undoes it in reverse. */
-export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
-  const log = options.log ?? createLogger(config.LOG_LEVEL);
-  const tls = readTlsFiles({
-    certFile: config.TLS_CERT_FILE,
-    keyFile: config.TLS_KEY_FILE,
-    clientCaFile: config.TLS_CLIENT_CA_FILE,
-  });
-  const { credentials, security } = serverCredentials(tls);
+/** The database, migrated, with someone able to get in (closed again when that fails). */
+async function openReadyDatabase(config: Config, log: Logger, announce: (line: string) => void): Promise<Database> {
   const database = await openDatabase(config.DATABASE_URL, {
     poolSize: config.DB_POOL_SIZE,
     lockWaitTimeoutS: config.DB_LOCK_WAIT_TIMEOUT_S,
   });
   try {
-    await ensureSomeoneCanGetIn(database, config, log, options.announce ?? ((line) => process.stderr.write(line)));
+    await ensureSomeoneCanGetIn(database, config, log, announce);
   } catch (error) {
     await database.close();
     throw error;
   }
-  const metrics = new Metrics();
-  metrics.watchPool(database.pool);
-  const base: BillingContext = {
-    database,
-    now: options.now ?? Date.now,
-    retries: { onRetry: (reason) => metrics.retries.inc({ reason }) },
-  };
-  // Every write goes through this instance's per-customer group commit (its runs use `base`).
+  return database;
+}
+
+/** The operations' context: every write goes through this instance's per-customer group commit. */
+function billingContext(database: Database, metrics: Metrics, config: Config, now: () => number): BillingContext {
+  const base: BillingContext = { database, now, retries: { onRetry: (reason) => metrics.retries.inc({ reason }) } };
+  // The group commit's runs use `base`.
   const groupCommit = new GroupCommit(
     base,
     {
       onGroup: (size) => metrics.groupCommitSize.observe(size),
-      onPlanned: () => metrics.groupCommitPlanned.inc(),
       onFallback: () => metrics.groupCommitFallbacks.inc(),
       onSideBySide: (size) => metrics.sideBySideSize.observe(size),
     },
-    { transactions: config.GROUP_COMMIT_TRANSACTIONS },
+    { transactions: config.GROUP_COMMIT_TRANSACTIONS, sideBySide: config.GROUP_COMMIT_SIDE_BY_SIDE },
   );
-  const context: BillingContext = { ...base, groupCommit };
-  const authenticator = new Authenticator(database, { cacheTtlMs: config.API_KEY_CACHE_TTL_MS, log });
-  const rateLimiter = new RateLimiter({ redisUrl: config.REDIS_URL, keyPrefix: config.RATE_LIMIT_KEY_PREFIX, log, metrics });
-  await rateLimiter.waitUntilConnected();
-  const guard = { log, metrics, authenticator, rateLimiter };
-  const health = new HealthReporter();
+  return { ...base, groupCommit };
+}
+
+/** What both transports are given: the operations' context and the shared guards. */
+interface TransportDependencies {
+  readonly context: BillingContext;
+  readonly guard: GuardedEnvironment & { readonly metrics: Metrics };
+  readonly health: HealthReporter;
+  readonly tls: TlsMaterial | null;
+  readonly credentials: ServerCredentials;
+}
+
+/** The gRPC server (three services) and the HTTP API, over the same context; neither when one fails. */
+async function startTransports(config: Config, deps: TransportDependencies): Promise<{ grpc: GrpcServer; http: HttpServer }> {
+  const { context, guard, health, tls } = deps;
   const grpc = await startGrpcServer(billingHandlers(context, guard), health, `${config.GRPC_HOST}:${config.GRPC_PORT}`, {
-    credentials,
+    credentials: deps.credentials,
     maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
     services: [
       { name: SLOT_SERVICE_NAME, definition: SlotServiceService, handlers: slotHandlers(context, guard) },
@@ -146,10 +148,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const http = await startHttpServer(
     {
       context,
-      authenticate: (key) => authenticator.authenticate(key),
-      rateLimit: (caller) => rateLimiter.consume(caller),
-      log,
-      metrics,
+      authenticate: (key) => guard.authenticator.authenticate(key),
+      rateLimit: (caller) => guard.rateLimiter.consume(caller),
+      log: guard.log,
+      metrics: guard.metrics,
       isServing: () => health.serving,
     },
     { host: config.HTTP_HOST ?? config.GRPC_HOST, port: config.HTTP_PORT },
@@ -157,12 +159,37 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     tls && { key: tls.key, cert: tls.cert, ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) },
   ).catch(async (error: unknown) => {
     await grpc.shutdown(0);
+    throw error;
+  });
+  return { grpc, http };
+}
+
+/** Database → migrations → gRPC and HTTP servers → sweeper; `stop()` undoes it in reverse. */
+export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const log = options.log ?? createLogger(config.LOG_LEVEL);
+  const tls = readTlsFiles({
+    certFile: config.TLS_CERT_FILE,
+    keyFile: config.TLS_KEY_FILE,
+    clientCaFile: config.TLS_CLIENT_CA_FILE,
+  });
+  const { credentials, security } = serverCredentials(tls);
+  const database = await openReadyDatabase(config, log, options.announce ?? ((line) => process.stderr.write(line)));
+  const metrics = new Metrics();
+  metrics.watchPool(database.pool);
+  const context = billingContext(database, metrics, config, options.now ?? Date.now);
+  const authenticator = new Authenticator(database, { cacheTtlMs: config.API_KEY_CACHE_TTL_MS, log });
+  const rateLimiter = new RateLimiter({ redisUrl: config.REDIS_URL, keyPrefix: config.RATE_LIMIT_KEY_PREFIX, log, metrics });
+  await rateLimiter.waitUntilConnected();
+  const health = new HealthReporter();
+  const guard = { log, metrics, authenticator, rateLimiter };
+  const { grpc, http } = await startTransports(config, { context, guard, health, tls, credentials }).catch(async (error: unknown) => {
+    await rateLimiter.close();
     await database.close();
     throw error;
   });
   const stopWatching = watchDatabase(database, health, config.HEALTH_CHECK_INTERVAL_MS, log);
   const sweeper = config.SWEEP_INTERVAL_MS > 0 ? startSweeper(context, log, config.SWEEP_INTERVAL_MS) : null;
-  let metricsServer: HttpServer | null = null;
+  let metricsServer: NodeHttpServer | null = null;
   if (config.METRICS_PORT !== undefined) metricsServer = await metrics.listen(config.GRPC_HOST, config.METRICS_PORT);
   log.info(
     {

@@ -26,32 +26,65 @@ function endOfQuoted(text: string, start: number): number {
 const WORD = /[A-Za-z0-9_$]/;
 const DIGIT = /[0-9]/;
 
+/** A piece of text as logged (`text`), and the index just after it in the original (`end`). */
+interface Token {
+  readonly text: string;
+  readonly end: number;
+}
+
+/** The index just after the number (or the word that starts with digits) starting at `start`. */
+function endOfNumber(sql: string, start: number): number {
+  let end = start;
+  while (end < sql.length && (WORD.test(sql[end] ?? "") || sql[end] === ".")) end++;
+  return end;
+}
+
+/** The statement's token at `i`: a literal (quoted string, number) as `?`, anything else as written. */
+function statementToken(sql: string, i: number): Token {
+  const c = sql[i] ?? "";
+  if (c === "'" || c === '"') return { text: "?", end: endOfQuoted(sql, i) };
+  if (c === "`") {
+    const end = endOfQuoted(sql, i);
+    return { text: sql.slice(i, end), end };
+  }
+  if (DIGIT.test(c) && !WORD.test(sql[i - 1] ?? "")) return { text: "?", end: endOfNumber(sql, i) };
+  return { text: c, end: i + 1 };
+}
+
+/** The index of the quote that closes the one at `start`: the same quote before a non-word character. */
+function closingQuote(message: string, start: number): number {
+  const quote = message[start];
+  let end = start + 1;
+  while (end < message.length && !(message[end] === quote && !WORD.test(message[end + 1] ?? ""))) end++;
+  return end;
+}
+
+/** The message's token at `i`: a quoted part (opened after a non-word character) as `'?'`. */
+function messageToken(message: string, i: number): Token {
+  const c = message[i] ?? "";
+  if ((c === "'" || c === '"') && !WORD.test(message[i - 1] ?? "")) return { text: "'?'", end: closingQuote(message, i) + 1 };
+  return { text: c, end: i + 1 };
+}
+
+/** `text` token by token as logged, cut to `lengthMax` (with `…`); scans no further than the output needs. */
+function withoutValues(text: string, lengthMax: number, tokenAt: (text: string, i: number) => Token): string {
+  let out = "";
+  let i = 0;
+  while (i < text.length && out.length < lengthMax) {
+    const token = tokenAt(text, i);
+    out += token.text;
+    i = token.end;
+  }
+  return i < text.length || out.length > lengthMax ? `${out.slice(0, lengthMax)}…` : out;
+}
+
 /**
  * A statement with every literal (quoted strings, numbers) replaced by `?`, cut to `lengthMax`:
  * mysql2 puts the statement with its values filled in on its errors, and those values are
- * customer data. Backquoted identifiers are kept. Scans no further than the output needs.
+ * customer data. Backquoted identifiers are kept.
  */
 export function statementWithoutValues(sql: string, lengthMax = LOGGED_SQL_LENGTH_MAX): string {
-  let out = "";
-  let i = 0;
-  while (i < sql.length && out.length < lengthMax) {
-    const c = sql[i] ?? "";
-    if (c === "'" || c === '"') {
-      i = endOfQuoted(sql, i);
-      out += "?";
-    } else if (c === "`") {
-      const end = endOfQuoted(sql, i);
-      out += sql.slice(i, end);
-      i = end;
-    } else if (DIGIT.test(c) && !WORD.test(sql[i - 1] ?? "")) {
-      while (i < sql.length && (WORD.test(sql[i] ?? "") || sql[i] === ".")) i++;
-      out += "?";
-    } else {
-      out += c;
-      i++;
-    }
-  }
-  return i < sql.length || out.length > lengthMax ? `${out.slice(0, lengthMax)}…` : out;
+  return withoutValues(sql, lengthMax, statementToken);
 }
 
 /**
@@ -60,21 +93,7 @@ export function statementWithoutValues(sql: string, lengthMax = LOGGED_SQL_LENGT
  * character and closes before one; an apostrophe inside a word ("doesn't") is text.
  */
 export function messageWithoutValues(message: string): string {
-  let out = "";
-  let i = 0;
-  while (i < message.length && out.length < LOGGED_MESSAGE_LENGTH_MAX) {
-    const c = message[i] ?? "";
-    if ((c === "'" || c === '"') && !WORD.test(message[i - 1] ?? "")) {
-      let end = i + 1;
-      while (end < message.length && !(message[end] === c && !WORD.test(message[end + 1] ?? ""))) end++;
-      i = end + 1;
-      out += "'?'";
-    } else {
-      out += c;
-      i++;
-    }
-  }
-  return i < message.length ? `${out.slice(0, LOGGED_MESSAGE_LENGTH_MAX)}…` : out;
+  return withoutValues(message, LOGGED_MESSAGE_LENGTH_MAX, messageToken);
 }
 
 export interface LoggedError {

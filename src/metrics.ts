@@ -43,11 +43,6 @@ export class Metrics {
     buckets: [1, 2, 4, 8, 16, 32],
     registers: [this.registry],
   });
-  readonly groupCommitPlanned = new Counter({
-    name: "billing_group_commit_planned_total",
-    help: "Groups loaded once and planned in memory (the others ran write by write in one transaction).",
-    registers: [this.registry],
-  });
   readonly sideBySideSize = new Histogram({
     name: "billing_group_commit_side_by_side_size",
     help: "Calls of different customers applied in one transaction because the instance had every transaction busy.",

@@ -75,7 +75,7 @@ type Unary = (request: unknown, metadata: Metadata, callback: (error: ServiceErr
 /**
  * A promise-returning BillingService client over the generated grpc-js one: requests may leave
  * fields out (proto3 defaults fill them), failures reject with the grpc-js ServiceError, whose
- * details `decodeStatusDetails` (errors/to-grpc-status.ts) reads.
+ * details `decodeStatusDetails` (grpc/status-details.ts) reads.
  */
 export class BillingClient {
   readonly raw: BillingServiceClient;

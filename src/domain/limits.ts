@@ -106,3 +106,10 @@ export const EVENT_FILTER_VALUES_MAX = 32;
 export const EVENT_LIMIT_DEFAULT = 20;
 export const EVENT_LIMIT_MAX = 100;
 export const DEFAULT_SLOT_SOURCE = "default";
+
+/**
+ * Spendable accounts a write's prefetch locks up front, in spending order. Most spends are
+ * covered by the first few, so a customer's cost does not grow with its number of accounts; when
+ * these fall short, all of them are read (one more round trip).
+ */
+export const SPEND_ACCOUNTS_LOCKED_FIRST = 16;

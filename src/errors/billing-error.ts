@@ -26,3 +26,12 @@ export class BillingError extends Error {
     return ERROR_CATALOG[this.code];
   }
 }
+
+/**
+ * Any thrown value as a BillingError: BillingErrors pass through, everything else (bugs,
+ * driver failures that nobody classified) becomes server_error, keeping the original as cause.
+ */
+export function toBillingError(thrown: unknown): BillingError {
+  if (thrown instanceof BillingError) return thrown;
+  return new BillingError("server_error", undefined, {}, { cause: thrown });
+}

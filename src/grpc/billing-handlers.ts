@@ -19,31 +19,35 @@ import { guarded, type GuardedEnvironment } from "./unary.js";
  */
 export function billingHandlers(ctx: BillingContext, env: GuardedEnvironment): BillingServiceServer & UntypedServiceImplementation {
   return {
-    deposit: guarded(env, "Deposit", "write", async (r, caller) =>
-      format.depositResponse(await deposit(ctx, parse.parseDeposit(r, caller))),
+    deposit: guarded(env, "Deposit", "write", async (r, caller, signal) =>
+      format.depositResponse(await deposit({ ...ctx, signal }, parse.parseDeposit(r, caller))),
     ),
-    deduct: guarded(env, "Deduct", "write", async (r, caller) => format.deductResponse(await deduct(ctx, parse.parseDeduct(r, caller)))),
-    freeze: guarded(env, "Freeze", "write", async (r, caller) => format.freezeResponse(await freeze(ctx, parse.parseFreeze(r, caller)))),
-    consume: guarded(env, "Consume", "write", async (r, caller) =>
-      format.consumeResponse(await consume(ctx, parse.parseConsume(r, caller))),
+    deduct: guarded(env, "Deduct", "write", async (r, caller, signal) =>
+      format.deductResponse(await deduct({ ...ctx, signal }, parse.parseDeduct(r, caller))),
     ),
-    unfreeze: guarded(env, "Unfreeze", "write", async (r, caller) =>
-      format.unfreezeResponse(await unfreeze(ctx, parse.parseUnfreeze(r, caller))),
+    freeze: guarded(env, "Freeze", "write", async (r, caller, signal) =>
+      format.freezeResponse(await freeze({ ...ctx, signal }, parse.parseFreeze(r, caller))),
     ),
-    getCustomer: guarded(env, "GetCustomer", "read", async (r, caller) =>
-      format.getCustomerResponse(await getCustomer(ctx, parse.parseGetCustomer(r, caller))),
+    consume: guarded(env, "Consume", "write", async (r, caller, signal) =>
+      format.consumeResponse(await consume({ ...ctx, signal }, parse.parseConsume(r, caller))),
     ),
-    getTransaction: guarded(env, "GetTransaction", "read", async (r, caller) =>
-      format.getTransactionResponse(await getTransaction(ctx, parse.parseGetTransaction(r, caller))),
+    unfreeze: guarded(env, "Unfreeze", "write", async (r, caller, signal) =>
+      format.unfreezeResponse(await unfreeze({ ...ctx, signal }, parse.parseUnfreeze(r, caller))),
     ),
-    listLedgerEntries: guarded(env, "ListLedgerEntries", "read", async (r, caller) =>
-      format.listLedgerEntriesResponse(await listLedgerEntries(ctx, parse.parseListLedgerEntries(r, caller))),
+    getCustomer: guarded(env, "GetCustomer", "read", async (r, caller, signal) =>
+      format.getCustomerResponse(await getCustomer({ ...ctx, signal }, parse.parseGetCustomer(r, caller))),
+    ),
+    getTransaction: guarded(env, "GetTransaction", "read", async (r, caller, signal) =>
+      format.getTransactionResponse(await getTransaction({ ...ctx, signal }, parse.parseGetTransaction(r, caller))),
+    ),
+    listLedgerEntries: guarded(env, "ListLedgerEntries", "read", async (r, caller, signal) =>
+      format.listLedgerEntriesResponse(await listLedgerEntries({ ...ctx, signal }, parse.parseListLedgerEntries(r, caller))),
     ),
     batch: guarded(
       env,
       "Batch",
       "write",
-      async (r, caller) => format.batchResponse(await batch(ctx, caller.projectId, parse.parseBatch(r, caller), r.atomic)),
+      async (r, caller, signal) => format.batchResponse(await batch({ ...ctx, signal }, parse.parseBatch(r, caller), r.atomic)),
       // One token per write, so a Batch is not a way around the rate limit (a longer one is refused
       // with invalid_argument before anything runs, so it is charged the limit).
       (r) => Math.min(r.operations.length, BATCH_OPERATIONS_MAX),

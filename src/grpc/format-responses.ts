@@ -23,7 +23,7 @@ import type { TransactionView } from "../operations/get-transaction.js";
 import type { LedgerEntryView } from "../operations/list-ledger.js";
 import type { ConsumeResult, DepositResult, SpendResult, UnfreezeResult } from "../domain/results.js";
 import type { BillingError } from "../errors/billing-error.js";
-import { errorInfoOf } from "../errors/to-grpc-status.js";
+import { errorInfoOf } from "./status-details.js";
 import type { ErrorDetail } from "../../gen/velobase/billing/v1/errors.js";
 import type { BatchOutcome, BatchWriteResult } from "../operations/batch.js";
 import type { AccountStatus, AccountView, AllocationLine, Balance, Metadata, Operation } from "../domain/types.js";
@@ -183,6 +183,8 @@ export const listLedgerEntriesResponse = (page: { entries: LedgerEntryView[]; ne
     createdAt: timestamp(e.createdAtMs),
     overage: e.overage,
     apiKeyPrefix: e.apiKeyPrefix ?? "",
+    sequence: e.sequence,
+    balanceAfter: balance(e.balanceAfter),
   })),
   nextPageToken: page.nextPageToken,
 });

@@ -108,7 +108,12 @@ export function parseConsume(r: ConsumeRequest, caller: Caller): ConsumeInput {
 export const parseUnfreeze = (r: UnfreezeRequest, caller: Caller): SettleTarget => settleTargetOf(r, caller);
 
 export function parseGetCustomer(r: GetCustomerRequest, caller: Caller) {
-  return { projectId: caller.projectId, customerId: customerIdOf(r.customerId), includeInactive: r.includeInactive };
+  return {
+    projectId: caller.projectId,
+    customerId: customerIdOf(r.customerId),
+    includeInactive: r.includeInactive,
+    asOfMs: parseTimestamp(r.asOf, "as_of", "invalid_argument"),
+  };
 }
 
 export function parseGetTransaction(r: GetTransactionRequest, caller: Caller) {

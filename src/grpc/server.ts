@@ -69,12 +69,18 @@ function keepRepeatedKeyHeaders(server: Server): void {
   for (const http2Server of http2Servers.keys()) {
     http2Server.prependListener("stream", (_stream: unknown, headers: Record<string, unknown>, _flags: number, rawHeaders: string[]) => {
       for (const name of KEY_HEADERS) {
-        const values: string[] = [];
-        for (let i = 0; i + 1 < rawHeaders.length; i += 2) if (rawHeaders[i]?.toLowerCase() === name) values.push(rawHeaders[i + 1] ?? "");
+        const values = valuesOf(rawHeaders, name);
         if (values.length > 1) headers[name] = values;
       }
     });
   }
+}
+
+/** Every value of a header in Node's raw list (name, value, name, value, …), names in any case. */
+function valuesOf(rawHeaders: readonly string[], name: string): string[] {
+  const values: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) if (rawHeaders[i]?.toLowerCase() === name) values.push(rawHeaders[i + 1] ?? "");
+  return values;
 }
 
 export async function startGrpcServer(

@@ -19,23 +19,23 @@ const holdingAnswer = (r: HoldingResult) => ({
 /** SlotService: each handler parses the request, runs one operation, formats the answer. */
 export function slotHandlers(ctx: BillingContext, env: GuardedEnvironment): SlotServiceServer & UntypedServiceImplementation {
   return {
-    grantCapacity: guarded(env, "GrantCapacity", "write", async (r, caller) =>
-      poolAnswer(await grantCapacity(ctx, { ...slot.parseCapacity(r, caller.projectId), ...auditOf(caller) })),
+    grantCapacity: guarded(env, "GrantCapacity", "write", async (r, caller, signal) =>
+      poolAnswer(await grantCapacity({ ...ctx, signal }, { ...slot.parseCapacity(r, caller.projectId), ...auditOf(caller) })),
     ),
-    revokeCapacity: guarded(env, "RevokeCapacity", "write", async (r, caller) =>
-      poolAnswer(await revokeCapacity(ctx, { ...slot.parseCapacity(r, caller.projectId), ...auditOf(caller) })),
+    revokeCapacity: guarded(env, "RevokeCapacity", "write", async (r, caller, signal) =>
+      poolAnswer(await revokeCapacity({ ...ctx, signal }, { ...slot.parseCapacity(r, caller.projectId), ...auditOf(caller) })),
     ),
-    claim: guarded(env, "Claim", "write", async (r, caller) =>
-      holdingAnswer(await claimSlot(ctx, { ...slot.parseClaim(r, caller.projectId), ...auditOf(caller) })),
+    claim: guarded(env, "Claim", "write", async (r, caller, signal) =>
+      holdingAnswer(await claimSlot({ ...ctx, signal }, { ...slot.parseClaim(r, caller.projectId), ...auditOf(caller) })),
     ),
-    release: guarded(env, "Release", "write", async (r, caller) =>
-      holdingAnswer(await releaseSlot(ctx, { ...slot.parseRelease(r, caller.projectId), ...auditOf(caller) })),
+    release: guarded(env, "Release", "write", async (r, caller, signal) =>
+      holdingAnswer(await releaseSlot({ ...ctx, signal }, { ...slot.parseRelease(r, caller.projectId), ...auditOf(caller) })),
     ),
-    listPools: guarded(env, "ListPools", "read", async (r, caller) => ({
-      pools: (await listPools(ctx, slot.parseListPools(r, caller.projectId))).map(slot.pool),
+    listPools: guarded(env, "ListPools", "read", async (r, caller, signal) => ({
+      pools: (await listPools({ ...ctx, signal }, slot.parseListPools(r, caller.projectId))).map(slot.pool),
     })),
-    listSlotEvents: guarded(env, "ListSlotEvents", "read", async (r, caller) =>
-      slot.slotEventsResponse(await listSlotEvents(ctx, slot.parseListSlotEvents(r, caller.projectId))),
+    listSlotEvents: guarded(env, "ListSlotEvents", "read", async (r, caller, signal) =>
+      slot.slotEventsResponse(await listSlotEvents({ ...ctx, signal }, slot.parseListSlotEvents(r, caller.projectId))),
     ),
   };
 }

@@ -2,12 +2,13 @@ import { randomUUID } from "node:crypto";
 import { Metadata, status, type MethodDefinition, type sendUnaryData, type ServerUnaryCall, type ServiceDefinition } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { scopeAllows, type Caller, type Scope } from "../domain/caller.js";
-import { BillingError } from "../errors/billing-error.js";
-import { toBillingError, toServiceError } from "../errors/to-grpc-status.js";
+import { BillingError, toBillingError } from "../errors/billing-error.js";
+import { toServiceError } from "./status-details.js";
 import type { Metrics } from "../metrics.js";
 import type { Authenticator } from "../tenancy/authenticator.js";
 import { presentedApiKey } from "../tenancy/credentials.js";
 import type { RateLimiter } from "../tenancy/rate-limiter.js";
+import { callSignal } from "./call-signal.js";
 import { MalformedRequest } from "./request-decoding.js";
 
 export const REQUEST_ID_HEADER = "x-request-id";
@@ -62,16 +63,18 @@ function requestIdOf(metadata: Metadata): string {
  * Wraps one RPC: request id in and out, one log line per call, metrics, and every failure turned
  * into a structured gRPC error by the one mapper. Unknown errors are logged with their stack and
  * reach the client only as server_error. The response is encoded before it is sent, so one that
- * cannot be (an int64 out of range) is a logged server_error too.
+ * cannot be (an int64 out of range) is a logged server_error too. The handler gets the call's
+ * signal (call-signal.ts), which aborts at its deadline or when the client cancels it.
  */
 export function unary<Req, Res>(
   env: CallEnvironment,
   method: string,
-  handle: (request: Req | MalformedRequest, metadata: Metadata) => Promise<Res>,
+  handle: (request: Req | MalformedRequest, metadata: Metadata, signal: AbortSignal) => Promise<Res>,
 ): (call: ServerUnaryCall<Req | MalformedRequest, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     const started = process.hrtime.bigint();
     const requestId = requestIdOf(call.metadata);
+    const watched = callSignal(call);
     // Headers go out just before the answer, in the same tick, so that HTTP/2 sends them in one
     // write with the message: sent early, they cost a separate packet and a round of ACKs.
     const sendHeaders = () => {
@@ -81,6 +84,7 @@ export function unary<Req, Res>(
     };
 
     const finish = (code: string, grpcCode: status, error?: unknown) => {
+      watched.release();
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       env.metrics?.calls.inc({ method, code });
       env.metrics?.latency.observe({ method }, seconds);
@@ -100,7 +104,7 @@ export function unary<Req, Res>(
       callback(toServiceError(error, trailers), null);
     };
 
-    handle(call.request, call.metadata).then((response) => {
+    handle(call.request, call.metadata, watched.signal).then((response) => {
       const serialize = responseSerializers.get(call.getPath());
       if (serialize && typeof response === "object" && response !== null) {
         try {
@@ -140,16 +144,16 @@ export function guarded<Req, Res>(
   env: GuardedEnvironment,
   method: string,
   scope: Scope,
-  handle: (request: Req, caller: Caller) => Promise<Res>,
+  handle: (request: Req, caller: Caller, signal: AbortSignal) => Promise<Res>,
   /** Rate-limit tokens the call takes: one, or one per write for a Batch. */
   costOf: (request: Req) => number = () => 1,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
-  return unary(env, method, async (request: Req | MalformedRequest, metadata) => {
+  return unary(env, method, async (request: Req | MalformedRequest, metadata, signal) => {
     // The key first: a caller without a valid key learns nothing, not even that its bytes are
     // malformed, and malformed calls count against the rate limit like any other.
     const cost = request instanceof MalformedRequest ? 1 : Math.max(1, costOf(request));
     const caller = await admit(env, metadata, scope, cost);
     if (request instanceof MalformedRequest) throw request.toError();
-    return handle(request, caller);
+    return handle(request, caller, signal);
   });
 }

@@ -78,6 +78,14 @@ function holdsStrings(field: DescField): boolean {
   return field.fieldKind === "list" && field.listKind === "scalar" && isString(field.scalar);
 }
 
+/** A message or map being read: where it ends, its top-level field's name, how deep it is. */
+interface Reading {
+  readonly end: number;
+  readonly top: string | null;
+  readonly depth: number;
+  readonly maps: MapEntries | null;
+}
+
 /**
  * Reads one message from `reader.pos` to `end` against its descriptor: every string (nested
  * messages and map entries included) must be valid UTF-8, every tag, length and group well
@@ -92,27 +100,30 @@ function readMessage(
   maps: MapEntries | null,
 ): void {
   if (depth > MESSAGE_DEPTH_MAX) throw malformed();
+  const reading: Reading = { end, top, depth, maps };
   while (reader.pos < end) {
     const [number, wireType] = reader.tag();
     const field = message.fields.find((f) => f.number === number);
-    if (field === undefined || wireType !== WireType.LengthDelimited) {
-      reader.skip(wireType, number);
-      continue;
-    }
-    const name = top ?? field.name;
-    const nested = messageOf(field);
-    if (holdsStrings(field)) readString(reader, name);
-    else if (nested) readMessage(reader, delimitedEnd(reader, end), nested, name, depth + 1, null);
-    else if (field.fieldKind === "map") {
-      const entry = readMapEntry(reader, end, field, name, depth);
-      if (maps && field.mapKind === "scalar" && isString(field.scalar)) {
-        const entries = maps.get(field) ?? [];
-        entries.push(entry);
-        maps.set(field, entries);
-      }
-    } else reader.skip(wireType, number);
+    if (field === undefined || wireType !== WireType.LengthDelimited) reader.skip(wireType, number);
+    else readDelimitedField(reader, field, reading);
   }
   if (reader.pos !== end) throw malformed();
+}
+
+/** Reads one length-delimited field of a message being read: a string, a message or a map entry. */
+function readDelimitedField(reader: BinaryReader, field: DescField, { end, top, depth, maps }: Reading): void {
+  const name = top ?? field.name;
+  const nested = messageOf(field);
+  if (holdsStrings(field)) readString(reader, name);
+  else if (nested) readMessage(reader, delimitedEnd(reader, end), nested, name, depth + 1, null);
+  else if (field.fieldKind === "map") {
+    const entry = readMapEntry(reader, end, field, name, depth);
+    if (maps && field.mapKind === "scalar" && isString(field.scalar)) {
+      const entries = maps.get(field) ?? [];
+      entries.push(entry);
+      maps.set(field, entries);
+    }
+  } else reader.skip(WireType.LengthDelimited, field.number);
 }
 
 /**

@@ -20,6 +20,8 @@ declare module "fastify" {
     caller: Caller | null;
     /** The catalogue code the request failed with, for the log line and metrics. */
     errorCode: string | null;
+    /** The operations' context for this request, with its signal (set by the first hook). */
+    billingContext: BillingContext | null;
   }
 }
 
@@ -35,6 +37,15 @@ export interface HttpDependencies {
   readonly metrics?: Metrics;
   /** The database answered its last probe (GET /v1/health). */
   readonly isServing: () => boolean;
+}
+
+/**
+ * The context a route calls its operation with: the shared one, with a signal that aborts when
+ * the client goes away before the reply (call-signal.ts).
+ */
+export function contextOf(request: FastifyRequest): BillingContext {
+  if (request.billingContext === null) throw new Error("a route ran before the request hook set its context");
+  return request.billingContext;
 }
 
 /** The authenticated caller of a non-public route. */

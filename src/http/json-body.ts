@@ -39,20 +39,23 @@ function checkJsonTree(body: unknown): void {
   const pending: Array<{ value: unknown; depth: number; field: string }> = [{ value: body, depth: 1, field: "body" }];
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
     const { value, depth, field } = next;
-    if (typeof value === "string") {
-      if (LONE_SURROGATE.test(value)) throw invalidField(field, `${field} is not valid Unicode (it holds a lone surrogate).`);
-      continue;
-    }
+    if (typeof value === "string") checkText(value, field);
     if (value === null || typeof value !== "object") continue;
     if (depth > JSON_DEPTH_MAX) throw invalidField(field, `${field} is nested deeper than ${JSON_DEPTH_MAX} levels.`);
     for (const [key, child] of Object.entries(value)) {
-      const childField = depth === 1 ? key : field;
-      if (LONE_SURROGATE.test(key)) {
-        throw depth === 1
-          ? invalidField("body", "The request body has a key that is not valid Unicode.")
-          : invalidField(field, `${field} has a key that is not valid Unicode.`);
-      }
-      pending.push({ value: child, depth: depth + 1, field: childField });
+      checkKey(key, depth, field);
+      pending.push({ value: child, depth: depth + 1, field: depth === 1 ? key : field });
     }
   }
+}
+
+function checkText(value: string, field: string): void {
+  if (LONE_SURROGATE.test(value)) throw invalidField(field, `${field} is not valid Unicode (it holds a lone surrogate).`);
+}
+
+function checkKey(key: string, depth: number, field: string): void {
+  if (!LONE_SURROGATE.test(key)) return;
+  throw depth === 1
+    ? invalidField("body", "The request body has a key that is not valid Unicode.")
+    : invalidField(field, `${field} has a key that is not valid Unicode.`);
 }

@@ -6,9 +6,9 @@ import swagger from "@fastify/swagger";
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest, type FastifySchemaCompiler } from "fastify";
 import type { TSchema } from "typebox";
-import { BillingError } from "../errors/billing-error.js";
-import { toBillingError } from "../errors/to-grpc-status.js";
+import { BillingError, toBillingError } from "../errors/billing-error.js";
 import { apiKeyOf, checkScope } from "./auth.js";
+import { callSignal } from "./call-signal.js";
 import { errorBody, retryAfterSeconds } from "./error-body.js";
 import type { HttpApp, HttpDependencies } from "./http-app.js";
 import { REQUEST_ID_HEADER, requestIdOf } from "./request-id.js";
@@ -132,11 +132,16 @@ function sendError(error: BillingError, request: FastifyRequest, reply: FastifyR
   return reply.status(error.spec.httpStatus).send(errorBody(error, request.id));
 }
 
-/** Request id, key, scope and rate limit, then one log line and metrics per request. */
+/**
+ * The request's context (with its signal), request id, key, scope and rate limit, then one log
+ * line and metrics per request.
+ */
 function addHooks(app: HttpApp, deps: HttpDependencies): void {
   app.decorateRequest("caller", null);
   app.decorateRequest("errorCode", null);
+  app.decorateRequest("billingContext", null);
   app.addHook("onRequest", async (request, reply) => {
+    request.billingContext = { ...deps.context, signal: callSignal(reply.raw) };
     void reply.header(REQUEST_ID_HEADER, request.id);
     if (request.is404) return;
     const access = request.routeOptions.config.access ?? "write";
@@ -214,10 +219,10 @@ export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptio
   app.setErrorHandler((thrown, request, reply) => sendError(toCatalogueError(thrown, request), request, reply, deps));
   app.setNotFoundHandler((request, reply) => sendError(new BillingError("not_found"), request, reply, deps));
   registerServiceRoutes(app, deps);
-  registerCustomerRoutes(app, deps);
-  registerBillingRoutes(app, deps);
-  registerSlotRoutes(app, deps);
-  registerEntitlementRoutes(app, deps);
+  registerCustomerRoutes(app);
+  registerBillingRoutes(app);
+  registerSlotRoutes(app);
+  registerEntitlementRoutes(app);
   await app.ready();
   return app;
 }

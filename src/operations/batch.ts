@@ -2,13 +2,10 @@ import { BATCH_OPERATIONS_MAX } from "../domain/limits.js";
 import type { ConsumeRequest, DepositRequest, FreezeRequest, SettleRequest, SpendRequest } from "../domain/requests.js";
 import type { ConsumeResult, DepositResult, SpendResult, UnfreezeResult } from "../domain/results.js";
 import { BillingError } from "../errors/billing-error.js";
-import { lockCustomersInOrder } from "../store/customers-store.js";
+import type { CreditWrite } from "../domain/plans/write-list.js";
 import { isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
-import { depositOperation } from "./deposit.js";
-import { AtomicFailure, executeEachAlone, executeTogether, type Settled, type WriteOperation } from "./executor.js";
-import { consumeOperation, unfreezeOperation } from "./settle.js";
-import { deductOperation, spendOperation } from "./spend.js";
+import { AtomicFailure, runEachAlone, runList, type Settled } from "./pipeline.js";
 
 /** One write of a Batch call, as parsed; a write that did not parse is its error. */
 export type BatchWrite =
@@ -30,45 +27,31 @@ export type BatchOutcome =
   /** Atomic and refused: nothing was written. */
   | { readonly ok: false; readonly failedIndex: number; readonly error: BillingError };
 
-function operationOf(write: BatchWrite): WriteOperation<unknown> {
+const MANUAL = { automatic: false };
+
+function creditWriteOf(write: BatchWrite): CreditWrite {
   switch (write.kind) {
     case "deposit":
-      return depositOperation(write.request);
+      return { kind: "deposit", request: write.request };
     case "deduct":
-      return deductOperation(write.request);
+      return { kind: "spend", spendKind: "DEDUCT", request: { ...write.request, autoSettlement: null } };
     case "freeze":
-      return spendOperation("FREEZE", write.request);
+      return { kind: "spend", spendKind: "FREEZE", request: write.request };
     case "consume":
-      return consumeOperation(write.request);
+      return { kind: "consume", request: write.request, mode: MANUAL };
     case "unfreeze":
-      return unfreezeOperation(write.request);
+      return { kind: "unfreeze", request: write.request, mode: MANUAL };
   }
-}
-
-/** The customers the writes name, and the holds whose customers they settle. */
-function lockOrderOf(projectId: bigint, writes: readonly BatchWrite[]) {
-  const customerIds = new Set<string>();
-  const transactionIds = new Set<string>();
-  for (const w of writes) {
-    if (w.kind === "consume" || w.kind === "unfreeze") transactionIds.add(w.request.transactionId);
-    else customerIds.add(w.request.customerId);
-  }
-  return lockCustomersInOrder(projectId, [...customerIds], [...transactionIds]);
 }
 
 /**
- * Batch: up to BATCH_OPERATIONS_MAX writes over any customers of one project, in one transaction
- * (operations/executor.ts). Their customers are locked first, in ascending primary-key order,
- * so two batches never deadlock. Each write keeps its own key and replays on its own. Atomic:
+ * Batch: up to BATCH_OPERATIONS_MAX writes over any customers of one project, as one list of the
+ * pipeline (operations/pipeline.ts), in one transaction. Their customers are locked first, in
+ * ascending primary-key order, so two batches never wait on each other in a cycle. Each write keeps its own key and replays on its own. Atomic:
  * all or none, and the first refusal is named by its index. Not atomic: each write gets what it
  * would have got alone; if the shared transaction fails, each is run alone.
  */
-export async function batch(
-  ctx: BillingContext,
-  projectId: bigint,
-  parsed: ReadonlyArray<BatchWrite | BillingError>,
-  atomic: boolean,
-): Promise<BatchOutcome> {
+export async function batch(ctx: BillingContext, parsed: ReadonlyArray<BatchWrite | BillingError>, atomic: boolean): Promise<BatchOutcome> {
   if (parsed.length > BATCH_OPERATIONS_MAX) {
     throw new BillingError("invalid_argument", `A batch holds at most ${BATCH_OPERATIONS_MAX} operations.`, {
       field: "operations",
@@ -79,15 +62,15 @@ export async function batch(
   const firstInvalid = parsed.findIndex((p) => p instanceof BillingError);
   if (atomic && firstInvalid >= 0) return { ok: false, failedIndex: firstInvalid, error: parsed[firstInvalid] as BillingError };
   const writes = parsed.filter((p): p is BatchWrite => !(p instanceof BillingError));
-  const ops = writes.map(operationOf);
-  let settled: Settled<unknown>[];
+  const list = writes.map(creditWriteOf);
+  let settled: Settled[];
   try {
-    settled = await executeTogether(ctx, ops, { atomic, lockFirst: lockOrderOf(projectId, writes) });
+    settled = await runList(ctx, list, { atomic });
   } catch (error) {
     if (error instanceof AtomicFailure) return { ok: false, failedIndex: originalIndex(parsed, error.index), error: error.error };
     // As in group commit: after a lost connection the COMMIT may have happened, so nothing is re-run.
     if (atomic || isLostConnection(error)) throw error;
-    settled = await executeEachAlone(ctx, ops);
+    settled = await runEachAlone(ctx, list);
   }
   let next = 0;
   const results = parsed.map((p): BatchWriteResult | BillingError => {

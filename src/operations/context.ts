@@ -1,6 +1,6 @@
 import type { Database } from "../store/database.js";
 import type { RetryObserver } from "../store/run-transaction.js";
-import type { WriteRunner } from "./write-operation.js";
+import type { CreditWrite } from "../domain/plans/write-list.js";
 
 /** What every operation needs: storage, a clock (injected so tests can pin time), observers. */
 export interface BillingContext {
@@ -8,5 +8,10 @@ export interface BillingContext {
   readonly now: () => number;
   readonly retries?: RetryObserver;
   /** Per-customer group commit of this instance (operations/group-commit.ts); absent: each write alone. */
-  readonly groupCommit?: WriteRunner;
+  readonly groupCommit?: { run(write: CreditWrite, signal?: AbortSignal): Promise<unknown> };
+  /**
+   * The call's deadline and cancellation (from the transport): a write whose signal has aborted
+   * before its transaction starts is not run.
+   */
+  readonly signal?: AbortSignal;
 }

@@ -1,8 +1,9 @@
-import { accountView, balanceOf, compareSpendingOrder } from "../domain/account-status.js";
+import { accountStatus, accountView, balanceOf, compareSpendingOrder } from "../domain/account-status.js";
 import type { AccountView, Balance, Metadata } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
 import { listAccounts } from "../store/accounts-store.js";
 import { findCustomer } from "../store/customers-store.js";
+import { accountsAsOf } from "../store/ledger-store.js";
 import { runQuery } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 
@@ -16,15 +17,28 @@ export interface CustomerView {
   readonly creditTypes: ReadonlyArray<{ creditType: string; balance: Balance; accounts: AccountView[] }>;
 }
 
-async function readCustomer(
-  ctx: BillingContext,
-  input: { projectId: bigint; customerId: string; includeInactive: boolean },
-): Promise<CustomerView> {
+export interface CustomerQuery {
+  readonly projectId: bigint;
+  readonly customerId: string;
+  readonly includeInactive: boolean;
+  /** The balances as they were then, from the ledger's entries; null: now. */
+  readonly asOfMs: number | null;
+}
+
+async function readCustomer(ctx: BillingContext, input: CustomerQuery): Promise<CustomerView> {
   const { db } = ctx.database;
   const customer = await findCustomer(db, input.projectId, input.customerId);
-  if (!customer) throw new BillingError("customer_not_found", undefined, { customer_id: input.customerId });
-  const nowMs = ctx.now();
-  const accounts = await listAccounts(db, input.projectId, customer.pk, input.includeInactive ? {} : { activeAtMs: nowMs });
+  const { asOfMs } = input;
+  // A customer created after the time asked for did not exist then.
+  if (!customer || (asOfMs !== null && customer.createdAtMs > asOfMs)) {
+    throw new BillingError("customer_not_found", undefined, { customer_id: input.customerId });
+  }
+  const nowMs = asOfMs ?? ctx.now();
+  const all =
+    asOfMs === null
+      ? await listAccounts(db, input.projectId, customer.pk, input.includeInactive ? {} : { activeAtMs: nowMs })
+      : await accountsAsOf(db, input.projectId, customer.pk, asOfMs);
+  const accounts = input.includeInactive || asOfMs === null ? all : all.filter((a) => accountStatus(a, nowMs) === "ACTIVE");
   const byType = new Map<string, typeof accounts>();
   for (const account of [...accounts].sort(compareSpendingOrder)) {
     byType.set(account.creditType, [...(byType.get(account.creditType) ?? []), account]);

@@ -1,14 +1,13 @@
 import { GROUP_COMMIT_HOLDS_REMEMBERED, GROUP_COMMIT_MAX, GROUP_COMMIT_QUEUE_MAX } from "../domain/limits.js";
+import { customerKey, holdKey } from "../domain/customer-ref.js";
+import { type CreditWrite, customerRefOf, holdRefOf } from "../domain/plans/write-list.js";
 import { isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
-import { executeGroupPlanned } from "./group-plan.js";
-import { executeAlone, executeEachAlone, executeSideBySide, executeTogether, type Settled, type WriteOperation } from "./executor.js";
+import { deadlinePassed, runEachAlone, runList, type Settled } from "./pipeline.js";
 
 /** What group commit reports (metrics). */
 export interface GroupCommitObserver {
   onGroup?(size: number): void;
-  /** A group loaded once and planned in memory. */
-  onPlanned?(): void;
   onFallback?(): void;
   /** Writes of different customers applied side by side in one transaction. */
   onSideBySide?(size: number): void;
@@ -21,30 +20,37 @@ export interface GroupCommitOptions {
    * line instead and the next free transaction carries the waiting calls together.
    */
   readonly transactions: number;
+  /**
+   * Waiting calls of different customers go in one transaction. Off for a sharded database
+   * (Vitess, TiDB), where a transaction must stay within one shard key (one customer).
+   */
+  readonly sideBySide: boolean;
 }
 
 interface Waiting {
-  readonly op: WriteOperation<unknown>;
-  readonly settle: (settled: Settled<unknown>) => void;
+  readonly op: CreditWrite;
+  /** The caller's deadline and cancellation: a call that waited past them is answered without running. */
+  readonly signal: AbortSignal | undefined;
+  readonly settle: (settled: Settled) => void;
   readonly fail: (error: unknown) => void;
 }
 
 /**
  * Per-customer group commit, on this instance. A call for a customer with nothing in flight runs
- * at once, alone (an idle customer pays nothing). Calls for a customer that arrive while one of
- * its transactions is in flight queue; when it ends, up to GROUP_COMMIT_MAX of them, in arrival
- * order, go through the executor as one transaction (executeTogether, not atomic): each planned
- * on the state the earlier ones left, each answered exactly as alone, one's refusal rolled back
- * to its own savepoint without touching the others. If that transaction fails, each is run again
- * alone. A Consume or Unfreeze that names no customer queues with the customer of its hold when a
- * call naming both went through this instance. A hot customer thus pays one COMMIT, and one
- * customer-lock acquisition, per group instead of per call.
+ * at once, alone (a list of one: an idle customer pays nothing). Calls for a customer that arrive
+ * while one of its transactions is in flight queue; when it ends, up to GROUP_COMMIT_MAX of them,
+ * in arrival order, go through the pipeline as one list (operations/pipeline.ts, not atomic):
+ * each planned on the state the earlier ones left, each answered exactly as alone. If that
+ * transaction fails, each is run again alone. A Consume or Unfreeze that names no customer queues
+ * with the customer of its hold when a call naming both went through this instance. A hot
+ * customer thus pays one COMMIT, and one customer-lock acquisition, per group instead of per call.
  *
  * Across customers: with `transactions` of them in flight, the first call of an idle customer
  * waits in line (it would wait for a pooled connection anyway); the next transaction to end
- * starts up to GROUP_COMMIT_MAX waiting calls side by side in one transaction (executeSideBySide:
- * loaded together, written together). Other instances are not coordinated: the customer's row
- * lock still decides, so many instances stay correct.
+ * starts up to GROUP_COMMIT_MAX waiting calls side by side, as one list over their customers.
+ * With `sideBySide` off (a sharded database: one transaction per shard key), each waiting call
+ * runs alone instead. Other instances are not coordinated: the customers' row locks still
+ * decide, so many instances stay correct.
  */
 export class GroupCommit {
   /** Customers with a transaction in flight, and the calls waiting for it. */
@@ -59,35 +65,45 @@ export class GroupCommit {
   constructor(
     private readonly ctx: BillingContext,
     private readonly observer: GroupCommitObserver = {},
-    private readonly options: GroupCommitOptions = { transactions: Number.POSITIVE_INFINITY },
+    private readonly options: GroupCommitOptions = { transactions: Number.POSITIVE_INFINITY, sideBySide: true },
   ) {}
 
-  async run<R>(op: WriteOperation<R>): Promise<R | null> {
-    const result = await this.schedule(op);
+  async run(write: CreditWrite, signal?: AbortSignal): Promise<unknown> {
+    const result = await this.schedule(write, signal);
     // Only a write that went through proves its hold belongs to the customer it named: a refused
     // one (another customer's transaction id, a scope mismatch) must not steer later settlements.
-    if (op.customerKey !== null && op.holdKey !== undefined) this.remember(op.holdKey, op.customerKey);
+    const customer = customerRefOf(write);
+    const hold = holdRefOf(write);
+    if (customer !== null && hold !== null) this.remember(holdKey(hold), customerKey(customer));
     return result;
   }
 
-  private async schedule<R>(op: WriteOperation<R>): Promise<R | null> {
-    const key = op.customerKey ?? (op.holdKey === undefined ? undefined : this.holdOwners.get(op.holdKey));
-    if (key === undefined || key === null) return executeAlone(this.ctx, op);
+  /** A call alone, in its own transaction. */
+  private async alone(write: CreditWrite, signal: AbortSignal | undefined): Promise<unknown> {
+    const [settled] = await runList(signal ? { ...this.ctx, signal } : this.ctx, [write], { atomic: false });
+    return answerOf(settled);
+  }
+
+  private queueKeyOf(write: CreditWrite): string | undefined {
+    const customer = customerRefOf(write);
+    if (customer !== null) return customerKey(customer);
+    const hold = holdRefOf(write);
+    return hold === null ? undefined : this.holdOwners.get(holdKey(hold));
+  }
+
+  private async schedule(write: CreditWrite, signal: AbortSignal | undefined): Promise<unknown> {
+    const key = this.queueKeyOf(write);
+    if (key === undefined) return this.alone(write, signal);
     const queue = this.queues.get(key);
     // A full queue is not grown: the call runs alone and waits on the customer's row lock instead.
-    if (queue !== undefined && queue.length >= GROUP_COMMIT_QUEUE_MAX) return executeAlone(this.ctx, op);
+    if (queue !== undefined && queue.length >= GROUP_COMMIT_QUEUE_MAX) return this.alone(write, signal);
     if (queue !== undefined) {
-      const settled = await new Promise<Settled<unknown>>((settle, fail) => queue.push({ op, settle, fail }));
-      if (!settled.ok) throw settled.error;
-      return settled.result as R | null;
+      return answerOf(await new Promise<Settled>((settle, fail) => queue.push({ op: write, signal, settle, fail })));
     }
     this.queues.set(key, []);
     try {
-      // Only Deducts, Freezes, Consumes and Unfreezes go side by side (a deposit's load writes).
-      if (this.inFlight < this.options.transactions || !op.together) return await this.counted(() => executeAlone(this.ctx, op));
-      const settled = await new Promise<Settled<unknown>>((settle, fail) => this.waiting.push({ op, settle, fail }));
-      if (!settled.ok) throw settled.error;
-      return settled.result as R | null;
+      if (this.inFlight < this.options.transactions) return await this.counted(() => this.alone(write, signal));
+      return answerOf(await new Promise<Settled>((settle, fail) => this.waiting.push({ op: write, signal, settle, fail })));
     } finally {
       void this.drain(key);
     }
@@ -107,9 +123,10 @@ export class GroupCommit {
   /** Starts the waiting calls, side by side, while this instance has transactions to spare. */
   private startWaiting(): void {
     while (this.inFlight < this.options.transactions && this.waiting.length > 0) {
-      // The customers are all different (each has this call in flight); their locks are taken in
-      // one statement, in primary-key order (loadTogether).
-      const group = this.waiting.splice(0, GROUP_COMMIT_MAX);
+      // The customers are all different (each has this call in flight); the prefetch locks them
+      // in one statement, in primary-key order.
+      const group = stillWanted(this.waiting.splice(0, this.options.sideBySide ? GROUP_COMMIT_MAX : 1));
+      if (group.length === 0) continue;
       void this.counted(() => this.sideBySide(group.map((w) => w.op))).then(
         (settled) => {
           for (const [i, w] of group.entries()) w.settle(settled[i] ?? { ok: false, error: new Error("a waiting call has no result") });
@@ -121,32 +138,29 @@ export class GroupCommit {
     }
   }
 
-  private async sideBySide(ops: readonly WriteOperation<unknown>[]): Promise<Settled<unknown>[]> {
-    this.observer.onSideBySide?.(ops.length);
-    // Two calls of one transaction id (a client's mistake, or a settlement of a hold made in
-    // the same list) depend on each other: each alone, in order, answers them as it should.
-    const holds = ops.flatMap((op) => (op.holdKey === undefined ? [] : [op.holdKey]));
-    if (ops.length === 1 || new Set(holds).size < holds.length) return executeEachAlone(this.ctx, ops);
-    return this.sharedOrEachAlone(ops, () => executeSideBySide(this.ctx, ops));
+  private async sideBySide(writes: readonly CreditWrite[]): Promise<Settled[]> {
+    this.observer.onSideBySide?.(writes.length);
+    return this.listOrEachAlone(writes);
   }
 
-  /** Runs the calls' shared transaction; if it fails before COMMIT, each call again, alone, in order. */
-  private async sharedOrEachAlone(ops: readonly WriteOperation<unknown>[], shared: () => Promise<Settled<unknown>[]>) {
+  /** Runs the calls as one list; if its transaction fails, each call again, alone, in order. */
+  private async listOrEachAlone(writes: readonly CreditWrite[]): Promise<Settled[]> {
+    if (writes.length === 1) return runEachAlone(this.ctx, writes);
     try {
-      return await shared();
+      return await runList(this.ctx, writes, { atomic: false });
     } catch (error) {
       // A lost connection may have lost only the answer to a COMMIT that happened: running the
       // calls again could apply them twice (a deposit without a key), so each gets the error, as
       // it would have alone.
       if (isLostConnection(error)) throw error;
       this.observer.onFallback?.();
-      return executeEachAlone(this.ctx, ops);
+      return runEachAlone(this.ctx, writes);
     }
   }
 
-  private remember(holdKey: string, customerKey: string): void {
-    this.holdOwners.delete(holdKey);
-    this.holdOwners.set(holdKey, customerKey);
+  private remember(hold: string, customer: string): void {
+    this.holdOwners.delete(hold);
+    this.holdOwners.set(hold, customer);
     if (this.holdOwners.size > GROUP_COMMIT_HOLDS_REMEMBERED) {
       const oldest = this.holdOwners.keys().next();
       if (!oldest.done) this.holdOwners.delete(oldest.value);
@@ -161,14 +175,11 @@ export class GroupCommit {
         this.queues.delete(key);
         return;
       }
-      const group = queue.splice(0, GROUP_COMMIT_MAX);
+      const group = stillWanted(queue.splice(0, GROUP_COMMIT_MAX));
+      if (group.length === 0) continue;
       try {
-        const settled = await this.counted(() =>
-          this.commit(
-            key,
-            group.map((w) => w.op),
-          ),
-        );
+        this.observer.onGroup?.(group.length);
+        const settled = await this.counted(() => this.listOrEachAlone(group.map((w) => w.op)));
         group.forEach((w, i) => {
           const s = settled[i];
           if (s) w.settle(s);
@@ -179,15 +190,20 @@ export class GroupCommit {
       }
     }
   }
+}
 
-  private async commit(key: string, ops: readonly WriteOperation<unknown>[]): Promise<Settled<unknown>[]> {
-    this.observer.onGroup?.(ops.length);
-    if (ops.length === 1) return executeEachAlone(this.ctx, ops);
-    return this.sharedOrEachAlone(ops, async () => {
-      const planned = await executeGroupPlanned(this.ctx, key, ops);
-      if (planned === null) return executeTogether(this.ctx, ops, { atomic: false });
-      this.observer.onPlanned?.();
-      return planned;
-    });
-  }
+/** The waiting calls whose callers still want an answer; the others are answered now, without running. */
+function stillWanted(group: readonly Waiting[]): Waiting[] {
+  return group.filter((w) => {
+    if (!w.signal?.aborted) return true;
+    w.settle({ ok: false, error: deadlinePassed() });
+    return false;
+  });
+}
+
+/** A call's own answer: its result, or the error it alone would have got. */
+function answerOf(settled: Settled | undefined): unknown {
+  if (!settled) throw new Error("a call has no result");
+  if (!settled.ok) throw settled.error;
+  return settled.result;
 }

@@ -1,5 +1,6 @@
 import { fingerprint } from "../domain/fingerprint.js";
-import { OPERATIONS, type Metadata, type Operation } from "../domain/types.js";
+import { balanceOfPosition } from "../domain/ledger-position.js";
+import { type Balance, OPERATIONS, type Metadata, type Operation } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
 import { findCustomer } from "../store/customers-store.js";
 import { decodeMetadata } from "../store/json-codec.js";
@@ -47,10 +48,14 @@ export interface LedgerEntryView {
   readonly createdAtMs: number;
   /** Display prefix of the key that made it; null for entries the service wrote itself. */
   readonly apiKeyPrefix: string | null;
+  /** Its place in the customer's ledger (1, 2, … without a gap). */
+  readonly sequence: bigint;
+  /** The customer's ledger balance after it (domain/ledger-position.ts). */
+  readonly balanceAfter: Balance;
 }
 
 interface Cursor {
-  /** Entries strictly older (lower id) than this one come next. */
+  /** Entries strictly older (lower sequence) than this one come next. */
   readonly before: string;
   /** Ties the token to the filters it was issued for. */
   readonly filters: string;
@@ -76,7 +81,7 @@ function decodeCursor(token: string, filters: string): bigint {
   throw new BillingError("invalid_page_token", undefined, { field: "page_token" });
 }
 
-/** Newest first, keyset-paginated by id so pages stay stable while entries are appended. */
+/** Newest first, keyset-paginated by sequence so pages stay stable while entries are appended. */
 async function readLedgerPage(ctx: BillingContext, q: LedgerQuery): Promise<LedgerPage> {
   const filters = filtersOf(q);
   const before = q.pageToken === null ? null : decodeCursor(q.pageToken, filters);
@@ -91,7 +96,7 @@ async function readLedgerPage(ctx: BillingContext, q: LedgerQuery): Promise<Ledg
   ]);
   const page = rows.slice(0, q.pageSize);
   const last = page.at(-1)?.l;
-  const nextPageToken = rows.length > q.pageSize && last ? encodeCursor({ before: last.id.toString(), filters }) : "";
+  const nextPageToken = rows.length > q.pageSize && last ? encodeCursor({ before: last.sequence.toString(), filters }) : "";
   return {
     entries: page.map(({ l: r, apiKeyPrefix, txDescription, txMetadata }) => ({
       id: r.id,
@@ -109,6 +114,8 @@ async function readLedgerPage(ctx: BillingContext, q: LedgerQuery): Promise<Ledg
       overage: r.overage,
       createdAtMs: r.createdAt.getTime(),
       apiKeyPrefix,
+      sequence: r.sequence,
+      balanceAfter: balanceOfPosition({ sequence: r.sequence, total: r.balanceTotal, used: r.balanceUsed, frozen: r.balanceFrozen }),
     })),
     nextPageToken,
     totalCount,

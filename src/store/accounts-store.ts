@@ -1,4 +1,5 @@
 import { and, asc, eq, lte, sql, type SQL } from "drizzle-orm";
+import type { LedgerPosition } from "../domain/ledger-position.js";
 import type { AccountKey } from "../domain/plans/deposit-plan.js";
 import type { AccountSnapshot, Balance } from "../domain/types.js";
 import type { Db } from "./database.js";
@@ -212,3 +213,70 @@ export async function listUnrecordedExpiries(db: Db, nowMs: number, limit: numbe
 
 export const markExpiryRecordedSql = (id: bigint): SQL[] =>
   guardedUpdateSql(sql`UPDATE ${accounts} SET expiry_recorded = TRUE WHERE id = ${id} AND expiry_recorded = FALSE`, 1);
+
+/**
+ * Locks customers (the serialization point of every write on a customer) in ascending primary
+ * key, the one order every transaction takes them in, and in the same statement sums their
+ * unexpired accounts: the ACTIVE balance each write answers from, and `unexpired_total`, the bound
+ * a deposit checks. The sum is a locking read, so it sees the rows as the transactions it waited
+ * for left them. `pks` are scalar subqueries (a customer by its id, a hold's owner), constants to
+ * the optimizer. The accounts are read by the customer's index even when statistics say a scan is
+ * cheaper (under FOR UPDATE a scan would lock every account). One row per existing customer.
+ */
+export function lockCustomersWithTotalsSql(pks: readonly SQL[], nowMs: number, options: { skipLocked?: boolean } = {}): SQL {
+  const active = activeAccountSql(nowMs);
+  return sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id, ${CUSTOMER_LEDGER_COLUMNS},
+      COALESCE(SUM(CASE WHEN ${active} THEN a.total END), 0) AS total,
+      COALESCE(SUM(CASE WHEN ${active} THEN a.used END), 0) AS used,
+      COALESCE(SUM(CASE WHEN ${active} THEN a.frozen END), 0) AS frozen,
+      COALESCE(SUM(a.total), 0) AS unexpired_total
+    FROM ${customers} c
+    LEFT JOIN ${accounts} a FORCE INDEX (accounts_spending_idx)
+      ON a.project_id = c.project_id AND a.customer_pk = c.id AND a.expires_at_ms > ${nowMs}
+    WHERE c.id IN (${sql.join([...pks], sql`, `)})
+    GROUP BY c.id
+    ORDER BY c.id
+    FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
+}
+
+/** A customer's ledger position (its last entry's sequence and balance_after), as `c` selects it. */
+export const CUSTOMER_LEDGER_COLUMNS = sql`c.ledger_sequence AS c_ledger_sequence, c.ledger_total AS c_ledger_total,
+  c.ledger_used AS c_ledger_used, c.ledger_frozen AS c_ledger_frozen`;
+
+export const ledgerPositionFromRow = (row: Row): LedgerPosition => ({
+  sequence: bigOf(row.c_ledger_sequence),
+  total: bigOf(row.c_ledger_total),
+  used: bigOf(row.c_ledger_used),
+  frozen: bigOf(row.c_ledger_frozen),
+});
+
+/** A customer row of lockCustomersWithTotalsSql. */
+export interface LockedCustomerRow {
+  readonly pk: bigint;
+  readonly projectId: bigint;
+  readonly customerId: string;
+  readonly before: Balance;
+  readonly unexpiredTotal: bigint;
+  readonly ledger: LedgerPosition;
+}
+
+export const lockedCustomerFromRow = (row: Row): LockedCustomerRow => ({
+  pk: bigOf(row.c_pk),
+  projectId: bigOf(row.c_project_id),
+  customerId: stringOf(row.c_customer_id),
+  before: balanceFromRow(row),
+  unexpiredTotal: bigOf(row.unexpired_total),
+  ledger: ledgerPositionFromRow(row),
+});
+
+/** Every spendable account (ACTIVE, something available) of these customers, all types, locked, by customer then id. */
+export function lockAllSpendableSql(customers: ReadonlyArray<{ readonly projectId: bigint; readonly pk: bigint }>, nowMs: number): SQL {
+  return sql`SELECT a.customer_pk AS a_customer_pk, ${ACCOUNT_COLUMNS}
+    FROM ${accounts} a
+    WHERE (${sql.join(
+      customers.map((c) => sql`(a.project_id = ${c.projectId} AND a.customer_pk = ${c.pk})`),
+      sql` OR `,
+    )}) AND ${activeAccountSql(nowMs)} AND a.total - a.used - a.frozen > 0
+    ORDER BY a.customer_pk, a.id
+    FOR UPDATE`;
+}

@@ -99,3 +99,31 @@ export function lockCustomersInOrder(
     return writesOnly(pks.map((pk) => sql`SELECT id FROM ${customers} WHERE id = ${pk} FOR UPDATE`));
   });
 }
+
+/**
+ * Creates a deposit's customer when it does not exist yet: one row inserted (1 affected row) or
+ * none. The row is then locked by this transaction, so two first deposits of one customer
+ * serialize on it (the second waits on the UNIQUE index, then fails as a duplicate and is retried,
+ * finding the row). An existing customer is not touched here: its name, email and metadata are
+ * filled by the deposit's writes, once the deposit is known to land (fillCustomerSql).
+ */
+export function createCustomerSql(projectId: bigint, customer: NewCustomer): SQL {
+  return sql`INSERT INTO ${customers} (project_id, customer_id, name, email, metadata, created_at)
+    SELECT ${projectId}, ${customer.customerId}, ${customer.name}, ${customer.email}, ${encodeJson(customer.metadata)},
+      ${new Date(customer.nowMs)} FROM DUAL
+    WHERE NOT EXISTS (SELECT 1 FROM ${customers} WHERE project_id = ${projectId} AND customer_id = ${customer.customerId})`;
+}
+
+/**
+ * A deposit's labels fill what its customer still lacks: a customer a capacity grant created (with
+ * none) takes them from its first deposit that has them, as one a deposit created does.
+ */
+export function fillCustomerSql(customerPk: bigint, customer: Omit<NewCustomer, "customerId" | "nowMs">): SQL {
+  const metadata = encodeJson(customer.metadata);
+  return sql`UPDATE ${customers} SET name = IF(name = '', ${customer.name}, name), email = IF(email = '', ${customer.email}, email),
+      metadata = IF(metadata = ${encodeJson({})}, ${metadata}, metadata)
+    WHERE id = ${customerPk}`;
+}
+
+/** Removes a customer the prefetch created for deposits that were all refused (nothing else can name it yet). */
+export const removeCreatedCustomerSql = (customerPk: bigint): SQL => sql`DELETE FROM ${customers} WHERE id = ${customerPk}`;

@@ -1,11 +1,17 @@
 import { and, count, desc, eq, gte, inArray, lt, sql, type SQL } from "drizzle-orm";
+import type { LedgerPosition } from "../domain/ledger-position.js";
 import type { Metadata, Operation } from "../domain/types.js";
 import type { Db } from "./database.js";
 import { encodeJson } from "./json-codec.js";
-import { apiKeys, ledgerEntries, transactions } from "./schema.js";
-import { rowsPart, type WritePart, writeSetSql } from "./write-set.js";
+import type { AccountSnapshot } from "../domain/types.js";
+import { accountsFromRows } from "./accounts-store.js";
+import type { Row } from "./run-transaction.js";
+import { accounts, apiKeys, ledgerEntries, transactions } from "./schema.js";
+import { rowsPart, type WritePart } from "./write-set.js";
 
 export interface NewLedgerEntry {
+  /** Its place in the customer's ledger and the balance it leaves (planned: domain/ledger-position.ts). */
+  readonly position: LedgerPosition;
   readonly operation: Operation;
   readonly accountId: bigint | SQL;
   readonly amount: bigint;
@@ -34,7 +40,7 @@ export interface LedgerContext {
 
 const LEDGER_HEAD = sql`INSERT INTO ${ledgerEntries} (project_id, customer_pk, account_id, operation, amount, credit_type, source,
       transaction_pk, transaction_id, idempotency_key, business_type, description, metadata, automatic, overage, created_at,
-      api_key_id)`;
+      api_key_id, sequence, balance_total, balance_used, balance_frozen)`;
 
 /**
  * The entries as new rows (write-set.ts puts them in one INSERT with the other writes' entries).
@@ -51,14 +57,11 @@ export function ledgerPart(context: LedgerContext, entries: readonly NewLedgerEn
   const rows = entries.map(
     (e) => sql`(${context.projectId}, ${context.customerPk}, ${e.accountId}, ${e.operation}, ${e.amount}, ${e.creditType},
       ${e.source}, ${context.transactionPk}, ${context.transactionId}, ${context.idempotencyKey}, ${context.businessType},
-      ${description}, ${metadata}, ${context.automatic}, ${e.overage ?? false}, ${createdAt}, ${context.apiKeyId ?? null})`,
+      ${description}, ${metadata}, ${context.automatic}, ${e.overage ?? false}, ${createdAt}, ${context.apiKeyId ?? null},
+      ${e.position.sequence}, ${e.position.total}, ${e.position.used}, ${e.position.frozen})`,
   );
   return rowsPart("ledger_entries", LEDGER_HEAD, rows);
 }
-
-/** Appends the entries, one statement per ROWS_PER_STATEMENT of them. A single entry's id is its statement's insertId. */
-export const appendLedgerSql = (context: LedgerContext, entries: readonly NewLedgerEntry[]): SQL[] =>
-  writeSetSql([ledgerPart(context, entries)]);
 
 /**
  * EXPIRE entries: written by the service itself (automatic, no key, no transaction of their
@@ -77,9 +80,6 @@ export function expiryParts(
     ),
   ];
 }
-
-/** expiryParts as statements. */
-export const appendExpirySql = (...args: Parameters<typeof expiryParts>): SQL[] => writeSetSql(expiryParts(...args));
 
 /** Which entries of one customer a listing reads; null fields do not filter. */
 export interface LedgerFilter {
@@ -102,10 +102,10 @@ function ledgerConditions(f: LedgerFilter): SQL[] {
   return conditions;
 }
 
-/** Up to `limit` matching entries older than `beforeId` (all when null), newest first. */
-export function selectLedgerPage(db: Db, f: LedgerFilter, beforeId: bigint | null, limit: number) {
+/** Up to `limit` matching entries before `beforeSequence` in the customer's ledger (all when null), newest first. */
+export function selectLedgerPage(db: Db, f: LedgerFilter, beforeSequence: bigint | null, limit: number) {
   const conditions = ledgerConditions(f);
-  if (beforeId !== null) conditions.push(lt(ledgerEntries.id, beforeId));
+  if (beforeSequence !== null) conditions.push(lt(ledgerEntries.sequence, beforeSequence));
   // A transaction's description and metadata are stored once, on the transaction (see
   // appendLedgerSql); entries without one (deposits, expiries) carry their own.
   return db
@@ -114,7 +114,7 @@ export function selectLedgerPage(db: Db, f: LedgerFilter, beforeId: bigint | nul
     .leftJoin(apiKeys, eq(apiKeys.id, ledgerEntries.apiKeyId))
     .leftJoin(transactions, eq(transactions.id, ledgerEntries.transactionPk))
     .where(and(...conditions))
-    .orderBy(desc(ledgerEntries.id))
+    .orderBy(desc(ledgerEntries.sequence))
     .limit(limit);
 }
 
@@ -125,4 +125,26 @@ export async function countLedgerEntries(db: Db, f: LedgerFilter): Promise<numbe
     .from(ledgerEntries)
     .where(and(...ledgerConditions(f)));
   return row?.n ?? 0;
+}
+
+/**
+ * A customer's accounts as the ledger had them at `asOfMs`: each account with an entry at or
+ * before then, its figures summed from those entries by the ledger equations (total = Σ DEPOSIT;
+ * used = Σ DEDUCT + Σ CONSUME; frozen = Σ FREEZE − Σ CONSUME (not overage) − Σ UNFREEZE).
+ */
+/** The key and creation of account `a`, under the names accountFromRow reads (figures come from the query). */
+const ACCOUNT_KEY_COLUMNS = sql`a.id AS a_id, a.credit_type AS a_credit_type, a.source AS a_source, a.starts_at_ms AS a_starts_at_ms,
+  a.expires_at_ms AS a_expires_at_ms, a.created_at AS a_created_at, a.expiry_recorded AS a_expiry_recorded`;
+
+export async function accountsAsOf(db: Db, projectId: bigint, customerPk: bigint, asOfMs: number): Promise<AccountSnapshot[]> {
+  const [rows] = (await db.execute(sql`SELECT ${ACCOUNT_KEY_COLUMNS},
+      SUM(CASE WHEN l.operation = 'DEPOSIT' THEN l.amount ELSE 0 END) AS a_total,
+      SUM(CASE WHEN l.operation IN ('DEDUCT', 'CONSUME') THEN l.amount ELSE 0 END) AS a_used,
+      SUM(CASE WHEN l.operation = 'FREEZE' THEN l.amount WHEN l.operation = 'UNFREEZE' THEN -l.amount
+               WHEN l.operation = 'CONSUME' AND l.overage = FALSE THEN -l.amount ELSE 0 END) AS a_frozen
+    FROM ${ledgerEntries} l JOIN ${accounts} a ON a.id = l.account_id
+    WHERE l.project_id = ${projectId} AND l.customer_pk = ${customerPk} AND l.created_at <= ${new Date(asOfMs)}
+    GROUP BY a.id
+    ORDER BY a.id`)) as unknown as [Row[]];
+  return accountsFromRows(rows);
 }

@@ -15,7 +15,13 @@ const BACKOFF_BASE_MS = 5;
  * Two requests racing for one idempotency key: the loser's INSERT hits the UNIQUE index; a fresh
  * attempt then finds the winner's row and replays or reports the conflict.
  */
-export const IDEMPOTENCY_INDEXES = ["transactions_project_tx_uq", "idempotency_outcomes_key_uq", "slot_keys_project_key_uq"] as const;
+export const IDEMPOTENCY_INDEXES = [
+  "transactions_project_tx_uq",
+  "idempotency_outcomes_key_uq",
+  "slot_keys_project_key_uq",
+  // Two first deposits of one customer: the second finds it on its retry.
+  "customers_project_customer_uq",
+] as const;
 
 export type Row = RowDataPacket;
 export type StatementResult = Row[] | ResultSetHeader;
@@ -48,27 +54,33 @@ export function compileStatement(statement: SQL): Query {
   return appendChunks(statement, text, params) ? { sql: text.join(""), params } : dialect.sqlToQuery(statement);
 }
 
+/** A plain value of a template: sent as a parameter. */
+const isPlainValue = (chunk: unknown): boolean =>
+  chunk === null ||
+  typeof chunk === "string" ||
+  typeof chunk === "number" ||
+  typeof chunk === "bigint" ||
+  typeof chunk === "boolean" ||
+  chunk instanceof Date;
+
 function appendChunks(statement: SQL, text: string[], params: unknown[]): boolean {
   // A template made with .inlineParams() (drizzle keeps the flag private) is left to the dialect.
   if (Reflect.get(statement, "shouldInlineParams") === true) return false;
   for (const chunk of statement.queryChunks) {
-    if (chunk instanceof StringChunk) text.push(chunk.value.join(""));
-    else if (chunk instanceof SQL) {
-      if (!appendChunks(chunk, text, params)) return false;
-    } else if (chunk === undefined) continue;
-    else if (
-      chunk === null ||
-      typeof chunk === "string" ||
-      typeof chunk === "number" ||
-      typeof chunk === "bigint" ||
-      typeof chunk === "boolean" ||
-      chunk instanceof Date
-    ) {
-      text.push("?");
-      params.push(chunk);
-    } else if (chunk instanceof Table) text.push(`\`${getTableName(chunk)}\``);
-    else return false;
+    if (!appendChunk(chunk, text, params)) return false;
   }
+  return true;
+}
+
+function appendChunk(chunk: unknown, text: string[], params: unknown[]): boolean {
+  if (chunk === undefined) return true;
+  if (chunk instanceof StringChunk) text.push(chunk.value.join(""));
+  else if (chunk instanceof SQL) return appendChunks(chunk, text, params);
+  else if (isPlainValue(chunk)) {
+    text.push("?");
+    params.push(chunk);
+  } else if (chunk instanceof Table) text.push(`\`${getTableName(chunk)}\``);
+  else return false;
   return true;
 }
 
@@ -310,3 +322,24 @@ export const savepoint = (slot: number): Batch<void> => writesOnly([sql.raw(`SAV
 export const rollbackToSavepoint = (slot: number): Batch<void> => writesOnly([sql.raw(`ROLLBACK TO SAVEPOINT w${Math.trunc(slot)}`)]);
 
 export const NO_STATEMENTS: Batch<void> = writesOnly([]);
+
+/**
+ * Groups of statements sent in one round trip, in the order the object lists them, each group's
+ * results under its own name: callers read `results.holds`, never `results[3]`.
+ */
+export function namedBatch<K extends string>(groups: { readonly [name in K]: readonly SQL[] }): Batch<Record<K, StatementResult[]>> {
+  const names = Object.keys(groups) as K[];
+  return batchOf(
+    names.flatMap((name) => groups[name]),
+    (results) => {
+      const named = {} as Record<K, StatementResult[]>;
+      let at = 0;
+      for (const name of names) {
+        const count = groups[name].length;
+        named[name] = results.slice(at, at + count);
+        at += count;
+      }
+      return named;
+    },
+  );
+}

@@ -79,6 +79,14 @@ export const customers = mysqlTable(
     email: varchar("email", { length: 255 }).notNull().default(""),
     metadata: mediumtext("metadata").notNull(),
     createdAt: createdAt(),
+    /**
+     * The ledger's position of the customer: its last entry's sequence and the balance that entry
+     * left (balance_after), written by every write under the customer's lock.
+     */
+    ledgerSequence: bigint("ledger_sequence", { mode: "bigint" }).notNull().default(sql`0`),
+    ledgerTotal: bigint("ledger_total", { mode: "bigint" }).notNull().default(sql`0`),
+    ledgerUsed: bigint("ledger_used", { mode: "bigint" }).notNull().default(sql`0`),
+    ledgerFrozen: bigint("ledger_frozen", { mode: "bigint" }).notNull().default(sql`0`),
   },
   (t) => [uniqueIndex("customers_project_customer_uq").on(t.projectId, t.customerId)],
 );
@@ -186,12 +194,20 @@ export const ledgerEntries = mysqlTable(
     createdAt: createdAt(),
     /** The key that made the entry; NULL for entries the service writes itself (sweeper, expiry). */
     apiKeyId: bigint("api_key_id", { mode: "bigint", unsigned: true }),
+    /** Position in the customer's ledger: 1, 2, … gapless, in commit order. */
+    sequence: bigint("sequence", { mode: "bigint" }).notNull(),
+    /** The customer's ledger balance after this entry (docs/architecture.md: balance_after). */
+    balanceTotal: bigint("balance_total", { mode: "bigint" }).notNull(),
+    balanceUsed: bigint("balance_used", { mode: "bigint" }).notNull(),
+    balanceFrozen: bigint("balance_frozen", { mode: "bigint" }).notNull(),
   },
   (t) => [
+    uniqueIndex("ledger_customer_sequence_uq").on(t.customerPk, t.sequence),
     // The one index the RPCs need (listing a customer's entries, newest first). verify groups
     // the whole ledger in one scan instead, so appends maintain two B-trees, not four.
     index("ledger_customer_idx").on(t.projectId, t.customerPk, t.id),
-    check("ledger_amount_pos", sql`${t.amount} > 0`),
+    // An expiry records what was left, even nothing: it removes the account from balance_after.
+    check("ledger_amount_pos", sql`${t.amount} > 0 OR ${t.operation} = 'EXPIRE'`),
     check("ledger_operation_valid", sql`${t.operation} IN (${valuesOf(OPERATIONS)})`),
   ],
 );

@@ -42,3 +42,18 @@ export const transactionFigures = (db: Db) =>
         (SELECT COALESCE(SUM(al.amount), 0) FROM allocations al WHERE al.transaction_pk = t.id) AS allocated
       FROM transactions t`,
   );
+
+/** Entries of every customer in ledger order, a page after (customer_pk, sequence), by the unique index on them. */
+export const ledgerPositionsPage = (db: Db, after: { customerPk: bigint; sequence: bigint }, limit: number) =>
+  rows(
+    db,
+    sql`SELECT id, customer_pk, account_id, operation, amount, overage, sequence, balance_total, balance_used, balance_frozen
+      FROM ledger_entries
+      WHERE customer_pk > ${after.customerPk} OR (customer_pk = ${after.customerPk} AND sequence > ${after.sequence})
+      ORDER BY customer_pk, sequence
+      LIMIT ${limit}`,
+  );
+
+/** Every customer's stored ledger position. */
+export const customerLedgerPositions = (db: Db) =>
+  rows(db, sql`SELECT id, ledger_sequence, ledger_total, ledger_used, ledger_frozen FROM customers`);

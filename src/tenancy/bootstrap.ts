@@ -20,6 +20,28 @@ async function defaultProject(database: Database, mode: "live" | "test", nowMs: 
   return createProject(database, { name: DEFAULT_PROJECT_NAME, mode, ratePerSecond: RATE_PER_SECOND_DEFAULT, burst: BURST_DEFAULT }, nowMs);
 }
 
+/** Stores BOOTSTRAP_API_KEY as a write key of the `default` project, unless it is there already. */
+async function storeBootstrapKey(database: Database, bootstrapKey: string, nowMs: number): Promise<BootstrapOutcome> {
+  const mode = apiKeyModeOf(bootstrapKey);
+  if (mode === null) throw new UsageError("BOOTSTRAP_API_KEY is not a vb_live_/vb_test_ key");
+  const existing = await findApiKeyByHash(database.db, hashApiKey(bootstrapKey));
+  if (existing) return existing.revokedAtMs === null ? { kind: "none" } : { kind: "none", revokedBootstrapPrefix: existing.prefix };
+  const project = await defaultProject(database, mode, nowMs);
+  if (project.mode !== mode) {
+    throw new UsageError(`BOOTSTRAP_API_KEY is a ${mode} key but the project "${project.name}" is in ${project.mode} mode`);
+  }
+  const stored = await storeApiKey(database, project, bootstrapKey, { label: "bootstrap", scope: "write", nowMs });
+  return { kind: "stored", prefix: stored.prefix };
+}
+
+/** Creates the `default` project (mode test) and one write key, when the database has no key at all. */
+async function generateFirstKey(database: Database, nowMs: number): Promise<BootstrapOutcome> {
+  if ((await countApiKeys(database.db)) > 0) return { kind: "none" };
+  const project = await defaultProject(database, "test", nowMs);
+  const key = await createApiKey(database, project, { label: "first start", scope: "write", nowMs });
+  return { kind: "generated", key };
+}
+
 /**
  * Makes sure someone can get in. With `bootstrapKey` (BOOTSTRAP_API_KEY): stores that exact key
  * as a write key of the `default` project when it is missing. Without it: when the database has
@@ -28,22 +50,7 @@ async function defaultProject(database: Database, mode: "live" | "test", nowMs: 
  * turns, so exactly one key is made.
  */
 export function bootstrapApiKey(database: Database, bootstrapKey: string | null, nowMs: number): Promise<BootstrapOutcome> {
-  return withNamedLock(database.pool, database.name, "bootstrap", async (): Promise<BootstrapOutcome> => {
-    if (bootstrapKey !== null) {
-      const mode = apiKeyModeOf(bootstrapKey);
-      if (mode === null) throw new UsageError("BOOTSTRAP_API_KEY is not a vb_live_/vb_test_ key");
-      const existing = await findApiKeyByHash(database.db, hashApiKey(bootstrapKey));
-      if (existing) return existing.revokedAtMs === null ? { kind: "none" } : { kind: "none", revokedBootstrapPrefix: existing.prefix };
-      const project = await defaultProject(database, mode, nowMs);
-      if (project.mode !== mode) {
-        throw new UsageError(`BOOTSTRAP_API_KEY is a ${mode} key but the project "${project.name}" is in ${project.mode} mode`);
-      }
-      const stored = await storeApiKey(database, project, bootstrapKey, { label: "bootstrap", scope: "write", nowMs });
-      return { kind: "stored", prefix: stored.prefix };
-    }
-    if ((await countApiKeys(database.db)) > 0) return { kind: "none" };
-    const project = await defaultProject(database, "test", nowMs);
-    const key = await createApiKey(database, project, { label: "first start", scope: "write", nowMs });
-    return { kind: "generated", key };
-  });
+  return withNamedLock(database.pool, database.name, "bootstrap", () =>
+    bootstrapKey === null ? generateFirstKey(database, nowMs) : storeBootstrapKey(database, bootstrapKey, nowMs),
+  );
 }

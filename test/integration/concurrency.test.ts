@@ -1,7 +1,7 @@
 import type { ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyLedger } from "../../src/operations/verify.js";
-import { decodeStatusDetails } from "../../src/errors/to-grpc-status.js";
+import { decodeStatusDetails } from "../../src/grpc/status-details.js";
 import { uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 

@@ -3,7 +3,7 @@ import { createServer, type AddressInfo } from "node:net";
 import type { ServiceError } from "@grpc/grpc-js";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Balance, ConsumeResponse, DeductResponse, DepositResponse, FreezeResponse } from "../../gen/velobase/billing/v1/billing.js";
-import { decodeStatusDetails } from "../../src/errors/to-grpc-status.js";
+import { decodeStatusDetails } from "../../src/grpc/status-details.js";
 import { generateApiKey } from "../../src/domain/api-key.js";
 import { TestClient } from "../support/client.js";
 import { uniqueDatabaseUrl } from "../support/database.js";

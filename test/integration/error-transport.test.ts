@@ -3,7 +3,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BillingError } from "../../src/errors/billing-error.js";
 import { ERROR_CODES, type ErrorCode } from "../../src/errors/catalog.js";
-import { decodeStatusDetails } from "../../src/errors/to-grpc-status.js";
+import { decodeStatusDetails } from "../../src/grpc/status-details.js";
 import { billingHandlers } from "../../src/grpc/billing-handlers.js";
 import { HealthReporter, startGrpcServer, type GrpcServer } from "../../src/grpc/server.js";
 import { guarded } from "../../src/grpc/unary.js";
@@ -74,7 +74,11 @@ describe("x-request-id", () => {
 
   it("is generated when the caller sends none", async () => {
     const headers = await new Promise<Metadata>((resolve) => {
-      const call = real.client.raw.getCustomer({ customerId: "nobody", includeInactive: false }, new Metadata(), () => undefined);
+      const call = real.client.raw.getCustomer(
+        { customerId: "nobody", includeInactive: false, asOf: undefined },
+        new Metadata(),
+        () => undefined,
+      );
       call.on("metadata", resolve);
     });
     expect(String(headers.get("x-request-id")[0])).toMatch(/^[0-9a-f-]{36}$/);

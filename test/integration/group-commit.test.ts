@@ -1,14 +1,11 @@
-import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CreditWrite } from "../../src/domain/plans/write-list.js";
+import type { ConsumeRequest } from "../../src/domain/requests.js";
+import type { Balance } from "../../src/domain/types.js";
 import type { BillingContext } from "../../src/operations/context.js";
-import { depositOperation } from "../../src/operations/deposit.js";
-import { operation } from "../../src/operations/executor.js";
 import { GroupCommit } from "../../src/operations/group-commit.js";
-import { consumeOperation } from "../../src/operations/settle.js";
-import { deductOperation, spendOperation } from "../../src/operations/spend.js";
 import { verifyLedger } from "../../src/operations/verify.js";
 import { BillingError } from "../../src/errors/billing-error.js";
-import { mapBatch, writesOnly } from "../../src/store/run-transaction.js";
 import { uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -24,8 +21,7 @@ const groups = async () => {
   const metric = await s.app.metrics.groupCommitSize.get();
   const sum = metric.values.find((v) => v.metricName === "billing_group_commit_size_sum")?.value ?? 0;
   const count = metric.values.find((v) => v.metricName === "billing_group_commit_size_count")?.value ?? 0;
-  const planned = (await s.app.metrics.groupCommitPlanned.get()).values[0]?.value ?? 0;
-  return { calls: sum, groups: count, planned };
+  return { calls: sum, groups: count };
 };
 
 const request = (customerId: string, amount: bigint) => ({
@@ -40,8 +36,9 @@ const request = (customerId: string, amount: bigint) => ({
   metadata: {},
 });
 
-const depositFor = (customerId: string, amount: bigint) =>
-  depositOperation({
+const depositFor = (customerId: string, amount: bigint): CreditWrite => ({
+  kind: "deposit",
+  request: {
     ...request(customerId, amount),
     idempotencyKey: null,
     creditType: "default",
@@ -50,7 +47,18 @@ const depositFor = (customerId: string, amount: bigint) =>
     expiresAtMs: null,
     name: "",
     email: "",
-  });
+  },
+});
+const deductOperation = (r: ReturnType<typeof request>): CreditWrite => ({
+  kind: "spend",
+  spendKind: "DEDUCT",
+  request: { ...r, autoSettlement: null },
+});
+const consumeOperation = (r: ConsumeRequest): CreditWrite => ({ kind: "consume", request: r, mode: { automatic: false } });
+const SIDE_BY_SIDE = { sideBySide: true };
+/** A Deduct the database refuses (a description longer than its column): it fails the transaction it is in. */
+const refusedByDatabase = (customerId: string): CreditWrite =>
+  deductOperation({ ...request(customerId, 1n), description: "x".repeat(5000) });
 
 describe("per-customer group commit", () => {
   it("applies the calls that queue behind a customer's transaction together, each answered as alone", async () => {
@@ -67,10 +75,8 @@ describe("per-customer group commit", () => {
     expect(answers.filter((a) => a === 30n)).toHaveLength(33);
     expect(answers.filter((a) => a === "refused")).toHaveLength(7);
     const after = await groups();
-    // Some calls waited for a transaction in flight and were applied in groups of more than one,
-    // loaded once and planned in memory.
+    // Some calls waited for a transaction in flight and were applied in groups of more than one.
     expect(after.calls - before.calls).toBeGreaterThan(after.groups - before.groups);
-    expect(after.planned).toBeGreaterThan(before.planned);
     const c = await s.client.call("getCustomer", { customerId });
     expect(c.balance).toEqual({ total: 1000n, used: 0n, frozen: 990n, available: 10n });
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
@@ -81,6 +87,7 @@ describe("per-customer group commit", () => {
     await s.client.call("deposit", { customerId, amount: 100n });
     const reused = uid("t");
     await s.client.call("deduct", { customerId, transactionId: reused, amount: 1n });
+    const before = await groups();
     const outcomes = await Promise.all([
       s.client.call("deduct", { customerId, transactionId: uid("t"), amount: 1n }).then(() => "ok"),
       s.client.call("deduct", { customerId, transactionId: reused, amount: 2n }).catch(() => "refused"),
@@ -90,6 +97,10 @@ describe("per-customer group commit", () => {
     ]);
     expect(outcomes).toEqual(["ok", "refused", "refused", "ok", "replay"]);
     expect((await s.client.call("getCustomer", { customerId })).balance?.available).toBe(97n);
+    // The first call ran alone; the four that waited for it went in fewer transactions than calls.
+    const after = await groups();
+    expect(after.calls - before.calls).toBe(4);
+    expect(after.groups - before.groups).toBeLessThan(4);
   });
 
   it("runs each call alone when the group's transaction fails", async () => {
@@ -99,14 +110,8 @@ describe("per-customer group commit", () => {
     const commit = new GroupCommit(base, { onGroup: (n) => observed.groups.push(n), onFallback: () => observed.fallbacks++ });
     await commit.run(depositFor(customerId, 100n));
     // A write whose statements the database refuses: it fails its group's transaction.
-    const broken = operation({
-      customerKey: `1:${customerId}`,
-      load: () => writesOnly([]),
-      loadMore: () => writesOnly([]),
-      plan: () => ({ kind: "apply" as const, changes: null, result: { isIdempotentReplay: false } }),
-      apply: { statements: (_c, result) => mapBatch(writesOnly([sql`SELECT * FROM no_such_table`]), () => result) },
-    });
-    const first = commit.run(spendOperation("FREEZE", { ...request(customerId, 10n), autoSettlement: null }));
+    const broken = refusedByDatabase(customerId);
+    const first = commit.run({ kind: "spend", spendKind: "FREEZE", request: { ...request(customerId, 10n), autoSettlement: null } });
     const queued = [
       commit.run(deductOperation(request(customerId, 5n))),
       commit.run(broken),
@@ -130,18 +135,21 @@ describe("per-customer group commit", () => {
 });
 
 describe("group commit across customers (side by side)", () => {
-  const freezeOf = (customerId: string, amount: bigint, transactionId = uid("t")) =>
-    spendOperation("FREEZE", { ...request(customerId, amount), transactionId, autoSettlement: null });
+  const freezeOf = (customerId: string, amount: bigint, transactionId = uid("t")): CreditWrite => ({
+    kind: "spend",
+    spendKind: "FREEZE",
+    request: { ...request(customerId, amount), transactionId, autoSettlement: null },
+  });
 
   it("carries the calls that wait for a busy instance in one transaction, each answered as alone", async () => {
     const base: BillingContext = { database: s.app.database, now: s.clock.now };
     const sideBySide: number[] = [];
-    const commit = new GroupCommit(base, { onSideBySide: (n) => sideBySide.push(n) }, { transactions: 1 });
+    const commit = new GroupCommit(base, { onSideBySide: (n) => sideBySide.push(n) }, { transactions: 1, ...SIDE_BY_SIDE });
     const customers = Array.from({ length: 8 }, () => uid("cust"));
     for (const c of customers) await commit.run(depositFor(c, 100n));
     const [c0, c1, c2, c3, c4, c5, c6, c7] = customers as [string, string, string, string, string, string, string, string];
     const reused = uid("t");
-    const first = await commit.run(freezeOf(c5, 10n, reused));
+    const first = (await commit.run(freezeOf(c5, 10n, reused))) as { balance: Balance };
     const held = uid("t");
     await commit.run(freezeOf(c6, 20n, held));
     const heldWhole = uid("t");
@@ -164,9 +172,15 @@ describe("group commit across customers (side by side)", () => {
       const r = settled[i];
       if (r === undefined) return "missing";
       if (r.status === "rejected") return r.reason instanceof BillingError ? r.reason.code : String(r.reason);
-      const v = r.value;
-      if (v !== null && "consumedAmount" in v) return { consumed: v.consumedAmount, returned: v.returnedAmount, balance: v.balance };
-      return { amount: v?.amount, balance: v?.balance, replay: v?.isIdempotentReplay };
+      const v = r.value as {
+        consumedAmount?: bigint;
+        returnedAmount?: bigint;
+        amount?: bigint;
+        balance: Balance;
+        isIdempotentReplay: boolean;
+      };
+      if (v.consumedAmount !== undefined) return { consumed: v.consumedAmount, returned: v.returnedAmount, balance: v.balance };
+      return { amount: v.amount, balance: v.balance, replay: v.isIdempotentReplay };
     };
     const balance = (used: bigint, frozen: bigint) => ({ total: 100n, used, frozen, available: 100n - used - frozen });
     expect(settled.map((_, i) => answer(i))).toEqual([
@@ -175,14 +189,14 @@ describe("group commit across customers (side by side)", () => {
       { amount: 30n, balance: balance(0n, 30n), replay: false },
       "insufficient_balance",
       { amount: 40n, balance: balance(40n, 0n), replay: false },
-      { amount: 10n, balance: first?.balance, replay: true },
+      { amount: 10n, balance: first.balance, replay: true },
       "idempotency_conflict",
       { consumed: 5n, returned: 15n, balance: balance(5n, 0n) },
       { consumed: 30n, returned: 0n, balance: balance(30n, 0n) },
     ]);
     // One went alone; the first call of each of the seven other customers waited and went side by
-    // side in one transaction (five spends loaded together, two settlements loaded together);
-    // the second call for c5 queued behind its customer's (group commit).
+    // side in one transaction (one list over seven customers); the second call for c5 queued
+    // behind its customer's (group commit).
     expect(sideBySide).toEqual([7]);
     for (const [c, used, frozen] of [
       [c0, 0n, 1n],
@@ -204,24 +218,12 @@ describe("group commit across customers (side by side)", () => {
     const commit = new GroupCommit(
       base,
       { onSideBySide: (n) => observed.sideBySide.push(n), onFallback: () => observed.fallbacks++ },
-      { transactions: 1 },
+      { transactions: 1, ...SIDE_BY_SIDE },
     );
     const [a, b, c] = [uid("cust"), uid("cust"), uid("cust")];
-    for (const customer of [a, b]) await commit.run(depositFor(customer, 100n));
-    // A Freeze whose plan fails with a bug (not a catalogue error): it fails the shared transaction.
-    const bug = () => {
-      throw new Error("a plan that breaks");
-    };
-    const broken = {
-      ...operation({
-        customerKey: `1:${c}`,
-        load: () => writesOnly([]),
-        loadMore: () => writesOnly([]),
-        plan: bug,
-        apply: { statements: (_c: null, result: { isIdempotentReplay: false }) => mapBatch(writesOnly([]), () => result) },
-      }),
-      together: { kind: "spend" as const, key: { projectId: 1n, customerId: c, transactionId: uid("t") }, decide: () => bug },
-    };
+    for (const customer of [a, b, c]) await commit.run(depositFor(customer, 100n));
+    // A write the database refuses: it fails the shared transaction.
+    const broken = refusedByDatabase(c);
     const busy = commit.run(freezeOf(a, 5n));
     const waiting = [commit.run(freezeOf(a, 7n)), commit.run(broken), commit.run(freezeOf(b, 9n))];
     const settled = await Promise.allSettled([busy, ...waiting]);
@@ -233,7 +235,7 @@ describe("group commit across customers (side by side)", () => {
 
   it("keeps every credit under many customers' calls at once, with two transactions for the instance", async () => {
     const base: BillingContext = { database: s.app.database, now: s.clock.now };
-    const commit = new GroupCommit(base, {}, { transactions: 2 });
+    const commit = new GroupCommit(base, {}, { transactions: 2, ...SIDE_BY_SIDE });
     const customers = Array.from({ length: 8 }, () => uid("cust"));
     for (const c of customers) await commit.run(depositFor(c, 50n));
     // 8 customers × 12 calls of 5, interleaved: 10 fit each customer's 50, 2 are refused.

@@ -187,7 +187,7 @@ describe("metadata keys named __proto__ and constructor", () => {
       expect(JSON.stringify(got.metadata)).toBe('{"__proto__":"p","constructor":"c","plan":"pro"}');
       const overGrpc = await raw.call(
         "GetCustomer",
-        Buffer.from(GetCustomerRequest.encode({ customerId: customer, includeInactive: false }).finish()),
+        Buffer.from(GetCustomerRequest.encode(GetCustomerRequest.fromPartial({ customerId: customer })).finish()),
       );
       expect(GetCustomerResponse.decode(overGrpc).metadata).toMatchObject({ constructor: "c", plan: "pro" });
       expect(overGrpc.includes(Buffer.from("__proto__"))).toBe(true);
@@ -253,7 +253,7 @@ describe("more than one API key", () => {
 
   it("over gRPC: two authorization headers (Node's HTTP/2 keeps the first; curl sends both) → invalid_api_key", async () => {
     const other = (await s.createKey()).key;
-    const message = Buffer.from(GetCustomerRequest.encode({ customerId: "nobody", includeInactive: false }).finish());
+    const message = Buffer.from(GetCustomerRequest.encode(GetCustomerRequest.fromPartial({ customerId: "nobody" })).finish());
     const frame = join(mkdtempSync(join(tmpdir(), "grpc-frame-")), "request");
     writeFileSync(frame, Buffer.concat([Buffer.from([0, 0, 0, 0, message.length]), message]));
     const { stdout } = await execFileAsync("curl", [

@@ -47,12 +47,17 @@ async function seedAccountsDirectly(customerId: string, count: number): Promise<
       sources.flatMap((source) => [customer.project_id, customer.id, source, NO_START_MS, NO_EXPIRY_MS, createdAt]),
     );
   }
+  // Each DEPOSIT entry takes the next place in the customer's ledger (after the first deposit's,
+  // sequence 1) and adds its 1 credit to balance_after; the customer row then carries the last.
   await pool.query(
-    `INSERT INTO ledger_entries (project_id, customer_pk, account_id, operation, amount, credit_type, source, metadata, created_at)
-      SELECT project_id, customer_pk, id, 'DEPOSIT', total, credit_type, source, '{}', created_at
+    `INSERT INTO ledger_entries (project_id, customer_pk, account_id, operation, amount, credit_type, source, metadata, created_at,
+        sequence, balance_total, balance_used, balance_frozen)
+      SELECT project_id, customer_pk, id, 'DEPOSIT', total, credit_type, source, '{}', created_at,
+        1 + ROW_NUMBER() OVER (ORDER BY id), 1 + ROW_NUMBER() OVER (ORDER BY id), 0, 0
       FROM accounts WHERE customer_pk = ? AND source <> 's0'`,
     [customer.id],
   );
+  await pool.query("UPDATE customers SET ledger_sequence = ?, ledger_total = ? WHERE id = ?", [count, count, customer.id]);
 }
 
 const largestMetadata = (): Record<string, string> =>

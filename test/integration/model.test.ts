@@ -14,7 +14,7 @@ import {
   type UnfreezeResponse,
 } from "../../gen/velobase/billing/v1/billing.js";
 import { verifyLedger } from "../../src/operations/verify.js";
-import { decodeStatusDetails } from "../../src/errors/to-grpc-status.js";
+import { decodeStatusDetails } from "../../src/grpc/status-details.js";
 import { ts, uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -28,8 +28,9 @@ import { startTestServer, type TestServer } from "../support/server.js";
  * the sequential model's, in arrival order.
  */
 
-/** MODEL_RUNS=1000 for a longer hunt. */
+/** MODEL_RUNS=1000 for a longer hunt; MODEL_SEED=<seed> replays the runs of a seed fast-check reported. */
 const RUNS = Number(process.env.MODEL_RUNS ?? 60);
+const SEED = process.env.MODEL_SEED === undefined ? {} : { seed: Number(process.env.MODEL_SEED) };
 const COMMANDS_MAX = 40;
 const CUSTOMERS = 3;
 /** Fixed instants (seconds after a run starts) that deposits may expire or start at, so keys repeat. */
@@ -573,7 +574,10 @@ class Run {
   private consumeRequest(c: ConsumeCmd): ConsumeReq {
     if (c.target.from === "repeat" && this.sentConsumes.length > 0) {
       const earlier = this.sentConsumes[c.target.pick % this.sentConsumes.length];
-      if (earlier) return earlier;
+      // In a burst the repeat names the burst's customer too: one naming another customer (or
+      // none) is not ordered with the burst's calls, and could overtake the Deduct or Freeze of
+      // its transaction id that the model applies before it.
+      if (earlier) return c.burstCustomer === undefined ? earlier : { ...earlier, customerId: this.customer(c.burstCustomer) };
     }
     const target = this.targetOf(c.target);
     const actualAmount =
@@ -933,7 +937,7 @@ describe("the server agrees with a model of the design", () => {
             throw new Error(`${message}\n\nthe run so far:\n  ${run.trace.join("\n  ")}`, { cause: error });
           }
         }),
-        { numRuns: RUNS, interruptAfterTimeLimit: Math.max(150_000, RUNS * 2500) },
+        { numRuns: RUNS, interruptAfterTimeLimit: Math.max(150_000, RUNS * 2500), ...SEED },
       );
       console.log(`${stats.runs} runs, ${stats.commands} commands; outcomes:`, Object.fromEntries([...tally].sort()));
       expect(stats.runs).toBeGreaterThanOrEqual(RUNS);
@@ -942,10 +946,8 @@ describe("the server agrees with a model of the design", () => {
       const groups = (await s.app.metrics.groupCommitSize.get()).values;
       const calls = groups.find((v) => v.metricName === "billing_group_commit_size_sum")?.value ?? 0;
       const transactions = groups.find((v) => v.metricName === "billing_group_commit_size_count")?.value ?? 0;
-      const planned = (await s.app.metrics.groupCommitPlanned.get()).values[0]?.value ?? 0;
-      console.log(`group commit: ${calls} calls in ${transactions} transactions, ${planned} groups planned in memory`);
+      console.log(`group commit: ${calls} calls in ${transactions} transactions`);
       expect(calls).toBeGreaterThan(transactions);
-      expect(planned).toBeGreaterThan(0);
     },
     Math.max(180_000, RUNS * 3000),
   );

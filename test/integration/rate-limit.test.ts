@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { ServiceError } from "@grpc/grpc-js";
 import { pino, type Logger } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { decodeStatusDetails } from "../../src/errors/to-grpc-status.js";
+import { decodeStatusDetails } from "../../src/grpc/status-details.js";
 import { expectError, TestClient } from "../support/client.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { TcpProxy } from "../support/tcp-proxy.js";

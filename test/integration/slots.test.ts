@@ -2,7 +2,7 @@ import type { ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PoolStatus, SlotEventType } from "../../gen/velobase/billing/v1/slots.js";
 import { verifyLedger } from "../../src/operations/verify.js";
-import { decodeStatusDetails } from "../../src/errors/to-grpc-status.js";
+import { decodeStatusDetails } from "../../src/grpc/status-details.js";
 import { rethrowGuardFailure } from "../../src/store/row-count-guard.js";
 import { runTransaction } from "../../src/store/run-transaction.js";
 import { insertSlotEventSql, readPools, releaseHoldingSql, updatePoolSql } from "../../src/store/slots-store.js";

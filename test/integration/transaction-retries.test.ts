@@ -47,7 +47,7 @@ async function waitFor(condition: () => Promise<boolean>, what: string): Promise
 async function deductWaitsForAccounts(): Promise<boolean> {
   const [rows] = await other.query<RowDataPacket[]>(
     `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST
-     WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE 'SELECT c.id AS c_pk, COALESCE(SUM%' AND INFO LIKE '%FOR UPDATE'`,
+     WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE 'SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id,%' AND INFO LIKE '%FOR UPDATE'`,
   );
   return Number(rows[0]?.n ?? 0) === 1;
 }

@@ -158,10 +158,13 @@ describe("upgrading a database from before the idempotency envelope", () => {
   it("replays every stored response and refuses the same keys for other requests as before", async () => {
     await migrateBeforeEnvelope();
     const announced: string[] = [];
-    const app = await startApp(loadConfig({ DATABASE_URL: db.url, GRPC_HOST: "127.0.0.1", GRPC_PORT: "0", SWEEP_INTERVAL_MS: "0" }), {
-      log: pino({ level: "silent" }),
-      announce: (text) => announced.push(text),
-    });
+    const app = await startApp(
+      loadConfig({ DATABASE_URL: db.url, GRPC_HOST: "127.0.0.1", GRPC_PORT: "0", HTTP_PORT: "0", SWEEP_INTERVAL_MS: "0" }),
+      {
+        log: pino({ level: "silent" }),
+        announce: (text) => announced.push(text),
+      },
+    );
     const client = new TestClient(app.port, announced.join("").trim().split("\n").at(-1) ?? "");
     try {
       const deposit = await client.call("deposit", { customerId: "old-cust", amount: 100n, idempotencyKey: "dep-key" });

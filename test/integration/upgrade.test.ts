@@ -51,10 +51,13 @@ describe("upgrading a database from before API keys", () => {
   it("keeps its data in project default and prints a first key that reaches it", async () => {
     await migrateBeforeKeys();
     const announced: string[] = [];
-    const app = await startApp(loadConfig({ DATABASE_URL: db.url, GRPC_HOST: "127.0.0.1", GRPC_PORT: "0", SWEEP_INTERVAL_MS: "0" }), {
-      log: pino({ level: "silent" }),
-      announce: (line) => announced.push(line),
-    });
+    const app = await startApp(
+      loadConfig({ DATABASE_URL: db.url, GRPC_HOST: "127.0.0.1", GRPC_PORT: "0", HTTP_PORT: "0", SWEEP_INTERVAL_MS: "0" }),
+      {
+        log: pino({ level: "silent" }),
+        announce: (line) => announced.push(line),
+      },
+    );
     const key = announced.join("").trim().split("\n").at(-1) ?? "";
     expect(key).toMatch(/^vb_test_[0-9A-Za-z]{40}$/);
     const client = new TestClient(app.port, key);

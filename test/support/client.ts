@@ -2,7 +2,7 @@ import { credentials, type ChannelCredentials, type ServiceError, status } from 
 import { expect } from "vitest";
 import { BillingClient } from "../../src/client/billing-client.js";
 import { ERROR_CATALOG, type ErrorCode } from "../../src/errors/catalog.js";
-import { decodeStatusDetails, ERROR_DOMAIN } from "../../src/errors/to-grpc-status.js";
+import { decodeStatusDetails, ERROR_DOMAIN } from "../../src/grpc/status-details.js";
 
 /** The product's typed client, on a loopback port; with `apiKey`, every call presents it. */
 export class TestClient extends BillingClient {

@@ -1,20 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { balanceAfter, mergeDeltas } from "../../src/domain/account-deltas.js";
-import { NO_EXPIRY_MS, NO_START_MS } from "../../src/domain/limits.js";
-import type { AccountSnapshot } from "../../src/domain/types.js";
+import { account } from "../support/accounts.js";
 
 const NOW = 1_000_000;
-const account = (id: bigint, expiresAtMs = NO_EXPIRY_MS): AccountSnapshot => ({
-  id,
-  creditType: "default",
-  source: "default",
-  startsAtMs: NO_START_MS,
-  expiresAtMs,
-  total: 100n,
-  used: 0n,
-  frozen: 50n,
-  createdAtMs: 0,
-});
 
 describe("account deltas", () => {
   it("merge per account in first-seen order", () => {
@@ -32,7 +20,7 @@ describe("account deltas", () => {
 
   it("change the balance only through ACTIVE accounts", () => {
     const before = { total: 100n, used: 0n, frozen: 50n, available: 50n };
-    const accounts = [account(1n), account(2n, NOW)];
+    const accounts = [account(1n, { frozen: 50n }), account(2n, { frozen: 50n, expiresAtMs: NOW })];
     const after = balanceAfter(
       before,
       accounts,

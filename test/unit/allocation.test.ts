@@ -1,22 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { allocate } from "../../src/domain/allocation.js";
-import { ACCOUNTS_PER_CALL_MAX, NO_EXPIRY_MS, NO_START_MS } from "../../src/domain/limits.js";
-import type { AccountSnapshot } from "../../src/domain/types.js";
+import { ACCOUNTS_PER_CALL_MAX } from "../../src/domain/limits.js";
+import { account } from "../support/accounts.js";
 import { BillingError } from "../../src/errors/billing-error.js";
 
 const NOW = 1_000_000;
-const account = (id: bigint, over: Partial<AccountSnapshot> = {}): AccountSnapshot => ({
-  id,
-  creditType: "default",
-  source: "default",
-  startsAtMs: NO_START_MS,
-  expiresAtMs: NO_EXPIRY_MS,
-  total: 100n,
-  used: 0n,
-  frozen: 0n,
-  createdAtMs: 0,
-  ...over,
-});
 
 function failure(run: () => unknown): BillingError {
   try {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Hold } from "../../src/domain/hold.js";
 import { consumeEnvelope, type StoredOutcome } from "../../src/domain/idempotency.js";
-import { NO_EXPIRY_MS, NO_START_MS } from "../../src/domain/limits.js";
 import {
   depositEnvelope,
   PENDING_ACCOUNT_ID,
@@ -12,7 +11,7 @@ import {
 import { planConsume, planUnfreeze, type SettleState } from "../../src/domain/plans/settle-plan.js";
 import { planSpend, type SpendState, spendEnvelope, spendStateFromActive } from "../../src/domain/plans/spend-plan.js";
 import type { ConsumeRequest, DepositRequest, FreezeRequest } from "../../src/domain/requests.js";
-import type { AccountSnapshot } from "../../src/domain/types.js";
+import { account } from "../support/accounts.js";
 import { codeOf } from "../support/code-of.js";
 
 // The plans are pure: state + request + clock in, a decision out. No database here.
@@ -21,18 +20,6 @@ const NOW = 1_800_000_000_000;
 const MANUAL = { automatic: false };
 const AUTOMATIC = { automatic: true };
 
-const account = (id: bigint, over: Partial<AccountSnapshot> = {}): AccountSnapshot => ({
-  id,
-  creditType: "default",
-  source: "default",
-  startsAtMs: NO_START_MS,
-  expiresAtMs: NO_EXPIRY_MS,
-  total: 100n,
-  used: 0n,
-  frozen: 0n,
-  createdAtMs: NOW - 1000,
-  ...over,
-});
 const balance = (total: bigint, used = 0n, frozen = 0n) => ({ total, used, frozen, available: total - used - frozen });
 
 describe("planDeposit", () => {
@@ -108,7 +95,7 @@ describe("planSpend", () => {
     autoSettlement: null,
   };
   const soon = account(1n, { expiresAtMs: NOW + 60_000, total: 100n });
-  const later = account(2n, { total: 100n });
+  const later = account(2n, { total: 100n, createdAtMs: NOW - 1000 });
   const state: SpendState = { stored: null, customerPk: 7n, accounts: [soon, later], complete: true, before: balance(200n) };
 
   it("freezes soonest expiry first and answers the balance after", () => {

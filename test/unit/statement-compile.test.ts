@@ -54,7 +54,16 @@ describe("compileStatement", () => {
           automatic: false,
           nowMs: NOW,
         },
-        [{ operation: "FREEZE", accountId: 5n, amount: 3n, creditType: "a", source: "s" }],
+        [
+          {
+            operation: "FREEZE",
+            accountId: 5n,
+            amount: 3n,
+            creditType: "a",
+            source: "s",
+            position: { sequence: 1n, total: 3n, used: 0n, frozen: 3n },
+          },
+        ],
       ),
     ]),
     sql`SELECT ${null} AS n, ${true} AS b, ${sql.raw("1")} AS r`,

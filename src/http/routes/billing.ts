@@ -18,7 +18,7 @@ import {
   withWalletFact,
   type NullsAbsent,
 } from "../fields.js";
-import { callerOf, type HttpApp, type HttpDependencies } from "../http-app.js";
+import { callerOf, contextOf, type HttpApp } from "../http-app.js";
 import { amountFromJson, amountToJson } from "../json-amount.js";
 import { msToIso, msToIsoOrNull } from "../iso-time.js";
 import {
@@ -177,8 +177,7 @@ function spendInputOf(body: NullsAbsent<Static<typeof DeductBody>>, caller: Call
 const optionalBigint = (value: number | undefined) => (value === undefined ? undefined : BigInt(value));
 
 /** Billing routes: deduct, freeze, consume, unfreeze (write keys). */
-export function registerBillingRoutes(app: HttpApp, deps: HttpDependencies): void {
-  const ctx = deps.context;
+export function registerBillingRoutes(app: HttpApp): void {
   const tags = ["billing"];
 
   app.post(
@@ -186,7 +185,7 @@ export function registerBillingRoutes(app: HttpApp, deps: HttpDependencies): voi
     { schema: { summary: "Deduct credits in one step", tags, body: DeductBody, response: responses(DeductReply) } },
     async (request) => {
       const input = spendInputOf(withoutNulls(request.body), callerOf(request));
-      return deductReply(await withWalletFact(deduct(ctx, input), input.creditTypes));
+      return deductReply(await withWalletFact(deduct(contextOf(request), input), input.creditTypes));
     },
   );
 
@@ -199,7 +198,7 @@ export function registerBillingRoutes(app: HttpApp, deps: HttpDependencies): voi
         ...spendInputOf(body, callerOf(request)),
         autoSettlement: parseAutoSettlement(optionalBigint(body.unfreeze_after_seconds), optionalBigint(body.consume_after_seconds)),
       };
-      return freezeReply(await withWalletFact(freeze(ctx, input), input.creditTypes));
+      return freezeReply(await withWalletFact(freeze(contextOf(request), input), input.creditTypes));
     },
   );
 
@@ -208,7 +207,7 @@ export function registerBillingRoutes(app: HttpApp, deps: HttpDependencies): voi
     { schema: { summary: "Consume a hold", tags, body: ConsumeBody, response: responses(ConsumeReply) } },
     async (request) => {
       const body = withoutNulls(request.body);
-      const result = await consume(ctx, {
+      const result = await consume(contextOf(request), {
         ...auditOf(callerOf(request)),
         transactionId: transactionIdOf(body.transaction_id),
         customerId: optionalCustomerIdOf(body.customer_id),
@@ -224,7 +223,7 @@ export function registerBillingRoutes(app: HttpApp, deps: HttpDependencies): voi
     { schema: { summary: "Release a hold", tags, body: UnfreezeBody, response: responses(UnfreezeReply) } },
     async (request) => {
       const body = withoutNulls(request.body);
-      const result = await unfreeze(ctx, {
+      const result = await unfreeze(contextOf(request), {
         ...auditOf(callerOf(request)),
         transactionId: transactionIdOf(body.transaction_id),
         customerId: optionalCustomerIdOf(body.customer_id),

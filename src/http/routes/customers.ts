@@ -9,7 +9,7 @@ import type { AccountView, Balance, Operation } from "../../domain/types.js";
 import { parseAmount, parseOptionalId, parseSource, parseText } from "../../domain/validation.js";
 import { BillingError } from "../../errors/billing-error.js";
 import { businessTypeName, customerIdOf, depositWalletOf, descriptionOf, idempotencyKeyOf, metadataOf, withoutNulls } from "../fields.js";
-import { callerOf, type HttpApp, type HttpDependencies } from "../http-app.js";
+import { callerOf, contextOf, type HttpApp } from "../http-app.js";
 import { amountFromJson, amountToJson } from "../json-amount.js";
 import { msToIso, msToIsoOrNull, parseIsoField } from "../iso-time.js";
 import {
@@ -76,6 +76,9 @@ const depositReply = (r: DepositResult): Static<typeof DepositReply> => ({
 // GET /v1/customers/{customer_id}
 
 const CustomerParams = Type.Object({ customer_id: Id("The customer (URL-encoded).") });
+const CustomerQueryString = Type.Object({
+  as_of: Type.Optional(Type.String({ description: "ISO 8601: the balances as they were then, from the ledger's entries." })),
+});
 
 const BalanceFields = {
   total: Type.Integer(),
@@ -183,6 +186,8 @@ const LedgerItem = Type.Object({
   account_id: Type.String(),
   status: Type.Literal("COMPLETED"),
   created_at: IsoOutput,
+  sequence: Type.Integer({ description: "Position in the customer's ledger: 1, 2, … without a gap, in commit order." }),
+  balance_after: Type.Object(BalanceFields, { description: "The customer's ledger balance after this entry, over all credit types." }),
 });
 
 const LedgerReply = Type.Object({
@@ -211,6 +216,8 @@ const ledgerItem = (e: LedgerEntryView): Static<typeof LedgerItem> => ({
   account_id: e.accountId.toString(),
   status: "COMPLETED",
   created_at: msToIso(e.createdAtMs),
+  sequence: amountToJson(e.sequence),
+  balance_after: balanceJson(e.balanceAfter),
 });
 
 function ledgerReply(page: LedgerPage): Static<typeof LedgerReply> {
@@ -236,15 +243,13 @@ async function withCursorField<T>(run: Promise<T>): Promise<T> {
 }
 
 /** Customer routes: deposit (write), the customer and its ledger (read). */
-export function registerCustomerRoutes(app: HttpApp, deps: HttpDependencies): void {
-  const ctx = deps.context;
-
+export function registerCustomerRoutes(app: HttpApp): void {
   app.post(
     "/v1/customers/deposit",
     { schema: { summary: "Deposit credits", tags: ["customers"], body: DepositBody, response: responses(DepositReply) } },
     async (request) => {
       const body = withoutNulls(request.body);
-      const result = await deposit(ctx, {
+      const result = await deposit(contextOf(request), {
         ...auditOf(callerOf(request)),
         customerId: customerIdOf(body.customer_id),
         amount: parseAmount(amountFromJson(body.amount)),
@@ -269,6 +274,7 @@ export function registerCustomerRoutes(app: HttpApp, deps: HttpDependencies): vo
         summary: "A customer and its ACTIVE balances",
         tags: ["customers"],
         params: CustomerParams,
+        querystring: CustomerQueryString,
         response: responses(CustomerReply),
       },
       config: { access: "read" },
@@ -278,8 +284,9 @@ export function registerCustomerRoutes(app: HttpApp, deps: HttpDependencies): vo
         projectId: callerOf(request).projectId,
         customerId: customerIdOf(request.params.customer_id),
         includeInactive: false,
+        asOfMs: parseIsoField(request.query.as_of, "as_of", "invalid_argument"),
       };
-      return customerReply(await getCustomer(ctx, input));
+      return customerReply(await getCustomer(contextOf(request), input));
     },
   );
 
@@ -298,7 +305,7 @@ export function registerCustomerRoutes(app: HttpApp, deps: HttpDependencies): vo
     async (request) => {
       const { query } = request;
       const page = await withCursorField(
-        listLedgerEntries(ctx, {
+        listLedgerEntries(contextOf(request), {
           projectId: callerOf(request).projectId,
           customerId: customerIdOf(request.params.customer_id),
           operations: query.operation_type === undefined ? [] : operationsOf(query.operation_type),

@@ -26,7 +26,7 @@ import { parseSource, parseText } from "../../domain/validation.js";
 import { BillingError } from "../../errors/billing-error.js";
 import { eventPageJson, EventPageReply, EventQueryFields, eventWindowOf } from "../event-page.js";
 import { commaList, customerIdOf, metadataOf, withoutNulls } from "../fields.js";
-import { callerOf, type HttpApp, type HttpDependencies } from "../http-app.js";
+import { callerOf, contextOf, type HttpApp } from "../http-app.js";
 import { msToIso, msToIsoOrNull, parseIsoField } from "../iso-time.js";
 import { Description, Id, IsoInput, IsoOutput, MetadataInput, Nullable, OptionalNullable, responses, Source } from "../schemas.js";
 
@@ -160,8 +160,7 @@ function featureKeysOf(raw: string | undefined): string[] {
  * static segment over a parameter, so a feature key named "events" cannot be read one by one;
  * the list route reads it (`?feature_keys=events`).
  */
-export function registerEntitlementRoutes(app: HttpApp, deps: HttpDependencies): void {
-  const ctx = deps.context;
+export function registerEntitlementRoutes(app: HttpApp): void {
   const tags = ["entitlements"];
   const read = { access: "read" as const };
 
@@ -170,7 +169,7 @@ export function registerEntitlementRoutes(app: HttpApp, deps: HttpDependencies):
     { schema: { summary: "Set a feature's value (create or replace)", tags, body: SetBody, response: responses(SetReply) } },
     async (request) => {
       const body = withoutNulls(request.body);
-      const result = await setEntitlement(ctx, {
+      const result = await setEntitlement(contextOf(request), {
         ...targetOf(body, callerOf(request).projectId),
         ...auditOf(callerOf(request)),
         value: parseEntitlementValue(body.value),
@@ -188,7 +187,12 @@ export function registerEntitlementRoutes(app: HttpApp, deps: HttpDependencies):
     "/v1/entitlement/remove",
     { schema: { summary: "Remove a feature's value", tags, body: RemoveBody, response: responses(RemoveReply) } },
     async (request) =>
-      removeReply(await removeEntitlement(ctx, { ...targetOf(request.body, callerOf(request).projectId), ...auditOf(callerOf(request)) })),
+      removeReply(
+        await removeEntitlement(contextOf(request), {
+          ...targetOf(request.body, callerOf(request).projectId),
+          ...auditOf(callerOf(request)),
+        }),
+      ),
   );
 
   app.get(
@@ -205,7 +209,7 @@ export function registerEntitlementRoutes(app: HttpApp, deps: HttpDependencies):
     },
     async (request) => {
       const { query } = request;
-      const page = await listEntitlementEvents(ctx, {
+      const page = await listEntitlementEvents(contextOf(request), {
         projectId: callerOf(request).projectId,
         customerId: customerIdOf(request.params.customer_id),
         featureKey: query.feature_key === undefined ? null : parseFeatureKey(query.feature_key),
@@ -228,7 +232,7 @@ export function registerEntitlementRoutes(app: HttpApp, deps: HttpDependencies):
       config: read,
     },
     async (request) => {
-      const found = await getEntitlement(ctx, targetOf(request.params, callerOf(request).projectId));
+      const found = await getEntitlement(contextOf(request), targetOf(request.params, callerOf(request).projectId));
       return { entitlement: found === null ? null : entitlementJson(found) };
     },
   );
@@ -247,7 +251,7 @@ export function registerEntitlementRoutes(app: HttpApp, deps: HttpDependencies):
     },
     async (request) => {
       const { query } = request;
-      const items = await listEntitlements(ctx, {
+      const items = await listEntitlements(contextOf(request), {
         projectId: callerOf(request).projectId,
         customerId: customerIdOf(request.params.customer_id),
         featureKeys: featureKeysOf(query.feature_keys),

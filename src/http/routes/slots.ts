@@ -18,7 +18,7 @@ import { parseAmount, parseSource, parseText } from "../../domain/validation.js"
 import { BillingError } from "../../errors/billing-error.js";
 import { eventPageJson, EventPageReply, EventQueryFields, eventWindowOf } from "../event-page.js";
 import { commaList, customerIdOf, idempotencyKeyOf, withoutNulls, type NullsAbsent } from "../fields.js";
-import { callerOf, type HttpApp, type HttpDependencies } from "../http-app.js";
+import { callerOf, contextOf, type HttpApp } from "../http-app.js";
 import { amountFromJson, amountToJson } from "../json-amount.js";
 import { msToIso } from "../iso-time.js";
 import type { FieldCodeOverrides } from "../schema-errors.js";
@@ -180,8 +180,7 @@ function sourcesOf(raw: string | undefined): string[] {
 }
 
 /** Slot routes: grant, revoke, claim, release (write keys); pools and events (read). */
-export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
-  const ctx = deps.context;
+export function registerSlotRoutes(app: HttpApp): void {
   const tags = ["slots"];
   const write = { fieldCodes };
   const read = { fieldCodes, access: "read" as const };
@@ -199,7 +198,7 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
     },
     async (request) => {
       const input = capacityInputOf(withoutNulls(request.body), callerOf(request).projectId, request.headers["idempotency-key"]);
-      return capacityReply(await grantCapacity(ctx, { ...input, ...auditOf(callerOf(request)) }));
+      return capacityReply(await grantCapacity(contextOf(request), { ...input, ...auditOf(callerOf(request)) }));
     },
   );
 
@@ -211,7 +210,7 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
     },
     async (request) => {
       const input = capacityInputOf(withoutNulls(request.body), callerOf(request).projectId, request.headers["idempotency-key"]);
-      return capacityReply(await revokeCapacity(ctx, { ...input, ...auditOf(callerOf(request)) }));
+      return capacityReply(await revokeCapacity(contextOf(request), { ...input, ...auditOf(callerOf(request)) }));
     },
   );
 
@@ -228,7 +227,7 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
     },
     async (request) => {
       const body = withoutNulls(request.body);
-      const result = await claimSlot(ctx, {
+      const result = await claimSlot(contextOf(request), {
         ...releaseInputOf(body, callerOf(request).projectId),
         ...auditOf(callerOf(request)),
         source: body.source === undefined || body.source === "" ? null : parseSource(body.source, DEFAULT_SLOT_SOURCE),
@@ -246,7 +245,12 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
       config: write,
     },
     async (request) =>
-      holdingReply(await releaseSlot(ctx, { ...releaseInputOf(request.body, callerOf(request).projectId), ...auditOf(callerOf(request)) })),
+      holdingReply(
+        await releaseSlot(contextOf(request), {
+          ...releaseInputOf(request.body, callerOf(request).projectId),
+          ...auditOf(callerOf(request)),
+        }),
+      ),
   );
 
   app.get(
@@ -257,7 +261,7 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
     },
     async (request) => {
       const { wallet } = request.query;
-      const pools = await listPools(ctx, {
+      const pools = await listPools(contextOf(request), {
         projectId: callerOf(request).projectId,
         customerId: customerIdOf(request.params.customer_id),
         wallet: wallet === undefined ? null : parseWallet(wallet),
@@ -280,7 +284,7 @@ export function registerSlotRoutes(app: HttpApp, deps: HttpDependencies): void {
     },
     async (request) => {
       const { query } = request;
-      const page = await listSlotEvents(ctx, {
+      const page = await listSlotEvents(contextOf(request), {
         projectId: callerOf(request).projectId,
         customerId: customerIdOf(request.params.customer_id),
         wallet: query.wallet === undefined ? null : parseWallet(query.wallet),

@@ -543,6 +543,12 @@ export interface GetCustomerRequest {
   customerId: string;
   /** Also list PENDING and EXPIRED accounts (they never count in balances). */
   includeInactive: boolean;
+  /**
+   * The balances as they were at this time, from the ledger's entries (balance
+   * after the last entry at or before it; each account's figures from its
+   * entries). A customer created after it is customer_not_found.
+   */
+  asOf: Timestamp | undefined;
 }
 
 /** CreditTypeBalance groups a customer's accounts of one credit type. */
@@ -663,6 +669,14 @@ export interface LedgerEntry {
    * service wrote itself (auto-settlement, expiry).
    */
   apiKeyPrefix: string;
+  /** Position in the customer's ledger: 1, 2, ... without a gap, in commit order. */
+  sequence: bigint;
+  /**
+   * The customer's ledger balance after this entry, over all credit types: every
+   * account whose credits no EXPIRE entry has removed. It equals GetCustomer's
+   * balance whenever no account is pending start or pending expiry.
+   */
+  balanceAfter: Balance | undefined;
 }
 
 export interface LedgerEntry_MetadataEntry {
@@ -3548,7 +3562,7 @@ export const UnfreezeResponse: MessageFns<UnfreezeResponse> = {
 };
 
 function createBaseGetCustomerRequest(): GetCustomerRequest {
-  return { customerId: "", includeInactive: false };
+  return { customerId: "", includeInactive: false, asOf: undefined };
 }
 
 export const GetCustomerRequest: MessageFns<GetCustomerRequest> = {
@@ -3558,6 +3572,9 @@ export const GetCustomerRequest: MessageFns<GetCustomerRequest> = {
     }
     if (message.includeInactive !== false) {
       writer.uint32(16).bool(message.includeInactive);
+    }
+    if (message.asOf !== undefined) {
+      Timestamp.encode(message.asOf, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -3591,6 +3608,14 @@ export const GetCustomerRequest: MessageFns<GetCustomerRequest> = {
             message.includeInactive = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.asOf = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3615,6 +3640,11 @@ export const GetCustomerRequest: MessageFns<GetCustomerRequest> = {
         : isSet(object.include_inactive)
         ? globalThis.Boolean(object.include_inactive)
         : false,
+      asOf: isSet(object.asOf)
+        ? fromJsonTimestamp(object.asOf)
+        : isSet(object.as_of)
+        ? fromJsonTimestamp(object.as_of)
+        : undefined,
     };
   },
 
@@ -3626,6 +3656,9 @@ export const GetCustomerRequest: MessageFns<GetCustomerRequest> = {
     if (message.includeInactive !== false) {
       obj.includeInactive = message.includeInactive;
     }
+    if (message.asOf !== undefined) {
+      obj.asOf = fromTimestamp(message.asOf).toISOString();
+    }
     return obj;
   },
 
@@ -3636,6 +3669,7 @@ export const GetCustomerRequest: MessageFns<GetCustomerRequest> = {
     const message = createBaseGetCustomerRequest();
     message.customerId = object.customerId ?? "";
     message.includeInactive = object.includeInactive ?? false;
+    message.asOf = (object.asOf !== undefined && object.asOf !== null) ? Timestamp.fromPartial(object.asOf) : undefined;
     return message;
   },
 };
@@ -4953,6 +4987,8 @@ function createBaseLedgerEntry(): LedgerEntry {
     createdAt: undefined,
     overage: false,
     apiKeyPrefix: "",
+    sequence: 0n,
+    balanceAfter: undefined,
   };
 }
 
@@ -5005,6 +5041,15 @@ export const LedgerEntry: MessageFns<LedgerEntry> = {
     }
     if (message.apiKeyPrefix !== "") {
       writer.uint32(122).string(message.apiKeyPrefix);
+    }
+    if (message.sequence !== 0n) {
+      if (BigInt.asIntN(64, message.sequence) !== message.sequence) {
+        throw new globalThis.Error("value provided for field message.sequence of type int64 too large");
+      }
+      writer.uint32(128).int64(message.sequence);
+    }
+    if (message.balanceAfter !== undefined) {
+      Balance.encode(message.balanceAfter, writer.uint32(138).fork()).join();
     }
     return writer;
   },
@@ -5145,6 +5190,22 @@ export const LedgerEntry: MessageFns<LedgerEntry> = {
             message.apiKeyPrefix = reader.string();
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.sequence = reader.int64() as bigint;
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.balanceAfter = Balance.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5215,6 +5276,12 @@ export const LedgerEntry: MessageFns<LedgerEntry> = {
         : isSet(object.api_key_prefix)
         ? globalThis.String(object.api_key_prefix)
         : "",
+      sequence: isSet(object.sequence) ? BigInt(object.sequence) : 0n,
+      balanceAfter: isSet(object.balanceAfter)
+        ? Balance.fromJSON(object.balanceAfter)
+        : isSet(object.balance_after)
+        ? Balance.fromJSON(object.balance_after)
+        : undefined,
     };
   },
 
@@ -5271,6 +5338,12 @@ export const LedgerEntry: MessageFns<LedgerEntry> = {
     if (message.apiKeyPrefix !== "") {
       obj.apiKeyPrefix = message.apiKeyPrefix;
     }
+    if (message.sequence !== 0n) {
+      obj.sequence = message.sequence.toString();
+    }
+    if (message.balanceAfter !== undefined) {
+      obj.balanceAfter = Balance.toJSON(message.balanceAfter);
+    }
     return obj;
   },
 
@@ -5304,6 +5377,10 @@ export const LedgerEntry: MessageFns<LedgerEntry> = {
       : undefined;
     message.overage = object.overage ?? false;
     message.apiKeyPrefix = object.apiKeyPrefix ?? "";
+    message.sequence = (object.sequence !== undefined && object.sequence !== null) ? BigInt(object.sequence) : 0n;
+    message.balanceAfter = (object.balanceAfter !== undefined && object.balanceAfter !== null)
+      ? Balance.fromPartial(object.balanceAfter)
+      : undefined;
     return message;
   },
 };

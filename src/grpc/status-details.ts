@@ -1,11 +1,15 @@
+/**
+ * The error model on the gRPC wire: a BillingError as a status with google.rpc.Status details
+ * (ErrorDetail, ErrorInfo, RetryInfo) in the `grpc-status-details-bin` trailer, and back.
+ */
 import { Metadata, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import type { Any } from "../../gen/google/protobuf/any.js";
 import type { Duration } from "../../gen/google/protobuf/duration.js";
 import { ErrorInfo, RetryInfo } from "../../gen/google/rpc/error_details.js";
 import { Status } from "../../gen/google/rpc/status.js";
 import { ErrorDetail } from "../../gen/velobase/billing/v1/errors.js";
-import { BillingError } from "./billing-error.js";
-import { RETRY_DELAY_MS } from "./catalog.js";
+import type { BillingError } from "../errors/billing-error.js";
+import { RETRY_DELAY_MS } from "../errors/catalog.js";
 
 export const ERROR_DOMAIN = "billing.velobase";
 export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
@@ -20,16 +24,6 @@ function pack<T>(typeName: string, codec: Encodable<T>, message: T): Any {
   return { typeUrl: TYPE_URL_PREFIX + typeName, value: Buffer.from(codec.encode(message).finish()) };
 }
 
-/**
- * Any thrown value as a BillingError: BillingErrors pass through, everything else (bugs,
- * driver failures that nobody classified) becomes server_error, keeping the original as cause.
- */
-export function toBillingError(thrown: unknown): BillingError {
-  if (thrown instanceof BillingError) return thrown;
-  return new BillingError("server_error", undefined, {}, { cause: thrown });
-}
-
-/** The gRPC error the client receives for a BillingError: status, message and rich details. */
 /** The error's facts as a google.rpc.ErrorInfo (in status details, and in Batch results). */
 export const errorInfoOf = (error: BillingError): ErrorInfo => ({
   reason: error.code,
@@ -37,6 +31,7 @@ export const errorInfoOf = (error: BillingError): ErrorInfo => ({
   metadata: Object.fromEntries(Object.entries(error.facts).map(([k, v]) => [k, String(v)])),
 });
 
+/** The gRPC error the client receives for a BillingError: status, message and rich details. */
 export function toServiceError(error: BillingError, trailers = new Metadata()): Partial<ServiceError> {
   const { spec } = error;
   const details: Any[] = [

@@ -1,0 +1,361 @@
+import { BillingError } from "../../errors/billing-error.js";
+import type { AccountDelta } from "../account-deltas.js";
+import { accountStatus, availableOf, compareSpendingOrder } from "../account-status.js";
+import { holdKey } from "../customer-ref.js";
+import type { AccountSnapshot, Balance } from "../types.js";
+import { type LedgerPosition, nextPosition } from "../ledger-position.js";
+import { accountKeyOf, PENDING_ACCOUNT_ID, planDeposit } from "./deposit-plan.js";
+import { planExpiry } from "./expiry-plan.js";
+import type { LedgerLine, Planned } from "./planned.js";
+import { planConsume, planUnfreeze, type SettleChanges, type SettleState } from "./settle-plan.js";
+import type { ConsumeResult, UnfreezeResult } from "../results.js";
+import { planSpend } from "./spend-plan.js";
+import {
+  type CreditWrite,
+  type CustomerState,
+  customerPkOf,
+  holdOf,
+  holdRefOf,
+  type ListPlan,
+  type ListState,
+  outcomeMapKey,
+  outcomeRefOf,
+  selectionKey,
+  type WritePlan,
+} from "./write-list.js";
+
+const NO_BALANCE: Balance = { total: 0n, used: 0n, frozen: 0n, available: 0n };
+
+/** A customer as the planner moves it: the prefetched state plus what the earlier writes of the list did. */
+interface Working {
+  readonly state: CustomerState;
+  before: Balance;
+  unexpiredTotal: bigint;
+  readonly accounts: Map<bigint, AccountSnapshot>;
+  /** A deposit or settlement of the list changed which accounts are spendable, in an order only a full read knows. */
+  touched: boolean;
+  /** A deposit of the list creates an account: its id is known once written, so the next write of the customer waits. */
+  newAccount: boolean;
+  /** An account of the list's expiry records. */
+  readonly expired: Set<bigint>;
+  /** Its ledger position after the list's writes so far. */
+  ledger: LedgerPosition;
+  /** False for a customer the prefetch created until a deposit of the list lands on it: the writes before that see no customer. */
+  exists: boolean;
+}
+
+/** What one write needs before it can be planned on the state the earlier ones left. */
+type Step = { kind: "plan"; plan: WritePlan; customer?: Working } | { kind: "cut" } | { kind: "more"; customerPk: bigint };
+
+/**
+ * Plans a list of writes one after another on the state the earlier ones leave, as if each ran
+ * alone in that order: account figures, balances and stored outcomes move with each applied plan.
+ * Pure: the same state and list give the same plans. A refusal is that write's plan; the others
+ * go on.
+ */
+export function planList(state: ListState, writes: readonly CreditWrite[], nowMs: number): ListPlan {
+  const working = new Map<bigint, Working>();
+  const customer = (pk: bigint): Working | undefined => {
+    const known = working.get(pk);
+    if (known) return known;
+    const loaded = state.customers.get(pk);
+    if (!loaded) return undefined;
+    const fresh: Working = {
+      state: loaded,
+      before: loaded.before,
+      unexpiredTotal: loaded.unexpiredTotal,
+      accounts: new Map(loaded.accounts),
+      touched: false,
+      newAccount: false,
+      expired: new Set(),
+      exists: !loaded.created,
+      ledger: loaded.ledger,
+    };
+    working.set(pk, fresh);
+    return fresh;
+  };
+  const keys = new Set<string>();
+  const plans: WritePlan[] = [];
+  const positions: LedgerPosition[][] = [];
+  for (const write of writes) {
+    const step = dependsOnList(write, keys) ? { kind: "cut" as const } : planOne(state, write, customer, nowMs);
+    if (step.kind === "cut") break;
+    if (step.kind === "more") return { kind: "more", customerPks: [step.customerPk] };
+    plans.push(step.plan);
+    positions.push(positionEntries(step.plan, customer));
+    remember(write, keys);
+  }
+  const ledgers = new Map<bigint, { from: bigint; to: LedgerPosition }>();
+  for (const [pk, c] of working) {
+    if (c.ledger.sequence !== c.state.ledger.sequence) ledgers.set(pk, { from: c.state.ledger.sequence, to: c.ledger });
+  }
+  return { kind: "planned", plans, positions, ledgers };
+}
+
+/** The entries a plan writes, in the order it writes them, and the customer whose ledger they extend. */
+function entriesOf(plan: WritePlan): { customerPk: bigint; entries: readonly LedgerLine[] } | null {
+  switch (plan.kind) {
+    case "deposit": {
+      const { changes } = plan;
+      const accountId = changes.accountId ?? PENDING_ACCOUNT_ID;
+      return {
+        customerPk: changes.customerPk,
+        entries: [{ operation: "DEPOSIT", accountId, amount: changes.amount, ...changes.accountKey }],
+      };
+    }
+    case "spend":
+      return { customerPk: plan.changes.customerPk, entries: plan.changes.lines.map((l) => ({ operation: plan.changes.kind, ...l })) };
+    case "settle":
+      return { customerPk: plan.changes.hold.customerPk, entries: [...plan.changes.entries, ...plan.changes.expiring] };
+    case "expire":
+      return { customerPk: plan.changes.customerPk, entries: plan.changes.entries };
+    default:
+      return null;
+  }
+}
+
+/**
+ * Numbers a plan's entries in its customer's ledger and computes the balance each leaves
+ * (domain/ledger-position.ts). Run before the plan's deltas move the accounts: an expiry removes
+ * an account with the figures it had.
+ */
+function positionEntries(plan: WritePlan, customer: (pk: bigint) => Working | undefined): LedgerPosition[] {
+  const written = entriesOf(plan);
+  if (written === null) return [];
+  const c = customer(written.customerPk);
+  if (!c) throw new Error("a plan's customer was not prefetched");
+  return written.entries.map((entry) => {
+    const account = c.accounts.get(entry.accountId);
+    const removed = c.state.expiryRecorded.has(entry.accountId) || c.expired.has(entry.accountId);
+    c.ledger = nextPosition(c.ledger, entry, account ? { ...account, removed } : null);
+    if (entry.operation === "EXPIRE") c.expired.add(entry.accountId);
+    return c.ledger;
+  });
+}
+
+/** The keys a write uses: its stored outcome's and its hold's. */
+function keysOf(write: CreditWrite): string[] {
+  const outcome = outcomeRefOf(write);
+  const hold = holdRefOf(write);
+  return [...(outcome ? [outcomeMapKey(outcome)] : []), ...(hold ? [`hold:${holdKey(hold)}`] : [])];
+}
+
+/** A write whose key an earlier write of the list used (a repeat, a settlement of a hold the list creates). */
+const dependsOnList = (write: CreditWrite, keys: ReadonlySet<string>) => keysOf(write).some((k) => keys.has(k));
+
+function remember(write: CreditWrite, keys: Set<string>): void {
+  for (const k of keysOf(write)) keys.add(k);
+}
+
+/** A refusal from the catalogue is the write's answer; anything else is a bug and fails the list. */
+function refusable<T>(plan: () => T): T | { kind: "refused"; error: BillingError } {
+  try {
+    return plan();
+  } catch (error) {
+    if (error instanceof BillingError) return { kind: "refused", error };
+    throw error;
+  }
+}
+
+function planOne(state: ListState, write: CreditWrite, customer: (pk: bigint) => Working | undefined, nowMs: number): Step {
+  switch (write.kind) {
+    case "deposit":
+      return planDepositStep(state, write, customer, nowMs);
+    case "spend":
+      return planSpendStep(state, write, customer, nowMs);
+    case "consume":
+    case "unfreeze":
+      return planSettleStep(state, write, customer, nowMs);
+    case "expire":
+      return planExpiryStep(state, write, customer);
+  }
+}
+
+const storedOf = (state: ListState, write: CreditWrite) => {
+  const ref = outcomeRefOf(write);
+  return ref === null ? null : (state.outcomes.get(outcomeMapKey(ref)) ?? null);
+};
+
+/** Moves the accounts a plan changed, and the customer's balance to what the plan answered. */
+function move(c: Working, deltas: readonly AccountDelta[], balance: Balance): void {
+  for (const d of deltas) {
+    const a = c.accounts.get(d.accountId);
+    if (!a) throw new Error(`account ${d.accountId} moved but not loaded`);
+    c.accounts.set(a.id, { ...a, used: a.used + d.used, frozen: a.frozen + d.frozen });
+  }
+  c.before = balance;
+}
+
+function asStep<C, R>(
+  planned: Planned<C, R> | { kind: "refused"; error: BillingError },
+  applied: (p: { changes: C; result: R }) => WritePlan,
+): Step | null {
+  switch (planned.kind) {
+    case "apply":
+      return { kind: "plan", plan: applied(planned) };
+    case "replay":
+      return { kind: "plan", plan: { kind: "replay", stored: planned.stored } };
+    case "refused":
+      return { kind: "plan", plan: planned };
+    case "skip":
+      return { kind: "plan", plan: { kind: "skipped" } };
+    case "more":
+      return null;
+  }
+}
+
+function planDepositStep(
+  state: ListState,
+  write: Extract<CreditWrite, { kind: "deposit" }>,
+  customer: (pk: bigint) => Working | undefined,
+  nowMs: number,
+): Step {
+  const { request } = write;
+  const pk = customerPkOf(state, request);
+  const c = pk === undefined ? undefined : customer(pk);
+  // The prefetch creates a deposit's customer: a missing one is a bug of the prefetch.
+  if (pk === undefined || c === undefined) throw new Error("a deposit's customer was not prefetched");
+  if (c.newAccount) return { kind: "cut" };
+  const key = accountKeyOf(request);
+  const account =
+    [...c.accounts.values()].find(
+      (a) =>
+        a.creditType === key.creditType && a.source === key.source && a.startsAtMs === key.startsAtMs && a.expiresAtMs === key.expiresAtMs,
+    ) ?? null;
+  const planned = refusable(() =>
+    planDeposit(
+      { stored: storedOf(state, write), customerPk: pk, before: c.before, unexpiredTotal: c.unexpiredTotal, account },
+      request,
+      nowMs,
+    ),
+  );
+  const step = asStep(planned, (p) => {
+    c.before = p.result.balance;
+    c.unexpiredTotal += request.amount;
+    c.touched = true;
+    c.exists = true;
+    if (account) c.accounts.set(account.id, { ...account, total: account.total + request.amount });
+    else c.newAccount = true;
+    return { kind: "deposit", changes: p.changes, result: p.result };
+  });
+  if (step === null) throw new Error("a deposit never needs more state");
+  return step;
+}
+
+/** Spendable accounts of a selection, in spending order, as the earlier writes of the list left them. */
+function spendableOf(c: Working, creditTypes: readonly string[], nowMs: number): AccountSnapshot[] {
+  const selected = (a: AccountSnapshot) => creditTypes.length === 0 || creditTypes.includes(a.creditType);
+  return [...c.accounts.values()]
+    .filter((a) => selected(a) && availableOf(a) > 0n && accountStatus(a, nowMs) === "ACTIVE")
+    .sort(compareSpendingOrder);
+}
+
+function planSpendStep(
+  state: ListState,
+  write: Extract<CreditWrite, { kind: "spend" }>,
+  customer: (pk: bigint) => Working | undefined,
+  nowMs: number,
+): Step {
+  const { request } = write;
+  const found = customerPkOf(state, request);
+  const c = found === undefined ? undefined : customer(found);
+  if (c?.newAccount) return { kind: "cut" };
+  // A customer only the list's own later deposit creates does not exist yet for this write.
+  const pk = c?.exists ? found : undefined;
+  // Every account the list's deposits and settlements free is read (by key, with its hold), so a
+  // selection read whole stays whole. With only its first spendable accounts read, what they free
+  // may come before those not read: only a full read knows the order.
+  const complete = c === undefined || c.state.allSpendable || c.state.completeSelections.has(selectionKey(request.creditTypes));
+  if (c !== undefined && found !== undefined && !complete && c.touched) return { kind: "more", customerPk: found };
+  const planned = refusable(() =>
+    planSpend(
+      write.spendKind,
+      {
+        stored: storedOf(state, write),
+        customerPk: pk ?? null,
+        accounts: c === undefined ? [] : spendableOf(c, request.creditTypes, nowMs),
+        complete,
+        before: c?.before ?? NO_BALANCE,
+      },
+      request,
+      nowMs,
+    ),
+  );
+  const step = asStep(planned, (p) => {
+    if (c) move(c, p.changes.deltas, p.result.balance);
+    return { kind: "spend", changes: p.changes, result: p.result };
+  });
+  return step ?? { kind: "more", customerPk: pk ?? 0n };
+}
+
+/** A settlement's state from the list's: the hold, its accounts as the earlier writes left them, the spendable ones once read. */
+function settleStateOf(
+  state: ListState,
+  write: Extract<CreditWrite, { kind: "consume" | "unfreeze" }>,
+  c: Working | undefined,
+  nowMs: number,
+): SettleState {
+  const loaded = holdOf(state, write.request);
+  const hold = loaded?.hold ?? null;
+  const parts = loaded?.parts ?? [];
+  const accountsOfHold = parts.flatMap((p) => {
+    const a = c?.accounts.get(p.accountId);
+    return a ? [a] : [];
+  });
+  const allRead = c?.state.allSpendable === true;
+  return {
+    stored: storedOf(state, write),
+    hold,
+    parts,
+    accounts: allRead && c ? [...c.accounts.values()] : accountsOfHold,
+    spendable: allRead && c && hold ? spendableOf(c, hold.creditTypes, nowMs) : null,
+    before: c?.before ?? NO_BALANCE,
+    expiryRecorded: new Set([...(c?.state.expiryRecorded ?? []), ...(c?.expired ?? [])]),
+    busy: hold !== null && state.busy.has(hold.customerPk),
+  };
+}
+
+function planSettleStep(
+  state: ListState,
+  write: Extract<CreditWrite, { kind: "consume" | "unfreeze" }>,
+  customer: (pk: bigint) => Working | undefined,
+  nowMs: number,
+): Step {
+  const hold = holdOf(state, write.request)?.hold ?? null;
+  const c = hold === null ? undefined : customer(hold.customerPk);
+  if (hold !== null && c === undefined) throw new Error("a hold's customer was not prefetched");
+  if (c?.newAccount) return { kind: "cut" };
+  const settleState = settleStateOf(state, write, c, nowMs);
+  const applied = (p: { changes: SettleChanges; result: ConsumeResult | UnfreezeResult }): WritePlan => {
+    if (c) {
+      move(c, p.changes.deltas, p.result.balance);
+      c.touched = true;
+    }
+    return { kind: "settle", changes: p.changes, result: p.result };
+  };
+  const step =
+    write.kind === "consume"
+      ? asStep(
+          refusable(() => planConsume(settleState, write.request, write.mode, nowMs)),
+          applied,
+        )
+      : asStep(
+          refusable(() => planUnfreeze(settleState, write.request, write.mode, nowMs)),
+          applied,
+        );
+  return step ?? { kind: "more", customerPk: hold?.customerPk ?? 0n };
+}
+
+function planExpiryStep(
+  state: ListState,
+  write: Extract<CreditWrite, { kind: "expire" }>,
+  customer: (pk: bigint) => Working | undefined,
+): Step {
+  const { account } = write;
+  const c = state.busy.has(account.customerPk) ? undefined : customer(account.customerPk);
+  const snapshot = c?.accounts.get(account.accountId);
+  // Recorded meanwhile, or its customer busy: nothing to do now (the sweeper never waits).
+  if (!c || !snapshot || c.state.expiryRecorded.has(snapshot.id) || c.expired.has(snapshot.id))
+    return { kind: "plan", plan: { kind: "skipped" } };
+  return { kind: "plan", plan: { kind: "expire", changes: planExpiry(account.projectId, account.customerPk, snapshot) } };
+}

@@ -1,0 +1,144 @@
+import type { BillingError } from "../../errors/billing-error.js";
+import { type CustomerRef, customerKey, type HoldRef, holdKey } from "../customer-ref.js";
+import type { FrozenPart, Hold } from "../hold.js";
+import type { LedgerPosition } from "../ledger-position.js";
+import type { OutcomeScope, StoredOutcome } from "../idempotency.js";
+import type { ConsumeRequest, DepositRequest, FreezeRequest, SettleMode, SettleRequest } from "../requests.js";
+import type { ConsumeResult, DepositResult, SpendResult, UnfreezeResult } from "../results.js";
+import type { AccountSnapshot, Balance, TransactionKind } from "../types.js";
+import type { DepositChanges } from "./deposit-plan.js";
+import type { ExpiryChanges } from "./expiry-plan.js";
+import type { SettleChanges } from "./settle-plan.js";
+import type { SpendChanges } from "./spend-plan.js";
+
+/**
+ * Every write of credits the pipeline runs, alone or in a list (a customer's group, writes side
+ * by side, a Batch): a caller's five writes, and the sweeper's settlements and expiry records.
+ */
+export type CreditWrite =
+  | { readonly kind: "deposit"; readonly request: DepositRequest }
+  | { readonly kind: "spend"; readonly spendKind: TransactionKind; readonly request: FreezeRequest }
+  | { readonly kind: "consume"; readonly request: ConsumeRequest; readonly mode: SettleMode }
+  | { readonly kind: "unfreeze"; readonly request: SettleRequest; readonly mode: SettleMode }
+  | { readonly kind: "expire"; readonly account: ExpiringAccount };
+
+/** An account the sweeper found past its expiry with its leftover not yet on the ledger. */
+export interface ExpiringAccount {
+  readonly projectId: bigint;
+  readonly customerPk: bigint;
+  readonly accountId: bigint;
+}
+
+/** The customer a write names, when it names one (a settlement may name only its hold). */
+export function customerRefOf(write: CreditWrite): CustomerRef | null {
+  switch (write.kind) {
+    case "deposit":
+    case "spend":
+      return write.request;
+    case "consume":
+    case "unfreeze":
+      return write.request.customerId === null ? null : { projectId: write.request.projectId, customerId: write.request.customerId };
+    case "expire":
+      return null;
+  }
+}
+
+/** The hold a write creates (Freeze, Deduct) or settles (Consume, Unfreeze). */
+export function holdRefOf(write: CreditWrite): HoldRef | null {
+  return write.kind === "expire" || write.kind === "deposit" ? null : write.request;
+}
+
+/** The key under which a write's outcome is stored, when it has one (a deposit without a key has none). */
+export function outcomeRefOf(write: CreditWrite): { projectId: bigint; scope: OutcomeScope; key: string } | null {
+  switch (write.kind) {
+    case "deposit":
+      return write.request.idempotencyKey === null
+        ? null
+        : { projectId: write.request.projectId, scope: "DEPOSIT", key: write.request.idempotencyKey };
+    case "spend":
+      return { projectId: write.request.projectId, scope: "SPEND", key: write.request.transactionId };
+    case "consume":
+    case "unfreeze":
+      return { projectId: write.request.projectId, scope: "SETTLE", key: write.request.transactionId };
+    case "expire":
+      return null;
+  }
+}
+
+export const outcomeMapKey = (ref: { projectId: bigint; scope: string; key: string }) => `${ref.scope}:${ref.projectId}:${ref.key}`;
+
+/** A customer as the prefetch locked and read it. */
+export interface CustomerState {
+  readonly pk: bigint;
+  readonly ref: CustomerRef;
+  /** Balance over its ACTIVE accounts. */
+  readonly before: Balance;
+  /** Sum of `total` over its unexpired accounts (ACTIVE and PENDING): the bound of every balance. */
+  readonly unexpiredTotal: bigint;
+  /** Every account read: spendable ones, a hold's, a deposit's (by id). */
+  readonly accounts: ReadonlyMap<bigint, AccountSnapshot>;
+  /** Accounts whose expiry is on the ledger already: credits returned to them expire at once. */
+  readonly expiryRecorded: ReadonlySet<bigint>;
+  /** Credit-type selections whose spendable accounts were all read (selectionKey). */
+  readonly completeSelections: ReadonlySet<string>;
+  /** Every spendable account of every type was read. */
+  readonly allSpendable: boolean;
+  /** The prefetch created it (a first deposit): removed again if no write of the list lands on it. */
+  readonly created: boolean;
+  /** Its last ledger entry's sequence and balance_after. */
+  readonly ledger: LedgerPosition;
+}
+
+/** A hold as the prefetch locked it, with its allocation; null hold: no such transaction. */
+export interface HoldState {
+  readonly hold: Hold | null;
+  readonly parts: readonly FrozenPart[];
+}
+
+/** What the prefetch of a list read, under the locks of every customer the list touches. */
+export interface ListState {
+  readonly customers: ReadonlyMap<bigint, CustomerState>;
+  /** customerKey → pk, for the customers that exist. */
+  readonly customerPks: ReadonlyMap<string, bigint>;
+  /** holdKey → the hold. */
+  readonly holds: ReadonlyMap<string, HoldState>;
+  /** outcomeMapKey → the stored outcome, read after the locks. */
+  readonly outcomes: ReadonlyMap<string, StoredOutcome>;
+  /** Sweeper lists only: customers or rows found locked elsewhere (SKIP LOCKED), by customer pk. */
+  readonly busy: ReadonlySet<bigint>;
+}
+
+export const selectionKey = (creditTypes: readonly string[]) => [...creditTypes].sort().join(",");
+
+export const customerPkOf = (state: ListState, ref: CustomerRef): bigint | undefined => state.customerPks.get(customerKey(ref));
+
+export const holdOf = (state: ListState, ref: HoldRef): HoldState | undefined => state.holds.get(holdKey(ref));
+
+/** One write's plan: what it changes and answers, a replay, its refusal, or (sweeper) left for later. */
+export type WritePlan =
+  | { readonly kind: "deposit"; readonly changes: DepositChanges; readonly result: DepositResult }
+  | { readonly kind: "spend"; readonly changes: SpendChanges; readonly result: SpendResult }
+  | { readonly kind: "settle"; readonly changes: SettleChanges; readonly result: ConsumeResult | UnfreezeResult }
+  | { readonly kind: "expire"; readonly changes: ExpiryChanges }
+  | { readonly kind: "replay"; readonly stored: StoredOutcome }
+  | { readonly kind: "refused"; readonly error: BillingError }
+  | { readonly kind: "skipped" };
+
+/**
+ * What the planner decided for a list:
+ * - `planned`: plans for the first `plans.length` writes. Fewer than the list means the next
+ *   write depends on what these write (a key used twice, a hold created in the list, a new
+ *   account): they are applied, the rest is prefetched again in the same transaction and planned.
+ * - `more`: the prefetch did not read enough of these customers (only their first spendable
+ *   accounts, or an overage): read all their spendable accounts and plan again.
+ */
+export type ListPlan =
+  | {
+      readonly kind: "planned";
+      readonly plans: readonly WritePlan[];
+      /** Each plan's entries' positions, in the order its entries are written (none for a write that changes nothing). */
+      readonly positions: readonly (readonly LedgerPosition[])[];
+      /** Each customer whose ledger moved: its last sequence before the list, and its position after. */
+      readonly ledgers: ReadonlyMap<bigint, { readonly from: bigint; readonly to: LedgerPosition }>;
+    }
+  | { readonly kind: "more"; readonly customerPks: readonly bigint[] };

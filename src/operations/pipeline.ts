@@ -1,0 +1,154 @@
+import { withWrittenIds } from "../domain/plans/deposit-plan.js";
+import { planList } from "../domain/plans/list-plan.js";
+import type { CreditWrite, ListPlan, ListState, WritePlan } from "../domain/plans/write-list.js";
+
+type PlannedList = Extract<ListPlan, { kind: "planned" }>;
+import type { DepositResult } from "../domain/results.js";
+import { BillingError } from "../errors/billing-error.js";
+import { decodeJson } from "../store/json-codec.js";
+import { applyList, type WrittenIds } from "../store/list-apply.js";
+import { prefetchList, prefetchMore, prefetchSkipLocked } from "../store/list-prefetch.js";
+import { type Batch, runTransaction, sequence, type Tx } from "../store/run-transaction.js";
+import { isRowCountGuardFailure } from "../store/sql-errors.js";
+import type { BillingContext } from "./context.js";
+
+/** One write's answer in a list: its response (null: the sweeper left it for later), or the error it alone would have got. */
+export type Settled = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly error: unknown };
+
+/** An atomic list refused: the index of the first write that failed and its error; nothing was written. */
+export class AtomicFailure extends Error {
+  constructor(
+    readonly index: number,
+    readonly error: BillingError,
+  ) {
+    super(`write ${index} of an atomic list failed: ${error.code}`);
+  }
+}
+
+export interface ListOptions {
+  /** All or none: the first refusal rolls everything back (AtomicFailure). Otherwise each write stands alone. */
+  readonly atomic: boolean;
+  /** The sweeper's writes: nothing is waited for (SKIP LOCKED); a busy row leaves the write for a later pass. */
+  readonly skipLocked?: boolean;
+}
+
+/**
+ * The one write pipeline. Every write, alone (a list of one) or with others (a customer's group,
+ * side by side, a Batch), runs as: prefetch (store: one round trip that locks every customer in
+ * ascending primary key, then reads what the list decides from) → plan (domain/plans/list-plan.ts:
+ * pure, each write on the state the earlier ones leave; a refusal is a result) → apply (store:
+ * one merged write set) and COMMIT, in a second round trip. A plan that needs more state (many
+ * accounts, an overage) costs one more round trip; a write that depends on an earlier write of the
+ * list (the same key, a hold the list creates, a new account) starts a new segment, whose
+ * prefetch travels with the previous segment's writes.
+ */
+export async function runList(ctx: BillingContext, writes: readonly CreditWrite[], options: ListOptions): Promise<Settled[]> {
+  return runTransaction(
+    ctx.database,
+    async (tx) => {
+      if (ctx.signal?.aborted) throw deadlinePassed();
+      const nowMs = ctx.now();
+      const prefetch = (rest: readonly CreditWrite[]) =>
+        options.skipLocked && rest[0] ? prefetchSkipLocked(rest[0], nowMs) : prefetchList(rest, nowMs);
+      const answers: Settled[] = [];
+      let state = await tx.runBatch(prefetch(writes));
+      let applied = false;
+      for (let done = 0; done < writes.length; ) {
+        const rest = writes.slice(done);
+        const planned = await planSegment(tx, state, rest, nowMs);
+        const { plans } = planned;
+        if (options.atomic) throwFirstRefusal(plans, done);
+        applied ||= plans.some(isApplied);
+        const next = writes.slice(done + plans.length);
+        const apply = applyList(state, rest, planned, nowMs);
+        const last = next.length === 0;
+        const [ids, nextState] = await runApply(tx, rest, apply, last ? null : prefetch(next), last && applied);
+        answers.push(...plans.map((p, i) => answerOf(p, ids.get(i))));
+        if (nextState) state = nextState;
+        done += plans.length;
+      }
+      return answers;
+    },
+    ctx.retries,
+  );
+}
+
+/** Plans a segment to its end: reads more while the plan asks for it. */
+async function planSegment(tx: Tx, state: ListState, writes: readonly CreditWrite[], nowMs: number): Promise<PlannedList> {
+  let current = state;
+  for (;;) {
+    const plan = planList(current, writes, nowMs);
+    if (plan.kind === "planned") {
+      if (plan.plans.length === 0) throw new Error("a segment planned no write");
+      return plan;
+    }
+    current = await tx.runBatch(prefetchMore(current, plan.customerPks, nowMs));
+  }
+}
+
+/** The segment's writes (with the next segment's prefetch, or the COMMIT) in one round trip. */
+async function runApply(
+  tx: Tx,
+  writes: readonly CreditWrite[],
+  apply: Batch<WrittenIds>,
+  next: Batch<ListState> | null,
+  commit: boolean,
+): Promise<[WrittenIds, ListState | null]> {
+  try {
+    if (next) return await tx.runBatch(sequence(apply, next));
+    if (apply.statements.length === 0 && !commit) return [new Map(), null];
+    return [await tx.runBatch(apply, { commit }), null];
+  } catch (error) {
+    // A guarded update that missed: the rows are not what was read under lock. Alone, a
+    // settlement says so with its own code; in a list the caller runs each write alone.
+    const only = writes.length === 1 ? writes[0] : undefined;
+    if (isRowCountGuardFailure(error) && (only?.kind === "consume" || only?.kind === "unfreeze")) {
+      throw new BillingError("freeze_records_inconsistent", undefined, {}, { cause: error });
+    }
+    throw error;
+  }
+}
+
+const isApplied = (p: WritePlan) => p.kind === "deposit" || p.kind === "spend" || p.kind === "settle" || p.kind === "expire";
+
+function throwFirstRefusal(plans: readonly WritePlan[], offset: number): void {
+  const index = plans.findIndex((p) => p.kind === "refused");
+  const refused = plans[index];
+  if (refused?.kind === "refused") throw new AtomicFailure(offset + index, refused.error);
+}
+
+/** The caller's answer: the planned response (a deposit's with the ids it wrote), the stored one flagged as a replay, the refusal. */
+function answerOf(plan: WritePlan, ids: { accountId: bigint; ledgerEntryId: bigint } | undefined): Settled {
+  switch (plan.kind) {
+    case "deposit":
+      if (!ids) throw new Error("a deposit's ids were not read back");
+      return { ok: true, result: withWrittenIds(plan.result as DepositResult, ids) };
+    case "spend":
+    case "settle":
+      return { ok: true, result: plan.result };
+    case "expire":
+      return { ok: true, result: true };
+    case "replay":
+      return { ok: true, result: { ...decodeJson<object>(plan.stored.response), isIdempotentReplay: true } };
+    case "refused":
+      return { ok: false, error: plan.error };
+    case "skipped":
+      return { ok: true, result: null };
+  }
+}
+
+/** A call whose deadline passed (or whose client went away) before its transaction started: it is not run. */
+export const deadlinePassed = () => new BillingError("service_unavailable", "The call's deadline passed before it ran.");
+
+/** A list's answers run each alone, in order: the fallback when their shared transaction failed. */
+export async function runEachAlone(ctx: BillingContext, writes: readonly CreditWrite[]): Promise<Settled[]> {
+  const settled: Settled[] = [];
+  for (const write of writes) {
+    try {
+      settled.push(...(await runList(ctx, [write], { atomic: false })));
+    } catch (error) {
+      settled.push({ ok: false, error });
+    }
+  }
+  return settled;
+}

@@ -1,0 +1,333 @@
+import { type SQL, sql } from "drizzle-orm";
+import { type CustomerRef, customerKey, type HoldRef, holdKey } from "../domain/customer-ref.js";
+import type { FrozenPart } from "../domain/hold.js";
+import { SPEND_ACCOUNTS_LOCKED_FIRST } from "../domain/limits.js";
+import { accountKeyOf } from "../domain/plans/deposit-plan.js";
+import {
+  type CreditWrite,
+  type CustomerState,
+  customerRefOf,
+  type HoldState,
+  type ListState,
+  outcomeRefOf,
+  selectionKey,
+} from "../domain/plans/write-list.js";
+import type { AccountSnapshot } from "../domain/types.js";
+import {
+  accountFromRow,
+  CUSTOMER_LEDGER_COLUMNS,
+  customerTotalsSql,
+  ledgerPositionFromRow,
+  expiryRecordedIdsFromRows,
+  type LockedCustomerRow,
+  lockAccountByKeySql,
+  lockAllSpendableSql,
+  lockCustomersWithTotalsSql,
+  lockedCustomerFromRow,
+  lockSpendableAccountsSql,
+  lockUnrecordedExpirySql,
+  unexpiredTotalFromRow,
+  balanceFromRow,
+} from "./accounts-store.js";
+import { createCustomerSql, customerPkSql } from "./customers-store.js";
+import { findOutcomesSql, outcomesFromRows } from "./outcomes-store.js";
+import { bigOf, stringOf } from "./row-values.js";
+import { type Batch, headerOf, mapBatch, namedBatch, type Row, rowsOf, type StatementResult } from "./run-transaction.js";
+import { customers } from "./schema.js";
+import {
+  allocationFromRow,
+  countAllocationAccountsSql,
+  findTransactionSql,
+  lockAllocationAccountsSql,
+  lockAllocationsOfSql,
+  lockHoldsSql,
+  transactionCustomerPkSql,
+  transactionFromRow,
+} from "./transactions-store.js";
+
+// The prefetch of the one write pipeline: for a list of writes, in one round trip, every
+// customer it touches locked in ascending primary key (with its balance), deposits' missing
+// customers created, the holds it settles locked with their allocation and accounts, the first
+// spendable accounts of each spend's selection, each deposit's account; then, under those locks,
+// the stored outcomes of its keys, so a replay is decided by what the lock holder committed.
+
+/** A customer as the prefetch assembles it from the statements' rows. */
+interface Assembling {
+  row: LockedCustomerRow;
+  readonly accounts: Map<bigint, AccountSnapshot>;
+  readonly expiryRecorded: Set<bigint>;
+  readonly completeSelections: Set<string>;
+  created: boolean;
+}
+
+function uniqueBy<T>(items: readonly T[], key: (item: T) => string): T[] {
+  const seen = new Map<string, T>();
+  for (const item of items) if (!seen.has(key(item))) seen.set(key(item), item);
+  return [...seen.values()];
+}
+
+/** The selections of credit types the list's spends use, per customer. */
+function spendSelectionsOf(writes: readonly CreditWrite[]) {
+  const spends = writes.flatMap((w) => (w.kind === "spend" ? [w.request] : []));
+  return uniqueBy(
+    spends.map((r) => ({ ref: { projectId: r.projectId, customerId: r.customerId }, creditTypes: r.creditTypes })),
+    (s) => `${customerKey(s.ref)}|${selectionKey(s.creditTypes)}`,
+  );
+}
+
+/** Lock, then read, everything a list of a caller's writes decides from (see above). */
+export function prefetchList(writes: readonly CreditWrite[], nowMs: number): Batch<ListState> {
+  const named = uniqueBy(
+    writes.flatMap((w) => {
+      const ref = customerRefOf(w);
+      return ref ? [ref] : [];
+    }),
+    customerKey,
+  );
+  const holds = uniqueBy(
+    writes.flatMap((w) => (w.kind === "consume" || w.kind === "unfreeze" ? [w.request as HoldRef] : [])),
+    holdKey,
+  );
+  const deposits = writes.flatMap((w) => (w.kind === "deposit" ? [w.request] : []));
+  const depositCustomers = uniqueBy(deposits, customerKey);
+  const selections = spendSelectionsOf(writes);
+  const keys = writes.flatMap((w) => {
+    const ref = outcomeRefOf(w);
+    return ref ? [ref] : [];
+  });
+  const pks = [
+    ...named.map((r) => customerPkSql(r.projectId, r.customerId)),
+    ...holds.map((h) => transactionCustomerPkSql(h.projectId, h.transactionId)),
+  ];
+  const pkOf = (ref: CustomerRef) => customerPkSql(ref.projectId, ref.customerId);
+  const batch = namedBatch({
+    customers: pks.length === 0 ? [] : [lockCustomersWithTotalsSql(pks, nowMs)],
+    created: depositCustomers.map((d) => createCustomerSql(d.projectId, { ...d, nowMs })),
+    depositCustomers: depositCustomers.length === 0 ? [] : [lockCustomersWithTotalsSql(depositCustomers.map(pkOf), nowMs)],
+    holds: holds.length === 0 ? [] : [lockHoldsSql(holds)],
+    allocations: holds.length === 0 ? [] : [lockAllocationsOfSql(holds)],
+    spendable: selections.map((s) =>
+      lockSpendableAccountsSql(s.ref.projectId, pkOf(s.ref), nowMs, s.creditTypes, SPEND_ACCOUNTS_LOCKED_FIRST),
+    ),
+    depositAccounts: deposits.map((d) => lockAccountByKeySql(d.projectId, pkOf(d), accountKeyOf(d))),
+    outcomes: keys.length === 0 ? [] : [findOutcomesSql(keys)],
+  });
+  return mapBatch(batch, (r) => {
+    const found = new Map<bigint, Assembling>();
+    const byRef = new Map<string, bigint>();
+    for (const row of [...r.customers, ...r.depositCustomers].flatMap(rowsOf)) {
+      const locked = lockedCustomerFromRow(row);
+      const known = found.get(locked.pk);
+      if (known) known.row = locked;
+      else
+        found.set(locked.pk, {
+          row: locked,
+          accounts: new Map(),
+          expiryRecorded: new Set(),
+          completeSelections: new Set(),
+          created: false,
+        });
+      byRef.set(customerKey(locked), locked.pk);
+    }
+    depositCustomers.forEach((d, i) => {
+      const pk = byRef.get(customerKey(d));
+      const c = pk === undefined ? undefined : found.get(pk);
+      if (c && headerOf(r.created[i]).affectedRows === 1) c.created = true;
+    });
+    const holdStates = holdsFromRows(rowsOf(r.holds[0] ?? []), rowsOf(r.allocations[0] ?? []), found);
+    selections.forEach((s, i) => {
+      const c = found.get(byRef.get(customerKey(s.ref)) ?? -1n);
+      const rows = rowsOf(r.spendable[i]);
+      if (!c) return;
+      addAccounts(c, rows);
+      if (rows.length < SPEND_ACCOUNTS_LOCKED_FIRST) c.completeSelections.add(selectionKey(s.creditTypes));
+    });
+    deposits.forEach((d, i) => {
+      const c = found.get(byRef.get(customerKey(d)) ?? -1n);
+      if (c) addAccounts(c, rowsOf(r.depositAccounts[i]));
+    });
+    return {
+      customers: new Map([...found].map(([pk, c]) => [pk, customerStateOf(c)])),
+      customerPks: byRef,
+      holds: holdStates,
+      outcomes: outcomesFromRows(rowsOf(r.outcomes[0] ?? [])),
+      busy: new Set(),
+    };
+  });
+}
+
+function addAccounts(c: Assembling, rows: readonly Row[]): void {
+  for (const row of rows) {
+    const account = accountFromRow(row);
+    if (account) c.accounts.set(account.id, account);
+  }
+  for (const id of expiryRecordedIdsFromRows(rows)) c.expiryRecorded.add(id);
+}
+
+const customerStateOf = (c: Assembling): CustomerState => ({
+  pk: c.row.pk,
+  ref: { projectId: c.row.projectId, customerId: c.row.customerId },
+  before: c.row.before,
+  unexpiredTotal: c.row.unexpiredTotal,
+  accounts: c.accounts,
+  expiryRecorded: c.expiryRecorded,
+  completeSelections: c.completeSelections,
+  allSpendable: false,
+  created: c.created,
+  ledger: c.row.ledger,
+});
+
+/** Holds by holdKey with their allocation in order; their accounts go to their customers. */
+function holdsFromRows(holdRows: readonly Row[], allocationRows: readonly Row[], found: Map<bigint, Assembling>): Map<string, HoldState> {
+  const partsByHold = new Map<bigint, Row[]>();
+  for (const row of allocationRows) {
+    const pk = bigOf(row.al_transaction_pk);
+    partsByHold.set(pk, [...(partsByHold.get(pk) ?? []), row]);
+  }
+  const states = new Map<string, HoldState>();
+  for (const row of holdRows) {
+    const hold = transactionFromRow(row);
+    if (!hold) continue;
+    const rows = partsByHold.get(hold.pk) ?? [];
+    const owner = found.get(hold.customerPk);
+    if (owner) addAccounts(owner, rows);
+    const parts: FrozenPart[] = rows.map(allocationFromRow);
+    states.set(holdKey({ projectId: bigOf(row.project_id), transactionId: stringOf(row.transaction_id) }), { hold, parts });
+  }
+  return states;
+}
+
+/** The rest of these customers' spendable accounts (all types), when the first ones did not decide a write. */
+export function prefetchMore(state: ListState, customerPks: readonly bigint[], nowMs: number): Batch<ListState> {
+  const wanted = customerPks.flatMap((pk) => {
+    const c = state.customers.get(pk);
+    return c ? [{ projectId: c.ref.projectId, pk }] : [];
+  });
+  if (wanted.length === 0) throw new Error("more state asked for customers the prefetch did not lock");
+  return mapBatch(namedBatch({ spendable: [lockAllSpendableSql(wanted, nowMs)] }), (r) => {
+    const rows = rowsOf(r.spendable[0]);
+    const customersNow = new Map(state.customers);
+    for (const { pk } of wanted) {
+      const c = customersNow.get(pk);
+      if (c) customersNow.set(pk, withAllSpendable(c, rows));
+    }
+    return { ...state, customers: customersNow };
+  });
+}
+
+/** The customer with every spendable account of its in `rows` (rows of several customers). */
+function withAllSpendable(c: CustomerState, rows: readonly Row[]): CustomerState {
+  const accounts = new Map(c.accounts);
+  for (const row of rows) {
+    const account = bigOf(row.a_customer_pk) === c.pk ? accountFromRow(row) : null;
+    if (account) accounts.set(account.id, account);
+  }
+  return { ...c, accounts, allSpendable: true };
+}
+
+/** A customer locked by pk without waiting (the sweeper): no row when another transaction holds it. */
+const lockCustomerNowaitSql = (pk: SQL): SQL =>
+  sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id, ${CUSTOMER_LEDGER_COLUMNS}
+    FROM ${customers} c WHERE c.id = ${pk} FOR UPDATE SKIP LOCKED`;
+
+/** The ledger position of a customer this transaction has locked already. */
+const customerLedgerSql = (pk: bigint): SQL => sql`SELECT ${CUSTOMER_LEDGER_COLUMNS} FROM ${customers} c WHERE c.id = ${pk}`;
+
+/**
+ * The sweeper's prefetch of one write (an automatic settlement, an expiry record): the same state,
+ * but nothing is waited for. A row locked elsewhere is missing from the result and its customer is
+ * `busy`; the balance is then a plain sum (a sum that skips locked rows would be wrong).
+ */
+export function prefetchSkipLocked(write: CreditWrite, nowMs: number): Batch<ListState> {
+  if (write.kind === "expire") return prefetchExpiry(write, nowMs);
+  if (write.kind !== "consume" && write.kind !== "unfreeze") throw new Error("only the sweeper's writes skip locked rows");
+  const { projectId, transactionId } = write.request;
+  const pk = transactionCustomerPkSql(projectId, transactionId);
+  const key = outcomeRefOf(write);
+  const batch = namedBatch({
+    customer: [lockCustomerNowaitSql(pk)],
+    totals: [customerTotalsSql(projectId, pk, nowMs)],
+    hold: [findTransactionSql(projectId, transactionId, { lock: true, skipLocked: true })],
+    allocation: [lockAllocationAccountsSql(projectId, transactionId, { skipLocked: true })],
+    allocated: [countAllocationAccountsSql(projectId, transactionId)],
+    outcomes: key ? [findOutcomesSql([key])] : [],
+  });
+  return mapBatch(batch, (r) => skipLockedStateOf(write.request, r));
+}
+
+/** The sweeper's state of a settlement: its customer busy when it or one of the hold's accounts is locked elsewhere. */
+function skipLockedStateOf(
+  hold: HoldRef,
+  r: Record<"customer" | "totals" | "hold" | "allocation" | "allocated" | "outcomes", StatementResult[]>,
+): ListState {
+  const customerRow = rowsOf(r.customer[0])[0];
+  const found = transactionFromRow(rowsOf(r.hold[0])[0]);
+  const allocationRows = rowsOf(r.allocation[0]);
+  const accountsRead = allocationRows.filter((row) => row.a_id != null).length;
+  const holds = new Map<string, HoldState>();
+  const customersFound = new Map<bigint, CustomerState>();
+  const busy = new Set<bigint>();
+  if (found) {
+    holds.set(holdKey(hold), { hold: found, parts: allocationRows.map(allocationFromRow) });
+    if (!customerRow || accountsRead < Number(rowsOf(r.allocated[0])[0]?.accounts ?? 0)) busy.add(found.customerPk);
+  }
+  if (customerRow && found) {
+    const totals = rowsOf(r.totals[0])[0];
+    const c: Assembling = {
+      row: {
+        ...lockedRefOf(customerRow),
+        before: balanceFromRow(totals),
+        unexpiredTotal: unexpiredTotalFromRow(totals),
+        ledger: ledgerPositionFromRow(customerRow),
+      },
+      accounts: new Map(),
+      expiryRecorded: new Set(),
+      completeSelections: new Set(),
+      created: false,
+    };
+    addAccounts(c, allocationRows);
+    customersFound.set(c.row.pk, customerStateOf(c));
+  }
+  return { customers: customersFound, customerPks: new Map(), holds, outcomes: outcomesFromRows(rowsOf(r.outcomes[0] ?? [])), busy };
+}
+
+const lockedRefOf = (row: Row) => ({ pk: bigOf(row.c_pk), projectId: bigOf(row.c_project_id), customerId: stringOf(row.c_customer_id) });
+
+function prefetchExpiry(write: Extract<CreditWrite, { kind: "expire" }>, nowMs: number): Batch<ListState> {
+  const { projectId, customerPk, accountId } = write.account;
+  const batch = namedBatch({
+    locked: [lockUnrecordedExpirySql(customerPk, accountId)],
+    totals: [customerTotalsSql(projectId, sql`${customerPk}`, nowMs)],
+    ledger: [customerLedgerSql(customerPk)],
+  });
+  return mapBatch(batch, (r) => {
+    const rows = rowsOf(r.locked[0]);
+    const first = rows[0];
+    if (!first) return { customers: new Map(), customerPks: new Map(), holds: new Map(), outcomes: new Map(), busy: new Set([customerPk]) };
+    const totals = rowsOf(r.totals[0])[0];
+    const ledgerRow = rowsOf(r.ledger[0])[0];
+    if (!ledgerRow) throw new Error("a locked customer has no row");
+    const c: Assembling = {
+      row: {
+        pk: customerPk,
+        projectId,
+        customerId: "",
+        before: balanceFromRow(totals),
+        unexpiredTotal: unexpiredTotalFromRow(totals),
+        ledger: ledgerPositionFromRow(ledgerRow),
+      },
+      accounts: new Map(),
+      expiryRecorded: new Set(),
+      completeSelections: new Set(),
+      created: false,
+    };
+    addAccounts(c, rows);
+    return {
+      customers: new Map([[customerPk, customerStateOf(c)]]),
+      customerPks: new Map(),
+      holds: new Map(),
+      outcomes: new Map(),
+      busy: new Set(),
+    };
+  });
+}

@@ -1,0 +1,145 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { Redis } from "ioredis";
+import mysql, { type Connection, type RowDataPacket } from "mysql2/promise";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DeductRequest } from "../../gen/velobase/billing/v1/billing.js";
+import { verifyLedger } from "../../src/operations/verify.js";
+import { expectError, type TestClient } from "../support/client.js";
+import { uid } from "../support/fixtures.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+// A call whose deadline passes (gRPC), or whose client goes away (HTTP), while it waits behind
+// another write of its customer is not run: the customer is held by a raw connection, a first
+// Deduct waits on that lock inside its transaction, the second call waits behind it. Once the
+// lock is released the first Deduct and a later one go through; the second call never does.
+//
+// That the second call reached the server (and so would run, were its signal not honoured) is
+// read from its rate-limit token in Redis: its project's long window counts every admitted call.
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+const PREFIX = `vb-test-deadline-${process.pid}-${Date.now().toString(36)}`;
+
+let s: TestServer;
+let other: Connection;
+let redis: Redis;
+let client: TestClient;
+let apiKey: string;
+
+beforeAll(async () => {
+  s = await startTestServer({ REDIS_URL, RATE_LIMIT_KEY_PREFIX: PREFIX, DB_LOCK_WAIT_TIMEOUT_S: "120" });
+  // One call a second over a long window: its Redis counter lives long and counts every call.
+  const project = await s.createProject({ ratePerSecond: 1, burst: 1_000 });
+  apiKey = (await s.createKey({ project })).key;
+  client = s.clientWith(apiKey);
+  other = await mysql.createConnection(s.databaseUrl);
+  redis = new Redis(REDIS_URL);
+});
+
+afterAll(async () => {
+  await other?.end();
+  const keys = (await redis?.keys(`${PREFIX}:*`)) ?? [];
+  if (keys.length > 0) await redis.del(...keys);
+  redis?.disconnect();
+  await s?.stop();
+});
+
+async function waitFor(condition: () => Promise<boolean>, what: string): Promise<void> {
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(10)) {
+    if (await condition()) return;
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Calls admitted so far (the project's long-window rate-limit counter). */
+async function admitted(): Promise<number> {
+  const keys = await redis.keys(`${PREFIX}:window:*`);
+  const values = keys.length === 0 ? [] : await redis.mget(...keys);
+  return values.reduce((sum, value) => sum + Number(value ?? 0), 0);
+}
+
+/** Whether a connection of the server waits on a locking read (the first Deduct, on the held customer). */
+async function lockingReadWaits(): Promise<boolean> {
+  const [rows] = await other.query<RowDataPacket[]>(
+    `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST
+     WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE '%FOR UPDATE%'`,
+  );
+  return Number(rows[0]?.n ?? 0) >= 1;
+}
+
+async function available(customerId: string): Promise<bigint | undefined> {
+  return (await client.call("getCustomer", { customerId })).balance?.available;
+}
+
+/**
+ * Holds the customer from the raw connection, starts a first Deduct of 10 that waits on it, runs
+ * `second` (which must end before the lock is released), then releases the customer and lets the
+ * first Deduct and a third (5) go through; answers the balance the third leaves. The third is
+ * queued after the second call, so once it has answered, the second call has been decided.
+ */
+async function behindAHeldCustomer(customerId: string, second: () => Promise<void>): Promise<bigint | undefined> {
+  const [rows] = await other.query<RowDataPacket[]>("SELECT id FROM customers WHERE customer_id = ?", [customerId]);
+  await other.query("BEGIN");
+  await other.query("SELECT id FROM customers WHERE id = ? FOR UPDATE", [rows[0]?.id]);
+  const first = client.call("deduct", { customerId, transactionId: uid("first"), amount: 10n });
+  first.catch(() => undefined); // Awaited below; a failed step must not leave it unhandled.
+  try {
+    await waitFor(lockingReadWaits, "the first Deduct to wait for the customer");
+    await second();
+  } finally {
+    await other.query("ROLLBACK");
+  }
+  expect((await first).balance?.available).toBe(90n);
+  const third = await client.call("deduct", { customerId, transactionId: uid("third"), amount: 5n });
+  return third.balance?.available;
+}
+
+describe("a call that waits behind another write of its customer", () => {
+  it("gRPC: its deadline passes → DEADLINE_EXCEEDED, and it is not run once the customer is free", async () => {
+    const customerId = uid("deadline");
+    await client.call("deposit", { customerId, amount: 100n });
+    const late = uid("late");
+    const afterThird = await behindAHeldCustomer(customerId, async () => {
+      const before = await admitted();
+      const answered = new Promise<ServiceError | null>((resolve) => {
+        const metadata = new Metadata();
+        metadata.set("authorization", `Bearer ${apiKey}`);
+        const request = DeductRequest.fromPartial({ customerId, transactionId: late, amount: 20n });
+        client.raw.deduct(request, metadata, { deadline: new Date(Date.now() + 2_000) }, (error) => resolve(error));
+      });
+      await waitFor(async () => (await admitted()) > before, "the late Deduct to be admitted");
+      expect((await answered)?.code).toBe(status.DEADLINE_EXCEEDED);
+    });
+    await expectError(client.call("getTransaction", { transactionId: late }), "transaction_not_found");
+    expect(afterThird).toBe(85n);
+    expect(await available(customerId)).toBe(85n);
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
+  it("HTTP: its client goes away → it is not run once the customer is free", async () => {
+    const customerId = uid("gone");
+    await client.call("deposit", { customerId, amount: 100n });
+    const gone = uid("gone-tx");
+    const afterThird = await behindAHeldCustomer(customerId, async () => {
+      const before = await admitted();
+      const controller = new AbortController();
+      const sent = fetch(`${s.httpUrl}/v1/billing/deduct`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ customer_id: customerId, transaction_id: gone, amount: 20 }),
+        signal: controller.signal,
+      });
+      const outcome = sent.then(
+        () => "answered",
+        (error: unknown) => (error instanceof Error ? error.name : "failed"),
+      );
+      await waitFor(async () => (await admitted()) > before, "the HTTP Deduct to be admitted");
+      controller.abort();
+      expect(await outcome).toBe("AbortError");
+    });
+    await expectError(client.call("getTransaction", { transactionId: gone }), "transaction_not_found");
+    expect(afterThird).toBe(85n);
+    expect(await available(customerId)).toBe(85n);
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+});

@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { recordExpiries } from "../../src/operations/expiry.js";
+import { verifyLedger } from "../../src/operations/verify.js";
+import { expectError } from "../support/client.js";
+import { DAY, SECOND, ts, uid } from "../support/fixtures.js";
+import { httpClientFor, ok } from "../support/http.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+// Every entry's sequence and balance_after, over both transports, and balances as of a past time.
+let s: TestServer;
+beforeAll(async () => {
+  s = await startTestServer();
+});
+afterAll(async () => {
+  await s?.stop();
+});
+
+const balance = (total: bigint, used: bigint, frozen: bigint) => ({ total, used, frozen, available: total - used - frozen });
+
+async function ledgerOf(customerId: string) {
+  const { entries } = await s.client.call("listLedgerEntries", { customerId, pageSize: 100 });
+  return entries.map((e) => ({ sequence: e.sequence, operation: e.operation, amount: e.amount, balanceAfter: e.balanceAfter })).reverse();
+}
+
+describe("ledger positions", () => {
+  it("numbers each customer's entries 1, 2, … and gives each the balance it leaves, as GetCustomer answers it", async () => {
+    const customerId = uid("pos");
+    await s.client.call("deposit", { customerId, amount: 100n });
+    await s.client.call("deposit", { customerId, amount: 50n, source: "promo", expiresAt: ts(s.clock.now() + DAY) });
+    await s.client.call("deduct", { customerId, transactionId: uid("d"), amount: 70n });
+    const hold = uid("h");
+    await s.client.call("freeze", { customerId, transactionId: hold, amount: 60n });
+    await s.client.call("consume", { transactionId: hold, actualAmount: 25n });
+    const ledger = await ledgerOf(customerId);
+    expect(ledger.map((e) => [e.sequence, e.balanceAfter])).toEqual([
+      [1n, balance(100n, 0n, 0n)],
+      [2n, balance(150n, 0n, 0n)],
+      // The deduct takes the expiring credits first: 50 from promo, 20 from default.
+      [3n, balance(150n, 50n, 0n)],
+      [4n, balance(150n, 70n, 0n)],
+      [5n, balance(150n, 70n, 60n)],
+      [6n, balance(150n, 95n, 35n)],
+      [7n, balance(150n, 95n, 0n)],
+    ]);
+    expect((await s.client.call("getCustomer", { customerId })).balance).toEqual(balance(150n, 95n, 0n));
+    const http = await httpClientFor(s);
+    const page = ok<{ items: Array<{ sequence: number; balance_after: unknown }> }>(await http.get(`/v1/customers/${customerId}/ledger`));
+    expect(page.items[0]).toMatchObject({ sequence: 7, balance_after: { total: 150, used: 95, frozen: 0, available: 55 } });
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
+  it("removes an expired account from balance_after with its EXPIRE entry, even when nothing was left in it", async () => {
+    const customerId = uid("pos");
+    await s.client.call("deposit", { customerId, amount: 30n, source: "short", expiresAt: ts(s.clock.now() + 10 * SECOND) });
+    await s.client.call("deposit", { customerId, amount: 20n, source: "used", expiresAt: ts(s.clock.now() + 5 * SECOND) });
+    await s.client.call("deduct", { customerId, transactionId: uid("d"), amount: 20n });
+    s.clock.advance(11 * SECOND);
+    await recordExpiries(s.app.context);
+    const ledger = await ledgerOf(customerId);
+    expect(ledger.map((e) => [e.sequence, e.amount, e.balanceAfter])).toEqual([
+      [1n, 30n, balance(30n, 0n, 0n)],
+      [2n, 20n, balance(50n, 0n, 0n)],
+      [3n, 20n, balance(50n, 20n, 0n)],
+      [4n, 0n, balance(30n, 0n, 0n)],
+      [5n, 30n, balance(0n, 0n, 0n)],
+    ]);
+    expect((await s.client.call("getCustomer", { customerId })).balance).toEqual(balance(0n, 0n, 0n));
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
+  it("answers GetCustomer as of a past time from the entries, before, between and after writes", async () => {
+    const customerId = uid("asof");
+    const before = s.clock.now();
+    s.clock.advance(SECOND);
+    await s.client.call("deposit", { customerId, amount: 100n });
+    s.clock.advance(SECOND);
+    const between = s.clock.now();
+    s.clock.advance(SECOND);
+    await s.client.call("deduct", { customerId, transactionId: uid("d"), amount: 30n });
+    s.clock.advance(SECOND);
+    await expectError(s.client.call("getCustomer", { customerId, asOf: ts(before) }), "customer_not_found");
+    expect((await s.client.call("getCustomer", { customerId, asOf: ts(between) })).balance).toEqual(balance(100n, 0n, 0n));
+    expect((await s.client.call("getCustomer", { customerId, asOf: ts(s.clock.now()) })).balance).toEqual(balance(100n, 30n, 0n));
+    const http = await httpClientFor(s);
+    const then = ok<{ wallets: unknown }>(await http.get(`/v1/customers/${customerId}?as_of=${new Date(between).toISOString()}`));
+    expect(then.wallets).toMatchObject({ default: { total: 100, used: 0, frozen: 0, available: 100 } });
+  });
+});

@@ -1,0 +1,169 @@
+import { describe, expect, it } from "vitest";
+import type { Hold } from "../../src/domain/hold.js";
+import { NO_EXPIRY_MS, NO_START_MS } from "../../src/domain/limits.js";
+import { planList } from "../../src/domain/plans/list-plan.js";
+import type { CreditWrite, CustomerState, ListPlan, ListState } from "../../src/domain/plans/write-list.js";
+import type { AccountSnapshot } from "../../src/domain/types.js";
+
+// The pipeline's list planner, without a database: each write sees what the earlier ones did.
+
+const NOW = 1_800_000_000_000;
+const account = (id: bigint, over: Partial<AccountSnapshot> = {}): AccountSnapshot => ({
+  id,
+  creditType: "default",
+  source: "default",
+  startsAtMs: NO_START_MS,
+  expiresAtMs: NO_EXPIRY_MS,
+  total: 100n,
+  used: 0n,
+  frozen: 0n,
+  createdAtMs: NOW - 1000,
+  ...over,
+});
+const spendRequest = (transactionId: string, amount: bigint, customerId = "c1") => ({
+  projectId: 1n,
+  apiKeyId: null,
+  customerId,
+  transactionId,
+  amount,
+  creditTypes: [],
+  businessType: 0,
+  description: "",
+  metadata: {},
+  autoSettlement: null,
+});
+const freeze = (transactionId: string, amount: bigint, customerId = "c1"): CreditWrite => ({
+  kind: "spend",
+  spendKind: "FREEZE",
+  request: spendRequest(transactionId, amount, customerId),
+});
+const deposit = (customerId: string, amount: bigint, expiresAtMs: number | null = null): CreditWrite => ({
+  kind: "deposit",
+  request: {
+    projectId: 1n,
+    apiKeyId: null,
+    customerId,
+    amount,
+    idempotencyKey: null,
+    creditType: "default",
+    source: "default",
+    startsAtMs: null,
+    expiresAtMs,
+    name: "",
+    email: "",
+    description: "",
+    metadata: {},
+  },
+});
+const consume = (transactionId: string, actualAmount: bigint): CreditWrite => ({
+  kind: "consume",
+  request: { projectId: 1n, apiKeyId: null, transactionId, customerId: null, actualAmount, allowOverage: false },
+  mode: { automatic: false },
+});
+const hold: Hold = {
+  pk: 9n,
+  transactionId: "old",
+  customerPk: 7n,
+  customerId: "c1",
+  kind: "FREEZE",
+  status: "FROZEN",
+  amount: 40n,
+  consumedAmount: 0n,
+  settledAutomatically: false,
+  creditTypes: [],
+  businessType: 0,
+  description: "",
+  metadata: {},
+};
+const customer = (over: Partial<CustomerState> = {}): CustomerState => ({
+  pk: 7n,
+  ref: { projectId: 1n, customerId: "c1" },
+  before: { total: 100n, used: 0n, frozen: 40n, available: 60n },
+  unexpiredTotal: 100n,
+  accounts: new Map([[1n, account(1n, { frozen: 40n })]]),
+  expiryRecorded: new Set(),
+  completeSelections: new Set([""]),
+  allSpendable: false,
+  created: false,
+  ledger: { sequence: 3n, total: 100n, used: 0n, frozen: 40n },
+  ...over,
+});
+const stateOf = (customers: CustomerState[]): ListState => ({
+  customers: new Map(customers.map((c) => [c.pk, c])),
+  customerPks: new Map(customers.map((c) => [`${c.ref.projectId}:${c.ref.customerId}`, c.pk])),
+  holds: new Map([["1:old", { hold, parts: [{ accountId: 1n, amount: 40n }] }]]),
+  outcomes: new Map(),
+  busy: new Set(),
+});
+const answers = (plan: ListPlan) => {
+  if (plan.kind !== "planned") return plan;
+  return plan.plans.map((p) => {
+    if (p.kind === "refused") return p.error.code;
+    if (p.kind === "spend" || p.kind === "settle" || p.kind === "deposit") return p.result.balance;
+    return p.kind;
+  });
+};
+
+describe("planList", () => {
+  it("plans each write on the state the earlier ones leave, a refusal changing nothing", () => {
+    const planned = planList(stateOf([customer()]), [freeze("a", 50n), freeze("b", 20n), consume("old", 10n), freeze("c", 20n)], NOW);
+    expect(answers(planned)).toEqual([
+      { total: 100n, used: 0n, frozen: 90n, available: 10n },
+      "insufficient_balance",
+      { total: 100n, used: 10n, frozen: 50n, available: 40n },
+      { total: 100n, used: 10n, frozen: 70n, available: 20n },
+    ]);
+  });
+
+  it("asks for all of a customer's accounts when the first ones do not cover a spend", () => {
+    const truncated = stateOf([customer({ completeSelections: new Set() })]);
+    expect(planList(truncated, [freeze("a", 61n)], NOW)).toEqual({ kind: "more", customerPks: [7n] });
+    expect(answers(planList(truncated, [freeze("a", 60n)], NOW))).toEqual([{ total: 100n, used: 0n, frozen: 100n, available: 0n }]);
+  });
+
+  it("asks for all accounts before a spend that follows a settlement freeing credits, when only the first were read", () => {
+    const truncated = stateOf([customer({ completeSelections: new Set() })]);
+    expect(planList(truncated, [consume("old", 0n), freeze("a", 1n)], NOW)).toEqual({ kind: "more", customerPks: [7n] });
+  });
+
+  it("cuts the list before a write that uses a key of an earlier one (a repeat, a settlement of a hold the list creates)", () => {
+    const state = stateOf([customer()]);
+    expect(answers(planList(state, [freeze("a", 10n), freeze("b", 10n), freeze("a", 10n)], NOW))).toHaveLength(2);
+    expect(answers(planList(state, [freeze("n", 10n), consume("n", 5n)], NOW))).toHaveLength(1);
+  });
+
+  it("cuts the list after a deposit that creates an account, before the next write of its customer", () => {
+    const state = stateOf([customer()]);
+    const planned = planList(state, [deposit("c1", 5n, NOW + 1000), freeze("a", 10n)], NOW);
+    expect(answers(planned)).toEqual([{ total: 105n, used: 0n, frozen: 40n, available: 65n }]);
+    // Into an account that exists, the next write goes on in the same segment.
+    const existing = planList(state, [deposit("c1", 5n), freeze("a", 10n)], NOW);
+    expect(answers(existing)).toEqual([
+      { total: 105n, used: 0n, frozen: 40n, available: 65n },
+      { total: 105n, used: 0n, frozen: 50n, available: 55n },
+    ]);
+  });
+
+  it("answers customer_not_found to a spend before the deposit of the list that creates its customer", () => {
+    const created = customer({
+      pk: 8n,
+      ref: { projectId: 1n, customerId: "new" },
+      before: { total: 0n, used: 0n, frozen: 0n, available: 0n },
+      unexpiredTotal: 0n,
+      accounts: new Map(),
+      created: true,
+    });
+    const planned = planList(stateOf([created]), [freeze("a", 1n, "new"), deposit("new", 5n)], NOW);
+    expect(answers(planned)).toEqual(["customer_not_found", { total: 5n, used: 0n, frozen: 0n, available: 5n }]);
+  });
+
+  it("replays a stored outcome read under the lock, and refuses the same key with other parameters", () => {
+    const state = stateOf([customer()]);
+    const first = planList(state, [freeze("a", 10n)], NOW);
+    if (first.kind !== "planned" || first.plans[0]?.kind !== "spend") throw new Error("expected a spend");
+    const stored = { customerId: "c1", requestFingerprint: first.plans[0].changes.envelope.requestFingerprint, response: "{}" };
+    const withStored = { ...state, outcomes: new Map([["SPEND:1:a", stored]]) };
+    expect(answers(planList(withStored, [freeze("a", 10n)], NOW))).toEqual(["replay"]);
+    expect(answers(planList(withStored, [freeze("a", 11n)], NOW))).toEqual(["idempotency_conflict"]);
+  });
+});
