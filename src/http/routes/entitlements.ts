@@ -154,6 +154,9 @@ function featureKeysOf(raw: string | undefined): string[] {
   return [...new Set(keys.map((k) => parseFeatureKey(k, "feature_keys")))].sort();
 }
 
+const tags = ["entitlements"];
+const read = { access: "read" as const };
+
 /**
  * Entitlement routes: set and remove (write keys); one, the list and the events (read).
  * `GET /v1/entitlement/{customer_id}/events` is the events route: fastify's router prefers a
@@ -161,9 +164,11 @@ function featureKeysOf(raw: string | undefined): string[] {
  * the list route reads it (`?feature_keys=events`).
  */
 export function registerEntitlementRoutes(app: HttpApp): void {
-  const tags = ["entitlements"];
-  const read = { access: "read" as const };
+  registerEntitlementWrites(app);
+  registerEntitlementReads(app);
+}
 
+function registerEntitlementWrites(app: HttpApp): void {
   app.post(
     "/v1/entitlement/set",
     { schema: { summary: "Set a feature's value (create or replace)", tags, body: SetBody, response: responses(SetReply) } },
@@ -194,7 +199,9 @@ export function registerEntitlementRoutes(app: HttpApp): void {
         }),
       ),
   );
+}
 
+function registerEntitlementReads(app: HttpApp): void {
   app.get(
     "/v1/entitlement/:customer_id/events",
     {

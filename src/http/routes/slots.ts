@@ -180,10 +180,16 @@ function sourcesOf(raw: string | undefined): string[] {
 }
 
 /** Slot routes: grant, revoke, claim, release (write keys); pools and events (read). */
+const tags = ["slots"];
+const read = { fieldCodes, access: "read" as const };
+
 export function registerSlotRoutes(app: HttpApp): void {
-  const tags = ["slots"];
+  registerSlotWrites(app);
+  registerSlotReads(app);
+}
+
+function registerSlotWrites(app: HttpApp): void {
   const write = { fieldCodes };
-  const read = { fieldCodes, access: "read" as const };
 
   app.post(
     "/v1/slot/grant",
@@ -252,7 +258,9 @@ export function registerSlotRoutes(app: HttpApp): void {
         }),
       ),
   );
+}
 
+function registerSlotReads(app: HttpApp): void {
   app.get(
     "/v1/slot/customer/:customer_id",
     {
