@@ -170,7 +170,6 @@ function addHooks(app: HttpApp, deps: HttpDependencies): void {
  * keeps its http.Server type.
  */
 export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptions | null = null): Promise<HttpApp> {
-  let frameworkErrors: ((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => void) | undefined;
   const app = Fastify({
     logger: false,
     genReqId: requestIdOf,
@@ -179,7 +178,10 @@ export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptio
     bodyLimit: BODY_BYTES_MAX,
     clientErrorHandler: answerClientError,
     // A bad URL or an overlong path parameter, found before any hook runs.
-    frameworkErrors: (error, request, reply) => frameworkErrors?.(error, request, reply),
+    frameworkErrors: (error, request, reply) => {
+      void reply.header(REQUEST_ID_HEADER, request.id);
+      void sendError(toCatalogueError(error, request), request, reply, deps);
+    },
     ...(tls ? { serverFactory: (handler: RequestListener) => createHttpsServer(tls, handler) as unknown as Server } : {}),
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
@@ -212,10 +214,6 @@ export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptio
     },
   });
   addHooks(app, deps);
-  frameworkErrors = (error, request, reply) => {
-    void reply.header(REQUEST_ID_HEADER, request.id);
-    void sendError(toCatalogueError(error, request), request, reply, deps);
-  };
   app.setErrorHandler((thrown, request, reply) => sendError(toCatalogueError(thrown, request), request, reply, deps));
   app.setNotFoundHandler((request, reply) => sendError(new BillingError("not_found"), request, reply, deps));
   registerServiceRoutes(app, deps);

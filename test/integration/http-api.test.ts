@@ -198,6 +198,8 @@ describe("GET /v1/customers/{customer_id}/ledger", () => {
         id: anyId,
         operation_type: "CONSUME",
         amount: 30,
+        sequence: 3,
+        balance_after: { total: 150, used: 30, frozen: 0, available: 120 },
         wallet: "default",
         credit_type: "default",
         source: "default",
