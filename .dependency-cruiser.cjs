@@ -65,9 +65,9 @@ module.exports = {
     {
       name: "operations-build-no-sql",
       comment:
-        "Operations are orchestrators: load, plan and apply come from store/ and domain/. No query builder, driver or schema here (slots/ and entitlements/ still build some statements: follow-up).",
+        "Operations are orchestrators: load, plan and apply come from store/ and domain/. No query builder, driver or schema here.",
       severity: "error",
-      from: { path: "^src/operations/", pathNot: "^src/operations/(slots|entitlements)/" },
+      from: { path: "^src/operations/" },
       to: { path: "node_modules/(drizzle-orm|mysql2)/|^src/store/schema\\.ts$" },
     },
     {

@@ -3,9 +3,10 @@ import { fingerprint } from "./fingerprint.js";
 
 /**
  * The key spaces of the idempotency envelope: a deposit's idempotency_key, a Deduct's or Freeze's
- * transaction_id, and the settlement (Consume or Unfreeze) of that transaction_id.
+ * transaction_id, the settlement (Consume or Unfreeze) of that transaction_id, and a capacity
+ * Grant's or Revoke's idempotency_key (one key space for both, as slot_keys had).
  */
-export const OUTCOME_SCOPES = ["DEPOSIT", "SPEND", "SETTLE"] as const;
+export const OUTCOME_SCOPES = ["DEPOSIT", "SPEND", "SETTLE", "SLOT"] as const;
 export type OutcomeScope = (typeof OUTCOME_SCOPES)[number];
 
 /** A write already made under a key: who made it, what it asked, what it answered. */

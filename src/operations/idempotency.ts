@@ -1,28 +1,13 @@
-import { type RequestFingerprints, replayDecision, type StoredOutcome } from "../domain/idempotency.js";
+import type { StoredOutcome } from "../domain/idempotency.js";
 import { decodeJson } from "../store/json-codec.js";
 
 export type { StoredOutcome };
 
 /**
- * The one replay path of every keyed write: the stored answer, flagged as a replay, when the
- * envelope's rule (domain/idempotency.ts: replayDecision) says so; null when the write is fresh.
+ * The one replay decoder of every keyed write: the stored answer, byte for byte as it was
+ * encoded, flagged as a replay. Whether a stored outcome replays is the plan's decision
+ * (domain/idempotency.ts: replayDecision), made under the lock that decides it.
  */
-export function replayOf<T extends { isIdempotentReplay: boolean }>(
-  stored: StoredOutcome | null,
-  request: RequestFingerprints & { readonly customerId: string | null },
-  onMismatch?: () => never,
-): T | null {
-  if (stored === null || replayDecision(stored, request, onMismatch) === "fresh") return null;
+export function replayOf<T extends { isIdempotentReplay: boolean }>(stored: StoredOutcome): T {
   return { ...decodeJson<T>(stored.response), isIdempotentReplay: true };
-}
-
-/** replayOf for a stored outcome known to exist under a fingerprint (slot keys). */
-export function replayStored<T extends { isIdempotentReplay: boolean }>(
-  stored: StoredOutcome,
-  customerId: string,
-  fingerprints: RequestFingerprints,
-): T {
-  const replay = replayOf<T>(stored, { customerId, ...fingerprints });
-  if (replay === null) throw new Error("a stored outcome did not replay");
-  return replay;
 }

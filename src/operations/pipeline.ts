@@ -1,16 +1,18 @@
 import { withWrittenIds } from "../domain/plans/deposit-plan.js";
 import { planList } from "../domain/plans/list-plan.js";
+import type { WriteOutcome } from "../domain/plans/outcome.js";
 import type { CreditWrite, ListPlan, ListState, WritePlan } from "../domain/plans/write-list.js";
 
 type PlannedList = Extract<ListPlan, { kind: "planned" }>;
 import type { DepositResult } from "../domain/results.js";
 import { BillingError } from "../errors/billing-error.js";
-import { decodeJson } from "../store/json-codec.js";
 import { applyList, type WrittenIds } from "../store/list-apply.js";
 import { prefetchList, prefetchMore, prefetchSkipLocked } from "../store/list-prefetch.js";
 import { type Batch, runTransaction, sequence, type Tx } from "../store/run-transaction.js";
+import { rethrowGuardFailure } from "../store/row-count-guard.js";
 import { isRowCountGuardFailure } from "../store/sql-errors.js";
 import type { BillingContext } from "./context.js";
+import { replayOf } from "./idempotency.js";
 
 /** One write's answer in a list: its response (null: the sweeper left it for later), or the error it alone would have got. */
 export type Settled = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly error: unknown };
@@ -129,7 +131,7 @@ function answerOf(plan: WritePlan, ids: { accountId: bigint; ledgerEntryId: bigi
     case "expire":
       return { ok: true, result: true };
     case "replay":
-      return { ok: true, result: { ...decodeJson<object>(plan.stored.response), isIdempotentReplay: true } };
+      return { ok: true, result: replayOf(plan.stored) };
     case "refused":
       return { ok: false, error: plan.error };
     case "skipped":
@@ -151,4 +153,43 @@ export async function runEachAlone(ctx: BillingContext, writes: readonly CreditW
     }
   }
   return settled;
+}
+
+/**
+ * One write that no list shares (slots, entitlements) as a program of the pipeline: the same
+ * prefetch → plan → apply as runList, for one write kind. `prefetch` is one round trip that locks
+ * the customer first, then the rows below it, then reads the stored outcome under those locks;
+ * `plan` is pure and returns the outcome or a refusal; `apply` is the write set, sent with COMMIT.
+ */
+export interface WriteProgram<S, C, R> {
+  readonly prefetch: (nowMs: number) => Batch<S>;
+  readonly plan: (state: S, nowMs: number) => WriteOutcome<C, R>;
+  readonly apply: (changes: C, result: R, nowMs: number) => Batch<R>;
+}
+
+/**
+ * Runs a program in one transaction of two round trips (one when nothing is written: a replay, an
+ * answer or a refusal rolls back whatever its prefetch created). A guarded update that missed
+ * means the rows are not what was read under lock: nothing is committed, server_error.
+ */
+export function runProgram<S, C, R extends object>(ctx: BillingContext, program: WriteProgram<S, C, R>): Promise<R> {
+  return runTransaction(
+    ctx.database,
+    async (tx) => {
+      if (ctx.signal?.aborted) throw deadlinePassed();
+      const nowMs = ctx.now();
+      const outcome = program.plan(await tx.runBatch(program.prefetch(nowMs)), nowMs);
+      switch (outcome.kind) {
+        case "refused":
+          throw outcome.error;
+        case "replay":
+          return replayOf<R & { isIdempotentReplay: boolean }>(outcome.stored);
+        case "answer":
+          return outcome.result;
+        case "apply":
+          return await tx.runBatch(program.apply(outcome.changes, outcome.result, nowMs), { commit: true }).catch(rethrowGuardFailure);
+      }
+    },
+    ctx.retries,
+  );
 }

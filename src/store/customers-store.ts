@@ -48,18 +48,16 @@ export interface NewCustomer {
 }
 
 /**
- * Creates the customer unless it exists; LAST_INSERT_ID() is then its pk either way, and the row
- * is exclusively locked by this transaction (INSERT … ON DUPLICATE KEY UPDATE locks it). An
- * existing customer keeps its name, email and metadata, except those still empty, which this
- * call fills: a customer that a capacity grant created (with none) takes them from its first
+ * Creates the customer unless it exists; either way the row is then exclusively locked by this
+ * transaction (INSERT … ON DUPLICATE KEY UPDATE locks the row it finds). An existing customer
+ * keeps its name, email and metadata, except those still empty, which this call fills: a customer that a capacity grant created (with none) takes them from its first
  * deposit that has them, as one that a deposit created does.
  */
 export function upsertCustomerSql(projectId: bigint, customer: NewCustomer): SQL {
   const metadata = encodeJson(customer.metadata);
   return sql`INSERT INTO ${customers} (project_id, customer_id, name, email, metadata, created_at)
     VALUES (${projectId}, ${customer.customerId}, ${customer.name}, ${customer.email}, ${metadata}, ${new Date(customer.nowMs)})
-    ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id),
-      name = IF(name = '', ${customer.name}, name),
+    ON DUPLICATE KEY UPDATE name = IF(name = '', ${customer.name}, name),
       email = IF(email = '', ${customer.email}, email),
       metadata = IF(metadata = ${encodeJson({})}, ${metadata}, metadata)`;
 }

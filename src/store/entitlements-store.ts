@@ -40,6 +40,10 @@ export function lockEntitlementSql(projectId: bigint, customerPk: bigint | SQL, 
     FOR UPDATE`;
 }
 
+/** The id of a customer's entitlement of one feature (at most one: UNIQUE), as a subquery. */
+export const entitlementIdSql = (projectId: bigint, customerPk: bigint, featureKey: string): SQL =>
+  sql`(SELECT id FROM ${entitlements} WHERE project_id = ${projectId} AND customer_pk = ${customerPk} AND feature_key = ${featureKey})`;
+
 export function entitlementFromRow(row: Row | undefined): EntitlementView | null {
   if (!row) return null;
   return {

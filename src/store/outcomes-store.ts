@@ -1,4 +1,5 @@
 import { type SQL, sql } from "drizzle-orm";
+import { outcomeMapKey } from "../domain/plans/write-list.js";
 import type { IdempotencyEnvelope, OutcomeScope, StoredOutcome } from "../domain/idempotency.js";
 import { bigOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
@@ -32,17 +33,16 @@ export const findOutcomesSql = (
           )
     }`;
 
-/** The rows of findOutcomesSql by `scope:project:key` (storedOutcomeKey). */
+/** The rows of findOutcomesSql by their key (outcomeMapKey). */
 export function outcomesFromRows(rows: readonly Row[]): Map<string, StoredOutcome> {
   const stored = new Map<string, StoredOutcome>();
   for (const row of rows) {
     const outcome = outcomeFromRow(row);
-    if (outcome) stored.set(storedOutcomeKey(stringOf(row.o_scope), bigOf(row.o_project_id), stringOf(row.o_key)), outcome);
+    if (outcome)
+      stored.set(outcomeMapKey({ scope: stringOf(row.o_scope), projectId: bigOf(row.o_project_id), key: stringOf(row.o_key) }), outcome);
   }
   return stored;
 }
-
-export const storedOutcomeKey = (scope: string, projectId: bigint, key: string) => `${scope}:${projectId}:${key}`;
 
 /** The one row mapper of idempotency_outcomes (as selected by findOutcomeSql and findOutcomesSql). */
 export function outcomeFromRow(row: Row | undefined): StoredOutcome | null {

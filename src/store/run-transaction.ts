@@ -18,7 +18,6 @@ const BACKOFF_BASE_MS = 5;
 export const IDEMPOTENCY_INDEXES = [
   "transactions_project_tx_uq",
   "idempotency_outcomes_key_uq",
-  "slot_keys_project_key_uq",
   // Two first deposits of one customer: the second finds it on its retry.
   "customers_project_customer_uq",
 ] as const;

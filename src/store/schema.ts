@@ -214,8 +214,8 @@ export const ledgerEntries = mysqlTable(
 
 /**
  * The one idempotency envelope: what every keyed write (Deposit, Deduct, Freeze, Consume,
- * Unfreeze) answered, under its scope and key. DEPOSIT is keyed by idempotency_key, SPEND
- * (Deduct, Freeze) and SETTLE (Consume, Unfreeze) by transaction_id; the fingerprint is of the
+ * Unfreeze, Grant and Revoke capacity) answered, under its scope and key. DEPOSIT and SLOT are
+ * keyed by idempotency_key, SPEND (Deduct, Freeze) and SETTLE (Consume, Unfreeze) by transaction_id; the fingerprint is of the
  * canonical request (domain/idempotency.ts), the response is replayed byte for byte.
  */
 export const outcomes = mysqlTable(
@@ -317,21 +317,6 @@ export const slotEvents = mysqlTable(
     check("slot_events_amount_pos", sql`${t.amount} > 0`),
     check("slot_events_type", sql`${t.type} IN ('GRANT_CAPACITY', 'REVOKE_CAPACITY', 'CLAIM', 'RELEASE')`),
   ],
-);
-
-/** Grant and revoke idempotency keys with the response to replay. */
-export const slotKeys = mysqlTable(
-  "slot_keys",
-  {
-    id: id(),
-    projectId: ref("project_id"),
-    idempotencyKey: varchar("idempotency_key", { length: 128 }).notNull(),
-    customerPk: ref("customer_pk"),
-    requestFingerprint: char("request_fingerprint", { length: 64 }).notNull(),
-    response: mediumtext("response").notNull(),
-    createdAt: createdAt(),
-  },
-  (t) => [uniqueIndex("slot_keys_project_key_uq").on(t.projectId, t.idempotencyKey)],
 );
 
 // Entitlements: one current value per (customer, feature_key) and its append-only history.

@@ -1,11 +1,10 @@
 import { and, count, desc, eq, gte, inArray, lt, sql, type SQL } from "drizzle-orm";
-import type { StoredOutcome } from "../domain/idempotency.js";
 import { parsePoolStatus, SLOT_EVENT_TYPES, type HoldingSnapshot, type PoolSnapshot, type SlotEventType } from "../domain/slots.js";
 import type { Db } from "./database.js";
 import { bigOf, msOf, stringOf } from "./row-values.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
 import type { Row } from "./run-transaction.js";
-import { customers, slotEvents, slotHoldings, slotKeys, slotPools } from "./schema.js";
+import { slotEvents, slotHoldings, slotPools } from "./schema.js";
 
 /** Columns every pool read selects, under stable names. */
 const POOL_COLUMNS = sql`p.id AS p_id, p.wallet AS p_wallet, p.source AS p_source, p.capacity AS p_capacity,
@@ -35,17 +34,14 @@ export function lockPoolsSql(projectId: bigint, customerPk: bigint | SQL, wallet
 }
 
 /**
- * Creates the pool unless it exists (empty, ACTIVE); LAST_INSERT_ID() is then its id either way,
- * and the row is locked by this transaction.
+ * Creates the pool unless it exists (empty, ACTIVE); either way the row is then locked by this
+ * transaction (INSERT … ON DUPLICATE KEY UPDATE locks the row it finds). Read it with lockPoolsSql.
  */
 export function ensurePoolSql(projectId: bigint, customerPk: bigint | SQL, wallet: string, source: string, nowMs: number): SQL {
   return sql`INSERT INTO ${slotPools} (project_id, customer_pk, wallet, source, capacity, in_use, status, created_at)
     VALUES (${projectId}, ${customerPk}, ${wallet}, ${source}, 0, 0, 'ACTIVE', ${new Date(nowMs)})
-    ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)`;
+    ON DUPLICATE KEY UPDATE id = id`;
 }
-
-/** Reads one pool by id (already locked by ensurePoolSql). */
-export const poolByIdSql = (poolId: bigint | SQL): SQL => sql`SELECT ${POOL_COLUMNS} FROM ${slotPools} p WHERE p.id = ${poolId} FOR UPDATE`;
 
 /**
  * Moves a pool from `before` to `after` as deltas: the CHECK constraints (0 <= in_use <=
@@ -73,6 +69,11 @@ function holdingFromRow(row: Row | undefined): HoldingSnapshot | null {
     released: row.h_held === null,
   };
 }
+
+/** The id of a resource's live holding in a wallet (at most one: the UNIQUE on held_resource_id), as a subquery. */
+export const liveHoldingIdSql = (projectId: bigint, customerPk: bigint, wallet: string, resourceId: string): SQL =>
+  sql`(SELECT id FROM ${slotHoldings} WHERE project_id = ${projectId} AND customer_pk = ${customerPk} AND wallet = ${wallet}
+    AND held_resource_id = ${resourceId})`;
 
 export const holdingFromRows = (rows: readonly Row[]): HoldingSnapshot | null => holdingFromRow(rows[0]);
 
@@ -131,28 +132,6 @@ export function insertSlotEventSql(e: NewSlotEvent): SQL {
       resource_id, description, idempotency_key, created_at, api_key_id)
     VALUES (${e.projectId}, ${e.customerPk}, ${e.poolId}, ${e.holdingId}, ${e.type}, ${e.wallet}, ${e.source}, ${e.amount},
       ${e.resourceId}, ${e.description}, ${e.idempotencyKey}, ${new Date(e.nowMs)}, ${e.apiKeyId})`;
-}
-
-export const findSlotKeySql = (projectId: bigint, key: string): SQL =>
-  sql`SELECT c.customer_id, k.request_fingerprint, k.response
-    FROM ${slotKeys} k JOIN ${customers} c ON c.id = k.customer_pk
-    WHERE k.project_id = ${projectId} AND k.idempotency_key = ${key}`;
-
-export function slotKeyFromRow(row: Row | undefined): StoredOutcome | null {
-  if (!row) return null;
-  return {
-    customerId: stringOf(row.customer_id),
-    requestFingerprint: stringOf(row.request_fingerprint),
-    response: stringOf(row.response),
-  };
-}
-
-export function insertSlotKeySql(
-  projectId: bigint,
-  record: { key: string; customerPk: bigint; requestFingerprint: string; response: string; nowMs: number },
-): SQL {
-  return sql`INSERT INTO ${slotKeys} (project_id, idempotency_key, customer_pk, request_fingerprint, response, created_at)
-    VALUES (${projectId}, ${record.key}, ${record.customerPk}, ${record.requestFingerprint}, ${record.response}, ${new Date(record.nowMs)})`;
 }
 
 /** A customer's pools, optionally of one wallet, without locks. */

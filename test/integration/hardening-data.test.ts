@@ -359,7 +359,7 @@ describe("finding 11: rows are parsed when read back, guarded updates checked", 
     ).rejects.toThrow(/transactions_status_valid/);
     await expect(
       s.app.database.pool.query(
-        "INSERT INTO ledger_entries (project_id, customer_pk, account_id, operation, amount, credit_type, source, metadata, created_at) VALUES (1, 1, 1, 'BOGUS', 1, 'x', 'x', '{}', NOW())",
+        "INSERT INTO ledger_entries (project_id, customer_pk, account_id, operation, amount, credit_type, source, metadata, created_at, sequence, balance_total, balance_used, balance_frozen) VALUES (1, 1, 1, 'BOGUS', 1, 'x', 'x', '{}', NOW(), 999999, 0, 0, 0)",
       ),
     ).rejects.toThrow(/ledger_operation_valid/);
   });

@@ -198,8 +198,6 @@ describe("GET /v1/customers/{customer_id}/ledger", () => {
         id: anyId,
         operation_type: "CONSUME",
         amount: 30,
-        sequence: 3,
-        balance_after: { total: 150, used: 30, frozen: 0, available: 120 },
         wallet: "default",
         credit_type: "default",
         source: "default",
@@ -209,8 +207,10 @@ describe("GET /v1/customers/{customer_id}/ledger", () => {
         account_id: anyId,
         status: "COMPLETED",
         created_at: iso(NOW),
+        sequence: 3,
+        balance_after: { total: 150, used: 30, frozen: 0, available: 120 },
       },
-      expect.objectContaining({ operation_type: "GRANT", amount: 50, transaction_id: null, business_type: "UNDEFINED" }),
+      expect.objectContaining({ operation_type: "GRANT", amount: 50, transaction_id: null, business_type: "UNDEFINED", sequence: 2 }),
     ]);
     const second = ok(await http.get(`/v1/customers/${customer}/ledger?limit=2&cursor=${first.next_cursor}`));
     expect(second).toEqual({

@@ -1,4 +1,4 @@
-import { BillingError } from "../../errors/billing-error.js";
+import type { BillingError } from "../../errors/billing-error.js";
 import type { AccountDelta } from "../account-deltas.js";
 import { accountStatus, availableOf, compareSpendingOrder } from "../account-status.js";
 import { holdKey } from "../customer-ref.js";
@@ -6,6 +6,7 @@ import type { AccountSnapshot, Balance } from "../types.js";
 import { type LedgerPosition, nextPosition } from "../ledger-position.js";
 import { accountKeyOf, PENDING_ACCOUNT_ID, planDeposit } from "./deposit-plan.js";
 import { planExpiry } from "./expiry-plan.js";
+import { refusable } from "./outcome.js";
 import type { LedgerLine, Planned } from "./planned.js";
 import { planConsume, planUnfreeze, type SettleChanges, type SettleState } from "./settle-plan.js";
 import type { ConsumeResult, UnfreezeResult } from "../results.js";
@@ -147,16 +148,6 @@ function remember(write: CreditWrite, keys: Set<string>): void {
   for (const k of keysOf(write)) keys.add(k);
 }
 
-/** A refusal from the catalogue is the write's answer; anything else is a bug and fails the list. */
-function refusable<T>(plan: () => T): T | { kind: "refused"; error: BillingError } {
-  try {
-    return plan();
-  } catch (error) {
-    if (error instanceof BillingError) return { kind: "refused", error };
-    throw error;
-  }
-}
-
 function planOne(state: ListState, write: CreditWrite, customer: (pk: bigint) => Working | undefined, nowMs: number): Step {
   switch (write.kind) {
     case "deposit":
@@ -187,7 +178,7 @@ function move(c: Working, deltas: readonly AccountDelta[], balance: Balance): vo
 }
 
 function asStep<C, R>(
-  planned: Planned<C, R> | { kind: "refused"; error: BillingError },
+  planned: Planned<C, R> | { readonly kind: "refused"; readonly error: BillingError },
   applied: (p: { changes: C; result: R }) => WritePlan,
 ): Step | null {
   switch (planned.kind) {
