@@ -1,8 +1,8 @@
 /**
  * The layers of docs/architecture.md, enforced by `npm run lint`:
- *   transports (grpc, http) → operations (operations, tenancy) → store → domain (domain, errors).
- * Nothing below a layer imports it, and nothing but the wiring (app.ts, main.ts, cli.ts) imports
- * a transport.
+ *   transports (grpc, http, console) → operations (operations, tenancy) → store → domain (domain, errors).
+ * Nothing below a layer imports it, and nothing but the wiring (app.ts, main.ts, cli.ts,
+ * console-wiring.ts) imports a transport.
  */
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -11,8 +11,8 @@ module.exports = {
       name: "no-transport-imports",
       comment: "Only the wiring (app.ts, main.ts, cli.ts) and the transports themselves import a transport.",
       severity: "error",
-      from: { path: "^src/", pathNot: ["^src/(app|main|cli)\\.ts$", "^src/grpc/", "^src/http/"] },
-      to: { path: "^src/(grpc|http)/" },
+      from: { path: "^src/", pathNot: ["^src/(app|main|cli|console-wiring)\\.ts$", "^src/grpc/", "^src/http/", "^src/console/"] },
+      to: { path: "^src/(grpc|http|console)/" },
     },
     {
       name: "transports-stay-apart",
@@ -25,13 +25,20 @@ module.exports = {
       name: "transports-stay-apart-http",
       severity: "error",
       from: { path: "^src/http/" },
-      to: { path: "^src/grpc/" },
+      to: { path: "^src/(grpc|console)/" },
+    },
+    {
+      name: "transports-stay-apart-console",
+      comment: "The console is a third transport over the same operations; the HTTP server only mounts it (app.ts wires it in).",
+      severity: "error",
+      from: { path: "^src/console/" },
+      to: { path: "^src/(grpc|http)/" },
     },
     {
       name: "transports-call-operations",
       comment: "A transport parses, calls one operation and formats; it never reaches the store.",
       severity: "error",
-      from: { path: "^src/(grpc|http)/" },
+      from: { path: "^src/(grpc|http|console)/" },
       to: { path: "^src/store/" },
     },
     {
@@ -39,14 +46,14 @@ module.exports = {
       comment: "The store builds statements and maps rows for the operations; it never calls one.",
       severity: "error",
       from: { path: "^src/store/" },
-      to: { path: "^src/(operations|tenancy|grpc|http)/" },
+      to: { path: "^src/(operations|tenancy|grpc|http|console)/" },
     },
     {
       name: "domain-is-pure",
       comment: "Domain code (and the error catalogue) depends on nothing of the service around it.",
       severity: "error",
       from: { path: "^src/(domain|errors)/" },
-      to: { path: "^src/(operations|tenancy|store|grpc|http|client)/|^src/(app|main|cli|config|logger|metrics)\\.ts$" },
+      to: { path: "^src/(operations|tenancy|store|grpc|http|console|client)/|^src/(app|main|cli|config|logger|metrics)\\.ts$" },
     },
     {
       name: "domain-has-no-io",

@@ -15,6 +15,8 @@ import { readTlsFiles, serverCredentials, type TlsMaterial, type TransportSecuri
 import type { GuardedEnvironment } from "./grpc/unary.js";
 import { createLogger } from "./logger.js";
 import { type HttpServer, startHttpServer } from "./http/server.js";
+import { consoleDependencies } from "./console-wiring.js";
+import { consolePlugin } from "./console/console-plugin.js";
 import { Metrics } from "./metrics.js";
 import { openDatabase, type Database } from "./store/database.js";
 import { Authenticator } from "./tenancy/authenticator.js";
@@ -153,6 +155,16 @@ async function startTransports(config: Config, deps: TransportDependencies): Pro
       log: guard.log,
       metrics: guard.metrics,
       isServing: () => health.serving,
+      mount: consolePlugin(
+        consoleDependencies(config, {
+          context,
+          authenticator: guard.authenticator,
+          rateLimiter: guard.rateLimiter,
+          database: context.database,
+          log: guard.log,
+          secure: tls !== null,
+        }),
+      ),
     },
     { host: config.HTTP_HOST ?? config.GRPC_HOST, port: config.HTTP_PORT },
     // The same files as gRPC: HTTPS, and under mutual TLS a client certificate the CA signed.

@@ -54,6 +54,9 @@ const ConfigSchema = z.object({
   TLS_CERT_FILE: z.string().min(1).optional(),
   TLS_KEY_FILE: z.string().min(1).optional(),
   TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
+  // The console's cookie signing secret; unset, a random one per process (sessions end at a restart).
+  CONSOLE_SESSION_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  CONSOLE_SESSION_TTL_MINUTES: z.coerce.number().int().min(1).max(43_200).default(60),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

@@ -13,6 +13,8 @@ export interface Caller {
   readonly apiKeyId: bigint | null;
   readonly scope: Scope;
   readonly keyPrefix: string | null;
+  /** The call's x-request-id, set by the transport; stored with the transactions it makes. */
+  readonly requestId?: string;
 }
 
 /** Whether a key of scope `held` may call a method that requires `required`. */
@@ -23,6 +25,10 @@ export const auditOf = (caller: Caller): Audit => ({
   projectId: caller.projectId,
   apiKeyId: caller.apiKeyId,
 });
+
+/** The request id a Deduct or Freeze stores with its transaction (absent when the transport has none). */
+export const requestIdOf = (caller: Caller): { requestId?: string } =>
+  caller.requestId === undefined ? {} : { requestId: caller.requestId };
 
 export interface Audit {
   readonly projectId: bigint;

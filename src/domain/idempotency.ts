@@ -47,10 +47,12 @@ const FINGERPRINT_V2_PREFIX = "v2:";
 const FINGERPRINT_LENGTH = 64;
 
 export function requestFingerprints(canonicalRequest: CanonicalRequest): RequestFingerprints {
-  const moneyFields: Record<string, unknown> = { ...canonicalRequest };
+  // The call's request id is never part of the request: a retry has another one.
+  const request = { ...canonicalRequest, requestId: undefined };
+  const moneyFields: Record<string, unknown> = { ...request };
   for (const label of LABEL_FIELDS) delete moneyFields[label];
   const v2 = fingerprint(moneyFields).slice(0, FINGERPRINT_LENGTH - FINGERPRINT_V2_PREFIX.length);
-  return { requestFingerprint: `${FINGERPRINT_V2_PREFIX}${v2}`, legacyFingerprint: fingerprint(canonicalRequest) };
+  return { requestFingerprint: `${FINGERPRINT_V2_PREFIX}${v2}`, legacyFingerprint: fingerprint(request) };
 }
 
 /** Whether a stored fingerprint is the request's, in the stored fingerprint's version. */
@@ -68,9 +70,10 @@ export interface CanonicalRequest {
 /**
  * The envelope of a request. `canonicalRequest` names the operation (`op`) and holds everything
  * the caller sent but the key itself when the key is not part of the request (a deposit's), and
- * never who sent it (project, API key); its labels (LABEL_FIELDS) are left out of the version 2
- * fingerprint. Stored fingerprints are compared in their own version, so the canonical form of an
- * operation never changes once released.
+ * never who sent it (project, API key) or in which call (its request id, dropped in
+ * requestFingerprints: a retry has another one); its labels (LABEL_FIELDS) are left out of the
+ * version 2 fingerprint. Stored fingerprints are compared in their own version, so the canonical
+ * form of an operation never changes once released.
  */
 export function envelopeOf(scope: OutcomeScope, key: string, canonicalRequest: CanonicalRequest): IdempotencyEnvelope {
   return { scope, key, ...requestFingerprints(canonicalRequest) };

@@ -113,3 +113,12 @@ export const DEFAULT_SLOT_SOURCE = "default";
  * these fall short, all of them are read (one more round trip).
  */
 export const SPEND_ACCOUNTS_LOCKED_FIRST = 16;
+
+/** Customers per page of the console's search. */
+export const CUSTOMER_SEARCH_PAGE_SIZE = 20;
+/** Search text: a prefix of an id (128), a name or an email (255). */
+export const CUSTOMER_SEARCH_TEXT_MAX = 255;
+/** Open holds a customer page lists; beyond, the ledger's FREEZE filter finds the rest. */
+export const OPEN_HOLDS_SHOWN_MAX = 100;
+/** Points of one balance chart: the latest ones of the range when it holds more entries. */
+export const BALANCE_POINTS_MAX = 5_000;

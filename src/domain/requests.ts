@@ -32,6 +32,8 @@ export interface SpendRequest {
   readonly businessType: number;
   readonly description: string;
   readonly metadata: Metadata;
+  /** The call's request id, stored with the transaction; not part of the fingerprint. */
+  readonly requestId?: string;
 }
 
 export interface FreezeRequest extends SpendRequest {

@@ -25,7 +25,7 @@ import {
   PAGE_SIZE_DEFAULT,
   PAGE_SIZE_MAX,
 } from "../domain/limits.js";
-import { auditOf, type Caller } from "../domain/caller.js";
+import { auditOf, requestIdOf, type Caller } from "../domain/caller.js";
 import type { Operation } from "../domain/types.js";
 import {
   parseActualAmount,
@@ -75,6 +75,7 @@ export function parseDeposit(r: DepositRequest, caller: Caller): DepositInput {
 export function parseDeduct(r: DeductRequest, caller: Caller): SpendInput {
   return {
     ...auditOf(caller),
+    ...requestIdOf(caller),
     customerId: customerIdOf(r.customerId),
     transactionId: transactionIdOf(r.transactionId),
     amount: parseAmount(r.amount),

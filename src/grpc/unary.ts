@@ -69,7 +69,7 @@ function requestIdOf(metadata: Metadata): string {
 export function unary<Req, Res>(
   env: CallEnvironment,
   method: string,
-  handle: (request: Req | MalformedRequest, metadata: Metadata, signal: AbortSignal) => Promise<Res>,
+  handle: (request: Req | MalformedRequest, metadata: Metadata, signal: AbortSignal, requestId: string) => Promise<Res>,
 ): (call: ServerUnaryCall<Req | MalformedRequest, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     const started = process.hrtime.bigint();
@@ -104,7 +104,7 @@ export function unary<Req, Res>(
       callback(toServiceError(error, trailers), null);
     };
 
-    handle(call.request, call.metadata, watched.signal).then((response) => {
+    handle(call.request, call.metadata, watched.signal, requestId).then((response) => {
       const serialize = responseSerializers.get(call.getPath());
       if (serialize && typeof response === "object" && response !== null) {
         try {
@@ -148,12 +148,12 @@ export function guarded<Req, Res>(
   /** Rate-limit tokens the call takes: one, or one per write for a Batch. */
   costOf: (request: Req) => number = () => 1,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
-  return unary(env, method, async (request: Req | MalformedRequest, metadata, signal) => {
+  return unary(env, method, async (request: Req | MalformedRequest, metadata, signal, requestId) => {
     // The key first: a caller without a valid key learns nothing, not even that its bytes are
     // malformed, and malformed calls count against the rate limit like any other.
     const cost = request instanceof MalformedRequest ? 1 : Math.max(1, costOf(request));
     const caller = await admit(env, metadata, scope, cost);
     if (request instanceof MalformedRequest) throw request.toError();
-    return handle(request, caller, signal);
+    return handle(request, { ...caller, requestId }, signal);
   });
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { BillingContext } from "../operations/context.js";
 import type { Caller } from "../domain/caller.js";
@@ -37,6 +37,8 @@ export interface HttpDependencies {
   readonly metrics?: Metrics;
   /** The database answered its last probe (GET /v1/health). */
   readonly isServing: () => boolean;
+  /** Routes of another transport served on the same port (the console), registered by the wiring. */
+  readonly mount?: FastifyPluginAsync;
 }
 
 /**

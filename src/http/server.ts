@@ -149,7 +149,7 @@ function addHooks(app: HttpApp, deps: HttpDependencies): void {
     const caller = await deps.authenticate(apiKeyOf(request));
     checkScope(caller, access);
     await deps.rateLimit(caller);
-    request.caller = caller;
+    request.caller = { ...caller, requestId: request.id };
   });
   app.addHook("onResponse", async (request, reply) => {
     const route = request.is404 ? "unknown" : `${request.method} ${request.routeOptions.url ?? ""}`;
@@ -221,6 +221,7 @@ export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptio
   registerBillingRoutes(app);
   registerSlotRoutes(app);
   registerEntitlementRoutes(app);
+  if (deps.mount) await app.register(deps.mount);
   await app.ready();
   return app;
 }

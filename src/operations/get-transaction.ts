@@ -25,6 +25,8 @@ export interface TransactionView {
   readonly settledAutomatically: boolean;
   /** Display prefix of the key that made it; null when made before keys existed. */
   readonly apiKeyPrefix: string | null;
+  /** x-request-id of the call that made it; null when made before it was stored. */
+  readonly requestId: string | null;
 }
 
 async function readTransaction(ctx: BillingContext, input: { projectId: bigint; transactionId: string }): Promise<TransactionView> {
@@ -51,6 +53,7 @@ async function readTransaction(ctx: BillingContext, input: { projectId: bigint; 
     autoAtMs: t.autoAtMs,
     settledAutomatically: t.settledAutomatically,
     apiKeyPrefix: t.apiKeyPrefix,
+    requestId: t.requestId,
   };
 }
 

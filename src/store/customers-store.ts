@@ -2,8 +2,8 @@ import { and, eq, sql, type SQL } from "drizzle-orm";
 import type { Metadata } from "../domain/types.js";
 import type { Db } from "./database.js";
 import { decodeMetadata, encodeJson } from "./json-codec.js";
-import { bigOf } from "./row-values.js";
-import { type Batch, batchOf, rowsOf, writesOnly } from "./run-transaction.js";
+import { bigOf, msOf, stringOf } from "./row-values.js";
+import { type Batch, batchOf, type Row, rowsOf, writesOnly } from "./run-transaction.js";
 import { customers, transactions } from "./schema.js";
 
 export interface CustomerRow {
@@ -125,3 +125,50 @@ export function fillCustomerSql(customerPk: bigint, customer: Omit<NewCustomer, 
 
 /** Removes a customer the prefetch created for deposits that were all refused (nothing else can name it yet). */
 export const removeCreatedCustomerSql = (customerPk: bigint): SQL => sql`DELETE FROM ${customers} WHERE id = ${customerPk}`;
+
+/** A customer as a search lists it. */
+export interface CustomerSummary {
+  readonly pk: bigint;
+  readonly customerId: string;
+  readonly name: string;
+  readonly email: string;
+  readonly createdAtMs: number;
+}
+
+/** `text` as a LIKE prefix pattern with `!` as the escape character: `%`, `_` and `!` match themselves. */
+const likePrefix = (text: string): string => `${text.replace(/[!%_]/g, (c) => `!${c}`)}%`;
+
+/**
+ * Customers whose id starts with `text` (byte for byte, as ids compare), or whose name or email
+ * starts with it in any case (through the lower-cased, indexed name_search and email_search),
+ * newest first (highest pk), those below `beforePk` when given; every customer when `text` is
+ * empty. Each of the three matches is read by its own index and bounded by `limit` before they
+ * are merged.
+ */
+export async function searchCustomers(
+  db: Db,
+  projectId: bigint,
+  text: string,
+  beforePk: bigint | null,
+  limit: number,
+): Promise<CustomerSummary[]> {
+  const older = beforePk === null ? sql`` : sql` AND id < ${beforePk}`;
+  const bounded = sql` ORDER BY id DESC LIMIT ${limit}`;
+  const matching =
+    text === ""
+      ? sql`SELECT id FROM ${customers} WHERE project_id = ${projectId}${older}${bounded}`
+      : sql`(SELECT id FROM ${customers} WHERE project_id = ${projectId} AND customer_id LIKE ${likePrefix(text)} ESCAPE '!'${older}${bounded})
+        UNION (SELECT id FROM ${customers} WHERE project_id = ${projectId} AND name_search LIKE LOWER(${likePrefix(text)}) ESCAPE '!'${older}${bounded})
+        UNION (SELECT id FROM ${customers} WHERE project_id = ${projectId} AND email_search LIKE LOWER(${likePrefix(text)}) ESCAPE '!'${older}${bounded})`;
+  const [rows] = (await db.execute(
+    sql`SELECT c.id, c.customer_id, c.name, c.email, c.created_at FROM (${matching}) m JOIN ${customers} c ON c.id = m.id
+      ORDER BY c.id DESC LIMIT ${limit}`,
+  )) as unknown as [Row[]];
+  return rows.map((row) => ({
+    pk: bigOf(row.id),
+    customerId: stringOf(row.customer_id),
+    name: stringOf(row.name),
+    email: stringOf(row.email),
+    createdAtMs: msOf(row.created_at),
+  }));
+}

@@ -1,4 +1,4 @@
-import { and, count, desc, eq, gte, inArray, lt, sql, type SQL } from "drizzle-orm";
+import { and, asc, count, desc, eq, gte, inArray, lt, sql, type SQL } from "drizzle-orm";
 import type { LedgerPosition } from "../domain/ledger-position.js";
 import type { Metadata, Operation } from "../domain/types.js";
 import type { Db } from "./database.js";
@@ -125,6 +125,23 @@ export async function countLedgerEntries(db: Db, f: LedgerFilter): Promise<numbe
     .from(ledgerEntries)
     .where(and(...ledgerConditions(f)));
   return row?.n ?? 0;
+}
+
+/**
+ * Every entry of one transaction, oldest first, with the prefix of the key that made each: its
+ * Deduct or Freeze, what settled it, and the EXPIRE entries its settlement wrote (they name it by
+ * transaction_id). Read through the customer's ledger index (the transaction names the customer).
+ */
+export function selectTransactionEntries(db: Db, projectId: bigint, transactionId: string) {
+  const customerPk = sql`(SELECT customer_pk FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId})`;
+  return db
+    .select({ l: ledgerEntries, apiKeyPrefix: apiKeys.prefix })
+    .from(ledgerEntries)
+    .leftJoin(apiKeys, eq(apiKeys.id, ledgerEntries.apiKeyId))
+    .where(
+      and(eq(ledgerEntries.projectId, projectId), eq(ledgerEntries.customerPk, customerPk), eq(ledgerEntries.transactionId, transactionId)),
+    )
+    .orderBy(asc(ledgerEntries.id));
 }
 
 /**

@@ -87,8 +87,16 @@ export const customers = mysqlTable(
     ledgerTotal: bigint("ledger_total", { mode: "bigint" }).notNull().default(sql`0`),
     ledgerUsed: bigint("ledger_used", { mode: "bigint" }).notNull().default(sql`0`),
     ledgerFrozen: bigint("ledger_frozen", { mode: "bigint" }).notNull().default(sql`0`),
+    // The columns compare byte for byte (0002); the console searches names and emails in any case
+    // through these lower-cased copies, kept by the database and indexed.
+    nameSearch: varchar("name_search", { length: 255 }).generatedAlwaysAs(sql`LOWER(\`name\`)`, { mode: "stored" }),
+    emailSearch: varchar("email_search", { length: 255 }).generatedAlwaysAs(sql`LOWER(\`email\`)`, { mode: "stored" }),
   },
-  (t) => [uniqueIndex("customers_project_customer_uq").on(t.projectId, t.customerId)],
+  (t) => [
+    uniqueIndex("customers_project_customer_uq").on(t.projectId, t.customerId),
+    index("customers_name_search_idx").on(t.projectId, t.nameSearch),
+    index("customers_email_search_idx").on(t.projectId, t.emailSearch),
+  ],
 );
 
 export const accounts = mysqlTable(
@@ -143,10 +151,14 @@ export const transactions = mysqlTable(
     settledAt: datetime("settled_at", { mode: "date", fsp: 3 }),
     /** The key that made the Deduct or Freeze (the settling key is on the ledger entries). */
     apiKeyId: bigint("api_key_id", { mode: "bigint", unsigned: true }),
+    /** x-request-id of the call that made it, so support can find its log lines (NULL before 0013). */
+    requestId: varchar("request_id", { length: 128 }),
   },
   (t) => [
     uniqueIndex("transactions_project_tx_uq").on(t.projectId, t.transactionId),
     index("transactions_due_idx").on(t.status, t.autoAt),
+    // A customer's open holds (the console).
+    index("transactions_customer_status_idx").on(t.customerPk, t.status),
     check(
       "transactions_amounts_nonneg",
       sql`${t.amount} > 0 AND ${t.consumedAmount} >= 0 AND ${t.returnedAmount} >= 0 AND ${t.overageAmount} >= 0`,
@@ -366,4 +378,21 @@ export const entitlementEvents = mysqlTable(
     index("entitlement_events_customer_idx").on(t.projectId, t.customerPk, t.id),
     check("entitlement_events_type", sql`${t.type} IN ('SET', 'REMOVE')`),
   ],
+);
+
+/**
+ * Console sign-ins: the cookie holds a random session id, this table only its SHA-256, the key
+ * that signed in (checked again on every request, so a revoked key ends its sessions) and when
+ * the session ends.
+ */
+export const consoleSessions = mysqlTable(
+  "console_sessions",
+  {
+    idHash: char("id_hash", { length: 64 }).primaryKey(),
+    projectId: ref("project_id"),
+    apiKeyId: ref("api_key_id"),
+    createdAt: createdAt(),
+    expiresAt: datetime("expires_at", { mode: "date", fsp: 3 }).notNull(),
+  },
+  (t) => [index("console_sessions_expiry_idx").on(t.expiresAt), index("console_sessions_key_idx").on(t.apiKeyId)],
 );

@@ -36,16 +36,21 @@ export interface TransactionRow extends Hold {
   readonly settledAtMs: number | null;
 }
 
-/** Reads a transaction with its customer's public id and the prefix of the key that made it. */
+/**
+ * Reads a transaction with its customer's public id, the prefix of the key that made it and the
+ * request id of the call that made it (null before migration 0013).
+ */
 export async function findTransaction(
   db: Db,
   projectId: bigint,
   transactionId: string,
-): Promise<(TransactionRow & { apiKeyPrefix: string | null }) | null> {
+): Promise<(TransactionRow & { apiKeyPrefix: string | null; requestId: string | null }) | null> {
   const [rows] = (await db.execute(findTransactionSql(projectId, transactionId, { withKeyPrefix: true }))) as unknown as [Row[]];
   const row = rows[0];
   const found = transactionFromRow(row);
-  return found && row ? { ...found, apiKeyPrefix: row.k_prefix == null ? null : stringOf(row.k_prefix) } : null;
+  if (!found || !row) return null;
+  const optionalText = (v: unknown) => (v == null ? null : stringOf(v));
+  return { ...found, apiKeyPrefix: optionalText(row.k_prefix), requestId: optionalText(row.request_id) };
 }
 
 /**
@@ -110,18 +115,20 @@ export interface NewTransaction {
   readonly autoAtMs: number | null;
   /** The key that made it (audit). */
   readonly apiKeyId: bigint | null;
+  /** The x-request-id of the call that made it. */
+  readonly requestId?: string | undefined;
   readonly nowMs: number;
 }
 
 const TRANSACTIONS_HEAD = sql`INSERT INTO ${transactions} (project_id, transaction_id, customer_pk, kind, status, amount, credit_types,
-      business_type, description, metadata, auto_action, auto_at, created_at, api_key_id)`;
+      business_type, description, metadata, auto_action, auto_at, created_at, api_key_id, request_id)`;
 
 /** The new transaction's row; later rows of the same write name it by transactionPkSql. */
 export function newTransactionPart(projectId: bigint, t: NewTransaction): WritePart {
   return rowsPart("transactions", TRANSACTIONS_HEAD, [
     sql`(${projectId}, ${t.transactionId}, ${t.customerPk}, ${t.kind}, ${t.status}, ${t.amount}, ${encodeJson(t.creditTypes)},
       ${t.businessType}, ${t.description}, ${encodeJson(t.metadata)}, ${t.autoAction},
-      ${t.autoAtMs === null ? null : new Date(t.autoAtMs)}, ${new Date(t.nowMs)}, ${t.apiKeyId})`,
+      ${t.autoAtMs === null ? null : new Date(t.autoAtMs)}, ${new Date(t.nowMs)}, ${t.apiKeyId}, ${t.requestId ?? null})`,
   ]);
 }
 
@@ -266,3 +273,13 @@ export const lockFrozenHoldSql = (projectId: bigint, transactionId: string): SQL
 /** Moves a hold's auto-settlement deadline, so one that keeps failing does not block the queue. */
 export const postponeAutoSettlementSql = (pk: bigint, untilMs: number): SQL[] =>
   guardedUpdateSql(sql`UPDATE ${transactions} SET auto_at = ${new Date(untilMs)} WHERE id = ${pk} AND status = 'FROZEN'`, 1);
+
+/** A customer's holds still FROZEN, newest first, at most `limit` (by transactions_customer_status_idx). */
+export async function listOpenHolds(db: Db, projectId: bigint, customerPk: bigint, limit: number): Promise<TransactionRow[]> {
+  const [rows] = (await db.execute(
+    sql`SELECT t.*, c.customer_id AS c_customer_id FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk
+      WHERE t.customer_pk = ${customerPk} AND t.status = 'FROZEN' AND t.project_id = ${projectId}
+      ORDER BY t.id DESC LIMIT ${limit}`,
+  )) as unknown as [Row[]];
+  return rows.flatMap((row) => transactionFromRow(row) ?? []);
+}

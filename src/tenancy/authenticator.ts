@@ -95,7 +95,15 @@ export class Authenticator {
     if (presented === null || presented === "") throw new BillingError("missing_api_key");
     // The format check costs no query: random text never reaches the database.
     if (apiKeyModeOf(presented) === null) throw new BillingError("invalid_api_key");
-    const record = await this.lookUp(hashApiKey(presented));
+    return this.authenticateHash(hashApiKey(presented));
+  }
+
+  /**
+   * The caller of a key known by its stored hash (a console session's), through the same cache:
+   * a revoked key is refused within cacheTtlMs.
+   */
+  async authenticateHash(keyHash: string): Promise<AuthenticatedCaller> {
+    const record = await this.lookUp(keyHash);
     if (!record) throw new BillingError("invalid_api_key");
     if (record.revokedAtMs !== null) throw new BillingError("api_key_revoked");
     this.touch(record.id);

@@ -123,6 +123,19 @@ describe("TLS", () => {
   });
   afterAll(async () => s?.stop());
 
+  it("marks the console's cookies Secure", async () => {
+    const cookies = await new Promise<string[]>((resolve, reject) => {
+      const call = httpsRequest(`${s.httpUrl}/console/sign-in`, { ca: ca.cert, servername: "localhost" }, (response) => {
+        response.resume();
+        response.on("end", () => resolve(response.headers["set-cookie"] ?? []));
+      });
+      call.on("error", reject);
+      call.end();
+    });
+    expect(cookies.length).toBeGreaterThan(0);
+    for (const cookie of cookies) expect(cookie).toMatch(/; Secure(;|$)/);
+  });
+
   it("serves over TLS and still asks for a key", async () => {
     expect(s.app.security).toBe("tls");
     const client = tlsClient(s);

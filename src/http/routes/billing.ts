@@ -1,7 +1,7 @@
 import Type, { type Static } from "typebox";
 import { consume, unfreeze } from "../../operations/settle.js";
 import { deduct, freeze, type SpendInput } from "../../operations/spend.js";
-import { auditOf, type Caller } from "../../domain/caller.js";
+import { auditOf, requestIdOf, type Caller } from "../../domain/caller.js";
 import { AMOUNT_MAX } from "../../domain/limits.js";
 import type { ConsumeResult, SpendResult, UnfreezeResult } from "../../domain/results.js";
 import type { AllocationLine } from "../../domain/types.js";
@@ -164,6 +164,7 @@ const unfreezeReply = (r: UnfreezeResult): Static<typeof UnfreezeReply> => ({
 function spendInputOf(body: NullsAbsent<Static<typeof DeductBody>>, caller: Caller): SpendInput {
   return {
     ...auditOf(caller),
+    ...requestIdOf(caller),
     customerId: customerIdOf(body.customer_id),
     transactionId: transactionIdOf(body.transaction_id),
     amount: parseAmount(amountFromJson(body.amount)),

@@ -171,6 +171,8 @@ const LedgerQuery = Type.Object({
   cursor: Type.Optional(Type.String({ description: "next_cursor of the previous page." })),
   operation_type: Type.Optional(Type.Enum(LEDGER_OPERATION_NAMES, { description: "Only this operation (GRANT: deposits)." })),
   transaction_id: Type.Optional(Id("Only the entries of this transaction.")),
+  created_after: Type.Optional(IsoInput("Only entries made at or after this time (as gRPC's created_after).")),
+  created_before: Type.Optional(IsoInput("Only entries made before this time (as gRPC's created_before).")),
 });
 
 const LedgerItem = Type.Object({
@@ -311,8 +313,8 @@ export function registerCustomerRoutes(app: HttpApp): void {
           operations: query.operation_type === undefined ? [] : operationsOf(query.operation_type),
           transactionId: query.transaction_id === undefined ? null : parseOptionalId(query.transaction_id, "transaction_id"),
           creditType: null,
-          createdAfterMs: null,
-          createdBeforeMs: null,
+          createdAfterMs: parseIsoField(query.created_after, "created_after", "invalid_argument"),
+          createdBeforeMs: parseIsoField(query.created_before, "created_before", "invalid_argument"),
           pageSize: query.limit ?? PAGE_SIZE_DEFAULT,
           pageToken: query.cursor === undefined || query.cursor === "" ? null : query.cursor,
           countTotal: true,

@@ -1,0 +1,18 @@
+import type { Logger } from "pino";
+import type { BillingContext } from "../operations/context.js";
+import type { AuthenticatedCaller } from "../tenancy/authenticator.js";
+import type { ConsoleSessions } from "../tenancy/console-sessions.js";
+
+/** What the console is given by the wiring (app.ts). */
+export interface ConsoleDependencies {
+  readonly context: BillingContext;
+  readonly sessions: ConsoleSessions;
+  /** Takes one request from the signed-in key's budget, or throws rate_limit_exceeded. */
+  readonly rateLimit: (caller: AuthenticatedCaller) => Promise<void>;
+  readonly log: Logger;
+  /** Signs the session and CSRF cookies (CONSOLE_SESSION_SECRET). */
+  readonly cookieSecret: string;
+  /** Served over TLS: cookies are marked Secure. */
+  readonly secure: boolean;
+  readonly sessionTtlMs: number;
+}

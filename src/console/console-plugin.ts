@@ -1,0 +1,143 @@
+import { createRequire } from "node:module";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import cookie from "@fastify/cookie";
+import csrf from "@fastify/csrf-protection";
+import formbody from "@fastify/formbody";
+import fastifyStatic from "@fastify/static";
+import view from "@fastify/view";
+import { Eta } from "eta";
+import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
+import { BillingError } from "../errors/billing-error.js";
+import { toBillingError } from "../errors/billing-error.js";
+import { type ConsoleScope, renderPage } from "./console-scope.js";
+import type { ConsoleDependencies } from "./console-dependencies.js";
+import { registerActionRoutes } from "./action-routes.js";
+import { registerPageRoutes } from "./page-routes.js";
+import { setSecurityHeaders } from "./security-headers.js";
+import { CONSOLE_PATH, clearSessionCookie, setSessionCookie, sessionIdOf } from "./session-cookie.js";
+
+const VIEWS_DIR = fileURLToPath(new URL("./views", import.meta.url));
+const OWN_ASSETS_DIR = fileURLToPath(new URL("./assets", import.meta.url));
+const requireFrom = createRequire(import.meta.url);
+
+/** The files under /console/assets/: the console's own and two libraries, straight from node_modules. */
+const ASSETS: Readonly<Record<string, { dir: string; file: string }>> = {
+  "console.css": { dir: OWN_ASSETS_DIR, file: "console.css" },
+  "console.js": { dir: OWN_ASSETS_DIR, file: "console.js" },
+  "htmx.min.js": { dir: dirname(requireFrom.resolve("htmx.org/dist/htmx.min.js")), file: "htmx.min.js" },
+  "uPlot.iife.min.js": { dir: dirname(requireFrom.resolve("uplot/dist/uPlot.iife.min.js")), file: "uPlot.iife.min.js" },
+  "uPlot.min.css": { dir: dirname(requireFrom.resolve("uplot/dist/uPlot.min.css")), file: "uPlot.min.css" },
+};
+
+const isHtmx = (request: FastifyRequest): boolean => request.headers["hx-request"] === "true";
+
+/** The failure as a page: catalogue errors with their message and status, anything else as server_error. */
+async function renderError(thrown: unknown, request: FastifyRequest, reply: FastifyReply, deps: ConsoleDependencies) {
+  const fastifyError = thrown as Partial<FastifyError>;
+  let error: BillingError;
+  if (thrown instanceof BillingError) error = thrown;
+  else if (typeof fastifyError.code === "string" && fastifyError.code.startsWith("FST_CSRF")) {
+    // A form without its token (or from another site): refused before anything runs.
+    error = new BillingError("permission_denied", "The form has expired or did not come from this console: reload the page and try again.");
+  } else error = toBillingError(thrown);
+  request.errorCode = error.code;
+  if (error.spec.grpcStatus === "INTERNAL") {
+    deps.log.error({ requestId: request.id, err: error.cause ?? error }, "console request failed with an unexpected error");
+  }
+  return renderPage(request, reply, "error", "Error", { message: error.message, code: error.code }, error.spec.httpStatus);
+}
+
+/** Resolves the session cookie to its key; without a live session, back to the sign-in page. */
+function signedIn(deps: ConsoleDependencies) {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    const sessionId = sessionIdOf(request);
+    const caller = sessionId === null ? null : await deps.sessions.resolve(sessionId);
+    if (caller === null) {
+      clearSessionCookie(reply, { secure: deps.secure, ttlMs: deps.sessionTtlMs });
+      if (isHtmx(request)) return reply.header("hx-redirect", `${CONSOLE_PATH}/sign-in`).status(401).send("");
+      if (request.method === "GET") return reply.redirect(`${CONSOLE_PATH}/sign-in`, 303);
+      return renderPage(request, reply, "sign-in", "Sign in", { message: "Your session has ended: sign in again." }, 401);
+    }
+    await deps.rateLimit(caller);
+    request.consoleCaller = caller;
+  };
+}
+
+function registerSessionRoutes(scope: ConsoleScope): void {
+  const { app, deps } = scope;
+  const cookieSettings = { secure: deps.secure, ttlMs: deps.sessionTtlMs };
+  app.get("/", { config: { access: "public" } }, async (request, reply) => {
+    const sessionId = sessionIdOf(request);
+    const caller = sessionId === null ? null : await deps.sessions.resolve(sessionId);
+    return reply.redirect(`${CONSOLE_PATH}/${caller === null ? "sign-in" : "customers"}`, 303);
+  });
+  app.get("/sign-in", { config: { access: "public" } }, (request, reply) => renderPage(request, reply, "sign-in", "Sign in", {}));
+  app.post<{ Body: { api_key?: string } }>("/sign-in", { config: { access: "public" }, preHandler: scope.csrf }, async (request, reply) => {
+    try {
+      const { sessionId } = await deps.sessions.signIn((request.body.api_key ?? "").trim());
+      setSessionCookie(reply, sessionId, cookieSettings);
+      return reply.redirect(`${CONSOLE_PATH}/customers`, 303);
+    } catch (error) {
+      if (!(error instanceof BillingError) || error.spec.type !== "auth_error") throw error;
+      request.errorCode = error.code;
+      // The API's own words: nothing says whether a project or a key exists.
+      return renderPage(request, reply, "sign-in", "Sign in", { message: error.message }, error.spec.httpStatus);
+    }
+  });
+  app.post("/sign-out", { config: { access: "public" }, preHandler: scope.csrf }, async (request, reply) => {
+    const sessionId = sessionIdOf(request);
+    if (sessionId !== null) await deps.sessions.signOut(sessionId);
+    clearSessionCookie(reply, cookieSettings);
+    return reply.redirect(`${CONSOLE_PATH}/sign-in`, 303);
+  });
+  app.get<{ Params: { name: string } }>("/assets/:name", { config: { access: "public" } }, (request, reply) => {
+    const asset = ASSETS[request.params.name];
+    if (asset === undefined) throw new BillingError("not_found");
+    return reply.header("cache-control", "public, max-age=3600").sendFile(asset.file, asset.dir);
+  });
+}
+
+/**
+ * The operator console under /console on the HTTP port: server-rendered pages (eta), partial
+ * updates (htmx), a balance chart (uPlot). Its routes are public to the API's key check and
+ * check a console session instead.
+ */
+export function consolePlugin(deps: ConsoleDependencies): FastifyPluginAsync {
+  return async (root) => {
+    await root.register(
+      async (app) => {
+        await app.register(cookie, { secret: deps.cookieSecret });
+        await app.register(formbody);
+        await app.register(csrf, {
+          cookieKey: "vb_console_csrf",
+          cookieOpts: { signed: true, httpOnly: true, sameSite: "strict", secure: deps.secure, path: CONSOLE_PATH },
+          getToken: (request) => (request.body as { _csrf?: string } | undefined)?._csrf,
+        });
+        await app.register(view, {
+          engine: { eta: new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true }) },
+          root: VIEWS_DIR,
+          production: true,
+        });
+        await app.register(fastifyStatic, { root: OWN_ASSETS_DIR, serve: false });
+        app.decorateRequest("consoleCaller", null);
+        // Pages, not API: kept out of /openapi.json.
+        app.addHook("onRoute", (route) => {
+          route.schema = { ...route.schema, hide: true };
+        });
+        app.addHook("onSend", async (_request, reply, payload) => {
+          setSecurityHeaders(reply);
+          if (!reply.hasHeader("cache-control")) void reply.header("cache-control", "no-store");
+          return payload;
+        });
+        app.setErrorHandler((thrown, request, reply) => renderError(thrown, request, reply, deps));
+        app.setNotFoundHandler((request, reply) => renderError(new BillingError("not_found"), request, reply, deps));
+        const scope: ConsoleScope = { app, deps, signedIn: signedIn(deps), csrf: app.csrfProtection };
+        registerSessionRoutes(scope);
+        registerPageRoutes(scope);
+        registerActionRoutes(scope);
+      },
+      { prefix: CONSOLE_PATH },
+    );
+  };
+}

@@ -1,0 +1,33 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+
+/** The session cookie: a signed random id, sent only to /console, never readable by scripts. */
+export const SESSION_COOKIE = "vb_console_session";
+export const CONSOLE_PATH = "/console";
+
+export interface CookieSettings {
+  readonly secure: boolean;
+  readonly ttlMs: number;
+}
+
+export function setSessionCookie(reply: FastifyReply, sessionId: string, settings: CookieSettings): void {
+  void reply.setCookie(SESSION_COOKIE, sessionId, {
+    signed: true,
+    httpOnly: true,
+    secure: settings.secure,
+    sameSite: "strict",
+    path: CONSOLE_PATH,
+    maxAge: Math.floor(settings.ttlMs / 1000),
+  });
+}
+
+export function clearSessionCookie(reply: FastifyReply, settings: CookieSettings): void {
+  void reply.clearCookie(SESSION_COOKIE, { httpOnly: true, secure: settings.secure, sameSite: "strict", path: CONSOLE_PATH });
+}
+
+/** The session id of the request's cookie when its signature holds, else null. */
+export function sessionIdOf(request: FastifyRequest): string | null {
+  const raw = request.cookies[SESSION_COOKIE];
+  if (raw === undefined) return null;
+  const unsigned = request.unsignCookie(raw);
+  return unsigned.valid && unsigned.value !== null && unsigned.value !== "" ? unsigned.value : null;
+}

@@ -1,0 +1,359 @@
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ERROR_CATALOG } from "../../src/errors/catalog.js";
+import { clickAndWait, launchChromium, type PageIncidents, signIn, watchIncidents } from "../support/browser.js";
+import { uid } from "../support/fixtures.js";
+import { HttpTestClient, ok } from "../support/http.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+// The operator console in a real browser (Debian's chromium through playwright-core), against
+// the real server on a free port and the real database. No key cache: a revoke is seen at once.
+
+let server: TestServer;
+let browser: Browser;
+let api: HttpTestClient;
+let context: BrowserContext;
+let page: Page;
+let incidents: PageIncidents;
+
+interface WalletJson {
+  total: number;
+  used: number;
+  frozen: number;
+  available: number;
+}
+
+const deposit = (customerId: string, amount: number, extra: Record<string, unknown> = {}) =>
+  api.post("/v1/customers/deposit", { customer_id: customerId, amount, ...extra }).then(ok);
+
+const customerJson = (customerId: string) =>
+  api.get(`/v1/customers/${encodeURIComponent(customerId)}`).then((r) => ok<{ wallets: Record<string, WalletJson> }>(r));
+
+/** The hidden fields of a form on the page (its CSRF token, its idempotency key, …), by name. */
+const formFields = async (on: Page, form: string): Promise<Record<string, string>> =>
+  Object.fromEntries(
+    await on
+      .locator(`${form} input[type=hidden]`)
+      .evaluateAll((inputs) => inputs.map((i) => [i.getAttribute("name") ?? "", i.getAttribute("value") ?? ""] as const)),
+  );
+
+const consoleUrl = (path: string) => `${server.httpUrl}/console${path}`;
+
+beforeAll(async () => {
+  server = await startTestServer({ API_KEY_CACHE_TTL_MS: "0" });
+  api = new HttpTestClient(server.httpUrl, server.apiKey);
+  browser = await launchChromium();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+beforeEach(async () => {
+  context = await browser.newContext();
+  page = await context.newPage();
+  incidents = watchIncidents(page);
+});
+
+afterEach(async () => {
+  await context.close();
+});
+
+describe("console with a read key", () => {
+  it("searches, opens a customer and shows what the API shows, with no action", async () => {
+    const customerId = uid("acme");
+    await deposit(customerId, 1_000, { name: "Ada Lovelace", email: "Ada@Example.com", description: "welcome" });
+    await deposit(customerId, 500, { credit_type: "promo", expires_at: "2026-06-01T00:00:00Z", idempotency_key: uid("k") });
+    const requestId = uid("req");
+    const holdId = uid("hold");
+    ok(
+      await api.post(
+        "/v1/billing/freeze",
+        { customer_id: customerId, transaction_id: holdId, amount: 300, unfreeze_after_seconds: 3600 },
+        {
+          headers: { "x-request-id": requestId },
+        },
+      ),
+    );
+    ok(await api.post("/v1/billing/deduct", { customer_id: customerId, transaction_id: uid("job"), amount: 100 }));
+    const readKey = await server.createKey({ scope: "read" });
+
+    await signIn(page, server.httpUrl, readKey.key);
+    expect(page.url()).toBe(consoleUrl("/customers"));
+
+    // Names and emails match in any case; ids byte for byte.
+    for (const [text, found] of [
+      ["ada lov", true],
+      ["ADA@EXAMPLE", true],
+      [customerId.slice(0, 8), true],
+      [customerId.slice(0, 8).toUpperCase(), false],
+    ] as const) {
+      await page.goto(consoleUrl(`/customers?q=${encodeURIComponent(text)}`));
+      expect(await page.locator(`tr[data-customer-id="${customerId}"]`).count(), text).toBe(found ? 1 : 0);
+    }
+
+    await page.goto(consoleUrl("/customers?q=ada"));
+    await clickAndWait(page, `a:has-text("${customerId}")`);
+    expect(page.url()).toBe(consoleUrl(`/customers/${customerId}`));
+
+    // The wallets as GetCustomer answers them.
+    const { wallets } = await customerJson(customerId);
+    expect(Object.keys(wallets).sort()).toEqual(["default", "promo"]);
+    for (const [wallet, balance] of Object.entries(wallets)) {
+      const shown: Record<string, number> = {};
+      for (const field of ["total", "used", "frozen", "available"]) {
+        const amount = await page.locator(`[data-wallet="${wallet}"] [data-field="${field}"]`).getAttribute("data-amount");
+        shown[field] = Number(amount);
+      }
+      expect(shown).toEqual({ total: balance.total, used: balance.used, frozen: balance.frozen, available: balance.available });
+    }
+    expect(await page.getByTestId("balance-available").getAttribute("data-amount")).toBe("1100");
+
+    // The open hold, with its deadline.
+    expect(await page.locator(`#holds tr[data-transaction-id="${holdId}"]`).textContent()).toContain("unfrozen at 2026-01-01 01:00:00Z");
+
+    // One chart point per ledger entry of the range (7 days), the last one the balance now.
+    const chart = JSON.parse((await page.getByTestId("chart-data").getAttribute("data-points")) ?? "{}") as {
+      points: Array<{ available: string; frozen: string }>;
+    };
+    const ledger = ok<{ total_count: number; items: Array<{ id: string }> }>(
+      await api.get(`/v1/customers/${customerId}/ledger?created_after=2025-12-25T00:00:00Z`),
+    );
+    expect(ledger.total_count).toBe(4);
+    expect(chart.points).toHaveLength(4);
+    expect(chart.points.at(-1)).toMatchObject({ available: "1100", frozen: "300" });
+    // 24 h: the same entries (all made now); the range picker swaps the chart in place.
+    await page.click('#chart a:has-text("24 h")');
+    await page.waitForSelector('[data-testid="chart-data"][data-range="24h"]', { state: "attached" });
+    expect(JSON.parse((await page.getByTestId("chart-data").getAttribute("data-points")) ?? "{}").points).toHaveLength(4);
+    expect(await page.locator("#chart canvas").count()).toBeGreaterThan(0);
+
+    // The ledger's filters give the API's answers.
+    const shownIds = () =>
+      page.locator("#ledger tr[data-entry-id]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-entry-id")));
+    expect(await shownIds()).toEqual(ledger.items.map((i) => i.id));
+    await page.selectOption('#ledger select[name="op"]', "FREEZE");
+    await page.click('#ledger button:has-text("Filter")');
+    await page.waitForSelector('#ledger[data-op="FREEZE"]');
+    const freezes = ok<{ items: Array<{ id: string }> }>(await api.get(`/v1/customers/${customerId}/ledger?operation_type=FREEZE`));
+    expect(await shownIds()).toEqual(freezes.items.map((i) => i.id));
+    await page.goto(consoleUrl(`/customers/${customerId}?before=2026-01-01T00:00`));
+    expect(await page.getByTestId("ledger-empty").count()).toBe(1);
+    const none = ok<{ items: unknown[] }>(await api.get(`/v1/customers/${customerId}/ledger?created_before=2026-01-01T00:00:00Z`));
+    expect(none.items).toEqual([]);
+
+    // Nothing to act with.
+    expect(await page.getByTestId("deposit-form").count()).toBe(0);
+    await page.goto(consoleUrl(`/transactions/${holdId}`));
+    expect(await page.getByTestId("transaction-request-id").textContent()).toBe(requestId);
+    expect(await page.getByTestId("key-prefix").textContent()).toBe(server.apiKey.slice(0, 16));
+    expect(await page.locator('button:has-text("Unfreeze")').count()).toBe(0);
+    expect(await page.locator("form[method=post]").count()).toBe(1); // sign out only
+    expect(incidents).toEqual({ dialogs: [], errors: [] });
+  });
+});
+
+describe("console paging", () => {
+  it("pages customers newest first and the ledger by cursor", async () => {
+    const tag = uid("Pager").replaceAll("-", "");
+    const ids: string[] = [];
+    for (let i = 0; i < 22; i += 1) {
+      ids.push(uid("page"));
+      await deposit(ids[i] ?? "", 1, { name: `${tag} ${i}` });
+    }
+    for (let i = 0; i < 21; i += 1) await deposit(ids[0] ?? "", 1);
+    await signIn(page, server.httpUrl, server.apiKey);
+    await page.goto(consoleUrl(`/customers?q=${tag.toLowerCase()}`));
+    const rows = () => page.locator("tr[data-customer-id]").evaluateAll((r) => r.map((row) => row.getAttribute("data-customer-id")));
+    expect(await rows()).toEqual([...ids].reverse().slice(0, 20));
+    await clickAndWait(page, "[data-testid=next-page]");
+    expect(await rows()).toEqual([ids[1], ids[0]]);
+    expect(await page.getByTestId("next-page").count()).toBe(0);
+
+    await page.goto(consoleUrl(`/customers/${ids[0]}`));
+    const entries = () => page.locator("#ledger tr[data-entry-id]").evaluateAll((r) => r.map((row) => row.getAttribute("data-entry-id")));
+    const first = await entries();
+    await page.click("[data-testid=ledger-next]");
+    await page.waitForSelector('#ledger:not([data-cursor=""])');
+    const second = await entries();
+    const all = ok<{ items: Array<{ id: string }> }>(await api.get(`/v1/customers/${ids[0]}/ledger?limit=100`)).items.map((i) => i.id);
+    expect([...first, ...second]).toEqual(all);
+    expect(all).toHaveLength(22);
+  });
+});
+
+describe("console with a write key", () => {
+  it("deposits once through a form submitted twice, and unfreezes a hold", async () => {
+    const customerId = uid("cust");
+    await deposit(customerId, 100);
+    await signIn(page, server.httpUrl, server.apiKey);
+    await page.goto(consoleUrl(`/customers/${customerId}`));
+    await page.fill('#deposit input[name="amount"]', "250");
+    await page.fill('#deposit input[name="expires_at"]', "2027-01-01T00:00");
+    await page.fill('#deposit input[name="description"]', "goodwill for ticket 42");
+    await clickAndWait(page, 'button:has-text("Review deposit")');
+    expect(await page.getByTestId("confirm-text").textContent()).toBe(
+      `Deposit 250 credits of type default (source default) to customer ${customerId}, spendable now, expiring 2027-01-01 00:00:00Z.`,
+    );
+    const confirmed = await formFields(page, "[data-testid=confirm-form]");
+    await clickAndWait(page, 'button:has-text("Deposit 250 credits")');
+    expect(await page.getByTestId("result-available").getAttribute("data-amount")).toBe("350");
+    // The same form again (a double click, a resubmit after going back): a replay.
+    const again = await page.request.post(consoleUrl(`/customers/${customerId}/deposit`), { form: confirmed });
+    expect(again.status()).toBe(200);
+    expect(await again.text()).toContain("This form was submitted before: nothing changed.");
+    const { wallets } = await customerJson(customerId);
+    expect(wallets.default?.available).toBe(350);
+
+    const holdId = uid("hold");
+    ok(await api.post("/v1/billing/freeze", { customer_id: customerId, transaction_id: holdId, amount: 50 }));
+    await page.goto(consoleUrl(`/transactions/${holdId}`));
+    await clickAndWait(page, 'button:has-text("Review unfreeze")');
+    await clickAndWait(page, 'button:has-text("Unfreeze 50 credits")');
+    expect(await page.getByTestId("result-available").getAttribute("data-amount")).toBe("350");
+    await page.goto(consoleUrl(`/transactions/${holdId}`));
+    expect(await page.getByTestId("status").textContent()).toBe("UNFROZEN");
+    expect(
+      await page
+        .locator("[data-testid=entries] tr[data-operation]")
+        .evaluateAll((rows) => rows.map((r) => r.getAttribute("data-operation"))),
+    ).toEqual(["FREEZE", "UNFREEZE"]);
+    expect(incidents).toEqual({ dialogs: [], errors: [] });
+  });
+});
+
+describe("console refusals", () => {
+  it("refuses a wrong key with the API's words, a revoked key and a form without its CSRF token", async () => {
+    const invalid = ERROR_CATALOG.invalid_api_key.message;
+    for (const wrong of [`vb_test_${"x".repeat(40)}`, "not a key"]) {
+      await signIn(page, server.httpUrl, wrong);
+      expect(await page.getByTestId("error").textContent()).toBe(invalid);
+      expect(page.url()).toBe(consoleUrl("/sign-in"));
+    }
+    const response = await page.request.post(consoleUrl("/sign-in"), { form: { api_key: server.apiKey } });
+    expect(response.status()).toBe(403); // no CSRF token: no session either
+
+    const customerId = uid("cust");
+    await deposit(customerId, 10);
+    // A read key's session may not act, even with the form's token.
+    const reader = await server.createKey({ scope: "read" });
+    await signIn(page, server.httpUrl, reader.key);
+    await page.goto(consoleUrl(`/customers/${customerId}`));
+    const token = await page.locator("form.sign-out input[name=_csrf]").getAttribute("value");
+    const denied = await page.request.post(consoleUrl(`/customers/${customerId}/deposit`), {
+      form: { _csrf: token ?? "", amount: "5", description: "read key", idempotency_key: uid("k") },
+    });
+    expect(denied.status()).toBe(403);
+    expect(await denied.text()).toContain('<code data-testid="error-code">permission_denied</code>');
+
+    const key = await server.createKey({ scope: "write" });
+    await signIn(page, server.httpUrl, key.key);
+    await page.goto(consoleUrl(`/customers/${customerId}`));
+    const form = await formFields(page, "[data-testid=deposit-form]");
+    const withoutToken: Record<string, string> = { ...form, amount: "5", description: "no token" };
+    delete withoutToken._csrf;
+    const refused = await page.request.post(consoleUrl(`/customers/${customerId}/deposit`), { form: withoutToken });
+    expect(refused.status()).toBe(403);
+    expect((await customerJson(customerId)).wallets.default?.available).toBe(10);
+
+    await server.revokeKey(key.prefix);
+    await page.goto(consoleUrl(`/customers/${customerId}`));
+    expect(page.url()).toBe(consoleUrl("/sign-in"));
+    await signIn(page, server.httpUrl, key.key);
+    expect(await page.getByTestId("error").textContent()).toBe(ERROR_CATALOG.api_key_revoked.message);
+    expect(incidents.dialogs).toEqual([]);
+  });
+
+  it("shows another project's customer as it shows an unknown one", async () => {
+    const customerId = uid("secret");
+    await deposit(customerId, 10, { name: "Hidden" });
+    const other = await server.createProject();
+    const otherKey = await server.createKey({ project: other, scope: "read" });
+    await signIn(page, server.httpUrl, otherKey.key);
+    const main = async (path: string) => {
+      const response = await page.goto(consoleUrl(path));
+      return { status: response?.status(), html: (await page.locator("main").innerHTML()).replaceAll(path.split("/").pop() ?? "", "ID") };
+    };
+    const theirs = await main(`/customers/${customerId}`);
+    const nobody = await main(`/customers/${uid("nobody")}`);
+    expect(theirs.status).toBe(404);
+    expect(theirs).toEqual(nobody);
+    await page.goto(consoleUrl(`/customers?q=${customerId}`));
+    expect(await page.getByTestId("no-customers").count()).toBe(1);
+  });
+
+  it("greys sources that have expired, then ends a session once its time is up", async () => {
+    const customerId = uid("cust");
+    await deposit(customerId, 10, { expires_at: new Date(server.clock.now() + 60_000).toISOString() });
+    await deposit(customerId, 20);
+    await signIn(page, server.httpUrl, server.apiKey);
+    await page.goto(consoleUrl("/customers"));
+    expect(page.url()).toBe(consoleUrl("/customers"));
+    server.clock.advance(2 * 60_000);
+    await page.goto(consoleUrl(`/customers/${customerId}`));
+    expect(await page.locator("tr.account").evaluateAll((r) => r.map((row) => [row.getAttribute("data-status"), row.className]))).toEqual([
+      ["EXPIRED", "account status-expired"],
+      ["ACTIVE", "account status-active"],
+    ]);
+    server.clock.advance(60 * 60_000);
+    await page.goto(consoleUrl("/customers"));
+    expect(page.url()).toBe(consoleUrl("/sign-in"));
+  });
+});
+
+describe("console beside the API", () => {
+  it("is served on the HTTP port with a strict CSP, and stays out of /openapi.json", async () => {
+    const response = await fetch(consoleUrl("/sign-in"));
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-security-policy")).toContain("script-src 'self';");
+    expect(response.headers.get("content-security-policy")).not.toContain("unsafe-inline");
+    expect(response.headers.get("x-request-id")).toMatch(/\S/);
+    const paths = Object.keys(ok<{ paths: Record<string, unknown> }>(await api.get("/openapi.json")).paths);
+    expect(paths.filter((p) => p.startsWith("/console"))).toEqual([]);
+    expect(paths).toContain("/v1/customers/{customer_id}/ledger");
+  });
+});
+
+describe("console escaping", () => {
+  it("renders names, descriptions and metadata as text, running no script", async () => {
+    const customerId = uid("xss");
+    const name = "<script>alert('name')</script>";
+    const email = '"><img src=x onerror=alert(1)>@example.com';
+    const rtl = "\u202Eevil\u202C 🎉 שלום";
+    await deposit(customerId, 100, {
+      name,
+      email,
+      description: "<script>alert('d')</script>",
+      metadata: { "<b>key</b>": rtl, plain: email },
+    });
+    const holdId = uid("hold");
+    ok(
+      await api.post("/v1/billing/freeze", {
+        customer_id: customerId,
+        transaction_id: holdId,
+        amount: 10,
+        description: '"><img src=x onerror=alert(2)>',
+        metadata: { "\"'><svg onload=alert(3)>": rtl },
+      }),
+    );
+    await signIn(page, server.httpUrl, server.apiKey);
+    await page.goto(consoleUrl(`/customers?q=${encodeURIComponent("<script>")}`));
+    expect(await page.locator(`tr[data-customer-id="${customerId}"] td:nth-child(2)`).textContent()).toBe(name);
+    await page.goto(consoleUrl(`/customers/${customerId}`));
+    expect(await page.getByTestId("customer-name").textContent()).toBe(name);
+    expect(await page.locator(".facts dt.meta-key").allTextContents()).toEqual(["<b>key</b>", "plain"]);
+    expect(await page.locator(".facts dd.meta-value").allTextContents()).toEqual([rtl, email]);
+    expect(await page.locator("#ledger td[dir=auto]").allTextContents()).toContain("<script>alert('d')</script>");
+    await page.goto(consoleUrl(`/transactions/${holdId}`));
+    expect(await page.getByTestId("description").textContent()).toBe('"><img src=x onerror=alert(2)>');
+    expect(await page.locator(".facts dt.meta-key").allTextContents()).toEqual(["\"'><svg onload=alert(3)>"]);
+    expect(await page.locator("main img, main svg, main b").count()).toBe(0);
+    expect(incidents).toEqual({ dialogs: [], errors: [] });
+    // An id that cannot be one, typed into the URL: a 404 page (the browser logs the status).
+    await page.goto(consoleUrl(`/customers/${encodeURIComponent("<script>alert(4)</script>")}`));
+    expect(await page.getByTestId("not-found").textContent()).toBe("This project has no customer <script>alert(4)</script>.");
+    expect(await page.locator("main script").count()).toBe(0);
+    expect(incidents.dialogs).toEqual([]);
+  });
+});
