@@ -4,13 +4,27 @@ import type { Logger } from "pino";
 import type { BillingContext } from "./operations/context.js";
 import { GroupCommit } from "./operations/group-commit.js";
 import { startSweeper } from "./operations/sweeper.js";
+import type { EventFeed } from "./operations/events/event-feed.js";
+import { startEventFeed } from "./operations/events/start-event-feed.js";
+import { AlertServiceService } from "../gen/velobase/billing/v1/alerts.js";
+import { EventServiceService } from "../gen/velobase/billing/v1/events.js";
+import { alertHandlers } from "./grpc/alert-handlers.js";
+import { eventHandlers } from "./grpc/event-handlers.js";
 import type { Config } from "./config.js";
 import { EntitlementServiceService } from "../gen/velobase/billing/v1/entitlements.js";
 import { SlotServiceService } from "../gen/velobase/billing/v1/slots.js";
 import { billingHandlers } from "./grpc/billing-handlers.js";
 import { entitlementHandlers } from "./grpc/entitlement-handlers.js";
 import { slotHandlers } from "./grpc/slot-handlers.js";
-import { ENTITLEMENT_SERVICE_NAME, type GrpcServer, HealthReporter, SLOT_SERVICE_NAME, startGrpcServer } from "./grpc/server.js";
+import {
+  ALERT_SERVICE_NAME,
+  ENTITLEMENT_SERVICE_NAME,
+  EVENT_SERVICE_NAME,
+  type GrpcServer,
+  HealthReporter,
+  SLOT_SERVICE_NAME,
+  startGrpcServer,
+} from "./grpc/server.js";
 import { readTlsFiles, serverCredentials, type TlsMaterial, type TransportSecurity } from "./grpc/tls.js";
 import type { GuardedEnvironment } from "./grpc/unary.js";
 import { createLogger } from "./logger.js";
@@ -112,8 +126,8 @@ async function openReadyDatabase(config: Config, log: Logger, announce: (line: s
 }
 
 /** The operations' context: every write goes through this instance's per-customer group commit. */
-function billingContext(database: Database, metrics: Metrics, config: Config, now: () => number): BillingContext {
-  const base: BillingContext = { database, now, retries: { onRetry: (reason) => metrics.retries.inc({ reason }) } };
+function billingContext(database: Database, metrics: Metrics, config: Config, now: () => number, events: EventFeed): BillingContext {
+  const base: BillingContext = { database, now, events, retries: { onRetry: (reason) => metrics.retries.inc({ reason }) } };
   // The group commit's runs use `base`.
   const groupCommit = new GroupCommit(
     base,
@@ -134,9 +148,11 @@ interface TransportDependencies {
   readonly health: HealthReporter;
   readonly tls: TlsMaterial | null;
   readonly credentials: ServerCredentials;
+  /** Aborted first on stop: open event streams end (service_unavailable) instead of holding the shutdown. */
+  readonly closing: AbortSignal;
 }
 
-/** The gRPC server (three services) and the HTTP API, over the same context; neither when one fails. */
+/** The gRPC server (five services) and the HTTP API, over the same context; neither when one fails. */
 async function startTransports(config: Config, deps: TransportDependencies): Promise<{ grpc: GrpcServer; http: HttpServer }> {
   const { context, guard, health, tls } = deps;
   const grpc = await startGrpcServer(billingHandlers(context, guard), health, `${config.GRPC_HOST}:${config.GRPC_PORT}`, {
@@ -145,6 +161,8 @@ async function startTransports(config: Config, deps: TransportDependencies): Pro
     services: [
       { name: SLOT_SERVICE_NAME, definition: SlotServiceService, handlers: slotHandlers(context, guard) },
       { name: ENTITLEMENT_SERVICE_NAME, definition: EntitlementServiceService, handlers: entitlementHandlers(context, guard) },
+      { name: EVENT_SERVICE_NAME, definition: EventServiceService, handlers: eventHandlers(context, { ...guard, closing: deps.closing }) },
+      { name: ALERT_SERVICE_NAME, definition: AlertServiceService, handlers: alertHandlers(context, guard) },
     ],
   });
   const http = await startHttpServer(
@@ -188,19 +206,29 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const database = await openReadyDatabase(config, log, options.announce ?? ((line) => process.stderr.write(line)));
   const metrics = new Metrics();
   metrics.watchPool(database.pool);
-  const context = billingContext(database, metrics, config, options.now ?? Date.now);
+  const events = await startEventFeed(database, {
+    pollIntervalMs: config.EVENTS_POLL_INTERVAL_MS,
+    nats: config.NATS_URL ? { url: config.NATS_URL, stream: config.NATS_STREAM, subjectPrefix: config.NATS_SUBJECT_PREFIX } : null,
+    log,
+    onPublishLag: (lag) => metrics.eventsPublishLag.set(lag),
+  });
+  const context = billingContext(database, metrics, config, options.now ?? Date.now, events.feed);
   const authenticator = new Authenticator(database, { cacheTtlMs: config.API_KEY_CACHE_TTL_MS, log });
   const rateLimiter = new RateLimiter({ redisUrl: config.REDIS_URL, keyPrefix: config.RATE_LIMIT_KEY_PREFIX, log, metrics });
   await rateLimiter.waitUntilConnected();
   const health = new HealthReporter();
   const guard = { log, metrics, authenticator, rateLimiter };
-  const { grpc, http } = await startTransports(config, { context, guard, health, tls, credentials }).catch(async (error: unknown) => {
+  const closing = new AbortController();
+  const transports = { context, guard, health, tls, credentials, closing: closing.signal };
+  const { grpc, http } = await startTransports(config, transports).catch(async (error: unknown) => {
     await rateLimiter.close();
+    await events.stop();
     await database.close();
     throw error;
   });
   const stopWatching = watchDatabase(database, health, config.HEALTH_CHECK_INTERVAL_MS, log);
-  const sweeper = config.SWEEP_INTERVAL_MS > 0 ? startSweeper(context, log, config.SWEEP_INTERVAL_MS) : null;
+  const retention = { retentionMs: config.EVENTS_RETENTION_HOURS * 3_600_000, awaitPublisher: config.NATS_URL !== undefined };
+  const sweeper = config.SWEEP_INTERVAL_MS > 0 ? startSweeper(context, log, config.SWEEP_INTERVAL_MS, retention) : null;
   let metricsServer: NodeHttpServer | null = null;
   if (config.METRICS_PORT !== undefined) metricsServer = await metrics.listen(config.GRPC_HOST, config.METRICS_PORT);
   log.info(
@@ -230,8 +258,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     async stop() {
       stopWatching();
       health.set(false);
+      closing.abort();
       await Promise.all([grpc.shutdown(config.SHUTDOWN_GRACE_MS), http.close(config.SHUTDOWN_GRACE_MS)]);
       await sweeper?.stop();
+      await events.stop();
       metricsServer?.close();
       await rateLimiter.close();
       await database.close();

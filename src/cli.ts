@@ -1,5 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { verifyLedger } from "./operations/verify.js";
+import { tailEvents } from "./operations/events/tail-events.js";
+import { parseId } from "./domain/validation.js";
 import { ConfigError, loadConfig, redactUrl } from "./config.js";
 import { API_KEY_PREFIX_LENGTH, apiKeyModeOf, apiKeyPrefixOf, PROJECT_MODES, type ProjectMode } from "./domain/api-key.js";
 import { DatabaseUnreachableError, openDatabase, type Database } from "./store/database.js";
@@ -15,7 +17,7 @@ import {
   UsageError,
 } from "./tenancy/projects.js";
 
-/** Operators' commands (commander): `migrate`, `verify`, `projects` and `keys`. Each creates and migrates the database first. */
+/** Operators' commands (commander): `migrate`, `verify`, `projects`, `keys` and `events`. Each creates and migrates the database first. */
 
 async function withDatabase(run: (database: Database) => Promise<number>): Promise<never> {
   let url = "";
@@ -151,7 +153,7 @@ keys
   .option("--label <text>", "what the key is for", "")
   .option(
     "--scope <scope>",
-    "write (every call) or read (the reads: GetCustomer, GetTransaction, ListLedgerEntries, ListPools, ListSlotEvents, the entitlement reads, and their HTTP GET routes)",
+    "write (every call) or read (the reads: GetCustomer, GetTransaction, ListLedgerEntries, ListPools, ListSlotEvents, the entitlement reads, WatchEvents, ListAlerts, and their HTTP GET routes)",
     "write",
   )
   .action((o: { project: string; label: string; scope: string }) =>
@@ -204,6 +206,33 @@ keys
         outcome === "revoked"
           ? `revoked ${prefix}; running servers refuse it within API_KEY_CACHE_TTL_MS (${ttlMs} ms)`
           : `${prefix} was already revoked`,
+      );
+      return 0;
+    }),
+  );
+
+const events = program.command("events").description("the event feed");
+
+events
+  .command("tail")
+  .description("print the kept events as JSON lines, then each new one as it commits, until interrupted (like kubectl get -w)")
+  .option("--project <name>", "only this project's events (default: every project's)")
+  .option("--customer <id>", "only this customer's events")
+  .option("--cursor <cursor>", "start after this event's cursor (default: from the oldest kept event)", "")
+  .action((o: { project?: string; customer?: string; cursor: string }) =>
+    withDatabase(async (database) => {
+      const project = o.project === undefined ? null : await projectNamed(database, o.project);
+      let customerId: string | null = null;
+      try {
+        customerId = o.customer === undefined ? null : parseId(o.customer, "customer");
+      } catch {
+        throw new UsageError("--customer must be 1-128 characters of [A-Za-z0-9_.:@-]");
+      }
+      const stop = new AbortController();
+      process.once("SIGINT", () => stop.abort());
+      process.once("SIGTERM", () => stop.abort());
+      await tailEvents(database, { projectId: project?.id ?? null, customerId, cursor: o.cursor }, stop.signal, (event) =>
+        out(JSON.stringify(event)),
       );
       return 0;
     }),

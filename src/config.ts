@@ -51,6 +51,28 @@ const ConfigSchema = z.object({
     .refine((u) => /^rediss?:\/\//.test(u), "must be a redis:// or rediss:// URL")
     .optional(),
   RATE_LIMIT_KEY_PREFIX: z.string().min(1).max(128).default("velobase:ratelimit"),
+  // The event feed (docs/events.md). How often the stamper and the watchers look for new events
+  // when nothing nudged them (a commit on this instance does): the feed lag of other instances' writes.
+  EVENTS_POLL_INTERVAL_MS: z.coerce.number().int().min(1).max(10_000).default(20),
+  EVENTS_RETENTION_HOURS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 365 * 10)
+    .default(168),
+  NATS_URL: z
+    .string()
+    .refine((u) => /^(nats|tls|ws|wss):\/\/[^\s]+$/.test(u), "must be a nats:// or tls:// URL")
+    .optional(),
+  NATS_STREAM: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of [A-Za-z0-9_-]")
+    .default("VELOBASE_EVENTS"),
+  NATS_SUBJECT_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be NATS subject tokens separated by dots")
+    .max(128)
+    .default("velobase"),
   TLS_CERT_FILE: z.string().min(1).optional(),
   TLS_KEY_FILE: z.string().min(1).optional(),
   TLS_CLIENT_CA_FILE: z.string().min(1).optional(),

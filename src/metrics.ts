@@ -60,6 +60,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly eventsPublishLag = new Gauge({
+    name: "billing_events_publish_lag",
+    help: "Stamped events the NATS publisher has not sent yet (0 when NATS_URL is unset).",
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }

@@ -9,7 +9,9 @@ import {
   GetCustomerRequest,
   GetTransactionRequest,
   ListLedgerEntriesRequest,
+  RefundRequest,
   UnfreezeRequest,
+  VoidDepositRequest,
   type BatchResponse,
   type ConsumeResponse,
   type DeductResponse,
@@ -18,7 +20,9 @@ import {
   type GetCustomerResponse,
   type GetTransactionResponse,
   type ListLedgerEntriesResponse,
+  type RefundResponse,
   type UnfreezeResponse,
+  type VoidDepositResponse,
 } from "../../gen/velobase/billing/v1/billing.js";
 
 /** A request with every field optional, as ts-proto's fromPartial takes it. */
@@ -44,6 +48,8 @@ const REQUESTS = {
   getTransaction: GetTransactionRequest as Codec<GetTransactionRequest>,
   listLedgerEntries: ListLedgerEntriesRequest as Codec<ListLedgerEntriesRequest>,
   batch: BatchRequest as Codec<BatchRequest>,
+  refund: RefundRequest as Codec<RefundRequest>,
+  voidDeposit: VoidDepositRequest as Codec<VoidDepositRequest>,
 };
 
 interface Responses {
@@ -56,6 +62,8 @@ interface Responses {
   getTransaction: GetTransactionResponse;
   listLedgerEntries: ListLedgerEntriesResponse;
   batch: BatchResponse;
+  refund: RefundResponse;
+  voidDeposit: VoidDepositResponse;
 }
 
 export type BillingMethod = keyof typeof REQUESTS;

@@ -67,6 +67,8 @@ async function ledgerOf(ctx: BillingContext, caller: AuthenticatedCaller, custom
       operations: filters.operation === null ? [] : [filters.operation],
       transactionId: filters.transactionId,
       creditType: null,
+      reversesTransactionId: null,
+      reversesRecordId: null,
       createdAfterMs: filters.createdAfterMs,
       createdBeforeMs: filters.createdBeforeMs,
       pageSize: LEDGER_PAGE_SIZE,

@@ -3,10 +3,11 @@ import { fingerprint } from "./fingerprint.js";
 
 /**
  * The key spaces of the idempotency envelope: a deposit's idempotency_key, a Deduct's or Freeze's
- * transaction_id, the settlement (Consume or Unfreeze) of that transaction_id, and a capacity
- * Grant's or Revoke's idempotency_key (one key space for both, as slot_keys had).
+ * transaction_id, the settlement (Consume or Unfreeze) of that transaction_id, a capacity
+ * Grant's or Revoke's idempotency_key (one key space for both, as slot_keys had), a Refund's
+ * refund_id and a VoidDeposit's void_id.
  */
-export const OUTCOME_SCOPES = ["DEPOSIT", "SPEND", "SETTLE", "SLOT"] as const;
+export const OUTCOME_SCOPES = ["DEPOSIT", "SPEND", "SETTLE", "SLOT", "REFUND", "VOID"] as const;
 export type OutcomeScope = (typeof OUTCOME_SCOPES)[number];
 
 /** A write already made under a key: who made it, what it asked, what it answered. */
@@ -30,6 +31,10 @@ export interface RequestFingerprints {
   readonly requestFingerprint: string;
   readonly legacyFingerprint: string;
 }
+
+/** What a replay decision compares: without the version 1 fingerprint, a version 1 outcome never matches. */
+export type ComparedFingerprints = Pick<RequestFingerprints, "requestFingerprint"> &
+  Partial<Pick<RequestFingerprints, "legacyFingerprint">>;
 
 /**
  * Fields that only label a write (what it is for, who the customer is): a retry that changes them
@@ -56,7 +61,7 @@ export function requestFingerprints(canonicalRequest: CanonicalRequest): Request
 }
 
 /** Whether a stored fingerprint is the request's, in the stored fingerprint's version. */
-export const sameRequest = (storedFingerprint: string, request: RequestFingerprints): boolean =>
+export const sameRequest = (storedFingerprint: string, request: ComparedFingerprints): boolean =>
   storedFingerprint.startsWith(FINGERPRINT_V2_PREFIX)
     ? storedFingerprint === request.requestFingerprint
     : storedFingerprint === request.legacyFingerprint;
@@ -88,7 +93,7 @@ export function envelopeOf(scope: OutcomeScope, key: string, canonicalRequest: C
  */
 export function replayDecision(
   stored: StoredOutcome | null,
-  request: RequestFingerprints & { readonly customerId: string | null },
+  request: ComparedFingerprints & { readonly customerId: string | null },
   onMismatch: () => never = () => {
     throw new BillingError("idempotency_conflict");
   },

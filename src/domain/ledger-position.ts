@@ -28,7 +28,8 @@ export interface EntryAccount {
  * The position after one entry. An entry on a removed account moves only the sequence. The first
  * EXPIRE of an account removes all of it (what was used, frozen and left); the others move the
  * figures as the ledger equations say: DEPOSIT adds to total; DEDUCT and CONSUME to used; FREEZE
- * to frozen; CONSUME (not overage) and UNFREEZE take from frozen.
+ * to frozen; CONSUME (not overage) and UNFREEZE take from frozen; REFUND takes from used; VOID
+ * from total.
  */
 export function nextPosition(position: LedgerPosition, entry: LedgerLine, account: EntryAccount | null): LedgerPosition {
   const sequence = position.sequence + 1n;
@@ -45,6 +46,10 @@ export function nextPosition(position: LedgerPosition, entry: LedgerLine, accoun
       return { ...position, sequence, used: position.used + amount, frozen: position.frozen - (entry.overage ? 0n : amount) };
     case "UNFREEZE":
       return { ...position, sequence, frozen: position.frozen - amount };
+    case "REFUND":
+      return { ...position, sequence, used: position.used - amount };
+    case "VOID":
+      return { ...position, sequence, total: position.total - amount };
     case "EXPIRE": {
       if (!account) throw new Error("an expiry's account was not read");
       return {

@@ -122,3 +122,13 @@ export const CUSTOMER_SEARCH_TEXT_MAX = 255;
 export const OPEN_HOLDS_SHOWN_MAX = 100;
 /** Points of one balance chart: the latest ones of the range when it holds more entries. */
 export const BALANCE_POINTS_MAX = 5_000;
+
+// The event feed (docs/events.md).
+/** A stamper or publisher that stops renewing its lease loses it after this; another takes over. */
+export const EVENT_LEASE_TTL_MS = 5_000;
+/** Events stamped per stamping transaction: one round trip, one UPDATE … CASE. */
+export const EVENT_STAMP_BATCH = 1_000;
+/** Events a watcher or the publisher reads per query. */
+export const EVENT_READ_BATCH = 500;
+/** Events pruned per transaction by the sweeper (a short DELETE on an index range). */
+export const EVENT_PRUNE_BATCH = 1_000;

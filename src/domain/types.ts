@@ -5,7 +5,7 @@ export type AccountStatus = "ACTIVE" | "PENDING" | "EXPIRED";
 // and CHECK constraints hold the columns to them.
 export const TRANSACTION_KINDS = ["DEDUCT", "FREEZE"] as const;
 export const TRANSACTION_STATUSES = ["DEDUCTED", "FROZEN", "CONSUMED", "UNFROZEN"] as const;
-export const OPERATIONS = ["DEPOSIT", "DEDUCT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE"] as const;
+export const OPERATIONS = ["DEPOSIT", "DEDUCT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE", "REFUND", "VOID"] as const;
 export const AUTO_ACTIONS = ["UNFREEZE", "CONSUME"] as const;
 export type TransactionKind = (typeof TRANSACTION_KINDS)[number];
 export type TransactionStatus = (typeof TRANSACTION_STATUSES)[number];

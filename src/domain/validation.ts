@@ -163,3 +163,17 @@ export function parseAutoSettlement(unfreezeAfter: bigint | undefined, consumeAf
   }
   return null;
 }
+
+/** The largest ledger entry id (BIGINT UNSIGNED). */
+const RECORD_ID_MAX = 18446744073709551615n;
+
+/** A ledger entry id as the transports carry it (decimal text); empty → customer's mistake named by field. */
+export function parseRecordId(raw: string, field = "record_id"): bigint {
+  if (!/^[1-9][0-9]{0,19}$/.test(raw) || BigInt(raw) > RECORD_ID_MAX) {
+    throw invalid("invalid_argument", field, `${field} must be a ledger entry id (a positive integer).`);
+  }
+  return BigInt(raw);
+}
+
+/** An optional amount (a Refund's, a VoidDeposit's): unset means "all there is"; set, it must be positive. */
+export const parseOptionalAmount = (raw: bigint | undefined): bigint | null => (raw === undefined ? null : parseAmount(raw));

@@ -108,6 +108,20 @@ export const ERROR_CATALOG = {
   no_unfreezable_records: precondition("There is no frozen hold to unfreeze."),
   freeze_auto_unfrozen: precondition("The hold was unfrozen automatically when it timed out."),
   actual_amount_exceeds_frozen_amount: precondition("actual_amount exceeds the frozen amount; set allow_overage to charge the excess."),
+  // Reversals. A refund asks for more than the charge still has to give back (ErrorInfo:
+  // requested, refundable): a smaller amount, or none (all that is left), would go through.
+  refund_exceeds_refundable: precondition("The amount exceeds what is still refundable of the transaction."),
+  // The transaction exists and is the caller's, but charged nothing that can go back: a hold
+  // still open or unfrozen, or a charge already refunded whole. Consume first, or nothing to do.
+  transaction_not_refundable: precondition(
+    "The transaction has nothing to refund: a hold still open or unfrozen, or already refunded whole.",
+  ),
+  // The deposit exists, but its account has none of it available (used, frozen, expired, or
+  // voided already), or less than the amount asked (ErrorInfo: requested, voidable).
+  deposit_not_voidable: precondition("The deposit has nothing available to void, or less than the amount asked."),
+  // The events after the cursor were pruned (EVENTS_RETENTION_HOURS): the cursor was valid, but
+  // the feed's state no longer serves it, and retrying with it never will, hence a precondition.
+  cursor_expired: precondition("The events after this cursor were pruned; start again from an empty cursor."),
 
   customer_not_found: {
     type: "not_found",
@@ -130,6 +144,16 @@ export const ERROR_CATALOG = {
     grpcStatus: "NOT_FOUND",
     retryable: false,
     message: "The transaction does not exist.",
+  },
+
+  // A record_id that is not a deposit of this customer: another customer's, another project's or
+  // any other kind of entry is reported as missing, so nothing of it is hinted at.
+  deposit_not_found: {
+    type: "not_found",
+    httpStatus: 404,
+    grpcStatus: "NOT_FOUND",
+    retryable: false,
+    message: "The customer has no deposit with this record_id.",
   },
 
   // The key already names another request: the caller's retry logic is wrong, not the state.

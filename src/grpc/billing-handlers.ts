@@ -6,6 +6,7 @@ import { deposit } from "../operations/deposit.js";
 import { getCustomer } from "../operations/get-customer.js";
 import { getTransaction } from "../operations/get-transaction.js";
 import { listLedgerEntries } from "../operations/list-ledger.js";
+import { refund, voidDeposit } from "../operations/reversal.js";
 import { consume, unfreeze } from "../operations/settle.js";
 import { deduct, freeze } from "../operations/spend.js";
 import { BATCH_OPERATIONS_MAX } from "../domain/limits.js";
@@ -33,6 +34,12 @@ export function billingHandlers(ctx: BillingContext, env: GuardedEnvironment): B
     ),
     unfreeze: guarded(env, "Unfreeze", "write", async (r, caller, signal) =>
       format.unfreezeResponse(await unfreeze({ ...ctx, signal }, parse.parseUnfreeze(r, caller))),
+    ),
+    refund: guarded(env, "Refund", "write", async (r, caller, signal) =>
+      format.refundResponse(await refund({ ...ctx, signal }, parse.parseRefund(r, caller))),
+    ),
+    voidDeposit: guarded(env, "VoidDeposit", "write", async (r, caller, signal) =>
+      format.voidDepositResponse(await voidDeposit({ ...ctx, signal }, parse.parseVoidDeposit(r, caller))),
     ),
     getCustomer: guarded(env, "GetCustomer", "read", async (r, caller, signal) =>
       format.getCustomerResponse(await getCustomer({ ...ctx, signal }, parse.parseGetCustomer(r, caller))),

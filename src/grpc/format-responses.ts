@@ -16,8 +16,11 @@ import {
   type GetCustomerResponse,
   type GetTransactionResponse,
   type ListLedgerEntriesResponse,
+  type RefundResponse,
   type UnfreezeResponse,
+  type VoidDepositResponse,
 } from "../../gen/velobase/billing/v1/billing.js";
+import type { RefundResult, VoidResult } from "../operations/reversal.js";
 import type { CustomerView } from "../operations/get-customer.js";
 import type { TransactionView } from "../operations/get-transaction.js";
 import type { LedgerEntryView } from "../operations/list-ledger.js";
@@ -155,6 +158,33 @@ export const getTransactionResponse = (t: TransactionView): GetTransactionRespon
   consumeAt: t.autoAction === "CONSUME" ? timestamp(t.autoAtMs) : undefined,
   settledAutomatically: t.settledAutomatically,
   apiKeyPrefix: t.apiKeyPrefix ?? "",
+  refundedAmount: t.refundedAmount,
+});
+
+export const refundResponse = (r: RefundResult): RefundResponse => ({
+  refundId: r.refundId,
+  transactionId: r.transactionId,
+  refundedAmount: r.refundedAmount,
+  restoredAmount: r.restoredAmount,
+  expiredAmount: r.expiredAmount,
+  refundDetails: r.details.map((d) => ({
+    accountId: d.accountId.toString(),
+    creditType: d.creditType,
+    amount: d.amount,
+    expired: d.expired,
+  })),
+  refundedAt: timestamp(r.atMs),
+  balance: balance(r.balance),
+  isIdempotentReplay: r.isIdempotentReplay,
+});
+
+export const voidDepositResponse = (r: VoidResult): VoidDepositResponse => ({
+  voidId: r.voidId,
+  recordId: r.recordId.toString(),
+  voidedAmount: r.voidedAmount,
+  voidedAt: timestamp(r.atMs),
+  balance: balance(r.balance),
+  isIdempotentReplay: r.isIdempotentReplay,
 });
 
 const OPERATION: Record<Operation, OperationType> = {
@@ -164,6 +194,8 @@ const OPERATION: Record<Operation, OperationType> = {
   CONSUME: OperationType.OPERATION_TYPE_CONSUME,
   UNFREEZE: OperationType.OPERATION_TYPE_UNFREEZE,
   EXPIRE: OperationType.OPERATION_TYPE_EXPIRE,
+  REFUND: OperationType.OPERATION_TYPE_REFUND,
+  VOID: OperationType.OPERATION_TYPE_VOID,
 };
 
 export const listLedgerEntriesResponse = (page: { entries: LedgerEntryView[]; nextPageToken: string }): ListLedgerEntriesResponse => ({
@@ -185,6 +217,8 @@ export const listLedgerEntriesResponse = (page: { entries: LedgerEntryView[]; ne
     apiKeyPrefix: e.apiKeyPrefix ?? "",
     sequence: e.sequence,
     balanceAfter: balance(e.balanceAfter),
+    reversesTransactionId: e.reversesTransactionId ?? "",
+    reversesRecordId: e.reversesRecordId?.toString() ?? "",
   })),
   nextPageToken: page.nextPageToken,
 });
@@ -206,6 +240,10 @@ function operationResult(r: BatchWriteResult | BillingError): OperationResult {
       return { result: { $case: "consume", value: consumeResponse(r.result) }, errorInfo };
     case "unfreeze":
       return { result: { $case: "unfreeze", value: unfreezeResponse(r.result) }, errorInfo };
+    case "refund":
+      return { result: { $case: "refund", value: refundResponse(r.result) }, errorInfo };
+    case "void":
+      return { result: { $case: "voidDeposit", value: voidDepositResponse(r.result) }, errorInfo };
   }
 }
 

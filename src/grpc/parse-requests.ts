@@ -7,12 +7,15 @@ import type {
   GetCustomerRequest,
   GetTransactionRequest,
   ListLedgerEntriesRequest,
+  RefundRequest,
   UnfreezeRequest,
+  VoidDepositRequest,
 } from "../../gen/velobase/billing/v1/billing.js";
 import { BusinessType, OperationType } from "../../gen/velobase/billing/v1/billing.js";
 import type { BatchWrite } from "../operations/batch.js";
 import type { DepositInput } from "../operations/deposit.js";
 import type { LedgerQuery } from "../operations/list-ledger.js";
+import type { RefundRequest as RefundInput, VoidRequest as VoidInput } from "../operations/reversal.js";
 import type { ConsumeInput, SettleTarget } from "../operations/settle.js";
 import type { FreezeInput, SpendInput } from "../operations/spend.js";
 import {
@@ -35,7 +38,9 @@ import {
   parseCreditTypes,
   parseId,
   parseMetadata,
+  parseOptionalAmount,
   parseOptionalId,
+  parseRecordId,
   parseSource,
   parseText,
   parseTimestamp,
@@ -108,6 +113,26 @@ export function parseConsume(r: ConsumeRequest, caller: Caller): ConsumeInput {
 
 export const parseUnfreeze = (r: UnfreezeRequest, caller: Caller): SettleTarget => settleTargetOf(r, caller);
 
+export function parseRefund(r: RefundRequest, caller: Caller): RefundInput {
+  return {
+    ...settleTargetOf(r, caller),
+    refundId: parseId(r.refundId, "refund_id"),
+    amount: parseOptionalAmount(r.amount),
+    reason: parseText(r.reason, "reason", DESCRIPTION_LENGTH_MAX),
+    metadata: parseMetadata(r.metadata),
+  };
+}
+
+export function parseVoidDeposit(r: VoidDepositRequest, caller: Caller): VoidInput {
+  return {
+    ...auditOf(caller),
+    customerId: customerIdOf(r.customerId),
+    recordId: parseRecordId(r.recordId),
+    voidId: parseId(r.voidId, "void_id"),
+    amount: parseOptionalAmount(r.amount),
+  };
+}
+
 export function parseGetCustomer(r: GetCustomerRequest, caller: Caller) {
   return {
     projectId: caller.projectId,
@@ -128,6 +153,8 @@ const OPERATIONS: Partial<Record<OperationType, Operation>> = {
   [OperationType.OPERATION_TYPE_CONSUME]: "CONSUME",
   [OperationType.OPERATION_TYPE_UNFREEZE]: "UNFREEZE",
   [OperationType.OPERATION_TYPE_EXPIRE]: "EXPIRE",
+  [OperationType.OPERATION_TYPE_REFUND]: "REFUND",
+  [OperationType.OPERATION_TYPE_VOID]: "VOID",
 };
 
 export function parseListLedgerEntries(r: ListLedgerEntriesRequest, caller: Caller): LedgerQuery {
@@ -144,6 +171,8 @@ export function parseListLedgerEntries(r: ListLedgerEntriesRequest, caller: Call
     customerId: customerIdOf(r.customerId),
     operations: [...new Set(operations)].sort(),
     transactionId: parseOptionalId(r.transactionId, "transaction_id"),
+    reversesTransactionId: parseOptionalId(r.reversesTransactionId, "reverses_transaction_id"),
+    reversesRecordId: r.reversesRecordId === "" ? null : parseRecordId(r.reversesRecordId, "reverses_record_id"),
     creditType: r.creditType === "" ? null : parseCreditType(r.creditType, null),
     createdAfterMs: parseTimestamp(r.createdAfter, "created_after", "invalid_argument"),
     createdBeforeMs: parseTimestamp(r.createdBefore, "created_before", "invalid_argument"),
@@ -179,10 +208,18 @@ export function parseBatch(r: BatchRequest, caller: Caller): Array<BatchWrite | 
           return { kind: "consume", request: parseConsume(op.value, caller) };
         case "unfreeze":
           return { kind: "unfreeze", request: parseUnfreeze(op.value, caller) };
+        case "refund":
+          return { kind: "refund", request: parseRefund(op.value, caller) };
+        case "voidDeposit":
+          return { kind: "void", request: parseVoidDeposit(op.value, caller) };
         default:
-          return new BillingError("invalid_argument", "Each operation must be one of deposit, deduct, freeze, consume or unfreeze.", {
-            field: "operations",
-          });
+          return new BillingError(
+            "invalid_argument",
+            "Each operation must be one of deposit, deduct, freeze, consume, unfreeze, refund or void_deposit.",
+            {
+              field: "operations",
+            },
+          );
       }
     } catch (error) {
       if (error instanceof BillingError) return error;

@@ -9,7 +9,16 @@ import { withCheckedRequests } from "./request-decoding.js";
 export const BILLING_SERVICE_NAME = "velobase.billing.v1.BillingService";
 export const SLOT_SERVICE_NAME = "velobase.billing.v1.SlotService";
 export const ENTITLEMENT_SERVICE_NAME = "velobase.billing.v1.EntitlementService";
-const SERVICE_NAMES = ["", BILLING_SERVICE_NAME, SLOT_SERVICE_NAME, ENTITLEMENT_SERVICE_NAME] as const;
+export const EVENT_SERVICE_NAME = "velobase.billing.v1.EventService";
+export const ALERT_SERVICE_NAME = "velobase.billing.v1.AlertService";
+const SERVICE_NAMES = [
+  "",
+  BILLING_SERVICE_NAME,
+  SLOT_SERVICE_NAME,
+  ENTITLEMENT_SERVICE_NAME,
+  EVENT_SERVICE_NAME,
+  ALERT_SERVICE_NAME,
+] as const;
 
 /** Keeps the health service in step with the database: SERVING only while it answers. */
 export class HealthReporter {

@@ -2,6 +2,8 @@ import { BATCH_OPERATIONS_MAX } from "../domain/limits.js";
 import type { ConsumeRequest, DepositRequest, FreezeRequest, SettleRequest, SpendRequest } from "../domain/requests.js";
 import type { ConsumeResult, DepositResult, SpendResult, UnfreezeResult } from "../domain/results.js";
 import { BillingError } from "../errors/billing-error.js";
+import type { RefundRequest, RefundResult } from "../domain/plans/refund-plan.js";
+import type { VoidRequest, VoidResult } from "../domain/plans/void-plan.js";
 import type { CreditWrite } from "../domain/plans/write-list.js";
 import { isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
@@ -13,13 +15,17 @@ export type BatchWrite =
   | { readonly kind: "deduct"; readonly request: SpendRequest }
   | { readonly kind: "freeze"; readonly request: FreezeRequest }
   | { readonly kind: "consume"; readonly request: ConsumeRequest }
-  | { readonly kind: "unfreeze"; readonly request: SettleRequest };
+  | { readonly kind: "unfreeze"; readonly request: SettleRequest }
+  | { readonly kind: "refund"; readonly request: RefundRequest }
+  | { readonly kind: "void"; readonly request: VoidRequest };
 
 export type BatchWriteResult =
   | { readonly kind: "deposit"; readonly result: DepositResult }
   | { readonly kind: "deduct" | "freeze"; readonly result: SpendResult }
   | { readonly kind: "consume"; readonly result: ConsumeResult }
-  | { readonly kind: "unfreeze"; readonly result: UnfreezeResult };
+  | { readonly kind: "unfreeze"; readonly result: UnfreezeResult }
+  | { readonly kind: "refund"; readonly result: RefundResult }
+  | { readonly kind: "void"; readonly result: VoidResult };
 
 export type BatchOutcome =
   /** In request order: each write's response or its error (atomic: every one succeeded). */
@@ -41,6 +47,9 @@ function creditWriteOf(write: BatchWrite): CreditWrite {
       return { kind: "consume", request: write.request, mode: MANUAL };
     case "unfreeze":
       return { kind: "unfreeze", request: write.request, mode: MANUAL };
+    case "refund":
+    case "void":
+      return write;
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Database } from "../store/database.js";
 import type { RetryObserver } from "../store/run-transaction.js";
 import type { CreditWrite } from "../domain/plans/write-list.js";
+import type { EventFeed } from "./events/event-feed.js";
 
 /** What every operation needs: storage, a clock (injected so tests can pin time), observers. */
 export interface BillingContext {
@@ -14,4 +15,6 @@ export interface BillingContext {
    * before its transaction starts is not run.
    */
   readonly signal?: AbortSignal;
+  /** The event feed of this instance (deployment id, commit nudge, watchers' tail); absent: no feed (some tests). */
+  readonly events?: EventFeed;
 }

@@ -27,6 +27,8 @@ export interface TransactionView {
   readonly apiKeyPrefix: string | null;
   /** x-request-id of the call that made it; null when made before it was stored. */
   readonly requestId: string | null;
+  /** What refunds gave back of the charge, in all. */
+  readonly refundedAmount: bigint;
 }
 
 async function readTransaction(ctx: BillingContext, input: { projectId: bigint; transactionId: string }): Promise<TransactionView> {
@@ -54,6 +56,7 @@ async function readTransaction(ctx: BillingContext, input: { projectId: bigint; 
     settledAutomatically: t.settledAutomatically,
     apiKeyPrefix: t.apiKeyPrefix,
     requestId: t.requestId,
+    refundedAmount: t.refundedAmount,
   };
 }
 

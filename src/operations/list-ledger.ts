@@ -14,6 +14,10 @@ export interface LedgerQuery {
   readonly customerId: string;
   readonly operations: readonly Operation[];
   readonly transactionId: string | null;
+  /** Only the REFUND entries of this charge. */
+  readonly reversesTransactionId: string | null;
+  /** Only the VOID entries of this deposit. */
+  readonly reversesRecordId: bigint | null;
   readonly creditType: string | null;
   readonly createdAfterMs: number | null;
   readonly createdBeforeMs: number | null;
@@ -52,6 +56,10 @@ export interface LedgerEntryView {
   readonly sequence: bigint;
   /** The customer's ledger balance after it (domain/ledger-position.ts). */
   readonly balanceAfter: Balance;
+  /** A REFUND entry's charge; null otherwise. */
+  readonly reversesTransactionId: string | null;
+  /** A VOID entry's deposit; null otherwise. */
+  readonly reversesRecordId: bigint | null;
 }
 
 interface Cursor {
@@ -98,25 +106,31 @@ async function readLedgerPage(ctx: BillingContext, q: LedgerQuery): Promise<Ledg
   const last = page.at(-1)?.l;
   const nextPageToken = rows.length > q.pageSize && last ? encodeCursor({ before: last.sequence.toString(), filters }) : "";
   return {
-    entries: page.map(({ l: r, apiKeyPrefix, txDescription, txMetadata }) => ({
-      id: r.id,
-      operation: oneOf(r.operation, OPERATIONS, "operation"),
-      amount: r.amount,
-      accountId: r.accountId,
-      creditType: r.creditType,
-      source: r.source,
-      transactionId: r.transactionId,
-      idempotencyKey: r.idempotencyKey,
-      businessType: r.businessType,
-      description: txDescription ?? r.description,
-      metadata: decodeMetadata(txMetadata ?? r.metadata),
-      automatic: r.automatic,
-      overage: r.overage,
-      createdAtMs: r.createdAt.getTime(),
-      apiKeyPrefix,
-      sequence: r.sequence,
-      balanceAfter: balanceOfPosition({ sequence: r.sequence, total: r.balanceTotal, used: r.balanceUsed, frozen: r.balanceFrozen }),
-    })),
+    entries: page.map(({ l: r, apiKeyPrefix, txDescription, txMetadata }) => {
+      // A refund's entries name their charge, but carry the refund's own reason and metadata.
+      const own = r.reversesTransactionId !== null;
+      return {
+        id: r.id,
+        operation: oneOf(r.operation, OPERATIONS, "operation"),
+        amount: r.amount,
+        accountId: r.accountId,
+        creditType: r.creditType,
+        source: r.source,
+        transactionId: r.transactionId,
+        idempotencyKey: r.idempotencyKey,
+        businessType: r.businessType,
+        description: own ? r.description : (txDescription ?? r.description),
+        metadata: decodeMetadata(own ? r.metadata : (txMetadata ?? r.metadata)),
+        automatic: r.automatic,
+        overage: r.overage,
+        createdAtMs: r.createdAt.getTime(),
+        apiKeyPrefix,
+        sequence: r.sequence,
+        balanceAfter: balanceOfPosition({ sequence: r.sequence, total: r.balanceTotal, used: r.balanceUsed, frozen: r.balanceFrozen }),
+        reversesTransactionId: r.reversesTransactionId,
+        reversesRecordId: r.reversesRecordId,
+      };
+    }),
     nextPageToken,
     totalCount,
   };

@@ -111,7 +111,8 @@ async function runApply(
   }
 }
 
-const isApplied = (p: WritePlan) => p.kind === "deposit" || p.kind === "spend" || p.kind === "settle" || p.kind === "expire";
+const isApplied = (p: WritePlan) =>
+  p.kind === "deposit" || p.kind === "spend" || p.kind === "settle" || p.kind === "expire" || p.kind === "refund" || p.kind === "void";
 
 function throwFirstRefusal(plans: readonly WritePlan[], offset: number): void {
   const index = plans.findIndex((p) => p.kind === "refused");
@@ -127,6 +128,8 @@ function answerOf(plan: WritePlan, ids: { accountId: bigint; ledgerEntryId: bigi
       return { ok: true, result: withWrittenIds(plan.result as DepositResult, ids) };
     case "spend":
     case "settle":
+    case "refund":
+    case "void":
       return { ok: true, result: plan.result };
     case "expire":
       return { ok: true, result: true };

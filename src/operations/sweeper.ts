@@ -6,6 +6,7 @@ import { rowsOf, runTransaction } from "../store/run-transaction.js";
 import { listDueHolds, lockFrozenHoldSql, parseAutoAction, postponeAutoSettlementSql } from "../store/transactions-store.js";
 import type { BillingContext } from "./context.js";
 import { recordExpiries } from "./expiry.js";
+import { pruneExpiredEvents, type EventRetention } from "./events/retention.js";
 import { consumeAutomatically, unfreezeAutomatically } from "./settle.js";
 
 /** Holds settled per sweep; small batches keep each pass short and fair between instances. */
@@ -58,13 +59,17 @@ async function postpone(ctx: BillingContext, projectId: bigint, transactionId: s
   });
 }
 
-/** Runs sweeps on an interval until stopped; a tick is skipped while the previous sweep runs. */
-export function startSweeper(ctx: BillingContext, log: Logger, intervalMs: number): { stop(): Promise<void> } {
+/**
+ * Runs sweeps on an interval until stopped; a tick is skipped while the previous sweep runs. With
+ * `retention`, each sweep also prunes the events past it.
+ */
+export function startSweeper(ctx: BillingContext, log: Logger, intervalMs: number, retention?: EventRetention): { stop(): Promise<void> } {
   let running: Promise<void> | null = null;
   const timer = setInterval(() => {
     if (running) return;
     running = sweepDueHolds(ctx, log)
       .then(() => recordExpiries(ctx))
+      .then(() => (retention ? pruneExpiredEvents(ctx, retention) : 0))
       .then(() => undefined)
       .catch((error: unknown) => log.warn({ err: error }, "sweep failed"))
       .finally(() => {

@@ -22,6 +22,10 @@ function accountAfter(account: EntryAccount, operation: string, amount: bigint, 
       return { ...account, used: account.used + amount, frozen: account.frozen - (overage ? 0n : amount) };
     case "UNFREEZE":
       return { ...account, frozen: account.frozen - amount };
+    case "REFUND":
+      return { ...account, used: account.used - amount };
+    case "VOID":
+      return { ...account, total: account.total - amount };
     default:
       return { ...account, removed: true };
   }

@@ -1,5 +1,12 @@
 import type { Db } from "../store/database.js";
-import { accountFigures, ledgerByAccount, ledgerByTransaction, transactionFigures } from "../store/verify-store.js";
+import {
+  accountFigures,
+  ledgerByAccount,
+  ledgerByTransaction,
+  overRefundedAccounts,
+  transactionFigures,
+  unsoundVoids,
+} from "../store/verify-store.js";
 import { verifyPools } from "./slots/verify-pools.js";
 import { verifyLedgerPositions } from "./verify-positions.js";
 
@@ -55,11 +62,13 @@ function transactionProblems(t: TransactionFigures, ledger: TransactionLedger | 
 
 /**
  * Recomputes every account from the append-only ledger and checks the design's invariants:
- * total = Σ DEPOSIT; used = Σ DEDUCT + Σ CONSUME; frozen = Σ FREEZE − Σ CONSUME (not overage)
- * − Σ UNFREEZE; an expired account (its expiry recorded) has nothing available once its EXPIRE
- * entries are counted; each hold's allocations add up to it and each settled transaction's entries to
- * what it reports; every customer's ledger is numbered without a gap and each entry's
- * balance_after follows from the one before (verify-positions.ts). Every difference is one line in `problems`. The ledger is read in two grouped
+ * total = Σ DEPOSIT − Σ VOID; used = Σ DEDUCT + Σ CONSUME − Σ REFUND; frozen = Σ FREEZE
+ * − Σ CONSUME (not overage) − Σ UNFREEZE; an expired account (its expiry recorded) has nothing
+ * available once its EXPIRE entries are counted; each hold's allocations add up to it and each
+ * settled transaction's entries to what it reports; a charge's refunds never exceed it, in all
+ * or per account; a deposit's voids never exceed it; every customer's ledger is numbered without
+ * a gap and each entry's balance_after follows from the one before (verify-positions.ts). Every
+ * difference is one line in `problems`. The ledger is read in two grouped
  * scans and matched in memory (memory grows with accounts and transactions, not ledger rows).
  */
 export async function verifyLedger(db: Db): Promise<VerifyReport> {
@@ -78,6 +87,14 @@ export async function verifyLedger(db: Db): Promise<VerifyReport> {
 
   const transactions = await transactionFigures(db);
   for (const t of transactions) problems.push(...transactionProblems(t, byTransaction.get(key(t.id))));
+  for (const r of await overRefundedAccounts(db)) {
+    problems.push(`transaction pk ${r.transaction_pk}: refunded ${r.refunded} to account ${r.account_id}, which gave ${r.charged}`);
+  }
+  for (const v of await unsoundVoids(db)) {
+    problems.push(
+      `voids of record ${v.record_id}: ${v.voided} voided, not within a deposit of ${v.deposited ?? "nothing"} to its own account`,
+    );
+  }
   problems.push(...(await verifyLedgerPositions(db)));
   const pools = await verifyPools(db);
   problems.push(...pools.problems);

@@ -36,11 +36,15 @@ export interface LedgerContext {
   readonly nowMs: number;
   /** The key that made the entries; absent or null when the service writes them itself (sweeper, expiry). */
   readonly apiKeyId?: bigint | null;
+  /** REFUND entries: the charge they give back from (their own reason and metadata are stored, not the charge's). */
+  readonly reversesTransactionId?: string;
+  /** VOID entries: the DEPOSIT entry whose credits they remove. */
+  readonly reversesRecordId?: bigint;
 }
 
 const LEDGER_HEAD = sql`INSERT INTO ${ledgerEntries} (project_id, customer_pk, account_id, operation, amount, credit_type, source,
       transaction_pk, transaction_id, idempotency_key, business_type, description, metadata, automatic, overage, created_at,
-      api_key_id, sequence, balance_total, balance_used, balance_frozen)`;
+      api_key_id, sequence, balance_total, balance_used, balance_frozen, reverses_transaction_id, reverses_record_id)`;
 
 /**
  * The entries as new rows (write-set.ts puts them in one INSERT with the other writes' entries).
@@ -50,7 +54,7 @@ const LEDGER_HEAD = sql`INSERT INTO ${ledgerEntries} (project_id, customer_pk, a
  */
 export function ledgerPart(context: LedgerContext, entries: readonly NewLedgerEntry[]): WritePart {
   if (entries.length === 0) throw new Error("ledgerPart needs at least one entry");
-  const ownText = context.transactionPk === null;
+  const ownText = context.transactionPk === null || context.reversesTransactionId !== undefined;
   const description = ownText ? context.description : "";
   const metadata = encodeJson(ownText ? context.metadata : {});
   const createdAt = new Date(context.nowMs);
@@ -58,7 +62,8 @@ export function ledgerPart(context: LedgerContext, entries: readonly NewLedgerEn
     (e) => sql`(${context.projectId}, ${context.customerPk}, ${e.accountId}, ${e.operation}, ${e.amount}, ${e.creditType},
       ${e.source}, ${context.transactionPk}, ${context.transactionId}, ${context.idempotencyKey}, ${context.businessType},
       ${description}, ${metadata}, ${context.automatic}, ${e.overage ?? false}, ${createdAt}, ${context.apiKeyId ?? null},
-      ${e.position.sequence}, ${e.position.total}, ${e.position.used}, ${e.position.frozen})`,
+      ${e.position.sequence}, ${e.position.total}, ${e.position.used}, ${e.position.frozen},
+      ${context.reversesTransactionId ?? null}, ${context.reversesRecordId ?? null})`,
   );
   return rowsPart("ledger_entries", LEDGER_HEAD, rows);
 }
@@ -87,6 +92,10 @@ export interface LedgerFilter {
   readonly customerPk: bigint;
   readonly operations: readonly Operation[];
   readonly transactionId: string | null;
+  /** REFUND entries of this charge. */
+  readonly reversesTransactionId: string | null;
+  /** VOID entries of this deposit. */
+  readonly reversesRecordId: bigint | null;
   readonly creditType: string | null;
   readonly createdAfterMs: number | null;
   readonly createdBeforeMs: number | null;
@@ -96,6 +105,8 @@ function ledgerConditions(f: LedgerFilter): SQL[] {
   const conditions: SQL[] = [eq(ledgerEntries.projectId, f.projectId), eq(ledgerEntries.customerPk, f.customerPk)];
   if (f.operations.length > 0) conditions.push(inArray(ledgerEntries.operation, [...f.operations]));
   if (f.transactionId !== null) conditions.push(eq(ledgerEntries.transactionId, f.transactionId));
+  if (f.reversesTransactionId !== null) conditions.push(eq(ledgerEntries.reversesTransactionId, f.reversesTransactionId));
+  if (f.reversesRecordId !== null) conditions.push(eq(ledgerEntries.reversesRecordId, f.reversesRecordId));
   if (f.creditType !== null) conditions.push(eq(ledgerEntries.creditType, f.creditType));
   if (f.createdAfterMs !== null) conditions.push(gte(ledgerEntries.createdAt, new Date(f.createdAfterMs)));
   if (f.createdBeforeMs !== null) conditions.push(lt(ledgerEntries.createdAt, new Date(f.createdBeforeMs)));
@@ -107,7 +118,7 @@ export function selectLedgerPage(db: Db, f: LedgerFilter, beforeSequence: bigint
   const conditions = ledgerConditions(f);
   if (beforeSequence !== null) conditions.push(lt(ledgerEntries.sequence, beforeSequence));
   // A transaction's description and metadata are stored once, on the transaction (see
-  // appendLedgerSql); entries without one (deposits, expiries) carry their own.
+  // appendLedgerSql); entries without one (deposits, expiries) and refunds carry their own.
   return db
     .select({ l: ledgerEntries, apiKeyPrefix: apiKeys.prefix, txDescription: transactions.description, txMetadata: transactions.metadata })
     .from(ledgerEntries)
@@ -146,8 +157,9 @@ export function selectTransactionEntries(db: Db, projectId: bigint, transactionI
 
 /**
  * A customer's accounts as the ledger had them at `asOfMs`: each account with an entry at or
- * before then, its figures summed from those entries by the ledger equations (total = Σ DEPOSIT;
- * used = Σ DEDUCT + Σ CONSUME; frozen = Σ FREEZE − Σ CONSUME (not overage) − Σ UNFREEZE).
+ * before then, its figures summed from those entries by the ledger equations (total = Σ DEPOSIT
+ * − Σ VOID; used = Σ DEDUCT + Σ CONSUME − Σ REFUND; frozen = Σ FREEZE − Σ CONSUME (not overage)
+ * − Σ UNFREEZE).
  */
 /** The key and creation of account `a`, under the names accountFromRow reads (figures come from the query). */
 const ACCOUNT_KEY_COLUMNS = sql`a.id AS a_id, a.credit_type AS a_credit_type, a.source AS a_source, a.starts_at_ms AS a_starts_at_ms,
@@ -155,8 +167,8 @@ const ACCOUNT_KEY_COLUMNS = sql`a.id AS a_id, a.credit_type AS a_credit_type, a.
 
 export async function accountsAsOf(db: Db, projectId: bigint, customerPk: bigint, asOfMs: number): Promise<AccountSnapshot[]> {
   const [rows] = (await db.execute(sql`SELECT ${ACCOUNT_KEY_COLUMNS},
-      SUM(CASE WHEN l.operation = 'DEPOSIT' THEN l.amount ELSE 0 END) AS a_total,
-      SUM(CASE WHEN l.operation IN ('DEDUCT', 'CONSUME') THEN l.amount ELSE 0 END) AS a_used,
+      SUM(CASE WHEN l.operation = 'DEPOSIT' THEN l.amount WHEN l.operation = 'VOID' THEN -l.amount ELSE 0 END) AS a_total,
+      SUM(CASE WHEN l.operation IN ('DEDUCT', 'CONSUME') THEN l.amount WHEN l.operation = 'REFUND' THEN -l.amount ELSE 0 END) AS a_used,
       SUM(CASE WHEN l.operation = 'FREEZE' THEN l.amount WHEN l.operation = 'UNFREEZE' THEN -l.amount
                WHEN l.operation = 'CONSUME' AND l.overage = FALSE THEN -l.amount ELSE 0 END) AS a_frozen
     FROM ${ledgerEntries} l JOIN ${accounts} a ON a.id = l.account_id

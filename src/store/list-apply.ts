@@ -11,6 +11,7 @@ import { fillCustomerSql, removeCreatedCustomerSql } from "./customers-store.js"
 import { encodeJson } from "./json-codec.js";
 import { expiryParts, ledgerPart, type NewLedgerEntry } from "./ledger-store.js";
 import { outcomePart } from "./outcomes-store.js";
+import { reversalApply } from "./reversal-apply.js";
 import { bigOf } from "./row-values.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
 import { type Batch, mapBatch, namedBatch, rowsOf } from "./run-transaction.js";
@@ -41,10 +42,15 @@ export function applyList(state: ListState, writes: readonly CreditWrite[], plan
   const parts: WritePart[] = [];
   const expiries: SQL[] = [];
   const { plans } = planned;
+  const reversals: SQL[] = [];
   plans.forEach((plan, index) => {
     const write = writes[index];
     const positions = planned.positions[index] ?? [];
     if (!write) throw new Error("a plan without its write");
+    // A refund's or void's parts (reversal-apply.ts); nothing for the other writes.
+    const reversal = reversalApply(write, plan, positions, nowMs);
+    parts.push(...reversal.parts);
+    reversals.push(...reversal.statements);
     if (plan.kind === "deposit" && write.kind === "deposit") {
       deposits.push({ index, statements: depositSql(write.request, plan, positions, nowMs) });
     } else if (plan.kind === "spend" && write.kind === "spend") {
@@ -64,6 +70,7 @@ export function applyList(state: ListState, writes: readonly CreditWrite[], plan
     ledgers: customerLedgersSql(planned.ledgers),
     customers: customerLabelsSql(state, writes, plans),
     writeSet: writeSetSql(parts),
+    reversals,
     expiries,
   };
   const depositGroups = Object.fromEntries(deposits.map((d) => [`deposit${d.index}`, d.statements]));

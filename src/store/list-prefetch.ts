@@ -31,6 +31,8 @@ import {
 } from "./accounts-store.js";
 import { createCustomerSql, customerPkSql } from "./customers-store.js";
 import { findOutcomesSql, outcomesFromRows } from "./outcomes-store.js";
+import type { ReversalState } from "../domain/plans/reversal-state.js";
+import { reversalCustomerPksSql, reversalStatements, reversalsFromRows } from "./reversal-prefetch.js";
 import { bigOf, stringOf } from "./row-values.js";
 import { type Batch, headerOf, mapBatch, namedBatch, type Row, rowsOf, type StatementResult } from "./run-transaction.js";
 import { customers } from "./schema.js";
@@ -98,6 +100,7 @@ export function prefetchList(writes: readonly CreditWrite[], nowMs: number): Bat
   const pks = [
     ...named.map((r) => customerPkSql(r.projectId, r.customerId)),
     ...holds.map((h) => transactionCustomerPkSql(h.projectId, h.transactionId)),
+    ...reversalCustomerPksSql(writes),
   ];
   const pkOf = (ref: CustomerRef) => customerPkSql(ref.projectId, ref.customerId);
   const batch = namedBatch({
@@ -110,6 +113,7 @@ export function prefetchList(writes: readonly CreditWrite[], nowMs: number): Bat
       lockSpendableAccountsSql(s.ref.projectId, pkOf(s.ref), nowMs, s.creditTypes, SPEND_ACCOUNTS_LOCKED_FIRST),
     ),
     depositAccounts: deposits.map((d) => lockAccountByKeySql(d.projectId, pkOf(d), accountKeyOf(d))),
+    ...reversalStatements(writes),
     outcomes: keys.length === 0 ? [] : [findOutcomesSql(keys)],
   });
   return mapBatch(batch, (r) => {
@@ -147,6 +151,7 @@ export function prefetchList(writes: readonly CreditWrite[], nowMs: number): Bat
       if (c) addAccounts(c, rowsOf(r.depositAccounts[i]));
     });
     return {
+      ...reversalsOf(writes, r, found),
       customers: new Map([...found].map(([pk, c]) => [pk, customerStateOf(c)])),
       customerPks: byRef,
       holds: holdStates,
@@ -154,6 +159,19 @@ export function prefetchList(writes: readonly CreditWrite[], nowMs: number): Bat
       busy: new Set(),
     };
   });
+}
+
+/** The list's reversals (reversal-prefetch.ts; absent when it has none), their accounts added to their customers. */
+function reversalsOf(
+  writes: readonly CreditWrite[],
+  results: Parameters<typeof reversalsFromRows>[1],
+  found: ReadonlyMap<bigint, Assembling>,
+): { reversals?: ReversalState } {
+  const reversals = reversalsFromRows(writes, results, (pk, rows) => {
+    const c = found.get(pk);
+    if (c) addAccounts(c, rows);
+  });
+  return reversals ? { reversals } : {};
 }
 
 function addAccounts(c: Assembling, rows: readonly Row[]): void {

@@ -7,6 +7,7 @@ import {
   datetime,
   index,
   int,
+  json,
   mediumtext,
   mysqlTable,
   text,
@@ -153,6 +154,8 @@ export const transactions = mysqlTable(
     apiKeyId: bigint("api_key_id", { mode: "bigint", unsigned: true }),
     /** x-request-id of the call that made it, so support can find its log lines (NULL before 0013). */
     requestId: varchar("request_id", { length: 128 }),
+    /** What refunds gave back of the charge, in all (= Σ its REFUND entries). */
+    refundedAmount: money("refunded_amount"),
   },
   (t) => [
     uniqueIndex("transactions_project_tx_uq").on(t.projectId, t.transactionId),
@@ -166,6 +169,12 @@ export const transactions = mysqlTable(
     check("transactions_kind_valid", sql`${t.kind} IN (${valuesOf(TRANSACTION_KINDS)})`),
     check("transactions_status_valid", sql`${t.status} IN (${valuesOf(TRANSACTION_STATUSES)})`),
     check("transactions_auto_action_valid", sql`${t.autoAction} IS NULL OR ${t.autoAction} IN (${valuesOf(AUTO_ACTIONS)})`),
+    // Refunds never give back more than the charge took: a Deduct's amount, a consumed Freeze's
+    // actual amount (overage included; 0 until consumed).
+    check(
+      "transactions_refunded_within_charge",
+      sql`${t.refundedAmount} >= 0 AND ${t.refundedAmount} <= CASE WHEN ${t.kind} = 'DEDUCT' THEN ${t.amount} ELSE ${t.consumedAmount} END`,
+    ),
   ],
 );
 
@@ -212,22 +221,33 @@ export const ledgerEntries = mysqlTable(
     balanceTotal: bigint("balance_total", { mode: "bigint" }).notNull(),
     balanceUsed: bigint("balance_used", { mode: "bigint" }).notNull(),
     balanceFrozen: bigint("balance_frozen", { mode: "bigint" }).notNull(),
+    /** A REFUND entry: the charge it gives credits back from. */
+    reversesTransactionId: varchar("reverses_transaction_id", { length: 128 }),
+    /** A VOID entry: the DEPOSIT entry whose credits it removes. */
+    reversesRecordId: bigint("reverses_record_id", { mode: "bigint", unsigned: true }),
   },
   (t) => [
     uniqueIndex("ledger_customer_sequence_uq").on(t.customerPk, t.sequence),
-    // The one index the RPCs need (listing a customer's entries, newest first). verify groups
-    // the whole ledger in one scan instead, so appends maintain two B-trees, not four.
+    // The index the listings need (a customer's entries, newest first), and a refund's (the
+    // entries of its charge, per account: what each gave and what earlier refunds gave back).
+    // verify groups the whole ledger in one scan instead.
     index("ledger_customer_idx").on(t.projectId, t.customerPk, t.id),
+    index("ledger_transaction_idx").on(t.transactionPk),
     // An expiry records what was left, even nothing: it removes the account from balance_after.
     check("ledger_amount_pos", sql`${t.amount} > 0 OR ${t.operation} = 'EXPIRE'`),
     check("ledger_operation_valid", sql`${t.operation} IN (${valuesOf(OPERATIONS)})`),
+    // Every reversal names what it reverses, and nothing else does. The ledger equations:
+    // total = Σ DEPOSIT − Σ VOID; used = Σ DEDUCT + Σ CONSUME − Σ REFUND.
+    check("ledger_refund_reverses_charge", sql`(${t.operation} = 'REFUND') = (${t.reversesTransactionId} IS NOT NULL)`),
+    check("ledger_void_reverses_deposit", sql`(${t.operation} = 'VOID') = (${t.reversesRecordId} IS NOT NULL)`),
   ],
 );
 
 /**
  * The one idempotency envelope: what every keyed write (Deposit, Deduct, Freeze, Consume,
- * Unfreeze, Grant and Revoke capacity) answered, under its scope and key. DEPOSIT and SLOT are
- * keyed by idempotency_key, SPEND (Deduct, Freeze) and SETTLE (Consume, Unfreeze) by transaction_id; the fingerprint is of the
+ * Unfreeze, Grant and Revoke capacity, Refund, VoidDeposit) answered, under its scope and key.
+ * DEPOSIT and SLOT are keyed by idempotency_key, SPEND (Deduct, Freeze) and SETTLE (Consume,
+ * Unfreeze) by transaction_id, REFUND by refund_id, VOID by void_id; the fingerprint is of the
  * canonical request (domain/idempotency.ts), the response is replayed byte for byte.
  */
 export const outcomes = mysqlTable(
@@ -395,4 +415,98 @@ export const consoleSessions = mysqlTable(
     expiresAt: datetime("expires_at", { mode: "date", fsp: 3 }).notNull(),
   },
   (t) => [index("console_sessions_expiry_idx").on(t.expiresAt), index("console_sessions_key_idx").on(t.apiKeyId)],
+);
+
+// Events out (docs/events.md): the outbox, the feed's singletons and the balance alerts.
+
+/**
+ * The transactional outbox: one row per committed write (and per alert crossing), inserted in the
+ * write's own transaction, so an event exists if and only if its write committed. `position` is
+ * the commit order, stamped after commit by the one elected stamper (store/event-feed-store.ts):
+ * readers page by it, never by `id`, whose AUTO_INCREMENT order is not commit order (a lower id
+ * can commit later; on Galera ids step by the node count). NULL until stamped.
+ */
+export const events = mysqlTable(
+  "events",
+  {
+    id: id(),
+    /** The deployment id, a dash, a random suffix: unique beyond this database (NATS dedup). */
+    eventId: varchar("event_id", { length: 100 }).notNull(),
+    projectId: ref("project_id"),
+    customerId: varchar("customer_id", { length: 128 }),
+    type: varchar("type", { length: 40 }).notNull(),
+    transactionId: varchar("transaction_id", { length: 128 }),
+    /** entries (with their sequences), balance_after and the type's own data (domain/events.ts). */
+    payload: json("payload").notNull(),
+    createdAt: createdAt(),
+    position: bigint("position", { mode: "bigint", unsigned: true }),
+    /**
+     * The commit order within the project, stamped with `position`: what a project's readers page
+     * by and their cursors hold, so a cursor says nothing of other projects' events.
+     */
+    projectPosition: bigint("project_position", { mode: "bigint", unsigned: true }),
+  },
+  (t) => [
+    uniqueIndex("events_event_id_uq").on(t.eventId),
+    uniqueIndex("events_position_uq").on(t.position),
+    // A project's feed, in commit order (WatchEvents, GET /v1/events).
+    uniqueIndex("events_project_position_uq").on(t.projectId, t.projectPosition),
+  ],
+);
+
+/**
+ * How far each project's feed is pruned: every event of the project up to `pruned_through`
+ * (a project position) is gone, so an older cursor is cursor_expired.
+ */
+export const eventPruneMarks = mysqlTable("event_prune_marks", {
+  projectId: bigint("project_id", { mode: "bigint", unsigned: true }).primaryKey(),
+  prunedThrough: bigint("pruned_through", { mode: "bigint", unsigned: true }).notNull(),
+});
+
+/** Named values of this database: `deployment_id` (made at first start), `events_pruned_through` (global positions). */
+export const settings = mysqlTable("settings", {
+  name: varchar("name", { length: 64 }).primaryKey(),
+  value: varchar("value", { length: 255 }).notNull(),
+});
+
+/**
+ * Elected singletons (the event stamper, the NATS publisher): a committed row with an owner and
+ * an expiry, read against the database's clock. Not GET_LOCK: it holds only on one Galera node.
+ */
+export const leases = mysqlTable("leases", {
+  name: varchar("name", { length: 64 }).primaryKey(),
+  owner: varchar("owner", { length: 128 }).notNull(),
+  expiresAt: datetime("expires_at", { mode: "date", fsp: 3 }).notNull(),
+});
+
+/** How far each publisher (the NATS one) has sent the feed: every position up to `position` is sent. */
+export const eventPublishers = mysqlTable("event_publishers", {
+  name: varchar("name", { length: 64 }).primaryKey(),
+  position: bigint("position", { mode: "bigint", unsigned: true }).notNull(),
+  updatedAt: datetime("updated_at", { mode: "date", fsp: 3 }).notNull(),
+});
+
+/**
+ * A low-balance alert: one per (project, customer, credit type or '' for all types). `state`
+ * is what the writes decide under the customer's lock: armed → low → depleted, and back to armed
+ * when the balance recovers (domain/balance-alerts.ts).
+ */
+export const balanceAlerts = mysqlTable(
+  "balance_alerts",
+  {
+    id: id(),
+    projectId: ref("project_id"),
+    customerId: varchar("customer_id", { length: 128 }).notNull(),
+    /** '' = every credit type (a NULL would not be unique). */
+    creditType: varchar("credit_type", { length: 64 }).notNull().default(""),
+    threshold: bigint("threshold", { mode: "bigint" }).notNull(),
+    state: varchar("state", { length: 16 }).notNull().default("armed"),
+    createdAt: createdAt(),
+    updatedAt: datetime("updated_at", { mode: "date", fsp: 3 }).notNull(),
+  },
+  (t) => [
+    uniqueIndex("balance_alerts_key_uq").on(t.projectId, t.customerId, t.creditType),
+    check("balance_alerts_threshold_pos", sql`${t.threshold} > 0`),
+    check("balance_alerts_state_known", sql`${t.state} IN ('armed', 'low', 'depleted')`),
+  ],
 );

@@ -34,6 +34,8 @@ export interface TransactionRow extends Hold {
   readonly autoAtMs: number | null;
   readonly createdAtMs: number;
   readonly settledAtMs: number | null;
+  /** What refunds gave back of the charge. */
+  readonly refundedAmount: bigint;
 }
 
 /**
@@ -98,6 +100,7 @@ export function transactionFromRow(row: Row | undefined): TransactionRow | null 
     settledAutomatically: boolOf(row.settled_automatically),
     createdAtMs: msOf(row.created_at),
     settledAtMs: optionalMs(row.settled_at),
+    refundedAmount: bigOf(row.refunded_amount),
   };
 }
 

@@ -12,8 +12,8 @@ async function rows(db: Db, query: ReturnType<typeof sql>): Promise<VerifyRow[]>
 
 /** Ledger sums per account: each is one GROUP BY scan of the ledger, so no index is needed for it. */
 const LEDGER_BY_ACCOUNT = sql`SELECT account_id,
-    SUM(CASE WHEN operation = 'DEPOSIT' THEN amount ELSE 0 END) AS total,
-    SUM(CASE WHEN operation IN ('DEDUCT', 'CONSUME') THEN amount ELSE 0 END) AS used,
+    SUM(CASE WHEN operation = 'DEPOSIT' THEN amount WHEN operation = 'VOID' THEN -amount ELSE 0 END) AS total,
+    SUM(CASE WHEN operation IN ('DEDUCT', 'CONSUME') THEN amount WHEN operation = 'REFUND' THEN -amount ELSE 0 END) AS used,
     SUM(CASE WHEN operation = 'FREEZE' THEN amount
              WHEN operation = 'UNFREEZE' THEN -amount
              WHEN operation = 'CONSUME' AND overage = 0 THEN -amount ELSE 0 END) AS frozen,
@@ -25,10 +25,28 @@ const LEDGER_BY_TRANSACTION = sql`SELECT transaction_pk,
     SUM(CASE WHEN operation IN ('DEDUCT', 'FREEZE') THEN amount ELSE 0 END) AS spent,
     SUM(CASE WHEN operation = 'CONSUME' THEN amount ELSE 0 END) AS consumed,
     SUM(CASE WHEN operation = 'CONSUME' AND overage = 1 THEN amount ELSE 0 END) AS overage,
-    SUM(CASE WHEN operation = 'UNFREEZE' THEN amount ELSE 0 END) AS returned
+    SUM(CASE WHEN operation = 'UNFREEZE' THEN amount ELSE 0 END) AS returned,
+    SUM(CASE WHEN operation = 'REFUND' THEN amount ELSE 0 END) AS refunded
   FROM ledger_entries WHERE transaction_pk IS NOT NULL GROUP BY transaction_pk`;
 
+/** Accounts given back more by a charge's refunds than the charge took from them (none when the ledger is sound). */
+const OVER_REFUNDED_ACCOUNTS = sql`SELECT transaction_pk, account_id,
+    SUM(CASE WHEN operation IN ('DEDUCT', 'CONSUME') THEN amount ELSE 0 END) AS charged,
+    SUM(CASE WHEN operation = 'REFUND' THEN amount ELSE 0 END) AS refunded
+  FROM ledger_entries WHERE transaction_pk IS NOT NULL GROUP BY transaction_pk, account_id
+  HAVING refunded > charged`;
+
+/** Voids that name no deposit of their account, or remove more than it added (none when the ledger is sound). */
+const UNSOUND_VOIDS = sql`SELECT v.reverses_record_id AS record_id, SUM(v.amount) AS voided, MAX(d.amount) AS deposited,
+    MAX(d.operation) AS operation, COUNT(DISTINCT v.account_id) AS accounts, MAX(v.account_id) AS account_id,
+    MAX(d.account_id) AS deposit_account_id
+  FROM ledger_entries v LEFT JOIN ledger_entries d ON d.id = v.reverses_record_id
+  WHERE v.operation = 'VOID' GROUP BY v.reverses_record_id
+  HAVING deposited IS NULL OR operation <> 'DEPOSIT' OR voided > deposited OR accounts <> 1 OR account_id <> deposit_account_id`;
+
 export const ledgerByAccount = (db: Db) => rows(db, LEDGER_BY_ACCOUNT);
+export const overRefundedAccounts = (db: Db) => rows(db, OVER_REFUNDED_ACCOUNTS);
+export const unsoundVoids = (db: Db) => rows(db, UNSOUND_VOIDS);
 export const ledgerByTransaction = (db: Db) => rows(db, LEDGER_BY_TRANSACTION);
 
 /** Every account's stored figures. */
@@ -38,7 +56,8 @@ export const accountFigures = (db: Db) => rows(db, sql`SELECT id, total, used, f
 export const transactionFigures = (db: Db) =>
   rows(
     db,
-    sql`SELECT t.id, t.transaction_id, t.status, t.amount, t.consumed_amount, t.returned_amount, t.overage_amount,
+    sql`SELECT t.id, t.transaction_id, t.kind, t.status, t.amount, t.consumed_amount, t.returned_amount, t.overage_amount,
+        t.refunded_amount,
         (SELECT COALESCE(SUM(al.amount), 0) FROM allocations al WHERE al.transaction_pk = t.id) AS allocated
       FROM transactions t`,
   );

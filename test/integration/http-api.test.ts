@@ -472,7 +472,7 @@ describe("conventions", () => {
 
   it("an unknown route is 404 not_found", async () => {
     expectHttpError(await http.get("/v1/nothing/here"), "not_found");
-    expectHttpError(await http.post("/v1/billing/refund", {}, { key: null }), "not_found");
+    expectHttpError(await http.post("/v1/billing/reverse", {}, { key: null }), "not_found");
   });
 
   it("a body that is not JSON is 400 invalid_argument", async () => {

@@ -263,7 +263,7 @@ describe("GET /v1/customers/{customer_id}/ledger", () => {
   });
 
   it("unknown operation_type → invalid_operation_type", async () => {
-    expectHttpError(await ledger("operation_type=REFUND"), "invalid_operation_type", { details: { field: "operation_type" } });
+    expectHttpError(await ledger("operation_type=REVERSE"), "invalid_operation_type", { details: { field: "operation_type" } });
   });
 
   it("a cursor that is garbage, or was issued for other filters → invalid_page_token", async () => {

@@ -36,6 +36,8 @@ describe("GET /openapi.json", () => {
       "/v1/billing/freeze": ["post"],
       "/v1/billing/consume": ["post"],
       "/v1/billing/unfreeze": ["post"],
+      "/v1/billing/refund": ["post"],
+      "/v1/customers/deposit/void": ["post"],
       "/v1/slot/grant": ["post"],
       "/v1/slot/revoke": ["post"],
       "/v1/slot/claim": ["post"],
@@ -47,6 +49,9 @@ describe("GET /openapi.json", () => {
       "/v1/entitlement/{customer_id}/events": ["get"],
       "/v1/entitlement/{customer_id}/{feature_key}": ["get"],
       "/v1/entitlement/{customer_id}": ["get"],
+      "/v1/events": ["get"],
+      "/v1/alerts": ["post", "get"],
+      "/v1/alerts/{customer_id}": ["delete"],
     });
   });
 

@@ -11,7 +11,9 @@ import {
   type DeductResponse,
   type DepositResponse,
   type FreezeResponse,
+  type RefundResponse,
   type UnfreezeResponse,
+  type VoidDepositResponse,
 } from "../../gen/velobase/billing/v1/billing.js";
 import { verifyLedger } from "../../src/operations/verify.js";
 import { decodeStatusDetails } from "../../src/grpc/status-details.js";
@@ -19,8 +21,8 @@ import { ts, uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 /**
- * A randomized model test: random sequences of Deposit, Deduct, Freeze, Consume, Unfreeze and clock
- * moves on three customers run against the real server, and every answer (amounts, per-account
+ * A randomized model test: random sequences of Deposit, Deduct, Freeze, Consume, Unfreeze, Refund,
+ * VoidDeposit and clock moves on three customers run against the real server, and every answer (amounts, per-account
  * details in order, balances, error codes and their facts) is compared with an in-memory model
  * of the design's semantics (design.md section 2). The model shares no code with src/.
  * Bursts send several calls at once without waiting, the deposits and spends on one customer,
@@ -93,11 +95,35 @@ interface UnfreezeCmd {
   readonly target: Target;
   readonly scope: Scope;
 }
+/** A refund amount: unset (all that is left), a fixed one, or one at the edge of what is left. */
+type ReversalAmount =
+  | { readonly mode: "unset" }
+  | { readonly mode: "fixed"; readonly value: bigint }
+  | { readonly mode: "edge"; readonly plus: bigint };
+interface RefundCmd {
+  readonly kind: "refund";
+  readonly burstCustomer?: number;
+  /** "charge": a Deduct or consumed hold; "any": any id sent to Deduct or Freeze. */
+  readonly target: { readonly from: "charge" | "any"; readonly pick: number } | { readonly from: "unknown" };
+  readonly amount: ReversalAmount;
+  readonly scope: Scope;
+  readonly key: KeyChoice;
+}
+interface VoidCmd {
+  readonly kind: "void";
+  readonly burstCustomer?: number;
+  /** A deposit made so far (its record id), or an id no deposit has. */
+  readonly record: { readonly pick: number } | "unknown";
+  readonly amount: ReversalAmount;
+  /** "other": the call names a customer the deposit is not of. */
+  readonly scope: "own" | "other";
+  readonly key: KeyChoice;
+}
 interface AdvanceCmd {
   readonly kind: "advance";
   readonly by: { readonly ms: number } | { readonly toAnchor: number };
 }
-type CallCmd = DepositCmd | SpendCmd | ConsumeCmd | UnfreezeCmd;
+type CallCmd = DepositCmd | SpendCmd | ConsumeCmd | UnfreezeCmd | RefundCmd | VoidCmd;
 /** Calls sent together without waiting, deposits and spends all on one customer. */
 interface BurstCmd {
   readonly kind: "burst";
@@ -184,6 +210,32 @@ const unfreezeArb: fc.Arbitrary<UnfreezeCmd> = fc.record({
   scope: scopeArb,
 });
 
+const reversalAmountArb: fc.Arbitrary<ReversalAmount> = fc.oneof(
+  { weight: 2, arbitrary: fc.constant({ mode: "unset" as const }) },
+  { weight: 3, arbitrary: fc.record({ mode: fc.constant("fixed" as const), value: fc.bigInt({ min: 1n, max: 80n }) }) },
+  { weight: 1, arbitrary: fc.record({ mode: fc.constant("edge" as const), plus: fc.bigInt({ min: -1n, max: 1n }) }) },
+);
+
+const refundArb: fc.Arbitrary<RefundCmd> = fc.record({
+  kind: fc.constant("refund" as const),
+  target: fc.oneof(
+    { weight: 6, arbitrary: fc.record({ from: fc.constant("charge" as const), pick: fc.nat() }) },
+    { weight: 2, arbitrary: fc.record({ from: fc.constant("any" as const), pick: fc.nat() }) },
+    { weight: 1, arbitrary: fc.constant({ from: "unknown" as const }) },
+  ),
+  amount: reversalAmountArb,
+  scope: scopeArb,
+  key: keyArb,
+});
+
+const voidArb: fc.Arbitrary<VoidCmd> = fc.record({
+  kind: fc.constant("void" as const),
+  record: fc.oneof({ weight: 8, arbitrary: fc.record({ pick: fc.nat() }) }, { weight: 1, arbitrary: fc.constant("unknown" as const) }),
+  amount: reversalAmountArb,
+  scope: fc.constantFrom("own" as const, "own" as const, "own" as const, "other" as const),
+  key: keyArb,
+});
+
 const advanceArb: fc.Arbitrary<AdvanceCmd> = fc.record({
   kind: fc.constant("advance" as const),
   by: fc.oneof(
@@ -201,6 +253,8 @@ const burstArb: fc.Arbitrary<BurstCmd> = fc
         { weight: 6, arbitrary: spendArb },
         { weight: 3, arbitrary: consumeArb },
         { weight: 1, arbitrary: unfreezeArb },
+        { weight: 2, arbitrary: refundArb },
+        { weight: 1, arbitrary: voidArb },
       ),
       { minLength: 2, maxLength: 6 },
     ),
@@ -211,7 +265,8 @@ const burstArb: fc.Arbitrary<BurstCmd> = fc
     // Every call names the burst's customer: calls of one customer are serialized by the server
     // (its lock, and group commit's queue), so their arrival order is the order they take effect.
     calls: calls.map((c): CallCmd => {
-      if (c.kind === "consume" || c.kind === "unfreeze") return { ...c, burstCustomer: customer };
+      if (c.kind === "consume" || c.kind === "unfreeze" || c.kind === "refund" || c.kind === "void")
+        return { ...c, burstCustomer: customer };
       return { ...c, customer };
     }),
   }));
@@ -221,6 +276,8 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
   { weight: 6, arbitrary: spendArb },
   { weight: 3, arbitrary: consumeArb },
   { weight: 1, arbitrary: unfreezeArb },
+  { weight: 3, arbitrary: refundArb },
+  { weight: 2, arbitrary: voidArb },
   { weight: 2, arbitrary: advanceArb },
   { weight: 3, arbitrary: burstArb },
 );
@@ -254,6 +311,18 @@ interface ConsumeReq {
 interface UnfreezeReq {
   readonly transactionId: string;
   readonly customerId: string;
+}
+interface RefundReq {
+  readonly transactionId: string;
+  readonly refundId: string;
+  readonly customerId: string;
+  readonly amount: bigint | undefined;
+}
+interface VoidReq {
+  readonly customerId: string;
+  readonly recordId: string;
+  readonly voidId: string;
+  readonly amount: bigint | undefined;
 }
 
 /** A call sent, not yet checked: what it was, what it answered, and what the model says it should have. */
@@ -315,6 +384,22 @@ interface MTransaction {
   status: "DEDUCTED" | "FROZEN" | "CONSUMED" | "UNFROZEN";
   consumedAmount: bigint;
   settleResponse: ConsumeResponse | UnfreezeResponse | null;
+  /** What the charge took from each account (a Deduct's parts; a consume's charges and overage) and what refunds gave back, by account id. */
+  readonly charged: Map<string, { readonly account: MAccount; charged: bigint; refunded: bigint }>;
+}
+
+/** A deposit's ledger entry, as VoidDeposit names it. */
+interface MRecord {
+  readonly customerId: string;
+  readonly account: MAccount;
+  readonly amount: bigint;
+  voided: bigint;
+}
+
+interface MStored<R> {
+  readonly customerId: string;
+  readonly fingerprint: string;
+  readonly response: R;
 }
 
 interface MDepositKey {
@@ -399,11 +484,35 @@ function allocate(accounts: readonly MAccount[], amount: bigint, creditTypes: re
 
 const canonicalTypes = (types: readonly string[]): string[] => [...new Set(types)].sort();
 
+/** What parts took, summed per account. */
+function chargedOf(parts: readonly Part[]): Map<string, { account: MAccount; charged: bigint; refunded: bigint }> {
+  const charged = new Map<string, { account: MAccount; charged: bigint; refunded: bigint }>();
+  for (const p of parts) {
+    const known = charged.get(p.account.id);
+    if (known) known.charged += p.amount;
+    else charged.set(p.account.id, { account: p.account, charged: p.amount, refunded: 0n });
+  }
+  return charged;
+}
+
+/** Latest expiry first (never-expiring before any dated one), then newest: the order a partial refund gives back in. */
+function refundOrder(a: MAccount, b: MAccount): number {
+  const ea = a.expiresAtMs ?? Infinity;
+  const eb = b.expiresAtMs ?? Infinity;
+  if (ea !== eb) return ea > eb ? -1 : 1;
+  return b.seq - a.seq;
+}
+
 /** One run: three fresh customers, the model of their accounts, and what was sent so far. */
 class Run {
   private readonly customers = new Map<string, MAccount[]>();
   private readonly transactions = new Map<string, MTransaction>();
   private readonly depositKeys = new Map<string, MDepositKey>();
+  private readonly refundKeys = new Map<string, MStored<RefundResponse>>();
+  private readonly voidKeys = new Map<string, MStored<VoidDepositResponse>>();
+  private readonly records = new Map<string, MRecord>();
+  private readonly sentRefunds: RefundReq[] = [];
+  private readonly sentVoids: VoidReq[] = [];
   private readonly sentDeposits: DepositReq[] = [];
   private readonly sentSpends: SpendReq[] = [];
   private readonly sentConsumes: ConsumeReq[] = [];
@@ -448,6 +557,8 @@ class Run {
       case "freeze":
       case "consume":
       case "unfreeze":
+      case "refund":
+      case "void":
         return this.checkIssued(this.issue(command));
       case "burst":
         return this.burst(command);
@@ -474,6 +585,10 @@ class Run {
         return this.consume(this.consumeRequest(command));
       case "unfreeze":
         return this.unfreeze(this.unfreezeRequest(command));
+      case "refund":
+        return this.refund(this.refundRequest(command));
+      case "void":
+        return this.voidDeposit(this.voidRequest(command));
     }
   }
 
@@ -697,6 +812,7 @@ class Run {
       isIdempotentReplay: false,
     };
     if (r.idempotencyKey !== "") this.depositKeys.set(r.idempotencyKey, { customerId: r.customerId, fingerprint, response });
+    this.records.set(ledgerEntryId, { customerId: r.customerId, account, amount: r.amount, voided: 0n });
     return { ok: true, value: response };
   }
 
@@ -764,6 +880,7 @@ class Run {
       status: r.kind === "deduct" ? "DEDUCTED" : "FROZEN",
       consumedAmount: 0n,
       settleResponse: null,
+      charged: r.kind === "deduct" ? chargedOf(allocation.parts) : new Map(),
     });
     return { ok: true, value: response };
   }
@@ -844,6 +961,7 @@ class Run {
       balance: balanceOf(accounts, nowMs),
       isIdempotentReplay: false,
     };
+    for (const [id, part] of chargedOf([...charges, ...overageParts])) hold.charged.set(id, part);
     hold.status = "CONSUMED";
     hold.consumedAmount = actual;
     hold.settleResponse = response;
@@ -873,6 +991,160 @@ class Run {
     };
     hold.status = "UNFROZEN";
     hold.settleResponse = response;
+    return { ok: true, value: response };
+  }
+
+  // --- reversals ---------------------------------------------------------------------------
+
+  private refundable(t: MTransaction): bigint {
+    return [...t.charged.values()].reduce((sum, p) => sum + p.charged - p.refunded, 0n);
+  }
+
+  private reversalAmount(amount: ReversalAmount, left: bigint): bigint | undefined {
+    if (amount.mode === "unset") return undefined;
+    if (amount.mode === "fixed") return amount.value;
+    return left + amount.plus > 0n ? left + amount.plus : 1n;
+  }
+
+  private refundRequest(c: RefundCmd): RefundReq {
+    const charges = [...this.transactions.entries()]
+      .filter(([, t]) => t.status === "DEDUCTED" || t.status === "CONSUMED")
+      .map(([id]) => id);
+    const any = this.sentSpends.map((r) => r.transactionId);
+    const ids = c.target.from === "charge" ? charges : c.target.from === "any" ? any : [];
+    const transactionId = c.target.from === "unknown" || ids.length === 0 ? this.fresh("unknown") : (ids[c.target.pick % ids.length] ?? "");
+    const held = this.transactions.get(transactionId);
+    const request: RefundReq = {
+      transactionId,
+      refundId: this.fresh("r"),
+      customerId: c.burstCustomer === undefined ? this.scopeOf(c.scope, held?.customerId ?? null) : this.customer(c.burstCustomer),
+      amount: this.reversalAmount(c.amount, held ? this.refundable(held) : 50n),
+    };
+    if (c.key.mode !== "reuse" || this.sentRefunds.length === 0) return request;
+    const earlier = this.sentRefunds[c.key.pick % this.sentRefunds.length];
+    if (!earlier) return request;
+    const reused = c.key.exact ? earlier : { ...request, refundId: earlier.refundId };
+    return c.burstCustomer === undefined ? reused : { ...reused, customerId: this.customer(c.burstCustomer) };
+  }
+
+  private refund(r: RefundReq): Issued {
+    this.sentRefunds.push(r);
+    const actual = outcomeOf(this.server.client.call("refund", { ...r }));
+    const what = `refund ${JSON.stringify({ ...r, amount: r.amount?.toString() ?? "unset" })}`;
+    return this.issued(what, actual, () => this.expectRefund(r));
+  }
+
+  private expectRefund(r: RefundReq): Outcome<RefundResponse> {
+    const charge = this.transactions.get(r.transactionId);
+    if (!charge) return fail("transaction_not_found", { transaction_id: r.transactionId });
+    if (r.customerId !== "" && r.customerId !== charge.customerId) return fail("customer_scope_mismatch", { customer_id: r.customerId });
+    const fingerprint = JSON.stringify([r.transactionId, r.customerId, r.amount?.toString() ?? null]);
+    const stored = this.refundKeys.get(r.refundId);
+    if (stored) {
+      if (stored.customerId !== charge.customerId) return fail("transaction_conflict");
+      if (stored.fingerprint !== fingerprint) return fail("idempotency_conflict");
+      return { ok: true, value: { ...stored.response, isIdempotentReplay: true } };
+    }
+    if (charge.kind === "freeze" && charge.status !== "CONSUMED") {
+      return fail("transaction_not_refundable", { transaction_id: r.transactionId, status: charge.status });
+    }
+    const refundable = this.refundable(charge);
+    if (r.amount === undefined && refundable === 0n)
+      return fail("transaction_not_refundable", { transaction_id: r.transactionId, refundable: 0n });
+    const amount = r.amount ?? refundable;
+    if (amount > refundable) return fail("refund_exceeds_refundable", { requested: amount, refundable });
+    const nowMs = this.now;
+    const details: RefundResponse["refundDetails"] = [];
+    let left = amount;
+    for (const part of [...charge.charged.values()].sort((a, b) => refundOrder(a.account, b.account))) {
+      const take = part.charged - part.refunded < left ? part.charged - part.refunded : left;
+      if (take <= 0n) continue;
+      part.refunded += take;
+      part.account.used -= take;
+      left -= take;
+      const expired = statusOf(part.account, nowMs) === "EXPIRED";
+      details.push({ accountId: part.account.id, creditType: part.account.creditType, amount: take, expired });
+    }
+    const expiredAmount = details.filter((d) => d.expired).reduce((sum, d) => sum + d.amount, 0n);
+    if (expiredAmount > 0n) this.note("refund to an expired account");
+    if (amount < refundable) this.note("partial refund");
+    if (details.length > 1) this.note(`refund over ${details.length} accounts`);
+    const response: RefundResponse = {
+      refundId: r.refundId,
+      transactionId: r.transactionId,
+      refundedAmount: amount,
+      restoredAmount: amount - expiredAmount,
+      expiredAmount,
+      refundDetails: details,
+      refundedAt: ts(nowMs),
+      balance: balanceOf(this.accountsOf(charge.customerId), nowMs),
+      isIdempotentReplay: false,
+    };
+    this.refundKeys.set(r.refundId, { customerId: charge.customerId, fingerprint, response });
+    return { ok: true, value: response };
+  }
+
+  private voidRequest(c: VoidCmd): VoidReq {
+    const named = c.burstCustomer === undefined ? null : this.customer(c.burstCustomer);
+    const all = [...this.records.keys()];
+    const own = named === null ? all : all.filter((id) => this.records.get(id)?.customerId === named);
+    const pool = own.length > 0 ? own : all;
+    const recordId = c.record === "unknown" || pool.length === 0 ? "999999999999" : (pool[c.record.pick % pool.length] ?? "");
+    const record = this.records.get(recordId);
+    const owner = record?.customerId ?? this.customer(0);
+    const customerId = named ?? (c.scope === "own" ? owner : this.scopeOf("other", owner));
+    const left = record ? this.voidable(record) : 50n;
+    const request: VoidReq = { customerId, recordId, voidId: this.fresh("v"), amount: this.reversalAmount(c.amount, left) };
+    if (c.key.mode !== "reuse" || this.sentVoids.length === 0) return request;
+    const earlier = this.sentVoids[c.key.pick % this.sentVoids.length];
+    if (!earlier) return request;
+    const reused = c.key.exact ? earlier : { ...request, voidId: earlier.voidId };
+    return named === null ? reused : { ...reused, customerId: named };
+  }
+
+  private voidable(record: MRecord): bigint {
+    if (statusOf(record.account, this.now) === "EXPIRED") return 0n;
+    const left = record.amount - record.voided;
+    return left < availableOf(record.account) ? left : availableOf(record.account);
+  }
+
+  private voidDeposit(r: VoidReq): Issued {
+    this.sentVoids.push(r);
+    const actual = outcomeOf(this.server.client.call("voidDeposit", { ...r }));
+    const what = `void ${JSON.stringify({ ...r, amount: r.amount?.toString() ?? "unset" })}`;
+    return this.issued(what, actual, () => this.expectVoid(r));
+  }
+
+  private expectVoid(r: VoidReq): Outcome<VoidDepositResponse> {
+    const notFound = fail("deposit_not_found", { record_id: r.recordId });
+    if (!this.customers.has(r.customerId)) return notFound;
+    const fingerprint = JSON.stringify([r.customerId, r.recordId, r.amount?.toString() ?? null]);
+    const stored = this.voidKeys.get(r.voidId);
+    if (stored) {
+      if (stored.customerId !== r.customerId) return fail("transaction_conflict");
+      if (stored.fingerprint !== fingerprint) return fail("idempotency_conflict");
+      return { ok: true, value: { ...stored.response, isIdempotentReplay: true } };
+    }
+    const record = this.records.get(r.recordId);
+    if (!record || record.customerId !== r.customerId) return notFound;
+    const voidable = this.voidable(record);
+    if (voidable <= 0n) return fail("deposit_not_voidable", { record_id: r.recordId, voidable: 0n });
+    const amount = r.amount ?? voidable;
+    if (amount > voidable) return fail("deposit_not_voidable", { requested: amount, voidable });
+    if (amount < voidable) this.note("partial void");
+    if (record.account.used + record.account.frozen > 0n) this.note("void of a deposit partly used");
+    record.voided += amount;
+    record.account.total -= amount;
+    const nowMs = this.now;
+    const response: VoidDepositResponse = {
+      voidId: r.voidId,
+      recordId: r.recordId,
+      voidedAmount: amount,
+      voidedAt: ts(nowMs),
+      balance: balanceOf(this.accountsOf(r.customerId), nowMs),
+      isIdempotentReplay: false,
+    };
+    this.voidKeys.set(r.voidId, { customerId: r.customerId, fingerprint, response });
     return { ok: true, value: response };
   }
 
@@ -915,7 +1187,7 @@ const commandsArb: fc.Arbitrary<Command[]> = fc
 
 describe("the server agrees with a model of the design", () => {
   it(
-    `over ${RUNS} random runs of up to ${COMMANDS_MAX} deposits, deducts, freezes, consumes, unfreezes, concurrent bursts on one customer and clock moves`,
+    `over ${RUNS} random runs of up to ${COMMANDS_MAX} deposits, deducts, freezes, consumes, unfreezes, refunds, voids, concurrent bursts on one customer and clock moves`,
     async () => {
       const ids = { account: 0n, ledgerEntry: 0n };
       const stats = { runs: 0, commands: 0 };

@@ -13,8 +13,10 @@ import {
   ServerReflectionRequest as AlphaRequest,
   ServerReflectionResponse as AlphaResponse,
 } from "../../gen/grpc/reflection/v1alpha/reflection.js";
+import { AlertServiceService } from "../../gen/velobase/billing/v1/alerts.js";
 import { BillingServiceService } from "../../gen/velobase/billing/v1/billing.js";
 import { EntitlementServiceService } from "../../gen/velobase/billing/v1/entitlements.js";
+import { EventServiceService } from "../../gen/velobase/billing/v1/events.js";
 import { SlotServiceService } from "../../gen/velobase/billing/v1/slots.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -26,8 +28,10 @@ const SERVICES = [
   "grpc.health.v1.Health",
   "grpc.reflection.v1.ServerReflection",
   "grpc.reflection.v1alpha.ServerReflection",
+  "velobase.billing.v1.AlertService",
   "velobase.billing.v1.BillingService",
   "velobase.billing.v1.EntitlementService",
+  "velobase.billing.v1.EventService",
   "velobase.billing.v1.SlotService",
 ];
 
@@ -175,7 +179,15 @@ describe("server reflection (what grpcurl uses)", () => {
       expect(codes["grpc.health.v1.Health/List"]).toBe("OK");
       expect(codes["velobase.billing.v1.BillingService/Deduct"]).toBe("UNAUTHENTICATED");
       // Exactly the methods of the service definitions the server registers.
-      const registered = [BillingServiceService, SlotServiceService, EntitlementServiceService, HealthService, ServerReflectionService]
+      const registered = [
+        BillingServiceService,
+        SlotServiceService,
+        EntitlementServiceService,
+        EventServiceService,
+        AlertServiceService,
+        HealthService,
+        ServerReflectionService,
+      ]
         .flatMap((definition) => Object.values(definition).map((m) => m.path.slice(1)))
         .concat("grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo");
       expect(Object.keys(codes).sort()).toEqual(registered.sort());

@@ -11,6 +11,7 @@ import type { LedgerLine, Planned } from "./planned.js";
 import { planConsume, planUnfreeze, type SettleChanges, type SettleState } from "./settle-plan.js";
 import type { ConsumeResult, UnfreezeResult } from "../results.js";
 import { planSpend } from "./spend-plan.js";
+import { planRefundStep, planVoidStep, reversalKeysOf } from "./reversal-steps.js";
 import {
   type CreditWrite,
   type CustomerState,
@@ -110,6 +111,10 @@ function entriesOf(plan: WritePlan): { customerPk: bigint; entries: readonly Led
       return { customerPk: plan.changes.hold.customerPk, entries: [...plan.changes.entries, ...plan.changes.expiring] };
     case "expire":
       return { customerPk: plan.changes.customerPk, entries: plan.changes.entries };
+    case "refund":
+      return { customerPk: plan.changes.charge.customerPk, entries: [...plan.changes.entries, ...plan.changes.expiring] };
+    case "void":
+      return { customerPk: plan.changes.customerPk, entries: [plan.changes.entry] };
     default:
       return null;
   }
@@ -138,7 +143,7 @@ function positionEntries(plan: WritePlan, customer: (pk: bigint) => Working | un
 function keysOf(write: CreditWrite): string[] {
   const outcome = outcomeRefOf(write);
   const hold = holdRefOf(write);
-  return [...(outcome ? [outcomeMapKey(outcome)] : []), ...(hold ? [`hold:${holdKey(hold)}`] : [])];
+  return [...(outcome ? [outcomeMapKey(outcome)] : []), ...(hold ? [`hold:${holdKey(hold)}`] : []), ...reversalKeysOf(write)];
 }
 
 /** A write whose key an earlier write of the list used (a repeat, a settlement of a hold the list creates). */
@@ -159,6 +164,10 @@ function planOne(state: ListState, write: CreditWrite, customer: (pk: bigint) =>
       return planSettleStep(state, write, customer, nowMs);
     case "expire":
       return planExpiryStep(state, write, customer);
+    case "refund":
+      return planRefundStep(state, write, customer, nowMs);
+    case "void":
+      return planVoidStep(state, write, customer, nowMs);
   }
 }
 

@@ -8,6 +8,9 @@ import type { ConsumeResult, DepositResult, SpendResult, UnfreezeResult } from "
 import type { AccountSnapshot, Balance, TransactionKind } from "../types.js";
 import type { DepositChanges } from "./deposit-plan.js";
 import type { ExpiryChanges } from "./expiry-plan.js";
+import type { RefundChanges, RefundRequest, RefundResult } from "./refund-plan.js";
+import type { ReversalState } from "./reversal-state.js";
+import type { VoidChanges, VoidRequest, VoidResult } from "./void-plan.js";
 import type { SettleChanges } from "./settle-plan.js";
 import type { SpendChanges } from "./spend-plan.js";
 
@@ -20,7 +23,9 @@ export type CreditWrite =
   | { readonly kind: "spend"; readonly spendKind: TransactionKind; readonly request: FreezeRequest }
   | { readonly kind: "consume"; readonly request: ConsumeRequest; readonly mode: SettleMode }
   | { readonly kind: "unfreeze"; readonly request: SettleRequest; readonly mode: SettleMode }
-  | { readonly kind: "expire"; readonly account: ExpiringAccount };
+  | { readonly kind: "expire"; readonly account: ExpiringAccount }
+  | { readonly kind: "refund"; readonly request: RefundRequest }
+  | { readonly kind: "void"; readonly request: VoidRequest };
 
 /** An account the sweeper found past its expiry with its leftover not yet on the ledger. */
 export interface ExpiringAccount {
@@ -34,18 +39,20 @@ export function customerRefOf(write: CreditWrite): CustomerRef | null {
   switch (write.kind) {
     case "deposit":
     case "spend":
+    case "void":
       return write.request;
     case "consume":
     case "unfreeze":
+    case "refund":
       return write.request.customerId === null ? null : { projectId: write.request.projectId, customerId: write.request.customerId };
     case "expire":
       return null;
   }
 }
 
-/** The hold a write creates (Freeze, Deduct) or settles (Consume, Unfreeze). */
+/** The hold a write creates (Freeze, Deduct), settles (Consume, Unfreeze) or refunds. */
 export function holdRefOf(write: CreditWrite): HoldRef | null {
-  return write.kind === "expire" || write.kind === "deposit" ? null : write.request;
+  return write.kind === "expire" || write.kind === "deposit" || write.kind === "void" ? null : write.request;
 }
 
 /** The key under which a write's outcome is stored, when it has one (a deposit without a key has none). */
@@ -60,6 +67,10 @@ export function outcomeRefOf(write: CreditWrite): { projectId: bigint; scope: Ou
     case "consume":
     case "unfreeze":
       return { projectId: write.request.projectId, scope: "SETTLE", key: write.request.transactionId };
+    case "refund":
+      return { projectId: write.request.projectId, scope: "REFUND", key: write.request.refundId };
+    case "void":
+      return { projectId: write.request.projectId, scope: "VOID", key: write.request.voidId };
     case "expire":
       return null;
   }
@@ -106,6 +117,8 @@ export interface ListState {
   readonly outcomes: ReadonlyMap<string, StoredOutcome>;
   /** Sweeper lists only: customers or rows found locked elsewhere (SKIP LOCKED), by customer pk. */
   readonly busy: ReadonlySet<bigint>;
+  /** The charges and deposits the list's refunds and voids name (absent: the list has none). */
+  readonly reversals?: ReversalState;
 }
 
 export const selectionKey = (creditTypes: readonly string[]) => [...creditTypes].sort().join(",");
@@ -120,6 +133,8 @@ export type WritePlan =
   | { readonly kind: "spend"; readonly changes: SpendChanges; readonly result: SpendResult }
   | { readonly kind: "settle"; readonly changes: SettleChanges; readonly result: ConsumeResult | UnfreezeResult }
   | { readonly kind: "expire"; readonly changes: ExpiryChanges }
+  | { readonly kind: "refund"; readonly changes: RefundChanges; readonly result: RefundResult }
+  | { readonly kind: "void"; readonly changes: VoidChanges; readonly result: VoidResult }
   | { readonly kind: "replay"; readonly stored: StoredOutcome }
   | { readonly kind: "refused"; readonly error: BillingError }
   | { readonly kind: "skipped" };

@@ -6,7 +6,7 @@ import { auditOf } from "../../domain/caller.js";
 import { DEFAULT_SOURCE, EMAIL_LENGTH_MAX, NAME_LENGTH_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX } from "../../domain/limits.js";
 import type { DepositResult } from "../../domain/results.js";
 import type { AccountView, Balance, Operation } from "../../domain/types.js";
-import { parseAmount, parseOptionalId, parseSource, parseText } from "../../domain/validation.js";
+import { parseAmount, parseOptionalId, parseRecordId, parseSource, parseText } from "../../domain/validation.js";
 import { BillingError } from "../../errors/billing-error.js";
 import { businessTypeName, customerIdOf, depositWalletOf, descriptionOf, idempotencyKeyOf, metadataOf, withoutNulls } from "../fields.js";
 import { callerOf, contextOf, type HttpApp } from "../http-app.js";
@@ -156,14 +156,14 @@ const customerReply = (c: CustomerView): Static<typeof CustomerReply> => ({
 // GET /v1/customers/{customer_id}/ledger
 
 /**
- * Velobase's ledger speaks of GRANT, FREEZE, CONSUME, UNFREEZE and EXPIRE only (both SDKs list
- * these five): a deposit is a grant, and a deduct is a consume without a hold. So a DEDUCT entry
- * reads as CONSUME here and the CONSUME filter finds both; DEPOSIT and DEDUCT are accepted as
- * filters too (DEDUCT: the deducts alone).
+ * Velobase's ledger speaks of GRANT, FREEZE, CONSUME, UNFREEZE and EXPIRE (both SDKs list these
+ * five): a deposit is a grant, and a deduct is a consume without a hold. So a DEDUCT entry reads
+ * as CONSUME here and the CONSUME filter finds both; DEPOSIT and DEDUCT are accepted as filters
+ * too (DEDUCT: the deducts alone). REFUND and VOID are this service's own (Velobase has neither).
  */
-const LEDGER_OPERATION_NAMES = ["GRANT", "DEPOSIT", "DEDUCT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE"] as const;
+const LEDGER_OPERATION_NAMES = ["GRANT", "DEPOSIT", "DEDUCT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE", "REFUND", "VOID"] as const;
 type LedgerOperationName = (typeof LEDGER_OPERATION_NAMES)[number];
-const LEDGER_ITEM_OPERATION_NAMES = ["GRANT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE"] as const;
+const LEDGER_ITEM_OPERATION_NAMES = ["GRANT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE", "REFUND", "VOID"] as const;
 type LedgerItemOperationName = (typeof LEDGER_ITEM_OPERATION_NAMES)[number];
 
 const LedgerQuery = Type.Object({
@@ -173,6 +173,8 @@ const LedgerQuery = Type.Object({
   transaction_id: Type.Optional(Id("Only the entries of this transaction.")),
   created_after: Type.Optional(IsoInput("Only entries made at or after this time (as gRPC's created_after).")),
   created_before: Type.Optional(IsoInput("Only entries made before this time (as gRPC's created_before).")),
+  reverses_transaction_id: Type.Optional(Id("Only the REFUND entries of this charge.")),
+  reverses_record_id: Type.Optional(Type.String({ description: "Only the VOID entries of this deposit (its record_id)." })),
 });
 
 const LedgerItem = Type.Object({
@@ -190,6 +192,8 @@ const LedgerItem = Type.Object({
   created_at: IsoOutput,
   sequence: Type.Integer({ description: "Position in the customer's ledger: 1, 2, … without a gap, in commit order." }),
   balance_after: Type.Object(BalanceFields, { description: "The customer's ledger balance after this entry, over all credit types." }),
+  reverses_transaction_id: Type.Optional(Type.String({ description: "A REFUND entry: the charge it gives credits back from." })),
+  reverses_record_id: Type.Optional(Type.String({ description: "A VOID entry: the deposit (record_id) whose credits it removes." })),
 });
 
 const LedgerReply = Type.Object({
@@ -220,6 +224,8 @@ const ledgerItem = (e: LedgerEntryView): Static<typeof LedgerItem> => ({
   created_at: msToIso(e.createdAtMs),
   sequence: amountToJson(e.sequence),
   balance_after: balanceJson(e.balanceAfter),
+  ...(e.reversesTransactionId === null ? {} : { reverses_transaction_id: e.reversesTransactionId }),
+  ...(e.reversesRecordId === null ? {} : { reverses_record_id: e.reversesRecordId.toString() }),
 });
 
 function ledgerReply(page: LedgerPage): Static<typeof LedgerReply> {
@@ -312,6 +318,9 @@ export function registerCustomerRoutes(app: HttpApp): void {
           customerId: customerIdOf(request.params.customer_id),
           operations: query.operation_type === undefined ? [] : operationsOf(query.operation_type),
           transactionId: query.transaction_id === undefined ? null : parseOptionalId(query.transaction_id, "transaction_id"),
+          reversesTransactionId:
+            query.reverses_transaction_id === undefined ? null : parseOptionalId(query.reverses_transaction_id, "reverses_transaction_id"),
+          reversesRecordId: query.reverses_record_id === undefined ? null : parseRecordId(query.reverses_record_id, "reverses_record_id"),
           creditType: null,
           createdAfterMs: parseIsoField(query.created_after, "created_after", "invalid_argument"),
           createdBeforeMs: parseIsoField(query.created_before, "created_before", "invalid_argument"),

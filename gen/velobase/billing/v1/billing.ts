@@ -244,6 +244,10 @@ export enum OperationType {
   OPERATION_TYPE_CONSUME = 4,
   OPERATION_TYPE_UNFREEZE = 5,
   OPERATION_TYPE_EXPIRE = 6,
+  /** OPERATION_TYPE_REFUND - Credits of a charge given back (Refund); names reverses_transaction_id. */
+  OPERATION_TYPE_REFUND = 7,
+  /** OPERATION_TYPE_VOID - Credits of a deposit removed (VoidDeposit); names reverses_record_id. */
+  OPERATION_TYPE_VOID = 8,
   UNRECOGNIZED = -1,
 }
 
@@ -270,6 +274,12 @@ export function operationTypeFromJSON(object: any): OperationType {
     case 6:
     case "OPERATION_TYPE_EXPIRE":
       return OperationType.OPERATION_TYPE_EXPIRE;
+    case 7:
+    case "OPERATION_TYPE_REFUND":
+      return OperationType.OPERATION_TYPE_REFUND;
+    case 8:
+    case "OPERATION_TYPE_VOID":
+      return OperationType.OPERATION_TYPE_VOID;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -293,6 +303,10 @@ export function operationTypeToJSON(object: OperationType): string {
       return "OPERATION_TYPE_UNFREEZE";
     case OperationType.OPERATION_TYPE_EXPIRE:
       return "OPERATION_TYPE_EXPIRE";
+    case OperationType.OPERATION_TYPE_REFUND:
+      return "OPERATION_TYPE_REFUND";
+    case OperationType.OPERATION_TYPE_VOID:
+      return "OPERATION_TYPE_VOID";
     case OperationType.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -617,6 +631,8 @@ export interface GetTransactionResponse {
   settledAutomatically: boolean;
   /** Display prefix of the API key that made the transaction. */
   apiKeyPrefix: string;
+  /** What refunds gave back of the charge, in all. */
+  refundedAmount: bigint;
 }
 
 export interface GetTransactionResponse_MetadataEntry {
@@ -642,6 +658,10 @@ export interface ListLedgerEntriesRequest {
    * invalid_page_token.
    */
   pageToken: string;
+  /** Only the REFUND entries of this charge. */
+  reversesTransactionId: string;
+  /** Only the VOID entries of this deposit (its ledger entry id). */
+  reversesRecordId: string;
 }
 
 export interface LedgerEntry {
@@ -676,7 +696,13 @@ export interface LedgerEntry {
    * account whose credits no EXPIRE entry has removed. It equals GetCustomer's
    * balance whenever no account is pending start or pending expiry.
    */
-  balanceAfter: Balance | undefined;
+  balanceAfter:
+    | Balance
+    | undefined;
+  /** A REFUND entry: the charge it gives credits back from. */
+  reversesTransactionId: string;
+  /** A VOID entry: the DEPOSIT entry whose credits it removes. */
+  reversesRecordId: string;
 }
 
 export interface LedgerEntry_MetadataEntry {
@@ -698,6 +724,8 @@ export interface Operation {
     | { $case: "freeze"; value: FreezeRequest }
     | { $case: "consume"; value: ConsumeRequest }
     | { $case: "unfreeze"; value: UnfreezeRequest }
+    | { $case: "refund"; value: RefundRequest }
+    | { $case: "voidDeposit"; value: VoidDepositRequest }
     | undefined;
 }
 
@@ -717,6 +745,8 @@ export interface OperationResult {
     | { $case: "consume"; value: ConsumeResponse }
     | { $case: "unfreeze"; value: UnfreezeResponse }
     | { $case: "error"; value: ErrorDetail }
+    | { $case: "refund"; value: RefundResponse }
+    | { $case: "voidDeposit"; value: VoidDepositResponse }
     | undefined;
   /**
    * With `error`: its facts (requested, available, field, ...), as the RPC of
@@ -738,6 +768,70 @@ export interface BatchResponse {
     | undefined;
   /** The facts of failed_error (requested, available, field, ...). */
   failedErrorInfo: ErrorInfo | undefined;
+}
+
+export interface RefundRequest {
+  /** Required: the charge (a Deduct's or a consumed Freeze's transaction_id). */
+  transactionId: string;
+  /** Required: this refund's own idempotency key, unique per project. */
+  refundId: string;
+  /** Unset: all that is still refundable. Else positive, at most that. */
+  amount?:
+    | bigint
+    | undefined;
+  /** Optional scope check, as in ConsumeRequest. */
+  customerId: string;
+  /** Why; stored on the REFUND entries (at most 1024 characters). */
+  reason: string;
+  metadata: { [key: string]: string };
+}
+
+export interface RefundRequest_MetadataEntry {
+  key: string;
+  value: string;
+}
+
+/** What went back to one account. */
+export interface RefundDetail {
+  accountId: string;
+  creditType: string;
+  amount: bigint;
+  /** The account is past its expiry: these credits are not spendable again. */
+  expired: boolean;
+}
+
+export interface RefundResponse {
+  refundId: string;
+  transactionId: string;
+  refundedAmount: bigint;
+  /** Back in accounts still unexpired. */
+  restoredAmount: bigint;
+  /** Back in accounts past their expiry, expired at once. */
+  expiredAmount: bigint;
+  /** One per account, latest-expiring first. */
+  refundDetails: RefundDetail[];
+  refundedAt: Timestamp | undefined;
+  balance: Balance | undefined;
+  isIdempotentReplay: boolean;
+}
+
+export interface VoidDepositRequest {
+  customerId: string;
+  /** The deposit's ledger entry id (DepositResponse.ledger_entry_id). */
+  recordId: string;
+  /** Required: this void's own idempotency key, unique per project. */
+  voidId: string;
+  /** Unset: as much of the deposit as its account still has available. */
+  amount?: bigint | undefined;
+}
+
+export interface VoidDepositResponse {
+  voidId: string;
+  recordId: string;
+  voidedAmount: bigint;
+  voidedAt: Timestamp | undefined;
+  balance: Balance | undefined;
+  isIdempotentReplay: boolean;
 }
 
 function createBaseBalance(): Balance {
@@ -4179,6 +4273,7 @@ function createBaseGetTransactionResponse(): GetTransactionResponse {
     consumeAt: undefined,
     settledAutomatically: false,
     apiKeyPrefix: "",
+    refundedAmount: 0n,
   };
 }
 
@@ -4252,6 +4347,12 @@ export const GetTransactionResponse: MessageFns<GetTransactionResponse> = {
     }
     if (message.apiKeyPrefix !== "") {
       writer.uint32(154).string(message.apiKeyPrefix);
+    }
+    if (message.refundedAmount !== 0n) {
+      if (BigInt.asIntN(64, message.refundedAmount) !== message.refundedAmount) {
+        throw new globalThis.Error("value provided for field message.refundedAmount of type int64 too large");
+      }
+      writer.uint32(160).int64(message.refundedAmount);
     }
     return writer;
   },
@@ -4424,6 +4525,14 @@ export const GetTransactionResponse: MessageFns<GetTransactionResponse> = {
             message.apiKeyPrefix = reader.string();
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.refundedAmount = reader.int64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4524,6 +4633,11 @@ export const GetTransactionResponse: MessageFns<GetTransactionResponse> = {
         : isSet(object.api_key_prefix)
         ? globalThis.String(object.api_key_prefix)
         : "",
+      refundedAmount: isSet(object.refundedAmount)
+        ? BigInt(object.refundedAmount)
+        : isSet(object.refunded_amount)
+        ? BigInt(object.refunded_amount)
+        : 0n,
     };
   },
 
@@ -4592,6 +4706,9 @@ export const GetTransactionResponse: MessageFns<GetTransactionResponse> = {
     if (message.apiKeyPrefix !== "") {
       obj.apiKeyPrefix = message.apiKeyPrefix;
     }
+    if (message.refundedAmount !== 0n) {
+      obj.refundedAmount = message.refundedAmount.toString();
+    }
     return obj;
   },
 
@@ -4641,6 +4758,9 @@ export const GetTransactionResponse: MessageFns<GetTransactionResponse> = {
       : undefined;
     message.settledAutomatically = object.settledAutomatically ?? false;
     message.apiKeyPrefix = object.apiKeyPrefix ?? "";
+    message.refundedAmount = (object.refundedAmount !== undefined && object.refundedAmount !== null)
+      ? BigInt(object.refundedAmount)
+      : 0n;
     return message;
   },
 };
@@ -4740,6 +4860,8 @@ function createBaseListLedgerEntriesRequest(): ListLedgerEntriesRequest {
     createdBefore: undefined,
     pageSize: 0,
     pageToken: "",
+    reversesTransactionId: "",
+    reversesRecordId: "",
   };
 }
 
@@ -4772,6 +4894,12 @@ export const ListLedgerEntriesRequest: MessageFns<ListLedgerEntriesRequest> = {
     }
     if (message.pageToken !== "") {
       writer.uint32(66).string(message.pageToken);
+    }
+    if (message.reversesTransactionId !== "") {
+      writer.uint32(74).string(message.reversesTransactionId);
+    }
+    if (message.reversesRecordId !== "") {
+      writer.uint32(82).string(message.reversesRecordId);
     }
     return writer;
   },
@@ -4863,6 +4991,22 @@ export const ListLedgerEntriesRequest: MessageFns<ListLedgerEntriesRequest> = {
             message.pageToken = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.reversesTransactionId = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.reversesRecordId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4917,6 +5061,16 @@ export const ListLedgerEntriesRequest: MessageFns<ListLedgerEntriesRequest> = {
         : isSet(object.page_token)
         ? globalThis.String(object.page_token)
         : "",
+      reversesTransactionId: isSet(object.reversesTransactionId)
+        ? globalThis.String(object.reversesTransactionId)
+        : isSet(object.reverses_transaction_id)
+        ? globalThis.String(object.reverses_transaction_id)
+        : "",
+      reversesRecordId: isSet(object.reversesRecordId)
+        ? globalThis.String(object.reversesRecordId)
+        : isSet(object.reverses_record_id)
+        ? globalThis.String(object.reverses_record_id)
+        : "",
     };
   },
 
@@ -4946,6 +5100,12 @@ export const ListLedgerEntriesRequest: MessageFns<ListLedgerEntriesRequest> = {
     if (message.pageToken !== "") {
       obj.pageToken = message.pageToken;
     }
+    if (message.reversesTransactionId !== "") {
+      obj.reversesTransactionId = message.reversesTransactionId;
+    }
+    if (message.reversesRecordId !== "") {
+      obj.reversesRecordId = message.reversesRecordId;
+    }
     return obj;
   },
 
@@ -4966,6 +5126,8 @@ export const ListLedgerEntriesRequest: MessageFns<ListLedgerEntriesRequest> = {
       : undefined;
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
+    message.reversesTransactionId = object.reversesTransactionId ?? "";
+    message.reversesRecordId = object.reversesRecordId ?? "";
     return message;
   },
 };
@@ -4989,6 +5151,8 @@ function createBaseLedgerEntry(): LedgerEntry {
     apiKeyPrefix: "",
     sequence: 0n,
     balanceAfter: undefined,
+    reversesTransactionId: "",
+    reversesRecordId: "",
   };
 }
 
@@ -5050,6 +5214,12 @@ export const LedgerEntry: MessageFns<LedgerEntry> = {
     }
     if (message.balanceAfter !== undefined) {
       Balance.encode(message.balanceAfter, writer.uint32(138).fork()).join();
+    }
+    if (message.reversesTransactionId !== "") {
+      writer.uint32(146).string(message.reversesTransactionId);
+    }
+    if (message.reversesRecordId !== "") {
+      writer.uint32(154).string(message.reversesRecordId);
     }
     return writer;
   },
@@ -5206,6 +5376,22 @@ export const LedgerEntry: MessageFns<LedgerEntry> = {
             message.balanceAfter = Balance.decode(reader, reader.uint32());
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.reversesTransactionId = reader.string();
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.reversesRecordId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5282,6 +5468,16 @@ export const LedgerEntry: MessageFns<LedgerEntry> = {
         : isSet(object.balance_after)
         ? Balance.fromJSON(object.balance_after)
         : undefined,
+      reversesTransactionId: isSet(object.reversesTransactionId)
+        ? globalThis.String(object.reversesTransactionId)
+        : isSet(object.reverses_transaction_id)
+        ? globalThis.String(object.reverses_transaction_id)
+        : "",
+      reversesRecordId: isSet(object.reversesRecordId)
+        ? globalThis.String(object.reversesRecordId)
+        : isSet(object.reverses_record_id)
+        ? globalThis.String(object.reverses_record_id)
+        : "",
     };
   },
 
@@ -5344,6 +5540,12 @@ export const LedgerEntry: MessageFns<LedgerEntry> = {
     if (message.balanceAfter !== undefined) {
       obj.balanceAfter = Balance.toJSON(message.balanceAfter);
     }
+    if (message.reversesTransactionId !== "") {
+      obj.reversesTransactionId = message.reversesTransactionId;
+    }
+    if (message.reversesRecordId !== "") {
+      obj.reversesRecordId = message.reversesRecordId;
+    }
     return obj;
   },
 
@@ -5381,6 +5583,8 @@ export const LedgerEntry: MessageFns<LedgerEntry> = {
     message.balanceAfter = (object.balanceAfter !== undefined && object.balanceAfter !== null)
       ? Balance.fromPartial(object.balanceAfter)
       : undefined;
+    message.reversesTransactionId = object.reversesTransactionId ?? "";
+    message.reversesRecordId = object.reversesRecordId ?? "";
     return message;
   },
 };
@@ -5581,6 +5785,12 @@ export const Operation: MessageFns<Operation> = {
       case "unfreeze":
         UnfreezeRequest.encode(message.operation.value, writer.uint32(42).fork()).join();
         break;
+      case "refund":
+        RefundRequest.encode(message.operation.value, writer.uint32(50).fork()).join();
+        break;
+      case "voidDeposit":
+        VoidDepositRequest.encode(message.operation.value, writer.uint32(58).fork()).join();
+        break;
     }
     return writer;
   },
@@ -5638,6 +5848,22 @@ export const Operation: MessageFns<Operation> = {
             message.operation = { $case: "unfreeze", value: UnfreezeRequest.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.operation = { $case: "refund", value: RefundRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.operation = { $case: "voidDeposit", value: VoidDepositRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5662,6 +5888,12 @@ export const Operation: MessageFns<Operation> = {
         ? { $case: "consume", value: ConsumeRequest.fromJSON(object.consume) }
         : isSet(object.unfreeze)
         ? { $case: "unfreeze", value: UnfreezeRequest.fromJSON(object.unfreeze) }
+        : isSet(object.refund)
+        ? { $case: "refund", value: RefundRequest.fromJSON(object.refund) }
+        : isSet(object.voidDeposit)
+        ? { $case: "voidDeposit", value: VoidDepositRequest.fromJSON(object.voidDeposit) }
+        : isSet(object.void_deposit)
+        ? { $case: "voidDeposit", value: VoidDepositRequest.fromJSON(object.void_deposit) }
         : undefined,
     };
   },
@@ -5678,6 +5910,10 @@ export const Operation: MessageFns<Operation> = {
       obj.consume = ConsumeRequest.toJSON(message.operation.value);
     } else if (message.operation?.$case === "unfreeze") {
       obj.unfreeze = UnfreezeRequest.toJSON(message.operation.value);
+    } else if (message.operation?.$case === "refund") {
+      obj.refund = RefundRequest.toJSON(message.operation.value);
+    } else if (message.operation?.$case === "voidDeposit") {
+      obj.voidDeposit = VoidDepositRequest.toJSON(message.operation.value);
     }
     return obj;
   },
@@ -5715,6 +5951,18 @@ export const Operation: MessageFns<Operation> = {
       case "unfreeze": {
         if (object.operation?.value !== undefined && object.operation?.value !== null) {
           message.operation = { $case: "unfreeze", value: UnfreezeRequest.fromPartial(object.operation.value) };
+        }
+        break;
+      }
+      case "refund": {
+        if (object.operation?.value !== undefined && object.operation?.value !== null) {
+          message.operation = { $case: "refund", value: RefundRequest.fromPartial(object.operation.value) };
+        }
+        break;
+      }
+      case "voidDeposit": {
+        if (object.operation?.value !== undefined && object.operation?.value !== null) {
+          message.operation = { $case: "voidDeposit", value: VoidDepositRequest.fromPartial(object.operation.value) };
         }
         break;
       }
@@ -5835,6 +6083,12 @@ export const OperationResult: MessageFns<OperationResult> = {
       case "error":
         ErrorDetail.encode(message.result.value, writer.uint32(50).fork()).join();
         break;
+      case "refund":
+        RefundResponse.encode(message.result.value, writer.uint32(66).fork()).join();
+        break;
+      case "voidDeposit":
+        VoidDepositResponse.encode(message.result.value, writer.uint32(74).fork()).join();
+        break;
     }
     if (message.errorInfo !== undefined) {
       ErrorInfo.encode(message.errorInfo, writer.uint32(58).fork()).join();
@@ -5903,6 +6157,22 @@ export const OperationResult: MessageFns<OperationResult> = {
             message.result = { $case: "error", value: ErrorDetail.decode(reader, reader.uint32()) };
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.result = { $case: "refund", value: RefundResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.result = { $case: "voidDeposit", value: VoidDepositResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
           case 7: {
             if (tag !== 58) {
               break;
@@ -5937,6 +6207,12 @@ export const OperationResult: MessageFns<OperationResult> = {
         ? { $case: "unfreeze", value: UnfreezeResponse.fromJSON(object.unfreeze) }
         : isSet(object.error)
         ? { $case: "error", value: ErrorDetail.fromJSON(object.error) }
+        : isSet(object.refund)
+        ? { $case: "refund", value: RefundResponse.fromJSON(object.refund) }
+        : isSet(object.voidDeposit)
+        ? { $case: "voidDeposit", value: VoidDepositResponse.fromJSON(object.voidDeposit) }
+        : isSet(object.void_deposit)
+        ? { $case: "voidDeposit", value: VoidDepositResponse.fromJSON(object.void_deposit) }
         : undefined,
       errorInfo: isSet(object.errorInfo)
         ? ErrorInfo.fromJSON(object.errorInfo)
@@ -5960,6 +6236,10 @@ export const OperationResult: MessageFns<OperationResult> = {
       obj.unfreeze = UnfreezeResponse.toJSON(message.result.value);
     } else if (message.result?.$case === "error") {
       obj.error = ErrorDetail.toJSON(message.result.value);
+    } else if (message.result?.$case === "refund") {
+      obj.refund = RefundResponse.toJSON(message.result.value);
+    } else if (message.result?.$case === "voidDeposit") {
+      obj.voidDeposit = VoidDepositResponse.toJSON(message.result.value);
     }
     if (message.errorInfo !== undefined) {
       obj.errorInfo = ErrorInfo.toJSON(message.errorInfo);
@@ -6006,6 +6286,18 @@ export const OperationResult: MessageFns<OperationResult> = {
       case "error": {
         if (object.result?.value !== undefined && object.result?.value !== null) {
           message.result = { $case: "error", value: ErrorDetail.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "refund": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "refund", value: RefundResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "voidDeposit": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "voidDeposit", value: VoidDepositResponse.fromPartial(object.result.value) };
         }
         break;
       }
@@ -6148,6 +6440,988 @@ export const BatchResponse: MessageFns<BatchResponse> = {
     message.failedErrorInfo = (object.failedErrorInfo !== undefined && object.failedErrorInfo !== null)
       ? ErrorInfo.fromPartial(object.failedErrorInfo)
       : undefined;
+    return message;
+  },
+};
+
+function createBaseRefundRequest(): RefundRequest {
+  return { transactionId: "", refundId: "", amount: undefined, customerId: "", reason: "", metadata: {} };
+}
+
+export const RefundRequest: MessageFns<RefundRequest> = {
+  encode(message: RefundRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.transactionId !== "") {
+      writer.uint32(10).string(message.transactionId);
+    }
+    if (message.refundId !== "") {
+      writer.uint32(18).string(message.refundId);
+    }
+    if (message.amount !== undefined) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(24).int64(message.amount);
+    }
+    if (message.customerId !== "") {
+      writer.uint32(34).string(message.customerId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(42).string(message.reason);
+    }
+    globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
+      RefundRequest_MetadataEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RefundRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRefundRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.transactionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.refundId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.customerId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const entry6 = RefundRequest_MetadataEntry.decode(reader, reader.uint32());
+            if (entry6.value !== undefined) {
+              message.metadata[entry6.key] = entry6.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RefundRequest {
+    return {
+      transactionId: isSet(object.transactionId)
+        ? globalThis.String(object.transactionId)
+        : isSet(object.transaction_id)
+        ? globalThis.String(object.transaction_id)
+        : "",
+      refundId: isSet(object.refundId)
+        ? globalThis.String(object.refundId)
+        : isSet(object.refund_id)
+        ? globalThis.String(object.refund_id)
+        : "",
+      amount: isSet(object.amount) ? BigInt(object.amount) : undefined,
+      customerId: isSet(object.customerId)
+        ? globalThis.String(object.customerId)
+        : isSet(object.customer_id)
+        ? globalThis.String(object.customer_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      metadata: isObject(object.metadata)
+        ? (globalThis.Object.entries(object.metadata) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: RefundRequest): unknown {
+    const obj: any = {};
+    if (message.transactionId !== "") {
+      obj.transactionId = message.transactionId;
+    }
+    if (message.refundId !== "") {
+      obj.refundId = message.refundId;
+    }
+    if (message.amount !== undefined) {
+      obj.amount = message.amount.toString();
+    }
+    if (message.customerId !== "") {
+      obj.customerId = message.customerId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.metadata) {
+      const entries = globalThis.Object.entries(message.metadata) as [string, string][];
+      if (entries.length > 0) {
+        obj.metadata = {};
+        entries.forEach(([k, v]) => {
+          obj.metadata[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RefundRequest>): RefundRequest {
+    return RefundRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RefundRequest>): RefundRequest {
+    const message = createBaseRefundRequest();
+    message.transactionId = object.transactionId ?? "";
+    message.refundId = object.refundId ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : undefined;
+    message.customerId = object.customerId ?? "";
+    message.reason = object.reason ?? "";
+    message.metadata = (globalThis.Object.entries(object.metadata ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseRefundRequest_MetadataEntry(): RefundRequest_MetadataEntry {
+  return { key: "", value: "" };
+}
+
+export const RefundRequest_MetadataEntry: MessageFns<RefundRequest_MetadataEntry> = {
+  encode(message: RefundRequest_MetadataEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RefundRequest_MetadataEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRefundRequest_MetadataEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RefundRequest_MetadataEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: RefundRequest_MetadataEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RefundRequest_MetadataEntry>): RefundRequest_MetadataEntry {
+    return RefundRequest_MetadataEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RefundRequest_MetadataEntry>): RefundRequest_MetadataEntry {
+    const message = createBaseRefundRequest_MetadataEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseRefundDetail(): RefundDetail {
+  return { accountId: "", creditType: "", amount: 0n, expired: false };
+}
+
+export const RefundDetail: MessageFns<RefundDetail> = {
+  encode(message: RefundDetail, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accountId !== "") {
+      writer.uint32(10).string(message.accountId);
+    }
+    if (message.creditType !== "") {
+      writer.uint32(18).string(message.creditType);
+    }
+    if (message.amount !== 0n) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(24).int64(message.amount);
+    }
+    if (message.expired !== false) {
+      writer.uint32(32).bool(message.expired);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RefundDetail {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRefundDetail();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.creditType = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.expired = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RefundDetail {
+    return {
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      creditType: isSet(object.creditType)
+        ? globalThis.String(object.creditType)
+        : isSet(object.credit_type)
+        ? globalThis.String(object.credit_type)
+        : "",
+      amount: isSet(object.amount) ? BigInt(object.amount) : 0n,
+      expired: isSet(object.expired) ? globalThis.Boolean(object.expired) : false,
+    };
+  },
+
+  toJSON(message: RefundDetail): unknown {
+    const obj: any = {};
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.creditType !== "") {
+      obj.creditType = message.creditType;
+    }
+    if (message.amount !== 0n) {
+      obj.amount = message.amount.toString();
+    }
+    if (message.expired !== false) {
+      obj.expired = message.expired;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RefundDetail>): RefundDetail {
+    return RefundDetail.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RefundDetail>): RefundDetail {
+    const message = createBaseRefundDetail();
+    message.accountId = object.accountId ?? "";
+    message.creditType = object.creditType ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : 0n;
+    message.expired = object.expired ?? false;
+    return message;
+  },
+};
+
+function createBaseRefundResponse(): RefundResponse {
+  return {
+    refundId: "",
+    transactionId: "",
+    refundedAmount: 0n,
+    restoredAmount: 0n,
+    expiredAmount: 0n,
+    refundDetails: [],
+    refundedAt: undefined,
+    balance: undefined,
+    isIdempotentReplay: false,
+  };
+}
+
+export const RefundResponse: MessageFns<RefundResponse> = {
+  encode(message: RefundResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.refundId !== "") {
+      writer.uint32(10).string(message.refundId);
+    }
+    if (message.transactionId !== "") {
+      writer.uint32(18).string(message.transactionId);
+    }
+    if (message.refundedAmount !== 0n) {
+      if (BigInt.asIntN(64, message.refundedAmount) !== message.refundedAmount) {
+        throw new globalThis.Error("value provided for field message.refundedAmount of type int64 too large");
+      }
+      writer.uint32(24).int64(message.refundedAmount);
+    }
+    if (message.restoredAmount !== 0n) {
+      if (BigInt.asIntN(64, message.restoredAmount) !== message.restoredAmount) {
+        throw new globalThis.Error("value provided for field message.restoredAmount of type int64 too large");
+      }
+      writer.uint32(32).int64(message.restoredAmount);
+    }
+    if (message.expiredAmount !== 0n) {
+      if (BigInt.asIntN(64, message.expiredAmount) !== message.expiredAmount) {
+        throw new globalThis.Error("value provided for field message.expiredAmount of type int64 too large");
+      }
+      writer.uint32(40).int64(message.expiredAmount);
+    }
+    for (const v of message.refundDetails) {
+      RefundDetail.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.refundedAt !== undefined) {
+      Timestamp.encode(message.refundedAt, writer.uint32(58).fork()).join();
+    }
+    if (message.balance !== undefined) {
+      Balance.encode(message.balance, writer.uint32(66).fork()).join();
+    }
+    if (message.isIdempotentReplay !== false) {
+      writer.uint32(72).bool(message.isIdempotentReplay);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RefundResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRefundResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.refundId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.transactionId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.refundedAmount = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.restoredAmount = reader.int64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.expiredAmount = reader.int64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.refundDetails.push(RefundDetail.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.refundedAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.balance = Balance.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.isIdempotentReplay = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RefundResponse {
+    return {
+      refundId: isSet(object.refundId)
+        ? globalThis.String(object.refundId)
+        : isSet(object.refund_id)
+        ? globalThis.String(object.refund_id)
+        : "",
+      transactionId: isSet(object.transactionId)
+        ? globalThis.String(object.transactionId)
+        : isSet(object.transaction_id)
+        ? globalThis.String(object.transaction_id)
+        : "",
+      refundedAmount: isSet(object.refundedAmount)
+        ? BigInt(object.refundedAmount)
+        : isSet(object.refunded_amount)
+        ? BigInt(object.refunded_amount)
+        : 0n,
+      restoredAmount: isSet(object.restoredAmount)
+        ? BigInt(object.restoredAmount)
+        : isSet(object.restored_amount)
+        ? BigInt(object.restored_amount)
+        : 0n,
+      expiredAmount: isSet(object.expiredAmount)
+        ? BigInt(object.expiredAmount)
+        : isSet(object.expired_amount)
+        ? BigInt(object.expired_amount)
+        : 0n,
+      refundDetails: globalThis.Array.isArray(object?.refundDetails)
+        ? object.refundDetails.map((e: any) => RefundDetail.fromJSON(e))
+        : globalThis.Array.isArray(object?.refund_details)
+        ? object.refund_details.map((e: any) => RefundDetail.fromJSON(e))
+        : [],
+      refundedAt: isSet(object.refundedAt)
+        ? fromJsonTimestamp(object.refundedAt)
+        : isSet(object.refunded_at)
+        ? fromJsonTimestamp(object.refunded_at)
+        : undefined,
+      balance: isSet(object.balance) ? Balance.fromJSON(object.balance) : undefined,
+      isIdempotentReplay: isSet(object.isIdempotentReplay)
+        ? globalThis.Boolean(object.isIdempotentReplay)
+        : isSet(object.is_idempotent_replay)
+        ? globalThis.Boolean(object.is_idempotent_replay)
+        : false,
+    };
+  },
+
+  toJSON(message: RefundResponse): unknown {
+    const obj: any = {};
+    if (message.refundId !== "") {
+      obj.refundId = message.refundId;
+    }
+    if (message.transactionId !== "") {
+      obj.transactionId = message.transactionId;
+    }
+    if (message.refundedAmount !== 0n) {
+      obj.refundedAmount = message.refundedAmount.toString();
+    }
+    if (message.restoredAmount !== 0n) {
+      obj.restoredAmount = message.restoredAmount.toString();
+    }
+    if (message.expiredAmount !== 0n) {
+      obj.expiredAmount = message.expiredAmount.toString();
+    }
+    if (message.refundDetails?.length) {
+      obj.refundDetails = message.refundDetails.map((e) => RefundDetail.toJSON(e));
+    }
+    if (message.refundedAt !== undefined) {
+      obj.refundedAt = fromTimestamp(message.refundedAt).toISOString();
+    }
+    if (message.balance !== undefined) {
+      obj.balance = Balance.toJSON(message.balance);
+    }
+    if (message.isIdempotentReplay !== false) {
+      obj.isIdempotentReplay = message.isIdempotentReplay;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RefundResponse>): RefundResponse {
+    return RefundResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RefundResponse>): RefundResponse {
+    const message = createBaseRefundResponse();
+    message.refundId = object.refundId ?? "";
+    message.transactionId = object.transactionId ?? "";
+    message.refundedAmount = (object.refundedAmount !== undefined && object.refundedAmount !== null)
+      ? BigInt(object.refundedAmount)
+      : 0n;
+    message.restoredAmount = (object.restoredAmount !== undefined && object.restoredAmount !== null)
+      ? BigInt(object.restoredAmount)
+      : 0n;
+    message.expiredAmount = (object.expiredAmount !== undefined && object.expiredAmount !== null)
+      ? BigInt(object.expiredAmount)
+      : 0n;
+    message.refundDetails = object.refundDetails?.map((e) => RefundDetail.fromPartial(e)) || [];
+    message.refundedAt = (object.refundedAt !== undefined && object.refundedAt !== null)
+      ? Timestamp.fromPartial(object.refundedAt)
+      : undefined;
+    message.balance = (object.balance !== undefined && object.balance !== null)
+      ? Balance.fromPartial(object.balance)
+      : undefined;
+    message.isIdempotentReplay = object.isIdempotentReplay ?? false;
+    return message;
+  },
+};
+
+function createBaseVoidDepositRequest(): VoidDepositRequest {
+  return { customerId: "", recordId: "", voidId: "", amount: undefined };
+}
+
+export const VoidDepositRequest: MessageFns<VoidDepositRequest> = {
+  encode(message: VoidDepositRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.customerId !== "") {
+      writer.uint32(10).string(message.customerId);
+    }
+    if (message.recordId !== "") {
+      writer.uint32(18).string(message.recordId);
+    }
+    if (message.voidId !== "") {
+      writer.uint32(26).string(message.voidId);
+    }
+    if (message.amount !== undefined) {
+      if (BigInt.asIntN(64, message.amount) !== message.amount) {
+        throw new globalThis.Error("value provided for field message.amount of type int64 too large");
+      }
+      writer.uint32(32).int64(message.amount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VoidDepositRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVoidDepositRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.customerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.recordId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.voidId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.amount = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VoidDepositRequest {
+    return {
+      customerId: isSet(object.customerId)
+        ? globalThis.String(object.customerId)
+        : isSet(object.customer_id)
+        ? globalThis.String(object.customer_id)
+        : "",
+      recordId: isSet(object.recordId)
+        ? globalThis.String(object.recordId)
+        : isSet(object.record_id)
+        ? globalThis.String(object.record_id)
+        : "",
+      voidId: isSet(object.voidId)
+        ? globalThis.String(object.voidId)
+        : isSet(object.void_id)
+        ? globalThis.String(object.void_id)
+        : "",
+      amount: isSet(object.amount) ? BigInt(object.amount) : undefined,
+    };
+  },
+
+  toJSON(message: VoidDepositRequest): unknown {
+    const obj: any = {};
+    if (message.customerId !== "") {
+      obj.customerId = message.customerId;
+    }
+    if (message.recordId !== "") {
+      obj.recordId = message.recordId;
+    }
+    if (message.voidId !== "") {
+      obj.voidId = message.voidId;
+    }
+    if (message.amount !== undefined) {
+      obj.amount = message.amount.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<VoidDepositRequest>): VoidDepositRequest {
+    return VoidDepositRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<VoidDepositRequest>): VoidDepositRequest {
+    const message = createBaseVoidDepositRequest();
+    message.customerId = object.customerId ?? "";
+    message.recordId = object.recordId ?? "";
+    message.voidId = object.voidId ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null) ? BigInt(object.amount) : undefined;
+    return message;
+  },
+};
+
+function createBaseVoidDepositResponse(): VoidDepositResponse {
+  return {
+    voidId: "",
+    recordId: "",
+    voidedAmount: 0n,
+    voidedAt: undefined,
+    balance: undefined,
+    isIdempotentReplay: false,
+  };
+}
+
+export const VoidDepositResponse: MessageFns<VoidDepositResponse> = {
+  encode(message: VoidDepositResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.voidId !== "") {
+      writer.uint32(10).string(message.voidId);
+    }
+    if (message.recordId !== "") {
+      writer.uint32(18).string(message.recordId);
+    }
+    if (message.voidedAmount !== 0n) {
+      if (BigInt.asIntN(64, message.voidedAmount) !== message.voidedAmount) {
+        throw new globalThis.Error("value provided for field message.voidedAmount of type int64 too large");
+      }
+      writer.uint32(24).int64(message.voidedAmount);
+    }
+    if (message.voidedAt !== undefined) {
+      Timestamp.encode(message.voidedAt, writer.uint32(34).fork()).join();
+    }
+    if (message.balance !== undefined) {
+      Balance.encode(message.balance, writer.uint32(42).fork()).join();
+    }
+    if (message.isIdempotentReplay !== false) {
+      writer.uint32(48).bool(message.isIdempotentReplay);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VoidDepositResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVoidDepositResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.voidId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.recordId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.voidedAmount = reader.int64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.voidedAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.balance = Balance.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.isIdempotentReplay = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VoidDepositResponse {
+    return {
+      voidId: isSet(object.voidId)
+        ? globalThis.String(object.voidId)
+        : isSet(object.void_id)
+        ? globalThis.String(object.void_id)
+        : "",
+      recordId: isSet(object.recordId)
+        ? globalThis.String(object.recordId)
+        : isSet(object.record_id)
+        ? globalThis.String(object.record_id)
+        : "",
+      voidedAmount: isSet(object.voidedAmount)
+        ? BigInt(object.voidedAmount)
+        : isSet(object.voided_amount)
+        ? BigInt(object.voided_amount)
+        : 0n,
+      voidedAt: isSet(object.voidedAt)
+        ? fromJsonTimestamp(object.voidedAt)
+        : isSet(object.voided_at)
+        ? fromJsonTimestamp(object.voided_at)
+        : undefined,
+      balance: isSet(object.balance) ? Balance.fromJSON(object.balance) : undefined,
+      isIdempotentReplay: isSet(object.isIdempotentReplay)
+        ? globalThis.Boolean(object.isIdempotentReplay)
+        : isSet(object.is_idempotent_replay)
+        ? globalThis.Boolean(object.is_idempotent_replay)
+        : false,
+    };
+  },
+
+  toJSON(message: VoidDepositResponse): unknown {
+    const obj: any = {};
+    if (message.voidId !== "") {
+      obj.voidId = message.voidId;
+    }
+    if (message.recordId !== "") {
+      obj.recordId = message.recordId;
+    }
+    if (message.voidedAmount !== 0n) {
+      obj.voidedAmount = message.voidedAmount.toString();
+    }
+    if (message.voidedAt !== undefined) {
+      obj.voidedAt = fromTimestamp(message.voidedAt).toISOString();
+    }
+    if (message.balance !== undefined) {
+      obj.balance = Balance.toJSON(message.balance);
+    }
+    if (message.isIdempotentReplay !== false) {
+      obj.isIdempotentReplay = message.isIdempotentReplay;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<VoidDepositResponse>): VoidDepositResponse {
+    return VoidDepositResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<VoidDepositResponse>): VoidDepositResponse {
+    const message = createBaseVoidDepositResponse();
+    message.voidId = object.voidId ?? "";
+    message.recordId = object.recordId ?? "";
+    message.voidedAmount = (object.voidedAmount !== undefined && object.voidedAmount !== null)
+      ? BigInt(object.voidedAmount)
+      : 0n;
+    message.voidedAt = (object.voidedAt !== undefined && object.voidedAt !== null)
+      ? Timestamp.fromPartial(object.voidedAt)
+      : undefined;
+    message.balance = (object.balance !== undefined && object.balance !== null)
+      ? Balance.fromPartial(object.balance)
+      : undefined;
+    message.isIdempotentReplay = object.isIdempotentReplay ?? false;
     return message;
   },
 };
@@ -6332,7 +7606,8 @@ export const BillingServiceService = {
   },
   /**
    * Batch applies up to 100 writes (Deposit, Deduct, Freeze, Consume,
-   * Unfreeze), over any customers of the caller's project, in one database
+   * Unfreeze, Refund, VoidDeposit), over any customers of the caller's
+   * project, in one database
    * transaction, in request order: each sees what the earlier ones did. Each
    * keeps its own idempotency key and replays on its own, exactly as the RPC
    * of its kind would answer it (repeating a whole batch replays every write).
@@ -6355,6 +7630,59 @@ export const BillingServiceService = {
     requestDeserialize: (value: Buffer): BatchRequest => BatchRequest.decode(value),
     responseSerialize: (value: BatchResponse): Buffer => Buffer.from(BatchResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): BatchResponse => BatchResponse.decode(value),
+  },
+  /**
+   * Refund gives credits of a charge (a Deduct, or a Freeze that was
+   * consumed) back to the accounts it took them from, keeping their expiry:
+   * each account at most what it gave less what earlier refunds returned to
+   * it, the latest-expiring first for a partial refund (never-expiring
+   * first of all). What goes back to an account past its expiry is never
+   * spendable again: it expires at once (an EXPIRE entry) when the sweeper
+   * had recorded that account's expiry, else with the sweeper's next pass;
+   * `expired_amount` says how much. Overage of a consume is refunded like the
+   * rest, to the accounts it was charged to. Several partial refunds may
+   * follow one another until the charge is refunded whole. No account is
+   * created. Keyed by refund_id (unique per project): the same request again
+   * replays the first answer; another request with that key is
+   * idempotency_conflict (transaction_conflict when the charge is another
+   * customer's). An unknown transaction_id, or another project's, is
+   * transaction_not_found.
+   * Errors: transaction_id_required, invalid_argument (refund_id, amount,
+   * reason, metadata), amount_must_be_positive, transaction_not_found,
+   * customer_scope_mismatch, transaction_not_refundable (a hold still open
+   * or unfrozen, or nothing left to refund), refund_exceeds_refundable
+   * (ErrorInfo: requested, refundable), idempotency_conflict,
+   * transaction_conflict, service_unavailable, server_error.
+   */
+  refund: {
+    path: "/velobase.billing.v1.BillingService/Refund" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RefundRequest): Buffer => Buffer.from(RefundRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RefundRequest => RefundRequest.decode(value),
+    responseSerialize: (value: RefundResponse): Buffer => Buffer.from(RefundResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RefundResponse => RefundResponse.decode(value),
+  },
+  /**
+   * VoidDeposit removes credits a deposit granted by mistake from its
+   * account: never more than the deposit added (less earlier voids), never
+   * what is used or frozen, nothing of an expired account. Keyed by void_id
+   * (unique per project), with replays and conflicts as for Refund.
+   * Errors: customer_id_required, invalid_argument (record_id, void_id),
+   * amount_must_be_positive, deposit_not_found (unknown record_id, not a
+   * deposit, or another customer's), deposit_not_voidable (nothing of it
+   * available, or less than the amount; ErrorInfo: requested, voidable),
+   * idempotency_conflict, transaction_conflict, service_unavailable,
+   * server_error.
+   */
+  voidDeposit: {
+    path: "/velobase.billing.v1.BillingService/VoidDeposit" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: VoidDepositRequest): Buffer => Buffer.from(VoidDepositRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): VoidDepositRequest => VoidDepositRequest.decode(value),
+    responseSerialize: (value: VoidDepositResponse): Buffer => Buffer.from(VoidDepositResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): VoidDepositResponse => VoidDepositResponse.decode(value),
   },
 } as const;
 
@@ -6428,7 +7756,8 @@ export interface BillingServiceServer extends UntypedServiceImplementation {
   listLedgerEntries: handleUnaryCall<ListLedgerEntriesRequest, ListLedgerEntriesResponse>;
   /**
    * Batch applies up to 100 writes (Deposit, Deduct, Freeze, Consume,
-   * Unfreeze), over any customers of the caller's project, in one database
+   * Unfreeze, Refund, VoidDeposit), over any customers of the caller's
+   * project, in one database
    * transaction, in request order: each sees what the earlier ones did. Each
    * keeps its own idempotency key and replays on its own, exactly as the RPC
    * of its kind would answer it (repeating a whole batch replays every write).
@@ -6444,6 +7773,43 @@ export interface BillingServiceServer extends UntypedServiceImplementation {
    * than 100), permission_denied, service_unavailable, server_error.
    */
   batch: handleUnaryCall<BatchRequest, BatchResponse>;
+  /**
+   * Refund gives credits of a charge (a Deduct, or a Freeze that was
+   * consumed) back to the accounts it took them from, keeping their expiry:
+   * each account at most what it gave less what earlier refunds returned to
+   * it, the latest-expiring first for a partial refund (never-expiring
+   * first of all). What goes back to an account past its expiry is never
+   * spendable again: it expires at once (an EXPIRE entry) when the sweeper
+   * had recorded that account's expiry, else with the sweeper's next pass;
+   * `expired_amount` says how much. Overage of a consume is refunded like the
+   * rest, to the accounts it was charged to. Several partial refunds may
+   * follow one another until the charge is refunded whole. No account is
+   * created. Keyed by refund_id (unique per project): the same request again
+   * replays the first answer; another request with that key is
+   * idempotency_conflict (transaction_conflict when the charge is another
+   * customer's). An unknown transaction_id, or another project's, is
+   * transaction_not_found.
+   * Errors: transaction_id_required, invalid_argument (refund_id, amount,
+   * reason, metadata), amount_must_be_positive, transaction_not_found,
+   * customer_scope_mismatch, transaction_not_refundable (a hold still open
+   * or unfrozen, or nothing left to refund), refund_exceeds_refundable
+   * (ErrorInfo: requested, refundable), idempotency_conflict,
+   * transaction_conflict, service_unavailable, server_error.
+   */
+  refund: handleUnaryCall<RefundRequest, RefundResponse>;
+  /**
+   * VoidDeposit removes credits a deposit granted by mistake from its
+   * account: never more than the deposit added (less earlier voids), never
+   * what is used or frozen, nothing of an expired account. Keyed by void_id
+   * (unique per project), with replays and conflicts as for Refund.
+   * Errors: customer_id_required, invalid_argument (record_id, void_id),
+   * amount_must_be_positive, deposit_not_found (unknown record_id, not a
+   * deposit, or another customer's), deposit_not_voidable (nothing of it
+   * available, or less than the amount; ErrorInfo: requested, voidable),
+   * idempotency_conflict, transaction_conflict, service_unavailable,
+   * server_error.
+   */
+  voidDeposit: handleUnaryCall<VoidDepositRequest, VoidDepositResponse>;
 }
 
 export interface BillingServiceClient extends Client {
@@ -6628,7 +7994,8 @@ export interface BillingServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Batch applies up to 100 writes (Deposit, Deduct, Freeze, Consume,
-   * Unfreeze), over any customers of the caller's project, in one database
+   * Unfreeze, Refund, VoidDeposit), over any customers of the caller's
+   * project, in one database
    * transaction, in request order: each sees what the earlier ones did. Each
    * keeps its own idempotency key and replays on its own, exactly as the RPC
    * of its kind would answer it (repeating a whole batch replays every write).
@@ -6657,6 +8024,71 @@ export interface BillingServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: BatchResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Refund gives credits of a charge (a Deduct, or a Freeze that was
+   * consumed) back to the accounts it took them from, keeping their expiry:
+   * each account at most what it gave less what earlier refunds returned to
+   * it, the latest-expiring first for a partial refund (never-expiring
+   * first of all). What goes back to an account past its expiry is never
+   * spendable again: it expires at once (an EXPIRE entry) when the sweeper
+   * had recorded that account's expiry, else with the sweeper's next pass;
+   * `expired_amount` says how much. Overage of a consume is refunded like the
+   * rest, to the accounts it was charged to. Several partial refunds may
+   * follow one another until the charge is refunded whole. No account is
+   * created. Keyed by refund_id (unique per project): the same request again
+   * replays the first answer; another request with that key is
+   * idempotency_conflict (transaction_conflict when the charge is another
+   * customer's). An unknown transaction_id, or another project's, is
+   * transaction_not_found.
+   * Errors: transaction_id_required, invalid_argument (refund_id, amount,
+   * reason, metadata), amount_must_be_positive, transaction_not_found,
+   * customer_scope_mismatch, transaction_not_refundable (a hold still open
+   * or unfrozen, or nothing left to refund), refund_exceeds_refundable
+   * (ErrorInfo: requested, refundable), idempotency_conflict,
+   * transaction_conflict, service_unavailable, server_error.
+   */
+  refund(
+    request: RefundRequest,
+    callback: (error: ServiceError | null, response: RefundResponse) => void,
+  ): ClientUnaryCall;
+  refund(
+    request: RefundRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RefundResponse) => void,
+  ): ClientUnaryCall;
+  refund(
+    request: RefundRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RefundResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * VoidDeposit removes credits a deposit granted by mistake from its
+   * account: never more than the deposit added (less earlier voids), never
+   * what is used or frozen, nothing of an expired account. Keyed by void_id
+   * (unique per project), with replays and conflicts as for Refund.
+   * Errors: customer_id_required, invalid_argument (record_id, void_id),
+   * amount_must_be_positive, deposit_not_found (unknown record_id, not a
+   * deposit, or another customer's), deposit_not_voidable (nothing of it
+   * available, or less than the amount; ErrorInfo: requested, voidable),
+   * idempotency_conflict, transaction_conflict, service_unavailable,
+   * server_error.
+   */
+  voidDeposit(
+    request: VoidDepositRequest,
+    callback: (error: ServiceError | null, response: VoidDepositResponse) => void,
+  ): ClientUnaryCall;
+  voidDeposit(
+    request: VoidDepositRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: VoidDepositResponse) => void,
+  ): ClientUnaryCall;
+  voidDeposit(
+    request: VoidDepositRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VoidDepositResponse) => void,
   ): ClientUnaryCall;
 }
 

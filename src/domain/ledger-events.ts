@@ -1,0 +1,69 @@
+import { balanceOfPosition, type LedgerPosition } from "./ledger-position.js";
+import type { EventPayload, LedgerEventType, NewEvent } from "./events.js";
+import type { LedgerLine } from "./plans/planned.js";
+import type { CreditWrite } from "./plans/write-list.js";
+
+/**
+ * A credit write's event, from what its plan already has: its ledger lines and their positions
+ * (sequence and balance after each). Pure; the pipeline calls it in its apply step.
+ */
+
+/** The event type of a credit write (auto-settlements are consumes and unfreezes, expiries their own). */
+export function ledgerEventType(write: CreditWrite): LedgerEventType {
+  switch (write.kind) {
+    case "deposit":
+      return "ledger.deposit";
+    case "spend":
+      return write.spendKind === "FREEZE" ? "ledger.freeze" : "ledger.deduct";
+    case "consume":
+      return "ledger.consume";
+    case "unfreeze":
+      return "ledger.unfreeze";
+    case "expire":
+      return "ledger.expire";
+    case "refund":
+      return "ledger.refund";
+    case "void":
+      return "ledger.void";
+  }
+}
+
+/** The payload of a write whose entries are `lines`, at `positions` (one per line, in order). */
+export function ledgerEventPayload(lines: readonly LedgerLine[], positions: readonly LedgerPosition[]): EventPayload {
+  if (lines.length !== positions.length) throw new Error("a write's entries and their positions differ in number");
+  const entries = lines.map((line, i) => {
+    const position = positions[i] as LedgerPosition;
+    return {
+      sequence: position.sequence,
+      operation: line.operation,
+      amount: line.amount,
+      accountId: line.accountId,
+      creditType: line.creditType,
+      balanceAfter: balanceOfPosition(position),
+    };
+  });
+  const last = positions.at(-1);
+  return { entries, balanceAfter: last ? balanceOfPosition(last) : null, data: {} };
+}
+
+export interface LedgerEventFields {
+  readonly eventId: string;
+  readonly projectId: bigint;
+  readonly customerId: string;
+  readonly transactionId: string | null;
+  readonly write: CreditWrite;
+  readonly lines: readonly LedgerLine[];
+  readonly positions: readonly LedgerPosition[];
+  readonly nowMs: number;
+}
+
+/** The outbox event of one applied credit write. */
+export const ledgerEvent = (f: LedgerEventFields): NewEvent => ({
+  eventId: f.eventId,
+  projectId: f.projectId,
+  customerId: f.customerId,
+  type: ledgerEventType(f.write),
+  transactionId: f.transactionId,
+  payload: ledgerEventPayload(f.lines, f.positions),
+  nowMs: f.nowMs,
+});

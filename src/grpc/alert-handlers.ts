@@ -1,0 +1,47 @@
+import type { UntypedServiceImplementation } from "@grpc/grpc-js";
+import { type Alert, AlertState as ProtoAlertState, type AlertServiceServer } from "../../gen/velobase/billing/v1/alerts.js";
+import { type AlertState, type BalanceAlert, parseThreshold } from "../domain/balance-alerts.js";
+import { parseCreditType, parseId } from "../domain/validation.js";
+import type { BillingContext } from "../operations/context.js";
+import { deleteAlert, listAlerts, setAlert, type AlertTarget } from "../operations/alerts.js";
+import { timestamp } from "./format-responses.js";
+import { guarded, type GuardedEnvironment } from "./unary.js";
+
+const PROTO_STATES: Record<AlertState, ProtoAlertState> = {
+  armed: ProtoAlertState.ALERT_STATE_ARMED,
+  low: ProtoAlertState.ALERT_STATE_LOW,
+  depleted: ProtoAlertState.ALERT_STATE_DEPLETED,
+};
+
+const alertMessage = (a: BalanceAlert): Alert => ({
+  alertId: a.alertId.toString(),
+  customerId: a.customerId,
+  creditType: a.creditType ?? undefined,
+  threshold: a.threshold,
+  state: PROTO_STATES[a.state],
+  createdAt: timestamp(a.createdAtMs),
+  updatedAt: timestamp(a.updatedAtMs),
+});
+
+const targetOf = (r: { customerId: string; creditType?: string | undefined }, projectId: bigint): AlertTarget => ({
+  projectId,
+  customerId: parseId(r.customerId, "customer_id", "customer_id_required"),
+  creditType: r.creditType === undefined || r.creditType === "" ? null : parseCreditType(r.creditType, null),
+});
+
+/** AlertService: set and delete need a write key, list a read key. */
+export function alertHandlers(ctx: BillingContext, env: GuardedEnvironment): AlertServiceServer & UntypedServiceImplementation {
+  return {
+    setAlert: guarded(env, "SetAlert", "write", async (r, caller) => {
+      const result = await setAlert(ctx, { ...targetOf(r, caller.projectId), threshold: parseThreshold(r.threshold) });
+      return { alert: alertMessage(result.alert), created: result.created };
+    }),
+    listAlerts: guarded(env, "ListAlerts", "read", async (r, caller) => {
+      const customerId = r.customerId === "" ? null : parseId(r.customerId, "customer_id", "customer_id_required");
+      return { alerts: (await listAlerts(ctx, caller.projectId, customerId)).map(alertMessage) };
+    }),
+    deleteAlert: guarded(env, "DeleteAlert", "write", async (r, caller) => ({
+      deleted: await deleteAlert(ctx, targetOf(r, caller.projectId)),
+    })),
+  };
+}

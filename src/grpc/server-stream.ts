@@ -1,0 +1,98 @@
+import { randomUUID } from "node:crypto";
+import { Metadata, status, type ServerWritableStream } from "@grpc/grpc-js";
+import type { Caller, Scope } from "../domain/caller.js";
+import { BillingError } from "../errors/billing-error.js";
+import { toBillingError } from "../errors/billing-error.js";
+import { toServiceError } from "./status-details.js";
+import { MalformedRequest } from "./request-decoding.js";
+import { admit, REQUEST_ID_HEADER, type GuardedEnvironment } from "./unary.js";
+
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
+
+/** What a server stream needs beside a unary call's environment: the server's own end. */
+export interface StreamEnvironment extends GuardedEnvironment {
+  /** Aborted when the server shuts down: open streams end with service_unavailable, so clients resume elsewhere. */
+  readonly closing: AbortSignal;
+}
+
+/** What a stream handler gets: the caller, a signal that aborts on cancel or shutdown, and a send that honours backpressure. */
+export interface StreamCall<Res> {
+  readonly caller: Caller;
+  readonly signal: AbortSignal;
+  send(message: Res): Promise<void>;
+}
+
+/**
+ * `guarded` for a server-streaming RPC: request id out as a header, the same key, scope and rate
+ * limit (one token per stream), one log line and metrics when the stream ends, and every failure
+ * turned into a structured status by the one mapper. The handler runs until it returns (the
+ * status is then OK), throws (that error), or its signal aborts: the client cancelled (nothing
+ * more is sent) or the server is shutting down (service_unavailable).
+ */
+export function guardedStream<Req, Res>(
+  env: StreamEnvironment,
+  method: string,
+  scope: Scope,
+  handle: (request: Req, call: StreamCall<Res>) => Promise<void>,
+): (call: ServerWritableStream<Req | MalformedRequest, Res>) => void {
+  return (call) => {
+    const started = process.hrtime.bigint();
+    const given = call.metadata.get(REQUEST_ID_HEADER)[0];
+    const requestId = typeof given === "string" && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
+    const headers = new Metadata();
+    headers.set(REQUEST_ID_HEADER, requestId);
+    call.sendMetadata(headers);
+
+    const aborter = new AbortController();
+    const abort = () => aborter.abort();
+    call.on("cancelled", abort);
+    env.closing.addEventListener("abort", abort);
+
+    const finish = (code: string, grpcCode: status, error?: unknown) => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      env.metrics?.calls.inc({ method, code });
+      const line = { requestId, method, code, grpcCode: status[grpcCode], durationMs: Math.round(seconds * 1e6) / 1e3 };
+      if (error) env.log.error({ ...line, err: error }, "stream failed with an unexpected error");
+      else env.log.info(line, "stream");
+    };
+    const fail = (thrown: unknown) => {
+      const error = toBillingError(thrown);
+      const grpcCode = status[error.spec.grpcStatus];
+      finish(error.code, grpcCode, grpcCode === status.INTERNAL ? (error.cause ?? error) : undefined);
+      if (call.cancelled) return;
+      const trailers = new Metadata();
+      trailers.set(REQUEST_ID_HEADER, requestId);
+      call.emit("error", toServiceError(error, trailers));
+    };
+
+    const send = (message: Res): Promise<void> =>
+      new Promise((resolve) => {
+        if (call.cancelled || call.destroyed) return resolve();
+        if (call.write(message)) resolve();
+        else call.once("drain", resolve);
+      });
+
+    const run = async () => {
+      const request = call.request;
+      const caller = await admit(env, call.metadata, scope, 1);
+      if (request instanceof MalformedRequest) throw request.toError();
+      await handle(request, { caller, signal: aborter.signal, send });
+    };
+
+    run()
+      .then(
+        () => {
+          if (call.cancelled) return finish("cancelled", status.CANCELLED);
+          if (env.closing.aborted)
+            return fail(new BillingError("service_unavailable", "The server is shutting down; resume from the last cursor."));
+          finish("ok", status.OK);
+          call.end();
+        },
+        (error: unknown) => (call.cancelled ? finish("cancelled", status.CANCELLED) : fail(error)),
+      )
+      .finally(() => {
+        call.off("cancelled", abort);
+        env.closing.removeEventListener("abort", abort);
+      });
+  };
+}

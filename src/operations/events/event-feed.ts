@@ -1,0 +1,11 @@
+import type { FeedTail } from "./feed-tail.js";
+
+/** What the writes and the readers of one instance share of the event feed (wired in app.ts). */
+export interface EventFeed {
+  /** This database's deployment id: the prefix of every event id (newEventId). */
+  readonly deploymentId: string;
+  /** Call after every COMMIT that appended events: the local stamper stamps them at once. */
+  notifyCommitted(): void;
+  /** Wakes this instance's watchers when the feed moves. */
+  readonly tail: FeedTail;
+}

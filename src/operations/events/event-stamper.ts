@@ -1,0 +1,67 @@
+import type { Logger } from "pino";
+import { EVENT_STAMP_BATCH } from "../../domain/limits.js";
+import type { Database } from "../../store/database.js";
+import { hasUnstamped, stampCommittedEvents } from "../../store/event-feed-store.js";
+import type { LeaseKeeper } from "./lease-keeper.js";
+import { WakeUp } from "./wake-up.js";
+
+export const STAMPER_LEASE = "event_stamper";
+
+/**
+ * The one writer of commit-order positions (per database, elected through the `event_stamper`
+ * lease). Every instance runs one; only the lease holder stamps. It stamps every `intervalMs`,
+ * and at once when this instance committed a write (`notifyCommitted`), so a local write reaches
+ * the feed within a round trip or two.
+ */
+export class EventStamper {
+  private readonly wakeUp = new WakeUp();
+  private stopped = false;
+  private readonly loop: Promise<void>;
+  private warned = false;
+
+  constructor(
+    private readonly database: Database,
+    private readonly lease: LeaseKeeper,
+    private readonly options: { readonly intervalMs: number; readonly log: Logger; readonly onStamped?: () => void },
+  ) {
+    this.loop = this.run();
+  }
+
+  /** Call after a COMMIT that appended events: they are stamped without waiting for the interval. */
+  notifyCommitted(): void {
+    this.wakeUp.poke();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      const nudged = await this.wakeUp.wait(this.options.intervalMs);
+      if (this.stopped) break;
+      try {
+        await this.stampAll(nudged);
+        this.warned = false;
+      } catch (error) {
+        if (!this.warned) this.options.log.warn({ err: error }, "event stamping failed; retrying");
+        this.warned = true;
+      }
+    }
+  }
+
+  /** Stamps until nothing committed is left unstamped (or the lease is lost). */
+  private async stampAll(nudged: boolean): Promise<void> {
+    // The idle poll costs one index probe, not a transaction; a local commit has events for sure.
+    if (!(await this.lease.held()) || (!nudged && !(await hasUnstamped(this.database.pool)))) return;
+    while (!this.stopped && (await this.lease.held())) {
+      const stamped = await stampCommittedEvents(this.database, { name: this.lease.name, owner: this.lease.owner }, EVENT_STAMP_BATCH);
+      if (stamped === null || stamped === 0) return;
+      this.options.onStamped?.();
+      if (stamped < EVENT_STAMP_BATCH) return;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wakeUp.poke();
+    await this.loop;
+    await this.lease.release();
+  }
+}

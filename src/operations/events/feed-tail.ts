@@ -1,0 +1,53 @@
+import type { Database } from "../../store/database.js";
+import { lastPosition } from "../../store/event-feed-store.js";
+import { WakeUp } from "./wake-up.js";
+
+/**
+ * Tells this instance's watchers that the feed moved: one query of the highest position every
+ * `intervalMs` while anyone listens (not one per watcher), and at once when the local stamper
+ * stamped (`poke`). Listeners then read what they have not seen.
+ */
+export class FeedTail {
+  private readonly listeners = new Set<() => void>();
+  private readonly wakeUp = new WakeUp();
+  private last = -1n;
+  private stopped = false;
+  private loop: Promise<void> | null = null;
+
+  constructor(
+    private readonly database: Database,
+    private readonly intervalMs: number,
+  ) {}
+
+  /** Calls `listener` whenever the feed may have moved; returns the unsubscribe function. */
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    this.loop ??= this.run();
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Events were stamped here: wake the listeners at once, without a query. */
+  poke(): void {
+    for (const listener of this.listeners) listener();
+  }
+
+  /** Started by the first listener; runs until stop(), idle (no query) while nobody listens. */
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      if (this.listeners.size > 0) {
+        const top = await lastPosition(this.database.pool).catch(() => this.last);
+        if (top !== this.last) {
+          this.last = top;
+          for (const listener of this.listeners) listener();
+        }
+      }
+      await this.wakeUp.wait(this.intervalMs);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wakeUp.poke();
+    await this.loop;
+  }
+}

@@ -1,0 +1,38 @@
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import type { Database } from "../../store/database.js";
+import { releaseLease, tryAcquireLease } from "../../store/leases-store.js";
+import { EVENT_LEASE_TTL_MS } from "../../domain/limits.js";
+
+/** Who this instance is in the leases table: host, process, and a random tag per start. */
+export const leaseOwnerId = (): string => `${hostname().slice(0, 64)}:${process.pid}:${randomBytes(6).toString("hex")}`;
+
+/**
+ * One elected singleton's lease: `held()` says whether this instance may act, renewing (or
+ * trying to take) the lease once a third of its lifetime has passed since the last try.
+ */
+export class LeaseKeeper {
+  private holding = false;
+  private lastTryMs = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly database: Database,
+    readonly name: string,
+    readonly owner: string,
+    private readonly ttlMs: number = EVENT_LEASE_TTL_MS,
+  ) {}
+
+  async held(): Promise<boolean> {
+    const now = Date.now();
+    if (now - this.lastTryMs >= this.ttlMs / 3) {
+      this.lastTryMs = now;
+      this.holding = await tryAcquireLease(this.database.pool, this.name, this.owner, this.ttlMs).catch(() => false);
+    }
+    return this.holding;
+  }
+
+  async release(): Promise<void> {
+    if (this.holding) await releaseLease(this.database.pool, this.name, this.owner).catch(() => undefined);
+    this.holding = false;
+  }
+}

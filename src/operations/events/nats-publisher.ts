@@ -1,0 +1,130 @@
+import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { eventJson, type FeedEvent } from "../../domain/events.js";
+import { EVENT_READ_BATCH } from "../../domain/limits.js";
+import type { Database } from "../../store/database.js";
+import { lastPosition, publisherPosition, readFeed, savePublisherPosition } from "../../store/event-feed-store.js";
+import type { LeaseKeeper } from "./lease-keeper.js";
+import { WakeUp } from "./wake-up.js";
+
+/** The publisher's lease and its row in event_publishers. */
+export const NATS_PUBLISHER = "nats";
+/** How long a publish waits for JetStream's ack before the batch is tried again. */
+const PUBLISH_ACK_TIMEOUT_MS = 5_000;
+
+export interface NatsPublisherOptions {
+  readonly url: string;
+  readonly stream: string;
+  readonly subjectPrefix: string;
+  readonly intervalMs: number;
+  readonly log: Logger;
+  /** How long a publish waits for JetStream's ack (default PUBLISH_ACK_TIMEOUT_MS). */
+  readonly ackTimeoutMs?: number;
+  /** Stamped events not yet sent (the lag gauge). */
+  readonly onLag?: (events: number) => void;
+}
+
+/** `<prefix>.<project id>.<event type>`, e.g. velobase.1.ledger.deduct. */
+export const subjectOf = (prefix: string, event: FeedEvent): string => `${prefix}.${event.projectId}.${event.type}`;
+
+/**
+ * Sends every stamped event to a JetStream stream, in position order, from the position stored in
+ * event_publishers (so a restarted or newly elected publisher resumes where the last one stood).
+ * One per database: only the holder of the `nats` lease publishes. Each message carries
+ * Nats-Msg-Id = the event id, so a batch sent again after a crash is dropped by JetStream as
+ * duplicates inside its window. NATS down: events wait in the outbox, one warning per outage.
+ */
+export class NatsPublisher {
+  private readonly wakeUp = new WakeUp();
+  private stopped = false;
+  private readonly loop: Promise<void>;
+  private connection: NatsConnection | null = null;
+  private client: JetStreamClient | null = null;
+  private outage = false;
+
+  constructor(
+    private readonly database: Database,
+    private readonly lease: LeaseKeeper,
+    private readonly options: NatsPublisherOptions,
+  ) {
+    this.loop = this.run();
+  }
+
+  /** New events were stamped: publish without waiting for the interval. */
+  poke(): void {
+    this.wakeUp.poke();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      await this.wakeUp.wait(this.options.intervalMs);
+      if (this.stopped) break;
+      try {
+        if (await this.lease.held()) await this.publishAll();
+        else this.options.onLag?.(0);
+        if (this.outage) this.options.log.info("NATS reachable again; publishing the waiting events");
+        this.outage = false;
+      } catch (error) {
+        if (!this.outage) this.options.log.warn({ err: error }, "NATS publish failed; events wait in the outbox");
+        this.outage = true;
+        await this.disconnect();
+      }
+    }
+  }
+
+  private async publishAll(): Promise<void> {
+    const pool = this.database.pool;
+    let position = await publisherPosition(pool, NATS_PUBLISHER);
+    this.options.onLag?.(Number((await lastPosition(pool)) - position));
+    for (;;) {
+      const batch = await readFeed(pool, { projectId: null, after: position, customerId: null, types: [] }, EVENT_READ_BATCH);
+      if (batch.length === 0 || this.stopped) return;
+      const js = await this.jetStream();
+      // Sent in order on one connection, acknowledged together: the stream keeps their order.
+      await Promise.all(
+        batch.map((event) =>
+          js.publish(subjectOf(this.options.subjectPrefix, event), JSON.stringify(eventJson(event, "string")), {
+            msgID: event.eventId,
+            timeout: this.options.ackTimeoutMs ?? PUBLISH_ACK_TIMEOUT_MS,
+          }),
+        ),
+      );
+      position = (batch.at(-1) as FeedEvent).position;
+      await savePublisherPosition(pool, NATS_PUBLISHER, position);
+      this.options.onLag?.(Number((await lastPosition(pool)) - position));
+      if (batch.length < EVENT_READ_BATCH) return;
+    }
+  }
+
+  /** The JetStream client, connecting and creating the stream when missing. */
+  private async jetStream(): Promise<JetStreamClient> {
+    if (this.client) return this.client;
+    const nc = await connect({ servers: this.options.url, maxReconnectAttempts: -1, name: "velobase-billing events" });
+    this.connection = nc;
+    const jsm = await jetstreamManager(nc);
+    const subjects = [`${this.options.subjectPrefix}.>`];
+    try {
+      await jsm.streams.info(this.options.stream);
+    } catch {
+      await jsm.streams.add({ name: this.options.stream, subjects });
+    }
+    this.client = jetstream(nc);
+    return this.client;
+  }
+
+  private async disconnect(): Promise<void> {
+    const nc = this.connection;
+    this.connection = null;
+    this.client = null;
+    await nc?.close().catch(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wakeUp.poke();
+    await this.loop;
+    await this.disconnect();
+    await this.lease.release();
+  }
+}

@@ -1,0 +1,55 @@
+import type { Logger } from "pino";
+import type { Database } from "../../store/database.js";
+import { ensureDeploymentId } from "../../store/settings-store.js";
+import type { EventFeed } from "./event-feed.js";
+import { EventStamper, STAMPER_LEASE } from "./event-stamper.js";
+import { FeedTail } from "./feed-tail.js";
+import { LeaseKeeper, leaseOwnerId } from "./lease-keeper.js";
+import { NATS_PUBLISHER, NatsPublisher } from "./nats-publisher.js";
+
+export interface EventFeedOptions {
+  readonly pollIntervalMs: number;
+  /** Unset: no NATS publisher. */
+  readonly nats: { readonly url: string; readonly stream: string; readonly subjectPrefix: string } | null;
+  readonly log: Logger;
+  readonly onPublishLag?: (events: number) => void;
+}
+
+export interface RunningEventFeed {
+  readonly feed: EventFeed;
+  stop(): Promise<void>;
+}
+
+/**
+ * This instance's part of the event feed: the deployment id, a stamper and (with NATS) a
+ * publisher, each acting only while it holds its lease, and the watchers' tail. A stamp wakes the
+ * tail and the publisher at once.
+ */
+export async function startEventFeed(database: Database, options: EventFeedOptions): Promise<RunningEventFeed> {
+  const deploymentId = await ensureDeploymentId(database.pool);
+  const owner = leaseOwnerId();
+  const tail = new FeedTail(database, options.pollIntervalMs);
+  const publisher =
+    options.nats === null
+      ? null
+      : new NatsPublisher(database, new LeaseKeeper(database, NATS_PUBLISHER, owner), {
+          ...options.nats,
+          intervalMs: Math.max(options.pollIntervalMs, 50),
+          log: options.log,
+          ...(options.onPublishLag ? { onLag: options.onPublishLag } : {}),
+        });
+  const stamper = new EventStamper(database, new LeaseKeeper(database, STAMPER_LEASE, owner), {
+    intervalMs: options.pollIntervalMs,
+    log: options.log,
+    onStamped: () => {
+      tail.poke();
+      publisher?.poke();
+    },
+  });
+  return {
+    feed: { deploymentId, notifyCommitted: () => stamper.notifyCommitted(), tail },
+    async stop() {
+      await Promise.all([stamper.stop(), publisher?.stop(), tail.stop()]);
+    },
+  };
+}

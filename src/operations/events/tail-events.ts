@@ -1,0 +1,40 @@
+import pino from "pino";
+import { type EventJson, eventJson } from "../../domain/events.js";
+import type { Database } from "../../store/database.js";
+import type { BillingContext } from "../context.js";
+import { watchEvents } from "./read-events.js";
+import { startEventFeed } from "./start-event-feed.js";
+
+export interface TailOptions {
+  /** null: every project. */
+  readonly projectId: bigint | null;
+  readonly customerId: string | null;
+  /** Resume after this event's cursor; empty: from the oldest kept event. */
+  readonly cursor: string;
+}
+
+/**
+ * The operators' `events tail`: every kept event, then each new one, as JSON (amounts as strings,
+ * plus its project id), until `signal` aborts. It runs a stamper of its own, which stamps only
+ * when no server holds the lease, so it follows even with no server running.
+ */
+export async function tailEvents(
+  database: Database,
+  options: TailOptions,
+  signal: AbortSignal,
+  print: (event: EventJson & { project_id: string }) => void,
+): Promise<void> {
+  const running = await startEventFeed(database, { pollIntervalMs: 200, nats: null, log: pino({ level: "silent" }) });
+  const ctx: BillingContext = { database, now: Date.now, events: running.feed };
+  try {
+    await watchEvents(
+      ctx,
+      { projectId: options.projectId, cursor: options.cursor, customerId: options.customerId, types: [] },
+      signal,
+      async (e) =>
+        print({ ...eventJson(e, "string", options.projectId === null ? "global" : "project"), project_id: e.projectId.toString() }),
+    );
+  } finally {
+    await running.stop();
+  }
+}

@@ -1,0 +1,153 @@
+import { type SQL, sql } from "drizzle-orm";
+import type { Pool, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import { ALERT_STATES, type AlertState, type AvailableBalances, type BalanceAlert } from "../domain/balance-alerts.js";
+import { activeAccountSql } from "./accounts-store.js";
+import { bigOf, msOf, oneOf, stringOf } from "./row-values.js";
+import { type Batch, batchOf, headerOf, type Row, rowsOf } from "./run-transaction.js";
+import { accounts, balanceAlerts, customers } from "./schema.js";
+
+/** Balance alerts: their rows, the pipeline's prefetch of a customer's alerts, and their CRUD. */
+
+const ALERT_COLUMNS = sql.raw("id, project_id, customer_id, credit_type, threshold, state, created_at, updated_at");
+
+/** A row read back as untrusted. */
+function alertOf(row: Row | RowDataPacket): BalanceAlert {
+  const creditType = stringOf(row.credit_type);
+  return {
+    alertId: bigOf(row.id),
+    projectId: bigOf(row.project_id),
+    customerId: stringOf(row.customer_id),
+    creditType: creditType === "" ? null : creditType,
+    threshold: bigOf(row.threshold),
+    state: oneOf(row.state, ALERT_STATES, "balance_alerts.state"),
+    createdAtMs: msOf(row.created_at),
+    updatedAtMs: msOf(row.updated_at),
+  };
+}
+
+/**
+ * A customer's alerts, locked, in id order: for a write's prefetch, in the batch that locks the
+ * customer (after it: the customer's lock comes first, as everywhere).
+ */
+export const loadCustomerAlerts = (projectId: bigint, customerId: string): Batch<BalanceAlert[]> =>
+  batchOf(
+    [
+      sql`SELECT ${ALERT_COLUMNS} FROM ${balanceAlerts}
+        WHERE project_id = ${projectId} AND customer_id = ${customerId} ORDER BY id FOR UPDATE`,
+    ],
+    ([rows]) => rowsOf(rows).map(alertOf),
+  );
+
+/** The states a write leaves its customer's alerts in (one UPDATE; none for no change). */
+export function updateAlertStatesSql(states: ReadonlyMap<bigint, AlertState>, nowMs: number): SQL[] {
+  if (states.size === 0) return [];
+  const ids = [...states.keys()];
+  const cases = sql.join(
+    ids.map((id) => sql`WHEN ${id} THEN ${states.get(id)}`),
+    sql` `,
+  );
+  return [
+    sql`UPDATE ${balanceAlerts} SET state = CASE id ${cases} END, updated_at = ${new Date(nowMs)}
+      WHERE id IN (${sql.join(
+        ids.map((id) => sql`${id}`),
+        sql`, `,
+      )})`,
+  ];
+}
+
+/** The available balance per credit type over a customer's ACTIVE accounts. */
+const availableByCreditTypeSql = (projectId: bigint, customerPk: SQL, nowMs: number): SQL =>
+  sql`SELECT a.credit_type, COALESCE(SUM(a.total - a.used - a.frozen), 0) AS available FROM ${accounts} a
+    WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND ${activeAccountSql(nowMs)}
+    GROUP BY a.credit_type`;
+
+function availableOf(rows: readonly Row[]): AvailableBalances {
+  const byCreditType = new Map(rows.map((r) => [stringOf(r.credit_type), bigOf(r.available)] as const));
+  return { all: [...byCreditType.values()].reduce((a, b) => a + b, 0n), byCreditType };
+}
+
+/**
+ * For a write's prefetch, after its customer's lock: the customer's alerts (locked) and, when it
+ * has any, the available balance per credit type the crossings start from (`crossings`, then
+ * `shiftAvailable` for the balances after). A customer without alerts costs one indexed read.
+ */
+export const loadAlertsWithAvailable = (
+  projectId: bigint,
+  customerId: string,
+  customerPk: bigint | SQL,
+  nowMs: number,
+): Batch<{ alerts: BalanceAlert[]; available: AvailableBalances }> =>
+  batchOf(
+    [
+      ...loadCustomerAlerts(projectId, customerId).statements,
+      sql`SELECT t.credit_type, t.available FROM (${availableByCreditTypeSql(projectId, sql`${customerPk}`, nowMs)}) t
+        WHERE EXISTS (SELECT 1 FROM ${balanceAlerts} WHERE project_id = ${projectId} AND customer_id = ${customerId})`,
+    ],
+    ([alerts, available]) => ({ alerts: rowsOf(alerts).map(alertOf), available: availableOf(rowsOf(available)) }),
+  );
+
+/**
+ * Locks the customer row and reads its available balance per credit type (ACTIVE accounts), in
+ * one round trip; null when the customer does not exist.
+ */
+export const lockCustomerAvailable = (projectId: bigint, customerId: string, nowMs: number): Batch<AvailableBalances | null> =>
+  batchOf(
+    [
+      sql`SELECT id FROM ${customers} WHERE project_id = ${projectId} AND customer_id = ${customerId} FOR UPDATE`,
+      availableByCreditTypeSql(
+        projectId,
+        sql`(SELECT id FROM ${customers} WHERE project_id = ${projectId} AND customer_id = ${customerId})`,
+        nowMs,
+      ),
+    ],
+    ([customer, balances]) => (rowsOf(customer).length === 0 ? null : availableOf(rowsOf(balances))),
+  );
+
+export interface AlertToSet {
+  readonly projectId: bigint;
+  readonly customerId: string;
+  readonly creditType: string | null;
+  readonly threshold: bigint;
+  readonly state: AlertState;
+  readonly nowMs: number;
+}
+
+/** Creates or replaces an alert and reads it back; `created` is false when it replaced one. */
+export const upsertAlert = (alert: AlertToSet): Batch<{ alert: BalanceAlert; created: boolean }> => {
+  const creditType = alert.creditType ?? "";
+  const now = new Date(alert.nowMs);
+  return batchOf(
+    [
+      sql`INSERT INTO ${balanceAlerts} (project_id, customer_id, credit_type, threshold, state, created_at, updated_at)
+        VALUES (${alert.projectId}, ${alert.customerId}, ${creditType}, ${alert.threshold}, ${alert.state}, ${now}, ${now})
+        ON DUPLICATE KEY UPDATE threshold = ${alert.threshold}, state = ${alert.state}, updated_at = ${now}`,
+      sql`SELECT ${ALERT_COLUMNS} FROM ${balanceAlerts}
+        WHERE project_id = ${alert.projectId} AND customer_id = ${alert.customerId} AND credit_type = ${creditType}`,
+    ],
+    ([inserted, rows]) => {
+      const row = rowsOf(rows)[0];
+      if (!row) throw new Error("an alert just written was not read back");
+      // MySQL counts a row an ON DUPLICATE KEY UPDATE changed as 2 (inserted: 1, unchanged: 0).
+      return { alert: alertOf(row), created: headerOf(inserted).affectedRows === 1 };
+    },
+  );
+};
+
+/** A project's alerts (one customer's, when given), by customer then credit type. */
+export async function listAlerts(pool: Pool, projectId: bigint, customerId: string | null): Promise<BalanceAlert[]> {
+  const [rows] = await pool.query<RowDataPacket[]>(
+    `SELECT id, project_id, customer_id, credit_type, threshold, state, created_at, updated_at FROM balance_alerts
+      WHERE project_id = ?${customerId === null ? "" : " AND customer_id = ?"} ORDER BY customer_id, credit_type`,
+    customerId === null ? [projectId.toString()] : [projectId.toString(), customerId],
+  );
+  return rows.map(alertOf);
+}
+
+/** Deletes one alert; true when there was one. */
+export async function deleteAlert(pool: Pool, projectId: bigint, customerId: string, creditType: string | null): Promise<boolean> {
+  const [result] = await pool.query<ResultSetHeader>(
+    "DELETE FROM balance_alerts WHERE project_id = ? AND customer_id = ? AND credit_type = ?",
+    [projectId.toString(), customerId, creditType ?? ""],
+  );
+  return result.affectedRows === 1;
+}

@@ -1,0 +1,275 @@
+import { type SQL, sql } from "drizzle-orm";
+import type { Pool, RowDataPacket } from "mysql2/promise";
+import { stampOrder } from "../domain/event-order.js";
+import { type FeedEvent, parsePayload } from "../domain/events.js";
+import type { Database } from "./database.js";
+import { guardedUpdateSql } from "./row-count-guard.js";
+import { bigOf, msOf, stringOf } from "./row-values.js";
+import { rowsOf, runTransaction } from "./run-transaction.js";
+
+/**
+ * The event feed's storage: stamping commit-order positions, reading the feed by position,
+ * retention, and the publishers' stored positions. Readers only ever see stamped events.
+ */
+
+const PRUNED_THROUGH = "events_pruned_through";
+
+/** A lease the stamping transaction checks, under lock, before it stamps. */
+export interface LeaseHeld {
+  readonly name: string;
+  readonly owner: string;
+}
+
+/**
+ * Gives the next positions (gapless, after the highest given), and each event its project's next
+ * project position, to up to `limit` committed, unstamped events, in one transaction that first
+ * locks the stamper's lease row and checks it still holds it: a stamper whose lease expired (a
+ * long pause) stamps nothing. The UNIQUE indexes on both refuse a second stamper's overlapping
+ * positions whatever happens. Returns the number stamped, or null when the lease is not held.
+ */
+export async function stampCommittedEvents(database: Database, lease: LeaseHeld, limit: number): Promise<number | null> {
+  return runTransaction(database, async (tx) => {
+    const [held, top, unstamped] = await tx.run([
+      sql`SELECT owner FROM leases WHERE name = ${lease.name} AND owner = ${lease.owner} AND expires_at > NOW(3) FOR UPDATE`,
+      sql`SELECT COALESCE(MAX(position), 0) AS top FROM events`,
+      sql`SELECT u.id, u.project_id, u.customer_id, u.sequence,
+            (SELECT COALESCE(MAX(p.project_position), 0) FROM events p WHERE p.project_id = u.project_id) AS project_top
+          FROM (SELECT id, project_id, customer_id, JSON_UNQUOTE(JSON_EXTRACT(payload, '$.entries[0].sequence')) AS sequence
+                FROM events WHERE position IS NULL ORDER BY id LIMIT ${Math.trunc(limit)}) u`,
+    ]);
+    if (rowsOf(held).length === 0) return null;
+    const rows = rowsOf(unstamped);
+    if (rows.length === 0) return 0;
+    const first = bigOf(rowsOf(top)[0]?.top) + 1n;
+    const order = stampOrder(
+      rows.map((r) => ({
+        id: bigOf(r.id),
+        customerKey: r.customer_id === null ? null : `${String(r.project_id)}:${stringOf(r.customer_id)}`,
+        sequence: typeof r.sequence === "string" && /^\d+$/.test(r.sequence) ? BigInt(r.sequence) : null,
+      })),
+    );
+    const projectOf = new Map(rows.map((r) => [bigOf(r.id), String(r.project_id)]));
+    const projectNext = new Map(rows.map((r) => [String(r.project_id), bigOf(r.project_top) + 1n]));
+    const stamps = order.map((id, i) => {
+      const project = projectOf.get(id) as string;
+      const projectPosition = projectNext.get(project) as bigint;
+      projectNext.set(project, projectPosition + 1n);
+      return { id, position: first + BigInt(i), projectPosition };
+    });
+    await tx.run(guardedUpdateSql(stampSql(stamps), stamps.length), { commit: true });
+    return stamps.length;
+  });
+}
+
+function stampSql(stamps: readonly { id: bigint; position: bigint; projectPosition: bigint }[]): SQL {
+  const cases = (value: (s: (typeof stamps)[number]) => bigint) =>
+    sql.join(
+      stamps.map((s) => sql`WHEN ${s.id} THEN ${value(s)}`),
+      sql` `,
+    );
+  const list = sql.join(
+    stamps.map((s) => sql`${s.id}`),
+    sql`, `,
+  );
+  return sql`UPDATE events SET position = CASE id ${cases((s) => s.position)} END,
+      project_position = CASE id ${cases((s) => s.projectPosition)} END
+    WHERE id IN (${list}) AND position IS NULL`;
+}
+
+/** The highest position given so far (0 before the first). */
+export async function lastPosition(pool: Pool): Promise<bigint> {
+  const [rows] = await pool.query<RowDataPacket[]>("SELECT COALESCE(MAX(position), 0) AS top FROM events");
+  return bigOf(rows[0]?.top);
+}
+
+/** Whether any committed event waits for its position: one index probe, no transaction (the stamper's idle poll). */
+export async function hasUnstamped(pool: Pool): Promise<boolean> {
+  const [rows] = await pool.query<RowDataPacket[]>("SELECT 1 AS found FROM events WHERE position IS NULL LIMIT 1");
+  return rows.length > 0;
+}
+
+/** Every position up to this one has been pruned (0: none). */
+export async function prunedThrough(pool: Pool): Promise<bigint> {
+  const [rows] = await pool.query<RowDataPacket[]>("SELECT value FROM settings WHERE name = ?", [PRUNED_THROUGH]);
+  const value = rows[0]?.value;
+  return value === undefined ? 0n : bigOf(value);
+}
+
+/** Every project position of the project up to this one has been pruned (0: none). */
+export async function projectPrunedThrough(pool: Pool, projectId: bigint): Promise<bigint> {
+  const [rows] = await pool.query<RowDataPacket[]>("SELECT pruned_through FROM event_prune_marks WHERE project_id = ?", [
+    projectId.toString(),
+  ]);
+  return rows[0] === undefined ? 0n : bigOf(rows[0].pruned_through);
+}
+
+/**
+ * Which stamped events a reader wants. A project's reader pages by project position (its cursors
+ * say nothing of other projects); without a project (the publisher, the operators' tail), by the
+ * global position.
+ */
+export interface FeedFilter {
+  /** null: every project, by global position. */
+  readonly projectId: bigint | null;
+  /** A project position with a project, else a global one. */
+  readonly after: bigint;
+  readonly customerId: string | null;
+  /** Empty: every type. */
+  readonly types: readonly string[];
+}
+
+/** Up to `limit` stamped events after `filter.after`, in commit order. */
+export async function readFeed(pool: Pool, filter: FeedFilter, limit: number): Promise<FeedEvent[]> {
+  const query = feedQuery(filter, limit);
+  const [rows] = await pool.query<RowDataPacket[]>(query.sql, query.params);
+  return rows.map(feedEventOf);
+}
+
+/** What readFeedChecked reads in one round trip. */
+export interface CheckedRead {
+  /**
+   * The highest position (of the filter's kind) given before the rows were read: every event up
+   * to it was there to be read (stamps commit whole and in order), so a reader whose page was not
+   * full has seen every matching event up to it, and may read on from there.
+   */
+  readonly top: bigint;
+  readonly rows: FeedEvent[];
+  /** How far the feed (the project's, with a project) was pruned once the rows were read. */
+  readonly prunedThrough: bigint;
+}
+
+/**
+ * readFeed between two reads of the feed's marks, in one round trip (READ COMMITTED reads each
+ * statement afresh): the top position before the rows, how far it is pruned after them, so a
+ * prune that raced the read shows.
+ */
+export async function readFeedChecked(pool: Pool, filter: FeedFilter, limit: number): Promise<CheckedRead> {
+  const query = feedQuery(filter, limit);
+  const project = filter.projectId?.toString();
+  const [top, mark] =
+    project === undefined
+      ? [
+          { sql: "SELECT COALESCE(MAX(position), 0) AS top FROM events", params: [] },
+          { sql: "SELECT value AS pruned FROM settings WHERE name = ?", params: [PRUNED_THROUGH] },
+        ]
+      : [
+          { sql: "SELECT COALESCE(MAX(project_position), 0) AS top FROM events WHERE project_id = ?", params: [project] },
+          { sql: "SELECT pruned_through AS pruned FROM event_prune_marks WHERE project_id = ?", params: [project] },
+        ];
+  const [results] = await pool.query<RowDataPacket[][]>(`${top.sql}; ${query.sql}; ${mark.sql}`, [
+    ...top.params,
+    ...query.params,
+    ...mark.params,
+  ]);
+  const [topRows = [], rows = [], markRows = []] = results;
+  const pruned = markRows[0]?.pruned;
+  return { top: bigOf(topRows[0]?.top ?? 0), rows: rows.map(feedEventOf), prunedThrough: pruned === undefined ? 0n : bigOf(pruned) };
+}
+
+function feedQuery(filter: FeedFilter, limit: number): { sql: string; params: unknown[] } {
+  const byProject = filter.projectId !== null;
+  const order = byProject ? "project_position" : "position";
+  const where = [`${order} > ?`];
+  const params: unknown[] = [filter.after.toString()];
+  if (filter.projectId !== null) {
+    where.unshift("project_id = ?");
+    params.unshift(filter.projectId.toString());
+  }
+  if (filter.customerId !== null) {
+    where.push("customer_id = ?");
+    params.push(filter.customerId);
+  }
+  if (filter.types.length > 0) {
+    where.push(`type IN (${filter.types.map(() => "?").join(", ")})`);
+    params.push(...filter.types);
+  }
+  params.push(Math.trunc(limit));
+  return {
+    sql: `SELECT event_id, position, project_position, project_id, customer_id, type, transaction_id, payload, created_at
+       FROM events WHERE ${where.join(" AND ")} ORDER BY ${order} LIMIT ?`,
+    params,
+  };
+}
+
+/** A row read back as untrusted: a malformed payload throws. */
+function feedEventOf(row: RowDataPacket): FeedEvent {
+  // MariaDB's JSON is text; MySQL's arrives parsed.
+  const payload: unknown = typeof row.payload === "string" ? JSON.parse(row.payload) : row.payload;
+  return {
+    eventId: stringOf(row.event_id),
+    position: bigOf(row.position),
+    projectPosition: bigOf(row.project_position),
+    projectId: bigOf(row.project_id),
+    customerId: row.customer_id === null ? null : stringOf(row.customer_id),
+    type: stringOf(row.type),
+    transactionId: row.transaction_id === null ? null : stringOf(row.transaction_id),
+    payload: parsePayload(payload),
+    createdAtMs: msOf(row.created_at),
+  };
+}
+
+/**
+ * Deletes the oldest stamped events, at most `batch`, that are older than `olderThanMs` and not
+ * after `notAfter` (the publisher's position, when one must send them first), as one prefix of
+ * the feed, and records in the same transaction how far the feed, and each project's feed, is
+ * pruned (cursor_expired). Returns how many went.
+ */
+export async function pruneEvents(
+  database: Database,
+  options: { olderThanMs: number; notAfter: bigint | null; batch: number },
+): Promise<number> {
+  // Most sweeps find nothing old enough: one row read says so, without a transaction.
+  const [first] = await database.pool.query<RowDataPacket[]>(
+    "SELECT created_at FROM events WHERE position IS NOT NULL ORDER BY position LIMIT 1",
+  );
+  if (first[0] === undefined || msOf(first[0].created_at) >= options.olderThanMs) return 0;
+  return runTransaction(database, async (tx) => {
+    const [oldest] = await tx.run([
+      sql`SELECT position, project_id, project_position, created_at FROM events
+        WHERE position IS NOT NULL ORDER BY position LIMIT ${Math.trunc(options.batch)}`,
+    ]);
+    let through: bigint | null = null;
+    const projects = new Map<bigint, bigint>();
+    for (const row of rowsOf(oldest)) {
+      const position = bigOf(row.position);
+      if (msOf(row.created_at) >= options.olderThanMs) break;
+      if (options.notAfter !== null && position > options.notAfter) break;
+      through = position;
+      projects.set(bigOf(row.project_id), bigOf(row.project_position));
+    }
+    if (through === null) return 0;
+    const marks = [...projects];
+    const markOf = sql.join(
+      marks.map(([project, mark]) => sql`WHEN ${project} THEN ${mark}`),
+      sql` `,
+    );
+    await tx.run(
+      [
+        sql`DELETE FROM events WHERE position IS NOT NULL AND position <= ${through}`,
+        sql`INSERT INTO settings (name, value) VALUES (${PRUNED_THROUGH}, ${through.toString()})
+            ON DUPLICATE KEY UPDATE value = CAST(GREATEST(CAST(value AS UNSIGNED), ${through}) AS CHAR)`,
+        sql`INSERT INTO event_prune_marks (project_id, pruned_through) VALUES ${sql.join(
+          marks.map(([project, mark]) => sql`(${project}, ${mark})`),
+          sql`, `,
+        )} ON DUPLICATE KEY UPDATE pruned_through = GREATEST(pruned_through, CASE project_id ${markOf} END)`,
+      ],
+      { commit: true },
+    );
+    return rowsOf(oldest).filter((row) => bigOf(row.position) <= through).length;
+  });
+}
+
+/** Where a publisher stands: every position up to it is sent (0: nothing yet). */
+export async function publisherPosition(pool: Pool, name: string): Promise<bigint> {
+  const [rows] = await pool.query<RowDataPacket[]>("SELECT position FROM event_publishers WHERE name = ?", [name]);
+  return rows[0] === undefined ? 0n : bigOf(rows[0].position);
+}
+
+/** Records that a publisher has sent everything up to `position` (never moves it back). */
+export async function savePublisherPosition(pool: Pool, name: string, position: bigint): Promise<void> {
+  await pool.query(
+    `INSERT INTO event_publishers (name, position, updated_at) VALUES (?, ?, NOW(3))
+     ON DUPLICATE KEY UPDATE position = GREATEST(position, ?), updated_at = NOW(3)`,
+    [name, position.toString(), position.toString()],
+  );
+}

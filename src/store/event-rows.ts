@@ -1,0 +1,45 @@
+import { randomBytes } from "node:crypto";
+import { type SQL, sql } from "drizzle-orm";
+import { type NewEvent, payloadJson } from "../domain/events.js";
+import type { Tx } from "./run-transaction.js";
+import { events } from "./schema.js";
+import { chunksOf } from "./statement-chunks.js";
+
+/**
+ * The outbox rows of a write, built to merge: the pipeline puts one write's event rows, and its
+ * neighbours', behind one EVENTS_INSERT_HEAD (write-set.ts's rowsPart pattern), inside the
+ * write's own transaction. `position` stays NULL: the stamper sets it after COMMIT.
+ */
+export const EVENTS_INSERT_HEAD: SQL = sql`INSERT INTO ${events} (event_id, project_id, customer_id, type, transaction_id, payload, created_at)`;
+
+/** The payload's JSON text, as `eventRowSql` stores it (for a caller that must edit it in SQL). */
+export const payloadText = (event: NewEvent): string => JSON.stringify(payloadJson(event.payload));
+
+/**
+ * One VALUES row of EVENTS_INSERT_HEAD. `payload`, when given, replaces the payload's text: an
+ * SQL expression for a payload holding ids only the database knows yet (a deposit's new account:
+ * `REPLACE(<payloadText>, <placeholder>, LAST_INSERT_ID())`, as the deposit's stored outcome does).
+ */
+export function eventRowSql(event: NewEvent, payload?: SQL): SQL {
+  const text = payload ?? sql`${payloadText(event)}`;
+  return sql`(${event.eventId}, ${event.projectId}, ${event.customerId}, ${event.type}, ${event.transactionId}, ${text}, ${new Date(event.nowMs)})`;
+}
+
+/** The INSERT statements of these events, ROWS_PER_STATEMENT rows each (none for none). */
+export function appendEventsSql(list: readonly NewEvent[]): SQL[] {
+  return chunksOf(list.map((event) => eventRowSql(event))).map((rows) => sql`${EVENTS_INSERT_HEAD} VALUES ${sql.join(rows, sql`, `)}`);
+}
+
+/**
+ * Appends events in a transaction the caller holds open (and commits): what the pipeline does
+ * inside a write, usable alone by tests and by writes that are not on the pipeline yet.
+ */
+export async function appendEventsInTx(tx: Tx, list: readonly NewEvent[], options: { commit?: boolean } = {}): Promise<void> {
+  await tx.run(appendEventsSql(list), options);
+}
+
+/** 16 random bytes: collisions are out of reach for any number of events a deployment makes. */
+const EVENT_ID_RANDOM_BYTES = 16;
+
+/** `<deployment id>-<random>`: unique beyond one database, so two deployments never collide on a NATS stream. */
+export const newEventId = (deploymentId: string): string => `${deploymentId}-${randomBytes(EVENT_ID_RANDOM_BYTES).toString("base64url")}`;

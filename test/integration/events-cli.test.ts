@@ -1,0 +1,50 @@
+import { spawn } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { commitEvents, testEvent } from "../support/events.js";
+import { collect, ROOT, waitForOutput } from "../support/spawn.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+let s: TestServer;
+beforeAll(async () => {
+  s = await startTestServer();
+});
+afterAll(async () => {
+  await s?.stop();
+});
+
+const tail = (...args: string[]) =>
+  spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "events", "tail", ...args], {
+    cwd: ROOT,
+    env: { ...process.env, DATABASE_URL: s.databaseUrl },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+
+describe("events tail", () => {
+  it("prints the kept events as JSON lines, follows new ones, and stops on SIGINT", async () => {
+    const project = await s.createProject({ name: "tail-shop" });
+    const before = testEvent(s.app, { customerId: "tail-1", type: "ledger.deposit", projectId: project.id, transactionId: "a" });
+    await commitEvents(s.app, [before, testEvent(s.app, { customerId: "tail-2", type: "ledger.deposit", projectId: project.id })]);
+    const child = tail("--project", "tail-shop", "--customer", "tail-1");
+    const { output, exited } = collect(child);
+    await waitForOutput(() => output().stdout, before.eventId);
+    const after = testEvent(s.app, { customerId: "tail-1", type: "ledger.deduct", projectId: project.id, transactionId: "b" });
+    await commitEvents(s.app, [after]);
+    await waitForOutput(() => output().stdout, after.eventId);
+    child.kill("SIGINT");
+    const exit = await exited;
+    expect(exit.code).toBe(0);
+    const lines = exit.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => [l.id, l.type, l.customer_id, l.transaction_id, l.project_id])).toEqual([
+      [before.eventId, "ledger.deposit", "tail-1", "a", project.id.toString()],
+      [after.eventId, "ledger.deduct", "tail-1", "b", project.id.toString()],
+    ]);
+  });
+
+  it("refuses an unknown project with one line and exit code 2", async () => {
+    const exit = await collect(tail("--project", "no-such-project")).exited;
+    expect(exit).toMatchObject({ code: 2, stdout: "", stderr: 'velobase-billing: no project named "no-such-project"\n' });
+  });
+});

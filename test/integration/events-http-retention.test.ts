@@ -1,0 +1,175 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pruneExpiredEvents } from "../../src/operations/events/retention.js";
+import { savePublisherPosition } from "../../src/store/event-feed-store.js";
+import { NATS_PUBLISHER } from "../../src/operations/events/nats-publisher.js";
+import { expectError } from "../support/client.js";
+import { commitEvents, testEvent, TestWatcher } from "../support/events.js";
+import { expectHttpError, HttpTestClient, ok } from "../support/http.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+let s: TestServer;
+let http: HttpTestClient;
+const HOUR = 3_600_000;
+
+beforeAll(async () => {
+  s = await startTestServer();
+  http = new HttpTestClient(s.httpUrl, s.apiKey);
+});
+afterAll(async () => {
+  await s?.stop();
+});
+
+interface Page {
+  items: {
+    id: string;
+    cursor: string;
+    type: string;
+    customer_id: string | null;
+    transaction_id: string | null;
+    entries: unknown[];
+    balance_after: unknown;
+    created_at: string;
+  }[];
+  next_cursor: string | null;
+  has_more: boolean;
+}
+
+/** Pages GET /v1/events until the given event ids are all seen (they are stamped asynchronously). */
+async function pageUntil(query: string, ids: readonly string[]): Promise<Page["items"]> {
+  for (;;) {
+    const page = ok<Page>(await http.get(`/v1/events?${query}&limit=100`));
+    if (ids.every((id) => page.items.some((item) => item.id === id))) return page.items;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe("GET /v1/events", () => {
+  it("pages a project's events in commit order with next_cursor and has_more", async () => {
+    const customerId = "http-1";
+    const balance = { total: 10n, used: 0n, frozen: 0n, available: 10n };
+    const events = [1, 2, 3].map((n) =>
+      testEvent(s.app, {
+        customerId,
+        type: "ledger.deposit",
+        transactionId: n === 1 ? null : `t${n}`,
+        payload: {
+          entries: [
+            {
+              sequence: BigInt(n),
+              operation: "DEPOSIT",
+              amount: 10n,
+              accountId: 1n,
+              creditType: "default",
+              balanceAfter: balance,
+            },
+          ],
+          balanceAfter: balance,
+        },
+      }),
+    );
+    await commitEvents(s.app, events);
+    const all = await pageUntil(
+      `customer_id=${customerId}`,
+      events.map((e) => e.eventId),
+    );
+    expect(all.map((i) => i.id)).toEqual(events.map((e) => e.eventId));
+    expect(all[0]).toEqual({
+      id: events[0]?.eventId,
+      cursor: all[0]?.cursor,
+      type: "ledger.deposit",
+      customer_id: customerId,
+      transaction_id: null,
+      entries: [
+        {
+          sequence: 1,
+          operation: "DEPOSIT",
+          amount: 10,
+          account_id: "1",
+          credit_type: "default",
+          balance_after: { total: 10, used: 0, frozen: 0, available: 10 },
+        },
+      ],
+      balance_after: { total: 10, used: 0, frozen: 0, available: 10 },
+      data: {},
+      created_at: new Date(s.clock.now()).toISOString(),
+    });
+
+    const first = ok<Page>(await http.get(`/v1/events?customer_id=${customerId}&limit=2`));
+    expect(first.items.map((i) => i.id)).toEqual(events.slice(0, 2).map((e) => e.eventId));
+    expect(first.has_more).toBe(true);
+    expect(first.next_cursor).toBe(first.items[1]?.cursor);
+    const second = ok<Page>(await http.get(`/v1/events?customer_id=${customerId}&limit=2&cursor=${first.next_cursor}`));
+    expect(second.items.map((i) => i.id)).toEqual([events[2]?.eventId]);
+    expect(second.has_more).toBe(false);
+    const empty = ok<Page>(await http.get(`/v1/events?customer_id=${customerId}&cursor=${second.next_cursor}`));
+    expect(empty).toEqual({ items: [], next_cursor: second.next_cursor, has_more: false });
+  });
+
+  it("filters by types; a read key may list; another project's key sees none of them", async () => {
+    const customerId = "http-2";
+    const deduct = testEvent(s.app, { customerId, type: "ledger.deduct" });
+    await commitEvents(s.app, [testEvent(s.app, { customerId, type: "ledger.deposit" }), deduct]);
+    await pageUntil(`customer_id=${customerId}`, [deduct.eventId]);
+    const read = await s.createKey({ scope: "read" });
+    const typed = ok<Page>(await http.get(`/v1/events?customer_id=${customerId}&types=ledger.deduct,balance.low`, { key: read.key }));
+    expect(typed.items.map((i) => i.id)).toEqual([deduct.eventId]);
+    const other = await s.createKey({ project: await s.createProject() });
+    expect(ok<Page>(await http.get("/v1/events?limit=100", { key: other.key }))).toEqual({ items: [], next_cursor: null, has_more: false });
+  });
+
+  it("refuses a bad cursor, an unknown type and a bad limit", async () => {
+    expectHttpError(await http.get("/v1/events?cursor=nope"), "invalid_page_token", {
+      message: "cursor is not an event cursor.",
+      details: { field: "cursor" },
+    });
+    expectHttpError(await http.get("/v1/events?types=ledger.x"), "invalid_argument", {
+      message: "types holds an unknown value.",
+      details: { field: "types", value: "ledger.x" },
+    });
+    expectHttpError(await http.get("/v1/events?limit=101"), "invalid_limit", { details: { field: "limit" } });
+  });
+});
+
+describe("retention", () => {
+  it("prunes old events as a prefix, never one the publisher has not sent; a pruned cursor is cursor_expired", async () => {
+    const customerId = "retention-1";
+    const old = [1, 2, 3].map(() => testEvent(s.app, { customerId, type: "ledger.deduct" }));
+    await commitEvents(s.app, old);
+    const kept = await pageUntil(
+      `customer_id=${customerId}`,
+      old.map((e) => e.eventId),
+    );
+    const startCursor = ok<Page>(await http.get("/v1/events?limit=1")).items[0]?.cursor ?? "";
+    s.clock.advance(2 * HOUR);
+    const fresh = testEvent(s.app, { customerId, type: "ledger.deposit" });
+    await commitEvents(s.app, [fresh]);
+    await pageUntil(`customer_id=${customerId}`, [fresh.eventId]);
+
+    // With a publisher that has sent nothing yet, nothing goes.
+    const retention = { retentionMs: HOUR, awaitPublisher: true };
+    expect(await pruneExpiredEvents(s.app.context, retention)).toBe(0);
+    // Once it has sent the first of them, that one (and everything before it) may go.
+    const cursorOf = (i: number) => kept[i]?.cursor ?? "";
+    const { decodeFeedCursor } = await import("../../src/domain/events.js");
+    await savePublisherPosition(s.app.database.pool, NATS_PUBLISHER, decodeFeedCursor(cursorOf(0)));
+    const pruned = await pruneExpiredEvents(s.app.context, retention);
+    expect(pruned).toBeGreaterThan(0);
+    const left = ok<Page>(await http.get(`/v1/events?customer_id=${customerId}`));
+    expect(left.items.map((i) => i.id)).toEqual([old[1]?.eventId, old[2]?.eventId, fresh.eventId]);
+    // Without a publisher, every old event goes; the fresh one stays.
+    await pruneExpiredEvents(s.app.context, { retentionMs: HOUR, awaitPublisher: false });
+    const after = ok<Page>(await http.get(`/v1/events?customer_id=${customerId}`));
+    expect(after.items.map((i) => i.id)).toEqual([fresh.eventId]);
+
+    expectHttpError(await http.get(`/v1/events?cursor=${startCursor}`), "cursor_expired", { details: { field: "cursor" } });
+    const watcher = new TestWatcher(s.app.port, s.apiKey, { cursor: startCursor });
+    await expectError(
+      watcher.ended.then((e) => Promise.reject(e)),
+      "cursor_expired",
+    );
+    watcher.close();
+    // The last pruned event's cursor is still good: nothing after it is gone.
+    const last = ok<Page>(await http.get(`/v1/events?customer_id=${customerId}&cursor=${cursorOf(2)}`));
+    expect(last.items.map((i) => i.id)).toEqual([fresh.eventId]);
+  });
+});

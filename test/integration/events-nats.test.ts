@@ -1,0 +1,190 @@
+import { randomBytes } from "node:crypto";
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { App } from "../../src/app.js";
+import type { EventJson } from "../../src/domain/events.js";
+import { LeaseKeeper } from "../../src/operations/events/lease-keeper.js";
+import { NATS_PUBLISHER, NatsPublisher } from "../../src/operations/events/nats-publisher.js";
+import { lastPosition, publisherPosition } from "../../src/store/event-feed-store.js";
+import { commitEvents, testEvent } from "../support/events.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+const NATS_URL = process.env.TEST_NATS_URL ?? "nats://127.0.0.1:4222";
+const tag = randomBytes(4).toString("hex");
+const STREAM = `VB_TEST_${tag}`;
+const PREFIX = `vbtest_${tag}`;
+
+let s: TestServer;
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+const silent = pino({ level: "silent" });
+
+beforeAll(async () => {
+  s = await startTestServer();
+  nc = await connect({ servers: NATS_URL });
+  jsm = await jetstreamManager(nc);
+});
+afterAll(async () => {
+  await jsm?.streams.delete(STREAM).catch(() => undefined);
+  await nc?.close();
+  await s?.stop();
+});
+
+const publisher = (owner: string, app: App = s.app) =>
+  new NatsPublisher(app.database, new LeaseKeeper(app.database, NATS_PUBLISHER, owner), {
+    url: NATS_URL,
+    stream: STREAM,
+    subjectPrefix: PREFIX,
+    intervalMs: 20,
+    log: silent,
+  });
+
+const until = async (check: () => boolean) => {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 20));
+};
+
+const streamCount = async () => Number((await jsm.streams.info(STREAM).catch(() => null))?.state.messages ?? 0);
+
+/** Waits until the publisher has sent everything stamped so far (its stored position reaches the feed's top). */
+async function caughtUp(): Promise<bigint> {
+  for (;;) {
+    const top = await lastPosition(s.app.database.pool);
+    const sent = await publisherPosition(s.app.database.pool, NATS_PUBLISHER);
+    if (top > 0n && sent === top) return top;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Waits until these events are stamped (positions are the stamper's, after commit). */
+async function stamped(events: readonly { eventId: string }[]): Promise<void> {
+  for (;;) {
+    const [rows] = await s.app.database.pool.query("SELECT COUNT(*) AS n FROM events WHERE position IS NOT NULL AND event_id IN (?)", [
+      events.map((e) => e.eventId),
+    ]);
+    if (Number((rows as { n: number }[])[0]?.n) === events.length) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function storedMessages() {
+  const count = await streamCount();
+  const list = [];
+  for (let seq = 1; seq <= count; seq++) {
+    const m = await jsm.streams.getMessage(STREAM, { seq });
+    if (m) list.push({ subject: m.subject, msgId: m.header?.get("Nats-Msg-Id") ?? "", body: m.json<EventJson>() });
+  }
+  return list;
+}
+
+describe("the NATS JetStream publisher", () => {
+  it("publishes every stamped event once, in order, with its id as Nats-Msg-Id, and resumes from its stored position", async () => {
+    const first = [1, 2, 3].map((n) =>
+      testEvent(s.app, { customerId: "nats-1", type: n === 3 ? "balance.low" : "ledger.deduct", transactionId: `n${n}` }),
+    );
+    await commitEvents(s.app, first);
+    await stamped(first);
+    const one = publisher("owner-1");
+    await caughtUp();
+    await one.stop();
+
+    let messages = await storedMessages();
+    expect(messages.map((m) => [m.subject, m.msgId, m.body.id, m.body.transaction_id])).toEqual(
+      first.map((e, i) => [`${PREFIX}.1.${i === 2 ? "balance.low" : "ledger.deduct"}`, e.eventId, e.eventId, e.transactionId]),
+    );
+    expect(messages[0]?.body).toMatchObject({ type: "ledger.deduct", customer_id: "nats-1", entries: [], balance_after: null });
+
+    // Committed while no publisher runs; then the one that resumes finds its stored position but
+    // crashed before saving its last batch: it sends that batch again, JetStream drops the copies.
+    const second = [4, 5].map((n) => testEvent(s.app, { customerId: "nats-1", type: "ledger.deposit", transactionId: `n${n}` }));
+    await commitEvents(s.app, second);
+    await stamped(second);
+    const top = await publisherPosition(s.app.database.pool, NATS_PUBLISHER);
+    await s.app.database.pool.query("UPDATE event_publishers SET position = ? WHERE name = ?", [String(top - 2n), NATS_PUBLISHER]);
+    const two = publisher("owner-2");
+    await caughtUp();
+    await two.stop();
+    messages = await storedMessages();
+    expect(messages.map((m) => m.msgId)).toEqual([...first, ...second].map((e) => e.eventId));
+    expect(await streamCount()).toBe(5);
+  });
+
+  it("JetStream drops a message whose Nats-Msg-Id it has seen", async () => {
+    const [stored] = await storedMessages();
+    if (!stored) throw new Error("expected a stored message");
+    const ack = await jetstream(nc).publish(stored.subject, JSON.stringify(stored.body), { msgID: stored.msgId });
+    expect(ack.duplicate).toBe(true);
+    expect(await streamCount()).toBe(5);
+  });
+
+  it("only the lease holder publishes; a second publisher waits", async () => {
+    const holder = publisher("owner-3");
+    const waiting = publisher("owner-4");
+    const events = [6, 7].map((n) => testEvent(s.app, { customerId: "nats-2", type: "ledger.freeze", transactionId: `n${n}` }));
+    await commitEvents(s.app, events);
+    await stamped(events);
+    await caughtUp();
+    const [rows] = await s.app.database.pool.query("SELECT owner FROM leases WHERE name = ?", [NATS_PUBLISHER]);
+    const owner = (rows as { owner: string }[])[0]?.owner;
+    await Promise.all([holder.stop(), waiting.stop()]);
+    expect(["owner-3", "owner-4"]).toContain(owner);
+    expect(await streamCount()).toBe(7);
+    expect((await storedMessages()).map((m) => m.msgId).slice(5)).toEqual(events.map((e) => e.eventId));
+  });
+});
+
+describe("a NATS outage", () => {
+  it("keeps events in the outbox with one warning, reports the lag, and sends them when NATS is back", async () => {
+    const { TcpProxy } = await import("../support/tcp-proxy.js");
+    const proxy = new TcpProxy(Number(new URL(NATS_URL).port || 4222), new URL(NATS_URL).hostname);
+    await proxy.start();
+    const lines: { level: number; msg: string }[] = [];
+    const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const lags: number[] = [];
+    const before = await streamCount();
+    const p = new NatsPublisher(s.app.database, new LeaseKeeper(s.app.database, NATS_PUBLISHER, "owner-outage"), {
+      url: `nats://127.0.0.1:${proxy.port}`,
+      stream: STREAM,
+      subjectPrefix: PREFIX,
+      intervalMs: 20,
+      ackTimeoutMs: 300,
+      log,
+      onLag: (lag) => lags.push(lag),
+    });
+    try {
+      await caughtUp();
+      await proxy.cut();
+      const waiting = [1, 2].map(() => testEvent(s.app, { customerId: "nats-outage", type: "ledger.unfreeze" }));
+      await commitEvents(s.app, waiting);
+      await stamped(waiting);
+      await until(() => lines.some((l) => l.msg.startsWith("NATS publish failed")));
+      // Several more rounds fail while it is down: still one warning.
+      const rounds = lags.length;
+      await until(() => lags.length >= rounds + 5);
+      expect(lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual(["NATS publish failed; events wait in the outbox"]);
+      expect(lags.at(-1)).toBe(2);
+      expect(await streamCount()).toBe(before);
+
+      await proxy.restore();
+      await caughtUp();
+      await until(() => lines.some((l) => l.msg === "NATS reachable again; publishing the waiting events"));
+      expect((await storedMessages()).slice(-2).map((m) => m.msgId)).toEqual(waiting.map((e) => e.eventId));
+      expect(await streamCount()).toBe(before + 2);
+    } finally {
+      await p.stop();
+      await proxy.cut();
+    }
+  });
+});
+
+describe("the server's own publisher", () => {
+  it("a server with NATS_URL publishes through its own publisher", async () => {
+    const other = await s.startAnotherInstance({ NATS_URL, NATS_STREAM: STREAM, NATS_SUBJECT_PREFIX: PREFIX });
+    const event = testEvent(other, { customerId: "nats-3", type: "ledger.consume" });
+    await commitEvents(other, [event]);
+    await stamped([event]);
+    await caughtUp();
+    expect((await storedMessages()).at(-1)?.msgId).toBe(event.eventId);
+  });
+});
