@@ -1,9 +1,9 @@
-import { Command, InvalidArgumentError } from "commander";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { verifyLedger } from "./operations/verify.js";
 import { tailEvents } from "./operations/events/tail-events.js";
 import { parseId } from "./domain/validation.js";
 import { ConfigError, loadConfig, redactUrl } from "./config.js";
-import { PROJECT_MODES, type ProjectMode } from "./domain/api-key.js";
+import { API_KEY_PREFIX_LENGTH, apiKeyModeOf, apiKeyPrefixOf, PROJECT_MODES, type ProjectMode } from "./domain/api-key.js";
 import { DatabaseUnreachableError, openDatabase, type Database } from "./store/database.js";
 import { apiKeysOf, checkScope, createApiKey, revokeApiKeyByPrefix } from "./tenancy/api-keys.js";
 import { API_KEY_CACHE_TTL_MS_DEFAULT } from "./tenancy/authenticator.js";
@@ -46,7 +46,10 @@ async function withDatabase(run: (database: Database) => Promise<number>): Promi
   }
 }
 
-const program = new Command("velobase-billing").description("velobase-billing operator commands");
+// Usage mistakes (an unknown command or option, a missing or bad argument) exit 2, as the README
+// says, not commander's 1: exitOverride makes commander throw them to parseAsync's caller. Every
+// command below inherits it.
+const program = new Command("velobase-billing").description("velobase-billing operator commands").exitOverride();
 
 program
   .command("migrate")
@@ -132,7 +135,8 @@ projects
         p.name,
         p.mode,
         p.ratePerSecond === 0 ? "unlimited" : String(p.ratePerSecond),
-        String(p.burst),
+        // An unlimited project's burst is never used: showing its stored 0 would read as "no calls".
+        p.ratePerSecond === 0 ? "unlimited" : String(p.burst),
         when(p.createdAtMs),
       ]);
       table(["ID", "NAME", "MODE", "RATE", "BURST", "CREATED"], rows);
@@ -185,10 +189,11 @@ keys
 
 keys
   .command("revoke")
-  .description("revoke a key by its prefix")
-  .argument("<prefix>", "the key's prefix, as keys list shows it")
-  .action((prefix: string) =>
+  .description("revoke a key by its prefix (or the whole key: its prefix is used, and never printed back whole)")
+  .argument("<prefix>", "the key's prefix, as keys list shows it, or the whole key")
+  .action((given: string) =>
     withDatabase(async (database) => {
+      const prefix = given.length > API_KEY_PREFIX_LENGTH && apiKeyModeOf(given) !== null ? apiKeyPrefixOf(given) : given;
       const outcome = await revokeApiKeyByPrefix(database, prefix, Date.now());
       const ttlMs = (() => {
         try {
@@ -233,4 +238,10 @@ events
     }),
   );
 
-await program.parseAsync();
+try {
+  await program.parseAsync();
+} catch (error) {
+  // commander has printed its one line already; help and --version are not mistakes.
+  if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : 2);
+  throw error;
+}

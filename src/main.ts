@@ -1,9 +1,21 @@
+import { setLogger } from "@grpc/grpc-js";
 import { type App, startApp } from "./app.js";
 import { type Config, ConfigError, loadConfig, redactUrl } from "./config.js";
 import { TlsFileError } from "./grpc/tls.js";
 import { createLogger } from "./logger.js";
 import { DatabaseUnreachableError } from "./store/database.js";
 import { UsageError } from "./tenancy/projects.js";
+
+/**
+ * The address of a listener whose port another process holds (EADDRINUSE, as Node reports it
+ * for HTTP and metrics, or inside grpc-js's bind error); null for any other failure.
+ */
+function addressInUse(error: unknown): string | null {
+  const message = error instanceof Error ? error.message : "";
+  const code = error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
+  if (code !== "EADDRINUSE" && !message.includes("EADDRINUSE")) return null;
+  return /address already in use (\S+?:\d+)/.exec(message)?.[1] ?? "a configured port";
+}
 
 /** Entry point: config → database → server → signals. Start-up failures are one line each. */
 async function main(): Promise<void> {
@@ -18,12 +30,20 @@ async function main(): Promise<void> {
     throw error;
   }
   const log = createLogger(config.LOG_LEVEL);
+  // grpc-js's own diagnostics go to the log as JSON lines, not to standard error (a failed
+  // bind would otherwise print a second line before ours).
+  setLogger({ error: (...parts: unknown[]) => log.warn({ grpc: parts.map(String).join(" ") }, "grpc-js") });
   let app: App;
   try {
     app = await startApp(config, { log });
   } catch (error) {
     if (error instanceof DatabaseUnreachableError) {
       process.stderr.write(`velobase-billing: cannot reach the database at ${redactUrl(config.DATABASE_URL)}: ${error.message}\n`);
+      process.exit(1);
+    }
+    const address = addressInUse(error);
+    if (address !== null) {
+      process.stderr.write(`velobase-billing: cannot listen on ${address}: the address is already in use\n`);
       process.exit(1);
     }
     if (error instanceof UsageError || error instanceof TlsFileError) {

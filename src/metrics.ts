@@ -100,7 +100,13 @@ export class Metrics {
         .then((body) => res.writeHead(200, { "content-type": this.registry.contentType }).end(body))
         .catch(() => res.writeHead(500).end());
     });
-    await new Promise<void>((resolve) => server.listen(port, host, resolve));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
     return server;
   }
 }

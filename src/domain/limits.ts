@@ -1,6 +1,7 @@
 /** Every limit of the API in one place, each with why it is what it is. */
 
 /** Ids are keys in UNIQUE indexes and log lines: short, printable, no spaces. */
+export const ID_LENGTH_MAX = 128;
 export const ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
 /** Credit types are compared as written, so one spelling only: lower case. */
 export const CREDIT_TYPE_PATTERN = /^[a-z0-9_.-]{1,64}$/;
@@ -15,6 +16,11 @@ export const EMAIL_LENGTH_MAX = 255;
 export const METADATA_KEYS_MAX = 32;
 export const METADATA_KEY_LENGTH_MAX = 64;
 export const METADATA_VALUE_LENGTH_MAX = 1024;
+/**
+ * A JSON body nests at most this deep (the body is level 1, its metadata level 2): labels need a
+ * few levels, and every walk over a value stays far from the call stack's limit.
+ */
+export const JSON_DEPTH_MAX = 32;
 
 /** One operation moves at most 10^15 credits: far beyond any real top-up, far below int64. */
 export const AMOUNT_MAX = 10n ** 15n;

@@ -6,7 +6,9 @@ import { ReflectionService } from "@grpc/reflection";
 import { descriptorSet } from "./descriptors.js";
 
 /**
- * Server reflection from the compiled descriptor set, so the server ships no .proto files.
+ * Server reflection from the compiled descriptor set, so the server ships no .proto files. The
+ * set holds every service the server answers: ours, and the health and reflection services
+ * (their protos are vendored in third_party/grpc), so grpcurl can resolve all of them.
  * @grpc/reflection reads only `fileDescriptorProtos` of each entry of a proto-loader package
  * definition; one entry carrying all files is enough.
  */

@@ -1,3 +1,4 @@
+import type { Http2Server } from "node:http2";
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { BillingServiceService } from "../../gen/velobase/billing/v1/billing.js";
@@ -60,6 +61,37 @@ export interface GrpcServerOptions {
   readonly services?: readonly ServiceBinding[];
 }
 
+/** The headers that present an API key: each must arrive once (tenancy/credentials.ts). */
+const KEY_HEADERS = ["authorization", "x-api-key"] as const;
+
+/**
+ * Node's HTTP/2 layer keeps only the first of two `authorization` headers and joins two
+ * `x-api-key` headers with ", ", so grpc-js would never see that a call presents two keys. A
+ * listener that runs before grpc-js's puts every raw value back (an array: one metadata value
+ * each), so the call is refused as invalid_api_key, as over HTTP. grpc-js keeps its HTTP/2
+ * servers in a private field: a version without it fails the start instead of letting
+ * duplicates through.
+ */
+function keepRepeatedKeyHeaders(server: Server): void {
+  const http2Servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
+  if (!(http2Servers instanceof Map) || http2Servers.size === 0) throw new Error("grpc-js keeps no http2Servers: cannot read raw headers");
+  for (const http2Server of http2Servers.keys()) {
+    http2Server.prependListener("stream", (_stream: unknown, headers: Record<string, unknown>, _flags: number, rawHeaders: string[]) => {
+      for (const name of KEY_HEADERS) {
+        const values = valuesOf(rawHeaders, name);
+        if (values.length > 1) headers[name] = values;
+      }
+    });
+  }
+}
+
+/** Every value of a header in Node's raw list (name, value, name, value, …), names in any case. */
+function valuesOf(rawHeaders: readonly string[], name: string): string[] {
+  const values: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) if (rawHeaders[i]?.toLowerCase() === name) values.push(rawHeaders[i + 1] ?? "");
+  return values;
+}
+
 export async function startGrpcServer(
   handlers: UntypedServiceImplementation,
   health: HealthReporter,
@@ -81,6 +113,7 @@ export async function startGrpcServer(
       error ? reject(error) : resolve(bound),
     ),
   );
+  keepRepeatedKeyHeaders(server);
   return {
     server,
     port,

@@ -121,17 +121,14 @@ export function unary<Req, Res>(
   };
 }
 
-const firstText = (metadata: Metadata, key: string): string | undefined => {
-  const value = metadata.get(key)[0];
-  return typeof value === "string" ? value : undefined;
-};
+const textsOf = (metadata: Metadata, key: string): string[] => metadata.get(key).filter((v): v is string => typeof v === "string");
 
 /**
  * Authenticates a call from its metadata (`authorization: Bearer <key>` or `x-api-key`), checks
  * the key's scope against the method's, and takes a token from its rate limit.
  */
 export async function admit(env: GuardedEnvironment, metadata: Metadata, scope: Scope, points = 1): Promise<Caller> {
-  const presented = presentedApiKey(firstText(metadata, "authorization"), firstText(metadata, "x-api-key"));
+  const presented = presentedApiKey(textsOf(metadata, "authorization"), textsOf(metadata, "x-api-key"));
   const caller = await env.authenticator.authenticate(presented);
   if (!scopeAllows(caller.scope, scope)) throw new BillingError("permission_denied", undefined, { required_scope: scope });
   await env.rateLimiter.consume(caller, points);

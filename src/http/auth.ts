@@ -16,11 +16,21 @@ export type RateLimit = (caller: AuthenticatedCaller) => Promise<void>;
 /** Who may call a route: anyone, read keys and up, or write keys only. */
 export type RouteAccess = "public" | "read" | "write";
 
-const firstOf = (header: string | string[] | undefined): string | undefined => (Array.isArray(header) ? header[0] : header);
-
-/** The key of a request: `Authorization: Bearer <key>` (Velobase's header), else `x-api-key`. */
+/**
+ * The key of a request: `Authorization: Bearer <key>` (Velobase's header) or `x-api-key`. Read
+ * from the raw headers: Node keeps only the first of two Authorization headers in `headers`.
+ */
 export function apiKeyOf(request: FastifyRequest): string | null {
-  return presentedApiKey(request.headers.authorization, firstOf(request.headers["x-api-key"]));
+  const authorization: string[] = [];
+  const xApiKey: string[] = [];
+  const raw = request.raw.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]?.toLowerCase();
+    const value = raw[i + 1] ?? "";
+    if (name === "authorization") authorization.push(value);
+    else if (name === "x-api-key") xApiKey.push(value);
+  }
+  return presentedApiKey(authorization, xApiKey);
 }
 
 /** Read keys may only read; everything else needs a write key. */

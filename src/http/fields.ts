@@ -32,12 +32,12 @@ function isJsonValue(value: unknown): value is JsonValue {
 
 /** Any JSON object, kept as given (within the metadata limits). */
 export function metadataOf(raw: Readonly<Record<string, unknown>> | undefined): Metadata {
-  const values: Record<string, JsonValue> = {};
-  for (const [key, value] of Object.entries(raw ?? {})) {
+  const entries = Object.entries(raw ?? {});
+  for (const [, value] of entries) {
     if (!isJsonValue(value)) throw new BillingError("invalid_argument", "metadata must be a JSON object.", { field: "metadata" });
-    values[key] = value;
   }
-  return parseMetadata(values);
+  // fromEntries keeps a key named __proto__ as an own property (an assignment would set the prototype).
+  return parseMetadata(Object.fromEntries(entries) as Record<string, JsonValue>);
 }
 
 /** `wallet`, or its older name `credit_type`; both given and different is a contradiction. */

@@ -1,4 +1,6 @@
+import { randomUUID } from "node:crypto";
 import type { RequestListener, Server } from "node:http";
+import type { Duplex } from "node:stream";
 import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from "node:https";
 import swagger from "@fastify/swagger";
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
@@ -18,6 +20,8 @@ import { registerEventRoutes } from "./routes/events.js";
 import { registerServiceRoutes } from "./routes/service.js";
 import { registerSlotRoutes } from "./routes/slots.js";
 import { schemaIssueToError, type SchemaIssue } from "./schema-errors.js";
+import { notAJsonObject, parseJsonBody } from "./json-body.js";
+import { ID_LENGTH_MAX } from "../domain/limits.js";
 
 export interface HttpServer {
   readonly port: number;
@@ -28,6 +32,11 @@ export interface HttpServer {
 }
 
 const INTEGER_TEXT = /^[+-]?\d+$/;
+
+/** A path parameter is an id, which a client may percent-encode whole (`:` → `%3A`): 3 bytes a character. */
+const PATH_PARAM_LENGTH_MAX = 3 * ID_LENGTH_MAX;
+/** Bodies up to 1 MiB (fastify's default); a larger one is refused before it is read whole. */
+const BODY_BYTES_MAX = 1_048_576;
 
 /**
  * TypeBox's compiler, which converts query strings to the schema's types first; that conversion
@@ -67,12 +76,52 @@ function toCatalogueError(thrown: unknown, request: FastifyRequest): BillingErro
     const issues = fastifyError.validation as readonly SchemaIssue[];
     return schemaIssueToError(issues[0], partOf(request, fastifyError.validationContext), request.routeOptions.config.fieldCodes);
   }
-  // fastify's own 4xx: unparseable JSON, another content type, an empty or oversized body.
-  const status = fastifyError.statusCode ?? 500;
-  if (typeof fastifyError.code === "string" && fastifyError.code.startsWith("FST_") && status >= 400 && status < 500) {
-    return new BillingError("invalid_argument", "The request body must be a JSON object.", { field: "body" });
+  return frameworkError(fastifyError) ?? toBillingError(thrown);
+}
+
+/** fastify's own 4xx as catalogue errors: a bad URL, an id too long, an oversized or non-JSON body. */
+function frameworkError(error: Partial<FastifyError>): BillingError | null {
+  const status = error.statusCode ?? 500;
+  if (typeof error.code !== "string" || !error.code.startsWith("FST_") || status < 400 || status >= 500) return null;
+  switch (error.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return new BillingError("invalid_argument", `The request body is too large: at most ${BODY_BYTES_MAX} bytes.`, {
+        field: "body",
+        limit: BODY_BYTES_MAX,
+      });
+    case "FST_ERR_BAD_URL":
+      return new BillingError("invalid_argument", "The request path is not valid percent-encoded UTF-8.", { field: "path" });
+    case "FST_ERR_MAX_PARAM_LENGTH":
+      return new BillingError("invalid_argument", `A path parameter is too long: ids are 1-${ID_LENGTH_MAX} characters.`, {
+        field: "path",
+      });
+    default:
+      return notAJsonObject();
   }
-  return toBillingError(thrown);
+}
+
+/**
+ * Requests Node's HTTP parser refuses before fastify sees them (a NUL or CR in a header, headers
+ * over the size limit, a malformed request line) get the API's error body and a request id too.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const message =
+    error.code === "HPE_HEADER_OVERFLOW"
+      ? "The request headers are too large."
+      : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? "The request did not arrive in time."
+        : "The request is not valid HTTP/1.1 (a header holds a forbidden character, or the request line is malformed).";
+  const refusal = new BillingError("invalid_argument", message, { field: "request" });
+  const requestId = randomUUID();
+  const body = JSON.stringify(errorBody(refusal, requestId));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${refusal.spec.httpStatus} Bad Request\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `${REQUEST_ID_HEADER}: ${requestId}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 function sendError(error: BillingError, request: FastifyRequest, reply: FastifyReply, deps: HttpDependencies) {
@@ -127,11 +176,27 @@ export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptio
     logger: false,
     genReqId: requestIdOf,
     requestIdHeader: false,
+    routerOptions: { maxParamLength: PATH_PARAM_LENGTH_MAX },
+    bodyLimit: BODY_BYTES_MAX,
+    clientErrorHandler: answerClientError,
+    // A bad URL or an overlong path parameter, found before any hook runs.
+    frameworkErrors: (error, request, reply) => {
+      void reply.header(REQUEST_ID_HEADER, request.id);
+      void sendError(toCatalogueError(error, request), request, reply, deps);
+    },
     ...(tls ? { serverFactory: (handler: RequestListener) => createHttpsServer(tls, handler) as unknown as Server } : {}),
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   // JSON only: a text/plain body is refused as not JSON rather than validated as a string.
   app.removeContentTypeParser("text/plain");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, raw, done) => {
+    try {
+      done(null, parseJsonBody(raw as Buffer));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
   await app.register(swagger, {
     openapi: {
       openapi: "3.1.0",

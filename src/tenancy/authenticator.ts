@@ -23,28 +23,61 @@ export interface AuthenticatedCaller extends Caller {
 export const API_KEY_CACHE_TTL_MS_DEFAULT = 5_000;
 /** last_used_at is written at most this often per key and instance, never once per call. */
 export const LAST_USED_INTERVAL_MS = 60_000;
-/** Bounds the cache under a flood of distinct (mostly invalid) keys. */
+/** Bounds the cache of known keys (revoked ones included). */
 export const API_KEY_CACHE_ENTRIES_MAX = 10_000;
+/**
+ * Keys no project has are remembered too, so a flood of made-up keys does not query the
+ * database per call; apart, so that they never push a known key out. Briefly: a key just created
+ * on another instance is accepted within this time.
+ */
+export const UNKNOWN_KEY_CACHE_TTL_MS_MAX = 1_000;
+export const UNKNOWN_KEY_CACHE_ENTRIES_MAX = 10_000;
 
 export interface AuthenticatorOptions {
   readonly cacheTtlMs: number;
   readonly log: Logger;
   /** Wall clock (ms); the cache and last_used_at follow real time, not the billing clock. */
   readonly now?: () => number;
+  /** The two caches' bounds (tests make them small). */
+  readonly knownEntriesMax?: number;
+  readonly unknownEntriesMax?: number;
 }
 
-interface CacheEntry {
-  readonly record: Promise<ApiKeyRecord | null>;
-  readonly expiresAtMs: number;
+/** A time-bounded, size-bounded map: expired entries go first, then the oldest. */
+class ExpiringCache<V> {
+  private readonly entries = new Map<string, { value: V; expiresAtMs: number }>();
+
+  constructor(private readonly entriesMax: number) {}
+
+  get(key: string, nowMs: number): V | undefined {
+    const entry = this.entries.get(key);
+    return entry && entry.expiresAtMs > nowMs ? entry.value : undefined;
+  }
+
+  set(key: string, value: V, expiresAtMs: number, nowMs: number): void {
+    this.entries.delete(key);
+    if (this.entries.size >= this.entriesMax) {
+      for (const [k, entry] of this.entries) if (entry.expiresAtMs <= nowMs) this.entries.delete(k);
+      // Still full of live entries: drop the oldest (a Map keeps insertion order).
+      for (const k of this.entries.keys()) {
+        if (this.entries.size < this.entriesMax) break;
+        this.entries.delete(k);
+      }
+    }
+    this.entries.set(key, { value, expiresAtMs });
+  }
 }
 
 /**
- * Turns a presented key into a Caller, for every transport. Look-ups (hits and misses) are
- * cached for `cacheTtlMs`, so the hot path does not query the database per call; concurrent
- * look-ups of one key share one query.
+ * Turns a presented key into a Caller, for every transport. Known keys are cached for
+ * `cacheTtlMs`, unknown ones for at most UNKNOWN_KEY_CACHE_TTL_MS_MAX in a cache of their own,
+ * so the hot path does not query the database per call; concurrent look-ups of one key share
+ * one query.
  */
 export class Authenticator {
-  private readonly cache = new Map<string, CacheEntry>();
+  private readonly known: ExpiringCache<ApiKeyRecord>;
+  private readonly unknown: ExpiringCache<true>;
+  private readonly inFlight = new Map<string, Promise<ApiKeyRecord | null>>();
   private readonly touchedAtMs = new Map<bigint, number>();
   private readonly now: () => number;
 
@@ -53,6 +86,8 @@ export class Authenticator {
     private readonly options: AuthenticatorOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.known = new ExpiringCache(options.knownEntriesMax ?? API_KEY_CACHE_ENTRIES_MAX);
+    this.unknown = new ExpiringCache(options.unknownEntriesMax ?? UNKNOWN_KEY_CACHE_ENTRIES_MAX);
   }
 
   /** Throws missing_api_key, invalid_api_key or api_key_revoked (service_unavailable if the database is down). */
@@ -81,30 +116,30 @@ export class Authenticator {
     };
   }
 
-  private lookUp(keyHash: string): Promise<ApiKeyRecord | null> {
+  private lookUp(keyHash: string): Promise<ApiKeyRecord | null> | ApiKeyRecord | null {
     const nowMs = this.now();
-    const cached = this.cache.get(keyHash);
-    if (cached && cached.expiresAtMs > nowMs) return cached.record;
-    const record = runQuery(() => findApiKeyByHash(this.database.db, keyHash));
-    if (this.options.cacheTtlMs > 0) {
-      this.evictIfFull(nowMs);
-      this.cache.set(keyHash, { record, expiresAtMs: nowMs + this.options.cacheTtlMs });
-      // A failed look-up (database down) is not remembered: the next call tries again.
-      record.catch(() => {
-        if (this.cache.get(keyHash)?.record === record) this.cache.delete(keyHash);
-      });
-    }
-    return record;
+    const known = this.known.get(keyHash, nowMs);
+    if (known) return known;
+    if (this.unknown.get(keyHash, nowMs)) return null;
+    const pending = this.inFlight.get(keyHash);
+    if (pending) return pending;
+    // A failed look-up (database down) is not remembered: the next call tries again.
+    const lookUp = runQuery(() => findApiKeyByHash(this.database.db, keyHash))
+      .then((record) => {
+        this.remember(keyHash, record);
+        return record;
+      })
+      .finally(() => this.inFlight.delete(keyHash));
+    this.inFlight.set(keyHash, lookUp);
+    return lookUp;
   }
 
-  private evictIfFull(nowMs: number): void {
-    if (this.cache.size < API_KEY_CACHE_ENTRIES_MAX) return;
-    for (const [hash, entry] of this.cache) if (entry.expiresAtMs <= nowMs) this.cache.delete(hash);
-    // Still full of live entries: drop the oldest (Map keeps insertion order).
-    for (const hash of this.cache.keys()) {
-      if (this.cache.size < API_KEY_CACHE_ENTRIES_MAX) break;
-      this.cache.delete(hash);
-    }
+  private remember(keyHash: string, record: ApiKeyRecord | null): void {
+    const { cacheTtlMs } = this.options;
+    if (cacheTtlMs <= 0) return;
+    const nowMs = this.now();
+    if (record) this.known.set(keyHash, record, nowMs + cacheTtlMs, nowMs);
+    else this.unknown.set(keyHash, true, nowMs + Math.min(cacheTtlMs, UNKNOWN_KEY_CACHE_TTL_MS_MAX), nowMs);
   }
 
   /** Records use without a write per call: at most once per LAST_USED_INTERVAL_MS, off the call's path. */

@@ -22,10 +22,11 @@ export interface RateLimiterOptions {
 type Window = RateLimiterMemory | RateLimiterRedis;
 
 /**
- * Two windows a call must both pass, the short one first. A call the long one refuses gives its
- * point in the short one back, so refused calls never use up room (a refund that lands just
- * after its one-second window ended gives the next window one call more). The wait a refusal carries is
- * the longest of the exhausted windows', so a retry after it is admitted.
+ * Two windows a call must both pass, the short one first. rate-limiter-flexible counts a refused
+ * consume too, so a refused call gives its points back to every window that counted them:
+ * refused calls never use up room (a Batch refused with 10 calls left leaves those 10). A refund
+ * that lands just after its window ended gives the next window that many calls more. The wait a
+ * refusal carries is the longest of the exhausted windows', so a retry after it is admitted.
  */
 class Windows {
   constructor(
@@ -37,12 +38,13 @@ class Windows {
     try {
       await this.short.consume(key, points);
     } catch (rejection) {
+      if (rejection instanceof RateLimiterRes) await this.short.reward(key, points);
       throw await this.refusal(key, rejection);
     }
     try {
       await this.long.consume(key, points);
     } catch (rejection) {
-      if (rejection instanceof RateLimiterRes) await this.short.reward(key, points);
+      if (rejection instanceof RateLimiterRes) await Promise.all([this.long.reward(key, points), this.short.reward(key, points)]);
       throw await this.refusal(key, rejection);
     }
   }
@@ -127,6 +129,14 @@ export class RateLimiter {
   async consume(caller: AuthenticatedCaller, points = 1): Promise<void> {
     const { ratePerSecond, burst } = caller.rateLimit;
     if (ratePerSecond === 0) return;
+    // More writes than the burst never fit in the window: waiting cannot help, so not retryable.
+    if (points > burst) {
+      throw new BillingError(
+        "invalid_argument",
+        `This batch holds ${points} writes; this key's rate limit admits at most ${burst} (its burst) in one call.`,
+        { field: "operations", burst },
+      );
+    }
     try {
       await this.limiterFor(caller.rateLimit).consume(caller.apiKeyId.toString(), points);
     } catch (rejection) {

@@ -62,7 +62,7 @@ describe("projects and keys", () => {
         .find((l) => l.includes(`${name}_free`))
         ?.split(/\s+/)
         .slice(1, 5),
-    ).toEqual([`${name}_free`, "test", "unlimited", "0"]);
+    ).toEqual([`${name}_free`, "test", "unlimited", "unlimited"]);
     expect(await cli("projects", "create", name)).toEqual({ code: 2, stdout: "" });
   });
 

@@ -29,6 +29,7 @@ describe("POST /v1/customers/deposit", () => {
       customer_id: customer,
       account_id: anyId,
       wallet: "default",
+      credit_type: "default",
       source: "default",
       total_amount: 100,
       added_amount: 100,
@@ -135,6 +136,30 @@ describe("GET /v1/customers/{customer_id}", () => {
       name: null,
       email: null,
       metadata: null,
+      // The Python SDK's shape: every ACTIVE account, by wallet, each wallet's in spending order.
+      balance: { total: 140, used: 0, frozen: 30, available: 110 },
+      accounts: [
+        {
+          account_type: "CREDIT",
+          credit_type: "default",
+          total: 100,
+          used: 0,
+          frozen: 0,
+          available: 100,
+          starts_at: null,
+          expires_at: null,
+        },
+        {
+          account_type: "CREDIT",
+          credit_type: "paid",
+          total: 40,
+          used: 0,
+          frozen: 30,
+          available: 10,
+          starts_at: null,
+          expires_at: iso(NOW + DAY),
+        },
+      ],
       wallets: {
         default: {
           total: 100,
@@ -171,9 +196,10 @@ describe("GET /v1/customers/{customer_id}/ledger", () => {
     expect(first.items).toEqual([
       {
         id: anyId,
-        operation_type: "DEDUCT",
+        operation_type: "CONSUME",
         amount: 30,
         wallet: "default",
+        credit_type: "default",
         source: "default",
         transaction_id: tx,
         business_type: "TOKEN_USAGE",
@@ -200,7 +226,7 @@ describe("GET /v1/customers/{customer_id}/ledger", () => {
     }
     const byTx = ok<{ items: unknown[]; total_count: number }>(await http.get(`/v1/customers/${customer}/ledger?transaction_id=${tx}`));
     expect(byTx.total_count).toBe(1);
-    expect(byTx.items).toEqual([expect.objectContaining({ operation_type: "DEDUCT", transaction_id: tx })]);
+    expect(byTx.items).toEqual([expect.objectContaining({ operation_type: "CONSUME", transaction_id: tx })]);
     const defaults = ok<{ items: unknown[] }>(await http.get(`/v1/customers/${customer}/ledger`));
     expect(defaults.items).toHaveLength(3);
   });
@@ -338,6 +364,7 @@ describe("optional fields sent as JSON null", () => {
       customer_id: customer,
       account_id: anyId,
       wallet: "default",
+      credit_type: "default",
       source: "default",
       total_amount: 7,
       added_amount: 7,

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { apiKeyModeOf, apiKeyPrefixOf, generateApiKey, hashApiKey } from "../../src/domain/api-key.js";
 import { scopeAllows } from "../../src/domain/caller.js";
 import { presentedApiKey } from "../../src/tenancy/credentials.js";
+import { codeOf } from "../support/code-of.js";
 
 const random = (n: number) => "aZ09".repeat(Math.ceil(n / 4)).slice(0, n);
 
@@ -47,15 +48,26 @@ describe("scopes", () => {
 
 describe("presented key", () => {
   it.each([
-    [undefined, undefined, null],
-    ["", "", null],
-    ["Bearer vb_test_abc", undefined, "vb_test_abc"],
-    ["bearer   vb_test_abc ", undefined, "vb_test_abc"],
-    [undefined, " vb_test_abc ", "vb_test_abc"],
-    ["Bearer vb_test_abc", "vb_test_other", "vb_test_abc"],
-    ["Basic dXNlcjpwYXNz", "vb_test_other", "Basic dXNlcjpwYXNz"],
-    ["Bearer", undefined, "Bearer"],
+    [[], [], null],
+    [[""], [""], null],
+    [["Bearer vb_test_abc"], [], "vb_test_abc"],
+    [["bearer   vb_test_abc "], [], "vb_test_abc"],
+    [["Bearer vb_test_abc  "], [], "vb_test_abc"],
+    [[], [" vb_test_abc "], "vb_test_abc"],
+    [["Bearer vb_test_abc"], ["vb_test_abc"], "vb_test_abc"],
+    [["Basic dXNlcjpwYXNz"], [], "Basic dXNlcjpwYXNz"],
+    [["Bearer"], [], "Bearer"],
   ])("authorization %j, x-api-key %j → %j", (authorization, xApiKey, expected) => {
     expect(presentedApiKey(authorization, xApiKey)).toBe(expected);
+  });
+
+  it.each([
+    [["Bearer vb_test_abc", "Bearer vb_test_abc"], []],
+    [["Bearer vb_test_abc", "Bearer vb_test_other"], []],
+    [[], ["vb_test_abc", "vb_test_other"]],
+    [["Bearer vb_test_abc"], ["vb_test_other"]],
+    [["Basic dXNlcjpwYXNz"], ["vb_test_other"]],
+  ])("authorization %j, x-api-key %j → invalid_api_key (more than one key)", (authorization, xApiKey) => {
+    expect(codeOf(() => presentedApiKey(authorization, xApiKey))).toBe("invalid_api_key");
   });
 });

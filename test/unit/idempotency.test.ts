@@ -4,16 +4,24 @@ import { BillingError } from "../../src/errors/billing-error.js";
 import { consumeEnvelope, envelopeOf, replayDecision, unfreezeEnvelope } from "../../src/domain/idempotency.js";
 import { codeOf } from "../support/code-of.js";
 
-const stored = { customerId: "c1", requestFingerprint: "f1", response: "{}" };
+const stored = { customerId: "c1", requestFingerprint: "v2:f1", response: "{}" };
+const storedV1 = { customerId: "c1", requestFingerprint: "l1", response: "{}" };
+const request = (customerId: string | null, requestFingerprint: string, legacyFingerprint: string) => ({
+  customerId,
+  requestFingerprint,
+  legacyFingerprint,
+});
 
 describe("replayDecision: the one replay rule of every keyed write", () => {
   it.each([
-    ["nothing stored", null, { customerId: "c1", requestFingerprint: "f1" }, "fresh"],
-    ["same customer, same request", stored, { customerId: "c1", requestFingerprint: "f1" }, "replay"],
-    ["no customer named (settlements), same request", stored, { customerId: null, requestFingerprint: "f1" }, "replay"],
-    ["another customer", stored, { customerId: "c2", requestFingerprint: "f1" }, "transaction_conflict"],
-    ["another customer and another request", stored, { customerId: "c2", requestFingerprint: "f2" }, "transaction_conflict"],
-    ["same customer, other parameters", stored, { customerId: "c1", requestFingerprint: "f2" }, "idempotency_conflict"],
+    ["nothing stored", null, request("c1", "v2:f1", "l1"), "fresh"],
+    ["same customer, same request", stored, request("c1", "v2:f1", "l1"), "replay"],
+    ["no customer named (settlements), same request", stored, request(null, "v2:f1", "l1"), "replay"],
+    ["another customer", stored, request("c2", "v2:f1", "l1"), "transaction_conflict"],
+    ["another customer and another request", stored, request("c2", "v2:f2", "l2"), "transaction_conflict"],
+    ["same customer, other parameters", stored, request("c1", "v2:f2", "l1"), "idempotency_conflict"],
+    ["version 1 stored, same whole request", storedV1, request("c1", "v2:f9", "l1"), "replay"],
+    ["version 1 stored, other whole request", storedV1, request("c1", "v2:f1", "l2"), "idempotency_conflict"],
   ] as const)("%s → %s", (_name, found, request, expected) => {
     let decision = "";
     expect(codeOf(() => (decision = replayDecision(found, request)))).toBe(expected === "fresh" || expected === "replay" ? "ok" : expected);
@@ -24,9 +32,7 @@ describe("replayDecision: the one replay rule of every keyed write", () => {
     const refuse = (): never => {
       throw new BillingError("freeze_records_already_consumed");
     };
-    expect(codeOf(() => replayDecision(stored, { customerId: null, requestFingerprint: "f2" }, refuse))).toBe(
-      "freeze_records_already_consumed",
-    );
+    expect(codeOf(() => replayDecision(stored, request(null, "v2:f2", "l1"), refuse))).toBe("freeze_records_already_consumed");
   });
 });
 
@@ -35,7 +41,8 @@ describe("envelopes", () => {
     const a = envelopeOf("SPEND", "tx", { op: "FREEZE", amount: 5n, customerId: "c" });
     const b = envelopeOf("SPEND", "tx", { customerId: "c", op: "FREEZE", amount: 5n });
     expect(a).toEqual(b);
-    expect(a.requestFingerprint).toMatch(/^[0-9a-f]{64}$/);
+    expect(a.requestFingerprint).toMatch(/^v2:[0-9a-f]{61}$/);
+    expect(a.legacyFingerprint).toMatch(/^[0-9a-f]{64}$/);
     expect(envelopeOf("SPEND", "tx", { op: "DEDUCT", amount: 5n, customerId: "c" }).requestFingerprint).not.toBe(a.requestFingerprint);
   });
 
@@ -46,9 +53,35 @@ describe("envelopes", () => {
     expect(unfreezeEnvelope("tx").scope).toBe("SETTLE");
   });
 
-  it("hash what migration 0008 hashes in SQL for settlements made before the envelope", () => {
+  it("hash what migration 0008 hashes in SQL for settlements made before the envelope (version 1)", () => {
     const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
-    expect(consumeEnvelope("tx-1", 20n).requestFingerprint).toBe(sha256('{"actualAmount":"20","op":"CONSUME","transactionId":"tx-1"}'));
-    expect(unfreezeEnvelope("tx-1").requestFingerprint).toBe(sha256('{"op":"UNFREEZE","transactionId":"tx-1"}'));
+    expect(consumeEnvelope("tx-1", 20n).legacyFingerprint).toBe(sha256('{"actualAmount":"20","op":"CONSUME","transactionId":"tx-1"}'));
+    expect(unfreezeEnvelope("tx-1").legacyFingerprint).toBe(sha256('{"op":"UNFREEZE","transactionId":"tx-1"}'));
+  });
+
+  const deduct = { op: "DEDUCT", customerId: "c", transactionId: "tx", amount: 5n, creditTypes: ["paid"], autoSettlement: null };
+  const labels = { description: "API call", businessType: 1, metadata: { plan: "pro" }, name: "Ada", email: "ada@example.com" };
+
+  it("leave the labels (description, business type, metadata, name, email) out of version 2, not out of version 1", () => {
+    const bare = envelopeOf("SPEND", "tx", deduct);
+    const labelled = envelopeOf("SPEND", "tx", { ...deduct, ...labels });
+    expect(labelled.requestFingerprint).toBe(bare.requestFingerprint);
+    expect(labelled.legacyFingerprint).not.toBe(bare.legacyFingerprint);
+    for (const [field, value] of Object.entries(labels)) {
+      expect(envelopeOf("SPEND", "tx", { ...deduct, [field]: value }).requestFingerprint).toBe(bare.requestFingerprint);
+    }
+  });
+
+  it.each([
+    ["customer", { customerId: "d" }],
+    ["amount", { amount: 6n }],
+    ["credit types", { creditTypes: ["free"] }],
+    ["hold deadline", { autoSettlement: { action: "UNFREEZE", seconds: 60n } }],
+    ["source", { source: "promo" }],
+    ["expiry", { expiresAtMs: 1 }],
+  ])("keep the money field %s in version 2", (_name, change) => {
+    expect(envelopeOf("SPEND", "tx", { ...deduct, ...change }).requestFingerprint).not.toBe(
+      envelopeOf("SPEND", "tx", deduct).requestFingerprint,
+    );
   });
 });

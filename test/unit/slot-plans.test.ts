@@ -42,11 +42,20 @@ function kindOf(outcome: WriteOutcome<unknown, unknown>): string {
 }
 
 describe("capacityEnvelope", () => {
-  it("has the fingerprint slot_keys stored (the whole request but project, key and caller), under scope SLOT", () => {
+  it("keeps the fingerprint slot_keys stored (the whole request but project, key and caller) as its version 1, under scope SLOT", () => {
     const sent = { ...grant, apiKeyId: 9n };
     const old = fingerprint({ op: "GRANT_CAPACITY", ...sent, projectId: undefined, apiKeyId: undefined, idempotencyKey: undefined });
-    expect(capacityEnvelope("GRANT_CAPACITY", grant)).toEqual({ scope: "SLOT", key: "k1", requestFingerprint: old });
-    expect(capacityEnvelope("REVOKE_CAPACITY", grant)?.requestFingerprint).not.toBe(old);
+    expect(capacityEnvelope("GRANT_CAPACITY", grant)).toEqual({
+      scope: "SLOT",
+      key: "k1",
+      requestFingerprint: expect.stringMatching(/^v2:[0-9a-f]{61}$/),
+      legacyFingerprint: old,
+    });
+    expect(capacityEnvelope("REVOKE_CAPACITY", grant)?.legacyFingerprint).not.toBe(old);
+    // The description labels the grant: not part of version 2.
+    expect(capacityEnvelope("GRANT_CAPACITY", { ...grant, description: "other" })?.requestFingerprint).toBe(
+      capacityEnvelope("GRANT_CAPACITY", grant)?.requestFingerprint,
+    );
     expect(capacityEnvelope("GRANT_CAPACITY", { ...grant, idempotencyKey: null })).toBeNull();
   });
 });

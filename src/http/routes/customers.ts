@@ -49,6 +49,7 @@ const DepositReply = Type.Object({
   customer_id: Type.String(),
   account_id: Type.String(),
   wallet: Type.String(),
+  credit_type: Type.String({ description: "The wallet again, under the name Velobase's Python SDK reads." }),
   source: Type.String(),
   total_amount: Type.Integer({ description: "The account's total after the deposit." }),
   added_amount: Type.Integer(),
@@ -62,6 +63,7 @@ const depositReply = (r: DepositResult): Static<typeof DepositReply> => ({
   customer_id: r.customerId,
   account_id: r.account.id.toString(),
   wallet: r.account.creditType,
+  credit_type: r.account.creditType,
   source: r.account.source,
   total_amount: amountToJson(r.account.total),
   added_amount: amountToJson(r.addedAmount),
@@ -94,11 +96,26 @@ const SourceBalance = Type.Object({
 
 const WalletBalance = Type.Object({ ...BalanceFields, sources: Type.Array(SourceBalance) });
 
+/** One ACTIVE account in the older shape Velobase's Python SDK reads (`accounts`). */
+const CreditAccount = Type.Object({
+  account_type: Type.Literal("CREDIT"),
+  credit_type: Type.String(),
+  ...BalanceFields,
+  starts_at: Nullable(IsoOutput),
+  expires_at: Nullable(IsoOutput),
+});
+
+/**
+ * Both shapes Velobase's SDKs read: `wallets` (the JS SDK) and `balance` with `accounts` (the
+ * Python SDK); each ignores the fields it does not know.
+ */
 const CustomerReply = Type.Object({
   id: Type.String(),
   name: Nullable(Type.String()),
   email: Nullable(Type.String()),
   metadata: Nullable(Type.Record(Type.String(), Type.Unknown())),
+  balance: Type.Object(BalanceFields, { description: "Over every ACTIVE account." }),
+  accounts: Type.Array(CreditAccount, { description: "Every ACTIVE account, by wallet, in spending order." }),
   wallets: Type.Record(Type.String(), WalletBalance, { description: "ACTIVE credits by wallet; one source entry per account." }),
   created_at: IsoOutput,
 });
@@ -117,21 +134,37 @@ const sourceJson = (a: AccountView): Static<typeof SourceBalance> => ({
   expires_at: msToIsoOrNull(a.expiresAtMs),
 });
 
+const creditAccountJson = (a: AccountView): Static<typeof CreditAccount> => ({
+  account_type: "CREDIT",
+  credit_type: a.creditType,
+  ...balanceJson(a),
+  starts_at: msToIsoOrNull(a.startsAtMs),
+  expires_at: msToIsoOrNull(a.expiresAtMs),
+});
+
 const customerReply = (c: CustomerView): Static<typeof CustomerReply> => ({
   id: c.customerId,
   name: c.name === "" ? null : c.name,
   email: c.email === "" ? null : c.email,
   metadata: Object.keys(c.metadata).length === 0 ? null : { ...c.metadata },
+  balance: balanceJson(c.balance),
+  accounts: c.creditTypes.flatMap((t) => t.accounts.map(creditAccountJson)),
   wallets: Object.fromEntries(c.creditTypes.map((t) => [t.creditType, { ...balanceJson(t.balance), sources: t.accounts.map(sourceJson) }])),
   created_at: msToIso(c.createdAtMs),
 });
 
 // GET /v1/customers/{customer_id}/ledger
 
-/** Velobase calls a deposit a grant; DEPOSIT is accepted too. */
+/**
+ * Velobase's ledger speaks of GRANT, FREEZE, CONSUME, UNFREEZE and EXPIRE (both SDKs list these
+ * five): a deposit is a grant, and a deduct is a consume without a hold. So a DEDUCT entry reads
+ * as CONSUME here and the CONSUME filter finds both; DEPOSIT and DEDUCT are accepted as filters
+ * too (DEDUCT: the deducts alone). REFUND and VOID are this service's own (Velobase has neither).
+ */
 const LEDGER_OPERATION_NAMES = ["GRANT", "DEPOSIT", "DEDUCT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE", "REFUND", "VOID"] as const;
 type LedgerOperationName = (typeof LEDGER_OPERATION_NAMES)[number];
-const LEDGER_ITEM_OPERATION_NAMES = ["GRANT", "DEDUCT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE", "REFUND", "VOID"] as const;
+const LEDGER_ITEM_OPERATION_NAMES = ["GRANT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE", "REFUND", "VOID"] as const;
+type LedgerItemOperationName = (typeof LEDGER_ITEM_OPERATION_NAMES)[number];
 
 const LedgerQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PAGE_SIZE_MAX, default: PAGE_SIZE_DEFAULT, description: "Entries per page." })),
@@ -149,6 +182,7 @@ const LedgerItem = Type.Object({
   operation_type: Type.Enum(LEDGER_ITEM_OPERATION_NAMES),
   amount: Type.Integer({ description: "Always positive; the operation says which way it moved." }),
   wallet: Type.String(),
+  credit_type: Type.String({ description: "The wallet again, under the name Velobase's Python SDK reads." }),
   source: Type.String(),
   transaction_id: Nullable(Type.String()),
   business_type: Type.Enum(BUSINESS_TYPE_NAMES),
@@ -169,13 +203,18 @@ const LedgerReply = Type.Object({
   next_cursor: Nullable(Type.String()),
 });
 
-const operationOf = (name: LedgerOperationName): Operation => (name === "GRANT" ? "DEPOSIT" : name);
+const operationsOf = (name: LedgerOperationName): Operation[] =>
+  name === "GRANT" ? ["DEPOSIT"] : name === "CONSUME" ? ["CONSUME", "DEDUCT"] : [name];
+
+const itemOperationOf = (operation: Operation): LedgerItemOperationName =>
+  operation === "DEPOSIT" ? "GRANT" : operation === "DEDUCT" ? "CONSUME" : operation;
 
 const ledgerItem = (e: LedgerEntryView): Static<typeof LedgerItem> => ({
   id: e.id.toString(),
-  operation_type: e.operation === "DEPOSIT" ? "GRANT" : e.operation,
+  operation_type: itemOperationOf(e.operation),
   amount: amountToJson(e.amount),
   wallet: e.creditType,
+  credit_type: e.creditType,
   source: e.source,
   transaction_id: e.transactionId === "" ? null : e.transactionId,
   business_type: businessTypeName(e.businessType),
@@ -277,7 +316,7 @@ export function registerCustomerRoutes(app: HttpApp): void {
         listLedgerEntries(contextOf(request), {
           projectId: callerOf(request).projectId,
           customerId: customerIdOf(request.params.customer_id),
-          operations: query.operation_type === undefined ? [] : [operationOf(query.operation_type)],
+          operations: query.operation_type === undefined ? [] : operationsOf(query.operation_type),
           transactionId: query.transaction_id === undefined ? null : parseOptionalId(query.transaction_id, "transaction_id"),
           reversesTransactionId:
             query.reverses_transaction_id === undefined ? null : parseOptionalId(query.reverses_transaction_id, "reverses_transaction_id"),

@@ -1,0 +1,75 @@
+import { spawn } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectError } from "../support/client.js";
+import { uid } from "../support/fixtures.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+import { ROOT } from "../support/spawn.js";
+
+// The README promises exit code 2 for usage mistakes, one line on standard error each.
+let s: TestServer;
+beforeAll(async () => {
+  s = await startTestServer({ API_KEY_CACHE_TTL_MS: "0" });
+});
+afterAll(async () => s?.stop());
+
+function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", ...args], {
+    cwd: ROOT,
+    env: { ...process.env, DATABASE_URL: s.databaseUrl },
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout, stderr })));
+}
+
+describe("usage mistakes exit 2 with one line", () => {
+  it.each([
+    [
+      "an unknown mode",
+      ["projects", "create", "p_mode", "--mode", "prod"],
+      "error: option '--mode <mode>' argument 'prod' is invalid. mode must be live or test",
+    ],
+    [
+      "a negative rate",
+      ["projects", "create", "p_neg", "--rate", "-1"],
+      "error: option '--rate <n>' argument '-1' is invalid. --rate must be a non-negative integer",
+    ],
+    [
+      "a rate that is not a number",
+      ["projects", "create", "p_abc", "--rate", "abc"],
+      "error: option '--rate <n>' argument 'abc' is invalid. --rate must be a non-negative integer",
+    ],
+    ["a missing --project", ["keys", "create"], "error: required option '--project <name>' not specified"],
+    ["keys revoke without an argument", ["keys", "revoke"], "error: missing required argument 'prefix'"],
+    ["an unknown command", ["frobnicate"], "error: unknown command 'frobnicate'"],
+  ])("%s", async (_name, args, line) => {
+    const run = await cli(...args);
+    expect({ code: run.code, stderr: run.stderr.trim().split("\n"), stdout: run.stdout }).toEqual({ code: 2, stderr: [line], stdout: "" });
+  });
+
+  it("--help is not a mistake", async () => {
+    expect((await cli("--help")).code).toBe(0);
+  });
+});
+
+describe("keys and projects", () => {
+  it("keys revoke given the whole key revokes it by its prefix, and never prints the key", async () => {
+    const { key } = await s.createKey();
+    const client = s.clientWith(key);
+    await expectError(client.call("getCustomer", { customerId: "nobody" }), "customer_not_found");
+    const run = await cli("keys", "revoke", key);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(new RegExp(`^revoked ${key.slice(0, 16)}; running servers refuse it within API_KEY_CACHE_TTL_MS`));
+    expect(run.stdout + run.stderr).not.toContain(key);
+    await expectError(client.call("getCustomer", { customerId: "nobody" }), "api_key_revoked");
+  });
+
+  it("projects list shows an unlimited project's burst as unlimited", async () => {
+    const name = uid("free").replaceAll("-", "_");
+    expect((await cli("projects", "create", name, "--rate", "0")).code).toBe(0);
+    const row = (await cli("projects", "list")).stdout.split("\n").find((line) => line.includes(` ${name} `));
+    expect(row?.trim().split(/\s+/).slice(1, 5)).toEqual([name, "test", "unlimited", "unlimited"]);
+  });
+});
