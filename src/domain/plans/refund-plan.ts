@@ -121,7 +121,7 @@ export function planRefund(state: RefundState, request: RefundRequest, nowMs: nu
     throw new BillingError("customer_scope_mismatch", undefined, { customer_id: request.customerId });
   }
   const envelope = refundEnvelope(request);
-  if (replayDecision(state.stored, { customerId: charge.customerId, requestFingerprint: envelope.requestFingerprint }) === "replay") {
+  if (replayDecision(state.stored, { customerId: charge.customerId, ...envelope }) === "replay") {
     return { kind: "replay", stored: state.stored as StoredOutcome };
   }
   if (charge.kind === "FREEZE" && charge.status !== "CONSUMED") {

@@ -71,7 +71,7 @@ export function planVoid(state: VoidState, request: VoidRequest, nowMs: number):
   const notFound = () => new BillingError("deposit_not_found", undefined, { record_id: request.recordId });
   if (customerPk === null) throw notFound();
   const envelope = voidEnvelope(request);
-  if (replayDecision(state.stored, { customerId: request.customerId, requestFingerprint: envelope.requestFingerprint }) === "replay") {
+  if (replayDecision(state.stored, { customerId: request.customerId, ...envelope }) === "replay") {
     return { kind: "replay", stored: state.stored as StoredOutcome };
   }
   if (record === null) throw notFound();
