@@ -31,6 +31,15 @@ export interface PoolView {
   readonly status: PoolStatus;
 }
 
+/** A pool as an event's facts (string values: docs/events.md). */
+export const poolFacts = (pool: PoolView): Record<string, string> => ({
+  pool_id: pool.poolId.toString(),
+  wallet: pool.wallet,
+  source: pool.source,
+  capacity: pool.capacity.toString(),
+  in_use: pool.inUse.toString(),
+});
+
 /** Grant and Revoke answer the pool after the change. */
 export interface PoolResult {
   readonly pool: PoolView;

@@ -1,3 +1,4 @@
+import type { EventType, NewEvent } from "../domain/events.js";
 import { withWrittenIds } from "../domain/plans/deposit-plan.js";
 import { planList } from "../domain/plans/list-plan.js";
 import type { WriteOutcome } from "../domain/plans/outcome.js";
@@ -8,7 +9,8 @@ import type { DepositResult } from "../domain/results.js";
 import { BillingError } from "../errors/billing-error.js";
 import { applyList, type Outbox, type WrittenIds } from "../store/list-apply.js";
 import { prefetchList, prefetchMore, prefetchSkipLocked } from "../store/list-prefetch.js";
-import { type Batch, runTransaction, sequence, type Tx } from "../store/run-transaction.js";
+import { appendEventsSql, newEventId } from "../store/event-rows.js";
+import { type Batch, mapBatch, runTransaction, sequence, type Tx, writesOnly } from "../store/run-transaction.js";
 import { rethrowGuardFailure } from "../store/row-count-guard.js";
 import { isRowCountGuardFailure } from "../store/sql-errors.js";
 import type { BillingContext } from "./context.js";
@@ -179,6 +181,32 @@ export interface WriteProgram<S, C, R> {
   readonly prefetch: (nowMs: number) => Batch<S>;
   readonly plan: (state: S, nowMs: number) => WriteOutcome<C, R>;
   readonly apply: (changes: C, result: R, nowMs: number) => Batch<R>;
+  /** The feed event of the applied write (slot and entitlement events carry no entries, their facts in `data`). */
+  readonly event: (result: R) => ProgramEvent;
+}
+
+/** What a slot or entitlement write's event says. */
+export interface ProgramEvent {
+  readonly type: EventType;
+  readonly projectId: bigint;
+  readonly customerId: string;
+  readonly data: Readonly<Record<string, string>>;
+}
+
+/** The apply of a program with its outbox row in the same round trip (none when the outbox is off). */
+function withEvent<R>(ctx: BillingContext, apply: Batch<R>, event: ProgramEvent, nowMs: number): Batch<R> {
+  const outbox = outboxOf(ctx);
+  if (outbox === null) return apply;
+  const row: NewEvent = {
+    eventId: newEventId(outbox.deploymentId),
+    projectId: event.projectId,
+    customerId: event.customerId,
+    type: event.type,
+    transactionId: null,
+    payload: { entries: [], balanceAfter: null, data: event.data },
+    nowMs,
+  };
+  return mapBatch(sequence(apply, writesOnly(appendEventsSql([row]))), ([result]) => result);
 }
 
 /**
@@ -186,8 +214,9 @@ export interface WriteProgram<S, C, R> {
  * answer or a refusal rolls back whatever its prefetch created). A guarded update that missed
  * means the rows are not what was read under lock: nothing is committed, server_error.
  */
-export function runProgram<S, C, R extends object>(ctx: BillingContext, program: WriteProgram<S, C, R>): Promise<R> {
-  return runTransaction(
+export async function runProgram<S, C, R extends object>(ctx: BillingContext, program: WriteProgram<S, C, R>): Promise<R> {
+  let written = false;
+  const answer = await runTransaction(
     ctx.database,
     async (tx) => {
       if (ctx.signal?.aborted) throw deadlinePassed();
@@ -200,10 +229,16 @@ export function runProgram<S, C, R extends object>(ctx: BillingContext, program:
           return replayOf<R & { isIdempotentReplay: boolean }>(outcome.stored);
         case "answer":
           return outcome.result;
-        case "apply":
-          return await tx.runBatch(program.apply(outcome.changes, outcome.result, nowMs), { commit: true }).catch(rethrowGuardFailure);
+        case "apply": {
+          const apply = withEvent(ctx, program.apply(outcome.changes, outcome.result, nowMs), program.event(outcome.result), nowMs);
+          const result = await tx.runBatch(apply, { commit: true }).catch(rethrowGuardFailure);
+          written = true;
+          return result;
+        }
       }
     },
     ctx.retries,
   );
+  if (written) ctx.events?.notifyCommitted();
+  return answer;
 }

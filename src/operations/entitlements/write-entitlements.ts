@@ -13,6 +13,12 @@ export const setEntitlement = (ctx: BillingContext, input: SetEntitlementInput &
     prefetch: () => prefetchEntitlement(input),
     plan: (state, nowMs) => planSetWrite(state, input, nowMs),
     apply: (changes, result, nowMs) => applySet(input, changes, result, nowMs),
+    event: (result) => ({
+      type: "entitlement.set",
+      projectId: input.projectId,
+      customerId: input.customerId,
+      data: { feature_key: input.featureKey, created: String(result.isCreated) },
+    }),
   });
 
 /** Removes a customer's value of one feature and appends a REMOVE event; nothing to remove is no error. */
@@ -21,4 +27,10 @@ export const removeEntitlement = (ctx: BillingContext, input: EntitlementTarget 
     prefetch: () => prefetchEntitlement(input),
     plan: (state) => planRemoveWrite(state),
     apply: (changes, result, nowMs) => applyRemove(input, changes, result, nowMs),
+    event: () => ({
+      type: "entitlement.remove",
+      projectId: input.projectId,
+      customerId: input.customerId,
+      data: { feature_key: input.featureKey },
+    }),
   });

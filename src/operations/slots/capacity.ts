@@ -1,6 +1,6 @@
 import type { Audit } from "../../domain/caller.js";
 import { type CapacityDirection, type CapacityInput, capacityEnvelope, planCapacity } from "../../domain/plans/slot-plans.js";
-import type { PoolResult } from "../../domain/slots.js";
+import { type PoolResult, poolFacts } from "../../domain/slots.js";
 import { applyCapacity, prefetchCapacity } from "../../store/slot-writes.js";
 import type { BillingContext } from "../context.js";
 import { runProgram } from "../pipeline.js";
@@ -14,6 +14,12 @@ function changeCapacity(ctx: BillingContext, direction: CapacityDirection, input
     prefetch: (nowMs) => prefetchCapacity(direction, input, envelope, nowMs),
     plan: (state) => planCapacity(direction, state, input),
     apply: (changes, result, nowMs) => applyCapacity(input, changes, result, nowMs),
+    event: (result) => ({
+      type: direction === "GRANT_CAPACITY" ? "slot.grant" : "slot.revoke",
+      projectId: input.projectId,
+      customerId: input.customerId,
+      data: { ...poolFacts(result.pool), amount: input.amount.toString() },
+    }),
   });
 }
 

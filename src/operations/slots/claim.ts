@@ -1,6 +1,6 @@
 import type { Audit } from "../../domain/caller.js";
 import { type ClaimInput, planClaimWrite, planReleaseWrite, type ReleaseInput } from "../../domain/plans/slot-plans.js";
-import type { HoldingResult } from "../../domain/slots.js";
+import { type HoldingResult, poolFacts } from "../../domain/slots.js";
 import { applyClaim, applyRelease, prefetchHolding } from "../../store/slot-writes.js";
 import type { BillingContext } from "../context.js";
 import { runProgram } from "../pipeline.js";
@@ -17,6 +17,7 @@ export const claimSlot = (ctx: BillingContext, input: ClaimInput & Audit): Promi
     prefetch: () => prefetchHolding(input),
     plan: (state) => planClaimWrite(state, input),
     apply: (changes, result, nowMs) => applyClaim(input, changes, result, nowMs),
+    event: (result) => holdingEvent("slot.claim", input, result),
   });
 
 /**
@@ -28,4 +29,13 @@ export const releaseSlot = (ctx: BillingContext, input: ReleaseInput & Audit): P
     prefetch: () => prefetchHolding(input),
     plan: (state) => planReleaseWrite(state, input),
     apply: (changes, result, nowMs) => applyRelease(input, changes, result, nowMs),
+    event: (result) => holdingEvent("slot.release", input, result),
   });
+
+/** A claim's or release's event: the pool after it, the holding and its resource. */
+const holdingEvent = (type: "slot.claim" | "slot.release", input: ReleaseInput, result: HoldingResult) => ({
+  type,
+  projectId: input.projectId,
+  customerId: input.customerId,
+  data: { ...poolFacts(result.pool), holding_id: result.holdingId.toString(), resource_id: input.resourceId },
+});
