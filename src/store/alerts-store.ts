@@ -34,11 +34,14 @@ function alertOf(row: Row | RowDataPacket): BalanceAlert {
 export const loadCustomerAlerts = (projectId: bigint, customerId: string): Batch<BalanceAlert[]> =>
   batchOf(
     [
+      // Sorted in code: an ORDER BY id may be served by scanning (and locking) the primary key.
       sql`SELECT ${ALERT_COLUMNS} FROM ${balanceAlerts}
-        WHERE project_id = ${projectId} AND customer_id = ${customerId} ORDER BY id FOR UPDATE`,
+        WHERE project_id = ${projectId} AND customer_id = ${customerId} FOR UPDATE`,
     ],
-    ([rows]) => rowsOf(rows).map(alertOf),
+    ([rows]) => rowsOf(rows).map(alertOf).sort(byAlertId),
   );
+
+const byAlertId = (a: BalanceAlert, b: BalanceAlert) => (a.alertId < b.alertId ? -1 : a.alertId > b.alertId ? 1 : 0);
 
 /** The states a write leaves its customer's alerts in (one UPDATE; none for no change). */
 export function updateAlertStatesSql(states: ReadonlyMap<bigint, AlertState>, nowMs: number): SQL[] {
@@ -182,7 +185,9 @@ export function prefetchListAlertsSql(refs: ReadonlyArray<{ projectId: bigint; c
     sql` OR `,
   );
   return [
-    sql`SELECT ${ALERT_COLUMNS} FROM ${balanceAlerts} WHERE ${named} ORDER BY id FOR UPDATE`,
+    // No ORDER BY: sorted by id in code, so the read goes by the (project, customer, credit type)
+    // key and locks only these customers' alerts (ordering by id scanned, and locked, them all).
+    sql`SELECT ${ALERT_COLUMNS} FROM ${balanceAlerts} WHERE ${named} FOR UPDATE`,
     sql`SELECT c.project_id AS c_project_id, c.customer_id AS c_customer_id, a.credit_type,
         COALESCE(SUM(a.total - a.used - a.frozen), 0) AS available
       FROM ${customers} c JOIN ${accounts} a ON a.project_id = c.project_id AND a.customer_pk = c.id AND ${activeAccountSql(nowMs)}
@@ -194,7 +199,7 @@ export function prefetchListAlertsSql(refs: ReadonlyArray<{ projectId: bigint; c
 
 export function listAlertsFromRows(alertRows: readonly Row[], availableRows: readonly Row[]): ListAlerts {
   const alerts = new Map<string, BalanceAlert[]>();
-  for (const alert of alertRows.map(alertOf)) {
+  for (const alert of alertRows.map(alertOf).sort(byAlertId)) {
     const key = customerKey(alert);
     alerts.set(key, [...(alerts.get(key) ?? []), alert]);
   }
