@@ -33,7 +33,32 @@ async function main(): Promise<void> {
   // grpc-js's own diagnostics go to the log as JSON lines, not to standard error (a failed
   // bind would otherwise print a second line before ours).
   setLogger({ error: (...parts: unknown[]) => log.warn({ grpc: parts.map(String).join(" ") }, "grpc-js") });
-  let app: App;
+  // The handlers are in place before start-up prints its listening line: a SIGTERM that follows
+  // that line at once stops the server once started, instead of killing the process by Node's
+  // default action; a second signal during start-up leaves at once.
+  let app: App | null = null;
+  let requested: string | null = null;
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (app === null) {
+      // Asked twice while starting (a start that waits on the database): leave at once.
+      if (requested !== null) process.exit(1);
+      requested = signal;
+      return;
+    }
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    app.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
   try {
     app = await startApp(config, { log });
   } catch (error) {
@@ -52,21 +77,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, "shutting down");
-    app.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  if (requested !== null) stop(requested);
 }
 
 await main();
