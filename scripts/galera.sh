@@ -113,6 +113,18 @@ start_node() {
   disown
 }
 
+# The node's last committed position as InnoDB has it (`uuid:seqno`), or nothing.
+recover_position() {
+  local n=$1 log
+  running "$n" && return 0
+  write_config "$n"
+  chown -R mysql:mysql "$(node_dir "$n")"
+  log="$(node_dir "$n")/recover.log"
+  rm -f "$log"
+  "$MARIADBD" --defaults-file="$(node_dir "$n")/my.cnf" --wsrep-recover --log-error="$log" >/dev/null 2>&1 || true
+  grep -o 'WSREP: Recovered position: [0-9a-f-]*:[0-9-]*' "$log" 2>/dev/null | tail -1 | sed 's/.*Recovered position: //'
+}
+
 wait_synced() {
   local n=$1
   for _ in $(seq 1 "$SYNC_WAIT_SECONDS"); do
@@ -157,7 +169,10 @@ up)
   ;;
 join)
   [ $# -eq 3 ] || usage
-  start_node "$3"
+  # After a crash (kill -9) the node's saved position is unknown (seqno -1). Recover it from
+  # InnoDB first, as mysqld_safe does, so the node catches up by IST instead of a full SST.
+  position=$(recover_position "$3")
+  if [ -n "$position" ]; then start_node "$3" --wsrep-start-position="$position"; else start_node "$3"; fi
   wait_synced "$3"
   ;;
 down)
