@@ -52,7 +52,7 @@ interface Working {
 }
 
 /** What one write needs before it can be planned on the state the earlier ones left. */
-type Step = { kind: "plan"; plan: WritePlan; customer?: Working } | { kind: "cut" } | { kind: "more"; customerPk: bigint };
+type Step = { kind: "plan"; plan: WritePlan } | { kind: "cut" } | { kind: "more"; customerPk: bigint };
 
 /**
  * Plans a list of writes one after another on the state the earlier ones leave, as if each ran
