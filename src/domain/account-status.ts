@@ -12,6 +12,9 @@ export function availableOf(account: AccountSnapshot): bigint {
   return account.total - account.used - account.frozen;
 }
 
+/** The balance of a customer with no accounts (or none yet). */
+export const NO_BALANCE: Balance = { total: 0n, used: 0n, frozen: 0n, available: 0n };
+
 /** Sum of the ACTIVE accounts only: pending and expired credits are not spendable. */
 export function balanceOf(accounts: readonly AccountSnapshot[], nowMs: number): Balance {
   let total = 0n;

@@ -47,7 +47,7 @@ export interface ListOptions {
  * prefetch travels with the previous segment's writes.
  */
 export async function runList(ctx: BillingContext, writes: readonly CreditWrite[], options: ListOptions): Promise<Settled[]> {
-  const answers = await runTransaction(
+  const { answers, applied } = await runTransaction(
     ctx.database,
     async (tx) => {
       if (ctx.signal?.aborted) throw deadlinePassed();
@@ -71,12 +71,12 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
         if (nextState) state = nextState;
         done += plans.length;
       }
-      return answers;
+      return { answers, applied };
     },
     ctx.retries,
   );
   // The local stamper orders the new events at once (the others find them within their poll).
-  if (answers.some(isWritten)) ctx.events?.notifyCommitted();
+  if (applied) ctx.events?.notifyCommitted();
   return answers;
 }
 
@@ -115,10 +115,6 @@ async function runApply(
     throw error;
   }
 }
-
-/** An answer that wrote something (a replay, a refusal and a sweeper's skip write nothing). */
-const isWritten = (settled: Settled) => settled.ok && settled.result !== null && !isReplay(settled.result);
-const isReplay = (result: unknown) => typeof result === "object" && result !== null && Reflect.get(result, "isIdempotentReplay") === true;
 
 /** The outbox a write's events go to: this deployment's, unless the bench switched it off. */
 const outboxOf = (ctx: BillingContext): Outbox | null =>

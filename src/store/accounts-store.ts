@@ -102,7 +102,7 @@ export function lockCustomersWithActiveAccountsSql(pks: readonly SQL[], nowMs: n
 }
 
 /** The balance of a customer that has no row (and so no accounts). */
-export const NO_BALANCE: Balance = { total: 0n, used: 0n, frozen: 0n, available: 0n };
+export { NO_BALANCE } from "../domain/account-status.js";
 
 /**
  * Locks a customer's spendable accounts (ACTIVE, something available, of the selected types; all
@@ -164,6 +164,12 @@ export function balanceFromRow(row: Row | undefined): Balance {
   const frozen = bigOf(row.frozen);
   return { total, used, frozen, available: total - used - frozen };
 }
+
+/** The id of the account with this key, as a subquery (for rows written after the account in one batch). */
+export const accountIdByKeySql = (projectId: bigint, customerPk: bigint | SQL, key: AccountKey): SQL =>
+  sql`(SELECT id FROM ${accounts} WHERE project_id = ${projectId} AND customer_pk = ${customerPk}
+    AND credit_type = ${key.creditType} AND source = ${key.source} AND starts_at_ms = ${key.startsAtMs}
+    AND expires_at_ms = ${key.expiresAtMs})`;
 
 /** The account with this key (at most one: the key is UNIQUE), locked; run after the customer's lock. */
 export function lockAccountByKeySql(projectId: bigint, customerPk: bigint | SQL, key: AccountKey): SQL {

@@ -6,7 +6,7 @@ import type { SpendChanges } from "../domain/plans/spend-plan.js";
 import type { LedgerPosition } from "../domain/ledger-position.js";
 import type { CreditWrite, ListPlan, ListState, WritePlan } from "../domain/plans/write-list.js";
 import type { DepositRequest, SpendRequest } from "../domain/requests.js";
-import { creditAccountSql, markExpiryRecordedSql } from "./accounts-store.js";
+import { accountIdByKeySql, creditAccountSql, markExpiryRecordedSql } from "./accounts-store.js";
 import { fillCustomerSql, removeCreatedCustomerSql } from "./customers-store.js";
 import { listEventsSql } from "./list-events.js";
 import { encodeJson } from "./json-codec.js";
@@ -16,7 +16,7 @@ import { reversalApply } from "./reversal-apply.js";
 import { bigOf } from "./row-values.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
 import { type Batch, mapBatch, namedBatch, rowsOf } from "./run-transaction.js";
-import { accounts, customers } from "./schema.js";
+import { customers } from "./schema.js";
 import { allocationsPart, newTransactionPart, transactionPkSql } from "./transactions-store.js";
 import { type WritePart, writeSetSql } from "./write-set.js";
 
@@ -156,10 +156,7 @@ function depositSql(
 ): SQL[] {
   const { projectId } = request;
   const { changes, result } = plan;
-  const key = accountKeyOf(request);
-  const accountId = sql`(SELECT id FROM ${accounts} WHERE project_id = ${projectId} AND customer_pk = ${changes.customerPk}
-    AND credit_type = ${key.creditType} AND source = ${key.source} AND starts_at_ms = ${key.startsAtMs}
-    AND expires_at_ms = ${key.expiresAtMs})`;
+  const accountId = accountIdByKeySql(projectId, changes.customerPk, accountKeyOf(request));
   const entry = ledgerPart(
     {
       projectId,

@@ -5,9 +5,9 @@ import { ledgerEvent } from "../domain/ledger-events.js";
 import { accountKeyOf, PENDING_ACCOUNT_ID } from "../domain/plans/deposit-plan.js";
 import { writtenEntries } from "../domain/plans/list-plan.js";
 import { type CreditWrite, holdRefOf, type ListPlan, type ListState, type WritePlan } from "../domain/plans/write-list.js";
+import { accountIdByKeySql } from "./accounts-store.js";
 import { updateAlertStatesSql } from "./alerts-store.js";
 import { EVENTS_INSERT_HEAD, eventRowSql, newEventId } from "./event-rows.js";
-import { accounts } from "./schema.js";
 import { chunksOf } from "./statement-chunks.js";
 
 type PlannedList = Extract<ListPlan, { kind: "planned" }>;
@@ -70,11 +70,7 @@ function ledgerEventOf(
  */
 function newAccountPayload(event: NewEvent, write: CreditWrite, plan: WritePlan): SQL | undefined {
   if (plan.kind !== "deposit" || write.kind !== "deposit" || plan.changes.accountId !== null) return undefined;
-  const { projectId } = write.request;
-  const key = accountKeyOf(write.request);
-  const accountId = sql`(SELECT id FROM ${accounts} WHERE project_id = ${projectId} AND customer_pk = ${plan.changes.customerPk}
-    AND credit_type = ${key.creditType} AND source = ${key.source} AND starts_at_ms = ${key.startsAtMs}
-    AND expires_at_ms = ${key.expiresAtMs})`;
+  const accountId = accountIdByKeySql(write.request.projectId, plan.changes.customerPk, accountKeyOf(write.request));
   const text = JSON.stringify(payloadJson(event.payload));
   const placeholder = `"account_id":"${PENDING_ACCOUNT_ID}"`;
   return sql`REPLACE(${text}, ${placeholder}, CONCAT('"account_id":"', ${accountId}, '"'))`;

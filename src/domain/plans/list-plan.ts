@@ -1,6 +1,6 @@
 import type { BillingError } from "../../errors/billing-error.js";
 import type { AccountDelta } from "../account-deltas.js";
-import { accountStatus, availableOf, compareSpendingOrder } from "../account-status.js";
+import { accountStatus, availableOf, compareSpendingOrder, NO_BALANCE } from "../account-status.js";
 import { holdKey } from "../customer-ref.js";
 import type { AccountSnapshot, Balance } from "../types.js";
 import { type AvailableBalances, type BalanceAlert, crossings, finalStates, shiftAvailable } from "../balance-alerts.js";
@@ -27,8 +27,6 @@ import {
   selectionKey,
   type WritePlan,
 } from "./write-list.js";
-
-const NO_BALANCE: Balance = { total: 0n, used: 0n, frozen: 0n, available: 0n };
 
 /** A customer as the planner moves it: the prefetched state plus what the earlier writes of the list did. */
 interface Working {

@@ -1,4 +1,5 @@
 import { BillingError } from "../../errors/billing-error.js";
+import { NO_BALANCE } from "../account-status.js";
 import type { AccountSnapshot, Balance } from "../types.js";
 import type { Planned } from "./planned.js";
 import { planRefund } from "./refund-plan.js";
@@ -32,8 +33,6 @@ export interface ReversalCustomer {
 export type ReversalStep = { readonly kind: "plan"; readonly plan: WritePlan } | { readonly kind: "cut" };
 
 type CustomerOf = (pk: bigint) => ReversalCustomer | undefined;
-
-const NO_BALANCE: Balance = { total: 0n, used: 0n, frozen: 0n, available: 0n };
 
 /**
  * Keys that make a later write of the list wait for a new segment (prefetched after this one is
