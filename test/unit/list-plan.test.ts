@@ -1,25 +1,12 @@
 import { describe, expect, it } from "vitest";
+import { account } from "../support/accounts.js";
 import type { Hold } from "../../src/domain/hold.js";
-import { NO_EXPIRY_MS, NO_START_MS } from "../../src/domain/limits.js";
 import { planList } from "../../src/domain/plans/list-plan.js";
 import type { CreditWrite, CustomerState, ListPlan, ListState } from "../../src/domain/plans/write-list.js";
-import type { AccountSnapshot } from "../../src/domain/types.js";
 
 // The pipeline's list planner, without a database: each write sees what the earlier ones did.
 
 const NOW = 1_800_000_000_000;
-const account = (id: bigint, over: Partial<AccountSnapshot> = {}): AccountSnapshot => ({
-  id,
-  creditType: "default",
-  source: "default",
-  startsAtMs: NO_START_MS,
-  expiresAtMs: NO_EXPIRY_MS,
-  total: 100n,
-  used: 0n,
-  frozen: 0n,
-  createdAtMs: NOW - 1000,
-  ...over,
-});
 const spendRequest = (transactionId: string, amount: bigint, customerId = "c1") => ({
   projectId: 1n,
   apiKeyId: null,

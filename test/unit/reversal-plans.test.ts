@@ -1,9 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { account } from "../support/accounts.js";
 import type { StoredOutcome } from "../../src/domain/idempotency.js";
-import { NO_EXPIRY_MS, NO_START_MS } from "../../src/domain/limits.js";
 import { type Charge, planRefund, type RefundRequest, type RefundState, refundEnvelope } from "../../src/domain/plans/refund-plan.js";
 import { planVoid, type VoidRequest, type VoidState, voidEnvelope } from "../../src/domain/plans/void-plan.js";
-import type { AccountSnapshot } from "../../src/domain/types.js";
 import { codeOf } from "../support/code-of.js";
 
 // Refund and VoidDeposit plans are pure: state + request + clock in, a decision out. No database here.
@@ -11,18 +10,6 @@ import { codeOf } from "../support/code-of.js";
 const NOW = 1_800_000_000_000;
 const DAY = 86_400_000;
 
-const account = (id: bigint, over: Partial<AccountSnapshot> = {}): AccountSnapshot => ({
-  id,
-  creditType: "default",
-  source: "default",
-  startsAtMs: NO_START_MS,
-  expiresAtMs: NO_EXPIRY_MS,
-  total: 100n,
-  used: 0n,
-  frozen: 0n,
-  createdAtMs: NOW - 1000,
-  ...over,
-});
 const balance = (total: bigint, used = 0n, frozen = 0n) => ({ total, used, frozen, available: total - used - frozen });
 
 describe("planRefund", () => {
