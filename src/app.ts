@@ -2,6 +2,7 @@ import type { Server as NodeHttpServer } from "node:http";
 import type { ServerCredentials } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { BillingContext } from "./operations/context.js";
+import { AlertHints } from "./operations/alert-hints.js";
 import { GroupCommit } from "./operations/group-commit.js";
 import { startSweeper } from "./operations/sweeper.js";
 import type { EventFeed } from "./operations/events/event-feed.js";
@@ -130,6 +131,7 @@ function billingContext(database: Database, metrics: Metrics, config: Config, no
     now,
     events,
     outbox: config.EVENTS_OUTBOX === "on",
+    alertHints: new AlertHints(),
     retries: { onRetry: (reason) => metrics.retries.inc({ reason }) },
   };
   // The group commit's runs use `base`.
@@ -212,6 +214,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   if (database.singlePool) metrics.watchPool(database.singlePool);
   const events = await startEventFeed(database, {
     pollIntervalMs: config.EVENTS_POLL_INTERVAL_MS,
+    stampSpacingMs: config.EVENTS_STAMP_SPACING_MS,
     nats: config.NATS_URL ? { url: config.NATS_URL, stream: config.NATS_STREAM, subjectPrefix: config.NATS_SUBJECT_PREFIX } : null,
     log,
     onPublishLag: (lag) => metrics.eventsPublishLag.set(lag),

@@ -64,6 +64,9 @@ const ConfigSchema = z.object({
   // The event feed (docs/events.md). How often the stamper and the watchers look for new events
   // when nothing nudged them (a commit on this instance does): the feed lag of other instances' writes.
   EVENTS_POLL_INTERVAL_MS: z.coerce.number().int().min(1).max(10_000).default(20),
+  // The least time between two stamping rounds that this instance's commits ask for: one round
+  // (a transaction and its fsync) then orders the events of every write committed meanwhile.
+  EVENTS_STAMP_SPACING_MS: z.coerce.number().int().min(0).max(1_000).default(25),
   EVENTS_RETENTION_HOURS: z.coerce
     .number()
     .int()

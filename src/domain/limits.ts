@@ -132,3 +132,6 @@ export const EVENT_STAMP_BATCH = 1_000;
 export const EVENT_READ_BATCH = 500;
 /** Events pruned per transaction by the sweeper (a short DELETE on an index range). */
 export const EVENT_PRUNE_BATCH = 1_000;
+
+/** Customers an instance remembers as having balance alerts (operations/alert-hints.ts): a guess that saves a round trip, forgotten wholesale when full. */
+export const ALERT_HINTS_MAX = 100_000;

@@ -1,6 +1,6 @@
 import { type BalanceAlert, availableFor, stateFor } from "../domain/balance-alerts.js";
 import { BillingError } from "../errors/billing-error.js";
-import { deleteAlert as deleteAlertRow, listAlerts as listAlertRows, lockCustomerAvailable, upsertAlert } from "../store/alerts-store.js";
+import { deleteAlertSql, listAlerts as listAlertRows, lockCustomerAvailable, upsertAlert } from "../store/alerts-store.js";
 import { runQuery, runTransaction } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 
@@ -25,10 +25,10 @@ export function setAlert(ctx: BillingContext, input: SetAlertInput): Promise<{ a
     ctx.database,
     async (tx) => {
       const nowMs = ctx.now();
-      const balances = await tx.runBatch(lockCustomerAvailable(input.projectId, input.customerId, nowMs));
-      if (balances === null) throw new BillingError("customer_not_found", undefined, { customer_id: input.customerId });
-      const state = stateFor(input.threshold, availableFor(balances, input.creditType));
-      return tx.runBatch(upsertAlert({ ...input, state, nowMs }), { commit: true });
+      const locked = await tx.runBatch(lockCustomerAvailable(input.projectId, input.customerId, nowMs));
+      if (locked === null) throw new BillingError("customer_not_found", undefined, { customer_id: input.customerId });
+      const state = stateFor(input.threshold, availableFor(locked.available, input.creditType));
+      return tx.runBatch(upsertAlert({ ...input, customerPk: locked.customerPk, state, nowMs }), { commit: true });
     },
     ctx.retries,
   );
@@ -37,5 +37,10 @@ export function setAlert(ctx: BillingContext, input: SetAlertInput): Promise<{ a
 export const listAlerts = (ctx: BillingContext, projectId: bigint, customerId: string | null): Promise<BalanceAlert[]> =>
   runQuery(() => listAlertRows(ctx.database.pool, projectId, customerId));
 
+/** Deletes an alert under its customer's lock, as setAlert sets one: a write in flight sees it or not, never half. */
 export const deleteAlert = (ctx: BillingContext, target: AlertTarget): Promise<boolean> =>
-  runQuery(() => deleteAlertRow(ctx.database.pool, target.projectId, target.customerId, target.creditType));
+  runTransaction(
+    ctx.database,
+    (tx) => tx.runBatch(deleteAlertSql(target.projectId, target.customerId, target.creditType), { commit: true }),
+    ctx.retries,
+  );

@@ -1,6 +1,7 @@
 import type { Database } from "../store/database.js";
 import type { RetryObserver } from "../store/run-transaction.js";
 import type { CreditWrite } from "../domain/plans/write-list.js";
+import type { AlertHints } from "./alert-hints.js";
 import type { EventFeed } from "./events/event-feed.js";
 
 /** What every operation needs: storage, a clock (injected so tests can pin time), observers. */
@@ -17,6 +18,8 @@ export interface BillingContext {
   readonly signal?: AbortSignal;
   /** The event feed of this instance (deployment id, commit nudge, watchers' tail); absent: no feed (some tests). */
   readonly events?: EventFeed;
+  /** Which customers likely have balance alerts (read in the first round trip); absent: read when found. */
+  readonly alertHints?: AlertHints;
   /** false: writes append no events (EVENTS_OUTBOX=off, a switch for the bench's comparison only). */
   readonly outbox?: boolean;
 }

@@ -2,13 +2,13 @@ import type { EventType, NewEvent } from "../domain/events.js";
 import { withWrittenIds } from "../domain/plans/deposit-plan.js";
 import { planList } from "../domain/plans/list-plan.js";
 import type { WriteOutcome } from "../domain/plans/outcome.js";
-import type { CreditWrite, ListPlan, ListState, WritePlan } from "../domain/plans/write-list.js";
+import { type CreditWrite, customersMissingAlerts, type ListPlan, type ListState, type WritePlan } from "../domain/plans/write-list.js";
 
 type PlannedList = Extract<ListPlan, { kind: "planned" }>;
 import type { DepositResult } from "../domain/results.js";
 import { BillingError } from "../errors/billing-error.js";
 import { applyList, type Outbox, type WrittenIds } from "../store/list-apply.js";
-import { prefetchList, prefetchMore, prefetchSkipLocked } from "../store/list-prefetch.js";
+import { prefetchAlerts, prefetchList, prefetchMore, prefetchSkipLocked } from "../store/list-prefetch.js";
 import { appendEventsSql, newEventId } from "../store/event-rows.js";
 import { type Batch, mapBatch, runTransaction, sequence, type Tx, writesOnly } from "../store/run-transaction.js";
 import { rethrowGuardFailure } from "../store/row-count-guard.js";
@@ -53,9 +53,10 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
       if (ctx.signal?.aborted) throw deadlinePassed();
       const nowMs = ctx.now();
       const prefetch = (rest: readonly CreditWrite[]) =>
-        options.skipLocked && rest[0] ? prefetchSkipLocked(rest[0], nowMs) : prefetchList(rest, nowMs);
+        options.skipLocked && rest[0] ? prefetchSkipLocked(rest[0], nowMs) : prefetchList(rest, nowMs, ctx.alertHints?.likely);
+      const withAlerts = (read: ListState) => completeAlerts(ctx, tx, read, nowMs);
       const answers: Settled[] = [];
-      let state = await tx.runBatch(prefetch(writes));
+      let state = await withAlerts(await tx.runBatch(prefetch(writes)));
       let applied = false;
       for (let done = 0; done < writes.length; ) {
         const rest = writes.slice(done);
@@ -68,7 +69,7 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
         const last = next.length === 0;
         const [ids, nextState] = await runApply(tx, rest, apply, last ? null : prefetch(next), last && applied);
         answers.push(...plans.map((p, i) => answerOf(p, ids.get(i))));
-        if (nextState) state = nextState;
+        if (nextState) state = await withAlerts(nextState);
         done += plans.length;
       }
       return { answers, applied };
@@ -78,6 +79,16 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
   // The local stamper orders the new events at once (the others find them within their poll).
   if (applied) ctx.events?.notifyCommitted();
   return answers;
+}
+
+/**
+ * The state with the alerts of every customer whose flag (read with its lock) says it has some:
+ * read in one more round trip when the prefetch did not guess them (AlertHints).
+ */
+async function completeAlerts(ctx: BillingContext, tx: Tx, state: ListState, nowMs: number): Promise<ListState> {
+  ctx.alertHints?.learn(state);
+  const missing = customersMissingAlerts(state);
+  return missing.length === 0 ? state : tx.runBatch(prefetchAlerts(state, missing, nowMs));
 }
 
 /** Plans a segment to its end: reads more while the plan asks for it. */

@@ -231,7 +231,7 @@ export const markExpiryRecordedSql = (id: bigint): SQL[] =>
  */
 export function lockCustomersWithTotalsSql(pks: readonly SQL[], nowMs: number, options: { skipLocked?: boolean } = {}): SQL {
   const active = activeAccountSql(nowMs);
-  return sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id, ${CUSTOMER_LEDGER_COLUMNS},
+  return sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id, ${CUSTOMER_LOCKED_COLUMNS},
       COALESCE(SUM(CASE WHEN ${active} THEN a.total END), 0) AS total,
       COALESCE(SUM(CASE WHEN ${active} THEN a.used END), 0) AS used,
       COALESCE(SUM(CASE WHEN ${active} THEN a.frozen END), 0) AS frozen,
@@ -245,9 +245,12 @@ export function lockCustomersWithTotalsSql(pks: readonly SQL[], nowMs: number, o
     FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
 }
 
-/** A customer's ledger position (its last entry's sequence and balance_after), as `c` selects it. */
-export const CUSTOMER_LEDGER_COLUMNS = sql`c.ledger_sequence AS c_ledger_sequence, c.ledger_total AS c_ledger_total,
-  c.ledger_used AS c_ledger_used, c.ledger_frozen AS c_ledger_frozen`;
+/**
+ * What a write reads of a customer it locks (as `c`): its ledger position (its last entry's
+ * sequence and balance_after) and whether it has balance alerts.
+ */
+export const CUSTOMER_LOCKED_COLUMNS = sql`c.ledger_sequence AS c_ledger_sequence, c.ledger_total AS c_ledger_total,
+  c.ledger_used AS c_ledger_used, c.ledger_frozen AS c_ledger_frozen, c.has_alerts AS c_has_alerts`;
 
 export const ledgerPositionFromRow = (row: Row): LedgerPosition => ({
   sequence: bigOf(row.c_ledger_sequence),
@@ -264,6 +267,7 @@ export interface LockedCustomerRow {
   readonly before: Balance;
   readonly unexpiredTotal: bigint;
   readonly ledger: LedgerPosition;
+  readonly hasAlerts: boolean;
 }
 
 export const lockedCustomerFromRow = (row: Row): LockedCustomerRow => ({
@@ -273,6 +277,7 @@ export const lockedCustomerFromRow = (row: Row): LockedCustomerRow => ({
   before: balanceFromRow(row),
   unexpiredTotal: bigOf(row.unexpired_total),
   ledger: ledgerPositionFromRow(row),
+  hasAlerts: boolOf(row.c_has_alerts),
 });
 
 /** Every spendable account (ACTIVE, something available) of these customers, all types, locked, by customer then id. */

@@ -1,6 +1,6 @@
 import type { ConnectionSource } from "./cluster-pool.js";
 import { type SQL, sql } from "drizzle-orm";
-import type { ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import type { RowDataPacket } from "mysql2/promise";
 import { customerKey } from "../domain/customer-ref.js";
 import { ALERT_STATES, type AlertState, type AvailableBalances, type BalanceAlert } from "../domain/balance-alerts.js";
 import { activeAccountSql } from "./accounts-store.js";
@@ -26,20 +26,6 @@ function alertOf(row: Row | RowDataPacket): BalanceAlert {
     updatedAtMs: msOf(row.updated_at),
   };
 }
-
-/**
- * A customer's alerts, locked, in id order: for a write's prefetch, in the batch that locks the
- * customer (after it: the customer's lock comes first, as everywhere).
- */
-export const loadCustomerAlerts = (projectId: bigint, customerId: string): Batch<BalanceAlert[]> =>
-  batchOf(
-    [
-      // Sorted in code: an ORDER BY id may be served by scanning (and locking) the primary key.
-      sql`SELECT ${ALERT_COLUMNS} FROM ${balanceAlerts}
-        WHERE project_id = ${projectId} AND customer_id = ${customerId} FOR UPDATE`,
-    ],
-    ([rows]) => rowsOf(rows).map(alertOf).sort(byAlertId),
-  );
 
 const byAlertId = (a: BalanceAlert, b: BalanceAlert) => (a.alertId < b.alertId ? -1 : a.alertId > b.alertId ? 1 : 0);
 
@@ -72,30 +58,14 @@ function availableOf(rows: readonly Row[]): AvailableBalances {
 }
 
 /**
- * For a write's prefetch, after its customer's lock: the customer's alerts (locked) and, when it
- * has any, the available balance per credit type the crossings start from (`crossings`, then
- * `shiftAvailable` for the balances after). A customer without alerts costs one indexed read.
- */
-export const loadAlertsWithAvailable = (
-  projectId: bigint,
-  customerId: string,
-  customerPk: bigint | SQL,
-  nowMs: number,
-): Batch<{ alerts: BalanceAlert[]; available: AvailableBalances }> =>
-  batchOf(
-    [
-      ...loadCustomerAlerts(projectId, customerId).statements,
-      sql`SELECT t.credit_type, t.available FROM (${availableByCreditTypeSql(projectId, sql`${customerPk}`, nowMs)}) t
-        WHERE EXISTS (SELECT 1 FROM ${balanceAlerts} WHERE project_id = ${projectId} AND customer_id = ${customerId})`,
-    ],
-    ([alerts, available]) => ({ alerts: rowsOf(alerts).map(alertOf), available: availableOf(rowsOf(available)) }),
-  );
-
-/**
  * Locks the customer row and reads its available balance per credit type (ACTIVE accounts), in
  * one round trip; null when the customer does not exist.
  */
-export const lockCustomerAvailable = (projectId: bigint, customerId: string, nowMs: number): Batch<AvailableBalances | null> =>
+export const lockCustomerAvailable = (
+  projectId: bigint,
+  customerId: string,
+  nowMs: number,
+): Batch<{ customerPk: bigint; available: AvailableBalances } | null> =>
   batchOf(
     [
       sql`SELECT id FROM ${customers} WHERE project_id = ${projectId} AND customer_id = ${customerId} FOR UPDATE`,
@@ -105,19 +75,24 @@ export const lockCustomerAvailable = (projectId: bigint, customerId: string, now
         nowMs,
       ),
     ],
-    ([customer, balances]) => (rowsOf(customer).length === 0 ? null : availableOf(rowsOf(balances))),
+    ([customer, balances]) => {
+      const row = rowsOf(customer)[0];
+      return row ? { customerPk: bigOf(row.id), available: availableOf(rowsOf(balances)) } : null;
+    },
   );
 
 export interface AlertToSet {
   readonly projectId: bigint;
   readonly customerId: string;
+  /** The customer's row, locked by the caller (lockCustomerAvailable): its has_alerts is set. */
+  readonly customerPk: bigint;
   readonly creditType: string | null;
   readonly threshold: bigint;
   readonly state: AlertState;
   readonly nowMs: number;
 }
 
-/** Creates or replaces an alert and reads it back; `created` is false when it replaced one. */
+/** Creates or replaces an alert, flags its customer as having alerts, reads it back; `created` is false when it replaced one. */
 export const upsertAlert = (alert: AlertToSet): Batch<{ alert: BalanceAlert; created: boolean }> => {
   const creditType = alert.creditType ?? "";
   const now = new Date(alert.nowMs);
@@ -126,10 +101,11 @@ export const upsertAlert = (alert: AlertToSet): Batch<{ alert: BalanceAlert; cre
       sql`INSERT INTO ${balanceAlerts} (project_id, customer_id, credit_type, threshold, state, created_at, updated_at)
         VALUES (${alert.projectId}, ${alert.customerId}, ${creditType}, ${alert.threshold}, ${alert.state}, ${now}, ${now})
         ON DUPLICATE KEY UPDATE threshold = ${alert.threshold}, state = ${alert.state}, updated_at = ${now}`,
+      sql`UPDATE ${customers} SET has_alerts = TRUE WHERE id = ${alert.customerPk}`,
       sql`SELECT ${ALERT_COLUMNS} FROM ${balanceAlerts}
         WHERE project_id = ${alert.projectId} AND customer_id = ${alert.customerId} AND credit_type = ${creditType}`,
     ],
-    ([inserted, rows]) => {
+    ([inserted, , rows]) => {
       const row = rowsOf(rows)[0];
       if (!row) throw new Error("an alert just written was not read back");
       // MySQL counts a row an ON DUPLICATE KEY UPDATE changed as 2 (inserted: 1, unchanged: 0).
@@ -148,19 +124,23 @@ export async function listAlerts(pool: ConnectionSource, projectId: bigint, cust
   return rows.map(alertOf);
 }
 
-/** Deletes one alert; true when there was one. */
-export async function deleteAlert(
-  pool: ConnectionSource,
-  projectId: bigint,
-  customerId: string,
-  creditType: string | null,
-): Promise<boolean> {
-  const [result] = await pool.query<ResultSetHeader>(
-    "DELETE FROM balance_alerts WHERE project_id = ? AND customer_id = ? AND credit_type = ?",
-    [projectId.toString(), customerId, creditType ?? ""],
+/**
+ * Deletes one alert under its customer's lock (the lock every write takes first) and clears the
+ * customer's has_alerts when it was its last; true when there was one.
+ */
+export const deleteAlertSql = (projectId: bigint, customerId: string, creditType: string | null): Batch<boolean> => {
+  const named = sql`project_id = ${projectId} AND customer_id = ${customerId}`;
+  return batchOf(
+    [
+      sql`SELECT id FROM ${customers} WHERE ${named} FOR UPDATE`,
+      sql`DELETE FROM ${balanceAlerts} WHERE ${named} AND credit_type = ${creditType ?? ""}`,
+      sql`UPDATE ${customers} c SET c.has_alerts = EXISTS (
+          SELECT 1 FROM ${balanceAlerts} b WHERE b.project_id = c.project_id AND b.customer_id = c.customer_id)
+        WHERE c.project_id = ${projectId} AND c.customer_id = ${customerId}`,
+    ],
+    ([, deleted]) => headerOf(deleted).affectedRows === 1,
   );
-  return result.affectedRows === 1;
-}
+};
 
 /** The alerts of a list's customers, locked (their customers are locked first), and their balances. */
 export interface ListAlerts {

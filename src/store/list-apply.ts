@@ -118,8 +118,10 @@ function customerLabelsSql(state: ListState, writes: readonly CreditWrite[], pla
 }
 
 /**
- * Each customer's ledger position moves to its last entry's, guarded: the row must still be at the
- * position the prefetch read under its lock.
+ * Each customer's ledger position moves to its last entry's. No row-count guard: the entries'
+ * UNIQUE (customer_pk, sequence) is the guard. Were the row not at the position the prefetch read
+ * under its lock, that position's successors would exist already, this list's first entry would
+ * repeat one of them, and its INSERT would fail the batch before COMMIT.
  */
 function customerLedgersSql(ledgers: PlannedList["ledgers"]): SQL[] {
   const moved = [...ledgers];
@@ -133,12 +135,11 @@ function customerLedgersSql(ledgers: PlannedList["ledgers"]): SQL[] {
     moved.map(([pk]) => sql`${pk}`),
     sql`, `,
   );
-  return guardedUpdateSql(
+  return [
     sql`UPDATE ${customers} SET ledger_sequence = ${caseOf((l) => l.to.sequence)}, ledger_total = ${caseOf((l) => l.to.total)},
       ledger_used = ${caseOf((l) => l.to.used)}, ledger_frozen = ${caseOf((l) => l.to.frozen)}
     WHERE id IN (${ids}) AND ledger_sequence = ${caseOf((l) => l.from)}`,
-    moved.length,
-  );
+  ];
 }
 
 /** Where the SELECT of the written ids sits among a deposit's statements. */

@@ -16,7 +16,7 @@ import {
 import type { AccountSnapshot } from "../domain/types.js";
 import {
   accountFromRow,
-  CUSTOMER_LEDGER_COLUMNS,
+  CUSTOMER_LOCKED_COLUMNS,
   customerTotalsSql,
   ledgerPositionFromRow,
   expiryRecordedIdsFromRows,
@@ -31,11 +31,11 @@ import {
   balanceFromRow,
 } from "./accounts-store.js";
 import { createCustomerSql, customerPkSql } from "./customers-store.js";
-import { listAlertsFromRows, prefetchListAlertsSql } from "./alerts-store.js";
+import { type ListAlerts, listAlertsFromRows, prefetchListAlertsSql } from "./alerts-store.js";
 import { findOutcomesSql, outcomesFromRows } from "./outcomes-store.js";
 import type { ReversalState } from "../domain/plans/reversal-state.js";
 import { reversalCustomerPksSql, reversalStatements, reversalsFromRows } from "./reversal-prefetch.js";
-import { bigOf, stringOf } from "./row-values.js";
+import { bigOf, boolOf, stringOf } from "./row-values.js";
 import { type Batch, headerOf, mapBatch, namedBatch, type Row, rowsOf, type StatementResult } from "./run-transaction.js";
 import { customers } from "./schema.js";
 import {
@@ -79,8 +79,16 @@ function spendSelectionsOf(writes: readonly CreditWrite[]) {
   );
 }
 
-/** Lock, then read, everything a list of a caller's writes decides from (see above). */
-export function prefetchList(writes: readonly CreditWrite[], nowMs: number): Batch<ListState> {
+/**
+ * Lock, then read, everything a list of a caller's writes decides from (see above). The alerts of
+ * the named customers `alertsLikely` says have some are read in the same round trip; a customer
+ * found to have alerts without them read is completed by prefetchAlerts.
+ */
+export function prefetchList(
+  writes: readonly CreditWrite[],
+  nowMs: number,
+  alertsLikely: (ref: CustomerRef) => boolean = () => false,
+): Batch<ListState> {
   const named = uniqueBy(
     writes.flatMap((w) => {
       const ref = customerRefOf(w);
@@ -105,6 +113,7 @@ export function prefetchList(writes: readonly CreditWrite[], nowMs: number): Bat
     ...reversalCustomerPksSql(writes),
   ];
   const pkOf = (ref: CustomerRef) => customerPkSql(ref.projectId, ref.customerId);
+  const alertsRead = named.filter(alertsLikely);
   const batch = namedBatch({
     customers: pks.length === 0 ? [] : [lockCustomersWithTotalsSql(pks, nowMs)],
     created: depositCustomers.map((d) => createCustomerSql(d.projectId, { ...d, nowMs })),
@@ -116,7 +125,7 @@ export function prefetchList(writes: readonly CreditWrite[], nowMs: number): Bat
     ),
     depositAccounts: deposits.map((d) => lockAccountByKeySql(d.projectId, pkOf(d), accountKeyOf(d))),
     ...reversalStatements(writes),
-    alerts: prefetchListAlertsSql(named, nowMs),
+    alerts: prefetchListAlertsSql(alertsRead, nowMs),
     outcomes: keys.length === 0 ? [] : [findOutcomesSql(keys)],
   });
   return mapBatch(batch, (r) => {
@@ -138,7 +147,7 @@ export function prefetchList(writes: readonly CreditWrite[], nowMs: number): Bat
       const c = found.get(byRef.get(customerKey(d)) ?? -1n);
       if (c) addAccounts(c, rowsOf(r.depositAccounts[i]));
     });
-    const withAlerts = alertsOf(r.alerts);
+    const withAlerts = alertsOf(r.alerts, alertsRead);
     return {
       ...reversalsOf(writes, r, found),
       customers: new Map([...found].map(([pk, c]) => [pk, withAlerts(c)])),
@@ -178,13 +187,34 @@ function lockedCustomersOf(rows: readonly Row[]) {
   return { found, byRef };
 }
 
-/** A customer's state with its alerts and the balances they watch (none when it has no alerts). */
-function alertsOf(results: readonly StatementResult[]): (c: Assembling) => CustomerState {
+/** A customer's state, with its alerts and the balances they watch when they were read (`read`). */
+function alertsOf(results: readonly StatementResult[], read: readonly CustomerRef[]): (c: Assembling) => CustomerState {
   const alerts = results.length === 0 ? null : listAlertsFromRows(rowsOf(results[0]), rowsOf(results[1]));
+  const readKeys = new Set(read.map(customerKey));
   return (c) => {
     const key = customerKey(c.row);
-    return { ...customerStateOf(c), alerts: alerts?.alerts.get(key) ?? [], available: alerts?.available.get(key) ?? NO_AVAILABLE };
+    if (!alerts || !readKeys.has(key)) return customerStateOf(c);
+    return withAlertsRead(customerStateOf(c), alerts);
   };
+}
+
+const withAlertsRead = (c: CustomerState, read: ListAlerts): CustomerState => {
+  const key = customerKey(c.ref);
+  return { ...c, alerts: read.alerts.get(key) ?? [], available: read.available.get(key) ?? NO_AVAILABLE, alertsRead: true };
+};
+
+/**
+ * The alerts, locked, and the balances they watch of customers the list has locked already (the
+ * flag read with their lock said they have some): one more round trip, only for those.
+ */
+export function prefetchAlerts(state: ListState, missing: readonly CustomerState[], nowMs: number): Batch<ListState> {
+  const refs = missing.map((c) => c.ref);
+  return mapBatch(namedBatch({ alerts: prefetchListAlertsSql(refs, nowMs) }), (r) => {
+    const read = listAlertsFromRows(rowsOf(r.alerts[0]), rowsOf(r.alerts[1]));
+    const customersNow = new Map(state.customers);
+    for (const c of missing) customersNow.set(c.pk, withAlertsRead(c, read));
+    return { ...state, customers: customersNow };
+  });
 }
 
 function addAccounts(c: Assembling, rows: readonly Row[]): void {
@@ -206,8 +236,10 @@ const customerStateOf = (c: Assembling): CustomerState => ({
   allSpendable: false,
   created: c.created,
   ledger: c.row.ledger,
+  hasAlerts: c.row.hasAlerts,
   alerts: [],
   available: NO_AVAILABLE,
+  alertsRead: false,
 });
 
 /** Holds by holdKey with their allocation in order; their accounts go to their customers. */
@@ -260,12 +292,12 @@ function withAllSpendable(c: CustomerState, rows: readonly Row[]): CustomerState
 
 /** A customer locked by pk without waiting (the sweeper): no row when another transaction holds it. */
 const lockCustomerNowaitSql = (pk: SQL): SQL =>
-  sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id, ${CUSTOMER_LEDGER_COLUMNS}
+  sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id, ${CUSTOMER_LOCKED_COLUMNS}
     FROM ${customers} c WHERE c.id = ${pk} FOR UPDATE SKIP LOCKED`;
 
 /** The ledger position of a customer this transaction has locked already. */
 const customerLedgerSql = (pk: bigint): SQL =>
-  sql`SELECT c.customer_id AS c_customer_id, ${CUSTOMER_LEDGER_COLUMNS} FROM ${customers} c WHERE c.id = ${pk}`;
+  sql`SELECT c.customer_id AS c_customer_id, ${CUSTOMER_LOCKED_COLUMNS} FROM ${customers} c WHERE c.id = ${pk}`;
 
 /**
  * The sweeper's prefetch of one write (an automatic settlement, an expiry record): the same state,
@@ -313,6 +345,7 @@ function skipLockedStateOf(
         before: balanceFromRow(totals),
         unexpiredTotal: unexpiredTotalFromRow(totals),
         ledger: ledgerPositionFromRow(customerRow),
+        hasAlerts: boolOf(customerRow.c_has_alerts),
       },
       accounts: new Map(),
       expiryRecorded: new Set(),
@@ -349,6 +382,7 @@ function prefetchExpiry(write: Extract<CreditWrite, { kind: "expire" }>, nowMs: 
         before: balanceFromRow(totals),
         unexpiredTotal: unexpiredTotalFromRow(totals),
         ledger: ledgerPositionFromRow(ledgerRow),
+        hasAlerts: boolOf(ledgerRow.c_has_alerts),
       },
       accounts: new Map(),
       expiryRecorded: new Set(),

@@ -88,6 +88,11 @@ export const customers = mysqlTable(
     ledgerTotal: bigint("ledger_total", { mode: "bigint" }).notNull().default(sql`0`),
     ledgerUsed: bigint("ledger_used", { mode: "bigint" }).notNull().default(sql`0`),
     ledgerFrozen: bigint("ledger_frozen", { mode: "bigint" }).notNull().default(sql`0`),
+    /**
+     * Whether the customer has balance alerts, kept under its lock by the alert calls: a write's
+     * prefetch reads it with the lock, and reads the alerts only for a customer that has any.
+     */
+    hasAlerts: boolean("has_alerts").notNull().default(false),
     // The columns compare byte for byte (0002); the console searches names and emails in any case
     // through these lower-cased copies, kept by the database and indexed.
     nameSearch: varchar("name_search", { length: 255 }).generatedAlwaysAs(sql`LOWER(\`name\`)`, { mode: "stored" }),

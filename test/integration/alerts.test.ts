@@ -1,10 +1,9 @@
 import type { ServiceError } from "@grpc/grpc-js";
-import { sql } from "drizzle-orm";
+import type { RowDataPacket } from "mysql2/promise";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AlertState } from "../../gen/velobase/billing/v1/alerts.js";
-import { crossings, finalStates } from "../../src/domain/balance-alerts.js";
-import { loadAlertsWithAvailable, loadCustomerAlerts, lockCustomerAvailable, updateAlertStatesSql } from "../../src/store/alerts-store.js";
-import { runTransaction } from "../../src/store/run-transaction.js";
+import { sweepDueHolds } from "../../src/operations/sweeper.js";
 import { expectError } from "../support/client.js";
 import { alertCall } from "../support/events.js";
 import { expectHttpError, HttpTestClient, ok } from "../support/http.js";
@@ -125,57 +124,52 @@ describe("/v1/alerts", () => {
   });
 });
 
-describe("what the pipeline calls under the customer's lock", () => {
-  it("concurrent writes crossing one threshold decide exactly one balance.low", async () => {
-    await deposit("al-race", 1000n);
-    await alertCall(s.app.port, s.apiKey, "setAlert", { customerId: "al-race", threshold: 500n });
-    // 20 transactions, each as a write would: lock the customer with its balance, its alerts,
-    // decide the crossing, store the state. The balance each sees is a counter moved under the
-    // customer's lock (the money moves themselves are the pipeline's).
-    let available = 1000n;
-    const decided = await Promise.all(
-      Array.from({ length: 20 }, () =>
-        runTransaction(s.app.database, async (tx) => {
-          const now = s.clock.now();
-          await tx.runBatch(lockCustomerAvailable(1n, "al-race", now));
-          const alerts = await tx.runBatch(loadCustomerAlerts(1n, "al-race"));
-          const before = available;
-          available -= 40n;
-          const list = crossings(alerts, { all: before, byCreditType: new Map() }, { all: before - 40n, byCreditType: new Map() });
-          await tx.run(updateAlertStatesSql(finalStates(list), now), { commit: true });
-          return list.filter((c) => c.eventType !== null).map((c) => c.eventType);
-        }),
-      ),
+describe("alerts seen by every write, whoever set them", () => {
+  const flagOf = async (customerId: string) => {
+    const [rows] = await s.app.database.pool.query<RowDataPacket[]>(
+      "SELECT has_alerts FROM customers WHERE project_id = 1 AND customer_id = ?",
+      [customerId],
     );
-    expect(decided.flat()).toEqual(["balance.low"]);
+    return Number(rows[0]?.has_alerts);
+  };
+  const alertEvents = async (customerId: string) => {
+    const [rows] = await s.app.database.pool.query<RowDataPacket[]>(
+      "SELECT type FROM events WHERE project_id = 1 AND customer_id = ? AND type LIKE 'balance.%' ORDER BY id",
+      [customerId],
+    );
+    return rows.map((r) => String(r.type));
+  };
+
+  it("keeps the customer's has_alerts flag with its alerts: set by the first, cleared with the last", async () => {
+    await deposit("al-flag", 100n);
+    expect(await flagOf("al-flag")).toBe(0);
+    await alertCall(s.app.port, s.apiKey, "setAlert", { customerId: "al-flag", threshold: 10n });
+    await alertCall(s.app.port, s.apiKey, "setAlert", { customerId: "al-flag", creditType: "paid", threshold: 10n });
+    expect(await flagOf("al-flag")).toBe(1);
+    expect(await alertCall(s.app.port, s.apiKey, "deleteAlert", { customerId: "al-flag" })).toEqual({ deleted: true });
+    expect(await flagOf("al-flag")).toBe(1);
+    expect(await alertCall(s.app.port, s.apiKey, "deleteAlert", { customerId: "al-flag", creditType: "paid" })).toEqual({ deleted: true });
+    expect(await flagOf("al-flag")).toBe(0);
+    expect(await alertCall(s.app.port, s.apiKey, "deleteAlert", { customerId: "al-flag", creditType: "paid" })).toEqual({ deleted: false });
   });
 
-  it("loads a customer's alerts with its available balance per credit type, and nothing more without alerts", async () => {
-    await deposit("al-load", 300n, "paid");
-    await deposit("al-load", 50n, "free");
-    await deposit("al-none", 10n);
-    const load = (customerId: string) =>
-      runTransaction(s.app.database, async (tx) => {
-        await tx.runBatch(lockCustomerAvailable(1n, customerId, s.clock.now()));
-        return tx.runBatch(
-          loadAlertsWithAvailable(
-            1n,
-            customerId,
-            sql`(SELECT id FROM customers WHERE project_id = 1 AND customer_id = ${customerId})`,
-            s.clock.now(),
-          ),
-        );
-      });
-    expect(await load("al-none")).toEqual({ alerts: [], available: { all: 0n, byCreditType: new Map() } });
-    await alertCall(s.app.port, s.apiKey, "setAlert", { customerId: "al-load", creditType: "paid", threshold: 100n });
-    const loaded = await load("al-load");
-    expect(loaded.alerts.map((a) => [a.creditType, a.threshold, a.state])).toEqual([["paid", 100n, "armed"]]);
-    expect(loaded.available).toEqual({
-      all: 350n,
-      byCreditType: new Map([
-        ["free", 50n],
-        ["paid", 300n],
-      ]),
-    });
+  it("crosses an alert set through another instance, and on settlements that name only their hold, manual or automatic", async () => {
+    const customerId = "al-elsewhere";
+    await deposit(customerId, 1000n);
+    await s.client.call("freeze", { customerId, transactionId: "al-e-hold", amount: 400n });
+    await s.client.call("freeze", { customerId, transactionId: "al-e-auto", amount: 100n, unfreezeAfterSeconds: 60n });
+    // This instance has written for the customer and knows of no alert; the other one sets it.
+    const other = await s.startAnotherInstance();
+    await alertCall(other.port, s.apiKey, "setAlert", { customerId, threshold: 300n });
+    await s.client.call("deduct", { customerId, transactionId: "al-e-low", amount: 250n }); // 500 → 250
+    expect(await alertEvents(customerId)).toEqual(["balance.low"]);
+    await s.client.call("unfreeze", { transactionId: "al-e-hold" }); // 250 → 650
+    expect(await alertEvents(customerId)).toEqual(["balance.low", "balance.recovered"]);
+    await s.client.call("deduct", { customerId, transactionId: "al-e-low-2", amount: 400n }); // 650 → 250
+    s.clock.advance(61_000);
+    expect(await sweepDueHolds(s.app.context, pino({ level: "silent" }))).toBe(1); // 250 → 350
+    expect(await alertEvents(customerId)).toEqual(["balance.low", "balance.recovered", "balance.low", "balance.recovered"]);
+    const customer = await s.client.call("getCustomer", { customerId });
+    expect(customer.balance?.available).toBe(350n);
   });
 });

@@ -68,6 +68,24 @@ describe("ledger positions", () => {
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
 
+  it("refuses a write when the customer's position is not its ledger's: the entries' unique sequence guards it, nothing is written", async () => {
+    const customerId = uid("pos-guard");
+    await s.client.call("deposit", { customerId, amount: 100n });
+    await s.client.call("deduct", { customerId, transactionId: uid("d"), amount: 10n });
+    // The row says 1 while the ledger holds 2 entries: the next entry would repeat sequence 2.
+    await s.app.database.pool.query("UPDATE customers SET ledger_sequence = 1 WHERE project_id = 1 AND customer_id = ?", [customerId]);
+    const refused = uid("d");
+    await expectError(s.client.call("deduct", { customerId, transactionId: refused, amount: 5n }), "server_error", undefined, {
+      messageFree: true,
+    });
+    await expectError(s.client.call("getTransaction", { transactionId: refused }), "transaction_not_found", undefined, {
+      messageFree: true,
+    });
+    const customer = await s.client.call("getCustomer", { customerId });
+    expect(customer.balance).toEqual(balance(100n, 10n, 0n));
+    expect((await ledgerOf(customerId)).map((e) => e.sequence)).toEqual([1n, 2n]);
+  });
+
   it("answers GetCustomer as of a past time from the entries, before, between and after writes", async () => {
     const customerId = uid("asof");
     const before = s.clock.now();

@@ -73,8 +73,10 @@ const customer = (over: Partial<CustomerState> = {}): CustomerState => ({
   allSpendable: false,
   created: false,
   ledger: { sequence: 3n, total: 100n, used: 0n, frozen: 40n },
+  hasAlerts: false,
   alerts: [],
   available: { all: 60n, byCreditType: new Map([["default", 60n]]) },
+  alertsRead: false,
   ...over,
 });
 const stateOf = (customers: CustomerState[]): ListState => ({
@@ -113,6 +115,26 @@ describe("planList", () => {
   it("asks for all accounts before a spend that follows a settlement freeing credits, when only the first were read", () => {
     const truncated = stateOf([customer({ completeSelections: new Set() })]);
     expect(planList(truncated, [consume("old", 0n), freeze("a", 1n)], NOW)).toEqual({ kind: "more", customerPks: [7n] });
+  });
+
+  it("crosses a customer's alert once its alerts are read, and refuses to plan before they are", () => {
+    const alert = {
+      alertId: 5n,
+      projectId: 1n,
+      customerId: "c1",
+      creditType: null,
+      threshold: 30n,
+      state: "armed" as const,
+      createdAtMs: NOW,
+      updatedAtMs: NOW,
+    };
+    const unread = stateOf([customer({ hasAlerts: true })]);
+    expect(() => planList(unread, [freeze("a", 40n)], NOW)).toThrow("the alerts of customer 7 were not read");
+    const read = stateOf([customer({ hasAlerts: true, alerts: [alert], alertsRead: true })]);
+    const planned = planList(read, [freeze("a", 40n), freeze("b", 5n)], NOW);
+    if (planned.kind !== "planned") throw new Error("expected a plan");
+    expect(planned.crossings.map((c) => c.map((x) => x.crossing.eventType))).toEqual([["balance.low"], []]);
+    expect(planned.alertStates).toEqual(new Map([[5n, "low"]]));
   });
 
   it("cuts the list before a write that uses a key of an earlier one (a repeat, a settlement of a hold the list creates)", () => {

@@ -17,6 +17,7 @@ import {
   type AlertCrossingOf,
   type CreditWrite,
   type CustomerState,
+  customersMissingAlerts,
   customerPkOf,
   holdOf,
   holdRefOf,
@@ -59,6 +60,9 @@ type Step = { kind: "plan"; plan: WritePlan } | { kind: "cut" } | { kind: "more"
  * go on.
  */
 export function planList(state: ListState, writes: readonly CreditWrite[], nowMs: number): ListPlan {
+  const unread = customersMissingAlerts(state)[0];
+  // A crossing decided without the customer's alerts would be lost: the prefetch reads them first.
+  if (unread) throw new Error(`the alerts of customer ${unread.pk} were not read`);
   const working = new Map<bigint, Working>();
   const customer = (pk: bigint): Working | undefined => {
     const known = working.get(pk);

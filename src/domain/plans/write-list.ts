@@ -99,10 +99,17 @@ export interface CustomerState {
   readonly created: boolean;
   /** Its last ledger entry's sequence and balance_after. */
   readonly ledger: LedgerPosition;
-  /** Its balance alerts (locked) and the available balances they watch; none read for the sweeper's writes. */
+  /** Whether it has balance alerts (read with its lock: the alert calls keep it under that lock). */
+  readonly hasAlerts: boolean;
+  /** Its balance alerts (locked) and the available balances they watch, once read (`alertsRead`). */
   readonly alerts: readonly BalanceAlert[];
   readonly available: AvailableBalances;
+  readonly alertsRead: boolean;
 }
+
+/** Customers that have alerts the prefetch has not read yet: a list is planned only once there are none. */
+export const customersMissingAlerts = (state: ListState): CustomerState[] =>
+  [...state.customers.values()].filter((c) => c.hasAlerts && !c.alertsRead);
 
 /** A hold as the prefetch locked it, with its allocation; null hold: no such transaction. */
 export interface HoldState {

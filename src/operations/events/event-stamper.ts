@@ -10,19 +10,27 @@ export const STAMPER_LEASE = "event_stamper";
 /**
  * The one writer of commit-order positions (per database, elected through the `event_stamper`
  * lease). Every instance runs one; only the lease holder stamps. It stamps every `intervalMs`,
- * and at once when this instance committed a write (`notifyCommitted`), so a local write reaches
- * the feed within a round trip or two.
+ * and soon after this instance committed a write (`notifyCommitted`): at once when it has not
+ * stamped for `spacingMs`, else when that much has passed since its last round. A stamp is a
+ * transaction with its own COMMIT (an fsync); spaced, one round stamps the events of every write
+ * committed meanwhile, instead of one round per write, for at most `spacingMs` of feed lag.
  */
 export class EventStamper {
   private readonly wakeUp = new WakeUp();
   private stopped = false;
   private readonly loop: Promise<void>;
   private warned = false;
+  private lastRoundMs = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly database: Database,
     private readonly lease: LeaseKeeper,
-    private readonly options: { readonly intervalMs: number; readonly log: Logger; readonly onStamped?: () => void },
+    private readonly options: {
+      readonly intervalMs: number;
+      readonly spacingMs: number;
+      readonly log: Logger;
+      readonly onStamped?: () => void;
+    },
   ) {
     this.loop = this.run();
   }
@@ -35,6 +43,7 @@ export class EventStamper {
   private async run(): Promise<void> {
     while (!this.stopped) {
       const nudged = await this.wakeUp.wait(this.options.intervalMs);
+      if (nudged) await this.spaced();
       if (this.stopped) break;
       try {
         await this.stampAll(nudged);
@@ -44,6 +53,14 @@ export class EventStamper {
         this.warned = true;
       }
     }
+  }
+
+  /** Waits until `spacingMs` have passed since the last nudged round began. */
+  private async spaced(): Promise<void> {
+    const waitMs = this.lastRoundMs + this.options.spacingMs - Date.now();
+    // Pokes meanwhile are kept by wakeUp: they are the events this round will stamp anyway.
+    if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+    this.lastRoundMs = Date.now();
   }
 
   /** Stamps until nothing committed is left unstamped (or the lease is lost). */

@@ -9,6 +9,8 @@ import { NATS_PUBLISHER, NatsPublisher } from "./nats-publisher.js";
 
 export interface EventFeedOptions {
   readonly pollIntervalMs: number;
+  /** The least time between two stamping rounds that local commits asked for (EventStamper). */
+  readonly stampSpacingMs: number;
   /** Unset: no NATS publisher. */
   readonly nats: { readonly url: string; readonly stream: string; readonly subjectPrefix: string } | null;
   readonly log: Logger;
@@ -40,6 +42,7 @@ export async function startEventFeed(database: Database, options: EventFeedOptio
         });
   const stamper = new EventStamper(database, new LeaseKeeper(database, STAMPER_LEASE, owner), {
     intervalMs: options.pollIntervalMs,
+    spacingMs: options.stampSpacingMs,
     log: options.log,
     onStamped: () => {
       tail.poke();

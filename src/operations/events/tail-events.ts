@@ -24,7 +24,7 @@ export async function tailEvents(
   signal: AbortSignal,
   print: (event: EventJson & { project_id: string }) => void,
 ): Promise<void> {
-  const running = await startEventFeed(database, { pollIntervalMs: 200, nats: null, log: pino({ level: "silent" }) });
+  const running = await startEventFeed(database, { pollIntervalMs: 200, stampSpacingMs: 10, nats: null, log: pino({ level: "silent" }) });
   const ctx: BillingContext = { database, now: Date.now, events: running.feed };
   try {
     await watchEvents(
