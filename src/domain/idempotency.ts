@@ -17,24 +17,21 @@ export interface StoredOutcome {
   readonly response: string;
 }
 
-/** Where a keyed write's outcome is stored, and how its request is recognized on a retry. */
-export interface IdempotencyEnvelope extends RequestFingerprints {
+/**
+ * Where a keyed write's outcome is stored, and how its request is recognized on a retry: the
+ * version 2 fingerprint a new outcome is stored under, computed once when the write is made
+ * (domain/command.ts), and the canonical request, whose version 1 fingerprint is computed only
+ * when an outcome stored before version 2 is compared with it (sameRequest).
+ */
+export interface IdempotencyEnvelope {
   readonly scope: OutcomeScope;
   readonly key: string;
-}
-
-/**
- * A request's fingerprints: the one a new outcome is stored under (version 2, labels left out)
- * and the one outcomes stored before version 2 were (version 1, the whole canonical request).
- */
-export interface RequestFingerprints {
   readonly requestFingerprint: string;
-  readonly legacyFingerprint: string;
+  readonly canonicalRequest: CanonicalRequest;
 }
 
-/** What a replay decision compares: without the version 1 fingerprint, a version 1 outcome never matches. */
-export type ComparedFingerprints = Pick<RequestFingerprints, "requestFingerprint"> &
-  Partial<Pick<RequestFingerprints, "legacyFingerprint">>;
+/** What a replay decision compares: without the canonical request, a version 1 outcome never matches. */
+export type ComparedFingerprints = Pick<IdempotencyEnvelope, "requestFingerprint"> & Partial<Pick<IdempotencyEnvelope, "canonicalRequest">>;
 
 /**
  * Fields that only label a write (what it is for, who the customer is): a retry that changes them
@@ -51,20 +48,21 @@ export const LABEL_FIELDS = ["description", "businessType", "metadata", "name", 
 const FINGERPRINT_V2_PREFIX = "v2:";
 const FINGERPRINT_LENGTH = 64;
 
-export function requestFingerprints(canonicalRequest: CanonicalRequest): RequestFingerprints {
-  // The call's request id is never part of the request: a retry has another one.
-  const request = { ...canonicalRequest, requestId: undefined };
-  const moneyFields: Record<string, unknown> = { ...request };
+/** The version 2 fingerprint: the canonical request without its labels. */
+export function requestFingerprint(canonicalRequest: CanonicalRequest): string {
+  const moneyFields: Record<string, unknown> = { ...canonicalRequest };
   for (const label of LABEL_FIELDS) delete moneyFields[label];
-  const v2 = fingerprint(moneyFields).slice(0, FINGERPRINT_LENGTH - FINGERPRINT_V2_PREFIX.length);
-  return { requestFingerprint: `${FINGERPRINT_V2_PREFIX}${v2}`, legacyFingerprint: fingerprint(request) };
+  return `${FINGERPRINT_V2_PREFIX}${fingerprint(moneyFields).slice(0, FINGERPRINT_LENGTH - FINGERPRINT_V2_PREFIX.length)}`;
 }
 
+/** The version 1 fingerprint: the whole canonical request, labels included (what outcomes stored before version 2 hold). */
+export const legacyFingerprint = (canonicalRequest: CanonicalRequest): string => fingerprint(canonicalRequest);
+
 /** Whether a stored fingerprint is the request's, in the stored fingerprint's version. */
-export const sameRequest = (storedFingerprint: string, request: ComparedFingerprints): boolean =>
-  storedFingerprint.startsWith(FINGERPRINT_V2_PREFIX)
-    ? storedFingerprint === request.requestFingerprint
-    : storedFingerprint === request.legacyFingerprint;
+export function sameRequest(storedFingerprint: string, request: ComparedFingerprints): boolean {
+  if (storedFingerprint.startsWith(FINGERPRINT_V2_PREFIX)) return storedFingerprint === request.requestFingerprint;
+  return request.canonicalRequest !== undefined && storedFingerprint === legacyFingerprint(request.canonicalRequest);
+}
 
 /** A request as fingerprinted: the operation's name and the fields that make it what it is. */
 export interface CanonicalRequest {
@@ -75,13 +73,12 @@ export interface CanonicalRequest {
 /**
  * The envelope of a request. `canonicalRequest` names the operation (`op`) and holds everything
  * the caller sent but the key itself when the key is not part of the request (a deposit's), and
- * never who sent it (project, API key) or in which call (its request id, dropped in
- * requestFingerprints: a retry has another one); its labels (LABEL_FIELDS) are left out of the
- * version 2 fingerprint. Stored fingerprints are compared in their own version, so the canonical
- * form of an operation never changes once released.
+ * never who sent it or in which call (domain/command.ts: AUDIT_FIELDS); its labels (LABEL_FIELDS)
+ * are left out of the version 2 fingerprint. Stored fingerprints are compared in their own
+ * version, so the canonical form of an operation never changes once released.
  */
 export function envelopeOf(scope: OutcomeScope, key: string, canonicalRequest: CanonicalRequest): IdempotencyEnvelope {
-  return { scope, key, ...requestFingerprints(canonicalRequest) };
+  return { scope, key, requestFingerprint: requestFingerprint(canonicalRequest), canonicalRequest };
 }
 
 /**

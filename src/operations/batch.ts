@@ -4,7 +4,15 @@ import type { ConsumeResult, DepositResult, SpendResult, UnfreezeResult } from "
 import { BillingError } from "../errors/billing-error.js";
 import type { RefundRequest, RefundResult } from "../domain/plans/refund-plan.js";
 import type { VoidRequest, VoidResult } from "../domain/plans/void-plan.js";
-import type { CreditWrite } from "../domain/plans/write-list.js";
+import {
+  type CreditWrite,
+  consumeWrite,
+  depositWrite,
+  refundWrite,
+  spendWrite,
+  unfreezeWrite,
+  voidWrite,
+} from "../domain/plans/write-list.js";
 import { isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 import { AtomicFailure, runEachAlone, runList, type Settled } from "./pipeline.js";
@@ -38,18 +46,19 @@ const MANUAL = { automatic: false };
 function creditWriteOf(write: BatchWrite): CreditWrite {
   switch (write.kind) {
     case "deposit":
-      return { kind: "deposit", request: write.request };
+      return depositWrite(write.request);
     case "deduct":
-      return { kind: "spend", spendKind: "DEDUCT", request: { ...write.request, autoSettlement: null } };
+      return spendWrite("DEDUCT", { ...write.request, autoSettlement: null });
     case "freeze":
-      return { kind: "spend", spendKind: "FREEZE", request: write.request };
+      return spendWrite("FREEZE", write.request);
     case "consume":
-      return { kind: "consume", request: write.request, mode: MANUAL };
+      return consumeWrite(write.request, MANUAL);
     case "unfreeze":
-      return { kind: "unfreeze", request: write.request, mode: MANUAL };
+      return unfreezeWrite(write.request, MANUAL);
     case "refund":
+      return refundWrite(write.request);
     case "void":
-      return write;
+      return voidWrite(write.request);
   }
 }
 

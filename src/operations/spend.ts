@@ -1,6 +1,7 @@
 import type { FreezeRequest, SpendRequest } from "../domain/requests.js";
 import type { SpendResult } from "../domain/results.js";
 import type { AutoSettlement } from "../domain/validation.js";
+import { spendWrite } from "../domain/plans/write-list.js";
 import type { BillingContext } from "./context.js";
 import { runCallerWrite } from "./run-write.js";
 
@@ -10,8 +11,7 @@ export type { AutoSettlement };
 
 /** Deduct: allocate over ACTIVE accounts (domain/plans/spend-plan.ts) into used, through the pipeline. */
 export const deduct = (ctx: BillingContext, input: SpendInput): Promise<SpendResult> =>
-  runCallerWrite(ctx, { kind: "spend", spendKind: "DEDUCT", request: { ...input, autoSettlement: null } });
+  runCallerWrite(ctx, spendWrite("DEDUCT", { ...input, autoSettlement: null }));
 
 /** Freeze: the same allocation into frozen, with an optional auto-settlement deadline. */
-export const freeze = (ctx: BillingContext, input: FreezeInput): Promise<SpendResult> =>
-  runCallerWrite(ctx, { kind: "spend", spendKind: "FREEZE", request: input });
+export const freeze = (ctx: BillingContext, input: FreezeInput): Promise<SpendResult> => runCallerWrite(ctx, spendWrite("FREEZE", input));

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CreditWrite } from "../../src/domain/plans/write-list.js";
+import { type CreditWrite, consumeWrite, depositWrite, spendWrite } from "../../src/domain/plans/write-list.js";
 import type { ConsumeRequest } from "../../src/domain/requests.js";
 import type { Balance } from "../../src/domain/types.js";
 import type { BillingContext } from "../../src/operations/context.js";
@@ -36,9 +36,8 @@ const request = (customerId: string, amount: bigint) => ({
   metadata: {},
 });
 
-const depositFor = (customerId: string, amount: bigint): CreditWrite => ({
-  kind: "deposit",
-  request: {
+const depositFor = (customerId: string, amount: bigint): CreditWrite =>
+  depositWrite({
     ...request(customerId, amount),
     idempotencyKey: null,
     creditType: "default",
@@ -47,14 +46,9 @@ const depositFor = (customerId: string, amount: bigint): CreditWrite => ({
     expiresAtMs: null,
     name: "",
     email: "",
-  },
-});
-const deductOperation = (r: ReturnType<typeof request>): CreditWrite => ({
-  kind: "spend",
-  spendKind: "DEDUCT",
-  request: { ...r, autoSettlement: null },
-});
-const consumeOperation = (r: ConsumeRequest): CreditWrite => ({ kind: "consume", request: r, mode: { automatic: false } });
+  });
+const deductOperation = (r: ReturnType<typeof request>): CreditWrite => spendWrite("DEDUCT", { ...r, autoSettlement: null });
+const consumeOperation = (r: ConsumeRequest): CreditWrite => consumeWrite(r, { automatic: false });
 const SIDE_BY_SIDE = { sideBySide: true };
 /** A Deduct the database refuses (a description longer than its column): it fails the transaction it is in. */
 const refusedByDatabase = (customerId: string): CreditWrite =>
@@ -111,7 +105,7 @@ describe("per-customer group commit", () => {
     await commit.run(depositFor(customerId, 100n));
     // A write whose statements the database refuses: it fails its group's transaction.
     const broken = refusedByDatabase(customerId);
-    const first = commit.run({ kind: "spend", spendKind: "FREEZE", request: { ...request(customerId, 10n), autoSettlement: null } });
+    const first = commit.run(spendWrite("FREEZE", { ...request(customerId, 10n), autoSettlement: null }));
     const queued = [
       commit.run(deductOperation(request(customerId, 5n))),
       commit.run(broken),
@@ -135,11 +129,8 @@ describe("per-customer group commit", () => {
 });
 
 describe("group commit across customers (side by side)", () => {
-  const freezeOf = (customerId: string, amount: bigint, transactionId = uid("t")): CreditWrite => ({
-    kind: "spend",
-    spendKind: "FREEZE",
-    request: { ...request(customerId, amount), transactionId, autoSettlement: null },
-  });
+  const freezeOf = (customerId: string, amount: bigint, transactionId = uid("t")): CreditWrite =>
+    spendWrite("FREEZE", { ...request(customerId, amount), transactionId, autoSettlement: null });
 
   it("carries the calls that wait for a busy instance in one transaction, each answered as alone", async () => {
     const base: BillingContext = { database: s.app.database, now: s.clock.now };

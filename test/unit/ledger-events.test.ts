@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ledgerEvent, ledgerEventPayload, ledgerEventType } from "../../src/domain/ledger-events.js";
-import type { CreditWrite } from "../../src/domain/plans/write-list.js";
+import { type CreditWrite, consumeWrite, spendWrite, unfreezeWrite } from "../../src/domain/plans/write-list.js";
 import type { FreezeRequest, SettleRequest } from "../../src/domain/requests.js";
 
 const spend: FreezeRequest = {
@@ -19,10 +19,10 @@ const settle: SettleRequest = { projectId: 1n, apiKeyId: null, transactionId: "t
 
 describe("ledgerEventType", () => {
   it.each([
-    [{ kind: "spend", spendKind: "DEDUCT", request: spend }, "ledger.deduct"],
-    [{ kind: "spend", spendKind: "FREEZE", request: spend }, "ledger.freeze"],
-    [{ kind: "consume", request: { ...settle, actualAmount: null, allowOverage: false }, mode: { automatic: false } }, "ledger.consume"],
-    [{ kind: "unfreeze", request: settle, mode: { automatic: true } }, "ledger.unfreeze"],
+    [spendWrite("DEDUCT", spend), "ledger.deduct"],
+    [spendWrite("FREEZE", spend), "ledger.freeze"],
+    [consumeWrite({ ...settle, actualAmount: null, allowOverage: false }, { automatic: false }), "ledger.consume"],
+    [unfreezeWrite(settle, { automatic: true }), "ledger.unfreeze"],
     [{ kind: "expire", account: { projectId: 1n, customerPk: 1n, accountId: 1n } }, "ledger.expire"],
   ] satisfies [CreditWrite, string][])("%# → %s", (write, type) => {
     expect(ledgerEventType(write)).toBe(type);
@@ -78,7 +78,7 @@ describe("ledgerEventPayload", () => {
       projectId: 2n,
       customerId: "c",
       transactionId: "t",
-      write: { kind: "spend", spendKind: "FREEZE", request: spend },
+      write: spendWrite("FREEZE", spend),
       lines: [{ operation: "FREEZE", accountId: 1n, amount: 5n, creditType: "default", source: "default" }],
       positions: [{ sequence: 1n, total: 10n, used: 0n, frozen: 5n }],
       nowMs: 9,

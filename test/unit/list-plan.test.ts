@@ -2,7 +2,15 @@ import { describe, expect, it } from "vitest";
 import { account } from "../support/accounts.js";
 import type { Hold } from "../../src/domain/hold.js";
 import { planList } from "../../src/domain/plans/list-plan.js";
-import type { CreditWrite, CustomerState, ListPlan, ListState } from "../../src/domain/plans/write-list.js";
+import {
+  type CreditWrite,
+  type CustomerState,
+  consumeWrite,
+  depositWrite,
+  type ListPlan,
+  type ListState,
+  spendWrite,
+} from "../../src/domain/plans/write-list.js";
 
 // The pipeline's list planner, without a database: each write sees what the earlier ones did.
 
@@ -19,14 +27,10 @@ const spendRequest = (transactionId: string, amount: bigint, customerId = "c1") 
   metadata: {},
   autoSettlement: null,
 });
-const freeze = (transactionId: string, amount: bigint, customerId = "c1"): CreditWrite => ({
-  kind: "spend",
-  spendKind: "FREEZE",
-  request: spendRequest(transactionId, amount, customerId),
-});
-const deposit = (customerId: string, amount: bigint, expiresAtMs: number | null = null): CreditWrite => ({
-  kind: "deposit",
-  request: {
+const freeze = (transactionId: string, amount: bigint, customerId = "c1"): CreditWrite =>
+  spendWrite("FREEZE", spendRequest(transactionId, amount, customerId));
+const deposit = (customerId: string, amount: bigint, expiresAtMs: number | null = null): CreditWrite =>
+  depositWrite({
     projectId: 1n,
     apiKeyId: null,
     customerId,
@@ -40,13 +44,9 @@ const deposit = (customerId: string, amount: bigint, expiresAtMs: number | null 
     email: "",
     description: "",
     metadata: {},
-  },
-});
-const consume = (transactionId: string, actualAmount: bigint): CreditWrite => ({
-  kind: "consume",
-  request: { projectId: 1n, apiKeyId: null, transactionId, customerId: null, actualAmount, allowOverage: false },
-  mode: { automatic: false },
-});
+  });
+const consume = (transactionId: string, actualAmount: bigint): CreditWrite =>
+  consumeWrite({ projectId: 1n, apiKeyId: null, transactionId, customerId: null, actualAmount, allowOverage: false }, { automatic: false });
 const hold: Hold = {
   pk: 9n,
   transactionId: "old",

@@ -10,6 +10,7 @@ import {
 } from "../../src/domain/plans/deposit-plan.js";
 import { planConsume, planUnfreeze, type SettleState } from "../../src/domain/plans/settle-plan.js";
 import { planSpend, type SpendState, spendEnvelope, spendStateFromActive } from "../../src/domain/plans/spend-plan.js";
+import { consumeWrite, depositWrite, spendWrite, unfreezeWrite } from "../../src/domain/plans/write-list.js";
 import type { ConsumeRequest, DepositRequest, FreezeRequest } from "../../src/domain/requests.js";
 import { account } from "../support/accounts.js";
 import { codeOf } from "../support/code-of.js";
@@ -41,7 +42,7 @@ describe("planDeposit", () => {
   const state = { stored: null, customerPk: 7n, before: balance(100n), unexpiredTotal: 100n, account: account(3n) };
 
   it("credits the account with the deposit's key and answers the balance after", () => {
-    const planned = planDeposit(state, request, NOW);
+    const planned = planDeposit(state, depositWrite(request), NOW);
     if (planned.kind !== "apply") throw new Error(planned.kind);
     expect(planned.changes).toMatchObject({ customerPk: 7n, accountId: 3n, amount: 50n });
     expect(planned.result.account).toMatchObject({ id: 3n, total: 150n, available: 150n });
@@ -51,13 +52,13 @@ describe("planDeposit", () => {
   });
 
   it("creates the account when none has the key; its id is known once written", () => {
-    const planned = planDeposit({ ...state, account: null }, request, NOW);
+    const planned = planDeposit({ ...state, account: null }, depositWrite(request), NOW);
     if (planned.kind !== "apply") throw new Error(planned.kind);
     expect([planned.changes.accountId, planned.result.account.id, planned.result.account.total]).toEqual([null, PENDING_ACCOUNT_ID, 50n]);
   });
 
   it("does not count a pending account in the balance", () => {
-    const planned = planDeposit({ ...state, account: null }, { ...request, startsAtMs: NOW + 1000 }, NOW);
+    const planned = planDeposit({ ...state, account: null }, depositWrite({ ...request, startsAtMs: NOW + 1000 }), NOW);
     if (planned.kind !== "apply") throw new Error(planned.kind);
     expect(planned.result.balance).toEqual(balance(100n));
   });
@@ -69,7 +70,7 @@ describe("planDeposit", () => {
   ])("replays or refuses %s", (_name, stored, expected) => {
     const outcome: StoredOutcome = { ...stored, response: "{}" };
     let kind = "";
-    const code = codeOf(() => (kind = planDeposit({ ...state, stored: outcome }, request, NOW).kind));
+    const code = codeOf(() => (kind = planDeposit({ ...state, stored: outcome }, depositWrite(request), NOW).kind));
     expect(code === "ok" ? kind : code).toBe(expected);
   });
 
@@ -77,7 +78,7 @@ describe("planDeposit", () => {
     ["an expiry in the past", { expiresAtMs: NOW - 1 }, {}, "invalid_expires_at"],
     ["an unexpired total beyond int64", {}, { unexpiredTotal: 9_223_372_036_854_775_807n }, "invalid_argument"],
   ])("refuses %s", (_name, over, stateOver, code) => {
-    expect(codeOf(() => planDeposit({ ...state, ...stateOver }, { ...request, ...over }, NOW))).toBe(code);
+    expect(codeOf(() => planDeposit({ ...state, ...stateOver }, depositWrite({ ...request, ...over }), NOW))).toBe(code);
   });
 });
 
@@ -99,7 +100,7 @@ describe("planSpend", () => {
   const state: SpendState = { stored: null, customerPk: 7n, accounts: [soon, later], complete: true, before: balance(200n) };
 
   it("freezes soonest expiry first and answers the balance after", () => {
-    const planned = planSpend("FREEZE", state, request, NOW);
+    const planned = planSpend("FREEZE", state, spendWrite("FREEZE", request), NOW);
     if (planned.kind !== "apply") throw new Error(planned.kind);
     expect(planned.changes.deltas).toEqual([
       { accountId: 1n, used: 0n, frozen: 100n },
@@ -109,21 +110,21 @@ describe("planSpend", () => {
   });
 
   it("deducts into used", () => {
-    const planned = planSpend("DEDUCT", state, { ...request, amount: 30n }, NOW);
+    const planned = planSpend("DEDUCT", state, spendWrite("DEDUCT", { ...request, amount: 30n }), NOW);
     if (planned.kind !== "apply") throw new Error(planned.kind);
     expect(planned.changes.deltas).toEqual([{ accountId: 1n, used: 30n, frozen: 0n }]);
   });
 
   it("asks for more when only the first accounts were read and they fall short", () => {
-    expect(planSpend("FREEZE", { ...state, complete: false }, { ...request, amount: 201n }, NOW).kind).toBe("more");
-    expect(planSpend("FREEZE", { ...state, complete: false }, request, NOW).kind).toBe("apply");
+    expect(planSpend("FREEZE", { ...state, complete: false }, spendWrite("FREEZE", { ...request, amount: 201n }), NOW).kind).toBe("more");
+    expect(planSpend("FREEZE", { ...state, complete: false }, spendWrite("FREEZE", request), NOW).kind).toBe("apply");
   });
 
   it.each([
     ["an unknown customer", { customerPk: null }, "customer_not_found"],
     ["too little credit", { before: balance(200n), accounts: [soon] }, "insufficient_balance"],
   ])("refuses %s", (_name, over, code) => {
-    expect(codeOf(() => planSpend("FREEZE", { ...state, ...over }, { ...request, amount: 250n }, NOW))).toBe(code);
+    expect(codeOf(() => planSpend("FREEZE", { ...state, ...over }, spendWrite("FREEZE", { ...request, amount: 250n }), NOW))).toBe(code);
   });
 
   it("builds the state of a customer read with others: spendable of the selected types in spending order, balance of all", () => {
@@ -150,8 +151,8 @@ describe("planSpend", () => {
 
   it("replays the same Freeze, and refuses the key for a Deduct", () => {
     const stored = { customerId: "c1", requestFingerprint: spendEnvelope("FREEZE", request).requestFingerprint, response: "{}" };
-    expect(planSpend("FREEZE", { ...state, stored, customerPk: null }, request, NOW).kind).toBe("replay");
-    expect(codeOf(() => planSpend("DEDUCT", { ...state, stored }, request, NOW))).toBe("idempotency_conflict");
+    expect(planSpend("FREEZE", { ...state, stored, customerPk: null }, spendWrite("FREEZE", request), NOW).kind).toBe("replay");
+    expect(codeOf(() => planSpend("DEDUCT", { ...state, stored }, spendWrite("DEDUCT", request), NOW))).toBe("idempotency_conflict");
   });
 });
 
@@ -192,7 +193,7 @@ describe("planConsume and planUnfreeze", () => {
   };
 
   it("charges the actual amount and returns the rest", () => {
-    const planned = planConsume(state, request, MANUAL, NOW);
+    const planned = planConsume(state, consumeWrite(request, MANUAL), MANUAL, NOW);
     if (planned.kind !== "apply") throw new Error(planned.kind);
     expect([planned.result.consumedAmount, planned.result.returnedAmount, planned.result.balance]).toEqual([
       45n,
@@ -207,8 +208,8 @@ describe("planConsume and planUnfreeze", () => {
 
   it("asks for the spendable accounts once an overage needs them", () => {
     const overage = { ...request, actualAmount: 70n, allowOverage: true };
-    expect(planConsume(state, overage, MANUAL, NOW).kind).toBe("more");
-    const planned = planConsume({ ...state, spendable: [held] }, overage, MANUAL, NOW);
+    expect(planConsume(state, consumeWrite(overage, MANUAL), MANUAL, NOW).kind).toBe("more");
+    const planned = planConsume({ ...state, spendable: [held] }, consumeWrite(overage, MANUAL), MANUAL, NOW);
     if (planned.kind !== "apply") throw new Error(planned.kind);
     expect(planned.result.overageAmount).toBe(10n);
   });
@@ -216,12 +217,12 @@ describe("planConsume and planUnfreeze", () => {
   it("replays the same settlement and refuses another with the hold's code", () => {
     const settled = { ...state, hold: { ...hold, status: "CONSUMED" as const, consumedAmount: 45n } };
     const stored = { customerId: "c1", requestFingerprint: consumeEnvelope("t1", 45n).requestFingerprint, response: "{}" };
-    expect(planConsume({ ...settled, stored }, request, MANUAL, NOW).kind).toBe("replay");
-    expect(codeOf(() => planConsume({ ...settled, stored }, { ...request, actualAmount: 5n }, MANUAL, NOW))).toBe(
+    expect(planConsume({ ...settled, stored }, consumeWrite(request, MANUAL), MANUAL, NOW).kind).toBe("replay");
+    expect(codeOf(() => planConsume({ ...settled, stored }, consumeWrite({ ...request, actualAmount: 5n }, MANUAL), MANUAL, NOW))).toBe(
       "freeze_records_already_consumed",
     );
-    expect(codeOf(() => planUnfreeze({ ...settled, stored }, request, MANUAL, NOW))).toBe("no_unfreezable_records");
-    expect(codeOf(() => planConsume(settled, request, MANUAL, NOW))).toBe("freeze_records_inconsistent");
+    expect(codeOf(() => planUnfreeze({ ...settled, stored }, unfreezeWrite(request, MANUAL), MANUAL, NOW))).toBe("no_unfreezable_records");
+    expect(codeOf(() => planConsume(settled, consumeWrite(request, MANUAL), MANUAL, NOW))).toBe("freeze_records_inconsistent");
   });
 
   it.each([
@@ -230,12 +231,12 @@ describe("planConsume and planUnfreeze", () => {
     ["more than frozen without overage", {}, { ...request, actualAmount: 61n }, "actual_amount_exceeds_frozen_amount"],
     ["allocations that do not add up", { parts: [{ accountId: 1n, amount: 50n }] }, request, "freeze_records_inconsistent"],
   ])("refuses %s", (_name, over, req, code) => {
-    expect(codeOf(() => planConsume({ ...state, ...over }, req, MANUAL, NOW))).toBe(code);
+    expect(codeOf(() => planConsume({ ...state, ...over }, consumeWrite(req, MANUAL), MANUAL, NOW))).toBe(code);
   });
 
   it("lets the sweeper skip a busy or vanished hold", () => {
-    expect(planUnfreeze({ ...state, busy: true }, request, AUTOMATIC, NOW).kind).toBe("skip");
-    expect(planUnfreeze({ ...state, hold: null }, request, AUTOMATIC, NOW).kind).toBe("skip");
-    expect(planUnfreeze({ ...state, busy: true }, request, MANUAL, NOW).kind).toBe("apply");
+    expect(planUnfreeze({ ...state, busy: true }, unfreezeWrite(request, AUTOMATIC), AUTOMATIC, NOW).kind).toBe("skip");
+    expect(planUnfreeze({ ...state, hold: null }, unfreezeWrite(request, AUTOMATIC), AUTOMATIC, NOW).kind).toBe("skip");
+    expect(planUnfreeze({ ...state, busy: true }, unfreezeWrite(request, MANUAL), MANUAL, NOW).kind).toBe("apply");
   });
 });

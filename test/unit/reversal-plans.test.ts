@@ -3,6 +3,7 @@ import { account } from "../support/accounts.js";
 import type { StoredOutcome } from "../../src/domain/idempotency.js";
 import { type Charge, planRefund, type RefundRequest, type RefundState, refundEnvelope } from "../../src/domain/plans/refund-plan.js";
 import { planVoid, type VoidRequest, type VoidState, voidEnvelope } from "../../src/domain/plans/void-plan.js";
+import { refundWrite, voidWrite } from "../../src/domain/plans/write-list.js";
 import { codeOf } from "../support/code-of.js";
 
 // Refund and VoidDeposit plans are pure: state + request + clock in, a decision out. No database here.
@@ -53,7 +54,7 @@ describe("planRefund", () => {
     metadata: {},
   };
   const applied = (s: RefundState, r: RefundRequest = request, nowMs = NOW) => {
-    const p = planRefund(s, r, nowMs);
+    const p = planRefund(s, refundWrite(r), nowMs);
     if (p.kind !== "apply") throw new Error(`expected apply, got ${p.kind}`);
     return p;
   };
@@ -96,10 +97,14 @@ describe("planRefund", () => {
   });
 
   it("refuses more than is left, an open or unfrozen hold, and nothing left without an amount", () => {
-    expect(codeOf(() => planRefund(state(), { ...request, amount: 251n }, NOW))).toBe("refund_exceeds_refundable");
+    expect(codeOf(() => planRefund(state(), refundWrite({ ...request, amount: 251n }), NOW))).toBe("refund_exceeds_refundable");
     const freeze = { ...charge, kind: "FREEZE" as const, amount: 50n };
-    expect(codeOf(() => planRefund(state({ charge: { ...freeze, status: "FROZEN" } }), request, NOW))).toBe("transaction_not_refundable");
-    expect(codeOf(() => planRefund(state({ charge: { ...freeze, status: "UNFROZEN" } }), request, NOW))).toBe("transaction_not_refundable");
+    expect(codeOf(() => planRefund(state({ charge: { ...freeze, status: "FROZEN" } }), refundWrite(request), NOW))).toBe(
+      "transaction_not_refundable",
+    );
+    expect(codeOf(() => planRefund(state({ charge: { ...freeze, status: "UNFROZEN" } }), refundWrite(request), NOW))).toBe(
+      "transaction_not_refundable",
+    );
     const whole = state({
       charge: { ...charge, refundedAmount: 250n },
       parts: [
@@ -108,22 +113,22 @@ describe("planRefund", () => {
         { accountId: 3n, charged: 50n, refunded: 50n },
       ],
     });
-    expect(codeOf(() => planRefund(whole, request, NOW))).toBe("transaction_not_refundable");
-    expect(codeOf(() => planRefund(whole, { ...request, amount: 1n }, NOW))).toBe("refund_exceeds_refundable");
+    expect(codeOf(() => planRefund(whole, refundWrite(request), NOW))).toBe("transaction_not_refundable");
+    expect(codeOf(() => planRefund(whole, refundWrite({ ...request, amount: 1n }), NOW))).toBe("refund_exceeds_refundable");
   });
 
   it("an unknown charge, another customer's, a reused key", () => {
-    expect(codeOf(() => planRefund(state({ charge: null, parts: [] }), request, NOW))).toBe("transaction_not_found");
-    expect(codeOf(() => planRefund(state(), { ...request, customerId: "bob" }, NOW))).toBe("customer_scope_mismatch");
+    expect(codeOf(() => planRefund(state({ charge: null, parts: [] }), refundWrite(request), NOW))).toBe("transaction_not_found");
+    expect(codeOf(() => planRefund(state(), refundWrite({ ...request, customerId: "bob" }), NOW))).toBe("customer_scope_mismatch");
     const stored = (fingerprint: string, customerId = "alice"): StoredOutcome => ({
       customerId,
       requestFingerprint: fingerprint,
       response: "{}",
     });
     const same = refundEnvelope(request).requestFingerprint;
-    expect(planRefund(state({ stored: stored(same) }), request, NOW).kind).toBe("replay");
-    expect(codeOf(() => planRefund(state({ stored: stored("other") }), request, NOW))).toBe("idempotency_conflict");
-    expect(codeOf(() => planRefund(state({ stored: stored(same, "bob") }), request, NOW))).toBe("transaction_conflict");
+    expect(planRefund(state({ stored: stored(same) }), refundWrite(request), NOW).kind).toBe("replay");
+    expect(codeOf(() => planRefund(state({ stored: stored("other") }), refundWrite(request), NOW))).toBe("idempotency_conflict");
+    expect(codeOf(() => planRefund(state({ stored: stored(same, "bob") }), refundWrite(request), NOW))).toBe("transaction_conflict");
   });
 
   it("what goes back to an expired account is reported expired, and expires at once when its expiry is recorded", () => {
@@ -144,7 +149,7 @@ describe("planRefund", () => {
 
   it("refuses to plan on records that disagree with the charge", () => {
     const short = state({ parts: [{ accountId: 1n, charged: 100n, refunded: 0n }] });
-    expect(codeOf(() => planRefund(short, request, NOW))).toMatch(/disagree/);
+    expect(codeOf(() => planRefund(short, refundWrite(request), NOW))).toMatch(/disagree/);
   });
 });
 
@@ -162,7 +167,7 @@ describe("planVoid", () => {
   const request: VoidRequest = { projectId: 1n, apiKeyId: null, customerId: "alice", recordId: 11n, voidId: "v1", amount: null };
 
   it("voids what the deposit's account still has available by default, never what is used or frozen", () => {
-    const p = planVoid(state(), request, NOW);
+    const p = planVoid(state(), voidWrite(request), NOW);
     if (p.kind !== "apply") throw new Error("expected apply");
     expect(p.changes.amount).toBe(50n);
     expect(p.changes.entry).toEqual({ operation: "VOID", accountId: 5n, amount: 50n, creditType: "default", source: "default" });
@@ -171,31 +176,31 @@ describe("planVoid", () => {
 
   it("never more than the deposit added, less earlier voids", () => {
     const big = state({ account: account(5n, { total: 300n }), before: balance(300n), voided: 70n });
-    const p = planVoid(big, request, NOW);
+    const p = planVoid(big, voidWrite(request), NOW);
     expect(p.kind === "apply" && p.changes.amount).toBe(30n);
-    expect(codeOf(() => planVoid(big, { ...request, amount: 31n }, NOW))).toBe("deposit_not_voidable");
-    expect(codeOf(() => planVoid(state({ voided: 100n }), request, NOW))).toBe("deposit_not_voidable");
+    expect(codeOf(() => planVoid(big, voidWrite({ ...request, amount: 31n }), NOW))).toBe("deposit_not_voidable");
+    expect(codeOf(() => planVoid(state({ voided: 100n }), voidWrite(request), NOW))).toBe("deposit_not_voidable");
   });
 
   it("nothing of an expired account; a missing record or customer is not found", () => {
     const expired = state({ account: account(5n, { expiresAtMs: NOW - 1 }) });
-    expect(codeOf(() => planVoid(expired, request, NOW))).toBe("deposit_not_voidable");
-    expect(codeOf(() => planVoid(state({ record: null, account: null }), request, NOW))).toBe("deposit_not_found");
-    expect(codeOf(() => planVoid(state({ customerPk: null }), request, NOW))).toBe("deposit_not_found");
+    expect(codeOf(() => planVoid(expired, voidWrite(request), NOW))).toBe("deposit_not_voidable");
+    expect(codeOf(() => planVoid(state({ record: null, account: null }), voidWrite(request), NOW))).toBe("deposit_not_found");
+    expect(codeOf(() => planVoid(state({ customerPk: null }), voidWrite(request), NOW))).toBe("deposit_not_found");
   });
 
   it("a PENDING account's credits may be voided; the balance does not move", () => {
     const pending = state({ account: account(5n, { startsAtMs: NOW + DAY }), before: balance(0n) });
-    const p = planVoid(pending, request, NOW);
+    const p = planVoid(pending, voidWrite(request), NOW);
     expect(p.kind === "apply" && [p.changes.amount, p.result.balance]).toEqual([100n, balance(0n)]);
   });
 
   it("replays the same void and refuses its key for another request", () => {
     const same = voidEnvelope(request).requestFingerprint;
-    expect(planVoid(state({ stored: { customerId: "alice", requestFingerprint: same, response: "{}" } }), request, NOW).kind).toBe(
-      "replay",
-    );
+    expect(
+      planVoid(state({ stored: { customerId: "alice", requestFingerprint: same, response: "{}" } }), voidWrite(request), NOW).kind,
+    ).toBe("replay");
     const other = state({ stored: { customerId: "alice", requestFingerprint: "x", response: "{}" } });
-    expect(codeOf(() => planVoid(other, request, NOW))).toBe("idempotency_conflict");
+    expect(codeOf(() => planVoid(other, voidWrite(request), NOW))).toBe("idempotency_conflict");
   });
 });

@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { fingerprint } from "../../src/domain/fingerprint.js";
-import type { StoredOutcome } from "../../src/domain/idempotency.js";
+import { legacyFingerprint, type StoredOutcome } from "../../src/domain/idempotency.js";
 import { SLOT_CAPACITY_MAX } from "../../src/domain/limits.js";
 import type { WriteOutcome } from "../../src/domain/plans/outcome.js";
 import {
+  type CapacityDirection,
   type CapacityInput,
   type CapacityState,
   capacityEnvelope,
@@ -45,13 +46,11 @@ describe("capacityEnvelope", () => {
   it("keeps the fingerprint slot_keys stored (the whole request but project, key and caller) as its version 1, under scope SLOT", () => {
     const sent = { ...grant, apiKeyId: 9n };
     const old = fingerprint({ op: "GRANT_CAPACITY", ...sent, projectId: undefined, apiKeyId: undefined, idempotencyKey: undefined });
-    expect(capacityEnvelope("GRANT_CAPACITY", grant)).toEqual({
-      scope: "SLOT",
-      key: "k1",
-      requestFingerprint: expect.stringMatching(/^v2:[0-9a-f]{61}$/),
-      legacyFingerprint: old,
-    });
-    expect(capacityEnvelope("REVOKE_CAPACITY", grant)?.legacyFingerprint).not.toBe(old);
+    const envelope = capacityEnvelope("GRANT_CAPACITY", grant);
+    expect(envelope).toMatchObject({ scope: "SLOT", key: "k1", requestFingerprint: expect.stringMatching(/^v2:[0-9a-f]{61}$/) });
+    expect(envelope && legacyFingerprint(envelope.canonicalRequest)).toBe(old);
+    const revoke = capacityEnvelope("REVOKE_CAPACITY", grant);
+    expect(revoke && legacyFingerprint(revoke.canonicalRequest)).not.toBe(old);
     // The description labels the grant: not part of version 2.
     expect(capacityEnvelope("GRANT_CAPACITY", { ...grant, description: "other" })?.requestFingerprint).toBe(
       capacityEnvelope("GRANT_CAPACITY", grant)?.requestFingerprint,
@@ -61,6 +60,9 @@ describe("capacityEnvelope", () => {
 });
 
 describe("planCapacity", () => {
+  /** As operations/slots/capacity.ts calls it: with the envelope it made once for the call. */
+  const plan = (direction: CapacityDirection, s: CapacityState, input: CapacityInput) =>
+    planCapacity(direction, s, input, capacityEnvelope(direction, input));
   const state = (over: Partial<CapacityState> = {}): CapacityState => ({ customerPk: 7n, pool: pool(3n), stored: null, ...over });
   const storedFor = (direction: "GRANT_CAPACITY" | "REVOKE_CAPACITY", customerId = "c1"): StoredOutcome => ({
     customerId,
@@ -69,7 +71,7 @@ describe("planCapacity", () => {
   });
 
   it("grows or shrinks the locked pool and answers it, with the envelope to store", () => {
-    const granted = planCapacity("GRANT_CAPACITY", state(), grant);
+    const granted = plan("GRANT_CAPACITY", state(), grant);
     expect(granted).toEqual({
       kind: "apply",
       changes: {
@@ -81,17 +83,17 @@ describe("planCapacity", () => {
       },
       result: { pool: poolView(pool(3n, { capacity: 14n })), isIdempotentReplay: false },
     });
-    const revoked = planCapacity("REVOKE_CAPACITY", state({ pool: pool(3n, { inUse: 6n }) }), { ...grant, idempotencyKey: null });
+    const revoked = plan("REVOKE_CAPACITY", state({ pool: pool(3n, { inUse: 6n }) }), { ...grant, idempotencyKey: null });
     expect(revoked.kind === "apply" && [revoked.changes.after.capacity, revoked.changes.envelope]).toEqual([6n, null]);
   });
 
   it("replays the same request's stored outcome, read under the lock, before anything else is checked", () => {
-    expect(planCapacity("GRANT_CAPACITY", state({ stored: storedFor("GRANT_CAPACITY") }), grant)).toEqual({
+    expect(plan("GRANT_CAPACITY", state({ stored: storedFor("GRANT_CAPACITY") }), grant)).toEqual({
       kind: "replay",
       stored: storedFor("GRANT_CAPACITY"),
     });
     const gone = { customerPk: null, pool: null, stored: storedFor("REVOKE_CAPACITY") };
-    expect(kindOf(planCapacity("REVOKE_CAPACITY", gone, grant))).toBe("replay");
+    expect(kindOf(plan("REVOKE_CAPACITY", gone, grant))).toBe("replay");
   });
 
   it.each([
@@ -102,16 +104,16 @@ describe("planCapacity", () => {
     ["a revoke below in_use", "REVOKE_CAPACITY", state({ pool: pool(3n, { inUse: 7n }) }), "slot_capacity_below_in_use"],
     ["a grant beyond the maximum", "GRANT_CAPACITY", state({ pool: pool(3n, { capacity: SLOT_CAPACITY_MAX - 3n }) }), "invalid_argument"],
   ] as const)("refuses %s as a value", (_what, direction, s, code) => {
-    expect(kindOf(planCapacity(direction, s, grant))).toBe(code);
+    expect(kindOf(plan(direction, s, grant))).toBe(code);
   });
 
   it("grants exactly up to the maximum", () => {
-    const outcome = planCapacity("GRANT_CAPACITY", state({ pool: pool(3n, { capacity: SLOT_CAPACITY_MAX - 4n }) }), grant);
+    const outcome = plan("GRANT_CAPACITY", state({ pool: pool(3n, { capacity: SLOT_CAPACITY_MAX - 4n }) }), grant);
     expect(outcome.kind === "apply" && outcome.changes.after.capacity).toBe(SLOT_CAPACITY_MAX);
   });
 
   it("throws (a bug, not a refusal) when a grant's prefetch did not create its pool", () => {
-    expect(() => planCapacity("GRANT_CAPACITY", state({ pool: null }), grant)).toThrow(/not created by its prefetch/);
+    expect(() => plan("GRANT_CAPACITY", state({ pool: null }), grant)).toThrow(/not created by its prefetch/);
   });
 });
 

@@ -1,6 +1,7 @@
 import { accountStatus, accountView } from "../account-status.js";
 import { checkCustomerTotal } from "../customer-limit.js";
-import { envelopeOf, type IdempotencyEnvelope, replayDecision, type StoredOutcome } from "../idempotency.js";
+import { type Command, wholeRequestEnvelope } from "../command.js";
+import { type IdempotencyEnvelope, replayDecision, type StoredOutcome } from "../idempotency.js";
 import { NO_EXPIRY_MS, NO_START_MS } from "../limits.js";
 import type { DepositRequest } from "../requests.js";
 import type { DepositResult } from "../results.js";
@@ -44,17 +45,12 @@ export interface DepositChanges {
 export const PENDING_ACCOUNT_ID = -1n;
 export const PENDING_LEDGER_ENTRY_ID = -2n;
 
-/** The envelope of a keyed deposit: the request without the key and without who sent it. */
-export function depositEnvelope(request: DepositRequest): IdempotencyEnvelope | null {
-  if (request.idempotencyKey === null) return null;
-  return envelopeOf("DEPOSIT", request.idempotencyKey, {
-    op: "deposit",
-    ...request,
-    projectId: undefined,
-    apiKeyId: undefined,
-    idempotencyKey: undefined,
-  });
-}
+/** The envelope of a keyed deposit: what the request asks, without the key. */
+export const depositEnvelope = (request: DepositRequest): IdempotencyEnvelope | null =>
+  request.idempotencyKey === null ? null : wholeRequestEnvelope("DEPOSIT", request.idempotencyKey, "deposit", request, "idempotencyKey");
+
+/** A deposit with its envelope (none without a key). */
+export type DepositCommand = Command<DepositRequest, IdempotencyEnvelope | null>;
 
 export const accountKeyOf = (request: DepositRequest): AccountKey => ({
   creditType: request.creditType,
@@ -67,8 +63,8 @@ export const accountKeyOf = (request: DepositRequest): AccountKey => ({
  * Deposit: the replay check first (a retry replays even once its expires_at has passed), then the
  * validity window and the customer's unexpired total (so every balance stays encodable).
  */
-export function planDeposit(state: DepositState, request: DepositRequest, nowMs: number): Planned<DepositChanges, DepositResult> {
-  const envelope = depositEnvelope(request);
+export function planDeposit(state: DepositState, command: DepositCommand, nowMs: number): Planned<DepositChanges, DepositResult> {
+  const { request, envelope } = command;
   if (envelope !== null && replayDecision(state.stored, { customerId: request.customerId, ...envelope }) === "replay") {
     return { kind: "replay", stored: state.stored as StoredOutcome };
   }

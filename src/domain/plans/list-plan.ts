@@ -284,7 +284,7 @@ function planDepositStep(
   const planned = refusable(() =>
     planDeposit(
       { stored: storedOf(state, write), customerPk: pk, before: c.before, unexpiredTotal: c.unexpiredTotal, account },
-      request,
+      write,
       nowMs,
     ),
   );
@@ -336,7 +336,7 @@ function planSpendStep(
         complete,
         before: c?.before ?? NO_BALANCE,
       },
-      request,
+      write,
       nowMs,
     ),
   );
@@ -395,11 +395,11 @@ function planSettleStep(
   const step =
     write.kind === "consume"
       ? asStep(
-          refusable(() => planConsume(settleState, write.request, write.mode, nowMs)),
+          refusable(() => planConsume(settleState, write, write.mode, nowMs)),
           applied,
         )
       : asStep(
-          refusable(() => planUnfreeze(settleState, write.request, write.mode, nowMs)),
+          refusable(() => planUnfreeze(settleState, write, write.mode, nowMs)),
           applied,
         );
   return step ?? { kind: "more", customerPk: hold?.customerPk ?? 0n };

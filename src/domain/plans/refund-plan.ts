@@ -1,6 +1,7 @@
 import { BillingError } from "../../errors/billing-error.js";
 import { type AccountDelta, balanceAfter } from "../account-deltas.js";
 import { minBig } from "../allocation.js";
+import type { Command } from "../command.js";
 import { envelopeOf, type IdempotencyEnvelope, replayDecision, type StoredOutcome } from "../idempotency.js";
 import type { AccountSnapshot, Balance, Metadata, TransactionKind, TransactionStatus } from "../types.js";
 import type { LedgerLine, Planned } from "./planned.js";
@@ -102,6 +103,8 @@ export const refundEnvelope = (request: RefundRequest): IdempotencyEnvelope =>
     metadata: request.metadata,
   });
 
+export type RefundCommand = Command<RefundRequest, IdempotencyEnvelope>;
+
 /** The charged amount of a charge: a Deduct's amount, a consumed Freeze's actual amount (overage included). */
 export const chargedAmountOf = (charge: Pick<Charge, "kind" | "amount" | "consumedAmount">): bigint =>
   charge.kind === "DEDUCT" ? charge.amount : charge.consumedAmount;
@@ -114,13 +117,13 @@ export const chargedAmountOf = (charge: Pick<Charge, "kind" | "amount" | "consum
  * already recorded gets its part and an EXPIRE entry of it at once; one past its expiry but not
  * yet recorded gets it for the sweeper's EXPIRE to take. A refusal is a thrown catalogue error.
  */
-export function planRefund(state: RefundState, request: RefundRequest, nowMs: number): Planned<RefundChanges, RefundResult> {
+export function planRefund(state: RefundState, command: RefundCommand, nowMs: number): Planned<RefundChanges, RefundResult> {
+  const { request, envelope } = command;
   const { charge } = state;
   if (charge === null) throw new BillingError("transaction_not_found", undefined, { transaction_id: request.transactionId });
   if (request.customerId !== null && charge.customerId !== request.customerId) {
     throw new BillingError("customer_scope_mismatch", undefined, { customer_id: request.customerId });
   }
-  const envelope = refundEnvelope(request);
   if (replayDecision(state.stored, { customerId: charge.customerId, ...envelope }) === "replay") {
     return { kind: "replay", stored: state.stored as StoredOutcome };
   }

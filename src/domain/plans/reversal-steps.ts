@@ -94,7 +94,7 @@ export function planRefundStep(
     before: c?.before ?? NO_BALANCE,
   };
   return stepOf(
-    () => planRefund(refundState, request, nowMs),
+    () => planRefund(refundState, write, nowMs),
     (p) => {
       if (c) {
         for (const d of p.changes.deltas) {
@@ -133,7 +133,7 @@ export function planVoidStep(
     before: c?.before ?? NO_BALANCE,
   };
   return stepOf(
-    () => planVoid(voidState, request, nowMs),
+    () => planVoid(voidState, write, nowMs),
     (p) => {
       if (c) {
         const a = c.accounts.get(p.changes.record.accountId);

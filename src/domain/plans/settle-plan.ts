@@ -2,7 +2,8 @@ import { BillingError } from "../../errors/billing-error.js";
 import { type AccountDelta, balanceAfter } from "../account-deltas.js";
 import { allocate } from "../allocation.js";
 import { type Decision, decideConsume, decideUnfreeze, type FrozenPart, type Hold, splitConsume } from "../hold.js";
-import { consumeEnvelope, type IdempotencyEnvelope, replayDecision, type StoredOutcome, unfreezeEnvelope } from "../idempotency.js";
+import type { Command } from "../command.js";
+import { consumeEnvelope, type IdempotencyEnvelope, replayDecision, type StoredOutcome } from "../idempotency.js";
 import type { ConsumeRequest, SettleMode, SettleRequest } from "../requests.js";
 import type { ConsumeResult, UnfreezeResult } from "../results.js";
 import type { AccountSnapshot, AllocationLine, Balance } from "../types.js";
@@ -41,6 +42,32 @@ export interface SettleChanges {
   readonly envelope: IdempotencyEnvelope;
 }
 
+/**
+ * A Consume's envelope by the amount it charges: the request's actual amount or, for a Consume of
+ * the whole hold, the hold's amount, known once the hold is read.
+ */
+export type ConsumeEnvelope = (holdAmount: bigint) => IdempotencyEnvelope;
+
+export type ConsumeCommand = Command<ConsumeRequest, ConsumeEnvelope>;
+export type UnfreezeCommand = Command<SettleRequest, IdempotencyEnvelope>;
+
+/**
+ * A Consume's envelope, fingerprinted once: from the request's actual amount, or from the hold's
+ * amount the first time it is asked for (every plan of the write reads the same hold).
+ */
+export function consumeEnvelopeOf(request: ConsumeRequest): ConsumeEnvelope {
+  const { transactionId, actualAmount } = request;
+  if (actualAmount !== null) {
+    const envelope = consumeEnvelope(transactionId, actualAmount);
+    return () => envelope;
+  }
+  let wholeHold: IdempotencyEnvelope | null = null;
+  return (holdAmount) => {
+    if (wholeHold?.canonicalRequest.actualAmount !== holdAmount) wholeHold = consumeEnvelope(transactionId, holdAmount);
+    return wholeHold;
+  };
+}
+
 interface Movement {
   readonly charged: AllocationLine[];
   readonly returned: AllocationLine[];
@@ -50,13 +77,14 @@ interface Movement {
 
 export function planConsume(
   state: SettleState,
-  request: ConsumeRequest,
+  command: ConsumeCommand,
   mode: SettleMode,
   nowMs: number,
 ): Planned<SettleChanges, ConsumeResult> {
+  const { request } = command;
   const rule = {
     decide: (hold: Hold | null) => decideConsume(hold, request.actualAmount),
-    envelope: (hold: Hold) => consumeEnvelope(hold.transactionId, request.actualAmount ?? hold.amount),
+    envelope: (hold: Hold) => command.envelope(hold.amount),
   };
   const checked = checkSettlement(state, request, mode, rule);
   if (checked.kind !== "apply") return checked;
@@ -83,12 +111,12 @@ export function planConsume(
 
 export function planUnfreeze(
   state: SettleState,
-  request: SettleRequest,
+  command: UnfreezeCommand,
   mode: SettleMode,
   nowMs: number,
 ): Planned<SettleChanges, UnfreezeResult> {
-  const rule = { decide: decideUnfreeze, envelope: (hold: Hold) => unfreezeEnvelope(hold.transactionId) };
-  const checked = checkSettlement(state, request, mode, rule);
+  const rule = { decide: decideUnfreeze, envelope: () => command.envelope };
+  const checked = checkSettlement(state, command.request, mode, rule);
   if (checked.kind !== "apply") return checked;
   const { hold, envelope } = checked;
   const m = planMovement(state, hold, 0n, false, nowMs);

@@ -74,14 +74,17 @@ export interface CapacityChanges {
   readonly envelope: IdempotencyEnvelope | null;
 }
 
-/** Grant or Revoke: a replay of the key, else the pool moved by `amount` (planGrant, planRevoke). */
+/**
+ * Grant or Revoke: a replay of the key, else the pool moved by `amount` (planGrant, planRevoke).
+ * `envelope` is the request's capacityEnvelope, made once per call by the operation.
+ */
 export function planCapacity(
   direction: CapacityDirection,
   state: CapacityState,
   input: CapacityInput,
+  envelope: IdempotencyEnvelope | null,
 ): WriteOutcome<CapacityChanges, PoolResult> {
   return refusable<WriteOutcome<CapacityChanges, PoolResult>>(() => {
-    const envelope = capacityEnvelope(direction, input);
     if (envelope !== null && replayDecision(state.stored, { customerId: input.customerId, ...envelope }) === "replay") {
       return { kind: "replay", stored: state.stored as StoredOutcome };
     }

@@ -2,7 +2,8 @@ import { type AccountDelta, balanceAfter } from "../account-deltas.js";
 import { availableOf, balanceOf, compareSpendingOrder } from "../account-status.js";
 import { allocate } from "../allocation.js";
 import { BillingError } from "../../errors/billing-error.js";
-import { envelopeOf, type IdempotencyEnvelope, replayDecision, type StoredOutcome } from "../idempotency.js";
+import { type Command, wholeRequestEnvelope } from "../command.js";
+import { type IdempotencyEnvelope, replayDecision, type StoredOutcome } from "../idempotency.js";
 import type { FreezeRequest } from "../requests.js";
 import type { SpendResult } from "../results.js";
 import type { AccountSnapshot, AllocationLine, AutoAction, Balance, TransactionKind } from "../types.js";
@@ -52,9 +53,11 @@ export interface SpendChanges {
   readonly envelope: IdempotencyEnvelope;
 }
 
-/** The envelope of a Deduct or Freeze: the whole request but who sent it. */
+/** The envelope of a Deduct or Freeze: what the request asks, its transaction id included. */
 export const spendEnvelope = (kind: TransactionKind, request: FreezeRequest): IdempotencyEnvelope =>
-  envelopeOf("SPEND", request.transactionId, { op: kind, ...request, projectId: undefined, apiKeyId: undefined });
+  wholeRequestEnvelope("SPEND", request.transactionId, kind, request);
+
+export type SpendCommand = Command<FreezeRequest, IdempotencyEnvelope>;
 
 const totalAvailable = (accounts: readonly AccountSnapshot[]) => accounts.reduce((sum, a) => sum + availableOf(a), 0n);
 
@@ -62,10 +65,10 @@ const totalAvailable = (accounts: readonly AccountSnapshot[]) => accounts.reduce
 export function planSpend(
   kind: TransactionKind,
   state: SpendState,
-  request: FreezeRequest,
+  command: SpendCommand,
   nowMs: number,
 ): Planned<SpendChanges, SpendResult> {
-  const envelope = spendEnvelope(kind, request);
+  const { request, envelope } = command;
   if (replayDecision(state.stored, { customerId: request.customerId, ...envelope }) === "replay") {
     return { kind: "replay", stored: state.stored as StoredOutcome };
   }

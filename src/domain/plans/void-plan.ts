@@ -1,6 +1,7 @@
 import { BillingError } from "../../errors/billing-error.js";
 import { accountStatus, availableOf } from "../account-status.js";
 import { minBig } from "../allocation.js";
+import type { Command } from "../command.js";
 import { envelopeOf, type IdempotencyEnvelope, replayDecision, type StoredOutcome } from "../idempotency.js";
 import type { AccountSnapshot, Balance } from "../types.js";
 import type { LedgerLine, Planned } from "./planned.js";
@@ -61,16 +62,18 @@ export interface VoidChanges {
 export const voidEnvelope = (request: VoidRequest): IdempotencyEnvelope =>
   envelopeOf("VOID", request.voidId, { op: "VOID", customerId: request.customerId, recordId: request.recordId, amount: request.amount });
 
+export type VoidCommand = Command<VoidRequest, IdempotencyEnvelope>;
+
 /**
  * VoidDeposit: removes credits a deposit granted by mistake, from the deposit's own account. Never
  * more than the deposit added (less what earlier voids removed), never what is used or frozen, and
  * nothing of an expired account (its credits are gone already). A refusal is a thrown catalogue error.
  */
-export function planVoid(state: VoidState, request: VoidRequest, nowMs: number): Planned<VoidChanges, VoidResult> {
+export function planVoid(state: VoidState, command: VoidCommand, nowMs: number): Planned<VoidChanges, VoidResult> {
+  const { request, envelope } = command;
   const { record, account, customerPk } = state;
   const notFound = () => new BillingError("deposit_not_found", undefined, { record_id: request.recordId });
   if (customerPk === null) throw notFound();
-  const envelope = voidEnvelope(request);
   if (replayDecision(state.stored, { customerId: request.customerId, ...envelope }) === "replay") {
     return { kind: "replay", stored: state.stored as StoredOutcome };
   }

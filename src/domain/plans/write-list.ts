@@ -3,30 +3,66 @@ import { type CustomerRef, customerKey, type HoldRef, holdKey } from "../custome
 import type { FrozenPart, Hold } from "../hold.js";
 import type { AlertCrossing, AlertState, AvailableBalances, BalanceAlert } from "../balance-alerts.js";
 import type { LedgerPosition } from "../ledger-position.js";
-import type { OutcomeScope, StoredOutcome } from "../idempotency.js";
+import { type OutcomeScope, type StoredOutcome, unfreezeEnvelope } from "../idempotency.js";
 import type { ConsumeRequest, DepositRequest, FreezeRequest, SettleMode, SettleRequest } from "../requests.js";
 import type { ConsumeResult, DepositResult, SpendResult, UnfreezeResult } from "../results.js";
 import type { AccountSnapshot, Balance, TransactionKind } from "../types.js";
-import type { DepositChanges } from "./deposit-plan.js";
+import { type DepositChanges, type DepositCommand, depositEnvelope } from "./deposit-plan.js";
 import type { ExpiryChanges } from "./expiry-plan.js";
-import type { RefundChanges, RefundRequest, RefundResult } from "./refund-plan.js";
+import { type RefundChanges, type RefundCommand, type RefundRequest, type RefundResult, refundEnvelope } from "./refund-plan.js";
 import type { ReversalState } from "./reversal-state.js";
-import type { VoidChanges, VoidRequest, VoidResult } from "./void-plan.js";
-import type { SettleChanges } from "./settle-plan.js";
-import type { SpendChanges } from "./spend-plan.js";
+import { type VoidChanges, type VoidCommand, type VoidRequest, type VoidResult, voidEnvelope } from "./void-plan.js";
+import { type ConsumeCommand, consumeEnvelopeOf, type SettleChanges, type UnfreezeCommand } from "./settle-plan.js";
+import { type SpendChanges, type SpendCommand, spendEnvelope } from "./spend-plan.js";
 
 /**
  * Every write of credits the pipeline runs, alone or in a list (a customer's group, writes side
  * by side, a Batch): a caller's five writes, and the sweeper's settlements and expiry records.
+ * A keyed write carries its envelope (domain/command.ts): made by the constructors below, once per
+ * write, however often the pipeline plans it again.
  */
 export type CreditWrite =
-  | { readonly kind: "deposit"; readonly request: DepositRequest }
-  | { readonly kind: "spend"; readonly spendKind: TransactionKind; readonly request: FreezeRequest }
-  | { readonly kind: "consume"; readonly request: ConsumeRequest; readonly mode: SettleMode }
-  | { readonly kind: "unfreeze"; readonly request: SettleRequest; readonly mode: SettleMode }
+  | DepositWrite
+  | SpendWrite
+  | ConsumeWrite
+  | UnfreezeWrite
   | { readonly kind: "expire"; readonly account: ExpiringAccount }
-  | { readonly kind: "refund"; readonly request: RefundRequest }
-  | { readonly kind: "void"; readonly request: VoidRequest };
+  | RefundWrite
+  | VoidWrite;
+
+export type DepositWrite = { readonly kind: "deposit" } & DepositCommand;
+export type SpendWrite = { readonly kind: "spend"; readonly spendKind: TransactionKind } & SpendCommand;
+export type ConsumeWrite = { readonly kind: "consume"; readonly mode: SettleMode } & ConsumeCommand;
+export type UnfreezeWrite = { readonly kind: "unfreeze"; readonly mode: SettleMode } & UnfreezeCommand;
+export type RefundWrite = { readonly kind: "refund" } & RefundCommand;
+export type VoidWrite = { readonly kind: "void" } & VoidCommand;
+
+export const depositWrite = (request: DepositRequest): DepositWrite => ({ kind: "deposit", request, envelope: depositEnvelope(request) });
+
+export const spendWrite = (spendKind: TransactionKind, request: FreezeRequest): SpendWrite => ({
+  kind: "spend",
+  spendKind,
+  request,
+  envelope: spendEnvelope(spendKind, request),
+});
+
+export const consumeWrite = (request: ConsumeRequest, mode: SettleMode): ConsumeWrite => ({
+  kind: "consume",
+  request,
+  mode,
+  envelope: consumeEnvelopeOf(request),
+});
+
+export const unfreezeWrite = (request: SettleRequest, mode: SettleMode): UnfreezeWrite => ({
+  kind: "unfreeze",
+  request,
+  mode,
+  envelope: unfreezeEnvelope(request.transactionId),
+});
+
+export const refundWrite = (request: RefundRequest): RefundWrite => ({ kind: "refund", request, envelope: refundEnvelope(request) });
+
+export const voidWrite = (request: VoidRequest): VoidWrite => ({ kind: "void", request, envelope: voidEnvelope(request) });
 
 /** An account the sweeper found past its expiry with its leftover not yet on the ledger. */
 export interface ExpiringAccount {

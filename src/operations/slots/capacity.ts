@@ -12,7 +12,7 @@ function changeCapacity(ctx: BillingContext, direction: CapacityDirection, input
   const envelope = capacityEnvelope(direction, input);
   return runProgram(ctx, {
     prefetch: (nowMs) => prefetchCapacity(direction, input, envelope, nowMs),
-    plan: (state) => planCapacity(direction, state, input),
+    plan: (state) => planCapacity(direction, state, input, envelope),
     apply: (changes, result, nowMs) => applyCapacity(input, changes, result, nowMs),
     event: (result) => ({
       type: direction === "GRANT_CAPACITY" ? "slot.grant" : "slot.revoke",
