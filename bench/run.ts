@@ -8,7 +8,9 @@
  * BENCH_LEDGER_ROWS (5000000), BENCH_GROWTH=0 to skip the cost-growth part, BENCH_SCENARIOS
  * (comma-separated subset of deposit,deduct,freeze,freeze+consume,mixed,batch), BENCH_REPEATS (2),
  * BENCH_DATABASE_SERVER (mysql://root@127.0.0.1:3306), BENCH_SERVER_NODE_ARGS (node flags for both servers),
- * BENCH_CONCURRENCIES (1,16,64), BENCH_DISTRIBUTIONS (uniform,hot).
+ * BENCH_CONCURRENCIES (1,16,64), BENCH_DISTRIBUTIONS (uniform,hot), BENCH_OUTBOX=0 to skip the
+ * outbox comparison (a third server, ours with EVENTS_OUTBOX=off, alternating with ours on
+ * Freeze and Freeze+Consume: what the change feed's outbox costs).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, openSync, writeFileSync } from "node:fs";
@@ -39,6 +41,7 @@ const CONCURRENCIES = process.env.BENCH_CONCURRENCIES?.split(",").map(Number) ??
 const DISTRIBUTIONS = ALL_DISTRIBUTIONS.filter((d) => process.env.BENCH_DISTRIBUTIONS?.split(",").includes(d) ?? true);
 const MAX_OPS_PER_RUN = 500_000;
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 2);
+const OUTBOX_COMPARED = process.env.BENCH_OUTBOX !== "0";
 /** Extra node flags for both servers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them. */
 const SERVER_NODE_ARGS = process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
 const SEED_CREDITS = 10n ** 12n;
@@ -46,7 +49,7 @@ const SEED_CREDITS = 10n ** 12n;
 type Distribution = (typeof ALL_DISTRIBUTIONS)[number];
 
 interface Row {
-  readonly server: "ours" | "baseline";
+  readonly server: "ours" | "baseline" | "ours-no-outbox";
   readonly scenario: string;
   readonly distribution: Distribution | "-";
   readonly concurrency: number;
@@ -373,6 +376,25 @@ async function benchKey(databaseUrl: string): Promise<string> {
   }
 }
 
+/** What the change feed's outbox costs: ours against the same build with EVENTS_OUTBOX=off (target ≥ 0.9). */
+function outboxLines(
+  ratios: readonly { scenario: string; distribution: string; concurrency: number; ours: number; noOutbox: number | null }[],
+) {
+  const compared = ratios.filter((r) => r.noOutbox !== null);
+  if (compared.length === 0) return [];
+  return [
+    "",
+    "## The outbox's cost: ours with events / ours with EVENTS_OUTBOX=off (same build, alternating; target ≥ 0.9)",
+    "",
+    "| operation | customers | concurrency | with events ops/s | outbox off ops/s | ratio |",
+    "|---|---|---|---|---|---|",
+    ...compared.map(
+      (r) =>
+        `| ${r.scenario} | ${r.distribution} | ${r.concurrency} | ${fixed(r.ours, 0)} | ${fixed(r.noOutbox ?? 0, 0)} | ${fixed(r.ours / (r.noOutbox ?? 1), 2)} |`,
+    ),
+  ];
+}
+
 async function main(): Promise<void> {
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const oursDb = `vb_bench_${Date.now().toString(36)}`;
@@ -383,6 +405,15 @@ async function main(): Promise<void> {
     { DATABASE_URL: oursUrl, LOG_LEVEL: "info", SWEEP_INTERVAL_MS: "1000" },
     await benchKey(oursUrl),
   );
+  const noOutboxDb = `${oursDb}_no_outbox`;
+  const noOutboxUrl = `${DB_SERVER}/${noOutboxDb}`;
+  const noOutbox = OUTBOX_COMPARED
+    ? await startProcess(
+        "src/main.ts",
+        { DATABASE_URL: noOutboxUrl, LOG_LEVEL: "info", SWEEP_INTERVAL_MS: "1000", EVENTS_OUTBOX: "off" },
+        await benchKey(noOutboxUrl),
+      )
+    : null;
   const baseline = await startProcess("bench/baseline-server.ts", { DATABASE_URL: `${DB_SERVER}/${baseDb}` });
   const rows: Row[] = [];
   let growthLines: string[] = [];
@@ -390,6 +421,7 @@ async function main(): Promise<void> {
   try {
     process.stderr.write(`seeding ${CUSTOMERS} customers on each server\n`);
     await seedOurs(ours.client);
+    if (noOutbox) await seedOurs(noOutbox.client);
     await baseline.client.call("deposit", { customerId: "c", amount: BigInt(CUSTOMERS), name: SEED_CREDITS.toString() });
     process.stderr.write(`${TABLE_HEADER}\n`);
 
@@ -401,6 +433,7 @@ async function main(): Promise<void> {
           for (let rep = 0; rep < REPEATS; rep++) {
             rows.push(await measure("ours", ours, scenario, distribution, concurrency));
             rows.push(await measure("baseline", baseline, scenario, distribution, concurrency));
+            if (noOutbox) rows.push(await measure("ours-no-outbox", noOutbox, scenario, distribution, concurrency));
           }
         }
         for (const scenario of ["deposit", "deduct", "mixed"].filter(wanted)) {
@@ -413,6 +446,10 @@ async function main(): Promise<void> {
   } finally {
     await stopProcess(ours);
     await stopProcess(baseline);
+    if (noOutbox) {
+      await stopProcess(noOutbox);
+      await dropDatabase(noOutboxDb);
+    }
     await dropDatabase(oursDb);
     await dropDatabase(baseDb);
   }
@@ -443,8 +480,11 @@ async function main(): Promise<void> {
         ours: oursMean,
         baseline: baselineMean,
         ratio: oursMean / baselineMean,
+        oursP50: mean("ours", b, (r) => r.result.p50Ms),
+        baselineP50: mean("baseline", b, (r) => r.result.p50Ms),
         oursP99: mean("ours", b, (r) => r.result.p99Ms),
         baselineP99: mean("baseline", b, (r) => r.result.p99Ms),
+        noOutbox: runsLike("ours-no-outbox", b).length > 0 ? meanOpsPerSecond("ours-no-outbox", b) : null,
       };
     });
 
@@ -457,14 +497,17 @@ async function main(): Promise<void> {
     TABLE_HEADER,
     ...rows.map(formatRow),
     "",
-    `## Ours vs the baseline (mean of ${REPEATS} alternating runs each; targets at concurrency 64: hot Freeze ≥ 1.5, hot Freeze+Consume ≥ 1.0 with p99 ≤ the baseline's, uniform ≥ 0.8)`,
+    `## Ours vs the baseline (mean of ${REPEATS} alternating runs each)`,
     "",
-    "| operation | customers | concurrency | ours ops/s | baseline ops/s | ratio | ours p99 ms | baseline p99 ms |",
-    "|---|---|---|---|---|---|---|---|",
+    "Targets: at concurrency 64, uniform Freeze ≥ 1.0 and hot Freeze ≥ 2.0 with p99 ≤ the baseline's; at concurrency 1, Freeze p50 ≤ 1.1 × the baseline's p50.",
+    "",
+    "| operation | customers | concurrency | ours ops/s | baseline ops/s | ratio | p50 ratio | ours p99 ms | baseline p99 ms |",
+    "|---|---|---|---|---|---|---|---|---|",
     ...ratios.map(
       (r) =>
-        `| ${r.scenario} | ${r.distribution} | ${r.concurrency} | ${fixed(r.ours, 0)} | ${fixed(r.baseline, 0)} | ${fixed(r.ratio, 2)} | ${fixed(r.oursP99, 2)} | ${fixed(r.baselineP99, 2)} |`,
+        `| ${r.scenario} | ${r.distribution} | ${r.concurrency} | ${fixed(r.ours, 0)} | ${fixed(r.baseline, 0)} | ${fixed(r.ratio, 2)} | ${fixed(r.oursP50 / r.baselineP50, 2)} | ${fixed(r.oursP99, 2)} | ${fixed(r.baselineP99, 2)} |`,
     ),
+    ...outboxLines(ratios),
     ...(batchLines.length > 0
       ? [
           "",
