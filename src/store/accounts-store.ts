@@ -104,32 +104,56 @@ export function lockCustomersWithActiveAccountsSql(pks: readonly SQL[], nowMs: n
 /** The balance of a customer that has no row (and so no accounts). */
 export { NO_BALANCE } from "../domain/account-status.js";
 
+/** ` AND <alias>.credit_type IN (…)`, or nothing for every type. */
+const creditTypesSql = (alias: SQL, creditTypes: readonly string[]): SQL =>
+  creditTypes.length === 0
+    ? sql``
+    : sql` AND ${alias}.credit_type IN (${sql.join(
+        creditTypes.map((t) => sql`${t}`),
+        sql`, `,
+      )})`;
+
+/** The customers whose spends read one selection of credit types (none: every type). */
+export interface SpendSelectionGroup {
+  readonly creditTypes: readonly string[];
+  readonly customers: ReadonlyArray<{ readonly projectId: bigint; readonly pk: bigint | SQL }>;
+}
+
 /**
- * Locks a customer's spendable accounts (ACTIVE, something available, of the selected types; all
- * types when none) in spending order: soonest expiry, never-expiring last, then oldest, then id,
- * as compareSpendingOrder. With `limit`, only the first ones are read and locked: the index on
- * (project_id, customer_pk, expires_at_ms, created_at) yields them in order and the scan stops
- * there (a join with the customer row would read and sort them all). Run after lockCustomerSql.
+ * The first `limit` spendable accounts (ACTIVE, something available) of each customer of each
+ * group, locked, by customer in spending order: soonest expiry, never-expiring last, then oldest,
+ * then id, as compareSpendingOrder. One statement for a whole list, run after the customers'
+ * lock: each group ranks its customers' accounts of its credit types (the index on (project_id,
+ * customer_pk, expires_at_ms, created_at) reads only theirs), and the ranked ids are locked by
+ * primary key (STRAIGHT_JOIN: read the other way round, the join would scan every account). An
+ * account two groups chose comes once.
  */
-export function lockSpendableAccountsSql(
-  projectId: bigint,
-  customerPk: bigint | SQL,
-  nowMs: number,
-  creditTypes: readonly string[],
-  limit: number | null,
-): SQL {
-  const types =
-    creditTypes.length === 0
-      ? sql``
-      : sql` AND a.credit_type IN (${sql.join(
-          creditTypes.map((t) => sql`${t}`),
-          sql`, `,
-        )})`;
-  return sql`SELECT ${ACCOUNT_COLUMNS}
-    FROM ${accounts} a
-    WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND ${activeAccountSql(nowMs)}
-      AND a.total - a.used - a.frozen > 0${types}
-    ORDER BY a.expires_at_ms, a.created_at, a.id${limit === null ? sql`` : sql` LIMIT ${limit}`}
+export function lockFirstSpendableSql(groups: readonly SpendSelectionGroup[], nowMs: number, limit: number): SQL {
+  const only = groups.length === 1 ? groups[0] : undefined;
+  const one = only?.customers.length === 1 ? only.customers[0] : undefined;
+  // One customer (a call alone): the plain LIMIT costs the database less than ranking.
+  if (only && one) {
+    return sql`SELECT a.customer_pk AS a_customer_pk, ${ACCOUNT_COLUMNS}
+      FROM ${accounts} a
+      WHERE a.project_id = ${one.projectId} AND a.customer_pk = ${one.pk} AND ${activeAccountSql(nowMs)}
+        AND a.total - a.used - a.frozen > 0${creditTypesSql(sql`a`, only.creditTypes)}
+      ORDER BY a.expires_at_ms, a.created_at, a.id LIMIT ${limit}
+      FOR UPDATE`;
+  }
+  const ranked = groups.map((g) => {
+    const owners = sql.join(
+      g.customers.map((c) => sql`(s.project_id = ${c.projectId} AND s.customer_pk = ${c.pk})`),
+      sql` OR `,
+    );
+    return sql`SELECT r.id FROM (
+        SELECT s.id, ROW_NUMBER() OVER (PARTITION BY s.customer_pk ORDER BY s.expires_at_ms, s.created_at, s.id) AS rn
+        FROM ${accounts} s
+        WHERE (${owners}) AND s.starts_at_ms <= ${nowMs} AND s.expires_at_ms > ${nowMs} AND s.total - s.used - s.frozen > 0${creditTypesSql(sql`s`, g.creditTypes)}
+      ) r WHERE r.rn <= ${limit}`;
+  });
+  return sql`SELECT a.customer_pk AS a_customer_pk, ${ACCOUNT_COLUMNS}
+    FROM (${sql.join(ranked, sql` UNION `)}) chosen STRAIGHT_JOIN ${accounts} a ON a.id = chosen.id
+    ORDER BY a.customer_pk, a.expires_at_ms, a.created_at, a.id
     FOR UPDATE`;
 }
 

@@ -14,6 +14,7 @@ import {
   selectionKey,
 } from "../domain/plans/write-list.js";
 import type { AccountSnapshot } from "../domain/types.js";
+import { compareSpendingOrder } from "../domain/account-status.js";
 import {
   accountFromRow,
   CUSTOMER_LOCKED_COLUMNS,
@@ -25,7 +26,8 @@ import {
   lockAllSpendableSql,
   lockCustomersWithTotalsSql,
   lockedCustomerFromRow,
-  lockSpendableAccountsSql,
+  lockFirstSpendableSql,
+  type SpendSelectionGroup,
   lockUnrecordedExpirySql,
   unexpiredTotalFromRow,
   balanceFromRow,
@@ -60,7 +62,7 @@ interface Assembling {
   row: LockedCustomerRow;
   readonly accounts: Map<bigint, AccountSnapshot>;
   readonly expiryRecorded: Set<bigint>;
-  readonly completeSelections: Set<string>;
+  readonly selectionsRead: Map<string, AccountSnapshot | null>;
   created: boolean;
 }
 
@@ -77,6 +79,44 @@ function spendSelectionsOf(writes: readonly CreditWrite[]) {
     spends.map((r) => ({ ref: { projectId: r.projectId, customerId: r.customerId }, creditTypes: r.creditTypes })),
     (s) => `${customerKey(s.ref)}|${selectionKey(s.creditTypes)}`,
   );
+}
+
+/** The list's selections grouped by credit types, for one statement (lockFirstSpendableSql). */
+function selectionGroupsOf(selections: ReturnType<typeof spendSelectionsOf>, pkOf: (ref: CustomerRef) => SQL): SpendSelectionGroup[] {
+  const groups = new Map<string, { creditTypes: readonly string[]; customers: { projectId: bigint; pk: SQL }[] }>();
+  for (const s of selections) {
+    const key = selectionKey(s.creditTypes);
+    const group = groups.get(key) ?? { creditTypes: s.creditTypes, customers: [] };
+    group.customers.push({ projectId: s.ref.projectId, pk: pkOf(s.ref) });
+    groups.set(key, group);
+  }
+  return [...groups.values()];
+}
+
+/**
+ * Adds the spendable accounts read to their customers, and what each selection read: all of its
+ * accounts when fewer than the limit match it, else its first ones up to the limit-th (the rows
+ * of the other selections that match it all come later: its own read returned its first ones).
+ */
+function addSelectionsRead(
+  selections: ReturnType<typeof spendSelectionsOf>,
+  rows: readonly Row[],
+  customerOf: (ref: CustomerRef) => Assembling | undefined,
+): void {
+  for (const s of selections) {
+    const c = customerOf(s.ref);
+    if (!c) continue;
+    const own = rows.filter((row) => bigOf(row.a_customer_pk) === c.row.pk);
+    addAccounts(c, own);
+    const matching = own
+      .flatMap((row) => {
+        const account = accountFromRow(row);
+        return account && (s.creditTypes.length === 0 || s.creditTypes.includes(account.creditType)) ? [account] : [];
+      })
+      .sort(compareSpendingOrder);
+    const last = matching[SPEND_ACCOUNTS_LOCKED_FIRST - 1];
+    c.selectionsRead.set(selectionKey(s.creditTypes), matching.length < SPEND_ACCOUNTS_LOCKED_FIRST || !last ? null : last);
+  }
 }
 
 /**
@@ -120,9 +160,8 @@ export function prefetchList(
     depositCustomers: depositCustomers.length === 0 ? [] : [lockCustomersWithTotalsSql(depositCustomers.map(pkOf), nowMs)],
     holds: holds.length === 0 ? [] : [lockHoldsSql(holds)],
     allocations: holds.length === 0 ? [] : [lockAllocationsOfSql(holds)],
-    spendable: selections.map((s) =>
-      lockSpendableAccountsSql(s.ref.projectId, pkOf(s.ref), nowMs, s.creditTypes, SPEND_ACCOUNTS_LOCKED_FIRST),
-    ),
+    spendable:
+      selections.length === 0 ? [] : [lockFirstSpendableSql(selectionGroupsOf(selections, pkOf), nowMs, SPEND_ACCOUNTS_LOCKED_FIRST)],
     depositAccounts: deposits.map((d) => lockAccountByKeySql(d.projectId, pkOf(d), accountKeyOf(d))),
     ...reversalStatements(writes),
     alerts: prefetchListAlertsSql(alertsRead, nowMs),
@@ -136,13 +175,7 @@ export function prefetchList(
       if (c && headerOf(r.created[i]).affectedRows === 1) c.created = true;
     });
     const holdStates = holdsFromRows(rowsOf(r.holds[0] ?? []), rowsOf(r.allocations[0] ?? []), found);
-    selections.forEach((s, i) => {
-      const c = found.get(byRef.get(customerKey(s.ref)) ?? -1n);
-      const rows = rowsOf(r.spendable[i]);
-      if (!c) return;
-      addAccounts(c, rows);
-      if (rows.length < SPEND_ACCOUNTS_LOCKED_FIRST) c.completeSelections.add(selectionKey(s.creditTypes));
-    });
+    addSelectionsRead(selections, rowsOf(r.spendable[0] ?? []), (ref) => found.get(byRef.get(customerKey(ref)) ?? -1n));
     deposits.forEach((d, i) => {
       const c = found.get(byRef.get(customerKey(d)) ?? -1n);
       if (c) addAccounts(c, rowsOf(r.depositAccounts[i]));
@@ -180,8 +213,7 @@ function lockedCustomersOf(rows: readonly Row[]) {
     const locked = lockedCustomerFromRow(row);
     const known = found.get(locked.pk);
     if (known) known.row = locked;
-    else
-      found.set(locked.pk, { row: locked, accounts: new Map(), expiryRecorded: new Set(), completeSelections: new Set(), created: false });
+    else found.set(locked.pk, { row: locked, accounts: new Map(), expiryRecorded: new Set(), selectionsRead: new Map(), created: false });
     byRef.set(customerKey(locked), locked.pk);
   }
   return { found, byRef };
@@ -232,7 +264,7 @@ const customerStateOf = (c: Assembling): CustomerState => ({
   unexpiredTotal: c.row.unexpiredTotal,
   accounts: c.accounts,
   expiryRecorded: c.expiryRecorded,
-  completeSelections: c.completeSelections,
+  selectionsRead: c.selectionsRead,
   allSpendable: false,
   created: c.created,
   ledger: c.row.ledger,
@@ -349,7 +381,7 @@ function skipLockedStateOf(
       },
       accounts: new Map(),
       expiryRecorded: new Set(),
-      completeSelections: new Set(),
+      selectionsRead: new Map(),
       created: false,
     };
     addAccounts(c, allocationRows);
@@ -386,7 +418,7 @@ function prefetchExpiry(write: Extract<CreditWrite, { kind: "expire" }>, nowMs: 
       },
       accounts: new Map(),
       expiryRecorded: new Set(),
-      completeSelections: new Set(),
+      selectionsRead: new Map(),
       created: false,
     };
     addAccounts(c, rows);

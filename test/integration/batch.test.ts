@@ -72,6 +72,39 @@ describe("Batch, atomic", () => {
     await expectError(s.client.call("getCustomer", { customerId: b }), "customer_not_found");
   });
 
+  it("spends the soonest-expiring credits first when two spends of one customer read different credit types", async () => {
+    const a = uid("cust");
+    const day = 86_400_000;
+    // 20 accounts of type "a" (1 credit each, expiring on days 1..20) and one of type "x" (day 30):
+    // more than the 16 a list reads first for each selection.
+    for (let d = 1; d <= 20; d++) {
+      await s.client.call("deposit", {
+        customerId: a,
+        amount: 1n,
+        creditType: "a",
+        expiresAt: { seconds: BigInt((s.clock.now() + d * day) / 1000), nanos: 0 },
+      });
+    }
+    await s.client.call("deposit", {
+      customerId: a,
+      amount: 100n,
+      creditType: "x",
+      expiresAt: { seconds: BigInt((s.clock.now() + 30 * day) / 1000), nanos: 0 },
+    });
+    const response = await s.client.call("batch", {
+      atomic: true,
+      operations: [
+        { operation: { $case: "deduct", value: { customerId: a, transactionId: uid("x"), amount: 1n, creditTypes: ["x"] } } },
+        deduct(a, uid("all"), 18n),
+      ],
+    });
+    expect(response.failedIndex).toBeUndefined();
+    const all = response.results[1]?.result;
+    if (all?.$case !== "deduct") throw new Error(`expected a deduct, got ${all?.$case}`);
+    // Days 1..18 of type "a", before the later "x" account the other spend read.
+    expect(all.value.details.map((d) => [d.creditType, d.amount])).toEqual(Array.from({ length: 18 }, () => ["a", 1n]));
+  });
+
   it("names a write that does not parse without running any", async () => {
     const a = uid("cust");
     const response = await s.client.call("batch", { atomic: true, operations: [deposit(a, 10n), deposit(a, 0n)] });

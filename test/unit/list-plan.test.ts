@@ -69,7 +69,7 @@ const customer = (over: Partial<CustomerState> = {}): CustomerState => ({
   unexpiredTotal: 100n,
   accounts: new Map([[1n, account(1n, { frozen: 40n })]]),
   expiryRecorded: new Set(),
-  completeSelections: new Set([""]),
+  selectionsRead: new Map([["", null]]),
   allSpendable: false,
   created: false,
   ledger: { sequence: 3n, total: 100n, used: 0n, frozen: 40n },
@@ -107,13 +107,27 @@ describe("planList", () => {
   });
 
   it("asks for all of a customer's accounts when the first ones do not cover a spend", () => {
-    const truncated = stateOf([customer({ completeSelections: new Set() })]);
+    const truncated = stateOf([customer({ selectionsRead: new Map([["", account(1n, { frozen: 40n })]]) })]);
     expect(planList(truncated, [freeze("a", 61n)], NOW)).toEqual({ kind: "more", customerPks: [7n] });
     expect(answers(planList(truncated, [freeze("a", 60n)], NOW))).toEqual([{ total: 100n, used: 0n, frozen: 100n, available: 0n }]);
   });
 
+  it("takes only accounts up to where its selection's read stopped: one read for another selection may lie past unread ones", () => {
+    // Read for "" through account 1 (the first ones); account 3, later in spending order, was read
+    // for another selection: accounts between them may exist unread and must be spent first.
+    const accounts = new Map([
+      [1n, account(1n, { frozen: 40n, expiresAtMs: NOW + 1000 })],
+      [3n, account(3n, { creditType: "x", expiresAtMs: NOW + 3000 })],
+    ]);
+    const frontier = accounts.get(1n);
+    if (!frontier) throw new Error("fixture");
+    const state = stateOf([customer({ accounts, selectionsRead: new Map([["", frontier]]) })]);
+    expect(planList(state, [freeze("a", 61n)], NOW)).toEqual({ kind: "more", customerPks: [7n] });
+    expect(answers(planList(state, [freeze("a", 60n)], NOW))).toEqual([{ total: 100n, used: 0n, frozen: 100n, available: 0n }]);
+  });
+
   it("asks for all accounts before a spend that follows a settlement freeing credits, when only the first were read", () => {
-    const truncated = stateOf([customer({ completeSelections: new Set() })]);
+    const truncated = stateOf([customer({ selectionsRead: new Map([["", account(1n, { frozen: 40n })]]) })]);
     expect(planList(truncated, [consume("old", 0n), freeze("a", 1n)], NOW)).toEqual({ kind: "more", customerPks: [7n] });
   });
 

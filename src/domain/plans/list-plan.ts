@@ -309,6 +309,16 @@ function spendableOf(c: Working, creditTypes: readonly string[], nowMs: number):
     .sort(compareSpendingOrder);
 }
 
+/**
+ * The accounts of a selection a spend may take from: all of them when the selection was read
+ * whole; else only those up to where its read stopped (none when it was not read), since an
+ * account past that point may come after accounts not read, which must be spent first.
+ */
+const readInOrder = (spendable: readonly AccountSnapshot[], readThrough: AccountSnapshot | null | undefined): AccountSnapshot[] => {
+  if (readThrough === null) return [...spendable];
+  return readThrough === undefined ? [] : spendable.filter((a) => compareSpendingOrder(a, readThrough) <= 0);
+};
+
 function planSpendStep(
   state: ListState,
   write: Extract<CreditWrite, { kind: "spend" }>,
@@ -324,7 +334,8 @@ function planSpendStep(
   // Every account the list's deposits and settlements free is read (by key, with its hold), so a
   // selection read whole stays whole. With only its first spendable accounts read, what they free
   // may come before those not read: only a full read knows the order.
-  const complete = c === undefined || c.state.allSpendable || c.state.completeSelections.has(selectionKey(request.creditTypes));
+  const readThrough = c?.state.selectionsRead.get(selectionKey(request.creditTypes));
+  const complete = c === undefined || c.state.allSpendable || readThrough === null;
   if (c !== undefined && found !== undefined && !complete && c.touched) return { kind: "more", customerPk: found };
   const planned = refusable(() =>
     planSpend(
@@ -332,7 +343,7 @@ function planSpendStep(
       {
         stored: storedOf(state, write),
         customerPk: pk ?? null,
-        accounts: c === undefined ? [] : spendableOf(c, request.creditTypes, nowMs),
+        accounts: c === undefined ? [] : readInOrder(spendableOf(c, request.creditTypes, nowMs), complete ? null : readThrough),
         complete,
         before: c?.before ?? NO_BALANCE,
       },

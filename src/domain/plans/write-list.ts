@@ -127,8 +127,12 @@ export interface CustomerState {
   readonly accounts: ReadonlyMap<bigint, AccountSnapshot>;
   /** Accounts whose expiry is on the ledger already: credits returned to them expire at once. */
   readonly expiryRecorded: ReadonlySet<bigint>;
-  /** Credit-type selections whose spendable accounts were all read (selectionKey). */
-  readonly completeSelections: ReadonlySet<string>;
+  /**
+   * What the prefetch read of each credit-type selection of the list's spends (selectionKey): null,
+   * every spendable account of it; an account, only its first ones, up to that account in spending
+   * order. Accounts after it (read for another selection, a hold, a deposit) may follow unread ones.
+   */
+  readonly selectionsRead: ReadonlyMap<string, AccountSnapshot | null>;
   /** Every spendable account of every type was read. */
   readonly allSpendable: boolean;
   /** The prefetch created it (a first deposit): removed again if no write of the list lands on it. */
