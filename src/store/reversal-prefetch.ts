@@ -1,16 +1,15 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { HoldRef } from "../domain/customer-ref.js";
-import type { Charge, ChargedPart } from "../domain/plans/refund-plan.js";
+import type { ChargedPart } from "../domain/plans/refund-plan.js";
 import { type ChargeState, chargeKey, type DepositState, depositKey, type ReversalState } from "../domain/plans/reversal-state.js";
 import type { VoidRequest } from "../domain/plans/void-plan.js";
 import type { CreditWrite } from "../domain/plans/write-list.js";
-import { TRANSACTION_KINDS, TRANSACTION_STATUSES } from "../domain/types.js";
 import { ACCOUNT_COLUMNS } from "./accounts-store.js";
 import { customerPkSql } from "./customers-store.js";
-import { bigOf, numberOf, oneOf, stringOf } from "./row-values.js";
+import { bigOf, stringOf } from "./row-values.js";
 import { type Row, rowsOf, type StatementResult } from "./run-transaction.js";
-import { accounts, customers, ledgerEntries, transactions } from "./schema.js";
-import { transactionCustomerPkSql, transactionPkSql, transactionsNamedSql } from "./transactions-store.js";
+import { accounts, customers, ledgerEntries } from "./schema.js";
+import { lockHoldsSql, transactionCustomerPkSql, transactionFromRow, transactionPkSql } from "./transactions-store.js";
 
 // The prefetch of a list's refunds and voids (a part of list-prefetch.ts): run after every customer
 // of the list is locked. A refund reads its charge (locked), what the charge took from each account
@@ -45,21 +44,13 @@ export function reversalStatements(writes: readonly CreditWrite[]) {
   const charges = chargesOf(writes);
   const deposits = depositsOf(writes);
   return {
-    charges: charges.length === 0 ? [] : [lockChargesSql(charges)],
+    charges: charges.length === 0 ? [] : [lockHoldsSql(charges)],
     chargeParts: charges.length === 0 ? [] : [chargedPartsSql(charges)],
     chargeAccounts: charges.length === 0 ? [] : [lockChargeAccountsSql(charges)],
     deposits: deposits.length === 0 ? [] : [depositRecordsSql(deposits)],
     depositAccountsLocked: deposits.length === 0 ? [] : [lockDepositAccountsSql(deposits)],
   };
 }
-
-/** The charges, locked, with their customers' public ids. */
-const lockChargesSql = (charges: readonly HoldRef[]): SQL =>
-  sql`SELECT t.id, t.project_id, t.transaction_id, t.customer_pk, t.kind, t.status, t.amount, t.consumed_amount,
-      t.refunded_amount, t.business_type, c.customer_id AS c_customer_id
-    FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk
-    WHERE ${transactionsNamedSql(charges)}
-    FOR UPDATE`;
 
 const chargePks = (charges: readonly HoldRef[]): SQL =>
   sql.join(
@@ -153,24 +144,12 @@ function groupBy<K, T>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {
   return groups;
 }
 
-const chargeFromRow = (row: Row): Charge => ({
-  pk: bigOf(row.id),
-  transactionId: stringOf(row.transaction_id),
-  customerPk: bigOf(row.customer_pk),
-  customerId: stringOf(row.c_customer_id),
-  kind: oneOf(row.kind, TRANSACTION_KINDS, "kind"),
-  status: oneOf(row.status, TRANSACTION_STATUSES, "status"),
-  amount: bigOf(row.amount),
-  consumedAmount: bigOf(row.consumed_amount),
-  refundedAmount: bigOf(row.refunded_amount),
-  businessType: numberOf(row.business_type),
-});
-
 function chargesFromRows(charges: readonly HoldRef[], chargeRows: readonly Row[], partRows: readonly Row[]): Map<string, ChargeState> {
   const parts = groupBy(partRows, (row) => bigOf(row.p_transaction_pk));
   const found = new Map<string, ChargeState>();
   for (const row of chargeRows) {
-    const charge = chargeFromRow(row);
+    const charge = transactionFromRow(row);
+    if (!charge) continue;
     const own: ChargedPart[] = (parts.get(charge.pk) ?? []).map((p) => ({
       accountId: bigOf(p.p_account_id),
       charged: bigOf(p.p_charged),

@@ -1,5 +1,6 @@
 import { and, asc, eq, lte, sql, type SQL } from "drizzle-orm";
 import type { Hold } from "../domain/hold.js";
+import type { Charge } from "../domain/plans/refund-plan.js";
 import {
   AUTO_ACTIONS,
   TRANSACTION_KINDS,
@@ -19,7 +20,8 @@ import { accounts, allocations, apiKeys, customers, transactions } from "./schem
 import { guardedUpdateSql } from "./row-count-guard.js";
 import { rowsPart, type Settlement, type WritePart, writeSetSql } from "./write-set.js";
 
-export interface TransactionRow extends Hold {
+/** A row of `transactions`, read by transactionFromRow: a hold to settle or a charge to refund. */
+export interface TransactionRow extends Hold, Charge {
   readonly pk: bigint;
   readonly transactionId: string;
   readonly customerPk: bigint;
@@ -34,8 +36,6 @@ export interface TransactionRow extends Hold {
   readonly autoAtMs: number | null;
   readonly createdAtMs: number;
   readonly settledAtMs: number | null;
-  /** What refunds gave back of the charge. */
-  readonly refundedAmount: bigint;
 }
 
 /**
@@ -187,7 +187,10 @@ export const lockAllocationAccountsSql = (
     ORDER BY al.seq
     FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
 
-/** Holds to settle, each with its customer's public id, locked (the caller has locked their customers first). */
+/**
+ * Holds to settle (or charges to refund), each with its customer's public id, locked (the caller
+ * has locked their customers first); rows for transactionFromRow.
+ */
 export const lockHoldsSql = (holds: ReadonlyArray<{ readonly projectId: bigint; readonly transactionId: string }>): SQL =>
   sql`SELECT t.*, c.customer_id AS c_customer_id
     FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk

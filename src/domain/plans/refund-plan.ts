@@ -3,7 +3,8 @@ import { type AccountDelta, balanceAfter } from "../account-deltas.js";
 import { minBig } from "../allocation.js";
 import type { Command } from "../command.js";
 import { envelopeOf, type IdempotencyEnvelope, replayDecision, type StoredOutcome } from "../idempotency.js";
-import type { AccountSnapshot, Balance, Metadata, TransactionKind, TransactionStatus } from "../types.js";
+import type { Hold } from "../hold.js";
+import type { AccountSnapshot, Balance, Metadata } from "../types.js";
 import type { LedgerLine, Planned } from "./planned.js";
 
 /** Refund, as the transports parse it. */
@@ -46,19 +47,14 @@ export interface RefundResult {
   readonly isIdempotentReplay: boolean;
 }
 
-/** A charge as read under its customer's lock. */
-export interface Charge {
-  readonly pk: bigint;
-  readonly transactionId: string;
-  readonly customerPk: bigint;
-  readonly customerId: string;
-  readonly kind: TransactionKind;
-  readonly status: TransactionStatus;
-  readonly amount: bigint;
-  readonly consumedAmount: bigint;
+/** A charge (a Deduct, or a Freeze that was consumed) as read under its customer's lock: what a refund needs of its transaction. */
+export interface Charge
+  extends Pick<
+    Hold,
+    "pk" | "transactionId" | "customerPk" | "customerId" | "kind" | "status" | "amount" | "consumedAmount" | "businessType"
+  > {
   /** What earlier refunds returned, in all. */
   readonly refundedAmount: bigint;
-  readonly businessType: number;
 }
 
 /** What the charge took from one account (its DEDUCT or CONSUME entries, overage included) and what earlier refunds gave back to it. */
