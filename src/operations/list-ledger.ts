@@ -4,7 +4,7 @@ import { type Balance, OPERATIONS, type Metadata, type Operation } from "../doma
 import { BillingError } from "../errors/billing-error.js";
 import { findCustomer } from "../store/customers-store.js";
 import { decodeMetadata } from "../store/json-codec.js";
-import { countLedgerEntries, selectLedgerPage, type LedgerFilter } from "../store/ledger-store.js";
+import { countLedgerEntries, type LedgerFilter, type LedgerViewRow, selectLedgerPage } from "../store/ledger-store.js";
 import { oneOf } from "../store/row-values.js";
 import { runQuery } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
@@ -35,6 +35,7 @@ export interface LedgerPage {
   readonly totalCount: number | null;
 }
 
+/** A ledger entry as shown to a caller. */
 export interface LedgerEntryView {
   readonly id: bigint;
   readonly operation: Operation;
@@ -60,6 +61,33 @@ export interface LedgerEntryView {
   readonly reversesTransactionId: string | null;
   /** A VOID entry's deposit; null otherwise. */
   readonly reversesRecordId: bigint | null;
+}
+
+/** An entry as a listing shows it (the ledger listing of every transport, the console's transaction page). */
+export function ledgerEntryViewOf({ l: r, apiKeyPrefix, txDescription, txMetadata }: LedgerViewRow): LedgerEntryView {
+  // A refund's entries name their charge, but carry the refund's own reason and metadata.
+  const own = r.reversesTransactionId !== null;
+  return {
+    id: r.id,
+    operation: oneOf(r.operation, OPERATIONS, "operation"),
+    amount: r.amount,
+    accountId: r.accountId,
+    creditType: r.creditType,
+    source: r.source,
+    transactionId: r.transactionId,
+    idempotencyKey: r.idempotencyKey,
+    businessType: r.businessType,
+    description: own ? r.description : (txDescription ?? r.description),
+    metadata: decodeMetadata(own ? r.metadata : (txMetadata ?? r.metadata)),
+    automatic: r.automatic,
+    overage: r.overage,
+    createdAtMs: r.createdAt.getTime(),
+    apiKeyPrefix,
+    sequence: r.sequence,
+    balanceAfter: balanceOfPosition({ sequence: r.sequence, total: r.balanceTotal, used: r.balanceUsed, frozen: r.balanceFrozen }),
+    reversesTransactionId: r.reversesTransactionId,
+    reversesRecordId: r.reversesRecordId,
+  };
 }
 
 interface Cursor {
@@ -106,31 +134,7 @@ async function readLedgerPage(ctx: BillingContext, q: LedgerQuery): Promise<Ledg
   const last = page.at(-1)?.l;
   const nextPageToken = rows.length > q.pageSize && last ? encodeCursor({ before: last.sequence.toString(), filters }) : "";
   return {
-    entries: page.map(({ l: r, apiKeyPrefix, txDescription, txMetadata }) => {
-      // A refund's entries name their charge, but carry the refund's own reason and metadata.
-      const own = r.reversesTransactionId !== null;
-      return {
-        id: r.id,
-        operation: oneOf(r.operation, OPERATIONS, "operation"),
-        amount: r.amount,
-        accountId: r.accountId,
-        creditType: r.creditType,
-        source: r.source,
-        transactionId: r.transactionId,
-        idempotencyKey: r.idempotencyKey,
-        businessType: r.businessType,
-        description: own ? r.description : (txDescription ?? r.description),
-        metadata: decodeMetadata(own ? r.metadata : (txMetadata ?? r.metadata)),
-        automatic: r.automatic,
-        overage: r.overage,
-        createdAtMs: r.createdAt.getTime(),
-        apiKeyPrefix,
-        sequence: r.sequence,
-        balanceAfter: balanceOfPosition({ sequence: r.sequence, total: r.balanceTotal, used: r.balanceUsed, frozen: r.balanceFrozen }),
-        reversesTransactionId: r.reversesTransactionId,
-        reversesRecordId: r.reversesRecordId,
-      };
-    }),
+    entries: page.map(ledgerEntryViewOf),
     nextPageToken,
     totalCount,
   };

@@ -113,17 +113,27 @@ function ledgerConditions(f: LedgerFilter): SQL[] {
   return conditions;
 }
 
+/**
+ * Entries with what a listing shows beside each: the prefix of the key that made it and its
+ * transaction's description and metadata. A transaction's description and metadata are stored
+ * once, on the transaction (see ledgerPart); entries without one (deposits, expiries) and refunds
+ * carry their own.
+ */
+const selectLedgerViews = (db: Db) =>
+  db
+    .select({ l: ledgerEntries, apiKeyPrefix: apiKeys.prefix, txDescription: transactions.description, txMetadata: transactions.metadata })
+    .from(ledgerEntries)
+    .leftJoin(apiKeys, eq(apiKeys.id, ledgerEntries.apiKeyId))
+    .leftJoin(transactions, eq(transactions.id, ledgerEntries.transactionPk));
+
+/** A row of selectLedgerPage or selectTransactionEntries. */
+export type LedgerViewRow = Awaited<ReturnType<typeof selectLedgerViews>>[number];
+
 /** Up to `limit` matching entries before `beforeSequence` in the customer's ledger (all when null), newest first. */
 export function selectLedgerPage(db: Db, f: LedgerFilter, beforeSequence: bigint | null, limit: number) {
   const conditions = ledgerConditions(f);
   if (beforeSequence !== null) conditions.push(lt(ledgerEntries.sequence, beforeSequence));
-  // A transaction's description and metadata are stored once, on the transaction (see
-  // appendLedgerSql); entries without one (deposits, expiries) and refunds carry their own.
-  return db
-    .select({ l: ledgerEntries, apiKeyPrefix: apiKeys.prefix, txDescription: transactions.description, txMetadata: transactions.metadata })
-    .from(ledgerEntries)
-    .leftJoin(apiKeys, eq(apiKeys.id, ledgerEntries.apiKeyId))
-    .leftJoin(transactions, eq(transactions.id, ledgerEntries.transactionPk))
+  return selectLedgerViews(db)
     .where(and(...conditions))
     .orderBy(desc(ledgerEntries.sequence))
     .limit(limit);
@@ -139,16 +149,13 @@ export async function countLedgerEntries(db: Db, f: LedgerFilter): Promise<numbe
 }
 
 /**
- * Every entry of one transaction, oldest first, with the prefix of the key that made each: its
- * Deduct or Freeze, what settled it, and the EXPIRE entries its settlement wrote (they name it by
+ * Every entry of one transaction, oldest first (as selectLedgerPage reads them): its Deduct or
+ * Freeze, what settled it, and the EXPIRE entries its settlement wrote (they name it by
  * transaction_id). Read through the customer's ledger index (the transaction names the customer).
  */
 export function selectTransactionEntries(db: Db, projectId: bigint, transactionId: string) {
   const customerPk = sql`(SELECT customer_pk FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId})`;
-  return db
-    .select({ l: ledgerEntries, apiKeyPrefix: apiKeys.prefix })
-    .from(ledgerEntries)
-    .leftJoin(apiKeys, eq(apiKeys.id, ledgerEntries.apiKeyId))
+  return selectLedgerViews(db)
     .where(
       and(eq(ledgerEntries.projectId, projectId), eq(ledgerEntries.customerPk, customerPk), eq(ledgerEntries.transactionId, transactionId)),
     )
