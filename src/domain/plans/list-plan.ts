@@ -3,7 +3,7 @@ import type { AccountDelta } from "../account-deltas.js";
 import { accountStatus, availableOf, compareSpendingOrder, NO_BALANCE } from "../account-status.js";
 import { holdKey } from "../customer-ref.js";
 import type { AccountSnapshot, Balance } from "../types.js";
-import { type AvailableBalances, type BalanceAlert, crossings, finalStates, shiftAvailable } from "../balance-alerts.js";
+import { crossings, finalStates, shiftAvailable } from "../balance-alerts.js";
 import { type LedgerPosition, nextPosition } from "../ledger-position.js";
 import { accountKeyOf, PENDING_ACCOUNT_ID, planDeposit } from "./deposit-plan.js";
 import { planExpiry } from "./expiry-plan.js";
@@ -13,10 +13,10 @@ import { planConsume, planUnfreeze, type SettleChanges, type SettleState } from 
 import type { ConsumeResult, UnfreezeResult } from "../results.js";
 import { planSpend } from "./spend-plan.js";
 import { planRefundStep, planVoidStep, reversalKeysOf } from "./reversal-steps.js";
+import type { WorkingCustomer as Working } from "./working-customer.js";
 import {
   type AlertCrossingOf,
   type CreditWrite,
-  type CustomerState,
   customersMissingAlerts,
   customerPkOf,
   holdOf,
@@ -28,27 +28,6 @@ import {
   selectionKey,
   type WritePlan,
 } from "./write-list.js";
-
-/** A customer as the planner moves it: the prefetched state plus what the earlier writes of the list did. */
-interface Working {
-  readonly state: CustomerState;
-  before: Balance;
-  unexpiredTotal: bigint;
-  readonly accounts: Map<bigint, AccountSnapshot>;
-  /** A deposit or settlement of the list changed which accounts are spendable, in an order only a full read knows. */
-  touched: boolean;
-  /** A deposit of the list creates an account: its id is known once written, so the next write of the customer waits. */
-  newAccount: boolean;
-  /** An account of the list's expiry records. */
-  readonly expired: Set<bigint>;
-  /** Its ledger position after the list's writes so far. */
-  ledger: LedgerPosition;
-  /** False for a customer the prefetch created until a deposit of the list lands on it: the writes before that see no customer. */
-  exists: boolean;
-  /** Its alerts in the states the list's writes so far left them, and the available balances they watch. */
-  alerts: readonly BalanceAlert[];
-  available: AvailableBalances;
-}
 
 /** What one write needs before it can be planned on the state the earlier ones left. */
 type Step = { kind: "plan"; plan: WritePlan } | { kind: "cut" } | { kind: "more"; customerPk: bigint };

@@ -1,34 +1,21 @@
 import { BillingError } from "../../errors/billing-error.js";
 import { NO_BALANCE } from "../account-status.js";
-import type { AccountSnapshot, Balance } from "../types.js";
+import type { AccountSnapshot } from "../types.js";
 import type { Planned } from "./planned.js";
 import { planRefund } from "./refund-plan.js";
 import { chargeKey, depositKey } from "./reversal-state.js";
 import { planVoid } from "./void-plan.js";
-import {
-  type CreditWrite,
-  type CustomerState,
-  customerPkOf,
-  type ListState,
-  outcomeMapKey,
-  outcomeRefOf,
-  type WritePlan,
-} from "./write-list.js";
+import type { WorkingCustomer } from "./working-customer.js";
+import { type CreditWrite, customerPkOf, type ListState, outcomeMapKey, outcomeRefOf, type WritePlan } from "./write-list.js";
 
 // Refund and VoidDeposit in the list planner (list-plan.ts): each planned on the state the
 // earlier writes of the list left, and moving that state for the writes after it.
 
 /** The part of the list planner's working customer that a reversal reads and moves. */
-export interface ReversalCustomer {
-  readonly state: CustomerState;
-  before: Balance;
-  unexpiredTotal: bigint;
-  readonly accounts: Map<bigint, AccountSnapshot>;
-  touched: boolean;
-  newAccount: boolean;
-  readonly expired: Set<bigint>;
-  exists: boolean;
-}
+export type ReversalCustomer = Pick<
+  WorkingCustomer,
+  "state" | "before" | "unexpiredTotal" | "accounts" | "touched" | "newAccount" | "expired" | "exists"
+>;
 
 export type ReversalStep = { readonly kind: "plan"; readonly plan: WritePlan } | { readonly kind: "cut" };
 

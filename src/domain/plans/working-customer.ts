@@ -1,0 +1,29 @@
+import type { AvailableBalances, BalanceAlert } from "../balance-alerts.js";
+import type { LedgerPosition } from "../ledger-position.js";
+import type { AccountSnapshot, Balance } from "../types.js";
+import type { CustomerState } from "./write-list.js";
+
+/**
+ * A customer as the list planner (list-plan.ts) moves it: the prefetched state plus what the
+ * earlier writes of the list did. Its own module so that the planner's steps (reversal-steps.ts)
+ * share it without importing the planner.
+ */
+export interface WorkingCustomer {
+  readonly state: CustomerState;
+  before: Balance;
+  unexpiredTotal: bigint;
+  readonly accounts: Map<bigint, AccountSnapshot>;
+  /** A deposit or settlement of the list changed which accounts are spendable, in an order only a full read knows. */
+  touched: boolean;
+  /** A deposit of the list creates an account: its id is known once written, so the next write of the customer waits. */
+  newAccount: boolean;
+  /** An account of the list's expiry records. */
+  readonly expired: Set<bigint>;
+  /** Its ledger position after the list's writes so far. */
+  ledger: LedgerPosition;
+  /** False for a customer the prefetch created until a deposit of the list lands on it: the writes before that see no customer. */
+  exists: boolean;
+  /** Its alerts in the states the list's writes so far left them, and the available balances they watch. */
+  alerts: readonly BalanceAlert[];
+  available: AvailableBalances;
+}
