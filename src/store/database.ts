@@ -4,7 +4,7 @@ import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql, { type Pool, type PoolOptions } from "mysql2/promise";
 import { ClusterPool, type ConnectionSource, type NodeSelector } from "./cluster-pool.js";
 import { type DatabaseHost, type DatabaseUrl, parseDatabaseUrl } from "./database-url.js";
-import { withLease } from "./lease.js";
+import { withLease } from "./leases-store.js";
 import * as schema from "./schema.js";
 
 export type Db = MySql2Database<typeof schema>;

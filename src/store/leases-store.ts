@@ -1,15 +1,41 @@
-import type { ConnectionSource } from "./cluster-pool.js";
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { ResultSetHeader } from "mysql2/promise";
+import type { ConnectionSource } from "./cluster-pool.js";
 import { isRetryableConflict } from "./sql-errors.js";
 
 /**
- * Leases: one committed row per elected singleton (the event stamper, the NATS publisher), with
- * an owner and an expiry on the database's clock, so instances whose clocks differ agree on it.
- * Each statement commits on its own. On Galera two nodes taking one lease at once conflict at
- * certification: the loser's statement fails as a deadlock and it simply does not hold the lease.
+ * Leases: one committed row per name in `leases`, with an owner and an expiry on the database's
+ * clock (so instances whose clocks differ agree on it), for whatever one instance of a deployment
+ * must do alone: the migrations and the first key at start (`withLease`), the event stamper and
+ * the NATS publisher while running (LeaseKeeper). GET_LOCK and FOR UPDATE hold on one Galera node
+ * only; a committed row is seen by every node. Each statement commits on its own: two nodes taking
+ * one lease at once conflict at certification, the loser's statement fails as a deadlock and it
+ * simply does not hold the lease.
+ *
+ * The table must exist before the migrations run, since this lease protects them: it is created
+ * here with exactly the definition migration 0012 gave it, and 0012 says IF NOT EXISTS (drizzle's
+ * migrator never re-runs or re-hashes an applied migration, so databases that ran the earlier text
+ * are unaffected). Migration 0016 drops `service_leases`, the table of an earlier second mechanism.
  */
+const CREATE_TABLE = `CREATE TABLE IF NOT EXISTS \`leases\` (
+	\`name\` varchar(64) NOT NULL,
+	\`owner\` varchar(128) NOT NULL,
+	\`expires_at\` datetime(3) NOT NULL,
+	CONSTRAINT \`leases_name\` PRIMARY KEY(\`name\`)
+) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`;
+
+/** withLease: a live holder renews long before expiry; a crashed one's lease is taken over after it. */
+const ONE_TIME_TTL_MS = 30_000;
+const RENEW_EVERY_MS = 10_000;
+const WAIT_MS_MAX = 120_000;
+const POLL_MS = 250;
 
 const expiry = (ttlMs: number) => Math.max(1, Math.trunc(ttlMs)) * 1000;
+
+/** Who holds a lease: host, process, and a random tag (per start, or per withLease). */
+export const leaseOwnerId = (): string => `${hostname().slice(0, 64)}:${process.pid}:${randomBytes(6).toString("hex")}`;
 
 /**
  * Takes the lease when it is free or expired, or renews it when `owner` holds it; true when
@@ -37,4 +63,32 @@ export async function tryAcquireLease(pool: ConnectionSource, name: string, owne
 /** Gives the lease up (when `owner` still holds it), so another instance takes over at once. */
 export async function releaseLease(pool: ConnectionSource, name: string, owner: string): Promise<void> {
   await pool.query("DELETE FROM leases WHERE name = ? AND owner = ?", [name, owner]);
+}
+
+/**
+ * Runs `work` while holding the lease `name`, so instances starting together take turns on
+ * one-time work (migrations, the first key): waits (up to 2 minutes) until the lease is free or
+ * expired, renews it while `work` runs and gives it up after.
+ */
+export async function withLease<T>(pool: ConnectionSource, name: string, work: () => Promise<T>): Promise<T> {
+  await pool.query(CREATE_TABLE);
+  const owner = leaseOwnerId();
+  const giveUpAt = Date.now() + WAIT_MS_MAX;
+  while (!(await tryAcquireLease(pool, name, owner, ONE_TIME_TTL_MS))) {
+    if (Date.now() > giveUpAt) throw new Error(`timed out waiting for the ${name} lease`);
+    await sleep(POLL_MS);
+  }
+  let renewing: Promise<unknown> = Promise.resolve();
+  const renewal = setInterval(() => {
+    renewing = tryAcquireLease(pool, name, owner, ONE_TIME_TTL_MS).catch(() => false);
+  }, RENEW_EVERY_MS);
+  renewal.unref();
+  try {
+    return await work();
+  } finally {
+    clearInterval(renewal);
+    // A renewal still in flight would otherwise insert the row again after the release.
+    await renewing;
+    await releaseLease(pool, name, owner).catch(() => undefined);
+  }
 }

@@ -475,8 +475,9 @@ export const settings = mysqlTable("settings", {
 });
 
 /**
- * Elected singletons (the event stamper, the NATS publisher): a committed row with an owner and
- * an expiry, read against the database's clock. Not GET_LOCK: it holds only on one Galera node.
+ * Leases (leases-store.ts): the start's one-time work (migrations, the first key) and the elected
+ * singletons (the event stamper, the NATS publisher), a committed row with an owner and an expiry,
+ * read against the database's clock. Not GET_LOCK: it holds only on one Galera node.
  */
 export const leases = mysqlTable("leases", {
   name: varchar("name", { length: 64 }).primaryKey(),

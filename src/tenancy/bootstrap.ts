@@ -1,7 +1,7 @@
 import { apiKeyModeOf, hashApiKey } from "../domain/api-key.js";
 import { countApiKeys, findApiKeyByHash } from "../store/api-keys-store.js";
 import type { Database } from "../store/database.js";
-import { withLease } from "../store/lease.js";
+import { withLease } from "../store/leases-store.js";
 import { findProjectByName, type ProjectRow } from "../store/projects-store.js";
 import { createApiKey, storeApiKey, type CreatedApiKey } from "./api-keys.js";
 import { BURST_DEFAULT, createProject, DEFAULT_PROJECT_NAME, RATE_PER_SECOND_DEFAULT, UsageError } from "./projects.js";

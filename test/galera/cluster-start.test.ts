@@ -1,8 +1,11 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
+import { LeaseKeeper } from "../../src/operations/events/lease-keeper.js";
 import { openDatabase } from "../../src/store/database.js";
+import { withLease } from "../../src/store/leases-store.js";
 import { ROOT } from "../support/spawn.js";
 import { connectTo, dropDatabase, nodeUrl, uniqueDatabaseName } from "./cluster.js";
 
@@ -43,10 +46,39 @@ describe("cluster-safe start", () => {
       expect((applied as Array<{ n: number }>).map((r) => Number(r.n))).toEqual(Array(entries.length).fill(1));
       const [marker] = await connection.query(`SHOW TABLES FROM \`${name}\` LIKE 'slow_marker'`);
       expect(marker).toHaveLength(1);
-      const [leases] = await connection.query(`SELECT COUNT(*) AS n FROM \`${name}\`.service_leases`);
-      expect(leases).toEqual([{ n: "0" }]);
+      const [leases] = await connection.query(`SELECT name FROM \`${name}\`.leases`);
+      expect(leases).toEqual([]);
     } finally {
       await connection.end();
+    }
+  });
+
+  it("a withLease and LeaseKeepers on three nodes take one lease row in turn", async () => {
+    const [one, two, three] = await Promise.all(
+      ([1, 2, 3] as const).map((node) => openDatabase(nodeUrl(node, name), { poolSize: 2, migrationsFolder: folder })),
+    );
+    if (!one || !two || !three) throw new Error("expected three databases");
+    try {
+      const heldMeanwhile = await withLease(one.pool, "galera-turns", () =>
+        Promise.all([new LeaseKeeper(two, "galera-turns", "keeper-2").held(), new LeaseKeeper(three, "galera-turns", "keeper-3").held()]),
+      );
+      expect(heldMeanwhile).toEqual([false, false]);
+
+      // Node 2 may not have applied node 1's release yet: the keeper tries until it has.
+      const keeper = new LeaseKeeper(two, "galera-turns", "keeper-2", 60_000);
+      await expect.poll(() => new LeaseKeeper(two, "galera-turns", "keeper-2", 60_000).held(), { timeout: 10_000 }).toBe(true);
+      let ran = false;
+      const waiting = withLease(three.pool, "galera-turns", async () => {
+        ran = true;
+      });
+      await sleep(1_000);
+      expect(ran).toBe(false);
+      expect(await keeper.held()).toBe(true);
+      await keeper.release();
+      await waiting;
+      expect(ran).toBe(true);
+    } finally {
+      await Promise.all([one, two, three].map((database) => database.close()));
     }
   });
 });

@@ -1,11 +1,6 @@
-import { hostname } from "node:os";
-import { randomBytes } from "node:crypto";
 import type { Database } from "../../store/database.js";
 import { releaseLease, tryAcquireLease } from "../../store/leases-store.js";
 import { EVENT_LEASE_TTL_MS } from "../../domain/limits.js";
-
-/** Who this instance is in the leases table: host, process, and a random tag per start. */
-export const leaseOwnerId = (): string => `${hostname().slice(0, 64)}:${process.pid}:${randomBytes(6).toString("hex")}`;
 
 /**
  * One elected singleton's lease: `held()` says whether this instance may act, renewing (or

@@ -1,10 +1,11 @@
 import type { Logger } from "pino";
 import type { Database } from "../../store/database.js";
+import { leaseOwnerId } from "../../store/leases-store.js";
 import { ensureDeploymentId } from "../../store/settings-store.js";
 import type { EventFeed } from "./event-feed.js";
 import { EventStamper, STAMPER_LEASE } from "./event-stamper.js";
 import { FeedTail } from "./feed-tail.js";
-import { LeaseKeeper, leaseOwnerId } from "./lease-keeper.js";
+import { LeaseKeeper } from "./lease-keeper.js";
 import { NATS_PUBLISHER, NatsPublisher } from "./nats-publisher.js";
 
 export interface EventFeedOptions {

@@ -44,7 +44,9 @@ CREATE TABLE `events` (
 	CONSTRAINT `events_project_position_uq` UNIQUE(`project_id`,`project_position`)
 ) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
 --> statement-breakpoint
-CREATE TABLE `leases` (
+-- IF NOT EXISTS since the service creates `leases` itself before migrating: its lease protects
+-- the migrations (store/leases-store.ts). Databases that ran this without it are unaffected.
+CREATE TABLE IF NOT EXISTS `leases` (
 	`name` varchar(64) NOT NULL,
 	`owner` varchar(128) NOT NULL,
 	`expires_at` datetime(3) NOT NULL,

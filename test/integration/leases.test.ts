@@ -1,0 +1,158 @@
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { drizzle } from "drizzle-orm/mysql2";
+import { migrate } from "drizzle-orm/mysql2/migrator";
+import mysql from "mysql2/promise";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LeaseKeeper } from "../../src/operations/events/lease-keeper.js";
+import { type Database, openDatabase } from "../../src/store/database.js";
+import { tryAcquireLease, withLease } from "../../src/store/leases-store.js";
+import { SERVER_URL, uniqueDatabaseUrl } from "../support/database.js";
+import { ROOT } from "../support/spawn.js";
+
+// One table, one primitive: the start's one-time work (withLease) and the running singletons
+// (LeaseKeeper) take the same rows of `leases`, on any name.
+
+/** Long enough for a waiting withLease to have tried several times (it polls every 250 ms). */
+const SEVERAL_POLLS_MS = 1_000;
+
+const db = uniqueDatabaseUrl("vb_leases");
+let database: Database;
+beforeAll(async () => {
+  database = await openDatabase(db.url, { poolSize: 4 });
+});
+afterAll(async () => {
+  await database?.close();
+  await db.drop();
+});
+
+const rowsOf = async (name: string) => {
+  const [rows] = await database.pool.query("SELECT owner FROM leases WHERE name = ?", [name]);
+  return (rows as Array<{ owner: string }>).map((r) => r.owner);
+};
+
+/** A promise and the function that resolves it. */
+function gate(): { opened: Promise<void>; open: () => void } {
+  let open: () => void = () => undefined;
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { opened, open };
+}
+
+describe("one lease for the start's one-time work and the running singletons", () => {
+  it("two withLease holders of one name take turns; a LeaseKeeper or another owner cannot take it meanwhile", async () => {
+    const log: string[] = [];
+    const first = gate();
+    const firstDone = withLease(database.pool, "turns", async () => {
+      log.push("first in");
+      await first.opened;
+      log.push("first out");
+    });
+    await expect.poll(() => log).toEqual(["first in"]);
+    const [holder] = await rowsOf("turns");
+    expect(holder).toMatch(new RegExp(`^[^:]+:${process.pid}:[0-9a-f]{12}$`));
+
+    const secondDone = withLease(database.pool, "turns", async () => {
+      log.push("second in");
+      return rowsOf("turns");
+    });
+    expect(await new LeaseKeeper(database, "turns", "keeper", 60_000).held()).toBe(false);
+    expect(await tryAcquireLease(database.pool, "turns", "outsider", 60_000)).toBe(false);
+    await sleep(SEVERAL_POLLS_MS);
+    expect(log).toEqual(["first in"]);
+
+    first.open();
+    await firstDone;
+    const [second] = await secondDone;
+    expect(log).toEqual(["first in", "first out", "second in"]);
+    expect(second).not.toBe(holder);
+    expect(await rowsOf("turns")).toEqual([]);
+  });
+
+  it("a LeaseKeeper takes over a lease whose holder crashed; withLease waits for a live keeper and runs once it lets go", async () => {
+    const crashed = new LeaseKeeper(database, "shared", "crashed", 60_000);
+    expect(await crashed.held()).toBe(true);
+    await database.pool.query("UPDATE leases SET expires_at = NOW(3) - INTERVAL 1 SECOND WHERE name = 'shared'");
+
+    const keeper = new LeaseKeeper(database, "shared", "keeper", 60_000);
+    expect(await keeper.held()).toBe(true);
+    expect(await rowsOf("shared")).toEqual(["keeper"]);
+
+    let ran = false;
+    const waiting = withLease(database.pool, "shared", async () => {
+      ran = true;
+      return rowsOf("shared");
+    });
+    await sleep(SEVERAL_POLLS_MS);
+    expect(ran).toBe(false);
+    await keeper.release();
+    const [owner] = await waiting;
+    expect(owner).toMatch(new RegExp(`^[^:]+:${process.pid}:[0-9a-f]{12}$`));
+    expect(await rowsOf("shared")).toEqual([]);
+  });
+
+  it("withLease takes over the lease of a crashed holder once it has expired", async () => {
+    expect(await tryAcquireLease(database.pool, "left-behind", "crashed", 60_000)).toBe(true);
+    await database.pool.query("UPDATE leases SET expires_at = NOW(3) - INTERVAL 1 SECOND WHERE name = 'left-behind'");
+    expect(await withLease(database.pool, "left-behind", () => rowsOf("left-behind"))).not.toEqual(["crashed"]);
+    expect(await rowsOf("left-behind")).toEqual([]);
+  });
+});
+
+describe("a database from before the one lease table", () => {
+  const old = uniqueDatabaseUrl("vb_leases_old");
+  const dir = mkdtempSync(join(tmpdir(), "vb-migrations-"));
+  afterAll(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await old.drop();
+  });
+
+  /** Migrations up to 0015 with 0012 as it was first applied (`leases` without IF NOT EXISTS). */
+  async function migrateAsBefore(): Promise<void> {
+    cpSync(`${ROOT}/src/store/migrations`, dir, { recursive: true });
+    const journalPath = join(dir, "meta/_journal.json");
+    const journal = JSON.parse(readFileSync(journalPath, "utf8")) as { entries: Array<{ idx: number }> };
+    journal.entries = journal.entries.filter((e) => e.idx <= 15);
+    writeFileSync(journalPath, JSON.stringify(journal));
+    const eventsPath = join(dir, "0012_events.sql");
+    const events = readFileSync(eventsPath, "utf8");
+    const asFirstApplied = events.replace("CREATE TABLE IF NOT EXISTS `leases`", "CREATE TABLE `leases`");
+    expect(asFirstApplied).not.toBe(events);
+    writeFileSync(eventsPath, asFirstApplied);
+    const server = await mysql.createConnection(SERVER_URL);
+    await server.query(`CREATE DATABASE \`${old.name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+    await server.end();
+    const connection = await mysql.createConnection({ uri: old.url, multipleStatements: true });
+    try {
+      await migrate(drizzle(connection), { migrationsFolder: dir });
+      // What the earlier versions left: their start-up lease table with a live holder's row, and a stamper's lease.
+      await connection.query(
+        `CREATE TABLE service_leases (purpose VARCHAR(64) NOT NULL PRIMARY KEY, owner CHAR(32) NOT NULL, expires_at DATETIME(3) NOT NULL) ENGINE=InnoDB;
+         INSERT INTO service_leases VALUES ('migrations', REPEAT('a', 32), NOW(3) + INTERVAL 30 SECOND);
+         INSERT INTO leases VALUES ('event_stamper', 'old-host:1:abcdef', NOW(3) + INTERVAL 30 SECOND);`,
+      );
+    } finally {
+      await connection.end();
+    }
+  }
+
+  it("migrates under a lease in `leases`, drops service_leases and keeps the singletons' rows", async () => {
+    await migrateAsBefore();
+    const upgraded = await openDatabase(old.url, { poolSize: 2 });
+    try {
+      const [applied] = await upgraded.pool.query("SELECT COUNT(*) AS n FROM __drizzle_migrations");
+      const journal = JSON.parse(readFileSync(`${ROOT}/src/store/migrations/meta/_journal.json`, "utf8")) as { entries: unknown[] };
+      expect(Number((applied as Array<{ n: string }>)[0]?.n)).toBe(journal.entries.length);
+      const [serviceLeases] = await upgraded.pool.query("SHOW TABLES LIKE 'service_leases'");
+      expect(serviceLeases).toEqual([]);
+      const [leases] = await upgraded.pool.query("SELECT name, owner FROM leases");
+      expect(leases).toEqual([{ name: "event_stamper", owner: "old-host:1:abcdef" }]);
+      expect(await withLease(upgraded.pool, "bootstrap", async () => "ran")).toBe("ran");
+    } finally {
+      await upgraded.close();
+    }
+  });
+});
