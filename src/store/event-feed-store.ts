@@ -33,10 +33,16 @@ export async function stampCommittedEvents(database: Database, lease: LeaseHeld,
     const [held, top, unstamped] = await tx.run([
       sql`SELECT owner FROM leases WHERE name = ${lease.name} AND owner = ${lease.owner} AND expires_at > NOW(3) FOR UPDATE`,
       sql`SELECT COALESCE(MAX(position), 0) AS top FROM events`,
+      // Both reads go by an index whatever the table holds: the unstamped rows are the NULL
+      // entries of the position index (a scan of the primary key in id order read every stamped
+      // row first), and a project's top is one step down its (project_id, project_position) index
+      // (a correlated MAX read all of the project's entries, once per row).
       sql`SELECT u.id, u.project_id, u.customer_id, u.sequence,
-            (SELECT COALESCE(MAX(p.project_position), 0) FROM events p WHERE p.project_id = u.project_id) AS project_top
+            COALESCE((SELECT p.project_position FROM events p
+              WHERE p.project_id = u.project_id AND p.project_position IS NOT NULL
+              ORDER BY p.project_position DESC LIMIT 1), 0) AS project_top
           FROM (SELECT id, project_id, customer_id, JSON_UNQUOTE(JSON_EXTRACT(payload, '$.entries[0].sequence')) AS sequence
-                FROM events WHERE position IS NULL ORDER BY id LIMIT ${Math.trunc(limit)}) u`,
+                FROM events FORCE INDEX (events_position_uq) WHERE position IS NULL ORDER BY id LIMIT ${Math.trunc(limit)}) u`,
     ]);
     if (rowsOf(held).length === 0) return null;
     const rows = rowsOf(unstamped);
