@@ -36,7 +36,7 @@ const ConfigSchema = z.object({
   DB_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(20),
   // Transactions group commit runs at once before calls of different customers wait to share one
   // (operations/group-commit.ts). Fewer, fuller transactions cost the database less: see docs/scaling.md.
-  GROUP_COMMIT_TRANSACTIONS: z.coerce.number().int().min(1).max(1000).default(4),
+  GROUP_COMMIT_TRANSACTIONS: z.coerce.number().int().min(1).max(1000).default(2),
   // Calls of different customers may share a transaction (side by side). "false" on a sharded
   // database (Vitess, TiDB), where a transaction must stay within one customer: docs/scaling.md.
   // Bench only: "off" makes writes append no events, so the bench can show what the outbox costs.
