@@ -1,6 +1,5 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type CustomerRef, customerKey, type HoldRef, holdKey } from "../domain/customer-ref.js";
-import type { FrozenPart } from "../domain/hold.js";
 import { SPEND_ACCOUNTS_LOCKED_FIRST } from "../domain/limits.js";
 import { accountKeyOf } from "../domain/plans/deposit-plan.js";
 import {
@@ -45,8 +44,7 @@ import {
   countAllocationAccountsSql,
   findTransactionSql,
   lockAllocationAccountsSql,
-  lockAllocationsOfSql,
-  lockHoldsSql,
+  lockHoldsWithAllocationsSql,
   transactionCustomerPkSql,
   transactionFromRow,
 } from "./transactions-store.js";
@@ -158,8 +156,7 @@ export function prefetchList(
     customers: pks.length === 0 ? [] : [lockCustomersWithTotalsSql(pks, nowMs)],
     created: depositCustomers.map((d) => createCustomerSql(d.projectId, { ...d, nowMs })),
     depositCustomers: depositCustomers.length === 0 ? [] : [lockCustomersWithTotalsSql(depositCustomers.map(pkOf), nowMs)],
-    holds: holds.length === 0 ? [] : [lockHoldsSql(holds)],
-    allocations: holds.length === 0 ? [] : [lockAllocationsOfSql(holds)],
+    holds: holds.length === 0 ? [] : [lockHoldsWithAllocationsSql(holds)],
     spendable:
       selections.length === 0 ? [] : [lockFirstSpendableSql(selectionGroupsOf(selections, pkOf), nowMs, SPEND_ACCOUNTS_LOCKED_FIRST)],
     depositAccounts: deposits.map((d) => lockAccountByKeySql(d.projectId, pkOf(d), accountKeyOf(d))),
@@ -174,7 +171,7 @@ export function prefetchList(
       const c = pk === undefined ? undefined : found.get(pk);
       if (c && headerOf(r.created[i]).affectedRows === 1) c.created = true;
     });
-    const holdStates = holdsFromRows(rowsOf(r.holds[0] ?? []), rowsOf(r.allocations[0] ?? []), found);
+    const holdStates = holdsFromRows(rowsOf(r.holds[0] ?? []), found);
     addSelectionsRead(selections, rowsOf(r.spendable[0] ?? []), (ref) => found.get(byRef.get(customerKey(ref)) ?? -1n));
     deposits.forEach((d, i) => {
       const c = found.get(byRef.get(customerKey(d)) ?? -1n);
@@ -274,22 +271,28 @@ const customerStateOf = (c: Assembling): CustomerState => ({
   alertsRead: false,
 });
 
-/** Holds by holdKey with their allocation in order; their accounts go to their customers. */
-function holdsFromRows(holdRows: readonly Row[], allocationRows: readonly Row[], found: Map<bigint, Assembling>): Map<string, HoldState> {
-  const partsByHold = new Map<bigint, Row[]>();
-  for (const row of allocationRows) {
-    const pk = bigOf(row.al_transaction_pk);
-    partsByHold.set(pk, [...(partsByHold.get(pk) ?? []), row]);
+/**
+ * Holds by holdKey with their allocation in order (lockHoldsWithAllocationsSql: a row per part);
+ * their accounts go to their customers.
+ */
+function holdsFromRows(rows: readonly Row[], found: Map<bigint, Assembling>): Map<string, HoldState> {
+  const rowsByHold = new Map<bigint, Row[]>();
+  for (const row of rows) {
+    const pk = bigOf(row.id);
+    rowsByHold.set(pk, [...(rowsByHold.get(pk) ?? []), row]);
   }
   const states = new Map<string, HoldState>();
-  for (const row of holdRows) {
-    const hold = transactionFromRow(row);
-    if (!hold) continue;
-    const rows = partsByHold.get(hold.pk) ?? [];
+  for (const holdRows of rowsByHold.values()) {
+    const first = holdRows[0];
+    const hold = transactionFromRow(first);
+    if (!first || !hold) continue;
+    const parts = holdRows.filter((row) => row.al_transaction_pk != null);
     const owner = found.get(hold.customerPk);
-    if (owner) addAccounts(owner, rows);
-    const parts: FrozenPart[] = rows.map(allocationFromRow);
-    states.set(holdKey({ projectId: bigOf(row.project_id), transactionId: stringOf(row.transaction_id) }), { hold, parts });
+    if (owner) addAccounts(owner, parts);
+    states.set(holdKey({ projectId: bigOf(first.project_id), transactionId: stringOf(first.transaction_id) }), {
+      hold,
+      parts: parts.map(allocationFromRow),
+    });
   }
   return states;
 }

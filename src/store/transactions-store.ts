@@ -198,19 +198,21 @@ export const lockHoldsSql = (holds: ReadonlyArray<{ readonly projectId: bigint; 
     FOR UPDATE`;
 
 /**
- * The allocations of several holds in order, each part with its account locked, by
- * `al_transaction_pk`. The holds are named by scalar subqueries (constants to the optimizer), and
- * the allocation is read by its index even when statistics say a scan is cheaper (a small or new
- * table): under FOR UPDATE a scan would lock every allocation it reads.
+ * Holds to settle, locked with their allocations in order and each part's account, in one
+ * statement: a row per part (`al_transaction_pk`, `al_account_id`, `al_amount` and the account's
+ * columns beside the hold's), for transactionFromRow and allocationFromRow. The holds are read by
+ * their unique key and drive the join (STRAIGHT_JOIN), and the allocation is read by its index even
+ * when statistics say a scan is cheaper (a small or new table): under FOR UPDATE a scan would lock
+ * every allocation it reads. The caller has locked the holds' customers first.
  */
-export const lockAllocationsOfSql = (holds: ReadonlyArray<{ readonly projectId: bigint; readonly transactionId: string }>): SQL =>
-  sql`SELECT al.transaction_pk AS al_transaction_pk, al.account_id AS al_account_id, al.amount AS al_amount, ${ACCOUNT_COLUMNS}
-    FROM ${allocations} al FORCE INDEX (allocations_tx_seq_uq) LEFT JOIN ${accounts} a ON a.id = al.account_id
-    WHERE al.transaction_pk IN (${sql.join(
-      holds.map((h) => transactionPkSql(h.projectId, h.transactionId)),
-      sql`, `,
-    )})
-    ORDER BY al.transaction_pk, al.seq
+export const lockHoldsWithAllocationsSql = (holds: ReadonlyArray<{ readonly projectId: bigint; readonly transactionId: string }>): SQL =>
+  sql`SELECT t.*, c.customer_id AS c_customer_id,
+      al.transaction_pk AS al_transaction_pk, al.account_id AS al_account_id, al.amount AS al_amount, ${ACCOUNT_COLUMNS}
+    FROM ${transactions} t STRAIGHT_JOIN ${customers} c ON c.id = t.customer_pk
+      LEFT JOIN ${allocations} al FORCE INDEX (allocations_tx_seq_uq) ON al.transaction_pk = t.id
+      LEFT JOIN ${accounts} a ON a.id = al.account_id
+    WHERE ${transactionsNamedSql(holds)}
+    ORDER BY t.id, al.seq
     FOR UPDATE`;
 
 /** SQL condition: transaction `t` is one of these. */
