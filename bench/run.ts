@@ -20,9 +20,7 @@ import { fileURLToPath } from "node:url";
 import mysql from "mysql2/promise";
 import { credentials } from "@grpc/grpc-js";
 import { BillingClient } from "../src/client/billing-client.js";
-import { openDatabase } from "../src/store/database.js";
-import { createApiKey } from "../src/tenancy/api-keys.js";
-import { createProject } from "../src/tenancy/projects.js";
+import { benchKey } from "./bench-key.js";
 import { runLoad, type LoadResult } from "./load.js";
 import { cpuPercent, sampleProcess } from "./process-stats.js";
 
@@ -358,22 +356,6 @@ async function dropDatabase(name: string): Promise<void> {
   const connection = await mysql.createConnection(DB_SERVER);
   await connection.query(`DROP DATABASE IF EXISTS \`${name}\``);
   await connection.end();
-}
-
-/**
- * The bench's own project and write key, made before the server starts (as an operator would
- * with the CLI). Its limit is far above what this machine serves, so the limiter's cost is
- * measured but it never refuses a call.
- */
-async function benchKey(databaseUrl: string): Promise<string> {
-  // Two connections: migrations hold one for their lock and run on the other.
-  const database = await openDatabase(databaseUrl, { poolSize: 2 });
-  try {
-    const project = await createProject(database, { name: "bench", mode: "test", ratePerSecond: 1_000_000, burst: 2_000_000 }, Date.now());
-    return (await createApiKey(database, project, { label: "bench", scope: "write", nowMs: Date.now() })).key;
-  } finally {
-    await database.close();
-  }
 }
 
 /** What the change feed's outbox costs: ours against the same build with EVENTS_OUTBOX=off (target ≥ 0.9). */

@@ -20,9 +20,7 @@ import { fileURLToPath } from "node:url";
 import { credentials } from "@grpc/grpc-js";
 import mysql from "mysql2/promise";
 import { BillingClient } from "../src/client/billing-client.js";
-import { openDatabase } from "../src/store/database.js";
-import { createApiKey } from "../src/tenancy/api-keys.js";
-import { createProject } from "../src/tenancy/projects.js";
+import { benchKey } from "./bench-key.js";
 import { runLoad, type LoadResult } from "./load.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -73,16 +71,6 @@ async function stopInstance(instance: Instance): Promise<void> {
   const exited = new Promise((resolve) => instance.child.on("exit", resolve));
   instance.child.kill("SIGTERM");
   await exited;
-}
-
-async function benchKey(databaseUrl: string): Promise<string> {
-  const database = await openDatabase(databaseUrl, { poolSize: 2 });
-  try {
-    const project = await createProject(database, { name: "bench", mode: "test", ratePerSecond: 1_000_000, burst: 2_000_000 }, Date.now());
-    return (await createApiKey(database, project, { label: "bench", scope: "write", nowMs: Date.now() })).key;
-  } finally {
-    await database.close();
-  }
 }
 
 async function dropDatabase(serverUrl: string, name: string): Promise<void> {
