@@ -38,8 +38,9 @@ export function expiryRecordedIdsFromRows(rows: readonly Row[]): Set<bigint> {
   return new Set(rows.filter((row) => row.a_id != null && boolOf(row.a_expiry_recorded)).map((row) => bigOf(row.a_id)));
 }
 
-/** SQL condition: account `a` is ACTIVE at nowMs (started, not expired). */
-export const activeAccountSql = (nowMs: number): SQL => sql`(a.starts_at_ms <= ${nowMs} AND a.expires_at_ms > ${nowMs})`;
+/** SQL condition: account `a` (or the account named `alias`) is ACTIVE at nowMs (started, not expired). */
+export const activeAccountSql = (nowMs: number, alias: SQL = sql`a`): SQL =>
+  sql`(${alias}.starts_at_ms <= ${nowMs} AND ${alias}.expires_at_ms > ${nowMs})`;
 
 /**
  * Locks the customer row (the serialization point of every write on a customer) and, in the
@@ -148,7 +149,7 @@ export function lockFirstSpendableSql(groups: readonly SpendSelectionGroup[], no
     return sql`SELECT r.id FROM (
         SELECT s.id, ROW_NUMBER() OVER (PARTITION BY s.customer_pk ORDER BY s.expires_at_ms, s.created_at, s.id) AS rn
         FROM ${accounts} s
-        WHERE (${owners}) AND s.starts_at_ms <= ${nowMs} AND s.expires_at_ms > ${nowMs} AND s.total - s.used - s.frozen > 0${creditTypesSql(sql`s`, g.creditTypes)}
+        WHERE (${owners}) AND ${activeAccountSql(nowMs, sql`s`)} AND s.total - s.used - s.frozen > 0${creditTypesSql(sql`s`, g.creditTypes)}
       ) r WHERE r.rn <= ${limit}`;
   });
   return sql`SELECT a.customer_pk AS a_customer_pk, ${ACCOUNT_COLUMNS}
