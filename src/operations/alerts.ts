@@ -1,6 +1,6 @@
 import { type BalanceAlert, availableFor, stateFor } from "../domain/balance-alerts.js";
 import { BillingError } from "../errors/billing-error.js";
-import { deleteAlertSql, listAlerts as listAlertRows, lockCustomerAvailable, upsertAlert } from "../store/alerts-store.js";
+import { removeAlert, listAlerts as listAlertRows, lockCustomerAvailable, upsertAlert } from "../store/alerts-store.js";
 import { runQuery, runTransaction } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 
@@ -41,6 +41,6 @@ export const listAlerts = (ctx: BillingContext, projectId: bigint, customerId: s
 export const deleteAlert = (ctx: BillingContext, target: AlertTarget): Promise<boolean> =>
   runTransaction(
     ctx.database,
-    (tx) => tx.runBatch(deleteAlertSql(target.projectId, target.customerId, target.creditType), { commit: true }),
+    (tx) => tx.runBatch(removeAlert(target.projectId, target.customerId, target.creditType), { commit: true }),
     ctx.retries,
   );

@@ -128,7 +128,7 @@ export async function listAlerts(pool: ConnectionSource, projectId: bigint, cust
  * Deletes one alert under its customer's lock (the lock every write takes first) and clears the
  * customer's has_alerts when it was its last; true when there was one.
  */
-export const deleteAlertSql = (projectId: bigint, customerId: string, creditType: string | null): Batch<boolean> => {
+export const removeAlert = (projectId: bigint, customerId: string, creditType: string | null): Batch<boolean> => {
   const named = sql`project_id = ${projectId} AND customer_id = ${customerId}`;
   return batchOf(
     [
