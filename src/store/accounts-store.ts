@@ -1,4 +1,5 @@
-import { and, asc, eq, lte, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, lte } from "drizzle-orm";
+import { type SQL, sql } from "./sql.js";
 import type { LedgerPosition } from "../domain/ledger-position.js";
 import type { AccountKey } from "../domain/plans/deposit-plan.js";
 import type { AccountSnapshot, Balance } from "../domain/types.js";

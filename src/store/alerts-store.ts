@@ -1,5 +1,5 @@
 import type { ConnectionSource } from "./cluster-pool.js";
-import { type SQL, sql } from "drizzle-orm";
+import { type SQL, sql } from "./sql.js";
 import type { RowDataPacket } from "mysql2/promise";
 import { customerKey } from "../domain/customer-ref.js";
 import { ALERT_STATES, type AlertState, type AvailableBalances, type BalanceAlert } from "../domain/balance-alerts.js";

@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { sql } from "./sql.js";
 import type { Db } from "./database.js";
 import { bigOf, msOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";

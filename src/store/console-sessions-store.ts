@@ -1,4 +1,5 @@
-import { eq, sql } from "drizzle-orm";
+import { eq } from "drizzle-orm";
+import { sql } from "./sql.js";
 import type { Db } from "./database.js";
 import { apiKeys, consoleSessions } from "./schema.js";
 

@@ -1,4 +1,5 @@
-import { and, eq, sql, type SQL } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
+import { type SQL, sql } from "./sql.js";
 import type { Metadata } from "../domain/types.js";
 import type { Db } from "./database.js";
 import { decodeMetadata, encodeJson } from "./json-codec.js";

@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { sql } from "./sql.js";
 import type { Audit } from "../domain/caller.js";
 import type { RemoveEntitlementResult, SetEntitlementResult } from "../domain/entitlements.js";
 import type { EntitlementState, EntitlementTarget, RemoveChanges, SetChanges } from "../domain/plans/entitlement-plans.js";

@@ -1,4 +1,5 @@
-import { and, asc, count, desc, eq, gte, inArray, lt, sql, type SQL } from "drizzle-orm";
+import { type SQL as DrizzleSQL, and, asc, count, desc, eq, gte, inArray, lt } from "drizzle-orm";
+import { type SQL, sql } from "./sql.js";
 import {
   ENTITLEMENT_EVENT_TYPES,
   type EntitlementEventType,
@@ -164,7 +165,7 @@ export async function readEntitlementEvents(
   beforeId: bigint | null,
   limit: number,
 ): Promise<{ rows: EntitlementEventRow[]; totalCount: number }> {
-  const conditions: SQL[] = [eq(entitlementEvents.projectId, f.projectId), eq(entitlementEvents.customerPk, f.customerPk)];
+  const conditions: DrizzleSQL[] = [eq(entitlementEvents.projectId, f.projectId), eq(entitlementEvents.customerPk, f.customerPk)];
   if (f.featureKey !== null) conditions.push(eq(entitlementEvents.featureKey, f.featureKey));
   if (f.types.length > 0) conditions.push(inArray(entitlementEvents.type, [...f.types]));
   if (f.fromMs !== null) conditions.push(gte(entitlementEvents.createdAt, new Date(f.fromMs)));

@@ -1,5 +1,5 @@
 import type { ConnectionSource } from "./cluster-pool.js";
-import { type SQL, sql } from "drizzle-orm";
+import { type SQL, sql } from "./sql.js";
 import type { RowDataPacket } from "mysql2/promise";
 import { stampOrder } from "../domain/event-order.js";
 import { type FeedEvent, parsePayload } from "../domain/events.js";
@@ -36,13 +36,14 @@ export async function stampCommittedEvents(database: Database, lease: LeaseHeld,
       // Both reads go by an index whatever the table holds: the unstamped rows are the NULL
       // entries of the position index (a scan of the primary key in id order read every stamped
       // row first), and a project's top is one step down its (project_id, project_position) index
-      // (a correlated MAX read all of the project's entries, once per row).
-      sql`SELECT u.id, u.project_id, u.customer_id, u.sequence,
+      // (a correlated MAX read all of the project's entries, once per row). No derived table: one
+      // holding the payload's JSON was materialized on disk, once per round.
+      sql`SELECT e.id, e.project_id, e.customer_id,
+            JSON_UNQUOTE(JSON_EXTRACT(e.payload, '$.entries[0].sequence')) AS sequence,
             COALESCE((SELECT p.project_position FROM events p
-              WHERE p.project_id = u.project_id AND p.project_position IS NOT NULL
+              WHERE p.project_id = e.project_id AND p.project_position IS NOT NULL
               ORDER BY p.project_position DESC LIMIT 1), 0) AS project_top
-          FROM (SELECT id, project_id, customer_id, JSON_UNQUOTE(JSON_EXTRACT(payload, '$.entries[0].sequence')) AS sequence
-                FROM events FORCE INDEX (events_position_uq) WHERE position IS NULL ORDER BY id LIMIT ${Math.trunc(limit)}) u`,
+          FROM events e FORCE INDEX (events_position_uq) WHERE e.position IS NULL ORDER BY e.id LIMIT ${Math.trunc(limit)}`,
     ]);
     if (rowsOf(held).length === 0) return null;
     const rows = rowsOf(unstamped);

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { type SQL, sql } from "drizzle-orm";
+import { type SQL, sql } from "./sql.js";
 import { type NewEvent, payloadJson } from "../domain/events.js";
 import type { Tx } from "./run-transaction.js";
 import { events } from "./schema.js";

@@ -1,4 +1,5 @@
-import { and, asc, count, desc, eq, gte, inArray, lt, sql, type SQL } from "drizzle-orm";
+import { type SQL as DrizzleSQL, and, asc, count, desc, eq, gte, inArray, lt } from "drizzle-orm";
+import { type SQL, sql } from "./sql.js";
 import type { LedgerPosition } from "../domain/ledger-position.js";
 import type { Metadata, Operation } from "../domain/types.js";
 import type { Db } from "./database.js";
@@ -101,8 +102,8 @@ export interface LedgerFilter {
   readonly createdBeforeMs: number | null;
 }
 
-function ledgerConditions(f: LedgerFilter): SQL[] {
-  const conditions: SQL[] = [eq(ledgerEntries.projectId, f.projectId), eq(ledgerEntries.customerPk, f.customerPk)];
+function ledgerConditions(f: LedgerFilter): DrizzleSQL[] {
+  const conditions: DrizzleSQL[] = [eq(ledgerEntries.projectId, f.projectId), eq(ledgerEntries.customerPk, f.customerPk)];
   if (f.operations.length > 0) conditions.push(inArray(ledgerEntries.operation, [...f.operations]));
   if (f.transactionId !== null) conditions.push(eq(ledgerEntries.transactionId, f.transactionId));
   if (f.reversesTransactionId !== null) conditions.push(eq(ledgerEntries.reversesTransactionId, f.reversesTransactionId));

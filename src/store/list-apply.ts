@@ -1,4 +1,4 @@
-import { type SQL, sql } from "drizzle-orm";
+import { type SQL, sql } from "./sql.js";
 import { accountKeyOf, PENDING_ACCOUNT_ID, PENDING_LEDGER_ENTRY_ID } from "../domain/plans/deposit-plan.js";
 import type { LedgerLine } from "../domain/plans/planned.js";
 import type { SettleChanges } from "../domain/plans/settle-plan.js";

@@ -1,4 +1,4 @@
-import { type SQL, sql } from "drizzle-orm";
+import { type SQL, sql } from "./sql.js";
 import { alertEventOf } from "../domain/balance-alerts.js";
 import { type NewEvent, payloadJson } from "../domain/events.js";
 import { ledgerEvent } from "../domain/ledger-events.js";

@@ -1,4 +1,4 @@
-import { type SQL, sql } from "drizzle-orm";
+import { type SQL, sql } from "./sql.js";
 import { type CustomerRef, customerKey, type HoldRef, holdKey } from "../domain/customer-ref.js";
 import { SPEND_ACCOUNTS_LOCKED_FIRST } from "../domain/limits.js";
 import { accountKeyOf } from "../domain/plans/deposit-plan.js";

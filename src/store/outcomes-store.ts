@@ -1,4 +1,4 @@
-import { type SQL, sql } from "drizzle-orm";
+import { type SQL, sql } from "./sql.js";
 import { outcomeMapKey } from "../domain/plans/write-list.js";
 import type { IdempotencyEnvelope, OutcomeScope, StoredOutcome } from "../domain/idempotency.js";
 import { bigOf, stringOf } from "./row-values.js";

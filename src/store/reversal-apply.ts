@@ -1,4 +1,4 @@
-import { type SQL, sql } from "drizzle-orm";
+import { type SQL, sql } from "./sql.js";
 import type { LedgerPosition } from "../domain/ledger-position.js";
 import type { LedgerLine } from "../domain/plans/planned.js";
 import type { RefundChanges, RefundRequest, RefundResult } from "../domain/plans/refund-plan.js";

@@ -1,4 +1,4 @@
-import { type SQL, sql } from "drizzle-orm";
+import { type SQL, sql } from "./sql.js";
 import type { HoldRef } from "../domain/customer-ref.js";
 import type { ChargedPart } from "../domain/plans/refund-plan.js";
 import { type ChargeState, chargeKey, type DepositState, depositKey, type ReversalState } from "../domain/plans/reversal-state.js";

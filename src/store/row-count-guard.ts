@@ -1,4 +1,4 @@
-import { sql, type SQL } from "drizzle-orm";
+import { type SQL, sql } from "./sql.js";
 import { BillingError } from "../errors/billing-error.js";
 import { isRowCountGuardFailure } from "./sql-errors.js";
 

@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { sql } from "./sql.js";
 import type { Audit } from "../domain/caller.js";
 import type { IdempotencyEnvelope } from "../domain/idempotency.js";
 import type {

@@ -1,4 +1,5 @@
-import { and, count, desc, eq, gte, inArray, lt, sql, type SQL } from "drizzle-orm";
+import { type SQL as DrizzleSQL, and, count, desc, eq, gte, inArray, lt } from "drizzle-orm";
+import { type SQL, sql } from "./sql.js";
 import { parsePoolStatus, SLOT_EVENT_TYPES, type HoldingSnapshot, type PoolSnapshot, type SlotEventType } from "../domain/slots.js";
 import type { Db } from "./database.js";
 import { bigOf, msOf, stringOf } from "./row-values.js";
@@ -181,8 +182,8 @@ export interface SlotEventRow {
   readonly createdAtMs: number;
 }
 
-function slotEventConditions(f: SlotEventFilter): SQL[] {
-  const conditions: SQL[] = [eq(slotEvents.projectId, f.projectId), eq(slotEvents.customerPk, f.customerPk)];
+function slotEventConditions(f: SlotEventFilter): DrizzleSQL[] {
+  const conditions: DrizzleSQL[] = [eq(slotEvents.projectId, f.projectId), eq(slotEvents.customerPk, f.customerPk)];
   if (f.wallet !== null) conditions.push(eq(slotEvents.wallet, f.wallet));
   if (f.resourceId !== null) conditions.push(eq(slotEvents.resourceId, f.resourceId));
   if (f.types.length > 0) conditions.push(inArray(slotEvents.type, [...f.types]));

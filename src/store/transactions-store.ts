@@ -1,4 +1,5 @@
-import { and, asc, eq, lte, sql, type SQL } from "drizzle-orm";
+import { and, sql as drizzleSql, asc, eq, lte } from "drizzle-orm";
+import { type SQL, sql } from "./sql.js";
 import type { Hold } from "../domain/hold.js";
 import type { Charge } from "../domain/plans/refund-plan.js";
 import {
@@ -263,8 +264,8 @@ export async function listAllocationLines(db: Db, transactionPk: bigint): Promis
   return db
     .select({
       accountId: allocations.accountId,
-      creditType: sql<string>`COALESCE(${accounts.creditType}, '')`,
-      source: sql<string>`COALESCE(${accounts.source}, '')`,
+      creditType: drizzleSql<string>`COALESCE(${accounts.creditType}, '')`,
+      source: drizzleSql<string>`COALESCE(${accounts.source}, '')`,
       amount: allocations.amount,
     })
     .from(allocations)

@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { sql } from "./sql.js";
 import type { Db } from "./database.js";
 
 // The reads of `verify` (operations/verify.ts): whole-table scans, grouped by the database.

@@ -1,4 +1,4 @@
-import { type SQL, sql } from "drizzle-orm";
+import { type SQL, sql } from "./sql.js";
 import { type AccountDelta, mergeDeltas } from "../domain/account-deltas.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
 import { accounts, transactions } from "./schema.js";

@@ -1,4 +1,3 @@
-import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sweepDueHolds } from "../../src/operations/sweeper.js";
 import { verifyLedger } from "../../src/operations/verify.js";
@@ -7,6 +6,7 @@ import { openDatabase } from "../../src/store/database.js";
 import { type RetryReason, rowsOf, runTransaction } from "../../src/store/run-transaction.js";
 import { SECOND, uid } from "../support/fixtures.js";
 import { connectTo, type Instance, Instances, nodeUrl, uniqueDatabaseName, untilAnswered } from "./cluster.js";
+import { sql } from "../../src/store/sql.js";
 
 const silent = createLogger("silent");
 

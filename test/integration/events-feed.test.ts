@@ -1,5 +1,4 @@
 import type { RowDataPacket } from "mysql2/promise";
-import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EVENTS_INSERT_HEAD, eventRowSql, payloadText } from "../../src/store/event-rows.js";
 import { runTransaction } from "../../src/store/run-transaction.js";
@@ -7,6 +6,7 @@ import { decodeFeedCursor } from "../../src/domain/events.js";
 import { expectError } from "../support/client.js";
 import { commitEvents, openEventTransaction, testEvent, TestWatcher } from "../support/events.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { sql } from "../../src/store/sql.js";
 
 let s: TestServer;
 const watchers: TestWatcher[] = [];

@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { sql as drizzleSql } from "drizzle-orm";
 import { MySqlDialect } from "drizzle-orm/mysql-core";
 import { describe, expect, it } from "vitest";
 import { NO_EXPIRY_MS } from "../../src/domain/limits.js";
@@ -7,10 +7,12 @@ import { customerByIdSql, customerPkSql } from "../../src/store/customers-store.
 import { ledgerPart } from "../../src/store/ledger-store.js";
 import { findOutcomesSql } from "../../src/store/outcomes-store.js";
 import { compileStatement } from "../../src/store/run-transaction.js";
+import { sql } from "../../src/store/sql.js";
 import { newTransactionPart, transactionPkSql } from "../../src/store/transactions-store.js";
 import { writeSetSql } from "../../src/store/write-set.js";
 
-// The statement compiler of the hot path must build exactly what drizzle's MySQL dialect builds.
+// The statement compiler of the hot path must build exactly what drizzle's MySQL dialect builds
+// from the same statement (our templates, ./src/store/sql.ts, convert with getSQL()).
 const dialect = new MySqlDialect();
 const NOW = 1_800_000_000_000;
 
@@ -67,15 +69,25 @@ describe("compileStatement", () => {
       ),
     ]),
     sql`SELECT ${null} AS n, ${true} AS b, ${sql.raw("1")} AS r`,
+    sql`SELECT ${drizzleSql`${"inner"} AS d`}, ${sql.join([], sql`, `)}x${sql.join([sql`${1}`], sql`, `)}${sql.join([sql`a`, sql`${2}`, sql`c`], sql` OR `)}`,
   ];
 
   it.each(statements.map((s, i) => [i, s] as const))("builds statement %i as the dialect does", (_i, statement) => {
-    const { sql: text, params } = dialect.sqlToQuery(statement);
+    const { sql: text, params } = dialect.sqlToQuery(statement.getSQL());
     expect(compileStatement(statement)).toEqual({ sql: text, params });
   });
 
   it("leaves what it does not know to the dialect", () => {
-    const inlined = sql`SELECT ${1} AS one`.inlineParams();
+    const inlined = sql`SELECT ${drizzleSql`${1}`.inlineParams()} AS one`;
     expect(compileStatement(inlined)).toEqual({ sql: "SELECT 1 AS one", params: [] });
+  });
+
+  it("nests in drizzle's own templates as an SQLWrapper (in parentheses, as drizzle puts any wrapper)", () => {
+    expect(dialect.sqlToQuery(drizzleSql`SELECT 1 WHERE ${sql`a = ${7}`}`)).toMatchObject({ sql: "SELECT 1 WHERE (a = ?)", params: [7] });
+  });
+
+  it("joins parts with a separator of text only", () => {
+    expect(compileStatement(sql`${sql.join([sql`${1}`, sql`${2}`], sql`, `)}`)).toEqual({ sql: "?, ?", params: [1, 2] });
+    expect(() => sql.join([sql`a`], sql`${1}`)).toThrow("separator");
   });
 });
