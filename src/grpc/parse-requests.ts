@@ -53,8 +53,10 @@ import { BillingError } from "../errors/billing-error.js";
 const customerIdOf = (raw: string) => parseId(raw, "customer_id", "customer_id_required");
 const transactionIdOf = (raw: string) => parseId(raw, "transaction_id", "transaction_id_required");
 
+const KNOWN_BUSINESS_TYPES: ReadonlySet<unknown> = new Set(Object.values(BusinessType).filter((v) => v !== BusinessType.UNRECOGNIZED));
+
 function businessTypeOf(raw: BusinessType): number {
-  if (!Object.values(BusinessType).includes(raw) || raw === BusinessType.UNRECOGNIZED) {
+  if (!KNOWN_BUSINESS_TYPES.has(raw)) {
     throw new BillingError("invalid_argument", "business_type is not a known value.", { field: "business_type" });
   }
   return raw;

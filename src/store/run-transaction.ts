@@ -29,9 +29,10 @@ export type StatementResult = Row[] | ResultSetHeader;
 const dialect = new MySqlDialect();
 
 /**
- * A batch whose text and parameters exceed this is sent in several round trips (still one
- * transaction): a call touching thousands of accounts must stay well under max_allowed_packet
- * (16 MiB by default on MariaDB, where the whole batch travels as one packet).
+ * A batch whose text (values inlined) exceeds this many characters is sent in several round trips
+ * (still one transaction): a call touching thousands of accounts must stay well under
+ * max_allowed_packet (16 MiB by default on MariaDB, where the whole batch travels as one packet).
+ * A character is at most 3 bytes in UTF-8 (a surrogate pair, two characters, 4): at most 12 MiB.
  */
 export const BATCH_BYTES_MAX = 4 * 1024 * 1024;
 
@@ -49,7 +50,24 @@ export interface Query {
 export function compileStatement(statement: SQL): Query {
   const text: string[] = [];
   const params: unknown[] = [];
-  return appendTemplate(statement, text, params) ? { sql: text.join(""), params } : dialect.sqlToQuery(statement.getSQL());
+  const placeholder = (value: unknown) => {
+    params.push(value);
+    return "?";
+  };
+  return appendTemplate(statement, text, placeholder) ? { sql: text.join(""), params } : dialect.sqlToQuery(statement.getSQL());
+}
+
+/**
+ * The statement's text with each value escaped in place by the connection's own escaping (what
+ * mysql2 does with `?` and parameters): the walk that builds the text escapes, instead of mysql2
+ * scanning the joined text of a whole batch again for its placeholders. What the walk leaves to
+ * the dialect is formatted by the connection at once, so a batch never mixes the two.
+ */
+function inlineStatement(statement: SQL, connection: CoreConnection): string {
+  const text: string[] = [];
+  if (appendTemplate(statement, text, (value) => connection.escape(value))) return text.join("");
+  const query = dialect.sqlToQuery(statement.getSQL());
+  return connection.format(query.sql, query.params);
 }
 
 /** A plain value of a template: sent as a parameter. */
@@ -61,69 +79,55 @@ const isPlainValue = (chunk: unknown): boolean =>
   typeof chunk === "boolean" ||
   chunk instanceof Date;
 
-function appendTemplate(statement: SQL, text: string[], params: unknown[]): boolean {
+/** What a plain value becomes in the text: a placeholder (its value then kept aside) or the value escaped. */
+type ValueText = (value: unknown) => string;
+
+function appendTemplate(statement: SQL, text: string[], value: ValueText): boolean {
   const { strings, values } = statement;
   text.push(strings[0] ?? "");
   for (let i = 0; i < values.length; i++) {
-    if (!appendChunk(values[i], text, params)) return false;
+    if (!appendChunk(values[i], text, value)) return false;
     text.push(strings[i + 1] ?? "");
   }
   return true;
 }
 
-function appendChunks(statement: DrizzleSQL, text: string[], params: unknown[]): boolean {
+function appendChunks(statement: DrizzleSQL, text: string[], value: ValueText): boolean {
   // A template made with .inlineParams() (drizzle keeps the flag private) is left to the dialect.
   if (Reflect.get(statement, "shouldInlineParams") === true) return false;
   for (const chunk of statement.queryChunks) {
-    if (!appendChunk(chunk, text, params)) return false;
+    if (!appendChunk(chunk, text, value)) return false;
   }
   return true;
 }
 
-function appendChunk(chunk: unknown, text: string[], params: unknown[]): boolean {
+function appendChunk(chunk: unknown, text: string[], value: ValueText): boolean {
   if (chunk === undefined) return true;
-  if (isPlainValue(chunk)) {
-    text.push("?");
-    params.push(chunk);
-  } else if (chunk instanceof SQL) return appendTemplate(chunk, text, params);
+  if (isPlainValue(chunk)) text.push(value(chunk));
+  else if (chunk instanceof SQL) return appendTemplate(chunk, text, value);
   else if (chunk instanceof StringChunk) text.push(chunk.value.join(""));
-  else if (chunk instanceof DrizzleSQL) return appendChunks(chunk, text, params);
+  else if (chunk instanceof DrizzleSQL) return appendChunks(chunk, text, value);
   else if (chunk instanceof Table) text.push(`\`${getTableName(chunk)}\``);
   else return false;
   return true;
 }
 
-/** About how many bytes a query takes on the wire once its parameters are inlined. */
-function sizeOf(query: Query): number {
-  let size = query.sql.length;
-  for (const p of query.params) size += typeof p === "string" ? p.length * 3 + 2 : 24;
-  return size;
-}
-
-/** The queries in consecutive groups of at most BATCH_BYTES_MAX (a larger single one alone). */
-function groupBySize(queries: readonly Query[]): Query[][] {
-  const groups: Query[][] = [];
-  let current: Query[] = [];
+/** The statements in consecutive groups of at most BATCH_BYTES_MAX characters in all (a larger one alone). */
+function groupBySize(statements: readonly string[]): string[][] {
+  const groups: string[][] = [];
+  let current: string[] = [];
   let size = 0;
-  for (const query of queries) {
-    const querySize = sizeOf(query);
-    if (current.length > 0 && size + querySize > BATCH_BYTES_MAX) {
+  for (const statement of statements) {
+    if (current.length > 0 && size + statement.length > BATCH_BYTES_MAX) {
       groups.push(current);
       current = [];
       size = 0;
     }
-    current.push(query);
-    size += querySize;
+    current.push(statement);
+    size += statement.length;
   }
   if (current.length > 0) groups.push(current);
   return groups;
-}
-
-/** One multi-statement query; parameters are appended one by one (a spread of 10^5 overflows the stack). */
-function joinQueries(queries: readonly Query[]): Query {
-  const params: unknown[] = [];
-  for (const query of queries) for (const p of query.params) params.push(p);
-  return { sql: queries.map((q) => q.sql).join(";\n"), params };
 }
 
 /** Waits until this Galera node has applied what the cluster committed before it (see Tx). */
@@ -176,13 +180,14 @@ export class Tx {
     this.begun = true;
     if (options.commit) this.commitSent = true;
     const list: StatementResult[] = [];
-    const queries = all.map(compileStatement);
+    const core = this.core();
+    const queries = all.map((statement) => inlineStatement(statement, core));
     // On Galera each statement goes alone: when a replicated write-set aborts this transaction
     // between two statements of one multi-statement packet, the server was seen to run the rest
     // of the packet outside any transaction (a stored outcome committed without its writes, a
     // call answered as done that was not). Sent alone, the next statement gets the deadlock error.
     for (const group of this.causal ? queries.map((q) => [q]) : groupBySize(queries)) {
-      const results = await this.send(joinQueries(group));
+      const results = await this.send(group.join(";\n"));
       // mysql2 returns a plain result for one statement and an array of results for several.
       list.push(...(group.length === 1 ? [results as StatementResult] : (results as StatementResult[])));
     }
@@ -195,14 +200,17 @@ export class Tx {
     return batch.parse(await this.run(batch.statements, options));
   }
 
-  private send(query: Query): Promise<unknown> {
+  /** mysql2's typings call this field the promise Connection; at run time it is the core one. */
+  private core(): CoreConnection {
+    return this.connection.connection as unknown as CoreConnection;
+  }
+
+  private send(query: string): Promise<unknown> {
     // The callback API: the promise wrapper captures a stack trace per query, measurable on
-    // the hot path (--cpu-prof), and errors here are classified, not read by people.
-    // mysql2's typings call this field the promise Connection; at run time it is the core one.
-    const core = this.connection.connection as unknown as CoreConnection;
-    return new Promise<unknown>((resolve, reject) =>
-      core.query(query.sql, query.params, (error, rows) => (error ? reject(error) : resolve(rows))),
-    );
+    // the hot path (--cpu-prof), and errors here are classified, not read by people. The values
+    // are in the text already (inlineStatement): mysql2 sends it as it is.
+    const core = this.core();
+    return new Promise<unknown>((resolve, reject) => core.query(query, (error, rows) => (error ? reject(error) : resolve(rows))));
   }
 
   async rollback(): Promise<void> {

@@ -4,8 +4,12 @@ import { GrpcInstrumentation } from "@opentelemetry/instrumentation-grpc";
 import { MySQL2Instrumentation } from "@opentelemetry/instrumentation-mysql2";
 import { NodeSDK } from "@opentelemetry/sdk-node";
 import { BatchSpanProcessor, NoopSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { statementWithoutValues } from "../logger.js";
 
 export const SERVICE_NAME = "velobase-billing";
+
+/** A round trip's statements as a span shows them, cut here (a write's batch is a few kilobytes). */
+const SPAN_SQL_LENGTH_MAX = 8192;
 
 export interface TelemetryOptions {
   /** Where finished spans go; by default OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, nowhere otherwise. */
@@ -39,8 +43,12 @@ export function startTelemetry(options: TelemetryOptions = {}): NodeSDK {
     logRecordProcessors: [],
     instrumentations: [
       new GrpcInstrumentation(),
-      // Statements only, never their values (the instrumentation's default).
-      new MySQL2Instrumentation(),
+      // Statements only, never their values: the store sends its values escaped into the text
+      // (store/run-transaction.ts), so each statement is masked as the logs mask it.
+      new MySQL2Instrumentation({
+        maskStatement: true,
+        maskStatementHook: (statement) => statementWithoutValues(statement, SPAN_SQL_LENGTH_MAX),
+      }),
       new FastifyOtelInstrumentation({ registerOnInitialization: true }),
     ],
   });
