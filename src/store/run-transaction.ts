@@ -36,34 +36,21 @@ const dialect = new MySqlDialect();
  */
 export const BATCH_BYTES_MAX = 4 * 1024 * 1024;
 
-export interface Query {
-  readonly sql: string;
-  readonly params: unknown[];
+/** What a statement's values are escaped and formatted with: mysql2's connection has both. */
+export interface Escaping {
+  escape(value: unknown): string;
+  format(sql: string, values: unknown[]): string;
 }
 
 /**
- * A statement's text and parameters, as drizzle's MySQL dialect would build them, for what our
- * templates (./sql.ts) and drizzle's hold: text, nested templates, tables, plain values. Anything
- * else (columns, Param, placeholders from the query builder) goes through the dialect.
- * test/unit/statement-compile.test.ts checks both give the same query.
+ * The statement's text, every value escaped in place by the connection's own escaping (what
+ * mysql2 does with `?` and parameters), in one walk of the template (text, nested templates,
+ * drizzle's templates and tables, plain values): mysql2 then sends the batch as it is instead of
+ * scanning its whole text again for placeholders. What the walk does not know (a column, drizzle's
+ * Param) goes through drizzle's MySQL dialect and the connection's format. The unit test
+ * test/unit/statement-compile.test.ts checks both give the same text.
  */
-export function compileStatement(statement: SQL): Query {
-  const text: string[] = [];
-  const params: unknown[] = [];
-  const placeholder = (value: unknown) => {
-    params.push(value);
-    return "?";
-  };
-  return appendTemplate(statement, text, placeholder) ? { sql: text.join(""), params } : dialect.sqlToQuery(statement.getSQL());
-}
-
-/**
- * The statement's text with each value escaped in place by the connection's own escaping (what
- * mysql2 does with `?` and parameters): the walk that builds the text escapes, instead of mysql2
- * scanning the joined text of a whole batch again for its placeholders. What the walk leaves to
- * the dialect is formatted by the connection at once, so a batch never mixes the two.
- */
-function inlineStatement(statement: SQL, connection: CoreConnection): string {
+export function inlineStatement(statement: SQL, connection: Escaping): string {
   const text: string[] = [];
   if (appendTemplate(statement, text, (value) => connection.escape(value))) return text.join("");
   const query = dialect.sqlToQuery(statement.getSQL());
@@ -79,7 +66,7 @@ const isPlainValue = (chunk: unknown): boolean =>
   typeof chunk === "boolean" ||
   chunk instanceof Date;
 
-/** What a plain value becomes in the text: a placeholder (its value then kept aside) or the value escaped. */
+/** What a plain value becomes in the text. */
 type ValueText = (value: unknown) => string;
 
 function appendTemplate(statement: SQL, text: string[], value: ValueText): boolean {

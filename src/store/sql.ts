@@ -2,8 +2,8 @@ import { SQL as DrizzleSQL, type SQLWrapper, StringChunk } from "drizzle-orm";
 
 /**
  * The store's statements and their fragments: a template's strings and the values between them,
- * kept as they came. Values are sent as parameters (mysql2 escapes them), fragments nest, and a
- * drizzle table gives its name; compileStatement (run-transaction.ts) walks a statement once.
+ * kept as they came. Fragments nest, a drizzle table gives its name, and inlineStatement
+ * (run-transaction.ts) walks a statement once, escaping each value into the text as mysql2 does.
  *
  * Why not drizzle's `sql`: it makes an object per chunk and checks every chunk's class through
  * its prototype chain, and a write builds hundreds of chunks. Under load that was about a

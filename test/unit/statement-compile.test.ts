@@ -1,22 +1,33 @@
 import { sql as drizzleSql } from "drizzle-orm";
 import { MySqlDialect } from "drizzle-orm/mysql-core";
+import mysql from "mysql2";
 import { describe, expect, it } from "vitest";
 import { NO_EXPIRY_MS } from "../../src/domain/limits.js";
 import { lockCustomersWithActiveAccountsSql, lockCustomerWithBalanceSql } from "../../src/store/accounts-store.js";
 import { customerByIdSql, customerPkSql } from "../../src/store/customers-store.js";
 import { ledgerPart } from "../../src/store/ledger-store.js";
 import { findOutcomesSql } from "../../src/store/outcomes-store.js";
-import { compileStatement } from "../../src/store/run-transaction.js";
+import { type Escaping, inlineStatement } from "../../src/store/run-transaction.js";
 import { sql } from "../../src/store/sql.js";
 import { newTransactionPart, transactionPkSql } from "../../src/store/transactions-store.js";
 import { writeSetSql } from "../../src/store/write-set.js";
 
-// The statement compiler of the hot path must build exactly what drizzle's MySQL dialect builds
-// from the same statement (our templates, ./src/store/sql.ts, convert with getSQL()).
+// The statement text of the hot path must be exactly what drizzle's MySQL dialect builds from the
+// same statement (our templates, ./src/store/sql.ts, convert with getSQL()) once mysql2 has
+// formatted its parameters into it: values escaped by mysql2 either way.
 const dialect = new MySqlDialect();
+type SqlValue = Parameters<typeof mysql.escape>[0];
+const mysql2: Escaping = {
+  escape: (value) => mysql.escape(value as SqlValue),
+  format: (text, values) => mysql.format(text, values as SqlValue[]),
+};
+const viaDialect = (statement: ReturnType<typeof sql>) => {
+  const { sql: text, params } = dialect.sqlToQuery(statement.getSQL());
+  return mysql.format(text, params as SqlValue[]);
+};
 const NOW = 1_800_000_000_000;
 
-describe("compileStatement", () => {
+describe("inlineStatement", () => {
   const statements = [
     lockCustomerWithBalanceSql(customerByIdSql(1n, "c1"), NOW),
     lockCustomersWithActiveAccountsSql([customerPkSql(1n, "c1"), customerPkSql(2n, "c2")], NOW),
@@ -68,18 +79,21 @@ describe("compileStatement", () => {
         ],
       ),
     ]),
-    sql`SELECT ${null} AS n, ${true} AS b, ${sql.raw("1")} AS r`,
+    sql`SELECT ${null} AS n, ${true} AS b, ${sql.raw("1")} AS r, ${'it\'s \\ "q" ?'} AS s, ${new Date(NOW)} AS d, ${2n ** 63n} AS big`,
     sql`SELECT ${drizzleSql`${"inner"} AS d`}, ${sql.join([], sql`, `)}x${sql.join([sql`${1}`], sql`, `)}${sql.join([sql`a`, sql`${2}`, sql`c`], sql` OR `)}`,
   ];
 
-  it.each(statements.map((s, i) => [i, s] as const))("builds statement %i as the dialect does", (_i, statement) => {
-    const { sql: text, params } = dialect.sqlToQuery(statement.getSQL());
-    expect(compileStatement(statement)).toEqual({ sql: text, params });
+  it.each(statements.map((s, i) => [i, s] as const))("builds statement %i as the dialect and mysql2's format do", (_i, statement) => {
+    expect(inlineStatement(statement, mysql2)).toBe(viaDialect(statement));
+  });
+
+  it("escapes values as mysql2 does", () => {
+    expect(inlineStatement(sql`SELECT ${"a'b"}, ${1n}, ${null}, ${false}`, mysql2)).toBe("SELECT 'a\\'b', 1, NULL, false");
   });
 
   it("leaves what it does not know to the dialect", () => {
     const inlined = sql`SELECT ${drizzleSql`${1}`.inlineParams()} AS one`;
-    expect(compileStatement(inlined)).toEqual({ sql: "SELECT 1 AS one", params: [] });
+    expect(inlineStatement(inlined, mysql2)).toBe("SELECT 1 AS one");
   });
 
   it("nests in drizzle's own templates as an SQLWrapper (in parentheses, as drizzle puts any wrapper)", () => {
@@ -87,7 +101,7 @@ describe("compileStatement", () => {
   });
 
   it("joins parts with a separator of text only", () => {
-    expect(compileStatement(sql`${sql.join([sql`${1}`, sql`${2}`], sql`, `)}`)).toEqual({ sql: "?, ?", params: [1, 2] });
+    expect(inlineStatement(sql`${sql.join([sql`${1}`, sql`${"x"}`], sql`, `)}`, mysql2)).toBe("1, 'x'");
     expect(() => sql.join([sql`a`], sql`${1}`)).toThrow("separator");
   });
 });
