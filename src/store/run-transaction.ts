@@ -57,7 +57,7 @@ export function inlineStatement(statement: SQL, connection: Escaping): string {
   return connection.format(query.sql, query.params);
 }
 
-/** A plain value of a template: sent as a parameter. */
+/** A plain value of a template: escaped into the text. */
 const isPlainValue = (chunk: unknown): boolean =>
   chunk === null ||
   typeof chunk === "string" ||
