@@ -52,7 +52,7 @@ export interface Escaping {
  */
 export function inlineStatement(statement: SQL, connection: Escaping): string {
   const text: string[] = [];
-  if (appendTemplate(statement, text, (value) => connection.escape(value))) return text.join("");
+  if (appendTemplate(statement, text, connection)) return text.join("");
   const query = dialect.sqlToQuery(statement.getSQL());
   return connection.format(query.sql, query.params);
 }
@@ -66,34 +66,31 @@ const isPlainValue = (chunk: unknown): boolean =>
   typeof chunk === "boolean" ||
   chunk instanceof Date;
 
-/** What a plain value becomes in the text. */
-type ValueText = (value: unknown) => string;
-
-function appendTemplate(statement: SQL, text: string[], value: ValueText): boolean {
+function appendTemplate(statement: SQL, text: string[], connection: Escaping): boolean {
   const { strings, values } = statement;
   text.push(strings[0] ?? "");
   for (let i = 0; i < values.length; i++) {
-    if (!appendChunk(values[i], text, value)) return false;
+    if (!appendChunk(values[i], text, connection)) return false;
     text.push(strings[i + 1] ?? "");
   }
   return true;
 }
 
-function appendChunks(statement: DrizzleSQL, text: string[], value: ValueText): boolean {
+function appendChunks(statement: DrizzleSQL, text: string[], connection: Escaping): boolean {
   // A template made with .inlineParams() (drizzle keeps the flag private) is left to the dialect.
   if (Reflect.get(statement, "shouldInlineParams") === true) return false;
   for (const chunk of statement.queryChunks) {
-    if (!appendChunk(chunk, text, value)) return false;
+    if (!appendChunk(chunk, text, connection)) return false;
   }
   return true;
 }
 
-function appendChunk(chunk: unknown, text: string[], value: ValueText): boolean {
+function appendChunk(chunk: unknown, text: string[], connection: Escaping): boolean {
   if (chunk === undefined) return true;
-  if (isPlainValue(chunk)) text.push(value(chunk));
-  else if (chunk instanceof SQL) return appendTemplate(chunk, text, value);
+  if (isPlainValue(chunk)) text.push(connection.escape(chunk));
+  else if (chunk instanceof SQL) return appendTemplate(chunk, text, connection);
   else if (chunk instanceof StringChunk) text.push(chunk.value.join(""));
-  else if (chunk instanceof DrizzleSQL) return appendChunks(chunk, text, value);
+  else if (chunk instanceof DrizzleSQL) return appendChunks(chunk, text, connection);
   else if (chunk instanceof Table) text.push(`\`${getTableName(chunk)}\``);
   else return false;
   return true;
