@@ -7,6 +7,7 @@
  * Environment: BENCH_SECONDS (per run, default 5), BENCH_CUSTOMERS (10000),
  * BENCH_LEDGER_ROWS (5000000), BENCH_GROWTH=0 to skip the cost-growth part, BENCH_SCENARIOS
  * (comma-separated subset of deposit,deduct,freeze,freeze+consume,mixed,batch), BENCH_REPEATS (2),
+ * BENCH_WARMUP_SECONDS (1: an unrecorded run of each server before each compared case),
  * BENCH_DATABASE_SERVER (mysql://root@127.0.0.1:3306), BENCH_SERVER_NODE_ARGS (node flags for both servers),
  * BENCH_CONCURRENCIES (1,16,64), BENCH_DISTRIBUTIONS (uniform,hot), BENCH_OUTBOX=0 to skip the
  * outbox comparison (a third server, ours with EVENTS_OUTBOX=off, alternating with ours on
@@ -39,6 +40,8 @@ const CONCURRENCIES = process.env.BENCH_CONCURRENCIES?.split(",").map(Number) ??
 const DISTRIBUTIONS = ALL_DISTRIBUTIONS.filter((d) => process.env.BENCH_DISTRIBUTIONS?.split(",").includes(d) ?? true);
 const MAX_OPS_PER_RUN = 500_000;
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 2);
+/** Seconds each server runs a case unrecorded before its measured runs (BENCH_WARMUP_SECONDS). */
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 1);
 const OUTBOX_COMPARED = process.env.BENCH_OUTBOX !== "0";
 /** Extra node flags for both servers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them. */
 const SERVER_NODE_ARGS = process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
@@ -153,6 +156,8 @@ async function measure(
   distribution: Distribution,
   concurrency: number,
   seconds = SECONDS,
+  /** false: a warm-up, not printed. */
+  recorded = true,
 ): Promise<Row> {
   const runId = `${server}-${scenario.replace("+", "_")}-${distribution}-${concurrency}-${++runCounter}-${Date.now().toString(36)}`;
   const pid = started.child.pid ?? 0;
@@ -177,7 +182,7 @@ async function measure(
     serverRssMb: after.rssBytes / 2 ** 20,
     dbCpuMsPerOp: dbBefore && dbAfter && result.ops > 0 ? ((dbAfter.cpuSeconds - dbBefore.cpuSeconds) * 1000) / result.ops : null,
   };
-  process.stderr.write(`${formatRow(row)}${result.firstError ? `  first error: ${result.firstError}` : ""}\n`);
+  if (recorded) process.stderr.write(`${formatRow(row)}${result.firstError ? `  first error: ${result.firstError}` : ""}\n`);
   return row;
 }
 
@@ -410,12 +415,24 @@ async function main(): Promise<void> {
     for (const distribution of DISTRIBUTIONS) {
       for (const concurrency of CONCURRENCIES) {
         // The compared runs alternate, REPEATS times each, so that drift in the machine (disk
-        // flushes, other tenants) falls on both servers alike; the ratio uses their mean.
+        // flushes, other tenants, a VM speeding up as it warms) falls on every server alike; the
+        // ratio uses their mean. Every other repeat runs them in reverse order (A B C, C B A): with
+        // a fixed order, a machine that drifts one way always favours the server that runs last.
+        const compared: Array<[Row["server"], Started]> = [
+          ["ours", ours],
+          ["baseline", baseline],
+          ...(noOutbox ? [["ours-no-outbox", noOutbox] as [Row["server"], Started]] : []),
+        ];
         for (const scenario of ["freeze", "freeze+consume"].filter(wanted)) {
+          // An unrecorded warm-up of each server at this case first: the first run after a change
+          // of load pays for connections opened, code paths compiled and pages read (seen: 0.47 ms
+          // of database CPU per Freeze against 0.32 in the same server's second run), and without
+          // it that cost landed on whichever server ran first.
+          for (const [name, server] of compared) await measure(name, server, scenario, distribution, concurrency, WARMUP_SECONDS, false);
           for (let rep = 0; rep < REPEATS; rep++) {
-            rows.push(await measure("ours", ours, scenario, distribution, concurrency));
-            rows.push(await measure("baseline", baseline, scenario, distribution, concurrency));
-            if (noOutbox) rows.push(await measure("ours-no-outbox", noOutbox, scenario, distribution, concurrency));
+            for (const [name, server] of rep % 2 === 0 ? compared : [...compared].reverse()) {
+              rows.push(await measure(name, server, scenario, distribution, concurrency));
+            }
           }
         }
         for (const scenario of ["deposit", "deduct", "mixed"].filter(wanted)) {
