@@ -39,12 +39,12 @@ const ConfigSchema = z.object({
   GROUP_COMMIT_TRANSACTIONS: z.coerce.number().int().min(1).max(1000).default(2),
   // Calls of different customers may share a transaction (side by side). "false" on a sharded
   // database (Vitess, TiDB), where a transaction must stay within one customer: docs/scaling.md.
-  // Bench only: "off" makes writes append no events, so the bench can show what the outbox costs.
-  EVENTS_OUTBOX: z.enum(["on", "off"]).default("on"),
   GROUP_COMMIT_SIDE_BY_SIDE: z
     .enum(["true", "false"])
     .default("true")
     .transform((v) => v === "true"),
+  // Bench only: "off" makes writes append no events, so the bench can show what the outbox costs.
+  EVENTS_OUTBOX: z.enum(["on", "off"]).default("on"),
   DB_LOCK_WAIT_TIMEOUT_S: z.coerce.number().int().min(1).max(3600).default(LOCK_WAIT_TIMEOUT_S_DEFAULT),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(1_000),

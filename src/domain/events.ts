@@ -216,6 +216,14 @@ export function eventJson(e: FeedEvent, amounts: "number" | "string", cursor: "p
   };
 }
 
+/** An event for readers of every project (NATS message bodies, `events tail`): amounts as strings, and its project. */
+export type ProjectEventJson = EventJson & { readonly project_id: string };
+
+export const projectEventJson = (e: FeedEvent, cursor: "project" | "global" = "project"): ProjectEventJson => ({
+  ...eventJson(e, "string", cursor),
+  project_id: e.projectId.toString(),
+});
+
 /** A JSON number only when exact (balances are kept within 2^53 − 1, CUSTOMER_UNEXPIRED_TOTAL_MAX). */
 function exactNumber(v: bigint): number {
   const n = Number(v);

@@ -79,9 +79,8 @@ export function applyList(
     }
   });
   const groups = {
-    ledgers: customerLedgersSql(planned.ledgers),
     customers: customerLabelsSql(state, writes, plans),
-    writeSet: writeSetSql(parts),
+    writeSet: writeSetSql(parts, (guard) => customerLedgersSql(planned.ledgers, guard)),
     reversals,
     expiries,
     events: outbox === null ? [] : listEventsSql(state, writes, planned, outbox.deploymentId, nowMs),
@@ -118,14 +117,15 @@ function customerLabelsSql(state: ListState, writes: readonly CreditWrite[], pla
 }
 
 /**
- * Each customer's ledger position moves to its last entry's. No row-count guard: the entries'
- * UNIQUE (customer_pk, sequence) is the guard. Were the row not at the position the prefetch read
- * under its lock, that position's successors would exist already, this list's first entry would
- * repeat one of them, and its INSERT would fail the batch before COMMIT.
+ * Each customer's ledger position moves to its last entry's. No row-count guard of its own: the
+ * entries' UNIQUE (customer_pk, sequence) is the guard. Were the row not at the position the
+ * prefetch read under its lock, that position's successors would exist already, this list's first
+ * entry would repeat one of them, and its INSERT would fail the batch before COMMIT. It carries
+ * the guard of the write set's last UPDATE (`guard`), which it follows (write-set.ts).
  */
-function customerLedgersSql(ledgers: PlannedList["ledgers"]): SQL[] {
+function customerLedgersSql(ledgers: PlannedList["ledgers"], guard: SQL | null): SQL | null {
   const moved = [...ledgers];
-  if (moved.length === 0) return [];
+  if (moved.length === 0) return null;
   const caseOf = (value: (l: { from: bigint; to: LedgerPosition }) => bigint) =>
     sql`CASE id ${sql.join(
       moved.map(([pk, l]) => sql`WHEN ${pk} THEN ${value(l)}`),
@@ -135,11 +135,9 @@ function customerLedgersSql(ledgers: PlannedList["ledgers"]): SQL[] {
     moved.map(([pk]) => sql`${pk}`),
     sql`, `,
   );
-  return [
-    sql`UPDATE ${customers} SET ledger_sequence = ${caseOf((l) => l.to.sequence)}, ledger_total = ${caseOf((l) => l.to.total)},
+  return sql`UPDATE ${customers} SET ledger_sequence = ${caseOf((l) => l.to.sequence)}, ledger_total = ${caseOf((l) => l.to.total)},
       ledger_used = ${caseOf((l) => l.to.used)}, ledger_frozen = ${caseOf((l) => l.to.frozen)}
-    WHERE id IN (${ids}) AND ledger_sequence = ${caseOf((l) => l.from)}`,
-  ];
+    WHERE id IN (${ids}) AND ledger_sequence = ${caseOf((l) => l.from)}${guard ? sql` AND ${guard}` : sql``}`;
 }
 
 /** Where the SELECT of the written ids sits among a deposit's statements. */

@@ -11,8 +11,23 @@ import { isRowCountGuardFailure } from "./sql-errors.js";
  * wrong; ROW_COUNT() is the previous statement's count on MySQL and MariaDB alike.
  */
 export function rowCountGuardSql(expected: number): SQL {
+  return sql`SELECT ${guardSubquery(expected)} AS row_count_guard`;
+}
+
+/**
+ * The same guard as a condition that the next statement (an UPDATE) carries in its WHERE, instead
+ * of a statement of its own: true when the previous statement changed `expected` rows, the same
+ * error (1242) when it did not. ROW_COUNT() is still the previous statement's while the carrying
+ * statement runs.
+ */
+export function rowCountGuardCondition(expected: number): SQL {
+  return sql`${guardSubquery(expected)} IS NULL`;
+}
+
+/** No row when the count is right, two (error 1242 where one value is expected) when it is not. */
+function guardSubquery(expected: number): SQL {
   const wrong = sql`SELECT 1 FROM DUAL WHERE ROW_COUNT() <> ${sql.raw(String(Math.trunc(expected)))}`;
-  return sql`SELECT (${wrong} UNION ALL ${wrong}) AS row_count_guard`;
+  return sql`(${wrong} UNION ALL ${wrong})`;
 }
 
 /** The UPDATE followed by its guard. */

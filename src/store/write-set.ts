@@ -1,6 +1,6 @@
 import { type SQL, sql } from "./sql.js";
 import { type AccountDelta, mergeDeltas } from "../domain/account-deltas.js";
-import { guardedUpdateSql } from "./row-count-guard.js";
+import { guardedUpdateSql, rowCountGuardCondition } from "./row-count-guard.js";
 import { accounts, transactions } from "./schema.js";
 import { chunksOf } from "./statement-chunks.js";
 
@@ -33,12 +33,19 @@ export interface Settlement {
 export const rowsPart = (into: InsertTarget, head: SQL, rows: readonly SQL[]): WritePart => ({ kind: "rows", into, head, rows });
 
 /**
- * The statements of many writes' parts, merged: every settlement in one guarded UPDATE; then every
- * account delta, summed per account, in one guarded UPDATE; then each table's new rows in one
- * INSERT, rows in write order (so ledger entry ids follow the order of the writes). Each step
- * splits at ROWS_PER_STATEMENT rows.
+ * A statement to run right after a write set's guarded UPDATEs, which carries the last one's guard
+ * (rowCountGuardCondition, null when there is none) in its WHERE: one statement fewer per write
+ * set. It returns null when it has nothing to change; the guard then gets its own statement.
  */
-export function writeSetSql(parts: readonly WritePart[]): SQL[] {
+export type GuardCarrier = (guard: SQL | null) => SQL | null;
+
+/**
+ * The statements of many writes' parts, merged: every settlement in one guarded UPDATE; then every
+ * account delta, summed per account, in one guarded UPDATE; then the carrier, if any; then each
+ * table's new rows in one INSERT, rows in write order (so ledger entry ids follow the order of the
+ * writes). Each step splits at ROWS_PER_STATEMENT rows.
+ */
+export function writeSetSql(parts: readonly WritePart[], carrier?: GuardCarrier): SQL[] {
   const statements: SQL[] = [];
   const settlements: { holdPk: bigint; settlement: Settlement }[] = [];
   const deltas: AccountDelta[] = [];
@@ -52,14 +59,29 @@ export function writeSetSql(parts: readonly WritePart[]): SQL[] {
       rows.set(part.into, into);
     }
   }
-  statements.push(...chunksOf(settlements).flatMap((chunk) => guardedUpdateSql(settleHoldsSql(chunk), chunk.length)));
   const changed = mergeDeltas(deltas).filter((d) => d.used !== 0n || d.frozen !== 0n);
-  statements.push(...chunksOf(changed).flatMap((chunk) => guardedUpdateSql(updateAccountsSql(chunk), chunk.length)));
+  statements.push(
+    ...guardedUpdatesSql(
+      [
+        ...chunksOf(settlements).map((chunk) => ({ update: settleHoldsSql(chunk), rows: chunk.length })),
+        ...chunksOf(changed).map((chunk) => ({ update: updateAccountsSql(chunk), rows: chunk.length })),
+      ],
+      carrier,
+    ),
+  );
   for (const target of INSERT_ORDER) {
     const insert = rows.get(target);
     if (insert) statements.push(...chunksOf(insert.rows).map((chunk) => sql`${insert.head} VALUES ${sql.join(chunk, sql`, `)}`));
   }
   return statements;
+}
+
+/** The UPDATEs, each followed by its guard, except the last one's when the carrier carries it. */
+function guardedUpdatesSql(updates: readonly { update: SQL; rows: number }[], carrier: GuardCarrier | undefined): SQL[] {
+  const last = updates.at(-1);
+  const carried = carrier?.(last ? rowCountGuardCondition(last.rows) : null) ?? null;
+  const statements = updates.flatMap((u) => (u === last && carried ? [u.update] : guardedUpdateSql(u.update, u.rows)));
+  return carried ? [...statements, carried] : statements;
 }
 
 /** A value per row of an UPDATE over several ids. */

@@ -4,7 +4,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.js";
-import type { EventJson } from "../../src/domain/events.js";
+import type { ProjectEventJson } from "../../src/domain/events.js";
 import { LeaseKeeper } from "../../src/operations/events/lease-keeper.js";
 import { NATS_PUBLISHER, NatsPublisher } from "../../src/operations/events/nats-publisher.js";
 import { lastPosition, publisherPosition } from "../../src/store/event-feed-store.js";
@@ -73,7 +73,7 @@ async function storedMessages() {
   const list = [];
   for (let seq = 1; seq <= count; seq++) {
     const m = await jsm.streams.getMessage(STREAM, { seq });
-    if (m) list.push({ subject: m.subject, msgId: m.header?.get("Nats-Msg-Id") ?? "", body: m.json<EventJson>() });
+    if (m) list.push({ subject: m.subject, msgId: m.header?.get("Nats-Msg-Id") ?? "", body: m.json<ProjectEventJson>() });
   }
   return list;
 }
@@ -93,7 +93,13 @@ describe("the NATS JetStream publisher", () => {
     expect(messages.map((m) => [m.subject, m.msgId, m.body.id, m.body.transaction_id])).toEqual(
       first.map((e, i) => [`${PREFIX}.1.${i === 2 ? "balance.low" : "ledger.deduct"}`, e.eventId, e.eventId, e.transactionId]),
     );
-    expect(messages[0]?.body).toMatchObject({ type: "ledger.deduct", customer_id: "nats-1", entries: [], balance_after: null });
+    expect(messages[0]?.body).toMatchObject({
+      type: "ledger.deduct",
+      customer_id: "nats-1",
+      project_id: "1",
+      entries: [],
+      balance_after: null,
+    });
 
     // Committed while no publisher runs; then the one that resumes finds its stored position but
     // crashed before saving its last batch: it sends that batch again, JetStream drops the copies.

@@ -12,6 +12,7 @@ import { runTransaction } from "../../src/store/run-transaction.js";
 import { isRowCountGuardFailure } from "../../src/store/sql-errors.js";
 import { findTransaction, settleTransactionSql } from "../../src/store/transactions-store.js";
 import { writeSetSql } from "../../src/store/write-set.js";
+import { type SQL, sql } from "../../src/store/sql.js";
 import { verifyLedger } from "../../src/operations/verify.js";
 import { expectError, TestClient } from "../support/client.js";
 import { expectHttpError, httpClientFor, ok } from "../support/http.js";
@@ -409,5 +410,34 @@ describe("finding 11: rows are parsed when read back, guarded updates checked", 
     expect(await accountOf(customerId)).toMatchObject({ total: 100n, used: 30n, frozen: 0n, available: 70n });
     expect((await s.client.call("getTransaction", { transactionId })).consumedAmount).toBe(30n);
     await expectLedgerVerifies();
+  });
+
+  it("a guard carried by the next UPDATE aborts the batch when the count is wrong, and passes when it is right", async () => {
+    const customerId = uid("cust");
+    const deposited = await s.client.call("deposit", { customerId, amount: 100n });
+    const accountId = BigInt(deposited.account?.id ?? "0");
+    const labelled = "carried-guard";
+    // The carrier stands for the customers' ledger UPDATE (list-apply.ts): it changes a label.
+    const carrier = (guard: SQL | null) =>
+      sql`UPDATE customers SET name = ${labelled} WHERE project_id = 1 AND customer_id = ${customerId}${guard ? sql` AND ${guard}` : sql``}`;
+    const batch = (deltas: { accountId: bigint; used: bigint; frozen: bigint }[]) =>
+      runTransaction(s.app.database, (tx) => tx.run(writeSetSql([{ kind: "deltas", deltas }], carrier), { commit: true })).catch(
+        (error: unknown) => error,
+      );
+    const statements = writeSetSql([{ kind: "deltas", deltas: [{ accountId, used: 0n, frozen: 1n }] }], carrier);
+    expect(statements).toHaveLength(2);
+
+    // Two accounts planned, one exists: the UPDATE changes one row, the carrier fails the batch.
+    const failure = await batch([
+      { accountId, used: 0n, frozen: 1n },
+      { accountId: accountId + 1_000_000n, used: 0n, frozen: 1n },
+    ]);
+    expect(isRowCountGuardFailure(failure)).toBe(true);
+    expect(await accountOf(customerId)).toMatchObject({ total: 100n, used: 0n, frozen: 0n, available: 100n });
+    expect((await s.client.call("getCustomer", { customerId })).name).toBe("");
+
+    await batch([{ accountId, used: 0n, frozen: 1n }]);
+    expect(await accountOf(customerId)).toMatchObject({ total: 100n, used: 0n, frozen: 1n, available: 99n });
+    expect((await s.client.call("getCustomer", { customerId })).name).toBe(labelled);
   });
 });

@@ -1,7 +1,7 @@
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { eventJson, type FeedEvent } from "../../domain/events.js";
+import { type FeedEvent, projectEventJson } from "../../domain/events.js";
 import { EVENT_READ_BATCH } from "../../domain/limits.js";
 import type { Database } from "../../store/database.js";
 import { lastPosition, publisherPosition, readFeed, savePublisherPosition } from "../../store/event-feed-store.js";
@@ -84,7 +84,7 @@ export class NatsPublisher {
       // Sent in order on one connection, acknowledged together: the stream keeps their order.
       await Promise.all(
         batch.map((event) =>
-          js.publish(subjectOf(this.options.subjectPrefix, event), JSON.stringify(eventJson(event, "string")), {
+          js.publish(subjectOf(this.options.subjectPrefix, event), JSON.stringify(projectEventJson(event)), {
             msgID: event.eventId,
             timeout: this.options.ackTimeoutMs ?? PUBLISH_ACK_TIMEOUT_MS,
           }),

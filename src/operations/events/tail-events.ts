@@ -1,5 +1,5 @@
 import pino from "pino";
-import { type EventJson, eventJson } from "../../domain/events.js";
+import { type ProjectEventJson, projectEventJson } from "../../domain/events.js";
 import type { Database } from "../../store/database.js";
 import type { BillingContext } from "../context.js";
 import { watchEvents } from "./read-events.js";
@@ -22,7 +22,7 @@ export async function tailEvents(
   database: Database,
   options: TailOptions,
   signal: AbortSignal,
-  print: (event: EventJson & { project_id: string }) => void,
+  print: (event: ProjectEventJson) => void,
 ): Promise<void> {
   const running = await startEventFeed(database, { pollIntervalMs: 200, stampSpacingMs: 10, nats: null, log: pino({ level: "silent" }) });
   const ctx: BillingContext = { database, now: Date.now, events: running.feed };
@@ -31,8 +31,7 @@ export async function tailEvents(
       ctx,
       { projectId: options.projectId, cursor: options.cursor, customerId: options.customerId, types: [] },
       signal,
-      async (e) =>
-        print({ ...eventJson(e, "string", options.projectId === null ? "global" : "project"), project_id: e.projectId.toString() }),
+      async (e) => print(projectEventJson(e, options.projectId === null ? "global" : "project")),
     );
   } finally {
     await running.stop();
