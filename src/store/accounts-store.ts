@@ -8,6 +8,9 @@ import { bigOf, boolOf, msOf, numberOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { accounts, customers } from "./schema.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
+import type { CustomerRef } from "../domain/customer-ref.js";
+import { customerPkSql } from "./customers-store.js";
+import { keyListsSql } from "./key-lists.js";
 
 /** Columns every account read selects, as `a.*` would, under stable names. */
 export const ACCOUNT_COLUMNS = sql`a.id AS a_id, a.credit_type AS a_credit_type, a.source AS a_source,
@@ -118,7 +121,7 @@ const creditTypesSql = (alias: SQL, creditTypes: readonly string[]): SQL =>
 /** The customers whose spends read one selection of credit types (none: every type). */
 export interface SpendSelectionGroup {
   readonly creditTypes: readonly string[];
-  readonly customers: ReadonlyArray<{ readonly projectId: bigint; readonly pk: bigint | SQL }>;
+  readonly customers: readonly CustomerRef[];
 }
 
 /**
@@ -137,27 +140,33 @@ export function lockFirstSpendableSql(groups: readonly SpendSelectionGroup[], no
   if (only && one) {
     return sql`SELECT a.customer_pk AS a_customer_pk, ${ACCOUNT_COLUMNS}
       FROM ${accounts} a
-      WHERE a.project_id = ${one.projectId} AND a.customer_pk = ${one.pk} AND ${activeAccountSql(nowMs)}
+      WHERE a.project_id = ${one.projectId} AND a.customer_pk = ${customerPkSql(one.projectId, one.customerId)} AND ${activeAccountSql(nowMs)}
         AND a.total - a.used - a.frozen > 0${creditTypesSql(sql`a`, only.creditTypes)}
       ORDER BY a.expires_at_ms, a.created_at, a.id LIMIT ${limit}
       FOR UPDATE`;
   }
-  const ranked = groups.map((g) => {
-    const owners = sql.join(
-      g.customers.map((c) => sql`(s.project_id = ${c.projectId} AND s.customer_pk = ${c.pk})`),
-      sql` OR `,
-    );
-    return sql`SELECT r.id FROM (
+  // The customers are joined by their ids (key-lists.ts): half of what a subquery each cost.
+  const ranked = groups.map(
+    (g) => sql`SELECT r.id FROM (
         SELECT s.id, ROW_NUMBER() OVER (PARTITION BY s.customer_pk ORDER BY s.expires_at_ms, s.created_at, s.id) AS rn
-        FROM ${accounts} s
-        WHERE (${owners}) AND ${activeAccountSql(nowMs, sql`s`)} AND s.total - s.used - s.frozen > 0${creditTypesSql(sql`s`, g.creditTypes)}
-      ) r WHERE r.rn <= ${limit}`;
-  });
+        FROM ${customers} c JOIN ${accounts} s ON s.project_id = c.project_id AND s.customer_pk = c.id
+        WHERE (${customersNamedSql(g.customers)}) AND ${activeAccountSql(nowMs, sql`s`)} AND s.total - s.used - s.frozen > 0${creditTypesSql(sql`s`, g.creditTypes)}
+      ) r WHERE r.rn <= ${limit}`,
+  );
   return sql`SELECT a.customer_pk AS a_customer_pk, ${ACCOUNT_COLUMNS}
     FROM (${sql.join(ranked, sql` UNION `)}) chosen STRAIGHT_JOIN ${accounts} a ON a.id = chosen.id
     ORDER BY a.customer_pk, a.expires_at_ms, a.created_at, a.id
     FOR UPDATE`;
 }
+
+/** SQL condition: customer `c` is one of these. */
+const customersNamedSql = (refs: readonly CustomerRef[]): SQL =>
+  keyListsSql(
+    refs,
+    (r) => ({ id: String(r.projectId), condition: sql`c.project_id = ${r.projectId}` }),
+    sql`c.customer_id`,
+    (r) => r.customerId,
+  );
 
 /** The balance over a customer's ACTIVE accounts, summed by the database (no rows, no locks). */
 export function activeBalanceSql(projectId: bigint, customerPk: SQL, nowMs: number): SQL {

@@ -80,12 +80,12 @@ function spendSelectionsOf(writes: readonly CreditWrite[]) {
 }
 
 /** The list's selections grouped by credit types, for one statement (lockFirstSpendableSql). */
-function selectionGroupsOf(selections: ReturnType<typeof spendSelectionsOf>, pkOf: (ref: CustomerRef) => SQL): SpendSelectionGroup[] {
-  const groups = new Map<string, { creditTypes: readonly string[]; customers: { projectId: bigint; pk: SQL }[] }>();
+function selectionGroupsOf(selections: ReturnType<typeof spendSelectionsOf>): SpendSelectionGroup[] {
+  const groups = new Map<string, { creditTypes: readonly string[]; customers: CustomerRef[] }>();
   for (const s of selections) {
     const key = selectionKey(s.creditTypes);
     const group = groups.get(key) ?? { creditTypes: s.creditTypes, customers: [] };
-    group.customers.push({ projectId: s.ref.projectId, pk: pkOf(s.ref) });
+    group.customers.push(s.ref);
     groups.set(key, group);
   }
   return [...groups.values()];
@@ -157,8 +157,7 @@ export function prefetchList(
     created: depositCustomers.map((d) => createCustomerSql(d.projectId, { ...d, nowMs })),
     depositCustomers: depositCustomers.length === 0 ? [] : [lockCustomersWithTotalsSql(depositCustomers.map(pkOf), nowMs)],
     holds: holds.length === 0 ? [] : [lockHoldsWithAllocationsSql(holds)],
-    spendable:
-      selections.length === 0 ? [] : [lockFirstSpendableSql(selectionGroupsOf(selections, pkOf), nowMs, SPEND_ACCOUNTS_LOCKED_FIRST)],
+    spendable: selections.length === 0 ? [] : [lockFirstSpendableSql(selectionGroupsOf(selections), nowMs, SPEND_ACCOUNTS_LOCKED_FIRST)],
     depositAccounts: deposits.map((d) => lockAccountByKeySql(d.projectId, pkOf(d), accountKeyOf(d))),
     ...reversalStatements(writes),
     alerts: prefetchListAlertsSql(alertsRead, nowMs),

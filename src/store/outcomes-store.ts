@@ -4,6 +4,7 @@ import type { IdempotencyEnvelope, OutcomeScope, StoredOutcome } from "../domain
 import { bigOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { customers, outcomes } from "./schema.js";
+import { keyListsSql } from "./key-lists.js";
 import { rowsPart, type WritePart } from "./write-set.js";
 
 /**
@@ -24,14 +25,12 @@ export const findOutcomesSql = (
   sql`SELECT o.project_id AS o_project_id, o.scope AS o_scope, o.idempotency_key AS o_key, c.customer_id, o.request_fingerprint,
       o.response
     FROM ${outcomes} o JOIN ${customers} c ON c.id = o.customer_pk
-    WHERE ${
-      keys.length === 0
-        ? sql`FALSE`
-        : sql.join(
-            keys.map((k) => sql`(o.project_id = ${k.projectId} AND o.scope = ${k.scope} AND o.idempotency_key = ${k.key})`),
-            sql` OR `,
-          )
-    }`;
+    WHERE ${keyListsSql(
+      keys,
+      (k) => ({ id: `${k.projectId}:${k.scope}`, condition: sql`o.project_id = ${k.projectId} AND o.scope = ${k.scope}` }),
+      sql`o.idempotency_key`,
+      (k) => k.key,
+    )}`;
 
 /** The rows of findOutcomesSql by their key (outcomeMapKey). */
 export function outcomesFromRows(rows: readonly Row[]): Map<string, StoredOutcome> {
