@@ -9,8 +9,7 @@ import type { Row } from "./run-transaction.js";
 import { accounts, customers } from "./schema.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
 import type { CustomerRef } from "../domain/customer-ref.js";
-import { customerPkSql } from "./customers-store.js";
-import { keyListsSql } from "./key-lists.js";
+import { customerPkSql, customersNamedSql } from "./customers-store.js";
 
 /** Columns every account read selects, as `a.*` would, under stable names. */
 export const ACCOUNT_COLUMNS = sql`a.id AS a_id, a.credit_type AS a_credit_type, a.source AS a_source,
@@ -150,7 +149,7 @@ export function lockFirstSpendableSql(groups: readonly SpendSelectionGroup[], no
     (g) => sql`SELECT r.id FROM (
         SELECT s.id, ROW_NUMBER() OVER (PARTITION BY s.customer_pk ORDER BY s.expires_at_ms, s.created_at, s.id) AS rn
         FROM ${customers} c JOIN ${accounts} s ON s.project_id = c.project_id AND s.customer_pk = c.id
-        WHERE (${customersNamedSql(g.customers)}) AND ${activeAccountSql(nowMs, sql`s`)} AND s.total - s.used - s.frozen > 0${creditTypesSql(sql`s`, g.creditTypes)}
+        WHERE (${customersNamedSql(g.customers, sql`c`)}) AND ${activeAccountSql(nowMs, sql`s`)} AND s.total - s.used - s.frozen > 0${creditTypesSql(sql`s`, g.creditTypes)}
       ) r WHERE r.rn <= ${limit}`,
   );
   return sql`SELECT a.customer_pk AS a_customer_pk, ${ACCOUNT_COLUMNS}
@@ -158,15 +157,6 @@ export function lockFirstSpendableSql(groups: readonly SpendSelectionGroup[], no
     ORDER BY a.customer_pk, a.expires_at_ms, a.created_at, a.id
     FOR UPDATE`;
 }
-
-/** SQL condition: customer `c` is one of these. */
-const customersNamedSql = (refs: readonly CustomerRef[]): SQL =>
-  keyListsSql(
-    refs,
-    (r) => ({ id: String(r.projectId), condition: sql`c.project_id = ${r.projectId}` }),
-    sql`c.customer_id`,
-    (r) => r.customerId,
-  );
 
 /** The balance over a customer's ACTIVE accounts, summed by the database (no rows, no locks). */
 export function activeBalanceSql(projectId: bigint, customerPk: SQL, nowMs: number): SQL {

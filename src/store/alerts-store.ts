@@ -4,6 +4,7 @@ import type { RowDataPacket } from "mysql2/promise";
 import { customerKey } from "../domain/customer-ref.js";
 import { ALERT_STATES, type AlertState, type AvailableBalances, type BalanceAlert } from "../domain/balance-alerts.js";
 import { activeAccountSql } from "./accounts-store.js";
+import { customersNamedSql } from "./customers-store.js";
 import { bigOf, msOf, oneOf, stringOf } from "./row-values.js";
 import { type Batch, batchOf, headerOf, type Row, rowsOf } from "./run-transaction.js";
 import { accounts, balanceAlerts, customers } from "./schema.js";
@@ -156,22 +157,14 @@ export interface ListAlerts {
  */
 export function prefetchListAlertsSql(refs: ReadonlyArray<{ projectId: bigint; customerId: string }>, nowMs: number): SQL[] {
   if (refs.length === 0) return [];
-  const named = sql.join(
-    refs.map((r) => sql`(project_id = ${r.projectId} AND customer_id = ${r.customerId})`),
-    sql` OR `,
-  );
-  const namedCustomers = sql.join(
-    refs.map((r) => sql`(c.project_id = ${r.projectId} AND c.customer_id = ${r.customerId})`),
-    sql` OR `,
-  );
   return [
     // No ORDER BY: sorted by id in code, so the read goes by the (project, customer, credit type)
     // key and locks only these customers' alerts (ordering by id scanned, and locked, them all).
-    sql`SELECT ${ALERT_COLUMNS} FROM ${balanceAlerts} WHERE ${named} FOR UPDATE`,
+    sql`SELECT ${ALERT_COLUMNS} FROM ${balanceAlerts} b WHERE ${customersNamedSql(refs, sql`b`)} FOR UPDATE`,
     sql`SELECT c.project_id AS c_project_id, c.customer_id AS c_customer_id, a.credit_type,
         COALESCE(SUM(a.total - a.used - a.frozen), 0) AS available
       FROM ${customers} c JOIN ${accounts} a ON a.project_id = c.project_id AND a.customer_pk = c.id AND ${activeAccountSql(nowMs)}
-      WHERE (${namedCustomers})
+      WHERE (${customersNamedSql(refs, sql`c`)})
         AND EXISTS (SELECT 1 FROM ${balanceAlerts} b WHERE b.project_id = c.project_id AND b.customer_id = c.customer_id)
       GROUP BY c.id, a.credit_type`,
   ];

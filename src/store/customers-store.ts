@@ -1,6 +1,8 @@
 import { and, eq } from "drizzle-orm";
 import { type SQL, sql } from "./sql.js";
+import type { CustomerRef } from "../domain/customer-ref.js";
 import type { Metadata } from "../domain/types.js";
+import { keyListsSql } from "./key-lists.js";
 import type { Db } from "./database.js";
 import { decodeMetadata, encodeJson } from "./json-codec.js";
 import { bigOf, msOf, stringOf } from "./row-values.js";
@@ -36,6 +38,18 @@ export async function findCustomer(db: Db, projectId: bigint, customerId: string
 /** Customer `c` by its public id. */
 export const customerByIdSql = (projectId: bigint, customerId: string): SQL =>
   sql`c.project_id = ${projectId} AND c.customer_id = ${customerId}`;
+
+/**
+ * Rows of customers (or of a table keyed by project and customer id, as `alias`) by their public
+ * ids, one IN list per project (key-lists.ts): what a list of writes names its customers by.
+ */
+export const customersNamedSql = (refs: readonly CustomerRef[], alias: SQL): SQL =>
+  keyListsSql(
+    refs,
+    (r) => ({ id: String(r.projectId), condition: sql`${alias}.project_id = ${r.projectId}` }),
+    sql`${alias}.customer_id`,
+    (r) => r.customerId,
+  );
 
 /** Customer `c` by its primary key. */
 export const customerByPkSql = (pk: bigint | SQL): SQL => sql`c.id = ${pk}`;
