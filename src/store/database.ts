@@ -5,6 +5,7 @@ import mysql, { type Pool, type PoolOptions } from "mysql2/promise";
 import { ClusterPool, type ConnectionSource, type NodeSelector } from "./cluster-pool.js";
 import { type DatabaseHost, type DatabaseUrl, parseDatabaseUrl } from "./database-url.js";
 import { withLease } from "./leases-store.js";
+import { queryFormat } from "./query-format.js";
 import * as schema from "./schema.js";
 
 export type Db = MySql2Database<typeof schema>;
@@ -62,6 +63,8 @@ function connectionOptions(url: string): ServerOptions {
       // Every value reaches the text through mysql2's escaping (run-transaction.ts's inlineStatement,
       // or its `?` placeholders), never pasted in raw, so batching adds no injection surface.
       multipleStatements: true,
+      // A text without values is sent as it is, not scanned again for `?` (query-format.ts).
+      queryFormat,
     },
   };
 }

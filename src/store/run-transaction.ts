@@ -46,7 +46,7 @@ export interface Escaping {
  * The statement's text, every value escaped in place by the connection's own escaping (what
  * mysql2 does with `?` and parameters), in one walk of the template (text, nested templates,
  * drizzle's templates and tables, plain values): mysql2 then sends the batch as it is instead of
- * scanning its whole text again for placeholders. What the walk does not know (a column, drizzle's
+ * scanning its whole text again for placeholders (the pool's queryFormat). What the walk does not know (a column, drizzle's
  * Param) goes through drizzle's MySQL dialect and the connection's format. The unit test
  * test/unit/statement-compile.test.ts checks both give the same text.
  */
@@ -192,7 +192,7 @@ export class Tx {
   private send(query: string): Promise<unknown> {
     // The callback API: the promise wrapper captures a stack trace per query, measurable on
     // the hot path (--cpu-prof), and errors here are classified, not read by people. The values
-    // are in the text already (inlineStatement): mysql2 sends it as it is.
+    // are in the text already (inlineStatement): mysql2 sends it as it is (query-format.ts).
     const core = this.core();
     return new Promise<unknown>((resolve, reject) => core.query(query, (error, rows) => (error ? reject(error) : resolve(rows))));
   }
