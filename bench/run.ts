@@ -187,6 +187,9 @@ async function measure(
 }
 
 const fixed = (n: number, digits = 1) => n.toFixed(digits);
+/** The lowest and highest of some ratios, as "0.81–0.93" ("-" for none). */
+const spread = (values: readonly number[]) =>
+  values.length === 0 ? "-" : `${fixed(Math.min(...values), 2)}–${fixed(Math.max(...values), 2)}`;
 
 function formatRow(r: Row): string {
   return `| ${r.server} | ${r.scenario} | ${r.distribution} | ${r.concurrency} | ${fixed(r.result.opsPerSecond, 0)} | ${fixed(r.result.p50Ms, 2)} | ${fixed(r.result.p99Ms, 2)} | ${r.result.errors} | ${fixed(r.serverCpuPercent, 0)} | ${fixed(r.serverRssMb, 0)} | ${r.dbCpuMsPerOp === null ? "-" : fixed(r.dbCpuMsPerOp, 2)} |`;
@@ -365,7 +368,14 @@ async function dropDatabase(name: string): Promise<void> {
 
 /** What the change feed's outbox costs: ours against the same build with EVENTS_OUTBOX=off (target ≥ 0.9). */
 function outboxLines(
-  ratios: readonly { scenario: string; distribution: string; concurrency: number; ours: number; noOutbox: number | null }[],
+  ratios: readonly {
+    scenario: string;
+    distribution: string;
+    concurrency: number;
+    ours: number;
+    noOutbox: number | null;
+    outboxRounds: readonly number[];
+  }[],
 ) {
   const compared = ratios.filter((r) => r.noOutbox !== null);
   if (compared.length === 0) return [];
@@ -373,11 +383,11 @@ function outboxLines(
     "",
     "## The outbox's cost: ours with events / ours with EVENTS_OUTBOX=off (same build, alternating; target ≥ 0.9)",
     "",
-    "| operation | customers | concurrency | with events ops/s | outbox off ops/s | ratio |",
-    "|---|---|---|---|---|---|",
+    "| operation | customers | concurrency | with events ops/s | outbox off ops/s | ratio | per round |",
+    "|---|---|---|---|---|---|---|",
     ...compared.map(
       (r) =>
-        `| ${r.scenario} | ${r.distribution} | ${r.concurrency} | ${fixed(r.ours, 0)} | ${fixed(r.noOutbox ?? 0, 0)} | ${fixed(r.ours / (r.noOutbox ?? 1), 2)} |`,
+        `| ${r.scenario} | ${r.distribution} | ${r.concurrency} | ${fixed(r.ours, 0)} | ${fixed(r.noOutbox ?? 0, 0)} | ${fixed(r.ours / (r.noOutbox ?? 1), 2)} | ${spread(r.outboxRounds)} |`,
     ),
   ];
 }
@@ -463,6 +473,19 @@ async function main(): Promise<void> {
     return runs.reduce((sum, r) => sum + of(r), 0) / Math.max(1, runs.length);
   };
   const meanOpsPerSecond = (server: Row["server"], like: Row) => mean(server, like, (r) => r.result.opsPerSecond);
+  // Each round's ratio pairs the two servers' runs of that round: their spread is the noise the
+  // mean hides.
+  const roundRatios = (server: Row["server"], against: Row["server"], like: Row) => {
+    const theirs = runsLike(against, like);
+    return runsLike(server, like).flatMap((r, i) => {
+      const other = theirs[i];
+      return other ? [r.result.opsPerSecond / other.result.opsPerSecond] : [];
+    });
+  };
+  const meanDbCpu = (server: Row["server"], like: Row) => {
+    const measured = runsLike(server, like).flatMap((r) => (r.dbCpuMsPerOp === null ? [] : [r.dbCpuMsPerOp]));
+    return measured.length === 0 ? null : measured.reduce((sum, x) => sum + x, 0) / measured.length;
+  };
   const compared = rows.filter((r) => r.server === "baseline");
   const ratios = compared
     .filter(
@@ -479,6 +502,10 @@ async function main(): Promise<void> {
         ours: oursMean,
         baseline: baselineMean,
         ratio: oursMean / baselineMean,
+        rounds: roundRatios("ours", "baseline", b),
+        oursDbCpu: meanDbCpu("ours", b),
+        baselineDbCpu: meanDbCpu("baseline", b),
+        outboxRounds: roundRatios("ours", "ours-no-outbox", b),
         oursP50: mean("ours", b, (r) => r.result.p50Ms),
         baselineP50: mean("baseline", b, (r) => r.result.p50Ms),
         oursP99: mean("ours", b, (r) => r.result.p99Ms),
@@ -500,11 +527,13 @@ async function main(): Promise<void> {
     "",
     "Targets: at concurrency 64, uniform Freeze ≥ 1.0 and hot Freeze ≥ 2.0 with p99 ≤ the baseline's; at concurrency 1, Freeze p50 ≤ 1.1 × the baseline's p50.",
     "",
-    "| operation | customers | concurrency | ours ops/s | baseline ops/s | ratio | p50 ratio | ours p99 ms | baseline p99 ms |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "Per round: the lowest and highest of the rounds' own ratios. DB CPU: the database server's CPU per operation, ours / the baseline's.",
+    "",
+    "| operation | customers | concurrency | ours ops/s | baseline ops/s | ratio | per round | p50 ratio | ours p99 ms | baseline p99 ms | DB CPU ratio |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
     ...ratios.map(
       (r) =>
-        `| ${r.scenario} | ${r.distribution} | ${r.concurrency} | ${fixed(r.ours, 0)} | ${fixed(r.baseline, 0)} | ${fixed(r.ratio, 2)} | ${fixed(r.oursP50 / r.baselineP50, 2)} | ${fixed(r.oursP99, 2)} | ${fixed(r.baselineP99, 2)} |`,
+        `| ${r.scenario} | ${r.distribution} | ${r.concurrency} | ${fixed(r.ours, 0)} | ${fixed(r.baseline, 0)} | ${fixed(r.ratio, 2)} | ${spread(r.rounds)} | ${fixed(r.oursP50 / r.baselineP50, 2)} | ${fixed(r.oursP99, 2)} | ${fixed(r.baselineP99, 2)} | ${r.oursDbCpu === null || r.baselineDbCpu === null ? "-" : fixed(r.oursDbCpu / r.baselineDbCpu, 2)} |`,
     ),
     ...outboxLines(ratios),
     ...(batchLines.length > 0
