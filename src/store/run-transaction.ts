@@ -45,10 +45,10 @@ export interface Escaping {
 /**
  * The statement's text, every value escaped in place by the connection's own escaping (what
  * mysql2 does with `?` and parameters), in one walk of the template (text, nested templates,
- * drizzle's templates and tables, plain values): mysql2 then sends the batch as it is instead of
- * scanning its whole text again for placeholders (the pool's queryFormat). What the walk does not know (a column, drizzle's
- * Param) goes through drizzle's MySQL dialect and the connection's format. The unit test
- * test/unit/statement-compile.test.ts checks both give the same text.
+ * drizzle's templates and tables, plain values): mysql2 then sends the batch as it is (the pool's
+ * queryFormat) instead of scanning its whole text again for placeholders. What the walk does not
+ * know (a column, drizzle's Param) goes through drizzle's MySQL dialect and the connection's
+ * format. The unit test test/unit/statement-compile.test.ts checks both give the same text.
  */
 export function inlineStatement(statement: SQL, connection: Escaping): string {
   const text: string[] = [];
