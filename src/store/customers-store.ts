@@ -2,7 +2,7 @@ import { and, eq } from "drizzle-orm";
 import { type SQL, sql } from "./sql.js";
 import type { CustomerRef } from "../domain/customer-ref.js";
 import type { Metadata } from "../domain/types.js";
-import { keyListsSql } from "./key-lists.js";
+import { byProject, keyListsSql } from "./key-lists.js";
 import type { Db } from "./database.js";
 import { decodeMetadata, encodeJson } from "./json-codec.js";
 import { bigOf, msOf, stringOf } from "./row-values.js";
@@ -44,12 +44,7 @@ export const customerByIdSql = (projectId: bigint, customerId: string): SQL =>
  * ids, one IN list per project (key-lists.ts): what a list of writes names its customers by.
  */
 export const customersNamedSql = (refs: readonly CustomerRef[], alias: SQL): SQL =>
-  keyListsSql(
-    refs,
-    (r) => ({ id: String(r.projectId), condition: sql`${alias}.project_id = ${r.projectId}` }),
-    sql`${alias}.customer_id`,
-    (r) => r.customerId,
-  );
+  keyListsSql(refs, byProject(alias), sql`${alias}.customer_id`, (r) => r.customerId);
 
 /** Customer `c` by its primary key. */
 export const customerByPkSql = (pk: bigint | SQL): SQL => sql`c.id = ${pk}`;

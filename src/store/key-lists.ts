@@ -31,3 +31,11 @@ export function keyListsSql<T>(
     sql` OR `,
   );
 }
+
+/** The prefix of rows keyed within a project: `<alias>.project_id = …`, one IN list per project. */
+export const byProject =
+  (alias: SQL) =>
+  (item: { readonly projectId: bigint }): { readonly id: string; readonly condition: SQL } => ({
+    id: String(item.projectId),
+    condition: sql`${alias}.project_id = ${item.projectId}`,
+  });

@@ -19,7 +19,7 @@ import { bigOf, boolOf, msOf, numberOf, oneOf, stringOf } from "./row-values.js"
 import type { Row } from "./run-transaction.js";
 import { accounts, allocations, apiKeys, customers, transactions } from "./schema.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
-import { keyListsSql } from "./key-lists.js";
+import { byProject, keyListsSql } from "./key-lists.js";
 import { rowsPart, type Settlement, type WritePart, writeSetSql } from "./write-set.js";
 
 /** A row of `transactions`, read by transactionFromRow: a hold to settle or a charge to refund. */
@@ -219,12 +219,7 @@ export const lockHoldsWithAllocationsSql = (holds: ReadonlyArray<{ readonly proj
 
 /** SQL condition: transaction `t` is one of these. */
 export const transactionsNamedSql = (holds: ReadonlyArray<{ readonly projectId: bigint; readonly transactionId: string }>): SQL =>
-  keyListsSql(
-    holds,
-    (h) => ({ id: String(h.projectId), condition: sql`t.project_id = ${h.projectId}` }),
-    sql`t.transaction_id`,
-    (h) => h.transactionId,
-  );
+  keyListsSql(holds, byProject(sql`t`), sql`t.transaction_id`, (h) => h.transactionId);
 
 /** How many of a transaction's allocation parts have an existing account (a plain read, no lock). */
 export const countAllocationAccountsSql = (projectId: bigint, transactionId: string): SQL =>
