@@ -5,9 +5,14 @@ import { BillingError } from "../errors/billing-error.js";
 
 /** Query strings of the console's pages, parsed: a value out of place is an error the page shows. */
 
-export type QueryValues = Readonly<Record<string, string | undefined>>;
+/** As Fastify parses a query string: a parameter given twice arrives as an array. */
+export type QueryValues = Readonly<Record<string, string | readonly string[] | undefined>>;
 
-const textOf = (query: QueryValues, key: string): string => (query[key] ?? "").trim();
+function textOf(query: QueryValues, key: string): string {
+  const value = query[key];
+  if (typeof value === "object") throw new BillingError("invalid_argument", `Give ${key} once.`, { field: key });
+  return (value ?? "").trim();
+}
 
 export function searchTextOf(query: QueryValues): string {
   const text = textOf(query, "q");
@@ -27,7 +32,7 @@ export const RANGE_NAMES = Object.keys(RANGES) as RangeName[];
 export const RANGE_DEFAULT: RangeName = "7d";
 
 export function rangeOf(query: QueryValues): RangeName {
-  const name = RANGE_NAMES.find((r) => r === query.range);
+  const name = RANGE_NAMES.find((r) => r === textOf(query, "range"));
   return name ?? RANGE_DEFAULT;
 }
 

@@ -283,6 +283,26 @@ describe("console refusals", () => {
     expect(await page.getByTestId("no-customers").count()).toBe(1);
   });
 
+  it("answers a query parameter given twice with a 400 page naming it, never a server error", async () => {
+    const customerId = uid("twice");
+    await deposit(customerId, 10);
+    await signIn(page, server.httpUrl, server.apiKey);
+    for (const [path, field] of [
+      ["/customers?q=a&q=b", "q"],
+      ["/customers?cursor=a&cursor=b", "cursor"],
+      [`/customers/${customerId}?range=7d&range=all`, "range"],
+    ] as const) {
+      const response = await page.goto(consoleUrl(path));
+      expect(response?.status(), path).toBe(400);
+      expect(await page.getByTestId("error-code").textContent()).toBe("invalid_argument");
+      expect(await page.getByTestId("error").textContent()).toBe(`Give ${field} once.`);
+    }
+    // The ledger's filters refuse in place, under the rest of the customer's page.
+    const response = await page.goto(consoleUrl(`/customers/${customerId}?op=DEPOSIT&op=DEDUCT`));
+    expect(response?.status()).toBe(200);
+    expect(await page.getByTestId("ledger-error").textContent()).toBe("Give op once.");
+  });
+
   it("greys sources that have expired, then ends a session once its time is up", async () => {
     const customerId = uid("cust");
     await deposit(customerId, 10, { expires_at: new Date(server.clock.now() + 60_000).toISOString() });
