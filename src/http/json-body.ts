@@ -22,7 +22,8 @@ export function parseJsonBody(raw: Buffer): unknown {
   try {
     text = strictUtf8.decode(raw);
   } catch {
-    throw invalidField("body", "The request body is not valid UTF-8.");
+    const field = fieldOfInvalidUtf8(raw);
+    throw invalidField(field, field === "body" ? "The request body is not valid UTF-8." : `${field} is not valid UTF-8.`);
   }
   let value: unknown;
   try {
@@ -58,4 +59,71 @@ function checkKey(key: string, depth: number, field: string): void {
   throw depth === 1
     ? invalidField("body", "The request body has a key that is not valid Unicode.")
     : invalidField(field, `${field} has a key that is not valid Unicode.`);
+}
+
+/** The top-level field holding the body's first byte that is not UTF-8 (as gRPC names it). */
+function fieldOfInvalidUtf8(raw: Buffer): string {
+  try {
+    return topLevelFieldAt(strictUtf8.decode(raw.subarray(0, validUtf8Length(raw))));
+  } catch {
+    return "body";
+  }
+}
+
+/** How many leading bytes form whole, valid UTF-8 characters (RFC 3629: no overlong forms, no surrogates). */
+export function validUtf8Length(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length) {
+    const lead = bytes[i] as number;
+    const length = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+    if (length === 0 || i + length > bytes.length) return i;
+    const second = bytes[i + 1] as number;
+    // The second byte's range rules out overlong forms, surrogates and code points past U+10FFFF.
+    const [low, high] = lead === 0xe0 ? [0xa0, 0xbf] : lead === 0xed ? [0x80, 0x9f] : lead === 0xf0 ? [0x90, 0xbf] : lead === 0xf4 ? [0x80, 0x8f] : [0x80, 0xbf];
+    if (length > 1 && (second < low || second > high)) return i;
+    for (let k = 2; k < length; k++) if (((bytes[i + k] as number) & 0xc0) !== 0x80) return i;
+    i += length;
+  }
+  return i;
+}
+
+/**
+ * The top-level field of a JSON object whose value the end of this text (a valid prefix of the
+ * body) lies in; "body" when it lies in a key, outside any field, or the body is no object.
+ */
+export function topLevelFieldAt(prefix: string): string {
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  let stringStart = 0;
+  let lastString = "";
+  let field: string | null = null;
+  for (let i = 0; i < prefix.length; i++) {
+    const c = prefix[i];
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c === "\\") escaped = true;
+      else if (c === '"') {
+        inString = false;
+        lastString = prefix.slice(stringStart, i);
+      }
+    } else if (c === '"') {
+      inString = true;
+      stringStart = i + 1;
+    } else if (c === "{" || c === "[") {
+      if (depth === 0 && c === "[") return "body";
+      depth++;
+    } else if (c === "}" || c === "]") depth--;
+    else if (depth === 1 && c === ":") field = unescapedKey(lastString);
+    else if (depth === 1 && c === ",") field = null;
+  }
+  return depth >= 1 && field !== null && field !== "" ? field : "body";
+}
+
+function unescapedKey(raw: string): string {
+  try {
+    return JSON.parse(`"${raw}"`) as string;
+  } catch {
+    return raw;
+  }
 }

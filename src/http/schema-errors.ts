@@ -1,5 +1,6 @@
 import { BillingError } from "../errors/billing-error.js";
 import type { ErrorCode } from "../errors/catalog.js";
+import { notAJsonObject } from "./json-body.js";
 
 /** What a schema check reports (TypeBox's errors, shaped like Ajv's). */
 export interface SchemaIssue {
@@ -58,9 +59,7 @@ export function schemaIssueToError(issue: SchemaIssue | undefined, input: unknow
   if (!issue) return new BillingError("invalid_argument");
   const missing = issue.keyword === "required" ? issue.params?.requiredProperties : undefined;
   const field = Array.isArray(missing) ? String(missing[0]) : issue.instancePath.split("/")[1];
-  if (field === undefined || field === "") {
-    return new BillingError("invalid_argument", "The request body must be a JSON object.");
-  }
+  if (field === undefined || field === "") return notAJsonObject();
   const codes = overrides[field] ?? FIELD_CODES[field] ?? { invalid: "invalid_argument" };
   const value = valueAt(input, field);
   // JSON null is an absent field (Velobase's Python SDK sends None as null).

@@ -192,7 +192,9 @@ export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptio
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, raw, done) => {
     try {
-      done(null, parseJsonBody(raw as Buffer));
+      // No bytes is no body (many clients label every request JSON): a route that takes none, a
+      // DELETE say, serves it; one that needs one refuses it by its schema, as any non-object.
+      done(null, (raw as Buffer).length === 0 ? undefined : parseJsonBody(raw as Buffer));
     } catch (error) {
       done(error as Error, undefined);
     }

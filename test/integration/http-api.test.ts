@@ -490,9 +490,7 @@ describe("conventions", () => {
       bodyError,
     );
     for (const raw of ["[1]", "42", "null"]) {
-      expectHttpError(await http.request("POST", "/v1/billing/deduct", { raw, headers: json }), "invalid_argument", {
-        message: "The request body must be a JSON object.",
-      });
+      expectHttpError(await http.request("POST", "/v1/billing/deduct", { raw, headers: json }), "invalid_argument", bodyError);
     }
   });
 

@@ -4,6 +4,7 @@ import { amountToJson } from "../../src/http/json-amount.js";
 import { isoToMs, msToIso } from "../../src/http/iso-time.js";
 import { BUSINESS_TYPE_NAMES } from "../../src/http/schemas.js";
 import { schemaIssueToError } from "../../src/http/schema-errors.js";
+import { topLevelFieldAt, validUtf8Length } from "../../src/http/json-body.js";
 
 describe("isoToMs", () => {
   it.each([
@@ -121,12 +122,42 @@ describe("schemaIssueToError", () => {
     expect({ code: missing.code, message: missing.message }).toEqual({ code: "invalid_argument", message: "wallet is required." });
   });
 
-  it("a body that is not an object names no field", () => {
+  it("a body that is not an object names the body, as the JSON parser does", () => {
     const error = schemaIssueToError(issue("type", ""), []);
     expect({ code: error.code, message: error.message, facts: error.facts }).toEqual({
       code: "invalid_argument",
       message: "The request body must be a JSON object.",
-      facts: {},
+      facts: { field: "body" },
     });
+  });
+});
+
+describe("where a body stops being UTF-8", () => {
+  it.each([
+    ["ASCII", [0x61, 0x62], 2],
+    ["é, €, 😀 in full", [...Buffer.from("é€😀")], 9],
+    ["a lone continuation byte", [0x61, 0x80], 1],
+    ["an overlong '/' (C0 AF)", [0x61, 0xc0, 0xaf], 1],
+    ["an overlong three-byte form (E0 80 AF)", [0xe0, 0x80, 0xaf], 0],
+    ["an encoded surrogate (ED A0 80)", [0x61, 0xed, 0xa0, 0x80], 1],
+    ["past U+10FFFF (F4 90 80 80)", [0xf4, 0x90, 0x80, 0x80], 0],
+    ["a character cut short", [0x61, 0xe2, 0x82], 1],
+    ["0xFF", [0xff], 0],
+  ])("%s", (_name, bytes, length) => {
+    expect(validUtf8Length(Uint8Array.from(bytes))).toBe(length);
+  });
+
+  it.each([
+    ['{"description":"a', "description"],
+    ['{"customer_id":"c","metadata":{"k":["x","', "metadata"],
+    ['{"a":1,"b', "body"],
+    ['{"a":1,', "body"],
+    ['{"a\\"b":"', 'a"b'],
+    ['{"a\\u0041":"', "aA"],
+    ['["', "body"],
+    ['"', "body"],
+    ['{"a":{"b":1},"c":"', "c"],
+  ])("the text %s ends in field %s", (prefix, field) => {
+    expect(topLevelFieldAt(prefix)).toBe(field);
   });
 });
