@@ -73,51 +73,70 @@ function fieldOfInvalidUtf8(raw: Buffer): string {
 /** How many leading bytes form whole, valid UTF-8 characters (RFC 3629: no overlong forms, no surrogates). */
 export function validUtf8Length(bytes: Uint8Array): number {
   let i = 0;
-  while (i < bytes.length) {
-    const lead = bytes[i] as number;
-    const length = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
-    if (length === 0 || i + length > bytes.length) return i;
-    const second = bytes[i + 1] as number;
-    // The second byte's range rules out overlong forms, surrogates and code points past U+10FFFF.
-    const [low, high] = lead === 0xe0 ? [0xa0, 0xbf] : lead === 0xed ? [0x80, 0x9f] : lead === 0xf0 ? [0x90, 0xbf] : lead === 0xf4 ? [0x80, 0x8f] : [0x80, 0xbf];
-    if (length > 1 && (second < low || second > high)) return i;
-    for (let k = 2; k < length; k++) if (((bytes[i + k] as number) & 0xc0) !== 0x80) return i;
-    i += length;
-  }
+  for (let length = utf8CharLength(bytes, 0); length > 0; length = utf8CharLength(bytes, i)) i += length;
   return i;
 }
+
+/** The length of the valid character at `at`, or 0 (none there, or not a valid one). */
+function utf8CharLength(bytes: Uint8Array, at: number): number {
+  const lead = bytes[at];
+  if (lead === undefined) return 0;
+  const length = lengthByLeadByte(lead);
+  return length > 0 && at + length <= bytes.length && continuationsValid(bytes, at, length) ? length : 0;
+}
+
+/** A character's length by its first byte; 0 for a byte no valid character starts with. */
+const lengthByLeadByte = (lead: number): number =>
+  lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+
+function continuationsValid(bytes: Uint8Array, at: number, length: number): boolean {
+  if (length === 1) return true;
+  // The second byte's range rules out overlong forms, surrogates and code points past U+10FFFF.
+  const [low, high] = SECOND_BYTE_RANGES.get(bytes[at] as number) ?? [0x80, 0xbf];
+  const second = bytes[at + 1] as number;
+  if (second < low || second > high) return false;
+  for (let k = 2; k < length; k++) if (((bytes[at + k] as number) & 0xc0) !== 0x80) return false;
+  return true;
+}
+
+const SECOND_BYTE_RANGES = new Map<number, readonly [number, number]>([
+  [0xe0, [0xa0, 0xbf]],
+  [0xed, [0x80, 0x9f]],
+  [0xf0, [0x90, 0xbf]],
+  [0xf4, [0x80, 0x8f]],
+]);
+
+const DEPTH_STEP: Readonly<Record<string, number>> = { "{": 1, "[": 1, "}": -1, "]": -1 };
 
 /**
  * The top-level field of a JSON object whose value the end of this text (a valid prefix of the
  * body) lies in; "body" when it lies in a key, outside any field, or the body is no object.
  */
 export function topLevelFieldAt(prefix: string): string {
+  if (!prefix.trimStart().startsWith("{")) return "body";
   let depth = 0;
-  let inString = false;
-  let escaped = false;
-  let stringStart = 0;
   let lastString = "";
   let field: string | null = null;
   for (let i = 0; i < prefix.length; i++) {
-    const c = prefix[i];
-    if (inString) {
-      if (escaped) escaped = false;
-      else if (c === "\\") escaped = true;
-      else if (c === '"') {
-        inString = false;
-        lastString = prefix.slice(stringStart, i);
-      }
-    } else if (c === '"') {
-      inString = true;
-      stringStart = i + 1;
-    } else if (c === "{" || c === "[") {
-      if (depth === 0 && c === "[") return "body";
-      depth++;
-    } else if (c === "}" || c === "]") depth--;
-    else if (depth === 1 && c === ":") field = unescapedKey(lastString);
+    const c = prefix[i] as string;
+    if (c === '"') {
+      const end = stringEnd(prefix, i + 1);
+      lastString = prefix.slice(i + 1, end);
+      i = end;
+    } else if (depth === 1 && c === ":") field = unescapedKey(lastString);
     else if (depth === 1 && c === ",") field = null;
+    else depth += DEPTH_STEP[c] ?? 0;
   }
-  return depth >= 1 && field !== null && field !== "" ? field : "body";
+  return field === null || field === "" ? "body" : field;
+}
+
+/** Where the JSON string starting at `from` (after its quote) ends: its closing quote, or the text's end. */
+function stringEnd(text: string, from: number): number {
+  for (let j = from; j < text.length; j++) {
+    if (text[j] === "\\") j++;
+    else if (text[j] === '"') return j;
+  }
+  return text.length;
 }
 
 function unescapedKey(raw: string): string {

@@ -128,11 +128,30 @@ describe("invalid Unicode is refused, as gRPC refuses it", () => {
   ])("%s in a field's text → that field is not valid UTF-8; in a key → the body is not", async (_name, bytes) => {
     const customer = uid("utf");
     const inValue = Buffer.concat([Buffer.from(`{"customer_id":"${customer}","amount":1,"description":"a`), bytes, Buffer.from('b"}')]);
-    expectRawError(await post("/v1/customers/deposit", inValue), "invalid_argument", { field: "description" }, /^description is not valid UTF-8\.$/);
-    const inMetadata = Buffer.concat([Buffer.from(`{"customer_id":"${customer}","amount":1,"metadata":{"k":["x","`), bytes, Buffer.from('"]}}')]);
-    expectRawError(await post("/v1/customers/deposit", inMetadata), "invalid_argument", { field: "metadata" }, /^metadata is not valid UTF-8\.$/);
+    expectRawError(
+      await post("/v1/customers/deposit", inValue),
+      "invalid_argument",
+      { field: "description" },
+      /^description is not valid UTF-8\.$/,
+    );
+    const inMetadata = Buffer.concat([
+      Buffer.from(`{"customer_id":"${customer}","amount":1,"metadata":{"k":["x","`),
+      bytes,
+      Buffer.from('"]}}'),
+    ]);
+    expectRawError(
+      await post("/v1/customers/deposit", inMetadata),
+      "invalid_argument",
+      { field: "metadata" },
+      /^metadata is not valid UTF-8\.$/,
+    );
     const inKey = Buffer.concat([Buffer.from(`{"customer_id":"${customer}","amount":1,"a`), bytes, Buffer.from('":1}')]);
-    expectRawError(await post("/v1/customers/deposit", inKey), "invalid_argument", { field: "body" }, /^The request body is not valid UTF-8\.$/);
+    expectRawError(
+      await post("/v1/customers/deposit", inKey),
+      "invalid_argument",
+      { field: "body" },
+      /^The request body is not valid UTF-8\.$/,
+    );
     expectHttpError(await http.get(`/v1/customers/${customer}`), "customer_not_found", { details: { customer_id: customer } });
   });
 
