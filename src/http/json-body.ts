@@ -1,13 +1,12 @@
 import { JSON_DEPTH_MAX } from "../domain/limits.js";
 import { BillingError } from "../errors/billing-error.js";
+import { notAJsonObject } from "./schema-errors.js";
 
 // The body's bytes must be UTF-8 (an invalid or overlong sequence is refused, never replaced by
 // U+FFFD), as gRPC's strings must be.
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 // With the u flag a surrogate pair is one code point: this finds lone surrogates only ("\ud800").
 const LONE_SURROGATE = /\p{Cs}/u;
-
-export const notAJsonObject = () => new BillingError("invalid_argument", "The request body must be a JSON object.", { field: "body" });
 
 const invalidField = (field: string, message: string) => new BillingError("invalid_argument", message, { field });
 
@@ -32,7 +31,54 @@ export function parseJsonBody(raw: Buffer): unknown {
     throw notAJsonObject();
   }
   checkJsonTree(value);
+  const rounded = roundedToIntegerField(text);
+  if (rounded !== null) throw new RoundedToInteger(rounded, value);
   return value;
+}
+
+/** A body refused because a field's number is a whole one only once parsed: the route names its code (server.ts). */
+export class RoundedToInteger extends Error {
+  constructor(
+    readonly field: string,
+    readonly body: unknown,
+  ) {
+    super(`${field} is not an integer`);
+  }
+}
+
+/** A number with a fraction (or exponent) might be one whose digits only a double rounds to a whole number. */
+const MAYBE_FRACTIONAL = /\d[.eE]/;
+const NUMBER_AT = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+
+/**
+ * The top-level field (metadata apart: its numbers are data) holding a number that is not whole
+ * but that JSON.parse turns into a whole one (`2.9999999999999999` is 3 as a double): schemas
+ * would take it for the integer it is not. `1.0` and `1e2` are whole, and pass.
+ */
+function roundedToIntegerField(text: string): string | null {
+  if (!MAYBE_FRACTIONAL.test(text)) return null;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '"') {
+      i = stringEnd(text, i + 1);
+      continue;
+    }
+    NUMBER_AT.lastIndex = i;
+    const literal = NUMBER_AT.exec(text)?.[0];
+    if (literal === undefined) continue;
+    if (Number.isInteger(Number(literal)) && !isWholeDecimal(literal)) {
+      const field = topLevelFieldAt(text.slice(0, i));
+      if (field !== "metadata") return field;
+    }
+    i += literal.length - 1;
+  }
+  return null;
+}
+
+/** Whether a JSON number's decimal digits are a whole number, exactly. */
+function isWholeDecimal(literal: string): boolean {
+  const [, whole = "", fraction = "", exponent = "0"] = /^-?(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(literal) ?? [];
+  const point = whole.length + Number(exponent);
+  return /^0*$/.test(`${whole}${fraction}`.slice(Math.max(point, 0)));
 }
 
 /** Walks the value without recursion: a hostile depth never reaches the call stack. */

@@ -1,6 +1,7 @@
 import { BillingError } from "../errors/billing-error.js";
 import type { ErrorCode } from "../errors/catalog.js";
-import { notAJsonObject } from "./json-body.js";
+
+export const notAJsonObject = () => new BillingError("invalid_argument", "The request body must be a JSON object.", { field: "body" });
 
 /** What a schema check reports (TypeBox's errors, shaped like Ajv's). */
 export interface SchemaIssue {
@@ -72,3 +73,10 @@ export function schemaIssueToError(issue: SchemaIssue | undefined, input: unknow
   // A specific code keeps its catalogue message; invalid_argument says what was wrong.
   return new BillingError(code, code === "invalid_argument" ? detail : undefined, { field });
 }
+
+/** The schema issue of a top-level field that is not an integer. */
+export const notAnIntegerIssue = (field: string): SchemaIssue => ({
+  keyword: "type",
+  instancePath: `/${field}`,
+  message: "must be an integer",
+});

@@ -19,8 +19,8 @@ import { registerEntitlementRoutes } from "./routes/entitlements.js";
 import { registerEventRoutes } from "./routes/events.js";
 import { registerServiceRoutes } from "./routes/service.js";
 import { registerSlotRoutes } from "./routes/slots.js";
-import { schemaIssueToError, type SchemaIssue } from "./schema-errors.js";
-import { notAJsonObject, parseJsonBody } from "./json-body.js";
+import { notAJsonObject, notAnIntegerIssue, schemaIssueToError, type SchemaIssue } from "./schema-errors.js";
+import { parseJsonBody, RoundedToInteger } from "./json-body.js";
 import { ID_LENGTH_MAX } from "../domain/limits.js";
 
 export interface HttpServer {
@@ -190,13 +190,14 @@ export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptio
   // JSON only: a text/plain body is refused as not JSON rather than validated as a string.
   app.removeContentTypeParser("text/plain");
   app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, raw, done) => {
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, raw, done) => {
     try {
       // No bytes is no body (many clients label every request JSON): a route that takes none, a
       // DELETE say, serves it; one that needs one refuses it by its schema, as any non-object.
       done(null, (raw as Buffer).length === 0 ? undefined : parseJsonBody(raw as Buffer));
     } catch (error) {
-      done(error as Error, undefined);
+      if (!(error instanceof RoundedToInteger)) return done(error as Error, undefined);
+      done(schemaIssueToError(notAnIntegerIssue(error.field), error.body, request.routeOptions.config.fieldCodes), undefined);
     }
   });
   await app.register(swagger, {

@@ -436,6 +436,42 @@ describe("optional fields sent as JSON null", () => {
   });
 });
 
+describe("amounts with a fraction", () => {
+  const json = { "content-type": "application/json" };
+  const raw = (path: string, text: string) => http.request("POST", path, { raw: text, headers: json });
+
+  it("are refused even when a double rounds them to a whole number; 1.0 and 1e1 are whole", async () => {
+    const customer = uid("frac");
+    ok(await deposit({ customer_id: customer, amount: 100 }));
+    for (const amount of ["2.9999999999999999", "1.0000000000000001", "29999999999999999e-16", "1.5"]) {
+      expectHttpError(
+        await raw("/v1/billing/deduct", `{"customer_id":"${customer}","transaction_id":"${uid("t")}","amount":${amount}}`),
+        "amount_must_be_positive",
+        { details: { field: "amount" } },
+      );
+    }
+    // Refused as the route refuses any fraction there (its own code for the field).
+    const refusal = async (threshold: string) => {
+      const { status, body } = await raw("/v1/alerts", `{"customer_id":"${customer}","threshold":${threshold}}`);
+      const { code, message, details } = (body as { error: { code: string; message: string; details: unknown } }).error;
+      return { status, code, message, details };
+    };
+    expect(await refusal("12.0000000000000001")).toEqual(await refusal("12.5"));
+    expect(await refusal("12.0000000000000001")).toMatchObject({ status: 400, details: { field: "threshold" } });
+    expect(ok(await raw("/v1/billing/deduct", `{"customer_id":"${customer}","transaction_id":"${uid("t")}","amount":1.0}`))).toMatchObject({
+      deducted_amount: 1,
+    });
+    // Metadata is data: its numbers are kept as JSON.parse reads them.
+    ok(
+      await raw(
+        "/v1/billing/deduct",
+        `{"customer_id":"${customer}","transaction_id":"${uid("t")}","amount":1e1,"metadata":{"x":2.9999999999999999}}`,
+      ),
+    );
+    expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toMatchObject({ default: { total: 100, used: 11, available: 89 } });
+  });
+});
+
 describe("across transports", () => {
   it("a deposit over HTTP is seen over gRPC, and a deposit over gRPC is seen over HTTP", async () => {
     const customer = uid("cust");
