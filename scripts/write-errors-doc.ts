@@ -36,7 +36,8 @@ trailer: a serialized \`google.rpc.Status\` whose \`details\` hold, in this orde
    the default message below and may change between versions, so never parse it.
 2. \`google.rpc.ErrorInfo { reason, domain, metadata }\`: \`reason\` is the same code, \`domain\` is
    \`"${ERROR_DOMAIN}"\`, and \`metadata\` holds the facts of the failure as strings, for example
-   \`requested\` and \`available\` for an insufficient balance, or \`field\` for an invalid argument.
+   \`requested\`, \`available\` and \`wallet\` (the credit types spent from, or \`*\`) for an insufficient
+   balance, or \`field\` for an invalid argument.
 3. \`google.rpc.RetryInfo { retry_delay }\`, only when the error is retryable (suggested back-off:
    ${RETRY_DELAY_MS} ms).
 

@@ -19,7 +19,7 @@ export interface AllocationRequest {
 /**
  * Spreads `amount` over the ACTIVE accounts of the selected credit types, soonest expiry first.
  * All or nothing: throws insufficient_balance (or ..._in_selected_credit_types when the other
- * types would have covered it), with `requested` and `available` facts; invalid_argument on
+ * types would have covered it), with `requested`, `available` and `wallet` facts; invalid_argument on
  * `amount` when covering it takes more than ACCOUNTS_PER_CALL_MAX accounts.
  */
 export function allocate(request: AllocationRequest): AllocationLine[] {
@@ -50,7 +50,8 @@ export function allocate(request: AllocationRequest): AllocationLine[] {
 
   const availableSelected = candidates.reduce((sum, a) => sum + availableOf(a), 0n);
   const availableAll = request.availableAllTypes ?? active.reduce((sum, a) => sum + availableOf(a), 0n);
-  const facts = { requested: amount, available: availableSelected };
+  // `wallet` as Velobase reports it: the one credit type spent from, the selected ones joined by commas, or "*" for all.
+  const facts = { requested: amount, available: availableSelected, wallet: creditTypes.length === 0 ? "*" : creditTypes.join(",") };
   if (selected.size > 0 && availableAll >= amount) {
     throw new BillingError("insufficient_balance_in_selected_credit_types", undefined, facts);
   }

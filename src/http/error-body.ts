@@ -12,11 +12,15 @@ export interface ErrorBodyJson {
   };
 }
 
-/** Facts as JSON: amounts as numbers when exact, else as decimal strings (never rounded). */
+/**
+ * Facts as JSON: ids as strings (as every response sends them, `record_id` included), amounts as
+ * numbers when exact, else as decimal strings (never rounded).
+ */
 function detailsOf(facts: ErrorFacts): Record<string, string | number> {
   const details: Record<string, string | number> = {};
   for (const [key, value] of Object.entries(facts)) {
-    details[key] = typeof value === "bigint" ? (Number.isSafeInteger(Number(value)) ? Number(value) : value.toString()) : value;
+    if (typeof value !== "bigint") details[key] = value;
+    else details[key] = key.endsWith("_id") || !Number.isSafeInteger(Number(value)) ? value.toString() : Number(value);
   }
   return details;
 }

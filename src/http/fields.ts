@@ -79,22 +79,3 @@ export function businessTypeName(value: number): BusinessTypeName {
   if (name === undefined) throw new Error(`stored business type ${value} is unknown`);
   return name;
 }
-
-/**
- * Velobase reports the wallet an insufficient balance is about: the one wallet spent from, the
- * selected ones joined by commas, or "*" for a spend over every wallet.
- */
-export async function withWalletFact<T>(run: Promise<T>, wallets: readonly string[]): Promise<T> {
-  try {
-    return await run;
-  } catch (error) {
-    if (
-      error instanceof BillingError &&
-      (error.code === "insufficient_balance" || error.code === "insufficient_balance_in_selected_credit_types")
-    ) {
-      const wallet = wallets.length === 0 ? "*" : wallets.join(",");
-      throw new BillingError(error.code, error.message, { ...error.facts, wallet }, { cause: error });
-    }
-    throw error;
-  }
-}

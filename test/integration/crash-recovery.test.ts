@@ -182,7 +182,7 @@ const balanceOf = (f: Figures): Balance => ({ total: f.total, used: f.used, froz
 function applyFresh(f: Figures, op: Op): { code: string; facts: Record<string, string> } | null {
   const short = (requested: bigint) => ({
     code: "insufficient_balance",
-    facts: { requested: `${requested}`, available: `${available(f)}` },
+    facts: { requested: `${requested}`, available: `${available(f)}`, wallet: "*" },
   });
   switch (op.kind) {
     case "deposit":

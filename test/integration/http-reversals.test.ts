@@ -109,13 +109,13 @@ describe("POST /v1/customers/deposit/void", () => {
     });
     expect(ok(await http.post("/v1/customers/deposit/void", body))).toEqual({ ...first, is_idempotent_replay: true });
     expectHttpError(await http.post("/v1/customers/deposit/void", { ...body, void_id: uid("void") }), "deposit_not_voidable", {
-      details: { record_id: Number(d.record_id), voidable: 0 },
+      details: { record_id: d.record_id, voidable: 0 },
     });
     expectHttpError(
       await http.post("/v1/customers/deposit/void", { ...body, void_id: uid("void"), record_id: "99999999" }),
       "deposit_not_found",
       {
-        details: { record_id: 99999999 },
+        details: { record_id: "99999999" },
       },
     );
     const ledger = ok<{ items: Record<string, unknown>[] }>(
@@ -143,7 +143,7 @@ describe("keys", () => {
       details: { transaction_id: transactionId },
     });
     expectHttpError(await stranger.post("/v1/customers/deposit/void", voiding), "deposit_not_found", {
-      details: { record_id: Number(d.record_id) },
+      details: { record_id: d.record_id },
     });
   });
 });

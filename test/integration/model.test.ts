@@ -461,7 +461,9 @@ const detailOf = (p: Part): AllocationDetail => ({
   amount: p.amount,
 });
 
-type Allocation = { readonly parts: Part[] } | { readonly code: string; readonly requested: bigint; readonly available: bigint };
+type Allocation =
+  | { readonly parts: Part[] }
+  | { readonly code: string; readonly requested: bigint; readonly available: bigint; readonly wallet: string };
 
 /** FEFO over ACTIVE accounts of the selected types; all or nothing. */
 function allocate(accounts: readonly MAccount[], amount: bigint, creditTypes: readonly string[], nowMs: number): Allocation {
@@ -479,7 +481,8 @@ function allocate(accounts: readonly MAccount[], amount: bigint, creditTypes: re
   const availableSelected = candidates.reduce((sum, a) => sum + availableOf(a), 0n);
   const availableAll = active.reduce((sum, a) => sum + availableOf(a), 0n);
   const code = selected.size > 0 && availableAll >= amount ? "insufficient_balance_in_selected_credit_types" : "insufficient_balance";
-  return { code, requested: amount, available: availableSelected };
+  // The wallet fact names the selected types as the server keeps them (deduplicated, sorted), or "*".
+  return { code, requested: amount, available: availableSelected, wallet: canonicalTypes(creditTypes).join(",") || "*" };
 }
 
 const canonicalTypes = (types: readonly string[]): string[] => [...new Set(types)].sort();
@@ -846,7 +849,8 @@ class Run {
     if (!accounts) return fail("customer_not_found", { customer_id: r.customerId });
     const nowMs = this.now;
     const allocation = allocate(accounts, r.amount, creditTypes, nowMs);
-    if ("code" in allocation) return fail(allocation.code, { requested: allocation.requested, available: allocation.available });
+    if ("code" in allocation)
+      return fail(allocation.code, { requested: allocation.requested, available: allocation.available, wallet: allocation.wallet });
     if (allocation.parts.length > 1) this.note(`${r.kind} over ${allocation.parts.length} accounts`);
     for (const p of allocation.parts) {
       if (r.kind === "deduct") p.account.used += p.amount;
@@ -928,7 +932,12 @@ class Run {
       // Charged like a deduct over the hold's credit types, before the hold moves; short → plain
       // insufficient_balance whatever the filter.
       const allocation = allocate(accounts, overage, hold.creditTypes, nowMs);
-      if ("code" in allocation) return fail("insufficient_balance", { requested: allocation.requested, available: allocation.available });
+      if ("code" in allocation)
+        return fail("insufficient_balance", {
+          requested: allocation.requested,
+          available: allocation.available,
+          wallet: allocation.wallet,
+        });
       overageParts = allocation.parts;
     }
     const charges: Part[] = [];

@@ -60,17 +60,20 @@ describe("allocate", () => {
     expect(allocate({ accounts: [account(1n, { startsAtMs: NOW })], amount: 1n, creditTypes: [], nowMs: NOW })).toHaveLength(1);
   });
 
-  it("is all or nothing: insufficient_balance with requested and available", () => {
+  it("is all or nothing: insufficient_balance with requested, available and the wallet", () => {
     const e = failure(() => allocate({ accounts: [account(1n), account(2n)], amount: 201n, creditTypes: [], nowMs: NOW }));
-    expect([e.code, e.facts]).toEqual(["insufficient_balance", { requested: 201n, available: 200n }]);
+    expect([e.code, e.facts]).toEqual(["insufficient_balance", { requested: 201n, available: 200n, wallet: "*" }]);
   });
 
   it("tells insufficient-in-selected-types from plain insufficient", () => {
     const accounts = [account(1n, { creditType: "promo" }), account(2n, { creditType: "paid", total: 50n })];
     const selected = failure(() => allocate({ accounts, amount: 60n, creditTypes: ["paid"], nowMs: NOW }));
-    expect([selected.code, selected.facts]).toEqual(["insufficient_balance_in_selected_credit_types", { requested: 60n, available: 50n }]);
+    expect([selected.code, selected.facts]).toEqual([
+      "insufficient_balance_in_selected_credit_types",
+      { requested: 60n, available: 50n, wallet: "paid" },
+    ]);
     const overall = failure(() => allocate({ accounts, amount: 151n, creditTypes: ["paid"], nowMs: NOW }));
-    expect([overall.code, overall.facts]).toEqual(["insufficient_balance", { requested: 151n, available: 50n }]);
+    expect([overall.code, overall.facts]).toEqual(["insufficient_balance", { requested: 151n, available: 50n, wallet: "paid" }]);
     expect(allocate({ accounts, amount: 50n, creditTypes: ["paid"], nowMs: NOW }).map((l) => l.accountId)).toEqual([2n]);
   });
 });

@@ -15,7 +15,6 @@ import {
   spendWalletsOf,
   transactionIdOf,
   withoutNulls,
-  withWalletFact,
   type NullsAbsent,
 } from "../fields.js";
 import { callerOf, contextOf, type HttpApp } from "../http-app.js";
@@ -186,7 +185,7 @@ export function registerBillingRoutes(app: HttpApp): void {
     { schema: { summary: "Deduct credits in one step", tags, body: DeductBody, response: responses(DeductReply) } },
     async (request) => {
       const input = spendInputOf(withoutNulls(request.body), callerOf(request));
-      return deductReply(await withWalletFact(deduct(contextOf(request), input), input.creditTypes));
+      return deductReply(await deduct(contextOf(request), input));
     },
   );
 
@@ -199,7 +198,7 @@ export function registerBillingRoutes(app: HttpApp): void {
         ...spendInputOf(body, callerOf(request)),
         autoSettlement: parseAutoSettlement(optionalBigint(body.unfreeze_after_seconds), optionalBigint(body.consume_after_seconds)),
       };
-      return freezeReply(await withWalletFact(freeze(contextOf(request), input), input.creditTypes));
+      return freezeReply(await freeze(contextOf(request), input));
     },
   );
 
