@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { verifyLedger } from "./operations/verify.js";
 import { tailEvents } from "./operations/events/tail-events.js";
 import { parseId } from "./domain/validation.js";
+import { BillingError } from "./errors/billing-error.js";
 import { ConfigError, loadConfig, redactUrl } from "./config.js";
 import { API_KEY_PREFIX_LENGTH, apiKeyModeOf, apiKeyPrefixOf, PROJECT_MODES, type ProjectMode } from "./domain/api-key.js";
 import { DatabaseUnreachableError, openDatabase, type Database } from "./store/database.js";
@@ -41,6 +42,11 @@ async function withDatabase(run: (database: Database) => Promise<number>): Promi
     if (error instanceof UsageError) {
       process.stderr.write(`velobase-billing: ${error.message}\n`);
       process.exit(2);
+    }
+    // A refusal the API would answer (a malformed or pruned --cursor): its words and code, one line.
+    if (error instanceof BillingError) {
+      process.stderr.write(`velobase-billing: ${error.message} (${error.code})\n`);
+      process.exit(error.spec.type === "bad_request" ? 2 : 1);
     }
     throw error;
   }

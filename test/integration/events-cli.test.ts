@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { commitEvents, testEvent } from "../support/events.js";
 import { collect, ROOT, waitForOutput } from "../support/spawn.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { HttpTestClient, ok } from "../support/http.js";
+import { pruneExpiredEvents } from "../../src/operations/events/retention.js";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -41,6 +43,28 @@ describe("events tail", () => {
       [before.eventId, "ledger.deposit", "tail-1", "a", project.id.toString()],
       [after.eventId, "ledger.deduct", "tail-1", "b", project.id.toString()],
     ]);
+  });
+
+  it("refuses a malformed cursor and a pruned one with one line each and exit code 2", async () => {
+    const malformed = await collect(tail("--cursor", "not-a-cursor")).exited;
+    expect(malformed).toMatchObject({ code: 2, stdout: "" });
+    expect(malformed.stderr).toBe("velobase-billing: cursor is not an event cursor. (invalid_page_token)\n");
+    await commitEvents(s.app, [testEvent(s.app, { customerId: "tail-pruned", type: "ledger.deposit" })]);
+    const http = new HttpTestClient(s.httpUrl, s.apiKey);
+    let first: string | undefined;
+    while (first === undefined) {
+      first = ok<{ items: { cursor: string }[] }>(await http.get("/v1/events?customer_id=tail-pruned")).items[0]?.cursor;
+      if (first === undefined) await new Promise((r) => setTimeout(r, 20));
+    }
+    s.clock.advance(2 * 3_600_000);
+    await commitEvents(s.app, [testEvent(s.app, { customerId: "tail-pruned", type: "ledger.deposit" })]);
+    await pruneExpiredEvents(s.app.context, { retentionMs: 3_600_000, awaitPublisher: false });
+    const pruned = await collect(tail("--cursor", first)).exited;
+    expect(pruned).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: "velobase-billing: The events after this cursor were pruned; start again from an empty cursor. (cursor_expired)\n",
+    });
   });
 
   it("refuses an unknown project with one line and exit code 2", async () => {
