@@ -124,8 +124,21 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex): vo
   socket.destroy();
 }
 
+/** The body stopped because the client closed its connection (Node's `aborted`): nobody is there to answer. */
+function clientWentAway(error: BillingError, request: FastifyRequest): boolean {
+  const cause = error.cause as { code?: unknown } | undefined;
+  return cause?.code === "ECONNRESET" && request.raw.destroyed && !request.raw.complete;
+}
+
 function sendError(error: BillingError, request: FastifyRequest, reply: FastifyReply, deps: HttpDependencies) {
   request.errorCode = error.code;
+  if (error.spec.grpcStatus === "INTERNAL" && clientWentAway(error, request)) {
+    deps.log.info(
+      { requestId: request.id, route: request.routeOptions.url },
+      "the client closed the connection before its request arrived",
+    );
+    return reply;
+  }
   if (error.spec.grpcStatus === "INTERNAL") {
     deps.log.error({ requestId: request.id, err: error.cause ?? error }, "call failed with an unexpected error");
   }

@@ -1,3 +1,4 @@
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyLedger } from "../../src/operations/verify.js";
 import { LOG_LINE_BYTES_MAX } from "../../src/logger.js";
@@ -77,5 +78,26 @@ describe("an unexpected database error", () => {
       await s.app.database.pool.query("DROP INDEX ledger_description_probe ON ledger_entries");
     }
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+});
+
+describe("a client that closes its connection in the middle of a body", () => {
+  it("is one info line saying so, not an unexpected error", async () => {
+    const { hostname, port } = new URL(s.httpUrl);
+    const from = lines.length;
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect(Number(port), hostname, () => {
+        socket.write(
+          `POST /v1/billing/deduct HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.apiKey}\r\n` +
+            'Content-Type: application/json\r\nContent-Length: 50\r\n\r\n{"customer_id":',
+        );
+        setTimeout(() => socket.destroy(), 100);
+      });
+      socket.on("close", () => resolve());
+      socket.on("error", reject);
+    });
+    const said = async () => lines.slice(from).map((line) => JSON.parse(line) as { level: number; msg: string });
+    for (let i = 0; i < 100 && (await said()).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect((await said()).map((l) => [l.level, l.msg])).toEqual([[30, "the client closed the connection before its request arrived"]]);
   });
 });
