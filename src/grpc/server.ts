@@ -1,9 +1,10 @@
-import type { Http2Server } from "node:http2";
+import { randomUUID } from "node:crypto";
+import type { Http2Server, ServerHttp2Stream } from "node:http2";
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { BillingServiceService } from "../../gen/velobase/billing/v1/billing.js";
 import { addReflection } from "./reflection.js";
-import { withSerializedResponses } from "./unary.js";
+import { REQUEST_ID_HEADER, saneRequestId, withSerializedResponses } from "./unary.js";
 import { withCheckedRequests } from "./request-decoding.js";
 
 export const BILLING_SERVICE_NAME = "velobase.billing.v1.BillingService";
@@ -65,23 +66,34 @@ export interface GrpcServerOptions {
 const KEY_HEADERS = ["authorization", "x-api-key"] as const;
 
 /**
- * Node's HTTP/2 layer keeps only the first of two `authorization` headers and joins two
- * `x-api-key` headers with ", ", so grpc-js would never see that a call presents two keys. A
- * listener that runs before grpc-js's puts every raw value back (an array: one metadata value
- * each), so the call is refused as invalid_api_key, as over HTTP. grpc-js keeps its HTTP/2
- * servers in a private field: a version without it fails the start instead of letting
- * duplicates through.
+ * A listener that runs before grpc-js's on every HTTP/2 stream (grpc-js keeps its HTTP/2 servers
+ * in a private field: a version without it fails the start instead of going without):
+ * - Node's HTTP/2 layer keeps only the first of two `authorization` headers and joins two
+ *   `x-api-key` headers with ", ", so grpc-js would never see that a call presents two keys. The
+ *   listener puts every raw value back (an array: one metadata value each), so the call is refused
+ *   as invalid_api_key, as over HTTP.
+ * - Every response carries `x-request-id`, those grpc-js answers itself included (an unknown
+ *   method, a deadline that passed, a message over the limit, the health service): the listener
+ *   gives the call its id (the caller's when sane, else a new one, which `unary` then reads from
+ *   the metadata) and adds it to whatever header block the stream sends first.
  */
-function keepRepeatedKeyHeaders(server: Server): void {
+function prepareStreams(server: Server): void {
   const http2Servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
   if (!(http2Servers instanceof Map) || http2Servers.size === 0) throw new Error("grpc-js keeps no http2Servers: cannot read raw headers");
   for (const http2Server of http2Servers.keys()) {
-    http2Server.prependListener("stream", (_stream: unknown, headers: Record<string, unknown>, _flags: number, rawHeaders: string[]) => {
-      for (const name of KEY_HEADERS) {
-        const values = valuesOf(rawHeaders, name);
-        if (values.length > 1) headers[name] = values;
-      }
-    });
+    http2Server.prependListener(
+      "stream",
+      (stream: ServerHttp2Stream, headers: Record<string, unknown>, _flags: number, rawHeaders: string[]) => {
+        for (const name of KEY_HEADERS) {
+          const values = valuesOf(rawHeaders, name);
+          if (values.length > 1) headers[name] = values;
+        }
+        const requestId = saneRequestId(headers[REQUEST_ID_HEADER]) ?? randomUUID();
+        headers[REQUEST_ID_HEADER] = requestId;
+        const respond = stream.respond.bind(stream);
+        stream.respond = (sent, options) => respond({ [REQUEST_ID_HEADER]: requestId, ...sent }, options);
+      },
+    );
   }
 }
 
@@ -113,7 +125,7 @@ export async function startGrpcServer(
       error ? reject(error) : resolve(bound),
     ),
   );
-  keepRepeatedKeyHeaders(server);
+  prepareStreams(server);
   return {
     server,
     port,

@@ -53,11 +53,12 @@ export function withSerializedResponses<D extends ServiceDefinition>(definition:
   return wrapped as D;
 }
 
-/** The caller's x-request-id when it is sane, else a fresh one. */
-function requestIdOf(metadata: Metadata): string {
-  const given = metadata.get(REQUEST_ID_HEADER)[0];
-  return typeof given === "string" && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
-}
+/** An x-request-id as given, when it is one (1-128 characters of [A-Za-z0-9_.:@-]); else null. */
+export const saneRequestId = (given: unknown): string | null =>
+  typeof given === "string" && REQUEST_ID_PATTERN.test(given) ? given : null;
+
+/** The call's x-request-id (server.ts gives every call a sane one; a fresh one otherwise). */
+const requestIdOf = (metadata: Metadata): string => saneRequestId(metadata.get(REQUEST_ID_HEADER)[0]) ?? randomUUID();
 
 /**
  * Wraps one RPC: request id in and out, one log line per call, metrics, and every failure turned

@@ -1,4 +1,5 @@
-import { Metadata } from "@grpc/grpc-js";
+import { connect } from "node:http2";
+import { Metadata, status } from "@grpc/grpc-js";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BillingError } from "../../src/errors/billing-error.js";
@@ -69,6 +70,39 @@ describe("x-request-id", () => {
         call.on("metadata", resolve);
       });
       expect(headers.get("x-request-id")).toEqual([`req-${customerId || "empty"}`]);
+    }
+  });
+
+  it("is on the answers grpc-js gives itself: an unknown method, a passed deadline, the health service", async () => {
+    const session = connect(`http://127.0.0.1:${real.app.port}`);
+    try {
+      const headersOf = (path: string, body: Buffer, extra: Record<string, string> = {}) =>
+        new Promise<Record<string, unknown>>((resolve, reject) => {
+          const stream = session.request({
+            ":method": "POST",
+            ":path": path,
+            "content-type": "application/grpc",
+            te: "trailers",
+            authorization: `Bearer ${real.apiKey}`,
+            ...extra,
+          });
+          stream.on("response", (headers) => resolve(headers));
+          stream.on("error", reject);
+          stream.resume();
+          stream.end(body);
+        });
+      const empty = Buffer.from([0, 0, 0, 0, 0]);
+      const unknown = await headersOf("/velobase.billing.v1.BillingService/Nope", empty, { "x-request-id": "mine-1" });
+      expect([unknown["grpc-status"], unknown["x-request-id"]]).toEqual([String(status.UNIMPLEMENTED), "mine-1"]);
+      const late = await headersOf("/velobase.billing.v1.BillingService/GetCustomer", empty, {
+        "grpc-timeout": "1n",
+        "x-request-id": "mine-2",
+      });
+      expect(late["x-request-id"]).toBe("mine-2");
+      const health = await headersOf("/grpc.health.v1.Health/Check", empty, { "x-request-id": "not sane!" });
+      expect(String(health["x-request-id"])).toMatch(/^[0-9a-f-]{36}$/);
+    } finally {
+      session.close();
     }
   });
 
