@@ -6,6 +6,8 @@ export const ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
 /** Credit types are compared as written, so one spelling only: lower case. */
 export const CREDIT_TYPE_PATTERN = /^[a-z0-9_.-]{1,64}$/;
 export const SOURCE_PATTERN = /^[A-Za-z0-9_.:@-]{1,64}$/;
+/** A source field as sent: empty is none given (the operation's default), as gRPC's empty string. */
+export const SOURCE_OR_NONE_PATTERN = /^[A-Za-z0-9_.:@-]{0,64}$/;
 export const CREDIT_TYPES_PER_REQUEST_MAX = 32;
 // Text limits count UTF-16 code units (String.length), the unit the parsers enforce; storage
 // holds every text within them whatever its UTF-8 size (every metadata JSON column, the

@@ -5,7 +5,7 @@ import {
   CREDIT_TYPES_PER_REQUEST_MAX,
   DESCRIPTION_LENGTH_MAX,
   ID_PATTERN,
-  SOURCE_PATTERN,
+  SOURCE_OR_NONE_PATTERN,
 } from "../domain/limits.js";
 
 /**
@@ -35,7 +35,11 @@ export const Wallets = Type.Array(Wallet, {
   description: "Spend only from these wallets (all when absent).",
 });
 
-export const Source = Type.String({ pattern: SOURCE_PATTERN.source, description: "Where the credits came from." });
+/** Empty means none given, as over gRPC (the operation's default source). */
+export const Source = Type.String({
+  pattern: SOURCE_OR_NONE_PATTERN.source,
+  description: "Where the credits came from (empty: the default).",
+});
 
 export const IsoInput = (description: string) =>
   Type.String({

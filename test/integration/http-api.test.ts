@@ -38,8 +38,10 @@ describe("POST /v1/customers/deposit", () => {
       record_id: anyId,
       is_idempotent_replay: false,
     });
+    // An empty source is none given, as over gRPC: the default.
+    expect(ok(await deposit({ customer_id: customer, amount: 1, source: "" }))).toMatchObject({ source: "default", total_amount: 101 });
     const again = ok(await deposit({ customer_id: customer, amount: 50 }));
-    expect(again).toMatchObject({ account_id: body.account_id, total_amount: 150, added_amount: 50 });
+    expect(again).toMatchObject({ account_id: body.account_id, total_amount: 151, added_amount: 50 });
   });
 
   it("takes every optional field; metadata is stored as given, any JSON", async () => {

@@ -118,7 +118,7 @@ describe("POST /v1/customers/deposit", () => {
       name: "malformed source",
       body: () => ({ ...base(), source: "a b" }),
       code: "invalid_argument",
-      message: 'source must match pattern "^[A-Za-z0-9_.:@-]{1,64}$".',
+      message: 'source must match pattern "^[A-Za-z0-9_.:@-]{0,64}$".',
       details: field("source"),
     },
     {

@@ -55,6 +55,10 @@ describe("POST /v1/slot/grant and /v1/slot/revoke", () => {
     expect(promo).toEqual({ ...pool({ source: "promo", capacity: 5, in_use: 0, available: 5 }), is_idempotent_replay: false });
     const again = ok(await grant({ customer_id: customer, wallet: "ip", amount: 2 }));
     expect(again).toEqual({ ...first, capacity: 12, available: 12 });
+    // An empty source is none given, as over gRPC: the default pool.
+    const empty = ok(await grant({ customer_id: customer, wallet: "ip", source: "", amount: 1 }));
+    expect(empty).toEqual({ ...first, capacity: 13, available: 13 });
+    ok(await claim({ customer_id: customer, wallet: "ip", resource_id: "r-empty", source: "" }));
     expect(ok(await http.get(`/v1/customers/${customer}`)).id).toBe(customer);
   });
 
@@ -489,7 +493,7 @@ describe("request validation", () => {
       path: "/v1/slot/grant",
       body: { customer_id: "c", wallet: "ip", amount: 1, source: "a b" },
       code: "invalid_argument",
-      message: 'source must match pattern "^[A-Za-z0-9_.:@-]{1,64}$".',
+      message: 'source must match pattern "^[A-Za-z0-9_.:@-]{0,64}$".',
       field: "source",
     },
     {
