@@ -32,6 +32,17 @@ const ASSETS: Readonly<Record<string, { dir: string; file: string }>> = {
 
 const isHtmx = (request: FastifyRequest): boolean => request.headers["hx-request"] === "true";
 
+/** Fastify's own 4xx (a body that is no form, or too large): the request is refused, nothing failed. */
+function frameworkRefusal(error: Partial<FastifyError>): BillingError | null {
+  const status = error.statusCode ?? 500;
+  if (typeof error.code !== "string" || !error.code.startsWith("FST_") || status < 400 || status >= 500) return null;
+  const message =
+    error.code === "FST_ERR_CTP_BODY_TOO_LARGE"
+      ? "The form is too large."
+      : "The console takes its own forms only (application/x-www-form-urlencoded).";
+  return new BillingError("invalid_argument", message, { field: "body" });
+}
+
 /** The failure as a page: catalogue errors with their message and status, anything else as server_error. */
 async function renderError(thrown: unknown, request: FastifyRequest, reply: FastifyReply, deps: ConsoleDependencies) {
   const fastifyError = thrown as Partial<FastifyError>;
@@ -40,7 +51,7 @@ async function renderError(thrown: unknown, request: FastifyRequest, reply: Fast
   else if (typeof fastifyError.code === "string" && fastifyError.code.startsWith("FST_CSRF")) {
     // A form without its token (or from another site): refused before anything runs.
     error = new BillingError("permission_denied", "The form has expired or did not come from this console: reload the page and try again.");
-  } else error = toBillingError(thrown);
+  } else error = frameworkRefusal(fastifyError) ?? toBillingError(thrown);
   request.errorCode = error.code;
   if (error.spec.grpcStatus === "INTERNAL") {
     deps.log.error({ requestId: request.id, err: error.cause ?? error }, "console request failed with an unexpected error");
@@ -73,18 +84,24 @@ function registerSessionRoutes(scope: ConsoleScope): void {
     return reply.redirect(`${CONSOLE_PATH}/${caller === null ? "sign-in" : "customers"}`, 303);
   });
   app.get("/sign-in", { config: { access: "public" } }, (request, reply) => renderPage(request, reply, "sign-in", "Sign in", {}));
-  app.post<{ Body: { api_key?: string } }>("/sign-in", { config: { access: "public" }, preHandler: scope.csrf }, async (request, reply) => {
-    try {
-      const { sessionId } = await deps.sessions.signIn((request.body.api_key ?? "").trim());
-      setSessionCookie(reply, sessionId, cookieSettings);
-      return reply.redirect(`${CONSOLE_PATH}/customers`, 303);
-    } catch (error) {
-      if (!(error instanceof BillingError) || error.spec.type !== "auth_error") throw error;
-      request.errorCode = error.code;
-      // The API's own words: nothing says whether a project or a key exists.
-      return renderPage(request, reply, "sign-in", "Sign in", { message: error.message }, error.spec.httpStatus);
-    }
-  });
+  app.post<{ Body: { api_key?: unknown } | undefined }>(
+    "/sign-in",
+    { config: { access: "public" }, preHandler: scope.csrf },
+    async (request, reply) => {
+      // Anything but one text (the field twice, a JSON number) is no key: the API's missing_api_key.
+      const presented = request.body?.api_key;
+      try {
+        const { sessionId } = await deps.sessions.signIn(typeof presented === "string" ? presented.trim() : "");
+        setSessionCookie(reply, sessionId, cookieSettings);
+        return reply.redirect(`${CONSOLE_PATH}/customers`, 303);
+      } catch (error) {
+        if (!(error instanceof BillingError) || error.spec.type !== "auth_error") throw error;
+        request.errorCode = error.code;
+        // The API's own words: nothing says whether a project or a key exists.
+        return renderPage(request, reply, "sign-in", "Sign in", { message: error.message }, error.spec.httpStatus);
+      }
+    },
+  );
   app.post("/sign-out", { config: { access: "public" }, preHandler: scope.csrf }, async (request, reply) => {
     const sessionId = sessionIdOf(request);
     if (sessionId !== null) await deps.sessions.signOut(sessionId);

@@ -52,8 +52,13 @@ export function utcTimeOf(
 ): number | null {
   if (text === "") return null;
   const m = DATETIME_LOCAL.exec(text);
-  const ms = m ? Date.parse(`${m[1]}T${m[2]}${m[3] ?? ":00"}Z`) : Number.NaN;
-  if (!Number.isFinite(ms)) throw new BillingError(code, `${field} must be a date and time (UTC), e.g. 2026-01-01T10:00.`, { field });
+  const written = m ? `${m[1]}T${m[2]}${m[3] ?? ":00"}` : "";
+  const ms = m ? Date.parse(`${written}Z`) : Number.NaN;
+  // Date.parse rolls an impossible day or hour over (02-30 is 03-02, 24:00 the next day): the
+  // time it gives must read back as written, as the API's own parser requires.
+  if (!Number.isFinite(ms) || !new Date(ms).toISOString().startsWith(written)) {
+    throw new BillingError(code, `${field} must be a date and time (UTC), e.g. 2026-01-01T10:00.`, { field });
+  }
   return ms;
 }
 

@@ -114,7 +114,8 @@ function registerCustomerPages(scope: ConsoleScope): void {
     ]);
     return renderPage(request, reply, "customer", customer.name || customer.customerId, {
       customer,
-      holds,
+      holds: holds.holds,
+      moreHolds: holds.more,
       chart,
       ledger,
       operations: OPERATIONS,

@@ -17,14 +17,18 @@ export interface OpenHold {
   readonly autoAtMs: number | null;
 }
 
-/** A customer's open holds, newest first (at most OPEN_HOLDS_SHOWN_MAX); customer_not_found when unknown. */
-export function listOpenHolds(ctx: BillingContext, input: { projectId: bigint; customerId: string }): Promise<OpenHold[]> {
+/** A customer's open holds, newest first (at most OPEN_HOLDS_SHOWN_MAX), and whether it has more; customer_not_found when unknown. */
+export function listOpenHolds(
+  ctx: BillingContext,
+  input: { projectId: bigint; customerId: string },
+): Promise<{ holds: OpenHold[]; more: boolean }> {
   return runQuery(async () => {
     const { db } = ctx.database;
     const customer = await findCustomer(db, input.projectId, input.customerId);
     if (!customer) throw new BillingError("customer_not_found", undefined, { customer_id: input.customerId });
-    const holds = await selectOpenHolds(db, input.projectId, customer.pk, OPEN_HOLDS_SHOWN_MAX);
-    return holds.map((h) => ({
+    // One more than shown: whether the list is cut, without counting every hold.
+    const rows = await selectOpenHolds(db, input.projectId, customer.pk, OPEN_HOLDS_SHOWN_MAX + 1);
+    const holds = rows.slice(0, OPEN_HOLDS_SHOWN_MAX).map((h) => ({
       transactionId: h.transactionId,
       amount: h.amount,
       creditTypes: h.creditTypes,
@@ -33,5 +37,6 @@ export function listOpenHolds(ctx: BillingContext, input: { projectId: bigint; c
       autoAction: h.autoAction,
       autoAtMs: h.autoAtMs,
     }));
+    return { holds, more: rows.length > OPEN_HOLDS_SHOWN_MAX };
   });
 }

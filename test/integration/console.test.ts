@@ -1,5 +1,6 @@
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { OPEN_HOLDS_SHOWN_MAX } from "../../src/domain/limits.js";
 import { ERROR_CATALOG } from "../../src/errors/catalog.js";
 import { clickAndWait, launchChromium, type PageIncidents, signIn, watchIncidents } from "../support/browser.js";
 import { uid } from "../support/fixtures.js";
@@ -301,6 +302,56 @@ describe("console refusals", () => {
     const response = await page.goto(consoleUrl(`/customers/${customerId}?op=DEPOSIT&op=DEDUCT`));
     expect(response?.status()).toBe(200);
     expect(await page.getByTestId("ledger-error").textContent()).toBe("Give op once.");
+  });
+
+  it("refuses forms it did not send, and impossible dates, as 4xx pages, never a server error", async () => {
+    await page.goto(consoleUrl("/sign-in"));
+    const { _csrf: token = "" } = await formFields(page, 'form[action="/console/sign-in"]');
+    const form = (body: string, contentType = "application/x-www-form-urlencoded") =>
+      page.request.post(consoleUrl("/sign-in"), { headers: { "content-type": contentType }, data: body });
+    // The key twice is no key: the sign-in page with the API's words.
+    const twice = await form(`_csrf=${encodeURIComponent(token)}&api_key=${server.apiKey}&api_key=x`);
+    expect(twice.status()).toBe(401);
+    expect(await twice.text()).toContain(ERROR_CATALOG.missing_api_key.message);
+    for (const [body, contentType] of [
+      ["x", "text/plain"],
+      [`<k>${token}</k>`, "application/xml"],
+    ] as const) {
+      const refused = await form(body, contentType);
+      expect(refused.status(), contentType).toBe(400);
+      expect(await refused.text()).toContain('<code data-testid="error-code">invalid_argument</code>');
+    }
+    const large = await form(`_csrf=${encodeURIComponent(token)}&api_key=${"k".repeat(3_000_000)}`);
+    expect(large.status()).toBe(400);
+    expect(await large.text()).toContain("The form is too large.");
+
+    const customerId = uid("dates");
+    await deposit(customerId, 10);
+    await signIn(page, server.httpUrl, server.apiKey);
+    for (const after of ["2026-02-30T10:00", "2026-01-01T24:00"]) {
+      await page.goto(consoleUrl(`/customers/${customerId}?after=${after}`));
+      expect(await page.getByTestId("ledger-error").textContent(), after).toBe(
+        "after must be a date and time (UTC), e.g. 2026-01-01T10:00.",
+      );
+    }
+  });
+
+  it("says when a customer has more open holds than it lists", async () => {
+    const customerId = uid("holds");
+    await deposit(customerId, 1_000);
+    await signIn(page, server.httpUrl, server.apiKey);
+    const freeze = (i: number) =>
+      api.post("/v1/billing/freeze", { customer_id: customerId, transaction_id: `${customerId}-${i}`, amount: 1 }).then(ok);
+    for (let i = 0; i < OPEN_HOLDS_SHOWN_MAX; i += 1) await freeze(i);
+    await page.goto(consoleUrl(`/customers/${customerId}`));
+    expect(await page.locator("table.holds tbody tr").count()).toBe(OPEN_HOLDS_SHOWN_MAX);
+    expect(await page.getByTestId("more-holds").count()).toBe(0);
+    await freeze(OPEN_HOLDS_SHOWN_MAX);
+    await page.goto(consoleUrl(`/customers/${customerId}`));
+    expect(await page.locator("table.holds tbody tr").count()).toBe(OPEN_HOLDS_SHOWN_MAX);
+    expect(await page.getByTestId("more-holds").textContent()).toBe(
+      `The customer has more open holds than the ${OPEN_HOLDS_SHOWN_MAX} newest shown here; the balance counts them all in frozen.`,
+    );
   });
 
   it("greys sources that have expired, then ends a session once its time is up", async () => {
