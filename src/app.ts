@@ -11,7 +11,7 @@ import { AlertServiceService } from "../gen/velobase/billing/v1/alerts.js";
 import { EventServiceService } from "../gen/velobase/billing/v1/events.js";
 import { alertHandlers } from "./grpc/alert-handlers.js";
 import { eventHandlers } from "./grpc/event-handlers.js";
-import type { Config } from "./config.js";
+import { type Config, hostPort } from "./config.js";
 import { EntitlementServiceService } from "../gen/velobase/billing/v1/entitlements.js";
 import { SlotServiceService } from "../gen/velobase/billing/v1/slots.js";
 import { billingHandlers } from "./grpc/billing-handlers.js";
@@ -81,6 +81,12 @@ async function ensureSomeoneCanGetIn(database: Database, config: Config, log: Lo
 }
 
 /** Watches the database so health reports SERVING only while it answers. */
+/** The port the metrics server listens on (METRICS_PORT=0 picks a free one), or null without it. */
+function metricsPortOf(server: NodeHttpServer | null): number | null {
+  const address = server?.address();
+  return typeof address === "object" && address ? address.port : null;
+}
+
 function watchDatabase(database: Database, health: HealthReporter, intervalMs: number, log: Logger): () => void {
   let last: boolean | null = null;
   let busy = false;
@@ -161,7 +167,7 @@ interface TransportDependencies {
 /** The gRPC server (five services) and the HTTP API, over the same context; neither when one fails. */
 async function startTransports(config: Config, deps: TransportDependencies): Promise<{ grpc: GrpcServer; http: HttpServer }> {
   const { context, guard, health, tls } = deps;
-  const grpc = await startGrpcServer(billingHandlers(context, guard), health, `${config.GRPC_HOST}:${config.GRPC_PORT}`, {
+  const grpc = await startGrpcServer(billingHandlers(context, guard), health, hostPort(config.GRPC_HOST, config.GRPC_PORT), {
     credentials: deps.credentials,
     maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
     services: [
@@ -243,19 +249,18 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       port: grpc.port,
       httpPort: http.port,
       database: database.name,
-      metricsPort: config.METRICS_PORT,
+      metricsPort: metricsPortOf(metricsServer),
       transport: security,
       rateLimits: rateLimiter.backend,
     },
     `velobase-billing listening (${LISTENERS_SECURITY[security]})`,
   );
 
-  const address = metricsServer?.address();
   return {
     port: grpc.port,
     httpPort: http.port,
     httpUrl: http.url,
-    metricsPort: typeof address === "object" && address ? address.port : null,
+    metricsPort: metricsPortOf(metricsServer),
     database,
     context,
     metrics,

@@ -4,7 +4,31 @@ import { API_KEY_CACHE_TTL_MS_DEFAULT } from "./tenancy/authenticator.js";
 import { LOCK_WAIT_TIMEOUT_S_DEFAULT } from "./store/database.js";
 import { parseDatabaseUrl, redactDatabaseUrl } from "./store/database-url.js";
 
-const port = z.coerce.number().int().min(0).max(65535);
+/**
+ * A whole number in decimal digits (spaces around it allowed). Anything else is a mistake said
+ * in one line, never a silent 0 (`z.coerce` reads " " as 0, which would switch the sweeper off)
+ * nor another base ("0x1F90", "8e3").
+ */
+const whole = (min: number, max: number) =>
+  z.preprocess(
+    (raw) => (typeof raw === "string" && /^\s*\d+\s*$/.test(raw) ? Number(raw) : raw),
+    z.number({ invalid_type_error: "must be a whole number" }).int().min(min).max(max),
+  );
+
+const port = whole(0, 65535);
+
+/** A name or an IPv4 or IPv6 address (brackets optional: `::`, `[::1]`), kept without brackets. */
+const host = z
+  .string()
+  .regex(
+    /^(?:\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$/,
+    "must be a host name or an IPv4 or IPv6 address",
+  )
+  .transform((h) => h.replace(/^\[(.*)\]$/, "$1"));
+
+/** host:port as gRPC targets and log lines write it: an IPv6 address in brackets. */
+export const hostPort = (hostName: string, portNumber: number): string =>
+  hostName.includes(":") ? `[${hostName}]:${portNumber}` : `${hostName}:${portNumber}`;
 
 const ConfigSchema = z.object({
   DATABASE_URL: z
@@ -19,24 +43,19 @@ const ConfigSchema = z.object({
     .default("mysql://root@127.0.0.1:3306/velobase"),
   // With several hosts in DATABASE_URL: the first one up in URL order, or each in turn.
   DB_NODE_SELECTOR: z.enum(["order", "round_robin"]).default("order"),
-  GRPC_HOST: z.string().min(1).default("0.0.0.0"),
+  GRPC_HOST: host.default("0.0.0.0"),
   GRPC_PORT: port.default(50051),
   /** Unset: the HTTP server binds GRPC_HOST. */
-  HTTP_HOST: z.string().min(1).optional(),
+  HTTP_HOST: host.optional(),
   HTTP_PORT: port.default(8080),
   METRICS_PORT: port.optional(),
   // grpc-js's own default (4 MiB): a request at the API's field limits is far smaller.
-  GRPC_MAX_MESSAGE_BYTES: z.coerce
-    .number()
-    .int()
-    .min(1024)
-    .max(2 ** 31 - 1)
-    .default(4 * 1024 * 1024),
+  GRPC_MAX_MESSAGE_BYTES: whole(1024, 2 ** 31 - 1).default(4 * 1024 * 1024),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  DB_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(20),
+  DB_POOL_SIZE: whole(1, 1000).default(20),
   // Transactions group commit runs at once before calls of different customers wait to share one
   // (operations/group-commit.ts). Fewer, fuller transactions cost the database less: see docs/scaling.md.
-  GROUP_COMMIT_TRANSACTIONS: z.coerce.number().int().min(1).max(1000).default(2),
+  GROUP_COMMIT_TRANSACTIONS: whole(1, 1000).default(2),
   // Calls of different customers may share a transaction (side by side). "false" on a sharded
   // database (Vitess, TiDB), where a transaction must stay within one customer: docs/scaling.md.
   GROUP_COMMIT_SIDE_BY_SIDE: z
@@ -45,12 +64,12 @@ const ConfigSchema = z.object({
     .transform((v) => v === "true"),
   // Bench only: "off" makes writes append no events, so the bench can show what the outbox costs.
   EVENTS_OUTBOX: z.enum(["on", "off"]).default("on"),
-  DB_LOCK_WAIT_TIMEOUT_S: z.coerce.number().int().min(1).max(3600).default(LOCK_WAIT_TIMEOUT_S_DEFAULT),
-  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
-  SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(1_000),
-  HEALTH_CHECK_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(2_000),
+  DB_LOCK_WAIT_TIMEOUT_S: whole(1, 3600).default(LOCK_WAIT_TIMEOUT_S_DEFAULT),
+  SHUTDOWN_GRACE_MS: whole(0, 600_000).default(10_000),
+  SWEEP_INTERVAL_MS: whole(0, 3_600_000).default(1_000),
+  HEALTH_CHECK_INTERVAL_MS: whole(100, 600_000).default(2_000),
   // How long a key look-up is cached; also the longest a revoke takes to reach every instance.
-  API_KEY_CACHE_TTL_MS: z.coerce.number().int().min(0).max(600_000).default(API_KEY_CACHE_TTL_MS_DEFAULT),
+  API_KEY_CACHE_TTL_MS: whole(0, 600_000).default(API_KEY_CACHE_TTL_MS_DEFAULT),
   BOOTSTRAP_API_KEY: z
     .string()
     .refine((k) => apiKeyModeOf(k) !== null, "must be vb_live_ or vb_test_ followed by 32-96 characters of [A-Za-z0-9]")
@@ -63,16 +82,11 @@ const ConfigSchema = z.object({
   RATE_LIMIT_KEY_PREFIX: z.string().min(1).max(128).default("velobase:ratelimit"),
   // The event feed (docs/events.md). How often the stamper and the watchers look for new events
   // when nothing nudged them (a commit on this instance does): the feed lag of other instances' writes.
-  EVENTS_POLL_INTERVAL_MS: z.coerce.number().int().min(1).max(10_000).default(20),
+  EVENTS_POLL_INTERVAL_MS: whole(1, 10_000).default(20),
   // The least time between two stamping rounds that this instance's commits ask for: one round
   // (a transaction and its fsync) then orders the events of every write committed meanwhile.
-  EVENTS_STAMP_SPACING_MS: z.coerce.number().int().min(0).max(1_000).default(25),
-  EVENTS_RETENTION_HOURS: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(24 * 365 * 10)
-    .default(168),
+  EVENTS_STAMP_SPACING_MS: whole(0, 1_000).default(25),
+  EVENTS_RETENTION_HOURS: whole(1, 24 * 365 * 10).default(168),
   NATS_URL: z
     .string()
     .refine((u) => /^(nats|tls|ws|wss):\/\/[^\s]+$/.test(u), "must be a nats:// or tls:// URL")
@@ -91,7 +105,7 @@ const ConfigSchema = z.object({
   TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
   // The console's cookie signing secret; unset, a random one per process (sessions end at a restart).
   CONSOLE_SESSION_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
-  CONSOLE_SESSION_TTL_MINUTES: z.coerce.number().int().min(1).max(43_200).default(60),
+  CONSOLE_SESSION_TTL_MINUTES: whole(1, 43_200).default(60),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

@@ -17,6 +17,14 @@ function addressInUse(error: unknown): string | null {
   return /address already in use (\S+?:\d+)/.exec(message)?.[1] ?? "a configured port";
 }
 
+/** A bind refused for its address (a name that does not resolve, an address not on this machine): its first line. */
+function cannotBind(error: unknown): string | null {
+  if (!(error instanceof Error)) return null;
+  const code = (error as NodeJS.ErrnoException).code;
+  const known = code === "ENOTFOUND" || code === "EADDRNOTAVAIL" || /Name resolution failed|EADDRNOTAVAIL|ENOTFOUND/.test(error.message);
+  return known ? (error.message.split("\n")[0] ?? error.message) : null;
+}
+
 /** Entry point: config → database → server → signals. Start-up failures are one line each. */
 async function main(): Promise<void> {
   let config: Config;
@@ -69,6 +77,11 @@ async function main(): Promise<void> {
     const address = addressInUse(error);
     if (address !== null) {
       process.stderr.write(`velobase-billing: cannot listen on ${address}: the address is already in use\n`);
+      process.exit(1);
+    }
+    const bind = cannotBind(error);
+    if (bind !== null) {
+      process.stderr.write(`velobase-billing: cannot listen (GRPC_HOST, HTTP_HOST): ${bind}\n`);
       process.exit(1);
     }
     if (error instanceof UsageError || error instanceof TlsFileError) {

@@ -91,7 +91,8 @@ export class Metrics {
   /** Serves /metrics on its own port; returns the listening server. */
   async listen(host: string, port: number): Promise<Server> {
     const server = createServer((req, res) => {
-      if (req.url !== "/metrics") {
+      // The path alone: a scraper's query string (`?x=1`) names the same page.
+      if (req.url?.split("?")[0] !== "/metrics") {
         res.writeHead(404).end();
         return;
       }

@@ -1,4 +1,6 @@
+import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
 import { ServerCredentials } from "@grpc/grpc-js";
 
 export type TransportSecurity = "plaintext" | "tls" | "mtls";
@@ -29,14 +31,37 @@ export interface TlsMaterial {
   readonly clientCa: Buffer | null;
 }
 
+/**
+ * The files, read and checked before anything listens: a certificate with its own key, and a CA
+ * file that holds a certificate (one without any would refuse every client).
+ */
 export function readTlsFiles(files: TlsFiles): TlsMaterial | null {
   if (files.certFile === undefined || files.keyFile === undefined) return null;
-  return {
+  const material = {
     cert: read(files.certFile, "TLS_CERT_FILE"),
     key: read(files.keyFile, "TLS_KEY_FILE"),
     clientCa: files.clientCaFile === undefined ? null : read(files.clientCaFile, "TLS_CLIENT_CA_FILE"),
   };
+  try {
+    createSecureContext({ cert: material.cert, key: material.key });
+  } catch (error) {
+    throw new TlsFileError(`TLS_CERT_FILE and TLS_KEY_FILE are not a PEM certificate and its private key: ${reasonOf(error)}`, {
+      cause: error,
+    });
+  }
+  if (material.clientCa !== null) {
+    try {
+      new X509Certificate(material.clientCa);
+    } catch (error) {
+      throw new TlsFileError(`TLS_CLIENT_CA_FILE ${files.clientCaFile} holds no PEM certificate: ${reasonOf(error)}`, { cause: error });
+    }
+  }
+  return material;
 }
+
+/** OpenSSL's code for what is wrong (ERR_OSSL_X509_KEY_VALUES_MISMATCH), else its first line. */
+const reasonOf = (error: unknown): string =>
+  (error as { code?: unknown }).code?.toString() ?? (error instanceof Error ? (error.message.split("\n")[0] ?? "") : "invalid");
 
 export function securityOf(material: TlsMaterial | null): TransportSecurity {
   if (material === null) return "plaintext";

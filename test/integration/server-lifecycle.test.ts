@@ -80,10 +80,52 @@ describe("start-up", () => {
     expect(exit.stderr + exit.stdout).not.toContain("hunter2");
   });
 
-  it("exits 2 on a bad configuration value", async () => {
-    const exit = await collect(spawnMain({ GRPC_PORT: "not-a-port" })).exited;
+  it.each([
+    ["GRPC_PORT", "not-a-port", "must be a whole number"],
+    // A stray space is a mistake, not 0 (which would switch the sweeper off), nor another base.
+    ["SWEEP_INTERVAL_MS", " ", "must be a whole number"],
+    ["GRPC_PORT", "0x1F90", "must be a whole number"],
+    ["GRPC_PORT", "8e3", "must be a whole number"],
+    ["GRPC_HOST", "not a host", "must be a host name or an IPv4 or IPv6 address"],
+  ])("exits 2 on a bad configuration value: %s=%j", async (name, value, message) => {
+    const exit = await collect(spawnMain({ [name]: value })).exited;
     expect(exit.code).toBe(2);
-    expect(exit.stderr.trim()).toBe("velobase-billing: invalid configuration: GRPC_PORT: Expected number, received nan");
+    expect(exit.stderr.trim()).toBe(`velobase-billing: invalid configuration: ${name}: ${message}`);
+  });
+
+  it("listens on an IPv6 GRPC_HOST, written with or without brackets, and says which port metrics took", async () => {
+    const db = uniqueDatabaseUrl("vb_ipv6");
+    try {
+      for (const host of ["::1", "[::1]"]) {
+        const child = spawnMain({ DATABASE_URL: db.url, GRPC_PORT: "0", GRPC_HOST: host, METRICS_PORT: "0", SWEEP_INTERVAL_MS: "0" });
+        const out = collect(child);
+        await waitForOutput(() => out.output().stdout, "velobase-billing listening");
+        const metricsPort = /"metricsPort":(\d+)/.exec(out.output().stdout)?.[1];
+        const httpPort = /"httpPort":(\d+)/.exec(out.output().stdout)?.[1];
+        expect(Number(metricsPort)).toBeGreaterThan(0);
+        expect((await fetch(`http://[::1]:${metricsPort}/metrics?from=scraper`)).status).toBe(200);
+        expect((await fetch(`http://[::1]:${httpPort}/v1/health`)).status).toBe(200);
+        child.kill("SIGTERM");
+        expect((await out.exited).code, host).toBe(0);
+      }
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it("exits 1 with one line when GRPC_HOST names no address", async () => {
+    const db = uniqueDatabaseUrl("vb_nohost");
+    try {
+      const exit = await collect(
+        spawnMain({ DATABASE_URL: db.url, GRPC_HOST: "nosuchhost.invalid", GRPC_PORT: "0", SWEEP_INTERVAL_MS: "0" }),
+      ).exited;
+      expect(exit.code).toBe(1);
+      expect(exit.stderr.trim().split("\n").at(-1)).toMatch(
+        /^velobase-billing: cannot listen \(GRPC_HOST, HTTP_HOST\): .*nosuchhost\.invalid/,
+      );
+    } finally {
+      await db.drop();
+    }
   });
 
   it("creates the database, migrates once, re-applies nothing on a second start, stops on SIGTERM", async () => {

@@ -7,6 +7,7 @@ import { generate } from "selfsigned";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectError, TestClient } from "../support/client.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { collect, spawnMain } from "../support/spawn.js";
 
 // TLS and mutual TLS are configuration: certificates made here, signed by a CA made here.
 interface Pem {
@@ -213,5 +214,32 @@ describe("mutual TLS", () => {
         client.close();
       }
     }
+  });
+});
+
+describe("TLS files that cannot serve", () => {
+  it.each([
+    [
+      "a certificate file that is no PEM",
+      () => ({ TLS_CERT_FILE: file("hosts.crt", "127.0.0.1 localhost\n"), TLS_KEY_FILE: file("k.key", serverPem.key) }),
+    ],
+    [
+      "a key that is not the certificate's",
+      () => ({ TLS_CERT_FILE: file("s.crt", serverPem.cert), TLS_KEY_FILE: file("c.key", clientPem.key) }),
+    ],
+  ])("%s: one line, exit 2, before the database is touched", async (_name, files) => {
+    const exit = await collect(spawnMain({ ...files(), DATABASE_URL: "mysql://root@127.0.0.1:1/never" })).exited;
+    expect(exit.code).toBe(2);
+    expect(exit.stderr).toMatch(
+      /^velobase-billing: TLS_CERT_FILE and TLS_KEY_FILE are not a PEM certificate and its private key: ERR_\w+\n$/,
+    );
+  });
+
+  it("a client CA file that holds no certificate: one line, exit 2 (it would refuse every client)", async () => {
+    const caFile = file("no-ca.pem", "not a certificate\n");
+    const exit = await collect(spawnMain({ ...serverFiles(), TLS_CLIENT_CA_FILE: caFile, DATABASE_URL: "mysql://root@127.0.0.1:1/never" }))
+      .exited;
+    expect(exit.code).toBe(2);
+    expect(exit.stderr).toMatch(new RegExp(`^velobase-billing: TLS_CLIENT_CA_FILE ${caFile} holds no PEM certificate: ERR_\\w+\\n$`));
   });
 });
