@@ -270,6 +270,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     async stop() {
       stopWatching();
       health.set(false);
+      health.endWatches();
       closing.abort();
       await Promise.all([grpc.shutdown(config.SHUTDOWN_GRACE_MS), http.close(config.SHUTDOWN_GRACE_MS)]);
       await sweeper?.stop();

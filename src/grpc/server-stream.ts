@@ -5,9 +5,7 @@ import { BillingError } from "../errors/billing-error.js";
 import { toBillingError } from "../errors/billing-error.js";
 import { toServiceError } from "./status-details.js";
 import { MalformedRequest } from "./request-decoding.js";
-import { admit, REQUEST_ID_HEADER, type GuardedEnvironment } from "./unary.js";
-
-const REQUEST_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
+import { admit, REQUEST_ID_HEADER, saneRequestId, type GuardedEnvironment } from "./unary.js";
 
 /** What a server stream needs beside a unary call's environment: the server's own end. */
 export interface StreamEnvironment extends GuardedEnvironment {
@@ -37,8 +35,7 @@ export function guardedStream<Req, Res>(
 ): (call: ServerWritableStream<Req | MalformedRequest, Res>) => void {
   return (call) => {
     const started = process.hrtime.bigint();
-    const given = call.metadata.get(REQUEST_ID_HEADER)[0];
-    const requestId = typeof given === "string" && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
+    const requestId = saneRequestId(call.metadata.get(REQUEST_ID_HEADER)[0]) ?? randomUUID();
     const headers = new Metadata();
     headers.set(REQUEST_ID_HEADER, requestId);
     call.sendMetadata(headers);

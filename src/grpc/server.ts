@@ -1,6 +1,14 @@
 import { randomUUID } from "node:crypto";
 import type { Http2Server, ServerHttp2Stream } from "node:http2";
-import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  type handleServerStreamingCall,
+  Server,
+  ServerCredentials,
+  type ServerWritableStream,
+  type ServiceDefinition,
+  status,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { BillingServiceService } from "../../gen/velobase/billing/v1/billing.js";
 import { addReflection } from "./reflection.js";
@@ -25,6 +33,36 @@ const SERVICE_NAMES = [
 export class HealthReporter {
   readonly implementation = new HealthImplementation(Object.fromEntries(SERVICE_NAMES.map((name) => [name, "NOT_SERVING"])));
   private current = false;
+  /** Open Health/Watch streams: a shutdown ends them, as it ends WatchEvents. */
+  private readonly watches = new Set<ServerWritableStream<unknown, unknown>>();
+
+  /** Serves grpc.health.v1.Health (grpc-health-check's handlers), its Watch streams counted. */
+  addTo(server: Server): void {
+    const watches = this.watches;
+    const counting = {
+      addService(definition: ServiceDefinition, handlers: UntypedServiceImplementation) {
+        const watch = handlers.watch as handleServerStreamingCall<unknown, unknown>;
+        server.addService(definition, {
+          ...handlers,
+          watch: (call: ServerWritableStream<unknown, unknown>) => {
+            watches.add(call);
+            call.once("cancelled", () => watches.delete(call));
+            watch(call);
+          },
+        });
+      },
+    };
+    this.implementation.addToServer(counting as unknown as Server);
+  }
+
+  /**
+   * Ends every open Watch with UNAVAILABLE (after NOT_SERVING went out to it): a watch never ends by
+   * itself, so it would hold a graceful shutdown for its whole grace period.
+   */
+  endWatches(): void {
+    for (const call of this.watches) call.emit("error", { code: status.UNAVAILABLE, details: "The server is shutting down." });
+    this.watches.clear();
+  }
 
   /** The database answered its last probe. */
   get serving(): boolean {
@@ -118,7 +156,7 @@ export async function startGrpcServer(
   for (const service of services) {
     server.addService(withSerializedResponses(withCheckedRequests(service.definition, service.name)), service.handlers);
   }
-  health.implementation.addToServer(server);
+  health.addTo(server);
   addReflection(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, options.credentials ?? ServerCredentials.createInsecure(), (error, bound) =>

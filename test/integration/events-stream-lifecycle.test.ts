@@ -1,5 +1,6 @@
 import pino from "pino";
-import { afterAll, beforeAll, describe, it } from "vitest";
+import { Client, credentials, type ServiceError, status } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startApp } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { expectError } from "../support/client.js";
@@ -58,5 +59,39 @@ describe("a WatchEvents stream, like a unary call", () => {
     );
     await stopped;
     watcher.close();
+  });
+});
+
+describe("a grpc.health.v1.Health Watch stream", () => {
+  it("hears NOT_SERVING, then ends with UNAVAILABLE when the server shuts down, instead of holding the shutdown", async () => {
+    const other = await startApp(
+      loadConfig({
+        DATABASE_URL: s.databaseUrl,
+        GRPC_HOST: "127.0.0.1",
+        GRPC_PORT: "0",
+        HTTP_PORT: "0",
+        SWEEP_INTERVAL_MS: "0",
+        SHUTDOWN_GRACE_MS: "60000",
+        BOOTSTRAP_API_KEY: s.apiKey,
+      }),
+      { log: pino({ level: "silent" }), now: s.clock.now },
+    );
+    const client = new Client(`127.0.0.1:${other.port}`, credentials.createInsecure());
+    const heard: string[] = [];
+    const statusName = (bytes: Buffer) => ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"][bytes[1] ?? 0] ?? "?";
+    const watch = client.makeServerStreamRequest(
+      "/grpc.health.v1.Health/Watch",
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      Buffer.alloc(0),
+    );
+    const ended = new Promise<ServiceError>((resolve) => watch.on("error", resolve));
+    watch.on("data", (bytes: Buffer) => heard.push(bytes.length === 0 ? "UNKNOWN" : statusName(bytes)));
+    await vi.waitFor(() => expect(heard).toContain("SERVING"));
+    // SHUTDOWN_GRACE_MS is a minute: the stop returns before because the watch ends at once.
+    await other.stop();
+    expect((await ended).code).toBe(status.UNAVAILABLE);
+    expect(heard.at(-1)).toBe("NOT_SERVING");
+    client.close();
   });
 });
