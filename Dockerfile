@@ -24,7 +24,15 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# The operator's CLI (projects, keys, verify, events tail) as in the README, on the image's PATH:
+#   docker compose exec billing velobase-billing keys create --project default
+RUN printf '#!/bin/sh\nexec node /app/dist/src/cli.js "$@"\n' > /usr/local/bin/velobase-billing \
+    && chmod 755 /usr/local/bin/velobase-billing
 USER node
 EXPOSE 50051 8080 9464
+# GET /v1/health needs no key: 200 while the database answers, 503 otherwise (the image has no
+# curl; Node 20 has fetch). Behind TLS_CERT_FILE the HTTP port speaks HTTPS: override the check.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.HTTP_PORT || 8080) + '/v1/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Tracing (src/telemetry) loads before the app; it exports over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
 CMD ["node", "--import", "./dist/src/telemetry/register.js", "dist/src/main.js"]
