@@ -19,7 +19,9 @@ export interface DatabaseUrl {
 export class DatabaseUrlError extends Error {}
 
 const DEFAULT_PORT = 3306;
-const SHAPE = /^mysql:\/\/(?:([^@/?#]*)@)?([^/?#]*)(?:\/([^?#]*))?(?:\?[^#]*)?(?:#.*)?$/;
+const SHAPE = /^mysql:\/\/(?:([^@/?#]*)@)?([^/?#]*)(?:\/([^?#]*))?(\?[^#]*)?(?:#.*)?$/;
+/** The database the service creates and migrates: a name it can write unquoted in any statement. */
+const DATABASE_NAME = /^[A-Za-z0-9_]{1,64}$/;
 
 function decode(part: string, what: string): string {
   try {
@@ -44,13 +46,17 @@ function parseHost(text: string): DatabaseHost {
 export function parseDatabaseUrl(url: string): DatabaseUrl {
   const match = SHAPE.exec(url);
   if (!match) throw new DatabaseUrlError("must be mysql://[user[:password]@]host[:port][,host[:port]...]/database");
-  const [, credentials = "", authority = "", path = ""] = match;
+  const [, credentials = "", authority = "", path = "", query = ""] = match;
+  // Options such as ?ssl=true would be read by no one: refused rather than ignored in silence.
+  if (query !== "") throw new DatabaseUrlError("takes no query parameters (the service reads none, e.g. ?ssl)");
   const colon = credentials.indexOf(":");
   const user = decode(colon === -1 ? credentials : credentials.slice(0, colon), "user");
   const password = colon === -1 ? "" : decode(credentials.slice(colon + 1), "password");
   if (authority === "") throw new DatabaseUrlError("names no host");
   const hosts = authority.split(",").map(parseHost);
-  return { user, password, hosts, database: decode(path, "database name") };
+  const database = decode(path, "database name");
+  if (!DATABASE_NAME.test(database)) throw new DatabaseUrlError(`database name must be 1-64 characters of [A-Za-z0-9_], got "${database}"`);
+  return { user, password, hosts, database };
 }
 
 /** The URL with its password masked, for log lines and error messages. */

@@ -45,9 +45,6 @@ function connectionOptions(url: string): ServerOptions {
     throw new DatabaseUnreachableError(error instanceof Error ? error.message : String(error));
   }
   const { database } = parsed;
-  if (!/^[A-Za-z0-9_]{1,64}$/.test(database)) {
-    throw new DatabaseUnreachableError(`database name must be 1-64 characters of [A-Za-z0-9_], got "${database}"`);
-  }
   return {
     hosts: parsed.hosts,
     connection: {

@@ -12,7 +12,7 @@ describe("DATABASE_URL", () => {
   });
 
   it("reads several hosts, default ports, percent-encoded credentials and an IPv6 host", () => {
-    expect(parseDatabaseUrl("mysql://bill%40ops:p%3Ass%2Cw@db1:3311,db2,[::1]:3313/ledger_1?ssl=0")).toEqual({
+    expect(parseDatabaseUrl("mysql://bill%40ops:p%3Ass%2Cw@db1:3311,db2,[::1]:3313/ledger_1")).toEqual({
       user: "bill@ops",
       password: "p:ss,w",
       hosts: [
@@ -32,6 +32,11 @@ describe("DATABASE_URL", () => {
       "mysql://h1:99999/db",
       "mysql://h1:abc/db",
       "mysql://u:%zz@h/db",
+      // No database, or one the service cannot name unquoted; options nobody reads.
+      "mysql://root@h:3306",
+      "mysql://root@h/bad-name",
+      "mysql://root@h/velobase/extra",
+      "mysql://root@h/velobase?ssl=true",
     ]) {
       expect(() => parseDatabaseUrl(bad), bad).toThrow(DatabaseUrlError);
     }
