@@ -836,10 +836,10 @@ export const AlertServiceService = {
    * SetAlert creates or replaces the alert of (customer_id, credit_type).
    * Its state starts from the customer's balance now: armed when available
    * is at or above the threshold, else low (depleted at 0).
-   * Errors: customer_id_required, invalid_credit_types (a malformed
-   * credit_type), amount_must_be_positive (threshold < 1),
-   * invalid_argument (threshold above 10^15), customer_not_found,
-   * service_unavailable.
+   * Errors: customer_id_required (empty), invalid_argument (a malformed
+   * customer_id, or threshold above 10^15; ErrorInfo.field names which),
+   * invalid_credit_types (a malformed credit_type), amount_must_be_positive
+   * (threshold < 1), customer_not_found, service_unavailable.
    */
   setAlert: {
     path: "/velobase.billing.v1.AlertService/SetAlert" as const,
@@ -853,7 +853,7 @@ export const AlertServiceService = {
   /**
    * ListAlerts lists a customer's alerts (every customer's when customer_id
    * is empty), by customer then credit type.
-   * Errors: customer_id_required (a malformed customer_id).
+   * Errors: invalid_argument (a malformed customer_id, field customer_id).
    */
   listAlerts: {
     path: "/velobase.billing.v1.AlertService/ListAlerts" as const,
@@ -867,7 +867,8 @@ export const AlertServiceService = {
   /**
    * DeleteAlert deletes the alert of (customer_id, credit_type); deleting
    * none is not an error (deleted = false).
-   * Errors: customer_id_required, invalid_credit_types.
+   * Errors: customer_id_required (empty), invalid_argument (a malformed
+   * customer_id), invalid_credit_types.
    */
   deleteAlert: {
     path: "/velobase.billing.v1.AlertService/DeleteAlert" as const,
@@ -885,22 +886,23 @@ export interface AlertServiceServer extends UntypedServiceImplementation {
    * SetAlert creates or replaces the alert of (customer_id, credit_type).
    * Its state starts from the customer's balance now: armed when available
    * is at or above the threshold, else low (depleted at 0).
-   * Errors: customer_id_required, invalid_credit_types (a malformed
-   * credit_type), amount_must_be_positive (threshold < 1),
-   * invalid_argument (threshold above 10^15), customer_not_found,
-   * service_unavailable.
+   * Errors: customer_id_required (empty), invalid_argument (a malformed
+   * customer_id, or threshold above 10^15; ErrorInfo.field names which),
+   * invalid_credit_types (a malformed credit_type), amount_must_be_positive
+   * (threshold < 1), customer_not_found, service_unavailable.
    */
   setAlert: handleUnaryCall<SetAlertRequest, SetAlertResponse>;
   /**
    * ListAlerts lists a customer's alerts (every customer's when customer_id
    * is empty), by customer then credit type.
-   * Errors: customer_id_required (a malformed customer_id).
+   * Errors: invalid_argument (a malformed customer_id, field customer_id).
    */
   listAlerts: handleUnaryCall<ListAlertsRequest, ListAlertsResponse>;
   /**
    * DeleteAlert deletes the alert of (customer_id, credit_type); deleting
    * none is not an error (deleted = false).
-   * Errors: customer_id_required, invalid_credit_types.
+   * Errors: customer_id_required (empty), invalid_argument (a malformed
+   * customer_id), invalid_credit_types.
    */
   deleteAlert: handleUnaryCall<DeleteAlertRequest, DeleteAlertResponse>;
 }
@@ -910,10 +912,10 @@ export interface AlertServiceClient extends Client {
    * SetAlert creates or replaces the alert of (customer_id, credit_type).
    * Its state starts from the customer's balance now: armed when available
    * is at or above the threshold, else low (depleted at 0).
-   * Errors: customer_id_required, invalid_credit_types (a malformed
-   * credit_type), amount_must_be_positive (threshold < 1),
-   * invalid_argument (threshold above 10^15), customer_not_found,
-   * service_unavailable.
+   * Errors: customer_id_required (empty), invalid_argument (a malformed
+   * customer_id, or threshold above 10^15; ErrorInfo.field names which),
+   * invalid_credit_types (a malformed credit_type), amount_must_be_positive
+   * (threshold < 1), customer_not_found, service_unavailable.
    */
   setAlert(
     request: SetAlertRequest,
@@ -933,7 +935,7 @@ export interface AlertServiceClient extends Client {
   /**
    * ListAlerts lists a customer's alerts (every customer's when customer_id
    * is empty), by customer then credit type.
-   * Errors: customer_id_required (a malformed customer_id).
+   * Errors: invalid_argument (a malformed customer_id, field customer_id).
    */
   listAlerts(
     request: ListAlertsRequest,
@@ -953,7 +955,8 @@ export interface AlertServiceClient extends Client {
   /**
    * DeleteAlert deletes the alert of (customer_id, credit_type); deleting
    * none is not an error (deleted = false).
-   * Errors: customer_id_required, invalid_credit_types.
+   * Errors: customer_id_required (empty), invalid_argument (a malformed
+   * customer_id), invalid_credit_types.
    */
   deleteAlert(
     request: DeleteAlertRequest,

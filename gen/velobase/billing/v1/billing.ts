@@ -372,7 +372,8 @@ export interface DepositRequest {
   /**
    * Optional; unset means active now. Invalid timestamp → invalid_starts_at.
    * Every valid timestamp (0001-01-01T00:00:00Z included) is stored and
-   * answered as sent; only an unset starts_at is answered unset.
+   * answered to the millisecond (finer nanos are dropped); only an unset
+   * starts_at is answered unset. Timestamps everywhere keep milliseconds.
    */
   startsAt:
     | Timestamp
@@ -7436,8 +7437,11 @@ export const VoidDepositResponse: MessageFns<VoidDepositResponse> = {
  * Common limits, checked on every request:
  *   - ids (customer_id, transaction_id, idempotency_key): 1-128 characters of
  *     [A-Za-z0-9_.:@-];
- *   - credit types: 1-64 characters of [a-z0-9_.-];
- *   - source: 1-64 characters of [A-Za-z0-9_.:@-];
+ *   - credit types: 1-64 characters of [a-z0-9_.-]; at most 32 in a
+ *     request's credit_types (more: invalid_credit_types);
+ *   - source: 1-64 characters of [A-Za-z0-9_.:@-] (empty: the default);
+ *   - amounts (amount, actual_amount): at most 10^15 in one operation (more:
+ *     invalid_argument, field "amount" or "actual_amount");
  *   - description: at most 1024 characters; name and email: at most 255;
  *   - metadata: at most 32 keys, keys 1-64 characters, values at most 1024.
  * Text lengths (description, name, email, metadata keys and values) count
@@ -7650,8 +7654,9 @@ export const BillingServiceService = {
    * Errors: transaction_id_required, invalid_argument (refund_id, amount,
    * reason, metadata), amount_must_be_positive, transaction_not_found,
    * customer_scope_mismatch, transaction_not_refundable (a hold still open
-   * or unfrozen, or nothing left to refund), refund_exceeds_refundable
-   * (ErrorInfo: requested, refundable), idempotency_conflict,
+   * or unfrozen, or nothing left to refund and no amount given),
+   * refund_exceeds_refundable (an amount beyond what is left, 0 included;
+   * ErrorInfo: requested, refundable), idempotency_conflict,
    * transaction_conflict, service_unavailable, server_error.
    */
   refund: {
@@ -7792,8 +7797,9 @@ export interface BillingServiceServer extends UntypedServiceImplementation {
    * Errors: transaction_id_required, invalid_argument (refund_id, amount,
    * reason, metadata), amount_must_be_positive, transaction_not_found,
    * customer_scope_mismatch, transaction_not_refundable (a hold still open
-   * or unfrozen, or nothing left to refund), refund_exceeds_refundable
-   * (ErrorInfo: requested, refundable), idempotency_conflict,
+   * or unfrozen, or nothing left to refund and no amount given),
+   * refund_exceeds_refundable (an amount beyond what is left, 0 included;
+   * ErrorInfo: requested, refundable), idempotency_conflict,
    * transaction_conflict, service_unavailable, server_error.
    */
   refund: handleUnaryCall<RefundRequest, RefundResponse>;
@@ -8044,8 +8050,9 @@ export interface BillingServiceClient extends Client {
    * Errors: transaction_id_required, invalid_argument (refund_id, amount,
    * reason, metadata), amount_must_be_positive, transaction_not_found,
    * customer_scope_mismatch, transaction_not_refundable (a hold still open
-   * or unfrozen, or nothing left to refund), refund_exceeds_refundable
-   * (ErrorInfo: requested, refundable), idempotency_conflict,
+   * or unfrozen, or nothing left to refund and no amount given),
+   * refund_exceeds_refundable (an amount beyond what is left, 0 included;
+   * ErrorInfo: requested, refundable), idempotency_conflict,
    * transaction_conflict, service_unavailable, server_error.
    */
   refund(

@@ -2116,7 +2116,7 @@ export const ListEntitlementEventsResponse: MessageFns<ListEntitlementEventsResp
  *   - customer_id: 1-128 characters of [A-Za-z0-9_.:@-];
  *   - feature_key: 1-128 characters of [A-Za-z0-9_.:@-];
  *   - value: 1-4096 characters; source: 1-64 characters of
- *     [A-Za-z0-9_.:@-]; description: at most 1024 characters;
+ *     [A-Za-z0-9_.:@-] (empty: none); description: at most 1024 characters;
  *   - metadata: at most 32 keys, keys 1-64 characters, values at most 1024.
  * A field over its limit fails with invalid_argument (ErrorInfo.metadata.field
  * names it) unless a more specific code is listed.

@@ -51,8 +51,8 @@ export interface Event {
   cursor: string;
   /**
    * ledger.deposit, ledger.deduct, ledger.freeze, ledger.consume,
-   * ledger.unfreeze, ledger.expire, slot.*, entitlement.*, balance.low,
-   * balance.depleted, balance.recovered.
+   * ledger.unfreeze, ledger.expire, ledger.refund, ledger.void, slot.*,
+   * entitlement.*, balance.low, balance.depleted, balance.recovered.
    */
   type: string;
   /** Unset for an event of no customer. */
@@ -92,7 +92,7 @@ export interface Event_DataEntry {
 export interface EventEntry {
   /** The customer's sequence: 1, 2, 3... in commit order, gapless. */
   sequence: bigint;
-  /** DEPOSIT, DEDUCT, FREEZE, CONSUME, UNFREEZE or EXPIRE. */
+  /** DEPOSIT, DEDUCT, FREEZE, CONSUME, UNFREEZE, EXPIRE, REFUND or VOID. */
   operation: string;
   amount: bigint;
   accountId: string;
@@ -789,7 +789,8 @@ export const EventEntry: MessageFns<EventEntry> = {
  * (deposit, deduct, freeze, consume, unfreeze, expiry, auto-settlement, slot
  * and entitlement writes) and per balance-alert crossing, written in the
  * write's own transaction, so an event exists if and only if its write
- * committed. docs/events.md describes every type and the guarantees.
+ * committed (refunds and voids included). docs/events.md describes every
+ * type and the guarantees.
  *
  * Delivery: at least once; in commit order, so each customer's events in
  * their `sequence` order; no event is ever skipped, even when transactions
@@ -807,8 +808,8 @@ export const EventServiceService = {
    * is empty), then each new one as it commits, until the client cancels.
    * Errors (as the stream's status): invalid_page_token (a cursor that is
    * not one), cursor_expired (the events after it were pruned: start again
-   * from an empty cursor), customer_id_required (a malformed customer_id),
-   * invalid_argument (an unknown type), service_unavailable (the server is
+   * from an empty cursor), invalid_argument (a malformed customer_id or an
+   * unknown type; ErrorInfo.field names which), service_unavailable (the server is
    * shutting down or the database is unreachable: reconnect with the last
    * cursor).
    */
@@ -829,8 +830,8 @@ export interface EventServiceServer extends UntypedServiceImplementation {
    * is empty), then each new one as it commits, until the client cancels.
    * Errors (as the stream's status): invalid_page_token (a cursor that is
    * not one), cursor_expired (the events after it were pruned: start again
-   * from an empty cursor), customer_id_required (a malformed customer_id),
-   * invalid_argument (an unknown type), service_unavailable (the server is
+   * from an empty cursor), invalid_argument (a malformed customer_id or an
+   * unknown type; ErrorInfo.field names which), service_unavailable (the server is
    * shutting down or the database is unreachable: reconnect with the last
    * cursor).
    */
@@ -843,8 +844,8 @@ export interface EventServiceClient extends Client {
    * is empty), then each new one as it commits, until the client cancels.
    * Errors (as the stream's status): invalid_page_token (a cursor that is
    * not one), cursor_expired (the events after it were pruned: start again
-   * from an empty cursor), customer_id_required (a malformed customer_id),
-   * invalid_argument (an unknown type), service_unavailable (the server is
+   * from an empty cursor), invalid_argument (a malformed customer_id or an
+   * unknown type; ErrorInfo.field names which), service_unavailable (the server is
    * shutting down or the database is unreachable: reconnect with the last
    * cursor).
    */
