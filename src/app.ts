@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { Server as NodeHttpServer } from "node:http";
 import type { ServerCredentials } from "@grpc/grpc-js";
 import type { Logger } from "pino";
@@ -232,6 +233,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const health = new HealthReporter();
   const guard = { log, metrics, authenticator, rateLimiter };
   const closing = new AbortController();
+  // Every open WatchEvents stream listens for it: Node's warning past 10 listeners is no leak here.
+  setMaxListeners(0, closing.signal);
   const transports = { context, guard, health, tls, credentials, closing: closing.signal };
   const { grpc, http } = await startTransports(config, transports).catch(async (error: unknown) => {
     await rateLimiter.close();
