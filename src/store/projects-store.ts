@@ -57,3 +57,8 @@ export async function listProjects(db: Db): Promise<ProjectRow[]> {
   const rows = await db.select().from(projects).orderBy(asc(projects.id));
   return rows.map(toRow);
 }
+
+/** Sets a project's mode (bootstrap, on a database no key has entered yet). */
+export async function setProjectMode(db: Db, projectId: bigint, mode: ProjectMode): Promise<void> {
+  await db.update(projects).set({ mode }).where(eq(projects.id, projectId));
+}

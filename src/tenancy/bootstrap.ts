@@ -2,7 +2,7 @@ import { apiKeyModeOf, hashApiKey } from "../domain/api-key.js";
 import { countApiKeys, findApiKeyByHash } from "../store/api-keys-store.js";
 import type { Database } from "../store/database.js";
 import { withLease } from "../store/leases-store.js";
-import { findProjectByName, type ProjectRow } from "../store/projects-store.js";
+import { findProjectByName, type ProjectRow, setProjectMode } from "../store/projects-store.js";
 import { createApiKey, storeApiKey, type CreatedApiKey } from "./api-keys.js";
 import { BURST_DEFAULT, createProject, DEFAULT_PROJECT_NAME, RATE_PER_SECOND_DEFAULT, UsageError } from "./projects.js";
 
@@ -26,9 +26,15 @@ async function storeBootstrapKey(database: Database, bootstrapKey: string, nowMs
   if (mode === null) throw new UsageError("BOOTSTRAP_API_KEY is not a vb_live_/vb_test_ key");
   const existing = await findApiKeyByHash(database.db, hashApiKey(bootstrapKey));
   if (existing) return existing.revokedAtMs === null ? { kind: "none" } : { kind: "none", revokedBootstrapPrefix: existing.prefix };
-  const project = await defaultProject(database, mode, nowMs);
+  let project = await defaultProject(database, mode, nowMs);
   if (project.mode !== mode) {
-    throw new UsageError(`BOOTSTRAP_API_KEY is a ${mode} key but the project "${project.name}" is in ${project.mode} mode`);
+    // Every database has `default` (test mode) from its first migration. While no key has ever
+    // entered it, the first key decides its mode; after that a key of the other mode is refused.
+    if ((await countApiKeys(database.db)) > 0) {
+      throw new UsageError(`BOOTSTRAP_API_KEY is a ${mode} key but the project "${project.name}" is in ${project.mode} mode`);
+    }
+    await setProjectMode(database.db, project.id, mode);
+    project = { ...project, mode };
   }
   const stored = await storeApiKey(database, project, bootstrapKey, { label: "bootstrap", scope: "write", nowMs });
   return { kind: "stored", prefix: stored.prefix };

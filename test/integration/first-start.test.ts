@@ -68,6 +68,25 @@ describe("first start", () => {
     }
   });
 
+  it("stores a live BOOTSTRAP_API_KEY on a fresh database, whose default project takes its mode; a test key later is refused", async () => {
+    const db = uniqueDatabaseUrl("vb_live");
+    databases.push(db);
+    const key = generateApiKey("live");
+    await runOnce({ DATABASE_URL: db.url, BOOTSTRAP_API_KEY: key }, async (port) => {
+      const client = new TestClient(port, key);
+      try {
+        expect((await client.call("deposit", { customerId: "live-1", amount: 3n })).balance?.available).toBe(3n);
+      } finally {
+        client.close();
+      }
+    });
+    const other = await collect(spawnMain({ DATABASE_URL: db.url, BOOTSTRAP_API_KEY: generateApiKey("test"), GRPC_PORT: "0" })).exited;
+    expect({ code: other.code, stderr: other.stderr }).toEqual({
+      code: 2,
+      stderr: 'velobase-billing: BOOTSTRAP_API_KEY is a test key but the project "default" is in live mode\n',
+    });
+  });
+
   it("refuses a malformed BOOTSTRAP_API_KEY in one line without echoing it", async () => {
     const exit = await collect(spawnMain({ BOOTSTRAP_API_KEY: "vb_test_short-secret", GRPC_PORT: "0" })).exited;
     expect(exit.code).toBe(2);
