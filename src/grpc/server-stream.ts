@@ -1,11 +1,10 @@
-import { randomUUID } from "node:crypto";
 import { Metadata, status, type ServerWritableStream } from "@grpc/grpc-js";
 import type { Caller, Scope } from "../domain/caller.js";
 import { BillingError } from "../errors/billing-error.js";
 import { toBillingError } from "../errors/billing-error.js";
 import { toServiceError } from "./status-details.js";
 import { MalformedRequest } from "./request-decoding.js";
-import { admit, REQUEST_ID_HEADER, saneRequestId, type GuardedEnvironment } from "./unary.js";
+import { admit, REQUEST_ID_HEADER, requestIdOf, type GuardedEnvironment } from "./unary.js";
 
 /** What a server stream needs beside a unary call's environment: the server's own end. */
 export interface StreamEnvironment extends GuardedEnvironment {
@@ -35,7 +34,7 @@ export function guardedStream<Req, Res>(
 ): (call: ServerWritableStream<Req | MalformedRequest, Res>) => void {
   return (call) => {
     const started = process.hrtime.bigint();
-    const requestId = saneRequestId(call.metadata.get(REQUEST_ID_HEADER)[0]) ?? randomUUID();
+    const requestId = requestIdOf(call.metadata);
     const headers = new Metadata();
     headers.set(REQUEST_ID_HEADER, requestId);
     call.sendMetadata(headers);

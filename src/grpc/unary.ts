@@ -58,7 +58,7 @@ export const saneRequestId = (given: unknown): string | null =>
   typeof given === "string" && REQUEST_ID_PATTERN.test(given) ? given : null;
 
 /** The call's x-request-id (server.ts gives every call a sane one; a fresh one otherwise). */
-const requestIdOf = (metadata: Metadata): string => saneRequestId(metadata.get(REQUEST_ID_HEADER)[0]) ?? randomUUID();
+export const requestIdOf = (metadata: Metadata): string => saneRequestId(metadata.get(REQUEST_ID_HEADER)[0]) ?? randomUUID();
 
 /**
  * Wraps one RPC: request id in and out, one log line per call, metrics, and every failure turned

@@ -15,6 +15,21 @@ afterAll(async () => {
   await s?.stop();
 });
 
+/** A second instance on the test database whose shutdown grace is a minute: a stop that returns sooner was not held. */
+const startSecondInstance = () =>
+  startApp(
+    loadConfig({
+      DATABASE_URL: s.databaseUrl,
+      GRPC_HOST: "127.0.0.1",
+      GRPC_PORT: "0",
+      HTTP_PORT: "0",
+      SWEEP_INTERVAL_MS: "0",
+      SHUTDOWN_GRACE_MS: "60000",
+      BOOTSTRAP_API_KEY: s.apiKey,
+    }),
+    { log: pino({ level: "silent" }), now: s.clock.now },
+  );
+
 describe("a WatchEvents stream, like a unary call", () => {
   it("takes one token of its key's rate limit when it opens", async () => {
     const project = await s.createProject({ ratePerSecond: 1, burst: 1 });
@@ -35,18 +50,7 @@ describe("a WatchEvents stream, like a unary call", () => {
   });
 
   it("ends with service_unavailable when the server shuts down, instead of holding the shutdown for its grace", async () => {
-    const other = await startApp(
-      loadConfig({
-        DATABASE_URL: s.databaseUrl,
-        GRPC_HOST: "127.0.0.1",
-        GRPC_PORT: "0",
-        HTTP_PORT: "0",
-        SWEEP_INTERVAL_MS: "0",
-        SHUTDOWN_GRACE_MS: "60000",
-        BOOTSTRAP_API_KEY: s.apiKey,
-      }),
-      { log: pino({ level: "silent" }), now: s.clock.now },
-    );
+    const other = await startSecondInstance();
     const watcher = new TestWatcher(other.port, s.apiKey, { customerId: "shutdown-1" });
     await commitEvents(other, [testEvent(other, { customerId: "shutdown-1" })]);
     await watcher.count(1);
@@ -64,18 +68,7 @@ describe("a WatchEvents stream, like a unary call", () => {
 
 describe("a grpc.health.v1.Health Watch stream", () => {
   it("hears NOT_SERVING, then ends with UNAVAILABLE when the server shuts down, instead of holding the shutdown", async () => {
-    const other = await startApp(
-      loadConfig({
-        DATABASE_URL: s.databaseUrl,
-        GRPC_HOST: "127.0.0.1",
-        GRPC_PORT: "0",
-        HTTP_PORT: "0",
-        SWEEP_INTERVAL_MS: "0",
-        SHUTDOWN_GRACE_MS: "60000",
-        BOOTSTRAP_API_KEY: s.apiKey,
-      }),
-      { log: pino({ level: "silent" }), now: s.clock.now },
-    );
+    const other = await startSecondInstance();
     const client = new Client(`127.0.0.1:${other.port}`, credentials.createInsecure());
     const heard: string[] = [];
     const statusName = (bytes: Buffer) => ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"][bytes[1] ?? 0] ?? "?";
