@@ -91,14 +91,6 @@ export function ledgerFiltersOf(query: QueryValues): LedgerFilters {
   };
 }
 
-/** The filters as a query string's values (the cursor apart). */
-export const ledgerQueryValues = (f: Pick<LedgerFilters, "operation" | "transactionId" | "after" | "before">) => ({
-  op: f.operation,
-  tx: f.transactionId,
-  after: f.after,
-  before: f.before,
-});
-
 /** A customer or transaction id from the URL; null when it cannot be one (the page then says unknown). */
 export function idOrNull(raw: string): string | null {
   try {

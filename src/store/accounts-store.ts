@@ -68,43 +68,6 @@ export function lockCustomerSql(customerCondition: SQL, options: { skipLocked?: 
   return sql`SELECT c.id AS c_pk FROM ${customers} c WHERE ${customerCondition} FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
 }
 
-/**
- * Locks the customer row and, in the same statement, its ACTIVE accounts, and sums them: the
- * balance a write answers from, one statement instead of two. The sum is a locking read, so it
- * sees the rows as the transactions it waited for left them (a plain read in the same statement
- * could see them as they were before the wait). Locking the customer's other ACTIVE accounts
- * costs no one anything: every write on them takes the customer's lock first. No row when the
- * customer does not exist. The accounts are read by the customer's index even when statistics
- * say a scan is cheaper (a small or new table): under FOR UPDATE a scan would lock every account.
- */
-export function lockCustomerWithBalanceSql(customerCondition: SQL, nowMs: number): SQL {
-  return sql`SELECT c.id AS c_pk, COALESCE(SUM(a.total), 0) AS total, COALESCE(SUM(a.used), 0) AS used,
-      COALESCE(SUM(a.frozen), 0) AS frozen
-    FROM ${customers} c
-    LEFT JOIN ${accounts} a FORCE INDEX (accounts_spending_idx)
-      ON a.project_id = c.project_id AND a.customer_pk = c.id AND ${activeAccountSql(nowMs)}
-    WHERE ${customerCondition}
-    GROUP BY c.id
-    FOR UPDATE`;
-}
-
-/**
- * Several customers locked, each with all its ACTIVE accounts (one row per account; NULL account
- * columns when it has none): the load of writes of different customers sent together. `pks` are
- * scalar subqueries (a customer by its id, a hold's customer), constants to the optimizer, so
- * the customers are read and locked by primary key in ascending order, each before its accounts:
- * the order a Batch takes them in.
- */
-export function lockCustomersWithActiveAccountsSql(pks: readonly SQL[], nowMs: number): SQL {
-  return sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id, ${ACCOUNT_COLUMNS}
-    FROM ${customers} c
-    LEFT JOIN ${accounts} a FORCE INDEX (accounts_spending_idx)
-      ON a.project_id = c.project_id AND a.customer_pk = c.id AND ${activeAccountSql(nowMs)}
-    WHERE c.id IN (${sql.join([...pks], sql`, `)})
-    ORDER BY c.id, a.id
-    FOR UPDATE`;
-}
-
 /** The balance of a customer that has no row (and so no accounts). */
 export { NO_BALANCE } from "../domain/account-status.js";
 
@@ -158,14 +121,8 @@ export function lockFirstSpendableSql(groups: readonly SpendSelectionGroup[], no
     FOR UPDATE`;
 }
 
-/** The balance over a customer's ACTIVE accounts, summed by the database (no rows, no locks). */
-export function activeBalanceSql(projectId: bigint, customerPk: SQL, nowMs: number): SQL {
-  return sql`SELECT COALESCE(SUM(a.total), 0) AS total, COALESCE(SUM(a.used), 0) AS used, COALESCE(SUM(a.frozen), 0) AS frozen
-    FROM ${accounts} a WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND ${activeAccountSql(nowMs)}`;
-}
-
 /**
- * activeBalanceSql plus `unexpired_total`: the sum of `total` over the accounts not yet expired
+ * The balance over a customer's ACTIVE accounts, summed by the database, plus `unexpired_total`: the sum of `total` over the accounts not yet expired
  * (ACTIVE and PENDING), the bound every later balance sum stays under. One scan for both.
  */
 export function customerTotalsSql(projectId: bigint, customerPk: SQL, nowMs: number): SQL {

@@ -6,8 +6,8 @@ import { byProject, keyListsSql } from "./key-lists.js";
 import type { Db } from "./database.js";
 import { decodeMetadata, encodeJson } from "./json-codec.js";
 import { bigOf, msOf, stringOf } from "./row-values.js";
-import { type Batch, batchOf, type Row, rowsOf, writesOnly } from "./run-transaction.js";
-import { customers, transactions } from "./schema.js";
+import type { Row } from "./run-transaction.js";
+import { customers } from "./schema.js";
 
 export interface CustomerRow {
   readonly pk: bigint;
@@ -46,9 +46,6 @@ export const customerByIdSql = (projectId: bigint, customerId: string): SQL =>
 export const customersNamedSql = (refs: readonly CustomerRef[], alias: SQL): SQL =>
   keyListsSql(refs, byProject(alias), sql`${alias}.customer_id`, (r) => r.customerId);
 
-/** Customer `c` by its primary key. */
-export const customerByPkSql = (pk: bigint | SQL): SQL => sql`c.id = ${pk}`;
-
 export interface NewCustomer {
   readonly customerId: string;
   readonly name: string;
@@ -75,38 +72,6 @@ export function upsertCustomerSql(projectId: bigint, customer: NewCustomer): SQL
 /** A customer's pk by its public id, as a subquery. */
 export const customerPkSql = (projectId: bigint, customerId: string): SQL =>
   sql`(SELECT id FROM ${customers} WHERE project_id = ${projectId} AND customer_id = ${customerId})`;
-
-/**
- * The customers a list of writes touches, found without locking (by customer id, or through a
- * hold's transaction id), and the batch that then locks them one by one in ascending primary-key
- * order: every multi-customer transaction takes its customers in that one order, so two of them
- * never wait on each other in a cycle. Customers created by a deposit of the list are not there
- * yet; their insert is serialized by the UNIQUE index.
- */
-export function lockCustomersInOrder(
-  projectId: bigint,
-  customerIds: readonly string[],
-  transactionIds: readonly string[],
-): Batch<Batch<void>> {
-  const byId =
-    customerIds.length === 0
-      ? sql`SELECT NULL AS pk FROM DUAL WHERE FALSE`
-      : sql`SELECT id AS pk FROM ${customers} WHERE project_id = ${projectId} AND customer_id IN (${sql.join(
-          customerIds.map((id) => sql`${id}`),
-          sql`, `,
-        )})`;
-  const byHold =
-    transactionIds.length === 0
-      ? sql``
-      : sql` UNION SELECT customer_pk AS pk FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id IN (${sql.join(
-          transactionIds.map((id) => sql`${id}`),
-          sql`, `,
-        )})`;
-  return batchOf([sql`${byId}${byHold}`], ([rows]) => {
-    const pks = [...new Set(rowsOf(rows).map((row) => bigOf(row.pk)))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return writesOnly(pks.map((pk) => sql`SELECT id FROM ${customers} WHERE id = ${pk} FOR UPDATE`));
-  });
-}
 
 /**
  * Creates a deposit's customer when it does not exist yet: one row inserted (1 affected row) or

@@ -399,14 +399,6 @@ export async function runQuery<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A savepoint before write `slot` of a shared transaction, so a refused write can be undone alone. */
-export const savepoint = (slot: number): Batch<void> => writesOnly([sql.raw(`SAVEPOINT w${Math.trunc(slot)}`)]);
-
-/** Undoes what write `slot` did since its savepoint (its load may have created its customer). */
-export const rollbackToSavepoint = (slot: number): Batch<void> => writesOnly([sql.raw(`ROLLBACK TO SAVEPOINT w${Math.trunc(slot)}`)]);
-
-export const NO_STATEMENTS: Batch<void> = writesOnly([]);
-
 /**
  * Groups of statements sent in one round trip, in the order the object lists them, each group's
  * results under its own name: callers read `results.holds`, never `results[3]`.

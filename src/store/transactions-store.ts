@@ -20,7 +20,7 @@ import type { Row } from "./run-transaction.js";
 import { accounts, allocations, apiKeys, customers, transactions } from "./schema.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
 import { byProject, keyListsSql } from "./key-lists.js";
-import { rowsPart, type Settlement, type WritePart, writeSetSql } from "./write-set.js";
+import { rowsPart, type Settlement, type WritePart } from "./write-set.js";
 
 /** A row of `transactions`, read by transactionFromRow: a hold to settle or a charge to refund. */
 export interface TransactionRow extends Hold, Charge {
@@ -74,10 +74,6 @@ export function findTransactionSql(
     FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk${key}
     WHERE t.project_id = ${projectId} AND t.transaction_id = ${transactionId}${owner}${lock}`;
 }
-
-/** Whether a transaction exists, and whose it is: a plain read that locks nothing. */
-export const transactionOwnerSql = (projectId: bigint, transactionId: string): SQL =>
-  sql`SELECT customer_pk FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId}`;
 
 export function transactionFromRow(row: Row | undefined): TransactionRow | null {
   if (!row) return null;
@@ -145,10 +141,6 @@ export const transactionPkSql = (projectId: bigint, transactionId: string): SQL 
   sql`(SELECT id FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId})`;
 
 export type { Settlement };
-
-/** FROZEN → CONSUMED | UNFROZEN, guarded: the caller holds the row lock, so anything but one row changed aborts. */
-export const settleTransactionSql = (holdPk: bigint, settlement: Settlement): SQL[] =>
-  writeSetSql([{ kind: "settle", holdPk, settlement }]);
 
 export interface AllocationRow {
   readonly accountId: bigint;

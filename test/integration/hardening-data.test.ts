@@ -10,7 +10,7 @@ import { recordExpiries } from "../../src/operations/expiry.js";
 import { sweepDueHolds } from "../../src/operations/sweeper.js";
 import { runTransaction } from "../../src/store/run-transaction.js";
 import { isRowCountGuardFailure } from "../../src/store/sql-errors.js";
-import { findTransaction, settleTransactionSql } from "../../src/store/transactions-store.js";
+import { findTransaction } from "../../src/store/transactions-store.js";
 import { writeSetSql } from "../../src/store/write-set.js";
 import { type SQL, sql } from "../../src/store/sql.js";
 import { verifyLedger } from "../../src/operations/verify.js";
@@ -395,16 +395,22 @@ describe("finding 11: rows are parsed when read back, guarded updates checked", 
     const accountId = BigInt(frozen.details[0]?.accountId ?? "0");
     // The settlement's own statements, replayed on a hold that is no longer FROZEN: its guarded
     // UPDATE matches no row, so the account change sent before it in the batch must not commit.
-    const settle = settleTransactionSql(hold?.pk ?? 0n, {
+    const settlement = {
       status: "UNFROZEN",
       consumedAmount: 0n,
       returnedAmount: 30n,
       overageAmount: 0n,
       automatic: false,
       nowMs: s.clock.now(),
-    });
+    } as const;
     const failure = await runTransaction(s.app.database, (tx) =>
-      tx.run([...writeSetSql([{ kind: "deltas", deltas: [{ accountId, used: 0n, frozen: 1n }] }]), ...settle], { commit: true }),
+      tx.run(
+        [
+          ...writeSetSql([{ kind: "deltas", deltas: [{ accountId, used: 0n, frozen: 1n }] }]),
+          ...writeSetSql([{ kind: "settle", holdPk: hold?.pk ?? 0n, settlement }]),
+        ],
+        { commit: true },
+      ),
     ).catch((error: unknown) => error);
     expect(isRowCountGuardFailure(failure)).toBe(true);
     expect(await accountOf(customerId)).toMatchObject({ total: 100n, used: 30n, frozen: 0n, available: 70n });

@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { AUDIT_FIELDS, inputOf } from "../../src/domain/command.js";
+import { balanceOf } from "../../src/domain/account-status.js";
 import { type IdempotencyEnvelope, legacyFingerprint } from "../../src/domain/idempotency.js";
 import type { RefundRequest } from "../../src/domain/plans/refund-plan.js";
 import { capacityEnvelope, type CapacityInput } from "../../src/domain/plans/slot-plans.js";
-import { planSpend, spendStateFromActive } from "../../src/domain/plans/spend-plan.js";
+import { planSpend, type SpendState } from "../../src/domain/plans/spend-plan.js";
 import type { VoidRequest } from "../../src/domain/plans/void-plan.js";
 import { consumeWrite, depositWrite, refundWrite, spendWrite, unfreezeWrite, voidWrite } from "../../src/domain/plans/write-list.js";
 import type { DepositRequest, FreezeRequest, SettleRequest } from "../../src/domain/requests.js";
@@ -197,7 +198,8 @@ describe("the envelope of each keyed write, built once with the write", () => {
 
   it("is what the plan stores the outcome under, however often the write is planned", () => {
     const write = spendWrite("DEDUCT", deduct);
-    const state = spendStateFromActive(null, { customerPk: 1n, active: [account(1n, { creditType: "paid" })] }, deduct.creditTypes, 0);
+    const paid = account(1n, { creditType: "paid" });
+    const state: SpendState = { stored: null, customerPk: 1n, accounts: [paid], complete: true, before: balanceOf([paid], 0) };
     const plans = [planSpend("DEDUCT", state, write, 0), planSpend("DEDUCT", state, write, 0)];
     expect(plans.map((p) => p.kind === "apply" && p.changes.envelope)).toEqual([write.envelope, write.envelope]);
     expect(plans.every((p) => p.kind === "apply" && p.changes.envelope === write.envelope)).toBe(true);

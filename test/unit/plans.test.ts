@@ -9,7 +9,7 @@ import {
   withWrittenIds,
 } from "../../src/domain/plans/deposit-plan.js";
 import { planConsume, planUnfreeze, type SettleState } from "../../src/domain/plans/settle-plan.js";
-import { planSpend, type SpendState, spendEnvelope, spendStateFromActive } from "../../src/domain/plans/spend-plan.js";
+import { planSpend, type SpendState, spendEnvelope } from "../../src/domain/plans/spend-plan.js";
 import { consumeWrite, depositWrite, spendWrite, unfreezeWrite } from "../../src/domain/plans/write-list.js";
 import type { ConsumeRequest, DepositRequest, FreezeRequest } from "../../src/domain/requests.js";
 import { account } from "../support/accounts.js";
@@ -125,28 +125,6 @@ describe("planSpend", () => {
     ["too little credit", { before: balance(200n), accounts: [soon] }, "insufficient_balance"],
   ])("refuses %s", (_name, over, code) => {
     expect(codeOf(() => planSpend("FREEZE", { ...state, ...over }, spendWrite("FREEZE", { ...request, amount: 250n }), NOW))).toBe(code);
-  });
-
-  it("builds the state of a customer read with others: spendable of the selected types in spending order, balance of all", () => {
-    const used = account(3n, { used: 100n, createdAtMs: NOW - 5000 });
-    const other = account(4n, { creditType: "bonus", expiresAtMs: NOW + 1000, total: 50n });
-    const older = account(5n, { createdAtMs: NOW - 2000 });
-    const customer = { customerPk: 7n, active: [later, used, other, soon, older] };
-    expect(spendStateFromActive(null, customer, [], NOW)).toEqual({
-      stored: null,
-      customerPk: 7n,
-      accounts: [other, soon, older, later],
-      complete: true,
-      before: balance(450n, 100n),
-    });
-    expect(spendStateFromActive(null, customer, ["default"], NOW).accounts).toEqual([soon, older, later]);
-    expect(spendStateFromActive(null, null, [], NOW)).toEqual({
-      stored: null,
-      customerPk: null,
-      accounts: [],
-      complete: true,
-      before: balance(0n),
-    });
   });
 
   it("replays the same Freeze, and refuses the key for a Deduct", () => {

@@ -3,8 +3,8 @@ import { MySqlDialect } from "drizzle-orm/mysql-core";
 import mysql from "mysql2";
 import { describe, expect, it } from "vitest";
 import { NO_EXPIRY_MS } from "../../src/domain/limits.js";
-import { lockCustomersWithActiveAccountsSql, lockCustomerWithBalanceSql } from "../../src/store/accounts-store.js";
-import { customerByIdSql, customerPkSql } from "../../src/store/customers-store.js";
+import { lockCustomersWithTotalsSql, lockFirstSpendableSql } from "../../src/store/accounts-store.js";
+import { customerPkSql } from "../../src/store/customers-store.js";
 import { ledgerPart } from "../../src/store/ledger-store.js";
 import { findOutcomesSql } from "../../src/store/outcomes-store.js";
 import { type Escaping, inlineStatement } from "../../src/store/run-transaction.js";
@@ -29,8 +29,8 @@ const NOW = 1_800_000_000_000;
 
 describe("inlineStatement", () => {
   const statements = [
-    lockCustomerWithBalanceSql(customerByIdSql(1n, "c1"), NOW),
-    lockCustomersWithActiveAccountsSql([customerPkSql(1n, "c1"), customerPkSql(2n, "c2")], NOW),
+    lockCustomersWithTotalsSql([customerPkSql(1n, "c1"), customerPkSql(2n, "c2")], NOW),
+    lockFirstSpendableSql([{ creditTypes: ["a"], customers: [{ projectId: 1n, customerId: "c1" }] }], NOW, 16),
     findOutcomesSql([{ projectId: 1n, scope: "SPEND", key: "t1" }]),
     ...writeSetSql([
       { kind: "deltas", deltas: [{ accountId: 5n, used: 0n, frozen: 3n }] },

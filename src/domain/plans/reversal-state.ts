@@ -26,8 +26,6 @@ export interface ReversalState {
   readonly deposits: ReadonlyMap<string, DepositState>;
 }
 
-export const NO_REVERSALS: ReversalState = { charges: new Map(), deposits: new Map() };
-
 export const chargeKey = (ref: HoldRef): string => holdKey(ref);
 
 export const depositKey = (request: Pick<VoidRequest, "projectId" | "customerId" | "recordId">): string =>

@@ -1,5 +1,5 @@
 import { type AccountDelta, balanceAfter } from "../account-deltas.js";
-import { availableOf, balanceOf, compareSpendingOrder } from "../account-status.js";
+import { availableOf } from "../account-status.js";
 import { allocate } from "../allocation.js";
 import { BillingError } from "../../errors/billing-error.js";
 import { type Command, wholeRequestEnvelope } from "../command.js";
@@ -19,28 +19,6 @@ export interface SpendState {
   /** False when only the first ones were read (SPEND_ACCOUNTS_LOCKED_FIRST). */
   readonly complete: boolean;
   readonly before: Balance;
-}
-
-/**
- * A customer's spend state from all its ACTIVE accounts (read with other customers' in one
- * statement, so not sorted or summed by the database): the balance is their sum, the spendable
- * ones are those of the selected types (all when none) with something available, in spending order.
- */
-export function spendStateFromActive(
-  stored: StoredOutcome | null,
-  customer: { readonly customerPk: bigint; readonly active: readonly AccountSnapshot[] } | null,
-  creditTypes: readonly string[],
-  nowMs: number,
-): SpendState {
-  const active = customer?.active ?? [];
-  const selected = (a: AccountSnapshot) => creditTypes.length === 0 || creditTypes.includes(a.creditType);
-  return {
-    stored,
-    customerPk: customer?.customerPk ?? null,
-    accounts: active.filter((a) => availableOf(a) > 0n && selected(a)).sort(compareSpendingOrder),
-    complete: true,
-    before: balanceOf(active, nowMs),
-  };
 }
 
 export interface SpendChanges {
