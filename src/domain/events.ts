@@ -224,7 +224,7 @@ export const projectEventJson = (e: FeedEvent, cursor: "project" | "global" = "p
   project_id: e.projectId.toString(),
 });
 
-/** A JSON number only when exact (balances are kept within 2^53 − 1, CUSTOMER_UNEXPIRED_TOTAL_MAX). */
+/** A JSON number only when exact (balances are kept within 2^53 − 1, CUSTOMER_CREDITS_TOTAL_MAX). */
 function exactNumber(v: bigint): number {
   const n = Number(v);
   if (!Number.isSafeInteger(n)) throw new Error("an event amount beyond 2^53 - 1 cannot be a JSON number");

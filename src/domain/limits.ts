@@ -35,13 +35,15 @@ export const AMOUNT_MAX = 10n ** 15n;
 export const ACCOUNTS_PER_CALL_MAX = 20_000;
 
 /**
- * The sum of `total` over a customer's accounts not yet expired. Every balance a response
- * carries (customer, credit type, account) sums some of these accounts, so bounding the sum by
- * 2^53 - 1 (Number.MAX_SAFE_INTEGER) keeps every balance exact on both transports: an int64 on
- * gRPC and a JSON number on HTTP. A deposit beyond it is refused inside its transaction, so no
- * write commits whose answer could not be sent.
+ * The customer's ledger total: the sum of `total` over its accounts no EXPIRE entry has removed
+ * (`balance_after.total` of its last entry). Every balance a response carries (customer, credit
+ * type, account, a ledger entry's `balance_after`) sums some of these accounts: an account past
+ * its expiry still counts in the ledger until the sweeper records it. Bounding the sum by 2^53 - 1
+ * (Number.MAX_SAFE_INTEGER) keeps every balance exact on both transports: an int64 on gRPC and a
+ * JSON number on HTTP. Only a deposit raises it, and one beyond it is refused inside its
+ * transaction, so no write commits whose answer (or ledger page) could not be sent.
  */
-export const CUSTOMER_UNEXPIRED_TOTAL_MAX = 2n ** 53n - 1n;
+export const CUSTOMER_CREDITS_TOTAL_MAX = 2n ** 53n - 1n;
 
 export const UNFREEZE_AFTER_SECONDS_MAX = 30n * 24n * 3600n;
 export const CONSUME_AFTER_SECONDS_MAX = 7n * 24n * 3600n;

@@ -1,7 +1,7 @@
 /**
  * Amounts are JSON numbers on the HTTP API. Inputs are checked by the schemas (integers within
  * the amount limit, far below 2^53); outputs are sums the database holds, which the deposit's
- * customer limit (CUSTOMER_UNEXPIRED_TOTAL_MAX = 2^53 - 1) keeps exact. Should a row edited
+ * customer limit (CUSTOMER_CREDITS_TOTAL_MAX = 2^53 - 1) keeps exact. Should a row edited
  * by hand pass it anyway, the call fails as server_error (logged) rather than send a rounded
  * number.
  */

@@ -121,23 +121,10 @@ export function lockFirstSpendableSql(groups: readonly SpendSelectionGroup[], no
     FOR UPDATE`;
 }
 
-/**
- * The balance over a customer's ACTIVE accounts, summed by the database, plus `unexpired_total`: the sum of `total` over the accounts not yet expired
- * (ACTIVE and PENDING), the bound every later balance sum stays under. One scan for both.
- */
-export function customerTotalsSql(projectId: bigint, customerPk: SQL, nowMs: number): SQL {
-  const active = activeAccountSql(nowMs);
-  return sql`SELECT COALESCE(SUM(CASE WHEN ${active} THEN a.total END), 0) AS total,
-      COALESCE(SUM(CASE WHEN ${active} THEN a.used END), 0) AS used,
-      COALESCE(SUM(CASE WHEN ${active} THEN a.frozen END), 0) AS frozen,
-      COALESCE(SUM(a.total), 0) AS unexpired_total
-    FROM ${accounts} a WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND a.expires_at_ms > ${nowMs}`;
-}
-
-export function unexpiredTotalFromRow(row: Row | undefined): bigint {
-  if (!row) throw new Error("totals query returned no row");
-  return bigOf(row.unexpired_total);
-}
+/** The balance over a customer's ACTIVE accounts, summed by the database (no rows, no locks). */
+export const customerTotalsSql = (projectId: bigint, customerPk: SQL, nowMs: number): SQL =>
+  sql`SELECT COALESCE(SUM(a.total), 0) AS total, COALESCE(SUM(a.used), 0) AS used, COALESCE(SUM(a.frozen), 0) AS frozen
+    FROM ${accounts} a WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND ${activeAccountSql(nowMs)}`;
 
 export function balanceFromRow(row: Row | undefined): Balance {
   if (!row) throw new Error("balance query returned no row");
@@ -205,22 +192,18 @@ export const markExpiryRecordedSql = (id: bigint): SQL[] =>
 /**
  * Locks customers (the serialization point of every write on a customer) in ascending primary
  * key, the one order every transaction takes them in, and in the same statement sums their
- * unexpired accounts: the ACTIVE balance each write answers from, and `unexpired_total`, the bound
- * a deposit checks. The sum is a locking read, so it sees the rows as the transactions it waited
+ * ACTIVE accounts: the balance each write answers from (a deposit's bound is the ledger total on
+ * the customer row). The sum is a locking read, so it sees the rows as the transactions it waited
  * for left them. `pks` are scalar subqueries (a customer by its id, a hold's owner), constants to
  * the optimizer. The accounts are read by the customer's index even when statistics say a scan is
  * cheaper (under FOR UPDATE a scan would lock every account). One row per existing customer.
  */
 export function lockCustomersWithTotalsSql(pks: readonly SQL[], nowMs: number, options: { skipLocked?: boolean } = {}): SQL {
-  const active = activeAccountSql(nowMs);
   return sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id, ${CUSTOMER_LOCKED_COLUMNS},
-      COALESCE(SUM(CASE WHEN ${active} THEN a.total END), 0) AS total,
-      COALESCE(SUM(CASE WHEN ${active} THEN a.used END), 0) AS used,
-      COALESCE(SUM(CASE WHEN ${active} THEN a.frozen END), 0) AS frozen,
-      COALESCE(SUM(a.total), 0) AS unexpired_total
+      COALESCE(SUM(a.total), 0) AS total, COALESCE(SUM(a.used), 0) AS used, COALESCE(SUM(a.frozen), 0) AS frozen
     FROM ${customers} c
     LEFT JOIN ${accounts} a FORCE INDEX (accounts_spending_idx)
-      ON a.project_id = c.project_id AND a.customer_pk = c.id AND a.expires_at_ms > ${nowMs}
+      ON a.project_id = c.project_id AND a.customer_pk = c.id AND ${activeAccountSql(nowMs)}
     WHERE c.id IN (${sql.join([...pks], sql`, `)})
     GROUP BY c.id
     ORDER BY c.id
@@ -247,7 +230,6 @@ export interface LockedCustomerRow {
   readonly projectId: bigint;
   readonly customerId: string;
   readonly before: Balance;
-  readonly unexpiredTotal: bigint;
   readonly ledger: LedgerPosition;
   readonly hasAlerts: boolean;
 }
@@ -257,7 +239,6 @@ export const lockedCustomerFromRow = (row: Row): LockedCustomerRow => ({
   projectId: bigOf(row.c_project_id),
   customerId: stringOf(row.c_customer_id),
   before: balanceFromRow(row),
-  unexpiredTotal: bigOf(row.unexpired_total),
   ledger: ledgerPositionFromRow(row),
   hasAlerts: boolOf(row.c_has_alerts),
 });

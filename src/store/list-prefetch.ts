@@ -28,7 +28,6 @@ import {
   lockFirstSpendableSql,
   type SpendSelectionGroup,
   lockUnrecordedExpirySql,
-  unexpiredTotalFromRow,
   balanceFromRow,
 } from "./accounts-store.js";
 import { createCustomerSql, customerPkSql } from "./customers-store.js";
@@ -257,7 +256,6 @@ const customerStateOf = (c: Assembling): CustomerState => ({
   pk: c.row.pk,
   ref: { projectId: c.row.projectId, customerId: c.row.customerId },
   before: c.row.before,
-  unexpiredTotal: c.row.unexpiredTotal,
   accounts: c.accounts,
   expiryRecorded: c.expiryRecorded,
   selectionsRead: c.selectionsRead,
@@ -377,7 +375,6 @@ function skipLockedStateOf(
       row: {
         ...lockedRefOf(customerRow),
         before: balanceFromRow(totals),
-        unexpiredTotal: unexpiredTotalFromRow(totals),
         ledger: ledgerPositionFromRow(customerRow),
         hasAlerts: boolOf(customerRow.c_has_alerts),
       },
@@ -414,7 +411,6 @@ function prefetchExpiry(write: Extract<CreditWrite, { kind: "expire" }>, nowMs: 
         projectId,
         customerId: stringOf(ledgerRow.c_customer_id),
         before: balanceFromRow(totals),
-        unexpiredTotal: unexpiredTotalFromRow(totals),
         ledger: ledgerPositionFromRow(ledgerRow),
         hasAlerts: boolOf(ledgerRow.c_has_alerts),
       },

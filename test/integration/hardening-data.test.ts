@@ -129,7 +129,7 @@ describe("a customer whose default account is filled to 2^53 - 1, the customer l
     const info = await expectError(
       s.client.call("deposit", { customerId, amount: 1n, creditType: "other" }),
       "invalid_argument",
-      "The deposit would take the customer's unexpired credits beyond 9007199254740991.",
+      "The deposit would take the customer's credits beyond 9007199254740991.",
     );
     expect(info).toEqual({ field: "amount", requested: "1", remaining: "0" });
     const customer = await s.client.call("getCustomer", { customerId, includeInactive: true });
@@ -168,7 +168,7 @@ describe("finding 1 over HTTP: every balance stays an exact JSON number", () => 
     const last = ok(await deposit(7_199_254_740_991));
     expect(last).toMatchObject({ total_amount: Number.MAX_SAFE_INTEGER, added_amount: 7_199_254_740_991 });
     expectHttpError(await deposit(1, "other"), "invalid_argument", {
-      message: "The deposit would take the customer's unexpired credits beyond 9007199254740991.",
+      message: "The deposit would take the customer's credits beyond 9007199254740991.",
       details: { field: "amount", requested: 1, remaining: 0 },
     });
     const customer = ok(await http.get(`/v1/customers/${customerId}`));
@@ -191,6 +191,32 @@ describe("finding 1 over HTTP: every balance stays an exact JSON number", () => 
         ],
       },
     });
+    await expectLedgerVerifies();
+  });
+});
+
+describe("the customer limit counts credits past their expiry until the sweeper records it", () => {
+  it("refuses a deposit that would take the ledger's balance_after beyond 2^53 - 1, so every ledger page stays an exact JSON number", async () => {
+    const http = await httpClientFor(s);
+    const customerId = uid("cust");
+    const expiresAt = ts(s.clock.now() + 60 * SECOND);
+    for (let i = 0; i < 9; i++) await s.client.call("deposit", { customerId, amount: AMOUNT_MAX, expiresAt });
+    await s.client.call("deposit", { customerId, amount: 7_199_254_740_991n, expiresAt });
+    s.clock.advance(61 * SECOND);
+    // Expired, not yet recorded: GetCustomer's balance is 0, the ledger's total still 2^53 - 1.
+    expect((await s.client.call("getCustomer", { customerId })).balance?.total).toBe(0n);
+    const info = await expectError(
+      s.client.call("deposit", { customerId, amount: 1n }),
+      "invalid_argument",
+      "The deposit would take the customer's credits beyond 9007199254740991.",
+    );
+    expect(info).toEqual({ field: "amount", requested: "1", remaining: "0" });
+    const page = ok<{ items: { balance_after: unknown }[] }>(await http.get(`/v1/customers/${customerId}/ledger?limit=1`));
+    expect(page.items[0]?.balance_after).toMatchObject({ total: Number.MAX_SAFE_INTEGER });
+    // Once the expiry is on the ledger, the credits are gone from its total and the room is back.
+    await recordExpiries(s.app.context);
+    const after = await s.client.call("deposit", { customerId, amount: 5n });
+    expect(after.balance).toEqual({ total: 5n, used: 0n, frozen: 0n, available: 5n });
     await expectLedgerVerifies();
   });
 });

@@ -6,7 +6,6 @@ const customer = (customerId: string, hasAlerts: boolean): CustomerState => ({
   pk: BigInt(customerId.length),
   ref: { projectId: 1n, customerId },
   before: { total: 0n, used: 0n, frozen: 0n, available: 0n },
-  unexpiredTotal: 0n,
   accounts: new Map(),
   expiryRecorded: new Set(),
   selectionsRead: new Map(),

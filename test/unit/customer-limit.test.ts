@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { checkCustomerTotal } from "../../src/domain/customer-limit.js";
-import { CUSTOMER_UNEXPIRED_TOTAL_MAX } from "../../src/domain/limits.js";
+import { CUSTOMER_CREDITS_TOTAL_MAX } from "../../src/domain/limits.js";
 import { BillingError } from "../../src/errors/billing-error.js";
 import { codeOf } from "../support/code-of.js";
 
-const MAX = CUSTOMER_UNEXPIRED_TOTAL_MAX;
+const MAX = CUSTOMER_CREDITS_TOTAL_MAX;
 
 describe("checkCustomerTotal", () => {
   it("bounds a customer's unexpired credits by 2^53 - 1, exact as a JSON number", () => {

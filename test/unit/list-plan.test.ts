@@ -66,7 +66,6 @@ const customer = (over: Partial<CustomerState> = {}): CustomerState => ({
   pk: 7n,
   ref: { projectId: 1n, customerId: "c1" },
   before: { total: 100n, used: 0n, frozen: 40n, available: 60n },
-  unexpiredTotal: 100n,
   accounts: new Map([[1n, account(1n, { frozen: 40n })]]),
   expiryRecorded: new Set(),
   selectionsRead: new Map([["", null]]),
@@ -103,6 +102,16 @@ describe("planList", () => {
       "insufficient_balance",
       { total: 100n, used: 10n, frozen: 50n, available: 40n },
       { total: 100n, used: 10n, frozen: 70n, available: 20n },
+    ]);
+  });
+
+  it("bounds deposits by the ledger total, which still counts an account past its expiry until the sweeper records it", () => {
+    const MAX = 2n ** 53n - 1n;
+    // The ACTIVE balance is 100, but the ledger also holds an expired account's MAX - 300 credits.
+    const loaded = customer({ ledger: { sequence: 3n, total: MAX - 200n, used: 0n, frozen: 40n } });
+    expect(answers(planList(stateOf([loaded]), [deposit("c1", 150n), deposit("c1", 51n)], NOW))).toEqual([
+      { total: 250n, used: 0n, frozen: 40n, available: 210n },
+      "invalid_argument",
     ]);
   });
 
@@ -174,7 +183,6 @@ describe("planList", () => {
       pk: 8n,
       ref: { projectId: 1n, customerId: "new" },
       before: { total: 0n, used: 0n, frozen: 0n, available: 0n },
-      unexpiredTotal: 0n,
       accounts: new Map(),
       created: true,
     });

@@ -39,7 +39,7 @@ describe("planDeposit", () => {
     description: "",
     metadata: {},
   };
-  const state = { stored: null, customerPk: 7n, before: balance(100n), unexpiredTotal: 100n, account: account(3n) };
+  const state = { stored: null, customerPk: 7n, before: balance(100n), ledgerTotal: 100n, account: account(3n) };
 
   it("credits the account with the deposit's key and answers the balance after", () => {
     const planned = planDeposit(state, depositWrite(request), NOW);
@@ -76,7 +76,7 @@ describe("planDeposit", () => {
 
   it.each([
     ["an expiry in the past", { expiresAtMs: NOW - 1 }, {}, "invalid_expires_at"],
-    ["an unexpired total beyond int64", {}, { unexpiredTotal: 9_223_372_036_854_775_807n }, "invalid_argument"],
+    ["a ledger total beyond int64", {}, { ledgerTotal: 9_223_372_036_854_775_807n }, "invalid_argument"],
   ])("refuses %s", (_name, over, stateOver, code) => {
     expect(codeOf(() => planDeposit({ ...state, ...stateOver }, depositWrite({ ...request, ...over }), NOW))).toBe(code);
   });

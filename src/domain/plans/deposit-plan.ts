@@ -15,8 +15,8 @@ export interface DepositState {
   readonly customerPk: bigint;
   /** The customer's balance over its ACTIVE accounts. */
   readonly before: Balance;
-  /** The sum of `total` over the customer's unexpired accounts (ACTIVE and PENDING). */
-  readonly unexpiredTotal: bigint;
+  /** The customer's ledger total before the deposit: credits no EXPIRE entry has removed, what every balance sums. */
+  readonly ledgerTotal: bigint;
   /** The account with the deposit's key, when it exists already. */
   readonly account: AccountSnapshot | null;
 }
@@ -61,7 +61,7 @@ export const accountKeyOf = (request: DepositRequest): AccountKey => ({
 
 /**
  * Deposit: the replay check first (a retry replays even once its expires_at has passed), then the
- * validity window and the customer's unexpired total (so every balance stays encodable).
+ * validity window and the customer's ledger total (so every balance stays encodable).
  */
 export function planDeposit(state: DepositState, command: DepositCommand, nowMs: number): Planned<DepositChanges, DepositResult> {
   const { request, envelope } = command;
@@ -69,7 +69,7 @@ export function planDeposit(state: DepositState, command: DepositCommand, nowMs:
     return { kind: "replay", stored: state.stored as StoredOutcome };
   }
   checkValidityWindow(request, nowMs);
-  checkCustomerTotal(state.unexpiredTotal, request.amount);
+  checkCustomerTotal(state.ledgerTotal, request.amount);
   const key = accountKeyOf(request);
   const credited: AccountSnapshot = state.account
     ? { ...state.account, total: state.account.total + request.amount }

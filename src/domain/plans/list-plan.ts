@@ -51,7 +51,6 @@ export function planList(state: ListState, writes: readonly CreditWrite[], nowMs
     const fresh: Working = {
       state: loaded,
       before: loaded.before,
-      unexpiredTotal: loaded.unexpiredTotal,
       accounts: new Map(loaded.accounts),
       touched: false,
       newAccount: false,
@@ -261,15 +260,10 @@ function planDepositStep(
         a.creditType === key.creditType && a.source === key.source && a.startsAtMs === key.startsAtMs && a.expiresAtMs === key.expiresAtMs,
     ) ?? null;
   const planned = refusable(() =>
-    planDeposit(
-      { stored: storedOf(state, write), customerPk: pk, before: c.before, unexpiredTotal: c.unexpiredTotal, account },
-      write,
-      nowMs,
-    ),
+    planDeposit({ stored: storedOf(state, write), customerPk: pk, before: c.before, ledgerTotal: c.ledger.total, account }, write, nowMs),
   );
   const step = asStep(planned, (p) => {
     c.before = p.result.balance;
-    c.unexpiredTotal += request.amount;
     c.touched = true;
     c.exists = true;
     if (account) c.accounts.set(account.id, { ...account, total: account.total + request.amount });

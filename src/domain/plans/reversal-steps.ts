@@ -12,10 +12,7 @@ import { type CreditWrite, customerPkOf, type ListState, outcomeMapKey, outcomeR
 // earlier writes of the list left, and moving that state for the writes after it.
 
 /** The part of the list planner's working customer that a reversal reads and moves. */
-export type ReversalCustomer = Pick<
-  WorkingCustomer,
-  "state" | "before" | "unexpiredTotal" | "accounts" | "touched" | "newAccount" | "expired" | "exists"
->;
+export type ReversalCustomer = Pick<WorkingCustomer, "state" | "before" | "accounts" | "touched" | "newAccount" | "expired" | "exists">;
 
 export type ReversalStep = { readonly kind: "plan"; readonly plan: WritePlan } | { readonly kind: "cut" };
 
@@ -126,7 +123,6 @@ export function planVoidStep(
         const a = c.accounts.get(p.changes.record.accountId);
         if (!a) throw new Error("a voided account was not loaded");
         c.accounts.set(a.id, { ...a, total: a.total - p.changes.amount });
-        c.unexpiredTotal -= p.changes.amount;
         c.before = p.result.balance;
         c.touched = true;
       }

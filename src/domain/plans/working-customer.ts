@@ -11,7 +11,6 @@ import type { CustomerState } from "./write-list.js";
 export interface WorkingCustomer {
   readonly state: CustomerState;
   before: Balance;
-  unexpiredTotal: bigint;
   readonly accounts: Map<bigint, AccountSnapshot>;
   /** A deposit or settlement of the list changed which accounts are spendable, in an order only a full read knows. */
   touched: boolean;

@@ -121,8 +121,6 @@ export interface CustomerState {
   readonly ref: CustomerRef;
   /** Balance over its ACTIVE accounts. */
   readonly before: Balance;
-  /** Sum of `total` over its unexpired accounts (ACTIVE and PENDING): the bound of every balance. */
-  readonly unexpiredTotal: bigint;
   /** Every account read: spendable ones, a hold's, a deposit's (by id). */
   readonly accounts: ReadonlyMap<bigint, AccountSnapshot>;
   /** Accounts whose expiry is on the ledger already: credits returned to them expire at once. */

@@ -7477,10 +7477,11 @@ export const BillingServiceService = {
    * Deposit adds credits to one account of a customer, creating the customer
    * on its first deposit. The account is keyed by (credit_type, source,
    * starts_at, expires_at); a deposit with the same key adds to it.
-   * A customer's unexpired credits (the sum of total over its accounts not yet
-   * expired) stay at most 9007199254740991 (2^53 - 1), so every balance is
-   * exact in a response of either API (an int64 here, a JSON number over
-   * HTTP); a deposit beyond fails with invalid_argument, field
+   * A customer's credits on the ledger (balance_after.total: the sum of total
+   * over its accounts no EXPIRE entry has removed, so an account past its
+   * expiry counts until the sweeper records it) stay at most 9007199254740991
+   * (2^53 - 1), so every balance is exact in a response of either API (an
+   * int64 here, a JSON number over HTTP); a deposit beyond fails with invalid_argument, field
    * "amount", facts "requested" and "remaining" (what still fits).
    * Errors: customer_id_required, amount_must_be_positive, invalid_starts_at,
    * invalid_expires_at, invalid_datetime_range, invalid_credit_types,
@@ -7696,10 +7697,11 @@ export interface BillingServiceServer extends UntypedServiceImplementation {
    * Deposit adds credits to one account of a customer, creating the customer
    * on its first deposit. The account is keyed by (credit_type, source,
    * starts_at, expires_at); a deposit with the same key adds to it.
-   * A customer's unexpired credits (the sum of total over its accounts not yet
-   * expired) stay at most 9007199254740991 (2^53 - 1), so every balance is
-   * exact in a response of either API (an int64 here, a JSON number over
-   * HTTP); a deposit beyond fails with invalid_argument, field
+   * A customer's credits on the ledger (balance_after.total: the sum of total
+   * over its accounts no EXPIRE entry has removed, so an account past its
+   * expiry counts until the sweeper records it) stay at most 9007199254740991
+   * (2^53 - 1), so every balance is exact in a response of either API (an
+   * int64 here, a JSON number over HTTP); a deposit beyond fails with invalid_argument, field
    * "amount", facts "requested" and "remaining" (what still fits).
    * Errors: customer_id_required, amount_must_be_positive, invalid_starts_at,
    * invalid_expires_at, invalid_datetime_range, invalid_credit_types,
@@ -7823,10 +7825,11 @@ export interface BillingServiceClient extends Client {
    * Deposit adds credits to one account of a customer, creating the customer
    * on its first deposit. The account is keyed by (credit_type, source,
    * starts_at, expires_at); a deposit with the same key adds to it.
-   * A customer's unexpired credits (the sum of total over its accounts not yet
-   * expired) stay at most 9007199254740991 (2^53 - 1), so every balance is
-   * exact in a response of either API (an int64 here, a JSON number over
-   * HTTP); a deposit beyond fails with invalid_argument, field
+   * A customer's credits on the ledger (balance_after.total: the sum of total
+   * over its accounts no EXPIRE entry has removed, so an account past its
+   * expiry counts until the sweeper records it) stay at most 9007199254740991
+   * (2^53 - 1), so every balance is exact in a response of either API (an
+   * int64 here, a JSON number over HTTP); a deposit beyond fails with invalid_argument, field
    * "amount", facts "requested" and "remaining" (what still fits).
    * Errors: customer_id_required, amount_must_be_positive, invalid_starts_at,
    * invalid_expires_at, invalid_datetime_range, invalid_credit_types,
