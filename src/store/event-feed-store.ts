@@ -15,6 +15,15 @@ import { rowsOf, runTransaction } from "./run-transaction.js";
 
 const PRUNED_THROUGH = "events_pruned_through";
 
+/**
+ * The highest position given so far: the newest event's, or, when retention has pruned every
+ * event, the prune mark (numbering must go on from there: a reader's cursor, the publisher's
+ * stored position and the prune marks all point past a position given again). One statement, so
+ * a prune committing meanwhile is seen whole or not at all.
+ */
+const TOP_POSITION = `GREATEST(COALESCE((SELECT MAX(position) FROM events), 0),
+  COALESCE((SELECT CAST(value AS UNSIGNED) FROM settings WHERE name = '${PRUNED_THROUGH}'), 0))`;
+
 /** A lease the stamping transaction checks, under lock, before it stamps. */
 export interface LeaseHeld {
   readonly name: string;
@@ -32,7 +41,7 @@ export async function stampCommittedEvents(database: Database, lease: LeaseHeld,
   return runTransaction(database, async (tx) => {
     const [held, top, unstamped] = await tx.run([
       sql`SELECT owner FROM leases WHERE name = ${lease.name} AND owner = ${lease.owner} AND expires_at > NOW(3) FOR UPDATE`,
-      sql`SELECT COALESCE(MAX(position), 0) AS top FROM events`,
+      sql`SELECT ${sql.raw(TOP_POSITION)} AS top`,
       // Both reads go by an index whatever the table holds: the unstamped rows are the NULL
       // entries of the position index (a scan of the primary key in id order read every stamped
       // row first), and a project's top is one step down its (project_id, project_position) index
@@ -40,9 +49,12 @@ export async function stampCommittedEvents(database: Database, lease: LeaseHeld,
       // holding the payload's JSON was materialized on disk, once per round.
       sql`SELECT e.id, e.project_id, e.customer_id,
             JSON_UNQUOTE(JSON_EXTRACT(e.payload, '$.entries[0].sequence')) AS sequence,
-            COALESCE((SELECT p.project_position FROM events p
-              WHERE p.project_id = e.project_id AND p.project_position IS NOT NULL
-              ORDER BY p.project_position DESC LIMIT 1), 0) AS project_top
+            GREATEST(
+              COALESCE((SELECT p.project_position FROM events p
+                WHERE p.project_id = e.project_id AND p.project_position IS NOT NULL
+                ORDER BY p.project_position DESC LIMIT 1), 0),
+              COALESCE((SELECT m.pruned_through FROM event_prune_marks m WHERE m.project_id = e.project_id), 0)
+            ) AS project_top
           FROM events e FORCE INDEX (events_position_uq) WHERE e.position IS NULL ORDER BY e.id LIMIT ${Math.trunc(limit)}`,
     ]);
     if (rowsOf(held).length === 0) return null;
@@ -84,9 +96,9 @@ function stampSql(stamps: readonly { id: bigint; position: bigint; projectPositi
     WHERE id IN (${list}) AND position IS NULL`;
 }
 
-/** The highest position given so far (0 before the first). */
+/** The highest position given so far (0 before the first), pruned ones included. */
 export async function lastPosition(pool: ConnectionSource): Promise<bigint> {
-  const [rows] = await pool.query<RowDataPacket[]>("SELECT COALESCE(MAX(position), 0) AS top FROM events");
+  const [rows] = await pool.query<RowDataPacket[]>(`SELECT ${TOP_POSITION} AS top`);
   return bigOf(rows[0]?.top);
 }
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pruneExpiredEvents } from "../../src/operations/events/retention.js";
-import { savePublisherPosition } from "../../src/store/event-feed-store.js";
+import { lastPosition, savePublisherPosition } from "../../src/store/event-feed-store.js";
 import { NATS_PUBLISHER } from "../../src/operations/events/nats-publisher.js";
 import { expectError } from "../support/client.js";
 import { commitEvents, testEvent, TestWatcher } from "../support/events.js";
@@ -171,5 +171,24 @@ describe("retention", () => {
     // The last pruned event's cursor is still good: nothing after it is gone.
     const last = ok<Page>(await http.get(`/v1/events?customer_id=${customerId}&cursor=${cursorOf(2)}`));
     expect(last.items.map((i) => i.id)).toEqual([fresh.eventId]);
+  });
+
+  it("goes on numbering after every event has been pruned: a reader's cursor and the publisher's position stay behind the next events", async () => {
+    const customerId = "retention-2";
+    const before = [testEvent(s.app, { customerId, type: "ledger.deduct" })];
+    await commitEvents(s.app, before);
+    const seen = await pageUntil(`customer_id=${customerId}`, [before[0]?.eventId ?? ""]);
+    const cursor = seen.at(-1)?.cursor ?? "";
+    const topBefore = await lastPosition(s.app.database.pool);
+    s.clock.advance(2 * HOUR);
+    await pruneExpiredEvents(s.app.context, { retentionMs: HOUR, awaitPublisher: false });
+    expect(ok<Page>(await http.get("/v1/events")).items).toEqual([]);
+    expect(await lastPosition(s.app.database.pool)).toBe(topBefore);
+
+    const after = testEvent(s.app, { customerId, type: "ledger.deposit" });
+    await commitEvents(s.app, [after]);
+    const next = await pageUntil(`cursor=${cursor}`, [after.eventId]);
+    expect(next.map((i) => i.id)).toEqual([after.eventId]);
+    expect(await lastPosition(s.app.database.pool)).toBe(topBefore + 1n);
   });
 });
