@@ -9,7 +9,8 @@ import type { DepositResult } from "../domain/results.js";
 import { BillingError } from "../errors/billing-error.js";
 import { applyList, type Outbox, type WrittenIds } from "../store/list-apply.js";
 import { prefetchAlerts, prefetchList, prefetchMore, prefetchSkipLocked } from "../store/list-prefetch.js";
-import { appendEventsSql, newEventId } from "../store/event-rows.js";
+import { appendEventsSql, appendEventWithDataSql, newEventId } from "../store/event-rows.js";
+import type { SQL } from "../store/sql.js";
 import { type Batch, mapBatch, runTransaction, sequence, type Tx, writesOnly } from "../store/run-transaction.js";
 import { rethrowGuardFailure } from "../store/row-count-guard.js";
 import { isRowCountGuardFailure } from "../store/sql-errors.js";
@@ -189,7 +190,7 @@ export interface WriteProgram<S, C, R> {
   readonly plan: (state: S, nowMs: number) => WriteOutcome<C, R>;
   readonly apply: (changes: C, result: R, nowMs: number) => Batch<R>;
   /** The feed event of the applied write (slot and entitlement events carry no entries, their facts in `data`). */
-  readonly event: (result: R) => ProgramEvent;
+  readonly event: (result: R, changes: C) => ProgramEvent;
 }
 
 /** What a slot or entitlement write's event says. */
@@ -198,6 +199,8 @@ export interface ProgramEvent {
   readonly projectId: bigint;
   readonly customerId: string;
   readonly data: Readonly<Record<string, string>>;
+  /** Fields of `data` the database gives in the write's own transaction (a claim's new holding id): their values here are placeholders. */
+  readonly dataFromDatabase?: Readonly<Record<string, SQL>>;
 }
 
 /** The apply of a program with its outbox row in the same round trip (none when the outbox is off). */
@@ -213,7 +216,8 @@ function withEvent<R>(ctx: BillingContext, apply: Batch<R>, event: ProgramEvent,
     payload: { entries: [], balanceAfter: null, data: event.data },
     nowMs,
   };
-  return mapBatch(sequence(apply, writesOnly(appendEventsSql([row]))), ([result]) => result);
+  const insert = event.dataFromDatabase ? appendEventWithDataSql(row, event.dataFromDatabase) : appendEventsSql([row]);
+  return mapBatch(sequence(apply, writesOnly(insert)), ([result]) => result);
 }
 
 /**
@@ -237,7 +241,12 @@ export async function runProgram<S, C, R extends object>(ctx: BillingContext, pr
         case "answer":
           return outcome.result;
         case "apply": {
-          const apply = withEvent(ctx, program.apply(outcome.changes, outcome.result, nowMs), program.event(outcome.result), nowMs);
+          const apply = withEvent(
+            ctx,
+            program.apply(outcome.changes, outcome.result, nowMs),
+            program.event(outcome.result, outcome.changes),
+            nowMs,
+          );
           const result = await tx.runBatch(apply, { commit: true }).catch(rethrowGuardFailure);
           written = true;
           return result;

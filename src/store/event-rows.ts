@@ -25,6 +25,20 @@ export function eventRowSql(event: NewEvent, payload?: SQL): SQL {
   return sql`(${event.eventId}, ${event.projectId}, ${event.customerId}, ${event.type}, ${event.transactionId}, ${text}, ${new Date(event.nowMs)})`;
 }
 
+/**
+ * The INSERT of one event whose `data` holds values the database gives in this transaction (a
+ * claim's new holding id): each field's placeholder in the payload text is replaced in SQL by its
+ * value, as the deposit's new account is (list-events.ts).
+ */
+export function appendEventWithDataSql(event: NewEvent, fromDatabase: Readonly<Record<string, SQL>>): SQL[] {
+  let payload = sql`${payloadText(event)}`;
+  for (const [field, value] of Object.entries(fromDatabase)) {
+    const placeholder = `${JSON.stringify(field)}:${JSON.stringify(event.payload.data[field] ?? "")}`;
+    payload = sql`REPLACE(${payload}, ${placeholder}, CONCAT(${`${JSON.stringify(field)}:"`}, ${value}, '"'))`;
+  }
+  return [sql`${EVENTS_INSERT_HEAD} VALUES ${eventRowSql(event, payload)}`];
+}
+
 /** The INSERT statements of these events, ROWS_PER_STATEMENT rows each (none for none). */
 export function appendEventsSql(list: readonly NewEvent[]): SQL[] {
   return chunksOf(list.map((event) => eventRowSql(event))).map((rows) => sql`${EVENTS_INSERT_HEAD} VALUES ${sql.join(rows, sql`, `)}`);

@@ -36,7 +36,9 @@ describe("events of slot and entitlement writes", () => {
   it("emits slot.grant, slot.claim, slot.release, slot.revoke, entitlement.set and entitlement.remove once each, with no entries", async () => {
     const customer = uid("evs");
     ok(await http.post("/v1/slot/grant", { customer_id: customer, wallet: "ip", amount: 3 }));
-    ok(await http.post("/v1/slot/claim", { customer_id: customer, wallet: "ip", resource_id: "r1", amount: 1 }));
+    const claimed = ok<{ holding_id: number }>(
+      await http.post("/v1/slot/claim", { customer_id: customer, wallet: "ip", resource_id: "r1", amount: 1 }),
+    );
     ok(await http.post("/v1/slot/release", { customer_id: customer, wallet: "ip", resource_id: "r1" }));
     // A replay writes nothing, so it emits nothing.
     ok(await http.post("/v1/slot/release", { customer_id: customer, wallet: "ip", resource_id: "r1" }));
@@ -53,6 +55,10 @@ describe("events of slot and entitlement writes", () => {
       "entitlement.remove",
     ]);
     expect(items.every((e) => e.customer_id === customer && e.entries.length === 0)).toBe(true);
-    expect(items[1]?.data).toMatchObject({ wallet: "ip", resource_id: "r1", capacity: "3", in_use: "1" });
+    // The claim's holding is new: its event names it by the id the claim answered, as the release's does.
+    const holdingId = String(claimed.holding_id);
+    expect(holdingId).toMatch(/^[1-9]\d*$/);
+    expect(items[1]?.data).toMatchObject({ wallet: "ip", resource_id: "r1", capacity: "3", in_use: "1", holding_id: holdingId });
+    expect(items[2]?.data).toMatchObject({ resource_id: "r1", in_use: "0", holding_id: holdingId });
   });
 });

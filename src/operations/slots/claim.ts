@@ -2,6 +2,7 @@ import type { Audit } from "../../domain/caller.js";
 import { type ClaimInput, planClaimWrite, planReleaseWrite, type ReleaseInput } from "../../domain/plans/slot-plans.js";
 import { type HoldingResult, poolFacts } from "../../domain/slots.js";
 import { applyClaim, applyRelease, prefetchHolding } from "../../store/slot-writes.js";
+import { liveHoldingIdSql } from "../../store/slots-store.js";
 import type { BillingContext } from "../context.js";
 import { runProgram } from "../pipeline.js";
 
@@ -17,7 +18,11 @@ export const claimSlot = (ctx: BillingContext, input: ClaimInput & Audit): Promi
     prefetch: () => prefetchHolding(input),
     plan: (state) => planClaimWrite(state, input),
     apply: (changes, result, nowMs) => applyClaim(input, changes, result, nowMs),
-    event: (result) => holdingEvent("slot.claim", input, result),
+    // The holding is new: its id is the database's, read in the claim's own transaction.
+    event: (result, changes) => ({
+      ...holdingEvent("slot.claim", input, result),
+      dataFromDatabase: { holding_id: liveHoldingIdSql(input.projectId, changes.customerPk, input.wallet, input.resourceId) },
+    }),
   });
 
 /**
