@@ -281,8 +281,13 @@ export async function pruneEvents(
 
 /** Where a publisher stands: every position up to it is sent (0: nothing yet). */
 export async function publisherPosition(pool: ConnectionSource, name: string): Promise<bigint> {
+  return (await storedPublisherPosition(pool, name)) ?? 0n;
+}
+
+/** A publisher's stored position; null when this database has never had that publisher. */
+export async function storedPublisherPosition(pool: ConnectionSource, name: string): Promise<bigint | null> {
   const [rows] = await pool.query<RowDataPacket[]>("SELECT position FROM event_publishers WHERE name = ?", [name]);
-  return rows[0] === undefined ? 0n : bigOf(rows[0].position);
+  return rows[0] === undefined ? null : bigOf(rows[0].position);
 }
 
 /** Records that a publisher has sent everything up to `position` (never moves it back). */

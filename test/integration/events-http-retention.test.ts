@@ -156,7 +156,10 @@ describe("retention", () => {
     expect(pruned).toBeGreaterThan(0);
     const left = ok<Page>(await http.get(`/v1/events?customer_id=${customerId}`));
     expect(left.items.map((i) => i.id)).toEqual([old[1]?.eventId, old[2]?.eventId, fresh.eventId]);
-    // Without a publisher, every old event goes; the fresh one stays.
+    // An instance without NATS_URL is held to the publisher's position all the same.
+    expect(await pruneExpiredEvents(s.app.context, { retentionMs: HOUR, awaitPublisher: false })).toBe(0);
+    // With the publisher retired (its row deleted), every old event goes; the fresh one stays.
+    await s.app.database.pool.query("DELETE FROM event_publishers WHERE name = ?", [NATS_PUBLISHER]);
     await pruneExpiredEvents(s.app.context, { retentionMs: HOUR, awaitPublisher: false });
     const after = ok<Page>(await http.get(`/v1/events?customer_id=${customerId}`));
     expect(after.items.map((i) => i.id)).toEqual([fresh.eventId]);

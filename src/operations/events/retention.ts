@@ -1,12 +1,17 @@
 import { EVENT_PRUNE_BATCH } from "../../domain/limits.js";
-import { publisherPosition, pruneEvents } from "../../store/event-feed-store.js";
+import { pruneEvents, storedPublisherPosition } from "../../store/event-feed-store.js";
 import type { BillingContext } from "../context.js";
 import { NATS_PUBLISHER } from "./nats-publisher.js";
 
 export interface EventRetention {
   /** Events older than this are pruned (EVENTS_RETENTION_HOURS). */
   readonly retentionMs: number;
-  /** NATS_URL is set: never prune an event the publisher has not sent. */
+  /**
+   * NATS_URL is set here: never prune an event the publisher has not sent, even before it has
+   * sent any. Without it, a database that has had a publisher is still held to its position (an
+   * instance configured without NATS beside one with it must not prune what the other has not
+   * sent); an operator who retires NATS deletes its `event_publishers` row.
+   */
   readonly awaitPublisher: boolean;
 }
 
@@ -22,7 +27,8 @@ export async function pruneExpiredEvents(ctx: BillingContext, retention: EventRe
   const olderThanMs = ctx.now() - retention.retentionMs;
   let pruned = 0;
   for (let pass = 0; pass < PRUNE_PASSES_MAX; pass++) {
-    const notAfter = retention.awaitPublisher ? await publisherPosition(ctx.database.pool, NATS_PUBLISHER) : null;
+    const sent = await storedPublisherPosition(ctx.database.pool, NATS_PUBLISHER);
+    const notAfter = sent ?? (retention.awaitPublisher ? 0n : null);
     const count = await pruneEvents(ctx.database, { olderThanMs, notAfter, batch: EVENT_PRUNE_BATCH });
     pruned += count;
     if (count < EVENT_PRUNE_BATCH) break;
