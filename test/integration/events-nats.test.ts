@@ -184,6 +184,69 @@ describe("a NATS outage", () => {
   });
 });
 
+describe("the stream", () => {
+  const logged = () => {
+    const lines: { level: number; msg: string; err?: { message: string } }[] = [];
+    const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line) as (typeof lines)[number]) });
+    return { lines, log };
+  };
+  const publishing = (log: pino.Logger, stream = STREAM) =>
+    new NatsPublisher(s.app.database, new LeaseKeeper(s.app.database, NATS_PUBLISHER, `owner-${stream}`), {
+      url: NATS_URL,
+      stream,
+      subjectPrefix: PREFIX,
+      intervalMs: 20,
+      log,
+    });
+
+  it("is the only one that may store our events: another capturing the subjects gets none, and ours is made again when gone", async () => {
+    const { lines, log } = logged();
+    const p = publishing(log);
+    const other = `${STREAM}_OTHER`;
+    try {
+      await caughtUp();
+      const before = await streamCount();
+      await jsm.streams.delete(STREAM);
+      await jsm.streams.add({ name: other, subjects: [`${PREFIX}.>`] });
+      const event = testEvent(s.app, { customerId: "nats-stream", type: "ledger.deduct" });
+      await commitEvents(s.app, [event]);
+      await stamped([event]);
+      await until(() => lines.some((l) => l.msg.startsWith("NATS publish failed")));
+      expect((await jsm.streams.info(other)).state.messages).toBe(0);
+      expect(await publisherPosition(s.app.database.pool, NATS_PUBLISHER)).toBeLessThan(await lastPosition(s.app.database.pool));
+
+      await jsm.streams.delete(other);
+      await caughtUp();
+      expect(lines.some((l) => l.msg === "NATS stream created")).toBe(true);
+      expect((await storedMessages()).map((m) => m.msgId)).toEqual([event.eventId]);
+      expect(before).toBeGreaterThan(0);
+    } finally {
+      await p.stop();
+      await jsm.streams.delete(other).catch(() => undefined);
+    }
+  });
+
+  it("refuses, with one warning that says so, a stream of that name that does not capture every subject we publish", async () => {
+    const { lines, log } = logged();
+    const narrow = `${STREAM}_NARROW`;
+    await jsm.streams.add({ name: narrow, subjects: [`${PREFIX}_narrow.*.ledger.deposit`] });
+    const p = publishing(log, narrow);
+    try {
+      const event = testEvent(s.app, { customerId: "nats-narrow", type: "ledger.deposit" });
+      await commitEvents(s.app, [event]);
+      await until(() => lines.some((l) => l.level === 40));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(lines.filter((l) => l.level === 40).map((l) => l.err?.message)).toEqual([
+        `NATS stream ${narrow} does not capture ${PREFIX}.> (its subjects: ${PREFIX}_narrow.*.ledger.deposit)`,
+      ]);
+      expect((await jsm.streams.info(narrow)).state.messages).toBe(0);
+    } finally {
+      await p.stop();
+      await jsm.streams.delete(narrow).catch(() => undefined);
+    }
+  });
+});
+
 describe("the server's own publisher", () => {
   it("a server with NATS_URL publishes through its own publisher", async () => {
     const other = await s.startAnotherInstance({ NATS_URL, NATS_STREAM: STREAM, NATS_SUBJECT_PREFIX: PREFIX });

@@ -1,4 +1,4 @@
-import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { type FeedEvent, projectEventJson } from "../../domain/events.js";
@@ -10,8 +10,14 @@ import { WakeUp } from "./wake-up.js";
 
 /** The publisher's lease and its row in event_publishers. */
 export const NATS_PUBLISHER = "nats";
-/** How long a publish waits for JetStream's ack before the batch is tried again. */
-const PUBLISH_ACK_TIMEOUT_MS = 5_000;
+/**
+ * How long a publish waits for JetStream's ack before the batch is tried again: well inside the
+ * lease (EVENT_LEASE_TTL_MS, renewed before each batch), so a publisher stuck on acks loses its
+ * lease only when it is really gone, never while it is still sending.
+ */
+const PUBLISH_ACK_TIMEOUT_MS = 2_000;
+/** The longest pause between two tries while NATS is down (they start at the interval and double). */
+const OUTAGE_RETRY_MAX_MS = 5_000;
 
 export interface NatsPublisherOptions {
   readonly url: string;
@@ -42,6 +48,7 @@ export class NatsPublisher {
   private connection: NatsConnection | null = null;
   private client: JetStreamClient | null = null;
   private outage = false;
+  private retryMs = 0;
 
   constructor(
     private readonly database: Database,
@@ -58,19 +65,43 @@ export class NatsPublisher {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      await this.wakeUp.wait(this.options.intervalMs);
+      await this.pause();
       if (this.stopped) break;
       try {
-        if (await this.lease.held()) await this.publishAll();
-        else this.options.onLag?.(0);
+        if (!(await this.lease.held())) {
+          // Another instance publishes (and reports its own outages).
+          this.options.onLag?.(0);
+          this.outage = false;
+          continue;
+        }
+        await this.publishAll();
         if (this.outage) this.options.log.info("NATS reachable again; publishing the waiting events");
         this.outage = false;
       } catch (error) {
-        if (!this.outage) this.options.log.warn({ err: error }, "NATS publish failed; events wait in the outbox");
+        if (!this.outage) {
+          const { stream, subjectPrefix } = this.options;
+          this.options.log.warn({ err: error, stream, subjectPrefix }, "NATS publish failed; events wait in the outbox");
+          this.retryMs = this.options.intervalMs;
+        }
         this.outage = true;
         await this.disconnect();
       }
     }
+  }
+
+  /**
+   * The interval, or news, between rounds. While NATS is down the tries back off (doubling up to
+   * OUTAGE_RETRY_MAX_MS) and news does not cut the pause short: every commit pokes, and each try
+   * would open a connection.
+   */
+  private async pause(): Promise<void> {
+    if (!this.outage) {
+      await this.wakeUp.wait(this.options.intervalMs);
+      return;
+    }
+    const until = Date.now() + this.retryMs;
+    this.retryMs = Math.min(this.retryMs * 2, OUTAGE_RETRY_MAX_MS);
+    while (!this.stopped && Date.now() < until) await this.wakeUp.wait(until - Date.now());
   }
 
   private async publishAll(): Promise<void> {
@@ -78,6 +109,9 @@ export class NatsPublisher {
     let position = await publisherPosition(pool, NATS_PUBLISHER);
     this.options.onLag?.(Number((await lastPosition(pool)) - position));
     for (;;) {
+      // The lease is renewed between batches: a long drain must not outlive it (another
+      // instance would take over and publish the same events beside this one).
+      if (!(await this.lease.held())) return;
       const batch = await readFeed(pool, { projectId: null, after: position, customerId: null, types: [] }, EVENT_READ_BATCH);
       if (batch.length === 0 || this.stopped) return;
       const js = await this.jetStream();
@@ -87,6 +121,8 @@ export class NatsPublisher {
           js.publish(subjectOf(this.options.subjectPrefix, event), JSON.stringify(projectEventJson(event)), {
             msgID: event.eventId,
             timeout: this.options.ackTimeoutMs ?? PUBLISH_ACK_TIMEOUT_MS,
+            // Refused unless our stream stores it: another stream capturing the subjects would take it silently.
+            expect: { streamName: this.options.stream },
           }),
         ),
       );
@@ -97,17 +133,29 @@ export class NatsPublisher {
     }
   }
 
-  /** The JetStream client, connecting and creating the stream when missing. */
+  /**
+   * The JetStream client, connecting and creating the stream when missing. An existing stream
+   * must capture every subject we publish (`<prefix>.>`): one that captures only some would stop
+   * the feed at the first event it does not take.
+   */
   private async jetStream(): Promise<JetStreamClient> {
     if (this.client) return this.client;
-    const nc = await connect({ servers: this.options.url, maxReconnectAttempts: -1, name: "velobase-billing events" });
+    const { url, stream, subjectPrefix, log } = this.options;
+    const nc = await connect({ servers: url, maxReconnectAttempts: -1, name: "velobase-billing events" });
     this.connection = nc;
     const jsm = await jetstreamManager(nc);
-    const subjects = [`${this.options.subjectPrefix}.>`];
-    try {
-      await jsm.streams.info(this.options.stream);
-    } catch {
-      await jsm.streams.add({ name: this.options.stream, subjects });
+    const ours = `${subjectPrefix}.>`;
+    const subjects = await jsm.streams.info(stream).then(
+      (info) => info.config.subjects ?? [],
+      async (error: unknown) => {
+        if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound)) throw error;
+        await jsm.streams.add({ name: stream, subjects: [ours] });
+        log.info({ stream, subjects: [ours] }, "NATS stream created");
+        return [ours];
+      },
+    );
+    if (!subjects.includes(ours) && !subjects.includes(">")) {
+      throw new Error(`NATS stream ${stream} does not capture ${ours} (its subjects: ${subjects.join(", ") || "none"})`);
     }
     this.client = jetstream(nc);
     return this.client;
