@@ -237,6 +237,11 @@ events
       const stop = new AbortController();
       process.once("SIGINT", () => stop.abort());
       process.once("SIGTERM", () => stop.abort());
+      // A reader that has had enough (`| head -2`) closes the pipe: stop as on SIGINT.
+      process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+        if (error.code !== "EPIPE") throw error;
+        stop.abort();
+      });
       await tailEvents(database, { projectId: project?.id ?? null, customerId, cursor: o.cursor }, stop.signal, (event) =>
         out(JSON.stringify(event)),
       );

@@ -45,6 +45,21 @@ describe("events tail", () => {
     ]);
   });
 
+  it("stops with exit code 0 and nothing on stderr when its reader closes the pipe (| head -1)", async () => {
+    await commitEvents(
+      s.app,
+      [1, 2, 3].map(() => testEvent(s.app, { customerId: "tail-head", type: "ledger.deposit" })),
+    );
+    const child = tail("--customer", "tail-head");
+    const { output, exited } = collect(child);
+    await waitForOutput(() => output().stdout, "tail-head");
+    child.stdout.destroy();
+    await commitEvents(s.app, [testEvent(s.app, { customerId: "tail-head", type: "ledger.deduct" })]);
+    const exit = await exited;
+    expect(exit.code).toBe(0);
+    expect(exit.stderr).toBe("");
+  });
+
   it("refuses a malformed cursor and a pruned one with one line each and exit code 2", async () => {
     const malformed = await collect(tail("--cursor", "not-a-cursor")).exited;
     expect(malformed).toMatchObject({ code: 2, stdout: "" });
