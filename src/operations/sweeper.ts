@@ -1,9 +1,7 @@
 import type { Logger } from "pino";
 import { BillingError } from "../errors/billing-error.js";
 import type { ErrorCode } from "../errors/catalog.js";
-import { bigOf } from "../store/row-values.js";
-import { rowsOf, runTransaction } from "../store/run-transaction.js";
-import { listDueHolds, lockFrozenHoldSql, parseAutoAction, postponeAutoSettlementSql } from "../store/transactions-store.js";
+import { listDueHolds, parseAutoAction, postponeAutoSettlement } from "../store/transactions-store.js";
 import type { BillingContext } from "./context.js";
 import { recordExpiries } from "./expiry.js";
 import { pruneExpiredEvents, type EventRetention } from "./events/retention.js";
@@ -43,20 +41,12 @@ export async function sweepDueHolds(ctx: BillingContext, log: Logger): Promise<n
       if (result && !result.isIdempotentReplay) settled++;
     } catch (error) {
       if (error instanceof BillingError && SETTLED_MEANWHILE.has(error.code)) continue;
-      log.error({ err: error, transactionId: hold.transactionId }, "auto-settlement failed; postponed");
-      await postpone(ctx, hold.projectId, hold.transactionId, ctx.now() + SWEEP_RETRY_DELAY_MS).catch(() => undefined);
+      // The hold by its row id: its transaction id is the caller's, kept out of logs.
+      log.error({ err: error, holdPk: hold.pk.toString() }, "auto-settlement failed; postponed");
+      await postponeAutoSettlement(ctx.database, hold.projectId, hold.transactionId, ctx.now() + SWEEP_RETRY_DELAY_MS).catch(() => false);
     }
   }
   return settled;
-}
-
-/** Pushes a failing hold's deadline back, unless someone holds it (then it is being settled). */
-async function postpone(ctx: BillingContext, projectId: bigint, transactionId: string, untilMs: number): Promise<void> {
-  await runTransaction(ctx.database, async (tx) => {
-    const [locked] = await tx.run([lockFrozenHoldSql(projectId, transactionId)]);
-    const row = rowsOf(locked)[0];
-    if (row) await tx.run(postponeAutoSettlementSql(bigOf(row.id), untilMs), { commit: true });
-  });
 }
 
 /**

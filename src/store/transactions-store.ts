@@ -12,11 +12,11 @@ import {
   type TransactionKind,
   type TransactionStatus,
 } from "../domain/types.js";
-import type { Db } from "./database.js";
+import type { Database, Db } from "./database.js";
 import { decodeJson, decodeMetadata, encodeJson } from "./json-codec.js";
 import { ACCOUNT_COLUMNS } from "./accounts-store.js";
 import { bigOf, boolOf, msOf, numberOf, oneOf, stringOf } from "./row-values.js";
-import type { Row } from "./run-transaction.js";
+import { type Row, rowsOf, runTransaction } from "./run-transaction.js";
 import { accounts, allocations, apiKeys, customers, transactions } from "./schema.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
 import { byProject, keyListsSql } from "./key-lists.js";
@@ -225,6 +225,8 @@ export const transactionCustomerPkSql = (projectId: bigint, transactionId: strin
   sql`(SELECT customer_pk FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId})`;
 
 export interface DueHold {
+  /** The hold's row id: what logs name it by (its transaction id is the caller's). */
+  readonly pk: bigint;
   readonly transactionId: string;
   readonly projectId: bigint;
   /** As stored: parsed per hold (parseAutoAction), so one bad row does not stop the sweep. */
@@ -238,6 +240,7 @@ export const parseAutoAction = (hold: DueHold): AutoAction => oneOf(hold.autoAct
 export async function listDueHolds(db: Db, nowMs: number, limit: number): Promise<DueHold[]> {
   const rows = await db
     .select({
+      pk: transactions.id,
       transactionId: transactions.transactionId,
       projectId: transactions.projectId,
       autoAction: transactions.autoAction,
@@ -265,13 +268,38 @@ export async function listAllocationLines(db: Db, transactionPk: bigint): Promis
 }
 
 /** Locks the hold if it is still FROZEN and nobody else holds it (the sweeper never waits). */
-export const lockFrozenHoldSql = (projectId: bigint, transactionId: string): SQL =>
-  sql`SELECT id FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId} AND status = 'FROZEN'
-    FOR UPDATE SKIP LOCKED`;
-
-/** Moves a hold's auto-settlement deadline, so one that keeps failing does not block the queue. */
-export const postponeAutoSettlementSql = (pk: bigint, untilMs: number): SQL[] =>
-  guardedUpdateSql(sql`UPDATE ${transactions} SET auto_at = ${new Date(untilMs)} WHERE id = ${pk} AND status = 'FROZEN'`, 1);
+/**
+ * Moves a FROZEN hold's auto-settlement deadline to `untilMs`, so one that keeps failing does not
+ * block the queue. Its customer is locked first, then the hold, as every write takes them;
+ * neither is waited for (SKIP LOCKED): a hold or customer someone holds is being written, and
+ * the hold is left as it is. Whether it moved.
+ */
+export async function postponeAutoSettlement(
+  database: Database,
+  projectId: bigint,
+  transactionId: string,
+  untilMs: number,
+): Promise<boolean> {
+  return runTransaction(database, async (tx) => {
+    const [customer] = await tx.run([
+      sql`SELECT id FROM ${customers} WHERE id = ${transactionCustomerPkSql(projectId, transactionId)} FOR UPDATE SKIP LOCKED`,
+    ]);
+    if (rowsOf(customer).length === 0) return false;
+    const [hold] = await tx.run([
+      sql`SELECT id FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId} AND status = 'FROZEN'
+        FOR UPDATE SKIP LOCKED`,
+    ]);
+    const pk = rowsOf(hold)[0]?.id;
+    if (pk === undefined) return false;
+    await tx.run(
+      guardedUpdateSql(sql`UPDATE ${transactions} SET auto_at = ${new Date(untilMs)} WHERE id = ${bigOf(pk)} AND status = 'FROZEN'`, 1),
+      {
+        commit: true,
+      },
+    );
+    return true;
+  });
+}
 
 /** A customer's holds still FROZEN, newest first, at most `limit` (by transactions_customer_status_idx). */
 export async function listOpenHolds(db: Db, projectId: bigint, customerPk: bigint, limit: number): Promise<TransactionRow[]> {

@@ -114,7 +114,7 @@ export class RateLimiter {
       const timer = setTimeout(() => done(false), timeoutMs);
       redis.once("ready", onReady);
     });
-    if (!ready) this.markDown("not reachable at start");
+    if (!ready) this.markDown({ reason: "not reachable at start" });
     return ready;
   }
 
@@ -181,14 +181,15 @@ export class RateLimiter {
 
   private failOpen(error: unknown): void {
     this.options.metrics?.rateLimitFailOpen.inc();
-    this.markDown(error instanceof Error ? error.message : String(error));
+    // As `err`: the logger's serializer masks values in the message (a Redis error may quote a key).
+    this.markDown({ err: error });
   }
 
   /** One warning per outage, however many calls it lets through. */
-  private markDown(reason: string): void {
+  private markDown(why: { reason: string } | { err: unknown }): void {
     if (this.redisDown) return;
     this.redisDown = true;
-    this.options.log.warn({ reason }, "rate limiter: Redis unreachable, letting calls through without a limit");
+    this.options.log.warn(why, "rate limiter: Redis unreachable, letting calls through without a limit");
   }
 
   private backUp(): void {

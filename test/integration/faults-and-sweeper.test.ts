@@ -82,6 +82,41 @@ describe("auto-settlement sweeper", () => {
   });
 });
 
+describe("a hold whose auto-settlement fails", () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer();
+  });
+  afterAll(async () => {
+    await s?.stop();
+  });
+
+  it("is postponed by a minute, behind the others, and logged by its row id, never its transaction id", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 100n });
+    const transactionId = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId, amount: 40n, consumeAfterSeconds: 30n });
+    await s.app.database.pool.query(
+      "DELETE al FROM allocations al JOIN transactions t ON t.id = al.transaction_pk WHERE t.transaction_id = ?",
+      [transactionId],
+    );
+    s.clock.advance(31 * SECOND);
+    const lines: string[] = [];
+    const log = pino({ level: "info" }, { write: (line: string) => lines.push(line) });
+    expect(await sweepDueHolds(s.app.context, log)).toBe(0);
+    const [rows] = await s.app.database.pool.query("SELECT id, auto_at FROM transactions WHERE transaction_id = ?", [transactionId]);
+    const hold = (rows as { id: number; auto_at: Date }[])[0];
+    expect(hold?.auto_at.getTime()).toBe(s.clock.now() + 60 * SECOND);
+    expect(lines.map((line) => JSON.parse(line) as Record<string, unknown>)).toMatchObject([
+      { msg: "auto-settlement failed; postponed", holdPk: String(hold?.id), err: { type: "BillingError" } },
+    ]);
+    expect(lines.join("\n")).not.toContain(transactionId);
+    // Not due again until then.
+    expect(await sweepDueHolds(s.app.context, log)).toBe(0);
+    expect(lines).toHaveLength(1);
+  });
+});
+
 describe("database outage", () => {
   it("fails fast with service_unavailable, goes NOT_SERVING, and recovers by itself", async () => {
     const proxy = new TcpProxy(3306);
