@@ -6,7 +6,7 @@ import { ALERT_STATES, type AlertState, type AvailableBalances, type BalanceAler
 import { activeAccountSql } from "./accounts-store.js";
 import { customersNamedSql } from "./customers-store.js";
 import { bigOf, msOf, oneOf, stringOf } from "./row-values.js";
-import { type Batch, batchOf, headerOf, type Row, rowsOf } from "./run-transaction.js";
+import { type Batch, headerOf, mapBatch, namedBatch, type Row, rowsOf } from "./run-transaction.js";
 import { accounts, balanceAlerts, customers } from "./schema.js";
 
 /** Balance alerts: their rows, the pipeline's prefetch of a customer's alerts, and their CRUD. */
@@ -67,18 +67,20 @@ export const lockCustomerAvailable = (
   customerId: string,
   nowMs: number,
 ): Batch<{ customerPk: bigint; available: AvailableBalances } | null> =>
-  batchOf(
-    [
-      sql`SELECT id FROM ${customers} WHERE project_id = ${projectId} AND customer_id = ${customerId} FOR UPDATE`,
-      availableByCreditTypeSql(
-        projectId,
-        sql`(SELECT id FROM ${customers} WHERE project_id = ${projectId} AND customer_id = ${customerId})`,
-        nowMs,
-      ),
-    ],
-    ([customer, balances]) => {
-      const row = rowsOf(customer)[0];
-      return row ? { customerPk: bigOf(row.id), available: availableOf(rowsOf(balances)) } : null;
+  mapBatch(
+    namedBatch({
+      customer: [sql`SELECT id FROM ${customers} WHERE project_id = ${projectId} AND customer_id = ${customerId} FOR UPDATE`],
+      balances: [
+        availableByCreditTypeSql(
+          projectId,
+          sql`(SELECT id FROM ${customers} WHERE project_id = ${projectId} AND customer_id = ${customerId})`,
+          nowMs,
+        ),
+      ],
+    }),
+    (r) => {
+      const row = rowsOf(r.customer[0])[0];
+      return row ? { customerPk: bigOf(row.id), available: availableOf(rowsOf(r.balances[0])) } : null;
     },
   );
 
@@ -97,22 +99,24 @@ export interface AlertToSet {
 export const upsertAlert = (alert: AlertToSet): Batch<{ alert: BalanceAlert; created: boolean }> => {
   const creditType = alert.creditType ?? "";
   const now = new Date(alert.nowMs);
-  return batchOf(
-    [
+  const batch = namedBatch({
+    upsert: [
       sql`INSERT INTO ${balanceAlerts} (project_id, customer_id, credit_type, threshold, state, created_at, updated_at)
         VALUES (${alert.projectId}, ${alert.customerId}, ${creditType}, ${alert.threshold}, ${alert.state}, ${now}, ${now})
         ON DUPLICATE KEY UPDATE threshold = ${alert.threshold}, state = ${alert.state}, updated_at = ${now}`,
-      sql`UPDATE ${customers} SET has_alerts = TRUE WHERE id = ${alert.customerPk}`,
+    ],
+    flag: [sql`UPDATE ${customers} SET has_alerts = TRUE WHERE id = ${alert.customerPk}`],
+    readBack: [
       sql`SELECT ${ALERT_COLUMNS} FROM ${balanceAlerts}
         WHERE project_id = ${alert.projectId} AND customer_id = ${alert.customerId} AND credit_type = ${creditType}`,
     ],
-    ([inserted, , rows]) => {
-      const row = rowsOf(rows)[0];
-      if (!row) throw new Error("an alert just written was not read back");
-      // MySQL counts a row an ON DUPLICATE KEY UPDATE changed as 2 (inserted: 1, unchanged: 0).
-      return { alert: alertOf(row), created: headerOf(inserted).affectedRows === 1 };
-    },
-  );
+  });
+  return mapBatch(batch, (r) => {
+    const row = rowsOf(r.readBack[0])[0];
+    if (!row) throw new Error("an alert just written was not read back");
+    // MySQL counts a row an ON DUPLICATE KEY UPDATE changed as 2 (inserted: 1, unchanged: 0).
+    return { alert: alertOf(row), created: headerOf(r.upsert[0]).affectedRows === 1 };
+  });
 };
 
 /** A project's alerts (one customer's, when given), by customer then credit type. */
@@ -131,16 +135,16 @@ export async function listAlerts(pool: ConnectionSource, projectId: bigint, cust
  */
 export const removeAlert = (projectId: bigint, customerId: string, creditType: string | null): Batch<boolean> => {
   const named = sql`project_id = ${projectId} AND customer_id = ${customerId}`;
-  return batchOf(
-    [
-      sql`SELECT id FROM ${customers} WHERE ${named} FOR UPDATE`,
-      sql`DELETE FROM ${balanceAlerts} WHERE ${named} AND credit_type = ${creditType ?? ""}`,
+  const batch = namedBatch({
+    lock: [sql`SELECT id FROM ${customers} WHERE ${named} FOR UPDATE`],
+    deleted: [sql`DELETE FROM ${balanceAlerts} WHERE ${named} AND credit_type = ${creditType ?? ""}`],
+    flag: [
       sql`UPDATE ${customers} c SET c.has_alerts = EXISTS (
           SELECT 1 FROM ${balanceAlerts} b WHERE b.project_id = c.project_id AND b.customer_id = c.customer_id)
         WHERE c.project_id = ${projectId} AND c.customer_id = ${customerId}`,
     ],
-    ([, deleted]) => headerOf(deleted).affectedRows === 1,
-  );
+  });
+  return mapBatch(batch, (r) => headerOf(r.deleted[0]).affectedRows === 1);
 };
 
 /** The alerts of a list's customers, locked (their customers are locked first), and their balances. */
@@ -155,19 +159,24 @@ export interface ListAlerts {
  * For a list's prefetch, after its customers' lock: their alerts (two statements for the whole
  * list; the balances per credit type only of customers that have alerts).
  */
-export function prefetchListAlertsSql(refs: ReadonlyArray<{ projectId: bigint; customerId: string }>, nowMs: number): SQL[] {
-  if (refs.length === 0) return [];
-  return [
+export function prefetchListAlertsSql(
+  refs: ReadonlyArray<{ projectId: bigint; customerId: string }>,
+  nowMs: number,
+): { alerts: SQL[]; alertBalances: SQL[] } {
+  if (refs.length === 0) return { alerts: [], alertBalances: [] };
+  return {
     // No ORDER BY: sorted by id in code, so the read goes by the (project, customer, credit type)
     // key and locks only these customers' alerts (ordering by id scanned, and locked, them all).
-    sql`SELECT ${ALERT_COLUMNS} FROM ${balanceAlerts} b WHERE ${customersNamedSql(refs, sql`b`)} FOR UPDATE`,
-    sql`SELECT c.project_id AS c_project_id, c.customer_id AS c_customer_id, a.credit_type,
+    alerts: [sql`SELECT ${ALERT_COLUMNS} FROM ${balanceAlerts} b WHERE ${customersNamedSql(refs, sql`b`)} FOR UPDATE`],
+    alertBalances: [
+      sql`SELECT c.project_id AS c_project_id, c.customer_id AS c_customer_id, a.credit_type,
         COALESCE(SUM(a.total - a.used - a.frozen), 0) AS available
       FROM ${customers} c JOIN ${accounts} a ON a.project_id = c.project_id AND a.customer_pk = c.id AND ${activeAccountSql(nowMs)}
       WHERE (${customersNamedSql(refs, sql`c`)})
         AND EXISTS (SELECT 1 FROM ${balanceAlerts} b WHERE b.project_id = c.project_id AND b.customer_id = c.customer_id)
       GROUP BY c.id, a.credit_type`,
-  ];
+    ],
+  };
 }
 
 export function listAlertsFromRows(alertRows: readonly Row[], availableRows: readonly Row[]): ListAlerts {

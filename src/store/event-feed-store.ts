@@ -1,12 +1,13 @@
 import type { ConnectionSource } from "./cluster-pool.js";
 import { type SQL, sql } from "./sql.js";
 import type { RowDataPacket } from "mysql2/promise";
+import { customerKey } from "../domain/customer-ref.js";
 import { stampOrder } from "../domain/event-order.js";
 import { type FeedEvent, parsePayload } from "../domain/events.js";
 import type { Database } from "./database.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
 import { bigOf, msOf, stringOf } from "./row-values.js";
-import { rowsOf, runTransaction } from "./run-transaction.js";
+import { namedBatch, rowsOf, runTransaction } from "./run-transaction.js";
 
 /**
  * The event feed's storage: stamping commit-order positions, reading the feed by position,
@@ -39,15 +40,17 @@ export interface LeaseHeld {
  */
 export async function stampCommittedEvents(database: Database, lease: LeaseHeld, limit: number): Promise<number | null> {
   return runTransaction(database, async (tx) => {
-    const [held, top, unstamped] = await tx.run([
-      sql`SELECT owner FROM leases WHERE name = ${lease.name} AND owner = ${lease.owner} AND expires_at > NOW(3) FOR UPDATE`,
-      sql`SELECT ${sql.raw(TOP_POSITION)} AS top`,
-      // Both reads go by an index whatever the table holds: the unstamped rows are the NULL
-      // entries of the position index (a scan of the primary key in id order read every stamped
-      // row first), and a project's top is one step down its (project_id, project_position) index
-      // (a correlated MAX read all of the project's entries, once per row). No derived table: one
-      // holding the payload's JSON was materialized on disk, once per round.
-      sql`SELECT e.id, e.project_id, e.customer_id,
+    const read = await tx.runBatch(
+      namedBatch({
+        held: [sql`SELECT owner FROM leases WHERE name = ${lease.name} AND owner = ${lease.owner} AND expires_at > NOW(3) FOR UPDATE`],
+        top: [sql`SELECT ${sql.raw(TOP_POSITION)} AS top`],
+        // Both reads go by an index whatever the table holds: the unstamped rows are the NULL
+        // entries of the position index (a scan of the primary key in id order read every stamped
+        // row first), and a project's top is one step down its (project_id, project_position) index
+        // (a correlated MAX read all of the project's entries, once per row). No derived table: one
+        // holding the payload's JSON was materialized on disk, once per round.
+        unstamped: [
+          sql`SELECT e.id, e.project_id, e.customer_id,
             JSON_UNQUOTE(JSON_EXTRACT(e.payload, '$.entries[0].sequence')) AS sequence,
             GREATEST(
               COALESCE((SELECT p.project_position FROM events p
@@ -56,15 +59,17 @@ export async function stampCommittedEvents(database: Database, lease: LeaseHeld,
               COALESCE((SELECT m.pruned_through FROM event_prune_marks m WHERE m.project_id = e.project_id), 0)
             ) AS project_top
           FROM events e FORCE INDEX (events_position_uq) WHERE e.position IS NULL ORDER BY e.id LIMIT ${Math.trunc(limit)}`,
-    ]);
-    if (rowsOf(held).length === 0) return null;
-    const rows = rowsOf(unstamped);
+        ],
+      }),
+    );
+    if (rowsOf(read.held[0]).length === 0) return null;
+    const rows = rowsOf(read.unstamped[0]);
     if (rows.length === 0) return 0;
-    const first = bigOf(rowsOf(top)[0]?.top) + 1n;
+    const first = bigOf(rowsOf(read.top[0])[0]?.top) + 1n;
     const order = stampOrder(
       rows.map((r) => ({
         id: bigOf(r.id),
-        customerKey: r.customer_id === null ? null : `${String(r.project_id)}:${stringOf(r.customer_id)}`,
+        customerKey: r.customer_id === null ? null : customerKey({ projectId: bigOf(r.project_id), customerId: stringOf(r.customer_id) }),
         sequence: typeof r.sequence === "string" && /^\d+$/.test(r.sequence) ? BigInt(r.sequence) : null,
       })),
     );

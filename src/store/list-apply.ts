@@ -50,7 +50,7 @@ export function applyList(
   nowMs: number,
   outbox: Outbox | null,
 ): Batch<WrittenIds> {
-  const deposits: { index: number; statements: SQL[] }[] = [];
+  const deposits: { index: number; statements: DepositStatements }[] = [];
   const parts: WritePart[] = [];
   const expiries: SQL[] = [];
   const { plans } = planned;
@@ -85,12 +85,18 @@ export function applyList(
     expiries,
     events: outbox === null ? [] : listEventsSql(state, writes, planned, outbox.deploymentId, nowMs),
   };
-  const depositGroups = Object.fromEntries(deposits.map((d) => [`deposit${d.index}`, d.statements]));
+  // In this order: the ids are read after the deposit's entry, the outcome names them after.
+  const depositGroups = Object.fromEntries(
+    deposits.flatMap(({ index, statements }) => [
+      [`deposit${index}`, statements.writes],
+      [`depositIds${index}`, [statements.ids]],
+      [`depositOutcome${index}`, statements.outcome],
+    ]),
+  );
   return mapBatch(namedBatch<string>({ ...depositGroups, ...groups }), (results) => {
     const ids = new Map<number, { accountId: bigint; ledgerEntryId: bigint }>();
     for (const d of deposits) {
-      const own = results[`deposit${d.index}`] ?? [];
-      const row = rowsOf(own[DEPOSIT_IDS_AT])[0];
+      const row = rowsOf(results[`depositIds${d.index}`]?.[0])[0];
       ids.set(d.index, { accountId: bigOf(row?.account_id), ledgerEntryId: bigOf(row?.ledger_entry_id) });
     }
     return ids;
@@ -140,8 +146,12 @@ function customerLedgersSql(ledgers: PlannedList["ledgers"], guard: SQL | null):
     WHERE id IN (${ids}) AND ledger_sequence = ${caseOf((l) => l.from)}${guard ? sql` AND ${guard}` : sql``}`;
 }
 
-/** Where the SELECT of the written ids sits among a deposit's statements. */
-const DEPOSIT_IDS_AT = 2;
+/** A deposit's statements: its writes, the SELECT of the ids they gave, the outcome that names them. */
+interface DepositStatements {
+  readonly writes: SQL[];
+  readonly ids: SQL;
+  readonly outcome: SQL[];
+}
 
 /**
  * Credits the account (creating it when new), appends the DEPOSIT entry, reads both ids back,
@@ -152,7 +162,7 @@ function depositSql(
   plan: Extract<WritePlan, { kind: "deposit" }>,
   positions: readonly LedgerPosition[],
   nowMs: number,
-): SQL[] {
+): DepositStatements {
   const { projectId } = request;
   const { changes, result } = plan;
   const accountId = accountIdByKeySql(projectId, changes.customerPk, accountKeyOf(request));
@@ -176,19 +186,17 @@ function depositSql(
     })),
   );
   // The entry is a single-row INSERT: LAST_INSERT_ID() is its id until the next insert.
-  const statements = [
-    creditAccountSql(projectId, changes.customerPk, changes.accountKey, changes.amount, nowMs),
-    ...writeSetSql([entry]),
-    sql`SELECT ${accountId} AS account_id, LAST_INSERT_ID() AS ledger_entry_id`,
-  ];
-  if (changes.envelope === null) return statements;
+  const writes = [creditAccountSql(projectId, changes.customerPk, changes.accountKey, changes.amount, nowMs), ...writeSetSql([entry])];
+  const ids = sql`SELECT ${accountId} AS account_id, LAST_INSERT_ID() AS ledger_entry_id`;
+  if (changes.envelope === null) return { writes, ids, outcome: [] };
   const tagged = (id: SQL) => sql`CONCAT('{"$bigint":"', ${id}, '"}')`;
   const response = sql`REPLACE(REPLACE(${encodeJson(result)}, ${encodeJson(PENDING_ACCOUNT_ID)}, ${tagged(accountId)}),
     ${encodeJson(PENDING_LEDGER_ENTRY_ID)}, ${tagged(sql`LAST_INSERT_ID()`)})`;
-  return [
-    ...statements,
-    ...writeSetSql([outcomePart(projectId, { envelope: changes.envelope, customerPk: changes.customerPk, response, nowMs })]),
-  ];
+  return {
+    writes,
+    ids,
+    outcome: writeSetSql([outcomePart(projectId, { envelope: changes.envelope, customerPk: changes.customerPk, response, nowMs })]),
+  };
 }
 
 /** Moves the allocated credits, inserts the transaction with its allocation and entries, records the outcome. */

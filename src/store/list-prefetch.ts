@@ -159,7 +159,7 @@ export function prefetchList(
     spendable: selections.length === 0 ? [] : [lockFirstSpendableSql(selectionGroupsOf(selections), nowMs, SPEND_ACCOUNTS_LOCKED_FIRST)],
     depositAccounts: deposits.map((d) => lockAccountByKeySql(d.projectId, pkOf(d), accountKeyOf(d))),
     ...reversalStatements(writes),
-    alerts: prefetchListAlertsSql(alertsRead, nowMs),
+    ...prefetchListAlertsSql(alertsRead, nowMs),
     outcomes: keys.length === 0 ? [] : [findOutcomesSql(keys)],
   });
   return mapBatch(batch, (r) => {
@@ -175,7 +175,7 @@ export function prefetchList(
       const c = found.get(byRef.get(customerKey(d)) ?? -1n);
       if (c) addAccounts(c, rowsOf(r.depositAccounts[i]));
     });
-    const withAlerts = alertsOf(r.alerts, alertsRead);
+    const withAlerts = alertsOf(r, alertsRead);
     return {
       ...reversalsOf(writes, r, found),
       customers: new Map([...found].map(([pk, c]) => [pk, withAlerts(c)])),
@@ -215,8 +215,11 @@ function lockedCustomersOf(rows: readonly Row[]) {
 }
 
 /** A customer's state, with its alerts and the balances they watch when they were read (`read`). */
-function alertsOf(results: readonly StatementResult[], read: readonly CustomerRef[]): (c: Assembling) => CustomerState {
-  const alerts = results.length === 0 ? null : listAlertsFromRows(rowsOf(results[0]), rowsOf(results[1]));
+function alertsOf(
+  results: Record<"alerts" | "alertBalances", readonly StatementResult[]>,
+  read: readonly CustomerRef[],
+): (c: Assembling) => CustomerState {
+  const alerts = results.alerts.length === 0 ? null : listAlertsFromRows(rowsOf(results.alerts[0]), rowsOf(results.alertBalances[0]));
   const readKeys = new Set(read.map(customerKey));
   return (c) => {
     const key = customerKey(c.row);
@@ -236,8 +239,8 @@ const withAlertsRead = (c: CustomerState, read: ListAlerts): CustomerState => {
  */
 export function prefetchAlerts(state: ListState, missing: readonly CustomerState[], nowMs: number): Batch<ListState> {
   const refs = missing.map((c) => c.ref);
-  return mapBatch(namedBatch({ alerts: prefetchListAlertsSql(refs, nowMs) }), (r) => {
-    const read = listAlertsFromRows(rowsOf(r.alerts[0]), rowsOf(r.alerts[1]));
+  return mapBatch(namedBatch(prefetchListAlertsSql(refs, nowMs)), (r) => {
+    const read = listAlertsFromRows(rowsOf(r.alerts[0]), rowsOf(r.alertBalances[0]));
     const customersNow = new Map(state.customers);
     for (const c of missing) customersNow.set(c.pk, withAlertsRead(c, read));
     return { ...state, customers: customersNow };
