@@ -7,6 +7,17 @@ export const TRANSACTION_KINDS = ["DEDUCT", "FREEZE"] as const;
 export const TRANSACTION_STATUSES = ["DEDUCTED", "FROZEN", "CONSUMED", "UNFROZEN"] as const;
 export const OPERATIONS = ["DEPOSIT", "DEDUCT", "FREEZE", "CONSUME", "UNFREEZE", "EXPIRE", "REFUND", "VOID"] as const;
 export const AUTO_ACTIONS = ["UNFREEZE", "CONSUME"] as const;
+/** What a spend is for, stored as its index here: the proto's BusinessType numbers, HTTP's names. */
+export const BUSINESS_TYPE_NAMES = [
+  "UNDEFINED",
+  "TASK",
+  "ORDER",
+  "MEMBERSHIP",
+  "SUBSCRIPTION",
+  "FREE_TRIAL",
+  "ADMIN_GRANT",
+  "TOKEN_USAGE",
+] as const;
 export type TransactionKind = (typeof TRANSACTION_KINDS)[number];
 export type TransactionStatus = (typeof TRANSACTION_STATUSES)[number];
 export type Operation = (typeof OPERATIONS)[number];

@@ -7,6 +7,7 @@ import {
   ID_PATTERN,
   SOURCE_OR_NONE_PATTERN,
 } from "../domain/limits.js";
+import { BUSINESS_TYPE_NAMES } from "../domain/types.js";
 
 /**
  * The JSON schemas every route shares. Each is declared once and serves request validation (the
@@ -55,16 +56,7 @@ export const MetadataInput = Type.Record(Type.String(), Type.Unknown(), {
   description: "Any JSON object (at most 32 keys), stored as given.",
 });
 
-export const BUSINESS_TYPE_NAMES = [
-  "UNDEFINED",
-  "TASK",
-  "ORDER",
-  "MEMBERSHIP",
-  "SUBSCRIPTION",
-  "FREE_TRIAL",
-  "ADMIN_GRANT",
-  "TOKEN_USAGE",
-] as const;
+export { BUSINESS_TYPE_NAMES };
 export type BusinessTypeName = (typeof BUSINESS_TYPE_NAMES)[number];
 
 export const BusinessType = Type.Enum(BUSINESS_TYPE_NAMES, { description: "What the spend is for (default UNDEFINED)." });

@@ -3,7 +3,7 @@ import { type SQL, sql } from "./sql.js";
 import type { RowDataPacket } from "mysql2/promise";
 import { customerKey } from "../domain/customer-ref.js";
 import { stampOrder } from "../domain/event-order.js";
-import { type FeedEvent, parsePayload } from "../domain/events.js";
+import { EVENT_TYPES, type EventType, type FeedEvent, parsePayload } from "../domain/events.js";
 import type { Database } from "./database.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
 import { bigOf, msOf, stringOf } from "./row-values.js";
@@ -217,6 +217,13 @@ function feedQuery(filter: FeedFilter, limit: number): { sql: string; params: un
 }
 
 /** A row read back as untrusted: a malformed payload throws. */
+/** A stored event type (a closed set, held by a CHECK): anything else is a server error, not an event to send. */
+function eventTypeOf(value: unknown): EventType {
+  const type = EVENT_TYPES.find((t) => t === value);
+  if (type === undefined) throw new Error("an event's stored type is unknown");
+  return type;
+}
+
 function feedEventOf(row: RowDataPacket): FeedEvent {
   // MariaDB's JSON is text; MySQL's arrives parsed.
   const payload: unknown = typeof row.payload === "string" ? JSON.parse(row.payload) : row.payload;
@@ -226,7 +233,7 @@ function feedEventOf(row: RowDataPacket): FeedEvent {
     projectPosition: bigOf(row.project_position),
     projectId: bigOf(row.project_id),
     customerId: row.customer_id === null ? null : stringOf(row.customer_id),
-    type: stringOf(row.type),
+    type: eventTypeOf(row.type),
     transactionId: row.transaction_id === null ? null : stringOf(row.transaction_id),
     payload: parsePayload(payload),
     createdAtMs: msOf(row.created_at),

@@ -1,3 +1,5 @@
+import { CREDIT_TYPE_PATTERN } from "../domain/limits.js";
+import { BUSINESS_TYPE_NAMES } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
 
 /** Column values as mysql2 returns them for our session settings (big numbers as strings). */
@@ -43,4 +45,20 @@ export function oneOf<T extends string>(value: unknown, allowed: readonly T[], c
     throw new BillingError("freeze_records_inconsistent", undefined, { column, value: String(value) });
   }
   return found;
+}
+
+/** A stored business type: an index of BUSINESS_TYPE_NAMES, anything else as oneOf refuses it. */
+export function businessTypeOf(value: unknown): number {
+  const n = numberOf(value);
+  if (n < 0 || n >= BUSINESS_TYPE_NAMES.length) {
+    throw new BillingError("freeze_records_inconsistent", undefined, { column: "business_type", value: String(value) });
+  }
+  return n;
+}
+
+/** A hold's stored credit types: a JSON array of credit types, anything else as oneOf refuses it. */
+export function creditTypesOf(value: unknown): string[] {
+  const parsed: unknown = JSON.parse(stringOf(value));
+  if (Array.isArray(parsed) && parsed.every((t) => typeof t === "string" && CREDIT_TYPE_PATTERN.test(t))) return parsed as string[];
+  throw new BillingError("freeze_records_inconsistent", undefined, { column: "credit_types", value: String(value) });
 }

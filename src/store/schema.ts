@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import {
+  type AnyMySqlColumn,
   bigint,
   boolean,
   char,
@@ -15,7 +16,8 @@ import {
   varchar,
 } from "drizzle-orm/mysql-core";
 import { OUTCOME_SCOPES } from "../domain/idempotency.js";
-import { AUTO_ACTIONS, OPERATIONS, TRANSACTION_KINDS, TRANSACTION_STATUSES } from "../domain/types.js";
+import { EVENT_TYPES } from "../domain/events.js";
+import { AUTO_ACTIONS, BUSINESS_TYPE_NAMES, OPERATIONS, TRANSACTION_KINDS, TRANSACTION_STATUSES } from "../domain/types.js";
 
 // Conventions: money is BIGINT read as bigint; surrogate ids are BIGINT AUTO_INCREMENT read as
 // bigint; server times are DATETIME(3) in UTC; account validity bounds are BIGINT epoch
@@ -27,6 +29,9 @@ import { AUTO_ACTIONS, OPERATIONS, TRANSACTION_KINDS, TRANSACTION_STATUSES } fro
 
 /** A closed value set as SQL literals, for the CHECK constraints that hold a column to it. */
 const valuesOf = (values: readonly string[]) => sql.raw(values.map((v) => `'${v}'`).join(", "));
+
+/** A business type is its index in BUSINESS_TYPE_NAMES. */
+const businessTypeKnown = (column: AnyMySqlColumn) => sql`${column} BETWEEN 0 AND ${sql.raw(String(BUSINESS_TYPE_NAMES.length - 1))}`;
 
 const id = () => bigint("id", { mode: "bigint", unsigned: true }).autoincrement().primaryKey();
 const ref = (name: string) => bigint(name, { mode: "bigint", unsigned: true }).notNull();
@@ -174,6 +179,7 @@ export const transactions = mysqlTable(
     check("transactions_kind_valid", sql`${t.kind} IN (${valuesOf(TRANSACTION_KINDS)})`),
     check("transactions_status_valid", sql`${t.status} IN (${valuesOf(TRANSACTION_STATUSES)})`),
     check("transactions_auto_action_valid", sql`${t.autoAction} IS NULL OR ${t.autoAction} IN (${valuesOf(AUTO_ACTIONS)})`),
+    check("transactions_business_type_known", businessTypeKnown(t.businessType)),
     // Refunds never give back more than the charge took: a Deduct's amount, a consumed Freeze's
     // actual amount (overage included; 0 until consumed).
     check(
@@ -241,6 +247,7 @@ export const ledgerEntries = mysqlTable(
     // An expiry records what was left, even nothing: it removes the account from balance_after.
     check("ledger_amount_pos", sql`${t.amount} > 0 OR ${t.operation} = 'EXPIRE'`),
     check("ledger_operation_valid", sql`${t.operation} IN (${valuesOf(OPERATIONS)})`),
+    check("ledger_business_type_known", businessTypeKnown(t.businessType)),
     // Every reversal names what it reverses, and nothing else does. The ledger equations:
     // total = Σ DEPOSIT − Σ VOID; used = Σ DEDUCT + Σ CONSUME − Σ REFUND.
     check("ledger_refund_reverses_charge", sql`(${t.operation} = 'REFUND') = (${t.reversesTransactionId} IS NOT NULL)`),
@@ -456,6 +463,7 @@ export const events = mysqlTable(
     uniqueIndex("events_position_uq").on(t.position),
     // A project's feed, in commit order (WatchEvents, GET /v1/events).
     uniqueIndex("events_project_position_uq").on(t.projectId, t.projectPosition),
+    check("events_type_known", sql`${t.type} IN (${valuesOf(EVENT_TYPES)})`),
   ],
 );
 

@@ -13,9 +13,9 @@ import {
   type TransactionStatus,
 } from "../domain/types.js";
 import type { Database, Db } from "./database.js";
-import { decodeJson, decodeMetadata, encodeJson } from "./json-codec.js";
+import { decodeMetadata, encodeJson } from "./json-codec.js";
 import { ACCOUNT_COLUMNS } from "./accounts-store.js";
-import { bigOf, boolOf, msOf, numberOf, oneOf, stringOf } from "./row-values.js";
+import { bigOf, boolOf, businessTypeOf, creditTypesOf, msOf, oneOf, stringOf } from "./row-values.js";
 import { type Row, rowsOf, runTransaction } from "./run-transaction.js";
 import { accounts, allocations, apiKeys, customers, transactions } from "./schema.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
@@ -89,8 +89,8 @@ export function transactionFromRow(row: Row | undefined): TransactionRow | null 
     consumedAmount: bigOf(row.consumed_amount),
     returnedAmount: bigOf(row.returned_amount),
     overageAmount: bigOf(row.overage_amount),
-    creditTypes: decodeJson<string[]>(stringOf(row.credit_types)),
-    businessType: numberOf(row.business_type),
+    creditTypes: creditTypesOf(row.credit_types),
+    businessType: businessTypeOf(row.business_type),
     description: stringOf(row.description),
     metadata: decodeMetadata(stringOf(row.metadata)),
     autoAction: row.auto_action == null ? null : oneOf(row.auto_action, AUTO_ACTIONS, "auto_action"),

@@ -389,6 +389,32 @@ describe("finding 11: rows are parsed when read back, guarded updates checked", 
         "INSERT INTO ledger_entries (project_id, customer_pk, account_id, operation, amount, credit_type, source, metadata, created_at, sequence, balance_total, balance_used, balance_frozen) VALUES (1, 1, 1, 'BOGUS', 1, 'x', 'x', '{}', NOW(), 999999, 0, 0, 0)",
       ),
     ).rejects.toThrow(/ledger_operation_valid/);
+    await expect(
+      s.app.database.pool.query("UPDATE transactions SET business_type = 8 WHERE transaction_id = ?", [transactionId]),
+    ).rejects.toThrow(/transactions_business_type_known/);
+    await expect(
+      s.app.database.pool.query(
+        "INSERT INTO ledger_entries (project_id, customer_pk, account_id, operation, amount, credit_type, source, metadata, created_at, sequence, balance_total, balance_used, balance_frozen, business_type) VALUES (1, 1, 1, 'DEPOSIT', 1, 'x', 'x', '{}', NOW(), 999999, 0, 0, 0, 99)",
+      ),
+    ).rejects.toThrow(/ledger_business_type_known/);
+    await expect(
+      s.app.database.pool.query(
+        "INSERT INTO events (event_id, project_id, customer_id, type, payload, created_at) VALUES ('bogus-type', 1, 'c', 'ledger.bogus', '{}', NOW())",
+      ),
+    ).rejects.toThrow(/events_type_known/);
+  });
+
+  it("Consume of a hold whose credit types do not parse answers freeze_records_inconsistent, then works once they do", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 100n });
+    const transactionId = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId, amount: 40n });
+    await s.app.database.pool.query("UPDATE transactions SET credit_types = '[\"Not A Type\"]' WHERE transaction_id = ?", [transactionId]);
+    const info = await expectError(s.client.call("consume", { transactionId }), "freeze_records_inconsistent");
+    expect(info).toEqual({ column: "credit_types", value: '["Not A Type"]' });
+    await s.app.database.pool.query("UPDATE transactions SET credit_types = '[]' WHERE transaction_id = ?", [transactionId]);
+    expect((await s.client.call("consume", { transactionId })).balance).toEqual({ total: 100n, used: 40n, frozen: 0n, available: 60n });
+    await expectLedgerVerifies();
   });
 
   it("Consume of a hold whose status reads BOGUS answers freeze_records_inconsistent and writes nothing", async () => {

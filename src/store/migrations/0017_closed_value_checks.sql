@@ -1,0 +1,3 @@
+ALTER TABLE `events` ADD CONSTRAINT `events_type_known` CHECK (`events`.`type` IN ('ledger.deposit', 'ledger.deduct', 'ledger.freeze', 'ledger.consume', 'ledger.unfreeze', 'ledger.expire', 'ledger.refund', 'ledger.void', 'balance.low', 'balance.depleted', 'balance.recovered', 'slot.grant', 'slot.revoke', 'slot.claim', 'slot.release', 'entitlement.set', 'entitlement.remove'));--> statement-breakpoint
+ALTER TABLE `ledger_entries` ADD CONSTRAINT `ledger_business_type_known` CHECK (`ledger_entries`.`business_type` BETWEEN 0 AND 7);--> statement-breakpoint
+ALTER TABLE `transactions` ADD CONSTRAINT `transactions_business_type_known` CHECK (`transactions`.`business_type` BETWEEN 0 AND 7);
