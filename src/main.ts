@@ -4,7 +4,11 @@ import { type Config, ConfigError, loadConfig, redactUrl } from "./config.js";
 import { TlsFileError } from "./grpc/tls.js";
 import { createLogger } from "./logger.js";
 import { DatabaseUnreachableError } from "./store/database.js";
+import { shutdownTelemetry } from "./telemetry/shutdown.js";
 import { UsageError } from "./tenancy/projects.js";
+
+/** How long the last spans may take to export once the app has stopped (an unreachable collector must not hold the exit). */
+const TELEMETRY_FLUSH_MS_MAX = 5_000;
 
 /**
  * The address of a listener whose port another process holds (EADDRINUSE, as Node reports it
@@ -57,13 +61,20 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "shutting down");
-    app.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
+    app
+      .stop()
+      .then(() =>
+        shutdownTelemetry(Math.min(config.SHUTDOWN_GRACE_MS, TELEMETRY_FLUSH_MS_MAX)).catch((error: unknown) =>
+          log.warn({ err: error }, "could not export the last spans"),
+        ),
+      )
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          log.error({ err: error }, "shutdown failed");
+          process.exit(1);
+        },
+      );
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));

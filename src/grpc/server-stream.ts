@@ -5,6 +5,7 @@ import { toBillingError } from "../errors/billing-error.js";
 import { toServiceError } from "./status-details.js";
 import { MalformedRequest } from "./request-decoding.js";
 import { admit, REQUEST_ID_HEADER, requestIdOf, type GuardedEnvironment } from "./unary.js";
+import { endSpanOnCancel } from "../telemetry/cancelled-stream.js";
 
 /** What a server stream needs beside a unary call's environment: the server's own end. */
 export interface StreamEnvironment extends GuardedEnvironment {
@@ -39,6 +40,7 @@ export function guardedStream<Req, Res>(
     headers.set(REQUEST_ID_HEADER, requestId);
     call.sendMetadata(headers);
 
+    endSpanOnCancel(call);
     const aborter = new AbortController();
     const abort = () => aborter.abort();
     call.on("cancelled", abort);

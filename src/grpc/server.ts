@@ -14,6 +14,7 @@ import { BillingServiceService } from "../../gen/velobase/billing/v1/billing.js"
 import { addReflection } from "./reflection.js";
 import { REQUEST_ID_HEADER, saneRequestId, withSerializedResponses } from "./unary.js";
 import { withCheckedRequests } from "./request-decoding.js";
+import { endSpanOnCancel } from "../telemetry/cancelled-stream.js";
 
 export const BILLING_SERVICE_NAME = "velobase.billing.v1.BillingService";
 export const SLOT_SERVICE_NAME = "velobase.billing.v1.SlotService";
@@ -46,6 +47,7 @@ export class HealthReporter {
           ...handlers,
           watch: (call: ServerWritableStream<unknown, unknown>) => {
             watches.add(call);
+            endSpanOnCancel(call);
             call.once("cancelled", () => watches.delete(call));
             watch(call);
           },

@@ -8,6 +8,6 @@
  */
 import { startTelemetry } from "./sdk.js";
 
-// No signal handler here: one would keep a SIGTERM during start-up from ending the process. Spans
-// still in the batch when the process exits (at most OTEL_BSP_SCHEDULE_DELAY, 5 s) are lost.
+// No signal handler here: one would keep a SIGTERM during start-up from ending the process.
+// main's stop exports the spans still in the batch (shutdownTelemetry) once the app has stopped.
 if (process.env.OTEL_SDK_DISABLED !== "true") startTelemetry();

@@ -2,10 +2,13 @@ import { FastifyOtelInstrumentation } from "@fastify/otel";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { GrpcInstrumentation } from "@opentelemetry/instrumentation-grpc";
 import { MySQL2Instrumentation } from "@opentelemetry/instrumentation-mysql2";
-import { NodeSDK } from "@opentelemetry/sdk-node";
+import { NodeSDK, resources } from "@opentelemetry/sdk-node";
 import { BatchSpanProcessor, NoopSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { statementWithoutValues } from "../logger.js";
+import { OutgoingSpans } from "./outgoing-spans.js";
+import { keepForShutdown } from "./shutdown.js";
 
+/** service.name unless OTEL_SERVICE_NAME (or service.name in OTEL_RESOURCE_ATTRIBUTES) names another. */
 export const SERVICE_NAME = "velobase-billing";
 
 /** A round trip's statements as a span shows them, cut here (a write's batch is a few kilobytes). */
@@ -28,17 +31,22 @@ function defaultSpanProcessors(env: NodeJS.ProcessEnv): SpanProcessor[] {
   return endpoint ? [new BatchSpanProcessor(new OTLPTraceExporter())] : [new NoopSpanProcessor()];
 }
 
+/** OTel's name for an HTTP server span: the method and the route template, never the path. */
+const httpSpanName = (method: string, route: string | undefined) => (route === undefined ? method : `${method} ${route}`);
+
 /**
  * The OpenTelemetry Node SDK with the instrumentations of our transports and database driver: a
  * span per gRPC call (@opentelemetry/instrumentation-grpc) and HTTP route (@fastify/otel, which
  * registers itself on every fastify instance), and a child span per database round trip
- * (@opentelemetry/instrumentation-mysql2). Metrics and logs stay with Prometheus and pino.
- * Must start before the app's modules load: see src/telemetry/register.ts.
+ * (@opentelemetry/instrumentation-mysql2). Spans pass OutgoingSpans before any exporter.
+ * Metrics and logs stay with Prometheus and pino. Must start before the app's modules load: see
+ * src/telemetry/register.ts.
  */
 export function startTelemetry(options: TelemetryOptions = {}): NodeSDK {
   const sdk = new NodeSDK({
-    serviceName: SERVICE_NAME,
-    spanProcessors: options.spanProcessors ?? defaultSpanProcessors(options.env ?? process.env),
+    // The resource detectors (OTEL_SERVICE_NAME among them) are merged over this one.
+    resource: resources.defaultResource().merge(resources.resourceFromAttributes({ "service.name": SERVICE_NAME })),
+    spanProcessors: [new OutgoingSpans(options.spanProcessors ?? defaultSpanProcessors(options.env ?? process.env))],
     metricReaders: [],
     logRecordProcessors: [],
     instrumentations: [
@@ -49,9 +57,13 @@ export function startTelemetry(options: TelemetryOptions = {}): NodeSDK {
         maskStatement: true,
         maskStatementHook: (statement) => statementWithoutValues(statement, SPAN_SQL_LENGTH_MAX),
       }),
-      new FastifyOtelInstrumentation({ registerOnInitialization: true }),
+      new FastifyOtelInstrumentation({
+        registerOnInitialization: true,
+        requestHook: (span, request) => span.updateName(httpSpanName(request.method, request.routeOptions.url)),
+      }),
     ],
   });
   sdk.start();
+  keepForShutdown(sdk);
   return sdk;
 }

@@ -1,15 +1,27 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type Attributes, context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BillingError } from "../../src/errors/billing-error.js";
+import { outsideAnyTrace } from "../../src/telemetry/outside-any-trace.js";
 import { startTelemetry } from "../../src/telemetry/sdk.js";
 import type { TestServer } from "../support/server.js";
 
+// The default service name is asserted: none may come from the environment.
+delete process.env.OTEL_SERVICE_NAME;
+delete process.env.OTEL_RESOURCE_ATTRIBUTES;
 // As src/telemetry/register.ts does under --import: the SDK starts before the app's modules load
 // (they are imported below, after it), here with the SDK's in-memory exporter.
 const exporter = new InMemorySpanExporter();
 const sdk = startTelemetry({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
 const { startTestServer } = await import("../support/server.js");
 const { uid } = await import("../support/fixtures.js");
+const { TestWatcher } = await import("../support/events.js");
+const { uniqueDatabaseUrl } = await import("../support/database.js");
+const { collect, spawnMain, waitForOutput } = await import("../support/spawn.js");
 
 const lines: Array<Record<string, unknown>> = [];
 const logDestination = new Writable({
@@ -38,7 +50,7 @@ describe("traces", () => {
     await s.client.call("deposit", { customerId, amount: 5n });
     const spans = exporter.getFinishedSpans();
     const server = spans.find((span) => span.name === "grpc.velobase.billing.v1.BillingService/Deposit" && span.kind === 1);
-    expect(server).toBeDefined();
+    expect(server?.resource.attributes["service.name"]).toBe("velobase-billing");
     const database = childrenOf(server as ReadableSpan, spans);
     expect(database.length).toBeGreaterThan(0);
     for (const span of database) expect(span.attributes["db.system"] ?? span.attributes["db.system.name"]).toBe("mysql");
@@ -58,13 +70,222 @@ describe("traces", () => {
     expect(response.status).toBe(200);
     await response.arrayBuffer();
     const spans = exporter.getFinishedSpans();
-    const route = spans.find((span) => span.attributes["http.route"] === "/v1/customers/deposit");
-    expect(route).toBeDefined();
+    const route = spans.find((span) => span.attributes["http.route"] === "/v1/customers/deposit" && span.kind === SpanKind.SERVER);
+    expect(route?.name).toBe("POST /v1/customers/deposit");
     const traceId = route?.spanContext().traceId;
     const inTrace = spans.filter((span) => span.spanContext().traceId === traceId);
     expect(inTrace.some((span) => (span.attributes["db.system"] ?? span.attributes["db.system.name"]) === "mysql")).toBe(true);
     const logged = lines.filter((line) => line.trace_id !== undefined);
     expect(logged.length).toBeGreaterThan(0);
     expect(new Set(logged.map((line) => line.trace_id))).toEqual(new Set([traceId]));
+  });
+});
+
+const tracer = trace.getTracer("telemetry-test");
+const serverSpanOf = (spans: readonly ReadableSpan[], name: string) =>
+  spans.find((span) => span.name === name && span.kind === SpanKind.SERVER);
+const inTraceOf = (span: ReadableSpan | undefined, spans: readonly ReadableSpan[]) =>
+  spans.filter((other) => other.spanContext().traceId === span?.spanContext().traceId);
+/** What a span tells a trace backend, as text. */
+const shown = (spans: readonly ReadableSpan[]) =>
+  JSON.stringify(spans.map((span) => ({ name: span.name, attributes: span.attributes, events: span.events, status: span.status })));
+
+describe("what spans leave out", () => {
+  it("an HTTP span names the method and route template, never the path or query it was called with", async () => {
+    const customerId = uid("private");
+    await s.client.call("deposit", { customerId, amount: 5n });
+    exporter.reset();
+    const headers = { authorization: `Bearer ${s.apiKey}` };
+    const ledger = await fetch(`${s.httpUrl}/v1/customers/${customerId}/ledger?limit=5`, { headers });
+    expect(ledger.status).toBe(200);
+    await ledger.arrayBuffer();
+    const unknown = await fetch(`${s.httpUrl}/v1/nowhere/${customerId}?email=someone%40example.com`, { headers });
+    expect(unknown.status).toBe(404);
+    await unknown.arrayBuffer();
+    const spans = exporter.getFinishedSpans();
+    const routed = serverSpanOf(spans, "GET /v1/customers/:customer_id/ledger");
+    expect(routed?.attributes).toEqual({
+      "fastify.root": "@fastify/otel",
+      "http.request.method": "GET",
+      "http.route": "/v1/customers/:customer_id/ledger",
+      "http.response.status_code": 200,
+    });
+    // No route matched: the method alone, as OTel names such a span.
+    const unrouted = serverSpanOf(spans, "GET");
+    expect(unrouted?.attributes).toEqual({
+      "fastify.root": "@fastify/otel",
+      "http.request.method": "GET",
+      "http.response.status_code": 404,
+    });
+    expect(shown(spans)).not.toContain(customerId);
+    expect(shown(spans)).not.toContain("limit=5");
+    expect(shown(spans)).not.toContain("someone");
+  });
+});
+
+describe("span status", () => {
+  it("an HTTP refusal (4xx) leaves every span of its trace UNSET and without an exception", async () => {
+    const customerId = uid("refused");
+    await s.client.call("deposit", { customerId, amount: 5n });
+    const refusals = [
+      { key: s.apiKey, path: "/v1/billing/deduct", status: 400 },
+      { key: "vb_test_not_a_key", path: "/v1/billing/deduct", status: 401 },
+    ];
+    for (const refusal of refusals) {
+      exporter.reset();
+      const response = await fetch(`${s.httpUrl}${refusal.path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${refusal.key}`, "content-type": "application/json" },
+        body: JSON.stringify({ customer_id: customerId, transaction_id: uid("t"), amount: 500 }),
+      });
+      expect(response.status).toBe(refusal.status);
+      await response.arrayBuffer();
+      const spans = exporter.getFinishedSpans();
+      const server = serverSpanOf(spans, "POST /v1/billing/deduct");
+      expect(server?.attributes["http.response.status_code"]).toBe(refusal.status);
+      const inTrace = inTraceOf(server, spans);
+      expect(inTrace.length).toBeGreaterThan(2);
+      expect(new Set(inTrace.map((span) => span.status.code))).toEqual(new Set([SpanStatusCode.UNSET]));
+      expect(inTrace.flatMap((span) => span.events.map((event) => event.name))).toEqual([]);
+    }
+  });
+
+  it("a gRPC refusal leaves the server span UNSET and keeps its status code", async () => {
+    const customerId = uid("refused");
+    await s.client.call("deposit", { customerId, amount: 5n });
+    exporter.reset();
+    await expect(s.client.call("deduct", { customerId, transactionId: uid("t"), amount: 500n })).rejects.toThrow(/insufficient/);
+    const server = serverSpanOf(exporter.getFinishedSpans(), "grpc.velobase.billing.v1.BillingService/Deduct");
+    expect(server?.status).toEqual({ code: SpanStatusCode.UNSET });
+    expect(server?.attributes["rpc.grpc.status_code"]).toBe(9); // FAILED_PRECONDITION
+  });
+
+  const exported = (kind: SpanKind, attributes: Attributes, thrown: Error): ReadableSpan | undefined => {
+    exporter.reset();
+    const span = tracer.startSpan("outcome", { kind, attributes });
+    span.recordException(thrown);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: thrown.message });
+    span.end();
+    return exporter.getFinishedSpans()[0];
+  };
+  const cases: Array<[string, "UNSET" | "ERROR", SpanKind, Attributes, Error]> = [
+    ["HTTP 404", "UNSET", SpanKind.SERVER, { "http.response.status_code": 404 }, new Error("x")],
+    ["HTTP 499", "UNSET", SpanKind.SERVER, { "http.response.status_code": 499 }, new Error("x")],
+    ["HTTP 500", "ERROR", SpanKind.SERVER, { "http.response.status_code": 500 }, new Error("x")],
+    ["HTTP 503", "ERROR", SpanKind.SERVER, { "http.response.status_code": 503 }, new Error("x")],
+    ["gRPC CANCELLED", "UNSET", SpanKind.SERVER, { "rpc.grpc.status_code": 1 }, new Error("x")],
+    ["gRPC INVALID_ARGUMENT", "UNSET", SpanKind.SERVER, { "rpc.grpc.status_code": 3 }, new Error("x")],
+    ["gRPC UNAUTHENTICATED", "UNSET", SpanKind.SERVER, { "rpc.grpc.status_code": 16 }, new Error("x")],
+    ["gRPC UNKNOWN", "ERROR", SpanKind.SERVER, { "rpc.grpc.status_code": 2 }, new Error("x")],
+    ["gRPC DEADLINE_EXCEEDED", "ERROR", SpanKind.SERVER, { "rpc.grpc.status_code": 4 }, new Error("x")],
+    ["gRPC INTERNAL", "ERROR", SpanKind.SERVER, { "rpc.grpc.status_code": 13 }, new Error("x")],
+    ["gRPC UNAVAILABLE", "ERROR", SpanKind.SERVER, { "rpc.grpc.status_code": 14 }, new Error("x")],
+    ["a handler's catalogue refusal", "UNSET", SpanKind.INTERNAL, {}, new BillingError("insufficient_balance")],
+    ["a handler's server_error", "ERROR", SpanKind.INTERNAL, {}, new BillingError("server_error")],
+    ["a handler's service_unavailable", "ERROR", SpanKind.INTERNAL, {}, new BillingError("service_unavailable")],
+    ["a handler's uncatalogued error", "ERROR", SpanKind.INTERNAL, {}, new TypeError("x")],
+    ["a client span's refusal", "ERROR", SpanKind.CLIENT, { "rpc.grpc.status_code": 9 }, new Error("x")],
+  ];
+  it.each(cases)("%s marked ERROR is exported %s, its exception event kept only then", (_name, status, kind, attributes, thrown) => {
+    const span = exported(kind, attributes, thrown);
+    expect(span?.status.code).toBe(SpanStatusCode[status]);
+    expect(span?.events.map((event) => event.name)).toEqual(status === "ERROR" ? ["exception"] : []);
+  });
+});
+
+describe("database spans", () => {
+  it("an idle server exports no span: its background queries belong to no call", async () => {
+    exporter.reset();
+    // The event stamper polls every 20 ms, the health check every 200 ms.
+    await sleep(500);
+    expect(exporter.getFinishedSpans()).toEqual([]);
+  });
+
+  it("a query makes a span only below a live span", async () => {
+    exporter.reset();
+    await s.app.database.probe();
+    const finished = tracer.startSpan("finished call");
+    finished.end();
+    await context.with(trace.setSpan(context.active(), finished), () => s.app.database.probe());
+    const live = tracer.startSpan("live call");
+    await context.with(trace.setSpan(context.active(), live), async () => {
+      await outsideAnyTrace(() => s.app.database.probe());
+      await s.app.database.probe();
+    });
+    live.end();
+    const queries = exporter.getFinishedSpans().filter((span) => span.attributes["db.system.name"] === "mysql");
+    expect(queries.map((span) => span.parentSpanContext?.spanId)).toEqual([live.spanContext().spanId]);
+  });
+});
+
+describe("at the process's exit", () => {
+  it("main exports the spans the batch still holds on SIGTERM, under OTEL_SERVICE_NAME", async () => {
+    const received: Buffer[] = [];
+    const collector = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on("data", (chunk: Buffer) => chunks.push(chunk));
+      request.on("end", () => {
+        received.push(Buffer.concat(chunks));
+        response.writeHead(200, { "content-type": "application/x-protobuf" }).end();
+      });
+    });
+    await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve));
+    const database = uniqueDatabaseUrl("vb_traced");
+    try {
+      const child = spawnMain({
+        DATABASE_URL: database.url,
+        GRPC_HOST: "127.0.0.1",
+        GRPC_PORT: "0",
+        SWEEP_INTERVAL_MS: "0",
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.address() as AddressInfo).port}`,
+        // Nothing leaves on the batch's schedule: only the exit's flush can send the span.
+        OTEL_BSP_SCHEDULE_DELAY: "600000",
+        OTEL_SERVICE_NAME: "billing-under-test",
+      });
+      const out = collect(child);
+      await waitForOutput(() => out.output().stdout, "velobase-billing listening");
+      const httpPort = /"httpPort":(\d+)/.exec(out.output().stdout)?.[1];
+      expect((await fetch(`http://127.0.0.1:${httpPort}/v1/health`)).status).toBe(200);
+      await sleep(200);
+      expect(received).toEqual([]);
+      child.kill("SIGTERM");
+      expect((await out.exited).code).toBe(0);
+      const sent = Buffer.concat(received).toString("latin1");
+      expect(sent).toContain("GET /v1/health");
+      expect(sent).toContain("billing-under-test");
+    } finally {
+      collector.close();
+      await database.drop();
+    }
+  });
+});
+
+describe("a WatchEvents stream", () => {
+  const name = "grpc.velobase.billing.v1.EventService/WatchEvents";
+  const openWatch = async () => {
+    const customerId = uid("watched");
+    await s.client.call("deposit", { customerId, amount: 5n });
+    const watcher = new TestWatcher(s.app.port, s.apiKey, { customerId });
+    await watcher.count(1);
+    return watcher;
+  };
+
+  it("while idle makes no spans: the feed's shared poll is no part of its trace", async () => {
+    const watcher = await openWatch();
+    exporter.reset();
+    // The feed's tail polls every 20 ms (EVENTS_POLL_INTERVAL_MS) while anyone watches.
+    await sleep(300);
+    expect(exporter.getFinishedSpans()).toEqual([]);
+    watcher.close();
+  });
+
+  it("its client cancels ends its span, exported UNSET with CANCELLED", async () => {
+    const watcher = await openWatch();
+    exporter.reset();
+    watcher.close();
+    await expect.poll(() => serverSpanOf(exporter.getFinishedSpans(), name)).toBeDefined();
+    const stream = serverSpanOf(exporter.getFinishedSpans(), name);
+    expect(stream?.status).toEqual({ code: SpanStatusCode.UNSET });
+    expect(stream?.attributes["rpc.grpc.status_code"]).toBe(1); // CANCELLED
   });
 });

@@ -1,6 +1,7 @@
 import type { Database } from "../../store/database.js";
 import { lastPosition } from "../../store/event-feed-store.js";
 import { WakeUp } from "./wake-up.js";
+import { outsideAnyTrace } from "../../telemetry/outside-any-trace.js";
 
 /**
  * Tells this instance's watchers that the feed moved: one query of the highest position every
@@ -22,7 +23,8 @@ export class FeedTail {
   /** Calls `listener` whenever the feed may have moved; returns the unsubscribe function. */
   subscribe(listener: () => void): () => void {
     this.listeners.add(listener);
-    this.loop ??= this.run();
+    // The loop serves every watcher: started in the first one's trace, each poll would be its span.
+    this.loop ??= outsideAnyTrace(() => this.run());
     return () => this.listeners.delete(listener);
   }
 

@@ -1,0 +1,77 @@
+import { type Context, SpanStatusCode, trace } from "@opentelemetry/api";
+import type { ReadableSpan, Span, SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { isRefusal } from "./span-outcome.js";
+
+const DATABASE_SCOPE = "@opentelemetry/instrumentation-mysql2";
+
+/** Paths and queries carry customer ids and emails; http.route says which route was called. */
+const URL_ATTRIBUTES: readonly string[] = ["url.full", "url.path", "url.query", "http.target", "http.url"];
+
+/**
+ * A database round trip that belongs to no live call: a background loop's (the event stamper,
+ * the sweeper, leases, health checks), or one of a loop that a call started and that outlived it.
+ */
+function isBackgroundQuery(span: Span, parentContext: Context): boolean {
+  if (span.instrumentationScope.name !== DATABASE_SCOPE) return false;
+  const parent = trace.getSpan(parentContext);
+  return parent === undefined || (!parent.isRecording() && !parent.spanContext().isRemote);
+}
+
+/** `span` as it may leave the process: no URL, and a refusal neither ERROR nor carrying an exception. */
+function outgoing(span: ReadableSpan): ReadableSpan {
+  const refusal = isRefusal(span);
+  if (!refusal && !URL_ATTRIBUTES.some((key) => key in span.attributes)) return span;
+  return {
+    name: span.name,
+    kind: span.kind,
+    spanContext: () => span.spanContext(),
+    ...(span.parentSpanContext && { parentSpanContext: span.parentSpanContext }),
+    startTime: span.startTime,
+    endTime: span.endTime,
+    status: refusal ? { code: SpanStatusCode.UNSET } : span.status,
+    attributes: Object.fromEntries(Object.entries(span.attributes).filter(([key]) => !URL_ATTRIBUTES.includes(key))),
+    links: span.links,
+    events: refusal ? span.events.filter((event) => event.name !== "exception") : span.events,
+    duration: span.duration,
+    ended: span.ended,
+    resource: span.resource,
+    instrumentationScope: span.instrumentationScope,
+    droppedAttributesCount: span.droppedAttributesCount,
+    droppedEventsCount: span.droppedEventsCount,
+    droppedLinksCount: span.droppedLinksCount,
+  };
+}
+
+/**
+ * Stands before the exporting processors: drops background database spans and hands on every
+ * other span as `outgoing` shapes it. A processor, not a sampler, so OTEL_TRACES_SAMPLER still
+ * applies; a view at onEnd because the SDK's span cannot unset a status nor drop an attribute.
+ */
+export class OutgoingSpans implements SpanProcessor {
+  private readonly dropped = new WeakSet<object>();
+
+  constructor(private readonly next: readonly SpanProcessor[]) {}
+
+  onStart(span: Span, parentContext: Context): void {
+    if (isBackgroundQuery(span, parentContext)) this.dropped.add(span);
+    else for (const processor of this.next) processor.onStart(span, parentContext);
+  }
+
+  onEnding(span: Span): void {
+    if (!this.dropped.has(span)) for (const processor of this.next) processor.onEnding?.(span);
+  }
+
+  onEnd(span: ReadableSpan): void {
+    if (this.dropped.has(span)) return;
+    const shaped = outgoing(span);
+    for (const processor of this.next) processor.onEnd(shaped);
+  }
+
+  async forceFlush(): Promise<void> {
+    await Promise.all(this.next.map((processor) => processor.forceFlush()));
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.all(this.next.map((processor) => processor.shutdown()));
+  }
+}
