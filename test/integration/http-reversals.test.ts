@@ -111,6 +111,10 @@ describe("POST /v1/customers/deposit/void", () => {
     expectHttpError(await http.post("/v1/customers/deposit/void", { ...body, void_id: uid("void") }), "deposit_not_voidable", {
       details: { record_id: d.record_id, voidable: 0 },
     });
+    // An amount asked for is a fact of the refusal too, even when nothing is left to void.
+    expectHttpError(await http.post("/v1/customers/deposit/void", { ...body, void_id: uid("void"), amount: 5 }), "deposit_not_voidable", {
+      details: { record_id: d.record_id, requested: 5, voidable: 0 },
+    });
     expectHttpError(
       await http.post("/v1/customers/deposit/void", { ...body, void_id: uid("void"), record_id: "99999999" }),
       "deposit_not_found",

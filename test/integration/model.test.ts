@@ -1137,9 +1137,14 @@ class Run {
     const record = this.records.get(r.recordId);
     if (!record || record.customerId !== r.customerId) return notFound;
     const voidable = this.voidable(record);
-    if (voidable <= 0n) return fail("deposit_not_voidable", { record_id: r.recordId, voidable: 0n });
+    const refused = {
+      record_id: r.recordId,
+      ...(r.amount !== undefined && { requested: r.amount }),
+      voidable: voidable > 0n ? voidable : 0n,
+    };
+    if (voidable <= 0n) return fail("deposit_not_voidable", refused);
     const amount = r.amount ?? voidable;
-    if (amount > voidable) return fail("deposit_not_voidable", { requested: amount, voidable });
+    if (amount > voidable) return fail("deposit_not_voidable", refused);
     if (amount < voidable) this.note("partial void");
     if (record.account.used + record.account.frozen > 0n) this.note("void of a deposit partly used");
     record.voided += amount;

@@ -359,7 +359,11 @@ describe("VoidDeposit", () => {
     const voidOf = (recordId: string, amount?: bigint) =>
       s.client.call("voidDeposit", { customerId, recordId, voidId: uid("void"), ...(amount === undefined ? {} : { amount }) });
     expect((await voidOf(first.ledgerEntryId, 60n)).voidedAmount).toBe(60n);
-    expect(await expectError(voidOf(first.ledgerEntryId, 41n), "deposit_not_voidable")).toEqual({ requested: "41", voidable: "40" });
+    expect(await expectError(voidOf(first.ledgerEntryId, 41n), "deposit_not_voidable")).toEqual({
+      record_id: first.ledgerEntryId,
+      requested: "41",
+      voidable: "40",
+    });
     const rest = await voidOf(first.ledgerEntryId);
     expect(rest).toMatchObject({ voidedAmount: 40n, balance: { total: 100n, available: 100n } });
     await expectError(voidOf(first.ledgerEntryId), "deposit_not_voidable");

@@ -82,9 +82,16 @@ export function planVoid(state: VoidState, command: VoidCommand, nowMs: number):
   if (state.voided > record.amount) throw new Error(`deposit ${record.id} was voided beyond what it added`);
   const status = accountStatus(account, nowMs);
   const voidable = status === "EXPIRED" ? 0n : minBig(record.amount - state.voided, availableOf(account));
-  if (voidable <= 0n) throw new BillingError("deposit_not_voidable", undefined, { record_id: record.id, voidable: 0n });
+  // The same facts either way: the record, the amount asked for (when one was), what can be voided.
+  const refused = () =>
+    new BillingError("deposit_not_voidable", undefined, {
+      record_id: record.id,
+      ...(request.amount !== null && { requested: request.amount }),
+      voidable: voidable > 0n ? voidable : 0n,
+    });
+  if (voidable <= 0n) throw refused();
   const amount = request.amount ?? voidable;
-  if (amount > voidable) throw new BillingError("deposit_not_voidable", undefined, { requested: amount, voidable });
+  if (amount > voidable) throw refused();
   const active = status === "ACTIVE";
   const total = active ? state.before.total - amount : state.before.total;
   return {

@@ -7677,7 +7677,8 @@ export const BillingServiceService = {
    * Errors: customer_id_required, invalid_argument (record_id, void_id),
    * amount_must_be_positive, deposit_not_found (unknown record_id, not a
    * deposit, or another customer's), deposit_not_voidable (nothing of it
-   * available, or less than the amount; ErrorInfo: requested, voidable),
+   * available, or less than the amount; ErrorInfo: record_id, requested
+   * when an amount was given, voidable),
    * idempotency_conflict, transaction_conflict, service_unavailable,
    * server_error.
    */
@@ -7813,7 +7814,8 @@ export interface BillingServiceServer extends UntypedServiceImplementation {
    * Errors: customer_id_required, invalid_argument (record_id, void_id),
    * amount_must_be_positive, deposit_not_found (unknown record_id, not a
    * deposit, or another customer's), deposit_not_voidable (nothing of it
-   * available, or less than the amount; ErrorInfo: requested, voidable),
+   * available, or less than the amount; ErrorInfo: record_id, requested
+   * when an amount was given, voidable),
    * idempotency_conflict, transaction_conflict, service_unavailable,
    * server_error.
    */
@@ -8081,7 +8083,8 @@ export interface BillingServiceClient extends Client {
    * Errors: customer_id_required, invalid_argument (record_id, void_id),
    * amount_must_be_positive, deposit_not_found (unknown record_id, not a
    * deposit, or another customer's), deposit_not_voidable (nothing of it
-   * available, or less than the amount; ErrorInfo: requested, voidable),
+   * available, or less than the amount; ErrorInfo: record_id, requested
+   * when an amount was given, voidable),
    * idempotency_conflict, transaction_conflict, service_unavailable,
    * server_error.
    */
