@@ -48,35 +48,30 @@ export interface ListOptions {
  * prefetch travels with the previous segment's writes.
  */
 export async function runList(ctx: BillingContext, writes: readonly CreditWrite[], options: ListOptions): Promise<Settled[]> {
-  const { answers, applied } = await runTransaction(
-    ctx.database,
-    async (tx) => {
-      if (ctx.signal?.aborted) throw deadlinePassed();
-      const nowMs = ctx.now();
-      const prefetch = (rest: readonly CreditWrite[]) =>
-        options.skipLocked && rest[0] ? prefetchSkipLocked(rest[0], nowMs) : prefetchList(rest, nowMs, ctx.alertHints?.likely);
-      const withAlerts = (read: ListState) => completeAlerts(ctx, tx, read, nowMs);
-      const answers: Settled[] = [];
-      let state = await withAlerts(await tx.runBatch(prefetch(writes)));
-      let applied = false;
-      for (let done = 0; done < writes.length; ) {
-        const rest = writes.slice(done);
-        const planned = await planSegment(tx, state, rest, nowMs);
-        const { plans } = planned;
-        if (options.atomic) throwFirstRefusal(plans, done);
-        applied ||= plans.some(isApplied);
-        const next = writes.slice(done + plans.length);
-        const apply = applyList(state, rest, planned, nowMs, outboxOf(ctx));
-        const last = next.length === 0;
-        const [ids, nextState] = await runApply(tx, rest, apply, last ? null : prefetch(next), last && applied);
-        answers.push(...plans.map((p, i) => answerOf(p, ids.get(i))));
-        if (nextState) state = await withAlerts(nextState);
-        done += plans.length;
-      }
-      return { answers, applied };
-    },
-    ctx.retries,
-  );
+  const { answers, applied } = await runWriteTransaction(ctx, async (tx) => {
+    const nowMs = ctx.now();
+    const prefetch = (rest: readonly CreditWrite[]) =>
+      options.skipLocked && rest[0] ? prefetchSkipLocked(rest[0], nowMs) : prefetchList(rest, nowMs, ctx.alertHints?.likely);
+    const withAlerts = (read: ListState) => completeAlerts(ctx, tx, read, nowMs);
+    const answers: Settled[] = [];
+    let state = await withAlerts(await tx.runBatch(prefetch(writes)));
+    let applied = false;
+    for (let done = 0; done < writes.length; ) {
+      const rest = writes.slice(done);
+      const planned = await planSegment(tx, state, rest, nowMs);
+      const { plans } = planned;
+      if (options.atomic) throwFirstRefusal(plans, done);
+      applied ||= plans.some(isApplied);
+      const next = writes.slice(done + plans.length);
+      const apply = applyList(state, rest, planned, nowMs, outboxOf(ctx));
+      const last = next.length === 0;
+      const [ids, nextState] = await runApply(tx, rest, apply, last ? null : prefetch(next), last && applied);
+      answers.push(...plans.map((p, i) => answerOf(p, ids.get(i))));
+      if (nextState) state = await withAlerts(nextState);
+      done += plans.length;
+    }
+    return { answers, applied };
+  });
   // The local stamper orders the new events at once (the others find them within their poll).
   if (applied) ctx.events?.notifyCommitted();
   return answers;
@@ -166,6 +161,21 @@ function answerOf(plan: WritePlan, ids: { accountId: bigint; ledgerEntryId: bigi
 /** A call whose deadline passed (or whose client went away) before its transaction started: it is not run. */
 export const deadlinePassed = () => new BillingError("service_unavailable", "The call's deadline passed before it ran.");
 
+/**
+ * The transaction of every write (lists, programs, alert settings): not begun once the call's
+ * deadline has passed or its client has gone, and retried as the context says.
+ */
+export function runWriteTransaction<T>(ctx: BillingContext, work: (tx: Tx) => Promise<T>): Promise<T> {
+  return runTransaction(
+    ctx.database,
+    async (tx) => {
+      if (ctx.signal?.aborted) throw deadlinePassed();
+      return work(tx);
+    },
+    ctx.retries,
+  );
+}
+
 /** A list's answers run each alone, in order: the fallback when their shared transaction failed. */
 export async function runEachAlone(ctx: BillingContext, writes: readonly CreditWrite[]): Promise<Settled[]> {
   const settled: Settled[] = [];
@@ -227,34 +237,29 @@ function withEvent<R>(ctx: BillingContext, apply: Batch<R>, event: ProgramEvent,
  */
 export async function runProgram<S, C, R extends object>(ctx: BillingContext, program: WriteProgram<S, C, R>): Promise<R> {
   let written = false;
-  const answer = await runTransaction(
-    ctx.database,
-    async (tx) => {
-      if (ctx.signal?.aborted) throw deadlinePassed();
-      const nowMs = ctx.now();
-      const outcome = program.plan(await tx.runBatch(program.prefetch(nowMs)), nowMs);
-      switch (outcome.kind) {
-        case "refused":
-          throw outcome.error;
-        case "replay":
-          return replayOf<R & { isIdempotentReplay: boolean }>(outcome.stored);
-        case "answer":
-          return outcome.result;
-        case "apply": {
-          const apply = withEvent(
-            ctx,
-            program.apply(outcome.changes, outcome.result, nowMs),
-            program.event(outcome.result, outcome.changes),
-            nowMs,
-          );
-          const result = await tx.runBatch(apply, { commit: true }).catch(rethrowGuardFailure);
-          written = true;
-          return result;
-        }
+  const answer = await runWriteTransaction(ctx, async (tx) => {
+    const nowMs = ctx.now();
+    const outcome = program.plan(await tx.runBatch(program.prefetch(nowMs)), nowMs);
+    switch (outcome.kind) {
+      case "refused":
+        throw outcome.error;
+      case "replay":
+        return replayOf<R & { isIdempotentReplay: boolean }>(outcome.stored);
+      case "answer":
+        return outcome.result;
+      case "apply": {
+        const apply = withEvent(
+          ctx,
+          program.apply(outcome.changes, outcome.result, nowMs),
+          program.event(outcome.result, outcome.changes),
+          nowMs,
+        );
+        const result = await tx.runBatch(apply, { commit: true }).catch(rethrowGuardFailure);
+        written = true;
+        return result;
       }
-    },
-    ctx.retries,
-  );
+    }
+  });
   if (written) ctx.events?.notifyCommitted();
   return answer;
 }
