@@ -1,4 +1,4 @@
-import { BillingError } from "../../errors/billing-error.js";
+import { refusable } from "./outcome.js";
 import { NO_BALANCE } from "../account-status.js";
 import type { AccountSnapshot } from "../types.js";
 import type { Planned } from "./planned.js";
@@ -33,14 +33,10 @@ const storedOf = (state: ListState, write: CreditWrite) => {
 
 /** A refusal from the catalogue is the write's plan; anything else is a bug and fails the list. */
 function stepOf<C, R>(plan: () => Planned<C, R>, applied: (p: { changes: C; result: R }) => WritePlan): ReversalStep {
-  let planned: Planned<C, R>;
-  try {
-    planned = plan();
-  } catch (error) {
-    if (error instanceof BillingError) return { kind: "plan", plan: { kind: "refused", error } };
-    throw error;
-  }
+  const planned = refusable(plan);
   switch (planned.kind) {
+    case "refused":
+      return { kind: "plan", plan: planned };
     case "apply":
       return { kind: "plan", plan: applied(planned) };
     case "replay":
