@@ -38,6 +38,10 @@ import { openDatabase, type Database } from "./store/database.js";
 import { Authenticator } from "./tenancy/authenticator.js";
 import { bootstrapApiKey } from "./tenancy/bootstrap.js";
 import { RateLimiter } from "./tenancy/rate-limiter.js";
+import { setTimeout as sleep } from "node:timers/promises";
+
+/** How long stop() waits for the pool to close once the calls are done or cut. */
+const POOL_CLOSE_WAIT_MS = 1_000;
 
 export interface App {
   readonly port: number;
@@ -259,6 +263,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     `velobase-billing listening (${LISTENERS_SECURITY[security]})`,
   );
 
+  let stopping: Promise<void> | null = null;
   return {
     port: grpc.port,
     httpPort: http.port,
@@ -270,17 +275,25 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     authenticator,
     rateLimiter,
     security,
-    async stop() {
-      stopWatching();
-      health.set(false);
-      health.endWatches();
-      closing.abort();
-      await Promise.all([grpc.shutdown(config.SHUTDOWN_GRACE_MS), http.close(config.SHUTDOWN_GRACE_MS)]);
-      await sweeper?.stop();
-      await events.stop();
-      metricsServer?.close();
-      await rateLimiter.close();
-      await database.close();
+    // Once: a second call (a signal during shutdown, a test's cleanup) waits for the first.
+    stop() {
+      stopping ??= stopAll();
+      return stopping;
     },
   };
+
+  async function stopAll(): Promise<void> {
+    stopWatching();
+    health.set(false);
+    health.endWatches();
+    closing.abort();
+    await Promise.all([grpc.shutdown(config.SHUTDOWN_GRACE_MS), http.close(config.SHUTDOWN_GRACE_MS)]);
+    await sweeper?.stop();
+    await events.stop();
+    metricsServer?.close();
+    await rateLimiter.close();
+    // A statement still waiting on a lock when the grace ran out would hold the pool's close
+    // until its lock wait timeout: the process exits after stop() anyway, closing the sockets.
+    await Promise.race([database.close(), sleep(POOL_CLOSE_WAIT_MS, undefined, { ref: false })]);
+  }
 }

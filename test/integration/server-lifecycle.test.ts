@@ -5,6 +5,7 @@ import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { uniqueDatabaseUrl } from "../support/database.js";
 import { collect, ROOT, spawnMain, waitForOutput } from "../support/spawn.js";
+import { TestClient } from "../support/client.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 type Callback<T> = (error: ServiceError | null, value: T) => void;
@@ -125,6 +126,35 @@ describe("start-up", () => {
       );
     } finally {
       await db.drop();
+    }
+  });
+
+  it("stops once the grace is over even while a call still waits on a lock (the pool is not waited for)", async () => {
+    const closing: TestClient[] = [];
+    const other = await s.startAnotherInstance({ SHUTDOWN_GRACE_MS: "300", DB_LOCK_WAIT_TIMEOUT_S: "120" });
+    const customerId = `stuck-${Date.now()}`;
+    await s.client.call("deposit", { customerId, amount: 10n });
+    const holder = await mysql.createConnection(s.databaseUrl);
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT id FROM customers WHERE customer_id = ? FOR UPDATE", [customerId]);
+      const client = new TestClient(other.port, s.apiKey);
+      const stuck = client.call("deduct", { customerId, transactionId: `stuck-${Date.now()}`, amount: 1n });
+      stuck.catch(() => undefined);
+      closing.push(client);
+      for (;;) {
+        const [rows] = await holder.query(
+          "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND INFO LIKE '%FOR UPDATE%' AND ID <> CONNECTION_ID()",
+        );
+        if (Number((rows as { n: number }[])[0]?.n) > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      // Resolves while the lock is still held: the deduct's statement waits on (up to 120 s).
+      await other.stop();
+    } finally {
+      await holder.query("ROLLBACK");
+      await holder.end();
+      for (const c of closing) c.close();
     }
   });
 
