@@ -263,7 +263,15 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     `velobase-billing listening (${LISTENERS_SECURITY[security]})`,
   );
 
-  let stopping: Promise<void> | null = null;
+  const grace = config.SHUTDOWN_GRACE_MS;
+  const stop = once(() =>
+    stopInOrder({
+      first: () => [stopWatching(), health.set(false), health.endWatches(), closing.abort()],
+      calls: () => Promise.all([grpc.shutdown(grace), http.close(grace)]),
+      background: [() => sweeper?.stop(), () => events.stop(), () => metricsServer?.close(), () => rateLimiter.close()],
+      database,
+    }),
+  );
   return {
     port: grpc.port,
     httpPort: http.port,
@@ -275,25 +283,33 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     authenticator,
     rateLimiter,
     security,
-    // Once: a second call (a signal during shutdown, a test's cleanup) waits for the first.
-    stop() {
-      stopping ??= stopAll();
-      return stopping;
-    },
+    stop,
   };
+}
 
-  async function stopAll(): Promise<void> {
-    stopWatching();
-    health.set(false);
-    health.endWatches();
-    closing.abort();
-    await Promise.all([grpc.shutdown(config.SHUTDOWN_GRACE_MS), http.close(config.SHUTDOWN_GRACE_MS)]);
-    await sweeper?.stop();
-    await events.stop();
-    metricsServer?.close();
-    await rateLimiter.close();
-    // A statement still waiting on a lock when the grace ran out would hold the pool's close
-    // until its lock wait timeout: the process exits after stop() anyway, closing the sockets.
-    await Promise.race([database.close(), sleep(POOL_CLOSE_WAIT_MS, undefined, { ref: false })]);
-  }
+/** `start()` once: later calls (a second signal, a test's cleanup) wait for the first. */
+function once(start: () => Promise<void>): () => Promise<void> {
+  let started: Promise<void> | null = null;
+  return () => {
+    started ??= start();
+    return started;
+  };
+}
+
+/**
+ * Stops a running app: refuses new work and tells watchers (`first`), lets the calls in flight
+ * finish within the grace (`calls`), stops the background work in order, closes the pool.
+ */
+async function stopInOrder(steps: {
+  first: () => unknown;
+  calls: () => Promise<unknown>;
+  background: ReadonlyArray<() => unknown>;
+  database: Database;
+}): Promise<void> {
+  steps.first();
+  await steps.calls();
+  for (const step of steps.background) await step();
+  // A statement still waiting on a lock when the grace ran out would hold the pool's close
+  // until its lock wait timeout: the process exits after stop() anyway, closing the sockets.
+  await Promise.race([steps.database.close(), sleep(POOL_CLOSE_WAIT_MS, undefined, { ref: false })]);
 }

@@ -4,6 +4,7 @@ import { type CreditWrite, customerRefOf, holdRefOf } from "../domain/plans/writ
 import { isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 import { deadlinePassed, runEachAlone, runList, type Settled } from "./pipeline.js";
+import { type CallerTrace, callerTrace, runForCallers } from "../telemetry/shared-work.js";
 
 /** What group commit reports (metrics). */
 export interface GroupCommitObserver {
@@ -33,6 +34,8 @@ interface Waiting {
   readonly signal: AbortSignal | undefined;
   readonly settle: (settled: Settled) => void;
   readonly fail: (error: unknown) => void;
+  /** The caller's trace: the group's span links to it. */
+  readonly trace: CallerTrace;
 }
 
 /**
@@ -98,12 +101,14 @@ export class GroupCommit {
     // A full queue is not grown: the call runs alone and waits on the customer's row lock instead.
     if (queue !== undefined && queue.length >= GROUP_COMMIT_QUEUE_MAX) return this.alone(write, signal);
     if (queue !== undefined) {
-      return answerOf(await new Promise<Settled>((settle, fail) => queue.push({ op: write, signal, settle, fail })));
+      return answerOf(await new Promise<Settled>((settle, fail) => queue.push({ op: write, signal, settle, fail, trace: callerTrace() })));
     }
     this.queues.set(key, []);
     try {
       if (this.inFlight < this.options.transactions) return await this.counted(() => this.alone(write, signal));
-      return answerOf(await new Promise<Settled>((settle, fail) => this.waiting.push({ op: write, signal, settle, fail })));
+      return answerOf(
+        await new Promise<Settled>((settle, fail) => this.waiting.push({ op: write, signal, settle, fail, trace: callerTrace() })),
+      );
     } finally {
       void this.drain(key);
     }
@@ -127,7 +132,13 @@ export class GroupCommit {
       // in one statement, in primary-key order.
       const group = stillWanted(this.waiting.splice(0, this.options.sideBySide ? GROUP_COMMIT_MAX : 1));
       if (group.length === 0) continue;
-      void this.counted(() => this.sideBySide(group.map((w) => w.op))).then(
+      void this.counted(() =>
+        runForCallers(
+          "billing side by side",
+          group.map((w) => w.trace),
+          () => this.sideBySide(group.map((w) => w.op)),
+        ),
+      ).then(
         (settled) => {
           for (const [i, w] of group.entries()) w.settle(settled[i] ?? { ok: false, error: new Error("a waiting call has no result") });
         },
@@ -179,7 +190,13 @@ export class GroupCommit {
       if (group.length === 0) continue;
       try {
         this.observer.onGroup?.(group.length);
-        const settled = await this.counted(() => this.listOrEachAlone(group.map((w) => w.op)));
+        const settled = await this.counted(() =>
+          runForCallers(
+            "billing group commit",
+            group.map((w) => w.trace),
+            () => this.listOrEachAlone(group.map((w) => w.op)),
+          ),
+        );
         group.forEach((w, i) => {
           const s = settled[i];
           if (s) w.settle(s);

@@ -198,7 +198,7 @@ describe("database spans", () => {
     exporter.reset();
     // The event stamper polls every 20 ms, the health check every 200 ms.
     await sleep(500);
-    expect(exporter.getFinishedSpans()).toEqual([]);
+    expect(exporter.getFinishedSpans().map((span) => span.name)).toEqual([]);
   });
 
   it("a query makes a span only below a live span", async () => {
@@ -272,10 +272,15 @@ describe("a WatchEvents stream", () => {
 
   it("while idle makes no spans: the feed's shared poll is no part of its trace", async () => {
     const watcher = await openWatch();
-    exporter.reset();
-    // The feed's tail polls every 20 ms (EVENTS_POLL_INTERVAL_MS) while anyone watches.
-    await sleep(300);
-    expect(exporter.getFinishedSpans()).toEqual([]);
+    // The feed's tail polls every 20 ms (EVENTS_POLL_INTERVAL_MS) while anyone watches: 300 ms
+    // without a span, once the stream has read what the deposit stamped, holds 15 polls.
+    let quiet: string[] = ["not yet"];
+    for (let round = 0; round < 10 && quiet.length > 0; round++) {
+      exporter.reset();
+      await sleep(300);
+      quiet = exporter.getFinishedSpans().map((span) => span.name);
+    }
+    expect(quiet).toEqual([]);
     watcher.close();
   });
 
@@ -287,5 +292,47 @@ describe("a WatchEvents stream", () => {
     const stream = serverSpanOf(exporter.getFinishedSpans(), name);
     expect(stream?.status).toEqual({ code: SpanStatusCode.UNSET });
     expect(stream?.attributes["rpc.grpc.status_code"]).toBe(1); // CANCELLED
+  });
+});
+
+describe("a group commit", () => {
+  it("runs in a span of its own, linked both ways to the calls it serves, which hold its database spans", async () => {
+    const customerId = uid("grouped");
+    await s.client.call("deposit", { customerId, amount: 1_000n });
+    exporter.reset();
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        tracer.startActiveSpan(`caller ${i}`, async (caller) => {
+          try {
+            await s.client.call("deduct", { customerId, transactionId: uid("g"), amount: 1n });
+          } finally {
+            caller.end();
+          }
+        }),
+      ),
+    );
+    const spans = exporter.getFinishedSpans();
+    const servers = spans.filter((span) => span.name === "grpc.velobase.billing.v1.BillingService/Deduct" && span.kind === SpanKind.SERVER);
+    expect(servers).toHaveLength(20);
+    const groups = spans.filter((span) => span.name === "billing group commit");
+    expect(groups.length).toBeGreaterThan(0);
+    const idOf = (span: ReadableSpan) => span.spanContext().spanId;
+    const isDatabase = (span: ReadableSpan) => (span.attributes["db.system"] ?? span.attributes["db.system.name"]) === "mysql";
+    for (const group of groups) {
+      expect(group.parentSpanContext).toBeUndefined();
+      const served = group.links.map((link) => link.context.spanId);
+      expect(served.length).toBe(group.attributes["billing.calls"]);
+      for (const spanId of served) {
+        const server = servers.find((s) => idOf(s) === spanId);
+        expect(server?.links.map((link) => link.context.spanId)).toContain(idOf(group));
+      }
+      expect(inTraceOf(group, spans).some(isDatabase)).toBe(true);
+    }
+    // Each call's write ran either alone, in its own trace, or in a group its span links to.
+    for (const server of servers) {
+      const linked = server.links.some((link) => groups.some((g) => idOf(g) === link.context.spanId));
+      expect(linked || inTraceOf(server, spans).some(isDatabase)).toBe(true);
+    }
+    expect(servers.filter((server) => server.links.length > 0).length).toBeGreaterThan(0);
   });
 });
