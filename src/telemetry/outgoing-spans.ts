@@ -1,5 +1,6 @@
 import { type Context, SpanStatusCode, trace } from "@opentelemetry/api";
-import type { ReadableSpan, Span, SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import type { ReadableSpan, Span, SpanProcessor, TimedEvent } from "@opentelemetry/sdk-trace-base";
+import { messageWithoutValues } from "../logger.js";
 import { isRefusal } from "./span-outcome.js";
 
 const DATABASE_SCOPE = "@opentelemetry/instrumentation-mysql2";
@@ -17,10 +18,32 @@ function isBackgroundQuery(span: Span, parentContext: Context): boolean {
   return parent === undefined || (!parent.isRecording() && !parent.spanContext().isRemote);
 }
 
-/** `span` as it may leave the process: no URL, and a refusal neither ERROR nor carrying an exception. */
+/**
+ * An exception event with its message masked as the logs mask one (a driver's message quotes the
+ * offending value: `Duplicate entry '<idempotency key>'`), in its stack trace's first line too.
+ */
+function maskedException(event: TimedEvent): TimedEvent {
+  if (event.name !== "exception" || event.attributes === undefined) return event;
+  const { "exception.message": message, "exception.stacktrace": stack } = event.attributes;
+  const attributes = { ...event.attributes };
+  if (typeof message === "string") attributes["exception.message"] = messageWithoutValues(message);
+  if (typeof stack === "string") {
+    const [first = "", ...frames] = stack.split("\n");
+    attributes["exception.stacktrace"] = [messageWithoutValues(first), ...frames].join("\n");
+  }
+  return { ...event, attributes };
+}
+
+const hasMessages = (span: ReadableSpan) => span.status.message !== undefined || span.events.some((event) => event.name === "exception");
+
+/**
+ * `span` as it may leave the process: no URL, no value inside an error message, and a refusal
+ * neither ERROR nor carrying an exception.
+ */
 function outgoing(span: ReadableSpan): ReadableSpan {
   const refusal = isRefusal(span);
-  if (!refusal && !URL_ATTRIBUTES.some((key) => key in span.attributes)) return span;
+  if (!refusal && !hasMessages(span) && !URL_ATTRIBUTES.some((key) => key in span.attributes)) return span;
+  const { message } = span.status;
   return {
     name: span.name,
     kind: span.kind,
@@ -28,10 +51,12 @@ function outgoing(span: ReadableSpan): ReadableSpan {
     ...(span.parentSpanContext && { parentSpanContext: span.parentSpanContext }),
     startTime: span.startTime,
     endTime: span.endTime,
-    status: refusal ? { code: SpanStatusCode.UNSET } : span.status,
+    status: refusal
+      ? { code: SpanStatusCode.UNSET }
+      : { code: span.status.code, ...(message !== undefined && { message: messageWithoutValues(message) }) },
     attributes: Object.fromEntries(Object.entries(span.attributes).filter(([key]) => !URL_ATTRIBUTES.includes(key))),
     links: span.links,
-    events: refusal ? span.events.filter((event) => event.name !== "exception") : span.events,
+    events: refusal ? span.events.filter((event) => event.name !== "exception") : span.events.map(maskedException),
     duration: span.duration,
     ended: span.ended,
     resource: span.resource,

@@ -16,7 +16,8 @@ delete process.env.OTEL_RESOURCE_ATTRIBUTES;
 // As src/telemetry/register.ts does under --import: the SDK starts before the app's modules load
 // (they are imported below, after it), here with the SDK's in-memory exporter.
 const exporter = new InMemorySpanExporter();
-const sdk = startTelemetry({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+const processor = new SimpleSpanProcessor(exporter);
+const sdk = startTelemetry({ spanProcessors: [processor] });
 const { startTestServer } = await import("../support/server.js");
 const { uid } = await import("../support/fixtures.js");
 const { TestWatcher } = await import("../support/events.js");
@@ -160,12 +161,14 @@ describe("span status", () => {
     expect(server?.attributes["rpc.grpc.status_code"]).toBe(9); // FAILED_PRECONDITION
   });
 
-  const exported = (kind: SpanKind, attributes: Attributes, thrown: Error): ReadableSpan | undefined => {
+  const exported = async (kind: SpanKind, attributes: Attributes, thrown: Error): Promise<ReadableSpan | undefined> => {
     exporter.reset();
     const span = tracer.startSpan("outcome", { kind, attributes });
     span.recordException(thrown);
     span.setStatus({ code: SpanStatusCode.ERROR, message: thrown.message });
     span.end();
+    // Exported once the resource's detected attributes have settled.
+    await processor.forceFlush();
     return exporter.getFinishedSpans()[0];
   };
   const cases: Array<[string, "UNSET" | "ERROR", SpanKind, Attributes, Error]> = [
@@ -186,10 +189,19 @@ describe("span status", () => {
     ["a handler's uncatalogued error", "ERROR", SpanKind.INTERNAL, {}, new TypeError("x")],
     ["a client span's refusal", "ERROR", SpanKind.CLIENT, { "rpc.grpc.status_code": 9 }, new Error("x")],
   ];
-  it.each(cases)("%s marked ERROR is exported %s, its exception event kept only then", (_name, status, kind, attributes, thrown) => {
-    const span = exported(kind, attributes, thrown);
+  it.each(cases)("%s marked ERROR is exported %s, its exception event kept only then", async (_name, status, kind, attributes, thrown) => {
+    const span = await exported(kind, attributes, thrown);
     expect(span?.status.code).toBe(SpanStatusCode[status]);
     expect(span?.events.map((event) => event.name)).toEqual(status === "ERROR" ? ["exception"] : []);
+  });
+
+  it("an error's message leaves without the values it quotes, in the status and the exception event", async () => {
+    // As mysql2 words a duplicate key: the offending value is quoted in the message.
+    const span = await exported(SpanKind.CLIENT, {}, new Error("Duplicate entry '7-idem-SECRET42' for key 'outcomes_uq'"));
+    expect(span?.status).toEqual({ code: SpanStatusCode.ERROR, message: "Duplicate entry '?' for key '?'" });
+    expect(span?.events[0]?.attributes?.["exception.message"]).toBe("Duplicate entry '?' for key '?'");
+    expect(String(span?.events[0]?.attributes?.["exception.stacktrace"]).split("\n")[0]).toBe("Error: Duplicate entry '?' for key '?'");
+    expect(JSON.stringify(span?.events)).not.toContain("SECRET42");
   });
 });
 
