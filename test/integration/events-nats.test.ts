@@ -7,6 +7,7 @@ import type { App } from "../../src/app.js";
 import type { ProjectEventJson } from "../../src/domain/events.js";
 import { LeaseKeeper } from "../../src/operations/events/lease-keeper.js";
 import { NATS_PUBLISHER, NatsPublisher } from "../../src/operations/events/nats-publisher.js";
+import { EVENT_READ_BATCH } from "../../src/domain/limits.js";
 import { lastPosition, publisherPosition } from "../../src/store/event-feed-store.js";
 import { commitEvents, testEvent } from "../support/events.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -137,6 +138,47 @@ describe("the NATS JetStream publisher", () => {
     expect(["owner-3", "owner-4"]).toContain(owner);
     expect(await streamCount()).toBe(7);
     expect((await storedMessages()).map((m) => m.msgId).slice(5)).toEqual(events.map((e) => e.eventId));
+  });
+});
+
+describe("a long drain", () => {
+  it("stops between batches once its lease has passed to another instance", async () => {
+    const pool = s.app.database.pool;
+    const events = Array.from({ length: 20 * EVENT_READ_BATCH }, () =>
+      testEvent(s.app, { customerId: "nats-drain", type: "ledger.deduct" }),
+    );
+    await commitEvents(s.app, events);
+    await stamped(events);
+    const start = await publisherPosition(pool, NATS_PUBLISHER);
+    const top = await lastPosition(pool);
+    const p = new NatsPublisher(s.app.database, new LeaseKeeper(s.app.database, NATS_PUBLISHER, "owner-drain", 300), {
+      url: NATS_URL,
+      stream: STREAM,
+      subjectPrefix: PREFIX,
+      intervalMs: 20,
+      log: silent,
+    });
+    try {
+      while ((await publisherPosition(pool, NATS_PUBLISHER)) < start + BigInt(EVENT_READ_BATCH)) await new Promise((r) => setTimeout(r, 5));
+      await pool.query("UPDATE leases SET owner = 'owner-elsewhere', expires_at = NOW(3) + INTERVAL 1 MINUTE WHERE name = ?", [
+        NATS_PUBLISHER,
+      ]);
+      // Once it has stopped moving, it stopped short of the end: the drain did not outlive the lease.
+      let reached = await publisherPosition(pool, NATS_PUBLISHER);
+      for (let before = -1n; reached !== before && reached < top; ) {
+        before = reached;
+        await new Promise((r) => setTimeout(r, 500));
+        reached = await publisherPosition(pool, NATS_PUBLISHER);
+      }
+      expect(reached).toBeLessThan(top);
+    } finally {
+      await p.stop();
+      await pool.query("DELETE FROM leases WHERE name = ?", [NATS_PUBLISHER]);
+    }
+    // The rest is sent by the next holder, so the tests after this one start caught up.
+    const next = publisher("owner-after-drain");
+    await caughtUp();
+    await next.stop();
   });
 });
 
