@@ -115,6 +115,16 @@ describe("planList", () => {
     ]);
   });
 
+  it("skips an automatic settlement whose hold was read but whose customer was locked elsewhere (the sweeper's busy customer)", () => {
+    const automatic = consumeWrite(
+      { projectId: 1n, apiKeyId: null, transactionId: "old", customerId: null, actualAmount: null, allowOverage: false },
+      { automatic: true },
+    );
+    const busy: ListState = { ...stateOf([]), busy: new Set([7n]) };
+    const planned = planList(busy, [automatic], NOW);
+    expect(planned.kind === "planned" && planned.plans.map((p) => p.kind)).toEqual(["skipped"]);
+  });
+
   it("asks for all of a customer's accounts when the first ones do not cover a spend", () => {
     const truncated = stateOf([customer({ selectionsRead: new Map([["", account(1n, { frozen: 40n })]]) })]);
     expect(planList(truncated, [freeze("a", 61n)], NOW)).toEqual({ kind: "more", customerPks: [7n] });

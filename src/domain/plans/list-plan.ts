@@ -366,7 +366,9 @@ function planSettleStep(
 ): Step {
   const hold = holdOf(state, write.request)?.hold ?? null;
   const c = hold === null ? undefined : customer(hold.customerPk);
-  if (hold !== null && c === undefined) throw new Error("a hold's customer was not prefetched");
+  // The sweeper's prefetch may find the hold but not its customer, locked elsewhere (on Galera its
+  // statements are separate round trips): the customer is busy and the hold waits for a later pass.
+  if (hold !== null && c === undefined && !state.busy.has(hold.customerPk)) throw new Error("a hold's customer was not prefetched");
   if (c?.newAccount) return { kind: "cut" };
   const settleState = settleStateOf(state, write, c, nowMs);
   const applied = (p: { changes: SettleChanges; result: ConsumeResult | UnfreezeResult }): WritePlan => {
