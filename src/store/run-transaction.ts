@@ -366,11 +366,13 @@ async function serverRolledBack(connection: PoolConnection): Promise<boolean> {
 }
 
 /**
- * The database connection was lost (as is or as the service_unavailable it became): a COMMIT in
- * flight may have happened, so the work must not be run again as if it had not.
+ * The database connection was lost, or its Galera node left the primary component (as is or as
+ * the service_unavailable it became): a COMMIT in flight may have happened, so the work must not
+ * be run again as if it had not.
  */
 export function isLostConnection(error: unknown): boolean {
-  return isConnectionFailure(error) || (error instanceof BillingError && isConnectionFailure(error.cause));
+  const lost = (e: unknown) => isConnectionFailure(e) || isNotPrimary(e);
+  return lost(error) || (error instanceof BillingError && lost(error.cause));
 }
 
 /** Storage failures that have a public meaning; anything else stays a bug (server_error). */

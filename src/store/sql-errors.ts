@@ -32,12 +32,15 @@ interface DriverError {
   fatal?: boolean;
 }
 
-/** The innermost error with a MySQL errno or a Node error code. */
+/**
+ * The innermost error with a MySQL errno or a Node error code, or one mysql2 marks fatal without
+ * either ("Can't add new command when connection is in closed state": the connection is gone).
+ */
 export function driverError(error: unknown): DriverError | undefined {
   let current: unknown = error;
   for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
     const candidate = current as Error & DriverError;
-    if (typeof candidate.errno === "number" || typeof candidate.code === "string") return candidate;
+    if (typeof candidate.errno === "number" || typeof candidate.code === "string" || candidate.fatal === true) return candidate;
     current = candidate.cause;
   }
   return undefined;
