@@ -8,6 +8,8 @@ export type NodeSelector = "order" | "round_robin";
 /** A failed node is left out for this long before a connection is tried on it again. */
 export const RESTORE_NODE_TIMEOUT_MS = 5_000;
 const PROBE_TIMEOUT_MS = 2_000;
+/** mysql2's answers when a pattern names no node, or only offline ones. */
+const NO_ONLINE_NODE: ReadonlySet<string> = new Set(["POOL_NOEXIST", "POOL_NONEONLINE"]);
 
 /** What a pool is asked for by drizzle and by runTransaction: connections, and one-off queries. */
 export type ConnectionSource = Pick<Pool, "getConnection" | "query" | "execute" | "end"> & {
@@ -32,9 +34,15 @@ export interface ClusterOptions {
 
 const nodeIdOf = (host: DatabaseHost) => `${host.host}:${host.port}`;
 
-/** Whether a node may serve: a Galera node must be in the primary component (wsrep_ready). */
-export async function nodeIsReady(connection: Pick<mysql.Connection, "query">): Promise<boolean> {
-  const [results] = await connection.query("SHOW GLOBAL VARIABLES LIKE 'wsrep_on'; SHOW GLOBAL STATUS LIKE 'wsrep_ready'");
+/**
+ * Whether a node may serve: a Galera node must be in the primary component (wsrep_ready). A node
+ * that does not answer within `timeoutMs` fails with PROTOCOL_SEQUENCE_TIMEOUT (a connection failure).
+ */
+export async function nodeIsReady(connection: Pick<mysql.Connection, "query">, timeoutMs = PROBE_TIMEOUT_MS): Promise<boolean> {
+  const [results] = await connection.query({
+    sql: "SHOW GLOBAL VARIABLES LIKE 'wsrep_on'; SHOW GLOBAL STATUS LIKE 'wsrep_ready'",
+    timeout: timeoutMs,
+  });
   const [on, ready] = results as unknown as Array<Array<{ Value?: unknown }>>;
   if (String(on?.[0]?.Value ?? "OFF").toUpperCase() !== "ON") return true;
   return String(ready?.[0]?.Value ?? "OFF").toUpperCase() === "ON";
@@ -54,7 +62,8 @@ function causal(sql: unknown): unknown {
  * Several database servers (a Galera cluster) behind mysql2's PoolCluster, shaped like a pool.
  * A node that refuses connections is left out for RESTORE_NODE_TIMEOUT_MS and new connections go
  * to the next one; a node that answers but is not in the primary component (error 1047, or
- * wsrep_ready OFF when probed) is taken out until a probe finds it ready again.
+ * wsrep_ready OFF when probed), or that a probe finds hung (no answer within PROBE_TIMEOUT_MS),
+ * is taken out until a probe finds it ready again, and then takes its place in URL order again.
  */
 export class ClusterPool implements ConnectionSource {
   private readonly cluster: PoolCluster;
@@ -87,7 +96,7 @@ export class ClusterPool implements ConnectionSource {
   }
 
   async getConnection(): Promise<PoolConnection> {
-    const connection = await this.cluster.getConnection("*", this.selector);
+    const connection = await this.take();
     const core = connection.connection as unknown as object;
     if (this.prepared.has(core) || this.setup === "") return connection;
     try {
@@ -99,6 +108,24 @@ export class ClusterPool implements ConnectionSource {
     }
     this.prepared.add(core);
     return connection;
+  }
+
+  /**
+   * A connection of the node the selector picks. For "order", the first node in URL order that is
+   * in, asked for by its id: mysql2's own order puts a node that comes back at the end, which would
+   * leave an instance on a later node for good. When that node cannot give one (refused, offline),
+   * whichever node is online, in mysql2's order.
+   */
+  private async take(): Promise<PoolConnection> {
+    const preferred = this.selector === "ORDER" ? this.nodeIds.find((id) => !this.out.has(id)) : undefined;
+    if (preferred !== undefined) {
+      try {
+        return await this.cluster.getConnection(preferred);
+      } catch (error) {
+        if (!isConnectionFailure(error) && !NO_ONLINE_NODE.has(String((error as { code?: unknown }).code))) throw error;
+      }
+    }
+    return this.cluster.getConnection("*", this.selector);
   }
 
   // mysql2's overloaded signatures; every form is passed on as is to a connection of the cluster.
@@ -132,9 +159,10 @@ export class ClusterPool implements ConnectionSource {
   }
 
   /**
-   * Asks every node directly whether it can serve; nodes taken out come back when ready (at the
-   * end of the order), ready ones out of the primary component are taken out. True when any
-   * node is ready.
+   * Asks every node directly whether it can serve; nodes taken out come back when ready, the
+   * others are taken out: one out of the primary component, and one that does not answer within
+   * PROBE_TIMEOUT_MS (a hung host or a partition that sends no reset: its pooled connections
+   * would hang every call that took one). True when any node is ready.
    */
   async probeNodes(): Promise<boolean> {
     const states = await Promise.all(this.options.hosts.map((host) => this.probe(host)));
@@ -143,7 +171,7 @@ export class ClusterPool implements ConnectionSource {
       if (states[i] === "ready" && this.out.has(id)) {
         this.out.delete(id);
         this.addNode(host);
-      } else if (states[i] === "not_primary") this.takeOut(host);
+      } else if (states[i] !== "ready") this.takeOut(host);
     });
     return states.includes("ready");
   }
