@@ -55,13 +55,21 @@ export async function sweepDueHolds(ctx: BillingContext, log: Logger): Promise<n
  */
 export function startSweeper(ctx: BillingContext, log: Logger, intervalMs: number, retention?: EventRetention): { stop(): Promise<void> } {
   let running: Promise<void> | null = null;
+  // One warning per run of failures (a database outage fails every sweep), one line when back.
+  let failing = false;
   const timer = setInterval(() => {
     if (running) return;
     running = sweepDueHolds(ctx, log)
       .then(() => recordExpiries(ctx))
       .then(() => (retention ? pruneExpiredEvents(ctx, retention) : 0))
-      .then(() => undefined)
-      .catch((error: unknown) => log.warn({ err: error }, "sweep failed"))
+      .then(() => {
+        if (failing) log.info("sweeps succeed again");
+        failing = false;
+      })
+      .catch((error: unknown) => {
+        if (!failing) log.warn({ err: error }, "sweep failed; retrying every interval, quietly until one succeeds");
+        failing = true;
+      })
       .finally(() => {
         running = null;
       });

@@ -193,7 +193,20 @@ export class ClusterPool implements ConnectionSource {
     return this.options.causalReads ? causal(sql) : sql;
   }
 
+  /**
+   * One statement on a connection of the cluster. A node out of the primary component ran
+   * nothing (error 1047): it is taken out and the statement goes once more, to the next node.
+   */
   private async oneOff<T>(work: (connection: PoolConnection) => Promise<T>): Promise<T> {
+    try {
+      return await this.oneOffOnce(work);
+    } catch (error) {
+      if (!isNotPrimary(error)) throw error;
+      return this.oneOffOnce(work);
+    }
+  }
+
+  private async oneOffOnce<T>(work: (connection: PoolConnection) => Promise<T>): Promise<T> {
     const connection = await this.getConnection();
     try {
       const result = await work(connection);

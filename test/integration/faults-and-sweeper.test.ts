@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { credentials, loadPackageDefinition, type ServiceError } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { pino } from "pino";
@@ -122,10 +123,13 @@ describe("database outage", () => {
     const proxy = new TcpProxy(3306);
     const port = await proxy.start();
     const db = uniqueDatabaseUrl("vb_outage");
-    const s = await startTestServer({
-      DATABASE_URL: db.url.replace("127.0.0.1:3306", `127.0.0.1:${port}`),
-      HEALTH_CHECK_INTERVAL_MS: "100",
-    });
+    const lines: { msg: string }[] = [];
+    const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line) as { msg: string }) });
+    const s = await startTestServer(
+      { DATABASE_URL: db.url.replace("127.0.0.1:3306", `127.0.0.1:${port}`), HEALTH_CHECK_INTERVAL_MS: "100", SWEEP_INTERVAL_MS: "50" },
+      { log },
+    );
+    const sweepLines = () => lines.map((l) => l.msg).filter((m) => m.startsWith("sweep"));
     const health = loadPackageDefinition(
       loadSync(`${ROOT}/node_modules/grpc-health-check/proto/health/v1/health.proto`, { enums: String }),
     );
@@ -146,9 +150,15 @@ describe("database outage", () => {
       await expectError(s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 1n }), "service_unavailable");
       expect(Date.now() - started).toBeLessThan(10_000);
       await expect.poll(status, { timeout: 5000 }).toBe("NOT_SERVING");
+      // Every sweep fails while the database is away: one warning, however many of them.
+      await sleep(1_000);
+      expect(sweepLines()).toEqual(["sweep failed; retrying every interval, quietly until one succeeds"]);
 
       await proxy.restore();
       await expect.poll(status, { timeout: 10_000 }).toBe("SERVING");
+      await expect
+        .poll(sweepLines, { timeout: 10_000 })
+        .toEqual(["sweep failed; retrying every interval, quietly until one succeeds", "sweeps succeed again"]);
       const r = await s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 1n });
       expect(r.balance?.available).toBe(99n);
     } finally {
