@@ -8,7 +8,7 @@ import { shutdownTelemetry } from "./telemetry/shutdown.js";
 import { UsageError } from "./tenancy/projects.js";
 
 /** How long the last spans may take to export once the app has stopped (an unreachable collector must not hold the exit). */
-const TELEMETRY_FLUSH_MS_MAX = 5_000;
+const TELEMETRY_FLUSH_MS = 5_000;
 
 /**
  * The address of a listener whose port another process holds (EADDRINUSE, as Node reports it
@@ -64,9 +64,7 @@ async function main(): Promise<void> {
     app
       .stop()
       .then(() =>
-        shutdownTelemetry(Math.min(config.SHUTDOWN_GRACE_MS, TELEMETRY_FLUSH_MS_MAX)).catch((error: unknown) =>
-          log.warn({ err: error }, "could not export the last spans"),
-        ),
+        shutdownTelemetry(TELEMETRY_FLUSH_MS).catch((error: unknown) => log.warn({ err: error }, "could not export the last spans")),
       )
       .then(
         () => process.exit(0),

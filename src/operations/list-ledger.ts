@@ -5,7 +5,7 @@ import { BillingError } from "../errors/billing-error.js";
 import { findCustomer } from "../store/customers-store.js";
 import { decodeMetadata } from "../store/json-codec.js";
 import { countLedgerEntries, type LedgerFilter, type LedgerViewRow, selectLedgerPage } from "../store/ledger-store.js";
-import { oneOf } from "../store/row-values.js";
+import { businessTypeOf, oneOf } from "../store/row-values.js";
 import { runQuery } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 
@@ -76,7 +76,7 @@ export function ledgerEntryViewOf({ l: r, apiKeyPrefix, txDescription, txMetadat
     source: r.source,
     transactionId: r.transactionId,
     idempotencyKey: r.idempotencyKey,
-    businessType: r.businessType,
+    businessType: businessTypeOf(r.businessType),
     description: own ? r.description : (txDescription ?? r.description),
     metadata: decodeMetadata(own ? r.metadata : (txMetadata ?? r.metadata)),
     automatic: r.automatic,

@@ -122,7 +122,7 @@ export function lockFirstSpendableSql(groups: readonly SpendSelectionGroup[], no
 }
 
 /** The balance over a customer's ACTIVE accounts, summed by the database (no rows, no locks). */
-export const customerTotalsSql = (projectId: bigint, customerPk: SQL, nowMs: number): SQL =>
+export const activeBalanceSql = (projectId: bigint, customerPk: SQL, nowMs: number): SQL =>
   sql`SELECT COALESCE(SUM(a.total), 0) AS total, COALESCE(SUM(a.used), 0) AS used, COALESCE(SUM(a.frozen), 0) AS frozen
     FROM ${accounts} a WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND ${activeAccountSql(nowMs)}`;
 

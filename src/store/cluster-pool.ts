@@ -32,6 +32,12 @@ export interface ClusterOptions {
   readonly causalReads: boolean;
 }
 
+/** A statement that only reads (what may be sent again to another node). */
+function isRead(sql: unknown): boolean {
+  const text = typeof sql === "string" ? sql : typeof sql === "object" && sql !== null ? (sql as { sql?: unknown }).sql : undefined;
+  return typeof text === "string" && /^\s*(select|show)\b/i.test(text) && !/\bfor\s+update\b/i.test(text);
+}
+
 const nodeIdOf = (host: DatabaseHost) => `${host.host}:${host.port}`;
 
 /**
@@ -60,10 +66,11 @@ function causal(sql: unknown): unknown {
 
 /**
  * Several database servers (a Galera cluster) behind mysql2's PoolCluster, shaped like a pool.
- * A node that refuses connections is left out for RESTORE_NODE_TIMEOUT_MS and new connections go
- * to the next one; a node that answers but is not in the primary component (error 1047, or
- * wsrep_ready OFF when probed), or that a probe finds hung (no answer within PROBE_TIMEOUT_MS),
- * is taken out until a probe finds it ready again, and then takes its place in URL order again.
+ * A node that refuses a connection is left out by mysql2 for RESTORE_NODE_TIMEOUT_MS and new
+ * connections go to the next one; a node that answers 1047 (not in the primary component), or
+ * that a probe does not find ready (refused, hung: no answer within PROBE_TIMEOUT_MS, or
+ * wsrep_ready OFF), is taken out until a probe finds it ready, and then takes its place in URL
+ * order again.
  */
 export class ClusterPool implements ConnectionSource {
   private readonly cluster: PoolCluster;
@@ -130,10 +137,10 @@ export class ClusterPool implements ConnectionSource {
 
   // mysql2's overloaded signatures; every form is passed on as is to a connection of the cluster.
   readonly query = ((sql: string, values?: unknown) =>
-    this.oneOff((connection) => connection.query(this.read(sql) as string, values as never))) as Pool["query"];
+    this.oneOff(isRead(sql), (connection) => connection.query(this.read(sql) as string, values as never))) as Pool["query"];
 
   readonly execute = ((sql: string, values?: unknown) =>
-    this.oneOff((connection) => connection.execute(this.read(sql) as string, values as never))) as Pool["execute"];
+    this.oneOff(isRead(sql), (connection) => connection.execute(this.read(sql) as string, values as never))) as Pool["execute"];
 
   end(): Promise<void> {
     return this.cluster.end();
@@ -194,14 +201,16 @@ export class ClusterPool implements ConnectionSource {
   }
 
   /**
-   * One statement on a connection of the cluster. A node out of the primary component ran
-   * nothing (error 1047): it is taken out and the statement goes once more, to the next node.
+   * One statement on a connection of the cluster. A read refused by a node out of the primary
+   * component (error 1047) goes once more, to the next node (the refusing one is taken out); a
+   * write does not: a node that leaves the component during an autocommit statement may have
+   * committed it, and the caller decides (service_unavailable, safe to retry with its key).
    */
-  private async oneOff<T>(work: (connection: PoolConnection) => Promise<T>): Promise<T> {
+  private async oneOff<T>(read: boolean, work: (connection: PoolConnection) => Promise<T>): Promise<T> {
     try {
       return await this.oneOffOnce(work);
     } catch (error) {
-      if (!isNotPrimary(error)) throw error;
+      if (!read || !isNotPrimary(error)) throw error;
       return this.oneOffOnce(work);
     }
   }

@@ -153,7 +153,8 @@ export async function readFeed(pool: ConnectionSource, filter: FeedFilter, limit
 /** What readFeedChecked reads in one round trip. */
 export interface CheckedRead {
   /**
-   * The highest position (of the filter's kind) given before the rows were read: every event up
+   * The highest position (of the filter's kind) of the events kept before the rows were read (0
+   * when retention has pruned them all: the reader keeps its cursor then): every event up
    * to it was there to be read (stamps commit whole and in order), so a reader whose page was not
    * full has seen every matching event up to it, and may read on from there.
    */
@@ -216,7 +217,6 @@ function feedQuery(filter: FeedFilter, limit: number): { sql: string; params: un
   };
 }
 
-/** A row read back as untrusted: a malformed payload throws. */
 /** A stored event type (a closed set, held by a CHECK): anything else is a server error, not an event to send. */
 function eventTypeOf(value: unknown): EventType {
   const type = EVENT_TYPES.find((t) => t === value);
@@ -224,6 +224,7 @@ function eventTypeOf(value: unknown): EventType {
   return type;
 }
 
+/** A row read back as untrusted: a malformed payload throws. */
 function feedEventOf(row: RowDataPacket): FeedEvent {
   // MariaDB's JSON is text; MySQL's arrives parsed.
   const payload: unknown = typeof row.payload === "string" ? JSON.parse(row.payload) : row.payload;

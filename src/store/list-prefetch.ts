@@ -17,7 +17,7 @@ import { compareSpendingOrder } from "../domain/account-status.js";
 import {
   accountFromRow,
   CUSTOMER_LOCKED_COLUMNS,
-  customerTotalsSql,
+  activeBalanceSql,
   ledgerPositionFromRow,
   expiryRecordedIdsFromRows,
   type LockedCustomerRow,
@@ -347,7 +347,7 @@ export function prefetchSkipLocked(write: CreditWrite, nowMs: number): Batch<Lis
   const key = outcomeRefOf(write);
   const batch = namedBatch({
     customer: [lockCustomerNowaitSql(pk)],
-    totals: [customerTotalsSql(projectId, pk, nowMs)],
+    totals: [activeBalanceSql(projectId, pk, nowMs)],
     hold: [findTransactionSql(projectId, transactionId, { lock: true, skipLocked: true })],
     allocation: [lockAllocationAccountsSql(projectId, transactionId, { skipLocked: true })],
     allocated: [countAllocationAccountsSql(projectId, transactionId)],
@@ -398,7 +398,7 @@ function prefetchExpiry(write: Extract<CreditWrite, { kind: "expire" }>, nowMs: 
   const { projectId, customerPk, accountId } = write.account;
   const batch = namedBatch({
     locked: [lockUnrecordedExpirySql(customerPk, accountId)],
-    totals: [customerTotalsSql(projectId, sql`${customerPk}`, nowMs)],
+    totals: [activeBalanceSql(projectId, sql`${customerPk}`, nowMs)],
     ledger: [customerLedgerSql(customerPk)],
   });
   return mapBatch(batch, (r) => {

@@ -81,7 +81,11 @@ export function isConnectionFailure(error: unknown): boolean {
   return found.code !== undefined && CONNECTION_CODES.has(found.code);
 }
 
-/** The statement reached a Galera node that is not part of the primary component: nothing ran. */
+/**
+ * A Galera node not part of the primary component answered. A statement it refuses up front ran
+ * nothing; a COMMIT (or an autocommit write) it was running when it left may have committed, so
+ * only reads are sent again on another node (cluster-pool.ts) and a lost COMMIT is never rerun.
+ */
 export function isNotPrimary(error: unknown): boolean {
   return driverError(error)?.errno === NOT_PRIMARY;
 }

@@ -267,7 +267,6 @@ export async function listAllocationLines(db: Db, transactionPk: bigint): Promis
     .orderBy(asc(allocations.seq));
 }
 
-/** Locks the hold if it is still FROZEN and nobody else holds it (the sweeper never waits). */
 /**
  * Moves a FROZEN hold's auto-settlement deadline to `untilMs`, so one that keeps failing does not
  * block the queue. Its customer is locked first, then the hold, as every write takes them;

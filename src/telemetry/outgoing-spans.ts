@@ -19,18 +19,30 @@ function isBackgroundQuery(span: Span, parentContext: Context): boolean {
 }
 
 /**
- * An exception event with its message masked as the logs mask one (a driver's message quotes the
- * offending value: `Duplicate entry '<idempotency key>'`), in its stack trace's first line too.
+ * An error message as the logs show one (serializeError): a driver's message without the values
+ * it quotes (`Duplicate entry '<idempotency key>'`), drizzle's (`Failed query: <statement>
+ * params: <values>`, unquoted, over several lines) reduced to its first words.
  */
+const maskedMessage = (message: string): string => (message.startsWith("Failed query") ? "Failed query" : messageWithoutValues(message));
+
+/** A stack trace whose message (every line before the first frame) is masked. */
+function maskedStack(stack: string): string {
+  const lines = stack.split("\n");
+  const firstFrame = lines.findIndex((line) => /^\s+at /.test(line));
+  const head = firstFrame === -1 ? lines : lines.slice(0, firstFrame);
+  const name = /^(\w*Error): /.exec(head[0] ?? "")?.[1];
+  const message = head.join("\n").slice(name === undefined ? 0 : name.length + 2);
+  const shown = name === undefined ? maskedMessage(message) : `${name}: ${maskedMessage(message)}`;
+  return [shown, ...(firstFrame === -1 ? [] : lines.slice(firstFrame))].join("\n");
+}
+
+/** An exception event with its message and its stack trace's message masked. */
 function maskedException(event: TimedEvent): TimedEvent {
   if (event.name !== "exception" || event.attributes === undefined) return event;
   const { "exception.message": message, "exception.stacktrace": stack } = event.attributes;
   const attributes = { ...event.attributes };
-  if (typeof message === "string") attributes["exception.message"] = messageWithoutValues(message);
-  if (typeof stack === "string") {
-    const [first = "", ...frames] = stack.split("\n");
-    attributes["exception.stacktrace"] = [messageWithoutValues(first), ...frames].join("\n");
-  }
+  if (typeof message === "string") attributes["exception.message"] = maskedMessage(message);
+  if (typeof stack === "string") attributes["exception.stacktrace"] = maskedStack(stack);
   return { ...event, attributes };
 }
 
@@ -53,7 +65,7 @@ function outgoing(span: ReadableSpan): ReadableSpan {
     endTime: span.endTime,
     status: refusal
       ? { code: SpanStatusCode.UNSET }
-      : { code: span.status.code, ...(message !== undefined && { message: messageWithoutValues(message) }) },
+      : { code: span.status.code, ...(message !== undefined && { message: maskedMessage(message) }) },
     attributes: Object.fromEntries(Object.entries(span.attributes).filter(([key]) => !URL_ATTRIBUTES.includes(key))),
     links: span.links,
     events: refusal ? span.events.filter((event) => event.name !== "exception") : span.events.map(maskedException),

@@ -203,6 +203,20 @@ describe("span status", () => {
     expect(String(span?.events[0]?.attributes?.["exception.stacktrace"]).split("\n")[0]).toBe("Error: Duplicate entry '?' for key '?'");
     expect(JSON.stringify(span?.events)).not.toContain("SECRET42");
   });
+
+  it("a drizzle error leaves as `Failed query`, without its statement or its params (unquoted, on their own line)", async () => {
+    const span = await exported(
+      SpanKind.INTERNAL,
+      {},
+      new Error("Failed query: SELECT * FROM customers WHERE email = ?\nparams: alice@example.com,42"),
+    );
+    expect(span?.status).toEqual({ code: SpanStatusCode.ERROR, message: "Failed query" });
+    expect(span?.events[0]?.attributes?.["exception.message"]).toBe("Failed query");
+    const stack = String(span?.events[0]?.attributes?.["exception.stacktrace"]).split("\n");
+    expect(stack[0]).toBe("Error: Failed query");
+    expect(stack[1]).toMatch(/^\s+at /);
+    expect(JSON.stringify(span)).not.toContain("alice");
+  });
 });
 
 describe("database spans", () => {

@@ -7,7 +7,7 @@ import { codeOf } from "../support/code-of.js";
 const MAX = CUSTOMER_CREDITS_TOTAL_MAX;
 
 describe("checkCustomerTotal", () => {
-  it("bounds a customer's unexpired credits by 2^53 - 1, exact as a JSON number", () => {
+  it("bounds a customer's ledger total by 2^53 - 1, exact as a JSON number", () => {
     expect(MAX).toBe(9_007_199_254_740_991n);
     expect(MAX).toBe(BigInt(Number.MAX_SAFE_INTEGER));
   });
@@ -19,7 +19,7 @@ describe("checkCustomerTotal", () => {
     [MAX, 1n, "invalid_argument"],
     [MAX - 1n, 2n, "invalid_argument"],
     [1n, MAX, "invalid_argument"],
-  ])("unexpired total %s plus a deposit of %s: %s", (total, amount, expected) => {
+  ])("ledger total %s plus a deposit of %s: %s", (total, amount, expected) => {
     expect(codeOf(() => checkCustomerTotal(total, amount))).toBe(expected);
   });
 

@@ -31,6 +31,21 @@ export interface NatsPublisherOptions {
   readonly onLag?: (events: number) => void;
 }
 
+/**
+ * Whether a stream subject filter captures every subject we publish, `<prefix>.<project>.<kind>.<what>`
+ * (every event type is two tokens): token by token, `*` takes any one, `>` the rest, a literal only itself.
+ */
+export function capturesEvents(filter: string, prefix: string): boolean {
+  const ours = [...prefix.split("."), "*", "*", "*"];
+  const tokens = filter.split(".");
+  for (const [i, token] of tokens.entries()) {
+    if (token === ">") return i < ours.length;
+    const want = ours[i];
+    if (want === undefined || (token !== "*" && (want === "*" || token !== want))) return false;
+  }
+  return tokens.length === ours.length;
+}
+
 /** `<prefix>.<project id>.<event type>`, e.g. velobase.1.ledger.deduct. */
 export const subjectOf = (prefix: string, event: FeedEvent): string => `${prefix}.${event.projectId}.${event.type}`;
 
@@ -74,7 +89,8 @@ export class NatsPublisher {
           this.outage = false;
           continue;
         }
-        await this.publishAll();
+        // Not caught up (the lease went, or stop): NATS has not shown it is back yet.
+        if (!(await this.publishAll())) continue;
         if (this.outage) this.options.log.info("NATS reachable again; publishing the waiting events");
         this.outage = false;
       } catch (error) {
@@ -104,16 +120,18 @@ export class NatsPublisher {
     while (!this.stopped && Date.now() < until) await this.wakeUp.wait(until - Date.now());
   }
 
-  private async publishAll(): Promise<void> {
+  /** Sends every stamped event not yet sent; false when it stopped short (lease lost, stopping). */
+  private async publishAll(): Promise<boolean> {
     const pool = this.database.pool;
     let position = await publisherPosition(pool, NATS_PUBLISHER);
     this.options.onLag?.(Number((await lastPosition(pool)) - position));
     for (;;) {
       // The lease is renewed between batches: a long drain must not outlive it (another
       // instance would take over and publish the same events beside this one).
-      if (!(await this.lease.held())) return;
+      if (!(await this.lease.held())) return false;
       const batch = await readFeed(pool, { projectId: null, after: position, customerId: null, types: [] }, EVENT_READ_BATCH);
-      if (batch.length === 0 || this.stopped) return;
+      if (this.stopped) return false;
+      if (batch.length === 0) return true;
       const js = await this.jetStream();
       // Sent in order on one connection, acknowledged together: the stream keeps their order.
       await Promise.all(
@@ -129,7 +147,7 @@ export class NatsPublisher {
       position = (batch.at(-1) as FeedEvent).position;
       await savePublisherPosition(pool, NATS_PUBLISHER, position);
       this.options.onLag?.(Number((await lastPosition(pool)) - position));
-      if (batch.length < EVENT_READ_BATCH) return;
+      if (batch.length < EVENT_READ_BATCH) return true;
     }
   }
 
@@ -154,7 +172,7 @@ export class NatsPublisher {
         return [ours];
       },
     );
-    if (!subjects.includes(ours) && !subjects.includes(">")) {
+    if (!subjects.some((filter) => capturesEvents(filter, subjectPrefix))) {
       throw new Error(`NATS stream ${stream} does not capture ${ours} (its subjects: ${subjects.join(", ") || "none"})`);
     }
     this.client = jetstream(nc);
