@@ -92,14 +92,24 @@ function metricsPortOf(server: NodeHttpServer | null): number | null {
   return typeof address === "object" && address ? address.port : null;
 }
 
+/** One line per database node taken out of use or back in (a cluster's; a lone server has none). */
+function logNodeChanges(before: ReadonlySet<string>, now: readonly string[], log: Logger): ReadonlySet<string> {
+  const current = new Set(now);
+  for (const node of current) if (!before.has(node)) log.warn({ node }, "database node taken out: calls go to the next one");
+  for (const node of before) if (!current.has(node)) log.info({ node }, "database node back in use");
+  return current;
+}
+
 function watchDatabase(database: Database, health: HealthReporter, intervalMs: number, log: Logger): () => void {
   let last: boolean | null = null;
+  let out: ReadonlySet<string> = new Set();
   let busy = false;
   const probe = async () => {
     if (busy) return;
     busy = true;
     const ok = await database.probe();
     busy = false;
+    out = logNodeChanges(out, database.nodesOut(), log);
     if (ok !== last) {
       health.set(ok);
       if (last !== null) log[ok ? "info" : "warn"]({ serving: ok }, ok ? "database reachable again" : "database unreachable");

@@ -98,6 +98,11 @@ export class ClusterPool implements ConnectionSource {
     return this.options.hosts.map(nodeIdOf);
   }
 
+  /** The nodes taken out (`host:port`), in URL order. */
+  get nodesOut(): string[] {
+    return this.nodeIds.filter((id) => this.out.has(id));
+  }
+
   private addNode(host: DatabaseHost): void {
     this.cluster.add(nodeIdOf(host), { ...this.options.connection, host: host.host, port: host.port });
   }

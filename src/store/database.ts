@@ -21,6 +21,8 @@ export interface Database {
   readonly galera: boolean;
   /** True while some server answers and may serve (a Galera node must be in the primary component). */
   probe(): Promise<boolean>;
+  /** The servers (`host:port`) the last probe or a refusal took out of use; none for one server. */
+  nodesOut(): readonly string[];
   close(): Promise<void>;
 }
 
@@ -146,7 +148,7 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
   return { db, name: server.connection.database, galera, ...opened, close: () => opened.pool.end() };
 }
 
-type Opened = Pick<Database, "pool" | "singlePool" | "probe">;
+type Opened = Pick<Database, "pool" | "singlePool" | "probe" | "nodesOut">;
 
 function singleServer(options: PoolOptions, host: DatabaseHost, sessionSetup: readonly string[]): Opened {
   const pool = mysql.createPool({ ...options, host: host.host, port: host.port });
@@ -164,6 +166,7 @@ function singleServer(options: PoolOptions, host: DatabaseHost, sessionSetup: re
         () => true,
         () => false,
       ),
+    nodesOut: () => [],
   };
 }
 
@@ -177,5 +180,5 @@ function cluster(
   // On Galera, reads outside transactions are causal, so a read through one node sees what a
   // write through another returned (docs/architecture.md).
   const pool = new ClusterPool({ hosts, connection: options, selector, sessionSetup, causalReads: galera });
-  return { pool, singlePool: null, probe: () => pool.probeNodes() };
+  return { pool, singlePool: null, probe: () => pool.probeNodes(), nodesOut: () => pool.nodesOut };
 }

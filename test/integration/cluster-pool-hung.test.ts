@@ -1,5 +1,8 @@
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClusterPool } from "../../src/store/cluster-pool.js";
+import { uniqueDatabaseUrl } from "../support/database.js";
+import { startTestServer } from "../support/server.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
 
 // A node that hangs (a frozen host, a partition that sends no reset) keeps its connections open
@@ -53,6 +56,39 @@ describe("a cluster pool whose first node hangs", () => {
       expect(config.port).toBe(proxy.port);
     } finally {
       connection.release();
+    }
+  });
+});
+
+describe("a server on two nodes, one of which hangs", () => {
+  it("logs the node it takes out, by host and port, once, and once more when it is back", async () => {
+    const hanging = new TcpProxy(3306);
+    const port = await hanging.start();
+    const db = uniqueDatabaseUrl("vb_nodes");
+    const lines: { msg: string; node?: string }[] = [];
+    const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line) as { msg: string; node?: string }) });
+    const s = await startTestServer(
+      { DATABASE_URL: `mysql://root@127.0.0.1:${port},127.0.0.1:3306/${db.name}`, HEALTH_CHECK_INTERVAL_MS: "100" },
+      { log },
+    );
+    const nodeLines = () => lines.filter((l) => l.msg.startsWith("database node")).map((l) => [l.msg, l.node]);
+    try {
+      hanging.freeze();
+      await expect
+        .poll(nodeLines, { timeout: 10_000 })
+        .toEqual([["database node taken out: calls go to the next one", `127.0.0.1:${port}`]]);
+      const customerId = `nodes-${Date.now()}`;
+      expect((await s.client.call("deposit", { customerId, amount: 5n })).balance?.available).toBe(5n);
+      hanging.thaw();
+      await expect.poll(nodeLines, { timeout: 10_000 }).toEqual([
+        ["database node taken out: calls go to the next one", `127.0.0.1:${port}`],
+        ["database node back in use", `127.0.0.1:${port}`],
+      ]);
+    } finally {
+      hanging.thaw();
+      await s.stop();
+      await hanging.cut();
+      await db.drop();
     }
   });
 });
