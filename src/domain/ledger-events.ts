@@ -28,8 +28,27 @@ export function ledgerEventType(write: CreditWrite): LedgerEventType {
   }
 }
 
+/**
+ * The facts of a credit write that its entries do not name: a refund's own key (its
+ * transaction_id is the charge's), a void's key and the deposit entry it takes from.
+ */
+export function ledgerEventData(write: CreditWrite): Readonly<Record<string, string>> {
+  switch (write.kind) {
+    case "refund":
+      return { refund_id: write.request.refundId };
+    case "void":
+      return { void_id: write.request.voidId, record_id: write.request.recordId.toString() };
+    default:
+      return {};
+  }
+}
+
 /** The payload of a write whose entries are `lines`, at `positions` (one per line, in order). */
-export function ledgerEventPayload(lines: readonly LedgerLine[], positions: readonly LedgerPosition[]): EventPayload {
+export function ledgerEventPayload(
+  lines: readonly LedgerLine[],
+  positions: readonly LedgerPosition[],
+  data: Readonly<Record<string, string>> = {},
+): EventPayload {
   if (lines.length !== positions.length) throw new Error("a write's entries and their positions differ in number");
   const entries = lines.map((line, i) => {
     const position = positions[i] as LedgerPosition;
@@ -43,7 +62,7 @@ export function ledgerEventPayload(lines: readonly LedgerLine[], positions: read
     };
   });
   const last = positions.at(-1);
-  return { entries, balanceAfter: last ? balanceOfPosition(last) : null, data: {} };
+  return { entries, balanceAfter: last ? balanceOfPosition(last) : null, data };
 }
 
 export interface LedgerEventFields {
@@ -64,6 +83,6 @@ export const ledgerEvent = (f: LedgerEventFields): NewEvent => ({
   customerId: f.customerId,
   type: ledgerEventType(f.write),
   transactionId: f.transactionId,
-  payload: ledgerEventPayload(f.lines, f.positions),
+  payload: ledgerEventPayload(f.lines, f.positions, ledgerEventData(f.write)),
   nowMs: f.nowMs,
 });

@@ -92,4 +92,19 @@ describe("events of real writes", () => {
     expect(watcher.events[0]?.data).toMatchObject({ threshold: "500", available_before: expect.any(String) });
     watcher.close();
   });
+
+  it("a refund's event names its refund_id (its transaction_id is the charge's); a void's, its void_id and the deposit's record_id", async () => {
+    const customerId = "e2e-reversals";
+    const deposit = await s.client.call("deposit", { customerId, amount: 100n });
+    await s.client.call("deduct", { customerId, transactionId: "e2e-charge", amount: 30n });
+    const watcher = new TestWatcher(s.app.port, s.apiKey, { customerId, types: ["ledger.refund", "ledger.void"] });
+    await s.client.call("refund", { transactionId: "e2e-charge", refundId: "e2e-refund-1", amount: 10n });
+    await s.client.call("voidDeposit", { customerId, recordId: deposit.ledgerEntryId, voidId: "e2e-void-1", amount: 5n });
+    await watcher.until((events) => events.length >= 2);
+    expect(watcher.events.map((e) => [e.type, e.transactionId, e.data])).toEqual([
+      ["ledger.refund", "e2e-charge", { refund_id: "e2e-refund-1" }],
+      ["ledger.void", undefined, { void_id: "e2e-void-1", record_id: deposit.ledgerEntryId }],
+    ]);
+    watcher.close();
+  });
 });

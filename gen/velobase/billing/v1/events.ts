@@ -74,8 +74,9 @@ export interface Event {
     | Timestamp
     | undefined;
   /**
-   * The facts of a slot, entitlement or alert event (alert_id, threshold,
-   * credit_type, available, ...).
+   * The facts the entries do not carry: a ledger.refund's refund_id, a
+   * ledger.void's void_id and record_id; a slot, entitlement or alert event's
+   * own (alert_id, threshold, credit_type, available, ...).
    */
   data: { [key: string]: string };
 }
