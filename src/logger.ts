@@ -147,6 +147,25 @@ export function serializeError(error: unknown, depth = 0): LoggedError {
   };
 }
 
+/**
+ * Why a call was answered service_unavailable, for its log line: the driver's errno and code of
+ * the failure it became (a lock wait timeout, a Galera certification failure, a lost connection),
+ * never its message. Undefined for any other answer.
+ */
+export function unavailableCause(
+  error: { code: string; cause?: unknown } | null,
+): { errno?: number | undefined; code?: string | undefined } | undefined {
+  if (error?.code !== "service_unavailable") return undefined;
+  let current: unknown = error.cause;
+  for (let depth = 0; depth < CAUSE_DEPTH_MAX + 2 && current instanceof Error; depth++) {
+    const errno = numberField(current, "errno");
+    const code = stringField(current, "code");
+    if (errno !== undefined || code !== undefined) return { errno, code };
+    current = current.cause;
+  }
+  return undefined;
+}
+
 /** A line over LOG_LINE_BYTES_MAX becomes a short valid JSON line saying so, with its start. */
 export function capLine(line: string): string {
   if (line.length * 3 <= LOG_LINE_BYTES_MAX || Buffer.byteLength(line) <= LOG_LINE_BYTES_MAX) return line;

@@ -10,6 +10,7 @@ import { presentedApiKey } from "../tenancy/credentials.js";
 import type { RateLimiter } from "../tenancy/rate-limiter.js";
 import { callSignal } from "./call-signal.js";
 import { MalformedRequest } from "./request-decoding.js";
+import { unavailableCause } from "../logger.js";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
@@ -84,12 +85,12 @@ export function unary<Req, Res>(
       call.sendMetadata(headers);
     };
 
-    const finish = (code: string, grpcCode: status, error?: unknown) => {
+    const finish = (code: string, grpcCode: status, error?: unknown, cause?: object) => {
       watched.release();
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       env.metrics?.calls.inc({ method, code });
       env.metrics?.latency.observe({ method }, seconds);
-      const line = { requestId, method, code, grpcCode: status[grpcCode], durationMs: Math.round(seconds * 1e6) / 1e3 };
+      const line = { requestId, method, code, grpcCode: status[grpcCode], durationMs: Math.round(seconds * 1e6) / 1e3, cause };
       if (error) env.log.error({ ...line, err: error }, "call failed with an unexpected error");
       else env.log.info(line, "call");
     };
@@ -98,7 +99,7 @@ export function unary<Req, Res>(
       const error = toBillingError(thrown);
       const grpcCode = status[error.spec.grpcStatus];
       const unexpected = grpcCode === status.INTERNAL;
-      finish(error.code, grpcCode, unexpected ? (error.cause ?? error) : undefined);
+      finish(error.code, grpcCode, unexpected ? (error.cause ?? error) : undefined, unavailableCause(error));
       const trailers = new Metadata();
       trailers.set(REQUEST_ID_HEADER, requestId);
       sendHeaders();

@@ -20,6 +20,8 @@ declare module "fastify" {
     caller: Caller | null;
     /** The catalogue code the request failed with, for the log line and metrics. */
     errorCode: string | null;
+    /** Why it was service_unavailable (the driver's errno and code), for the log line. */
+    errorCause: object | null;
     /** The operations' context for this request, with its signal (set by the first hook). */
     billingContext: BillingContext | null;
   }

@@ -22,6 +22,7 @@ import { registerSlotRoutes } from "./routes/slots.js";
 import { notAJsonObject, notAnIntegerIssue, schemaIssueToError, type SchemaIssue } from "./schema-errors.js";
 import { parseJsonBody, RoundedToInteger } from "./json-body.js";
 import { ID_LENGTH_MAX } from "../domain/limits.js";
+import { unavailableCause } from "../logger.js";
 
 export interface HttpServer {
   readonly port: number;
@@ -132,6 +133,7 @@ function clientWentAway(error: BillingError, request: FastifyRequest): boolean {
 
 function sendError(error: BillingError, request: FastifyRequest, reply: FastifyReply, deps: HttpDependencies) {
   request.errorCode = error.code;
+  request.errorCause = unavailableCause(error) ?? null;
   if (error.spec.grpcStatus === "INTERNAL" && clientWentAway(error, request)) {
     deps.log.info(
       { requestId: request.id, route: request.routeOptions.url },
@@ -154,6 +156,7 @@ function sendError(error: BillingError, request: FastifyRequest, reply: FastifyR
 function addHooks(app: HttpApp, deps: HttpDependencies): void {
   app.decorateRequest("caller", null);
   app.decorateRequest("errorCode", null);
+  app.decorateRequest("errorCause", null);
   app.decorateRequest("billingContext", null);
   app.addHook("onRequest", async (request, reply) => {
     request.billingContext = { ...deps.context, signal: callSignal(reply.raw) };
@@ -173,7 +176,14 @@ function addHooks(app: HttpApp, deps: HttpDependencies): void {
     deps.metrics?.httpCalls.inc({ route, code });
     deps.metrics?.httpLatency.observe({ route }, seconds);
     deps.log.info(
-      { requestId: request.id, route, code, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 1e3) / 1e3 },
+      {
+        requestId: request.id,
+        route,
+        code,
+        status: reply.statusCode,
+        durationMs: Math.round(reply.elapsedTime * 1e3) / 1e3,
+        cause: request.errorCause ?? undefined,
+      },
       "http call",
     );
   });

@@ -123,8 +123,9 @@ describe("database outage", () => {
     const proxy = new TcpProxy(3306);
     const port = await proxy.start();
     const db = uniqueDatabaseUrl("vb_outage");
-    const lines: { msg: string }[] = [];
-    const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line) as { msg: string }) });
+    type Line = { msg: string; code?: string; cause?: { code?: string } };
+    const lines: Line[] = [];
+    const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line) as Line) });
     const s = await startTestServer(
       { DATABASE_URL: db.url.replace("127.0.0.1:3306", `127.0.0.1:${port}`), HEALTH_CHECK_INTERVAL_MS: "100", SWEEP_INTERVAL_MS: "50" },
       { log },
@@ -149,6 +150,9 @@ describe("database outage", () => {
       const started = Date.now();
       await expectError(s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 1n }), "service_unavailable");
       expect(Date.now() - started).toBeLessThan(10_000);
+      // Its log line says why, by the driver's code, never its message.
+      const unavailable = lines.find((l) => l.msg === "call" && l.code === "service_unavailable");
+      expect(["ECONNREFUSED", "ECONNRESET", "PROTOCOL_CONNECTION_LOST"]).toContain(unavailable?.cause?.code);
       await expect.poll(status, { timeout: 5000 }).toBe("NOT_SERVING");
       // Every sweep fails while the database is away: one warning, however many of them.
       await sleep(1_000);
