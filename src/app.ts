@@ -233,6 +233,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const database = await openReadyDatabase(config, log, options.announce ?? ((line) => process.stderr.write(line)));
   const metrics = new Metrics();
   if (database.singlePool) metrics.watchPool(database.singlePool);
+  if (database.nodeIds.length > 0) metrics.watchNodes(database.nodeIds, () => database.nodesOut());
   const events = await startEventFeed(database, {
     pollIntervalMs: config.EVENTS_POLL_INTERVAL_MS,
     stampSpacingMs: config.EVENTS_STAMP_SPACING_MS,

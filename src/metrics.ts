@@ -88,6 +88,20 @@ export class Metrics {
     });
   }
 
+  /** A cluster's nodes, 1 while in use and 0 while taken out, read when scraped. */
+  watchNodes(nodes: readonly string[], nodesOut: () => readonly string[]): void {
+    new Gauge({
+      name: "billing_db_node_in_use",
+      help: "Database nodes of DATABASE_URL: 1 in use, 0 taken out (refused, hung or outside the primary component).",
+      labelNames: ["node"] as const,
+      registers: [this.registry],
+      collect() {
+        const out = new Set(nodesOut());
+        for (const node of nodes) this.set({ node }, out.has(node) ? 0 : 1);
+      },
+    });
+  }
+
   /** Serves /metrics on its own port; returns the listening server. */
   async listen(host: string, port: number): Promise<Server> {
     const server = createServer((req, res) => {

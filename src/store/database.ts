@@ -21,7 +21,9 @@ export interface Database {
   readonly galera: boolean;
   /** True while some server answers and may serve (a Galera node must be in the primary component). */
   probe(): Promise<boolean>;
-  /** The servers (`host:port`) the last probe or a refusal took out of use; none for one server. */
+  /** A cluster's servers (`host:port`), in URL order; none for one server. */
+  readonly nodeIds: readonly string[];
+  /** The servers the last probe or a refusal took out of use; none for one server. */
   nodesOut(): readonly string[];
   close(): Promise<void>;
 }
@@ -148,7 +150,7 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
   return { db, name: server.connection.database, galera, ...opened, close: () => opened.pool.end() };
 }
 
-type Opened = Pick<Database, "pool" | "singlePool" | "probe" | "nodesOut">;
+type Opened = Pick<Database, "pool" | "singlePool" | "probe" | "nodeIds" | "nodesOut">;
 
 function singleServer(options: PoolOptions, host: DatabaseHost, sessionSetup: readonly string[]): Opened {
   const pool = mysql.createPool({ ...options, host: host.host, port: host.port });
@@ -166,6 +168,7 @@ function singleServer(options: PoolOptions, host: DatabaseHost, sessionSetup: re
         () => true,
         () => false,
       ),
+    nodeIds: [],
     nodesOut: () => [],
   };
 }
@@ -180,5 +183,5 @@ function cluster(
   // On Galera, reads outside transactions are causal, so a read through one node sees what a
   // write through another returned (docs/architecture.md).
   const pool = new ClusterPool({ hosts, connection: options, selector, sessionSetup, causalReads: galera });
-  return { pool, singlePool: null, probe: () => pool.probeNodes(), nodesOut: () => pool.nodesOut };
+  return { pool, singlePool: null, probe: () => pool.probeNodes(), nodeIds: pool.nodeIds, nodesOut: () => pool.nodesOut };
 }

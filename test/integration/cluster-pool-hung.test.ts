@@ -61,7 +61,7 @@ describe("a cluster pool whose first node hangs", () => {
 });
 
 describe("a server on two nodes, one of which hangs", () => {
-  it("logs the node it takes out, by host and port, once, and once more when it is back", async () => {
+  it("logs the node it takes out, by host and port, once, and once more when it is back; billing_db_node_in_use says the same", async () => {
     const hanging = new TcpProxy(3306);
     const port = await hanging.start();
     const db = uniqueDatabaseUrl("vb_nodes");
@@ -72,17 +72,29 @@ describe("a server on two nodes, one of which hangs", () => {
       { log },
     );
     const nodeLines = () => lines.filter((l) => l.msg.startsWith("database node")).map((l) => [l.msg, l.node]);
+    const inUse = async () => {
+      const text = await s.app.metrics.registry.getSingleMetricAsString("billing_db_node_in_use");
+      return text.split("\n").filter((line) => line.startsWith("billing_db_node_in_use{"));
+    };
     try {
       hanging.freeze();
       await expect
         .poll(nodeLines, { timeout: 10_000 })
         .toEqual([["database node taken out: calls go to the next one", `127.0.0.1:${port}`]]);
+      expect(await inUse()).toEqual([
+        `billing_db_node_in_use{node="127.0.0.1:${port}"} 0`,
+        `billing_db_node_in_use{node="127.0.0.1:3306"} 1`,
+      ]);
       const customerId = `nodes-${Date.now()}`;
       expect((await s.client.call("deposit", { customerId, amount: 5n })).balance?.available).toBe(5n);
       hanging.thaw();
       await expect.poll(nodeLines, { timeout: 10_000 }).toEqual([
         ["database node taken out: calls go to the next one", `127.0.0.1:${port}`],
         ["database node back in use", `127.0.0.1:${port}`],
+      ]);
+      expect(await inUse()).toEqual([
+        `billing_db_node_in_use{node="127.0.0.1:${port}"} 1`,
+        `billing_db_node_in_use{node="127.0.0.1:3306"} 1`,
       ]);
     } finally {
       hanging.thaw();
