@@ -8,6 +8,8 @@ export type NodeSelector = "order" | "round_robin";
 /** A failed node is left out for this long before a connection is tried on it again. */
 export const RESTORE_NODE_TIMEOUT_MS = 5_000;
 const PROBE_TIMEOUT_MS = 2_000;
+/** Ready probes in a row before a node taken out is used again. */
+const READY_PROBES_TO_RETURN = 2;
 /** mysql2's answers when a pattern names no node, or only offline ones. */
 const NO_ONLINE_NODE: ReadonlySet<string> = new Set(["POOL_NOEXIST", "POOL_NONEONLINE"]);
 
@@ -69,14 +71,17 @@ function causal(sql: unknown): unknown {
  * A node that refuses a connection is left out by mysql2 for RESTORE_NODE_TIMEOUT_MS and new
  * connections go to the next one; a node that answers 1047 (not in the primary component), or
  * that a probe does not find ready (refused, hung: no answer within PROBE_TIMEOUT_MS, or
- * wsrep_ready OFF), is taken out until a probe finds it ready, and then takes its place in URL
- * order again.
+ * wsrep_ready OFF), is taken out until two probes in a row find it ready, and then takes its
+ * place in URL order again.
  */
 export class ClusterPool implements ConnectionSource {
   private readonly cluster: PoolCluster;
   private readonly selector: "ORDER" | "RR";
   private readonly prepared = new WeakSet<object>();
   private readonly out = new Set<string>();
+  /** Ready probes in a row, per node. */
+  private readonly readyProbes = new Map<string, number>();
+  private turn = 0;
   private readonly setup: string;
 
   constructor(private readonly options: ClusterOptions) {
@@ -123,21 +128,24 @@ export class ClusterPool implements ConnectionSource {
   }
 
   /**
-   * A connection of the node the selector picks. For "order", the first node in URL order that is
-   * in, asked for by its id: mysql2's own order puts a node that comes back at the end, which would
-   * leave an instance on a later node for good. When that node cannot give one (refused, offline),
-   * whichever node is online, in mysql2's order.
+   * A connection of the first node that gives one, among those not taken out, asked for by id:
+   * in URL order ("order"), or starting one further each time ("round_robin"). Our order, not
+   * mysql2's: a node it removed and added back would come last. A node that refuses is skipped
+   * (mysql2 leaves it offline for RESTORE_NODE_TIMEOUT_MS, answering at once meanwhile).
    */
   private async take(): Promise<PoolConnection> {
-    const preferred = this.selector === "ORDER" ? this.nodeIds.find((id) => !this.out.has(id)) : undefined;
-    if (preferred !== undefined) {
+    const inUse = this.nodeIds.filter((id) => !this.out.has(id));
+    const start = this.selector === "RR" ? this.turn++ % inUse.length : 0;
+    let failure: unknown = new Error("no database node to connect to");
+    for (let i = 0; i < inUse.length; i++) {
       try {
-        return await this.cluster.getConnection(preferred);
+        return await this.cluster.getConnection(inUse[(start + i) % inUse.length] as string);
       } catch (error) {
         if (!isConnectionFailure(error) && !NO_ONLINE_NODE.has(String((error as { code?: unknown }).code))) throw error;
+        failure = error;
       }
     }
-    return this.cluster.getConnection("*", this.selector);
+    throw failure;
   }
 
   // mysql2's overloaded signatures; every form is passed on as is to a connection of the cluster.
@@ -162,12 +170,15 @@ export class ClusterPool implements ConnectionSource {
     if (host) this.takeOut(host);
   }
 
+  /**
+   * Leaves a node out of take() (never the last one in). Its pool is kept, not ended: ending a
+   * pool whose connection is still in its handshake with a hung node throws from mysql2's
+   * default callback, outside any of ours.
+   */
   private takeOut(host: DatabaseHost): void {
     const id = nodeIdOf(host);
     if (this.out.has(id) || this.out.size + 1 >= this.options.hosts.length) return;
     this.out.add(id);
-    // PoolCluster.remove is in mysql2's promise wrapper, though not in its typings.
-    (this.cluster as PoolCluster & { remove(pattern: string): void }).remove(id);
   }
 
   /**
@@ -180,10 +191,16 @@ export class ClusterPool implements ConnectionSource {
     const states = await Promise.all(this.options.hosts.map((host) => this.probe(host)));
     this.options.hosts.forEach((host, i) => {
       const id = nodeIdOf(host);
-      if (states[i] === "ready" && this.out.has(id)) {
-        this.out.delete(id);
-        this.addNode(host);
-      } else if (states[i] !== "ready") this.takeOut(host);
+      if (states[i] !== "ready") {
+        this.readyProbes.delete(id);
+        this.takeOut(host);
+        return;
+      }
+      // Back in after two ready probes in a row: a node resumed after a freeze believes itself
+      // in the primary component until it notices its eviction, a second or two later.
+      const ready = (this.readyProbes.get(id) ?? 0) + 1;
+      this.readyProbes.set(id, ready);
+      if (this.out.has(id) && ready >= READY_PROBES_TO_RETURN) this.out.delete(id);
     });
     return states.includes("ready");
   }

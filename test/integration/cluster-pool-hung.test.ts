@@ -49,13 +49,47 @@ describe("a cluster pool whose first node hangs", () => {
 
   it("gives it back its place once it answers again: the first node in URL order is used first", async () => {
     proxy.thaw();
+    // One ready probe is not enough: a node resumed after a freeze may not know yet it was evicted.
     expect(await pool.probeNodes()).toBe(true);
+    expect(pool.nodesOut).toEqual([`127.0.0.1:${proxy.port}`]);
+    expect(await pool.probeNodes()).toBe(true);
+    expect(pool.nodesOut).toEqual([]);
     const connection = await pool.getConnection();
     try {
       const config = (connection.connection as unknown as { config: { port: number } }).config;
       expect(config.port).toBe(proxy.port);
     } finally {
       connection.release();
+    }
+  });
+});
+
+describe("taking out a node with a connection still in its handshake", () => {
+  it("neither throws outside the caller (mysql2 ending that pool would) nor fails the call: it goes to the next node", async () => {
+    const hung = new TcpProxy(3306);
+    const port = await hung.start();
+    hung.freeze();
+    const fresh = new ClusterPool({
+      hosts: [
+        { host: "127.0.0.1", port },
+        { host: "127.0.0.1", port: 3306 },
+      ],
+      connection: { user: "root", connectTimeout: 4_000, multipleStatements: true },
+      selector: "order",
+      sessionSetup: [],
+      causalReads: false,
+    });
+    try {
+      const connecting = fresh.getConnection();
+      expect(await fresh.probeNodes()).toBe(true);
+      expect(fresh.nodesOut).toEqual([`127.0.0.1:${port}`]);
+      const connection = await connecting;
+      expect((connection.connection as unknown as { config: { port: number } }).config.port).toBe(3306);
+      connection.release();
+    } finally {
+      hung.thaw();
+      await fresh.end();
+      await hung.cut();
     }
   });
 });
