@@ -154,16 +154,19 @@ export function serializeError(error: unknown, depth = 0): LoggedError {
  */
 export function unavailableCause(
   error: { code: string; cause?: unknown } | null,
-): { errno?: number | undefined; code?: string | undefined } | undefined {
+): { errno?: number | undefined; code?: string | undefined; fatal?: true } | undefined {
   if (error?.code !== "service_unavailable") return undefined;
   let current: unknown = error.cause;
+  let fatal = false;
   for (let depth = 0; depth < CAUSE_DEPTH_MAX + 2 && current instanceof Error; depth++) {
     const errno = numberField(current, "errno");
     const code = stringField(current, "code");
     if (errno !== undefined || code !== undefined) return { errno, code };
+    fatal ||= (current as { fatal?: unknown }).fatal === true;
     current = current.cause;
   }
-  return undefined;
+  // mysql2's "connection in closed state" carries neither, only `fatal`: the connection was lost.
+  return fatal ? { fatal: true } : undefined;
 }
 
 /** A line over LOG_LINE_BYTES_MAX becomes a short valid JSON line saying so, with its start. */

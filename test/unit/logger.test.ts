@@ -6,6 +6,7 @@ import {
   messageWithoutValues,
   serializeError,
   statementWithoutValues,
+  unavailableCause,
 } from "../../src/logger.js";
 
 describe("statementWithoutValues", () => {
@@ -108,5 +109,22 @@ describe("log lines", () => {
     expect(lines).toHaveLength(2);
     for (const line of lines) expect(Buffer.byteLength(line)).toBeLessThanOrEqual(LOG_LINE_BYTES_MAX);
     expect(JSON.parse(lines[1] ?? "").err.sql).toBe("INSERT INTO t VALUES (?)");
+  });
+});
+
+describe("unavailableCause", () => {
+  it("names a service_unavailable's driver failure by errno and code, or as fatal, never by its message", () => {
+    const driver = Object.assign(new Error("Lock wait timeout exceeded; try restarting transaction 'secret'"), {
+      errno: 1205,
+      code: "ER_LOCK_WAIT_TIMEOUT",
+    });
+    const closed = Object.assign(new Error("Can't add new command when connection is in closed state"), { fatal: true });
+    expect(unavailableCause({ code: "service_unavailable", cause: new Error("wrapped", { cause: driver }) })).toEqual({
+      errno: 1205,
+      code: "ER_LOCK_WAIT_TIMEOUT",
+    });
+    expect(unavailableCause({ code: "service_unavailable", cause: closed })).toEqual({ fatal: true });
+    expect(unavailableCause({ code: "service_unavailable" })).toBeUndefined();
+    expect(unavailableCause({ code: "insufficient_balance", cause: driver })).toBeUndefined();
   });
 });
