@@ -23,6 +23,12 @@ export interface Database {
   probe(): Promise<boolean>;
   /** A cluster's servers (`host:port`), in URL order; none for one server. */
   readonly nodeIds: readonly string[];
+  /**
+   * How long one round trip of a transaction may take before its connection counts as lost: the
+   * lock wait timeout plus STATEMENT_TIMEOUT_MARGIN_MS (a Galera cluster pauses writes about 6 s
+   * while it evicts a node). Only a hung server takes that long.
+   */
+  readonly statementTimeoutMs: number;
   /** The servers the last probe or a refusal took out of use; none for one server. */
   nodesOut(): readonly string[];
   close(): Promise<void>;
@@ -32,6 +38,8 @@ const MIGRATIONS_FOLDER = fileURLToPath(new URL("./migrations", import.meta.url)
 const CONNECT_TIMEOUT_MS = 5_000;
 /** Row locks are held for milliseconds; a longer wait means trouble (see openDatabase). */
 export const LOCK_WAIT_TIMEOUT_S_DEFAULT = 5;
+/** What a round trip may take beyond the lock wait timeout before its server counts as hung. */
+const STATEMENT_TIMEOUT_MARGIN_MS = 10_000;
 
 /** Thrown when the server cannot be reached or refuses us; main turns it into one clear line. */
 export class DatabaseUnreachableError extends Error {}
@@ -147,7 +155,8 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
       throw error;
     });
   }
-  return { db, name: server.connection.database, galera, ...opened, close: () => opened.pool.end() };
+  const statementTimeoutMs = lockWaitTimeoutS * 1000 + STATEMENT_TIMEOUT_MARGIN_MS;
+  return { db, name: server.connection.database, galera, statementTimeoutMs, ...opened, close: () => opened.pool.end() };
 }
 
 type Opened = Pick<Database, "pool" | "singlePool" | "probe" | "nodeIds" | "nodesOut">;

@@ -134,9 +134,14 @@ export class Tx {
    * what another node just acknowledged. Later reads need no wait: a write committed elsewhere
    * after it conflicts with this transaction's at COMMIT (a certification failure).
    */
+  /**
+   * `timeoutMs`: how long one round trip may take before its connection is given up as lost
+   * (mysql2 destroys it; PROTOCOL_SEQUENCE_TIMEOUT): a hung server answers nothing, ever.
+   */
   constructor(
     private readonly connection: PoolConnection,
     private readonly causal = false,
+    private readonly timeoutMs?: number,
   ) {}
 
   get isCommitted(): boolean {
@@ -194,7 +199,8 @@ export class Tx {
     // the hot path (--cpu-prof), and errors here are classified, not read by people. The values
     // are in the text already (inlineStatement): mysql2 sends it as it is (query-format.ts).
     const core = this.core();
-    return new Promise<unknown>((resolve, reject) => core.query(query, (error, rows) => (error ? reject(error) : resolve(rows))));
+    const options = this.timeoutMs === undefined ? { sql: query } : { sql: query, timeout: this.timeoutMs };
+    return new Promise<unknown>((resolve, reject) => core.query(options, (error, rows) => (error ? reject(error) : resolve(rows))));
   }
 
   async rollback(): Promise<void> {
@@ -332,7 +338,7 @@ async function attemptTransaction<T>(database: Database, work: (tx: Tx) => Promi
   // No connection from any server: not retried here (a cluster already tried every node).
   const connection = await database.pool.getConnection();
   let broken = false;
-  const tx = new Tx(connection, database.galera);
+  const tx = new Tx(connection, database.galera, database.statementTimeoutMs);
   try {
     const result = await work(tx);
     await tx.rollback();

@@ -171,4 +171,27 @@ describe("database outage", () => {
       await db.drop();
     }
   });
+
+  it("a server that hangs (answers nothing, closes nothing) fails a call after the lock wait and a margin, not never", async () => {
+    const proxy = new TcpProxy(3306);
+    const port = await proxy.start();
+    const db = uniqueDatabaseUrl("vb_hang");
+    const s = await startTestServer({ DATABASE_URL: db.url.replace("127.0.0.1:3306", `127.0.0.1:${port}`), DB_LOCK_WAIT_TIMEOUT_S: "1" });
+    try {
+      const customerId = uid("cust");
+      await s.client.call("deposit", { customerId, amount: 100n });
+      proxy.freeze();
+      // 1 s of lock wait + the 10 s margin, then a new connection's 5 s connect timeout: well
+      // before the test's own timeout, while the server stays frozen.
+      await expectError(s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 1n }), "service_unavailable");
+      proxy.thaw();
+      const r = await s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 1n });
+      expect(r.balance?.available).toBe(99n);
+    } finally {
+      proxy.thaw();
+      await s.stop();
+      await proxy.cut();
+      await db.drop();
+    }
+  });
 });
