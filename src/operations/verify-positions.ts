@@ -1,6 +1,6 @@
 import { type EntryAccount, LEDGER_START, type LedgerPosition, nextPosition } from "../domain/ledger-position.js";
 import { OPERATIONS } from "../domain/types.js";
-import type { Db } from "../store/database.js";
+import type { Reader } from "../store/database.js";
 import { oneOf } from "../store/row-values.js";
 import { customerLedgerPositions, ledgerPositionsPage, type VerifyRow } from "../store/verify-store.js";
 
@@ -36,7 +36,7 @@ function accountAfter(account: EntryAccount, operation: string, amount: bigint, 
  * a gap, that each entry's balance_after follows from the one before it (domain/ledger-position.ts),
  * and that each customer row carries its last entry's position.
  */
-export async function verifyLedgerPositions(db: Db): Promise<string[]> {
+export async function verifyLedgerPositions(db: Reader): Promise<string[]> {
   const problems: string[] = [];
   const last = await walkLedgers(db, problems);
   for (const c of await customerLedgerPositions(db)) {
@@ -49,7 +49,7 @@ export async function verifyLedgerPositions(db: Db): Promise<string[]> {
 }
 
 /** Every customer's entries in order, page by page: each checked, and each customer's last position. */
-async function walkLedgers(db: Db, problems: string[]): Promise<Map<string, LedgerPosition>> {
+async function walkLedgers(db: Reader, problems: string[]): Promise<Map<string, LedgerPosition>> {
   const last = new Map<string, LedgerPosition>();
   let customer: string | null = null;
   let position = LEDGER_START;

@@ -1,6 +1,7 @@
-import type { Db } from "../store/database.js";
+import type { Db, Reader } from "../store/database.js";
 import {
   accountFigures,
+  inOneSnapshot,
   ledgerByAccount,
   ledgerByTransaction,
   overRefundedAccounts,
@@ -69,9 +70,12 @@ function transactionProblems(t: TransactionFigures, ledger: TransactionLedger | 
  * or per account; a deposit's voids never exceed it; every customer's ledger is numbered without
  * a gap and each entry's balance_after follows from the one before (verify-positions.ts). Every
  * difference is one line in `problems`. The ledger is read in two grouped
- * scans and matched in memory (memory grows with accounts and transactions, not ledger rows).
+ * scans and matched in memory (memory grows with accounts and transactions, not ledger rows),
+ * all of it in one snapshot, so it may run while the service writes.
  */
-export async function verifyLedger(db: Db): Promise<VerifyReport> {
+export const verifyLedger = (db: Db): Promise<VerifyReport> => inOneSnapshot(db, verifySnapshot);
+
+async function verifySnapshot(db: Reader): Promise<VerifyReport> {
   const problems: string[] = [];
   const byAccount = new Map((await ledgerByAccount(db)).map((r) => [key(r.account_id), r]));
   const byTransaction = new Map((await ledgerByTransaction(db)).map((r) => [key(r.transaction_pk), r]));

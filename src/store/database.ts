@@ -9,6 +9,8 @@ import { queryFormat } from "./query-format.js";
 import * as schema from "./schema.js";
 
 export type Db = MySql2Database<typeof schema>;
+/** What a read needs of the database: a pool's or one transaction's statements. */
+export type Reader = Pick<Db, "execute">;
 
 export interface Database {
   readonly db: Db;

@@ -1,7 +1,7 @@
 import { type SQL as DrizzleSQL, and, count, desc, eq, gte, inArray, lt } from "drizzle-orm";
 import { type SQL, sql } from "./sql.js";
 import { parsePoolStatus, SLOT_EVENT_TYPES, type HoldingSnapshot, type PoolSnapshot, type SlotEventType } from "../domain/slots.js";
-import type { Db } from "./database.js";
+import type { Db, Reader } from "./database.js";
 import { bigOf, msOf, stringOf } from "./row-values.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
 import type { Row } from "./run-transaction.js";
@@ -265,7 +265,7 @@ export interface PoolHistory {
 }
 
 /** Every pool with what its events and holdings say, and event pool ids that name no pool. */
-export async function readPoolsWithHistory(db: Db): Promise<{ pools: PoolHistory[]; orphanPoolIds: bigint[] }> {
+export async function readPoolsWithHistory(db: Reader): Promise<{ pools: PoolHistory[]; orphanPoolIds: bigint[] }> {
   const [pools] = (await db.execute(POOLS_WITH_HISTORY)) as unknown as [Row[]];
   const [orphans] = (await db.execute(ORPHAN_EVENT_POOLS)) as unknown as [Row[]];
   return {

@@ -1,11 +1,21 @@
 import { sql } from "./sql.js";
-import type { Db } from "./database.js";
+import type { Db, Reader } from "./database.js";
 
 // The reads of `verify` (operations/verify.ts): whole-table scans, grouped by the database.
 
+/**
+ * Runs `work` on one snapshot of the database (REPEATABLE READ, a consistent snapshot; it only
+ * reads), so writes committing meanwhile are seen whole or not at all: verify may run while the
+ * service writes.
+ */
+export function inOneSnapshot<T>(db: Db, work: (reader: Reader) => Promise<T>): Promise<T> {
+  // No READ ONLY: drizzle writes it without the comma MariaDB needs after WITH CONSISTENT SNAPSHOT.
+  return db.transaction((tx) => work(tx), { isolationLevel: "repeatable read", withConsistentSnapshot: true });
+}
+
 export type VerifyRow = Record<string, string | number | null>;
 
-async function rows(db: Db, query: ReturnType<typeof sql>): Promise<VerifyRow[]> {
+async function rows(db: Reader, query: ReturnType<typeof sql>): Promise<VerifyRow[]> {
   const [result] = (await db.execute(query)) as unknown as [VerifyRow[]];
   return result;
 }
@@ -44,16 +54,16 @@ const UNSOUND_VOIDS = sql`SELECT v.reverses_record_id AS record_id, SUM(v.amount
   WHERE v.operation = 'VOID' GROUP BY v.reverses_record_id
   HAVING deposited IS NULL OR operation <> 'DEPOSIT' OR voided > deposited OR accounts <> 1 OR account_id <> deposit_account_id`;
 
-export const ledgerByAccount = (db: Db) => rows(db, LEDGER_BY_ACCOUNT);
-export const overRefundedAccounts = (db: Db) => rows(db, OVER_REFUNDED_ACCOUNTS);
-export const unsoundVoids = (db: Db) => rows(db, UNSOUND_VOIDS);
-export const ledgerByTransaction = (db: Db) => rows(db, LEDGER_BY_TRANSACTION);
+export const ledgerByAccount = (db: Reader) => rows(db, LEDGER_BY_ACCOUNT);
+export const overRefundedAccounts = (db: Reader) => rows(db, OVER_REFUNDED_ACCOUNTS);
+export const unsoundVoids = (db: Reader) => rows(db, UNSOUND_VOIDS);
+export const ledgerByTransaction = (db: Reader) => rows(db, LEDGER_BY_TRANSACTION);
 
 /** Every account's stored figures. */
-export const accountFigures = (db: Db) => rows(db, sql`SELECT id, total, used, frozen, expiry_recorded FROM accounts`);
+export const accountFigures = (db: Reader) => rows(db, sql`SELECT id, total, used, frozen, expiry_recorded FROM accounts`);
 
 /** Every transaction's stored figures, with the sum of its allocation. */
-export const transactionFigures = (db: Db) =>
+export const transactionFigures = (db: Reader) =>
   rows(
     db,
     sql`SELECT t.id, t.transaction_id, t.kind, t.status, t.amount, t.consumed_amount, t.returned_amount, t.overage_amount,
@@ -63,7 +73,7 @@ export const transactionFigures = (db: Db) =>
   );
 
 /** Entries of every customer in ledger order, a page after (customer_pk, sequence), by the unique index on them. */
-export const ledgerPositionsPage = (db: Db, after: { customerPk: bigint; sequence: bigint }, limit: number) =>
+export const ledgerPositionsPage = (db: Reader, after: { customerPk: bigint; sequence: bigint }, limit: number) =>
   rows(
     db,
     sql`SELECT id, customer_pk, account_id, operation, amount, overage, sequence, balance_total, balance_used, balance_frozen
@@ -74,5 +84,5 @@ export const ledgerPositionsPage = (db: Db, after: { customerPk: bigint; sequenc
   );
 
 /** Every customer's stored ledger position. */
-export const customerLedgerPositions = (db: Db) =>
+export const customerLedgerPositions = (db: Reader) =>
   rows(db, sql`SELECT id, ledger_sequence, ledger_total, ledger_used, ledger_frozen FROM customers`);

@@ -93,3 +93,28 @@ describe("concurrency on one customer", () => {
     await expectLedgerConsistent();
   });
 });
+
+describe("verify while the service writes", () => {
+  it("reads one snapshot: every run during 64 concurrent writers reports no problem", async () => {
+    const customers = Array.from({ length: 8 }, () => uid("verify-live"));
+    for (const customerId of customers) await s.client.call("deposit", { customerId, amount: 1_000_000n });
+    let writing = true;
+    const writers = Array.from({ length: 64 }, async (_, i) => {
+      const customerId = customers[i % customers.length] as string;
+      while (writing) {
+        const transactionId = uid("vl");
+        await s.client.call("freeze", { customerId, transactionId, amount: 3n });
+        await s.client.call("consume", { transactionId, actualAmount: 2n });
+        await s.client.call("deposit", { customerId, amount: 1n });
+      }
+    });
+    const reports = [];
+    try {
+      for (let run = 0; run < 5; run++) reports.push((await verifyLedger(s.app.database.db)).problems);
+    } finally {
+      writing = false;
+      await Promise.all(writers);
+    }
+    expect(reports).toEqual([[], [], [], [], []]);
+  });
+});

@@ -1,4 +1,4 @@
-import type { Db } from "../../store/database.js";
+import type { Reader } from "../../store/database.js";
 import { readPoolsWithHistory } from "../../store/slots-store.js";
 
 export interface PoolsReport {
@@ -11,7 +11,7 @@ export interface PoolsReport {
  * REVOKE_CAPACITY, in_use = Σ CLAIM − Σ RELEASE = what its live holdings hold, and
  * 0 ≤ in_use ≤ capacity. Every difference is one line in `problems`.
  */
-export async function verifyPools(db: Db): Promise<PoolsReport> {
+export async function verifyPools(db: Reader): Promise<PoolsReport> {
   const problems: string[] = [];
   const { pools, orphanPoolIds } = await readPoolsWithHistory(db);
   for (const p of pools) {
