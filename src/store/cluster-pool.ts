@@ -129,8 +129,8 @@ export class ClusterPool implements ConnectionSource {
 
   /**
    * A connection of the first node that gives one, among those not taken out, asked for by id:
-   * in URL order ("order"), or starting one further each time ("round_robin"). Our order, not
-   * mysql2's: a node it removed and added back would come last. A node that refuses is skipped
+   * in URL order ("order"), or starting one further each time ("round_robin"). Our selection, not
+   * mysql2's, which cannot leave a node out without ending its pool. A node that refuses is skipped
    * (mysql2 leaves it offline for RESTORE_NODE_TIMEOUT_MS, answering at once meanwhile).
    */
   private async take(): Promise<PoolConnection> {
@@ -182,8 +182,8 @@ export class ClusterPool implements ConnectionSource {
   }
 
   /**
-   * Asks every node directly whether it can serve; nodes taken out come back when ready, the
-   * others are taken out: one out of the primary component, and one that does not answer within
+   * Asks every node directly whether it can serve; nodes taken out come back after two ready
+   * probes in a row, the others are taken out: one out of the primary component, and one that does not answer within
    * PROBE_TIMEOUT_MS (a hung host or a partition that sends no reset: its pooled connections
    * would hang every call that took one). True when any node is ready.
    */
