@@ -133,8 +133,6 @@ export class Tx {
    * write the cluster had committed (wsrep_sync_wait), so the transaction's locking reads see
    * what another node just acknowledged. Later reads need no wait: a write committed elsewhere
    * after it conflicts with this transaction's at COMMIT (a certification failure).
-   */
-  /**
    * `timeoutMs`: how long one round trip may take before its connection is given up as lost
    * (mysql2 destroys it; PROTOCOL_SEQUENCE_TIMEOUT): a hung server answers nothing, ever.
    */
