@@ -34,10 +34,17 @@ export interface ClusterOptions {
   readonly causalReads: boolean;
 }
 
+/** The text of a statement as mysql2 takes it: a string, or an options object's `sql`. */
+function statementText(sql: unknown): string | undefined {
+  if (typeof sql === "string") return sql;
+  const text = typeof sql === "object" && sql !== null ? (sql as { sql?: unknown }).sql : undefined;
+  return typeof text === "string" ? text : undefined;
+}
+
 /** A statement that only reads (what may be sent again to another node). */
 function isRead(sql: unknown): boolean {
-  const text = typeof sql === "string" ? sql : typeof sql === "object" && sql !== null ? (sql as { sql?: unknown }).sql : undefined;
-  return typeof text === "string" && /^\s*(select|show)\b/i.test(text) && !/\bfor\s+update\b/i.test(text);
+  const text = statementText(sql);
+  return text !== undefined && /^\s*(select|show)\b/i.test(text) && !/\bfor\s+update\b/i.test(text);
 }
 
 const nodeIdOf = (host: DatabaseHost) => `${host.host}:${host.port}`;
@@ -58,12 +65,10 @@ export async function nodeIsReady(connection: Pick<mysql.Connection, "query">, t
 
 /** `SELECT …` sent by drizzle outside a transaction, made a causal read on a Galera node. */
 function causal(sql: unknown): unknown {
-  const wrap = (text: string) => (/^\s*select\b/i.test(text) ? `SET STATEMENT wsrep_sync_wait = 1 FOR ${text}` : text);
-  if (typeof sql === "string") return wrap(sql);
-  if (typeof sql === "object" && sql !== null && typeof (sql as { sql?: unknown }).sql === "string") {
-    return { ...sql, sql: wrap((sql as { sql: string }).sql) };
-  }
-  return sql;
+  const text = statementText(sql);
+  if (text === undefined || !/^\s*select\b/i.test(text)) return sql;
+  const wrapped = `SET STATEMENT wsrep_sync_wait = 1 FOR ${text}`;
+  return typeof sql === "string" ? wrapped : { ...(sql as object), sql: wrapped };
 }
 
 /**
@@ -76,7 +81,8 @@ function causal(sql: unknown): unknown {
  */
 export class ClusterPool implements ConnectionSource {
   private readonly cluster: PoolCluster;
-  private readonly selector: "ORDER" | "RR";
+  /** DB_NODE_SELECTOR=round_robin: take() starts one node further each time. */
+  private readonly roundRobin: boolean;
   private readonly prepared = new WeakSet<object>();
   private readonly out = new Set<string>();
   /** Ready probes in a row, per node. */
@@ -91,10 +97,8 @@ export class ClusterPool implements ConnectionSource {
       // (mysql2's default of 0 would drop it for good).
       removeNodeErrorCount: 1,
       restoreNodeTimeout: RESTORE_NODE_TIMEOUT_MS,
-      // Set explicitly: mysql2's default is round robin.
-      defaultSelector: options.selector === "order" ? "ORDER" : "RR",
     });
-    this.selector = options.selector === "order" ? "ORDER" : "RR";
+    this.roundRobin = options.selector === "round_robin";
     this.setup = options.sessionSetup.join(";\n");
     for (const host of options.hosts) this.addNode(host);
   }
@@ -135,7 +139,7 @@ export class ClusterPool implements ConnectionSource {
    */
   private async take(): Promise<PoolConnection> {
     const inUse = this.nodeIds.filter((id) => !this.out.has(id));
-    const start = this.selector === "RR" ? this.turn++ % inUse.length : 0;
+    const start = this.roundRobin ? this.turn++ % inUse.length : 0;
     let failure: unknown = new Error("no database node to connect to");
     for (let i = 0; i < inUse.length; i++) {
       try {
