@@ -32,16 +32,16 @@ const targetOf = (r: { customerId: string; creditType?: string | undefined }, pr
 /** AlertService: set and delete need a write key, list a read key. */
 export function alertHandlers(ctx: BillingContext, env: GuardedEnvironment): AlertServiceServer & UntypedServiceImplementation {
   return {
-    setAlert: guarded(env, "SetAlert", "write", async (r, caller) => {
-      const result = await setAlert(ctx, { ...targetOf(r, caller.projectId), threshold: parseThreshold(r.threshold) });
+    setAlert: guarded(env, "SetAlert", "write", async (r, caller, signal) => {
+      const result = await setAlert({ ...ctx, signal }, { ...targetOf(r, caller.projectId), threshold: parseThreshold(r.threshold) });
       return { alert: alertMessage(result.alert), created: result.created };
     }),
     listAlerts: guarded(env, "ListAlerts", "read", async (r, caller) => {
       const customerId = r.customerId === "" ? null : parseId(r.customerId, "customer_id", "customer_id_required");
       return { alerts: (await listAlerts(ctx, caller.projectId, customerId)).map(alertMessage) };
     }),
-    deleteAlert: guarded(env, "DeleteAlert", "write", async (r, caller) => ({
-      deleted: await deleteAlert(ctx, targetOf(r, caller.projectId)),
+    deleteAlert: guarded(env, "DeleteAlert", "write", async (r, caller, signal) => ({
+      deleted: await deleteAlert({ ...ctx, signal }, targetOf(r, caller.projectId)),
     })),
   };
 }
