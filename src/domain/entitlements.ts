@@ -7,22 +7,6 @@ import type { Metadata } from "./types.js";
 export const ENTITLEMENT_EVENT_TYPES = ["SET", "REMOVE"] as const;
 export type EntitlementEventType = (typeof ENTITLEMENT_EVENT_TYPES)[number];
 
-/** An entitlement as stored and answered; nulls stay nulls (Velobase sends them as JSON null). */
-export interface EntitlementView {
-  readonly entitlementId: bigint;
-  readonly featureKey: string;
-  readonly value: string;
-  readonly validFromMs: number | null;
-  readonly validUntilMs: number | null;
-  readonly source: string | null;
-  readonly description: string | null;
-  readonly metadata: Metadata | null;
-}
-
-export interface EntitlementWithStatus extends EntitlementView {
-  readonly isActive: boolean;
-}
-
 /** What Set writes: everything but the id, which the database assigns on create. */
 export interface EntitlementFields {
   readonly featureKey: string;
@@ -32,6 +16,15 @@ export interface EntitlementFields {
   readonly source: string | null;
   readonly description: string | null;
   readonly metadata: Metadata | null;
+}
+
+/** An entitlement as stored and answered; nulls stay nulls (Velobase sends them as JSON null). */
+export interface EntitlementView extends EntitlementFields {
+  readonly entitlementId: bigint;
+}
+
+export interface EntitlementWithStatus extends EntitlementView {
+  readonly isActive: boolean;
 }
 
 export interface SetEntitlementResult {

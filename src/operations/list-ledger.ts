@@ -9,18 +9,9 @@ import { businessTypeOf, oneOf } from "../store/row-values.js";
 import { runQuery } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 
-export interface LedgerQuery {
-  readonly projectId: bigint;
+/** Which entries of a customer a caller lists (the store's filter, the customer by its id), and which page. */
+export interface LedgerQuery extends Omit<LedgerFilter, "customerPk"> {
   readonly customerId: string;
-  readonly operations: readonly Operation[];
-  readonly transactionId: string | null;
-  /** Only the REFUND entries of this charge. */
-  readonly reversesTransactionId: string | null;
-  /** Only the VOID entries of this deposit. */
-  readonly reversesRecordId: bigint | null;
-  readonly creditType: string | null;
-  readonly createdAfterMs: number | null;
-  readonly createdBeforeMs: number | null;
   readonly pageSize: number;
   readonly pageToken: string | null;
   /** Also count every matching entry (an extra query, so only when asked: HTTP's total_count). */
