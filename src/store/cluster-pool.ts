@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import mysql, { type Pool, type PoolCluster, type PoolConnection, type PoolOptions } from "mysql2/promise";
 import type { DatabaseHost } from "./database-url.js";
 import { isConnectionFailure, isNotPrimary } from "./sql-errors.js";
@@ -7,7 +8,8 @@ export type NodeSelector = "order" | "round_robin";
 
 /** A failed node is left out for this long before a connection is tried on it again. */
 export const RESTORE_NODE_TIMEOUT_MS = 5_000;
-const PROBE_TIMEOUT_MS = 2_000;
+/** How long a probe waits for a node to connect and answer. */
+export const PROBE_TIMEOUT_MS = 2_000;
 /** Ready probes in a row before a node taken out is used again. */
 const READY_PROBES_TO_RETURN = 2;
 /** mysql2's answers when a pattern names no node, or only offline ones. */
@@ -17,7 +19,42 @@ const NO_ONLINE_NODE: ReadonlySet<string> = new Set(["POOL_NOEXIST", "POOL_NONEO
 export type ConnectionSource = Pick<Pool, "getConnection" | "query" | "execute" | "end"> & {
   /** Told of a connection's failure, so a node that cannot serve is left out (clusters only). */
   noteFailure?(connection: PoolConnection, error: unknown): void;
+  /** Aborts when the node this connection came from is found hung and taken out (clusters only). */
+  lostSignal?(connection: PoolConnection): AbortSignal | undefined;
 };
+
+/**
+ * What a statement waiting on a connection of a node found hung fails with: a lost connection,
+ * as if it had timed out, but as soon as a probe has taken the node out.
+ */
+export class NodeHungError extends Error {
+  readonly code = "PROTOCOL_CONNECTION_LOST";
+  readonly fatal = true;
+
+  constructor(readonly node: string) {
+    super("the database node stopped answering and was taken out");
+  }
+}
+
+/** `work`, failed with the signal's reason as soon as it aborts (its own outcome is then ignored). */
+export function unlessLost<T>(lost: AbortSignal | undefined, work: Promise<T>): Promise<T> {
+  if (lost === undefined) return work;
+  if (lost.aborted) return Promise.reject(lost.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onLost = () => reject(lost.reason as Error);
+    lost.addEventListener("abort", onLost, { once: true });
+    work.then(
+      (value) => {
+        lost.removeEventListener("abort", onLost);
+        resolve(value);
+      },
+      (error: unknown) => {
+        lost.removeEventListener("abort", onLost);
+        reject(error);
+      },
+    );
+  });
+}
 
 export interface ClusterOptions {
   readonly hosts: readonly DatabaseHost[];
@@ -32,6 +69,11 @@ export interface ClusterOptions {
    * write through another returned.
    */
   readonly causalReads: boolean;
+  /**
+   * How long one statement outside a transaction may take before its connection counts as lost
+   * (PROTOCOL_SEQUENCE_TIMEOUT), as a transaction's round trip does: a hung node answers nothing, ever.
+   */
+  readonly statementTimeoutMs?: number;
 }
 
 /** The text of a statement as mysql2 takes it: a string, or an options object's `sql`. */
@@ -49,18 +91,42 @@ function isRead(sql: unknown): boolean {
 
 const nodeIdOf = (host: DatabaseHost) => `${host.host}:${host.port}`;
 
+/** What a probe found of a node, with the primary component's configuration it is in (Galera only). */
+interface Probed {
+  readonly state: "ready" | "not_primary" | "unreachable";
+  readonly configuration: number | null;
+}
+
 /**
- * Whether a node may serve: a Galera node must be in the primary component (wsrep_ready). A node
- * that does not answer within `timeoutMs` fails with PROTOCOL_SEQUENCE_TIMEOUT (a connection failure).
+ * Whether a node may serve (a Galera node must be in the primary component: wsrep_ready), and
+ * the number of the primary component's configuration it believes it is in
+ * (wsrep_cluster_conf_id). A node that does not answer within `timeoutMs` fails with
+ * PROTOCOL_SEQUENCE_TIMEOUT (a connection failure).
  */
-export async function nodeIsReady(connection: Pick<mysql.Connection, "query">, timeoutMs = PROBE_TIMEOUT_MS): Promise<boolean> {
+async function nodeReadiness(
+  connection: Pick<mysql.Connection, "query">,
+  timeoutMs: number,
+): Promise<{ ready: boolean; configuration: number | null }> {
   const [results] = await connection.query({
-    sql: "SHOW GLOBAL VARIABLES LIKE 'wsrep_on'; SHOW GLOBAL STATUS LIKE 'wsrep_ready'",
+    sql: "SHOW GLOBAL VARIABLES LIKE 'wsrep_on'; SHOW GLOBAL STATUS LIKE 'wsrep_ready'; SHOW GLOBAL STATUS LIKE 'wsrep_cluster_conf_id'",
     timeout: timeoutMs,
   });
-  const [on, ready] = results as unknown as Array<Array<{ Value?: unknown }>>;
-  if (String(on?.[0]?.Value ?? "OFF").toUpperCase() !== "ON") return true;
-  return String(ready?.[0]?.Value ?? "OFF").toUpperCase() === "ON";
+  const [on, ready, conf] = results as unknown as Array<Array<{ Value?: unknown }>>;
+  if (String(on?.[0]?.Value ?? "OFF").toUpperCase() !== "ON") return { ready: true, configuration: null };
+  const configuration = Number(conf?.[0]?.Value);
+  return {
+    ready: String(ready?.[0]?.Value ?? "OFF").toUpperCase() === "ON",
+    configuration: Number.isSafeInteger(configuration) ? configuration : null,
+  };
+}
+
+/**
+ * A node that answers ready in an older configuration than another ready node was evicted while
+ * it could not tell (frozen, cut off) and has not noticed yet: it is not ready.
+ */
+export function outdatedNotReady(probed: readonly Probed[]): Probed["state"][] {
+  const newest = Math.max(...probed.map((p) => (p.state === "ready" && p.configuration !== null ? p.configuration : -1)));
+  return probed.map((p) => (p.state === "ready" && p.configuration !== null && p.configuration < newest ? "not_primary" : p.state));
 }
 
 /** `SELECT …` sent by drizzle outside a transaction, made a causal read on a Galera node. */
@@ -72,12 +138,44 @@ function causal(sql: unknown): unknown {
 }
 
 /**
+ * One statement outside a transaction on a pooled connection: released after it, destroyed after
+ * a connection failure (a statement that timed out stays queued on its connection, and mysql2's
+ * own pool.query would release it so), failed at once when `lost` aborts.
+ */
+export async function oneStatement<T>(
+  connection: PoolConnection,
+  work: (connection: PoolConnection) => Promise<T>,
+  lost?: AbortSignal,
+  noteFailure?: (error: unknown) => void,
+): Promise<T> {
+  try {
+    const result = await unlessLost(lost, work(connection));
+    connection.release();
+    return result;
+  } catch (error) {
+    noteFailure?.(error);
+    if (isConnectionFailure(error) || isNotPrimary(error)) connection.destroy();
+    else connection.release();
+    throw error;
+  }
+}
+
+/** The statement in mysql2's options form with `timeoutMs`, unless it carries a timeout of its own. */
+export function timed(sql: unknown, timeoutMs: number | undefined): unknown {
+  if (timeoutMs === undefined) return sql;
+  if (typeof sql === "string") return { sql, timeout: timeoutMs };
+  if (typeof sql !== "object" || sql === null || (sql as { timeout?: unknown }).timeout !== undefined) return sql;
+  return { ...(sql as object), timeout: timeoutMs };
+}
+
+/**
  * Several database servers (a Galera cluster) behind mysql2's PoolCluster, shaped like a pool.
  * A node that refuses a connection is left out by mysql2 for RESTORE_NODE_TIMEOUT_MS and new
  * connections go to the next one; a node that answers 1047 (not in the primary component), or
  * that a probe does not find ready (refused, hung: no answer within PROBE_TIMEOUT_MS, or
- * wsrep_ready OFF), is taken out until two probes in a row find it ready, and then takes its
- * place in URL order again.
+ * wsrep_ready OFF, or ready in an older configuration than another node), is taken out until two
+ * probes in a row, PROBE_TIMEOUT_MS apart at least, find it ready, and then takes its place in URL
+ * order again. What waits on a node taken out as hung fails at once (abandon).
  */
 export class ClusterPool implements ConnectionSource {
   private readonly cluster: PoolCluster;
@@ -85,8 +183,12 @@ export class ClusterPool implements ConnectionSource {
   private readonly roundRobin: boolean;
   private readonly prepared = new WeakSet<object>();
   private readonly out = new Set<string>();
-  /** Ready probes in a row, per node. */
-  private readonly readyProbes = new Map<string, number>();
+  /** Ready probes in a row, per node: how many, and when the first of them started. */
+  private readonly readyProbes = new Map<string, { count: number; sinceMs: number }>();
+  /** The node each connection handed out came from (by mysql2's core connection). */
+  private readonly nodeOfConnection = new WeakMap<object, string>();
+  /** Per node, what its connections' statements give up on when a probe finds it hung. */
+  private readonly lost = new Map<string, AbortController>();
   private turn = 0;
   private readonly setup: string;
 
@@ -143,7 +245,10 @@ export class ClusterPool implements ConnectionSource {
     let failure: unknown = new Error("no database node to connect to");
     for (let i = 0; i < inUse.length; i++) {
       try {
-        return await this.cluster.getConnection(inUse[(start + i) % inUse.length] as string);
+        const id = inUse[(start + i) % inUse.length] as string;
+        const connection = await this.cluster.getConnection(id);
+        this.nodeOfConnection.set(connection.connection as unknown as object, id);
+        return connection;
       } catch (error) {
         if (!isConnectionFailure(error) && !NO_ONLINE_NODE.has(String((error as { code?: unknown }).code))) throw error;
         failure = error;
@@ -154,10 +259,26 @@ export class ClusterPool implements ConnectionSource {
 
   // mysql2's overloaded signatures; every form is passed on as is to a connection of the cluster.
   readonly query = ((sql: string, values?: unknown) =>
-    this.oneOff(isRead(sql), (connection) => connection.query(this.read(sql) as string, values as never))) as Pool["query"];
+    this.oneOff(isRead(sql), (connection) => connection.query(this.statement(sql) as string, values as never))) as Pool["query"];
 
   readonly execute = ((sql: string, values?: unknown) =>
-    this.oneOff(isRead(sql), (connection) => connection.execute(this.read(sql) as string, values as never))) as Pool["execute"];
+    this.oneOff(isRead(sql), (connection) => connection.execute(this.statement(sql) as string, values as never))) as Pool["execute"];
+
+  lostSignal(connection: PoolConnection): AbortSignal | undefined {
+    const id = this.nodeOfConnection.get(connection.connection as unknown as object);
+    return id === undefined ? undefined : this.lostControllerOf(id).signal;
+  }
+
+  private lostControllerOf(id: string): AbortController {
+    let controller = this.lost.get(id);
+    if (!controller) {
+      controller = new AbortController();
+      // Every statement in flight on the node listens: as many as the pool has connections.
+      setMaxListeners(0, controller.signal);
+      this.lost.set(id, controller);
+    }
+    return controller;
+  }
 
   end(): Promise<void> {
     return this.cluster.end();
@@ -181,8 +302,22 @@ export class ClusterPool implements ConnectionSource {
    */
   private takeOut(host: DatabaseHost): void {
     const id = nodeIdOf(host);
+    // Refused between two probes: it needs two ready probes in a row again.
+    this.readyProbes.delete(id);
     if (this.out.has(id) || this.out.size + 1 >= this.options.hosts.length) return;
     this.out.add(id);
+  }
+
+  /**
+   * Fails every statement waiting on the node's connections (NodeHungError): a transaction that
+   * had not sent its COMMIT runs again on the next node, a read is sent again, at once instead of
+   * after the statement timeout. Only for a node taken out, so never the last one in use.
+   */
+  private abandon(id: string): void {
+    const controller = this.lost.get(id);
+    if (!controller || !this.out.has(id)) return;
+    this.lost.delete(id);
+    controller.abort(new NodeHungError(id));
   }
 
   /**
@@ -192,38 +327,44 @@ export class ClusterPool implements ConnectionSource {
    * would hang every call that took one). True when any node is ready.
    */
   async probeNodes(): Promise<boolean> {
-    const states = await Promise.all(this.options.hosts.map((host) => this.probe(host)));
+    const startedMs = Date.now();
+    const states = outdatedNotReady(await Promise.all(this.options.hosts.map((host) => this.probe(host))));
     this.options.hosts.forEach((host, i) => {
       const id = nodeIdOf(host);
       if (states[i] !== "ready") {
-        this.readyProbes.delete(id);
         this.takeOut(host);
+        if (states[i] === "unreachable") this.abandon(id);
         return;
       }
-      // Back in after two ready probes in a row: a node resumed after a freeze believes itself
-      // in the primary component until it notices its eviction, a second or two later.
-      const ready = (this.readyProbes.get(id) ?? 0) + 1;
+      // Back in after two ready probes in a row, started PROBE_TIMEOUT_MS apart at least: a probe
+      // sent while the node was frozen is answered the moment it resumes, and the next one may
+      // follow within the second or two the node takes to notice it was evicted.
+      const previous = this.readyProbes.get(id);
+      const ready = { count: (previous?.count ?? 0) + 1, sinceMs: previous?.sinceMs ?? startedMs };
       this.readyProbes.set(id, ready);
-      if (this.out.has(id) && ready >= READY_PROBES_TO_RETURN) this.out.delete(id);
+      const settled = ready.count >= READY_PROBES_TO_RETURN && startedMs - ready.sinceMs >= PROBE_TIMEOUT_MS;
+      if (this.out.has(id) && settled) this.out.delete(id);
     });
     return states.includes("ready");
   }
 
-  private async probe(host: DatabaseHost): Promise<"ready" | "not_primary" | "unreachable"> {
+  private async probe(host: DatabaseHost): Promise<Probed> {
     const { database: _database, ...server } = this.options.connection;
     let connection: mysql.Connection | undefined;
     try {
       connection = await mysql.createConnection({ ...server, host: host.host, port: host.port, connectTimeout: PROBE_TIMEOUT_MS });
-      return (await nodeIsReady(connection)) ? "ready" : "not_primary";
+      const { ready, configuration } = await nodeReadiness(connection, PROBE_TIMEOUT_MS);
+      return { state: ready ? "ready" : "not_primary", configuration };
     } catch (error) {
-      return isConnectionFailure(error) ? "unreachable" : "not_primary";
+      return { state: isConnectionFailure(error) ? "unreachable" : "not_primary", configuration: null };
     } finally {
       connection?.destroy();
     }
   }
 
-  private read(sql: unknown): unknown {
-    return this.options.causalReads ? causal(sql) : sql;
+  /** A statement as sent outside a transaction: causal on Galera, with the statement timeout. */
+  private statement(sql: unknown): unknown {
+    return timed(this.options.causalReads ? causal(sql) : sql, this.options.statementTimeoutMs);
   }
 
   /**
@@ -233,25 +374,16 @@ export class ClusterPool implements ConnectionSource {
    * committed it, and the caller decides (service_unavailable, safe to retry with its key).
    */
   private async oneOff<T>(read: boolean, work: (connection: PoolConnection) => Promise<T>): Promise<T> {
+    const connection = await this.getConnection();
     try {
-      return await this.oneOffOnce(work);
+      return await this.onConnection(connection, work);
     } catch (error) {
-      if (!read || !isNotPrimary(error)) throw error;
-      return this.oneOffOnce(work);
+      if (!read || !(isNotPrimary(error) || isConnectionFailure(error))) throw error;
+      return this.onConnection(await this.getConnection(), work);
     }
   }
 
-  private async oneOffOnce<T>(work: (connection: PoolConnection) => Promise<T>): Promise<T> {
-    const connection = await this.getConnection();
-    try {
-      const result = await work(connection);
-      connection.release();
-      return result;
-    } catch (error) {
-      this.noteFailure(connection, error);
-      if (isConnectionFailure(error) || isNotPrimary(error)) connection.destroy();
-      else connection.release();
-      throw error;
-    }
+  private onConnection<T>(connection: PoolConnection, work: (connection: PoolConnection) => Promise<T>): Promise<T> {
+    return oneStatement(connection, work, this.lostSignal(connection), (error) => this.noteFailure(connection, error));
   }
 }

@@ -2,11 +2,12 @@ import { fileURLToPath } from "node:url";
 import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
 import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql, { type Pool, type PoolOptions } from "mysql2/promise";
-import { ClusterPool, type ConnectionSource, type NodeSelector } from "./cluster-pool.js";
+import { ClusterPool, type ConnectionSource, type NodeSelector, PROBE_TIMEOUT_MS } from "./cluster-pool.js";
 import { type DatabaseHost, type DatabaseUrl, parseDatabaseUrl } from "./database-url.js";
 import { withLease } from "./leases-store.js";
 import { queryFormat } from "./query-format.js";
 import * as schema from "./schema.js";
+import { ServerPool } from "./server-pool.js";
 
 export type Db = MySql2Database<typeof schema>;
 /** What a read needs of the database: a pool's or one transaction's statements. */
@@ -145,10 +146,11 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     maxIdle: options.poolSize ?? 20,
     enableKeepAlive: true,
   };
+  const statementTimeoutMs = lockWaitTimeoutS * 1000 + STATEMENT_TIMEOUT_MARGIN_MS;
   const opened =
     server.hosts.length === 1 && !galera
-      ? singleServer(poolOptions, server.hosts[0] as DatabaseHost, sessionSetup)
-      : cluster(poolOptions, server.hosts, sessionSetup, options.nodeSelector ?? "order", galera);
+      ? singleServer(poolOptions, server.hosts[0] as DatabaseHost, sessionSetup, statementTimeoutMs)
+      : cluster(poolOptions, server.hosts, sessionSetup, options.nodeSelector ?? "order", galera, statementTimeoutMs);
   // drizzle calls getConnection, query and execute of its client, which both shapes provide.
   const db = drizzle(opened.pool as Pool, { schema, mode: "default" });
   if (options.migrate ?? true) {
@@ -157,13 +159,12 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
       throw error;
     });
   }
-  const statementTimeoutMs = lockWaitTimeoutS * 1000 + STATEMENT_TIMEOUT_MARGIN_MS;
   return { db, name: server.connection.database, galera, statementTimeoutMs, ...opened, close: () => opened.pool.end() };
 }
 
 type Opened = Pick<Database, "pool" | "singlePool" | "probe" | "nodeIds" | "nodesOut">;
 
-function singleServer(options: PoolOptions, host: DatabaseHost, sessionSetup: readonly string[]): Opened {
+function singleServer(options: PoolOptions, host: DatabaseHost, sessionSetup: readonly string[], statementTimeoutMs: number): Opened {
   const pool = mysql.createPool({ ...options, host: host.host, port: host.port });
   pool.pool.on("connection", (conn) => {
     const onError = (error: Error | null) => {
@@ -171,11 +172,13 @@ function singleServer(options: PoolOptions, host: DatabaseHost, sessionSetup: re
     };
     for (const statement of sessionSetup) conn.query(statement, onError);
   });
+  const server = new ServerPool(pool, statementTimeoutMs);
   return {
-    pool,
+    pool: server,
     singlePool: pool,
+    // Bounded, as a cluster's probes are: a hung server must not leave health saying SERVING.
     probe: () =>
-      pool.query("SELECT 1").then(
+      server.query({ sql: "SELECT 1", timeout: PROBE_TIMEOUT_MS }).then(
         () => true,
         () => false,
       ),
@@ -190,9 +193,10 @@ function cluster(
   sessionSetup: readonly string[],
   selector: NodeSelector,
   galera: boolean,
+  statementTimeoutMs: number,
 ): Opened {
   // On Galera, reads outside transactions are causal, so a read through one node sees what a
   // write through another returned (docs/architecture.md).
-  const pool = new ClusterPool({ hosts, connection: options, selector, sessionSetup, causalReads: galera });
+  const pool = new ClusterPool({ hosts, connection: options, selector, sessionSetup, causalReads: galera, statementTimeoutMs });
   return { pool, singlePool: null, probe: () => pool.probeNodes(), nodeIds: pool.nodeIds, nodesOut: () => pool.nodesOut };
 }

@@ -3,6 +3,7 @@ import { SQL as DrizzleSQL, getTableName, StringChunk, Table } from "drizzle-orm
 import { MySqlDialect } from "drizzle-orm/mysql-core";
 import type { Connection as CoreConnection } from "mysql2";
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import { unlessLost } from "./cluster-pool.js";
 import { BillingError } from "../errors/billing-error.js";
 import type { Database } from "./database.js";
 import { SQL, sql } from "./sql.js";
@@ -134,12 +135,14 @@ export class Tx {
    * what another node just acknowledged. Later reads need no wait: a write committed elsewhere
    * after it conflicts with this transaction's at COMMIT (a certification failure).
    * `timeoutMs`: how long one round trip may take before its connection is given up as lost
-   * (mysql2 destroys it; PROTOCOL_SEQUENCE_TIMEOUT): a hung server answers nothing, ever.
+   * (PROTOCOL_SEQUENCE_TIMEOUT): a hung server answers nothing, ever. `lost`: aborts when the
+   * connection's node is found hung sooner (a cluster's probe), failing the round trip at once.
    */
   constructor(
     private readonly connection: PoolConnection,
     private readonly causal = false,
     private readonly timeoutMs?: number,
+    private readonly lost?: AbortSignal,
   ) {}
 
   get isCommitted(): boolean {
@@ -198,13 +201,30 @@ export class Tx {
     // are in the text already (inlineStatement): mysql2 sends it as it is (query-format.ts).
     const core = this.core();
     const options = this.timeoutMs === undefined ? { sql: query } : { sql: query, timeout: this.timeoutMs };
-    return new Promise<unknown>((resolve, reject) => core.query(options, (error, rows) => (error ? reject(error) : resolve(rows))));
+    const sent = new Promise<unknown>((resolve, reject) => core.query(options, (error, rows) => (error ? reject(error) : resolve(rows))));
+    return unlessLost(this.lost, sent);
   }
 
   async rollback(): Promise<void> {
     if (!this.isOpen) return;
     this.begun = false;
-    await this.connection.query("ROLLBACK");
+    await this.send("ROLLBACK");
+  }
+
+  /**
+   * Whether the server ended the open transaction by itself. On Galera a replicated write-set that
+   * conflicts with a local transaction aborts it (brute-force abort); a statement of the same
+   * batch that then fails reports its own error (seen: 1048 from a subquery that no longer finds
+   * the row the batch inserted before the abort) instead of the deadlock, with nothing of the
+   * transaction left. That is a conflict like a certification failure: retried.
+   */
+  async endedByServer(): Promise<boolean> {
+    try {
+      const rows = (await this.send("SELECT @@in_transaction AS open")) as Row[];
+      return Number(rows[0]?.open) === 0;
+    } catch {
+      return false;
+    }
   }
 }
 
@@ -286,7 +306,7 @@ class AttemptFailure extends Error {
   constructor(
     readonly failure: unknown,
     readonly commitSent: boolean,
-    /** A Galera node rolled the transaction back under it (see serverRolledBack). */
+    /** A Galera node rolled the transaction back under it (see Tx.endedByServer). */
     readonly abortedByCluster = false,
   ) {
     super("transaction attempt failed", { cause: failure });
@@ -336,7 +356,7 @@ async function attemptTransaction<T>(database: Database, work: (tx: Tx) => Promi
   // No connection from any server: not retried here (a cluster already tried every node).
   const connection = await database.pool.getConnection();
   let broken = false;
-  const tx = new Tx(connection, database.galera, database.statementTimeoutMs);
+  const tx = new Tx(connection, database.galera, database.statementTimeoutMs, database.pool.lostSignal?.(connection));
   try {
     const result = await work(tx);
     await tx.rollback();
@@ -344,28 +364,12 @@ async function attemptTransaction<T>(database: Database, work: (tx: Tx) => Promi
   } catch (error) {
     broken = isConnectionFailure(error) || isNotPrimary(error);
     if (isNotPrimary(error)) database.pool.noteFailure?.(connection, error);
-    const aborted = !broken && database.galera && tx.isOpen && !(error instanceof BillingError) && (await serverRolledBack(connection));
+    const aborted = !broken && database.galera && tx.isOpen && !(error instanceof BillingError) && (await tx.endedByServer());
     if (!broken) await tx.rollback().catch(() => (broken = true));
     throw new AttemptFailure(error, tx.isCommitSent, aborted);
   } finally {
     if (broken) connection.destroy();
     else connection.release();
-  }
-}
-
-/**
- * Whether the server ended the open transaction by itself. On Galera a replicated write-set that
- * conflicts with a local transaction aborts it (brute-force abort); a statement of the same
- * batch that then fails reports its own error (seen: 1048 from a subquery that no longer finds
- * the row the batch inserted before the abort) instead of the deadlock, with nothing of the
- * transaction left. That is a conflict like a certification failure: retried.
- */
-async function serverRolledBack(connection: PoolConnection): Promise<boolean> {
-  try {
-    const [rows] = await connection.query("SELECT @@in_transaction AS open");
-    return Number((rows as Row[])[0]?.open) === 0;
-  } catch {
-    return false;
   }
 }
 

@@ -1,6 +1,7 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClusterPool } from "../../src/store/cluster-pool.js";
+import { ClusterPool, outdatedNotReady, PROBE_TIMEOUT_MS } from "../../src/store/cluster-pool.js";
 import { uniqueDatabaseUrl } from "../support/database.js";
 import { startTestServer } from "../support/server.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
@@ -49,9 +50,13 @@ describe("a cluster pool whose first node hangs", () => {
 
   it("gives it back its place once it answers again: the first node in URL order is used first", async () => {
     proxy.thaw();
-    // One ready probe is not enough: a node resumed after a freeze may not know yet it was evicted.
+    // One ready probe is not enough: a node resumed after a freeze may not know yet it was
+    // evicted. Nor are two at once: a probe sent during the freeze is answered on resuming.
     expect(await pool.probeNodes()).toBe(true);
     expect(pool.nodesOut).toEqual([`127.0.0.1:${proxy.port}`]);
+    expect(await pool.probeNodes()).toBe(true);
+    expect(pool.nodesOut).toEqual([`127.0.0.1:${proxy.port}`]);
+    await sleep(PROBE_TIMEOUT_MS);
     expect(await pool.probeNodes()).toBe(true);
     expect(pool.nodesOut).toEqual([]);
     const connection = await pool.getConnection();
@@ -61,6 +66,61 @@ describe("a cluster pool whose first node hangs", () => {
     } finally {
       connection.release();
     }
+  });
+});
+
+describe("a statement waiting on a node that hangs", () => {
+  it("fails over as soon as a probe takes the node out, not after the statement timeout: a read goes again", async () => {
+    const hung = new TcpProxy(3306);
+    const port = await hung.start();
+    const fresh = new ClusterPool({
+      hosts: [
+        { host: "127.0.0.1", port },
+        { host: "127.0.0.1", port: 3306 },
+      ],
+      connection: { user: "root", connectTimeout: 2_000, multipleStatements: true },
+      selector: "order",
+      sessionSetup: [],
+      causalReads: false,
+      statementTimeoutMs: 120_000,
+    });
+    try {
+      const [before] = (await fresh.query("SELECT CONNECTION_ID() AS id"))[0] as unknown as { id: number }[];
+      hung.freeze();
+      const started = Date.now();
+      // Takes the first node's pooled connection, and waits on it.
+      const reading = fresh.query("SELECT CONNECTION_ID() AS id, 42 AS answer");
+      expect(await fresh.probeNodes()).toBe(true);
+      expect(fresh.nodesOut).toEqual([`127.0.0.1:${port}`]);
+      const [after] = (await reading)[0] as unknown as { id: number; answer: number }[];
+      expect(after?.answer).toBe(42);
+      expect(after?.id).not.toBe(before?.id);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      hung.thaw();
+      await fresh.end();
+      await hung.cut();
+    }
+  });
+});
+
+describe("which node answers ready", () => {
+  it("not one in an older configuration of the primary component than another ready node: it was evicted and has not noticed", () => {
+    expect(
+      outdatedNotReady([
+        { state: "ready", configuration: 7 },
+        { state: "ready", configuration: 9 },
+        { state: "unreachable", configuration: null },
+        { state: "ready", configuration: 9 },
+      ]),
+    ).toEqual(["not_primary", "ready", "unreachable", "ready"]);
+    // Not Galera (no configuration): every ready node is.
+    expect(
+      outdatedNotReady([
+        { state: "ready", configuration: null },
+        { state: "ready", configuration: null },
+      ]),
+    ).toEqual(["ready", "ready"]);
   });
 });
 
@@ -95,6 +155,37 @@ describe("taking out a node with a connection still in its handshake", () => {
 });
 
 describe("a server on two nodes, one of which hangs", () => {
+  it("runs a write and a read waiting on the hung node again on the other one once a probe takes it out", async () => {
+    const hanging = new TcpProxy(3306);
+    const port = await hanging.start();
+    const db = uniqueDatabaseUrl("vb_failover");
+    // A statement timeout of 110 s: what ends the waits here is the probe, every 100 ms.
+    const s = await startTestServer({
+      DATABASE_URL: `mysql://root@127.0.0.1:${port},127.0.0.1:3306/${db.name}`,
+      HEALTH_CHECK_INTERVAL_MS: "100",
+      DB_LOCK_WAIT_TIMEOUT_S: "100",
+    });
+    try {
+      const customerId = `failover-${Date.now()}`;
+      await s.client.call("deposit", { customerId, amount: 50n });
+      hanging.freeze();
+      const started = Date.now();
+      const [deducted, read] = await Promise.all([
+        s.client.call("deduct", { customerId, transactionId: `failover-tx-${Date.now()}`, amount: 20n }),
+        s.client.call("getCustomer", { customerId }),
+      ]);
+      expect(deducted.balance?.available).toBe(30n);
+      expect([50n, 30n]).toContain(read.balance?.available);
+      expect(Date.now() - started).toBeLessThan(20_000);
+      expect((await s.client.call("getCustomer", { customerId })).balance?.available).toBe(30n);
+    } finally {
+      hanging.thaw();
+      await s.stop();
+      await hanging.cut();
+      await db.drop();
+    }
+  });
+
   it("logs the node it takes out, by host and port, once, and once more when it is back; billing_db_node_in_use says the same", async () => {
     const hanging = new TcpProxy(3306);
     const port = await hanging.start();

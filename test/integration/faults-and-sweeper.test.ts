@@ -172,18 +172,30 @@ describe("database outage", () => {
     }
   });
 
-  it("a server that hangs (answers nothing, closes nothing) fails a call after the lock wait and a margin, not never", async () => {
+  it("a server that hangs (answers nothing, closes nothing) fails a call after the lock wait and a margin, not never; health says so", async () => {
     const proxy = new TcpProxy(3306);
     const port = await proxy.start();
     const db = uniqueDatabaseUrl("vb_hang");
-    const s = await startTestServer({ DATABASE_URL: db.url.replace("127.0.0.1:3306", `127.0.0.1:${port}`), DB_LOCK_WAIT_TIMEOUT_S: "1" });
+    const s = await startTestServer({
+      DATABASE_URL: db.url.replace("127.0.0.1:3306", `127.0.0.1:${port}`),
+      DB_LOCK_WAIT_TIMEOUT_S: "1",
+      HEALTH_CHECK_INTERVAL_MS: "100",
+    });
+    const health = async () => (await fetch(`${s.httpUrl}/v1/health`)).status;
     try {
       const customerId = uid("cust");
       await s.client.call("deposit", { customerId, amount: 100n });
+      expect(await health()).toBe(200);
       proxy.freeze();
       // 1 s of lock wait + the 10 s margin, then a new connection's 5 s connect timeout: well
-      // before the test's own timeout, while the server stays frozen.
-      await expectError(s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 1n }), "service_unavailable");
+      // before the test's own timeout, while the server stays frozen. A read outside a
+      // transaction gives up after as long.
+      await Promise.all([
+        expectError(s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 1n }), "service_unavailable"),
+        expectError(s.client.call("getCustomer", { customerId }), "service_unavailable"),
+      ]);
+      // The health probe gives up on the hung server too.
+      expect(await health()).toBe(503);
       proxy.thaw();
       const r = await s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 1n });
       expect(r.balance?.available).toBe(99n);
