@@ -148,9 +148,9 @@ export class Authenticator {
     const last = this.touchedAtMs.get(apiKeyId);
     if (last !== undefined && nowMs - last < LAST_USED_INTERVAL_MS) return;
     this.touchedAtMs.set(apiKeyId, nowMs);
-    // Drizzle's error text carries the SQL parameters, which are never logged: only the kind.
+    // Logged by the `err` serializer, which drops the statement's values (the logger's serializeError).
     touchApiKey(this.database.db, apiKeyId, nowMs).catch((error: unknown) =>
-      this.options.log.warn({ error: error instanceof Error ? error.name : "unknown" }, "could not record an API key's last use"),
+      this.options.log.warn({ err: error }, "could not record an API key's last use"),
     );
   }
 }
