@@ -168,7 +168,6 @@ export class Tx {
     const first = opening.length;
     const all = [...opening, ...statements, ...(options.commit ? [sql`COMMIT`] : [])];
     this.begun = true;
-    if (options.commit) this.commitSent = true;
     const list: StatementResult[] = [];
     const core = this.core();
     const queries = all.map((statement) => inlineStatement(statement, core));
@@ -176,7 +175,10 @@ export class Tx {
     // between two statements of one multi-statement packet, the server was seen to run the rest
     // of the packet outside any transaction (a stored outcome committed without its writes, a
     // call answered as done that was not). Sent alone, the next statement gets the deadlock error.
-    for (const group of this.causal ? queries.map((q) => [q]) : groupBySize(queries)) {
+    const groups = this.causal ? queries.map((q) => [q]) : groupBySize(queries);
+    for (const [i, group] of groups.entries()) {
+      // Only the round trip carrying COMMIT may have committed; one failed before it is retried.
+      if (options.commit && i === groups.length - 1) this.commitSent = true;
       const results = await this.send(group.join(";\n"));
       // mysql2 returns a plain result for one statement and an array of results for several.
       list.push(...(group.length === 1 ? [results as StatementResult] : (results as StatementResult[])));
