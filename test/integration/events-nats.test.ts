@@ -226,6 +226,56 @@ describe("a NATS outage", () => {
   });
 });
 
+describe("a NATS server that hangs", () => {
+  it("keeps the lease with the publisher that holds it while its tries time out, and sends everything once it answers", async () => {
+    const { TcpProxy } = await import("../support/tcp-proxy.js");
+    const proxy = new TcpProxy(Number(new URL(NATS_URL).port || 4222), new URL(NATS_URL).hostname);
+    await proxy.start();
+    const via = (owner: string) =>
+      new NatsPublisher(s.app.database, new LeaseKeeper(s.app.database, NATS_PUBLISHER, owner), {
+        url: `nats://127.0.0.1:${proxy.port}`,
+        stream: STREAM,
+        subjectPrefix: PREFIX,
+        intervalMs: 20,
+        ackTimeoutMs: 300,
+        log: silent,
+      });
+    const leaseOwner = async () => {
+      const [rows] = await s.app.database.pool.query("SELECT owner FROM leases WHERE name = ? AND expires_at > NOW(3)", [NATS_PUBLISHER]);
+      return (rows as { owner: string }[])[0]?.owner ?? null;
+    };
+    const warm = [testEvent(s.app, { customerId: "nats-hung", type: "ledger.deposit" })];
+    await commitEvents(s.app, warm);
+    await stamped(warm);
+    const first = via("owner-hung-1");
+    const second = via("owner-hung-2");
+    try {
+      await caughtUp();
+      const before = await streamCount();
+      let holder = await leaseOwner();
+      for (; holder === null; holder = await leaseOwner()) await new Promise((r) => setTimeout(r, 20));
+      expect(["owner-hung-1", "owner-hung-2"]).toContain(holder);
+      proxy.freeze();
+      const waiting = [1, 2, 3].map(() => testEvent(s.app, { customerId: "nats-hung", type: "ledger.deduct" }));
+      await commitEvents(s.app, waiting);
+      await stamped(waiting);
+      // Longer than the lease (5 s): its holder, alive, must keep it all along.
+      const owners = new Set<string | null>();
+      for (const end = Date.now() + 7_000; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) owners.add(await leaseOwner());
+      expect([...owners]).toEqual([holder]);
+      expect(await streamCount()).toBe(before);
+      proxy.thaw();
+      await caughtUp();
+      expect((await storedMessages()).slice(-3).map((m) => m.msgId)).toEqual(waiting.map((e) => e.eventId));
+      expect(await streamCount()).toBe(before + 3);
+    } finally {
+      proxy.thaw();
+      await Promise.all([first.stop(), second.stop()]);
+      await proxy.cut();
+    }
+  });
+});
+
 describe("the stream", () => {
   const logged = () => {
     const lines: { level: number; msg: string; err?: { message: string } }[] = [];

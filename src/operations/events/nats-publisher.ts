@@ -1,5 +1,6 @@
 import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { createConnection } from "node:net";
 import type { Logger } from "pino";
 import { type FeedEvent, projectEventJson } from "../../domain/events.js";
 import { EVENT_READ_BATCH } from "../../domain/limits.js";
@@ -16,8 +17,17 @@ export const NATS_PUBLISHER = "nats";
  * lease only when it is really gone, never while it is still sending.
  */
 const PUBLISH_ACK_TIMEOUT_MS = 2_000;
-/** The longest pause between two tries while NATS is down (they start at the interval and double). */
-const OUTAGE_RETRY_MAX_MS = 5_000;
+/**
+ * How long each step of connecting may take (the server's greeting, the handshake, the stream's
+ * lookup): a NATS that accepts connections and answers nothing (a frozen host) must not hold
+ * the publisher past its lease, or another instance takes over while it still means to publish.
+ */
+const CONNECT_TIMEOUT_MS = 2_000;
+/**
+ * The longest pause between two tries while NATS is down (they start at the interval and
+ * double): with a try's CONNECT_TIMEOUT_MS, the lease is renewed well inside its lifetime.
+ */
+const OUTAGE_RETRY_MAX_MS = 1_000;
 
 export interface NatsPublisherOptions {
   readonly url: string;
@@ -44,6 +54,33 @@ export function capturesEvents(filter: string, prefix: string): boolean {
     if (want === undefined || (token !== "*" && (want === "*" || token !== want))) return false;
   }
   return tokens.length === ours.length;
+}
+
+/**
+ * Resolves once the first server of a nats:// or tls:// URL sends its greeting (INFO, in the
+ * clear before any TLS) within `timeoutMs`, on a socket closed either way; throws otherwise.
+ * Checked before connecting because nats.js leaves its socket open when the greeting does not
+ * come before its own timeout (a frozen server): one more open socket every try.
+ */
+export async function natsGreets(url: string, timeoutMs: number): Promise<void> {
+  const first = new URL(url.split(",")[0] ?? url);
+  if (first.protocol !== "nats:" && first.protocol !== "tls:") return;
+  const socket = createConnection({ host: first.hostname, port: Number(first.port || 4222) });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`NATS sent no greeting within ${timeoutMs} ms`)), timeoutMs);
+      socket.once("data", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once("error", (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+    });
+  } finally {
+    socket.destroy();
+  }
 }
 
 /** `<prefix>.<project id>.<event type>`, e.g. velobase.1.ledger.deduct. */
@@ -126,13 +163,13 @@ export class NatsPublisher {
     let position = await publisherPosition(pool, NATS_PUBLISHER);
     this.options.onLag?.(Number((await lastPosition(pool)) - position));
     for (;;) {
-      // The lease is renewed between batches: a long drain must not outlive it (another
-      // instance would take over and publish the same events beside this one).
+      const js = await this.jetStream();
+      // The lease is renewed between batches, after connecting: a long drain or a slow connect
+      // must not outlive it (another instance would take over and publish beside this one).
       if (!(await this.lease.held())) return false;
       const batch = await readFeed(pool, { projectId: null, after: position, customerId: null, types: [] }, EVENT_READ_BATCH);
       if (this.stopped) return false;
       if (batch.length === 0) return true;
-      const js = await this.jetStream();
       // Sent in order on one connection, acknowledged together: the stream keeps their order.
       await Promise.all(
         batch.map((event) =>
@@ -159,9 +196,10 @@ export class NatsPublisher {
   private async jetStream(): Promise<JetStreamClient> {
     if (this.client) return this.client;
     const { url, stream, subjectPrefix, log } = this.options;
-    const nc = await connect({ servers: url, maxReconnectAttempts: -1, name: "velobase-billing events" });
+    await natsGreets(url, CONNECT_TIMEOUT_MS);
+    const nc = await connect({ servers: url, timeout: CONNECT_TIMEOUT_MS, maxReconnectAttempts: -1, name: "velobase-billing events" });
     this.connection = nc;
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(nc, { timeout: CONNECT_TIMEOUT_MS });
     const ours = `${subjectPrefix}.>`;
     const subjects = await jsm.streams.info(stream).then(
       (info) => info.config.subjects ?? [],
