@@ -200,6 +200,7 @@ async function startTransports(config: Config, deps: TransportDependencies): Pro
       log: guard.log,
       metrics: guard.metrics,
       isServing: () => health.serving,
+      requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
       mount: consolePlugin(
         consoleDependencies(config, {
           context,

@@ -48,6 +48,8 @@ const ConfigSchema = z.object({
   /** Unset: the HTTP server binds GRPC_HOST. */
   HTTP_HOST: host.optional(),
   HTTP_PORT: port.default(8080),
+  // How long a client has to send a whole HTTP request, headers and body; checked every second.
+  HTTP_REQUEST_TIMEOUT_MS: whole(1_000, 600_000).default(30_000),
   METRICS_PORT: port.optional(),
   // grpc-js's own default (4 MiB): a request at the API's field limits is far smaller.
   GRPC_MAX_MESSAGE_BYTES: whole(1024, 2 ** 31 - 1).default(4 * 1024 * 1024),

@@ -41,6 +41,11 @@ export interface HttpDependencies {
   readonly isServing: () => boolean;
   /** Routes of another transport served on the same port (the console), registered by the wiring. */
   readonly mount?: FastifyPluginAsync;
+  /**
+   * How long a client has to send a whole request (HTTP_REQUEST_TIMEOUT_MS): one that trickles
+   * its headers or stalls in its body would otherwise hold its connection and buffer for good.
+   */
+  readonly requestTimeoutMs: number;
 }
 
 /**

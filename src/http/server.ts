@@ -195,6 +195,9 @@ function addHooks(app: HttpApp, deps: HttpDependencies): void {
  * keeps its http.Server type.
  */
 export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptions | null = null): Promise<HttpApp> {
+  // Node checks request timeouts every connectionsCheckingInterval (30 s by default), and only
+  // with the values given when the server is made (setting requestTimeout later cut no body).
+  const timeouts = { requestTimeout: deps.requestTimeoutMs, connectionsCheckingInterval: 1_000 };
   const app = Fastify({
     logger: false,
     genReqId: requestIdOf,
@@ -202,12 +205,16 @@ export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptio
     routerOptions: { maxParamLength: PATH_PARAM_LENGTH_MAX },
     bodyLimit: BODY_BYTES_MAX,
     clientErrorHandler: answerClientError,
+    requestTimeout: timeouts.requestTimeout,
+    http: timeouts,
     // A bad URL or an overlong path parameter, found before any hook runs.
     frameworkErrors: (error, request, reply) => {
       void reply.header(REQUEST_ID_HEADER, request.id);
       void sendError(toCatalogueError(error, request), request, reply, deps);
     },
-    ...(tls ? { serverFactory: (handler: RequestListener) => createHttpsServer(tls, handler) as unknown as Server } : {}),
+    ...(tls
+      ? { serverFactory: (handler: RequestListener) => createHttpsServer({ ...tls, ...timeouts }, handler) as unknown as Server }
+      : {}),
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   // JSON only: a text/plain body is refused as not JSON rather than validated as a string.
