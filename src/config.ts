@@ -89,6 +89,9 @@ const ConfigSchema = z.object({
   // (a transaction and its fsync) then orders the events of every write committed meanwhile.
   EVENTS_STAMP_SPACING_MS: whole(0, 1_000).default(25),
   EVENTS_RETENTION_HOURS: whole(1, 24 * 365 * 10).default(168),
+  // Open WatchEvents streams per API key and per instance: each reads the feed whenever it moves.
+  EVENTS_WATCHERS_PER_KEY_MAX: whole(1, 10_000).default(16),
+  EVENTS_WATCHERS_MAX: whole(1, 100_000).default(256),
   NATS_URL: z
     .string()
     .refine((u) => /^(nats|tls|ws|wss):\/\/[^\s]+$/.test(u), "must be a nats:// or tls:// URL")

@@ -10,7 +10,7 @@ export function eventHandlers(ctx: BillingContext, env: StreamEnvironment): Even
   return {
     watchEvents: guardedStream(env, "WatchEvents", "read", async (r, call) => {
       const query = parseWatchEvents(r, call.caller.projectId);
-      await watchEvents(ctx, query, call.signal, (event) => call.send({ event: eventMessage(event) }));
+      await watchEvents(ctx, query, call.caller.apiKeyId, call.signal, (event) => call.send({ event: eventMessage(event) }));
     }),
   };
 }

@@ -1,14 +1,18 @@
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectError } from "../support/client.js";
+import { TestWatcher } from "../support/events.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 // What one client may hold of an instance: an HTTP request must arrive whole within
-// HTTP_REQUEST_TIMEOUT_MS (a stalled body held its connection and up to 1 MiB of buffer for good).
+// HTTP_REQUEST_TIMEOUT_MS (a stalled body held its connection and up to 1 MiB of buffer for good),
+// and a key may hold EVENTS_WATCHERS_PER_KEY_MAX event streams, the instance EVENTS_WATCHERS_MAX
+// (a thousand streams of one key slowed every other caller to seconds).
 
 let s: TestServer;
 
 beforeAll(async () => {
-  s = await startTestServer({ HTTP_REQUEST_TIMEOUT_MS: "1000" });
+  s = await startTestServer({ HTTP_REQUEST_TIMEOUT_MS: "1000", EVENTS_WATCHERS_PER_KEY_MAX: "2", EVENTS_WATCHERS_MAX: "3" });
 });
 
 afterAll(async () => {
@@ -46,5 +50,46 @@ describe("an HTTP request that stops arriving", () => {
     const { text, afterMs } = await stalledRequest("GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: a");
     expect(text).toMatch(/^HTTP\/1\.1 400 /);
     expect(afterMs).toBeLessThan(10_000);
+  });
+});
+
+describe("event streams", () => {
+  it("are refused over the key's limit and over the instance's, and a closed one gives its place back", async () => {
+    const other = (await s.createKey({ scope: "read" })).key;
+    await s.client.call("deposit", { customerId: "watched", amount: 5n });
+    // Admitted streams get the deposit's event at once (they start from the oldest kept).
+    const open = async (key: string) => {
+      const watcher = new TestWatcher(s.app.port, key);
+      await Promise.race([watcher.count(1), watcher.ended]);
+      return watcher;
+    };
+    const refused = (watcher: TestWatcher) =>
+      watcher.ended.then((error) => {
+        throw error ?? new Error("the stream ended without an error");
+      });
+    const first = await open(s.apiKey);
+    const second = await open(s.apiKey);
+    const third = new TestWatcher(s.app.port, s.apiKey);
+    expect(await expectError(refused(third), "rate_limit_exceeded", "At most 2 event streams may be open per API key.")).toEqual({
+      open_streams_max: "2",
+    });
+    const ofOther = await open(other);
+    const beyond = new TestWatcher(s.app.port, other);
+    await expectError(refused(beyond), "rate_limit_exceeded", "This instance serves as many event streams as it can; retry later.");
+    first.close();
+    // Its slot comes back once the server has seen the cancel.
+    let again = new TestWatcher(s.app.port, other);
+    for (
+      let tries = 0;
+      (await Promise.race([again.count(1).then(() => "open"), again.ended.then(() => "refused")])) === "refused";
+      tries++
+    ) {
+      expect(tries).toBeLessThan(50);
+      again.close();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      again = new TestWatcher(s.app.port, other);
+    }
+    expect(again.events).toHaveLength(1);
+    for (const watcher of [second, ofOther, again, third, beyond]) watcher.close();
   });
 });

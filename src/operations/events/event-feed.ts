@@ -1,4 +1,5 @@
 import type { FeedTail } from "./feed-tail.js";
+import type { WatcherSlots } from "./watcher-slots.js";
 
 /** What the writes and the readers of one instance share of the event feed (wired in app.ts). */
 export interface EventFeed {
@@ -8,4 +9,6 @@ export interface EventFeed {
   notifyCommitted(): void;
   /** Wakes this instance's watchers when the feed moves. */
   readonly tail: FeedTail;
+  /** How many watchers this instance serves, per key and in all. */
+  readonly watchers: WatcherSlots;
 }

@@ -82,11 +82,14 @@ export function listEvents(ctx: BillingContext, query: EventQuery, limit: number
 export async function watchEvents(
   ctx: BillingContext,
   query: EventQuery,
+  /** The stream's API key (null: the service's own tail), whose open streams are bounded. */
+  apiKeyId: bigint | null,
   signal: AbortSignal,
   deliver: (event: FeedEvent) => Promise<void>,
 ): Promise<void> {
   const feed = ctx.events;
   if (!feed) throw new Error("watchEvents needs the instance's event feed");
+  const giveBack = feed.watchers.take(String(apiKeyId ?? "service"));
   let after = positionOf(query.cursor);
   let moved = true;
   let wake: (() => void) | null = null;
@@ -112,6 +115,7 @@ export async function watchEvents(
       if (page.rows.length === EVENT_READ_BATCH) moved = true;
     }
   } finally {
+    giveBack();
     unsubscribe();
     signal.removeEventListener("abort", poke);
   }

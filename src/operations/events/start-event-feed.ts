@@ -7,6 +7,7 @@ import { EventStamper, STAMPER_LEASE } from "./event-stamper.js";
 import { FeedTail } from "./feed-tail.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { NATS_PUBLISHER, NatsPublisher } from "./nats-publisher.js";
+import { type WatcherLimits, WatcherSlots } from "./watcher-slots.js";
 
 export interface EventFeedOptions {
   readonly pollIntervalMs: number;
@@ -16,6 +17,7 @@ export interface EventFeedOptions {
   readonly nats: { readonly url: string; readonly stream: string; readonly subjectPrefix: string } | null;
   readonly log: Logger;
   readonly onPublishLag?: (events: number) => void;
+  readonly watchers: WatcherLimits;
 }
 
 export interface RunningEventFeed {
@@ -51,7 +53,7 @@ export async function startEventFeed(database: Database, options: EventFeedOptio
     },
   });
   return {
-    feed: { deploymentId, notifyCommitted: () => stamper.notifyCommitted(), tail },
+    feed: { deploymentId, notifyCommitted: () => stamper.notifyCommitted(), tail, watchers: new WatcherSlots(options.watchers) },
     async stop() {
       await Promise.all([stamper.stop(), publisher?.stop(), tail.stop()]);
     },

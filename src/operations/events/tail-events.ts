@@ -24,12 +24,19 @@ export async function tailEvents(
   signal: AbortSignal,
   print: (event: ProjectEventJson) => void,
 ): Promise<void> {
-  const running = await startEventFeed(database, { pollIntervalMs: 200, stampSpacingMs: 10, nats: null, log: pino({ level: "silent" }) });
+  const running = await startEventFeed(database, {
+    pollIntervalMs: 200,
+    stampSpacingMs: 10,
+    nats: null,
+    log: pino({ level: "silent" }),
+    watchers: { perKey: 1, total: 1 },
+  });
   const ctx: BillingContext = { database, now: Date.now, events: running.feed };
   try {
     await watchEvents(
       ctx,
       { projectId: options.projectId, cursor: options.cursor, customerId: options.customerId, types: [] },
+      null,
       signal,
       async (e) => print(projectEventJson(e, options.projectId === null ? "global" : "project")),
     );
