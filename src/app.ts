@@ -195,7 +195,7 @@ async function startTransports(config: Config, deps: TransportDependencies): Pro
   const http = await startHttpServer(
     {
       context,
-      authenticate: (key) => guard.authenticator.authenticate(key),
+      authenticate: (key, peer) => guard.authenticator.authenticate(key, peer),
       rateLimit: (caller) => guard.rateLimiter.consume(caller),
       log: guard.log,
       metrics: guard.metrics,

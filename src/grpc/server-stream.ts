@@ -72,7 +72,7 @@ export function guardedStream<Req, Res>(
 
     const run = async () => {
       const request = call.request;
-      const caller = await admit(env, call.metadata, scope, 1);
+      const caller = await admit(env, call.metadata, call.getPeer(), scope, 1);
       if (request instanceof MalformedRequest) throw request.toError();
       await handle(request, { caller, signal: aborter.signal, send });
     };

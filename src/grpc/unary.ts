@@ -7,6 +7,7 @@ import { toServiceError } from "./status-details.js";
 import type { Metrics } from "../metrics.js";
 import type { Authenticator } from "../tenancy/authenticator.js";
 import { presentedApiKey } from "../tenancy/credentials.js";
+import { addressOf } from "../tenancy/peer-failures.js";
 import type { RateLimiter } from "../tenancy/rate-limiter.js";
 import { callSignal } from "./call-signal.js";
 import { MalformedRequest } from "./request-decoding.js";
@@ -71,7 +72,7 @@ export const requestIdOf = (metadata: Metadata): string => saneRequestId(metadat
 export function unary<Req, Res>(
   env: CallEnvironment,
   method: string,
-  handle: (request: Req | MalformedRequest, metadata: Metadata, signal: AbortSignal, requestId: string) => Promise<Res>,
+  handle: (request: Req | MalformedRequest, metadata: Metadata, signal: AbortSignal, requestId: string, peer: string) => Promise<Res>,
 ): (call: ServerUnaryCall<Req | MalformedRequest, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     const started = process.hrtime.bigint();
@@ -106,7 +107,7 @@ export function unary<Req, Res>(
       callback(toServiceError(error, trailers), null);
     };
 
-    handle(call.request, call.metadata, watched.signal, requestId).then((response) => {
+    handle(call.request, call.metadata, watched.signal, requestId, call.getPeer()).then((response) => {
       const serialize = responseSerializers.get(call.getPath());
       if (serialize && typeof response === "object" && response !== null) {
         try {
@@ -129,9 +130,9 @@ const textsOf = (metadata: Metadata, key: string): string[] => metadata.get(key)
  * Authenticates a call from its metadata (`authorization: Bearer <key>` or `x-api-key`), checks
  * the key's scope against the method's, and takes a token from its rate limit.
  */
-export async function admit(env: GuardedEnvironment, metadata: Metadata, scope: Scope, points = 1): Promise<Caller> {
+export async function admit(env: GuardedEnvironment, metadata: Metadata, peer: string, scope: Scope, points = 1): Promise<Caller> {
   const presented = presentedApiKey(textsOf(metadata, "authorization"), textsOf(metadata, "x-api-key"));
-  const caller = await env.authenticator.authenticate(presented);
+  const caller = await env.authenticator.authenticate(presented, addressOf(peer));
   if (!scopeAllows(caller.scope, scope)) throw new BillingError("permission_denied", undefined, { required_scope: scope });
   await env.rateLimiter.consume(caller, points);
   return caller;
@@ -150,11 +151,11 @@ export function guarded<Req, Res>(
   /** Rate-limit tokens the call takes: one, or one per write for a Batch. */
   costOf: (request: Req) => number = () => 1,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
-  return unary(env, method, async (request: Req | MalformedRequest, metadata, signal, requestId) => {
+  return unary(env, method, async (request: Req | MalformedRequest, metadata, signal, requestId, peer) => {
     // The key first: a caller without a valid key learns nothing, not even that its bytes are
     // malformed, and malformed calls count against the rate limit like any other.
     const cost = request instanceof MalformedRequest ? 1 : Math.max(1, costOf(request));
-    const caller = await admit(env, metadata, scope, cost);
+    const caller = await admit(env, metadata, peer, scope, cost);
     if (request instanceof MalformedRequest) throw request.toError();
     return handle(request, { ...caller, requestId }, signal);
   });

@@ -8,7 +8,8 @@ import { presentedApiKey } from "../tenancy/credentials.js";
  * Resolves an API key (null when the request has none) to its caller, or throws BillingError
  * missing_api_key / invalid_api_key / api_key_revoked: the Authenticator every transport shares.
  */
-export type Authenticate = (rawKey: string | null) => Promise<AuthenticatedCaller>;
+/** `peer`: the client's address, whose unknown keys are counted (PeerFailures). */
+export type Authenticate = (rawKey: string | null, peer: string) => Promise<AuthenticatedCaller>;
 
 /** Takes one request from the caller's budget, or throws BillingError rate_limit_exceeded. */
 export type RateLimit = (caller: AuthenticatedCaller) => Promise<void>;

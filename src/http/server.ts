@@ -164,7 +164,7 @@ function addHooks(app: HttpApp, deps: HttpDependencies): void {
     if (request.is404) return;
     const access = request.routeOptions.config.access ?? "write";
     if (access === "public") return;
-    const caller = await deps.authenticate(apiKeyOf(request));
+    const caller = await deps.authenticate(apiKeyOf(request), request.ip);
     checkScope(caller, access);
     await deps.rateLimit(caller);
     request.caller = { ...caller, requestId: request.id };

@@ -5,6 +5,7 @@ import { BillingError } from "../errors/billing-error.js";
 import { findApiKeyByHash, touchApiKey, type ApiKeyRecord } from "../store/api-keys-store.js";
 import type { Database } from "../store/database.js";
 import { runQuery } from "../store/run-transaction.js";
+import { PeerFailures } from "./peer-failures.js";
 
 /** A key's project's token bucket: calls per second (0 = unlimited) and burst. */
 export interface RateLimit {
@@ -54,6 +55,11 @@ class ExpiringCache<V> {
     return entry && entry.expiresAtMs > nowMs ? entry.value : undefined;
   }
 
+  /** Whether `key` has an entry, expired or not (until the bound pushes it out). */
+  holds(key: string): boolean {
+    return this.entries.has(key);
+  }
+
   set(key: string, value: V, expiresAtMs: number, nowMs: number): void {
     this.entries.delete(key);
     if (this.entries.size >= this.entriesMax) {
@@ -79,6 +85,7 @@ export class Authenticator {
   private readonly unknown: ExpiringCache<true>;
   private readonly inFlight = new Map<string, Promise<ApiKeyRecord | null>>();
   private readonly touchedAtMs = new Map<bigint, number>();
+  private readonly peerFailures: PeerFailures;
   private readonly now: () => number;
 
   constructor(
@@ -86,24 +93,29 @@ export class Authenticator {
     private readonly options: AuthenticatorOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.peerFailures = new PeerFailures(this.now);
     this.known = new ExpiringCache(options.knownEntriesMax ?? API_KEY_CACHE_ENTRIES_MAX);
     this.unknown = new ExpiringCache(options.unknownEntriesMax ?? UNKNOWN_KEY_CACHE_ENTRIES_MAX);
   }
 
-  /** Throws missing_api_key, invalid_api_key or api_key_revoked (service_unavailable if the database is down). */
-  async authenticate(presented: string | null): Promise<AuthenticatedCaller> {
+  /**
+   * Throws missing_api_key, invalid_api_key or api_key_revoked (service_unavailable if the
+   * database is down), and rate_limit_exceeded for a key not cached from an address (`peer`,
+   * null when unknown) that presented too many unknown keys this second (PeerFailures).
+   */
+  async authenticate(presented: string | null, peer: string | null = null): Promise<AuthenticatedCaller> {
     if (presented === null || presented === "") throw new BillingError("missing_api_key");
     // The format check costs no query: random text never reaches the database.
     if (apiKeyModeOf(presented) === null) throw new BillingError("invalid_api_key");
-    return this.authenticateHash(hashApiKey(presented));
+    return this.authenticateHash(hashApiKey(presented), peer);
   }
 
   /**
    * The caller of a key known by its stored hash (a console session's), through the same cache:
    * a revoked key is refused within cacheTtlMs.
    */
-  async authenticateHash(keyHash: string): Promise<AuthenticatedCaller> {
-    const record = await this.lookUp(keyHash);
+  async authenticateHash(keyHash: string, peer: string | null = null): Promise<AuthenticatedCaller> {
+    const record = await this.lookUp(keyHash, peer);
     if (!record) throw new BillingError("invalid_api_key");
     if (record.revokedAtMs !== null) throw new BillingError("api_key_revoked");
     this.touch(record.id);
@@ -116,17 +128,20 @@ export class Authenticator {
     };
   }
 
-  private lookUp(keyHash: string): Promise<ApiKeyRecord | null> | ApiKeyRecord | null {
+  private lookUp(keyHash: string, peer: string | null): Promise<ApiKeyRecord | null> | ApiKeyRecord | null {
     const nowMs = this.now();
     const known = this.known.get(keyHash, nowMs);
     if (known) return known;
     if (this.unknown.get(keyHash, nowMs)) return null;
     const pending = this.inFlight.get(keyHash);
     if (pending) return pending;
+    // A key found before (its entry expired) is looked up whatever its address has sent.
+    if (peer !== null && !this.known.holds(keyHash)) this.peerFailures.check(peer);
     // A failed look-up (database down) is not remembered: the next call tries again.
     const lookUp = runQuery(() => findApiKeyByHash(this.database.db, keyHash))
       .then((record) => {
         this.remember(keyHash, record);
+        if (record === null && peer !== null) this.peerFailures.count(peer);
         return record;
       })
       .finally(() => this.inFlight.delete(keyHash));

@@ -35,9 +35,12 @@ export class ConsoleSessions {
     private readonly options: ConsoleSessionOptions,
   ) {}
 
-  /** A new session for a valid key, or the key's error (missing_api_key, invalid_api_key, api_key_revoked). */
-  async signIn(presentedKey: string): Promise<{ sessionId: string; caller: AuthenticatedCaller }> {
-    const caller = await this.authenticator.authenticate(presentedKey);
+  /**
+   * A new session for a valid key, or the key's error (missing_api_key, invalid_api_key,
+   * api_key_revoked; rate_limit_exceeded when `peer` presented too many unknown keys).
+   */
+  async signIn(presentedKey: string, peer: string): Promise<{ sessionId: string; caller: AuthenticatedCaller }> {
+    const caller = await this.authenticator.authenticate(presentedKey, peer);
     const sessionId = randomBytes(SESSION_ID_BYTES).toString("base64url");
     const nowMs = this.options.now();
     await runQuery(async () => {

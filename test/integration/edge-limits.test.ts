@@ -1,5 +1,7 @@
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateApiKey } from "../../src/domain/api-key.js";
+import { UNKNOWN_KEYS_PER_PEER_PER_SECOND } from "../../src/tenancy/peer-failures.js";
 import { expectError } from "../support/client.js";
 import { TestWatcher } from "../support/events.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -7,7 +9,8 @@ import { startTestServer, type TestServer } from "../support/server.js";
 // What one client may hold of an instance: an HTTP request must arrive whole within
 // HTTP_REQUEST_TIMEOUT_MS (a stalled body held its connection and up to 1 MiB of buffer for good),
 // and a key may hold EVENTS_WATCHERS_PER_KEY_MAX event streams, the instance EVENTS_WATCHERS_MAX
-// (a thousand streams of one key slowed every other caller to seconds).
+// (a thousand streams of one key slowed every other caller to seconds), and an address may present
+// UNKNOWN_KEYS_PER_PEER_PER_SECOND made-up keys a second before its new keys go unlooked-up.
 
 let s: TestServer;
 
@@ -91,5 +94,31 @@ describe("event streams", () => {
     }
     expect(again.events).toHaveLength(1);
     for (const watcher of [second, ofOther, again, third, beyond]) watcher.close();
+  });
+});
+
+describe("made-up API keys from one address", () => {
+  it("are refused unlooked-up past the limit, over gRPC and HTTP, while a known key still works; the next second they are looked up again", async () => {
+    const madeUp = () => s.clientWith(generateApiKey("test")).call("getCustomer", { customerId: "anyone" });
+    // A whole window of its own, so the count starts from nothing.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    for (let i = 0; i < UNKNOWN_KEYS_PER_PEER_PER_SECOND; i++) await expectError(madeUp(), "invalid_api_key");
+    const facts = await expectError(madeUp(), "rate_limit_exceeded", "Too many unknown API keys from this address; retry later.");
+    expect(facts.unknown_keys_per_second).toBe(String(UNKNOWN_KEYS_PER_PEER_PER_SECOND));
+    const overHttp = await fetch(`${s.httpUrl}/v1/customers/anyone`, { headers: { authorization: `Bearer ${generateApiKey("test")}` } });
+    expect(overHttp.status).toBe(429);
+    expect(((await overHttp.json()) as { error: { code: string } }).error.code).toBe("rate_limit_exceeded");
+    // A key looked up before (its cache entry long expired) is looked up again all the same.
+    await expectError(s.client.call("getCustomer", { customerId: "nobody-yet" }), "customer_not_found");
+    // A real key never seen here is new to it too: refused until the address's second is over.
+    const fresh = (await s.createKey({ scope: "read" })).key;
+    await expectError(
+      s.clientWith(fresh).call("getCustomer", { customerId: "nobody-yet" }),
+      "rate_limit_exceeded",
+      "Too many unknown API keys from this address; retry later.",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await expectError(madeUp(), "invalid_api_key");
+    await expectError(s.clientWith(fresh).call("getCustomer", { customerId: "nobody-yet" }), "customer_not_found");
   });
 });
