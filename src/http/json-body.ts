@@ -91,7 +91,8 @@ function checkJsonTree(body: unknown): void {
     if (depth > JSON_DEPTH_MAX) throw invalidField(field, `${field} is nested deeper than ${JSON_DEPTH_MAX} levels.`);
     for (const [key, child] of Object.entries(value)) {
       checkKey(key, depth, field);
-      pending.push({ value: child, depth: depth + 1, field: depth === 1 ? key : field });
+      // A top-level key names its field; an array body's items are no field: still the body.
+      pending.push({ value: child, depth: depth + 1, field: depth === 1 && !Array.isArray(value) ? key : field });
     }
   }
 }

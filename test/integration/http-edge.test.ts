@@ -89,6 +89,15 @@ describe("metadata depth", () => {
     });
   });
 
+  it("refuses a body that is an array nested 10,000 deep naming the body, not an index", async () => {
+    const raw = `${"[".repeat(10_000)}${"]".repeat(10_000)}`;
+    expectHttpError(
+      await http.request("POST", "/v1/customers/deposit", { raw, headers: { "content-type": "application/json" } }),
+      "invalid_argument",
+      { message: `body is nested deeper than ${JSON_DEPTH_MAX} levels.`, details: { field: "body" } },
+    );
+  });
+
   it("refuses metadata nested 10,000 deep the same way (never a 500)", async () => {
     const raw = `{"customer_id":"${uid("deep")}","amount":1,"metadata":{"a":${"[".repeat(10_000)}${"]".repeat(10_000)}}}`;
     expectHttpError(
