@@ -136,12 +136,13 @@ export class Authenticator {
     const pending = this.inFlight.get(keyHash);
     if (pending) return pending;
     // A key found before (its entry expired) is looked up whatever its address has sent.
-    if (peer !== null && !this.known.holds(keyHash)) this.peerFailures.check(peer);
+    const counted = peer !== null && !this.known.holds(keyHash);
+    if (counted) this.peerFailures.take(peer);
     // A failed look-up (database down) is not remembered: the next call tries again.
     const lookUp = runQuery(() => findApiKeyByHash(this.database.db, keyHash))
       .then((record) => {
         this.remember(keyHash, record);
-        if (record === null && peer !== null) this.peerFailures.count(peer);
+        if (record !== null && counted) this.peerFailures.found(peer);
         return record;
       })
       .finally(() => this.inFlight.delete(keyHash));

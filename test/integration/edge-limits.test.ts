@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GetCustomerRequest } from "../../gen/velobase/billing/v1/billing.js";
 import { generateApiKey } from "../../src/domain/api-key.js";
 import { UNKNOWN_KEYS_PER_PEER_PER_SECOND } from "../../src/tenancy/peer-failures.js";
+import { decodeStatusDetails } from "../../src/grpc/status-details.js";
 import { expectError } from "../support/client.js";
 import { TestWatcher } from "../support/events.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -130,5 +131,20 @@ describe("made-up API keys from one address", () => {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     await expectError(madeUp(), "invalid_api_key");
     await expectError(s.clientWith(fresh).call("getCustomer", { customerId: "nobody-yet" }), "customer_not_found");
+  });
+
+  it("are bounded when sent all at once too: a look-up counts from when it starts", async () => {
+    const madeUp = () =>
+      new Promise<string>((resolve) => {
+        const metadata = new Metadata();
+        metadata.set("authorization", `Bearer ${generateApiKey("test")}`);
+        s.client.raw.getCustomer(GetCustomerRequest.fromPartial({ customerId: "anyone" }), metadata, (error) =>
+          resolve(decodeStatusDetails(error?.metadata).detail?.code ?? "ok"),
+        );
+      });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const codes = await Promise.all(Array.from({ length: 3 * UNKNOWN_KEYS_PER_PEER_PER_SECOND }, madeUp));
+    expect(codes.filter((c) => c === "invalid_api_key")).toHaveLength(UNKNOWN_KEYS_PER_PEER_PER_SECOND);
+    expect(codes.filter((c) => c === "rate_limit_exceeded")).toHaveLength(2 * UNKNOWN_KEYS_PER_PEER_PER_SECOND);
   });
 });
