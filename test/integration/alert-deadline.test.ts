@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import mysql, { type Connection, type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -6,6 +5,7 @@ import { AlertServiceClient, SetAlertRequest } from "../../gen/velobase/billing/
 import { alertCall } from "../support/events.js";
 import { uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { lockingReadWaits, waitFor } from "../support/waiting.js";
 
 // An alert setting whose deadline passes before its transaction starts is not run. The server
 // has one database connection: a Deduct waiting on a customer held by a raw connection keeps it,
@@ -24,22 +24,6 @@ afterAll(async () => {
   await other?.end();
   await s?.stop();
 });
-
-async function waitFor(condition: () => Promise<boolean>, what: string): Promise<void> {
-  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(10)) {
-    if (await condition()) return;
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-/** Whether the server's one connection waits on a locking read (the Deduct, on the held customer). */
-async function lockingReadWaits(): Promise<boolean> {
-  const [rows] = await other.query<RowDataPacket[]>(
-    `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST
-     WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE '%FOR UPDATE%'`,
-  );
-  return Number(rows[0]?.n ?? 0) >= 1;
-}
 
 function setAlertWithDeadline(customerId: string, threshold: bigint, deadlineMs: number): Promise<ServiceError | null> {
   const client = new AlertServiceClient(`127.0.0.1:${s.app.port}`, credentials.createInsecure());
@@ -64,7 +48,7 @@ describe("an alert setting waiting for a database connection", () => {
     const deduct = s.client.call("deduct", { customerId, transactionId: uid("held"), amount: 10n });
     deduct.catch(() => undefined); // Awaited below; a failed step must not leave it unhandled.
     try {
-      await waitFor(lockingReadWaits, "the Deduct to wait for the customer");
+      await waitFor(() => lockingReadWaits(other), "the Deduct to wait for the customer");
       expect((await setAlertWithDeadline(customerId, 50n, 1_000))?.code).toBe(status.DEADLINE_EXCEEDED);
     } finally {
       await other.query("ROLLBACK");

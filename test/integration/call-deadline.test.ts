@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { Redis } from "ioredis";
 import mysql, { type Connection, type RowDataPacket } from "mysql2/promise";
@@ -8,6 +7,7 @@ import { verifyLedger } from "../../src/operations/verify.js";
 import { expectError, type TestClient } from "../support/client.js";
 import { uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { lockingReadWaits, waitFor } from "../support/waiting.js";
 
 // A call whose deadline passes (gRPC), or whose client goes away (HTTP), while it waits behind
 // another write of its customer is not run: the customer is held by a raw connection, a first
@@ -44,27 +44,11 @@ afterAll(async () => {
   await s?.stop();
 });
 
-async function waitFor(condition: () => Promise<boolean>, what: string): Promise<void> {
-  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(10)) {
-    if (await condition()) return;
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 /** Calls admitted so far (the project's long-window rate-limit counter). */
 async function admitted(): Promise<number> {
   const keys = await redis.keys(`${PREFIX}:window:*`);
   const values = keys.length === 0 ? [] : await redis.mget(...keys);
   return values.reduce((sum, value) => sum + Number(value ?? 0), 0);
-}
-
-/** Whether a connection of the server waits on a locking read (the first Deduct, on the held customer). */
-async function lockingReadWaits(): Promise<boolean> {
-  const [rows] = await other.query<RowDataPacket[]>(
-    `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST
-     WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE '%FOR UPDATE%'`,
-  );
-  return Number(rows[0]?.n ?? 0) >= 1;
 }
 
 async function available(customerId: string): Promise<bigint | undefined> {
@@ -84,7 +68,7 @@ async function behindAHeldCustomer(customerId: string, second: () => Promise<voi
   const first = client.call("deduct", { customerId, transactionId: uid("first"), amount: 10n });
   first.catch(() => undefined); // Awaited below; a failed step must not leave it unhandled.
   try {
-    await waitFor(lockingReadWaits, "the first Deduct to wait for the customer");
+    await waitFor(() => lockingReadWaits(other), "the first Deduct to wait for the customer");
     await second();
   } finally {
     await other.query("ROLLBACK");

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { uniqueDatabaseUrl } from "../support/database.js";
 import { collect, ROOT, spawnMain, waitForOutput } from "../support/spawn.js";
 import { TestClient } from "../support/client.js";
+import { lockingReadWaits, waitFor } from "../support/waiting.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 type Callback<T> = (error: ServiceError | null, value: T) => void;
@@ -142,13 +143,7 @@ describe("start-up", () => {
       const stuck = client.call("deduct", { customerId, transactionId: `stuck-${Date.now()}`, amount: 1n });
       stuck.catch(() => undefined);
       closing.push(client);
-      for (;;) {
-        const [rows] = await holder.query(
-          "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND INFO LIKE '%FOR UPDATE%' AND ID <> CONNECTION_ID()",
-        );
-        if (Number((rows as { n: number }[])[0]?.n) > 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      await waitFor(() => lockingReadWaits(holder), "the Deduct to wait for the customer");
       // Resolves while the lock is still held: the deduct's statement waits on (up to 120 s).
       await other.stop();
     } finally {

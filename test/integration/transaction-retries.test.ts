@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import mysql, { type Connection, type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyLedger } from "../../src/operations/verify.js";
@@ -6,6 +5,7 @@ import { TRANSACTION_ATTEMPTS_MAX } from "../../src/store/run-transaction.js";
 import { expectError } from "../support/client.js";
 import { uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { waitFor } from "../support/waiting.js";
 
 // Deadlocks (1213) and lock-wait timeouts (1205) provoked for real: a raw connection holds the
 // rows a Deduct needs, and the retries are read from billing_db_transaction_retries_total.
@@ -29,13 +29,6 @@ function withServer(lockWaitS: number): void {
 async function retries(reason: "deadlock" | "lock_wait_timeout"): Promise<number> {
   const { values } = await s.app.metrics.retries.get();
   return values.find((v) => v.labels.reason === reason)?.value ?? 0;
-}
-
-async function waitFor(condition: () => Promise<boolean>, what: string): Promise<void> {
-  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(10)) {
-    if (await condition()) return;
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /**

@@ -1,0 +1,19 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Connection, RowDataPacket } from "mysql2/promise";
+
+/** Polls `condition` every 10 ms until it holds; throws naming `what` after 30 s. */
+export async function waitFor(condition: () => Promise<boolean>, what: string): Promise<void> {
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(10)) {
+    if (await condition()) return;
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Whether another connection of `connection`'s database is inside a locking read (`… FOR UPDATE`): waiting on a lock. */
+export async function lockingReadWaits(connection: Connection): Promise<boolean> {
+  const [rows] = await connection.query<RowDataPacket[]>(
+    `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST
+     WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE '%FOR UPDATE%'`,
+  );
+  return Number(rows[0]?.n ?? 0) >= 1;
+}
