@@ -11,18 +11,23 @@ import { TcpProxy } from "../support/tcp-proxy.js";
 
 const proxy = new TcpProxy(3306);
 let pool: ClusterPool;
-beforeAll(async () => {
-  await proxy.start();
-  pool = new ClusterPool({
+
+/** A pool over two "nodes": the proxy on `port` first, then MariaDB itself. */
+const behind = (port: number, options: { connectTimeout?: number; statementTimeoutMs?: number } = {}) =>
+  new ClusterPool({
     hosts: [
-      { host: "127.0.0.1", port: proxy.port },
+      { host: "127.0.0.1", port },
       { host: "127.0.0.1", port: 3306 },
     ],
-    connection: { user: "root", connectTimeout: 2_000, multipleStatements: true },
+    connection: { user: "root", connectTimeout: options.connectTimeout ?? 2_000, multipleStatements: true },
     selector: "order",
     sessionSetup: [],
     causalReads: false,
+    ...(options.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: options.statementTimeoutMs }),
   });
+beforeAll(async () => {
+  await proxy.start();
+  pool = behind(proxy.port);
 });
 afterAll(async () => {
   proxy.thaw();
@@ -73,17 +78,7 @@ describe("a statement waiting on a node that hangs", () => {
   it("fails over as soon as a probe takes the node out, not after the statement timeout: a read goes again", async () => {
     const hung = new TcpProxy(3306);
     const port = await hung.start();
-    const fresh = new ClusterPool({
-      hosts: [
-        { host: "127.0.0.1", port },
-        { host: "127.0.0.1", port: 3306 },
-      ],
-      connection: { user: "root", connectTimeout: 2_000, multipleStatements: true },
-      selector: "order",
-      sessionSetup: [],
-      causalReads: false,
-      statementTimeoutMs: 120_000,
-    });
+    const fresh = behind(port, { statementTimeoutMs: 120_000 });
     try {
       const [before] = (await fresh.query("SELECT CONNECTION_ID() AS id"))[0] as unknown as { id: number }[];
       hung.freeze();
@@ -129,16 +124,7 @@ describe("taking out a node with a connection still in its handshake", () => {
     const hung = new TcpProxy(3306);
     const port = await hung.start();
     hung.freeze();
-    const fresh = new ClusterPool({
-      hosts: [
-        { host: "127.0.0.1", port },
-        { host: "127.0.0.1", port: 3306 },
-      ],
-      connection: { user: "root", connectTimeout: 4_000, multipleStatements: true },
-      selector: "order",
-      sessionSetup: [],
-      causalReads: false,
-    });
+    const fresh = behind(port, { connectTimeout: 4_000 });
     try {
       const connecting = fresh.getConnection();
       expect(await fresh.probeNodes()).toBe(true);
