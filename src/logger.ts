@@ -1,5 +1,6 @@
 import { isSpanContextValid, trace } from "@opentelemetry/api";
 import { pino, type DestinationStream, type LevelWithSilentOrString, type Logger } from "pino";
+import { driverError } from "./store/sql-errors.js";
 
 /** A log line is cut beyond this: one runaway field must not turn into megabytes of log. */
 export const LOG_LINE_BYTES_MAX = 16 * 1024;
@@ -156,17 +157,10 @@ export function unavailableCause(
   error: { code: string; cause?: unknown } | null,
 ): { errno?: number | undefined; code?: string | undefined; fatal?: true } | undefined {
   if (error?.code !== "service_unavailable") return undefined;
-  let current: unknown = error.cause;
-  let fatal = false;
-  for (let depth = 0; depth < CAUSE_DEPTH_MAX + 2 && current instanceof Error; depth++) {
-    const errno = numberField(current, "errno");
-    const code = stringField(current, "code");
-    if (errno !== undefined || code !== undefined) return { errno, code };
-    fatal ||= (current as { fatal?: unknown }).fatal === true;
-    current = current.cause;
-  }
+  const found = driverError(error.cause);
+  if (!found) return undefined;
   // mysql2's "connection in closed state" carries neither, only `fatal`: the connection was lost.
-  return fatal ? { fatal: true } : undefined;
+  return found.errno === undefined && found.code === undefined ? { fatal: true } : { errno: found.errno, code: found.code };
 }
 
 /** A line over LOG_LINE_BYTES_MAX becomes a short valid JSON line saying so, with its start. */
