@@ -7,7 +7,6 @@ import { toServiceError } from "./status-details.js";
 import type { Metrics } from "../metrics.js";
 import type { Authenticator } from "../tenancy/authenticator.js";
 import { presentedApiKey } from "../tenancy/credentials.js";
-import { addressOf } from "../tenancy/peer-failures.js";
 import type { RateLimiter } from "../tenancy/rate-limiter.js";
 import { callSignal } from "./call-signal.js";
 import { MalformedRequest } from "./request-decoding.js";
@@ -132,7 +131,7 @@ const textsOf = (metadata: Metadata, key: string): string[] => metadata.get(key)
  */
 export async function admit(env: GuardedEnvironment, metadata: Metadata, peer: string, scope: Scope, points = 1): Promise<Caller> {
   const presented = presentedApiKey(textsOf(metadata, "authorization"), textsOf(metadata, "x-api-key"));
-  const caller = await env.authenticator.authenticate(presented, addressOf(peer));
+  const caller = await env.authenticator.authenticate(presented, peer);
   if (!scopeAllows(caller.scope, scope)) throw new BillingError("permission_denied", undefined, { required_scope: scope });
   await env.rateLimiter.consume(caller, points);
   return caller;

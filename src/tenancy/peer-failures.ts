@@ -18,10 +18,14 @@ export class PeerFailures {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** Counts a look-up `peer` is about to make; throws rate_limit_exceeded when this second has had its share. */
+  /**
+   * Counts a look-up `peer` (a client's address, with or without its port) is about to make;
+   * throws rate_limit_exceeded when this second has had its share.
+   */
   take(peer: string): void {
+    const address = addressOf(peer);
     const nowMs = this.now();
-    const window = this.windows.get(peer);
+    const window = this.windows.get(address);
     if (window && nowMs - window.startMs < WINDOW_MS) {
       if (window.count >= UNKNOWN_KEYS_PER_PEER_PER_SECOND) {
         const retryDelayMs = Math.max(1, window.startMs + WINDOW_MS - nowMs);
@@ -38,18 +42,18 @@ export class PeerFailures {
     if (this.windows.size >= PEERS_MAX) {
       for (const [key, w] of this.windows) if (nowMs - w.startMs >= WINDOW_MS) this.windows.delete(key);
     }
-    if (this.windows.size < PEERS_MAX) this.windows.set(peer, { startMs: nowMs, count: 1 });
+    if (this.windows.size < PEERS_MAX) this.windows.set(address, { startMs: nowMs, count: 1 });
   }
 
   /** The look-up found a key: it does not count against `peer`. */
   found(peer: string): void {
-    const window = this.windows.get(peer);
+    const window = this.windows.get(addressOf(peer));
     if (window && window.count > 0) window.count--;
   }
 }
 
 /** A client's address without its port: `ipv4:10.0.0.7:51234` (grpc-js) → `10.0.0.7`, `[::1]:80` → `::1`. */
-export function addressOf(peer: string): string {
+function addressOf(peer: string): string {
   const bare = peer.replace(/^ipv[46]:/, "");
   const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(bare);
   if (bracketed?.[1]) return bracketed[1];
