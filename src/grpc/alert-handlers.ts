@@ -5,7 +5,7 @@ import { parseCreditType, parseId } from "../domain/validation.js";
 import type { BillingContext } from "../operations/context.js";
 import { deleteAlert, listAlerts, setAlert, type AlertTarget } from "../operations/alerts.js";
 import { timestamp } from "./format-responses.js";
-import { guarded, type GuardedEnvironment } from "./unary.js";
+import { type GuardedEnvironment, guardedIn } from "./unary.js";
 
 const PROTO_STATES: Record<AlertState, ProtoAlertState> = {
   armed: ProtoAlertState.ALERT_STATE_ARMED,
@@ -31,17 +31,18 @@ const targetOf = (r: { customerId: string; creditType?: string | undefined }, pr
 
 /** AlertService: set and delete need a write key, list a read key. */
 export function alertHandlers(ctx: BillingContext, env: GuardedEnvironment): AlertServiceServer & UntypedServiceImplementation {
+  const call = guardedIn(ctx, env);
   return {
-    setAlert: guarded(env, "SetAlert", "write", async (r, caller, signal) => {
-      const result = await setAlert({ ...ctx, signal }, { ...targetOf(r, caller.projectId), threshold: parseThreshold(r.threshold) });
+    setAlert: call("SetAlert", "write", async (r, caller, context) => {
+      const result = await setAlert(context, { ...targetOf(r, caller.projectId), threshold: parseThreshold(r.threshold) });
       return { alert: alertMessage(result.alert), created: result.created };
     }),
-    listAlerts: guarded(env, "ListAlerts", "read", async (r, caller) => {
+    listAlerts: call("ListAlerts", "read", async (r, caller, context) => {
       const customerId = r.customerId === "" ? null : parseId(r.customerId, "customer_id", "customer_id_required");
-      return { alerts: (await listAlerts(ctx, caller.projectId, customerId)).map(alertMessage) };
+      return { alerts: (await listAlerts(context, caller.projectId, customerId)).map(alertMessage) };
     }),
-    deleteAlert: guarded(env, "DeleteAlert", "write", async (r, caller, signal) => ({
-      deleted: await deleteAlert({ ...ctx, signal }, targetOf(r, caller.projectId)),
+    deleteAlert: call("DeleteAlert", "write", async (r, caller, context) => ({
+      deleted: await deleteAlert(context, targetOf(r, caller.projectId)),
     })),
   };
 }

@@ -12,49 +12,49 @@ import { deduct, freeze } from "../operations/spend.js";
 import { BATCH_OPERATIONS_MAX } from "../domain/limits.js";
 import * as format from "./format-responses.js";
 import * as parse from "./parse-requests.js";
-import { guarded, type GuardedEnvironment } from "./unary.js";
+import { type GuardedEnvironment, guardedIn } from "./unary.js";
 
 /**
  * BillingService: each handler admits the caller (key, scope, rate limit), parses the request in
  * the caller's project, runs one operation, formats the answer. Read keys may call the three reads.
  */
 export function billingHandlers(ctx: BillingContext, env: GuardedEnvironment): BillingServiceServer & UntypedServiceImplementation {
+  const call = guardedIn(ctx, env);
   return {
-    deposit: guarded(env, "Deposit", "write", async (r, caller, signal) =>
-      format.depositResponse(await deposit({ ...ctx, signal }, parse.parseDeposit(r, caller))),
+    deposit: call("Deposit", "write", async (r, caller, context) =>
+      format.depositResponse(await deposit(context, parse.parseDeposit(r, caller))),
     ),
-    deduct: guarded(env, "Deduct", "write", async (r, caller, signal) =>
-      format.deductResponse(await deduct({ ...ctx, signal }, parse.parseDeduct(r, caller))),
+    deduct: call("Deduct", "write", async (r, caller, context) =>
+      format.deductResponse(await deduct(context, parse.parseDeduct(r, caller))),
     ),
-    freeze: guarded(env, "Freeze", "write", async (r, caller, signal) =>
-      format.freezeResponse(await freeze({ ...ctx, signal }, parse.parseFreeze(r, caller))),
+    freeze: call("Freeze", "write", async (r, caller, context) =>
+      format.freezeResponse(await freeze(context, parse.parseFreeze(r, caller))),
     ),
-    consume: guarded(env, "Consume", "write", async (r, caller, signal) =>
-      format.consumeResponse(await consume({ ...ctx, signal }, parse.parseConsume(r, caller))),
+    consume: call("Consume", "write", async (r, caller, context) =>
+      format.consumeResponse(await consume(context, parse.parseConsume(r, caller))),
     ),
-    unfreeze: guarded(env, "Unfreeze", "write", async (r, caller, signal) =>
-      format.unfreezeResponse(await unfreeze({ ...ctx, signal }, parse.parseUnfreeze(r, caller))),
+    unfreeze: call("Unfreeze", "write", async (r, caller, context) =>
+      format.unfreezeResponse(await unfreeze(context, parse.parseUnfreeze(r, caller))),
     ),
-    refund: guarded(env, "Refund", "write", async (r, caller, signal) =>
-      format.refundResponse(await refund({ ...ctx, signal }, parse.parseRefund(r, caller))),
+    refund: call("Refund", "write", async (r, caller, context) =>
+      format.refundResponse(await refund(context, parse.parseRefund(r, caller))),
     ),
-    voidDeposit: guarded(env, "VoidDeposit", "write", async (r, caller, signal) =>
-      format.voidDepositResponse(await voidDeposit({ ...ctx, signal }, parse.parseVoidDeposit(r, caller))),
+    voidDeposit: call("VoidDeposit", "write", async (r, caller, context) =>
+      format.voidDepositResponse(await voidDeposit(context, parse.parseVoidDeposit(r, caller))),
     ),
-    getCustomer: guarded(env, "GetCustomer", "read", async (r, caller, signal) =>
-      format.getCustomerResponse(await getCustomer({ ...ctx, signal }, parse.parseGetCustomer(r, caller))),
+    getCustomer: call("GetCustomer", "read", async (r, caller, context) =>
+      format.getCustomerResponse(await getCustomer(context, parse.parseGetCustomer(r, caller))),
     ),
-    getTransaction: guarded(env, "GetTransaction", "read", async (r, caller, signal) =>
-      format.getTransactionResponse(await getTransaction({ ...ctx, signal }, parse.parseGetTransaction(r, caller))),
+    getTransaction: call("GetTransaction", "read", async (r, caller, context) =>
+      format.getTransactionResponse(await getTransaction(context, parse.parseGetTransaction(r, caller))),
     ),
-    listLedgerEntries: guarded(env, "ListLedgerEntries", "read", async (r, caller, signal) =>
-      format.listLedgerEntriesResponse(await listLedgerEntries({ ...ctx, signal }, parse.parseListLedgerEntries(r, caller))),
+    listLedgerEntries: call("ListLedgerEntries", "read", async (r, caller, context) =>
+      format.listLedgerEntriesResponse(await listLedgerEntries(context, parse.parseListLedgerEntries(r, caller))),
     ),
-    batch: guarded(
-      env,
+    batch: call(
       "Batch",
       "write",
-      async (r, caller, signal) => format.batchResponse(await batch({ ...ctx, signal }, parse.parseBatch(r, caller), r.atomic)),
+      async (r, caller, context) => format.batchResponse(await batch(context, parse.parseBatch(r, caller), r.atomic)),
       // One token per write, so a Batch is not a way around the rate limit (a longer one is refused
       // with invalid_argument before anything runs, so it is charged the limit).
       (r) => Math.min(r.operations.length, BATCH_OPERATIONS_MAX),

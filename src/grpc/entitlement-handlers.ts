@@ -5,31 +5,30 @@ import { getEntitlement, listEntitlementEvents, listEntitlements } from "../oper
 import { removeEntitlement, setEntitlement } from "../operations/entitlements/write-entitlements.js";
 import { auditOf } from "../domain/caller.js";
 import * as message from "./entitlement-messages.js";
-import { guarded, type GuardedEnvironment } from "./unary.js";
+import { type GuardedEnvironment, guardedIn } from "./unary.js";
 
 /** EntitlementService: each handler parses the request, runs one operation, formats the answer. */
 export function entitlementHandlers(ctx: BillingContext, env: GuardedEnvironment): EntitlementServiceServer & UntypedServiceImplementation {
+  const call = guardedIn(ctx, env);
   return {
-    setEntitlement: guarded(env, "SetEntitlement", "write", async (r, caller, signal) =>
+    setEntitlement: call("SetEntitlement", "write", async (r, caller, context) =>
       message.setEntitlementResponse(
-        await setEntitlement({ ...ctx, signal }, { ...message.parseSetEntitlement(r, caller.projectId), ...auditOf(caller) }),
+        await setEntitlement(context, { ...message.parseSetEntitlement(r, caller.projectId), ...auditOf(caller) }),
       ),
     ),
-    getEntitlement: guarded(env, "GetEntitlement", "read", async (r, caller, signal) => {
-      const found = await getEntitlement({ ...ctx, signal }, message.parseTarget(r, caller.projectId));
+    getEntitlement: call("GetEntitlement", "read", async (r, caller, context) => {
+      const found = await getEntitlement(context, message.parseTarget(r, caller.projectId));
       return { entitlement: found === null ? undefined : message.entitlement(found) };
     }),
-    listEntitlements: guarded(env, "ListEntitlements", "read", async (r, caller, signal) => ({
-      items: (await listEntitlements({ ...ctx, signal }, message.parseListEntitlements(r, caller.projectId))).map(message.entitlement),
+    listEntitlements: call("ListEntitlements", "read", async (r, caller, context) => ({
+      items: (await listEntitlements(context, message.parseListEntitlements(r, caller.projectId))).map(message.entitlement),
     })),
-    removeEntitlement: guarded(env, "RemoveEntitlement", "write", async (r, caller, signal) => {
-      const removed = await removeEntitlement({ ...ctx, signal }, { ...message.parseTarget(r, caller.projectId), ...auditOf(caller) });
+    removeEntitlement: call("RemoveEntitlement", "write", async (r, caller, context) => {
+      const removed = await removeEntitlement(context, { ...message.parseTarget(r, caller.projectId), ...auditOf(caller) });
       return { removed: removed.removed, oldValue: removed.oldValue ?? undefined };
     }),
-    listEntitlementEvents: guarded(env, "ListEntitlementEvents", "read", async (r, caller, signal) =>
-      message.entitlementEventsResponse(
-        await listEntitlementEvents({ ...ctx, signal }, message.parseListEntitlementEvents(r, caller.projectId)),
-      ),
+    listEntitlementEvents: call("ListEntitlementEvents", "read", async (r, caller, context) =>
+      message.entitlementEventsResponse(await listEntitlementEvents(context, message.parseListEntitlementEvents(r, caller.projectId))),
     ),
   };
 }

@@ -7,7 +7,7 @@ import { listPools, listSlotEvents } from "../operations/slots/list-slots.js";
 import { auditOf } from "../domain/caller.js";
 import type { HoldingResult, PoolResult } from "../domain/slots.js";
 import * as slot from "./slot-messages.js";
-import { guarded, type GuardedEnvironment } from "./unary.js";
+import { type GuardedEnvironment, guardedIn } from "./unary.js";
 
 const poolAnswer = (r: PoolResult) => ({ pool: slot.pool(r.pool), isIdempotentReplay: r.isIdempotentReplay });
 const holdingAnswer = (r: HoldingResult) => ({
@@ -18,24 +18,25 @@ const holdingAnswer = (r: HoldingResult) => ({
 
 /** SlotService: each handler parses the request, runs one operation, formats the answer. */
 export function slotHandlers(ctx: BillingContext, env: GuardedEnvironment): SlotServiceServer & UntypedServiceImplementation {
+  const call = guardedIn(ctx, env);
   return {
-    grantCapacity: guarded(env, "GrantCapacity", "write", async (r, caller, signal) =>
-      poolAnswer(await grantCapacity({ ...ctx, signal }, { ...slot.parseCapacity(r, caller.projectId), ...auditOf(caller) })),
+    grantCapacity: call("GrantCapacity", "write", async (r, caller, context) =>
+      poolAnswer(await grantCapacity(context, { ...slot.parseCapacity(r, caller.projectId), ...auditOf(caller) })),
     ),
-    revokeCapacity: guarded(env, "RevokeCapacity", "write", async (r, caller, signal) =>
-      poolAnswer(await revokeCapacity({ ...ctx, signal }, { ...slot.parseCapacity(r, caller.projectId), ...auditOf(caller) })),
+    revokeCapacity: call("RevokeCapacity", "write", async (r, caller, context) =>
+      poolAnswer(await revokeCapacity(context, { ...slot.parseCapacity(r, caller.projectId), ...auditOf(caller) })),
     ),
-    claim: guarded(env, "Claim", "write", async (r, caller, signal) =>
-      holdingAnswer(await claimSlot({ ...ctx, signal }, { ...slot.parseClaim(r, caller.projectId), ...auditOf(caller) })),
+    claim: call("Claim", "write", async (r, caller, context) =>
+      holdingAnswer(await claimSlot(context, { ...slot.parseClaim(r, caller.projectId), ...auditOf(caller) })),
     ),
-    release: guarded(env, "Release", "write", async (r, caller, signal) =>
-      holdingAnswer(await releaseSlot({ ...ctx, signal }, { ...slot.parseRelease(r, caller.projectId), ...auditOf(caller) })),
+    release: call("Release", "write", async (r, caller, context) =>
+      holdingAnswer(await releaseSlot(context, { ...slot.parseRelease(r, caller.projectId), ...auditOf(caller) })),
     ),
-    listPools: guarded(env, "ListPools", "read", async (r, caller, signal) => ({
-      pools: (await listPools({ ...ctx, signal }, slot.parseListPools(r, caller.projectId))).map(slot.pool),
+    listPools: call("ListPools", "read", async (r, caller, context) => ({
+      pools: (await listPools(context, slot.parseListPools(r, caller.projectId))).map(slot.pool),
     })),
-    listSlotEvents: guarded(env, "ListSlotEvents", "read", async (r, caller, signal) =>
-      slot.slotEventsResponse(await listSlotEvents({ ...ctx, signal }, slot.parseListSlotEvents(r, caller.projectId))),
+    listSlotEvents: call("ListSlotEvents", "read", async (r, caller, context) =>
+      slot.slotEventsResponse(await listSlotEvents(context, slot.parseListSlotEvents(r, caller.projectId))),
     ),
   };
 }

@@ -5,6 +5,7 @@ import { scopeAllows, type Caller, type Scope } from "../domain/caller.js";
 import { BillingError, toBillingError } from "../errors/billing-error.js";
 import { toServiceError } from "./status-details.js";
 import type { Metrics } from "../metrics.js";
+import type { BillingContext } from "../operations/context.js";
 import type { Authenticator } from "../tenancy/authenticator.js";
 import { presentedApiKey } from "../tenancy/credentials.js";
 import type { RateLimiter } from "../tenancy/rate-limiter.js";
@@ -135,6 +136,19 @@ export async function admit(env: GuardedEnvironment, metadata: Metadata, peer: s
   if (!scopeAllows(caller.scope, scope)) throw new BillingError("permission_denied", undefined, { required_scope: scope });
   await env.rateLimiter.consume(caller, points);
   return caller;
+}
+
+/**
+ * `guarded` for the handlers of one service: each gets the operations' context with its call's
+ * signal (deadline, cancel), so no handler can run an operation without it.
+ */
+export function guardedIn(ctx: BillingContext, env: GuardedEnvironment) {
+  return <Req, Res>(
+    method: string,
+    scope: Scope,
+    handle: (request: Req, caller: Caller, context: BillingContext) => Promise<Res>,
+    costOf?: (request: Req) => number,
+  ) => guarded<Req, Res>(env, method, scope, (request, caller, signal) => handle(request, caller, { ...ctx, signal }), costOf);
 }
 
 /**
