@@ -38,6 +38,7 @@ import { openDatabase, type Database } from "./store/database.js";
 import { Authenticator } from "./tenancy/authenticator.js";
 import { bootstrapApiKey } from "./tenancy/bootstrap.js";
 import { RateLimiter } from "./tenancy/rate-limiter.js";
+import type { ConnectionLimits } from "./tenancy/connection-limits.js";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /** How long stop() waits for the pool to close once the calls are done or cut. */
@@ -182,9 +183,17 @@ interface TransportDependencies {
 /** The gRPC server (five services) and the HTTP API, over the same context; neither when one fails. */
 async function startTransports(config: Config, deps: TransportDependencies): Promise<{ grpc: GrpcServer; http: HttpServer }> {
   const { context, guard, health, tls } = deps;
+  const connections = (transport: "grpc" | "http"): ConnectionLimits => ({
+    max: config.CONNECTIONS_MAX,
+    perAddressMax: config.CONNECTIONS_PER_ADDRESS_MAX,
+    refused: (reason) => guard.metrics.connectionsRefused.inc({ transport, reason }),
+  });
   const grpc = await startGrpcServer(billingHandlers(context, guard), health, hostPort(config.GRPC_HOST, config.GRPC_PORT), {
     credentials: deps.credentials,
     maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
+    connections: connections("grpc"),
+    idleTimeoutMs: config.GRPC_IDLE_TIMEOUT_MS,
+    keepaliveMs: config.GRPC_KEEPALIVE_MS,
     services: [
       { name: SLOT_SERVICE_NAME, definition: SlotServiceService, handlers: slotHandlers(context, guard) },
       { name: ENTITLEMENT_SERVICE_NAME, definition: EntitlementServiceService, handlers: entitlementHandlers(context, guard) },
@@ -201,6 +210,7 @@ async function startTransports(config: Config, deps: TransportDependencies): Pro
       metrics: guard.metrics,
       isServing: () => health.serving,
       requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+      connections: connections("http"),
       mount: consolePlugin(
         consoleDependencies(config, {
           context,

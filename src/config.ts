@@ -50,6 +50,14 @@ const ConfigSchema = z.object({
   HTTP_PORT: port.default(8080),
   // How long a client has to send a whole HTTP request, headers and body; checked every second.
   HTTP_REQUEST_TIMEOUT_MS: whole(1_000, 600_000).default(30_000),
+  // Open connections each listener (gRPC's, HTTP's) holds at once, in all and per client address:
+  // past them a new connection is closed at accept (tenancy/connection-limits.ts).
+  CONNECTIONS_MAX: whole(1, 1_000_000).default(8_000),
+  CONNECTIONS_PER_ADDRESS_MAX: whole(1, 1_000_000).default(1_000),
+  // A gRPC connection with no call open this long is closed with GOAWAY; clients reconnect.
+  GRPC_IDLE_TIMEOUT_MS: whole(100, 86_400_000).default(300_000),
+  // How often the server pings each gRPC connection; one silent as long (at most 20 s) is closed.
+  GRPC_KEEPALIVE_MS: whole(100, 7_200_000).default(60_000),
   METRICS_PORT: port.optional(),
   // grpc-js's own default (4 MiB): a request at the API's field limits is far smaller.
   GRPC_MAX_MESSAGE_BYTES: whole(1024, 2 ** 31 - 1).default(4 * 1024 * 1024),

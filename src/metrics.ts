@@ -54,6 +54,12 @@ export class Metrics {
     help: "Groups whose shared transaction failed, so each call was run again alone.",
     registers: [this.registry],
   });
+  readonly connectionsRefused = new Counter({
+    name: "billing_connections_refused_total",
+    help: "Connections closed at accept: the listener held CONNECTIONS_MAX (instance) or the address CONNECTIONS_PER_ADDRESS_MAX (address).",
+    labelNames: ["transport", "reason"] as const,
+    registers: [this.registry],
+  });
   readonly rateLimitFailOpen = new Counter({
     name: "billing_rate_limit_fail_open_total",
     help: "Calls let through without a rate limit because Redis could not be reached.",

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Http2Server, ServerHttp2Stream } from "node:http2";
 import {
+  type ChannelOptions,
   type handleServerStreamingCall,
   Server,
   ServerCredentials,
@@ -15,6 +16,7 @@ import { addReflection } from "./reflection.js";
 import { REQUEST_ID_HEADER, saneRequestId, withSerializedResponses } from "./unary.js";
 import { withCheckedRequests } from "./request-decoding.js";
 import { endSpanOnCancel } from "../telemetry/cancelled-stream.js";
+import { type ConnectionLimits, limitConnections } from "../tenancy/connection-limits.js";
 
 export const BILLING_SERVICE_NAME = "velobase.billing.v1.BillingService";
 export const SLOT_SERVICE_NAME = "velobase.billing.v1.SlotService";
@@ -100,14 +102,50 @@ export interface GrpcServerOptions {
   readonly maxMessageBytes?: number;
   /** Services beside BillingService (SlotService, EntitlementService). */
   readonly services?: readonly ServiceBinding[];
+  /** The open connections the listener holds (connection-limits.ts); unlimited when absent. */
+  readonly connections?: ConnectionLimits;
+  /** A connection with no call open this long is closed with GOAWAY (clients reconnect on their next call). */
+  readonly idleTimeoutMs?: number;
+  /**
+   * How often the server pings a client's connection; one that does not answer within the same
+   * time (at most 20 s) is closed, with its calls: a client that vanished without closing its
+   * connection would otherwise keep its WatchEvents streams, and their places, for good.
+   */
+  readonly keepaliveMs?: number;
+}
+
+const KEEPALIVE_TIMEOUT_MAX_MS = 20_000;
+
+/** grpc-js's channel options for the limits in `options`. */
+function serverOptionsOf(options: GrpcServerOptions): ChannelOptions {
+  return {
+    ...(options.maxMessageBytes === undefined ? {} : { "grpc.max_receive_message_length": options.maxMessageBytes }),
+    ...(options.idleTimeoutMs === undefined ? {} : { "grpc.max_connection_idle_ms": options.idleTimeoutMs }),
+    ...(options.keepaliveMs === undefined
+      ? {}
+      : {
+          "grpc.keepalive_time_ms": options.keepaliveMs,
+          "grpc.keepalive_timeout_ms": Math.min(options.keepaliveMs, KEEPALIVE_TIMEOUT_MAX_MS),
+        }),
+  };
 }
 
 /** The headers that present an API key: each must arrive once (tenancy/credentials.ts). */
 const KEY_HEADERS = ["authorization", "x-api-key"] as const;
 
 /**
- * A listener that runs before grpc-js's on every HTTP/2 stream (grpc-js keeps its HTTP/2 servers
- * in a private field: a version without it fails the start instead of going without):
+ * grpc-js's HTTP/2 servers, one per bound address. grpc-js keeps them in a private field: a
+ * version without it fails the start instead of going without the listener and limits below.
+ */
+function http2ServersOf(server: Server): Http2Server[] {
+  const http2Servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
+  if (!(http2Servers instanceof Map) || http2Servers.size === 0)
+    throw new Error("grpc-js keeps no http2Servers: cannot read raw headers nor limit connections");
+  return [...http2Servers.keys()];
+}
+
+/**
+ * A listener that runs before grpc-js's on every HTTP/2 stream:
  * - Node's HTTP/2 layer keeps only the first of two `authorization` headers and joins two
  *   `x-api-key` headers with ", ", so grpc-js would never see that a call presents two keys. The
  *   listener puts every raw value back (an array: one metadata value each), so the call is refused
@@ -117,24 +155,20 @@ const KEY_HEADERS = ["authorization", "x-api-key"] as const;
  *   gives the call its id (the caller's when sane, else a new one, which `unary` then reads from
  *   the metadata) and adds it to whatever header block the stream sends first.
  */
-function prepareStreams(server: Server): void {
-  const http2Servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
-  if (!(http2Servers instanceof Map) || http2Servers.size === 0) throw new Error("grpc-js keeps no http2Servers: cannot read raw headers");
-  for (const http2Server of http2Servers.keys()) {
-    http2Server.prependListener(
-      "stream",
-      (stream: ServerHttp2Stream, headers: Record<string, unknown>, _flags: number, rawHeaders: string[]) => {
-        for (const name of KEY_HEADERS) {
-          const values = valuesOf(rawHeaders, name);
-          if (values.length > 1) headers[name] = values;
-        }
-        const requestId = saneRequestId(headers[REQUEST_ID_HEADER]) ?? randomUUID();
-        headers[REQUEST_ID_HEADER] = requestId;
-        const respond = stream.respond.bind(stream);
-        stream.respond = (sent, options) => respond({ [REQUEST_ID_HEADER]: requestId, ...sent }, options);
-      },
-    );
-  }
+function prepareStreams(http2Server: Http2Server): void {
+  http2Server.prependListener(
+    "stream",
+    (stream: ServerHttp2Stream, headers: Record<string, unknown>, _flags: number, rawHeaders: string[]) => {
+      for (const name of KEY_HEADERS) {
+        const values = valuesOf(rawHeaders, name);
+        if (values.length > 1) headers[name] = values;
+      }
+      const requestId = saneRequestId(headers[REQUEST_ID_HEADER]) ?? randomUUID();
+      headers[REQUEST_ID_HEADER] = requestId;
+      const respond = stream.respond.bind(stream);
+      stream.respond = (sent, options) => respond({ [REQUEST_ID_HEADER]: requestId, ...sent }, options);
+    },
+  );
 }
 
 /** Every value of a header in Node's raw list (name, value, name, value, …), names in any case. */
@@ -150,7 +184,7 @@ export async function startGrpcServer(
   address: string,
   options: GrpcServerOptions = {},
 ): Promise<GrpcServer> {
-  const server = new Server(options.maxMessageBytes === undefined ? {} : { "grpc.max_receive_message_length": options.maxMessageBytes });
+  const server = new Server(serverOptionsOf(options));
   const services: ServiceBinding[] = [
     { name: BILLING_SERVICE_NAME, definition: BillingServiceService, handlers },
     ...(options.services ?? []),
@@ -165,7 +199,10 @@ export async function startGrpcServer(
       error ? reject(error) : resolve(bound),
     ),
   );
-  prepareStreams(server);
+  const http2Servers = http2ServersOf(server);
+  for (const http2Server of http2Servers) prepareStreams(http2Server);
+  const limits = options.connections;
+  if (limits) for (const http2Server of http2Servers) limitConnections(http2Server, limits);
   return {
     server,
     port,

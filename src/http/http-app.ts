@@ -7,6 +7,7 @@ import type { Caller } from "../domain/caller.js";
 import type { Metrics } from "../metrics.js";
 import type { Authenticate, RateLimit, RouteAccess } from "./auth.js";
 import type { FieldCodeOverrides } from "./schema-errors.js";
+import type { ConnectionLimits } from "../tenancy/connection-limits.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -46,6 +47,8 @@ export interface HttpDependencies {
    * its headers or stalls in its body would otherwise hold its connection and buffer for good.
    */
   readonly requestTimeoutMs: number;
+  /** The open connections the listener holds (connection-limits.ts); unlimited when absent. */
+  readonly connections?: ConnectionLimits;
 }
 
 /**

@@ -23,6 +23,7 @@ import { notAJsonObject, notAnIntegerIssue, schemaIssueToError, type SchemaIssue
 import { parseJsonBody, RoundedToInteger } from "./json-body.js";
 import { ID_LENGTH_MAX } from "../domain/limits.js";
 import { unavailableCause } from "../logger.js";
+import { limitConnections } from "../tenancy/connection-limits.js";
 
 export interface HttpServer {
   readonly port: number;
@@ -270,6 +271,7 @@ export async function startHttpServer(
   tls: HttpsServerOptions | null = null,
 ): Promise<HttpServer> {
   const app = await buildHttpApp(deps, tls);
+  if (deps.connections) limitConnections(app.server, deps.connections);
   await app.listen({ host: address.host, port: address.port });
   const bound = app.server.address();
   const port = typeof bound === "object" && bound ? bound.port : address.port;
