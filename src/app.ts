@@ -39,6 +39,7 @@ import { Authenticator } from "./tenancy/authenticator.js";
 import { bootstrapApiKey } from "./tenancy/bootstrap.js";
 import { RateLimiter } from "./tenancy/rate-limiter.js";
 import type { ConnectionLimits } from "./tenancy/connection-limits.js";
+import { proxyTrustOf, trustNoProxy } from "./tenancy/client-address.js";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /** How long stop() waits for the pool to close once the calls are done or cut. */
@@ -211,6 +212,7 @@ async function startTransports(config: Config, deps: TransportDependencies): Pro
       isServing: () => health.serving,
       requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
       connections: connections("http"),
+      proxyTrust: guard.proxyTrust,
       mount: consolePlugin(
         consoleDependencies(config, {
           context,
@@ -258,7 +260,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const rateLimiter = new RateLimiter({ redisUrl: config.REDIS_URL, keyPrefix: config.RATE_LIMIT_KEY_PREFIX, log, metrics });
   await rateLimiter.waitUntilConnected();
   const health = new HealthReporter();
-  const guard = { log, metrics, authenticator, rateLimiter };
+  const proxyTrust = config.TRUSTED_PROXIES === undefined ? trustNoProxy : proxyTrustOf(config.TRUSTED_PROXIES);
+  const guard = { log, metrics, authenticator, rateLimiter, proxyTrust };
   const closing = new AbortController();
   // Every open WatchEvents stream listens for it: Node's warning past 10 listeners is no leak here.
   setMaxListeners(0, closing.signal);

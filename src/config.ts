@@ -3,6 +3,7 @@ import { apiKeyModeOf } from "./domain/api-key.js";
 import { API_KEY_CACHE_TTL_MS_DEFAULT } from "./tenancy/authenticator.js";
 import { LOCK_WAIT_TIMEOUT_S_DEFAULT } from "./store/database.js";
 import { parseDatabaseUrl, redactDatabaseUrl } from "./store/database-url.js";
+import { proxyTrustOf } from "./tenancy/client-address.js";
 
 /**
  * A whole number in decimal digits (spaces around it allowed). Anything else is a mistake said
@@ -30,17 +31,18 @@ const host = z
 export const hostPort = (hostName: string, portNumber: number): string =>
   hostName.includes(":") ? `[${hostName}]:${portNumber}` : `${hostName}:${portNumber}`;
 
+/** A string that `check` accepts; what it throws is the one-line mistake. */
+const checkedBy = (check: (value: string) => unknown) =>
+  z.string().superRefine((value, ctx) => {
+    try {
+      check(value);
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: error instanceof Error ? error.message : "invalid" });
+    }
+  });
+
 const ConfigSchema = z.object({
-  DATABASE_URL: z
-    .string()
-    .superRefine((u, ctx) => {
-      try {
-        parseDatabaseUrl(u);
-      } catch (error) {
-        ctx.addIssue({ code: "custom", message: error instanceof Error ? error.message : "invalid" });
-      }
-    })
-    .default("mysql://root@127.0.0.1:3306/velobase"),
+  DATABASE_URL: checkedBy(parseDatabaseUrl).default("mysql://root@127.0.0.1:3306/velobase"),
   // With several hosts in DATABASE_URL: the first one up in URL order, or each in turn.
   DB_NODE_SELECTOR: z.enum(["order", "round_robin"]).default("order"),
   GRPC_HOST: host.default("0.0.0.0"),
@@ -54,6 +56,9 @@ const ConfigSchema = z.object({
   // past them a new connection is closed at accept (tenancy/connection-limits.ts).
   CONNECTIONS_MAX: whole(1, 1_000_000).default(8_000),
   CONNECTIONS_PER_ADDRESS_MAX: whole(1, 1_000_000).default(1_000),
+  // Proxies whose X-Forwarded-For names the client (addresses, CIDR ranges, loopback, linklocal,
+  // uniquelocal; comma-separated). Unset: the socket's peer is the client.
+  TRUSTED_PROXIES: checkedBy(proxyTrustOf).optional(),
   // A gRPC connection with no call open this long is closed with GOAWAY; clients reconnect.
   GRPC_IDLE_TIMEOUT_MS: whole(100, 86_400_000).default(300_000),
   // How often the server pings each gRPC connection; one silent as long (at most 20 s) is closed.

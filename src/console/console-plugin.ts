@@ -91,7 +91,7 @@ function registerSessionRoutes(scope: ConsoleScope): void {
       // Anything but one text (the field twice, a JSON number) is no key: the API's missing_api_key.
       const presented = request.body?.api_key;
       try {
-        const { sessionId } = await deps.sessions.signIn(typeof presented === "string" ? presented.trim() : "", request.ip);
+        const { sessionId } = await deps.sessions.signIn(typeof presented === "string" ? presented.trim() : "", () => request.ip);
         setSessionCookie(reply, sessionId, cookieSettings);
         return reply.redirect(`${CONSOLE_PATH}/customers`, 303);
       } catch (error) {

@@ -7,6 +7,7 @@ import { toServiceError } from "./status-details.js";
 import type { Metrics } from "../metrics.js";
 import type { BillingContext } from "../operations/context.js";
 import type { Authenticator } from "../tenancy/authenticator.js";
+import { addressOfPeer, clientAddressOf, type ProxyTrust } from "../tenancy/client-address.js";
 import { presentedApiKey } from "../tenancy/credentials.js";
 import type { RateLimiter } from "../tenancy/rate-limiter.js";
 import { callSignal } from "./call-signal.js";
@@ -25,6 +26,8 @@ export interface CallEnvironment {
 export interface GuardedEnvironment extends CallEnvironment {
   readonly authenticator: Authenticator;
   readonly rateLimiter: RateLimiter;
+  /** The proxies whose `x-forwarded-for` names the client (TRUSTED_PROXIES; `trustNoProxy` when unset). */
+  readonly proxyTrust: ProxyTrust;
 }
 
 /**
@@ -132,7 +135,8 @@ const textsOf = (metadata: Metadata, key: string): string[] => metadata.get(key)
  */
 export async function admit(env: GuardedEnvironment, metadata: Metadata, peer: string, scope: Scope, points = 1): Promise<Caller> {
   const presented = presentedApiKey(textsOf(metadata, "authorization"), textsOf(metadata, "x-api-key"));
-  const caller = await env.authenticator.authenticate(presented, peer);
+  const client = () => clientAddressOf(addressOfPeer(peer), textsOf(metadata, "x-forwarded-for"), env.proxyTrust);
+  const caller = await env.authenticator.authenticate(presented, client);
   if (!scopeAllows(caller.scope, scope)) throw new BillingError("permission_denied", undefined, { required_scope: scope });
   await env.rateLimiter.consume(caller, points);
   return caller;

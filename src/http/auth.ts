@@ -2,14 +2,15 @@ import type { FastifyRequest } from "fastify";
 import { scopeAllows, type Caller } from "../domain/caller.js";
 import { BillingError } from "../errors/billing-error.js";
 import type { AuthenticatedCaller } from "../tenancy/authenticator.js";
+import type { ClientAddress } from "../tenancy/client-address.js";
 import { presentedApiKey } from "../tenancy/credentials.js";
 
 /**
  * Resolves an API key (null when the request has none) to its caller, or throws BillingError
  * missing_api_key / invalid_api_key / api_key_revoked: the Authenticator every transport shares.
+ * `client`: the client's address, whose unknown keys are counted (PeerFailures).
  */
-/** `peer`: the client's address, whose unknown keys are counted (PeerFailures). */
-export type Authenticate = (rawKey: string | null, peer: string) => Promise<AuthenticatedCaller>;
+export type Authenticate = (rawKey: string | null, client: ClientAddress) => Promise<AuthenticatedCaller>;
 
 /** Takes one request from the caller's budget, or throws BillingError rate_limit_exceeded. */
 export type RateLimit = (caller: AuthenticatedCaller) => Promise<void>;

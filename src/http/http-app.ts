@@ -8,6 +8,7 @@ import type { Metrics } from "../metrics.js";
 import type { Authenticate, RateLimit, RouteAccess } from "./auth.js";
 import type { FieldCodeOverrides } from "./schema-errors.js";
 import type { ConnectionLimits } from "../tenancy/connection-limits.js";
+import type { ProxyTrust } from "../tenancy/client-address.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -49,6 +50,8 @@ export interface HttpDependencies {
   readonly requestTimeoutMs: number;
   /** The open connections the listener holds (connection-limits.ts); unlimited when absent. */
   readonly connections?: ConnectionLimits;
+  /** The proxies whose X-Forwarded-For gives `request.ip` (TRUSTED_PROXIES); none when absent. */
+  readonly proxyTrust?: ProxyTrust;
 }
 
 /**

@@ -165,7 +165,7 @@ function addHooks(app: HttpApp, deps: HttpDependencies): void {
     if (request.is404) return;
     const access = request.routeOptions.config.access ?? "write";
     if (access === "public") return;
-    const caller = await deps.authenticate(apiKeyOf(request), request.ip);
+    const caller = await deps.authenticate(apiKeyOf(request), () => request.ip);
     checkScope(caller, access);
     await deps.rateLimit(caller);
     request.caller = { ...caller, requestId: request.id };
@@ -208,6 +208,8 @@ export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptio
     clientErrorHandler: answerClientError,
     requestTimeout: timeouts.requestTimeout,
     http: timeouts,
+    // request.ip: the client behind a trusted proxy (TRUSTED_PROXIES), for the unknown-key throttle.
+    trustProxy: deps.proxyTrust ?? false,
     // A bad URL or an overlong path parameter, found before any hook runs.
     frameworkErrors: (error, request, reply) => {
       void reply.header(REQUEST_ID_HEADER, request.id);

@@ -5,6 +5,7 @@ import { BillingError } from "../errors/billing-error.js";
 import { findApiKeyByHash, touchApiKey, type ApiKeyRecord } from "../store/api-keys-store.js";
 import type { Database } from "../store/database.js";
 import { runQuery } from "../store/run-transaction.js";
+import type { ClientAddress } from "./client-address.js";
 import { PeerFailures } from "./peer-failures.js";
 
 /** A key's project's token bucket: calls per second (0 = unlimited) and burst. */
@@ -100,22 +101,22 @@ export class Authenticator {
 
   /**
    * Throws missing_api_key, invalid_api_key or api_key_revoked (service_unavailable if the
-   * database is down), and rate_limit_exceeded for a key not cached from an address (`peer`,
-   * null when unknown) that presented too many unknown keys this second (PeerFailures).
+   * database is down), and rate_limit_exceeded for a key not cached from a client (`client`,
+   * its address; null when unknown) that presented too many unknown keys this second (PeerFailures).
    */
-  async authenticate(presented: string | null, peer: string | null = null): Promise<AuthenticatedCaller> {
+  async authenticate(presented: string | null, client: ClientAddress | null = null): Promise<AuthenticatedCaller> {
     if (presented === null || presented === "") throw new BillingError("missing_api_key");
     // The format check costs no query: random text never reaches the database.
     if (apiKeyModeOf(presented) === null) throw new BillingError("invalid_api_key");
-    return this.authenticateHash(hashApiKey(presented), peer);
+    return this.authenticateHash(hashApiKey(presented), client);
   }
 
   /**
    * The caller of a key known by its stored hash (a console session's), through the same cache:
    * a revoked key is refused within cacheTtlMs.
    */
-  async authenticateHash(keyHash: string, peer: string | null = null): Promise<AuthenticatedCaller> {
-    const record = await this.lookUp(keyHash, peer);
+  async authenticateHash(keyHash: string, client: ClientAddress | null = null): Promise<AuthenticatedCaller> {
+    const record = await this.lookUp(keyHash, client);
     if (!record) throw new BillingError("invalid_api_key");
     if (record.revokedAtMs !== null) throw new BillingError("api_key_revoked");
     this.touch(record.id);
@@ -128,7 +129,7 @@ export class Authenticator {
     };
   }
 
-  private lookUp(keyHash: string, peer: string | null): Promise<ApiKeyRecord | null> | ApiKeyRecord | null {
+  private lookUp(keyHash: string, client: ClientAddress | null): Promise<ApiKeyRecord | null> | ApiKeyRecord | null {
     const nowMs = this.now();
     const known = this.known.get(keyHash, nowMs);
     if (known) return known;
@@ -136,13 +137,13 @@ export class Authenticator {
     const pending = this.inFlight.get(keyHash);
     if (pending) return pending;
     // A key found before (its entry expired) is looked up whatever its address has sent.
-    const counted = peer !== null && !this.known.holds(keyHash);
-    if (counted) this.peerFailures.take(peer);
+    const address = client !== null && !this.known.holds(keyHash) ? client() : null;
+    if (address !== null) this.peerFailures.take(address);
     // A failed look-up (database down) is not remembered: the next call tries again.
     const lookUp = runQuery(() => findApiKeyByHash(this.database.db, keyHash))
       .then((record) => {
         this.remember(keyHash, record);
-        if (record !== null && counted) this.peerFailures.found(peer);
+        if (record !== null && address !== null) this.peerFailures.found(address);
         return record;
       })
       .finally(() => this.inFlight.delete(keyHash));

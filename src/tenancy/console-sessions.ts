@@ -9,6 +9,7 @@ import {
 import type { Database } from "../store/database.js";
 import { runQuery } from "../store/run-transaction.js";
 import type { AuthenticatedCaller, Authenticator } from "./authenticator.js";
+import type { ClientAddress } from "./client-address.js";
 
 /** Random bytes of a session id: as many as a key's, unguessable. */
 const SESSION_ID_BYTES = 32;
@@ -37,10 +38,10 @@ export class ConsoleSessions {
 
   /**
    * A new session for a valid key, or the key's error (missing_api_key, invalid_api_key,
-   * api_key_revoked; rate_limit_exceeded when `peer` presented too many unknown keys).
+   * api_key_revoked; rate_limit_exceeded when `client` presented too many unknown keys).
    */
-  async signIn(presentedKey: string, peer: string): Promise<{ sessionId: string; caller: AuthenticatedCaller }> {
-    const caller = await this.authenticator.authenticate(presentedKey, peer);
+  async signIn(presentedKey: string, client: ClientAddress): Promise<{ sessionId: string; caller: AuthenticatedCaller }> {
+    const caller = await this.authenticator.authenticate(presentedKey, client);
     const sessionId = randomBytes(SESSION_ID_BYTES).toString("base64url");
     const nowMs = this.options.now();
     await runQuery(async () => {

@@ -19,11 +19,10 @@ export class PeerFailures {
   constructor(private readonly now: () => number = Date.now) {}
 
   /**
-   * Counts a look-up `peer` (a client's address, with or without its port) is about to make;
-   * throws rate_limit_exceeded when this second has had its share.
+   * Counts a look-up the client at `address` is about to make; throws rate_limit_exceeded when
+   * this second has had its share.
    */
-  take(peer: string): void {
-    const address = addressOf(peer);
+  take(address: string): void {
     const nowMs = this.now();
     const window = this.windows.get(address);
     if (window && nowMs - window.startMs < WINDOW_MS) {
@@ -45,17 +44,9 @@ export class PeerFailures {
     if (this.windows.size < PEERS_MAX) this.windows.set(address, { startMs: nowMs, count: 1 });
   }
 
-  /** The look-up found a key: it does not count against `peer`. */
-  found(peer: string): void {
-    const window = this.windows.get(addressOf(peer));
+  /** The look-up found a key: it does not count against `address`. */
+  found(address: string): void {
+    const window = this.windows.get(address);
     if (window && window.count > 0) window.count--;
   }
-}
-
-/** A client's address without its port: `ipv4:10.0.0.7:51234` (grpc-js) → `10.0.0.7`, `[::1]:80` → `::1`. */
-function addressOf(peer: string): string {
-  const bare = peer.replace(/^ipv[46]:/, "");
-  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(bare);
-  if (bracketed?.[1]) return bracketed[1];
-  return /^[^:]+:\d+$/.test(bare) ? bare.slice(0, bare.lastIndexOf(":")) : bare;
 }

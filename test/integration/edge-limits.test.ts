@@ -16,13 +16,17 @@ import { startTestServer, type TestServer } from "../support/server.js";
 // UNKNOWN_KEYS_PER_PEER_PER_SECOND made-up keys a second before its new keys go unlooked-up.
 
 let s: TestServer;
+let proxied: TestServer;
 
 beforeAll(async () => {
-  s = await startTestServer({ HTTP_REQUEST_TIMEOUT_MS: "1000", EVENTS_WATCHERS_PER_KEY_MAX: "2", EVENTS_WATCHERS_MAX: "3" });
+  [s, proxied] = await Promise.all([
+    startTestServer({ HTTP_REQUEST_TIMEOUT_MS: "1000", EVENTS_WATCHERS_PER_KEY_MAX: "2", EVENTS_WATCHERS_MAX: "3" }),
+    startTestServer({ TRUSTED_PROXIES: "127.0.0.1" }),
+  ]);
 });
 
 afterAll(async () => {
-  await s?.stop();
+  await Promise.all([s?.stop(), proxied?.stop()]);
 });
 
 /** Sends `head` and the first bytes of a longer body, then nothing; resolves with what the server sent and when it closed. */
@@ -146,5 +150,45 @@ describe("made-up API keys from one address", () => {
     const codes = await Promise.all(Array.from({ length: 3 * UNKNOWN_KEYS_PER_PEER_PER_SECOND }, madeUp));
     expect(codes.filter((c) => c === "invalid_api_key")).toHaveLength(UNKNOWN_KEYS_PER_PEER_PER_SECOND);
     expect(codes.filter((c) => c === "rate_limit_exceeded")).toHaveLength(2 * UNKNOWN_KEYS_PER_PEER_PER_SECOND);
+  });
+});
+
+describe("made-up API keys through a proxy", () => {
+  const overHttp = async (server: TestServer, forwardedFor: string) => {
+    const headers = { authorization: `Bearer ${generateApiKey("test")}`, "x-forwarded-for": forwardedFor };
+    const response = await fetch(`${server.httpUrl}/v1/customers/anyone`, { headers });
+    return ((await response.json()) as { error: { code: string } }).error.code;
+  };
+  const overGrpc = (server: TestServer, forwardedFor: string) =>
+    new Promise<string>((resolve) => {
+      const metadata = new Metadata();
+      metadata.set("authorization", `Bearer ${generateApiKey("test")}`);
+      metadata.set("x-forwarded-for", forwardedFor);
+      server.client.raw.getCustomer(GetCustomerRequest.fromPartial({ customerId: "anyone" }), metadata, (error) =>
+        resolve(decodeStatusDetails(error?.metadata).detail?.code ?? "ok"),
+      );
+    });
+  const twenty = async (server: TestServer, forwardedFor: string) => {
+    const codes: string[] = [];
+    for (let i = 0; i < UNKNOWN_KEYS_PER_PEER_PER_SECOND; i++) codes.push(await overHttp(server, forwardedFor));
+    return codes;
+  };
+
+  it("are counted per client address X-Forwarded-For names when TRUSTED_PROXIES holds the peer, over HTTP and gRPC alike", async () => {
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(new Set(await twenty(proxied, "203.0.113.1"))).toEqual(new Set(["invalid_api_key"]));
+    expect(await overGrpc(proxied, "203.0.113.1")).toBe("rate_limit_exceeded");
+    expect(await overHttp(proxied, "203.0.113.1")).toBe("rate_limit_exceeded");
+    // Another client behind the same proxy is still looked up; so is one whose own header names the
+    // throttled address left of what the proxy added.
+    expect(await overGrpc(proxied, "203.0.113.2")).toBe("invalid_api_key");
+    expect(await overHttp(proxied, "203.0.113.1, 203.0.113.3")).toBe("invalid_api_key");
+  });
+
+  it("are counted per socket address when the peer is no trusted proxy: its X-Forwarded-For is not believed", async () => {
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(new Set(await twenty(s, "203.0.113.1"))).toEqual(new Set(["invalid_api_key"]));
+    expect(await overGrpc(s, "203.0.113.2")).toBe("rate_limit_exceeded");
+    expect(await overHttp(s, "203.0.113.3")).toBe("rate_limit_exceeded");
   });
 });

@@ -10,6 +10,7 @@ import { HealthReporter, startGrpcServer, type GrpcServer } from "../../src/grpc
 import { guarded } from "../../src/grpc/unary.js";
 import { TestClient, expectError } from "../support/client.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { trustNoProxy } from "../../src/tenancy/client-address.js";
 
 // The transport half of the error contract: whatever code an operation raises, a client built
 // from gen/ decodes it intact. The real server and wrapper run; only Deposit is replaced by a
@@ -21,7 +22,12 @@ let real: TestServer;
 
 beforeAll(async () => {
   real = await startTestServer();
-  const env = { log: pino({ level: "silent" }), authenticator: real.app.authenticator, rateLimiter: real.app.rateLimiter };
+  const env = {
+    log: pino({ level: "silent" }),
+    authenticator: real.app.authenticator,
+    rateLimiter: real.app.rateLimiter,
+    proxyTrust: trustNoProxy,
+  };
   const handlers = billingHandlers(real.app.context, env);
   handlers.deposit = guarded(env, "Deposit", "write", async (r: { customerId: string }) => {
     if (r.customerId === "explode") throw new TypeError("secret table velobase.accounts is on fire");

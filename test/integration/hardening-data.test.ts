@@ -19,6 +19,7 @@ import { expectHttpError, httpClientFor, ok } from "../support/http.js";
 import { SECOND, ts, uid } from "../support/fixtures.js";
 import { AccountStatus, OperationType as Op, TransactionStatus as TxStatus } from "../../gen/velobase/billing/v1/billing.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { trustNoProxy } from "../../src/tenancy/client-address.js";
 
 // Issue 9: each test replays an input of the hostile-input probe or the code review and asserts
 // what a client receives, then that the ledger still verifies.
@@ -45,7 +46,7 @@ describe("finding 1: a response that cannot be serialized", () => {
     const lines: string[] = [];
     const log = pino({ level: "info" }, { write: (line: string) => lines.push(line) });
     const metrics = new Metrics();
-    const env = { log, metrics, authenticator: s.app.authenticator, rateLimiter: s.app.rateLimiter };
+    const env = { log, metrics, authenticator: s.app.authenticator, rateLimiter: s.app.rateLimiter, proxyTrust: trustNoProxy };
     const handlers = billingHandlers(s.app.context, env);
     const overflowing: GetCustomerResponse = {
       customerId: "c",

@@ -89,6 +89,7 @@ describe("start-up", () => {
     ["GRPC_PORT", "0x1F90", "must be a whole number"],
     ["GRPC_PORT", "8e3", "must be a whole number"],
     ["GRPC_HOST", "not a host", "must be a host name or an IPv4 or IPv6 address"],
+    ["TRUSTED_PROXIES", "10.0.0.0/8, lb.internal", "invalid IP address: lb.internal"],
   ])("exits 2 on a bad configuration value: %s=%j", async (name, value, message) => {
     const exit = await collect(spawnMain({ [name]: value })).exited;
     expect(exit.code).toBe(2);
