@@ -89,12 +89,17 @@ export function statementWithoutValues(sql: string, lengthMax = LOGGED_SQL_LENGT
   return withoutValues(sql, lengthMax, statementToken);
 }
 
+const DRIZZLE_FAILED_QUERY = "Failed query";
+
 /**
  * A message with its quoted parts removed: MySQL quotes the offending value ("Duplicate entry
  * '…' for key …") without escaping the quotes inside it, so a quote opens after a non-word
- * character and closes before one; an apostrophe inside a word ("doesn't") is text.
+ * character and closes before one; an apostrophe inside a word ("doesn't") is text. Drizzle's
+ * message (`Failed query: <statement> params: <values>`, unquoted, over several lines) is reduced
+ * to its first words. The one masking of messages: the logs' and the traces' (outgoing-spans.ts).
  */
 export function messageWithoutValues(message: string): string {
+  if (message.startsWith(DRIZZLE_FAILED_QUERY)) return DRIZZLE_FAILED_QUERY;
   return withoutValues(message, LOGGED_MESSAGE_LENGTH_MAX, messageToken);
 }
 
@@ -133,7 +138,7 @@ export function serializeError(error: unknown, depth = 0): LoggedError {
   if (!(error instanceof Error)) return { type: typeof error };
   const statement = stringField(error, "sql") ?? stringField(error, "query");
   // Drizzle's message repeats the statement and its params; mysql2's is the server's message.
-  const rawMessage = statement === undefined ? error.message : (stringField(error, "sqlMessage") ?? "Failed query");
+  const rawMessage = statement === undefined ? error.message : (stringField(error, "sqlMessage") ?? DRIZZLE_FAILED_QUERY);
   const message = messageWithoutValues(rawMessage);
   const frames = (error.stack ?? "").split("\n").filter((line) => /^\s+at /.test(line));
   return {

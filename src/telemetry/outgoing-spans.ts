@@ -18,13 +18,6 @@ function isBackgroundQuery(span: Span, parentContext: Context): boolean {
   return parent === undefined || (!parent.isRecording() && !parent.spanContext().isRemote);
 }
 
-/**
- * An error message as the logs show one (serializeError): a driver's message without the values
- * it quotes (`Duplicate entry '<idempotency key>'`), drizzle's (`Failed query: <statement>
- * params: <values>`, unquoted, over several lines) reduced to its first words.
- */
-const maskedMessage = (message: string): string => (message.startsWith("Failed query") ? "Failed query" : messageWithoutValues(message));
-
 /** A stack trace whose message (every line before the first frame) is masked. */
 function maskedStack(stack: string): string {
   const lines = stack.split("\n");
@@ -32,7 +25,7 @@ function maskedStack(stack: string): string {
   const head = firstFrame === -1 ? lines : lines.slice(0, firstFrame);
   const name = /^(\w*Error): /.exec(head[0] ?? "")?.[1];
   const message = head.join("\n").slice(name === undefined ? 0 : name.length + 2);
-  const shown = name === undefined ? maskedMessage(message) : `${name}: ${maskedMessage(message)}`;
+  const shown = name === undefined ? messageWithoutValues(message) : `${name}: ${messageWithoutValues(message)}`;
   return [shown, ...(firstFrame === -1 ? [] : lines.slice(firstFrame))].join("\n");
 }
 
@@ -41,7 +34,7 @@ function maskedException(event: TimedEvent): TimedEvent {
   if (event.name !== "exception" || event.attributes === undefined) return event;
   const { "exception.message": message, "exception.stacktrace": stack } = event.attributes;
   const attributes = { ...event.attributes };
-  if (typeof message === "string") attributes["exception.message"] = maskedMessage(message);
+  if (typeof message === "string") attributes["exception.message"] = messageWithoutValues(message);
   if (typeof stack === "string") attributes["exception.stacktrace"] = maskedStack(stack);
   return { ...event, attributes };
 }
@@ -65,7 +58,7 @@ function outgoing(span: ReadableSpan): ReadableSpan {
     endTime: span.endTime,
     status: refusal
       ? { code: SpanStatusCode.UNSET }
-      : { code: span.status.code, ...(message !== undefined && { message: maskedMessage(message) }) },
+      : { code: span.status.code, ...(message !== undefined && { message: messageWithoutValues(message) }) },
     attributes: Object.fromEntries(Object.entries(span.attributes).filter(([key]) => !URL_ATTRIBUTES.includes(key))),
     links: span.links,
     events: refusal ? span.events.filter((event) => event.name !== "exception") : span.events.map(maskedException),
