@@ -164,10 +164,14 @@ export function selectTransactionEntries(db: Db, projectId: bigint, transactionI
 }
 
 /**
- * A customer's accounts as the ledger had them at `asOfMs`: each account with an entry at or
- * before then, its figures summed from those entries by the ledger equations (total = Σ DEPOSIT
- * − Σ VOID; used = Σ DEDUCT + Σ CONSUME − Σ REFUND; frozen = Σ FREEZE − Σ CONSUME (not overage)
- * − Σ UNFREEZE).
+ * A customer's accounts as the ledger had them at `asOfMs`: right after the last entry made at or
+ * before then, so with every entry before it in the ledger's order (its `sequence`), each
+ * account's figures summed from those entries by the ledger equations (total = Σ DEPOSIT − Σ VOID;
+ * used = Σ DEDUCT + Σ CONSUME − Σ REFUND; frozen = Σ FREEZE − Σ CONSUME (not overage) − Σ
+ * UNFREEZE). Entries' times follow the order only as far as the instances' clocks agree: one
+ * instance's entry can come later than another's and carry an earlier time. Counting entries by
+ * their time alone would then answer a state the ledger never had (a deduct without the deposit
+ * it spent, a negative balance); a prefix of the order is always one it had.
  */
 /** The key and creation of account `a`, under the names accountFromRow reads (figures come from the query). */
 const ACCOUNT_KEY_COLUMNS = sql`a.id AS a_id, a.credit_type AS a_credit_type, a.source AS a_source, a.starts_at_ms AS a_starts_at_ms,
@@ -180,7 +184,9 @@ export async function accountsAsOf(db: Db, projectId: bigint, customerPk: bigint
       SUM(CASE WHEN l.operation = 'FREEZE' THEN l.amount WHEN l.operation = 'UNFREEZE' THEN -l.amount
                WHEN l.operation = 'CONSUME' AND l.overage = FALSE THEN -l.amount ELSE 0 END) AS a_frozen
     FROM ${ledgerEntries} l JOIN ${accounts} a ON a.id = l.account_id
-    WHERE l.project_id = ${projectId} AND l.customer_pk = ${customerPk} AND l.created_at <= ${new Date(asOfMs)}
+    WHERE l.project_id = ${projectId} AND l.customer_pk = ${customerPk}
+      AND l.sequence <= (SELECT MAX(m.sequence) FROM ${ledgerEntries} m
+        WHERE m.project_id = ${projectId} AND m.customer_pk = ${customerPk} AND m.created_at <= ${new Date(asOfMs)})
     GROUP BY a.id
     ORDER BY a.id`)) as unknown as [Row[]];
   return accountsFromRows(rows);

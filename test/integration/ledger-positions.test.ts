@@ -103,4 +103,24 @@ describe("ledger positions", () => {
     const then = ok<{ wallets: unknown }>(await http.get(`/v1/customers/${customerId}?as_of=${new Date(between).toISOString()}`));
     expect(then.wallets).toMatchObject({ default: { total: 100, used: 0, frozen: 0, available: 100 } });
   });
+
+  it("answers as of a time between two entries whose timestamps run against the ledger's order with a state the ledger had", async () => {
+    // Two instances whose clocks disagree, or one whose clock stepped back: an entry can be made
+    // later in the ledger's order than another yet carry an earlier time. Summing the entries made
+    // by a time would then count the deduct without the deposit it spent (available -29).
+    const customerId = uid("skew");
+    await s.client.call("deposit", { customerId, amount: 1n });
+    const start = s.clock.now();
+    s.clock.set(start + 100 * SECOND);
+    await s.client.call("deposit", { customerId, amount: 100n });
+    s.clock.set(start + 50 * SECOND);
+    await s.client.call("deduct", { customerId, transactionId: uid("d"), amount: 30n });
+    expect((await ledgerOf(customerId)).map((e) => e.sequence)).toEqual([1n, 2n, 3n]);
+    // The last entry made by then is the deduct: the state right after it, the deposit before it included.
+    const at = (offset: number) => s.client.call("getCustomer", { customerId, asOf: ts(start + offset * SECOND) });
+    expect((await at(60)).balance).toEqual(balance(101n, 30n, 0n));
+    // Before the deduct was made, only the first deposit had been.
+    expect((await at(40)).balance).toEqual(balance(1n, 0n, 0n));
+    s.clock.set(start + 200 * SECOND);
+  });
 });
