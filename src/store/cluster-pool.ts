@@ -1,7 +1,7 @@
 import { setMaxListeners } from "node:events";
 import mysql, { type Pool, type PoolCluster, type PoolConnection, type PoolOptions } from "mysql2/promise";
 import type { DatabaseHost } from "./database-url.js";
-import { isConnectionFailure, isNotPrimary } from "./sql-errors.js";
+import { isConnectionFailure, isNotPrimary, retryableConflictOf } from "./sql-errors.js";
 
 /** Which node a new connection comes from: the first one up in URL order, or each in turn. */
 export type NodeSelector = "order" | "round_robin";
@@ -218,8 +218,9 @@ export class ClusterPool implements ConnectionSource {
     this.cluster.add(nodeIdOf(host), { ...this.options.connection, host: host.host, port: host.port });
   }
 
-  async getConnection(): Promise<PoolConnection> {
-    const connection = await this.take();
+  /** A connection of the first node in use (`avoid`, a node id, only when no other is in use). */
+  async getConnection(avoid?: string): Promise<PoolConnection> {
+    const connection = await this.take(avoid);
     const core = connection.connection as unknown as object;
     if (this.prepared.has(core) || this.setup === "") return connection;
     try {
@@ -239,8 +240,10 @@ export class ClusterPool implements ConnectionSource {
    * mysql2's, which cannot leave a node out without ending its pool. A node that refuses is skipped
    * (mysql2 leaves it offline for RESTORE_NODE_TIMEOUT_MS, answering at once meanwhile).
    */
-  private async take(): Promise<PoolConnection> {
-    const inUse = this.nodeIds.filter((id) => !this.out.has(id));
+  private async take(avoid?: string): Promise<PoolConnection> {
+    const ready = this.nodeIds.filter((id) => !this.out.has(id));
+    const others = ready.filter((id) => id !== avoid);
+    const inUse = others.length > 0 ? others : ready;
     const start = this.roundRobin ? this.turn++ % inUse.length : 0;
     let failure: unknown = new Error("no database node to connect to");
     for (let i = 0; i < inUse.length; i++) {
@@ -368,18 +371,22 @@ export class ClusterPool implements ConnectionSource {
   }
 
   /**
-   * One statement on a connection of the cluster. A read refused by a node out of the primary
-   * component (error 1047) goes once more, to the next node (the refusing one is taken out); a
-   * write does not: a node that leaves the component during an autocommit statement may have
-   * committed it, and the caller decides (service_unavailable, safe to retry with its key).
+   * One statement on a connection of the cluster. A read that its node could not serve goes once
+   * more, to another node: refused by a node out of the primary component (error 1047; the node is
+   * taken out), its connection lost, or its causal wait timed out (1205: a read outside a
+   * transaction takes no row lock, so only the wait for its node to catch up can time out, as it
+   * does on a node being cut off from the others, which still answers ready until it is evicted
+   * about 5 s later). A write does not: a node that leaves the component during an autocommit
+   * statement may have committed it, and the caller decides (service_unavailable, safe to retry
+   * with its key).
    */
   private async oneOff<T>(read: boolean, work: (connection: PoolConnection) => Promise<T>): Promise<T> {
     const connection = await this.getConnection();
     try {
       return await this.onConnection(connection, work);
     } catch (error) {
-      if (!read || !(isNotPrimary(error) || isConnectionFailure(error))) throw error;
-      return this.onConnection(await this.getConnection(), work);
+      if (!read || !(isNotPrimary(error) || isConnectionFailure(error) || retryableConflictOf(error) === "lock_wait_timeout")) throw error;
+      return this.onConnection(await this.getConnection(this.nodeOfConnection.get(connection.connection as unknown as object)), work);
     }
   }
 
