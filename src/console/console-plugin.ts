@@ -22,13 +22,15 @@ const OWN_ASSETS_DIR = fileURLToPath(new URL("./assets", import.meta.url));
 const requireFrom = createRequire(import.meta.url);
 
 /** The files under /console/assets/: the console's own and two libraries, straight from node_modules. */
-const ASSETS: Readonly<Record<string, { dir: string; file: string }>> = {
-  "console.css": { dir: OWN_ASSETS_DIR, file: "console.css" },
-  "console.js": { dir: OWN_ASSETS_DIR, file: "console.js" },
-  "htmx.min.js": { dir: dirname(requireFrom.resolve("htmx.org/dist/htmx.min.js")), file: "htmx.min.js" },
-  "uPlot.iife.min.js": { dir: dirname(requireFrom.resolve("uplot/dist/uPlot.iife.min.js")), file: "uPlot.iife.min.js" },
-  "uPlot.min.css": { dir: dirname(requireFrom.resolve("uplot/dist/uPlot.min.css")), file: "uPlot.min.css" },
-};
+const ASSETS: ReadonlyMap<string, { dir: string; file: string }> = new Map([
+  ["console.css", { dir: OWN_ASSETS_DIR, file: "console.css" }],
+  ["console.js", { dir: OWN_ASSETS_DIR, file: "console.js" }],
+  ["htmx.min.js", { dir: dirname(requireFrom.resolve("htmx.org/dist/htmx.min.js")), file: "htmx.min.js" }],
+  ["uPlot.iife.min.js", { dir: dirname(requireFrom.resolve("uplot/dist/uPlot.iife.min.js")), file: "uPlot.iife.min.js" }],
+  ["uPlot.min.css", { dir: dirname(requireFrom.resolve("uplot/dist/uPlot.min.css")), file: "uPlot.min.css" }],
+]);
+/** How long a browser keeps an asset (@fastify/static sets Cache-Control from it, over any header set before). */
+const ASSET_MAX_AGE_MS = 3_600_000;
 
 const isHtmx = (request: FastifyRequest): boolean => request.headers["hx-request"] === "true";
 
@@ -109,9 +111,11 @@ function registerSessionRoutes(scope: ConsoleScope): void {
     return reply.redirect(`${CONSOLE_PATH}/sign-in`, 303);
   });
   app.get<{ Params: { name: string } }>("/assets/:name", { config: { access: "public" } }, (request, reply) => {
-    const asset = ASSETS[request.params.name];
+    // A Map: an object's lookup would find `constructor` or `__proto__`, whose missing file made
+    // @fastify/static reject where nothing awaits it, and that unhandled rejection ended the process.
+    const asset = ASSETS.get(request.params.name);
     if (asset === undefined) throw new BillingError("not_found");
-    return reply.header("cache-control", "public, max-age=3600").sendFile(asset.file, asset.dir);
+    return reply.sendFile(asset.file, asset.dir, { maxAge: ASSET_MAX_AGE_MS });
   });
 }
 

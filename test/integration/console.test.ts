@@ -384,6 +384,18 @@ describe("console beside the API", () => {
     expect(paths.filter((p) => p.startsWith("/console"))).toEqual([]);
     expect(paths).toContain("/v1/customers/{customer_id}/ledger");
   });
+
+  it("serves its assets, cached an hour, and answers any other name 404, names Object.prototype has included", async () => {
+    // An object's lookup found these: the missing file's rejection went unhandled and ended the process.
+    for (const name of ["__proto__", "constructor", "toString", "hasOwnProperty", "nothing.js"]) {
+      const response = await fetch(consoleUrl(`/assets/${name}`));
+      expect({ name, status: response.status }).toEqual({ name, status: 404 });
+    }
+    expect((await fetch(`${server.httpUrl}/v1/health`)).status).toBe(200);
+    const css = await fetch(consoleUrl("/assets/console.css"));
+    expect(css.status).toBe(200);
+    expect(css.headers.get("cache-control")).toBe("public, max-age=3600");
+  });
 });
 
 describe("console escaping", () => {
