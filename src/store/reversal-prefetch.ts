@@ -79,7 +79,7 @@ const lockChargeAccountsSql = (charges: readonly HoldRef[]): SQL =>
   sql`SELECT a.customer_pk AS a_customer_pk, ${ACCOUNT_COLUMNS}
     FROM (SELECT DISTINCT l.account_id FROM ${ledgerEntries} l FORCE INDEX (ledger_transaction_idx)
       WHERE l.transaction_pk IN (${chargePks(charges)}) AND l.operation IN ('DEDUCT', 'CONSUME')) p
-    STRAIGHT_JOIN ${accounts} a ON a.id = p.account_id
+    STRAIGHT_JOIN ${accounts} a FORCE INDEX (PRIMARY) ON a.id = p.account_id
     ORDER BY a.id
     FOR UPDATE`;
 

@@ -176,7 +176,7 @@ export const lockAllocationAccountsSql = (
   options: { skipLocked?: boolean; ofCustomer?: SQL } = {},
 ): SQL =>
   sql`SELECT al.account_id AS al_account_id, al.amount AS al_amount, ${ACCOUNT_COLUMNS}
-    FROM ${allocations} al LEFT JOIN ${accounts} a ON a.id = al.account_id
+    FROM ${allocations} al LEFT JOIN ${accounts} a FORCE INDEX (PRIMARY) ON a.id = al.account_id
     WHERE ${allocationOf(projectId, transactionId, options.ofCustomer)}
     ORDER BY al.seq
     FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
@@ -187,7 +187,7 @@ export const lockAllocationAccountsSql = (
  */
 export const lockHoldsSql = (holds: ReadonlyArray<{ readonly projectId: bigint; readonly transactionId: string }>): SQL =>
   sql`SELECT t.*, c.customer_id AS c_customer_id
-    FROM ${transactions} t JOIN ${customers} c ON c.id = t.customer_pk
+    FROM ${transactions} t STRAIGHT_JOIN ${customers} c FORCE INDEX (PRIMARY) ON c.id = t.customer_pk
     WHERE ${transactionsNamedSql(holds)}
     FOR UPDATE`;
 
@@ -202,9 +202,9 @@ export const lockHoldsSql = (holds: ReadonlyArray<{ readonly projectId: bigint; 
 export const lockHoldsWithAllocationsSql = (holds: ReadonlyArray<{ readonly projectId: bigint; readonly transactionId: string }>): SQL =>
   sql`SELECT t.*, c.customer_id AS c_customer_id,
       al.transaction_pk AS al_transaction_pk, al.account_id AS al_account_id, al.amount AS al_amount, ${ACCOUNT_COLUMNS}
-    FROM ${transactions} t STRAIGHT_JOIN ${customers} c ON c.id = t.customer_pk
+    FROM ${transactions} t STRAIGHT_JOIN ${customers} c FORCE INDEX (PRIMARY) ON c.id = t.customer_pk
       LEFT JOIN ${allocations} al FORCE INDEX (allocations_tx_seq_uq) ON al.transaction_pk = t.id
-      LEFT JOIN ${accounts} a ON a.id = al.account_id
+      LEFT JOIN ${accounts} a FORCE INDEX (PRIMARY) ON a.id = al.account_id
     WHERE ${transactionsNamedSql(holds)}
     ORDER BY t.id, al.seq
     FOR UPDATE`;
