@@ -46,6 +46,17 @@ export const activeAccountSql = (nowMs: number, alias: SQL = sql`a`): SQL =>
   sql`(${alias}.starts_at_ms <= ${nowMs} AND ${alias}.expires_at_ms > ${nowMs})`;
 
 /**
+ * activeAccountSql for a locking read of a customer's accounts: the same rows, read by the
+ * spending index's (project, customer) prefix alone. With `expires_at_ms > now` usable, MariaDB
+ * reads a range on the index's third column, and under FOR UPDATE it locks the record just past
+ * the range (the next customer's first account) before seeing that it ends the range: two lists
+ * of neighbouring customers then deadlocked. Read by the prefix, the record past it is compared
+ * before any lock (READ COMMITTED takes no gap lock), so a customer's accounts are all it locks.
+ */
+export const activeAccountLockingSql = (nowMs: number, alias: SQL = sql`a`): SQL =>
+  sql`(${alias}.starts_at_ms <= ${nowMs} AND ${alias}.expires_at_ms + 0 > ${nowMs})`;
+
+/**
  * Locks the customer row (the serialization point of every write on a customer) and, in the
  * same statement, the accounts matching `accountScope` (which names them by id: read by primary
  * key, never by a scan, which under FOR UPDATE would lock every account it read), in id order. One row per account, or
@@ -103,7 +114,7 @@ export function lockFirstSpendableSql(groups: readonly SpendSelectionGroup[], no
   if (only && one) {
     return sql`SELECT a.customer_pk AS a_customer_pk, ${ACCOUNT_COLUMNS}
       FROM ${accounts} a FORCE INDEX (accounts_spending_idx)
-      WHERE a.project_id = ${one.projectId} AND a.customer_pk = ${customerPkSql(one.projectId, one.customerId)} AND ${activeAccountSql(nowMs)}
+      WHERE a.project_id = ${one.projectId} AND a.customer_pk = ${customerPkSql(one.projectId, one.customerId)} AND ${activeAccountLockingSql(nowMs)}
         AND a.total - a.used - a.frozen > 0${creditTypesSql(sql`a`, only.creditTypes)}
       ORDER BY a.expires_at_ms, a.created_at, a.id LIMIT ${limit}
       FOR UPDATE`;
@@ -209,7 +220,7 @@ export function lockCustomersWithTotalsSql(pks: readonly SQL[], nowMs: number, o
       COALESCE(SUM(a.total), 0) AS total, COALESCE(SUM(a.used), 0) AS used, COALESCE(SUM(a.frozen), 0) AS frozen
     FROM ${customers} c
     LEFT JOIN ${accounts} a FORCE INDEX (accounts_spending_idx)
-      ON a.project_id = c.project_id AND a.customer_pk = c.id AND ${activeAccountSql(nowMs)}
+      ON a.project_id = c.project_id AND a.customer_pk = c.id AND ${activeAccountLockingSql(nowMs)}
     WHERE c.id IN (${sql.join([...pks], sql`, `)})
     GROUP BY c.id
     ORDER BY c.id
@@ -256,7 +267,7 @@ export function lockAllSpendableSql(customers: ReadonlyArray<{ readonly projectI
     WHERE (${sql.join(
       customers.map((c) => sql`(a.project_id = ${c.projectId} AND a.customer_pk = ${c.pk})`),
       sql` OR `,
-    )}) AND ${activeAccountSql(nowMs)} AND a.total - a.used - a.frozen > 0
+    )}) AND ${activeAccountLockingSql(nowMs)} AND a.total - a.used - a.frozen > 0
     ORDER BY a.customer_pk, a.id
     FOR UPDATE`;
 }
