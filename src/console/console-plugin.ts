@@ -15,7 +15,7 @@ import type { ConsoleDependencies } from "./console-dependencies.js";
 import { registerActionRoutes } from "./action-routes.js";
 import { registerPageRoutes } from "./page-routes.js";
 import { setSecurityHeaders } from "./security-headers.js";
-import { CONSOLE_PATH, clearSessionCookie, setSessionCookie, sessionIdOf } from "./session-cookie.js";
+import { CONSOLE_PATH, clearSessionCookie, SESSION_COOKIE, setSessionCookie, sessionIdOf } from "./session-cookie.js";
 
 const VIEWS_DIR = fileURLToPath(new URL("./views", import.meta.url));
 const OWN_ASSETS_DIR = fileURLToPath(new URL("./assets", import.meta.url));
@@ -67,7 +67,9 @@ function signedIn(deps: ConsoleDependencies) {
     const sessionId = sessionIdOf(request);
     const caller = sessionId === null ? null : await deps.sessions.resolve(sessionId);
     if (caller === null) {
-      clearSessionCookie(reply, { secure: deps.secure, ttlMs: deps.sessionTtlMs });
+      // Only a cookie that came is cleared: a request without one (a link from a mail or a ticket
+      // under an older SameSite=Strict cookie) must not end a session the browser still holds.
+      if (request.cookies[SESSION_COOKIE] !== undefined) clearSessionCookie(reply, { secure: deps.secure, ttlMs: deps.sessionTtlMs });
       if (isHtmx(request)) return reply.header("hx-redirect", `${CONSOLE_PATH}/sign-in`).status(401).send("");
       if (request.method === "GET") return reply.redirect(`${CONSOLE_PATH}/sign-in`, 303);
       return renderPage(request, reply, "sign-in", "Sign in", { message: "Your session has ended: sign in again." }, 401);

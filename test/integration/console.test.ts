@@ -184,6 +184,28 @@ describe("console paging", () => {
   });
 });
 
+describe("console links from elsewhere", () => {
+  it("open the page signed in (the session cookie is SameSite=Lax), and a request without the cookie never clears it", async () => {
+    const customerId = uid("cust");
+    await deposit(customerId, 100);
+    await signIn(page, server.httpUrl, server.apiKey);
+    const session = (await context.cookies()).find((c) => c.name === "vb_console_session");
+    expect({ sameSite: session?.sameSite, httpOnly: session?.httpOnly, path: session?.path }).toEqual({
+      sameSite: "Lax",
+      httpOnly: true,
+      path: "/console",
+    });
+    // A page of no site at all (a link in a mail client, a ticket) linking to the customer.
+    await page.setContent(`<a id="link" href="${consoleUrl(`/customers/${customerId}`)}">the customer</a>`);
+    await clickAndWait(page, "#link");
+    expect(new URL(page.url()).pathname).toBe(`/console/customers/${customerId}`);
+    // Without the cookie: sent to sign in, and nothing tells the browser to drop a session it holds.
+    const bare = await fetch(consoleUrl(`/customers/${customerId}`), { redirect: "manual" });
+    expect(bare.status).toBe(303);
+    expect(bare.headers.get("set-cookie") ?? "").not.toContain("vb_console_session");
+  });
+});
+
 describe("console with a write key", () => {
   it("deposits once through a form submitted twice, and unfreezes a hold", async () => {
     const customerId = uid("cust");
