@@ -95,7 +95,11 @@ function registerSessionRoutes(scope: ConsoleScope): void {
       // Anything but one text (the field twice, a JSON number) is no key: the API's missing_api_key.
       const presented = request.body?.api_key;
       try {
-        const { sessionId } = await deps.sessions.signIn(typeof presented === "string" ? presented.trim() : "", () => request.ip);
+        const key = typeof presented === "string" ? presented.trim() : "";
+        const { sessionId } = await deps.sessions.signIn(key, () => request.ip, deps.rateLimit);
+        // The browser's previous session ends here, not at its TTL.
+        const previous = sessionIdOf(request);
+        if (previous !== null) await deps.sessions.signOut(previous);
         setSessionCookie(reply, sessionId, cookieSettings);
         return reply.redirect(`${CONSOLE_PATH}/customers`, 303);
       } catch (error) {

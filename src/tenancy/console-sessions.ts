@@ -37,11 +37,18 @@ export class ConsoleSessions {
   ) {}
 
   /**
-   * A new session for a valid key, or the key's error (missing_api_key, invalid_api_key,
-   * api_key_revoked; rate_limit_exceeded when `client` presented too many unknown keys).
+   * A new session for a valid key that `admit` lets in (its rate limit), or the key's error
+   * (missing_api_key, invalid_api_key, api_key_revoked; rate_limit_exceeded when `client`
+   * presented too many unknown keys, or the key is over its rate).
    */
-  async signIn(presentedKey: string, client: ClientAddress): Promise<{ sessionId: string; caller: AuthenticatedCaller }> {
+  async signIn(
+    presentedKey: string,
+    client: ClientAddress,
+    admit: (caller: AuthenticatedCaller) => Promise<void>,
+  ): Promise<{ sessionId: string; caller: AuthenticatedCaller }> {
     const caller = await this.authenticator.authenticate(presentedKey, client);
+    // The key's rate limit, as for any call: each sign-in writes a session row.
+    await admit(caller);
     const sessionId = randomBytes(SESSION_ID_BYTES).toString("base64url");
     const nowMs = this.options.now();
     await runQuery(async () => {

@@ -206,6 +206,30 @@ describe("console links from elsewhere", () => {
   });
 });
 
+describe("console sign-in", () => {
+  const sessionOf = async (ctx: BrowserContext) => (await ctx.cookies()).find((c) => c.name === "vb_console_session")?.value ?? "";
+  const pageWith = (session: string) =>
+    fetch(consoleUrl("/customers"), { redirect: "manual", headers: { cookie: `vb_console_session=${session}` } });
+
+  it("ends the browser's previous session, and takes a token of the key's rate limit", async () => {
+    await signIn(page, server.httpUrl, server.apiKey);
+    const first = await sessionOf(context);
+    await signIn(page, server.httpUrl, server.apiKey);
+    const second = await sessionOf(context);
+    expect(second).not.toBe(first);
+    expect([(await pageWith(first)).status, (await pageWith(second)).status]).toEqual([303, 200]);
+
+    // One token for the sign-in, one for the page it leads to; the next sign-in writes no session.
+    const project = await server.createProject({ ratePerSecond: 1, burst: 2 });
+    const slow = await server.createKey({ project, scope: "read" });
+    await signIn(page, server.httpUrl, slow.key);
+    expect(new URL(page.url()).pathname).toBe("/console/customers");
+    await signIn(page, server.httpUrl, slow.key);
+    expect(new URL(page.url()).pathname).toBe("/console/sign-in");
+    expect(await page.getByTestId("error-code").textContent()).toBe("rate_limit_exceeded");
+  });
+});
+
 describe("console with a write key", () => {
   it("deposits once through a form submitted twice, and unfreezes a hold", async () => {
     const customerId = uid("cust");
