@@ -108,6 +108,14 @@ async function answersOf(node: Node, statements: readonly string[]): Promise<Rec
   }
 }
 
+/** Lets node 1 back in and waits until the three nodes are Synced in one primary component. */
+async function letBackIn(): Promise<void> {
+  await setIsolated(ISOLATED, false);
+  await expect
+    .poll(() => Promise.all(NODES.map(wsrepOf)), { timeout: CLUSTER_CHANGE_MS, interval: 200 })
+    .toEqual(NODES.map(() => IN_USE(3)));
+}
+
 /**
  * Runs `body` while node 1 is out of the primary component but running: cut off, seen non-Primary
  * by itself and evicted by the two others, refusing with 1047. Whatever happens, it is let back in
@@ -126,10 +134,7 @@ async function whileIsolated<T>(database: string, body: () => Promise<T>): Promi
     expect(await answersOf(ISOLATED, ["SELECT 1", table, "BEGIN"])).toEqual({ "SELECT 1": "ok", [table]: NOT_PRIMARY, BEGIN: NOT_PRIMARY });
     return await body();
   } finally {
-    await setIsolated(ISOLATED, false);
-    await expect
-      .poll(() => Promise.all(NODES.map(wsrepOf)), { timeout: CLUSTER_CHANGE_MS, interval: 200 })
-      .toEqual(NODES.map(() => IN_USE(3)));
+    await letBackIn();
   }
 }
 
@@ -146,10 +151,7 @@ async function sentAsCutOff<T>(send: () => Promise<T>): Promise<T> {
     await new Promise((resolve) => setTimeout(resolve, CUT_OFF_SETTLE_MS));
     return await send();
   } finally {
-    await setIsolated(ISOLATED, false);
-    await expect
-      .poll(() => Promise.all(NODES.map(wsrepOf)), { timeout: CLUSTER_CHANGE_MS, interval: 200 })
-      .toEqual(NODES.map(() => IN_USE(3)));
+    await letBackIn();
   }
 }
 
