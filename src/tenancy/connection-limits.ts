@@ -31,7 +31,7 @@ export function limitConnections(server: Server, limits: ConnectionLimits): void
   const open = new Map<string, number>();
   server.removeAllListeners("connection");
   server.on("connection", (socket: Socket) => {
-    const address = clientAddressOf(socket);
+    const address = remoteAddressOf(socket);
     const held = open.get(address) ?? 0;
     if (held >= limits.perAddressMax) {
       socket.destroy();
@@ -49,7 +49,7 @@ export function limitConnections(server: Server, limits: ConnectionLimits): void
 }
 
 /** The socket's remote address, an IPv4 client on a dual-stack listener written as IPv4. */
-function clientAddressOf(socket: Socket): string {
+function remoteAddressOf(socket: Socket): string {
   const address = socket.remoteAddress ?? "unknown";
   return address.startsWith("::ffff:") && address.includes(".") ? address.slice("::ffff:".length) : address;
 }
