@@ -220,7 +220,6 @@ async function startTransports(config: Config, deps: TransportDependencies): Pro
           rateLimiter: guard.rateLimiter,
           database: context.database,
           log: guard.log,
-          secure: tls !== null,
         }),
       ),
     },

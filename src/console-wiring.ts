@@ -24,7 +24,6 @@ export function consoleDependencies(
     rateLimiter: RateLimiter;
     database: Database;
     log: Logger;
-    secure: boolean;
   },
 ): ConsoleDependencies {
   const sessionTtlMs = config.CONSOLE_SESSION_TTL_MINUTES * 60_000;
@@ -41,7 +40,6 @@ export function consoleDependencies(
     rateLimit: (caller) => parts.rateLimiter.consume(caller),
     log: parts.log,
     cookieSecret,
-    secure: parts.secure,
     sessionTtlMs,
   };
 }

@@ -12,7 +12,5 @@ export interface ConsoleDependencies {
   readonly log: Logger;
   /** Signs the session and CSRF cookies (CONSOLE_SESSION_SECRET). */
   readonly cookieSecret: string;
-  /** Served over TLS: cookies are marked Secure. */
-  readonly secure: boolean;
   readonly sessionTtlMs: number;
 }

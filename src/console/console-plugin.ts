@@ -69,7 +69,7 @@ function signedIn(deps: ConsoleDependencies) {
     if (caller === null) {
       // Only a cookie that came is cleared: a request without one (a link from a mail or a ticket
       // under an older SameSite=Strict cookie) must not end a session the browser still holds.
-      if (request.cookies[SESSION_COOKIE] !== undefined) clearSessionCookie(reply, { secure: deps.secure, ttlMs: deps.sessionTtlMs });
+      if (request.cookies[SESSION_COOKIE] !== undefined) clearSessionCookie(reply);
       if (isHtmx(request)) return reply.header("hx-redirect", `${CONSOLE_PATH}/sign-in`).status(401).send("");
       if (request.method === "GET") return reply.redirect(`${CONSOLE_PATH}/sign-in`, 303);
       return renderPage(request, reply, "sign-in", "Sign in", { message: "Your session has ended: sign in again." }, 401);
@@ -81,7 +81,6 @@ function signedIn(deps: ConsoleDependencies) {
 
 function registerSessionRoutes(scope: ConsoleScope): void {
   const { app, deps } = scope;
-  const cookieSettings = { secure: deps.secure, ttlMs: deps.sessionTtlMs };
   app.get("/", { config: { access: "public" } }, async (request, reply) => {
     const sessionId = sessionIdOf(request);
     const caller = sessionId === null ? null : await deps.sessions.resolve(sessionId);
@@ -100,7 +99,7 @@ function registerSessionRoutes(scope: ConsoleScope): void {
         // The browser's previous session ends here, not at its TTL.
         const previous = sessionIdOf(request);
         if (previous !== null) await deps.sessions.signOut(previous);
-        setSessionCookie(reply, sessionId, cookieSettings);
+        setSessionCookie(reply, sessionId, deps.sessionTtlMs);
         return reply.redirect(`${CONSOLE_PATH}/customers`, 303);
       } catch (error) {
         if (!(error instanceof BillingError) || error.spec.type !== "auth_error") throw error;
@@ -113,7 +112,7 @@ function registerSessionRoutes(scope: ConsoleScope): void {
   app.post("/sign-out", { config: { access: "public" }, preHandler: scope.csrf }, async (request, reply) => {
     const sessionId = sessionIdOf(request);
     if (sessionId !== null) await deps.sessions.signOut(sessionId);
-    clearSessionCookie(reply, cookieSettings);
+    clearSessionCookie(reply);
     return reply.redirect(`${CONSOLE_PATH}/sign-in`, 303);
   });
   app.get<{ Params: { name: string } }>("/assets/:name", { config: { access: "public" } }, (request, reply) => {
@@ -138,7 +137,8 @@ export function consolePlugin(deps: ConsoleDependencies): FastifyPluginAsync {
         await app.register(formbody);
         await app.register(csrf, {
           cookieKey: "vb_console_csrf",
-          cookieOpts: { signed: true, httpOnly: true, sameSite: "strict", secure: deps.secure, path: CONSOLE_PATH },
+          // `secure` per request: renderPage passes reachedOverHttps to generateCsrf.
+          cookieOpts: { signed: true, httpOnly: true, sameSite: "strict", path: CONSOLE_PATH },
           getToken: (request) => (request.body as { _csrf?: string } | undefined)?._csrf,
         });
         await app.register(view, {

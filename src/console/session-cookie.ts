@@ -8,24 +8,26 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 export const SESSION_COOKIE = "vb_console_session";
 export const CONSOLE_PATH = "/console";
 
-export interface CookieSettings {
-  readonly secure: boolean;
-  readonly ttlMs: number;
-}
+/**
+ * Whether the browser reached the console over HTTPS: TLS on this listener, or, behind a proxy in
+ * TRUSTED_PROXIES, the `X-Forwarded-Proto` it sent (Fastify's `request.protocol`). The console's
+ * cookies are then `Secure`, so a browser never sends them over plain HTTP.
+ */
+export const reachedOverHttps = (request: FastifyRequest): boolean => request.protocol === "https";
 
-export function setSessionCookie(reply: FastifyReply, sessionId: string, settings: CookieSettings): void {
+export function setSessionCookie(reply: FastifyReply, sessionId: string, ttlMs: number): void {
   void reply.setCookie(SESSION_COOKIE, sessionId, {
     signed: true,
     httpOnly: true,
-    secure: settings.secure,
+    secure: reachedOverHttps(reply.request),
     sameSite: "lax",
     path: CONSOLE_PATH,
-    maxAge: Math.floor(settings.ttlMs / 1000),
+    maxAge: Math.floor(ttlMs / 1000),
   });
 }
 
-export function clearSessionCookie(reply: FastifyReply, settings: CookieSettings): void {
-  void reply.clearCookie(SESSION_COOKIE, { httpOnly: true, secure: settings.secure, sameSite: "lax", path: CONSOLE_PATH });
+export function clearSessionCookie(reply: FastifyReply): void {
+  void reply.clearCookie(SESSION_COOKIE, { httpOnly: true, secure: reachedOverHttps(reply.request), sameSite: "lax", path: CONSOLE_PATH });
 }
 
 /** The session id of the request's cookie when its signature holds, else null. */

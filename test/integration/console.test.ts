@@ -41,7 +41,8 @@ const formFields = async (on: Page, form: string): Promise<Record<string, string
 const consoleUrl = (path: string) => `${server.httpUrl}/console${path}`;
 
 beforeAll(async () => {
-  server = await startTestServer({ API_KEY_CACHE_TTL_MS: "0" });
+  // The test connects from 127.0.0.1: a proxy it trusts, whose X-Forwarded-Proto it believes.
+  server = await startTestServer({ API_KEY_CACHE_TTL_MS: "0", TRUSTED_PROXIES: "127.0.0.1" });
   api = new HttpTestClient(server.httpUrl, server.apiKey);
   browser = await launchChromium();
 });
@@ -203,6 +204,29 @@ describe("console links from elsewhere", () => {
     const bare = await fetch(consoleUrl(`/customers/${customerId}`), { redirect: "manual" });
     expect(bare.status).toBe(303);
     expect(bare.headers.get("set-cookie") ?? "").not.toContain("vb_console_session");
+  });
+});
+
+describe("console behind a TLS-terminating proxy", () => {
+  it("marks its cookies Secure when a trusted proxy says the browser came over HTTPS, and only then", async () => {
+    const signInPage = (proto: string | null) =>
+      fetch(consoleUrl("/sign-in"), { headers: proto === null ? {} : { "x-forwarded-proto": proto } });
+    const cookiesOf = (response: Response) => response.headers.getSetCookie();
+    const overHttps = await signInPage("https");
+    expect(cookiesOf(overHttps).map((c) => /; Secure(;|$)/.test(c))).toEqual([true]);
+    expect(cookiesOf(await signInPage(null)).map((c) => /; Secure(;|$)/.test(c))).toEqual([false]);
+    // Signing in through the proxy: the session cookie is Secure too.
+    const csrfCookie = (cookiesOf(overHttps)[0] ?? "").split(";")[0] ?? "";
+    const token = /name="_csrf" value="([^"]+)"/.exec(await overHttps.text())?.[1] ?? "";
+    const signedIn = await fetch(consoleUrl("/sign-in"), {
+      method: "POST",
+      redirect: "manual",
+      headers: { "x-forwarded-proto": "https", cookie: csrfCookie, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ _csrf: token, api_key: server.apiKey }).toString(),
+    });
+    expect(signedIn.status).toBe(303);
+    const session = cookiesOf(signedIn).find((c) => c.startsWith("vb_console_session="));
+    expect(session).toMatch(/; Secure(;|$)/);
   });
 });
 
