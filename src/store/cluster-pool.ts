@@ -267,8 +267,13 @@ export class ClusterPool implements ConnectionSource {
   readonly execute = ((sql: string, values?: unknown) =>
     this.oneOff(isRead(sql), (connection) => connection.execute(this.statement(sql) as string, values as never))) as Pool["execute"];
 
+  /** The node a connection handed out by take() came from. */
+  private nodeOf(connection: PoolConnection): string | undefined {
+    return this.nodeOfConnection.get(connection.connection as unknown as object);
+  }
+
   lostSignal(connection: PoolConnection): AbortSignal | undefined {
-    const id = this.nodeOfConnection.get(connection.connection as unknown as object);
+    const id = this.nodeOf(connection);
     return id === undefined ? undefined : this.lostControllerOf(id).signal;
   }
 
@@ -386,7 +391,7 @@ export class ClusterPool implements ConnectionSource {
       return await this.onConnection(connection, work);
     } catch (error) {
       if (!read || !(isNotPrimary(error) || isConnectionFailure(error) || retryableConflictOf(error) === "lock_wait_timeout")) throw error;
-      return this.onConnection(await this.getConnection(this.nodeOfConnection.get(connection.connection as unknown as object)), work);
+      return this.onConnection(await this.getConnection(this.nodeOf(connection)), work);
     }
   }
 

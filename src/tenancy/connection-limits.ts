@@ -1,4 +1,5 @@
 import type { Server, Socket } from "node:net";
+import { HeldCounts } from "./held-counts.js";
 
 /** How many open connections a listener (gRPC's, HTTP's) holds at once. */
 export interface ConnectionLimits {
@@ -28,22 +29,16 @@ export function limitConnections(server: Server, limits: ConnectionLimits): void
   if (listeners.length === 0) throw new Error("the server has no connection listener to put behind the limits");
   server.maxConnections = limits.max;
   server.on("drop", () => limits.refused("instance"));
-  const open = new Map<string, number>();
+  const open = new HeldCounts();
   server.removeAllListeners("connection");
   server.on("connection", (socket: Socket) => {
     const address = remoteAddressOf(socket);
-    const held = open.get(address) ?? 0;
-    if (held >= limits.perAddressMax) {
+    if (open.of(address) >= limits.perAddressMax) {
       socket.destroy();
       limits.refused("address");
       return;
     }
-    open.set(address, held + 1);
-    socket.once("close", () => {
-      const left = (open.get(address) ?? 1) - 1;
-      if (left > 0) open.set(address, left);
-      else open.delete(address);
-    });
+    socket.once("close", open.hold(address));
     for (const listener of listeners) listener.call(server, socket);
   });
 }
