@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { ConsoleDependencies } from "./console/console-dependencies.js";
 import type { Config } from "./config.js";
+import { contextOf } from "./http/http-app.js";
 import type { BillingContext } from "./operations/context.js";
 import type { Database } from "./store/database.js";
 import type { Authenticator } from "./tenancy/authenticator.js";
@@ -35,7 +36,7 @@ export function consoleDependencies(
     );
   }
   return {
-    context: parts.context,
+    contextOf,
     sessions: new ConsoleSessions(parts.database, parts.authenticator, { ttlMs: sessionTtlMs, now: parts.context.now }),
     rateLimit: (caller) => parts.rateLimiter.consume(caller),
     log: parts.log,

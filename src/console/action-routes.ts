@@ -34,7 +34,6 @@ function idOf(raw: string, code: "customer_not_found" | "transaction_not_found")
  */
 export function registerActionRoutes(scope: ConsoleScope): void {
   const { app, deps } = scope;
-  const ctx = deps.context;
   const options = { config: { access: "public" as const }, onRequest: scope.signedIn, preHandler: scope.csrf };
 
   app.post<ActionRoute>("/customers/:id/deposit/confirm", options, async (request, reply) => {
@@ -48,21 +47,21 @@ export function registerActionRoutes(scope: ConsoleScope): void {
   app.post<ActionRoute>("/customers/:id/deposit", options, async (request, reply) => {
     const caller = writerOf(request);
     const customerId = idOf(request.params.id, "customer_not_found");
-    const result = await deposit(ctx, depositRequestOf(depositFormOf(request.body), customerId, caller));
+    const result = await deposit(deps.contextOf(request), depositRequestOf(depositFormOf(request.body), customerId, caller));
     return renderPage(request, reply, "deposited", "Deposit made", { result });
   });
 
   app.post<ActionRoute>("/transactions/:id/unfreeze/confirm", options, async (request, reply) => {
     const caller = writerOf(request);
     const transactionId = idOf(request.params.id, "transaction_not_found");
-    const transaction = await getTransaction(ctx, { projectId: caller.projectId, transactionId });
+    const transaction = await getTransaction(deps.contextOf(request), { projectId: caller.projectId, transactionId });
     return renderPage(request, reply, "confirm-unfreeze", "Confirm unfreeze", { transaction });
   });
 
   app.post<ActionRoute>("/transactions/:id/unfreeze", options, async (request, reply) => {
     const caller = writerOf(request);
     const transactionId = idOf(request.params.id, "transaction_not_found");
-    const result = await unfreeze(ctx, { ...auditOf(caller), transactionId, customerId: null });
+    const result = await unfreeze(deps.contextOf(request), { ...auditOf(caller), transactionId, customerId: null });
     return renderPage(request, reply, "unfrozen", "Hold unfrozen", { result });
   });
 }

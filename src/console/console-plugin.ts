@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,12 +11,21 @@ import { Eta } from "eta";
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { BillingError } from "../errors/billing-error.js";
 import { toBillingError } from "../errors/billing-error.js";
-import { type ConsoleScope, renderPage } from "./console-scope.js";
+import type { AuthenticatedCaller } from "../tenancy/authenticator.js";
+import { type ConsoleScope, consoleCallerOf, renderPage } from "./console-scope.js";
 import type { ConsoleDependencies } from "./console-dependencies.js";
 import { registerActionRoutes } from "./action-routes.js";
 import { registerPageRoutes } from "./page-routes.js";
 import { setSecurityHeaders } from "./security-headers.js";
-import { CONSOLE_PATH, clearSessionCookie, SESSION_COOKIE, setSessionCookie, sessionIdOf } from "./session-cookie.js";
+import {
+  CONSOLE_PATH,
+  clearSessionCookie,
+  csrfBindingOf,
+  reachedOverHttps,
+  SESSION_COOKIE,
+  setSessionCookie,
+  sessionIdOf,
+} from "./session-cookie.js";
 
 const VIEWS_DIR = fileURLToPath(new URL("./views", import.meta.url));
 const OWN_ASSETS_DIR = fileURLToPath(new URL("./assets", import.meta.url));
@@ -31,6 +41,9 @@ const ASSETS: ReadonlyMap<string, { dir: string; file: string }> = new Map([
 ]);
 /** How long a browser keeps an asset (@fastify/static sets Cache-Control from it, over any header set before). */
 const ASSET_MAX_AGE_MS = 3_600_000;
+
+/** The CSRF tokens' HMAC key: derived from the cookie secret, so every instance checks the others' tokens. */
+const csrfKeyOf = (cookieSecret: string): Buffer => createHmac("sha256", cookieSecret).update("velobase console csrf").digest();
 
 const isHtmx = (request: FastifyRequest): boolean => request.headers["hx-request"] === "true";
 
@@ -79,6 +92,19 @@ function signedIn(deps: ConsoleDependencies) {
   };
 }
 
+/**
+ * Who signed in or out, for the audit trail: the key by its id and public prefix (never the key),
+ * its project and scope, and the client's address (past TRUSTED_PROXIES).
+ */
+const signInAudit = (request: FastifyRequest, caller: AuthenticatedCaller) => ({
+  requestId: request.id,
+  client: request.ip,
+  projectId: caller.projectId.toString(),
+  apiKeyId: caller.apiKeyId.toString(),
+  keyPrefix: caller.keyPrefix,
+  scope: caller.scope,
+});
+
 function registerSessionRoutes(scope: ConsoleScope): void {
   const { app, deps } = scope;
   app.get("/", { config: { access: "public" } }, async (request, reply) => {
@@ -95,23 +121,28 @@ function registerSessionRoutes(scope: ConsoleScope): void {
       const presented = request.body?.api_key;
       try {
         const key = typeof presented === "string" ? presented.trim() : "";
-        const { sessionId } = await deps.sessions.signIn(key, () => request.ip, deps.rateLimit);
+        const { sessionId, caller } = await deps.sessions.signIn(key, () => request.ip, deps.rateLimit);
         // The browser's previous session ends here, not at its TTL.
         const previous = sessionIdOf(request);
         if (previous !== null) await deps.sessions.signOut(previous);
         setSessionCookie(reply, sessionId, deps.sessionTtlMs);
+        deps.log.info(signInAudit(request, caller), "console sign-in");
         return reply.redirect(`${CONSOLE_PATH}/customers`, 303);
       } catch (error) {
         if (!(error instanceof BillingError) || error.spec.type !== "auth_error") throw error;
         request.errorCode = error.code;
+        deps.log.warn({ requestId: request.id, client: request.ip, code: error.code }, "console sign-in refused");
         // The API's own words: nothing says whether a project or a key exists.
         return renderPage(request, reply, "sign-in", "Sign in", { message: error.message }, error.spec.httpStatus);
       }
     },
   );
-  app.post("/sign-out", { config: { access: "public" }, preHandler: scope.csrf }, async (request, reply) => {
+  // Behind signedIn: its form's token is bound to the session it ends.
+  const signOutRoute = { config: { access: "public" as const }, onRequest: scope.signedIn, preHandler: scope.csrf };
+  app.post("/sign-out", signOutRoute, async (request, reply) => {
     const sessionId = sessionIdOf(request);
     if (sessionId !== null) await deps.sessions.signOut(sessionId);
+    deps.log.info(signInAudit(request, consoleCallerOf(request)), "console sign-out");
     clearSessionCookie(reply);
     return reply.redirect(`${CONSOLE_PATH}/sign-in`, 303);
   });
@@ -135,11 +166,15 @@ export function consolePlugin(deps: ConsoleDependencies): FastifyPluginAsync {
       async (app) => {
         await app.register(cookie, { secret: deps.cookieSecret });
         await app.register(formbody);
+        // The console's forms only: the API's JSON parser is not inherited (a JSON body → 400).
+        app.removeContentTypeParser("application/json");
         await app.register(csrf, {
           cookieKey: "vb_console_csrf",
           // `secure` per request: renderPage passes reachedOverHttps to generateCsrf.
           cookieOpts: { signed: true, httpOnly: true, sameSite: "strict", path: CONSOLE_PATH },
           getToken: (request) => (request.body as { _csrf?: string } | undefined)?._csrf,
+          getUserInfo: csrfBindingOf,
+          csrfOpts: { hmacKey: csrfKeyOf(deps.cookieSecret) },
         });
         await app.register(view, {
           engine: { eta: new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true }) },
@@ -152,8 +187,8 @@ export function consolePlugin(deps: ConsoleDependencies): FastifyPluginAsync {
         app.addHook("onRoute", (route) => {
           route.schema = { ...route.schema, hide: true };
         });
-        app.addHook("onSend", async (_request, reply, payload) => {
-          setSecurityHeaders(reply);
+        app.addHook("onSend", async (request, reply, payload) => {
+          setSecurityHeaders(reply, reachedOverHttps(request));
           if (!reply.hasHeader("cache-control")) void reply.header("cache-control", "no-store");
           return payload;
         });

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AuthenticatedCaller } from "../tenancy/authenticator.js";
 import type { ConsoleDependencies } from "./console-dependencies.js";
 import { FORMAT } from "./page-format.js";
-import { reachedOverHttps } from "./session-cookie.js";
+import { csrfBindingOf, reachedOverHttps } from "./session-cookie.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -43,7 +43,7 @@ export async function renderPage(
   const frame: PageFrame = {
     title,
     session: caller ? { keyPrefix: caller.keyPrefix, scope: caller.scope } : null,
-    csrf: reply.generateCsrf({ secure: reachedOverHttps(request) }),
+    csrf: reply.generateCsrf({ secure: reachedOverHttps(request), userInfo: csrfBindingOf(request) }),
     requestId: request.id,
   };
   const html = await reply.viewAsync(template, { ...frame, ...data, f: FORMAT });

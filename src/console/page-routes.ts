@@ -83,11 +83,11 @@ async function ledgerOf(ctx: BillingContext, caller: AuthenticatedCaller, custom
 
 function registerCustomerPages(scope: ConsoleScope): void {
   const { app, deps } = scope;
-  const ctx = deps.context;
   const onRequest = scope.signedIn;
 
   app.get<{ Querystring: QueryValues }>("/customers", { config: { access: "public" }, onRequest }, async (request, reply) => {
     const caller = consoleCallerOf(request);
+    const ctx = deps.contextOf(request);
     const text = searchTextOf(request.query);
     const page = await searchCustomers(ctx, { projectId: caller.projectId, text, pageToken: cursorOf(request.query) });
     return renderPage(request, reply, "customers", "Customers", { q: text, page });
@@ -95,6 +95,7 @@ function registerCustomerPages(scope: ConsoleScope): void {
 
   app.get<PageRoute>("/customers/:id", { config: { access: "public" }, onRequest }, async (request, reply) => {
     const caller = consoleCallerOf(request);
+    const ctx = deps.contextOf(request);
     const customerId = idOrNull(request.params.id);
     if (customerId === null) return unknownCustomer(request, reply, request.params.id);
     let customer: Awaited<ReturnType<typeof getCustomer>>;
@@ -130,6 +131,7 @@ function registerCustomerPages(scope: ConsoleScope): void {
   // The two parts htmx replaces in place; without JavaScript the full page does the same.
   app.get<PageRoute>("/customers/:id/chart", { config: { access: "public" }, onRequest }, async (request, reply) => {
     const caller = consoleCallerOf(request);
+    const ctx = deps.contextOf(request);
     const customerId = idOrNull(request.params.id);
     if (customerId === null) throw new BillingError("customer_not_found");
     const chart = await chartOf(ctx, caller, customerId, rangeOf(request.query));
@@ -138,6 +140,7 @@ function registerCustomerPages(scope: ConsoleScope): void {
 
   app.get<PageRoute>("/customers/:id/ledger", { config: { access: "public" }, onRequest }, async (request, reply) => {
     const caller = consoleCallerOf(request);
+    const ctx = deps.contextOf(request);
     const customerId = idOrNull(request.params.id);
     if (customerId === null) throw new BillingError("customer_not_found");
     await getCustomer(ctx, { projectId: caller.projectId, customerId, includeInactive: false, asOfMs: null });
@@ -154,9 +157,9 @@ function registerCustomerPages(scope: ConsoleScope): void {
 
 function registerTransactionPage(scope: ConsoleScope): void {
   const { app, deps } = scope;
-  const ctx = deps.context;
   app.get<PageRoute>("/transactions/:id", { config: { access: "public" }, onRequest: scope.signedIn }, async (request, reply) => {
     const caller = consoleCallerOf(request);
+    const ctx = deps.contextOf(request);
     const transactionId = idOrNull(request.params.id);
     const unknown = () =>
       renderPage(request, reply, "unknown", "Not found", { what: "transaction", id: transactionId ?? request.params.id }, 404);

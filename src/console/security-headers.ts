@@ -15,7 +15,16 @@ const CONTENT_SECURITY_POLICY = [
   "base-uri 'none'",
 ].join("; ");
 
-export function setSecurityHeaders(reply: FastifyReply): void {
+/**
+ * Over HTTPS, browsers are told to come back only over HTTPS for a year (RFC 6797): a later
+ * http:// link is upgraded before it leaves the browser, so no one on the path can strip TLS from
+ * a sign-in. A browser ignores it over plain HTTP. Not includeSubDomains: the console cannot speak
+ * for the other hosts of its domain.
+ */
+const STRICT_TRANSPORT_SECURITY = "max-age=31536000";
+
+export function setSecurityHeaders(reply: FastifyReply, overHttps: boolean): void {
+  if (overHttps) void reply.header("strict-transport-security", STRICT_TRANSPORT_SECURITY);
   void reply.header("content-security-policy", CONTENT_SECURITY_POLICY);
   void reply.header("x-content-type-options", "nosniff");
   void reply.header("x-frame-options", "DENY");

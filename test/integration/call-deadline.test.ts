@@ -9,7 +9,7 @@ import { uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { lockingReadWaits, waitFor } from "../support/waiting.js";
 
-// A call whose deadline passes (gRPC), or whose client goes away (HTTP), while it waits behind
+// A call whose deadline passes (gRPC), or whose client goes away (HTTP, the console), while it waits behind
 // another write of its customer is not run: the customer is held by a raw connection, a first
 // Deduct waits on that lock inside its transaction, the second call waits behind it. Once the
 // lock is released the first Deduct and a later one go through; the second call never does.
@@ -78,6 +78,37 @@ async function behindAHeldCustomer(customerId: string, second: () => Promise<voi
   return third.balance?.available;
 }
 
+/** POSTs a request, then goes away (aborts) once the server has admitted it, before any answer. */
+async function goneOnceAdmitted(what: string, url: string, init: { headers: Record<string, string>; body: string }): Promise<void> {
+  const before = await admitted();
+  const controller = new AbortController();
+  const outcome = fetch(url, { ...init, method: "POST", signal: controller.signal }).then(
+    () => "answered",
+    (error: unknown) => (error instanceof Error ? error.name : "failed"),
+  );
+  await waitFor(async () => (await admitted()) > before, `${what} to be admitted`);
+  controller.abort();
+  expect(await outcome).toBe("AbortError");
+}
+
+/** A signed-in console session of `key` (raw HTTP): its cookies and a form token bound to it. */
+async function consoleSession(key: string): Promise<{ cookie: string; token: string }> {
+  const tokenOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? "";
+  const cookiesOf = (response: Response) => response.headers.getSetCookie().map((c) => c.split(";")[0] ?? "");
+  const signInPage = await fetch(`${s.httpUrl}/console/sign-in`);
+  const csrfCookie = cookiesOf(signInPage).join("; ");
+  const signedIn = await fetch(`${s.httpUrl}/console/sign-in`, {
+    method: "POST",
+    redirect: "manual",
+    headers: { cookie: csrfCookie, "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ _csrf: tokenOf(await signInPage.text()), api_key: key }).toString(),
+  });
+  expect(signedIn.status).toBe(303);
+  const cookie = [csrfCookie, ...cookiesOf(signedIn)].join("; ");
+  const customers = await fetch(`${s.httpUrl}/console/customers`, { headers: { cookie } });
+  return { cookie, token: tokenOf(await customers.text()) };
+}
+
 describe("a call that waits behind another write of its customer", () => {
   it("gRPC: its deadline passes → DEADLINE_EXCEEDED, and it is not run once the customer is free", async () => {
     const customerId = uid("deadline");
@@ -104,24 +135,28 @@ describe("a call that waits behind another write of its customer", () => {
     const customerId = uid("gone");
     await client.call("deposit", { customerId, amount: 100n });
     const gone = uid("gone-tx");
-    const afterThird = await behindAHeldCustomer(customerId, async () => {
-      const before = await admitted();
-      const controller = new AbortController();
-      const sent = fetch(`${s.httpUrl}/v1/billing/deduct`, {
-        method: "POST",
+    const afterThird = await behindAHeldCustomer(customerId, () =>
+      goneOnceAdmitted("the HTTP Deduct", `${s.httpUrl}/v1/billing/deduct`, {
         headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
         body: JSON.stringify({ customer_id: customerId, transaction_id: gone, amount: 20 }),
-        signal: controller.signal,
-      });
-      const outcome = sent.then(
-        () => "answered",
-        (error: unknown) => (error instanceof Error ? error.name : "failed"),
-      );
-      await waitFor(async () => (await admitted()) > before, "the HTTP Deduct to be admitted");
-      controller.abort();
-      expect(await outcome).toBe("AbortError");
-    });
+      }),
+    );
     await expectError(client.call("getTransaction", { transactionId: gone }), "transaction_not_found");
+    expect(afterThird).toBe(85n);
+    expect(await available(customerId)).toBe(85n);
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
+  it("console: the operator's browser goes away → its deposit is not run once the customer is free", async () => {
+    const customerId = uid("tab");
+    await client.call("deposit", { customerId, amount: 100n });
+    const session = await consoleSession(apiKey);
+    const afterThird = await behindAHeldCustomer(customerId, () =>
+      goneOnceAdmitted("the console deposit", `${s.httpUrl}/console/customers/${customerId}/deposit`, {
+        headers: { cookie: session.cookie, "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ _csrf: session.token, amount: "20", description: "closed tab", idempotency_key: uid("k") }).toString(),
+      }),
+    );
     expect(afterThird).toBe(85n);
     expect(await available(customerId)).toBe(85n);
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);

@@ -1,5 +1,6 @@
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { apiKeyPrefixOf } from "../../src/domain/api-key.js";
 import { OPEN_HOLDS_SHOWN_MAX } from "../../src/domain/limits.js";
 import { ERROR_CATALOG } from "../../src/errors/catalog.js";
 import { clickAndWait, launchChromium, type PageIncidents, signIn, watchIncidents } from "../support/browser.js";
@@ -16,6 +17,9 @@ let api: HttpTestClient;
 let context: BrowserContext;
 let page: Page;
 let incidents: PageIncidents;
+/** The server's log lines (level info and up). */
+const logLines: string[] = [];
+const loggedSince = (from: number) => logLines.slice(from).map((line) => JSON.parse(line) as Record<string, unknown>);
 
 interface WalletJson {
   total: number;
@@ -42,7 +46,10 @@ const consoleUrl = (path: string) => `${server.httpUrl}/console${path}`;
 
 beforeAll(async () => {
   // The test connects from 127.0.0.1: a proxy it trusts, whose X-Forwarded-Proto it believes.
-  server = await startTestServer({ API_KEY_CACHE_TTL_MS: "0", TRUSTED_PROXIES: "127.0.0.1" });
+  server = await startTestServer(
+    { API_KEY_CACHE_TTL_MS: "0", TRUSTED_PROXIES: "127.0.0.1" },
+    { logDestination: { write: (line: string) => void logLines.push(line) } },
+  );
   api = new HttpTestClient(server.httpUrl, server.apiKey);
   browser = await launchChromium();
 });
@@ -214,7 +221,13 @@ describe("console behind a TLS-terminating proxy", () => {
     const cookiesOf = (response: Response) => response.headers.getSetCookie();
     const overHttps = await signInPage("https");
     expect(cookiesOf(overHttps).map((c) => /; Secure(;|$)/.test(c))).toEqual([true]);
-    expect(cookiesOf(await signInPage(null)).map((c) => /; Secure(;|$)/.test(c))).toEqual([false]);
+    const overHttp = await signInPage(null);
+    expect(cookiesOf(overHttp).map((c) => /; Secure(;|$)/.test(c))).toEqual([false]);
+    // Told to come back over HTTPS only when it came over HTTPS (a browser ignores it over HTTP).
+    expect([overHttps.headers.get("strict-transport-security"), overHttp.headers.get("strict-transport-security")]).toEqual([
+      "max-age=31536000",
+      null,
+    ]);
     // Signing in through the proxy: the session cookie is Secure too.
     const csrfCookie = (cookiesOf(overHttps)[0] ?? "").split(";")[0] ?? "";
     const token = /name="_csrf" value="([^"]+)"/.exec(await overHttps.text())?.[1] ?? "";
@@ -236,12 +249,16 @@ describe("console sign-in", () => {
     fetch(consoleUrl("/customers"), { redirect: "manual", headers: { cookie: `vb_console_session=${session}` } });
 
   it("ends the browser's previous session, and takes a token of the key's rate limit", async () => {
+    const from = logLines.length;
+    await signIn(page, server.httpUrl, "not a key");
     await signIn(page, server.httpUrl, server.apiKey);
     const first = await sessionOf(context);
     await signIn(page, server.httpUrl, server.apiKey);
     const second = await sessionOf(context);
     expect(second).not.toBe(first);
     expect([(await pageWith(first)).status, (await pageWith(second)).status]).toEqual([303, 200]);
+    await clickAndWait(page, "form.sign-out button");
+    expect((await pageWith(second)).status).toBe(303);
 
     // One token for the sign-in, one for the page it leads to; the next sign-in writes no session.
     const project = await server.createProject({ ratePerSecond: 1, burst: 2 });
@@ -251,6 +268,19 @@ describe("console sign-in", () => {
     await signIn(page, server.httpUrl, slow.key);
     expect(new URL(page.url()).pathname).toBe("/console/sign-in");
     expect(await page.getByTestId("error-code").textContent()).toBe("rate_limit_exceeded");
+
+    // Each sign-in, sign-out and refused key is one audit line: the key by id and prefix, never the key.
+    const audit = loggedSince(from).filter((line) => typeof line.msg === "string" && line.msg.startsWith("console sign-"));
+    const slowKeyId = audit.find((line) => line.keyPrefix === slow.prefix)?.apiKeyId;
+    expect(audit.map(({ msg, keyPrefix, scope, code, client }) => ({ msg, keyPrefix, scope, code, client }))).toEqual([
+      { msg: "console sign-in refused", keyPrefix: undefined, scope: undefined, code: "invalid_api_key", client: "127.0.0.1" },
+      { msg: "console sign-in", keyPrefix: apiKeyPrefixOf(server.apiKey), scope: "write", code: undefined, client: "127.0.0.1" },
+      { msg: "console sign-in", keyPrefix: apiKeyPrefixOf(server.apiKey), scope: "write", code: undefined, client: "127.0.0.1" },
+      { msg: "console sign-out", keyPrefix: apiKeyPrefixOf(server.apiKey), scope: "write", code: undefined, client: "127.0.0.1" },
+      { msg: "console sign-in", keyPrefix: slow.prefix, scope: "read", code: undefined, client: "127.0.0.1" },
+    ]);
+    expect(typeof slowKeyId).toBe("string");
+    expect(logLines.slice(from).some((line) => line.includes(slow.key) || line.includes(server.apiKey))).toBe(false);
   });
 });
 
@@ -336,6 +366,31 @@ describe("console refusals", () => {
     expect(incidents.dialogs).toEqual([]);
   });
 
+  it("takes a form's token only with the session it was made for", async () => {
+    const customerId = uid("bound");
+    await deposit(customerId, 10);
+    await page.goto(consoleUrl("/sign-in"));
+    const { _csrf: beforeSignIn = "" } = await formFields(page, 'form[action="/console/sign-in"]');
+    await signIn(page, server.httpUrl, server.apiKey);
+    await page.goto(consoleUrl(`/customers/${customerId}`));
+    const form = await formFields(page, "[data-testid=deposit-form]");
+    const post = (token: string) =>
+      page.request.post(consoleUrl(`/customers/${customerId}/deposit`), {
+        form: { ...form, _csrf: token, amount: "5", description: "bound", idempotency_key: uid("k") },
+      });
+    // The same CSRF cookie throughout: only the binding to the session tells the tokens apart.
+    expect((await post(beforeSignIn)).status()).toBe(403);
+    await signIn(page, server.httpUrl, server.apiKey);
+    const ofEndedSession = await post(form._csrf ?? "");
+    expect(ofEndedSession.status()).toBe(403);
+    expect(await ofEndedSession.text()).toContain('<code data-testid="error-code">permission_denied</code>');
+    expect((await customerJson(customerId)).wallets.default?.available).toBe(10);
+    await page.goto(consoleUrl(`/customers/${customerId}`));
+    const { _csrf: current = "" } = await formFields(page, "[data-testid=deposit-form]");
+    expect((await post(current)).status()).toBe(200);
+    expect((await customerJson(customerId)).wallets.default?.available).toBe(15);
+  });
+
   it("shows another project's customer as it shows an unknown one", async () => {
     const customerId = uid("secret");
     await deposit(customerId, 10, { name: "Hidden" });
@@ -386,6 +441,8 @@ describe("console refusals", () => {
     for (const [body, contentType] of [
       ["x", "text/plain"],
       [`<k>${token}</k>`, "application/xml"],
+      // The API's JSON is no console form, even with the token in it.
+      [JSON.stringify({ _csrf: token, api_key: server.apiKey }), "application/json"],
     ] as const) {
       const refused = await form(body, contentType);
       expect(refused.status(), contentType).toBe(400);
