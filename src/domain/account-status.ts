@@ -1,8 +1,12 @@
 import { NO_EXPIRY_MS, NO_START_MS } from "./limits.js";
 import type { AccountSnapshot, AccountStatus, AccountView, Balance } from "./types.js";
 
-/** PENDING before starts_at; EXPIRED at or after expires_at (expiry at exactly now counts). */
+/**
+ * EXPIRED once its expiry is recorded (whatever this clock says) or at or after expires_at (expiry
+ * at exactly now counts); PENDING before starts_at.
+ */
 export function accountStatus(account: AccountSnapshot, nowMs: number): AccountStatus {
+  if (account.expiryRecorded) return "EXPIRED";
   if (account.startsAtMs > nowMs) return "PENDING";
   if (account.expiresAtMs <= nowMs) return "EXPIRED";
   return "ACTIVE";

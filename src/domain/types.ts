@@ -41,6 +41,12 @@ export interface AccountSnapshot {
   readonly used: bigint;
   readonly frozen: bigint;
   readonly createdAtMs: number;
+  /**
+   * Its leftover is on the ledger as EXPIRE (`accounts.expiry_recorded`): expired for good, on
+   * whatever clock reads it. Without this an instance whose clock runs behind the one that
+   * recorded the expiry would still spend the credits, and they would count twice.
+   */
+  readonly expiryRecorded: boolean;
 }
 
 export interface Balance {

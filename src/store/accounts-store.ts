@@ -29,6 +29,7 @@ export function accountFromRow(row: Row): AccountSnapshot | null {
     used: bigOf(row.a_used),
     frozen: bigOf(row.a_frozen),
     createdAtMs: msOf(row.a_created_at),
+    expiryRecorded: boolOf(row.a_expiry_recorded),
   };
 }
 
@@ -41,9 +42,13 @@ export function expiryRecordedIdsFromRows(rows: readonly Row[]): Set<bigint> {
   return new Set(rows.filter((row) => row.a_id != null && boolOf(row.a_expiry_recorded)).map((row) => bigOf(row.a_id)));
 }
 
-/** SQL condition: account `a` (or the account named `alias`) is ACTIVE at nowMs (started, not expired). */
+/**
+ * SQL condition: account `a` (or the account named `alias`) is ACTIVE at nowMs (started, not
+ * expired, its expiry not recorded: as accountStatus, so an instance whose clock runs behind never
+ * spends credits another has already expired).
+ */
 export const activeAccountSql = (nowMs: number, alias: SQL = sql`a`): SQL =>
-  sql`(${alias}.starts_at_ms <= ${nowMs} AND ${alias}.expires_at_ms > ${nowMs})`;
+  sql`(${alias}.starts_at_ms <= ${nowMs} AND ${alias}.expires_at_ms > ${nowMs} AND ${alias}.expiry_recorded = FALSE)`;
 
 /**
  * activeAccountSql for a locking read of a customer's accounts: the same rows, read by the
@@ -54,7 +59,7 @@ export const activeAccountSql = (nowMs: number, alias: SQL = sql`a`): SQL =>
  * before any lock (READ COMMITTED takes no gap lock), so a customer's accounts are all it locks.
  */
 export const activeAccountLockingSql = (nowMs: number, alias: SQL = sql`a`): SQL =>
-  sql`(${alias}.starts_at_ms <= ${nowMs} AND ${alias}.expires_at_ms + 0 > ${nowMs})`;
+  sql`(${alias}.starts_at_ms <= ${nowMs} AND ${alias}.expires_at_ms + 0 > ${nowMs} AND ${alias}.expiry_recorded = FALSE)`;
 
 /**
  * Locks the customer row (the serialization point of every write on a customer) and, in the

@@ -3,7 +3,7 @@ import type { AccountSnapshot } from "../../src/domain/types.js";
 
 /**
  * An account snapshot for pure tests: 100 credits of `default`/`default`, nothing used or frozen,
- * active from the start of time to its end, created at 0; `over` changes any of it.
+ * active from the start of time to its end, created at 0, its expiry not recorded; `over` changes any of it.
  */
 export function account(id: bigint, over: Partial<AccountSnapshot> = {}): AccountSnapshot {
   return {
@@ -16,6 +16,7 @@ export function account(id: bigint, over: Partial<AccountSnapshot> = {}): Accoun
     used: 0n,
     frozen: 0n,
     createdAtMs: 0,
+    expiryRecorded: false,
     ...over,
   };
 }

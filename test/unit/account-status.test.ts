@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { accountView } from "../../src/domain/account-status.js";
+import { accountStatus, accountView, balanceOf } from "../../src/domain/account-status.js";
 import { NO_EXPIRY_MS, NO_START_MS, TIMESTAMP_SECONDS_MAX, TIMESTAMP_SECONDS_MIN } from "../../src/domain/limits.js";
 import { account } from "../support/accounts.js";
 
@@ -21,5 +21,23 @@ describe("accountView bounds", () => {
       startsAtMs: FIRST_MS,
       expiresAtMs: LAST_MS,
     });
+  });
+});
+
+describe("accountStatus", () => {
+  const NOW = 1_000_000;
+  it.each([
+    ["before its start", { startsAtMs: NOW + 1 }, "PENDING"],
+    ["from its start", { startsAtMs: NOW }, "ACTIVE"],
+    ["at its expiry", { expiresAtMs: NOW }, "EXPIRED"],
+    // Recorded by an instance whose clock runs ahead: expired here too, before this clock says so.
+    ["once its expiry is recorded", { expiresAtMs: NOW + 1000, expiryRecorded: true }, "EXPIRED"],
+  ] as const)("%s: %s", (_name, over, status) => {
+    expect(accountStatus(account(1n, over), NOW)).toBe(status);
+  });
+
+  it("leaves an account whose expiry is recorded out of the balance", () => {
+    const accounts = [account(1n, { expiresAtMs: NOW + 1000, expiryRecorded: true }), account(2n, { total: 40n })];
+    expect(balanceOf(accounts, NOW)).toEqual({ total: 40n, used: 0n, frozen: 0n, available: 40n });
   });
 });

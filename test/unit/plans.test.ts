@@ -77,6 +77,13 @@ describe("planDeposit", () => {
   it.each([
     ["an expiry in the past", { expiresAtMs: NOW - 1 }, {}, "invalid_expires_at"],
     ["a ledger total beyond int64", {}, { ledgerTotal: 9_223_372_036_854_775_807n }, "invalid_argument"],
+    // Another instance, its clock ahead, has recorded the account's expiry: expired whatever NOW says.
+    [
+      "an account whose expiry is recorded",
+      { expiresAtMs: NOW + 1000 },
+      { account: account(3n, { expiresAtMs: NOW + 1000, expiryRecorded: true }) },
+      "invalid_expires_at",
+    ],
   ])("refuses %s", (_name, over, stateOver, code) => {
     expect(codeOf(() => planDeposit({ ...state, ...stateOver }, depositWrite({ ...request, ...over }), NOW))).toBe(code);
   });

@@ -1,4 +1,5 @@
 import { accountStatus, accountView } from "../account-status.js";
+import { BillingError } from "../../errors/billing-error.js";
 import { checkCustomerTotal } from "../customer-limit.js";
 import { type Command, wholeRequestEnvelope } from "../command.js";
 import { type IdempotencyEnvelope, replayDecision, type StoredOutcome } from "../idempotency.js";
@@ -69,11 +70,15 @@ export function planDeposit(state: DepositState, command: DepositCommand, nowMs:
     return { kind: "replay", stored: state.stored as StoredOutcome };
   }
   checkValidityWindow(request, nowMs);
+  // Its account's expiry already on the ledger (by an instance whose clock runs ahead): expired.
+  if (state.account?.expiryRecorded) {
+    throw new BillingError("invalid_expires_at", "expires_at must be in the future.", { field: "expires_at" });
+  }
   checkCustomerTotal(state.ledgerTotal, request.amount);
   const key = accountKeyOf(request);
   const credited: AccountSnapshot = state.account
     ? { ...state.account, total: state.account.total + request.amount }
-    : { id: PENDING_ACCOUNT_ID, ...key, total: request.amount, used: 0n, frozen: 0n, createdAtMs: nowMs };
+    : { id: PENDING_ACCOUNT_ID, ...key, total: request.amount, used: 0n, frozen: 0n, createdAtMs: nowMs, expiryRecorded: false };
   const { before } = state;
   const balance =
     accountStatus(credited, nowMs) === "ACTIVE"

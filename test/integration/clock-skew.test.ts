@@ -1,0 +1,57 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AccountStatus } from "../../gen/velobase/billing/v1/billing.js";
+import { recordExpiries } from "../../src/operations/expiry.js";
+import { verifyLedger } from "../../src/operations/verify.js";
+import { expectError } from "../support/client.js";
+import { SECOND, ts, uid } from "../support/fixtures.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+// Two instances whose clocks disagree. The server's clock is the test's; the "ahead" instance is
+// the same database seen through a context whose clock runs 3 s ahead, as an instance of another
+// machine would (its sweeper records expiries the server's clock has not reached yet). Once an
+// account's expiry is on the ledger, the instance behind must treat it as expired: spending its
+// credits as well would count them twice (used and expired), and `verify` would fail.
+
+const AHEAD_MS = 3 * SECOND;
+
+let s: TestServer;
+
+beforeAll(async () => {
+  s = await startTestServer();
+});
+
+afterAll(async () => {
+  await s?.stop();
+});
+
+/** The sweeper's expiry pass of an instance whose clock runs AHEAD_MS ahead of the server's. */
+const sweepAhead = () => recordExpiries({ ...s.app.context, now: () => s.clock.now() + AHEAD_MS });
+
+describe("an instance whose clock runs behind the one that recorded an expiry", () => {
+  it("spends none of the expired credits, shows them expired, and takes no deposit into them", async () => {
+    const customerId = uid("behind");
+    const shortExpiry = ts(s.clock.now() + 2 * SECOND);
+    await s.client.call("deposit", { customerId, amount: 100n, creditType: "short", expiresAt: shortExpiry });
+    await s.client.call("deposit", { customerId, amount: 100n, creditType: "long" });
+    expect(await sweepAhead()).toBe(1);
+
+    // Here the short account has 1 s left; on the ledger it has expired (EXPIRE 100).
+    await expectError(s.client.call("deduct", { customerId, transactionId: uid("deduct"), amount: 150n }), "insufficient_balance");
+    const customer = await s.client.call("getCustomer", { customerId, includeInactive: true });
+    expect(customer.balance).toMatchObject({ total: 100n, used: 0n, frozen: 0n, available: 100n });
+    expect(customer.creditTypes.flatMap((t) => t.accounts.map((a) => [t.creditType, a.status]))).toEqual([
+      ["long", AccountStatus.ACCOUNT_STATUS_ACTIVE],
+      ["short", AccountStatus.ACCOUNT_STATUS_EXPIRED],
+    ]);
+    // The same refusal as an expires_at in the past.
+    const refused = await expectError(
+      s.client.call("deposit", { customerId, amount: 5n, creditType: "short", expiresAt: shortExpiry }),
+      "invalid_expires_at",
+      "expires_at must be in the future.",
+    );
+    expect(refused.field).toBe("expires_at");
+    const spent = await s.client.call("deduct", { customerId, transactionId: uid("deduct"), amount: 100n });
+    expect(spent.balance).toMatchObject({ total: 100n, used: 100n, available: 0n });
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+});
