@@ -9,6 +9,7 @@
  * (comma-separated subset of deposit,deduct,freeze,freeze+consume,mixed,batch), BENCH_REPEATS (2),
  * BENCH_WARMUP_SECONDS (1: an unrecorded run of each server before each compared case),
  * BENCH_DATABASE_SERVER (mysql://root@127.0.0.1:3306), BENCH_SERVER_NODE_ARGS (node flags for both servers),
+ * BENCH_TRACING=off (ours without src/telemetry/register.ts; by default it starts as `npm start` does),
  * BENCH_CONCURRENCIES (1,16,64), BENCH_DISTRIBUTIONS (uniform,hot), BENCH_OUTBOX=0 to skip the
  * outbox comparison (a third server, ours with EVENTS_OUTBOX=off, alternating with ours on
  * Freeze and Freeze+Consume: what the change feed's outbox costs).
@@ -45,6 +46,8 @@ const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 1);
 const OUTBOX_COMPARED = process.env.BENCH_OUTBOX !== "0";
 /** Extra node flags for both servers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them. */
 const SERVER_NODE_ARGS = process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+/** Ours starts as `npm start` does: tracing loaded (spans made, no exporter). */
+const OURS_NODE_ARGS = process.env.BENCH_TRACING === "off" ? [] : ["--import", "./src/telemetry/register.ts"];
 const SEED_CREDITS = 10n ** 12n;
 
 type Distribution = (typeof ALL_DISTRIBUTIONS)[number];
@@ -88,10 +91,10 @@ interface Started {
   readonly client: BillingClient;
 }
 
-async function startProcess(script: string, env: Record<string, string>, apiKey: string | null = null): Promise<Started> {
+async function startProcess(script: string, env: Record<string, string>, apiKey: string | null = null, nodeArgs: string[] = []): Promise<Started> {
   const port = await freePort();
   const devNull = openSync("/dev/null", "w");
-  const child = spawn(process.execPath, [...SERVER_NODE_ARGS, "--import", "tsx", script], {
+  const child = spawn(process.execPath, [...SERVER_NODE_ARGS, "--import", "tsx", ...nodeArgs, script], {
     cwd: ROOT,
     env: { ...process.env, ...env, GRPC_HOST: "127.0.0.1", GRPC_PORT: String(port), HTTP_PORT: "0", PORT: String(port) },
     stdio: ["ignore", devNull, "inherit"],
@@ -401,6 +404,7 @@ async function main(): Promise<void> {
     "src/main.ts",
     { DATABASE_URL: oursUrl, LOG_LEVEL: "info", SWEEP_INTERVAL_MS: "1000" },
     await benchKey(oursUrl),
+    OURS_NODE_ARGS,
   );
   const noOutboxDb = `${oursDb}_no_outbox`;
   const noOutboxUrl = `${DB_SERVER}/${noOutboxDb}`;
@@ -409,6 +413,7 @@ async function main(): Promise<void> {
         "src/main.ts",
         { DATABASE_URL: noOutboxUrl, LOG_LEVEL: "info", SWEEP_INTERVAL_MS: "1000", EVENTS_OUTBOX: "off" },
         await benchKey(noOutboxUrl),
+        OURS_NODE_ARGS,
       )
     : null;
   const baseline = await startProcess("bench/baseline-server.ts", { DATABASE_URL: `${DB_SERVER}/${baseDb}` });

@@ -23,6 +23,7 @@ const { uid } = await import("../support/fixtures.js");
 const { TestWatcher } = await import("../support/events.js");
 const { uniqueDatabaseUrl } = await import("../support/database.js");
 const { collect, spawnMain, waitForOutput } = await import("../support/spawn.js");
+const { waitFor } = await import("../support/waiting.js");
 
 const lines: Array<Record<string, unknown>> = [];
 const logDestination = new Writable({
@@ -281,6 +282,35 @@ describe("at the process's exit", () => {
       expect(sent).toContain("billing-under-test");
     } finally {
       collector.close();
+      await database.drop();
+    }
+  });
+});
+
+describe("without an exporter (npm start with no OTEL_EXPORTER_OTLP_ENDPOINT)", () => {
+  it("records no span, yet a call's log line carries its caller's trace id and a trace id of its own when it came without", async () => {
+    const database = uniqueDatabaseUrl("vb_untraced");
+    try {
+      const child = spawnMain({ DATABASE_URL: database.url, GRPC_HOST: "127.0.0.1", GRPC_PORT: "0", SWEEP_INTERVAL_MS: "0" });
+      const out = collect(child);
+      await waitForOutput(() => out.output().stdout, "velobase-billing listening");
+      const httpPort = /"httpPort":(\d+)/.exec(out.output().stdout)?.[1];
+      const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+      const health = (headers: Record<string, string>) => fetch(`http://127.0.0.1:${httpPort}/v1/health`, { headers });
+      expect((await health({ traceparent: `00-${traceId}-00f067aa0ba902b7-01` })).status).toBe(200);
+      expect((await health({})).status).toBe(200);
+      await waitFor(async () => out.output().stdout.split('"http call"').length > 2, "both calls' log lines");
+      child.kill("SIGTERM");
+      expect((await out.exited).code).toBe(0);
+      const calls = out
+        .output()
+        .stdout.split("\n")
+        .filter((line) => line.includes('"http call"'))
+        .map((line) => JSON.parse(line) as { trace_id?: string; span_id?: string });
+      expect(calls.map((call) => call.trace_id === traceId)).toEqual([true, false]);
+      expect(calls[1]?.trace_id).toMatch(/^[0-9a-f]{32}$/);
+      expect(calls.map((call) => typeof call.span_id)).toEqual(["string", "string"]);
+    } finally {
       await database.drop();
     }
   });
