@@ -91,7 +91,12 @@ interface Started {
   readonly client: BillingClient;
 }
 
-async function startProcess(script: string, env: Record<string, string>, apiKey: string | null = null, nodeArgs: string[] = []): Promise<Started> {
+async function startProcess(
+  script: string,
+  env: Record<string, string>,
+  apiKey: string | null = null,
+  nodeArgs: string[] = [],
+): Promise<Started> {
   const port = await freePort();
   const devNull = openSync("/dev/null", "w");
   const child = spawn(process.execPath, [...SERVER_NODE_ARGS, "--import", "tsx", ...nodeArgs, script], {
