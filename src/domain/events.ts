@@ -154,16 +154,32 @@ export function parsePayload(value: unknown): EventPayload {
   };
 }
 
-// Cursors: an event's place in the feed (its commit-order position), opaque to clients.
+// Cursors: an event's place in the feed (its commit-order position), opaque to clients. A
+// project's feed (the API's) and the feed of every project (the operators' `events tail` without
+// --project) number events apart, so their cursors differ in prefix: one pasted into the other
+// is refused, never read as a position it is not.
 
-const CURSOR_PREFIX = "ev1.";
+/** Which numbering a cursor belongs to: one project's events, or every project's. */
+export type CursorSpace = "project" | "global";
 
-export const encodeFeedCursor = (position: bigint): string => `${CURSOR_PREFIX}${position.toString(36)}`;
+const CURSOR_PREFIXES: Readonly<Record<CursorSpace, string>> = { project: "ev1.", global: "evall1." };
 
-/** The position a cursor names; empty → 0 (from the oldest kept event); anything else → invalid_page_token. */
-export function decodeFeedCursor(cursor: string, field = "cursor"): bigint {
+export const encodeFeedCursor = (position: bigint, space: CursorSpace = "project"): string =>
+  `${CURSOR_PREFIXES[space]}${position.toString(36)}`;
+
+/** The position a cursor of `space` names; empty → 0 (from the oldest kept event); anything else → invalid_page_token. */
+export function decodeFeedCursor(cursor: string, space: CursorSpace = "project", field = "cursor"): bigint {
   if (cursor === "") return 0n;
-  const body = cursor.startsWith(CURSOR_PREFIX) ? cursor.slice(CURSOR_PREFIX.length) : "";
+  const other: CursorSpace = space === "project" ? "global" : "project";
+  if (cursor.startsWith(CURSOR_PREFIXES[other])) {
+    const message =
+      other === "global"
+        ? "cursor is from the feed of every project (events tail without --project), not from one project's."
+        : "cursor is from one project's feed; the feed of every project numbers its events apart.";
+    throw new BillingError("invalid_page_token", message, { field });
+  }
+  const prefix = CURSOR_PREFIXES[space];
+  const body = cursor.startsWith(prefix) ? cursor.slice(prefix.length) : "";
   if (/^[0-9a-z]{1,13}$/.test(body)) {
     const position = [...body].reduce((n, c) => n * 36n + BigInt(Number.parseInt(c, 36)), 0n);
     if (position <= 2n ** 63n) return position;
@@ -188,7 +204,7 @@ export interface EventJson {
  * The JSON form of a stamped event; `amounts` says how amounts are written (HTTP: numbers, NATS:
  * strings), `cursor` which position its cursor holds (a project's readers: the project's).
  */
-export function eventJson(e: FeedEvent, amounts: "number" | "string", cursor: "project" | "global" = "project"): EventJson {
+export function eventJson(e: FeedEvent, amounts: "number" | "string", cursor: CursorSpace = "project"): EventJson {
   const amount = (v: bigint): number | string => (amounts === "string" ? v.toString() : exactNumber(v));
   const balance = (b: BalanceAfter) => ({
     total: amount(b.total),
@@ -198,7 +214,7 @@ export function eventJson(e: FeedEvent, amounts: "number" | "string", cursor: "p
   });
   return {
     id: e.eventId,
-    cursor: encodeFeedCursor(cursor === "project" ? e.projectPosition : e.position),
+    cursor: cursor === "project" ? encodeFeedCursor(e.projectPosition) : encodeFeedCursor(e.position, "global"),
     type: e.type,
     customer_id: e.customerId,
     transaction_id: e.transactionId,
@@ -219,7 +235,7 @@ export function eventJson(e: FeedEvent, amounts: "number" | "string", cursor: "p
 /** An event for readers of every project (NATS message bodies, `events tail`): amounts as strings, and its project. */
 export type ProjectEventJson = EventJson & { readonly project_id: string };
 
-export const projectEventJson = (e: FeedEvent, cursor: "project" | "global" = "project"): ProjectEventJson => ({
+export const projectEventJson = (e: FeedEvent, cursor: CursorSpace = "project"): ProjectEventJson => ({
   ...eventJson(e, "string", cursor),
   project_id: e.projectId.toString(),
 });

@@ -64,7 +64,11 @@ describe("events tail", () => {
     const malformed = await collect(tail("--cursor", "not-a-cursor")).exited;
     expect(malformed).toMatchObject({ code: 2, stdout: "" });
     expect(malformed.stderr).toBe("velobase-billing: cursor is not an event cursor. (invalid_page_token)\n");
-    await commitEvents(s.app, [testEvent(s.app, { customerId: "tail-pruned", type: "ledger.deposit" })]);
+    // Two old events: the first's cursor is behind the prune mark the second leaves.
+    await commitEvents(
+      s.app,
+      [1, 2].map(() => testEvent(s.app, { customerId: "tail-pruned", type: "ledger.deposit" })),
+    );
     const http = new HttpTestClient(s.httpUrl, s.apiKey);
     let first: string | undefined;
     while (first === undefined) {
@@ -74,11 +78,34 @@ describe("events tail", () => {
     s.clock.advance(2 * 3_600_000);
     await commitEvents(s.app, [testEvent(s.app, { customerId: "tail-pruned", type: "ledger.deposit" })]);
     await pruneExpiredEvents(s.app.context, { retentionMs: 3_600_000, awaitPublisher: false });
-    const pruned = await collect(tail("--cursor", first)).exited;
+    const pruned = await collect(tail("--project", "default", "--cursor", first)).exited;
     expect(pruned).toMatchObject({
       code: 2,
       stdout: "",
       stderr: "velobase-billing: The events after this cursor were pruned; start again from an empty cursor. (cursor_expired)\n",
+    });
+  });
+
+  it("prints the cursors of the feed of every project apart from a project's, and takes each only where it belongs", async () => {
+    const project = await s.createProject({ name: "tail-spaces" });
+    const event = testEvent(s.app, { customerId: "tail-space", type: "ledger.deposit", projectId: project.id });
+    await commitEvents(s.app, [event]);
+    const cursorIn = async (...args: string[]) => {
+      const child = tail(...args, "--customer", "tail-space");
+      const { output, exited } = collect(child);
+      await waitForOutput(() => output().stdout, event.eventId);
+      child.kill("SIGINT");
+      return (JSON.parse((await exited).stdout.trim().split("\n")[0] ?? "{}") as { cursor: string }).cursor;
+    };
+    const everyProject = await cursorIn();
+    const oneProject = await cursorIn("--project", "tail-spaces");
+    expect([everyProject.startsWith("evall1."), oneProject]).toEqual([true, "ev1.1"]);
+    const crossed = await collect(tail("--project", "tail-spaces", "--cursor", everyProject)).exited;
+    expect(crossed).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr:
+        "velobase-billing: cursor is from the feed of every project (events tail without --project), not from one project's. (invalid_page_token)\n",
     });
   });
 

@@ -162,7 +162,7 @@ describe("WatchEvents", () => {
     expect(theirs.events.map((e) => decodeFeedCursor(e.cursor))).toEqual([1n, 2n, 3n]);
   });
 
-  it("refuses a missing key, a malformed cursor and an unknown type", async () => {
+  it("refuses a missing key, a malformed cursor, one ahead of the feed and an unknown type", async () => {
     const noKey = new TestWatcher(s.app.port, "vb_test_nope", {});
     watchers.push(noKey);
     await expectError(
@@ -173,6 +173,11 @@ describe("WatchEvents", () => {
       watch({ cursor: "garbage" }).ended.then((e) => Promise.reject(e)),
       "invalid_page_token",
       "cursor is not an event cursor.",
+    );
+    await expectError(
+      watch({ cursor: "ev1.zzzzz" }).ended.then((e) => Promise.reject(e)),
+      "invalid_page_token",
+      "cursor is ahead of the feed: it was not issued for these events.",
     );
     await expectError(
       watch({ types: ["ledger.nope"] }).ended.then((e) => Promise.reject(e)),

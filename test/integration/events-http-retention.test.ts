@@ -122,6 +122,16 @@ describe("GET /v1/events", () => {
       message: "cursor is not an event cursor.",
       details: { field: "cursor" },
     });
+    // Ahead of the project's feed (another feed's, or made up): refused, not read as "nothing yet",
+    // which would skip every event up to it once they come.
+    expectHttpError(await http.get("/v1/events?cursor=ev1.zzzz"), "invalid_page_token", {
+      message: "cursor is ahead of the feed: it was not issued for these events.",
+      details: { field: "cursor" },
+    });
+    expectHttpError(await http.get("/v1/events?cursor=evall1.1"), "invalid_page_token", {
+      message: "cursor is from the feed of every project (events tail without --project), not from one project's.",
+      details: { field: "cursor" },
+    });
     expectHttpError(await http.get("/v1/events?types=ledger.x"), "invalid_argument", {
       message: "types holds an unknown value.",
       details: { field: "types", value: "ledger.x" },

@@ -41,6 +41,17 @@ describe("feed cursors", () => {
     expect(decodeFeedCursor(encodeFeedCursor(position))).toBe(position);
   });
 
+  it.each([1n, 10n ** 12n])("round-trips position %s of the feed of every project, under its own prefix", (position) => {
+    const cursor = encodeFeedCursor(position, "global");
+    expect(cursor.startsWith("evall1.")).toBe(true);
+    expect(decodeFeedCursor(cursor, "global")).toBe(position);
+  });
+
+  it("refuses a cursor of the other feed, saying which it is", () => {
+    expect(codeOf(() => decodeFeedCursor(encodeFeedCursor(3n, "global")))).toBe("invalid_page_token");
+    expect(codeOf(() => decodeFeedCursor(encodeFeedCursor(3n), "global"))).toBe("invalid_page_token");
+  });
+
   it("reads empty as the start and refuses anything else", () => {
     expect(decodeFeedCursor("")).toBe(0n);
     for (const bad of ["ev1.", "ev1.-1", "ev1.ZZ", "42", "ev2.1", "ev1.zzzzzzzzzzzzzz"]) {

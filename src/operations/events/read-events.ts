@@ -1,4 +1,4 @@
-import { decodeFeedCursor, encodeFeedCursor, type FeedEvent } from "../../domain/events.js";
+import { type CursorSpace, decodeFeedCursor, encodeFeedCursor, type FeedEvent } from "../../domain/events.js";
 import { EVENT_READ_BATCH } from "../../domain/limits.js";
 import { BillingError } from "../../errors/billing-error.js";
 import { type FeedFilter, projectPrunedThrough, prunedThrough, readFeedChecked } from "../../store/event-feed-store.js";
@@ -46,6 +46,13 @@ async function readAfter(
     const from = after ?? (query.projectId === null ? await prunedThrough(pool) : await projectPrunedThrough(pool, query.projectId));
     const filter: FeedFilter = { projectId: query.projectId, after: from, customerId: query.customerId, types: query.types };
     const read = await readFeedChecked(pool, filter, limit);
+    // A cursor past the feed's top was never issued for it (another feed's, or made up): reading
+    // on would answer nothing now and later skip every event up to it.
+    if (after !== null && after > read.top && after > read.prunedThrough) {
+      throw new BillingError("invalid_page_token", "cursor is ahead of the feed: it was not issued for these events.", {
+        field: "cursor",
+      });
+    }
     if (read.prunedThrough <= from) {
       const last = read.rows.at(-1);
       const lastPosition = last ? positionIn(query, last) : from;
@@ -56,7 +63,10 @@ async function readAfter(
   }
 }
 
-const positionOf = (cursor: string): bigint | null => (cursor === "" ? null : decodeFeedCursor(cursor));
+/** The feed a query reads: its project's, or (no project) every project's. */
+const spaceOf = (query: { readonly projectId: bigint | null }): CursorSpace => (query.projectId === null ? "global" : "project");
+
+const positionOf = (query: EventQuery): bigint | null => (query.cursor === "" ? null : decodeFeedCursor(query.cursor, spaceOf(query)));
 
 /** An event's place in the feed the query reads: its project's, or (no project) the global one. */
 export const positionIn = (query: { readonly projectId: bigint | null }, event: FeedEvent): bigint =>
@@ -65,12 +75,12 @@ export const positionIn = (query: { readonly projectId: bigint | null }, event: 
 /** One page of a project's events in commit order (GET /v1/events). */
 export function listEvents(ctx: BillingContext, query: EventQuery, limit: number): Promise<FeedPage> {
   return runQuery(async () => {
-    const { rows, seenThrough } = await readAfter(ctx, query, positionOf(query.cursor), limit + 1);
+    const { rows, seenThrough } = await readAfter(ctx, query, positionOf(query), limit + 1);
     const items = rows.slice(0, limit);
     const hasMore = rows.length > limit;
     const last = items.at(-1);
     const through = hasMore && last ? positionIn(query, last) : seenThrough;
-    return { items, nextCursor: through > 0n ? encodeFeedCursor(through) : null, hasMore };
+    return { items, nextCursor: through > 0n ? encodeFeedCursor(through, spaceOf(query)) : null, hasMore };
   });
 }
 
@@ -90,7 +100,7 @@ export async function watchEvents(
   const feed = ctx.events;
   if (!feed) throw new Error("watchEvents needs the instance's event feed");
   const giveBack = feed.watchers.take(String(apiKeyId ?? "service"));
-  let after = positionOf(query.cursor);
+  let after = positionOf(query);
   let moved = true;
   let wake: (() => void) | null = null;
   const poke = () => {
