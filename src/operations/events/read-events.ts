@@ -1,7 +1,7 @@
 import { type CursorSpace, decodeFeedCursor, encodeFeedCursor, type FeedEvent } from "../../domain/events.js";
 import { EVENT_READ_BATCH } from "../../domain/limits.js";
 import { BillingError } from "../../errors/billing-error.js";
-import { type FeedFilter, projectPrunedThrough, prunedThrough, readFeedChecked } from "../../store/event-feed-store.js";
+import { type CheckedRead, type FeedFilter, projectPrunedThrough, prunedThrough, readFeedChecked } from "../../store/event-feed-store.js";
 import { runQuery } from "../../store/run-transaction.js";
 import type { BillingContext } from "../context.js";
 
@@ -43,28 +43,38 @@ async function readAfter(
 ): Promise<{ rows: FeedEvent[]; seenThrough: bigint }> {
   const pool = ctx.database.pool;
   for (;;) {
-    const from = after ?? (query.projectId === null ? await prunedThrough(pool) : await projectPrunedThrough(pool, query.projectId));
+    const from = after ?? (await oldestKept(ctx, query));
     const filter: FeedFilter = { projectId: query.projectId, after: from, customerId: query.customerId, types: query.types };
     const read = await readFeedChecked(pool, filter, limit);
-    // A cursor past the feed's top was never issued for it (another feed's, or made up): reading
-    // on would answer nothing now and later skip every event up to it.
-    if (after !== null && after > read.top && after > read.prunedThrough) {
-      throw new BillingError("invalid_page_token", "cursor is ahead of the feed: it was not issued for these events.", {
-        field: "cursor",
-      });
-    }
-    if (read.prunedThrough <= from) {
-      const last = read.rows.at(-1);
-      const lastPosition = last ? positionIn(query, last) : from;
-      const seenThrough = read.rows.length < limit && read.top > lastPosition ? read.top : lastPosition;
-      return { rows: read.rows, seenThrough };
-    }
+    if (after !== null) checkIssued(after, read);
+    if (read.prunedThrough <= from) return { rows: read.rows, seenThrough: seenThroughOf(query, read, from, limit) };
     if (after !== null) throw new BillingError("cursor_expired", undefined, { field: "cursor" });
   }
 }
 
+/** Where a read from the oldest kept event starts: after what was pruned. */
+const oldestKept = ({ database }: BillingContext, query: EventQuery): Promise<bigint> =>
+  query.projectId === null ? prunedThrough(database.pool) : projectPrunedThrough(database.pool, query.projectId);
+
+/** How far a read from `from` has seen everything it asked for (readAfter's `seenThrough`). */
+function seenThroughOf(query: EventQuery, read: CheckedRead, from: bigint, limit: number): bigint {
+  const last = read.rows.at(-1);
+  const lastPosition = last ? positionIn(query, last) : from;
+  return read.rows.length < limit && read.top > lastPosition ? read.top : lastPosition;
+}
+
 /** The feed a query reads: its project's, or (no project) every project's. */
 const spaceOf = (query: { readonly projectId: bigint | null }): CursorSpace => (query.projectId === null ? "global" : "project");
+
+/**
+ * A cursor past the feed's top (and past what was pruned) was never issued for it: another feed's,
+ * or made up. Reading on would answer nothing now and later skip every event up to it.
+ */
+function checkIssued(after: bigint, read: CheckedRead): void {
+  if (after > read.top && after > read.prunedThrough) {
+    throw new BillingError("invalid_page_token", "cursor is ahead of the feed: it was not issued for these events.", { field: "cursor" });
+  }
+}
 
 const positionOf = (query: EventQuery): bigint | null => (query.cursor === "" ? null : decodeFeedCursor(query.cursor, spaceOf(query)));
 
