@@ -38,8 +38,9 @@ trailer: a serialized \`google.rpc.Status\` whose \`details\` hold, in this orde
    \`"${ERROR_DOMAIN}"\`, and \`metadata\` holds the facts of the failure as strings, for example
    \`requested\`, \`available\` and \`wallet\` (the credit types spent from, or \`*\`) for an insufficient
    balance, or \`field\` for an invalid argument.
-3. \`google.rpc.RetryInfo { retry_delay }\`, only when the error is retryable (suggested back-off:
-   ${RETRY_DELAY_MS} ms).
+3. \`google.rpc.RetryInfo { retry_delay }\`, only when the error is retryable: the real wait when
+   the service knows it (\`rate_limit_exceeded\`: until the key's window lets a call through),
+   else a suggested back-off of ${RETRY_DELAY_MS} ms.
 
 Every response, failed or not, carries an \`${REQUEST_ID_HEADER}\` header (the caller's own value
 when it sends a valid one); quote it when reporting a problem. Unexpected failures are reported

@@ -255,6 +255,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     watchers: { perKey: config.EVENTS_WATCHERS_PER_KEY_MAX, total: config.EVENTS_WATCHERS_MAX },
   });
   const context = billingContext(database, metrics, config, options.now ?? Date.now, events.feed);
+  if (!context.outbox) {
+    log.warn("EVENTS_OUTBOX=off: writes append no events, so the feed, NATS and balance alerts miss them (a switch for the bench only)");
+  }
   const authenticator = new Authenticator(database, { cacheTtlMs: config.API_KEY_CACHE_TTL_MS, log });
   const rateLimiter = new RateLimiter({ redisUrl: config.REDIS_URL, keyPrefix: config.RATE_LIMIT_KEY_PREFIX, log, metrics });
   await rateLimiter.waitUntilConnected();

@@ -114,7 +114,9 @@ export const upsertAlert = (alert: AlertToSet): Batch<{ alert: BalanceAlert; cre
   return mapBatch(batch, (r) => {
     const row = rowsOf(r.readBack[0])[0];
     if (!row) throw new Error("an alert just written was not read back");
-    // MySQL counts a row an ON DUPLICATE KEY UPDATE changed as 2 (inserted: 1, unchanged: 0).
+    // Affected rows of an upsert: 1 inserted, 2 updated. An update that changed nothing would
+    // count 1 too (mysql2 sets CLIENT_FOUND_ROWS), but every set moves updated_at, unless two sets
+    // of one alert land in the same millisecond: the second then says created.
     return { alert: alertOf(row), created: headerOf(r.upsert[0]).affectedRows === 1 };
   });
 };
