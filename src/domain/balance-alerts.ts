@@ -100,14 +100,20 @@ export function finalStates(list: readonly AlertCrossing[]): Map<bigint, AlertSt
 }
 
 /** The feed event of a crossing that has one (the caller gives the event id and the clock). */
-export function alertEventOf(alert: BalanceAlert, crossing: AlertCrossing, eventId: string, nowMs: number): NewEvent | null {
+export function alertEventOf(
+  alert: BalanceAlert,
+  crossing: AlertCrossing,
+  /** The event's id, and the transaction id of the write that crossed (null: a deposit, a void, an expiry). */
+  made: { readonly eventId: string; readonly transactionId: string | null },
+  nowMs: number,
+): NewEvent | null {
   if (crossing.eventType === null) return null;
   return {
-    eventId,
+    eventId: made.eventId,
     projectId: alert.projectId,
     customerId: alert.customerId,
     type: crossing.eventType,
-    transactionId: null,
+    transactionId: made.transactionId,
     payload: {
       entries: [],
       balanceAfter: null,

@@ -31,7 +31,8 @@ export function listEventsSql(
     const event = ledgerEventOf(state, write, plan, planned.positions[index] ?? [], deploymentId, nowMs);
     if (event) rows.push(eventRowSql(event, newAccountPayload(event, write, plan)));
     for (const { alert, crossing } of planned.crossings[index] ?? []) {
-      const alertEvent = alertEventOf(alert, crossing, newEventId(deploymentId), nowMs);
+      const made = { eventId: newEventId(deploymentId), transactionId: holdRefOf(write)?.transactionId ?? null };
+      const alertEvent = alertEventOf(alert, crossing, made, nowMs);
       if (alertEvent) rows.push(eventRowSql(alertEvent));
     }
   });

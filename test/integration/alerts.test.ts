@@ -174,5 +174,16 @@ describe("alerts seen by every write, whoever set them", () => {
     expect(await alertEvents(customerId)).toEqual(["balance.low", "balance.recovered", "balance.low", "balance.recovered"]);
     const customer = await s.client.call("getCustomer", { customerId });
     expect(customer.balance?.available).toBe(350n);
+    // Each names the write that crossed, the sweeper's auto-unfreeze by its hold.
+    const [crossed] = await s.app.database.pool.query<RowDataPacket[]>(
+      "SELECT type, transaction_id FROM events WHERE project_id = 1 AND customer_id = ? AND type LIKE 'balance.%' ORDER BY id",
+      [customerId],
+    );
+    expect(crossed.map((r) => [r.type, r.transaction_id])).toEqual([
+      ["balance.low", "al-e-low"],
+      ["balance.recovered", "al-e-hold"],
+      ["balance.low", "al-e-low-2"],
+      ["balance.recovered", "al-e-auto"],
+    ]);
   });
 });

@@ -105,12 +105,12 @@ describe("crossings", () => {
     const a = alert("armed", 100n, "paid", 9n);
     const [low] = crossings([a], all(0n, { paid: 120n }), all(0n, { paid: 40n }));
     if (!low) throw new Error("expected a crossing");
-    expect(alertEventOf(a, low, "d1-x", 5)).toEqual({
+    expect(alertEventOf(a, low, { eventId: "d1-x", transactionId: "job-7" }, 5)).toEqual({
       eventId: "d1-x",
       projectId: 1n,
       customerId: "c",
       type: "balance.low",
-      transactionId: null,
+      transactionId: "job-7",
       payload: {
         entries: [],
         balanceAfter: null,
@@ -118,6 +118,6 @@ describe("crossings", () => {
       },
       nowMs: 5,
     });
-    expect(alertEventOf(a, { ...low, eventType: null }, "d1-y", 5)).toBeNull();
+    expect(alertEventOf(a, { ...low, eventType: null }, { eventId: "d1-y", transactionId: null }, 5)).toBeNull();
   });
 });
