@@ -34,7 +34,9 @@ export function checkProjectSettings(s: ProjectSettings): ProjectSettings {
     throw new UsageError(`burst must be an integer from 0 to ${BURST_MAX}`);
   }
   // The bucket must hold at least one second of refill, or the rate could never be reached.
-  if (s.ratePerSecond > 0 && s.burst < s.ratePerSecond) throw new UsageError("burst must be at least the rate");
+  if (s.ratePerSecond > 0 && s.burst < s.ratePerSecond) {
+    throw new UsageError(`burst (${s.burst}) must be at least the rate (${s.ratePerSecond}/s; --rate sets it)`);
+  }
   return s;
 }
 

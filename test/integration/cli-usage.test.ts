@@ -41,6 +41,11 @@ describe("usage mistakes exit 2 with one line", () => {
       ["projects", "create", "p_abc", "--rate", "abc"],
       "error: option '--rate <n>' argument 'abc' is invalid. --rate must be a non-negative integer",
     ],
+    [
+      "a burst under the default rate",
+      ["projects", "create", "p_burst", "--burst", "50"],
+      "velobase-billing: burst (50) must be at least the rate (5000/s; --rate sets it)",
+    ],
     ["a missing --project", ["keys", "create"], "error: required option '--project <name>' not specified"],
     ["keys revoke without an argument", ["keys", "revoke"], "error: missing required argument 'prefix'"],
     ["an unknown command", ["frobnicate"], "error: unknown command 'frobnicate'"],
