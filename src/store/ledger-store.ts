@@ -173,16 +173,21 @@ export function selectTransactionEntries(db: Db, projectId: bigint, transactionI
  * their time alone would then answer a state the ledger never had (a deduct without the deposit
  * it spent, a negative balance); a prefix of the order is always one it had.
  */
-/** The key and creation of account `a`, under the names accountFromRow reads (figures come from the query). */
+/**
+ * The key and creation of account `a`, under the names accountFromRow reads (figures come from the
+ * query, and so does whether its expiry was recorded by then: an EXPIRE entry among them, which
+ * the sweeper writes even for 0 left; `accounts.expiry_recorded` is today's).
+ */
 const ACCOUNT_KEY_COLUMNS = sql`a.id AS a_id, a.credit_type AS a_credit_type, a.source AS a_source, a.starts_at_ms AS a_starts_at_ms,
-  a.expires_at_ms AS a_expires_at_ms, a.created_at AS a_created_at, a.expiry_recorded AS a_expiry_recorded`;
+  a.expires_at_ms AS a_expires_at_ms, a.created_at AS a_created_at`;
 
 export async function accountsAsOf(db: Db, projectId: bigint, customerPk: bigint, asOfMs: number): Promise<AccountSnapshot[]> {
   const [rows] = (await db.execute(sql`SELECT ${ACCOUNT_KEY_COLUMNS},
       SUM(CASE WHEN l.operation = 'DEPOSIT' THEN l.amount WHEN l.operation = 'VOID' THEN -l.amount ELSE 0 END) AS a_total,
       SUM(CASE WHEN l.operation IN ('DEDUCT', 'CONSUME') THEN l.amount WHEN l.operation = 'REFUND' THEN -l.amount ELSE 0 END) AS a_used,
       SUM(CASE WHEN l.operation = 'FREEZE' THEN l.amount WHEN l.operation = 'UNFREEZE' THEN -l.amount
-               WHEN l.operation = 'CONSUME' AND l.overage = FALSE THEN -l.amount ELSE 0 END) AS a_frozen
+               WHEN l.operation = 'CONSUME' AND l.overage = FALSE THEN -l.amount ELSE 0 END) AS a_frozen,
+      MAX(CASE WHEN l.operation = 'EXPIRE' THEN 1 ELSE 0 END) AS a_expiry_recorded
     FROM ${ledgerEntries} l JOIN ${accounts} a ON a.id = l.account_id
     WHERE l.project_id = ${projectId} AND l.customer_pk = ${customerPk}
       AND l.sequence <= (SELECT MAX(m.sequence) FROM ${ledgerEntries} m

@@ -55,3 +55,36 @@ describe("an instance whose clock runs behind the one that recorded an expiry", 
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
 });
+
+describe("a recorded expiry, read back", () => {
+  it("leaves a balance as of before it as it was: as_of counts the EXPIRE entries made by then, not today's flag", async () => {
+    const customerId = uid("as-of");
+    await s.client.call("deposit", { customerId, amount: 100n, expiresAt: ts(s.clock.now() + 10 * SECOND) });
+    await s.client.call("deduct", { customerId, transactionId: uid("deduct"), amount: 30n });
+    const then = s.clock.now();
+    const asOfThen = async () => (await s.client.call("getCustomer", { customerId, asOf: ts(then) })).balance;
+    expect(await asOfThen()).toMatchObject({ total: 100n, used: 30n, available: 70n });
+    s.clock.advance(11 * SECOND);
+    expect(await recordExpiries(s.app.context)).toBe(1);
+    expect(await asOfThen()).toMatchObject({ total: 100n, used: 30n, available: 70n });
+    const now = await s.client.call("getCustomer", { customerId, asOf: ts(s.clock.now()) });
+    expect(now.balance).toMatchObject({ total: 0n, used: 0n, available: 0n });
+  });
+
+  it("answers a refund into an account expired elsewhere as expired, as its entries say", async () => {
+    const customerId = uid("refund");
+    await s.client.call("deposit", { customerId, amount: 100n, creditType: "short", expiresAt: ts(s.clock.now() + 2 * SECOND) });
+    await s.client.call("deposit", { customerId, amount: 100n, creditType: "long" });
+    const charge = uid("charge");
+    await s.client.call("deduct", { customerId, transactionId: charge, amount: 50n }); // the short account first
+    expect(await sweepAhead()).toBe(1); // EXPIRE 50
+    const refund = await s.client.call("refund", { transactionId: charge, refundId: uid("refund"), amount: 20n });
+    expect([refund.restoredAmount, refund.expiredAmount, refund.refundDetails.map((d) => [d.creditType, d.expired])]).toEqual([
+      0n,
+      20n,
+      [["short", true]],
+    ]);
+    expect(refund.balance).toMatchObject({ total: 100n, used: 0n, available: 100n });
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+});

@@ -134,7 +134,8 @@ export function planRefund(state: RefundState, command: RefundCommand, nowMs: nu
   const amount = request.amount ?? refundable;
   if (amount > refundable) throw new BillingError("refund_exceeds_refundable", undefined, { requested: amount, refundable });
   const lines = spreadRefund(state, amount);
-  const expired = (a: AccountSnapshot) => a.expiresAtMs <= nowMs;
+  // Recorded (by this list, or by an instance whose clock runs ahead) or past: as the entries say.
+  const expired = (a: AccountSnapshot) => state.expiryRecorded.has(a.id) || a.expiresAtMs <= nowMs;
   const details: RefundDetail[] = lines.map(({ account, amount: part }) => ({
     accountId: account.id,
     creditType: account.creditType,
