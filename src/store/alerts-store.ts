@@ -99,25 +99,24 @@ export interface AlertToSet {
 export const upsertAlert = (alert: AlertToSet): Batch<{ alert: BalanceAlert; created: boolean }> => {
   const creditType = alert.creditType ?? "";
   const now = new Date(alert.nowMs);
+  const target = sql`project_id = ${alert.projectId} AND customer_id = ${alert.customerId} AND credit_type = ${creditType}`;
   const batch = namedBatch({
+    // Under the customer's lock, so no other set of this alert runs between this read and the upsert.
+    existing: [sql`SELECT id FROM ${balanceAlerts} WHERE ${target}`],
     upsert: [
       sql`INSERT INTO ${balanceAlerts} (project_id, customer_id, credit_type, threshold, state, created_at, updated_at)
         VALUES (${alert.projectId}, ${alert.customerId}, ${creditType}, ${alert.threshold}, ${alert.state}, ${now}, ${now})
         ON DUPLICATE KEY UPDATE threshold = ${alert.threshold}, state = ${alert.state}, updated_at = ${now}`,
     ],
     flag: [sql`UPDATE ${customers} SET has_alerts = TRUE WHERE id = ${alert.customerPk}`],
-    readBack: [
-      sql`SELECT ${ALERT_COLUMNS} FROM ${balanceAlerts}
-        WHERE project_id = ${alert.projectId} AND customer_id = ${alert.customerId} AND credit_type = ${creditType}`,
-    ],
+    readBack: [sql`SELECT ${ALERT_COLUMNS} FROM ${balanceAlerts} WHERE ${target}`],
   });
   return mapBatch(batch, (r) => {
     const row = rowsOf(r.readBack[0])[0];
     if (!row) throw new Error("an alert just written was not read back");
-    // Affected rows of an upsert: 1 inserted, 2 updated. An update that changed nothing would
-    // count 1 too (mysql2 sets CLIENT_FOUND_ROWS), but every set moves updated_at, unless two sets
-    // of one alert land in the same millisecond: the second then says created.
-    return { alert: alertOf(row), created: headerOf(r.upsert[0]).affectedRows === 1 };
+    // Not the upsert's affected rows: one that changed nothing (two sets in one millisecond)
+    // counts 1, as an insert does (mysql2 sets CLIENT_FOUND_ROWS).
+    return { alert: alertOf(row), created: rowsOf(r.existing[0]).length === 0 };
   });
 };
 

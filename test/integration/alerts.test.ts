@@ -46,6 +46,10 @@ describe("AlertService", () => {
       created: boolean;
     };
     expect(replaced).toMatchObject({ created: false, alert: { alertId: set.alert.alertId, state: AlertState.ALERT_STATE_LOW } });
+    // The same set again in the same millisecond (the test clock stands still) changes no column:
+    // still a replacement, not a creation.
+    const again = (await alertCall(s.app.port, s.apiKey, "setAlert", { customerId: "al-1", threshold: 1000n })) as { created: boolean };
+    expect(again.created).toBe(false);
 
     const read = await s.createKey({ scope: "read" });
     const listed = (await alertCall(s.app.port, read.key, "listAlerts", { customerId: "al-1" })) as {
@@ -174,7 +178,12 @@ describe("alerts seen by every write, whoever set them", () => {
     expect(await alertEvents(customerId)).toEqual(["balance.low", "balance.recovered", "balance.low", "balance.recovered"]);
     const customer = await s.client.call("getCustomer", { customerId });
     expect(customer.balance?.available).toBe(350n);
-    // Each names the write that crossed, the sweeper's auto-unfreeze by its hold.
+    await s.client.call("deduct", { customerId, transactionId: "al-e-low-3", amount: 100n }); // 350 → 250
+    await s.client.call("refund", { transactionId: "al-e-low-3", refundId: "al-e-refund", amount: 60n }); // 250 → 310
+    await s.client.call("deduct", { customerId, transactionId: "al-e-low-4", amount: 20n }); // 310 → 290
+    await deposit(customerId, 100n); // 290 → 390
+    // Each names the write that crossed: the sweeper's auto-unfreeze by its hold, a refund by its
+    // charge, a deposit by none.
     const [crossed] = await s.app.database.pool.query<RowDataPacket[]>(
       "SELECT type, transaction_id FROM events WHERE project_id = 1 AND customer_id = ? AND type LIKE 'balance.%' ORDER BY id",
       [customerId],
@@ -184,6 +193,10 @@ describe("alerts seen by every write, whoever set them", () => {
       ["balance.recovered", "al-e-hold"],
       ["balance.low", "al-e-low-2"],
       ["balance.recovered", "al-e-auto"],
+      ["balance.low", "al-e-low-3"],
+      ["balance.recovered", "al-e-low-3"],
+      ["balance.low", "al-e-low-4"],
+      ["balance.recovered", null],
     ]);
   });
 });
