@@ -164,11 +164,11 @@ export type CursorSpace = "project" | "global";
 
 const CURSOR_PREFIXES: Readonly<Record<CursorSpace, string>> = { project: "ev1.", global: "evall1." };
 
-export const encodeFeedCursor = (position: bigint, space: CursorSpace = "project"): string =>
+export const encodeFeedCursor = (position: bigint, space: CursorSpace): string =>
   `${CURSOR_PREFIXES[space]}${position.toString(36)}`;
 
 /** The position a cursor of `space` names; empty → 0 (from the oldest kept event); anything else → invalid_page_token. */
-export function decodeFeedCursor(cursor: string, space: CursorSpace = "project", field = "cursor"): bigint {
+export function decodeFeedCursor(cursor: string, space: CursorSpace, field = "cursor"): bigint {
   if (cursor === "") return 0n;
   const other: CursorSpace = space === "project" ? "global" : "project";
   if (cursor.startsWith(CURSOR_PREFIXES[other])) {
@@ -214,7 +214,7 @@ export function eventJson(e: FeedEvent, amounts: "number" | "string", cursor: Cu
   });
   return {
     id: e.eventId,
-    cursor: cursor === "project" ? encodeFeedCursor(e.projectPosition) : encodeFeedCursor(e.position, "global"),
+    cursor: cursor === "project" ? encodeFeedCursor(e.projectPosition, "project") : encodeFeedCursor(e.position, "global"),
     type: e.type,
     customer_id: e.customerId,
     transaction_id: e.transactionId,

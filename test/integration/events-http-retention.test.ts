@@ -1,3 +1,4 @@
+import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pruneExpiredEvents } from "../../src/operations/events/retention.js";
 import { lastPosition, savePublisherPosition } from "../../src/store/event-feed-store.js";
@@ -128,6 +129,20 @@ describe("GET /v1/events", () => {
       message: "cursor is ahead of the feed: it was not issued for these events.",
       details: { field: "cursor" },
     });
+    // At the boundary: the feed's top is a cursor it issued (nothing after it yet), one past it is not.
+    const newest = testEvent(s.app, { customerId: "feed-top", type: "ledger.deposit" });
+    await commitEvents(s.app, [newest]);
+    await pageUntil("customer_id=feed-top", [newest.eventId]); // numbered: the feed's top from now on
+    let page = ok<Page>(await http.get("/v1/events?limit=100"));
+    while (page.has_more) page = ok<Page>(await http.get(`/v1/events?limit=100&cursor=${page.next_cursor}`));
+    const top = page.next_cursor ?? "";
+    const { decodeFeedCursor, encodeFeedCursor } = await import("../../src/domain/events.js");
+    const pastTop = encodeFeedCursor(decodeFeedCursor(top, "project") + 1n, "project");
+    expect(ok<Page>(await http.get(`/v1/events?cursor=${top}`))).toMatchObject({ items: [], next_cursor: top, has_more: false });
+    expectHttpError(await http.get(`/v1/events?cursor=${pastTop}`), "invalid_page_token", {
+      message: "cursor is ahead of the feed: it was not issued for these events.",
+      details: { field: "cursor" },
+    });
     expectHttpError(await http.get("/v1/events?cursor=evall1.1"), "invalid_page_token", {
       message: "cursor is from the feed of every project (events tail without --project), not from one project's.",
       details: { field: "cursor" },
@@ -160,8 +175,9 @@ describe("retention", () => {
     expect(await pruneExpiredEvents(s.app.context, retention)).toBe(0);
     // Once it has sent the first of them, that one (and everything before it) may go.
     const cursorOf = (i: number) => kept[i]?.cursor ?? "";
-    const { decodeFeedCursor } = await import("../../src/domain/events.js");
-    await savePublisherPosition(s.app.database.pool, NATS_PUBLISHER, decodeFeedCursor(cursorOf(0)));
+    // The publisher's position is in the feed of every project, not the project's cursor's.
+    const [sent] = await s.app.database.pool.query<RowDataPacket[]>("SELECT position FROM events WHERE event_id = ?", [kept[0]?.id]);
+    await savePublisherPosition(s.app.database.pool, NATS_PUBLISHER, BigInt(sent[0]?.position ?? 0));
     const pruned = await pruneExpiredEvents(s.app.context, retention);
     expect(pruned).toBeGreaterThan(0);
     const left = ok<Page>(await http.get(`/v1/events?customer_id=${customerId}`));

@@ -38,7 +38,7 @@ describe("stampOrder", () => {
 
 describe("feed cursors", () => {
   it.each([0n, 1n, 35n, 36n, 10n ** 12n, 2n ** 63n])("round-trips position %s", (position) => {
-    expect(decodeFeedCursor(encodeFeedCursor(position))).toBe(position);
+    expect(decodeFeedCursor(encodeFeedCursor(position, "project"), "project")).toBe(position);
   });
 
   it.each([1n, 10n ** 12n])("round-trips position %s of the feed of every project, under its own prefix", (position) => {
@@ -48,14 +48,14 @@ describe("feed cursors", () => {
   });
 
   it("refuses a cursor of the other feed, saying which it is", () => {
-    expect(codeOf(() => decodeFeedCursor(encodeFeedCursor(3n, "global")))).toBe("invalid_page_token");
-    expect(codeOf(() => decodeFeedCursor(encodeFeedCursor(3n), "global"))).toBe("invalid_page_token");
+    expect(codeOf(() => decodeFeedCursor(encodeFeedCursor(3n, "global"), "project"))).toBe("invalid_page_token");
+    expect(codeOf(() => decodeFeedCursor(encodeFeedCursor(3n, "project"), "global"))).toBe("invalid_page_token");
   });
 
   it("reads empty as the start and refuses anything else", () => {
-    expect(decodeFeedCursor("")).toBe(0n);
+    expect(decodeFeedCursor("", "project")).toBe(0n);
     for (const bad of ["ev1.", "ev1.-1", "ev1.ZZ", "42", "ev2.1", "ev1.zzzzzzzzzzzzzz"]) {
-      expect(codeOf(() => decodeFeedCursor(bad))).toBe("invalid_page_token");
+      expect(codeOf(() => decodeFeedCursor(bad, "project"))).toBe("invalid_page_token");
     }
   });
 });
