@@ -164,8 +164,7 @@ export type CursorSpace = "project" | "global";
 
 const CURSOR_PREFIXES: Readonly<Record<CursorSpace, string>> = { project: "ev1.", global: "evall1." };
 
-export const encodeFeedCursor = (position: bigint, space: CursorSpace): string =>
-  `${CURSOR_PREFIXES[space]}${position.toString(36)}`;
+export const encodeFeedCursor = (position: bigint, space: CursorSpace): string => `${CURSOR_PREFIXES[space]}${position.toString(36)}`;
 
 /** The position a cursor of `space` names; empty → 0 (from the oldest kept event); anything else → invalid_page_token. */
 export function decodeFeedCursor(cursor: string, space: CursorSpace, field = "cursor"): bigint {
