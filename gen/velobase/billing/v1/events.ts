@@ -808,7 +808,8 @@ export const EventServiceService = {
    * WatchEvents streams the events after `cursor` (all kept events when it
    * is empty), then each new one as it commits, until the client cancels.
    * Errors (as the stream's status): invalid_page_token (a cursor that is
-   * not one), cursor_expired (the events after it were pruned: start again
+   * not one, one ahead of the project's feed, or one printed by `events tail`
+   * without --project, which numbers every project's events), cursor_expired (the events after it were pruned: start again
    * from an empty cursor), invalid_argument (a malformed customer_id or an
    * unknown type; ErrorInfo.field names which), service_unavailable (the server is
    * shutting down or the database is unreachable: reconnect with the last
@@ -830,7 +831,8 @@ export interface EventServiceServer extends UntypedServiceImplementation {
    * WatchEvents streams the events after `cursor` (all kept events when it
    * is empty), then each new one as it commits, until the client cancels.
    * Errors (as the stream's status): invalid_page_token (a cursor that is
-   * not one), cursor_expired (the events after it were pruned: start again
+   * not one, one ahead of the project's feed, or one printed by `events tail`
+   * without --project, which numbers every project's events), cursor_expired (the events after it were pruned: start again
    * from an empty cursor), invalid_argument (a malformed customer_id or an
    * unknown type; ErrorInfo.field names which), service_unavailable (the server is
    * shutting down or the database is unreachable: reconnect with the last
@@ -844,7 +846,8 @@ export interface EventServiceClient extends Client {
    * WatchEvents streams the events after `cursor` (all kept events when it
    * is empty), then each new one as it commits, until the client cancels.
    * Errors (as the stream's status): invalid_page_token (a cursor that is
-   * not one), cursor_expired (the events after it were pruned: start again
+   * not one, one ahead of the project's feed, or one printed by `events tail`
+   * without --project, which numbers every project's events), cursor_expired (the events after it were pruned: start again
    * from an empty cursor), invalid_argument (a malformed customer_id or an
    * unknown type; ErrorInfo.field names which), service_unavailable (the server is
    * shutting down or the database is unreachable: reconnect with the last
