@@ -1,4 +1,3 @@
-import { createHmac } from "node:crypto";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,16 +15,9 @@ import { type ConsoleScope, consoleCallerOf, renderPage } from "./console-scope.
 import type { ConsoleDependencies } from "./console-dependencies.js";
 import { registerActionRoutes } from "./action-routes.js";
 import { registerPageRoutes } from "./page-routes.js";
+import { csrfBindingOf, csrfKeyOf } from "./csrf-binding.js";
 import { setSecurityHeaders } from "./security-headers.js";
-import {
-  CONSOLE_PATH,
-  clearSessionCookie,
-  csrfBindingOf,
-  reachedOverHttps,
-  SESSION_COOKIE,
-  setSessionCookie,
-  sessionIdOf,
-} from "./session-cookie.js";
+import { CONSOLE_PATH, clearSessionCookie, reachedOverHttps, SESSION_COOKIE, setSessionCookie, sessionIdOf } from "./session-cookie.js";
 
 const VIEWS_DIR = fileURLToPath(new URL("./views", import.meta.url));
 const OWN_ASSETS_DIR = fileURLToPath(new URL("./assets", import.meta.url));
@@ -41,9 +33,6 @@ const ASSETS: ReadonlyMap<string, { dir: string; file: string }> = new Map([
 ]);
 /** How long a browser keeps an asset (@fastify/static sets Cache-Control from it, over any header set before). */
 const ASSET_MAX_AGE_MS = 3_600_000;
-
-/** The CSRF tokens' HMAC key: derived from the cookie secret, so every instance checks the others' tokens. */
-const csrfKeyOf = (cookieSecret: string): Buffer => createHmac("sha256", cookieSecret).update("velobase console csrf").digest();
 
 const isHtmx = (request: FastifyRequest): boolean => request.headers["hx-request"] === "true";
 
@@ -74,8 +63,12 @@ async function renderError(thrown: unknown, request: FastifyRequest, reply: Fast
   return renderPage(request, reply, "error", "Error", { message: error.message, code: error.code }, error.spec.httpStatus);
 }
 
-/** Resolves the session cookie to its key; without a live session, back to the sign-in page. */
-function signedIn(deps: ConsoleDependencies) {
+/**
+ * Resolves the session cookie to its key; without a live session, back to the sign-in page.
+ * `charge`: the request takes a token of the key's rate limit (every route but sign-out, which a
+ * rate-limited operator must still be able to use).
+ */
+function signedIn(deps: ConsoleDependencies, { charge }: { charge: boolean }) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const sessionId = sessionIdOf(request);
     const caller = sessionId === null ? null : await deps.sessions.resolve(sessionId);
@@ -87,7 +80,7 @@ function signedIn(deps: ConsoleDependencies) {
       if (request.method === "GET") return reply.redirect(`${CONSOLE_PATH}/sign-in`, 303);
       return renderPage(request, reply, "sign-in", "Sign in", { message: "Your session has ended: sign in again." }, 401);
     }
-    await deps.rateLimit(caller);
+    if (charge) await deps.rateLimit(caller);
     request.consoleCaller = caller;
   };
 }
@@ -96,7 +89,7 @@ function signedIn(deps: ConsoleDependencies) {
  * Who signed in or out, for the audit trail: the key by its id and public prefix (never the key),
  * its project and scope, and the client's address (past TRUSTED_PROXIES).
  */
-const signInAudit = (request: FastifyRequest, caller: AuthenticatedCaller) => ({
+const sessionAudit = (request: FastifyRequest, caller: AuthenticatedCaller) => ({
   requestId: request.id,
   client: request.ip,
   projectId: caller.projectId.toString(),
@@ -126,7 +119,7 @@ function registerSessionRoutes(scope: ConsoleScope): void {
         const previous = sessionIdOf(request);
         if (previous !== null) await deps.sessions.signOut(previous);
         setSessionCookie(reply, sessionId, deps.sessionTtlMs);
-        deps.log.info(signInAudit(request, caller), "console sign-in");
+        deps.log.info(sessionAudit(request, caller), "console sign-in");
         return reply.redirect(`${CONSOLE_PATH}/customers`, 303);
       } catch (error) {
         if (!(error instanceof BillingError) || error.spec.type !== "auth_error") throw error;
@@ -137,12 +130,12 @@ function registerSessionRoutes(scope: ConsoleScope): void {
       }
     },
   );
-  // Behind signedIn: its form's token is bound to the session it ends.
-  const signOutRoute = { config: { access: "public" as const }, onRequest: scope.signedIn, preHandler: scope.csrf };
+  // Behind the session check (its form's token is bound to the session it ends), free of charge.
+  const signOutRoute = { config: { access: "public" as const }, onRequest: signedIn(deps, { charge: false }), preHandler: scope.csrf };
   app.post("/sign-out", signOutRoute, async (request, reply) => {
     const sessionId = sessionIdOf(request);
     if (sessionId !== null) await deps.sessions.signOut(sessionId);
-    deps.log.info(signInAudit(request, consoleCallerOf(request)), "console sign-out");
+    deps.log.info(sessionAudit(request, consoleCallerOf(request)), "console sign-out");
     clearSessionCookie(reply);
     return reply.redirect(`${CONSOLE_PATH}/sign-in`, 303);
   });
@@ -194,7 +187,7 @@ export function consolePlugin(deps: ConsoleDependencies): FastifyPluginAsync {
         });
         app.setErrorHandler((thrown, request, reply) => renderError(thrown, request, reply, deps));
         app.setNotFoundHandler((request, reply) => renderError(new BillingError("not_found"), request, reply, deps));
-        const scope: ConsoleScope = { app, deps, signedIn: signedIn(deps), csrf: app.csrfProtection };
+        const scope: ConsoleScope = { app, deps, signedIn: signedIn(deps, { charge: true }), csrf: app.csrfProtection };
         registerSessionRoutes(scope);
         registerPageRoutes(scope);
         registerActionRoutes(scope);

@@ -3,7 +3,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AuthenticatedCaller } from "../tenancy/authenticator.js";
 import type { ConsoleDependencies } from "./console-dependencies.js";
 import { FORMAT } from "./page-format.js";
-import { csrfBindingOf, reachedOverHttps } from "./session-cookie.js";
+import { csrfBindingOf } from "./csrf-binding.js";
+import { reachedOverHttps } from "./session-cookie.js";
 
 declare module "fastify" {
   interface FastifyRequest {

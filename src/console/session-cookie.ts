@@ -37,13 +37,3 @@ export function sessionIdOf(request: FastifyRequest): string | null {
   const unsigned = request.unsignCookie(raw);
   return unsigned.valid && unsigned.value !== null && unsigned.value !== "" ? unsigned.value : null;
 }
-
-/**
- * What the console's CSRF tokens are bound to: the live session of a signed-in request, a fixed
- * word before sign-in (the library needs a non-empty value). A token works only with the session
- * it was made for, so a token obtained elsewhere (or a CSRF cookie planted beside it) stops
- * working once the operator signs in: the OWASP advice to renew the token at sign-in, with no
- * second secret to keep.
- */
-export const csrfBindingOf = (request: FastifyRequest): string =>
-  (request.consoleCaller === null ? null : sessionIdOf(request)) ?? "signed-out";

@@ -265,6 +265,9 @@ describe("console sign-in", () => {
     const slow = await server.createKey({ project, scope: "read" });
     await signIn(page, server.httpUrl, slow.key);
     expect(new URL(page.url()).pathname).toBe("/console/customers");
+    // Signing out takes no token: an operator out of budget can still end the session.
+    await clickAndWait(page, "form.sign-out button");
+    expect([new URL(page.url()).pathname, await page.getByTestId("error-code").count()]).toEqual(["/console/sign-in", 0]);
     await signIn(page, server.httpUrl, slow.key);
     expect(new URL(page.url()).pathname).toBe("/console/sign-in");
     expect(await page.getByTestId("error-code").textContent()).toBe("rate_limit_exceeded");
@@ -278,6 +281,7 @@ describe("console sign-in", () => {
       { msg: "console sign-in", keyPrefix: apiKeyPrefixOf(server.apiKey), scope: "write", code: undefined, client: "127.0.0.1" },
       { msg: "console sign-out", keyPrefix: apiKeyPrefixOf(server.apiKey), scope: "write", code: undefined, client: "127.0.0.1" },
       { msg: "console sign-in", keyPrefix: slow.prefix, scope: "read", code: undefined, client: "127.0.0.1" },
+      { msg: "console sign-out", keyPrefix: slow.prefix, scope: "read", code: undefined, client: "127.0.0.1" },
     ]);
     expect(typeof slowKeyId).toBe("string");
     expect(logLines.slice(from).some((line) => line.includes(slow.key) || line.includes(server.apiKey))).toBe(false);
