@@ -1,7 +1,7 @@
 /**
  * `npm run bench:events`: the event feed's lag, commit → event delivered to a WatchEvents
  * stream, at a fixed write rate (default 1,000 writes/s for 10 s; loopback only). The server runs
- * in its own process (`src/main.ts`, as `npm start`); this process writes and watches.
+ * in its own process (`src/main.ts` with tracing loaded, as `npm start`); this process writes and watches.
  *
  * EVENTS_BENCH_WRITES chooses the writes:
  *  - `outbox` (default): each write is one transaction appending one event through the store's
@@ -55,7 +55,7 @@ async function freePort(): Promise<number> {
 
 async function startServer(url: string, apiKey: string): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+  const child = spawn(process.execPath, ["--import", "tsx", "--import", "./src/telemetry/register.ts", "src/main.ts"], {
     cwd: ROOT,
     env: {
       ...process.env,
