@@ -28,15 +28,21 @@ afterAll(async () => {
 const sweepAhead = () => recordExpiries({ ...s.app.context, now: () => s.clock.now() + AHEAD_MS });
 
 describe("an instance whose clock runs behind the one that recorded an expiry", () => {
-  it("spends none of the expired credits, shows them expired, and takes no deposit into them", async () => {
+  it("spends, freezes and voids none of the expired credits, shows them expired, and takes no deposit into them", async () => {
     const customerId = uid("behind");
     const shortExpiry = ts(s.clock.now() + 2 * SECOND);
-    await s.client.call("deposit", { customerId, amount: 100n, creditType: "short", expiresAt: shortExpiry });
+    const short = await s.client.call("deposit", { customerId, amount: 100n, creditType: "short", expiresAt: shortExpiry });
     await s.client.call("deposit", { customerId, amount: 100n, creditType: "long" });
     expect(await sweepAhead()).toBe(1);
 
     // Here the short account has 1 s left; on the ledger it has expired (EXPIRE 100).
     await expectError(s.client.call("deduct", { customerId, transactionId: uid("deduct"), amount: 150n }), "insufficient_balance");
+    await expectError(s.client.call("freeze", { customerId, transactionId: uid("freeze"), amount: 150n }), "insufficient_balance");
+    const voided = await expectError(
+      s.client.call("voidDeposit", { customerId, recordId: short.ledgerEntryId, voidId: uid("void") }),
+      "deposit_not_voidable",
+    );
+    expect(voided.voidable).toBe("0");
     const customer = await s.client.call("getCustomer", { customerId, includeInactive: true });
     expect(customer.balance).toMatchObject({ total: 100n, used: 0n, frozen: 0n, available: 100n });
     expect(customer.creditTypes.flatMap((t) => t.accounts.map((a) => [t.creditType, a.status]))).toEqual([
