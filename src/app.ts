@@ -1,3 +1,4 @@
+import { lookup } from "node:dns/promises";
 import { setMaxListeners } from "node:events";
 import type { Server as NodeHttpServer } from "node:http";
 import type { ServerCredentials } from "@grpc/grpc-js";
@@ -131,6 +132,29 @@ const LISTENERS_SECURITY: Record<TransportSecurity, string> = {
   mtls: "gRPC mutual TLS, HTTPS with client certificates",
 };
 
+/**
+ * The hosts to listen on resolve, checked before the database is touched: a mistyped GRPC_HOST
+ * stops the start with its one line, not after a first start has created the database and shown
+ * its key. (A taken port shows only when binding.)
+ */
+async function resolveListenHosts(hosts: readonly string[]): Promise<void> {
+  for (const host of new Set(hosts)) {
+    try {
+      await lookup(host);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? "ENOTFOUND";
+      throw Object.assign(new Error(`${host} does not resolve (${code})`), { code: "ENOTFOUND" });
+    }
+  }
+}
+
+/** What the listeners need, checked before the database is touched: the TLS files read, the hosts resolved. */
+async function checkListeners(config: Config) {
+  const tls = readTlsFiles({ certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE, clientCaFile: config.TLS_CLIENT_CA_FILE });
+  await resolveListenHosts([config.GRPC_HOST, config.HTTP_HOST ?? config.GRPC_HOST]);
+  return { tls, ...serverCredentials(tls) };
+}
+
 /** The database, migrated, with someone able to get in (closed again when that fails). */
 async function openReadyDatabase(config: Config, log: Logger, announce: (line: string) => void): Promise<Database> {
   const database = await openDatabase(config.DATABASE_URL, {
@@ -236,12 +260,7 @@ async function startTransports(config: Config, deps: TransportDependencies): Pro
 /** Database → migrations → gRPC and HTTP servers → sweeper; `stop()` undoes it in reverse. */
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = options.log ?? createLogger(config.LOG_LEVEL);
-  const tls = readTlsFiles({
-    certFile: config.TLS_CERT_FILE,
-    keyFile: config.TLS_KEY_FILE,
-    clientCaFile: config.TLS_CLIENT_CA_FILE,
-  });
-  const { credentials, security } = serverCredentials(tls);
+  const { tls, credentials, security } = await checkListeners(config);
   const database = await openReadyDatabase(config, log, options.announce ?? ((line) => process.stderr.write(line)));
   const metrics = new Metrics();
   if (database.singlePool) metrics.watchPool(database.singlePool);

@@ -1,7 +1,8 @@
 import { createServer, type Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateApiKey } from "../../src/domain/api-key.js";
-import { uniqueDatabaseUrl } from "../support/database.js";
+import mysql, { type RowDataPacket } from "mysql2/promise";
+import { SERVER_URL, uniqueDatabaseUrl } from "../support/database.js";
 import { collect, spawnMain } from "../support/spawn.js";
 
 // A port another process holds stops the start with one line and exit code 1, like an
@@ -41,5 +42,30 @@ describe("a port in use", () => {
       code: 1,
       stderr: `velobase-billing: cannot listen on 127.0.0.1:${taken}: the address is already in use\n`,
     });
+  });
+});
+
+describe("a host that does not resolve", () => {
+  it("stops the start with one line and exit code 1 before the database is created", async () => {
+    const fresh = uniqueDatabaseUrl("vb_host");
+    try {
+      const exit = await collect(
+        spawnMain({ DATABASE_URL: fresh.url, GRPC_HOST: "no-such-host.invalid", GRPC_PORT: "0", SWEEP_INTERVAL_MS: "0" }),
+      ).exited;
+      // ENOTFOUND, or EAI_AGAIN on a machine with no name server at all.
+      expect(exit.code).toBe(1);
+      expect(exit.stderr).toMatch(
+        /^velobase-billing: cannot listen \(GRPC_HOST, HTTP_HOST\): no-such-host\.invalid does not resolve \((ENOTFOUND|EAI_AGAIN)\)\n$/,
+      );
+      const connection = await mysql.createConnection(SERVER_URL);
+      try {
+        const [rows] = await connection.query<RowDataPacket[]>("SHOW DATABASES LIKE ?", [fresh.name]);
+        expect(rows).toEqual([]);
+      } finally {
+        await connection.end();
+      }
+    } finally {
+      await fresh.drop();
+    }
   });
 });
