@@ -10,6 +10,7 @@ import { Eta } from "eta";
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { BillingError } from "../errors/billing-error.js";
 import { toBillingError } from "../errors/billing-error.js";
+import { clientWentAway } from "../errors/client-went-away.js";
 import type { AuthenticatedCaller } from "../tenancy/authenticator.js";
 import { type ConsoleScope, consoleCallerOf, renderPage } from "./console-scope.js";
 import type { ConsoleDependencies } from "./console-dependencies.js";
@@ -57,6 +58,13 @@ async function renderError(thrown: unknown, request: FastifyRequest, reply: Fast
     error = new BillingError("permission_denied", "The form has expired or did not come from this console: reload the page and try again.");
   } else error = frameworkRefusal(fastifyError) ?? toBillingError(thrown);
   request.errorCode = error.code;
+  if (clientWentAway(error, request.raw)) {
+    deps.log.info(
+      { requestId: request.id, route: request.routeOptions.url },
+      "the client closed the connection before its request arrived",
+    );
+    return reply;
+  }
   if (error.spec.grpcStatus === "INTERNAL") {
     deps.log.error({ requestId: request.id, err: error.cause ?? error }, "console request failed with an unexpected error");
   }

@@ -8,6 +8,7 @@ import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest, typ
 import type { TSchema } from "typebox";
 import { BillingError, toBillingError } from "../errors/billing-error.js";
 import { apiKeyOf, checkScope } from "./auth.js";
+import { clientWentAway } from "../errors/client-went-away.js";
 import { callSignal } from "./call-signal.js";
 import { errorBody, retryAfterSeconds } from "./error-body.js";
 import type { HttpApp, HttpDependencies } from "./http-app.js";
@@ -126,16 +127,10 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex): vo
   socket.destroy();
 }
 
-/** The body stopped because the client closed its connection (Node's `aborted`): nobody is there to answer. */
-function clientWentAway(error: BillingError, request: FastifyRequest): boolean {
-  const cause = error.cause as { code?: unknown } | undefined;
-  return cause?.code === "ECONNRESET" && request.raw.destroyed && !request.raw.complete;
-}
-
 function sendError(error: BillingError, request: FastifyRequest, reply: FastifyReply, deps: HttpDependencies) {
   request.errorCode = error.code;
   request.errorCause = unavailableCause(error) ?? null;
-  if (error.spec.grpcStatus === "INTERNAL" && clientWentAway(error, request)) {
+  if (clientWentAway(error, request.raw)) {
     deps.log.info(
       { requestId: request.id, route: request.routeOptions.url },
       "the client closed the connection before its request arrived",
