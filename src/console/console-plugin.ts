@@ -11,6 +11,7 @@ import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } f
 import { BillingError } from "../errors/billing-error.js";
 import { toBillingError } from "../errors/billing-error.js";
 import { clientWentAway } from "../errors/client-went-away.js";
+import { retryAfterSeconds } from "../errors/retry-after.js";
 import type { AuthenticatedCaller } from "../tenancy/authenticator.js";
 import { type ConsoleScope, consoleCallerOf, renderPage } from "./console-scope.js";
 import type { ConsoleDependencies } from "./console-dependencies.js";
@@ -68,6 +69,8 @@ async function renderError(thrown: unknown, request: FastifyRequest, reply: Fast
   if (error.spec.grpcStatus === "INTERNAL") {
     deps.log.error({ requestId: request.id, err: error.cause ?? error }, "console request failed with an unexpected error");
   }
+  const retryAfter = retryAfterSeconds(error);
+  if (retryAfter !== null) void reply.header("retry-after", String(retryAfter));
   return renderPage(request, reply, "error", "Error", { message: error.message, code: error.code }, error.spec.httpStatus);
 }
 
@@ -88,8 +91,9 @@ function signedIn(deps: ConsoleDependencies, { charge }: { charge: boolean }) {
       if (request.method === "GET") return reply.redirect(`${CONSOLE_PATH}/sign-in`, 303);
       return renderPage(request, reply, "sign-in", "Sign in", { message: "Your session has ended: sign in again." }, 401);
     }
-    if (charge) await deps.rateLimit(caller);
+    // Signed in before the charge: a page that says the key is out of budget still offers sign-out.
     request.consoleCaller = caller;
+    if (charge) await deps.rateLimit(caller);
   };
 }
 

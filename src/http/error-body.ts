@@ -1,5 +1,4 @@
 import type { BillingError, ErrorFacts } from "../errors/billing-error.js";
-import { RETRY_DELAY_MS } from "../errors/catalog.js";
 
 export interface ErrorBodyJson {
   readonly error: {
@@ -38,13 +37,4 @@ export function errorBody(error: BillingError, requestId: string): ErrorBodyJson
       request_id: requestId,
     },
   };
-}
-
-/**
- * Seconds for Retry-After on a retryable error: the error's own delay when it has one (the rate
- * limiter knows when the bucket refills; gRPC sends the same as RetryInfo), else the default.
- */
-export function retryAfterSeconds(error: BillingError): number | null {
-  if (!error.spec.retryable) return null;
-  return Math.max(1, Math.ceil((error.retryDelayMs ?? RETRY_DELAY_MS) / 1000));
 }

@@ -265,7 +265,10 @@ describe("console sign-in", () => {
     const slow = await server.createKey({ project, scope: "read" });
     await signIn(page, server.httpUrl, slow.key);
     expect(new URL(page.url()).pathname).toBe("/console/customers");
-    // Signing out takes no token: an operator out of budget can still end the session.
+    // Out of budget: the page says so, when to retry, and still offers sign-out, which takes no token.
+    const limited = await page.goto(consoleUrl("/customers"));
+    expect([limited?.status(), await page.getByTestId("error-code").textContent()]).toEqual([429, "rate_limit_exceeded"]);
+    expect(limited?.headers()["retry-after"]).toMatch(/^[1-3]$/); // the key's windows: 1 s and 3 s
     await clickAndWait(page, "form.sign-out button");
     expect([new URL(page.url()).pathname, await page.getByTestId("error-code").count()]).toEqual(["/console/sign-in", 0]);
     await signIn(page, server.httpUrl, slow.key);
