@@ -110,6 +110,13 @@ const sessionAudit = (request: FastifyRequest, caller: AuthenticatedCaller) => (
   scope: caller.scope,
 });
 
+/** A refused or throttled sign-in's audit line: a guessing run is in the trail whole, with its address. */
+function auditRefusal(deps: ConsoleDependencies, request: FastifyRequest, error: unknown): void {
+  if (!(error instanceof BillingError)) return;
+  if (error.spec.type !== "auth_error" && error.code !== "rate_limit_exceeded") return;
+  deps.log.warn({ requestId: request.id, client: request.ip, code: error.code }, "console sign-in refused");
+}
+
 function registerSessionRoutes(scope: ConsoleScope): void {
   const { app, deps } = scope;
   app.get("/", { config: { access: "public" } }, async (request, reply) => {
@@ -134,9 +141,9 @@ function registerSessionRoutes(scope: ConsoleScope): void {
         deps.log.info(sessionAudit(request, caller), "console sign-in");
         return reply.redirect(`${CONSOLE_PATH}/customers`, 303);
       } catch (error) {
+        auditRefusal(deps, request, error);
         if (!(error instanceof BillingError) || error.spec.type !== "auth_error") throw error;
         request.errorCode = error.code;
-        deps.log.warn({ requestId: request.id, client: request.ip, code: error.code }, "console sign-in refused");
         // The API's own words: nothing says whether a project or a key exists.
         return renderPage(request, reply, "sign-in", "Sign in", { message: error.message }, error.spec.httpStatus);
       }

@@ -275,7 +275,7 @@ describe("console sign-in", () => {
     expect(new URL(page.url()).pathname).toBe("/console/sign-in");
     expect(await page.getByTestId("error-code").textContent()).toBe("rate_limit_exceeded");
 
-    // Each sign-in, sign-out and refused key is one audit line: the key by id and prefix, never the key.
+    // Each sign-in, sign-out and refused or throttled attempt is one audit line: the key by id and prefix, never the key.
     const audit = loggedSince(from).filter((line) => typeof line.msg === "string" && line.msg.startsWith("console sign-"));
     const slowKeyId = audit.find((line) => line.keyPrefix === slow.prefix)?.apiKeyId;
     expect(audit.map(({ msg, keyPrefix, scope, code, client }) => ({ msg, keyPrefix, scope, code, client }))).toEqual([
@@ -285,6 +285,7 @@ describe("console sign-in", () => {
       { msg: "console sign-out", keyPrefix: apiKeyPrefixOf(server.apiKey), scope: "write", code: undefined, client: "127.0.0.1" },
       { msg: "console sign-in", keyPrefix: slow.prefix, scope: "read", code: undefined, client: "127.0.0.1" },
       { msg: "console sign-out", keyPrefix: slow.prefix, scope: "read", code: undefined, client: "127.0.0.1" },
+      { msg: "console sign-in refused", keyPrefix: undefined, scope: undefined, code: "rate_limit_exceeded", client: "127.0.0.1" },
     ]);
     expect(typeof slowKeyId).toBe("string");
     expect(logLines.slice(from).some((line) => line.includes(slow.key) || line.includes(server.apiKey))).toBe(false);
