@@ -1,4 +1,4 @@
-import { lookup } from "node:dns/promises";
+import { createServer } from "node:net";
 import { setMaxListeners } from "node:events";
 import type { Server as NodeHttpServer } from "node:http";
 import type { ServerCredentials } from "@grpc/grpc-js";
@@ -133,25 +133,29 @@ const LISTENERS_SECURITY: Record<TransportSecurity, string> = {
 };
 
 /**
- * The hosts to listen on resolve, checked before the database is touched: a mistyped GRPC_HOST
- * stops the start with its one line, not after a first start has created the database and shown
- * its key. (A taken port shows only when binding.)
+ * The hosts to listen on resolve to addresses of this machine, checked before the database is
+ * touched (a listener on port 0, closed at once): a mistyped GRPC_HOST stops the start with its one
+ * line, not after a first start has created the database and shown its key. A taken port still
+ * shows only when the real listener binds.
  */
-async function resolveListenHosts(hosts: readonly string[]): Promise<void> {
+async function checkListenHosts(hosts: readonly string[]): Promise<void> {
   for (const host of new Set(hosts)) {
-    try {
-      await lookup(host);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? "ENOTFOUND";
-      throw Object.assign(new Error(`${host} does not resolve (${code})`), { code: "ENOTFOUND" });
-    }
+    await new Promise<void>((resolve, reject) => {
+      const probe = createServer();
+      probe.once("error", (error: NodeJS.ErrnoException) => {
+        const code = error.code === "EADDRNOTAVAIL" ? "EADDRNOTAVAIL" : "ENOTFOUND";
+        const what = code === "EADDRNOTAVAIL" ? "is no address of this machine" : "does not resolve";
+        reject(Object.assign(new Error(`${host} ${what} (${error.code ?? code})`), { code }));
+      });
+      probe.listen(0, host, () => probe.close(() => resolve()));
+    });
   }
 }
 
 /** What the listeners need, checked before the database is touched: the TLS files read, the hosts resolved. */
 async function checkListeners(config: Config) {
   const tls = readTlsFiles({ certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE, clientCaFile: config.TLS_CLIENT_CA_FILE });
-  await resolveListenHosts([config.GRPC_HOST, config.HTTP_HOST ?? config.GRPC_HOST]);
+  await checkListenHosts([config.GRPC_HOST, config.HTTP_HOST ?? config.GRPC_HOST]);
   return { tls, ...serverCredentials(tls) };
 }
 

@@ -77,6 +77,23 @@ describe("a recorded expiry, read back", () => {
     expect(now.balance).toMatchObject({ total: 0n, used: 0n, available: 0n });
   });
 
+  it("counts an expiry recorded ahead of this clock in as_of, as its EXPIRE entry says", async () => {
+    const customerId = uid("as-of-ahead");
+    await s.client.call("deposit", { customerId, amount: 100n, creditType: "short", expiresAt: ts(s.clock.now() + 2 * SECOND) });
+    await s.client.call("deposit", { customerId, amount: 100n, creditType: "long" });
+    expect(await sweepAhead()).toBe(1); // its EXPIRE entry is dated 3 s ahead of this clock
+    await s.client.call("deduct", { customerId, transactionId: uid("deduct"), amount: 10n }); // later in the ledger, earlier in time
+    const live = await s.client.call("getCustomer", { customerId, includeInactive: true });
+    const asOf = await s.client.call("getCustomer", { customerId, includeInactive: true, asOf: ts(s.clock.now()) });
+    expect(asOf.balance).toMatchObject({ total: 100n, used: 10n, frozen: 0n, available: 90n });
+    expect(asOf.balance).toEqual(live.balance);
+    const statuses = (c: typeof live) => c.creditTypes.flatMap((t) => t.accounts.map((a) => [t.creditType, a.status]));
+    expect(statuses(asOf)).toEqual([
+      ["long", AccountStatus.ACCOUNT_STATUS_ACTIVE],
+      ["short", AccountStatus.ACCOUNT_STATUS_EXPIRED],
+    ]);
+  });
+
   it("answers a refund into an account expired elsewhere as expired, as its entries say", async () => {
     const customerId = uid("refund");
     await s.client.call("deposit", { customerId, amount: 100n, creditType: "short", expiresAt: ts(s.clock.now() + 2 * SECOND) });

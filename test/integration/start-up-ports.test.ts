@@ -45,18 +45,17 @@ describe("a port in use", () => {
   });
 });
 
-describe("a host that does not resolve", () => {
-  it("stops the start with one line and exit code 1 before the database is created", async () => {
+describe("a host that cannot be listened on", () => {
+  it.each([
+    // ENOTFOUND, or EAI_AGAIN on a machine with no name server at all.
+    ["a name that does not resolve", "no-such-host.invalid", "no-such-host\\.invalid does not resolve \\((ENOTFOUND|EAI_AGAIN)\\)"],
+    ["an address of another machine (TEST-NET-1)", "192.0.2.1", "192\\.0\\.2\\.1 is no address of this machine \\(EADDRNOTAVAIL\\)"],
+  ])("%s: one line and exit code 1 before the database is created", async (_name, host, said) => {
     const fresh = uniqueDatabaseUrl("vb_host");
     try {
-      const exit = await collect(
-        spawnMain({ DATABASE_URL: fresh.url, GRPC_HOST: "no-such-host.invalid", GRPC_PORT: "0", SWEEP_INTERVAL_MS: "0" }),
-      ).exited;
-      // ENOTFOUND, or EAI_AGAIN on a machine with no name server at all.
+      const exit = await collect(spawnMain({ DATABASE_URL: fresh.url, GRPC_HOST: host, GRPC_PORT: "0", SWEEP_INTERVAL_MS: "0" })).exited;
       expect(exit.code).toBe(1);
-      expect(exit.stderr).toMatch(
-        /^velobase-billing: cannot listen \(GRPC_HOST, HTTP_HOST\): no-such-host\.invalid does not resolve \((ENOTFOUND|EAI_AGAIN)\)\n$/,
-      );
+      expect(exit.stderr).toMatch(new RegExp(`^velobase-billing: cannot listen \\(GRPC_HOST, HTTP_HOST\\): ${said}\\n$`));
       const connection = await mysql.createConnection(SERVER_URL);
       try {
         const [rows] = await connection.query<RowDataPacket[]>("SHOW DATABASES LIKE ?", [fresh.name]);
