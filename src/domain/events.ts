@@ -203,7 +203,7 @@ export interface EventJson {
  * The JSON form of a stamped event; `amounts` says how amounts are written (HTTP: numbers, NATS:
  * strings), `cursor` which position its cursor holds (a project's readers: the project's).
  */
-export function eventJson(e: FeedEvent, amounts: "number" | "string", cursor: CursorSpace = "project"): EventJson {
+export function eventJson(e: FeedEvent, amounts: "number" | "string", cursor: CursorSpace): EventJson {
   const amount = (v: bigint): number | string => (amounts === "string" ? v.toString() : exactNumber(v));
   const balance = (b: BalanceAfter) => ({
     total: amount(b.total),
@@ -234,7 +234,7 @@ export function eventJson(e: FeedEvent, amounts: "number" | "string", cursor: Cu
 /** An event for readers of every project (NATS message bodies, `events tail`): amounts as strings, and its project. */
 export type ProjectEventJson = EventJson & { readonly project_id: string };
 
-export const projectEventJson = (e: FeedEvent, cursor: CursorSpace = "project"): ProjectEventJson => ({
+export const projectEventJson = (e: FeedEvent, cursor: CursorSpace): ProjectEventJson => ({
   ...eventJson(e, "string", cursor),
   project_id: e.projectId.toString(),
 });

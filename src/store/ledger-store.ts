@@ -164,6 +164,14 @@ export function selectTransactionEntries(db: Db, projectId: bigint, transactionI
 }
 
 /**
+ * The key and creation of account `a`, under the names accountFromRow reads (figures come from the
+ * query, and so does whether its expiry was recorded by then: an EXPIRE entry among them, which
+ * the sweeper writes even for 0 left; `accounts.expiry_recorded` is today's).
+ */
+const ACCOUNT_KEY_COLUMNS = sql`a.id AS a_id, a.credit_type AS a_credit_type, a.source AS a_source, a.starts_at_ms AS a_starts_at_ms,
+  a.expires_at_ms AS a_expires_at_ms, a.created_at AS a_created_at`;
+
+/**
  * A customer's accounts as the ledger had them at `asOfMs`: right after the last entry made at or
  * before then, so with every entry before it in the ledger's order (its `sequence`), each
  * account's figures summed from those entries by the ledger equations (total = Σ DEPOSIT − Σ VOID;
@@ -173,14 +181,6 @@ export function selectTransactionEntries(db: Db, projectId: bigint, transactionI
  * their time alone would then answer a state the ledger never had (a deduct without the deposit
  * it spent, a negative balance); a prefix of the order is always one it had.
  */
-/**
- * The key and creation of account `a`, under the names accountFromRow reads (figures come from the
- * query, and so does whether its expiry was recorded by then: an EXPIRE entry among them, which
- * the sweeper writes even for 0 left; `accounts.expiry_recorded` is today's).
- */
-const ACCOUNT_KEY_COLUMNS = sql`a.id AS a_id, a.credit_type AS a_credit_type, a.source AS a_source, a.starts_at_ms AS a_starts_at_ms,
-  a.expires_at_ms AS a_expires_at_ms, a.created_at AS a_created_at`;
-
 export async function accountsAsOf(db: Db, projectId: bigint, customerPk: bigint, asOfMs: number): Promise<AccountSnapshot[]> {
   const [rows] = (await db.execute(sql`SELECT ${ACCOUNT_KEY_COLUMNS},
       SUM(CASE WHEN l.operation = 'DEPOSIT' THEN l.amount WHEN l.operation = 'VOID' THEN -l.amount ELSE 0 END) AS a_total,

@@ -24,7 +24,7 @@ export interface RefundRequest {
   readonly metadata: Metadata;
 }
 
-/** What went back to one account. `expired`: the account is past its expiry, so nothing of it is spendable again. */
+/** What went back to one account. `expired`: the account is past its expiry (or its expiry is on the ledger already), so nothing of it is spendable again. */
 export interface RefundDetail {
   readonly accountId: bigint;
   readonly creditType: string;

@@ -56,7 +56,7 @@ const EventsReply = Type.Object({
   has_more: Type.Boolean(),
 });
 
-const eventItem = (e: FeedEvent): Static<typeof EventItem> => eventJson(e, "number") as Static<typeof EventItem>;
+const eventItem = (e: FeedEvent): Static<typeof EventItem> => eventJson(e, "number", "project") as Static<typeof EventItem>;
 
 // Alerts
 

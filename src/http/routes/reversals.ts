@@ -39,7 +39,9 @@ const RefundDetail = Type.Object({
   account_id: Type.String(),
   wallet: Type.String(),
   amount: Type.Integer(),
-  expired: Type.Boolean({ description: "The account is past its expiry: these credits are not spendable again." }),
+  expired: Type.Boolean({
+    description: "The account is past its expiry, or its expiry is on the ledger already: these credits are not spendable again.",
+  }),
 });
 
 const RefundReply = Type.Object({

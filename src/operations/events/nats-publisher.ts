@@ -173,7 +173,7 @@ export class NatsPublisher {
       // Sent in order on one connection, acknowledged together: the stream keeps their order.
       await Promise.all(
         batch.map((event) =>
-          js.publish(subjectOf(this.options.subjectPrefix, event), JSON.stringify(projectEventJson(event)), {
+          js.publish(subjectOf(this.options.subjectPrefix, event), JSON.stringify(projectEventJson(event, "project")), {
             msgID: event.eventId,
             timeout: this.options.ackTimeoutMs ?? PUBLISH_ACK_TIMEOUT_MS,
             // Refused unless our stream stores it: another stream capturing the subjects would take it silently.

@@ -797,7 +797,10 @@ export interface RefundDetail {
   accountId: string;
   creditType: string;
   amount: bigint;
-  /** The account is past its expiry: these credits are not spendable again. */
+  /**
+   * The account is past its expiry, or its expiry is on the ledger already:
+   * these credits are not spendable again.
+   */
   expired: boolean;
 }
 
