@@ -166,24 +166,33 @@ function addHooks(app: HttpApp, deps: HttpDependencies): void {
     await deps.rateLimit(caller);
     request.caller = { ...caller, requestId: request.id };
   });
-  app.addHook("onResponse", async (request, reply) => {
-    const route = request.is404 ? "unknown" : `${request.method} ${request.routeOptions.url ?? ""}`;
-    const code = request.errorCode ?? "ok";
-    const seconds = reply.elapsedTime / 1000;
-    deps.metrics?.httpCalls.inc({ route, code });
-    deps.metrics?.httpLatency.observe({ route }, seconds);
-    deps.log.info(
-      {
-        requestId: request.id,
-        route,
-        code,
-        status: reply.statusCode,
-        durationMs: Math.round(reply.elapsedTime * 1e3) / 1e3,
-        cause: request.errorCause ?? undefined,
-      },
-      "http call",
-    );
+  app.addHook("onResponse", async (request, reply) => logCall(deps, request, reply, false));
+  // A client that left while its call ran never sees an answer, and Fastify then never calls
+  // onResponse: the call (a deposit that committed, say) is logged here, once its outcome is known.
+  app.addHook("onSend", async (request, reply, payload) => {
+    if (reply.raw.destroyed && !reply.raw.writableEnded) logCall(deps, request, reply, true);
+    return payload;
   });
+}
+
+/** One log line and the metrics of a call; `clientGone`: its client left before the answer. */
+function logCall(deps: HttpDependencies, request: FastifyRequest, reply: FastifyReply, clientGone: boolean): void {
+  const route = request.is404 ? "unknown" : `${request.method} ${request.routeOptions.url ?? ""}`;
+  const code = request.errorCode ?? "ok";
+  deps.metrics?.httpCalls.inc({ route, code });
+  deps.metrics?.httpLatency.observe({ route }, reply.elapsedTime / 1000);
+  deps.log.info(
+    {
+      requestId: request.id,
+      route,
+      code,
+      status: reply.statusCode,
+      durationMs: Math.round(reply.elapsedTime * 1e3) / 1e3,
+      cause: request.errorCause ?? undefined,
+      clientGone: clientGone || undefined,
+    },
+    "http call",
+  );
 }
 
 /**

@@ -25,9 +25,14 @@ let other: Connection;
 let redis: Redis;
 let client: TestClient;
 let apiKey: string;
+/** The server's log lines (info and up). */
+const logLines: string[] = [];
 
 beforeAll(async () => {
-  s = await startTestServer({ REDIS_URL, RATE_LIMIT_KEY_PREFIX: PREFIX, DB_LOCK_WAIT_TIMEOUT_S: "120" });
+  s = await startTestServer(
+    { REDIS_URL, RATE_LIMIT_KEY_PREFIX: PREFIX, DB_LOCK_WAIT_TIMEOUT_S: "120" },
+    { logDestination: { write: (line: string) => void logLines.push(line) } },
+  );
   // One call a second over a long window: its Redis counter lives long and counts every call.
   const project = await s.createProject({ ratePerSecond: 1, burst: 1_000 });
   apiKey = (await s.createKey({ project })).key;
@@ -160,5 +165,39 @@ describe("a call that waits behind another write of its customer", () => {
     expect(afterThird).toBe(85n);
     expect(await available(customerId)).toBe(85n);
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+});
+
+describe("a call whose client leaves while it runs", () => {
+  it("HTTP: runs to its end and is still logged, with its outcome and that its client was gone", async () => {
+    const customerId = uid("left");
+    await client.call("deposit", { customerId, amount: 100n });
+    const [rows] = await other.query<RowDataPacket[]>("SELECT id FROM customers WHERE customer_id = ?", [customerId]);
+    await other.query("BEGIN");
+    await other.query("SELECT id FROM customers WHERE id = ? FOR UPDATE", [rows[0]?.id]);
+    const requestId = uid("req");
+    try {
+      const controller = new AbortController();
+      const sent = fetch(`${s.httpUrl}/v1/billing/deduct`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json", "x-request-id": requestId },
+        body: JSON.stringify({ customer_id: customerId, transaction_id: uid("left-tx"), amount: 20 }),
+        signal: controller.signal,
+      }).then(
+        () => "answered",
+        (error: unknown) => (error instanceof Error ? error.name : "failed"),
+      );
+      await waitFor(() => lockingReadWaits(other), "the HTTP Deduct to wait for the customer inside its transaction");
+      controller.abort();
+      expect(await sent).toBe("AbortError");
+    } finally {
+      await other.query("ROLLBACK");
+    }
+    type Line = { msg?: string; requestId?: string; code?: string; status?: number; clientGone?: boolean };
+    const callLine = () =>
+      logLines.map((line) => JSON.parse(line) as Line).find((line) => line.msg === "http call" && line.requestId === requestId);
+    await waitFor(async () => callLine() !== undefined, "the call's log line");
+    expect(callLine()).toMatchObject({ code: "ok", status: 200, clientGone: true });
+    expect(await available(customerId)).toBe(80n);
   });
 });
