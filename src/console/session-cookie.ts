@@ -13,7 +13,7 @@ export const CONSOLE_PATH = "/console";
  * TRUSTED_PROXIES, the `X-Forwarded-Proto` it sent (Fastify's `request.protocol`). The console's
  * cookies are then `Secure`, so a browser never sends them over plain HTTP.
  */
-export const reachedOverHttps = (request: FastifyRequest): boolean => request.protocol === "https";
+export const reachedOverHttps = (request: FastifyRequest): boolean => request.protocol.toLowerCase() === "https"; // a scheme is case-insensitive (RFC 3986)
 
 export function setSessionCookie(reply: FastifyReply, sessionId: string, ttlMs: number): void {
   void reply.setCookie(SESSION_COOKIE, sessionId, {

@@ -221,6 +221,8 @@ describe("console behind a TLS-terminating proxy", () => {
     const cookiesOf = (response: Response) => response.headers.getSetCookie();
     const overHttps = await signInPage("https");
     expect(cookiesOf(overHttps).map((c) => /; Secure(;|$)/.test(c))).toEqual([true]);
+    // A scheme in capitals is the same scheme.
+    expect(cookiesOf(await signInPage("HTTPS")).map((c) => /; Secure(;|$)/.test(c))).toEqual([true]);
     const overHttp = await signInPage(null);
     expect(cookiesOf(overHttp).map((c) => /; Secure(;|$)/.test(c))).toEqual([false]);
     // Told to come back over HTTPS only when it came over HTTPS (a browser ignores it over HTTP).
