@@ -74,6 +74,17 @@ async function renderError(thrown: unknown, request: FastifyRequest, reply: Fast
   return renderPage(request, reply, "error", "Error", { message: error.message, code: error.code }, error.spec.httpStatus);
 }
 
+/** A request without a live session, back to the sign-in page (a GET by redirect, else 401). */
+function toSignIn(request: FastifyRequest, reply: FastifyReply) {
+  // Only a cookie that came is cleared: a request without one (a link from a mail or a ticket
+  // under an older SameSite=Strict cookie) must not end a session the browser still holds.
+  if (request.cookies[SESSION_COOKIE] !== undefined) clearSessionCookie(reply);
+  if (request.method === "GET" && !isHtmx(request)) return reply.redirect(`${CONSOLE_PATH}/sign-in`, 303);
+  request.errorCode = "missing_api_key"; // the console's credential is its session
+  if (isHtmx(request)) return reply.header("hx-redirect", `${CONSOLE_PATH}/sign-in`).status(401).send("");
+  return renderPage(request, reply, "sign-in", "Sign in", { message: "Your session has ended: sign in again." }, 401);
+}
+
 /**
  * Resolves the session cookie to its key; without a live session, back to the sign-in page.
  * `charge`: the request takes a token of the key's rate limit (every route but sign-out, which a
@@ -83,14 +94,7 @@ function signedIn(deps: ConsoleDependencies, { charge }: { charge: boolean }) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const sessionId = sessionIdOf(request);
     const caller = sessionId === null ? null : await deps.sessions.resolve(sessionId);
-    if (caller === null) {
-      // Only a cookie that came is cleared: a request without one (a link from a mail or a ticket
-      // under an older SameSite=Strict cookie) must not end a session the browser still holds.
-      if (request.cookies[SESSION_COOKIE] !== undefined) clearSessionCookie(reply);
-      if (isHtmx(request)) return reply.header("hx-redirect", `${CONSOLE_PATH}/sign-in`).status(401).send("");
-      if (request.method === "GET") return reply.redirect(`${CONSOLE_PATH}/sign-in`, 303);
-      return renderPage(request, reply, "sign-in", "Sign in", { message: "Your session has ended: sign in again." }, 401);
-    }
+    if (caller === null) return toSignIn(request, reply);
     // Signed in before the charge: a page that says the key is out of budget still offers sign-out.
     request.consoleCaller = caller;
     if (charge) await deps.rateLimit(caller);

@@ -35,8 +35,10 @@ interface PageRoute {
 }
 
 /** The page of an unknown customer: the same for an id of another project as for one nobody has. */
-const unknownCustomer = (request: FastifyRequest, reply: FastifyReply, customerId: string) =>
-  renderPage(request, reply, "unknown", "Not found", { what: "customer", id: customerId }, 404);
+const unknownCustomer = (request: FastifyRequest, reply: FastifyReply, customerId: string) => {
+  request.errorCode = "customer_not_found"; // for the call's log line and metrics
+  return renderPage(request, reply, "unknown", "Not found", { what: "customer", id: customerId }, 404);
+};
 
 async function chartOf(ctx: BillingContext, caller: AuthenticatedCaller, customerId: string, range: RangeName) {
   const history = await readBalanceHistory(ctx, { projectId: caller.projectId, customerId, ...rangeWindow(range, ctx.now()) });
@@ -161,8 +163,10 @@ function registerTransactionPage(scope: ConsoleScope): void {
     const caller = consoleCallerOf(request);
     const ctx = deps.contextOf(request);
     const transactionId = idOrNull(request.params.id);
-    const unknown = () =>
-      renderPage(request, reply, "unknown", "Not found", { what: "transaction", id: transactionId ?? request.params.id }, 404);
+    const unknown = () => {
+      request.errorCode = "transaction_not_found";
+      return renderPage(request, reply, "unknown", "Not found", { what: "transaction", id: transactionId ?? request.params.id }, 404);
+    };
     if (transactionId === null) return unknown();
     const input = { projectId: caller.projectId, transactionId };
     let transaction: Awaited<ReturnType<typeof getTransaction>>;

@@ -7,6 +7,7 @@ import { clickAndWait, launchChromium, type PageIncidents, signIn, watchIncident
 import { uid } from "../support/fixtures.js";
 import { HttpTestClient, ok } from "../support/http.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { waitFor } from "../support/waiting.js";
 
 // The operator console in a real browser (Debian's chromium through playwright-core), against
 // the real server on a free port and the real database. No key cache: a revoke is seen at once.
@@ -399,6 +400,22 @@ describe("console refusals", () => {
     const { _csrf: current = "" } = await formFields(page, "[data-testid=deposit-form]");
     expect((await post(current)).status()).toBe(200);
     expect((await customerJson(customerId)).wallets.default?.available).toBe(15);
+  });
+
+  it("logs a refusal with its code: no session, an unknown customer", async () => {
+    const from = logLines.length;
+    const requestId = uid("req");
+    const noSession = await fetch(consoleUrl("/sign-out"), { method: "POST", headers: { "x-request-id": requestId } });
+    expect(noSession.status).toBe(401);
+    await signIn(page, server.httpUrl, server.apiKey);
+    expect((await page.goto(consoleUrl(`/customers/${uid("nobody")}`)))?.status()).toBe(404);
+    const calls = () => loggedSince(from).filter((line) => line.msg === "http call" && Number(line.status) >= 400);
+    await waitFor(async () => calls().length >= 2, "both calls' log lines");
+    expect(calls().map(({ route, code, status }) => ({ route, code, status }))).toEqual([
+      { route: "POST /console/sign-out", code: "missing_api_key", status: 401 },
+      { route: "GET /console/customers/:id", code: "customer_not_found", status: 404 },
+    ]);
+    expect(calls()[0]?.requestId).toBe(requestId);
   });
 
   it("shows another project's customer as it shows an unknown one", async () => {
