@@ -115,10 +115,12 @@ const sessionAudit = (request: FastifyRequest, caller: AuthenticatedCaller) => (
 });
 
 /** A refused or throttled sign-in's audit line: a guessing run is in the trail whole, with its address. */
-function auditRefusal(deps: ConsoleDependencies, request: FastifyRequest, error: unknown): void {
+function auditRefusal(deps: ConsoleDependencies, request: FastifyRequest, error: unknown, caller?: AuthenticatedCaller): void {
   if (!(error instanceof BillingError)) return;
   if (error.spec.type !== "auth_error" && error.code !== "rate_limit_exceeded") return;
-  deps.log.warn({ requestId: request.id, client: request.ip, code: error.code }, "console sign-in refused");
+  // A valid key out of its own budget is named, as a sign-in is; an unknown one cannot be.
+  const key = caller && { apiKeyId: caller.apiKeyId.toString(), keyPrefix: caller.keyPrefix };
+  deps.log.warn({ requestId: request.id, client: request.ip, code: error.code, ...key }, "console sign-in refused");
 }
 
 function registerSessionRoutes(scope: ConsoleScope): void {
@@ -135,9 +137,16 @@ function registerSessionRoutes(scope: ConsoleScope): void {
     async (request, reply) => {
       // Anything but one text (the field twice, a JSON number) is no key: the API's missing_api_key.
       const presented = request.body?.api_key;
+      let audited = false;
       try {
         const key = typeof presented === "string" ? presented.trim() : "";
-        const { sessionId, caller } = await deps.sessions.signIn(key, () => request.ip, deps.rateLimit);
+        const admit = (found: AuthenticatedCaller) =>
+          deps.rateLimit(found).catch((error: unknown) => {
+            audited = true;
+            auditRefusal(deps, request, error, found);
+            throw error;
+          });
+        const { sessionId, caller } = await deps.sessions.signIn(key, () => request.ip, admit);
         // The browser's previous session ends here, not at its TTL.
         const previous = sessionIdOf(request);
         if (previous !== null) await deps.sessions.signOut(previous);
@@ -145,7 +154,7 @@ function registerSessionRoutes(scope: ConsoleScope): void {
         deps.log.info(sessionAudit(request, caller), "console sign-in");
         return reply.redirect(`${CONSOLE_PATH}/customers`, 303);
       } catch (error) {
-        auditRefusal(deps, request, error);
+        if (!audited) auditRefusal(deps, request, error);
         if (!(error instanceof BillingError) || error.spec.type !== "auth_error") throw error;
         request.errorCode = error.code;
         // The API's own words: nothing says whether a project or a key exists.

@@ -288,7 +288,7 @@ describe("console sign-in", () => {
       { msg: "console sign-out", keyPrefix: apiKeyPrefixOf(server.apiKey), scope: "write", code: undefined, client: "127.0.0.1" },
       { msg: "console sign-in", keyPrefix: slow.prefix, scope: "read", code: undefined, client: "127.0.0.1" },
       { msg: "console sign-out", keyPrefix: slow.prefix, scope: "read", code: undefined, client: "127.0.0.1" },
-      { msg: "console sign-in refused", keyPrefix: undefined, scope: undefined, code: "rate_limit_exceeded", client: "127.0.0.1" },
+      { msg: "console sign-in refused", keyPrefix: slow.prefix, scope: undefined, code: "rate_limit_exceeded", client: "127.0.0.1" },
     ]);
     expect(typeof slowKeyId).toBe("string");
     expect(logLines.slice(from).some((line) => line.includes(slow.key) || line.includes(server.apiKey))).toBe(false);
