@@ -60,6 +60,18 @@ async function available(customerId: string): Promise<bigint | undefined> {
   return (await client.call("getCustomer", { customerId })).balance?.available;
 }
 
+/** Runs `during` while the raw connection holds the customer's row, then releases it. */
+async function whileCustomerHeld<T>(customerId: string, during: () => Promise<T>): Promise<T> {
+  const [rows] = await other.query<RowDataPacket[]>("SELECT id FROM customers WHERE customer_id = ?", [customerId]);
+  await other.query("BEGIN");
+  await other.query("SELECT id FROM customers WHERE id = ? FOR UPDATE", [rows[0]?.id]);
+  try {
+    return await during();
+  } finally {
+    await other.query("ROLLBACK");
+  }
+}
+
 /**
  * Holds the customer from the raw connection, starts a first Deduct of 10 that waits on it, runs
  * `second` (which must end before the lock is released), then releases the customer and lets the
@@ -67,17 +79,14 @@ async function available(customerId: string): Promise<bigint | undefined> {
  * queued after the second call, so once it has answered, the second call has been decided.
  */
 async function behindAHeldCustomer(customerId: string, second: () => Promise<void>): Promise<bigint | undefined> {
-  const [rows] = await other.query<RowDataPacket[]>("SELECT id FROM customers WHERE customer_id = ?", [customerId]);
-  await other.query("BEGIN");
-  await other.query("SELECT id FROM customers WHERE id = ? FOR UPDATE", [rows[0]?.id]);
-  const first = client.call("deduct", { customerId, transactionId: uid("first"), amount: 10n });
-  first.catch(() => undefined); // Awaited below; a failed step must not leave it unhandled.
-  try {
+  // The first Deduct comes back wrapped: awaiting it inside would wait for the lock it waits on.
+  const { first } = await whileCustomerHeld(customerId, async () => {
+    const deduct = client.call("deduct", { customerId, transactionId: uid("first"), amount: 10n });
+    deduct.catch(() => undefined); // Awaited below; a failed step must not leave it unhandled.
     await waitFor(() => lockingReadWaits(other), "the first Deduct to wait for the customer");
     await second();
-  } finally {
-    await other.query("ROLLBACK");
-  }
+    return { first: deduct };
+  });
   expect((await first).balance?.available).toBe(90n);
   const third = await client.call("deduct", { customerId, transactionId: uid("third"), amount: 5n });
   return third.balance?.available;
@@ -172,11 +181,8 @@ describe("a call whose client leaves while it runs", () => {
   it("HTTP: runs to its end and is still logged, with its outcome and that its client was gone", async () => {
     const customerId = uid("left");
     await client.call("deposit", { customerId, amount: 100n });
-    const [rows] = await other.query<RowDataPacket[]>("SELECT id FROM customers WHERE customer_id = ?", [customerId]);
-    await other.query("BEGIN");
-    await other.query("SELECT id FROM customers WHERE id = ? FOR UPDATE", [rows[0]?.id]);
     const requestId = uid("req");
-    try {
+    await whileCustomerHeld(customerId, async () => {
       const controller = new AbortController();
       const sent = fetch(`${s.httpUrl}/v1/billing/deduct`, {
         method: "POST",
@@ -190,9 +196,7 @@ describe("a call whose client leaves while it runs", () => {
       await waitFor(() => lockingReadWaits(other), "the HTTP Deduct to wait for the customer inside its transaction");
       controller.abort();
       expect(await sent).toBe("AbortError");
-    } finally {
-      await other.query("ROLLBACK");
-    }
+    });
     type Line = { msg?: string; requestId?: string; code?: string; status?: number; clientGone?: boolean };
     const callLine = () =>
       logLines.map((line) => JSON.parse(line) as Line).find((line) => line.msg === "http call" && line.requestId === requestId);
