@@ -59,13 +59,7 @@ async function renderError(thrown: unknown, request: FastifyRequest, reply: Fast
     error = new BillingError("permission_denied", "The form has expired or did not come from this console: reload the page and try again.");
   } else error = frameworkRefusal(fastifyError) ?? toBillingError(thrown);
   request.errorCode = error.code;
-  if (clientWentAway(error, request.raw)) {
-    deps.log.info(
-      { requestId: request.id, route: request.routeOptions.url },
-      "the client closed the connection before its request arrived",
-    );
-    return reply;
-  }
+  if (clientWentAway(error, request, deps.log)) return reply;
   if (error.spec.grpcStatus === "INTERNAL") {
     deps.log.error({ requestId: request.id, err: error.cause ?? error }, "console request failed with an unexpected error");
   }
@@ -109,17 +103,21 @@ const sessionAudit = (request: FastifyRequest, caller: AuthenticatedCaller) => (
   requestId: request.id,
   client: request.ip,
   projectId: caller.projectId.toString(),
-  apiKeyId: caller.apiKeyId.toString(),
-  keyPrefix: caller.keyPrefix,
+  ...keyFieldsOf(caller),
   scope: caller.scope,
 });
 
-/** A refused or throttled sign-in's audit line: a guessing run is in the trail whole, with its address. */
-function auditRefusal(deps: ConsoleDependencies, request: FastifyRequest, error: unknown, caller?: AuthenticatedCaller): void {
+/** A key in an audit line: its id and public prefix, never the key. */
+const keyFieldsOf = (caller: AuthenticatedCaller) => ({ apiKeyId: caller.apiKeyId.toString(), keyPrefix: caller.keyPrefix });
+
+/**
+ * A refused or throttled sign-in's audit line: a guessing run is in the trail whole, with its
+ * address. `valid`: the key, when it was valid and refused for its own budget.
+ */
+function auditRefusal(deps: ConsoleDependencies, request: FastifyRequest, error: unknown, valid: AuthenticatedCaller | null): void {
   if (!(error instanceof BillingError)) return;
   if (error.spec.type !== "auth_error" && error.code !== "rate_limit_exceeded") return;
-  // A valid key out of its own budget is named, as a sign-in is; an unknown one cannot be.
-  const key = caller && { apiKeyId: caller.apiKeyId.toString(), keyPrefix: caller.keyPrefix };
+  const key = valid && keyFieldsOf(valid);
   deps.log.warn({ requestId: request.id, client: request.ip, code: error.code, ...key }, "console sign-in refused");
 }
 
@@ -137,15 +135,13 @@ function registerSessionRoutes(scope: ConsoleScope): void {
     async (request, reply) => {
       // Anything but one text (the field twice, a JSON number) is no key: the API's missing_api_key.
       const presented = request.body?.api_key;
-      let audited = false;
+      let valid: AuthenticatedCaller | null = null;
       try {
         const key = typeof presented === "string" ? presented.trim() : "";
-        const admit = (found: AuthenticatedCaller) =>
-          deps.rateLimit(found).catch((error: unknown) => {
-            audited = true;
-            auditRefusal(deps, request, error, found);
-            throw error;
-          });
+        const admit = (found: AuthenticatedCaller) => {
+          valid = found;
+          return deps.rateLimit(found);
+        };
         const { sessionId, caller } = await deps.sessions.signIn(key, () => request.ip, admit);
         // The browser's previous session ends here, not at its TTL.
         const previous = sessionIdOf(request);
@@ -154,7 +150,7 @@ function registerSessionRoutes(scope: ConsoleScope): void {
         deps.log.info(sessionAudit(request, caller), "console sign-in");
         return reply.redirect(`${CONSOLE_PATH}/customers`, 303);
       } catch (error) {
-        if (!audited) auditRefusal(deps, request, error);
+        auditRefusal(deps, request, error, valid);
         if (!(error instanceof BillingError) || error.spec.type !== "auth_error") throw error;
         request.errorCode = error.code;
         // The API's own words: nothing says whether a project or a key exists.

@@ -10,10 +10,11 @@ export const CONSOLE_PATH = "/console";
 
 /**
  * Whether the browser reached the console over HTTPS: TLS on this listener, or, behind a proxy in
- * TRUSTED_PROXIES, the `X-Forwarded-Proto` it sent (Fastify's `request.protocol`). The console's
- * cookies are then `Secure`, so a browser never sends them over plain HTTP.
+ * TRUSTED_PROXIES, the `X-Forwarded-Proto` it sent (Fastify's `request.protocol`; a scheme is
+ * case-insensitive, RFC 3986). The console's cookies are then `Secure`, so a browser never sends
+ * them over plain HTTP.
  */
-export const reachedOverHttps = (request: FastifyRequest): boolean => request.protocol.toLowerCase() === "https"; // a scheme is case-insensitive (RFC 3986)
+export const reachedOverHttps = (request: FastifyRequest): boolean => request.protocol.toLowerCase() === "https";
 
 export function setSessionCookie(reply: FastifyReply, sessionId: string, ttlMs: number): void {
   void reply.setCookie(SESSION_COOKIE, sessionId, {

@@ -131,13 +131,7 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex): vo
 function sendError(error: BillingError, request: FastifyRequest, reply: FastifyReply, deps: HttpDependencies) {
   request.errorCode = error.code;
   request.errorCause = unavailableCause(error) ?? null;
-  if (clientWentAway(error, request.raw)) {
-    deps.log.info(
-      { requestId: request.id, route: request.routeOptions.url },
-      "the client closed the connection before its request arrived",
-    );
-    return reply;
-  }
+  if (clientWentAway(error, request, deps.log)) return reply;
   if (error.spec.grpcStatus === "INTERNAL") {
     deps.log.error({ requestId: request.id, err: error.cause ?? error }, "call failed with an unexpected error");
   }
