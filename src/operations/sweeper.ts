@@ -50,18 +50,44 @@ export async function sweepDueHolds(ctx: BillingContext, log: Logger): Promise<n
 }
 
 /**
- * Runs sweeps on an interval until stopped; a tick is skipped while the previous sweep runs. With
- * `retention`, each sweep also prunes the events past it.
+ * Passes one sweep makes at most before it lets the next tick start one: enough to work through
+ * 5,000 due holds and as many expiries per tick, while shutdown and event pruning still come round.
  */
+export const SWEEP_PASSES_MAX = 100;
+
+/**
+ * One sweep: due holds, then expiries, in passes of a batch each, passed again at once while the
+ * last pass settled or recorded anything (a burst of due holds or of expiries at one instant is
+ * worked through in one tick, not one batch per interval), up to SWEEP_PASSES_MAX passes or until
+ * `stopping` says so; then, with `retention`, the events past it are pruned.
+ */
+export async function sweep(
+  ctx: BillingContext,
+  log: Logger,
+  options: { readonly retention?: EventRetention | undefined; readonly stopping?: () => boolean } = {},
+): Promise<{ settled: number; recorded: number }> {
+  let settled = 0;
+  let recorded = 0;
+  for (let pass = 0; pass < SWEEP_PASSES_MAX && !options.stopping?.(); pass++) {
+    const passSettled = await sweepDueHolds(ctx, log);
+    const passRecorded = await recordExpiries(ctx);
+    settled += passSettled;
+    recorded += passRecorded;
+    if (passSettled + passRecorded === 0) break;
+  }
+  if (options.retention) await pruneExpiredEvents(ctx, options.retention);
+  return { settled, recorded };
+}
+
+/** Runs sweeps on an interval until stopped; a tick is skipped while the previous sweep runs. */
 export function startSweeper(ctx: BillingContext, log: Logger, intervalMs: number, retention?: EventRetention): { stop(): Promise<void> } {
   let running: Promise<void> | null = null;
+  let stopped = false;
   // One warning per run of failures (a database outage fails every sweep), one line when back.
   let failing = false;
   const timer = setInterval(() => {
     if (running) return;
-    running = sweepDueHolds(ctx, log)
-      .then(() => recordExpiries(ctx))
-      .then(() => (retention ? pruneExpiredEvents(ctx, retention) : 0))
+    running = sweep(ctx, log, { retention, stopping: () => stopped })
       .then(() => {
         if (failing) log.info("sweeps succeed again");
         failing = false;
@@ -77,6 +103,7 @@ export function startSweeper(ctx: BillingContext, log: Logger, intervalMs: numbe
   timer.unref();
   return {
     async stop() {
+      stopped = true;
       clearInterval(timer);
       await running;
     },

@@ -4,8 +4,8 @@ import { loadSync } from "@grpc/proto-loader";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OperationType } from "../../gen/velobase/billing/v1/billing.js";
-import { recordExpiries } from "../../src/operations/expiry.js";
-import { sweepDueHolds } from "../../src/operations/sweeper.js";
+import { EXPIRY_BATCH_SIZE, recordExpiries } from "../../src/operations/expiry.js";
+import { SWEEP_BATCH_SIZE, sweep, sweepDueHolds } from "../../src/operations/sweeper.js";
 import { verifyLedger } from "../../src/operations/verify.js";
 import { expectError } from "../support/client.js";
 import { SECOND, ts, uid } from "../support/fixtures.js";
@@ -66,6 +66,42 @@ describe("auto-settlement sweeper", () => {
     expect(await recordExpiries(s.app.context)).toBe(0);
     const expired = await s.client.call("listLedgerEntries", { customerId, operationTypes: [OperationType.OPERATION_TYPE_EXPIRE] });
     expect(expired.entries.map((e) => [e.amount, e.automatic])).toEqual([[50n, true]]);
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
+  it("works through a burst of due holds and expiries larger than a batch in one sweep", async () => {
+    const holders = [uid("cust"), uid("cust"), uid("cust")];
+    for (const customerId of holders) await s.client.call("deposit", { customerId, amount: 1000n });
+    const holds = Array.from({ length: 2 * SWEEP_BATCH_SIZE + 20 }, (_, i) => ({
+      customerId: holders[i % 3] as string,
+      transactionId: uid("hold"),
+    }));
+    for (const hold of holds) await s.client.call("freeze", { ...hold, amount: 5n, unfreezeAfterSeconds: 60n });
+    const expiring = uid("cust");
+    const accounts = EXPIRY_BATCH_SIZE + 10;
+    for (let i = 0; i < accounts; i++) {
+      await s.client.call("deposit", { customerId: expiring, amount: 2n, expiresAt: ts(s.clock.now() + 30 * SECOND + i * 1000) });
+    }
+    s.clock.advance(120 * SECOND);
+
+    // A stopping instance starts no pass.
+    expect(await sweep(s.app.context, silent, { stopping: () => true })).toEqual({ settled: 0, recorded: 0 });
+    expect(await sweep(s.app.context, silent)).toEqual({ settled: holds.length, recorded: accounts });
+    expect(await sweep(s.app.context, silent)).toEqual({ settled: 0, recorded: 0 });
+    for (const customerId of holders) {
+      expect((await s.client.call("getCustomer", { customerId })).balance).toEqual({
+        total: 1000n,
+        used: 0n,
+        frozen: 0n,
+        available: 1000n,
+      });
+    }
+    const expired = await s.client.call("listLedgerEntries", {
+      customerId: expiring,
+      operationTypes: [OperationType.OPERATION_TYPE_EXPIRE],
+      pageSize: 100,
+    });
+    expect(expired.entries.length).toBe(accounts);
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
 
