@@ -65,9 +65,20 @@ export function guardedStream<Req, Res>(
 
     const send = (message: Res): Promise<void> =>
       new Promise((resolve) => {
-        if (call.cancelled || call.destroyed) return resolve();
-        if (call.write(message)) resolve();
-        else call.once("drain", resolve);
+        if (call.cancelled || call.destroyed || aborter.signal.aborted) return resolve();
+        if (call.write(message)) return resolve();
+        // A stream cancelled, ended by shutdown or destroyed while its client is not reading
+        // never drains: waiting for "drain" alone kept its handler, its watcher slot and its
+        // feed listener for good. Whichever comes first ends the wait.
+        const done = () => {
+          call.off("drain", done);
+          call.off("close", done);
+          aborter.signal.removeEventListener("abort", done);
+          resolve();
+        };
+        call.once("drain", done);
+        call.once("close", done);
+        aborter.signal.addEventListener("abort", done, { once: true });
       });
 
     const run = async () => {

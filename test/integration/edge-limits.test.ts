@@ -6,7 +6,7 @@ import { generateApiKey } from "../../src/domain/api-key.js";
 import { UNKNOWN_KEYS_PER_PEER_PER_SECOND } from "../../src/tenancy/peer-failures.js";
 import { decodeStatusDetails } from "../../src/grpc/status-details.js";
 import { expectError } from "../support/client.js";
-import { TestWatcher } from "../support/events.js";
+import { commitEvents, testEvent, TestWatcher } from "../support/events.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 // What one client may hold of an instance: an HTTP request must arrive whole within
@@ -101,6 +101,34 @@ describe("event streams", () => {
     }
     expect(again.events).toHaveLength(1);
     for (const watcher of [second, ofOther, again, third, beyond]) watcher.close();
+  });
+
+  it("a stream cancelled while the server waits for its client to read gives its place back", async () => {
+    const key = (await s.createKey({ scope: "read" })).key;
+    // About 2 MB of events: far more than the connection's flow-control windows hold.
+    const blob = "x".repeat(1_000);
+    for (let i = 0; i < 4; i++) {
+      await commitEvents(
+        s.app,
+        Array.from({ length: 500 }, () => testEvent(s.app, { customerId: "backlog", payload: { data: { blob } } })),
+      );
+    }
+    const stalled = [new TestWatcher(s.app.port, key), new TestWatcher(s.app.port, key)];
+    for (const watcher of stalled) watcher.pause();
+    // Long enough for the server to fill both windows and wait for the client to read.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    for (const watcher of stalled) watcher.close();
+    // Both places come back once the server has seen the cancels.
+    for (let opened = 0, tries = 0; opened < 2; tries++) {
+      expect(tries).toBeLessThan(50);
+      const again = new TestWatcher(s.app.port, key);
+      const outcome = await Promise.race([again.count(1).then(() => "open"), again.ended.then(() => "refused")]);
+      if (outcome === "open") opened++;
+      else await new Promise((resolve) => setTimeout(resolve, 20));
+      if (outcome === "refused") again.close();
+      else stalled.push(again);
+    }
+    for (const watcher of stalled) watcher.close();
   });
 });
 

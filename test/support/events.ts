@@ -115,6 +115,11 @@ export class TestWatcher {
     }
   }
 
+  /** Stops reading: what the server sends next waits in the connection's windows, then in the server. */
+  pause(): void {
+    this.stream.pause();
+  }
+
   close(): void {
     this.stream.cancel();
     this.client.close();
