@@ -5,7 +5,7 @@ import { parseId } from "./domain/validation.js";
 import { BillingError } from "./errors/billing-error.js";
 import { ConfigError, loadConfig, redactUrl } from "./config.js";
 import { API_KEY_PREFIX_LENGTH, apiKeyModeOf, apiKeyPrefixOf, PROJECT_MODES, type ProjectMode } from "./domain/api-key.js";
-import { DatabaseUnreachableError, openDatabase, type Database } from "./store/database.js";
+import { DatabaseNotReadyError, DatabaseUnreachableError, openDatabase, type Database } from "./store/database.js";
 import { apiKeysOf, checkScope, createApiKey, revokeApiKeyByPrefix } from "./tenancy/api-keys.js";
 import { API_KEY_CACHE_TTL_MS_DEFAULT } from "./tenancy/authenticator.js";
 import {
@@ -18,38 +18,38 @@ import {
   UsageError,
 } from "./tenancy/projects.js";
 
-/** Operators' commands (commander): `migrate`, `verify`, `projects`, `keys` and `events`. Each creates and migrates the database first. */
+/**
+ * Operators' commands (commander): `migrate`, `verify`, `projects`, `keys` and `events`. Each
+ * creates and migrates the database first, except `verify`, which only reads.
+ */
 
-async function withDatabase(run: (database: Database) => Promise<number>): Promise<never> {
+async function withDatabase(run: (database: Database) => Promise<number>, options: { readOnly?: boolean } = {}): Promise<never> {
   let url = "";
   try {
     url = loadConfig().DATABASE_URL;
-    const database = await openDatabase(url, { poolSize: 2 });
+    const database = await openDatabase(url, { poolSize: 2, migrate: options.readOnly ? "read-only" : true });
     try {
       process.exit(await run(database));
     } finally {
       await database.close();
     }
   } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`velobase-billing: ${error.message}\n`);
-      process.exit(2);
-    }
-    if (error instanceof DatabaseUnreachableError) {
-      process.stderr.write(`velobase-billing: cannot reach the database at ${redactUrl(url)}: ${error.message}\n`);
-      process.exit(1);
-    }
-    if (error instanceof UsageError) {
-      process.stderr.write(`velobase-billing: ${error.message}\n`);
-      process.exit(2);
-    }
-    // A refusal the API would answer (a malformed or pruned --cursor): its words and code, one line.
-    if (error instanceof BillingError) {
-      process.stderr.write(`velobase-billing: ${error.message} (${error.code})\n`);
-      process.exit(error.spec.type === "bad_request" ? 2 : 1);
-    }
-    throw error;
+    const failure = failureOf(error, url);
+    if (failure === null) throw error;
+    process.stderr.write(`velobase-billing: ${failure.line}\n`);
+    process.exit(failure.code);
   }
+}
+
+/** An expected failure's one line and exit code (2: the operator's input, 1: the database); null for a bug. */
+function failureOf(error: unknown, url: string): { line: string; code: number } | null {
+  if (error instanceof ConfigError || error instanceof UsageError) return { line: error.message, code: 2 };
+  if (error instanceof DatabaseNotReadyError) return { line: `${error.message} (${redactUrl(url)})`, code: 1 };
+  if (error instanceof DatabaseUnreachableError)
+    return { line: `cannot reach the database at ${redactUrl(url)}: ${error.message}`, code: 1 };
+  // A refusal the API would answer (a malformed or pruned --cursor): its words and code, one line.
+  if (error instanceof BillingError) return { line: `${error.message} (${error.code})`, code: error.spec.type === "bad_request" ? 2 : 1 };
+  return null;
 }
 
 // Usage mistakes (an unknown command or option, a missing or bad argument) exit 2, as the README
@@ -69,18 +69,24 @@ program
 
 program
   .command("verify")
-  .description("recompute every account from the ledger and every slot pool from its events; exit 1 when any difference exists")
+  .description(
+    "recompute every account from the ledger, check transactions, outcomes and the event feed against it, and every slot pool " +
+      "from its events; reads only (a missing or unmigrated database is refused); exit 1 when any difference exists",
+  )
   .action(() =>
-    withDatabase(async (database) => {
-      const report = await verifyLedger(database.db);
-      for (const problem of report.problems) process.stdout.write(`${problem}\n`);
-      process.stdout.write(
-        `checked ${report.accounts} accounts, ${report.transactions} transactions, ${report.ledgerEntries} ledger entries, ` +
-          `${report.pools} slot pools: ` +
-          `${report.problems.length} problem(s)\n`,
-      );
-      return report.problems.length === 0 ? 0 : 1;
-    }),
+    withDatabase(
+      async (database) => {
+        const report = await verifyLedger(database.db);
+        for (const problem of report.problems) process.stdout.write(`${problem}\n`);
+        process.stdout.write(
+          `checked ${report.accounts} accounts, ${report.transactions} transactions, ${report.ledgerEntries} ledger entries, ` +
+            `${report.events} events, ${report.pools} slot pools: ` +
+            `${report.problems.length} problem(s)\n`,
+        );
+        return report.problems.length === 0 ? 0 : 1;
+      },
+      { readOnly: true },
+    ),
   );
 
 const out = (line: string) => process.stdout.write(`${line}\n`);

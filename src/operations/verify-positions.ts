@@ -1,8 +1,7 @@
 import { type EntryAccount, LEDGER_START, type LedgerPosition, nextPosition } from "../domain/ledger-position.js";
-import { OPERATIONS } from "../domain/types.js";
+import { OPERATIONS, type Operation } from "../domain/types.js";
 import type { Reader } from "../store/database.js";
-import { oneOf } from "../store/row-values.js";
-import { customerLedgerPositions, ledgerPositionsPage, type VerifyRow } from "../store/verify-store.js";
+import { customerLedgerPositions, customerNames, ledgerPositionsPage, type VerifyRow } from "../store/verify-store.js";
 
 /** Entries read per page: the walk holds one page and one customer's accounts in memory. */
 const PAGE_ENTRIES = 10_000;
@@ -10,7 +9,7 @@ const PAGE_ENTRIES = 10_000;
 const big = (v: string | number | null | undefined): bigint => BigInt(v ?? 0);
 
 /** An account's figures after an entry, by the ledger equations; an EXPIRE removes it from balance_after. */
-function accountAfter(account: EntryAccount, operation: string, amount: bigint, overage: boolean): EntryAccount {
+function accountAfter(account: EntryAccount, operation: Operation, amount: bigint, overage: boolean): EntryAccount {
   switch (operation) {
     case "DEPOSIT":
       return { ...account, total: account.total + amount };
@@ -31,69 +30,109 @@ function accountAfter(account: EntryAccount, operation: string, amount: bigint, 
   }
 }
 
+/** A problem of one customer's ledger, worded once its customer's public id is known. */
+type CustomerProblem = { readonly customerPk: string; readonly say: (customer: string) => string };
+
+/** One customer's walk: where its ledger stands, its accounts so far, its out-of-line entries. */
+interface Walk {
+  readonly customerPk: string;
+  position: LedgerPosition;
+  readonly accounts: Map<string, EntryAccount>;
+  /** The first entry out of line, said in full; the ones after it are counted. */
+  first: CustomerProblem | null;
+  more: number;
+}
+
 /**
  * Walks every customer's ledger in sequence order and checks that sequences run 1, 2, … without
  * a gap, that each entry's balance_after follows from the one before it (domain/ledger-position.ts),
- * and that each customer row carries its last entry's position.
+ * and that each customer row carries its last entry's position. The first entry out of line of a
+ * customer is one line, the ones after it a count: the walk goes on from each entry as stored, so
+ * one lost or altered entry is one finding, and a second one further on is still counted.
  */
 export async function verifyLedgerPositions(db: Reader): Promise<string[]> {
-  const problems: string[] = [];
+  const problems: CustomerProblem[] = [];
   const last = await walkLedgers(db, problems);
   for (const c of await customerLedgerPositions(db)) {
     const expected = last.get(String(c.id)) ?? LEDGER_START;
     const stored = { sequence: big(c.ledger_sequence), total: big(c.ledger_total), used: big(c.ledger_used), frozen: big(c.ledger_frozen) };
-    if (!samePosition(stored, expected))
-      problems.push(`customer ${c.id}: ledger position ${show(stored)}, its entries say ${show(expected)}`);
+    if (!samePosition(stored, expected)) {
+      problems.push({
+        customerPk: String(c.id),
+        say: (name) => `${name}: ledger position ${show(stored)}, its entries say ${show(expected)}`,
+      });
+    }
   }
-  return problems;
+  const names = new Map(
+    (await customerNames(db, [...new Set(problems.map((p) => BigInt(p.customerPk)))])).map((c) => [
+      String(c.id),
+      `customer ${c.customer_id} (project ${c.project_id})`,
+    ]),
+  );
+  return problems.map((p) => p.say(names.get(p.customerPk) ?? `missing customer pk ${p.customerPk}`));
 }
 
 /** Every customer's entries in order, page by page: each checked, and each customer's last position. */
-async function walkLedgers(db: Reader, problems: string[]): Promise<Map<string, LedgerPosition>> {
+async function walkLedgers(db: Reader, problems: CustomerProblem[]): Promise<Map<string, LedgerPosition>> {
   const last = new Map<string, LedgerPosition>();
-  let customer: string | null = null;
-  let position = LEDGER_START;
-  let accounts = new Map<string, EntryAccount>();
+  let walk = null as Walk | null;
   let after = { customerPk: 0n, sequence: 0n };
   for (let more = true; more; ) {
     const page = await ledgerPositionsPage(db, after, PAGE_ENTRIES);
     for (const row of page) {
       const pk = String(row.customer_pk);
-      if (pk !== customer) {
-        if (customer !== null) last.set(customer, position);
-        [customer, position, accounts] = [pk, LEDGER_START, new Map()];
+      if (walk?.customerPk !== pk) {
+        if (walk) endWalk(walk, last, problems);
+        walk = { customerPk: pk, position: LEDGER_START, accounts: new Map(), first: null, more: 0 };
       }
-      position = checkEntry(row, position, accounts, problems);
+      checkEntry(row, walk);
     }
     const tail = page[page.length - 1];
     more = tail !== undefined && page.length === PAGE_ENTRIES;
     if (tail) after = { customerPk: big(tail.customer_pk), sequence: big(tail.sequence) };
   }
-  if (customer !== null) last.set(customer, position);
+  if (walk) endWalk(walk, last, problems);
   return last;
 }
 
-function checkEntry(row: VerifyRow, before: LedgerPosition, accounts: Map<string, EntryAccount>, problems: string[]): LedgerPosition {
-  const accountKey = String(row.account_id);
-  const account = accounts.get(accountKey) ?? { total: 0n, used: 0n, frozen: 0n, removed: false };
-  const operation = oneOf(row.operation, OPERATIONS, "operation");
-  const amount = big(row.amount);
-  const overage = Number(row.overage) === 1;
-  const line = { operation, accountId: big(row.account_id), amount, creditType: "", source: "", overage };
-  const expected = nextPosition(before, line, account);
+function endWalk(walk: Walk, last: Map<string, LedgerPosition>, problems: CustomerProblem[]): void {
+  last.set(walk.customerPk, walk.position);
+  if (walk.first) problems.push(walk.first);
+  const more = walk.more;
+  if (more > 0)
+    problems.push({ customerPk: walk.customerPk, say: (name) => `${name}: ${more} more ledger entries out of line after that` });
+}
+
+function checkEntry(row: VerifyRow, walk: Walk): void {
+  const outOfLine = (say: (customer: string) => string) => {
+    if (walk.first === null) walk.first = { customerPk: walk.customerPk, say };
+    else walk.more++;
+  };
   const stored = {
     sequence: big(row.sequence),
     total: big(row.balance_total),
     used: big(row.balance_used),
     frozen: big(row.balance_frozen),
   };
-  if (stored.sequence !== expected.sequence) {
-    problems.push(`ledger entry ${row.id}: sequence ${stored.sequence}, expected ${expected.sequence} (customer ${row.customer_pk})`);
-  } else if (!samePosition(stored, expected)) {
-    problems.push(`ledger entry ${row.id}: balance_after ${show(stored)}, the entries before it say ${show(expected)}`);
+  const operation = OPERATIONS.find((o) => o === row.operation);
+  if (operation === undefined) {
+    outOfLine((name) => `ledger entry ${row.id} of ${name}: unknown operation ${String(row.operation)}`);
+    walk.position = stored;
+    return;
   }
-  accounts.set(accountKey, account.removed ? account : accountAfter(account, operation, amount, overage));
-  return stored.sequence === expected.sequence ? stored : expected;
+  const accountKey = String(row.account_id);
+  const account = walk.accounts.get(accountKey) ?? { total: 0n, used: 0n, frozen: 0n, removed: false };
+  const amount = big(row.amount);
+  const overage = Number(row.overage) === 1;
+  const line = { operation, accountId: big(row.account_id), amount, creditType: "", source: "", overage };
+  const expected = nextPosition(walk.position, line, account);
+  if (stored.sequence !== expected.sequence) {
+    outOfLine((name) => `ledger entry ${row.id} of ${name}: sequence ${stored.sequence}, expected ${expected.sequence}`);
+  } else if (!samePosition(stored, expected)) {
+    outOfLine((name) => `ledger entry ${row.id} of ${name}: balance_after ${show(stored)}, the entries before it say ${show(expected)}`);
+  }
+  walk.accounts.set(accountKey, account.removed ? account : accountAfter(account, operation, amount, overage));
+  walk.position = stored;
 }
 
 const samePosition = (a: LedgerPosition, b: LedgerPosition) =>

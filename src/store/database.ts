@@ -1,7 +1,8 @@
 import { fileURLToPath } from "node:url";
 import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
+import { readMigrationFiles } from "drizzle-orm/migrator";
 import { migrate } from "drizzle-orm/mysql2/migrator";
-import mysql, { type Pool, type PoolOptions } from "mysql2/promise";
+import mysql, { type Pool, type PoolOptions, type RowDataPacket } from "mysql2/promise";
 import { ClusterPool, type ConnectionSource, type NodeSelector, PROBE_TIMEOUT_MS } from "./cluster-pool.js";
 import { type DatabaseHost, type DatabaseUrl, parseDatabaseUrl } from "./database-url.js";
 import { withLease } from "./leases-store.js";
@@ -47,6 +48,9 @@ const STATEMENT_TIMEOUT_MARGIN_MS = 10_000;
 /** Thrown when the server cannot be reached or refuses us; main turns it into one clear line. */
 export class DatabaseUnreachableError extends Error {}
 
+/** A read-only open found no database by that name, or one whose schema is behind this build. */
+export class DatabaseNotReadyError extends Error {}
+
 interface ServerOptions {
   readonly hosts: readonly DatabaseHost[];
   readonly connection: PoolOptions & { database: string };
@@ -85,18 +89,24 @@ function connectionOptions(url: string): ServerOptions {
  * Creates the database if it is missing, through the first server that answers; tells whether
  * that server is a Galera node. Fails with DatabaseUnreachableError when none answers.
  */
-async function ensureDatabase(server: ServerOptions): Promise<{ galera: boolean }> {
+async function ensureDatabase(server: ServerOptions, create: boolean): Promise<{ galera: boolean }> {
   const { database, ...serverOptions } = server.connection;
   let lastError: unknown;
   for (const host of server.hosts) {
     let connection: mysql.Connection | undefined;
     try {
       connection = await mysql.createConnection({ ...serverOptions, host: host.host, port: host.port });
-      await connection.query(`CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+      if (create) {
+        await connection.query(`CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+      } else {
+        const [found] = await connection.query("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", [database]);
+        if ((found as unknown[]).length === 0) throw new DatabaseNotReadyError(`there is no database ${database}`);
+      }
       const [rows] = await connection.query("SHOW GLOBAL VARIABLES LIKE 'wsrep_on'");
       const on = (rows as Array<{ Value?: unknown }>)[0]?.Value;
       return { galera: String(on ?? "OFF").toUpperCase() === "ON" };
     } catch (error) {
+      if (error instanceof DatabaseNotReadyError) throw error;
       lastError = error;
     } finally {
       await connection?.end().catch(() => undefined);
@@ -115,9 +125,30 @@ async function ensureDatabase(server: ServerOptions): Promise<{ galera: boolean 
 const migrateExclusively = (pool: ConnectionSource, db: Db, migrationsFolder: string): Promise<void> =>
   withLease(pool, "migrations", () => migrate(db, { migrationsFolder }));
 
+/** Fails with DatabaseNotReadyError when the database lacks a migration of this build (as drizzle's migrator counts them). */
+async function refuseMigrationsPending(pool: ConnectionSource, database: string, migrationsFolder: string): Promise<void> {
+  const [tables] = await pool.query<RowDataPacket[]>(
+    "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = '__drizzle_migrations'",
+    [database],
+  );
+  let appliedThrough = 0;
+  if (tables.length > 0) {
+    const [last] = await pool.query<RowDataPacket[]>("SELECT MAX(created_at) AS at FROM __drizzle_migrations");
+    appliedThrough = Number(last[0]?.at ?? 0);
+  }
+  const pending = readMigrationFiles({ migrationsFolder }).filter((m) => m.folderMillis > appliedThrough).length;
+  if (pending > 0)
+    throw new DatabaseNotReadyError(`database ${database} has ${pending} migration(s) of this build pending: run migrate first`);
+}
+
 export interface OpenOptions {
   poolSize?: number;
-  migrate?: boolean;
+  /**
+   * Create a missing database and apply pending migrations (the default), or neither: "read-only"
+   * refuses a missing database or one with migrations pending (DatabaseNotReadyError) and writes
+   * nothing, for a check such as verify; false opens as it finds it (tests of migrations).
+   */
+  migrate?: boolean | "read-only";
   /** innodb_lock_wait_timeout of every pooled connection (DB_LOCK_WAIT_TIMEOUT_S). */
   lockWaitTimeoutS?: number;
   /** How several servers are used: the first one up in URL order (default), or each in turn. */
@@ -129,7 +160,8 @@ export interface OpenOptions {
 /** Connects, creates the database when missing and applies pending migrations. */
 export async function openDatabase(url: string, options: OpenOptions = {}): Promise<Database> {
   const server = connectionOptions(url);
-  const { galera } = await ensureDatabase(server);
+  const migration = options.migrate ?? true;
+  const { galera } = await ensureDatabase(server, migration !== "read-only");
   // Every operation locks the customer row first and then reads what it needs; READ COMMITTED
   // makes those reads see the latest committed rows and avoids gap locks. Row locks are held for
   // milliseconds, so a wait beyond lockWaitTimeoutS means trouble: fail (and retry) early
@@ -153,12 +185,17 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
       : cluster(poolOptions, server.hosts, sessionSetup, options.nodeSelector ?? "order", galera, statementTimeoutMs);
   // drizzle calls getConnection, query and execute of its client, which both shapes provide.
   const db = drizzle(opened.pool as Pool, { schema, mode: "default" });
-  if (options.migrate ?? true) {
-    await migrateExclusively(opened.pool, db, options.migrationsFolder ?? MIGRATIONS_FOLDER).catch(async (error: unknown) => {
-      await opened.pool.end().catch(() => undefined);
-      throw error;
-    });
-  }
+  const folder = options.migrationsFolder ?? MIGRATIONS_FOLDER;
+  const ready =
+    migration === "read-only"
+      ? refuseMigrationsPending(opened.pool, server.connection.database, folder)
+      : migration
+        ? migrateExclusively(opened.pool, db, folder)
+        : null;
+  await ready?.catch(async (error: unknown) => {
+    await opened.pool.end().catch(() => undefined);
+    throw error;
+  });
   return { db, name: server.connection.database, galera, statementTimeoutMs, ...opened, close: () => opened.pool.end() };
 }
 

@@ -28,11 +28,13 @@ const LEDGER_BY_ACCOUNT = sql`SELECT account_id,
              WHEN operation = 'UNFREEZE' THEN -amount
              WHEN operation = 'CONSUME' AND overage = 0 THEN -amount ELSE 0 END) AS frozen,
     SUM(CASE WHEN operation = 'EXPIRE' THEN amount ELSE 0 END) AS expired,
+    SUM(CASE WHEN operation = 'EXPIRE' THEN 1 ELSE 0 END) AS expire_entries,
     COUNT(*) AS entries
   FROM ledger_entries GROUP BY account_id`;
 
 const LEDGER_BY_TRANSACTION = sql`SELECT transaction_pk,
-    SUM(CASE WHEN operation IN ('DEDUCT', 'FREEZE') THEN amount ELSE 0 END) AS spent,
+    SUM(CASE WHEN operation = 'DEDUCT' THEN amount ELSE 0 END) AS deducted,
+    SUM(CASE WHEN operation = 'FREEZE' THEN amount ELSE 0 END) AS held,
     SUM(CASE WHEN operation = 'CONSUME' THEN amount ELSE 0 END) AS consumed,
     SUM(CASE WHEN operation = 'CONSUME' AND overage = 1 THEN amount ELSE 0 END) AS overage,
     SUM(CASE WHEN operation = 'UNFREEZE' THEN amount ELSE 0 END) AS returned,
@@ -66,11 +68,101 @@ export const accountFigures = (db: Reader) => rows(db, sql`SELECT id, total, use
 export const transactionFigures = (db: Reader) =>
   rows(
     db,
-    sql`SELECT t.id, t.transaction_id, t.kind, t.status, t.amount, t.consumed_amount, t.returned_amount, t.overage_amount,
-        t.refunded_amount,
+    sql`SELECT t.id, t.project_id, t.transaction_id, t.kind, t.status, t.amount, t.consumed_amount, t.returned_amount,
+        t.overage_amount, t.refunded_amount,
         (SELECT COALESCE(SUM(al.amount), 0) FROM allocations al WHERE al.transaction_pk = t.id) AS allocated
       FROM transactions t`,
   );
+
+/** Entries written on an account of another customer (or project), or under another credit type or source than it has. */
+export const entriesOffTheirAccount = (db: Reader) =>
+  rows(
+    db,
+    sql`SELECT e.account_id, COUNT(*) AS entries, MIN(e.id) AS first_entry
+      FROM ledger_entries e JOIN accounts a ON a.id = e.account_id
+      WHERE e.customer_pk <> a.customer_pk OR e.project_id <> a.project_id OR e.credit_type <> a.credit_type OR e.source <> a.source
+      GROUP BY e.account_id`,
+  );
+
+/** Entries under a transaction of another customer (or project). */
+export const entriesOffTheirTransaction = (db: Reader) =>
+  rows(
+    db,
+    sql`SELECT t.project_id, t.transaction_id, COUNT(*) AS entries, MIN(e.id) AS first_entry
+      FROM ledger_entries e JOIN transactions t ON t.id = e.transaction_pk
+      WHERE e.customer_pk <> t.customer_pk OR e.project_id <> t.project_id
+      GROUP BY t.id, t.project_id, t.transaction_id`,
+  );
+
+/**
+ * Per transaction and account, its allocation against its DEDUCT and FREEZE entries, where they
+ * differ (an allocation of a missing transaction included): one sort of both, no index needed.
+ */
+export const allocationMismatches = (db: Reader) =>
+  rows(
+    db,
+    sql`SELECT x.transaction_pk, x.account_id, SUM(x.allocated) AS allocated, SUM(x.charged) AS charged,
+        MAX(t.project_id) AS project_id, MAX(t.transaction_id) AS transaction_id
+      FROM (
+        SELECT transaction_pk, account_id, amount AS allocated, 0 AS charged FROM allocations
+        UNION ALL
+        SELECT transaction_pk, account_id, 0, amount FROM ledger_entries
+          WHERE operation IN ('DEDUCT', 'FREEZE') AND transaction_pk IS NOT NULL
+      ) x LEFT JOIN transactions t ON t.id = x.transaction_pk
+      GROUP BY x.transaction_pk, x.account_id
+      HAVING SUM(x.allocated) <> SUM(x.charged)`,
+  );
+
+/**
+ * Transactions against their stored outcomes, where they disagree: a charge with no SPEND outcome
+ * (a retry would be refused as a duplicate instead of replayed), a settled hold with no SETTLE
+ * outcome or an open one with one, an outcome of another customer, or an outcome of no transaction.
+ */
+export const transactionOutcomeMismatches = (db: Reader) =>
+  rows(
+    db,
+    sql`SELECT x.project_id, x.idempotency_key, SUM(x.charges) AS charges, SUM(x.spend) AS spend, SUM(x.settle) AS settle,
+        SUM(x.settled) AS settled, COUNT(DISTINCT x.customer_pk) AS customers
+      FROM (
+        SELECT project_id, transaction_id AS idempotency_key, customer_pk, 1 AS charges, 0 AS spend, 0 AS settle,
+            CASE WHEN status IN ('CONSUMED', 'UNFROZEN') THEN 1 ELSE 0 END AS settled
+          FROM transactions
+        UNION ALL
+        SELECT project_id, idempotency_key, customer_pk, 0, CASE WHEN scope = 'SPEND' THEN 1 ELSE 0 END,
+            CASE WHEN scope = 'SETTLE' THEN 1 ELSE 0 END, 0
+          FROM idempotency_outcomes WHERE scope IN ('SPEND', 'SETTLE')
+      ) x
+      GROUP BY x.project_id, x.idempotency_key
+      HAVING SUM(x.charges) <> 1 OR SUM(x.spend) <> 1 OR SUM(x.settle) <> SUM(x.settled) OR COUNT(DISTINCT x.customer_pk) <> 1`,
+  );
+
+/** Keyed deposits, refunds and voids against their stored outcomes, where one is missing. */
+export const keyedEntryOutcomeMismatches = (db: Reader) =>
+  rows(
+    db,
+    sql`SELECT x.project_id, x.scope, x.idempotency_key, SUM(x.outcomes) AS outcomes, SUM(x.entries) AS entries
+      FROM (
+        SELECT project_id, scope, idempotency_key, 1 AS outcomes, 0 AS entries
+          FROM idempotency_outcomes WHERE scope IN ('DEPOSIT', 'REFUND', 'VOID')
+        UNION ALL
+        SELECT project_id, operation, idempotency_key, 0, 1
+          FROM ledger_entries WHERE operation IN ('DEPOSIT', 'REFUND', 'VOID') AND idempotency_key <> ''
+      ) x
+      GROUP BY x.project_id, x.scope, x.idempotency_key
+      HAVING SUM(x.outcomes) <> 1 OR SUM(x.entries) = 0`,
+  );
+
+/** Customers' public ids and projects, by their row ids, for the lines that name them. */
+export const customerNames = (db: Reader, pks: readonly bigint[]) =>
+  pks.length === 0
+    ? Promise.resolve([])
+    : rows(
+        db,
+        sql`SELECT id, project_id, customer_id FROM customers WHERE id IN (${sql.join(
+          pks.map((pk) => sql`${pk}`),
+          sql`, `,
+        )})`,
+      );
 
 /** Entries of every customer in ledger order, a page after (customer_pk, sequence), by the unique index on them. */
 export const ledgerPositionsPage = (db: Reader, after: { customerPk: bigint; sequence: bigint }, limit: number) =>
@@ -86,3 +178,48 @@ export const ledgerPositionsPage = (db: Reader, after: { customerPk: bigint; seq
 /** Every customer's stored ledger position. */
 export const customerLedgerPositions = (db: Reader) =>
   rows(db, sql`SELECT id, ledger_sequence, ledger_total, ledger_used, ledger_frozen FROM customers`);
+
+/** The feed's stamped positions: their count and range, and what pruning has removed below them. */
+export const eventPositions = (db: Reader) =>
+  rows(
+    db,
+    sql`SELECT COUNT(position) AS stamped, MIN(position) AS low, MAX(position) AS high,
+        (SELECT CAST(value AS UNSIGNED) FROM settings WHERE name = 'events_pruned_through') AS pruned
+      FROM events`,
+  );
+
+/** Each project's stamped positions, likewise. */
+export const projectEventPositions = (db: Reader) =>
+  rows(
+    db,
+    sql`SELECT e.project_id, COUNT(*) AS stamped, MIN(e.project_position) AS low, MAX(e.project_position) AS high,
+        MAX(m.pruned_through) AS pruned
+      FROM events e LEFT JOIN event_prune_marks m ON m.project_id = e.project_id
+      WHERE e.project_position IS NOT NULL GROUP BY e.project_id`,
+  );
+
+/**
+ * The entries of kept events that the ledger does not hold as the event says (by customer and
+ * sequence: operation, amount, account, balance_after); JSON_TABLE (MariaDB 10.6+, MySQL 8).
+ */
+export const eventEntryMismatches = (db: Reader) =>
+  rows(
+    db,
+    sql`SELECT e.event_id, e.project_id, e.customer_id, j.seq, le.id AS entry_id
+      FROM events e
+      JOIN customers c ON c.project_id = e.project_id AND c.customer_id = e.customer_id
+      CROSS JOIN JSON_TABLE(e.payload, '$.entries[*]' COLUMNS (
+        seq VARCHAR(20) PATH '$.sequence',
+        operation VARCHAR(16) PATH '$.operation',
+        amount VARCHAR(40) PATH '$.amount',
+        account_id VARCHAR(40) PATH '$.account_id',
+        total VARCHAR(40) PATH '$.balance_after.total',
+        used VARCHAR(40) PATH '$.balance_after.used',
+        frozen VARCHAR(40) PATH '$.balance_after.frozen'
+      )) AS j
+      LEFT JOIN ledger_entries le ON le.customer_pk = c.id AND le.sequence = j.seq
+      WHERE le.id IS NULL OR le.operation <> j.operation OR CAST(le.amount AS CHAR) <> j.amount
+        OR CAST(le.account_id AS CHAR) <> j.account_id OR CAST(le.balance_total AS CHAR) <> j.total
+        OR CAST(le.balance_used AS CHAR) <> j.used OR CAST(le.balance_frozen AS CHAR) <> j.frozen
+      ORDER BY e.id`,
+  );

@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectError } from "../support/client.js";
 import { uid } from "../support/fixtures.js";
+import { uniqueDatabaseUrl } from "../support/database.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { ROOT } from "../support/spawn.js";
 
@@ -14,13 +15,19 @@ afterAll(async () => {
 });
 
 function cli(...args: string[]): Promise<{ code: number | null; stdout: string }> {
+  return cliOn(s.databaseUrl, ...args).then(({ code, stdout }) => ({ code, stdout }));
+}
+
+function cliOn(databaseUrl: string, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", ...args], {
     cwd: ROOT,
-    env: { ...process.env, DATABASE_URL: s.databaseUrl },
+    env: { ...process.env, DATABASE_URL: databaseUrl },
   });
   let stdout = "";
+  let stderr = "";
   child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout })));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout, stderr })));
 }
 
 describe("verify", () => {
@@ -29,7 +36,10 @@ describe("verify", () => {
     await s.client.call("deposit", { customerId, amount: 100n });
     await s.client.call("freeze", { customerId, transactionId: uid("hold"), amount: 30n });
     const clean = await cli("verify");
-    expect(clean).toEqual({ code: 0, stdout: "checked 1 accounts, 1 transactions, 2 ledger entries, 0 slot pools: 0 problem(s)\n" });
+    expect(clean).toEqual({
+      code: 0,
+      stdout: "checked 1 accounts, 1 transactions, 2 ledger entries, 2 events, 0 slot pools: 0 problem(s)\n",
+    });
 
     await s.app.database.pool.query("UPDATE accounts SET total = total + 5, frozen = frozen - 1");
     const dirty = await cli("verify");
@@ -38,6 +48,35 @@ describe("verify", () => {
       expect.stringMatching(/^account \d+: total is 105, ledger says 100$/),
       expect.stringMatching(/^account \d+: frozen is 29, ledger says 30$/),
     ]);
+  });
+});
+
+describe("verify only reads", () => {
+  const tables = async (name: string) =>
+    (await s.app.database.pool.query("SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", [name]))[0];
+
+  it("refuses a database that does not exist, and does not create it", async () => {
+    const { url, name } = uniqueDatabaseUrl("vb_verify_missing");
+    const run = await cliOn(url, "verify");
+    expect(run).toMatchObject({ code: 1, stdout: "" });
+    expect(run.stderr).toBe(`velobase-billing: there is no database ${name} (${url})\n`);
+    const [schemas] = await s.app.database.pool.query("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", [name]);
+    expect(schemas).toEqual([]);
+  });
+
+  it("refuses a database whose schema is behind this build, and migrates nothing", async () => {
+    const { url, name, drop } = uniqueDatabaseUrl("vb_verify_empty");
+    await s.app.database.pool.query(`CREATE DATABASE \`${name}\``);
+    try {
+      const run = await cliOn(url, "verify");
+      expect(run).toMatchObject({ code: 1, stdout: "" });
+      expect(run.stderr).toMatch(
+        new RegExp(`^velobase-billing: database ${name} has \\d+ migration\\(s\\) of this build pending: run migrate first`),
+      );
+      expect(await tables(name)).toEqual([{ n: "0" }]);
+    } finally {
+      await drop();
+    }
   });
 });
 

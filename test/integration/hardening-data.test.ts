@@ -311,6 +311,7 @@ describe("finding 9: credits a settlement returns to an expired account expire a
     // Marked recorded without its EXPIRE entry: what the settlement used to leave behind.
     await s.app.database.pool.query("UPDATE accounts SET expiry_recorded = TRUE WHERE id = ?", [d.account?.id]);
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([
+      `account ${d.account?.id}: expiry recorded, but no EXPIRE entry`,
       `account ${d.account?.id}: expired, but 70 is available once its EXPIRE entries are counted`,
     ]);
     await s.app.database.pool.query("UPDATE accounts SET expiry_recorded = FALSE WHERE id = ?", [d.account?.id]);

@@ -1,0 +1,59 @@
+import type { Reader } from "../store/database.js";
+import {
+  allocationMismatches,
+  entriesOffTheirAccount,
+  entriesOffTheirTransaction,
+  keyedEntryOutcomeMismatches,
+  transactionOutcomeMismatches,
+  type VerifyRow,
+} from "../store/verify-store.js";
+
+/** A transaction as the lines name it: its id within its project (ids are unique per project only). */
+export const transactionName = (projectId: unknown, transactionId: unknown) =>
+  `transaction ${String(transactionId)} (project ${String(projectId)})`;
+
+const count = (v: VerifyRow[string] | undefined) => Number(v ?? 0);
+
+/**
+ * The links between the tables, which the sums per account and per transaction cannot see: every
+ * entry on an account and under a transaction of its own customer, each charge's allocation equal
+ * to its entries account by account, and every write's stored outcome present (without it a retry
+ * is refused instead of replayed) and no outcome without its write.
+ */
+export async function verifyLinks(db: Reader): Promise<string[]> {
+  const problems: string[] = [];
+  for (const r of await entriesOffTheirAccount(db)) {
+    problems.push(
+      `account ${r.account_id}: ${r.entries} ledger entries (first ${r.first_entry}) of another customer, credit type or source`,
+    );
+  }
+  for (const r of await entriesOffTheirTransaction(db)) {
+    problems.push(
+      `${transactionName(r.project_id, r.transaction_id)}: ${r.entries} ledger entries (first ${r.first_entry}) of another customer`,
+    );
+  }
+  for (const r of await allocationMismatches(db)) {
+    const name = r.transaction_id === null ? `missing transaction pk ${r.transaction_pk}` : transactionName(r.project_id, r.transaction_id);
+    problems.push(`${name}: allocated ${r.allocated} from account ${r.account_id}, its entries took ${r.charged}`);
+  }
+  for (const r of await transactionOutcomeMismatches(db)) problems.push(transactionOutcomeProblem(r));
+  for (const r of await keyedEntryOutcomeMismatches(db)) {
+    const what = `${String(r.scope).toLowerCase()} key ${r.idempotency_key} (project ${r.project_id})`;
+    problems.push(
+      count(r.entries) === 0
+        ? `${what}: a stored outcome, but no ${r.scope} entry`
+        : `${what}: ${r.scope} entries, but ${count(r.outcomes) === 0 ? "no stored outcome (a retry would apply again)" : `${r.outcomes} stored outcomes`}`,
+    );
+  }
+  return problems;
+}
+
+function transactionOutcomeProblem(r: VerifyRow): string {
+  const name = transactionName(r.project_id, r.idempotency_key);
+  if (count(r.charges) === 0) return `${name}: a stored outcome, but no transaction`;
+  if (count(r.spend) !== 1) return `${name}: ${r.spend} stored SPEND outcomes, expected 1`;
+  if (count(r.settle) !== count(r.settled)) {
+    return count(r.settled) === 1 ? `${name}: settled, but no stored SETTLE outcome` : `${name}: not settled, but a stored SETTLE outcome`;
+  }
+  return `${name}: its stored outcomes belong to another customer`;
+}
