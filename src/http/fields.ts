@@ -57,9 +57,14 @@ export function spendWalletsOf(wallet: string | undefined, creditTypes: readonly
   return parseCreditTypes(creditTypes ?? []);
 }
 
-/** The body's key or the Idempotency-Key header (the same key may come both ways). */
+/**
+ * The body's key or the Idempotency-Key header (the same key may come both ways, and the header
+ * twice: Node joins repeated headers with ", ", and a key holds no comma). A header sent empty is
+ * refused as an empty body key is: it is a client's unset variable, and taken as "no key" every
+ * retry would apply again.
+ */
 export function idempotencyKeyOf(body: string | undefined, header: string | string[] | undefined): string | null {
-  const fromHeader = Array.isArray(header) ? header[0] : header;
+  const fromHeader = headerKeyOf(header);
   const given = [body, fromHeader].filter((k): k is string => k !== undefined && k !== "");
   if (given.length === 2 && given[0] !== given[1]) {
     throw new BillingError("invalid_argument", "The Idempotency-Key header and idempotency_key differ.", {
@@ -67,6 +72,15 @@ export function idempotencyKeyOf(body: string | undefined, header: string | stri
     });
   }
   return parseOptionalId(given[0] ?? "", "idempotency_key");
+}
+
+function headerKeyOf(header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const keys = new Set((Array.isArray(header) ? header : [header]).flatMap((h) => h.split(",")).map((k) => k.trim()));
+  if (keys.has("")) throw new BillingError("invalid_argument", "The Idempotency-Key header is empty.", { field: "idempotency_key" });
+  if (keys.size > 1)
+    throw new BillingError("invalid_argument", "The Idempotency-Key header holds different keys.", { field: "idempotency_key" });
+  return [...keys][0];
 }
 
 /** Stored business types are the proto enum's numbers, which BUSINESS_TYPE_NAMES lists in order. */

@@ -89,6 +89,27 @@ describe("POST /v1/customers/deposit", () => {
     for (const r of [replay, both, bodyOnly]) expect(r).toEqual({ ...first, is_idempotent_replay: true });
     expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toMatchObject({ default: { total: 10 } });
   });
+
+  it("refuses an Idempotency-Key header sent empty (an unset variable) instead of crediting on every retry", async () => {
+    const customer = uid("cust");
+    const details = { field: "idempotency_key" };
+    for (const empty of ["", "   ", "k1, "]) {
+      expectHttpError(await deposit({ customer_id: customer, amount: 10 }, { "Idempotency-Key": empty }), "invalid_argument", {
+        message: "The Idempotency-Key header is empty.",
+        details,
+      });
+    }
+    expectHttpError(await deposit({ customer_id: customer, amount: 10 }, { "Idempotency-Key": "k1, k2" }), "invalid_argument", {
+      message: "The Idempotency-Key header holds different keys.",
+      details,
+    });
+    // The same key sent twice (Node joins the two headers with ", ") is that key.
+    const key = uid("key");
+    const first = ok(await deposit({ customer_id: customer, amount: 10 }, { "Idempotency-Key": `${key}, ${key}` }));
+    const replay = ok(await deposit({ customer_id: customer, amount: 10 }, { "Idempotency-Key": key }));
+    expect(replay).toEqual({ ...first, is_idempotent_replay: true });
+    expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toMatchObject({ default: { total: 10 } });
+  });
 });
 
 describe("ISO 8601 timestamps", () => {
