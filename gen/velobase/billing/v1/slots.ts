@@ -2332,6 +2332,8 @@ export const SlotServiceService = {
    * Idempotent per (customer, wallet, resource_id): claiming a resource that
    * already holds a slot returns that holding (is_idempotent_replay = true)
    * and counts nothing twice, whatever amount or source the repeat names.
+   * The replay is decided by the holding, not by a stored answer: its pool
+   * is the pool as it is now, not as the first claim left it.
    * Errors: customer_id_required, amount_must_be_positive, invalid_argument,
    * slot_pool_not_found, slot_insufficient_capacity (ErrorInfo metadata
    * `requested`, `available`), slot_split_required (also
@@ -2348,7 +2350,8 @@ export const SlotServiceService = {
   },
   /**
    * Release gives a resource's holding back to its pool. Releasing a
-   * resource whose last holding is already released is a replay.
+   * resource whose last holding is already released is a replay, whose pool
+   * is the pool as it is now.
    * Errors: customer_id_required, invalid_argument, slot_holding_not_found,
    * service_unavailable, server_error.
    */
@@ -2414,6 +2417,8 @@ export interface SlotServiceServer extends UntypedServiceImplementation {
    * Idempotent per (customer, wallet, resource_id): claiming a resource that
    * already holds a slot returns that holding (is_idempotent_replay = true)
    * and counts nothing twice, whatever amount or source the repeat names.
+   * The replay is decided by the holding, not by a stored answer: its pool
+   * is the pool as it is now, not as the first claim left it.
    * Errors: customer_id_required, amount_must_be_positive, invalid_argument,
    * slot_pool_not_found, slot_insufficient_capacity (ErrorInfo metadata
    * `requested`, `available`), slot_split_required (also
@@ -2422,7 +2427,8 @@ export interface SlotServiceServer extends UntypedServiceImplementation {
   claim: handleUnaryCall<ClaimRequest, ClaimResponse>;
   /**
    * Release gives a resource's holding back to its pool. Releasing a
-   * resource whose last holding is already released is a replay.
+   * resource whose last holding is already released is a replay, whose pool
+   * is the pool as it is now.
    * Errors: customer_id_required, invalid_argument, slot_holding_not_found,
    * service_unavailable, server_error.
    */
@@ -2490,6 +2496,8 @@ export interface SlotServiceClient extends Client {
    * Idempotent per (customer, wallet, resource_id): claiming a resource that
    * already holds a slot returns that holding (is_idempotent_replay = true)
    * and counts nothing twice, whatever amount or source the repeat names.
+   * The replay is decided by the holding, not by a stored answer: its pool
+   * is the pool as it is now, not as the first claim left it.
    * Errors: customer_id_required, amount_must_be_positive, invalid_argument,
    * slot_pool_not_found, slot_insufficient_capacity (ErrorInfo metadata
    * `requested`, `available`), slot_split_required (also
@@ -2512,7 +2520,8 @@ export interface SlotServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Release gives a resource's holding back to its pool. Releasing a
-   * resource whose last holding is already released is a replay.
+   * resource whose last holding is already released is a replay, whose pool
+   * is the pool as it is now.
    * Errors: customer_id_required, invalid_argument, slot_holding_not_found,
    * service_unavailable, server_error.
    */
