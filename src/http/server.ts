@@ -169,10 +169,19 @@ function addHooks(app: HttpApp, deps: HttpDependencies): void {
   });
 }
 
-/** One log line and the metrics of a call; `clientGone`: its client left before the answer. */
+/** The status proxies (nginx) log for a request whose client closed it before the answer. */
+const CLIENT_CLOSED_REQUEST = 499;
+
+/**
+ * One log line and the metrics of a call; `clientGone`: its client left before the answer. A call
+ * not run because its client had left (HTTP has no deadline: its signal aborts only then) counts
+ * as `cancelled`, status 499 as proxies log it, not as a 503 of ours that would set off an
+ * availability alert whenever clients give up.
+ */
 function logCall(deps: HttpDependencies, request: FastifyRequest, reply: FastifyReply, clientGone: boolean): void {
   const route = request.is404 ? "unknown" : `${request.method} ${request.routeOptions.url ?? ""}`;
-  const code = request.errorCode ?? "ok";
+  const cancelled = clientGone && request.errorCode === "service_unavailable";
+  const code = cancelled ? "cancelled" : (request.errorCode ?? "ok");
   deps.metrics?.httpCalls.inc({ route, code });
   deps.metrics?.httpLatency.observe({ route }, reply.elapsedTime / 1000);
   deps.log.info(
@@ -180,7 +189,7 @@ function logCall(deps: HttpDependencies, request: FastifyRequest, reply: Fastify
       requestId: request.id,
       route,
       code,
-      status: reply.statusCode,
+      status: cancelled ? CLIENT_CLOSED_REQUEST : reply.statusCode,
       durationMs: Math.round(reply.elapsedTime * 1e3) / 1e3,
       cause: request.errorCause ?? undefined,
       clientGone: clientGone || undefined,

@@ -92,6 +92,12 @@ async function behindAHeldCustomer(customerId: string, second: () => Promise<voi
   return third.balance?.available;
 }
 
+/** The "http call" log line of a request. */
+function httpCallLine(requestId: string): { code?: string; status?: number; clientGone?: boolean } | undefined {
+  type Line = { msg?: string; requestId?: string; code?: string; status?: number; clientGone?: boolean };
+  return logLines.map((line) => JSON.parse(line) as Line).find((line) => line.msg === "http call" && line.requestId === requestId);
+}
+
 /** POSTs a request, then goes away (aborts) once the server has admitted it, before any answer. */
 async function goneOnceAdmitted(what: string, url: string, init: { headers: Record<string, string>; body: string }): Promise<void> {
   const before = await admitted();
@@ -149,14 +155,18 @@ describe("a call that waits behind another write of its customer", () => {
     const customerId = uid("gone");
     await client.call("deposit", { customerId, amount: 100n });
     const gone = uid("gone-tx");
+    const requestId = uid("req");
     const afterThird = await behindAHeldCustomer(customerId, () =>
       goneOnceAdmitted("the HTTP Deduct", `${s.httpUrl}/v1/billing/deduct`, {
-        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json", "x-request-id": requestId },
         body: JSON.stringify({ customer_id: customerId, transaction_id: gone, amount: 20 }),
       }),
     );
     await expectError(client.call("getTransaction", { transactionId: gone }), "transaction_not_found");
     expect(afterThird).toBe(85n);
+    // Counted and logged as the client's cancel, not as a 503 of ours.
+    await waitFor(async () => httpCallLine(requestId) !== undefined, "the call's log line");
+    expect(httpCallLine(requestId)).toMatchObject({ code: "cancelled", status: 499, clientGone: true });
     expect(await available(customerId)).toBe(85n);
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
@@ -197,11 +207,8 @@ describe("a call whose client leaves while it runs", () => {
       controller.abort();
       expect(await sent).toBe("AbortError");
     });
-    type Line = { msg?: string; requestId?: string; code?: string; status?: number; clientGone?: boolean };
-    const callLine = () =>
-      logLines.map((line) => JSON.parse(line) as Line).find((line) => line.msg === "http call" && line.requestId === requestId);
-    await waitFor(async () => callLine() !== undefined, "the call's log line");
-    expect(callLine()).toMatchObject({ code: "ok", status: 200, clientGone: true });
+    await waitFor(async () => httpCallLine(requestId) !== undefined, "the call's log line");
+    expect(httpCallLine(requestId)).toMatchObject({ code: "ok", status: 200, clientGone: true });
     expect(await available(customerId)).toBe(80n);
   });
 });
