@@ -255,10 +255,16 @@ events
     }),
   );
 
+/** A command that failed for a reason no one expected (a bug): not 1, which `verify` answers for a ledger with problems. */
+const UNEXPECTED_FAILURE_EXIT = 3;
+
 try {
   await program.parseAsync();
 } catch (error) {
   // commander has printed its one line already; help and --version are not mistakes.
   if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : 2);
-  throw error;
+  process.stderr.write(
+    `velobase-billing: failed unexpectedly: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  process.exit(UNEXPECTED_FAILURE_EXIT);
 }

@@ -10,7 +10,7 @@ import { Eta } from "eta";
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { BillingError } from "../errors/billing-error.js";
 import { toBillingError } from "../errors/billing-error.js";
-import { clientWentAway } from "../errors/client-went-away.js";
+import { clientWentAway, httpCallCode } from "../errors/client-went-away.js";
 import { retryAfterSeconds } from "../errors/retry-after.js";
 import type { AuthenticatedCaller } from "../tenancy/authenticator.js";
 import { type ConsoleScope, consoleCallerOf, renderPage } from "./console-scope.js";
@@ -58,7 +58,7 @@ async function renderError(thrown: unknown, request: FastifyRequest, reply: Fast
     // A form without its token (or from another site): refused before anything runs.
     error = new BillingError("permission_denied", "The form has expired or did not come from this console: reload the page and try again.");
   } else error = frameworkRefusal(fastifyError) ?? toBillingError(thrown);
-  request.errorCode = error.code;
+  request.errorCode = httpCallCode(error);
   if (clientWentAway(error, request, deps.log)) return reply;
   if (error.spec.grpcStatus === "INTERNAL") {
     deps.log.error({ requestId: request.id, err: error.cause ?? error }, "console request failed with an unexpected error");

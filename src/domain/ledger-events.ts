@@ -2,6 +2,7 @@ import { balanceOfPosition, type LedgerPosition } from "./ledger-position.js";
 import type { EventPayload, LedgerEventType, NewEvent } from "./events.js";
 import type { LedgerLine } from "./plans/planned.js";
 import type { CreditWrite } from "./plans/write-list.js";
+import type { Operation } from "./types.js";
 
 /**
  * A credit write's event, from what its plan already has: its ledger lines and their positions
@@ -27,6 +28,21 @@ export function ledgerEventType(write: CreditWrite): LedgerEventType {
       return "ledger.void";
   }
 }
+
+/**
+ * The operations a ledger event's entries may have: its write's own, and the EXPIRE entries of
+ * credits a settlement or a refund returns to an account whose expiry is recorded.
+ */
+export const OPERATIONS_OF_EVENT_TYPE: ReadonlyMap<LedgerEventType, readonly Operation[]> = new Map<LedgerEventType, readonly Operation[]>([
+  ["ledger.deposit", ["DEPOSIT"]],
+  ["ledger.deduct", ["DEDUCT"]],
+  ["ledger.freeze", ["FREEZE"]],
+  ["ledger.consume", ["CONSUME", "UNFREEZE", "EXPIRE"]],
+  ["ledger.unfreeze", ["UNFREEZE", "EXPIRE"]],
+  ["ledger.expire", ["EXPIRE"]],
+  ["ledger.refund", ["REFUND", "EXPIRE"]],
+  ["ledger.void", ["VOID"]],
+]);
 
 /**
  * The facts of a credit write that its entries do not name: a refund's own key (its

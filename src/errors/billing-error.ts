@@ -28,6 +28,17 @@ export class BillingError extends Error {
 }
 
 /**
+ * A call refused before its transaction began because its deadline had passed or its caller had
+ * gone (service_unavailable): the transports count it apart from a failure of ours when its
+ * caller is indeed gone.
+ */
+export class CallNotRun extends BillingError {
+  constructor() {
+    super("service_unavailable", "The call's deadline passed before it ran.");
+  }
+}
+
+/**
  * Any thrown value as a BillingError: BillingErrors pass through, everything else (bugs,
  * driver failures that nobody classified) becomes server_error, keeping the original as cause.
  */

@@ -1,4 +1,4 @@
-import type { BillingError } from "./billing-error.js";
+import { type BillingError, CallNotRun } from "./billing-error.js";
 
 /** The parts of an HTTP request (Fastify's) that say whether its client is still there. */
 interface HttpRequestSeen {
@@ -24,3 +24,9 @@ export function clientWentAway(
     log.info({ requestId: request.id, route: request.routeOptions.url }, "the client closed the connection before its request arrived");
   return gone;
 }
+
+/**
+ * The code an HTTP call is logged and counted under: a call not run because its client had left
+ * (HTTP calls have no deadline, so only then) is `cancelled`, not a service_unavailable of ours.
+ */
+export const httpCallCode = (error: BillingError): string => (error instanceof CallNotRun ? "cancelled" : error.code);

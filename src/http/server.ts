@@ -8,7 +8,7 @@ import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest, typ
 import type { TSchema } from "typebox";
 import { BillingError, toBillingError } from "../errors/billing-error.js";
 import { apiKeyOf, checkScope } from "./auth.js";
-import { clientWentAway } from "../errors/client-went-away.js";
+import { clientWentAway, httpCallCode } from "../errors/client-went-away.js";
 import { callSignal } from "./call-signal.js";
 import { retryAfterSeconds } from "../errors/retry-after.js";
 import { errorBody } from "./error-body.js";
@@ -129,7 +129,7 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex): vo
 }
 
 function sendError(error: BillingError, request: FastifyRequest, reply: FastifyReply, deps: HttpDependencies) {
-  request.errorCode = error.code;
+  request.errorCode = httpCallCode(error);
   request.errorCause = unavailableCause(error) ?? null;
   if (clientWentAway(error, request, deps.log)) return reply;
   if (error.spec.grpcStatus === "INTERNAL") {
@@ -174,14 +174,14 @@ const CLIENT_CLOSED_REQUEST = 499;
 
 /**
  * One log line and the metrics of a call; `clientGone`: its client left before the answer. A call
- * not run because its client had left (HTTP has no deadline: its signal aborts only then) counts
- * as `cancelled`, status 499 as proxies log it, not as a 503 of ours that would set off an
- * availability alert whenever clients give up.
+ * not run because its client had left (CallNotRun) counts as `cancelled`, status 499 as proxies
+ * log it, not as a 503 of ours that would set off an availability alert whenever clients give up;
+ * a failure of ours whose client gave up meanwhile is still that failure.
  */
 function logCall(deps: HttpDependencies, request: FastifyRequest, reply: FastifyReply, clientGone: boolean): void {
   const route = request.is404 ? "unknown" : `${request.method} ${request.routeOptions.url ?? ""}`;
-  const cancelled = clientGone && request.errorCode === "service_unavailable";
-  const code = cancelled ? "cancelled" : (request.errorCode ?? "ok");
+  const code = request.errorCode ?? "ok";
+  const cancelled = code === "cancelled";
   deps.metrics?.httpCalls.inc({ route, code });
   deps.metrics?.httpLatency.observe({ route }, reply.elapsedTime / 1000);
   deps.log.info(

@@ -6,7 +6,7 @@ import { type CreditWrite, customersMissingAlerts, type ListPlan, type ListState
 
 type PlannedList = Extract<ListPlan, { kind: "planned" }>;
 import type { DepositResult } from "../domain/results.js";
-import { BillingError } from "../errors/billing-error.js";
+import { BillingError, CallNotRun } from "../errors/billing-error.js";
 import { applyList, type Outbox, type WrittenIds } from "../store/list-apply.js";
 import { prefetchAlerts, prefetchList, prefetchMore, prefetchSkipLocked } from "../store/list-prefetch.js";
 import { appendEventsSql, appendEventWithDataSql, newEventId } from "../store/event-rows.js";
@@ -159,7 +159,7 @@ function answerOf(plan: WritePlan, ids: { accountId: bigint; ledgerEntryId: bigi
 }
 
 /** A call whose deadline passed (or whose client went away) before its transaction started: it is not run. */
-export const deadlinePassed = () => new BillingError("service_unavailable", "The call's deadline passed before it ran.");
+export const deadlinePassed = () => new CallNotRun();
 
 /**
  * The transaction of every write (lists, programs, alert settings): not begun once the call's

@@ -59,7 +59,7 @@ export const SWEEP_PASSES_MAX = 100;
  * One sweep: due holds, then expiries, in passes of a batch each, passed again at once while the
  * last pass settled or recorded anything (a burst of due holds or of expiries at one instant is
  * worked through in one tick, not one batch per interval), up to SWEEP_PASSES_MAX passes or until
- * `stopping` says so; then, with `retention`, the events past it are pruned.
+ * `stopping` says so; then, with `retention` and unless stopping, the events past it are pruned.
  */
 export async function sweep(
   ctx: BillingContext,
@@ -75,7 +75,7 @@ export async function sweep(
     recorded += passRecorded;
     if (passSettled + passRecorded === 0) break;
   }
-  if (options.retention) await pruneExpiredEvents(ctx, options.retention);
+  if (options.retention && !options.stopping?.()) await pruneExpiredEvents(ctx, options.retention);
   return { settled, recorded };
 }
 

@@ -1,5 +1,12 @@
 import type { Reader } from "../store/database.js";
-import { eventEntryMismatches, eventPositions, projectEventPositions, type VerifyRow } from "../store/verify-store.js";
+import { OPERATIONS_OF_EVENT_TYPE } from "../domain/ledger-events.js";
+import {
+  eventEntryMismatches,
+  eventPositions,
+  firstMissingPosition,
+  projectEventPositions,
+  type VerifyRow,
+} from "../store/verify-store.js";
 
 const big = (v: VerifyRow[string] | undefined): bigint => BigInt(v ?? 0);
 
@@ -14,24 +21,42 @@ export async function verifyEvents(db: Reader): Promise<{ events: number; proble
   const problems: string[] = [];
   const [global] = await eventPositions(db);
   const events = Number(global?.stamped ?? 0);
-  if (global) problems.push(...rangeProblems("the feed", global));
-  for (const p of await projectEventPositions(db)) problems.push(...rangeProblems(`project ${p.project_id}'s feed`, p));
-  for (const m of await eventEntryMismatches(db)) {
-    problems.push(
-      m.entry_id === null
-        ? `event ${m.event_id}: entry #${m.seq} of customer ${m.customer_id} (project ${m.project_id}) is not in the ledger`
-        : `event ${m.event_id}: entry #${m.seq} of customer ${m.customer_id} (project ${m.project_id}) differs from ledger entry ${m.entry_id}`,
-    );
-  }
+  if (global) problems.push(...(await rangeProblems(db, "the feed", global, null)));
+  for (const p of await projectEventPositions(db))
+    problems.push(...(await rangeProblems(db, `project ${p.project_id}'s feed`, p, p.project_id ?? null)));
+  const mismatches = await eventEntryMismatches(db, OPERATIONS_OF_EVENT_TYPE, EVENT_LINES_MAX + 1);
+  problems.push(...mismatches.slice(0, EVENT_LINES_MAX).map(mismatchLine));
+  if (mismatches.length > EVENT_LINES_MAX)
+    problems.push(`the feed: more event entries disagree with the ledger than the ${EVENT_LINES_MAX} above`);
   return { events, problems };
 }
 
-/** Positions kept run pruned + 1 … high, each once (the UNIQUE index sees to "once"). */
-function rangeProblems(feed: string, r: VerifyRow): string[] {
+/** Event entries said one line each, at most this many (one bad deposit can make every later event of its customer disagree). */
+const EVENT_LINES_MAX = 20;
+
+const flag = (v: VerifyRow[string] | undefined) => Number(v ?? 0) === 1;
+
+function mismatchLine(m: VerifyRow): string {
+  const entry = `event ${m.event_id}: entry #${m.seq} of customer ${m.customer_id} (project ${m.project_id})`;
+  if (flag(m.customer_missing)) return `event ${m.event_id}: its customer ${m.customer_id} (project ${m.project_id}) does not exist`;
+  if (m.entry_id === null) return `${entry} is not in the ledger`;
+  const what = [
+    flag(m.entry_differs) ? "operation, amount, account or credit type" : null,
+    flag(m.balance_differs) ? "balance_after" : null,
+  ].filter((w) => w !== null);
+  if (what.length > 0) return `${entry} differs from ledger entry ${m.entry_id} in its ${what.join(" and ")}`;
+  if (flag(m.type_differs)) return `${entry} is ${m.operation}, which a ${m.type} event cannot hold`;
+  if (flag(m.out_of_order)) return `${entry} does not follow the entry before it in the event`;
+  return `event ${m.event_id}: its balance_after is not its last entry's (ledger entry ${m.entry_id})`;
+}
+
+/** Positions kept run pruned + 1 … high, each once (the UNIQUE index sees to "once"); a gap is named by its first missing position. */
+async function rangeProblems(db: Reader, feed: string, r: VerifyRow, projectId: VerifyRow[string] | null): Promise<string[]> {
   const stamped = big(r.stamped);
   if (stamped === 0n) return [];
   const pruned = big(r.pruned);
   const [low, high] = [big(r.low), big(r.high)];
   if (low === pruned + 1n && high - low + 1n === stamped) return [];
-  return [`${feed}: positions ${low}…${high} hold ${stamped} events after ${pruned} pruned; expected ${pruned + 1n}…${pruned + stamped}`];
+  const missing = low !== pruned + 1n ? pruned + 1n : await firstMissingPosition(db, projectId === null ? null : big(projectId), low);
+  return [`${feed}: positions ${low}…${high} hold ${stamped} events after ${pruned} pruned; position ${missing} is missing`];
 }

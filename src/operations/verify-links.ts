@@ -14,6 +14,9 @@ export const transactionName = (projectId: unknown, transactionId: unknown) =>
 
 const count = (v: VerifyRow[string] | undefined) => Number(v ?? 0);
 
+/** "1 ledger entry", "2 ledger entries". */
+export const entries = (n: VerifyRow[string] | undefined) => `${String(n)} ledger ${count(n) === 1 ? "entry" : "entries"}`;
+
 /**
  * The links between the tables, which the sums per account and per transaction cannot see: every
  * entry on an account and under a transaction of its own customer, each charge's allocation equal
@@ -23,29 +26,31 @@ const count = (v: VerifyRow[string] | undefined) => Number(v ?? 0);
 export async function verifyLinks(db: Reader): Promise<string[]> {
   const problems: string[] = [];
   for (const r of await entriesOffTheirAccount(db)) {
-    problems.push(
-      `account ${r.account_id}: ${r.entries} ledger entries (first ${r.first_entry}) of another customer, credit type or source`,
-    );
+    const what = [
+      count(r.other_customer) > 0 ? "another customer" : null,
+      count(r.other_credit_type) > 0 ? "another credit type" : null,
+      count(r.other_source) > 0 ? "another source" : null,
+    ].filter((w) => w !== null);
+    problems.push(`account ${r.account_id}: ${entries(r.entries)} (first ${r.first_entry}) of ${what.join(", ")}`);
   }
   for (const r of await entriesOffTheirTransaction(db)) {
-    problems.push(
-      `${transactionName(r.project_id, r.transaction_id)}: ${r.entries} ledger entries (first ${r.first_entry}) of another customer`,
-    );
+    problems.push(`${transactionName(r.project_id, r.transaction_id)}: ${entries(r.entries)} (first ${r.first_entry}) of another customer`);
   }
   for (const r of await allocationMismatches(db)) {
     const name = r.transaction_id === null ? `missing transaction pk ${r.transaction_pk}` : transactionName(r.project_id, r.transaction_id);
     problems.push(`${name}: allocated ${r.allocated} from account ${r.account_id}, its entries took ${r.charged}`);
   }
   for (const r of await transactionOutcomeMismatches(db)) problems.push(transactionOutcomeProblem(r));
-  for (const r of await keyedEntryOutcomeMismatches(db)) {
-    const what = `${String(r.scope).toLowerCase()} key ${r.idempotency_key} (project ${r.project_id})`;
-    problems.push(
-      count(r.entries) === 0
-        ? `${what}: a stored outcome, but no ${r.scope} entry`
-        : `${what}: ${r.scope} entries, but ${count(r.outcomes) === 0 ? "no stored outcome (a retry would apply again)" : `${r.outcomes} stored outcomes`}`,
-    );
-  }
+  for (const r of await keyedEntryOutcomeMismatches(db)) problems.push(keyedOutcomeProblem(r));
   return problems;
+}
+
+function keyedOutcomeProblem(r: VerifyRow): string {
+  const what = `${String(r.scope).toLowerCase()} key ${r.idempotency_key} (project ${r.project_id})`;
+  if (count(r.entries) === 0) return `${what}: a stored outcome, but no ${r.scope} entry`;
+  if (count(r.outcomes) === 0) return `${what}: ${r.scope} entries, but no stored outcome (a retry would apply again)`;
+  if (count(r.outcomes) > 1) return `${what}: ${r.outcomes} stored outcomes`;
+  return `${what}: its stored outcome belongs to another customer than its entries`;
 }
 
 function transactionOutcomeProblem(r: VerifyRow): string {

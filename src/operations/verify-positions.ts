@@ -2,6 +2,7 @@ import { type EntryAccount, LEDGER_START, type LedgerPosition, nextPosition } fr
 import { OPERATIONS, type Operation } from "../domain/types.js";
 import type { Reader } from "../store/database.js";
 import { customerLedgerPositions, customerNames, ledgerPositionsPage, type VerifyRow } from "../store/verify-store.js";
+import { entries } from "./verify-links.js";
 
 /** Entries read per page: the walk holds one page and one customer's accounts in memory. */
 const PAGE_ENTRIES = 10_000;
@@ -46,15 +47,17 @@ interface Walk {
 /**
  * Walks every customer's ledger in sequence order and checks that sequences run 1, 2, … without
  * a gap, that each entry's balance_after follows from the one before it (domain/ledger-position.ts),
- * and that each customer row carries its last entry's position. The first entry out of line of a
- * customer is one line, the ones after it a count: the walk goes on from each entry as stored, so
- * one lost or altered entry is one finding, and a second one further on is still counted.
+ * that each customer row carries its last entry's position, and that every ledger's customer
+ * exists. The first entry out of line of a customer is one line, the ones after it a count: the
+ * walk goes on from each entry as stored, so a lost entry or an altered amount is one finding, an
+ * altered balance_after two (it and the entry after it), and another one further on is counted.
  */
 export async function verifyLedgerPositions(db: Reader): Promise<string[]> {
   const problems: CustomerProblem[] = [];
   const last = await walkLedgers(db, problems);
   for (const c of await customerLedgerPositions(db)) {
     const expected = last.get(String(c.id)) ?? LEDGER_START;
+    last.delete(String(c.id));
     const stored = { sequence: big(c.ledger_sequence), total: big(c.ledger_total), used: big(c.ledger_used), frozen: big(c.ledger_frozen) };
     if (!samePosition(stored, expected)) {
       problems.push({
@@ -63,13 +66,16 @@ export async function verifyLedgerPositions(db: Reader): Promise<string[]> {
       });
     }
   }
+  for (const [pk, position] of last) {
+    problems.push({ customerPk: pk, say: (name) => `${name}: ${entries(position.sequence.toString())} of a customer that does not exist` });
+  }
   const names = new Map(
     (await customerNames(db, [...new Set(problems.map((p) => BigInt(p.customerPk)))])).map((c) => [
       String(c.id),
       `customer ${c.customer_id} (project ${c.project_id})`,
     ]),
   );
-  return problems.map((p) => p.say(names.get(p.customerPk) ?? `missing customer pk ${p.customerPk}`));
+  return problems.map((p) => p.say(names.get(p.customerPk) ?? `customer pk ${p.customerPk}`));
 }
 
 /** Every customer's entries in order, page by page: each checked, and each customer's last position. */
@@ -100,7 +106,10 @@ function endWalk(walk: Walk, last: Map<string, LedgerPosition>, problems: Custom
   if (walk.first) problems.push(walk.first);
   const more = walk.more;
   if (more > 0)
-    problems.push({ customerPk: walk.customerPk, say: (name) => `${name}: ${more} more ledger entries out of line after that` });
+    problems.push({
+      customerPk: walk.customerPk,
+      say: (name) => `${name}: ${more} more ledger ${more === 1 ? "entry" : "entries"} out of line after that`,
+    });
 }
 
 function checkEntry(row: VerifyRow, walk: Walk): void {

@@ -86,8 +86,9 @@ function connectionOptions(url: string): ServerOptions {
 }
 
 /**
- * Creates the database if it is missing, through the first server that answers; tells whether
- * that server is a Galera node. Fails with DatabaseUnreachableError when none answers.
+ * Creates the database if it is missing (with `create`; without, a missing one is
+ * DatabaseNotReadyError), through the first server that answers; tells whether that server is a
+ * Galera node. Fails with DatabaseUnreachableError when none answers.
  */
 async function ensureDatabase(server: ServerOptions, create: boolean): Promise<{ galera: boolean }> {
   const { database, ...serverOptions } = server.connection;
@@ -157,7 +158,7 @@ export interface OpenOptions {
   migrationsFolder?: string;
 }
 
-/** Connects, creates the database when missing and applies pending migrations. */
+/** Connects; creates the database when missing and applies pending migrations, unless `migrate` says otherwise. */
 export async function openDatabase(url: string, options: OpenOptions = {}): Promise<Database> {
   const server = connectionOptions(url);
   const migration = options.migrate ?? true;

@@ -1,4 +1,5 @@
 import { sql } from "./sql.js";
+import { chunksOf } from "./statement-chunks.js";
 import type { Db, Reader } from "./database.js";
 
 // The reads of `verify` (operations/verify.ts): whole-table scans, grouped by the database.
@@ -78,7 +79,9 @@ export const transactionFigures = (db: Reader) =>
 export const entriesOffTheirAccount = (db: Reader) =>
   rows(
     db,
-    sql`SELECT e.account_id, COUNT(*) AS entries, MIN(e.id) AS first_entry
+    sql`SELECT e.account_id, COUNT(*) AS entries, MIN(e.id) AS first_entry,
+        SUM(e.customer_pk <> a.customer_pk OR e.project_id <> a.project_id) AS other_customer,
+        SUM(e.credit_type <> a.credit_type) AS other_credit_type, SUM(e.source <> a.source) AS other_source
       FROM ledger_entries e JOIN accounts a ON a.id = e.account_id
       WHERE e.customer_pk <> a.customer_pk OR e.project_id <> a.project_id OR e.credit_type <> a.credit_type OR e.source <> a.source
       GROUP BY e.account_id`,
@@ -101,16 +104,19 @@ export const entriesOffTheirTransaction = (db: Reader) =>
 export const allocationMismatches = (db: Reader) =>
   rows(
     db,
-    sql`SELECT x.transaction_pk, x.account_id, SUM(x.allocated) AS allocated, SUM(x.charged) AS charged,
-        MAX(t.project_id) AS project_id, MAX(t.transaction_id) AS transaction_id
+    sql`SELECT d.transaction_pk, d.account_id, d.allocated, d.charged, t.project_id, t.transaction_id
       FROM (
-        SELECT transaction_pk, account_id, amount AS allocated, 0 AS charged FROM allocations
-        UNION ALL
-        SELECT transaction_pk, account_id, 0, amount FROM ledger_entries
-          WHERE operation IN ('DEDUCT', 'FREEZE') AND transaction_pk IS NOT NULL
-      ) x LEFT JOIN transactions t ON t.id = x.transaction_pk
-      GROUP BY x.transaction_pk, x.account_id
-      HAVING SUM(x.allocated) <> SUM(x.charged)`,
+        SELECT x.transaction_pk, x.account_id, SUM(x.allocated) AS allocated, SUM(x.charged) AS charged
+        FROM (
+          SELECT transaction_pk, account_id, amount AS allocated, 0 AS charged FROM allocations
+          UNION ALL
+          SELECT transaction_pk, account_id, 0, amount FROM ledger_entries
+            WHERE operation IN ('DEDUCT', 'FREEZE') AND transaction_pk IS NOT NULL
+        ) x
+        GROUP BY x.transaction_pk, x.account_id
+        HAVING SUM(x.allocated) <> SUM(x.charged)
+      ) d LEFT JOIN transactions t ON t.id = d.transaction_pk
+      ORDER BY d.transaction_pk, d.account_id`,
   );
 
 /**
@@ -136,33 +142,35 @@ export const transactionOutcomeMismatches = (db: Reader) =>
       HAVING SUM(x.charges) <> 1 OR SUM(x.spend) <> 1 OR SUM(x.settle) <> SUM(x.settled) OR COUNT(DISTINCT x.customer_pk) <> 1`,
   );
 
-/** Keyed deposits, refunds and voids against their stored outcomes, where one is missing. */
+/** Keyed deposits, refunds and voids against their stored outcomes, where one is missing or of another customer. */
 export const keyedEntryOutcomeMismatches = (db: Reader) =>
   rows(
     db,
-    sql`SELECT x.project_id, x.scope, x.idempotency_key, SUM(x.outcomes) AS outcomes, SUM(x.entries) AS entries
+    sql`SELECT x.project_id, x.scope, x.idempotency_key, SUM(x.outcomes) AS outcomes, SUM(x.entries) AS entries,
+        COUNT(DISTINCT x.customer_pk) AS customers
       FROM (
-        SELECT project_id, scope, idempotency_key, 1 AS outcomes, 0 AS entries
+        SELECT project_id, scope, idempotency_key, customer_pk, 1 AS outcomes, 0 AS entries
           FROM idempotency_outcomes WHERE scope IN ('DEPOSIT', 'REFUND', 'VOID')
         UNION ALL
-        SELECT project_id, operation, idempotency_key, 0, 1
+        SELECT project_id, operation, idempotency_key, customer_pk, 0, 1
           FROM ledger_entries WHERE operation IN ('DEPOSIT', 'REFUND', 'VOID') AND idempotency_key <> ''
       ) x
       GROUP BY x.project_id, x.scope, x.idempotency_key
-      HAVING SUM(x.outcomes) <> 1 OR SUM(x.entries) = 0`,
+      HAVING SUM(x.outcomes) <> 1 OR SUM(x.entries) = 0 OR COUNT(DISTINCT x.customer_pk) <> 1`,
   );
 
-/** Customers' public ids and projects, by their row ids, for the lines that name them. */
-export const customerNames = (db: Reader, pks: readonly bigint[]) =>
-  pks.length === 0
-    ? Promise.resolve([])
-    : rows(
-        db,
-        sql`SELECT id, project_id, customer_id FROM customers WHERE id IN (${sql.join(
-          pks.map((pk) => sql`${pk}`),
-          sql`, `,
-        )})`,
-      );
+/** Customers' public ids and projects, by their row ids, for the lines that name them (a statement per thousand). */
+export async function customerNames(db: Reader, pks: readonly bigint[]): Promise<VerifyRow[]> {
+  const found: VerifyRow[] = [];
+  for (const chunk of chunksOf(pks)) {
+    const list = sql.join(
+      chunk.map((pk) => sql`${pk}`),
+      sql`, `,
+    );
+    found.push(...(await rows(db, sql`SELECT id, project_id, customer_id FROM customers WHERE id IN (${list})`)));
+  }
+  return found;
+}
 
 /** Entries of every customer in ledger order, a page after (customer_pk, sequence), by the unique index on them. */
 export const ledgerPositionsPage = (db: Reader, after: { customerPk: bigint; sequence: bigint }, limit: number) =>
@@ -188,6 +196,24 @@ export const eventPositions = (db: Reader) =>
       FROM events`,
   );
 
+/** The first position after `from` that no kept event holds (the feed's, or a project's). */
+export async function firstMissingPosition(db: Reader, projectId: bigint | null, from: bigint): Promise<bigint> {
+  const [found] =
+    projectId === null
+      ? await rows(
+          db,
+          sql`SELECT MIN(e.position) + 1 AS missing FROM events e
+            WHERE e.position >= ${from} AND NOT EXISTS (SELECT 1 FROM events f WHERE f.position = e.position + 1)`,
+        )
+      : await rows(
+          db,
+          sql`SELECT MIN(e.project_position) + 1 AS missing FROM events e
+            WHERE e.project_id = ${projectId} AND e.project_position >= ${from}
+              AND NOT EXISTS (SELECT 1 FROM events f WHERE f.project_id = e.project_id AND f.project_position = e.project_position + 1)`,
+        );
+  return BigInt(found?.missing ?? from);
+}
+
 /** Each project's stamped positions, likewise. */
 export const projectEventPositions = (db: Reader) =>
   rows(
@@ -198,28 +224,61 @@ export const projectEventPositions = (db: Reader) =>
       WHERE e.project_position IS NOT NULL GROUP BY e.project_id`,
   );
 
+/** A stored number as binary text, to compare with what an event's JSON says of it whatever the database's collation. */
+const asText = (column: string) => sql.raw(`CAST(${column} AS CHAR CHARACTER SET utf8mb4) COLLATE utf8mb4_bin`);
+
+/** The event's own value at a JSON path, as binary text (NULL when missing). */
+const payloadText = (path: string) => sql.raw(`CAST(JSON_VALUE(e.payload, '${path}') AS CHAR CHARACTER SET utf8mb4) COLLATE utf8mb4_bin`);
+
 /**
- * The entries of kept events that the ledger does not hold as the event says (by customer and
- * sequence: operation, amount, account, balance_after); JSON_TABLE (MariaDB 10.6+, MySQL 8).
+ * The entries of kept events that disagree with the ledger: an entry not in the ledger (by
+ * customer and sequence), one whose operation, amount, account, credit type or balance_after
+ * differs from it, one whose operation its event type cannot have, sequences that do not run on
+ * by one within the event, and an event whose own balance_after is not its last entry's. Values
+ * are compared as binary text, NULL-safe (a missing field is a difference); JSON_TABLE is MariaDB
+ * 10.6+ and MySQL 8. At most `limit` rows, in event order.
  */
-export const eventEntryMismatches = (db: Reader) =>
-  rows(
+export const eventEntryMismatches = (db: Reader, operationsOfType: ReadonlyMap<string, readonly string[]>, limit: number) => {
+  const typeAllows = sql.join(
+    [...operationsOfType].map(
+      ([type, operations]) =>
+        sql`(e.type = ${type} AND j.operation IN (${sql.join(
+          operations.map((o) => sql`${o}`),
+          sql`, `,
+        )}))`,
+    ),
+    sql` OR `,
+  );
+  const differs = (json: string, column: string) => sql`NOT (j.${sql.raw(json)} <=> ${asText(column)})`;
+  return rows(
     db,
-    sql`SELECT e.event_id, e.project_id, e.customer_id, j.seq, le.id AS entry_id
+    sql`SELECT e.event_id, e.project_id, e.customer_id, e.type, j.n, j.seq, j.operation, le.id AS entry_id, le.operation AS entry_operation,
+        c.id IS NULL AS customer_missing,
+        ${differs("operation", "le.operation")} OR ${differs("amount", "le.amount")} OR ${differs("account_id", "le.account_id")}
+          OR ${differs("credit_type", "le.credit_type")} AS entry_differs,
+        ${differs("total", "le.balance_total")} OR ${differs("used", "le.balance_used")} OR ${differs("frozen", "le.balance_frozen")} AS balance_differs,
+        NOT (${typeAllows}) AS type_differs,
+        j.seq <> CAST(JSON_VALUE(e.payload, '$.entries[0].sequence') AS UNSIGNED) + j.n - 1 AS out_of_order,
+        j.n = JSON_LENGTH(e.payload, '$.entries') AND NOT (
+          ${payloadText("$.balance_after.total")} <=> ${asText("le.balance_total")}
+          AND ${payloadText("$.balance_after.used")} <=> ${asText("le.balance_used")}
+          AND ${payloadText("$.balance_after.frozen")} <=> ${asText("le.balance_frozen")}) AS last_differs
       FROM events e
-      JOIN customers c ON c.project_id = e.project_id AND c.customer_id = e.customer_id
+      LEFT JOIN customers c ON c.project_id = e.project_id AND c.customer_id = e.customer_id
       CROSS JOIN JSON_TABLE(e.payload, '$.entries[*]' COLUMNS (
-        seq VARCHAR(20) PATH '$.sequence',
-        operation VARCHAR(16) PATH '$.operation',
-        amount VARCHAR(40) PATH '$.amount',
-        account_id VARCHAR(40) PATH '$.account_id',
-        total VARCHAR(40) PATH '$.balance_after.total',
-        used VARCHAR(40) PATH '$.balance_after.used',
-        frozen VARCHAR(40) PATH '$.balance_after.frozen'
+        n FOR ORDINALITY,
+        seq VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.sequence',
+        operation VARCHAR(16) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.operation',
+        amount VARCHAR(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.amount',
+        account_id VARCHAR(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.account_id',
+        credit_type VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.credit_type',
+        total VARCHAR(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.balance_after.total',
+        used VARCHAR(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.balance_after.used',
+        frozen VARCHAR(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$.balance_after.frozen'
       )) AS j
       LEFT JOIN ledger_entries le ON le.customer_pk = c.id AND le.sequence = j.seq
-      WHERE le.id IS NULL OR le.operation <> j.operation OR CAST(le.amount AS CHAR) <> j.amount
-        OR CAST(le.account_id AS CHAR) <> j.account_id OR CAST(le.balance_total AS CHAR) <> j.total
-        OR CAST(le.balance_used AS CHAR) <> j.used OR CAST(le.balance_frozen AS CHAR) <> j.frozen
-      ORDER BY e.id`,
+      HAVING customer_missing OR entry_id IS NULL OR entry_differs OR balance_differs OR type_differs OR out_of_order OR last_differs
+      ORDER BY e.id, j.n
+      LIMIT ${Math.trunc(limit)}`,
   );
+};

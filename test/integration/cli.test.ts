@@ -64,6 +64,21 @@ describe("verify only reads", () => {
     expect(schemas).toEqual([]);
   });
 
+  it("runs on a database created beforehand with a case-insensitive default collation (as MySQL images and managed services make them)", async () => {
+    const { url, name, drop } = uniqueDatabaseUrl("vb_verify_ci");
+    await s.app.database.pool.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci`);
+    try {
+      expect((await cliOn(url, "migrate")).code).toBe(0);
+      expect(await cliOn(url, "verify")).toEqual({
+        code: 0,
+        stdout: "checked 0 accounts, 0 transactions, 0 ledger entries, 0 events, 0 slot pools: 0 problem(s)\n",
+        stderr: "",
+      });
+    } finally {
+      await drop();
+    }
+  });
+
   it("refuses a database whose schema is behind this build, and migrates nothing", async () => {
     const { url, name, drop } = uniqueDatabaseUrl("vb_verify_empty");
     await s.app.database.pool.query(`CREATE DATABASE \`${name}\``);

@@ -109,7 +109,7 @@ describe("verify: links between the tables", () => {
     const [first] = await sql("SELECT MIN(id) AS id, COUNT(*) AS n FROM ledger_entries WHERE account_id = ?", [c.accountId]);
     await tampered(
       () => sql("UPDATE accounts SET customer_pk = ? WHERE id = ?", [strangerRow?.customer_pk, c.accountId]),
-      [`account ${c.accountId}: ${first?.n} ledger entries (first ${first?.id}) of another customer, credit type or source`],
+      [`account ${c.accountId}: ${first?.n} ledger entries (first ${first?.id}) of another customer`],
       () => sql("UPDATE accounts SET customer_pk = ? WHERE id = ?", [owner?.customer_pk, c.accountId]),
     );
   });
@@ -144,6 +144,46 @@ describe("verify: links between the tables", () => {
         () => sql("INSERT INTO idempotency_outcomes SET ?", [outcome]),
       );
     }
+    const [owner] = await sql("SELECT customer_pk FROM idempotency_outcomes WHERE scope = 'DEPOSIT' AND idempotency_key = ?", [key]);
+    await tampered(
+      () => sql("UPDATE idempotency_outcomes SET customer_pk = customer_pk + 1000 WHERE scope = 'DEPOSIT' AND idempotency_key = ?", [key]),
+      [`deposit key ${key} (project ${c.projectId}): its stored outcome belongs to another customer than its entries`],
+      () =>
+        sql("UPDATE idempotency_outcomes SET customer_pk = ? WHERE scope = 'DEPOSIT' AND idempotency_key = ?", [owner?.customer_pk, key]),
+    );
+  });
+
+  it("a customer row gone from under its ledger", async () => {
+    const c = await charge("deduct");
+    const [row] = await sql("SELECT * FROM customers WHERE customer_id = ?", [c.customerId]);
+    const events = await sql("SELECT event_id FROM events WHERE customer_id = ? ORDER BY id", [c.customerId]);
+    await tampered(
+      () => sql("DELETE FROM customers WHERE id = ?", [row?.id]),
+      [
+        `customer pk ${row?.id}: 2 ledger entries of a customer that does not exist`,
+        ...events.map((e) => `event ${e.event_id}: its customer ${c.customerId} (project ${c.projectId}) does not exist`),
+      ],
+      () =>
+        sql(
+          "INSERT INTO customers (id, project_id, customer_id, name, email, metadata, created_at, ledger_sequence, ledger_total, ledger_used, ledger_frozen, has_alerts) VALUES (?)",
+          [
+            [
+              row?.id,
+              row?.project_id,
+              row?.customer_id,
+              row?.name,
+              row?.email,
+              row?.metadata,
+              row?.created_at,
+              row?.ledger_sequence,
+              row?.ledger_total,
+              row?.ledger_used,
+              row?.ledger_frozen,
+              row?.has_alerts,
+            ],
+          ],
+        ),
+    );
   });
 });
 
@@ -165,7 +205,7 @@ describe("verify: the ledger's order", () => {
       },
       [
         `ledger entry ${fourth?.id} of ${name}: sequence 4, expected 3`,
-        `${name}: 1 more ledger entries out of line after that`,
+        `${name}: 1 more ledger entry out of line after that`,
         `${name}: ledger position #7 (total 100, used 6, frozen 0), its entries say #100 (total 100, used 2, frozen 0)`,
         `event ${event?.event_id}: entry #3 of ${name} is not in the ledger`,
       ],
@@ -181,22 +221,46 @@ describe("verify: the ledger's order", () => {
 describe("verify: the event feed against the ledger", () => {
   it("an event whose entry says another amount than the ledger, and a gap in the positions", async () => {
     const c = await charge("deduct");
-    const [event] = await sql("SELECT id, event_id, position, project_position FROM events WHERE transaction_id = ?", [c.transactionId]);
+    const stamped = () => sql("SELECT id, event_id, position, project_position FROM events WHERE transaction_id = ?", [c.transactionId]);
+    // The stamper orders the event within EVENTS_STAMP_SPACING_MS of its commit.
+    for (let tries = 0; (await stamped())[0]?.position === null; tries++) {
+      expect(tries).toBeLessThan(100);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const [event] = await stamped();
     const [entry] = await sql("SELECT id, sequence FROM ledger_entries WHERE transaction_pk = ?", [c.pk]);
     await tampered(
       () => sql("UPDATE events SET payload = JSON_SET(payload, '$.entries[0].amount', '41') WHERE id = ?", [event?.id]),
       [
-        `event ${event?.event_id}: entry #${entry?.sequence} of customer ${c.customerId} (project ${c.projectId}) differs from ledger entry ${entry?.id}`,
+        `event ${event?.event_id}: entry #${entry?.sequence} of customer ${c.customerId} (project ${c.projectId}) differs from ledger entry ${entry?.id} in its operation, amount, account or credit type`,
       ],
       () => sql("UPDATE events SET payload = JSON_SET(payload, '$.entries[0].amount', '40') WHERE id = ?", [event?.id]),
+    );
+    const [original] = await sql("SELECT payload FROM events WHERE id = ?", [event?.id]);
+    const restore = () => sql("UPDATE events SET payload = ? WHERE id = ?", [JSON.stringify(original?.payload), event?.id]);
+    const entryLine = `event ${event?.event_id}: entry #${entry?.sequence} of customer ${c.customerId} (project ${c.projectId})`;
+    await tampered(
+      () => sql("UPDATE events SET payload = JSON_REMOVE(payload, '$.entries[0].amount') WHERE id = ?", [event?.id]),
+      [`${entryLine} differs from ledger entry ${entry?.id} in its operation, amount, account or credit type`],
+      restore,
+    );
+    await tampered(
+      () => sql("UPDATE events SET payload = JSON_SET(payload, '$.balance_after.used', '39') WHERE id = ?", [event?.id]),
+      [`event ${event?.event_id}: its balance_after is not its last entry's (ledger entry ${entry?.id})`],
+      restore,
+    );
+    await tampered(
+      () => sql("UPDATE events SET type = 'ledger.freeze' WHERE id = ?", [event?.id]),
+      [`${entryLine} is DEDUCT, which a ledger.freeze event cannot hold`],
+      () => sql("UPDATE events SET type = 'ledger.deduct' WHERE id = ?", [event?.id]),
     );
     const [top] = await sql("SELECT MAX(position) AS high, MIN(position) AS low, COUNT(*) AS n FROM events");
     const [projectTop] = await sql("SELECT MAX(project_position) AS high, COUNT(*) AS n FROM events WHERE project_id = ?", [c.projectId]);
     await tampered(
       () => sql("UPDATE events SET position = position + 1000, project_position = project_position + 1000 WHERE id = ?", [event?.id]),
       [
-        `the feed: positions 1…${BigInt(top?.high) + 1000n} hold ${top?.n} events after 0 pruned; expected 1…${top?.n}`,
-        `project ${c.projectId}'s feed: positions 1…${BigInt(projectTop?.high) + 1000n} hold ${projectTop?.n} events after 0 pruned; expected 1…${projectTop?.n}`,
+        `the feed: positions 1…${BigInt(top?.high) + 1000n} hold ${top?.n} events after 0 pruned; position ${event?.position} is missing`,
+        `project ${c.projectId}'s feed: positions 1…${BigInt(projectTop?.high) + 1000n} hold ${projectTop?.n} events after 0 pruned; position ${event?.project_position} is missing`,
       ],
       () => sql("UPDATE events SET position = ?, project_position = ? WHERE id = ?", [event?.position, event?.project_position, event?.id]),
     );
