@@ -1,8 +1,10 @@
 import type { Reader } from "../store/database.js";
 import { OPERATIONS_OF_EVENT_TYPE } from "../domain/ledger-events.js";
 import {
+  eventBalanceMismatches,
   eventEntryMismatches,
   eventPositions,
+  eventsOutOfOrder,
   firstMissingPosition,
   projectEventPositions,
   type VerifyRow,
@@ -24,14 +26,19 @@ export async function verifyEvents(db: Reader): Promise<{ events: number; proble
   if (global) problems.push(...(await rangeProblems(db, "the feed", global, null)));
   for (const p of await projectEventPositions(db))
     problems.push(...(await rangeProblems(db, `project ${p.project_id}'s feed`, p, p.project_id ?? null)));
-  const mismatches = await eventEntryMismatches(db, OPERATIONS_OF_EVENT_TYPE, EVENT_LINES_MAX + 1);
-  problems.push(...mismatches.slice(0, EVENT_LINES_MAX).map(mismatchLine));
-  if (mismatches.length > EVENT_LINES_MAX)
-    problems.push(`the feed: more event entries disagree with the ledger than the ${EVENT_LINES_MAX} above`);
+  const lines = [
+    ...(await eventEntryMismatches(db, OPERATIONS_OF_EVENT_TYPE, EVENT_LINES_MAX + 1)).map(mismatchLine),
+    ...(await eventsOutOfOrder(db, EVENT_LINES_MAX + 1)).map((e) => `event ${e.event_id}: its entries' sequences do not run on by one`),
+    ...(await eventBalanceMismatches(db, EVENT_LINES_MAX + 1)).map(
+      (e) => `event ${e.event_id}: its balance_after is not its last entry's (ledger entry ${e.entry_id})`,
+    ),
+  ];
+  problems.push(...lines.slice(0, EVENT_LINES_MAX));
+  if (lines.length > EVENT_LINES_MAX) problems.push(`the feed: more events disagree with the ledger than the ${EVENT_LINES_MAX} above`);
   return { events, problems };
 }
 
-/** Event entries said one line each, at most this many (one bad deposit can make every later event of its customer disagree). */
+/** Event findings said one line each, at most this many (one bad deposit can make every later event of its customer disagree). */
 const EVENT_LINES_MAX = 20;
 
 const flag = (v: VerifyRow[string] | undefined) => Number(v ?? 0) === 1;
@@ -45,9 +52,7 @@ function mismatchLine(m: VerifyRow): string {
     flag(m.balance_differs) ? "balance_after" : null,
   ].filter((w) => w !== null);
   if (what.length > 0) return `${entry} differs from ledger entry ${m.entry_id} in its ${what.join(" and ")}`;
-  if (flag(m.type_differs)) return `${entry} is ${m.operation}, which a ${m.type} event cannot hold`;
-  if (flag(m.out_of_order)) return `${entry} does not follow the entry before it in the event`;
-  return `event ${m.event_id}: its balance_after is not its last entry's (ledger entry ${m.entry_id})`;
+  return `${entry} is ${m.operation}, which a ${m.type} event cannot hold`;
 }
 
 /** Positions kept run pruned + 1 … high, each once (the UNIQUE index sees to "once"); a gap is named by its first missing position. */

@@ -219,6 +219,26 @@ describe("verify: the ledger's order", () => {
 });
 
 describe("verify: the event feed against the ledger", () => {
+  it("an event whose entries' sequences do not run on by one", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 5n, expiresAt: ts(s.clock.now() + 3600 * SECOND) });
+    await s.client.call("deposit", { customerId, amount: 5n });
+    const transactionId = uid("tx");
+    const d = await s.client.call("deduct", { customerId, transactionId, amount: 8n });
+    expect(d.details).toHaveLength(2);
+    const [event] = await sql("SELECT id, event_id, project_id FROM events WHERE transaction_id = ?", [transactionId]);
+    const [second] = await sql("SELECT JSON_VALUE(payload, '$.entries[1].sequence') AS seq FROM events WHERE id = ?", [event?.id]);
+    const moved = String(Number(second?.seq) + 5);
+    await tampered(
+      () => sql("UPDATE events SET payload = JSON_SET(payload, '$.entries[1].sequence', ?) WHERE id = ?", [moved, event?.id]),
+      [
+        `event ${event?.event_id}: entry #${moved} of customer ${customerId} (project ${event?.project_id}) is not in the ledger`,
+        `event ${event?.event_id}: its entries' sequences do not run on by one`,
+      ],
+      () => sql("UPDATE events SET payload = JSON_SET(payload, '$.entries[1].sequence', ?) WHERE id = ?", [second?.seq, event?.id]),
+    );
+  });
+
   it("an event whose entry says another amount than the ledger, and a gap in the positions", async () => {
     const c = await charge("deduct");
     const stamped = () => sql("SELECT id, event_id, position, project_position FROM events WHERE transaction_id = ?", [c.transactionId]);
