@@ -1,10 +1,9 @@
 import type { Reader } from "../store/database.js";
 import { OPERATIONS_OF_EVENT_TYPE } from "../domain/ledger-events.js";
 import {
-  eventBalanceMismatches,
   eventEntryMismatches,
   eventPositions,
-  eventsOutOfOrder,
+  eventShapeMismatches,
   firstMissingPosition,
   projectEventPositions,
   type VerifyRow,
@@ -28,9 +27,10 @@ export async function verifyEvents(db: Reader): Promise<{ events: number; proble
     problems.push(...(await rangeProblems(db, `project ${p.project_id}'s feed`, p, p.project_id ?? null)));
   const lines = [
     ...(await eventEntryMismatches(db, OPERATIONS_OF_EVENT_TYPE, EVENT_LINES_MAX + 1)).map(mismatchLine),
-    ...(await eventsOutOfOrder(db, EVENT_LINES_MAX + 1)).map((e) => `event ${e.event_id}: its entries' sequences do not run on by one`),
-    ...(await eventBalanceMismatches(db, EVENT_LINES_MAX + 1)).map(
-      (e) => `event ${e.event_id}: its balance_after is not its last entry's (ledger entry ${e.entry_id})`,
+    ...(await eventShapeMismatches(db, EVENT_LINES_MAX + 1)).map((e) =>
+      flag(e.out_of_order)
+        ? `event ${e.event_id}: its entries' sequences do not run on by one`
+        : `event ${e.event_id}: its balance_after is not its last entry's`,
     ),
   ];
   problems.push(...lines.slice(0, EVENT_LINES_MAX));

@@ -280,33 +280,28 @@ export const eventEntryMismatches = (db: Reader, operationsOfType: ReadonlyMap<s
   );
 };
 
-/** Events whose entries' sequences do not run on by one (a write's entries take consecutive numbers). */
-export const eventsOutOfOrder = (db: Reader, limit: number) =>
+/**
+ * Events with entries whose shape is wrong: their sequences do not run on by one from the first to
+ * the last (a write's entries take consecutive numbers), or their own balance_after is not their
+ * last entry's (which eventEntryMismatches holds to the ledger). One JSON_TABLE row per event.
+ */
+export const eventShapeMismatches = (db: Reader, limit: number) =>
   rows(
     db,
-    sql`SELECT e.id, MAX(e.event_id) AS event_id
-      FROM events e CROSS JOIN JSON_TABLE(e.payload, '$.entries[*]' COLUMNS (n FOR ORDINALITY, seq BIGINT PATH '$.sequence')) AS j
-      GROUP BY e.id
-      HAVING MIN(j.seq - j.n) <> MAX(j.seq - j.n)
-      ORDER BY e.id
-      LIMIT ${Math.trunc(limit)}`,
-  );
-
-/** Events with entries whose own balance_after is not their last entry's, as the ledger holds it. */
-export const eventBalanceMismatches = (db: Reader, limit: number) =>
-  rows(
-    db,
-    sql`SELECT e.event_id, le.id AS entry_id
-      FROM events e
-      JOIN customers c ON c.project_id = e.project_id AND c.customer_id = e.customer_id
-      CROSS JOIN JSON_TABLE(e.payload, '$' COLUMNS (
-        ${jsonText("last_seq", 20, "$.entries[last].sequence")},
+    sql`SELECT e.event_id, j.first_seq,
+        NOT (j.last_seq - j.first_seq + 1 <=> JSON_LENGTH(e.payload, '$.entries')) AS out_of_order,
+        NOT (j.total <=> j.last_total AND j.used <=> j.last_used AND j.frozen <=> j.last_frozen) AS balance_differs
+      FROM events e CROSS JOIN JSON_TABLE(e.payload, '$' COLUMNS (
+        first_seq BIGINT PATH '$.entries[0].sequence',
+        last_seq BIGINT PATH '$.entries[last].sequence',
         ${jsonText("total", 40, "$.balance_after.total")},
         ${jsonText("used", 40, "$.balance_after.used")},
-        ${jsonText("frozen", 40, "$.balance_after.frozen")}
+        ${jsonText("frozen", 40, "$.balance_after.frozen")},
+        ${jsonText("last_total", 40, "$.entries[last].balance_after.total")},
+        ${jsonText("last_used", 40, "$.entries[last].balance_after.used")},
+        ${jsonText("last_frozen", 40, "$.entries[last].balance_after.frozen")}
       )) AS j
-      JOIN ledger_entries le ON le.customer_pk = c.id AND le.sequence = j.last_seq
-      WHERE NOT (j.total <=> ${asText("le.balance_total")} AND j.used <=> ${asText("le.balance_used")} AND j.frozen <=> ${asText("le.balance_frozen")})
+      HAVING j.first_seq IS NOT NULL AND (out_of_order OR balance_differs)
       ORDER BY e.id
       LIMIT ${Math.trunc(limit)}`,
   );
