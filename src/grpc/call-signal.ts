@@ -56,3 +56,7 @@ export function callSignal(call: WatchedCall, nowMs: () => number = Date.now): C
   }
   return { signal: controller.signal, release };
 }
+
+/** Whether a call's signal aborted because its client cancelled it (not because its deadline passed). */
+export const cancelledByClient = (signal: AbortSignal): boolean =>
+  signal.aborted && signal.reason instanceof DOMException && signal.reason.name === "AbortError";

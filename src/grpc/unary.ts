@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Metadata, status, type MethodDefinition, type sendUnaryData, type ServerUnaryCall, type ServiceDefinition } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { scopeAllows, type Caller, type Scope } from "../domain/caller.js";
-import { BillingError, toBillingError } from "../errors/billing-error.js";
+import { BillingError, CallNotRun, toBillingError } from "../errors/billing-error.js";
 import { toServiceError } from "./status-details.js";
 import type { Metrics } from "../metrics.js";
 import type { BillingContext } from "../operations/context.js";
@@ -10,7 +10,7 @@ import type { Authenticator } from "../tenancy/authenticator.js";
 import { addressOfPeer, clientAddressOf, type ProxyTrust } from "../tenancy/client-address.js";
 import { presentedApiKey } from "../tenancy/credentials.js";
 import type { RateLimiter } from "../tenancy/rate-limiter.js";
-import { callSignal } from "./call-signal.js";
+import { callSignal, cancelledByClient } from "./call-signal.js";
 import { MalformedRequest } from "./request-decoding.js";
 import { unavailableCause } from "../logger.js";
 
@@ -103,7 +103,10 @@ export function unary<Req, Res>(
       const error = toBillingError(thrown);
       const grpcCode = status[error.spec.grpcStatus];
       const unexpected = grpcCode === status.INTERNAL;
-      finish(error.code, grpcCode, unexpected ? (error.cause ?? error) : undefined, unavailableCause(error));
+      // Not run because its client cancelled it (not its deadline, which may be our slowness):
+      // counted as the client's cancel, as grpc-js answers it, not as a service_unavailable of ours.
+      if (error instanceof CallNotRun && cancelledByClient(watched.signal)) finish("cancelled", status.CANCELLED);
+      else finish(error.code, grpcCode, unexpected ? (error.cause ?? error) : undefined, unavailableCause(error));
       const trailers = new Metadata();
       trailers.set(REQUEST_ID_HEADER, requestId);
       sendHeaders();

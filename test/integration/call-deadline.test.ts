@@ -151,6 +151,34 @@ describe("a call that waits behind another write of its customer", () => {
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
 
+  it("gRPC: its client cancels it → it is not run once the customer is free, and is counted as the client's cancel", async () => {
+    const customerId = uid("cancel");
+    await client.call("deposit", { customerId, amount: 100n });
+    const cancelled = uid("cancelled");
+    const requestId = uid("req");
+    const afterThird = await behindAHeldCustomer(customerId, async () => {
+      const before = await admitted();
+      let call: { cancel(): void } | undefined;
+      const answered = new Promise<ServiceError | null>((resolve) => {
+        const metadata = new Metadata();
+        metadata.set("authorization", `Bearer ${apiKey}`);
+        metadata.set("x-request-id", requestId);
+        const request = DeductRequest.fromPartial({ customerId, transactionId: cancelled, amount: 20n });
+        call = client.raw.deduct(request, metadata, (error) => resolve(error));
+      });
+      await waitFor(async () => (await admitted()) > before, "the Deduct to be admitted");
+      call?.cancel();
+      expect((await answered)?.code).toBe(status.CANCELLED);
+    });
+    await expectError(client.call("getTransaction", { transactionId: cancelled }), "transaction_not_found");
+    expect(afterThird).toBe(85n);
+    type Line = { msg?: string; requestId?: string; code?: string; grpcCode?: string };
+    const callLine = () =>
+      logLines.map((line) => JSON.parse(line) as Line).find((line) => line.msg === "call" && line.requestId === requestId);
+    await waitFor(async () => callLine() !== undefined, "the call's log line");
+    expect(callLine()).toMatchObject({ code: "cancelled", grpcCode: "CANCELLED" });
+  });
+
   it("HTTP: its client goes away → it is not run once the customer is free", async () => {
     const customerId = uid("gone");
     await client.call("deposit", { customerId, amount: 100n });
