@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { credentials, loadPackageDefinition, type ServiceError } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
+import type { RowDataPacket } from "mysql2/promise";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OperationType } from "../../gen/velobase/billing/v1/billing.js";
@@ -84,8 +85,12 @@ describe("auto-settlement sweeper", () => {
     }
     s.clock.advance(120 * SECOND);
 
-    // A stopping instance starts no pass.
-    expect(await sweep(s.app.context, silent, { stopping: () => true })).toEqual({ settled: 0, recorded: 0 });
+    // A stopping instance starts no pass, and prunes nothing (retention of 0: every event is past it).
+    const events = async () => (await s.app.database.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM events"))[0][0]?.n;
+    const kept = await events();
+    const retention = { retentionMs: 0, awaitPublisher: false };
+    expect(await sweep(s.app.context, silent, { retention, stopping: () => true })).toEqual({ settled: 0, recorded: 0 });
+    expect(await events()).toBe(kept);
     expect(await sweep(s.app.context, silent)).toEqual({ settled: holds.length, recorded: accounts });
     expect(await sweep(s.app.context, silent)).toEqual({ settled: 0, recorded: 0 });
     for (const customerId of holders) {
