@@ -1,6 +1,8 @@
 import type { Reader } from "../store/database.js";
 import { OPERATIONS_OF_EVENT_TYPE } from "../domain/ledger-events.js";
 import {
+  bigOfRow as big,
+  countOfRow,
   eventEntryMismatches,
   eventPositions,
   eventShapeMismatches,
@@ -8,8 +10,6 @@ import {
   projectEventPositions,
   type VerifyRow,
 } from "../store/verify-store.js";
-
-const big = (v: VerifyRow[string] | undefined): bigint => BigInt(v ?? 0);
 
 /**
  * The change feed against the ledger: the kept events' positions run without a gap from just
@@ -41,7 +41,7 @@ export async function verifyEvents(db: Reader): Promise<{ events: number; proble
 /** Event findings said one line each, at most this many (one bad deposit can make every later event of its customer disagree). */
 const EVENT_LINES_MAX = 20;
 
-const flag = (v: VerifyRow[string] | undefined) => Number(v ?? 0) === 1;
+const flag = (v: VerifyRow[string] | undefined) => countOfRow(v) === 1;
 
 function mismatchLine(m: VerifyRow): string {
   const entry = `event ${m.event_id}: entry #${m.seq} of customer ${m.customer_id} (project ${m.project_id})`;

@@ -5,6 +5,7 @@ import {
   entriesOffTheirTransaction,
   keyedEntryOutcomeMismatches,
   transactionOutcomeMismatches,
+  countOfRow as count,
   type VerifyRow,
 } from "../store/verify-store.js";
 
@@ -12,10 +13,9 @@ import {
 export const transactionName = (projectId: unknown, transactionId: unknown) =>
   `transaction ${String(transactionId)} (project ${String(projectId)})`;
 
-const count = (v: VerifyRow[string] | undefined) => Number(v ?? 0);
-
-/** "1 ledger entry", "2 ledger entries". */
-export const entries = (n: VerifyRow[string] | undefined) => `${String(n)} ledger ${count(n) === 1 ? "entry" : "entries"}`;
+/** "1 ledger entry", "2 ledger entries"; with `more`, "1 more ledger entry". */
+export const entries = (n: VerifyRow[string] | undefined, more?: "more") =>
+  `${String(n)}${more ? " more" : ""} ledger ${count(n) === 1 ? "entry" : "entries"}`;
 
 /**
  * The links between the tables, which the sums per account and per transaction cannot see: every

@@ -1,13 +1,11 @@
 import { type EntryAccount, LEDGER_START, type LedgerPosition, nextPosition } from "../domain/ledger-position.js";
 import { OPERATIONS, type Operation } from "../domain/types.js";
 import type { Reader } from "../store/database.js";
-import { customerLedgerPositions, customerNames, ledgerPositionsPage, type VerifyRow } from "../store/verify-store.js";
+import { bigOfRow as big, customerLedgerPositions, customerNames, ledgerPositionsPage, type VerifyRow } from "../store/verify-store.js";
 import { entries } from "./verify-links.js";
 
 /** Entries read per page: the walk holds one page and one customer's accounts in memory. */
 const PAGE_ENTRIES = 10_000;
-
-const big = (v: string | number | null | undefined): bigint => BigInt(v ?? 0);
 
 /** An account's figures after an entry, by the ledger equations; an EXPIRE removes it from balance_after. */
 function accountAfter(account: EntryAccount, operation: Operation, amount: bigint, overage: boolean): EntryAccount {
@@ -108,7 +106,7 @@ function endWalk(walk: Walk, last: Map<string, LedgerPosition>, problems: Custom
   if (more > 0)
     problems.push({
       customerPk: walk.customerPk,
-      say: (name) => `${name}: ${more} more ledger ${more === 1 ? "entry" : "entries"} out of line after that`,
+      say: (name) => `${name}: ${entries(more, "more")} out of line after that`,
     });
 }
 

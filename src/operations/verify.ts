@@ -7,6 +7,7 @@ import {
   overRefundedAccounts,
   transactionFigures,
   unsoundVoids,
+  bigOfRow as big,
 } from "../store/verify-store.js";
 import { verifyPools } from "./slots/verify-pools.js";
 import { verifyEvents } from "./verify-events.js";
@@ -23,7 +24,6 @@ export interface VerifyReport {
   readonly problems: string[];
 }
 
-const big = (v: string | number | null | undefined): bigint => BigInt(v ?? 0);
 const key = (v: string | number | null | undefined): string => String(v ?? "");
 
 type AccountFigures = Awaited<ReturnType<typeof accountFigures>>[number];

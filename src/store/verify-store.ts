@@ -16,6 +16,12 @@ export function inOneSnapshot<T>(db: Db, work: (reader: Reader) => Promise<T>): 
 
 export type VerifyRow = Record<string, string | number | null>;
 
+/** A figure of a verify row (a sum over no rows is NULL: 0). */
+export const bigOfRow = (v: VerifyRow[string] | undefined): bigint => BigInt(v ?? 0);
+
+/** A count or a 0/1 flag of a verify row. */
+export const countOfRow = (v: VerifyRow[string] | undefined): number => Number(v ?? 0);
+
 async function rows(db: Reader, query: ReturnType<typeof sql>): Promise<VerifyRow[]> {
   const [result] = (await db.execute(query)) as unknown as [VerifyRow[]];
   return result;
