@@ -10,8 +10,8 @@ import { Eta } from "eta";
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { BillingError } from "../errors/billing-error.js";
 import { toBillingError } from "../errors/billing-error.js";
-import { clientWentAway, httpCallCode } from "../errors/client-went-away.js";
-import { retryAfterSeconds } from "../errors/retry-after.js";
+import { readyErrorAnswer } from "../errors/client-went-away.js";
+import { unavailableCause } from "../logger.js";
 import type { AuthenticatedCaller } from "../tenancy/authenticator.js";
 import { type ConsoleScope, consoleCallerOf, renderPage } from "./console-scope.js";
 import type { ConsoleDependencies } from "./console-dependencies.js";
@@ -58,13 +58,7 @@ async function renderError(thrown: unknown, request: FastifyRequest, reply: Fast
     // A form without its token (or from another site): refused before anything runs.
     error = new BillingError("permission_denied", "The form has expired or did not come from this console: reload the page and try again.");
   } else error = frameworkRefusal(fastifyError) ?? toBillingError(thrown);
-  request.errorCode = httpCallCode(error);
-  if (clientWentAway(error, request, deps.log)) return reply;
-  if (error.spec.grpcStatus === "INTERNAL") {
-    deps.log.error({ requestId: request.id, err: error.cause ?? error }, "console request failed with an unexpected error");
-  }
-  const retryAfter = retryAfterSeconds(error);
-  if (retryAfter !== null) void reply.header("retry-after", String(retryAfter));
+  if (!readyErrorAnswer(error, unavailableCause(error) ?? null, request, reply, deps.log)) return reply;
   return renderPage(request, reply, "error", "Error", { message: error.message, code: error.code }, error.spec.httpStatus);
 }
 

@@ -8,9 +8,8 @@ import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest, typ
 import type { TSchema } from "typebox";
 import { BillingError, toBillingError } from "../errors/billing-error.js";
 import { apiKeyOf, checkScope } from "./auth.js";
-import { clientWentAway, httpCallCode } from "../errors/client-went-away.js";
+import { readyErrorAnswer } from "../errors/client-went-away.js";
 import { callSignal } from "./call-signal.js";
-import { retryAfterSeconds } from "../errors/retry-after.js";
 import { errorBody } from "./error-body.js";
 import type { HttpApp, HttpDependencies } from "./http-app.js";
 import { REQUEST_ID_HEADER, requestIdOf } from "./request-id.js";
@@ -129,14 +128,7 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex): vo
 }
 
 function sendError(error: BillingError, request: FastifyRequest, reply: FastifyReply, deps: HttpDependencies) {
-  request.errorCode = httpCallCode(error);
-  request.errorCause = unavailableCause(error) ?? null;
-  if (clientWentAway(error, request, deps.log)) return reply;
-  if (error.spec.grpcStatus === "INTERNAL") {
-    deps.log.error({ requestId: request.id, err: error.cause ?? error }, "call failed with an unexpected error");
-  }
-  const retryAfter = retryAfterSeconds(error);
-  if (retryAfter !== null) void reply.header("retry-after", String(retryAfter));
+  if (!readyErrorAnswer(error, unavailableCause(error) ?? null, request, reply, deps.log)) return reply;
   return reply.status(error.spec.httpStatus).send(errorBody(error, request.id));
 }
 

@@ -6,6 +6,7 @@ import { DeductRequest } from "../../gen/velobase/billing/v1/billing.js";
 import { verifyLedger } from "../../src/operations/verify.js";
 import { expectError, type TestClient } from "../support/client.js";
 import { uid } from "../support/fixtures.js";
+import { consoleSession } from "../support/http.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { lockingReadWaits, waitFor } from "../support/waiting.js";
 
@@ -111,24 +112,6 @@ async function goneOnceAdmitted(what: string, url: string, init: { headers: Reco
   expect(await outcome).toBe("AbortError");
 }
 
-/** A signed-in console session of `key` (raw HTTP): its cookies and a form token bound to it. */
-async function consoleSession(key: string): Promise<{ cookie: string; token: string }> {
-  const tokenOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? "";
-  const cookiesOf = (response: Response) => response.headers.getSetCookie().map((c) => c.split(";")[0] ?? "");
-  const signInPage = await fetch(`${s.httpUrl}/console/sign-in`);
-  const csrfCookie = cookiesOf(signInPage).join("; ");
-  const signedIn = await fetch(`${s.httpUrl}/console/sign-in`, {
-    method: "POST",
-    redirect: "manual",
-    headers: { cookie: csrfCookie, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ _csrf: tokenOf(await signInPage.text()), api_key: key }).toString(),
-  });
-  expect(signedIn.status).toBe(303);
-  const cookie = [csrfCookie, ...cookiesOf(signedIn)].join("; ");
-  const customers = await fetch(`${s.httpUrl}/console/customers`, { headers: { cookie } });
-  return { cookie, token: tokenOf(await customers.text()) };
-}
-
 describe("a call that waits behind another write of its customer", () => {
   it("gRPC: its deadline passes → DEADLINE_EXCEEDED, and it is not run once the customer is free", async () => {
     const customerId = uid("deadline");
@@ -202,7 +185,7 @@ describe("a call that waits behind another write of its customer", () => {
   it("console: the operator's browser goes away → its deposit is not run once the customer is free", async () => {
     const customerId = uid("tab");
     await client.call("deposit", { customerId, amount: 100n });
-    const session = await consoleSession(apiKey);
+    const session = await consoleSession(s.httpUrl, apiKey);
     const afterThird = await behindAHeldCustomer(customerId, () =>
       goneOnceAdmitted("the console deposit", `${s.httpUrl}/console/customers/${customerId}/deposit`, {
         headers: { cookie: session.cookie, "content-type": "application/x-www-form-urlencoded" },

@@ -10,6 +10,7 @@ import { SWEEP_BATCH_SIZE, sweep, sweepDueHolds } from "../../src/operations/swe
 import { verifyLedger } from "../../src/operations/verify.js";
 import { expectError } from "../support/client.js";
 import { SECOND, ts, uid } from "../support/fixtures.js";
+import { consoleSession } from "../support/http.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { ROOT } from "../support/spawn.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
@@ -164,7 +165,7 @@ describe("database outage", () => {
     const proxy = new TcpProxy(3306);
     const port = await proxy.start();
     const db = uniqueDatabaseUrl("vb_outage");
-    type Line = { msg: string; code?: string; cause?: { code?: string } };
+    type Line = { msg: string; code?: string; route?: string; status?: number; cause?: { code?: string } };
     const lines: Line[] = [];
     const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line) as Line) });
     const s = await startTestServer(
@@ -186,14 +187,24 @@ describe("database outage", () => {
       const customerId = uid("cust");
       await s.client.call("deposit", { customerId, amount: 100n });
       await expect.poll(status, { timeout: 5000 }).toBe("SERVING");
+      const session = await consoleSession(s.httpUrl, s.apiKey);
 
       await proxy.cut();
       const started = Date.now();
       await expectError(s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 1n }), "service_unavailable");
       expect(Date.now() - started).toBeLessThan(10_000);
-      // Its log line says why, by the driver's code, never its message.
+      // Its log line says why, by the driver's code, never its message; so do the HTTP API's and the console's.
+      const lostConnection = ["ECONNREFUSED", "ECONNRESET", "PROTOCOL_CONNECTION_LOST"];
       const unavailable = lines.find((l) => l.msg === "call" && l.code === "service_unavailable");
-      expect(["ECONNREFUSED", "ECONNRESET", "PROTOCOL_CONNECTION_LOST"]).toContain(unavailable?.cause?.code);
+      expect(lostConnection).toContain(unavailable?.cause?.code);
+      const api = await fetch(`${s.httpUrl}/v1/customers/${customerId}`, { headers: { authorization: `Bearer ${s.apiKey}` } });
+      const page = await fetch(`${s.httpUrl}/console/customers/${customerId}`, { headers: { cookie: session.cookie } });
+      expect([api.status, api.headers.get("retry-after"), page.status, page.headers.get("retry-after")]).toEqual([503, "1", 503, "1"]);
+      const httpUnavailable = lines.filter((l) => l.msg === "http call" && l.code === "service_unavailable");
+      expect(httpUnavailable.map((l) => [l.route, l.status, lostConnection.includes(l.cause?.code ?? "")])).toEqual([
+        ["GET /v1/customers/:customer_id", 503, true],
+        ["GET /console/customers/:id", 503, true],
+      ]);
       await expect.poll(status, { timeout: 5000 }).toBe("NOT_SERVING");
       // Every sweep fails while the database is away: one warning, however many of them.
       await sleep(1_000);

@@ -119,3 +119,21 @@ export async function expectKeyRequired(
     expectHttpError(await call("vb_live_fake"), "invalid_api_key");
   }
 }
+
+/** A signed-in console session of `key` (raw HTTP): its cookies and a form token bound to it. */
+export async function consoleSession(baseUrl: string, key: string): Promise<{ cookie: string; token: string }> {
+  const tokenOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? "";
+  const cookiesOf = (response: Response) => response.headers.getSetCookie().map((c) => c.split(";")[0] ?? "");
+  const signInPage = await fetch(`${baseUrl}/console/sign-in`);
+  const csrfCookie = cookiesOf(signInPage).join("; ");
+  const signedIn = await fetch(`${baseUrl}/console/sign-in`, {
+    method: "POST",
+    redirect: "manual",
+    headers: { cookie: csrfCookie, "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ _csrf: tokenOf(await signInPage.text()), api_key: key }).toString(),
+  });
+  expect(signedIn.status).toBe(303);
+  const cookie = [csrfCookie, ...cookiesOf(signedIn)].join("; ");
+  const customers = await fetch(`${baseUrl}/console/customers`, { headers: { cookie } });
+  return { cookie, token: tokenOf(await customers.text()) };
+}
