@@ -163,7 +163,8 @@ export const deadlinePassed = () => new CallNotRun();
 
 /**
  * The transaction of every write (lists, programs, alert settings): not begun once the call's
- * deadline has passed or its client has gone, and retried as the context says.
+ * deadline has passed or its client has gone (CallNotRun), and retried as the context says while
+ * they have not.
  */
 export function runWriteTransaction<T>(ctx: BillingContext, work: (tx: Tx) => Promise<T>): Promise<T> {
   return runTransaction(
@@ -173,6 +174,7 @@ export function runWriteTransaction<T>(ctx: BillingContext, work: (tx: Tx) => Pr
       return work(tx);
     },
     ctx.retries,
+    ctx.signal,
   );
 }
 

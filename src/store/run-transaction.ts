@@ -329,14 +329,22 @@ function retryReasonOf(database: Database, failure: AttemptFailure): RetryReason
 /**
  * Runs `work` in one database transaction and retries the transient failures with jitter. The
  * work commits by passing `commit: true` to its last `run`; a transaction it leaves open (a
- * replay, a refusal) is rolled back, so nothing it wrote before deciding survives.
+ * replay, a refusal) is rolled back, so nothing it wrote before deciding survives. No retry is
+ * begun once `signal` has aborted (the caller has gone, or its deadline passed): the failure of
+ * ours that called for the retry is the call's answer, so an outage whose callers give up while
+ * it lasts is still counted as one.
  */
-export async function runTransaction<T>(database: Database, work: (tx: Tx) => Promise<T>, observer: RetryObserver = {}): Promise<T> {
+export async function runTransaction<T>(
+  database: Database,
+  work: (tx: Tx) => Promise<T>,
+  observer: RetryObserver = {},
+  signal?: AbortSignal,
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await attemptTransaction(database, work);
     } catch (thrown) {
-      const reason = retryableReasonOf(database, thrown, attempt);
+      const reason = retryableReasonOf(database, thrown, attempt >= TRANSACTION_ATTEMPTS_MAX || signal?.aborted === true);
       observer.onRetry?.(reason, attempt);
       // A lost connection is retried at once, on the next node of a cluster.
       if (reason !== "connection_lost") await sleep(Math.random() * BACKOFF_BASE_MS * 2 ** attempt);
@@ -344,13 +352,13 @@ export async function runTransaction<T>(database: Database, work: (tx: Tx) => Pr
   }
 }
 
-/** Why the failed attempt runs again; throws (translated) what must not be retried. */
-function retryableReasonOf(database: Database, thrown: unknown, attempt: number): RetryReason {
+/** Why the failed attempt runs again; throws (translated) what must not be retried, and any failure of the last attempt. */
+function retryableReasonOf(database: Database, thrown: unknown, lastAttempt: boolean): RetryReason {
   if (!(thrown instanceof AttemptFailure)) throw translateStoreError(thrown);
   const error = thrown.failure;
   if (error instanceof BillingError) throw error;
   const reason = retryReasonOf(database, thrown);
-  if (reason === null || attempt >= TRANSACTION_ATTEMPTS_MAX) throw translateStoreError(error);
+  if (reason === null || lastAttempt) throw translateStoreError(error);
   return reason;
 }
 

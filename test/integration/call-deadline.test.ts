@@ -93,9 +93,18 @@ async function behindAHeldCustomer(customerId: string, second: () => Promise<voi
   return third.balance?.available;
 }
 
+/** Closes every other connection of the database that waits inside a locking read. */
+async function killLockWaits(connection: Connection): Promise<void> {
+  const [rows] = await connection.query<RowDataPacket[]>(
+    `SELECT ID AS id FROM information_schema.PROCESSLIST
+     WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE '%FOR UPDATE%'`,
+  );
+  for (const row of rows) await connection.query("KILL CONNECTION ?", [Number(row.id)]).catch(() => undefined);
+}
+
 /** The "http call" log line of a request. */
-function httpCallLine(requestId: string): { code?: string; status?: number; clientGone?: boolean } | undefined {
-  type Line = { msg?: string; requestId?: string; code?: string; status?: number; clientGone?: boolean };
+function httpCallLine(requestId: string): { code?: string; status?: number; clientGone?: boolean; cause?: object } | undefined {
+  type Line = { msg?: string; requestId?: string; code?: string; status?: number; clientGone?: boolean; cause?: object };
   return logLines.map((line) => JSON.parse(line) as Line).find((line) => line.msg === "http call" && line.requestId === requestId);
 }
 
@@ -221,5 +230,38 @@ describe("a call whose client leaves while it runs", () => {
     await waitFor(async () => httpCallLine(requestId) !== undefined, "the call's log line");
     expect(httpCallLine(requestId)).toMatchObject({ code: "ok", status: 200, clientGone: true });
     expect(await available(customerId)).toBe(80n);
+  });
+
+  it("HTTP: fails on our side after its client left → logged as that 503 of ours, not as the client's cancel", async () => {
+    const customerId = uid("lost");
+    await client.call("deposit", { customerId, amount: 100n });
+    const requestId = uid("req");
+    await whileCustomerHeld(customerId, async () => {
+      const controller = new AbortController();
+      const sent = fetch(`${s.httpUrl}/v1/billing/deduct`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json", "x-request-id": requestId },
+        body: JSON.stringify({ customer_id: customerId, transaction_id: uid("lost-tx"), amount: 20 }),
+        signal: controller.signal,
+      }).then(
+        () => "answered",
+        (error: unknown) => (error instanceof Error ? error.name : "failed"),
+      );
+      await waitFor(() => lockingReadWaits(other), "the HTTP Deduct to wait for the customer inside its transaction");
+      controller.abort();
+      expect(await sent).toBe("AbortError");
+      // The database drops the call's connection under it, at every try: an outage, not the client's leaving.
+      await waitFor(async () => {
+        await killLockWaits(other);
+        return httpCallLine(requestId) !== undefined;
+      }, "the Deduct to give up");
+    });
+    expect(httpCallLine(requestId)).toMatchObject({
+      code: "service_unavailable",
+      status: 503,
+      clientGone: true,
+      cause: { code: "PROTOCOL_CONNECTION_LOST" },
+    });
+    expect(await available(customerId)).toBe(100n);
   });
 });
