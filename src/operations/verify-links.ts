@@ -47,8 +47,9 @@ export async function verifyLinks(db: Reader): Promise<string[]> {
 
 function keyedOutcomeProblem(r: VerifyRow): string {
   const what = `${String(r.scope).toLowerCase()} key ${r.idempotency_key} (project ${r.project_id})`;
-  if (count(r.entries) === 0) return `${what}: a stored outcome, but no ${r.scope} entry`;
-  if (count(r.outcomes) === 0) return `${what}: ${r.scope} entries, but no stored outcome (a retry would apply again)`;
+  const written = r.scope === "SLOT" ? "grant or revoke events" : `${r.scope} entries`;
+  if (count(r.entries) === 0) return `${what}: a stored outcome, but no ${written}`;
+  if (count(r.outcomes) === 0) return `${what}: ${written}, but no stored outcome (a retry would apply again)`;
   if (count(r.outcomes) > 1) return `${what}: ${r.outcomes} stored outcomes`;
   return `${what}: its stored outcome belongs to another customer than its entries`;
 }

@@ -148,7 +148,11 @@ export const transactionOutcomeMismatches = (db: Reader) =>
       HAVING SUM(x.charges) <> 1 OR SUM(x.spend) <> 1 OR SUM(x.settle) <> SUM(x.settled) OR COUNT(DISTINCT x.customer_pk) <> 1`,
   );
 
-/** Keyed deposits, refunds and voids against their stored outcomes, where one is missing or of another customer. */
+/**
+ * Keyed deposits, refunds and voids (their ledger entries) and keyed grants and revokes of slot
+ * capacity (their slot events, scope SLOT) against their stored outcomes, where one is missing or
+ * of another customer.
+ */
 export const keyedEntryOutcomeMismatches = (db: Reader) =>
   rows(
     db,
@@ -156,10 +160,13 @@ export const keyedEntryOutcomeMismatches = (db: Reader) =>
         COUNT(DISTINCT x.customer_pk) AS customers
       FROM (
         SELECT project_id, scope, idempotency_key, customer_pk, 1 AS outcomes, 0 AS entries
-          FROM idempotency_outcomes WHERE scope IN ('DEPOSIT', 'REFUND', 'VOID')
+          FROM idempotency_outcomes WHERE scope IN ('DEPOSIT', 'REFUND', 'VOID', 'SLOT')
         UNION ALL
         SELECT project_id, operation, idempotency_key, customer_pk, 0, 1
           FROM ledger_entries WHERE operation IN ('DEPOSIT', 'REFUND', 'VOID') AND idempotency_key <> ''
+        UNION ALL
+        SELECT project_id, 'SLOT', idempotency_key, customer_pk, 0, 1
+          FROM slot_events WHERE type IN ('GRANT_CAPACITY', 'REVOKE_CAPACITY') AND idempotency_key IS NOT NULL
       ) x
       GROUP BY x.project_id, x.scope, x.idempotency_key
       HAVING SUM(x.outcomes) <> 1 OR SUM(x.entries) = 0 OR COUNT(DISTINCT x.customer_pk) <> 1`,

@@ -4,6 +4,7 @@ import { recordExpiries } from "../../src/operations/expiry.js";
 import { verifyLedger } from "../../src/operations/verify.js";
 import { SECOND, ts, uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { slotClientsFor } from "../support/slot-clients.js";
 
 // Each case tampers with one thing the sums per account and per transaction cannot see (found by
 // an outside review that corrupted a copy of a real dataset 59 ways), checks verify's exact lines,
@@ -150,6 +151,28 @@ describe("verify: links between the tables", () => {
       [`deposit key ${key} (project ${c.projectId}): its stored outcome belongs to another customer than its entries`],
       () =>
         sql("UPDATE idempotency_outcomes SET customer_pk = ? WHERE scope = 'DEPOSIT' AND idempotency_key = ?", [owner?.customer_pk, key]),
+    );
+  });
+
+  it("a keyed grant of slot capacity whose stored outcome is gone, and an outcome of no grant", async () => {
+    const slots = slotClientsFor(s.app.port, s.apiKey);
+    const key = uid("grant");
+    try {
+      await slots.slots.call("grantCapacity", { customerId: uid("cust"), wallet: "ip", amount: 10n, idempotencyKey: key });
+    } finally {
+      slots.close();
+    }
+    const [outcome] = await sql("SELECT * FROM idempotency_outcomes WHERE scope = 'SLOT' AND idempotency_key = ?", [key]);
+    await tampered(
+      () => sql("DELETE FROM idempotency_outcomes WHERE id = ?", [outcome?.id]),
+      [`slot key ${key} (project ${outcome?.project_id}): grant or revoke events, but no stored outcome (a retry would apply again)`],
+      () => sql("INSERT INTO idempotency_outcomes SET ?", [outcome]),
+    );
+    const ghost = uid("ghost");
+    await tampered(
+      () => sql("INSERT INTO idempotency_outcomes SET ?", [{ ...outcome, id: undefined, idempotency_key: ghost }]),
+      [`slot key ${ghost} (project ${outcome?.project_id}): a stored outcome, but no grant or revoke events`],
+      () => sql("DELETE FROM idempotency_outcomes WHERE scope = 'SLOT' AND idempotency_key = ?", [ghost]),
     );
   });
 
