@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { BillingError } from "../errors/billing-error.js";
 
 /**
@@ -157,18 +158,32 @@ export function parsePayload(value: unknown): EventPayload {
 // Cursors: an event's place in the feed (its commit-order position), opaque to clients. A
 // project's feed (the API's) and the feed of every project (the operators' `events tail` without
 // --project) number events apart, so their cursors differ in prefix: one pasted into the other
-// is refused, never read as a position it is not.
+// is refused, never read as a position it is not. A cursor also carries a tag of the event it was
+// issued for: a database restored from a backup numbers its new events again from an older top,
+// and a cursor issued before the restore must then be refused, not read as a place in events it
+// never saw (it would skip them). Cursors made before tags (`ev1.2s`) are still taken, unchecked.
 
 /** Which numbering a cursor belongs to: one project's events, or every project's. */
 export type CursorSpace = "project" | "global";
 
+/** A cursor read back: a position, and the tag of the event it was issued for (null: a cursor without one). */
+export interface FeedCursor {
+  readonly position: bigint;
+  readonly eventTag: string | null;
+}
+
 const CURSOR_PREFIXES: Readonly<Record<CursorSpace, string>> = { project: "ev1.", global: "evall1." };
 
-export const encodeFeedCursor = (position: bigint, space: CursorSpace): string => `${CURSOR_PREFIXES[space]}${position.toString(36)}`;
+/** 8 hex digits of the event id's SHA-256: enough to tell the event a cursor was issued for from another numbered the same. */
+export const eventTagOf = (eventId: string): string => createHash("sha256").update(eventId).digest("hex").slice(0, 8);
 
-/** The position a cursor of `space` names; empty → 0 (from the oldest kept event); anything else → invalid_page_token. */
-export function decodeFeedCursor(cursor: string, space: CursorSpace, field = "cursor"): bigint {
-  if (cursor === "") return 0n;
+/** The cursor of the event `eventId` at `position` (null: a position no kept event holds, as a pruned mark). */
+export const encodeFeedCursor = (position: bigint, space: CursorSpace, eventId: string | null): string =>
+  `${CURSOR_PREFIXES[space]}${position.toString(36)}${eventId === null ? "" : `.${eventTagOf(eventId)}`}`;
+
+/** What a cursor of `space` names; empty → position 0 (from the oldest kept event); anything else → invalid_page_token. */
+export function decodeFeedCursor(cursor: string, space: CursorSpace, field = "cursor"): FeedCursor {
+  if (cursor === "") return { position: 0n, eventTag: null };
   const other: CursorSpace = space === "project" ? "global" : "project";
   if (cursor.startsWith(CURSOR_PREFIXES[other])) {
     const message =
@@ -179,9 +194,10 @@ export function decodeFeedCursor(cursor: string, space: CursorSpace, field = "cu
   }
   const prefix = CURSOR_PREFIXES[space];
   const body = cursor.startsWith(prefix) ? cursor.slice(prefix.length) : "";
-  if (/^[0-9a-z]{1,13}$/.test(body)) {
-    const position = [...body].reduce((n, c) => n * 36n + BigInt(Number.parseInt(c, 36)), 0n);
-    if (position <= 2n ** 63n) return position;
+  const parts = /^([0-9a-z]{1,13})(?:\.([0-9a-f]{8}))?$/.exec(body);
+  if (parts?.[1] !== undefined) {
+    const position = [...parts[1]].reduce((n, c) => n * 36n + BigInt(Number.parseInt(c, 36)), 0n);
+    if (position <= 2n ** 63n) return { position, eventTag: parts[2] ?? null };
   }
   throw new BillingError("invalid_page_token", "cursor is not an event cursor.", { field });
 }
@@ -213,7 +229,8 @@ export function eventJson(e: FeedEvent, amounts: "number" | "string", cursor: Cu
   });
   return {
     id: e.eventId,
-    cursor: cursor === "project" ? encodeFeedCursor(e.projectPosition, "project") : encodeFeedCursor(e.position, "global"),
+    cursor:
+      cursor === "project" ? encodeFeedCursor(e.projectPosition, "project", e.eventId) : encodeFeedCursor(e.position, "global", e.eventId),
     type: e.type,
     customer_id: e.customerId,
     transaction_id: e.transactionId,

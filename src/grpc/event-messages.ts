@@ -22,7 +22,7 @@ const balance = (b: BalanceAfter) => ({ total: b.total, used: b.used, frozen: b.
 export function eventMessage(e: FeedEvent): Event {
   return {
     id: e.eventId,
-    cursor: encodeFeedCursor(e.projectPosition, "project"),
+    cursor: encodeFeedCursor(e.projectPosition, "project", e.eventId),
     type: e.type,
     customerId: e.customerId ?? undefined,
     transactionId: e.transactionId ?? undefined,

@@ -1,5 +1,6 @@
 import type { Reader } from "../store/database.js";
 import { OPERATIONS_OF_EVENT_TYPE } from "../domain/ledger-events.js";
+import { feedRewoundUnder } from "./events/nats-publisher.js";
 import {
   bigOfRow as big,
   countOfRow,
@@ -8,6 +9,7 @@ import {
   eventShapeMismatches,
   firstMissingPosition,
   projectEventPositions,
+  publisherMarks,
   type VerifyRow,
 } from "../store/verify-store.js";
 
@@ -35,7 +37,34 @@ export async function verifyEvents(db: Reader): Promise<{ events: number; proble
   ];
   problems.push(...lines.slice(0, EVENT_LINES_MAX));
   if (lines.length > EVENT_LINES_MAX) problems.push(`the feed: more events disagree with the ledger than the ${EVENT_LINES_MAX} above`);
+  problems.push(...(await publisherProblems(db)));
   return { events, problems };
+}
+
+/**
+ * A publisher whose stored position is not in this feed (feedRewoundUnder: a restore not taken in
+ * one snapshot with it): the events numbered since would never be sent, and retention, held to
+ * that position, could prune them. A running publisher mends it when it next takes its lease.
+ */
+async function publisherProblems(db: Reader): Promise<string[]> {
+  const problems: string[] = [];
+  for (const p of await publisherMarks(db)) {
+    const position = big(p.position);
+    const mark = {
+      sent: { position, eventId: p.last_event_id === null ? null : String(p.last_event_id), target: null },
+      eventKept: p.last_event_position !== null && big(p.last_event_position) === position,
+      eventIdThere: p.event_there === null ? null : String(p.event_there),
+      top: big(p.top),
+      prunedThrough: big(p.pruned),
+    };
+    if (feedRewoundUnder(mark)) {
+      problems.push(
+        `the ${p.name} publisher's position ${position} is not in this feed (its top is ${mark.top}; the database was restored under it?): ` +
+          "the events numbered since would not be sent; a publisher sends every kept event again when it next runs",
+      );
+    }
+  }
+  return problems;
 }
 
 /** Event findings said one line each, at most this many (one bad deposit can make every later event of its customer disagree). */

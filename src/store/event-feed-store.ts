@@ -159,37 +159,61 @@ export interface CheckedRead {
    * full has seen every matching event up to it, and may read on from there.
    */
   readonly top: bigint;
+  /** The id of the event at `top` (null with top 0). */
+  readonly topEventId: string | null;
   readonly rows: FeedEvent[];
   /** How far the feed (the project's, with a project) was pruned once the rows were read. */
   readonly prunedThrough: bigint;
+  /** The id of the event at the position `checkAt` named, null when none is kept there (not read without checkAt). */
+  readonly eventIdAt: string | null;
 }
 
 /**
  * readFeed between two reads of the feed's marks, in one round trip (READ COMMITTED reads each
  * statement afresh): the top position before the rows, how far it is pruned after them, so a
- * prune that raced the read shows.
+ * prune that raced the read shows. `checkAt`: a position whose event's id the reader wants too
+ * (a cursor's, to know it names the event it was issued for).
  */
-export async function readFeedChecked(pool: ConnectionSource, filter: FeedFilter, limit: number): Promise<CheckedRead> {
+export async function readFeedChecked(
+  pool: ConnectionSource,
+  filter: FeedFilter,
+  limit: number,
+  checkAt: bigint | null = null,
+): Promise<CheckedRead> {
   const query = feedQuery(filter, limit);
   const project = filter.projectId?.toString();
-  const [top, mark] =
+  const at = checkAt?.toString() ?? "0";
+  const [top, mark, eventAt] =
     project === undefined
       ? [
-          { sql: "SELECT COALESCE(MAX(position), 0) AS top FROM events", params: [] },
+          { sql: "SELECT position AS top, event_id FROM events WHERE position IS NOT NULL ORDER BY position DESC LIMIT 1", params: [] },
           { sql: "SELECT value AS pruned FROM settings WHERE name = ?", params: [PRUNED_THROUGH] },
+          { sql: "SELECT event_id FROM events WHERE position = ?", params: [at] },
         ]
       : [
-          { sql: "SELECT COALESCE(MAX(project_position), 0) AS top FROM events WHERE project_id = ?", params: [project] },
+          {
+            sql: `SELECT project_position AS top, event_id FROM events
+              WHERE project_id = ? AND project_position IS NOT NULL ORDER BY project_position DESC LIMIT 1`,
+            params: [project],
+          },
           { sql: "SELECT pruned_through AS pruned FROM event_prune_marks WHERE project_id = ?", params: [project] },
+          { sql: "SELECT event_id FROM events WHERE project_id = ? AND project_position = ?", params: [project, at] },
         ];
-  const [results] = await pool.query<RowDataPacket[][]>(`${top.sql}; ${query.sql}; ${mark.sql}`, [
-    ...top.params,
-    ...query.params,
-    ...mark.params,
-  ]);
-  const [topRows = [], rows = [], markRows = []] = results;
+  const statements = [top, query, mark, ...(checkAt === null ? [] : [eventAt])];
+  const [results] = await pool.query<RowDataPacket[][]>(
+    statements.map((st) => st.sql).join("; "),
+    statements.flatMap((st) => st.params),
+  );
+  const [topRows = [], rows = [], markRows = [], atRows = []] = results;
   const pruned = markRows[0]?.pruned;
-  return { top: bigOf(topRows[0]?.top ?? 0), rows: rows.map(feedEventOf), prunedThrough: pruned === undefined ? 0n : bigOf(pruned) };
+  const topRow = topRows[0];
+  return {
+    top: topRow === undefined ? 0n : bigOf(topRow.top),
+    topEventId: topRow === undefined ? null : stringOf(topRow.event_id),
+    rows: rows.map(feedEventOf),
+    prunedThrough: pruned === undefined ? 0n : bigOf(pruned),
+    eventIdAt: atRows[0] === undefined ? null : stringOf(atRows[0].event_id),
+  };
 }
 
 function feedQuery(filter: FeedFilter, limit: number): { sql: string; params: unknown[] } {
@@ -303,11 +327,82 @@ export async function storedPublisherPosition(pool: ConnectionSource, name: stri
   return rows[0] === undefined ? null : bigOf(rows[0].position);
 }
 
-/** Records that a publisher has sent everything up to `position` (never moves it back). */
-export async function savePublisherPosition(pool: ConnectionSource, name: string, position: bigint): Promise<void> {
+/** What a publisher sent last: the position, and the event there by id, and where it sends (both null before they were kept). */
+export interface SentMark {
+  readonly position: bigint;
+  readonly eventId: string | null;
+  readonly target: string | null;
+}
+
+/**
+ * Records that a publisher has sent everything up to `sent.position`, the event `sent.eventId`
+ * last, to `sent.target`. Never moves the position back; an older build moves the position alone,
+ * so the event is kept with its own position.
+ */
+export async function savePublisherPosition(pool: ConnectionSource, name: string, sent: SentMark): Promise<void> {
+  const position = sent.position.toString();
+  // Assignments run left to right: the event is taken while `position` is still the old one.
   await pool.query(
-    `INSERT INTO event_publishers (name, position, updated_at) VALUES (?, ?, NOW(3))
-     ON DUPLICATE KEY UPDATE position = GREATEST(position, ?), updated_at = NOW(3)`,
-    [name, position.toString(), position.toString()],
+    `INSERT INTO event_publishers (name, position, last_event_id, last_event_position, target, updated_at)
+       VALUES (?, ?, ?, ?, ?, NOW(3))
+     ON DUPLICATE KEY UPDATE last_event_id = IF(? >= position, ?, last_event_id),
+       last_event_position = IF(? >= position, ?, last_event_position), target = ?,
+       position = GREATEST(position, ?), updated_at = NOW(3)`,
+    [name, position, sent.eventId, position, sent.target, position, sent.eventId, position, position, sent.target, position],
+  );
+}
+
+/** A publisher's stored mark checked against the feed (publisherMarkChecked). */
+export interface CheckedMark {
+  readonly sent: SentMark;
+  /** Whether the id of the event it sent last was kept for its position (not by an older build). */
+  readonly eventKept: boolean;
+  /** The id of the event the feed holds at the position, null when none. */
+  readonly eventIdThere: string | null;
+  readonly top: bigint;
+  readonly prunedThrough: bigint;
+}
+
+/**
+ * A publisher's stored mark with what the feed holds against it, read in this order in one round
+ * trip (a prune committing meanwhile shows in the marks): the event at its position, the feed's
+ * top, how far it was pruned. Null without a row.
+ */
+export async function publisherMarkChecked(pool: ConnectionSource, name: string): Promise<CheckedMark | null> {
+  const [results] = await pool.query<RowDataPacket[][]>(
+    `SELECT position, last_event_id, last_event_position, target FROM event_publishers WHERE name = ?;
+     SELECT e.event_id FROM event_publishers p JOIN events e ON e.position = p.position WHERE p.name = ?;
+     SELECT COALESCE(MAX(position), 0) AS top FROM events;
+     SELECT value AS pruned FROM settings WHERE name = ?`,
+    [name, name, PRUNED_THROUGH],
+  );
+  const [markRows = [], thereRows = [], topRows = [], prunedRows = []] = results;
+  const mark = markRows[0];
+  if (mark === undefined) return null;
+  const position = bigOf(mark.position);
+  return {
+    sent: {
+      position,
+      eventId: mark.last_event_id === null ? null : stringOf(mark.last_event_id),
+      target: mark.target === null ? null : stringOf(mark.target),
+    },
+    eventKept: mark.last_event_position !== null && bigOf(mark.last_event_position) === position,
+    eventIdThere: thereRows[0] === undefined ? null : stringOf(thereRows[0].event_id),
+    top: bigOf(topRows[0]?.top ?? 0),
+    prunedThrough: prunedRows[0] === undefined ? 0n : bigOf(prunedRows[0].pruned),
+  };
+}
+
+/** Records where a publisher sends from now on. */
+export async function savePublisherTarget(pool: ConnectionSource, name: string, target: string): Promise<void> {
+  await pool.query("UPDATE event_publishers SET target = ?, updated_at = NOW(3) WHERE name = ?", [target, name]);
+}
+
+/** Moves a publisher back to `position`, forgetting the event it sent last: it sends every event after it again. */
+export async function rewindPublisher(pool: ConnectionSource, name: string, position: bigint, target: string): Promise<void> {
+  await pool.query(
+    `UPDATE event_publishers SET position = ?, last_event_id = NULL, last_event_position = NULL, target = ?, updated_at = NOW(3)
+     WHERE name = ?`,
+    [position.toString(), target, name],
   );
 }

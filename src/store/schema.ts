@@ -497,6 +497,15 @@ export const leases = mysqlTable("leases", {
 export const eventPublishers = mysqlTable("event_publishers", {
   name: varchar("name", { length: 64 }).primaryKey(),
   position: bigint("position", { mode: "bigint", unsigned: true }).notNull(),
+  /**
+   * The event it sent last, by id and position (null before they were kept; the position differs
+   * from `position` when an older build moved that alone): a feed restored under the publisher
+   * shows as another event there, or none.
+   */
+  lastEventId: varchar("last_event_id", { length: 100 }),
+  lastEventPosition: bigint("last_event_position", { mode: "bigint", unsigned: true }),
+  /** Where it sends them: the stream and subject prefix (null before it was kept). */
+  target: varchar("target", { length: 300 }),
   updatedAt: datetime("updated_at", { mode: "date", fsp: 3 }).notNull(),
 });
 

@@ -209,6 +209,16 @@ export const eventPositions = (db: Reader) =>
       FROM events`,
   );
 
+/** Each publisher's stored mark, with the event at its position, the feed's top and how far it was pruned. */
+export const publisherMarks = (db: Reader) =>
+  rows(
+    db,
+    sql`SELECT p.name, p.position, p.last_event_id, p.last_event_position, p.target, e.event_id AS event_there,
+        (SELECT COALESCE(MAX(position), 0) FROM events) AS top,
+        COALESCE((SELECT CAST(value AS UNSIGNED) FROM settings WHERE name = 'events_pruned_through'), 0) AS pruned
+      FROM event_publishers p LEFT JOIN events e ON e.position = p.position`,
+  );
+
 /** The first position after `from` that no kept event holds (the feed's, or a project's). */
 export async function firstMissingPosition(db: Reader, projectId: bigint | null, from: bigint): Promise<bigint> {
   const [found] =

@@ -5,6 +5,7 @@ import { collect, ROOT, waitForOutput } from "../support/spawn.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { HttpTestClient, ok } from "../support/http.js";
 import { pruneExpiredEvents } from "../../src/operations/events/retention.js";
+import { eventTagOf } from "../../src/domain/events.js";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -99,7 +100,7 @@ describe("events tail", () => {
     };
     const everyProject = await cursorIn();
     const oneProject = await cursorIn("--project", "tail-spaces");
-    expect([everyProject.startsWith("evall1."), oneProject]).toEqual([true, "ev1.1"]);
+    expect([everyProject.startsWith("evall1."), oneProject]).toEqual([true, `ev1.1.${eventTagOf(event.eventId)}`]);
     const crossed = await collect(tail("--project", "tail-spaces", "--cursor", everyProject)).exited;
     expect(crossed).toMatchObject({
       code: 2,

@@ -77,7 +77,7 @@ describe("WatchEvents", () => {
       "ledger.deduct",
       "ledger.deduct",
     ]);
-    const positions = watcher.events.map((e) => decodeFeedCursor(e.cursor, "project"));
+    const positions = watcher.events.map((e) => decodeFeedCursor(e.cursor, "project").position);
     expect([...positions].sort((a, b) => (a < b ? -1 : 1))).toEqual(positions);
 
     const resumed = watch({ customerId, cursor: watcher.events[2]?.cursor ?? "" });
@@ -159,7 +159,7 @@ describe("WatchEvents", () => {
     await commitEvents(s.app, [testEvent(s.app, { customerId, type: "ledger.deduct" })]);
     await commitEvents(s.app, [testEvent(s.app, { customerId, type: "ledger.deduct", projectId: project.id })]);
     await theirs.count(3);
-    expect(theirs.events.map((e) => decodeFeedCursor(e.cursor, "project"))).toEqual([1n, 2n, 3n]);
+    expect(theirs.events.map((e) => decodeFeedCursor(e.cursor, "project").position)).toEqual([1n, 2n, 3n]);
   });
 
   it("refuses a missing key, a malformed cursor, one ahead of the feed and an unknown type", async () => {
@@ -177,7 +177,7 @@ describe("WatchEvents", () => {
     await expectError(
       watch({ cursor: "ev1.zzzzz" }).ended.then((e) => Promise.reject(e)),
       "invalid_page_token",
-      "cursor is ahead of the feed: it was not issued for these events.",
+      "cursor is ahead of the feed: it was not issued for these events (another project's, or one from before the database was restored from an earlier backup).",
     );
     await expectError(
       watch({ types: ["ledger.nope"] }).ended.then((e) => Promise.reject(e)),

@@ -126,7 +126,8 @@ describe("GET /v1/events", () => {
     // Ahead of the project's feed (another feed's, or made up): refused, not read as "nothing yet",
     // which would skip every event up to it once they come.
     expectHttpError(await http.get("/v1/events?cursor=ev1.zzzz"), "invalid_page_token", {
-      message: "cursor is ahead of the feed: it was not issued for these events.",
+      message:
+        "cursor is ahead of the feed: it was not issued for these events (another project's, or one from before the database was restored from an earlier backup).",
       details: { field: "cursor" },
     });
     // At the boundary: the feed's top is a cursor it issued (nothing after it yet), one past it is not.
@@ -137,10 +138,11 @@ describe("GET /v1/events", () => {
     while (page.has_more) page = ok<Page>(await http.get(`/v1/events?limit=100&cursor=${page.next_cursor}`));
     const top = page.next_cursor ?? "";
     const { decodeFeedCursor, encodeFeedCursor } = await import("../../src/domain/events.js");
-    const pastTop = encodeFeedCursor(decodeFeedCursor(top, "project") + 1n, "project");
+    const pastTop = encodeFeedCursor(decodeFeedCursor(top, "project").position + 1n, "project", null);
     expect(ok<Page>(await http.get(`/v1/events?cursor=${top}`))).toMatchObject({ items: [], next_cursor: top, has_more: false });
     expectHttpError(await http.get(`/v1/events?cursor=${pastTop}`), "invalid_page_token", {
-      message: "cursor is ahead of the feed: it was not issued for these events.",
+      message:
+        "cursor is ahead of the feed: it was not issued for these events (another project's, or one from before the database was restored from an earlier backup).",
       details: { field: "cursor" },
     });
     expectHttpError(await http.get("/v1/events?cursor=evall1.1"), "invalid_page_token", {
@@ -177,7 +179,11 @@ describe("retention", () => {
     const cursorOf = (i: number) => kept[i]?.cursor ?? "";
     // The publisher's position is in the feed of every project, not the project's cursor's.
     const [sent] = await s.app.database.pool.query<RowDataPacket[]>("SELECT position FROM events WHERE event_id = ?", [kept[0]?.id]);
-    await savePublisherPosition(s.app.database.pool, NATS_PUBLISHER, BigInt(sent[0]?.position ?? 0));
+    await savePublisherPosition(s.app.database.pool, NATS_PUBLISHER, {
+      position: BigInt(sent[0]?.position ?? 0),
+      eventId: null,
+      target: null,
+    });
     const pruned = await pruneExpiredEvents(s.app.context, retention);
     expect(pruned).toBeGreaterThan(0);
     const left = ok<Page>(await http.get(`/v1/events?customer_id=${customerId}`));
@@ -219,5 +225,61 @@ describe("retention", () => {
     const next = await pageUntil(`cursor=${cursor}`, [after.eventId]);
     expect(next.map((i) => i.id)).toEqual([after.eventId]);
     expect(await lastPosition(s.app.database.pool)).toBe(topBefore + 1n);
+  });
+});
+
+describe("a feed numbered again: the database restored from an earlier backup", () => {
+  it("refuses a cursor issued before the restore as cursor_expired (API and WatchEvents); a cursor of a kept event reads on", async () => {
+    // A project of its own, so that its feed is numbered from 1 here.
+    const project = await s.createProject();
+    const key = (await s.createKey({ project })).key;
+    const api = new HttpTestClient(s.httpUrl, key);
+    const page = async (query: string, ids: readonly string[]) => {
+      for (;;) {
+        const items = ok<Page>(await api.get(`/v1/events?${query}`)).items;
+        if (ids.every((id) => items.some((item) => item.id === id))) return items;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+    const backedUp = testEvent(s.app, { projectId: project.id, customerId: "restored" });
+    const lost = [1, 2].map(() => testEvent(s.app, { projectId: project.id, customerId: "restored" }));
+    await commitEvents(s.app, [backedUp]);
+    await commitEvents(s.app, lost);
+    const seen = await page("", [backedUp.eventId, ...lost.map((e) => e.eventId)]);
+    const [kept = "", , saved = ""] = seen.map((item) => item.cursor);
+    expect(seen.map((item) => item.cursor.split(".").slice(0, 2).join("."))).toEqual(["ev1.1", "ev1.2", "ev1.3"]);
+
+    // The restore brings back the feed as it was at the backup: the two later events are gone, and
+    // the next two are numbered 2 and 3 again.
+    await s.app.database.pool.query(
+      "DELETE FROM events WHERE event_id IN (?, ?)",
+      lost.map((e) => e.eventId),
+    );
+    const renumbered = [1, 2].map(() => testEvent(s.app, { projectId: project.id, customerId: "restored" }));
+    await commitEvents(s.app, renumbered);
+    const now = await page(
+      "",
+      renumbered.map((e) => e.eventId),
+    );
+    expect(now.map((item) => [item.id, item.cursor.split(".").slice(0, 2).join(".")])).toEqual([
+      [backedUp.eventId, "ev1.1"],
+      [renumbered[0]?.eventId, "ev1.2"],
+      [renumbered[1]?.eventId, "ev1.3"],
+    ]);
+
+    const message =
+      "The event this cursor was issued after is no longer in the feed (the database was restored from an earlier backup): read again from the oldest event (an empty cursor).";
+    expectHttpError(await api.get(`/v1/events?cursor=${saved}`), "cursor_expired", { message, details: { field: "cursor" } });
+    const watcher = new TestWatcher(s.app.port, key, { cursor: saved });
+    await expectError(
+      watcher.ended.then((e) => Promise.reject(e)),
+      "cursor_expired",
+      message,
+    );
+    watcher.close();
+    // The cursor of the event the backup kept still reads on, into the renumbered events.
+    const onward = ok<Page>(await api.get(`/v1/events?cursor=${kept}`));
+    expect(onward.items.map((item) => item.id)).toEqual(renumbered.map((e) => e.eventId));
+    expect(onward.next_cursor).toBe(onward.items[1]?.cursor);
   });
 });

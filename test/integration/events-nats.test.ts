@@ -182,6 +182,108 @@ describe("a long drain", () => {
   });
 });
 
+describe("a feed rewound under the publisher (a database restored from a backup)", () => {
+  type Line = { level: number; msg: string };
+  const logged = () => {
+    const lines: Line[] = [];
+    return { lines, log: pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line) as Line) }) };
+  };
+  const publisherTo = (owner: string, log: pino.Logger, stream = STREAM, subjectPrefix = PREFIX) =>
+    new NatsPublisher(s.app.database, new LeaseKeeper(s.app.database, NATS_PUBLISHER, owner), {
+      url: NATS_URL,
+      stream,
+      subjectPrefix,
+      intervalMs: 20,
+      log,
+    });
+  const REWOUND =
+    "the event feed no longer holds the event the NATS publisher sent last (the database was restored from a backup under it?): sending every kept event again; consumers drop the ones they had by id";
+
+  it("another event at its position: it sends every kept event again, so the renumbered ones are not skipped", async () => {
+    const pool = s.app.database.pool;
+    const sent = [1, 2].map(() => testEvent(s.app, { customerId: "nats-restore", type: "ledger.deposit" }));
+    await commitEvents(s.app, sent);
+    await stamped(sent);
+    const first = publisher("owner-restore-1");
+    const top = await caughtUp();
+    await first.stop();
+    // The restore takes the feed back to before those two events; the next two get their positions.
+    await pool.query("DELETE FROM events WHERE event_id IN (?)", [sent.map((e) => e.eventId)]);
+    const renumbered = [1, 2].map(() => testEvent(s.app, { customerId: "nats-restore", type: "ledger.deduct" }));
+    await commitEvents(s.app, renumbered);
+    await stamped(renumbered);
+    expect(await lastPosition(pool)).toBe(top);
+    const before = await streamCount();
+
+    const { lines, log } = logged();
+    const next = publisherTo("owner-restore-2", log);
+    await until(() => lines.length > 0);
+    await caughtUp();
+    await next.stop();
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([[50, REWOUND]]);
+    // Every kept event went again; JetStream dropped those it had (inside its window), not the new two.
+    expect(await streamCount()).toBe(before + 2);
+    expect((await storedMessages()).slice(-2).map((m) => m.msgId)).toEqual(renumbered.map((e) => e.eventId));
+  });
+
+  it("a position past the feed's top: the same; a position it stored itself and the feed still holds: none of it", async () => {
+    const pool = s.app.database.pool;
+    const top = await caughtUp();
+    await pool.query("UPDATE event_publishers SET position = ? WHERE name = ?", [String(top + 5n), NATS_PUBLISHER]);
+    const fresh = [testEvent(s.app, { customerId: "nats-restore", type: "ledger.freeze" })];
+    const before = await streamCount();
+    const { lines, log } = logged();
+    const next = publisherTo("owner-restore-3", log);
+    await until(() => lines.length > 0);
+    await commitEvents(s.app, fresh);
+    await stamped(fresh);
+    await caughtUp();
+    await next.stop();
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([[50, REWOUND]]);
+    expect(await streamCount()).toBe(before + 1);
+    expect((await storedMessages()).at(-1)?.msgId).toBe(fresh[0]?.eventId);
+
+    // Caught up on an unchanged feed, the next holder resumes where it stood, saying nothing.
+    const quiet = logged();
+    const again = publisherTo("owner-restore-4", quiet.log);
+    const more = [testEvent(s.app, { customerId: "nats-restore", type: "ledger.freeze" })];
+    await commitEvents(s.app, more);
+    await stamped(more);
+    await caughtUp();
+    await again.stop();
+    expect(quiet.lines).toEqual([]);
+    expect(await streamCount()).toBe(before + 2);
+  });
+
+  it("another stream than the one the stored position was sent to: one warning, and it gets the events after it", async () => {
+    const otherStream = `${STREAM}_B`;
+    const otherPrefix = `${PREFIX}_b`;
+    const { lines, log } = logged();
+    try {
+      await caughtUp();
+      const elsewhere = publisherTo("owner-stream-b", log, otherStream, otherPrefix);
+      const after = [testEvent(s.app, { customerId: "nats-stream-b", type: "ledger.deposit" })];
+      await commitEvents(s.app, after);
+      await stamped(after);
+      await caughtUp();
+      await elsewhere.stop();
+      expect(lines.filter((l) => l.level >= 40).map((l) => l.msg)).toEqual([
+        "the events up to the stored position were sent to another NATS stream or subject prefix; this one gets only the events after it",
+      ]);
+      expect((await jsm.streams.info(otherStream)).state.messages).toBe(1);
+    } finally {
+      await jsm.streams.delete(otherStream).catch(() => undefined);
+    }
+    // Back to our stream (said again, once), so that the tests after this one start from it.
+    const back = logged();
+    const home = publisherTo("owner-stream-home", back.log);
+    await until(() => back.lines.length > 0);
+    await caughtUp();
+    await home.stop();
+    expect(back.lines.filter((l) => l.level >= 40)).toHaveLength(1);
+  });
+});
+
 describe("a NATS outage", () => {
   it("keeps events in the outbox with one warning, reports the lag, and sends them when NATS is back", async () => {
     const { TcpProxy } = await import("../support/tcp-proxy.js");
@@ -328,7 +430,9 @@ describe("the stream", () => {
       await commitEvents(s.app, [event]);
       await until(() => lines.some((l) => l.level === 40));
       await new Promise((resolve) => setTimeout(resolve, 300));
-      expect(lines.filter((l) => l.level === 40).map((l) => l.err?.message)).toEqual([
+      // (The first says this stream is not the one the earlier events went to.)
+      expect(lines.filter((l) => l.level === 40).map((l) => l.err?.message ?? l.msg)).toEqual([
+        "the events up to the stored position were sent to another NATS stream or subject prefix; this one gets only the events after it",
         `NATS stream ${narrow} does not capture ${PREFIX}.> (its subjects: ${PREFIX}_narrow.*.ledger.deposit)`,
       ]);
       expect((await jsm.streams.info(narrow)).state.messages).toBe(0);

@@ -242,6 +242,25 @@ describe("verify: the ledger's order", () => {
 });
 
 describe("verify: the event feed against the ledger", () => {
+  it("a publisher whose stored position is not in this feed (restored under it)", async () => {
+    await s.client.call("deposit", { customerId: uid("cust"), amount: 5n });
+    // Every event stamped: the feed's top stays where it is read.
+    for (let tries = 0; (await sql("SELECT 1 FROM events WHERE position IS NULL LIMIT 1")).length > 0; tries++) {
+      expect(tries).toBeLessThan(100);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const [top] = await sql("SELECT MAX(position) AS top FROM events");
+    const past = BigInt(top?.top ?? 0) + 7n;
+    await tampered(
+      () => sql("INSERT INTO event_publishers (name, position, updated_at) VALUES ('nats', ?, NOW(3))", [String(past)]),
+      [
+        `the nats publisher's position ${past} is not in this feed (its top is ${top?.top}; the database was restored under it?): ` +
+          "the events numbered since would not be sent; a publisher sends every kept event again when it next runs",
+      ],
+      () => sql("DELETE FROM event_publishers WHERE name = 'nats'"),
+    );
+  });
+
   it("an event whose entries' sequences do not run on by one", async () => {
     const customerId = uid("cust");
     await s.client.call("deposit", { customerId, amount: 5n, expiresAt: ts(s.clock.now() + 3600 * SECOND) });

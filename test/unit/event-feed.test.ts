@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { stampOrder } from "../../src/domain/event-order.js";
-import { decodeFeedCursor, encodeFeedCursor, parsePayload, payloadJson } from "../../src/domain/events.js";
+import { decodeFeedCursor, encodeFeedCursor, eventTagOf, parsePayload, payloadJson } from "../../src/domain/events.js";
 import { codeOf } from "../support/code-of.js";
 
 describe("stampOrder", () => {
@@ -37,24 +37,46 @@ describe("stampOrder", () => {
 });
 
 describe("feed cursors", () => {
-  it.each([0n, 1n, 35n, 36n, 10n ** 12n, 2n ** 63n])("round-trips position %s", (position) => {
-    expect(decodeFeedCursor(encodeFeedCursor(position, "project"), "project")).toBe(position);
+  it.each([0n, 1n, 35n, 36n, 10n ** 12n, 2n ** 63n])("round-trips position %s with its event's tag", (position) => {
+    expect(decodeFeedCursor(encodeFeedCursor(position, "project", "dep1-abc-7"), "project")).toEqual({
+      position,
+      eventTag: eventTagOf("dep1-abc-7"),
+    });
+  });
+
+  it("tags a cursor by its event: 8 hex digits, another event another tag; a position alone has none", () => {
+    expect(encodeFeedCursor(71n, "project", "dep1-abc-7")).toMatch(/^ev1\.1z\.[0-9a-f]{8}$/);
+    expect(eventTagOf("dep1-abc-7")).not.toBe(eventTagOf("dep1-abc-8"));
+    expect(encodeFeedCursor(71n, "project", null)).toBe("ev1.1z");
+    // A cursor from before tags is still read, with nothing to check.
+    expect(decodeFeedCursor("ev1.1z", "project")).toEqual({ position: 71n, eventTag: null });
   });
 
   it.each([1n, 10n ** 12n])("round-trips position %s of the feed of every project, under its own prefix", (position) => {
-    const cursor = encodeFeedCursor(position, "global");
+    const cursor = encodeFeedCursor(position, "global", "dep1-abc-7");
     expect(cursor.startsWith("evall1.")).toBe(true);
-    expect(decodeFeedCursor(cursor, "global")).toBe(position);
+    expect(decodeFeedCursor(cursor, "global").position).toBe(position);
   });
 
   it("refuses a cursor of the other feed, saying which it is", () => {
-    expect(codeOf(() => decodeFeedCursor(encodeFeedCursor(3n, "global"), "project"))).toBe("invalid_page_token");
-    expect(codeOf(() => decodeFeedCursor(encodeFeedCursor(3n, "project"), "global"))).toBe("invalid_page_token");
+    expect(codeOf(() => decodeFeedCursor(encodeFeedCursor(3n, "global", "e"), "project"))).toBe("invalid_page_token");
+    expect(codeOf(() => decodeFeedCursor(encodeFeedCursor(3n, "project", "e"), "global"))).toBe("invalid_page_token");
   });
 
   it("reads empty as the start and refuses anything else", () => {
-    expect(decodeFeedCursor("", "project")).toBe(0n);
-    for (const bad of ["ev1.", "ev1.-1", "ev1.ZZ", "42", "ev2.1", "ev1.zzzzzzzzzzzzzz"]) {
+    expect(decodeFeedCursor("", "project")).toEqual({ position: 0n, eventTag: null });
+    for (const bad of [
+      "ev1.",
+      "ev1.-1",
+      "ev1.ZZ",
+      "42",
+      "ev2.1",
+      "ev1.zzzzzzzzzzzzzz",
+      "ev1.1.",
+      "ev1.1.abc",
+      "ev1.1.ABCDEF12",
+      "ev1.1.0123456789",
+    ]) {
       expect(codeOf(() => decodeFeedCursor(bad, "project"))).toBe("invalid_page_token");
     }
   });

@@ -5,7 +5,16 @@ import type { Logger } from "pino";
 import { type FeedEvent, projectEventJson } from "../../domain/events.js";
 import { EVENT_READ_BATCH } from "../../domain/limits.js";
 import type { Database } from "../../store/database.js";
-import { lastPosition, publisherPosition, readFeed, savePublisherPosition } from "../../store/event-feed-store.js";
+import {
+  type CheckedMark,
+  lastPosition,
+  publisherMarkChecked,
+  publisherPosition,
+  readFeed,
+  rewindPublisher,
+  savePublisherPosition,
+  savePublisherTarget,
+} from "../../store/event-feed-store.js";
 import type { LeaseKeeper } from "./lease-keeper.js";
 import { WakeUp } from "./wake-up.js";
 
@@ -83,6 +92,20 @@ export async function natsGreets(url: string, timeoutMs: number): Promise<void> 
   }
 }
 
+/**
+ * Whether the feed was rewound under the publisher's stored mark: a database restored from a
+ * backup not taken in one snapshot with event_publishers (or restored under a running instance)
+ * numbers its new events again below the stored position, so reading on from it would skip them
+ * for good. Seen as a position past the feed's top, or another event than the one sent last at
+ * it. A position the feed was pruned through is never rewound: numbering goes on after it.
+ */
+export function feedRewoundUnder(mark: CheckedMark): boolean {
+  const { sent, top, prunedThrough } = mark;
+  if (sent.position <= prunedThrough) return false;
+  if (sent.position > top) return true;
+  return mark.eventKept && sent.eventId !== null && mark.eventIdThere !== sent.eventId;
+}
+
 /** `<prefix>.<project id>.<event type>`, e.g. velobase.1.ledger.deduct. */
 export const subjectOf = (prefix: string, event: FeedEvent): string => `${prefix}.${event.projectId}.${event.type}`;
 
@@ -101,6 +124,8 @@ export class NatsPublisher {
   private client: JetStreamClient | null = null;
   private outage = false;
   private retryMs = 0;
+  /** Whether the stored mark was checked against the feed since this instance took the lease. */
+  private checked = false;
 
   constructor(
     private readonly database: Database,
@@ -124,6 +149,7 @@ export class NatsPublisher {
           // Another instance publishes (and reports its own outages).
           this.options.onLag?.(0);
           this.outage = false;
+          this.checked = false;
           continue;
         }
         // Not caught up (the lease went, or stop): NATS has not shown it is back yet.
@@ -157,10 +183,45 @@ export class NatsPublisher {
     while (!this.stopped && Date.now() < until) await this.wakeUp.wait(until - Date.now());
   }
 
+  /** Where it sends: the stream and the subject prefix. */
+  private get target(): string {
+    return `${this.options.stream} ${this.options.subjectPrefix}`;
+  }
+
+  /**
+   * Where a publisher that has just taken the lease starts: the stored position, checked against
+   * the feed once (feedRewoundUnder). A feed rewound under it is sent again from the oldest kept
+   * event, with one error line: consumers drop what they had by event id (JetStream too, inside
+   * its window), and nothing is skipped. Events sent up to the position to another stream or
+   * subject prefix than this instance's are said in one warning: this one gets only what follows.
+   */
+  private async startingPosition(): Promise<bigint> {
+    const pool = this.database.pool;
+    const mark = await publisherMarkChecked(pool, NATS_PUBLISHER);
+    if (mark === null) return 0n;
+    const { sent, top, prunedThrough } = mark;
+    const facts = { position: sent.position.toString(), top: top.toString() };
+    if (sent.target !== null && sent.target !== this.target) {
+      this.options.log.warn(
+        { ...facts, sentTo: sent.target, sendsTo: this.target },
+        "the events up to the stored position were sent to another NATS stream or subject prefix; this one gets only the events after it",
+      );
+      await savePublisherTarget(pool, NATS_PUBLISHER, this.target);
+    }
+    if (!feedRewoundUnder(mark)) return sent.position;
+    this.options.log.error(
+      { ...facts, from: prunedThrough.toString() },
+      "the event feed no longer holds the event the NATS publisher sent last (the database was restored from a backup under it?): sending every kept event again; consumers drop the ones they had by id",
+    );
+    await rewindPublisher(pool, NATS_PUBLISHER, prunedThrough, this.target);
+    return prunedThrough;
+  }
+
   /** Sends every stamped event not yet sent; false when it stopped short (lease lost, stopping). */
   private async publishAll(): Promise<boolean> {
     const pool = this.database.pool;
-    let position = await publisherPosition(pool, NATS_PUBLISHER);
+    let position = this.checked ? await publisherPosition(pool, NATS_PUBLISHER) : await this.startingPosition();
+    this.checked = true;
     this.options.onLag?.(Number((await lastPosition(pool)) - position));
     for (;;) {
       const js = await this.jetStream();
@@ -181,8 +242,9 @@ export class NatsPublisher {
           }),
         ),
       );
-      position = (batch.at(-1) as FeedEvent).position;
-      await savePublisherPosition(pool, NATS_PUBLISHER, position);
+      const last = batch.at(-1) as FeedEvent;
+      position = last.position;
+      await savePublisherPosition(pool, NATS_PUBLISHER, { position, eventId: last.eventId, target: this.target });
       this.options.onLag?.(Number((await lastPosition(pool)) - position));
       if (batch.length < EVENT_READ_BATCH) return true;
     }

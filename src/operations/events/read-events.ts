@@ -1,4 +1,4 @@
-import { type CursorSpace, decodeFeedCursor, encodeFeedCursor, type FeedEvent } from "../../domain/events.js";
+import { type CursorSpace, decodeFeedCursor, encodeFeedCursor, eventTagOf, type FeedCursor, type FeedEvent } from "../../domain/events.js";
 import { EVENT_READ_BATCH } from "../../domain/limits.js";
 import { BillingError } from "../../errors/billing-error.js";
 import { type CheckedRead, type FeedFilter, projectPrunedThrough, prunedThrough, readFeedChecked } from "../../store/event-feed-store.js";
@@ -27,6 +27,12 @@ export interface FeedPage {
   readonly hasMore: boolean;
 }
 
+/** How far a reader has seen: a position, and the id of the event there (null: none is kept there). */
+interface SeenMark {
+  readonly position: bigint;
+  readonly eventId: string | null;
+}
+
 /**
  * Reads up to `limit` events after `after`. The feed's pruned mark is read after the events: if a
  * prune reached past `after` before or during the read, an event the caller has not seen may be
@@ -38,29 +44,30 @@ export interface FeedPage {
 async function readAfter(
   ctx: BillingContext,
   query: EventQuery,
-  after: bigint | null,
+  after: FeedCursor | null,
   limit: number,
-): Promise<{ rows: FeedEvent[]; seenThrough: bigint }> {
+): Promise<{ rows: FeedEvent[]; seenThrough: SeenMark }> {
   const pool = ctx.database.pool;
   for (;;) {
-    const from = after ?? (await oldestKept(ctx, query));
+    const from = after?.position ?? (await oldestKept(ctx, query));
     const filter: FeedFilter = { projectId: query.projectId, after: from, customerId: query.customerId, types: query.types };
-    const read = await readFeedChecked(pool, filter, limit);
+    const read = await readFeedChecked(pool, filter, limit, after?.position ?? null);
     if (after !== null) checkIssued(after, read);
     if (read.prunedThrough <= from) return { rows: read.rows, seenThrough: seenThroughOf(query, read, from, limit) };
     if (after !== null) throw new BillingError("cursor_expired", undefined, { field: "cursor" });
   }
 }
 
-/** Where a read from the oldest kept event starts: after what was pruned. */
+/** Where a read from the oldest event starts: after what was pruned. */
 const oldestKept = ({ database }: BillingContext, query: EventQuery): Promise<bigint> =>
   query.projectId === null ? prunedThrough(database.pool) : projectPrunedThrough(database.pool, query.projectId);
 
 /** How far a read from `from` has seen everything it asked for (readAfter's `seenThrough`). */
-function seenThroughOf(query: EventQuery, read: CheckedRead, from: bigint, limit: number): bigint {
+function seenThroughOf(query: EventQuery, read: CheckedRead, from: bigint, limit: number): SeenMark {
   const last = read.rows.at(-1);
   const lastPosition = last ? positionIn(query, last) : from;
-  return read.rows.length < limit && read.top > lastPosition ? read.top : lastPosition;
+  if (read.rows.length < limit && read.top > lastPosition) return { position: read.top, eventId: read.topEventId };
+  return { position: lastPosition, eventId: last ? last.eventId : read.eventIdAt };
 }
 
 /** The feed a query reads: its project's, or (no project) every project's. */
@@ -68,15 +75,29 @@ const spaceOf = (query: { readonly projectId: bigint | null }): CursorSpace => (
 
 /**
  * A cursor past the feed's top (and past what was pruned) was never issued for it: another feed's,
- * or made up. Reading on would answer nothing now and later skip every event up to it.
+ * or made up. Reading on would answer nothing now and later skip every event up to it. A cursor
+ * whose position now holds another event than the one it was issued for comes from before the
+ * feed was numbered again (a restore from a backup): the events after it are not the ones it
+ * follows, so reading on could skip some.
  */
-function checkIssued(after: bigint, read: CheckedRead): void {
-  if (after > read.top && after > read.prunedThrough) {
-    throw new BillingError("invalid_page_token", "cursor is ahead of the feed: it was not issued for these events.", { field: "cursor" });
+function checkIssued(after: FeedCursor, read: CheckedRead): void {
+  if (after.position > read.top && after.position > read.prunedThrough) {
+    throw new BillingError(
+      "invalid_page_token",
+      "cursor is ahead of the feed: it was not issued for these events (another project's, or one from before the database was restored from an earlier backup).",
+      { field: "cursor" },
+    );
+  }
+  if (after.eventTag !== null && read.eventIdAt !== null && eventTagOf(read.eventIdAt) !== after.eventTag) {
+    throw new BillingError(
+      "cursor_expired",
+      "The event this cursor was issued after is no longer in the feed (the database was restored from an earlier backup): read again from the oldest event (an empty cursor).",
+      { field: "cursor" },
+    );
   }
 }
 
-const positionOf = (query: EventQuery): bigint | null => (query.cursor === "" ? null : decodeFeedCursor(query.cursor, spaceOf(query)));
+const cursorOf = (query: EventQuery): FeedCursor | null => (query.cursor === "" ? null : decodeFeedCursor(query.cursor, spaceOf(query)));
 
 /** An event's place in the feed the query reads: its project's, or (no project) the global one. */
 export const positionIn = (query: { readonly projectId: bigint | null }, event: FeedEvent): bigint =>
@@ -85,12 +106,13 @@ export const positionIn = (query: { readonly projectId: bigint | null }, event: 
 /** One page of a project's events in commit order (GET /v1/events). */
 export function listEvents(ctx: BillingContext, query: EventQuery, limit: number): Promise<FeedPage> {
   return runQuery(async () => {
-    const { rows, seenThrough } = await readAfter(ctx, query, positionOf(query), limit + 1);
+    const { rows, seenThrough } = await readAfter(ctx, query, cursorOf(query), limit + 1);
     const items = rows.slice(0, limit);
     const hasMore = rows.length > limit;
     const last = items.at(-1);
-    const through = hasMore && last ? positionIn(query, last) : seenThrough;
-    return { items, nextCursor: through > 0n ? encodeFeedCursor(through, spaceOf(query)) : null, hasMore };
+    const through = hasMore && last ? { position: positionIn(query, last), eventId: last.eventId } : seenThrough;
+    const nextCursor = through.position > 0n ? encodeFeedCursor(through.position, spaceOf(query), through.eventId) : null;
+    return { items, nextCursor, hasMore };
   });
 }
 
@@ -110,7 +132,7 @@ export async function watchEvents(
   const feed = ctx.events;
   if (!feed) throw new Error("watchEvents needs the instance's event feed");
   const giveBack = feed.watchers.take(String(apiKeyId ?? "service"));
-  let after = positionOf(query);
+  let after = cursorOf(query);
   let moved = true;
   let wake: (() => void) | null = null;
   const poke = () => {
@@ -128,9 +150,10 @@ export async function watchEvents(
       for (const event of page.rows) {
         if (signal.aborted) return;
         await deliver(event);
-        after = positionIn(query, event);
+        after = { position: positionIn(query, event), eventTag: null };
       }
-      after = page.seenThrough;
+      // Positions this stream has read itself need no tag: only the client's cursor is checked.
+      after = { position: page.seenThrough.position, eventTag: null };
       // A full page: more may be there already.
       if (page.rows.length === EVENT_READ_BATCH) moved = true;
     }
