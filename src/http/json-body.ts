@@ -53,22 +53,24 @@ const NUMBER_AT = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 /**
  * The top-level field (metadata apart: its numbers are data) holding a number that is not whole
  * but that JSON.parse turns into a whole one (`2.9999999999999999` is 3 as a double): schemas
- * would take it for the integer it is not. `1.0` and `1e2` are whole, and pass.
+ * would take it for the integer it is not. `1.0` and `1e2` are whole, and pass. One pass over the
+ * text, following the field as it goes (a body of such numbers costs its length, not its square).
  */
 function roundedToIntegerField(text: string): string | null {
   if (!MAYBE_FRACTIONAL.test(text)) return null;
+  const fields = new TopLevelFields(text);
   for (let i = 0; i < text.length; i++) {
     if (text[i] === '"') {
-      i = stringEnd(text, i + 1);
+      i = fields.string(i);
       continue;
     }
     NUMBER_AT.lastIndex = i;
     const literal = NUMBER_AT.exec(text)?.[0];
-    if (literal === undefined) continue;
-    if (Number.isInteger(Number(literal)) && !isWholeDecimal(literal)) {
-      const field = topLevelFieldAt(text.slice(0, i));
-      if (field !== "metadata") return field;
+    if (literal === undefined) {
+      fields.char(i);
+      continue;
     }
+    if (Number.isInteger(Number(literal)) && !isWholeDecimal(literal) && fields.current !== "metadata") return fields.current;
     i += literal.length - 1;
   }
   return null;
@@ -156,25 +158,47 @@ const SECOND_BYTE_RANGES = new Map<number, readonly [number, number]>([
 const DEPTH_STEP: Readonly<Record<string, number>> = { "{": 1, "[": 1, "}": -1, "]": -1 };
 
 /**
- * The top-level field of a JSON object whose value the end of this text (a valid prefix of the
- * body) lies in; "body" when it lies in a key, outside any field, or the body is no object.
+ * Follows a JSON text (a valid prefix of a body) from its start, told of every string and every
+ * other character outside numbers: the top-level field of the object the text so far lies in,
+ * "body" when it lies in a key, outside any field, or the body is no object.
  */
-export function topLevelFieldAt(prefix: string): string {
-  if (!prefix.trimStart().startsWith("{")) return "body";
-  let depth = 0;
-  let lastString = "";
-  let field: string | null = null;
-  for (let i = 0; i < prefix.length; i++) {
-    const c = prefix[i] as string;
-    if (c === '"') {
-      const end = stringEnd(prefix, i + 1);
-      lastString = prefix.slice(i + 1, end);
-      i = end;
-    } else if (depth === 1 && c === ":") field = unescapedKey(lastString);
-    else if (depth === 1 && c === ",") field = null;
-    else depth += DEPTH_STEP[c] ?? 0;
+class TopLevelFields {
+  private readonly isObject: boolean;
+  private depth = 0;
+  private lastString = "";
+  private field: string | null = null;
+
+  constructor(private readonly text: string) {
+    this.isObject = text.trimStart().startsWith("{");
   }
-  return field === null || field === "" ? "body" : field;
+
+  get current(): string {
+    return !this.isObject || this.field === null || this.field === "" ? "body" : this.field;
+  }
+
+  /** The string whose opening quote is at `at`; returns where it ends (its closing quote). */
+  string(at: number): number {
+    const end = stringEnd(this.text, at + 1);
+    if (this.depth === 1) this.lastString = this.text.slice(at + 1, end);
+    return end;
+  }
+
+  char(at: number): void {
+    const c = this.text[at] as string;
+    if (this.depth === 1 && c === ":") this.field = unescapedKey(this.lastString);
+    else if (this.depth === 1 && c === ",") this.field = null;
+    else this.depth += DEPTH_STEP[c] ?? 0;
+  }
+}
+
+/** The top-level field the end of this text (a valid prefix of the body) lies in (TopLevelFields). */
+export function topLevelFieldAt(prefix: string): string {
+  const fields = new TopLevelFields(prefix);
+  for (let i = 0; i < prefix.length; i++) {
+    if (prefix[i] === '"') i = fields.string(i);
+    else fields.char(i);
+  }
+  return fields.current;
 }
 
 /** Where the JSON string starting at `from` (after its quote) ends: its closing quote, or the text's end. */
