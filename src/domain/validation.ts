@@ -1,4 +1,4 @@
-import { BillingError } from "../errors/billing-error.js";
+import { BillingError, echoed } from "../errors/billing-error.js";
 import type { ErrorCode } from "../errors/catalog.js";
 import {
   AMOUNT_MAX,
@@ -54,7 +54,7 @@ export function parseActualAmount(raw: bigint | undefined): bigint | null {
 export function parseCreditType(raw: string, fallback: string | null, field = "credit_type"): string {
   if (raw === "" && fallback !== null) return fallback;
   if (!CREDIT_TYPE_PATTERN.test(raw)) {
-    throw invalid("invalid_credit_types", field, `${field} must be 1-64 characters of [a-z0-9_.-], got "${raw}".`);
+    throw invalid("invalid_credit_types", field, `${field} must be 1-64 characters of [a-z0-9_.-], got "${echoed(raw)}".`);
   }
   return raw;
 }

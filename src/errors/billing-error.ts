@@ -7,6 +7,25 @@ export interface BillingErrorOptions extends ErrorOptions {
   readonly retryDelayMs?: number;
 }
 
+/**
+ * The longest message and fact value an error carries. A request value echoed in one (a credit
+ * type of 40,000 characters) must not grow the answer with it: over gRPC the message travels twice
+ * in the trailers (grpc-message and the status details), and trailers past 64 KB are never sent
+ * by grpc-js, so the call hung and every later call on its connection with it.
+ */
+export const ERROR_MESSAGE_CHARS_MAX = 1_000;
+export const ERROR_FACT_CHARS_MAX = 200;
+
+/** `text` cut to `max` characters, ending in "…" when cut (never half a surrogate pair). */
+export function cutText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const kept = text.slice(0, max - 1);
+  return `${/[\uD800-\uDBFF]$/.test(kept) ? kept.slice(0, -1) : kept}…`;
+}
+
+/** A request value as an error message shows it: at most 64 characters of it. */
+export const echoed = (value: string): string => cutText(value, 64);
+
 /** A domain failure with a public code from the catalogue. */
 export class BillingError extends Error {
   readonly code: ErrorCode;
@@ -15,10 +34,12 @@ export class BillingError extends Error {
   readonly retryDelayMs: number | null;
 
   constructor(code: ErrorCode, message?: string, facts: ErrorFacts = {}, options?: BillingErrorOptions) {
-    super(message ?? ERROR_CATALOG[code].message, options);
+    super(cutText(message ?? ERROR_CATALOG[code].message, ERROR_MESSAGE_CHARS_MAX), options);
     this.name = "BillingError";
     this.code = code;
-    this.facts = facts;
+    this.facts = Object.fromEntries(
+      Object.entries(facts).map(([name, value]) => [name, typeof value === "string" ? cutText(value, ERROR_FACT_CHARS_MAX) : value]),
+    );
     this.retryDelayMs = options?.retryDelayMs ?? null;
   }
 

@@ -31,8 +31,11 @@ export function parseJsonBody(raw: Buffer): unknown {
     throw notAJsonObject();
   }
   checkJsonTree(value);
-  const rounded = roundedToIntegerField(text);
-  if (rounded !== null) throw new RoundedToInteger(rounded, value);
+  const found = misreadNumber(text);
+  if (found?.kind === "infinite") {
+    throw invalidField(found.field, `${found.field} holds a number beyond what a JSON number can be here (about 1.8e308).`);
+  }
+  if (found !== null) throw new RoundedToInteger(found.field, value);
   return value;
 }
 
@@ -46,17 +49,22 @@ export class RoundedToInteger extends Error {
   }
 }
 
-/** A number with a fraction (or exponent) might be one whose digits only a double rounds to a whole number. */
-const MAYBE_FRACTIONAL = /\d[.eE]/;
+/**
+ * A number with a fraction (or exponent) might be one whose digits only a double rounds to a whole
+ * number, or one beyond a double's range; so might one of 309 digits or more.
+ */
+const MAYBE_FRACTIONAL = /\d[.eE]|\d{309}/;
 const NUMBER_AT = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
 /**
- * The top-level field (metadata apart: its numbers are data) holding a number that is not whole
- * but that JSON.parse turns into a whole one (`2.9999999999999999` is 3 as a double): schemas
- * would take it for the integer it is not. `1.0` and `1e2` are whole, and pass. One pass over the
- * text, following the field as it goes (a body of such numbers costs its length, not its square).
+ * The first number JSON.parse misreads, and the top-level field it is in: one beyond a double's
+ * range, which it reads as Infinity (anywhere, metadata included: no JSON value holds it), or one
+ * that is not whole but that it turns into a whole one (`2.9999999999999999` is 3 as a double),
+ * which schemas would take for the integer it is not (metadata apart: its numbers are data). `1.0`
+ * and `1e2` are whole, and pass. One pass over the text, following the field as it goes (a body
+ * of such numbers costs its length, not its square).
  */
-function roundedToIntegerField(text: string): string | null {
+function misreadNumber(text: string): { field: string; kind: "infinite" | "rounded" } | null {
   if (!MAYBE_FRACTIONAL.test(text)) return null;
   const fields = new TopLevelFields(text);
   for (let i = 0; i < text.length; i++) {
@@ -70,7 +78,10 @@ function roundedToIntegerField(text: string): string | null {
       fields.char(i);
       continue;
     }
-    if (Number.isInteger(Number(literal)) && !isWholeDecimal(literal) && fields.current !== "metadata") return fields.current;
+    const read = Number(literal);
+    if (!Number.isFinite(read)) return { field: fields.current, kind: "infinite" };
+    if (Number.isInteger(read) && !isWholeDecimal(literal) && fields.current !== "metadata")
+      return { field: fields.current, kind: "rounded" };
     i += literal.length - 1;
   }
   return null;

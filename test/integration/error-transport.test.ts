@@ -66,6 +66,28 @@ describe("unexpected exceptions", () => {
   });
 });
 
+describe("a request value an error echoes", () => {
+  it("is cut short, so that an answer's trailers stay small and the connection serves on", async () => {
+    const long = "A".repeat(40_000);
+    await expectError(
+      real.client.call("deposit", { customerId: "echo", amount: 1n, creditType: long }),
+      "invalid_credit_types",
+      `credit_type must be 1-64 characters of [a-z0-9_.-], got "${"A".repeat(63)}…".`,
+    );
+    // The same channel answers the next call (before, the first never ended, nor did any after it).
+    expect((await real.client.call("deposit", { customerId: "echo", amount: 1n })).addedAmount).toBe(1n);
+    const { TestWatcher } = await import("../support/events.js");
+    const watcher = new TestWatcher(real.app.port, real.apiKey, { types: ["x".repeat(60_000)] });
+    const facts = await expectError(
+      watcher.ended.then((e) => Promise.reject(e)),
+      "invalid_argument",
+      "types holds an unknown value.",
+    );
+    watcher.close();
+    expect(facts).toEqual({ field: "types", value: `${"x".repeat(199)}…` });
+  });
+});
+
 describe("x-request-id", () => {
   it("is echoed on success and on failure", async () => {
     for (const customerId of ["fresh-customer", ""]) {

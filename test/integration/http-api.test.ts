@@ -494,6 +494,20 @@ describe("amounts with a fraction", () => {
     expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toMatchObject({ default: { total: 100, used: 11, available: 89 } });
   });
 
+  it("beyond a double's range are refused naming their field, metadata's too", async () => {
+    const customer = uid("inf");
+    for (const [body, field] of [
+      [`{"customer_id":"${customer}","amount":1e400}`, "amount"],
+      [`{"customer_id":"${customer}","amount":1${"0".repeat(400)}}`, "amount"],
+      [`{"customer_id":"${customer}","amount":5,"metadata":{"inf":-1e309}}`, "metadata"],
+    ] as const) {
+      expectHttpError(await raw("/v1/customers/deposit", body), "invalid_argument", {
+        message: `${field} holds a number beyond what a JSON number can be here (about 1.8e308).`,
+        details: { field },
+      });
+    }
+  });
+
   it("are looked for in one pass: a body of 32,000 of them in metadata, sent without a key, is answered while the server serves others", async () => {
     // Each such number used to rescan the body up to it: half as many held the process 26-50 s,
     // and these (600 KB) about four times as long, past this test's timeout.
