@@ -1,6 +1,7 @@
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { BillingServiceServer } from "../../gen/velobase/billing/v1/billing.js";
-import { batch } from "../operations/batch.js";
+import { BillingError } from "../errors/billing-error.js";
+import { type BatchOutcome, batch } from "../operations/batch.js";
 import type { BillingContext } from "../operations/context.js";
 import { deposit } from "../operations/deposit.js";
 import { getCustomer } from "../operations/get-customer.js";
@@ -54,10 +55,25 @@ export function billingHandlers(ctx: BillingContext, env: GuardedEnvironment): B
     batch: call(
       "Batch",
       "write",
-      async (r, caller, context) => format.batchResponse(await batch(context, parse.parseBatch(r, caller), r.atomic)),
-      // One token per write, so a Batch is not a way around the rate limit (a longer one is refused
-      // with invalid_argument before anything runs, so it is charged the limit).
-      (r) => Math.min(r.operations.length, BATCH_OPERATIONS_MAX),
+      async (r, caller, context) => {
+        const outcome = await batch(context, parse.parseBatch(r, caller), r.atomic);
+        logUnexpectedWriteErrors(env, outcome);
+        return format.batchResponse(outcome);
+      },
+      // One token per write, so a Batch is not a way around the rate limit; a longer one is refused
+      // with invalid_argument before anything runs (and must be told so, not that it exceeds the
+      // burst), so it is charged as one call.
+      (r) => (r.operations.length > BATCH_OPERATIONS_MAX ? 1 : r.operations.length),
     ),
   };
+}
+
+/** A write of a non-atomic Batch that failed unexpectedly is answered server_error in its place: its cause is logged here. */
+function logUnexpectedWriteErrors(env: GuardedEnvironment, outcome: BatchOutcome): void {
+  if (!outcome.ok) return;
+  outcome.results.forEach((result, index) => {
+    if (result instanceof BillingError && result.spec.grpcStatus === "INTERNAL") {
+      env.log.error({ method: "Batch", index, err: result.cause ?? result }, "a write of a batch failed with an unexpected error");
+    }
+  });
 }

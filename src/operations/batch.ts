@@ -1,7 +1,7 @@
 import { BATCH_OPERATIONS_MAX } from "../domain/limits.js";
 import type { ConsumeRequest, DepositRequest, FreezeRequest, SettleRequest, SpendRequest } from "../domain/requests.js";
 import type { ConsumeResult, DepositResult, SpendResult, UnfreezeResult } from "../domain/results.js";
-import { BillingError } from "../errors/billing-error.js";
+import { BillingError, toBillingError } from "../errors/billing-error.js";
 import type { RefundRequest, RefundResult } from "../domain/plans/refund-plan.js";
 import type { VoidRequest, VoidResult } from "../domain/plans/void-plan.js";
 import {
@@ -95,14 +95,23 @@ export async function batch(ctx: BillingContext, parsed: ReadonlyArray<BatchWrit
     if (p instanceof BillingError) return p;
     const s = settled[next++];
     if (!s) throw new Error("a write of the batch has no result");
-    if (!s.ok) {
-      // A refusal is the write's answer; anything else (a bug, a lost database) fails the call.
-      if (s.error instanceof BillingError) return s.error;
-      throw s.error;
-    }
+    if (!s.ok) return writeError(s.error, atomic);
     return { kind: p.kind, result: s.result } as BatchWriteResult;
   });
   return { ok: true, results };
+}
+
+/**
+ * A write's failure as its answer. A refusal is one; anything else (a bug, a lost database) fails
+ * the call when it is atomic, since then nothing was written. Not atomic, the writes ran alone
+ * (runEachAlone) and the others may have committed: the call answers, and this write's answer is
+ * server_error (the transport logs it with its cause), so a client neither retries the others nor
+ * loses their answers.
+ */
+function writeError(error: unknown, atomic: boolean): BillingError {
+  if (error instanceof BillingError) return error;
+  if (atomic) throw error;
+  return toBillingError(error);
 }
 
 /** The position in the request of the n-th write that parsed. */

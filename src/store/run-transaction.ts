@@ -5,6 +5,7 @@ import type { Connection as CoreConnection } from "mysql2";
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { unlessLost } from "./cluster-pool.js";
 import { BillingError } from "../errors/billing-error.js";
+import { PrefetchRaced } from "../domain/plans/prefetch-raced.js";
 import type { Database } from "./database.js";
 import { SQL, sql } from "./sql.js";
 import { isConnectionFailure, isDuplicateOn, isNotPrimary, isOutOfRange, isRetryableConflict, retryableConflictOf } from "./sql-errors.js";
@@ -296,8 +297,15 @@ export function headerOf(result: StatementResult | undefined): ResultSetHeader {
  * carries COMMIT is a certification failure (or a brute-force abort by a replicated write):
  * another node committed a conflicting write first. `connection_lost`: the connection failed, or
  * reached a node outside the primary component, before COMMIT was sent, so nothing committed.
+ * `prefetch_raced`: a hold or charge committed between the prefetch's statements (PrefetchRaced).
  */
-export type RetryReason = "deadlock" | "lock_wait_timeout" | "duplicate_key" | "certification_failure" | "connection_lost";
+export type RetryReason =
+  | "deadlock"
+  | "lock_wait_timeout"
+  | "duplicate_key"
+  | "certification_failure"
+  | "connection_lost"
+  | "prefetch_raced";
 
 export interface RetryObserver {
   onRetry?(reason: RetryReason, attempt: number): void;
@@ -318,6 +326,7 @@ class AttemptFailure extends Error {
 function retryReasonOf(database: Database, failure: AttemptFailure): RetryReason | null {
   const { failure: error, commitSent, abortedByCluster } = failure;
   if (abortedByCluster) return "certification_failure";
+  if (error instanceof PrefetchRaced) return "prefetch_raced";
   const conflict = retryableConflictOf(error);
   if (conflict === "deadlock" && database.galera && commitSent) return "certification_failure";
   if (conflict) return conflict;
@@ -396,7 +405,7 @@ export function isLostConnection(error: unknown): boolean {
 /** Storage failures that have a public meaning; anything else stays a bug (server_error). */
 export function translateStoreError(error: unknown): unknown {
   if (error instanceof BillingError) return error;
-  if (isConnectionFailure(error) || isRetryableConflict(error) || isNotPrimary(error)) {
+  if (isConnectionFailure(error) || isRetryableConflict(error) || isNotPrimary(error) || error instanceof PrefetchRaced) {
     return new BillingError("service_unavailable", undefined, {}, { cause: error });
   }
   if (isOutOfRange(error)) {

@@ -1,6 +1,12 @@
 /** Classification of driver failures by MySQL errno / Node error code, wherever drizzle wrapped them. */
 
 const DEADLOCK = 1213;
+/**
+ * ER_AUTOINC_READ_FAILED: with innodb_autoinc_lock_mode = 1 (MariaDB's default) an INSERT … SELECT
+ * takes the table's AUTO-INC lock, and the victim of a deadlock on it (two batches creating the
+ * same new customers in other orders) gets this instead of 1213.
+ */
+const AUTOINC_DEADLOCK = 1467;
 const LOCK_WAIT_TIMEOUT = 1205;
 const DUPLICATE_KEY = 1062;
 const OUT_OF_RANGE = 1690;
@@ -53,7 +59,7 @@ export function isRetryableConflict(error: unknown): boolean {
 /** Which lock conflict failed the statement, if it was one worth retrying. */
 export function retryableConflictOf(error: unknown): "deadlock" | "lock_wait_timeout" | null {
   const errno = driverError(error)?.errno;
-  if (errno === DEADLOCK) return "deadlock";
+  if (errno === DEADLOCK || errno === AUTOINC_DEADLOCK) return "deadlock";
   return errno === LOCK_WAIT_TIMEOUT ? "lock_wait_timeout" : null;
 }
 

@@ -248,4 +248,40 @@ describe("Batch and the rate limit", () => {
     const reader = s.clientWith((await s.createKey({ project, scope: "read" })).key);
     expect((await reader.call("getCustomer", { customerId })).balance?.available).toBe(15n);
   });
+
+  it("refuses a batch over 100 operations as such, not as one past the burst", async () => {
+    const project = await s.createProject({ ratePerSecond: 1, burst: 5 });
+    const client = s.clientWith((await s.createKey({ project })).key);
+    const customerId = uid("cust");
+    const info = await expectError(
+      client.call("batch", { operations: Array.from({ length: 101 }, () => deposit(customerId, 1n)) }),
+      "invalid_argument",
+      "A batch holds at most 100 operations.",
+    );
+    expect(info).toMatchObject({ field: "operations", requested: "101", limit: "100" });
+  });
+});
+
+describe("Batch, not atomic, when a write fails unexpectedly", () => {
+  it("answers the call: that write server_error, the others with what they did (they committed)", async () => {
+    const [a, b] = [uid("cust"), uid("cust")];
+    await s.client.call("deposit", { customerId: a, amount: 100n });
+    await s.client.call("deposit", { customerId: b, amount: 100n });
+    // b's next ledger entry would take a sequence it already has: its write fails, every time,
+    // with an error no plan expects (a duplicate on the ledger's unique index).
+    const moveBack = (by: number) =>
+      s.app.database.pool.query("UPDATE customers SET ledger_sequence = ledger_sequence + ? WHERE customer_id = ?", [by, b]);
+    await moveBack(-1);
+    try {
+      const response = await s.client.call("batch", { atomic: false, operations: [deposit(a, 5n), deduct(b, uid("ded"), 1n)] });
+      expect(kinds(response.results)).toEqual(["deposit", "server_error"]);
+      expect(response.results[0]?.result?.value).toMatchObject({ addedAmount: 5n, balance: { available: 105n } });
+      // Atomic, the same call writes nothing and fails as a whole.
+      await expectError(s.client.call("batch", { atomic: true, operations: [deposit(a, 5n), deduct(b, uid("ded"), 1n)] }), "server_error");
+    } finally {
+      await moveBack(1);
+    }
+    expect([await available(a), await available(b)]).toEqual([105n, 100n]);
+    await expectLedgerConsistent();
+  });
 });

@@ -2,8 +2,8 @@ import mysql from "mysql2/promise";
 import { describe, expect, it } from "vitest";
 import { BillingError } from "../../src/errors/billing-error.js";
 import { isLostConnection, translateStoreError } from "../../src/store/run-transaction.js";
-import { isConnectionFailure } from "../../src/store/sql-errors.js";
-import { SERVER_URL } from "../support/database.js";
+import { isConnectionFailure, retryableConflictOf } from "../../src/store/sql-errors.js";
+import { SERVER_URL, uniqueDatabaseUrl } from "../support/database.js";
 
 describe("a statement on a connection mysql2 has closed", () => {
   it("is a lost connection (fatal, without errno or code): retried before COMMIT, service_unavailable after", async () => {
@@ -18,5 +18,43 @@ describe("a statement on a connection mysql2 has closed", () => {
     expect(isLostConnection(error)).toBe(true);
     const translated = translateStoreError(error);
     expect(translated instanceof BillingError && translated.code).toBe("service_unavailable");
+  });
+});
+
+describe("a deadlock on a table's AUTO-INC lock (MariaDB's innodb_autoinc_lock_mode = 1)", () => {
+  it("is one: retried, as two batches creating the same new customers in other orders need", async () => {
+    const db = uniqueDatabaseUrl("vb_autoinc");
+    const admin = await mysql.createConnection(SERVER_URL);
+    await admin.query(`CREATE DATABASE \`${db.name}\``);
+    const [a, b] = await Promise.all([mysql.createConnection(db.url), mysql.createConnection(db.url)]);
+    try {
+      await a.query("CREATE TABLE t (id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY, k VARCHAR(8) NOT NULL UNIQUE)");
+      const create = (k: string) => `INSERT INTO t (k) SELECT '${k}' FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM t WHERE k = '${k}')`;
+      await a.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+      await b.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+      await a.query("BEGIN");
+      await b.query("BEGIN");
+      await a.query(create("y"));
+      await b.query(create("x"));
+      // b waits on a's uncommitted y inside its INSERT … SELECT, holding the AUTO-INC lock; a's
+      // next INSERT … SELECT waits for that lock: a cycle, and one of them is its victim.
+      const fromB = b.query(create("y")).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const fromA = await a.query(create("x")).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      const victims = [fromA, await fromB].filter((e) => e !== null);
+      expect(victims).toHaveLength(1);
+      expect([1213, 1467]).toContain((victims[0] as { errno?: number }).errno);
+      expect(retryableConflictOf(victims[0])).toBe("deadlock");
+    } finally {
+      await Promise.all([a.end(), b.end()]);
+      await admin.query(`DROP DATABASE \`${db.name}\``);
+      await admin.end();
+    }
   });
 });

@@ -14,6 +14,7 @@ import type { ConsumeResult, UnfreezeResult } from "../results.js";
 import { planSpend } from "./spend-plan.js";
 import { planRefundStep, planVoidStep, reversalKeysOf } from "./reversal-steps.js";
 import type { WorkingCustomer as Working } from "./working-customer.js";
+import { PrefetchRaced } from "./prefetch-raced.js";
 import {
   type AlertCrossingOf,
   type CreditWrite,
@@ -368,7 +369,7 @@ function planSettleStep(
   const c = hold === null ? undefined : customer(hold.customerPk);
   // The sweeper's prefetch may find the hold but not its customer, locked elsewhere (on Galera its
   // statements are separate round trips): the customer is busy and the hold waits for a later pass.
-  if (hold !== null && c === undefined && !state.busy.has(hold.customerPk)) throw new Error("a hold's customer was not prefetched");
+  if (hold !== null && c === undefined && !state.busy.has(hold.customerPk)) throw new PrefetchRaced("hold");
   if (c?.newAccount) return { kind: "cut" };
   const settleState = settleStateOf(state, write, c, nowMs);
   const applied = (p: { changes: SettleChanges; result: ConsumeResult | UnfreezeResult }): WritePlan => {

@@ -6,6 +6,7 @@ import { planRefund } from "./refund-plan.js";
 import { chargeKey, depositKey } from "./reversal-state.js";
 import { planVoid } from "./void-plan.js";
 import type { WorkingCustomer } from "./working-customer.js";
+import { PrefetchRaced } from "./prefetch-raced.js";
 import { type CreditWrite, customerPkOf, type ListState, outcomeMapKey, outcomeRefOf, type WritePlan } from "./write-list.js";
 
 // Refund and VoidDeposit in the list planner (list-plan.ts): each planned on the state the
@@ -57,7 +58,7 @@ export function planRefundStep(
   const loaded = state.reversals?.charges.get(chargeKey(request));
   const charge = loaded?.charge ?? null;
   const c = charge === null ? undefined : customer(charge.customerPk);
-  if (charge !== null && c === undefined) throw new Error("a charge's customer was not prefetched");
+  if (charge !== null && c === undefined) throw new PrefetchRaced("charge");
   if (c?.newAccount) return { kind: "cut" };
   const parts = loaded?.parts ?? [];
   const accounts = new Map<bigint, AccountSnapshot>();
