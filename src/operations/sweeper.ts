@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { BillingError } from "../errors/billing-error.js";
 import type { ErrorCode } from "../errors/catalog.js";
 import { listDueHolds, parseAutoAction, postponeAutoSettlement } from "../store/transactions-store.js";
+import { ALERT_FLAG_REPAIR_INTERVAL_MS, repairAlertFlags } from "./alert-flags.js";
 import type { BillingContext } from "./context.js";
 import { recordExpiries } from "./expiry.js";
 import { pruneExpiredEvents, type EventRetention } from "./events/retention.js";
@@ -64,10 +65,16 @@ export const SWEEP_PASSES_MAX = 100;
 export async function sweep(
   ctx: BillingContext,
   log: Logger,
-  options: { readonly retention?: EventRetention | undefined; readonly stopping?: () => boolean } = {},
+  options: {
+    readonly retention?: EventRetention | undefined;
+    readonly stopping?: () => boolean;
+    /** Look for customers whose alerts an older build set without their flag (repairAlertFlags). */
+    readonly alertFlags?: boolean;
+  } = {},
 ): Promise<{ settled: number; recorded: number }> {
   let settled = 0;
   let recorded = 0;
+  if (options.alertFlags) await repairAlertFlags(ctx, log);
   for (let pass = 0; pass < SWEEP_PASSES_MAX && !options.stopping?.(); pass++) {
     const passSettled = await sweepDueHolds(ctx, log);
     const passRecorded = await recordExpiries(ctx);
@@ -83,12 +90,15 @@ export async function sweep(
 export function startSweeper(ctx: BillingContext, log: Logger, intervalMs: number, retention?: EventRetention): { stop(): Promise<void> } {
   let running: Promise<void> | null = null;
   let stopped = false;
+  let alertFlagsDueAt = 0;
   // One warning per run of failures (a database outage fails every sweep), one line when back.
   let failing = false;
   const timer = setInterval(() => {
     if (running) return;
-    running = sweep(ctx, log, { retention, stopping: () => stopped })
+    const alertFlags = Date.now() >= alertFlagsDueAt;
+    running = sweep(ctx, log, { retention, stopping: () => stopped, alertFlags })
       .then(() => {
+        if (alertFlags) alertFlagsDueAt = Date.now() + ALERT_FLAG_REPAIR_INTERVAL_MS;
         if (failing) log.info("sweeps succeed again");
         failing = false;
       })

@@ -1,6 +1,7 @@
 import type { Reader } from "../store/database.js";
 import {
   allocationMismatches,
+  customersWithUnflaggedAlerts,
   entriesOffTheirAccount,
   entriesOffTheirTransaction,
   keyedEntryOutcomeMismatches,
@@ -20,8 +21,9 @@ export const entries = (n: VerifyRow[string] | undefined, more?: "more") =>
 /**
  * The links between the tables, which the sums per account and per transaction cannot see: every
  * entry on an account and under a transaction of its own customer, each charge's allocation equal
- * to its entries account by account, and every write's stored outcome present (without it a retry
- * is refused instead of replayed) and no outcome without its write.
+ * to its entries account by account, every write's stored outcome present (without it a retry
+ * is refused instead of replayed) and no outcome without its write, and every customer with
+ * balance alerts flagged as having them.
  */
 export async function verifyLinks(db: Reader): Promise<string[]> {
   const problems: string[] = [];
@@ -42,6 +44,11 @@ export async function verifyLinks(db: Reader): Promise<string[]> {
   }
   for (const r of await transactionOutcomeMismatches(db)) problems.push(transactionOutcomeProblem(r));
   for (const r of await keyedEntryOutcomeMismatches(db)) problems.push(keyedOutcomeProblem(r));
+  for (const r of await customersWithUnflaggedAlerts(db)) {
+    problems.push(
+      `customer ${r.customer_id} (project ${r.project_id}): has balance alerts, but its has_alerts is off, so its writes never fire them (the sweeper turns it on within a minute)`,
+    );
+  }
   return problems;
 }
 

@@ -195,3 +195,26 @@ export function listAlertsFromRows(alertRows: readonly Row[], availableRows: rea
   for (const key of alerts.keys()) available.set(key, availableOf(rowsByCustomer.get(key) ?? []));
   return { alerts, available };
 }
+
+/**
+ * Customers that have balance alerts but whose has_alerts is off, at most `limit`, by a plain read:
+ * a build before migration 0015 sets alerts without the flag (during a rolling upgrade), and
+ * writes read a customer's alerts only when it is on.
+ */
+export async function customersMissingAlertFlag(pool: ConnectionSource, limit: number): Promise<bigint[]> {
+  const [rows] = await pool.query<RowDataPacket[]>(
+    `SELECT DISTINCT c.id FROM balance_alerts a
+       JOIN customers c ON c.project_id = a.project_id AND c.customer_id = a.customer_id
+     WHERE c.has_alerts = FALSE LIMIT ?`,
+    [Math.trunc(limit)],
+  );
+  return rows.map((row) => bigOf(row.id));
+}
+
+/** Turns has_alerts on for these customers (their rows only: the first lock of any write). */
+export async function flagCustomersWithAlerts(pool: ConnectionSource, pks: readonly bigint[]): Promise<void> {
+  if (pks.length === 0) return;
+  await pool.query(`UPDATE customers SET has_alerts = TRUE WHERE id IN (${pks.map(() => "?").join(", ")}) AND has_alerts = FALSE`, [
+    ...pks.map((pk) => pk.toString()),
+  ]);
+}

@@ -172,6 +172,15 @@ export const keyedEntryOutcomeMismatches = (db: Reader) =>
       HAVING SUM(x.outcomes) <> 1 OR SUM(x.entries) = 0 OR COUNT(DISTINCT x.customer_pk) <> 1`,
   );
 
+/** Customers with balance alerts whose has_alerts is off (their writes never read those alerts). */
+export const customersWithUnflaggedAlerts = (db: Reader) =>
+  rows(
+    db,
+    sql`SELECT DISTINCT c.project_id, c.customer_id FROM balance_alerts a
+      JOIN customers c ON c.project_id = a.project_id AND c.customer_id = a.customer_id
+      WHERE c.has_alerts = FALSE ORDER BY c.project_id, c.customer_id`,
+  );
+
 /** Customers' public ids and projects, by their row ids, for the lines that name them (a statement per thousand). */
 export async function customerNames(db: Reader, pks: readonly bigint[]): Promise<VerifyRow[]> {
   const found: VerifyRow[] = [];

@@ -3,7 +3,8 @@ import type { RowDataPacket } from "mysql2/promise";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AlertState } from "../../gen/velobase/billing/v1/alerts.js";
-import { sweepDueHolds } from "../../src/operations/sweeper.js";
+import { sweep, sweepDueHolds } from "../../src/operations/sweeper.js";
+import { verifyLedger } from "../../src/operations/verify.js";
 import { expectError } from "../support/client.js";
 import { alertCall } from "../support/events.js";
 import { expectHttpError, HttpTestClient, ok } from "../support/http.js";
@@ -158,6 +159,33 @@ describe("alerts seen by every write, whoever set them", () => {
     expect(await alertCall(s.app.port, s.apiKey, "deleteAlert", { customerId: "al-flag", creditType: "paid" })).toEqual({ deleted: true });
     expect(await flagOf("al-flag")).toBe(0);
     expect(await alertCall(s.app.port, s.apiKey, "deleteAlert", { customerId: "al-flag", creditType: "paid" })).toEqual({ deleted: false });
+  });
+
+  it("fires an alert an older build set without the flag, once the sweeper has turned the flag on; verify names it until then", async () => {
+    const customerId = "al-old-build";
+    await deposit(customerId, 1000n);
+    await alertCall(s.app.port, s.apiKey, "setAlert", { customerId, threshold: 500n });
+    // A build before migration 0015 sets the alert row alone.
+    await s.app.database.pool.query("UPDATE customers SET has_alerts = FALSE WHERE customer_id = ?", [customerId]);
+    const [project] = await s.app.database.pool.query<RowDataPacket[]>("SELECT project_id FROM customers WHERE customer_id = ?", [
+      customerId,
+    ]);
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([
+      `customer ${customerId} (project ${project[0]?.project_id}): has balance alerts, but its has_alerts is off, so its writes never fire them (the sweeper turns it on within a minute)`,
+    ]);
+    const lines: { msg: string; customers?: number }[] = [];
+    const log = pino({ level: "warn" }, { write: (line: string) => lines.push(JSON.parse(line) as { msg: string }) });
+    await sweep(s.app.context, log, { alertFlags: true });
+    expect(lines).toMatchObject([
+      { msg: "balance alerts found on customers not flagged as having them (set by an older build); flagged them", customers: 1 },
+    ]);
+    expect(await flagOf(customerId)).toBe(1);
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+    await s.client.call("deduct", { customerId, transactionId: "al-old-low", amount: 600n });
+    expect(await alertEvents(customerId)).toEqual(["balance.low"]);
+    // Nothing left to flag: no line.
+    await sweep(s.app.context, log, { alertFlags: true });
+    expect(lines).toHaveLength(1);
   });
 
   it("crosses an alert set through another instance, and on settlements that name only their hold, manual or automatic", async () => {
