@@ -165,6 +165,7 @@ async function openReadyDatabase(config: Config, log: Logger, announce: (line: s
     poolSize: config.DB_POOL_SIZE,
     lockWaitTimeoutS: config.DB_LOCK_WAIT_TIMEOUT_S,
     nodeSelector: config.DB_NODE_SELECTOR,
+    log,
   });
   try {
     await ensureSomeoneCanGetIn(database, config, log, announce);

@@ -3,7 +3,7 @@ import { type App, startApp } from "./app.js";
 import { type Config, ConfigError, loadConfig, redactUrl } from "./config.js";
 import { TlsFileError } from "./grpc/tls.js";
 import { createLogger } from "./logger.js";
-import { DatabaseUnreachableError } from "./store/database.js";
+import { DatabaseNotReadyError, DatabaseUnreachableError } from "./store/database.js";
 import { shutdownTelemetry } from "./telemetry/shutdown.js";
 import { UsageError } from "./tenancy/projects.js";
 
@@ -27,6 +27,20 @@ function cannotBind(error: unknown): string | null {
   const code = (error as NodeJS.ErrnoException).code;
   const known = code === "ENOTFOUND" || code === "EADDRNOTAVAIL" || /Name resolution failed|EADDRNOTAVAIL|ENOTFOUND/.test(error.message);
   return known ? (error.message.split("\n")[0] ?? error.message) : null;
+}
+
+/** An expected start-up failure's one line and exit code (2: the operator's input, 1: the database or a port); null for a bug. */
+function startFailureOf(error: unknown, config: Config): { line: string; code: number } | null {
+  if (error instanceof DatabaseUnreachableError) {
+    return { line: `cannot reach the database at ${redactUrl(config.DATABASE_URL)}: ${error.message}`, code: 1 };
+  }
+  if (error instanceof DatabaseNotReadyError) return { line: `${error.message} (${redactUrl(config.DATABASE_URL)})`, code: 1 };
+  const address = addressInUse(error);
+  if (address !== null) return { line: `cannot listen on ${address}: the address is already in use`, code: 1 };
+  const bind = cannotBind(error);
+  if (bind !== null) return { line: `cannot listen (GRPC_HOST, HTTP_HOST): ${bind}`, code: 1 };
+  if (error instanceof UsageError || error instanceof TlsFileError) return { line: error.message, code: 2 };
+  return null;
 }
 
 /** Entry point: config → database → server → signals. Start-up failures are one line each. */
@@ -79,25 +93,10 @@ async function main(): Promise<void> {
   try {
     app = await startApp(config, { log });
   } catch (error) {
-    if (error instanceof DatabaseUnreachableError) {
-      process.stderr.write(`velobase-billing: cannot reach the database at ${redactUrl(config.DATABASE_URL)}: ${error.message}\n`);
-      process.exit(1);
-    }
-    const address = addressInUse(error);
-    if (address !== null) {
-      process.stderr.write(`velobase-billing: cannot listen on ${address}: the address is already in use\n`);
-      process.exit(1);
-    }
-    const bind = cannotBind(error);
-    if (bind !== null) {
-      process.stderr.write(`velobase-billing: cannot listen (GRPC_HOST, HTTP_HOST): ${bind}\n`);
-      process.exit(1);
-    }
-    if (error instanceof UsageError || error instanceof TlsFileError) {
-      process.stderr.write(`velobase-billing: ${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
+    const failure = startFailureOf(error, config);
+    if (failure === null) throw error;
+    process.stderr.write(`velobase-billing: ${failure.line}\n`);
+    process.exit(failure.code);
   }
   if (requested !== null) stop(requested);
 }

@@ -1,11 +1,13 @@
 import { fileURLToPath } from "node:url";
 import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
-import { readMigrationFiles } from "drizzle-orm/migrator";
-import { migrate } from "drizzle-orm/mysql2/migrator";
+import { getTableName, is } from "drizzle-orm";
+import { MySqlTable } from "drizzle-orm/mysql-core";
 import mysql, { type Pool, type PoolOptions, type RowDataPacket } from "mysql2/promise";
 import { ClusterPool, type ConnectionSource, type NodeSelector, PROBE_TIMEOUT_MS } from "./cluster-pool.js";
 import { type DatabaseHost, type DatabaseUrl, parseDatabaseUrl } from "./database-url.js";
+import { DatabaseNotReadyError } from "./database-errors.js";
 import { withLease } from "./leases-store.js";
+import { applyMigrations, type MigrationLog, pendingMigrations } from "./migration-runner.js";
 import { queryFormat } from "./query-format.js";
 import * as schema from "./schema.js";
 import { ServerPool } from "./server-pool.js";
@@ -49,7 +51,7 @@ const STATEMENT_TIMEOUT_MARGIN_MS = 10_000;
 export class DatabaseUnreachableError extends Error {}
 
 /** A read-only open found no database by that name, or one whose schema is behind this build. */
-export class DatabaseNotReadyError extends Error {}
+export { DatabaseNotReadyError };
 
 interface ServerOptions {
   readonly hosts: readonly DatabaseHost[];
@@ -123,24 +125,43 @@ async function ensureDatabase(server: ServerOptions, create: boolean): Promise<{
  * Applies pending migrations while holding the migrations lease (a committed row, so instances
  * starting together on different Galera nodes take turns as well).
  */
-const migrateExclusively = (pool: ConnectionSource, db: Db, migrationsFolder: string): Promise<void> =>
-  withLease(pool, "migrations", () => migrate(db, { migrationsFolder }));
+const migrateExclusively = (pool: ConnectionSource, database: string, folder: string, log: MigrationLog): Promise<void> =>
+  withLease(pool, "migrations", () => applyMigrations(pool, database, folder, log));
 
-/** Fails with DatabaseNotReadyError when the database lacks a migration of this build (as drizzle's migrator counts them). */
-async function refuseMigrationsPending(pool: ConnectionSource, database: string, migrationsFolder: string): Promise<void> {
-  const [tables] = await pool.query<RowDataPacket[]>(
-    "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = '__drizzle_migrations'",
-    [database],
-  );
-  let appliedThrough = 0;
-  if (tables.length > 0) {
-    const [last] = await pool.query<RowDataPacket[]>("SELECT MAX(created_at) AS at FROM __drizzle_migrations");
-    appliedThrough = Number(last[0]?.at ?? 0);
-  }
-  const pending = readMigrationFiles({ migrationsFolder }).filter((m) => m.folderMillis > appliedThrough).length;
+/** Fails with DatabaseNotReadyError when the database lacks a migration of this build (migration-runner.ts). */
+async function refuseMigrationsPending(pool: ConnectionSource, database: string, folder: string): Promise<void> {
+  const pending = (await pendingMigrations(pool, database, folder)).length;
   if (pending > 0)
     throw new DatabaseNotReadyError(`database ${database} has ${pending} migration(s) of this build pending: run migrate first`);
 }
+
+/** Every table of the schema (schema.ts). */
+const SCHEMA_TABLES = Object.values(schema as Record<string, unknown>).flatMap((value) =>
+  is(value, MySqlTable) ? [getTableName(value)] : [],
+);
+
+/**
+ * Fails with DatabaseNotReadyError when a table of the schema is missing though the migrations
+ * are recorded: a restore that did not finish (a dump cut short) would otherwise start, and fail
+ * every call that reaches such a table.
+ */
+async function refuseTablesMissing(pool: ConnectionSource, database: string): Promise<void> {
+  const [rows] = await pool.query<RowDataPacket[]>("SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", [
+    database,
+  ]);
+  const present = new Set(rows.map((row) => String(row.name)));
+  const missing = SCHEMA_TABLES.filter((name) => !present.has(name));
+  if (missing.length > 0) {
+    throw new DatabaseNotReadyError(
+      `database ${database} lacks table(s) ${missing.join(", ")}, though its migrations are recorded (a restore that did not finish?)`,
+    );
+  }
+}
+
+/** Without a logger of the caller's, a migration's warning is one line on standard error. */
+const STDERR_LOG: MigrationLog = {
+  warn: (facts, message) => process.stderr.write(`velobase-billing: ${message} ${JSON.stringify(facts)}\n`),
+};
 
 export interface OpenOptions {
   poolSize?: number;
@@ -156,6 +177,8 @@ export interface OpenOptions {
   nodeSelector?: NodeSelector;
   /** Where the migrations are read from; the service's own by default. */
   migrationsFolder?: string;
+  /** Where a migration's warning goes (standard error by default). */
+  log?: MigrationLog;
 }
 
 /** Connects; creates the database when missing and applies pending migrations, unless `migrate` says otherwise. */
@@ -187,11 +210,12 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
   // drizzle calls getConnection, query and execute of its client, which both shapes provide.
   const db = drizzle(opened.pool as Pool, { schema, mode: "default" });
   const folder = options.migrationsFolder ?? MIGRATIONS_FOLDER;
+  const name = server.connection.database;
   const ready =
     migration === "read-only"
-      ? refuseMigrationsPending(opened.pool, server.connection.database, folder)
+      ? refuseMigrationsPending(opened.pool, name, folder).then(() => refuseTablesMissing(opened.pool, name))
       : migration
-        ? migrateExclusively(opened.pool, db, folder)
+        ? migrateExclusively(opened.pool, name, folder, options.log ?? STDERR_LOG).then(() => refuseTablesMissing(opened.pool, name))
         : null;
   await ready?.catch(async (error: unknown) => {
     await opened.pool.end().catch(() => undefined);

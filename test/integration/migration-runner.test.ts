@@ -1,0 +1,187 @@
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { RowDataPacket } from "mysql2/promise";
+import { afterEach, describe, expect, it } from "vitest";
+import { redactUrl } from "../../src/config.js";
+import { DatabaseNotReadyError, openDatabase } from "../../src/store/database.js";
+import { uniqueDatabaseUrl } from "../support/database.js";
+import { collect, ROOT, spawnMain } from "../support/spawn.js";
+
+// The migrations as a copy of the service's own folder whose journal the test edits: a database
+// migrated part way, a run stopped in the middle of a migration, a migration numbered before the
+// newest applied one.
+
+interface JournalEntry {
+  idx: number;
+  version: string;
+  when: number;
+  tag: string;
+  breakpoints: boolean;
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+
+function migrationsCopy(): { dir: string; entries: JournalEntry[]; writeJournal(entries: JournalEntry[]): void } {
+  const dir = mkdtempSync(join(tmpdir(), "vb-migrations-"));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  cpSync(`${ROOT}/src/store/migrations`, dir, { recursive: true });
+  const journalPath = join(dir, "meta/_journal.json");
+  const journal = JSON.parse(readFileSync(journalPath, "utf8")) as { entries: JournalEntry[] };
+  return {
+    dir,
+    entries: journal.entries,
+    writeJournal: (entries) => writeFileSync(journalPath, JSON.stringify({ ...journal, entries })),
+  };
+}
+
+async function open(url: string, folder: string, warnings: string[] = []) {
+  const database = await openDatabase(url, {
+    poolSize: 2,
+    migrationsFolder: folder,
+    log: { warn: (_facts, message) => warnings.push(message) },
+  });
+  // Closed by the test or here, whichever comes first (a second close is refused, and ignored).
+  cleanups.push(() => database.close().catch(() => undefined));
+  return database;
+}
+
+function freshDatabase() {
+  const db = uniqueDatabaseUrl("vb_migrations");
+  cleanups.push(() => db.drop());
+  return db;
+}
+
+const statementsOf = (dir: string, tag: string) =>
+  readFileSync(join(dir, `${tag}.sql`), "utf8")
+    .split("--> statement-breakpoint")
+    .filter((s) => s.trim() !== "");
+
+describe("a migration run stopped part way", () => {
+  it("goes on from the statement after the last one recorded; the one that committed unrecorded is taken as done", async () => {
+    const copy = migrationsCopy();
+    const closedChecks = copy.entries.find((e) => e.tag === "0017_closed_value_checks") as JournalEntry;
+    const db = freshDatabase();
+    copy.writeJournal(copy.entries.filter((e) => e.idx < closedChecks.idx));
+    const before = await open(db.url, copy.dir);
+    // The run that stopped: 0017's first two statements committed, only the first recorded.
+    const [first, second] = statementsOf(copy.dir, closedChecks.tag);
+    await before.pool.query(first as string);
+    await before.pool.query(second as string);
+    await before.pool.query("INSERT INTO __migration_progress (created_at, statements_done) VALUES (?, 1)", [closedChecks.when]);
+    await before.close();
+
+    copy.writeJournal(copy.entries);
+    const warnings: string[] = [];
+    const after = await open(db.url, copy.dir, warnings);
+    expect(warnings).toEqual(["a migration statement was applied already by a run that stopped part way; going on from the next"]);
+    const [checks] = await after.pool.query<RowDataPacket[]>(
+      `SELECT CONSTRAINT_NAME AS name FROM information_schema.TABLE_CONSTRAINTS
+       WHERE CONSTRAINT_SCHEMA = ? AND CONSTRAINT_NAME IN ('events_type_known', 'ledger_business_type_known', 'transactions_business_type_known')
+       ORDER BY CONSTRAINT_NAME`,
+      [db.name],
+    );
+    expect(checks.map((c) => c.name)).toEqual(["events_type_known", "ledger_business_type_known", "transactions_business_type_known"]);
+    const [applied] = await after.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM __drizzle_migrations");
+    const [progress] = await after.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM __migration_progress");
+    expect([Number(applied[0]?.n), Number(progress[0]?.n)]).toEqual([copy.entries.length, 0]);
+  });
+
+  it("names the migration and statement that failed, and the next run goes on from it", async () => {
+    const copy = migrationsCopy();
+    const db = freshDatabase();
+    const last = copy.entries.at(-1) as JournalEntry;
+    const broken: JournalEntry = { ...last, idx: last.idx + 1, when: last.when + 1, tag: "9999_test_broken" };
+    writeFileSync(
+      join(copy.dir, `${broken.tag}.sql`),
+      "CREATE TABLE migration_probe (id INT PRIMARY KEY);--> statement-breakpoint\nALTER TABLE no_such_table ADD x INT;",
+    );
+    copy.writeJournal([...copy.entries, broken]);
+    const failed = await open(db.url, copy.dir).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(failed).toBeInstanceOf(DatabaseNotReadyError);
+    expect((failed as Error).message).toBe(
+      `migration 9999_test_broken failed at statement 2 of 2 (1146: Table '${db.name}.no_such_table' doesn't exist); ` +
+        `the 1 before it are applied and recorded, and the next run goes on from it: see README, "Upgrading"`,
+    );
+    writeFileSync(
+      join(copy.dir, `${broken.tag}.sql`),
+      "CREATE TABLE migration_probe (id INT PRIMARY KEY);--> statement-breakpoint\nALTER TABLE migration_probe ADD x INT;",
+    );
+    const warnings: string[] = [];
+    const mended = await open(db.url, copy.dir, warnings);
+    const [columns] = await mended.pool.query<RowDataPacket[]>(
+      "SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'migration_probe' ORDER BY ORDINAL_POSITION",
+      [db.name],
+    );
+    expect([columns.map((c) => c.name), warnings]).toEqual([["id", "x"], []]);
+  });
+});
+
+describe("a migration numbered before the newest applied one", () => {
+  it("is refused by name, by the server and by verify's read-only open, never skipped", async () => {
+    const copy = migrationsCopy();
+    const db = freshDatabase();
+    await (await open(db.url, copy.dir)).close();
+    const [first, second] = copy.entries;
+    const late: JournalEntry = {
+      ...(first as JournalEntry),
+      idx: 99,
+      when: Math.floor(((first?.when ?? 0) + (second?.when ?? 0)) / 2),
+      tag: "0000b_late",
+    };
+    writeFileSync(join(copy.dir, `${late.tag}.sql`), "CREATE TABLE late_probe (id INT PRIMARY KEY);");
+    copy.writeJournal([...copy.entries, late].sort((a, b) => a.when - b.when));
+    const message = `database ${db.name} lacks migration 0000b_late, though newer ones are applied (it was made by a build whose migrations were numbered otherwise): see README, "Upgrading"`;
+    for (const migrate of [true, "read-only"] as const) {
+      const refused = await openDatabase(db.url, { poolSize: 2, migrationsFolder: copy.dir, migrate }).then(
+        async (database) => {
+          await database.close();
+          return null;
+        },
+        (error: unknown) => error,
+      );
+      expect(refused).toBeInstanceOf(DatabaseNotReadyError);
+      expect((refused as Error).message).toBe(message);
+    }
+  });
+});
+
+describe("a database whose migrations are recorded but whose tables are not all there (a restore cut short)", () => {
+  it("is refused, naming them, by the server's open and by verify's", async () => {
+    const copy = migrationsCopy();
+    const db = freshDatabase();
+    const database = await open(db.url, copy.dir);
+    await database.pool.query("DROP TABLE settings");
+    await database.pool.query("DROP TABLE projects");
+    await database.close();
+    for (const migrate of [true, "read-only"] as const) {
+      const refused = await openDatabase(db.url, { poolSize: 2, migrationsFolder: copy.dir, migrate }).then(
+        async (opened) => {
+          await opened.close();
+          return null;
+        },
+        (error: unknown) => error,
+      );
+      expect(refused).toBeInstanceOf(DatabaseNotReadyError);
+      expect((refused as Error).message).toBe(
+        `database ${db.name} lacks table(s) projects, settings, though its migrations are recorded (a restore that did not finish?)`,
+      );
+    }
+    // The server says it in one line and exits 1 (before, a stack trace on the first query).
+    const copyOfOwn = freshDatabase();
+    const own = await openDatabase(copyOfOwn.url, { poolSize: 2 });
+    await own.pool.query("DROP TABLE projects");
+    await own.close();
+    const exit = await collect(spawnMain({ DATABASE_URL: copyOfOwn.url, GRPC_PORT: "0", HTTP_PORT: "0", SWEEP_INTERVAL_MS: "0" })).exited;
+    expect({ code: exit.code, stderr: exit.stderr }).toEqual({
+      code: 1,
+      stderr: `velobase-billing: database ${copyOfOwn.name} lacks table(s) projects, though its migrations are recorded (a restore that did not finish?) (${redactUrl(copyOfOwn.url)})\n`,
+    });
+  });
+});
