@@ -35,6 +35,12 @@ export function parseJsonBody(raw: Buffer): unknown {
   if (found?.kind === "infinite") {
     throw invalidField(found.field, `${found.field} holds a number beyond what a JSON number can be here (about 1.8e308).`);
   }
+  if (found?.kind === "inexact") {
+    throw invalidField(
+      found.field,
+      `${found.field} holds an integer beyond 2^53 that a JSON number cannot keep exactly (its last digits would be lost): send it as a string.`,
+    );
+  }
   if (found !== null) throw new RoundedToInteger(found.field, value);
   return value;
 }
@@ -51,21 +57,22 @@ export class RoundedToInteger extends Error {
 
 /**
  * A number with a fraction (or exponent) might be one whose digits only a double rounds to a whole
- * number, or one beyond a double's range; so might one of 309 digits or more.
+ * number, or one beyond a double's range; one of 16 digits or more might be beyond 2^53.
  */
-const MAYBE_FRACTIONAL = /\d[.eE]|\d{309}/;
+const MAYBE_MISREAD = /\d[.eE]|\d{16}/;
 const NUMBER_AT = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
 /**
  * The first number JSON.parse misreads, and the top-level field it is in: one beyond a double's
- * range, which it reads as Infinity (anywhere, metadata included: no JSON value holds it), or one
- * that is not whole but that it turns into a whole one (`2.9999999999999999` is 3 as a double),
- * which schemas would take for the integer it is not (metadata apart: its numbers are data). `1.0`
- * and `1e2` are whole, and pass. One pass over the text, following the field as it goes (a body
- * of such numbers costs its length, not its square).
+ * range, which it reads as Infinity (anywhere, metadata included: no JSON value holds it); in
+ * metadata, an integer it cannot hold exactly (an order id of 20 digits would be stored with its
+ * last digits changed); elsewhere, one that is not whole but that it turns into a whole one
+ * (`2.9999999999999999` is 3 as a double), which schemas would take for the integer it is not.
+ * `1.0` and `1e2` are whole, and pass. One pass over the text, following the field as it goes (a
+ * body of such numbers costs its length, not its square).
  */
-function misreadNumber(text: string): { field: string; kind: "infinite" | "rounded" } | null {
-  if (!MAYBE_FRACTIONAL.test(text)) return null;
+function misreadNumber(text: string): { field: string; kind: "infinite" | "inexact" | "rounded" } | null {
+  if (!MAYBE_MISREAD.test(text)) return null;
   const fields = new TopLevelFields(text);
   for (let i = 0; i < text.length; i++) {
     if (text[i] === '"') {
@@ -80,11 +87,24 @@ function misreadNumber(text: string): { field: string; kind: "infinite" | "round
     }
     const read = Number(literal);
     if (!Number.isFinite(read)) return { field: fields.current, kind: "infinite" };
-    if (Number.isInteger(read) && !isWholeDecimal(literal) && fields.current !== "metadata")
-      return { field: fields.current, kind: "rounded" };
+    const inMetadata = fields.current === "metadata";
+    if (inMetadata && !Number.isSafeInteger(read) && isWholeDecimal(literal) && !heldExactly(literal, read)) {
+      return { field: fields.current, kind: "inexact" };
+    }
+    if (Number.isInteger(read) && !isWholeDecimal(literal) && !inMetadata) return { field: fields.current, kind: "rounded" };
     i += literal.length - 1;
   }
   return null;
+}
+
+/** Whether a whole JSON number (isWholeDecimal) is exactly the double it reads as. */
+function heldExactly(literal: string, read: number): boolean {
+  const [, sign = "", whole = "", fraction = "", exponent = "0"] = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(literal) ?? [];
+  const point = whole.length + Number(exponent);
+  const digits = `${whole}${fraction}`;
+  // Its integer digits: those before the point, padded with zeros when the exponent reaches past them.
+  const integer = point >= digits.length ? digits.padEnd(point, "0") : digits.slice(0, Math.max(point, 0));
+  return BigInt(`${sign}${integer || "0"}`) === BigInt(read);
 }
 
 /** Whether a JSON number's decimal digits are a whole number, exactly. */

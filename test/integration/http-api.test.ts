@@ -508,6 +508,27 @@ describe("amounts with a fraction", () => {
     }
   });
 
+  it("in metadata, are refused when an integer beyond 2^53 would lose digits; kept as parsed otherwise", async () => {
+    const customer = uid("big");
+    const withMetadata = (metadata: string) =>
+      raw("/v1/customers/deposit", `{"customer_id":"${customer}","amount":5,"metadata":${metadata}}`);
+    for (const metadata of ['{"order":12345678901234567890}', '{"ids":[1,-12345678901234567890]}', '{"e":1.2345678901234567891e19}']) {
+      expectHttpError(await withMetadata(metadata), "invalid_argument", {
+        message:
+          "metadata holds an integer beyond 2^53 that a JSON number cannot keep exactly (its last digits would be lost): send it as a string.",
+        details: { field: "metadata" },
+      });
+    }
+    ok(await withMetadata('{"exact":9007199254740992,"power":1e20,"order":"12345678901234567890","ratio":0.1234567890123456789}'));
+    const stored = (await s.client.call("getCustomer", { customerId: customer })).metadata;
+    expect(stored).toEqual({
+      exact: "9007199254740992",
+      power: "100000000000000000000",
+      order: "12345678901234567890",
+      ratio: "0.12345678901234568",
+    });
+  });
+
   it("are looked for in one pass: a body of 32,000 of them in metadata, sent without a key, is answered while the server serves others", async () => {
     // Each such number used to rescan the body up to it: half as many held the process 26-50 s,
     // and these (600 KB) about four times as long, past this test's timeout.
