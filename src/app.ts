@@ -277,6 +277,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     log,
     onPublishLag: (lag) => metrics.eventsPublishLag.set(lag),
     watchers: { perKey: config.EVENTS_WATCHERS_PER_KEY_MAX, total: config.EVENTS_WATCHERS_MAX },
+    cursorTags: config.EVENTS_CURSOR_TAGS === "on",
   });
   const context = billingContext(database, metrics, config, options.now ?? Date.now, events.feed);
   if (!context.outbox) {

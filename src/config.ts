@@ -79,6 +79,9 @@ const ConfigSchema = z.object({
     .transform((v) => v === "true"),
   // Bench only: "off" makes writes append no events, so the bench can show what the outbox costs.
   EVENTS_OUTBOX: z.enum(["on", "off"]).default("on"),
+  // Event cursors carry a tag of their event (a restored feed refuses the older ones); "off" while
+  // instances of a build before tags still serve the same consumers (README, "Upgrading").
+  EVENTS_CURSOR_TAGS: z.enum(["on", "off"]).default("on"),
   DB_LOCK_WAIT_TIMEOUT_S: whole(1, 3600).default(LOCK_WAIT_TIMEOUT_S_DEFAULT),
   SHUTDOWN_GRACE_MS: whole(0, 600_000).default(10_000),
   SWEEP_INTERVAL_MS: whole(0, 3_600_000).default(1_000),

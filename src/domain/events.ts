@@ -81,7 +81,12 @@ export interface FeedEvent {
   readonly transactionId: string | null;
   readonly payload: EventPayload;
   readonly createdAtMs: number;
+  /** Its cursor goes without the event's tag (EVENTS_CURSOR_TAGS=off, while builds before tags still serve). */
+  readonly untagged?: true;
 }
+
+/** The event a cursor of `e` names: its id, or none when its cursor goes untagged. */
+export const cursorEventOf = (e: FeedEvent): string | null => (e.untagged ? null : e.eventId);
 
 // Stored payload: JSON with snake_case names and integers as decimal strings (exact beyond 2^53).
 
@@ -230,7 +235,9 @@ export function eventJson(e: FeedEvent, amounts: "number" | "string", cursor: Cu
   return {
     id: e.eventId,
     cursor:
-      cursor === "project" ? encodeFeedCursor(e.projectPosition, "project", e.eventId) : encodeFeedCursor(e.position, "global", e.eventId),
+      cursor === "project"
+        ? encodeFeedCursor(e.projectPosition, "project", cursorEventOf(e))
+        : encodeFeedCursor(e.position, "global", cursorEventOf(e)),
     type: e.type,
     customer_id: e.customerId,
     transaction_id: e.transactionId,

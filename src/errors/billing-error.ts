@@ -14,7 +14,8 @@ export interface BillingErrorOptions extends ErrorOptions {
  * by grpc-js, so the call hung and every later call on its connection with it.
  */
 export const ERROR_MESSAGE_CHARS_MAX = 1_000;
-export const ERROR_FACT_CHARS_MAX = 200;
+/** Room for the longest fact we make: insufficient_credits' wallets, 32 credit types of 64 characters joined. */
+export const ERROR_FACT_CHARS_MAX = 2_100;
 
 /** `text` cut to `max` characters, ending in "…" when cut (never half a surrogate pair). */
 export function cutText(text: string, max: number): string {

@@ -1,5 +1,5 @@
 import type { Event, WatchEventsRequest } from "../../gen/velobase/billing/v1/events.js";
-import { encodeFeedCursor, EVENT_TYPES, type BalanceAfter, type FeedEvent } from "../domain/events.js";
+import { cursorEventOf, encodeFeedCursor, EVENT_TYPES, type BalanceAfter, type FeedEvent } from "../domain/events.js";
 import { parseClosedValues } from "../domain/event-query.js";
 import { EVENT_FILTER_VALUES_MAX } from "../domain/limits.js";
 import { parseId } from "../domain/validation.js";
@@ -22,7 +22,7 @@ const balance = (b: BalanceAfter) => ({ total: b.total, used: b.used, frozen: b.
 export function eventMessage(e: FeedEvent): Event {
   return {
     id: e.eventId,
-    cursor: encodeFeedCursor(e.projectPosition, "project", e.eventId),
+    cursor: encodeFeedCursor(e.projectPosition, "project", cursorEventOf(e)),
     type: e.type,
     customerId: e.customerId ?? undefined,
     transactionId: e.transactionId ?? undefined,

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type MigrationMeta, readMigrationFiles } from "drizzle-orm/migrator";
-import type { RowDataPacket } from "mysql2/promise";
+import type { PoolConnection, RowDataPacket } from "mysql2/promise";
 import type { ConnectionSource } from "./cluster-pool.js";
 import { DatabaseNotReadyError } from "./database-errors.js";
 import { driverError } from "./sql-errors.js";
@@ -12,9 +12,13 @@ import { driverError } from "./sql-errors.js";
 // - MySQL and MariaDB commit each DDL statement at once, so a run stopped part way through a
 //   migration (a pod killed during a long table copy) left its first statements applied and the
 //   migration unrecorded; every later run then failed on its first statement ("Duplicate CHECK
-//   constraint name"), for good. Each statement done is recorded here (`__migration_progress`), so
-//   a later run goes on from the next one; the one statement that may have committed without
-//   being recorded is taken as done when it fails because what it makes is there already.
+//   constraint name"), for good. Each statement is marked started, then done, here
+//   (`__migration_progress`), so a later run goes on from the next one. The one statement a run
+//   started and never recorded may have committed: run again, it is taken as done when it fails
+//   because what it makes is there already (or what it drops is gone). Any other failure, and
+//   that same failure of a statement no run had started unrecorded, stops the run, named.
+// - Statements run on a connection of their own, without the pool's statement timeout: a table
+//   copy may take minutes.
 // - A migration older than the newest applied one but never applied (a database made by a build
 //   whose migrations were numbered otherwise) was skipped without a word. It is refused, named.
 
@@ -24,7 +28,6 @@ const DONE_ALREADY_ERRNOS = new Set([
   1050, // table exists
   1060, // duplicate column
   1061, // duplicate key name
-  1062, // duplicate entry (a copy made already)
   1068, // multiple primary key
   1091, // can't drop: no such column or key
   1051, // unknown table (dropped already)
@@ -33,6 +36,7 @@ const DONE_ALREADY_ERRNOS = new Set([
   1826, // duplicate CHECK constraint name (MariaDB)
   3822, // duplicate check constraint name (MySQL)
   3821, // check constraint not found (dropped already, MySQL)
+  3940, // constraint not found (dropped already, MySQL 8.0.19+)
 ]);
 
 /** A migration file with its name (the journal's tag). */
@@ -74,44 +78,59 @@ export async function pendingMigrations(pool: ConnectionSource, database: string
 
 /** Applies the pending migrations of `folder`, statement by statement, going on from where an interrupted run stopped. */
 export async function applyMigrations(pool: ConnectionSource, database: string, folder: string, log: MigrationLog): Promise<void> {
-  await pool.query("CREATE TABLE IF NOT EXISTS `__drizzle_migrations` (id serial primary key, hash text not null, created_at bigint)");
-  await pool.query(
-    `CREATE TABLE IF NOT EXISTS \`${PROGRESS_TABLE}\` (created_at BIGINT NOT NULL PRIMARY KEY, statements_done INT NOT NULL)`,
-  );
-  for (const migration of await pendingMigrations(pool, database, folder)) await applyMigration(pool, migration, log);
-  // A run stopped between recording a migration and forgetting its progress left the row behind.
-  await pool.query(`DELETE p FROM \`${PROGRESS_TABLE}\` p JOIN __drizzle_migrations m ON m.created_at = p.created_at`);
+  const connection = await pool.getConnection();
+  try {
+    await connection.query(
+      "CREATE TABLE IF NOT EXISTS `__drizzle_migrations` (id serial primary key, hash text not null, created_at bigint)",
+    );
+    await connection.query(
+      `CREATE TABLE IF NOT EXISTS \`${PROGRESS_TABLE}\` (created_at BIGINT NOT NULL PRIMARY KEY, statements_done INT NOT NULL, statement_started INT NULL)`,
+    );
+    for (const migration of await pendingMigrations(pool, database, folder)) await applyMigration(connection, migration, log);
+    // A run stopped between recording a migration and forgetting its progress left the row behind.
+    await connection.query(`DELETE p FROM \`${PROGRESS_TABLE}\` p JOIN __drizzle_migrations m ON m.created_at = p.created_at`);
+  } finally {
+    connection.release();
+  }
 }
 
 export interface MigrationLog {
   warn(facts: object, message: string): void;
 }
 
-async function applyMigration(pool: ConnectionSource, migration: Migration, log: MigrationLog): Promise<void> {
-  const [progress] = await pool.query<RowDataPacket[]>(`SELECT statements_done FROM \`${PROGRESS_TABLE}\` WHERE created_at = ?`, [
-    migration.folderMillis,
-  ]);
+async function applyMigration(connection: PoolConnection, migration: Migration, log: MigrationLog): Promise<void> {
+  const [progress] = await connection.query<RowDataPacket[]>(
+    `SELECT statements_done, statement_started FROM \`${PROGRESS_TABLE}\` WHERE created_at = ?`,
+    [migration.folderMillis],
+  );
   const resumeAt = Number(progress[0]?.statements_done ?? 0);
+  const startedUnrecorded = progress[0]?.statement_started !== null && Number(progress[0]?.statement_started) === resumeAt;
   const statements = migration.sql.filter((statement) => statement.trim() !== "");
+  const mark = (done: number, started: number | null) =>
+    connection.query(
+      `INSERT INTO \`${PROGRESS_TABLE}\` (created_at, statements_done, statement_started) VALUES (?, ?, ?)
+       ON DUPLICATE KEY UPDATE statements_done = ?, statement_started = ?`,
+      [migration.folderMillis, done, started, done, started],
+    );
   for (let i = resumeAt; i < statements.length; i++) {
+    await mark(i, i);
     try {
-      await pool.query(statements[i] as string);
+      await connection.query(statements[i] as string);
     } catch (error) {
       const errno = driverError(error)?.errno;
-      // The first statement of this run may have committed in the run that stopped, unrecorded.
-      if (i !== resumeAt || errno === undefined || !DONE_ALREADY_ERRNOS.has(errno)) throw failed(migration, i, statements.length, error);
+      if (i !== resumeAt || !startedUnrecorded || errno === undefined || !DONE_ALREADY_ERRNOS.has(errno)) {
+        await mark(i, null);
+        throw failed(migration, i, statements.length, error);
+      }
       log.warn(
         { migration: migration.tag, statement: i + 1, errno },
         "a migration statement was applied already by a run that stopped part way; going on from the next",
       );
     }
-    await pool.query(
-      `INSERT INTO \`${PROGRESS_TABLE}\` (created_at, statements_done) VALUES (?, ?) ON DUPLICATE KEY UPDATE statements_done = ?`,
-      [migration.folderMillis, i + 1, i + 1],
-    );
+    await mark(i + 1, null);
   }
-  await pool.query("INSERT INTO __drizzle_migrations (hash, created_at) VALUES (?, ?)", [migration.hash, migration.folderMillis]);
-  await pool.query(`DELETE FROM \`${PROGRESS_TABLE}\` WHERE created_at = ?`, [migration.folderMillis]);
+  await connection.query("INSERT INTO __drizzle_migrations (hash, created_at) VALUES (?, ?)", [migration.hash, migration.folderMillis]);
+  await connection.query(`DELETE FROM \`${PROGRESS_TABLE}\` WHERE created_at = ?`, [migration.folderMillis]);
 }
 
 function failed(migration: Migration, index: number, count: number, error: unknown): MigrationFailedError {

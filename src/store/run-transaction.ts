@@ -405,7 +405,7 @@ export function isLostConnection(error: unknown): boolean {
 /** Storage failures that have a public meaning; anything else stays a bug (server_error). */
 export function translateStoreError(error: unknown): unknown {
   if (error instanceof BillingError) return error;
-  if (isConnectionFailure(error) || isRetryableConflict(error) || isNotPrimary(error) || error instanceof PrefetchRaced) {
+  if (isConnectionFailure(error) || isRetryableConflict(error) || isNotPrimary(error)) {
     return new BillingError("service_unavailable", undefined, {}, { cause: error });
   }
   if (isOutOfRange(error)) {

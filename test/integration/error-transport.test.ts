@@ -84,7 +84,7 @@ describe("a request value an error echoes", () => {
       "types holds an unknown value.",
     );
     watcher.close();
-    expect(facts).toEqual({ field: "types", value: `${"x".repeat(199)}…` });
+    expect(facts).toEqual({ field: "types", value: `${"x".repeat(2_099)}…` });
   });
 });
 

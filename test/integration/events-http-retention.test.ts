@@ -229,6 +229,23 @@ describe("retention", () => {
 });
 
 describe("a feed numbered again: the database restored from an earlier backup", () => {
+  it("with EVENTS_CURSOR_TAGS=off issues cursors without the tag, as builds before tags read them (a rollout)", async () => {
+    await commitEvents(s.app, [testEvent(s.app, { customerId: "untagged" })]);
+    const other = await s.startAnotherInstance({ EVENTS_CURSOR_TAGS: "off" });
+    const untaggedCursor = /^ev1\.[0-9a-z]+$/;
+    try {
+      const page = ok<Page>(await new HttpTestClient(other.httpUrl, s.apiKey).get("/v1/events?limit=3"));
+      expect(page.items.length).toBeGreaterThan(0);
+      expect([...page.items.map((i) => i.cursor), page.next_cursor].filter((c) => !untaggedCursor.test(c ?? ""))).toEqual([]);
+      const watcher = new TestWatcher(other.port, s.apiKey, {});
+      await watcher.count(1);
+      watcher.close();
+      expect(watcher.events[0]?.cursor).toMatch(untaggedCursor);
+    } finally {
+      await other.stop();
+    }
+  });
+
   it("refuses a cursor issued before the restore as cursor_expired (API and WatchEvents); a cursor of a kept event reads on", async () => {
     // A project of its own, so that its feed is numbered from 1 here.
     const project = await s.createProject();

@@ -67,11 +67,14 @@ describe("a migration run stopped part way", () => {
     const db = freshDatabase();
     copy.writeJournal(copy.entries.filter((e) => e.idx < closedChecks.idx));
     const before = await open(db.url, copy.dir);
-    // The run that stopped: 0017's first two statements committed, only the first recorded.
+    // The run that stopped: 0017's first two statements committed, the first recorded done, the
+    // second marked started and never recorded.
     const [first, second] = statementsOf(copy.dir, closedChecks.tag);
     await before.pool.query(first as string);
     await before.pool.query(second as string);
-    await before.pool.query("INSERT INTO __migration_progress (created_at, statements_done) VALUES (?, 1)", [closedChecks.when]);
+    await before.pool.query("INSERT INTO __migration_progress (created_at, statements_done, statement_started) VALUES (?, 1, 1)", [
+      closedChecks.when,
+    ]);
     await before.close();
 
     copy.writeJournal(copy.entries);
@@ -90,7 +93,41 @@ describe("a migration run stopped part way", () => {
     expect([Number(applied[0]?.n), Number(progress[0]?.n)]).toEqual([copy.entries.length, 0]);
   });
 
-  it("names the migration and statement that failed, and the next run goes on from it", async () => {
+  it("takes nothing for done that no run started unrecorded: a fresh migration's statement that finds its object there fails", async () => {
+    const copy = migrationsCopy();
+    const db = freshDatabase();
+    const last = copy.entries.at(-1) as JournalEntry;
+    const clash: JournalEntry = { ...last, idx: last.idx + 1, when: last.when + 1, tag: "9999_test_clash" };
+    writeFileSync(join(copy.dir, `${clash.tag}.sql`), "CREATE TABLE settings (name VARCHAR(8) PRIMARY KEY);");
+    copy.writeJournal([...copy.entries, clash]);
+    for (let run = 1; run <= 2; run++) {
+      const failed = await open(db.url, copy.dir).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect((failed as Error).message).toBe(
+        "migration 9999_test_clash failed at statement 1 of 1 (1050: Table 'settings' already exists); " +
+          'the 0 before it are applied and recorded, and the next run goes on from it: see README, "Upgrading"',
+      );
+    }
+  });
+
+  it("runs a statement as long as it takes, not within the pool's statement timeout", async () => {
+    const copy = migrationsCopy();
+    const db = freshDatabase();
+    const last = copy.entries.at(-1) as JournalEntry;
+    const slow: JournalEntry = { ...last, idx: last.idx + 1, when: last.when + 1, tag: "9999_test_slow" };
+    writeFileSync(join(copy.dir, `${slow.tag}.sql`), "DO SLEEP(12);");
+    copy.writeJournal([...copy.entries, slow]);
+    // A lock wait of 1 s makes the pool's statement timeout 11 s.
+    const database = await openDatabase(db.url, { poolSize: 2, migrationsFolder: copy.dir, lockWaitTimeoutS: 1 });
+    cleanups.push(() => database.close().catch(() => undefined));
+    expect(database.statementTimeoutMs).toBe(11_000);
+    const [applied] = await database.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM __drizzle_migrations");
+    expect(Number(applied[0]?.n)).toBe(copy.entries.length + 1);
+  });
+
+  it("names the migration and statement that failed, fails there again until mended, then goes on from it", async () => {
     const copy = migrationsCopy();
     const db = freshDatabase();
     const last = copy.entries.at(-1) as JournalEntry;
@@ -109,6 +146,12 @@ describe("a migration run stopped part way", () => {
       `migration 9999_test_broken failed at statement 2 of 2 (1146: Table '${db.name}.no_such_table' doesn't exist); ` +
         `the 1 before it are applied and recorded, and the next run goes on from it: see README, "Upgrading"`,
     );
+    // A restart (a crash loop) meets the same failure: nothing is taken for done.
+    const again = await open(db.url, copy.dir).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect((again as Error).message).toBe((failed as Error).message);
     writeFileSync(
       join(copy.dir, `${broken.tag}.sql`),
       "CREATE TABLE migration_probe (id INT PRIMARY KEY);--> statement-breakpoint\nALTER TABLE migration_probe ADD x INT;",

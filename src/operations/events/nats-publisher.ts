@@ -48,6 +48,8 @@ export interface NatsPublisherOptions {
   readonly ackTimeoutMs?: number;
   /** Stamped events not yet sent (the lag gauge). */
   readonly onLag?: (events: number) => void;
+  /** Whether the messages' cursors carry their event's tag (EVENTS_CURSOR_TAGS; default on). */
+  readonly cursorTags?: boolean;
 }
 
 /**
@@ -183,6 +185,11 @@ export class NatsPublisher {
     while (!this.stopped && Date.now() < until) await this.wakeUp.wait(until - Date.now());
   }
 
+  /** The event as its message's cursor shows it (EVENTS_CURSOR_TAGS). */
+  private cursorOf(event: FeedEvent): FeedEvent {
+    return this.options.cursorTags === false ? { ...event, untagged: true } : event;
+  }
+
   /** Where it sends: the stream and the subject prefix. */
   private get target(): string {
     return `${this.options.stream} ${this.options.subjectPrefix}`;
@@ -234,7 +241,7 @@ export class NatsPublisher {
       // Sent in order on one connection, acknowledged together: the stream keeps their order.
       await Promise.all(
         batch.map((event) =>
-          js.publish(subjectOf(this.options.subjectPrefix, event), JSON.stringify(projectEventJson(event, "project")), {
+          js.publish(subjectOf(this.options.subjectPrefix, event), JSON.stringify(projectEventJson(this.cursorOf(event), "project")), {
             msgID: event.eventId,
             timeout: this.options.ackTimeoutMs ?? PUBLISH_ACK_TIMEOUT_MS,
             // Refused unless our stream stores it: another stream capturing the subjects would take it silently.

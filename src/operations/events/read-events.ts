@@ -103,15 +103,22 @@ const cursorOf = (query: EventQuery): FeedCursor | null => (query.cursor === "" 
 export const positionIn = (query: { readonly projectId: bigint | null }, event: FeedEvent): bigint =>
   query.projectId === null ? event.position : event.projectPosition;
 
+/** Whether this instance's cursors carry their event's tag (EVENTS_CURSOR_TAGS; the operators' tail has no feed: always). */
+const cursorsTagged = (ctx: BillingContext): boolean => ctx.events?.cursorTags ?? true;
+
+/** The event with its cursor to go untagged. */
+export const untagged = (e: FeedEvent): FeedEvent => ({ ...e, untagged: true });
+
 /** One page of a project's events in commit order (GET /v1/events). */
 export function listEvents(ctx: BillingContext, query: EventQuery, limit: number): Promise<FeedPage> {
   return runQuery(async () => {
     const { rows, seenThrough } = await readAfter(ctx, query, cursorOf(query), limit + 1);
-    const items = rows.slice(0, limit);
+    const tagged = cursorsTagged(ctx);
+    const items = rows.slice(0, limit).map((e) => (tagged ? e : untagged(e)));
     const hasMore = rows.length > limit;
     const last = items.at(-1);
     const through = hasMore && last ? { position: positionIn(query, last), eventId: last.eventId } : seenThrough;
-    const nextCursor = through.position > 0n ? encodeFeedCursor(through.position, spaceOf(query), through.eventId) : null;
+    const nextCursor = through.position > 0n ? encodeFeedCursor(through.position, spaceOf(query), tagged ? through.eventId : null) : null;
     return { items, nextCursor, hasMore };
   });
 }
@@ -131,6 +138,7 @@ export async function watchEvents(
 ): Promise<void> {
   const feed = ctx.events;
   if (!feed) throw new Error("watchEvents needs the instance's event feed");
+  const send = feed.cursorTags ? deliver : (event: FeedEvent) => deliver(untagged(event));
   const giveBack = feed.watchers.take(String(apiKeyId ?? "service"));
   let after = cursorOf(query);
   let moved = true;
@@ -149,7 +157,7 @@ export async function watchEvents(
       const page = await runQuery(() => readAfter(ctx, query, after, EVENT_READ_BATCH));
       for (const event of page.rows) {
         if (signal.aborted) return;
-        await deliver(event);
+        await send(event);
         after = { position: positionIn(query, event), eventTag: null };
       }
       // Positions this stream has read itself need no tag: only the client's cursor is checked.

@@ -18,6 +18,8 @@ export interface EventFeedOptions {
   readonly log: Logger;
   readonly onPublishLag?: (events: number) => void;
   readonly watchers: WatcherLimits;
+  /** Whether cursors carry their event's tag (EVENTS_CURSOR_TAGS). */
+  readonly cursorTags: boolean;
 }
 
 export interface RunningEventFeed {
@@ -41,6 +43,7 @@ export async function startEventFeed(database: Database, options: EventFeedOptio
           ...options.nats,
           intervalMs: Math.max(options.pollIntervalMs, 50),
           log: options.log,
+          cursorTags: options.cursorTags,
           ...(options.onPublishLag ? { onLag: options.onPublishLag } : {}),
         });
   const stamper = new EventStamper(database, new LeaseKeeper(database, STAMPER_LEASE, owner), {
@@ -53,7 +56,13 @@ export async function startEventFeed(database: Database, options: EventFeedOptio
     },
   });
   return {
-    feed: { deploymentId, notifyCommitted: () => stamper.notifyCommitted(), tail, watchers: new WatcherSlots(options.watchers) },
+    feed: {
+      deploymentId,
+      cursorTags: options.cursorTags,
+      notifyCommitted: () => stamper.notifyCommitted(),
+      tail,
+      watchers: new WatcherSlots(options.watchers),
+    },
     async stop() {
       await Promise.all([stamper.stop(), publisher?.stop(), tail.stop()]);
     },

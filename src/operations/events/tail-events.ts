@@ -30,6 +30,8 @@ export async function tailEvents(
     nats: null,
     log: pino({ level: "silent" }),
     watchers: { perKey: 1, total: 1 },
+    // The operators' own cursors, taken back by this build's tail.
+    cursorTags: true,
   });
   const ctx: BillingContext = { database, now: Date.now, events: running.feed };
   try {
