@@ -28,6 +28,7 @@ const DONE_ALREADY_ERRNOS = new Set([
   1050, // table exists
   1060, // duplicate column
   1061, // duplicate key name
+  1062, // duplicate entry: a copy (INSERT … SELECT) made already
   1068, // multiple primary key
   1091, // can't drop: no such column or key
   1051, // unknown table (dropped already)
@@ -38,6 +39,9 @@ const DONE_ALREADY_ERRNOS = new Set([
   3821, // check constraint not found (dropped already, MySQL)
   3940, // constraint not found (dropped already, MySQL 8.0.19+)
 ]);
+
+/** What runs a query: the pool, or the one connection the migrations hold. */
+type Queryable = Pick<PoolConnection, "query">;
 
 /** A migration file with its name (the journal's tag). */
 interface Migration extends MigrationMeta {
@@ -56,14 +60,14 @@ function migrationsIn(folder: string): Migration[] {
 }
 
 /** The migrations of `folder` this database still needs, in order; throws when one older than the newest applied is missing. */
-export async function pendingMigrations(pool: ConnectionSource, database: string, folder: string): Promise<Migration[]> {
-  const [tables] = await pool.query<RowDataPacket[]>(
+export async function pendingMigrations(source: Queryable, database: string, folder: string): Promise<Migration[]> {
+  const [tables] = await source.query<RowDataPacket[]>(
     "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = '__drizzle_migrations'",
     [database],
   );
   const migrations = migrationsIn(folder);
   if (tables.length === 0) return migrations;
-  const [applied] = await pool.query<RowDataPacket[]>("SELECT hash, created_at FROM __drizzle_migrations");
+  const [applied] = await source.query<RowDataPacket[]>("SELECT hash, created_at FROM __drizzle_migrations");
   const hashes = new Set(applied.map((row) => String(row.hash)));
   const times = new Set(applied.map((row) => Number(row.created_at)));
   const newest = Math.max(0, ...times);
@@ -86,7 +90,8 @@ export async function applyMigrations(pool: ConnectionSource, database: string, 
     await connection.query(
       `CREATE TABLE IF NOT EXISTS \`${PROGRESS_TABLE}\` (created_at BIGINT NOT NULL PRIMARY KEY, statements_done INT NOT NULL, statement_started INT NULL)`,
     );
-    for (const migration of await pendingMigrations(pool, database, folder)) await applyMigration(connection, migration, log);
+    // Everything on this one connection: the pool may have no other (DB_POOL_SIZE=1).
+    for (const migration of await pendingMigrations(connection, database, folder)) await applyMigration(connection, migration, log);
     // A run stopped between recording a migration and forgetting its progress left the row behind.
     await connection.query(`DELETE p FROM \`${PROGRESS_TABLE}\` p JOIN __drizzle_migrations m ON m.created_at = p.created_at`);
   } finally {

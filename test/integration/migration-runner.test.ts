@@ -93,6 +93,33 @@ describe("a migration run stopped part way", () => {
     expect([Number(applied[0]?.n), Number(progress[0]?.n)]).toEqual([copy.entries.length, 0]);
   });
 
+  it("takes a copy (INSERT … SELECT) a killed run left committed for done: its duplicates mean it ran", async () => {
+    const copy = migrationsCopy();
+    const db = freshDatabase();
+    const last = copy.entries.at(-1) as JournalEntry;
+    const copying: JournalEntry = { ...last, idx: last.idx + 1, when: last.when + 1, tag: "9999_test_copy" };
+    writeFileSync(
+      join(copy.dir, `${copying.tag}.sql`),
+      "CREATE TABLE copy_probe (k INT PRIMARY KEY);--> statement-breakpoint\nINSERT INTO copy_probe (k) SELECT id FROM projects;",
+    );
+    copy.writeJournal(copy.entries);
+    const before = await open(db.url, copy.dir);
+    // The run that was killed: the table made and recorded, the copy committed after the kill.
+    await before.pool.query("CREATE TABLE copy_probe (k INT PRIMARY KEY)");
+    await before.pool.query("INSERT INTO copy_probe (k) SELECT id FROM projects");
+    await before.pool.query("INSERT INTO __migration_progress (created_at, statements_done, statement_started) VALUES (?, 1, 1)", [
+      copying.when,
+    ]);
+    await before.close();
+    copy.writeJournal([...copy.entries, copying]);
+    const warnings: string[] = [];
+    const after = await open(db.url, copy.dir, warnings);
+    expect(warnings).toEqual(["a migration statement was applied already by a run that stopped part way; going on from the next"]);
+    const [copied] = await after.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM copy_probe");
+    const [projects] = await after.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM projects");
+    expect(Number(copied[0]?.n)).toBe(Number(projects[0]?.n));
+  });
+
   it("takes nothing for done that no run started unrecorded: a fresh migration's statement that finds its object there fails", async () => {
     const copy = migrationsCopy();
     const db = freshDatabase();

@@ -37,6 +37,8 @@ const CONNECT_TIMEOUT_MS = 2_000;
  * double): with a try's CONNECT_TIMEOUT_MS, the lease is renewed well inside its lifetime.
  */
 const OUTAGE_RETRY_MAX_MS = 1_000;
+/** How often a publisher holding the lease checks its stored position against the feed again (feedRewoundUnder). */
+const MARK_RECHECK_MS = 10_000;
 
 export interface NatsPublisherOptions {
   readonly url: string;
@@ -50,6 +52,8 @@ export interface NatsPublisherOptions {
   readonly onLag?: (events: number) => void;
   /** Whether the messages' cursors carry their event's tag (EVENTS_CURSOR_TAGS; default on). */
   readonly cursorTags?: boolean;
+  /** How often the stored position is checked against the feed while the lease is held (default MARK_RECHECK_MS). */
+  readonly recheckMs?: number;
 }
 
 /**
@@ -126,8 +130,8 @@ export class NatsPublisher {
   private client: JetStreamClient | null = null;
   private outage = false;
   private retryMs = 0;
-  /** Whether the stored mark was checked against the feed since this instance took the lease. */
-  private checked = false;
+  /** When the stored mark was last checked against the feed (0: not since this instance took the lease). */
+  private checkedAtMs = 0;
 
   constructor(
     private readonly database: Database,
@@ -151,7 +155,7 @@ export class NatsPublisher {
           // Another instance publishes (and reports its own outages).
           this.options.onLag?.(0);
           this.outage = false;
-          this.checked = false;
+          this.checkedAtMs = 0;
           continue;
         }
         // Not caught up (the lease went, or stop): NATS has not shown it is back yet.
@@ -196,13 +200,13 @@ export class NatsPublisher {
   }
 
   /**
-   * Where a publisher that has just taken the lease starts: the stored position, checked against
-   * the feed once (feedRewoundUnder). A feed rewound under it is sent again from the oldest kept
+   * Where a publisher that has just taken the lease starts, and now and then where it goes on: the
+   * stored position, checked against the feed (feedRewoundUnder). A feed rewound under it is sent again from the oldest kept
    * event, with one error line: consumers drop what they had by event id (JetStream too, inside
    * its window), and nothing is skipped. Events sent up to the position to another stream or
    * subject prefix than this instance's are said in one warning: this one gets only what follows.
    */
-  private async startingPosition(): Promise<bigint> {
+  private async checkedPosition(): Promise<bigint> {
     const pool = this.database.pool;
     const mark = await publisherMarkChecked(pool, NATS_PUBLISHER);
     if (mark === null) return 0n;
@@ -227,8 +231,11 @@ export class NatsPublisher {
   /** Sends every stamped event not yet sent; false when it stopped short (lease lost, stopping). */
   private async publishAll(): Promise<boolean> {
     const pool = this.database.pool;
-    let position = this.checked ? await publisherPosition(pool, NATS_PUBLISHER) : await this.startingPosition();
-    this.checked = true;
+    // Checked when it takes the lease, and again now and then: a database restored under a running
+    // instance rewinds the feed while it holds it.
+    const due = Date.now() - this.checkedAtMs >= (this.options.recheckMs ?? MARK_RECHECK_MS);
+    let position = due ? await this.checkedPosition() : await publisherPosition(pool, NATS_PUBLISHER);
+    if (due) this.checkedAtMs = Date.now();
     this.options.onLag?.(Number((await lastPosition(pool)) - position));
     for (;;) {
       const js = await this.jetStream();
