@@ -7,7 +7,7 @@ import { DatabaseNotReadyError } from "./database-errors.js";
 import { driverError } from "./sql-errors.js";
 
 // The migrations, applied as drizzle's migrator applies them (its `__drizzle_migrations` table and
-// its rule: every migration newer than the newest applied one), with two things it lacks:
+// its rule: every migration newer than the newest applied one), with what it lacks:
 //
 // - MySQL and MariaDB commit each DDL statement at once, so a run stopped part way through a
 //   migration (a pod killed during a long table copy) left its first statements applied and the

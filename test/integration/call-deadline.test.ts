@@ -207,25 +207,30 @@ describe("a call that waits behind another write of its customer", () => {
   });
 });
 
+/** An HTTP Deduct of 20 whose client leaves once it waits on its held customer inside its transaction. */
+async function deductLeftWhileWaiting(customerId: string, requestId: string): Promise<void> {
+  const controller = new AbortController();
+  const sent = fetch(`${s.httpUrl}/v1/billing/deduct`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json", "x-request-id": requestId },
+    body: JSON.stringify({ customer_id: customerId, transaction_id: uid("left-tx"), amount: 20 }),
+    signal: controller.signal,
+  }).then(
+    () => "answered",
+    (error: unknown) => (error instanceof Error ? error.name : "failed"),
+  );
+  await waitFor(() => lockingReadWaits(other), "the HTTP Deduct to wait for the customer inside its transaction");
+  controller.abort();
+  expect(await sent).toBe("AbortError");
+}
+
 describe("a call whose client leaves while it runs", () => {
   it("HTTP: runs to its end and is still logged, with its outcome and that its client was gone", async () => {
     const customerId = uid("left");
     await client.call("deposit", { customerId, amount: 100n });
     const requestId = uid("req");
     await whileCustomerHeld(customerId, async () => {
-      const controller = new AbortController();
-      const sent = fetch(`${s.httpUrl}/v1/billing/deduct`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json", "x-request-id": requestId },
-        body: JSON.stringify({ customer_id: customerId, transaction_id: uid("left-tx"), amount: 20 }),
-        signal: controller.signal,
-      }).then(
-        () => "answered",
-        (error: unknown) => (error instanceof Error ? error.name : "failed"),
-      );
-      await waitFor(() => lockingReadWaits(other), "the HTTP Deduct to wait for the customer inside its transaction");
-      controller.abort();
-      expect(await sent).toBe("AbortError");
+      await deductLeftWhileWaiting(customerId, requestId);
     });
     await waitFor(async () => httpCallLine(requestId) !== undefined, "the call's log line");
     expect(httpCallLine(requestId)).toMatchObject({ code: "ok", status: 200, clientGone: true });
@@ -237,19 +242,7 @@ describe("a call whose client leaves while it runs", () => {
     await client.call("deposit", { customerId, amount: 100n });
     const requestId = uid("req");
     await whileCustomerHeld(customerId, async () => {
-      const controller = new AbortController();
-      const sent = fetch(`${s.httpUrl}/v1/billing/deduct`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json", "x-request-id": requestId },
-        body: JSON.stringify({ customer_id: customerId, transaction_id: uid("lost-tx"), amount: 20 }),
-        signal: controller.signal,
-      }).then(
-        () => "answered",
-        (error: unknown) => (error instanceof Error ? error.name : "failed"),
-      );
-      await waitFor(() => lockingReadWaits(other), "the HTTP Deduct to wait for the customer inside its transaction");
-      controller.abort();
-      expect(await sent).toBe("AbortError");
+      await deductLeftWhileWaiting(customerId, requestId);
       // The database drops the call's connection under it, at every try: an outage, not the client's leaving.
       await waitFor(async () => {
         await killLockWaits(other);

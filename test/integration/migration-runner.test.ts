@@ -55,6 +55,21 @@ function freshDatabase() {
   return db;
 }
 
+/** Opening the database is refused with `message`, by the server's open (migrating) and by verify's (read-only). */
+async function expectRefusedEitherWay(url: string, folder: string, message: string): Promise<void> {
+  for (const migrate of [true, "read-only"] as const) {
+    const refused = await openDatabase(url, { poolSize: 2, migrationsFolder: folder, migrate }).then(
+      async (database) => {
+        await database.close();
+        return null;
+      },
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(DatabaseNotReadyError);
+    expect((refused as Error).message).toBe(message);
+  }
+}
+
 const statementsOf = (dir: string, tag: string) =>
   readFileSync(join(dir, `${tag}.sql`), "utf8")
     .split("--> statement-breakpoint")
@@ -208,17 +223,7 @@ describe("a migration numbered before the newest applied one", () => {
     writeFileSync(join(copy.dir, `${late.tag}.sql`), "CREATE TABLE late_probe (id INT PRIMARY KEY);");
     copy.writeJournal([...copy.entries, late].sort((a, b) => a.when - b.when));
     const message = `database ${db.name} lacks migration 0000b_late, though newer ones are applied (it was made by a build whose migrations were numbered otherwise): see README, "Upgrading"`;
-    for (const migrate of [true, "read-only"] as const) {
-      const refused = await openDatabase(db.url, { poolSize: 2, migrationsFolder: copy.dir, migrate }).then(
-        async (database) => {
-          await database.close();
-          return null;
-        },
-        (error: unknown) => error,
-      );
-      expect(refused).toBeInstanceOf(DatabaseNotReadyError);
-      expect((refused as Error).message).toBe(message);
-    }
+    await expectRefusedEitherWay(db.url, copy.dir, message);
   });
 });
 
@@ -230,19 +235,11 @@ describe("a database whose migrations are recorded but whose tables are not all 
     await database.pool.query("DROP TABLE settings");
     await database.pool.query("DROP TABLE projects");
     await database.close();
-    for (const migrate of [true, "read-only"] as const) {
-      const refused = await openDatabase(db.url, { poolSize: 2, migrationsFolder: copy.dir, migrate }).then(
-        async (opened) => {
-          await opened.close();
-          return null;
-        },
-        (error: unknown) => error,
-      );
-      expect(refused).toBeInstanceOf(DatabaseNotReadyError);
-      expect((refused as Error).message).toBe(
-        `database ${db.name} lacks table(s) projects, settings, though its migrations are recorded (a restore that did not finish?)`,
-      );
-    }
+    await expectRefusedEitherWay(
+      db.url,
+      copy.dir,
+      `database ${db.name} lacks table(s) projects, settings, though its migrations are recorded (a restore that did not finish?)`,
+    );
     // The server says it in one line and exits 1 (before, a stack trace on the first query).
     const copyOfOwn = freshDatabase();
     const own = await openDatabase(copyOfOwn.url, { poolSize: 2 });

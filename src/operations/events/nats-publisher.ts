@@ -201,9 +201,9 @@ export class NatsPublisher {
 
   /**
    * Where a publisher that has just taken the lease starts, and now and then where it goes on: the
-   * stored position, checked against the feed (feedRewoundUnder). A feed rewound under it is sent again from the oldest kept
-   * event, with one error line: consumers drop what they had by event id (JetStream too, inside
-   * its window), and nothing is skipped. Events sent up to the position to another stream or
+   * stored position, checked against the feed (feedRewoundUnder). A feed rewound under it is sent
+   * again from the oldest kept event, with one error line: consumers drop what they had by event
+   * id (JetStream too, inside its window), and nothing is skipped. Events sent up to the position to another stream or
    * subject prefix than this instance's are said in one warning: this one gets only what follows.
    */
   private async checkedPosition(): Promise<bigint> {
