@@ -8,7 +8,15 @@ import { BillingError } from "../errors/billing-error.js";
 import { PrefetchRaced } from "../domain/plans/prefetch-raced.js";
 import type { Database } from "./database.js";
 import { SQL, sql } from "./sql.js";
-import { isConnectionFailure, isDuplicateOn, isNotPrimary, isOutOfRange, isRetryableConflict, retryableConflictOf } from "./sql-errors.js";
+import {
+  isConnectionFailure,
+  isDuplicateOn,
+  isNotPrimary,
+  isOutOfRange,
+  isRetryableConflict,
+  isTableGone,
+  retryableConflictOf,
+} from "./sql-errors.js";
 
 /** Deadlocks and lock-wait timeouts are retried this many times before service_unavailable. */
 export const TRANSACTION_ATTEMPTS_MAX = 5;
@@ -405,7 +413,8 @@ export function isLostConnection(error: unknown): boolean {
 /** Storage failures that have a public meaning; anything else stays a bug (server_error). */
 export function translateStoreError(error: unknown): unknown {
   if (error instanceof BillingError) return error;
-  if (isConnectionFailure(error) || isRetryableConflict(error) || isNotPrimary(error)) {
+  // A table gone under the running service (a restore) is an outage of the database, not a bug.
+  if (isConnectionFailure(error) || isRetryableConflict(error) || isNotPrimary(error) || isTableGone(error)) {
     return new BillingError("service_unavailable", undefined, {}, { cause: error });
   }
   if (isOutOfRange(error)) {

@@ -12,6 +12,11 @@ const DUPLICATE_KEY = 1062;
 const OUT_OF_RANGE = 1690;
 /** "Subquery returns more than 1 row": raised on purpose by rowCountGuardSql, by nothing else of ours. */
 const GUARD_FAILED = 1242;
+/**
+ * ER_NO_SUCH_TABLE at run time: the start refuses a database lacking a table (database.ts), so one
+ * gone later was taken away under the running service (a restore reloading it).
+ */
+const NO_SUCH_TABLE = 1146;
 /** ER_UNKNOWN_COM_ERROR: a Galera node outside the primary component refuses every statement. */
 const NOT_PRIMARY = 1047;
 
@@ -68,6 +73,11 @@ export function isDuplicateOn(error: unknown, indexNames: readonly string[]): bo
   const found = driverError(error);
   if (found?.errno !== DUPLICATE_KEY) return false;
   return indexNames.some((name) => found.message?.includes(name) ?? false);
+}
+
+/** A table the service needs is not there now (NO_SUCH_TABLE): the database is being restored or rebuilt under it. */
+export function isTableGone(error: unknown): boolean {
+  return driverError(error)?.errno === NO_SUCH_TABLE;
 }
 
 export function isOutOfRange(error: unknown): boolean {

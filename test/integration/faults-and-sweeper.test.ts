@@ -224,6 +224,29 @@ describe("database outage", () => {
     }
   });
 
+  it("a table taken away under the running service (a restore reloading it) answers service_unavailable, and serves once it is back", async () => {
+    type Line = { msg: string; code?: string; status?: number; cause?: { errno?: number } };
+    const lines: Line[] = [];
+    const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line) as Line) });
+    const s = await startTestServer({}, { log });
+    const alerts = () => fetch(`${s.httpUrl}/v1/alerts`, { headers: { authorization: `Bearer ${s.apiKey}` } });
+    try {
+      expect((await alerts()).status).toBe(200);
+      await s.app.database.pool.query("RENAME TABLE balance_alerts TO balance_alerts_away");
+      try {
+        const gone = await alerts();
+        expect([gone.status, gone.headers.get("retry-after")]).toEqual([503, "1"]);
+        const line = lines.find((l) => l.msg === "http call" && l.code === "service_unavailable");
+        expect(line).toMatchObject({ status: 503, cause: { errno: 1146 } });
+      } finally {
+        await s.app.database.pool.query("RENAME TABLE balance_alerts_away TO balance_alerts");
+      }
+      expect((await alerts()).status).toBe(200);
+    } finally {
+      await s.stop();
+    }
+  });
+
   it("a server that hangs (answers nothing, closes nothing) fails a call after the lock wait and a margin, not never; health says so", async () => {
     const proxy = new TcpProxy(3306);
     const port = await proxy.start();
