@@ -97,11 +97,15 @@ function misreadNumber(text: string): { field: string; kind: "infinite" | "inexa
   return null;
 }
 
+/** A JSON number's sign, its digits, and where its decimal point falls among them (after the exponent). */
+function decimalOf(literal: string): { sign: string; digits: string; point: number } {
+  const [, sign = "", whole = "", fraction = "", exponent = "0"] = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(literal) ?? [];
+  return { sign, digits: `${whole}${fraction}`, point: whole.length + Number(exponent) };
+}
+
 /** Whether a whole JSON number (isWholeDecimal) is exactly the double it reads as. */
 function heldExactly(literal: string, read: number): boolean {
-  const [, sign = "", whole = "", fraction = "", exponent = "0"] = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(literal) ?? [];
-  const point = whole.length + Number(exponent);
-  const digits = `${whole}${fraction}`;
+  const { sign, digits, point } = decimalOf(literal);
   // Its integer digits: those before the point, padded with zeros when the exponent reaches past them.
   const integer = point >= digits.length ? digits.padEnd(point, "0") : digits.slice(0, Math.max(point, 0));
   return BigInt(`${sign}${integer || "0"}`) === BigInt(read);
@@ -109,9 +113,8 @@ function heldExactly(literal: string, read: number): boolean {
 
 /** Whether a JSON number's decimal digits are a whole number, exactly. */
 function isWholeDecimal(literal: string): boolean {
-  const [, whole = "", fraction = "", exponent = "0"] = /^-?(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(literal) ?? [];
-  const point = whole.length + Number(exponent);
-  return /^0*$/.test(`${whole}${fraction}`.slice(Math.max(point, 0)));
+  const { digits, point } = decimalOf(literal);
+  return /^0*$/.test(digits.slice(Math.max(point, 0)));
 }
 
 /** Walks the value without recursion: a hostile depth never reaches the call stack. */
