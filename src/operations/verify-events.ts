@@ -1,5 +1,6 @@
 import type { Reader } from "../store/database.js";
 import { OPERATIONS_OF_EVENT_TYPE } from "../domain/ledger-events.js";
+import { checkedMarkOf } from "../store/event-feed-store.js";
 import { feedRewoundUnder } from "./events/nats-publisher.js";
 import {
   bigOfRow as big,
@@ -49,14 +50,8 @@ export async function verifyEvents(db: Reader): Promise<{ events: number; proble
 async function publisherProblems(db: Reader): Promise<string[]> {
   const problems: string[] = [];
   for (const p of await publisherMarks(db)) {
-    const position = big(p.position);
-    const mark = {
-      sent: { position, eventId: p.last_event_id === null ? null : String(p.last_event_id), target: null },
-      eventKept: p.last_event_position !== null && big(p.last_event_position) === position,
-      eventIdThere: p.event_there === null ? null : String(p.event_there),
-      top: big(p.top),
-      prunedThrough: big(p.pruned),
-    };
+    const mark = checkedMarkOf(p);
+    const position = mark.sent.position;
     if (feedRewoundUnder(mark)) {
       problems.push(
         `the ${p.name} publisher's position ${position} is not in this feed (its top is ${mark.top}; the database was restored under it?): ` +

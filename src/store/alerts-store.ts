@@ -196,18 +196,18 @@ export function listAlertsFromRows(alertRows: readonly Row[], availableRows: rea
   return { alerts, available };
 }
 
+/** Customers with balance alerts whose has_alerts is off: the sweeper's repair and `verify` read them. */
+export const UNFLAGGED_ALERT_CUSTOMERS = `FROM balance_alerts a
+  JOIN customers c ON c.project_id = a.project_id AND c.customer_id = a.customer_id
+  WHERE c.has_alerts = FALSE`;
+
 /**
  * Customers that have balance alerts but whose has_alerts is off, at most `limit`, by a plain read:
  * a build before migration 0015 sets alerts without the flag (during a rolling upgrade), and
  * writes read a customer's alerts only when it is on.
  */
 export async function customersMissingAlertFlag(pool: ConnectionSource, limit: number): Promise<bigint[]> {
-  const [rows] = await pool.query<RowDataPacket[]>(
-    `SELECT DISTINCT c.id FROM balance_alerts a
-       JOIN customers c ON c.project_id = a.project_id AND c.customer_id = a.customer_id
-     WHERE c.has_alerts = FALSE LIMIT ?`,
-    [Math.trunc(limit)],
-  );
+  const [rows] = await pool.query<RowDataPacket[]>(`SELECT DISTINCT c.id ${UNFLAGGED_ALERT_CUSTOMERS} LIMIT ?`, [Math.trunc(limit)]);
   return rows.map((row) => bigOf(row.id));
 }
 

@@ -364,33 +364,36 @@ export interface CheckedMark {
 }
 
 /**
- * A publisher's stored mark with what the feed holds against it, read in this order in one round
- * trip (a prune committing meanwhile shows in the marks): the event at its position, the feed's
- * top, how far it was pruned. Null without a row.
+ * Each publisher's stored mark with what the feed holds against it: the event at its position, the
+ * feed's top, how far it was pruned. One statement, so one consistent read of the three (a prune
+ * committing meanwhile is seen whole or not at all). `verify` reads every publisher through it.
  */
-export async function publisherMarkChecked(pool: ConnectionSource, name: string): Promise<CheckedMark | null> {
-  const [results] = await pool.query<RowDataPacket[][]>(
-    `SELECT position, last_event_id, last_event_position, target FROM event_publishers WHERE name = ?;
-     SELECT e.event_id FROM event_publishers p JOIN events e ON e.position = p.position WHERE p.name = ?;
-     SELECT COALESCE(MAX(position), 0) AS top FROM events;
-     SELECT value AS pruned FROM settings WHERE name = ?`,
-    [name, name, PRUNED_THROUGH],
-  );
-  const [markRows = [], thereRows = [], topRows = [], prunedRows = []] = results;
-  const mark = markRows[0];
-  if (mark === undefined) return null;
-  const position = bigOf(mark.position);
+export const PUBLISHER_MARKS_SQL = `SELECT p.name, p.position, p.last_event_id, p.last_event_position, p.target,
+    e.event_id AS event_there,
+    (SELECT COALESCE(MAX(position), 0) FROM events) AS top,
+    COALESCE((SELECT CAST(value AS UNSIGNED) FROM settings WHERE name = '${PRUNED_THROUGH}'), 0) AS pruned
+  FROM event_publishers p LEFT JOIN events e ON e.position = p.position`;
+
+/** A row of PUBLISHER_MARKS_SQL, read as untrusted. */
+export function checkedMarkOf(row: Readonly<Record<string, unknown>>): CheckedMark {
+  const position = bigOf(row.position);
   return {
     sent: {
       position,
-      eventId: mark.last_event_id === null ? null : stringOf(mark.last_event_id),
-      target: mark.target === null ? null : stringOf(mark.target),
+      eventId: row.last_event_id === null ? null : stringOf(row.last_event_id),
+      target: row.target === null ? null : stringOf(row.target),
     },
-    eventKept: mark.last_event_position !== null && bigOf(mark.last_event_position) === position,
-    eventIdThere: thereRows[0] === undefined ? null : stringOf(thereRows[0].event_id),
-    top: bigOf(topRows[0]?.top ?? 0),
-    prunedThrough: prunedRows[0] === undefined ? 0n : bigOf(prunedRows[0].pruned),
+    eventKept: row.last_event_position !== null && bigOf(row.last_event_position) === position,
+    eventIdThere: row.event_there === null ? null : stringOf(row.event_there),
+    top: bigOf(row.top),
+    prunedThrough: bigOf(row.pruned),
   };
+}
+
+/** A publisher's stored mark checked against the feed, null without a row. */
+export async function publisherMarkChecked(pool: ConnectionSource, name: string): Promise<CheckedMark | null> {
+  const [rows] = await pool.query<RowDataPacket[]>(`${PUBLISHER_MARKS_SQL} WHERE p.name = ?`, [name]);
+  return rows[0] === undefined ? null : checkedMarkOf(rows[0]);
 }
 
 /** Records where a publisher sends from now on. */

@@ -1,6 +1,8 @@
 import { sql } from "./sql.js";
 import { chunksOf } from "./statement-chunks.js";
 import type { Db, Reader } from "./database.js";
+import { UNFLAGGED_ALERT_CUSTOMERS } from "./alerts-store.js";
+import { PUBLISHER_MARKS_SQL } from "./event-feed-store.js";
 
 // The reads of `verify` (operations/verify.ts): whole-table scans, grouped by the database.
 
@@ -174,12 +176,7 @@ export const keyedEntryOutcomeMismatches = (db: Reader) =>
 
 /** Customers with balance alerts whose has_alerts is off (their writes never read those alerts). */
 export const customersWithUnflaggedAlerts = (db: Reader) =>
-  rows(
-    db,
-    sql`SELECT DISTINCT c.project_id, c.customer_id FROM balance_alerts a
-      JOIN customers c ON c.project_id = a.project_id AND c.customer_id = a.customer_id
-      WHERE c.has_alerts = FALSE ORDER BY c.project_id, c.customer_id`,
-  );
+  rows(db, sql.raw(`SELECT DISTINCT c.project_id, c.customer_id ${UNFLAGGED_ALERT_CUSTOMERS} ORDER BY c.project_id, c.customer_id`));
 
 /** Customers' public ids and projects, by their row ids, for the lines that name them (a statement per thousand). */
 export async function customerNames(db: Reader, pks: readonly bigint[]): Promise<VerifyRow[]> {
@@ -219,14 +216,7 @@ export const eventPositions = (db: Reader) =>
   );
 
 /** Each publisher's stored mark, with the event at its position, the feed's top and how far it was pruned. */
-export const publisherMarks = (db: Reader) =>
-  rows(
-    db,
-    sql`SELECT p.name, p.position, p.last_event_id, p.last_event_position, p.target, e.event_id AS event_there,
-        (SELECT COALESCE(MAX(position), 0) FROM events) AS top,
-        COALESCE((SELECT CAST(value AS UNSIGNED) FROM settings WHERE name = 'events_pruned_through'), 0) AS pruned
-      FROM event_publishers p LEFT JOIN events e ON e.position = p.position`,
-  );
+export const publisherMarks = (db: Reader) => rows(db, sql.raw(PUBLISHER_MARKS_SQL));
 
 /** The first position after `from` that no kept event holds (the feed's, or a project's). */
 export async function firstMissingPosition(db: Reader, projectId: bigint | null, from: bigint): Promise<bigint> {
