@@ -76,6 +76,11 @@ export const GROUP_COMMIT_HOLDS_REMEMBERED = 100_000;
 
 export const PAGE_SIZE_DEFAULT = 20;
 export const PAGE_SIZE_MAX = 100;
+/**
+ * ListAlerts' page when page_size is 0: the largest allowed. Before it paged, ListAlerts answered
+ * every alert at once, so a client written then, which reads no next_page_token, misses the least.
+ */
+export const ALERT_PAGE_SIZE_DEFAULT = PAGE_SIZE_MAX;
 
 /** protobuf Timestamp's valid range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z. */
 export const TIMESTAMP_SECONDS_MIN = -62_135_596_800n;

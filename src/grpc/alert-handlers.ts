@@ -1,7 +1,9 @@
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import { type Alert, AlertState as ProtoAlertState, type AlertServiceServer } from "../../gen/velobase/billing/v1/alerts.js";
 import { type AlertState, type BalanceAlert, parseThreshold } from "../domain/balance-alerts.js";
+import { ALERT_PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX } from "../domain/limits.js";
 import { parseCreditType, parseId } from "../domain/validation.js";
+import { BillingError } from "../errors/billing-error.js";
 import type { BillingContext } from "../operations/context.js";
 import { deleteAlert, listAlerts, setAlert, type AlertTarget } from "../operations/alerts.js";
 import { timestamp } from "./format-responses.js";
@@ -38,8 +40,16 @@ export function alertHandlers(ctx: BillingContext, env: GuardedEnvironment): Ale
       return { alert: alertMessage(result.alert), created: result.created };
     }),
     listAlerts: call("ListAlerts", "read", async (r, caller, context) => {
-      const customerId = r.customerId === "" ? null : parseId(r.customerId, "customer_id", "customer_id_required");
-      return { alerts: (await listAlerts(context, caller.projectId, customerId)).map(alertMessage) };
+      if (r.pageSize < 0 || r.pageSize > PAGE_SIZE_MAX) {
+        throw new BillingError("invalid_page_size", undefined, { field: "page_size", value: r.pageSize });
+      }
+      const page = await listAlerts(context, {
+        projectId: caller.projectId,
+        customerId: r.customerId === "" ? null : parseId(r.customerId, "customer_id", "customer_id_required"),
+        pageSize: r.pageSize === 0 ? ALERT_PAGE_SIZE_DEFAULT : r.pageSize,
+        pageToken: r.pageToken === "" ? null : r.pageToken,
+      });
+      return { alerts: page.alerts.map(alertMessage), nextPageToken: page.nextPageToken };
     }),
     deleteAlert: call("DeleteAlert", "write", async (r, caller, context) => ({
       deleted: await deleteAlert(context, targetOf(r, caller.projectId)),

@@ -48,6 +48,16 @@ export function depositWalletOf(wallet: string | undefined, creditType: string |
   return parseCreditType(wallet ?? creditType ?? "", DEFAULT_CREDIT_TYPE, "wallet");
 }
 
+/** A listing's credit-type filter: `credit_type`, or Velobase's `wallet`, or both the same; neither (or empty, as over gRPC): every credit type. */
+export function ledgerCreditTypeOf(creditType: string | undefined, wallet: string | undefined): string | null {
+  const [ours, velobase] = [creditType || null, wallet || null];
+  if (ours !== null && velobase !== null && ours !== velobase) {
+    throw new BillingError("invalid_argument", "wallet and credit_type differ; send one of them.", { field: "wallet" });
+  }
+  if (ours !== null) return parseCreditType(ours, null, "credit_type");
+  return velobase === null ? null : parseCreditType(velobase, null, "wallet");
+}
+
 /** The wallets a spend may use: `wallet`, or `credit_types`, or all (neither). */
 export function spendWalletsOf(wallet: string | undefined, creditTypes: readonly string[] | undefined): string[] {
   if (wallet !== undefined && creditTypes !== undefined) {
@@ -92,4 +102,16 @@ export function businessTypeName(value: number): BusinessTypeName {
   const name = BUSINESS_TYPE_NAMES[value];
   if (name === undefined) throw new Error(`stored business type ${value} is unknown`);
   return name;
+}
+
+/** The operation names its cursor page_token, as gRPC does; this API calls it cursor. */
+export async function withCursorField<T>(run: Promise<T>): Promise<T> {
+  try {
+    return await run;
+  } catch (error) {
+    if (error instanceof BillingError && error.code === "invalid_page_token") {
+      throw new BillingError("invalid_page_token", "cursor is not valid for this request.", { field: "cursor" }, { cause: error });
+    }
+    throw error;
+  }
 }

@@ -1,6 +1,7 @@
 import { type BalanceAlert, availableFor, stateFor } from "../domain/balance-alerts.js";
+import { encodePageCursor, filtersDigest, pageCursorPosition } from "../domain/page-cursor.js";
 import { BillingError } from "../errors/billing-error.js";
-import { removeAlert, listAlerts as listAlertRows, lockCustomerAvailable, upsertAlert } from "../store/alerts-store.js";
+import { type AlertPosition, removeAlert, listAlerts as listAlertRows, lockCustomerAvailable, upsertAlert } from "../store/alerts-store.js";
 import { runQuery } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 import { runWriteTransaction } from "./pipeline.js";
@@ -31,8 +32,40 @@ export function setAlert(ctx: BillingContext, input: SetAlertInput): Promise<{ a
   });
 }
 
-export const listAlerts = (ctx: BillingContext, projectId: bigint, customerId: string | null): Promise<BalanceAlert[]> =>
-  runQuery(() => listAlertRows(ctx.database.pool, projectId, customerId));
+export interface AlertQuery {
+  readonly projectId: bigint;
+  /** null: every customer's. */
+  readonly customerId: string | null;
+  /** 1-100 (PAGE_SIZE_MAX). */
+  readonly pageSize: number;
+  readonly pageToken: string | null;
+}
+
+export interface AlertPage {
+  readonly alerts: BalanceAlert[];
+  /** "" on the last page. */
+  readonly nextPageToken: string;
+}
+
+/** A page of alerts by customer then credit type; its cursor names the last one and the customer filter. */
+export function listAlerts(ctx: BillingContext, q: AlertQuery): Promise<AlertPage> {
+  const filters = filtersDigest({ customerId: q.customerId });
+  return runQuery(async () => {
+    const after = q.pageToken === null ? null : pageCursorPosition(q.pageToken, filters, alertPositionOf);
+    if (q.pageToken !== null && after === null) throw new BillingError("invalid_page_token", undefined, { field: "page_token" });
+    const rows = await listAlertRows(ctx.database.pool, q.projectId, q.customerId, after, q.pageSize + 1);
+    const alerts = rows.slice(0, q.pageSize);
+    const last = alerts.at(-1);
+    const nextPageToken =
+      rows.length > q.pageSize && last ? encodePageCursor({ customer: last.customerId, credit_type: last.creditType ?? "" }, filters) : "";
+    return { alerts, nextPageToken };
+  });
+}
+
+const alertPositionOf = (fields: Readonly<Record<string, unknown>>): AlertPosition | null =>
+  typeof fields.customer === "string" && typeof fields.credit_type === "string"
+    ? { customerId: fields.customer, creditType: fields.credit_type }
+    : null;
 
 /** Deletes an alert under its customer's lock, as setAlert sets one: a write in flight sees it or not, never half. */
 export const deleteAlert = (ctx: BillingContext, target: AlertTarget): Promise<boolean> =>

@@ -1,4 +1,5 @@
-import { decodeEventCursor, encodeEventCursor, filtersDigest, type EventPage } from "../domain/event-cursor.js";
+import { decodeEventCursor, encodeEventCursor, type EventPage } from "../domain/event-cursor.js";
+import { filtersDigest } from "../domain/page-cursor.js";
 import type { Db } from "../store/database.js";
 import { findCustomer } from "../store/customers-store.js";
 import { runQuery } from "../store/run-transaction.js";

@@ -1,4 +1,4 @@
-import { fingerprint } from "../domain/fingerprint.js";
+import { beforeIdOf, encodePageCursor, filtersDigest, pageCursorPosition } from "../domain/page-cursor.js";
 import { balanceOfPosition } from "../domain/ledger-position.js";
 import { type Balance, OPERATIONS, type Metadata, type Operation } from "../domain/types.js";
 import { BillingError } from "../errors/billing-error.js";
@@ -81,31 +81,13 @@ export function ledgerEntryViewOf({ l: r, apiKeyPrefix, txDescription, txMetadat
   };
 }
 
-interface Cursor {
-  /** Entries strictly older (lower sequence) than this one come next. */
-  readonly before: string;
-  /** Ties the token to the filters it was issued for. */
-  readonly filters: string;
-}
+const filtersOf = (q: LedgerQuery): string => filtersDigest({ ...q, pageSize: undefined, pageToken: undefined, countTotal: undefined });
 
-function filtersOf(q: LedgerQuery): string {
-  return fingerprint({ ...q, pageSize: undefined, pageToken: undefined, countTotal: undefined }).slice(0, 16);
-}
-
-function encodeCursor(cursor: Cursor): string {
-  return Buffer.from(JSON.stringify(cursor)).toString("base64url");
-}
-
+/** Entries strictly older (lower sequence) than the cursor's `before` come next. */
 function decodeCursor(token: string, filters: string): bigint {
-  try {
-    const cursor = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as Partial<Cursor>;
-    if (cursor.filters === filters && typeof cursor.before === "string" && /^\d{1,20}$/.test(cursor.before)) {
-      return BigInt(cursor.before);
-    }
-  } catch {
-    // Falls through to the error below: any undecodable token is the caller's mistake.
-  }
-  throw new BillingError("invalid_page_token", undefined, { field: "page_token" });
+  const before = pageCursorPosition(token, filters, beforeIdOf);
+  if (before === null) throw new BillingError("invalid_page_token", undefined, { field: "page_token" });
+  return before;
 }
 
 /** Newest first, keyset-paginated by sequence so pages stay stable while entries are appended. */
@@ -123,7 +105,7 @@ async function readLedgerPage(ctx: BillingContext, q: LedgerQuery): Promise<Ledg
   ]);
   const page = rows.slice(0, q.pageSize);
   const last = page.at(-1)?.l;
-  const nextPageToken = rows.length > q.pageSize && last ? encodeCursor({ before: last.sequence.toString(), filters }) : "";
+  const nextPageToken = rows.length > q.pageSize && last ? encodePageCursor({ before: last.sequence.toString() }, filters) : "";
   return {
     entries: page.map(ledgerEntryViewOf),
     nextPageToken,

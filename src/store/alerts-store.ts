@@ -121,11 +121,37 @@ export const upsertAlert = (alert: AlertToSet): Batch<{ alert: BalanceAlert; cre
 };
 
 /** A project's alerts (one customer's, when given), by customer then credit type. */
-export async function listAlerts(pool: ConnectionSource, projectId: bigint, customerId: string | null): Promise<BalanceAlert[]> {
+/** Where a page of alerts goes on from: past this customer's alert of this credit type ('' = every credit type). */
+export interface AlertPosition {
+  readonly customerId: string;
+  readonly creditType: string;
+}
+
+/**
+ * Up to `limit` alerts of the project (or of one customer), by customer then credit type, past
+ * `after` (the columns' binary collation orders them as the keyset compares them).
+ */
+export async function listAlerts(
+  pool: ConnectionSource,
+  projectId: bigint,
+  customerId: string | null,
+  after: AlertPosition | null,
+  limit: number,
+): Promise<BalanceAlert[]> {
+  const where = ["project_id = ?"];
+  const values: string[] = [projectId.toString()];
+  if (customerId !== null) {
+    where.push("customer_id = ?");
+    values.push(customerId);
+  }
+  if (after !== null) {
+    where.push("(customer_id > ? OR (customer_id = ? AND credit_type > ?))");
+    values.push(after.customerId, after.customerId, after.creditType);
+  }
   const [rows] = await pool.query<RowDataPacket[]>(
     `SELECT id, project_id, customer_id, credit_type, threshold, state, created_at, updated_at FROM balance_alerts
-      WHERE project_id = ?${customerId === null ? "" : " AND customer_id = ?"} ORDER BY customer_id, credit_type`,
-    customerId === null ? [projectId.toString()] : [projectId.toString(), customerId],
+      WHERE ${where.join(" AND ")} ORDER BY customer_id, credit_type LIMIT ${Math.trunc(limit)}`,
+    values,
   );
   return rows.map(alertOf);
 }

@@ -55,7 +55,10 @@ describe("an alert setting waiting for a database connection", () => {
     }
     expect((await deduct).balance?.available).toBe(90n);
     // The alert call got the connection after the Deduct; this list runs after it.
-    expect(await alertCall(s.app.port, s.apiKey, "listAlerts", { customerId })).toEqual({ alerts: [] });
+    expect(await alertCall(s.app.port, s.apiKey, "listAlerts", { customerId, pageSize: 0, pageToken: "" })).toEqual({
+      alerts: [],
+      nextPageToken: "",
+    });
     const set = (await alertCall(s.app.port, s.apiKey, "setAlert", { customerId, threshold: 50n })) as { alert?: { threshold: bigint } };
     expect(set.alert?.threshold).toBe(50n);
   });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AlertState } from "../../gen/velobase/billing/v1/alerts.js";
 import { sweep, sweepDueHolds } from "../../src/operations/sweeper.js";
 import { verifyLedger } from "../../src/operations/verify.js";
-import { expectError } from "../support/client.js";
+import { expectError, TestClient } from "../support/client.js";
 import { alertCall } from "../support/events.js";
 import { expectHttpError, HttpTestClient, ok } from "../support/http.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -20,6 +20,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await s?.stop();
 });
+
+const listAlerts = (key: string, customerId: string, page: { pageSize?: number; pageToken?: string } = {}) =>
+  alertCall(s.app.port, key, "listAlerts", { customerId, pageSize: 0, pageToken: "", ...page });
 
 const deposit = (customerId: string, amount: bigint, creditType = "default") =>
   s.client.call("deposit", { customerId, amount, creditType });
@@ -53,7 +56,7 @@ describe("AlertService", () => {
     expect(again.created).toBe(false);
 
     const read = await s.createKey({ scope: "read" });
-    const listed = (await alertCall(s.app.port, read.key, "listAlerts", { customerId: "al-1" })) as {
+    const listed = (await listAlerts(read.key, "al-1")) as {
       alerts: { creditType?: string; threshold: bigint }[];
     };
     expect(listed.alerts.map((a) => [a.creditType ?? null, a.threshold])).toEqual([
@@ -64,7 +67,7 @@ describe("AlertService", () => {
 
     expect(await alertCall(s.app.port, s.apiKey, "deleteAlert", { customerId: "al-1", creditType: "paid" })).toEqual({ deleted: true });
     expect(await alertCall(s.app.port, s.apiKey, "deleteAlert", { customerId: "al-1", creditType: "paid" })).toEqual({ deleted: false });
-    const left = (await alertCall(s.app.port, s.apiKey, "listAlerts", { customerId: "al-1" })) as { alerts: unknown[] };
+    const left = (await listAlerts(s.apiKey, "al-1")) as { alerts: unknown[] };
     expect(left.alerts).toHaveLength(1);
   });
 
@@ -91,10 +94,67 @@ describe("AlertService", () => {
     );
     await alertCall(s.app.port, s.apiKey, "setAlert", { customerId: "al-2", threshold: 5n });
     const other = await s.createKey({ project: await s.createProject() });
-    expect(await alertCall(s.app.port, other.key, "listAlerts", { customerId: "" })).toEqual({ alerts: [] });
+    expect(await listAlerts(other.key, "")).toEqual({ alerts: [], nextPageToken: "" });
     await expectError(alertCall(s.app.port, other.key, "setAlert", { customerId: "al-2", threshold: 5n }), "customer_not_found");
-    const error = await alertCall(s.app.port, "vb_test_x", "listAlerts", { customerId: "" }).catch((e: ServiceError) => e);
+    const error = await listAlerts("vb_test_x", "").catch((e: ServiceError) => e);
     expect((error as ServiceError).code).toBe(16);
+  });
+});
+
+describe("ListAlerts pages", () => {
+  it("walks a project's alerts a page at a time on both transports, by customer then credit type; refuses a bad size or cursor", async () => {
+    const project = await s.createProject();
+    const key = (await s.createKey({ project })).key;
+    const client = new TestClient(s.app.port, key);
+    const expected: [string, string | null][] = [];
+    for (const customerId of ["pg-a", "pg-b", "pg-c"]) {
+      await client.call("deposit", { customerId, amount: 10n, creditType: "default" });
+      for (const creditType of [null, "paid", "promo"]) {
+        await alertCall(s.app.port, key, "setAlert", { customerId, threshold: 5n, ...(creditType === null ? {} : { creditType }) });
+        expected.push([customerId, creditType]);
+      }
+    }
+    const grpcWalk: [string, string | null][] = [];
+    const pages: number[] = [];
+    let pageToken = "";
+    do {
+      const page = (await listAlerts(key, "", { pageSize: 4, pageToken })) as {
+        alerts: { customerId: string; creditType?: string }[];
+        nextPageToken: string;
+      };
+      pages.push(page.alerts.length);
+      grpcWalk.push(...page.alerts.map((a): [string, string | null] => [a.customerId, a.creditType ?? null]));
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    expect(grpcWalk).toEqual(expected);
+    expect(pages).toEqual([4, 4, 1]);
+
+    const httpWalk: [string, string | null][] = [];
+    let cursor: string | null = null;
+    do {
+      const url: string = `/v1/alerts?limit=2${cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`}`;
+      const page = ok<{ items: { customer_id: string; credit_type: string | null }[]; next_cursor: string | null; has_more: boolean }>(
+        await http.get(url, { key }),
+      );
+      expect(page.has_more).toBe(page.next_cursor !== null);
+      httpWalk.push(...page.items.map((a): [string, string | null] => [a.customer_id, a.credit_type]));
+      cursor = page.next_cursor;
+    } while (cursor !== null);
+    expect(httpWalk).toEqual(expected);
+    client.close();
+
+    // One customer's, and the default page (100) holds them all.
+    const one = (await listAlerts(key, "pg-b")) as { alerts: unknown[]; nextPageToken: string };
+    expect([one.alerts.length, one.nextPageToken]).toEqual([3, ""]);
+    const first = (await listAlerts(key, "", { pageSize: 1 })) as { nextPageToken: string };
+    await expectError(listAlerts(key, "pg-b", { pageToken: first.nextPageToken }), "invalid_page_token");
+    await expectError(listAlerts(key, "", { pageToken: "garbage" }), "invalid_page_token");
+    await expectError(listAlerts(key, "", { pageSize: 101 }), "invalid_page_size");
+    expectHttpError(await http.get("/v1/alerts?limit=101", { key }), "invalid_limit", { details: { field: "limit" } });
+    expectHttpError(await http.get("/v1/alerts?cursor=garbage", { key }), "invalid_page_token", {
+      details: { field: "cursor" },
+      message: "cursor is not valid for this request.",
+    });
   });
 });
 

@@ -285,7 +285,7 @@ describe("a feed numbered again: the database restored from an earlier backup", 
     ]);
 
     const message =
-      "The event this cursor was issued after is no longer in the feed (the database was restored from an earlier backup): read again from the oldest event (an empty cursor).";
+      "The event this cursor was issued after is not in this feed: the cursor is another project's, or the database was restored from an earlier backup (then read again from the oldest event, with an empty cursor).";
     expectHttpError(await api.get(`/v1/events?cursor=${saved}`), "cursor_expired", { message, details: { field: "cursor" } });
     const watcher = new TestWatcher(s.app.port, key, { cursor: saved });
     await expectError(

@@ -252,6 +252,26 @@ describe("GET /v1/customers/{customer_id}/ledger", () => {
     expect(byTx.items).toEqual([expect.objectContaining({ operation_type: "CONSUME", transaction_id: tx })]);
     const defaults = ok<{ items: unknown[] }>(await http.get(`/v1/customers/${customer}/ledger`));
     expect(defaults.items).toHaveLength(3);
+
+    // A credit-type filter, by our name or Velobase's (an empty one lists all, as over gRPC).
+    ok(await deposit({ customer_id: customer, amount: 7, wallet: "paid" }));
+    for (const query of ["credit_type=paid", "wallet=paid", "wallet=paid&credit_type=paid"]) {
+      const paid = ok<{ items: { wallet: string; amount: number }[]; total_count: number }>(
+        await http.get(`/v1/customers/${customer}/ledger?${query}`),
+      );
+      expect([paid.total_count, paid.items.map((i) => [i.wallet, i.amount])]).toEqual([1, [["paid", 7]]]);
+    }
+    const bothDefault = ok<{ total_count: number }>(await http.get(`/v1/customers/${customer}/ledger?wallet=default&credit_type=`));
+    expect(bothDefault.total_count).toBe(3);
+    expect(ok<{ total_count: number }>(await http.get(`/v1/customers/${customer}/ledger?credit_type=`)).total_count).toBe(4);
+    expectHttpError(await http.get(`/v1/customers/${customer}/ledger?wallet=paid&credit_type=default`), "invalid_argument", {
+      details: { field: "wallet" },
+      message: "wallet and credit_type differ; send one of them.",
+    });
+    expectHttpError(await http.get(`/v1/customers/${customer}/ledger?wallet=BAD`), "invalid_credit_types", {
+      details: { field: "wallet" },
+      message: 'wallet must be 1-64 characters of [a-z0-9_.-], got "BAD".',
+    });
   });
 });
 

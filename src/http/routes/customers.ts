@@ -7,8 +7,17 @@ import { DEFAULT_SOURCE, EMAIL_LENGTH_MAX, NAME_LENGTH_MAX, PAGE_SIZE_DEFAULT, P
 import type { DepositResult } from "../../domain/results.js";
 import type { AccountView, Balance, Operation } from "../../domain/types.js";
 import { parseAmount, parseOptionalId, parseRecordId, parseSource, parseText } from "../../domain/validation.js";
-import { BillingError } from "../../errors/billing-error.js";
-import { businessTypeName, customerIdOf, depositWalletOf, descriptionOf, idempotencyKeyOf, metadataOf, withoutNulls } from "../fields.js";
+import {
+  businessTypeName,
+  customerIdOf,
+  ledgerCreditTypeOf,
+  withCursorField,
+  depositWalletOf,
+  descriptionOf,
+  idempotencyKeyOf,
+  metadataOf,
+  withoutNulls,
+} from "../fields.js";
 import { callerOf, contextOf, type HttpApp } from "../http-app.js";
 import { amountFromJson, amountToJson } from "../json-amount.js";
 import { msToIso, msToIsoOrNull, parseIsoField } from "../iso-time.js";
@@ -169,6 +178,8 @@ type LedgerItemOperationName = (typeof LEDGER_ITEM_OPERATION_NAMES)[number];
 const LedgerQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PAGE_SIZE_MAX, default: PAGE_SIZE_DEFAULT, description: "Entries per page." })),
   cursor: Type.Optional(Type.String({ description: "next_cursor of the previous page." })),
+  credit_type: Type.Optional(Type.String({ description: "Only the entries of this credit type (as gRPC's credit_type)." })),
+  wallet: Type.Optional(Type.String({ description: "Velobase's name for credit_type: either, or both the same." })),
   operation_type: Type.Optional(Type.Enum(LEDGER_OPERATION_NAMES, { description: "Only this operation (GRANT: deposits)." })),
   transaction_id: Type.Optional(Id("Only the entries of this transaction.")),
   created_after: Type.Optional(IsoInput("Only entries made at or after this time (as gRPC's created_after).")),
@@ -180,7 +191,9 @@ const LedgerQuery = Type.Object({
 const LedgerItem = Type.Object({
   id: Type.String(),
   operation_type: Type.Enum(LEDGER_ITEM_OPERATION_NAMES),
-  amount: Type.Integer({ description: "Always positive; the operation says which way it moved." }),
+  amount: Type.Integer({
+    description: "Positive, the operation saying which way it moved; 0 only on an EXPIRE of an account that had nothing left.",
+  }),
   wallet: Type.String(),
   credit_type: Type.String({ description: "The wallet again, under the name Velobase's Python SDK reads." }),
   source: Type.String(),
@@ -236,18 +249,6 @@ function ledgerReply(page: LedgerPage): Static<typeof LedgerReply> {
     has_more: page.nextPageToken !== "",
     next_cursor: page.nextPageToken === "" ? null : page.nextPageToken,
   };
-}
-
-/** The operation names its cursor page_token, as gRPC does; this API calls it cursor. */
-async function withCursorField<T>(run: Promise<T>): Promise<T> {
-  try {
-    return await run;
-  } catch (error) {
-    if (error instanceof BillingError && error.code === "invalid_page_token") {
-      throw new BillingError("invalid_page_token", "cursor is not valid for this request.", { field: "cursor" }, { cause: error });
-    }
-    throw error;
-  }
 }
 
 /** Customer routes: deposit (write), the customer and its ledger (read). */
@@ -321,7 +322,7 @@ export function registerCustomerRoutes(app: HttpApp): void {
           reversesTransactionId:
             query.reverses_transaction_id === undefined ? null : parseOptionalId(query.reverses_transaction_id, "reverses_transaction_id"),
           reversesRecordId: query.reverses_record_id === undefined ? null : parseRecordId(query.reverses_record_id, "reverses_record_id"),
-          creditType: null,
+          creditType: ledgerCreditTypeOf(query.credit_type, query.wallet),
           createdAfterMs: parseIsoField(query.created_after, "created_after", "invalid_argument"),
           createdBeforeMs: parseIsoField(query.created_before, "created_before", "invalid_argument"),
           pageSize: query.limit ?? PAGE_SIZE_DEFAULT,

@@ -2,11 +2,17 @@ import Type, { type Static } from "typebox";
 import { type BalanceAlert, parseThreshold } from "../../domain/balance-alerts.js";
 import { parseLimit, parseClosedValues } from "../../domain/event-query.js";
 import { eventJson, EVENT_TYPES, type FeedEvent } from "../../domain/events.js";
-import { EVENT_FILTER_VALUES_MAX, EVENT_LIMIT_DEFAULT, EVENT_LIMIT_MAX } from "../../domain/limits.js";
+import {
+  ALERT_PAGE_SIZE_DEFAULT,
+  EVENT_FILTER_VALUES_MAX,
+  EVENT_LIMIT_DEFAULT,
+  EVENT_LIMIT_MAX,
+  PAGE_SIZE_MAX,
+} from "../../domain/limits.js";
 import { parseCreditType } from "../../domain/validation.js";
 import { deleteAlert, listAlerts, setAlert, type AlertTarget } from "../../operations/alerts.js";
 import { listEvents } from "../../operations/events/read-events.js";
-import { commaList, customerIdOf } from "../fields.js";
+import { commaList, customerIdOf, withCursorField } from "../fields.js";
 import { callerOf, contextOf, type HttpApp } from "../http-app.js";
 import { amountFromJson, amountToJson } from "../json-amount.js";
 import { msToIso } from "../iso-time.js";
@@ -164,16 +170,31 @@ function registerAlertRoutes(app: HttpApp): void {
     "/v1/alerts",
     {
       schema: {
-        summary: "The project's alerts (one customer's with ?customer_id=)",
+        summary: "The project's alerts (one customer's with ?customer_id=), by customer then credit type",
         tags,
-        querystring: Type.Object({ customer_id: Type.Optional(Id("Only this customer's alerts.")) }),
-        response: responses(Type.Object({ items: Type.Array(AlertJson) })),
+        querystring: Type.Object({
+          customer_id: Type.Optional(Id("Only this customer's alerts.")),
+          limit: Type.Optional(
+            Type.Integer({ minimum: 1, maximum: PAGE_SIZE_MAX, default: ALERT_PAGE_SIZE_DEFAULT, description: "Alerts per page." }),
+          ),
+          cursor: Type.Optional(Type.String({ description: "next_cursor of the previous page." })),
+        }),
+        response: responses(Type.Object({ items: Type.Array(AlertJson), next_cursor: Nullable(Type.String()), has_more: Type.Boolean() })),
       },
       config: read,
     },
     async (request) => {
-      const customerId = request.query.customer_id === undefined ? null : customerIdOf(request.query.customer_id);
-      return { items: (await listAlerts(contextOf(request), callerOf(request).projectId, customerId)).map(alertJson) };
+      const { query } = request;
+      const page = await withCursorField(
+        listAlerts(contextOf(request), {
+          projectId: callerOf(request).projectId,
+          customerId: query.customer_id === undefined ? null : customerIdOf(query.customer_id),
+          pageSize: query.limit ?? ALERT_PAGE_SIZE_DEFAULT,
+          pageToken: query.cursor === undefined || query.cursor === "" ? null : query.cursor,
+        }),
+      );
+      const more = page.nextPageToken !== "";
+      return { items: page.alerts.map(alertJson), next_cursor: more ? page.nextPageToken : null, has_more: more };
     },
   );
 

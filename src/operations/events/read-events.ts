@@ -78,7 +78,8 @@ const spaceOf = (query: { readonly projectId: bigint | null }): CursorSpace => (
  * or made up. Reading on would answer nothing now and later skip every event up to it. A cursor
  * whose position now holds another event than the one it was issued for comes from before the
  * feed was numbered again (a restore from a backup): the events after it are not the ones it
- * follows, so reading on could skip some.
+ * follows, so reading on could skip some. Another project's cursor looks the same (its tag names
+ * an event of that project), and the message says both.
  */
 function checkIssued(after: FeedCursor, read: CheckedRead): void {
   if (after.position > read.top && after.position > read.prunedThrough) {
@@ -91,7 +92,7 @@ function checkIssued(after: FeedCursor, read: CheckedRead): void {
   if (after.eventTag !== null && read.eventIdAt !== null && eventTagOf(read.eventIdAt) !== after.eventTag) {
     throw new BillingError(
       "cursor_expired",
-      "The event this cursor was issued after is no longer in the feed (the database was restored from an earlier backup): read again from the oldest event (an empty cursor).",
+      "The event this cursor was issued after is not in this feed: the cursor is another project's, or the database was restored from an earlier backup (then read again from the oldest event, with an empty cursor).",
       { field: "cursor" },
     );
   }

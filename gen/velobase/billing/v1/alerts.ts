@@ -106,10 +106,19 @@ export interface SetAlertResponse {
 export interface ListAlertsRequest {
   /** Empty: every customer's alerts. */
   customerId: string;
+  /** 1-100, default 100 when 0; else invalid_page_size. */
+  pageSize: number;
+  /**
+   * From a previous next_page_token with the same customer_id, else
+   * invalid_page_token.
+   */
+  pageToken: string;
 }
 
 export interface ListAlertsResponse {
   alerts: Alert[];
+  /** Empty on the last page. */
+  nextPageToken: string;
 }
 
 export interface DeleteAlertRequest {
@@ -520,13 +529,19 @@ export const SetAlertResponse: MessageFns<SetAlertResponse> = {
 };
 
 function createBaseListAlertsRequest(): ListAlertsRequest {
-  return { customerId: "" };
+  return { customerId: "", pageSize: 0, pageToken: "" };
 }
 
 export const ListAlertsRequest: MessageFns<ListAlertsRequest> = {
   encode(message: ListAlertsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.customerId !== "") {
       writer.uint32(10).string(message.customerId);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
     }
     return writer;
   },
@@ -552,6 +567,22 @@ export const ListAlertsRequest: MessageFns<ListAlertsRequest> = {
             message.customerId = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -571,6 +602,16 @@ export const ListAlertsRequest: MessageFns<ListAlertsRequest> = {
         : isSet(object.customer_id)
         ? globalThis.String(object.customer_id)
         : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -578,6 +619,12 @@ export const ListAlertsRequest: MessageFns<ListAlertsRequest> = {
     const obj: any = {};
     if (message.customerId !== "") {
       obj.customerId = message.customerId;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
     }
     return obj;
   },
@@ -588,18 +635,23 @@ export const ListAlertsRequest: MessageFns<ListAlertsRequest> = {
   fromPartial(object: DeepPartial<ListAlertsRequest>): ListAlertsRequest {
     const message = createBaseListAlertsRequest();
     message.customerId = object.customerId ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListAlertsResponse(): ListAlertsResponse {
-  return { alerts: [] };
+  return { alerts: [], nextPageToken: "" };
 }
 
 export const ListAlertsResponse: MessageFns<ListAlertsResponse> = {
   encode(message: ListAlertsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.alerts) {
       Alert.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -625,6 +677,14 @@ export const ListAlertsResponse: MessageFns<ListAlertsResponse> = {
             message.alerts.push(Alert.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -638,13 +698,23 @@ export const ListAlertsResponse: MessageFns<ListAlertsResponse> = {
   },
 
   fromJSON(object: any): ListAlertsResponse {
-    return { alerts: globalThis.Array.isArray(object?.alerts) ? object.alerts.map((e: any) => Alert.fromJSON(e)) : [] };
+    return {
+      alerts: globalThis.Array.isArray(object?.alerts) ? object.alerts.map((e: any) => Alert.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
   },
 
   toJSON(message: ListAlertsResponse): unknown {
     const obj: any = {};
     if (message.alerts?.length) {
       obj.alerts = message.alerts.map((e) => Alert.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -655,6 +725,7 @@ export const ListAlertsResponse: MessageFns<ListAlertsResponse> = {
   fromPartial(object: DeepPartial<ListAlertsResponse>): ListAlertsResponse {
     const message = createBaseListAlertsResponse();
     message.alerts = object.alerts?.map((e) => Alert.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
@@ -852,8 +923,9 @@ export const AlertServiceService = {
   },
   /**
    * ListAlerts lists a customer's alerts (every customer's when customer_id
-   * is empty), by customer then credit type.
-   * Errors: invalid_argument (a malformed customer_id, field customer_id).
+   * is empty), by customer then credit type, a page at a time.
+   * Errors: invalid_argument (a malformed customer_id, field customer_id),
+   * invalid_page_size, invalid_page_token.
    */
   listAlerts: {
     path: "/velobase.billing.v1.AlertService/ListAlerts" as const,
@@ -894,8 +966,9 @@ export interface AlertServiceServer extends UntypedServiceImplementation {
   setAlert: handleUnaryCall<SetAlertRequest, SetAlertResponse>;
   /**
    * ListAlerts lists a customer's alerts (every customer's when customer_id
-   * is empty), by customer then credit type.
-   * Errors: invalid_argument (a malformed customer_id, field customer_id).
+   * is empty), by customer then credit type, a page at a time.
+   * Errors: invalid_argument (a malformed customer_id, field customer_id),
+   * invalid_page_size, invalid_page_token.
    */
   listAlerts: handleUnaryCall<ListAlertsRequest, ListAlertsResponse>;
   /**
@@ -934,8 +1007,9 @@ export interface AlertServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * ListAlerts lists a customer's alerts (every customer's when customer_id
-   * is empty), by customer then credit type.
-   * Errors: invalid_argument (a malformed customer_id, field customer_id).
+   * is empty), by customer then credit type, a page at a time.
+   * Errors: invalid_argument (a malformed customer_id, field customer_id),
+   * invalid_page_size, invalid_page_token.
    */
   listAlerts(
     request: ListAlertsRequest,

@@ -561,7 +561,11 @@ export interface GetCustomerRequest {
   /**
    * The balances as they were at this time, from the ledger's entries (balance
    * after the last entry at or before it; each account's figures from its
-   * entries). A customer created after it is customer_not_found.
+   * entries). A customer created after it is customer_not_found. Final only
+   * for a time more than a minute past: a write dates its entries when it
+   * begins, before it waits for the customer's lock, so entries dated at or
+   * before a recent time can still commit. A future time projects the
+   * accounts' start and expiry dates onto today's entries.
    */
   asOf: Timestamp | undefined;
 }
@@ -668,7 +672,10 @@ export interface ListLedgerEntriesRequest {
 export interface LedgerEntry {
   id: string;
   operation: OperationType;
-  /** Always positive; the operation says which way it moved. */
+  /**
+   * Positive, the operation saying which way it moved; 0 only on an EXPIRE of
+   * an account that had nothing left.
+   */
   amount: bigint;
   accountId: string;
   creditType: string;
