@@ -4,7 +4,7 @@ import { BillingError } from "../errors/billing-error.js";
 import { toBillingError } from "../errors/billing-error.js";
 import { toServiceError } from "./status-details.js";
 import { MalformedRequest } from "./request-decoding.js";
-import { admit, REQUEST_ID_HEADER, requestIdOf, type GuardedEnvironment } from "./unary.js";
+import { admit, presentedKeyOf, REQUEST_ID_HEADER, requestIdOf, type GuardedEnvironment } from "./unary.js";
 import { endSpanOnCancel } from "../telemetry/cancelled-stream.js";
 
 /** What a server stream needs beside a unary call's environment: the server's own end. */
@@ -81,10 +81,17 @@ export function guardedStream<Req, Res>(
         aborter.signal.addEventListener("abort", done, { once: true });
       });
 
+    // Set when the stream's key stops being valid while it is open: the stream ends with it.
+    let refusal: BillingError | null = null;
+    let stopRechecks = () => {};
     const run = async () => {
       const request = call.request;
       const caller = await admit(env, call.metadata, call.getPeer(), scope, 1);
       if (request instanceof MalformedRequest) throw request.toError();
+      stopRechecks = recheckWhileOpen(env, presentedKeyOf(call.metadata), (error) => {
+        refusal = error;
+        abort();
+      });
       await handle(request, { caller, signal: aborter.signal, send });
     };
 
@@ -92,6 +99,7 @@ export function guardedStream<Req, Res>(
       .then(
         () => {
           if (call.cancelled) return finish("cancelled", status.CANCELLED);
+          if (refusal !== null) return fail(refusal);
           if (env.closing.aborted)
             return fail(new BillingError("service_unavailable", "The server is shutting down; resume from the last cursor."));
           finish("ok", status.OK);
@@ -100,8 +108,26 @@ export function guardedStream<Req, Res>(
         (error: unknown) => (call.cancelled ? finish("cancelled", status.CANCELLED) : fail(error)),
       )
       .finally(() => {
+        stopRechecks();
         call.off("cancelled", abort);
         env.closing.removeEventListener("abort", abort);
       });
   };
+}
+
+/**
+ * Checks an open stream's key again every `recheckIntervalMs` (API_KEY_CACHE_TTL_MS), past the
+ * cache: a key revoked or deleted meanwhile ends the stream with that refusal, as it refuses new
+ * calls. A database that does not answer ends nothing here (the stream's own reads say so).
+ */
+function recheckWhileOpen(env: GuardedEnvironment, presented: string | null, end: (refusal: BillingError) => void): () => void {
+  if (presented === null) return () => {};
+  const timer = setInterval(() => {
+    env.authenticator.recheck(presented).catch((error: unknown) => {
+      const refusal = toBillingError(error);
+      if (refusal.code === "api_key_revoked" || refusal.code === "invalid_api_key") end(refusal);
+    });
+  }, env.authenticator.recheckIntervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }

@@ -132,12 +132,16 @@ export function unary<Req, Res>(
 
 const textsOf = (metadata: Metadata, key: string): string[] => metadata.get(key).filter((v): v is string => typeof v === "string");
 
+/** The API key a call presents (authorization: Bearer, or x-api-key), null when none. */
+export const presentedKeyOf = (metadata: Metadata): string | null =>
+  presentedApiKey(textsOf(metadata, "authorization"), textsOf(metadata, "x-api-key"));
+
 /**
  * Authenticates a call from its metadata (`authorization: Bearer <key>` or `x-api-key`), checks
  * the key's scope against the method's, and takes a token from its rate limit.
  */
 export async function admit(env: GuardedEnvironment, metadata: Metadata, peer: string, scope: Scope, points = 1): Promise<Caller> {
-  const presented = presentedApiKey(textsOf(metadata, "authorization"), textsOf(metadata, "x-api-key"));
+  const presented = presentedKeyOf(metadata);
   const client = () => clientAddressOf(addressOfPeer(peer), textsOf(metadata, "x-forwarded-for"), env.proxyTrust);
   const caller = await env.authenticator.authenticate(presented, client);
   if (!scopeAllows(caller.scope, scope)) throw new BillingError("permission_denied", undefined, { required_scope: scope });

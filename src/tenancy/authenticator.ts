@@ -35,6 +35,9 @@ export const API_KEY_CACHE_ENTRIES_MAX = 10_000;
 export const UNKNOWN_KEY_CACHE_TTL_MS_MAX = 1_000;
 export const UNKNOWN_KEY_CACHE_ENTRIES_MAX = 10_000;
 
+/** With no cache (API_KEY_CACHE_TTL_MS=0), a stream's key is still checked at most once a second. */
+const RECHECK_INTERVAL_MS_MIN = 1_000;
+
 export interface AuthenticatorOptions {
   readonly cacheTtlMs: number;
   readonly log: Logger;
@@ -127,6 +130,26 @@ export class Authenticator {
       keyPrefix: record.prefix,
       rateLimit: { ratePerSecond: record.ratePerSecond, burst: record.burst },
     };
+  }
+
+  /**
+   * How often a long-lived caller (a WatchEvents stream) is checked again with `recheck`: the
+   * cache's time, so a revoked key ends its streams within it as it is refused on new calls.
+   */
+  get recheckIntervalMs(): number {
+    return Math.max(this.options.cacheTtlMs, RECHECK_INTERVAL_MS_MIN);
+  }
+
+  /**
+   * An admitted key looked up again past the cache (which it refreshes): throws invalid_api_key
+   * or api_key_revoked once it was deleted or revoked, service_unavailable if the database is down.
+   */
+  async recheck(presented: string): Promise<void> {
+    const keyHash = hashApiKey(presented);
+    const record = await runQuery(() => findApiKeyByHash(this.database.db, keyHash));
+    this.remember(keyHash, record);
+    if (!record) throw new BillingError("invalid_api_key");
+    if (record.revokedAtMs !== null) throw new BillingError("api_key_revoked");
   }
 
   private lookUp(keyHash: string, client: ClientAddress | null): Promise<ApiKeyRecord | null> | ApiKeyRecord | null {

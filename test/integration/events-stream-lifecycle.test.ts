@@ -16,7 +16,7 @@ afterAll(async () => {
 });
 
 /** A second instance on the test database whose shutdown grace is a minute: a stop that returns sooner was not held. */
-const startSecondInstance = () =>
+const startSecondInstance = (env: Record<string, string> = {}) =>
   startApp(
     loadConfig({
       DATABASE_URL: s.databaseUrl,
@@ -26,6 +26,7 @@ const startSecondInstance = () =>
       SWEEP_INTERVAL_MS: "0",
       SHUTDOWN_GRACE_MS: "60000",
       BOOTSTRAP_API_KEY: s.apiKey,
+      ...env,
     }),
     { log: pino({ level: "silent" }), now: s.clock.now },
   );
@@ -63,6 +64,28 @@ describe("a WatchEvents stream, like a unary call", () => {
     );
     await stopped;
     watcher.close();
+  });
+});
+
+describe("a WatchEvents stream whose key is revoked", () => {
+  it("ends with api_key_revoked within API_KEY_CACHE_TTL_MS, as new calls are refused; another key's stream goes on", async () => {
+    const other = await startSecondInstance({ API_KEY_CACHE_TTL_MS: "1000" });
+    const key = await s.createKey({ scope: "read" });
+    const revoked = new TestWatcher(other.port, key.key, { customerId: "revoked-1" });
+    const kept = new TestWatcher(other.port, s.apiKey, { customerId: "revoked-1" });
+    await commitEvents(other, [testEvent(other, { customerId: "revoked-1" })]);
+    await revoked.count(1);
+    await kept.count(1);
+    await s.revokeKey(key.prefix);
+    await expectError(
+      revoked.ended.then((e) => Promise.reject(e)),
+      "api_key_revoked",
+    );
+    await commitEvents(other, [testEvent(other, { customerId: "revoked-1" })]);
+    await kept.count(2);
+    expect(revoked.events).toHaveLength(1);
+    kept.close();
+    await other.stop();
   });
 });
 
