@@ -63,23 +63,7 @@ export function guardedStream<Req, Res>(
       call.emit("error", toServiceError(error, trailers));
     };
 
-    const send = (message: Res): Promise<void> =>
-      new Promise((resolve) => {
-        if (call.cancelled || call.destroyed || aborter.signal.aborted) return resolve();
-        if (call.write(message)) return resolve();
-        // A stream cancelled, ended by shutdown or destroyed while its client is not reading
-        // never drains: waiting for "drain" alone kept its handler, its watcher slot and its
-        // feed listener for good. Whichever comes first ends the wait.
-        const done = () => {
-          call.off("drain", done);
-          call.off("close", done);
-          aborter.signal.removeEventListener("abort", done);
-          resolve();
-        };
-        call.once("drain", done);
-        call.once("close", done);
-        aborter.signal.addEventListener("abort", done, { once: true });
-      });
+    const send = sendHonouringBackpressure(call, aborter.signal);
 
     // Set when the stream's key stops being valid while it is open: the stream ends with it.
     let refusal: BillingError | null = null;
@@ -130,4 +114,25 @@ function recheckWhileOpen(env: GuardedEnvironment, presented: string | null, end
   }, env.authenticator.recheckIntervalMs);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** A stream's send: resolves once the message is written, or when the stream can take no more (ended, cancelled, destroyed). */
+function sendHonouringBackpressure<Res>(call: ServerWritableStream<unknown, Res>, signal: AbortSignal): (message: Res) => Promise<void> {
+  return (message) =>
+    new Promise((resolve) => {
+      if (call.cancelled || call.destroyed || signal.aborted) return resolve();
+      if (call.write(message)) return resolve();
+      // A stream cancelled, ended by shutdown or destroyed while its client is not reading
+      // never drains: waiting for "drain" alone kept its handler, its watcher slot and its
+      // feed listener for good. Whichever comes first ends the wait.
+      const done = () => {
+        call.off("drain", done);
+        call.off("close", done);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      call.once("drain", done);
+      call.once("close", done);
+      signal.addEventListener("abort", done, { once: true });
+    });
 }
