@@ -85,6 +85,12 @@ async function ensureSomeoneCanGetIn(database: Database, config: Config, log: Lo
     log.info({ keyPrefix: outcome.prefix }, "stored BOOTSTRAP_API_KEY in project default");
   } else if (outcome.revokedBootstrapPrefix !== undefined) {
     log.warn({ keyPrefix: outcome.revokedBootstrapPrefix }, "BOOTSTRAP_API_KEY is revoked; it was left revoked");
+  } else if (outcome.notDefaultWriteKey !== undefined) {
+    const { prefix, scope } = outcome.notDefaultWriteKey;
+    log.warn(
+      { keyPrefix: prefix, scope },
+      "BOOTSTRAP_API_KEY is already a key, but not a write key of project default; it was left as it is",
+    );
   }
 }
 

@@ -1,7 +1,8 @@
-import { apiKeyModeOf, hashApiKey } from "../domain/api-key.js";
-import { countApiKeys, findApiKeyByHash } from "../store/api-keys-store.js";
+import { apiKeyModeOf, apiKeyPrefixOf, hashApiKey } from "../domain/api-key.js";
+import { API_KEY_PREFIX_INDEX, countApiKeys, findApiKeyByHash } from "../store/api-keys-store.js";
 import type { Database } from "../store/database.js";
 import { withLease } from "../store/leases-store.js";
+import { isDuplicateOn } from "../store/sql-errors.js";
 import { findProjectByName, type ProjectRow, setProjectMode } from "../store/projects-store.js";
 import { createApiKey, storeApiKey, type CreatedApiKey } from "./api-keys.js";
 import { BURST_DEFAULT, createProject, DEFAULT_PROJECT_NAME, RATE_PER_SECOND_DEFAULT, UsageError } from "./projects.js";
@@ -11,8 +12,8 @@ export type BootstrapOutcome =
   | { readonly kind: "generated"; readonly key: CreatedApiKey }
   /** BOOTSTRAP_API_KEY was stored now. */
   | { readonly kind: "stored"; readonly prefix: string }
-  /** Nothing to do: keys exist, or BOOTSTRAP_API_KEY already does. */
-  | { readonly kind: "none"; readonly revokedBootstrapPrefix?: string };
+  /** Nothing to do: keys exist, or BOOTSTRAP_API_KEY already does (revoked, or not a write key of `default`: said). */
+  | { readonly kind: "none"; readonly revokedBootstrapPrefix?: string; readonly notDefaultWriteKey?: { prefix: string; scope: string } };
 
 async function defaultProject(database: Database, mode: "live" | "test", nowMs: number): Promise<ProjectRow> {
   const existing = await findProjectByName(database.db, DEFAULT_PROJECT_NAME);
@@ -25,7 +26,13 @@ async function storeBootstrapKey(database: Database, bootstrapKey: string, nowMs
   const mode = apiKeyModeOf(bootstrapKey);
   if (mode === null) throw new UsageError("BOOTSTRAP_API_KEY is not a vb_live_/vb_test_ key");
   const existing = await findApiKeyByHash(database.db, hashApiKey(bootstrapKey));
-  if (existing) return existing.revokedAtMs === null ? { kind: "none" } : { kind: "none", revokedBootstrapPrefix: existing.prefix };
+  if (existing) {
+    if (existing.revokedAtMs !== null) return { kind: "none", revokedBootstrapPrefix: existing.prefix };
+    const inDefault = (await findProjectByName(database.db, DEFAULT_PROJECT_NAME))?.id === existing.projectId;
+    return inDefault && existing.scope === "write"
+      ? { kind: "none" }
+      : { kind: "none", notDefaultWriteKey: { prefix: existing.prefix, scope: existing.scope } };
+  }
   let project = await defaultProject(database, mode, nowMs);
   if (project.mode !== mode) {
     // Every database has `default` (test mode) from its first migration. While no key has ever
@@ -36,8 +43,16 @@ async function storeBootstrapKey(database: Database, bootstrapKey: string, nowMs
     await setProjectMode(database.db, project.id, mode);
     project = { ...project, mode };
   }
-  const stored = await storeApiKey(database, project, bootstrapKey, { label: "bootstrap", scope: "write", nowMs });
-  return { kind: "stored", prefix: stored.prefix };
+  try {
+    const stored = await storeApiKey(database, project, bootstrapKey, { label: "bootstrap", scope: "write", nowMs });
+    return { kind: "stored", prefix: stored.prefix };
+  } catch (error) {
+    // Keys are named by their first 16 characters: a chosen key must not share them with another.
+    if (!isDuplicateOn(error, [API_KEY_PREFIX_INDEX])) throw error;
+    throw new UsageError(
+      `BOOTSTRAP_API_KEY's first 16 characters are another key's prefix (${apiKeyPrefixOf(bootstrapKey)}): choose a key that differs in them`,
+    );
+  }
 }
 
 /** Creates the `default` project (mode test) and one write key, when the database has no key at all. */

@@ -1,5 +1,8 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { generateApiKey } from "../../src/domain/api-key.js";
+import { openDatabase } from "../../src/store/database.js";
+import { createApiKey } from "../../src/tenancy/api-keys.js";
+import { createProject } from "../../src/tenancy/projects.js";
 import { expectError, TestClient } from "../support/client.js";
 import { uniqueDatabaseUrl } from "../support/database.js";
 import { collect, spawnMain, waitForOutput } from "../support/spawn.js";
@@ -85,6 +88,30 @@ describe("first start", () => {
       code: 2,
       stderr: 'velobase-billing: BOOTSTRAP_API_KEY is a test key but the project "default" is in live mode\n',
     });
+  });
+
+  it("refuses in one line a BOOTSTRAP_API_KEY whose prefix is another key's, and warns when it is another project's read key", async () => {
+    const db = uniqueDatabaseUrl("vb_bootp");
+    databases.push(db);
+    const key = generateApiKey("test");
+    await runOnce({ DATABASE_URL: db.url, BOOTSTRAP_API_KEY: key });
+    // A hand-chosen key rotated by its last characters keeps its first 16, which name keys.
+    const rotated = `${key.slice(0, -1)}${key.endsWith("x") ? "y" : "x"}`;
+    const refused = await collect(spawnMain({ DATABASE_URL: db.url, BOOTSTRAP_API_KEY: rotated, GRPC_PORT: "0" })).exited;
+    expect({ code: refused.code, stderr: refused.stderr }).toEqual({
+      code: 2,
+      stderr: `velobase-billing: BOOTSTRAP_API_KEY's first 16 characters are another key's prefix (${key.slice(0, 16)}): choose a key that differs in them\n`,
+    });
+    expect(refused.stderr + refused.stdout).not.toContain(rotated);
+
+    const database = await openDatabase(db.url);
+    const shop = await createProject(database, { name: "shop", mode: "test", ratePerSecond: 0, burst: 0 }, Date.now());
+    const readKey = await createApiKey(database, shop, { label: "reader", scope: "read", nowMs: Date.now() });
+    await database.close();
+    const warned = await runOnce({ DATABASE_URL: db.url, BOOTSTRAP_API_KEY: readKey.key });
+    expect(warned.stdout).toContain(`"keyPrefix":"${readKey.prefix}","scope":"read"`);
+    expect(warned.stdout).toContain("BOOTSTRAP_API_KEY is already a key, but not a write key of project default; it was left as it is");
+    expect(warned.stdout).not.toContain(readKey.key);
   });
 
   it("refuses a malformed BOOTSTRAP_API_KEY in one line without echoing it", async () => {
