@@ -52,10 +52,14 @@ function failureOf(error: unknown, url: string): { line: string; code: number } 
   return null;
 }
 
-// Usage mistakes (an unknown command or option, a missing or bad argument) exit 2, as the README
-// says, not commander's 1: exitOverride makes commander throw them to parseAsync's caller. Every
-// command below inherits it.
-const program = new Command("velobase-billing").description("velobase-billing operator commands").exitOverride();
+// Usage mistakes (an unknown command or option, a missing, extra or bad argument) exit 2, as the
+// README says, not commander's 1: exitOverride makes commander throw them to parseAsync's caller.
+// Every command below inherits it, and the refusal of extra arguments (commander 12 drops them:
+// `keys revoke A B` revoked A alone and said nothing of B).
+const program = new Command("velobase-billing")
+  .description("velobase-billing operator commands")
+  .exitOverride()
+  .allowExcessArguments(false);
 
 program
   .command("migrate")
@@ -199,13 +203,25 @@ keys
     }),
   );
 
+/**
+ * The prefix `keys revoke` was given: a prefix, or a whole key (pasted with spaces or a line end
+ * around it, or after "Bearer "), of which only the prefix is used. Anything else is refused
+ * echoing at most a prefix's length of it, so a key mistyped past recognition is never printed whole.
+ */
+function prefixToRevoke(given: string): string {
+  const text = given.trim().replace(/^Bearer\s+/i, "");
+  if (apiKeyModeOf(text) !== null) return apiKeyPrefixOf(text);
+  if (text.length <= API_KEY_PREFIX_LENGTH) return text;
+  throw new UsageError(`no key with prefix "${text.slice(0, API_KEY_PREFIX_LENGTH)}…" (give the prefix keys list shows, or the whole key)`);
+}
+
 keys
   .command("revoke")
   .description("revoke a key by its prefix (or the whole key: its prefix is used, and never printed back whole)")
   .argument("<prefix>", "the key's prefix, as keys list shows it, or the whole key")
   .action((given: string) =>
     withDatabase(async (database) => {
-      const prefix = given.length > API_KEY_PREFIX_LENGTH && apiKeyModeOf(given) !== null ? apiKeyPrefixOf(given) : given;
+      const prefix = prefixToRevoke(given);
       const outcome = await revokeApiKeyByPrefix(database, prefix, Date.now());
       const ttlMs = (() => {
         try {

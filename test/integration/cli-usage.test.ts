@@ -49,6 +49,17 @@ describe("usage mistakes exit 2 with one line", () => {
     ["a missing --project", ["keys", "create"], "error: required option '--project <name>' not specified"],
     ["keys revoke without an argument", ["keys", "revoke"], "error: missing required argument 'prefix'"],
     ["an unknown command", ["frobnicate"], "error: unknown command 'frobnicate'"],
+    // Commander drops extra arguments unless told not to: this revoked the first key alone.
+    [
+      "keys revoke with two prefixes",
+      ["keys", "revoke", "vb_test_aaaaaaaa", "vb_test_bbbbbbbb"],
+      "error: too many arguments for 'revoke'. Expected 1 argument but got 2.",
+    ],
+    [
+      "projects list with an argument",
+      ["projects", "list", "extra"],
+      "error: too many arguments for 'list'. Expected 0 arguments but got 1.",
+    ],
   ])("%s", async (_name, args, line) => {
     const run = await cli(...args);
     expect({ code: run.code, stderr: run.stderr.trim().split("\n"), stdout: run.stdout }).toEqual({ code: 2, stderr: [line], stdout: "" });
@@ -69,6 +80,24 @@ describe("keys and projects", () => {
     expect(run.stdout).toMatch(new RegExp(`^revoked ${key.slice(0, 16)}; running servers refuse it within API_KEY_CACHE_TTL_MS`));
     expect(run.stdout + run.stderr).not.toContain(key);
     await expectError(client.call("getCustomer", { customerId: "nobody" }), "api_key_revoked");
+  });
+
+  it("keys revoke takes a whole key pasted with spaces, a line end or Bearer, and never echoes more than a prefix of a bad one", async () => {
+    for (const pasted of [(k: string) => `${k} `, (k: string) => `${k}\r\n`, (k: string) => `Bearer ${k}`]) {
+      const { key } = await s.createKey();
+      const run = await cli("keys", "revoke", pasted(key));
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(new RegExp(`^revoked ${key.slice(0, 16)}; `));
+      expect(run.stdout + run.stderr).not.toContain(key);
+    }
+    const { key } = await s.createKey();
+    const garbled = `${key}!`;
+    const run = await cli("keys", "revoke", garbled);
+    expect({ code: run.code, stderr: run.stderr }).toEqual({
+      code: 2,
+      stderr: `velobase-billing: no key with prefix "${key.slice(0, 16)}…" (give the prefix keys list shows, or the whole key)\n`,
+    });
+    await expectError(s.clientWith(key).call("getCustomer", { customerId: "nobody" }), "customer_not_found");
   });
 
   it("projects list shows an unlimited project's burst as unlimited", async () => {
