@@ -1,5 +1,6 @@
 import { GROUP_COMMIT_HOLDS_REMEMBERED, GROUP_COMMIT_MAX, GROUP_COMMIT_QUEUE_MAX } from "../domain/limits.js";
 import { customerKey, holdKey } from "../domain/customer-ref.js";
+import { BillingError } from "../errors/billing-error.js";
 import { type CreditWrite, customerRefOf, holdRefOf } from "../domain/plans/write-list.js";
 import { isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
@@ -26,6 +27,8 @@ export interface GroupCommitOptions {
    * (Vitess, TiDB), where a transaction must stay within one shard key (one customer).
    */
   readonly sideBySide: boolean;
+  /** Calls one customer may have waiting here (GROUP_COMMIT_QUEUE_MAX; tests make it small). */
+  readonly queueMax?: number;
 }
 
 interface Waiting {
@@ -53,7 +56,8 @@ interface Waiting {
  * starts up to GROUP_COMMIT_MAX waiting calls side by side, as one list over their customers.
  * With `sideBySide` off (a sharded database: one transaction per shard key), each waiting call
  * runs alone instead. Other instances are not coordinated: the customers' row locks still
- * decide, so many instances stay correct.
+ * decide, so many instances stay correct. A customer with `queueMax` calls waiting refuses the
+ * next with rate_limit_exceeded (retryable) until its queue moves.
  */
 export class GroupCommit {
   /** Customers with a transaction in flight, and the calls waiting for it. */
@@ -98,8 +102,15 @@ export class GroupCommit {
     const key = this.queueKeyOf(write);
     if (key === undefined) return this.alone(write, signal);
     const queue = this.queues.get(key);
-    // A full queue is not grown: the call runs alone and waits on the customer's row lock instead.
-    if (queue !== undefined && queue.length >= GROUP_COMMIT_QUEUE_MAX) return this.alone(write, signal);
+    // A full queue is not grown, and the call is not run alone either: it would hold a pooled
+    // connection waiting on the customer's row lock, and a burst past the queue held the whole pool
+    // so (19 of 20 connections seen), stalling every other customer for seconds.
+    const queueMax = this.options.queueMax ?? GROUP_COMMIT_QUEUE_MAX;
+    if (queue !== undefined && queue.length >= queueMax) {
+      throw new BillingError("rate_limit_exceeded", `This customer has ${queueMax} calls waiting on this instance; retry later.`, {
+        customer_calls_waiting_max: queueMax,
+      });
+    }
     if (queue !== undefined) {
       return answerOf(await new Promise<Settled>((settle, fail) => queue.push({ op: write, signal, settle, fail, trace: callerTrace() })));
     }

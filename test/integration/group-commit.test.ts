@@ -118,6 +118,31 @@ describe("per-customer group commit", () => {
     expect(c.balance).toEqual({ total: 100n, used: 12n, frozen: 10n, available: 78n });
   });
 
+  it("refuses at once, with rate_limit_exceeded, a call past a customer's full queue, instead of running it alone on a pooled connection", async () => {
+    const customerId = uid("cust");
+    const base: BillingContext = { database: s.app.database, now: s.clock.now };
+    const commit = new GroupCommit(base, {}, { transactions: 2, sideBySide: true, queueMax: 2 });
+    await commit.run(depositFor(customerId, 100n));
+    const holder = await s.app.database.pool.getConnection();
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT id FROM customers WHERE project_id = 1 AND customer_id = ? FOR UPDATE", [customerId]);
+      const first = commit.run(deductOperation(request(customerId, 1n)));
+      const queued = [commit.run(deductOperation(request(customerId, 2n))), commit.run(deductOperation(request(customerId, 3n)))];
+      const refused = await commit.run(deductOperation(request(customerId, 4n))).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(BillingError);
+      expect([(refused as BillingError).code, (refused as BillingError).message]).toEqual([
+        "rate_limit_exceeded",
+        "This customer has 2 calls waiting on this instance; retry later.",
+      ]);
+      await holder.query("COMMIT");
+      expect((await Promise.allSettled([first, ...queued])).map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "fulfilled"]);
+    } finally {
+      holder.release();
+    }
+    expect((await s.client.call("getCustomer", { customerId })).balance?.used).toBe(6n);
+  });
+
   it("adds nothing for an idle customer: a lone call runs at once, alone", async () => {
     const customerId = uid("cust");
     const base: BillingContext = { database: s.app.database, now: s.clock.now };
