@@ -147,36 +147,41 @@ export class GroupCommit {
         runForCallers(
           "billing side by side",
           group.map((w) => w.trace),
-          () => this.sideBySide(group.map((w) => w.op)),
+          () => {
+            this.observer.onSideBySide?.(group.length);
+            return this.runGroup(group);
+          },
         ),
-      ).then(
-        (settled) => {
-          for (const [i, w] of group.entries()) w.settle(settled[i] ?? { ok: false, error: new Error("a waiting call has no result") });
-        },
-        (error: unknown) => {
-          for (const w of group) w.fail(error);
-        },
-      );
+      ).catch((error: unknown) => failAll(group, error));
     }
   }
 
-  private async sideBySide(writes: readonly CreditWrite[]): Promise<Settled[]> {
-    this.observer.onSideBySide?.(writes.length);
-    return this.listOrEachAlone(writes);
-  }
-
-  /** Runs the calls as one list; if its transaction fails, each call again, alone, in order. */
-  private async listOrEachAlone(writes: readonly CreditWrite[]): Promise<Settled[]> {
-    if (writes.length === 1) return runEachAlone(this.ctx, writes);
-    try {
-      return await runList(this.ctx, writes, { atomic: false });
-    } catch (error) {
-      // A lost connection may have lost only the answer to a COMMIT that happened: running the
-      // calls again could apply them twice (a deposit without a key), so each gets the error, as
-      // it would have alone.
-      if (isLostConnection(error)) throw error;
-      this.observer.onFallback?.();
-      return runEachAlone(this.ctx, writes);
+  /**
+   * Runs waiting calls as one list and answers each. If the list's transaction fails, each call
+   * runs again alone, in order, under its own caller's deadline (one that passed meanwhile is not
+   * run), and is answered as soon as its own run ends, not when the last one does.
+   */
+  private async runGroup(group: readonly Waiting[]): Promise<void> {
+    if (group.length > 1) {
+      try {
+        const settled = await runList(
+          this.ctx,
+          group.map((w) => w.op),
+          { atomic: false },
+        );
+        for (const [i, w] of group.entries()) w.settle(settled[i] ?? { ok: false, error: new Error("a grouped call has no result") });
+        return;
+      } catch (error) {
+        // A lost connection may have lost only the answer to a COMMIT that happened: running the
+        // calls again could apply them twice (a deposit without a key), so each gets the error, as
+        // it would have alone.
+        if (isLostConnection(error)) return failAll(group, error);
+        this.observer.onFallback?.();
+      }
+    }
+    for (const w of stillWanted(group)) {
+      const [settled] = await runEachAlone(w.signal ? { ...this.ctx, signal: w.signal } : this.ctx, [w.op]);
+      w.settle(settled ?? { ok: false, error: new Error("a grouped call has no result") });
     }
   }
 
@@ -199,25 +204,21 @@ export class GroupCommit {
       }
       const group = stillWanted(queue.splice(0, GROUP_COMMIT_MAX));
       if (group.length === 0) continue;
-      try {
-        this.observer.onGroup?.(group.length);
-        const settled = await this.counted(() =>
-          runForCallers(
-            "billing group commit",
-            group.map((w) => w.trace),
-            () => this.listOrEachAlone(group.map((w) => w.op)),
-          ),
-        );
-        group.forEach((w, i) => {
-          const s = settled[i];
-          if (s) w.settle(s);
-          else w.fail(new Error("a grouped call has no result"));
-        });
-      } catch (error) {
-        for (const w of group) w.fail(error);
-      }
+      this.observer.onGroup?.(group.length);
+      await this.counted(() =>
+        runForCallers(
+          "billing group commit",
+          group.map((w) => w.trace),
+          () => this.runGroup(group),
+        ),
+      ).catch((error: unknown) => failAll(group, error));
     }
   }
+}
+
+/** Fails the calls of a group not answered yet (an answered one keeps its answer). */
+function failAll(group: readonly Waiting[], error: unknown): void {
+  for (const w of group) w.fail(error);
 }
 
 /** The waiting calls whose callers still want an answer; the others are answered now, without running. */

@@ -5,7 +5,7 @@ import type { Balance } from "../../src/domain/types.js";
 import type { BillingContext } from "../../src/operations/context.js";
 import { GroupCommit } from "../../src/operations/group-commit.js";
 import { verifyLedger } from "../../src/operations/verify.js";
-import { BillingError } from "../../src/errors/billing-error.js";
+import { BillingError, CallNotRun } from "../../src/errors/billing-error.js";
 import { uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -141,6 +141,34 @@ describe("per-customer group commit", () => {
       holder.release();
     }
     expect((await s.client.call("getCustomer", { customerId })).balance?.used).toBe(6n);
+  });
+
+  it("after its group's transaction fails, runs no call again whose caller gave up meanwhile", async () => {
+    const customerId = uid("cust");
+    const base: BillingContext = { database: s.app.database, now: s.clock.now };
+    const gaveUp = new AbortController();
+    // The caller leaves once its call left the queue: the group is under way without it.
+    const commit = new GroupCommit(base, { onGroup: () => gaveUp.abort() });
+    await commit.run(depositFor(customerId, 100n));
+    const holder = await s.app.database.pool.getConnection();
+    let settled: PromiseSettledResult<unknown>[];
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT id FROM customers WHERE project_id = 1 AND customer_id = ? FOR UPDATE", [customerId]);
+      const first = commit.run(deductOperation(request(customerId, 1n)));
+      const queued = [
+        commit.run(deductOperation(request(customerId, 2n)), gaveUp.signal),
+        commit.run(refusedByDatabase(customerId)),
+        commit.run(deductOperation(request(customerId, 4n))),
+      ];
+      await holder.query("COMMIT");
+      settled = await Promise.allSettled([first, ...queued]);
+    } finally {
+      holder.release();
+    }
+    expect(settled.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected", "fulfilled"]);
+    expect((settled[1] as PromiseRejectedResult).reason).toBeInstanceOf(CallNotRun);
+    expect((await s.client.call("getCustomer", { customerId })).balance?.used).toBe(5n);
   });
 
   it("adds nothing for an idle customer: a lone call runs at once, alone", async () => {
