@@ -42,6 +42,11 @@ trailer: a serialized \`google.rpc.Status\` whose \`details\` hold, in this orde
    the service knows it (\`rate_limit_exceeded\`: until the key's window lets a call through),
    else a suggested back-off of ${RETRY_DELAY_MS} ms.
 
+A failure with no \`ErrorDetail\` never came from a handler: gRPC's own \`UNAVAILABLE\` (no
+connection; an instance restarting), \`DEADLINE_EXCEEDED\` or \`CANCELLED\`, or over HTTP a
+connection refused or reset. A write may still have run (its answer lost): send it again with the
+same idempotency key, which replays it if it did.
+
 Every response, failed or not, carries an \`${REQUEST_ID_HEADER}\` header (the caller's own value
 when it sends a valid one); quote it when reporting a problem. Unexpected failures are reported
 as \`server_error\` with a generic message, never with internal details.

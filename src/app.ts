@@ -42,6 +42,7 @@ import { RateLimiter } from "./tenancy/rate-limiter.js";
 import type { ConnectionLimits } from "./tenancy/connection-limits.js";
 import { proxyTrustOf, trustNoProxy } from "./tenancy/client-address.js";
 import { setTimeout as sleep } from "node:timers/promises";
+import { InFlightCalls } from "./operations/in-flight-calls.js";
 
 /** How long stop() waits for the pool to close once the calls are done or cut. */
 const POOL_CLOSE_WAIT_MS = 1_000;
@@ -208,12 +209,14 @@ function billingContext(database: Database, metrics: Metrics, config: Config, no
 /** What both transports are given: the operations' context and the shared guards. */
 interface TransportDependencies {
   readonly context: BillingContext;
-  readonly guard: GuardedEnvironment & { readonly metrics: Metrics };
+  readonly guard: GuardedEnvironment & { readonly metrics: Metrics; readonly inFlight: InFlightCalls };
   readonly health: HealthReporter;
   readonly tls: TlsMaterial | null;
   readonly credentials: ServerCredentials;
-  /** Aborted first on stop: open event streams end (service_unavailable) instead of holding the shutdown. */
+  /** Aborted on stop once the drain is over: open event streams end (service_unavailable) instead of holding the shutdown. */
   readonly closing: AbortSignal;
+  /** The HTTP requests in flight (the gRPC calls' registry is the guard's). */
+  readonly httpInFlight: InFlightCalls;
 }
 
 /** The gRPC server (five services) and the HTTP API, over the same context; neither when one fails. */
@@ -230,6 +233,7 @@ async function startTransports(config: Config, deps: TransportDependencies): Pro
     connections: connections("grpc"),
     idleTimeoutMs: config.GRPC_IDLE_TIMEOUT_MS,
     keepaliveMs: config.GRPC_KEEPALIVE_MS,
+    inFlight: guard.inFlight,
     services: [
       { name: SLOT_SERVICE_NAME, definition: SlotServiceService, handlers: slotHandlers(context, guard) },
       { name: ENTITLEMENT_SERVICE_NAME, definition: EntitlementServiceService, handlers: entitlementHandlers(context, guard) },
@@ -248,6 +252,7 @@ async function startTransports(config: Config, deps: TransportDependencies): Pro
       requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
       connections: connections("http"),
       proxyTrust: guard.proxyTrust,
+      inFlight: deps.httpInFlight,
       mount: consolePlugin(
         consoleDependencies(config, {
           context,
@@ -294,11 +299,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   await rateLimiter.waitUntilConnected();
   const health = new HealthReporter();
   const proxyTrust = config.TRUSTED_PROXIES === undefined ? trustNoProxy : proxyTrustOf(config.TRUSTED_PROXIES);
-  const guard = { log, metrics, authenticator, rateLimiter, proxyTrust };
+  const guard = { log, metrics, authenticator, rateLimiter, proxyTrust, inFlight: new InFlightCalls() };
+  const httpInFlight = new InFlightCalls();
   const closing = new AbortController();
   // Every open WatchEvents stream listens for it: Node's warning past 10 listeners is no leak here.
   setMaxListeners(0, closing.signal);
-  const transports = { context, guard, health, tls, credentials, closing: closing.signal };
+  const transports = { context, guard, health, tls, credentials, closing: closing.signal, httpInFlight };
   const { grpc, http } = await startTransports(config, transports).catch(async (error: unknown) => {
     await rateLimiter.close();
     await events.stop();
@@ -322,11 +328,11 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     `velobase-billing listening (${LISTENERS_SECURITY[security]})`,
   );
 
-  const grace = config.SHUTDOWN_GRACE_MS;
   const stop = once(() =>
     stopInOrder({
-      first: () => [stopWatching(), health.set(false), health.endWatches(), closing.abort()],
-      calls: () => Promise.all([grpc.shutdown(grace), http.close(grace)]),
+      first: () => [stopWatching(), health.set(false), http.drain()],
+      drainMs: config.SHUTDOWN_DRAIN_MS,
+      calls: () => closeTransports({ grpc, http, health, closing, log }, config.SHUTDOWN_GRACE_MS),
       background: [() => sweeper?.stop(), () => events.stop(), () => metricsServer?.close(), () => rateLimiter.close()],
       database,
     }),
@@ -346,6 +352,26 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   };
 }
 
+/**
+ * Once the drain is over: streams end, the listeners close and the calls in flight get the grace;
+ * one line when it ran out on some (they were answered service_unavailable).
+ */
+async function closeTransports(
+  parts: { grpc: GrpcServer; http: HttpServer; health: HealthReporter; closing: AbortController; log: Logger },
+  graceMs: number,
+): Promise<void> {
+  parts.health.endWatches();
+  parts.closing.abort();
+  const [grpcCut, httpCut] = await Promise.all([parts.grpc.shutdown(graceMs), parts.http.close(graceMs)]);
+  const answered = grpcCut + httpCut;
+  if (answered === 0) return;
+  const { log } = parts;
+  log.warn(
+    { calls: answered, graceMs },
+    "calls still running when the shutdown grace ran out were answered service_unavailable (some may have committed; a retry with the same key replays them)",
+  );
+}
+
 /** `start()` once: later calls (a second signal, a test's cleanup) wait for the first. */
 function once(start: () => Promise<void>): () => Promise<void> {
   let started: Promise<void> | null = null;
@@ -356,16 +382,20 @@ function once(start: () => Promise<void>): () => Promise<void> {
 }
 
 /**
- * Stops a running app: refuses new work and tells watchers (`first`), lets the calls in flight
- * finish within the grace (`calls`), stops the background work in order, closes the pool.
+ * Stops a running app: health says NOT_SERVING and HTTP answers close their connections (`first`),
+ * calls go on being served for `drainMs` while balancers notice, then the listeners close and the
+ * calls in flight finish within the grace (`calls`), the background work stops in order, the pool
+ * closes.
  */
 async function stopInOrder(steps: {
   first: () => unknown;
+  drainMs: number;
   calls: () => Promise<unknown>;
   background: ReadonlyArray<() => unknown>;
   database: Database;
 }): Promise<void> {
   steps.first();
+  if (steps.drainMs > 0) await sleep(steps.drainMs);
   await steps.calls();
   for (const step of steps.background) await step();
   // A statement still waiting on a lock when the grace ran out would hold the pool's close

@@ -84,6 +84,9 @@ const ConfigSchema = z.object({
   EVENTS_CURSOR_TAGS: z.enum(["on", "off"]).default("on"),
   DB_LOCK_WAIT_TIMEOUT_S: whole(1, 3600).default(LOCK_WAIT_TIMEOUT_S_DEFAULT),
   SHUTDOWN_GRACE_MS: whole(0, 600_000).default(10_000),
+  // On SIGTERM, how long the instance keeps serving while its health says NOT_SERVING, so that a
+  // balancer polling it stops sending calls before the listeners close.
+  SHUTDOWN_DRAIN_MS: whole(0, 600_000).default(0),
   SWEEP_INTERVAL_MS: whole(0, 3_600_000).default(1_000),
   HEALTH_CHECK_INTERVAL_MS: whole(100, 600_000).default(2_000),
   // How long a key look-up is cached; also the longest a revoke takes to reach every instance.

@@ -10,6 +10,7 @@ import {
   status,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import type { InFlightCalls } from "../operations/in-flight-calls.js";
 import { HealthImplementation } from "grpc-health-check";
 import { BillingServiceService } from "../../gen/velobase/billing/v1/billing.js";
 import { addReflection } from "./reflection.js";
@@ -91,8 +92,12 @@ export interface ServiceBinding {
 export interface GrpcServer {
   readonly server: Server;
   readonly port: number;
-  /** Stops accepting calls, lets in-flight ones finish for up to `graceMs`, then cuts them. */
-  shutdown(graceMs: number): Promise<void>;
+  /**
+   * Stops accepting calls and lets in-flight ones finish for up to `graceMs`; then answers those
+   * still open service_unavailable (`inFlight`) and cuts the connections. Resolves to how many it
+   * answered so.
+   */
+  shutdown(graceMs: number): Promise<number>;
 }
 
 export interface GrpcServerOptions {
@@ -112,9 +117,13 @@ export interface GrpcServerOptions {
    * connection would otherwise keep its WatchEvents streams, and their places, for good.
    */
   readonly keepaliveMs?: number;
+  /** The unary calls in flight (the handlers' environment holds the same registry). */
+  readonly inFlight?: InFlightCalls;
 }
 
 const KEEPALIVE_TIMEOUT_MAX_MS = 20_000;
+/** After answering the calls a shutdown cuts, how long their statuses get to leave before the connections close. */
+const CUT_ANSWERS_FLUSH_MS = 100;
 
 /** grpc-js's channel options for the limits in `options`. */
 function serverOptionsOf(options: GrpcServerOptions): ChannelOptions {
@@ -207,15 +216,19 @@ export async function startGrpcServer(
     server,
     port,
     shutdown: (graceMs) =>
-      new Promise<void>((resolve) => {
+      new Promise<number>((resolve) => {
+        let cut = 0;
         const force = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
+          cut = options.inFlight?.cutAll() ?? 0;
+          setTimeout(() => {
+            server.forceShutdown();
+            resolve(cut);
+          }, CUT_ANSWERS_FLUSH_MS).unref();
         }, graceMs);
         force.unref();
         server.tryShutdown(() => {
           clearTimeout(force);
-          resolve();
+          resolve(cut);
         });
       }),
   };

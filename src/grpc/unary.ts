@@ -12,6 +12,7 @@ import { presentedApiKey } from "../tenancy/credentials.js";
 import type { RateLimiter } from "../tenancy/rate-limiter.js";
 import { callSignal, cancelledByClient } from "./call-signal.js";
 import { MalformedRequest } from "./request-decoding.js";
+import type { InFlightCalls } from "../operations/in-flight-calls.js";
 import { unavailableCause } from "../logger.js";
 
 export const REQUEST_ID_HEADER = "x-request-id";
@@ -20,6 +21,8 @@ const REQUEST_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
 export interface CallEnvironment {
   readonly log: Logger;
   readonly metrics?: Metrics;
+  /** The calls in flight, answered service_unavailable if a shutdown's grace runs out on them. */
+  readonly inFlight?: InFlightCalls;
 }
 
 /** What guarded RPCs need beside logging: who is calling, and whether they may call now. */
@@ -99,7 +102,16 @@ export function unary<Req, Res>(
       else env.log.info(line, "call");
     };
 
+    // Answered once: by the handler, or by a shutdown whose grace ran out first (InFlightCalls).
+    let answered = false;
+    const answering = (): boolean => {
+      if (answered) return false;
+      answered = true;
+      forget();
+      return true;
+    };
     const fail = (thrown: unknown) => {
+      if (!answering()) return;
       const error = toBillingError(thrown);
       const grpcCode = status[error.spec.grpcStatus];
       const unexpected = grpcCode === status.INTERNAL;
@@ -113,6 +125,7 @@ export function unary<Req, Res>(
       callback(toServiceError(error, trailers), null);
     };
 
+    const forget = env.inFlight?.add(fail) ?? (() => false);
     handle(call.request, call.metadata, watched.signal, requestId, call.getPeer()).then((response) => {
       const serialize = responseSerializers.get(call.getPath());
       if (serialize && typeof response === "object" && response !== null) {
@@ -123,6 +136,7 @@ export function unary<Req, Res>(
           return;
         }
       }
+      if (!answering()) return;
       finish("ok", status.OK);
       sendHeaders();
       callback(null, response);

@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { BillingContext } from "../operations/context.js";
+import type { InFlightCalls } from "../operations/in-flight-calls.js";
 import type { Caller } from "../domain/caller.js";
 import type { Metrics } from "../metrics.js";
 import type { Authenticate, RateLimit, RouteAccess } from "./auth.js";
@@ -52,6 +53,19 @@ export interface HttpDependencies {
   readonly connections?: ConnectionLimits;
   /** The proxies whose X-Forwarded-For gives `request.ip` (TRUSTED_PROXIES); none when absent. */
   readonly proxyTrust?: ProxyTrust;
+  /** The requests in flight, answered service_unavailable if a shutdown's grace runs out on them. */
+  readonly inFlight?: InFlightCalls;
+}
+
+/**
+ * Where a shutdown stands, as the HTTP API answers it: `draining` (from SIGTERM) every answer says
+ * `Connection: close`, so keep-alive clients reconnect (through their balancer) elsewhere;
+ * `closing` (the listener closed) a request that still arrives on an open connection is answered
+ * the catalogue's service_unavailable.
+ */
+export interface HttpStopping {
+  draining: boolean;
+  closing: boolean;
 }
 
 /**

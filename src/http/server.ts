@@ -11,7 +11,7 @@ import { apiKeyOf, checkScope } from "./auth.js";
 import { readyErrorAnswer } from "../errors/client-went-away.js";
 import { callSignal } from "./call-signal.js";
 import { errorBody } from "./error-body.js";
-import type { HttpApp, HttpDependencies } from "./http-app.js";
+import type { HttpApp, HttpDependencies, HttpStopping } from "./http-app.js";
 import { REQUEST_ID_HEADER, requestIdOf } from "./request-id.js";
 import { registerBillingRoutes } from "./routes/billing.js";
 import { registerReversalRoutes } from "./routes/reversals.js";
@@ -30,11 +30,19 @@ export interface HttpServer {
   readonly port: number;
   /** `http://host:port` (`https://` with TLS), with the bound port. */
   readonly url: string;
-  /** Stops accepting requests, lets in-flight ones finish for up to `graceMs`, then cuts them. */
-  close(graceMs: number): Promise<void>;
+  /** From now on every answer closes its connection (`Connection: close`): a shutdown has begun. */
+  drain(): void;
+  /**
+   * Stops accepting requests and lets in-flight ones finish for up to `graceMs`; then answers those
+   * still open service_unavailable (`inFlight`) and cuts the connections. Resolves to how many it
+   * answered so.
+   */
+  close(graceMs: number): Promise<number>;
 }
 
 const INTEGER_TEXT = /^[+-]?\d+$/;
+/** After answering the requests a shutdown cuts, how long their answers get to leave before the connections close. */
+const CUT_ANSWERS_FLUSH_MS = 100;
 
 /** A path parameter is an id, which a client may percent-encode whole (`:` → `%3A`): 3 bytes a character. */
 const PATH_PARAM_LENGTH_MAX = 3 * ID_LENGTH_MAX;
@@ -136,7 +144,7 @@ function sendError(error: BillingError, request: FastifyRequest, reply: FastifyR
  * The request's context (with its signal), request id, key, scope and rate limit, then one log
  * line and metrics per request.
  */
-function addHooks(app: HttpApp, deps: HttpDependencies): void {
+function addHooks(app: HttpApp, deps: HttpDependencies, stopping: HttpStopping): void {
   app.decorateRequest("caller", null);
   app.decorateRequest("errorCode", null);
   app.decorateRequest("errorCause", null);
@@ -144,6 +152,9 @@ function addHooks(app: HttpApp, deps: HttpDependencies): void {
   app.addHook("onRequest", async (request, reply) => {
     request.billingContext = { ...deps.context, signal: callSignal(reply.raw) };
     void reply.header(REQUEST_ID_HEADER, request.id);
+    if (stopping.closing) throw new BillingError("service_unavailable", "This instance is shutting down; send the call again.");
+    const forget = deps.inFlight?.add((error) => answerNow(error, request, reply, deps));
+    if (forget) reply.raw.once("close", forget);
     if (request.is404) return;
     const access = request.routeOptions.config.access ?? "write";
     if (access === "public") return;
@@ -157,8 +168,15 @@ function addHooks(app: HttpApp, deps: HttpDependencies): void {
   // onResponse: the call (a deposit that committed, say) is logged here, once its outcome is known.
   app.addHook("onSend", async (request, reply, payload) => {
     if (reply.raw.destroyed && !reply.raw.writableEnded) logCall(deps, request, reply, true);
+    if (stopping.draining) void reply.header("connection", "close");
     return payload;
   });
+}
+
+/** A request still open when a shutdown's grace ran out: answered now, unless its answer has begun or its client left. */
+function answerNow(error: BillingError, request: FastifyRequest, reply: FastifyReply, deps: HttpDependencies): void {
+  if (reply.sent || reply.raw.headersSent || reply.raw.destroyed) return;
+  void sendError(error, request, reply, deps);
 }
 
 /** The status proxies (nginx) log for a request whose client closed it before the answer. */
@@ -195,7 +213,11 @@ function logCall(deps: HttpDependencies, request: FastifyRequest, reply: Fastify
  * HTTPS with `tls`. The routes see the same request and reply objects either way, so the app
  * keeps its http.Server type.
  */
-export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptions | null = null): Promise<HttpApp> {
+export async function buildHttpApp(
+  deps: HttpDependencies,
+  tls: HttpsServerOptions | null = null,
+  stopping: HttpStopping = { draining: false, closing: false },
+): Promise<HttpApp> {
   // Node checks request timeouts every connectionsCheckingInterval (30 s by default), and only
   // with the values given when the server is made (setting requestTimeout later cut no body).
   const timeouts = { requestTimeout: deps.requestTimeoutMs, connectionsCheckingInterval: 1_000 };
@@ -208,6 +230,9 @@ export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptio
     clientErrorHandler: answerClientError,
     requestTimeout: timeouts.requestTimeout,
     http: timeouts,
+    // Fastify's own 503 while closing has none of the catalogue's body, Retry-After or request id:
+    // the onRequest hook answers those requests instead.
+    return503OnClosing: false,
     // request.ip: the client behind a trusted proxy (TRUSTED_PROXIES), for the unknown-key throttle.
     trustProxy: deps.proxyTrust ?? false,
     // A bad URL or an overlong path parameter, found before any hook runs.
@@ -251,7 +276,7 @@ export async function buildHttpApp(deps: HttpDependencies, tls: HttpsServerOptio
       security: [{ bearerAuth: [] }, { apiKeyHeader: [] }],
     },
   });
-  addHooks(app, deps);
+  addHooks(app, deps, stopping);
   app.setErrorHandler((thrown, request, reply) => sendError(toCatalogueError(thrown, request), request, reply, deps));
   app.setNotFoundHandler((request, reply) => sendError(new BillingError("not_found"), request, reply, deps));
   registerServiceRoutes(app, deps);
@@ -272,7 +297,8 @@ export async function startHttpServer(
   address: { host: string; port: number },
   tls: HttpsServerOptions | null = null,
 ): Promise<HttpServer> {
-  const app = await buildHttpApp(deps, tls);
+  const stopping: HttpStopping = { draining: false, closing: false };
+  const app = await buildHttpApp(deps, tls, stopping);
   if (deps.connections) limitConnections(app.server, deps.connections);
   await app.listen({ host: address.host, port: address.port });
   const bound = app.server.address();
@@ -281,11 +307,21 @@ export async function startHttpServer(
   return {
     port,
     url: `${tls ? "https" : "http"}://${host}:${port}`,
+    drain() {
+      stopping.draining = true;
+    },
     async close(graceMs) {
-      const cut = setTimeout(() => app.server.closeAllConnections(), graceMs);
+      stopping.draining = true;
+      stopping.closing = true;
+      let answered = 0;
+      const cut = setTimeout(() => {
+        answered = deps.inFlight?.cutAll() ?? 0;
+        setTimeout(() => app.server.closeAllConnections(), CUT_ANSWERS_FLUSH_MS).unref();
+      }, graceMs);
       cut.unref();
       await app.close();
       clearTimeout(cut);
+      return answered;
     },
   };
 }

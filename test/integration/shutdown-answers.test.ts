@@ -1,0 +1,133 @@
+import type { PoolConnection } from "mysql2/promise";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { credentials } from "@grpc/grpc-js";
+import { HealthCheckResponse_ServingStatus, HealthClient } from "../../gen/grpc/health/v1/health.js";
+import { type App, startApp } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
+import { TestClient, expectError } from "../support/client.js";
+import { uid } from "../support/fixtures.js";
+import { HttpTestClient, ok } from "../support/http.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+import { lockingReadWaits, waitFor } from "../support/waiting.js";
+
+// What clients see while an instance stops: during the drain it still serves, its health says
+// NOT_SERVING and HTTP answers close their connections; a call the grace runs out on is answered
+// service_unavailable (retryable, with the same key), never cut without an answer.
+let s: TestServer;
+beforeAll(async () => {
+  s = await startTestServer();
+});
+afterAll(async () => {
+  await s?.stop();
+});
+
+const instance = (env: Record<string, string>): Promise<App> =>
+  startApp(
+    loadConfig({
+      DATABASE_URL: s.databaseUrl,
+      GRPC_HOST: "127.0.0.1",
+      GRPC_PORT: "0",
+      HTTP_PORT: "0",
+      SWEEP_INTERVAL_MS: "0",
+      BOOTSTRAP_API_KEY: s.apiKey,
+      ...env,
+    }),
+    { log: pino({ level: "silent" }), now: s.clock.now },
+  );
+
+/** Holds a customer's row from a test connection, so that a call for it waits inside its transaction. */
+async function holdCustomer(customerId: string): Promise<PoolConnection> {
+  const holder = await s.app.database.pool.getConnection();
+  await holder.query("BEGIN");
+  await holder.query("SELECT id FROM customers WHERE project_id = 1 AND customer_id = ? FOR UPDATE", [customerId]);
+  return holder;
+}
+
+/** The gRPC health status of the whole server, as a balancer's check reads it. */
+function checkHealth(port: number): Promise<HealthCheckResponse_ServingStatus> {
+  const health = new HealthClient(`127.0.0.1:${port}`, credentials.createInsecure());
+  return new Promise<HealthCheckResponse_ServingStatus>((resolve, reject) =>
+    health.check({ service: "" }, (error, response) => (error ? reject(error) : resolve(response.status))),
+  ).finally(() => health.close());
+}
+
+const CUT_MESSAGE = "The server shut down before this call finished; it may have committed: send it again with the same idempotency key.";
+
+describe("a shutdown's answers", () => {
+  it("drains: NOT_SERVING and 503 health, calls still served, each HTTP answer closing its connection", async () => {
+    const other = await instance({ SHUTDOWN_DRAIN_MS: "1500" });
+    const http = new HttpTestClient(other.httpUrl, s.apiKey);
+    const customerId = uid("drain");
+    const before = ok(await http.post("/v1/customers/deposit", { customer_id: customerId, amount: 5 }));
+    expect(before).toMatchObject({ customer_id: customerId });
+    const stopped = other.stop();
+    const health = await http.get("/v1/health", { key: null });
+    expect([health.status, (health.body as { error: { code: string } }).error.code]).toEqual([503, "service_unavailable"]);
+    expect(await checkHealth(other.port)).toBe(HealthCheckResponse_ServingStatus.NOT_SERVING);
+    const during = await http.post("/v1/customers/deposit", { customer_id: customerId, amount: 7 });
+    expect([during.status, during.headers.get("connection")]).toEqual([200, "close"]);
+    const client = new TestClient(other.port, s.apiKey);
+    expect((await client.call("getCustomer", { customerId })).balance?.total).toBe(12n);
+    client.close();
+    await stopped;
+  });
+
+  it("answers a gRPC call the grace runs out on service_unavailable, and its retry with the same key applies it once", async () => {
+    const other = await instance({ SHUTDOWN_GRACE_MS: "300" });
+    const customerId = uid("cut");
+    await s.client.call("deposit", { customerId, amount: 100n });
+    const holder = await holdCustomer(customerId);
+    const client = new TestClient(other.port, s.apiKey);
+    try {
+      const deduct = client.call("deduct", { customerId, transactionId: `${customerId}-d`, amount: 30n });
+      await waitFor(() => lockingReadWaits(holder), "the call to wait on the customer's row");
+      const stopped = other.stop();
+      await expectError(deduct, "service_unavailable", CUT_MESSAGE);
+      await holder.query("COMMIT");
+      await stopped;
+    } finally {
+      holder.release();
+      client.close();
+    }
+    const retried = await s.client.call("deduct", { customerId, transactionId: `${customerId}-d`, amount: 30n });
+    expect(retried.deductedAmount).toBe(30n);
+    expect((await s.client.call("getCustomer", { customerId })).balance?.used).toBe(30n);
+  });
+
+  it("answers an HTTP request the grace runs out on with the catalogue's 503, Retry-After and its request id", async () => {
+    const other = await instance({ SHUTDOWN_GRACE_MS: "300" });
+    const http = new HttpTestClient(other.httpUrl, s.apiKey);
+    const customerId = uid("cuth");
+    await s.client.call("deposit", { customerId, amount: 100n });
+    const holder = await holdCustomer(customerId);
+    try {
+      const deduct = http.post(
+        "/v1/billing/deduct",
+        { customer_id: customerId, amount: 30, transaction_id: `${customerId}-d` },
+        { headers: { "x-request-id": "cut-1" } },
+      );
+      await waitFor(() => lockingReadWaits(holder), "the call to wait on the customer's row");
+      const stopped = other.stop();
+      const answer = await deduct;
+      expect({ status: answer.status, retryAfter: answer.headers.get("retry-after"), body: answer.body }).toEqual({
+        status: 503,
+        retryAfter: "1",
+        body: {
+          error: {
+            code: "service_unavailable",
+            type: "server_error",
+            message: CUT_MESSAGE,
+            retryable: true,
+            details: {},
+            request_id: "cut-1",
+          },
+        },
+      });
+      await holder.query("COMMIT");
+      await stopped;
+    } finally {
+      holder.release();
+    }
+  });
+});
