@@ -13,6 +13,7 @@ import {
   BURST_DEFAULT,
   BURST_MAX,
   createProject,
+  setProjectRateLimit,
   projectNamed,
   RATE_PER_SECOND_DEFAULT,
   UsageError,
@@ -137,6 +138,25 @@ projects
       const p = await createProject(database, { name, mode: o.mode, ratePerSecond, burst }, Date.now());
       const limit = p.ratePerSecond === 0 ? "unlimited" : `${p.ratePerSecond}/s per key, burst ${p.burst}`;
       out(`created project ${p.name} (id ${p.id}, mode ${p.mode}, ${limit})`);
+      return 0;
+    }),
+  );
+
+projects
+  .command("set")
+  .description("change a project's rate limit (--rate 0: unlimited); running servers apply it within API_KEY_CACHE_TTL_MS")
+  .argument("<name>", "the project")
+  .option("--rate <n>", "calls per second per key", integerOption("--rate"))
+  .option("--burst <n>", "burst per key (kept when it still holds a second of the rate, else twice the rate)", integerOption("--burst"))
+  .action((name: string, o: { rate?: number; burst?: number }) =>
+    withDatabase(async (database) => {
+      if (o.rate === undefined && o.burst === undefined) throw new UsageError("give --rate, --burst or both");
+      const p = await setProjectRateLimit(database, name, {
+        ...(o.rate === undefined ? {} : { ratePerSecond: o.rate }),
+        ...(o.burst === undefined ? {} : { burst: o.burst }),
+      });
+      const limit = p.ratePerSecond === 0 ? "unlimited" : `${p.ratePerSecond}/s per key, burst ${p.burst}`;
+      out(`project ${p.name}: ${limit}`);
       return 0;
     }),
   );

@@ -62,3 +62,9 @@ export async function listProjects(db: Db): Promise<ProjectRow[]> {
 export async function setProjectMode(db: Db, projectId: bigint, mode: ProjectMode): Promise<void> {
   await db.update(projects).set({ mode }).where(eq(projects.id, projectId));
 }
+
+/** Sets a project's rate limit; false when no project has the id. */
+export async function setProjectLimits(db: Db, projectId: bigint, limits: { ratePerSecond: number; burst: number }): Promise<boolean> {
+  const [result] = await db.update(projects).set(limits).where(eq(projects.id, projectId));
+  return result.affectedRows === 1;
+}

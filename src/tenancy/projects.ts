@@ -1,6 +1,6 @@
 import { PROJECT_MODES, type ProjectMode } from "../domain/api-key.js";
 import type { Database } from "../store/database.js";
-import { findProjectByName, insertProject, listProjects, type ProjectRow } from "../store/projects-store.js";
+import { findProjectByName, insertProject, listProjects, type ProjectRow, setProjectLimits } from "../store/projects-store.js";
 import { isDuplicateOn } from "../store/sql-errors.js";
 
 /** Defaults sized for internal traffic: one key may sustain 5,000 calls/s and burst to 10,000. */
@@ -58,3 +58,24 @@ export async function projectNamed(database: Database, name: string): Promise<Pr
 }
 
 export const allProjects = (database: Database): Promise<ProjectRow[]> => listProjects(database.db);
+
+/**
+ * Changes a project's rate limit: the rate and burst given, each other kept (a new rate without a
+ * burst keeps the burst if it still holds a second of the rate, else takes twice the rate). Checked
+ * as at creation. Instances apply it as their key caches expire (API_KEY_CACHE_TTL_MS).
+ */
+export async function setProjectRateLimit(
+  database: Database,
+  name: string,
+  change: { ratePerSecond?: number; burst?: number },
+): Promise<ProjectRow> {
+  const project = await projectNamed(database, name);
+  const ratePerSecond = change.ratePerSecond ?? project.ratePerSecond;
+  const keptBurst = project.burst >= ratePerSecond ? project.burst : Math.min(ratePerSecond * 2, BURST_MAX);
+  const burst = change.burst ?? keptBurst;
+  const s = checkProjectSettings({ ...project, ratePerSecond, burst });
+  if (!(await setProjectLimits(database.db, project.id, { ratePerSecond: s.ratePerSecond, burst: s.burst }))) {
+    throw new UsageError(`no project named "${name}"`);
+  }
+  return { ...project, ratePerSecond: s.ratePerSecond, burst: s.burst };
+}

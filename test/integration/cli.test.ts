@@ -120,6 +120,37 @@ describe("projects and keys", () => {
     expect(await cli("projects", "create", name)).toEqual({ code: 2, stdout: "" });
   });
 
+  it("changes a project's rate limit, which a running server applies within its key cache's time", async () => {
+    const name = uid("lim").replaceAll("-", "_");
+    await cli("projects", "create", name, "--rate", "1", "--burst", "1");
+    const created = await cli("keys", "create", "--project", name);
+    const client = s.clientWith(created.stdout.trimEnd().split("\n").at(-1) ?? "");
+    await expectError(client.call("getCustomer", { customerId: "nobody" }), "customer_not_found");
+    await expectError(client.call("getCustomer", { customerId: "nobody" }), "rate_limit_exceeded", undefined, { messageFree: true });
+
+    expect(await cli("projects", "set", name, "--rate", "100")).toEqual({ code: 0, stdout: `project ${name}: 100/s per key, burst 200\n` });
+    expect(await cli("projects", "set", name, "--burst", "500")).toEqual({
+      code: 0,
+      stdout: `project ${name}: 100/s per key, burst 500\n`,
+    });
+    // The server reads the new limit once its cached key expires (200 ms here).
+    await expect
+      .poll(() => client.call("getCustomer", { customerId: "nobody" }).catch((e: unknown) => (e as Error).message), { timeout: 5_000 })
+      .toContain("customer");
+    expect(await cli("projects", "set", name, "--rate", "0")).toEqual({ code: 0, stdout: `project ${name}: unlimited\n` });
+    const row = (await cli("projects", "list")).stdout.split("\n").find((line) => line.includes(` ${name} `));
+    expect(row?.trim().split(/\s+/).slice(1, 5)).toEqual([name, "test", "unlimited", "unlimited"]);
+
+    for (const [args, line] of [
+      [[name], "velobase-billing: give --rate, --burst or both"],
+      [[name, "--rate", "100", "--burst", "50"], "velobase-billing: burst (50) must be at least the rate (100/s; --rate sets it)"],
+      [["nosuch_project", "--rate", "5"], 'velobase-billing: no project named "nosuch_project"'],
+    ] as const) {
+      const refused = await cliOn(s.databaseUrl, "projects", "set", ...args);
+      expect({ code: refused.code, stderr: refused.stderr.trim() }).toEqual({ code: 2, stderr: line });
+    }
+  });
+
   it("creates a key printed alone on the last line, lists it by prefix and revokes it", async () => {
     const name = uid("app").replaceAll("-", "_");
     await cli("projects", "create", name);
