@@ -229,6 +229,7 @@ describe("GET /v1/customers/{customer_id}/ledger", () => {
         description: null,
         account_id: anyId,
         status: "COMPLETED",
+        overage: false,
         created_at: iso(NOW),
         sequence: 3,
         balance_after: { total: 150, used: 30, frozen: 0, available: 120 },
@@ -367,6 +368,14 @@ describe("billing routes", () => {
       consumed_at: iso(NOW),
       is_idempotent_replay: false,
     });
+    const ledger = ok<{ items: { operation_type: string; amount: number; overage: boolean }[] }>(
+      await http.get(`/v1/customers/${customer}/ledger?transaction_id=${tx}`),
+    );
+    expect(ledger.items.map((i) => [i.operation_type, i.amount, i.overage])).toEqual([
+      ["CONSUME", 15, true],
+      ["CONSUME", 40, false],
+      ["FREEZE", 40, false],
+    ]);
   });
 
   it("unfreezes and replays", async () => {

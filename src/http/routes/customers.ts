@@ -202,6 +202,9 @@ const LedgerItem = Type.Object({
   description: Nullable(Type.String()),
   account_id: Type.String(),
   status: Type.Literal("COMPLETED"),
+  overage: Type.Boolean({
+    description: "A CONSUME that charged beyond its hold (not from frozen credits): what replaying `frozen` from the entries needs.",
+  }),
   created_at: IsoOutput,
   sequence: Type.Integer({ description: "Position in the customer's ledger: 1, 2, … without a gap, in commit order." }),
   balance_after: Type.Object(BalanceFields, { description: "The customer's ledger balance after this entry, over all credit types." }),
@@ -234,6 +237,7 @@ const ledgerItem = (e: LedgerEntryView): Static<typeof LedgerItem> => ({
   description: e.description === "" ? null : e.description,
   account_id: e.accountId.toString(),
   status: "COMPLETED",
+  overage: e.overage,
   created_at: msToIso(e.createdAtMs),
   sequence: amountToJson(e.sequence),
   balance_after: balanceJson(e.balanceAfter),
