@@ -111,7 +111,8 @@ function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>
 
 function integerOption(name: string): (value: string) => number {
   return (value) => {
-    if (!/^\d{1,9}$/.test(value)) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    // Digits only; a number past the setting's range is refused by the setting's own check, naming it.
+    if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
     return Number(value);
   };
 }

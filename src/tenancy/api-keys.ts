@@ -24,9 +24,13 @@ export function checkScope(value: string): Scope {
   return scope;
 }
 
+/** Control characters, and the bidirectional controls that make `keys list` print a label reordered. */
+const LABEL_REFUSED = /[\p{Cc}\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
+
 function checkLabel(label: string): string {
-  if (label.length > LABEL_LENGTH_MAX || /[\p{Cc}]/u.test(label)) {
-    throw new UsageError(`label must be at most ${LABEL_LENGTH_MAX} characters without control characters`);
+  // Characters as the column counts them (code points), not UTF-16 units: 100 emoji fit.
+  if ([...label].length > LABEL_LENGTH_MAX || LABEL_REFUSED.test(label)) {
+    throw new UsageError(`label must be at most ${LABEL_LENGTH_MAX} characters without control or bidirectional control characters`);
   }
   return label;
 }

@@ -56,6 +56,16 @@ describe("usage mistakes exit 2 with one line", () => {
       "error: too many arguments for 'revoke'. Expected 1 argument but got 2.",
     ],
     [
+      "a rate past its range",
+      ["projects", "create", "p_big", "--rate", "1000000000"],
+      "velobase-billing: rate must be an integer from 0 (unlimited) to 1000000",
+    ],
+    [
+      "a label with a right-to-left override",
+      ["keys", "create", "--project", "default", "--label", "ci\u202Erunner"],
+      "velobase-billing: label must be at most 128 characters without control or bidirectional control characters",
+    ],
+    [
       "projects list with an argument",
       ["projects", "list", "extra"],
       "error: too many arguments for 'list'. Expected 0 arguments but got 1.",
@@ -63,6 +73,12 @@ describe("usage mistakes exit 2 with one line", () => {
   ])("%s", async (_name, args, line) => {
     const run = await cli(...args);
     expect({ code: run.code, stderr: run.stderr.trim().split("\n"), stdout: run.stdout }).toEqual({ code: 2, stderr: [line], stdout: "" });
+  });
+
+  it("a label of 100 emoji is 100 characters, as its column counts them", async () => {
+    const run = await cli("keys", "create", "--project", "default", "--label", "🔑".repeat(100));
+    expect(run.code).toBe(0);
+    expect((await cli("keys", "list", "--project", "default")).stdout).toContain("🔑".repeat(100));
   });
 
   it("--help is not a mistake", async () => {
