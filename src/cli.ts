@@ -4,9 +4,9 @@ import { tailEvents } from "./operations/events/tail-events.js";
 import { parseId } from "./domain/validation.js";
 import { BillingError } from "./errors/billing-error.js";
 import { ConfigError, loadConfig, redactUrl } from "./config.js";
-import { API_KEY_PREFIX_LENGTH, apiKeyModeOf, apiKeyPrefixOf, PROJECT_MODES, type ProjectMode } from "./domain/api-key.js";
+import { API_KEY_PREFIX_LENGTH, apiKeyModeOf, PROJECT_MODES, type ProjectMode } from "./domain/api-key.js";
 import { DatabaseNotReadyError, DatabaseUnreachableError, openDatabase, type Database } from "./store/database.js";
-import { apiKeysOf, checkScope, createApiKey, revokeApiKeyByPrefix } from "./tenancy/api-keys.js";
+import { apiKeysOf, checkScope, createApiKey, revokeApiKeyByPrefix, revokeWholeApiKey } from "./tenancy/api-keys.js";
 import { API_KEY_CACHE_TTL_MS_DEFAULT } from "./tenancy/authenticator.js";
 import {
   allProjects,
@@ -225,15 +225,17 @@ keys
   );
 
 /**
- * The prefix `keys revoke` was given: a prefix, or a whole key (pasted with spaces or a line end
- * around it, or after "Bearer "), of which only the prefix is used. Anything else is refused
+ * What `keys revoke` was given: a prefix, or a whole key (pasted with spaces or a line end around
+ * it, or after "Bearer "), revoked only if it is that very key. Anything else is refused
  * echoing at most a prefix's length of it, so a key mistyped past recognition is never printed whole.
  */
-function prefixToRevoke(given: string): string {
+function keyToRevoke(given: string): { readonly wholeKey: string } | { readonly prefix: string } {
   const text = given.trim().replace(/^Bearer\s+/i, "");
-  if (apiKeyModeOf(text) !== null) return apiKeyPrefixOf(text);
-  if (text.length <= API_KEY_PREFIX_LENGTH) return text;
-  throw new UsageError(`no key with prefix "${text.slice(0, API_KEY_PREFIX_LENGTH)}…" (give the prefix keys list shows, or the whole key)`);
+  if (apiKeyModeOf(text) !== null) return { wholeKey: text };
+  if (text.length <= API_KEY_PREFIX_LENGTH) return { prefix: text };
+  throw new UsageError(
+    `"${text.slice(0, API_KEY_PREFIX_LENGTH)}…" is neither a key nor a key's prefix (give the prefix keys list shows, or the whole key)`,
+  );
 }
 
 keys
@@ -242,8 +244,11 @@ keys
   .argument("<prefix>", "the key's prefix, as keys list shows it, or the whole key")
   .action((given: string) =>
     withDatabase(async (database) => {
-      const prefix = prefixToRevoke(given);
-      const outcome = await revokeApiKeyByPrefix(database, prefix, Date.now());
+      const target = keyToRevoke(given);
+      const { prefix, outcome } =
+        "wholeKey" in target
+          ? await revokeWholeApiKey(database, target.wholeKey, Date.now())
+          : { prefix: target.prefix, outcome: await revokeApiKeyByPrefix(database, target.prefix, Date.now()) };
       const ttlMs = (() => {
         try {
           return loadConfig().API_KEY_CACHE_TTL_MS;

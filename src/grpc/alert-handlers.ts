@@ -1,12 +1,12 @@
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import { type Alert, AlertState as ProtoAlertState, type AlertServiceServer } from "../../gen/velobase/billing/v1/alerts.js";
 import { type AlertState, type BalanceAlert, parseThreshold } from "../domain/balance-alerts.js";
-import { ALERT_PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX } from "../domain/limits.js";
+import { ALERT_PAGE_SIZE_DEFAULT } from "../domain/limits.js";
 import { parseCreditType, parseId } from "../domain/validation.js";
-import { BillingError } from "../errors/billing-error.js";
 import type { BillingContext } from "../operations/context.js";
 import { deleteAlert, listAlerts, setAlert, type AlertTarget } from "../operations/alerts.js";
 import { timestamp } from "./format-responses.js";
+import { parsePageSize } from "./parse-requests.js";
 import { type GuardedEnvironment, guardedIn } from "./unary.js";
 
 const PROTO_STATES: Record<AlertState, ProtoAlertState> = {
@@ -40,13 +40,10 @@ export function alertHandlers(ctx: BillingContext, env: GuardedEnvironment): Ale
       return { alert: alertMessage(result.alert), created: result.created };
     }),
     listAlerts: call("ListAlerts", "read", async (r, caller, context) => {
-      if (r.pageSize < 0 || r.pageSize > PAGE_SIZE_MAX) {
-        throw new BillingError("invalid_page_size", undefined, { field: "page_size", value: r.pageSize });
-      }
       const page = await listAlerts(context, {
         projectId: caller.projectId,
         customerId: r.customerId === "" ? null : parseId(r.customerId, "customer_id", "customer_id_required"),
-        pageSize: r.pageSize === 0 ? ALERT_PAGE_SIZE_DEFAULT : r.pageSize,
+        pageSize: parsePageSize(r.pageSize, ALERT_PAGE_SIZE_DEFAULT),
         pageToken: r.pageToken === "" ? null : r.pageToken,
       });
       return { alerts: page.alerts.map(alertMessage), nextPageToken: page.nextPageToken };

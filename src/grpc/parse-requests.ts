@@ -159,15 +159,21 @@ const OPERATIONS: Partial<Record<OperationType, Operation>> = {
   [OperationType.OPERATION_TYPE_VOID]: "VOID",
 };
 
+/** A page_size: 1-100, `fallback` when 0 (unset); else invalid_page_size. */
+export function parsePageSize(raw: number, fallback: number): number {
+  if (!Number.isInteger(raw) || raw < 0 || raw > PAGE_SIZE_MAX) {
+    throw new BillingError("invalid_page_size", undefined, { field: "page_size", value: raw });
+  }
+  return raw === 0 ? fallback : raw;
+}
+
 export function parseListLedgerEntries(r: ListLedgerEntriesRequest, caller: Caller): LedgerQuery {
   const operations = r.operationTypes.map((t) => {
     const op = OPERATIONS[t];
     if (!op) throw new BillingError("invalid_operation_type", undefined, { field: "operation_types", value: t });
     return op;
   });
-  if (r.pageSize < 0 || r.pageSize > PAGE_SIZE_MAX) {
-    throw new BillingError("invalid_page_size", undefined, { field: "page_size", value: r.pageSize });
-  }
+  const pageSize = parsePageSize(r.pageSize, PAGE_SIZE_DEFAULT);
   return {
     projectId: caller.projectId,
     customerId: customerIdOf(r.customerId),
@@ -178,7 +184,7 @@ export function parseListLedgerEntries(r: ListLedgerEntriesRequest, caller: Call
     creditType: r.creditType === "" ? null : parseCreditType(r.creditType, null),
     createdAfterMs: parseTimestamp(r.createdAfter, "created_after", "invalid_argument"),
     createdBeforeMs: parseTimestamp(r.createdBefore, "created_before", "invalid_argument"),
-    pageSize: r.pageSize === 0 ? PAGE_SIZE_DEFAULT : r.pageSize,
+    pageSize,
     pageToken: r.pageToken === "" ? null : r.pageToken,
   };
 }

@@ -106,16 +106,26 @@ export function guardedStream<Req, Res>(
  */
 function recheckWhileOpen(env: GuardedEnvironment, presented: string | null, end: (refusal: BillingError) => void): () => void {
   if (presented === null) return () => {};
-  const timer = setInterval(() => {
-    env.authenticator.recheck(presented).catch((error: unknown) => {
-      const refusal = toBillingError(error);
-      if (refusal.code === "api_key_revoked" || refusal.code === "invalid_api_key") end(refusal);
-    });
-  }, env.authenticator.recheckIntervalMs);
-  timer.unref();
-  return () => clearInterval(timer);
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+  // The next check is timed from the end of the last one: a slow database never piles them up.
+  const next = () => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      env.authenticator.recheck(presented).then(next, (error: unknown) => {
+        const refusal = toBillingError(error);
+        if (refusal.code === "api_key_revoked" || refusal.code === "invalid_api_key") end(refusal);
+        else next();
+      });
+    }, env.authenticator.recheckIntervalMs);
+    timer.unref();
+  };
+  next();
+  return () => {
+    stopped = true;
+    if (timer !== null) clearTimeout(timer);
+  };
 }
-
 /** A stream's send: resolves once the message is written, or when the stream can take no more (ended, cancelled, destroyed). */
 function sendHonouringBackpressure<Res>(call: ServerWritableStream<unknown, Res>, signal: AbortSignal): (message: Res) => Promise<void> {
   return (message) =>

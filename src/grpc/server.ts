@@ -10,7 +10,7 @@ import {
   status,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import type { InFlightCalls } from "../operations/in-flight-calls.js";
+import { CUT_ANSWERS_FLUSH_MS, type InFlightCalls } from "../operations/in-flight-calls.js";
 import { HealthImplementation } from "grpc-health-check";
 import { BillingServiceService } from "../../gen/velobase/billing/v1/billing.js";
 import { addReflection } from "./reflection.js";
@@ -122,8 +122,6 @@ export interface GrpcServerOptions {
 }
 
 const KEEPALIVE_TIMEOUT_MAX_MS = 20_000;
-/** After answering the calls a shutdown cuts, how long their statuses get to leave before the connections close. */
-const CUT_ANSWERS_FLUSH_MS = 100;
 
 /** grpc-js's channel options for the limits in `options`. */
 function serverOptionsOf(options: GrpcServerOptions): ChannelOptions {

@@ -125,7 +125,12 @@ export function unary<Req, Res>(
       callback(toServiceError(error, trailers), null);
     };
 
-    const forget = env.inFlight?.add(fail) ?? (() => false);
+    const forget =
+      env.inFlight?.add((error) => {
+        if (answered) return false;
+        fail(error);
+        return true;
+      }) ?? (() => false);
     handle(call.request, call.metadata, watched.signal, requestId, call.getPeer()).then((response) => {
       const serialize = responseSerializers.get(call.getPath());
       if (serialize && typeof response === "object" && response !== null) {

@@ -24,6 +24,7 @@ import { notAJsonObject, notAnIntegerIssue, schemaIssueToError, type SchemaIssue
 import { parseJsonBody, RoundedToInteger } from "./json-body.js";
 import { ID_LENGTH_MAX } from "../domain/limits.js";
 import { unavailableCause } from "../logger.js";
+import { CUT_ANSWERS_FLUSH_MS } from "../operations/in-flight-calls.js";
 import { limitConnections } from "../tenancy/connection-limits.js";
 
 export interface HttpServer {
@@ -41,8 +42,6 @@ export interface HttpServer {
 }
 
 const INTEGER_TEXT = /^[+-]?\d+$/;
-/** After answering the requests a shutdown cuts, how long their answers get to leave before the connections close. */
-const CUT_ANSWERS_FLUSH_MS = 100;
 
 /** A path parameter is an id, which a client may percent-encode whole (`:` → `%3A`): 3 bytes a character. */
 const PATH_PARAM_LENGTH_MAX = 3 * ID_LENGTH_MAX;
@@ -174,9 +173,10 @@ function addHooks(app: HttpApp, deps: HttpDependencies, stopping: HttpStopping):
 }
 
 /** A request still open when a shutdown's grace ran out: answered now, unless its answer has begun or its client left. */
-function answerNow(error: BillingError, request: FastifyRequest, reply: FastifyReply, deps: HttpDependencies): void {
-  if (reply.sent || reply.raw.headersSent || reply.raw.destroyed) return;
+function answerNow(error: BillingError, request: FastifyRequest, reply: FastifyReply, deps: HttpDependencies): boolean {
+  if (reply.sent || reply.raw.headersSent || reply.raw.destroyed) return false;
   void sendError(error, request, reply, deps);
+  return true;
 }
 
 /** The status proxies (nginx) log for a request whose client closed it before the answer. */

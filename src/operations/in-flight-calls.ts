@@ -7,15 +7,18 @@ import { BillingError } from "../errors/billing-error.js";
  * a client following the docs takes as a failure, though the call may have committed.
  */
 export class InFlightCalls {
-  private readonly open = new Set<(error: BillingError) => void>();
+  private readonly open = new Set<AnswerNow>();
 
   /** Registers a call's answer-now; what it returns forgets the call (once it is answered). */
-  add(answerNow: (error: BillingError) => void): () => void {
+  add(answerNow: AnswerNow): () => void {
     this.open.add(answerNow);
     return () => this.open.delete(answerNow);
   }
 
-  /** Answers every open call with `service_unavailable`; how many there were. */
+  /**
+   * Answers every open call with `service_unavailable`; how many got that answer (not those whose
+   * answer had begun or whose client had left). One that cannot be answered does not stop the rest.
+   */
   cutAll(): number {
     const open = [...this.open];
     this.open.clear();
@@ -23,7 +26,20 @@ export class InFlightCalls {
       "service_unavailable",
       "The server shut down before this call finished; it may have committed: send it again with the same idempotency key.",
     );
-    for (const answerNow of open) answerNow(error);
-    return open.length;
+    let answered = 0;
+    for (const answerNow of open) {
+      try {
+        if (answerNow(error)) answered++;
+      } catch {
+        // Its stream died under it: nobody is there to answer.
+      }
+    }
+    return answered;
   }
 }
+
+/** Answers a call now; false when it could not (its answer had begun, or its client left). */
+export type AnswerNow = (error: BillingError) => boolean;
+
+/** After answering the calls a shutdown cuts, how long their answers get to leave before the connections close. */
+export const CUT_ANSWERS_FLUSH_MS = 100;

@@ -1,4 +1,3 @@
-import { beforeIdOf, encodePageCursor, filtersDigest, pageCursorPosition } from "../domain/page-cursor.js";
 import { CUSTOMER_SEARCH_PAGE_SIZE } from "../domain/limits.js";
 import { BillingError } from "../errors/billing-error.js";
 import { type CustomerSummary, searchCustomers as selectCustomers } from "../store/customers-store.js";
@@ -19,13 +18,22 @@ export interface CustomerSearchPage {
   readonly nextPageToken: string;
 }
 
-/** A page token (page-cursor.ts): the pk the next page starts below, bound to the search text it was issued for. */
-const encodeToken = (pk: bigint, text: string): string => encodePageCursor({ before: pk.toString() }, filtersDigest({ text }));
+/**
+ * A page token: the pk the next page starts below, bound to the search text it was issued for.
+ * Its own shape, not page-cursor.ts's: console links hold tokens of this shape, and instances of
+ * one build and the next serve them side by side during an upgrade.
+ */
+const encodeToken = (pk: bigint, text: string): string =>
+  Buffer.from(JSON.stringify({ before: pk.toString(), text })).toString("base64url");
 
 function decodeToken(token: string, text: string): bigint {
-  const before = pageCursorPosition(token, filtersDigest({ text }), beforeIdOf);
-  if (before === null) throw new BillingError("invalid_page_token", undefined, { field: "page_token" });
-  return before;
+  try {
+    const parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as { before?: unknown; text?: unknown };
+    if (parsed.text === text && typeof parsed.before === "string" && /^\d{1,20}$/.test(parsed.before)) return BigInt(parsed.before);
+  } catch {
+    // Falls through: an undecodable token is the caller's mistake.
+  }
+  throw new BillingError("invalid_page_token", undefined, { field: "page_token" });
 }
 
 /** Customers of the project matching the search, newest first, a page at a time. */

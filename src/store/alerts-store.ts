@@ -120,7 +120,6 @@ export const upsertAlert = (alert: AlertToSet): Batch<{ alert: BalanceAlert; cre
   });
 };
 
-/** A project's alerts (one customer's, when given), by customer then credit type. */
 /** Where a page of alerts goes on from: past this customer's alert of this credit type ('' = every credit type). */
 export interface AlertPosition {
   readonly customerId: string;
@@ -150,8 +149,8 @@ export async function listAlerts(
   }
   const [rows] = await pool.query<RowDataPacket[]>(
     `SELECT id, project_id, customer_id, credit_type, threshold, state, created_at, updated_at FROM balance_alerts
-      WHERE ${where.join(" AND ")} ORDER BY customer_id, credit_type LIMIT ${Math.trunc(limit)}`,
-    values,
+      WHERE ${where.join(" AND ")} ORDER BY customer_id, credit_type LIMIT ?`,
+    [...values, Math.trunc(limit)],
   );
   return rows.map(alertOf);
 }

@@ -1,6 +1,13 @@
 import { apiKeyPrefixOf, generateApiKey, hashApiKey } from "../domain/api-key.js";
 import { SCOPES, type Scope } from "../domain/caller.js";
-import { API_KEY_PREFIX_INDEX, insertApiKey, listApiKeys, revokeApiKey, type ApiKeyListing } from "../store/api-keys-store.js";
+import {
+  API_KEY_PREFIX_INDEX,
+  findApiKeyByHash,
+  insertApiKey,
+  listApiKeys,
+  revokeApiKey,
+  type ApiKeyListing,
+} from "../store/api-keys-store.js";
 import type { Database } from "../store/database.js";
 import type { ProjectRow } from "../store/projects-store.js";
 import { isDuplicateOn } from "../store/sql-errors.js";
@@ -74,6 +81,17 @@ export async function revokeApiKeyByPrefix(database: Database, prefix: string, n
   const outcome = await revokeApiKey(database.db, prefix, nowMs);
   if (outcome === "not_found") throw new UsageError(`no key with prefix "${prefix}"`);
   return outcome;
+}
+
+/** Revokes a key given whole, only if this database holds that very key (its prefix may name another). */
+export async function revokeWholeApiKey(
+  database: Database,
+  key: string,
+  nowMs: number,
+): Promise<{ prefix: string; outcome: "revoked" | "already_revoked" }> {
+  const record = await findApiKeyByHash(database.db, hashApiKey(key));
+  if (!record) throw new UsageError(`no key is the one given (its prefix ${apiKeyPrefixOf(key)})`);
+  return { prefix: record.prefix, outcome: await revokeApiKeyByPrefix(database, record.prefix, nowMs) };
 }
 
 export const apiKeysOf = (database: Database, project: ProjectRow): Promise<ApiKeyListing[]> => listApiKeys(database.db, project.id);

@@ -88,6 +88,7 @@ export class Authenticator {
   private readonly known: ExpiringCache<ApiKeyRecord>;
   private readonly unknown: ExpiringCache<true>;
   private readonly inFlight = new Map<string, Promise<ApiKeyRecord | null>>();
+  private readonly rechecks = new Map<string, Promise<ApiKeyRecord | null>>();
   private readonly touchedAtMs = new Map<bigint, number>();
   private readonly peerFailures: PeerFailures;
   private readonly now: () => number;
@@ -146,7 +147,13 @@ export class Authenticator {
    */
   async recheck(presented: string): Promise<void> {
     const keyHash = hashApiKey(presented);
-    const record = await runQuery(() => findApiKeyByHash(this.database.db, keyHash));
+    // The streams of one key share one look-up: 16 streams of a key cost one query, not 16.
+    let pending = this.rechecks.get(keyHash);
+    if (!pending) {
+      pending = runQuery(() => findApiKeyByHash(this.database.db, keyHash)).finally(() => this.rechecks.delete(keyHash));
+      this.rechecks.set(keyHash, pending);
+    }
+    const record = await pending;
     this.remember(keyHash, record);
     if (!record) throw new BillingError("invalid_api_key");
     if (record.revokedAtMs !== null) throw new BillingError("api_key_revoked");

@@ -1,4 +1,5 @@
 import { apiKeyModeOf, apiKeyPrefixOf, hashApiKey } from "../domain/api-key.js";
+import type { Scope } from "../domain/caller.js";
 import { API_KEY_PREFIX_INDEX, countApiKeys, findApiKeyByHash } from "../store/api-keys-store.js";
 import type { Database } from "../store/database.js";
 import { withLease } from "../store/leases-store.js";
@@ -13,7 +14,7 @@ export type BootstrapOutcome =
   /** BOOTSTRAP_API_KEY was stored now. */
   | { readonly kind: "stored"; readonly prefix: string }
   /** Nothing to do: keys exist, or BOOTSTRAP_API_KEY already does (revoked, or not a write key of `default`: said). */
-  | { readonly kind: "none"; readonly revokedBootstrapPrefix?: string; readonly notDefaultWriteKey?: { prefix: string; scope: string } };
+  | { readonly kind: "none"; readonly revokedBootstrapPrefix?: string; readonly notDefaultWriteKey?: { prefix: string; scope: Scope } };
 
 async function defaultProject(database: Database, mode: "live" | "test", nowMs: number): Promise<ProjectRow> {
   const existing = await findProjectByName(database.db, DEFAULT_PROJECT_NAME);

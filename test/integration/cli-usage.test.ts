@@ -111,7 +111,14 @@ describe("keys and projects", () => {
     const run = await cli("keys", "revoke", garbled);
     expect({ code: run.code, stderr: run.stderr }).toEqual({
       code: 2,
-      stderr: `velobase-billing: no key with prefix "${key.slice(0, 16)}…" (give the prefix keys list shows, or the whole key)\n`,
+      stderr: `velobase-billing: "${key.slice(0, 16)}…" is neither a key nor a key's prefix (give the prefix keys list shows, or the whole key)\n`,
+    });
+    // A well-formed key that is not this one, though it starts with its prefix: not revoked.
+    const lookalike = `${key.slice(0, -1)}${key.endsWith("x") ? "y" : "x"}`;
+    const other = await cli("keys", "revoke", lookalike);
+    expect({ code: other.code, stderr: other.stderr }).toEqual({
+      code: 2,
+      stderr: `velobase-billing: no key is the one given (its prefix ${key.slice(0, 16)})\n`,
     });
     await expectError(s.clientWith(key).call("getCustomer", { customerId: "nobody" }), "customer_not_found");
   });

@@ -562,10 +562,12 @@ export interface GetCustomerRequest {
    * The balances as they were at this time, from the ledger's entries (balance
    * after the last entry at or before it; each account's figures from its
    * entries). A customer created after it is customer_not_found. Final only
-   * for a time more than a minute past: a write dates its entries when it
-   * begins, before it waits for the customer's lock, so entries dated at or
-   * before a recent time can still commit. A future time projects the
-   * accounts' start and expiry dates onto today's entries.
+   * for a time further past than a write can wait (5 tries of
+   * DB_LOCK_WAIT_TIMEOUT_S, with the instances' clock skew: under a minute
+   * with the defaults): a write dates its entries when it begins, before it
+   * waits for the customer's lock, so entries dated at or before a recent
+   * time can still commit. A future time projects the accounts' start and
+   * expiry dates onto today's entries.
    */
   asOf: Timestamp | undefined;
 }
