@@ -16,6 +16,8 @@ export interface CallSignal {
   readonly signal: AbortSignal;
   /** Clears the deadline timer and the cancel listener (the call has its answer). */
   release(): void;
+  /** Aborts it for the server's own reason (a shutdown that answered the call already). */
+  abort(reason: Error): void;
 }
 
 /** The call's deadline as epoch milliseconds; Infinity when the client set none. */
@@ -54,7 +56,7 @@ export function callSignal(call: WatchedCall, nowMs: () => number = Date.now): C
       timer.unref();
     }
   }
-  return { signal: controller.signal, release };
+  return { signal: controller.signal, release, abort: (reason) => controller.abort(reason) };
 }
 
 /** Whether a call's signal aborted because its client cancelled it (not because its deadline passed). */

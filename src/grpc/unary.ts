@@ -129,6 +129,8 @@ export function unary<Req, Res>(
       env.inFlight?.add((error) => {
         if (answered) return false;
         fail(error);
+        // Work not begun yet (queued behind its customer, waiting for a connection) is not begun now.
+        watched.abort(error);
         return true;
       }) ?? (() => false);
     handle(call.request, call.metadata, watched.signal, requestId, call.getPeer()).then((response) => {

@@ -149,10 +149,16 @@ function addHooks(app: HttpApp, deps: HttpDependencies, stopping: HttpStopping):
   app.decorateRequest("errorCause", null);
   app.decorateRequest("billingContext", null);
   app.addHook("onRequest", async (request, reply) => {
-    request.billingContext = { ...deps.context, signal: callSignal(reply.raw) };
+    // Aborted when the client leaves, or when a shutdown answered the call already (work not begun is not begun then).
+    const cut = new AbortController();
+    request.billingContext = { ...deps.context, signal: AbortSignal.any([callSignal(reply.raw), cut.signal]) };
     void reply.header(REQUEST_ID_HEADER, request.id);
     if (stopping.closing) throw new BillingError("service_unavailable", "This instance is shutting down; send the call again.");
-    const forget = deps.inFlight?.add((error) => answerNow(error, request, reply, deps));
+    const forget = deps.inFlight?.add((error) => {
+      const answered = answerNow(error, request, reply, deps);
+      cut.abort(error);
+      return answered;
+    });
     if (forget) reply.raw.once("close", forget);
     if (request.is404) return;
     const access = request.routeOptions.config.access ?? "write";
