@@ -43,6 +43,8 @@ import type { ConnectionLimits } from "./tenancy/connection-limits.js";
 import { proxyTrustOf, trustNoProxy } from "./tenancy/client-address.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { InFlightCalls } from "./operations/in-flight-calls.js";
+import { TransactionGate } from "./operations/transaction-gate.js";
+import { GATED_WRITES_WAITING_MAX, POOL_KEPT_FOR_READS } from "./domain/limits.js";
 
 /** How long stop() waits for the pool to close once the calls are done or cut. */
 const POOL_CLOSE_WAIT_MS = 1_000;
@@ -203,7 +205,13 @@ function billingContext(database: Database, metrics: Metrics, config: Config, no
     },
     { transactions: config.GROUP_COMMIT_TRANSACTIONS, sideBySide: config.GROUP_COMMIT_SIDE_BY_SIDE },
   );
-  return { ...base, groupCommit };
+  // Transactions outside group commit leave it GROUP_COMMIT_TRANSACTIONS connections and reads two.
+  const transactionGate = new TransactionGate(
+    Math.max(1, config.DB_POOL_SIZE - config.GROUP_COMMIT_TRANSACTIONS - POOL_KEPT_FOR_READS),
+    GATED_WRITES_WAITING_MAX,
+  );
+  metrics.watchGroupCommit(() => ({ ...groupCommit.load(), gate: transactionGate.load() }));
+  return { ...base, groupCommit, transactionGate };
 }
 
 /** What both transports are given: the operations' context and the shared guards. */

@@ -94,6 +94,36 @@ export class Metrics {
     });
   }
 
+  /** Group commit's calls waiting (behind their customer's transaction, or for one to go side by side in), read when scraped. */
+  watchGroupCommit(
+    waiting: () => { behindCustomer: number; sideBySide: number; transactions: number; gate: { running: number; waiting: number } },
+  ): void {
+    new Gauge({
+      name: "billing_group_commit_waiting",
+      help: "Calls waiting in group commit: behind their customer's transaction, or in line to go side by side.",
+      labelNames: ["line"] as const,
+      registers: [this.registry],
+      collect() {
+        const now = waiting();
+        this.set({ line: "customer" }, now.behindCustomer);
+        this.set({ line: "side_by_side" }, now.sideBySide);
+        // Batch, slot, entitlement and alert writes, waiting for a place (TransactionGate).
+        this.set({ line: "outside" }, now.gate.waiting);
+      },
+    });
+    new Gauge({
+      name: "billing_group_commit_transactions",
+      help: "Write transactions in flight on this instance: group commit's (at most GROUP_COMMIT_TRANSACTIONS), and the others (at most DB_POOL_SIZE - GROUP_COMMIT_TRANSACTIONS - 2).",
+      labelNames: ["kind"] as const,
+      registers: [this.registry],
+      collect() {
+        const now = waiting();
+        this.set({ kind: "group_commit" }, now.transactions);
+        this.set({ kind: "outside" }, now.gate.running);
+      },
+    });
+  }
+
   /** A cluster's nodes, 1 while in use and 0 while taken out, read when scraped. */
   watchNodes(nodes: readonly string[], nodesOut: () => readonly string[]): void {
     new Gauge({

@@ -66,6 +66,10 @@ export const GROUP_COMMIT_MAX = 32;
  * row lock, so an overloaded customer cannot grow this instance's memory without bound.
  */
 export const GROUP_COMMIT_QUEUE_MAX = 1024;
+/** Pooled connections that writes outside group commit leave to reads (TransactionGate). */
+export const POOL_KEPT_FOR_READS = 2;
+/** Writes outside group commit that may wait for the gate's place at once, per instance; the next is refused. */
+export const GATED_WRITES_WAITING_MAX = 4096;
 
 /**
  * Holds whose customer group commit remembers (a Consume or Unfreeze that names no customer is

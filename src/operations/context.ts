@@ -1,3 +1,4 @@
+import type { TransactionGate } from "./transaction-gate.js";
 import type { Database } from "../store/database.js";
 import type { RetryObserver } from "../store/run-transaction.js";
 import type { CreditWrite } from "../domain/plans/write-list.js";
@@ -22,4 +23,9 @@ export interface BillingContext {
   readonly alertHints?: AlertHints;
   /** false: writes append no events (EVENTS_OUTBOX=off, a switch for the bench's comparison only). */
   readonly outbox?: boolean;
+  /**
+   * Bounds the write transactions run with this context (transaction-gate.ts): the callers'
+   * context has one; group commit's own, bounded by GROUP_COMMIT_TRANSACTIONS, has none.
+   */
+  readonly transactionGate?: TransactionGate;
 }

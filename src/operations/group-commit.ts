@@ -1,6 +1,6 @@
 import { GROUP_COMMIT_HOLDS_REMEMBERED, GROUP_COMMIT_MAX, GROUP_COMMIT_QUEUE_MAX } from "../domain/limits.js";
 import { customerKey, holdKey } from "../domain/customer-ref.js";
-import { BillingError } from "../errors/billing-error.js";
+import { BillingError, CallNotRun } from "../errors/billing-error.js";
 import { type CreditWrite, customerRefOf, holdRefOf } from "../domain/plans/write-list.js";
 import { isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
@@ -30,6 +30,12 @@ export interface GroupCommitOptions {
   /** Calls one customer may have waiting here (GROUP_COMMIT_QUEUE_MAX; tests make it small). */
   readonly queueMax?: number;
 }
+
+/**
+ * Calls in line to go side by side, per instance: idle customers' first calls (one each) and
+ * settlements of holds this instance did not see frozen; the next is refused.
+ */
+const WAITING_MAX = GROUP_COMMIT_QUEUE_MAX * 4;
 
 interface Waiting {
   readonly op: CreditWrite;
@@ -75,6 +81,13 @@ export class GroupCommit {
     private readonly options: GroupCommitOptions = { transactions: Number.POSITIVE_INFINITY, sideBySide: true },
   ) {}
 
+  /** What waits now, for the metrics: calls behind their customer's transaction, calls in line to go side by side, transactions in flight. */
+  load(): { behindCustomer: number; sideBySide: number; transactions: number } {
+    let behindCustomer = 0;
+    for (const queue of this.queues.values()) behindCustomer += queue.length;
+    return { behindCustomer, sideBySide: this.waiting.length, transactions: this.inFlight };
+  }
+
   async run(write: CreditWrite, signal?: AbortSignal): Promise<unknown> {
     const result = await this.schedule(write, signal);
     // Only a write that went through proves its hold belongs to the customer it named: a refused
@@ -100,7 +113,11 @@ export class GroupCommit {
 
   private async schedule(write: CreditWrite, signal: AbortSignal | undefined): Promise<unknown> {
     const key = this.queueKeyOf(write);
-    if (key === undefined) return this.alone(write, signal);
+    // A settlement of a hold this instance did not see frozen (behind a balancer, most of them):
+    // in line like an idle customer's call, so that a burst of them is bounded by this instance's
+    // transactions, not run alone each on a connection of its own (2,000 of one hot customer's
+    // held all 20 and stalled every other customer).
+    if (key === undefined) return this.inLine(write, signal);
     const queue = this.queues.get(key);
     // A full queue is not grown, and the call is not run alone either: it would hold a pooled
     // connection waiting on the customer's row lock, and a burst past the queue held the whole pool
@@ -116,13 +133,23 @@ export class GroupCommit {
     }
     this.queues.set(key, []);
     try {
-      if (this.inFlight < this.options.transactions) return await this.counted(() => this.alone(write, signal));
-      return answerOf(
-        await new Promise<Settled>((settle, fail) => this.waiting.push({ op: write, signal, settle, fail, trace: callerTrace() })),
-      );
+      return await this.inLine(write, signal);
     } finally {
       void this.drain(key);
     }
+  }
+
+  /** Runs a call at once in a transaction of its own while this instance has one to spare, else in line to go side by side. */
+  private async inLine(write: CreditWrite, signal: AbortSignal | undefined): Promise<unknown> {
+    if (this.inFlight < this.options.transactions) return this.counted(() => this.alone(write, signal));
+    if (this.waiting.length >= WAITING_MAX) {
+      throw new BillingError("rate_limit_exceeded", `This instance has ${WAITING_MAX} calls in line; retry later.`, {
+        calls_waiting_max: WAITING_MAX,
+      });
+    }
+    return answerOf(
+      await new Promise<Settled>((settle, fail) => this.waiting.push({ op: write, signal, settle, fail, trace: callerTrace() })),
+    );
   }
 
   /** Runs one transaction of this instance, counted; when it ends, waiting calls may start. */
@@ -139,8 +166,8 @@ export class GroupCommit {
   /** Starts the waiting calls, side by side, while this instance has transactions to spare. */
   private startWaiting(): void {
     while (this.inFlight < this.options.transactions && this.waiting.length > 0) {
-      // The customers are all different (each has this call in flight); the prefetch locks them
-      // in one statement, in primary-key order.
+      // Mostly different customers (each has this call in flight; settlements that name only their
+      // hold may share one); the prefetch locks them in one statement, in primary-key order.
       const group = stillWanted(this.waiting.splice(0, this.options.sideBySide ? GROUP_COMMIT_MAX : 1));
       if (group.length === 0) continue;
       void this.counted(() =>
@@ -162,26 +189,35 @@ export class GroupCommit {
    * run), and is answered as soon as its own run ends, not when the last one does.
    */
   private async runGroup(group: readonly Waiting[]): Promise<void> {
-    if (group.length > 1) {
-      try {
-        const settled = await runList(
-          this.ctx,
-          group.map((w) => w.op),
-          { atomic: false },
-        );
-        for (const [i, w] of group.entries()) w.settle(settled[i] ?? { ok: false, error: new Error("a grouped call has no result") });
-        return;
-      } catch (error) {
-        // A lost connection may have lost only the answer to a COMMIT that happened: running the
-        // calls again could apply them twice (a deposit without a key), so each gets the error, as
-        // it would have alone.
-        if (isLostConnection(error)) return failAll(group, error);
-        this.observer.onFallback?.();
-      }
-    }
+    if (group.length > 1 && (await this.answeredAsList(group))) return;
     for (const w of stillWanted(group)) {
       const [settled] = await runEachAlone(w.signal ? { ...this.ctx, signal: w.signal } : this.ctx, [w.op]);
       w.settle(settled ?? { ok: false, error: new Error("a grouped call has no result") });
+    }
+  }
+
+  /** Runs the calls as one list and answers them; false when its transaction failed and each should run again alone. */
+  private async answeredAsList(group: readonly Waiting[]): Promise<boolean> {
+    // The list is not begun, nor tried again, once every one of its callers has left.
+    const everyoneLeft = whenAllAborted(group.map((w) => w.signal));
+    try {
+      const settled = await runList(
+        everyoneLeft ? { ...this.ctx, signal: everyoneLeft } : this.ctx,
+        group.map((w) => w.op),
+        { atomic: false },
+      );
+      for (const [i, w] of group.entries()) w.settle(settled[i] ?? { ok: false, error: new Error("a grouped call has no result") });
+      return true;
+    } catch (error) {
+      // A lost connection may have lost only the answer to a COMMIT that happened: running the
+      // calls again could apply them twice (a deposit without a key), so each gets the error, as
+      // it would have alone.
+      if (isLostConnection(error) || error instanceof CallNotRun) {
+        failAll(group, error);
+        return true;
+      }
+      this.observer.onFallback?.();
+      return false;
     }
   }
 
@@ -214,6 +250,22 @@ export class GroupCommit {
       ).catch((error: unknown) => failAll(group, error));
     }
   }
+}
+
+/** A signal that aborts once all of these have (none when one of them cannot: a call without a signal). */
+function whenAllAborted(signals: ReadonlyArray<AbortSignal | undefined>): AbortSignal | undefined {
+  if (signals.some((signal) => signal === undefined)) return undefined;
+  const all = new AbortController();
+  let left = signals.length;
+  const one = () => {
+    left--;
+    if (left === 0) all.abort(new DOMException("Every caller of the list left.", "AbortError"));
+  };
+  for (const signal of signals as AbortSignal[]) {
+    if (signal.aborted) one();
+    else signal.addEventListener("abort", one, { once: true });
+  }
+  return all.signal;
 }
 
 /** Fails the calls of a group not answered yet (an answered one keeps its answer). */

@@ -162,20 +162,22 @@ function answerOf(plan: WritePlan, ids: { accountId: bigint; ledgerEntryId: bigi
 export const deadlinePassed = () => new CallNotRun();
 
 /**
- * The transaction of every write (lists, programs, alert settings): not begun once the call's
- * deadline has passed or its client has gone (CallNotRun), and retried as the context says while
- * they have not.
+ * The transaction of every write (lists, programs, alert settings): through the context's gate
+ * when it has one, not begun once the call's deadline has passed or its client has gone
+ * (CallNotRun), and retried as the context says while they have not.
  */
 export function runWriteTransaction<T>(ctx: BillingContext, work: (tx: Tx) => Promise<T>): Promise<T> {
-  return runTransaction(
-    ctx.database,
-    async (tx) => {
-      if (ctx.signal?.aborted) throw deadlinePassed();
-      return work(tx);
-    },
-    ctx.retries,
-    ctx.signal,
-  );
+  const run = () =>
+    runTransaction(
+      ctx.database,
+      async (tx) => {
+        if (ctx.signal?.aborted) throw deadlinePassed();
+        return work(tx);
+      },
+      ctx.retries,
+      ctx.signal,
+    );
+  return ctx.transactionGate ? ctx.transactionGate.run(run, ctx.signal) : run();
 }
 
 /** A list's answers run each alone, in order: the fallback when their shared transaction failed. */

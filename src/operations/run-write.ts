@@ -13,7 +13,9 @@ const isSweeperWrite = (write: CreditWrite) =>
  */
 export async function runWrite(ctx: BillingContext, write: CreditWrite): Promise<unknown> {
   if (ctx.groupCommit && !isSweeperWrite(write)) return ctx.groupCommit.run(write, ctx.signal);
-  const [settled] = await runList(ctx, [write], { atomic: false, skipLocked: isSweeperWrite(write) });
+  // A sweeper write waits for no lock, so it takes no place in the gate's line either.
+  const { transactionGate: _gate, ...ungated } = ctx;
+  const [settled] = await runList(isSweeperWrite(write) ? ungated : ctx, [write], { atomic: false, skipLocked: isSweeperWrite(write) });
   if (!settled) throw new Error("a write has no answer");
   if (!settled.ok) throw settled.error;
   return settled.result;
