@@ -72,7 +72,11 @@ async function main(): Promise<void> {
       requested = signal;
       return;
     }
-    if (stopping) return;
+    if (stopping) {
+      // A second signal (a second Ctrl-C) does not wait out the drain and the grace.
+      log.warn({ signal }, "asked again to stop: leaving now, without waiting for the calls in flight");
+      process.exit(1);
+    }
     stopping = true;
     log.info({ signal }, "shutting down");
     app

@@ -144,6 +144,17 @@ function sendError(error: BillingError, request: FastifyRequest, reply: FastifyR
  * line and metrics per request.
  */
 function addHooks(app: HttpApp, deps: HttpDependencies, stopping: HttpStopping): void {
+  // Connections an answer during the drain closes (Connection: close), and requests open on each
+  // (a second one is pipelined behind the first: its answer would follow one that closes).
+  const closingSockets = new WeakSet<object>();
+  const openOnSocket = new WeakMap<object, number>();
+  const pipelinedOrClosing = (request: FastifyRequest, reply: FastifyReply): boolean => {
+    const socket = request.raw.socket;
+    const open = openOnSocket.get(socket) ?? 0;
+    openOnSocket.set(socket, open + 1);
+    reply.raw.once("close", () => openOnSocket.set(socket, (openOnSocket.get(socket) ?? 1) - 1));
+    return open > 0 || closingSockets.has(socket);
+  };
   app.decorateRequest("caller", null);
   app.decorateRequest("errorCode", null);
   app.decorateRequest("errorCause", null);
@@ -153,7 +164,18 @@ function addHooks(app: HttpApp, deps: HttpDependencies, stopping: HttpStopping):
     const cut = new AbortController();
     request.billingContext = { ...deps.context, signal: AbortSignal.any([callSignal(reply.raw), cut.signal]) };
     void reply.header(REQUEST_ID_HEADER, request.id);
-    if (stopping.closing) throw new BillingError("service_unavailable", "This instance is shutting down; send the call again.");
+    // Answered here, not thrown: a route's own error handler (the console's) would run before its
+    // plugins (cookies) had seen the request. A request pipelined behind an answer that closes its
+    // connection is not run either: its answer could not be sent.
+    const pipelined = pipelinedOrClosing(request, reply);
+    if (stopping.closing || (stopping.draining && pipelined)) {
+      return sendError(
+        new BillingError("service_unavailable", "This instance is shutting down; send the call again."),
+        request,
+        reply,
+        deps,
+      );
+    }
     const forget = deps.inFlight?.add((error) => {
       const answered = answerNow(error, request, reply, deps);
       cut.abort(error);
@@ -173,7 +195,10 @@ function addHooks(app: HttpApp, deps: HttpDependencies, stopping: HttpStopping):
   // onResponse: the call (a deposit that committed, say) is logged here, once its outcome is known.
   app.addHook("onSend", async (request, reply, payload) => {
     if (reply.raw.destroyed && !reply.raw.writableEnded) logCall(deps, request, reply, true);
-    if (stopping.draining) void reply.header("connection", "close");
+    if (stopping.draining) {
+      void reply.header("connection", "close");
+      closingSockets.add(request.raw.socket);
+    }
     return payload;
   });
 }

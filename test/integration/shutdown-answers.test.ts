@@ -1,3 +1,5 @@
+import { connect, type Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { PoolConnection } from "mysql2/promise";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -130,4 +132,49 @@ describe("a shutdown's answers", () => {
       holder.release();
     }
   });
+
+  it("refuses a request that reaches the closing server, console paths too, with the catalogue's 503 (not a 500)", async () => {
+    const other = await instance({ SHUTDOWN_GRACE_MS: "3000" });
+    // A request begun before the listener closes and finished after: its connection stays open.
+    const socket = connect(other.httpPort, "127.0.0.1");
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    const answer = readAll(socket);
+    socket.write("GET /console/sign-in HTTP/1.1\r\n");
+    await sleep(50);
+    const stopped = other.stop();
+    await sleep(50);
+    socket.write("Host: localhost\r\nX-Request-Id: late-1\r\n\r\n");
+    const text = await answer;
+    expect(text.split("\r\n")[0]).toBe("HTTP/1.1 503 Service Unavailable");
+    expect(text).toContain('"code":"service_unavailable"');
+    expect(text).toContain('"request_id":"late-1"');
+    await stopped;
+  });
+
+  it("runs no request pipelined behind an answer that closes its connection during the drain", async () => {
+    const other = await instance({ SHUTDOWN_DRAIN_MS: "1500" });
+    const [first, second] = [uid("pipe"), uid("pipe")];
+    const stopped = other.stop();
+    const socket = connect(other.httpPort, "127.0.0.1");
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    const answer = readAll(socket);
+    const deposit = (customerId: string) => {
+      const body = JSON.stringify({ customer_id: customerId, amount: 5 });
+      return `POST /v1/customers/deposit HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${s.apiKey}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    };
+    socket.write(deposit(first) + deposit(second));
+    const text = await answer;
+    expect(text.split("\r\n")[0]).toBe("HTTP/1.1 200 OK");
+    expect(text.toLowerCase()).toContain("connection: close");
+    await stopped;
+    expect((await s.client.call("getCustomer", { customerId: first })).balance?.total).toBe(5n);
+    await expectError(s.client.call("getCustomer", { customerId: second }), "customer_not_found");
+  });
 });
+
+/** Everything a socket receives until it closes, as text. */
+function readAll(socket: Socket): Promise<string> {
+  const chunks: Buffer[] = [];
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+  return new Promise((resolve) => socket.on("close", () => resolve(Buffer.concat(chunks).toString("utf8"))));
+}
