@@ -129,7 +129,9 @@ export class GroupCommit {
       });
     }
     if (queue !== undefined) {
-      return answerOf(await new Promise<Settled>((settle, fail) => queue.push({ op: write, signal, settle, fail, trace: callerTrace() })));
+      return answerOf(
+        await new Promise<Settled>((settle, fail) => enqueue(queue, { op: write, signal, settle, fail, trace: callerTrace() })),
+      );
     }
     this.queues.set(key, []);
     try {
@@ -148,7 +150,7 @@ export class GroupCommit {
       });
     }
     return answerOf(
-      await new Promise<Settled>((settle, fail) => this.waiting.push({ op: write, signal, settle, fail, trace: callerTrace() })),
+      await new Promise<Settled>((settle, fail) => enqueue(this.waiting, { op: write, signal, settle, fail, trace: callerTrace() })),
     );
   }
 
@@ -250,6 +252,24 @@ export class GroupCommit {
       ).catch((error: unknown) => failAll(group, error));
     }
   }
+}
+
+/**
+ * Puts a call in a line; a caller that leaves while it waits leaves the line at once (answered
+ * without running), so callers gone no longer take places that live ones are refused for.
+ */
+function enqueue(line: Waiting[], waiting: Waiting): void {
+  line.push(waiting);
+  waiting.signal?.addEventListener(
+    "abort",
+    () => {
+      const at = line.indexOf(waiting);
+      if (at < 0) return;
+      line.splice(at, 1);
+      waiting.settle({ ok: false, error: deadlinePassed() });
+    },
+    { once: true },
+  );
 }
 
 /** A signal that aborts once all of these have (none when one of them cannot: a call without a signal). */

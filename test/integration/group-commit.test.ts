@@ -143,6 +143,32 @@ describe("per-customer group commit", () => {
     expect((await s.client.call("getCustomer", { customerId })).balance?.used).toBe(6n);
   });
 
+  it("frees a full queue's place at once when a waiting caller leaves, answering it without running", async () => {
+    const customerId = uid("cust");
+    const base: BillingContext = { database: s.app.database, now: s.clock.now };
+    const commit = new GroupCommit(base, {}, { transactions: 2, sideBySide: true, queueMax: 2 });
+    await commit.run(depositFor(customerId, 100n));
+    const holder = await s.app.database.pool.getConnection();
+    const leaving = new AbortController();
+    let settled: PromiseSettledResult<unknown>[];
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT id FROM customers WHERE project_id = 1 AND customer_id = ? FOR UPDATE", [customerId]);
+      const first = commit.run(deductOperation(request(customerId, 1n)));
+      const left = commit.run(deductOperation(request(customerId, 2n)), leaving.signal);
+      const stays = commit.run(deductOperation(request(customerId, 3n)));
+      leaving.abort();
+      await expect(left).rejects.toBeInstanceOf(CallNotRun);
+      const taken = commit.run(deductOperation(request(customerId, 4n)));
+      await holder.query("COMMIT");
+      settled = await Promise.allSettled([first, stays, taken]);
+    } finally {
+      holder.release();
+    }
+    expect(settled.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "fulfilled"]);
+    expect((await s.client.call("getCustomer", { customerId })).balance?.used).toBe(8n);
+  });
+
   it("after its group's transaction fails, runs no call again whose caller gave up meanwhile", async () => {
     const customerId = uid("cust");
     const base: BillingContext = { database: s.app.database, now: s.clock.now };
