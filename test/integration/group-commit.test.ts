@@ -8,6 +8,7 @@ import { verifyLedger } from "../../src/operations/verify.js";
 import { BillingError, CallNotRun } from "../../src/errors/billing-error.js";
 import { uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { holdCustomer } from "../support/waiting.js";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -123,10 +124,8 @@ describe("per-customer group commit", () => {
     const base: BillingContext = { database: s.app.database, now: s.clock.now };
     const commit = new GroupCommit(base, {}, { transactions: 2, sideBySide: true, queueMax: 2 });
     await commit.run(depositFor(customerId, 100n));
-    const holder = await s.app.database.pool.getConnection();
+    const holder = await holdCustomer(s.app.database.pool, customerId);
     try {
-      await holder.query("BEGIN");
-      await holder.query("SELECT id FROM customers WHERE project_id = 1 AND customer_id = ? FOR UPDATE", [customerId]);
       const first = commit.run(deductOperation(request(customerId, 1n)));
       const queued = [commit.run(deductOperation(request(customerId, 2n))), commit.run(deductOperation(request(customerId, 3n)))];
       const refused = await commit.run(deductOperation(request(customerId, 4n))).catch((e: unknown) => e);
@@ -148,12 +147,10 @@ describe("per-customer group commit", () => {
     const base: BillingContext = { database: s.app.database, now: s.clock.now };
     const commit = new GroupCommit(base, {}, { transactions: 2, sideBySide: true, queueMax: 2 });
     await commit.run(depositFor(customerId, 100n));
-    const holder = await s.app.database.pool.getConnection();
+    const holder = await holdCustomer(s.app.database.pool, customerId);
     const leaving = new AbortController();
     let settled: PromiseSettledResult<unknown>[];
     try {
-      await holder.query("BEGIN");
-      await holder.query("SELECT id FROM customers WHERE project_id = 1 AND customer_id = ? FOR UPDATE", [customerId]);
       const first = commit.run(deductOperation(request(customerId, 1n)));
       const left = commit.run(deductOperation(request(customerId, 2n)), leaving.signal);
       const stays = commit.run(deductOperation(request(customerId, 3n)));
@@ -176,11 +173,9 @@ describe("per-customer group commit", () => {
     // The caller leaves once its call left the queue: the group is under way without it.
     const commit = new GroupCommit(base, { onGroup: () => gaveUp.abort() });
     await commit.run(depositFor(customerId, 100n));
-    const holder = await s.app.database.pool.getConnection();
+    const holder = await holdCustomer(s.app.database.pool, customerId);
     let settled: PromiseSettledResult<unknown>[];
     try {
-      await holder.query("BEGIN");
-      await holder.query("SELECT id FROM customers WHERE project_id = 1 AND customer_id = ? FOR UPDATE", [customerId]);
       const first = commit.run(deductOperation(request(customerId, 1n)));
       const queued = [
         commit.run(deductOperation(request(customerId, 2n)), gaveUp.signal),

@@ -1,9 +1,8 @@
-import type { PoolConnection } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestClient } from "../support/client.js";
 import { uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { lockingReadWaits, waitFor } from "../support/waiting.js";
+import { holdCustomer, lockingReadWaits, waitFor } from "../support/waiting.js";
 
 // Writes that wait on one hot customer's row never hold the whole pool: Batches (outside group
 // commit) wait in the TransactionGate's line once DB_POOL_SIZE - GROUP_COMMIT_TRANSACTIONS - 2 of
@@ -18,13 +17,6 @@ afterAll(async () => {
   await s?.stop();
 });
 
-async function holdCustomer(customerId: string): Promise<PoolConnection> {
-  const holder = await s.app.database.pool.getConnection();
-  await holder.query("BEGIN");
-  await holder.query("SELECT id FROM customers WHERE project_id = 1 AND customer_id = ? FOR UPDATE", [customerId]);
-  return holder;
-}
-
 const waitingIn = async (line: string): Promise<number> => {
   const text = await s.app.metrics.registry.getSingleMetricAsString("billing_group_commit_waiting");
   return Number(new RegExp(`line="${line}"} (\\d+)`).exec(text)?.[1] ?? Number.NaN);
@@ -34,7 +26,7 @@ describe("a hot customer's waiting writes and the pool", () => {
   it("keeps Batches past the gate waiting in memory, while another customer's calls go through", async () => {
     const [hot, cold] = [uid("hot"), uid("cold")];
     for (const customerId of [hot, cold]) await s.client.call("deposit", { customerId, amount: 1000n });
-    const holder = await holdCustomer(hot);
+    const holder = await holdCustomer(s.app.database.pool, hot);
     let batches: Promise<unknown>[] = [];
     try {
       batches = Array.from({ length: 6 }, (_, i) =>
@@ -64,7 +56,7 @@ describe("a hot customer's waiting writes and the pool", () => {
     const holds = [1, 2, 3].map((i) => `${hot}-h${i}`);
     for (const transactionId of holds) await elsewhere.call("freeze", { customerId: hot, transactionId, amount: 10n });
     elsewhere.close();
-    const holder = await holdCustomer(hot);
+    const holder = await holdCustomer(s.app.database.pool, hot);
     let consumes: Promise<unknown>[] = [];
     try {
       // Naming only their holds, which this instance never saw frozen.

@@ -1,17 +1,14 @@
 import { connect, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { PoolConnection } from "mysql2/promise";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { credentials } from "@grpc/grpc-js";
 import { HealthCheckResponse_ServingStatus, HealthClient } from "../../gen/grpc/health/v1/health.js";
-import { type App, startApp } from "../../src/app.js";
-import { loadConfig } from "../../src/config.js";
+import type { App } from "../../src/app.js";
 import { TestClient, expectError } from "../support/client.js";
 import { uid } from "../support/fixtures.js";
 import { HttpTestClient, ok } from "../support/http.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { lockingReadWaits, waitFor } from "../support/waiting.js";
+import { holdCustomer, lockingReadWaits, waitFor } from "../support/waiting.js";
 
 // What clients see while an instance stops: during the drain it still serves, its health says
 // NOT_SERVING and HTTP answers close their connections; a call the grace runs out on is answered
@@ -24,27 +21,7 @@ afterAll(async () => {
   await s?.stop();
 });
 
-const instance = (env: Record<string, string>): Promise<App> =>
-  startApp(
-    loadConfig({
-      DATABASE_URL: s.databaseUrl,
-      GRPC_HOST: "127.0.0.1",
-      GRPC_PORT: "0",
-      HTTP_PORT: "0",
-      SWEEP_INTERVAL_MS: "0",
-      BOOTSTRAP_API_KEY: s.apiKey,
-      ...env,
-    }),
-    { log: pino({ level: "silent" }), now: s.clock.now },
-  );
-
-/** Holds a customer's row from a test connection, so that a call for it waits inside its transaction. */
-async function holdCustomer(customerId: string): Promise<PoolConnection> {
-  const holder = await s.app.database.pool.getConnection();
-  await holder.query("BEGIN");
-  await holder.query("SELECT id FROM customers WHERE project_id = 1 AND customer_id = ? FOR UPDATE", [customerId]);
-  return holder;
-}
+const instance = (env: Record<string, string>): Promise<App> => s.startAnotherInstance(env);
 
 /** The gRPC health status of the whole server, as a balancer's check reads it. */
 function checkHealth(port: number): Promise<HealthCheckResponse_ServingStatus> {
@@ -79,7 +56,7 @@ describe("a shutdown's answers", () => {
     const other = await instance({ SHUTDOWN_GRACE_MS: "300" });
     const customerId = uid("cut");
     await s.client.call("deposit", { customerId, amount: 100n });
-    const holder = await holdCustomer(customerId);
+    const holder = await holdCustomer(s.app.database.pool, customerId);
     const client = new TestClient(other.port, s.apiKey);
     try {
       const deduct = client.call("deduct", { customerId, transactionId: `${customerId}-d`, amount: 30n });
@@ -102,7 +79,7 @@ describe("a shutdown's answers", () => {
     const http = new HttpTestClient(other.httpUrl, s.apiKey);
     const customerId = uid("cuth");
     await s.client.call("deposit", { customerId, amount: 100n });
-    const holder = await holdCustomer(customerId);
+    const holder = await holdCustomer(s.app.database.pool, customerId);
     try {
       const deduct = http.post(
         "/v1/billing/deduct",

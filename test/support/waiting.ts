@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Connection, RowDataPacket } from "mysql2/promise";
+import type { Connection, PoolConnection, RowDataPacket } from "mysql2/promise";
 
 /** Polls `condition` every 10 ms until it holds; throws naming `what` after 30 s. */
 export async function waitFor(condition: () => Promise<boolean>, what: string): Promise<void> {
@@ -16,4 +16,16 @@ export async function lockingReadWaits(connection: Connection): Promise<boolean>
      WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE '%FOR UPDATE%'`,
   );
   return Number(rows[0]?.n ?? 0) >= 1;
+}
+
+/**
+ * Holds a customer's row (of project 1) from a connection of `pool`, as another instance's
+ * transaction would, so that a call for that customer waits inside its transaction; COMMIT and
+ * release the connection to let it go.
+ */
+export async function holdCustomer(pool: { getConnection(): Promise<PoolConnection> }, customerId: string): Promise<PoolConnection> {
+  const holder = await pool.getConnection();
+  await holder.query("BEGIN");
+  await holder.query("SELECT id FROM customers WHERE project_id = 1 AND customer_id = ? FOR UPDATE", [customerId]);
+  return holder;
 }
