@@ -10,7 +10,7 @@ import {
   status,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { CUT_ANSWERS_FLUSH_MS, type InFlightCalls } from "../operations/in-flight-calls.js";
+import { cutAfterGrace, type InFlightCalls } from "../operations/in-flight-calls.js";
 import { HealthImplementation } from "grpc-health-check";
 import { BillingServiceService } from "../../gen/velobase/billing/v1/billing.js";
 import { addReflection } from "./reflection.js";
@@ -215,18 +215,13 @@ export async function startGrpcServer(
     port,
     shutdown: (graceMs) =>
       new Promise<number>((resolve) => {
-        let cut = 0;
-        const force = setTimeout(() => {
-          cut = options.inFlight?.cutAll() ?? 0;
-          setTimeout(() => {
-            server.forceShutdown();
-            resolve(cut);
-          }, CUT_ANSWERS_FLUSH_MS).unref();
-        }, graceMs);
-        force.unref();
+        const grace = cutAfterGrace(options.inFlight, graceMs, () => {
+          server.forceShutdown();
+          resolve(grace.answered());
+        });
         server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve(cut);
+          grace.cancel();
+          resolve(grace.answered());
         });
       }),
   };

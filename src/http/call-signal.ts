@@ -7,7 +7,7 @@ import type { ServerResponse } from "node:http";
  * body has been read, client still there; the response's `close` before its end is the client
  * leaving (or the connection cut).
  */
-export function callSignal(response: ServerResponse): AbortSignal {
+export function callSignal(response: ServerResponse): { readonly signal: AbortSignal; abort(reason: Error): void } {
   const controller = new AbortController();
   const gone = () => controller.abort(new DOMException("The client went away before the reply.", "AbortError"));
   if (response.destroyed || response.socket?.destroyed === true) gone();
@@ -16,5 +16,6 @@ export function callSignal(response: ServerResponse): AbortSignal {
       if (!response.writableEnded) gone();
     });
   }
-  return controller.signal;
+  // `abort`: the server's own reason (a shutdown that answered the call already).
+  return { signal: controller.signal, abort: (reason) => controller.abort(reason) };
 }

@@ -24,7 +24,7 @@ import { notAJsonObject, notAnIntegerIssue, schemaIssueToError, type SchemaIssue
 import { parseJsonBody, RoundedToInteger } from "./json-body.js";
 import { ID_LENGTH_MAX } from "../domain/limits.js";
 import { unavailableCause } from "../logger.js";
-import { CUT_ANSWERS_FLUSH_MS } from "../operations/in-flight-calls.js";
+import { cutAfterGrace } from "../operations/in-flight-calls.js";
 import { limitConnections } from "../tenancy/connection-limits.js";
 
 export interface HttpServer {
@@ -161,8 +161,8 @@ function addHooks(app: HttpApp, deps: HttpDependencies, stopping: HttpStopping):
   app.decorateRequest("billingContext", null);
   app.addHook("onRequest", async (request, reply) => {
     // Aborted when the client leaves, or when a shutdown answered the call already (work not begun is not begun then).
-    const cut = new AbortController();
-    request.billingContext = { ...deps.context, signal: AbortSignal.any([callSignal(reply.raw), cut.signal]) };
+    const watched = callSignal(reply.raw);
+    request.billingContext = { ...deps.context, signal: watched.signal };
     void reply.header(REQUEST_ID_HEADER, request.id);
     // Answered here, not thrown: a route's own error handler (the console's) would run before its
     // plugins (cookies) had seen the request. A request pipelined behind an answer that closes its
@@ -178,7 +178,7 @@ function addHooks(app: HttpApp, deps: HttpDependencies, stopping: HttpStopping):
     }
     const forget = deps.inFlight?.add((error) => {
       const answered = answerNow(error, request, reply, deps);
-      cut.abort(error);
+      watched.abort(error);
       return answered;
     });
     if (forget) reply.raw.once("close", forget);
@@ -344,15 +344,10 @@ export async function startHttpServer(
     async close(graceMs) {
       stopping.draining = true;
       stopping.closing = true;
-      let answered = 0;
-      const cut = setTimeout(() => {
-        answered = deps.inFlight?.cutAll() ?? 0;
-        setTimeout(() => app.server.closeAllConnections(), CUT_ANSWERS_FLUSH_MS).unref();
-      }, graceMs);
-      cut.unref();
+      const grace = cutAfterGrace(deps.inFlight, graceMs, () => app.server.closeAllConnections());
       await app.close();
-      clearTimeout(cut);
-      return answered;
+      grace.cancel();
+      return grace.answered();
     },
   };
 }

@@ -4,6 +4,7 @@ import { BillingError, CallNotRun } from "../errors/billing-error.js";
 import { type CreditWrite, customerRefOf, holdRefOf } from "../domain/plans/write-list.js";
 import { isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
+import { waitInLine } from "./waiting-line.js";
 import { deadlinePassed, runEachAlone, runList, type Settled } from "./pipeline.js";
 import { type CallerTrace, callerTrace, runForCallers } from "../telemetry/shared-work.js";
 
@@ -259,17 +260,7 @@ export class GroupCommit {
  * without running), so callers gone no longer take places that live ones are refused for.
  */
 function enqueue(line: Waiting[], waiting: Waiting): void {
-  line.push(waiting);
-  waiting.signal?.addEventListener(
-    "abort",
-    () => {
-      const at = line.indexOf(waiting);
-      if (at < 0) return;
-      line.splice(at, 1);
-      waiting.settle({ ok: false, error: deadlinePassed() });
-    },
-    { once: true },
-  );
+  waitInLine(line, waiting, waiting.signal, () => waiting.settle({ ok: false, error: deadlinePassed() }));
 }
 
 /** A signal that aborts once all of these have (none when one of them cannot: a call without a signal). */

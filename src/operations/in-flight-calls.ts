@@ -42,4 +42,31 @@ export class InFlightCalls {
 export type AnswerNow = (error: BillingError) => boolean;
 
 /** After answering the calls a shutdown cuts, how long their answers get to leave before the connections close. */
-export const CUT_ANSWERS_FLUSH_MS = 100;
+const CUT_ANSWERS_FLUSH_MS = 100;
+
+/**
+ * A transport's grace at shutdown: unless cancelled first (its calls all ended), once `graceMs`
+ * passes the open calls are answered (`inFlight`), and once their answers had time to leave,
+ * `cutConnections` runs. `answered`: how many were answered so.
+ */
+export function cutAfterGrace(
+  inFlight: InFlightCalls | undefined,
+  graceMs: number,
+  cutConnections: () => void,
+): { answered(): number; cancel(): void } {
+  let answered = 0;
+  let flush: NodeJS.Timeout | undefined;
+  const grace = setTimeout(() => {
+    answered = inFlight?.cutAll() ?? 0;
+    flush = setTimeout(cutConnections, CUT_ANSWERS_FLUSH_MS);
+    flush.unref();
+  }, graceMs);
+  grace.unref();
+  return {
+    answered: () => answered,
+    cancel: () => {
+      clearTimeout(grace);
+      clearTimeout(flush);
+    },
+  };
+}

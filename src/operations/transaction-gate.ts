@@ -1,4 +1,5 @@
 import { BillingError, CallNotRun } from "../errors/billing-error.js";
+import { waitInLine } from "./waiting-line.js";
 
 interface Waiter {
   readonly start: () => void;
@@ -48,20 +49,14 @@ export class TransactionGate {
       );
     }
     return new Promise<void>((resolve, reject) => {
-      const leave = () => {
-        const at = this.line.indexOf(waiter);
-        if (at < 0) return;
-        this.line.splice(at, 1);
-        reject(new CallNotRun());
-      };
+      let stopWatching = () => {};
       const waiter: Waiter = {
         start: () => {
-          signal?.removeEventListener("abort", leave);
+          stopWatching();
           resolve();
         },
       };
-      signal?.addEventListener("abort", leave, { once: true });
-      this.line.push(waiter);
+      stopWatching = waitInLine(this.line, waiter, signal, () => reject(new CallNotRun()));
     });
   }
 

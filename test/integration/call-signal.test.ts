@@ -120,7 +120,7 @@ describe("HTTP: callSignal(response)", () => {
 
   beforeAll(async () => {
     server = createServer((request, response) => {
-      const signal = httpCallSignal(response);
+      const { signal } = httpCallSignal(response);
       const closed = deferred<boolean>();
       // Registered after callSignal's own listener: by now it has decided.
       response.on("close", () => closed.resolve(signal.aborted));
