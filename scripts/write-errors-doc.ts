@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { OVERLOAD_RETRY_DELAY_MS } from "../src/domain/limits.js";
 import { ERROR_CATALOG, ERROR_CODES, RETRY_DELAY_MS, type ErrorSpec } from "../src/errors/catalog.js";
 import { ERROR_DOMAIN, STATUS_DETAILS_KEY } from "../src/grpc/status-details.js";
 import { REQUEST_ID_HEADER } from "../src/grpc/unary.js";
@@ -39,8 +40,9 @@ trailer: a serialized \`google.rpc.Status\` whose \`details\` hold, in this orde
    \`requested\`, \`available\` and \`wallet\` (the credit types spent from, or \`*\`) for an insufficient
    balance, or \`field\` for an invalid argument.
 3. \`google.rpc.RetryInfo { retry_delay }\`, only when the error is retryable: the real wait when
-   the service knows it (\`rate_limit_exceeded\`: until the key's window lets a call through),
-   else a suggested back-off of ${RETRY_DELAY_MS} ms.
+   the service knows it (\`rate_limit_exceeded\`: until the key's window lets a call through; for
+   a refusal because a line of the instance is full, a wait drawn between ${OVERLOAD_RETRY_DELAY_MS.min} and ${OVERLOAD_RETRY_DELAY_MS.max} ms
+   so that refused clients spread their retries), else a suggested back-off of ${RETRY_DELAY_MS} ms.
 
 A failure with no \`ErrorDetail\` never came from a handler: gRPC's own \`UNAVAILABLE\` (no
 connection; an instance restarting), \`DEADLINE_EXCEEDED\` or \`CANCELLED\`, or over HTTP a

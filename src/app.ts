@@ -202,6 +202,7 @@ function billingContext(database: Database, metrics: Metrics, config: Config, no
       onGroup: (size) => metrics.groupCommitSize.observe(size),
       onFallback: () => metrics.groupCommitFallbacks.inc(),
       onSideBySide: (size) => metrics.sideBySideSize.observe(size),
+      onOverloaded: (line) => metrics.overloadRefusals.inc({ line }),
     },
     { transactions: config.GROUP_COMMIT_TRANSACTIONS, sideBySide: config.GROUP_COMMIT_SIDE_BY_SIDE },
   );
@@ -209,6 +210,7 @@ function billingContext(database: Database, metrics: Metrics, config: Config, no
   const transactionGate = new TransactionGate(
     Math.max(1, config.DB_POOL_SIZE - config.GROUP_COMMIT_TRANSACTIONS - POOL_KEPT_FOR_READS),
     GATED_WRITES_WAITING_MAX,
+    (line) => metrics.overloadRefusals.inc({ line }),
   );
   metrics.watchGroupCommit(() => ({ ...groupCommit.load(), gate: transactionGate.load() }));
   return { ...base, groupCommit, transactionGate };

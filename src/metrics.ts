@@ -54,6 +54,12 @@ export class Metrics {
     help: "Groups whose shared transaction failed, so each call was run again alone.",
     registers: [this.registry],
   });
+  readonly overloadRefusals = new Counter({
+    name: "billing_overload_refusals_total",
+    help: "Calls refused with rate_limit_exceeded because a line of this instance was full (customer: its queue; side_by_side; gate: writes outside group commit), not by a key's limit.",
+    labelNames: ["line"] as const,
+    registers: [this.registry],
+  });
   readonly connectionsRefused = new Counter({
     name: "billing_connections_refused_total",
     help: "Connections closed at accept: the listener held CONNECTIONS_MAX (instance) or the address CONNECTIONS_PER_ADDRESS_MAX (address).",

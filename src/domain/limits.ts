@@ -62,14 +62,19 @@ export const BATCH_OPERATIONS_MAX = 100;
 export const GROUP_COMMIT_MAX = 32;
 
 /**
- * Calls one customer's queue holds on this instance: beyond it a call runs alone and waits on the
- * row lock, so an overloaded customer cannot grow this instance's memory without bound.
+ * Calls one customer's queue holds on this instance: beyond it a call is refused (retryable), so
+ * an overloaded customer cannot grow this instance's memory, nor hold its pool, without bound.
  */
 export const GROUP_COMMIT_QUEUE_MAX = 1024;
 /** Pooled connections that writes outside group commit leave to reads (TransactionGate). */
 export const POOL_KEPT_FOR_READS = 2;
 /** Writes outside group commit that may wait for the gate's place at once, per instance; the next is refused. */
 export const GATED_WRITES_WAITING_MAX = 4096;
+/**
+ * The wait a call refused for overload (a full line above) is told to keep before retrying: drawn
+ * between these for each refusal, so that the clients of one burst do not all come back together.
+ */
+export const OVERLOAD_RETRY_DELAY_MS = { min: 500, max: 1500 } as const;
 
 /**
  * Holds whose customer group commit remembers (a Consume or Unfreeze that names no customer is

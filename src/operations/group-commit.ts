@@ -1,9 +1,10 @@
 import { GROUP_COMMIT_HOLDS_REMEMBERED, GROUP_COMMIT_MAX, GROUP_COMMIT_QUEUE_MAX } from "../domain/limits.js";
 import { customerKey, holdKey } from "../domain/customer-ref.js";
-import { BillingError, CallNotRun } from "../errors/billing-error.js";
+import { CallNotRun } from "../errors/billing-error.js";
 import { type CreditWrite, customerRefOf, holdRefOf } from "../domain/plans/write-list.js";
 import { isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
+import { type OverloadedLine, overloaded } from "./overload.js";
 import { waitInLine } from "./waiting-line.js";
 import { deadlinePassed, runEachAlone, runList, type Settled } from "./pipeline.js";
 import { type CallerTrace, callerTrace, runForCallers } from "../telemetry/shared-work.js";
@@ -14,6 +15,8 @@ export interface GroupCommitObserver {
   onFallback?(): void;
   /** Writes of different customers applied side by side in one transaction. */
   onSideBySide?(size: number): void;
+  /** A call refused because its line was full. */
+  onOverloaded?(line: OverloadedLine): void;
 }
 
 export interface GroupCommitOptions {
@@ -125,9 +128,12 @@ export class GroupCommit {
     // so (19 of 20 connections seen), stalling every other customer for seconds.
     const queueMax = this.options.queueMax ?? GROUP_COMMIT_QUEUE_MAX;
     if (queue !== undefined && queue.length >= queueMax) {
-      throw new BillingError("rate_limit_exceeded", `This customer has ${queueMax} calls waiting on this instance; retry later.`, {
-        customer_calls_waiting_max: queueMax,
-      });
+      throw overloaded(
+        "customer",
+        `This customer has ${queueMax} calls waiting on this instance; retry later.`,
+        { customer_calls_waiting_max: queueMax },
+        this.observer.onOverloaded,
+      );
     }
     if (queue !== undefined) {
       return answerOf(
@@ -146,9 +152,12 @@ export class GroupCommit {
   private async inLine(write: CreditWrite, signal: AbortSignal | undefined): Promise<unknown> {
     if (this.inFlight < this.options.transactions) return this.counted(() => this.alone(write, signal));
     if (this.waiting.length >= WAITING_MAX) {
-      throw new BillingError("rate_limit_exceeded", `This instance has ${WAITING_MAX} calls in line; retry later.`, {
-        calls_waiting_max: WAITING_MAX,
-      });
+      throw overloaded(
+        "side_by_side",
+        `This instance has ${WAITING_MAX} calls in line; retry later.`,
+        { calls_waiting_max: WAITING_MAX },
+        this.observer.onOverloaded,
+      );
     }
     return answerOf(
       await new Promise<Settled>((settle, fail) => enqueue(this.waiting, { op: write, signal, settle, fail, trace: callerTrace() })),

@@ -1,4 +1,5 @@
-import { BillingError, CallNotRun } from "../errors/billing-error.js";
+import { CallNotRun } from "../errors/billing-error.js";
+import { type OverloadObserver, overloaded } from "./overload.js";
 import { waitInLine } from "./waiting-line.js";
 
 interface Waiter {
@@ -12,7 +13,7 @@ interface Waiter {
  * connection (2,000 Batches of one Freeze: 20 of 20), and every other customer's calls waited
  * seconds for one. At most `max` run at once, leaving the rest of the pool to group commit's own
  * transactions and to reads; the next wait here, in memory and in arrival order, at most
- * `waitingMax` of them, past which a call is refused with rate_limit_exceeded. A waiting call
+ * `waitingMax` of them, past which a call is refused with rate_limit_exceeded (operations/overload.ts). A waiting call
  * whose caller leaves (its signal aborts) leaves the line without running.
  */
 export class TransactionGate {
@@ -22,6 +23,7 @@ export class TransactionGate {
   constructor(
     private readonly max: number,
     private readonly waitingMax: number,
+    private readonly onOverloaded?: OverloadObserver,
   ) {}
 
   async run<T>(work: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
@@ -43,9 +45,12 @@ export class TransactionGate {
     if (signal?.aborted) return Promise.reject(new CallNotRun());
     if (this.line.length >= this.waitingMax) {
       return Promise.reject(
-        new BillingError("rate_limit_exceeded", `This instance has ${this.waitingMax} writes waiting for a connection; retry later.`, {
-          writes_waiting_max: this.waitingMax,
-        }),
+        overloaded(
+          "gate",
+          `This instance has ${this.waitingMax} writes waiting for a connection; retry later.`,
+          { writes_waiting_max: this.waitingMax },
+          this.onOverloaded,
+        ),
       );
     }
     return new Promise<void>((resolve, reject) => {

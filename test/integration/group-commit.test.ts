@@ -122,7 +122,12 @@ describe("per-customer group commit", () => {
   it("refuses at once, with rate_limit_exceeded, a call past a customer's full queue, instead of running it alone on a pooled connection", async () => {
     const customerId = uid("cust");
     const base: BillingContext = { database: s.app.database, now: s.clock.now };
-    const commit = new GroupCommit(base, {}, { transactions: 2, sideBySide: true, queueMax: 2 });
+    const refusedLines: string[] = [];
+    const commit = new GroupCommit(
+      base,
+      { onOverloaded: (line) => refusedLines.push(line) },
+      { transactions: 2, sideBySide: true, queueMax: 2 },
+    );
     await commit.run(depositFor(customerId, 100n));
     const holder = await holdCustomer(s.app.database.pool, customerId);
     try {
@@ -134,6 +139,12 @@ describe("per-customer group commit", () => {
         "rate_limit_exceeded",
         "This customer has 2 calls waiting on this instance; retry later.",
       ]);
+      // Its wait is drawn from OVERLOAD_RETRY_DELAY_MS, so that the refused callers of a burst spread their retries.
+      const { retryDelayMs, facts } = refused as BillingError;
+      expect(retryDelayMs).toBeGreaterThanOrEqual(500);
+      expect(retryDelayMs).toBeLessThanOrEqual(1500);
+      expect(facts).toEqual({ customer_calls_waiting_max: 2, retry_delay_ms: retryDelayMs });
+      expect(refusedLines).toEqual(["customer"]);
       await holder.query("COMMIT");
       expect((await Promise.allSettled([first, ...queued])).map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "fulfilled"]);
     } finally {
@@ -145,7 +156,12 @@ describe("per-customer group commit", () => {
   it("frees a full queue's place at once when a waiting caller leaves, answering it without running", async () => {
     const customerId = uid("cust");
     const base: BillingContext = { database: s.app.database, now: s.clock.now };
-    const commit = new GroupCommit(base, {}, { transactions: 2, sideBySide: true, queueMax: 2 });
+    const refusedLines: string[] = [];
+    const commit = new GroupCommit(
+      base,
+      { onOverloaded: (line) => refusedLines.push(line) },
+      { transactions: 2, sideBySide: true, queueMax: 2 },
+    );
     await commit.run(depositFor(customerId, 100n));
     const holder = await holdCustomer(s.app.database.pool, customerId);
     const leaving = new AbortController();

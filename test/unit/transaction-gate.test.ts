@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BillingError, CallNotRun } from "../../src/errors/billing-error.js";
+import { type BillingError, CallNotRun } from "../../src/errors/billing-error.js";
 import { TransactionGate } from "../../src/operations/transaction-gate.js";
 
 /** Work that runs until released, recording that it started. */
@@ -17,7 +17,8 @@ function held(started: string[], name: string) {
 
 describe("TransactionGate", () => {
   it("runs at most `max` at once, the next in arrival order, refuses past its line, and lets a caller who left go", async () => {
-    const gate = new TransactionGate(2, 2);
+    const refusedLines: string[] = [];
+    const gate = new TransactionGate(2, 2, (line) => refusedLines.push(line));
     const started: string[] = [];
     const [a, b, c, d] = ["a", "b", "c", "d"].map((name) => held(started, name)) as [
       ReturnType<typeof held>,
@@ -32,6 +33,7 @@ describe("TransactionGate", () => {
       "rate_limit_exceeded",
       "This instance has 2 writes waiting for a connection; retry later.",
     ]);
+    expect([(refused as BillingError).facts.writes_waiting_max, refusedLines]).toEqual([2, ["gate"]]);
     await Promise.resolve();
     expect(started).toEqual(["a", "b"]);
     expect(gate.load()).toEqual({ running: 2, waiting: 2 });
