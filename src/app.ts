@@ -202,6 +202,7 @@ function billingContext(database: Database, metrics: Metrics, config: Config, no
       onGroup: (size) => metrics.groupCommitSize.observe(size),
       onFallback: () => metrics.groupCommitFallbacks.inc(),
       onSideBySide: (size) => metrics.sideBySideSize.observe(size),
+      onSetAside: (calls) => metrics.setAside.inc(calls),
       onOverloaded: (line) => metrics.overloadRefusals.inc({ line }),
     },
     { transactions: config.GROUP_COMMIT_TRANSACTIONS, sideBySide: config.GROUP_COMMIT_SIDE_BY_SIDE },

@@ -54,6 +54,11 @@ export class Metrics {
     help: "Groups whose shared transaction failed, so each call was run again alone.",
     registers: [this.registry],
   });
+  readonly setAside = new Counter({
+    name: "billing_group_commit_set_aside_total",
+    help: "Calls set aside from a side-by-side transaction because another transaction held their customer; each then ran alone.",
+    registers: [this.registry],
+  });
   readonly overloadRefusals = new Counter({
     name: "billing_overload_refusals_total",
     help: "Calls refused with rate_limit_exceeded because a line of this instance was full (customer: its queue; side_by_side; gate: writes outside group commit), not by a key's limit.",

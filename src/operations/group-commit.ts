@@ -6,7 +6,7 @@ import { isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 import { type OverloadedLine, overloaded } from "./overload.js";
 import { waitInLine } from "./waiting-line.js";
-import { deadlinePassed, runEachAlone, runList, type Settled } from "./pipeline.js";
+import { deadlinePassed, HeldElsewhere, runEachAlone, runList, type Settled } from "./pipeline.js";
 import { type CallerTrace, callerTrace, runForCallers } from "../telemetry/shared-work.js";
 
 /** What group commit reports (metrics). */
@@ -15,6 +15,8 @@ export interface GroupCommitObserver {
   onFallback?(): void;
   /** Writes of different customers applied side by side in one transaction. */
   onSideBySide?(size: number): void;
+  /** Calls set aside from a side-by-side list because another transaction held their customer; each then runs alone. */
+  onSetAside?(calls: number): void;
   /** A call refused because its line was full. */
   onOverloaded?(line: OverloadedLine): void;
 }
@@ -188,7 +190,7 @@ export class GroupCommit {
           group.map((w) => w.trace),
           () => {
             this.observer.onSideBySide?.(group.length);
-            return this.runGroup(group);
+            return this.runGroup(group, { setAsideHeld: true });
           },
         ),
       ).catch((error: unknown) => failAll(group, error));
@@ -198,38 +200,51 @@ export class GroupCommit {
   /**
    * Runs waiting calls as one list and answers each. If the list's transaction fails, each call
    * runs again alone, in order, under its own caller's deadline (one that passed meanwhile is not
-   * run), and is answered as soon as its own run ends, not when the last one does.
+   * run), and is answered as soon as its own run ends, not when the last one does. Side by side
+   * (`setAsideHeld`), the calls whose customer another transaction holds (another instance, a
+   * Batch, an operator's session) are set aside instead of keeping the list waiting, and run alone
+   * after it, each waiting on its own customer's lock.
    */
-  private async runGroup(group: readonly Waiting[]): Promise<void> {
-    if (group.length > 1 && (await this.answeredAsList(group))) return;
-    for (const w of stillWanted(group)) {
+  private async runGroup(group: readonly Waiting[], options: { setAsideHeld?: boolean } = {}): Promise<void> {
+    const alone = group.length > 1 ? await this.runAsList(group, options.setAsideHeld ?? false) : group;
+    for (const w of stillWanted(alone)) {
       const [settled] = await runEachAlone(w.signal ? { ...this.ctx, signal: w.signal } : this.ctx, [w.op]);
       w.settle(settled ?? { ok: false, error: new Error("a grouped call has no result") });
     }
   }
 
-  /** Runs the calls as one list and answers them; false when its transaction failed and each should run again alone. */
-  private async answeredAsList(group: readonly Waiting[]): Promise<boolean> {
+  /**
+   * Runs the calls as one list and answers them; returns those still to run alone: none, the ones
+   * set aside, or all of them when the list's transaction failed.
+   */
+  private async runAsList(group: readonly Waiting[], setAsideHeld: boolean): Promise<readonly Waiting[]> {
     // The list is not begun, nor tried again, once every one of its callers has left.
     const everyoneLeft = whenAllAborted(group.map((w) => w.signal));
     try {
       const settled = await runList(
         everyoneLeft ? { ...this.ctx, signal: everyoneLeft } : this.ctx,
         group.map((w) => w.op),
-        { atomic: false },
+        { atomic: false, setAsideHeld },
       );
-      for (const [i, w] of group.entries()) w.settle(settled[i] ?? { ok: false, error: new Error("a grouped call has no result") });
-      return true;
+      const aside = group.filter((_, i) => {
+        const answer = settled[i];
+        return answer?.ok === false && answer.error instanceof HeldElsewhere;
+      });
+      for (const [i, w] of group.entries()) {
+        if (!aside.includes(w)) w.settle(settled[i] ?? { ok: false, error: new Error("a grouped call has no result") });
+      }
+      if (aside.length > 0) this.observer.onSetAside?.(aside.length);
+      return aside;
     } catch (error) {
       // A lost connection may have lost only the answer to a COMMIT that happened: running the
       // calls again could apply them twice (a deposit without a key), so each gets the error, as
       // it would have alone.
       if (isLostConnection(error) || error instanceof CallNotRun) {
         failAll(group, error);
-        return true;
+        return [];
       }
       this.observer.onFallback?.();
-      return false;
+      return group;
     }
   }
 

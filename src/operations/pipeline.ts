@@ -8,12 +8,12 @@ type PlannedList = Extract<ListPlan, { kind: "planned" }>;
 import type { DepositResult } from "../domain/results.js";
 import { BillingError, CallNotRun } from "../errors/billing-error.js";
 import { applyList, type Outbox, type WrittenIds } from "../store/list-apply.js";
-import { prefetchAlerts, prefetchList, prefetchMore, prefetchSkipLocked } from "../store/list-prefetch.js";
+import { busyWritesSql, prefetchAlerts, prefetchList, prefetchMore, prefetchSkipLocked } from "../store/list-prefetch.js";
 import { appendEventsSql, appendEventWithDataSql, newEventId } from "../store/event-rows.js";
 import type { SQL } from "../store/sql.js";
 import { type Batch, mapBatch, runTransaction, sequence, type Tx, writesOnly } from "../store/run-transaction.js";
 import { rethrowGuardFailure } from "../store/row-count-guard.js";
-import { isRowCountGuardFailure } from "../store/sql-errors.js";
+import { isLockNotAvailable, isRowCountGuardFailure } from "../store/sql-errors.js";
 import type { BillingContext } from "./context.js";
 import { replayOf } from "./idempotency.js";
 
@@ -35,6 +35,19 @@ export interface ListOptions {
   readonly atomic: boolean;
   /** The sweeper's writes: nothing is waited for (SKIP LOCKED); a busy row leaves the write for a later pass. */
   readonly skipLocked?: boolean;
+  /**
+   * Writes of unrelated customers (side by side): a customer that another transaction holds
+   * does not keep the others waiting. Its writes are set aside, answered HeldElsewhere without
+   * running, for the caller to run alone; the list goes on without them.
+   */
+  readonly setAsideHeld?: boolean;
+}
+
+/** A write set aside from its list because another transaction holds its customer (ListOptions.setAsideHeld): not run. */
+export class HeldElsewhere extends Error {
+  constructor() {
+    super("the write's customer is locked by another transaction; run it alone");
+  }
 }
 
 /**
@@ -52,29 +65,83 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
     const nowMs = ctx.now();
     const prefetch = (rest: readonly CreditWrite[]) =>
       options.skipLocked && rest[0] ? prefetchSkipLocked(rest[0], nowMs) : prefetchList(rest, nowMs, ctx.alertHints?.likely);
-    const withAlerts = (read: ListState) => completeAlerts(ctx, tx, read, nowMs);
-    const answers: Settled[] = [];
-    let state = await withAlerts(await tx.runBatch(prefetch(writes)));
-    let applied = false;
-    for (let done = 0; done < writes.length; ) {
-      const rest = writes.slice(done);
-      const planned = await planSegment(tx, state, rest, nowMs);
-      const { plans } = planned;
-      if (options.atomic) throwFirstRefusal(plans, done);
-      applied ||= plans.some(isApplied);
-      const next = writes.slice(done + plans.length);
-      const apply = applyList(state, rest, planned, nowMs, outboxOf(ctx));
-      const last = next.length === 0;
-      const [ids, nextState] = await runApply(tx, rest, apply, last ? null : prefetch(next), last && applied);
-      answers.push(...plans.map((p, i) => answerOf(p, ids.get(i))));
-      if (nextState) state = await withAlerts(nextState);
-      done += plans.length;
-    }
-    return { answers, applied };
+    const first = options.setAsideHeld
+      ? await prefetchSettingAside(tx, writes, (rest) => prefetchList(rest, nowMs, ctx.alertHints?.likely, { nowait: true }))
+      : { kept: writes, read: await tx.runBatch(prefetch(writes)) };
+    if (first.read === null) return { answers: writes.map(() => setAside()), applied: false };
+    const { answers, applied } = await planAndApply(ctx, tx, first.kept, first.read, prefetch, { atomic: options.atomic, nowMs });
+    return { answers: withSetAside(writes, first.kept, answers), applied };
   });
   // The local stamper orders the new events at once (the others find them within their poll).
   if (applied) ctx.events?.notifyCommitted();
   return answers;
+}
+
+/** The list's segments planned and applied one after another, on the prefetched state; COMMIT with the last one's writes. */
+async function planAndApply(
+  ctx: BillingContext,
+  tx: Tx,
+  writes: readonly CreditWrite[],
+  read: ListState,
+  prefetch: (rest: readonly CreditWrite[]) => Batch<ListState>,
+  { atomic, nowMs }: { atomic: boolean; nowMs: number },
+): Promise<{ answers: Settled[]; applied: boolean }> {
+  const withAlerts = (state: ListState) => completeAlerts(ctx, tx, state, nowMs);
+  const answers: Settled[] = [];
+  let state = await withAlerts(read);
+  let applied = false;
+  for (let done = 0; done < writes.length; ) {
+    const rest = writes.slice(done);
+    const planned = await planSegment(tx, state, rest, nowMs);
+    const { plans } = planned;
+    if (atomic) throwFirstRefusal(plans, done);
+    applied ||= plans.some(isApplied);
+    const next = writes.slice(done + plans.length);
+    const apply = applyList(state, rest, planned, nowMs, outboxOf(ctx));
+    const last = next.length === 0;
+    const [ids, nextState] = await runApply(tx, rest, apply, last ? null : prefetch(next), last && applied);
+    answers.push(...plans.map((p, i) => answerOf(p, ids.get(i))));
+    if (nextState) state = await withAlerts(nextState);
+    done += plans.length;
+  }
+  return { answers, applied };
+}
+
+const setAside = (): Settled => ({ ok: false, error: new HeldElsewhere() });
+
+/** The answers of `kept` (an ordered subset of `writes`) in `writes`' places; the writes not kept set aside. */
+function withSetAside(writes: readonly CreditWrite[], kept: readonly CreditWrite[], answers: readonly Settled[]): Settled[] {
+  if (kept === writes) return [...answers];
+  let next = 0;
+  return writes.map((write) => (write === kept[next] ? (answers[next++] ?? setAside()) : setAside()));
+}
+
+/**
+ * The first prefetch of a side-by-side list, its customers locked NOWAIT: when one is held by
+ * another transaction, the others are locked without waiting (busyWritesSql, in the same
+ * transaction), the writes of the held ones set aside, and the prefetch run again for the rest.
+ * Each pass sets at least one write aside. `read` is null when every write was. A NOWAIT refusal
+ * that no held customer explains (a lock wait elsewhere in the prefetch that timed out, or the
+ * holder committed meanwhile) fails the transaction as before, to be retried.
+ */
+async function prefetchSettingAside(
+  tx: Tx,
+  writes: readonly CreditWrite[],
+  prefetch: (rest: readonly CreditWrite[]) => Batch<ListState>,
+): Promise<{ kept: readonly CreditWrite[]; read: ListState | null }> {
+  let kept = writes;
+  while (kept.length > 0) {
+    try {
+      return { kept, read: await tx.runBatch(prefetch(kept)) };
+    } catch (error) {
+      if (!isLockNotAvailable(error)) throw error;
+      const probe = busyWritesSql(kept);
+      const busy = probe === null ? new Set<number>() : await tx.runBatch(probe);
+      if (busy.size === 0) throw error;
+      kept = kept.filter((_, i) => !busy.has(i));
+    }
+  }
+  return { kept, read: null };
 }
 
 /**

@@ -125,6 +125,7 @@ export function prefetchList(
   writes: readonly CreditWrite[],
   nowMs: number,
   alertsLikely: (ref: CustomerRef) => boolean = () => false,
+  options: { nowait?: boolean } = {},
 ): Batch<ListState> {
   const named = uniqueBy(
     writes.flatMap((w) => {
@@ -149,10 +150,11 @@ export function prefetchList(
     ...holds.map((h) => transactionCustomerPkSql(h.projectId, h.transactionId)),
     ...reversalCustomerPksSql(writes),
   ];
+  const nowait = options.nowait ?? false;
   const pkOf = (ref: CustomerRef) => customerPkSql(ref.projectId, ref.customerId);
   const alertsRead = named.filter(alertsLikely);
   const batch = namedBatch({
-    customers: pks.length === 0 ? [] : [lockCustomersWithTotalsSql(pks, nowMs)],
+    customers: pks.length === 0 ? [] : [lockCustomersWithTotalsSql(pks, nowMs, { nowait })],
     created: depositCustomers.map((d) => createCustomerSql(d.projectId, { ...d, nowMs })),
     depositCustomers: depositCustomers.length === 0 ? [] : [lockCustomersWithTotalsSql(depositCustomers.map(pkOf), nowMs)],
     holds: holds.length === 0 ? [] : [lockHoldsWithAllocationsSql(holds)],
@@ -184,6 +186,46 @@ export function prefetchList(
       outcomes: outcomesFromRows(rowsOf(r.outcomes[0] ?? [])),
       busy: new Set(),
     };
+  });
+}
+
+/**
+ * The customers a write locks, as prefetchList names them: the one it names, the owner of the
+ * hold it settles, the owner of the charge it refunds (scalar subqueries; NULL for none yet).
+ */
+function customerPksOfWrite(write: CreditWrite): SQL[] {
+  const named = customerRefOf(write);
+  const pks = named ? [customerPkSql(named.projectId, named.customerId)] : [];
+  if (write.kind === "consume" || write.kind === "unfreeze" || write.kind === "refund") {
+    pks.push(transactionCustomerPkSql(write.request.projectId, write.request.transactionId));
+  }
+  return pks;
+}
+
+/**
+ * After a list's NOWAIT lock of its customers failed: locks, without waiting, every customer of
+ * the list that no other transaction holds, and answers which writes (by index) lock one that
+ * another does hold. Their customers were found by the same subqueries, read plainly: a customer
+ * that does not exist yet (a first deposit) holds back no write. One round trip; none (null) for
+ * a list that locks no customer.
+ */
+export function busyWritesSql(writes: readonly CreditWrite[]): Batch<Set<number>> | null {
+  const owners = writes.flatMap((write, index) => customerPksOfWrite(write).map((pk) => sql`SELECT ${index} AS w, ${pk} AS pk`));
+  if (owners.length === 0) return null;
+  const batch = namedBatch({
+    locked: [
+      sql`SELECT c.id AS pk FROM ${customers} c WHERE c.id IN (${sql.join(
+        writes.flatMap(customerPksOfWrite),
+        sql`, `,
+      )}) FOR UPDATE SKIP LOCKED`,
+    ],
+    owners: [sql`SELECT o.w, o.pk FROM (${sql.join(owners, sql` UNION ALL `)}) o WHERE o.pk IS NOT NULL`],
+  });
+  return mapBatch(batch, (r) => {
+    const locked = new Set(rowsOf(r.locked[0]).map((row) => bigOf(row.pk)));
+    const busy = new Set<number>();
+    for (const row of rowsOf(r.owners[0])) if (!locked.has(bigOf(row.pk))) busy.add(Number(bigOf(row.w)));
+    return busy;
   });
 }
 

@@ -8,6 +8,8 @@ const DEADLOCK = 1213;
  */
 const AUTOINC_DEADLOCK = 1467;
 const LOCK_WAIT_TIMEOUT = 1205;
+/** MySQL 8's answer to `FOR UPDATE NOWAIT` on a locked row (MariaDB answers LOCK_WAIT_TIMEOUT at once). */
+const LOCK_NOWAIT = 3572;
 const DUPLICATE_KEY = 1062;
 const OUT_OF_RANGE = 1690;
 /** "Subquery returns more than 1 row": raised on purpose by rowCountGuardSql, by nothing else of ours. */
@@ -66,6 +68,12 @@ export function retryableConflictOf(error: unknown): "deadlock" | "lock_wait_tim
   const errno = driverError(error)?.errno;
   if (errno === DEADLOCK || errno === AUTOINC_DEADLOCK) return "deadlock";
   return errno === LOCK_WAIT_TIMEOUT ? "lock_wait_timeout" : null;
+}
+
+/** A locking read that found a row locked by another transaction: `NOWAIT`'s refusal (or a lock wait that timed out). */
+export function isLockNotAvailable(error: unknown): boolean {
+  const errno = driverError(error)?.errno;
+  return errno === LOCK_NOWAIT || errno === LOCK_WAIT_TIMEOUT;
 }
 
 /** A duplicate on the named unique index (mysql2 quotes the key name in the message). */

@@ -8,7 +8,7 @@ import { verifyLedger } from "../../src/operations/verify.js";
 import { BillingError, CallNotRun } from "../../src/errors/billing-error.js";
 import { uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { holdCustomer } from "../support/waiting.js";
+import { holdCustomer, lockingReadWaits, waitFor } from "../support/waiting.js";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -290,6 +290,83 @@ describe("group commit across customers (side by side)", () => {
     ] as const) {
       expect((await s.client.call("getCustomer", { customerId: c })).balance).toEqual(balance(used, frozen));
     }
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
+  it("sets aside a customer another transaction holds, so the rest of its list goes on, and runs it alone when freed", async () => {
+    const base: BillingContext = { database: s.app.database, now: s.clock.now };
+    const observed = { sideBySide: [] as number[], setAside: [] as number[], fallbacks: 0 };
+    const commit = new GroupCommit(
+      base,
+      {
+        onSideBySide: (n) => observed.sideBySide.push(n),
+        onSetAside: (n) => observed.setAside.push(n),
+        onFallback: () => observed.fallbacks++,
+      },
+      { transactions: 1, ...SIDE_BY_SIDE },
+    );
+    const [first, held, a, b, settledHold] = [uid("cust"), uid("cust"), uid("cust"), uid("cust"), uid("cust")];
+    for (const customer of [first, held, a, b, settledHold]) await commit.run(depositFor(customer, 100n));
+    const hold = uid("t");
+    await commit.run(freezeOf(settledHold, 10n, hold));
+    // Another instance's transactions, as seen from here: `first` takes this instance's one
+    // transaction and waits; `held` stays locked while the list it goes in runs.
+    const firstHolder = await holdCustomer(s.app.database.pool, first);
+    const heldHolder = await holdCustomer(s.app.database.pool, held);
+    const answered: string[] = [];
+    const track = <T>(name: string, call: Promise<T>) =>
+      call.then(
+        (value) => {
+          answered.push(name);
+          return value;
+        },
+        (error: unknown) => {
+          answered.push(name);
+          throw error;
+        },
+      );
+    try {
+      const running = track("first", commit.run(freezeOf(first, 1n)));
+      await waitFor(() => lockingReadWaits(heldHolder), "the first call to wait on its customer");
+      const consume = { projectId: 1n, apiKeyId: null, transactionId: hold, customerId: null, actualAmount: 4n, allowOverage: false };
+      const waiting = [
+        track("a", commit.run(freezeOf(a, 2n))),
+        track("held", commit.run(freezeOf(held, 3n))),
+        track("b", commit.run(deductOperation(request(b, 5n)))),
+        track("consume", commit.run(consumeOperation(consume))),
+      ];
+      await firstHolder.query("COMMIT");
+      // The list of four goes on without `held`, whose lock is still taken.
+      const [fromA, fromB, fromConsume] = (await Promise.all([running, waiting[0], waiting[2], waiting[3]]).then((r) => r.slice(1))) as [
+        { amount: bigint; balance: Balance },
+        { amount: bigint; balance: Balance },
+        { consumedAmount: bigint; returnedAmount: bigint },
+      ];
+      expect(answered).toEqual(["first", "a", "b", "consume"]);
+      expect([fromA.amount, fromA.balance, fromB.amount, fromB.balance, fromConsume.consumedAmount, fromConsume.returnedAmount]).toEqual([
+        2n,
+        { total: 100n, used: 0n, frozen: 2n, available: 98n },
+        5n,
+        { total: 100n, used: 5n, frozen: 0n, available: 95n },
+        4n,
+        6n,
+      ]);
+      await waitFor(() => lockingReadWaits(heldHolder), "the set-aside call to wait on its customer, alone");
+      await heldHolder.query("COMMIT");
+      const fromHeld = (await waiting[1]) as { amount: bigint; balance: Balance };
+      expect([fromHeld.amount, fromHeld.balance]).toEqual([3n, { total: 100n, used: 0n, frozen: 3n, available: 97n }]);
+    } finally {
+      firstHolder.release();
+      heldHolder.release();
+    }
+    expect(observed).toEqual({ sideBySide: [4], setAside: [1], fallbacks: 0 });
+    expect((await s.client.call("getCustomer", { customerId: held })).balance?.frozen).toBe(3n);
+    expect((await s.client.call("getCustomer", { customerId: settledHold })).balance).toEqual({
+      total: 100n,
+      used: 4n,
+      frozen: 0n,
+      available: 96n,
+    });
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
 
