@@ -195,7 +195,13 @@ function billingContext(database: Database, metrics: Metrics, config: Config, no
     alertHints: new AlertHints(),
     retries: { onRetry: (reason) => metrics.retries.inc({ reason }) },
   };
-  // The group commit's runs use `base`.
+  // Transactions outside group commit leave it GROUP_COMMIT_TRANSACTIONS connections and reads two.
+  const transactionGate = new TransactionGate(
+    Math.max(1, config.DB_POOL_SIZE - config.GROUP_COMMIT_TRANSACTIONS - POOL_KEPT_FOR_READS),
+    GATED_WRITES_WAITING_MAX,
+    (line) => metrics.overloadRefusals.inc({ line }),
+  );
+  // The group commit's runs use `base`; the calls it sets aside pass the gate.
   const groupCommit = new GroupCommit(
     base,
     {
@@ -205,13 +211,7 @@ function billingContext(database: Database, metrics: Metrics, config: Config, no
       onSetAside: (calls) => metrics.setAside.inc(calls),
       onOverloaded: (line) => metrics.overloadRefusals.inc({ line }),
     },
-    { transactions: config.GROUP_COMMIT_TRANSACTIONS, sideBySide: config.GROUP_COMMIT_SIDE_BY_SIDE },
-  );
-  // Transactions outside group commit leave it GROUP_COMMIT_TRANSACTIONS connections and reads two.
-  const transactionGate = new TransactionGate(
-    Math.max(1, config.DB_POOL_SIZE - config.GROUP_COMMIT_TRANSACTIONS - POOL_KEPT_FOR_READS),
-    GATED_WRITES_WAITING_MAX,
-    (line) => metrics.overloadRefusals.inc({ line }),
+    { transactions: config.GROUP_COMMIT_TRANSACTIONS, sideBySide: config.GROUP_COMMIT_SIDE_BY_SIDE, gate: transactionGate },
   );
   metrics.watchGroupCommit(() => ({ ...groupCommit.load(), gate: transactionGate.load() }));
   return { ...base, groupCommit, transactionGate };

@@ -5,6 +5,7 @@ import { type CreditWrite, customerRefOf, holdRefOf } from "../domain/plans/writ
 import { isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 import { type OverloadedLine, overloaded } from "./overload.js";
+import type { TransactionGate } from "./transaction-gate.js";
 import { waitInLine } from "./waiting-line.js";
 import { deadlinePassed, HeldElsewhere, runEachAlone, runList, type Settled } from "./pipeline.js";
 import { type CallerTrace, callerTrace, runForCallers } from "../telemetry/shared-work.js";
@@ -35,6 +36,8 @@ export interface GroupCommitOptions {
   readonly sideBySide: boolean;
   /** Calls one customer may have waiting here (GROUP_COMMIT_QUEUE_MAX; tests make it small). */
   readonly queueMax?: number;
+  /** The gate of the writes outside group commit: calls set aside from a side-by-side list run through it. */
+  readonly gate?: TransactionGate;
 }
 
 /**
@@ -206,18 +209,28 @@ export class GroupCommit {
    * after it, each waiting on its own customer's lock.
    */
   private async runGroup(group: readonly Waiting[], options: { setAsideHeld?: boolean } = {}): Promise<void> {
-    const alone = group.length > 1 ? await this.runAsList(group, options.setAsideHeld ?? false) : group;
-    for (const w of stillWanted(alone)) {
-      const [settled] = await runEachAlone(w.signal ? { ...this.ctx, signal: w.signal } : this.ctx, [w.op]);
-      w.settle(settled ?? { ok: false, error: new Error("a grouped call has no result") });
-    }
+    const { alone, aside } = group.length > 1 ? await this.runAsList(group, options.setAsideHeld ?? false) : { alone: group, aside: [] };
+    // Not in this transaction's place: each waits on its own customer's lock, through the gate of
+    // the writes outside group commit, while the place starts the next waiting calls.
+    for (const w of stillWanted(aside)) void this.runAlone(w, this.options.gate);
+    for (const w of stillWanted(alone)) await this.runAlone(w);
+  }
+
+  /** Runs a call of a group alone, under its caller's signal, and answers it. */
+  private async runAlone(w: Waiting, gate?: TransactionGate): Promise<void> {
+    const ctx = { ...this.ctx, ...(w.signal ? { signal: w.signal } : {}), ...(gate ? { transactionGate: gate } : {}) };
+    const [settled] = await runEachAlone(ctx, [w.op]);
+    w.settle(settled ?? { ok: false, error: new Error("a grouped call has no result") });
   }
 
   /**
-   * Runs the calls as one list and answers them; returns those still to run alone: none, the ones
-   * set aside, or all of them when the list's transaction failed.
+   * Runs the calls as one list and answers them; returns those still to run: none, the ones set
+   * aside (`aside`), or all of them (`alone`) when the list's transaction failed.
    */
-  private async runAsList(group: readonly Waiting[], setAsideHeld: boolean): Promise<readonly Waiting[]> {
+  private async runAsList(
+    group: readonly Waiting[],
+    setAsideHeld: boolean,
+  ): Promise<{ alone: readonly Waiting[]; aside: readonly Waiting[] }> {
     // The list is not begun, nor tried again, once every one of its callers has left.
     const everyoneLeft = whenAllAborted(group.map((w) => w.signal));
     try {
@@ -234,17 +247,17 @@ export class GroupCommit {
         if (!aside.includes(w)) w.settle(settled[i] ?? { ok: false, error: new Error("a grouped call has no result") });
       }
       if (aside.length > 0) this.observer.onSetAside?.(aside.length);
-      return aside;
+      return { alone: [], aside };
     } catch (error) {
       // A lost connection may have lost only the answer to a COMMIT that happened: running the
       // calls again could apply them twice (a deposit without a key), so each gets the error, as
       // it would have alone.
       if (isLostConnection(error) || error instanceof CallNotRun) {
         failAll(group, error);
-        return [];
+        return { alone: [], aside: [] };
       }
       this.observer.onFallback?.();
-      return group;
+      return { alone: group, aside: [] };
     }
   }
 

@@ -8,7 +8,16 @@ type PlannedList = Extract<ListPlan, { kind: "planned" }>;
 import type { DepositResult } from "../domain/results.js";
 import { BillingError, CallNotRun } from "../errors/billing-error.js";
 import { applyList, type Outbox, type WrittenIds } from "../store/list-apply.js";
-import { busyWritesSql, prefetchAlerts, prefetchList, prefetchMore, prefetchSkipLocked } from "../store/list-prefetch.js";
+import {
+  busyWritesSql,
+  type LockWaitBound,
+  lockWaitRestoredBatch,
+  prefetchAlerts,
+  prefetchList,
+  prefetchMore,
+  prefetchSkipLocked,
+} from "../store/list-prefetch.js";
+import { SIDE_BY_SIDE_LOCK_WAIT_S } from "../domain/limits.js";
 import { appendEventsSql, appendEventWithDataSql, newEventId } from "../store/event-rows.js";
 import type { SQL } from "../store/sql.js";
 import { type Batch, mapBatch, runTransaction, sequence, type Tx, writesOnly } from "../store/run-transaction.js";
@@ -37,8 +46,9 @@ export interface ListOptions {
   readonly skipLocked?: boolean;
   /**
    * Writes of unrelated customers (side by side): a customer that another transaction holds
-   * does not keep the others waiting. Its writes are set aside, answered HeldElsewhere without
-   * running, for the caller to run alone; the list goes on without them.
+   * longer than SIDE_BY_SIDE_LOCK_WAIT_S does not keep the others waiting. Its writes are set
+   * aside, answered HeldElsewhere without running, for the caller to run alone; the list goes on
+   * without them, in a transaction of its own.
    */
   readonly setAsideHeld?: boolean;
 }
@@ -47,6 +57,13 @@ export interface ListOptions {
 export class HeldElsewhere extends Error {
   constructor() {
     super("the write's customer is locked by another transaction; run it alone");
+  }
+}
+
+/** A list's bounded wait for its customers ran out: its transaction is given up, to run again with the held ones set aside. */
+class CustomersHeld extends Error {
+  constructor() {
+    super("a customer of the list is held by another transaction");
   }
 }
 
@@ -61,20 +78,59 @@ export class HeldElsewhere extends Error {
  * prefetch travels with the previous segment's writes.
  */
 export async function runList(ctx: BillingContext, writes: readonly CreditWrite[], options: ListOptions): Promise<Settled[]> {
-  const { answers, applied } = await runWriteTransaction(ctx, async (tx) => {
-    const nowMs = ctx.now();
-    const prefetch = (rest: readonly CreditWrite[]) =>
-      options.skipLocked && rest[0] ? prefetchSkipLocked(rest[0], nowMs) : prefetchList(rest, nowMs, ctx.alertHints?.likely);
-    const first = options.setAsideHeld
-      ? await prefetchSettingAside(tx, writes, (rest) => prefetchList(rest, nowMs, ctx.alertHints?.likely, { nowait: true }))
-      : { kept: writes, read: await tx.runBatch(prefetch(writes)) };
-    if (first.read === null) return { answers: writes.map(() => setAside()), applied: false };
-    const { answers, applied } = await planAndApply(ctx, tx, first.kept, first.read, prefetch, { atomic: options.atomic, nowMs });
-    return { answers: withSetAside(writes, first.kept, answers), applied };
+  const bound = options.setAsideHeld ? lockWaitBoundOf(ctx) : undefined;
+  const attempt = (setAsideFirst: boolean) =>
+    runWriteTransaction(ctx, async (tx) => {
+      const nowMs = ctx.now();
+      const prefetch = (rest: readonly CreditWrite[]) =>
+        options.skipLocked && rest[0] ? prefetchSkipLocked(rest[0], nowMs) : prefetchList(rest, nowMs, ctx.alertHints?.likely);
+      const kept = setAsideFirst ? await withoutHeld(tx, writes) : writes;
+      if (kept.length === 0) return { answers: writes.map(() => setAside()), applied: false };
+      const read = bound
+        ? await boundedPrefetch(tx, prefetchList(kept, nowMs, ctx.alertHints?.likely, { lockWait: bound }), bound)
+        : await tx.runBatch(prefetch(kept));
+      const { answers, applied } = await planAndApply(ctx, tx, kept, read, prefetch, { atomic: options.atomic, nowMs });
+      return { answers: withSetAside(writes, kept, answers), applied };
+    });
+  const { answers, applied } = await attempt(false).catch((error: unknown) => {
+    if (error instanceof CustomersHeld) return attempt(true);
+    throw error;
   });
   // The local stamper orders the new events at once (the others find them within their poll).
   if (applied) ctx.events?.notifyCommitted();
   return answers;
+}
+
+/** A side-by-side list's wait for its customers: SIDE_BY_SIDE_LOCK_WAIT_S, unless the connections' own is no longer. */
+function lockWaitBoundOf(ctx: BillingContext): LockWaitBound | undefined {
+  const restoreS = ctx.database.lockWaitTimeoutS;
+  return restoreS > SIDE_BY_SIDE_LOCK_WAIT_S ? { boundS: SIDE_BY_SIDE_LOCK_WAIT_S, restoreS } : undefined;
+}
+
+/**
+ * The prefetch with its customers' lock wait bounded. When the bound runs out (or anything fails
+ * the batch before its own restoring statement), the connection's lock wait is set back first;
+ * a wait that ran out gives the transaction up (CustomersHeld), so that the list runs again in a
+ * fresh one with the held customers' writes set aside. A fresh one, because a server started with
+ * innodb_rollback_on_timeout has already rolled this one back.
+ */
+async function boundedPrefetch(tx: Tx, prefetch: Batch<ListState>, bound: LockWaitBound): Promise<ListState> {
+  try {
+    return await tx.runBatch(prefetch);
+  } catch (error) {
+    await tx.runBatch(lockWaitRestoredBatch(bound.restoreS));
+    throw isLockNotAvailable(error) ? new CustomersHeld() : error;
+  }
+}
+
+/**
+ * The list's writes whose customers no other transaction holds, those customers locked without
+ * waiting (busyWritesSql, one round trip); the others are set aside.
+ */
+async function withoutHeld(tx: Tx, writes: readonly CreditWrite[]): Promise<readonly CreditWrite[]> {
+  const probe = busyWritesSql(writes);
+  const busy = probe === null ? new Set<number>() : await tx.runBatch(probe);
+  return busy.size === 0 ? writes : writes.filter((_, i) => !busy.has(i));
 }
 
 /** The list's segments planned and applied one after another, on the prefetched state; COMMIT with the last one's writes. */
@@ -114,34 +170,6 @@ function withSetAside(writes: readonly CreditWrite[], kept: readonly CreditWrite
   if (kept === writes) return [...answers];
   let next = 0;
   return writes.map((write) => (write === kept[next] ? (answers[next++] ?? setAside()) : setAside()));
-}
-
-/**
- * The first prefetch of a side-by-side list, its customers locked NOWAIT: when one is held by
- * another transaction, the others are locked without waiting (busyWritesSql, in the same
- * transaction), the writes of the held ones set aside, and the prefetch run again for the rest.
- * Each pass sets at least one write aside. `read` is null when every write was. A NOWAIT refusal
- * that no held customer explains (a lock wait elsewhere in the prefetch that timed out, or the
- * holder committed meanwhile) fails the transaction as before, to be retried.
- */
-async function prefetchSettingAside(
-  tx: Tx,
-  writes: readonly CreditWrite[],
-  prefetch: (rest: readonly CreditWrite[]) => Batch<ListState>,
-): Promise<{ kept: readonly CreditWrite[]; read: ListState | null }> {
-  let kept = writes;
-  while (kept.length > 0) {
-    try {
-      return { kept, read: await tx.runBatch(prefetch(kept)) };
-    } catch (error) {
-      if (!isLockNotAvailable(error)) throw error;
-      const probe = busyWritesSql(kept);
-      const busy = probe === null ? new Set<number>() : await tx.runBatch(probe);
-      if (busy.size === 0) throw error;
-      kept = kept.filter((_, i) => !busy.has(i));
-    }
-  }
-  return { kept, read: null };
 }
 
 /**

@@ -219,11 +219,8 @@ export const markExpiryRecordedSql = (id: bigint): SQL[] =>
  * for left them. `pks` are scalar subqueries (a customer by its id, a hold's owner), constants to
  * the optimizer. The accounts are read by the customer's index even when statistics say a scan is
  * cheaper (under FOR UPDATE a scan would lock every account). One row per existing customer.
- * With `nowait`, a customer locked by another transaction fails the statement at once
- * (isLockNotAvailable) instead of making it wait: a side-by-side list then sets that customer's
- * writes aside (busyWritesSql) rather than keeping every other customer of the list waiting.
  */
-export function lockCustomersWithTotalsSql(pks: readonly SQL[], nowMs: number, options: { nowait?: boolean } = {}): SQL {
+export function lockCustomersWithTotalsSql(pks: readonly SQL[], nowMs: number): SQL {
   return sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id, ${CUSTOMER_LOCKED_COLUMNS},
       COALESCE(SUM(a.total), 0) AS total, COALESCE(SUM(a.used), 0) AS used, COALESCE(SUM(a.frozen), 0) AS frozen
     FROM ${customers} c
@@ -232,7 +229,7 @@ export function lockCustomersWithTotalsSql(pks: readonly SQL[], nowMs: number, o
     WHERE c.id IN (${sql.join([...pks], sql`, `)})
     GROUP BY c.id
     ORDER BY c.id
-    FOR UPDATE${options.nowait ? sql` NOWAIT` : sql``}`;
+    FOR UPDATE`;
 }
 
 /**

@@ -35,6 +35,8 @@ export interface Database {
    * while it evicts a node). Only a hung server takes that long.
    */
   readonly statementTimeoutMs: number;
+  /** innodb_lock_wait_timeout of every pooled connection, in seconds (DB_LOCK_WAIT_TIMEOUT_S). */
+  readonly lockWaitTimeoutS: number;
   /** The servers the last probe or a refusal took out of use; none for one server. */
   nodesOut(): readonly string[];
   close(): Promise<void>;
@@ -221,7 +223,7 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     await opened.pool.end().catch(() => undefined);
     throw error;
   });
-  return { db, name: server.connection.database, galera, statementTimeoutMs, ...opened, close: () => opened.pool.end() };
+  return { db, name: server.connection.database, galera, statementTimeoutMs, lockWaitTimeoutS, ...opened, close: () => opened.pool.end() };
 }
 
 type Opened = Pick<Database, "pool" | "singlePool" | "probe" | "nodeIds" | "nodesOut">;

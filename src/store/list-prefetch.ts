@@ -36,7 +36,7 @@ import { findOutcomesSql, outcomesFromRows } from "./outcomes-store.js";
 import type { ReversalState } from "../domain/plans/reversal-state.js";
 import { reversalCustomerPksSql, reversalStatements, reversalsFromRows } from "./reversal-prefetch.js";
 import { bigOf, boolOf, stringOf } from "./row-values.js";
-import { type Batch, headerOf, mapBatch, namedBatch, type Row, rowsOf, type StatementResult } from "./run-transaction.js";
+import { type Batch, headerOf, mapBatch, namedBatch, type Row, rowsOf, type StatementResult, writesOnly } from "./run-transaction.js";
 import { customers } from "./schema.js";
 import {
   allocationFromRow,
@@ -125,7 +125,7 @@ export function prefetchList(
   writes: readonly CreditWrite[],
   nowMs: number,
   alertsLikely: (ref: CustomerRef) => boolean = () => false,
-  options: { nowait?: boolean } = {},
+  options: { lockWait?: LockWaitBound } = {},
 ): Batch<ListState> {
   const named = uniqueBy(
     writes.flatMap((w) => {
@@ -150,11 +150,13 @@ export function prefetchList(
     ...holds.map((h) => transactionCustomerPkSql(h.projectId, h.transactionId)),
     ...reversalCustomerPksSql(writes),
   ];
-  const nowait = options.nowait ?? false;
+  const bound = options.lockWait;
   const pkOf = (ref: CustomerRef) => customerPkSql(ref.projectId, ref.customerId);
   const alertsRead = named.filter(alertsLikely);
   const batch = namedBatch({
-    customers: pks.length === 0 ? [] : [lockCustomersWithTotalsSql(pks, nowMs, { nowait })],
+    lockWaitBounded: bound && pks.length > 0 ? [lockWaitTimeoutSql(bound.boundS)] : [],
+    customers: pks.length === 0 ? [] : [lockCustomersWithTotalsSql(pks, nowMs)],
+    lockWaitRestored: bound && pks.length > 0 ? [lockWaitTimeoutSql(bound.restoreS)] : [],
     created: depositCustomers.map((d) => createCustomerSql(d.projectId, { ...d, nowMs })),
     depositCustomers: depositCustomers.length === 0 ? [] : [lockCustomersWithTotalsSql(depositCustomers.map(pkOf), nowMs)],
     holds: holds.length === 0 ? [] : [lockHoldsWithAllocationsSql(holds)],
@@ -190,6 +192,25 @@ export function prefetchList(
 }
 
 /**
+ * How long a list waits for its customers' locks (a side-by-side list: ListOptions.setAsideHeld),
+ * and the connection's own lock wait, set back right after them. In seconds, as the server takes it.
+ */
+export interface LockWaitBound {
+  readonly boundS: number;
+  readonly restoreS: number;
+}
+
+/**
+ * The connection's lock wait, as MySQL and MariaDB both take it (MariaDB's `FOR UPDATE WAIT n` is
+ * its own). A batch that failed before its restoring statement leaves it bounded: the caller sets
+ * it back (lockWaitRestoredBatch) before the connection does anything else.
+ */
+const lockWaitTimeoutSql = (seconds: number): SQL => sql`SET SESSION innodb_lock_wait_timeout = ${seconds}`;
+
+/** Sets the connection's lock wait back to `seconds`: after a bounded prefetch that failed. */
+export const lockWaitRestoredBatch = (seconds: number): Batch<void> => writesOnly([lockWaitTimeoutSql(seconds)]);
+
+/**
  * The customers a write locks, as prefetchList names them: the one it names, the owner of the
  * hold it settles, the owner of the charge it refunds (scalar subqueries; NULL for none yet).
  */
@@ -203,9 +224,9 @@ function customerPksOfWrite(write: CreditWrite): SQL[] {
 }
 
 /**
- * After a list's NOWAIT lock of its customers failed: locks, without waiting, every customer of
- * the list that no other transaction holds, and answers which writes (by index) lock one that
- * another does hold. Their customers were found by the same subqueries, read plainly: a customer
+ * After a list's bounded wait for its customers ran out: locks, without waiting, every customer
+ * of the list that no other transaction holds, and answers which writes (by index) lock one that
+ * another does hold. Their customers are found by the same subqueries, read plainly: a customer
  * that does not exist yet (a first deposit) holds back no write. One round trip; none (null) for
  * a list that locks no customer.
  */
