@@ -7544,7 +7544,10 @@ export const BillingServiceService = {
   /**
    * Consume charges the actual amount of a hold and returns the rest to the
    * accounts it came from. An unknown transaction_id, or a Deduct's, is
-   * no_consumable_freeze_records.
+   * no_consumable_freeze_records. A hold the sweeper consumed already
+   * (consume_after_seconds) answers a Consume whose actual_amount matches
+   * (or is unset) with that settlement, is_idempotent_replay = true, as if
+   * the caller had sent it: GetTransaction's settled_automatically tells.
    * Errors: transaction_id_required, actual_amount_must_be_non_negative,
    * customer_scope_mismatch, actual_amount_exceeds_frozen_amount,
    * insufficient_balance (overage; `requested` is the excess over the hold),
@@ -7562,7 +7565,9 @@ export const BillingServiceService = {
     responseDeserialize: (value: Buffer): ConsumeResponse => ConsumeResponse.decode(value),
   },
   /**
-   * Unfreeze releases a hold entirely.
+   * Unfreeze releases a hold entirely. A hold the sweeper unfroze already
+   * (unfreeze_after_seconds) answers with that release,
+   * is_idempotent_replay = true: GetTransaction's settled_automatically tells.
    * Errors: transaction_id_required, customer_scope_mismatch,
    * no_unfreezable_records, billing_account_not_found,
    * freeze_records_inconsistent, service_unavailable, server_error.
@@ -7741,7 +7746,10 @@ export interface BillingServiceServer extends UntypedServiceImplementation {
   /**
    * Consume charges the actual amount of a hold and returns the rest to the
    * accounts it came from. An unknown transaction_id, or a Deduct's, is
-   * no_consumable_freeze_records.
+   * no_consumable_freeze_records. A hold the sweeper consumed already
+   * (consume_after_seconds) answers a Consume whose actual_amount matches
+   * (or is unset) with that settlement, is_idempotent_replay = true, as if
+   * the caller had sent it: GetTransaction's settled_automatically tells.
    * Errors: transaction_id_required, actual_amount_must_be_non_negative,
    * customer_scope_mismatch, actual_amount_exceeds_frozen_amount,
    * insufficient_balance (overage; `requested` is the excess over the hold),
@@ -7751,7 +7759,9 @@ export interface BillingServiceServer extends UntypedServiceImplementation {
    */
   consume: handleUnaryCall<ConsumeRequest, ConsumeResponse>;
   /**
-   * Unfreeze releases a hold entirely.
+   * Unfreeze releases a hold entirely. A hold the sweeper unfroze already
+   * (unfreeze_after_seconds) answers with that release,
+   * is_idempotent_replay = true: GetTransaction's settled_automatically tells.
    * Errors: transaction_id_required, customer_scope_mismatch,
    * no_unfreezable_records, billing_account_not_found,
    * freeze_records_inconsistent, service_unavailable, server_error.
@@ -7912,7 +7922,10 @@ export interface BillingServiceClient extends Client {
   /**
    * Consume charges the actual amount of a hold and returns the rest to the
    * accounts it came from. An unknown transaction_id, or a Deduct's, is
-   * no_consumable_freeze_records.
+   * no_consumable_freeze_records. A hold the sweeper consumed already
+   * (consume_after_seconds) answers a Consume whose actual_amount matches
+   * (or is unset) with that settlement, is_idempotent_replay = true, as if
+   * the caller had sent it: GetTransaction's settled_automatically tells.
    * Errors: transaction_id_required, actual_amount_must_be_non_negative,
    * customer_scope_mismatch, actual_amount_exceeds_frozen_amount,
    * insufficient_balance (overage; `requested` is the excess over the hold),
@@ -7936,7 +7949,9 @@ export interface BillingServiceClient extends Client {
     callback: (error: ServiceError | null, response: ConsumeResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Unfreeze releases a hold entirely.
+   * Unfreeze releases a hold entirely. A hold the sweeper unfroze already
+   * (unfreeze_after_seconds) answers with that release,
+   * is_idempotent_replay = true: GetTransaction's settled_automatically tells.
    * Errors: transaction_id_required, customer_scope_mismatch,
    * no_unfreezable_records, billing_account_not_found,
    * freeze_records_inconsistent, service_unavailable, server_error.
