@@ -161,3 +161,10 @@ export const EVENT_PRUNE_BATCH = 1_000;
 
 /** Customers an instance remembers as having balance alerts (operations/alert-hints.ts): a guess that saves a round trip, forgotten wholesale when full. */
 export const ALERT_HINTS_MAX = 100_000;
+
+/**
+ * Balance alerts one customer may have (one for all credit types, one per credit type): every
+ * write of the customer reads and decides all of them in its transaction, so 20,000 alerts made
+ * each of its Deducts take 2 s. A new one past this is refused; replacing one is not.
+ */
+export const ALERTS_PER_CUSTOMER_MAX = 100;

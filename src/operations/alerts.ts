@@ -1,4 +1,5 @@
 import { type BalanceAlert, availableFor, stateFor } from "../domain/balance-alerts.js";
+import { ALERTS_PER_CUSTOMER_MAX } from "../domain/limits.js";
 import { encodePageCursor, filtersDigest, pageCursorPosition } from "../domain/page-cursor.js";
 import { BillingError } from "../errors/billing-error.js";
 import { type AlertPosition, removeAlert, listAlerts as listAlertRows, lockCustomerAvailable, upsertAlert } from "../store/alerts-store.js";
@@ -27,6 +28,14 @@ export function setAlert(ctx: BillingContext, input: SetAlertInput): Promise<{ a
     const nowMs = ctx.now();
     const locked = await tx.runBatch(lockCustomerAvailable(input.projectId, input.customerId, nowMs));
     if (locked === null) throw new BillingError("customer_not_found", undefined, { customer_id: input.customerId });
+    const replaces = locked.alertCreditTypes.has(input.creditType ?? "");
+    if (!replaces && locked.alertCreditTypes.size >= ALERTS_PER_CUSTOMER_MAX) {
+      throw new BillingError(
+        "invalid_argument",
+        `This customer has ${locked.alertCreditTypes.size} alerts, the most a customer may have; delete one first.`,
+        { field: "credit_type", alerts_per_customer_max: ALERTS_PER_CUSTOMER_MAX },
+      );
+    }
     const state = stateFor(input.threshold, availableFor(locked.available, input.creditType));
     return tx.runBatch(upsertAlert({ ...input, customerPk: locked.customerPk, state, nowMs }), { commit: true });
   });

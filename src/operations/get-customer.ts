@@ -6,6 +6,7 @@ import { findCustomer } from "../store/customers-store.js";
 import { accountsAsOf } from "../store/ledger-store.js";
 import { runQuery } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
+import { appendTo } from "../domain/collections.js";
 
 export interface CustomerView {
   readonly customerId: string;
@@ -41,7 +42,7 @@ async function readCustomer(ctx: BillingContext, input: CustomerQuery): Promise<
   const accounts = input.includeInactive || asOfMs === null ? all : all.filter((a) => accountStatus(a, nowMs) === "ACTIVE");
   const byType = new Map<string, typeof accounts>();
   for (const account of [...accounts].sort(compareSpendingOrder)) {
-    byType.set(account.creditType, [...(byType.get(account.creditType) ?? []), account]);
+    appendTo(byType, account.creditType, account);
   }
   return {
     customerId: customer.customerId,

@@ -8,6 +8,7 @@ import { customersNamedSql } from "./customers-store.js";
 import { bigOf, msOf, oneOf, stringOf } from "./row-values.js";
 import { type Batch, headerOf, mapBatch, namedBatch, type Row, rowsOf } from "./run-transaction.js";
 import { accounts, balanceAlerts, customers } from "./schema.js";
+import { appendTo } from "../domain/collections.js";
 
 /** Balance alerts: their rows, the pipeline's prefetch of a customer's alerts, and their CRUD. */
 
@@ -66,7 +67,7 @@ export const lockCustomerAvailable = (
   projectId: bigint,
   customerId: string,
   nowMs: number,
-): Batch<{ customerPk: bigint; available: AvailableBalances } | null> =>
+): Batch<{ customerPk: bigint; available: AvailableBalances; alertCreditTypes: ReadonlySet<string> } | null> =>
   mapBatch(
     namedBatch({
       customer: [sql`SELECT id FROM ${customers} WHERE project_id = ${projectId} AND customer_id = ${customerId} FOR UPDATE`],
@@ -77,10 +78,13 @@ export const lockCustomerAvailable = (
           nowMs,
         ),
       ],
+      alerts: [sql`SELECT credit_type FROM ${balanceAlerts} WHERE project_id = ${projectId} AND customer_id = ${customerId}`],
     }),
     (r) => {
       const row = rowsOf(r.customer[0])[0];
-      return row ? { customerPk: bigOf(row.id), available: availableOf(rowsOf(r.balances[0])) } : null;
+      if (!row) return null;
+      const alertCreditTypes = new Set(rowsOf(r.alerts[0]).map((alert) => stringOf(alert.credit_type)));
+      return { customerPk: bigOf(row.id), available: availableOf(rowsOf(r.balances[0])), alertCreditTypes };
     },
   );
 
@@ -209,12 +213,12 @@ export function listAlertsFromRows(alertRows: readonly Row[], availableRows: rea
   const alerts = new Map<string, BalanceAlert[]>();
   for (const alert of alertRows.map(alertOf).sort(byAlertId)) {
     const key = customerKey(alert);
-    alerts.set(key, [...(alerts.get(key) ?? []), alert]);
+    appendTo(alerts, key, alert);
   }
   const rowsByCustomer = new Map<string, Row[]>();
   for (const row of availableRows) {
     const key = customerKey({ projectId: bigOf(row.c_project_id), customerId: stringOf(row.c_customer_id) });
-    rowsByCustomer.set(key, [...(rowsByCustomer.get(key) ?? []), row]);
+    appendTo(rowsByCustomer, key, row);
   }
   const available = new Map<string, AvailableBalances>();
   for (const key of alerts.keys()) available.set(key, availableOf(rowsByCustomer.get(key) ?? []));

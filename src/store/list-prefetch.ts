@@ -47,6 +47,7 @@ import {
   transactionCustomerPkSql,
   transactionFromRow,
 } from "./transactions-store.js";
+import { appendTo } from "../domain/collections.js";
 
 // The prefetch of the one write pipeline: for a list of writes, in one round trip, every
 // customer it touches locked in ascending primary key (with its balance), deposits' missing
@@ -342,7 +343,7 @@ function holdsFromRows(rows: readonly Row[], found: Map<bigint, Assembling>): Ma
   const rowsByHold = new Map<bigint, Row[]>();
   for (const row of rows) {
     const pk = bigOf(row.id);
-    rowsByHold.set(pk, [...(rowsByHold.get(pk) ?? []), row]);
+    appendTo(rowsByHold, pk, row);
   }
   const states = new Map<string, HoldState>();
   for (const holdRows of rowsByHold.values()) {

@@ -10,6 +10,7 @@ import { bigOf, stringOf } from "./row-values.js";
 import { type Row, rowsOf, type StatementResult } from "./run-transaction.js";
 import { accounts, customers, ledgerEntries } from "./schema.js";
 import { lockHoldsSql, transactionCustomerPkSql, transactionFromRow, transactionPkSql } from "./transactions-store.js";
+import { appendTo } from "../domain/collections.js";
 
 // The prefetch of a list's refunds and voids (a part of list-prefetch.ts): run after every customer
 // of the list is locked. A refund reads its charge (locked), what the charge took from each account
@@ -140,7 +141,7 @@ export function reversalsFromRows(
 
 function groupBy<K, T>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {
   const groups = new Map<K, T[]>();
-  for (const item of items) groups.set(key(item), [...(groups.get(key(item)) ?? []), item]);
+  for (const item of items) appendTo(groups, key(item), item);
   return groups;
 }
 

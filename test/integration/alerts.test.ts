@@ -3,6 +3,7 @@ import type { RowDataPacket } from "mysql2/promise";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AlertState } from "../../gen/velobase/billing/v1/alerts.js";
+import { ALERTS_PER_CUSTOMER_MAX } from "../../src/domain/limits.js";
 import { sweep, sweepDueHolds } from "../../src/operations/sweeper.js";
 import { verifyLedger } from "../../src/operations/verify.js";
 import { expectError, TestClient } from "../support/client.js";
@@ -69,6 +70,27 @@ describe("AlertService", () => {
     expect(await alertCall(s.app.port, s.apiKey, "deleteAlert", { customerId: "al-1", creditType: "paid" })).toEqual({ deleted: false });
     const left = (await listAlerts(s.apiKey, "al-1")) as { alerts: unknown[] };
     expect(left.alerts).toHaveLength(1);
+  });
+
+  it("refuses a customer's alert past ALERTS_PER_CUSTOMER_MAX, on both transports, but replaces one and takes a new one after a delete", async () => {
+    await deposit("al-many", 10n);
+    const setFor = (creditType: string | null) =>
+      alertCall(s.app.port, s.apiKey, "setAlert", { customerId: "al-many", threshold: 5n, ...(creditType === null ? {} : { creditType }) });
+    await setFor(null);
+    for (let i = 1; i < ALERTS_PER_CUSTOMER_MAX; i++) await setFor(`t${i}`);
+    const message = `This customer has ${ALERTS_PER_CUSTOMER_MAX} alerts, the most a customer may have; delete one first.`;
+    expect(await expectError(setFor("one-more"), "invalid_argument", message)).toEqual({
+      field: "credit_type",
+      alerts_per_customer_max: String(ALERTS_PER_CUSTOMER_MAX),
+    });
+    expectHttpError(await http.post("/v1/alerts", { customer_id: "al-many", credit_type: "one-more", threshold: 5 }), "invalid_argument", {
+      message,
+      details: { field: "credit_type", alerts_per_customer_max: ALERTS_PER_CUSTOMER_MAX },
+    });
+    expect(((await setFor("t7")) as { created: boolean }).created).toBe(false);
+    expect(((await setFor(null)) as { created: boolean }).created).toBe(false);
+    expect(await alertCall(s.app.port, s.apiKey, "deleteAlert", { customerId: "al-many", creditType: "t7" })).toEqual({ deleted: true });
+    expect(((await setFor("one-more")) as { created: boolean }).created).toBe(true);
   });
 
   it("refuses an unknown customer, a bad threshold and a bad credit type; another project sees none", async () => {

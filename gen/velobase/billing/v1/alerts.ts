@@ -907,8 +907,11 @@ export const AlertServiceService = {
    * SetAlert creates or replaces the alert of (customer_id, credit_type).
    * Its state starts from the customer's balance now: armed when available
    * is at or above the threshold, else low (depleted at 0).
+   * A customer has at most 100 alerts: a new one past that is
+   * invalid_argument (ErrorInfo alerts_per_customer_max); replacing one is not.
    * Errors: customer_id_required (empty), invalid_argument (a malformed
-   * customer_id, or threshold above 10^15; ErrorInfo.field names which),
+   * customer_id, threshold above 10^15, or a 101st alert; ErrorInfo.field
+   * names which),
    * invalid_credit_types (a malformed credit_type), amount_must_be_positive
    * (threshold < 1), customer_not_found, service_unavailable.
    */
@@ -958,8 +961,11 @@ export interface AlertServiceServer extends UntypedServiceImplementation {
    * SetAlert creates or replaces the alert of (customer_id, credit_type).
    * Its state starts from the customer's balance now: armed when available
    * is at or above the threshold, else low (depleted at 0).
+   * A customer has at most 100 alerts: a new one past that is
+   * invalid_argument (ErrorInfo alerts_per_customer_max); replacing one is not.
    * Errors: customer_id_required (empty), invalid_argument (a malformed
-   * customer_id, or threshold above 10^15; ErrorInfo.field names which),
+   * customer_id, threshold above 10^15, or a 101st alert; ErrorInfo.field
+   * names which),
    * invalid_credit_types (a malformed credit_type), amount_must_be_positive
    * (threshold < 1), customer_not_found, service_unavailable.
    */
@@ -985,8 +991,11 @@ export interface AlertServiceClient extends Client {
    * SetAlert creates or replaces the alert of (customer_id, credit_type).
    * Its state starts from the customer's balance now: armed when available
    * is at or above the threshold, else low (depleted at 0).
+   * A customer has at most 100 alerts: a new one past that is
+   * invalid_argument (ErrorInfo alerts_per_customer_max); replacing one is not.
    * Errors: customer_id_required (empty), invalid_argument (a malformed
-   * customer_id, or threshold above 10^15; ErrorInfo.field names which),
+   * customer_id, threshold above 10^15, or a 101st alert; ErrorInfo.field
+   * names which),
    * invalid_credit_types (a malformed credit_type), amount_must_be_positive
    * (threshold < 1), customer_not_found, service_unavailable.
    */
