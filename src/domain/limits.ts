@@ -168,3 +168,11 @@ export const ALERT_HINTS_MAX = 100_000;
  * each of its Deducts take 2 s. A new one past this is refused; replacing one is not.
  */
 export const ALERTS_PER_CUSTOMER_MAX = 100;
+
+/**
+ * What a ledger page's entries may carry in descriptions and metadata together before the page
+ * ends early (with its next_page_token): well under gRPC's default 4 MiB message, which clients
+ * (grpcurl, the generated ones) refuse past. An entry counts LEDGER_ENTRY_BYTES_BESIDE_TEXT more for its other fields.
+ */
+export const LEDGER_PAGE_BYTES_MAX = 1024 * 1024;
+export const LEDGER_ENTRY_BYTES_BESIDE_TEXT = 256;

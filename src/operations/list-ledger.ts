@@ -1,3 +1,4 @@
+import { LEDGER_ENTRY_BYTES_BESIDE_TEXT, LEDGER_PAGE_BYTES_MAX } from "../domain/limits.js";
 import { beforeIdOf, encodePageCursor, filtersDigest, pageCursorPosition } from "../domain/page-cursor.js";
 import { balanceOfPosition } from "../domain/ledger-position.js";
 import { type Balance, OPERATIONS, type Metadata, type Operation } from "../domain/types.js";
@@ -103,14 +104,27 @@ async function readLedgerPage(ctx: BillingContext, q: LedgerQuery): Promise<Ledg
     selectLedgerPage(db, filter, before, q.pageSize + 1),
     q.countTotal ? countLedgerEntries(db, filter) : null,
   ]);
-  const page = rows.slice(0, q.pageSize);
-  const last = page.at(-1)?.l;
-  const nextPageToken = rows.length > q.pageSize && last ? encodePageCursor({ before: last.sequence.toString() }, filters) : "";
-  return {
-    entries: page.map(ledgerEntryViewOf),
-    nextPageToken,
-    totalCount,
-  };
+  const entries = withinPageBytes(rows.slice(0, q.pageSize).map(ledgerEntryViewOf));
+  const last = entries.at(-1);
+  const nextPageToken = rows.length > entries.length && last ? encodePageCursor({ before: last.sequence.toString() }, filters) : "";
+  return { entries, nextPageToken, totalCount };
+}
+
+/**
+ * The first entries of a page whose descriptions and metadata fit LEDGER_PAGE_BYTES_MAX (at least
+ * one): every entry shows its transaction's metadata, so 100 entries of one Deduct over many
+ * accounts with large metadata made a 10 MB answer that gRPC clients refuse (4 MiB by default). A
+ * shorter page says so with its next_page_token, as a full one does.
+ */
+function withinPageBytes(entries: readonly LedgerEntryView[]): LedgerEntryView[] {
+  let bytes = 0;
+  const fitting: LedgerEntryView[] = [];
+  for (const entry of entries) {
+    bytes += LEDGER_ENTRY_BYTES_BESIDE_TEXT + Buffer.byteLength(entry.description) + Buffer.byteLength(JSON.stringify(entry.metadata));
+    if (bytes > LEDGER_PAGE_BYTES_MAX && fitting.length > 0) break;
+    fitting.push(entry);
+  }
+  return fitting;
 }
 
 /** listLedgerEntries with storage failures translated (database down → service_unavailable). */

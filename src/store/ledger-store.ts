@@ -120,21 +120,26 @@ function ledgerConditions(f: LedgerFilter): DrizzleSQL[] {
  * once, on the transaction (see ledgerPart); entries without one (deposits, expiries) and refunds
  * carry their own.
  */
-const selectLedgerViews = (db: Db) =>
+const selectLedgerViews = (db: Db, forceIndex?: string) =>
   db
     .select({ l: ledgerEntries, apiKeyPrefix: apiKeys.prefix, txDescription: transactions.description, txMetadata: transactions.metadata })
-    .from(ledgerEntries)
+    .from(ledgerEntries, forceIndex === undefined ? undefined : { forceIndex })
     .leftJoin(apiKeys, eq(apiKeys.id, ledgerEntries.apiKeyId))
     .leftJoin(transactions, eq(transactions.id, ledgerEntries.transactionPk));
 
 /** A row of selectLedgerPage or selectTransactionEntries. */
 export type LedgerViewRow = Awaited<ReturnType<typeof selectLedgerViews>>[number];
 
-/** Up to `limit` matching entries before `beforeSequence` in the customer's ledger (all when null), newest first. */
+/**
+ * Up to `limit` matching entries before `beforeSequence` in the customer's ledger (all when null),
+ * newest first: read backwards along (customer_pk, sequence). Left to itself the optimizer took
+ * (project_id, customer_pk, id) and filtered the sequence row by row, so a page 65,000 entries deep
+ * read 150,000 rows (130 ms) where the range reads 101 (0.1 ms).
+ */
 export function selectLedgerPage(db: Db, f: LedgerFilter, beforeSequence: bigint | null, limit: number) {
   const conditions = ledgerConditions(f);
   if (beforeSequence !== null) conditions.push(lt(ledgerEntries.sequence, beforeSequence));
-  return selectLedgerViews(db)
+  return selectLedgerViews(db, "ledger_customer_sequence_uq")
     .where(and(...conditions))
     .orderBy(desc(ledgerEntries.sequence))
     .limit(limit);

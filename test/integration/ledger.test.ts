@@ -4,6 +4,7 @@ import { expectError } from "../support/client.js";
 import { DAY, SECOND, ts, uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { verifyLedger } from "../../src/operations/verify.js";
+import { LEDGER_ENTRY_BYTES_BESIDE_TEXT, LEDGER_PAGE_BYTES_MAX } from "../../src/domain/limits.js";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -322,6 +323,35 @@ describe("Ledger listing", () => {
       s.client.call("listLedgerEntries", { customerId, operationTypes: [OperationType.OPERATION_TYPE_UNSPECIFIED] }),
       "invalid_operation_type",
     );
+  });
+});
+
+describe("Ledger pages by size", () => {
+  it("ends a page early when its entries' metadata would pass LEDGER_PAGE_BYTES_MAX, and pages on to every entry once", async () => {
+    const customerId = uid("cust");
+    const accounts = 50;
+    for (let i = 0; i < accounts; i++) await s.client.call("deposit", { customerId, amount: 1n, source: `s${i}` });
+    // The largest metadata a write takes, in 3-byte characters: each of the Deduct's 50 entries shows it.
+    const metadata = Object.fromEntries(Array.from({ length: 32 }, (_, k) => [`k${k}`, "€".repeat(1024)]));
+    await s.client.call("deduct", { customerId, transactionId: uid("t"), amount: BigInt(accounts), metadata });
+    const entryBytes = LEDGER_ENTRY_BYTES_BESIDE_TEXT + Buffer.byteLength(JSON.stringify(metadata));
+    const perPage = Math.floor(LEDGER_PAGE_BYTES_MAX / entryBytes);
+    const pages: { operations: OperationType[]; sequences: bigint[] }[] = [];
+    let pageToken = "";
+    do {
+      const page = await s.client.call("listLedgerEntries", { customerId, pageSize: 100, pageToken });
+      pages.push({ operations: page.entries.map((e) => e.operation), sequences: page.entries.map((e) => e.sequence) });
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    expect(pages[0]?.operations).toEqual(Array(perPage).fill(OperationType.OPERATION_TYPE_DEDUCT));
+    const sequences = pages.flatMap((p) => p.sequences);
+    expect(sequences).toEqual(Array.from({ length: 2 * accounts }, (_, i) => BigInt(2 * accounts - i)));
+    // The Deduct's entries fill pages of perPage; the page with its last ones takes every (small) deposit's too.
+    const deductPages = Math.ceil(accounts / perPage);
+    expect(pages.map((p) => p.sequences.length)).toEqual([
+      ...Array(deductPages - 1).fill(perPage),
+      accounts - perPage * (deductPages - 1) + accounts,
+    ]);
   });
 });
 

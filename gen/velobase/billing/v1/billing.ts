@@ -658,7 +658,11 @@ export interface ListLedgerEntriesRequest {
   createdBefore:
     | Timestamp
     | undefined;
-  /** 1-100, default 20 when 0; else invalid_page_size. */
+  /**
+   * 1-100, default 20 when 0; else invalid_page_size. A page ends early
+   * (with its next_page_token) once its entries' descriptions and metadata
+   * pass 1 MiB, so that it stays well under gRPC's 4 MiB message limit.
+   */
   pageSize: number;
   /**
    * From a previous next_page_token with the same filters, else
