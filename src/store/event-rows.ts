@@ -3,7 +3,7 @@ import { type SQL, sql } from "./sql.js";
 import { type NewEvent, payloadJson } from "../domain/events.js";
 import type { Tx } from "./run-transaction.js";
 import { events } from "./schema.js";
-import { chunksOf } from "./statement-chunks.js";
+import { rowChunksOf } from "./statement-chunks.js";
 
 /**
  * The outbox rows of a write, built to merge: the pipeline puts one write's event rows, and its
@@ -41,7 +41,7 @@ export function appendEventWithDataSql(event: NewEvent, fromDatabase: Readonly<R
 
 /** The INSERT statements of these events, ROWS_PER_STATEMENT rows each (none for none). */
 export function appendEventsSql(list: readonly NewEvent[]): SQL[] {
-  return chunksOf(list.map((event) => eventRowSql(event))).map((rows) => sql`${EVENTS_INSERT_HEAD} VALUES ${sql.join(rows, sql`, `)}`);
+  return rowChunksOf(list.map((event) => eventRowSql(event))).map((rows) => sql`${EVENTS_INSERT_HEAD} VALUES ${sql.join(rows, sql`, `)}`);
 }
 
 /**

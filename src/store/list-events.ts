@@ -8,7 +8,7 @@ import { type CreditWrite, holdRefOf, type ListPlan, type ListState, type WriteP
 import { accountIdByKeySql } from "./accounts-store.js";
 import { updateAlertStatesSql } from "./alerts-store.js";
 import { EVENTS_INSERT_HEAD, eventRowSql, newEventId } from "./event-rows.js";
-import { chunksOf } from "./statement-chunks.js";
+import { rowChunksOf } from "./statement-chunks.js";
 
 type PlannedList = Extract<ListPlan, { kind: "planned" }>;
 
@@ -37,7 +37,7 @@ export function listEventsSql(
     }
   });
   return [
-    ...chunksOf(rows).map((chunk) => sql`${EVENTS_INSERT_HEAD} VALUES ${sql.join(chunk, sql`, `)}`),
+    ...rowChunksOf(rows).map((chunk) => sql`${EVENTS_INSERT_HEAD} VALUES ${sql.join(chunk, sql`, `)}`),
     ...updateAlertStatesSql(planned.alertStates, nowMs),
   ];
 }

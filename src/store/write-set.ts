@@ -2,7 +2,7 @@ import { type SQL, sql } from "./sql.js";
 import { type AccountDelta, mergeDeltas } from "../domain/account-deltas.js";
 import { guardedUpdateSql, rowCountGuardCondition } from "./row-count-guard.js";
 import { accounts, transactions } from "./schema.js";
-import { chunksOf } from "./statement-chunks.js";
+import { chunksOf, rowChunksOf } from "./statement-chunks.js";
 
 /** Tables whose new rows of several writes go into one INSERT, in this order (allocations and entries name their transaction). */
 export const INSERT_ORDER = ["transactions", "idempotency_outcomes", "allocations", "ledger_entries"] as const;
@@ -43,7 +43,7 @@ export type GuardCarrier = (guard: SQL | null) => SQL | null;
  * The statements of many writes' parts, merged: every settlement in one guarded UPDATE; then every
  * account delta, summed per account, in one guarded UPDATE; then the carrier, if any; then each
  * table's new rows in one INSERT, rows in write order (so ledger entry ids follow the order of the
- * writes). Each step splits at ROWS_PER_STATEMENT rows.
+ * writes). Each step splits at ROWS_PER_STATEMENT rows, and an INSERT also at STATEMENT_CHARS_MAX characters.
  */
 export function writeSetSql(parts: readonly WritePart[], carrier?: GuardCarrier): SQL[] {
   const statements: SQL[] = [];
@@ -71,7 +71,7 @@ export function writeSetSql(parts: readonly WritePart[], carrier?: GuardCarrier)
   );
   for (const target of INSERT_ORDER) {
     const insert = rows.get(target);
-    if (insert) statements.push(...chunksOf(insert.rows).map((chunk) => sql`${insert.head} VALUES ${sql.join(chunk, sql`, `)}`));
+    if (insert) statements.push(...rowChunksOf(insert.rows).map((chunk) => sql`${insert.head} VALUES ${sql.join(chunk, sql`, `)}`));
   }
   return statements;
 }

@@ -105,6 +105,23 @@ describe("Batch, atomic", () => {
     expect(all.value.details.map((d) => [d.creditType, d.amount])).toEqual(Array.from({ length: 18 }, () => ["a", 1n]));
   });
 
+  it("writes 100 Deducts whose largest metadata escapes to 23 MB in SQL, in statements each under the server's packet limit", async () => {
+    const a = uid("cust");
+    await s.client.call("deposit", { customerId: a, amount: 1000n });
+    // Control characters: each is 6 characters in JSON and 7 escaped into SQL text.
+    const metadata = Object.fromEntries(Array.from({ length: 32 }, (_, k) => [`k${k}`, "\u0001".repeat(1024)]));
+    const operations: Op[] = Array.from({ length: 100 }, () => ({
+      operation: { $case: "deduct", value: { customerId: a, transactionId: uid("big"), amount: 1n, metadata } },
+    }));
+    const response = await s.client.call("batch", { atomic: true, operations });
+    expect(kinds(response.results)).toEqual(Array(100).fill("deduct"));
+    expect(await available(a)).toBe(900n);
+    const first = response.results[0]?.result;
+    const stored = await s.client.call("getTransaction", { transactionId: first?.$case === "deduct" ? first.value.transactionId : "" });
+    expect(stored.metadata).toEqual(metadata);
+    await expectLedgerConsistent();
+  });
+
   it("names a write that does not parse without running any", async () => {
     const a = uid("cust");
     const response = await s.client.call("batch", { atomic: true, operations: [deposit(a, 10n), deposit(a, 0n)] });
