@@ -298,7 +298,11 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     nats: config.NATS_URL ? { url: config.NATS_URL, stream: config.NATS_STREAM, subjectPrefix: config.NATS_SUBJECT_PREFIX } : null,
     log,
     onPublishLag: (lag) => metrics.eventsPublishLag.set(lag),
-    watchers: { perKey: config.EVENTS_WATCHERS_PER_KEY_MAX, total: config.EVENTS_WATCHERS_MAX },
+    watchers: {
+      perKey: config.EVENTS_WATCHERS_PER_KEY_MAX,
+      perProject: config.EVENTS_WATCHERS_PER_PROJECT_MAX,
+      total: config.EVENTS_WATCHERS_MAX,
+    },
     cursorTags: config.EVENTS_CURSOR_TAGS === "on",
   });
   const context = billingContext(database, metrics, config, options.now ?? Date.now, events.feed);

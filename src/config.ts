@@ -110,6 +110,7 @@ const ConfigSchema = z.object({
   EVENTS_RETENTION_HOURS: whole(1, 24 * 365 * 10).default(168),
   // Open WatchEvents streams per API key and per instance: each reads the feed whenever it moves.
   EVENTS_WATCHERS_PER_KEY_MAX: whole(1, 10_000).default(16),
+  EVENTS_WATCHERS_PER_PROJECT_MAX: whole(1, 100_000).default(64),
   EVENTS_WATCHERS_MAX: whole(1, 100_000).default(256),
   NATS_URL: z
     .string()

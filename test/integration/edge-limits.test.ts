@@ -5,7 +5,7 @@ import { GetCustomerRequest } from "../../gen/velobase/billing/v1/billing.js";
 import { generateApiKey } from "../../src/domain/api-key.js";
 import { UNKNOWN_KEYS_PER_PEER_PER_SECOND } from "../../src/tenancy/peer-failures.js";
 import { decodeStatusDetails } from "../../src/grpc/status-details.js";
-import { expectError } from "../support/client.js";
+import { expectError, TestClient } from "../support/client.js";
 import { commitEvents, testEvent, TestWatcher } from "../support/events.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -20,7 +20,12 @@ let proxied: TestServer;
 
 beforeAll(async () => {
   [s, proxied] = await Promise.all([
-    startTestServer({ HTTP_REQUEST_TIMEOUT_MS: "1000", EVENTS_WATCHERS_PER_KEY_MAX: "2", EVENTS_WATCHERS_MAX: "3" }),
+    startTestServer({
+      HTTP_REQUEST_TIMEOUT_MS: "1000",
+      EVENTS_WATCHERS_PER_KEY_MAX: "2",
+      EVENTS_WATCHERS_PER_PROJECT_MAX: "3",
+      EVENTS_WATCHERS_MAX: "4",
+    }),
     startTestServer({ TRUSTED_PROXIES: "127.0.0.1" }),
   ]);
 });
@@ -64,9 +69,11 @@ describe("an HTTP request that stops arriving", () => {
 });
 
 describe("event streams", () => {
-  it("are refused over the key's limit and over the instance's, and a closed one gives its place back", async () => {
+  it("are refused over the key's limit, the project's and the instance's, and a closed one gives its place back", async () => {
     const other = (await s.createKey({ scope: "read" })).key;
     await s.client.call("deposit", { customerId: "watched", amount: 5n });
+    const elsewhere = (await s.createKey({ project: await s.createProject({ name: "watchers-elsewhere" }), scope: "write" })).key;
+    await new TestClient(s.app.port, elsewhere).call("deposit", { customerId: "watched", amount: 5n });
     // Admitted streams get the deposit's event at once (they start from the oldest kept).
     const open = async (key: string) => {
       const watcher = new TestWatcher(s.app.port, key);
@@ -84,8 +91,14 @@ describe("event streams", () => {
       open_streams_max: "2",
     });
     const ofOther = await open(other);
+    // The project holds 3: its other key is refused too, another project is not.
     const beyond = new TestWatcher(s.app.port, other);
-    await expectError(refused(beyond), "rate_limit_exceeded", "This instance serves as many event streams as it can; retry later.");
+    expect(
+      await expectError(refused(beyond), "rate_limit_exceeded", "At most 3 event streams may be open per project on an instance."),
+    ).toEqual({ open_streams_max: "3" });
+    const ofElsewhere = await open(elsewhere);
+    const full = new TestWatcher(s.app.port, elsewhere);
+    await expectError(refused(full), "rate_limit_exceeded", "This instance serves as many event streams as it can; retry later.");
     first.close();
     // Its slot comes back once the server has seen the cancel.
     let again = new TestWatcher(s.app.port, other);
@@ -100,7 +113,7 @@ describe("event streams", () => {
       again = new TestWatcher(s.app.port, other);
     }
     expect(again.events).toHaveLength(1);
-    for (const watcher of [second, ofOther, again, third, beyond]) watcher.close();
+    for (const watcher of [second, ofOther, again, third, beyond, ofElsewhere, full]) watcher.close();
   });
 
   it("a stream cancelled while the server waits for its client to read gives its place back", async () => {

@@ -140,7 +140,7 @@ export async function watchEvents(
   const feed = ctx.events;
   if (!feed) throw new Error("watchEvents needs the instance's event feed");
   const send = feed.cursorTags ? deliver : (event: FeedEvent) => deliver(untagged(event));
-  const giveBack = feed.watchers.take(String(apiKeyId ?? "service"));
+  const giveBack = feed.watchers.take(String(query.projectId ?? "service"), String(apiKeyId ?? "service"));
   let after = cursorOf(query);
   let moved = true;
   let wake: (() => void) | null = null;

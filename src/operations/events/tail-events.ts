@@ -29,7 +29,7 @@ export async function tailEvents(
     stampSpacingMs: 10,
     nats: null,
     log: pino({ level: "silent" }),
-    watchers: { perKey: 1, total: 1 },
+    watchers: { perKey: 1, perProject: 1, total: 1 },
     // The operators' own cursors, taken back by this build's tail.
     cursorTags: true,
   });
