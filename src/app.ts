@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import type { BillingContext } from "./operations/context.js";
 import { AlertHints } from "./operations/alert-hints.js";
 import { GroupCommit } from "./operations/group-commit.js";
+import type { WatcherLimits } from "./operations/events/watcher-slots.js";
 import { startSweeper } from "./operations/sweeper.js";
 import type { EventFeed } from "./operations/events/event-feed.js";
 import { startEventFeed } from "./operations/events/start-event-feed.js";
@@ -217,6 +218,13 @@ function billingContext(database: Database, metrics: Metrics, config: Config, no
   return { ...base, groupCommit, transactionGate };
 }
 
+/** The WatchEvents streams an instance serves: per key, per project, in all. */
+const watcherLimitsOf = (config: Config): WatcherLimits => ({
+  perKey: config.EVENTS_WATCHERS_PER_KEY_MAX,
+  perProject: config.EVENTS_WATCHERS_PER_PROJECT_MAX,
+  total: config.EVENTS_WATCHERS_MAX,
+});
+
 /** What both transports are given: the operations' context and the shared guards. */
 interface TransportDependencies {
   readonly context: BillingContext;
@@ -298,11 +306,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     nats: config.NATS_URL ? { url: config.NATS_URL, stream: config.NATS_STREAM, subjectPrefix: config.NATS_SUBJECT_PREFIX } : null,
     log,
     onPublishLag: (lag) => metrics.eventsPublishLag.set(lag),
-    watchers: {
-      perKey: config.EVENTS_WATCHERS_PER_KEY_MAX,
-      perProject: config.EVENTS_WATCHERS_PER_PROJECT_MAX,
-      total: config.EVENTS_WATCHERS_MAX,
-    },
+    watchers: watcherLimitsOf(config),
     cursorTags: config.EVENTS_CURSOR_TAGS === "on",
   });
   const context = billingContext(database, metrics, config, options.now ?? Date.now, events.feed);

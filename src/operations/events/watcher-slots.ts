@@ -33,9 +33,13 @@ export class WatcherSlots {
       });
     }
     if (this.byProject.of(project) >= this.limits.perProject) {
-      throw new BillingError("rate_limit_exceeded", `At most ${this.limits.perProject} event streams may be open per project on an instance.`, {
-        open_streams_max: this.limits.perProject,
-      });
+      throw new BillingError(
+        "rate_limit_exceeded",
+        `At most ${this.limits.perProject} event streams may be open per project on an instance.`,
+        {
+          open_streams_max: this.limits.perProject,
+        },
+      );
     }
     if (this.byKey.total >= this.limits.total) {
       throw new BillingError("rate_limit_exceeded", "This instance serves as many event streams as it can; retry later.", {
