@@ -171,8 +171,10 @@ export const ALERTS_PER_CUSTOMER_MAX = 100;
 
 /**
  * What a ledger page's entries may carry in descriptions and metadata together before the page
- * ends early (with its next_page_token): well under gRPC's default 4 MiB message, which clients
- * (grpcurl, the generated ones) refuse past. An entry counts LEDGER_ENTRY_BYTES_BESIDE_TEXT more for its other fields.
+ * ends early (with its next_page_token): under gRPC's default 4 MiB message, which clients
+ * (grpcurl, the generated ones) refuse past, with room for the rest of the answer; 100 entries of
+ * the largest ASCII metadata and description (about 34 KB each) still fit one page. An entry
+ * counts LEDGER_ENTRY_BYTES_BESIDE_TEXT more for its other fields.
  */
-export const LEDGER_PAGE_BYTES_MAX = 1024 * 1024;
+export const LEDGER_PAGE_BYTES_MAX = 3.5 * 1024 * 1024;
 export const LEDGER_ENTRY_BYTES_BESIDE_TEXT = 256;

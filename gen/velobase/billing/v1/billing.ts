@@ -661,7 +661,7 @@ export interface ListLedgerEntriesRequest {
   /**
    * 1-100, default 20 when 0; else invalid_page_size. A page ends early
    * (with its next_page_token) once its entries' descriptions and metadata
-   * pass 1 MiB, so that it stays well under gRPC's 4 MiB message limit.
+   * pass 3.5 MiB, so that it stays under gRPC's 4 MiB message limit.
    */
   pageSize: number;
   /**
