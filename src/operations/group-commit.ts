@@ -83,6 +83,8 @@ export class GroupCommit {
   private readonly waiting: Waiting[] = [];
   /** Transactions this instance has in flight. */
   private inFlight = 0;
+  /** Per customer, the last of the calls set aside for it (runSetAside). */
+  private readonly setAside = new Map<string, Promise<void>>();
 
   constructor(
     private readonly ctx: BillingContext,
@@ -210,17 +212,34 @@ export class GroupCommit {
    */
   private async runGroup(group: readonly Waiting[], options: { setAsideHeld?: boolean } = {}): Promise<void> {
     const { alone, aside } = group.length > 1 ? await this.runAsList(group, options.setAsideHeld ?? false) : { alone: group, aside: [] };
-    // Not in this transaction's place: each waits on its own customer's lock, through the gate of
-    // the writes outside group commit, while the place starts the next waiting calls.
-    for (const w of stillWanted(aside)) void this.runAlone(w, this.options.gate);
+    for (const { w, customer } of aside) this.runSetAside(w, customer);
     for (const w of stillWanted(alone)) await this.runAlone(w);
   }
 
-  /** Runs a call of a group alone, under its caller's signal, and answers it. */
+  /**
+   * Runs a call set aside from its list, not in the list's place: alone, through the gate of the
+   * writes outside group commit, waiting on its customer's lock. The calls set aside for one
+   * customer run one after another, so that a stuck customer's stream of them (settlements that
+   * name only their hold have no queue of their own) takes one place of the gate, not all of them.
+   */
+  private runSetAside(w: Waiting, customer: string): void {
+    const before = this.setAside.get(customer) ?? Promise.resolve();
+    const run = before.then(() => (stillWanted([w]).length > 0 ? this.runAlone(w, this.options.gate) : undefined));
+    this.setAside.set(customer, run);
+    void run.finally(() => {
+      if (this.setAside.get(customer) === run) this.setAside.delete(customer);
+    });
+  }
+
+  /** Runs a call of a group alone, under its caller's signal, and answers it (never throws). */
   private async runAlone(w: Waiting, gate?: TransactionGate): Promise<void> {
     const ctx = { ...this.ctx, ...(w.signal ? { signal: w.signal } : {}), ...(gate ? { transactionGate: gate } : {}) };
-    const [settled] = await runEachAlone(ctx, [w.op]);
-    w.settle(settled ?? { ok: false, error: new Error("a grouped call has no result") });
+    try {
+      const [settled] = await runEachAlone(ctx, [w.op]);
+      w.settle(settled ?? { ok: false, error: new Error("a grouped call has no result") });
+    } catch (error) {
+      w.fail(error);
+    }
   }
 
   /**
@@ -230,7 +249,7 @@ export class GroupCommit {
   private async runAsList(
     group: readonly Waiting[],
     setAsideHeld: boolean,
-  ): Promise<{ alone: readonly Waiting[]; aside: readonly Waiting[] }> {
+  ): Promise<{ alone: readonly Waiting[]; aside: ReadonlyArray<{ w: Waiting; customer: string }> }> {
     // The list is not begun, nor tried again, once every one of its callers has left.
     const everyoneLeft = whenAllAborted(group.map((w) => w.signal));
     try {
@@ -239,12 +258,11 @@ export class GroupCommit {
         group.map((w) => w.op),
         { atomic: false, setAsideHeld },
       );
-      const aside = group.filter((_, i) => {
-        const answer = settled[i];
-        return answer?.ok === false && answer.error instanceof HeldElsewhere;
-      });
+      const aside: { w: Waiting; customer: string }[] = [];
       for (const [i, w] of group.entries()) {
-        if (!aside.includes(w)) w.settle(settled[i] ?? { ok: false, error: new Error("a grouped call has no result") });
+        const answer = settled[i] ?? { ok: false, error: new Error("a grouped call has no result") };
+        if (!answer.ok && answer.error instanceof HeldElsewhere) aside.push({ w, customer: answer.error.customer });
+        else w.settle(answer);
       }
       if (aside.length > 0) this.observer.onSetAside?.(aside.length);
       return { alone: [], aside };

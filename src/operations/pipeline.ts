@@ -2,7 +2,15 @@ import type { EventType, NewEvent } from "../domain/events.js";
 import { withWrittenIds } from "../domain/plans/deposit-plan.js";
 import { planList } from "../domain/plans/list-plan.js";
 import type { WriteOutcome } from "../domain/plans/outcome.js";
-import { type CreditWrite, customersMissingAlerts, type ListPlan, type ListState, type WritePlan } from "../domain/plans/write-list.js";
+import {
+  type CreditWrite,
+  customerRefOf,
+  customersMissingAlerts,
+  type ListPlan,
+  type ListState,
+  type WritePlan,
+} from "../domain/plans/write-list.js";
+import { customerKey } from "../domain/customer-ref.js";
 
 type PlannedList = Extract<ListPlan, { kind: "planned" }>;
 import type { DepositResult } from "../domain/results.js";
@@ -20,7 +28,7 @@ import {
 import { SIDE_BY_SIDE_LOCK_WAIT_S } from "../domain/limits.js";
 import { appendEventsSql, appendEventWithDataSql, newEventId } from "../store/event-rows.js";
 import type { SQL } from "../store/sql.js";
-import { type Batch, mapBatch, runTransaction, sequence, type Tx, writesOnly } from "../store/run-transaction.js";
+import { type Batch, mapBatch, runTransaction, sequence, type Tx, WorkGivenUp, writesOnly } from "../store/run-transaction.js";
 import { rethrowGuardFailure } from "../store/row-count-guard.js";
 import { isLockNotAvailable, isRowCountGuardFailure } from "../store/sql-errors.js";
 import type { BillingContext } from "./context.js";
@@ -55,17 +63,25 @@ export interface ListOptions {
 
 /** A write set aside from its list because another transaction holds its customer (ListOptions.setAsideHeld): not run. */
 export class HeldElsewhere extends Error {
-  constructor() {
+  /** `customer`: what the write waits for (a customer's pk, or the name of one being created), so that the caller runs such writes one after another. */
+  constructor(readonly customer: string) {
     super("the write's customer is locked by another transaction; run it alone");
   }
 }
 
 /** A list's bounded wait for its customers ran out: its transaction is given up, to run again with the held ones set aside. */
-class CustomersHeld extends Error {
+class CustomersHeld extends WorkGivenUp {
   constructor() {
     super("a customer of the list is held by another transaction");
   }
 }
+
+/**
+ * What a side-by-side list sets aside before its prefetch: nothing (its first attempt), the writes
+ * of customers another transaction holds, or those and the writes of customers not committed yet
+ * (another transaction may be creating them).
+ */
+type SetAside = "nothing" | "held" | "held or new";
 
 /**
  * The one write pipeline. Every write, alone (a list of one) or with others (a customer's group,
@@ -79,26 +95,33 @@ class CustomersHeld extends Error {
  */
 export async function runList(ctx: BillingContext, writes: readonly CreditWrite[], options: ListOptions): Promise<Settled[]> {
   const bound = options.setAsideHeld ? lockWaitBoundOf(ctx) : undefined;
-  const attempt = (setAsideFirst: boolean) =>
+  const attempt = (setAside: SetAside) =>
     runWriteTransaction(ctx, async (tx) => {
       const nowMs = ctx.now();
       const prefetch = (rest: readonly CreditWrite[]) =>
         options.skipLocked && rest[0] ? prefetchSkipLocked(rest[0], nowMs) : prefetchList(rest, nowMs, ctx.alertHints?.likely);
-      const kept = setAsideFirst ? await withoutHeld(tx, writes) : writes;
-      if (kept.length === 0) return { answers: writes.map(() => setAside()), applied: false };
+      const aside = setAside === "nothing" ? new Map<number, string>() : await heldBack(tx, writes, setAside === "held or new");
+      const kept = aside.size === 0 ? writes : writes.filter((_, i) => !aside.has(i));
+      if (kept.length === 0) return { answers: withSetAside(writes, kept, [], aside), applied: false };
       const read = bound
         ? await boundedPrefetch(tx, prefetchList(kept, nowMs, ctx.alertHints?.likely, { lockWait: bound }), bound)
         : await tx.runBatch(prefetch(kept));
       const { answers, applied } = await planAndApply(ctx, tx, kept, read, prefetch, { atomic: options.atomic, nowMs });
-      return { answers: withSetAside(writes, kept, answers), applied };
+      return { answers: withSetAside(writes, kept, answers, aside), applied };
     });
-  const { answers, applied } = await attempt(false).catch((error: unknown) => {
-    if (error instanceof CustomersHeld) return attempt(true);
-    throw error;
-  });
+  // Each attempt that meets a held customer sets more aside: the last can meet none (its customers
+  // are locked before its prefetch, and new ones are left out).
+  const { answers, applied } = await attempt("nothing")
+    .catch((error: unknown) => retriedIfHeld(error, () => attempt("held")))
+    .catch((error: unknown) => retriedIfHeld(error, () => attempt("held or new")));
   // The local stamper orders the new events at once (the others find them within their poll).
   if (applied) ctx.events?.notifyCommitted();
   return answers;
+}
+
+function retriedIfHeld<T>(error: unknown, again: () => Promise<T>): Promise<T> {
+  if (error instanceof CustomersHeld) return again();
+  throw error;
 }
 
 /** A side-by-side list's wait for its customers: SIDE_BY_SIDE_LOCK_WAIT_S, unless the connections' own is no longer. */
@@ -115,22 +138,39 @@ function lockWaitBoundOf(ctx: BillingContext): LockWaitBound | undefined {
  * innodb_rollback_on_timeout has already rolled this one back.
  */
 async function boundedPrefetch(tx: Tx, prefetch: Batch<ListState>, bound: LockWaitBound): Promise<ListState> {
+  // Until the lock wait is set back, the connection is closed rather than pooled if anything fails.
+  tx.sessionChanged = true;
   try {
-    return await tx.runBatch(prefetch);
+    const read = await tx.runBatch(prefetch);
+    tx.sessionChanged = false;
+    return read;
   } catch (error) {
     await tx.runBatch(lockWaitRestoredBatch(bound.restoreS));
+    tx.sessionChanged = false;
     throw isLockNotAvailable(error) ? new CustomersHeld() : error;
   }
 }
 
 /**
- * The list's writes whose customers no other transaction holds, those customers locked without
- * waiting (busyWritesSql, one round trip); the others are set aside.
+ * The writes to set aside, by index, each with what it waits for: those locking a customer
+ * another transaction holds (its pk), and with `orNew` those naming a customer with no committed
+ * row (its name). The list's other customers are locked, without waiting, in the same round trip
+ * (busyWritesSql).
  */
-async function withoutHeld(tx: Tx, writes: readonly CreditWrite[]): Promise<readonly CreditWrite[]> {
+async function heldBack(tx: Tx, writes: readonly CreditWrite[], orNew: boolean): Promise<Map<number, string>> {
   const probe = busyWritesSql(writes);
-  const busy = probe === null ? new Set<number>() : await tx.runBatch(probe);
-  return busy.size === 0 ? writes : writes.filter((_, i) => !busy.has(i));
+  const aside = new Map<number, string>();
+  if (probe === null) return aside;
+  const owners = await tx.runBatch(probe);
+  for (const [index, pk] of owners.held) aside.set(index, `pk:${pk}`);
+  if (orNew) {
+    for (const index of owners.unresolved) {
+      const write = writes[index];
+      const ref = write ? customerRefOf(write) : null;
+      if (!aside.has(index)) aside.set(index, ref ? `new:${customerKey(ref)}` : `new:${index}`);
+    }
+  }
+  return aside;
 }
 
 /** The list's segments planned and applied one after another, on the prefetched state; COMMIT with the last one's writes. */
@@ -163,13 +203,25 @@ async function planAndApply(
   return { answers, applied };
 }
 
-const setAside = (): Settled => ({ ok: false, error: new HeldElsewhere() });
-
-/** The answers of `kept` (an ordered subset of `writes`) in `writes`' places; the writes not kept set aside. */
-function withSetAside(writes: readonly CreditWrite[], kept: readonly CreditWrite[], answers: readonly Settled[]): Settled[] {
+/**
+ * The answers of `kept` (`writes` without the indexes of `aside`, in order) in `writes`' places;
+ * the writes set aside answered HeldElsewhere with what they wait for.
+ */
+function withSetAside(
+  writes: readonly CreditWrite[],
+  kept: readonly CreditWrite[],
+  answers: readonly Settled[],
+  aside: ReadonlyMap<number, string>,
+): Settled[] {
   if (kept === writes) return [...answers];
   let next = 0;
-  return writes.map((write) => (write === kept[next] ? (answers[next++] ?? setAside()) : setAside()));
+  return writes.map((_, i): Settled => {
+    const waitsFor = aside.get(i);
+    if (waitsFor !== undefined) return { ok: false, error: new HeldElsewhere(waitsFor) };
+    const answer = answers[next++];
+    if (!answer) throw new Error("a kept write has no answer");
+    return answer;
+  });
 }
 
 /**

@@ -155,11 +155,13 @@ export function prefetchList(
   const pkOf = (ref: CustomerRef) => customerPkSql(ref.projectId, ref.customerId);
   const alertsRead = named.filter(alertsLikely);
   const batch = namedBatch({
-    lockWaitBounded: bound && pks.length > 0 ? [lockWaitTimeoutSql(bound.boundS)] : [],
+    // The bound covers every wait for a customer: its lock, and its UNIQUE key when another
+    // transaction is creating it.
+    lockWaitBounded: bound ? [lockWaitTimeoutSql(bound.boundS)] : [],
     customers: pks.length === 0 ? [] : [lockCustomersWithTotalsSql(pks, nowMs)],
-    lockWaitRestored: bound && pks.length > 0 ? [lockWaitTimeoutSql(bound.restoreS)] : [],
     created: depositCustomers.map((d) => createCustomerSql(d.projectId, { ...d, nowMs })),
     depositCustomers: depositCustomers.length === 0 ? [] : [lockCustomersWithTotalsSql(depositCustomers.map(pkOf), nowMs)],
+    lockWaitRestored: bound ? [lockWaitTimeoutSql(bound.restoreS)] : [],
     holds: holds.length === 0 ? [] : [lockHoldsWithAllocationsSql(holds)],
     spendable: selections.length === 0 ? [] : [lockFirstSpendableSql(selectionGroupsOf(selections), nowMs, SPEND_ACCOUNTS_LOCKED_FIRST)],
     depositAccounts: deposits.map((d) => lockAccountByKeySql(d.projectId, pkOf(d), accountKeyOf(d))),
@@ -224,14 +226,23 @@ function customerPksOfWrite(write: CreditWrite): SQL[] {
   return pks;
 }
 
+/** Who holds back each write of a list whose bounded wait ran out (busyWritesSql), by the write's index. */
+export interface ListOwners {
+  /** Writes locking a customer another transaction holds: the first such customer's pk. */
+  readonly held: ReadonlyMap<number, bigint>;
+  /** Writes naming a customer that has no committed row (a first deposit, possibly being created by another transaction). */
+  readonly unresolved: ReadonlySet<number>;
+}
+
 /**
  * After a list's bounded wait for its customers ran out: locks, without waiting, every customer
- * of the list that no other transaction holds, and answers which writes (by index) lock one that
- * another does hold. Their customers are found by the same subqueries, read plainly: a customer
- * that does not exist yet (a first deposit) holds back no write. One round trip; none (null) for
- * a list that locks no customer.
+ * of the list that no other transaction holds, and tells which writes lock one that another does
+ * hold, and which name a customer with no committed row (another transaction may be creating
+ * it: its UNIQUE key then makes the creating deposit wait). Their customers are found by the same
+ * subqueries as prefetchList's, read plainly. One round trip; none (null) for a list that locks
+ * no customer.
  */
-export function busyWritesSql(writes: readonly CreditWrite[]): Batch<Set<number>> | null {
+export function busyWritesSql(writes: readonly CreditWrite[]): Batch<ListOwners> | null {
   const owners = writes.flatMap((write, index) => customerPksOfWrite(write).map((pk) => sql`SELECT ${index} AS w, ${pk} AS pk`));
   if (owners.length === 0) return null;
   const batch = namedBatch({
@@ -241,13 +252,18 @@ export function busyWritesSql(writes: readonly CreditWrite[]): Batch<Set<number>
         sql`, `,
       )}) FOR UPDATE SKIP LOCKED`,
     ],
-    owners: [sql`SELECT o.w, o.pk FROM (${sql.join(owners, sql` UNION ALL `)}) o WHERE o.pk IS NOT NULL`],
+    owners: [sql`SELECT o.w, o.pk FROM (${sql.join(owners, sql` UNION ALL `)}) o`],
   });
   return mapBatch(batch, (r) => {
     const locked = new Set(rowsOf(r.locked[0]).map((row) => bigOf(row.pk)));
-    const busy = new Set<number>();
-    for (const row of rowsOf(r.owners[0])) if (!locked.has(bigOf(row.pk))) busy.add(Number(bigOf(row.w)));
-    return busy;
+    const held = new Map<number, bigint>();
+    const unresolved = new Set<number>();
+    for (const row of rowsOf(r.owners[0])) {
+      const index = Number(bigOf(row.w));
+      if (row.pk == null) unresolved.add(index);
+      else if (!locked.has(bigOf(row.pk)) && !held.has(index)) held.set(index, bigOf(row.pk));
+    }
+    return { held, unresolved };
   });
 }
 

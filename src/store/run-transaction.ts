@@ -133,10 +133,21 @@ const CAUSAL_WAIT = sql`SET STATEMENT wsrep_sync_wait = 1 FOR SELECT 1`;
  * throughput is bounded by how long its row stays locked, and that is counted in round trips:
  * a spend is two (lock and read; write and commit).
  */
+/**
+ * A failure of a transaction's work that the transaction passes on as it is, without retrying it
+ * or reading it as the server's (a list giving its transaction up to run again otherwise).
+ */
+export class WorkGivenUp extends Error {}
+
 export class Tx {
   private begun = false;
   private committed = false;
   private commitSent = false;
+  /**
+   * The connection's session holds a setting of this transaction's (a bounded lock wait) not yet
+   * set back: the connection is closed, not returned to the pool, if the transaction ends so.
+   */
+  sessionChanged = false;
 
   /**
    * `causal` (on a Galera node): the first round trip waits until the node has applied every
@@ -373,7 +384,7 @@ export async function runTransaction<T>(
 function retryableReasonOf(database: Database, thrown: unknown, lastAttempt: boolean): RetryReason {
   if (!(thrown instanceof AttemptFailure)) throw translateStoreError(thrown);
   const error = thrown.failure;
-  if (error instanceof BillingError) throw error;
+  if (error instanceof BillingError || error instanceof WorkGivenUp) throw error;
   const reason = retryReasonOf(database, thrown);
   if (reason === null || lastAttempt) throw translateStoreError(error);
   return reason;
@@ -391,11 +402,16 @@ async function attemptTransaction<T>(database: Database, work: (tx: Tx) => Promi
   } catch (error) {
     broken = isConnectionFailure(error) || isNotPrimary(error);
     if (isNotPrimary(error)) database.pool.noteFailure?.(connection, error);
-    const aborted = !broken && database.galera && tx.isOpen && !(error instanceof BillingError) && (await tx.endedByServer());
+    const aborted =
+      !broken &&
+      database.galera &&
+      tx.isOpen &&
+      !(error instanceof BillingError || error instanceof WorkGivenUp) &&
+      (await tx.endedByServer());
     if (!broken) await tx.rollback().catch(() => (broken = true));
     throw new AttemptFailure(error, tx.isCommitSent, aborted);
   } finally {
-    if (broken) connection.destroy();
+    if (broken || tx.sessionChanged) connection.destroy();
     else connection.release();
   }
 }

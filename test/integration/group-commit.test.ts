@@ -370,6 +370,41 @@ describe("group commit across customers (side by side)", () => {
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
 
+  it("sets aside a first deposit whose customer another transaction is creating, so the rest of its list goes on", async () => {
+    const base: BillingContext = { database: s.app.database, now: s.clock.now };
+    const observed = { setAside: [] as number[], fallbacks: 0 };
+    const commit = new GroupCommit(
+      base,
+      { onSetAside: (n) => observed.setAside.push(n), onFallback: () => observed.fallbacks++ },
+      { transactions: 1, ...SIDE_BY_SIDE },
+    );
+    const [first, a, created] = [uid("cust"), uid("cust"), uid("cust")];
+    for (const customer of [first, a]) await commit.run(depositFor(customer, 100n));
+    const firstHolder = await holdCustomer(s.app.database.pool, first);
+    // Another instance's first deposit of `created`, inserted and not committed yet.
+    const creator = await s.app.database.pool.getConnection();
+    await creator.query("BEGIN");
+    await creator.query("INSERT INTO customers (project_id, customer_id, metadata, created_at) VALUES (1, ?, '{}', NOW(3))", [created]);
+    try {
+      const running = commit.run(freezeOf(first, 1n));
+      await waitFor(() => lockingReadWaits(creator), "the first call to wait on its customer");
+      const deposit = commit.run(depositFor(created, 5n));
+      let deposited = false;
+      void deposit.then(() => (deposited = true));
+      const frozen = commit.run(freezeOf(a, 2n));
+      await firstHolder.query("COMMIT");
+      const [, fromA] = (await Promise.all([running, frozen])) as [unknown, { amount: bigint; balance: Balance }];
+      expect([fromA.amount, fromA.balance, deposited]).toEqual([2n, { total: 100n, used: 0n, frozen: 2n, available: 98n }, false]);
+      await creator.query("COMMIT");
+      expect(((await deposit) as { balance: Balance }).balance).toEqual({ total: 5n, used: 0n, frozen: 0n, available: 5n });
+    } finally {
+      firstHolder.release();
+      creator.release();
+    }
+    expect(observed).toEqual({ setAside: [1], fallbacks: 0 });
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
   it("runs each waiting call alone when their shared transaction fails", async () => {
     const base: BillingContext = { database: s.app.database, now: s.clock.now };
     const observed = { sideBySide: [] as number[], fallbacks: 0 };
