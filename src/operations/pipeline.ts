@@ -6,11 +6,12 @@ import {
   type CreditWrite,
   customerRefOf,
   customersMissingAlerts,
+  holdRefOf,
   type ListPlan,
   type ListState,
   type WritePlan,
 } from "../domain/plans/write-list.js";
-import { customerKey } from "../domain/customer-ref.js";
+import { customerKey, holdKey } from "../domain/customer-ref.js";
 
 type PlannedList = Extract<ListPlan, { kind: "planned" }>;
 import type { DepositResult } from "../domain/results.js";
@@ -167,7 +168,9 @@ async function heldBack(tx: Tx, writes: readonly CreditWrite[], orNew: boolean):
     for (const index of owners.unresolved) {
       const write = writes[index];
       const ref = write ? customerRefOf(write) : null;
-      if (!aside.has(index)) aside.set(index, ref ? `new:${customerKey(ref)}` : `new:${index}`);
+      const hold = write ? holdRefOf(write) : null;
+      const named = ref ? `new:${customerKey(ref)}` : hold ? `hold:${holdKey(hold)}` : `write:${index}`;
+      if (!aside.has(index)) aside.set(index, named);
     }
   }
   return aside;
