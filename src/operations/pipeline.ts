@@ -165,15 +165,17 @@ async function heldBack(tx: Tx, writes: readonly CreditWrite[], orNew: boolean):
   const owners = await tx.runBatch(probe);
   for (const [index, pk] of owners.held) aside.set(index, `pk:${pk}`);
   if (orNew) {
-    for (const index of owners.unresolved) {
-      const write = writes[index];
-      const ref = write ? customerRefOf(write) : null;
-      const hold = write ? holdRefOf(write) : null;
-      const named = ref ? `new:${customerKey(ref)}` : hold ? `hold:${holdKey(hold)}` : `write:${index}`;
-      if (!aside.has(index)) aside.set(index, named);
-    }
+    for (const index of owners.unresolved) if (!aside.has(index)) aside.set(index, unresolvedNameOf(writes[index], index));
   }
   return aside;
+}
+
+/** What a write naming no committed customer waits for: the customer it names, else its hold. */
+function unresolvedNameOf(write: CreditWrite | undefined, index: number): string {
+  const ref = write ? customerRefOf(write) : null;
+  if (ref) return `new:${customerKey(ref)}`;
+  const hold = write ? holdRefOf(write) : null;
+  return hold ? `hold:${holdKey(hold)}` : `write:${index}`;
 }
 
 /** The list's segments planned and applied one after another, on the prefetched state; COMMIT with the last one's writes. */
