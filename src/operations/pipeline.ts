@@ -100,7 +100,7 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
     runWriteTransaction(ctx, async (tx) => {
       const nowMs = ctx.now();
       const prefetch = (rest: readonly CreditWrite[]) =>
-        options.skipLocked && rest[0] ? prefetchSkipLocked(rest[0], nowMs) : prefetchList(rest, nowMs, ctx.alertHints?.likely);
+        options.skipLocked ? prefetchSkipLocked(rest, nowMs) : prefetchList(rest, nowMs, ctx.alertHints?.likely);
       const aside = setAside === "nothing" ? new Map<number, string>() : await heldBack(tx, writes, setAside === "held or new");
       const kept = aside.size === 0 ? writes : writes.filter((_, i) => !aside.has(i));
       if (kept.length === 0) return { answers: withSetAside(writes, kept, [], aside), applied: false };

@@ -13,9 +13,10 @@ const isSweeperWrite = (write: CreditWrite) =>
  */
 export async function runWrite(ctx: BillingContext, write: CreditWrite): Promise<unknown> {
   if (ctx.groupCommit && !isSweeperWrite(write)) return ctx.groupCommit.run(write, ctx.signal);
-  // A sweeper write waits for no lock, so it takes no place in the gate's line either.
-  const { transactionGate: _gate, ...ungated } = ctx;
-  const [settled] = await runList(isSweeperWrite(write) ? ungated : ctx, [write], { atomic: false, skipLocked: isSweeperWrite(write) });
+  const [settled] = await runList(isSweeperWrite(write) ? sweeperContext(ctx) : ctx, [write], {
+    atomic: false,
+    skipLocked: isSweeperWrite(write),
+  });
   if (!settled) throw new Error("a write has no answer");
   if (!settled.ok) throw settled.error;
   return settled.result;
@@ -26,4 +27,10 @@ export async function runCallerWrite<R>(ctx: BillingContext, write: CreditWrite)
   const result = await runWrite(ctx, write);
   if (result === null) throw new Error("a caller's write was left for later");
   return result as R;
+}
+
+/** The context of the sweeper's writes: they wait for no lock, so they take no place in the gate's line either. */
+export function sweeperContext(ctx: BillingContext): BillingContext {
+  const { transactionGate: _gate, ...ungated } = ctx;
+  return ungated;
 }

@@ -77,8 +77,17 @@ export function lockCustomerAccountsSql(customerCondition: SQL, accountScope: SQ
 }
 
 /** The customer, then the expired account if its expiry is still unrecorded; both SKIP LOCKED (the sweeper never waits). */
-export const lockUnrecordedExpirySql = (customerPk: bigint, accountId: bigint): SQL =>
-  lockCustomerAccountsSql(sql`c.id = ${customerPk}`, sql`a.id = ${accountId} AND a.expiry_recorded = FALSE`, { skipLocked: true });
+export const lockUnrecordedExpirySql = (customerPk: bigint, accountIds: readonly bigint[]): SQL =>
+  lockCustomerAccountsSql(
+    sql`c.id = ${customerPk}`,
+    sql`a.id IN (${sql.join(
+      accountIds.map((id) => sql`${id}`),
+      sql`, `,
+    )}) AND a.expiry_recorded = FALSE`,
+    {
+      skipLocked: true,
+    },
+  );
 
 /** Locks the customer row: the serialization point of every write on a customer. */
 export function lockCustomerSql(customerCondition: SQL, options: { skipLocked?: boolean } = {}): SQL {

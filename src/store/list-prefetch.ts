@@ -419,9 +419,12 @@ const customerLedgerSql = (pk: bigint): SQL =>
  * but nothing is waited for. A row locked elsewhere is missing from the result and its customer is
  * `busy`; the balance is then a plain sum (a sum that skips locked rows would be wrong).
  */
-export function prefetchSkipLocked(write: CreditWrite, nowMs: number): Batch<ListState> {
-  if (write.kind === "expire") return prefetchExpiry(write, nowMs);
-  if (write.kind !== "consume" && write.kind !== "unfreeze") throw new Error("only the sweeper's writes skip locked rows");
+export function prefetchSkipLocked(writes: readonly CreditWrite[], nowMs: number): Batch<ListState> {
+  const [write] = writes;
+  if (write?.kind === "expire") return prefetchExpiries(writes, nowMs);
+  if (writes.length !== 1 || (write?.kind !== "consume" && write?.kind !== "unfreeze")) {
+    throw new Error("only the sweeper's writes skip locked rows: one settlement, or expiry records of one customer");
+  }
   const { projectId, transactionId } = write.request;
   const pk = transactionCustomerPkSql(projectId, transactionId);
   const key = outcomeRefOf(write);
@@ -474,10 +477,22 @@ function skipLockedStateOf(
 
 const lockedRefOf = (row: Row) => ({ pk: bigOf(row.c_pk), projectId: bigOf(row.c_project_id), customerId: stringOf(row.c_customer_id) });
 
-function prefetchExpiry(write: Extract<CreditWrite, { kind: "expire" }>, nowMs: number): Batch<ListState> {
-  const { projectId, customerPk, accountId } = write.account;
+/** The expiry records of one customer's accounts: the customer, then those of its accounts whose expiry is still unrecorded, SKIP LOCKED. */
+function prefetchExpiries(writes: readonly CreditWrite[], nowMs: number): Batch<ListState> {
+  const accounts = writes.map((w) => {
+    if (w.kind !== "expire") throw new Error("a sweeper's list of expiry records holds nothing else");
+    return w.account;
+  });
+  const [first] = accounts;
+  if (!first || accounts.some((a) => a.customerPk !== first.customerPk)) throw new Error("expiry records go one customer to a list");
+  const { projectId, customerPk } = first;
   const batch = namedBatch({
-    locked: [lockUnrecordedExpirySql(customerPk, accountId)],
+    locked: [
+      lockUnrecordedExpirySql(
+        customerPk,
+        accounts.map((a) => a.accountId),
+      ),
+    ],
     totals: [activeBalanceSql(projectId, sql`${customerPk}`, nowMs)],
     ledger: [customerLedgerSql(customerPk)],
   });

@@ -71,6 +71,29 @@ describe("auto-settlement sweeper", () => {
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
 
+  it("records a customer's due accounts together, each with its own EXPIRE entry and balance_after", async () => {
+    const customerId = uid("cust");
+    const at = ts(s.clock.now() + 10 * SECOND);
+    await s.client.call("deposit", { customerId, amount: 100n, expiresAt: at, source: "a" });
+    await s.client.call("deposit", { customerId, amount: 40n, expiresAt: ts(s.clock.now() + 11 * SECOND), source: "b" });
+    await s.client.call("deposit", { customerId, amount: 10n, expiresAt: ts(s.clock.now() + 12 * SECOND), source: "c" });
+    await s.client.call("deposit", { customerId, amount: 7n, source: "kept" });
+    // Soonest expiry first: the deduct and the hold take from a, which keeps 50 available.
+    await s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 30n });
+    await s.client.call("freeze", { customerId, transactionId: uid("hold"), amount: 20n });
+    s.clock.advance(20 * SECOND);
+    expect(await recordExpiries(s.app.context)).toBe(3);
+    expect(await recordExpiries(s.app.context)).toBe(0);
+    const expired = await s.client.call("listLedgerEntries", { customerId, operationTypes: [OperationType.OPERATION_TYPE_EXPIRE] });
+    expect(expired.entries.map((e) => [e.source, e.amount, e.sequence, e.balanceAfter])).toEqual([
+      ["c", 10n, 9n, { total: 7n, used: 0n, frozen: 0n, available: 7n }],
+      ["b", 40n, 8n, { total: 17n, used: 0n, frozen: 0n, available: 17n }],
+      ["a", 50n, 7n, { total: 57n, used: 0n, frozen: 0n, available: 57n }],
+    ]);
+    expect((await s.client.call("getCustomer", { customerId })).balance).toEqual({ total: 7n, used: 0n, frozen: 0n, available: 7n });
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
   it("works through a burst of due holds and expiries larger than a batch in one sweep", async () => {
     const holders = [uid("cust"), uid("cust"), uid("cust")];
     for (const customerId of holders) await s.client.call("deposit", { customerId, amount: 1000n });
