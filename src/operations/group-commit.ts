@@ -1,3 +1,4 @@
+import { appendTo } from "../domain/collections.js";
 import { GROUP_COMMIT_HOLDS_REMEMBERED, GROUP_COMMIT_MAX, GROUP_COMMIT_QUEUE_MAX } from "../domain/limits.js";
 import { customerKey, holdKey } from "../domain/customer-ref.js";
 import { CallNotRun } from "../errors/billing-error.js";
@@ -83,8 +84,8 @@ export class GroupCommit {
   private readonly waiting: Waiting[] = [];
   /** Transactions this instance has in flight. */
   private inFlight = 0;
-  /** Per customer, the last of the calls set aside for it (runSetAside). */
-  private readonly setAside = new Map<string, Promise<void>>();
+  /** Per customer, the calls set aside for it not begun yet, and the run of the last ones (runSetAside). */
+  private readonly setAside = new Map<string, { pending: Waiting[]; running: Promise<void> }>();
 
   constructor(
     private readonly ctx: BillingContext,
@@ -109,10 +110,17 @@ export class GroupCommit {
     return result;
   }
 
-  /** A call alone, in its own transaction. */
-  private async alone(write: CreditWrite, signal: AbortSignal | undefined): Promise<unknown> {
-    const [settled] = await runList(signal ? { ...this.ctx, signal } : this.ctx, [write], { atomic: false });
-    return answerOf(settled);
+  /**
+   * A call alone, in a transaction of its own in one of this instance's places. Bounded like a
+   * side-by-side list: a customer held elsewhere longer than SIDE_BY_SIDE_LOCK_WAIT_S sets the call
+   * aside, to wait outside the place (a held customer's lone call used to keep one of the two
+   * places for up to five lock waits, and every other customer's calls waited behind it).
+   */
+  private alone(write: CreditWrite, signal: AbortSignal | undefined): Promise<unknown> {
+    return new Promise<Settled>((settle, fail) => {
+      const w: Waiting = { op: write, signal, settle, fail, trace: callerTrace() };
+      void this.counted(() => this.runGroup([w])).catch((error: unknown) => fail(error));
+    }).then(answerOf);
   }
 
   private queueKeyOf(write: CreditWrite): string | undefined {
@@ -157,7 +165,7 @@ export class GroupCommit {
 
   /** Runs a call at once in a transaction of its own while this instance has one to spare, else in line to go side by side. */
   private async inLine(write: CreditWrite, signal: AbortSignal | undefined): Promise<unknown> {
-    if (this.inFlight < this.options.transactions) return this.counted(() => this.alone(write, signal));
+    if (this.inFlight < this.options.transactions) return this.alone(write, signal);
     if (this.waiting.length >= WAITING_MAX) {
       throw overloaded(
         "side_by_side",
@@ -195,7 +203,7 @@ export class GroupCommit {
           group.map((w) => w.trace),
           () => {
             this.observer.onSideBySide?.(group.length);
-            return this.runGroup(group, { setAsideHeld: true });
+            return this.runGroup(group);
           },
         ),
       ).catch((error: unknown) => failAll(group, error));
@@ -205,30 +213,47 @@ export class GroupCommit {
   /**
    * Runs waiting calls as one list and answers each. If the list's transaction fails, each call
    * runs again alone, in order, under its own caller's deadline (one that passed meanwhile is not
-   * run), and is answered as soon as its own run ends, not when the last one does. Side by side
-   * (`setAsideHeld`), the calls whose customer another transaction holds (another instance, a
-   * Batch, an operator's session) are set aside instead of keeping the list waiting, and run alone
-   * after it, each waiting on its own customer's lock.
+   * run), and is answered as soon as its own run ends, not when the last one does. The calls whose
+   * customer another transaction holds longer than SIDE_BY_SIDE_LOCK_WAIT_S (another instance, a
+   * Batch, an operator's session) are set aside instead of keeping this place, and run after it,
+   * outside it (runSetAside); `asideDone` resolves when they have.
    */
-  private async runGroup(group: readonly Waiting[], options: { setAsideHeld?: boolean } = {}): Promise<void> {
-    const { alone, aside } = group.length > 1 ? await this.runAsList(group, options.setAsideHeld ?? false) : { alone: group, aside: [] };
-    for (const { w, customer } of aside) this.runSetAside(w, customer);
+  private async runGroup(group: readonly Waiting[]): Promise<{ asideDone: Promise<void> }> {
+    const { alone, aside } = await this.runAsList(group, this.ctx, true);
+    const byCustomer = new Map<string, Waiting[]>();
+    for (const { w, customer } of aside) appendTo(byCustomer, customer, w);
+    const asideDone = Promise.all([...byCustomer].map(([customer, ws]) => this.runSetAside(customer, ws))).then(() => undefined);
     for (const w of stillWanted(alone)) await this.runAlone(w);
+    return { asideDone };
   }
 
   /**
-   * Runs a call set aside from its list, not in the list's place: alone, through the gate of the
-   * writes outside group commit, waiting on its customer's lock. The calls set aside for one
-   * customer run one after another, so that a stuck customer's stream of them (settlements that
-   * name only their hold have no queue of their own) takes one place of the gate, not all of them.
+   * Runs calls set aside from their list, not in the list's place: through the gate of the writes
+   * outside group commit, waiting on their customer's lock as long as any call does. The calls
+   * set aside for one customer go one list after another, each list taking the calls set aside
+   * meanwhile (up to GROUP_COMMIT_MAX): a stuck customer's stream of them takes one place of the
+   * gate, and one lock wait serves them all.
    */
-  private runSetAside(w: Waiting, customer: string): void {
-    const before = this.setAside.get(customer) ?? Promise.resolve();
-    const run = before.then(() => (stillWanted([w]).length > 0 ? this.runAlone(w, this.options.gate) : undefined));
-    this.setAside.set(customer, run);
-    void run.finally(() => {
-      if (this.setAside.get(customer) === run) this.setAside.delete(customer);
+  private runSetAside(customer: string, ws: readonly Waiting[]): Promise<void> {
+    let line = this.setAside.get(customer);
+    if (!line) {
+      line = { pending: [], running: Promise.resolve() };
+      this.setAside.set(customer, line);
+    }
+    line.pending.push(...ws);
+    const current = line;
+    const run = current.running.then(async () => {
+      const next = stillWanted(current.pending.splice(0, GROUP_COMMIT_MAX));
+      if (next.length === 0) return;
+      const outside = { ...this.ctx, ...(this.options.gate ? { transactionGate: this.options.gate } : {}) };
+      const { alone } = await this.runAsList(next, outside, false);
+      for (const w of stillWanted(alone)) await this.runAlone(w, this.options.gate);
     });
+    current.running = run;
+    void run.finally(() => {
+      if (this.setAside.get(customer) === current && current.running === run) this.setAside.delete(customer);
+    });
+    return run;
   }
 
   /** Runs a call of a group alone, under its caller's signal, and answers it (never throws). */
@@ -248,13 +273,14 @@ export class GroupCommit {
    */
   private async runAsList(
     group: readonly Waiting[],
+    ctx: BillingContext,
     setAsideHeld: boolean,
   ): Promise<{ alone: readonly Waiting[]; aside: ReadonlyArray<{ w: Waiting; customer: string }> }> {
     // The list is not begun, nor tried again, once every one of its callers has left.
     const everyoneLeft = whenAllAborted(group.map((w) => w.signal));
     try {
       const settled = await runList(
-        everyoneLeft ? { ...this.ctx, signal: everyoneLeft } : this.ctx,
+        everyoneLeft ? { ...ctx, signal: everyoneLeft } : ctx,
         group.map((w) => w.op),
         { atomic: false, setAsideHeld },
       );
@@ -270,7 +296,8 @@ export class GroupCommit {
       // A lost connection may have lost only the answer to a COMMIT that happened: running the
       // calls again could apply them twice (a deposit without a key), so each gets the error, as
       // it would have alone.
-      if (isLostConnection(error) || error instanceof CallNotRun) {
+      // A list of one has run alone already: its failure is its answer.
+      if (group.length === 1 || isLostConnection(error) || error instanceof CallNotRun) {
         failAll(group, error);
         return { alone: [], aside: [] };
       }
@@ -299,13 +326,15 @@ export class GroupCommit {
       const group = stillWanted(queue.splice(0, GROUP_COMMIT_MAX));
       if (group.length === 0) continue;
       this.observer.onGroup?.(group.length);
-      await this.counted(() =>
+      const ran = await this.counted(() =>
         runForCallers(
           "billing group commit",
           group.map((w) => w.trace),
           () => this.runGroup(group),
         ),
       ).catch((error: unknown) => failAll(group, error));
+      // The customer's next calls go after the ones set aside, outside this instance's places.
+      if (ran) await ran.asideDone;
     }
   }
 }

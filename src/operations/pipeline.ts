@@ -146,7 +146,12 @@ async function boundedPrefetch(tx: Tx, prefetch: Batch<ListState>, bound: LockWa
     tx.sessionChanged = false;
     return read;
   } catch (error) {
-    await tx.runBatch(lockWaitRestoredBatch(bound.restoreS));
+    try {
+      await tx.runBatch(lockWaitRestoredBatch(bound.restoreS));
+    } catch {
+      // The connection is closed, not pooled (sessionChanged stays): the first failure is the answer.
+      throw error;
+    }
     tx.sessionChanged = false;
     throw isLockNotAvailable(error) ? new CustomersHeld() : error;
   }

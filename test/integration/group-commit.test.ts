@@ -370,6 +370,40 @@ describe("group commit across customers (side by side)", () => {
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
 
+  it("sets aside a lone call whose customer another transaction holds, freeing its place for the other customers' calls", async () => {
+    const base: BillingContext = { database: s.app.database, now: s.clock.now };
+    const observed = { setAside: [] as number[], fallbacks: 0 };
+    const commit = new GroupCommit(
+      base,
+      { onSetAside: (n) => observed.setAside.push(n), onFallback: () => observed.fallbacks++ },
+      { transactions: 1, ...SIDE_BY_SIDE },
+    );
+    const [held, a, b] = [uid("cust"), uid("cust"), uid("cust")];
+    for (const customer of [held, a, b]) await commit.run(depositFor(customer, 100n));
+    const holder = await holdCustomer(s.app.database.pool, held);
+    try {
+      // The instance is idle: the call for `held` takes its one place, alone, and waits.
+      let heldAnswered = false;
+      const fromHeld = commit.run(freezeOf(held, 3n)).then((r) => {
+        heldAnswered = true;
+        return r as { amount: bigint; balance: Balance };
+      });
+      await waitFor(() => lockingReadWaits(holder), "the lone call to wait on its customer");
+      const others = [commit.run(freezeOf(a, 1n)), commit.run(deductOperation(request(b, 2n)))];
+      const [fromA, fromB] = (await Promise.all(others)) as { amount: bigint; balance: Balance }[];
+      expect([fromA?.balance, fromB?.balance, heldAnswered]).toEqual([
+        { total: 100n, used: 0n, frozen: 1n, available: 99n },
+        { total: 100n, used: 2n, frozen: 0n, available: 98n },
+        false,
+      ]);
+      await holder.query("COMMIT");
+      expect((await fromHeld).balance).toEqual({ total: 100n, used: 0n, frozen: 3n, available: 97n });
+    } finally {
+      holder.release();
+    }
+    expect(observed).toEqual({ setAside: [1], fallbacks: 0 });
+  });
+
   it("sets aside a first deposit whose customer another transaction is creating, so the rest of its list goes on", async () => {
     const base: BillingContext = { database: s.app.database, now: s.clock.now };
     const observed = { setAside: [] as number[], fallbacks: 0 };
