@@ -245,9 +245,14 @@ export class GroupCommit {
     const run = current.running.then(async () => {
       const next = stillWanted(current.pending.splice(0, GROUP_COMMIT_MAX));
       if (next.length === 0) return;
-      const outside = { ...this.ctx, ...(this.options.gate ? { transactionGate: this.options.gate } : {}) };
-      const { alone } = await this.runAsList(next, outside, false);
-      for (const w of stillWanted(alone)) await this.runAlone(w, this.options.gate);
+      try {
+        const outside = { ...this.ctx, ...(this.options.gate ? { transactionGate: this.options.gate } : {}) };
+        const { alone } = await this.runAsList(next, outside, false);
+        for (const w of stillWanted(alone)) await this.runAlone(w, this.options.gate);
+      } catch (error) {
+        // Never a broken line: the calls of this step get the error, the next steps still run.
+        failAll(next, error);
+      }
     });
     current.running = run;
     void run.finally(() => {
