@@ -222,6 +222,21 @@ describe("group commit across customers (side by side)", () => {
   const freezeOf = (customerId: string, amount: bigint, transactionId = uid("t")): CreditWrite =>
     spendWrite("FREEZE", { ...request(customerId, amount), transactionId, autoSettlement: null });
 
+  /** A group commit with one transaction for the instance, and what it reports. */
+  const observedGroupCommit = () => {
+    const observed = { sideBySide: [] as number[], setAside: [] as number[], fallbacks: 0 };
+    const commit = new GroupCommit(
+      { database: s.app.database, now: s.clock.now },
+      {
+        onSideBySide: (n) => observed.sideBySide.push(n),
+        onSetAside: (n) => observed.setAside.push(n),
+        onFallback: () => observed.fallbacks++,
+      },
+      { transactions: 1, ...SIDE_BY_SIDE },
+    );
+    return { commit, observed };
+  };
+
   it("carries the calls that wait for a busy instance in one transaction, each answered as alone", async () => {
     const base: BillingContext = { database: s.app.database, now: s.clock.now };
     const sideBySide: number[] = [];
@@ -294,17 +309,7 @@ describe("group commit across customers (side by side)", () => {
   });
 
   it("sets aside a customer another transaction holds, so the rest of its list goes on, and runs it alone when freed", async () => {
-    const base: BillingContext = { database: s.app.database, now: s.clock.now };
-    const observed = { sideBySide: [] as number[], setAside: [] as number[], fallbacks: 0 };
-    const commit = new GroupCommit(
-      base,
-      {
-        onSideBySide: (n) => observed.sideBySide.push(n),
-        onSetAside: (n) => observed.setAside.push(n),
-        onFallback: () => observed.fallbacks++,
-      },
-      { transactions: 1, ...SIDE_BY_SIDE },
-    );
+    const { commit, observed } = observedGroupCommit();
     const [first, held, a, b, settledHold] = [uid("cust"), uid("cust"), uid("cust"), uid("cust"), uid("cust")];
     for (const customer of [first, held, a, b, settledHold]) await commit.run(depositFor(customer, 100n));
     const hold = uid("t");
@@ -371,13 +376,7 @@ describe("group commit across customers (side by side)", () => {
   });
 
   it("sets aside a lone call whose customer another transaction holds, freeing its place for the other customers' calls", async () => {
-    const base: BillingContext = { database: s.app.database, now: s.clock.now };
-    const observed = { setAside: [] as number[], fallbacks: 0 };
-    const commit = new GroupCommit(
-      base,
-      { onSetAside: (n) => observed.setAside.push(n), onFallback: () => observed.fallbacks++ },
-      { transactions: 1, ...SIDE_BY_SIDE },
-    );
+    const { commit, observed } = observedGroupCommit();
     const [held, a, b] = [uid("cust"), uid("cust"), uid("cust")];
     for (const customer of [held, a, b]) await commit.run(depositFor(customer, 100n));
     const holder = await holdCustomer(s.app.database.pool, held);
@@ -401,17 +400,11 @@ describe("group commit across customers (side by side)", () => {
     } finally {
       holder.release();
     }
-    expect(observed).toEqual({ setAside: [1], fallbacks: 0 });
+    expect([observed.setAside, observed.fallbacks]).toEqual([[1], 0]);
   });
 
   it("sets aside a first deposit whose customer another transaction is creating, so the rest of its list goes on", async () => {
-    const base: BillingContext = { database: s.app.database, now: s.clock.now };
-    const observed = { setAside: [] as number[], fallbacks: 0 };
-    const commit = new GroupCommit(
-      base,
-      { onSetAside: (n) => observed.setAside.push(n), onFallback: () => observed.fallbacks++ },
-      { transactions: 1, ...SIDE_BY_SIDE },
-    );
+    const { commit, observed } = observedGroupCommit();
     const [first, a, created] = [uid("cust"), uid("cust"), uid("cust")];
     for (const customer of [first, a]) await commit.run(depositFor(customer, 100n));
     const firstHolder = await holdCustomer(s.app.database.pool, first);
@@ -435,18 +428,12 @@ describe("group commit across customers (side by side)", () => {
       firstHolder.release();
       creator.release();
     }
-    expect(observed).toEqual({ setAside: [1], fallbacks: 0 });
+    expect([observed.setAside, observed.fallbacks]).toEqual([[1], 0]);
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
 
   it("runs each waiting call alone when their shared transaction fails", async () => {
-    const base: BillingContext = { database: s.app.database, now: s.clock.now };
-    const observed = { sideBySide: [] as number[], fallbacks: 0 };
-    const commit = new GroupCommit(
-      base,
-      { onSideBySide: (n) => observed.sideBySide.push(n), onFallback: () => observed.fallbacks++ },
-      { transactions: 1, ...SIDE_BY_SIDE },
-    );
+    const { commit, observed } = observedGroupCommit();
     const [a, b, c] = [uid("cust"), uid("cust"), uid("cust")];
     for (const customer of [a, b, c]) await commit.run(depositFor(customer, 100n));
     // A write the database refuses: it fails the shared transaction.
@@ -455,7 +442,7 @@ describe("group commit across customers (side by side)", () => {
     const waiting = [commit.run(freezeOf(a, 7n)), commit.run(broken), commit.run(freezeOf(b, 9n))];
     const settled = await Promise.allSettled([busy, ...waiting]);
     expect(settled.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
-    expect(observed).toEqual({ sideBySide: [2], fallbacks: 1 });
+    expect(observed).toEqual({ sideBySide: [2], setAside: [], fallbacks: 1 });
     expect((await s.client.call("getCustomer", { customerId: a })).balance?.frozen).toBe(12n);
     expect((await s.client.call("getCustomer", { customerId: b })).balance?.frozen).toBe(9n);
   });
