@@ -17,6 +17,7 @@ import {
   isTableGone,
   retryableConflictOf,
 } from "./sql-errors.js";
+import { groupsWithin } from "./statement-chunks.js";
 
 /** Deadlocks and lock-wait timeouts are retried this many times before service_unavailable. */
 export const TRANSACTION_ATTEMPTS_MAX = 5;
@@ -107,22 +108,8 @@ function appendChunk(chunk: unknown, text: string[], connection: Escaping): bool
 }
 
 /** The statements in consecutive groups of at most BATCH_BYTES_MAX characters in all (a larger one alone). */
-function groupBySize(statements: readonly string[]): string[][] {
-  const groups: string[][] = [];
-  let current: string[] = [];
-  let size = 0;
-  for (const statement of statements) {
-    if (current.length > 0 && size + statement.length > BATCH_BYTES_MAX) {
-      groups.push(current);
-      current = [];
-      size = 0;
-    }
-    current.push(statement);
-    size += statement.length;
-  }
-  if (current.length > 0) groups.push(current);
-  return groups;
-}
+const groupBySize = (statements: readonly string[]): string[][] =>
+  groupsWithin(statements, (statement) => statement.length, BATCH_BYTES_MAX);
 
 /** Waits until this Galera node has applied what the cluster committed before it (see Tx). */
 const CAUSAL_WAIT = sql`SET STATEMENT wsrep_sync_wait = 1 FOR SELECT 1`;

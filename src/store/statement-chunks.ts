@@ -41,20 +41,31 @@ export function textLengthBound(fragment: SQL): number {
  * Rows in consecutive slices of at most ROWS_PER_STATEMENT rows and STATEMENT_CHARS_MAX characters
  * (a row larger than that alone), for multi-row statements.
  */
-export function rowChunksOf(rows: readonly SQL[]): SQL[][] {
-  const chunks: SQL[][] = [];
-  let current: SQL[] = [];
-  let length = 0;
-  for (const row of rows) {
-    const rowLength = textLengthBound(row);
-    if (current.length > 0 && (current.length >= ROWS_PER_STATEMENT || length + rowLength > STATEMENT_CHARS_MAX)) {
-      chunks.push(current);
+export const rowChunksOf = (rows: readonly SQL[]): SQL[][] => groupsWithin(rows, textLengthBound, STATEMENT_CHARS_MAX, ROWS_PER_STATEMENT);
+
+/**
+ * `items` in consecutive groups of at most `sizeMax` in size together (by `sizeOf`) and `countMax`
+ * items; an item larger than `sizeMax` goes alone.
+ */
+export function groupsWithin<T>(
+  items: readonly T[],
+  sizeOf: (item: T) => number,
+  sizeMax: number,
+  countMax = Number.POSITIVE_INFINITY,
+): T[][] {
+  const groups: T[][] = [];
+  let current: T[] = [];
+  let size = 0;
+  for (const item of items) {
+    const itemSize = sizeOf(item);
+    if (current.length > 0 && (current.length >= countMax || size + itemSize > sizeMax)) {
+      groups.push(current);
       current = [];
-      length = 0;
+      size = 0;
     }
-    current.push(row);
-    length += rowLength;
+    current.push(item);
+    size += itemSize;
   }
-  if (current.length > 0) chunks.push(current);
-  return chunks;
+  if (current.length > 0) groups.push(current);
+  return groups;
 }
