@@ -62,12 +62,13 @@ export const BATCH_OPERATIONS_MAX = 100;
 export const GROUP_COMMIT_MAX = 32;
 
 /**
- * How long a side-by-side list waits for a customer another transaction holds before it sets that
- * customer's writes aside and goes on with the others (seconds: the least the servers take). Row
- * locks are held for milliseconds, so a list that meets another instance's ordinary transaction
- * still just waits for it; only a lock held this long (a stuck session) is stepped around.
+ * How long a transaction of group commit (a lone call, a customer's group, a side-by-side list)
+ * waits for a customer another transaction holds before it sets that customer's writes aside and
+ * goes on with the others (seconds: the least the servers take). Row locks are held for
+ * milliseconds, so a list that meets another instance's ordinary transaction still just waits
+ * for it; only a lock held this long (a stuck session) is stepped around.
  */
-export const SIDE_BY_SIDE_LOCK_WAIT_S = 1;
+export const GROUP_COMMIT_LOCK_WAIT_S = 1;
 
 /**
  * Calls one customer's queue holds on this instance: beyond it a call is refused (retryable), so

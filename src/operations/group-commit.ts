@@ -112,7 +112,7 @@ export class GroupCommit {
 
   /**
    * A call alone, in a transaction of its own in one of this instance's places. Bounded like a
-   * side-by-side list: a customer held elsewhere longer than SIDE_BY_SIDE_LOCK_WAIT_S sets the call
+   * side-by-side list: a customer held elsewhere longer than GROUP_COMMIT_LOCK_WAIT_S sets the call
    * aside, to wait outside the place (a held customer's lone call used to keep one of the two
    * places for up to five lock waits, and every other customer's calls waited behind it).
    */
@@ -214,7 +214,7 @@ export class GroupCommit {
    * Runs waiting calls as one list and answers each. If the list's transaction fails, each call
    * runs again alone, in order, under its own caller's deadline (one that passed meanwhile is not
    * run), and is answered as soon as its own run ends, not when the last one does. The calls whose
-   * customer another transaction holds longer than SIDE_BY_SIDE_LOCK_WAIT_S (another instance, a
+   * customer another transaction holds longer than GROUP_COMMIT_LOCK_WAIT_S (another instance, a
    * Batch, an operator's session) are set aside instead of keeping this place, and run after it,
    * outside it (runSetAside); `asideDone` resolves when they have.
    */

@@ -26,7 +26,7 @@ import {
   prefetchMore,
   prefetchSkipLocked,
 } from "../store/list-prefetch.js";
-import { SIDE_BY_SIDE_LOCK_WAIT_S } from "../domain/limits.js";
+import { GROUP_COMMIT_LOCK_WAIT_S } from "../domain/limits.js";
 import { appendEventsSql, appendEventWithDataSql, newEventId } from "../store/event-rows.js";
 import type { SQL } from "../store/sql.js";
 import { type Batch, mapBatch, runTransaction, sequence, type Tx, WorkGivenUp, writesOnly } from "../store/run-transaction.js";
@@ -54,10 +54,11 @@ export interface ListOptions {
   /** The sweeper's writes: nothing is waited for (SKIP LOCKED); a busy row leaves the write for a later pass. */
   readonly skipLocked?: boolean;
   /**
-   * Writes of unrelated customers (side by side): a customer that another transaction holds
-   * longer than SIDE_BY_SIDE_LOCK_WAIT_S does not keep the others waiting. Its writes are set
-   * aside, answered HeldElsewhere without running, for the caller to run alone; the list goes on
-   * without them, in a transaction of its own.
+   * Group commit's lists (a lone call, a customer's group, side by side): a customer that another
+   * transaction holds longer than GROUP_COMMIT_LOCK_WAIT_S does not keep the list, nor the
+   * instance's place it runs in, waiting. Its writes are set aside, answered HeldElsewhere
+   * without running, for the caller to run apart; the list goes on without them, in a
+   * transaction of its own.
    */
   readonly setAsideHeld?: boolean;
 }
@@ -125,10 +126,10 @@ function retriedIfHeld<T>(error: unknown, again: () => Promise<T>): Promise<T> {
   throw error;
 }
 
-/** A side-by-side list's wait for its customers: SIDE_BY_SIDE_LOCK_WAIT_S, unless the connections' own is no longer. */
+/** A group-commit list's wait for its customers: GROUP_COMMIT_LOCK_WAIT_S, unless the connections' own is no longer. */
 function lockWaitBoundOf(ctx: BillingContext): LockWaitBound | undefined {
   const restoreS = ctx.database.lockWaitTimeoutS;
-  return restoreS > SIDE_BY_SIDE_LOCK_WAIT_S ? { boundS: SIDE_BY_SIDE_LOCK_WAIT_S, restoreS } : undefined;
+  return restoreS > GROUP_COMMIT_LOCK_WAIT_S ? { boundS: GROUP_COMMIT_LOCK_WAIT_S, restoreS } : undefined;
 }
 
 /**

@@ -195,7 +195,7 @@ export function prefetchList(
 }
 
 /**
- * How long a list waits for its customers' locks (a side-by-side list: ListOptions.setAsideHeld),
+ * How long a list waits for its customers' locks (group commit's: ListOptions.setAsideHeld),
  * and the connection's own lock wait, set back right after them. In seconds, as the server takes it.
  */
 export interface LockWaitBound {
@@ -415,7 +415,7 @@ const customerLedgerSql = (pk: bigint): SQL =>
   sql`SELECT c.customer_id AS c_customer_id, ${CUSTOMER_LOCKED_COLUMNS} FROM ${customers} c WHERE c.id = ${pk}`;
 
 /**
- * The sweeper's prefetch of one write (an automatic settlement, an expiry record): the same state,
+ * The sweeper's prefetch (one automatic settlement, or the expiry records of one customer): the same state,
  * but nothing is waited for. A row locked elsewhere is missing from the result and its customer is
  * `busy`; the balance is then a plain sum (a sum that skips locked rows would be wrong).
  */

@@ -49,7 +49,7 @@ describe("an alert setting waiting for a database connection", () => {
     deduct.catch(() => undefined); // Awaited below; a failed step must not leave it unhandled.
     try {
       await waitFor(() => lockingReadWaits(other), "the Deduct to wait for the customer");
-      // Shorter than the Deduct's bounded wait (SIDE_BY_SIDE_LOCK_WAIT_S), which keeps the one connection until then.
+      // Shorter than the Deduct's bounded wait (GROUP_COMMIT_LOCK_WAIT_S), which keeps the one connection until then.
       expect((await setAlertWithDeadline(customerId, 50n, 400))?.code).toBe(status.DEADLINE_EXCEEDED);
     } finally {
       await other.query("ROLLBACK");
