@@ -210,6 +210,7 @@ function billingContext(database: Database, metrics: Metrics, config: Config, no
       onFallback: () => metrics.groupCommitFallbacks.inc(),
       onSideBySide: (size) => metrics.sideBySideSize.observe(size),
       onSetAside: (calls) => metrics.setAside.inc(calls),
+      onHeldWait: () => metrics.heldWaits.inc(),
       onOverloaded: (line) => metrics.overloadRefusals.inc({ line }),
     },
     { transactions: config.GROUP_COMMIT_TRANSACTIONS, sideBySide: config.GROUP_COMMIT_SIDE_BY_SIDE, gate: transactionGate },

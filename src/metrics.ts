@@ -56,7 +56,12 @@ export class Metrics {
   });
   readonly setAside = new Counter({
     name: "billing_group_commit_set_aside_total",
-    help: "Calls set aside from a side-by-side transaction because another transaction held their customer; each then ran alone.",
+    help: "Calls set aside from a group-commit transaction because another transaction held their customer; they then ran outside the instance's places.",
+    registers: [this.registry],
+  });
+  readonly heldWaits = new Counter({
+    name: "billing_group_commit_held_waits_total",
+    help: "Group-commit transactions whose bounded wait for their customers' locks ran out (another transaction held one); each ran again with the held customers' calls set aside.",
     registers: [this.registry],
   });
   readonly overloadRefusals = new Counter({

@@ -8,7 +8,7 @@ import type { BillingContext } from "./context.js";
 import { type OverloadedLine, overloaded } from "./overload.js";
 import type { TransactionGate } from "./transaction-gate.js";
 import { waitInLine } from "./waiting-line.js";
-import { deadlinePassed, HeldElsewhere, runEachAlone, runList, type Settled } from "./pipeline.js";
+import { deadlinePassed, HeldElsewhere, heldCustomerPkOf, runEachAlone, runList, type Settled } from "./pipeline.js";
 import { type CallerTrace, callerTrace, runForCallers } from "../telemetry/shared-work.js";
 
 /** What group commit reports (metrics). */
@@ -17,8 +17,10 @@ export interface GroupCommitObserver {
   onFallback?(): void;
   /** Writes of different customers applied side by side in one transaction. */
   onSideBySide?(size: number): void;
-  /** Calls set aside from a side-by-side list because another transaction held their customer; each then runs alone. */
+  /** Calls set aside from a list because another transaction held their customer; they then run outside this instance's places. */
   onSetAside?(calls: number): void;
+  /** A list whose bounded wait for its customers ran out (GROUP_COMMIT_LOCK_WAIT_S): it runs again with the held ones set aside. */
+  onHeldWait?(): void;
   /** A call refused because its line was full. */
   onOverloaded?(line: OverloadedLine): void;
 }
@@ -287,7 +289,9 @@ export class GroupCommit {
       const settled = await runList(
         everyoneLeft ? { ...ctx, signal: everyoneLeft } : ctx,
         group.map((w) => w.op),
-        { atomic: false, setAsideHeld },
+        setAsideHeld
+          ? { atomic: false, setAsideHeld, heldKnown: this.heldCustomers(), onHeldWait: () => this.observer.onHeldWait?.() }
+          : { atomic: false },
       );
       const aside: { w: Waiting; customer: string }[] = [];
       for (const [i, w] of group.entries()) {
@@ -309,6 +313,20 @@ export class GroupCommit {
       this.observer.onFallback?.();
       return { alone: group, aside: [] };
     }
+  }
+
+  /**
+   * The customers (pks) whose calls set aside still wait here: another transaction held each of
+   * them for longer than the bound, so the next lists set their writes aside before waiting. A
+   * stream of settlements that name only their hold otherwise paid the bound in every list.
+   */
+  private heldCustomers(): ReadonlySet<bigint> {
+    const held = new Set<bigint>();
+    for (const waitsFor of this.setAside.keys()) {
+      const pk = heldCustomerPkOf(waitsFor);
+      if (pk !== null) held.add(pk);
+    }
+    return held;
   }
 
   private remember(hold: string, customer: string): void {

@@ -61,6 +61,14 @@ export interface ListOptions {
    * transaction of its own.
    */
   readonly setAsideHeld?: boolean;
+  /**
+   * With setAsideHeld: customers (pks) that the caller already knows another transaction holds
+   * (group commit's calls set aside for them still wait). The writes that lock one are set aside
+   * before the list waits on anything, instead of after each list's bounded wait has run out.
+   */
+  readonly heldKnown?: ReadonlySet<bigint>;
+  /** With setAsideHeld: told when the list's bounded wait for its customers ran out. */
+  readonly onHeldWait?: () => void;
 }
 
 /** A write set aside from its list because another transaction holds its customer (ListOptions.setAsideHeld): not run. */
@@ -79,11 +87,12 @@ class CustomersHeld extends WorkGivenUp {
 }
 
 /**
- * What a side-by-side list sets aside before its prefetch: nothing (its first attempt), the writes
- * of customers another transaction holds, or those and the writes of customers not committed yet
- * (another transaction may be creating them).
+ * What a group-commit list sets aside before its prefetch: on its first attempt nothing, or the
+ * writes of the customers known held (ListOptions.heldKnown); then the writes of customers another
+ * transaction holds, then those and the writes of customers not committed yet (another
+ * transaction may be creating them).
  */
-type SetAside = "nothing" | "held" | "held or new";
+type SetAside = "nothing" | { known: ReadonlySet<bigint> } | "held" | "held or new";
 
 /**
  * The one write pipeline. Every write, alone (a list of one) or with others (a customer's group,
@@ -102,7 +111,7 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
       const nowMs = ctx.now();
       const prefetch = (rest: readonly CreditWrite[]) =>
         options.skipLocked ? prefetchSkipLocked(rest, nowMs) : prefetchList(rest, nowMs, ctx.alertHints?.likely);
-      const aside = setAside === "nothing" ? new Map<number, string>() : await heldBack(tx, writes, setAside === "held or new");
+      const aside = setAside === "nothing" ? new Map<number, string>() : await heldBack(tx, writes, setAside);
       const kept = aside.size === 0 ? writes : writes.filter((_, i) => !aside.has(i));
       if (kept.length === 0) return { answers: withSetAside(writes, kept, [], aside), applied: false };
       const read = bound
@@ -113,17 +122,18 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
     });
   // Each attempt that meets a held customer sets more aside: the last can meet none (its customers
   // are locked before its prefetch, and new ones are left out).
-  const { answers, applied } = await attempt("nothing")
-    .catch((error: unknown) => retriedIfHeld(error, () => attempt("held")))
-    .catch((error: unknown) => retriedIfHeld(error, () => attempt("held or new")));
+  const known = options.heldKnown;
+  const again = (setAside: SetAside) => (error: unknown) => {
+    if (!(error instanceof CustomersHeld)) throw error;
+    options.onHeldWait?.();
+    return attempt(setAside);
+  };
+  const { answers, applied } = await attempt(known && known.size > 0 ? { known } : "nothing")
+    .catch(again("held"))
+    .catch(again("held or new"));
   // The local stamper orders the new events at once (the others find them within their poll).
   if (applied) ctx.events?.notifyCommitted();
   return answers;
-}
-
-function retriedIfHeld<T>(error: unknown, again: () => Promise<T>): Promise<T> {
-  if (error instanceof CustomersHeld) return again();
-  throw error;
 }
 
 /** A group-commit list's wait for its customers: GROUP_COMMIT_LOCK_WAIT_S, unless the connections' own is no longer. */
@@ -160,20 +170,29 @@ async function boundedPrefetch(tx: Tx, prefetch: Batch<ListState>, bound: LockWa
 
 /**
  * The writes to set aside, by index, each with what it waits for: those locking a customer
- * another transaction holds (its pk), and with `orNew` those naming a customer with no committed
- * row (its name). The list's other customers are locked, without waiting, in the same round trip
- * (busyWritesSql).
+ * another transaction holds (its pk), and with "held or new" those naming a customer with no
+ * committed row (its name). Held means known held before the list waits (`known`: nothing is
+ * locked here), or found so after its wait ran out: then the list's other customers are locked,
+ * without waiting, in the same round trip (busyWritesSql).
  */
-async function heldBack(tx: Tx, writes: readonly CreditWrite[], orNew: boolean): Promise<Map<number, string>> {
-  const probe = busyWritesSql(writes);
+async function heldBack(tx: Tx, writes: readonly CreditWrite[], setAside: Exclude<SetAside, "nothing">): Promise<Map<number, string>> {
+  const probe = busyWritesSql(writes, typeof setAside === "object" ? setAside.known : undefined);
   const aside = new Map<number, string>();
   if (probe === null) return aside;
   const owners = await tx.runBatch(probe);
-  for (const [index, pk] of owners.held) aside.set(index, `pk:${pk}`);
-  if (orNew) {
+  for (const [index, pk] of owners.held) aside.set(index, heldCustomerKey(pk));
+  if (setAside === "held or new") {
     for (const index of owners.unresolved) if (!aside.has(index)) aside.set(index, unresolvedNameOf(writes[index], index));
   }
   return aside;
+}
+
+/** What a write set aside for a committed customer that another transaction holds waits for (HeldElsewhere.customer). */
+export const heldCustomerKey = (pk: bigint): string => `pk:${pk}`;
+
+/** The customer's pk in what a write set aside waits for; null when it waits for a customer not committed yet, or a hold. */
+export function heldCustomerPkOf(waitsFor: string): bigint | null {
+  return waitsFor.startsWith("pk:") ? BigInt(waitsFor.slice(3)) : null;
 }
 
 /** What a write naming no committed customer waits for: the customer it names, else its hold. */

@@ -226,7 +226,7 @@ function customerPksOfWrite(write: CreditWrite): SQL[] {
   return pks;
 }
 
-/** Who holds back each write of a list whose bounded wait ran out (busyWritesSql), by the write's index. */
+/** Who holds back each write of a list (busyWritesSql), by the write's index. */
 export interface ListOwners {
   /** Writes locking a customer another transaction holds: the first such customer's pk. */
   readonly held: ReadonlyMap<number, bigint>;
@@ -235,33 +235,34 @@ export interface ListOwners {
 }
 
 /**
- * After a list's bounded wait for its customers ran out: locks, without waiting, every customer
- * of the list that no other transaction holds, and tells which writes lock one that another does
- * hold, and which name a customer with no committed row (another transaction may be creating
- * it: its UNIQUE key then makes the creating deposit wait). Their customers are found by the same
- * subqueries as prefetchList's, read plainly. One round trip; none (null) for a list that locks
- * no customer.
+ * Which writes of a list wait for a held customer, in one round trip (none, null, for a list that
+ * locks no customer). Their customers are found by the same subqueries as prefetchList's, read
+ * plainly. Two uses:
+ * - after the list's bounded wait for its customers ran out (no `knownHeld`): locks, without
+ *   waiting, every customer of the list that no other transaction holds, and tells which writes
+ *   lock one that another does hold, and which name a customer with no committed row (another
+ *   transaction may be creating it: its UNIQUE key then makes the creating deposit wait);
+ * - before any wait, with the customers already known held (`knownHeld`, pks): locks nothing and
+ *   tells which writes lock one of them.
  */
-export function busyWritesSql(writes: readonly CreditWrite[]): Batch<ListOwners> | null {
+export function busyWritesSql(writes: readonly CreditWrite[], knownHeld?: ReadonlySet<bigint>): Batch<ListOwners> | null {
   const owners = writes.flatMap((write, index) => customerPksOfWrite(write).map((pk) => sql`SELECT ${index} AS w, ${pk} AS pk`));
   if (owners.length === 0) return null;
-  const batch = namedBatch({
-    locked: [
-      sql`SELECT c.id AS pk FROM ${customers} c WHERE c.id IN (${sql.join(
-        writes.flatMap(customerPksOfWrite),
-        sql`, `,
-      )}) FOR UPDATE SKIP LOCKED`,
-    ],
-    owners: [sql`SELECT o.w, o.pk FROM (${sql.join(owners, sql` UNION ALL `)}) o`],
-  });
+  const lockFree = knownHeld
+    ? []
+    : [
+        sql`SELECT c.id AS pk FROM ${customers} c WHERE c.id IN (${sql.join(writes.flatMap(customerPksOfWrite), sql`, `)}) FOR UPDATE SKIP LOCKED`,
+      ];
+  const batch = namedBatch({ locked: lockFree, owners: [sql`SELECT o.w, o.pk FROM (${sql.join(owners, sql` UNION ALL `)}) o`] });
   return mapBatch(batch, (r) => {
-    const locked = new Set(rowsOf(r.locked[0]).map((row) => bigOf(row.pk)));
+    const locked = new Set(r.locked.length === 0 ? [] : rowsOf(r.locked[0]).map((row) => bigOf(row.pk)));
+    const isHeld = (pk: bigint) => (knownHeld ? knownHeld.has(pk) : !locked.has(pk));
     const held = new Map<number, bigint>();
     const unresolved = new Set<number>();
     for (const row of rowsOf(r.owners[0])) {
       const index = Number(bigOf(row.w));
       if (row.pk == null) unresolved.add(index);
-      else if (!locked.has(bigOf(row.pk)) && !held.has(index)) held.set(index, bigOf(row.pk));
+      else if (isHeld(bigOf(row.pk)) && !held.has(index)) held.set(index, bigOf(row.pk));
     }
     return { held, unresolved };
   });

@@ -224,13 +224,14 @@ describe("group commit across customers (side by side)", () => {
 
   /** A group commit with one transaction for the instance, and what it reports. */
   const observedGroupCommit = () => {
-    const observed = { sideBySide: [] as number[], setAside: [] as number[], fallbacks: 0 };
+    const observed = { sideBySide: [] as number[], setAside: [] as number[], fallbacks: 0, heldWaits: 0 };
     const commit = new GroupCommit(
       { database: s.app.database, now: s.clock.now },
       {
         onSideBySide: (n) => observed.sideBySide.push(n),
         onSetAside: (n) => observed.setAside.push(n),
         onFallback: () => observed.fallbacks++,
+        onHeldWait: () => observed.heldWaits++,
       },
       { transactions: 1, ...SIDE_BY_SIDE },
     );
@@ -364,7 +365,7 @@ describe("group commit across customers (side by side)", () => {
       firstHolder.release();
       heldHolder.release();
     }
-    expect(observed).toEqual({ sideBySide: [4], setAside: [1], fallbacks: 0 });
+    expect(observed).toEqual({ sideBySide: [4], setAside: [1], fallbacks: 0, heldWaits: 1 });
     expect((await s.client.call("getCustomer", { customerId: held })).balance?.frozen).toBe(3n);
     expect((await s.client.call("getCustomer", { customerId: settledHold })).balance).toEqual({
       total: 100n,
@@ -401,6 +402,46 @@ describe("group commit across customers (side by side)", () => {
       holder.release();
     }
     expect([observed.setAside, observed.fallbacks]).toEqual([[1], 0]);
+  });
+
+  it("sets a customer known held aside before waiting: settlements naming only their hold pay the bound once, not once a list", async () => {
+    const { commit, observed } = observedGroupCommit();
+    const [held, other] = [uid("cust"), uid("cust")];
+    for (const customer of [held, other]) await commit.run(depositFor(customer, 100n));
+    // Frozen through the server: this group commit never saw the holds, so it cannot tell their customer.
+    const holds = [uid("t"), uid("t"), uid("t")];
+    for (const transactionId of holds) await s.client.call("freeze", { customerId: held, transactionId, amount: 10n });
+    const settle = (transactionId: string, actualAmount: bigint) =>
+      commit.run(consumeOperation({ projectId: 1n, apiKeyId: null, transactionId, customerId: null, actualAmount, allowOverage: false }));
+    const holder = await holdCustomer(s.app.database.pool, held);
+    try {
+      // The first settlement waits out the bound, then waits apart, on the customer's lock.
+      const first = settle(holds[0] as string, 1n);
+      await waitFor(async () => observed.setAside.length === 1, "the first settlement to be set aside");
+      // The next ones are set aside before they wait: the other customer's call is not held up.
+      const next = [settle(holds[1] as string, 2n), settle(holds[2] as string, 3n)];
+      const fromOther = (await commit.run(deductOperation(request(other, 4n)))) as { balance: Balance };
+      await waitFor(async () => observed.setAside.length === 3, "the next settlements to be set aside");
+      expect([fromOther.balance, observed.heldWaits]).toEqual([{ total: 100n, used: 4n, frozen: 0n, available: 96n }, 1]);
+      await holder.query("COMMIT");
+      const settled = (await Promise.all([first, ...next])) as { consumedAmount: bigint; returnedAmount: bigint }[];
+      expect(settled.map((r) => [r.consumedAmount, r.returnedAmount])).toEqual([
+        [1n, 9n],
+        [2n, 8n],
+        [3n, 7n],
+      ]);
+    } finally {
+      holder.release();
+    }
+    // The third settlement waited in line behind the second and went side by side with the other customer's call.
+    expect(observed).toEqual({ sideBySide: [2], setAside: [1, 1, 1], fallbacks: 0, heldWaits: 1 });
+    expect((await s.client.call("getCustomer", { customerId: held })).balance).toEqual({
+      total: 100n,
+      used: 6n,
+      frozen: 0n,
+      available: 94n,
+    });
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
 
   it("sets aside a first deposit whose customer another transaction is creating, so the rest of its list goes on", async () => {
@@ -442,7 +483,7 @@ describe("group commit across customers (side by side)", () => {
     const waiting = [commit.run(freezeOf(a, 7n)), commit.run(broken), commit.run(freezeOf(b, 9n))];
     const settled = await Promise.allSettled([busy, ...waiting]);
     expect(settled.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
-    expect(observed).toEqual({ sideBySide: [2], setAside: [], fallbacks: 1 });
+    expect(observed).toEqual({ sideBySide: [2], setAside: [], fallbacks: 1, heldWaits: 0 });
     expect((await s.client.call("getCustomer", { customerId: a })).balance?.frozen).toBe(12n);
     expect((await s.client.call("getCustomer", { customerId: b })).balance?.frozen).toBe(9n);
   });
