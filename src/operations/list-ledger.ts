@@ -1,4 +1,4 @@
-import { LEDGER_ENTRY_BYTES_BESIDE_TEXT, LEDGER_PAGE_BYTES_MAX } from "../domain/limits.js";
+import { LEDGER_ENTRY_BYTES_BESIDE_TEXT, LEDGER_PAGE_BYTES_MAX, LEDGER_SCAN_ROWS_MAX } from "../domain/limits.js";
 import { beforeIdOf, encodePageCursor, filtersDigest, pageCursorPosition } from "../domain/page-cursor.js";
 import { balanceOfPosition } from "../domain/ledger-position.js";
 import { type Balance, OPERATIONS, type Metadata, type Operation } from "../domain/types.js";
@@ -91,7 +91,12 @@ function decodeCursor(token: string, filters: string): bigint {
   return before;
 }
 
-/** Newest first, keyset-paginated by sequence so pages stay stable while entries are appended. */
+/**
+ * Newest first, keyset-paginated by sequence so pages stay stable while entries are appended. A
+ * filtered page looks through at most LEDGER_SCAN_ROWS_MAX entries: when it finds fewer matches
+ * than it holds, it ends early (possibly empty) with a next_page_token at the first entry it did
+ * not look through.
+ */
 async function readLedgerPage(ctx: BillingContext, q: LedgerQuery): Promise<LedgerPage> {
   const filters = filtersOf(q);
   const before = q.pageToken === null ? null : decodeCursor(q.pageToken, filters);
@@ -100,14 +105,31 @@ async function readLedgerPage(ctx: BillingContext, q: LedgerQuery): Promise<Ledg
   if (!customer) throw new BillingError("customer_not_found", undefined, { customer_id: q.customerId });
 
   const filter: LedgerFilter = { ...q, customerPk: customer.pk };
+  const from = isFiltered(q) ? scanStart(before ?? customer.ledgerSequence + 1n) : null;
   const [rows, totalCount] = await Promise.all([
-    selectLedgerPage(db, filter, before, q.pageSize + 1),
-    q.countTotal ? countLedgerEntries(db, filter) : null,
+    selectLedgerPage(db, filter, { from, before }, q.pageSize + 1),
+    // Unfiltered, every entry counts: the sequences have no gap.
+    q.countTotal ? (isFiltered(q) ? countLedgerEntries(db, filter) : Number(customer.ledgerSequence)) : null,
   ]);
   const entries = withinPageBytes(rows.slice(0, q.pageSize).map(ledgerEntryViewOf));
   const last = entries.at(-1);
-  const nextPageToken = rows.length > entries.length && last ? encodePageCursor({ before: last.sequence.toString() }, filters) : "";
-  return { entries, nextPageToken, totalCount };
+  const nextBefore = rows.length > entries.length && last ? last.sequence : from;
+  return { entries, nextPageToken: nextBefore === null ? "" : encodePageCursor({ before: nextBefore.toString() }, filters), totalCount };
+}
+
+const isFiltered = (q: LedgerQuery): boolean =>
+  q.operations.length > 0 ||
+  q.transactionId !== null ||
+  q.reversesTransactionId !== null ||
+  q.reversesRecordId !== null ||
+  q.creditType !== null ||
+  q.createdAfterMs !== null ||
+  q.createdBeforeMs !== null;
+
+/** The lowest sequence a filtered page below `before` looks at; null when it reaches the ledger's first entry. */
+function scanStart(before: bigint): bigint | null {
+  const from = before - BigInt(LEDGER_SCAN_ROWS_MAX);
+  return from > 1n ? from : null;
 }
 
 /**

@@ -16,6 +16,8 @@ export interface CustomerRow {
   readonly email: string;
   readonly metadata: Metadata;
   readonly createdAtMs: number;
+  /** The sequence of its ledger's last entry when read (0 before the first). */
+  readonly ledgerSequence: bigint;
 }
 
 export async function findCustomer(db: Db, projectId: bigint, customerId: string): Promise<CustomerRow | null> {
@@ -32,6 +34,7 @@ export async function findCustomer(db: Db, projectId: bigint, customerId: string
     email: row.email,
     metadata: decodeMetadata(row.metadata),
     createdAtMs: row.createdAt.getTime(),
+    ledgerSequence: row.ledgerSequence,
   };
 }
 

@@ -4,7 +4,7 @@ import { expectError } from "../support/client.js";
 import { DAY, SECOND, ts, uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { verifyLedger } from "../../src/operations/verify.js";
-import { LEDGER_ENTRY_BYTES_BESIDE_TEXT, LEDGER_PAGE_BYTES_MAX } from "../../src/domain/limits.js";
+import { LEDGER_ENTRY_BYTES_BESIDE_TEXT, LEDGER_PAGE_BYTES_MAX, LEDGER_SCAN_ROWS_MAX } from "../../src/domain/limits.js";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -353,6 +353,56 @@ describe("Ledger pages by size", () => {
       accounts - perPage * (deductPages - 1) + accounts,
     ]);
   });
+});
+
+describe("Filtered ledger pages", () => {
+  it("look through at most LEDGER_SCAN_ROWS_MAX entries each, ending early with a cursor, and page on to every match once", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 1_000_000n });
+    // More Deducts than one filtered page looks through, between two deposits.
+    const deducts = LEDGER_SCAN_ROWS_MAX + 100;
+    for (let done = 0; done < deducts; done += 100) {
+      const operations = Array.from({ length: 100 }, () => ({
+        operation: { $case: "deduct" as const, value: { customerId, transactionId: uid("t"), amount: 1n } },
+      }));
+      const response = await s.client.call("batch", { operations, atomic: true });
+      expect(response.failedIndex).toBeUndefined();
+    }
+    await s.client.call("deposit", { customerId, amount: 5n });
+    const last = BigInt(deducts + 2);
+
+    const deposits: bigint[][] = [];
+    let pageToken = "";
+    do {
+      const page = await s.client.call("listLedgerEntries", {
+        customerId,
+        operationTypes: [OperationType.OPERATION_TYPE_DEPOSIT],
+        pageSize: 20,
+        pageToken,
+      });
+      deposits.push(page.entries.map((e) => e.sequence));
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    // The first page looked through the newest LEDGER_SCAN_ROWS_MAX entries: the last deposit only.
+    expect(deposits).toEqual([[last], [1n]]);
+
+    // Unfiltered pages are not cut; HTTP's total_count counts every matching entry on every page.
+    const newest = await s.client.call("listLedgerEntries", { customerId, pageSize: 100 });
+    expect([newest.entries.length, newest.entries[0]?.sequence, newest.nextPageToken !== ""]).toEqual([100, last, true]);
+    const headers = { authorization: `Bearer ${s.apiKey}` };
+    const all = (await (await fetch(`${s.httpUrl}/v1/customers/${customerId}/ledger?limit=1`, { headers })).json()) as {
+      total_count: number;
+    };
+    const granted = (await (
+      await fetch(`${s.httpUrl}/v1/customers/${customerId}/ledger?limit=1&operation_type=GRANT`, { headers })
+    ).json()) as { items: { sequence: number }[]; total_count: number; has_more: boolean };
+    expect([all.total_count, granted.items.map((i) => i.sequence), granted.total_count, granted.has_more]).toEqual([
+      Number(last),
+      [Number(last)],
+      2,
+      true,
+    ]);
+  }, 120_000);
 });
 
 describe("verify", () => {

@@ -661,7 +661,10 @@ export interface ListLedgerEntriesRequest {
   /**
    * 1-100, default 20 when 0; else invalid_page_size. A page ends early
    * (with its next_page_token) once its entries' descriptions and metadata
-   * pass 3.5 MiB, so that it stays under gRPC's 4 MiB message limit.
+   * pass 3.5 MiB, so that it stays under gRPC's 4 MiB message limit. With
+   * any filter, a page looks through at most 10,000 of the customer's
+   * entries and ends early, possibly empty, with its next_page_token when
+   * it found fewer matches: page until next_page_token is empty.
    */
   pageSize: number;
   /**
