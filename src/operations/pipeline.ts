@@ -101,7 +101,7 @@ type SetAside = "nothing" | { known: ReadonlySet<bigint> } | "held" | "held or n
  * pure, each write on the state the earlier ones leave; a refusal is a result) → apply (store:
  * one merged write set) and COMMIT, in a second round trip. A plan that needs more state (many
  * accounts, an overage) costs one more round trip; a write that depends on an earlier write of the
- * list (the same key, a hold the list creates, a new account) starts a new segment, whose
+ * list (the same key, a hold the list creates, the id of a new account) starts a new segment, whose
  * prefetch travels with the previous segment's writes.
  */
 export async function runList(ctx: BillingContext, writes: readonly CreditWrite[], options: ListOptions): Promise<Settled[]> {

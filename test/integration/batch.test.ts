@@ -57,6 +57,50 @@ describe("Batch, atomic", () => {
     await expectLedgerConsistent();
   });
 
+  it("creates several accounts of one customer in one write set, each deposit answered with its own account", async () => {
+    const a = uid("cust");
+    const inDays = (days: number) => ({ seconds: BigInt(Math.floor(Date.now() / 1000) + days * 86_400), nanos: 0 });
+    const into = (source: string, amount: bigint, days: number): Op => ({
+      operation: { $case: "deposit", value: { customerId: a, amount, source, expiresAt: inDays(days) } },
+    });
+    const t = uid("ded");
+    // Three new accounts, a second deposit into the first (after its id is known), then a spend of the soonest.
+    const response = await s.client.call("batch", {
+      atomic: true,
+      operations: [into("x", 10n, 30), into("y", 20n, 10), into("z", 30n, 20), into("x", 5n, 30), deduct(a, t, 25n)],
+    });
+    expect(response.failedIndex).toBeUndefined();
+    const results = response.results.map((r) => r.result?.value as { account?: { id: bigint; total: bigint; source: string } });
+    const accounts = results.slice(0, 4).map((r) => [r.account?.source, r.account?.total]);
+    expect(accounts).toEqual([
+      ["x", 10n],
+      ["y", 20n],
+      ["z", 30n],
+      ["x", 15n],
+    ]);
+    const ids = results.slice(0, 4).map((r) => r.account?.id);
+    expect(new Set(ids).size).toBe(3);
+    expect(ids[3]).toBe(ids[0]);
+    expect(results[4]).toMatchObject({ deductedAmount: 25n, balance: { total: 65n, used: 25n, frozen: 0n, available: 40n } });
+    const customer = await s.client.call("getCustomer", { customerId: a });
+    // Soonest expiry first: y gave 20, then z 5.
+    expect(customer.creditTypes[0]?.accounts.map((x) => [x.source, x.total, x.used])).toEqual([
+      ["y", 20n, 20n],
+      ["z", 30n, 5n],
+      ["x", 15n, 0n],
+    ]);
+    const ledger = await s.client.call("listLedgerEntries", { customerId: a });
+    expect(ledger.entries.map((e) => [e.sequence, e.amount, e.balanceAfter?.total])).toEqual([
+      [6n, 5n, 65n],
+      [5n, 20n, 65n],
+      [4n, 5n, 65n],
+      [3n, 30n, 60n],
+      [2n, 20n, 30n],
+      [1n, 10n, 10n],
+    ]);
+    await expectLedgerConsistent();
+  });
+
   it("writes nothing when one write fails, and names its index and error", async () => {
     const [a, b] = [uid("cust"), uid("cust")];
     await s.client.call("deposit", { customerId: a, amount: 100n });

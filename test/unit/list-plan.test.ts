@@ -176,10 +176,16 @@ describe("planList", () => {
     expect(answers(planList(state, [freeze("n", 10n), consume("n", 5n)], NOW))).toHaveLength(1);
   });
 
-  it("cuts the list after a deposit that creates an account, before the next write of its customer", () => {
+  it("cuts the list after a deposit that creates an account, before the next write of its customer that needs its id", () => {
     const state = stateOf([customer()]);
     const planned = planList(state, [deposit("c1", 5n, NOW + 1000), freeze("a", 10n)], NOW);
     expect(answers(planned)).toEqual([{ total: 105n, used: 0n, frozen: 40n, available: 65n }]);
+    // Deposits into other new accounts go on in the same segment; one into an account the list creates waits.
+    const deposits = planList(state, [deposit("c1", 5n, NOW + 1000), deposit("c1", 6n, NOW + 2000), deposit("c1", 7n, NOW + 1000)], NOW);
+    expect(answers(deposits)).toEqual([
+      { total: 105n, used: 0n, frozen: 40n, available: 65n },
+      { total: 111n, used: 0n, frozen: 40n, available: 71n },
+    ]);
     // Into an account that exists, the next write goes on in the same segment.
     const existing = planList(state, [deposit("c1", 5n), freeze("a", 10n)], NOW);
     expect(answers(existing)).toEqual([

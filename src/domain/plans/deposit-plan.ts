@@ -60,6 +60,9 @@ export const accountKeyOf = (request: DepositRequest): AccountKey => ({
   expiresAtMs: request.expiresAtMs ?? NO_EXPIRY_MS,
 });
 
+/** An account key as one string, for sets of keys. */
+export const accountKeyText = (key: AccountKey): string => JSON.stringify([key.creditType, key.source, key.startsAtMs, key.expiresAtMs]);
+
 /**
  * Deposit: the replay check first (a retry replays even once its expires_at has passed), then the
  * validity window and the customer's ledger total (so every balance stays encodable).

@@ -5,7 +5,7 @@ import { holdKey } from "../customer-ref.js";
 import type { AccountSnapshot, Balance } from "../types.js";
 import { crossings, finalStates, shiftAvailable } from "../balance-alerts.js";
 import { type LedgerPosition, nextPosition } from "../ledger-position.js";
-import { accountKeyOf, PENDING_ACCOUNT_ID, planDeposit } from "./deposit-plan.js";
+import { accountKeyOf, accountKeyText, PENDING_ACCOUNT_ID, planDeposit } from "./deposit-plan.js";
 import { planExpiry } from "./expiry-plan.js";
 import { refusable } from "./outcome.js";
 import type { LedgerLine, Planned } from "./planned.js";
@@ -54,7 +54,7 @@ export function planList(state: ListState, writes: readonly CreditWrite[], nowMs
       before: loaded.before,
       accounts: new Map(loaded.accounts),
       touched: false,
-      newAccount: false,
+      newAccounts: new Set(),
       expired: new Set(),
       exists: !loaded.created,
       ledger: loaded.ledger,
@@ -253,8 +253,8 @@ function planDepositStep(
   const c = pk === undefined ? undefined : customer(pk);
   // The prefetch creates a deposit's customer: a missing one is a bug of the prefetch.
   if (pk === undefined || c === undefined) throw new Error("a deposit's customer was not prefetched");
-  if (c.newAccount) return { kind: "cut" };
   const key = accountKeyOf(request);
+  if (c.newAccounts.has(accountKeyText(key))) return { kind: "cut" };
   const account =
     [...c.accounts.values()].find(
       (a) =>
@@ -268,7 +268,7 @@ function planDepositStep(
     c.touched = true;
     c.exists = true;
     if (account) c.accounts.set(account.id, { ...account, total: account.total + request.amount });
-    else c.newAccount = true;
+    else c.newAccounts.add(accountKeyText(key));
     return { kind: "deposit", changes: p.changes, result: p.result };
   });
   if (step === null) throw new Error("a deposit never needs more state");
@@ -302,7 +302,7 @@ function planSpendStep(
   const { request } = write;
   const found = customerPkOf(state, request);
   const c = found === undefined ? undefined : customer(found);
-  if (c?.newAccount) return { kind: "cut" };
+  if (c && c.newAccounts.size > 0) return { kind: "cut" };
   // A customer only the list's own later deposit creates does not exist yet for this write.
   const pk = c?.exists ? found : undefined;
   // Every account the list's deposits and settlements free is read (by key, with its hold), so a
@@ -370,7 +370,7 @@ function planSettleStep(
   // The sweeper's prefetch may find the hold but not its customer, locked elsewhere (on Galera its
   // statements are separate round trips): the customer is busy and the hold waits for a later pass.
   if (hold !== null && c === undefined && !state.busy.has(hold.customerPk)) throw new PrefetchRaced("hold");
-  if (c?.newAccount) return { kind: "cut" };
+  if (c && c.newAccounts.size > 0) return { kind: "cut" };
   const settleState = settleStateOf(state, write, c, nowMs);
   const applied = (p: { changes: SettleChanges; result: ConsumeResult | UnfreezeResult }): WritePlan => {
     if (c) {

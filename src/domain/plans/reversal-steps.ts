@@ -13,7 +13,7 @@ import { type CreditWrite, customerPkOf, type ListState, outcomeMapKey, outcomeR
 // earlier writes of the list left, and moving that state for the writes after it.
 
 /** The part of the list planner's working customer that a reversal reads and moves. */
-export type ReversalCustomer = Pick<WorkingCustomer, "state" | "before" | "accounts" | "touched" | "newAccount" | "expired" | "exists">;
+export type ReversalCustomer = Pick<WorkingCustomer, "state" | "before" | "accounts" | "touched" | "newAccounts" | "expired" | "exists">;
 
 export type ReversalStep = { readonly kind: "plan"; readonly plan: WritePlan } | { readonly kind: "cut" };
 
@@ -59,7 +59,7 @@ export function planRefundStep(
   const charge = loaded?.charge ?? null;
   const c = charge === null ? undefined : customer(charge.customerPk);
   if (charge !== null && c === undefined) throw new PrefetchRaced("charge");
-  if (c?.newAccount) return { kind: "cut" };
+  if (c && c.newAccounts.size > 0) return { kind: "cut" };
   const parts = loaded?.parts ?? [];
   const accounts = new Map<bigint, AccountSnapshot>();
   for (const p of parts) {
@@ -100,7 +100,7 @@ export function planVoidStep(
   const { request } = write;
   const found = customerPkOf(state, request);
   const c = found === undefined ? undefined : customer(found);
-  if (c?.newAccount) return { kind: "cut" };
+  if (c && c.newAccounts.size > 0) return { kind: "cut" };
   // A customer only the list's own later deposit creates does not exist yet for this write.
   const pk = c?.exists ? found : undefined;
   const loaded = state.reversals?.deposits.get(depositKey(request));

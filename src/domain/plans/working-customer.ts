@@ -14,8 +14,12 @@ export interface WorkingCustomer {
   readonly accounts: Map<bigint, AccountSnapshot>;
   /** A deposit or settlement of the list changed which accounts are spendable, in an order only a full read knows. */
   touched: boolean;
-  /** A deposit of the list creates an account: its id is known once written, so the next write of the customer waits. */
-  newAccount: boolean;
+  /**
+   * The accounts the list's deposits create (accountKeyText): their ids are known once written, so
+   * the customer's next spend, settlement or reversal waits for the next segment, and so does a
+   * deposit into one of them. A deposit into another account does not.
+   */
+  readonly newAccounts: Set<string>;
   /** An account of the list's expiry records. */
   readonly expired: Set<bigint>;
   /** Its ledger position after the list's writes so far. */
