@@ -1,10 +1,11 @@
 import type { Logger } from "pino";
 import { BillingError } from "../errors/billing-error.js";
 import type { ErrorCode } from "../errors/catalog.js";
+import type { DueCursor } from "../store/due-order.js";
 import { listDueHolds, parseAutoAction, postponeAutoSettlement } from "../store/transactions-store.js";
 import { ALERT_FLAG_REPAIR_INTERVAL_MS, repairAlertFlags } from "./alert-flags.js";
 import type { BillingContext } from "./context.js";
-import { recordExpiries } from "./expiry.js";
+import { recordExpiriesFrom, type SweepPass } from "./expiry.js";
 import { pruneExpiredEvents, type EventRetention } from "./events/retention.js";
 import { consumeAutomatically, unfreezeAutomatically } from "./settle.js";
 
@@ -25,10 +26,12 @@ const SETTLED_MEANWHILE: ReadonlySet<ErrorCode> = new Set([
  * Settles holds whose auto-settlement deadline passed. Safe with many instances: each hold is
  * settled in its own transaction that re-checks the hold's state under its locks. It never waits:
  * every lock it takes is SKIP LOCKED, and a hold whose row, customer or accounts are busy is left
- * for the next pass.
+ * for the next sweep. Reads up to SWEEP_BATCH_SIZE holds after `after`: a sweep's next pass goes
+ * on past the ones it had to leave, so that 50 holds of one busy customer do not keep every other
+ * customer's due holds frozen (they did, for as long as that customer was held).
  */
-export async function sweepDueHolds(ctx: BillingContext, log: Logger): Promise<number> {
-  const due = await listDueHolds(ctx.database.db, ctx.now(), SWEEP_BATCH_SIZE);
+export async function sweepDueHoldsFrom(ctx: BillingContext, log: Logger, after: DueCursor | null): Promise<SweepPass> {
+  const due = await listDueHolds(ctx.database.db, ctx.now(), SWEEP_BATCH_SIZE, after);
   let settled = 0;
   for (const hold of due) {
     try {
@@ -47,8 +50,11 @@ export async function sweepDueHolds(ctx: BillingContext, log: Logger): Promise<n
       await postponeAutoSettlement(ctx.database, hold.projectId, hold.transactionId, ctx.now() + SWEEP_RETRY_DELAY_MS).catch(() => false);
     }
   }
-  return settled;
+  return { done: settled, next: due.length < SWEEP_BATCH_SIZE ? null : (due.at(-1)?.after ?? null), failures: [] };
 }
+
+/** One pass from the head of the due order; how many holds it settled. */
+export const sweepDueHolds = async (ctx: BillingContext, log: Logger): Promise<number> => (await sweepDueHoldsFrom(ctx, log, null)).done;
 
 /**
  * Passes one sweep makes at most before it lets the next tick start one: enough to work through
@@ -57,10 +63,13 @@ export async function sweepDueHolds(ctx: BillingContext, log: Logger): Promise<n
 export const SWEEP_PASSES_MAX = 100;
 
 /**
- * One sweep: due holds, then expiries, in passes of a batch each, passed again at once while the
- * last pass settled or recorded anything (a burst of due holds or of expiries at one instant is
- * worked through in one tick, not one batch per interval), up to SWEEP_PASSES_MAX passes or until
- * `stopping` says so; then, with `retention` and unless stopping, the events past it are pruned.
+ * One sweep: due holds, then expiries, in passes of a batch each. Each list is read on from where
+ * its last pass ended while that pass read a full batch (a burst of due holds or of expiries at
+ * one instant is worked through in one tick, not one batch per interval, and a busy customer's
+ * holds or accounts are passed over, not read again at the head of every pass), up to
+ * SWEEP_PASSES_MAX passes or until `stopping` says so; then, with `retention` and unless stopping,
+ * the events past it are pruned. A customer whose expiry records failed is logged and left for the
+ * next sweep.
  */
 export async function sweep(
   ctx: BillingContext,
@@ -72,18 +81,35 @@ export async function sweep(
     readonly alertFlags?: boolean;
   } = {},
 ): Promise<{ settled: number; recorded: number }> {
-  let settled = 0;
-  let recorded = 0;
   if (options.alertFlags) await repairAlertFlags(ctx, log);
-  for (let pass = 0; pass < SWEEP_PASSES_MAX && !options.stopping?.(); pass++) {
-    const passSettled = await sweepDueHolds(ctx, log);
-    const passRecorded = await recordExpiries(ctx);
-    settled += passSettled;
-    recorded += passRecorded;
-    if (passSettled + passRecorded === 0) break;
+  const holds = new SweptList((after) => sweepDueHoldsFrom(ctx, log, after));
+  const expiries = new SweptList((after) => recordExpiriesFrom(ctx, after));
+  for (let pass = 0; pass < SWEEP_PASSES_MAX && !options.stopping?.() && !(holds.ended && expiries.ended); pass++) {
+    await holds.pass();
+    for (const failure of await expiries.pass()) {
+      log.error({ err: failure }, "recording expiries failed; left for the next sweep");
+    }
   }
   if (options.retention && !options.stopping?.()) await pruneExpiredEvents(ctx, options.retention);
-  return { settled, recorded };
+  return { settled: holds.done, recorded: expiries.done };
+}
+
+/** A sweeper's list read pass after pass, each going on from where the last one ended, until it reads the end. */
+class SweptList {
+  done = 0;
+  ended = false;
+  private after: DueCursor | null = null;
+
+  constructor(private readonly read: (after: DueCursor | null) => Promise<SweepPass>) {}
+
+  async pass(): Promise<readonly unknown[]> {
+    if (this.ended) return [];
+    const { done, next, failures } = await this.read(this.after);
+    this.done += done;
+    this.after = next;
+    this.ended = next === null;
+    return failures;
+  }
 }
 
 /** Runs sweeps on an interval until stopped; a tick is skipped while the previous sweep runs. */

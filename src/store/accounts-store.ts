@@ -1,4 +1,5 @@
 import { and, asc, eq, lte } from "drizzle-orm";
+import { type DueCursor, pastCursorSql } from "./due-order.js";
 import { type SQL, sql } from "./sql.js";
 import type { LedgerPosition } from "../domain/ledger-position.js";
 import type { AccountKey } from "../domain/plans/deposit-plan.js";
@@ -205,16 +206,28 @@ export interface ExpiredAccount {
   readonly id: bigint;
   readonly projectId: bigint;
   readonly customerPk: bigint;
+  /** Its place in the expiry order (expiry, then id): where the next read goes on from. */
+  readonly after: DueCursor;
 }
 
-/** Accounts past their expiry whose leftover is not yet on the ledger. */
-export async function listUnrecordedExpiries(db: Db, nowMs: number, limit: number): Promise<ExpiredAccount[]> {
-  return db
-    .select({ id: accounts.id, projectId: accounts.projectId, customerPk: accounts.customerPk })
+/**
+ * Up to `limit` accounts past their expiry whose leftover is not yet on the ledger, soonest first,
+ * after `after` when given (as listDueHolds: a busy customer's accounts do not stay at the head).
+ */
+export async function listUnrecordedExpiries(
+  db: Db,
+  nowMs: number,
+  limit: number,
+  after: DueCursor | null = null,
+): Promise<ExpiredAccount[]> {
+  const past = pastCursorSql(accounts.expiresAtMs, (ms) => ms, accounts.id, after);
+  const rows = await db
+    .select({ id: accounts.id, projectId: accounts.projectId, customerPk: accounts.customerPk, expiresAtMs: accounts.expiresAtMs })
     .from(accounts)
-    .where(and(eq(accounts.expiryRecorded, false), lte(accounts.expiresAtMs, nowMs)))
-    .orderBy(asc(accounts.expiresAtMs))
+    .where(and(eq(accounts.expiryRecorded, false), lte(accounts.expiresAtMs, nowMs), past))
+    .orderBy(asc(accounts.expiresAtMs), asc(accounts.id))
     .limit(limit);
+  return rows.map(({ expiresAtMs, ...account }) => ({ ...account, after: { atMs: expiresAtMs, pk: account.id } }));
 }
 
 export const markExpiryRecordedSql = (id: bigint): SQL[] =>

@@ -1,4 +1,5 @@
 import { and, sql as drizzleSql, asc, eq, lte } from "drizzle-orm";
+import { type DueCursor, pastCursorSql } from "./due-order.js";
 import { type SQL, sql } from "./sql.js";
 import type { Hold } from "../domain/hold.js";
 import type { Charge } from "../domain/plans/refund-plan.js";
@@ -231,25 +232,33 @@ export interface DueHold {
   readonly projectId: bigint;
   /** As stored: parsed per hold (parseAutoAction), so one bad row does not stop the sweep. */
   readonly autoAction: string | null;
+  /** Its place in the due order (auto_at, then row id): where the next read goes on from. */
+  readonly after: DueCursor;
 }
 
 /** A due hold's action; an unknown one is not guessed (freeze_records_inconsistent). */
 export const parseAutoAction = (hold: DueHold): AutoAction => oneOf(hold.autoAction, AUTO_ACTIONS, "auto_action");
 
-/** Holds whose auto-settlement deadline has passed, oldest deadline first. */
-export async function listDueHolds(db: Db, nowMs: number, limit: number): Promise<DueHold[]> {
+/**
+ * Up to `limit` FROZEN holds due by `nowMs`, soonest first, after `after` when given: a sweep goes
+ * on from where its last read ended, so that holds it had to leave (their customer busy) do not
+ * come back at the head of every read and keep the ones behind them waiting.
+ */
+export async function listDueHolds(db: Db, nowMs: number, limit: number, after: DueCursor | null = null): Promise<DueHold[]> {
+  const past = pastCursorSql(transactions.autoAt, (ms) => new Date(ms), transactions.id, after);
   const rows = await db
     .select({
       pk: transactions.id,
       transactionId: transactions.transactionId,
       projectId: transactions.projectId,
       autoAction: transactions.autoAction,
+      autoAt: transactions.autoAt,
     })
     .from(transactions)
-    .where(and(eq(transactions.status, "FROZEN"), lte(transactions.autoAt, new Date(nowMs))))
-    .orderBy(asc(transactions.autoAt))
+    .where(and(eq(transactions.status, "FROZEN"), lte(transactions.autoAt, new Date(nowMs)), past))
+    .orderBy(asc(transactions.autoAt), asc(transactions.id))
     .limit(limit);
-  return rows;
+  return rows.map(({ autoAt, ...hold }) => ({ ...hold, after: { atMs: autoAt?.getTime() ?? nowMs, pk: hold.pk } }));
 }
 
 /** A transaction's allocation with each account's credit type and source, in order. */

@@ -14,6 +14,7 @@ import { consoleSession } from "../support/http.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { ROOT } from "../support/spawn.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
+import { holdCustomer } from "../support/waiting.js";
 import { uniqueDatabaseUrl } from "../support/database.js";
 
 const silent = pino({ level: "silent" });
@@ -131,6 +132,43 @@ describe("auto-settlement sweeper", () => {
       pageSize: 100,
     });
     expect(expired.entries.length).toBe(accounts);
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
+  it("settles and records the other customers' due holds and expiries while a customer with a batch of them is held", async () => {
+    const [busy, idle] = [uid("cust"), uid("cust")];
+    for (const customerId of [busy, idle]) await s.client.call("deposit", { customerId, amount: 1000n });
+    // The busy customer's holds and accounts come first in the due order, more than a batch of each.
+    for (let i = 0; i < SWEEP_BATCH_SIZE + 5; i++) {
+      await s.client.call("freeze", { customerId: busy, transactionId: uid("hold"), amount: 1n, unfreezeAfterSeconds: 10n });
+    }
+    for (let i = 0; i < EXPIRY_BATCH_SIZE + 5; i++) {
+      await s.client.call("deposit", { customerId: busy, amount: 1n, source: `s${i}`, expiresAt: ts(s.clock.now() + 10 * SECOND) });
+    }
+    s.clock.advance(SECOND);
+    await s.client.call("freeze", { customerId: idle, transactionId: uid("hold"), amount: 7n, unfreezeAfterSeconds: 10n });
+    await s.client.call("deposit", { customerId: idle, amount: 3n, source: "expiring", expiresAt: ts(s.clock.now() + 10 * SECOND) });
+    s.clock.advance(20 * SECOND);
+    const holder = await holdCustomer(s.app.database.pool, busy);
+    try {
+      expect(await sweep(s.app.context, silent)).toEqual({ settled: 1, recorded: 1 });
+      expect((await s.client.call("getCustomer", { customerId: idle })).balance).toEqual({
+        total: 1000n,
+        used: 0n,
+        frozen: 0n,
+        available: 1000n,
+      });
+    } finally {
+      await holder.query("COMMIT");
+      holder.release();
+    }
+    expect(await sweep(s.app.context, silent)).toEqual({ settled: SWEEP_BATCH_SIZE + 5, recorded: EXPIRY_BATCH_SIZE + 5 });
+    expect((await s.client.call("getCustomer", { customerId: busy })).balance).toEqual({
+      total: 1000n,
+      used: 0n,
+      frozen: 0n,
+      available: 1000n,
+    });
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
 

@@ -1,0 +1,17 @@
+import { and, type Column, eq, gt, or, type SQL } from "drizzle-orm";
+
+/** A place in a sweeper's due order: a time, then a row id. */
+export interface DueCursor {
+  readonly atMs: number;
+  readonly pk: bigint;
+}
+
+/**
+ * The rows past `after` in the order (`time`, `id`) as a condition; none from the head. `atTime`
+ * turns the cursor's milliseconds into the time column's values.
+ */
+export function pastCursorSql(time: Column, atTime: (ms: number) => unknown, id: Column, after: DueCursor | null): SQL | undefined {
+  if (after === null) return undefined;
+  const at = atTime(after.atMs);
+  return or(gt(time, at), and(eq(time, at), gt(id, after.pk)));
+}
