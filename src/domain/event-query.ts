@@ -14,9 +14,9 @@ export function parseLimit(raw: number | null): number {
   return raw;
 }
 
-/** A time bound given as a protobuf Timestamp (gRPC). */
+/** A time bound given as a protobuf Timestamp (gRPC); a sub-millisecond part rounds up, as for every range bound. */
 export const parseTimeBound = (raw: TimestampInput | undefined, field: string, code: ErrorCode): number | null =>
-  parseTimestamp(raw, field, code);
+  parseTimestamp(raw, field, code, "up");
 
 /** Inclusive from, exclusive to: a window of events by created_at. */
 export interface TimeWindow {

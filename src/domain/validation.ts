@@ -116,14 +116,27 @@ export interface TimestampInput {
   readonly nanos: number;
 }
 
-/** A protobuf Timestamp as epoch milliseconds (sub-millisecond precision is dropped). */
-export function parseTimestamp(raw: TimestampInput | undefined, field: string, code: ErrorCode): number | null {
+/**
+ * How a time with a sub-millisecond part becomes milliseconds, as times are stored: dropped for a
+ * time that is stored or looked up (`down`), rounded up for the bound of a range of stored times
+ * (`up`: an entry stored at t is before t + 0.5 ms, so `created_before` t + 0.5 ms finds it and
+ * `created_after` t + 0.5 ms does not).
+ */
+export type SubMillisecond = "down" | "up";
+
+/** A protobuf Timestamp as epoch milliseconds (a sub-millisecond part rounded as `rounding` says). */
+export function parseTimestamp(
+  raw: TimestampInput | undefined,
+  field: string,
+  code: ErrorCode,
+  rounding: SubMillisecond = "down",
+): number | null {
   if (raw === undefined) return null;
   const { seconds, nanos } = raw;
   const valid =
     seconds >= TIMESTAMP_SECONDS_MIN && seconds <= TIMESTAMP_SECONDS_MAX && Number.isInteger(nanos) && nanos >= 0 && nanos < 1_000_000_000;
   if (!valid) throw invalid(code, field, `${field} is not a valid timestamp.`);
-  return Number(seconds) * 1000 + Math.floor(nanos / 1_000_000);
+  return Number(seconds) * 1000 + (rounding === "up" ? Math.ceil(nanos / 1_000_000) : Math.floor(nanos / 1_000_000));
 }
 
 export interface ValidityWindow {

@@ -182,8 +182,8 @@ export function parseListLedgerEntries(r: ListLedgerEntriesRequest, caller: Call
     reversesTransactionId: parseOptionalId(r.reversesTransactionId, "reverses_transaction_id"),
     reversesRecordId: r.reversesRecordId === "" ? null : parseRecordId(r.reversesRecordId, "reverses_record_id"),
     creditType: r.creditType === "" ? null : parseCreditType(r.creditType, null),
-    createdAfterMs: parseTimestamp(r.createdAfter, "created_after", "invalid_argument"),
-    createdBeforeMs: parseTimestamp(r.createdBefore, "created_before", "invalid_argument"),
+    createdAfterMs: parseTimestamp(r.createdAfter, "created_after", "invalid_argument", "up"),
+    createdBeforeMs: parseTimestamp(r.createdBefore, "created_before", "invalid_argument", "up"),
     pageSize,
     pageToken: r.pageToken === "" ? null : r.pageToken,
   };

@@ -26,8 +26,8 @@ interface EventQuery {
 /** The shared query fields as the operations take them; an empty cursor is none. */
 export function eventWindowOf(query: EventQuery) {
   return {
-    fromMs: parseIsoField(query.from_at, "from_at", "invalid_from_at"),
-    toMs: parseIsoField(query.to_at, "to_at", "invalid_to_at"),
+    fromMs: parseIsoField(query.from_at, "from_at", "invalid_from_at", "up"),
+    toMs: parseIsoField(query.to_at, "to_at", "invalid_to_at", "up"),
     cursor: query.cursor === undefined || query.cursor === "" ? null : query.cursor,
     limit: parseLimit(query.limit ?? null),
   };

@@ -1,10 +1,11 @@
 import { TIMESTAMP_SECONDS_MAX, TIMESTAMP_SECONDS_MIN } from "../domain/limits.js";
 import { BillingError } from "../errors/billing-error.js";
 import type { ErrorCode } from "../errors/catalog.js";
+import type { SubMillisecond } from "../domain/validation.js";
 
 /**
  * ISO 8601 as callers write it: a date (midnight UTC), or a date and time with optional seconds,
- * fraction (sub-millisecond digits are dropped, as gRPC does) and offset (none means UTC: a
+ * fraction (sub-millisecond digits dropped, or rounding up for a range bound: SubMillisecond) and offset (none means UTC: a
  * server has no meaningful local time). Weeks, ordinal dates and leap seconds are refused.
  */
 const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?([Zz]|[+-]\d{2}(?::?\d{2})?)?)?$/;
@@ -22,7 +23,7 @@ function offsetMinutesOf(offset: string): number | null {
 }
 
 /** Epoch milliseconds of an ISO 8601 text, or null when it is not one (or out of years 1-9999). */
-export function isoToMs(text: string): number | null {
+export function isoToMs(text: string, rounding: SubMillisecond = "down"): number | null {
   const m = ISO_8601.exec(text);
   if (!m) return null;
   const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6]].map((v) => Number(v ?? 0)) as [
@@ -33,7 +34,8 @@ export function isoToMs(text: string): number | null {
     number,
     number,
   ];
-  const ms = Number((m[7] ?? "").padEnd(3, "0").slice(0, 3));
+  const fraction = m[7] ?? "";
+  const ms = Number(fraction.padEnd(3, "0").slice(0, 3)) + (rounding === "up" && /[1-9]/.test(fraction.slice(3)) ? 1 : 0);
   const offsetMinutes = offsetMinutesOf(m[8] ?? "");
   if (offsetMinutes === null || month < 1 || month > 12 || hour > 23 || minute > 59 || second > 59) return null;
   // setUTCFullYear, not Date.UTC: Date.UTC reads years 0-99 as 1900-1999.
@@ -42,13 +44,13 @@ export function isoToMs(text: string): number | null {
   if (date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day) return null;
   date.setUTCHours(hour, minute, second, ms);
   const epochMs = date.getTime() - offsetMinutes * 60_000;
-  return epochMs >= MS_MIN && epochMs <= MS_MAX ? epochMs : null;
+  return epochMs >= MS_MIN && epochMs <= MS_MAX + (rounding === "up" ? 1 : 0) ? epochMs : null;
 }
 
 /** An optional ISO 8601 field; unparseable → `code` naming the field. */
-export function parseIsoField(text: string | undefined, field: string, code: ErrorCode): number | null {
+export function parseIsoField(text: string | undefined, field: string, code: ErrorCode, rounding: SubMillisecond = "down"): number | null {
   if (text === undefined) return null;
-  const ms = isoToMs(text);
+  const ms = isoToMs(text, rounding);
   if (ms === null) throw new BillingError(code, undefined, { field });
   return ms;
 }

@@ -326,6 +326,28 @@ describe("Ledger listing", () => {
   });
 });
 
+describe("Ledger time bounds", () => {
+  it("round a sub-millisecond bound up on both transports: an entry stored at t is before t + 0.5 ms", async () => {
+    const customerId = await newCustomer(10n);
+    const [entry] = (await s.client.call("listLedgerEntries", { customerId })).entries;
+    const at = entry?.createdAt as { seconds: bigint; nanos: number };
+    const half = { seconds: at.seconds, nanos: at.nanos + 500_000 };
+    const before = await s.client.call("listLedgerEntries", { customerId, createdBefore: half });
+    const after = await s.client.call("listLedgerEntries", { customerId, createdAfter: half });
+    const iso = `${new Date(Number(at.seconds) * 1000 + at.nanos / 1_000_000).toISOString().slice(0, -1)}5Z`;
+    const headers = { authorization: `Bearer ${s.apiKey}` };
+    const count = async (bound: string) =>
+      (
+        (await (await fetch(`${s.httpUrl}/v1/customers/${customerId}/ledger?${bound}=${iso}`, { headers })).json()) as {
+          total_count: number;
+        }
+      ).total_count;
+    expect([before.entries.length, after.entries.length, await count("created_before"), await count("created_after")]).toEqual([
+      1, 0, 1, 0,
+    ]);
+  });
+});
+
 describe("Ledger pages by size", () => {
   it("ends a page early when its entries' metadata would pass LEDGER_PAGE_BYTES_MAX, and pages on to every entry once", async () => {
     const customerId = uid("cust");

@@ -49,6 +49,13 @@ describe("isoToMs", () => {
     " 2026-01-01",
   ])("refuses %j", (text) => expect(isoToMs(text)).toBeNull());
 
+  it("rounds a range bound's sub-millisecond digits up, and only those", () => {
+    expect(isoToMs("2026-01-01T00:00:00.2365Z", "up")).toBe(Date.UTC(2026, 0, 1, 0, 0, 0, 237));
+    expect(isoToMs("2026-01-01T00:00:00.2365Z")).toBe(Date.UTC(2026, 0, 1, 0, 0, 0, 236));
+    expect(isoToMs("2026-01-01T00:00:00.236000Z", "up")).toBe(Date.UTC(2026, 0, 1, 0, 0, 0, 236));
+    expect(isoToMs("2026-01-01T00:00:59.9991Z", "up")).toBe(Date.UTC(2026, 0, 1, 0, 1, 0, 0));
+  });
+
   it("round-trips with milliseconds in UTC", () => {
     expect(msToIso(Date.UTC(2026, 0, 1))).toBe("2026-01-01T00:00:00.000Z");
     expect(msToIso(isoToMs("0001-01-01") ?? 0)).toBe("0001-01-01T00:00:00.000Z");

@@ -45,6 +45,12 @@ describe("field parsers", () => {
     expect(parseTimestamp({ seconds: 1n, nanos: 2_999_999 }, "t", "invalid_argument")).toBe(1002);
   });
 
+  it("rounds a range bound's sub-millisecond part up, so that a time stored at t is before t + 0.5 ms", () => {
+    expect(parseTimestamp({ seconds: 1n, nanos: 2_500_000 }, "t", "invalid_argument", "up")).toBe(1003);
+    expect(parseTimestamp({ seconds: 1n, nanos: 2_000_000 }, "t", "invalid_argument", "up")).toBe(1002);
+    expect(parseTimestamp({ seconds: 1n, nanos: 999_000_001 }, "t", "invalid_argument", "up")).toBe(2000);
+  });
+
   it("deduplicates and sorts credit types, so equal filters fingerprint equally", () => {
     expect(parseCreditTypes(["b", "a", "b"])).toEqual(["a", "b"]);
     expect(codeOf(() => parseCreditTypes(["A"]))).toBe("invalid_credit_types");

@@ -653,7 +653,10 @@ export interface ListLedgerEntriesRequest {
   operationTypes: OperationType[];
   transactionId: string;
   creditType: string;
-  /** Inclusive lower and exclusive upper bound on created_at. */
+  /**
+   * Inclusive lower and exclusive upper bound on created_at. Times are kept
+   * to the millisecond: a bound with a finer part rounds up to the next one.
+   */
   createdAfter: Timestamp | undefined;
   createdBefore:
     | Timestamp
