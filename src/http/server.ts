@@ -195,6 +195,10 @@ function addHooks(app: HttpApp, deps: HttpDependencies, stopping: HttpStopping):
   // onResponse: the call (a deposit that committed, say) is logged here, once its outcome is known.
   app.addHook("onSend", async (request, reply, payload) => {
     if (reply.raw.destroyed && !reply.raw.writableEnded) logCall(deps, request, reply, true);
+    // Answered before its request arrived whole (a refusal of its key, its scope, its rate): the
+    // connection closes after the answer. Kept open, it waited for the rest of the body, and a body
+    // that never came drew a second, unasked-for 400 on the same connection at the request timeout.
+    if (!request.raw.complete) void reply.header("connection", "close");
     if (stopping.draining) {
       void reply.header("connection", "close");
       closingSockets.add(request.raw.socket);

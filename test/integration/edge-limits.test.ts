@@ -61,6 +61,15 @@ describe("an HTTP request that stops arriving", () => {
     expect(afterMs).toBeLessThan(10_000);
   });
 
+  it("refused before its body arrived (no key), is answered once and its connection closed, with no second answer at the timeout", async () => {
+    const head = 'POST /v1/billing/deduct HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"cus';
+    const { text } = await stalledRequest(head);
+    expect(text.match(/HTTP\/1\.1 /g)).toEqual(["HTTP/1.1 "]);
+    expect(text).toMatch(/^HTTP\/1\.1 401 /);
+    expect(text.toLowerCase()).toContain("connection: close");
+    expect(text).toContain('"code":"missing_api_key"');
+  });
+
   it("and trickled headers", async () => {
     const { text, afterMs } = await stalledRequest("GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: a");
     expect(text).toMatch(/^HTTP\/1\.1 400 /);
