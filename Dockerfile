@@ -1,4 +1,4 @@
-# velobase-billing: gRPC on 50051, Prometheus metrics on 9464.
+# velobase-billing: gRPC on 50051, HTTP on 8080, Prometheus metrics on 9464.
 
 # Build: compile src/ and the committed gen/ to dist/. Generated code is not regenerated here,
 # so the image needs no buf and builds offline once dependencies are fetched.

@@ -123,7 +123,7 @@ function modeOption(value: string): ProjectMode {
   return mode;
 }
 
-const projects = program.command("projects").description("create and list projects");
+const projects = program.command("projects").description("create, list and set projects");
 
 projects
   .command("create")

@@ -71,6 +71,16 @@ describe("POST /v1/customers/deposit", () => {
     });
     const customerBody = ok(await http.get(`/v1/customers/${customer}`));
     expect(customerBody).toMatchObject({ name: "Ada", email: "ada@example.com", metadata });
+    // The customer keeps its first deposit's labels; each entry shows its own write's metadata.
+    const ownKeys = JSON.parse('{"__proto__":{"x":1},"constructor":"c"}') as Record<string, unknown>;
+    ok(await deposit({ customer_id: customer, amount: 1, metadata: ownKeys }));
+    ok(await deposit({ customer_id: customer, amount: 2 }));
+    const ledger = ok<{ items: { amount: number; metadata: unknown }[] }>(await http.get(`/v1/customers/${customer}/ledger`));
+    expect(ledger.items.map((i) => [i.amount, i.metadata])).toEqual([
+      [2, null],
+      [1, ownKeys],
+      [250, metadata],
+    ]);
   });
 
   it("accepts credit_type as the older name of wallet", async () => {
@@ -227,6 +237,7 @@ describe("GET /v1/customers/{customer_id}/ledger", () => {
         transaction_id: tx,
         business_type: "TOKEN_USAGE",
         description: null,
+        metadata: null,
         account_id: anyId,
         status: "COMPLETED",
         overage: false,

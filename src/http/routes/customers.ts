@@ -200,6 +200,11 @@ const LedgerItem = Type.Object({
   transaction_id: Nullable(Type.String()),
   business_type: Type.Enum(BUSINESS_TYPE_NAMES),
   description: Nullable(Type.String()),
+  metadata: Nullable(
+    Type.Record(Type.String(), Type.Unknown(), {
+      description: "The metadata of the write that made the entry, as sent (a refund's own); null when it had none.",
+    }),
+  ),
   account_id: Type.String(),
   status: Type.Literal("COMPLETED"),
   overage: Type.Boolean({
@@ -235,6 +240,7 @@ const ledgerItem = (e: LedgerEntryView): Static<typeof LedgerItem> => ({
   transaction_id: e.transactionId === "" ? null : e.transactionId,
   business_type: businessTypeName(e.businessType),
   description: e.description === "" ? null : e.description,
+  metadata: Object.keys(e.metadata).length === 0 ? null : { ...e.metadata },
   account_id: e.accountId.toString(),
   status: "COMPLETED",
   overage: e.overage,
