@@ -5,6 +5,7 @@ import type { ServerCredentials } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { BillingContext } from "./operations/context.js";
 import { AlertHints } from "./operations/alert-hints.js";
+import { LedgerCounts } from "./operations/ledger-counts.js";
 import { GroupCommit } from "./operations/group-commit.js";
 import type { WatcherLimits } from "./operations/events/watcher-slots.js";
 import { startSweeper } from "./operations/sweeper.js";
@@ -194,6 +195,7 @@ function billingContext(database: Database, metrics: Metrics, config: Config, no
     events,
     outbox: config.EVENTS_OUTBOX === "on",
     alertHints: new AlertHints(),
+    ledgerCounts: new LedgerCounts(),
     retries: { onRetry: (reason) => metrics.retries.inc({ reason }) },
   };
   // Transactions outside group commit leave it GROUP_COMMIT_TRANSACTIONS connections and reads two.

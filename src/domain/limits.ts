@@ -188,3 +188,6 @@ export const LEDGER_ENTRY_BYTES_BESIDE_TEXT = 256;
  * costs at most this many index entries (about 10 ms), and paging to the end reads the ledger once.
  */
 export const LEDGER_SCAN_ROWS_MAX = 10_000;
+
+/** Filtered ledger counts an instance keeps to count on from (operations/ledger-counts.ts), about 100 bytes each. */
+export const LEDGER_COUNTS_REMEMBERED = 10_000;

@@ -3,6 +3,7 @@ import type { Database } from "../store/database.js";
 import type { RetryObserver } from "../store/run-transaction.js";
 import type { CreditWrite } from "../domain/plans/write-list.js";
 import type { AlertHints } from "./alert-hints.js";
+import type { LedgerCounts } from "./ledger-counts.js";
 import type { EventFeed } from "./events/event-feed.js";
 
 /** What every operation needs: storage, a clock (injected so tests can pin time), observers. */
@@ -21,6 +22,8 @@ export interface BillingContext {
   readonly events?: EventFeed;
   /** Which customers likely have balance alerts (read in the first round trip); absent: read when found. */
   readonly alertHints?: AlertHints;
+  /** The filtered ledger counts this instance made, to count on from; absent: every count reads the whole ledger. */
+  readonly ledgerCounts?: LedgerCounts;
   /** false: writes append no events (EVENTS_OUTBOX=off, a switch for the bench's comparison only). */
   readonly outbox?: boolean;
   /**

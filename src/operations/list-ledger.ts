@@ -104,17 +104,29 @@ async function readLedgerPage(ctx: BillingContext, q: LedgerQuery): Promise<Ledg
   const customer = await findCustomer(db, q.projectId, q.customerId);
   if (!customer) throw new BillingError("customer_not_found", undefined, { customer_id: q.customerId });
 
+  // The ledger as the customer's row had it: the page and its count agree on the entries they see.
+  const through = customer.ledgerSequence;
   const filter: LedgerFilter = { ...q, customerPk: customer.pk };
-  const from = isFiltered(q) ? scanStart(before ?? customer.ledgerSequence + 1n) : null;
+  const top = before ?? through + 1n;
+  const from = isFiltered(q) ? scanStart(top) : null;
   const [rows, totalCount] = await Promise.all([
-    selectLedgerPage(db, filter, { from, before }, q.pageSize + 1),
+    selectLedgerPage(db, filter, { from, before: top }, q.pageSize + 1),
     // Unfiltered, every entry counts: the sequences have no gap.
-    q.countTotal ? (isFiltered(q) ? countLedgerEntries(db, filter) : Number(customer.ledgerSequence)) : null,
+    q.countTotal ? (isFiltered(q) ? countThrough(ctx, filter, `${customer.pk}:${filters}`, through) : Number(through)) : null,
   ]);
   const entries = withinPageBytes(rows.slice(0, q.pageSize).map(ledgerEntryViewOf));
   const last = entries.at(-1);
   const nextBefore = rows.length > entries.length && last ? last.sequence : from;
   return { entries, nextPageToken: nextBefore === null ? "" : encodePageCursor({ before: nextBefore.toString() }, filters), totalCount };
+}
+
+/** The entries matching `filter` up to `through`, counted on from this instance's last count of the same filter. */
+async function countThrough(ctx: BillingContext, filter: LedgerFilter, key: string, through: bigint): Promise<number> {
+  const known = ctx.ledgerCounts?.known(key);
+  const base = known && known.through <= through ? known : { through: null, count: 0 };
+  const count = base.count + (await countLedgerEntries(ctx.database.db, filter, { after: base.through, through }));
+  ctx.ledgerCounts?.remember(key, { through, count });
+  return count;
 }
 
 const isFiltered = (q: LedgerQuery): boolean =>

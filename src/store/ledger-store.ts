@@ -1,4 +1,4 @@
-import { type SQL as DrizzleSQL, and, asc, count, desc, eq, gte, inArray, lt } from "drizzle-orm";
+import { type SQL as DrizzleSQL, and, asc, count, desc, eq, gt, gte, inArray, lt, lte } from "drizzle-orm";
 import { type SQL, sql } from "./sql.js";
 import type { LedgerPosition } from "../domain/ledger-position.js";
 import type { Metadata, Operation } from "../domain/types.js";
@@ -147,12 +147,19 @@ export function selectLedgerPage(db: Db, f: LedgerFilter, range: { from: bigint 
     .limit(limit);
 }
 
-/** How many entries match, on every page together. */
-export async function countLedgerEntries(db: Db, f: LedgerFilter): Promise<number> {
+/**
+ * How many entries match in the sequences (`after`, `through`]: from the first when `after` is
+ * null (the optimizer's choice of index: a whole customer's entries), else along (customer_pk,
+ * sequence), the range alone.
+ */
+export async function countLedgerEntries(db: Db, f: LedgerFilter, range: { after: bigint | null; through: bigint }): Promise<number> {
+  const conditions = ledgerConditions(f);
+  conditions.push(lte(ledgerEntries.sequence, range.through));
+  if (range.after !== null) conditions.push(gt(ledgerEntries.sequence, range.after));
   const [row] = await db
     .select({ n: count() })
-    .from(ledgerEntries)
-    .where(and(...ledgerConditions(f)));
+    .from(ledgerEntries, range.after === null ? undefined : { forceIndex: "ledger_customer_sequence_uq" })
+    .where(and(...conditions));
   return row?.n ?? 0;
 }
 

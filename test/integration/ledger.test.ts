@@ -417,13 +417,21 @@ describe("Filtered ledger pages", () => {
     };
     const granted = (await (
       await fetch(`${s.httpUrl}/v1/customers/${customerId}/ledger?limit=1&operation_type=GRANT`, { headers })
-    ).json()) as { items: { sequence: number }[]; total_count: number; has_more: boolean };
+    ).json()) as { items: { sequence: number }[]; total_count: number; has_more: boolean; next_cursor: string };
     expect([all.total_count, granted.items.map((i) => i.sequence), granted.total_count, granted.has_more]).toEqual([
       Number(last),
       [Number(last)],
       2,
       true,
     ]);
+    // The next page counts on from the first page's count: the deposit made meanwhile counts too.
+    await s.client.call("deposit", { customerId, amount: 6n });
+    const next = (await (
+      await fetch(`${s.httpUrl}/v1/customers/${customerId}/ledger?limit=1&operation_type=GRANT&cursor=${granted.next_cursor}`, {
+        headers,
+      })
+    ).json()) as { items: { sequence: number }[]; total_count: number; has_more: boolean };
+    expect([next.items.map((i) => i.sequence), next.total_count, next.has_more]).toEqual([[1], 3, false]);
   }, 120_000);
 });
 
