@@ -2,11 +2,12 @@ import { appendTo } from "../domain/collections.js";
 import { GROUP_COMMIT_HOLDS_REMEMBERED, GROUP_COMMIT_MAX, GROUP_COMMIT_QUEUE_MAX } from "../domain/limits.js";
 import { customerKey, holdKey } from "../domain/customer-ref.js";
 import { CallNotRun } from "../errors/billing-error.js";
-import { type CreditWrite, customerRefOf, holdRefOf } from "../domain/plans/write-list.js";
+import { type CreditWrite, customerRefOf, holdRefOf, projectOfWrite } from "../domain/plans/write-list.js";
 import { isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 import { type OverloadedLine, overloaded } from "./overload.js";
 import type { TransactionGate } from "./transaction-gate.js";
+import { FairLine } from "./fair-line.js";
 import { waitInLine } from "./waiting-line.js";
 import { deadlinePassed, HeldElsewhere, heldCustomerPkOf, runEachAlone, runList, type Settled } from "./pipeline.js";
 import { type CallerTrace, callerTrace, runForCallers } from "../telemetry/shared-work.js";
@@ -39,13 +40,16 @@ export interface GroupCommitOptions {
   readonly sideBySide: boolean;
   /** Calls one customer may have waiting here (GROUP_COMMIT_QUEUE_MAX; tests make it small). */
   readonly queueMax?: number;
+  /** Calls in line to go side by side (WAITING_MAX, one project at most half; tests make it small). */
+  readonly waitingMax?: number;
   /** The gate of the writes outside group commit: calls set aside from a side-by-side list run through it. */
   readonly gate?: TransactionGate;
 }
 
 /**
  * Calls in line to go side by side, per instance: idle customers' first calls (one each) and
- * settlements of holds this instance did not see frozen; the next is refused.
+ * settlements of holds this instance did not see frozen; the next is refused. One project holds
+ * at most half of them: its burst leaves the other half of the line to the others.
  */
 const WAITING_MAX = GROUP_COMMIT_QUEUE_MAX * 4;
 
@@ -82,8 +86,11 @@ export class GroupCommit {
   private readonly queues = new Map<string, Waiting[]>();
   /** Hold → customer, for settlements that name no customer (oldest forgotten first). */
   private readonly holdOwners = new Map<string, string>();
-  /** First calls of idle customers, waiting for a transaction to go side by side in. */
-  private readonly waiting: Waiting[] = [];
+  /**
+   * First calls of idle customers, waiting for a transaction to go side by side in: taken in turns
+   * by project, so that one project's burst does not make every other project's calls wait behind it.
+   */
+  private readonly waiting: FairLine<Waiting>;
   /** Transactions this instance has in flight. */
   private inFlight = 0;
   /** Per customer, the calls set aside for it not begun yet, and the run of the last ones (runSetAside). */
@@ -93,7 +100,9 @@ export class GroupCommit {
     private readonly ctx: BillingContext,
     private readonly observer: GroupCommitObserver = {},
     private readonly options: GroupCommitOptions = { transactions: Number.POSITIVE_INFINITY, sideBySide: true },
-  ) {}
+  ) {
+    this.waiting = new FairLine(Math.ceil((options.waitingMax ?? WAITING_MAX) / 2));
+  }
 
   /** What waits now, for the metrics: calls behind their customer's transaction, calls in line to go side by side, transactions in flight. */
   load(): { behindCustomer: number; sideBySide: number; transactions: number } {
@@ -168,16 +177,30 @@ export class GroupCommit {
   /** Runs a call at once in a transaction of its own while this instance has one to spare, else in line to go side by side. */
   private async inLine(write: CreditWrite, signal: AbortSignal | undefined): Promise<unknown> {
     if (this.inFlight < this.options.transactions) return this.alone(write, signal);
-    if (this.waiting.length >= WAITING_MAX) {
+    const project = projectOfWrite(write).toString();
+    const waitingMax = this.options.waitingMax ?? WAITING_MAX;
+    if (this.waiting.length >= waitingMax) {
       throw overloaded(
         "side_by_side",
-        `This instance has ${WAITING_MAX} calls in line; retry later.`,
-        { calls_waiting_max: WAITING_MAX },
+        `This instance has ${waitingMax} calls in line; retry later.`,
+        { calls_waiting_max: waitingMax },
+        this.observer.onOverloaded,
+      );
+    }
+    const perProject = this.waiting.perTenantMax;
+    if (this.waiting.countOf(project) >= perProject) {
+      throw overloaded(
+        "side_by_side",
+        `This project has ${perProject} calls in line on this instance; retry later.`,
+        { project_calls_waiting_max: perProject },
         this.observer.onOverloaded,
       );
     }
     return answerOf(
-      await new Promise<Settled>((settle, fail) => enqueue(this.waiting, { op: write, signal, settle, fail, trace: callerTrace() })),
+      await new Promise<Settled>((settle, fail) => {
+        const w: Waiting = { op: write, signal, settle, fail, trace: callerTrace() };
+        this.waiting.push(project, w, signal, () => settle({ ok: false, error: deadlinePassed() }));
+      }),
     );
   }
 
@@ -197,7 +220,7 @@ export class GroupCommit {
     while (this.inFlight < this.options.transactions && this.waiting.length > 0) {
       // Mostly different customers (each has this call in flight; settlements that name only their
       // hold may share one); the prefetch locks them in one statement, in primary-key order.
-      const group = stillWanted(this.waiting.splice(0, this.options.sideBySide ? GROUP_COMMIT_MAX : 1));
+      const group = stillWanted(this.waiting.take(this.options.sideBySide ? GROUP_COMMIT_MAX : 1));
       if (group.length === 0) continue;
       void this.counted(() =>
         runForCallers(

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CreditWrite, consumeWrite, depositWrite, spendWrite } from "../../src/domain/plans/write-list.js";
+import { type CreditWrite, consumeWrite, type DepositWrite, depositWrite, spendWrite } from "../../src/domain/plans/write-list.js";
+import { GROUP_COMMIT_MAX } from "../../src/domain/limits.js";
 import type { ConsumeRequest } from "../../src/domain/requests.js";
 import type { Balance } from "../../src/domain/types.js";
 import type { BillingContext } from "../../src/operations/context.js";
@@ -307,6 +308,50 @@ describe("group commit across customers (side by side)", () => {
       expect((await s.client.call("getCustomer", { customerId: c })).balance).toEqual(balance(used, frozen));
     }
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
+  it("takes the calls in line in turns by project: one project's burst does not hold another's call back", async () => {
+    const { commit, observed } = observedGroupCommit();
+    const other = await s.createProject();
+    const busy = Array.from({ length: GROUP_COMMIT_MAX + 8 }, () => uid("cust"));
+    const mine = uid("cust");
+    for (const c of busy) await commit.run(depositFor(c, 10n));
+    await commit.run(depositWrite({ ...(depositFor(mine, 10n) as DepositWrite).request, projectId: other.id }));
+    const order: string[] = [];
+    const answered = (name: string) => (r: unknown) => {
+      order.push(name);
+      return r;
+    };
+    // The first call takes the instance's one transaction; the burst and then the other project's call wait in line.
+    const calls = busy.map((c, i) => commit.run(freezeOf(c, 1n)).then(answered(`busy${i}`)));
+    const fromOther = commit
+      .run(spendWrite("FREEZE", { ...request(mine, 2n), projectId: other.id, autoSettlement: null }))
+      .then(answered("other")) as Promise<{ balance: Balance }>;
+    await Promise.all(calls);
+    expect((await fromOther).balance).toEqual({ total: 10n, used: 0n, frozen: 2n, available: 8n });
+    // The first list took one call of each project in turn, then the rest of the burst.
+    expect(observed.sideBySide).toEqual([GROUP_COMMIT_MAX, 8]);
+    expect(order.indexOf("other")).toBeLessThan(order.indexOf(`busy${GROUP_COMMIT_MAX + 1}`));
+  });
+
+  it("refuses a project's call past half the line, while another project's still waits in it", async () => {
+    const base: BillingContext = { database: s.app.database, now: s.clock.now };
+    const commit = new GroupCommit(base, {}, { transactions: 1, waitingMax: 8, ...SIDE_BY_SIDE });
+    const other = await s.createProject();
+    const busy = Array.from({ length: 6 }, () => uid("cust"));
+    const mine = uid("cust");
+    for (const c of busy) await commit.run(depositFor(c, 10n));
+    await commit.run(depositWrite({ ...(depositFor(mine, 10n) as DepositWrite).request, projectId: other.id }));
+    // The first call runs; four more of its project fill its half of the line of 8.
+    const calls = busy.map((c) => commit.run(freezeOf(c, 1n)));
+    const fromOther = commit.run(spendWrite("FREEZE", { ...request(mine, 2n), projectId: other.id, autoSettlement: null }));
+    const settled = await Promise.allSettled([...calls, fromOther]);
+    const codes = settled.map((r) =>
+      r.status === "fulfilled" ? "ok" : r.reason instanceof BillingError ? r.reason.code : String(r.reason),
+    );
+    expect(codes).toEqual(["ok", "ok", "ok", "ok", "ok", "rate_limit_exceeded", "ok"]);
+    const refusal = (settled[5] as PromiseRejectedResult).reason as BillingError;
+    expect(refusal.facts).toMatchObject({ project_calls_waiting_max: 4 });
   });
 
   it("sets aside a customer another transaction holds, so the rest of its list goes on, and runs it alone when freed", async () => {

@@ -87,6 +87,9 @@ export function customerRefOf(write: CreditWrite): CustomerRef | null {
   }
 }
 
+/** The project a write is made in. */
+export const projectOfWrite = (write: CreditWrite): bigint => (write.kind === "expire" ? write.account.projectId : write.request.projectId);
+
 /** The hold a write creates (Freeze, Deduct), settles (Consume, Unfreeze) or refunds. */
 export function holdRefOf(write: CreditWrite): HoldRef | null {
   return write.kind === "expire" || write.kind === "deposit" || write.kind === "void" ? null : write.request;

@@ -1,0 +1,67 @@
+/**
+ * A waiting line taken in turns by tenant: each tenant's items keep their order, and a take goes
+ * round the tenants, one item each per round, starting after the tenant it last took from. So one
+ * tenant's burst (thousands of calls in line) does not make another tenant's next call wait
+ * behind all of it. A tenant holds at most `perTenantMax` places; a caller that leaves (its
+ * signal aborts) gives its place back at once.
+ */
+export class FairLine<T> {
+  /** Per tenant, its items in order; the map's order is the turn order. */
+  private readonly lines = new Map<string, T[]>();
+  private size = 0;
+
+  constructor(readonly perTenantMax: number) {}
+
+  get length(): number {
+    return this.size;
+  }
+
+  /** Items `tenant` has in line. */
+  countOf(tenant: string): number {
+    return this.lines.get(tenant)?.length ?? 0;
+  }
+
+  /**
+   * Puts `item` last in `tenant`'s line. If `signal` aborts while it is still there, it is taken
+   * out and `left` runs. What it returns stops watching, for an item taken otherwise.
+   */
+  push(tenant: string, item: T, signal: AbortSignal | undefined, left: () => void): () => void {
+    let line = this.lines.get(tenant);
+    if (!line) {
+      line = [];
+      this.lines.set(tenant, line);
+    }
+    line.push(item);
+    this.size++;
+    if (!signal) return () => {};
+    const leave = () => {
+      const own = this.lines.get(tenant);
+      const at = own ? own.indexOf(item) : -1;
+      if (!own || at < 0) return;
+      own.splice(at, 1);
+      this.size--;
+      if (own.length === 0) this.lines.delete(tenant);
+      left();
+    };
+    signal.addEventListener("abort", leave, { once: true });
+    return () => signal.removeEventListener("abort", leave);
+  }
+
+  /** Up to `n` items, one per tenant per round; a tenant taken from goes to the end of the turn order. */
+  take(n: number): T[] {
+    const taken: T[] = [];
+    while (taken.length < n && this.size > 0) {
+      for (const tenant of [...this.lines.keys()]) {
+        if (taken.length >= n) break;
+        const line = this.lines.get(tenant);
+        const item = line?.shift();
+        if (!line || item === undefined) continue;
+        taken.push(item);
+        this.size--;
+        this.lines.delete(tenant);
+        if (line.length > 0) this.lines.set(tenant, line);
+      }
+    }
+    return taken;
+  }
+}
