@@ -49,6 +49,7 @@ export class FairLine<T> {
 
   /** Up to `n` items, one per tenant per round; a tenant taken from goes to the end of the turn order. */
   take(n: number): T[] {
+    if (this.lines.size === 1) return this.takeFromOnly(n);
     const taken: T[] = [];
     while (taken.length < n && this.size > 0) {
       for (const tenant of [...this.lines.keys()]) {
@@ -62,6 +63,17 @@ export class FairLine<T> {
         if (line.length > 0) this.lines.set(tenant, line);
       }
     }
+    return taken;
+  }
+
+  /** The first `n` of the one tenant in line. */
+  private takeFromOnly(n: number): T[] {
+    const [only] = this.lines;
+    if (!only) return [];
+    const [tenant, line] = only;
+    const taken = line.splice(0, n);
+    this.size -= taken.length;
+    if (line.length === 0) this.lines.delete(tenant);
     return taken;
   }
 }
