@@ -265,7 +265,21 @@ export class GroupCommit {
       line = { pending: [], running: Promise.resolve() };
       this.setAside.set(customer, line);
     }
-    line.pending.push(...ws);
+    // Bounded as a customer's queue is: the calls of a customer known held come here at once, not
+    // after each list's wait, so without it a stream of them grew the line without limit.
+    const queueMax = this.options.queueMax ?? GROUP_COMMIT_QUEUE_MAX;
+    const room = Math.max(0, queueMax - line.pending.length);
+    line.pending.push(...ws.slice(0, room));
+    for (const refused of ws.slice(room)) {
+      refused.fail(
+        overloaded(
+          "customer",
+          `This customer has ${queueMax} calls waiting on this instance; retry later.`,
+          { customer_calls_waiting_max: queueMax },
+          this.observer.onOverloaded,
+        ),
+      );
+    }
     const current = line;
     const run = current.running.then(async () => {
       const next = stillWanted(current.pending.splice(0, GROUP_COMMIT_MAX));

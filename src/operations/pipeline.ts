@@ -88,11 +88,11 @@ class CustomersHeld extends WorkGivenUp {
 
 /**
  * What a group-commit list sets aside before its prefetch: on its first attempt nothing, or the
- * writes of the customers known held (ListOptions.heldKnown); then the writes of customers another
- * transaction holds, then those and the writes of customers not committed yet (another
- * transaction may be creating them).
+ * writes of the customers known held (ListOptions.heldKnown); then also the writes of customers
+ * another transaction holds, then also those of customers not committed yet (another transaction
+ * may be creating them). The known ones stay aside in every attempt.
  */
-type SetAside = "nothing" | { known: ReadonlySet<bigint> } | "held" | "held or new";
+type SetAside = "nothing" | "known" | "held" | "held or new";
 
 /**
  * The one write pipeline. Every write, alone (a list of one) or with others (a customer's group,
@@ -106,12 +106,13 @@ type SetAside = "nothing" | { known: ReadonlySet<bigint> } | "held" | "held or n
  */
 export async function runList(ctx: BillingContext, writes: readonly CreditWrite[], options: ListOptions): Promise<Settled[]> {
   const bound = options.setAsideHeld ? lockWaitBoundOf(ctx) : undefined;
+  const known = options.heldKnown ?? new Set<bigint>();
   const attempt = (setAside: SetAside) =>
     runWriteTransaction(ctx, async (tx) => {
       const nowMs = ctx.now();
       const prefetch = (rest: readonly CreditWrite[]) =>
         options.skipLocked ? prefetchSkipLocked(rest, nowMs) : prefetchList(rest, nowMs, ctx.alertHints?.likely);
-      const aside = setAside === "nothing" ? new Map<number, string>() : await heldBack(tx, writes, setAside);
+      const aside = setAside === "nothing" ? new Map<number, string>() : await heldBack(tx, writes, setAside, known);
       const kept = aside.size === 0 ? writes : writes.filter((_, i) => !aside.has(i));
       if (kept.length === 0) return { answers: withSetAside(writes, kept, [], aside), applied: false };
       const read = bound
@@ -122,13 +123,12 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
     });
   // Each attempt that meets a held customer sets more aside: the last can meet none (its customers
   // are locked before its prefetch, and new ones are left out).
-  const known = options.heldKnown;
   const again = (setAside: SetAside) => (error: unknown) => {
     if (!(error instanceof CustomersHeld)) throw error;
     options.onHeldWait?.();
     return attempt(setAside);
   };
-  const { answers, applied } = await attempt(known && known.size > 0 ? { known } : "nothing")
+  const { answers, applied } = await attempt(known.size > 0 ? "known" : "nothing")
     .catch(again("held"))
     .catch(again("held or new"));
   // The local stamper orders the new events at once (the others find them within their poll).
@@ -169,14 +169,20 @@ async function boundedPrefetch(tx: Tx, prefetch: Batch<ListState>, bound: LockWa
 }
 
 /**
- * The writes to set aside, by index, each with what it waits for: those locking a customer
- * another transaction holds (its pk), and with "held or new" those naming a customer with no
- * committed row (its name). Held means known held before the list waits (`known`: nothing is
- * locked here), or found so after its wait ran out: then the list's other customers are locked,
- * without waiting, in the same round trip (busyWritesSql).
+ * The writes to set aside, by index, each with what it waits for: those locking a customer known
+ * held (`known`) or, after the list's wait ran out ("held", "held or new"), one that another
+ * transaction holds (its pk), and with "held or new" those naming a customer with no committed
+ * row (its name). Every attempt keeps the known ones aside: a customer known held may be free by
+ * a retry, and running its write then would overtake its calls set aside before. The list's other
+ * customers are locked, without waiting, in the same round trip (busyWritesSql).
  */
-async function heldBack(tx: Tx, writes: readonly CreditWrite[], setAside: Exclude<SetAside, "nothing">): Promise<Map<number, string>> {
-  const probe = busyWritesSql(writes, typeof setAside === "object" ? setAside.known : undefined);
+async function heldBack(
+  tx: Tx,
+  writes: readonly CreditWrite[],
+  setAside: Exclude<SetAside, "nothing">,
+  known: ReadonlySet<bigint>,
+): Promise<Map<number, string>> {
+  const probe = busyWritesSql(writes, { known, lockOthers: setAside !== "known" });
   const aside = new Map<number, string>();
   if (probe === null) return aside;
   const owners = await tx.runBatch(probe);

@@ -237,26 +237,35 @@ export interface ListOwners {
 /**
  * Which writes of a list wait for a held customer, in one round trip (none, null, for a list that
  * locks no customer). Their customers are found by the same subqueries as prefetchList's, read
- * plainly. Two uses:
- * - after the list's bounded wait for its customers ran out (no `knownHeld`): locks, without
- *   waiting, every customer of the list that no other transaction holds, and tells which writes
- *   lock one that another does hold, and which name a customer with no committed row (another
- *   transaction may be creating it: its UNIQUE key then makes the creating deposit wait);
- * - before any wait, with the customers already known held (`knownHeld`, pks): locks nothing and
- *   tells which writes lock one of them.
+ * plainly. Held means one of `known` (customers the caller knows another transaction holds), or,
+ * with `lockOthers` (after the list's bounded wait for its customers ran out), one that this
+ * round trip could not lock: it locks, without waiting, every other customer of the list, and
+ * also tells which writes name a customer with no committed row (another transaction may be
+ * creating it: its UNIQUE key then makes the creating deposit wait). Known customers are never
+ * locked here.
  */
-export function busyWritesSql(writes: readonly CreditWrite[], knownHeld?: ReadonlySet<bigint>): Batch<ListOwners> | null {
+export function busyWritesSql(
+  writes: readonly CreditWrite[],
+  probe: { readonly known: ReadonlySet<bigint>; readonly lockOthers: boolean },
+): Batch<ListOwners> | null {
   const owners = writes.flatMap((write, index) => customerPksOfWrite(write).map((pk) => sql`SELECT ${index} AS w, ${pk} AS pk`));
   if (owners.length === 0) return null;
-  const lockFree = knownHeld
-    ? []
-    : [
-        sql`SELECT c.id AS pk FROM ${customers} c WHERE c.id IN (${sql.join(writes.flatMap(customerPksOfWrite), sql`, `)}) FOR UPDATE SKIP LOCKED`,
-      ];
+  const notKnown =
+    probe.known.size === 0
+      ? sql``
+      : sql` AND c.id NOT IN (${sql.join(
+          [...probe.known].map((pk) => sql`${pk}`),
+          sql`, `,
+        )})`;
+  const lockFree = probe.lockOthers
+    ? [
+        sql`SELECT c.id AS pk FROM ${customers} c WHERE c.id IN (${sql.join(writes.flatMap(customerPksOfWrite), sql`, `)})${notKnown} FOR UPDATE SKIP LOCKED`,
+      ]
+    : [];
   const batch = namedBatch({ locked: lockFree, owners: [sql`SELECT o.w, o.pk FROM (${sql.join(owners, sql` UNION ALL `)}) o`] });
   return mapBatch(batch, (r) => {
     const locked = new Set(r.locked.length === 0 ? [] : rowsOf(r.locked[0]).map((row) => bigOf(row.pk)));
-    const isHeld = (pk: bigint) => (knownHeld ? knownHeld.has(pk) : !locked.has(pk));
+    const isHeld = (pk: bigint) => probe.known.has(pk) || (probe.lockOthers && !locked.has(pk));
     const held = new Map<number, bigint>();
     const unresolved = new Set<number>();
     for (const row of rowsOf(r.owners[0])) {

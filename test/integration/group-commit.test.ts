@@ -1,5 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CreditWrite, consumeWrite, type DepositWrite, depositWrite, spendWrite } from "../../src/domain/plans/write-list.js";
+import {
+  type CreditWrite,
+  consumeWrite,
+  type DepositWrite,
+  depositWrite,
+  spendWrite,
+  unfreezeWrite,
+} from "../../src/domain/plans/write-list.js";
+import { TransactionGate } from "../../src/operations/transaction-gate.js";
+import type { PoolConnection } from "mysql2/promise";
 import { GROUP_COMMIT_MAX } from "../../src/domain/limits.js";
 import type { ConsumeRequest } from "../../src/domain/requests.js";
 import type { Balance } from "../../src/domain/types.js";
@@ -487,6 +496,88 @@ describe("group commit across customers (side by side)", () => {
       available: 94n,
     });
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
+  it("bounds a held customer's calls set aside as its queue is, refusing the next with rate_limit_exceeded", async () => {
+    const observed = { setAside: [] as number[] };
+    const commit = new GroupCommit(
+      { database: s.app.database, now: s.clock.now },
+      { onSetAside: (n) => observed.setAside.push(n) },
+      { transactions: 1, queueMax: 2, ...SIDE_BY_SIDE },
+    );
+    const held = uid("cust");
+    await commit.run(depositFor(held, 100n));
+    const holds = Array.from({ length: 5 }, () => uid("t"));
+    for (const transactionId of holds) await s.client.call("freeze", { customerId: held, transactionId, amount: 10n });
+    const settle = (transactionId: string) =>
+      commit
+        .run(consumeOperation({ projectId: 1n, apiKeyId: null, transactionId, customerId: null, actualAmount: 1n, allowOverage: false }))
+        .then(
+          () => "ok",
+          (error: unknown) => (error instanceof BillingError ? error.code : String(error)),
+        );
+    const holder = await holdCustomer(s.app.database.pool, held);
+    const first = settle(holds[0] as string);
+    await waitFor(() => lockingReadWaits(holder), "the first settlement to wait apart, on its customer");
+    // Known held: the next ones join its line at once, two at most.
+    const next = holds.slice(1).map(settle);
+    await waitFor(async () => observed.setAside.reduce((a, b) => a + b, 0) === 5, "the next settlements to be set aside");
+    const refusedMeanwhile = await Promise.race([Promise.all(next.slice(2)), new Promise((r) => setTimeout(() => r("waiting"), 50))]);
+    await holder.query("COMMIT");
+    holder.release();
+    expect([await first, ...(await Promise.all(next)), refusedMeanwhile]).toEqual([
+      "ok",
+      "ok",
+      "ok",
+      "rate_limit_exceeded",
+      "rate_limit_exceeded",
+      ["rate_limit_exceeded", "rate_limit_exceeded"],
+    ]);
+  });
+
+  it("keeps a customer known held aside on every attempt of a list: a later call never overtakes its calls set aside", async () => {
+    const gate = new TransactionGate(1, 100);
+    const observed = { setAside: [] as number[], heldWaits: 0 };
+    const commit = new GroupCommit(
+      { database: s.app.database, now: s.clock.now },
+      { onSetAside: (n) => observed.setAside.push(n), onHeldWait: () => observed.heldWaits++ },
+      { transactions: 1, gate, ...SIDE_BY_SIDE },
+    );
+    const [x, y, z] = [uid("cust"), uid("cust"), uid("cust")];
+    await commit.run(depositFor(x, 70n));
+    for (const c of [y, z]) await commit.run(depositFor(c, 100n));
+    const hold = uid("t");
+    await s.client.call("freeze", { customerId: x, transactionId: hold, amount: 50n });
+    // Another write outside group commit keeps the gate's one place: the calls set aside wait for it.
+    let unblock = () => {};
+    const blocker = gate.run(() => new Promise<void>((resolve) => (unblock = resolve)), undefined);
+    const holders = [await holdCustomer(s.app.database.pool, x)];
+    const unfrozen = commit.run(
+      unfreezeWrite({ projectId: 1n, apiKeyId: null, transactionId: hold, customerId: null }, { automatic: false }),
+    );
+    await waitFor(async () => observed.setAside.length === 1, "the unfreeze to be set aside");
+    await holders[0]?.query("COMMIT");
+    // x is free again, but its unfreeze still waits; y and z are held now.
+    holders.push(await holdCustomer(s.app.database.pool, y), await holdCustomer(s.app.database.pool, z));
+    const first = commit.run(deductOperation(request(z, 1n)));
+    await waitFor(() => lockingReadWaits(holders[2] as PoolConnection), "z's call to wait");
+    // Side by side once z's call is set aside: x is known held, and y's wait runs out. The retry
+    // locks the others without waiting, and x is free then: it must still keep x's call aside.
+    const spent = commit.run(deductOperation(request(x, 60n)));
+    const other = commit.run(deductOperation(request(y, 1n)));
+    await waitFor(async () => observed.setAside.length === 3, "the side-by-side list to set both calls aside");
+    unblock();
+    await blocker;
+    for (const holder of holders.slice(1)) await holder.query("COMMIT");
+    const results = (await Promise.all([unfrozen, spent, other, first])) as { balance: Balance }[];
+    expect(results.map((r) => r.balance)).toEqual([
+      { total: 70n, used: 0n, frozen: 0n, available: 70n },
+      { total: 70n, used: 60n, frozen: 0n, available: 10n },
+      { total: 100n, used: 1n, frozen: 0n, available: 99n },
+      { total: 100n, used: 1n, frozen: 0n, available: 99n },
+    ]);
+    for (const holder of holders) holder.release();
+    expect([observed.setAside, observed.heldWaits]).toEqual([[1, 1, 2], 3]);
   });
 
   it("sets aside a first deposit whose customer another transaction is creating, so the rest of its list goes on", async () => {
