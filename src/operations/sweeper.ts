@@ -2,10 +2,10 @@ import type { Logger } from "pino";
 import { BillingError } from "../errors/billing-error.js";
 import type { ErrorCode } from "../errors/catalog.js";
 import type { DueCursor } from "../store/due-order.js";
-import { listDueHolds, parseAutoAction, postponeAutoSettlement } from "../store/transactions-store.js";
+import { type DueHold, listDueHolds, parseAutoAction, postponeAutoSettlement } from "../store/transactions-store.js";
 import { ALERT_FLAG_REPAIR_INTERVAL_MS, repairAlertFlags } from "./alert-flags.js";
 import type { BillingContext } from "./context.js";
-import { recordExpiriesFrom, type SweepPass } from "./expiry.js";
+import { markBusy, recordExpiriesFrom, SWEEP_BUSY_CUSTOMERS_MAX, type SweepPass } from "./expiry.js";
 import { pruneExpiredEvents, type EventRetention } from "./events/retention.js";
 import { consumeAutomatically, unfreezeAutomatically } from "./settle.js";
 
@@ -26,31 +26,48 @@ const SETTLED_MEANWHILE: ReadonlySet<ErrorCode> = new Set([
  * Settles holds whose auto-settlement deadline passed. Safe with many instances: each hold is
  * settled in its own transaction that re-checks the hold's state under its locks. It never waits:
  * every lock it takes is SKIP LOCKED, and a hold whose row, customer or accounts are busy is left
- * for the next sweep. Reads up to SWEEP_BATCH_SIZE holds after `after`: a sweep's next pass goes
- * on past the ones it had to leave, so that 50 holds of one busy customer do not keep every other
- * customer's due holds frozen (they did, for as long as that customer was held).
+ * for the next sweep. Reads up to SWEEP_BATCH_SIZE holds after `after` and not of the customers in
+ * `busy`, and adds to `busy` the customers it found busy: a sweep's next pass goes on past them,
+ * so that the due holds of one busy customer do not keep every other customer's frozen (50 of
+ * them did, for as long as that customer was held).
  */
-export async function sweepDueHoldsFrom(ctx: BillingContext, log: Logger, after: DueCursor | null): Promise<SweepPass> {
-  const due = await listDueHolds(ctx.database.db, ctx.now(), SWEEP_BATCH_SIZE, after);
+export async function sweepDueHoldsFrom(
+  ctx: BillingContext,
+  log: Logger,
+  after: DueCursor | null,
+  busy: Set<bigint> = new Set(),
+): Promise<SweepPass> {
+  const due = await listDueHolds(ctx.database.db, ctx.now(), SWEEP_BATCH_SIZE, after, busy);
   let settled = 0;
   for (const hold of due) {
-    try {
-      // No re-read here: settle() decides from the hold's state under its lock, and a hold a
-      // caller settled meanwhile comes back as a replay or a refusal, skipped below.
-      const target = { projectId: hold.projectId, apiKeyId: null, transactionId: hold.transactionId, customerId: null };
-      const result =
-        parseAutoAction(hold) === "CONSUME"
-          ? await consumeAutomatically(ctx, { ...target, actualAmount: null, allowOverage: false })
-          : await unfreezeAutomatically(ctx, target);
-      if (result && !result.isIdempotentReplay) settled++;
-    } catch (error) {
-      if (error instanceof BillingError && SETTLED_MEANWHILE.has(error.code)) continue;
-      // The hold by its row id: its transaction id is the caller's, kept out of logs.
-      log.error({ err: error, holdPk: hold.pk.toString() }, "auto-settlement failed; postponed");
-      await postponeAutoSettlement(ctx.database, hold.projectId, hold.transactionId, ctx.now() + SWEEP_RETRY_DELAY_MS).catch(() => false);
-    }
+    // The customer's other holds wait too: no transaction for each of them.
+    if (busy.has(hold.customerPk)) continue;
+    const outcome = await settleDueHold(ctx, log, hold);
+    if (outcome === "busy") markBusy(busy, hold.customerPk);
+    else if (outcome === "settled") settled++;
   }
   return { done: settled, next: due.length < SWEEP_BATCH_SIZE ? null : (due.at(-1)?.after ?? null), failures: [] };
+}
+
+/** Settles one due hold as it asked; a failure is logged and the hold postponed. */
+async function settleDueHold(ctx: BillingContext, log: Logger, hold: DueHold): Promise<"settled" | "busy" | "not settled"> {
+  try {
+    // No re-read here: settle() decides from the hold's state under its lock, and a hold a
+    // caller settled meanwhile comes back as a replay or a refusal, skipped below.
+    const target = { projectId: hold.projectId, apiKeyId: null, transactionId: hold.transactionId, customerId: null };
+    const result =
+      parseAutoAction(hold) === "CONSUME"
+        ? await consumeAutomatically(ctx, { ...target, actualAmount: null, allowOverage: false })
+        : await unfreezeAutomatically(ctx, target);
+    if (result === null) return "busy";
+    return result.isIdempotentReplay ? "not settled" : "settled";
+  } catch (error) {
+    if (error instanceof BillingError && SETTLED_MEANWHILE.has(error.code)) return "not settled";
+    // The hold by its row id: its transaction id is the caller's, kept out of logs.
+    log.error({ err: error, holdPk: hold.pk.toString() }, "auto-settlement failed; postponed");
+    await postponeAutoSettlement(ctx.database, hold.projectId, hold.transactionId, ctx.now() + SWEEP_RETRY_DELAY_MS).catch(() => false);
+    return "not settled";
+  }
 }
 
 /** One pass from the head of the due order; how many holds it settled. */
@@ -79,20 +96,45 @@ export async function sweep(
     readonly stopping?: () => boolean;
     /** Look for customers whose alerts an older build set without their flag (repairAlertFlags). */
     readonly alertFlags?: boolean;
+    /** A customer's expiry records failed unexpectedly (by default logged, each time). */
+    readonly onExpiryFailure?: (customerPk: bigint, error: unknown) => void;
   } = {},
 ): Promise<{ settled: number; recorded: number }> {
   if (options.alertFlags) await repairAlertFlags(ctx, log);
-  const holds = new SweptList((after) => sweepDueHoldsFrom(ctx, log, after));
-  const expiries = new SweptList((after) => recordExpiriesFrom(ctx, after));
+  // Customers found busy (or failing) in this sweep: left out of its later reads.
+  const busy = new Set<bigint>();
+  const holds = new SweptList((after) => sweepDueHoldsFrom(ctx, log, after, busy));
+  const expiries = new SweptList((after) => recordExpiriesFrom(ctx, after, busy));
+  const failed = options.onExpiryFailure ?? ((customerPk, error) => logExpiryFailure(log, customerPk, error));
   for (let pass = 0; pass < SWEEP_PASSES_MAX && !options.stopping?.() && !(holds.ended && expiries.ended); pass++) {
     await holds.pass();
-    for (const failure of await expiries.pass()) {
-      log.error({ err: failure }, "recording expiries failed; left for the next sweep");
-    }
+    for (const { customerPk, error } of await expiries.pass()) failed(customerPk, error);
   }
   if (options.retention && !options.stopping?.()) await pruneExpiredEvents(ctx, options.retention);
   return { settled: holds.done, recorded: expiries.done };
 }
+
+const logExpiryFailure = (log: Logger, customerPk: bigint, error: unknown) =>
+  log.error({ err: error, customerPk: customerPk.toString() }, "recording expiries failed; left for the next sweep");
+
+/**
+ * One error line per customer whose expiry records keep failing, then quiet for
+ * EXPIRY_FAILURE_LOG_SPACING_MS (a sweep tries it again every tick).
+ */
+function spacedExpiryFailures(log: Logger): (customerPk: bigint, error: unknown) => void {
+  const lastLogged = new Map<bigint, number>();
+  return (customerPk, error) => {
+    const now = Date.now();
+    const last = lastLogged.get(customerPk);
+    if (last !== undefined && now - last < EXPIRY_FAILURE_LOG_SPACING_MS) return;
+    if (lastLogged.size >= SWEEP_BUSY_CUSTOMERS_MAX) lastLogged.clear();
+    lastLogged.set(customerPk, now);
+    logExpiryFailure(log, customerPk, error);
+  };
+}
+
+/** How long a customer whose expiry records keep failing goes without a new error line. */
+const EXPIRY_FAILURE_LOG_SPACING_MS = 10 * 60_000;
 
 /** A sweeper's list read pass after pass, each going on from where the last one ended, until it reads the end. */
 class SweptList {
@@ -102,7 +144,7 @@ class SweptList {
 
   constructor(private readonly read: (after: DueCursor | null) => Promise<SweepPass>) {}
 
-  async pass(): Promise<readonly unknown[]> {
+  async pass(): Promise<SweepPass["failures"]> {
     if (this.ended) return [];
     const { done, next, failures } = await this.read(this.after);
     this.done += done;
@@ -117,12 +159,13 @@ export function startSweeper(ctx: BillingContext, log: Logger, intervalMs: numbe
   let running: Promise<void> | null = null;
   let stopped = false;
   let alertFlagsDueAt = 0;
+  const onExpiryFailure = spacedExpiryFailures(log);
   // One warning per run of failures (a database outage fails every sweep), one line when back.
   let failing = false;
   const timer = setInterval(() => {
     if (running) return;
     const alertFlags = Date.now() >= alertFlagsDueAt;
-    running = sweep(ctx, log, { retention, stopping: () => stopped, alertFlags })
+    running = sweep(ctx, log, { retention, stopping: () => stopped, alertFlags, onExpiryFailure })
       .then(() => {
         if (alertFlags) alertFlagsDueAt = Date.now() + ALERT_FLAG_REPAIR_INTERVAL_MS;
         if (failing) log.info("sweeps succeed again");

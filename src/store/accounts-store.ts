@@ -1,5 +1,5 @@
 import { and, asc, eq, lte } from "drizzle-orm";
-import { type DueCursor, pastCursorSql } from "./due-order.js";
+import { type DueCursor, notOfCustomersSql, pastCursorSql } from "./due-order.js";
 import { type SQL, sql } from "./sql.js";
 import type { LedgerPosition } from "../domain/ledger-position.js";
 import type { AccountKey } from "../domain/plans/deposit-plan.js";
@@ -212,19 +212,20 @@ export interface ExpiredAccount {
 
 /**
  * Up to `limit` accounts past their expiry whose leftover is not yet on the ledger, soonest first,
- * after `after` when given (as listDueHolds: a busy customer's accounts do not stay at the head).
+ * after `after` when given and not of the customers in `busy` (as listDueHolds).
  */
 export async function listUnrecordedExpiries(
   db: Db,
   nowMs: number,
   limit: number,
   after: DueCursor | null = null,
+  busy: ReadonlySet<bigint> = new Set(),
 ): Promise<ExpiredAccount[]> {
   const past = pastCursorSql(accounts.expiresAtMs, (ms) => ms, accounts.id, after);
   const rows = await db
     .select({ id: accounts.id, projectId: accounts.projectId, customerPk: accounts.customerPk, expiresAtMs: accounts.expiresAtMs })
     .from(accounts)
-    .where(and(eq(accounts.expiryRecorded, false), lte(accounts.expiresAtMs, nowMs), past))
+    .where(and(eq(accounts.expiryRecorded, false), lte(accounts.expiresAtMs, nowMs), past, notOfCustomersSql(accounts.customerPk, busy)))
     .orderBy(asc(accounts.expiresAtMs), asc(accounts.id))
     .limit(limit);
   return rows.map(({ expiresAtMs, ...account }) => ({ ...account, after: { atMs: expiresAtMs, pk: account.id } }));

@@ -1,4 +1,4 @@
-import { and, type Column, eq, gt, or, type SQL } from "drizzle-orm";
+import { and, type Column, eq, gt, notInArray, or, type SQL } from "drizzle-orm";
 
 /** A place in a sweeper's due order: a time, then a row id. */
 export interface DueCursor {
@@ -15,3 +15,7 @@ export function pastCursorSql(time: Column, atTime: (ms: number) => unknown, id:
   const at = atTime(after.atMs);
   return or(gt(time, at), and(eq(time, at), gt(id, after.pk)));
 }
+
+/** Rows not of the customers a sweep found busy (none to leave out: no condition). */
+export const notOfCustomersSql = (customerPk: Column, busy: ReadonlySet<bigint>): SQL | undefined =>
+  busy.size === 0 ? undefined : notInArray(customerPk, [...busy]);

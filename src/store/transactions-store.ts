@@ -1,5 +1,5 @@
 import { and, sql as drizzleSql, asc, eq, lte } from "drizzle-orm";
-import { type DueCursor, pastCursorSql } from "./due-order.js";
+import { type DueCursor, notOfCustomersSql, pastCursorSql } from "./due-order.js";
 import { type SQL, sql } from "./sql.js";
 import type { Hold } from "../domain/hold.js";
 import type { Charge } from "../domain/plans/refund-plan.js";
@@ -232,6 +232,7 @@ export interface DueHold {
   readonly projectId: bigint;
   /** As stored: parsed per hold (parseAutoAction), so one bad row does not stop the sweep. */
   readonly autoAction: string | null;
+  readonly customerPk: bigint;
   /** Its place in the due order (auto_at, then row id): where the next read goes on from. */
   readonly after: DueCursor;
 }
@@ -240,11 +241,18 @@ export interface DueHold {
 export const parseAutoAction = (hold: DueHold): AutoAction => oneOf(hold.autoAction, AUTO_ACTIONS, "auto_action");
 
 /**
- * Up to `limit` FROZEN holds due by `nowMs`, soonest first, after `after` when given: a sweep goes
- * on from where its last read ended, so that holds it had to leave (their customer busy) do not
- * come back at the head of every read and keep the ones behind them waiting.
+ * Up to `limit` FROZEN holds due by `nowMs`, soonest first, after `after` when given and not of the
+ * customers in `busy`: a sweep goes on from where its last read ended, and leaves out the
+ * customers it found busy, so that holds it had to leave do not come back in every read and keep
+ * the ones behind them waiting.
  */
-export async function listDueHolds(db: Db, nowMs: number, limit: number, after: DueCursor | null = null): Promise<DueHold[]> {
+export async function listDueHolds(
+  db: Db,
+  nowMs: number,
+  limit: number,
+  after: DueCursor | null = null,
+  busy: ReadonlySet<bigint> = new Set(),
+): Promise<DueHold[]> {
   const past = pastCursorSql(transactions.autoAt, (ms) => new Date(ms), transactions.id, after);
   const rows = await db
     .select({
@@ -252,10 +260,18 @@ export async function listDueHolds(db: Db, nowMs: number, limit: number, after: 
       transactionId: transactions.transactionId,
       projectId: transactions.projectId,
       autoAction: transactions.autoAction,
+      customerPk: transactions.customerPk,
       autoAt: transactions.autoAt,
     })
     .from(transactions)
-    .where(and(eq(transactions.status, "FROZEN"), lte(transactions.autoAt, new Date(nowMs)), past))
+    .where(
+      and(
+        eq(transactions.status, "FROZEN"),
+        lte(transactions.autoAt, new Date(nowMs)),
+        past,
+        notOfCustomersSql(transactions.customerPk, busy),
+      ),
+    )
     .orderBy(asc(transactions.autoAt), asc(transactions.id))
     .limit(limit);
   return rows.map(({ autoAt, ...hold }) => ({ ...hold, after: { atMs: autoAt?.getTime() ?? nowMs, pk: hold.pk } }));

@@ -5,8 +5,9 @@ import type { RowDataPacket } from "mysql2/promise";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OperationType } from "../../gen/velobase/billing/v1/billing.js";
-import { EXPIRY_BATCH_SIZE, recordExpiries } from "../../src/operations/expiry.js";
-import { SWEEP_BATCH_SIZE, sweep, sweepDueHolds } from "../../src/operations/sweeper.js";
+import { EXPIRY_BATCH_SIZE, recordExpiries, recordExpiriesFrom } from "../../src/operations/expiry.js";
+import { SWEEP_BATCH_SIZE, sweep, sweepDueHolds, sweepDueHoldsFrom } from "../../src/operations/sweeper.js";
+import { listDueHolds } from "../../src/store/transactions-store.js";
 import { verifyLedger } from "../../src/operations/verify.js";
 import { expectError } from "../support/client.js";
 import { SECOND, ts, uid } from "../support/fixtures.js";
@@ -133,6 +134,34 @@ describe("auto-settlement sweeper", () => {
     });
     expect(expired.entries.length).toBe(accounts);
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
+  it("leaves a customer it found busy out of the sweep's later reads, with no transaction for each of its rows", async () => {
+    const [busy, idle] = [uid("cust"), uid("cust")];
+    for (const customerId of [busy, idle]) await s.client.call("deposit", { customerId, amount: 100n });
+    for (let i = 0; i < 3; i++) {
+      await s.client.call("freeze", { customerId: busy, transactionId: uid("hold"), amount: 1n, unfreezeAfterSeconds: 10n });
+      await s.client.call("deposit", { customerId: busy, amount: 1n, source: `x${i}`, expiresAt: ts(s.clock.now() + 10 * SECOND) });
+    }
+    await s.client.call("freeze", { customerId: idle, transactionId: uid("hold"), amount: 1n, unfreezeAfterSeconds: 20n });
+    s.clock.advance(30 * SECOND);
+    const busyPk = BigInt(
+      (await s.app.database.pool.query<RowDataPacket[]>("SELECT id FROM customers WHERE customer_id = ?", [busy]))[0][0]?.id as number,
+    );
+    const holder = await holdCustomer(s.app.database.pool, busy);
+    try {
+      const found = new Set<bigint>();
+      expect(await sweepDueHoldsFrom(s.app.context, silent, null, found)).toEqual({ done: 1, next: null, failures: [] });
+      expect([...found]).toEqual([busyPk]);
+      // Read again, the busy customer's holds and accounts are left out in the query itself.
+      expect((await listDueHolds(s.app.database.db, s.clock.now(), 50, null, found)).length).toBe(0);
+      expect(await recordExpiriesFrom(s.app.context, null, found)).toEqual({ done: 0, next: null, failures: [] });
+      expect((await recordExpiriesFrom(s.app.context, null)).done).toBe(0);
+    } finally {
+      await holder.query("COMMIT");
+      holder.release();
+    }
+    expect(await sweep(s.app.context, silent)).toEqual({ settled: 3, recorded: 3 });
   });
 
   it("settles and records the other customers' due holds and expiries while a customer with a batch of them is held", async () => {
