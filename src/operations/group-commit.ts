@@ -3,7 +3,7 @@ import { GROUP_COMMIT_HOLDS_REMEMBERED, GROUP_COMMIT_MAX, GROUP_COMMIT_QUEUE_MAX
 import { customerKey, holdKey } from "../domain/customer-ref.js";
 import { CallNotRun } from "../errors/billing-error.js";
 import { type CreditWrite, customerRefOf, holdRefOf, projectOfWrite } from "../domain/plans/write-list.js";
-import { isLostConnection } from "../store/run-transaction.js";
+import { isLockWaitExhausted, isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 import { type OverloadedLine, overloaded } from "./overload.js";
 import type { TransactionGate } from "./transaction-gate.js";
@@ -248,7 +248,7 @@ export class GroupCommit {
     const byCustomer = new Map<string, Waiting[]>();
     for (const { w, customer } of aside) appendTo(byCustomer, customer, w);
     const asideDone = Promise.all([...byCustomer].map(([customer, ws]) => this.runSetAside(customer, ws))).then(() => undefined);
-    for (const w of stillWanted(alone)) await this.runAlone(w);
+    await this.runEachAlone(alone);
     return { asideDone };
   }
 
@@ -286,8 +286,11 @@ export class GroupCommit {
       if (next.length === 0) return;
       try {
         const outside = { ...this.ctx, ...(this.options.gate ? { transactionGate: this.options.gate } : {}) };
-        const { alone } = await this.runAsList(next, outside, false);
-        for (const w of stillWanted(alone)) await this.runAlone(w, this.options.gate);
+        const { alone, failure } = await this.runAsList(next, outside, false);
+        // The calls are one customer's, and their list waited out every lock wait on it: run
+        // alone, each would wait as long again, one after another (the last answered minutes later).
+        if (isLockWaitExhausted(failure)) failAll(alone, failure);
+        else await this.runEachAlone(alone, this.options.gate);
       } catch (error) {
         // Never a broken line: the calls of this step get the error, the next steps still run.
         failAll(next, error);
@@ -298,6 +301,13 @@ export class GroupCommit {
       if (this.setAside.get(customer) === current && current.running === run) this.setAside.delete(customer);
     });
     return run;
+  }
+
+  /** Runs the calls of a list whose transaction failed each alone, in order (the fallback). */
+  private async runEachAlone(alone: readonly Waiting[], gate?: TransactionGate): Promise<void> {
+    if (alone.length === 0) return;
+    this.observer.onFallback?.();
+    for (const w of stillWanted(alone)) await this.runAlone(w, gate);
   }
 
   /** Runs a call of a group alone, under its caller's signal, and answers it (never throws). */
@@ -313,13 +323,13 @@ export class GroupCommit {
 
   /**
    * Runs the calls as one list and answers them; returns those still to run: none, the ones set
-   * aside (`aside`), or all of them (`alone`) when the list's transaction failed.
+   * aside (`aside`), or all of them (`alone`) when the list's transaction failed (`failure`).
    */
   private async runAsList(
     group: readonly Waiting[],
     ctx: BillingContext,
     setAsideHeld: boolean,
-  ): Promise<{ alone: readonly Waiting[]; aside: ReadonlyArray<{ w: Waiting; customer: string }> }> {
+  ): Promise<{ alone: readonly Waiting[]; aside: ReadonlyArray<{ w: Waiting; customer: string }>; failure?: unknown }> {
     // The list is not begun, nor tried again, once every one of its callers has left.
     const everyoneLeft = whenAllAborted(group.map((w) => w.signal));
     try {
@@ -347,8 +357,7 @@ export class GroupCommit {
         failAll(group, error);
         return { alone: [], aside: [] };
       }
-      this.observer.onFallback?.();
-      return { alone: group, aside: [] };
+      return { alone: group, aside: [], failure: error };
     }
   }
 

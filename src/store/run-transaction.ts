@@ -413,6 +413,15 @@ export function isLostConnection(error: unknown): boolean {
   return lost(error) || (error instanceof BillingError && lost(error.cause));
 }
 
+/**
+ * A transaction given up because its lock waits ran out, attempt after attempt (as is or as the
+ * service_unavailable it became): another transaction held a row it needed all along.
+ */
+export function isLockWaitExhausted(error: unknown): boolean {
+  const waited = (e: unknown) => retryableConflictOf(e) === "lock_wait_timeout";
+  return waited(error) || (error instanceof BillingError && waited(error.cause));
+}
+
 /** Storage failures that have a public meaning; anything else stays a bug (server_error). */
 export function translateStoreError(error: unknown): unknown {
   if (error instanceof BillingError) return error;

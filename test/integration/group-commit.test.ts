@@ -535,6 +535,43 @@ describe("group commit across customers (side by side)", () => {
     ]);
   });
 
+  it("answers a held customer's calls set aside together when their list waited out every lock wait, not each alone again", async () => {
+    const short = await startTestServer({ DB_LOCK_WAIT_TIMEOUT_S: "2" });
+    try {
+      const observed = { setAside: [] as number[], fallbacks: 0, lockWaits: 0 };
+      const commit = new GroupCommit(
+        {
+          database: short.app.database,
+          now: short.clock.now,
+          retries: { onRetry: (reason) => void (reason === "lock_wait_timeout" && observed.lockWaits++) },
+        },
+        { onSetAside: (n) => observed.setAside.push(n), onFallback: () => observed.fallbacks++ },
+        { transactions: 1, ...SIDE_BY_SIDE },
+      );
+      const held = uid("cust");
+      await commit.run(depositFor(held, 100n));
+      const holder = await holdCustomer(short.app.database.pool, held);
+      const answer = (call: Promise<unknown>) =>
+        call.then(
+          () => "ok",
+          (error: unknown) => (error instanceof BillingError ? error.code : String(error)),
+        );
+      const first = answer(commit.run(deductOperation(request(held, 1n))));
+      await waitFor(async () => observed.setAside.length === 1, "the first call to be set aside");
+      // Known held: these join its line, and go as one list after it.
+      const next = [answer(commit.run(deductOperation(request(held, 2n)))), answer(commit.run(deductOperation(request(held, 3n))))];
+      const answers = await Promise.all([first, ...next]);
+      await holder.query("COMMIT");
+      holder.release();
+      expect(answers).toEqual(["service_unavailable", "service_unavailable", "service_unavailable"]);
+      // Two lists, five attempts each: four lock-wait retries a list, and no call run alone after.
+      expect([observed.fallbacks, observed.lockWaits]).toEqual([0, 8]);
+      expect((await short.client.call("getCustomer", { customerId: held })).balance?.used).toBe(0n);
+    } finally {
+      await short.stop();
+    }
+  }, 120_000);
+
   it("keeps a customer known held aside on every attempt of a list: a later call never overtakes its calls set aside", async () => {
     const gate = new TransactionGate(1, 100);
     const observed = { setAside: [] as number[], heldWaits: 0 };
