@@ -136,7 +136,9 @@ export function parseTimestamp(
   const valid =
     seconds >= TIMESTAMP_SECONDS_MIN && seconds <= TIMESTAMP_SECONDS_MAX && Number.isInteger(nanos) && nanos >= 0 && nanos < 1_000_000_000;
   if (!valid) throw invalid(code, field, `${field} is not a valid timestamp.`);
-  return Number(seconds) * 1000 + (rounding === "up" ? Math.ceil(nanos / 1_000_000) : Math.floor(nanos / 1_000_000));
+  const ms = Number(seconds) * 1000 + (rounding === "up" ? Math.ceil(nanos / 1_000_000) : Math.floor(nanos / 1_000_000));
+  // A bound rounded up past the last millisecond is that millisecond: no time stored lies beyond it.
+  return Math.min(ms, Number(TIMESTAMP_SECONDS_MAX) * 1000 + 999);
 }
 
 export interface ValidityWindow {

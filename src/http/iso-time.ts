@@ -44,7 +44,9 @@ export function isoToMs(text: string, rounding: SubMillisecond = "down"): number
   if (date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day) return null;
   date.setUTCHours(hour, minute, second, ms);
   const epochMs = date.getTime() - offsetMinutes * 60_000;
-  return epochMs >= MS_MIN && epochMs <= MS_MAX + (rounding === "up" ? 1 : 0) ? epochMs : null;
+  // A bound rounded up past the last millisecond is that millisecond: no time stored lies beyond it.
+  if (rounding === "up" && epochMs === MS_MAX + 1) return MS_MAX;
+  return epochMs >= MS_MIN && epochMs <= MS_MAX ? epochMs : null;
 }
 
 /** An optional ISO 8601 field; unparseable → `code` naming the field. */

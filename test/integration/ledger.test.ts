@@ -3,6 +3,7 @@ import { AccountStatus, OperationType } from "../../gen/velobase/billing/v1/bill
 import { expectError } from "../support/client.js";
 import { DAY, SECOND, ts, uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { consoleSession } from "../support/http.js";
 import { verifyLedger } from "../../src/operations/verify.js";
 import { LEDGER_ENTRY_BYTES_BESIDE_TEXT, LEDGER_PAGE_BYTES_MAX, LEDGER_SCAN_ROWS_MAX } from "../../src/domain/limits.js";
 
@@ -432,6 +433,16 @@ describe("Filtered ledger pages", () => {
       })
     ).json()) as { items: { sequence: number }[]; total_count: number; has_more: boolean };
     expect([next.items.map((i) => i.sequence), next.total_count, next.has_more]).toEqual([[1], 3, false]);
+    // The console's ledger filtered to VOID (there is none): its first page looked at the newest entries only, and says so.
+    const session = await consoleSession(s.httpUrl, s.apiKey);
+    const html = await (
+      await fetch(`${s.httpUrl}/console/customers/${customerId}?op=VOID#ledger`, { headers: { cookie: session.cookie } })
+    ).text();
+    expect([
+      html.includes('data-testid="ledger-none-yet"'),
+      html.includes('data-testid="ledger-empty"'),
+      html.includes('data-testid="ledger-next"'),
+    ]).toEqual([true, false, true]);
   }, 120_000);
 });
 

@@ -54,6 +54,7 @@ describe("isoToMs", () => {
     expect(isoToMs("2026-01-01T00:00:00.2365Z")).toBe(Date.UTC(2026, 0, 1, 0, 0, 0, 236));
     expect(isoToMs("2026-01-01T00:00:00.236000Z", "up")).toBe(Date.UTC(2026, 0, 1, 0, 0, 0, 236));
     expect(isoToMs("2026-01-01T00:00:59.9991Z", "up")).toBe(Date.UTC(2026, 0, 1, 0, 1, 0, 0));
+    expect(isoToMs("9999-12-31T23:59:59.9991Z", "up")).toBe(253_402_300_799_999);
   });
 
   it("round-trips with milliseconds in UTC", () => {

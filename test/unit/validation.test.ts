@@ -49,6 +49,8 @@ describe("field parsers", () => {
     expect(parseTimestamp({ seconds: 1n, nanos: 2_500_000 }, "t", "invalid_argument", "up")).toBe(1003);
     expect(parseTimestamp({ seconds: 1n, nanos: 2_000_000 }, "t", "invalid_argument", "up")).toBe(1002);
     expect(parseTimestamp({ seconds: 1n, nanos: 999_000_001 }, "t", "invalid_argument", "up")).toBe(2000);
+    // Past the last millisecond it is that millisecond.
+    expect(parseTimestamp({ seconds: 253_402_300_799n, nanos: 999_999_999 }, "t", "invalid_argument", "up")).toBe(253_402_300_799_999);
   });
 
   it("deduplicates and sorts credit types, so equal filters fingerprint equally", () => {
