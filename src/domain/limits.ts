@@ -77,8 +77,12 @@ export const GROUP_COMMIT_LOCK_WAIT_S = 1;
 export const GROUP_COMMIT_QUEUE_MAX = 1024;
 /** Pooled connections that writes outside group commit leave to reads (TransactionGate). */
 export const POOL_KEPT_FOR_READS = 2;
-/** Writes outside group commit that may wait for the gate's place at once, per instance; the next is refused. */
-export const GATED_WRITES_WAITING_MAX = 4096;
+/**
+ * Writes outside group commit that may wait for the gate's place at once, per instance; the next
+ * is refused. One project (the caller's) holds at most half of them: 4,096, as the whole line was
+ * before the line was kept per project.
+ */
+export const GATED_WRITES_WAITING_MAX = 8192;
 /**
  * The wait a call refused for overload (a full line above) is told to keep before retrying: drawn
  * between these for each refusal, so that the clients of one burst do not all come back together.

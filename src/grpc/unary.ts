@@ -180,7 +180,14 @@ export function guardedIn(ctx: BillingContext, env: GuardedEnvironment) {
     scope: Scope,
     handle: (request: Req, caller: Caller, context: BillingContext) => Promise<Res>,
     costOf?: (request: Req) => number,
-  ) => guarded<Req, Res>(env, method, scope, (request, caller, signal) => handle(request, caller, { ...ctx, signal }), costOf);
+  ) =>
+    guarded<Req, Res>(
+      env,
+      method,
+      scope,
+      (request, caller, signal) => handle(request, caller, { ...ctx, signal, tenant: caller.projectId.toString() }),
+      costOf,
+    );
 }
 
 /**

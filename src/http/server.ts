@@ -189,6 +189,7 @@ function addHooks(app: HttpApp, deps: HttpDependencies, stopping: HttpStopping):
     checkScope(caller, access);
     await deps.rateLimit(caller);
     request.caller = { ...caller, requestId: request.id };
+    request.billingContext = { ...request.billingContext, tenant: caller.projectId.toString() };
   });
   app.addHook("onResponse", async (request, reply) => logCall(deps, request, reply, false));
   // A client that left while its call ran never sees an answer, and Fastify then never calls

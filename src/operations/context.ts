@@ -18,6 +18,8 @@ export interface BillingContext {
    * before its transaction starts is not run.
    */
   readonly signal?: AbortSignal;
+  /** Whose call this is (the caller's project id, set by the transport): the transaction gate's line takes turns by it. */
+  readonly tenant?: string;
   /** The event feed of this instance (deployment id, commit nudge, watchers' tail); absent: no feed (some tests). */
   readonly events?: EventFeed;
   /** Which customers likely have balance alerts (read in the first round trip); absent: read when found. */

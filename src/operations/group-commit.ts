@@ -49,9 +49,10 @@ export interface GroupCommitOptions {
 /**
  * Calls in line to go side by side, per instance: idle customers' first calls (one each) and
  * settlements of holds this instance did not see frozen; the next is refused. One project holds
- * at most half of them: its burst leaves the other half of the line to the others.
+ * at most half of them (4,096, as the whole line was before it was kept per project): its burst
+ * leaves the other half to the others.
  */
-const WAITING_MAX = GROUP_COMMIT_QUEUE_MAX * 4;
+const WAITING_MAX = GROUP_COMMIT_QUEUE_MAX * 8;
 
 interface Waiting {
   readonly op: CreditWrite;
@@ -285,7 +286,8 @@ export class GroupCommit {
       const next = stillWanted(current.pending.splice(0, GROUP_COMMIT_MAX));
       if (next.length === 0) return;
       try {
-        const outside = { ...this.ctx, ...(this.options.gate ? { transactionGate: this.options.gate } : {}) };
+        const tenant = next[0] ? projectOfWrite(next[0].op).toString() : "";
+        const outside = { ...this.ctx, tenant, ...(this.options.gate ? { transactionGate: this.options.gate } : {}) };
         const { alone, failure } = await this.runAsList(next, outside, false);
         // The calls are one customer's, and their list waited out every lock wait on it: run
         // alone, each would wait as long again, one after another (the last answered minutes later).
@@ -312,7 +314,12 @@ export class GroupCommit {
 
   /** Runs a call of a group alone, under its caller's signal, and answers it (never throws). */
   private async runAlone(w: Waiting, gate?: TransactionGate): Promise<void> {
-    const ctx = { ...this.ctx, ...(w.signal ? { signal: w.signal } : {}), ...(gate ? { transactionGate: gate } : {}) };
+    const ctx = {
+      ...this.ctx,
+      tenant: projectOfWrite(w.op).toString(),
+      ...(w.signal ? { signal: w.signal } : {}),
+      ...(gate ? { transactionGate: gate } : {}),
+    };
     try {
       const [settled] = await runEachAlone(ctx, [w.op]);
       w.settle(settled ?? { ok: false, error: new Error("a grouped call has no result") });

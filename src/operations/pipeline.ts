@@ -360,7 +360,7 @@ export function runWriteTransaction<T>(ctx: BillingContext, work: (tx: Tx) => Pr
       ctx.retries,
       ctx.signal,
     );
-  return ctx.transactionGate ? ctx.transactionGate.run(run, ctx.signal) : run();
+  return ctx.transactionGate ? ctx.transactionGate.run(run, ctx.signal, ctx.tenant) : run();
 }
 
 /** A list's answers run each alone, in order: the fallback when their shared transaction failed. */

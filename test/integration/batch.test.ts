@@ -6,6 +6,7 @@ import type { Operation } from "../../gen/velobase/billing/v1/billing.js";
 import { expectError } from "../support/client.js";
 import { uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { holdCustomer, lockingReadWaits, waitFor } from "../support/waiting.js";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -294,6 +295,38 @@ describe("Batch and locks", () => {
     expect(await deadlockRetries()).toBe(deadlocksBefore);
     for (const c of customers) expect(await available(c)).toBe(1000n - BigInt(rounds));
     await expectLedgerConsistent();
+  });
+});
+
+describe("Batch and other projects", () => {
+  it("takes the writes waiting for the gate in turns by project: one project's flood of Batches does not keep another's behind it", async () => {
+    // A pool of 4: group commit keeps 2 and reads 2, so writes outside it run one at a time.
+    const small = await startTestServer({ DB_POOL_SIZE: "4" });
+    try {
+      const other = small.clientWith((await small.createKey({ project: await small.createProject() })).key);
+      const [flooded, mine] = [uid("cust"), uid("cust")];
+      await small.client.call("deposit", { customerId: flooded, amount: 100n });
+      await other.call("deposit", { customerId: mine, amount: 100n });
+      const order: string[] = [];
+      const batchOf = (client: typeof other, customerId: string, name: string) =>
+        client.call("batch", { atomic: true, operations: [deduct(customerId, uid("ded"), 1n)] }).then((r) => {
+          order.push(name);
+          return r.failedIndex;
+        });
+      const holder = await holdCustomer(small.app.database.pool, flooded);
+      const first = batchOf(small.client, flooded, "first");
+      await waitFor(() => lockingReadWaits(holder), "the first Batch to hold the gate's place, waiting");
+      const flood = [1, 2, 3].map((i) => batchOf(small.client, flooded, `flood${i}`));
+      await waitFor(async () => small.app.context.transactionGate?.load().waiting === 3, "the flood to wait at the gate");
+      const fromOther = batchOf(other, mine, "other");
+      await waitFor(async () => small.app.context.transactionGate?.load().waiting === 4, "the other project's Batch to wait");
+      await holder.query("COMMIT");
+      holder.release();
+      expect(await Promise.all([first, ...flood, fromOther])).toEqual([undefined, undefined, undefined, undefined, undefined]);
+      expect(order).toEqual(["first", "flood1", "other", "flood2", "flood3"]);
+    } finally {
+      await small.stop();
+    }
   });
 });
 

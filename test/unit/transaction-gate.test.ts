@@ -27,8 +27,13 @@ describe("TransactionGate", () => {
       ReturnType<typeof held>,
     ];
     const left = new AbortController();
-    const runs = [gate.run(a.work, undefined), gate.run(b.work, undefined), gate.run(c.work, left.signal), gate.run(d.work, undefined)];
-    const refused = await gate.run(async () => "e", undefined).catch((e: unknown) => e);
+    const runs = [
+      gate.run(a.work, undefined),
+      gate.run(b.work, undefined),
+      gate.run(c.work, left.signal, "p1"),
+      gate.run(d.work, undefined, "p2"),
+    ];
+    const refused = await gate.run(async () => "e", undefined, "p3").catch((e: unknown) => e);
     expect([(refused as BillingError).code, (refused as BillingError).message]).toEqual([
       "rate_limit_exceeded",
       "This instance has 2 writes waiting for a connection; retry later.",
@@ -50,6 +55,22 @@ describe("TransactionGate", () => {
     d.release();
     await expect(Promise.all([runs[1], runs[3]])).resolves.toEqual(["b", "d"]);
     expect(gate.load()).toEqual({ running: 0, waiting: 0 });
+  });
+
+  it("takes its line in turns by tenant, and refuses a tenant past half the line while another still gets in", async () => {
+    const gate = new TransactionGate(1, 6);
+    const started: string[] = [];
+    const names = ["run", "a1", "a2", "a3", "b1", "a4"];
+    const works = names.map((name) => held(started, name));
+    const tenants = ["a", "a", "a", "a", "b", "a"];
+    const runs = works.map((w, i) => gate.run(w.work, undefined, tenants[i]).catch((e: unknown) => (e as BillingError).code));
+    expect(await runs[5]).toBe("rate_limit_exceeded");
+    for (const w of works.slice(0, 5)) {
+      w.release();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(runs.slice(0, 5));
+    expect(started).toEqual(["run", "a1", "b1", "a2", "a3"]);
   });
 
   it("gives the place back when the work fails, and refuses a caller who had left before it came", async () => {
