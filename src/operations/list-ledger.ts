@@ -104,13 +104,13 @@ async function readLedgerPage(ctx: BillingContext, q: LedgerQuery): Promise<Ledg
   const customer = await findCustomer(db, q.projectId, q.customerId);
   if (!customer) throw new BillingError("customer_not_found", undefined, { customer_id: q.customerId });
 
-  // The ledger as the customer's row had it: the page and its count agree on the entries they see.
+  // Counted up to the customer's position as read; the page is not bounded by it (entries committed
+  // since show, and a ledger longer than its customer's position, which verify reports, is shown whole).
   const through = customer.ledgerSequence;
   const filter: LedgerFilter = { ...q, customerPk: customer.pk };
-  const top = before ?? through + 1n;
-  const from = isFiltered(q) ? scanStart(top) : null;
+  const from = isFiltered(q) ? scanStart(before ?? through + 1n) : null;
   const [rows, totalCount] = await Promise.all([
-    selectLedgerPage(db, filter, { from, before: top }, q.pageSize + 1),
+    selectLedgerPage(db, filter, { from, before }, q.pageSize + 1),
     // Unfiltered, every entry counts: the sequences have no gap.
     q.countTotal ? (isFiltered(q) ? countThrough(ctx, filter, `${customer.pk}:${filters}`, through) : Number(through)) : null,
   ]);

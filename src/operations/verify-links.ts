@@ -5,6 +5,7 @@ import {
   entriesOffTheirAccount,
   entriesOffTheirTransaction,
   keyedEntryOutcomeMismatches,
+  settleOutcomeMismatches,
   transactionOutcomeMismatches,
   countOfRow as count,
   type VerifyRow,
@@ -43,6 +44,7 @@ export async function verifyLinks(db: Reader): Promise<string[]> {
     problems.push(`${name}: allocated ${r.allocated} from account ${r.account_id}, its entries took ${r.charged}`);
   }
   for (const r of await transactionOutcomeMismatches(db)) problems.push(transactionOutcomeProblem(r));
+  for (const r of await settleOutcomeMismatches(db)) problems.push(settleOutcomeProblem(r));
   for (const r of await keyedEntryOutcomeMismatches(db)) problems.push(keyedOutcomeProblem(r));
   for (const r of await customersWithUnflaggedAlerts(db)) {
     problems.push(
@@ -50,6 +52,11 @@ export async function verifyLinks(db: Reader): Promise<string[]> {
     );
   }
   return problems;
+}
+
+function settleOutcomeProblem(r: VerifyRow): string {
+  const answered = r.status === "CONSUMED" ? "an Unfreeze" : "a Consume";
+  return `${transactionName(r.project_id, r.transaction_id)}: status ${r.status}, but its stored SETTLE outcome is ${answered}'s`;
 }
 
 function keyedOutcomeProblem(r: VerifyRow): string {

@@ -151,6 +151,22 @@ export const transactionOutcomeMismatches = (db: Reader) =>
   );
 
 /**
+ * Settled holds whose status disagrees with the settlement their stored SETTLE outcome answered: a
+ * CONSUMED hold whose outcome is an Unfreeze's, or an UNFROZEN one whose outcome is a Consume's
+ * (the amounts cannot tell a Consume of 0 from an Unfreeze; the answer a retry replays can).
+ */
+export const settleOutcomeMismatches = (db: Reader) =>
+  rows(
+    db,
+    sql`SELECT t.project_id, t.transaction_id, t.status
+      FROM transactions t JOIN idempotency_outcomes o
+        ON o.project_id = t.project_id AND o.scope = 'SETTLE' AND o.idempotency_key = t.transaction_id
+      WHERE (t.status = 'CONSUMED' AND JSON_EXTRACT(o.response, '$.consumedAmount') IS NULL)
+         OR (t.status = 'UNFROZEN' AND JSON_EXTRACT(o.response, '$.unfrozenAmount') IS NULL)
+      ORDER BY t.id`,
+  );
+
+/**
  * Keyed deposits, refunds and voids (their ledger entries) and keyed grants and revokes of slot
  * capacity (their slot events, scope SLOT) against their stored outcomes, where one is missing or
  * of another customer.

@@ -68,6 +68,24 @@ describe("verify: transactions against their entries", () => {
     );
   });
 
+  it("a settled hold whose status is not the settlement its stored outcome answered", async () => {
+    const unfrozen = await charge("freeze");
+    await s.client.call("unfreeze", { transactionId: unfrozen.transactionId });
+    // A Consume of 0 and an Unfreeze move the same amounts: only the stored answer tells them apart.
+    await tampered(
+      () => sql("UPDATE transactions SET status = 'CONSUMED' WHERE id = ?", [unfrozen.pk]),
+      [`${unfrozen.tx}: status CONSUMED, but its stored SETTLE outcome is an Unfreeze's`],
+      () => sql("UPDATE transactions SET status = 'UNFROZEN' WHERE id = ?", [unfrozen.pk]),
+    );
+    const consumed = await charge("freeze");
+    await s.client.call("consume", { transactionId: consumed.transactionId, actualAmount: 0n });
+    await tampered(
+      () => sql("UPDATE transactions SET status = 'UNFROZEN' WHERE id = ?", [consumed.pk]),
+      [`${consumed.tx}: status UNFROZEN, but its stored SETTLE outcome is a Consume's`],
+      () => sql("UPDATE transactions SET status = 'CONSUMED' WHERE id = ?", [consumed.pk]),
+    );
+  });
+
   it("an allocation on another account than its entries", async () => {
     const c = await charge("freeze");
     const other = await s.client.call("deposit", { customerId: c.customerId, amount: 5n, expiresAt: ts(s.clock.now() + 3600 * SECOND) });
