@@ -125,10 +125,27 @@ async function ensureDatabase(server: ServerOptions, create: boolean): Promise<{
 
 /**
  * Applies pending migrations while holding the migrations lease (a committed row, so instances
- * starting together on different Galera nodes take turns as well).
+ * starting together on different Galera nodes take turns as well), on a pool of two of its own:
+ * the migrations hold one connection for their whole run and the lease is renewed on the other,
+ * whatever DB_POOL_SIZE is (with a pool of one the renewals queued behind a long migration, the
+ * lease expired and a second instance ran the same migration at once).
  */
-const migrateExclusively = (pool: ConnectionSource, database: string, folder: string, log: MigrationLog): Promise<void> =>
-  withLease(pool, "migrations", () => applyMigrations(pool, database, folder, log));
+async function migrateExclusively(
+  open: (options: PoolOptions) => Opened,
+  options: PoolOptions,
+  database: string,
+  folder: string,
+  log: MigrationLog,
+): Promise<void> {
+  const { pool } = open({ ...options, connectionLimit: 2, maxIdle: 2 });
+  const waiting = (waitedMs: number) =>
+    log.warn({ waitedS: Math.round(waitedMs / 1000) }, "waiting for another instance to finish the migrations (its lease is alive)");
+  try {
+    await withLease(pool, "migrations", () => applyMigrations(pool, database, folder, log), waiting);
+  } finally {
+    await pool.end().catch(() => undefined);
+  }
+}
 
 /** Fails with DatabaseNotReadyError when the database lacks a migration of this build (migration-runner.ts). */
 async function refuseMigrationsPending(pool: ConnectionSource, database: string, folder: string): Promise<void> {
@@ -205,10 +222,11 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     enableKeepAlive: true,
   };
   const statementTimeoutMs = lockWaitTimeoutS * 1000 + STATEMENT_TIMEOUT_MARGIN_MS;
-  const opened =
+  const open = (pooled: PoolOptions): Opened =>
     server.hosts.length === 1 && !galera
-      ? singleServer(poolOptions, server.hosts[0] as DatabaseHost, sessionSetup, statementTimeoutMs)
-      : cluster(poolOptions, server.hosts, sessionSetup, options.nodeSelector ?? "order", galera, statementTimeoutMs);
+      ? singleServer(pooled, server.hosts[0] as DatabaseHost, sessionSetup, statementTimeoutMs)
+      : cluster(pooled, server.hosts, sessionSetup, options.nodeSelector ?? "order", galera, statementTimeoutMs);
+  const opened = open(poolOptions);
   // drizzle calls getConnection, query and execute of its client, which both shapes provide.
   const db = drizzle(opened.pool as Pool, { schema, mode: "default" });
   const folder = options.migrationsFolder ?? MIGRATIONS_FOLDER;
@@ -217,7 +235,7 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     migration === "read-only"
       ? refuseMigrationsPending(opened.pool, name, folder).then(() => refuseTablesMissing(opened.pool, name))
       : migration
-        ? migrateExclusively(opened.pool, name, folder, options.log ?? STDERR_LOG).then(() => refuseTablesMissing(opened.pool, name))
+        ? migrateExclusively(open, poolOptions, name, folder, options.log ?? STDERR_LOG).then(() => refuseTablesMissing(opened.pool, name))
         : null;
   await ready?.catch(async (error: unknown) => {
     await opened.pool.end().catch(() => undefined);

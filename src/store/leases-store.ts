@@ -29,8 +29,9 @@ const CREATE_TABLE = `CREATE TABLE IF NOT EXISTS \`leases\` (
 /** withLease: a live holder renews long before expiry; a crashed one's lease is taken over after it. */
 const ONE_TIME_TTL_MS = 30_000;
 const RENEW_EVERY_MS = 10_000;
-const WAIT_MS_MAX = 120_000;
 const POLL_MS = 250;
+/** How often a start waiting for another instance's lease says so. */
+const WAITING_SAID_EVERY_MS = 60_000;
 
 const expiry = (ttlMs: number) => Math.max(1, Math.trunc(ttlMs)) * 1000;
 
@@ -67,15 +68,27 @@ export async function releaseLease(pool: ConnectionSource, name: string, owner: 
 
 /**
  * Runs `work` while holding the lease `name`, so instances starting together take turns on
- * one-time work (migrations, the first key): waits (up to 2 minutes) until the lease is free or
- * expired, renews it while `work` runs and gives it up after.
+ * one-time work (migrations, the first key): waits until the lease is free or expired, renews it
+ * while `work` runs and gives it up after. The wait has no limit of its own: a live holder renews
+ * its lease for as long as its work takes (a migration copying a large table may take many
+ * minutes), and a crashed one's expires within ONE_TIME_TTL_MS. `waiting` is told every minute of
+ * the wait. The renewals need a connection besides the one `work` may hold for its whole run.
  */
-export async function withLease<T>(pool: ConnectionSource, name: string, work: () => Promise<T>): Promise<T> {
+export async function withLease<T>(
+  pool: ConnectionSource,
+  name: string,
+  work: () => Promise<T>,
+  waiting: (waitedMs: number) => void = () => {},
+): Promise<T> {
   await pool.query(CREATE_TABLE);
   const owner = leaseOwnerId();
-  const giveUpAt = Date.now() + WAIT_MS_MAX;
+  const startedAt = Date.now();
+  let saidAt = startedAt;
   while (!(await tryAcquireLease(pool, name, owner, ONE_TIME_TTL_MS))) {
-    if (Date.now() > giveUpAt) throw new Error(`timed out waiting for the ${name} lease`);
+    if (Date.now() - saidAt >= WAITING_SAID_EVERY_MS) {
+      saidAt = Date.now();
+      waiting(saidAt - startedAt);
+    }
     await sleep(POLL_MS);
   }
   let renewing: Promise<unknown> = Promise.resolve();

@@ -90,7 +90,7 @@ export async function applyMigrations(pool: ConnectionSource, database: string, 
     await connection.query(
       `CREATE TABLE IF NOT EXISTS \`${PROGRESS_TABLE}\` (created_at BIGINT NOT NULL PRIMARY KEY, statements_done INT NOT NULL, statement_started INT NULL)`,
     );
-    // Everything on this one connection: the pool may have no other (DB_POOL_SIZE=1).
+    // Everything on this one connection: the pool's other renews the migrations lease.
     for (const migration of await pendingMigrations(connection, database, folder)) await applyMigration(connection, migration, log);
     // A run stopped between recording a migration and forgetting its progress left the row behind.
     await connection.query(`DELETE p FROM \`${PROGRESS_TABLE}\` p JOIN __drizzle_migrations m ON m.created_at = p.created_at`);

@@ -156,3 +156,66 @@ describe("a database from before the one lease table", () => {
     }
   });
 });
+
+describe("a migration that outlasts the lease's life", () => {
+  const old = uniqueDatabaseUrl("vb_leases_long");
+  const dir = mkdtempSync(join(tmpdir(), "vb-migrations-"));
+  afterAll(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await old.drop();
+  });
+
+  /** The database as a build with migrations up to 0016 left it. */
+  async function migrateThrough(idx: number): Promise<void> {
+    cpSync(`${ROOT}/src/store/migrations`, dir, { recursive: true });
+    const journalPath = join(dir, "meta/_journal.json");
+    const journal = JSON.parse(readFileSync(journalPath, "utf8")) as { entries: Array<{ idx: number }> };
+    journal.entries = journal.entries.filter((e) => e.idx <= idx);
+    writeFileSync(journalPath, JSON.stringify(journal));
+    const server = await mysql.createConnection(SERVER_URL);
+    await server.query(`CREATE DATABASE \`${old.name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+    await server.end();
+    const connection = await mysql.createConnection({ uri: old.url, multipleStatements: true });
+    try {
+      await migrate(drizzle(connection), { migrationsFolder: dir });
+    } finally {
+      await connection.end();
+    }
+  }
+
+  it("keeps its lease renewed even with DB_POOL_SIZE=1, so a second instance waits instead of running it too", async () => {
+    await migrateThrough(16);
+    // Another session reading `events` keeps 0017's ALTER TABLE waiting: a migration that takes long.
+    const blocker = await mysql.createConnection(old.url);
+    await blocker.query("BEGIN");
+    await blocker.query("SELECT COUNT(*) FROM events");
+    // Read from a connection of its own: the blocker's transaction sees its first snapshot.
+    const watcher = await mysql.createConnection(old.url);
+    const lease = async () => {
+      const [rows] = await watcher.query("SELECT owner, expires_at FROM leases WHERE name = 'migrations'");
+      return (rows as Array<{ owner: string; expires_at: Date }>)[0];
+    };
+    const first = openDatabase(old.url, { poolSize: 1 });
+    let firstTaken: { owner: string; expires_at: Date } | undefined;
+    for (let i = 0; i < 40 && firstTaken === undefined; i++) {
+      firstTaken = await lease();
+      if (firstTaken === undefined) await sleep(250);
+    }
+    const second = openDatabase(old.url, { poolSize: 2 });
+    // A renewal comes every 10 s.
+    await sleep(11_000);
+    const renewed = await lease();
+    await blocker.query("COMMIT");
+    await Promise.all([blocker.end(), watcher.end()]);
+    const [a, b] = await Promise.all([first, second]);
+    try {
+      expect(renewed?.owner).toBe(firstTaken?.owner);
+      expect((renewed?.expires_at.getTime() ?? 0) - (firstTaken?.expires_at.getTime() ?? 0)).toBeGreaterThanOrEqual(9_000);
+      const [applied] = await a.pool.query("SELECT COUNT(*) AS n FROM __drizzle_migrations");
+      const journal = JSON.parse(readFileSync(`${ROOT}/src/store/migrations/meta/_journal.json`, "utf8")) as { entries: unknown[] };
+      expect(Number((applied as Array<{ n: string }>)[0]?.n)).toBe(journal.entries.length);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  }, 60_000);
+});
