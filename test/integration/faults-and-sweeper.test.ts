@@ -16,6 +16,7 @@ import { startTestServer, type TestServer } from "../support/server.js";
 import { ROOT } from "../support/spawn.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
 import { holdCustomer } from "../support/waiting.js";
+import { TestWatcher } from "../support/events.js";
 import { uniqueDatabaseUrl } from "../support/database.js";
 
 const silent = pino({ level: "silent" });
@@ -307,6 +308,49 @@ describe("database outage", () => {
         .toEqual(["sweep failed; retrying every interval, quietly until one succeeds", "sweeps succeed again"]);
       const r = await s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 1n });
       expect(r.balance?.available).toBe(99n);
+    } finally {
+      await s.stop();
+      await proxy.cut();
+      await db.drop();
+    }
+  });
+
+  it("keeps a WatchEvents stream open while its key's rechecks find the database away, and still ends it on a revoke after", async () => {
+    const proxy = new TcpProxy(3306);
+    const port = await proxy.start();
+    const db = uniqueDatabaseUrl("vb_outage_watch");
+    const s = await startTestServer({ DATABASE_URL: db.url.replace("127.0.0.1:3306", `127.0.0.1:${port}`), API_KEY_CACHE_TTL_MS: "1000" });
+    try {
+      const key = await s.createKey({ scope: "read" });
+      const customerId = uid("cust");
+      const watcher = new TestWatcher(s.app.port, key.key, { customerId });
+      await s.client.call("deposit", { customerId, amount: 5n });
+      await watcher.count(1);
+      // Idle first: a read of the stream's own while the database is away ends it (UNAVAILABLE, resume from the cursor).
+      await sleep(500);
+      await proxy.cut();
+      // Two rechecks of the key (one a second) fail with the database away: neither ends the stream.
+      await sleep(2_500);
+      const endedMeanwhile = await Promise.race([watcher.ended.then(() => true), sleep(10).then(() => false)]);
+      await proxy.restore();
+      await expect
+        .poll(
+          async () =>
+            await s.client.call("deposit", { customerId, amount: 6n }).then(
+              () => true,
+              () => false,
+            ),
+          { timeout: 10_000 },
+        )
+        .toBe(true);
+      await watcher.count(2);
+      await s.revokeKey(key.prefix);
+      await expectError(
+        watcher.ended.then((e) => Promise.reject(e)),
+        "api_key_revoked",
+      );
+      expect([endedMeanwhile, watcher.events.map((e) => e.type)]).toEqual([false, ["ledger.deposit", "ledger.deposit"]]);
+      watcher.close();
     } finally {
       await s.stop();
       await proxy.cut();
