@@ -26,6 +26,11 @@ export class FairLine<T> {
    * out and `left` runs. What it returns stops watching, for an item taken otherwise.
    */
   push(tenant: string, item: T, signal: AbortSignal | undefined, left: () => void): () => void {
+    // A caller gone already takes no place (an abort listener added now would never fire).
+    if (signal?.aborted) {
+      left();
+      return () => {};
+    }
     let line = this.lines.get(tenant);
     if (!line) {
       line = [];

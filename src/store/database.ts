@@ -6,6 +6,7 @@ import mysql, { type Pool, type PoolOptions, type RowDataPacket } from "mysql2/p
 import { ClusterPool, type ConnectionSource, type NodeSelector, PROBE_TIMEOUT_MS } from "./cluster-pool.js";
 import { type DatabaseHost, type DatabaseUrl, parseDatabaseUrl } from "./database-url.js";
 import { DatabaseNotReadyError } from "./database-errors.js";
+import { isConnectionFailure } from "./sql-errors.js";
 import { withLease } from "./leases-store.js";
 import { applyMigrations, type MigrationLog, pendingMigrations } from "./migration-runner.js";
 import { queryFormat } from "./query-format.js";
@@ -101,12 +102,12 @@ async function ensureDatabase(server: ServerOptions, create: boolean): Promise<{
     let connection: mysql.Connection | undefined;
     try {
       connection = await mysql.createConnection({ ...serverOptions, host: host.host, port: host.port });
-      if (create) {
-        await connection.query(`CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
-      } else {
-        const [found] = await connection.query("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", [database]);
-        if ((found as unknown[]).length === 0) throw new DatabaseNotReadyError(`there is no database ${database}`);
-      }
+      const [found] = await connection.query("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", [database]);
+      const exists = (found as unknown[]).length > 0;
+      if (!exists && !create) throw new DatabaseNotReadyError(`there is no database ${database}`);
+      // Only when missing: CREATE DATABASE waits for every DDL running in the database (a migration's
+      // table copy), so a start beside another instance's migration hung there, saying nothing.
+      if (!exists) await connection.query(`CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
       const [rows] = await connection.query("SHOW GLOBAL VARIABLES LIKE 'wsrep_on'");
       const on = (rows as Array<{ Value?: unknown }>)[0]?.Value;
       return { galera: String(on ?? "OFF").toUpperCase() === "ON" };
@@ -138,10 +139,21 @@ async function migrateExclusively(
   log: MigrationLog,
 ): Promise<void> {
   const { pool } = open({ ...options, connectionLimit: 2, maxIdle: 2 });
-  const waiting = (waitedMs: number) =>
-    log.warn({ waitedS: Math.round(waitedMs / 1000) }, "waiting for another instance to finish the migrations (its lease is alive)");
+  const waiting = (waitedMs: number, holder: string | null) =>
+    log.warn(
+      { waitedS: Math.round(waitedMs / 1000), holder },
+      "waiting for another instance to finish the migrations (its lease is alive)",
+    );
   try {
+    // Nothing pending (every start after the first): no lease to wait for. The runner looks again under it.
+    if ((await pendingMigrations(pool, database, folder)).length === 0) return;
     await withLease(pool, "migrations", () => applyMigrations(pool, database, folder, log), waiting);
+  } catch (error) {
+    // The database went away during a wait that may last minutes: one line at start, not a stack.
+    if (isConnectionFailure(error)) {
+      throw new DatabaseUnreachableError(`lost the database while migrating: ${(error as Error).message}`, { cause: error });
+    }
+    throw error;
   } finally {
     await pool.end().catch(() => undefined);
   }

@@ -61,6 +61,12 @@ export async function tryAcquireLease(pool: ConnectionSource, name: string, owne
   }
 }
 
+/** Who holds the lease `name` now (host:pid:tag), if anyone. */
+export async function leaseHolder(pool: ConnectionSource, name: string): Promise<string | null> {
+  const [rows] = await pool.query("SELECT owner FROM leases WHERE name = ?", [name]);
+  return (rows as Array<{ owner: string }>)[0]?.owner ?? null;
+}
+
 /** Gives the lease up (when `owner` still holds it), so another instance takes over at once. */
 export async function releaseLease(pool: ConnectionSource, name: string, owner: string): Promise<void> {
   await pool.query("DELETE FROM leases WHERE name = ? AND owner = ?", [name, owner]);
@@ -78,7 +84,7 @@ export async function withLease<T>(
   pool: ConnectionSource,
   name: string,
   work: () => Promise<T>,
-  waiting: (waitedMs: number) => void = () => {},
+  waiting: (waitedMs: number, holder: string | null) => void = () => {},
 ): Promise<T> {
   await pool.query(CREATE_TABLE);
   const owner = leaseOwnerId();
@@ -87,7 +93,7 @@ export async function withLease<T>(
   while (!(await tryAcquireLease(pool, name, owner, ONE_TIME_TTL_MS))) {
     if (Date.now() - saidAt >= WAITING_SAID_EVERY_MS) {
       saidAt = Date.now();
-      waiting(saidAt - startedAt);
+      waiting(saidAt - startedAt, await leaseHolder(pool, name));
     }
     await sleep(POLL_MS);
   }

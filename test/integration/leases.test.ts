@@ -94,6 +94,19 @@ describe("one lease for the start's one-time work and the running singletons", (
     expect(await rowsOf("shared")).toEqual([]);
   });
 
+  it("a database with no migration pending opens without the migrations lease, even while a stuck holder keeps it alive", async () => {
+    await database.pool.query(
+      "INSERT INTO leases (name, owner, expires_at) VALUES ('migrations', 'stuck:1:abc', NOW(3) + INTERVAL 60 SECOND)",
+    );
+    try {
+      const again = await openDatabase(db.url, { poolSize: 2 });
+      await again.close();
+      expect(await rowsOf("migrations")).toEqual(["stuck:1:abc"]);
+    } finally {
+      await database.pool.query("DELETE FROM leases WHERE name = 'migrations'");
+    }
+  });
+
   it("withLease takes over the lease of a crashed holder once it has expired", async () => {
     expect(await tryAcquireLease(database.pool, "left-behind", "crashed", 60_000)).toBe(true);
     await database.pool.query("UPDATE leases SET expires_at = NOW(3) - INTERVAL 1 SECOND WHERE name = 'left-behind'");

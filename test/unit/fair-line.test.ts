@@ -24,5 +24,8 @@ describe("FairLine", () => {
     stop();
     gone.abort();
     expect([left, line.length, line.take(5)]).toEqual([["a1"], 1, ["a2"]]);
+    // A caller that left before it came takes no place at all.
+    line.push("b", "b1", gone.signal, () => left.push("b1"));
+    expect([left, line.length, line.countOf("b")]).toEqual([["a1", "b1"], 0, 0]);
   });
 });
