@@ -1,15 +1,12 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { drizzle } from "drizzle-orm/mysql2";
-import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LeaseKeeper } from "../../src/operations/events/lease-keeper.js";
 import { type Database, openDatabase } from "../../src/store/database.js";
 import { tryAcquireLease, withLease } from "../../src/store/leases-store.js";
-import { SERVER_URL, uniqueDatabaseUrl } from "../support/database.js";
+import { databaseMigratedThrough, uniqueDatabaseUrl } from "../support/database.js";
 import { ROOT } from "../support/spawn.js";
 
 // One table, one primitive: the start's one-time work (withLease) and the running singletons
@@ -117,30 +114,20 @@ describe("one lease for the start's one-time work and the running singletons", (
 
 describe("a database from before the one lease table", () => {
   const old = uniqueDatabaseUrl("vb_leases_old");
-  const dir = mkdtempSync(join(tmpdir(), "vb-migrations-"));
   afterAll(async () => {
-    rmSync(dir, { recursive: true, force: true });
     await old.drop();
   });
 
   /** Migrations up to 0015 with 0012 as it was first applied (`leases` without IF NOT EXISTS). */
   async function migrateAsBefore(): Promise<void> {
-    cpSync(`${ROOT}/src/store/migrations`, dir, { recursive: true });
-    const journalPath = join(dir, "meta/_journal.json");
-    const journal = JSON.parse(readFileSync(journalPath, "utf8")) as { entries: Array<{ idx: number }> };
-    journal.entries = journal.entries.filter((e) => e.idx <= 15);
-    writeFileSync(journalPath, JSON.stringify(journal));
-    const eventsPath = join(dir, "0012_events.sql");
-    const events = readFileSync(eventsPath, "utf8");
-    const asFirstApplied = events.replace("CREATE TABLE IF NOT EXISTS `leases`", "CREATE TABLE `leases`");
-    expect(asFirstApplied).not.toBe(events);
-    writeFileSync(eventsPath, asFirstApplied);
-    const server = await mysql.createConnection(SERVER_URL);
-    await server.query(`CREATE DATABASE \`${old.name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
-    await server.end();
-    const connection = await mysql.createConnection({ uri: old.url, multipleStatements: true });
+    const connection = await databaseMigratedThrough(old, 15, (dir) => {
+      const eventsPath = join(dir, "0012_events.sql");
+      const events = readFileSync(eventsPath, "utf8");
+      const asFirstApplied = events.replace("CREATE TABLE IF NOT EXISTS `leases`", "CREATE TABLE `leases`");
+      expect(asFirstApplied).not.toBe(events);
+      writeFileSync(eventsPath, asFirstApplied);
+    });
     try {
-      await migrate(drizzle(connection), { migrationsFolder: dir });
       // What the earlier versions left: their start-up lease table with a live holder's row, and a stamper's lease.
       await connection.query(
         `CREATE TABLE service_leases (purpose VARCHAR(64) NOT NULL PRIMARY KEY, owner CHAR(32) NOT NULL, expires_at DATETIME(3) NOT NULL) ENGINE=InnoDB;
@@ -172,32 +159,13 @@ describe("a database from before the one lease table", () => {
 
 describe("a migration that outlasts the lease's life", () => {
   const old = uniqueDatabaseUrl("vb_leases_long");
-  const dir = mkdtempSync(join(tmpdir(), "vb-migrations-"));
   afterAll(async () => {
-    rmSync(dir, { recursive: true, force: true });
     await old.drop();
   });
 
-  /** The database as a build with migrations up to 0016 left it. */
-  async function migrateThrough(idx: number): Promise<void> {
-    cpSync(`${ROOT}/src/store/migrations`, dir, { recursive: true });
-    const journalPath = join(dir, "meta/_journal.json");
-    const journal = JSON.parse(readFileSync(journalPath, "utf8")) as { entries: Array<{ idx: number }> };
-    journal.entries = journal.entries.filter((e) => e.idx <= idx);
-    writeFileSync(journalPath, JSON.stringify(journal));
-    const server = await mysql.createConnection(SERVER_URL);
-    await server.query(`CREATE DATABASE \`${old.name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
-    await server.end();
-    const connection = await mysql.createConnection({ uri: old.url, multipleStatements: true });
-    try {
-      await migrate(drizzle(connection), { migrationsFolder: dir });
-    } finally {
-      await connection.end();
-    }
-  }
-
   it("keeps its lease renewed even with DB_POOL_SIZE=1, so a second instance waits instead of running it too", async () => {
-    await migrateThrough(16);
+    // The database as a build with migrations up to 0016 left it.
+    await (await databaseMigratedThrough(old, 16)).end();
     // Another session reading `events` keeps 0017's ALTER TABLE waiting: a migration that takes long.
     const blocker = await mysql.createConnection(old.url);
     await blocker.query("BEGIN");

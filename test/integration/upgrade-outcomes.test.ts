@@ -1,9 +1,3 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { drizzle } from "drizzle-orm/mysql2";
-import { migrate } from "drizzle-orm/mysql2/migrator";
-import mysql from "mysql2/promise";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { startApp } from "../../src/app.js";
@@ -12,8 +6,7 @@ import { fingerprint } from "../../src/domain/fingerprint.js";
 import type { DepositResult, SpendResult } from "../../src/domain/results.js";
 import { encodeJson } from "../../src/store/json-codec.js";
 import { expectError, TestClient } from "../support/client.js";
-import { SERVER_URL, uniqueDatabaseUrl } from "../support/database.js";
-import { ROOT } from "../support/spawn.js";
+import { databaseMigratedThrough, uniqueDatabaseUrl } from "../support/database.js";
 
 // A database from before the one idempotency envelope (migrations up to 0007) kept three stored
 // responses: deposit_keys, transactions.response and transactions.settle_response. After the
@@ -23,9 +16,7 @@ const LAST_MIGRATION_BEFORE_ENVELOPE = 7;
 const NOW = Date.UTC(2026, 0, 1);
 
 const db = uniqueDatabaseUrl("vb_upgrade_outcomes");
-const dir = mkdtempSync(join(tmpdir(), "vb-migrations-"));
 afterAll(async () => {
-  rmSync(dir, { recursive: true, force: true });
   await db.drop();
 });
 
@@ -100,15 +91,7 @@ const consumeResponse = {
 };
 
 async function migrateBeforeEnvelope(): Promise<void> {
-  cpSync(`${ROOT}/src/store/migrations`, dir, { recursive: true });
-  const journalPath = join(dir, "meta/_journal.json");
-  const journal = JSON.parse(readFileSync(journalPath, "utf8")) as { entries: Array<{ idx: number }> };
-  journal.entries = journal.entries.filter((e) => e.idx <= LAST_MIGRATION_BEFORE_ENVELOPE);
-  writeFileSync(journalPath, JSON.stringify(journal));
-  const server = await mysql.createConnection(SERVER_URL);
-  await server.query(`CREATE DATABASE \`${db.name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
-  await server.end();
-  const connection = await mysql.createConnection({ uri: db.url, multipleStatements: true });
+  const connection = await databaseMigratedThrough(db, LAST_MIGRATION_BEFORE_ENVELOPE);
   const at = new Date(NOW);
   const hold = (id: number, txId: string, status: string, consumed: number, response: string, fp: string, settle: string | null) => [
     id,
@@ -121,7 +104,6 @@ async function migrateBeforeEnvelope(): Promise<void> {
     at,
   ];
   try {
-    await migrate(drizzle(connection), { migrationsFolder: dir });
     await connection.query(
       `INSERT INTO customers (id, project_id, customer_id, metadata, created_at) VALUES (7, 1, 'old-cust', '{}', ?);
        INSERT INTO accounts (id, project_id, customer_pk, credit_type, source, starts_at_ms, expires_at_ms, total, used, frozen, created_at)

@@ -1,9 +1,3 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { drizzle } from "drizzle-orm/mysql2";
-import { migrate } from "drizzle-orm/mysql2/migrator";
-import mysql from "mysql2/promise";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { PoolStatus } from "../../gen/velobase/billing/v1/slots.js";
@@ -13,9 +7,8 @@ import { fingerprint } from "../../src/domain/fingerprint.js";
 import type { PoolResult } from "../../src/domain/slots.js";
 import { encodeJson } from "../../src/store/json-codec.js";
 import { expectError } from "../support/client.js";
-import { SERVER_URL, uniqueDatabaseUrl } from "../support/database.js";
+import { databaseMigratedThrough, uniqueDatabaseUrl } from "../support/database.js";
 import { slotClientsFor } from "../support/slot-clients.js";
-import { ROOT } from "../support/spawn.js";
 
 // A database from before Grant and Revoke kept their outcomes in idempotency_outcomes (migrations
 // up to 0010) stored them in slot_keys. After the upgrade, a capacity change stored there still
@@ -24,9 +17,7 @@ const LAST_MIGRATION_BEFORE_SLOT_OUTCOMES = 10;
 const NOW = Date.UTC(2026, 0, 1);
 
 const db = uniqueDatabaseUrl("vb_upgrade_slot_outcomes");
-const dir = mkdtempSync(join(tmpdir(), "vb-migrations-"));
 afterAll(async () => {
-  rmSync(dir, { recursive: true, force: true });
   await db.drop();
 });
 
@@ -55,18 +46,9 @@ const grantResponse: PoolResult = {
 };
 
 async function migrateBeforeSlotOutcomes(): Promise<void> {
-  cpSync(`${ROOT}/src/store/migrations`, dir, { recursive: true });
-  const journalPath = join(dir, "meta/_journal.json");
-  const journal = JSON.parse(readFileSync(journalPath, "utf8")) as { entries: Array<{ idx: number }> };
-  journal.entries = journal.entries.filter((e) => e.idx <= LAST_MIGRATION_BEFORE_SLOT_OUTCOMES);
-  writeFileSync(journalPath, JSON.stringify(journal));
-  const server = await mysql.createConnection(SERVER_URL);
-  await server.query(`CREATE DATABASE \`${db.name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
-  await server.end();
-  const connection = await mysql.createConnection({ uri: db.url, multipleStatements: true });
+  const connection = await databaseMigratedThrough(db, LAST_MIGRATION_BEFORE_SLOT_OUTCOMES);
   const at = new Date(NOW);
   try {
-    await migrate(drizzle(connection), { migrationsFolder: dir });
     await connection.query(
       `INSERT INTO customers (id, project_id, customer_id, metadata, created_at) VALUES (7, 1, 'old-cust', '{}', ?);
        INSERT INTO slot_pools (id, project_id, customer_pk, wallet, source, capacity, in_use, status, created_at)

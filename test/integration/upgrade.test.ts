@@ -1,40 +1,22 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { drizzle } from "drizzle-orm/mysql2";
-import { migrate } from "drizzle-orm/mysql2/migrator";
-import mysql from "mysql2/promise";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { startApp } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { TestClient } from "../support/client.js";
-import { SERVER_URL, uniqueDatabaseUrl } from "../support/database.js";
-import { ROOT } from "../support/spawn.js";
+import { databaseMigratedThrough, uniqueDatabaseUrl } from "../support/database.js";
 
 // A database made before keys existed (migrations up to 0004, data in project 1) upgrades in
 // place: its data stays in project `default`, and the first start prints a key that reaches it.
 const LAST_MIGRATION_BEFORE_KEYS = 4;
 
 const db = uniqueDatabaseUrl("vb_upgrade");
-const dir = mkdtempSync(join(tmpdir(), "vb-migrations-"));
 afterAll(async () => {
-  rmSync(dir, { recursive: true, force: true });
   await db.drop();
 });
 
 async function migrateBeforeKeys(): Promise<void> {
-  cpSync(`${ROOT}/src/store/migrations`, dir, { recursive: true });
-  const journalPath = join(dir, "meta/_journal.json");
-  const journal = JSON.parse(readFileSync(journalPath, "utf8")) as { entries: Array<{ idx: number }> };
-  journal.entries = journal.entries.filter((e) => e.idx <= LAST_MIGRATION_BEFORE_KEYS);
-  writeFileSync(journalPath, JSON.stringify(journal));
-  const server = await mysql.createConnection(SERVER_URL);
-  await server.query(`CREATE DATABASE \`${db.name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
-  await server.end();
-  const connection = await mysql.createConnection({ uri: db.url, multipleStatements: true });
+  const connection = await databaseMigratedThrough(db, LAST_MIGRATION_BEFORE_KEYS);
   try {
-    await migrate(drizzle(connection), { migrationsFolder: dir });
     await connection.query(
       `INSERT INTO customers (id, project_id, customer_id, metadata, created_at) VALUES (7, 1, 'old-customer', '{}', UTC_TIMESTAMP(3));
        INSERT INTO accounts (id, project_id, customer_pk, credit_type, source, starts_at_ms, expires_at_ms, total, created_at)
