@@ -1,3 +1,5 @@
+import { waitInLine } from "./waiting-line.js";
+
 /**
  * A waiting line taken in turns by tenant: each tenant's items keep their order, and a take goes
  * round the tenants, one item each per round, starting after the tenant it last took from. So one
@@ -36,20 +38,13 @@ export class FairLine<T> {
       line = [];
       this.lines.set(tenant, line);
     }
-    line.push(item);
     this.size++;
-    if (!signal) return () => {};
-    const leave = () => {
-      const own = this.lines.get(tenant);
-      const at = own ? own.indexOf(item) : -1;
-      if (!own || at < 0) return;
-      own.splice(at, 1);
+    const own = line;
+    return waitInLine(own, item, signal, () => {
       this.size--;
-      if (own.length === 0) this.lines.delete(tenant);
+      if (own.length === 0 && this.lines.get(tenant) === own) this.lines.delete(tenant);
       left();
-    };
-    signal.addEventListener("abort", leave, { once: true });
-    return () => signal.removeEventListener("abort", leave);
+    });
   }
 
   /** Up to `n` items, one per tenant per round; a tenant taken from goes to the end of the turn order. */
