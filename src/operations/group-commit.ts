@@ -154,14 +154,7 @@ export class GroupCommit {
     // connection waiting on the customer's row lock, and a burst past the queue held the whole pool
     // so (19 of 20 connections seen), stalling every other customer for seconds.
     const queueMax = this.options.queueMax ?? GROUP_COMMIT_QUEUE_MAX;
-    if (queue !== undefined && queue.length >= queueMax) {
-      throw overloaded(
-        "customer",
-        `This customer has ${queueMax} calls waiting on this instance; retry later.`,
-        { customer_calls_waiting_max: queueMax },
-        this.observer.onOverloaded,
-      );
-    }
+    if (queue !== undefined && queue.length >= queueMax) throw this.customerFull(queueMax);
     if (queue !== undefined) {
       return answerOf(
         await new Promise<Settled>((settle, fail) => enqueue(queue, { op: write, signal, settle, fail, trace: callerTrace() })),
@@ -272,14 +265,7 @@ export class GroupCommit {
     const room = Math.max(0, queueMax - line.pending.length);
     line.pending.push(...ws.slice(0, room));
     for (const refused of ws.slice(room)) {
-      refused.fail(
-        overloaded(
-          "customer",
-          `This customer has ${queueMax} calls waiting on this instance; retry later.`,
-          { customer_calls_waiting_max: queueMax },
-          this.observer.onOverloaded,
-        ),
-      );
+      refused.fail(this.customerFull(queueMax));
     }
     const current = line;
     const run = current.running.then(async () => {
@@ -303,6 +289,16 @@ export class GroupCommit {
       if (this.setAside.get(customer) === current && current.running === run) this.setAside.delete(customer);
     });
     return run;
+  }
+
+  /** The refusal of a call past a customer's `queueMax` calls waiting here (its queue, or its calls set aside). */
+  private customerFull(queueMax: number) {
+    return overloaded(
+      "customer",
+      `This customer has ${queueMax} calls waiting on this instance; retry later.`,
+      { customer_calls_waiting_max: queueMax },
+      this.observer.onOverloaded,
+    );
   }
 
   /** Runs the calls of a list whose transaction failed each alone, in order (the fallback). */
