@@ -9,8 +9,11 @@ import type { Operation } from "./types.js";
  * (sequence and balance after each). Pure; the pipeline calls it in its apply step.
  */
 
+/** The credit writes that put entries on the ledger: all but the sweeper's records of starts. */
+export type LedgerWrite = Exclude<CreditWrite, { kind: "start" }>;
+
 /** The event type of a credit write (auto-settlements are consumes and unfreezes, expiries their own). */
-export function ledgerEventType(write: CreditWrite): LedgerEventType {
+export function ledgerEventType(write: LedgerWrite): LedgerEventType {
   switch (write.kind) {
     case "deposit":
       return "ledger.deposit";
@@ -86,7 +89,7 @@ export interface LedgerEventFields {
   readonly projectId: bigint;
   readonly customerId: string;
   readonly transactionId: string | null;
-  readonly write: CreditWrite;
+  readonly write: LedgerWrite;
   readonly lines: readonly LedgerLine[];
   readonly positions: readonly LedgerPosition[];
   readonly nowMs: number;

@@ -310,8 +310,7 @@ async function runApply(
 const outboxOf = (ctx: BillingContext): Outbox | null =>
   ctx.events && ctx.outbox !== false ? { deploymentId: ctx.events.deploymentId } : null;
 
-const isApplied = (p: WritePlan) =>
-  p.kind === "deposit" || p.kind === "spend" || p.kind === "settle" || p.kind === "expire" || p.kind === "refund" || p.kind === "void";
+const isApplied = (p: WritePlan) => p.kind !== "replay" && p.kind !== "refused" && p.kind !== "skipped";
 
 function throwFirstRefusal(plans: readonly WritePlan[], offset: number): void {
   const index = plans.findIndex((p) => p.kind === "refused");
@@ -331,6 +330,7 @@ function answerOf(plan: WritePlan, ids: { accountId: bigint; ledgerEntryId: bigi
     case "void":
       return { ok: true, result: plan.result };
     case "expire":
+    case "start":
       return { ok: true, result: true };
     case "replay":
       return { ok: true, result: replayOf(plan.stored) };

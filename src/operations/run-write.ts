@@ -4,7 +4,7 @@ import { runList } from "./pipeline.js";
 
 /** The sweeper's writes never wait for a lock and never queue behind callers. */
 const isSweeperWrite = (write: CreditWrite) =>
-  write.kind === "expire" || ((write.kind === "consume" || write.kind === "unfreeze") && write.mode.automatic);
+  write.kind === "expire" || write.kind === "start" || ((write.kind === "consume" || write.kind === "unfreeze") && write.mode.automatic);
 
 /**
  * Runs one write through the pipeline: by group commit when the context has one (calls of a busy

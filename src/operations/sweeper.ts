@@ -5,7 +5,7 @@ import type { DueCursor } from "../store/due-order.js";
 import { type DueHold, listDueHolds, parseAutoAction, postponeAutoSettlement } from "../store/transactions-store.js";
 import { ALERT_FLAG_REPAIR_INTERVAL_MS, repairAlertFlags } from "./alert-flags.js";
 import type { BillingContext } from "./context.js";
-import { markBusy, recordExpiriesFrom, SWEEP_BUSY_CUSTOMERS_MAX, type SweepPass } from "./expiry.js";
+import { markBusy, recordExpiriesFrom, recordStartsFrom, SWEEP_BUSY_CUSTOMERS_MAX, type SweepPass } from "./expiry.js";
 import { pruneExpiredEvents, type EventRetention } from "./events/retention.js";
 import { consumeAutomatically, unfreezeAutomatically } from "./settle.js";
 
@@ -80,13 +80,14 @@ export const sweepDueHolds = async (ctx: BillingContext, log: Logger): Promise<n
 export const SWEEP_PASSES_MAX = 100;
 
 /**
- * One sweep: due holds, then expiries, in passes of a batch each. Each list is read on from where
+ * One sweep: due holds, expiries, then accounts that started (their customers' alerts decided
+ * again), in passes of a batch each. Each list is read on from where
  * its last pass ended while that pass read a full batch (a burst of due holds or of expiries at
  * one instant is worked through in one tick, not one batch per interval, and a busy customer's
  * holds or accounts are passed over, not read again at the head of every pass), up to
  * SWEEP_PASSES_MAX passes or until `stopping` says so; then, with `retention` and unless stopping,
- * the events past it are pruned. A customer whose expiry records failed is logged and left for the
- * next sweep.
+ * the events past it are pruned. A customer whose expiry (or start) records failed is logged and
+ * left for the next sweep.
  */
 export async function sweep(
   ctx: BillingContext,
@@ -96,26 +97,28 @@ export async function sweep(
     readonly stopping?: () => boolean;
     /** Look for customers whose alerts an older build set without their flag (repairAlertFlags). */
     readonly alertFlags?: boolean;
-    /** A customer's expiry records failed unexpectedly (by default logged, each time). */
+    /** A customer's expiry (or start) records failed unexpectedly (by default logged, each time). */
     readonly onExpiryFailure?: (customerPk: bigint, error: unknown) => void;
   } = {},
-): Promise<{ settled: number; recorded: number }> {
+): Promise<{ settled: number; recorded: number; started: number }> {
   if (options.alertFlags) await repairAlertFlags(ctx, log);
   // Customers found busy (or failing) in this sweep: left out of its later reads.
   const busy = new Set<bigint>();
   const holds = new SweptList((after) => sweepDueHoldsFrom(ctx, log, after, busy));
   const expiries = new SweptList((after) => recordExpiriesFrom(ctx, after, busy));
+  const starts = new SweptList((after) => recordStartsFrom(ctx, after, busy));
   const failed = options.onExpiryFailure ?? ((customerPk, error) => logExpiryFailure(log, customerPk, error));
-  for (let pass = 0; pass < SWEEP_PASSES_MAX && !options.stopping?.() && !(holds.ended && expiries.ended); pass++) {
+  for (let pass = 0; pass < SWEEP_PASSES_MAX && !options.stopping?.() && !(holds.ended && expiries.ended && starts.ended); pass++) {
     await holds.pass();
     for (const { customerPk, error } of await expiries.pass()) failed(customerPk, error);
+    for (const { customerPk, error } of await starts.pass()) failed(customerPk, error);
   }
   if (options.retention && !options.stopping?.()) await pruneExpiredEvents(ctx, options.retention);
-  return { settled: holds.done, recorded: expiries.done };
+  return { settled: holds.done, recorded: expiries.done, started: starts.done };
 }
 
 const logExpiryFailure = (log: Logger, customerPk: bigint, error: unknown) =>
-  log.error({ err: error, customerPk: customerPk.toString() }, "recording expiries failed; left for the next sweep");
+  log.error({ err: error, customerPk: customerPk.toString() }, "recording expiries or starts failed; left for the next sweep");
 
 /**
  * One error line per customer whose expiry records keep failing, then quiet for

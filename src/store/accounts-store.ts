@@ -77,14 +77,17 @@ export function lockCustomerAccountsSql(customerCondition: SQL, accountScope: SQ
     FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
 }
 
-/** The customer, then the expired account if its expiry is still unrecorded; both SKIP LOCKED (the sweeper never waits). */
-export const lockUnrecordedExpirySql = (customerPk: bigint, accountIds: readonly bigint[]): SQL =>
+/**
+ * The customer, then those of these accounts whose expiry (or start) is still unrecorded; both
+ * SKIP LOCKED (the sweeper never waits).
+ */
+export const lockUnrecordedAccountsSql = (kind: AccountRecordKind, customerPk: bigint, accountIds: readonly bigint[]): SQL =>
   lockCustomerAccountsSql(
     sql`c.id = ${customerPk}`,
     sql`a.id IN (${sql.join(
       accountIds.map((id) => sql`${id}`),
       sql`, `,
-    )}) AND a.expiry_recorded = FALSE`,
+    )}) AND ${kind === "expiry" ? sql`a.expiry_recorded = FALSE` : sql`a.start_recorded = FALSE`}`,
     {
       skipLocked: true,
     },
@@ -183,8 +186,10 @@ export function lockAccountByKeySql(projectId: bigint, customerPk: bigint | SQL,
 /** Adds `amount` to the account with this key, creating it when missing; LAST_INSERT_ID() is its id. */
 export function creditAccountSql(projectId: bigint, customerPk: bigint | SQL, key: AccountKey, amount: bigint, nowMs: number): SQL {
   // `total + ?` rather than VALUES(total): MySQL 8.0.20+ deprecates VALUES() here.
-  return sql`INSERT INTO ${accounts} (project_id, customer_pk, credit_type, source, starts_at_ms, expires_at_ms, total, created_at)
-    VALUES (${projectId}, ${customerPk}, ${key.creditType}, ${key.source}, ${key.startsAtMs}, ${key.expiresAtMs}, ${amount}, ${new Date(nowMs)})
+  // An account that has started is created with its start recorded; one that starts later is
+  // left to the sweeper (recordStartsFrom), which re-decides the customer's alerts then.
+  return sql`INSERT INTO ${accounts} (project_id, customer_pk, credit_type, source, starts_at_ms, expires_at_ms, total, created_at, start_recorded)
+    VALUES (${projectId}, ${customerPk}, ${key.creditType}, ${key.source}, ${key.startsAtMs}, ${key.expiresAtMs}, ${amount}, ${new Date(nowMs)}, ${key.startsAtMs <= nowMs})
     ON DUPLICATE KEY UPDATE total = total + ${amount}, id = LAST_INSERT_ID(id)`;
 }
 
@@ -202,37 +207,50 @@ export async function listAccounts(
   return accountsFromRows(rows);
 }
 
-export interface ExpiredAccount {
+/** An account the sweeper records: its expiry (leftover on the ledger) or its start (alerts re-decided). */
+export interface SweptAccountRow {
   readonly id: bigint;
   readonly projectId: bigint;
   readonly customerPk: bigint;
-  /** Its place in the expiry order (expiry, then id): where the next read goes on from. */
+  /** Its place in the order read (due time, then id): where the next read goes on from. */
   readonly after: DueCursor;
 }
 
+/** What the sweeper records of an account, and the columns of its flag and due time. */
+export type AccountRecordKind = "expiry" | "start";
+const RECORDED = {
+  expiry: { flag: accounts.expiryRecorded, dueAtMs: accounts.expiresAtMs },
+  start: { flag: accounts.startRecorded, dueAtMs: accounts.startsAtMs },
+} as const;
+
 /**
- * Up to `limit` accounts past their expiry whose leftover is not yet on the ledger, soonest first,
+ * Up to `limit` accounts whose expiry (or start) has come and is not yet recorded, soonest first,
  * after `after` when given and not of the customers in `busy` (as listDueHolds).
  */
-export async function listUnrecordedExpiries(
+export async function listUnrecordedAccounts(
   db: Db,
+  kind: AccountRecordKind,
   nowMs: number,
   limit: number,
   after: DueCursor | null = null,
   busy: ReadonlySet<bigint> = new Set(),
-): Promise<ExpiredAccount[]> {
-  const past = pastCursorSql(accounts.expiresAtMs, (ms) => ms, accounts.id, after);
+): Promise<SweptAccountRow[]> {
+  const { flag, dueAtMs } = RECORDED[kind];
+  const past = pastCursorSql(dueAtMs, (ms) => ms, accounts.id, after);
   const rows = await db
-    .select({ id: accounts.id, projectId: accounts.projectId, customerPk: accounts.customerPk, expiresAtMs: accounts.expiresAtMs })
+    .select({ id: accounts.id, projectId: accounts.projectId, customerPk: accounts.customerPk, dueAtMs })
     .from(accounts)
-    .where(and(eq(accounts.expiryRecorded, false), lte(accounts.expiresAtMs, nowMs), past, notOfCustomersSql(accounts.customerPk, busy)))
-    .orderBy(asc(accounts.expiresAtMs), asc(accounts.id))
+    .where(and(eq(flag, false), lte(dueAtMs, nowMs), past, notOfCustomersSql(accounts.customerPk, busy)))
+    .orderBy(asc(dueAtMs), asc(accounts.id))
     .limit(limit);
-  return rows.map(({ expiresAtMs, ...account }) => ({ ...account, after: { atMs: expiresAtMs, pk: account.id } }));
+  return rows.map(({ dueAtMs: atMs, ...account }) => ({ ...account, after: { atMs, pk: account.id } }));
 }
 
 export const markExpiryRecordedSql = (id: bigint): SQL[] =>
   guardedUpdateSql(sql`UPDATE ${accounts} SET expiry_recorded = TRUE WHERE id = ${id} AND expiry_recorded = FALSE`, 1);
+
+export const markStartRecordedSql = (id: bigint): SQL[] =>
+  guardedUpdateSql(sql`UPDATE ${accounts} SET start_recorded = TRUE WHERE id = ${id} AND start_recorded = FALSE`, 1);
 
 /**
  * Locks customers (the serialization point of every write on a customer) in ascending primary

@@ -6,7 +6,7 @@ import type { SpendChanges } from "../domain/plans/spend-plan.js";
 import type { LedgerPosition } from "../domain/ledger-position.js";
 import type { CreditWrite, ListPlan, ListState, WritePlan } from "../domain/plans/write-list.js";
 import type { DepositRequest, SpendRequest } from "../domain/requests.js";
-import { accountIdByKeySql, creditAccountSql, markExpiryRecordedSql } from "./accounts-store.js";
+import { accountIdByKeySql, creditAccountSql, markExpiryRecordedSql, markStartRecordedSql } from "./accounts-store.js";
 import { fillCustomerSql, removeCreatedCustomerSql } from "./customers-store.js";
 import { listEventsSql } from "./list-events.js";
 import { encodeJson } from "./json-codec.js";
@@ -22,8 +22,8 @@ import { type WritePart, writeSetSql } from "./write-set.js";
 
 // The apply of the one write pipeline: a list's plans as one write set. Deposits first (they only
 // add credits, so what a later spend of the list takes is there), then every spend's and
-// settlement's parts merged into one statement per table (write-set.ts), then expiry records,
-// then the customers' labels. The ids a deposit creates are read back by name.
+// settlement's parts merged into one statement per table (write-set.ts), then the records of
+// expiries and starts, then the customers' labels. The ids a deposit creates are read back by name.
 
 type PlannedList = Extract<ListPlan, { kind: "planned" }>;
 
@@ -52,7 +52,7 @@ export function applyList(
 ): Batch<WrittenIds> {
   const deposits: { index: number; statements: DepositStatements }[] = [];
   const parts: WritePart[] = [];
-  const expiries: SQL[] = [];
+  const records: SQL[] = [];
   const { plans } = planned;
   const reversals: SQL[] = [];
   plans.forEach((plan, index) => {
@@ -69,20 +69,15 @@ export function applyList(
       parts.push(...spendParts(write.request, plan.changes, plan.result, positions, nowMs));
     } else if (plan.kind === "settle" && (write.kind === "consume" || write.kind === "unfreeze")) {
       parts.push(...settleParts(write.request.projectId, write.request.apiKeyId, plan.changes, plan.result, positions, nowMs));
-    } else if (plan.kind === "expire") {
-      const { changes } = plan;
-      const context = { projectId: changes.projectId, customerPk: changes.customerPk, transactionId: "", nowMs };
-      expiries.push(
-        ...writeSetSql(expiryParts(context, positioned(changes.entries, positions))),
-        ...markExpiryRecordedSql(changes.accountId),
-      );
+    } else {
+      records.push(...accountRecordSql(plan, positions, nowMs));
     }
   });
   const groups = {
     customers: customerLabelsSql(state, writes, plans),
     writeSet: writeSetSql(parts, (guard) => customerLedgersSql(planned.ledgers, guard)),
     reversals,
-    expiries,
+    records,
     events: outbox === null ? [] : listEventsSql(state, writes, planned, outbox.deploymentId, nowMs),
   };
   // In this order: the ids are read after the deposit's entry, the outcome names them after.
@@ -101,6 +96,15 @@ export function applyList(
     }
     return ids;
   });
+}
+
+/** The sweeper's record of an account: an expiry's entry and mark, or a start's mark; nothing for any other plan. */
+function accountRecordSql(plan: WritePlan, positions: readonly LedgerPosition[], nowMs: number): SQL[] {
+  if (plan.kind === "start") return markStartRecordedSql(plan.changes.accountId);
+  if (plan.kind !== "expire") return [];
+  const { changes } = plan;
+  const context = { projectId: changes.projectId, customerPk: changes.customerPk, transactionId: "", nowMs };
+  return [...writeSetSql(expiryParts(context, positioned(changes.entries, positions))), ...markExpiryRecordedSql(changes.accountId)];
 }
 
 /**

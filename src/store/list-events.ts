@@ -51,7 +51,8 @@ function ledgerEventOf(
   nowMs: number,
 ): NewEvent | null {
   const written = writtenEntries(plan);
-  if (written === null || written.entries.length === 0) return null;
+  // A start's record writes no entry: its event, if any, is an alert's.
+  if (written === null || written.entries.length === 0 || write.kind === "start") return null;
   const customer = state.customers.get(written.customerPk);
   return ledgerEvent({
     eventId: newEventId(deploymentId),

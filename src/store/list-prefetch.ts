@@ -27,7 +27,7 @@ import {
   lockedCustomerFromRow,
   lockFirstSpendableSql,
   type SpendSelectionGroup,
-  lockUnrecordedExpirySql,
+  lockUnrecordedAccountsSql,
   balanceFromRow,
 } from "./accounts-store.js";
 import { createCustomerSql, customerPkSql } from "./customers-store.js";
@@ -431,7 +431,7 @@ const customerLedgerSql = (pk: bigint): SQL =>
  */
 export function prefetchSkipLocked(writes: readonly CreditWrite[], nowMs: number): Batch<ListState> {
   const [write] = writes;
-  if (write?.kind === "expire") return prefetchExpiries(writes, nowMs);
+  if (write?.kind === "expire" || write?.kind === "start") return prefetchAccountRecords(writes, nowMs);
   if (writes.length !== 1 || (write?.kind !== "consume" && write?.kind !== "unfreeze")) {
     throw new Error("only the sweeper's writes skip locked rows: one settlement, or expiry records of one customer");
   }
@@ -487,18 +487,25 @@ function skipLockedStateOf(
 
 const lockedRefOf = (row: Row) => ({ pk: bigOf(row.c_pk), projectId: bigOf(row.c_project_id), customerId: stringOf(row.c_customer_id) });
 
-/** The expiry records of one customer's accounts: the customer, then those of its accounts whose expiry is still unrecorded, SKIP LOCKED. */
-function prefetchExpiries(writes: readonly CreditWrite[], nowMs: number): Batch<ListState> {
+/**
+ * The sweeper's records of one customer's accounts (expiries, or starts): the customer, then those
+ * of its accounts whose expiry (or start) is still unrecorded, SKIP LOCKED.
+ */
+function prefetchAccountRecords(writes: readonly CreditWrite[], nowMs: number): Batch<ListState> {
+  const kind = writes[0]?.kind;
   const accounts = writes.map((w) => {
-    if (w.kind !== "expire") throw new Error("a sweeper's list of expiry records holds nothing else");
+    if (w.kind !== kind || (w.kind !== "expire" && w.kind !== "start"))
+      throw new Error("a sweeper's list of account records holds one kind of record");
     return w.account;
   });
   const [first] = accounts;
-  if (!first || accounts.some((a) => a.customerPk !== first.customerPk)) throw new Error("expiry records go one customer to a list");
+  if (!first || accounts.some((a) => a.customerPk !== first.customerPk)) throw new Error("account records go one customer to a list");
+  const recorded = kind === "start" ? "start" : "expiry";
   const { projectId, customerPk } = first;
   const batch = namedBatch({
     locked: [
-      lockUnrecordedExpirySql(
+      lockUnrecordedAccountsSql(
+        recorded,
         customerPk,
         accounts.map((a) => a.accountId),
       ),
@@ -528,8 +535,10 @@ function prefetchExpiries(writes: readonly CreditWrite[], nowMs: number): Batch<
       created: false,
     };
     addAccounts(c, rows);
+    const state = customerStateOf(c);
+    const read = recorded === "start" ? { ...state, startsUnrecorded: new Set(c.accounts.keys()) } : state;
     return {
-      customers: new Map([[customerPk, customerStateOf(c)]]),
+      customers: new Map([[customerPk, read]]),
       customerPks: new Map(),
       holds: new Map(),
       outcomes: new Map(),

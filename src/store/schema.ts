@@ -124,12 +124,17 @@ export const accounts = mysqlTable(
     used: money("used"),
     frozen: money("frozen"),
     expiryRecorded: boolean("expiry_recorded").notNull().default(false),
+    // Whether the sweeper has re-decided the customer's balance alerts since the account started
+    // (0019). A deposit into an account that has started sets it; a later start leaves it to the
+    // sweeper, as an expiry is. FALSE by default, so an account an older build makes is looked at once.
+    startRecorded: boolean("start_recorded").notNull().default(false),
     createdAt: createdAt(),
   },
   (t) => [
     uniqueIndex("accounts_key_uq").on(t.projectId, t.customerPk, t.creditType, t.source, t.startsAtMs, t.expiresAtMs),
     index("accounts_spending_idx").on(t.projectId, t.customerPk, t.expiresAtMs, t.createdAt),
     index("accounts_expiry_idx").on(t.expiryRecorded, t.expiresAtMs),
+    index("accounts_start_idx").on(t.startRecorded, t.startsAtMs),
     check("accounts_total_nonneg", sql`${t.total} >= 0`),
     check("accounts_used_nonneg", sql`${t.used} >= 0`),
     check("accounts_frozen_nonneg", sql`${t.frozen} >= 0`),

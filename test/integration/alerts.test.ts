@@ -8,6 +8,7 @@ import { sweep, sweepDueHolds } from "../../src/operations/sweeper.js";
 import { verifyLedger } from "../../src/operations/verify.js";
 import { expectError, TestClient } from "../support/client.js";
 import { alertCall } from "../support/events.js";
+import { ts } from "../support/fixtures.js";
 import { expectHttpError, HttpTestClient, ok } from "../support/http.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -308,5 +309,55 @@ describe("alerts seen by every write, whoever set them", () => {
       ["balance.low", "al-e-low-4"],
       ["balance.recovered", null],
     ]);
+  });
+  it("fires balance.recovered when credits deposited for later start, from the sweeper's record of the start, once", async () => {
+    const silent = pino({ level: "silent" });
+    const customerId = "al-start";
+    await deposit(customerId, 1000n);
+    await alertCall(s.app.port, s.apiKey, "setAlert", { customerId, threshold: 500n });
+    await s.client.call("deduct", { customerId, transactionId: "al-start-low", amount: 700n }); // 1000 → 300
+    const startsAt = ts(s.clock.now() + 60_000);
+    await s.client.call("deposit", { customerId, amount: 400n, startsAt });
+    // A customer without alerts: its start is recorded too, and fires nothing.
+    await s.client.call("deposit", { customerId: "al-start-none", amount: 5n, startsAt });
+    const flags = async () => {
+      const [rows] = await s.app.database.pool.query<RowDataPacket[]>(
+        "SELECT a.start_recorded AS f FROM accounts a JOIN customers c ON c.id = a.customer_pk WHERE c.customer_id IN (?, ?) ORDER BY a.id",
+        [customerId, "al-start-none"],
+      );
+      return rows.map((r) => Number(r.f));
+    };
+    // Recorded at the deposit when it has started, left to the sweeper when it starts later.
+    expect(await flags()).toEqual([1, 0, 0]);
+    expect(await sweep(s.app.context, silent)).toEqual({ settled: 0, recorded: 0, started: 0 });
+
+    s.clock.advance(61_000);
+    // The credits count from their start, with no write: the alert, still low, waits for the sweeper.
+    expect((await s.client.call("getCustomer", { customerId })).balance?.available).toBe(700n);
+    expect(await alertEvents(customerId)).toEqual(["balance.low"]);
+    expect(await sweep(s.app.context, silent)).toEqual({ settled: 0, recorded: 0, started: 2 });
+    expect(await flags()).toEqual([1, 1, 1]);
+    const [recovered] = await s.app.database.pool.query<RowDataPacket[]>(
+      "SELECT type, transaction_id, payload FROM events WHERE project_id = 1 AND customer_id = ? AND type LIKE 'balance.%' ORDER BY id",
+      [customerId],
+    );
+    expect(recovered.map((r) => [r.type, r.transaction_id])).toEqual([
+      ["balance.low", "al-start-low"],
+      ["balance.recovered", null],
+    ]);
+    expect((recovered[1]?.payload as { data: unknown } | undefined)?.data).toMatchObject({
+      threshold: "500",
+      available_before: "300",
+      available: "700",
+    });
+    const listed = (await listAlerts(s.apiKey, customerId)) as { alerts: { state: AlertState }[] };
+    expect(listed.alerts.map((a) => a.state)).toEqual([AlertState.ALERT_STATE_ARMED]);
+    expect(await alertEvents("al-start-none")).toEqual([]);
+
+    // Once: the next sweep finds nothing, and the next write crosses nothing.
+    expect(await sweep(s.app.context, silent)).toEqual({ settled: 0, recorded: 0, started: 0 });
+    await deposit(customerId, 1n);
+    expect(await alertEvents(customerId)).toEqual(["balance.low", "balance.recovered"]);
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
 });

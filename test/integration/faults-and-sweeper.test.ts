@@ -116,10 +116,10 @@ describe("auto-settlement sweeper", () => {
     const events = async () => (await s.app.database.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM events"))[0][0]?.n;
     const kept = await events();
     const retention = { retentionMs: 0, awaitPublisher: false };
-    expect(await sweep(s.app.context, silent, { retention, stopping: () => true })).toEqual({ settled: 0, recorded: 0 });
+    expect(await sweep(s.app.context, silent, { retention, stopping: () => true })).toEqual({ settled: 0, recorded: 0, started: 0 });
     expect(await events()).toBe(kept);
-    expect(await sweep(s.app.context, silent)).toEqual({ settled: holds.length, recorded: accounts });
-    expect(await sweep(s.app.context, silent)).toEqual({ settled: 0, recorded: 0 });
+    expect(await sweep(s.app.context, silent)).toEqual({ settled: holds.length, recorded: accounts, started: 0 });
+    expect(await sweep(s.app.context, silent)).toEqual({ settled: 0, recorded: 0, started: 0 });
     for (const customerId of holders) {
       expect((await s.client.call("getCustomer", { customerId })).balance).toEqual({
         total: 1000n,
@@ -162,7 +162,7 @@ describe("auto-settlement sweeper", () => {
       await holder.query("COMMIT");
       holder.release();
     }
-    expect(await sweep(s.app.context, silent)).toEqual({ settled: 3, recorded: 3 });
+    expect(await sweep(s.app.context, silent)).toEqual({ settled: 3, recorded: 3, started: 0 });
   });
 
   it("settles and records the other customers' due holds and expiries while a customer with a batch of them is held", async () => {
@@ -181,7 +181,7 @@ describe("auto-settlement sweeper", () => {
     s.clock.advance(20 * SECOND);
     const holder = await holdCustomer(s.app.database.pool, busy);
     try {
-      expect(await sweep(s.app.context, silent)).toEqual({ settled: 1, recorded: 1 });
+      expect(await sweep(s.app.context, silent)).toEqual({ settled: 1, recorded: 1, started: 0 });
       expect((await s.client.call("getCustomer", { customerId: idle })).balance).toEqual({
         total: 1000n,
         used: 0n,
@@ -192,7 +192,7 @@ describe("auto-settlement sweeper", () => {
       await holder.query("COMMIT");
       holder.release();
     }
-    expect(await sweep(s.app.context, silent)).toEqual({ settled: SWEEP_BATCH_SIZE + 5, recorded: EXPIRY_BATCH_SIZE + 5 });
+    expect(await sweep(s.app.context, silent)).toEqual({ settled: SWEEP_BATCH_SIZE + 5, recorded: EXPIRY_BATCH_SIZE + 5, started: 0 });
     expect((await s.client.call("getCustomer", { customerId: busy })).balance).toEqual({
       total: 1000n,
       used: 0n,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { account } from "../support/accounts.js";
+import type { AlertState, BalanceAlert } from "../../src/domain/balance-alerts.js";
 import type { Hold } from "../../src/domain/hold.js";
 import { planList } from "../../src/domain/plans/list-plan.js";
 import {
@@ -78,6 +79,17 @@ const customer = (over: Partial<CustomerState> = {}): CustomerState => ({
   alertsRead: false,
   ...over,
 });
+/** Alert 5 of customer c1 over every credit type. */
+const alertOf = (threshold: bigint, state: AlertState): BalanceAlert => ({
+  alertId: 5n,
+  projectId: 1n,
+  customerId: "c1",
+  creditType: null,
+  threshold,
+  state,
+  createdAtMs: NOW,
+  updatedAtMs: NOW,
+});
 const stateOf = (customers: CustomerState[]): ListState => ({
   customers: new Map(customers.map((c) => [c.pk, c])),
   customerPks: new Map(customers.map((c) => [`${c.ref.projectId}:${c.ref.customerId}`, c.pk])),
@@ -151,16 +163,7 @@ describe("planList", () => {
   });
 
   it("crosses a customer's alert once its alerts are read, and refuses to plan before they are", () => {
-    const alert = {
-      alertId: 5n,
-      projectId: 1n,
-      customerId: "c1",
-      creditType: null,
-      threshold: 30n,
-      state: "armed" as const,
-      createdAtMs: NOW,
-      updatedAtMs: NOW,
-    };
+    const alert = alertOf(30n, "armed");
     const unread = stateOf([customer({ hasAlerts: true })]);
     expect(() => planList(unread, [freeze("a", 40n)], NOW)).toThrow("the alerts of customer 7 were not read");
     const read = stateOf([customer({ hasAlerts: true, alerts: [alert], alertsRead: true })]);
@@ -168,6 +171,40 @@ describe("planList", () => {
     if (planned.kind !== "planned") throw new Error("expected a plan");
     expect(planned.crossings.map((c) => c.map((x) => x.crossing.eventType))).toEqual([["balance.low"], []]);
     expect(planned.alertStates).toEqual(new Map([[5n, "low"]]));
+  });
+
+  it("records an account's start once, deciding the customer's alerts again on the balance that now counts it", () => {
+    const low = alertOf(100n, "low");
+    const started = account(2n, { total: 90n, startsAtMs: NOW - 1 });
+    const later = account(3n, { total: 5n, startsAtMs: NOW + 1 });
+    const start = (accountId: bigint): CreditWrite => ({ kind: "start", account: { projectId: 1n, customerPk: 7n, accountId } });
+    // The prefetch summed the started account in `available` (60 + 90); the alert was left low, at 60.
+    const state = stateOf([
+      customer({
+        accounts: new Map([
+          [1n, account(1n, { frozen: 40n })],
+          [2n, started],
+          [3n, later],
+        ]),
+        startsUnrecorded: new Set([2n, 3n]),
+        hasAlerts: true,
+        alerts: [low],
+        alertsRead: true,
+        available: { all: 150n, byCreditType: new Map([["default", 150n]]) },
+      }),
+    ]);
+    const planned = planList(state, [start(2n), start(2n), start(3n), start(4n)], NOW);
+    if (planned.kind !== "planned") throw new Error("expected a plan");
+    // The same account twice is recorded once; one not started yet, or not read (recorded meanwhile), is skipped.
+    expect(planned.plans.map((p) => p.kind)).toEqual(["start", "skipped", "skipped", "skipped"]);
+    expect(
+      planned.crossings.map((c) => c.map((x) => [x.crossing.eventType, x.crossing.availableBefore, x.crossing.availableAfter])),
+    ).toEqual([[["balance.recovered", 60n, 150n]], [], [], []]);
+    expect(planned.alertStates).toEqual(new Map([[5n, "armed"]]));
+    expect(planned.positions).toEqual([[], [], [], []]);
+    expect(planned.ledgers).toEqual(new Map());
+    // Its customer locked elsewhere: left for a later sweep.
+    expect(planList({ ...state, busy: new Set([7n]) }, [start(2n)], NOW)).toMatchObject({ plans: [{ kind: "skipped" }] });
   });
 
   it("cuts the list before a write that uses a key of an earlier one (a repeat, a settlement of a hold the list creates)", () => {

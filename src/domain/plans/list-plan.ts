@@ -27,6 +27,7 @@ import {
   outcomeMapKey,
   outcomeRefOf,
   selectionKey,
+  type SweptAccount,
   type WritePlan,
 } from "./write-list.js";
 
@@ -56,6 +57,7 @@ export function planList(state: ListState, writes: readonly CreditWrite[], nowMs
       touched: false,
       newAccounts: new Set(),
       expired: new Set(),
+      started: new Set(),
       exists: !loaded.created,
       ledger: loaded.ledger,
       alerts: loaded.alerts,
@@ -122,10 +124,10 @@ function recordEntries(
   customer: (pk: bigint) => Working | undefined,
   nowMs: number,
 ): { positions: LedgerPosition[]; crossings: AlertCrossingOf[] } {
+  if (plan.kind === "start") return { positions: [], crossings: crossStarts(workingOf(customer, plan.changes.customerPk), nowMs) };
   const written = writtenEntries(plan);
   if (written === null) return { positions: [], crossings: [] };
-  const c = customer(written.customerPk);
-  if (!c) throw new Error("a plan's customer was not prefetched");
+  const c = workingOf(customer, written.customerPk);
   const changes: (readonly [string, bigint])[] = [];
   const positions = written.entries.map((entry) => {
     const account = c.accounts.get(entry.accountId);
@@ -137,6 +139,12 @@ function recordEntries(
     return c.ledger;
   });
   return { positions, crossings: crossAlerts(c, changes) };
+}
+
+function workingOf(customer: (pk: bigint) => Working | undefined, pk: bigint): Working {
+  const c = customer(pk);
+  if (!c) throw new Error("a plan's customer was not prefetched");
+  return c;
 }
 
 /** A deposit's new account counts in the available balance when it has started and not expired. */
@@ -159,6 +167,25 @@ function availableChangeOf(entry: LedgerLine): bigint {
     case "EXPIRE":
       return 0n;
   }
+}
+
+/**
+ * The alerts decided again at a record of starts. It moves no figure: the prefetch summed the
+ * started accounts in `available` already. The customer's first record of the list brings in
+ * every start read that has come (the alerts' stored states catch up with them, from the balances
+ * without them); its next records, nothing more.
+ */
+function crossStarts(c: Working, nowMs: number): AlertCrossingOf[] {
+  if (c.started.size > 1) return crossAlerts(c, []);
+  const arriving = [...(c.state.startsUnrecorded ?? [])].flatMap((id) => {
+    const a = c.accounts.get(id);
+    return a && accountStatus(a, nowMs) === "ACTIVE" ? [[a.creditType, availableOf(a)] as const] : [];
+  });
+  c.available = shiftAvailable(
+    c.available,
+    arriving.map(([creditType, amount]) => [creditType, -amount] as const),
+  );
+  return crossAlerts(c, arriving);
 }
 
 /** The customer's alerts crossed by a write's change of the available balances; their states move on. */
@@ -202,6 +229,8 @@ function planOne(state: ListState, write: CreditWrite, customer: (pk: bigint) =>
       return planSettleStep(state, write, customer, nowMs);
     case "expire":
       return planExpiryStep(state, write, customer);
+    case "start":
+      return planStartStep(state, write, customer, nowMs);
     case "refund":
       return planRefundStep(state, write, customer, nowMs);
     case "void":
@@ -392,16 +421,48 @@ function planSettleStep(
   return step ?? { kind: "more", customerPk: hold?.customerPk ?? 0n };
 }
 
+/** A sweeper's write left for a later pass, or with nothing left to do. */
+const SKIPPED: Step = { kind: "plan", plan: { kind: "skipped" } };
+
+/** The customer and account a sweeper's record names, as the prefetch read them; null when its customer is busy or the account was not read. */
+function sweptAccountOf(
+  state: ListState,
+  account: SweptAccount,
+  customer: (pk: bigint) => Working | undefined,
+): { c: Working; snapshot: AccountSnapshot } | null {
+  const c = state.busy.has(account.customerPk) ? undefined : customer(account.customerPk);
+  const snapshot = c?.accounts.get(account.accountId);
+  return c && snapshot ? { c, snapshot } : null;
+}
+
 function planExpiryStep(
   state: ListState,
   write: Extract<CreditWrite, { kind: "expire" }>,
   customer: (pk: bigint) => Working | undefined,
 ): Step {
   const { account } = write;
-  const c = state.busy.has(account.customerPk) ? undefined : customer(account.customerPk);
-  const snapshot = c?.accounts.get(account.accountId);
+  const read = sweptAccountOf(state, account, customer);
   // Recorded meanwhile, or its customer busy: nothing to do now (the sweeper never waits).
-  if (!c || !snapshot || c.state.expiryRecorded.has(snapshot.id) || c.expired.has(snapshot.id))
-    return { kind: "plan", plan: { kind: "skipped" } };
-  return { kind: "plan", plan: { kind: "expire", changes: planExpiry(account.projectId, account.customerPk, snapshot) } };
+  if (!read || read.c.state.expiryRecorded.has(read.snapshot.id) || read.c.expired.has(read.snapshot.id)) return SKIPPED;
+  return { kind: "plan", plan: { kind: "expire", changes: planExpiry(account.projectId, account.customerPk, read.snapshot) } };
+}
+
+/**
+ * The sweeper's record of an account that started: nothing to write but the mark, and the
+ * customer's alerts decided again (recordEntries). Skipped when it is recorded already, has not
+ * started (a clock behind the one that listed it), or its customer is busy.
+ */
+function planStartStep(
+  state: ListState,
+  write: Extract<CreditWrite, { kind: "start" }>,
+  customer: (pk: bigint) => Working | undefined,
+  nowMs: number,
+): Step {
+  const { account } = write;
+  const read = sweptAccountOf(state, account, customer);
+  if (!read) return SKIPPED;
+  const { c, snapshot } = read;
+  if (!c.state.startsUnrecorded?.has(snapshot.id) || snapshot.startsAtMs > nowMs || c.started.has(snapshot.id)) return SKIPPED;
+  c.started.add(snapshot.id);
+  return { kind: "plan", plan: { kind: "start", changes: account } };
 }

@@ -22,6 +22,8 @@ export interface WorkingCustomer {
   readonly newAccounts: Set<string>;
   /** An account of the list's expiry records. */
   readonly expired: Set<bigint>;
+  /** An account of the list's records of starts. */
+  readonly started: Set<bigint>;
   /** Its ledger position after the list's writes so far. */
   ledger: LedgerPosition;
   /** False for a customer the prefetch created until a deposit of the list lands on it: the writes before that see no customer. */

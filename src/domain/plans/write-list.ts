@@ -17,7 +17,8 @@ import { type SpendChanges, type SpendCommand, spendEnvelope } from "./spend-pla
 
 /**
  * Every write of credits the pipeline runs, alone or in a list (a customer's group, writes side
- * by side, a Batch): a caller's five writes, and the sweeper's settlements and expiry records.
+ * by side, a Batch): a caller's five writes, and the sweeper's settlements and its records of
+ * accounts that expired or started.
  * A keyed write carries its envelope (domain/command.ts): made by the constructors below, once per
  * write, however often the pipeline plans it again.
  */
@@ -26,7 +27,8 @@ export type CreditWrite =
   | SpendWrite
   | ConsumeWrite
   | UnfreezeWrite
-  | { readonly kind: "expire"; readonly account: ExpiringAccount }
+  | { readonly kind: "expire"; readonly account: SweptAccount }
+  | { readonly kind: "start"; readonly account: SweptAccount }
   | RefundWrite
   | VoidWrite;
 
@@ -64,8 +66,11 @@ export const refundWrite = (request: RefundRequest): RefundWrite => ({ kind: "re
 
 export const voidWrite = (request: VoidRequest): VoidWrite => ({ kind: "void", request, envelope: voidEnvelope(request) });
 
-/** An account the sweeper found past its expiry with its leftover not yet on the ledger. */
-export interface ExpiringAccount {
+/**
+ * An account the sweeper found past its expiry with its leftover not yet on the ledger, or past
+ * its start with the customer's alerts not yet decided again.
+ */
+export interface SweptAccount {
   readonly projectId: bigint;
   readonly customerPk: bigint;
   readonly accountId: bigint;
@@ -83,16 +88,21 @@ export function customerRefOf(write: CreditWrite): CustomerRef | null {
     case "refund":
       return write.request.customerId === null ? null : { projectId: write.request.projectId, customerId: write.request.customerId };
     case "expire":
+    case "start":
       return null;
   }
 }
 
+/** The sweeper's records of an account: they name no customer, hold or key of a caller. */
+const isAccountRecord = (write: CreditWrite): write is Extract<CreditWrite, { kind: "expire" | "start" }> =>
+  write.kind === "expire" || write.kind === "start";
+
 /** The project a write is made in. */
-export const projectOfWrite = (write: CreditWrite): bigint => (write.kind === "expire" ? write.account.projectId : write.request.projectId);
+export const projectOfWrite = (write: CreditWrite): bigint => (isAccountRecord(write) ? write.account.projectId : write.request.projectId);
 
 /** The hold a write creates (Freeze, Deduct), settles (Consume, Unfreeze) or refunds. */
 export function holdRefOf(write: CreditWrite): HoldRef | null {
-  return write.kind === "expire" || write.kind === "deposit" || write.kind === "void" ? null : write.request;
+  return isAccountRecord(write) || write.kind === "deposit" || write.kind === "void" ? null : write.request;
 }
 
 /** The key under which a write's outcome is stored, when it has one (a deposit without a key has none). */
@@ -112,6 +122,7 @@ export function outcomeRefOf(write: CreditWrite): { projectId: bigint; scope: Ou
     case "void":
       return { projectId: write.request.projectId, scope: "VOID", key: write.request.voidId };
     case "expire":
+    case "start":
       return null;
   }
 }
@@ -128,6 +139,8 @@ export interface CustomerState {
   readonly accounts: ReadonlyMap<bigint, AccountSnapshot>;
   /** Accounts whose expiry is on the ledger already: credits returned to them expire at once. */
   readonly expiryRecorded: ReadonlySet<bigint>;
+  /** The sweeper's records of starts only: the accounts read whose start is not recorded yet. */
+  readonly startsUnrecorded?: ReadonlySet<bigint>;
   /**
    * What the prefetch read of each credit-type selection of the list's spends (selectionKey): null,
    * every spendable account of it; an account, only its first ones, up to that account in spending
@@ -193,6 +206,7 @@ export type WritePlan =
   | { readonly kind: "spend"; readonly changes: SpendChanges; readonly result: SpendResult }
   | { readonly kind: "settle"; readonly changes: SettleChanges; readonly result: ConsumeResult | UnfreezeResult }
   | { readonly kind: "expire"; readonly changes: ExpiryChanges }
+  | { readonly kind: "start"; readonly changes: SweptAccount }
   | { readonly kind: "refund"; readonly changes: RefundChanges; readonly result: RefundResult }
   | { readonly kind: "void"; readonly changes: VoidChanges; readonly result: VoidResult }
   | { readonly kind: "replay"; readonly stored: StoredOutcome }
