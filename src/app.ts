@@ -75,11 +75,22 @@ export interface AppOptions {
   readonly now?: () => number;
   /** Where the first start's key is shown to a person; standard error by default. */
   readonly announce?: (line: string) => void;
+  /**
+   * A stop asked for while starting: a wait for another instance's migrations or first key ends
+   * at once with the signal's reason thrown (work begun, such as a migration, runs to its end).
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** The first start's key or BOOTSTRAP_API_KEY: the key itself is only ever announced, the log gets its prefix. */
-async function ensureSomeoneCanGetIn(database: Database, config: Config, log: Logger, announce: (line: string) => void): Promise<void> {
-  const outcome = await bootstrapApiKey(database, config.BOOTSTRAP_API_KEY ?? null, Date.now());
+async function ensureSomeoneCanGetIn(
+  database: Database,
+  config: Config,
+  log: Logger,
+  announce: (line: string) => void,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const outcome = await bootstrapApiKey(database, config.BOOTSTRAP_API_KEY ?? null, Date.now(), signal);
   if (outcome.kind === "generated") {
     announce(
       `velobase-billing: first start: created project "default" (mode test) and a write API key; it is shown once, store it now:\n` +
@@ -171,15 +182,17 @@ async function checkListeners(config: Config) {
 }
 
 /** The database, migrated, with someone able to get in (closed again when that fails). */
-async function openReadyDatabase(config: Config, log: Logger, announce: (line: string) => void): Promise<Database> {
+async function openReadyDatabase(config: Config, log: Logger, options: AppOptions): Promise<Database> {
+  const { signal } = options;
   const database = await openDatabase(config.DATABASE_URL, {
     poolSize: config.DB_POOL_SIZE,
     lockWaitTimeoutS: config.DB_LOCK_WAIT_TIMEOUT_S,
     nodeSelector: config.DB_NODE_SELECTOR,
     log,
+    signal,
   });
   try {
-    await ensureSomeoneCanGetIn(database, config, log, announce);
+    await ensureSomeoneCanGetIn(database, config, log, options.announce ?? ((line) => process.stderr.write(line)), signal);
   } catch (error) {
     await database.close();
     throw error;
@@ -299,7 +312,7 @@ async function startTransports(config: Config, deps: TransportDependencies): Pro
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = options.log ?? createLogger(config.LOG_LEVEL);
   const { tls, credentials, security } = await checkListeners(config);
-  const database = await openReadyDatabase(config, log, options.announce ?? ((line) => process.stderr.write(line)));
+  const database = await openReadyDatabase(config, log, options);
   const metrics = new Metrics();
   if (database.singlePool) metrics.watchPool(database.singlePool);
   if (database.nodeIds.length > 0) metrics.watchNodes(database.nodeIds, () => database.nodesOut());

@@ -7,6 +7,13 @@ import { DatabaseNotReadyError, DatabaseUnreachableError } from "./store/databas
 import { shutdownTelemetry } from "./telemetry/shutdown.js";
 import { UsageError } from "./tenancy/projects.js";
 
+/** Why a start ended early: a signal asked the process to stop while it waited. */
+class StopRequested extends Error {
+  constructor(readonly signal: string) {
+    super(`asked to stop (${signal}) while starting`);
+  }
+}
+
 /** How long the last spans may take to export once the app has stopped (an unreachable collector must not hold the exit). */
 const TELEMETRY_FLUSH_MS = 5_000;
 
@@ -65,11 +72,15 @@ async function main(): Promise<void> {
   let app: App | null = null;
   let requested: string | null = null;
   let stopping = false;
+  const starting = new AbortController();
   const stop = (signal: string) => {
     if (app === null) {
       // Asked twice while starting (a start that waits on the database): leave at once.
       if (requested !== null) process.exit(1);
       requested = signal;
+      // A start waiting for another instance's migrations (which may take many minutes) gives up
+      // now; one that is migrating finishes, then stops.
+      starting.abort(new StopRequested(signal));
       return;
     }
     if (stopping) {
@@ -95,8 +106,15 @@ async function main(): Promise<void> {
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
   try {
-    app = await startApp(config, { log });
+    app = await startApp(config, { log, signal: starting.signal });
   } catch (error) {
+    if (error instanceof StopRequested) {
+      log.info(
+        { signal: error.signal },
+        "stopped before starting: asked to stop while waiting for another instance's migrations or first key",
+      );
+      process.exit(0);
+    }
     const failure = startFailureOf(error, config);
     if (failure === null) throw error;
     process.stderr.write(`velobase-billing: ${failure.line}\n`);

@@ -137,6 +137,7 @@ async function migrateExclusively(
   database: string,
   folder: string,
   log: MigrationLog,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   const { pool } = open({ ...options, connectionLimit: 2, maxIdle: 2 });
   const waiting = (waitedMs: number, holder: string | null) =>
@@ -147,7 +148,7 @@ async function migrateExclusively(
   try {
     // Nothing pending (every start after the first): no lease to wait for. The runner looks again under it.
     if ((await pendingMigrations(pool, database, folder)).length === 0) return;
-    await withLease(pool, "migrations", () => applyMigrations(pool, database, folder, log), waiting);
+    await withLease(pool, "migrations", () => applyMigrations(pool, database, folder, log), waiting, signal);
   } catch (error) {
     // The database went away during a wait that may last minutes: one line at start, not a stack.
     if (isConnectionFailure(error)) {
@@ -210,6 +211,8 @@ export interface OpenOptions {
   migrationsFolder?: string;
   /** Where a migration's warning goes (standard error by default). */
   log?: MigrationLog;
+  /** Aborts a wait for another instance's migrations (its reason is thrown); migrations begun run to their end. */
+  signal?: AbortSignal | undefined;
 }
 
 /** Connects; creates the database when missing and applies pending migrations, unless `migrate` says otherwise. */
@@ -247,7 +250,9 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     migration === "read-only"
       ? refuseMigrationsPending(opened.pool, name, folder).then(() => refuseTablesMissing(opened.pool, name))
       : migration
-        ? migrateExclusively(open, poolOptions, name, folder, options.log ?? STDERR_LOG).then(() => refuseTablesMissing(opened.pool, name))
+        ? migrateExclusively(open, poolOptions, name, folder, options.log ?? STDERR_LOG, options.signal).then(() =>
+            refuseTablesMissing(opened.pool, name),
+          )
         : null;
   await ready?.catch(async (error: unknown) => {
     await opened.pool.end().catch(() => undefined);

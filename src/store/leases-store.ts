@@ -78,19 +78,24 @@ export async function releaseLease(pool: ConnectionSource, name: string, owner: 
  * while `work` runs and gives it up after. The wait has no limit of its own: a live holder renews
  * its lease for as long as its work takes (a migration copying a large table may take many
  * minutes), and a crashed one's expires within ONE_TIME_TTL_MS. `waiting` is told every minute of
- * the wait. The renewals need a connection besides the one `work` may hold for its whole run.
+ * the wait. The wait ends when `signal` aborts (a stop asked for while starting), with its
+ * reason thrown; once the lease is taken, `work` runs to its end. The renewals need a connection
+ * besides the one `work` may hold for its whole run.
  */
 export async function withLease<T>(
   pool: ConnectionSource,
   name: string,
   work: () => Promise<T>,
   waiting: (waitedMs: number, holder: string | null) => void = () => {},
+  signal?: AbortSignal,
 ): Promise<T> {
   await pool.query(CREATE_TABLE);
   const owner = leaseOwnerId();
   const startedAt = Date.now();
   let saidAt = startedAt;
-  while (!(await tryAcquireLease(pool, name, owner, ONE_TIME_TTL_MS))) {
+  for (;;) {
+    signal?.throwIfAborted();
+    if (await tryAcquireLease(pool, name, owner, ONE_TIME_TTL_MS)) break;
     if (Date.now() - saidAt >= WAITING_SAID_EVERY_MS) {
       saidAt = Date.now();
       waiting(saidAt - startedAt, await leaseHolder(pool, name));

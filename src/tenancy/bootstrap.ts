@@ -69,10 +69,19 @@ async function generateFirstKey(database: Database, nowMs: number): Promise<Boot
  * as a write key of the `default` project when it is missing. Without it: when the database has
  * no key at all (a fresh database, or one from before keys existed), creates the `default`
  * project (mode test) if missing and one write key for it. Instances starting together take
- * turns, so exactly one key is made.
+ * turns, so exactly one key is made. `signal` ends a wait for another instance's turn.
  */
-export function bootstrapApiKey(database: Database, bootstrapKey: string | null, nowMs: number): Promise<BootstrapOutcome> {
-  return withLease(database.pool, "bootstrap", () =>
-    bootstrapKey === null ? generateFirstKey(database, nowMs) : storeBootstrapKey(database, bootstrapKey, nowMs),
+export function bootstrapApiKey(
+  database: Database,
+  bootstrapKey: string | null,
+  nowMs: number,
+  signal?: AbortSignal,
+): Promise<BootstrapOutcome> {
+  return withLease(
+    database.pool,
+    "bootstrap",
+    () => (bootstrapKey === null ? generateFirstKey(database, nowMs) : storeBootstrapKey(database, bootstrapKey, nowMs)),
+    undefined,
+    signal,
   );
 }

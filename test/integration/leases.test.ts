@@ -7,7 +7,7 @@ import { LeaseKeeper } from "../../src/operations/events/lease-keeper.js";
 import { type Database, openDatabase } from "../../src/store/database.js";
 import { tryAcquireLease, withLease } from "../../src/store/leases-store.js";
 import { databaseMigratedThrough, uniqueDatabaseUrl } from "../support/database.js";
-import { ROOT } from "../support/spawn.js";
+import { collect, ROOT, spawnMain } from "../support/spawn.js";
 
 // One table, one primitive: the start's one-time work (withLease) and the running singletons
 // (LeaseKeeper) take the same rows of `leases`, on any name.
@@ -199,4 +199,55 @@ describe("a migration that outlasts the lease's life", () => {
       await Promise.all([a.close(), b.close()]);
     }
   }, 60_000);
+});
+
+describe("a stop asked for while a start waits for another instance's migrations", () => {
+  const waiting = uniqueDatabaseUrl("vb_leases_stop");
+  afterAll(async () => {
+    await waiting.drop();
+  });
+
+  const pendingOf = async (connection: mysql.Connection) => {
+    const [applied] = await connection.query("SELECT COUNT(*) AS n FROM __drizzle_migrations");
+    const journal = JSON.parse(readFileSync(`${ROOT}/src/store/migrations/meta/_journal.json`, "utf8")) as { entries: unknown[] };
+    return journal.entries.length - Number((applied as Array<{ n: string }>)[0]?.n);
+  };
+
+  it("ends the wait with its reason (openDatabase), and the process with exit 0 and one line (SIGTERM), migrating nothing", async () => {
+    // One migration pending, and a live holder of the migrations lease (another instance migrating).
+    const connection = await databaseMigratedThrough(waiting, 18);
+    try {
+      await connection.query(
+        "INSERT INTO leases (name, owner, expires_at) VALUES ('migrations', 'other:1:abc', NOW(3) + INTERVAL 120 SECOND)",
+      );
+      expect(await pendingOf(connection)).toBe(1);
+
+      const stop = new AbortController();
+      const reason = new Error("asked to stop");
+      const opening = openDatabase(waiting.url, { poolSize: 2, signal: stop.signal });
+      await sleep(SEVERAL_POLLS_MS);
+      stop.abort(reason);
+      await expect(opening).rejects.toBe(reason);
+
+      // The real process: SIGTERM once it is connected (its handlers are in place before it connects).
+      const child = spawnMain({ DATABASE_URL: waiting.url, GRPC_HOST: "127.0.0.1", GRPC_PORT: "0" });
+      const run = collect(child);
+      for (let connected = 0; connected === 0; await sleep(100)) {
+        const [rows] = await connection.query("SELECT COUNT(*) AS n FROM information_schema.processlist WHERE db = ?", [waiting.name]);
+        connected = Number((rows as Array<{ n: string }>)[0]?.n) - 1; // this test's own connection is one
+      }
+      await sleep(SEVERAL_POLLS_MS);
+      child.kill("SIGTERM");
+      const exit = await run.exited;
+      expect(exit.code).toBe(0);
+      expect(exit.stdout).toContain("stopped before starting: asked to stop while waiting for another instance's migrations or first key");
+      expect(exit.stderr).toBe("");
+
+      expect(await pendingOf(connection)).toBe(1);
+      const [leases] = await connection.query("SELECT owner FROM leases WHERE name = 'migrations'");
+      expect(leases).toEqual([{ owner: "other:1:abc" }]);
+    } finally {
+      await connection.end();
+    }
+  });
 });
