@@ -90,7 +90,12 @@ async function ensureSomeoneCanGetIn(
   announce: (line: string) => void,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  const outcome = await bootstrapApiKey(database, config.BOOTSTRAP_API_KEY ?? null, Date.now(), signal);
+  const waiting = (waitedMs: number, holder: string | null) =>
+    log.warn(
+      { waitedS: Math.round(waitedMs / 1000), holder },
+      "waiting for another instance to finish making the first key (its lease is alive)",
+    );
+  const outcome = await bootstrapApiKey(database, config.BOOTSTRAP_API_KEY ?? null, Date.now(), { waiting, signal });
   if (outcome.kind === "generated") {
     announce(
       `velobase-billing: first start: created project "default" (mode test) and a write API key; it is shown once, store it now:\n` +

@@ -148,7 +148,7 @@ async function migrateExclusively(
   try {
     // Nothing pending (every start after the first): no lease to wait for. The runner looks again under it.
     if ((await pendingMigrations(pool, database, folder)).length === 0) return;
-    await withLease(pool, "migrations", () => applyMigrations(pool, database, folder, log), waiting, signal);
+    await withLease(pool, "migrations", () => applyMigrations(pool, database, folder, log), { waiting, signal });
   } catch (error) {
     // The database went away during a wait that may last minutes: one line at start, not a stack.
     if (isConnectionFailure(error)) {

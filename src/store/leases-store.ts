@@ -33,6 +33,15 @@ const POLL_MS = 250;
 /** How often a start waiting for another instance's lease says so. */
 const WAITING_SAID_EVERY_MS = 60_000;
 
+/** How a start waits for another instance's lease. */
+export interface LeaseWait {
+  /** Told every `saidEveryMs` (a minute) of the wait, with the holder (host:pid:tag). */
+  readonly waiting?: ((waitedMs: number, holder: string | null) => void) | undefined;
+  readonly saidEveryMs?: number;
+  /** Ends the wait, its reason thrown (a stop asked for while starting). */
+  readonly signal?: AbortSignal | undefined;
+}
+
 const expiry = (ttlMs: number) => Math.max(1, Math.trunc(ttlMs)) * 1000;
 
 /** Who holds a lease: host, process, and a random tag (per start, or per withLease). */
@@ -77,18 +86,13 @@ export async function releaseLease(pool: ConnectionSource, name: string, owner: 
  * one-time work (migrations, the first key): waits until the lease is free or expired, renews it
  * while `work` runs and gives it up after. The wait has no limit of its own: a live holder renews
  * its lease for as long as its work takes (a migration copying a large table may take many
- * minutes), and a crashed one's expires within ONE_TIME_TTL_MS. `waiting` is told every minute of
- * the wait. The wait ends when `signal` aborts (a stop asked for while starting), with its
- * reason thrown; once the lease is taken, `work` runs to its end. The renewals need a connection
- * besides the one `work` may hold for its whole run.
+ * minutes), and a crashed one's expires within ONE_TIME_TTL_MS. `wait.waiting` is told every
+ * minute of the wait. The wait ends when `wait.signal` aborts (a stop asked for while starting),
+ * with its reason thrown; once the lease is taken, `work` runs to its end. The renewals need a
+ * connection besides the one `work` may hold for its whole run.
  */
-export async function withLease<T>(
-  pool: ConnectionSource,
-  name: string,
-  work: () => Promise<T>,
-  waiting: (waitedMs: number, holder: string | null) => void = () => {},
-  signal?: AbortSignal,
-): Promise<T> {
+export async function withLease<T>(pool: ConnectionSource, name: string, work: () => Promise<T>, wait: LeaseWait = {}): Promise<T> {
+  const { waiting = () => {}, saidEveryMs = WAITING_SAID_EVERY_MS, signal } = wait;
   await pool.query(CREATE_TABLE);
   const owner = leaseOwnerId();
   const startedAt = Date.now();
@@ -96,7 +100,7 @@ export async function withLease<T>(
   for (;;) {
     signal?.throwIfAborted();
     if (await tryAcquireLease(pool, name, owner, ONE_TIME_TTL_MS)) break;
-    if (Date.now() - saidAt >= WAITING_SAID_EVERY_MS) {
+    if (Date.now() - saidAt >= saidEveryMs) {
       saidAt = Date.now();
       waiting(saidAt - startedAt, await leaseHolder(pool, name));
     }

@@ -2,7 +2,7 @@ import { apiKeyModeOf, apiKeyPrefixOf, hashApiKey } from "../domain/api-key.js";
 import type { Scope } from "../domain/caller.js";
 import { API_KEY_PREFIX_INDEX, countApiKeys, findApiKeyByHash } from "../store/api-keys-store.js";
 import type { Database } from "../store/database.js";
-import { withLease } from "../store/leases-store.js";
+import { type LeaseWait, withLease } from "../store/leases-store.js";
 import { isDuplicateOn } from "../store/sql-errors.js";
 import { findProjectByName, type ProjectRow, setProjectMode } from "../store/projects-store.js";
 import { createApiKey, storeApiKey, type CreatedApiKey } from "./api-keys.js";
@@ -69,19 +69,19 @@ async function generateFirstKey(database: Database, nowMs: number): Promise<Boot
  * as a write key of the `default` project when it is missing. Without it: when the database has
  * no key at all (a fresh database, or one from before keys existed), creates the `default`
  * project (mode test) if missing and one write key for it. Instances starting together take
- * turns, so exactly one key is made. `signal` ends a wait for another instance's turn.
+ * turns, so exactly one key is made. `wait.waiting` is told every minute of a wait for another
+ * instance's turn (a live holder that keeps it), and `wait.signal` ends that wait.
  */
 export function bootstrapApiKey(
   database: Database,
   bootstrapKey: string | null,
   nowMs: number,
-  signal?: AbortSignal,
+  wait: LeaseWait = {},
 ): Promise<BootstrapOutcome> {
   return withLease(
     database.pool,
     "bootstrap",
     () => (bootstrapKey === null ? generateFirstKey(database, nowMs) : storeBootstrapKey(database, bootstrapKey, nowMs)),
-    undefined,
-    signal,
+    wait,
   );
 }

@@ -79,12 +79,21 @@ describe("one lease for the start's one-time work and the running singletons", (
     expect(await rowsOf("shared")).toEqual(["keeper"]);
 
     let ran = false;
-    const waiting = withLease(database.pool, "shared", async () => {
-      ran = true;
-      return rowsOf("shared");
-    });
+    const said: Array<string | null> = [];
+    const waiting = withLease(
+      database.pool,
+      "shared",
+      async () => {
+        ran = true;
+        return rowsOf("shared");
+      },
+      { waiting: (_waitedMs, holder) => said.push(holder), saidEveryMs: SEVERAL_POLLS_MS / 2 },
+    );
     await sleep(SEVERAL_POLLS_MS);
     expect(ran).toBe(false);
+    // Said while it waits, naming the live holder (the first key's and the migrations' wait line).
+    expect(said.length).toBeGreaterThan(0);
+    expect(new Set(said)).toEqual(new Set(["keeper"]));
     await keeper.release();
     const [owner] = await waiting;
     expect(owner).toMatch(new RegExp(`^[^:]+:${process.pid}:[0-9a-f]{12}$`));
