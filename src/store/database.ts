@@ -8,7 +8,7 @@ import { type DatabaseHost, type DatabaseUrl, parseDatabaseUrl } from "./databas
 import { DatabaseNotReadyError } from "./database-errors.js";
 import { isConnectionFailure } from "./sql-errors.js";
 import { withLease } from "./leases-store.js";
-import { applyMigrations, type MigrationLog, pendingMigrations } from "./migration-runner.js";
+import { applyMigrations, type LockWaits, type MigrationLog, pendingMigrations } from "./migration-runner.js";
 import { queryFormat } from "./query-format.js";
 import * as schema from "./schema.js";
 import { ServerPool } from "./server-pool.js";
@@ -137,7 +137,7 @@ async function migrateExclusively(
   database: string,
   folder: string,
   log: MigrationLog,
-  signal: AbortSignal | undefined,
+  locks: LockWaits,
 ): Promise<void> {
   const { pool } = open({ ...options, connectionLimit: 2, maxIdle: 2 });
   const waiting = (waitedMs: number, holder: string | null) =>
@@ -148,7 +148,7 @@ async function migrateExclusively(
   try {
     // Nothing pending (every start after the first): no lease to wait for. The runner looks again under it.
     if ((await pendingMigrations(pool, database, folder)).length === 0) return;
-    await withLease(pool, "migrations", () => applyMigrations(pool, database, folder, log), { waiting, signal });
+    await withLease(pool, "migrations", () => applyMigrations(pool, database, folder, log, locks), { waiting, signal: locks.signal });
   } catch (error) {
     // The database went away during a wait that may last minutes: one line at start, not a stack.
     if (isConnectionFailure(error)) {
@@ -211,8 +211,13 @@ export interface OpenOptions {
   migrationsFolder?: string;
   /** Where a migration's warning goes (standard error by default). */
   log?: MigrationLog;
-  /** Aborts a wait for another instance's migrations (its reason is thrown); migrations begun run to their end. */
+  /**
+   * Aborts a wait for another instance's migrations, or a migration statement's tries to get a
+   * lock (its reason is thrown); a statement that runs goes to its end.
+   */
   signal?: AbortSignal | undefined;
+  /** Seconds a migration statement waits for a lock before it says so and tries again (MIGRATION_LOCK_WAIT_S). */
+  migrationLockWaitS?: number;
 }
 
 /** Connects; creates the database when missing and applies pending migrations, unless `migrate` says otherwise. */
@@ -250,9 +255,10 @@ export async function openDatabase(url: string, options: OpenOptions = {}): Prom
     migration === "read-only"
       ? refuseMigrationsPending(opened.pool, name, folder).then(() => refuseTablesMissing(opened.pool, name))
       : migration
-        ? migrateExclusively(open, poolOptions, name, folder, options.log ?? STDERR_LOG, options.signal).then(() =>
-            refuseTablesMissing(opened.pool, name),
-          )
+        ? migrateExclusively(open, poolOptions, name, folder, options.log ?? STDERR_LOG, {
+            seconds: options.migrationLockWaitS,
+            signal: options.signal,
+          }).then(() => refuseTablesMissing(opened.pool, name))
         : null;
   await ready?.catch(async (error: unknown) => {
     await opened.pool.end().catch(() => undefined);

@@ -1,7 +1,7 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { RowDataPacket } from "mysql2/promise";
+import mysql, { type RowDataPacket } from "mysql2/promise";
 import { afterEach, describe, expect, it } from "vitest";
 import { redactUrl } from "../../src/config.js";
 import { DatabaseNotReadyError, openDatabase } from "../../src/store/database.js";
@@ -165,6 +165,68 @@ describe("a migration run stopped part way", () => {
     const database = await openDatabase(db.url, { poolSize: 2, migrationsFolder: copy.dir, lockWaitTimeoutS: 1 });
     cleanups.push(() => database.close().catch(() => undefined));
     expect(database.statementTimeoutMs).toBe(11_000);
+    const [applied] = await database.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM __drizzle_migrations");
+    expect(Number(applied[0]?.n)).toBe(copy.entries.length + 1);
+  });
+
+  it("says when a statement waits for a lock, naming the open transactions, and tries again until it gets it or the start is stopped", async () => {
+    const copy = migrationsCopy();
+    const db = freshDatabase();
+    await (await open(db.url, copy.dir)).close();
+    const last = copy.entries.at(-1) as JournalEntry;
+    const alter: JournalEntry = { ...last, idx: last.idx + 1, when: last.when + 1, tag: "9999_test_alter" };
+    writeFileSync(join(copy.dir, `${alter.tag}.sql`), "ALTER TABLE `settings` ADD `test_extra` int;");
+    copy.writeJournal([...copy.entries, alter]);
+    // An operator's session with a transaction open on the table: the ALTER waits for its metadata lock.
+    const blocker = await mysql.createConnection(db.url);
+    // Ended first: the database's drop would wait for its transaction.
+    cleanups.unshift(() => blocker.end());
+    await blocker.query("BEGIN");
+    await blocker.query("SELECT COUNT(*) FROM settings");
+    const [[{ id: blockerId }]] = (await blocker.query("SELECT CONNECTION_ID() AS id")) as unknown as [[{ id: number }]];
+    const said: {
+      facts: { migration?: string; statement?: number; tries?: number; openTransactions?: { id: number }[] };
+      message: string;
+    }[] = [];
+    const opening = (signal?: AbortSignal) =>
+      openDatabase(db.url, {
+        poolSize: 2,
+        migrationsFolder: copy.dir,
+        migrationLockWaitS: 1,
+        signal,
+        log: { warn: (facts, message) => said.push({ facts, message }) },
+      });
+    const column = async () => {
+      const [rows] = await blocker.query(
+        "SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND COLUMN_NAME = 'test_extra'",
+        [db.name],
+      );
+      return Number((rows as Array<{ n: string }>)[0]?.n);
+    };
+    const untilSaid = async (times: number) => {
+      while (said.length < times) await new Promise((r) => setTimeout(r, 100));
+    };
+
+    const stop = new AbortController();
+    const stopped = opening(stop.signal);
+    await untilSaid(2);
+    const reason = new Error("asked to stop");
+    stop.abort(reason);
+    await expect(stopped).rejects.toBe(reason);
+    expect(said[0]).toMatchObject({
+      message: "a migration statement waits for a lock; trying again",
+      facts: { migration: "9999_test_alter", statement: 1, tries: 1, openTransactions: [{ id: blockerId }] },
+    });
+    expect(said[1]?.facts.tries).toBe(2);
+    expect(await column()).toBe(0);
+
+    said.length = 0;
+    const waiting = opening();
+    await untilSaid(1);
+    await blocker.query("COMMIT");
+    const database = await waiting;
+    cleanups.push(() => database.close().catch(() => undefined));
+    expect(await column()).toBe(1);
     const [applied] = await database.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM __drizzle_migrations");
     expect(Number(applied[0]?.n)).toBe(copy.entries.length + 1);
   });
