@@ -80,6 +80,13 @@ export const sweepDueHolds = async (ctx: BillingContext, log: Logger): Promise<n
 export const SWEEP_PASSES_MAX = 100;
 
 /**
+ * A list a sweep read to its end is read again from its head once this long has passed (on the
+ * billing clock) while the sweep goes on with the others: holds that fall due during a long sweep
+ * of expiries or starts (20,000 starting at midnight take about 10 s) are not left for its end.
+ */
+export const SWEEP_REOPEN_AFTER_MS = 1_000;
+
+/**
  * One sweep: due holds, expiries, then accounts that started (their customers' alerts decided
  * again), in passes of a batch each. Each list is read on from where
  * its last pass ended while that pass read a full batch (a burst of due holds or of expiries at
@@ -104,9 +111,9 @@ export async function sweep(
   if (options.alertFlags) await repairAlertFlags(ctx, log);
   // Customers found busy (or failing) in this sweep: left out of its later reads.
   const busy = new Set<bigint>();
-  const holds = new SweptList((after) => sweepDueHoldsFrom(ctx, log, after, busy));
-  const expiries = new SweptList((after) => recordExpiriesFrom(ctx, after, busy));
-  const starts = new SweptList((after) => recordStartsFrom(ctx, after, busy));
+  const holds = new SweptList((after) => sweepDueHoldsFrom(ctx, log, after, busy), ctx.now);
+  const expiries = new SweptList((after) => recordExpiriesFrom(ctx, after, busy), ctx.now);
+  const starts = new SweptList((after) => recordStartsFrom(ctx, after, busy), ctx.now);
   const failed = options.onExpiryFailure ?? ((customerPk, error) => logExpiryFailure(log, customerPk, error));
   for (let pass = 0; pass < SWEEP_PASSES_MAX && !options.stopping?.() && !(holds.ended && expiries.ended && starts.ended); pass++) {
     await holds.pass();
@@ -139,20 +146,28 @@ function spacedExpiryFailures(log: Logger): (customerPk: bigint, error: unknown)
 /** How long a customer whose expiry records keep failing goes without a new error line. */
 const EXPIRY_FAILURE_LOG_SPACING_MS = 10 * 60_000;
 
-/** A sweeper's list read pass after pass, each going on from where the last one ended, until it reads the end. */
+/**
+ * A sweeper's list read pass after pass, each going on from where the last one ended, until it
+ * reads the end; then, SWEEP_REOPEN_AFTER_MS later, from its head again while the sweep goes on.
+ */
 class SweptList {
   done = 0;
   ended = false;
   private after: DueCursor | null = null;
+  private endedAtMs = 0;
 
-  constructor(private readonly read: (after: DueCursor | null) => Promise<SweepPass>) {}
+  constructor(
+    private readonly read: (after: DueCursor | null) => Promise<SweepPass>,
+    private readonly now: () => number,
+  ) {}
 
   async pass(): Promise<SweepPass["failures"]> {
-    if (this.ended) return [];
+    if (this.ended && this.now() - this.endedAtMs < SWEEP_REOPEN_AFTER_MS) return [];
     const { done, next, failures } = await this.read(this.after);
     this.done += done;
     this.after = next;
     this.ended = next === null;
+    if (this.ended) this.endedAtMs = this.now();
     return failures;
   }
 }

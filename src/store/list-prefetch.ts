@@ -28,6 +28,7 @@ import {
   lockFirstSpendableSql,
   type SpendSelectionGroup,
   lockUnrecordedAccountsSql,
+  unrecordedStartsAvailableSql,
   balanceFromRow,
 } from "./accounts-store.js";
 import { createCustomerSql, customerPkSql } from "./customers-store.js";
@@ -512,6 +513,7 @@ function prefetchAccountRecords(writes: readonly CreditWrite[], nowMs: number): 
     ],
     totals: [activeBalanceSql(projectId, sql`${customerPk}`, nowMs)],
     ledger: [customerLedgerSql(customerPk)],
+    arriving: recorded === "start" ? [unrecordedStartsAvailableSql(projectId, customerPk, nowMs)] : [],
   });
   return mapBatch(batch, (r) => {
     const rows = rowsOf(r.locked[0]);
@@ -536,7 +538,8 @@ function prefetchAccountRecords(writes: readonly CreditWrite[], nowMs: number): 
     };
     addAccounts(c, rows);
     const state = customerStateOf(c);
-    const read = recorded === "start" ? { ...state, startsUnrecorded: new Set(c.accounts.keys()) } : state;
+    const arriving = new Map(rowsOf(r.arriving[0] ?? []).map((row) => [stringOf(row.credit_type), bigOf(row.available)] as const));
+    const read = recorded === "start" ? { ...state, startsUnrecorded: new Set(c.accounts.keys()), startsArriving: arriving } : state;
     return {
       customers: new Map([[customerPk, read]]),
       customerPks: new Map(),

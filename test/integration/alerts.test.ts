@@ -4,6 +4,7 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AlertState } from "../../gen/velobase/billing/v1/alerts.js";
 import { ALERTS_PER_CUSTOMER_MAX } from "../../src/domain/limits.js";
+import { EXPIRY_BATCH_SIZE } from "../../src/operations/expiry.js";
 import { sweep, sweepDueHolds } from "../../src/operations/sweeper.js";
 import { verifyLedger } from "../../src/operations/verify.js";
 import { expectError, TestClient } from "../support/client.js";
@@ -359,5 +360,27 @@ describe("alerts seen by every write, whoever set them", () => {
     await deposit(customerId, 1n);
     expect(await alertEvents(customerId)).toEqual(["balance.low", "balance.recovered"]);
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+  it("reports a recovery from the balance without every credit that started, when the sweeper records them over several passes", async () => {
+    const customerId = "al-start-many";
+    await deposit(customerId, 100n);
+    await alertCall(s.app.port, s.apiKey, "setAlert", { customerId, threshold: 500n });
+    const startsAt = ts(s.clock.now() + 60_000);
+    const later = EXPIRY_BATCH_SIZE + 10;
+    const operations = Array.from({ length: later }, (_, i) => ({
+      operation: { $case: "deposit" as const, value: { customerId, amount: 100n, source: `grant-${i}`, startsAt } },
+    }));
+    expect((await s.client.call("batch", { operations, atomic: true })).failedIndex).toBeUndefined();
+    s.clock.advance(61_000);
+    // Two passes of the customer's starts (50, then 10): one event, from 100 to all of it.
+    expect(await sweep(s.app.context, pino({ level: "silent" }))).toEqual({ settled: 0, recorded: 0, started: later });
+    const [events] = await s.app.database.pool.query<RowDataPacket[]>(
+      "SELECT type, payload FROM events WHERE project_id = 1 AND customer_id = ? AND type LIKE 'balance.%' ORDER BY id",
+      [customerId],
+    );
+    // The alert was set low (100 < 500), with no event: the recovery is the only one.
+    expect(events.map((e) => [e.type, (e.payload as { data: { available_before: string; available: string } }).data])).toEqual([
+      ["balance.recovered", expect.objectContaining({ available_before: "100", available: String(100 + 100 * later) })],
+    ]);
   });
 });

@@ -214,6 +214,31 @@ describe("auto-settlement sweeper", () => {
     const info = await expectError(s.client.call("consume", { transactionId }), "freeze_records_inconsistent");
     expect(info).toMatchObject({ frozen: "40", allocated: "0" });
   });
+
+  it("reads due holds again from the head during a long sweep of starts, not only once it ends", async () => {
+    await sweep(s.app.context, silent);
+    const customerId = uid("cust");
+    const startsAt = ts(s.clock.now() + 10 * SECOND);
+    const accounts = 3 * EXPIRY_BATCH_SIZE;
+    for (let from = 0; from < accounts; from += 50) {
+      const operations = Array.from({ length: 50 }, (_, i) => ({
+        operation: { $case: "deposit" as const, value: { customerId, amount: 1n, source: `grant-${from + i}`, startsAt } },
+      }));
+      expect((await s.client.call("batch", { operations, atomic: true })).failedIndex).toBeUndefined();
+    }
+    const holder = uid("cust");
+    await s.client.call("deposit", { customerId: holder, amount: 100n });
+    await s.client.call("freeze", { customerId: holder, transactionId: uid("hold"), amount: 40n, unfreezeAfterSeconds: 12n });
+    s.clock.advance(11 * SECOND);
+    // The starts take four passes; the hold falls due after the first, two seconds later.
+    let passes = 0;
+    const stopping = () => {
+      if (++passes === 2) s.clock.advance(2 * SECOND);
+      return false;
+    };
+    expect(await sweep(s.app.context, silent, { stopping })).toEqual({ settled: 1, recorded: 0, started: accounts });
+    expect((await s.client.call("getCustomer", { customerId: holder })).balance?.frozen).toBe(0n);
+  });
 });
 
 describe("a hold whose auto-settlement fails", () => {

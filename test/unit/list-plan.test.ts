@@ -187,6 +187,8 @@ describe("planList", () => {
           [3n, later],
         ]),
         startsUnrecorded: new Set([2n, 3n]),
+        // What the customer's started, unrecorded accounts hold: account 2's 90 (3 has not started).
+        startsArriving: new Map([["default", 90n]]),
         hasAlerts: true,
         alerts: [low],
         alertsRead: true,
@@ -203,6 +205,18 @@ describe("planList", () => {
     expect(planned.alertStates).toEqual(new Map([[5n, "armed"]]));
     expect(planned.positions).toEqual([[], [], [], []]);
     expect(planned.ledgers).toEqual(new Map());
+    // Credits starting in accounts a later pass records count as arriving too: the crossing reads from without them all.
+    const split = planList(
+      {
+        ...state,
+        customers: new Map([[7n, { ...(state.customers.get(7n) as CustomerState), startsArriving: new Map([["default", 140n]]) }]]),
+      },
+      [start(2n)],
+      NOW,
+    );
+    expect(split).toMatchObject({
+      crossings: [[{ crossing: { eventType: "balance.recovered", availableBefore: 10n, availableAfter: 150n } }]],
+    });
     // Its customer locked elsewhere: left for a later sweep.
     expect(planList({ ...state, busy: new Set([7n]) }, [start(2n)], NOW)).toMatchObject({ plans: [{ kind: "skipped" }] });
   });

@@ -124,7 +124,7 @@ function recordEntries(
   customer: (pk: bigint) => Working | undefined,
   nowMs: number,
 ): { positions: LedgerPosition[]; crossings: AlertCrossingOf[] } {
-  if (plan.kind === "start") return { positions: [], crossings: crossStarts(workingOf(customer, plan.changes.customerPk), nowMs) };
+  if (plan.kind === "start") return { positions: [], crossings: crossStarts(workingOf(customer, plan.changes.customerPk)) };
   const written = writtenEntries(plan);
   if (written === null) return { positions: [], crossings: [] };
   const c = workingOf(customer, written.customerPk);
@@ -172,15 +172,13 @@ function availableChangeOf(entry: LedgerLine): bigint {
 /**
  * The alerts decided again at a record of starts. It moves no figure: the prefetch summed the
  * started accounts in `available` already. The customer's first record of the list brings in
- * every start read that has come (the alerts' stored states catch up with them, from the balances
- * without them); its next records, nothing more.
+ * every start that has come and is not recorded, this list's and those a later pass records (the
+ * alerts' stored states catch up with them, from the balances without them); its next records,
+ * nothing more.
  */
-function crossStarts(c: Working, nowMs: number): AlertCrossingOf[] {
+function crossStarts(c: Working): AlertCrossingOf[] {
   if (c.started.size > 1) return crossAlerts(c, []);
-  const arriving = [...(c.state.startsUnrecorded ?? [])].flatMap((id) => {
-    const a = c.accounts.get(id);
-    return a && accountStatus(a, nowMs) === "ACTIVE" ? [[a.creditType, availableOf(a)] as const] : [];
-  });
+  const arriving = [...(c.state.startsArriving ?? [])];
   c.available = shiftAvailable(
     c.available,
     arriving.map(([creditType, amount]) => [creditType, -amount] as const),

@@ -142,6 +142,11 @@ export interface CustomerState {
   /** The sweeper's records of starts only: the accounts read whose start is not recorded yet. */
   readonly startsUnrecorded?: ReadonlySet<bigint>;
   /**
+   * The sweeper's records of starts only: what every account of the customer that has started,
+   * its start not recorded, holds available, by credit type (those of this list and of later passes).
+   */
+  readonly startsArriving?: ReadonlyMap<string, bigint>;
+  /**
    * What the prefetch read of each credit-type selection of the list's spends (selectionKey): null,
    * every spendable account of it; an account, only its first ones, up to that account in spending
    * order. Accounts after it (read for another selection, a hold, a deposit) may follow unread ones.
