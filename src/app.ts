@@ -77,7 +77,8 @@ export interface AppOptions {
   readonly announce?: (line: string) => void;
   /**
    * A stop asked for while starting: a wait for another instance's migrations or first key ends
-   * at once with the signal's reason thrown (work begun, such as a migration, runs to its end).
+   * at once with the signal's reason thrown, and so do the migrations, after the statement at work
+   * or during a statement's wait for a lock.
    */
   readonly signal?: AbortSignal;
 }

@@ -79,7 +79,8 @@ async function main(): Promise<void> {
       if (requested !== null) process.exit(1);
       requested = signal;
       // A start waiting for another instance's migrations (which may take many minutes) gives up
-      // now; one that is migrating finishes, then stops.
+      // now; one that is migrating stops after the statement at work, or interrupts a statement's
+      // wait for a lock, and the next start goes on from there.
       starting.abort(new StopRequested(signal));
       return;
     }
@@ -109,10 +110,7 @@ async function main(): Promise<void> {
     app = await startApp(config, { log, signal: starting.signal });
   } catch (error) {
     if (error instanceof StopRequested) {
-      log.info(
-        { signal: error.signal },
-        "stopped before starting: asked to stop while waiting for another instance's migrations or first key",
-      );
+      log.info({ signal: error.signal }, "stopped while starting, as asked; the next start goes on from where this one stopped");
       process.exit(0);
     }
     const failure = startFailureOf(error, config);

@@ -212,11 +212,12 @@ export interface OpenOptions {
   /** Where a migration's warning goes (standard error by default). */
   log?: MigrationLog;
   /**
-   * Aborts a wait for another instance's migrations, or a migration statement's tries to get a
-   * lock (its reason is thrown); a statement that runs goes to its end.
+   * A stop asked for while starting (its reason is thrown): ends a wait for another instance's
+   * migrations, the migrations between two statements, or a statement's wait for a lock; a
+   * statement at work runs to its end.
    */
   signal?: AbortSignal | undefined;
-  /** Seconds a migration statement waits for a lock before it says so and tries again (MIGRATION_LOCK_WAIT_S). */
+  /** Seconds between two lines about a migration statement's wait for a lock (MIGRATION_LOCK_WAIT_S). */
   migrationLockWaitS?: number;
 }
 

@@ -4,7 +4,10 @@ import { type MigrationMeta, readMigrationFiles } from "drizzle-orm/migrator";
 import type { PoolConnection, RowDataPacket } from "mysql2/promise";
 import type { ConnectionSource } from "./cluster-pool.js";
 import { DatabaseNotReadyError } from "./database-errors.js";
+import { type LockWaits, type MigrationLog, type MigrationSession, migrationSession, runMigrationStatement } from "./migration-locks.js";
 import { driverError } from "./sql-errors.js";
+
+export type { LockWaits, MigrationLog } from "./migration-locks.js";
 
 // The migrations, applied as drizzle's migrator applies them (its `__drizzle_migrations` table and
 // its rule: every migration newer than the newest applied one), with what it lacks:
@@ -22,15 +25,11 @@ import { driverError } from "./sql-errors.js";
 // - A migration older than the newest applied one but never applied (a database made by a build
 //   whose migrations were numbered otherwise) was skipped without a word. It is refused, named.
 // - A statement that waits for a lock (a schema change behind a session with a transaction open on
-//   its table: the server's lock_wait_timeout is a day) waited in silence. It now waits
-//   MIGRATION_LOCK_WAIT_S a try, then says so with the oldest open transactions (connection id,
-//   user, host, seconds) and tries again, until the start is asked to stop.
+//   its table: the server's lock_wait_timeout is a day) waited in silence. It now says so, and a
+//   stop asked for while starting ends the run between statements or during a lock wait
+//   (migration-locks.ts).
 
 const PROGRESS_TABLE = "__migration_progress";
-/** How long a migration statement waits for a lock (a table's metadata lock, a row lock) before it says so and tries again. */
-export const MIGRATION_LOCK_WAIT_S = 30;
-/** Lock wait timeout exceeded: the statement did nothing. */
-const LOCK_WAIT_TIMEOUT_ERRNO = 1205;
 /** What a statement run again finds when its first run committed: what it creates exists, or what it drops is gone. */
 const DONE_ALREADY_ERRNOS = new Set([
   1050, // table exists
@@ -88,14 +87,6 @@ export async function pendingMigrations(source: Queryable, database: string, fol
   return migrations.filter((m) => m.folderMillis > newest);
 }
 
-/** How a run's statements wait for locks. */
-export interface LockWaits {
-  /** Seconds a try waits (MIGRATION_LOCK_WAIT_S). */
-  readonly seconds?: number | undefined;
-  /** Ends the tries between two waits, its reason thrown (a stop asked for while starting). */
-  readonly signal?: AbortSignal | undefined;
-}
-
 /** Applies the pending migrations of `folder`, statement by statement, going on from where an interrupted run stopped. */
 export async function applyMigrations(
   pool: ConnectionSource,
@@ -106,8 +97,7 @@ export async function applyMigrations(
 ): Promise<void> {
   const connection = await pool.getConnection();
   try {
-    const lockWaitS = locks.seconds ?? MIGRATION_LOCK_WAIT_S;
-    await connection.query(`SET SESSION lock_wait_timeout = ${lockWaitS}, innodb_lock_wait_timeout = ${lockWaitS}`);
+    const session = await migrationSession(connection, pool, log, locks);
     await connection.query(
       "CREATE TABLE IF NOT EXISTS `__drizzle_migrations` (id serial primary key, hash text not null, created_at bigint)",
     );
@@ -115,9 +105,7 @@ export async function applyMigrations(
       `CREATE TABLE IF NOT EXISTS \`${PROGRESS_TABLE}\` (created_at BIGINT NOT NULL PRIMARY KEY, statements_done INT NOT NULL, statement_started INT NULL)`,
     );
     // Everything on this one connection: the pool's other renews the migrations lease.
-    for (const migration of await pendingMigrations(connection, database, folder)) {
-      await applyMigration(connection, migration, log, locks.signal);
-    }
+    for (const migration of await pendingMigrations(connection, database, folder)) await applyMigration(session, migration);
     // A run stopped between recording a migration and forgetting its progress left the row behind.
     await connection.query(`DELETE p FROM \`${PROGRESS_TABLE}\` p JOIN __drizzle_migrations m ON m.created_at = p.created_at`);
   } finally {
@@ -125,16 +113,8 @@ export async function applyMigrations(
   }
 }
 
-export interface MigrationLog {
-  warn(facts: object, message: string): void;
-}
-
-async function applyMigration(
-  connection: PoolConnection,
-  migration: Migration,
-  log: MigrationLog,
-  signal: AbortSignal | undefined,
-): Promise<void> {
+async function applyMigration(session: MigrationSession, migration: Migration): Promise<void> {
+  const { connection, log, signal } = session;
   const [progress] = await connection.query<RowDataPacket[]>(
     `SELECT statements_done, statement_started FROM \`${PROGRESS_TABLE}\` WHERE created_at = ?`,
     [migration.folderMillis],
@@ -149,14 +129,16 @@ async function applyMigration(
       [migration.folderMillis, done, started, done, started],
     );
   for (let i = resumeAt; i < statements.length; i++) {
+    // A stop asked for while starting ends the run here, between two statements: the next run goes on from this one.
+    signal?.throwIfAborted();
     await mark(i, i);
     try {
-      await runWaitingForLocks(connection, statements[i] as string, { migration: migration.tag, statement: i + 1 }, log, signal);
+      await runMigrationStatement(session, statements[i] as string, { migration: migration.tag, statement: i + 1 });
     } catch (error) {
       const errno = driverError(error)?.errno;
       if (i !== resumeAt || !startedUnrecorded || errno === undefined || !DONE_ALREADY_ERRNOS.has(errno)) {
         await mark(i, null);
-        // A stop between two tries for a lock: the statement did nothing, and the start ends as asked.
+        // A stop that interrupted a lock wait: the statement did nothing, and the start ends as asked.
         if (signal?.aborted && error === signal.reason) throw error;
         throw failed(migration, i, statements.length, error);
       }
@@ -169,43 +151,6 @@ async function applyMigration(
   }
   await connection.query("INSERT INTO __drizzle_migrations (hash, created_at) VALUES (?, ?)", [migration.hash, migration.folderMillis]);
   await connection.query(`DELETE FROM \`${PROGRESS_TABLE}\` WHERE created_at = ?`, [migration.folderMillis]);
-}
-
-/**
- * Runs one statement, trying again for as long as it times out waiting for a lock (it did
- * nothing then), each time with a warning naming the oldest open transactions, which are what
- * such a wait is usually behind. `signal` ends the tries.
- */
-async function runWaitingForLocks(
-  connection: PoolConnection,
-  statement: string,
-  which: { readonly migration: string; readonly statement: number },
-  log: MigrationLog,
-  signal: AbortSignal | undefined,
-): Promise<void> {
-  for (let tries = 1; ; tries++) {
-    try {
-      await connection.query(statement);
-      return;
-    } catch (error) {
-      if (driverError(error)?.errno !== LOCK_WAIT_TIMEOUT_ERRNO) throw error;
-      signal?.throwIfAborted();
-      log.warn(
-        { ...which, tries, openTransactions: await oldestOpenTransactions(connection) },
-        "a migration statement waits for a lock; trying again",
-      );
-    }
-  }
-}
-
-/** The five oldest open transactions of other sessions (what a schema change waits behind): connection id, user, host, seconds open. */
-async function oldestOpenTransactions(connection: PoolConnection): Promise<object[]> {
-  const [rows] = await connection.query<RowDataPacket[]>(
-    `SELECT p.ID AS id, p.USER AS user, p.HOST AS host, TIMESTAMPDIFF(SECOND, t.trx_started, NOW()) AS seconds
-     FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
-     WHERE p.ID <> CONNECTION_ID() ORDER BY t.trx_started LIMIT 5`,
-  );
-  return rows.map((r) => ({ id: Number(r.id), user: String(r.user), host: String(r.host), seconds: Number(r.seconds) }));
 }
 
 function failed(migration: Migration, index: number, count: number, error: unknown): MigrationFailedError {

@@ -229,7 +229,8 @@ describe("a stop asked for while a start waits for another instance's migrations
       await connection.query(
         "INSERT INTO leases (name, owner, expires_at) VALUES ('migrations', 'other:1:abc', NOW(3) + INTERVAL 120 SECOND)",
       );
-      expect(await pendingOf(connection)).toBe(1);
+      const pending = await pendingOf(connection);
+      expect(pending).toBeGreaterThan(0);
 
       const stop = new AbortController();
       const reason = new Error("asked to stop");
@@ -249,10 +250,10 @@ describe("a stop asked for while a start waits for another instance's migrations
       child.kill("SIGTERM");
       const exit = await run.exited;
       expect(exit.code).toBe(0);
-      expect(exit.stdout).toContain("stopped before starting: asked to stop while waiting for another instance's migrations or first key");
+      expect(exit.stdout).toContain("stopped while starting, as asked; the next start goes on from where this one stopped");
       expect(exit.stderr).toBe("");
 
-      expect(await pendingOf(connection)).toBe(1);
+      expect(await pendingOf(connection)).toBe(pending);
       const [leases] = await connection.query("SELECT owner FROM leases WHERE name = 'migrations'");
       expect(leases).toEqual([{ owner: "other:1:abc" }]);
     } finally {
