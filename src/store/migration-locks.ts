@@ -14,6 +14,7 @@ import { driverError } from "./sql-errors.js";
 export const MIGRATION_LOCK_WAIT_S = 30;
 const LOCK_WAIT_TIMEOUT_ERRNO = 1205;
 const QUERY_INTERRUPTED_ERRNO = 1317;
+const SERVER_SQL = "CONCAT(@@hostname, ':', @@port)";
 
 export interface MigrationLog {
   warn(facts: object, message: string): void;
@@ -31,6 +32,8 @@ export interface LockWaits {
 export interface MigrationSession {
   readonly connection: PoolConnection;
   readonly connectionId: number;
+  /** The server it is on (host:port): on a cluster, a connection id names a session of one node only. */
+  readonly server: string;
   readonly watcher: ConnectionSource;
   readonly waitS: number;
   readonly signal: AbortSignal | undefined;
@@ -45,8 +48,8 @@ export async function migrationSession(
 ): Promise<MigrationSession> {
   const waitS = locks.seconds ?? MIGRATION_LOCK_WAIT_S;
   await connection.query(`SET SESSION innodb_lock_wait_timeout = ${waitS}`);
-  const [rows] = await connection.query<RowDataPacket[]>("SELECT CONNECTION_ID() AS id");
-  return { connection, connectionId: Number(rows[0]?.id), watcher, waitS, signal: locks.signal, log };
+  const [rows] = await connection.query<RowDataPacket[]>(`SELECT CONNECTION_ID() AS id, ${SERVER_SQL} AS server`);
+  return { connection, connectionId: Number(rows[0]?.id), server: String(rows[0]?.server), watcher, waitS, signal: locks.signal, log };
 }
 
 /**
@@ -83,17 +86,11 @@ export async function runMigrationStatement(
 function watchLockWait(session: MigrationSession, which: object): { stop(): void } {
   const { watcher, connectionId, waitS, signal, log } = session;
   let waitedS = 0;
-  const stateOf = async () => {
-    const [rows] = await watcher.query<RowDataPacket[]>("SELECT STATE AS state FROM information_schema.PROCESSLIST WHERE ID = ?", [
-      connectionId,
-    ]);
-    return String(rows[0]?.state ?? "");
-  };
   const timer = setInterval(() => {
     waitedS += waitS;
-    void stateOf()
+    void onWatcher(session, (c) => stateOf(c, connectionId))
       .then(async (state) => {
-        if (!/metadata lock/i.test(state)) return;
+        if (state === null || !/metadata lock/i.test(state)) return;
         log.warn(
           { ...which, waitedS, openTransactions: await openTransactions(watcher, connectionId) },
           "a migration statement waits for a table lock",
@@ -103,9 +100,9 @@ function watchLockWait(session: MigrationSession, which: object): { stop(): void
   }, waitS * 1000);
   // Only a wait is interrupted: a statement at work (a table copy, an index build) runs on.
   const interrupt = () =>
-    void stateOf()
-      .then((state) => (/lock/i.test(state) ? watcher.query(`KILL QUERY ${connectionId}`) : undefined))
-      .catch(() => undefined);
+    void onWatcher(session, async (c) => {
+      if (/lock/i.test(await stateOf(c, connectionId))) await c.query(`KILL QUERY ${connectionId}`);
+    }).catch(() => undefined);
   signal?.addEventListener("abort", interrupt);
   return {
     stop() {
@@ -113,6 +110,26 @@ function watchLockWait(session: MigrationSession, which: object): { stop(): void
       signal?.removeEventListener("abort", interrupt);
     },
   };
+}
+
+/**
+ * Runs `work` on one connection of the watcher's pool, when it is on the migrations' server (on
+ * another node of a cluster, their connection id would name a stranger's session); else null.
+ */
+async function onWatcher<T>(session: MigrationSession, work: (c: PoolConnection) => Promise<T>): Promise<T | null> {
+  const c = await session.watcher.getConnection();
+  try {
+    const [rows] = await c.query<RowDataPacket[]>(`SELECT ${SERVER_SQL} AS server`);
+    return String(rows[0]?.server) === session.server ? await work(c) : null;
+  } finally {
+    c.release();
+  }
+}
+
+/** The state of the migrations' session (its PROCESSLIST row; a user sees its own sessions). */
+async function stateOf(c: PoolConnection, connectionId: number): Promise<string> {
+  const [rows] = await c.query<RowDataPacket[]>("SELECT STATE AS state FROM information_schema.PROCESSLIST WHERE ID = ?", [connectionId]);
+  return String(rows[0]?.state ?? "");
 }
 
 /**
