@@ -55,6 +55,26 @@ function freshDatabase() {
   return db;
 }
 
+/** A database migrated through the service's migrations, and a copy of them with one more: `tag`, holding `statement`. */
+async function migratedThenOneMore(tag: string, statement: string) {
+  const copy = migrationsCopy();
+  const db = freshDatabase();
+  await (await open(db.url, copy.dir)).close();
+  const last = copy.entries.at(-1) as JournalEntry;
+  writeFileSync(join(copy.dir, `${tag}.sql`), statement);
+  copy.writeJournal([...copy.entries, { ...last, idx: last.idx + 1, when: last.when + 1, tag }]);
+  return { copy, db };
+}
+
+/** A session that ran `statement` in a transaction it keeps open (ended first at cleanup: the database's drop would wait for it). */
+async function transactionOpen(url: string, statement: string): Promise<mysql.Connection> {
+  const session = await mysql.createConnection(url);
+  cleanups.unshift(() => session.end());
+  await session.query("BEGIN");
+  await session.query(statement);
+  return session;
+}
+
 /** Opening the database is refused with `message`, by the server's open (migrating) and by verify's (read-only). */
 async function expectRefusedEitherWay(url: string, folder: string, message: string): Promise<void> {
   for (const migrate of [true, "read-only"] as const) {
@@ -170,19 +190,9 @@ describe("a migration run stopped part way", () => {
   });
 
   it("says while a statement waits for a table lock, naming the open transactions, and waits on until it gets it or the start is stopped", async () => {
-    const copy = migrationsCopy();
-    const db = freshDatabase();
-    await (await open(db.url, copy.dir)).close();
-    const last = copy.entries.at(-1) as JournalEntry;
-    const alter: JournalEntry = { ...last, idx: last.idx + 1, when: last.when + 1, tag: "9999_test_alter" };
-    writeFileSync(join(copy.dir, `${alter.tag}.sql`), "ALTER TABLE `settings` ADD `test_extra` int;");
-    copy.writeJournal([...copy.entries, alter]);
+    const { copy, db } = await migratedThenOneMore("9999_test_alter", "ALTER TABLE `settings` ADD `test_extra` int;");
     // An operator's session with a transaction open on the table: the ALTER waits for its metadata lock.
-    const blocker = await mysql.createConnection(db.url);
-    // Ended first: the database's drop would wait for its transaction.
-    cleanups.unshift(() => blocker.end());
-    await blocker.query("BEGIN");
-    await blocker.query("SELECT COUNT(*) FROM settings");
+    const blocker = await transactionOpen(db.url, "SELECT COUNT(*) FROM settings");
     const [[{ id: blockerId }]] = (await blocker.query("SELECT CONNECTION_ID() AS id")) as unknown as [[{ id: number }]];
     const said: {
       facts: { migration?: string; statement?: number; waitedS?: number; openTransactions?: { id: number }[] };
@@ -240,17 +250,8 @@ describe("a migration run stopped part way", () => {
   });
 
   it("tries a statement that timed out on a row lock again, saying so, until it gets the lock", async () => {
-    const copy = migrationsCopy();
-    const db = freshDatabase();
-    await (await open(db.url, copy.dir)).close();
-    const last = copy.entries.at(-1) as JournalEntry;
-    const update: JournalEntry = { ...last, idx: last.idx + 1, when: last.when + 1, tag: "9999_test_update" };
-    writeFileSync(join(copy.dir, `${update.tag}.sql`), "UPDATE `projects` SET `burst` = `burst` + 1 WHERE `id` = 1;");
-    copy.writeJournal([...copy.entries, update]);
-    const blocker = await mysql.createConnection(db.url);
-    cleanups.unshift(() => blocker.end());
-    await blocker.query("BEGIN");
-    await blocker.query("SELECT burst FROM projects WHERE id = 1 FOR UPDATE");
+    const { copy, db } = await migratedThenOneMore("9999_test_update", "UPDATE `projects` SET `burst` = `burst` + 1 WHERE `id` = 1;");
+    const blocker = await transactionOpen(db.url, "SELECT burst FROM projects WHERE id = 1 FOR UPDATE");
     const [[{ burst }]] = (await blocker.query("SELECT burst FROM projects WHERE id = 1")) as unknown as [[{ burst: number }]];
     const said: { facts: { tries?: number }; message: string }[] = [];
     const waiting = openDatabase(db.url, {
