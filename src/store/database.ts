@@ -125,6 +125,22 @@ async function ensureDatabase(server: ServerOptions, create: boolean): Promise<{
 }
 
 /**
+ * `work`, or the signal's reason as soon as it aborts (a stop asked for while the first
+ * connection still waits for a server that does not answer); `work` then ends on its own
+ * timeout, unheeded.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  work.catch(() => undefined);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/**
  * Applies pending migrations while holding the migrations lease (a committed row, so instances
  * starting together on different Galera nodes take turns as well), on a pool of two of its own:
  * the migrations hold one connection for their whole run and the lease is renewed on the other,
@@ -212,9 +228,9 @@ export interface OpenOptions {
   /** Where a migration's warning goes (standard error by default). */
   log?: MigrationLog;
   /**
-   * A stop asked for while starting (its reason is thrown): ends a wait for another instance's
-   * migrations, the migrations between two statements, or a statement's wait for a lock; a
-   * statement at work runs to its end.
+   * A stop asked for while starting (its reason is thrown): ends a first connection to a server
+   * that does not answer, a wait for another instance's migrations, the migrations between two
+   * statements, or a statement's wait for a lock; a statement at work runs to its end.
    */
   signal?: AbortSignal | undefined;
   /** Seconds between two lines about a migration statement's wait for a lock (MIGRATION_LOCK_WAIT_S). */
@@ -225,7 +241,7 @@ export interface OpenOptions {
 export async function openDatabase(url: string, options: OpenOptions = {}): Promise<Database> {
   const server = connectionOptions(url);
   const migration = options.migrate ?? true;
-  const { galera } = await ensureDatabase(server, migration !== "read-only");
+  const { galera } = await untilAborted(ensureDatabase(server, migration !== "read-only"), options.signal);
   // Every operation locks the customer row first and then reads what it needs; READ COMMITTED
   // makes those reads see the latest committed rows and avoids gap locks. Row locks are held for
   // milliseconds, so a wait beyond lockWaitTimeoutS means trouble: fail (and retry) early

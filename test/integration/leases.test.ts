@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import mysql from "mysql2/promise";
@@ -221,6 +222,25 @@ describe("a stop asked for while a start waits for another instance's migrations
     const journal = JSON.parse(readFileSync(`${ROOT}/src/store/migrations/meta/_journal.json`, "utf8")) as { entries: unknown[] };
     return journal.entries.length - Number((applied as Array<{ n: string }>)[0]?.n);
   };
+
+  it("ends a first connection to a server that does not answer, with its reason, before the connect timeout", async () => {
+    // Accepts and never speaks: the client waits for the server's greeting until its connect timeout (10 s).
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = silent.address() as AddressInfo;
+      const stop = new AbortController();
+      const reason = new Error("asked to stop");
+      const opening = openDatabase(`mysql://root@127.0.0.1:${port}/never`, { poolSize: 2, signal: stop.signal });
+      await sleep(SEVERAL_POLLS_MS);
+      stop.abort(reason);
+      await expect(opening).rejects.toBe(reason);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
 
   it("ends the wait with its reason (openDatabase), and the process with exit 0 and one line (SIGTERM), migrating nothing", async () => {
     // One migration pending, and a live holder of the migrations lease (another instance migrating).
