@@ -249,17 +249,6 @@ export async function listUnrecordedAccounts(
 export const markExpiryRecordedSql = (id: bigint): SQL[] =>
   guardedUpdateSql(sql`UPDATE ${accounts} SET expiry_recorded = TRUE WHERE id = ${id} AND expiry_recorded = FALSE`, 1);
 
-/**
- * What a customer's accounts that have started but whose start is not recorded yet hold
- * available, by credit type (no locks: read under the customer's): the credits the alerts have
- * not seen start, however many passes the sweeper takes to record them.
- */
-export const unrecordedStartsAvailableSql = (projectId: bigint, customerPk: bigint, nowMs: number): SQL =>
-  sql`SELECT a.credit_type, SUM(a.total - a.used - a.frozen) AS available
-    FROM ${accounts} a FORCE INDEX (accounts_spending_idx)
-    WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND a.start_recorded = FALSE AND ${activeAccountSql(nowMs)}
-    GROUP BY a.credit_type`;
-
 export const markStartRecordedSql = (id: bigint): SQL[] =>
   guardedUpdateSql(sql`UPDATE ${accounts} SET start_recorded = TRUE WHERE id = ${id} AND start_recorded = FALSE`, 1);
 

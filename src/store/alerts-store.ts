@@ -48,13 +48,25 @@ export function updateAlertStatesSql(states: ReadonlyMap<bigint, AlertState>, no
   ];
 }
 
-/** The available balance per credit type over a customer's ACTIVE accounts. */
-const availableByCreditTypeSql = (projectId: bigint, customerPk: SQL, nowMs: number): SQL =>
+/**
+ * The available balance per credit type over a customer's ACTIVE accounts; with
+ * `startsUnrecorded`, over those of them whose start the sweeper has not recorded yet (the
+ * credits the alerts have not seen start). No locks: read under the customer's.
+ */
+export const availableByCreditTypeSql = (
+  projectId: bigint,
+  customerPk: SQL,
+  nowMs: number,
+  options: { startsUnrecorded?: boolean } = {},
+): SQL =>
   sql`SELECT a.credit_type, COALESCE(SUM(a.total - a.used - a.frozen), 0) AS available FROM ${accounts} a
-    WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND ${activeAccountSql(nowMs)}
+    WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND ${activeAccountSql(nowMs)}${
+      options.startsUnrecorded ? sql` AND a.start_recorded = FALSE` : sql``
+    }
     GROUP BY a.credit_type`;
 
-function availableOf(rows: readonly Row[]): AvailableBalances {
+/** The rows of availableByCreditTypeSql as the balances alerts watch. */
+export function availableBalancesFromRows(rows: readonly Row[]): AvailableBalances {
   const byCreditType = new Map(rows.map((r) => [stringOf(r.credit_type), bigOf(r.available)] as const));
   return { all: [...byCreditType.values()].reduce((a, b) => a + b, 0n), byCreditType };
 }
@@ -84,7 +96,7 @@ export const lockCustomerAvailable = (
       const row = rowsOf(r.customer[0])[0];
       if (!row) return null;
       const alertCreditTypes = new Set(rowsOf(r.alerts[0]).map((alert) => stringOf(alert.credit_type)));
-      return { customerPk: bigOf(row.id), available: availableOf(rowsOf(r.balances[0])), alertCreditTypes };
+      return { customerPk: bigOf(row.id), available: availableBalancesFromRows(rowsOf(r.balances[0])), alertCreditTypes };
     },
   );
 
@@ -221,7 +233,7 @@ export function listAlertsFromRows(alertRows: readonly Row[], availableRows: rea
     appendTo(rowsByCustomer, key, row);
   }
   const available = new Map<string, AvailableBalances>();
-  for (const key of alerts.keys()) available.set(key, availableOf(rowsByCustomer.get(key) ?? []));
+  for (const key of alerts.keys()) available.set(key, availableBalancesFromRows(rowsByCustomer.get(key) ?? []));
   return { alerts, available };
 }
 

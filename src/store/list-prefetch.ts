@@ -28,11 +28,16 @@ import {
   lockFirstSpendableSql,
   type SpendSelectionGroup,
   lockUnrecordedAccountsSql,
-  unrecordedStartsAvailableSql,
   balanceFromRow,
 } from "./accounts-store.js";
 import { createCustomerSql, customerPkSql } from "./customers-store.js";
-import { type ListAlerts, listAlertsFromRows, prefetchListAlertsSql } from "./alerts-store.js";
+import {
+  availableBalancesFromRows,
+  availableByCreditTypeSql,
+  type ListAlerts,
+  listAlertsFromRows,
+  prefetchListAlertsSql,
+} from "./alerts-store.js";
 import { findOutcomesSql, outcomesFromRows } from "./outcomes-store.js";
 import type { ReversalState } from "../domain/plans/reversal-state.js";
 import { reversalCustomerPksSql, reversalStatements, reversalsFromRows } from "./reversal-prefetch.js";
@@ -513,7 +518,7 @@ function prefetchAccountRecords(writes: readonly CreditWrite[], nowMs: number): 
     ],
     totals: [activeBalanceSql(projectId, sql`${customerPk}`, nowMs)],
     ledger: [customerLedgerSql(customerPk)],
-    arriving: recorded === "start" ? [unrecordedStartsAvailableSql(projectId, customerPk, nowMs)] : [],
+    arriving: recorded === "start" ? [availableByCreditTypeSql(projectId, sql`${customerPk}`, nowMs, { startsUnrecorded: true })] : [],
   });
   return mapBatch(batch, (r) => {
     const rows = rowsOf(r.locked[0]);
@@ -538,8 +543,14 @@ function prefetchAccountRecords(writes: readonly CreditWrite[], nowMs: number): 
     };
     addAccounts(c, rows);
     const state = customerStateOf(c);
-    const arriving = new Map(rowsOf(r.arriving[0] ?? []).map((row) => [stringOf(row.credit_type), bigOf(row.available)] as const));
-    const read = recorded === "start" ? { ...state, startsUnrecorded: new Set(c.accounts.keys()), startsArriving: arriving } : state;
+    const read =
+      recorded === "start"
+        ? {
+            ...state,
+            startsUnrecorded: new Set(c.accounts.keys()),
+            startsArriving: availableBalancesFromRows(rowsOf(r.arriving[0])).byCreditType,
+          }
+        : state;
     return {
       customers: new Map([[customerPk, read]]),
       customerPks: new Map(),

@@ -34,6 +34,9 @@ import {
 /** What one write needs before it can be planned on the state the earlier ones left. */
 type Step = { kind: "plan"; plan: WritePlan } | { kind: "cut" } | { kind: "more"; customerPk: bigint };
 
+/** A write with nothing to do now: a sweeper's left for a later pass, or one that found nothing left to do. */
+const SKIPPED: Step = { kind: "plan", plan: { kind: "skipped" } };
+
 /**
  * Plans a list of writes one after another on the state the earlier ones leave, as if each ran
  * alone in that order: account figures, balances and stored outcomes move with each applied plan.
@@ -263,7 +266,7 @@ function asStep<C, R>(
     case "refused":
       return { kind: "plan", plan: planned };
     case "skip":
-      return { kind: "plan", plan: { kind: "skipped" } };
+      return SKIPPED;
     case "more":
       return null;
   }
@@ -418,9 +421,6 @@ function planSettleStep(
         );
   return step ?? { kind: "more", customerPk: hold?.customerPk ?? 0n };
 }
-
-/** A sweeper's write left for a later pass, or with nothing left to do. */
-const SKIPPED: Step = { kind: "plan", plan: { kind: "skipped" } };
 
 /** The customer and account a sweeper's record names, as the prefetch read them; null when its customer is busy or the account was not read. */
 function sweptAccountOf(
