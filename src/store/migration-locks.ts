@@ -15,6 +15,8 @@ export const MIGRATION_LOCK_WAIT_S = 30;
 const LOCK_WAIT_TIMEOUT_ERRNO = 1205;
 const QUERY_INTERRUPTED_ERRNO = 1317;
 const SERVER_SQL = "CONCAT(@@hostname, ':', @@port)";
+/** What a line says instead of the open transactions when the pool's other connection is on another node. */
+const ON_ANOTHER_SERVER = "not listed: the migrations' other connection is on another server";
 
 export interface MigrationLog {
   warn(facts: object, message: string): void;
@@ -72,8 +74,12 @@ export async function runMigrationStatement(
       const errno = driverError(error)?.errno;
       if (session.signal?.aborted && (errno === QUERY_INTERRUPTED_ERRNO || errno === LOCK_WAIT_TIMEOUT_ERRNO)) throw session.signal.reason;
       if (errno !== LOCK_WAIT_TIMEOUT_ERRNO) throw error;
+      // Only said: a failure to list them never fails the migration.
+      const openTransactions = await onWatcher(session, (c) => openTransactionsOf(c, session.connectionId)).catch(
+        (listing: unknown) => `not listed (${driverError(listing)?.code ?? "error"})`,
+      );
       session.log.warn(
-        { ...which, tries, openTransactions: await openTransactions(session.watcher, session.connectionId) },
+        { ...which, tries, openTransactions: openTransactions ?? ON_ANOTHER_SERVER },
         "a migration statement waits for a row lock; trying again",
       );
     } finally {
@@ -84,19 +90,17 @@ export async function runMigrationStatement(
 
 /** Says every `waitS` that the statement waits for a table's metadata lock; interrupts that wait on a stop. */
 function watchLockWait(session: MigrationSession, which: object): { stop(): void } {
-  const { watcher, connectionId, waitS, signal, log } = session;
+  const { connectionId, waitS, signal, log } = session;
   let waitedS = 0;
   const timer = setInterval(() => {
     waitedS += waitS;
-    void onWatcher(session, (c) => stateOf(c, connectionId))
-      .then(async (state) => {
-        if (state === null || !/metadata lock/i.test(state)) return;
-        log.warn(
-          { ...which, waitedS, openTransactions: await openTransactions(watcher, connectionId) },
-          "a migration statement waits for a table lock",
-        );
-      })
-      .catch(() => undefined);
+    void onWatcher(session, async (c) => {
+      if (!/metadata lock/i.test(await stateOf(c, connectionId))) return;
+      log.warn(
+        { ...which, waitedS, openTransactions: await openTransactionsOf(c, connectionId) },
+        "a migration statement waits for a table lock",
+      );
+    }).catch(() => undefined);
   }, waitS * 1000);
   // Only a wait is interrupted: a statement at work (a table copy, an index build) runs on.
   const interrupt = () =>
@@ -137,9 +141,9 @@ async function stateOf(c: PoolConnection, connectionId: number): Promise<string>
  * this database first: connection id, user, host, when it started (the server's time) and how
  * long its session has been idle. Reading them needs the PROCESS privilege; without it, says so.
  */
-async function openTransactions(watcher: ConnectionSource, migrating: number): Promise<object[] | string> {
+async function openTransactionsOf(c: PoolConnection, migrating: number): Promise<object[] | string> {
   try {
-    const [rows] = await watcher.query<RowDataPacket[]>(
+    const [rows] = await c.query<RowDataPacket[]>(
       `SELECT p.ID AS id, p.USER AS user, p.HOST AS host, DATE_FORMAT(t.trx_started, '%Y-%m-%d %H:%i:%s') AS started, p.TIME AS idle
        FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
        WHERE p.ID <> ? ORDER BY p.DB <=> DATABASE() DESC, t.trx_started LIMIT 5`,
