@@ -38,6 +38,7 @@ import { consoleDependencies } from "./console-wiring.js";
 import { consolePlugin } from "./console/console-plugin.js";
 import { Metrics } from "./metrics.js";
 import { openDatabase, type Database } from "./store/database.js";
+import { waitingLine } from "./store/leases-store.js";
 import { Authenticator } from "./tenancy/authenticator.js";
 import { bootstrapApiKey } from "./tenancy/bootstrap.js";
 import { RateLimiter } from "./tenancy/rate-limiter.js";
@@ -91,11 +92,7 @@ async function ensureSomeoneCanGetIn(
   announce: (line: string) => void,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  const waiting = (waitedMs: number, holder: string | null) =>
-    log.warn(
-      { waitedS: Math.round(waitedMs / 1000), holder },
-      "waiting for another instance to finish making the first key (its lease is alive)",
-    );
+  const waiting = waitingLine(log, "making the first key");
   const outcome = await bootstrapApiKey(database, config.BOOTSTRAP_API_KEY ?? null, Date.now(), { waiting, signal });
   if (outcome.kind === "generated") {
     announce(

@@ -7,7 +7,7 @@ import { ClusterPool, type ConnectionSource, type NodeSelector, PROBE_TIMEOUT_MS
 import { type DatabaseHost, type DatabaseUrl, parseDatabaseUrl } from "./database-url.js";
 import { DatabaseNotReadyError } from "./database-errors.js";
 import { isConnectionFailure } from "./sql-errors.js";
-import { withLease } from "./leases-store.js";
+import { waitingLine, withLease } from "./leases-store.js";
 import { applyMigrations, type LockWaits, type MigrationLog, pendingMigrations } from "./migration-runner.js";
 import { queryFormat } from "./query-format.js";
 import * as schema from "./schema.js";
@@ -156,11 +156,7 @@ async function migrateExclusively(
   locks: LockWaits,
 ): Promise<void> {
   const { pool } = open({ ...options, connectionLimit: 2, maxIdle: 2 });
-  const waiting = (waitedMs: number, holder: string | null) =>
-    log.warn(
-      { waitedS: Math.round(waitedMs / 1000), holder },
-      "waiting for another instance to finish the migrations (its lease is alive)",
-    );
+  const waiting = waitingLine(log, "the migrations");
   try {
     // Nothing pending (every start after the first): no lease to wait for. The runner looks again under it.
     if ((await pendingMigrations(pool, database, folder)).length === 0) return;

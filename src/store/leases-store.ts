@@ -33,6 +33,12 @@ const POLL_MS = 250;
 /** How often a start waiting for another instance's lease says so. */
 const WAITING_SAID_EVERY_MS = 60_000;
 
+/** LeaseWait's `waiting` that logs one warning line naming what the holder is doing, how long, and who holds it. */
+export const waitingLine =
+  (log: { warn(facts: object, message: string): void }, work: string) =>
+  (waitedMs: number, holder: string | null): void =>
+    log.warn({ waitedS: Math.round(waitedMs / 1000), holder }, `waiting for another instance to finish ${work} (its lease is alive)`);
+
 /** How a start waits for another instance's lease. */
 export interface LeaseWait {
   /** Told every `saidEveryMs` (a minute) of the wait, with the holder (host:pid:tag). */
