@@ -9,6 +9,7 @@ import { bigOf, boolOf, msOf, numberOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { accounts, customers } from "./schema.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
+import { chunksOf } from "./statement-chunks.js";
 import type { CustomerRef } from "../domain/customer-ref.js";
 import { customerPkSql, customersNamedSql } from "./customers-store.js";
 
@@ -157,6 +158,28 @@ export function lockFirstSpendableSql(groups: readonly SpendSelectionGroup[], no
 }
 
 /** The balance over a customer's ACTIVE accounts, summed by the database (no rows, no locks). */
+/**
+ * These customers' accounts, by the accounts' customer index: `a.project_id IN (…) AND
+ * a.customer_pk IN (…)`, which names no other customer's (a customer's pk is unique across projects).
+ */
+export function accountsOfCustomersSql(customersOf: readonly { readonly projectId: bigint; readonly customerPk: bigint }[]): SQL {
+  const list = (values: readonly bigint[]) =>
+    sql.join(
+      [...new Set(values)].map((v) => sql`${v}`),
+      sql`, `,
+    );
+  return sql`a.project_id IN (${list(customersOf.map((c) => c.projectId))}) AND a.customer_pk IN (${list(customersOf.map((c) => c.customerPk))})`;
+}
+
+/**
+ * The balance over ACTIVE accounts of each customer of `customersScope` (accountsOfCustomersSql),
+ * each row with its `customer_pk` (none for a customer with no ACTIVE account). No locks: read
+ * under the customers'.
+ */
+export const activeBalancesSql = (customersScope: SQL, nowMs: number): SQL =>
+  sql`SELECT a.customer_pk, COALESCE(SUM(a.total), 0) AS total, COALESCE(SUM(a.used), 0) AS used, COALESCE(SUM(a.frozen), 0) AS frozen
+    FROM ${accounts} a WHERE ${customersScope} AND ${activeAccountSql(nowMs)} GROUP BY a.customer_pk`;
+
 export const activeBalanceSql = (projectId: bigint, customerPk: SQL, nowMs: number): SQL =>
   sql`SELECT COALESCE(SUM(a.total), 0) AS total, COALESCE(SUM(a.used), 0) AS used, COALESCE(SUM(a.frozen), 0) AS frozen
     FROM ${accounts} a WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND ${activeAccountSql(nowMs)}`;
@@ -246,11 +269,19 @@ export async function listUnrecordedAccounts(
   return rows.map(({ dueAtMs: atMs, ...account }) => ({ ...account, after: { atMs, pk: account.id } }));
 }
 
-export const markExpiryRecordedSql = (id: bigint): SQL[] =>
-  guardedUpdateSql(sql`UPDATE ${accounts} SET expiry_recorded = TRUE WHERE id = ${id} AND expiry_recorded = FALSE`, 1);
-
-export const markStartRecordedSql = (id: bigint): SQL[] =>
-  guardedUpdateSql(sql`UPDATE ${accounts} SET start_recorded = TRUE WHERE id = ${id} AND start_recorded = FALSE`, 1);
+/**
+ * Marks these accounts' expiry (or start) recorded, guarded: the caller holds their locks, so
+ * every one of them changes or the batch fails before its COMMIT. One UPDATE for a whole list.
+ */
+export const markRecordedSql = (kind: AccountRecordKind, ids: readonly bigint[]): SQL[] =>
+  chunksOf(ids).flatMap((chunk) => {
+    const flag = kind === "expiry" ? sql`expiry_recorded` : sql`start_recorded`;
+    const list = sql.join(
+      chunk.map((id) => sql`${id}`),
+      sql`, `,
+    );
+    return guardedUpdateSql(sql`UPDATE ${accounts} SET ${flag} = TRUE WHERE id IN (${list}) AND ${flag} = FALSE`, chunk.length);
+  });
 
 /**
  * Locks customers (the serialization point of every write on a customer) in ascending primary

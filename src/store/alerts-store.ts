@@ -58,12 +58,22 @@ export const availableByCreditTypeSql = (
   customerPk: SQL,
   nowMs: number,
   options: { startsUnrecorded?: boolean } = {},
-): SQL =>
-  sql`SELECT a.credit_type, COALESCE(SUM(a.total - a.used - a.frozen), 0) AS available FROM ${accounts} a
-    WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND ${activeAccountSql(nowMs)}${
-      options.startsUnrecorded ? sql` AND a.start_recorded = FALSE` : sql``
-    }
-    GROUP BY a.credit_type`;
+): SQL => availableSql(sql`a.project_id = ${projectId} AND a.customer_pk = ${customerPk}`, sql``, nowMs, options);
+
+/**
+ * availableByCreditTypeSql for many customers at once (`customersScope`: accountsOfCustomersSql),
+ * each row with its `customer_pk`: no row for a customer or credit type with no such account.
+ */
+export const availableByCustomerAndCreditTypeSql = (
+  customersScope: SQL,
+  nowMs: number,
+  options: { startsUnrecorded?: boolean } = {},
+): SQL => availableSql(customersScope, sql`a.customer_pk, `, nowMs, options);
+
+const availableSql = (scope: SQL, grouping: SQL, nowMs: number, options: { startsUnrecorded?: boolean }): SQL =>
+  sql`SELECT ${grouping}a.credit_type, COALESCE(SUM(a.total - a.used - a.frozen), 0) AS available FROM ${accounts} a
+    WHERE ${scope} AND ${activeAccountSql(nowMs)}${options.startsUnrecorded ? sql` AND a.start_recorded = FALSE` : sql``}
+    GROUP BY ${grouping}a.credit_type`;
 
 /** The rows of availableByCreditTypeSql as the balances alerts watch. */
 export function availableBalancesFromRows(rows: readonly Row[]): AvailableBalances {

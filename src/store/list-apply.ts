@@ -6,7 +6,7 @@ import type { SpendChanges } from "../domain/plans/spend-plan.js";
 import type { LedgerPosition } from "../domain/ledger-position.js";
 import type { CreditWrite, ListPlan, ListState, WritePlan } from "../domain/plans/write-list.js";
 import type { DepositRequest, SpendRequest } from "../domain/requests.js";
-import { accountIdByKeySql, creditAccountSql, markExpiryRecordedSql, markStartRecordedSql } from "./accounts-store.js";
+import { accountIdByKeySql, creditAccountSql, markRecordedSql } from "./accounts-store.js";
 import { fillCustomerSql, removeCreatedCustomerSql } from "./customers-store.js";
 import { listEventsSql } from "./list-events.js";
 import { encodeJson } from "./json-codec.js";
@@ -21,9 +21,10 @@ import { allocationsPart, newTransactionPart, transactionPkSql } from "./transac
 import { type WritePart, writeSetSql } from "./write-set.js";
 
 // The apply of the one write pipeline: a list's plans as one write set. Deposits first (they only
-// add credits, so what a later spend of the list takes is there), then every spend's and
-// settlement's parts merged into one statement per table (write-set.ts), then the records of
-// expiries and starts, then the customers' labels. The ids a deposit creates are read back by name.
+// add credits, so what a later spend of the list takes is there), then every spend's,
+// settlement's and expiry's parts merged into one statement per table (write-set.ts), then the
+// marks of the accounts whose expiry or start the list records (one guarded UPDATE each), then the
+// customers' labels. The ids a deposit creates are read back by name.
 
 type PlannedList = Extract<ListPlan, { kind: "planned" }>;
 
@@ -52,7 +53,7 @@ export function applyList(
 ): Batch<WrittenIds> {
   const deposits: { index: number; statements: DepositStatements }[] = [];
   const parts: WritePart[] = [];
-  const records: SQL[] = [];
+  const recorded = { expiry: [] as bigint[], start: [] as bigint[] };
   const { plans } = planned;
   const reversals: SQL[] = [];
   plans.forEach((plan, index) => {
@@ -65,19 +66,16 @@ export function applyList(
     reversals.push(...reversal.statements);
     if (plan.kind === "deposit" && write.kind === "deposit") {
       deposits.push({ index, statements: depositSql(write.request, plan, positions, nowMs) });
-    } else if (plan.kind === "spend" && write.kind === "spend") {
-      parts.push(...spendParts(write.request, plan.changes, plan.result, positions, nowMs));
-    } else if (plan.kind === "settle" && (write.kind === "consume" || write.kind === "unfreeze")) {
-      parts.push(...settleParts(write.request.projectId, write.request.apiKeyId, plan.changes, plan.result, positions, nowMs));
-    } else {
-      records.push(...accountRecordSql(plan, positions, nowMs));
     }
+    parts.push(...mergedPartsOf(write, plan, positions, nowMs));
+    if (plan.kind === "expire") recorded.expiry.push(plan.changes.accountId);
+    if (plan.kind === "start") recorded.start.push(plan.changes.accountId);
   });
   const groups = {
     customers: customerLabelsSql(state, writes, plans),
     writeSet: writeSetSql(parts, (guard) => customerLedgersSql(planned.ledgers, guard)),
     reversals,
-    records,
+    records: [...markRecordedSql("expiry", recorded.expiry), ...markRecordedSql("start", recorded.start)],
     events: outbox === null ? [] : listEventsSql(state, writes, planned, outbox.deploymentId, nowMs),
   };
   // In this order: the ids are read after the deposit's entry, the outcome names them after.
@@ -98,14 +96,23 @@ export function applyList(
   });
 }
 
-/** The sweeper's record of an account: an expiry's entry and mark, or a start's mark; nothing for any other plan. */
-function accountRecordSql(plan: WritePlan, positions: readonly LedgerPosition[], nowMs: number): SQL[] {
-  if (plan.kind === "start") return markStartRecordedSql(plan.changes.accountId);
-  if (plan.kind !== "expire") return [];
-  const { changes } = plan;
-  const context = { projectId: changes.projectId, customerPk: changes.customerPk, transactionId: "", nowMs };
-  return [...writeSetSql(expiryParts(context, positioned(changes.entries, positions))), ...markExpiryRecordedSql(changes.accountId)];
+/** What a write adds to the list's merged write set: a spend's or a settlement's parts, an expiry's entry; nothing for the others. */
+function mergedPartsOf(write: CreditWrite, plan: WritePlan, positions: readonly LedgerPosition[], nowMs: number): WritePart[] {
+  if (plan.kind === "spend" && write.kind === "spend") return spendParts(write.request, plan.changes, plan.result, positions, nowMs);
+  if (plan.kind === "settle" && (write.kind === "consume" || write.kind === "unfreeze")) {
+    return settleParts(write.request.projectId, write.request.apiKeyId, plan.changes, plan.result, positions, nowMs);
+  }
+  if (plan.kind === "expire") return expiryParts(recordContextOf(plan.changes, nowMs), positioned(plan.changes.entries, positions));
+  return [];
 }
+
+/** Whose an expiry's entry is: the account's customer, with no transaction. */
+const recordContextOf = (changes: { projectId: bigint; customerPk: bigint }, nowMs: number) => ({
+  projectId: changes.projectId,
+  customerPk: changes.customerPk,
+  transactionId: "",
+  nowMs,
+});
 
 /**
  * The labels of each customer's first applied deposit fill what it still lacks; a customer the

@@ -13,11 +13,13 @@ import {
   selectionKey,
 } from "../domain/plans/write-list.js";
 import type { AccountSnapshot } from "../domain/types.js";
-import { compareSpendingOrder } from "../domain/account-status.js";
+import { compareSpendingOrder, NO_BALANCE } from "../domain/account-status.js";
 import {
   accountFromRow,
   CUSTOMER_LOCKED_COLUMNS,
   activeBalanceSql,
+  activeBalancesSql,
+  accountsOfCustomersSql,
   ledgerPositionFromRow,
   expiryRecordedIdsFromRows,
   type LockedCustomerRow,
@@ -33,7 +35,7 @@ import {
 import { createCustomerSql, customerPkSql } from "./customers-store.js";
 import {
   availableBalancesFromRows,
-  availableByCreditTypeSql,
+  availableByCustomerAndCreditTypeSql,
   type ListAlerts,
   listAlertsFromRows,
   prefetchListAlertsSql,
@@ -426,20 +428,23 @@ const lockCustomerNowaitSql = (pk: SQL): SQL =>
   sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id, ${CUSTOMER_LOCKED_COLUMNS}
     FROM ${customers} c WHERE c.id = ${pk} FOR UPDATE SKIP LOCKED`;
 
-/** The ledger position of a customer this transaction has locked already. */
-const customerLedgerSql = (pk: bigint): SQL =>
-  sql`SELECT c.customer_id AS c_customer_id, ${CUSTOMER_LOCKED_COLUMNS} FROM ${customers} c WHERE c.id = ${pk}`;
+/** The ledger positions of customers this transaction has locked already (read for every one listed; the busy ones' are not used). */
+const customerLedgersSql = (pks: readonly bigint[]): SQL =>
+  sql`SELECT c.id AS c_pk, c.customer_id AS c_customer_id, ${CUSTOMER_LOCKED_COLUMNS} FROM ${customers} c WHERE c.id IN (${sql.join(
+    pks.map((pk) => sql`${pk}`),
+    sql`, `,
+  )})`;
 
 /**
- * The sweeper's prefetch (one automatic settlement, or the expiry records of one customer): the same state,
- * but nothing is waited for. A row locked elsewhere is missing from the result and its customer is
+ * The sweeper's prefetch (one automatic settlement, or the records of accounts, of one customer or
+ * many): the same state, but nothing is waited for. A row locked elsewhere is missing from the result and its customer is
  * `busy`; the balance is then a plain sum (a sum that skips locked rows would be wrong).
  */
 export function prefetchSkipLocked(writes: readonly CreditWrite[], nowMs: number): Batch<ListState> {
   const [write] = writes;
   if (write?.kind === "expire" || write?.kind === "start") return prefetchAccountRecords(writes, nowMs);
   if (writes.length !== 1 || (write?.kind !== "consume" && write?.kind !== "unfreeze")) {
-    throw new Error("only the sweeper's writes skip locked rows: one settlement, or expiry records of one customer");
+    throw new Error("only the sweeper's writes skip locked rows: one settlement, or records of accounts");
   }
   const { projectId, transactionId } = write.request;
   const pk = transactionCustomerPkSql(projectId, transactionId);
@@ -494,69 +499,81 @@ function skipLockedStateOf(
 const lockedRefOf = (row: Row) => ({ pk: bigOf(row.c_pk), projectId: bigOf(row.c_project_id), customerId: stringOf(row.c_customer_id) });
 
 /**
- * The sweeper's records of one customer's accounts (expiries, or starts): the customer, then those
- * of its accounts whose expiry (or start) is still unrecorded, SKIP LOCKED.
+ * The sweeper's records of accounts (expiries, or starts) of one customer or many, in one round
+ * trip: each customer locked with those of its listed accounts whose expiry (or start) is still
+ * unrecorded, SKIP LOCKED (a statement per customer, so that its accounts are locked only once
+ * it is); then, one statement each for all of them, their ledger positions, their ACTIVE
+ * balances and, for starts, what the starting credits bring per credit type. A customer another
+ * transaction holds is `busy`.
  */
 function prefetchAccountRecords(writes: readonly CreditWrite[], nowMs: number): Batch<ListState> {
-  const kind = writes[0]?.kind;
-  const accounts = writes.map((w) => {
-    if (w.kind !== kind || (w.kind !== "expire" && w.kind !== "start"))
+  const recorded = writes[0]?.kind === "start" ? "start" : "expiry";
+  const listed = new Map<bigint, { readonly projectId: bigint; readonly customerPk: bigint; readonly accountIds: bigint[] }>();
+  for (const w of writes) {
+    if (w.kind !== (recorded === "start" ? "start" : "expire"))
       throw new Error("a sweeper's list of account records holds one kind of record");
-    return w.account;
-  });
-  const [first] = accounts;
-  if (!first || accounts.some((a) => a.customerPk !== first.customerPk)) throw new Error("account records go one customer to a list");
-  const recorded = kind === "start" ? "start" : "expiry";
-  const { projectId, customerPk } = first;
+    const { projectId, customerPk, accountId } = w.account;
+    const customer = listed.get(customerPk) ?? { projectId, customerPk, accountIds: [] };
+    customer.accountIds.push(accountId);
+    listed.set(customerPk, customer);
+  }
+  const customersListed = [...listed.values()].sort((a, b) => (a.customerPk < b.customerPk ? -1 : 1));
+  const scope = accountsOfCustomersSql(customersListed);
   const batch = namedBatch({
-    locked: [
-      lockUnrecordedAccountsSql(
-        recorded,
-        customerPk,
-        accounts.map((a) => a.accountId),
-      ),
-    ],
-    totals: [activeBalanceSql(projectId, sql`${customerPk}`, nowMs)],
-    ledger: [customerLedgerSql(customerPk)],
-    arriving: recorded === "start" ? [availableByCreditTypeSql(projectId, sql`${customerPk}`, nowMs, { startsUnrecorded: true })] : [],
+    locked: customersListed.map((c) => lockUnrecordedAccountsSql(recorded, c.customerPk, c.accountIds)),
+    ledgers: [customerLedgersSql(customersListed.map((c) => c.customerPk))],
+    totals: [activeBalancesSql(scope, nowMs)],
+    arriving: recorded === "start" ? [availableByCustomerAndCreditTypeSql(scope, nowMs, { startsUnrecorded: true })] : [],
   });
   return mapBatch(batch, (r) => {
-    const rows = rowsOf(r.locked[0]);
-    const first = rows[0];
-    if (!first) return { customers: new Map(), customerPks: new Map(), holds: new Map(), outcomes: new Map(), busy: new Set([customerPk]) };
-    const totals = rowsOf(r.totals[0])[0];
-    const ledgerRow = rowsOf(r.ledger[0])[0];
-    if (!ledgerRow) throw new Error("a locked customer has no row");
-    const c: Assembling = {
-      row: {
-        pk: customerPk,
-        projectId,
-        customerId: stringOf(ledgerRow.c_customer_id),
-        before: balanceFromRow(totals),
-        ledger: ledgerPositionFromRow(ledgerRow),
-        hasAlerts: boolOf(ledgerRow.c_has_alerts),
-      },
-      accounts: new Map(),
-      expiryRecorded: new Set(),
-      selectionsRead: new Map(),
-      created: false,
-    };
-    addAccounts(c, rows);
-    const state = customerStateOf(c);
-    const read =
-      recorded === "start"
-        ? {
-            ...state,
-            startsUnrecorded: new Set(c.accounts.keys()),
-            startsArriving: availableBalancesFromRows(rowsOf(r.arriving[0])).byCreditType,
-          }
-        : state;
-    return {
-      customers: new Map([[customerPk, read]]),
-      customerPks: new Map(),
-      holds: new Map(),
-      outcomes: new Map(),
-      busy: new Set(),
-    };
+    const ledgers = rowsByCustomer(rowsOf(r.ledgers[0]), "c_pk");
+    const totals = rowsByCustomer(rowsOf(r.totals[0]), "customer_pk");
+    const arriving = rowsByCustomer(recorded === "start" ? rowsOf(r.arriving[0]) : [], "customer_pk");
+    const customersRead = new Map<bigint, CustomerState>();
+    const busy = new Set<bigint>();
+    customersListed.forEach(({ projectId, customerPk }, i) => {
+      const rows = rowsOf(r.locked[i]);
+      if (rows.length === 0) {
+        busy.add(customerPk);
+        return;
+      }
+      const [ledgerRow] = ledgers.get(customerPk) ?? [];
+      if (!ledgerRow) throw new Error("a locked customer has no row");
+      const [totalsRow] = totals.get(customerPk) ?? [];
+      const c: Assembling = {
+        row: {
+          pk: customerPk,
+          projectId,
+          customerId: stringOf(ledgerRow.c_customer_id),
+          before: totalsRow ? balanceFromRow(totalsRow) : NO_BALANCE,
+          ledger: ledgerPositionFromRow(ledgerRow),
+          hasAlerts: boolOf(ledgerRow.c_has_alerts),
+        },
+        accounts: new Map(),
+        expiryRecorded: new Set(),
+        selectionsRead: new Map(),
+        created: false,
+      };
+      addAccounts(c, rows);
+      const state = customerStateOf(c);
+      customersRead.set(
+        customerPk,
+        recorded === "start"
+          ? {
+              ...state,
+              startsUnrecorded: new Set(c.accounts.keys()),
+              startsArriving: availableBalancesFromRows(arriving.get(customerPk) ?? []).byCreditType,
+            }
+          : state,
+      );
+    });
+    return { customers: customersRead, customerPks: new Map(), holds: new Map(), outcomes: new Map(), busy };
   });
+}
+
+/** Rows grouped by the customer pk in `column`. */
+function rowsByCustomer(rows: readonly Row[], column: string): Map<bigint, Row[]> {
+  const grouped = new Map<bigint, Row[]>();
+  for (const row of rows) appendTo(grouped, bigOf(row[column]), row);
+  return grouped;
 }

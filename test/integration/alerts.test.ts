@@ -361,6 +361,34 @@ describe("alerts seen by every write, whoever set them", () => {
     expect(await alertEvents(customerId)).toEqual(["balance.low", "balance.recovered"]);
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
+  it("decides the alerts of many customers whose credits start together, each from its own balances, in the sweeper's one list", async () => {
+    const customerIds = Array.from({ length: 8 }, (_, i) => `al-starts-${i}`);
+    const startsAt = ts(s.clock.now() + 60_000);
+    for (const [i, customerId] of customerIds.entries()) {
+      await deposit(customerId, BigInt(100 * (i + 1)));
+      await alertCall(s.app.port, s.apiKey, "setAlert", { customerId, threshold: 500n });
+      await s.client.call("deposit", { customerId, amount: 400n, startsAt });
+    }
+    s.clock.advance(61_000);
+    expect(await sweep(s.app.context, pino({ level: "silent" }))).toEqual({ settled: 0, recorded: 0, started: 8 });
+    const [events] = await s.app.database.pool.query<RowDataPacket[]>(
+      "SELECT customer_id, type, payload FROM events WHERE project_id = 1 AND customer_id LIKE 'al-starts-%' AND type LIKE 'balance.%' ORDER BY customer_id",
+    );
+    // Below the threshold before (100 to 400), at or above it after: four recoveries. From 500
+    // on, the alert was armed already: nothing.
+    expect(
+      events.map((e) => {
+        const { available_before, available } = (e.payload as { data: Record<string, string> }).data;
+        return [e.customer_id, e.type, available_before, available];
+      }),
+    ).toEqual([
+      ["al-starts-0", "balance.recovered", "100", "500"],
+      ["al-starts-1", "balance.recovered", "200", "600"],
+      ["al-starts-2", "balance.recovered", "300", "700"],
+      ["al-starts-3", "balance.recovered", "400", "800"],
+    ]);
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
   it("reports a recovery from the balance without every credit that started, when the sweeper records them over several passes", async () => {
     const customerId = "al-start-many";
     await deposit(customerId, 100n);

@@ -202,6 +202,65 @@ describe("auto-settlement sweeper", () => {
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
 
+  it("records a pass of many customers' expiries and starts in one transaction, past a held customer and one whose records fail", async () => {
+    await sweep(s.app.context, silent);
+    const customerIds = Array.from({ length: 30 }, () => uid("cust"));
+    const at = ts(s.clock.now() + 30 * SECOND);
+    const operations = customerIds.flatMap((customerId) => [
+      { operation: { $case: "deposit" as const, value: { customerId, amount: 100n, source: "expiring", expiresAt: at } } },
+      { operation: { $case: "deposit" as const, value: { customerId, amount: 40n, source: "later", startsAt: at } } },
+    ]);
+    expect((await s.client.call("batch", { operations, atomic: true })).failedIndex).toBeUndefined();
+    s.clock.advance(31 * SECOND);
+    const [held, failing] = [customerIds[4] as string, customerIds[9] as string];
+    const pkOf = async (customerId: string) =>
+      BigInt((await s.app.database.pool.query<RowDataPacket[]>("SELECT id FROM customers WHERE customer_id = ?", [customerId]))[0][0]?.id);
+    const failingPk = await pkOf(failing);
+    // One customer's EXPIRE entry is refused by the database: the pass's list fails, and its
+    // customers are recorded again one a list, so that only that one is left.
+    await s.app.database.pool.query(
+      `CREATE TRIGGER refuse_one_expiry BEFORE INSERT ON ledger_entries FOR EACH ROW
+         IF NEW.customer_pk = ${failingPk} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'; END IF`,
+    );
+    // Transactions begun by the sweep: a connection taken from the pool for each.
+    let transactions = 0;
+    const pool = new Proxy(s.app.database.pool, {
+      get(target, property) {
+        const value: unknown = Reflect.get(target, property, target);
+        if (property === "getConnection") transactions++;
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const counted = { ...s.app.context, database: { ...s.app.database, pool } };
+    const failures: bigint[] = [];
+    const holder = await holdCustomer(s.app.database.pool, held);
+    try {
+      // The expiries' list failed, then ran one customer a list (30); the starts in one list, the
+      // held customer's and the failing one's left for the next sweep.
+      transactions = 0;
+      expect(await sweep(counted, silent, { onExpiryFailure: (pk) => failures.push(pk) })).toEqual({
+        settled: 0,
+        recorded: 28,
+        started: 28,
+      });
+      expect(failures).toEqual([failingPk]);
+      expect(transactions).toBe(1 + 30 + 1);
+    } finally {
+      await holder.query("COMMIT");
+      holder.release();
+      await s.app.database.pool.query("DROP TRIGGER refuse_one_expiry");
+    }
+    transactions = 0;
+    expect(await sweep(counted, silent)).toEqual({ settled: 0, recorded: 2, started: 2 });
+    expect(transactions).toBe(2);
+    for (const customerId of customerIds) {
+      expect((await s.client.call("getCustomer", { customerId })).balance).toEqual({ total: 40n, used: 0n, frozen: 0n, available: 40n });
+      const expired = await s.client.call("listLedgerEntries", { customerId, operationTypes: [OperationType.OPERATION_TYPE_EXPIRE] });
+      expect(expired.entries.map((e) => [e.amount, e.balanceAfter?.available])).toEqual([[100n, 40n]]);
+    }
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
   it("reports freeze_records_inconsistent when a hold's allocations no longer add up", async () => {
     const customerId = uid("cust");
     await s.client.call("deposit", { customerId, amount: 100n });
