@@ -1,8 +1,8 @@
 import type { ConsumeRequest, SettleMode, SettleRequest } from "../domain/requests.js";
 import type { ConsumeResult, UnfreezeResult } from "../domain/results.js";
-import { consumeWrite, unfreezeWrite } from "../domain/plans/write-list.js";
+import { type CreditWrite, consumeWrite, unfreezeWrite } from "../domain/plans/write-list.js";
 import type { BillingContext } from "./context.js";
-import { runCallerWrite, runWrite } from "./run-write.js";
+import { runCallerWrite } from "./run-write.js";
 
 export type SettleTarget = SettleRequest;
 export type ConsumeInput = ConsumeRequest;
@@ -19,9 +19,6 @@ export const consume = (ctx: BillingContext, input: ConsumeInput): Promise<Consu
 export const unfreeze = (ctx: BillingContext, input: SettleTarget): Promise<UnfreezeResult> =>
   runCallerWrite(ctx, unfreezeWrite(input, MANUAL));
 
-/** The sweeper's settlements: entries marked automatic, and null when the hold, its customer or an account is busy (SKIP LOCKED). */
-export const consumeAutomatically = async (ctx: BillingContext, input: ConsumeInput): Promise<ConsumeResult | null> =>
-  (await runWrite(ctx, consumeWrite(input, AUTOMATIC))) as ConsumeResult | null;
-
-export const unfreezeAutomatically = async (ctx: BillingContext, input: SettleTarget): Promise<UnfreezeResult | null> =>
-  (await runWrite(ctx, unfreezeWrite(input, AUTOMATIC))) as UnfreezeResult | null;
+/** The sweeper's settlement of a due hold, as the hold asked: consume all of it, or unfreeze it; its entries marked automatic. */
+export const automaticSettlement = (hold: SettleTarget, action: "CONSUME" | "UNFREEZE"): CreditWrite =>
+  action === "CONSUME" ? consumeWrite({ ...hold, actualAmount: null, allowOverage: false }, AUTOMATIC) : unfreezeWrite(hold, AUTOMATIC);

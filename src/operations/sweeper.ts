@@ -7,7 +7,10 @@ import { ALERT_FLAG_REPAIR_INTERVAL_MS, repairAlertFlags } from "./alert-flags.j
 import type { BillingContext } from "./context.js";
 import { markBusy, recordExpiriesFrom, recordStartsFrom, SWEEP_BUSY_CUSTOMERS_MAX, type SweepPass } from "./expiry.js";
 import { pruneExpiredEvents, type EventRetention } from "./events/retention.js";
-import { consumeAutomatically, unfreezeAutomatically } from "./settle.js";
+import { automaticSettlement } from "./settle.js";
+import type { CreditWrite } from "../domain/plans/write-list.js";
+import { runList, type Settled } from "./pipeline.js";
+import { sweeperContext } from "./run-write.js";
 
 /** Holds settled per sweep; small batches keep each pass short and fair between instances. */
 export const SWEEP_BATCH_SIZE = 50;
@@ -23,13 +26,13 @@ const SETTLED_MEANWHILE: ReadonlySet<ErrorCode> = new Set([
 ]);
 
 /**
- * Settles holds whose auto-settlement deadline passed. Safe with many instances: each hold is
- * settled in its own transaction that re-checks the hold's state under its locks. It never waits:
- * every lock it takes is SKIP LOCKED, and a hold whose row, customer or accounts are busy is left
- * for the next sweep. Reads up to SWEEP_BATCH_SIZE holds after `after` and not of the customers in
- * `busy`, and adds to `busy` the customers it found busy: a sweep's next pass goes on past them,
- * so that the due holds of one busy customer do not keep every other customer's frozen (50 of
- * them did, for as long as that customer was held).
+ * Settles holds whose auto-settlement deadline passed. Safe with many instances: a pass's holds
+ * are settled in one list (one transaction) that re-checks each hold's state under its locks. It
+ * never waits: every lock it takes is SKIP LOCKED, and a hold whose row, customer or accounts are
+ * busy is left for the next sweep. Reads up to SWEEP_BATCH_SIZE holds after `after` and not of the
+ * customers in `busy`, and adds to `busy` the customers it found busy: a sweep's next pass goes on
+ * past them, so that the due holds of one busy customer do not keep every other customer's frozen
+ * (50 of them did, for as long as that customer was held).
  */
 export async function sweepDueHoldsFrom(
   ctx: BillingContext,
@@ -38,36 +41,75 @@ export async function sweepDueHoldsFrom(
   busy: Set<bigint> = new Set(),
 ): Promise<SweepPass> {
   const due = await listDueHolds(ctx.database.db, ctx.now(), SWEEP_BATCH_SIZE, after, busy);
+  const outcomes = await settleDueHolds(ctx, log, due);
   let settled = 0;
-  for (const hold of due) {
-    // The customer's other holds wait too: no transaction for each of them.
-    if (busy.has(hold.customerPk)) continue;
-    const outcome = await settleDueHold(ctx, log, hold);
-    if (outcome === "busy") markBusy(busy, hold.customerPk);
-    else if (outcome === "settled") settled++;
-  }
+  due.forEach((hold, i) => {
+    if (outcomes[i] === "busy") markBusy(busy, hold.customerPk);
+    else if (outcomes[i] === "settled") settled++;
+  });
   return { done: settled, next: due.length < SWEEP_BATCH_SIZE ? null : (due.at(-1)?.after ?? null), failures: [] };
 }
 
-/** Settles one due hold as it asked; a failure is logged and the hold postponed. */
-async function settleDueHold(ctx: BillingContext, log: Logger, hold: DueHold): Promise<"settled" | "busy" | "not settled"> {
-  try {
-    // No re-read here: settle() decides from the hold's state under its lock, and a hold a
-    // caller settled meanwhile comes back as a replay or a refusal, skipped below.
-    const target = { projectId: hold.projectId, apiKeyId: null, transactionId: hold.transactionId, customerId: null };
-    const result =
-      parseAutoAction(hold) === "CONSUME"
-        ? await consumeAutomatically(ctx, { ...target, actualAmount: null, allowOverage: false })
-        : await unfreezeAutomatically(ctx, target);
-    if (result === null) return "busy";
-    return result.isIdempotentReplay ? "not settled" : "settled";
-  } catch (error) {
-    if (error instanceof BillingError && SETTLED_MEANWHILE.has(error.code)) return "not settled";
-    // The hold by its row id: its transaction id is the caller's, kept out of logs.
-    log.error({ err: error, holdPk: hold.pk.toString() }, "auto-settlement failed; postponed");
-    await postponeAutoSettlement(ctx.database, hold.projectId, hold.transactionId, ctx.now() + SWEEP_RETRY_DELAY_MS).catch(() => false);
-    return "not settled";
+type HoldOutcome = "settled" | "busy" | "not settled";
+
+/**
+ * The due holds settled as they asked, in one list; a list that fails unexpectedly (a guard that
+ * missed, say) is run again one hold a list, so that one hold's failure leaves the others settled.
+ * A hold that fails is logged and postponed.
+ */
+async function settleDueHolds(ctx: BillingContext, log: Logger, due: readonly DueHold[]): Promise<HoldOutcome[]> {
+  const outcomes: HoldOutcome[] = [];
+  const listed: { index: number; hold: DueHold; write: CreditWrite }[] = [];
+  for (const [index, hold] of due.entries()) {
+    try {
+      listed.push({ index, hold, write: automaticSettlement(targetOf(hold), parseAutoAction(hold)) });
+    } catch (error) {
+      outcomes[index] = await settlementFailed(ctx, log, hold, error);
+    }
   }
+  if (listed.length === 0) return outcomes;
+  const settle = (holds: typeof listed) =>
+    runList(
+      sweeperContext(ctx),
+      holds.map((h) => h.write),
+      { atomic: false, skipLocked: true },
+    );
+  try {
+    const answers = await settle(listed);
+    for (const [i, { index, hold }] of listed.entries()) outcomes[index] = await outcomeOf(ctx, log, hold, answers[i]);
+  } catch (error) {
+    if (listed.length === 1 && listed[0]) outcomes[listed[0].index] = await settlementFailed(ctx, log, listed[0].hold, error);
+    else {
+      for (const one of listed) {
+        outcomes[one.index] = await settle([one]).then(
+          ([answer]) => outcomeOf(ctx, log, one.hold, answer),
+          (oneError: unknown) => settlementFailed(ctx, log, one.hold, oneError),
+        );
+      }
+    }
+  }
+  return outcomes;
+}
+
+/** The hold as a settlement names it: the sweeper acts for no key and no customer id. */
+const targetOf = (hold: DueHold) => ({ projectId: hold.projectId, apiKeyId: null, transactionId: hold.transactionId, customerId: null });
+
+/** What a hold's answer in the list came to. No re-read: the list decided from the hold's state under its lock. */
+async function outcomeOf(ctx: BillingContext, log: Logger, hold: DueHold, answer: Settled | undefined): Promise<HoldOutcome> {
+  if (!answer) throw new Error("a due hold has no answer");
+  if (!answer.ok) return settlementFailed(ctx, log, hold, answer.error);
+  if (answer.result === null) return "busy";
+  // A hold a caller settled meanwhile comes back as a replay: nothing settled now.
+  return (answer.result as { isIdempotentReplay: boolean }).isIdempotentReplay ? "not settled" : "settled";
+}
+
+/** A hold a caller settled meanwhile (a refusal saying so), else a failure: logged and the hold postponed. */
+async function settlementFailed(ctx: BillingContext, log: Logger, hold: DueHold, error: unknown): Promise<HoldOutcome> {
+  if (error instanceof BillingError && SETTLED_MEANWHILE.has(error.code)) return "not settled";
+  // The hold by its row id: its transaction id is the caller's, kept out of logs.
+  log.error({ err: error, holdPk: hold.pk.toString() }, "auto-settlement failed; postponed");
+  await postponeAutoSettlement(ctx.database, hold.projectId, hold.transactionId, ctx.now() + SWEEP_RETRY_DELAY_MS).catch(() => false);
+  return "not settled";
 }
 
 /** One pass from the head of the due order; how many holds it settled. */

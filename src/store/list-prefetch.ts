@@ -436,52 +436,65 @@ const customerLedgersSql = (pks: readonly bigint[]): SQL =>
   )})`;
 
 /**
- * The sweeper's prefetch (one automatic settlement, or the records of accounts, of one customer or
- * many): the same state, but nothing is waited for. A row locked elsewhere is missing from the result and its customer is
- * `busy`; the balance is then a plain sum (a sum that skips locked rows would be wrong).
+ * The sweeper's prefetch (automatic settlements, or records of accounts, of one customer or many):
+ * the same state, but nothing is waited for. A row locked elsewhere is missing from the result and
+ * its customer is `busy`; the balance is then a plain sum (a sum that skips locked rows would be wrong).
  */
 export function prefetchSkipLocked(writes: readonly CreditWrite[], nowMs: number): Batch<ListState> {
   const [write] = writes;
-  if (write?.kind === "expire" || write?.kind === "start") return prefetchAccountRecords(writes, nowMs);
-  if (writes.length !== 1 || (write?.kind !== "consume" && write?.kind !== "unfreeze")) {
-    throw new Error("only the sweeper's writes skip locked rows: one settlement, or records of accounts");
-  }
-  const { projectId, transactionId } = write.request;
-  const pk = transactionCustomerPkSql(projectId, transactionId);
-  const key = outcomeRefOf(write);
-  const batch = namedBatch({
-    customer: [lockCustomerNowaitSql(pk)],
-    totals: [activeBalanceSql(projectId, pk, nowMs)],
-    hold: [findTransactionSql(projectId, transactionId, { lock: true, skipLocked: true })],
-    allocation: [lockAllocationAccountsSql(projectId, transactionId, { skipLocked: true })],
-    allocated: [countAllocationAccountsSql(projectId, transactionId)],
-    outcomes: key ? [findOutcomesSql([key])] : [],
-  });
-  return mapBatch(batch, (r) => skipLockedStateOf(write.request, r));
+  return write?.kind === "expire" || write?.kind === "start" ? prefetchAccountRecords(writes, nowMs) : prefetchSettlements(writes, nowMs);
 }
 
-/** The sweeper's state of a settlement: its customer busy when it or one of the hold's accounts is locked elsewhere. */
-function skipLockedStateOf(
-  hold: HoldRef,
+/**
+ * The sweeper's settlements of due holds, one or many, in one round trip: for each hold its
+ * customer (locked), that customer's ACTIVE balance, the hold and its allocation's accounts
+ * (locked), and how many accounts the allocation names; then the stored outcomes of every hold's
+ * key, under those locks.
+ */
+function prefetchSettlements(writes: readonly CreditWrite[], nowMs: number): Batch<ListState> {
+  const holds = writes.map((w) => {
+    if (w.kind !== "consume" && w.kind !== "unfreeze") {
+      throw new Error("only the sweeper's writes skip locked rows: settlements, or records of accounts");
+    }
+    return w.request;
+  });
+  const each = (statement: (projectId: bigint, transactionId: string) => SQL) => holds.map((h) => statement(h.projectId, h.transactionId));
+  const keys = writes.flatMap((w) => outcomeRefOf(w) ?? []);
+  const batch = namedBatch({
+    customer: each((projectId, transactionId) => lockCustomerNowaitSql(transactionCustomerPkSql(projectId, transactionId))),
+    totals: each((projectId, transactionId) => activeBalanceSql(projectId, transactionCustomerPkSql(projectId, transactionId), nowMs)),
+    hold: each((projectId, transactionId) => findTransactionSql(projectId, transactionId, { lock: true, skipLocked: true })),
+    allocation: each((projectId, transactionId) => lockAllocationAccountsSql(projectId, transactionId, { skipLocked: true })),
+    allocated: each((projectId, transactionId) => countAllocationAccountsSql(projectId, transactionId)),
+    outcomes: keys.length > 0 ? [findOutcomesSql(keys)] : [],
+  });
+  return mapBatch(batch, (r) => settlementsStateOf(holds, r));
+}
+
+/**
+ * The sweeper's state of its settlements: a hold's customer busy when it or one of the hold's
+ * accounts is locked elsewhere; a customer with several due holds read once, with every one's accounts.
+ */
+function settlementsStateOf(
+  holdRefs: readonly HoldRef[],
   r: Record<"customer" | "totals" | "hold" | "allocation" | "allocated" | "outcomes", StatementResult[]>,
 ): ListState {
-  const customerRow = rowsOf(r.customer[0])[0];
-  const found = transactionFromRow(rowsOf(r.hold[0])[0]);
-  const allocationRows = rowsOf(r.allocation[0]);
-  const accountsRead = allocationRows.filter((row) => row.a_id != null).length;
   const holds = new Map<string, HoldState>();
-  const customersFound = new Map<bigint, CustomerState>();
+  const assembled = new Map<bigint, Assembling>();
   const busy = new Set<bigint>();
-  if (found) {
+  holdRefs.forEach((hold, i) => {
+    const customerRow = rowsOf(r.customer[i])[0];
+    const found = transactionFromRow(rowsOf(r.hold[i])[0]);
+    if (!found) return;
+    const allocationRows = rowsOf(r.allocation[i]);
+    const accountsRead = allocationRows.filter((row) => row.a_id != null).length;
     holds.set(holdKey(hold), { hold: found, parts: allocationRows.map(allocationFromRow) });
-    if (!customerRow || accountsRead < Number(rowsOf(r.allocated[0])[0]?.accounts ?? 0)) busy.add(found.customerPk);
-  }
-  if (customerRow && found) {
-    const totals = rowsOf(r.totals[0])[0];
-    const c: Assembling = {
+    if (!customerRow || accountsRead < Number(rowsOf(r.allocated[i])[0]?.accounts ?? 0)) busy.add(found.customerPk);
+    if (!customerRow) return;
+    const c = assembled.get(found.customerPk) ?? {
       row: {
         ...lockedRefOf(customerRow),
-        before: balanceFromRow(totals),
+        before: balanceFromRow(rowsOf(r.totals[i])[0]),
         ledger: ledgerPositionFromRow(customerRow),
         hasAlerts: boolOf(customerRow.c_has_alerts),
       },
@@ -491,8 +504,9 @@ function skipLockedStateOf(
       created: false,
     };
     addAccounts(c, allocationRows);
-    customersFound.set(c.row.pk, customerStateOf(c));
-  }
+    assembled.set(found.customerPk, c);
+  });
+  const customersFound = new Map([...assembled].map(([pk, c]) => [pk, customerStateOf(c)] as const));
   return { customers: customersFound, customerPks: new Map(), holds, outcomes: outcomesFromRows(rowsOf(r.outcomes[0] ?? [])), busy };
 }
 

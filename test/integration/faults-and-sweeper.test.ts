@@ -16,6 +16,7 @@ import { startTestServer, type TestServer } from "../support/server.js";
 import { ROOT } from "../support/spawn.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
 import { holdCustomer } from "../support/waiting.js";
+import { countedTransactions } from "../support/counted-transactions.js";
 import { TestWatcher } from "../support/events.js";
 import { uniqueDatabaseUrl } from "../support/database.js";
 
@@ -222,37 +223,28 @@ describe("auto-settlement sweeper", () => {
       `CREATE TRIGGER refuse_one_expiry BEFORE INSERT ON ledger_entries FOR EACH ROW
          IF NEW.customer_pk = ${failingPk} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'; END IF`,
     );
-    // Transactions begun by the sweep: a connection taken from the pool for each.
-    let transactions = 0;
-    const pool = new Proxy(s.app.database.pool, {
-      get(target, property) {
-        const value: unknown = Reflect.get(target, property, target);
-        if (property === "getConnection") transactions++;
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
-    const counted = { ...s.app.context, database: { ...s.app.database, pool } };
+    const transactions = countedTransactions(s.app);
     const failures: bigint[] = [];
     const holder = await holdCustomer(s.app.database.pool, held);
     try {
       // The expiries' list failed, then ran one customer a list (30); the starts in one list, the
       // held customer's and the failing one's left for the next sweep.
-      transactions = 0;
-      expect(await sweep(counted, silent, { onExpiryFailure: (pk) => failures.push(pk) })).toEqual({
+      transactions.reset();
+      expect(await sweep(transactions.context, silent, { onExpiryFailure: (pk) => failures.push(pk) })).toEqual({
         settled: 0,
         recorded: 28,
         started: 28,
       });
       expect(failures).toEqual([failingPk]);
-      expect(transactions).toBe(1 + 30 + 1);
+      expect(transactions.count()).toBe(1 + 30 + 1);
     } finally {
       await holder.query("COMMIT");
       holder.release();
       await s.app.database.pool.query("DROP TRIGGER refuse_one_expiry");
     }
-    transactions = 0;
-    expect(await sweep(counted, silent)).toEqual({ settled: 0, recorded: 2, started: 2 });
-    expect(transactions).toBe(2);
+    transactions.reset();
+    expect(await sweep(transactions.context, silent)).toEqual({ settled: 0, recorded: 2, started: 2 });
+    expect(transactions.count()).toBe(2);
     for (const customerId of customerIds) {
       expect((await s.client.call("getCustomer", { customerId })).balance).toEqual({ total: 40n, used: 0n, frozen: 0n, available: 40n });
       const expired = await s.client.call("listLedgerEntries", { customerId, operationTypes: [OperationType.OPERATION_TYPE_EXPIRE] });
@@ -307,6 +299,82 @@ describe("a hold whose auto-settlement fails", () => {
   });
   afterAll(async () => {
     await s?.stop();
+  });
+
+  /** Customers with 100 each and two holds each, due in 30 s: 10 to consume, 20 to unfreeze. */
+  async function customersWithDueHolds(count: number): Promise<{ customerId: string; toConsume: string; toUnfreeze: string }[]> {
+    const customers = Array.from({ length: count }, () => ({ customerId: uid("cust"), toConsume: uid("hold"), toUnfreeze: uid("hold") }));
+    const operations = customers.flatMap(({ customerId, toConsume, toUnfreeze }) => [
+      { operation: { $case: "deposit" as const, value: { customerId, amount: 100n } } },
+      { operation: { $case: "freeze" as const, value: { customerId, transactionId: toConsume, amount: 10n, consumeAfterSeconds: 30n } } },
+      { operation: { $case: "freeze" as const, value: { customerId, transactionId: toUnfreeze, amount: 20n, unfreezeAfterSeconds: 30n } } },
+    ]);
+    expect((await s.client.call("batch", { operations, atomic: true })).failedIndex).toBeUndefined();
+    return customers;
+  }
+
+  const deleteAllocations = (transactionId: string) =>
+    s.app.database.pool.query("DELETE al FROM allocations al JOIN transactions t ON t.id = al.transaction_pk WHERE t.transaction_id = ?", [
+      transactionId,
+    ]);
+
+  it("settles a pass of many customers' due holds in one transaction, past a held customer, postponing only the hold that is inconsistent", async () => {
+    const customers = await customersWithDueHolds(12);
+    const [held, inconsistent] = [customers[3], customers[5]];
+    if (!held || !inconsistent) throw new Error("no such customer");
+    await deleteAllocations(inconsistent.toConsume);
+    s.clock.advance(31 * SECOND);
+    const transactions = countedTransactions(s.app);
+    const holder = await holdCustomer(s.app.database.pool, held.customerId);
+    try {
+      // One list for the 24 holds; one more transaction postpones the inconsistent one.
+      expect(await sweepDueHolds(transactions.context, silent)).toBe(24 - 2 - 1);
+      expect(transactions.count()).toBe(1 + 1);
+    } finally {
+      await holder.query("COMMIT");
+      holder.release();
+    }
+    transactions.reset();
+    expect(await sweepDueHolds(transactions.context, silent)).toBe(2);
+    expect(transactions.count()).toBe(1);
+    for (const { customerId } of customers) {
+      const expected = customerId === inconsistent.customerId ? { used: 0n, frozen: 10n } : { used: 10n, frozen: 0n };
+      expect((await s.client.call("getCustomer", { customerId })).balance).toMatchObject(expected);
+    }
+    const settled = await s.client.call("getTransaction", { transactionId: customers[0]?.toUnfreeze ?? "" });
+    expect(settled).toMatchObject({ settledAutomatically: true, returnedAmount: 20n });
+  });
+
+  it("runs a pass whose list failed again one hold at a time: only the failing customer's holds are postponed", async () => {
+    const customers = await customersWithDueHolds(4);
+    const failing = customers[2];
+    if (!failing) throw new Error("no such customer");
+    const [[row]] = await s.app.database.pool.query<RowDataPacket[]>("SELECT id FROM customers WHERE customer_id = ?", [
+      failing.customerId,
+    ]);
+    await s.app.database.pool.query(
+      `CREATE TRIGGER refuse_one_settlement BEFORE INSERT ON ledger_entries FOR EACH ROW
+         IF NEW.customer_pk = ${Number(row?.id)} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'; END IF`,
+    );
+    s.clock.advance(31 * SECOND);
+    const transactions = countedTransactions(s.app);
+    const lines: string[] = [];
+    const log = pino({ level: "info" }, { write: (line: string) => lines.push(line) });
+    try {
+      // The list, then each of the 8 holds alone, then the failing customer's two postponed.
+      expect(await sweepDueHolds(transactions.context, log)).toBe(6);
+      expect(transactions.count()).toBe(1 + 8 + 2);
+    } finally {
+      await s.app.database.pool.query("DROP TRIGGER refuse_one_settlement");
+    }
+    expect(lines.map((line) => (JSON.parse(line) as { msg: string }).msg)).toEqual([
+      "auto-settlement failed; postponed",
+      "auto-settlement failed; postponed",
+    ]);
+    expect((await s.client.call("getCustomer", { customerId: failing.customerId })).balance).toMatchObject({ used: 0n, frozen: 30n });
+    s.clock.advance(60 * SECOND);
+    expect(await sweepDueHolds(s.app.context, silent)).toBe(2);
+    expect((await s.client.call("getCustomer", { customerId: failing.customerId })).balance).toMatchObject({ used: 10n, frozen: 0n });
   });
 
   it("is postponed by a minute, behind the others, and logged by its row id, never its transaction id", async () => {
