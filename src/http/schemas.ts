@@ -24,6 +24,10 @@ export const OptionalNullable = <T extends TSchema>(schema: T) => Type.Optional(
 
 export const Id = (description: string) => Type.String({ pattern: ID_PATTERN.source, description });
 
+/** An id a request may leave out: absent, null or empty (as an unset proto3 string over gRPC) all mean none. */
+export const OptionalId = (description: string) =>
+  OptionalNullable(Type.String({ pattern: `^$|${ID_PATTERN.source}`, description: `${description} Empty or null: none.` }));
+
 export const Amount = (description: string) => Type.Integer({ minimum: 1, maximum: Number(AMOUNT_MAX), description });
 
 export const Wallet = Type.String({

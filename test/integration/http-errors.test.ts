@@ -15,6 +15,8 @@ let http: HttpTestClient;
 let rich: string;
 
 const ID_MESSAGE = (field: string) => `${field} must match pattern "^[A-Za-z0-9_.:@-]{1,128}$".`;
+/** An id a request may leave out: empty is none. */
+const OPTIONAL_ID_MESSAGE = (field: string) => `${field} must match pattern "^$|^[A-Za-z0-9_.:@-]{1,128}$".`;
 const AMOUNT_MAX_MESSAGE = "amount must be <= 1000000000000000.";
 
 interface Case {
@@ -481,7 +483,7 @@ describe("POST /v1/billing/consume", () => {
       name: "malformed customer_id",
       body: () => ({ transaction_id: "t", customer_id: "a b" }),
       code: "invalid_argument",
-      message: ID_MESSAGE("customer_id"),
+      message: OPTIONAL_ID_MESSAGE("customer_id"),
       details: field("customer_id"),
     },
     {

@@ -71,6 +71,33 @@ describe("POST /v1/billing/refund", () => {
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
 
+  it("takes an empty customer_id on a refund, a Consume and an Unfreeze as none, as gRPC does, and refuses a malformed one", async () => {
+    const customerId = uid("cust");
+    await deposit(customerId, 100);
+    const charged = await deduct(customerId, 30);
+    expect(ok(await http.post("/v1/billing/refund", { transaction_id: charged, refund_id: uid("refund"), customer_id: "" }))).toMatchObject(
+      {
+        refunded_amount: 30,
+      },
+    );
+    const [toConsume, toUnfreeze] = [uid("hold"), uid("hold")];
+    for (const transactionId of [toConsume, toUnfreeze]) {
+      ok(await http.post("/v1/billing/freeze", { customer_id: customerId, transaction_id: transactionId, amount: 20 }));
+    }
+    expect(ok(await http.post("/v1/billing/consume", { transaction_id: toConsume, customer_id: "", actual_amount: 5 }))).toMatchObject({
+      consumed_amount: 5,
+    });
+    expect(ok(await http.post("/v1/billing/unfreeze", { transaction_id: toUnfreeze, customer_id: "" }))).toMatchObject({
+      unfrozen_amount: 20,
+    });
+    expectHttpError(
+      await http.post("/v1/billing/refund", { transaction_id: toConsume, refund_id: uid("refund"), customer_id: "not an id" }),
+      "invalid_argument",
+      { message: 'customer_id must match pattern "^$|^[A-Za-z0-9_.:@-]{1,128}$".', details: { field: "customer_id" } },
+    );
+    expect(ok(await http.get(`/v1/customers/${customerId}`))).toMatchObject({ balance: { total: 100, used: 5, frozen: 0, available: 95 } });
+  });
+
   it("answers each refusal with its code and facts", async () => {
     const customerId = uid("cust");
     await deposit(customerId, 100);

@@ -31,6 +31,7 @@ import {
   IsoOutput,
   MetadataInput,
   Nullable,
+  OptionalId,
   OptionalNullable,
   responses,
   Wallet,
@@ -63,7 +64,7 @@ const ConsumeBody = Type.Object({
   actual_amount: OptionalNullable(
     Type.Integer({ minimum: 0, maximum: Number(AMOUNT_MAX), description: "What to charge (default: the frozen amount)." }),
   ),
-  customer_id: OptionalNullable(Id("When given, the hold must be this customer's.")),
+  customer_id: OptionalId("When given, the hold must be this customer's."),
   allow_overage: OptionalNullable(
     Type.Boolean({ default: true, description: "Charge an actual_amount above the hold from the same wallets (default true)." }),
   ),
@@ -71,7 +72,7 @@ const ConsumeBody = Type.Object({
 
 const UnfreezeBody = Type.Object({
   transaction_id: Id("The hold to release."),
-  customer_id: OptionalNullable(Id("When given, the hold must be this customer's.")),
+  customer_id: OptionalId("When given, the hold must be this customer's."),
 });
 
 // Replies

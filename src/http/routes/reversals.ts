@@ -8,7 +8,17 @@ import { customerIdOf, metadataOf, optionalCustomerIdOf, transactionIdOf, withou
 import { callerOf, contextOf, type HttpApp } from "../http-app.js";
 import { msToIso } from "../iso-time.js";
 import { amountFromJson, amountToJson } from "../json-amount.js";
-import { Amount, Description, Id, IdempotentReplay, IsoOutput, MetadataInput, OptionalNullable, responses } from "../schemas.js";
+import {
+  Amount,
+  Description,
+  Id,
+  IdempotentReplay,
+  IsoOutput,
+  MetadataInput,
+  OptionalId,
+  OptionalNullable,
+  responses,
+} from "../schemas.js";
 
 // POST /v1/billing/refund and POST /v1/customers/deposit/void (write keys).
 
@@ -16,7 +26,7 @@ const RefundBody = Type.Object({
   transaction_id: Id("The charge: a Deduct's, or a consumed Freeze's, transaction_id."),
   refund_id: Id("Your id of this refund; retries with the same id replay the first answer."),
   amount: OptionalNullable(Amount("Credits to give back (default: all that is still refundable).")),
-  customer_id: OptionalNullable(Id("When given, the charge must be this customer's.")),
+  customer_id: OptionalId("When given, the charge must be this customer's."),
   reason: OptionalNullable(Description),
   metadata: OptionalNullable(MetadataInput),
 });
