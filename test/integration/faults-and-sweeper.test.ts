@@ -467,7 +467,7 @@ describe("database outage", () => {
     }
   });
 
-  it("keeps a WatchEvents stream open while its key's rechecks find the database away, and still ends it on a revoke after", async () => {
+  it("keeps a WatchEvents stream open while its key's rechecks and its reads find the database away, and still ends it on a revoke after", async () => {
     const proxy = new TcpProxy(3306);
     const port = await proxy.start();
     const db = uniqueDatabaseUrl("vb_outage_watch");
@@ -478,10 +478,12 @@ describe("database outage", () => {
       const watcher = new TestWatcher(s.app.port, key.key, { customerId });
       await s.client.call("deposit", { customerId, amount: 5n });
       await watcher.count(1);
-      // Idle first: a read of the stream's own while the database is away ends it (UNAVAILABLE, resume from the cursor).
       await sleep(500);
       await proxy.cut();
-      // Two rechecks of the key (one a second) fail with the database away: neither ends the stream.
+      // Two rechecks of the key (one a second) fail with the database away: neither ends the
+      // stream. Nor do its reads: told the feed moved (as the stamper tells it after stamping),
+      // it reads, finds the database away, and reads again a while later (250 ms, 500, 1 s...).
+      s.app.context.events?.tail.poke();
       await sleep(2_500);
       const endedMeanwhile = await Promise.race([watcher.ended.then(() => true), sleep(10).then(() => false)]);
       await proxy.restore();
@@ -495,7 +497,8 @@ describe("database outage", () => {
           { timeout: 10_000 },
         )
         .toBe(true);
-      await watcher.count(2);
+      await Promise.race([watcher.count(2), watcher.ended]);
+      expect([endedMeanwhile, watcher.events.length]).toEqual([false, 2]);
       await s.revokeKey(key.prefix);
       await expectError(
         watcher.ended.then((e) => Promise.reject(e)),

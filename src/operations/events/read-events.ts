@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { type CursorSpace, decodeFeedCursor, encodeFeedCursor, eventTagOf, type FeedCursor, type FeedEvent } from "../../domain/events.js";
 import { EVENT_READ_BATCH } from "../../domain/limits.js";
 import { BillingError } from "../../errors/billing-error.js";
@@ -142,6 +143,7 @@ export async function watchEvents(
   const send = feed.cursorTags ? deliver : (event: FeedEvent) => deliver(untagged(event));
   const giveBack = feed.watchers.take(String(query.projectId ?? "service"), String(apiKeyId ?? "service"));
   let after = cursorOf(query);
+  let read = 0;
   let moved = true;
   let wake: (() => void) | null = null;
   const poke = () => {
@@ -155,12 +157,8 @@ export async function watchEvents(
       if (!moved) await new Promise<void>((resolve) => (wake = resolve));
       wake = null;
       moved = false;
-      const page = await runQuery(() => readAfter(ctx, query, after, EVENT_READ_BATCH));
-      for (const event of page.rows) {
-        if (signal.aborted) return;
-        await send(event);
-        after = { position: positionIn(query, event), eventTag: null };
-      }
+      const page = await readRidingOutages(() => runQuery(() => readAfter(ctx, query, after, EVENT_READ_BATCH)), read++ > 0, signal);
+      if (page === null || !(await sendAll(page.rows, send, signal))) return;
       // Positions this stream has read itself need no tag: only the client's cursor is checked.
       after = { position: page.seenThrough.position, eventTag: null };
       // A full page: more may be there already.
@@ -170,5 +168,36 @@ export async function watchEvents(
     giveBack();
     unsubscribe();
     signal.removeEventListener("abort", poke);
+  }
+}
+
+/** Sends the events in order, each once the last was taken; false when the stream ended first. */
+async function sendAll(events: readonly FeedEvent[], send: (event: FeedEvent) => Promise<void>, signal: AbortSignal): Promise<boolean> {
+  for (const event of events) {
+    if (signal.aborted) return false;
+    await send(event);
+  }
+  return true;
+}
+
+/** How long a watcher waits before reading again when the database was away: doubling from the first, up to the last. */
+export const WATCH_OUTAGE_RETRY_MS = { first: 250, max: 5_000 } as const;
+
+/**
+ * A watcher's read that rides out a database outage once the stream has started (`started`): a
+ * read that finds the database away (service_unavailable) is tried again after a wait, until it
+ * answers or the stream ends (null). A failover or a restart of the database then delays the
+ * events instead of ending every stream for its clients to reconnect. A stream's first read
+ * fails at once, as any call would: a client that connects during an outage is told so.
+ */
+async function readRidingOutages<T>(read: () => Promise<T>, started: boolean, signal: AbortSignal): Promise<T | null> {
+  for (let waitMs: number = WATCH_OUTAGE_RETRY_MS.first; ; waitMs = Math.min(waitMs * 2, WATCH_OUTAGE_RETRY_MS.max)) {
+    try {
+      return await read();
+    } catch (error) {
+      if (!started || !(error instanceof BillingError && error.code === "service_unavailable")) throw error;
+    }
+    const waited = await sleep(waitMs, true, { signal }).catch(() => false);
+    if (!waited) return null;
   }
 }
