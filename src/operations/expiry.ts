@@ -3,8 +3,7 @@ import type { CreditWrite } from "../domain/plans/write-list.js";
 import { type AccountRecordKind, listUnrecordedAccounts } from "../store/accounts-store.js";
 import type { DueCursor } from "../store/due-order.js";
 import type { BillingContext } from "./context.js";
-import { runList } from "./pipeline.js";
-import { sweeperContext } from "./run-write.js";
+import { type GroupAnswers, runSweeperGroups } from "./sweeper-lists.js";
 
 /** Accounts examined per pass (expiries, and starts). */
 export const EXPIRY_BATCH_SIZE = 50;
@@ -61,62 +60,32 @@ async function recordAccountsFrom(
   for (const { id, projectId, customerPk } of due) {
     appendTo(byCustomer, customerPk, { kind: kind === "expiry" ? "expire" : "start", account: { projectId, customerPk, accountId: id } });
   }
-  const outcomes = await recordCustomers(ctx, byCustomer);
+  const customers = [...byCustomer];
+  const outcomes = await runSweeperGroups(
+    ctx,
+    customers.map(([, writes]) => writes),
+  );
   let recorded = 0;
   const failures: { customerPk: bigint; error: unknown }[] = [];
-  for (const [customerPk, outcome] of outcomes) {
-    if (typeof outcome === "number") recorded += outcome;
-    else failures.push({ customerPk, error: outcome.error });
-    if (outcome === 0 || typeof outcome !== "number") markBusy(busy, customerPk);
-  }
+  outcomes.forEach((outcome, i) => {
+    const customerPk = customers[i]?.[0];
+    if (customerPk === undefined) return;
+    const records = customerRecordsOf(outcome);
+    if ("error" in records) failures.push({ customerPk, error: records.error });
+    else recorded += records.done;
+    if (!("done" in records) || records.done === 0) markBusy(busy, customerPk);
+  });
   return { done: recorded, next: due.length < EXPIRY_BATCH_SIZE ? null : (due.at(-1)?.after ?? null), failures };
 }
 
-/** What a customer's records came to: how many were written (0: all left, the customer busy or recorded meanwhile), or the failure. */
-type RecordOutcome = number | { readonly error: unknown };
-
 /**
- * The records of every customer of a pass in one list. A list that fails unexpectedly is run
- * again one customer a list, so that one customer's failure leaves the others' records written.
+ * How many of a customer's records a pass wrote (0: all left, the customer busy or recorded
+ * meanwhile), or why they failed: its list failed, or a record was refused in its plan.
  */
-async function recordCustomers(
-  ctx: BillingContext,
-  byCustomer: ReadonlyMap<bigint, readonly CreditWrite[]>,
-): Promise<Map<bigint, RecordOutcome>> {
-  const writes = [...byCustomer.values()].flat();
-  if (writes.length === 0) return new Map();
-  const owners = [...byCustomer].flatMap(([customerPk, customerWrites]) => customerWrites.map(() => customerPk));
-  try {
-    const answers = await recordList(ctx, writes);
-    const counts = new Map<bigint, number>([...byCustomer.keys()].map((pk) => [pk, 0]));
-    answers.forEach((recorded, i) => {
-      const owner = owners[i];
-      if (recorded && owner !== undefined) counts.set(owner, (counts.get(owner) ?? 0) + 1);
-    });
-    return counts;
-  } catch (error) {
-    if (byCustomer.size === 1) return new Map([...byCustomer.keys()].map((pk) => [pk, { error }]));
-    const outcomes = new Map<bigint, RecordOutcome>();
-    for (const [customerPk, customerWrites] of byCustomer) {
-      outcomes.set(
-        customerPk,
-        await recordList(ctx, customerWrites).then(
-          (answers) => answers.filter(Boolean).length,
-          (customerError: unknown) => ({ error: customerError }),
-        ),
-      );
-    }
-    return outcomes;
-  }
-}
-
-/** One list of records: for each write whether it was recorded (false: left, its customer busy or recorded meanwhile). A failure is thrown. */
-async function recordList(ctx: BillingContext, writes: readonly CreditWrite[]): Promise<boolean[]> {
-  const settled = await runList(sweeperContext(ctx), writes, { atomic: false, skipLocked: true });
-  return settled.map((answer) => {
-    if (!answer.ok) throw answer.error;
-    return answer.result !== null;
-  });
+function customerRecordsOf(outcome: GroupAnswers): { readonly done: number } | { readonly error: unknown } {
+  if (!outcome.ok) return { error: outcome.error };
+  for (const answer of outcome.answers) if (!answer.ok) return { error: answer.error };
+  return { done: outcome.answers.filter((answer) => answer.ok && answer.result !== null).length };
 }
 
 /** One pass from the head of the expiry order; how many accounts it recorded. A failure is thrown, after the other customers' records. */

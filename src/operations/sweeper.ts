@@ -9,8 +9,8 @@ import { markBusy, recordExpiriesFrom, recordStartsFrom, SWEEP_BUSY_CUSTOMERS_MA
 import { pruneExpiredEvents, type EventRetention } from "./events/retention.js";
 import { automaticSettlement } from "./settle.js";
 import type { CreditWrite } from "../domain/plans/write-list.js";
-import { runList, type Settled } from "./pipeline.js";
-import { sweeperContext } from "./run-write.js";
+import type { Settled } from "./pipeline.js";
+import { runSweeperGroups } from "./sweeper-lists.js";
 
 /** Holds settled per sweep; small batches keep each pass short and fair between instances. */
 export const SWEEP_BATCH_SIZE = 50;
@@ -53,9 +53,8 @@ export async function sweepDueHoldsFrom(
 type HoldOutcome = "settled" | "busy" | "not settled";
 
 /**
- * The due holds settled as they asked, in one list; a list that fails unexpectedly (a guard that
- * missed, say) is run again one hold a list, so that one hold's failure leaves the others settled.
- * A hold that fails is logged and postponed.
+ * The due holds settled as they asked, in one list (runSweeperGroups: a list that fails is run
+ * again one hold a list). A hold that fails is logged and postponed.
  */
 async function settleDueHolds(ctx: BillingContext, log: Logger, due: readonly DueHold[]): Promise<HoldOutcome[]> {
   const outcomes: HoldOutcome[] = [];
@@ -67,26 +66,14 @@ async function settleDueHolds(ctx: BillingContext, log: Logger, due: readonly Du
       outcomes[index] = await settlementFailed(ctx, log, hold, error);
     }
   }
-  if (listed.length === 0) return outcomes;
-  const settle = (holds: typeof listed) =>
-    runList(
-      sweeperContext(ctx),
-      holds.map((h) => h.write),
-      { atomic: false, skipLocked: true },
-    );
-  try {
-    const answers = await settle(listed);
-    for (const [i, { index, hold }] of listed.entries()) outcomes[index] = await outcomeOf(ctx, log, hold, answers[i]);
-  } catch (error) {
-    if (listed.length === 1 && listed[0]) outcomes[listed[0].index] = await settlementFailed(ctx, log, listed[0].hold, error);
-    else {
-      for (const one of listed) {
-        outcomes[one.index] = await settle([one]).then(
-          ([answer]) => outcomeOf(ctx, log, one.hold, answer),
-          (oneError: unknown) => settlementFailed(ctx, log, one.hold, oneError),
-        );
-      }
-    }
+  const answers = await runSweeperGroups(
+    ctx,
+    listed.map(({ write }) => [write]),
+  );
+  for (const [i, { index, hold }] of listed.entries()) {
+    const answer = answers[i];
+    if (!answer) throw new Error("a due hold has no answer");
+    outcomes[index] = answer.ok ? await outcomeOf(ctx, log, hold, answer.answers[0]) : await settlementFailed(ctx, log, hold, answer.error);
   }
   return outcomes;
 }
