@@ -6,6 +6,7 @@ import mysql, { type Pool, type PoolOptions, type RowDataPacket } from "mysql2/p
 import { ClusterPool, type ConnectionSource, type NodeSelector, PROBE_TIMEOUT_MS } from "./cluster-pool.js";
 import { type DatabaseHost, type DatabaseUrl, parseDatabaseUrl } from "./database-url.js";
 import { DatabaseNotReadyError } from "./database-errors.js";
+import { unsupportedServer } from "./server-version.js";
 import { isConnectionFailure } from "./sql-errors.js";
 import { waitingLine, withLease } from "./leases-store.js";
 import { applyMigrations, type LockWaits, type MigrationLog, pendingMigrations } from "./migration-runner.js";
@@ -90,10 +91,22 @@ function connectionOptions(url: string): ServerOptions {
   };
 }
 
+/** Whether the server is a Galera node; DatabaseNotReadyError when this build does not support it (server-version.ts). */
+async function supportedServer(connection: mysql.Connection): Promise<{ galera: boolean }> {
+  const [[version], wsrep] = (
+    await connection.query("SELECT VERSION() AS version; SHOW GLOBAL VARIABLES LIKE 'wsrep_on'")
+  )[0] as unknown as [Array<{ version?: unknown }>, Array<{ Value?: unknown }>];
+  const galera = String(wsrep[0]?.Value ?? "OFF").toUpperCase() === "ON";
+  const unsupported = unsupportedServer(String(version?.version ?? ""), galera);
+  if (unsupported) throw new DatabaseNotReadyError(unsupported);
+  return { galera };
+}
+
 /**
  * Creates the database if it is missing (with `create`; without, a missing one is
  * DatabaseNotReadyError), through the first server that answers; tells whether that server is a
- * Galera node. Fails with DatabaseUnreachableError when none answers.
+ * Galera node. A server this build does not support (server-version.ts) is DatabaseNotReadyError.
+ * Fails with DatabaseUnreachableError when none answers.
  */
 async function ensureDatabase(server: ServerOptions, create: boolean): Promise<{ galera: boolean }> {
   const { database, ...serverOptions } = server.connection;
@@ -102,15 +115,14 @@ async function ensureDatabase(server: ServerOptions, create: boolean): Promise<{
     let connection: mysql.Connection | undefined;
     try {
       connection = await mysql.createConnection({ ...serverOptions, host: host.host, port: host.port });
+      const { galera } = await supportedServer(connection);
       const [found] = await connection.query("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", [database]);
       const exists = (found as unknown[]).length > 0;
       if (!exists && !create) throw new DatabaseNotReadyError(`there is no database ${database}`);
       // Only when missing: CREATE DATABASE waits for every DDL running in the database (a migration's
       // table copy), so a start beside another instance's migration hung there, saying nothing.
       if (!exists) await connection.query(`CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
-      const [rows] = await connection.query("SHOW GLOBAL VARIABLES LIKE 'wsrep_on'");
-      const on = (rows as Array<{ Value?: unknown }>)[0]?.Value;
-      return { galera: String(on ?? "OFF").toUpperCase() === "ON" };
+      return { galera };
     } catch (error) {
       if (error instanceof DatabaseNotReadyError) throw error;
       lastError = error;

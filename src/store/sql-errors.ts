@@ -35,8 +35,10 @@ const CONNECTION_CODES = new Set([
   "ER_SERVER_SHUTDOWN",
   "POOL_CLOSED",
 ]);
-// Connection-level errnos: too many connections, server shutdown, connection killed.
-const CONNECTION_ERRNOS = new Set([1040, 1053, 1927, 2002, 2003, 2006, 2013]);
+// Connection-level errnos: too many connections, server shutdown, connection killed (MariaDB's
+// 1927), and MySQL 8.0.24's 4031: the server closed a connection idle past wait_timeout, told to
+// a statement sent at that instant.
+const CONNECTION_ERRNOS = new Set([1040, 1053, 1927, 2002, 2003, 2006, 2013, 4031]);
 
 interface DriverError {
   errno?: number;

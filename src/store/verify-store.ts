@@ -39,7 +39,7 @@ const LEDGER_BY_ACCOUNT = sql`SELECT account_id,
     SUM(CASE WHEN operation = 'EXPIRE' THEN amount ELSE 0 END) AS expired,
     SUM(CASE WHEN operation = 'EXPIRE' THEN 1 ELSE 0 END) AS expire_entries,
     COUNT(*) AS entries
-  FROM ledger_entries GROUP BY account_id`;
+  FROM ledger_entries GROUP BY account_id ORDER BY account_id`;
 
 const LEDGER_BY_TRANSACTION = sql`SELECT transaction_pk,
     SUM(CASE WHEN operation = 'DEDUCT' THEN amount ELSE 0 END) AS deducted,
@@ -48,14 +48,14 @@ const LEDGER_BY_TRANSACTION = sql`SELECT transaction_pk,
     SUM(CASE WHEN operation = 'CONSUME' AND overage = 1 THEN amount ELSE 0 END) AS overage,
     SUM(CASE WHEN operation = 'UNFREEZE' THEN amount ELSE 0 END) AS returned,
     SUM(CASE WHEN operation = 'REFUND' THEN amount ELSE 0 END) AS refunded
-  FROM ledger_entries WHERE transaction_pk IS NOT NULL GROUP BY transaction_pk`;
+  FROM ledger_entries WHERE transaction_pk IS NOT NULL GROUP BY transaction_pk ORDER BY transaction_pk`;
 
 /** Accounts given back more by a charge's refunds than the charge took from them (none when the ledger is sound). */
 const OVER_REFUNDED_ACCOUNTS = sql`SELECT transaction_pk, account_id,
     SUM(CASE WHEN operation IN ('DEDUCT', 'CONSUME') THEN amount ELSE 0 END) AS charged,
     SUM(CASE WHEN operation = 'REFUND' THEN amount ELSE 0 END) AS refunded
   FROM ledger_entries WHERE transaction_pk IS NOT NULL GROUP BY transaction_pk, account_id
-  HAVING refunded > charged`;
+  HAVING refunded > charged ORDER BY transaction_pk, account_id`;
 
 /** Voids that name no deposit of their account, or remove more than it added (none when the ledger is sound). */
 const UNSOUND_VOIDS = sql`SELECT v.reverses_record_id AS record_id, SUM(v.amount) AS voided, MAX(d.amount) AS deposited,
@@ -63,7 +63,8 @@ const UNSOUND_VOIDS = sql`SELECT v.reverses_record_id AS record_id, SUM(v.amount
     MAX(d.account_id) AS deposit_account_id
   FROM ledger_entries v LEFT JOIN ledger_entries d ON d.id = v.reverses_record_id
   WHERE v.operation = 'VOID' GROUP BY v.reverses_record_id
-  HAVING deposited IS NULL OR operation <> 'DEPOSIT' OR voided > deposited OR accounts <> 1 OR account_id <> deposit_account_id`;
+  HAVING deposited IS NULL OR operation <> 'DEPOSIT' OR voided > deposited OR accounts <> 1 OR account_id <> deposit_account_id
+  ORDER BY record_id`;
 
 export const ledgerByAccount = (db: Reader) => rows(db, LEDGER_BY_ACCOUNT);
 export const overRefundedAccounts = (db: Reader) => rows(db, OVER_REFUNDED_ACCOUNTS);
@@ -92,7 +93,7 @@ export const entriesOffTheirAccount = (db: Reader) =>
         SUM(e.credit_type <> a.credit_type) AS other_credit_type, SUM(e.source <> a.source) AS other_source
       FROM ledger_entries e JOIN accounts a ON a.id = e.account_id
       WHERE e.customer_pk <> a.customer_pk OR e.project_id <> a.project_id OR e.credit_type <> a.credit_type OR e.source <> a.source
-      GROUP BY e.account_id`,
+      GROUP BY e.account_id ORDER BY e.account_id`,
   );
 
 /** Entries under a transaction of another customer (or project). */
@@ -102,7 +103,7 @@ export const entriesOffTheirTransaction = (db: Reader) =>
     sql`SELECT t.project_id, t.transaction_id, COUNT(*) AS entries, MIN(e.id) AS first_entry
       FROM ledger_entries e JOIN transactions t ON t.id = e.transaction_pk
       WHERE e.customer_pk <> t.customer_pk OR e.project_id <> t.project_id
-      GROUP BY t.id, t.project_id, t.transaction_id`,
+      GROUP BY t.id, t.project_id, t.transaction_id ORDER BY t.id`,
   );
 
 /**
@@ -147,8 +148,15 @@ export const transactionOutcomeMismatches = (db: Reader) =>
           FROM idempotency_outcomes WHERE scope IN ('SPEND', 'SETTLE')
       ) x
       GROUP BY x.project_id, x.idempotency_key
-      HAVING SUM(x.charges) <> 1 OR SUM(x.spend) <> 1 OR SUM(x.settle) <> SUM(x.settled) OR COUNT(DISTINCT x.customer_pk) <> 1`,
+      HAVING SUM(x.charges) <> 1 OR SUM(x.spend) <> 1 OR SUM(x.settle) <> SUM(x.settled) OR COUNT(DISTINCT x.customer_pk) <> 1
+      ORDER BY x.project_id, x.idempotency_key`,
   );
+
+/**
+ * A field of a stored outcome's JSON; NULL when the text is not JSON (MariaDB's JSON_EXTRACT
+ * answers NULL there, MySQL's fails the whole statement with 3141).
+ */
+const outcomeFieldSql = (path: string) => sql`CASE WHEN JSON_VALID(o.response) THEN JSON_EXTRACT(o.response, ${path}) END`;
 
 /**
  * Settled holds whose status disagrees with the settlement their stored SETTLE outcome answered: a
@@ -161,8 +169,8 @@ export const settleOutcomeMismatches = (db: Reader) =>
     sql`SELECT t.project_id, t.transaction_id, t.status
       FROM transactions t JOIN idempotency_outcomes o
         ON o.project_id = t.project_id AND o.scope = 'SETTLE' AND o.idempotency_key = t.transaction_id
-      WHERE (t.status = 'CONSUMED' AND JSON_EXTRACT(o.response, '$.consumedAmount') IS NULL)
-         OR (t.status = 'UNFROZEN' AND JSON_EXTRACT(o.response, '$.unfrozenAmount') IS NULL)
+      WHERE (t.status = 'CONSUMED' AND ${outcomeFieldSql("$.consumedAmount")} IS NULL)
+         OR (t.status = 'UNFROZEN' AND ${outcomeFieldSql("$.unfrozenAmount")} IS NULL)
       ORDER BY t.id`,
   );
 
@@ -187,7 +195,8 @@ export const keyedEntryOutcomeMismatches = (db: Reader) =>
           FROM slot_events WHERE type IN ('GRANT_CAPACITY', 'REVOKE_CAPACITY') AND idempotency_key IS NOT NULL
       ) x
       GROUP BY x.project_id, x.scope, x.idempotency_key
-      HAVING SUM(x.outcomes) <> 1 OR SUM(x.entries) = 0 OR COUNT(DISTINCT x.customer_pk) <> 1`,
+      HAVING SUM(x.outcomes) <> 1 OR SUM(x.entries) = 0 OR COUNT(DISTINCT x.customer_pk) <> 1
+      ORDER BY x.project_id, x.scope, x.idempotency_key`,
   );
 
 /** Customers with balance alerts whose has_alerts is off (their writes never read those alerts). */
@@ -259,7 +268,7 @@ export const projectEventPositions = (db: Reader) =>
     sql`SELECT e.project_id, COUNT(*) AS stamped, MIN(e.project_position) AS low, MAX(e.project_position) AS high,
         MAX(m.pruned_through) AS pruned
       FROM events e LEFT JOIN event_prune_marks m ON m.project_id = e.project_id
-      WHERE e.project_position IS NOT NULL GROUP BY e.project_id`,
+      WHERE e.project_position IS NOT NULL GROUP BY e.project_id ORDER BY e.project_id`,
   );
 
 /** A stored number as binary text, to compare with what an event's JSON says of it whatever the database's collation. */

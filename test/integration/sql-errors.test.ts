@@ -21,6 +21,20 @@ describe("a statement on a connection mysql2 has closed", () => {
   });
 });
 
+describe("MySQL 8.0.24's error for a connection it closed idle past wait_timeout (4031), told to a statement sent at that instant", () => {
+  it("is a lost connection, as MariaDB's 1927, not a server_error", () => {
+    // As mysql2 reports it when the error packet reaches a statement instead of the idle connection.
+    const error = Object.assign(new Error("The client was disconnected by the server because of inactivity."), {
+      errno: 4031,
+      code: "ER_CLIENT_INTERACTION_TIMEOUT",
+      sqlState: "HY000",
+    });
+    expect(isConnectionFailure(error)).toBe(true);
+    const translated = translateStoreError(error);
+    expect(translated instanceof BillingError && translated.code).toBe("service_unavailable");
+  });
+});
+
 describe("a deadlock on a table's AUTO-INC lock (MariaDB's innodb_autoinc_lock_mode = 1)", () => {
   it("is one: retried, as two batches creating the same new customers in other orders need", async () => {
     const db = uniqueDatabaseUrl("vb_autoinc");
