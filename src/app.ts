@@ -210,6 +210,7 @@ function billingContext(database: Database, metrics: Metrics, config: Config, no
     now,
     events,
     outbox: config.EVENTS_OUTBOX === "on",
+    sideBySide: config.GROUP_COMMIT_SIDE_BY_SIDE,
     alertHints: new AlertHints(),
     ledgerCounts: new LedgerCounts(),
     retries: { onRetry: (reason) => metrics.retries.inc({ reason }) },

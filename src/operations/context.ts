@@ -26,6 +26,11 @@ export interface BillingContext {
   readonly alertHints?: AlertHints;
   /** The filtered ledger counts this instance made, to count on from; absent: every count reads the whole ledger. */
   readonly ledgerCounts?: LedgerCounts;
+  /**
+   * false: no transaction spans two customers (GROUP_COMMIT_SIDE_BY_SIDE off, for a sharded
+   * database), the sweeper's passes included. Absent: transactions may.
+   */
+  readonly sideBySide?: boolean;
   /** false: writes append no events (EVENTS_OUTBOX=off, a switch for the bench's comparison only). */
   readonly outbox?: boolean;
   /**

@@ -63,7 +63,7 @@ async function recordAccountsFrom(
   const customers = [...byCustomer];
   const outcomes = await runSweeperGroups(
     ctx,
-    customers.map(([, writes]) => writes),
+    customers.map(([customerPk, writes]) => ({ customerPk, writes })),
   );
   let recorded = 0;
   const failures: { customerPk: bigint; error: unknown }[] = [];

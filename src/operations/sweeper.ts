@@ -68,7 +68,7 @@ async function settleDueHolds(ctx: BillingContext, log: Logger, due: readonly Du
   }
   const answers = await runSweeperGroups(
     ctx,
-    listed.map(({ write }) => [write]),
+    listed.map(({ hold, write }) => ({ customerPk: hold.customerPk, writes: [write] })),
   );
   for (const [i, { index, hold }] of listed.entries()) {
     const answer = answers[i];

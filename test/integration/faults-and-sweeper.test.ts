@@ -292,6 +292,48 @@ describe("auto-settlement sweeper", () => {
   });
 });
 
+describe("the sweeper with side by side off (GROUP_COMMIT_SIDE_BY_SIDE=false, a sharded database)", () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ GROUP_COMMIT_SIDE_BY_SIDE: "false" });
+  });
+  afterAll(async () => {
+    await s?.stop();
+  });
+
+  it("keeps every transaction within one customer: a customer's due holds, expiries and starts each in one", async () => {
+    const customerIds = Array.from({ length: 6 }, () => uid("cust"));
+    const at = ts(s.clock.now() + 30 * SECOND);
+    for (const customerId of customerIds) {
+      const operations = [
+        { operation: { $case: "deposit" as const, value: { customerId, amount: 100n, source: "expiring", expiresAt: at } } },
+        { operation: { $case: "deposit" as const, value: { customerId, amount: 40n, source: "later", startsAt: at } } },
+        { operation: { $case: "deposit" as const, value: { customerId, amount: 50n, source: "kept" } } },
+        {
+          operation: { $case: "freeze" as const, value: { customerId, transactionId: uid("hold"), amount: 10n, consumeAfterSeconds: 30n } },
+        },
+        {
+          operation: {
+            $case: "freeze" as const,
+            value: { customerId, transactionId: uid("hold"), amount: 20n, unfreezeAfterSeconds: 30n },
+          },
+        },
+      ];
+      expect((await s.client.call("batch", { operations, atomic: true })).failedIndex).toBeUndefined();
+    }
+    s.clock.advance(31 * SECOND);
+    const transactions = countedTransactions(s.app);
+    expect(await sweep(transactions.context, silent)).toEqual({ settled: 12, recorded: 6, started: 6 });
+    // Per customer: its two holds in one, its expiry in one, its start in one.
+    expect(transactions.count()).toBe(6 * 3);
+    for (const customerId of customerIds) {
+      // The holds took 30 from the expiring account (soonest expiry first): 10 consumed, 20 returned, then 90 expired.
+      expect((await s.client.call("getCustomer", { customerId })).balance).toEqual({ total: 90n, used: 0n, frozen: 0n, available: 90n });
+    }
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+});
+
 describe("a hold whose auto-settlement fails", () => {
   let s: TestServer;
   beforeAll(async () => {
