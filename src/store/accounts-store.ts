@@ -157,7 +157,6 @@ export function lockFirstSpendableSql(groups: readonly SpendSelectionGroup[], no
     FOR UPDATE`;
 }
 
-/** The balance over a customer's ACTIVE accounts, summed by the database (no rows, no locks). */
 /**
  * These customers' accounts, by the accounts' customer index: `a.project_id IN (…) AND
  * a.customer_pk IN (…)`, which names no other customer's (a customer's pk is unique across projects).
@@ -180,6 +179,7 @@ export const activeBalancesSql = (customersScope: SQL, nowMs: number): SQL =>
   sql`SELECT a.customer_pk, COALESCE(SUM(a.total), 0) AS total, COALESCE(SUM(a.used), 0) AS used, COALESCE(SUM(a.frozen), 0) AS frozen
     FROM ${accounts} a WHERE ${customersScope} AND ${activeAccountSql(nowMs)} GROUP BY a.customer_pk`;
 
+/** The balance over a customer's ACTIVE accounts, summed by the database (no rows, no locks). */
 export const activeBalanceSql = (projectId: bigint, customerPk: SQL, nowMs: number): SQL =>
   sql`SELECT COALESCE(SUM(a.total), 0) AS total, COALESCE(SUM(a.used), 0) AS used, COALESCE(SUM(a.frozen), 0) AS frozen
     FROM ${accounts} a WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND ${activeAccountSql(nowMs)}`;
