@@ -59,10 +59,4 @@ export interface ConsumeRequest extends SettleRequest {
 /** Set by the sweeper: entries are marked automatic, and a busy customer is skipped, not awaited. */
 export interface SettleMode {
   readonly automatic: boolean;
-  /**
-   * An automatic settlement that waits its turn in the customer's line (group commit) and for its
-   * lock, instead of skipping a busy customer (SKIP LOCKED): the sweeper's, for a hold overdue on a
-   * customer that is never free.
-   */
-  readonly inLine?: boolean;
 }

@@ -2,11 +2,9 @@ import type { CreditWrite } from "../domain/plans/write-list.js";
 import type { BillingContext } from "./context.js";
 import { runList } from "./pipeline.js";
 
-/** The sweeper's writes never wait for a lock and never queue behind callers, but for a settlement sent in the customer's line. */
+/** The sweeper's writes never wait for a lock and never queue behind callers. */
 const isSweeperWrite = (write: CreditWrite) =>
-  write.kind === "expire" ||
-  write.kind === "start" ||
-  ((write.kind === "consume" || write.kind === "unfreeze") && write.mode.automatic && write.mode.inLine !== true);
+  write.kind === "expire" || write.kind === "start" || ((write.kind === "consume" || write.kind === "unfreeze") && write.mode.automatic);
 
 /**
  * Runs one write through the pipeline: by group commit when the context has one (calls of a busy

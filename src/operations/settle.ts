@@ -19,11 +19,6 @@ export const consume = (ctx: BillingContext, input: ConsumeInput): Promise<Consu
 export const unfreeze = (ctx: BillingContext, input: SettleTarget): Promise<UnfreezeResult> =>
   runCallerWrite(ctx, unfreezeWrite(input, MANUAL));
 
-/**
- * The sweeper's settlement of a due hold, as the hold asked: consume all of it, or unfreeze it; its
- * entries marked automatic. `inLine`: through the customer's line, waiting (SettleMode.inLine).
- */
-export function automaticSettlement(hold: SettleTarget, action: "CONSUME" | "UNFREEZE", inLine = false): CreditWrite {
-  const mode: SettleMode = inLine ? { ...AUTOMATIC, inLine } : AUTOMATIC;
-  return action === "CONSUME" ? consumeWrite({ ...hold, actualAmount: null, allowOverage: false }, mode) : unfreezeWrite(hold, mode);
-}
+/** The sweeper's settlement of a due hold, as the hold asked: consume all of it, or unfreeze it; its entries marked automatic. */
+export const automaticSettlement = (hold: SettleTarget, action: "CONSUME" | "UNFREEZE"): CreditWrite =>
+  action === "CONSUME" ? consumeWrite({ ...hold, actualAmount: null, allowOverage: false }, AUTOMATIC) : unfreezeWrite(hold, AUTOMATIC);

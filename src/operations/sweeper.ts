@@ -11,7 +11,6 @@ import { automaticSettlement } from "./settle.js";
 import type { CreditWrite } from "../domain/plans/write-list.js";
 import type { Settled } from "./pipeline.js";
 import { runSweeperGroups } from "./sweeper-lists.js";
-import { runWrite } from "./run-write.js";
 
 /** Holds settled per sweep; small batches keep each pass short and fair between instances. */
 export const SWEEP_BATCH_SIZE = 50;
@@ -43,7 +42,6 @@ export async function sweepDueHoldsFrom(
 ): Promise<SweepPass> {
   const due = await listDueHolds(ctx.database.db, ctx.now(), SWEEP_BATCH_SIZE, after, busy);
   const outcomes = await settleDueHolds(ctx, log, due);
-  await settleOverdueInLine(ctx, log, due, outcomes);
   let settled = 0;
   due.forEach((hold, i) => {
     if (outcomes[i] === "busy") markBusy(busy, hold.customerPk);
@@ -78,50 +76,6 @@ async function settleDueHolds(ctx: BillingContext, log: Logger, due: readonly Du
     outcomes[index] = answer.ok ? await outcomeOf(ctx, log, hold, answer.answers[0]) : await settlementFailed(ctx, log, hold, answer.error);
   }
   return outcomes;
-}
-
-/**
- * How far past its deadline a hold whose customer the sweeper finds busy is settled in the
- * customer's line instead (settleOverdueInLine).
- */
-export const SWEEP_IN_LINE_OVERDUE_MS = 2_000;
-/**
- * How long such a settlement waits for its turn and its customer's lock before it is left for the
- * next sweep: no longer than group commit's own bounded wait for a held customer (1 s), after
- * which a call set aside is not run once its deadline has passed.
- */
-export const SWEEP_IN_LINE_WAIT_MS = 1_000;
-
-/**
- * The due holds found busy that are overdue by SWEEP_IN_LINE_OVERDUE_MS, settled through their
- * customer's line (group commit): waiting their turn behind the customer's calls and for its lock,
- * at most SWEEP_IN_LINE_WAIT_MS, instead of SKIP LOCKED, which finds no gap in a customer written
- * without pause (48 writers kept one customer's due holds frozen for as long as they ran: 13.8 s).
- * All at once, so a pass waits that long at most; what is not settled then waits for the next sweep.
- */
-async function settleOverdueInLine(ctx: BillingContext, log: Logger, due: readonly DueHold[], outcomes: HoldOutcome[]): Promise<void> {
-  if (!ctx.groupCommit) return;
-  const nowMs = ctx.now();
-  const signal = AbortSignal.timeout(SWEEP_IN_LINE_WAIT_MS);
-  await Promise.all(
-    due.map(async (hold, i) => {
-      if (outcomes[i] === "busy" && nowMs - hold.after.atMs >= SWEEP_IN_LINE_OVERDUE_MS) {
-        outcomes[i] = await settleInLine({ ...ctx, signal }, log, hold);
-      }
-    }),
-  );
-}
-
-async function settleInLine(ctx: BillingContext, log: Logger, hold: DueHold): Promise<HoldOutcome> {
-  try {
-    const result = await runWrite(ctx, automaticSettlement(targetOf(hold), parseAutoAction(hold), true));
-    if (result === null) return "busy";
-    return (result as { isIdempotentReplay: boolean }).isIdempotentReplay ? "not settled" : "settled";
-  } catch (error) {
-    // Its wait ran out (not run), or the line was full: the next sweep tries again.
-    if (error instanceof BillingError && error.spec.retryable) return "busy";
-    return settlementFailed(ctx, log, hold, error);
-  }
 }
 
 /** The hold as a settlement names it: the sweeper acts for no key and no customer id. */

@@ -6,7 +6,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OperationType } from "../../gen/velobase/billing/v1/billing.js";
 import { EXPIRY_BATCH_SIZE, recordExpiries, recordExpiriesFrom } from "../../src/operations/expiry.js";
-import { SWEEP_BATCH_SIZE, SWEEP_IN_LINE_OVERDUE_MS, sweep, sweepDueHolds, sweepDueHoldsFrom } from "../../src/operations/sweeper.js";
+import { SWEEP_BATCH_SIZE, sweep, sweepDueHolds, sweepDueHoldsFrom } from "../../src/operations/sweeper.js";
 import { listDueHolds } from "../../src/store/transactions-store.js";
 import { verifyLedger } from "../../src/operations/verify.js";
 import { expectError } from "../support/client.js";
@@ -251,32 +251,6 @@ describe("auto-settlement sweeper", () => {
       expect(expired.entries.map((e) => [e.amount, e.balanceAfter?.available])).toEqual([[100n, 40n]]);
     }
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
-  });
-
-  it("settles a hold overdue on a customer it finds busy in that customer's line, waiting its turn, not only when it finds a gap", async () => {
-    await sweep(s.app.context, silent);
-    const customerId = uid("cust");
-    await s.client.call("deposit", { customerId, amount: 100n });
-    const [overdue, due] = [uid("hold"), uid("hold")];
-    await s.client.call("freeze", { customerId, transactionId: overdue, amount: 40n, unfreezeAfterSeconds: 10n });
-    s.clock.advance(10 * SECOND + SWEEP_IN_LINE_OVERDUE_MS);
-    await s.client.call("freeze", { customerId, transactionId: due, amount: 30n, consumeAfterSeconds: 1n });
-    s.clock.advance(SECOND);
-    // A customer written without pause looks to SKIP LOCKED like this one, held: the overdue hold
-    // waits in the customer's line for its lock (released 300 ms later); the one just due is left.
-    const holder = await holdCustomer(s.app.database.pool, customerId);
-    const swept = sweepDueHolds(s.app.context, silent);
-    await sleep(300);
-    await holder.query("COMMIT");
-    holder.release();
-    expect(await swept).toBe(1);
-    expect(await s.client.call("getTransaction", { transactionId: overdue })).toMatchObject({
-      settledAutomatically: true,
-      returnedAmount: 40n,
-    });
-    expect((await s.client.call("getCustomer", { customerId })).balance).toEqual({ total: 100n, used: 0n, frozen: 30n, available: 70n });
-    expect(await sweepDueHolds(s.app.context, silent)).toBe(1);
-    expect((await s.client.call("getCustomer", { customerId })).balance).toEqual({ total: 100n, used: 30n, frozen: 0n, available: 70n });
   });
 
   it("reports freeze_records_inconsistent when a hold's allocations no longer add up", async () => {
