@@ -263,7 +263,9 @@ export class GroupCommit {
     // after each list's wait, so without it a stream of them grew the line without limit.
     const queueMax = this.options.queueMax ?? GROUP_COMMIT_QUEUE_MAX;
     const room = Math.max(0, queueMax - line.pending.length);
-    line.pending.push(...ws.slice(0, room));
+    // A call whose caller leaves while it waits here leaves at once, answered without running,
+    // not when the step before it ends (a list waiting out every lock wait on its customer).
+    for (const w of ws.slice(0, room)) enqueue(line.pending, w);
     for (const refused of ws.slice(room)) {
       refused.fail(this.customerFull(queueMax));
     }

@@ -535,6 +535,49 @@ describe("group commit across customers (side by side)", () => {
     ]);
   });
 
+  it("answers a call set aside behind a held customer's list as soon as its caller leaves, not when that list ends", async () => {
+    const observed = { setAside: [] as number[] };
+    const commit = new GroupCommit(
+      { database: s.app.database, now: s.clock.now },
+      { onSetAside: (n) => observed.setAside.push(n) },
+      { transactions: 1, ...SIDE_BY_SIDE },
+    );
+    const held = uid("cust");
+    await commit.run(depositFor(held, 100n));
+    // Frozen through the server: this group commit does not know whose hold it is.
+    const hold = uid("t");
+    await s.client.call("freeze", { customerId: held, transactionId: hold, amount: 10n });
+    const answer = (call: Promise<unknown>) =>
+      call.then(
+        () => "ok",
+        (error: unknown) => (error instanceof CallNotRun ? "not run" : error instanceof BillingError ? error.code : String(error)),
+      );
+    const holder = await holdCustomer(s.app.database.pool, held);
+    try {
+      const first = answer(commit.run(deductOperation(request(held, 1n))));
+      await waitFor(async () => observed.setAside.length === 1, "the first call to be set aside");
+      // Its customer known held, the settlement is set aside at once, behind the first call's list.
+      const leaving = new AbortController();
+      const settlement = consumeOperation({
+        projectId: 1n,
+        apiKeyId: null,
+        transactionId: hold,
+        customerId: null,
+        actualAmount: 1n,
+        allowOverage: false,
+      });
+      const second = answer(commit.run(settlement, leaving.signal));
+      await waitFor(async () => observed.setAside.length === 2, "the settlement to be set aside");
+      leaving.abort();
+      // Answered while the customer is still held and the first call still waits on it.
+      expect(await Promise.race([second, first.then(() => "the first call ended first")])).toBe("not run");
+    } finally {
+      await holder.query("COMMIT");
+      holder.release();
+    }
+    expect((await s.client.call("getCustomer", { customerId: held })).balance).toMatchObject({ used: 1n, frozen: 10n });
+  });
+
   it("answers a held customer's calls set aside together when their list waited out every lock wait, not each alone again", async () => {
     const short = await startTestServer({ DB_LOCK_WAIT_TIMEOUT_S: "2" });
     try {
