@@ -72,6 +72,15 @@ interface Assembling {
   created: boolean;
 }
 
+/** A locked customer with nothing read of its accounts yet. */
+const assemblingOf = (row: LockedCustomerRow): Assembling => ({
+  row,
+  accounts: new Map(),
+  expiryRecorded: new Set(),
+  selectionsRead: new Map(),
+  created: false,
+});
+
 function uniqueBy<T>(items: readonly T[], key: (item: T) => string): T[] {
   const seen = new Map<string, T>();
   for (const item of items) if (!seen.has(key(item))) seen.set(key(item), item);
@@ -306,7 +315,7 @@ function lockedCustomersOf(rows: readonly Row[]) {
     const locked = lockedCustomerFromRow(row);
     const known = found.get(locked.pk);
     if (known) known.row = locked;
-    else found.set(locked.pk, { row: locked, accounts: new Map(), expiryRecorded: new Set(), selectionsRead: new Map(), created: false });
+    else found.set(locked.pk, assemblingOf(locked));
     byRef.set(customerKey(locked), locked.pk);
   }
   return { found, byRef };
@@ -491,18 +500,14 @@ function settlementsStateOf(
     holds.set(holdKey(hold), { hold: found, parts: allocationRows.map(allocationFromRow) });
     if (!customerRow || accountsRead < Number(rowsOf(r.allocated[i])[0]?.accounts ?? 0)) busy.add(found.customerPk);
     if (!customerRow) return;
-    const c = assembled.get(found.customerPk) ?? {
-      row: {
+    const c =
+      assembled.get(found.customerPk) ??
+      assemblingOf({
         ...lockedRefOf(customerRow),
         before: balanceFromRow(rowsOf(r.totals[i])[0]),
         ledger: ledgerPositionFromRow(customerRow),
         hasAlerts: boolOf(customerRow.c_has_alerts),
-      },
-      accounts: new Map(),
-      expiryRecorded: new Set(),
-      selectionsRead: new Map(),
-      created: false,
-    };
+      });
     addAccounts(c, allocationRows);
     assembled.set(found.customerPk, c);
   });
@@ -554,20 +559,14 @@ function prefetchAccountRecords(writes: readonly CreditWrite[], nowMs: number): 
       const [ledgerRow] = ledgers.get(customerPk) ?? [];
       if (!ledgerRow) throw new Error("a locked customer has no row");
       const [totalsRow] = totals.get(customerPk) ?? [];
-      const c: Assembling = {
-        row: {
-          pk: customerPk,
-          projectId,
-          customerId: stringOf(ledgerRow.c_customer_id),
-          before: totalsRow ? balanceFromRow(totalsRow) : NO_BALANCE,
-          ledger: ledgerPositionFromRow(ledgerRow),
-          hasAlerts: boolOf(ledgerRow.c_has_alerts),
-        },
-        accounts: new Map(),
-        expiryRecorded: new Set(),
-        selectionsRead: new Map(),
-        created: false,
-      };
+      const c = assemblingOf({
+        pk: customerPk,
+        projectId,
+        customerId: stringOf(ledgerRow.c_customer_id),
+        before: totalsRow ? balanceFromRow(totalsRow) : NO_BALANCE,
+        ledger: ledgerPositionFromRow(ledgerRow),
+        hasAlerts: boolOf(ledgerRow.c_has_alerts),
+      });
       addAccounts(c, rows);
       const state = customerStateOf(c);
       customersRead.set(
