@@ -159,10 +159,11 @@ export function lockFirstSpendableSql(groups: readonly SpendSelectionGroup[], no
 
 /**
  * These customers' accounts, by the accounts' customer index: `a.project_id IN (…) AND
- * a.customer_pk IN (…)`, which names no other customer's (a customer's pk is unique across projects).
+ * a.customer_pk IN (…)`, which names no other customer's (a customer's pk is unique across
+ * projects). A pk may be a scalar subquery (a hold's owner), a constant to the optimizer.
  */
-export function accountsOfCustomersSql(customersOf: readonly { readonly projectId: bigint; readonly customerPk: bigint }[]): SQL {
-  const list = (values: readonly bigint[]) =>
+export function accountsOfCustomersSql(customersOf: readonly { readonly projectId: bigint; readonly customerPk: bigint | SQL }[]): SQL {
+  const list = (values: readonly (bigint | SQL)[]) =>
     sql.join(
       [...new Set(values)].map((v) => sql`${v}`),
       sql`, `,
@@ -178,11 +179,6 @@ export function accountsOfCustomersSql(customersOf: readonly { readonly projectI
 export const activeBalancesSql = (customersScope: SQL, nowMs: number): SQL =>
   sql`SELECT a.customer_pk, COALESCE(SUM(a.total), 0) AS total, COALESCE(SUM(a.used), 0) AS used, COALESCE(SUM(a.frozen), 0) AS frozen
     FROM ${accounts} a WHERE ${customersScope} AND ${activeAccountSql(nowMs)} GROUP BY a.customer_pk`;
-
-/** The balance over a customer's ACTIVE accounts, summed by the database (no rows, no locks). */
-export const activeBalanceSql = (projectId: bigint, customerPk: SQL, nowMs: number): SQL =>
-  sql`SELECT COALESCE(SUM(a.total), 0) AS total, COALESCE(SUM(a.used), 0) AS used, COALESCE(SUM(a.frozen), 0) AS frozen
-    FROM ${accounts} a WHERE a.project_id = ${projectId} AND a.customer_pk = ${customerPk} AND ${activeAccountSql(nowMs)}`;
 
 export function balanceFromRow(row: Row | undefined): Balance {
   if (!row) throw new Error("balance query returned no row");

@@ -12,12 +12,11 @@ import {
   outcomeRefOf,
   selectionKey,
 } from "../domain/plans/write-list.js";
-import type { AccountSnapshot } from "../domain/types.js";
+import type { AccountSnapshot, Balance } from "../domain/types.js";
 import { compareSpendingOrder, NO_BALANCE } from "../domain/account-status.js";
 import {
   accountFromRow,
   CUSTOMER_LOCKED_COLUMNS,
-  activeBalanceSql,
   activeBalancesSql,
   accountsOfCustomersSql,
   ledgerPositionFromRow,
@@ -456,9 +455,9 @@ export function prefetchSkipLocked(writes: readonly CreditWrite[], nowMs: number
 
 /**
  * The sweeper's settlements of due holds, one or many, in one round trip: for each hold its
- * customer (locked), that customer's ACTIVE balance, the hold and its allocation's accounts
- * (locked), and how many accounts the allocation names; then the stored outcomes of every hold's
- * key, under those locks.
+ * customer (locked), then the ACTIVE balances of all their customers (one statement, a customer
+ * with several holds summed once), each hold and its allocation's accounts (locked), and how many
+ * accounts the allocation names; then the stored outcomes of every hold's key, under those locks.
  */
 function prefetchSettlements(writes: readonly CreditWrite[], nowMs: number): Batch<ListState> {
   const holds = writes.map((w) => {
@@ -471,7 +470,14 @@ function prefetchSettlements(writes: readonly CreditWrite[], nowMs: number): Bat
   const keys = writes.flatMap((w) => outcomeRefOf(w) ?? []);
   const batch = namedBatch({
     customer: each((projectId, transactionId) => lockCustomerNowaitSql(transactionCustomerPkSql(projectId, transactionId))),
-    totals: each((projectId, transactionId) => activeBalanceSql(projectId, transactionCustomerPkSql(projectId, transactionId), nowMs)),
+    totals: [
+      activeBalancesSql(
+        accountsOfCustomersSql(
+          holds.map((h) => ({ projectId: h.projectId, customerPk: transactionCustomerPkSql(h.projectId, h.transactionId) })),
+        ),
+        nowMs,
+      ),
+    ],
     hold: each((projectId, transactionId) => findTransactionSql(projectId, transactionId, { lock: true, skipLocked: true })),
     allocation: each((projectId, transactionId) => lockAllocationAccountsSql(projectId, transactionId, { skipLocked: true })),
     allocated: each((projectId, transactionId) => countAllocationAccountsSql(projectId, transactionId)),
@@ -491,6 +497,7 @@ function settlementsStateOf(
   const holds = new Map<string, HoldState>();
   const assembled = new Map<bigint, Assembling>();
   const busy = new Set<bigint>();
+  const totals = rowsByCustomer(rowsOf(r.totals[0]), "customer_pk");
   holdRefs.forEach((hold, i) => {
     const customerRow = rowsOf(r.customer[i])[0];
     const found = transactionFromRow(rowsOf(r.hold[i])[0]);
@@ -504,7 +511,7 @@ function settlementsStateOf(
       assembled.get(found.customerPk) ??
       assemblingOf({
         ...lockedRefOf(customerRow),
-        before: balanceFromRow(rowsOf(r.totals[i])[0]),
+        before: balanceOf(totals.get(found.customerPk)),
         ledger: ledgerPositionFromRow(customerRow),
         hasAlerts: boolOf(customerRow.c_has_alerts),
       });
@@ -558,12 +565,11 @@ function prefetchAccountRecords(writes: readonly CreditWrite[], nowMs: number): 
       }
       const [ledgerRow] = ledgers.get(customerPk) ?? [];
       if (!ledgerRow) throw new Error("a locked customer has no row");
-      const [totalsRow] = totals.get(customerPk) ?? [];
       const c = assemblingOf({
         pk: customerPk,
         projectId,
         customerId: stringOf(ledgerRow.c_customer_id),
-        before: totalsRow ? balanceFromRow(totalsRow) : NO_BALANCE,
+        before: balanceOf(totals.get(customerPk)),
         ledger: ledgerPositionFromRow(ledgerRow),
         hasAlerts: boolOf(ledgerRow.c_has_alerts),
       });
@@ -583,6 +589,12 @@ function prefetchAccountRecords(writes: readonly CreditWrite[], nowMs: number): 
     return { customers: customersRead, customerPks: new Map(), holds: new Map(), outcomes: new Map(), busy };
   });
 }
+
+/** A customer's ACTIVE balance from its activeBalancesSql rows (none: no ACTIVE account). */
+const balanceOf = (rows: readonly Row[] | undefined): Balance => {
+  const [row] = rows ?? [];
+  return row ? balanceFromRow(row) : NO_BALANCE;
+};
 
 /** Rows grouped by the customer pk in `column`. */
 function rowsByCustomer(rows: readonly Row[], column: string): Map<bigint, Row[]> {
