@@ -94,10 +94,12 @@ function watchLockWait(session: MigrationSession, which: object): { stop(): void
   let waitedS = 0;
   const timer = setInterval(() => {
     waitedS += waitS;
+    // As of this tick: the next one may come while this one still reads the server.
+    const waited = waitedS;
     void onWatcher(session, async (c) => {
       if (!/metadata lock/i.test(await stateOf(c, connectionId))) return;
       log.warn(
-        { ...which, waitedS, openTransactions: await openTransactionsOf(c, connectionId) },
+        { ...which, waitedS: waited, openTransactions: await openTransactionsOf(c, connectionId) },
         "a migration statement waits for a table lock",
       );
     }).catch(() => undefined);
