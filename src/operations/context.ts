@@ -2,6 +2,7 @@ import type { TransactionGate } from "./transaction-gate.js";
 import type { Database } from "../store/database.js";
 import type { RetryObserver } from "../store/run-transaction.js";
 import type { CreditWrite } from "../domain/plans/write-list.js";
+import type { CustomerRef } from "../domain/customer-ref.js";
 import type { AlertHints } from "./alert-hints.js";
 import type { LedgerCounts } from "./ledger-counts.js";
 import type { EventFeed } from "./events/event-feed.js";
@@ -12,7 +13,10 @@ export interface BillingContext {
   readonly now: () => number;
   readonly retries?: RetryObserver;
   /** Per-customer group commit of this instance (operations/group-commit.ts); absent: each write alone. */
-  readonly groupCommit?: { run(write: CreditWrite, signal?: AbortSignal): Promise<unknown> };
+  readonly groupCommit?: {
+    run(write: CreditWrite, signal?: AbortSignal): Promise<unknown>;
+    runBehindCustomer(customer: CustomerRef, write: CreditWrite, signal?: AbortSignal): Promise<unknown> | null;
+  };
   /**
    * The call's deadline and cancellation (from the transport): a write whose signal has aborted
    * before its transaction starts is not run.

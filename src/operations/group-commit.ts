@@ -1,6 +1,6 @@
 import { appendTo } from "../domain/collections.js";
 import { GROUP_COMMIT_HOLDS_REMEMBERED, GROUP_COMMIT_MAX, GROUP_COMMIT_QUEUE_MAX } from "../domain/limits.js";
-import { customerKey, holdKey } from "../domain/customer-ref.js";
+import { type CustomerRef, customerKey, holdKey } from "../domain/customer-ref.js";
 import { CallNotRun } from "../errors/billing-error.js";
 import { type CreditWrite, customerRefOf, holdRefOf, projectOfWrite } from "../domain/plans/write-list.js";
 import { isLockWaitExhausted, isLostConnection } from "../store/run-transaction.js";
@@ -120,6 +120,19 @@ export class GroupCommit {
     const hold = holdRefOf(write);
     if (customer !== null && hold !== null) this.remember(holdKey(hold), customerKey(customer));
     return result;
+  }
+
+  /**
+   * Runs a write in a customer's line, after the calls of that customer in flight or waiting here
+   * (in its next group); null, and not run, when this instance has none of them or the customer's
+   * queue is full. For the sweeper's settlement of a hold overdue on a customer written without
+   * pause: its SKIP LOCKED never finds such a customer free, and this waits for no lock that the
+   * customer's own next group would not take anyway.
+   */
+  runBehindCustomer(customer: CustomerRef, write: CreditWrite, signal?: AbortSignal): Promise<unknown> | null {
+    const queue = this.queues.get(customerKey(customer));
+    if (queue === undefined || queue.length >= (this.options.queueMax ?? GROUP_COMMIT_QUEUE_MAX)) return null;
+    return new Promise<Settled>((settle, fail) => enqueue(queue, { op: write, signal, settle, fail, trace: callerTrace() })).then(answerOf);
   }
 
   /**

@@ -11,6 +11,7 @@ import { automaticSettlement } from "./settle.js";
 import type { CreditWrite } from "../domain/plans/write-list.js";
 import type { Settled } from "./pipeline.js";
 import { runSweeperGroups } from "./sweeper-lists.js";
+import { type BusyHold, OverdueSettlements } from "./overdue-settlements.js";
 
 /** Holds settled per sweep; small batches keep each pass short and fair between instances. */
 export const SWEEP_BATCH_SIZE = 50;
@@ -32,16 +33,19 @@ const SETTLED_MEANWHILE: ReadonlySet<ErrorCode> = new Set([
  * busy is left for the next sweep. Reads up to SWEEP_BATCH_SIZE holds after `after` and not of the
  * customers in `busy`, and adds to `busy` the customers it found busy: a sweep's next pass goes on
  * past them, so that the due holds of one busy customer do not keep every other customer's frozen
- * (50 of them did, for as long as that customer was held).
+ * (50 of them did, for as long as that customer was held). With `overdue`, the busy ones overdue
+ * are sent behind their customer's calls on this instance, not waited for (OverdueSettlements).
  */
 export async function sweepDueHoldsFrom(
   ctx: BillingContext,
   log: Logger,
   after: DueCursor | null,
   busy: Set<bigint> = new Set(),
+  overdue?: OverdueSettlements,
 ): Promise<SweepPass> {
   const due = await listDueHolds(ctx.database.db, ctx.now(), SWEEP_BATCH_SIZE, after, busy);
-  const outcomes = await settleDueHolds(ctx, log, due);
+  const { outcomes, busyHolds } = await settleDueHolds(ctx, log, due);
+  await overdue?.send(busyHolds);
   let settled = 0;
   due.forEach((hold, i) => {
     if (outcomes[i] === "busy") markBusy(busy, hold.customerPk);
@@ -56,8 +60,13 @@ type HoldOutcome = "settled" | "busy" | "not settled";
  * The due holds settled as they asked, in one list (runSweeperGroups: a list that fails is run
  * again one hold a list). A hold that fails is logged and postponed.
  */
-async function settleDueHolds(ctx: BillingContext, log: Logger, due: readonly DueHold[]): Promise<HoldOutcome[]> {
+async function settleDueHolds(
+  ctx: BillingContext,
+  log: Logger,
+  due: readonly DueHold[],
+): Promise<{ outcomes: HoldOutcome[]; busyHolds: BusyHold[] }> {
   const outcomes: HoldOutcome[] = [];
+  const busyHolds: BusyHold[] = [];
   const listed: { index: number; hold: DueHold; write: CreditWrite }[] = [];
   for (const [index, hold] of due.entries()) {
     try {
@@ -70,12 +79,13 @@ async function settleDueHolds(ctx: BillingContext, log: Logger, due: readonly Du
     ctx,
     listed.map(({ hold, write }) => ({ customerPk: hold.customerPk, writes: [write] })),
   );
-  for (const [i, { index, hold }] of listed.entries()) {
+  for (const [i, { index, hold, write }] of listed.entries()) {
     const answer = answers[i];
     if (!answer) throw new Error("a due hold has no answer");
     outcomes[index] = answer.ok ? await outcomeOf(ctx, log, hold, answer.answers[0]) : await settlementFailed(ctx, log, hold, answer.error);
+    if (outcomes[index] === "busy") busyHolds.push({ hold, write });
   }
-  return outcomes;
+  return { outcomes, busyHolds };
 }
 
 /** The hold as a settlement names it: the sweeper acts for no key and no customer id. */
@@ -98,6 +108,10 @@ async function settlementFailed(ctx: BillingContext, log: Logger, hold: DueHold,
   await postponeAutoSettlement(ctx.database, hold.projectId, hold.transactionId, ctx.now() + SWEEP_RETRY_DELAY_MS).catch(() => false);
   return "not settled";
 }
+
+/** The sweeper's settlements of overdue holds sent in line; a failure is handled as the sweep's own are. */
+export const overdueSettlements = (ctx: BillingContext, log: Logger): OverdueSettlements =>
+  new OverdueSettlements(ctx, (hold, error) => settlementFailed(ctx, log, hold, error));
 
 /** One pass from the head of the due order; how many holds it settled. */
 export const sweepDueHolds = async (ctx: BillingContext, log: Logger): Promise<number> => (await sweepDueHoldsFrom(ctx, log, null)).done;
@@ -135,12 +149,14 @@ export async function sweep(
     readonly alertFlags?: boolean;
     /** A customer's expiry (or start) records failed unexpectedly (by default logged, each time). */
     readonly onExpiryFailure?: (customerPk: bigint, error: unknown) => void;
+    /** Where busy holds overdue are sent behind their customer's calls (none: left to SKIP LOCKED). */
+    readonly overdue?: OverdueSettlements;
   } = {},
 ): Promise<{ settled: number; recorded: number; started: number }> {
   if (options.alertFlags) await repairAlertFlags(ctx, log);
   // Customers found busy (or failing) in this sweep: left out of its later reads.
   const busy = new Set<bigint>();
-  const holds = new SweptList((after) => sweepDueHoldsFrom(ctx, log, after, busy), ctx.now);
+  const holds = new SweptList((after) => sweepDueHoldsFrom(ctx, log, after, busy, options.overdue), ctx.now);
   const expiries = new SweptList((after) => recordExpiriesFrom(ctx, after, busy), ctx.now);
   const starts = new SweptList((after) => recordStartsFrom(ctx, after, busy), ctx.now);
   const failed = options.onExpiryFailure ?? ((customerPk, error) => logExpiryFailure(log, customerPk, error));
@@ -207,12 +223,13 @@ export function startSweeper(ctx: BillingContext, log: Logger, intervalMs: numbe
   let stopped = false;
   let alertFlagsDueAt = 0;
   const onExpiryFailure = spacedExpiryFailures(log);
+  const overdue = overdueSettlements(ctx, log);
   // One warning per run of failures (a database outage fails every sweep), one line when back.
   let failing = false;
   const timer = setInterval(() => {
     if (running) return;
     const alertFlags = Date.now() >= alertFlagsDueAt;
-    running = sweep(ctx, log, { retention, stopping: () => stopped, alertFlags, onExpiryFailure })
+    running = sweep(ctx, log, { retention, stopping: () => stopped, alertFlags, onExpiryFailure, overdue })
       .then(() => {
         if (alertFlags) alertFlagsDueAt = Date.now() + ALERT_FLAG_REPAIR_INTERVAL_MS;
         if (failing) log.info("sweeps succeed again");
@@ -232,6 +249,7 @@ export function startSweeper(ctx: BillingContext, log: Logger, intervalMs: numbe
       stopped = true;
       clearInterval(timer);
       await running;
+      await overdue.stop();
     },
   };
 }

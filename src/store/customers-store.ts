@@ -1,4 +1,4 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import { type SQL, sql } from "./sql.js";
 import type { CustomerRef } from "../domain/customer-ref.js";
 import type { Metadata } from "../domain/types.js";
@@ -36,6 +36,16 @@ export async function findCustomer(db: Db, projectId: bigint, customerId: string
     createdAtMs: row.createdAt.getTime(),
     ledgerSequence: row.ledgerSequence,
   };
+}
+
+/** Customers by their row ids, as writes name them (their project and public id). */
+export async function customerRefsByPk(db: Db, pks: readonly bigint[]): Promise<Map<bigint, CustomerRef>> {
+  if (pks.length === 0) return new Map();
+  const rows = await db
+    .select({ pk: customers.id, projectId: customers.projectId, customerId: customers.customerId })
+    .from(customers)
+    .where(inArray(customers.id, [...new Set(pks)]));
+  return new Map(rows.map((row) => [row.pk, { projectId: row.projectId, customerId: row.customerId }]));
 }
 
 /** Customer `c` by its public id. */

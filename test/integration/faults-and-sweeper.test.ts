@@ -6,16 +6,17 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OperationType } from "../../gen/velobase/billing/v1/billing.js";
 import { EXPIRY_BATCH_SIZE, recordExpiries, recordExpiriesFrom } from "../../src/operations/expiry.js";
-import { SWEEP_BATCH_SIZE, sweep, sweepDueHolds, sweepDueHoldsFrom } from "../../src/operations/sweeper.js";
+import { overdueSettlements, SWEEP_BATCH_SIZE, sweep, sweepDueHolds, sweepDueHoldsFrom } from "../../src/operations/sweeper.js";
+import { SWEEP_IN_LINE_OVERDUE_MS } from "../../src/operations/overdue-settlements.js";
 import { listDueHolds } from "../../src/store/transactions-store.js";
 import { verifyLedger } from "../../src/operations/verify.js";
-import { expectError } from "../support/client.js";
+import { expectError, TestClient } from "../support/client.js";
 import { SECOND, ts, uid } from "../support/fixtures.js";
 import { consoleSession } from "../support/http.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { ROOT } from "../support/spawn.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
-import { holdCustomer } from "../support/waiting.js";
+import { holdCustomer, lockingReadWaits, waitFor } from "../support/waiting.js";
 import { countedTransactions } from "../support/counted-transactions.js";
 import { TestWatcher } from "../support/events.js";
 import { uniqueDatabaseUrl } from "../support/database.js";
@@ -251,6 +252,125 @@ describe("auto-settlement sweeper", () => {
       expect(expired.entries.map((e) => [e.amount, e.balanceAfter?.available])).toEqual([[100n, 40n]]);
     }
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
+  it("sends a hold overdue on a busy customer behind that customer's calls in flight here, without waiting for it; a customer held with none waits for a gap", async () => {
+    await sweep(s.app.context, silent);
+    const [written, held] = [uid("cust"), uid("cust")];
+    for (const customerId of [written, held]) await s.client.call("deposit", { customerId, amount: 100n });
+    const [overdue, due, heldHold] = [uid("hold"), uid("hold"), uid("hold")];
+    await s.client.call("freeze", { customerId: written, transactionId: overdue, amount: 40n, unfreezeAfterSeconds: 10n });
+    await s.client.call("freeze", { customerId: held, transactionId: heldHold, amount: 20n, unfreezeAfterSeconds: 10n });
+    s.clock.advance(10 * SECOND + SWEEP_IN_LINE_OVERDUE_MS);
+    await s.client.call("freeze", { customerId: written, transactionId: due, amount: 30n, consumeAfterSeconds: 1n });
+    s.clock.advance(SECOND);
+    // A customer written without pause looks to SKIP LOCKED like `written` here: held, with a call of it in flight.
+    const pool = s.app.database.pool;
+    const [writtenHolder, heldHolder] = [await holdCustomer(pool, written), await holdCustomer(pool, held)];
+    const deduct = s.client.call("deduct", { customerId: written, transactionId: uid("tx"), amount: 10n });
+    await waitFor(() => lockingReadWaits(writtenHolder), "the Deduct waiting for its customer");
+    const overdueLine = overdueSettlements(s.app.context, silent);
+    expect(await sweep(s.app.context, silent, { overdue: overdueLine })).toEqual({ settled: 0, recorded: 0, started: 0 });
+    // The sweep did not wait for it. Only the overdue hold went: the other is 1 s past its deadline,
+    // and the held customer has no call here to go behind.
+    expect(overdueLine.size).toBe(1);
+    await writtenHolder.query("COMMIT");
+    writtenHolder.release();
+    expect((await deduct).balance).toMatchObject({ available: 20n });
+    await overdueLine.answered();
+    expect(overdueLine.size).toBe(0);
+    expect(await s.client.call("getTransaction", { transactionId: overdue })).toMatchObject({
+      settledAutomatically: true,
+      returnedAmount: 40n,
+    });
+    expect((await s.client.call("getCustomer", { customerId: written })).balance).toEqual({
+      total: 100n,
+      used: 10n,
+      frozen: 30n,
+      available: 60n,
+    });
+    expect((await s.client.call("getCustomer", { customerId: held })).balance).toMatchObject({ frozen: 20n });
+    await heldHolder.query("COMMIT");
+    heldHolder.release();
+    expect(await sweep(s.app.context, silent, { overdue: overdueLine })).toEqual({ settled: 2, recorded: 0, started: 0 });
+    expect(overdueLine.size).toBe(0);
+    expect((await s.client.call("getCustomer", { customerId: written })).balance).toEqual({
+      total: 100n,
+      used: 40n,
+      frozen: 0n,
+      available: 60n,
+    });
+    expect((await s.client.call("getCustomer", { customerId: held })).balance).toEqual({
+      total: 100n,
+      used: 0n,
+      frozen: 0n,
+      available: 100n,
+    });
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
+  it("settles an overdue hold once when two instances send it behind their calls of its customer at once, and answers the caller's Unfreeze sent then", async () => {
+    await sweep(s.app.context, silent);
+    const other = await s.startAnotherInstance();
+    const otherClient = new TestClient(other.port, s.apiKey);
+    try {
+      const customerId = uid("cust");
+      await s.client.call("deposit", { customerId, amount: 100n });
+      const [hold, manual] = [uid("hold"), uid("hold")];
+      await s.client.call("freeze", { customerId, transactionId: hold, amount: 40n, consumeAfterSeconds: 10n });
+      await s.client.call("freeze", { customerId, transactionId: manual, amount: 20n, unfreezeAfterSeconds: 10n });
+      s.clock.advance(10 * SECOND + SWEEP_IN_LINE_OVERDUE_MS);
+      const holder = await holdCustomer(s.app.database.pool, customerId);
+      const deducts = [s.client, otherClient].map((client) => client.call("deduct", { customerId, transactionId: uid("tx"), amount: 10n }));
+      await waitFor(() => lockingReadWaits(holder, 2), "both Deducts waiting for their customer");
+      const logged: string[] = [];
+      const log = pino({ level: "info" }, { write: (line: string) => logged.push(line) });
+      const [mine, theirs] = [overdueSettlements(s.app.context, log), overdueSettlements(other.context, log)];
+      const lines = [mine, theirs];
+      const swept = await Promise.all([sweep(s.app.context, silent, { overdue: mine }), sweep(other.context, silent, { overdue: theirs })]);
+      expect(swept.map((r) => r.settled)).toEqual([0, 0]);
+      expect(lines.map((line) => line.size)).toEqual([2, 2]);
+      // A caller unfreezes the second hold while both settlements of it are in line.
+      const unfreeze = otherClient.call("unfreeze", { transactionId: manual });
+      await waitFor(() => lockingReadWaits(holder, 3), "the Unfreeze waiting for its customer too");
+      await holder.query("COMMIT");
+      holder.release();
+      await Promise.all(deducts);
+      await Promise.all(lines.map((line) => line.answered()));
+      const unfrozen = await unfreeze.then(
+        (answer) => ({ replay: answer.isIdempotentReplay }),
+        (error: unknown) => ({ error }),
+      );
+      const settled = await s.client.call("getTransaction", { transactionId: manual });
+      // Whichever came first decided: the caller's Unfreeze fresh, or the sweeper's and the caller refused.
+      if ("error" in unfrozen) {
+        await expectError(Promise.reject(unfrozen.error), "freeze_auto_unfrozen");
+        expect(settled.settledAutomatically).toBe(true);
+      } else {
+        expect(unfrozen).toEqual({ replay: false });
+        expect(settled.settledAutomatically).toBe(false);
+      }
+      expect(await s.client.call("getTransaction", { transactionId: hold })).toMatchObject({
+        settledAutomatically: true,
+        consumedAmount: 40n,
+      });
+      const ledger = await s.client.call("listLedgerEntries", {
+        customerId,
+        operationTypes: [OperationType.OPERATION_TYPE_CONSUME, OperationType.OPERATION_TYPE_UNFREEZE],
+      });
+      expect(ledger.entries.map((e) => [e.transactionId, e.amount]).sort()).toEqual(
+        [
+          [hold, 40n],
+          [manual, 20n],
+        ].sort(),
+      );
+      expect((await s.client.call("getCustomer", { customerId })).balance).toEqual({ total: 100n, used: 60n, frozen: 0n, available: 40n });
+      // The settlements that found their hold settled by the other instance, or by the caller, said nothing.
+      expect(logged).toEqual([]);
+      expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+    } finally {
+      otherClient.close();
+    }
   });
 
   it("reports freeze_records_inconsistent when a hold's allocations no longer add up", async () => {

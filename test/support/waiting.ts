@@ -9,13 +9,13 @@ export async function waitFor(condition: () => Promise<boolean>, what: string): 
   throw new Error(`timed out waiting for ${what}`);
 }
 
-/** Whether another connection of `connection`'s database is inside a locking read (`… FOR UPDATE`): waiting on a lock. */
-export async function lockingReadWaits(connection: Connection): Promise<boolean> {
+/** Whether `atLeast` other connections of `connection`'s database are inside a locking read (`… FOR UPDATE`): waiting on a lock. */
+export async function lockingReadWaits(connection: Connection, atLeast = 1): Promise<boolean> {
   const [rows] = await connection.query<RowDataPacket[]>(
     `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST
      WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE '%FOR UPDATE%'`,
   );
-  return Number(rows[0]?.n ?? 0) >= 1;
+  return Number(rows[0]?.n ?? 0) >= atLeast;
 }
 
 /**
