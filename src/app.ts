@@ -352,7 +352,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   });
   const stopWatching = watchDatabase(database, health, config.HEALTH_CHECK_INTERVAL_MS, log);
   const retention = { retentionMs: config.EVENTS_RETENTION_HOURS * 3_600_000, awaitPublisher: config.NATS_URL !== undefined };
-  const sweeper = config.SWEEP_INTERVAL_MS > 0 ? startSweeper(context, log, config.SWEEP_INTERVAL_MS, retention) : null;
+  const sweeper = config.SWEEP_INTERVAL_MS > 0 ? startSweeper(context, log, { intervalMs: config.SWEEP_INTERVAL_MS, retention }) : null;
   let metricsServer: NodeHttpServer | null = null;
   if (config.METRICS_PORT !== undefined) metricsServer = await metrics.listen(config.GRPC_HOST, config.METRICS_PORT);
   log.info(

@@ -117,8 +117,9 @@ export const overdueSettlements = (ctx: BillingContext, log: Logger): OverdueSet
 export const sweepDueHolds = async (ctx: BillingContext, log: Logger): Promise<number> => (await sweepDueHoldsFrom(ctx, log, null)).done;
 
 /**
- * Passes one sweep makes at most before it lets the next tick start one: enough to work through
- * 5,000 due holds and as many expiries per tick, while shutdown and event pruning still come round.
+ * Passes one sweep makes at most, so that event pruning still comes round during a long backlog:
+ * 5,000 due holds and as many expiries and starts. A sweep that stopped there having done some
+ * work is followed at once by the next (startSweeper), not at the next tick.
  */
 export const SWEEP_PASSES_MAX = 100;
 
@@ -139,20 +140,31 @@ export const SWEEP_REOPEN_AFTER_MS = 1_000;
  * the events past it are pruned. A customer whose expiry (or start) records failed is logged and
  * left for the next sweep.
  */
-export async function sweep(
-  ctx: BillingContext,
-  log: Logger,
-  options: {
-    readonly retention?: EventRetention | undefined;
-    readonly stopping?: () => boolean;
-    /** Look for customers whose alerts an older build set without their flag (repairAlertFlags). */
-    readonly alertFlags?: boolean;
-    /** A customer's expiry (or start) records failed unexpectedly (by default logged, each time). */
-    readonly onExpiryFailure?: (customerPk: bigint, error: unknown) => void;
-    /** Where busy holds overdue are sent behind their customer's calls (none: left to SKIP LOCKED). */
-    readonly overdue?: OverdueSettlements;
-  } = {},
-): Promise<{ settled: number; recorded: number; started: number }> {
+export async function sweep(ctx: BillingContext, log: Logger, options: SweepOptions = {}): Promise<SweepCounts> {
+  return (await sweepOnce(ctx, log, options)).counts;
+}
+
+export interface SweepCounts {
+  readonly settled: number;
+  readonly recorded: number;
+  readonly started: number;
+}
+
+interface SweepOptions {
+  readonly retention?: EventRetention | undefined;
+  readonly stopping?: () => boolean;
+  /** Look for customers whose alerts an older build set without their flag (repairAlertFlags). */
+  readonly alertFlags?: boolean;
+  /** A customer's expiry (or start) records failed unexpectedly (by default logged, each time). */
+  readonly onExpiryFailure?: (customerPk: bigint, error: unknown) => void;
+  /** Where busy holds overdue are sent behind their customer's calls (none: left to SKIP LOCKED). */
+  readonly overdue?: OverdueSettlements;
+  /** SWEEP_PASSES_MAX unless given (tests make it small). */
+  readonly passesMax?: number;
+}
+
+/** sweep(), and whether it stopped at SWEEP_PASSES_MAX with a list not read to its end. */
+async function sweepOnce(ctx: BillingContext, log: Logger, options: SweepOptions): Promise<{ counts: SweepCounts; more: boolean }> {
   if (options.alertFlags) await repairAlertFlags(ctx, log);
   // Customers found busy (or failing) in this sweep: left out of its later reads.
   const busy = new Set<bigint>();
@@ -160,13 +172,15 @@ export async function sweep(
   const expiries = new SweptList((after) => recordExpiriesFrom(ctx, after, busy), ctx.now);
   const starts = new SweptList((after) => recordStartsFrom(ctx, after, busy), ctx.now);
   const failed = options.onExpiryFailure ?? ((customerPk, error) => logExpiryFailure(log, customerPk, error));
-  for (let pass = 0; pass < SWEEP_PASSES_MAX && !options.stopping?.() && !(holds.ended && expiries.ended && starts.ended); pass++) {
+  const passesMax = options.passesMax ?? SWEEP_PASSES_MAX;
+  for (let pass = 0; pass < passesMax && !options.stopping?.() && !(holds.ended && expiries.ended && starts.ended); pass++) {
     await holds.pass();
     for (const { customerPk, error } of await expiries.pass()) failed(customerPk, error);
     for (const { customerPk, error } of await starts.pass()) failed(customerPk, error);
   }
+  const more = !(holds.ended && expiries.ended && starts.ended);
   if (options.retention && !options.stopping?.()) await pruneExpiredEvents(ctx, options.retention);
-  return { settled: holds.done, recorded: expiries.done, started: starts.done };
+  return { counts: { settled: holds.done, recorded: expiries.done, started: starts.done }, more };
 }
 
 const logExpiryFailure = (log: Logger, customerPk: bigint, error: unknown) =>
@@ -217,8 +231,16 @@ class SweptList {
   }
 }
 
-/** Runs sweeps on an interval until stopped; a tick is skipped while the previous sweep runs. */
-export function startSweeper(ctx: BillingContext, log: Logger, intervalMs: number, retention?: EventRetention): { stop(): Promise<void> } {
+/**
+ * Runs sweeps until stopped: one at once, then one every `intervalMs` (a tick is skipped while the
+ * previous sweep runs), and the next at once after a sweep that stopped at its passes with work left.
+ */
+export function startSweeper(
+  ctx: BillingContext,
+  log: Logger,
+  options: { readonly intervalMs: number; readonly retention?: EventRetention; readonly passesMax?: number },
+): { stop(): Promise<void> } {
+  const { intervalMs, retention } = options;
   let running: Promise<void> | null = null;
   let stopped = false;
   let alertFlagsDueAt = 0;
@@ -226,14 +248,17 @@ export function startSweeper(ctx: BillingContext, log: Logger, intervalMs: numbe
   const overdue = overdueSettlements(ctx, log);
   // One warning per run of failures (a database outage fails every sweep), one line when back.
   let failing = false;
-  const timer = setInterval(() => {
-    if (running) return;
+  const tick = () => {
+    if (running || stopped) return;
     const alertFlags = Date.now() >= alertFlagsDueAt;
-    running = sweep(ctx, log, { retention, stopping: () => stopped, alertFlags, onExpiryFailure, overdue })
-      .then(() => {
+    const passesMax = options.passesMax ?? SWEEP_PASSES_MAX;
+    running = sweepOnce(ctx, log, { retention, stopping: () => stopped, alertFlags, onExpiryFailure, overdue, passesMax })
+      .then(({ counts, more }) => {
         if (alertFlags) alertFlagsDueAt = Date.now() + ALERT_FLAG_REPAIR_INTERVAL_MS;
         if (failing) log.info("sweeps succeed again");
         failing = false;
+        // A backlog goes on at once (after `running` is cleared), as long as the sweeps get through some of it.
+        if (more && !stopped && counts.settled + counts.recorded + counts.started > 0) setImmediate(tick);
       })
       .catch((error: unknown) => {
         if (!failing) log.warn({ err: error }, "sweep failed; retrying every interval, quietly until one succeeds");
@@ -242,8 +267,10 @@ export function startSweeper(ctx: BillingContext, log: Logger, intervalMs: numbe
       .finally(() => {
         running = null;
       });
-  }, intervalMs);
+  };
+  const timer = setInterval(tick, intervalMs);
   timer.unref();
+  setImmediate(tick);
   return {
     async stop() {
       stopped = true;

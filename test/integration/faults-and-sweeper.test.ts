@@ -6,7 +6,14 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OperationType } from "../../gen/velobase/billing/v1/billing.js";
 import { EXPIRY_BATCH_SIZE, recordExpiries, recordExpiriesFrom } from "../../src/operations/expiry.js";
-import { overdueSettlements, SWEEP_BATCH_SIZE, sweep, sweepDueHolds, sweepDueHoldsFrom } from "../../src/operations/sweeper.js";
+import {
+  overdueSettlements,
+  startSweeper,
+  SWEEP_BATCH_SIZE,
+  sweep,
+  sweepDueHolds,
+  sweepDueHoldsFrom,
+} from "../../src/operations/sweeper.js";
 import { SWEEP_IN_LINE_OVERDUE_MS } from "../../src/operations/overdue-settlements.js";
 import { listDueHolds } from "../../src/store/transactions-store.js";
 import { verifyLedger } from "../../src/operations/verify.js";
@@ -450,6 +457,43 @@ describe("the sweeper with side by side off (GROUP_COMMIT_SIDE_BY_SIDE=false, a 
       // The holds took 30 from the expiring account (soonest expiry first): 10 consumed, 20 returned, then 90 expired.
       expect((await s.client.call("getCustomer", { customerId })).balance).toEqual({ total: 90n, used: 0n, frozen: 0n, available: 90n });
     }
+    expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+});
+
+describe("the running sweeper", () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer();
+  });
+  afterAll(async () => {
+    await s?.stop();
+  });
+
+  it("sweeps once at start, and goes on at once after a sweep that stopped at its passes with work left, not at the next tick", async () => {
+    for (let c = 0; c < 12; c++) {
+      const customerId = uid("cust");
+      await s.client.call("deposit", { customerId, amount: 100n });
+      for (let h = 0; h < 10; h++)
+        await s.client.call("freeze", { customerId, transactionId: uid("hold"), amount: 1n, unfreezeAfterSeconds: 10n });
+    }
+    s.clock.advance(10 * SECOND);
+    const frozen = async () => {
+      const [rows] = await s.app.database.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM transactions WHERE status = 'FROZEN'");
+      return Number(rows[0]?.n);
+    };
+    expect(await frozen()).toBe(120);
+    // No tick comes within the test: one pass of 50 a sweep, so three sweeps, each started by the last.
+    const sweeper = startSweeper(s.app.context, silent, { intervalMs: 3_600_000, passesMax: 1 });
+    try {
+      await waitFor(async () => (await frozen()) === 0, "the 120 due holds settled");
+    } finally {
+      await sweeper.stop();
+    }
+    const [rows] = await s.app.database.pool.query<RowDataPacket[]>(
+      "SELECT COUNT(*) AS n FROM transactions WHERE status = 'UNFROZEN' AND settled_automatically = 1",
+    );
+    expect(Number(rows[0]?.n)).toBe(120);
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
 });
