@@ -10,6 +10,12 @@ export const SWEEP_IN_LINE_OVERDUE_MS = 2_000;
 export const SWEEP_IN_LINE_WAIT_MS = 5_000;
 /** Such settlements on their way at once, per instance; the holds past them wait for a later sweep. */
 export const SWEEP_IN_LINE_MAX = 100;
+/**
+ * A hold whose settlement in line failed is not sent in line again for this long: its
+ * postponement (SKIP LOCKED) finds a customer written without pause busy, so the hold stays due,
+ * and it would otherwise fail and be logged at every sweep.
+ */
+export const SWEEP_IN_LINE_RETRY_AFTER_MS = 60_000;
 
 /** A due hold the sweeper found busy, with the settlement it asked for. */
 export interface BusyHold {
@@ -28,6 +34,8 @@ export interface BusyHold {
  */
 export class OverdueSettlements {
   private readonly onTheirWay = new Map<bigint, Promise<void>>();
+  /** Holds whose settlement in line failed, and when they may be sent again (at most SWEEP_IN_LINE_MAX kept). */
+  private readonly failedUntil = new Map<bigint, number>();
   private readonly stopping = new AbortController();
 
   constructor(
@@ -45,7 +53,10 @@ export class OverdueSettlements {
   async send(busy: readonly BusyHold[]): Promise<number> {
     const groupCommit = this.ctx.groupCommit;
     const nowMs = this.ctx.now();
-    const overdue = busy.filter(({ hold }) => nowMs - hold.after.atMs >= SWEEP_IN_LINE_OVERDUE_MS && !this.onTheirWay.has(hold.pk));
+    const overdue = busy.filter(
+      ({ hold }) =>
+        nowMs - hold.after.atMs >= SWEEP_IN_LINE_OVERDUE_MS && !this.onTheirWay.has(hold.pk) && !this.failedLately(hold.pk, nowMs),
+    );
     if (groupCommit === undefined || overdue.length === 0 || this.stopping.signal.aborted) return 0;
     const customers = await customerRefsByPk(
       this.ctx.database.db,
@@ -84,6 +95,16 @@ export class OverdueSettlements {
   private async settlementFailed(hold: DueHold, error: unknown): Promise<void> {
     // Its wait ran out (not run), or the line was full: a later sweep tries again.
     if (error instanceof BillingError && error.spec.retryable) return;
+    if (this.failedUntil.size >= SWEEP_IN_LINE_MAX) this.failedUntil.clear();
+    this.failedUntil.set(hold.pk, this.ctx.now() + SWEEP_IN_LINE_RETRY_AFTER_MS);
     await this.failed(hold, error);
+  }
+
+  private failedLately(pk: bigint, nowMs: number): boolean {
+    const until = this.failedUntil.get(pk);
+    if (until === undefined) return false;
+    if (nowMs < until) return true;
+    this.failedUntil.delete(pk);
+    return false;
   }
 }

@@ -100,12 +100,16 @@ async function outcomeOf(ctx: BillingContext, log: Logger, hold: DueHold, answer
   return (answer.result as { isIdempotentReplay: boolean }).isIdempotentReplay ? "not settled" : "settled";
 }
 
-/** A hold a caller settled meanwhile (a refusal saying so), else a failure: logged and the hold postponed. */
+/**
+ * A hold a caller settled meanwhile (a refusal saying so), else a failure: the hold postponed and
+ * the failure logged, unless another instance had postponed it already (it logged the failure).
+ */
 async function settlementFailed(ctx: BillingContext, log: Logger, hold: DueHold, error: unknown): Promise<HoldOutcome> {
   if (error instanceof BillingError && SETTLED_MEANWHILE.has(error.code)) return "not settled";
+  const target = { projectId: hold.projectId, transactionId: hold.transactionId, fromMs: hold.after.atMs };
+  const postponed = await postponeAutoSettlement(ctx.database, target, ctx.now() + SWEEP_RETRY_DELAY_MS).catch(() => "failed" as const);
   // The hold by its row id: its transaction id is the caller's, kept out of logs.
-  log.error({ err: error, holdPk: hold.pk.toString() }, "auto-settlement failed; postponed");
-  await postponeAutoSettlement(ctx.database, hold.projectId, hold.transactionId, ctx.now() + SWEEP_RETRY_DELAY_MS).catch(() => false);
+  if (postponed !== "moved") log.error({ err: error, holdPk: hold.pk.toString() }, "auto-settlement failed; postponed");
   return "not settled";
 }
 

@@ -292,36 +292,41 @@ export async function listAllocationLines(db: Db, transactionPk: bigint): Promis
     .orderBy(asc(allocations.seq));
 }
 
+/** What postponeAutoSettlement did: moved the deadline; left a busy hold (or one settled meanwhile); found it moved already. */
+export type Postponement = "postponed" | "busy" | "moved";
+
 /**
- * Moves a FROZEN hold's auto-settlement deadline to `untilMs`, so one that keeps failing does not
- * block the queue. Its customer is locked first, then the hold, as every write takes them;
- * neither is waited for (SKIP LOCKED): a hold or customer someone holds is being written, and
- * the hold is left as it is. Whether it moved.
+ * Moves a FROZEN hold's auto-settlement deadline from `fromMs` (as the sweeper read it) to
+ * `untilMs`, so one that keeps failing does not block the queue. Its customer is locked first,
+ * then the hold, as every write takes them; neither is waited for (SKIP LOCKED): a hold or
+ * customer someone holds is being written, and the hold is left as it is. A deadline no longer
+ * `fromMs` was moved by another instance whose settlement of it failed too (`moved`).
  */
 export async function postponeAutoSettlement(
   database: Database,
-  projectId: bigint,
-  transactionId: string,
+  hold: { readonly projectId: bigint; readonly transactionId: string; readonly fromMs: number },
   untilMs: number,
-): Promise<boolean> {
+): Promise<Postponement> {
+  const { projectId, transactionId } = hold;
   return runTransaction(database, async (tx) => {
     const [customer] = await tx.run([
       sql`SELECT id FROM ${customers} WHERE id = ${transactionCustomerPkSql(projectId, transactionId)} FOR UPDATE SKIP LOCKED`,
     ]);
-    if (rowsOf(customer).length === 0) return false;
-    const [hold] = await tx.run([
-      sql`SELECT id FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId} AND status = 'FROZEN'
+    if (rowsOf(customer).length === 0) return "busy";
+    const [found] = await tx.run([
+      sql`SELECT id, auto_at FROM ${transactions} WHERE project_id = ${projectId} AND transaction_id = ${transactionId} AND status = 'FROZEN'
         FOR UPDATE SKIP LOCKED`,
     ]);
-    const pk = rowsOf(hold)[0]?.id;
-    if (pk === undefined) return false;
+    const row = rowsOf(found)[0];
+    if (row === undefined) return "busy";
+    if (msOf(row.auto_at) !== hold.fromMs) return "moved";
     await tx.run(
-      guardedUpdateSql(sql`UPDATE ${transactions} SET auto_at = ${new Date(untilMs)} WHERE id = ${bigOf(pk)} AND status = 'FROZEN'`, 1),
+      guardedUpdateSql(sql`UPDATE ${transactions} SET auto_at = ${new Date(untilMs)} WHERE id = ${bigOf(row.id)} AND status = 'FROZEN'`, 1),
       {
         commit: true,
       },
     );
-    return true;
+    return "postponed";
   });
 }
 

@@ -15,7 +15,7 @@ import {
   sweepDueHoldsFrom,
 } from "../../src/operations/sweeper.js";
 import { SWEEP_IN_LINE_OVERDUE_MS } from "../../src/operations/overdue-settlements.js";
-import { listDueHolds } from "../../src/store/transactions-store.js";
+import { listDueHolds, postponeAutoSettlement } from "../../src/store/transactions-store.js";
 import { verifyLedger } from "../../src/operations/verify.js";
 import { expectError, TestClient } from "../support/client.js";
 import { SECOND, ts, uid } from "../support/fixtures.js";
@@ -606,6 +606,60 @@ describe("a hold whose auto-settlement fails", () => {
     // Not due again until then.
     expect(await sweepDueHolds(s.app.context, log)).toBe(0);
     expect(lines).toHaveLength(1);
+    // Another instance that read the hold due before it moved finds it moved, and leaves it (and the line) to this one.
+    const dueAtMs = s.clock.now() - SECOND;
+    const postpone = (fromMs: number) =>
+      postponeAutoSettlement(s.app.database, { projectId: 1n, transactionId, fromMs }, s.clock.now() + 120 * SECOND);
+    expect(await postpone(dueAtMs)).toBe("moved");
+    expect(await postpone(s.clock.now() + 60 * SECOND)).toBe("postponed");
+  });
+
+  it("sends a failing hold in line once a minute, not at every sweep, when its postponement finds its customer busy", async () => {
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 100n });
+    const transactionId = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId, amount: 40n, unfreezeAfterSeconds: 30n });
+    await deleteAllocations(transactionId);
+    s.clock.advance(33 * SECOND);
+    const [rows] = await s.app.database.pool.query<RowDataPacket[]>("SELECT id FROM transactions WHERE transaction_id = ?", [
+      transactionId,
+    ]);
+    const holdPk = String(rows[0]?.id);
+    // This hold's lines (the other tests' failing holds fall due again as the clock moves).
+    const lines: string[] = [];
+    const log = pino(
+      { level: "info" },
+      { write: (line: string) => (JSON.parse(line) as { holdPk?: string }).holdPk === holdPk && lines.push(line) },
+    );
+    const overdue = overdueSettlements(s.app.context, log);
+    /** A sweep while the customer has a Deduct in flight here, waiting for its lock: how many holds went in line. */
+    const sweepWhileWritten = async () => {
+      const holder = await holdCustomer(s.app.database.pool, customerId);
+      const deduct = s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 1n });
+      await waitFor(() => lockingReadWaits(holder), "the Deduct waiting for its customer");
+      await sweepDueHoldsFrom(s.app.context, log, null, new Set(), overdue);
+      const sent = overdue.size;
+      await holder.query("COMMIT");
+      holder.release();
+      await deduct;
+      await overdue.answered();
+      return sent;
+    };
+    const dueAgain = () =>
+      s.app.database.pool.query("UPDATE transactions SET auto_at = ? WHERE transaction_id = ?", [
+        new Date(s.clock.now() - 3 * SECOND),
+        transactionId,
+      ]);
+    expect(await sweepWhileWritten()).toBe(1);
+    expect(lines.map((line) => (JSON.parse(line) as { msg: string }).msg)).toEqual(["auto-settlement failed; postponed"]);
+    // As if its postponement had found the customer busy: due still, but not sent again within the minute.
+    await dueAgain();
+    expect(await sweepWhileWritten()).toBe(0);
+    s.clock.advance(60 * SECOND);
+    await dueAgain();
+    expect(await sweepWhileWritten()).toBe(1);
+    expect(lines).toHaveLength(2);
+    expect((await s.client.call("getCustomer", { customerId })).balance).toEqual({ total: 100n, used: 3n, frozen: 40n, available: 57n });
   });
 });
 
