@@ -15,7 +15,7 @@ export interface BillingContext {
   /** Per-customer group commit of this instance (operations/group-commit.ts); absent: each write alone. */
   readonly groupCommit?: {
     run(write: CreditWrite, signal?: AbortSignal): Promise<unknown>;
-    runBehindCustomer(customer: CustomerRef, write: CreditWrite, signal?: AbortSignal): Promise<unknown> | null;
+    runBehindCustomer(customer: CustomerRef & { readonly pk: bigint }, write: CreditWrite, signal?: AbortSignal): Promise<unknown> | null;
   };
   /**
    * The call's deadline and cancellation (from the transport): a write whose signal has aborted

@@ -62,6 +62,12 @@ interface Waiting {
   readonly fail: (error: unknown) => void;
   /** The caller's trace: the group's span links to it. */
   readonly trace: CallerTrace;
+  /**
+   * Answered without running, instead of set aside, when another transaction holds its customer
+   * past the bound: the sweeper's settlement sent in line, which a later sweep sends again, must
+   * not wait out a lock wait (nor hold up the sweeper's stop) in the line of calls set aside.
+   */
+  readonly neverAside?: boolean;
 }
 
 /**
@@ -129,10 +135,14 @@ export class GroupCommit {
    * pause: its SKIP LOCKED never finds such a customer free, and this waits for no lock that the
    * customer's own next group would not take anyway.
    */
-  runBehindCustomer(customer: CustomerRef, write: CreditWrite, signal?: AbortSignal): Promise<unknown> | null {
+  runBehindCustomer(customer: CustomerRef & { readonly pk: bigint }, write: CreditWrite, signal?: AbortSignal): Promise<unknown> | null {
     const queue = this.queues.get(customerKey(customer));
     if (queue === undefined || queue.length >= (this.options.queueMax ?? GROUP_COMMIT_QUEUE_MAX)) return null;
-    return new Promise<Settled>((settle, fail) => enqueue(queue, { op: write, signal, settle, fail, trace: callerTrace() })).then(answerOf);
+    // A customer another transaction holds (its calls set aside): its next group would not run either.
+    if (this.heldCustomers().has(customer.pk)) return null;
+    return new Promise<Settled>((settle, fail) =>
+      enqueue(queue, { op: write, signal, settle, fail, trace: callerTrace(), neverAside: true }),
+    ).then(answerOf);
   }
 
   /**
@@ -253,7 +263,10 @@ export class GroupCommit {
   private async runGroup(group: readonly Waiting[]): Promise<{ asideDone: Promise<void> }> {
     const { alone, aside } = await this.runAsList(group, this.ctx, true);
     const byCustomer = new Map<string, Waiting[]>();
-    for (const { w, customer } of aside) appendTo(byCustomer, customer, w);
+    for (const { w, customer } of aside) {
+      if (w.neverAside) w.settle({ ok: false, error: deadlinePassed() });
+      else appendTo(byCustomer, customer, w);
+    }
     const asideDone = Promise.all([...byCustomer].map(([customer, ws]) => this.runSetAside(customer, ws))).then(() => undefined);
     await this.runEachAlone(alone);
     return { asideDone };

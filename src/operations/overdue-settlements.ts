@@ -16,6 +16,8 @@ export const SWEEP_IN_LINE_MAX = 100;
  * and it would otherwise fail and be logged at every sweep.
  */
 export const SWEEP_IN_LINE_RETRY_AFTER_MS = 60_000;
+/** Failed holds remembered so (the oldest forgotten first): a few hundred kilobytes at most. */
+const FAILED_REMEMBERED = 10_000;
 
 /** A due hold the sweeper found busy, with the settlement it asked for. */
 export interface BusyHold {
@@ -34,7 +36,7 @@ export interface BusyHold {
  */
 export class OverdueSettlements {
   private readonly onTheirWay = new Map<bigint, Promise<void>>();
-  /** Holds whose settlement in line failed, and when they may be sent again (at most SWEEP_IN_LINE_MAX kept). */
+  /** Holds whose settlement in line failed, and when they may be sent again. */
   private readonly failedUntil = new Map<bigint, number>();
   private readonly stopping = new AbortController();
 
@@ -67,7 +69,7 @@ export class OverdueSettlements {
       const customer = customers.get(hold.customerPk);
       if (customer === undefined || this.onTheirWay.size >= SWEEP_IN_LINE_MAX) continue;
       const signal = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(SWEEP_IN_LINE_WAIT_MS)]);
-      const answer = groupCommit.runBehindCustomer(customer, write, signal);
+      const answer = groupCommit.runBehindCustomer({ ...customer, pk: hold.customerPk }, write, signal);
       if (answer === null) continue;
       const done = answer
         .then(
@@ -95,8 +97,10 @@ export class OverdueSettlements {
   private async settlementFailed(hold: DueHold, error: unknown): Promise<void> {
     // Its wait ran out (not run), or the line was full: a later sweep tries again.
     if (error instanceof BillingError && error.spec.retryable) return;
-    if (this.failedUntil.size >= SWEEP_IN_LINE_MAX) this.failedUntil.clear();
+    this.failedUntil.delete(hold.pk);
     this.failedUntil.set(hold.pk, this.ctx.now() + SWEEP_IN_LINE_RETRY_AFTER_MS);
+    const oldest = this.failedUntil.keys().next();
+    if (this.failedUntil.size > FAILED_REMEMBERED && !oldest.done) this.failedUntil.delete(oldest.value);
     await this.failed(hold, error);
   }
 

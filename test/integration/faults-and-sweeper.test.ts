@@ -4,7 +4,7 @@ import { loadSync } from "@grpc/proto-loader";
 import type { RowDataPacket } from "mysql2/promise";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { OperationType } from "../../gen/velobase/billing/v1/billing.js";
+import { OperationType, TransactionStatus } from "../../gen/velobase/billing/v1/billing.js";
 import { EXPIRY_BATCH_SIZE, recordExpiries, recordExpiriesFrom } from "../../src/operations/expiry.js";
 import {
   overdueSettlements,
@@ -314,6 +314,41 @@ describe("auto-settlement sweeper", () => {
       available: 100n,
     });
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
+  });
+
+  it("answers a hold sent in line without running it once its customer is held past the bound, and sends none while the customer's calls wait set aside", async () => {
+    await sweep(s.app.context, silent);
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 100n });
+    const hold = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId: hold, amount: 40n, unfreezeAfterSeconds: 10n });
+    s.clock.advance(10 * SECOND + SWEEP_IN_LINE_OVERDUE_MS);
+    const pool = s.app.database.pool;
+    const first = await holdCustomer(pool, customerId);
+    const deducts = [s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 10n })];
+    await waitFor(() => lockingReadWaits(first), "the first Deduct waiting for its customer");
+    const overdue = overdueSettlements(s.app.context, silent);
+    await sweepDueHoldsFrom(s.app.context, silent, null, new Set(), overdue);
+    expect(overdue.size).toBe(1);
+    deducts.push(s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 10n }));
+    // Another transaction takes the customer right after the first Deduct: the group with the
+    // settlement and the second Deduct waits for it past group commit's bound.
+    const second = holdCustomer(pool, customerId);
+    await waitFor(() => lockingReadWaits(first, 2), "the second holder waiting behind the first Deduct");
+    await first.query("COMMIT");
+    first.release();
+    const secondHolder = await second;
+    // The settlement is answered, not run, while the customer is still held; the Deduct waits on, set aside.
+    await overdue.answered();
+    expect(overdue.size).toBe(0);
+    expect((await s.client.call("getTransaction", { transactionId: hold })).status).toBe(TransactionStatus.TRANSACTION_STATUS_FROZEN);
+    await sweepDueHoldsFrom(s.app.context, silent, null, new Set(), overdue);
+    expect(overdue.size).toBe(0);
+    await secondHolder.query("COMMIT");
+    secondHolder.release();
+    await Promise.all(deducts);
+    expect(await sweepDueHolds(s.app.context, silent)).toBe(1);
+    expect((await s.client.call("getCustomer", { customerId })).balance).toEqual({ total: 100n, used: 20n, frozen: 0n, available: 80n });
   });
 
   it("settles an overdue hold once when two instances send it behind their calls of its customer at once, and answers the caller's Unfreeze sent then", async () => {
