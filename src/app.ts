@@ -114,6 +114,16 @@ async function ensureSomeoneCanGetIn(
 }
 
 /** Watches the database so health reports SERVING only while it answers. */
+/** The instance's sweeper (none with SWEEP_INTERVAL_MS=0), its lateness in the metrics. */
+function sweeperOf(config: Config, context: BillingContext, log: Logger, metrics: Metrics): { stop(): Promise<void> } | null {
+  if (config.SWEEP_INTERVAL_MS === 0) return null;
+  return startSweeper(context, log, {
+    intervalMs: config.SWEEP_INTERVAL_MS,
+    retention: { retentionMs: config.EVENTS_RETENTION_HOURS * 3_600_000, awaitPublisher: config.NATS_URL !== undefined },
+    observer: { onSettled: (latenessMs, via) => metrics.autoSettlementLateness.observe({ via }, latenessMs / 1000) },
+  });
+}
+
 /** The port the metrics server listens on (METRICS_PORT=0 picks a free one), or null without it. */
 function metricsPortOf(server: NodeHttpServer | null): number | null {
   const address = server?.address();
@@ -351,8 +361,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     throw error;
   });
   const stopWatching = watchDatabase(database, health, config.HEALTH_CHECK_INTERVAL_MS, log);
-  const retention = { retentionMs: config.EVENTS_RETENTION_HOURS * 3_600_000, awaitPublisher: config.NATS_URL !== undefined };
-  const sweeper = config.SWEEP_INTERVAL_MS > 0 ? startSweeper(context, log, { intervalMs: config.SWEEP_INTERVAL_MS, retention }) : null;
+  const sweeper = sweeperOf(config, context, log, metrics);
   let metricsServer: NodeHttpServer | null = null;
   if (config.METRICS_PORT !== undefined) metricsServer = await metrics.listen(config.GRPC_HOST, config.METRICS_PORT);
   log.info(

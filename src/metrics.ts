@@ -82,6 +82,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly autoSettlementLateness = new Histogram({
+    name: "billing_auto_settlement_lateness_seconds",
+    help: "How long after its deadline this instance's sweeper settled a due hold: in a pass (pass), or behind its customer's calls, whose lock a pass never found free (in_line).",
+    labelNames: ["via"] as const,
+    buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+
   readonly eventsPublishLag = new Gauge({
     name: "billing_events_publish_lag",
     help: "Stamped events the NATS publisher has not sent yet (0 when NATS_URL is unset).",

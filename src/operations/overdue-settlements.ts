@@ -42,8 +42,12 @@ export class OverdueSettlements {
 
   constructor(
     private readonly ctx: BillingContext,
-    /** A settlement that failed, but for a wait that ran out: the sweeper's own handling (logged, the hold postponed). */
-    private readonly failed: (hold: DueHold, error: unknown) => Promise<unknown>,
+    private readonly on: {
+      /** A settlement that failed, but for a wait that ran out: the sweeper's own handling (logged, the hold postponed). */
+      readonly failed: (hold: DueHold, error: unknown) => Promise<unknown>;
+      /** A hold this sent settled (not a replay of another's settlement). */
+      readonly settled: (hold: DueHold) => void;
+    },
   ) {}
 
   /** Settlements sent and not answered yet. */
@@ -73,7 +77,9 @@ export class OverdueSettlements {
       if (answer === null) continue;
       const done = answer
         .then(
-          () => undefined,
+          (result) => {
+            if (!(result as { isIdempotentReplay: boolean }).isIdempotentReplay) this.on.settled(hold);
+          },
           (error: unknown) => this.settlementFailed(hold, error),
         )
         .finally(() => this.onTheirWay.delete(hold.pk));
@@ -101,7 +107,7 @@ export class OverdueSettlements {
     this.failedUntil.set(hold.pk, this.ctx.now() + SWEEP_IN_LINE_RETRY_AFTER_MS);
     const oldest = this.failedUntil.keys().next();
     if (this.failedUntil.size > FAILED_REMEMBERED && !oldest.done) this.failedUntil.delete(oldest.value);
-    await this.failed(hold, error);
+    await this.on.failed(hold, error);
   }
 
   private failedLately(pk: bigint, nowMs: number): boolean {

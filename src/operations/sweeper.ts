@@ -41,20 +41,30 @@ export async function sweepDueHoldsFrom(
   log: Logger,
   after: DueCursor | null,
   busy: Set<bigint> = new Set(),
-  overdue?: OverdueSettlements,
+  options: { readonly overdue?: OverdueSettlements | undefined; readonly observer?: SweepObserver | undefined } = {},
 ): Promise<SweepPass> {
   const due = await listDueHolds(ctx.database.db, ctx.now(), SWEEP_BATCH_SIZE, after, busy);
   const { outcomes, busyHolds } = await settleDueHolds(ctx, log, due);
-  await overdue?.send(busyHolds);
+  await options.overdue?.send(busyHolds);
   let settled = 0;
+  const nowMs = ctx.now();
   due.forEach((hold, i) => {
     if (outcomes[i] === "busy") markBusy(busy, hold.customerPk);
-    else if (outcomes[i] === "settled") settled++;
+    else if (outcomes[i] === "settled") {
+      settled++;
+      options.observer?.onSettled?.(nowMs - hold.after.atMs, "pass");
+    }
   });
   return { done: settled, next: due.length < SWEEP_BATCH_SIZE ? null : (due.at(-1)?.after ?? null), failures: [] };
 }
 
 type HoldOutcome = "settled" | "busy" | "not settled";
+
+/** What the sweeper reports (metrics). */
+export interface SweepObserver {
+  /** A due hold settled by this instance, this long after its deadline: in a pass, or sent in line (OverdueSettlements). */
+  onSettled?(latenessMs: number, via: "pass" | "in_line"): void;
+}
 
 /**
  * The due holds settled as they asked, in one list (runSweeperGroups: a list that fails is run
@@ -114,8 +124,11 @@ async function settlementFailed(ctx: BillingContext, log: Logger, hold: DueHold,
 }
 
 /** The sweeper's settlements of overdue holds sent in line; a failure is handled as the sweep's own are. */
-export const overdueSettlements = (ctx: BillingContext, log: Logger): OverdueSettlements =>
-  new OverdueSettlements(ctx, (hold, error) => settlementFailed(ctx, log, hold, error));
+export const overdueSettlements = (ctx: BillingContext, log: Logger, observer: SweepObserver = {}): OverdueSettlements =>
+  new OverdueSettlements(ctx, {
+    failed: (hold, error) => settlementFailed(ctx, log, hold, error),
+    settled: (hold) => observer.onSettled?.(ctx.now() - hold.after.atMs, "in_line"),
+  });
 
 /** One pass from the head of the due order; how many holds it settled. */
 export const sweepDueHolds = async (ctx: BillingContext, log: Logger): Promise<number> => (await sweepDueHoldsFrom(ctx, log, null)).done;
@@ -165,6 +178,7 @@ interface SweepOptions {
   readonly overdue?: OverdueSettlements;
   /** SWEEP_PASSES_MAX unless given (tests make it small). */
   readonly passesMax?: number;
+  readonly observer?: SweepObserver;
 }
 
 /** sweep(), and whether it stopped at SWEEP_PASSES_MAX with a list not read to its end. */
@@ -172,7 +186,10 @@ async function sweepOnce(ctx: BillingContext, log: Logger, options: SweepOptions
   if (options.alertFlags) await repairAlertFlags(ctx, log);
   // Customers found busy (or failing) in this sweep: left out of its later reads.
   const busy = new Set<bigint>();
-  const holds = new SweptList((after) => sweepDueHoldsFrom(ctx, log, after, busy, options.overdue), ctx.now);
+  const holds = new SweptList(
+    (after) => sweepDueHoldsFrom(ctx, log, after, busy, { overdue: options.overdue, observer: options.observer }),
+    ctx.now,
+  );
   const expiries = new SweptList((after) => recordExpiriesFrom(ctx, after, busy), ctx.now);
   const starts = new SweptList((after) => recordStartsFrom(ctx, after, busy), ctx.now);
   const failed = options.onExpiryFailure ?? ((customerPk, error) => logExpiryFailure(log, customerPk, error));
@@ -242,21 +259,26 @@ class SweptList {
 export function startSweeper(
   ctx: BillingContext,
   log: Logger,
-  options: { readonly intervalMs: number; readonly retention?: EventRetention; readonly passesMax?: number },
+  options: {
+    readonly intervalMs: number;
+    readonly retention?: EventRetention;
+    readonly passesMax?: number;
+    readonly observer?: SweepObserver;
+  },
 ): { stop(): Promise<void> } {
-  const { intervalMs, retention } = options;
+  const { intervalMs, retention, observer = {} } = options;
   let running: Promise<void> | null = null;
   let stopped = false;
   let alertFlagsDueAt = 0;
   const onExpiryFailure = spacedExpiryFailures(log);
-  const overdue = overdueSettlements(ctx, log);
+  const overdue = overdueSettlements(ctx, log, observer);
   // One warning per run of failures (a database outage fails every sweep), one line when back.
   let failing = false;
   const tick = () => {
     if (running || stopped) return;
     const alertFlags = Date.now() >= alertFlagsDueAt;
     const passesMax = options.passesMax ?? SWEEP_PASSES_MAX;
-    running = sweepOnce(ctx, log, { retention, stopping: () => stopped, alertFlags, onExpiryFailure, overdue, passesMax })
+    running = sweepOnce(ctx, log, { retention, stopping: () => stopped, alertFlags, onExpiryFailure, overdue, passesMax, observer })
       .then(({ counts, more }) => {
         if (alertFlags) alertFlagsDueAt = Date.now() + ALERT_FLAG_REPAIR_INTERVAL_MS;
         if (failing) log.info("sweeps succeed again");

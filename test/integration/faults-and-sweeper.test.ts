@@ -276,7 +276,8 @@ describe("auto-settlement sweeper", () => {
     const [writtenHolder, heldHolder] = [await holdCustomer(pool, written), await holdCustomer(pool, held)];
     const deduct = s.client.call("deduct", { customerId: written, transactionId: uid("tx"), amount: 10n });
     await waitFor(() => lockingReadWaits(writtenHolder), "the Deduct waiting for its customer");
-    const overdueLine = overdueSettlements(s.app.context, silent);
+    const settledLate: [number, string][] = [];
+    const overdueLine = overdueSettlements(s.app.context, silent, { onSettled: (ms, via) => settledLate.push([ms, via]) });
     expect(await sweep(s.app.context, silent, { overdue: overdueLine })).toEqual({ settled: 0, recorded: 0, started: 0 });
     // The sweep did not wait for it. Only the overdue hold went: the other is 1 s past its deadline,
     // and the held customer has no call here to go behind.
@@ -286,6 +287,8 @@ describe("auto-settlement sweeper", () => {
     expect((await deduct).balance).toMatchObject({ available: 20n });
     await overdueLine.answered();
     expect(overdueLine.size).toBe(0);
+    // Its deadline 10 s after the Freeze, settled at 13 s.
+    expect(settledLate).toEqual([[3 * SECOND, "in_line"]]);
     expect(await s.client.call("getTransaction", { transactionId: overdue })).toMatchObject({
       settledAutomatically: true,
       returnedAmount: 40n,
@@ -328,7 +331,7 @@ describe("auto-settlement sweeper", () => {
     const deducts = [s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 10n })];
     await waitFor(() => lockingReadWaits(first), "the first Deduct waiting for its customer");
     const overdue = overdueSettlements(s.app.context, silent);
-    await sweepDueHoldsFrom(s.app.context, silent, null, new Set(), overdue);
+    await sweepDueHoldsFrom(s.app.context, silent, null, new Set(), { overdue });
     expect(overdue.size).toBe(1);
     deducts.push(s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 10n }));
     // Another transaction takes the customer right after the first Deduct: the group with the
@@ -342,7 +345,7 @@ describe("auto-settlement sweeper", () => {
     await overdue.answered();
     expect(overdue.size).toBe(0);
     expect((await s.client.call("getTransaction", { transactionId: hold })).status).toBe(TransactionStatus.TRANSACTION_STATUS_FROZEN);
-    await sweepDueHoldsFrom(s.app.context, silent, null, new Set(), overdue);
+    await sweepDueHoldsFrom(s.app.context, silent, null, new Set(), { overdue });
     expect(overdue.size).toBe(0);
     await secondHolder.query("COMMIT");
     secondHolder.release();
@@ -531,6 +534,23 @@ describe("the running sweeper", () => {
     expect(Number(rows[0]?.n)).toBe(120);
     expect((await verifyLedger(s.app.database.db)).problems).toEqual([]);
   });
+
+  it("reports how late it settled each due hold in billing_auto_settlement_lateness_seconds", async () => {
+    const other = await s.startAnotherInstance({ SWEEP_INTERVAL_MS: "50" });
+    const customerId = uid("cust");
+    await s.client.call("deposit", { customerId, amount: 100n });
+    const transactionId = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId, amount: 40n, consumeAfterSeconds: 10n });
+    s.clock.advance(13 * SECOND);
+    await waitFor(
+      async () => (await s.client.call("getTransaction", { transactionId })).status === TransactionStatus.TRANSACTION_STATUS_CONSUMED,
+      "the running sweeper settling the hold",
+    );
+    const text = await other.metrics.registry.getSingleMetricAsString("billing_auto_settlement_lateness_seconds");
+    expect(text).toContain('billing_auto_settlement_lateness_seconds_bucket{le="2",via="pass"} 0');
+    expect(text).toContain('billing_auto_settlement_lateness_seconds_bucket{le="5",via="pass"} 1');
+    expect(text).toContain('billing_auto_settlement_lateness_seconds_count{via="pass"} 1');
+  });
 });
 
 describe("a hold whose auto-settlement fails", () => {
@@ -672,7 +692,7 @@ describe("a hold whose auto-settlement fails", () => {
       const holder = await holdCustomer(s.app.database.pool, customerId);
       const deduct = s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 1n });
       await waitFor(() => lockingReadWaits(holder), "the Deduct waiting for its customer");
-      await sweepDueHoldsFrom(s.app.context, log, null, new Set(), overdue);
+      await sweepDueHoldsFrom(s.app.context, log, null, new Set(), { overdue });
       const sent = overdue.size;
       await holder.query("COMMIT");
       holder.release();
