@@ -78,7 +78,7 @@ export class OverdueSettlements {
       const done = answer
         .then(
           (result) => {
-            if (!(result as { isIdempotentReplay: boolean }).isIdempotentReplay) this.on.settled(hold);
+            if (!isReplay(result)) this.on.settled(hold);
           },
           (error: unknown) => this.settlementFailed(hold, error),
         )
@@ -118,3 +118,7 @@ export class OverdueSettlements {
     return false;
   }
 }
+
+/** A settlement's answer that replays another's (a caller's, or another instance's sweeper's). */
+const isReplay = (result: unknown): boolean =>
+  typeof result === "object" && result !== null && "isIdempotentReplay" in result && result.isIdempotentReplay === true;

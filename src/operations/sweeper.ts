@@ -178,6 +178,7 @@ interface SweepOptions {
   readonly overdue?: OverdueSettlements;
   /** SWEEP_PASSES_MAX unless given (tests make it small). */
   readonly passesMax?: number;
+  /** What the sweep reports (metrics). */
   readonly observer?: SweepObserver;
 }
 
