@@ -1,6 +1,30 @@
 import { createServer, type Server } from "node:http";
 import type { Pool } from "mysql2/promise";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { OverloadedLine } from "./operations/overload.js";
+import type { RetryReason } from "./store/run-transaction.js";
+import type { ConnectionRefusal } from "./tenancy/connection-limits.js";
+
+/**
+ * The label values of the labelled counters, each series present at 0 from the start: an alert
+ * rule on a series that appears only once it first counts (`absent()`, `rate()` over a new
+ * series) would otherwise not see the first refusals or retries. Records over each union, so that
+ * a value added to it must be added here too.
+ */
+const OVERLOAD_LINES = valuesOf<OverloadedLine>({ customer: true, side_by_side: true, gate: true });
+const RETRY_REASONS = valuesOf<RetryReason>({
+  deadlock: true,
+  lock_wait_timeout: true,
+  duplicate_key: true,
+  certification_failure: true,
+  connection_lost: true,
+  prefetch_raced: true,
+});
+const CONNECTION_REFUSALS = valuesOf<ConnectionRefusal>({ instance: true, address: true });
+
+function valuesOf<T extends string>(every: Record<T, true>): T[] {
+  return Object.keys(every) as T[];
+}
 
 /** Prometheus metrics of one server instance (prom-client). */
 export class Metrics {
@@ -98,6 +122,12 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    for (const line of OVERLOAD_LINES) this.overloadRefusals.inc({ line }, 0);
+    for (const reason of RETRY_REASONS) this.retries.inc({ reason }, 0);
+    for (const transport of ["grpc", "http"] as const) {
+      for (const reason of CONNECTION_REFUSALS) this.connectionsRefused.inc({ transport, reason }, 0);
+    }
+    for (const via of ["pass", "in_line"] as const) this.autoSettlementLateness.zero({ via });
   }
 
   /** Pool usage, read when scraped. */

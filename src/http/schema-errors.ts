@@ -17,6 +17,8 @@ export interface FieldCodes {
   /** Any other failure, unless `byKeyword` names the keyword. */
   readonly invalid: ErrorCode;
   readonly byKeyword?: Readonly<Partial<Record<string, ErrorCode>>>;
+  /** The message of a specific `invalid` code whose catalogue message names another field (a threshold checked as an amount). */
+  readonly message?: string;
 }
 
 /**
@@ -70,8 +72,8 @@ export function schemaIssueToError(issue: SchemaIssue | undefined, input: unknow
   if (issue.keyword === "required") return new BillingError("invalid_argument", `${field} is required.`, { field });
   const code = codes.byKeyword?.[issue.keyword] ?? codes.invalid;
   const detail = issue.message ? `${field} ${issue.message}.` : undefined;
-  // A specific code keeps its catalogue message; invalid_argument says what was wrong.
-  return new BillingError(code, code === "invalid_argument" ? detail : undefined, { field });
+  // A specific code keeps its catalogue message (or the route's); invalid_argument says what was wrong.
+  return new BillingError(code, code === "invalid_argument" ? detail : codes.message, { field });
 }
 
 /** The schema issue of a top-level field that is not an integer. */

@@ -211,6 +211,7 @@ describe("/v1/alerts", () => {
     expect(ok(await http.request("DELETE", "/v1/alerts/al-h", { raw: "", headers: json }))).toEqual({ deleted: true });
     expect(ok(await http.request("DELETE", "/v1/alerts/al-h"))).toEqual({ deleted: false });
     expectHttpError(await http.post("/v1/alerts", { customer_id: "al-h", threshold: 0 }), "amount_must_be_positive", {
+      message: "threshold must be a positive integer.",
       details: { field: "threshold" },
     });
   });

@@ -27,4 +27,14 @@ describe("Prometheus metrics", () => {
     expect(text).toContain("# TYPE billing_db_transaction_retries_total counter");
     expect((await fetch(`http://127.0.0.1:${s.app.metricsPort}/other`)).status).toBe(404);
   });
+
+  it("show every labelled counter's series at 0 before it first counts, so that an alert rule sees its first count", async () => {
+    const text = await scrape();
+    for (const line of ["customer", "side_by_side", "gate"]) expect(text).toContain(`billing_overload_refusals_total{line="${line}"} 0`);
+    for (const reason of ["deadlock", "lock_wait_timeout", "certification_failure", "connection_lost", "prefetch_raced"]) {
+      expect(text).toContain(`billing_db_transaction_retries_total{reason="${reason}"} 0`);
+    }
+    expect(text).toContain('billing_connections_refused_total{transport="http",reason="address"} 0');
+    expect(text).toContain('billing_auto_settlement_lateness_seconds_count{via="in_line"} 0');
+  });
 });

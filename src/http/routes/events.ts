@@ -150,6 +150,7 @@ function registerAlertRoutes(app: HttpApp): void {
             required: "amount_must_be_positive",
             invalid: "amount_must_be_positive",
             byKeyword: { maximum: "invalid_argument" },
+            message: "threshold must be a positive integer.",
           },
         },
       },
