@@ -119,7 +119,9 @@ async function settlementFailed(ctx: BillingContext, log: Logger, hold: DueHold,
   const target = { projectId: hold.projectId, transactionId: hold.transactionId, fromMs: hold.after.atMs };
   const postponed = await postponeAutoSettlement(ctx.database, target, ctx.now() + SWEEP_RETRY_DELAY_MS).catch(() => "failed" as const);
   // The hold by its row id: its transaction id is the caller's, kept out of logs.
-  if (postponed !== "moved") log.error({ err: error, holdPk: hold.pk.toString() }, "auto-settlement failed; postponed");
+  if (postponed === "postponed") log.error({ err: error, holdPk: hold.pk.toString() }, "auto-settlement failed; postponed");
+  // Its customer busy (a customer written without pause), or the database failing: still due.
+  else if (postponed !== "moved") log.error({ err: error, holdPk: hold.pk.toString() }, "auto-settlement failed; not postponed, still due");
   return "not settled";
 }
 
