@@ -120,5 +120,5 @@ export class OverdueSettlements {
 }
 
 /** A settlement's answer that replays another's (a caller's, or another instance's sweeper's). */
-const isReplay = (result: unknown): boolean =>
+export const isReplay = (result: unknown): boolean =>
   typeof result === "object" && result !== null && "isIdempotentReplay" in result && result.isIdempotentReplay === true;

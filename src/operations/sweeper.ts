@@ -11,7 +11,7 @@ import { automaticSettlement } from "./settle.js";
 import type { CreditWrite } from "../domain/plans/write-list.js";
 import type { Settled } from "./pipeline.js";
 import { runSweeperGroups } from "./sweeper-lists.js";
-import { type BusyHold, OverdueSettlements } from "./overdue-settlements.js";
+import { type BusyHold, isReplay, OverdueSettlements } from "./overdue-settlements.js";
 
 /** Holds settled per sweep; small batches keep each pass short and fair between instances. */
 export const SWEEP_BATCH_SIZE = 50;
@@ -107,7 +107,7 @@ async function outcomeOf(ctx: BillingContext, log: Logger, hold: DueHold, answer
   if (!answer.ok) return settlementFailed(ctx, log, hold, answer.error);
   if (answer.result === null) return "busy";
   // A hold a caller settled meanwhile comes back as a replay: nothing settled now.
-  return (answer.result as { isIdempotentReplay: boolean }).isIdempotentReplay ? "not settled" : "settled";
+  return isReplay(answer.result) ? "not settled" : "settled";
 }
 
 /**
@@ -269,7 +269,7 @@ export function startSweeper(
     readonly observer?: SweepObserver;
   },
 ): { stop(): Promise<void> } {
-  const { intervalMs, retention, observer = {} } = options;
+  const { intervalMs, retention, observer = {}, passesMax = SWEEP_PASSES_MAX } = options;
   let running: Promise<void> | null = null;
   let stopped = false;
   let alertFlagsDueAt = 0;
@@ -280,7 +280,6 @@ export function startSweeper(
   const tick = () => {
     if (running || stopped) return;
     const alertFlags = Date.now() >= alertFlagsDueAt;
-    const passesMax = options.passesMax ?? SWEEP_PASSES_MAX;
     running = sweepOnce(ctx, log, { retention, stopping: () => stopped, alertFlags, onExpiryFailure, overdue, passesMax, observer })
       .then(({ counts, more }) => {
         if (alertFlags) alertFlagsDueAt = Date.now() + ALERT_FLAG_REPAIR_INTERVAL_MS;
