@@ -553,8 +553,9 @@ describe("group commit across customers (side by side)", () => {
         (error: unknown) => (error instanceof CallNotRun ? "not run" : error instanceof BillingError ? error.code : String(error)),
       );
     const holder = await holdCustomer(s.app.database.pool, held);
+    let first: Promise<string> = Promise.resolve("not sent");
     try {
-      const first = answer(commit.run(deductOperation(request(held, 1n))));
+      first = answer(commit.run(deductOperation(request(held, 1n))));
       await waitFor(async () => observed.setAside.length === 1, "the first call to be set aside");
       // Its customer known held, the settlement is set aside at once, behind the first call's list.
       const leaving = new AbortController();
@@ -575,6 +576,8 @@ describe("group commit across customers (side by side)", () => {
       await holder.query("COMMIT");
       holder.release();
     }
+    // The first call's list commits once the customer is free; its answer, then the balance it left.
+    expect(await first).toBe("ok");
     expect((await s.client.call("getCustomer", { customerId: held })).balance).toMatchObject({ used: 1n, frozen: 10n });
   });
 
