@@ -149,7 +149,7 @@ export function planRelease(pool: PoolSnapshot, holding: HoldingSnapshot): PoolS
 /** Field parsers of the slot requests, shared by the transports. */
 
 export function parseWallet(raw: string): string {
-  if (raw === "") throw new BillingError("invalid_argument", "wallet is required.", { field: "wallet" });
+  if (raw === "") throw new BillingError("wallet_required", undefined, { field: "wallet" });
   if (!WALLET_PATTERN.test(raw)) {
     throw new BillingError("invalid_argument", "wallet must be 1-64 characters of [A-Za-z0-9_.:@-].", { field: "wallet" });
   }
@@ -157,9 +157,9 @@ export function parseWallet(raw: string): string {
 }
 
 export function parseResourceId(raw: string): string {
+  if (raw === "") throw new BillingError("resource_id_required", undefined, { field: "resource_id" });
   if (!RESOURCE_ID_PATTERN.test(raw)) {
-    const message = raw === "" ? "resource_id is required." : "resource_id must be 1-128 characters of [A-Za-z0-9_.:@-].";
-    throw new BillingError("invalid_argument", message, { field: "resource_id" });
+    throw new BillingError("invalid_argument", "resource_id must be 1-128 characters of [A-Za-z0-9_.:@-].", { field: "resource_id" });
   }
   return raw;
 }

@@ -184,6 +184,10 @@ export const ERROR_CATALOG = {
   // their refusals depend on a pool's state, so they map as the credit codes above do.
   invalid_from_at: badRequest("from_at is not a valid timestamp."),
   invalid_to_at: badRequest("to_at is not a valid timestamp."),
+  // A slot's wallet and resource_id have no default (a credit wallet does); Velobase's SDKs list
+  // these two codes, so a client that branches on them finds them here too.
+  wallet_required: badRequest("wallet is required."),
+  resource_id_required: badRequest("resource_id is required."),
   feature_key_required: badRequest("feature_key is required."),
   value_required: badRequest("value is required."),
   invalid_valid_from: badRequest("valid_from is not a valid timestamp."),

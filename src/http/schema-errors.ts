@@ -41,7 +41,7 @@ const FIELD_CODES: Readonly<Record<string, FieldCodes>> = {
   limit: { invalid: "invalid_limit" },
   operation_type: { invalid: "invalid_operation_type" },
   cursor: { invalid: "invalid_page_token" },
-  resource_id: { required: "invalid_argument", invalid: "invalid_argument" },
+  resource_id: { required: "resource_id_required", invalid: "invalid_argument" },
   feature_key: { required: "feature_key_required", invalid: "invalid_argument" },
   value: { required: "value_required", invalid: "invalid_argument" },
   valid_from: { invalid: "invalid_valid_from" },

@@ -84,10 +84,10 @@ describe("grant and revoke capacity", () => {
       "amount_must_be_positive",
       "amount must be a positive integer.",
     );
-    await expectError(slots().call("grantCapacity", { customerId: "c", amount: 1n }), "invalid_argument", "wallet is required.");
+    await expectError(slots().call("grantCapacity", { customerId: "c", amount: 1n }), "wallet_required", "wallet is required.");
     await expectError(
       slots().call("claim", { customerId: "c", wallet: "ip", resourceId: "" }),
-      "invalid_argument",
+      "resource_id_required",
       "resource_id is required.",
     );
   });

@@ -119,7 +119,7 @@ describe("schemaIssueToError", () => {
   });
 
   it("a route's own codes override the shared ones (a slot wallet is not a credit wallet)", () => {
-    const overrides = { wallet: { required: "invalid_argument", invalid: "invalid_argument" } } as const;
+    const overrides = { wallet: { required: "wallet_required", invalid: "invalid_argument" } } as const;
     const malformed = schemaIssueToError(issue("pattern", "/wallet", {}, "must match pattern"), { wallet: "a b" }, overrides);
     expect({ code: malformed.code, message: malformed.message, facts: malformed.facts }).toEqual({
       code: "invalid_argument",
@@ -127,7 +127,7 @@ describe("schemaIssueToError", () => {
       facts: { field: "wallet" },
     });
     const missing = schemaIssueToError(issue("required", "", { requiredProperties: ["wallet"] }), {}, overrides);
-    expect({ code: missing.code, message: missing.message }).toEqual({ code: "invalid_argument", message: "wallet is required." });
+    expect({ code: missing.code, message: missing.message }).toEqual({ code: "wallet_required", message: "wallet is required." });
   });
 
   it("a body that is not an object names the body, as the JSON parser does", () => {

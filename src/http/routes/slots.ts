@@ -25,12 +25,13 @@ import type { FieldCodeOverrides } from "../schema-errors.js";
 import { Amount, Description, Id, IdempotentReplay, IsoOutput, Nullable, OptionalNullable, responses, Source } from "../schemas.js";
 
 // A slot wallet names a kind of resource ("ip", "seat"), not a credit wallet: its own alphabet,
-// and a malformed one is invalid_argument (as over gRPC), not invalid_credit_types.
+// no default (an absent one is wallet_required), and a malformed one is invalid_argument (as over
+// gRPC), not invalid_credit_types.
 const SlotWallet = Type.String({
   pattern: WALLET_PATTERN.source,
   description: 'The kind of resource ("ip", "seat"): 1-64 characters of [A-Za-z0-9_.:@-].',
 });
-const fieldCodes: FieldCodeOverrides = { wallet: { required: "invalid_argument", invalid: "invalid_argument" } };
+const fieldCodes: FieldCodeOverrides = { wallet: { required: "wallet_required", invalid: "invalid_argument" } };
 
 // Request bodies
 

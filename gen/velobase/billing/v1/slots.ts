@@ -2296,9 +2296,9 @@ export const SlotServiceService = {
   /**
    * GrantCapacity adds capacity to a pool, creating the customer and the pool
    * on first use.
-   * Errors: customer_id_required, amount_must_be_positive, invalid_argument,
-   * idempotency_conflict, transaction_conflict, service_unavailable,
-   * server_error.
+   * Errors: customer_id_required, wallet_required, amount_must_be_positive,
+   * invalid_argument, idempotency_conflict, transaction_conflict,
+   * service_unavailable, server_error.
    */
   grantCapacity: {
     path: "/velobase.billing.v1.SlotService/GrantCapacity" as const,
@@ -2312,9 +2312,10 @@ export const SlotServiceService = {
   },
   /**
    * RevokeCapacity removes capacity from a pool; never below what is in use.
-   * Errors: customer_id_required, amount_must_be_positive, invalid_argument,
-   * slot_pool_not_found, slot_capacity_below_in_use, idempotency_conflict,
-   * transaction_conflict, service_unavailable, server_error.
+   * Errors: customer_id_required, wallet_required, amount_must_be_positive,
+   * invalid_argument, slot_pool_not_found, slot_capacity_below_in_use,
+   * idempotency_conflict, transaction_conflict, service_unavailable,
+   * server_error.
    */
   revokeCapacity: {
     path: "/velobase.billing.v1.SlotService/RevokeCapacity" as const,
@@ -2334,8 +2335,9 @@ export const SlotServiceService = {
    * and counts nothing twice, whatever amount or source the repeat names.
    * The replay is decided by the holding, not by a stored answer: its pool
    * is the pool as it is now, not as the first claim left it.
-   * Errors: customer_id_required, amount_must_be_positive, invalid_argument,
-   * slot_pool_not_found, slot_insufficient_capacity (ErrorInfo metadata
+   * Errors: customer_id_required, wallet_required, resource_id_required,
+   * amount_must_be_positive, invalid_argument, slot_pool_not_found,
+   * slot_insufficient_capacity (ErrorInfo metadata
    * `requested`, `available`), slot_split_required (also
    * `largest_available`), service_unavailable, server_error.
    */
@@ -2352,8 +2354,9 @@ export const SlotServiceService = {
    * Release gives a resource's holding back to its pool. Releasing a
    * resource whose last holding is already released is a replay, whose pool
    * is the pool as it is now.
-   * Errors: customer_id_required, invalid_argument, slot_holding_not_found,
-   * service_unavailable, server_error.
+   * Errors: customer_id_required, wallet_required, resource_id_required,
+   * invalid_argument, slot_holding_not_found, service_unavailable,
+   * server_error.
    */
   release: {
     path: "/velobase.billing.v1.SlotService/Release" as const,
@@ -2400,16 +2403,17 @@ export interface SlotServiceServer extends UntypedServiceImplementation {
   /**
    * GrantCapacity adds capacity to a pool, creating the customer and the pool
    * on first use.
-   * Errors: customer_id_required, amount_must_be_positive, invalid_argument,
-   * idempotency_conflict, transaction_conflict, service_unavailable,
-   * server_error.
+   * Errors: customer_id_required, wallet_required, amount_must_be_positive,
+   * invalid_argument, idempotency_conflict, transaction_conflict,
+   * service_unavailable, server_error.
    */
   grantCapacity: handleUnaryCall<GrantCapacityRequest, GrantCapacityResponse>;
   /**
    * RevokeCapacity removes capacity from a pool; never below what is in use.
-   * Errors: customer_id_required, amount_must_be_positive, invalid_argument,
-   * slot_pool_not_found, slot_capacity_below_in_use, idempotency_conflict,
-   * transaction_conflict, service_unavailable, server_error.
+   * Errors: customer_id_required, wallet_required, amount_must_be_positive,
+   * invalid_argument, slot_pool_not_found, slot_capacity_below_in_use,
+   * idempotency_conflict, transaction_conflict, service_unavailable,
+   * server_error.
    */
   revokeCapacity: handleUnaryCall<RevokeCapacityRequest, RevokeCapacityResponse>;
   /**
@@ -2419,8 +2423,9 @@ export interface SlotServiceServer extends UntypedServiceImplementation {
    * and counts nothing twice, whatever amount or source the repeat names.
    * The replay is decided by the holding, not by a stored answer: its pool
    * is the pool as it is now, not as the first claim left it.
-   * Errors: customer_id_required, amount_must_be_positive, invalid_argument,
-   * slot_pool_not_found, slot_insufficient_capacity (ErrorInfo metadata
+   * Errors: customer_id_required, wallet_required, resource_id_required,
+   * amount_must_be_positive, invalid_argument, slot_pool_not_found,
+   * slot_insufficient_capacity (ErrorInfo metadata
    * `requested`, `available`), slot_split_required (also
    * `largest_available`), service_unavailable, server_error.
    */
@@ -2429,8 +2434,9 @@ export interface SlotServiceServer extends UntypedServiceImplementation {
    * Release gives a resource's holding back to its pool. Releasing a
    * resource whose last holding is already released is a replay, whose pool
    * is the pool as it is now.
-   * Errors: customer_id_required, invalid_argument, slot_holding_not_found,
-   * service_unavailable, server_error.
+   * Errors: customer_id_required, wallet_required, resource_id_required,
+   * invalid_argument, slot_holding_not_found, service_unavailable,
+   * server_error.
    */
   release: handleUnaryCall<ReleaseRequest, ReleaseResponse>;
   /**
@@ -2451,9 +2457,9 @@ export interface SlotServiceClient extends Client {
   /**
    * GrantCapacity adds capacity to a pool, creating the customer and the pool
    * on first use.
-   * Errors: customer_id_required, amount_must_be_positive, invalid_argument,
-   * idempotency_conflict, transaction_conflict, service_unavailable,
-   * server_error.
+   * Errors: customer_id_required, wallet_required, amount_must_be_positive,
+   * invalid_argument, idempotency_conflict, transaction_conflict,
+   * service_unavailable, server_error.
    */
   grantCapacity(
     request: GrantCapacityRequest,
@@ -2472,9 +2478,10 @@ export interface SlotServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * RevokeCapacity removes capacity from a pool; never below what is in use.
-   * Errors: customer_id_required, amount_must_be_positive, invalid_argument,
-   * slot_pool_not_found, slot_capacity_below_in_use, idempotency_conflict,
-   * transaction_conflict, service_unavailable, server_error.
+   * Errors: customer_id_required, wallet_required, amount_must_be_positive,
+   * invalid_argument, slot_pool_not_found, slot_capacity_below_in_use,
+   * idempotency_conflict, transaction_conflict, service_unavailable,
+   * server_error.
    */
   revokeCapacity(
     request: RevokeCapacityRequest,
@@ -2498,8 +2505,9 @@ export interface SlotServiceClient extends Client {
    * and counts nothing twice, whatever amount or source the repeat names.
    * The replay is decided by the holding, not by a stored answer: its pool
    * is the pool as it is now, not as the first claim left it.
-   * Errors: customer_id_required, amount_must_be_positive, invalid_argument,
-   * slot_pool_not_found, slot_insufficient_capacity (ErrorInfo metadata
+   * Errors: customer_id_required, wallet_required, resource_id_required,
+   * amount_must_be_positive, invalid_argument, slot_pool_not_found,
+   * slot_insufficient_capacity (ErrorInfo metadata
    * `requested`, `available`), slot_split_required (also
    * `largest_available`), service_unavailable, server_error.
    */
@@ -2522,8 +2530,9 @@ export interface SlotServiceClient extends Client {
    * Release gives a resource's holding back to its pool. Releasing a
    * resource whose last holding is already released is a replay, whose pool
    * is the pool as it is now.
-   * Errors: customer_id_required, invalid_argument, slot_holding_not_found,
-   * service_unavailable, server_error.
+   * Errors: customer_id_required, wallet_required, resource_id_required,
+   * invalid_argument, slot_holding_not_found, service_unavailable,
+   * server_error.
    */
   release(
     request: ReleaseRequest,
