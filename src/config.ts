@@ -135,6 +135,9 @@ const ConfigSchema = z.object({
 
 export type Config = z.infer<typeof ConfigSchema>;
 
+/** Every setting's name (README's table documents each: test/unit/readme-settings.test.ts). */
+export const CONFIG_NAMES: readonly string[] = Object.keys(ConfigSchema.shape);
+
 export class ConfigError extends Error {}
 
 /** Reads the configuration from the environment; a bad value is a ConfigError naming it. */
