@@ -57,7 +57,7 @@ export class Metrics {
   });
   readonly retries = new Counter({
     name: "billing_db_transaction_retries_total",
-    help: "Database transactions retried after a deadlock, lock-wait timeout or idempotency race.",
+    help: "Database transactions run again: after a deadlock, a lock-wait timeout, a duplicate key (an idempotency race), a Galera certification failure, a connection lost before COMMIT was sent, or a hold committed while a write naming no customer read it (prefetch_raced).",
     labelNames: ["reason"] as const,
     registers: [this.registry],
   });

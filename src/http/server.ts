@@ -112,9 +112,13 @@ function frameworkError(error: Partial<FastifyError>): BillingError | null {
 
 /**
  * Requests Node's HTTP parser refuses before fastify sees them (a NUL or CR in a header, headers
- * over the size limit, a malformed request line) get the API's error body and a request id too.
+ * over the size limit, a malformed request line) get the API's error body and a request id too,
+ * and are logged and counted as any answer (route "unknown").
  */
-function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+const answerClientErrorFor = (deps: HttpDependencies) => (error: Error & { code?: string }, socket: Duplex) =>
+  answerClientError(error, socket, deps);
+
+function answerClientError(error: Error & { code?: string }, socket: Duplex, deps: HttpDependencies): void {
   if (error.code === "ECONNRESET" || socket.destroyed) return;
   const message =
     error.code === "HPE_HEADER_OVERFLOW"
@@ -132,6 +136,7 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex): vo
     );
   }
   socket.destroy();
+  countAndLog(deps, { requestId, route: UNKNOWN_ROUTE, code: refusal.code, status: refusal.spec.httpStatus, seconds: 0 });
 }
 
 function sendError(error: BillingError, request: FastifyRequest, reply: FastifyReply, deps: HttpDependencies) {
@@ -225,23 +230,37 @@ const CLIENT_CLOSED_REQUEST = 499;
  * a failure of ours whose client gave up meanwhile is still that failure.
  */
 function logCall(deps: HttpDependencies, request: FastifyRequest, reply: FastifyReply, clientGone: boolean): void {
-  const route = request.is404 ? "unknown" : `${request.method} ${request.routeOptions.url ?? ""}`;
+  // No route: an unknown path, or one refused before routing (a bad URL, an overlong parameter).
+  const url = request.is404 ? undefined : request.routeOptions.url;
   const code = request.errorCode ?? "ok";
-  const cancelled = code === "cancelled";
-  deps.metrics?.httpCalls.inc({ route, code });
-  deps.metrics?.httpLatency.observe({ route }, reply.elapsedTime / 1000);
-  deps.log.info(
-    {
-      requestId: request.id,
-      route,
-      code,
-      status: cancelled ? CLIENT_CLOSED_REQUEST : reply.statusCode,
-      durationMs: Math.round(reply.elapsedTime * 1e3) / 1e3,
-      cause: request.errorCause ?? undefined,
-      clientGone: clientGone || undefined,
-    },
-    "http call",
-  );
+  countAndLog(deps, {
+    requestId: request.id,
+    route: url === undefined ? UNKNOWN_ROUTE : `${request.method} ${url}`,
+    code,
+    status: code === "cancelled" ? CLIENT_CLOSED_REQUEST : reply.statusCode,
+    seconds: reply.elapsedTime / 1000,
+    cause: request.errorCause ?? undefined,
+    clientGone: clientGone || undefined,
+  });
+}
+
+const UNKNOWN_ROUTE = "unknown";
+
+interface AnsweredCall {
+  readonly requestId: string;
+  readonly route: string;
+  readonly code: string;
+  readonly status: number;
+  readonly seconds: number;
+  readonly cause?: unknown;
+  readonly clientGone?: true | undefined;
+}
+
+/** The metrics and the one "http call" line of an answered request. */
+function countAndLog(deps: HttpDependencies, { seconds, ...call }: AnsweredCall): void {
+  deps.metrics?.httpCalls.inc({ route: call.route, code: call.code });
+  deps.metrics?.httpLatency.observe({ route: call.route }, seconds);
+  deps.log.info({ ...call, durationMs: Math.round(seconds * 1e6) / 1e3 }, "http call");
 }
 
 /**
@@ -263,7 +282,7 @@ export async function buildHttpApp(
     requestIdHeader: false,
     routerOptions: { maxParamLength: PATH_PARAM_LENGTH_MAX },
     bodyLimit: BODY_BYTES_MAX,
-    clientErrorHandler: answerClientError,
+    clientErrorHandler: answerClientErrorFor(deps),
     requestTimeout: timeouts.requestTimeout,
     http: timeouts,
     // Fastify's own 503 while closing has none of the catalogue's body, Retry-After or request id:
@@ -272,9 +291,11 @@ export async function buildHttpApp(
     // request.ip: the client behind a trusted proxy (TRUSTED_PROXIES), for the unknown-key throttle.
     trustProxy: deps.proxyTrust ?? false,
     // A bad URL or an overlong path parameter, found before any hook runs.
+    // Fastify calls no onResponse hook for these: the line and the count are made here.
     frameworkErrors: (error, request, reply) => {
       void reply.header(REQUEST_ID_HEADER, request.id);
       void sendError(toCatalogueError(error, request), request, reply, deps);
+      reply.raw.once("finish", () => logCall(deps, request, reply, false));
     },
     ...(tls
       ? { serverFactory: (handler: RequestListener) => createHttpsServer({ ...tls, ...timeouts }, handler) as unknown as Server }

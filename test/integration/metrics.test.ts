@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectError } from "../support/client.js";
 import { uid } from "../support/fixtures.js";
+import { rawHttp } from "../support/raw-http.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 let s: TestServer;
+const logLines: string[] = [];
 beforeAll(async () => {
-  s = await startTestServer({ METRICS_PORT: "0" });
+  s = await startTestServer({ METRICS_PORT: "0" }, { logDestination: { write: (line: string) => void logLines.push(line) } });
 });
 afterAll(async () => {
   await s?.stop();
@@ -36,5 +38,32 @@ describe("Prometheus metrics", () => {
     }
     expect(text).toContain('billing_connections_refused_total{transport="http",reason="address"} 0');
     expect(text).toContain('billing_auto_settlement_lateness_seconds_count{via="in_line"} 0');
+  });
+});
+
+describe("requests refused before a route runs", () => {
+  type Line = { msg?: string; requestId?: string; route?: string; code?: string; status?: number };
+  const httpPort = () => Number(new URL(s.httpUrl).port);
+  const unknownRefusals = async () => {
+    const line = (await scrape())
+      .split("\n")
+      .find((l) => l.startsWith('billing_http_requests_total{route="unknown",code="invalid_argument"}'));
+    return Number(line?.split(" ")[1] ?? 0);
+  };
+
+  it.each([
+    ["a path that is not UTF-8 (fastify's frameworkErrors)", "GET /v1/customers/%ff HTTP/1.1\r\nHost: x"],
+    ["a path parameter over the router's limit (frameworkErrors)", `GET /v1/customers/${"a".repeat(500)} HTTP/1.1\r\nHost: x`],
+    ["a control character in a header (Node's parser)", "GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Bad: a\u0001b"],
+  ])("%s: one http call line and one count, as every answer", async (_name, head) => {
+    const before = await unknownRefusals();
+    const answer = await rawHttp(httpPort(), head);
+    expect(answer.status).toBe(400);
+    const requestId = answer.headers["x-request-id"];
+    await expect.poll(unknownRefusals).toBe(before + 1);
+    const lines = logLines.map((l) => JSON.parse(l) as Line).filter((l) => l.msg === "http call" && l.requestId === requestId);
+    expect(lines.map(({ route, code, status }) => ({ route, code, status }))).toEqual([
+      { route: "unknown", code: "invalid_argument", status: 400 },
+    ]);
   });
 });
