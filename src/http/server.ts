@@ -136,6 +136,9 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex, dep
     );
   }
   socket.destroy();
+  // A client that closed its side in the middle of its request refused nothing: its request, when
+  // it had begun, has its own line ("the client closed the connection before its request arrived").
+  if (error.code === "HPE_INVALID_EOF_STATE") return;
   countAndLog(deps, { requestId, route: UNKNOWN_ROUTE, code: refusal.code, status: refusal.spec.httpStatus, seconds: 0 });
 }
 
