@@ -1,5 +1,6 @@
 import type { FastifyRequest } from "fastify";
 import { auditOf } from "../domain/caller.js";
+import { checkValidityWindow } from "../domain/validation.js";
 import { BillingError } from "../errors/billing-error.js";
 import { deposit } from "../operations/deposit.js";
 import { getTransaction } from "../operations/get-transaction.js";
@@ -41,6 +42,8 @@ export function registerActionRoutes(scope: ConsoleScope): void {
     const customerId = idOf(request.params.id, "customer_not_found");
     const form = depositFormOf(request.body);
     const planned = depositRequestOf(form, customerId, caller);
+    // Said now, not after the operator confirmed (the deposit checks it again when it runs).
+    checkValidityWindow(planned, deps.contextOf(request).now());
     return renderPage(request, reply, "confirm-deposit", "Confirm deposit", { customerId, form, planned });
   });
 
@@ -55,6 +58,8 @@ export function registerActionRoutes(scope: ConsoleScope): void {
     const caller = writerOf(request);
     const transactionId = idOf(request.params.id, "transaction_not_found");
     const transaction = await getTransaction(deps.contextOf(request), { projectId: caller.projectId, transactionId });
+    // Only a hold has credits to return: refused here, as the unfreeze itself would refuse it.
+    if (transaction.kind !== "FREEZE") throw new BillingError("no_unfreezable_records");
     return renderPage(request, reply, "confirm-unfreeze", "Confirm unfreeze", { transaction });
   });
 

@@ -18,6 +18,7 @@ import type { ConsoleDependencies } from "./console-dependencies.js";
 import { registerActionRoutes } from "./action-routes.js";
 import { registerPageRoutes } from "./page-routes.js";
 import { csrfBindingOf, csrfKeyOf } from "./csrf-binding.js";
+import { idOrNull } from "./page-queries.js";
 import { setSecurityHeaders } from "./security-headers.js";
 import { CONSOLE_PATH, clearSessionCookie, reachedOverHttps, SESSION_COOKIE, setSessionCookie, sessionIdOf } from "./session-cookie.js";
 
@@ -59,7 +60,15 @@ async function renderError(thrown: unknown, request: FastifyRequest, reply: Fast
     error = new BillingError("permission_denied", "The form has expired or did not come from this console: reload the page and try again.");
   } else error = frameworkRefusal(fastifyError) ?? toBillingError(thrown);
   if (!readyErrorAnswer(error, unavailableCause(error) ?? null, request, reply, deps.log)) return reply;
-  return renderPage(request, reply, "error", "Error", { message: error.message, code: error.code }, error.spec.httpStatus);
+  const backTo = customerOfPage(request);
+  return renderPage(request, reply, "error", "Error", { message: error.message, code: error.code, backTo }, error.spec.httpStatus);
+}
+
+/** The customer whose page or form the failed request came from (a deposit refused, say), if any. */
+function customerOfPage(request: FastifyRequest): string | null {
+  if (!request.routeOptions.url?.startsWith(`${CONSOLE_PATH}/customers/:id`)) return null;
+  const { id } = request.params as { id?: unknown };
+  return typeof id === "string" ? idOrNull(id) : null;
 }
 
 /** A request without a live session, back to the sign-in page (a GET by redirect, else 401). */

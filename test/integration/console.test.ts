@@ -326,6 +326,8 @@ describe("console with a write key", () => {
     expect(await page.getByTestId("result-available").getAttribute("data-amount")).toBe("350");
     await page.goto(consoleUrl(`/transactions/${holdId}`));
     expect(await page.getByTestId("status").textContent()).toBe("UNFROZEN");
+    // Settled: no longer said to settle by itself.
+    expect(await page.locator("dt", { hasText: "Settles by itself" }).count()).toBe(0);
     expect(
       await page
         .locator("[data-testid=entries] tr[data-operation]")
@@ -454,6 +456,34 @@ describe("console refusals", () => {
     const response = await page.goto(consoleUrl(`/customers/${customerId}?op=DEPOSIT&op=DEDUCT`));
     expect(response?.status()).toBe(200);
     expect(await page.getByTestId("ledger-error").textContent()).toBe("Give op once.");
+  });
+
+  it("refuses at the confirmation what the action would refuse: an expiry in the past, an unfreeze of no hold", async () => {
+    const customerId = uid("cust");
+    await deposit(customerId, 100);
+    const deductId = uid("tx");
+    ok(await api.post("/v1/billing/deduct", { customer_id: customerId, transaction_id: deductId, amount: 30 }));
+    const holdId = uid("hold");
+    ok(await api.post("/v1/billing/freeze", { customer_id: customerId, transaction_id: holdId, amount: 20, unfreeze_after_seconds: 3600 }));
+    await signIn(page, server.httpUrl, server.apiKey);
+    await page.goto(consoleUrl(`/transactions/${holdId}`));
+    expect(await page.getByTestId("auto-settlement").textContent()).toBe("UNFREEZE at 2026-01-01 01:00:00Z");
+
+    await page.goto(consoleUrl(`/customers/${customerId}`));
+    await page.fill('#deposit input[name="amount"]', "5");
+    await page.fill('#deposit input[name="expires_at"]', "2025-12-31T23:00");
+    await page.fill('#deposit input[name="description"]', "late");
+    await clickAndWait(page, 'button:has-text("Review deposit")');
+    expect(await page.getByTestId("error-code").textContent()).toBe("invalid_expires_at");
+    expect(await page.getByTestId("error").textContent()).toBe("expires_at must be in the future.");
+    expect(await page.getByTestId("back-to-customer").getAttribute("href")).toBe(`/console/customers/${customerId}`);
+
+    await page.goto(consoleUrl(`/transactions/${holdId}`));
+    const { _csrf: token = "" } = await formFields(page, "form[action$='/unfreeze/confirm']");
+    const confirm = await page.request.post(consoleUrl(`/transactions/${deductId}/unfreeze/confirm`), { form: { _csrf: token } });
+    expect(confirm.status()).toBe(400);
+    expect(await confirm.text()).toContain('<code data-testid="error-code">no_unfreezable_records</code>');
+    expect((await customerJson(customerId)).wallets.default?.available).toBe(50);
   });
 
   it("refuses forms it did not send, and impossible dates, as 4xx pages, never a server error", async () => {

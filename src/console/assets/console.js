@@ -19,6 +19,8 @@
       height: 240,
       series: [{}, { label: "available", stroke: "#1f6feb", width: 2 }, { label: "frozen", stroke: "#bf8700", width: 2 }],
       scales: { x: { time: true } },
+      // In UTC, as every other time the console shows (uPlot would use the browser's zone).
+      tzDate: (seconds) => uPlot.tzDate(new Date(seconds * SECOND_MS), "Etc/UTC"),
       axes: [{}, { size: 80 }],
     };
     const chart = new uPlot(options, data, canvas);
