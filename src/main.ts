@@ -90,6 +90,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     stopping = true;
+    const since = performance.now();
     log.info({ signal }, "shutting down");
     app
       .stop()
@@ -97,7 +98,11 @@ async function main(): Promise<void> {
         shutdownTelemetry(TELEMETRY_FLUSH_MS).catch((error: unknown) => log.warn({ err: error }, "could not export the last spans")),
       )
       .then(
-        () => process.exit(0),
+        () => {
+          // The last line of a clean stop: a log that ends without it was cut (a kill, a crash).
+          log.info({ signal, durationMs: Math.round(performance.now() - since) }, "stopped");
+          process.exit(0);
+        },
         (error: unknown) => {
           log.error({ err: error }, "shutdown failed");
           process.exit(1);

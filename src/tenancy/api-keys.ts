@@ -1,4 +1,4 @@
-import { apiKeyPrefixOf, generateApiKey, hashApiKey } from "../domain/api-key.js";
+import { API_KEY_PREFIX_LENGTH, apiKeyPrefixOf, generateApiKey, hashApiKey } from "../domain/api-key.js";
 import { SCOPES, type Scope } from "../domain/caller.js";
 import {
   API_KEY_PREFIX_INDEX,
@@ -79,7 +79,13 @@ export async function createApiKey(
 /** Revokes a key; revoking it again is not an error (scripts may retry). */
 export async function revokeApiKeyByPrefix(database: Database, prefix: string, nowMs: number): Promise<"revoked" | "already_revoked"> {
   const outcome = await revokeApiKey(database.db, prefix, nowMs);
-  if (outcome === "not_found") throw new UsageError(`no key with prefix "${prefix}"`);
+  if (outcome === "not_found") {
+    const hint =
+      prefix.length === API_KEY_PREFIX_LENGTH
+        ? ""
+        : ` (a prefix is the key's first ${API_KEY_PREFIX_LENGTH} characters, as keys list shows it)`;
+    throw new UsageError(`no key with prefix "${prefix}"${hint}`);
+  }
   return outcome;
 }
 

@@ -121,6 +121,12 @@ describe("keys and projects", () => {
       stderr: `velobase-billing: no key is the one given (its prefix ${key.slice(0, 16)})\n`,
     });
     await expectError(s.clientWith(key).call("getCustomer", { customerId: "nobody" }), "customer_not_found");
+    // A prefix cut short names none, and says how long one is.
+    const short = await cli("keys", "revoke", key.slice(0, 11));
+    expect({ code: short.code, stderr: short.stderr }).toEqual({
+      code: 2,
+      stderr: `velobase-billing: no key with prefix "${key.slice(0, 11)}" (a prefix is the key's first 16 characters, as keys list shows it)\n`,
+    });
   });
 
   it("projects list shows an unlimited project's burst as unlimited", async () => {

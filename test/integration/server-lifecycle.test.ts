@@ -172,6 +172,9 @@ describe("start-up", () => {
         const exit = await out.exited;
         expect(exit.code).toBe(0);
         expect(exit.stdout).toContain('"signal":"SIGTERM"');
+        // A clean stop ends its log with "stopped" (a log cut by a kill has no such last line).
+        const last = JSON.parse(exit.stdout.trim().split("\n").at(-1) ?? "{}") as { msg?: string; signal?: string };
+        expect({ msg: last.msg, signal: last.signal }).toEqual({ msg: "stopped", signal: "SIGTERM" });
       }
       const connection = await mysql.createConnection(db.url);
       const [rows] = await connection.query("SELECT COUNT(*) AS n FROM __drizzle_migrations");
