@@ -297,7 +297,7 @@ async function startTransports(config: Config, deps: TransportDependencies): Pro
       rateLimit: (caller) => guard.rateLimiter.consume(caller),
       log: guard.log,
       metrics: guard.metrics,
-      isServing: () => health.serving,
+      notServing: () => health.notServing,
       requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
       connections: connections("http"),
       proxyTrust: guard.proxyTrust,
@@ -378,7 +378,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
   const stop = once(() =>
     stopInOrder({
-      first: () => [stopWatching(), health.set(false), http.drain()],
+      first: () => [stopWatching(), health.stop(), http.drain()],
       drainMs: config.SHUTDOWN_DRAIN_MS,
       calls: () => closeTransports({ grpc, http, health, closing, log }, config.SHUTDOWN_GRACE_MS),
       background: [() => sweeper?.stop(), () => events.stop(), () => metricsServer?.close(), () => rateLimiter.close()],

@@ -37,6 +37,7 @@ const SERVICE_NAMES = [
 export class HealthReporter {
   readonly implementation = new HealthImplementation(Object.fromEntries(SERVICE_NAMES.map((name) => [name, "NOT_SERVING"])));
   private current = false;
+  private stopping = false;
   /** Open Health/Watch streams: a shutdown ends them, as it ends WatchEvents. */
   private readonly watches = new Set<ServerWritableStream<unknown, unknown>>();
 
@@ -69,17 +70,31 @@ export class HealthReporter {
     this.watches.clear();
   }
 
-  /** The database answered its last probe. */
-  get serving(): boolean {
-    return this.current;
+  /** Why the instance does not serve now (HTTP's health says it): its shutdown, or its database; null while it serves. */
+  get notServing(): NotServingReason | null {
+    if (this.stopping) return "stopping";
+    return this.current ? null : "database_unreachable";
   }
 
+  /** Whether the database answered its last probe. */
   set(serving: boolean): void {
     this.current = serving;
-    const state = serving ? "SERVING" : "NOT_SERVING";
+    this.publish();
+  }
+
+  /** NOT_SERVING for good: the instance is shutting down. */
+  stop(): void {
+    this.stopping = true;
+    this.publish();
+  }
+
+  private publish(): void {
+    const state = this.notServing === null ? "SERVING" : "NOT_SERVING";
     for (const name of SERVICE_NAMES) this.implementation.setStatus(name, state);
   }
 }
+
+export type NotServingReason = "stopping" | "database_unreachable";
 
 /** A service served beside BillingService (SlotService, EntitlementService). */
 export interface ServiceBinding {

@@ -40,8 +40,8 @@ export interface HttpDependencies {
   readonly rateLimit: RateLimit;
   readonly log: Logger;
   readonly metrics?: Metrics;
-  /** The database answered its last probe (GET /v1/health). */
-  readonly isServing: () => boolean;
+  /** Why the instance does not serve now, or null (GET /v1/health). */
+  readonly notServing: () => "stopping" | "database_unreachable" | null;
   /** Routes of another transport served on the same port (the console), registered by the wiring. */
   readonly mount?: FastifyPluginAsync;
   /**

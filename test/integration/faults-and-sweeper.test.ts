@@ -764,6 +764,14 @@ describe("database outage", () => {
         ["GET /console/customers/:id", 503, true],
       ]);
       await expect.poll(status, { timeout: 5000 }).toBe("NOT_SERVING");
+      const healthBody = await (await fetch(`${s.httpUrl}/v1/health`)).json();
+      expect(healthBody).toMatchObject({
+        error: {
+          code: "service_unavailable",
+          message: "This instance cannot reach its database.",
+          details: { reason: "database_unreachable" },
+        },
+      });
       // Every sweep fails while the database is away: one warning, however many of them.
       await sleep(1_000);
       expect(sweepLines()).toEqual(["sweep failed; retrying every interval, quietly until one succeeds"]);

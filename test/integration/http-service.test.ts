@@ -163,7 +163,10 @@ describe("database outage", () => {
       await proxy.cut();
       await expect.poll(health, { timeout: 5000 }).toBe(503);
       const down = await client.get("/v1/health", { key: null });
-      expectHttpError(down, "service_unavailable");
+      expectHttpError(down, "service_unavailable", {
+        message: "This instance cannot reach its database.",
+        details: { reason: "database_unreachable" },
+      });
       expect(down.headers.get("retry-after")).toBe("1");
       expectHttpError(await client.post("/v1/customers/deposit", { customer_id: "c", amount: 1 }), "service_unavailable");
       await proxy.restore();

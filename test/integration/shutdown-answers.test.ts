@@ -42,7 +42,14 @@ describe("a shutdown's answers", () => {
     expect(before).toMatchObject({ customer_id: customerId });
     const stopped = other.stop();
     const health = await http.get("/v1/health", { key: null });
-    expect([health.status, (health.body as { error: { code: string } }).error.code]).toEqual([503, "service_unavailable"]);
+    expect(health.status).toBe(503);
+    expect(health.body).toMatchObject({
+      error: {
+        code: "service_unavailable",
+        message: "This instance is shutting down: send calls to another one.",
+        details: { reason: "stopping" },
+      },
+    });
     expect(await checkHealth(other.port)).toBe(HealthCheckResponse_ServingStatus.NOT_SERVING);
     const during = await http.post("/v1/customers/deposit", { customer_id: customerId, amount: 7 });
     expect([during.status, during.headers.get("connection")]).toEqual([200, "close"]);
