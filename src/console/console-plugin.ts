@@ -39,6 +39,20 @@ const ASSET_MAX_AGE_MS = 3_600_000;
 
 const isHtmx = (request: FastifyRequest): boolean => request.headers["hx-request"] === "true";
 
+/** The longest page address a sign-in leads back to; a longer one leads to the customers. */
+const RETURN_PATH_CHARS_MAX = 2_048;
+
+/**
+ * A console page to lead back to after signing in: a path of this origin under /console/ (never
+ * another site's address, `//host`, a backslash or a `..` step), else null.
+ */
+export function pageToReturnTo(raw: unknown): string | null {
+  if (typeof raw !== "string" || raw.length > RETURN_PATH_CHARS_MAX) return null;
+  if (!raw.startsWith(`${CONSOLE_PATH}/`) || raw.startsWith(`${CONSOLE_PATH}/sign-`)) return null;
+  if (/[\\\s]|\/\/|(^|\/)\.\.?(\/|$|\?)/.test(raw) || raw.includes("%2e") || raw.includes("%2E")) return null;
+  return raw;
+}
+
 /** Fastify's own 4xx (a body that is no form, or too large): the request is refused, nothing failed. */
 function frameworkRefusal(error: Partial<FastifyError>): BillingError | null {
   const status = error.statusCode ?? 500;
@@ -71,12 +85,20 @@ function customerOfPage(request: FastifyRequest): string | null {
   return typeof id === "string" ? idOrNull(id) : null;
 }
 
-/** A request without a live session, back to the sign-in page (a GET by redirect, else 401). */
+/**
+ * A request without a live session, back to the sign-in page (a GET by redirect, else 401). A GET
+ * names its page (`next`), where the sign-in then leads, and says when a session has ended.
+ */
 function toSignIn(request: FastifyRequest, reply: FastifyReply) {
   // Only a cookie that came is cleared: a request without one (a link from a mail or a ticket
   // under an older SameSite=Strict cookie) must not end a session the browser still holds.
-  if (request.cookies[SESSION_COOKIE] !== undefined) clearSessionCookie(reply);
-  if (request.method === "GET" && !isHtmx(request)) return reply.redirect(`${CONSOLE_PATH}/sign-in`, 303);
+  const ended = request.cookies[SESSION_COOKIE] !== undefined;
+  if (ended) clearSessionCookie(reply);
+  if (request.method === "GET" && !isHtmx(request)) {
+    const next = pageToReturnTo(request.url);
+    const query = new URLSearchParams({ ...(ended ? { ended: "1" } : {}), ...(next ? { next } : {}) }).toString();
+    return reply.redirect(`${CONSOLE_PATH}/sign-in${query ? `?${query}` : ""}`, 303);
+  }
   request.errorCode = "missing_api_key"; // the console's credential is its session
   if (isHtmx(request)) return reply.header("hx-redirect", `${CONSOLE_PATH}/sign-in`).status(401).send("");
   return renderPage(request, reply, "sign-in", "Sign in", { message: "Your session has ended: sign in again." }, 401);
@@ -131,8 +153,12 @@ function registerSessionRoutes(scope: ConsoleScope): void {
     const caller = sessionId === null ? null : await deps.sessions.resolve(sessionId);
     return reply.redirect(`${CONSOLE_PATH}/${caller === null ? "sign-in" : "customers"}`, 303);
   });
-  app.get("/sign-in", { config: { access: "public" } }, (request, reply) => renderPage(request, reply, "sign-in", "Sign in", {}));
-  app.post<{ Body: { api_key?: unknown } | undefined }>(
+  app.get<{ Querystring: Record<string, unknown> }>("/sign-in", { config: { access: "public" } }, (request, reply) => {
+    const { ended, next } = request.query;
+    const message = ended === "1" ? "Your session has ended: sign in again." : undefined;
+    return renderPage(request, reply, "sign-in", "Sign in", { message, next: pageToReturnTo(next) });
+  });
+  app.post<{ Body: { api_key?: unknown; next?: unknown } | undefined }>(
     "/sign-in",
     { config: { access: "public" }, preHandler: scope.csrf },
     async (request, reply) => {
@@ -151,13 +177,14 @@ function registerSessionRoutes(scope: ConsoleScope): void {
         if (previous !== null) await deps.sessions.signOut(previous);
         setSessionCookie(reply, sessionId, deps.sessionTtlMs);
         deps.log.info(sessionAudit(request, caller), "console sign-in");
-        return reply.redirect(`${CONSOLE_PATH}/customers`, 303);
+        return reply.redirect(pageToReturnTo(request.body?.next) ?? `${CONSOLE_PATH}/customers`, 303);
       } catch (error) {
         auditRefusal(deps, request, error, valid);
         if (!(error instanceof BillingError) || error.spec.type !== "auth_error") throw error;
         request.errorCode = error.code;
         // The API's own words: nothing says whether a project or a key exists.
-        return renderPage(request, reply, "sign-in", "Sign in", { message: error.message }, error.spec.httpStatus);
+        const next = pageToReturnTo(request.body?.next);
+        return renderPage(request, reply, "sign-in", "Sign in", { message: error.message, next }, error.spec.httpStatus);
       }
     },
   );

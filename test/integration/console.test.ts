@@ -373,7 +373,7 @@ describe("console refusals", () => {
 
     await server.revokeKey(key.prefix);
     await page.goto(consoleUrl(`/customers/${customerId}`));
-    expect(page.url()).toBe(consoleUrl("/sign-in"));
+    expect(page.url()).toBe(consoleUrl(`/sign-in?ended=1&next=${encodeURIComponent(`/console/customers/${customerId}`)}`));
     await signIn(page, server.httpUrl, key.key);
     expect(await page.getByTestId("error").textContent()).toBe(ERROR_CATALOG.api_key_revoked.message);
     expect(incidents.dialogs).toEqual([]);
@@ -552,8 +552,17 @@ describe("console refusals", () => {
       ["ACTIVE", "account status-active"],
     ]);
     server.clock.advance(60 * 60_000);
-    await page.goto(consoleUrl("/customers"));
-    expect(page.url()).toBe(consoleUrl("/sign-in"));
+    // The session has ended: the sign-in says so, and leads back to the page asked for.
+    const asked = `/customers/${customerId}?range=30d`;
+    await page.goto(consoleUrl(asked));
+    expect(page.url()).toBe(consoleUrl(`/sign-in?ended=1&next=${encodeURIComponent(`/console${asked}`)}`));
+    expect(await page.getByTestId("error").textContent()).toBe("Your session has ended: sign in again.");
+    await page.fill('input[name="api_key"]', server.apiKey);
+    await clickAndWait(page, 'button:has-text("Sign in")');
+    expect(page.url()).toBe(consoleUrl(asked));
+    // A next that leads off the console is dropped: the customers, as always.
+    await page.goto(consoleUrl("/sign-in?next=//evil.example/console/x"));
+    expect(await page.locator('input[name="next"]').count()).toBe(0);
   });
 });
 
