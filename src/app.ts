@@ -48,6 +48,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { InFlightCalls } from "./operations/in-flight-calls.js";
 import { TransactionGate } from "./operations/transaction-gate.js";
 import { GATED_WRITES_WAITING_MAX, POOL_KEPT_FOR_READS } from "./domain/limits.js";
+import { SERVICE_VERSION } from "./version.js";
 
 /** How long stop() waits for the pool to close once the calls are done or cut. */
 const POOL_CLOSE_WAIT_MS = 1_000;
@@ -366,6 +367,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   if (config.METRICS_PORT !== undefined) metricsServer = await metrics.listen(config.GRPC_HOST, config.METRICS_PORT);
   log.info(
     {
+      version: SERVICE_VERSION,
       port: grpc.port,
       httpPort: http.port,
       database: database.name,

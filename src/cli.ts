@@ -4,6 +4,7 @@ import { tailEvents } from "./operations/events/tail-events.js";
 import { parseId } from "./domain/validation.js";
 import { BillingError } from "./errors/billing-error.js";
 import { ConfigError, loadConfig, redactUrl } from "./config.js";
+import { SERVICE_VERSION } from "./version.js";
 import { API_KEY_PREFIX_LENGTH, apiKeyModeOf, PROJECT_MODES, type ProjectMode } from "./domain/api-key.js";
 import { DatabaseNotReadyError, DatabaseUnreachableError, openDatabase, type Database } from "./store/database.js";
 import { apiKeysOf, checkScope, createApiKey, revokeApiKeyByPrefix, revokeWholeApiKey } from "./tenancy/api-keys.js";
@@ -59,6 +60,7 @@ function failureOf(error: unknown, url: string): { line: string; code: number } 
 // `keys revoke A B` revoked A alone and said nothing of B).
 const program = new Command("velobase-billing")
   .description("velobase-billing operator commands")
+  .version(SERVICE_VERSION, "-V, --version", "print this build's version")
   .exitOverride()
   .allowExcessArguments(false);
 

@@ -194,7 +194,7 @@ export function decodeFeedCursor(cursor: string, space: CursorSpace, field = "cu
     const message =
       other === "global"
         ? "cursor is from the feed of every project (events tail without --project), not from one project's."
-        : "cursor is from one project's feed; the feed of every project numbers its events apart.";
+        : "cursor is from one project's feed (events tail --project NAME takes it); the feed of every project numbers its events apart.";
     throw new BillingError("invalid_page_token", message, { field });
   }
   const prefix = CURSOR_PREFIXES[space];

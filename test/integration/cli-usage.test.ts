@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectError } from "../support/client.js";
 import { uid } from "../support/fixtures.js";
@@ -23,6 +24,13 @@ function cli(...args: string[]): Promise<{ code: number | null; stdout: string; 
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   return new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout, stderr })));
 }
+
+describe("--version", () => {
+  it("prints package.json's version alone and exits 0", async () => {
+    const { version } = JSON.parse(readFileSync(`${ROOT}/package.json`, "utf8")) as { version: string };
+    for (const flag of ["--version", "-V"]) expect(await cli(flag)).toEqual({ code: 0, stdout: `${version}\n`, stderr: "" });
+  });
+});
 
 describe("usage mistakes exit 2 with one line", () => {
   it.each([

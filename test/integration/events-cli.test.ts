@@ -108,6 +108,13 @@ describe("events tail", () => {
       stderr:
         "velobase-billing: cursor is from the feed of every project (events tail without --project), not from one project's. (invalid_page_token)\n",
     });
+    // And the other way round, saying which option takes it.
+    expect(await collect(tail("--cursor", oneProject)).exited).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr:
+        "velobase-billing: cursor is from one project's feed (events tail --project NAME takes it); the feed of every project numbers its events apart. (invalid_page_token)\n",
+    });
   });
 
   it("refuses an unknown project with one line and exit code 2", async () => {

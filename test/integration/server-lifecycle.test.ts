@@ -161,6 +161,8 @@ describe("start-up", () => {
         const child = spawnMain({ DATABASE_URL: db.url, GRPC_PORT: "0", GRPC_HOST: "127.0.0.1" });
         const out = collect(child);
         await waitForOutput(() => out.output().stdout, "velobase-billing listening");
+        const { version } = JSON.parse(readFileSync(`${ROOT}/package.json`, "utf8")) as { version: string };
+        expect(out.output().stdout).toContain(`"version":"${version}"`);
         // The HTTP API runs beside gRPC (HTTP_PORT=0 from spawnMain: a free port, logged).
         const httpPort = /"httpPort":(\d+)/.exec(out.output().stdout)?.[1];
         const health = async () => {
