@@ -566,6 +566,32 @@ describe("console refusals", () => {
   });
 });
 
+describe("console on a phone", () => {
+  it("fits a 375-pixel screen: no page scrolls sideways, but for wide tables in their own scroller", async () => {
+    const customerId = uid("cust");
+    await deposit(customerId, 100);
+    ok(await api.post("/v1/billing/freeze", { customer_id: customerId, transaction_id: uid("hold"), amount: 10 }));
+    const phone = await browser.newContext({ viewport: { width: 375, height: 800 } });
+    try {
+      const small = await phone.newPage();
+      await signIn(small, server.httpUrl, server.apiKey);
+      for (const path of ["/customers", `/customers/${customerId}`]) {
+        await small.goto(consoleUrl(path));
+        const overflow = await small.evaluate(() => {
+          const width = document.documentElement.clientWidth;
+          const outside = [...document.querySelectorAll("body *")].filter(
+            (e) => e.getBoundingClientRect().right > width + 1 && e.closest(".scroll") === null,
+          );
+          return { scrollWidth: document.documentElement.scrollWidth, width, outside: outside.map((e) => e.tagName) };
+        });
+        expect(overflow, path).toEqual({ scrollWidth: 375, width: 375, outside: [] });
+      }
+    } finally {
+      await phone.close();
+    }
+  });
+});
+
 describe("console beside the API", () => {
   it("is served on the HTTP port with a strict CSP, and stays out of /openapi.json", async () => {
     const response = await fetch(consoleUrl("/sign-in"));
