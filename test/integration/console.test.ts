@@ -577,12 +577,12 @@ describe("console on a phone", () => {
       await signIn(small, server.httpUrl, server.apiKey);
       for (const path of ["/customers", `/customers/${customerId}`]) {
         await small.goto(consoleUrl(path));
-        const overflow = await small.evaluate(() => {
-          const width = document.documentElement.clientWidth;
-          const outside = [...document.querySelectorAll("body *")].filter(
+        const overflow = await small.locator("html").evaluate((html) => {
+          const width = html.clientWidth;
+          const outside = [...html.querySelectorAll("body *")].filter(
             (e) => e.getBoundingClientRect().right > width + 1 && e.closest(".scroll") === null,
           );
-          return { scrollWidth: document.documentElement.scrollWidth, width, outside: outside.map((e) => e.tagName) };
+          return { scrollWidth: html.scrollWidth, width, outside: outside.map((e) => e.tagName) };
         });
         expect(overflow, path).toEqual({ scrollWidth: 375, width: 375, outside: [] });
       }
