@@ -137,6 +137,9 @@ projects
   .action((name: string, o: { mode: ProjectMode; rate?: number; burst?: number }) =>
     withDatabase(async (database) => {
       const ratePerSecond = o.rate ?? RATE_PER_SECOND_DEFAULT;
+      if (ratePerSecond === 0 && o.burst !== undefined) {
+        throw new UsageError("an unlimited project (--rate 0) takes no --burst: a burst applies only with a rate");
+      }
       const burst = o.burst ?? (o.rate === undefined ? BURST_DEFAULT : Math.min(ratePerSecond * 2, BURST_MAX));
       const p = await createProject(database, { name, mode: o.mode, ratePerSecond, burst }, Date.now());
       const limit = p.ratePerSecond === 0 ? "unlimited" : `${p.ratePerSecond}/s per key, burst ${p.burst}`;

@@ -71,6 +71,10 @@ export async function setProjectRateLimit(
 ): Promise<ProjectRow> {
   const project = await projectNamed(database, name);
   const ratePerSecond = change.ratePerSecond ?? project.ratePerSecond;
+  if (ratePerSecond === 0 && change.burst !== undefined) {
+    // Stored, it would do nothing now and quietly become the burst of a later --rate.
+    throw new UsageError(`project ${project.name} is unlimited (rate 0): a burst applies only with a rate; give --rate too`);
+  }
   const keptBurst = project.burst >= ratePerSecond ? project.burst : Math.min(ratePerSecond * 2, BURST_MAX);
   const burst = change.burst ?? keptBurst;
   const s = checkProjectSettings({ ...project, ratePerSecond, burst });

@@ -50,6 +50,11 @@ describe("usage mistakes exit 2 with one line", () => {
       "error: option '--rate <n>' argument 'abc' is invalid. --rate must be a non-negative integer",
     ],
     [
+      "a burst for an unlimited project",
+      ["projects", "create", "p_free_burst", "--rate", "0", "--burst", "10"],
+      "velobase-billing: an unlimited project (--rate 0) takes no --burst: a burst applies only with a rate",
+    ],
+    [
       "a burst under the default rate",
       ["projects", "create", "p_burst", "--burst", "50"],
       "velobase-billing: burst (50) must be at least the rate (5000/s; --rate sets it)",
@@ -140,6 +145,12 @@ describe("keys and projects", () => {
   it("projects list shows an unlimited project's burst as unlimited", async () => {
     const name = uid("free").replaceAll("-", "_");
     expect((await cli("projects", "create", name, "--rate", "0")).code).toBe(0);
+    // A burst alone would do nothing to it: refused, saying why.
+    expect(await cli("projects", "set", name, "--burst", "10")).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `velobase-billing: project ${name} is unlimited (rate 0): a burst applies only with a rate; give --rate too\n`,
+    });
     const row = (await cli("projects", "list")).stdout.split("\n").find((line) => line.includes(` ${name} `));
     expect(row?.trim().split(/\s+/).slice(1, 5)).toEqual([name, "test", "unlimited", "unlimited"]);
   });
