@@ -203,7 +203,9 @@ keys
       const scope = checkScope(o.scope);
       const project = await projectNamed(database, o.project);
       const created = await createApiKey(database, project, { label: o.label, scope, nowMs: Date.now() });
-      out(`created ${scope} key ${created.prefix} for project ${project.name}; it is shown once, store it now:`);
+      out(
+        `created ${scope} key ${created.prefix} for project ${project.name} in database ${database.name}; it is shown once, store it now:`,
+      );
       out(created.key);
       return 0;
     }),

@@ -159,7 +159,9 @@ describe("projects and keys", () => {
     const key = created.stdout.trimEnd().split("\n").at(-1) ?? "";
     expect(key).toMatch(/^vb_test_[0-9A-Za-z]{40}$/);
     const prefix = key.slice(0, 16);
-    expect(created.stdout).toContain(`created read key ${prefix} for project ${name}`);
+    expect(created.stdout).toContain(
+      `created read key ${prefix} for project ${name} in database ${new URL(s.databaseUrl).pathname.slice(1)};`,
+    );
 
     const reader = s.clientWith(key);
     await expectError(reader.call("getCustomer", { customerId: "nobody" }), "customer_not_found");
