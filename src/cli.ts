@@ -238,6 +238,7 @@ keys
  */
 function keyToRevoke(given: string): { readonly wholeKey: string } | { readonly prefix: string } {
   const text = given.trim().replace(/^Bearer\s+/i, "");
+  if (text === "") throw new UsageError("give the key's prefix (keys list shows it) or the whole key");
   if (apiKeyModeOf(text) !== null) return { wholeKey: text };
   if (text.length <= API_KEY_PREFIX_LENGTH) return { prefix: text };
   throw new UsageError(

@@ -58,8 +58,11 @@ export function registerActionRoutes(scope: ConsoleScope): void {
     const caller = writerOf(request);
     const transactionId = idOf(request.params.id, "transaction_not_found");
     const transaction = await getTransaction(deps.contextOf(request), { projectId: caller.projectId, transactionId });
-    // Only a hold has credits to return: refused here, as the unfreeze itself would refuse it.
+    // Only a hold still frozen has credits to return: refused here, not after the confirmation.
     if (transaction.kind !== "FREEZE") throw new BillingError("no_unfreezable_records");
+    if (transaction.status !== "FROZEN") {
+      throw new BillingError("no_unfreezable_records", `This hold is ${transaction.status} already: nothing is left to unfreeze.`);
+    }
     return renderPage(request, reply, "confirm-unfreeze", "Confirm unfreeze", { transaction });
   });
 

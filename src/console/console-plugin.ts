@@ -39,15 +39,34 @@ const ASSET_MAX_AGE_MS = 3_600_000;
 
 const isHtmx = (request: FastifyRequest): boolean => request.headers["hx-request"] === "true";
 
+/** The sign-in page, saying whether a session ended, and leading back to `next`. */
+function signInAddress(ended: boolean, next: string | null): string {
+  const query = new URLSearchParams({ ...(ended ? { ended: "1" } : {}), ...(next ? { next } : {}) }).toString();
+  return `${CONSOLE_PATH}/sign-in${query ? `?${query}` : ""}`;
+}
+
+/** The page an htmx request came from (htmx sends its address), as a page to return to. */
+function pageOfHtmx(request: FastifyRequest): string | null {
+  const current = request.headers["hx-current-url"];
+  if (typeof current !== "string") return null;
+  try {
+    const url = new URL(current);
+    return pageToReturnTo(`${url.pathname}${url.search}`);
+  } catch {
+    return null;
+  }
+}
+
 /** The longest page address a sign-in leads back to; a longer one leads to the customers. */
 const RETURN_PATH_CHARS_MAX = 2_048;
 
 /**
  * A console page to lead back to after signing in: a path of this origin under /console/ (never
- * another site's address, `//host`, a backslash or a `..` step), else null.
+ * another site's address, `//host`, a backslash or a `..` step), in printable ASCII (a page's own
+ * address is percent-encoded; anything else could not stand in a Location header), else null.
  */
 export function pageToReturnTo(raw: unknown): string | null {
-  if (typeof raw !== "string" || raw.length > RETURN_PATH_CHARS_MAX) return null;
+  if (typeof raw !== "string" || raw.length > RETURN_PATH_CHARS_MAX || !/^[\x21-\x7e]+$/.test(raw)) return null;
   if (!raw.startsWith(`${CONSOLE_PATH}/`) || raw.startsWith(`${CONSOLE_PATH}/sign-`)) return null;
   if (/[\\\s]|\/\/|(^|\/)\.\.?(\/|$|\?)/.test(raw) || raw.includes("%2e") || raw.includes("%2E")) return null;
   return raw;
@@ -94,13 +113,13 @@ function toSignIn(request: FastifyRequest, reply: FastifyReply) {
   // under an older SameSite=Strict cookie) must not end a session the browser still holds.
   const ended = request.cookies[SESSION_COOKIE] !== undefined;
   if (ended) clearSessionCookie(reply);
-  if (request.method === "GET" && !isHtmx(request)) {
-    const next = pageToReturnTo(request.url);
-    const query = new URLSearchParams({ ...(ended ? { ended: "1" } : {}), ...(next ? { next } : {}) }).toString();
-    return reply.redirect(`${CONSOLE_PATH}/sign-in${query ? `?${query}` : ""}`, 303);
-  }
+  if (request.method === "GET" && !isHtmx(request)) return reply.redirect(signInAddress(ended, pageToReturnTo(request.url)), 303);
   request.errorCode = "missing_api_key"; // the console's credential is its session
-  if (isHtmx(request)) return reply.header("hx-redirect", `${CONSOLE_PATH}/sign-in`).status(401).send("");
+  if (isHtmx(request))
+    return reply
+      .header("hx-redirect", signInAddress(ended, pageOfHtmx(request)))
+      .status(401)
+      .send("");
   return renderPage(request, reply, "sign-in", "Sign in", { message: "Your session has ended: sign in again." }, 401);
 }
 

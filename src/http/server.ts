@@ -6,7 +6,7 @@ import swagger from "@fastify/swagger";
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest, type FastifySchemaCompiler } from "fastify";
 import type { TSchema } from "typebox";
-import { BillingError, toBillingError } from "../errors/billing-error.js";
+import { BillingError, CallNotRun, toBillingError } from "../errors/billing-error.js";
 import { apiKeyOf, checkScope } from "./auth.js";
 import { readyErrorAnswer } from "../errors/client-went-away.js";
 import { callSignal } from "./call-signal.js";
@@ -118,8 +118,16 @@ function frameworkError(error: Partial<FastifyError>): BillingError | null {
 const answerClientErrorFor = (deps: HttpDependencies) => (error: Error & { code?: string }, socket: Duplex) =>
   answerClientError(error, socket, deps);
 
-function answerClientError(error: Error & { code?: string }, socket: Duplex, deps: HttpDependencies): void {
+function answerClientError(error: Error & { code?: string }, socket: Duplex & { bytesRead?: number }, deps: HttpDependencies): void {
   if (error.code === "ECONNRESET" || socket.destroyed) return;
+  // No request to answer: a client that closed its side in the middle of its request (when it had
+  // begun one, that request has its own line: "the client closed the connection before its request
+  // arrived"), or a connection that sent nothing before the request timeout (a browser's
+  // preconnect, a port probe).
+  if (error.code === "HPE_INVALID_EOF_STATE" || (error.code === "ERR_HTTP_REQUEST_TIMEOUT" && socket.bytesRead === 0)) {
+    socket.destroy();
+    return;
+  }
   const message =
     error.code === "HPE_HEADER_OVERFLOW"
       ? "The request headers are too large."
@@ -136,9 +144,6 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex, dep
     );
   }
   socket.destroy();
-  // A client that closed its side in the middle of its request refused nothing: its request, when
-  // it had begun, has its own line ("the client closed the connection before its request arrived").
-  if (error.code === "HPE_INVALID_EOF_STATE") return;
   countAndLog(deps, { requestId, route: UNKNOWN_ROUTE, code: refusal.code, status: refusal.spec.httpStatus, seconds: 0 });
 }
 
@@ -193,9 +198,15 @@ function addHooks(app: HttpApp, deps: HttpDependencies, stopping: HttpStopping):
     if (request.is404) return;
     const access = request.routeOptions.config.access ?? "write";
     if (access === "public") return;
+    // A client that left while its key or budget was looked up is not run. Its request may have
+    // arrived whole, so Node tells its body nothing (no `aborted`) and the body would never end.
+    // (Aborted after a shutdown answered it instead: that answer stands.)
+    const gone = () => watched.signal.aborted && !reply.sent;
     const caller = await deps.authenticate(apiKeyOf(request), () => request.ip);
+    if (gone()) throw new CallNotRun();
     checkScope(caller, access);
     await deps.rateLimit(caller);
+    if (gone()) throw new CallNotRun();
     request.caller = { ...caller, requestId: request.id };
     request.billingContext = { ...request.billingContext, tenant: caller.projectId.toString() };
   });

@@ -134,6 +134,11 @@ describe("keys and projects", () => {
       stderr: `velobase-billing: no key is the one given (its prefix ${key.slice(0, 16)})\n`,
     });
     await expectError(s.clientWith(key).call("getCustomer", { customerId: "nobody" }), "customer_not_found");
+    expect(await cli("keys", "revoke", " ")).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: "velobase-billing: give the key's prefix (keys list shows it) or the whole key\n",
+    });
     // A prefix cut short names none, and says how long one is.
     const short = await cli("keys", "revoke", key.slice(0, 11));
     expect({ code: short.code, stderr: short.stderr }).toEqual({

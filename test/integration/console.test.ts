@@ -484,6 +484,11 @@ describe("console refusals", () => {
     expect(confirm.status()).toBe(400);
     expect(await confirm.text()).toContain('<code data-testid="error-code">no_unfreezable_records</code>');
     expect((await customerJson(customerId)).wallets.default?.available).toBe(50);
+    // A hold settled already has nothing to unfreeze either.
+    ok(await api.post("/v1/billing/consume", { transaction_id: holdId, actual_amount: 5 }));
+    const settled = await page.request.post(consoleUrl(`/transactions/${holdId}/unfreeze/confirm`), { form: { _csrf: token } });
+    expect(settled.status()).toBe(400);
+    expect(await settled.text()).toContain("This hold is CONSUMED already: nothing is left to unfreeze.");
   });
 
   it("refuses forms it did not send, and impossible dates, as 4xx pages, never a server error", async () => {
@@ -560,6 +565,17 @@ describe("console refusals", () => {
     await page.fill('input[name="api_key"]', server.apiKey);
     await clickAndWait(page, 'button:has-text("Sign in")');
     expect(page.url()).toBe(consoleUrl(asked));
+    // An htmx request of an ended session is sent to the sign-in the same way, from the page it came from.
+    const cookie = (await context.cookies()).find((c) => c.name === "vb_console_session");
+    server.clock.advance(60 * 60_000);
+    const fragment = await fetch(consoleUrl(`/customers/${customerId}/chart?range=7d`), {
+      headers: { cookie: `${cookie?.name}=${cookie?.value}`, "hx-request": "true", "hx-current-url": consoleUrl(asked) },
+      redirect: "manual",
+    });
+    expect([fragment.status, fragment.headers.get("hx-redirect")]).toEqual([
+      401,
+      `/console/sign-in?ended=1&next=${encodeURIComponent(`/console${asked}`)}`,
+    ]);
     // A next that leads off the console is dropped: the customers, as always.
     await page.goto(consoleUrl("/sign-in?next=//evil.example/console/x"));
     expect(await page.locator('input[name="next"]').count()).toBe(0);

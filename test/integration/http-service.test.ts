@@ -1,3 +1,5 @@
+import { connect } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { uniqueDatabaseUrl } from "../support/database.js";
@@ -148,6 +150,46 @@ describe("rate limit", () => {
 });
 
 describe("database outage", () => {
+  it("a request whose client left while its key was looked up is not run, and its line says cancelled", async () => {
+    // The database held still (a frozen proxy) while the key is looked up (no key cache): the
+    // client sends a whole deposit and closes before the look-up answers.
+    const proxy = new TcpProxy(3306);
+    const port = await proxy.start();
+    const db = uniqueDatabaseUrl("vb_http_gone");
+    type Line = { msg?: string; route?: string; code?: string; status?: number; clientGone?: boolean };
+    const lines: Line[] = [];
+    const gone = await startTestServer(
+      { DATABASE_URL: db.url.replace("127.0.0.1:3306", `127.0.0.1:${port}`), API_KEY_CACHE_TTL_MS: "0" },
+      { logDestination: { write: (line: string) => void lines.push(JSON.parse(line) as Line) } },
+    );
+    const client = await httpClientFor(gone);
+    try {
+      const customerId = uid("gone");
+      const body = JSON.stringify({ customer_id: customerId, amount: 5 });
+      proxy.freeze();
+      const socket = connect(Number(new URL(gone.httpUrl).port), "127.0.0.1");
+      await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+      socket.end(
+        `POST /v1/customers/deposit HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${gone.apiKey}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+      await sleep(300);
+      socket.destroy();
+      await sleep(300);
+      proxy.thaw();
+      const deposits = () => lines.filter((l) => l.msg === "http call" && l.route === "POST /v1/customers/deposit");
+      await expect.poll(() => deposits().length, { timeout: 10_000 }).toBe(1);
+      expect(deposits().map(({ code, status, clientGone }) => ({ code, status, clientGone }))).toEqual([
+        { code: "cancelled", status: 499, clientGone: true },
+      ]);
+      expectHttpError(await client.get(`/v1/customers/${customerId}`), "customer_not_found", { details: { customer_id: customerId } });
+    } finally {
+      await gone.stop();
+      await proxy.cut();
+      await db.drop();
+    }
+  });
+
   it("health answers 503 service_unavailable while the database is unreachable, 200 again after", async () => {
     const proxy = new TcpProxy(3306);
     const port = await proxy.start();

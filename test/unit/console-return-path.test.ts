@@ -21,6 +21,10 @@ describe("the page a console sign-in leads back to", () => {
     ["the console's root (no page)", "/console"],
     ["the sign-in page itself", "/console/sign-in?next=/console/customers"],
     ["white space", "/console/customers/a b"],
+    ["a character beyond ASCII (a Location header cannot carry it)", "/console/customers/日"],
+    ["a full-width solidus", "/console/／／evil.example"],
+    ["a control character", "/console/customers/a\u0001b"],
+    ["DEL", "/console/customers/a\u007fb"],
     ["not a string", ["/console/customers/x"]],
     ["too long", `/console/customers/${"a".repeat(2_100)}`],
   ])("refused: %s", (_name, raw) => {

@@ -33,8 +33,11 @@ function settingRows(): SettingRow[] {
 
 const ROWS = settingRows();
 const rowOf = (name: string) => ROWS.find((row) => row.names.includes(name));
-/** Whether the setting reads as a number (a port, a size, a time). */
-const isNumeric = (name: string) => accepts(name, 7) && typeof (loadConfig({ [name]: "7" }) as Record<string, unknown>)[name] === "number";
+/** Whether the setting reads as a number (a port, a size, a time): some value of it parses to one. */
+const isNumeric = (name: string) =>
+  [7, 1_000, 100_000].some(
+    (value) => accepts(name, value) && typeof (loadConfig({ [name]: String(value) }) as Record<string, unknown>)[name] === "number",
+  );
 const accepts = (name: string, value: number) => {
   try {
     loadConfig({ [name]: String(value) });
