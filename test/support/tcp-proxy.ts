@@ -1,7 +1,8 @@
 import { createServer, connect, type Server, type Socket } from "node:net";
 
 /**
- * A loopback TCP proxy the test can cut and restore, to play a database outage, or freeze and
+ * A loopback TCP proxy the test can cut and restore, to play a database outage (connections
+ * closed as they come), or freeze and
  * thaw, to play a hung host (connections stay open, nothing passes).
  */
 export class TcpProxy {
@@ -9,6 +10,7 @@ export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private readonly pairs = new Set<{ client: Socket; upstream: Socket }>();
   private frozen = false;
+  private refusing = false;
   port = 0;
 
   constructor(
@@ -18,6 +20,10 @@ export class TcpProxy {
 
   async start(port = 0): Promise<number> {
     this.server = createServer((client) => {
+      if (this.refusing) {
+        client.destroy();
+        return;
+      }
       const upstream = connect(this.targetPort, this.targetHost);
       for (const socket of [client, upstream]) {
         this.sockets.add(socket);
@@ -34,20 +40,24 @@ export class TcpProxy {
       upstream.on("close", () => client.destroy());
     });
     await new Promise<void>((resolve) => this.server?.listen(port, "127.0.0.1", resolve));
+    // A proxy left listening (cut as a test's last step) never keeps the test process alive.
+    this.server.unref();
     const address = this.server.address();
     this.port = typeof address === "object" && address ? address.port : 0;
     return this.port;
   }
 
-  /** Refuses new connections and kills the open ones. */
+  /**
+   * Kills the open connections and closes each new one at once. The port stays bound: with test
+   * files running side by side, a port let go could be taken by another file before restore().
+   */
   async cut(): Promise<void> {
+    this.refusing = true;
     for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    this.server = null;
   }
 
   async restore(): Promise<void> {
-    await this.start(this.port);
+    this.refusing = false;
   }
 
   /** Stops every byte both ways, on open and new connections alike, without closing any. */
