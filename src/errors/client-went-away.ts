@@ -4,6 +4,8 @@ import { retryAfterSeconds } from "./retry-after.js";
 /** The parts of an HTTP request (Fastify's) that say whether its client is still there. */
 interface HttpRequestSeen {
   readonly id: string;
+  /** Answered at the request timeout already (its body stopped because we closed it). */
+  readonly timedOut: boolean;
   readonly raw: { readonly destroyed: boolean; readonly complete: boolean };
   readonly routeOptions: { readonly url?: string | undefined };
 }
@@ -28,6 +30,8 @@ interface ErrorLog {
 function clientWentAway(error: BillingError, request: HttpRequestSeen, log: { info(facts: object, message: string): void }): boolean {
   const cause = error.cause as { code?: unknown } | undefined;
   const gone = error.spec.grpcStatus === "INTERNAL" && cause?.code === "ECONNRESET" && request.raw.destroyed && !request.raw.complete;
+  // Its body stopped because the timeout closed the connection: that answer has its line already.
+  if (gone && request.timedOut) return true;
   if (gone)
     log.info({ requestId: request.id, route: request.routeOptions.url }, "the client closed the connection before its request arrived");
   return gone;

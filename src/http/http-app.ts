@@ -25,6 +25,8 @@ declare module "fastify" {
     errorCode: string | null;
     /** Why it was service_unavailable (the driver's errno and code), for the log line. */
     errorCause: object | null;
+    /** Answered 400 at HTTP_REQUEST_TIMEOUT_MS before it arrived whole: its line is written then. */
+    timedOut: boolean;
     /** The operations' context for this request, with its signal (set by the first hook). */
     billingContext: BillingContext | null;
   }

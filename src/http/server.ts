@@ -115,10 +115,18 @@ function frameworkError(error: Partial<FastifyError>): BillingError | null {
  * over the size limit, a malformed request line) get the API's error body and a request id too,
  * and are logged and counted as any answer (route "unknown").
  */
-const answerClientErrorFor = (deps: HttpDependencies) => (error: Error & { code?: string }, socket: Duplex) =>
-  answerClientError(error, socket, deps);
+const answerClientErrorFor = (deps: HttpDependencies, openRequests: OpenRequests) => (error: Error & { code?: string }, socket: Duplex) =>
+  answerClientError(error, socket, deps, openRequests.get(socket));
 
-function answerClientError(error: Error & { code?: string }, socket: Duplex & { bytesRead?: number }, deps: HttpDependencies): void {
+/** The request each connection is receiving now, if any (a body the request timeout may cut). */
+type OpenRequests = WeakMap<object, { readonly request: FastifyRequest; readonly reply: FastifyReply }>;
+
+function answerClientError(
+  error: Error & { code?: string },
+  socket: Duplex & { bytesRead?: number },
+  deps: HttpDependencies,
+  receiving: { readonly request: FastifyRequest; readonly reply: FastifyReply } | undefined,
+): void {
   if (error.code === "ECONNRESET" || socket.destroyed) return;
   // No request to answer: a client that closed its side in the middle of its request (when it had
   // begun one, that request has its own line: "the client closed the connection before its request
@@ -135,7 +143,10 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex & { 
         ? "The request did not arrive in time."
         : "The request is not valid HTTP/1.1 (a header holds a forbidden character, or the request line is malformed).";
   const refusal = new BillingError("invalid_argument", message, { field: "request" });
-  const requestId = randomUUID();
+  // A request whose body the timeout cut is answered and logged under its own id and route.
+  const cut = error.code === "ERR_HTTP_REQUEST_TIMEOUT" && receiving !== undefined && !receiving.request.raw.complete ? receiving : null;
+  if (cut) cut.request.timedOut = true;
+  const requestId = cut?.request.id ?? randomUUID();
   const body = JSON.stringify(errorBody(refusal, requestId));
   if (socket.writable) {
     socket.write(
@@ -144,7 +155,9 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex & { 
     );
   }
   socket.destroy();
-  countAndLog(deps, { requestId, route: UNKNOWN_ROUTE, code: refusal.code, status: refusal.spec.httpStatus, seconds: 0 });
+  const route = cut ? routeOf(cut.request) : UNKNOWN_ROUTE;
+  const seconds = (cut?.reply.elapsedTime ?? 0) / 1000;
+  countAndLog(deps, { requestId, route, code: refusal.code, status: refusal.spec.httpStatus, seconds });
 }
 
 function sendError(error: BillingError, request: FastifyRequest, reply: FastifyReply, deps: HttpDependencies) {
@@ -156,7 +169,7 @@ function sendError(error: BillingError, request: FastifyRequest, reply: FastifyR
  * The request's context (with its signal), request id, key, scope and rate limit, then one log
  * line and metrics per request.
  */
-function addHooks(app: HttpApp, deps: HttpDependencies, stopping: HttpStopping): void {
+function addHooks(app: HttpApp, deps: HttpDependencies, stopping: HttpStopping, openRequests: OpenRequests): void {
   // Connections an answer during the drain closes (Connection: close), and requests open on each
   // (a second one is pipelined behind the first: its answer would follow one that closes).
   const closingSockets = new WeakSet<object>();
@@ -171,11 +184,18 @@ function addHooks(app: HttpApp, deps: HttpDependencies, stopping: HttpStopping):
   app.decorateRequest("caller", null);
   app.decorateRequest("errorCode", null);
   app.decorateRequest("errorCause", null);
+  app.decorateRequest("timedOut", false);
   app.decorateRequest("billingContext", null);
   app.addHook("onRequest", async (request, reply) => {
     // Aborted when the client leaves, or when a shutdown answered the call already (work not begun is not begun then).
     const watched = callSignal(reply.raw);
     request.billingContext = { ...deps.context, signal: watched.signal };
+    const socket = request.raw.socket;
+    const open = { request, reply };
+    openRequests.set(socket, open);
+    reply.raw.once("close", () => {
+      if (openRequests.get(socket) === open) openRequests.delete(socket);
+    });
     void reply.header(REQUEST_ID_HEADER, request.id);
     // Answered here, not thrown: a route's own error handler (the console's) would run before its
     // plugins (cookies) had seen the request. A request pipelined behind an answer that closes its
@@ -243,13 +263,17 @@ const CLIENT_CLOSED_REQUEST = 499;
  * log it, not as a 503 of ours that would set off an availability alert whenever clients give up;
  * a failure of ours whose client gave up meanwhile is still that failure.
  */
-function logCall(deps: HttpDependencies, request: FastifyRequest, reply: FastifyReply, clientGone: boolean): void {
-  // No route: an unknown path, or one refused before routing (a bad URL, an overlong parameter).
+/** The route a request's line and metrics name; none for an unknown path or one refused before routing (a bad URL, an overlong parameter). */
+function routeOf(request: FastifyRequest): string {
   const url = request.is404 ? undefined : request.routeOptions.url;
+  return url === undefined ? UNKNOWN_ROUTE : `${request.method} ${url}`;
+}
+
+function logCall(deps: HttpDependencies, request: FastifyRequest, reply: FastifyReply, clientGone: boolean): void {
   const code = request.errorCode ?? "ok";
   countAndLog(deps, {
     requestId: request.id,
-    route: url === undefined ? UNKNOWN_ROUTE : `${request.method} ${url}`,
+    route: routeOf(request),
     code,
     status: code === "cancelled" ? CLIENT_CLOSED_REQUEST : reply.statusCode,
     seconds: reply.elapsedTime / 1000,
@@ -290,13 +314,14 @@ export async function buildHttpApp(
   // Node checks request timeouts every connectionsCheckingInterval (30 s by default), and only
   // with the values given when the server is made (setting requestTimeout later cut no body).
   const timeouts = { requestTimeout: deps.requestTimeoutMs, connectionsCheckingInterval: 1_000 };
+  const openRequests: OpenRequests = new WeakMap();
   const app = Fastify({
     logger: false,
     genReqId: requestIdOf,
     requestIdHeader: false,
     routerOptions: { maxParamLength: PATH_PARAM_LENGTH_MAX },
     bodyLimit: BODY_BYTES_MAX,
-    clientErrorHandler: answerClientErrorFor(deps),
+    clientErrorHandler: answerClientErrorFor(deps, openRequests),
     requestTimeout: timeouts.requestTimeout,
     http: timeouts,
     // Fastify's own 503 while closing has none of the catalogue's body, Retry-After or request id:
@@ -347,7 +372,7 @@ export async function buildHttpApp(
       security: [{ bearerAuth: [] }, { apiKeyHeader: [] }],
     },
   });
-  addHooks(app, deps, stopping);
+  addHooks(app, deps, stopping, openRequests);
   app.setErrorHandler((thrown, request, reply) => sendError(toCatalogueError(thrown, request), request, reply, deps));
   app.setNotFoundHandler((request, reply) => sendError(new BillingError("not_found"), request, reply, deps));
   registerServiceRoutes(app, deps);

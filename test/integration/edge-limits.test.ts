@@ -17,15 +17,20 @@ import { startTestServer, type TestServer } from "../support/server.js";
 
 let s: TestServer;
 let proxied: TestServer;
+/** The log lines of `s` (level info and up). */
+const lines: Array<{ msg?: string; requestId?: string; route?: string; code?: string; status?: number }> = [];
 
 beforeAll(async () => {
   [s, proxied] = await Promise.all([
-    startTestServer({
-      HTTP_REQUEST_TIMEOUT_MS: "1000",
-      EVENTS_WATCHERS_PER_KEY_MAX: "2",
-      EVENTS_WATCHERS_PER_PROJECT_MAX: "3",
-      EVENTS_WATCHERS_MAX: "4",
-    }),
+    startTestServer(
+      {
+        HTTP_REQUEST_TIMEOUT_MS: "1000",
+        EVENTS_WATCHERS_PER_KEY_MAX: "2",
+        EVENTS_WATCHERS_PER_PROJECT_MAX: "3",
+        EVENTS_WATCHERS_MAX: "4",
+      },
+      { logDestination: { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) } },
+    ),
     startTestServer({ TRUSTED_PROXIES: "127.0.0.1" }),
   ]);
 });
@@ -59,6 +64,14 @@ describe("an HTTP request that stops arriving", () => {
     expect(text).toContain('"message":"The request did not arrive in time."');
     expect(afterMs).toBeGreaterThanOrEqual(1_000);
     expect(afterMs).toBeLessThan(10_000);
+    // One line, under the request id the client was given, naming the route; not a second one
+    // saying the client closed the connection (the timeout closed it).
+    const requestId = /x-request-id: (\S+)/i.exec(text)?.[1];
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the body's own error comes after the close
+    const said = lines.filter((l) => l.requestId === requestId || l.msg === "the client closed the connection before its request arrived");
+    expect(said.map(({ msg, route, code, status }) => ({ msg, route, code, status }))).toEqual([
+      { msg: "http call", route: "POST /v1/billing/deduct", code: "invalid_argument", status: 400 },
+    ]);
   });
 
   it("refused before its body arrived (no key), is answered once and its connection closed, with no second answer at the timeout", async () => {
