@@ -116,16 +116,39 @@ function frameworkError(error: Partial<FastifyError>): BillingError | null {
  * and are logged and counted as any answer (route "unknown").
  */
 const answerClientErrorFor = (deps: HttpDependencies, openRequests: OpenRequests) => (error: Error & { code?: string }, socket: Duplex) =>
-  answerClientError(error, socket, deps, openRequests.get(socket));
+  answerClientError(error, socket, deps, openRequests.get(socket)?.at(-1));
 
-/** The request each connection is receiving now, if any (a body the request timeout may cut). */
-type OpenRequests = WeakMap<object, { readonly request: FastifyRequest; readonly reply: FastifyReply }>;
+interface OpenRequest {
+  readonly request: FastifyRequest;
+  readonly reply: FastifyReply;
+}
+
+/**
+ * The requests open on each connection, in arrival order: a second one is pipelined behind the
+ * first, and the last is the one arriving (a body the request timeout may cut).
+ */
+type OpenRequests = WeakMap<object, readonly OpenRequest[]>;
+
+/** Counts the request open on its connection until its reply closes; answers how many were open before it. */
+function trackOpen(openRequests: OpenRequests, request: FastifyRequest, reply: FastifyReply): number {
+  const socket = request.raw.socket;
+  const before = openRequests.get(socket) ?? [];
+  const entry = { request, reply };
+  openRequests.set(socket, [...before, entry]);
+  reply.raw.once("close", () =>
+    openRequests.set(
+      socket,
+      (openRequests.get(socket) ?? []).filter((open) => open !== entry),
+    ),
+  );
+  return before.length;
+}
 
 function answerClientError(
   error: Error & { code?: string },
   socket: Duplex & { bytesRead?: number },
   deps: HttpDependencies,
-  receiving: { readonly request: FastifyRequest; readonly reply: FastifyReply } | undefined,
+  receiving: OpenRequest | undefined,
 ): void {
   if (error.code === "ECONNRESET" || socket.destroyed) return;
   // No request to answer: a client that closed its side in the middle of its request (when it had
@@ -170,17 +193,11 @@ function sendError(error: BillingError, request: FastifyRequest, reply: FastifyR
  * line and metrics per request.
  */
 function addHooks(app: HttpApp, deps: HttpDependencies, stopping: HttpStopping, openRequests: OpenRequests): void {
-  // Connections an answer during the drain closes (Connection: close), and requests open on each
-  // (a second one is pipelined behind the first: its answer would follow one that closes).
+  // Connections an answer during the drain closes (Connection: close); a request pipelined behind
+  // another (openRequests) would have its answer follow one that closes.
   const closingSockets = new WeakSet<object>();
-  const openOnSocket = new WeakMap<object, number>();
-  const pipelinedOrClosing = (request: FastifyRequest, reply: FastifyReply): boolean => {
-    const socket = request.raw.socket;
-    const open = openOnSocket.get(socket) ?? 0;
-    openOnSocket.set(socket, open + 1);
-    reply.raw.once("close", () => openOnSocket.set(socket, (openOnSocket.get(socket) ?? 1) - 1));
-    return open > 0 || closingSockets.has(socket);
-  };
+  const pipelinedOrClosing = (request: FastifyRequest, reply: FastifyReply): boolean =>
+    trackOpen(openRequests, request, reply) > 0 || closingSockets.has(request.raw.socket);
   app.decorateRequest("caller", null);
   app.decorateRequest("errorCode", null);
   app.decorateRequest("errorCause", null);
@@ -190,12 +207,6 @@ function addHooks(app: HttpApp, deps: HttpDependencies, stopping: HttpStopping, 
     // Aborted when the client leaves, or when a shutdown answered the call already (work not begun is not begun then).
     const watched = callSignal(reply.raw);
     request.billingContext = { ...deps.context, signal: watched.signal };
-    const socket = request.raw.socket;
-    const open = { request, reply };
-    openRequests.set(socket, open);
-    reply.raw.once("close", () => {
-      if (openRequests.get(socket) === open) openRequests.delete(socket);
-    });
     void reply.header(REQUEST_ID_HEADER, request.id);
     // Answered here, not thrown: a route's own error handler (the console's) would run before its
     // plugins (cookies) had seen the request. A request pipelined behind an answer that closes its
