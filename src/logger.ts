@@ -103,6 +103,15 @@ export function messageWithoutValues(message: string): string {
   return withoutValues(message, LOGGED_MESSAGE_LENGTH_MAX, messageToken);
 }
 
+/**
+ * The runtime's errors that may name the value they could not convert, unquoted:
+ * `BigInt("card-4111")` throws SyntaxError "Cannot convert card-4111 to a BigInt", `BigInt(1.5)`
+ * RangeError "The number 1.5 cannot be converted…". Their type and frames find the line; their
+ * message may be customer data.
+ */
+const VALUE_QUOTING_ERRORS: ReadonlySet<string> = new Set(["SyntaxError", "RangeError"]);
+const VALUE_WITHHELD = "(message withheld: it may quote a value)";
+
 export interface LoggedError {
   readonly type: string;
   // Absent fields are undefined, which JSON lines leave out.
@@ -139,7 +148,7 @@ export function serializeError(error: unknown, depth = 0): LoggedError {
   const statement = stringField(error, "sql") ?? stringField(error, "query");
   // Drizzle's message repeats the statement and its params; mysql2's is the server's message.
   const rawMessage = statement === undefined ? error.message : (stringField(error, "sqlMessage") ?? DRIZZLE_FAILED_QUERY);
-  const message = messageWithoutValues(rawMessage);
+  const message = VALUE_QUOTING_ERRORS.has(error.name) ? VALUE_WITHHELD : messageWithoutValues(rawMessage);
   const frames = (error.stack ?? "").split("\n").filter((line) => /^\s+at /.test(line));
   return {
     type: error.name,

@@ -8,7 +8,7 @@ import {
 } from "../domain/entitlements.js";
 import type { Metadata } from "../domain/types.js";
 import type { Db } from "./database.js";
-import { decodeJson, encodeJson } from "./json-codec.js";
+import { decodeMetadata } from "./json-codec.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
 import { bigOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
@@ -16,7 +16,9 @@ import { entitlementEvents, entitlements } from "./schema.js";
 
 type EntitlementRecord = typeof entitlements.$inferSelect;
 
-const metadataOf = (text: string | null): Metadata | null => (text === null ? null : decodeJson<Metadata>(text));
+// Plain JSON both ways, like every metadata column: the stored outcomes' bigint tag would turn a
+// caller's own `{"$bigint": …}` object into a number, or fail to read it back.
+const metadataOf = (text: string | null): Metadata | null => (text === null ? null : decodeMetadata(text));
 const optionalNumber = (v: unknown): number | null => (v === null || v === undefined ? null : Number(bigOf(v)));
 const optionalString = (v: unknown): string | null => (v === null || v === undefined ? null : stringOf(v));
 
@@ -59,7 +61,7 @@ export function entitlementFromRow(row: Row | undefined): EntitlementView | null
   };
 }
 
-const metadataText = (m: Metadata | null): string | null => (m === null ? null : encodeJson(m));
+const metadataText = (m: Metadata | null): string | null => (m === null ? null : JSON.stringify(m));
 
 export function insertEntitlementSql(projectId: bigint, customerPk: bigint, f: EntitlementFields, nowMs: number): SQL {
   const at = new Date(nowMs);

@@ -89,6 +89,24 @@ describe("POST /v1/entitlement/set and GET /v1/entitlement/{customer_id}/{featur
     expect(await getOne(id, "model")).toEqual({ ...bare("model", "gpt-5"), entitlement_id: created.entitlement_id });
   });
 
+  it('metadata shaped like the stored outcomes\' bigint tag ({"$bigint": …}) reads back as sent, over HTTP and gRPC', async () => {
+    const id = await customer();
+    const metadata = { $bigint: "42" };
+    const nested = { note: { $bigint: "card-x" } };
+    ok(await set({ customer_id: id, feature_key: "tagged", value: "on", metadata }));
+    ok(await set({ customer_id: id, feature_key: "nested", value: "on", metadata: nested }));
+    expect((await getOne(id, "tagged"))?.metadata).toEqual(metadata);
+    expect((await getOne(id, "nested"))?.metadata).toEqual(nested);
+    expect((await list(id)).map((e) => [e.feature_key, e.metadata])).toEqual([
+      ["nested", nested],
+      ["tagged", metadata],
+    ]);
+    // Replacing reads the old row in the write's prefetch.
+    expect(ok<{ metadata: unknown }>(await set({ customer_id: id, feature_key: "nested", value: "off" })).metadata).toBeNull();
+    const overGrpc = await grpc.entitlements.call("getEntitlement", { customerId: id, featureKey: "tagged" });
+    expect(overGrpc.entitlement?.metadata).toEqual({ $bigint: "42" });
+  });
+
   it("optional fields sent as null are absent, and nulls come back as JSON null", async () => {
     const id = await customer();
     const body = ok(

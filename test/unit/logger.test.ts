@@ -74,6 +74,26 @@ describe("serializeError", () => {
     expect(JSON.stringify(logged)).not.toContain("secret-param");
   });
 
+  it("withholds the message of a runtime conversion error, which names the value unquoted", () => {
+    const thrown = (f: () => unknown): unknown => {
+      try {
+        f();
+      } catch (error) {
+        return error;
+      }
+      throw new Error("did not throw");
+    };
+    for (const error of [thrown(() => BigInt("card-4111")), thrown(() => BigInt(4111.5))]) {
+      const logged = serializeError(new Error("wrapped", { cause: error }));
+      expect(logged.cause?.message).toBe("(message withheld: it may quote a value)");
+      expect(logged.cause?.stack?.split("\n")[0]).toMatch(/^(SyntaxError|RangeError): \(message withheld/);
+      expect(JSON.stringify(logged)).not.toContain("4111");
+    }
+    expect(serializeError(new TypeError("Cannot read properties of undefined (reading 'pk')")).message).toBe(
+      "Cannot read properties of undefined (reading '?')",
+    );
+  });
+
   it("logs only the type of a thrown non-error", () => {
     expect(serializeError("secret text")).toEqual({ type: "string" });
   });
