@@ -6,7 +6,7 @@ import { BillingError } from "../errors/billing-error.js";
 import { findCustomer } from "../store/customers-store.js";
 import { decodeMetadata } from "../store/json-codec.js";
 import { countLedgerEntries, type LedgerFilter, type LedgerViewRow, selectLedgerPage } from "../store/ledger-store.js";
-import { businessTypeOf, oneOf } from "../store/row-values.js";
+import { businessTypeOf, closedValueOf } from "../store/row-values.js";
 import { runQuery } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 
@@ -61,7 +61,7 @@ export function ledgerEntryViewOf({ l: r, apiKeyPrefix, txDescription, txMetadat
   const own = r.reversesTransactionId !== null;
   return {
     id: r.id,
-    operation: oneOf(r.operation, OPERATIONS, "operation"),
+    operation: closedValueOf(r.operation, OPERATIONS, "ledger_entries.operation"),
     amount: r.amount,
     accountId: r.accountId,
     creditType: r.creditType,

@@ -5,7 +5,7 @@ import { customerKey } from "../domain/customer-ref.js";
 import { ALERT_STATES, type AlertState, type AvailableBalances, type BalanceAlert } from "../domain/balance-alerts.js";
 import { activeAccountSql } from "./accounts-store.js";
 import { customersNamedSql } from "./customers-store.js";
-import { bigOf, msOf, oneOf, stringOf } from "./row-values.js";
+import { bigOf, closedValueOf, msOf, stringOf } from "./row-values.js";
 import { type Batch, headerOf, mapBatch, namedBatch, type Row, rowsOf } from "./run-transaction.js";
 import { accounts, balanceAlerts, customers } from "./schema.js";
 import { appendTo } from "../domain/collections.js";
@@ -23,7 +23,7 @@ function alertOf(row: Row | RowDataPacket): BalanceAlert {
     customerId: stringOf(row.customer_id),
     creditType: creditType === "" ? null : creditType,
     threshold: bigOf(row.threshold),
-    state: oneOf(row.state, ALERT_STATES, "balance_alerts.state"),
+    state: closedValueOf(row.state, ALERT_STATES, "balance_alerts.state"),
     createdAtMs: msOf(row.created_at),
     updatedAtMs: msOf(row.updated_at),
   };

@@ -1,3 +1,4 @@
+import { closedValueOf } from "./row-values.js";
 import { and, asc, count, eq, isNull, lt, or } from "drizzle-orm";
 import type { ProjectMode } from "../domain/api-key.js";
 import { SCOPES, type Scope } from "../domain/caller.js";
@@ -39,11 +40,7 @@ export interface ApiKeyListing {
 export const API_KEY_PREFIX_INDEX = "api_keys_prefix_uq";
 export const API_KEY_HASH_INDEX = "api_keys_hash_uq";
 
-export function parseScope(value: string): Scope {
-  const scope = SCOPES.find((s) => s === value);
-  if (!scope) throw new Error(`unknown key scope "${value}" in the database`);
-  return scope;
-}
+export const parseScope = (value: string): Scope => closedValueOf(value, SCOPES, "api_keys.scope");
 
 /** Inserts a key; a taken hash or prefix fails on its unique index (see isDuplicateOn). */
 export async function insertApiKey(db: Db, k: NewApiKey): Promise<bigint> {

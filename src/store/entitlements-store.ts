@@ -10,7 +10,7 @@ import type { Metadata } from "../domain/types.js";
 import type { Db } from "./database.js";
 import { decodeMetadata } from "./json-codec.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
-import { bigOf, stringOf } from "./row-values.js";
+import { bigOf, closedValueOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
 import { entitlementEvents, entitlements } from "./schema.js";
 
@@ -154,11 +154,7 @@ export interface EntitlementEventRow {
   readonly createdAtMs: number;
 }
 
-function eventTypeOf(raw: string): EntitlementEventType {
-  const found = ENTITLEMENT_EVENT_TYPES.find((t) => t === raw);
-  if (!found) throw new Error(`unknown entitlement event type ${raw}`);
-  return found;
-}
+const eventTypeOf = (raw: string): EntitlementEventType => closedValueOf(raw, ENTITLEMENT_EVENT_TYPES, "entitlement_events.type");
 
 /** Up to `limit` events below `beforeId`, newest first, and how many match the filter in all. */
 export async function readEntitlementEvents(

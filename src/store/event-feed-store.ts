@@ -6,7 +6,7 @@ import { stampOrder } from "../domain/event-order.js";
 import { EVENT_TYPES, type EventType, type FeedEvent, parsePayload } from "../domain/events.js";
 import type { Database } from "./database.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
-import { bigOf, msOf, stringOf } from "./row-values.js";
+import { bigOf, closedValueOf, msOf, stringOf } from "./row-values.js";
 import { namedBatch, rowsOf, runTransaction } from "./run-transaction.js";
 
 /**
@@ -241,12 +241,7 @@ function feedQuery(filter: FeedFilter, limit: number): { sql: string; params: un
   };
 }
 
-/** A stored event type (a closed set, held by a CHECK): anything else is a server error, not an event to send. */
-function eventTypeOf(value: unknown): EventType {
-  const type = EVENT_TYPES.find((t) => t === value);
-  if (type === undefined) throw new Error("an event's stored type is unknown");
-  return type;
-}
+const eventTypeOf = (value: unknown): EventType => closedValueOf(value, EVENT_TYPES, "events.type");
 
 /** A row read back as untrusted: a malformed payload throws. */
 function feedEventOf(row: RowDataPacket): FeedEvent {

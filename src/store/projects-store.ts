@@ -1,3 +1,4 @@
+import { closedValueOf } from "./row-values.js";
 import { asc, eq } from "drizzle-orm";
 import { PROJECT_MODES, type ProjectMode } from "../domain/api-key.js";
 import type { Db } from "./database.js";
@@ -21,11 +22,7 @@ export interface NewProject {
 }
 
 /** A mode read back from the database, checked against the closed set. */
-export function parseMode(value: string): ProjectMode {
-  const mode = PROJECT_MODES.find((m) => m === value);
-  if (!mode) throw new Error(`unknown project mode "${value}" in the database`);
-  return mode;
-}
+export const parseMode = (value: string): ProjectMode => closedValueOf(value, PROJECT_MODES, "projects.mode");
 
 const toRow = (r: typeof projects.$inferSelect): ProjectRow => ({
   id: r.id,

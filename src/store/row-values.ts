@@ -36,8 +36,19 @@ export function stringOf(value: unknown): string {
 export const boolOf = (value: unknown): boolean => Number(value) === 1;
 
 /**
- * A stored value of a closed set, parsed: a row holding anything else (a bad migration, a hand
- * edit) stops the operation with freeze_records_inconsistent before anything is written.
+ * A stored value of a closed set (held by a CHECK), parsed: anything else is a corrupt row, an
+ * assertion that fails the call as server_error. The value is not in the message: it is data.
+ */
+export function closedValueOf<T extends string>(value: unknown, allowed: readonly T[], column: string): T {
+  const found = allowed.find((a) => a === value);
+  if (found === undefined) throw new Error(`stored ${column} is not one of its known values`);
+  return found;
+}
+
+/**
+ * A transaction's column of a closed set, parsed: a row holding anything else (a bad migration, a
+ * hand edit) stops the operation with freeze_records_inconsistent before anything is written, as
+ * any other inconsistency of a hold's records does.
  */
 export function oneOf<T extends string>(value: unknown, allowed: readonly T[], column: string): T {
   const found = allowed.find((a) => a === value);

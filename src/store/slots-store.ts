@@ -2,7 +2,7 @@ import { type SQL as DrizzleSQL, and, count, desc, eq, gte, inArray, lt } from "
 import { type SQL, sql } from "./sql.js";
 import { parsePoolStatus, SLOT_EVENT_TYPES, type HoldingSnapshot, type PoolSnapshot, type SlotEventType } from "../domain/slots.js";
 import type { Db, Reader } from "./database.js";
-import { bigOf, msOf, stringOf } from "./row-values.js";
+import { bigOf, closedValueOf, msOf, stringOf } from "./row-values.js";
 import { guardedUpdateSql } from "./row-count-guard.js";
 import type { Row } from "./run-transaction.js";
 import { slotEvents, slotHoldings, slotPools } from "./schema.js";
@@ -193,11 +193,7 @@ function slotEventConditions(f: SlotEventFilter): DrizzleSQL[] {
   return conditions;
 }
 
-function slotEventTypeOf(raw: string): SlotEventType {
-  const found = SLOT_EVENT_TYPES.find((t) => t === raw);
-  if (!found) throw new Error(`unknown slot event type ${raw}`);
-  return found;
-}
+const slotEventTypeOf = (raw: string): SlotEventType => closedValueOf(raw, SLOT_EVENT_TYPES, "slot_events.type");
 
 /** Up to `limit` events below `beforeId`, newest first, and how many match the filter in all. */
 export async function readSlotEvents(
