@@ -1,4 +1,3 @@
-import { appendTo } from "../domain/collections.js";
 import { GROUP_COMMIT_HOLDS_REMEMBERED, GROUP_COMMIT_MAX, GROUP_COMMIT_QUEUE_MAX } from "../domain/limits.js";
 import { type CustomerRef, customerKey, holdKey } from "../domain/customer-ref.js";
 import { CallNotRun } from "../errors/billing-error.js";
@@ -9,7 +8,7 @@ import { type OverloadedLine, overloaded } from "./overload.js";
 import type { TransactionGate } from "./transaction-gate.js";
 import { FairLine } from "./fair-line.js";
 import { waitInLine } from "./waiting-line.js";
-import { deadlinePassed, HeldElsewhere, heldCustomerPkOf, runEachAlone, runList, type Settled } from "./pipeline.js";
+import { deadlinePassed, HeldElsewhere, runEachAlone, runList, type Settled, type WaitsFor, waitsForKey } from "./pipeline.js";
 import { type CallerTrace, callerTrace, runForCallers } from "../telemetry/shared-work.js";
 
 /** What group commit reports (metrics). */
@@ -101,7 +100,7 @@ export class GroupCommit {
   /** Transactions this instance has in flight. */
   private inFlight = 0;
   /** Per customer, the calls set aside for it not begun yet, and the run of the last ones (runSetAside). */
-  private readonly setAside = new Map<string, { pending: Waiting[]; running: Promise<void> }>();
+  private readonly setAside = new Map<string, { waitsFor: WaitsFor; pending: Waiting[]; running: Promise<void> }>();
 
   constructor(
     private readonly ctx: BillingContext,
@@ -262,12 +261,17 @@ export class GroupCommit {
    */
   private async runGroup(group: readonly Waiting[]): Promise<{ asideDone: Promise<void> }> {
     const { alone, aside } = await this.runAsList(group, this.ctx, true);
-    const byCustomer = new Map<string, Waiting[]>();
-    for (const { w, customer } of aside) {
+    const byWait = new Map<string, { waitsFor: WaitsFor; ws: Waiting[] }>();
+    for (const { w, waitsFor } of aside) {
       if (w.neverAside) w.settle({ ok: false, error: deadlinePassed() });
-      else appendTo(byCustomer, customer, w);
+      else {
+        const key = waitsForKey(waitsFor);
+        const entry = byWait.get(key) ?? { waitsFor, ws: [] };
+        entry.ws.push(w);
+        byWait.set(key, entry);
+      }
     }
-    const asideDone = Promise.all([...byCustomer].map(([customer, ws]) => this.runSetAside(customer, ws))).then(() => undefined);
+    const asideDone = Promise.all([...byWait.values()].map(({ waitsFor, ws }) => this.runSetAside(waitsFor, ws))).then(() => undefined);
     await this.runEachAlone(alone);
     return { asideDone };
   }
@@ -279,11 +283,12 @@ export class GroupCommit {
    * meanwhile (up to GROUP_COMMIT_MAX): a stuck customer's stream of them takes one place of the
    * gate, and one lock wait serves them all.
    */
-  private runSetAside(customer: string, ws: readonly Waiting[]): Promise<void> {
-    let line = this.setAside.get(customer);
+  private runSetAside(waitsFor: WaitsFor, ws: readonly Waiting[]): Promise<void> {
+    const key = waitsForKey(waitsFor);
+    let line = this.setAside.get(key);
     if (!line) {
-      line = { pending: [], running: Promise.resolve() };
-      this.setAside.set(customer, line);
+      line = { waitsFor, pending: [], running: Promise.resolve() };
+      this.setAside.set(key, line);
     }
     // Bounded as a customer's queue is: the calls of a customer known held come here at once, not
     // after each list's wait, so without it a stream of them grew the line without limit.
@@ -314,7 +319,7 @@ export class GroupCommit {
     });
     current.running = run;
     void run.finally(() => {
-      if (this.setAside.get(customer) === current && current.running === run) this.setAside.delete(customer);
+      if (this.setAside.get(key) === current && current.running === run) this.setAside.delete(key);
     });
     return run;
   }
@@ -360,7 +365,7 @@ export class GroupCommit {
     group: readonly Waiting[],
     ctx: BillingContext,
     setAsideHeld: boolean,
-  ): Promise<{ alone: readonly Waiting[]; aside: ReadonlyArray<{ w: Waiting; customer: string }>; failure?: unknown }> {
+  ): Promise<{ alone: readonly Waiting[]; aside: ReadonlyArray<{ w: Waiting; waitsFor: WaitsFor }>; failure?: unknown }> {
     // The list is not begun, nor tried again, once every one of its callers has left.
     const everyoneLeft = whenAllAborted(group.map((w) => w.signal));
     try {
@@ -371,10 +376,10 @@ export class GroupCommit {
           ? { atomic: false, setAsideHeld, heldKnown: this.heldCustomers(), onHeldWait: () => this.observer.onHeldWait?.() }
           : { atomic: false },
       );
-      const aside: { w: Waiting; customer: string }[] = [];
+      const aside: { w: Waiting; waitsFor: WaitsFor }[] = [];
       for (const [i, w] of group.entries()) {
         const answer = settled[i] ?? { ok: false, error: new Error("a grouped call has no result") };
-        if (!answer.ok && answer.error instanceof HeldElsewhere) aside.push({ w, customer: answer.error.customer });
+        if (!answer.ok && answer.error instanceof HeldElsewhere) aside.push({ w, waitsFor: answer.error.waitsFor });
         else w.settle(answer);
       }
       if (aside.length > 0) this.observer.onSetAside?.(aside.length);
@@ -399,10 +404,7 @@ export class GroupCommit {
    */
   private heldCustomers(): ReadonlySet<bigint> {
     const held = new Set<bigint>();
-    for (const waitsFor of this.setAside.keys()) {
-      const pk = heldCustomerPkOf(waitsFor);
-      if (pk !== null) held.add(pk);
-    }
+    for (const { waitsFor } of this.setAside.values()) if (waitsFor.kind === "customer") held.add(waitsFor.pk);
     return held;
   }
 

@@ -72,9 +72,18 @@ export interface ListOptions {
 }
 
 /** A write set aside from its list because another transaction holds its customer (ListOptions.setAsideHeld): not run. */
+/**
+ * What a write set aside waits for: a committed customer another transaction holds (by pk), or
+ * what it names that is not committed yet (a customer being created, else its hold).
+ */
+export type WaitsFor = { readonly kind: "customer"; readonly pk: bigint } | { readonly kind: "uncommitted"; readonly name: string };
+
+/** One key per thing waited for: the writes set aside with one key run one after another. */
+export const waitsForKey = (w: WaitsFor): string => (w.kind === "customer" ? `pk:${w.pk}` : w.name);
+
 export class HeldElsewhere extends Error {
-  /** `customer`: what the write waits for (a customer's pk, or the name of one being created), so that the caller runs such writes one after another. */
-  constructor(readonly customer: string) {
+  /** What the write waits for, so that the caller runs such writes one after another. */
+  constructor(readonly waitsFor: WaitsFor) {
     super("the write's customer is locked by another transaction; run it alone");
   }
 }
@@ -112,7 +121,7 @@ export async function runList(ctx: BillingContext, writes: readonly CreditWrite[
       const nowMs = ctx.now();
       const prefetch = (rest: readonly CreditWrite[]) =>
         options.skipLocked ? prefetchSkipLocked(rest, nowMs) : prefetchList(rest, nowMs, ctx.alertHints?.likely);
-      const aside = setAside === "nothing" ? new Map<number, string>() : await heldBack(tx, writes, setAside, known);
+      const aside = setAside === "nothing" ? new Map<number, WaitsFor>() : await heldBack(tx, writes, setAside, known);
       const kept = aside.size === 0 ? writes : writes.filter((_, i) => !aside.has(i));
       if (kept.length === 0) return { answers: withSetAside(writes, kept, [], aside), applied: false };
       const read = bound
@@ -181,32 +190,24 @@ async function heldBack(
   writes: readonly CreditWrite[],
   setAside: Exclude<SetAside, "nothing">,
   known: ReadonlySet<bigint>,
-): Promise<Map<number, string>> {
+): Promise<Map<number, WaitsFor>> {
   const probe = busyWritesSql(writes, { known, lockOthers: setAside !== "known" });
-  const aside = new Map<number, string>();
+  const aside = new Map<number, WaitsFor>();
   if (probe === null) return aside;
   const owners = await tx.runBatch(probe);
-  for (const [index, pk] of owners.held) aside.set(index, heldCustomerKey(pk));
+  for (const [index, pk] of owners.held) aside.set(index, { kind: "customer", pk });
   if (setAside === "held or new") {
     for (const index of owners.unresolved) if (!aside.has(index)) aside.set(index, unresolvedNameOf(writes[index], index));
   }
   return aside;
 }
 
-/** What a write set aside for a committed customer that another transaction holds waits for (HeldElsewhere.customer). */
-export const heldCustomerKey = (pk: bigint): string => `pk:${pk}`;
-
-/** The customer's pk in what a write set aside waits for; null when it waits for a customer not committed yet, or a hold. */
-export function heldCustomerPkOf(waitsFor: string): bigint | null {
-  return waitsFor.startsWith("pk:") ? BigInt(waitsFor.slice(3)) : null;
-}
-
 /** What a write naming no committed customer waits for: the customer it names, else its hold. */
-function unresolvedNameOf(write: CreditWrite | undefined, index: number): string {
+function unresolvedNameOf(write: CreditWrite | undefined, index: number): WaitsFor {
   const ref = write ? customerRefOf(write) : null;
-  if (ref) return `new:${customerKey(ref)}`;
   const hold = write ? holdRefOf(write) : null;
-  return hold ? `hold:${holdKey(hold)}` : `write:${index}`;
+  const name = ref ? `new:${customerKey(ref)}` : hold ? `hold:${holdKey(hold)}` : `write:${index}`;
+  return { kind: "uncommitted", name };
 }
 
 /** The list's segments planned and applied one after another, on the prefetched state; COMMIT with the last one's writes. */
@@ -247,7 +248,7 @@ function withSetAside(
   writes: readonly CreditWrite[],
   kept: readonly CreditWrite[],
   answers: readonly Settled[],
-  aside: ReadonlyMap<number, string>,
+  aside: ReadonlyMap<number, WaitsFor>,
 ): Settled[] {
   if (kept === writes) return [...answers];
   let next = 0;

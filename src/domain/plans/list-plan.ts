@@ -359,7 +359,10 @@ function planSpendStep(
     if (c) move(c, p.changes.deltas, p.result.balance);
     return { kind: "spend", changes: p.changes, result: p.result };
   });
-  return step ?? { kind: "more", customerPk: pk ?? 0n };
+  if (step) return step;
+  // A spend asks for more accounts only of a customer it found with balance left to read.
+  if (pk === undefined) throw new Error("a spend of a customer not read asked for more accounts");
+  return { kind: "more", customerPk: pk };
 }
 
 /** A settlement's state from the list's: the hold, its accounts as the earlier writes left them, the spendable ones once read. */
@@ -419,7 +422,10 @@ function planSettleStep(
           refusable(() => planUnfreeze(settleState, write, write.mode, nowMs)),
           applied,
         );
-  return step ?? { kind: "more", customerPk: hold?.customerPk ?? 0n };
+  if (step) return step;
+  // A settlement asks for more accounts only of a hold it found (none: transaction_not_found).
+  if (hold === null) throw new Error("a settlement of a hold not read asked for more accounts");
+  return { kind: "more", customerPk: hold.customerPk };
 }
 
 /** The customer and account a sweeper's record names, as the prefetch read them; null when its customer is busy or the account was not read. */
