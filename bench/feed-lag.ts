@@ -5,7 +5,7 @@
  *
  * EVENTS_BENCH_WRITES chooses the writes:
  *  - `outbox` (default): each write is one transaction appending one event through the store's
- *    real `appendEventsInTx`, from this process, as another instance's write: the server's
+ *    real `appendEventsSql`, from this process, as another instance's write: the server's
  *    stamper finds it by its poll (EVENTS_POLL_INTERVAL_MS), the slower of the two paths;
  *  - `grpc`: real Deduct calls to the server (needs the pipeline's write side of events): its
  *    stamper is nudged after each COMMIT. Commit time is taken when the answer arrives.
@@ -27,7 +27,7 @@ import { EventServiceClient, type WatchEventsResponse } from "../gen/velobase/bi
 import { BillingClient } from "../src/client/billing-client.js";
 import { generateApiKey } from "../src/domain/api-key.js";
 import { openDatabase } from "../src/store/database.js";
-import { appendEventsInTx, newEventId } from "../src/store/event-rows.js";
+import { appendEventsSql, newEventId } from "../src/store/event-rows.js";
 import { runTransaction } from "../src/store/run-transaction.js";
 import { ensureDeploymentId } from "../src/store/settings-store.js";
 
@@ -144,7 +144,7 @@ async function main(): Promise<void> {
       payload: { entries: [], balanceAfter: null, data: {} },
       nowMs: Date.now(),
     };
-    await runTransaction(db, (tx) => appendEventsInTx(tx, [event], { commit: true }));
+    await runTransaction(db, (tx) => tx.run(appendEventsSql([event]), { commit: true }));
     committed(eventId);
   };
 

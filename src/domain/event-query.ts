@@ -18,12 +18,6 @@ export function parseLimit(raw: number | null): number {
 export const parseTimeBound = (raw: TimestampInput | undefined, field: string, code: ErrorCode): number | null =>
   parseTimestamp(raw, field, code, "up");
 
-/** Inclusive from, exclusive to: a window of events by created_at. */
-export interface TimeWindow {
-  readonly fromMs: number | null;
-  readonly toMs: number | null;
-}
-
 /** A deduplicated, sorted list of closed values; an unknown one → invalid_argument naming `field`. */
 export function parseClosedValues<T extends string>(raw: readonly string[], allowed: readonly T[], field: string, max: number): T[] {
   if (raw.length > max) throw new BillingError("invalid_argument", `${field} holds at most ${max} values.`, { field });

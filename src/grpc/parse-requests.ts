@@ -12,14 +12,13 @@ import type {
   VoidDepositRequest,
 } from "../../gen/velobase/billing/v1/billing.js";
 import { BusinessType, OperationType } from "../../gen/velobase/billing/v1/billing.js";
-import type { BatchWrite } from "../operations/batch.js";
+import { type BatchWrite, checkBatchSize } from "../operations/batch.js";
 import type { DepositInput } from "../operations/deposit.js";
 import type { LedgerQuery } from "../operations/list-ledger.js";
 import type { RefundRequest as RefundInput, VoidRequest as VoidInput } from "../operations/reversal.js";
 import type { ConsumeInput, SettleTarget } from "../operations/settle.js";
 import type { FreezeInput, SpendInput } from "../operations/spend.js";
 import {
-  BATCH_OPERATIONS_MAX,
   DEFAULT_CREDIT_TYPE,
   DEFAULT_SOURCE,
   DESCRIPTION_LENGTH_MAX,
@@ -195,13 +194,7 @@ export function parseListLedgerEntries(r: ListLedgerEntriesRequest, caller: Call
  * refused whole.
  */
 export function parseBatch(r: BatchRequest, caller: Caller): Array<BatchWrite | BillingError> {
-  if (r.operations.length > BATCH_OPERATIONS_MAX) {
-    throw new BillingError("invalid_argument", `A batch holds at most ${BATCH_OPERATIONS_MAX} operations.`, {
-      field: "operations",
-      requested: r.operations.length,
-      limit: BATCH_OPERATIONS_MAX,
-    });
-  }
+  checkBatchSize(r.operations.length);
   return r.operations.map((o): BatchWrite | BillingError => {
     try {
       const op = o.operation;

@@ -268,18 +268,18 @@ function answerNow(error: BillingError, request: FastifyRequest, reply: FastifyR
 /** The status proxies (nginx) log for a request whose client closed it before the answer. */
 const CLIENT_CLOSED_REQUEST = 499;
 
-/**
- * One log line and the metrics of a call; `clientGone`: its client left before the answer. A call
- * not run because its client had left (CallNotRun) counts as `cancelled`, status 499 as proxies
- * log it, not as a 503 of ours that would set off an availability alert whenever clients give up;
- * a failure of ours whose client gave up meanwhile is still that failure.
- */
 /** The route a request's line and metrics name; none for an unknown path or one refused before routing (a bad URL, an overlong parameter). */
 function routeOf(request: FastifyRequest): string {
   const url = request.is404 ? undefined : request.routeOptions.url;
   return url === undefined ? UNKNOWN_ROUTE : `${request.method} ${url}`;
 }
 
+/**
+ * One log line and the metrics of a call; `clientGone`: its client left before the answer. A call
+ * not run because its client had left (CallNotRun) counts as `cancelled`, status 499 as proxies
+ * log it, not as a 503 of ours that would set off an availability alert whenever clients give up;
+ * a failure of ours whose client gave up meanwhile is still that failure.
+ */
 function logCall(deps: HttpDependencies, request: FastifyRequest, reply: FastifyReply, clientGone: boolean): void {
   const code = request.errorCode ?? "ok";
   countAndLog(deps, {

@@ -16,6 +16,7 @@ import {
 import { isLostConnection } from "../store/run-transaction.js";
 import type { BillingContext } from "./context.js";
 import { AtomicFailure, runEachAlone, runList, type Settled } from "./pipeline.js";
+import { MANUAL } from "./settle.js";
 
 /** One write of a Batch call, as parsed; a write that did not parse is its error. */
 export type BatchWrite =
@@ -41,8 +42,6 @@ export type BatchOutcome =
   /** Atomic and refused: nothing was written. */
   | { readonly ok: false; readonly failedIndex: number; readonly error: BillingError };
 
-const MANUAL = { automatic: false };
-
 function creditWriteOf(write: BatchWrite): CreditWrite {
   switch (write.kind) {
     case "deposit":
@@ -62,6 +61,17 @@ function creditWriteOf(write: BatchWrite): CreditWrite {
   }
 }
 
+/** A batch of more than BATCH_OPERATIONS_MAX writes is refused whole (a transport may ask before parsing them). */
+export function checkBatchSize(operations: number): void {
+  if (operations > BATCH_OPERATIONS_MAX) {
+    throw new BillingError("invalid_argument", `A batch holds at most ${BATCH_OPERATIONS_MAX} operations.`, {
+      field: "operations",
+      requested: operations,
+      limit: BATCH_OPERATIONS_MAX,
+    });
+  }
+}
+
 /**
  * Batch: up to BATCH_OPERATIONS_MAX writes over any customers of one project, as one list of the
  * pipeline (operations/pipeline.ts), in one transaction. Their customers are locked first, in
@@ -70,13 +80,7 @@ function creditWriteOf(write: BatchWrite): CreditWrite {
  * would have got alone; if the shared transaction fails, each is run alone.
  */
 export async function batch(ctx: BillingContext, parsed: ReadonlyArray<BatchWrite | BillingError>, atomic: boolean): Promise<BatchOutcome> {
-  if (parsed.length > BATCH_OPERATIONS_MAX) {
-    throw new BillingError("invalid_argument", `A batch holds at most ${BATCH_OPERATIONS_MAX} operations.`, {
-      field: "operations",
-      requested: parsed.length,
-      limit: BATCH_OPERATIONS_MAX,
-    });
-  }
+  checkBatchSize(parsed.length);
   const firstInvalid = parsed.findIndex((p) => p instanceof BillingError);
   if (atomic && firstInvalid >= 0) return { ok: false, failedIndex: firstInvalid, error: parsed[firstInvalid] as BillingError };
   const writes = parsed.filter((p): p is BatchWrite => !(p instanceof BillingError));

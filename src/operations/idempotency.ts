@@ -1,8 +1,6 @@
 import type { StoredOutcome } from "../domain/idempotency.js";
 import { decodeJson } from "../store/json-codec.js";
 
-export type { StoredOutcome };
-
 /**
  * The one replay decoder of every keyed write: the stored answer, byte for byte as it was
  * encoded, flagged as a replay. Whether a stored outcome replays is the plan's decision

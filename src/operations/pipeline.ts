@@ -7,13 +7,11 @@ import {
   customerRefOf,
   customersMissingAlerts,
   holdRefOf,
-  type ListPlan,
   type ListState,
+  type PlannedList,
   type WritePlan,
 } from "../domain/plans/write-list.js";
 import { customerKey, holdKey } from "../domain/customer-ref.js";
-
-type PlannedList = Extract<ListPlan, { kind: "planned" }>;
 import type { DepositResult } from "../domain/results.js";
 import { BillingError, CallNotRun } from "../errors/billing-error.js";
 import { applyList, type Outbox, type WrittenIds } from "../store/list-apply.js";

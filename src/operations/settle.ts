@@ -6,9 +6,9 @@ import { runCallerWrite } from "./run-write.js";
 
 export type SettleTarget = SettleRequest;
 export type ConsumeInput = ConsumeRequest;
-export type { SettleMode };
 
-const MANUAL: SettleMode = { automatic: false };
+/** A settlement a caller asked for (not the sweeper's). */
+export const MANUAL: SettleMode = { automatic: false };
 const AUTOMATIC: SettleMode = { automatic: true };
 
 /** Consume: charge the hold (domain/plans/settle-plan.ts), return the rest, through the pipeline. */

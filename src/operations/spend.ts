@@ -1,13 +1,11 @@
 import type { FreezeRequest, SpendRequest } from "../domain/requests.js";
 import type { SpendResult } from "../domain/results.js";
-import type { AutoSettlement } from "../domain/validation.js";
 import { spendWrite } from "../domain/plans/write-list.js";
 import type { BillingContext } from "./context.js";
 import { runCallerWrite } from "./run-write.js";
 
 export type SpendInput = SpendRequest;
 export type FreezeInput = FreezeRequest;
-export type { AutoSettlement };
 
 /** Deduct: allocate over ACTIVE accounts (domain/plans/spend-plan.ts) into used, through the pipeline. */
 export const deduct = (ctx: BillingContext, input: SpendInput): Promise<SpendResult> =>

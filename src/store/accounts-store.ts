@@ -99,9 +99,6 @@ export function lockCustomerSql(customerCondition: SQL, options: { skipLocked?: 
   return sql`SELECT c.id AS c_pk FROM ${customers} c WHERE ${customerCondition} FOR UPDATE${options.skipLocked ? sql` SKIP LOCKED` : sql``}`;
 }
 
-/** The balance of a customer that has no row (and so no accounts). */
-export { NO_BALANCE } from "../domain/account-status.js";
-
 /** ` AND <alias>.credit_type IN (…)`, or nothing for every type. */
 const creditTypesSql = (alias: SQL, creditTypes: readonly string[]): SQL =>
   creditTypes.length === 0

@@ -38,7 +38,6 @@ export interface ApiKeyListing {
 }
 
 export const API_KEY_PREFIX_INDEX = "api_keys_prefix_uq";
-export const API_KEY_HASH_INDEX = "api_keys_hash_uq";
 
 export const parseScope = (value: string): Scope => closedValueOf(value, SCOPES, "api_keys.scope");
 

@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { type SQL, sql } from "./sql.js";
 import { type NewEvent, payloadJson } from "../domain/events.js";
-import type { Tx } from "./run-transaction.js";
 import { events } from "./schema.js";
 import { rowChunksOf } from "./statement-chunks.js";
 
@@ -42,14 +41,6 @@ export function appendEventWithDataSql(event: NewEvent, fromDatabase: Readonly<R
 /** The INSERT statements of these events, ROWS_PER_STATEMENT rows each (none for none). */
 export function appendEventsSql(list: readonly NewEvent[]): SQL[] {
   return rowChunksOf(list.map((event) => eventRowSql(event))).map((rows) => sql`${EVENTS_INSERT_HEAD} VALUES ${sql.join(rows, sql`, `)}`);
-}
-
-/**
- * Appends events in a transaction the caller holds open (and commits): what the pipeline does
- * inside a write, usable alone by tests and by writes that are not on the pipeline yet.
- */
-export async function appendEventsInTx(tx: Tx, list: readonly NewEvent[], options: { commit?: boolean } = {}): Promise<void> {
-  await tx.run(appendEventsSql(list), options);
 }
 
 /**

@@ -4,7 +4,7 @@ import type { LedgerLine } from "../domain/plans/planned.js";
 import type { SettleChanges } from "../domain/plans/settle-plan.js";
 import type { SpendChanges } from "../domain/plans/spend-plan.js";
 import type { LedgerPosition } from "../domain/ledger-position.js";
-import type { CreditWrite, ListPlan, ListState, WritePlan } from "../domain/plans/write-list.js";
+import type { CreditWrite, ListState, PlannedList, WritePlan } from "../domain/plans/write-list.js";
 import type { DepositRequest, SpendRequest } from "../domain/requests.js";
 import { accountIdByKeySql, creditAccountSql, markRecordedSql } from "./accounts-store.js";
 import { fillCustomerSql, removeCreatedCustomerSql } from "./customers-store.js";
@@ -25,8 +25,6 @@ import { type WritePart, writeSetSql } from "./write-set.js";
 // settlement's and expiry's parts merged into one statement per table (write-set.ts), then the
 // marks of the accounts whose expiry or start the list records (one guarded UPDATE each), then the
 // customers' labels. The ids a deposit creates are read back by name.
-
-type PlannedList = Extract<ListPlan, { kind: "planned" }>;
 
 /** The ids each applied deposit wrote, by its index in the list. */
 export type WrittenIds = ReadonlyMap<number, { readonly accountId: bigint; readonly ledgerEntryId: bigint }>;

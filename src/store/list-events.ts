@@ -4,13 +4,11 @@ import { type NewEvent, payloadJson } from "../domain/events.js";
 import { ledgerEvent } from "../domain/ledger-events.js";
 import { accountKeyOf, PENDING_ACCOUNT_ID } from "../domain/plans/deposit-plan.js";
 import { writtenEntries } from "../domain/plans/list-plan.js";
-import { type CreditWrite, holdRefOf, type ListPlan, type ListState, type WritePlan } from "../domain/plans/write-list.js";
+import { type CreditWrite, holdRefOf, type ListState, type PlannedList, type WritePlan } from "../domain/plans/write-list.js";
 import { accountIdByKeySql } from "./accounts-store.js";
 import { updateAlertStatesSql } from "./alerts-store.js";
 import { EVENTS_INSERT_HEAD, eventRowSql, newEventId } from "./event-rows.js";
 import { rowChunksOf } from "./statement-chunks.js";
-
-type PlannedList = Extract<ListPlan, { kind: "planned" }>;
 
 /**
  * The outbox of a list, written in its transaction (so an event exists if and only if its write

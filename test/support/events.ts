@@ -2,8 +2,13 @@ import { credentials, Metadata, type ClientReadableStream, type ServiceError } f
 import { EventServiceClient, type Event, type WatchEventsRequest, type WatchEventsResponse } from "../../gen/velobase/billing/v1/events.js";
 import type { App } from "../../src/app.js";
 import type { EventPayload, EventType, NewEvent } from "../../src/domain/events.js";
-import { appendEventsInTx, newEventId } from "../../src/store/event-rows.js";
+import { appendEventsSql, newEventId } from "../../src/store/event-rows.js";
 import { runTransaction, type Tx } from "../../src/store/run-transaction.js";
+
+/** Appends events in a transaction the caller holds open (and commits, with `commit`): what a write's apply does. */
+export async function appendEventsInTx(tx: Tx, list: readonly NewEvent[], options: { commit?: boolean } = {}): Promise<void> {
+  await tx.run(appendEventsSql(list), options);
+}
 
 /** An event as a write would append it; the payload's entries are the caller's. */
 export function testEvent(

@@ -240,3 +240,6 @@ export type ListPlan =
       readonly alertStates: ReadonlyMap<bigint, AlertState>;
     }
   | { readonly kind: "more"; readonly customerPks: readonly bigint[] };
+
+/** A list planned whole: what apply writes. */
+export type PlannedList = Extract<ListPlan, { kind: "planned" }>;
