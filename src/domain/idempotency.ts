@@ -82,23 +82,24 @@ export function envelopeOf(scope: OutcomeScope, key: string, canonicalRequest: C
 }
 
 /**
- * The one replay rule of every keyed write. No stored outcome → "fresh" (plan the write). Same
- * fingerprint (and customer, when the request names one) → "replay" the stored response.
+ * The one replay rule of every keyed write: the stored outcome to replay, or null. No stored
+ * outcome → null (plan the write). Same fingerprint (and customer, when the request names one) →
+ * the stored outcome, whose response is the answer.
  * Otherwise the request reuses the key for something else: another customer →
  * transaction_conflict; same customer, different parameters → `onMismatch` (idempotency_conflict
  * unless the operation has a more precise code, as settlements do).
  */
-export function replayDecision(
+export function replayOf(
   stored: StoredOutcome | null,
   request: ComparedFingerprints & { readonly customerId: string | null },
   onMismatch: () => never = () => {
     throw new BillingError("idempotency_conflict");
   },
-): "fresh" | "replay" {
-  if (stored === null) return "fresh";
+): StoredOutcome | null {
+  if (stored === null) return null;
   if (request.customerId !== null && stored.customerId !== request.customerId) throw new BillingError("transaction_conflict");
   if (!sameRequest(stored.requestFingerprint, request)) return onMismatch();
-  return "replay";
+  return stored;
 }
 
 /**

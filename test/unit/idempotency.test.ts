@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { BillingError } from "../../src/errors/billing-error.js";
 import { fingerprint } from "../../src/domain/fingerprint.js";
-import { consumeEnvelope, envelopeOf, legacyFingerprint, replayDecision, unfreezeEnvelope } from "../../src/domain/idempotency.js";
+import { consumeEnvelope, envelopeOf, legacyFingerprint, replayOf, unfreezeEnvelope } from "../../src/domain/idempotency.js";
 import { codeOf } from "../support/code-of.js";
 
 // A request as compared: its version 2 fingerprint, and the canonical request whose version 1
@@ -17,7 +17,7 @@ const request = (customerId: string | null, requestFingerprint: string, canonica
   canonicalRequest,
 });
 
-describe("replayDecision: the one replay rule of every keyed write", () => {
+describe("replayOf: the one replay rule of every keyed write", () => {
   it.each([
     ["nothing stored", null, request("c1", "v2:f1", canonical1), "fresh"],
     ["same customer, same request", stored, request("c1", "v2:f1", canonical1), "replay"],
@@ -28,20 +28,21 @@ describe("replayDecision: the one replay rule of every keyed write", () => {
     ["version 1 stored, same whole request", storedV1, request("c1", "v2:f9", canonical1), "replay"],
     ["version 1 stored, other whole request", storedV1, request("c1", "v2:f1", canonical2), "idempotency_conflict"],
   ] as const)("%s → %s", (_name, found, request, expected) => {
-    let decision = "";
-    expect(codeOf(() => (decision = replayDecision(found, request)))).toBe(expected === "fresh" || expected === "replay" ? "ok" : expected);
-    if (expected === "fresh" || expected === "replay") expect(decision).toBe(expected);
+    let replayed: unknown;
+    expect(codeOf(() => (replayed = replayOf(found, request)))).toBe(expected === "fresh" || expected === "replay" ? "ok" : expected);
+    if (expected === "fresh") expect(replayed).toBeNull();
+    if (expected === "replay") expect(replayed).toBe(found);
   });
 
   it("lets an operation refuse a mismatch with its own code", () => {
     const refuse = (): never => {
       throw new BillingError("freeze_records_already_consumed");
     };
-    expect(codeOf(() => replayDecision(stored, request(null, "v2:f2", canonical1), refuse))).toBe("freeze_records_already_consumed");
+    expect(codeOf(() => replayOf(stored, request(null, "v2:f2", canonical1), refuse))).toBe("freeze_records_already_consumed");
   });
 
   it("never matches a version 1 outcome without the canonical request", () => {
-    expect(codeOf(() => replayDecision(storedV1, { customerId: "c1", requestFingerprint: "v2:f1" }))).toBe("idempotency_conflict");
+    expect(codeOf(() => replayOf(storedV1, { customerId: "c1", requestFingerprint: "v2:f1" }))).toBe("idempotency_conflict");
   });
 });
 

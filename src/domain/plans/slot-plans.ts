@@ -1,5 +1,5 @@
 import { BillingError } from "../../errors/billing-error.js";
-import { envelopeOf, type IdempotencyEnvelope, replayDecision, type StoredOutcome } from "../idempotency.js";
+import { envelopeOf, type IdempotencyEnvelope, replayOf, type StoredOutcome } from "../idempotency.js";
 import {
   type HoldingResult,
   type HoldingSnapshot,
@@ -85,9 +85,8 @@ export function planCapacity(
   envelope: IdempotencyEnvelope | null,
 ): WriteOutcome<CapacityChanges, PoolResult> {
   return refusable<WriteOutcome<CapacityChanges, PoolResult>>(() => {
-    if (envelope !== null && replayDecision(state.stored, { customerId: input.customerId, ...envelope }) === "replay") {
-      return { kind: "replay", stored: state.stored as StoredOutcome };
-    }
+    const replay = envelope === null ? null : replayOf(state.stored, { customerId: input.customerId, ...envelope });
+    if (replay) return { kind: "replay", stored: replay };
     const { customerPk, pool } = state;
     if (direction === "REVOKE_CAPACITY" && (customerPk === null || pool === null)) {
       throw new BillingError("slot_pool_not_found", undefined, { wallet: input.wallet });
