@@ -18,6 +18,7 @@ import type { ConsoleDependencies } from "./console-dependencies.js";
 import { registerActionRoutes } from "./action-routes.js";
 import { registerPageRoutes } from "./page-routes.js";
 import { csrfBindingOf, csrfKeyOf } from "./csrf-binding.js";
+import { type DepositForm, depositFormOf } from "./action-forms.js";
 import { idOrNull } from "./page-queries.js";
 import { setSecurityHeaders } from "./security-headers.js";
 import { CONSOLE_PATH, clearSessionCookie, reachedOverHttps, SESSION_COOKIE, setSessionCookie, sessionIdOf } from "./session-cookie.js";
@@ -94,7 +95,32 @@ async function renderError(thrown: unknown, request: FastifyRequest, reply: Fast
   } else error = frameworkRefusal(fastifyError) ?? toBillingError(thrown);
   if (!readyErrorAnswer(error, unavailableCause(error) ?? null, request, reply, deps.log)) return reply;
   const backTo = customerOfPage(request);
-  return renderPage(request, reply, "error", "Error", { message: error.message, code: error.code, backTo }, error.spec.httpStatus);
+  const depositForm = refusedDepositForm(request, error);
+  return renderPage(
+    request,
+    reply,
+    "error",
+    "Error",
+    { message: error.message, code: error.code, backTo, depositForm },
+    error.spec.httpStatus,
+  );
+}
+
+const DEPOSIT_ROUTES: ReadonlySet<string | undefined> = new Set([
+  `${CONSOLE_PATH}/customers/:id/deposit/confirm`,
+  `${CONSOLE_PATH}/customers/:id/deposit`,
+]);
+
+/**
+ * A deposit form the service refused (an amount, a date, a reason it does not take), to show
+ * again as typed: only a 400, which the form's own values caused. Not a 403: a form without its
+ * CSRF token may come from another site, and its values are not shown back; nor a 409: its key
+ * made a deposit already.
+ */
+function refusedDepositForm(request: FastifyRequest, error: BillingError): DepositForm | null {
+  if (!DEPOSIT_ROUTES.has(request.routeOptions.url) || error.spec.httpStatus !== 400) return null;
+  const body = request.body;
+  return body !== null && typeof body === "object" ? depositFormOf(body as Readonly<Record<string, unknown>>) : null;
 }
 
 /** The customer whose page or form the failed request came from (a deposit refused, say), if any. */

@@ -369,6 +369,8 @@ describe("console refusals", () => {
     delete withoutToken._csrf;
     const refused = await page.request.post(consoleUrl(`/customers/${customerId}/deposit`), { form: withoutToken });
     expect(refused.status()).toBe(403);
+    // A form that may come from another site is not shown back, filled, with a fresh token.
+    expect(await refused.text()).not.toContain("deposit-form");
     expect((await customerJson(customerId)).wallets.default?.available).toBe(10);
 
     await server.revokeKey(key.prefix);
@@ -477,13 +479,33 @@ describe("console refusals", () => {
     expect(await page.getByTestId("error-code").textContent()).toBe("invalid_expires_at");
     expect(await page.getByTestId("error").textContent()).toBe("expires_at must be in the future.");
     expect(await page.getByTestId("back-to-customer").getAttribute("href")).toBe(`/console/customers/${customerId}`);
+    // The refused form comes back as typed, with the key it was made with; corrected, it deposits.
+    expect(await formFields(page, "[data-testid=deposit-form]")).toEqual({
+      _csrf: expect.stringMatching(/.{20,}/),
+      idempotency_key: expect.stringMatching(/^console-/),
+    });
+    const shown = async (name: string) => page.inputValue(`#deposit input[name="${name}"]`);
+    expect(await Promise.all(["amount", "credit_type", "source", "expires_at", "description"].map(shown))).toEqual([
+      "5",
+      "default",
+      "default",
+      "2025-12-31T23:00",
+      "late",
+    ]);
+    await page.fill('#deposit input[name="expires_at"]', "2026-12-31T23:00");
+    await clickAndWait(page, 'button:has-text("Review deposit")');
+    expect(await page.getByTestId("confirm-text").textContent()).toBe(
+      `Deposit 5 credits of type default (source default) to customer ${customerId}, spendable now, expiring 2026-12-31 23:00:00Z.`,
+    );
+    await clickAndWait(page, 'button:has-text("Deposit 5 credits")');
+    expect((await customerJson(customerId)).wallets.default?.available).toBe(55);
 
     await page.goto(consoleUrl(`/transactions/${holdId}`));
     const { _csrf: token = "" } = await formFields(page, "form[action$='/unfreeze/confirm']");
     const confirm = await page.request.post(consoleUrl(`/transactions/${deductId}/unfreeze/confirm`), { form: { _csrf: token } });
     expect(confirm.status()).toBe(400);
     expect(await confirm.text()).toContain('<code data-testid="error-code">no_unfreezable_records</code>');
-    expect((await customerJson(customerId)).wallets.default?.available).toBe(50);
+    expect((await customerJson(customerId)).wallets.default?.available).toBe(55);
     // A hold settled already has nothing to unfreeze either.
     ok(await api.post("/v1/billing/consume", { transaction_id: holdId, actual_amount: 5 }));
     const settled = await page.request.post(consoleUrl(`/transactions/${holdId}/unfreeze/confirm`), { form: { _csrf: token } });
