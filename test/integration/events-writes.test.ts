@@ -1,3 +1,4 @@
+import type { SetAlertResponse } from "../../gen/velobase/billing/v1/alerts.js";
 // Issue 17 end to end: events of real writes (gRPC), watched as they commit.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Event } from "../../gen/velobase/billing/v1/events.js";
@@ -81,7 +82,7 @@ describe("events of real writes", () => {
   it("100 concurrent deducts crossing one threshold emit exactly one balance.low; a deposit back emits one balance.recovered", async () => {
     const customerId = "e2e-alert";
     await s.client.call("deposit", { customerId, amount: 1000n });
-    await alertCall(s.app.port, s.apiKey, "setAlert", { customerId, threshold: 500n });
+    const { alert } = (await alertCall(s.app.port, s.apiKey, "setAlert", { customerId, threshold: 500n })) as SetAlertResponse;
     const watcher = new TestWatcher(s.app.port, s.apiKey, { customerId, types: ["balance.low", "balance.depleted", "balance.recovered"] });
     await Promise.all(
       Array.from({ length: 100 }, (_, i) => s.client.call("deduct", { customerId, transactionId: `e2e-alert-${i}`, amount: 7n })),
@@ -89,7 +90,13 @@ describe("events of real writes", () => {
     await s.client.call("deposit", { customerId, amount: 1000n, idempotencyKey: "e2e-alert-back" });
     await watcher.until((events) => events.some((e) => e.type === "balance.recovered"));
     expect(watcher.events.map((e) => e.type)).toEqual(["balance.low", "balance.recovered"]);
-    expect(watcher.events[0]?.data).toMatchObject({ threshold: "500", available_before: expect.any(String) });
+    // 1,000 − 7 × 71 = 503 is the last balance at or above 500; the 72nd deduct crosses it. After
+    // the 100, 300 is left, and the deposit brings 1,300.
+    const crossing = { alert_id: String(alert?.alertId), threshold: "500", credit_type: "" };
+    expect(watcher.events.map((e) => e.data)).toEqual([
+      { ...crossing, available_before: "503", available: "496" },
+      { ...crossing, available_before: "300", available: "1300" },
+    ]);
     watcher.close();
   });
 

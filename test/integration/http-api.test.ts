@@ -88,6 +88,10 @@ describe("POST /v1/customers/deposit", () => {
     expect(body.wallet).toBe("bonus");
   });
 
+  /** The wallets of a customer credited 10 once, however often the deposit was sent. */
+  const TEN = { total: 10, used: 0, frozen: 0, available: 10 };
+  const TEN_CREDITED_ONCE = { default: { ...TEN, sources: [{ ...TEN, source: "default", starts_at: null, expires_at: null }] } };
+
   it("replays with the Idempotency-Key header, alone or with the same body key", async () => {
     const customer = uid("cust");
     const key = uid("key");
@@ -97,7 +101,7 @@ describe("POST /v1/customers/deposit", () => {
     const bodyOnly = ok(await deposit({ customer_id: customer, amount: 10, idempotency_key: key }));
     expect(first.is_idempotent_replay).toBe(false);
     for (const r of [replay, both, bodyOnly]) expect(r).toEqual({ ...first, is_idempotent_replay: true });
-    expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toMatchObject({ default: { total: 10 } });
+    expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toEqual(TEN_CREDITED_ONCE);
   });
 
   it("refuses an Idempotency-Key header sent empty (an unset variable) instead of crediting on every retry", async () => {
@@ -118,7 +122,7 @@ describe("POST /v1/customers/deposit", () => {
     const first = ok(await deposit({ customer_id: customer, amount: 10 }, { "Idempotency-Key": `${key}, ${key}` }));
     const replay = ok(await deposit({ customer_id: customer, amount: 10 }, { "Idempotency-Key": key }));
     expect(replay).toEqual({ ...first, is_idempotent_replay: true });
-    expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toMatchObject({ default: { total: 10 } });
+    expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toEqual(TEN_CREDITED_ONCE);
   });
 });
 
@@ -478,8 +482,9 @@ describe("optional fields sent as JSON null", () => {
       }),
     );
     expect(ok(await http.post("/v1/billing/unfreeze", { transaction_id: other, customer_id: null }))).toMatchObject({ unfrozen_amount: 5 });
-    expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toMatchObject({
-      default: { total: 100, used: 30, frozen: 0, available: 70 },
+    const left = { total: 100, used: 30, frozen: 0, available: 70 };
+    expect(ok(await http.get(`/v1/customers/${customer}`)).wallets).toEqual({
+      default: { ...left, sources: [{ ...left, source: "default", starts_at: null, expires_at: null }] },
     });
   });
 

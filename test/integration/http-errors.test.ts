@@ -1,5 +1,5 @@
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, it } from "vitest";
 import { sweepDueHolds } from "../../src/operations/sweeper.js";
 import type { ErrorCode } from "../../src/errors/catalog.js";
 import { uid } from "../support/fixtures.js";
@@ -517,12 +517,16 @@ describe("POST /v1/billing/consume", () => {
   });
 
   it("above the hold without allow_overage → actual_amount_exceeds_frozen_amount; beyond the balance → insufficient_balance", async () => {
-    const tx = await hold(10);
+    // A customer of its own: 50 deposited, 10 held, so 40 is what an overage could take.
+    const customer = uid("cust");
+    ok(await http.post("/v1/customers/deposit", { customer_id: customer, amount: 50 }));
+    const tx = uid("hold");
+    ok(await http.post("/v1/billing/freeze", { customer_id: customer, amount: 10, transaction_id: tx }));
     expectHttpError(await consume({ transaction_id: tx, actual_amount: 11, allow_overage: false }), "actual_amount_exceeds_frozen_amount", {
       details: { requested: 11, frozen: 10 },
     });
     expectHttpError(await consume({ transaction_id: tx, actual_amount: 100_000 }), "insufficient_balance", {
-      details: { requested: 99_990, available: expect.any(Number), wallet: "*" },
+      details: { requested: 99_990, available: 40, wallet: "*" },
     });
   });
 

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { credentials, loadPackageDefinition, type ServiceError } from "@grpc/grpc-js";
+import { credentials, loadPackageDefinition, type ServiceError, status } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -142,11 +142,16 @@ describe("start-up", () => {
       await holder.query("SELECT id FROM customers WHERE customer_id = ? FOR UPDATE", [customerId]);
       const client = new TestClient(other.port, s.apiKey);
       const stuck = client.call("deduct", { customerId, transactionId: `stuck-${Date.now()}`, amount: 1n });
-      stuck.catch(() => undefined);
+      const answered = stuck.then(
+        () => "ok",
+        (error: unknown) => (error as { code?: number }).code,
+      );
       closing.push(client);
       await waitFor(() => lockingReadWaits(holder), "the Deduct to wait for the customer");
-      // Resolves while the lock is still held: the deduct's statement waits on (up to 120 s).
+      // Resolves while the lock is still held, with the deduct's statement waiting on (up to 120 s):
+      // the pool is not waited for, and the call is answered when the grace ends.
       await other.stop();
+      expect(await answered).toBe(status.UNAVAILABLE);
     } finally {
       await holder.query("ROLLBACK");
       await holder.end();
