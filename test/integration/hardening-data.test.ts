@@ -1,10 +1,5 @@
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { GetCustomerResponse } from "../../gen/velobase/billing/v1/billing.js";
-import { billingHandlers } from "../../src/grpc/billing-handlers.js";
-import { HealthReporter, startGrpcServer } from "../../src/grpc/server.js";
-import { guarded } from "../../src/grpc/unary.js";
-import { Metrics } from "../../src/metrics.js";
 import mysql from "mysql2/promise";
 import { recordExpiries } from "../../src/operations/expiry.js";
 import { sweepDueHolds } from "../../src/operations/sweeper.js";
@@ -14,12 +9,11 @@ import { findTransaction } from "../../src/store/transactions-store.js";
 import { writeSetSql } from "../../src/store/write-set.js";
 import { type SQL, sql } from "../../src/store/sql.js";
 import { verifyLedger } from "../../src/operations/verify.js";
-import { expectError, TestClient } from "../support/client.js";
+import { expectError } from "../support/client.js";
 import { expectHttpError, httpClientFor, ok } from "../support/http.js";
 import { SECOND, ts, uid } from "../support/fixtures.js";
 import { AccountStatus, OperationType as Op, TransactionStatus as TxStatus } from "../../gen/velobase/billing/v1/billing.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { trustNoProxy } from "../../src/tenancy/client-address.js";
 
 // Issue 9: each test replays an input of the hostile-input probe or the code review and asserts
 // what a client receives, then that the ledger still verifies.
@@ -43,36 +37,38 @@ function largestMetadata(unit: string): Record<string, string> {
 
 describe("finding 1: a response that cannot be serialized", () => {
   it("is a logged server_error, counted as server_error, not a bare INTERNAL counted as ok", async () => {
+    // A server of its own: its stored data is made to overflow, and its log and metrics are read.
     const lines: string[] = [];
-    const log = pino({ level: "info" }, { write: (line: string) => lines.push(line) });
-    const metrics = new Metrics();
-    const env = { log, metrics, authenticator: s.app.authenticator, rateLimiter: s.app.rateLimiter, proxyTrust: trustNoProxy };
-    const handlers = billingHandlers(s.app.context, env);
-    const overflowing: GetCustomerResponse = {
-      customerId: "c",
-      name: "",
-      email: "",
-      metadata: {},
-      createdAt: undefined,
-      balance: { total: 2n ** 63n, used: 0n, frozen: 0n, available: 2n ** 63n },
-      creditTypes: [],
-    };
-    handlers.getCustomer = guarded(env, "GetCustomer", "read", async () => overflowing);
-    const grpc = await startGrpcServer(handlers, new HealthReporter(), "127.0.0.1:0");
-    const client = new TestClient(grpc.port, s.apiKey);
+    const own = await startTestServer({}, { logDestination: { write: (line: string) => lines.push(line) } });
     try {
-      await expectError(client.call("getCustomer", { customerId: "c" }), "server_error");
-      const counted = (await metrics.calls.get()).values.map((v) => [v.labels.method, v.labels.code, v.value]);
-      expect(counted).toEqual([["GetCustomer", "server_error", 1]]);
-      const logged = lines.map((l) => JSON.parse(l) as { level: number; msg: string; code?: string });
-      expect(logged.filter((l) => l.code !== undefined).map((l) => [l.level, l.code, l.msg])).toEqual([
-        [50, "server_error", "call failed with an unexpected error"],
+      // Two accounts of one customer, each within int64, whose totals sum past 2^63 - 1: the
+      // customer's balance, which GetCustomer sends as int64, cannot be encoded.
+      const customerId = uid("cust");
+      const a = await own.client.call("deposit", { customerId, amount: 5n });
+      const b = await own.client.call("deposit", { customerId, amount: 5n, creditType: "other" });
+      const half = 2n ** 62n;
+      const [updated] = await own.app.database.pool.query("UPDATE accounts SET total = ? WHERE id IN (?, ?)", [
+        String(half),
+        a.account?.id,
+        b.account?.id,
       ]);
-      const ok = await client.call("deposit", { customerId: uid("cust"), amount: 5n });
+      expect((updated as { affectedRows: number }).affectedRows).toBe(2);
+      lines.length = 0;
+      await expectError(own.client.call("getCustomer", { customerId }), "server_error");
+      const counted = (await own.app.metrics.calls.get()).values.map((v) => [v.labels.method, v.labels.code, v.value]);
+      expect(counted).toEqual([
+        ["Deposit", "ok", 2],
+        ["GetCustomer", "server_error", 1],
+      ]);
+      const logged = lines.map((l) => JSON.parse(l) as { level: number; msg: string; code?: string; err?: { message: string } });
+      expect(logged.filter((l) => l.code !== undefined).map((l) => [l.level, l.code, l.msg, l.err?.message])).toEqual([
+        [50, "server_error", "call failed with an unexpected error", "GetCustomer response cannot be serialized"],
+      ]);
+      // The service answers a normal call after it.
+      const ok = await own.client.call("deposit", { customerId: uid("cust"), amount: 5n });
       expect(ok.balance?.available).toBe(5n);
     } finally {
-      client.close();
-      await grpc.shutdown(1000);
+      await own.stop();
     }
   });
 });

@@ -180,8 +180,12 @@ describe("Velobase's Python SDK sequence over HTTP", () => {
   });
 
   it("refuses what the SDK expects refused, with the codes it maps to its errors", async () => {
-    expect((await http.post("/v1/billing/freeze", { customer_id: customer, amount: 999999, transaction_id: uid("f") })).status).toBe(400);
-    expect((await http.post("/v1/billing/consume", { transaction_id: "nonexistent_txn_id" })).status).toBeGreaterThanOrEqual(400);
+    expectHttpError(
+      await http.post("/v1/billing/freeze", { customer_id: customer, amount: 999999, transaction_id: uid("f") }),
+      "insufficient_balance",
+      { details: { requested: 999999, available: 850, wallet: "*" } },
+    );
+    expectHttpError(await http.post("/v1/billing/consume", { transaction_id: "nonexistent_txn_id" }), "no_consumable_freeze_records");
     for (const amount of [0, -1]) {
       expectHttpError(await http.post("/v1/customers/deposit", { customer_id: customer, amount }), "amount_must_be_positive", {
         details: { field: "amount" },
@@ -191,7 +195,7 @@ describe("Velobase's Python SDK sequence over HTTP", () => {
       message: "customer_id is required.",
       details: { field: "customer_id" },
     });
-    expect((await http.post("/v1/billing/unfreeze", { transaction_id: "nonexistent_txn_id" })).status).toBeGreaterThanOrEqual(400);
+    expectHttpError(await http.post("/v1/billing/unfreeze", { transaction_id: "nonexistent_txn_id" }), "no_unfreezable_records");
     expect(await balanceOf()).toEqual(balance(1500, 650, 0));
   });
 });
