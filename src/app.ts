@@ -333,6 +333,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   if (database.nodeIds.length > 0) metrics.watchNodes(database.nodeIds, () => database.nodesOut());
   const events = await startEventFeed(database, {
     pollIntervalMs: config.EVENTS_POLL_INTERVAL_MS,
+    idlePollIntervalMs: config.EVENTS_IDLE_POLL_INTERVAL_MS,
     stampSpacingMs: config.EVENTS_STAMP_SPACING_MS,
     nats: config.NATS_URL ? { url: config.NATS_URL, stream: config.NATS_STREAM, subjectPrefix: config.NATS_SUBJECT_PREFIX } : null,
     log,

@@ -104,6 +104,9 @@ const ConfigSchema = z.object({
   // The event feed (docs/events.md). How often the stamper and the watchers look for new events
   // when nothing nudged them (a commit on this instance does): the feed lag of other instances' writes.
   EVENTS_POLL_INTERVAL_MS: whole(1, 10_000).default(20),
+  // What those polls slow to once the feed has been quiet for a second (never below the above):
+  // a quiet deployment's query rate, and the most a quiet spell's first event waits to be found.
+  EVENTS_IDLE_POLL_INTERVAL_MS: whole(1, 10_000).default(250),
   // The least time between two stamping rounds that this instance's commits ask for: one round
   // (a transaction and its fsync) then orders the events of every write committed meanwhile.
   EVENTS_STAMP_SPACING_MS: whole(0, 1_000).default(25),

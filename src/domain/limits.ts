@@ -157,6 +157,8 @@ export const BALANCE_POINTS_MAX = 5_000;
 // The event feed (docs/events.md).
 /** A stamper or publisher that stops renewing its lease loses it after this; another takes over. */
 export const EVENT_LEASE_TTL_MS = 5_000;
+/** How long the feed's polls keep EVENTS_POLL_INTERVAL_MS after they last found something; then they slow to EVENTS_IDLE_POLL_INTERVAL_MS. */
+export const EVENT_POLL_QUIET_AFTER_MS = 1_000;
 /** Events stamped per stamping transaction: one round trip, one UPDATE … CASE. */
 export const EVENT_STAMP_BATCH = 1_000;
 /** Events a watcher or the publisher reads per query. */

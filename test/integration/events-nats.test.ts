@@ -39,6 +39,7 @@ const publisher = (owner: string, app: App = s.app) =>
     stream: STREAM,
     subjectPrefix: PREFIX,
     intervalMs: 20,
+    idleIntervalMs: 20,
     log: silent,
   });
 
@@ -156,6 +157,7 @@ describe("a long drain", () => {
       stream: STREAM,
       subjectPrefix: PREFIX,
       intervalMs: 20,
+      idleIntervalMs: 20,
       log: silent,
     });
     try {
@@ -194,6 +196,7 @@ describe("a feed rewound under the publisher (a database restored from a backup)
       stream,
       subjectPrefix,
       intervalMs: 20,
+      idleIntervalMs: 20,
       log,
     });
   const REWOUND =
@@ -234,6 +237,7 @@ describe("a feed rewound under the publisher (a database restored from a backup)
       stream: STREAM,
       subjectPrefix: PREFIX,
       intervalMs: 20,
+      idleIntervalMs: 20,
       recheckMs: 50,
       log,
     });
@@ -327,6 +331,7 @@ describe("a NATS outage", () => {
       stream: STREAM,
       subjectPrefix: PREFIX,
       intervalMs: 20,
+      idleIntervalMs: 20,
       ackTimeoutMs: 300,
       log,
       onLag: (lag) => lags.push(lag),
@@ -368,6 +373,7 @@ describe("a NATS server that hangs", () => {
         stream: STREAM,
         subjectPrefix: PREFIX,
         intervalMs: 20,
+        idleIntervalMs: 20,
         ackTimeoutMs: 300,
         log: silent,
       });
@@ -419,6 +425,7 @@ describe("the stream", () => {
       stream,
       subjectPrefix: PREFIX,
       intervalMs: 20,
+      idleIntervalMs: 20,
       log,
     });
 

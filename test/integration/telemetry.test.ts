@@ -328,8 +328,9 @@ describe("a WatchEvents stream", () => {
 
   it("while idle makes no spans: the feed's shared poll is no part of its trace", async () => {
     const watcher = await openWatch();
-    // The feed's tail polls every 20 ms (EVENTS_POLL_INTERVAL_MS) while anyone watches: 300 ms
-    // without a span, once the stream has read what the deposit stamped, holds 15 polls.
+    // The feed's tail polls while anyone watches, every 20 ms (EVENTS_POLL_INTERVAL_MS), slowing
+    // to 250 ms once quiet: 300 ms without a span, once the stream has read what the deposit
+    // stamped, holds at least one poll.
     let quiet: string[] = ["not yet"];
     for (let round = 0; round < 10 && quiet.length > 0; round++) {
       exporter.reset();

@@ -1,12 +1,14 @@
 import type { Database } from "../../store/database.js";
 import { lastPosition } from "../../store/event-feed-store.js";
+import { IdlePoll } from "./idle-poll.js";
 import { WakeUp } from "./wake-up.js";
 import { outsideAnyTrace } from "../../telemetry/outside-any-trace.js";
 
 /**
  * Tells this instance's watchers that the feed moved: one query of the highest position every
- * `intervalMs` while anyone listens (not one per watcher), and at once when the local stamper
- * stamped (`poke`). Listeners then read what they have not seen.
+ * `intervalMs` while anyone listens (not one per watcher; slowing to `idleIntervalMs` while the
+ * feed is quiet: IdlePoll), and at once when the local stamper stamped (`poke`). Listeners then
+ * read what they have not seen.
  */
 export class FeedTail {
   private readonly listeners = new Set<() => void>();
@@ -14,15 +16,21 @@ export class FeedTail {
   private last = -1n;
   private stopped = false;
   private loop: Promise<void> | null = null;
+  private readonly poll: IdlePoll;
 
   constructor(
     private readonly database: Database,
-    private readonly intervalMs: number,
-  ) {}
+    intervalMs: number,
+    idleIntervalMs: number,
+  ) {
+    this.poll = new IdlePoll(intervalMs, idleIntervalMs);
+  }
 
   /** Calls `listener` whenever the feed may have moved; returns the unsubscribe function. */
   subscribe(listener: () => void): () => void {
     this.listeners.add(listener);
+    // A new watcher is news: the tail polls at its base interval again.
+    this.poll.record(true);
     // The loop serves every watcher: started in the first one's trace, each poll would be its span.
     this.loop ??= outsideAnyTrace(() => this.run());
     return () => this.listeners.delete(listener);
@@ -30,6 +38,7 @@ export class FeedTail {
 
   /** Events were stamped here: wake the listeners at once, without a query. */
   poke(): void {
+    this.poll.record(true);
     for (const listener of this.listeners) listener();
   }
 
@@ -38,12 +47,13 @@ export class FeedTail {
     while (!this.stopped) {
       if (this.listeners.size > 0) {
         const top = await lastPosition(this.database.pool).catch(() => this.last);
+        this.poll.record(top !== this.last);
         if (top !== this.last) {
           this.last = top;
           for (const listener of this.listeners) listener();
         }
       }
-      await this.wakeUp.wait(this.intervalMs);
+      await this.wakeUp.wait(this.poll.waitMs);
     }
   }
 

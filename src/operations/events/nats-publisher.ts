@@ -16,6 +16,7 @@ import {
   savePublisherTarget,
 } from "../../store/event-feed-store.js";
 import type { LeaseKeeper } from "./lease-keeper.js";
+import { IdlePoll } from "./idle-poll.js";
 import { WakeUp } from "./wake-up.js";
 
 /** The publisher's lease and its row in event_publishers. */
@@ -45,6 +46,8 @@ export interface NatsPublisherOptions {
   readonly stream: string;
   readonly subjectPrefix: string;
   readonly intervalMs: number;
+  /** The interval the polls slow to while no events come (IdlePoll). */
+  readonly idleIntervalMs: number;
   readonly log: Logger;
   /** How long a publish waits for JetStream's ack (default PUBLISH_ACK_TIMEOUT_MS). */
   readonly ackTimeoutMs?: number;
@@ -132,12 +135,16 @@ export class NatsPublisher {
   private retryMs = 0;
   /** When the stored mark was last checked against the feed (0: not since this instance took the lease). */
   private checkedAtMs = 0;
+  /** Events sent since start: a round that sent none lets the poll slow down (IdlePoll). */
+  private sent = 0;
+  private readonly poll: IdlePoll;
 
   constructor(
     private readonly database: Database,
     private readonly lease: LeaseKeeper,
     private readonly options: NatsPublisherOptions,
   ) {
+    this.poll = new IdlePoll(options.intervalMs, options.idleIntervalMs);
     this.loop = this.run();
   }
 
@@ -148,45 +155,50 @@ export class NatsPublisher {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      await this.pause();
+      const nudged = await this.pause();
       if (this.stopped) break;
-      try {
-        if (!(await this.lease.held())) {
-          // Another instance publishes (and reports its own outages).
-          this.options.onLag?.(0);
-          this.outage = false;
-          this.checkedAtMs = 0;
-          continue;
-        }
-        // Not caught up (the lease went, or stop): NATS has not shown it is back yet.
-        if (!(await this.publishAll())) continue;
-        if (this.outage) this.options.log.info("NATS reachable again; publishing the waiting events");
+      const sentBefore = this.sent;
+      await this.round();
+      this.poll.record(nudged || this.sent > sentBefore);
+    }
+  }
+
+  /** One round: publish what is waiting when this instance holds the lease; an outage is said once. */
+  private async round(): Promise<void> {
+    try {
+      if (!(await this.lease.held())) {
+        // Another instance publishes (and reports its own outages).
+        this.options.onLag?.(0);
         this.outage = false;
-      } catch (error) {
-        if (!this.outage) {
-          const { stream, subjectPrefix } = this.options;
-          this.options.log.warn({ err: error, stream, subjectPrefix }, "NATS publish failed; events wait in the outbox");
-          this.retryMs = this.options.intervalMs;
-        }
-        this.outage = true;
-        await this.disconnect();
+        this.checkedAtMs = 0;
+        return;
       }
+      // Not caught up (the lease went, or stop): NATS has not shown it is back yet.
+      if (!(await this.publishAll())) return;
+      if (this.outage) this.options.log.info("NATS reachable again; publishing the waiting events");
+      this.outage = false;
+    } catch (error) {
+      if (!this.outage) {
+        const { stream, subjectPrefix } = this.options;
+        this.options.log.warn({ err: error, stream, subjectPrefix }, "NATS publish failed; events wait in the outbox");
+        this.retryMs = this.options.intervalMs;
+      }
+      this.outage = true;
+      await this.disconnect();
     }
   }
 
   /**
-   * The interval, or news, between rounds. While NATS is down the tries back off (doubling up to
+   * The interval, or news, between rounds. Whether news (a local stamp) ended it. While NATS is down the tries back off (doubling up to
    * OUTAGE_RETRY_MAX_MS) and news does not cut the pause short: every commit pokes, and each try
    * would open a connection.
    */
-  private async pause(): Promise<void> {
-    if (!this.outage) {
-      await this.wakeUp.wait(this.options.intervalMs);
-      return;
-    }
+  private async pause(): Promise<boolean> {
+    if (!this.outage) return this.wakeUp.wait(this.poll.waitMs);
     const until = Date.now() + this.retryMs;
     this.retryMs = Math.min(this.retryMs * 2, OUTAGE_RETRY_MAX_MS);
     while (!this.stopped && Date.now() < until) await this.wakeUp.wait(until - Date.now());
+    return false;
   }
 
   /** The event as its message's cursor shows it (EVENTS_CURSOR_TAGS). */
@@ -258,6 +270,7 @@ export class NatsPublisher {
       );
       const last = batch.at(-1) as FeedEvent;
       position = last.position;
+      this.sent += batch.length;
       await savePublisherPosition(pool, NATS_PUBLISHER, { position, eventId: last.eventId, target: this.target });
       this.options.onLag?.(Number((await lastPosition(pool)) - position));
       if (batch.length < EVENT_READ_BATCH) return true;

@@ -11,6 +11,8 @@ import { type WatcherLimits, WatcherSlots } from "./watcher-slots.js";
 
 export interface EventFeedOptions {
   readonly pollIntervalMs: number;
+  /** What the polls slow to while the feed is quiet (IdlePoll). */
+  readonly idlePollIntervalMs: number;
   /** The least time between two stamping rounds that local commits asked for (EventStamper). */
   readonly stampSpacingMs: number;
   /** Unset: no NATS publisher. */
@@ -35,19 +37,21 @@ export interface RunningEventFeed {
 export async function startEventFeed(database: Database, options: EventFeedOptions): Promise<RunningEventFeed> {
   const deploymentId = await ensureDeploymentId(database.pool);
   const owner = leaseOwnerId();
-  const tail = new FeedTail(database, options.pollIntervalMs);
+  const tail = new FeedTail(database, options.pollIntervalMs, options.idlePollIntervalMs);
   const publisher =
     options.nats === null
       ? null
       : new NatsPublisher(database, new LeaseKeeper(database, NATS_PUBLISHER, owner), {
           ...options.nats,
           intervalMs: Math.max(options.pollIntervalMs, 50),
+          idleIntervalMs: options.idlePollIntervalMs,
           log: options.log,
           cursorTags: options.cursorTags,
           ...(options.onPublishLag ? { onLag: options.onPublishLag } : {}),
         });
   const stamper = new EventStamper(database, new LeaseKeeper(database, STAMPER_LEASE, owner), {
     intervalMs: options.pollIntervalMs,
+    idleIntervalMs: options.idlePollIntervalMs,
     spacingMs: options.stampSpacingMs,
     log: options.log,
     onStamped: () => {

@@ -26,6 +26,7 @@ export async function tailEvents(
 ): Promise<void> {
   const running = await startEventFeed(database, {
     pollIntervalMs: 200,
+    idlePollIntervalMs: 1_000,
     stampSpacingMs: 10,
     nats: null,
     log: pino({ level: "silent" }),
