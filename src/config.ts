@@ -106,7 +106,8 @@ const ConfigSchema = z.object({
   EVENTS_POLL_INTERVAL_MS: whole(1, 10_000).default(20),
   // What those polls slow to once the feed has been quiet for a second (never below the above):
   // a quiet deployment's query rate, and the most a quiet spell's first event waits to be found.
-  EVENTS_IDLE_POLL_INTERVAL_MS: whole(1, 10_000).default(250),
+  // At most 1 s: the stamper's and the publisher's leases (5 s) are renewed by their polls.
+  EVENTS_IDLE_POLL_INTERVAL_MS: whole(1, 1_000).default(250),
   // The least time between two stamping rounds that this instance's commits ask for: one round
   // (a transaction and its fsync) then orders the events of every write committed meanwhile.
   EVENTS_STAMP_SPACING_MS: whole(0, 1_000).default(25),

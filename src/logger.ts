@@ -96,7 +96,8 @@ const DRIZZLE_FAILED_QUERY = "Failed query";
  * '…' for key …") without escaping the quotes inside it, so a quote opens after a non-word
  * character and closes before one; an apostrophe inside a word ("doesn't") is text. Drizzle's
  * message (`Failed query: <statement> params: <values>`, unquoted, over several lines) is reduced
- * to its first words. The one masking of messages: the logs' and the traces' (outgoing-spans.ts).
+ * to its first words. The one masking of messages, with errorMessageShown: the logs' and the
+ * traces' (outgoing-spans.ts).
  */
 export function messageWithoutValues(message: string): string {
   if (message.startsWith(DRIZZLE_FAILED_QUERY)) return DRIZZLE_FAILED_QUERY;
@@ -111,6 +112,10 @@ export function messageWithoutValues(message: string): string {
  */
 const VALUE_QUOTING_ERRORS: ReadonlySet<string> = new Set(["SyntaxError", "RangeError"]);
 const VALUE_WITHHELD = "(message withheld: it may quote a value)";
+
+/** An error's message as the logs and the traces show it: withheld for the runtime's conversion errors, else without its quoted parts. */
+export const errorMessageShown = (type: string | undefined, message: string): string =>
+  type !== undefined && VALUE_QUOTING_ERRORS.has(type) ? VALUE_WITHHELD : messageWithoutValues(message);
 
 export interface LoggedError {
   readonly type: string;
@@ -148,7 +153,7 @@ export function serializeError(error: unknown, depth = 0): LoggedError {
   const statement = stringField(error, "sql") ?? stringField(error, "query");
   // Drizzle's message repeats the statement and its params; mysql2's is the server's message.
   const rawMessage = statement === undefined ? error.message : (stringField(error, "sqlMessage") ?? DRIZZLE_FAILED_QUERY);
-  const message = VALUE_QUOTING_ERRORS.has(error.name) ? VALUE_WITHHELD : messageWithoutValues(rawMessage);
+  const message = errorMessageShown(error.name, rawMessage);
   const frames = (error.stack ?? "").split("\n").filter((line) => /^\s+at /.test(line));
   return {
     type: error.name,

@@ -1,6 +1,6 @@
 import { type Context, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { ReadableSpan, Span, SpanProcessor, TimedEvent } from "@opentelemetry/sdk-trace-base";
-import { messageWithoutValues } from "../logger.js";
+import { errorMessageShown, messageWithoutValues } from "../logger.js";
 import { isRefusal } from "./span-outcome.js";
 
 const DATABASE_SCOPE = "@opentelemetry/instrumentation-mysql2";
@@ -25,16 +25,17 @@ function maskedStack(stack: string): string {
   const head = firstFrame === -1 ? lines : lines.slice(0, firstFrame);
   const name = /^(\w*Error): /.exec(head[0] ?? "")?.[1];
   const message = head.join("\n").slice(name === undefined ? 0 : name.length + 2);
-  const shown = name === undefined ? messageWithoutValues(message) : `${name}: ${messageWithoutValues(message)}`;
+  const shown = name === undefined ? messageWithoutValues(message) : `${name}: ${errorMessageShown(name, message)}`;
   return [shown, ...(firstFrame === -1 ? [] : lines.slice(firstFrame))].join("\n");
 }
 
 /** An exception event with its message and its stack trace's message masked. */
 function maskedException(event: TimedEvent): TimedEvent {
   if (event.name !== "exception" || event.attributes === undefined) return event;
-  const { "exception.message": message, "exception.stacktrace": stack } = event.attributes;
+  const { "exception.message": message, "exception.stacktrace": stack, "exception.type": type } = event.attributes;
   const attributes = { ...event.attributes };
-  if (typeof message === "string") attributes["exception.message"] = messageWithoutValues(message);
+  if (typeof message === "string")
+    attributes["exception.message"] = errorMessageShown(typeof type === "string" ? type : undefined, message);
   if (typeof stack === "string") attributes["exception.stacktrace"] = maskedStack(stack);
   return { ...event, attributes };
 }
@@ -49,6 +50,8 @@ function outgoing(span: ReadableSpan): ReadableSpan {
   const refusal = isRefusal(span);
   if (!refusal && !hasMessages(span) && !URL_ATTRIBUTES.some((key) => key in span.attributes)) return span;
   const { message } = span.status;
+  // The status repeats the exception's message; its type says whether that may be withheld.
+  const thrownType = span.events.find((event) => event.name === "exception")?.attributes?.["exception.type"];
   return {
     name: span.name,
     kind: span.kind,
@@ -58,7 +61,10 @@ function outgoing(span: ReadableSpan): ReadableSpan {
     endTime: span.endTime,
     status: refusal
       ? { code: SpanStatusCode.UNSET }
-      : { code: span.status.code, ...(message !== undefined && { message: messageWithoutValues(message) }) },
+      : {
+          code: span.status.code,
+          ...(message !== undefined && { message: errorMessageShown(typeof thrownType === "string" ? thrownType : undefined, message) }),
+        },
     attributes: Object.fromEntries(Object.entries(span.attributes).filter(([key]) => !URL_ATTRIBUTES.includes(key))),
     links: span.links,
     events: refusal ? span.events.filter((event) => event.name !== "exception") : span.events.map(maskedException),

@@ -205,6 +205,23 @@ describe("span status", () => {
     expect(JSON.stringify(span?.events)).not.toContain("SECRET42");
   });
 
+  it("a runtime conversion error's message, which names the value unquoted, leaves withheld", async () => {
+    const thrown = (() => {
+      try {
+        BigInt("card-4111");
+      } catch (error) {
+        return error as Error;
+      }
+      throw new Error("did not throw");
+    })();
+    const span = await exported(SpanKind.CLIENT, {}, thrown);
+    const withheld = "(message withheld: it may quote a value)";
+    expect(span?.status).toEqual({ code: SpanStatusCode.ERROR, message: withheld });
+    expect(span?.events[0]?.attributes?.["exception.message"]).toBe(withheld);
+    expect(String(span?.events[0]?.attributes?.["exception.stacktrace"]).split("\n")[0]).toBe(`SyntaxError: ${withheld}`);
+    expect(JSON.stringify(span)).not.toContain("4111");
+  });
+
   it("a drizzle error leaves as `Failed query`, without its statement or its params (unquoted, on their own line)", async () => {
     const span = await exported(
       SpanKind.INTERNAL,

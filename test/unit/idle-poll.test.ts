@@ -14,7 +14,9 @@ describe("IdlePoll: the feed loops' wait between polls", () => {
     expect(poll.waitMs).toBe(20);
     expect(after(false, EVENT_POLL_QUIET_AFTER_MS - 1)).toBe(20);
     expect([after(false, 1), after(false, 40), after(false, 80), after(false, 160), after(false, 250)]).toEqual([40, 80, 160, 250, 250]);
+    expect(poll.slowed).toBe(true);
     expect(after(true, 250)).toBe(20);
+    expect(poll.slowed).toBe(false);
     expect(after(false, EVENT_POLL_QUIET_AFTER_MS - 1)).toBe(20);
     expect(after(false, 1)).toBe(40);
   });

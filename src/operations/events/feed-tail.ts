@@ -36,6 +36,16 @@ export class FeedTail {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * This instance committed events, which the stamper (here or on another instance) is about to
+   * stamp: the tail polls at its base interval again, at once if it had slowed.
+   */
+  hurry(): void {
+    const slowed = this.poll.slowed;
+    this.poll.record(true);
+    if (slowed) this.wakeUp.poke();
+  }
+
   /** Events were stamped here: wake the listeners at once, without a query. */
   poke(): void {
     this.poll.record(true);

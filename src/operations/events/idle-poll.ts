@@ -27,6 +27,11 @@ export class IdlePoll {
     return this.wait;
   }
 
+  /** Whether the polls have slowed past the base interval. */
+  get slowed(): boolean {
+    return this.wait > this.baseMs;
+  }
+
   /** After a poll: whether it found something (or the loop was nudged, which says there is news). */
   record(found: boolean): void {
     const nowMs = this.now();

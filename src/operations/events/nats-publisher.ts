@@ -148,6 +148,17 @@ export class NatsPublisher {
     this.loop = this.run();
   }
 
+  /**
+   * This instance committed events, which the stamper (here or on another instance) is about to
+   * stamp: poll at the base interval again, at once if the polls had slowed. Not a round per
+   * commit: once at the base interval, a commit only keeps it there.
+   */
+  hurry(): void {
+    const slowed = this.poll.slowed;
+    this.poll.record(true);
+    if (slowed) this.wakeUp.poke();
+  }
+
   /** New events were stamped: publish without waiting for the interval. */
   poke(): void {
     this.wakeUp.poke();

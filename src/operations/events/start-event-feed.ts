@@ -63,7 +63,13 @@ export async function startEventFeed(database: Database, options: EventFeedOptio
     feed: {
       deploymentId,
       cursorTags: options.cursorTags,
-      notifyCommitted: () => stamper.notifyCommitted(),
+      // The stamper stamps them soon; the tail and the publisher, if their polls had slowed on a
+      // quiet feed, look again at once (the stamper may be another instance's).
+      notifyCommitted: () => {
+        stamper.notifyCommitted();
+        tail.hurry();
+        publisher?.hurry();
+      },
       tail,
       watchers: new WatcherSlots(options.watchers),
     },
