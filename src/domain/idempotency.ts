@@ -89,7 +89,7 @@ export function envelopeOf(scope: OutcomeScope, key: string, canonicalRequest: C
  * transaction_conflict; same customer, different parameters → `onMismatch` (idempotency_conflict
  * unless the operation has a more precise code, as settlements do).
  */
-export function replayOf(
+export function outcomeToReplay(
   stored: StoredOutcome | null,
   request: ComparedFingerprints & { readonly customerId: string | null },
   onMismatch: () => never = () => {

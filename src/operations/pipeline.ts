@@ -69,7 +69,6 @@ export interface ListOptions {
   readonly onHeldWait?: () => void;
 }
 
-/** A write set aside from its list because another transaction holds its customer (ListOptions.setAsideHeld): not run. */
 /**
  * What a write set aside waits for: a committed customer another transaction holds (by pk), or
  * what it names that is not committed yet (a customer being created, else its hold).
@@ -79,6 +78,7 @@ export type WaitsFor = { readonly kind: "customer"; readonly pk: bigint } | { re
 /** One key per thing waited for: the writes set aside with one key run one after another. */
 export const waitsForKey = (w: WaitsFor): string => (w.kind === "customer" ? `pk:${w.pk}` : w.name);
 
+/** A write set aside from its list because another transaction holds its customer (ListOptions.setAsideHeld): not run. */
 export class HeldElsewhere extends Error {
   /** What the write waits for, so that the caller runs such writes one after another. */
   constructor(readonly waitsFor: WaitsFor) {

@@ -4,6 +4,7 @@ import { BillingError } from "../../src/errors/billing-error.js";
 import { isLostConnection, translateStoreError } from "../../src/store/run-transaction.js";
 import { isConnectionFailure, retryableConflictOf } from "../../src/store/sql-errors.js";
 import { SERVER_URL, uniqueDatabaseUrl } from "../support/database.js";
+import { waitFor } from "../support/waiting.js";
 
 describe("a statement on a connection mysql2 has closed", () => {
   it("is a lost connection (fatal, without errno or code): retried before COMMIT, service_unavailable after", async () => {
@@ -52,11 +53,23 @@ describe("a deadlock on a table's AUTO-INC lock (MariaDB's innodb_autoinc_lock_m
       await b.query(create("x"));
       // b waits on a's uncommitted y inside its INSERT … SELECT, holding the AUTO-INC lock; a's
       // next INSERT … SELECT waits for that lock: a cycle, and one of them is its victim.
+      const [[{ id: bId }]] = (await b.query("SELECT CONNECTION_ID() AS id")) as unknown as [[{ id: number }]];
+      let bDone = false;
       const fromB = b.query(create("y")).then(
         () => null,
         (e: unknown) => e,
       );
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      void fromB.finally(() => {
+        bDone = true;
+      });
+      await waitFor(async () => {
+        if (bDone) return true;
+        const [rows] = (await admin.query(
+          "SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = ? AND trx_state = 'LOCK WAIT'",
+          [bId],
+        )) as unknown as [[{ n: number }]];
+        return Number(rows[0].n) === 1;
+      }, "b's INSERT … SELECT to wait on a's row");
       const fromA = await a.query(create("x")).then(
         () => null,
         (e: unknown) => e,

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { BillingError } from "../../src/errors/billing-error.js";
 import { fingerprint } from "../../src/domain/fingerprint.js";
-import { consumeEnvelope, envelopeOf, legacyFingerprint, replayOf, unfreezeEnvelope } from "../../src/domain/idempotency.js";
+import { consumeEnvelope, envelopeOf, legacyFingerprint, outcomeToReplay, unfreezeEnvelope } from "../../src/domain/idempotency.js";
 import { codeOf } from "../support/code-of.js";
 
 // A request as compared: its version 2 fingerprint, and the canonical request whose version 1
@@ -17,7 +17,7 @@ const request = (customerId: string | null, requestFingerprint: string, canonica
   canonicalRequest,
 });
 
-describe("replayOf: the one replay rule of every keyed write", () => {
+describe("outcomeToReplay: the one replay rule of every keyed write", () => {
   it.each([
     ["nothing stored", null, request("c1", "v2:f1", canonical1), "fresh"],
     ["same customer, same request", stored, request("c1", "v2:f1", canonical1), "replay"],
@@ -29,7 +29,9 @@ describe("replayOf: the one replay rule of every keyed write", () => {
     ["version 1 stored, other whole request", storedV1, request("c1", "v2:f1", canonical2), "idempotency_conflict"],
   ] as const)("%s → %s", (_name, found, request, expected) => {
     let replayed: unknown;
-    expect(codeOf(() => (replayed = replayOf(found, request)))).toBe(expected === "fresh" || expected === "replay" ? "ok" : expected);
+    expect(codeOf(() => (replayed = outcomeToReplay(found, request)))).toBe(
+      expected === "fresh" || expected === "replay" ? "ok" : expected,
+    );
     if (expected === "fresh") expect(replayed).toBeNull();
     if (expected === "replay") expect(replayed).toBe(found);
   });
@@ -38,11 +40,11 @@ describe("replayOf: the one replay rule of every keyed write", () => {
     const refuse = (): never => {
       throw new BillingError("freeze_records_already_consumed");
     };
-    expect(codeOf(() => replayOf(stored, request(null, "v2:f2", canonical1), refuse))).toBe("freeze_records_already_consumed");
+    expect(codeOf(() => outcomeToReplay(stored, request(null, "v2:f2", canonical1), refuse))).toBe("freeze_records_already_consumed");
   });
 
   it("never matches a version 1 outcome without the canonical request", () => {
-    expect(codeOf(() => replayOf(storedV1, { customerId: "c1", requestFingerprint: "v2:f1" }))).toBe("idempotency_conflict");
+    expect(codeOf(() => outcomeToReplay(storedV1, { customerId: "c1", requestFingerprint: "v2:f1" }))).toBe("idempotency_conflict");
   });
 });
 

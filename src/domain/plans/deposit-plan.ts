@@ -2,7 +2,7 @@ import { accountStatus, accountView } from "../account-status.js";
 import { BillingError } from "../../errors/billing-error.js";
 import { checkCustomerTotal } from "../customer-limit.js";
 import { type Command, wholeRequestEnvelope } from "../command.js";
-import { type IdempotencyEnvelope, replayOf, type StoredOutcome } from "../idempotency.js";
+import { type IdempotencyEnvelope, outcomeToReplay, type StoredOutcome } from "../idempotency.js";
 import { NO_EXPIRY_MS, NO_START_MS } from "../limits.js";
 import type { DepositRequest } from "../requests.js";
 import type { DepositResult } from "../results.js";
@@ -69,7 +69,7 @@ export const accountKeyText = (key: AccountKey): string => JSON.stringify([key.c
  */
 export function planDeposit(state: DepositState, command: DepositCommand, nowMs: number): Planned<DepositChanges, DepositResult> {
   const { request, envelope } = command;
-  const replay = envelope === null ? null : replayOf(state.stored, { customerId: request.customerId, ...envelope });
+  const replay = envelope === null ? null : outcomeToReplay(state.stored, { customerId: request.customerId, ...envelope });
   if (replay) return { kind: "replay", stored: replay };
   checkValidityWindow(request, nowMs);
   // Its account's expiry already on the ledger (by an instance whose clock runs ahead): expired.

@@ -16,7 +16,7 @@ export type WriteOutcome<C, R> =
   | { readonly kind: "refused"; readonly error: BillingError };
 
 /**
- * The plan's outcome, with a refusal the domain rules throw (planClaim, replayOf, …) turned
+ * The plan's outcome, with a refusal the domain rules throw (planClaim, outcomeToReplay, …) turned
  * into a value. Anything else thrown is a bug and stays thrown.
  */
 export function refusable<T>(plan: () => T): T | { readonly kind: "refused"; readonly error: BillingError } {

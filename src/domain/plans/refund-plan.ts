@@ -2,7 +2,7 @@ import { BillingError } from "../../errors/billing-error.js";
 import { type AccountDelta, balanceAfter } from "../account-deltas.js";
 import { minBig } from "../allocation.js";
 import type { Command } from "../command.js";
-import { envelopeOf, type IdempotencyEnvelope, replayOf, type StoredOutcome } from "../idempotency.js";
+import { envelopeOf, type IdempotencyEnvelope, outcomeToReplay, type StoredOutcome } from "../idempotency.js";
 import type { Hold } from "../hold.js";
 import type { AccountSnapshot, Balance, Metadata } from "../types.js";
 import type { LedgerLine, Planned } from "./planned.js";
@@ -120,7 +120,7 @@ export function planRefund(state: RefundState, command: RefundCommand, nowMs: nu
   if (request.customerId !== null && charge.customerId !== request.customerId) {
     throw new BillingError("customer_scope_mismatch", undefined, { customer_id: request.customerId });
   }
-  const replay = replayOf(state.stored, { customerId: charge.customerId, ...envelope });
+  const replay = outcomeToReplay(state.stored, { customerId: charge.customerId, ...envelope });
   if (replay) return { kind: "replay", stored: replay };
   if (charge.kind === "FREEZE" && charge.status !== "CONSUMED") {
     throw new BillingError("transaction_not_refundable", undefined, { transaction_id: charge.transactionId, status: charge.status });

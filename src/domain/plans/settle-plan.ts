@@ -3,7 +3,7 @@ import { type AccountDelta, balanceAfter } from "../account-deltas.js";
 import { allocate } from "../allocation.js";
 import { type Decision, decideConsume, decideUnfreeze, type FrozenPart, type Hold, splitConsume } from "../hold.js";
 import type { Command } from "../command.js";
-import { consumeEnvelope, type IdempotencyEnvelope, replayOf, type StoredOutcome } from "../idempotency.js";
+import { consumeEnvelope, type IdempotencyEnvelope, outcomeToReplay, type StoredOutcome } from "../idempotency.js";
 import type { ConsumeRequest, SettleMode, SettleRequest } from "../requests.js";
 import type { ConsumeResult, UnfreezeResult } from "../results.js";
 import type { AccountSnapshot, AllocationLine, Balance } from "../types.js";
@@ -160,7 +160,7 @@ function checkSettlement(
       rule.decide(hold);
       throw new BillingError("freeze_records_inconsistent");
     };
-    const replay = replayOf(state.stored, { customerId: null, ...envelope }, refuse);
+    const replay = outcomeToReplay(state.stored, { customerId: null, ...envelope }, refuse);
     if (replay) return { kind: "replay", stored: replay };
     // Settled, yet nothing stored to replay: the records disagree.
     if (rule.decide(hold) === "replay") throw new BillingError("freeze_records_inconsistent");

@@ -1,5 +1,5 @@
 import { BillingError } from "../../errors/billing-error.js";
-import { envelopeOf, type IdempotencyEnvelope, replayOf, type StoredOutcome } from "../idempotency.js";
+import { envelopeOf, type IdempotencyEnvelope, outcomeToReplay, type StoredOutcome } from "../idempotency.js";
 import {
   type HoldingResult,
   type HoldingSnapshot,
@@ -85,7 +85,7 @@ export function planCapacity(
   envelope: IdempotencyEnvelope | null,
 ): WriteOutcome<CapacityChanges, PoolResult> {
   return refusable<WriteOutcome<CapacityChanges, PoolResult>>(() => {
-    const replay = envelope === null ? null : replayOf(state.stored, { customerId: input.customerId, ...envelope });
+    const replay = envelope === null ? null : outcomeToReplay(state.stored, { customerId: input.customerId, ...envelope });
     if (replay) return { kind: "replay", stored: replay };
     const { customerPk, pool } = state;
     if (direction === "REVOKE_CAPACITY" && (customerPk === null || pool === null)) {

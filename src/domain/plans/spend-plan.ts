@@ -3,7 +3,7 @@ import { availableOf } from "../account-status.js";
 import { allocate } from "../allocation.js";
 import { BillingError } from "../../errors/billing-error.js";
 import { type Command, wholeRequestEnvelope } from "../command.js";
-import { type IdempotencyEnvelope, replayOf, type StoredOutcome } from "../idempotency.js";
+import { type IdempotencyEnvelope, outcomeToReplay, type StoredOutcome } from "../idempotency.js";
 import type { FreezeRequest } from "../requests.js";
 import type { SpendResult } from "../results.js";
 import type { AccountSnapshot, AllocationLine, AutoAction, Balance, TransactionKind } from "../types.js";
@@ -47,7 +47,7 @@ export function planSpend(
   nowMs: number,
 ): Planned<SpendChanges, SpendResult> {
   const { request, envelope } = command;
-  const replay = replayOf(state.stored, { customerId: request.customerId, ...envelope });
+  const replay = outcomeToReplay(state.stored, { customerId: request.customerId, ...envelope });
   if (replay) return { kind: "replay", stored: replay };
   if (state.customerPk === null) throw new BillingError("customer_not_found", undefined, { customer_id: request.customerId });
   if (!state.complete && totalAvailable(state.accounts) < request.amount) return { kind: "more" };

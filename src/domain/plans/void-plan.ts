@@ -2,7 +2,7 @@ import { BillingError } from "../../errors/billing-error.js";
 import { accountStatus, availableOf } from "../account-status.js";
 import { minBig } from "../allocation.js";
 import type { Command } from "../command.js";
-import { envelopeOf, type IdempotencyEnvelope, replayOf, type StoredOutcome } from "../idempotency.js";
+import { envelopeOf, type IdempotencyEnvelope, outcomeToReplay, type StoredOutcome } from "../idempotency.js";
 import type { AccountSnapshot, Balance } from "../types.js";
 import type { LedgerLine, Planned } from "./planned.js";
 
@@ -74,7 +74,7 @@ export function planVoid(state: VoidState, command: VoidCommand, nowMs: number):
   const { record, account, customerPk } = state;
   const notFound = () => new BillingError("deposit_not_found", undefined, { record_id: request.recordId });
   if (customerPk === null) throw notFound();
-  const replay = replayOf(state.stored, { customerId: request.customerId, ...envelope });
+  const replay = outcomeToReplay(state.stored, { customerId: request.customerId, ...envelope });
   if (replay) return { kind: "replay", stored: replay };
   if (record === null) throw notFound();
   if (account === null || account.id !== record.accountId) throw new Error(`the account of deposit ${record.id} was not read`);
