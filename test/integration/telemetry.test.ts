@@ -1,3 +1,4 @@
+import type { ChildProcess } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
@@ -275,8 +276,9 @@ describe("at the process's exit", () => {
     });
     await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve));
     const database = uniqueDatabaseUrl("vb_traced");
+    let child: ChildProcess | null = null;
     try {
-      const child = spawnMain({
+      child = spawnMain({
         DATABASE_URL: database.url,
         GRPC_HOST: "127.0.0.1",
         GRPC_PORT: "0",
@@ -298,6 +300,8 @@ describe("at the process's exit", () => {
       expect(sent).toContain("GET /v1/health");
       expect(sent).toContain("billing-under-test");
     } finally {
+      // A failed test must not leave the server running on the database it drops.
+      if (child?.exitCode === null) child.kill("SIGKILL");
       collector.close();
       await database.drop();
     }
@@ -307,8 +311,9 @@ describe("at the process's exit", () => {
 describe("without an exporter (npm start with no OTEL_EXPORTER_OTLP_ENDPOINT)", () => {
   it("records no span, yet a call's log line carries its caller's trace id and a trace id of its own when it came without", async () => {
     const database = uniqueDatabaseUrl("vb_untraced");
+    let child: ChildProcess | null = null;
     try {
-      const child = spawnMain({ DATABASE_URL: database.url, GRPC_HOST: "127.0.0.1", GRPC_PORT: "0", SWEEP_INTERVAL_MS: "0" });
+      child = spawnMain({ DATABASE_URL: database.url, GRPC_HOST: "127.0.0.1", GRPC_PORT: "0", SWEEP_INTERVAL_MS: "0" });
       const out = collect(child);
       await waitForOutput(() => out.output().stdout, "velobase-billing listening");
       const httpPort = /"httpPort":(\d+)/.exec(out.output().stdout)?.[1];
@@ -328,6 +333,7 @@ describe("without an exporter (npm start with no OTEL_EXPORTER_OTLP_ENDPOINT)", 
       expect(calls[1]?.trace_id).toMatch(/^[0-9a-f]{32}$/);
       expect(calls.map((call) => typeof call.span_id)).toEqual(["string", "string"]);
     } finally {
+      if (child?.exitCode === null) child.kill("SIGKILL");
       await database.drop();
     }
   });
