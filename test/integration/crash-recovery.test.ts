@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
 import type { ServiceError } from "@grpc/grpc-js";
+import mysql, { type Connection, type RowDataPacket } from "mysql2/promise";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Balance, ConsumeResponse, DeductResponse, DepositResponse, FreezeResponse } from "../../gen/velobase/billing/v1/billing.js";
 import { decodeStatusDetails } from "../../src/grpc/status-details.js";
@@ -120,16 +121,28 @@ async function startServer(env: Record<string, string>, port: number): Promise<R
   const { output, exited } = collect(child);
   let exitCode: number | null | undefined;
   void exited.then((exit) => (exitCode = exit.code));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (exitCode !== undefined) throw new Error(`the server exited with ${exitCode}:\n${show(output())}`);
-    if (Date.now() > deadline) throw new Error(`the server did not answer within 30 s:\n${show(output())}`);
-    // A fresh client per probe: a failed channel would otherwise wait out its reconnect backoff.
-    const probe = new TestClient(port, API_KEY);
-    const reply = await send(probe, { kind: "deduct", customerId: "probe", transactionId: "probe", amount: 1n });
-    probe.close();
-    if (reply.kind === "refused" && reply.code === "customer_not_found") return { child, exited, output };
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  let ready = false;
+  try {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (exitCode !== undefined) throw new Error(`the server exited with ${exitCode}:\n${show(output())}`);
+      if (Date.now() > deadline) throw new Error(`the server did not answer within 30 s:\n${show(output())}`);
+      // A fresh client per probe: a failed channel would otherwise wait out its reconnect backoff.
+      const probe = new TestClient(port, API_KEY);
+      const reply = await send(probe, { kind: "deduct", customerId: "probe", transactionId: "probe", amount: 1n });
+      probe.close();
+      if (reply.kind === "refused" && reply.code === "customer_not_found") {
+        ready = true;
+        return { child, exited, output };
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    // A server that never answered does not outlive the test.
+    if (!ready) {
+      child.kill("SIGKILL");
+      await exited;
+    }
   }
 }
 
@@ -206,12 +219,45 @@ function applyFresh(f: Figures, op: Op): { code: string; facts: Record<string, s
   }
 }
 
-/** Cuts the proxy the load goes through, then kills the server while it still works. */
-function killer(victim: Running, proxy: TcpProxy): () => Promise<void> {
+/** Where each write's outcome is stored once it commits (idempotency_outcomes: scope and key). */
+const outcomeOf = (op: Op): string =>
+  op.kind === "deposit" ? `DEPOSIT ${op.key}` : `${op.kind === "consume" ? "SETTLE" : "SPEND"} ${op.transactionId}`;
+
+/** How many of these requests committed: their outcome is stored. */
+async function committedCount(connection: Connection, requests: readonly Sent[]): Promise<number> {
+  if (requests.length === 0) return 0;
+  const keys = [...new Set(requests.map((s) => (s.op.kind === "deposit" ? s.op.key : s.op.transactionId)))];
+  const [rows] = await connection.query<RowDataPacket[]>(
+    "SELECT scope, idempotency_key FROM idempotency_outcomes WHERE idempotency_key IN (?)",
+    [keys],
+  );
+  const stored = new Set(rows.map((r) => `${r.scope} ${r.idempotency_key}`));
+  return requests.filter((s) => stored.has(outcomeOf(s.op))).length;
+}
+
+/** A request still waiting for its reply (see loadUntilKilled). */
+const inFlight = (s: Sent): boolean => s.reply.kind === "lost" && s.reply.why === "not sent";
+
+/**
+ * Cuts the proxy the load goes through; once a request that was in flight then has lost its
+ * answer and is committed in the database (the case this test is for, made certain, not left to
+ * the moment of the kill), kills the server 0-60 ms later while it still works.
+ */
+function killer(victim: Running, proxy: TcpProxy, sent: readonly Sent[], connection: Connection): () => Promise<void> {
   return async () => {
-    await proxy.cut();
-    await new Promise((resolve) => setTimeout(resolve, Math.random() * 60));
-    victim.child.kill("SIGKILL");
+    const atCut = sent.filter(inFlight);
+    try {
+      await proxy.cut();
+      for (const deadline = Date.now() + 10_000; ; await new Promise((resolve) => setTimeout(resolve, 20))) {
+        const lost = atCut.filter((s) => s.reply.kind === "lost" && !inFlight(s));
+        if ((await committedCount(connection, lost)) > 0) break;
+        if (Date.now() > deadline)
+          throw new Error(`none of the ${atCut.length} requests in flight at the cut committed with its answer lost within 10 s`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 60));
+    } finally {
+      victim.child.kill("SIGKILL");
+    }
   };
 }
 
@@ -344,11 +390,14 @@ function sumOfAnswers(customers: readonly string[], sent: readonly Sent[]): Map<
 const database = uniqueDatabaseUrl("vb_crash");
 let running: Running | null = null;
 let proxy: TcpProxy | null = null;
+/** The test's own connection to the service's database: which requests committed. */
+let connection: Connection | null = null;
 
 afterAll(async () => {
   await proxy?.cut();
   running?.child.kill("SIGKILL");
   await running?.exited;
+  await connection?.end();
   await database.drop();
 });
 
@@ -375,6 +424,7 @@ describe("kill -9 under load", () => {
 
     const victim = await startServer(env, port);
     running = victim;
+    connection = await mysql.createConnection(database.url);
     // The load goes through a loopback proxy: at the kill the proxy is cut first, so answers the
     // server is still producing cannot reach the client, and the SIGKILL follows 0-60 ms later.
     // Requests committed in that window are the interesting ones: applied, answer lost.
@@ -388,9 +438,15 @@ describe("kill -9 under load", () => {
       sent.push({ seq: sent.length, op, reply });
     }
     phase("seed");
-    const killAt = await loadUntilKilled(first, plan(prefix, customers), sent, killer(victim, proxy));
+    const killAt = await loadUntilKilled(first, plan(prefix, customers), sent, killer(victim, proxy, sent, connection));
     first.close();
     expect((await victim.exited).code, "killed by a signal").toBe(null);
+    // The requests whose answer was lost but whose write committed: each must replay after the restart.
+    const committedLost = await committedCount(
+      connection,
+      sent.filter((s) => s.reply.kind === "lost"),
+    );
+    expect(committedLost, "requests committed with their answer lost").toBeGreaterThan(0);
     phase("load");
     // Before the kill only the rules may refuse a request.
     for (const s of sent) if (s.reply.kind === "refused") expect(s.reply.code, show(s)).toBe("insufficient_balance");
@@ -402,6 +458,7 @@ describe("kill -9 under load", () => {
     phase("restart");
     const { stats, figures } = await replayAll(client, customers, sent);
     phase("replay");
+    expect(stats.appliedBeforeCrash, "lost answers replayed as applied before the crash").toBe(committedLost);
 
     const sums = sumOfAnswers(customers, sent);
     for (const customerId of customers) {
@@ -422,7 +479,7 @@ describe("kill -9 under load", () => {
     expect((await running.exited).code).toBe(0);
     running = null;
     console.log(
-      `killed after ${killAt} answers; ${sent.length} requests; lost:`,
+      `killed after ${killAt} answers; ${sent.length} requests; committed with the answer lost: ${committedLost}; lost:`,
       Object.fromEntries(lostWhy),
       "after the restart:",
       stats,

@@ -3,6 +3,7 @@ import type { ChildProcess } from "node:child_process";
 import type { ServiceError } from "@grpc/grpc-js";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import mysql, { type Connection } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateApiKey } from "../../src/domain/api-key.js";
 import type { EventJson } from "../../src/domain/events.js";
@@ -16,13 +17,17 @@ import { runTransaction } from "../../src/store/run-transaction.js";
 import { ensureDeploymentId } from "../../src/store/settings-store.js";
 import { TestClient } from "../support/client.js";
 import { uniqueDatabaseUrl } from "../support/database.js";
+import { lockWaitersOf, untilLockWaiters } from "../support/race.js";
 import { collect, type Exit, spawnMain, waitForOutput } from "../support/spawn.js";
+import { waitFor } from "../support/waiting.js";
 
 /**
  * kill -9 of the publishing instance in the middle of a burst of real gRPC writes, then a restart
  * on the same database: the events in JetStream are exactly those of the writes that committed —
  * every answered write's, and a lost answer's only when its write committed (the database says) —
- * each once (duplicates the restarted publisher sends again are dropped by Nats-Msg-Id).
+ * each once (duplicates the restarted publisher sends again are dropped by Nats-Msg-Id). The kill
+ * comes while the publisher has sent a batch it has not stored yet (a test connection holds its
+ * row in event_publishers) and committed events wait behind it, so both cases happen every run.
  */
 
 const NATS_URL = process.env.TEST_NATS_URL ?? "nats://127.0.0.1:4222";
@@ -70,6 +75,8 @@ interface Running {
 }
 
 let db: Database | null = null;
+/** Holds the publisher's row in event_publishers at the kill. */
+let holder: Connection | null = null;
 let nc: NatsConnection;
 let jsm: JetStreamManager;
 const running = new Set<Running>();
@@ -86,6 +93,7 @@ afterAll(async () => {
   }
   await jsm?.streams.delete(STREAM).catch(() => undefined);
   await nc?.close();
+  await holder?.end();
   await db?.close();
   await database.drop();
 });
@@ -96,9 +104,18 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function startServer(): Promise<Running> {
   const child = spawnMain(env);
   const { output, exited } = collect(child);
-  await waitForOutput(() => output().stdout, "velobase-billing listening");
-  const port = /"port":(\d+)/.exec(output().stdout)?.[1];
-  if (!port) throw new Error(`no gRPC port in the listening line:\n${output().stdout}`);
+  let port: string | undefined;
+  try {
+    await waitForOutput(() => output().stdout, "velobase-billing listening");
+    port = /"port":(\d+)/.exec(output().stdout)?.[1];
+    if (!port) throw new Error(`no gRPC port in the listening line:\n${output().stdout}`);
+  } finally {
+    // A server that did not start does not outlive the test.
+    if (!port) {
+      child.kill("SIGKILL");
+      await exited;
+    }
+  }
   const r = { child, exited, client: new TestClient(Number(port), API_KEY) };
   running.add(r);
   return r;
@@ -138,10 +155,10 @@ async function publishedEverything(pool: Database["pool"], what: string): Promis
 
 /**
  * WRITERS writers send Deposits, Deducts and Freezes to `client` until `kill` has run, which
- * happens as soon as the publisher has sent KILL_AFTER_PUBLISHED events past `base` (the seeds):
+ * begins as soon as the publisher has sent KILL_AFTER_PUBLISHED events past `base` (the seeds):
  * the writers' calls still running then are in flight when the process dies.
  */
-async function burstUntilKilled(client: TestClient, customers: readonly string[], base: bigint, kill: () => void) {
+async function burstUntilKilled(client: TestClient, customers: readonly string[], base: bigint, kill: () => Promise<void>) {
   const calls: Call[] = [];
   let killedWithInFlight = -1;
   const inFlight = () => calls.filter((c) => c.outcome === "in flight").length;
@@ -167,8 +184,8 @@ async function burstUntilKilled(client: TestClient, customers: readonly string[]
   const watcher = async () => {
     while (killedWithInFlight < 0 && calls.length < BURST_MAX) {
       if ((await publisherPosition((db as Database).pool, NATS_PUBLISHER)) >= base + KILL_AFTER_PUBLISHED) {
+        await kill();
         killedWithInFlight = inFlight();
-        kill();
       }
       await sleep(10);
     }
@@ -189,6 +206,8 @@ async function streamMessages() {
 }
 
 type Rows = Array<Record<string, string | number | null>>;
+const committedEvents = async (): Promise<number> => Number((await rows("SELECT COUNT(*) AS n FROM events"))[0]?.n);
+
 async function rows(sql: string, params: unknown[] = []): Promise<Rows> {
   const [result] = await (db as Database).pool.query(sql, params);
   return result as Rows;
@@ -238,16 +257,45 @@ describe("the publisher killed mid-burst of real writes", () => {
       ]),
     );
 
-    const { calls, killedWithInFlight } = await burstUntilKilled(a.client, customers, base, () => a.child.kill("SIGKILL"));
+    const held = await mysql.createConnection(database.url);
+    holder = held;
+    const kill = async () => {
+      await held.query("BEGIN");
+      try {
+        await held.query("SELECT name FROM event_publishers WHERE name = ? FOR UPDATE", [NATS_PUBLISHER]);
+        // Its next batch goes to the stream, then it waits to store the position past it.
+        await untilLockWaiters(held, 1, "the publisher to wait to store its position");
+        // The writes go on: events commit that the publisher has not sent.
+        await waitFor(
+          async () => (await committedEvents()) > (await jsm.streams.info(STREAM)).state.messages,
+          "an event committed and not in the stream",
+        );
+      } catch (error) {
+        await held.query("ROLLBACK");
+        throw error;
+      }
+      a.child.kill("SIGKILL");
+    };
+    const { calls, killedWithInFlight } = await burstUntilKilled(a.client, customers, base, kill);
     expect(killedWithInFlight, `killed before ${BURST_MAX} calls, with calls in flight`).toBeGreaterThan(0);
     expect((await stop(a, "SIGKILL")).code, "killed by a signal").toBe(null);
+    // The dead process's save still waits (the server notices its client gone only when it answers)
+    // and would run once let go: ended, as if the process had died before sending it.
+    const waiters = await lockWaitersOf(held);
+    expect(waiters, "the dead publisher's save, waiting").toHaveLength(1);
+    for (const id of waiters) await held.query(`KILL CONNECTION ${id}`);
+    await held.query("ROLLBACK");
     expect(calls.filter((c) => c.outcome === "in flight")).toEqual([]);
     const atKill = {
-      events: Number((await rows("SELECT COUNT(*) AS n FROM events"))[0]?.n),
+      events: await committedEvents(),
       stamped: await lastPosition(db.pool),
       publisherPosition: await publisherPosition(db.pool, NATS_PUBLISHER),
       inStream: (await jsm.streams.info(STREAM)).state.messages,
     };
+    // The cases the restart is for happened: committed events the publisher had not sent, and sent
+    // ones it had not stored (positions are 1, 2, … in this database, so the stream held 1..inStream).
+    expect(atKill.events, "committed events not in the stream at the kill").toBeGreaterThan(atKill.inStream);
+    expect(atKill.inStream, "events in the stream past the publisher's stored position").toBeGreaterThan(Number(atKill.publisherPosition));
 
     const b = await startServer();
     // B takes the stamper's and the publisher's leases once A's expire, stamps and publishes.

@@ -1,3 +1,4 @@
+import type { RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountStatus, OperationType } from "../../gen/velobase/billing/v1/billing.js";
 import { expectError } from "../support/client.js";
@@ -5,6 +6,8 @@ import { DAY, SECOND, ts, uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { consoleSession } from "../support/http.js";
 import { verifyLedger } from "../../src/operations/verify.js";
+import { hasUnstamped } from "../../src/store/event-feed-store.js";
+import { waitFor } from "../support/waiting.js";
 import { LEDGER_ENTRY_BYTES_BESIDE_TEXT, LEDGER_PAGE_BYTES_MAX, LEDGER_SCAN_ROWS_MAX } from "../../src/domain/limits.js";
 
 let s: TestServer;
@@ -74,7 +77,7 @@ describe("Deposit", () => {
     expect(r.account?.status).toBe(AccountStatus.ACCOUNT_STATUS_PENDING);
     expect(r.balance).toEqual({ total: 100n, used: 0n, frozen: 0n, available: 100n });
     const info = await expectError(s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 500n }), "insufficient_balance");
-    expect(info).toMatchObject({ requested: "500", available: "100" });
+    expect(info).toEqual({ requested: "500", available: "100", wallet: "*" });
     const hidden = await s.client.call("getCustomer", { customerId });
     expect(hidden.creditTypes[0]?.accounts).toHaveLength(1);
     const all = await s.client.call("getCustomer", { customerId, includeInactive: true });
@@ -132,7 +135,7 @@ describe("Allocation", () => {
       ids.unshift(r.account?.id ?? "");
     }
     const info = await expectError(s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 201n }), "insufficient_balance");
-    expect(info).toMatchObject({ requested: "201", available: "200" });
+    expect(info).toEqual({ requested: "201", available: "200", wallet: "*" });
     const r = await s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 195n });
     expect(r.details.map((d) => d.accountId)).toEqual(ids);
     expect(r.details.at(-1)?.amount).toBe(5n);
@@ -149,9 +152,9 @@ describe("Allocation", () => {
       s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 60n, creditTypes: ["paid"] }),
       "insufficient_balance_in_selected_credit_types",
     );
-    expect(selected).toMatchObject({ requested: "60", available: "50" });
+    expect(selected).toEqual({ requested: "60", available: "50", wallet: "paid" });
     const all = await expectError(s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 151n }), "insufficient_balance");
-    expect(all).toMatchObject({ requested: "151", available: "150" });
+    expect(all).toEqual({ requested: "151", available: "150", wallet: "*" });
     expect(await balanceOf(customerId)).toEqual({ total: 300n, used: 150n, frozen: 0n, available: 150n });
   });
 
@@ -210,7 +213,7 @@ describe("Freeze lifecycle", () => {
       s.client.call("consume", { transactionId: tx, actualAmount: 150n }),
       "actual_amount_exceeds_frozen_amount",
     );
-    expect(info).toMatchObject({ requested: "150", frozen: "100" });
+    expect(info).toEqual({ requested: "150", frozen: "100" });
     await expectError(s.client.call("consume", { transactionId: tx, actualAmount: 2000n, allowOverage: true }), "insufficient_balance");
     const c = await s.client.call("consume", { transactionId: tx, actualAmount: 150n, allowOverage: true });
     expect(c).toMatchObject({ consumedAmount: 150n, returnedAmount: 0n, overageAmount: 50n });
@@ -447,10 +450,44 @@ describe("Filtered ledger pages", () => {
 });
 
 describe("verify", () => {
-  it("recomputes every account from the ledger and finds no difference", async () => {
-    const report = await verifyLedger(s.app.database.db);
-    expect(report.problems).toEqual([]);
-    expect(report.accounts).toBeGreaterThan(20);
+  const count = async (query: string): Promise<number> => {
+    const [rows] = await s.app.database.pool.query<RowDataPacket[]>(query);
+    return Number(rows[0]?.n);
+  };
+  /** What verify reports counted in the database itself (events: the stamped ones). */
+  const counted = async () => ({
+    accounts: await count("SELECT COUNT(*) AS n FROM accounts"),
+    ledgerEntries: await count("SELECT COUNT(*) AS n FROM ledger_entries"),
+    transactions: await count("SELECT COUNT(*) AS n FROM transactions"),
+    events: await count("SELECT COUNT(position) AS n FROM events"),
+    pools: await count("SELECT COUNT(*) AS n FROM slot_pools"),
+  });
+  /** Verify once every committed event has its position (the stamper is not behind). */
+  const verified = async () => {
+    await waitFor(async () => !(await hasUnstamped(s.app.database.pool)), "every event to be stamped");
+    return verifyLedger(s.app.database.db);
+  };
+
+  it("recomputes every account from the ledger and finds no difference, counting every row", async () => {
+    const before = await verified();
+    // Data of its own, whatever ran before: 2 accounts, 2 charges, 5 ledger entries and 5 events (one each write).
+    const customerId = uid("verify");
+    await s.client.call("deposit", { customerId, amount: 100n, creditType: "paid" });
+    await s.client.call("deposit", { customerId, amount: 50n, creditType: "promo" });
+    await s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 30n, creditTypes: ["paid"] });
+    const hold = uid("hold");
+    await s.client.call("freeze", { customerId, transactionId: hold, amount: 20n, creditTypes: ["promo"] });
+    await s.client.call("consume", { transactionId: hold, actualAmount: 20n });
+    const report = await verified();
+    expect(report).toEqual({ ...(await counted()), problems: [] });
+    expect(report).toEqual({
+      accounts: before.accounts + 2,
+      ledgerEntries: before.ledgerEntries + 5,
+      transactions: before.transactions + 2,
+      events: before.events + 5,
+      pools: before.pools,
+      problems: [],
+    });
   });
 });
 

@@ -12,6 +12,7 @@ import {
 import {
   ServerReflectionRequest as AlphaRequest,
   ServerReflectionResponse as AlphaResponse,
+  ServerReflectionService as AlphaReflectionService,
 } from "../../gen/grpc/reflection/v1alpha/reflection.js";
 import { AlertServiceService } from "../../gen/velobase/billing/v1/alerts.js";
 import { BillingServiceService } from "../../gen/velobase/billing/v1/billing.js";
@@ -34,6 +35,18 @@ const SERVICES = [
   "velobase.billing.v1.EventService",
   "velobase.billing.v1.SlotService",
 ];
+
+/** Each service's generated definition, by its full name: the methods reflection must describe. */
+const DEFINITIONS: Record<string, Record<string, { readonly path: string }>> = {
+  "grpc.health.v1.Health": HealthService,
+  "grpc.reflection.v1.ServerReflection": ServerReflectionService,
+  "grpc.reflection.v1alpha.ServerReflection": AlphaReflectionService,
+  "velobase.billing.v1.AlertService": AlertServiceService,
+  "velobase.billing.v1.BillingService": BillingServiceService,
+  "velobase.billing.v1.EntitlementService": EntitlementServiceService,
+  "velobase.billing.v1.EventService": EventServiceService,
+  "velobase.billing.v1.SlotService": SlotServiceService,
+};
 
 let s: TestServer;
 let reflection: InstanceType<typeof ServerReflectionClient>;
@@ -130,7 +143,10 @@ describe("server reflection (what grpcurl uses)", () => {
   it.each(SERVICES)("describes %s and resolves each of its methods, with their request and response types", async (name) => {
     const registry = await registryFor(name);
     const service = registry.getService(name);
-    expect(service?.methods.length).toBeGreaterThan(0);
+    // Exactly the generated definition's methods (its paths are /<service>/<method>).
+    const generated = Object.values(DEFINITIONS[name] ?? {}).map((m) => m.path.slice(`/${name}/`.length));
+    expect(generated.length).toBeGreaterThan(0);
+    expect(service?.methods.map((m) => m.name).sort()).toEqual(generated.sort());
     for (const method of service?.methods ?? []) {
       const methodRegistry = await registryFor(`${name}.${method.name}`);
       expect(methodRegistry.getService(name)?.method[method.localName]?.name).toBe(method.name);

@@ -1,14 +1,18 @@
 import { Metadata } from "@grpc/grpc-js";
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { OperationType, TransactionStatus } from "../../gen/velobase/billing/v1/billing.js";
 import { sweepDueHolds } from "../../src/operations/sweeper.js";
 import { generateApiKey } from "../../src/domain/api-key.js";
+import { decodeStatusDetails } from "../../src/grpc/status-details.js";
+import { apiKeys } from "../../src/store/schema.js";
+import { Authenticator, LAST_USED_INTERVAL_MS } from "../../src/tenancy/authenticator.js";
 import type { ProjectRow } from "../../src/store/projects-store.js";
 import type { CreatedApiKey } from "../../src/tenancy/api-keys.js";
 import { expectError, type TestClient } from "../support/client.js";
 import { uid } from "../support/fixtures.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { waitFor } from "../support/waiting.js";
 
 // Keys on a real server through a real client: each auth code, scopes, revocation within the
 // cache window, project isolation, and the key recorded on every write.
@@ -59,32 +63,81 @@ describe("authentication", () => {
     const key = await s.createKey({ label: "to revoke" });
     const client = s.clientWith(key.key);
     await expectError(client.call("getCustomer", { customerId: "nobody" }), "customer_not_found");
-    const revokedAt = Date.now();
     await s.revokeKey(key.prefix);
-    await expect
-      .poll(async () => client.call("getCustomer", { customerId: "nobody" }).catch((e: unknown) => e), {
-        timeout: CACHE_TTL_MS + 2_000,
-        interval: 50,
-      })
-      .toSatisfy((e) => (e as { details?: string }).details === "The API key has been revoked.");
+    // Bounded by the cache's window (and a margin for the calls themselves): the poll fails past it.
+    const codeNow = () =>
+      client.call("getCustomer", { customerId: "nobody" }).then(
+        () => "ok",
+        (e: { metadata: Metadata }) => decodeStatusDetails(e.metadata).detail?.code,
+      );
+    await expect.poll(codeNow, { timeout: CACHE_TTL_MS + 2_000, interval: 50 }).toBe("api_key_revoked");
     await expectError(client.call("getCustomer", { customerId: "nobody" }), "api_key_revoked");
-    expect(Date.now() - revokedAt).toBeLessThan(CACHE_TTL_MS + 2_000);
   });
 
-  it("records a key's last use without a write per call", async () => {
+  /** The key's last_used_at in ms (null: never). */
+  const lastUsedOf = async (prefix: string): Promise<number | null> => {
+    const [rows] = await s.app.database.pool.query("SELECT last_used_at FROM api_keys WHERE prefix = ?", [prefix]);
+    return (rows as Array<{ last_used_at: Date | null }>)[0]?.last_used_at?.getTime() ?? null;
+  };
+
+  /**
+   * Counts the writes of last_used_at `database` begins: touchApiKey calls db.update(api_keys) at
+   * once, inside the authentication, so the count is exact as soon as the call is answered.
+   */
+  const countedTouches = (database: TestServer["app"]["database"]) => {
+    const update = vi.spyOn(database.db, "update");
+    return {
+      count: () => update.mock.calls.filter(([table]) => table === apiKeys).length,
+      restore: () => update.mockRestore(),
+    };
+  };
+
+  it("records a key's last use on its first call, and writes nothing for the next ones", async () => {
     const key = await s.createKey({ label: "last used" });
     const client = s.clientWith(key.key);
-    const lastUsed = async () => {
-      const [rows] = await s.app.database.pool.query("SELECT last_used_at FROM api_keys WHERE prefix = ?", [key.prefix]);
-      return (rows as Array<{ last_used_at: Date | null }>)[0]?.last_used_at ?? null;
-    };
-    expect(await lastUsed()).toBeNull();
-    await expectError(client.call("getCustomer", { customerId: "nobody" }), "customer_not_found");
-    await expect.poll(lastUsed).not.toBeNull();
-    const first = await lastUsed();
-    for (let i = 0; i < 5; i++) await expectError(client.call("getCustomer", { customerId: "nobody" }), "customer_not_found");
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(await lastUsed()).toEqual(first);
+    expect(await lastUsedOf(key.prefix)).toBeNull();
+    const touches = countedTouches(s.app.database);
+    try {
+      const before = Date.now();
+      await expectError(client.call("getCustomer", { customerId: "nobody" }), "customer_not_found");
+      const after = Date.now();
+      expect(touches.count()).toBe(1);
+      await waitFor(async () => (await lastUsedOf(key.prefix)) !== null, "the key's last use to be written");
+      const first = (await lastUsedOf(key.prefix)) ?? 0;
+      // The time of the call (the server's wall clock, read while authenticating it).
+      expect(first >= before && first <= after, `${first} within [${before}, ${after}]`).toBe(true);
+      for (let i = 0; i < 5; i++) await expectError(client.call("getCustomer", { customerId: "nobody" }), "customer_not_found");
+      expect(touches.count()).toBe(1);
+      expect(await lastUsedOf(key.prefix)).toBe(first);
+    } finally {
+      touches.restore();
+    }
+  });
+
+  it(`writes a key's last use at most once per ${LAST_USED_INTERVAL_MS} ms: again on the first call that far after the last write`, async () => {
+    const key = await s.createKey({ label: "last used, by the clock" });
+    // The server's Authenticator follows the wall clock; this one, over the same database, a clock moved by hand.
+    let nowMs = Date.UTC(2030, 0, 1);
+    const auth = new Authenticator(s.app.database, { cacheTtlMs: 5_000, log: pino({ level: "silent" }), now: () => nowMs });
+    const touches = countedTouches(s.app.database);
+    try {
+      const start = nowMs;
+      await auth.authenticate(key.key);
+      expect(touches.count()).toBe(1);
+      await waitFor(async () => (await lastUsedOf(key.prefix)) === start, "the first use to be written");
+      for (const later of [1, LAST_USED_INTERVAL_MS / 2, LAST_USED_INTERVAL_MS - 1]) {
+        nowMs = start + later;
+        await auth.authenticate(key.key);
+      }
+      expect(touches.count()).toBe(1);
+      expect(await lastUsedOf(key.prefix)).toBe(start);
+      nowMs = start + LAST_USED_INTERVAL_MS;
+      await auth.authenticate(key.key);
+      expect(touches.count()).toBe(2);
+      await waitFor(async () => (await lastUsedOf(key.prefix)) === start + LAST_USED_INTERVAL_MS, "the next use to be written");
+    } finally {
+      touches.restore();
+    }
   });
 });
 

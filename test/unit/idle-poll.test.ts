@@ -6,19 +6,21 @@ describe("IdlePoll: the feed loops' wait between polls", () => {
   it("keeps the base interval for a quiet second, then doubles up to the idle interval, and a find brings it back", () => {
     let nowMs = 0;
     const poll = new IdlePoll(20, 250, () => nowMs);
-    const after = (found: boolean, elapsedMs: number) => {
+    const waitAfter = (found: boolean, elapsedMs: number) => {
       nowMs += elapsedMs;
       poll.record(found);
       return poll.waitMs;
     };
     expect(poll.waitMs).toBe(20);
-    expect(after(false, EVENT_POLL_QUIET_AFTER_MS - 1)).toBe(20);
-    expect([after(false, 1), after(false, 40), after(false, 80), after(false, 160), after(false, 250)]).toEqual([40, 80, 160, 250, 250]);
+    expect(waitAfter(false, EVENT_POLL_QUIET_AFTER_MS - 1)).toBe(20);
+    expect([waitAfter(false, 1), waitAfter(false, 40), waitAfter(false, 80), waitAfter(false, 160), waitAfter(false, 250)]).toEqual([
+      40, 80, 160, 250, 250,
+    ]);
     expect(poll.slowed).toBe(true);
-    expect(after(true, 250)).toBe(20);
+    expect(waitAfter(true, 250)).toBe(20);
     expect(poll.slowed).toBe(false);
-    expect(after(false, EVENT_POLL_QUIET_AFTER_MS - 1)).toBe(20);
-    expect(after(false, 1)).toBe(40);
+    expect(waitAfter(false, EVENT_POLL_QUIET_AFTER_MS - 1)).toBe(20);
+    expect(waitAfter(false, 1)).toBe(40);
   });
 
   it("never waits less than the base interval, whatever the idle one says", () => {
