@@ -23,6 +23,18 @@ describe("IdlePoll: the feed loops' wait between polls", () => {
     expect(waitAfter(false, 1)).toBe(40);
   });
 
+  it("hurries back to the base interval on news, waking the loop only when it had slowed", () => {
+    let nowMs = 0;
+    const poll = new IdlePoll(20, 250, () => nowMs);
+    let woken = 0;
+    poll.hurry(() => woken++);
+    expect([poll.waitMs, woken]).toEqual([20, 0]);
+    nowMs += EVENT_POLL_QUIET_AFTER_MS;
+    poll.record(false);
+    poll.hurry(() => woken++);
+    expect([poll.waitMs, woken]).toEqual([20, 1]);
+  });
+
   it("never waits less than the base interval, whatever the idle one says", () => {
     let nowMs = 0;
     const poll = new IdlePoll(100, 10, () => nowMs);

@@ -41,9 +41,7 @@ export class FeedTail {
    * stamp: the tail polls at its base interval again, at once if it had slowed.
    */
   hurry(): void {
-    const slowed = this.poll.slowed;
-    this.poll.record(true);
-    if (slowed) this.wakeUp.poke();
+    this.poll.hurry(() => this.wakeUp.poke());
   }
 
   /** Events were stamped here: wake the listeners at once, without a query. */

@@ -32,6 +32,13 @@ export class IdlePoll {
     return this.wait > this.baseMs;
   }
 
+  /** News is coming (this instance committed events): back to the base interval, and `wake` the loop if it had slowed. */
+  hurry(wake: () => void): void {
+    const slowed = this.slowed;
+    this.record(true);
+    if (slowed) wake();
+  }
+
   /** After a poll: whether it found something (or the loop was nudged, which says there is news). */
   record(found: boolean): void {
     const nowMs = this.now();

@@ -154,9 +154,7 @@ export class NatsPublisher {
    * commit: once at the base interval, a commit only keeps it there.
    */
   hurry(): void {
-    const slowed = this.poll.slowed;
-    this.poll.record(true);
-    if (slowed) this.wakeUp.poke();
+    this.poll.hurry(() => this.wakeUp.poke());
   }
 
   /** New events were stamped: publish without waiting for the interval. */
