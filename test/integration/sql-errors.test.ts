@@ -4,6 +4,7 @@ import { BillingError } from "../../src/errors/billing-error.js";
 import { isLostConnection, translateStoreError } from "../../src/store/run-transaction.js";
 import { isConnectionFailure, retryableConflictOf } from "../../src/store/sql-errors.js";
 import { SERVER_URL, uniqueDatabaseUrl } from "../support/database.js";
+import { lockWaitersOf } from "../support/race.js";
 import { waitFor } from "../support/waiting.js";
 
 describe("a statement on a connection mysql2 has closed", () => {
@@ -62,14 +63,8 @@ describe("a deadlock on a table's AUTO-INC lock (MariaDB's innodb_autoinc_lock_m
       void fromB.finally(() => {
         bDone = true;
       });
-      await waitFor(async () => {
-        if (bDone) return true;
-        const [rows] = (await admin.query(
-          "SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = ? AND trx_state = 'LOCK WAIT'",
-          [bId],
-        )) as unknown as [[{ n: number }]];
-        return Number(rows[0].n) === 1;
-      }, "b's INSERT … SELECT to wait on a's row");
+      // lockWaitersOf reads InnoDB's lock tables no faster than they refresh (every 100 ms).
+      await waitFor(async () => bDone || (await lockWaitersOf(a)).includes(bId), "b's INSERT … SELECT to wait on a's row");
       const fromA = await a.query(create("x")).then(
         () => null,
         (e: unknown) => e,
