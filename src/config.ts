@@ -103,7 +103,9 @@ const ConfigSchema = z.object({
   RATE_LIMIT_KEY_PREFIX: z.string().min(1).max(128).default("velobase:ratelimit"),
   // The event feed (docs/events.md). How often the stamper and the watchers look for new events
   // when nothing nudged them (a commit on this instance does): the feed lag of other instances' writes.
-  EVENTS_POLL_INTERVAL_MS: whole(1, 10_000).default(20),
+  // At most 1 s, as the idle interval below: the stamper's and the publisher's leases (5 s) are
+  // renewed by their polls, and a longer wait let them lapse between two.
+  EVENTS_POLL_INTERVAL_MS: whole(1, 1_000).default(20),
   // What those polls slow to once the feed has been quiet for a second (never below the above):
   // a quiet deployment's query rate, and the most a quiet spell's first event waits to be found.
   // At most 1 s: the stamper's and the publisher's leases (5 s) are renewed by their polls.
