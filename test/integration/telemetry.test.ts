@@ -1,3 +1,4 @@
+import { thrownBy } from "../support/code-of.js";
 import type { ChildProcess } from "node:child_process";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -207,15 +208,11 @@ describe("span status", () => {
   });
 
   it("a runtime conversion error's message, which names the value unquoted, leaves withheld", async () => {
-    const thrown = (() => {
-      try {
-        BigInt("card-4111");
-      } catch (error) {
-        return error as Error;
-      }
-      throw new Error("did not throw");
-    })();
-    const span = await exported(SpanKind.CLIENT, {}, thrown);
+    const span = await exported(
+      SpanKind.CLIENT,
+      {},
+      thrownBy(() => BigInt("card-4111")),
+    );
     const withheld = "(message withheld: it may quote a value)";
     expect(span?.status).toEqual({ code: SpanStatusCode.ERROR, message: withheld });
     expect(span?.events[0]?.attributes?.["exception.message"]).toBe(withheld);

@@ -1,3 +1,4 @@
+import { thrownBy } from "../support/code-of.js";
 import { describe, expect, it } from "vitest";
 import {
   capLine,
@@ -75,15 +76,7 @@ describe("serializeError", () => {
   });
 
   it("withholds the message of a runtime conversion error, which names the value unquoted", () => {
-    const thrown = (f: () => unknown): unknown => {
-      try {
-        f();
-      } catch (error) {
-        return error;
-      }
-      throw new Error("did not throw");
-    };
-    for (const error of [thrown(() => BigInt("card-4111")), thrown(() => BigInt(4111.5))]) {
+    for (const error of [thrownBy(() => BigInt("card-4111")), thrownBy(() => BigInt(4111.5))]) {
       const logged = serializeError(new Error("wrapped", { cause: error }));
       expect(logged.cause?.message).toBe("(message withheld: it may quote a value)");
       expect(logged.cause?.stack?.split("\n")[0]).toMatch(/^(SyntaxError|RangeError): \(message withheld/);

@@ -1,3 +1,4 @@
+import { thrownBy } from "../support/code-of.js";
 import { describe, expect, it } from "vitest";
 import { BillingError } from "../../src/errors/billing-error.js";
 import { closedValueOf, oneOf } from "../../src/store/row-values.js";
@@ -7,17 +8,9 @@ describe("stored values of a closed set", () => {
 
   it("closedValueOf answers a known value, and a corrupt row is an assertion naming the column, never the value", () => {
     expect(closedValueOf("LOW", STATES, "balance_alerts.state")).toBe("LOW");
-    const thrown = (() => {
-      try {
-        closedValueOf("card-4111", STATES, "balance_alerts.state");
-      } catch (error) {
-        return error;
-      }
-      return null;
-    })();
-    expect(thrown).toBeInstanceOf(Error);
+    const thrown = thrownBy(() => closedValueOf("card-4111", STATES, "balance_alerts.state"));
     expect(thrown).not.toBeInstanceOf(BillingError);
-    expect((thrown as Error).message).toBe("stored balance_alerts.state is not one of its known values");
+    expect(thrown.message).toBe("stored balance_alerts.state is not one of its known values");
   });
 
   it("oneOf, for a transaction's columns, answers freeze_records_inconsistent with the column and value", () => {

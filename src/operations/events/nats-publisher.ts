@@ -198,9 +198,9 @@ export class NatsPublisher {
   }
 
   /**
-   * The interval, or news, between rounds. Whether news (a local stamp) ended it. While NATS is down the tries back off (doubling up to
-   * OUTAGE_RETRY_MAX_MS) and news does not cut the pause short: every commit pokes, and each try
-   * would open a connection.
+   * The interval, or news, between rounds; true when news (a local stamp) ended it. While NATS is
+   * down the tries back off (doubling up to OUTAGE_RETRY_MAX_MS) and news does not cut the pause
+   * short: every commit pokes, and each try would open a connection.
    */
   private async pause(): Promise<boolean> {
     if (!this.outage) return this.wakeUp.wait(this.poll.waitMs);
