@@ -25,7 +25,8 @@ export function collect(child: ChildProcess): { output: () => { stdout: string; 
   child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
   return {
     output: () => ({ stdout, stderr }),
-    exited: new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout, stderr }))),
+    // "close", not "exit": a process can exit before its last lines are read from the pipes.
+    exited: new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr }))),
   };
 }
 
