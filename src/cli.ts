@@ -12,11 +12,12 @@ import { API_KEY_CACHE_TTL_MS_DEFAULT } from "./tenancy/authenticator.js";
 import {
   allProjects,
   BURST_DEFAULT,
-  BURST_MAX,
   createProject,
-  setProjectRateLimit,
   projectNamed,
   RATE_PER_SECOND_DEFAULT,
+  type RateLimitChange,
+  rateLimitText,
+  setProjectRateLimit,
   UsageError,
 } from "./tenancy/projects.js";
 
@@ -125,6 +126,11 @@ function modeOption(value: string): ProjectMode {
   return mode;
 }
 
+const rateLimitChange = (o: { rate?: number; burst?: number }): RateLimitChange => ({
+  ...(o.rate === undefined ? {} : { ratePerSecond: o.rate }),
+  ...(o.burst === undefined ? {} : { burst: o.burst }),
+});
+
 const projects = program.command("projects").description("create, list and set projects");
 
 projects
@@ -136,14 +142,8 @@ projects
   .option("--burst <n>", `burst per key (default ${BURST_DEFAULT}, or twice --rate)`, integerOption("--burst"))
   .action((name: string, o: { mode: ProjectMode; rate?: number; burst?: number }) =>
     withDatabase(async (database) => {
-      const ratePerSecond = o.rate ?? RATE_PER_SECOND_DEFAULT;
-      if (ratePerSecond === 0 && o.burst !== undefined) {
-        throw new UsageError("an unlimited project (--rate 0) takes no --burst: a burst applies only with a rate");
-      }
-      const burst = o.burst ?? (o.rate === undefined ? BURST_DEFAULT : Math.min(ratePerSecond * 2, BURST_MAX));
-      const p = await createProject(database, { name, mode: o.mode, ratePerSecond, burst }, Date.now());
-      const limit = p.ratePerSecond === 0 ? "unlimited" : `${p.ratePerSecond}/s per key, burst ${p.burst}`;
-      out(`created project ${p.name} (id ${p.id}, mode ${p.mode}, ${limit})`);
+      const p = await createProject(database, { name, mode: o.mode, ...rateLimitChange(o) }, Date.now());
+      out(`created project ${p.name} (id ${p.id}, mode ${p.mode}, ${rateLimitText(p)})`);
       return 0;
     }),
   );
@@ -157,12 +157,8 @@ projects
   .action((name: string, o: { rate?: number; burst?: number }) =>
     withDatabase(async (database) => {
       if (o.rate === undefined && o.burst === undefined) throw new UsageError("give --rate, --burst or both");
-      const p = await setProjectRateLimit(database, name, {
-        ...(o.rate === undefined ? {} : { ratePerSecond: o.rate }),
-        ...(o.burst === undefined ? {} : { burst: o.burst }),
-      });
-      const limit = p.ratePerSecond === 0 ? "unlimited" : `${p.ratePerSecond}/s per key, burst ${p.burst}`;
-      out(`project ${p.name}: ${limit}`);
+      const p = await setProjectRateLimit(database, name, rateLimitChange(o));
+      out(`project ${p.name}: ${rateLimitText(p)}`);
       return 0;
     }),
   );

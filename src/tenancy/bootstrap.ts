@@ -6,7 +6,7 @@ import { type LeaseWait, withLease } from "../store/leases-store.js";
 import { isDuplicateOn } from "../store/sql-errors.js";
 import { findProjectByName, type ProjectRow, setProjectMode } from "../store/projects-store.js";
 import { createApiKey, storeApiKey, type CreatedApiKey } from "./api-keys.js";
-import { BURST_DEFAULT, createProject, DEFAULT_PROJECT_NAME, RATE_PER_SECOND_DEFAULT, UsageError } from "./projects.js";
+import { createProject, DEFAULT_PROJECT_NAME, UsageError } from "./projects.js";
 
 export type BootstrapOutcome =
   /** A key was generated: print it once, where a person sees it. */
@@ -19,7 +19,8 @@ export type BootstrapOutcome =
 async function defaultProject(database: Database, mode: "live" | "test", nowMs: number): Promise<ProjectRow> {
   const existing = await findProjectByName(database.db, DEFAULT_PROJECT_NAME);
   if (existing) return existing;
-  return createProject(database, { name: DEFAULT_PROJECT_NAME, mode, ratePerSecond: RATE_PER_SECOND_DEFAULT, burst: BURST_DEFAULT }, nowMs);
+  // The default rate and burst.
+  return createProject(database, { name: DEFAULT_PROJECT_NAME, mode }, nowMs);
 }
 
 /** Stores BOOTSTRAP_API_KEY as a write key of the `default` project, unless it is there already. */

@@ -40,8 +40,39 @@ export function checkProjectSettings(s: ProjectSettings): ProjectSettings {
   return s;
 }
 
-export async function createProject(database: Database, settings: ProjectSettings, nowMs: number): Promise<ProjectRow> {
-  const s = checkProjectSettings(settings);
+/** A rate limit as an operator asks for it: either part may be left out. */
+export interface RateLimitChange {
+  readonly ratePerSecond?: number;
+  readonly burst?: number;
+}
+
+/**
+ * The rate and burst a project gets: those given, else its current ones (a new project's: the
+ * defaults). A burst left out is kept while it still holds a second of the rate, else it is twice
+ * the rate; a new project given no rate keeps the default burst.
+ */
+function rateLimitOf(change: RateLimitChange, current: ProjectRow | null): { ratePerSecond: number; burst: number } {
+  const ratePerSecond = change.ratePerSecond ?? current?.ratePerSecond ?? RATE_PER_SECOND_DEFAULT;
+  if (ratePerSecond === 0 && change.burst !== undefined) {
+    // Stored, it would do nothing now and quietly become the burst of a later --rate.
+    throw new UsageError(
+      current === null
+        ? "an unlimited project (--rate 0) takes no --burst: a burst applies only with a rate"
+        : `project ${current.name} is unlimited (rate 0): a burst applies only with a rate; give --rate too`,
+    );
+  }
+  const currentBurst = current?.burst ?? (change.ratePerSecond === undefined ? BURST_DEFAULT : 0);
+  const burst = change.burst ?? (currentBurst >= ratePerSecond ? currentBurst : Math.min(ratePerSecond * 2, BURST_MAX));
+  return { ratePerSecond, burst };
+}
+
+/** Creates a project; a rate or burst left out is chosen as `rateLimitOf` says. */
+export async function createProject(
+  database: Database,
+  settings: Pick<ProjectSettings, "name" | "mode"> & RateLimitChange,
+  nowMs: number,
+): Promise<ProjectRow> {
+  const s = checkProjectSettings({ name: settings.name, mode: settings.mode, ...rateLimitOf(settings, null) });
   try {
     const id = await insertProject(database.db, { ...s, nowMs });
     return { id, ...s, createdAtMs: nowMs };
@@ -60,26 +91,18 @@ export async function projectNamed(database: Database, name: string): Promise<Pr
 export const allProjects = (database: Database): Promise<ProjectRow[]> => listProjects(database.db);
 
 /**
- * Changes a project's rate limit: the rate and burst given, each other kept (a new rate without a
- * burst keeps the burst if it still holds a second of the rate, else takes twice the rate). Checked
- * as at creation. Instances apply it as their key caches expire (API_KEY_CACHE_TTL_MS).
+ * Changes a project's rate limit: the parts given, as `rateLimitOf` says, checked as at creation.
+ * Instances apply it as their key caches expire (API_KEY_CACHE_TTL_MS).
  */
-export async function setProjectRateLimit(
-  database: Database,
-  name: string,
-  change: { ratePerSecond?: number; burst?: number },
-): Promise<ProjectRow> {
+export async function setProjectRateLimit(database: Database, name: string, change: RateLimitChange): Promise<ProjectRow> {
   const project = await projectNamed(database, name);
-  const ratePerSecond = change.ratePerSecond ?? project.ratePerSecond;
-  if (ratePerSecond === 0 && change.burst !== undefined) {
-    // Stored, it would do nothing now and quietly become the burst of a later --rate.
-    throw new UsageError(`project ${project.name} is unlimited (rate 0): a burst applies only with a rate; give --rate too`);
-  }
-  const keptBurst = project.burst >= ratePerSecond ? project.burst : Math.min(ratePerSecond * 2, BURST_MAX);
-  const burst = change.burst ?? keptBurst;
-  const s = checkProjectSettings({ ...project, ratePerSecond, burst });
+  const s = checkProjectSettings({ ...project, ...rateLimitOf(change, project) });
   if (!(await setProjectLimits(database.db, project.id, { ratePerSecond: s.ratePerSecond, burst: s.burst }))) {
     throw new UsageError(`no project named "${name}"`);
   }
   return { ...project, ratePerSecond: s.ratePerSecond, burst: s.burst };
 }
+
+/** A project's limit as the CLI prints it. */
+export const rateLimitText = (p: Pick<ProjectSettings, "ratePerSecond" | "burst">): string =>
+  p.ratePerSecond === 0 ? "unlimited" : `${p.ratePerSecond}/s per key, burst ${p.burst}`;

@@ -105,7 +105,7 @@ describe("first start", () => {
     expect(refused.stderr + refused.stdout).not.toContain(rotated);
 
     const database = await openDatabase(db.url);
-    const shop = await createProject(database, { name: "shop", mode: "test", ratePerSecond: 0, burst: 0 }, Date.now());
+    const shop = await createProject(database, { name: "shop", mode: "test", ratePerSecond: 0 }, Date.now());
     const readKey = await createApiKey(database, shop, { label: "reader", scope: "read", nowMs: Date.now() });
     await database.close();
     const warned = await runOnce({ DATABASE_URL: db.url, BOOTSTRAP_API_KEY: readKey.key });

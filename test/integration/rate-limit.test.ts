@@ -23,9 +23,9 @@ async function server(env: Record<string, string> = {}, log?: Logger): Promise<T
   return s;
 }
 
-/** A client of a key of a fresh project with this rate and burst. */
-async function limitedClient(s: TestServer, ratePerSecond: number, burst: number): Promise<{ client: TestClient; key: string }> {
-  const project = await s.createProject({ ratePerSecond, burst });
+/** A client of a key of a fresh project with this rate and burst (left out: as the CLI chooses it). */
+async function limitedClient(s: TestServer, ratePerSecond: number, burst?: number): Promise<{ client: TestClient; key: string }> {
+  const project = await s.createProject({ ratePerSecond, ...(burst === undefined ? {} : { burst }) });
   const { key } = await s.createKey({ project });
   return { client: s.clientWith(key), key };
 }
@@ -97,7 +97,7 @@ describe("rate limits in process memory (no REDIS_URL)", () => {
     await refusedFor(one.client);
     const sameProject = s.clientWith((await s.createKey()).key);
     await admitted(sameProject);
-    const unlimited = await limitedClient(s, 0, 0);
+    const unlimited = await limitedClient(s, 0);
     for (let i = 0; i < 50; i++) await admitted(unlimited.client);
   });
 });

@@ -83,12 +83,8 @@ export async function startTestServer(env: Record<string, string> = {}, options:
       clients.push(extra);
       return extra;
     },
-    createProject: (o = {}) =>
-      createProject(
-        app.database,
-        { name: o.name ?? uid("project"), mode: o.mode ?? "test", ratePerSecond: o.ratePerSecond ?? 5_000, burst: o.burst ?? 10_000 },
-        Date.now(),
-      ),
+    createProject: ({ name, mode, ...rateLimit } = {}) =>
+      createProject(app.database, { name: name ?? uid("project"), mode: mode ?? "test", ...rateLimit }, Date.now()),
     async createKey(o = {}) {
       const project = o.project ?? (await projectNamed(app.database, "default"));
       return createApiKey(app.database, project, { label: o.label ?? "test", scope: o.scope ?? "write", nowMs: Date.now() });
