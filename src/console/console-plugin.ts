@@ -94,6 +94,7 @@ async function renderError(thrown: unknown, request: FastifyRequest, reply: Fast
     error = new BillingError("permission_denied", "The form has expired or did not come from this console: reload the page and try again.");
   } else error = frameworkRefusal(fastifyError) ?? toBillingError(thrown);
   if (!readyErrorAnswer(error, unavailableCause(error) ?? null, request, reply, deps.log)) return reply;
+  if (isHtmx(request)) return renderFailedPart(request, reply, error);
   const backTo = customerOfPage(request);
   const depositForm = refusedDepositForm(request, error);
   return renderPage(
@@ -102,6 +103,28 @@ async function renderError(thrown: unknown, request: FastifyRequest, reply: Fast
     "error",
     "Error",
     { message: error.message, code: error.code, backTo, depositForm },
+    error.spec.httpStatus,
+  );
+}
+
+/** The parts of a page htmx replaces (their element ids): a failed update is shown in their place. */
+const HTMX_PARTS: ReadonlySet<string> = new Set(["chart", "ledger"]);
+
+/**
+ * A failed htmx update (the chart's range, the ledger's filters or next page): its error in place
+ * of the part it was to replace (console.js has htmx swap it), with a link back to the whole page,
+ * so the click does not just do nothing. Same status and Retry-After as the page would have.
+ */
+function renderFailedPart(request: FastifyRequest, reply: FastifyReply, error: BillingError) {
+  const target = request.headers["hx-target"];
+  const part = typeof target === "string" && HTMX_PARTS.has(target) ? target : null;
+  const reload = pageOfHtmx(request) ?? `${CONSOLE_PATH}/customers`;
+  return renderPage(
+    request,
+    reply,
+    "error-part",
+    "Error",
+    { part, message: error.message, code: error.code, reload },
     error.spec.httpStatus,
   );
 }
@@ -146,7 +169,8 @@ function toSignIn(request: FastifyRequest, reply: FastifyReply) {
       .header("hx-redirect", signInAddress(ended, pageOfHtmx(request)))
       .status(401)
       .send("");
-  return renderPage(request, reply, "sign-in", "Sign in", { message: "Your session has ended: sign in again." }, 401);
+  const message = ended ? "Your session has ended: sign in again." : "Sign in to go on.";
+  return renderPage(request, reply, "sign-in", "Sign in", { message }, 401);
 }
 
 /**

@@ -34,11 +34,25 @@ interface PageRoute {
   Querystring: QueryValues;
 }
 
-/** The page of an unknown customer: the same for an id of another project as for one nobody has. */
-const unknownCustomer = (request: FastifyRequest, reply: FastifyReply, customerId: string) => {
+/**
+ * The page of an unknown customer: the same for an id of another project as for one nobody has.
+ * `customerId` null: the URL holds no id at all, and its text is not shown (a link could make the
+ * console say anything in its own page).
+ */
+const unknownCustomer = (request: FastifyRequest, reply: FastifyReply, customerId: string | null) => {
   request.errorCode = "customer_not_found"; // for the call's log line and metrics
   return renderPage(request, reply, "unknown", "Not found", { what: "customer", id: customerId }, 404);
 };
+
+/** The console's words for a page link (its `cursor`) the listing refuses, which the API's message names page_token. */
+function inConsoleWords(error: unknown): unknown {
+  if (!(error instanceof BillingError) || error.code !== "invalid_page_token") return error;
+  return new BillingError(
+    "invalid_page_token",
+    "This page link is not valid for this search (its cursor was made for another one): start again from the first page.",
+    { field: "cursor" },
+  );
+}
 
 async function chartOf(ctx: BillingContext, caller: AuthenticatedCaller, customerId: string, range: RangeName) {
   const history = await readBalanceHistory(ctx, { projectId: caller.projectId, customerId, ...rangeWindow(range, ctx.now()) });
@@ -77,7 +91,8 @@ async function ledgerOf(ctx: BillingContext, caller: AuthenticatedCaller, custom
       pageToken: filters.cursor,
     });
     return { filters, error: null, entries: page.entries, next: page.nextPageToken };
-  } catch (error) {
+  } catch (thrown) {
+    const error = inConsoleWords(thrown);
     if (!(error instanceof BillingError) || error.spec.httpStatus !== 400) throw error;
     return { filters, error: error.message, entries: [], next: "" };
   }
@@ -91,15 +106,18 @@ function registerCustomerPages(scope: ConsoleScope): void {
     const caller = consoleCallerOf(request);
     const ctx = deps.contextOf(request);
     const text = searchTextOf(request.query);
-    const page = await searchCustomers(ctx, { projectId: caller.projectId, text, pageToken: cursorOf(request.query) });
-    return renderPage(request, reply, "customers", "Customers", { q: text, page });
+    const pageToken = cursorOf(request.query);
+    const page = await searchCustomers(ctx, { projectId: caller.projectId, text, pageToken }).catch((error: unknown) => {
+      throw inConsoleWords(error);
+    });
+    return renderPage(request, reply, "customers", "Customers", { q: text, page, firstPage: pageToken === null });
   });
 
   app.get<PageRoute>("/customers/:id", { config: { access: "public" }, onRequest }, async (request, reply) => {
     const caller = consoleCallerOf(request);
     const ctx = deps.contextOf(request);
     const customerId = idOrNull(request.params.id);
-    if (customerId === null) return unknownCustomer(request, reply, request.params.id);
+    if (customerId === null) return unknownCustomer(request, reply, null);
     let customer: Awaited<ReturnType<typeof getCustomer>>;
     try {
       customer = await getCustomer(ctx, { projectId: caller.projectId, customerId, includeInactive: true, asOfMs: null });
@@ -165,7 +183,7 @@ function registerTransactionPage(scope: ConsoleScope): void {
     const transactionId = idOrNull(request.params.id);
     const unknown = () => {
       request.errorCode = "transaction_not_found";
-      return renderPage(request, reply, "unknown", "Not found", { what: "transaction", id: transactionId ?? request.params.id }, 404);
+      return renderPage(request, reply, "unknown", "Not found", { what: "transaction", id: transactionId }, 404);
     };
     if (transactionId === null) return unknown();
     const input = { projectId: caller.projectId, transactionId };

@@ -29,4 +29,9 @@ export function setSecurityHeaders(reply: FastifyReply, overHttps: boolean): voi
   void reply.header("x-content-type-options", "nosniff");
   void reply.header("x-frame-options", "DENY");
   void reply.header("referrer-policy", "same-origin");
+  // A page of another site that opened the console (window.open) keeps no handle on its window,
+  // so it cannot later send that window, signed in or not, to a look-alike sign-in page; and
+  // no other site may load a console answer as an image, a script or a style.
+  void reply.header("cross-origin-opener-policy", "same-origin");
+  void reply.header("cross-origin-resource-policy", "same-origin");
 }

@@ -1,5 +1,6 @@
 // The console's only script: draws each balance chart from the points its element carries
-// (uPlot), on load and whenever htmx swaps new content in. Everything else works without it.
+// (uPlot), on load and whenever htmx swaps new content in, and has htmx show a failed update's
+// error in place. Everything else works without it.
 
 (() => {
   const SECOND_MS = 1000;
@@ -31,6 +32,12 @@
     for (const canvas of root.querySelectorAll(".chart-canvas[data-points]")) draw(canvas);
   }
 
+  // A failed update comes back as the part's error (an HTML answer of the console): shown in place,
+  // where htmx would otherwise leave the page as it was and the click seem to do nothing.
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const xhr = event.detail?.xhr;
+    if (xhr && xhr.status >= 400 && (xhr.getResponseHeader("content-type") ?? "").startsWith("text/html")) event.detail.shouldSwap = true;
+  });
   document.addEventListener("DOMContentLoaded", () => drawAll(document));
   document.addEventListener("htmx:afterSwap", (event) => drawAll(event.detail?.elt?.parentElement ?? document));
 })();
