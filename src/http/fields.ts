@@ -40,12 +40,16 @@ export function metadataOf(raw: Readonly<Record<string, unknown>> | undefined): 
   return parseMetadata(Object.fromEntries(entries) as Record<string, JsonValue>);
 }
 
-/** `wallet`, or its older name `credit_type`; both given and different is a contradiction. */
+/**
+ * `wallet`, or its older name `credit_type`; both given and different is a contradiction. Empty is
+ * none given (the default wallet), as gRPC's unset credit_type.
+ */
 export function depositWalletOf(wallet: string | undefined, creditType: string | undefined): string {
-  if (wallet !== undefined && creditType !== undefined && wallet !== creditType) {
+  const [given, older] = [wallet || undefined, creditType || undefined];
+  if (given !== undefined && older !== undefined && given !== older) {
     throw new BillingError("invalid_argument", "wallet and credit_type differ; send wallet only.", { field: "wallet" });
   }
-  return parseCreditType(wallet ?? creditType ?? "", DEFAULT_CREDIT_TYPE, "wallet");
+  return parseCreditType(given ?? older ?? "", DEFAULT_CREDIT_TYPE, "wallet");
 }
 
 /** A listing's credit-type filter: `credit_type`, or Velobase's `wallet`, or both the same; neither (or empty, as over gRPC): every credit type. */

@@ -35,6 +35,12 @@ export const Wallet = Type.String({
   description: "A wallet (this service's credit type): 1-64 characters of [a-z0-9_.-].",
 });
 
+/** A deposit's wallet: empty is none given (the default wallet), as an unset credit_type over gRPC. */
+export const WalletOrNone = Type.String({
+  pattern: `^$|${CREDIT_TYPE_PATTERN.source}`,
+  description: "A wallet (this service's credit type): 1-64 characters of [a-z0-9_.-]; empty: none given.",
+});
+
 export const Wallets = Type.Array(Wallet, {
   maxItems: CREDIT_TYPES_PER_REQUEST_MAX,
   description: "Spend only from these wallets (all when absent).",

@@ -49,6 +49,14 @@ const PATH_PARAM_LENGTH_MAX = 3 * ID_LENGTH_MAX;
 const BODY_BYTES_MAX = 1_048_576;
 
 /**
+ * Every query parameter is optional, and one sent empty (`?customer_id=`, `?limit=`) is absent, as
+ * an unset proto3 field is over gRPC: a filter left empty filters nothing, rather than refusing a
+ * client that builds its URL from unset values (a "required" code for a filter nobody requires).
+ */
+const withoutEmptyValues = (query: Record<string, unknown>): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(query).filter(([, raw]) => raw !== ""));
+
+/**
  * TypeBox's compiler, which converts query strings to the schema's types first; that conversion
  * would read `limit=1.5` as 1, so an integer parameter must be written as one.
  */
@@ -58,7 +66,7 @@ const validatorCompiler: FastifySchemaCompiler<TSchema> = (route) => {
   const { properties = {} } = route.schema as { properties?: Record<string, { type?: unknown }> };
   const integers = Object.keys(properties).filter((key) => properties[key]?.type === "integer");
   return (value: unknown) => {
-    const query = (value ?? {}) as Record<string, unknown>;
+    const query = withoutEmptyValues((value ?? {}) as Record<string, unknown>);
     for (const key of integers) {
       const raw = query[key];
       if (typeof raw === "string" && !INTEGER_TEXT.test(raw)) {
@@ -67,7 +75,7 @@ const validatorCompiler: FastifySchemaCompiler<TSchema> = (route) => {
         };
       }
     }
-    return check(value);
+    return check(query);
   };
 };
 

@@ -34,7 +34,7 @@ import {
   OptionalNullable,
   responses,
   Source,
-  Wallet,
+  WalletOrNone,
 } from "../schemas.js";
 
 // POST /v1/customers/deposit
@@ -42,8 +42,8 @@ import {
 const DepositBody = Type.Object({
   customer_id: Id("The customer; created by its first deposit."),
   amount: Amount("Credits to add: a positive integer."),
-  wallet: OptionalNullable({ ...Wallet, description: 'The wallet to credit (default "default").' }),
-  credit_type: OptionalNullable({ ...Wallet, description: "Older name of wallet.", deprecated: true }),
+  wallet: OptionalNullable({ ...WalletOrNone, description: 'The wallet to credit (default, or empty: "default").' }),
+  credit_type: OptionalNullable({ ...WalletOrNone, description: "Older name of wallet.", deprecated: true }),
   source: OptionalNullable(Source),
   starts_at: OptionalNullable(IsoInput("When the credits become spendable (default: now).")),
   expires_at: OptionalNullable(IsoInput("When they expire (default: never); in the future, after starts_at.")),
