@@ -49,11 +49,11 @@ export function isoToMs(text: string, rounding: SubMillisecond = "down"): number
   return epochMs >= MS_MIN && epochMs <= MS_MAX ? epochMs : null;
 }
 
-/** An optional ISO 8601 field; unparseable → `code` naming the field. */
+/** An optional ISO 8601 field; unparseable → `code` naming the field, in gRPC's words for a bad Timestamp. */
 export function parseIsoField(text: string | undefined, field: string, code: ErrorCode, rounding: SubMillisecond = "down"): number | null {
   if (text === undefined) return null;
   const ms = isoToMs(text, rounding);
-  if (ms === null) throw new BillingError(code, undefined, { field });
+  if (ms === null) throw new BillingError(code, `${field} is not a valid timestamp.`, { field });
   return ms;
 }
 

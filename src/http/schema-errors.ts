@@ -1,5 +1,6 @@
 import { BillingError } from "../errors/billing-error.js";
 import type { ErrorCode } from "../errors/catalog.js";
+import { CREDIT_TYPES_PER_REQUEST_MAX } from "../domain/limits.js";
 
 export const notAJsonObject = () => new BillingError("invalid_argument", "The request body must be a JSON object.", { field: "body" });
 
@@ -19,6 +20,8 @@ export interface FieldCodes {
   readonly byKeyword?: Readonly<Partial<Record<string, ErrorCode>>>;
   /** The message of a specific `invalid` code whose catalogue message names another field (a threshold checked as an amount). */
   readonly message?: string;
+  /** A failure's own message, by keyword, where the code's message would say something else (gRPC's words). */
+  readonly messageByKeyword?: Readonly<Partial<Record<string, string>>>;
 }
 
 /**
@@ -35,7 +38,10 @@ const FIELD_CODES: Readonly<Record<string, FieldCodes>> = {
   expires_at: { invalid: "invalid_expires_at" },
   wallet: { invalid: "invalid_credit_types" },
   credit_type: { invalid: "invalid_credit_types" },
-  credit_types: { invalid: "invalid_credit_types" },
+  credit_types: {
+    invalid: "invalid_credit_types",
+    messageByKeyword: { maxItems: `At most ${CREDIT_TYPES_PER_REQUEST_MAX} credit types.` },
+  },
   unfreeze_after_seconds: { invalid: "invalid_auto_settlement_ttl" },
   consume_after_seconds: { invalid: "invalid_auto_settlement_ttl" },
   limit: { invalid: "invalid_limit" },
@@ -73,7 +79,8 @@ export function schemaIssueToError(issue: SchemaIssue | undefined, input: unknow
   const code = codes.byKeyword?.[issue.keyword] ?? codes.invalid;
   const detail = issue.message ? `${field} ${issue.message}.` : undefined;
   // A specific code keeps its catalogue message (or the route's); invalid_argument says what was wrong.
-  return new BillingError(code, code === "invalid_argument" ? detail : codes.message, { field });
+  const message = codes.messageByKeyword?.[issue.keyword] ?? (code === "invalid_argument" ? detail : codes.message);
+  return new BillingError(code, message, { field });
 }
 
 /** The schema issue of a top-level field that is not an integer. */

@@ -148,6 +148,7 @@ describe("ISO 8601 timestamps", () => {
         details: { field: "starts_at" },
       });
       expectHttpError(await deposit({ customer_id: customer, amount: 1, expires_at: input }), "invalid_expires_at", {
+        message: "expires_at is not a valid timestamp.",
         details: { field: "expires_at" },
       });
     },

@@ -139,6 +139,7 @@ describe("POST /v1/customers/deposit", () => {
       name: "unparseable expires_at",
       body: () => ({ ...base(), expires_at: "2026-01-01T00:00:00Q" }),
       code: "invalid_expires_at",
+      message: "expires_at is not a valid timestamp.",
       details: field("expires_at"),
     },
     {
@@ -336,6 +337,7 @@ function spendCases(): Case[] {
       name: "33 credit_types",
       body: () => ({ ...base(), credit_types: Array.from({ length: 33 }, (_, i) => `w${i}`) }),
       code: "invalid_credit_types",
+      message: "At most 32 credit types.",
       details: field("credit_types"),
     },
     {

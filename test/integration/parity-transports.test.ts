@@ -428,8 +428,6 @@ describe("Deposit", () => {
       grpc: () => g(base, timestampField(7, 1_900_000_000n, 1_000_000_000)),
       http: () => h({ ...hBase, expires_at: "2030-01-01T00:00:00.9999999999Z" }),
       expected: { code: "invalid_expires_at", message: "expires_at is not a valid timestamp.", details: field("expires_at") },
-      httpAnswer: { message: "expires_at must be a valid timestamp in the future." },
-      why: "HTTP answers the catalogue's default message (pinned by http-errors.test.ts), gRPC the parser's",
     },
     {
       name: "credit type not lower case",
@@ -592,8 +590,6 @@ function spendCases(method: "Deduct" | "Freeze"): ErrorCase[] {
       grpc: () => g(spend("1", { creditTypes: typesOf33 })),
       http: () => h(hSpend(1, { credit_types: typesOf33 })),
       expected: { code: "invalid_credit_types", message: "At most 32 credit types.", details: field("credit_types") },
-      httpAnswer: { message: "Credit types must be 1-64 characters of [a-z0-9_.-]." },
-      why: SCHEMA_WORDS,
     },
     {
       name: `${method}: a read key`,
@@ -988,8 +984,6 @@ describe("GetCustomer and the ledger", () => {
       grpc: () => customer({ customerId: RICH }, timestampField(3, BEYOND_YEAR_9999)),
       http: () => get(`/v1/customers/${RICH}?as_of=yesterday`),
       expected: { code: "invalid_argument", message: "as_of is not a valid timestamp.", details: field("as_of") },
-      httpAnswer: { message: ERROR_CATALOG.invalid_argument.message },
-      why: "HTTP answers the catalogue's default message for a bad time filter (created_after's is pinned by transaction-request-id.test.ts)",
     },
     {
       name: "ledger: an unknown customer",
@@ -1040,8 +1034,6 @@ describe("GetCustomer and the ledger", () => {
       grpc: () => ledger({}, timestampField(6, -62135596801n)),
       http: () => hLedger("created_before=0000-12-31"),
       expected: { code: "invalid_argument", message: "created_before is not a valid timestamp.", details: field("created_before") },
-      httpAnswer: { message: ERROR_CATALOG.invalid_argument.message },
-      why: "HTTP answers the catalogue's default message for a bad time filter (pinned by transaction-request-id.test.ts)",
     },
     {
       name: "ledger: transaction_id with a space",

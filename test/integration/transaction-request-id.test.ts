@@ -74,6 +74,7 @@ describe("GET /v1/customers/{id}/ledger dates", () => {
     expect(await amounts(`created_after=${at(t0)}&created_before=${at(t0 + 1)}`)).toEqual([1]);
     expect(await amounts("created_after=2020-01-01")).toEqual([2, 1]);
     expectHttpError(await api.get(`/v1/customers/${customerId}/ledger?created_after=yesterday`), "invalid_argument", {
+      message: "created_after is not a valid timestamp.",
       details: { field: "created_after" },
     });
   });
