@@ -182,10 +182,13 @@ export function parseAutoSettlement(unfreezeAfter: bigint | undefined, consumeAf
 /** The largest ledger entry id (BIGINT UNSIGNED). */
 const RECORD_ID_MAX = 18446744073709551615n;
 
+/** What a ledger entry id must be, in the words both transports answer. */
+export const notARecordIdMessage = (field: string): string => `${field} must be a ledger entry id (a positive integer).`;
+
 /** A ledger entry id as the transports carry it (decimal text); empty → customer's mistake named by field. */
 export function parseRecordId(raw: string, field = "record_id"): bigint {
   if (!/^[1-9][0-9]{0,19}$/.test(raw) || BigInt(raw) > RECORD_ID_MAX) {
-    throw invalid("invalid_argument", field, `${field} must be a ledger entry id (a positive integer).`);
+    throw invalid("invalid_argument", field, notARecordIdMessage(field));
   }
   return BigInt(raw);
 }

@@ -1,6 +1,7 @@
 import { BillingError } from "../errors/billing-error.js";
 import type { ErrorCode } from "../errors/catalog.js";
 import { CREDIT_TYPES_PER_REQUEST_MAX } from "../domain/limits.js";
+import { notARecordIdMessage } from "../domain/validation.js";
 
 export const notAJsonObject = () => new BillingError("invalid_argument", "The request body must be a JSON object.", { field: "body" });
 
@@ -48,6 +49,9 @@ const FIELD_CODES: Readonly<Record<string, FieldCodes>> = {
   operation_type: { invalid: "invalid_operation_type" },
   cursor: { invalid: "invalid_page_token" },
   resource_id: { required: "resource_id_required", invalid: "invalid_argument" },
+  refund_id: { required: "invalid_argument", invalid: "invalid_argument" },
+  record_id: { invalid: "invalid_argument", messageByKeyword: { pattern: notARecordIdMessage("record_id") } },
+  reverses_record_id: { invalid: "invalid_argument", messageByKeyword: { pattern: notARecordIdMessage("reverses_record_id") } },
   feature_key: { required: "feature_key_required", invalid: "invalid_argument" },
   value: { required: "value_required", invalid: "invalid_argument" },
   valid_from: { invalid: "invalid_valid_from" },
@@ -77,10 +81,37 @@ export function schemaIssueToError(issue: SchemaIssue | undefined, input: unknow
   }
   if (issue.keyword === "required") return new BillingError("invalid_argument", `${field} is required.`, { field });
   const code = codes.byKeyword?.[issue.keyword] ?? codes.invalid;
-  const detail = issue.message ? `${field} ${issue.message}.` : undefined;
+  const detail = inGrpcWords(field, issue) ?? (issue.message ? `${field} ${issue.message}.` : undefined);
   // A specific code keeps its catalogue message (or the route's); invalid_argument says what was wrong.
   const message = codes.messageByKeyword?.[issue.keyword] ?? (code === "invalid_argument" ? detail : codes.message);
   return new BillingError(code, message, { field });
+}
+
+/** A character-class pattern of our schemas (`^[…]{m,n}$`, optionally also empty: `^$|…`). */
+const CHARACTERS_PATTERN = /^(?:\^\$\|)?\^\[([^\]]+)\]\{(\d+),(\d+)\}\$$/;
+
+/**
+ * The words gRPC's parsers use for the same fault (src/domain/validation.ts), so that a client
+ * reads one message whichever transport it calls; null where the schema's own words stand.
+ */
+function inGrpcWords(field: string, issue: SchemaIssue): string | null {
+  const limit = issue.params?.limit;
+  switch (issue.keyword) {
+    case "maximum":
+      return typeof limit === "number" || typeof limit === "bigint" ? `${field} must be at most ${limit}.` : null;
+    case "maxLength":
+      return typeof limit === "number" ? `${field} must be at most ${limit} characters.` : null;
+    case "pattern": {
+      const m = CHARACTERS_PATTERN.exec(String(issue.params?.pattern ?? ""));
+      // An empty value is "none given" where the pattern allows it, so a bad one has at least one character.
+      return m ? `${field} must be ${Math.max(1, Number(m[2]))}-${m[3]} characters of [${m[1]}].` : null;
+    }
+    case "anyOf":
+    case "enum":
+      return `${field} is not a known value.`;
+    default:
+      return null;
+  }
 }
 
 /** The schema issue of a top-level field that is not an integer. */

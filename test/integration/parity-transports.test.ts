@@ -295,7 +295,6 @@ function timestampField(field: number, seconds: bigint, nanos = 0): Buffer {
 
 const SCHEMA_WORDS = "HTTP's schema check words the same fault its own way (same code and field)";
 const idWords = (field: string) => `${field} must be 1-128 characters of [A-Za-z0-9_.:@-].`;
-const idPattern = (field: string) => `${field} must match pattern "^[A-Za-z0-9_.:@-]{1,128}$".`;
 const field = (name: string) => ({ field: name });
 const AMOUNT_MAX = "1000000000000000";
 
@@ -322,21 +321,20 @@ function idCases(
   httpWith: (id: string | undefined) => HttpCall,
 ): ErrorCase[] {
   const malformed = { code: "invalid_argument" as const, message: idWords(name), details: field(name) };
-  const cases: Array<[string, string | undefined, Expected, boolean]> = [
-    ["missing", undefined, { code: required, message: `${name} is required.`, details: field(name) }, false],
-    ["empty", "", { code: required, message: `${name} is required.`, details: field(name) }, false],
-    ["whitespace only", "   ", malformed, true],
-    ["padded with spaces", " c1 ", malformed, true],
-    ["129 characters", LONG_ID, malformed, true],
-    ["not ASCII", "cüst", malformed, true],
-    ["with a tab", "a\tb", malformed, true],
+  const cases: Array<[string, string | undefined, Expected]> = [
+    ["missing", undefined, { code: required, message: `${name} is required.`, details: field(name) }],
+    ["empty", "", { code: required, message: `${name} is required.`, details: field(name) }],
+    ["whitespace only", "   ", malformed],
+    ["padded with spaces", " c1 ", malformed],
+    ["129 characters", LONG_ID, malformed],
+    ["not ASCII", "cüst", malformed],
+    ["with a tab", "a\tb", malformed],
   ];
-  return cases.map(([label, id, expected, schemaWords]) => ({
+  return cases.map(([label, id, expected]) => ({
     name: `${operation}: ${name} ${label}`,
     grpc: () => grpcWith(id),
     http: () => httpWith(id),
     expected,
-    ...(schemaWords ? { httpAnswer: { message: idPattern(name) }, why: SCHEMA_WORDS } : {}),
   }));
 }
 
@@ -387,15 +385,13 @@ describe("Deposit", () => {
         grpc: () => g({ customerId: "c1", amount: String(digits) }),
         http: () => hRaw(`{"customer_id": "c1", "amount": ${digits}}`),
         expected: { code: "invalid_argument", message: `amount must be at most ${AMOUNT_MAX}.`, details: field("amount") },
-        httpAnswer: { message: `amount must be <= ${AMOUNT_MAX}.` },
-        why: SCHEMA_WORDS,
       }),
     ),
     {
       name: "amount 2^63",
       grpc: () => g({ customerId: "c1" }, varintField(2, 1n << 63n)),
       http: () => hRaw('{"customer_id": "c1", "amount": 9223372036854775808}'),
-      expected: { code: "invalid_argument", message: `amount must be <= ${AMOUNT_MAX}.`, details: field("amount") },
+      expected: { code: "invalid_argument", message: `amount must be at most ${AMOUNT_MAX}.`, details: field("amount") },
       grpcAnswer: { code: "amount_must_be_positive", message: "amount must be a positive integer." },
       why: "an int64 cannot hold 2^63: generated clients refuse to encode it, and hand-made bytes arrive as -2^63, not positive",
     },
@@ -446,8 +442,6 @@ describe("Deposit", () => {
       grpc: () => g({ ...base, source: "a b" }),
       http: () => h({ ...hBase, source: "a b" }),
       expected: { code: "invalid_argument", message: "source must be 1-64 characters of [A-Za-z0-9_.:@-].", details: field("source") },
-      httpAnswer: { message: 'source must match pattern "^[A-Za-z0-9_.:@-]{0,64}$".' },
-      why: SCHEMA_WORDS,
     },
     ...[
       ["padded", " k"],
@@ -458,8 +452,6 @@ describe("Deposit", () => {
         grpc: () => g({ ...base, idempotencyKey: String(key) }),
         http: () => h({ ...hBase, idempotency_key: key }),
         expected: { code: "invalid_argument", message: idWords("idempotency_key"), details: field("idempotency_key") },
-        httpAnswer: { message: idPattern("idempotency_key") },
-        why: SCHEMA_WORDS,
       }),
     ),
     ...[
@@ -472,8 +464,6 @@ describe("Deposit", () => {
         grpc: () => g({ ...base, [String(name)]: "n".repeat(Number(max) + 1) }),
         http: () => h({ ...hBase, [String(name)]: "n".repeat(Number(max) + 1) }),
         expected: { code: "invalid_argument", message: `${name} must be at most ${max} characters.`, details: field(String(name)) },
-        httpAnswer: { message: `${name} must not have more than ${max} characters.` },
-        why: SCHEMA_WORDS,
       }),
     ),
     ...(
@@ -530,8 +520,6 @@ function spendCases(method: "Deduct" | "Freeze"): ErrorCase[] {
       grpc: () => g(spend("9223372036854775807")),
       http: () => ({ method: "POST", path, raw: `{"customer_id": "${RICH}", "transaction_id": "${tx()}", "amount": 9223372036854775807}` }),
       expected: { code: "invalid_argument", message: `amount must be at most ${AMOUNT_MAX}.`, details: field("amount") },
-      httpAnswer: { message: `amount must be <= ${AMOUNT_MAX}.` },
-      why: SCHEMA_WORDS,
     },
     {
       name: `${method}: an unknown customer`,
@@ -570,8 +558,6 @@ function spendCases(method: "Deduct" | "Freeze"): ErrorCase[] {
       grpc: () => g(spend("1", { businessType: 99 })),
       http: () => h(hSpend(1, { business_type: "FOO" })),
       expected: { code: "invalid_argument", message: "business_type is not a known value.", details: field("business_type") },
-      httpAnswer: { message: "business_type must be equal to one of the allowed values." },
-      why: SCHEMA_WORDS,
     },
     {
       name: `${method}: a credit type not lower case`,
@@ -728,8 +714,6 @@ describe("Consume and Unfreeze", () => {
       grpc: () => consume({ transactionId: HOLD, actualAmount: "1000000000000001" }),
       http: () => hConsume({ transaction_id: HOLD, actual_amount: 1000000000000001 }),
       expected: { code: "invalid_argument", message: `actual_amount must be at most ${AMOUNT_MAX}.`, details: field("actual_amount") },
-      httpAnswer: { message: `actual_amount must be <= ${AMOUNT_MAX}.` },
-      why: SCHEMA_WORDS,
     },
     {
       name: "Consume: actual_amount 2^63",
@@ -739,7 +723,7 @@ describe("Consume and Unfreeze", () => {
         path: "/v1/billing/consume",
         raw: `{"transaction_id": "${HOLD}", "actual_amount": 9223372036854775808}`,
       }),
-      expected: { code: "invalid_argument", message: `actual_amount must be <= ${AMOUNT_MAX}.`, details: field("actual_amount") },
+      expected: { code: "invalid_argument", message: `actual_amount must be at most ${AMOUNT_MAX}.`, details: field("actual_amount") },
       grpcAnswer: { code: "actual_amount_must_be_non_negative", message: "actual_amount must not be negative." },
       why: "an int64 cannot hold 2^63: hand-made bytes arrive as -2^63",
     },
@@ -768,8 +752,6 @@ describe("Consume and Unfreeze", () => {
       grpc: () => consume({ transactionId: HOLD, customerId: " " }),
       http: () => hConsume({ transaction_id: HOLD, customer_id: " " }),
       expected: { code: "invalid_argument", message: idWords("customer_id"), details: field("customer_id") },
-      httpAnswer: { message: 'customer_id must match pattern "^$|^[A-Za-z0-9_.:@-]{1,128}$".' },
-      why: SCHEMA_WORDS,
     },
     {
       name: "Unfreeze: transaction_id missing",
@@ -835,8 +817,6 @@ describe("Refund and VoidDeposit", () => {
       grpc: () => refund({ transactionId: DEDUCT, refundId: "" }),
       http: () => hRefund({ transaction_id: DEDUCT, refund_id: "" }),
       expected: { code: "invalid_argument", message: "refund_id is required.", details: field("refund_id") },
-      httpAnswer: { message: idPattern("refund_id") },
-      why: SCHEMA_WORDS,
     },
     {
       name: "Refund: amount 0",
@@ -902,8 +882,6 @@ describe("Refund and VoidDeposit", () => {
         grpc: () => voidDeposit({ customerId: VOIDEE, recordId: id, voidId: v() }),
         http: () => hVoid({ customer_id: VOIDEE, record_id: id, void_id: v() }),
         expected: notARecord,
-        httpAnswer: { message: 'record_id must match pattern "^[1-9][0-9]{0,19}$".' },
-        why: SCHEMA_WORDS,
       }),
     ),
     {
@@ -1040,8 +1018,6 @@ describe("GetCustomer and the ledger", () => {
       grpc: () => ledger({ transactionId: "a b" }),
       http: () => hLedger("transaction_id=a%20b"),
       expected: { code: "invalid_argument", message: idWords("transaction_id"), details: field("transaction_id") },
-      httpAnswer: { message: idPattern("transaction_id") },
-      why: SCHEMA_WORDS,
     },
     {
       name: "ledger: reverses_record_id not a number",
@@ -1080,8 +1056,6 @@ describe("alerts, events, slots and entitlements", () => {
       grpc: () => alert("SetAlert", { customerId: RICH, threshold: "1000000000000001" }),
       http: () => post("/v1/alerts", { customer_id: RICH, threshold: 1000000000000001 }),
       expected: { code: "invalid_argument", message: `threshold must be at most ${AMOUNT_MAX}.`, details: field("threshold") },
-      httpAnswer: { message: `threshold must be <= ${AMOUNT_MAX}.` },
-      why: SCHEMA_WORDS,
     },
     {
       name: "SetAlert: customer_id missing",
@@ -1128,8 +1102,6 @@ describe("alerts, events, slots and entitlements", () => {
       grpc: () => alert("DeleteAlert", { customerId: "a b" }),
       http: () => ({ method: "DELETE", path: "/v1/alerts/a%20b" }),
       expected: { code: "invalid_argument", message: idWords("customer_id"), details: field("customer_id") },
-      httpAnswer: { message: idPattern("customer_id") },
-      why: SCHEMA_WORDS,
     },
     {
       name: "events: an unknown type",
@@ -1833,7 +1805,7 @@ describe("differences the README documents", () => {
     expect([g.ok, g.body.isIdempotentReplay]).toEqual([true, false]);
     expectHttpError(await sendHttp(post("/v1/customers/deposit", { customer_id: uid("c"), amount: 1, idempotency_key: "" })), {
       code: "invalid_argument",
-      message: idPattern("idempotency_key"),
+      message: idWords("idempotency_key"),
       details: field("idempotency_key"),
     });
   });
