@@ -116,7 +116,7 @@ export class Metrics {
 
   readonly eventsPublishLag = new Gauge({
     name: "billing_events_publish_lag",
-    help: "Stamped events the NATS publisher has not sent yet (0 when NATS_URL is unset).",
+    help: "Stamped events the NATS publisher has not sent yet, as the instance holding the publisher lease sees them; every other instance (and one without NATS_URL) shows 0: read the max over instances.",
     registers: [this.registry],
   });
 

@@ -53,6 +53,8 @@ export class EventStamper {
       let stamped = false;
       try {
         stamped = await this.stampAll(nudged);
+        // The warning's other half: an operator who read it learns the feed moves again.
+        if (this.warned) this.options.log.info("event stamping works again");
         this.warned = false;
       } catch (error) {
         if (!this.warned) this.options.log.warn({ err: error }, "event stamping failed; retrying");

@@ -4,7 +4,9 @@ import { EVENT_LEASE_TTL_MS } from "../../domain/limits.js";
 
 /**
  * One elected singleton's lease: `held()` says whether this instance may act, renewing (or
- * trying to take) the lease once a third of its lifetime has passed since the last try.
+ * trying to take) the lease once a third of its lifetime has passed since the last try. A try
+ * the database did not answer throws (the caller does not act, and says the database failed,
+ * not that another instance holds the lease) and is made again at the next call.
  */
 export class LeaseKeeper {
   private holding = false;
@@ -20,8 +22,14 @@ export class LeaseKeeper {
   async held(): Promise<boolean> {
     const now = Date.now();
     if (now - this.lastTryMs >= this.ttlMs / 3) {
-      this.lastTryMs = now;
-      this.holding = await tryAcquireLease(this.database.pool, this.name, this.owner, this.ttlMs).catch(() => false);
+      try {
+        this.holding = await tryAcquireLease(this.database.pool, this.name, this.owner, this.ttlMs);
+        this.lastTryMs = now;
+      } catch (error) {
+        // Unknown whether it is still ours: not acting is safe; the next call asks again.
+        this.holding = false;
+        throw error;
+      }
     }
     return this.holding;
   }

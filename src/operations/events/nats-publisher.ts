@@ -119,11 +119,49 @@ export function feedRewoundUnder(mark: CheckedMark): boolean {
 export const subjectOf = (prefix: string, event: FeedEvent): string => `${prefix}.${event.projectId}.${event.type}`;
 
 /**
+ * The NATS servers of NATS_URL as `host:port`, comma-separated, for the log: where it could not
+ * send to, without the URL's user and password.
+ */
+export function natsServersOf(url: string): string {
+  return url
+    .split(",")
+    .map((server) => {
+      try {
+        const parsed = new URL(server.includes("://") ? server : `nats://${server}`);
+        return `${parsed.hostname}:${parsed.port || 4222}`;
+      } catch {
+        return "(unparsable)";
+      }
+    })
+    .join(",");
+}
+
+/** A step that talks to NATS failed (connect, the stream's lookup, a publish): NATS is down, not the database. */
+class NatsUnreachable extends Error {
+  constructor(cause: unknown) {
+    super("NATS unreachable", { cause });
+    this.name = "NatsUnreachable";
+  }
+}
+
+/** Runs a step that talks to NATS; its failure is NATS's. */
+async function onNats<T>(step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    throw new NatsUnreachable(error);
+  }
+}
+
+/**
  * Sends every stamped event to a JetStream stream, in position order, from the position stored in
  * event_publishers (so a restarted or newly elected publisher resumes where the last one stood).
  * One per database: only the holder of the `nats` lease publishes. Each message carries
  * Nats-Msg-Id = the event id, so a batch sent again after a crash is dropped by JetStream as
  * duplicates inside its window. NATS down: events wait in the outbox, one warning per outage.
+ * What an operator reads: one line when this instance takes the lease and one when another has
+ * it (whose lag gauge counts); NATS down and the database down are each said once, as what they
+ * are, and each is followed by the line that says it is over (or that another instance took over).
  */
 export class NatsPublisher {
   private readonly wakeUp = new WakeUp();
@@ -131,7 +169,13 @@ export class NatsPublisher {
   private readonly loop: Promise<void>;
   private connection: NatsConnection | null = null;
   private client: JetStreamClient | null = null;
+  /** NATS could not be reached (since `outageSinceMs`). */
   private outage = false;
+  private outageSinceMs = 0;
+  /** The database could not be read (the feed, the position, the lease). */
+  private feedDown = false;
+  /** Whether this instance held the lease at the last answer (not at a try the database failed). */
+  private publishing = false;
   private retryMs = 0;
   /** When the stored mark was last checked against the feed (0: not since this instance took the lease). */
   private checkedAtMs = 0;
@@ -172,38 +216,80 @@ export class NatsPublisher {
     }
   }
 
-  /** One round: publish what is waiting when this instance holds the lease; an outage is said once. */
+  /** Where it sends, for its lines: the stream, the subject prefix and the servers (without credentials). */
+  private get where(): { stream: string; subjectPrefix: string; server: string } {
+    return { stream: this.options.stream, subjectPrefix: this.options.subjectPrefix, server: natsServersOf(this.options.url) };
+  }
+
+  /** One round: publish what is waiting when this instance holds the lease; each outage is said once. */
   private async round(): Promise<void> {
     try {
-      if (!(await this.lease.held())) {
-        // Another instance publishes (and reports its own outages).
+      const held = await this.lease.held();
+      this.sayLease(held);
+      if (!held) {
+        // Another instance publishes (and reports its own outages): this one's are over for it.
         this.options.onLag?.(0);
         this.outage = false;
+        this.feedDown = false;
         this.checkedAtMs = 0;
         return;
       }
       // Not caught up (the lease went, or stop): NATS has not shown it is back yet.
       if (!(await this.publishAll())) return;
-      if (this.outage) this.options.log.info("NATS reachable again; publishing the waiting events");
-      this.outage = false;
-    } catch (error) {
-      if (!this.outage) {
-        const { stream, subjectPrefix } = this.options;
-        this.options.log.warn({ err: error, stream, subjectPrefix }, "NATS publish failed; events wait in the outbox");
-        this.retryMs = this.options.intervalMs;
+      if (this.outage) {
+        this.options.log.info({ outageMs: Date.now() - this.outageSinceMs }, "NATS reachable again; publishing the waiting events");
       }
-      this.outage = true;
-      await this.disconnect();
+      if (this.feedDown) this.options.log.info("the NATS publisher reads the event feed again");
+      this.outage = false;
+      this.feedDown = false;
+    } catch (error) {
+      if (error instanceof NatsUnreachable) await this.natsFailed(error.cause);
+      else this.feedFailed(error);
     }
   }
 
+  /** Says when this instance starts or stops publishing: whose lag gauge and warnings count. */
+  private sayLease(held: boolean): void {
+    if (held === this.publishing) return;
+    this.publishing = held;
+    if (held) this.options.log.info(this.where, "this instance publishes the events to NATS now (it took the publisher lease)");
+    else this.options.log.info("another instance publishes the events to NATS now (this one lost the publisher lease)");
+  }
+
+  private async natsFailed(error: unknown): Promise<void> {
+    if (!this.outage) {
+      this.options.log.warn({ err: error, ...this.where }, "NATS publish failed; events wait in the outbox");
+      this.outageSinceMs = Date.now();
+      this.backOff();
+    }
+    this.outage = true;
+    await this.disconnect();
+  }
+
+  /** The database failed (the feed, the stored position, the lease): NATS may be fine. */
+  private feedFailed(error: unknown): void {
+    if (!this.feedDown) {
+      this.options.log.warn(
+        { err: error },
+        "the NATS publisher cannot read the event feed (database unreachable); events wait in the outbox",
+      );
+      this.backOff();
+    }
+    this.feedDown = true;
+  }
+
+  /** The first pause of a failure spell (tries then double up to OUTAGE_RETRY_MAX_MS). */
+  private backOff(): void {
+    if (!this.outage && !this.feedDown) this.retryMs = this.options.intervalMs;
+  }
+
   /**
-   * The interval, or news, between rounds; true when news (a local stamp) ended it. While NATS is
-   * down the tries back off (doubling up to OUTAGE_RETRY_MAX_MS) and news does not cut the pause
-   * short: every commit pokes, and each try would open a connection.
+   * The interval, or news, between rounds; true when news (a local stamp) ended it. While NATS or
+   * the database is down the tries back off (doubling up to OUTAGE_RETRY_MAX_MS) and news does
+   * not cut the pause short: every commit pokes, and each try would open a connection.
    */
   private async pause(): Promise<boolean> {
-    if (!this.outage) return this.wakeUp.wait(this.poll.waitMs);
+    if (!this.outage && !this.feedDown) return this.wakeUp.wait(this.poll.waitMs);
     const until = Date.now() + this.retryMs;
     this.retryMs = Math.min(this.retryMs * 2, OUTAGE_RETRY_MAX_MS);
     while (!this.stopped && Date.now() < until) await this.wakeUp.wait(until - Date.now());
@@ -259,7 +345,7 @@ export class NatsPublisher {
     if (due) this.checkedAtMs = Date.now();
     this.options.onLag?.(Number((await lastPosition(pool)) - position));
     for (;;) {
-      const js = await this.jetStream();
+      const js = await onNats(() => this.jetStream());
       // The lease is renewed between batches, after connecting: a long drain or a slow connect
       // must not outlive it (another instance would take over and publish beside this one).
       if (!(await this.lease.held())) return false;
@@ -267,14 +353,16 @@ export class NatsPublisher {
       if (this.stopped) return false;
       if (batch.length === 0) return true;
       // Sent in order on one connection, acknowledged together: the stream keeps their order.
-      await Promise.all(
-        batch.map((event) =>
-          js.publish(subjectOf(this.options.subjectPrefix, event), JSON.stringify(projectEventJson(this.cursorOf(event), "project")), {
-            msgID: event.eventId,
-            timeout: this.options.ackTimeoutMs ?? PUBLISH_ACK_TIMEOUT_MS,
-            // Refused unless our stream stores it: another stream capturing the subjects would take it silently.
-            expect: { streamName: this.options.stream },
-          }),
+      await onNats(() =>
+        Promise.all(
+          batch.map((event) =>
+            js.publish(subjectOf(this.options.subjectPrefix, event), JSON.stringify(projectEventJson(this.cursorOf(event), "project")), {
+              msgID: event.eventId,
+              timeout: this.options.ackTimeoutMs ?? PUBLISH_ACK_TIMEOUT_MS,
+              // Refused unless our stream stores it: another stream capturing the subjects would take it silently.
+              expect: { streamName: this.options.stream },
+            }),
+          ),
         ),
       );
       const last = batch.at(-1) as FeedEvent;
