@@ -17,6 +17,13 @@ export interface Caller {
   readonly requestId?: string;
 }
 
+/**
+ * Who made a call, as its log line says it: the key's prefix (never the key) and its project, so an
+ * operator can find what one key did, a leaked one say. Nothing for a call no key was admitted for.
+ */
+export const callerOnLine = (caller: Caller | null | undefined): { keyPrefix?: string; projectId?: string } =>
+  caller?.keyPrefix ? { keyPrefix: caller.keyPrefix, projectId: caller.projectId.toString() } : {};
+
 /** Whether a key of scope `held` may call a method that requires `required`. */
 export const scopeAllows = (held: Scope, required: Scope): boolean => held === "write" || required === "read";
 

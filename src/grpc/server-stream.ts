@@ -1,5 +1,5 @@
 import { Metadata, status, type ServerWritableStream } from "@grpc/grpc-js";
-import type { Caller, Scope } from "../domain/caller.js";
+import { callerOnLine, type Caller, type Scope } from "../domain/caller.js";
 import { BillingError } from "../errors/billing-error.js";
 import { toBillingError } from "../errors/billing-error.js";
 import { toServiceError } from "./status-details.js";
@@ -46,10 +46,18 @@ export function guardedStream<Req, Res>(
     call.on("cancelled", abort);
     env.closing.addEventListener("abort", abort);
 
+    let caller: Caller | null = null;
     const finish = (code: string, grpcCode: status, error?: unknown) => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       env.metrics?.calls.inc({ method, code });
-      const line = { requestId, method, code, grpcCode: status[grpcCode], durationMs: Math.round(seconds * 1e6) / 1e3 };
+      const line = {
+        requestId,
+        method,
+        code,
+        grpcCode: status[grpcCode],
+        durationMs: Math.round(seconds * 1e6) / 1e3,
+        ...callerOnLine(caller),
+      };
       if (error) env.log.error({ ...line, err: error }, "stream failed with an unexpected error");
       else env.log.info(line, "stream");
     };
@@ -70,13 +78,14 @@ export function guardedStream<Req, Res>(
     let stopRechecks = () => {};
     const run = async () => {
       const request = call.request;
-      const caller = await admit(env, call.metadata, call.getPeer(), scope, 1);
+      const admitted = await admit(env, call.metadata, call.getPeer(), scope, 1);
+      caller = admitted;
       if (request instanceof MalformedRequest) throw request.toError();
       stopRechecks = recheckWhileOpen(env, presentedKeyOf(call.metadata), (error) => {
         refusal = error;
         abort();
       });
-      await handle(request, { caller, signal: aborter.signal, send });
+      await handle(request, { caller: admitted, signal: aborter.signal, send });
     };
 
     run()

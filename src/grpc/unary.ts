@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Metadata, status, type MethodDefinition, type sendUnaryData, type ServerUnaryCall, type ServiceDefinition } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { scopeAllows, type Caller, type Scope } from "../domain/caller.js";
+import { callerOnLine, scopeAllows, type Caller, type Scope } from "../domain/caller.js";
 import { BillingError, CallNotRun, toBillingError } from "../errors/billing-error.js";
 import { toServiceError } from "./status-details.js";
 import type { Metrics } from "../metrics.js";
@@ -78,10 +78,18 @@ export const requestIdOf = (metadata: Metadata): string => saneRequestId(metadat
 export function unary<Req, Res>(
   env: CallEnvironment,
   method: string,
-  handle: (request: Req | MalformedRequest, metadata: Metadata, signal: AbortSignal, requestId: string, peer: string) => Promise<Res>,
+  handle: (
+    request: Req | MalformedRequest,
+    metadata: Metadata,
+    signal: AbortSignal,
+    requestId: string,
+    peer: string,
+    admitted: (caller: Caller) => void,
+  ) => Promise<Res>,
 ): (call: ServerUnaryCall<Req | MalformedRequest, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     const started = process.hrtime.bigint();
+    let caller: Caller | null = null;
     const requestId = requestIdOf(call.metadata);
     const watched = callSignal(call);
     // Headers go out just before the answer, in the same tick, so that HTTP/2 sends them in one
@@ -97,7 +105,15 @@ export function unary<Req, Res>(
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       env.metrics?.calls.inc({ method, code });
       env.metrics?.latency.observe({ method }, seconds);
-      const line = { requestId, method, code, grpcCode: status[grpcCode], durationMs: Math.round(seconds * 1e6) / 1e3, cause };
+      const line = {
+        requestId,
+        method,
+        code,
+        grpcCode: status[grpcCode],
+        durationMs: Math.round(seconds * 1e6) / 1e3,
+        ...callerOnLine(caller),
+        cause,
+      };
       if (error) env.log.error({ ...line, err: error }, "call failed with an unexpected error");
       else env.log.info(line, "call");
     };
@@ -133,7 +149,10 @@ export function unary<Req, Res>(
         watched.abort(error);
         return true;
       }) ?? (() => false);
-    handle(call.request, call.metadata, watched.signal, requestId, call.getPeer()).then((response) => {
+    const admitted = (who: Caller) => {
+      caller = who;
+    };
+    handle(call.request, call.metadata, watched.signal, requestId, call.getPeer(), admitted).then((response) => {
       const serialize = responseSerializers.get(call.getPath());
       if (serialize && typeof response === "object" && response !== null) {
         try {
@@ -203,11 +222,12 @@ export function guarded<Req, Res>(
   /** Rate-limit tokens the call takes: one, or one per write for a Batch. */
   costOf: (request: Req) => number = () => 1,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
-  return unary(env, method, async (request: Req | MalformedRequest, metadata, signal, requestId, peer) => {
+  return unary(env, method, async (request: Req | MalformedRequest, metadata, signal, requestId, peer, admitted) => {
     // The key first: a caller without a valid key learns nothing, not even that its bytes are
     // malformed, and malformed calls count against the rate limit like any other.
     const cost = request instanceof MalformedRequest ? 1 : Math.max(1, costOf(request));
     const caller = await admit(env, metadata, peer, scope, cost);
+    admitted(caller);
     if (request instanceof MalformedRequest) throw request.toError();
     return handle(request, { ...caller, requestId }, signal);
   });

@@ -23,6 +23,7 @@ import { registerSlotRoutes } from "./routes/slots.js";
 import { notAJsonObject, notAnIntegerIssue, schemaIssueToError, type SchemaIssue } from "./schema-errors.js";
 import { parseJsonBody, RoundedToInteger } from "./json-body.js";
 import { ID_LENGTH_MAX } from "../domain/limits.js";
+import { callerOnLine } from "../domain/caller.js";
 import { unavailableCause } from "../logger.js";
 import { cutAfterGrace } from "../operations/in-flight-calls.js";
 import { limitConnections } from "../tenancy/connection-limits.js";
@@ -298,6 +299,7 @@ function logCall(deps: HttpDependencies, request: FastifyRequest, reply: Fastify
     seconds: reply.elapsedTime / 1000,
     cause: request.errorCause ?? undefined,
     clientGone: clientGone || undefined,
+    ...callerOnLine(request.caller),
   });
 }
 
@@ -311,6 +313,8 @@ interface AnsweredCall {
   readonly seconds: number;
   readonly cause?: unknown;
   readonly clientGone?: true | undefined;
+  readonly keyPrefix?: string;
+  readonly projectId?: string;
 }
 
 /** The metrics and the one "http call" line of an answered request. */
