@@ -75,6 +75,16 @@ class Windows {
  * call is let through: a billing call is never refused because the limiter is down. That is
  * logged once per outage and counted in billing_rate_limit_fail_open_total.
  */
+/** A REDIS_URL as `host:port`, for the log: which Redis, without the URL's user and password. */
+function redisServerOf(url: string | undefined): string {
+  try {
+    const parsed = new URL(url ?? "");
+    return `${parsed.hostname}:${parsed.port || 6379}`;
+  } catch {
+    return "(unparsable)";
+  }
+}
+
 export class RateLimiter {
   private readonly redis: Redis | null;
   private readonly limiters = new Map<string, Windows>();
@@ -185,11 +195,14 @@ export class RateLimiter {
     this.markDown({ err: error });
   }
 
-  /** One warning per outage, however many calls it lets through. */
+  /** One warning per outage, however many calls it lets through; it names the server, not its credentials. */
   private markDown(why: { reason: string } | { err: unknown }): void {
     if (this.redisDown) return;
     this.redisDown = true;
-    this.options.log.warn(why, "rate limiter: Redis unreachable, letting calls through without a limit");
+    this.options.log.warn(
+      { ...why, server: redisServerOf(this.options.redisUrl) },
+      "rate limiter: Redis unreachable, letting calls through without a limit",
+    );
   }
 
   private backUp(): void {

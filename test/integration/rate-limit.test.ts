@@ -135,6 +135,8 @@ describe("rate limits in Redis", () => {
     for (let i = 0; i < 20; i++) await admitted(client);
     const warnings = lines.filter((l) => l.includes("Redis unreachable"));
     expect(warnings).toHaveLength(1);
+    // Which Redis, never its URL's credentials.
+    expect(JSON.parse(warnings[0] ?? "{}")).toMatchObject({ server: `127.0.0.1:${proxy.port}` });
     const metrics = await s.app.metrics.registry.getSingleMetricAsString("billing_rate_limit_fail_open_total");
     // The 20 calls admitted while Redis was cut, no more.
     expect(Number(/billing_rate_limit_fail_open_total (\d+)/.exec(metrics)?.[1])).toBe(20);
