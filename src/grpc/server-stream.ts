@@ -1,10 +1,10 @@
 import { Metadata, status, type ServerWritableStream } from "@grpc/grpc-js";
-import { callerOnLine, type Caller, type Scope } from "../domain/caller.js";
+import type { Caller, Scope } from "../domain/caller.js";
 import { BillingError } from "../errors/billing-error.js";
 import { toBillingError } from "../errors/billing-error.js";
 import { toServiceError } from "./status-details.js";
 import { MalformedRequest } from "./request-decoding.js";
-import { admit, presentedKeyOf, REQUEST_ID_HEADER, requestIdOf, type GuardedEnvironment } from "./unary.js";
+import { admit, callLineOf, presentedKeyOf, REQUEST_ID_HEADER, requestIdOf, type GuardedEnvironment } from "./unary.js";
 import { endSpanOnCancel } from "../telemetry/cancelled-stream.js";
 
 /** What a server stream needs beside a unary call's environment: the server's own end. */
@@ -50,14 +50,7 @@ export function guardedStream<Req, Res>(
     const finish = (code: string, grpcCode: status, error?: unknown) => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       env.metrics?.calls.inc({ method, code });
-      const line = {
-        requestId,
-        method,
-        code,
-        grpcCode: status[grpcCode],
-        durationMs: Math.round(seconds * 1e6) / 1e3,
-        ...callerOnLine(caller),
-      };
+      const line = callLineOf({ requestId, method, code, grpcCode, seconds, caller });
       if (error) env.log.error({ ...line, err: error }, "stream failed with an unexpected error");
       else env.log.info(line, "stream");
     };

@@ -61,6 +61,23 @@ export function withSerializedResponses<D extends ServiceDefinition>(definition:
   return wrapped as D;
 }
 
+/** The fields of a gRPC call's (or stream's) one log line. */
+export const callLineOf = (c: {
+  requestId: string;
+  method: string;
+  code: string;
+  grpcCode: status;
+  seconds: number;
+  caller: Caller | null;
+}) => ({
+  requestId: c.requestId,
+  method: c.method,
+  code: c.code,
+  grpcCode: status[c.grpcCode],
+  durationMs: Math.round(c.seconds * 1e6) / 1e3,
+  ...callerOnLine(c.caller),
+});
+
 /** An x-request-id as given, when it is one (1-128 characters of [A-Za-z0-9_.:@-]); else null. */
 export const saneRequestId = (given: unknown): string | null =>
   typeof given === "string" && REQUEST_ID_PATTERN.test(given) ? given : null;
@@ -105,15 +122,7 @@ export function unary<Req, Res>(
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       env.metrics?.calls.inc({ method, code });
       env.metrics?.latency.observe({ method }, seconds);
-      const line = {
-        requestId,
-        method,
-        code,
-        grpcCode: status[grpcCode],
-        durationMs: Math.round(seconds * 1e6) / 1e3,
-        ...callerOnLine(caller),
-        cause,
-      };
+      const line = { ...callLineOf({ requestId, method, code, grpcCode, seconds, caller }), cause };
       if (error) env.log.error({ ...line, err: error }, "call failed with an unexpected error");
       else env.log.info(line, "call");
     };
