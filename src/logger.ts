@@ -114,6 +114,24 @@ const VALUE_QUOTING_ERRORS: ReadonlySet<string> = new Set(["SyntaxError", "Range
 const VALUE_WITHHELD = "(message withheld: it may quote a value)";
 
 /** An error's message as the logs and the traces show it: withheld for the runtime's conversion errors, else without its quoted parts. */
+/**
+ * The servers of a URL (or of a comma-separated list of them, as NATS_URL may be) as `host:port`,
+ * for a log line that says which server failed, without the URL's user and password.
+ */
+export function serversForLog(url: string, defaultPort: number): string {
+  return url
+    .split(",")
+    .map((server) => {
+      try {
+        const parsed = new URL(server.includes("://") ? server : `tcp://${server}`);
+        return `${parsed.hostname}:${parsed.port || defaultPort}`;
+      } catch {
+        return "(unparsable)";
+      }
+    })
+    .join(",");
+}
+
 export const errorMessageShown = (type: string | undefined, message: string): string =>
   type !== undefined && VALUE_QUOTING_ERRORS.has(type) ? VALUE_WITHHELD : messageWithoutValues(message);
 

@@ -2,10 +2,13 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { BillingError } from "../errors/billing-error.js";
+import { serversForLog } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import type { AuthenticatedCaller, RateLimit } from "./authenticator.js";
 
 /** A Redis that does not answer within this long counts as down: the call goes through. */
+/** Redis's own port, when REDIS_URL names none. */
+const REDIS_PORT_DEFAULT = 6379;
 const REDIS_COMMAND_TIMEOUT_MS = 250;
 const REDIS_CONNECT_TIMEOUT_MS = 1_000;
 const REDIS_RECONNECT_DELAY_MAX_MS = 2_000;
@@ -75,16 +78,6 @@ class Windows {
  * call is let through: a billing call is never refused because the limiter is down. That is
  * logged once per outage and counted in billing_rate_limit_fail_open_total.
  */
-/** A REDIS_URL as `host:port`, for the log: which Redis, without the URL's user and password. */
-function redisServerOf(url: string | undefined): string {
-  try {
-    const parsed = new URL(url ?? "");
-    return `${parsed.hostname}:${parsed.port || 6379}`;
-  } catch {
-    return "(unparsable)";
-  }
-}
-
 export class RateLimiter {
   private readonly redis: Redis | null;
   private readonly limiters = new Map<string, Windows>();
@@ -200,7 +193,7 @@ export class RateLimiter {
     if (this.redisDown) return;
     this.redisDown = true;
     this.options.log.warn(
-      { ...why, server: redisServerOf(this.options.redisUrl) },
+      { ...why, server: serversForLog(this.options.redisUrl ?? "", REDIS_PORT_DEFAULT) },
       "rate limiter: Redis unreachable, letting calls through without a limit",
     );
   }

@@ -4,6 +4,7 @@ import { createConnection } from "node:net";
 import type { Logger } from "pino";
 import { type FeedEvent, projectEventJson } from "../../domain/events.js";
 import { EVENT_READ_BATCH } from "../../domain/limits.js";
+import { serversForLog } from "../../logger.js";
 import type { Database } from "../../store/database.js";
 import {
   type CheckedMark,
@@ -27,6 +28,8 @@ export const NATS_PUBLISHER = "nats";
  * lease only when it is really gone, never while it is still sending.
  */
 const PUBLISH_ACK_TIMEOUT_MS = 2_000;
+/** NATS's own port, when NATS_URL names none for a server. */
+const NATS_PORT_DEFAULT = 4222;
 /**
  * How long each step of connecting may take (the server's greeting, the handshake, the stream's
  * lookup): a NATS that accepts connections and answers nothing (a frozen host) must not hold
@@ -83,7 +86,7 @@ export function capturesEvents(filter: string, prefix: string): boolean {
 export async function natsGreets(url: string, timeoutMs: number): Promise<void> {
   const first = new URL(url.split(",")[0] ?? url);
   if (first.protocol !== "nats:" && first.protocol !== "tls:") return;
-  const socket = createConnection({ host: first.hostname, port: Number(first.port || 4222) });
+  const socket = createConnection({ host: first.hostname, port: Number(first.port || NATS_PORT_DEFAULT) });
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`NATS sent no greeting within ${timeoutMs} ms`)), timeoutMs);
@@ -117,24 +120,6 @@ export function feedRewoundUnder(mark: CheckedMark): boolean {
 
 /** `<prefix>.<project id>.<event type>`, e.g. velobase.1.ledger.deduct. */
 export const subjectOf = (prefix: string, event: FeedEvent): string => `${prefix}.${event.projectId}.${event.type}`;
-
-/**
- * The NATS servers of NATS_URL as `host:port`, comma-separated, for the log: where it could not
- * send to, without the URL's user and password.
- */
-export function natsServersOf(url: string): string {
-  return url
-    .split(",")
-    .map((server) => {
-      try {
-        const parsed = new URL(server.includes("://") ? server : `nats://${server}`);
-        return `${parsed.hostname}:${parsed.port || 4222}`;
-      } catch {
-        return "(unparsable)";
-      }
-    })
-    .join(",");
-}
 
 /** A step that talks to NATS failed (connect, the stream's lookup, a publish): NATS is down, not the database. */
 class NatsUnreachable extends Error {
@@ -218,7 +203,11 @@ export class NatsPublisher {
 
   /** Where it sends, for its lines: the stream, the subject prefix and the servers (without credentials). */
   private get where(): { stream: string; subjectPrefix: string; server: string } {
-    return { stream: this.options.stream, subjectPrefix: this.options.subjectPrefix, server: natsServersOf(this.options.url) };
+    return {
+      stream: this.options.stream,
+      subjectPrefix: this.options.subjectPrefix,
+      server: serversForLog(this.options.url, NATS_PORT_DEFAULT),
+    };
   }
 
   /** One round: publish what is waiting when this instance holds the lease; each outage is said once. */
