@@ -150,6 +150,11 @@ describe("the NATS publisher, as an operator reads it", () => {
     try {
       await commitOne("ops-lease-moves");
       await caughtUp();
+      await nats.cut();
+      await commitOne("ops-lease-moves");
+      await waitFor(async () => first.lines.some((l) => l.msg === "NATS publish failed; events wait in the outbox"), "the NATS warning");
+      // Started only now: with a rival from the start, a renewal the first instance made late under
+      // load (the lease is 900 ms) handed it the lease before NATS was cut, and no warning came.
       two = new NatsPublisher(s.app.database, new LeaseKeeper(s.app.database, NATS_PUBLISHER, "ops-two", LEASE_MS), {
         url: NATS_URL,
         stream: STREAM,
@@ -158,9 +163,6 @@ describe("the NATS publisher, as an operator reads it", () => {
         idleIntervalMs: 20,
         log: second.log,
       });
-      await nats.cut();
-      await commitOne("ops-lease-moves");
-      await waitFor(async () => first.lines.some((l) => l.msg === "NATS publish failed; events wait in the outbox"), "the NATS warning");
       // The first instance cannot renew its lease: the second takes it and sends what waited.
       await db.cut();
       await caughtUp();
