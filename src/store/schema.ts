@@ -249,6 +249,9 @@ export const ledgerEntries = mysqlTable(
     // verify groups the whole ledger in one scan instead.
     index("ledger_customer_idx").on(t.projectId, t.customerPk, t.id),
     index("ledger_transaction_idx").on(t.transactionPk),
+    // A void's deposit: what earlier voids removed of it, without reading the customer's later
+    // ledger (an old deposit's void read every entry after it, holding the customer's lock).
+    index("ledger_void_idx").on(t.reversesRecordId),
     // An expiry records what was left, even nothing: it removes the account from balance_after.
     check("ledger_amount_pos", sql`${t.amount} > 0 OR ${t.operation} = 'EXPIRE'`),
     check("ledger_operation_valid", sql`${t.operation} IN (${valuesOf(OPERATIONS)})`),
@@ -468,6 +471,10 @@ export const events = mysqlTable(
     uniqueIndex("events_position_uq").on(t.position),
     // A project's feed, in commit order (WatchEvents, GET /v1/events).
     uniqueIndex("events_project_position_uq").on(t.projectId, t.projectPosition),
+    // One customer's or one type's part of it, in the same order: read from an old cursor, the
+    // project's index alone reads every other event on the way.
+    index("events_customer_idx").on(t.projectId, t.customerId, t.projectPosition),
+    index("events_type_idx").on(t.projectId, t.type, t.projectPosition),
     check("events_type_known", sql`${t.type} IN (${valuesOf(EVENT_TYPES)})`),
   ],
 );
