@@ -4,6 +4,7 @@ import { type SQL, sql } from "./sql.js";
 import type { LedgerPosition } from "../domain/ledger-position.js";
 import type { AccountKey } from "../domain/plans/deposit-plan.js";
 import type { AccountSnapshot, Balance } from "../domain/types.js";
+import { NO_BALANCE } from "../domain/account-status.js";
 import type { Db } from "./database.js";
 import { bigOf, boolOf, msOf, numberOf, stringOf } from "./row-values.js";
 import type { Row } from "./run-transaction.js";
@@ -278,23 +279,40 @@ export const markRecordedSql = (kind: AccountRecordKind, ids: readonly bigint[])
 
 /**
  * Locks customers (the serialization point of every write on a customer) in ascending primary
- * key, the one order every transaction takes them in, and in the same statement sums their
- * ACTIVE accounts: the balance each write answers from (a deposit's bound is the ledger total on
- * the customer row). The sum is a locking read, so it sees the rows as the transactions it waited
- * for left them. `pks` are scalar subqueries (a customer by its id, a hold's owner), constants to
- * the optimizer. The accounts are read by the customer's index even when statistics say a scan is
- * cheaper (under FOR UPDATE a scan would lock every account). One row per existing customer.
+ * key, the one order every transaction takes them in, with their ledger position (the balance
+ * over every account whose expiry is not recorded) and alerts flag. `pks` are scalar subqueries
+ * (a customer by its id, a hold's owner), constants to the optimizer. One row per existing
+ * customer. The balance a write answers from is that position less inactiveBalancesSql's.
  */
-export function lockCustomersWithTotalsSql(pks: readonly SQL[], nowMs: number): SQL {
-  return sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id, ${CUSTOMER_LOCKED_COLUMNS},
-      COALESCE(SUM(a.total), 0) AS total, COALESCE(SUM(a.used), 0) AS used, COALESCE(SUM(a.frozen), 0) AS frozen
+export function lockCustomersSql(pks: readonly SQL[]): SQL {
+  return sql`SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id, ${CUSTOMER_LOCKED_COLUMNS}
     FROM ${customers} c
-    LEFT JOIN ${accounts} a FORCE INDEX (accounts_spending_idx)
-      ON a.project_id = c.project_id AND a.customer_pk = c.id AND ${activeAccountLockingSql(nowMs)}
     WHERE c.id IN (${sql.join([...pks], sql`, `)})
-    GROUP BY c.id
     ORDER BY c.id
     FOR UPDATE`;
+}
+
+/**
+ * Per customer of `pks` (scalar subqueries), the sum over its accounts that are in its ledger
+ * position but not ACTIVE: expiry not recorded, and expired by now or not started yet. Its
+ * ACTIVE balance is its position less these, so a write reads only the few accounts in between
+ * states, never every ACTIVE one (a customer of 5,000 ACTIVE accounts read them all at each
+ * write). Each part by an index that starts at the customer (`accounts_unrecorded_idx`,
+ * `accounts_pending_idx`). Not a locking read: run after the customers' lock, and every writer of
+ * an account holds its customer's, so under READ COMMITTED it sees what they committed. One row
+ * per customer that has such accounts.
+ */
+export function inactiveBalancesSql(pks: readonly SQL[], nowMs: number): SQL {
+  const list = sql.join([...pks], sql`, `);
+  return sql`SELECT i.customer_pk, SUM(i.total) AS total, SUM(i.used) AS used, SUM(i.frozen) AS frozen
+    FROM (
+      SELECT a.customer_pk, a.total, a.used, a.frozen FROM ${accounts} a FORCE INDEX (accounts_unrecorded_idx)
+        WHERE a.customer_pk IN (${list}) AND a.expiry_recorded = FALSE AND a.expires_at_ms <= ${nowMs}
+      UNION ALL
+      SELECT a.customer_pk, a.total, a.used, a.frozen FROM ${accounts} a FORCE INDEX (accounts_pending_idx)
+        WHERE a.customer_pk IN (${list}) AND a.starts_at_ms > ${nowMs} AND a.expiry_recorded = FALSE AND a.expires_at_ms > ${nowMs}
+    ) i
+    GROUP BY i.customer_pk`;
 }
 
 /**
@@ -311,7 +329,7 @@ export const ledgerPositionFromRow = (row: Row): LedgerPosition => ({
   frozen: bigOf(row.c_ledger_frozen),
 });
 
-/** A customer row of lockCustomersWithTotalsSql. */
+/** A customer row of lockCustomersSql, with its ACTIVE balance. */
 export interface LockedCustomerRow {
   readonly pk: bigint;
   readonly projectId: bigint;
@@ -321,14 +339,22 @@ export interface LockedCustomerRow {
   readonly hasAlerts: boolean;
 }
 
-export const lockedCustomerFromRow = (row: Row): LockedCustomerRow => ({
-  pk: bigOf(row.c_pk),
-  projectId: bigOf(row.c_project_id),
-  customerId: stringOf(row.c_customer_id),
-  before: balanceFromRow(row),
-  ledger: ledgerPositionFromRow(row),
-  hasAlerts: boolOf(row.c_has_alerts),
-});
+/** A customer row of lockCustomersSql, and its row of inactiveBalancesSql (none: it has no such accounts). */
+export function lockedCustomerFromRow(row: Row, inactive: Row | undefined): LockedCustomerRow {
+  const ledger = ledgerPositionFromRow(row);
+  const aside = inactive ? balanceFromRow(inactive) : NO_BALANCE;
+  const total = ledger.total - aside.total;
+  const used = ledger.used - aside.used;
+  const frozen = ledger.frozen - aside.frozen;
+  return {
+    pk: bigOf(row.c_pk),
+    projectId: bigOf(row.c_project_id),
+    customerId: stringOf(row.c_customer_id),
+    before: { total, used, frozen, available: total - used - frozen },
+    ledger,
+    hasAlerts: boolOf(row.c_has_alerts),
+  };
+}
 
 /** Every spendable account (ACTIVE, something available) of these customers, all types, locked, by customer then id. */
 export function lockAllSpendableSql(customers: ReadonlyArray<{ readonly projectId: bigint; readonly pk: bigint }>, nowMs: number): SQL {

@@ -24,7 +24,8 @@ import {
   type LockedCustomerRow,
   lockAccountByKeySql,
   lockAllSpendableSql,
-  lockCustomersWithTotalsSql,
+  lockCustomersSql,
+  inactiveBalancesSql,
   lockedCustomerFromRow,
   lockFirstSpendableSql,
   type SpendSelectionGroup,
@@ -174,9 +175,11 @@ export function prefetchList(
     // The bound covers every wait for a customer: its lock, and its UNIQUE key when another
     // transaction is creating it.
     lockWaitBounded: bound ? [lockWaitTimeoutSql(bound.boundS)] : [],
-    customers: pks.length === 0 ? [] : [lockCustomersWithTotalsSql(pks, nowMs)],
+    customers: pks.length === 0 ? [] : [lockCustomersSql(pks)],
     created: depositCustomers.map((d) => createCustomerSql(d.projectId, { ...d, nowMs })),
-    depositCustomers: depositCustomers.length === 0 ? [] : [lockCustomersWithTotalsSql(depositCustomers.map(pkOf), nowMs)],
+    depositCustomers: depositCustomers.length === 0 ? [] : [lockCustomersSql(depositCustomers.map(pkOf))],
+    // After every customer is locked (and a deposit's created): the balances read under the locks.
+    inactive: pks.length === 0 ? [] : [inactiveBalancesSql(pks, nowMs)],
     lockWaitRestored: bound ? [lockWaitTimeoutSql(bound.restoreS)] : [],
     holds: holds.length === 0 ? [] : [lockHoldsWithAllocationsSql(holds)],
     spendable: selections.length === 0 ? [] : [lockFirstSpendableSql(selectionGroupsOf(selections), nowMs, SPEND_ACCOUNTS_LOCKED_FIRST)],
@@ -186,7 +189,7 @@ export function prefetchList(
     outcomes: keys.length === 0 ? [] : [findOutcomesSql(keys)],
   });
   return mapBatch(batch, (r) => {
-    const { found, byRef } = lockedCustomersOf([...r.customers, ...r.depositCustomers].flatMap(rowsOf));
+    const { found, byRef } = lockedCustomersOf([...r.customers, ...r.depositCustomers].flatMap(rowsOf), rowsOf(r.inactive[0] ?? []));
     depositCustomers.forEach((d, i) => {
       const pk = byRef.get(customerKey(d));
       const c = pk === undefined ? undefined : found.get(pk);
@@ -306,12 +309,16 @@ function reversalsOf(
   return reversals ? { reversals } : {};
 }
 
-/** The locked customers by pk (a customer read twice keeps its later row), and their pks by customerKey. */
-function lockedCustomersOf(rows: readonly Row[]) {
+/**
+ * The locked customers by pk (a customer read twice keeps its later row), each with its balance
+ * from its `inactive` row, and their pks by customerKey.
+ */
+function lockedCustomersOf(rows: readonly Row[], inactive: readonly Row[]) {
+  const inactiveOf = new Map(inactive.map((row) => [bigOf(row.customer_pk), row]));
   const found = new Map<bigint, Assembling>();
   const byRef = new Map<string, bigint>();
   for (const row of rows) {
-    const locked = lockedCustomerFromRow(row);
+    const locked = lockedCustomerFromRow(row, inactiveOf.get(bigOf(row.c_pk)));
     const known = found.get(locked.pk);
     if (known) known.row = locked;
     else found.set(locked.pk, assemblingOf(locked));

@@ -135,6 +135,10 @@ export const accounts = mysqlTable(
     index("accounts_spending_idx").on(t.projectId, t.customerPk, t.expiresAtMs, t.createdAt),
     index("accounts_expiry_idx").on(t.expiryRecorded, t.expiresAtMs),
     index("accounts_start_idx").on(t.startRecorded, t.startsAtMs),
+    // A customer's accounts in its ledger position but not ACTIVE (inactiveBalancesSql): those
+    // expired and not yet recorded, and those not started yet; never its ACTIVE ones or its history.
+    index("accounts_unrecorded_idx").on(t.customerPk, t.expiryRecorded, t.expiresAtMs),
+    index("accounts_pending_idx").on(t.customerPk, t.startsAtMs),
     check("accounts_total_nonneg", sql`${t.total} >= 0`),
     check("accounts_used_nonneg", sql`${t.used} >= 0`),
     check("accounts_frozen_nonneg", sql`${t.frozen} >= 0`),

@@ -40,7 +40,7 @@ async function retries(reason: RetryReason): Promise<number> {
 async function deductWaitsForAccounts(): Promise<boolean> {
   const [rows] = await other.query<RowDataPacket[]>(
     `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST
-     WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE 'SELECT c.id AS c_pk, c.project_id AS c_project_id, c.customer_id AS c_customer_id,%' AND INFO LIKE '%FOR UPDATE'`,
+     WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND INFO LIKE 'SELECT a.customer_pk AS a_customer_pk,%' AND INFO LIKE '%FOR UPDATE'`,
   );
   return Number(rows[0]?.n ?? 0) === 1;
 }
@@ -103,7 +103,7 @@ describe("a deadlock (1213)", () => {
     await other.query("BEGIN");
     await other.query(`INSERT INTO retry_ballast (id) VALUES ${Array.from({ length: 200 }, (_, i) => `(${i})`).join(",")}`);
     await other.query("SELECT id FROM accounts WHERE id = ? FOR UPDATE", [accountId]);
-    // The Deduct locks the customer, then waits for the account (in the same statement).
+    // The Deduct locks the customer, then waits for the account (its spendable accounts' statement).
     const deduct = s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 10n });
     deduct.catch(() => undefined); // Awaited below; a failed setup must not leave it unhandled.
     try {

@@ -131,6 +131,19 @@ async function migrateBeforeEnvelope(): Promise<void> {
     await connection.query(
       `INSERT INTO allocations (project_id, transaction_pk, seq, account_id, amount) VALUES (1, 1, 0, 9, 20), (1, 2, 0, 9, 20)`,
     );
+    // The ledger the account's figures came from (migration 0010 numbers it and sets the
+    // customer's position from it): deposited 100, 10 deducted, two holds of 20, one consumed.
+    const entry = (id: number, operation: string, amount: number, txPk: number | null, txId: string) =>
+      connection.query(
+        `INSERT INTO ledger_entries (id, project_id, customer_pk, account_id, operation, amount, credit_type, source, transaction_pk,
+           transaction_id, metadata, created_at) VALUES (?, 1, 7, 9, ?, ?, 'default', 'default', ?, ?, '{}', ?)`,
+        [id, operation, amount, txPk, txId, at],
+      );
+    await entry(41, "DEPOSIT", 100, null, "");
+    await entry(42, "DEDUCT", 10, null, "old-deduct");
+    await entry(43, "FREEZE", 20, 1, "old-hold");
+    await entry(44, "FREEZE", 20, 2, "old-consumed");
+    await entry(45, "CONSUME", 20, 2, "old-consumed");
   } finally {
     await connection.end();
   }

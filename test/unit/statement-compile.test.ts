@@ -3,7 +3,7 @@ import { MySqlDialect } from "drizzle-orm/mysql-core";
 import mysql from "mysql2";
 import { describe, expect, it } from "vitest";
 import { NO_EXPIRY_MS } from "../../src/domain/limits.js";
-import { lockCustomersWithTotalsSql, lockFirstSpendableSql } from "../../src/store/accounts-store.js";
+import { inactiveBalancesSql, lockCustomersSql, lockFirstSpendableSql } from "../../src/store/accounts-store.js";
 import { customerPkSql } from "../../src/store/customers-store.js";
 import { ledgerPart } from "../../src/store/ledger-store.js";
 import { findOutcomesSql } from "../../src/store/outcomes-store.js";
@@ -29,7 +29,8 @@ const NOW = 1_800_000_000_000;
 
 describe("inlineStatement", () => {
   const statements = [
-    lockCustomersWithTotalsSql([customerPkSql(1n, "c1"), customerPkSql(2n, "c2")], NOW),
+    lockCustomersSql([customerPkSql(1n, "c1"), customerPkSql(2n, "c2")]),
+    inactiveBalancesSql([customerPkSql(1n, "c1"), customerPkSql(2n, "c2")], NOW),
     lockFirstSpendableSql([{ creditTypes: ["a"], customers: [{ projectId: 1n, customerId: "c1" }] }], NOW, 16),
     findOutcomesSql([{ projectId: 1n, scope: "SPEND", key: "t1" }]),
     ...writeSetSql([

@@ -1,0 +1,2 @@
+CREATE INDEX `accounts_unrecorded_idx` ON `accounts` (`customer_pk`,`expiry_recorded`,`expires_at_ms`);--> statement-breakpoint
+CREATE INDEX `accounts_pending_idx` ON `accounts` (`customer_pk`,`starts_at_ms`);
