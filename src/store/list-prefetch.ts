@@ -58,8 +58,9 @@ import {
 import { appendTo } from "../domain/collections.js";
 
 // The prefetch of the one write pipeline: for a list of writes, in one round trip, every
-// customer it touches locked in ascending primary key (with its balance), deposits' missing
-// customers created, the holds it settles locked with their allocation and accounts, the first
+// customer it touches locked in ascending primary key (with its ledger position), deposits'
+// missing customers created, what the customers' accounts between states hold (their balances
+// are their positions less that), the holds it settles locked with their allocation and accounts, the first
 // spendable accounts of each spend's selection, each deposit's account; then, under those locks,
 // the stored outcomes of its keys, so a replay is decided by what the lock holder committed.
 

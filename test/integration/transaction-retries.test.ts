@@ -32,9 +32,9 @@ async function retries(reason: RetryReason): Promise<number> {
 }
 
 /**
- * Whether a connection of this test's database is inside the statement that locks a customer and
- * then its accounts (`SELECT c.id AS c_pk, COALESCE(SUM(…)) … FOR UPDATE`). Only the Deduct runs
- * one, and nothing else can hold it there but a lock. (MariaDB's INNODB_TRX does not list a
+ * Whether a connection of this test's database is inside the statement that locks a customer's
+ * first spendable accounts (`SELECT a.customer_pk AS a_customer_pk, … FOR UPDATE`), after its
+ * customer's. Only the Deduct runs one, and nothing else can hold it there but a lock. (MariaDB's INNODB_TRX does not list a
  * transaction that has written nothing.)
  */
 async function deductWaitsForAccounts(): Promise<boolean> {
