@@ -55,7 +55,8 @@ export const activeAccountSql = (nowMs: number, alias: SQL = sql`a`): SQL =>
 
 /**
  * activeAccountSql for a locking read of a customer's accounts: the same rows, read by the
- * spending index's (project, customer) prefix alone. With `expires_at_ms > now` usable, MariaDB
+ * spending order index's (project, customer, expiry not recorded) prefix alone, so never the
+ * customer's past (accounts whose expiry is recorded). With `expires_at_ms > now` usable, MariaDB
  * reads a range on the index's third column, and under FOR UPDATE it locks the record just past
  * the range (the next customer's first account) before seeing that it ends the range: two lists
  * of neighbouring customers then deadlocked. Read by the prefix, the record past it is compared
@@ -119,8 +120,9 @@ export interface SpendSelectionGroup {
  * The first `limit` spendable accounts (ACTIVE, something available) of each customer of each
  * group, locked, by customer in spending order: soonest expiry, never-expiring last, then oldest,
  * then id, as compareSpendingOrder. One statement for a whole list, run after the customers'
- * lock: each group ranks its customers' accounts of its credit types (the index on (project_id,
- * customer_pk, expires_at_ms, created_at) reads only theirs), and the ranked ids are locked by
+ * lock: each group ranks its customers' accounts of its credit types (the spending order index,
+ * on (project_id, customer_pk, expiry_recorded, expires_at_ms, created_at), reads only theirs
+ * whose expiry is not recorded), and the ranked ids are locked by
  * primary key (STRAIGHT_JOIN: read the other way round, the join would scan every account). An
  * account two groups chose comes once.
  */
@@ -130,7 +132,7 @@ export function lockFirstSpendableSql(groups: readonly SpendSelectionGroup[], no
   // One customer (a call alone): the plain LIMIT costs the database less than ranking.
   if (only && one) {
     return sql`SELECT a.customer_pk AS a_customer_pk, ${ACCOUNT_COLUMNS}
-      FROM ${accounts} a FORCE INDEX (accounts_spending_idx)
+      FROM ${accounts} a FORCE INDEX (accounts_spending_order_idx)
       WHERE a.project_id = ${one.projectId} AND a.customer_pk = ${customerPkSql(one.projectId, one.customerId)} AND ${activeAccountLockingSql(nowMs)}
         AND a.total - a.used - a.frozen > 0${creditTypesSql(sql`a`, only.creditTypes)}
       ORDER BY a.expires_at_ms, a.created_at, a.id LIMIT ${limit}
@@ -293,24 +295,28 @@ export function lockCustomersSql(pks: readonly SQL[]): SQL {
 }
 
 /**
- * Per customer of `pks` (scalar subqueries), the sum over its accounts that are in its ledger
- * position but not ACTIVE: expiry not recorded, and expired by now or not started yet. Its
- * ACTIVE balance is its position less these, so a write reads only the few accounts in between
- * states, never every ACTIVE one (a customer of 5,000 ACTIVE accounts read them all at each
- * write). Each part by an index that starts at the customer (`accounts_unrecorded_idx`,
- * `accounts_pending_idx`). Not a locking read: run after the customers' lock, and every writer of
- * an account holds its customer's, so under READ COMMITTED it sees what they committed. One row
- * per customer that has such accounts.
+ * Per customer of `pks` (scalar subqueries; `projectIds`: theirs), the sum over its accounts that
+ * are in its ledger position but not ACTIVE: expiry not recorded, and expired by now or not
+ * started yet. Its ACTIVE balance is its position less these, so a write reads only the few
+ * accounts in between states, never every ACTIVE one (a customer of 5,000 ACTIVE accounts read
+ * them all at each write). Each part by an index that starts at the customer
+ * (`accounts_spending_order_idx`, `accounts_pending_idx`). Not a locking read: run after the
+ * customers' lock, and every writer of an account holds its customer's, so under READ COMMITTED
+ * it sees what they committed. One row per customer that has such accounts.
  */
-export function inactiveBalancesSql(pks: readonly SQL[], nowMs: number): SQL {
-  const list = sql.join([...pks], sql`, `);
+export function inactiveBalancesSql(projectIds: readonly bigint[], pks: readonly SQL[], nowMs: number): SQL {
+  const projects = sql.join(
+    [...new Set(projectIds)].map((id) => sql`${id}`),
+    sql`, `,
+  );
+  const customersOf = sql`a.project_id IN (${projects}) AND a.customer_pk IN (${sql.join([...pks], sql`, `)})`;
   return sql`SELECT i.customer_pk, SUM(i.total) AS total, SUM(i.used) AS used, SUM(i.frozen) AS frozen
     FROM (
-      SELECT a.customer_pk, a.total, a.used, a.frozen FROM ${accounts} a FORCE INDEX (accounts_unrecorded_idx)
-        WHERE a.customer_pk IN (${list}) AND a.expiry_recorded = FALSE AND a.expires_at_ms <= ${nowMs}
+      SELECT a.customer_pk, a.total, a.used, a.frozen FROM ${accounts} a FORCE INDEX (accounts_spending_order_idx)
+        WHERE ${customersOf} AND a.expiry_recorded = FALSE AND a.expires_at_ms <= ${nowMs}
       UNION ALL
       SELECT a.customer_pk, a.total, a.used, a.frozen FROM ${accounts} a FORCE INDEX (accounts_pending_idx)
-        WHERE a.customer_pk IN (${list}) AND a.starts_at_ms > ${nowMs} AND a.expiry_recorded = FALSE AND a.expires_at_ms > ${nowMs}
+        WHERE ${customersOf} AND a.starts_at_ms > ${nowMs} AND a.expiry_recorded = FALSE AND a.expires_at_ms > ${nowMs}
     ) i
     GROUP BY i.customer_pk`;
 }
@@ -359,7 +365,7 @@ export function lockedCustomerFromRow(row: Row, inactive: Row | undefined): Lock
 /** Every spendable account (ACTIVE, something available) of these customers, all types, locked, by customer then id. */
 export function lockAllSpendableSql(customers: ReadonlyArray<{ readonly projectId: bigint; readonly pk: bigint }>, nowMs: number): SQL {
   return sql`SELECT a.customer_pk AS a_customer_pk, ${ACCOUNT_COLUMNS}
-    FROM ${accounts} a FORCE INDEX (accounts_spending_idx)
+    FROM ${accounts} a FORCE INDEX (accounts_spending_order_idx)
     WHERE (${sql.join(
       customers.map((c) => sql`(a.project_id = ${c.projectId} AND a.customer_pk = ${c.pk})`),
       sql` OR `,

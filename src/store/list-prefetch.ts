@@ -10,6 +10,7 @@ import {
   type ListState,
   NO_AVAILABLE,
   outcomeRefOf,
+  projectOfWrite,
   selectionKey,
 } from "../domain/plans/write-list.js";
 import type { AccountSnapshot, Balance } from "../domain/types.js";
@@ -180,7 +181,7 @@ export function prefetchList(
     created: depositCustomers.map((d) => createCustomerSql(d.projectId, { ...d, nowMs })),
     depositCustomers: depositCustomers.length === 0 ? [] : [lockCustomersSql(depositCustomers.map(pkOf))],
     // After every customer is locked (and a deposit's created): the balances read under the locks.
-    inactive: pks.length === 0 ? [] : [inactiveBalancesSql(pks, nowMs)],
+    inactive: pks.length === 0 ? [] : [inactiveBalancesSql(writes.map(projectOfWrite), pks, nowMs)],
     lockWaitRestored: bound ? [lockWaitTimeoutSql(bound.restoreS)] : [],
     holds: holds.length === 0 ? [] : [lockHoldsWithAllocationsSql(holds)],
     spendable: selections.length === 0 ? [] : [lockFirstSpendableSql(selectionGroupsOf(selections), nowMs, SPEND_ACCOUNTS_LOCKED_FIRST)],

@@ -30,7 +30,7 @@ const NOW = 1_800_000_000_000;
 describe("inlineStatement", () => {
   const statements = [
     lockCustomersSql([customerPkSql(1n, "c1"), customerPkSql(2n, "c2")]),
-    inactiveBalancesSql([customerPkSql(1n, "c1"), customerPkSql(2n, "c2")], NOW),
+    inactiveBalancesSql([1n, 2n], [customerPkSql(1n, "c1"), customerPkSql(2n, "c2")], NOW),
     lockFirstSpendableSql([{ creditTypes: ["a"], customers: [{ projectId: 1n, customerId: "c1" }] }], NOW, 16),
     findOutcomesSql([{ projectId: 1n, scope: "SPEND", key: "t1" }]),
     ...writeSetSql([

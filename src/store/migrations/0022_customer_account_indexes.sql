@@ -1,2 +1,2 @@
-CREATE INDEX `accounts_unrecorded_idx` ON `accounts` (`customer_pk`,`expiry_recorded`,`expires_at_ms`);--> statement-breakpoint
-CREATE INDEX `accounts_pending_idx` ON `accounts` (`customer_pk`,`starts_at_ms`);
+CREATE INDEX `accounts_spending_order_idx` ON `accounts` (`project_id`,`customer_pk`,`expiry_recorded`,`expires_at_ms`,`created_at`);--> statement-breakpoint
+CREATE INDEX `accounts_pending_idx` ON `accounts` (`project_id`,`customer_pk`,`starts_at_ms`);
