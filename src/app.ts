@@ -146,13 +146,15 @@ function watchDatabase(database: Database, health: HealthReporter, intervalMs: n
   const probe = async () => {
     if (busy) return;
     busy = true;
-    const ok = await database.probe();
+    const outcome = await database.probe();
     busy = false;
     out = logNodeChanges(out, database.nodesOut(), log);
-    if (ok !== last) {
-      health.set(ok);
-      if (last !== null) log[ok ? "info" : "warn"]({ serving: ok }, ok ? "database reachable again" : "database unreachable");
-      last = ok;
+    if (outcome.ok !== last) {
+      health.set(outcome.ok);
+      // The failure by the driver's code and the server's words (serializeError: no statement values).
+      if (last !== null && outcome.ok) log.info({ serving: true }, "database reachable again");
+      else if (last !== null && !outcome.ok) log.warn({ serving: false, err: outcome.error }, "database unreachable");
+      last = outcome.ok;
     }
   };
   const timer = setInterval(() => void probe(), intervalMs);

@@ -95,7 +95,12 @@ const nodeIdOf = (host: DatabaseHost) => `${host.host}:${host.port}`;
 interface Probed {
   readonly state: "ready" | "not_primary" | "unreachable";
   readonly configuration: number | null;
+  /** Why it is not ready (a failure of the connection or of the readiness query); null when it is, or when it said it is not. */
+  readonly error: unknown;
 }
+
+/** What a probe of the database found: a server that may serve, or the failure that says why none may. */
+export type ProbeOutcome = { readonly ok: true } | { readonly ok: false; readonly error: unknown };
 
 /**
  * Whether a node may serve (a Galera node must be in the primary component: wsrep_ready), and
@@ -124,7 +129,7 @@ async function nodeReadiness(
  * A node that answers ready in an older configuration than another ready node was evicted while
  * it could not tell (frozen, cut off) and has not noticed yet: it is not ready.
  */
-export function outdatedNotReady(probed: readonly Probed[]): Probed["state"][] {
+export function outdatedNotReady(probed: readonly Pick<Probed, "state" | "configuration">[]): Probed["state"][] {
   const newest = Math.max(...probed.map((p) => (p.state === "ready" && p.configuration !== null ? p.configuration : -1)));
   return probed.map((p) => (p.state === "ready" && p.configuration !== null && p.configuration < newest ? "not_primary" : p.state));
 }
@@ -334,9 +339,10 @@ export class ClusterPool implements ConnectionSource {
    * PROBE_TIMEOUT_MS (a hung host or a partition that sends no reset: its pooled connections
    * would hang every call that took one). True when any node is ready.
    */
-  async probeNodes(): Promise<boolean> {
+  async probeNodes(): Promise<ProbeOutcome> {
     const startedMs = Date.now();
-    const states = outdatedNotReady(await Promise.all(this.options.hosts.map((host) => this.probe(host))));
+    const probed = await Promise.all(this.options.hosts.map((host) => this.probe(host)));
+    const states = outdatedNotReady(probed);
     this.options.hosts.forEach((host, i) => {
       const id = nodeIdOf(host);
       if (states[i] !== "ready") {
@@ -353,7 +359,10 @@ export class ClusterPool implements ConnectionSource {
       const settled = ready.count >= READY_PROBES_TO_RETURN && startedMs - ready.sinceMs >= PROBE_TIMEOUT_MS;
       if (this.out.has(id) && settled) this.out.delete(id);
     });
-    return states.includes("ready");
+    if (states.includes("ready")) return { ok: true };
+    const said = this.options.hosts.map((host, i) => `${nodeIdOf(host)} ${states[i] === "unreachable" ? "unreachable" : "not ready"}`);
+    const cause = probed.find((p) => p.error !== null)?.error;
+    return { ok: false, error: new Error(`no node may serve: ${said.join(", ")}`, cause === undefined ? {} : { cause }) };
   }
 
   private async probe(host: DatabaseHost): Promise<Probed> {
@@ -362,9 +371,9 @@ export class ClusterPool implements ConnectionSource {
     try {
       connection = await mysql.createConnection({ ...server, host: host.host, port: host.port, connectTimeout: PROBE_TIMEOUT_MS });
       const { ready, configuration } = await nodeReadiness(connection, PROBE_TIMEOUT_MS);
-      return { state: ready ? "ready" : "not_primary", configuration };
+      return { state: ready ? "ready" : "not_primary", configuration, error: null };
     } catch (error) {
-      return { state: isConnectionFailure(error) ? "unreachable" : "not_primary", configuration: null };
+      return { state: isConnectionFailure(error) ? "unreachable" : "not_primary", configuration: null, error };
     } finally {
       connection?.destroy();
     }

@@ -3,7 +3,7 @@ import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
 import { getTableName, is } from "drizzle-orm";
 import { MySqlTable } from "drizzle-orm/mysql-core";
 import mysql, { type Pool, type PoolOptions, type RowDataPacket } from "mysql2/promise";
-import { ClusterPool, type ConnectionSource, type NodeSelector, PROBE_TIMEOUT_MS } from "./cluster-pool.js";
+import { ClusterPool, type ConnectionSource, type NodeSelector, PROBE_TIMEOUT_MS, type ProbeOutcome } from "./cluster-pool.js";
 import { type DatabaseHost, type DatabaseUrl, parseDatabaseUrl } from "./database-url.js";
 import { DatabaseNotReadyError } from "./database-errors.js";
 import { unsupportedServer } from "./server-version.js";
@@ -27,8 +27,8 @@ export interface Database {
   readonly name: string;
   /** Whether the server is a Galera node (wsrep_on): its conflicts surface at COMMIT (docs/architecture.md). */
   readonly galera: boolean;
-  /** True while some server answers and may serve (a Galera node must be in the primary component). */
-  probe(): Promise<boolean>;
+  /** Whether some server answers and may serve (a Galera node must be in the primary component), and why not. */
+  probe(): Promise<ProbeOutcome>;
   /** A cluster's servers (`host:port`), in URL order; none for one server. */
   readonly nodeIds: readonly string[];
   /**
@@ -309,8 +309,8 @@ function singleServer(options: PoolOptions, host: DatabaseHost, sessionSetup: re
     // Bounded, as a cluster's probes are: a hung server must not leave health saying SERVING.
     probe: () =>
       server.query({ sql: "SELECT 1", timeout: PROBE_TIMEOUT_MS }).then(
-        () => true,
-        () => false,
+        (): ProbeOutcome => ({ ok: true }),
+        (error: unknown): ProbeOutcome => ({ ok: false, error }),
       ),
     nodeIds: [],
     nodesOut: () => [],

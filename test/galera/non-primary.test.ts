@@ -267,7 +267,7 @@ describe("a node outside the primary component (isolated, not killed)", () => {
         expect(await portOfRead(reads)).toBe(portOf(2));
         expect(await markingTransaction(writes)).toEqual({ attempts: 1, reasons: [], port: portOf(2) });
         // Probes keep it out while it is not ready.
-        expect(await reads.probe()).toBe(true);
+        expect(await reads.probe()).toEqual({ ok: true });
         expect(reads.nodesOut()).toEqual([ISOLATED_ID]);
       });
 

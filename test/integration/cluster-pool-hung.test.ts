@@ -43,11 +43,11 @@ const nodeOf = async () => {
 describe("a cluster pool whose first node hangs", () => {
   it("takes it out at the next probe, so calls go to the next node instead of hanging on its pooled connections", async () => {
     // A connection of the first node, released to the pool: the one the next query would take.
-    expect(await pool.probeNodes()).toBe(true);
+    expect(await pool.probeNodes()).toEqual({ ok: true });
     const before = await nodeOf();
     expect(before).toHaveLength(1);
     proxy.freeze();
-    expect(await pool.probeNodes()).toBe(true);
+    expect(await pool.probeNodes()).toEqual({ ok: true });
     // Served by the second node: a new connection (the first node's pooled one would hang).
     const after = await nodeOf();
     expect(after[0]?.id).not.toBe(before[0]?.id);
@@ -57,12 +57,12 @@ describe("a cluster pool whose first node hangs", () => {
     proxy.thaw();
     // One ready probe is not enough: a node resumed after a freeze may not know yet it was
     // evicted. Nor are two at once: a probe sent during the freeze is answered on resuming.
-    expect(await pool.probeNodes()).toBe(true);
+    expect(await pool.probeNodes()).toEqual({ ok: true });
     expect(pool.nodesOut).toEqual([`127.0.0.1:${proxy.port}`]);
-    expect(await pool.probeNodes()).toBe(true);
+    expect(await pool.probeNodes()).toEqual({ ok: true });
     expect(pool.nodesOut).toEqual([`127.0.0.1:${proxy.port}`]);
     await sleep(PROBE_TIMEOUT_MS);
-    expect(await pool.probeNodes()).toBe(true);
+    expect(await pool.probeNodes()).toEqual({ ok: true });
     expect(pool.nodesOut).toEqual([]);
     const connection = await pool.getConnection();
     try {
@@ -85,7 +85,7 @@ describe("a statement waiting on a node that hangs", () => {
       const started = Date.now();
       // Takes the first node's pooled connection, and waits on it.
       const reading = fresh.query("SELECT CONNECTION_ID() AS id, 42 AS answer");
-      expect(await fresh.probeNodes()).toBe(true);
+      expect(await fresh.probeNodes()).toEqual({ ok: true });
       expect(fresh.nodesOut).toEqual([`127.0.0.1:${port}`]);
       const [after] = (await reading)[0] as unknown as { id: number; answer: number }[];
       expect(after?.answer).toBe(42);
@@ -127,7 +127,7 @@ describe("taking out a node with a connection still in its handshake", () => {
     const fresh = behind(port, { connectTimeout: 4_000 });
     try {
       const connecting = fresh.getConnection();
-      expect(await fresh.probeNodes()).toBe(true);
+      expect(await fresh.probeNodes()).toEqual({ ok: true });
       expect(fresh.nodesOut).toEqual([`127.0.0.1:${port}`]);
       const connection = await connecting;
       expect((connection.connection as unknown as { config: { port: number } }).config.port).toBe(3306);
@@ -212,6 +212,31 @@ describe("a server on two nodes, one of which hangs", () => {
       await s.stop();
       await hanging.cut();
       await db.drop();
+    }
+  });
+});
+
+describe("a cluster pool none of whose nodes answers", () => {
+  it("says why in its probe's outcome: each node's state, and the first node's failure as the cause", async () => {
+    const [a, b] = [new TcpProxy(3306), new TcpProxy(3306)];
+    const ports = [await a.start(), await b.start()];
+    await Promise.all([a.cut(), b.cut()]);
+    const none = new ClusterPool({
+      hosts: ports.map((port) => ({ host: "127.0.0.1", port })),
+      connection: { user: "root", connectTimeout: 1_000 },
+      selector: "order",
+      sessionSetup: [],
+      causalReads: false,
+    });
+    try {
+      const outcome = await none.probeNodes();
+      expect(outcome.ok).toBe(false);
+      const error = outcome.ok ? null : (outcome.error as Error & { cause?: { code?: string } });
+      expect(error?.message).toBe(`no node may serve: 127.0.0.1:${ports[0]} unreachable, 127.0.0.1:${ports[1]} unreachable`);
+      // The proxies accept and close at once (a closed port would refuse: ECONNREFUSED).
+      expect(error?.cause?.code).toBe("PROTOCOL_CONNECTION_LOST");
+    } finally {
+      await none.end();
     }
   });
 });

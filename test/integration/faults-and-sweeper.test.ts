@@ -727,7 +727,14 @@ describe("database outage", () => {
     const proxy = new TcpProxy(3306);
     const port = await proxy.start();
     const db = uniqueDatabaseUrl("vb_outage");
-    type Line = { msg: string; code?: string; route?: string; status?: number; cause?: { code?: string } };
+    type Line = {
+      msg: string;
+      code?: string;
+      route?: string;
+      status?: number;
+      cause?: { code?: string };
+      err?: { code?: string; message?: string };
+    };
     const lines: Line[] = [];
     const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line) as Line) });
     const s = await startTestServer(
@@ -768,6 +775,11 @@ describe("database outage", () => {
         ["GET /console/customers/:id", 503, true],
       ]);
       await expect.poll(status, { timeout: 5000 }).toBe("NOT_SERVING");
+      // The health watch's one line says why: the probe's failure, by its code and the driver's words.
+      const unreachable = lines.filter((l) => l.msg === "database unreachable");
+      expect(unreachable).toHaveLength(1);
+      expect([...lostConnection, "PROTOCOL_SEQUENCE_TIMEOUT"]).toContain(unreachable[0]?.err?.code);
+      expect(unreachable[0]?.err?.message).toEqual(expect.any(String));
       const healthBody = await (await fetch(`${s.httpUrl}/v1/health`)).json();
       expect(healthBody).toMatchObject({
         error: {
@@ -782,6 +794,7 @@ describe("database outage", () => {
 
       await proxy.restore();
       await expect.poll(status, { timeout: 10_000 }).toBe("SERVING");
+      expect(lines.filter((l) => l.msg === "database reachable again")).toHaveLength(1);
       await expect
         .poll(sweepLines, { timeout: 10_000 })
         .toEqual(["sweep failed; retrying every interval, quietly until one succeeds", "sweeps succeed again"]);

@@ -54,6 +54,16 @@ const deductOf = (projectId: bigint, customerId: string, amount: bigint) => ({
   metadata: {},
 });
 
+/** `count` deposits of 10 to the customer, each its own account (its own source), in atomic batches. */
+async function depositEach(s: TestServer, customerId: string, count: number, dates: { expiresAt?: ReturnType<typeof ts> }): Promise<void> {
+  for (let b = 0; b < count / BATCH; b++) {
+    const operations = Array.from({ length: BATCH }, (_, i) => ({
+      operation: { $case: "deposit" as const, value: { customerId, amount: 10n, source: `grant-${b}-${i}`, ...dates } },
+    }));
+    expect((await s.client.call("batch", { operations, atomic: true })).failedIndex).toBeUndefined();
+  }
+}
+
 /** The customer's project, as the server made it. */
 async function projectOf(s: TestServer, customerId: string): Promise<bigint> {
   const [rows] = await s.app.database.pool.query<RowDataPacket[]>("SELECT project_id FROM customers WHERE customer_id = ?", [customerId]);
@@ -157,12 +167,7 @@ describe("a write of a customer with many ACTIVE accounts", () => {
 
   beforeAll(async () => {
     s = await startTestServer();
-    for (let b = 0; b < ACTIVE / BATCH; b++) {
-      const operations = Array.from({ length: BATCH }, (_, i) => ({
-        operation: { $case: "deposit" as const, value: { customerId, amount: 10n, source: `grant-${b}-${i}` } },
-      }));
-      expect((await s.client.call("batch", { operations, atomic: true })).failedIndex).toBeUndefined();
-    }
+    await depositEach(s, customerId, ACTIVE, {});
     // In its ledger position, not ACTIVE: one not started yet, one expired with its expiry not recorded (no sweeper here).
     await s.client.call("deposit", { customerId, amount: 1_000n, source: "later", startsAt: ts(s.clock.now() + 3_600_000) });
     await s.client.call("deposit", { customerId, amount: 500n, source: "brief", expiresAt: ts(s.clock.now() + 60_000) });
@@ -199,13 +204,7 @@ describe("a spend of a customer with a long past", () => {
   beforeAll(async () => {
     s = await startTestServer();
     // 200 accounts spent in part, expired and recorded (their EXPIRE entries written), then one to spend.
-    for (let b = 0; b < PAST / BATCH; b++) {
-      const expiresAt = ts(s.clock.now() + 60_000);
-      const operations = Array.from({ length: BATCH }, (_, i) => ({
-        operation: { $case: "deposit" as const, value: { customerId, amount: 10n, source: `past-${b}-${i}`, expiresAt } },
-      }));
-      expect((await s.client.call("batch", { operations, atomic: true })).failedIndex).toBeUndefined();
-    }
+    await depositEach(s, customerId, PAST, { expiresAt: ts(s.clock.now() + 60_000) });
     await s.client.call("deduct", { customerId, transactionId: uid("d"), amount: 1n });
     s.clock.advance(61_000);
     expect((await sweep(s.app.context, pino({ level: "silent" }))).recorded).toBe(PAST);
