@@ -337,7 +337,8 @@ export class ClusterPool implements ConnectionSource {
    * Asks every node directly whether it can serve; nodes taken out come back after two ready
    * probes in a row, the others are taken out: one out of the primary component, and one that does not answer within
    * PROBE_TIMEOUT_MS (a hung host or a partition that sends no reset: its pooled connections
-   * would hang every call that took one). True when any node is ready.
+   * would hang every call that took one). Ok when any node is ready; else each node's state, and
+   * the first failure as the cause.
    */
   async probeNodes(): Promise<ProbeOutcome> {
     const startedMs = Date.now();
