@@ -307,13 +307,43 @@ function singleServer(options: PoolOptions, host: DatabaseHost, sessionSetup: re
     pool: server,
     singlePool: pool,
     // Bounded, as a cluster's probes are: a hung server must not leave health saying SERVING.
-    probe: () =>
-      server.query({ sql: "SELECT 1", timeout: PROBE_TIMEOUT_MS }).then(
-        (): ProbeOutcome => ({ ok: true }),
-        (error: unknown): ProbeOutcome => ({ ok: false, error }),
-      ),
+    probe: boundedProbe(() => server.query({ sql: "SELECT 1", timeout: PROBE_TIMEOUT_MS }), PROBE_TIMEOUT_MS),
     nodeIds: [],
     nodesOut: () => [],
+  };
+}
+
+/**
+ * A probe answered within `boundMs`, its wait for a pooled connection included: with every
+ * connection held by calls to a hung server, the query's own timeout starts only once it has one.
+ * One query at most on its way: a probe that finds the last one still waiting waits for that one.
+ */
+function boundedProbe(run: () => Promise<unknown>, boundMs: number): () => Promise<ProbeOutcome> {
+  let onItsWay: Promise<ProbeOutcome> | null = null;
+  return async () => {
+    const query = (onItsWay ??= run().then(
+      (): ProbeOutcome => ({ ok: true }),
+      (error: unknown): ProbeOutcome => ({ ok: false, error }),
+    ));
+    void query.finally(() => {
+      if (onItsWay === query) onItsWay = null;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<ProbeOutcome>((resolve) => {
+      timer = setTimeout(
+        () =>
+          resolve({
+            ok: false,
+            error: new Error(`the database answered no probe within ${boundMs} ms (no free connection, or no answer)`),
+          }),
+        boundMs,
+      );
+    });
+    try {
+      return await Promise.race([query, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   };
 }
 

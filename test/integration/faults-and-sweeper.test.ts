@@ -876,6 +876,39 @@ describe("database outage", () => {
     }
   });
 
+  it("a hung server whose every pooled connection a read holds: health says so within the probe's bound, not after the statement timeout", async () => {
+    const proxy = new TcpProxy(3306);
+    const port = await proxy.start();
+    const db = uniqueDatabaseUrl("vb_hang_pool");
+    const s = await startTestServer({
+      DATABASE_URL: db.url.replace("127.0.0.1:3306", `127.0.0.1:${port}`),
+      DB_POOL_SIZE: "4",
+      DB_LOCK_WAIT_TIMEOUT_S: "1",
+      HEALTH_CHECK_INTERVAL_MS: "100",
+    });
+    const health = async () => (await fetch(`${s.httpUrl}/v1/health`)).status;
+    try {
+      const customerId = uid("cust");
+      await s.client.call("deposit", { customerId, amount: 100n });
+      expect(await health()).toBe(200);
+      proxy.freeze();
+      // Six reads for four connections: the probe finds none free. Its bound (2 s) runs out long
+      // before the reads' statement timeout (1 s of lock wait + the 10 s margin).
+      const reads = Array.from({ length: 6 }, () => s.client.call("getCustomer", { customerId }));
+      const started = Date.now();
+      await expect.poll(health, { timeout: 6_000, interval: 100 }).toBe(503);
+      expect(Date.now() - started).toBeLessThan(6_000);
+      proxy.thaw();
+      await Promise.allSettled(reads);
+      await expect.poll(health, { timeout: 10_000, interval: 100 }).toBe(200);
+    } finally {
+      proxy.thaw();
+      await s.stop();
+      await proxy.cut();
+      await db.drop();
+    }
+  });
+
   it("a server that hangs (answers nothing, closes nothing) fails a call after the lock wait and a margin, not never; health says so", async () => {
     const proxy = new TcpProxy(3306);
     const port = await proxy.start();
