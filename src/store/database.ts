@@ -321,10 +321,11 @@ function singleServer(options: PoolOptions, host: DatabaseHost, sessionSetup: re
 function boundedProbe(run: () => Promise<unknown>, boundMs: number): () => Promise<ProbeOutcome> {
   let onItsWay: Promise<ProbeOutcome> | null = null;
   return async () => {
-    const query = (onItsWay ??= run().then(
+    onItsWay ??= run().then(
       (): ProbeOutcome => ({ ok: true }),
       (error: unknown): ProbeOutcome => ({ ok: false, error }),
-    ));
+    );
+    const query = onItsWay;
     void query.finally(() => {
       if (onItsWay === query) onItsWay = null;
     });
