@@ -876,21 +876,41 @@ describe("database outage", () => {
     }
   });
 
-  it("a hung server whose every pooled connection a read holds: health says so within the probe's bound, not after the statement timeout", async () => {
+  /**
+   * A server whose database is behind a proxy that can freeze (1 s of lock wait, health probed
+   * every 100 ms), with a customer of 100 deposited and health 200; `end` thaws and drops it all.
+   */
+  async function behindFreezableProxy(name: string, env: Record<string, string> = {}) {
     const proxy = new TcpProxy(3306);
     const port = await proxy.start();
-    const db = uniqueDatabaseUrl("vb_hang_pool");
+    const db = uniqueDatabaseUrl(name);
     const s = await startTestServer({
       DATABASE_URL: db.url.replace("127.0.0.1:3306", `127.0.0.1:${port}`),
-      DB_POOL_SIZE: "4",
       DB_LOCK_WAIT_TIMEOUT_S: "1",
       HEALTH_CHECK_INTERVAL_MS: "100",
+      ...env,
     });
     const health = async () => (await fetch(`${s.httpUrl}/v1/health`)).status;
+    const end = async () => {
+      proxy.thaw();
+      await s.stop();
+      await proxy.cut();
+      await db.drop();
+    };
+    const customerId = uid("cust");
     try {
-      const customerId = uid("cust");
       await s.client.call("deposit", { customerId, amount: 100n });
       expect(await health()).toBe(200);
+    } catch (error) {
+      await end();
+      throw error;
+    }
+    return { proxy, s, health, customerId, end };
+  }
+
+  it("a hung server whose every pooled connection a read holds: health says so within the probe's bound, not after the statement timeout", async () => {
+    const { proxy, s, health, customerId, end } = await behindFreezableProxy("vb_hang_pool", { DB_POOL_SIZE: "4" });
+    try {
       proxy.freeze();
       // Six reads for four connections: the probe finds none free. Its bound (2 s) runs out long
       // before the reads' statement timeout (1 s of lock wait + the 10 s margin).
@@ -902,27 +922,13 @@ describe("database outage", () => {
       await Promise.allSettled(reads);
       await expect.poll(health, { timeout: 10_000, interval: 100 }).toBe(200);
     } finally {
-      proxy.thaw();
-      await s.stop();
-      await proxy.cut();
-      await db.drop();
+      await end();
     }
   });
 
   it("a server that hangs (answers nothing, closes nothing) fails a call after the lock wait and a margin, not never; health says so", async () => {
-    const proxy = new TcpProxy(3306);
-    const port = await proxy.start();
-    const db = uniqueDatabaseUrl("vb_hang");
-    const s = await startTestServer({
-      DATABASE_URL: db.url.replace("127.0.0.1:3306", `127.0.0.1:${port}`),
-      DB_LOCK_WAIT_TIMEOUT_S: "1",
-      HEALTH_CHECK_INTERVAL_MS: "100",
-    });
-    const health = async () => (await fetch(`${s.httpUrl}/v1/health`)).status;
+    const { proxy, s, health, customerId, end } = await behindFreezableProxy("vb_hang");
     try {
-      const customerId = uid("cust");
-      await s.client.call("deposit", { customerId, amount: 100n });
-      expect(await health()).toBe(200);
       proxy.freeze();
       // 1 s of lock wait + the 10 s margin, then a new connection's 5 s connect timeout: well
       // before the test's own timeout, while the server stays frozen. A read outside a
@@ -937,10 +943,7 @@ describe("database outage", () => {
       const r = await s.client.call("deduct", { customerId, transactionId: uid("tx"), amount: 1n });
       expect(r.balance?.available).toBe(99n);
     } finally {
-      proxy.thaw();
-      await s.stop();
-      await proxy.cut();
-      await db.drop();
+      await end();
     }
   });
 });
