@@ -321,14 +321,16 @@ function singleServer(options: PoolOptions, host: DatabaseHost, sessionSetup: re
 function boundedProbe(run: () => Promise<unknown>, boundMs: number): () => Promise<ProbeOutcome> {
   let onItsWay: Promise<ProbeOutcome> | null = null;
   return async () => {
-    onItsWay ??= run().then(
-      (): ProbeOutcome => ({ ok: true }),
-      (error: unknown): ProbeOutcome => ({ ok: false, error }),
-    );
+    // Never rejects; cleared once answered, so the next probe sends a query of its own.
+    onItsWay ??= run()
+      .then(
+        (): ProbeOutcome => ({ ok: true }),
+        (error: unknown): ProbeOutcome => ({ ok: false, error }),
+      )
+      .finally(() => {
+        onItsWay = null;
+      });
     const query = onItsWay;
-    void query.finally(() => {
-      if (onItsWay === query) onItsWay = null;
-    });
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<ProbeOutcome>((resolve) => {
       timer = setTimeout(

@@ -1,6 +1,7 @@
 import mysql, { type RowDataPacket } from "mysql2/promise";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { PartialOf, RequestOf } from "../../src/client/billing-client.js";
 import { voidDeposit } from "../../src/operations/reversal.js";
 import { deduct } from "../../src/operations/spend.js";
 import { sweep } from "../../src/operations/sweeper.js";
@@ -54,15 +55,23 @@ const deductOf = (projectId: bigint, customerId: string, amount: bigint) => ({
   metadata: {},
 });
 
-/** `count` deposits of 10 to the customer, each its own account (its own source), in atomic batches. */
-async function depositEach(s: TestServer, customerId: string, count: number, dates: { expiresAt?: ReturnType<typeof ts> }): Promise<void> {
-  for (let b = 0; b < count / BATCH; b++) {
-    const operations = Array.from({ length: BATCH }, (_, i) => ({
-      operation: { $case: "deposit" as const, value: { customerId, amount: 10n, source: `grant-${b}-${i}`, ...dates } },
-    }));
+type BatchOperation = NonNullable<PartialOf<RequestOf<"batch">>["operations"]>[number];
+
+/** `count` operations (`operationOf` the n-th), in atomic batches of BATCH, each batch applied whole. */
+async function inBatches(s: TestServer, count: number, operationOf: (n: number) => BatchOperation): Promise<void> {
+  for (let start = 0; start < count; start += BATCH) {
+    const operations = Array.from({ length: Math.min(BATCH, count - start) }, (_, i) => operationOf(start + i));
     expect((await s.client.call("batch", { operations, atomic: true })).failedIndex).toBeUndefined();
   }
 }
+
+/** `count` deposits of 10 to the customer, each its own account (its own source). */
+const depositEach = (s: TestServer, customerId: string, count: number, dates: { expiresAt?: ReturnType<typeof ts> }) =>
+  inBatches(s, count, (n) => ({ operation: { $case: "deposit", value: { customerId, amount: 10n, source: `grant-${n}`, ...dates } } }));
+
+/** `count` Deducts of 1 from the customer, each its own transaction. */
+const deductEach = (s: TestServer, customerId: string, count: number) =>
+  inBatches(s, count, () => ({ operation: { $case: "deduct", value: { customerId, transactionId: uid("d"), amount: 1n } } }));
 
 /** The customer's project, as the server made it. */
 async function projectOf(s: TestServer, customerId: string): Promise<bigint> {
@@ -79,7 +88,6 @@ function contextOn(s: TestServer, database: Database) {
 
 describe("reads that need part of a long history", () => {
   let s: TestServer;
-  let one: mysql.Pool;
   let database: Database;
   let projectId: bigint;
   const customerId = uid("cust");
@@ -91,19 +99,9 @@ describe("reads that need part of a long history", () => {
     firstDeposit = BigInt((await s.client.call("deposit", { customerId, amount: 1_000n })).ledgerEntryId);
     // One other customer's many writes, then this customer's own many, each a ledger entry and an event.
     await s.client.call("deposit", { customerId: busy, amount: 1_000_000n });
-    for (let b = 0; b < OTHERS / BATCH; b++) {
-      const operations = Array.from({ length: BATCH }, (_, i) => ({
-        operation: { $case: "deduct" as const, value: { customerId: busy, transactionId: uid(`d${b}-${i}`), amount: 1n } },
-      }));
-      expect((await s.client.call("batch", { operations, atomic: true })).failedIndex).toBeUndefined();
-    }
+    await deductEach(s, busy, OTHERS);
     await s.client.call("deposit", { customerId, amount: 500n, source: "later" });
-    for (let b = 0; b < OTHERS / BATCH; b++) {
-      const operations = Array.from({ length: BATCH }, (_, i) => ({
-        operation: { $case: "deduct" as const, value: { customerId, transactionId: uid(`own${b}-${i}`), amount: 1n } },
-      }));
-      expect((await s.client.call("batch", { operations, atomic: true })).failedIndex).toBeUndefined();
-    }
+    await deductEach(s, customerId, OTHERS);
     projectId = await projectOf(s, customerId);
     const events = 2 + 1 + 2 * OTHERS;
     await waitFor(async () => {
@@ -114,26 +112,18 @@ describe("reads that need part of a long history", () => {
       return Number(stamped[0]?.n) === events;
     }, "every event stamped");
     await s.app.database.pool.query("ANALYZE TABLE events, ledger_entries");
-    one = mysql.createPool({
-      uri: s.databaseUrl,
-      connectionLimit: 1,
-      multipleStatements: true,
-      supportBigNumbers: true,
-      bigNumberStrings: true,
-    });
     database = await openDatabase(s.databaseUrl, { poolSize: 1 });
   }, 120_000);
 
   afterAll(async () => {
-    await one?.end();
     await database?.close();
     await s?.stop();
   });
 
   it("reads one customer's events from the oldest cursor without reading the others' (600 between its first and the rest)", async () => {
     let read: Awaited<ReturnType<typeof readFeedChecked>> | undefined;
-    const rows = await rowsReadBy(one, async () => {
-      read = await readFeedChecked(one, { projectId, after: 0n, customerId, types: [] }, 3);
+    const rows = await rowsReadBy(database.pool, async () => {
+      read = await readFeedChecked(database.pool, { projectId, after: 0n, customerId, types: [] }, 3);
     });
     expect(read?.rows.map((e) => e.type)).toEqual(["ledger.deposit", "ledger.deposit", "ledger.deduct"]);
     expect(rows).toBeLessThanOrEqual(20);
@@ -141,8 +131,8 @@ describe("reads that need part of a long history", () => {
 
   it("reads one type's events from the oldest cursor without reading the other types'", async () => {
     let read: Awaited<ReturnType<typeof readFeedChecked>> | undefined;
-    const rows = await rowsReadBy(one, async () => {
-      read = await readFeedChecked(one, { projectId, after: 0n, customerId: null, types: ["ledger.deposit"] }, 10);
+    const rows = await rowsReadBy(database.pool, async () => {
+      read = await readFeedChecked(database.pool, { projectId, after: 0n, customerId: null, types: ["ledger.deposit"] }, 10);
     });
     expect(read?.rows.map((e) => e.customerId)).toEqual([customerId, busy, customerId]);
     expect(rows).toBeLessThanOrEqual(20);
